@@ -1,0 +1,185 @@
+// `foresight backtest`: EVALUATION.md's protocol on a trace folder.
+#include <fstream>
+#include <iostream>
+
+#include "commands.h"
+#include "foresight/core/log.h"
+#include "foresight/core/progress.h"
+#include "foresight/sim/report.h"
+#include "foresight/trace/reader.h"
+
+namespace foresight::app {
+namespace {
+
+struct BacktestArgs {
+  std::string trace_dir;
+  std::string format = "bitbrains";
+  std::string policies = "vpa,autopilot,reactive,static,oracle";
+  std::vector<std::string> policy_options;
+  std::size_t lead = 1;
+  double train_fraction = 0.5;
+  double target_violation = 0.01;
+  std::string json_path, plot_dir;
+  bool strict = false, no_progress = false;
+  std::int64_t step = 0;
+  unsigned threads = 0;
+  std::size_t max_series = 0, examples = 3;
+};
+
+// Writes next to the target and renames, so a failed run never leaves half a file.
+Status writeAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << text;
+    if (!out) return fail(ErrorCode::kIo, "{}: cannot write", tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return fail(ErrorCode::kIo, "{}: cannot rename into place: {}", path, ec.message());
+  return ok();
+}
+
+std::vector<std::string> splitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    std::size_t next = s.find(',', pos);
+    if (next == std::string::npos) next = s.size();
+    if (next > pos) out.push_back(s.substr(pos, next - pos));
+    pos = next + 1;
+  }
+  return out;
+}
+
+int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
+  auto format = trace::parseFormat(a.format);
+  if (!format) {
+    spdlog::error("{}", format.error().message);
+    return 2;
+  }
+  // --policy-opt lstm.model=FILE → options["lstm"]["model"] = FILE
+  std::map<std::string, predict::PolicyOptions> options;
+  for (const auto& opt : a.policy_options) {
+    auto dot = opt.find('.'), eq = opt.find('=');
+    if (dot == std::string::npos || eq == std::string::npos || dot > eq) {
+      spdlog::error("--policy-opt '{}': expected POLICY.KEY=VALUE", opt);
+      return 2;
+    }
+    options[opt.substr(0, dot)][opt.substr(dot + 1, eq - dot - 1)] = opt.substr(eq + 1);
+  }
+  std::vector<std::unique_ptr<predict::PolicyFactory>> factories;
+  std::vector<sim::NamedPolicy> named;
+  for (const auto& name : splitList(a.policies)) {
+    auto f = builtins.policies.create(name, options[name]);
+    if (!f) {
+      spdlog::error("--policies: {}", f.error().message);
+      return 2;
+    }
+    factories.push_back(std::move(*f));
+    named.push_back({name, factories.back().get()});
+  }
+  if (named.empty()) {
+    spdlog::error("--policies: no policy named");
+    return 2;
+  }
+
+  trace::ReadOptions ro;
+  ro.format = *format;
+  ro.strict = a.strict;
+  ro.step_seconds = a.step;
+  ro.max_series = a.max_series;
+  ro.threads = static_cast<int>(a.threads);
+  auto tr = trace::readTraceDir(a.trace_dir, ro);
+  if (!tr) {
+    spdlog::error("{}", tr.error().message);
+    return 1;
+  }
+  if (tr->series.empty()) {
+    spdlog::error("{}: no usable series ({} skipped)", a.trace_dir, tr->skipped.size());
+    return 1;
+  }
+  spdlog::info("{}: {} series, {} skipped, step {} s", a.trace_dir, tr->series.size(),
+               tr->skipped.size(), tr->step_seconds);
+  for (std::size_t i = 0; i < named.size(); ++i) {
+    if (auto s = factories[i]->prepare(*tr); !s) {
+      spdlog::error("policy {}: {}", named[i].name, s.error().message);
+      return 1;
+    }
+  }
+
+  ProgressBar bar("backtest", tr->series.size(), !a.no_progress);
+  sim::RunOptions run;
+  run.protocol = {a.lead, a.train_fraction, a.target_violation};
+  run.threads = a.threads;
+  run.examples = a.examples;
+  run.on_progress = [&](std::size_t done, std::size_t) { bar.update(done); };
+  sim::Report report = sim::runBacktest(*tr, named, run);
+  bar.finish();
+
+  std::cout << sim::toTable(report) << std::flush;
+  for (const auto& p : report.policies) {
+    spdlog::info("{}: {:.0f} series-steps/s per thread ({} series-steps, {:.2f} thread-s)", p.name,
+                 p.thread_seconds > 0 ? static_cast<double>(p.series_steps) / p.thread_seconds : 0.0,
+                 p.series_steps, p.thread_seconds);
+  }
+  spdlog::info("replay took {:.2f} s wall", report.wall_seconds);
+  if (!a.json_path.empty()) {
+    if (auto s = writeAtomically(a.json_path, sim::toJson(report).dump(2) + "\n"); !s) {
+      spdlog::error("{}", s.error().message);
+      return 1;
+    }
+    spdlog::info("wrote {}", a.json_path);
+  }
+  if (!a.plot_dir.empty()) {
+    auto written = sim::writePlots(report, a.plot_dir);
+    if (!written) {
+      spdlog::error("{}", written.error().message);
+      return 1;
+    }
+    spdlog::info("wrote {} plots to {}", written->size(), a.plot_dir);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void addBacktestCommand(CLI::App& app, Builtins& builtins) {
+  auto args = std::make_shared<BacktestArgs>();
+  std::string policy_help = "comma-separated policies; known:";
+  for (const auto& n : builtins.policies.names()) {
+    policy_help += "\n  " + n + ": " + builtins.policies.summary(n);
+  }
+  auto* cmd = app.add_subcommand(
+      "backtest",
+      "Replay a trace through allocation policies and score them at equal risk (EVALUATION.md)");
+  cmd->add_option("--trace", args->trace_dir, "folder of trace files (*.csv, *.csv.gz)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--format", args->format, "bitbrains or csv")->capture_default_str();
+  cmd->add_option("--policies", args->policies, policy_help)->capture_default_str();
+  cmd->add_option("--policy-opt", args->policy_options, "POLICY.KEY=VALUE passed to a policy");
+  cmd->add_option("--lead", args->lead, "actuation lead time in steps")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  cmd->add_option("--train-fraction", args->train_fraction, "warm-up share of each series")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 0.95));
+  cmd->add_option("--target-violation", args->target_violation,
+                  "violation rate the calibrated knob aims for")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--json", args->json_path, "write the results as JSON to FILE");
+  cmd->add_option("--plot", args->plot_dir, "write SVG plots into DIR");
+  cmd->add_flag("--strict", args->strict, "fail on any bad file or short series instead of skipping");
+  cmd->add_option("--step", args->step, "resampling step in seconds (default: the median step)");
+  cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
+  cmd->add_option("--max-series", args->max_series, "use only the first N series");
+  cmd->add_option("--examples", args->examples, "series kept for example plots")->capture_default_str();
+  cmd->add_flag("--no-progress", args->no_progress, "no progress bar");
+  cmd->callback([args, &builtins] {
+    if (int rc = runBacktestCommand(*args, builtins); rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace foresight::app

@@ -1,0 +1,35 @@
+// foresight: one CLI for the whole system; each subcommand lives in its own *_command.cpp.
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+#include "foresight/core/log.h"
+
+namespace foresight::app {
+
+void registerBuiltins(Builtins& builtins) { predict::registerBaselines(builtins.policies); }
+
+}  // namespace foresight::app
+
+int main(int argc, char** argv) {
+  using namespace foresight;
+  CLI::App app{
+      "Foresight: forecasts what CPU, memory, disk I/O and network a workload will need and sizes "
+      "its allocation before the bottleneck hits."};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+  app.set_version_flag("--version", std::string("foresight ") + FORESIGHT_VERSION);
+
+  app::Builtins builtins;
+  app::registerBuiltins(builtins);
+  app::addBacktestCommand(app, builtins);
+
+  app.parse_complete_callback([&] { setupLogging(log_level); });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return 0;
+}

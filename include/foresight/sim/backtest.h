@@ -1,0 +1,97 @@
+#pragma once
+// The backtest of EVALUATION.md: replays each series through each policy with a lead time, sweeps
+// every policy's risk knob in the same pass, and scores the evaluation part.
+
+#include <array>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "foresight/predict/policy.h"
+#include "foresight/trace/series.h"
+
+namespace foresight::sim {
+
+struct Protocol {
+  std::size_t lead_steps = 1;
+  double train_fraction = 0.5;
+  double target_violation = 0.01;
+};
+
+inline const std::vector<double> kIsoRiskLevels = {0.05, 0.02, 0.01, 0.005};
+inline const std::vector<double> kCoverageLevels = {0.5, 0.8, 0.9, 0.95};
+
+struct Scores {
+  double knob = 0;
+  double slack = 0;           // sum max(a-u,0) / sum a
+  double violation_rate = 0;  // share of steps with u > a
+  double shortfall = 0;       // sum max(u-a,0) / sum u
+  double changes_per_day = 0; // changes > 1% per series per day
+};
+
+struct ResourceResult {
+  predict::Knob knob;
+  Scores default_scores;
+  Scores calibrated;
+  std::vector<Scores> frontier;  // one per knob grid value
+  std::map<double, std::optional<double>> iso_risk, iso_risk_shortfall;
+  std::map<double, double> coverage;  // empty unless the policy gives intervals
+};
+
+struct PolicyResult {
+  std::string name;
+  std::map<Resource, ResourceResult> resources;
+  double thread_seconds = 0;     // CPU-side time spent replaying this policy
+  std::uint64_t series_steps = 0;
+};
+
+// A few series kept whole for plots: usage, and per policy the default-knob allocation and, for
+// interval policies, the 90% band; evaluation part only.
+struct ExampleSeries {
+  std::string id;
+  Resource resource = Resource::kCpu;
+  std::int64_t start = 0, step_seconds = 0;
+  std::vector<double> usage;
+  std::map<std::string, std::vector<double>> allocation, band_lo, band_hi;
+};
+
+struct Report {
+  std::size_t series = 0, skipped = 0;
+  std::int64_t step_seconds = 0;
+  std::uint64_t evaluation_steps = 0;
+  Protocol protocol;
+  std::vector<PolicyResult> policies;
+  std::vector<ExampleSeries> examples;
+  double wall_seconds = 0;
+};
+
+struct NamedPolicy {
+  std::string name;
+  predict::PolicyFactory* factory;
+};
+
+struct RunOptions {
+  Protocol protocol;
+  unsigned threads = 0;
+  std::size_t examples = 3;  // series kept for plots
+  // Called after each series with (done, total); from worker threads.
+  std::function<void(std::size_t, std::size_t)> on_progress;
+};
+
+// Policies must have been prepare()d on the trace.
+Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& policies,
+                   const RunOptions& options);
+
+// The allocations a policy commits for one resource at each knob, indexed by the step they are
+// for (NaN where none was committed). For tests and diagnostics.
+std::vector<std::vector<double>> replayAllocations(const predict::PolicyFactory& factory,
+                                                   const trace::Series& series,
+                                                   const Protocol& protocol, Resource resource);
+
+// Linear interpolation of y at violation rate v along a frontier; nullopt outside its range.
+std::optional<double> interpolateAtViolation(const std::vector<Scores>& frontier, double v,
+                                             double Scores::*y);
+
+}  // namespace foresight::sim

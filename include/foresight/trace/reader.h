@@ -1,0 +1,64 @@
+#pragma once
+// Readers for real trace formats (EVALUATION.md "Input"):
+//   bitbrains  GWA-T-12 per-VM CSV files (plain or gzip'd)
+//   csv        generic: header `timestamp` then any of cpu, memory, disk_io, network
+// Reading is two stages so that callers (and tests) can see the file list before it is read:
+// listTraceFiles() then readTrace().
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "foresight/core/result.h"
+#include "foresight/trace/series.h"
+
+namespace foresight::trace {
+
+enum class Format { kBitbrains, kCsv };
+Result<Format> parseFormat(const std::string& s);
+
+struct ReadOptions {
+  Format format = Format::kCsv;
+  bool strict = false;             // a skipped file or series fails the whole read
+  std::int64_t step_seconds = 0;   // 0: the median step of the trace
+  int max_fill_steps = 3;          // missing steps carried forward; longer gaps split a series
+  double min_days = 2.0;           // shorter series are skipped and counted
+  std::size_t max_series = 0;      // 0: all
+  int threads = 0;                 // 0: hardware concurrency
+};
+
+// Raw samples of one file, before resampling. Times are Unix seconds, in file order.
+struct RawSeries {
+  std::string id;
+  std::string file;
+  std::vector<std::int64_t> time;
+  std::array<std::vector<double>, kResourceCount> value;  // same length as time when present
+  std::map<std::string, std::vector<double>> metadata;    // per sample
+};
+
+// The trace files of a folder (`*.csv`, `*.csv.gz`), sorted by name. An empty or missing folder
+// is an error.
+Result<std::vector<std::filesystem::path>> listTraceFiles(const std::filesystem::path& dir);
+
+// Parses one file. Errors name the file and line.
+Result<RawSeries> parseFile(const std::filesystem::path& file, Format format);
+
+// Regularises raw samples on a step: sort by time, drop duplicate timestamps, mean per step, carry
+// forward gaps of at most max_fill_steps, split at longer gaps. Pieces shorter than min_days are
+// reported in `skipped`.
+std::vector<Series> resample(const RawSeries& raw, std::int64_t step_seconds,
+                             const ReadOptions& options, std::vector<Skip>& skipped);
+
+// The median sampling interval of a raw series (0 when it has fewer than two samples).
+std::int64_t medianStep(const RawSeries& raw);
+
+// Reads the files (in parallel), chooses the trace step, resamples. With options.strict, any skip
+// is an error; otherwise skips are counted in Trace::skipped and logged.
+Result<Trace> readTrace(const std::vector<std::filesystem::path>& files,
+                        const ReadOptions& options);
+
+// listTraceFiles + readTrace.
+Result<Trace> readTraceDir(const std::filesystem::path& dir, const ReadOptions& options);
+
+}  // namespace foresight::trace

@@ -1,0 +1,336 @@
+#include "foresight/sim/backtest.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "foresight/core/parallel.h"
+
+namespace foresight::sim {
+namespace {
+
+struct Accumulator {
+  double sum_alloc = 0, sum_slack = 0, sum_usage = 0, sum_short = 0;
+  std::uint64_t steps = 0, violations = 0, changes = 0;
+  std::uint64_t warm_steps = 0, warm_violations = 0;
+  void merge(const Accumulator& o) {
+    sum_alloc += o.sum_alloc, sum_slack += o.sum_slack, sum_usage += o.sum_usage;
+    sum_short += o.sum_short, steps += o.steps, violations += o.violations, changes += o.changes;
+    warm_steps += o.warm_steps, warm_violations += o.warm_violations;
+  }
+};
+
+struct Coverage {
+  std::uint64_t steps = 0, covered = 0;
+};
+
+struct PolicyAccumulator {
+  std::array<std::vector<Accumulator>, kResourceCount> knob;  // per knob grid value
+  std::array<std::array<Coverage, 4>, kResourceCount> coverage{};
+  std::array<double, kResourceCount> days{};  // evaluation days, pooled over series
+  double seconds = 0;
+  std::uint64_t steps = 0;
+};
+
+std::size_t nearestIndex(const std::vector<double>& grid, double v) {
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < grid.size(); ++i)
+    if (std::abs(grid[i] - v) < std::abs(grid[best] - v)) best = i;
+  return best;
+}
+
+predict::SeriesContext contextFor(const trace::Series& s, const Protocol& p) {
+  predict::SeriesContext ctx;
+  ctx.id = s.id;
+  ctx.start = s.start;
+  ctx.step_seconds = s.step_seconds;
+  ctx.steps = s.size();
+  ctx.warmup_steps = static_cast<std::size_t>(std::floor(static_cast<double>(s.size()) * p.train_fraction));
+  ctx.lead_steps = p.lead_steps;
+  for (Resource r : kAllResources) ctx.resources[index(r)] = s.has(r);
+  ctx.metadata = s.metadata;
+  return ctx;
+}
+
+// Replays one series through one policy. `visit(t, r, allocations, lo, hi)` is called for every
+// step t >= lead with the allocations committed for t (lo/hi: interval bounds per coverage level,
+// NaN when the policy gives none).
+template <typename Visit>
+void replay(const predict::PolicyFactory& factory, const trace::Series& s, const Protocol& p,
+            const std::array<std::vector<double>, kResourceCount>& grids, Visit&& visit) {
+  const auto ctx = contextFor(s, p);
+  auto policy = factory.create(ctx, factory.seesFuture() ? &s : nullptr);
+  const std::size_t n = s.size(), lead = p.lead_steps, slots = lead + 1;
+  const std::size_t levels = kCoverageLevels.size();
+  const bool intervals = factory.givesIntervals();
+  std::array<std::vector<double>, kResourceCount> pending, lo, hi;
+  for (Resource r : kAllResources) {
+    if (!s.has(r)) continue;
+    pending[index(r)].assign(slots * grids[index(r)].size(), NAN);
+    lo[index(r)].assign(slots * levels, NAN);
+    hi[index(r)].assign(slots * levels, NAN);
+  }
+  predict::Observation o;
+  for (std::size_t t = 0; t < n; ++t) {
+    if (t >= lead) {
+      const std::size_t slot = t % slots;
+      for (Resource r : kAllResources) {
+        if (!s.has(r)) continue;
+        const std::size_t k = grids[index(r)].size();
+        visit(t, r, std::span<const double>(pending[index(r)].data() + slot * k, k),
+              std::span<const double>(lo[index(r)].data() + slot * levels, levels),
+              std::span<const double>(hi[index(r)].data() + slot * levels, levels));
+      }
+    }
+    o.step = t;
+    o.time = s.start + static_cast<std::int64_t>(t) * s.step_seconds;
+    for (Resource r : kAllResources) o.usage[index(r)] = s.has(r) ? s.usage[index(r)][t] : NAN;
+    policy->observe(o);
+    const std::size_t slot = (t + lead) % slots;
+    for (Resource r : kAllResources) {
+      if (!s.has(r)) continue;
+      const auto& grid = grids[index(r)];
+      policy->commit(r, grid, std::span<double>(pending[index(r)].data() + slot * grid.size(), grid.size()));
+      if (intervals) {
+        for (std::size_t l = 0; l < levels; ++l) {
+          double a = NAN, b = NAN;
+          if (!policy->interval(r, kCoverageLevels[l], a, b)) a = b = NAN;
+          lo[index(r)][slot * levels + l] = a;
+          hi[index(r)][slot * levels + l] = b;
+        }
+      }
+    }
+  }
+}
+
+Scores scoresOf(const Accumulator& a, double knob, double days) {
+  Scores s;
+  s.knob = knob;
+  s.slack = a.sum_alloc > 0 ? a.sum_slack / a.sum_alloc : 0.0;
+  s.violation_rate = a.steps ? static_cast<double>(a.violations) / static_cast<double>(a.steps) : 0.0;
+  s.shortfall = a.sum_usage > 0 ? a.sum_short / a.sum_usage : 0.0;
+  s.changes_per_day = days > 0 ? static_cast<double>(a.changes) / days : 0.0;
+  return s;
+}
+
+}  // namespace
+
+std::optional<double> interpolateAtViolation(const std::vector<Scores>& frontier, double v,
+                                             double Scores::*y) {
+  std::vector<const Scores*> pts;
+  for (const auto& s : frontier) pts.push_back(&s);
+  std::stable_sort(pts.begin(), pts.end(), [](const Scores* a, const Scores* b) {
+    return a->violation_rate < b->violation_rate;
+  });
+  if (pts.empty() || v < pts.front()->violation_rate || v > pts.back()->violation_rate) {
+    return std::nullopt;
+  }
+  for (std::size_t i = 0; i + 1 < pts.size(); ++i) {
+    const Scores& a = *pts[i];
+    const Scores& b = *pts[i + 1];
+    if (v >= a.violation_rate && v <= b.violation_rate) {
+      const double span = b.violation_rate - a.violation_rate;
+      if (span <= 0) return a.*y;
+      const double w = (v - a.violation_rate) / span;
+      return a.*y + w * (b.*y - a.*y);
+    }
+  }
+  return pts.front()->*y;  // a single point equal to v
+}
+
+std::vector<std::vector<double>> replayAllocations(const predict::PolicyFactory& factory,
+                                                   const trace::Series& series,
+                                                   const Protocol& protocol, Resource resource) {
+  std::array<std::vector<double>, kResourceCount> grids;
+  for (Resource r : kAllResources) grids[index(r)] = factory.knob(r).grid;
+  std::vector<std::vector<double>> out(series.size(),
+                                       std::vector<double>(grids[index(resource)].size(), NAN));
+  replay(factory, series, protocol, grids,
+         [&](std::size_t t, Resource r, std::span<const double> a, auto, auto) {
+           if (r == resource) std::copy(a.begin(), a.end(), out[t].begin());
+         });
+  return out;
+}
+
+Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& policies,
+                   const RunOptions& options) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  const Protocol& p = options.protocol;
+  if (p.lead_steps < 1) throw std::invalid_argument("lead must be at least one step");
+  const unsigned threads = options.threads ? options.threads : defaultThreads();
+
+  std::vector<std::array<std::vector<double>, kResourceCount>> grids(policies.size());
+  for (std::size_t i = 0; i < policies.size(); ++i)
+    for (Resource r : kAllResources) grids[i][index(r)] = policies[i].factory->knob(r).grid;
+
+  // Per worker, per policy accumulators: no locks on the hot path.
+  std::vector<std::vector<PolicyAccumulator>> acc(threads, std::vector<PolicyAccumulator>(policies.size()));
+  for (auto& w : acc)
+    for (std::size_t i = 0; i < policies.size(); ++i)
+      for (Resource r : kAllResources) w[i].knob[index(r)].resize(grids[i][index(r)].size());
+
+  const std::size_t n_examples = std::min(options.examples, trace.series.size());
+  std::vector<std::array<ExampleSeries, kResourceCount>> examples(n_examples);
+  std::vector<std::uint64_t> eval_steps(threads, 0);
+  std::atomic<std::size_t> done{0};
+
+  parallelFor(trace.series.size(), threads, [&](std::size_t si, unsigned worker) {
+    const trace::Series& s = trace.series[si];
+    const std::size_t warmup = contextFor(s, p).warmup_steps;
+    const double step_days = static_cast<double>(s.step_seconds) / 86400.0;
+    if (s.size() > warmup) eval_steps[worker] += s.size() - warmup;
+    const bool keep = si < n_examples;
+    if (keep) {
+      for (Resource r : kAllResources) {
+        if (!s.has(r)) continue;
+        auto& ex = examples[si][index(r)];
+        ex.id = s.id, ex.resource = r, ex.start = s.start + static_cast<std::int64_t>(warmup) * s.step_seconds;
+        ex.step_seconds = s.step_seconds;
+        ex.usage.assign(s.usage[index(r)].begin() + static_cast<std::ptrdiff_t>(warmup), s.usage[index(r)].end());
+      }
+    }
+    for (std::size_t pi = 0; pi < policies.size(); ++pi) {
+      const auto t0 = std::chrono::steady_clock::now();
+      PolicyAccumulator& pa = acc[worker][pi];
+      std::array<std::vector<double>, kResourceCount> prev;
+      std::array<std::size_t, kResourceCount> default_index{};
+      for (Resource r : kAllResources) {
+        prev[index(r)].assign(grids[pi][index(r)].size(), NAN);
+        default_index[index(r)] = nearestIndex(grids[pi][index(r)], policies[pi].factory->knob(r).default_value);
+        if (s.has(r) && s.size() > warmup) pa.days[index(r)] += static_cast<double>(s.size() - warmup) * step_days;
+        if (keep && s.has(r)) {
+          auto& ex = examples[si][index(r)];
+          ex.allocation[policies[pi].name].assign(ex.usage.size(), NAN);
+          if (policies[pi].factory->givesIntervals()) {
+            ex.band_lo[policies[pi].name].assign(ex.usage.size(), NAN);
+            ex.band_hi[policies[pi].name].assign(ex.usage.size(), NAN);
+          }
+        }
+      }
+      replay(*policies[pi].factory, s, p, grids[pi],
+             [&](std::size_t t, Resource r, std::span<const double> alloc, std::span<const double> lo,
+                 std::span<const double> hi) {
+               const double u = s.usage[index(r)][t];
+               auto& accs = pa.knob[index(r)];
+               auto& last = prev[index(r)];
+               if (t < warmup) {
+                 if (!std::isnan(u)) {
+                   for (std::size_t k = 0; k < alloc.size(); ++k) {
+                     accs[k].warm_steps++;
+                     accs[k].warm_violations += u > alloc[k];
+                   }
+                 }
+                 std::copy(alloc.begin(), alloc.end(), last.begin());
+                 return;
+               }
+               for (std::size_t k = 0; k < alloc.size(); ++k) {
+                 const double a = alloc[k];
+                 if (t > warmup && !std::isnan(last[k]) &&
+                     std::abs(a - last[k]) > 0.01 * std::abs(last[k]) && a != last[k]) {
+                   accs[k].changes++;
+                 }
+                 last[k] = a;
+                 if (std::isnan(u) || std::isnan(a)) continue;
+                 Accumulator& c = accs[k];
+                 c.steps++;
+                 c.sum_alloc += a;
+                 c.sum_usage += u;
+                 if (a > u) c.sum_slack += a - u;
+                 if (u > a) {
+                   c.violations++;
+                   c.sum_short += u - a;
+                 }
+               }
+               if (!std::isnan(u)) {
+                 for (std::size_t l = 0; l < lo.size(); ++l) {
+                   if (std::isnan(lo[l]) || std::isnan(hi[l])) continue;
+                   auto& cov = pa.coverage[index(r)][l];
+                   cov.steps++;
+                   cov.covered += u >= lo[l] && u <= hi[l];
+                 }
+               }
+               if (keep) {
+                 auto& ex = examples[si][index(r)];
+                 const std::string& name = policies[pi].name;
+                 ex.allocation[name][t - warmup] = alloc[default_index[index(r)]];
+                 if (!lo.empty() && ex.band_lo.count(name)) {
+                   ex.band_lo[name][t - warmup] = lo[2];  // the 90% band
+                   ex.band_hi[name][t - warmup] = hi[2];
+                 }
+               }
+             });
+      pa.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      pa.steps += s.size();
+    }
+    if (options.on_progress) options.on_progress(++done, trace.series.size());
+  });
+
+  Report report;
+  report.series = trace.series.size();
+  report.skipped = trace.skipped.size();
+  report.step_seconds = trace.step_seconds;
+  report.protocol = p;
+  report.evaluation_steps = std::accumulate(eval_steps.begin(), eval_steps.end(), std::uint64_t{0});
+  for (std::size_t pi = 0; pi < policies.size(); ++pi) {
+    PolicyAccumulator total;
+    for (Resource r : kAllResources) total.knob[index(r)].resize(grids[pi][index(r)].size());
+    for (const auto& w : acc) {
+      const auto& pa = w[pi];
+      for (Resource r : kAllResources) {
+        for (std::size_t k = 0; k < pa.knob[index(r)].size(); ++k) total.knob[index(r)][k].merge(pa.knob[index(r)][k]);
+        for (std::size_t l = 0; l < kCoverageLevels.size(); ++l) {
+          total.coverage[index(r)][l].steps += pa.coverage[index(r)][l].steps;
+          total.coverage[index(r)][l].covered += pa.coverage[index(r)][l].covered;
+        }
+        total.days[index(r)] += pa.days[index(r)];
+      }
+      total.seconds += pa.seconds;
+      total.steps += pa.steps;
+    }
+    PolicyResult pr;
+    pr.name = policies[pi].name;
+    pr.thread_seconds = total.seconds;
+    pr.series_steps = total.steps;
+    for (Resource r : kAllResources) {
+      if (!trace.resources[index(r)]) continue;
+      ResourceResult rr;
+      rr.knob = policies[pi].factory->knob(r);
+      const auto& accs = total.knob[index(r)];
+      for (std::size_t k = 0; k < accs.size(); ++k) {
+        rr.frontier.push_back(scoresOf(accs[k], rr.knob.grid[k], total.days[index(r)]));
+      }
+      rr.default_scores = rr.frontier[nearestIndex(rr.knob.grid, rr.knob.default_value)];
+      // Calibrated: the least conservative knob whose warm-up violation rate meets the target.
+      std::size_t chosen = accs.size() - 1;
+      for (std::size_t k = 0; k < accs.size(); ++k) {
+        const auto& a = accs[k];
+        const double v = a.warm_steps ? static_cast<double>(a.warm_violations) / static_cast<double>(a.warm_steps) : 0.0;
+        if (v <= p.target_violation) {
+          chosen = k;
+          break;
+        }
+      }
+      rr.calibrated = rr.frontier[chosen];
+      for (double level : kIsoRiskLevels) {
+        rr.iso_risk[level] = interpolateAtViolation(rr.frontier, level, &Scores::slack);
+        rr.iso_risk_shortfall[level] = interpolateAtViolation(rr.frontier, level, &Scores::shortfall);
+      }
+      if (policies[pi].factory->givesIntervals()) {
+        for (std::size_t l = 0; l < kCoverageLevels.size(); ++l) {
+          const auto& c = total.coverage[index(r)][l];
+          if (c.steps) rr.coverage[kCoverageLevels[l]] = static_cast<double>(c.covered) / static_cast<double>(c.steps);
+        }
+      }
+      pr.resources[r] = std::move(rr);
+    }
+    report.policies.push_back(std::move(pr));
+  }
+  for (auto& per_resource : examples)
+    for (auto& ex : per_resource)
+      if (!ex.id.empty()) report.examples.push_back(std::move(ex));
+  report.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return report;
+}
+
+}  // namespace foresight::sim

@@ -1,0 +1,317 @@
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <string_view>
+
+#include "foresight/core/log.h"
+#include "foresight/core/parallel.h"
+#include "foresight/trace/reader.h"
+
+namespace foresight::trace {
+namespace fs = std::filesystem;
+
+Result<Format> parseFormat(const std::string& s) {
+  if (s == "bitbrains") return Format::kBitbrains;
+  if (s == "csv") return Format::kCsv;
+  return fail(ErrorCode::kInvalidArgument, "unknown trace format '{}' (known: bitbrains, csv)", s);
+}
+
+namespace {
+
+// zlib's gz* functions read gzip'd and plain files alike, so one path serves both.
+Result<std::string> readWholeFile(const fs::path& file) {
+  gzFile in = gzopen(file.c_str(), "rb");
+  if (in == nullptr) {
+    return fail(ErrorCode::kIo, "{}: cannot open: {}", file.string(), std::strerror(errno));
+  }
+  gzbuffer(in, 1 << 17);
+  std::string out;
+  std::array<char, 1 << 16> buf;
+  for (;;) {
+    int n = gzread(in, buf.data(), buf.size());
+    if (n < 0) {
+      int err = 0;
+      std::string msg = gzerror(in, &err);
+      gzclose(in);
+      return fail(ErrorCode::kIo, "{}: read failed: {}", file.string(), msg);
+    }
+    if (n == 0) break;
+    out.append(buf.data(), static_cast<std::size_t>(n));
+  }
+  gzclose(in);
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// Splits on `sep` into `out` (reused across lines to avoid allocations).
+void split(std::string_view line, char sep, std::vector<std::string_view>& out) {
+  out.clear();
+  std::size_t pos = 0;
+  for (;;) {
+    std::size_t next = line.find(sep, pos);
+    out.push_back(trim(line.substr(pos, next - pos)));
+    if (next == std::string_view::npos) break;
+    pos = next + 1;
+  }
+}
+
+bool parseNumber(std::string_view s, double& out) {
+  if (s.empty()) return false;
+  if (s.front() == '+') s.remove_prefix(1);
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(out);
+}
+
+// Iterates lines with their 1-based numbers.
+template <typename F>
+Status forEachLine(std::string_view text, F&& f) {
+  std::size_t line_no = 0, pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    ++line_no;
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (auto s = f(line_no, line); !s) return s;
+  }
+  return ok();
+}
+
+std::string seriesId(const fs::path& file) {
+  std::string name = file.filename().string();
+  for (std::string_view ext : {".csv.gz", ".csv"}) {
+    if (name.size() > ext.size() && name.ends_with(ext)) return name.substr(0, name.size() - ext.size());
+  }
+  return name;
+}
+
+// GWA-T-12 columns, in file order.
+constexpr std::array<std::string_view, 11> kBitbrainsColumns = {
+    "Timestamp [ms]",
+    "CPU cores",
+    "CPU capacity provisioned [MHZ]",
+    "CPU usage [MHZ]",
+    "CPU usage [%]",
+    "Memory capacity provisioned [KB]",
+    "Memory usage [KB]",
+    "Disk read throughput [KB/s]",
+    "Disk write throughput [KB/s]",
+    "Network received throughput [KB/s]",
+    "Network transmitted throughput [KB/s]"};
+
+Result<RawSeries> parseBitbrains(const fs::path& file, std::string_view text) {
+  RawSeries raw;
+  raw.id = seriesId(file);
+  raw.file = file.string();
+  for (Resource r : kAllResources) raw.value[index(r)].reserve(text.size() / 120);
+  auto& cores_md = raw.metadata["cpu_cores"];
+  auto& cap_md = raw.metadata["cpu_capacity_mhz"];
+  auto& mem_md = raw.metadata["memory_capacity_bytes"];
+  std::vector<std::string_view> cols;
+  std::array<double, 11> v{};
+  auto status = forEachLine(text, [&](std::size_t line_no, std::string_view line) -> Status {
+    if (trim(line).empty()) return ok();
+    split(line, ';', cols);
+    if (line_no == 1) {
+      bool good = cols.size() == kBitbrainsColumns.size();
+      for (std::size_t i = 0; good && i < cols.size(); ++i) good = cols[i] == kBitbrainsColumns[i];
+      if (!good) {
+        return fail(ErrorCode::kParse, "{}:1: not a GWA-T-12 (bitbrains) header: '{}'", raw.file,
+                    line.substr(0, 120));
+      }
+      return ok();
+    }
+    if (cols.size() != kBitbrainsColumns.size()) {
+      return fail(ErrorCode::kParse, "{}:{}: expected {} fields, found {}", raw.file, line_no,
+                  kBitbrainsColumns.size(), cols.size());
+    }
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+      if (!parseNumber(cols[i], v[i])) {
+        return fail(ErrorCode::kParse, "{}:{}: '{}' is not a number (column '{}')", raw.file,
+                    line_no, cols[i], kBitbrainsColumns[i]);
+      }
+      if (v[i] < 0) {
+        return fail(ErrorCode::kParse, "{}:{}: negative value {} (column '{}')", raw.file, line_no,
+                    v[i], kBitbrainsColumns[i]);
+      }
+    }
+    // Ghost copies of the series repeat it shifted by a few seconds with cores and memory zeroed.
+    if (v[1] == 0) return ok();
+    double mhz_per_core = v[2] / v[1];
+    raw.time.push_back(static_cast<std::int64_t>(std::llround(v[0])));  // Unix seconds, not ms
+    raw.value[index(Resource::kCpu)].push_back(mhz_per_core > 0 ? v[3] / mhz_per_core : NAN);
+    // A memory usage of 0 is a missing sample in this trace.
+    raw.value[index(Resource::kMemory)].push_back(v[6] > 0 ? v[6] * 1024.0 : NAN);
+    raw.value[index(Resource::kDiskIo)].push_back((v[7] + v[8]) * 1024.0);
+    raw.value[index(Resource::kNetwork)].push_back((v[9] + v[10]) * 1024.0);
+    cores_md.push_back(v[1]);
+    cap_md.push_back(v[2]);
+    mem_md.push_back(v[5] * 1024.0);
+    return ok();
+  });
+  if (!status) return tl::unexpected(status.error());
+  return raw;
+}
+
+Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
+  RawSeries raw;
+  raw.id = seriesId(file);
+  raw.file = file.string();
+  std::vector<std::string_view> cols;
+  std::vector<Resource> column_resource;  // for columns 1..n
+  auto status = forEachLine(text, [&](std::size_t line_no, std::string_view line) -> Status {
+    if (trim(line).empty()) return ok();
+    split(line, ',', cols);
+    if (line_no == 1) {
+      if (cols.empty() || cols[0] != "timestamp") {
+        return fail(ErrorCode::kParse, "{}:1: header must start with 'timestamp', found '{}'",
+                    raw.file, line.substr(0, 120));
+      }
+      for (std::size_t i = 1; i < cols.size(); ++i) {
+        auto r = parseResource(cols[i]);
+        if (!r) {
+          return fail(ErrorCode::kParse,
+                      "{}:1: unknown column '{}' (expected any of cpu, memory, disk_io, network)",
+                      raw.file, cols[i]);
+        }
+        if (std::find(column_resource.begin(), column_resource.end(), *r) != column_resource.end()) {
+          return fail(ErrorCode::kParse, "{}:1: column '{}' appears twice", raw.file, cols[i]);
+        }
+        column_resource.push_back(*r);
+      }
+      if (column_resource.empty()) {
+        return fail(ErrorCode::kParse, "{}:1: no resource columns after 'timestamp'", raw.file);
+      }
+      return ok();
+    }
+    if (cols.size() != column_resource.size() + 1) {
+      return fail(ErrorCode::kParse, "{}:{}: expected {} fields, found {}", raw.file, line_no,
+                  column_resource.size() + 1, cols.size());
+    }
+    double t = 0;
+    if (!parseNumber(cols[0], t)) {
+      return fail(ErrorCode::kParse, "{}:{}: timestamp '{}' is not a number", raw.file, line_no,
+                  cols[0]);
+    }
+    raw.time.push_back(static_cast<std::int64_t>(std::llround(t)));
+    for (std::size_t i = 0; i < column_resource.size(); ++i) {
+      double v = NAN;
+      // An empty cell is a missing value.
+      if (!cols[i + 1].empty()) {
+        if (!parseNumber(cols[i + 1], v)) {
+          return fail(ErrorCode::kParse, "{}:{}: '{}' is not a number (column '{}')", raw.file,
+                      line_no, cols[i + 1], name(column_resource[i]));
+        }
+        if (v < 0) {
+          return fail(ErrorCode::kParse, "{}:{}: negative usage {} (column '{}')", raw.file,
+                      line_no, v, name(column_resource[i]));
+        }
+      }
+      raw.value[index(column_resource[i])].push_back(v);
+    }
+    return ok();
+  });
+  if (!status) return tl::unexpected(status.error());
+  if (column_resource.empty()) {
+    return fail(ErrorCode::kParse, "{}: empty file (no header)", raw.file);
+  }
+  return raw;
+}
+
+}  // namespace
+
+Result<std::vector<fs::path>> listTraceFiles(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return fail(ErrorCode::kNotFound, "{}: not a folder", dir.string());
+  }
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && (name.ends_with(".csv") || name.ends_with(".csv.gz"))) {
+      files.push_back(entry.path());
+    }
+  }
+  if (ec) return fail(ErrorCode::kIo, "{}: cannot list: {}", dir.string(), ec.message());
+  if (files.empty()) {
+    return fail(ErrorCode::kNotFound, "{}: no trace files (*.csv, *.csv.gz)", dir.string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+Result<RawSeries> parseFile(const fs::path& file, Format format) {
+  auto text = readWholeFile(file);
+  if (!text) return tl::unexpected(text.error());
+  return format == Format::kBitbrains ? parseBitbrains(file, *text) : parseGenericCsv(file, *text);
+}
+
+Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& options) {
+  std::vector<Result<RawSeries>> raws(files.size(), fail(ErrorCode::kInternal, "not read"));
+  parallelFor(files.size(), options.threads,
+              [&](std::size_t i, unsigned) { raws[i] = parseFile(files[i], options.format); });
+
+  Trace trace;
+  for (const auto& raw : raws) {
+    if (!raw) {
+      if (options.strict) return tl::unexpected(raw.error());
+      // The message already carries file and line.
+      trace.skipped.push_back(Skip{"", 0, raw.error().message});
+    }
+  }
+
+  // The trace's step: the median of the per-series median steps.
+  trace.step_seconds = options.step_seconds;
+  if (trace.step_seconds <= 0) {
+    std::vector<std::int64_t> steps;
+    for (const auto& raw : raws)
+      if (raw) {
+        if (auto s = medianStep(*raw); s > 0) steps.push_back(s);
+      }
+    if (steps.empty()) return fail(ErrorCode::kInvalidArgument, "no series with two or more samples");
+    std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
+    trace.step_seconds = steps[steps.size() / 2];
+  }
+
+  std::vector<std::vector<Series>> pieces(raws.size());
+  std::vector<std::vector<Skip>> skips(raws.size());
+  parallelFor(raws.size(), options.threads, [&](std::size_t i, unsigned) {
+    if (raws[i]) pieces[i] = resample(*raws[i], trace.step_seconds, options, skips[i]);
+  });
+  for (std::size_t i = 0; i < raws.size(); ++i) {
+    for (auto& skip : skips[i]) {
+      if (options.strict) {
+        return fail(ErrorCode::kInvalidArgument, "{}: {}", skip.file, skip.reason);
+      }
+      trace.skipped.push_back(std::move(skip));
+    }
+    for (auto& s : pieces[i]) {
+      if (options.max_series && trace.series.size() >= options.max_series) break;
+      for (Resource r : kAllResources) trace.resources[index(r)] |= s.has(r);
+      trace.series.push_back(std::move(s));
+    }
+  }
+  for (const auto& skip : trace.skipped) {
+    spdlog::warn("skipped: {}{}", skip.file.empty() ? "" : skip.file + ": ", skip.reason);
+  }
+  return trace;
+}
+
+Result<Trace> readTraceDir(const fs::path& dir, const ReadOptions& options) {
+  auto files = listTraceFiles(dir);
+  if (!files) return tl::unexpected(files.error());
+  return readTrace(*files, options);
+}
+
+}  // namespace foresight::trace
