@@ -1,0 +1,102 @@
+// `foresight backtest` end to end, as a user runs it.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+namespace fs = std::filesystem;
+
+struct Run {
+  int exit_code;
+  std::string out, err;
+};
+
+Run run(const std::string& args, const fs::path& dir) {
+  const auto out = dir / "stdout.txt", err = dir / "stderr.txt";
+  std::string cmd = fmt::format("{} {} >{} 2>{}", FORESIGHT_BIN, args, out.string(), err.string());
+  int status = std::system(cmd.c_str());
+  auto slurp = [](const fs::path& p) {
+    std::stringstream ss;
+    ss << std::ifstream(p).rdbuf();
+    return ss.str();
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+class BacktestCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("foresight-cli-" + std::to_string(std::random_device{}()));
+    fs::create_directories(dir_ / "trace");
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<double> noise(0, 0.5);
+    for (int s = 0; s < 3; ++s) {
+      std::ofstream f(dir_ / "trace" / fmt::format("vm{}.csv", s));
+      f << "timestamp,cpu,memory,disk_io,network\n";
+      for (int i = 0; i < 4 * 288; ++i) {
+        double day = std::sin(i * 2 * M_PI / 288);
+        f << fmt::format("{},{},{},{},{}\n", 1600000000 + 300 * i, 1 + day + noise(rng),
+                         2e9 + 1e8 * day, 1000 * noise(rng), i % 5 ? 0.0 : 5000.0);
+      }
+    }
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(BacktestCli, WritesJsonTableAndPlotsForAllBaselines) {
+  auto r = run(fmt::format("backtest --trace {} --format csv --json {} --plot {}", (dir_ / "trace").string(),
+                           (dir_ / "out.json").string(), (dir_ / "plots").string()),
+               dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("cpu"), std::string::npos);
+  EXPECT_NE(r.out.find("reactive"), std::string::npos);
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << "progress bar drawn into a pipe";
+  auto j = nlohmann::json::parse(std::ifstream(dir_ / "out.json"));
+  EXPECT_EQ(j["trace"]["series"], 3);
+  for (const char* p : {"vpa", "autopilot", "reactive", "static", "oracle"}) {
+    for (const char* res : {"cpu", "memory", "disk_io", "network"}) {
+      ASSERT_TRUE(j["policies"][p].contains(res)) << p << " " << res;
+    }
+  }
+  EXPECT_EQ(j["policies"]["oracle"]["cpu"]["default"]["slack"], 0.0);
+  EXPECT_EQ(j["policies"]["oracle"]["cpu"]["default"]["violation_rate"], 0.0);
+  EXPECT_TRUE(fs::exists(dir_ / "plots" / "frontier-cpu.svg"));
+  EXPECT_TRUE(fs::exists(dir_ / "plots" / "example-vm0-cpu.svg"));
+}
+
+TEST_F(BacktestCli, StrictFailsOnABadFileAndNamesItsLine) {
+  std::ofstream(dir_ / "trace" / "bad.csv") << "timestamp,cpu\n1,0.5\n301,x\n";
+  auto lenient = run(fmt::format("backtest --trace {} --format csv --policies reactive", (dir_ / "trace").string()), dir_);
+  EXPECT_EQ(lenient.exit_code, 0) << lenient.err;
+  EXPECT_NE(lenient.err.find("bad.csv:3:"), std::string::npos) << lenient.err;
+  auto strict = run(fmt::format("backtest --trace {} --format csv --strict --json {}", (dir_ / "trace").string(),
+                                (dir_ / "strict.json").string()),
+                    dir_);
+  EXPECT_NE(strict.exit_code, 0);
+  EXPECT_NE(strict.err.find("bad.csv:3:"), std::string::npos) << strict.err;
+  EXPECT_FALSE(fs::exists(dir_ / "strict.json"));  // nothing half-written
+}
+
+TEST_F(BacktestCli, UnknownPolicyListsTheKnownOnes) {
+  auto r = run(fmt::format("backtest --trace {} --format csv --policies vpa,nope", (dir_ / "trace").string()), dir_);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("unknown policy 'nope'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("reactive"), std::string::npos) << r.err;
+}
+
+TEST_F(BacktestCli, WrongFormatIsReportedWithTheHeaderLine) {
+  auto r = run(fmt::format("backtest --trace {} --format bitbrains --strict", (dir_ / "trace").string()), dir_);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find(":1: not a GWA-T-12"), std::string::npos) << r.err;
+}
+
+}  // namespace

@@ -1,0 +1,136 @@
+// The scores of EVALUATION.md on hand-computed cases.
+#include <gtest/gtest.h>
+
+#include "foresight/sim/backtest.h"
+#include "foresight/sim/report.h"
+#include "test_policies.h"
+
+namespace foresight::sim {
+namespace {
+using testing::FunctionFactory;
+using testing::oneSeries;
+
+RunOptions options(double train_fraction = 0.5, std::size_t lead = 1) {
+  RunOptions o;
+  o.protocol.train_fraction = train_fraction;
+  o.protocol.lead_steps = lead;
+  o.threads = 2;
+  return o;
+}
+
+TEST(Backtest, ScoresAConstantAllocation) {
+  // 16 steps, the last 8 scored: usage 1 2 3 4 1 2 3 4.
+  std::vector<double> u;
+  for (int i = 0; i < 16; ++i) u.push_back(1 + i % 4);
+  auto tr = oneSeries(u);
+  FunctionFactory f({2.5, 5}, 2.5, [](double knob, std::size_t) { return knob; });
+  Report r = runBacktest(tr, {{"const", &f}}, options());
+  const auto& res = r.policies.at(0).resources.at(Resource::kCpu);
+  ASSERT_EQ(res.frontier.size(), 2u);
+  const Scores& s = res.frontier[0];
+  // slack = (1.5 + 0.5) * 2 / (2.5 * 8); violations: u = 3, 4; shortfall = (0.5 + 1.5) * 2 / 20
+  EXPECT_DOUBLE_EQ(s.slack, 4.0 / 20);
+  EXPECT_DOUBLE_EQ(s.violation_rate, 0.5);
+  EXPECT_DOUBLE_EQ(s.shortfall, 4.0 / 20);
+  EXPECT_DOUBLE_EQ(s.changes_per_day, 0.0);
+  const Scores& s5 = res.frontier[1];
+  EXPECT_DOUBLE_EQ(s5.slack, (4 + 3 + 2 + 1) * 2 / 40.0);
+  EXPECT_DOUBLE_EQ(s5.violation_rate, 0.0);
+  EXPECT_EQ(r.evaluation_steps, 8u);
+}
+
+TEST(Backtest, LeadTimeShiftsWhatIsCommittedAndMissingUsageIsNotScored) {
+  // The policy allocates the usage it last saw: committed after step t, for step t + 2.
+  std::vector<double> u = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  u[9] = NAN;
+  auto tr = oneSeries(u);
+  auto& series = tr.series[0];
+  FunctionFactory f({0}, 0, [&](double, std::size_t for_step) {
+    return series.usage[0][for_step - 2];  // the usage observed at commit time with lead 2
+  });
+  Report r = runBacktest(tr, {{"lagged", &f}}, options(0.5, 2));
+  const Scores& s = r.policies.at(0).resources.at(Resource::kCpu).frontier[0];
+  // Scored: steps 6, 7, 8 and 10 (u(9) is missing; a(11) = u(9) is missing). a = u - 2 at each.
+  EXPECT_DOUBLE_EQ(s.violation_rate, 1.0);
+  EXPECT_DOUBLE_EQ(s.shortfall, 8.0 / 31);
+}
+
+TEST(Backtest, CountsChangesOfMoreThanOnePercentPerDay) {
+  std::vector<double> u(16, 1.0);
+  auto tr = oneSeries(u);
+  FunctionFactory f({1}, 1, [](double, std::size_t step) { return step % 2 ? 1.5 : 1.0; });
+  Report r = runBacktest(tr, {{"flip", &f}}, options());
+  const Scores& s = r.policies.at(0).resources.at(Resource::kCpu).frontier[0];
+  // 8 evaluation steps = 2400 s; 7 changes between consecutive evaluation steps.
+  EXPECT_DOUBLE_EQ(s.changes_per_day, 7 / (2400.0 / 86400));
+}
+
+TEST(Backtest, CalibratedKnobIsChosenOnTheWarmUpAlone) {
+  // Warm-up usage 1..8 (steps 0..7), evaluation usage all 100.
+  std::vector<double> u;
+  for (int i = 0; i < 8; ++i) u.push_back(i + 1);
+  for (int i = 0; i < 8; ++i) u.push_back(100);
+  auto tr = oneSeries(u);
+  FunctionFactory f({2, 4, 6, 8}, 4, [](double knob, std::size_t) { return knob; });
+  RunOptions o = options();
+  o.protocol.target_violation = 0.3;
+  Report r = runBacktest(tr, {{"const", &f}}, o);
+  const auto& res = r.policies.at(0).resources.at(Resource::kCpu);
+  // Scored warm-up steps 1..7 (usage 2..8): knob 6 violates at 7, 8 -> 2/7 <= 0.3; knob 4: 4/7.
+  EXPECT_DOUBLE_EQ(res.calibrated.knob, 6);
+  EXPECT_DOUBLE_EQ(res.calibrated.violation_rate, 1.0);  // scored on the evaluation part
+  EXPECT_DOUBLE_EQ(res.default_scores.knob, 4);
+}
+
+TEST(Backtest, IsoRiskInterpolatesAlongTheFrontier) {
+  std::vector<Scores> frontier = {{1, 0.1, 0.10, 0.02, 0}, {2, 0.3, 0.02, 0.01, 0}, {3, 0.5, 0.0, 0.0, 0}};
+  EXPECT_DOUBLE_EQ(*interpolateAtViolation(frontier, 0.05, &Scores::slack), 0.3 + (0.03 / 0.08) * (0.1 - 0.3));
+  EXPECT_DOUBLE_EQ(*interpolateAtViolation(frontier, 0.01, &Scores::slack), 0.4);
+  EXPECT_DOUBLE_EQ(*interpolateAtViolation(frontier, 0.02, &Scores::shortfall), 0.01);
+  EXPECT_FALSE(interpolateAtViolation(frontier, 0.2, &Scores::slack));  // not reached
+  std::vector<Scores> high = {{1, 0.1, 0.10, 0, 0}, {2, 0.2, 0.03, 0, 0}};
+  EXPECT_FALSE(interpolateAtViolation(high, 0.01, &Scores::slack));
+}
+
+TEST(Backtest, CoverageOfIntervalPolicies) {
+  std::vector<double> u;
+  for (int i = 0; i < 20; ++i) u.push_back(i % 4);
+  auto tr = oneSeries(u);
+  // Interval [0, level * 4): 0.5 -> [0, 2] covers 0, 1, 2; 0.95 -> [0, 3.8] covers all.
+  FunctionFactory f({1}, 1, [](double, std::size_t) { return 3.0; },
+                    [](double level, std::size_t) { return std::pair{0.0, level * 4}; });
+  Report r = runBacktest(tr, {{"band", &f}}, options());
+  const auto& cov = r.policies.at(0).resources.at(Resource::kCpu).coverage;
+  ASSERT_EQ(cov.size(), 4u);
+  EXPECT_DOUBLE_EQ(cov.at(0.5), 7.0 / 10);  // evaluation usage 2 3 0 1 2 3 0 1 2 3: the 3s fall out
+  EXPECT_DOUBLE_EQ(cov.at(0.95), 1.0);
+  auto j = toJson(r);
+  EXPECT_TRUE(j["policies"]["band"]["cpu"].contains("coverage"));
+  FunctionFactory plain({1}, 1, [](double, std::size_t) { return 3.0; });
+  Report r2 = runBacktest(tr, {{"plain", &plain}}, options());
+  EXPECT_TRUE(r2.policies.at(0).resources.at(Resource::kCpu).coverage.empty());
+  EXPECT_FALSE(toJson(r2)["policies"]["plain"]["cpu"].contains("coverage"));
+}
+
+TEST(Backtest, JsonHasTheShapeOfEvaluationMd) {
+  std::vector<double> u(40, 1.0);
+  auto tr = oneSeries(u);
+  FunctionFactory f({1, 2}, 1, [](double knob, std::size_t) { return knob; });
+  auto j = toJson(runBacktest(tr, {{"p", &f}}, options()));
+  EXPECT_EQ(j["trace"]["series"], 1);
+  EXPECT_EQ(j["trace"]["step_seconds"], 300);
+  EXPECT_EQ(j["protocol"]["lead_steps"], 1);
+  const auto& cpu = j["policies"]["p"]["cpu"];
+  for (const char* k : {"default", "calibrated", "iso_risk", "iso_risk_shortfall", "frontier"}) {
+    EXPECT_TRUE(cpu.contains(k)) << k;
+  }
+  for (const char* k : {"knob", "slack", "violation_rate", "shortfall", "changes_per_day"}) {
+    EXPECT_TRUE(cpu["default"].contains(k)) << k;
+  }
+  for (const char* k : {"0.05", "0.02", "0.01", "0.005"}) EXPECT_TRUE(cpu["iso_risk"].contains(k)) << k;
+  EXPECT_EQ(cpu["frontier"].size(), 2u);
+  EXPECT_EQ(cpu["frontier"][1].size(), 3u);
+}
+
+}  // namespace
+}  // namespace foresight::sim

@@ -1,0 +1,236 @@
+// Trace readers on small files written by the tests themselves.
+#include "foresight/trace/reader.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <fstream>
+#include <random>
+
+namespace foresight::trace {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr const char* kBitbrainsHeader =
+    "Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage "
+    "[%];\tMemory capacity provisioned [KB];\tMemory usage [KB];\tDisk read throughput "
+    "[KB/s];\tDisk write throughput [KB/s];\tNetwork received throughput [KB/s];\tNetwork "
+    "transmitted throughput [KB/s]";
+
+class TraceReaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("foresight-trace-" + std::to_string(std::random_device{}()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name) << text;
+    return dir_ / name;
+  }
+  fs::path writeGz(const std::string& name, const std::string& text) {
+    gzFile f = gzopen((dir_ / name).c_str(), "wb");
+    gzwrite(f, text.data(), static_cast<unsigned>(text.size()));
+    gzclose(f);
+    return dir_ / name;
+  }
+  // A bitbrains row: 2 cores of 2000 MHz, usage in MHz, memory KB, disk r/w, net rx/tx KB/s.
+  static std::string row(long t, double cores, double cpu_mhz, double mem_kb, double io = 1,
+                         double net = 2) {
+    return fmt::format("{};\t{};\t{};\t{};\t0;\t8000000;\t{};\t{};\t{};\t{};\t{}\n", t, cores,
+                       cores * 2000, cpu_mhz, mem_kb, io, io, net, net);
+  }
+  // A generic CSV of `steps` rows every 300 s with cpu = i % 7.
+  static std::string generic(int steps, long t0 = 1000000) {
+    std::string s = "timestamp,cpu,memory\n";
+    for (int i = 0; i < steps; ++i) s += fmt::format("{},{},{}\n", t0 + 300L * i, i % 7, 1e9);
+    return s;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(TraceReaderTest, BitbrainsUnitsAndQuirks) {
+  std::string text = std::string(kBitbrainsHeader) + "\n";
+  const long t0 = 1372629804;
+  // 3 days at 300 s; rows written out of order, one duplicated, plus a ghost copy (cores 0).
+  std::vector<std::string> rows;
+  for (int i = 0; i < 3 * 288; ++i) rows.push_back(row(t0 + 300L * i, 2, 1000, i == 5 ? 0 : 4096));
+  std::swap(rows[10], rows[11]);
+  rows.push_back(row(t0 + 300L * 20, 2, 9999, 4096));  // duplicate timestamp: dropped (first kept)
+  rows.push_back(row(t0 + 300L * 3 + 7, 0, 5000, 0));  // ghost copy
+  for (auto& r : rows) text += r;
+  writeGz("7.csv.gz", text);
+
+  ReadOptions o;
+  o.format = Format::kBitbrains;
+  auto tr = readTraceDir(dir_, o);
+  ASSERT_TRUE(tr) << tr.error().message;
+  ASSERT_EQ(tr->series.size(), 1u);
+  const Series& s = tr->series[0];
+  EXPECT_EQ(s.id, "7");
+  EXPECT_EQ(s.step_seconds, 300);
+  EXPECT_EQ(s.start, t0);
+  ASSERT_EQ(s.size(), 3u * 288);
+  // cpu cores = MHz / (capacity / cores) = 1000 / 2000
+  EXPECT_DOUBLE_EQ(s.usage[index(Resource::kCpu)][0], 0.5);
+  EXPECT_DOUBLE_EQ(s.usage[index(Resource::kCpu)][20], 0.5);  // not the duplicate's 9999
+  EXPECT_DOUBLE_EQ(s.usage[index(Resource::kCpu)][3], 0.5);   // not averaged with the ghost
+  EXPECT_DOUBLE_EQ(s.usage[index(Resource::kMemory)][0], 4096.0 * 1024);
+  EXPECT_TRUE(std::isnan(s.usage[index(Resource::kMemory)][5]));  // memory 0 is missing
+  EXPECT_DOUBLE_EQ(s.usage[index(Resource::kDiskIo)][0], 2 * 1024.0);
+  EXPECT_DOUBLE_EQ(s.usage[index(Resource::kNetwork)][0], 4 * 1024.0);
+  EXPECT_DOUBLE_EQ(s.metadata.at("cpu_cores"), 2);
+  EXPECT_DOUBLE_EQ(s.metadata.at("cpu_capacity_mhz"), 4000);
+}
+
+TEST_F(TraceReaderTest, BitbrainsWrongHeaderNamesFileAndLine) {
+  write("1.csv", "Timestamp;CPU\n1;2\n");
+  auto raw = parseFile(dir_ / "1.csv", Format::kBitbrains);
+  ASSERT_FALSE(raw);
+  EXPECT_EQ(raw.error().code, ErrorCode::kParse);
+  EXPECT_NE(raw.error().message.find("1.csv:1: not a GWA-T-12"), std::string::npos)
+      << raw.error().message;
+}
+
+TEST_F(TraceReaderTest, UnparseableNumberNamesFileLineAndColumn) {
+  write("bad.csv", generic(3) + "1000900,abc,5\n");
+  auto raw = parseFile(dir_ / "bad.csv", Format::kCsv);
+  ASSERT_FALSE(raw);
+  EXPECT_NE(raw.error().message.find("bad.csv:5: 'abc' is not a number (column 'cpu')"),
+            std::string::npos)
+      << raw.error().message;
+}
+
+TEST_F(TraceReaderTest, NegativeUsageIsAnError) {
+  write("neg.csv", "timestamp,cpu\n1,0.5\n301,-1\n");
+  auto raw = parseFile(dir_ / "neg.csv", Format::kCsv);
+  ASSERT_FALSE(raw);
+  EXPECT_NE(raw.error().message.find("neg.csv:3: negative usage"), std::string::npos)
+      << raw.error().message;
+}
+
+TEST_F(TraceReaderTest, GenericHeaderErrors) {
+  write("a.csv", "time,cpu\n");
+  write("b.csv", "timestamp,cpu,gpu\n");
+  write("c.csv", "timestamp,cpu,cpu\n");
+  write("d.csv", "");
+  write("e.csv", "timestamp,cpu\n1,2,3\n");
+  for (const char* f : {"a.csv", "b.csv", "c.csv", "d.csv", "e.csv"}) {
+    auto raw = parseFile(dir_ / f, Format::kCsv);
+    ASSERT_FALSE(raw) << f;
+    EXPECT_NE(raw.error().message.find(f), std::string::npos) << raw.error().message;
+  }
+}
+
+TEST_F(TraceReaderTest, BadFileIsSkippedAndCountedOrFailsWhenStrict) {
+  write("good.csv", generic(3 * 288));
+  write("bad.csv", generic(3 * 288) + "oops,1,1\n");
+  ReadOptions o;
+  auto tr = readTraceDir(dir_, o);
+  ASSERT_TRUE(tr);
+  EXPECT_EQ(tr->series.size(), 1u);
+  ASSERT_EQ(tr->skipped.size(), 1u);
+  EXPECT_NE(tr->skipped[0].reason.find("bad.csv:"), std::string::npos);
+  o.strict = true;
+  auto strict = readTraceDir(dir_, o);
+  ASSERT_FALSE(strict);
+  EXPECT_NE(strict.error().message.find("bad.csv:"), std::string::npos);
+}
+
+TEST_F(TraceReaderTest, GenericSubsetOfColumnsAndEmptyCells) {
+  std::string s = "timestamp,network,cpu\n";
+  for (int i = 0; i < 3 * 288; ++i) s += fmt::format("{},{},{}\n", 300L * i, i == 4 ? "" : "10", 1);
+  write("x.csv", s);
+  auto tr = readTraceDir(dir_, {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  const Series& ser = tr->series.at(0);
+  EXPECT_TRUE(ser.has(Resource::kCpu));
+  EXPECT_TRUE(ser.has(Resource::kNetwork));
+  EXPECT_FALSE(ser.has(Resource::kMemory));
+  EXPECT_FALSE(tr->resources[index(Resource::kMemory)]);
+  EXPECT_TRUE(std::isnan(ser.usage[index(Resource::kNetwork)][4]));
+  EXPECT_DOUBLE_EQ(ser.usage[index(Resource::kNetwork)][5], 10);
+}
+
+TEST_F(TraceReaderTest, ResamplesToTheMedianStepByMean) {
+  // Samples every 60 s with values 1..5 repeating: each 300 s step averages to 3.
+  std::string s = "timestamp,cpu\n";
+  for (int i = 0; i < 5 * 3 * 288; ++i) s += fmt::format("{},{}\n", 60L * i, 1 + i % 5);
+  write("fast.csv", s);
+  write("slow.csv", generic(3 * 288));
+  write("slow2.csv", generic(3 * 288));
+  auto tr = readTraceDir(dir_, {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  EXPECT_EQ(tr->step_seconds, 300);  // median of 60, 300, 300
+  const Series* fast = nullptr;
+  for (const auto& ser : tr->series)
+    if (ser.id == "fast") fast = &ser;
+  ASSERT_NE(fast, nullptr);
+  EXPECT_EQ(fast->size(), 3u * 288);
+  for (double v : fast->usage[index(Resource::kCpu)]) EXPECT_DOUBLE_EQ(v, 3.0);
+}
+
+TEST_F(TraceReaderTest, ShortGapsAreCarriedForwardLongGapsSplit) {
+  std::string s = "timestamp,cpu\n";
+  long t = 0;
+  auto add = [&](int steps, double v) {
+    for (int i = 0; i < steps; ++i, t += 300) s += fmt::format("{},{}\n", t, v);
+  };
+  add(3 * 288, 1);
+  t += 300 * 3;  // a gap of 3 missing steps: filled with the last value
+  add(10, 2);
+  t += 300 * 4;  // a gap of 4 missing steps: the series splits
+  add(2 * 288 + 5, 3);
+  t += 300 * 20;
+  add(100, 4);  // too short on its own: skipped and counted
+  write("gappy.csv", s);
+  auto tr = readTraceDir(dir_, {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  ASSERT_EQ(tr->series.size(), 2u);
+  EXPECT_EQ(tr->series[0].id, "gappy#1");
+  EXPECT_EQ(tr->series[1].id, "gappy#2");
+  const auto& u = tr->series[0].usage[index(Resource::kCpu)];
+  ASSERT_EQ(u.size(), 3u * 288 + 3 + 10);
+  EXPECT_DOUBLE_EQ(u[3 * 288], 1.0);  // carried forward
+  EXPECT_DOUBLE_EQ(u[3 * 288 + 2], 1.0);
+  EXPECT_DOUBLE_EQ(u[3 * 288 + 3], 2.0);
+  EXPECT_EQ(tr->series[1].size(), 2u * 288 + 5);
+  EXPECT_EQ(tr->series[1].start, 300L * (3 * 288 + 3 + 10 + 4));
+  ASSERT_EQ(tr->skipped.size(), 1u);
+  EXPECT_NE(tr->skipped[0].reason.find("gappy#3"), std::string::npos);
+
+  ReadOptions strict;
+  strict.strict = true;
+  EXPECT_FALSE(readTraceDir(dir_, strict));
+}
+
+TEST_F(TraceReaderTest, EmptyFolderIsAnError) {
+  auto tr = readTraceDir(dir_, {});
+  ASSERT_FALSE(tr);
+  EXPECT_NE(tr.error().message.find("no trace files"), std::string::npos);
+  EXPECT_FALSE(readTraceDir(dir_ / "missing", {}));
+}
+
+TEST_F(TraceReaderTest, FileThatVanishesMidRunIsSkipped) {
+  write("a.csv", generic(3 * 288));
+  write("b.csv", generic(3 * 288));
+  auto files = listTraceFiles(dir_);
+  ASSERT_TRUE(files);
+  ASSERT_EQ(files->size(), 2u);
+  fs::remove(dir_ / "b.csv");  // after listing, before reading
+  auto tr = readTrace(*files, {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  EXPECT_EQ(tr->series.size(), 1u);
+  ASSERT_EQ(tr->skipped.size(), 1u);
+  EXPECT_NE(tr->skipped[0].reason.find("b.csv: cannot open"), std::string::npos)
+      << tr->skipped[0].reason;
+  ReadOptions strict;
+  strict.strict = true;
+  EXPECT_FALSE(readTrace(*files, strict));
+}
+
+}  // namespace
+}  // namespace foresight::trace
