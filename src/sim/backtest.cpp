@@ -164,22 +164,21 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
   for (std::size_t i = 0; i < policies.size(); ++i)
     for (Resource r : kAllResources) grids[i][index(r)] = policies[i].factory->knob(r).grid;
 
-  // Per worker, per policy accumulators: no locks on the hot path.
-  std::vector<std::vector<PolicyAccumulator>> acc(threads, std::vector<PolicyAccumulator>(policies.size()));
-  for (auto& w : acc)
-    for (std::size_t i = 0; i < policies.size(); ++i)
-      for (Resource r : kAllResources) w[i].knob[index(r)].resize(grids[i][index(r)].size());
+  // Per series, per policy accumulators, merged in series order afterwards: no locks on the hot
+  // path, and the pooled sums (hence every figure) do not depend on thread scheduling.
+  std::vector<std::vector<PolicyAccumulator>> acc(trace.series.size());
 
   const std::size_t n_examples = std::min(options.examples, trace.series.size());
   std::vector<std::array<ExampleSeries, kResourceCount>> examples(n_examples);
-  std::vector<std::uint64_t> eval_steps(threads, 0);
+  std::vector<std::uint64_t> eval_steps(trace.series.size(), 0);
   std::atomic<std::size_t> done{0};
 
   parallelFor(trace.series.size(), threads, [&](std::size_t si, unsigned worker) {
     const trace::Series& s = trace.series[si];
+    (void)worker;
     const std::size_t warmup = contextFor(s, p).warmup_steps;
     const double step_days = static_cast<double>(s.step_seconds) / 86400.0;
-    if (s.size() > warmup) eval_steps[worker] += s.size() - warmup;
+    if (s.size() > warmup) eval_steps[si] = s.size() - warmup;
     const bool keep = si < n_examples;
     if (keep) {
       for (Resource r : kAllResources) {
@@ -190,9 +189,11 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
         ex.usage.assign(s.usage[index(r)].begin() + static_cast<std::ptrdiff_t>(warmup), s.usage[index(r)].end());
       }
     }
+    acc[si].resize(policies.size());
     for (std::size_t pi = 0; pi < policies.size(); ++pi) {
       const auto t0 = std::chrono::steady_clock::now();
-      PolicyAccumulator& pa = acc[worker][pi];
+      PolicyAccumulator& pa = acc[si][pi];
+      for (Resource r : kAllResources) pa.knob[index(r)].resize(grids[pi][index(r)].size());
       std::array<std::vector<double>, kResourceCount> prev;
       std::array<std::size_t, kResourceCount> default_index{};
       for (Resource r : kAllResources) {
@@ -275,8 +276,8 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
   for (std::size_t pi = 0; pi < policies.size(); ++pi) {
     PolicyAccumulator total;
     for (Resource r : kAllResources) total.knob[index(r)].resize(grids[pi][index(r)].size());
-    for (const auto& w : acc) {
-      const auto& pa = w[pi];
+    for (const auto& per_series : acc) {
+      const auto& pa = per_series[pi];
       for (Resource r : kAllResources) {
         for (std::size_t k = 0; k < pa.knob[index(r)].size(); ++k) total.knob[index(r)][k].merge(pa.knob[index(r)][k]);
         for (std::size_t l = 0; l < kCoverageLevels.size(); ++l) {

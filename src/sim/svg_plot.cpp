@@ -37,6 +37,7 @@ class Chart {
     };
     for (const auto& l : lines_) extend(l.x, l.y);
     for (const auto& b : bands_) extend(b.x, b.hi);
+    x0 = std::min(x0, 0.0);  // both charts start at zero: violation 0, hour 0
     if (!(x1 > x0)) x1 = x0 + 1;
     if (!(y1 > y0)) y1 = y0 + 1;
     y1 *= 1.05;

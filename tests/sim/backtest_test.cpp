@@ -132,5 +132,21 @@ TEST(Backtest, JsonHasTheShapeOfEvaluationMd) {
   EXPECT_EQ(cpu["frontier"][1].size(), 3u);
 }
 
+TEST(Backtest, ResultsDoNotDependOnTheNumberOfThreads) {
+  trace::Trace tr;
+  tr.step_seconds = 300;
+  tr.resources[index(Resource::kCpu)] = true;
+  for (int k = 0; k < 9; ++k) {
+    auto one = oneSeries({});
+    for (int i = 0; i < 50 + 13 * k; ++i) one.series[0].usage[0].push_back(0.1 * ((i * (k + 3)) % 11) + 1e-3 * k);
+    tr.series.push_back(one.series[0]);
+  }
+  FunctionFactory f({1, 1.1}, 1, [&](double knob, std::size_t step) { return knob * (1 + 0.37 * (step % 3)); });
+  RunOptions one = options(), two = options();
+  one.threads = 1;
+  two.threads = 3;
+  EXPECT_EQ(toJson(runBacktest(tr, {{"p", &f}}, one)).dump(), toJson(runBacktest(tr, {{"p", &f}}, two)).dump());
+}
+
 }  // namespace
 }  // namespace foresight::sim
