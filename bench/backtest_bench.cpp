@@ -63,8 +63,9 @@ void runPolicies(benchmark::State& state, const std::vector<std::string>& names)
   sim::RunOptions run;
   for (auto _ : state) benchmark::DoNotOptimize(sim::runBacktest(tr, named, run));
   state.counters["series"] = static_cast<double>(tr.series.size());
-  state.counters["series_steps_per_s"] = benchmark::Counter(
-      static_cast<double>(stepsOf(tr) * names.size()), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["series_steps_per_s"] =
+      benchmark::Counter(static_cast<double>(stepsOf(tr) * names.size()),
+                         benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_Policy(benchmark::State& state, std::string name) { runPolicies(state, {name}); }

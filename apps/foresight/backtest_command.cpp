@@ -119,9 +119,10 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
 
   std::cout << sim::toTable(report) << std::flush;
   for (const auto& p : report.policies) {
-    spdlog::info("{}: {:.0f} series-steps/s per thread ({} series-steps, {:.2f} thread-s)", p.name,
-                 p.thread_seconds > 0 ? static_cast<double>(p.series_steps) / p.thread_seconds : 0.0,
-                 p.series_steps, p.thread_seconds);
+    spdlog::info(
+        "{}: {:.0f} series-steps/s per thread ({} series-steps, {:.2f} thread-s)", p.name,
+        p.thread_seconds > 0 ? static_cast<double>(p.series_steps) / p.thread_seconds : 0.0,
+        p.series_steps, p.thread_seconds);
   }
   spdlog::info("replay took {:.2f} s wall", report.wall_seconds);
   if (!a.json_path.empty()) {
@@ -171,11 +172,13 @@ void addBacktestCommand(CLI::App& app, Builtins& builtins) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--json", args->json_path, "write the results as JSON to FILE");
   cmd->add_option("--plot", args->plot_dir, "write SVG plots into DIR");
-  cmd->add_flag("--strict", args->strict, "fail on any bad file or short series instead of skipping");
+  cmd->add_flag("--strict", args->strict,
+                "fail on any bad file or short series instead of skipping");
   cmd->add_option("--step", args->step, "resampling step in seconds (default: the median step)");
   cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
   cmd->add_option("--max-series", args->max_series, "use only the first N series");
-  cmd->add_option("--examples", args->examples, "series kept for example plots")->capture_default_str();
+  cmd->add_option("--examples", args->examples, "series kept for example plots")
+      ->capture_default_str();
   cmd->add_flag("--no-progress", args->no_progress, "no progress bar");
   cmd->callback([args, &builtins] {
     if (int rc = runBacktestCommand(*args, builtins); rc != 0) throw CLI::RuntimeError(rc);

@@ -9,7 +9,9 @@
 namespace foresight {
 
 ProgressBar::ProgressBar(std::string label, std::size_t total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled && stderrIsTerminal()),
+    : label_(std::move(label)),
+      total_(total),
+      enabled_(enabled && stderrIsTerminal()),
       start_(std::chrono::steady_clock::now()) {}
 
 ProgressBar::~ProgressBar() { finish(); }

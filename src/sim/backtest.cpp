@@ -46,7 +46,8 @@ predict::SeriesContext contextFor(const trace::Series& s, const Protocol& p) {
   ctx.start = s.start;
   ctx.step_seconds = s.step_seconds;
   ctx.steps = s.size();
-  ctx.warmup_steps = static_cast<std::size_t>(std::floor(static_cast<double>(s.size()) * p.train_fraction));
+  ctx.warmup_steps =
+      static_cast<std::size_t>(std::floor(static_cast<double>(s.size()) * p.train_fraction));
   ctx.lead_steps = p.lead_steps;
   for (Resource r : kAllResources) ctx.resources[index(r)] = s.has(r);
   ctx.metadata = s.metadata;
@@ -91,7 +92,8 @@ void replay(const predict::PolicyFactory& factory, const trace::Series& s, const
     for (Resource r : kAllResources) {
       if (!s.has(r)) continue;
       const auto& grid = grids[index(r)];
-      policy->commit(r, grid, std::span<double>(pending[index(r)].data() + slot * grid.size(), grid.size()));
+      policy->commit(r, grid,
+                     std::span<double>(pending[index(r)].data() + slot * grid.size(), grid.size()));
       if (intervals) {
         for (std::size_t l = 0; l < levels; ++l) {
           double a = NAN, b = NAN;
@@ -108,7 +110,8 @@ Scores scoresOf(const Accumulator& a, double knob, double days) {
   Scores s;
   s.knob = knob;
   s.slack = a.sum_alloc > 0 ? a.sum_slack / a.sum_alloc : 0.0;
-  s.violation_rate = a.steps ? static_cast<double>(a.violations) / static_cast<double>(a.steps) : 0.0;
+  s.violation_rate =
+      a.steps ? static_cast<double>(a.violations) / static_cast<double>(a.steps) : 0.0;
   s.shortfall = a.sum_usage > 0 ? a.sum_short / a.sum_usage : 0.0;
   s.changes_per_day = days > 0 ? static_cast<double>(a.changes) / days : 0.0;
   return s;
@@ -184,9 +187,11 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
       for (Resource r : kAllResources) {
         if (!s.has(r)) continue;
         auto& ex = examples[si][index(r)];
-        ex.id = s.id, ex.resource = r, ex.start = s.start + static_cast<std::int64_t>(warmup) * s.step_seconds;
+        ex.id = s.id, ex.resource = r,
+        ex.start = s.start + static_cast<std::int64_t>(warmup) * s.step_seconds;
         ex.step_seconds = s.step_seconds;
-        ex.usage.assign(s.usage[index(r)].begin() + static_cast<std::ptrdiff_t>(warmup), s.usage[index(r)].end());
+        ex.usage.assign(s.usage[index(r)].begin() + static_cast<std::ptrdiff_t>(warmup),
+                        s.usage[index(r)].end());
       }
     }
     acc[si].resize(policies.size());
@@ -198,8 +203,10 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
       std::array<std::size_t, kResourceCount> default_index{};
       for (Resource r : kAllResources) {
         prev[index(r)].assign(grids[pi][index(r)].size(), NAN);
-        default_index[index(r)] = nearestIndex(grids[pi][index(r)], policies[pi].factory->knob(r).default_value);
-        if (s.has(r) && s.size() > warmup) pa.days[index(r)] += static_cast<double>(s.size() - warmup) * step_days;
+        default_index[index(r)] =
+            nearestIndex(grids[pi][index(r)], policies[pi].factory->knob(r).default_value);
+        if (s.has(r) && s.size() > warmup)
+          pa.days[index(r)] += static_cast<double>(s.size() - warmup) * step_days;
         if (keep && s.has(r)) {
           auto& ex = examples[si][index(r)];
           ex.allocation[policies[pi].name].assign(ex.usage.size(), NAN);
@@ -210,8 +217,8 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
         }
       }
       replay(*policies[pi].factory, s, p, grids[pi],
-             [&](std::size_t t, Resource r, std::span<const double> alloc, std::span<const double> lo,
-                 std::span<const double> hi) {
+             [&](std::size_t t, Resource r, std::span<const double> alloc,
+                 std::span<const double> lo, std::span<const double> hi) {
                const double u = s.usage[index(r)][t];
                auto& accs = pa.knob[index(r)];
                auto& last = prev[index(r)];
@@ -279,7 +286,8 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
     for (const auto& per_series : acc) {
       const auto& pa = per_series[pi];
       for (Resource r : kAllResources) {
-        for (std::size_t k = 0; k < pa.knob[index(r)].size(); ++k) total.knob[index(r)][k].merge(pa.knob[index(r)][k]);
+        for (std::size_t k = 0; k < pa.knob[index(r)].size(); ++k)
+          total.knob[index(r)][k].merge(pa.knob[index(r)][k]);
         for (std::size_t l = 0; l < kCoverageLevels.size(); ++l) {
           total.coverage[index(r)][l].steps += pa.coverage[index(r)][l].steps;
           total.coverage[index(r)][l].covered += pa.coverage[index(r)][l].covered;
@@ -306,7 +314,9 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
       std::size_t chosen = accs.size() - 1;
       for (std::size_t k = 0; k < accs.size(); ++k) {
         const auto& a = accs[k];
-        const double v = a.warm_steps ? static_cast<double>(a.warm_violations) / static_cast<double>(a.warm_steps) : 0.0;
+        const double v = a.warm_steps ? static_cast<double>(a.warm_violations) /
+                                            static_cast<double>(a.warm_steps)
+                                      : 0.0;
         if (v <= p.target_violation) {
           chosen = k;
           break;
@@ -315,12 +325,15 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
       rr.calibrated = rr.frontier[chosen];
       for (double level : kIsoRiskLevels) {
         rr.iso_risk[level] = interpolateAtViolation(rr.frontier, level, &Scores::slack);
-        rr.iso_risk_shortfall[level] = interpolateAtViolation(rr.frontier, level, &Scores::shortfall);
+        rr.iso_risk_shortfall[level] =
+            interpolateAtViolation(rr.frontier, level, &Scores::shortfall);
       }
       if (policies[pi].factory->givesIntervals()) {
         for (std::size_t l = 0; l < kCoverageLevels.size(); ++l) {
           const auto& c = total.coverage[index(r)][l];
-          if (c.steps) rr.coverage[kCoverageLevels[l]] = static_cast<double>(c.covered) / static_cast<double>(c.steps);
+          if (c.steps)
+            rr.coverage[kCoverageLevels[l]] =
+                static_cast<double>(c.covered) / static_cast<double>(c.steps);
         }
       }
       pr.resources[r] = std::move(rr);
@@ -330,7 +343,8 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
   for (auto& per_resource : examples)
     for (auto& ex : per_resource)
       if (!ex.id.empty()) report.examples.push_back(std::move(ex));
-  report.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  report.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return report;
 }
 

@@ -49,7 +49,8 @@ nlohmann::json toJson(const Report& report) {
         rj["iso_risk_shortfall"][levelKey(level)] = optionalJson(v);
       }
       rj["frontier"] = nlohmann::json::array();
-      for (const auto& s : rr.frontier) rj["frontier"].push_back({s.knob, s.slack, s.violation_rate});
+      for (const auto& s : rr.frontier)
+        rj["frontier"].push_back({s.knob, s.slack, s.violation_rate});
       if (!rr.coverage.empty()) {
         for (const auto& [level, c] : rr.coverage) rj["coverage"][levelKey(level)] = c;
       }
@@ -70,9 +71,10 @@ std::string toTable(const Report& report) {
     for (const auto& p : report.policies) any |= p.resources.count(r) != 0;
     if (!any) continue;
     out += fmt::format("\n{}\n", name(r));
-    out += fmt::format("  {:<10} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8}\n",
-                       "policy", "knob", "slack", "viol", "chg/day", "cal.knob", "slack", "viol",
-                       "slack@5%", "@2%", "@1%", "@0.5%");
+    out += fmt::format(
+        "  {:<10} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8}\n",
+        "policy", "knob", "slack", "viol", "chg/day", "cal.knob", "slack", "viol", "slack@5%",
+        "@2%", "@1%", "@0.5%");
     for (const auto& p : report.policies) {
       auto it = p.resources.find(r);
       if (it == p.resources.end()) continue;
@@ -87,13 +89,16 @@ std::string toTable(const Report& report) {
           pct(rr.iso_risk.at(0.01)), pct(rr.iso_risk.at(0.005)));
       if (!rr.coverage.empty()) {
         std::string cov;
-        for (const auto& [level, v] : rr.coverage) cov += fmt::format(" {:.0f}%:{:.3f}", level * 100, v);
+        for (const auto& [level, v] : rr.coverage)
+          cov += fmt::format(" {:.0f}%:{:.3f}", level * 100, v);
         out += fmt::format("  {:<10} coverage{}\n", "", cov);
       }
     }
   }
-  out += "\nslack = unused share of the allocation; viol = share of steps with usage > allocation;\n"
-         "slack@X = slack at equal violation rate X (interpolated along the knob sweep; - = not reached)\n";
+  out +=
+      "\nslack = unused share of the allocation; viol = share of steps with usage > allocation;\n"
+      "slack@X = slack at equal violation rate X (interpolated along the knob sweep; - = not "
+      "reached)\n";
   return out;
 }
 

@@ -49,7 +49,8 @@ Result<std::string> readWholeFile(const fs::path& file) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -91,7 +92,8 @@ Status forEachLine(std::string_view text, F&& f) {
 std::string seriesId(const fs::path& file) {
   std::string name = file.filename().string();
   for (std::string_view ext : {".csv.gz", ".csv"}) {
-    if (name.size() > ext.size() && name.ends_with(ext)) return name.substr(0, name.size() - ext.size());
+    if (name.size() > ext.size() && name.ends_with(ext))
+      return name.substr(0, name.size() - ext.size());
   }
   return name;
 }
@@ -185,7 +187,8 @@ Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
                       "{}:1: unknown column '{}' (expected any of cpu, memory, disk_io, network)",
                       raw.file, cols[i]);
         }
-        if (std::find(column_resource.begin(), column_resource.end(), *r) != column_resource.end()) {
+        if (std::find(column_resource.begin(), column_resource.end(), *r) !=
+            column_resource.end()) {
           return fail(ErrorCode::kParse, "{}:1: column '{}' appears twice", raw.file, cols[i]);
         }
         column_resource.push_back(*r);
@@ -279,7 +282,8 @@ Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& o
       if (raw) {
         if (auto s = medianStep(*raw); s > 0) steps.push_back(s);
       }
-    if (steps.empty()) return fail(ErrorCode::kInvalidArgument, "no series with two or more samples");
+    if (steps.empty())
+      return fail(ErrorCode::kInvalidArgument, "no series with two or more samples");
     std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
     trace.step_seconds = steps[steps.size() / 2];
   }

@@ -87,10 +87,10 @@ std::vector<Series> resample(const RawSeries& raw, std::int64_t step, const Read
     auto [b0, b1] = pieces[p];
     std::string id = pieces.size() == 1 ? raw.id : raw.id + "#" + std::to_string(p + 1);
     if (static_cast<double>(b1 - b0) < min_steps) {
-      skipped.push_back(Skip{raw.file, 0,
-                             fmt::format("{}: {:.2f} days of steps (needs {} days)", id,
-                                         static_cast<double>((b1 - b0) * step) / 86400.0,
-                                         options.min_days)});
+      skipped.push_back(
+          Skip{raw.file, 0,
+               fmt::format("{}: {:.2f} days of steps (needs {} days)", id,
+                           static_cast<double>((b1 - b0) * step) / 86400.0, options.min_days)});
       continue;
     }
     Series s;

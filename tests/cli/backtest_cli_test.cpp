@@ -53,9 +53,10 @@ class BacktestCli : public ::testing::Test {
 };
 
 TEST_F(BacktestCli, WritesJsonTableAndPlotsForAllBaselines) {
-  auto r = run(fmt::format("backtest --trace {} --format csv --json {} --plot {}", (dir_ / "trace").string(),
-                           (dir_ / "out.json").string(), (dir_ / "plots").string()),
-               dir_);
+  auto r = run(
+      fmt::format("backtest --trace {} --format csv --json {} --plot {}", (dir_ / "trace").string(),
+                  (dir_ / "out.json").string(), (dir_ / "plots").string()),
+      dir_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("cpu"), std::string::npos);
   EXPECT_NE(r.out.find("reactive"), std::string::npos);
@@ -75,11 +76,13 @@ TEST_F(BacktestCli, WritesJsonTableAndPlotsForAllBaselines) {
 
 TEST_F(BacktestCli, StrictFailsOnABadFileAndNamesItsLine) {
   std::ofstream(dir_ / "trace" / "bad.csv") << "timestamp,cpu\n1,0.5\n301,x\n";
-  auto lenient = run(fmt::format("backtest --trace {} --format csv --policies reactive", (dir_ / "trace").string()), dir_);
+  auto lenient = run(fmt::format("backtest --trace {} --format csv --policies reactive",
+                                 (dir_ / "trace").string()),
+                     dir_);
   EXPECT_EQ(lenient.exit_code, 0) << lenient.err;
   EXPECT_NE(lenient.err.find("bad.csv:3:"), std::string::npos) << lenient.err;
-  auto strict = run(fmt::format("backtest --trace {} --format csv --strict --json {}", (dir_ / "trace").string(),
-                                (dir_ / "strict.json").string()),
+  auto strict = run(fmt::format("backtest --trace {} --format csv --strict --json {}",
+                                (dir_ / "trace").string(), (dir_ / "strict.json").string()),
                     dir_);
   EXPECT_NE(strict.exit_code, 0);
   EXPECT_NE(strict.err.find("bad.csv:3:"), std::string::npos) << strict.err;
@@ -87,14 +90,18 @@ TEST_F(BacktestCli, StrictFailsOnABadFileAndNamesItsLine) {
 }
 
 TEST_F(BacktestCli, UnknownPolicyListsTheKnownOnes) {
-  auto r = run(fmt::format("backtest --trace {} --format csv --policies vpa,nope", (dir_ / "trace").string()), dir_);
+  auto r = run(fmt::format("backtest --trace {} --format csv --policies vpa,nope",
+                           (dir_ / "trace").string()),
+               dir_);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("unknown policy 'nope'"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("reactive"), std::string::npos) << r.err;
 }
 
 TEST_F(BacktestCli, WrongFormatIsReportedWithTheHeaderLine) {
-  auto r = run(fmt::format("backtest --trace {} --format bitbrains --strict", (dir_ / "trace").string()), dir_);
+  auto r =
+      run(fmt::format("backtest --trace {} --format bitbrains --strict", (dir_ / "trace").string()),
+          dir_);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find(":1: not a GWA-T-12"), std::string::npos) << r.err;
 }

@@ -9,8 +9,12 @@
 namespace foresight::predict {
 namespace {
 
-double start(double f, std::size_t n) { return f * (std::pow(1.05, static_cast<double>(n)) - 1) / 0.05; }
-double upperEdge(const ExponentialBuckets& b, double first, double v) { return start(first, b.find(v) + 1); }
+double start(double f, std::size_t n) {
+  return f * (std::pow(1.05, static_cast<double>(n)) - 1) / 0.05;
+}
+double upperEdge(const ExponentialBuckets& b, double first, double v) {
+  return start(first, b.find(v) + 1);
+}
 
 SeriesContext context(std::size_t warmup = 0) {
   SeriesContext c;
@@ -41,15 +45,17 @@ TEST(Vpa, CpuTargetIs115PercentOfTheP90UpperEdge) {
   // 10 samples at the same time: nine of 0.5 cores and one of 2 cores: P90 is 0.5's bucket.
   for (int i = 0; i < 9; ++i) p->observe(obs(i, 0, 0.5));
   p->observe(obs(9, 0, 2.0));
-  EXPECT_NEAR(commitOne(*p, Resource::kCpu, 0.9), 1.15 * upperEdge(vpaCpuBuckets(), 0.01, 0.5), 1e-9);
-  EXPECT_NEAR(commitOne(*p, Resource::kCpu, 0.95), 1.15 * upperEdge(vpaCpuBuckets(), 0.01, 2.0), 1e-9);
+  EXPECT_NEAR(commitOne(*p, Resource::kCpu, 0.9), 1.15 * upperEdge(vpaCpuBuckets(), 0.01, 0.5),
+              1e-9);
+  EXPECT_NEAR(commitOne(*p, Resource::kCpu, 0.95), 1.15 * upperEdge(vpaCpuBuckets(), 0.01, 2.0),
+              1e-9);
 }
 
 TEST(Vpa, MinimumCpuAndMemory) {
   auto p = makeVpaFactory()->create(context(), nullptr);
   p->observe(obs(0, 0, 0.001, 1e6));
-  EXPECT_DOUBLE_EQ(commitOne(*p, Resource::kCpu, 0.9), 0.025);                    // 25 millicores
-  EXPECT_DOUBLE_EQ(commitOne(*p, Resource::kMemory, 0.9), 250.0 * 1024 * 1024);   // 250 MiB
+  EXPECT_DOUBLE_EQ(commitOne(*p, Resource::kCpu, 0.9), 0.025);                   // 25 millicores
+  EXPECT_DOUBLE_EQ(commitOne(*p, Resource::kMemory, 0.9), 250.0 * 1024 * 1024);  // 250 MiB
 }
 
 TEST(Vpa, MemoryKeepsOnePeakPerDayAndALargerPeakReplacesTheSmaller) {

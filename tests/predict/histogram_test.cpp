@@ -19,12 +19,14 @@ TEST(VpaBuckets, EdgesFollowTheExponentialFormula) {
   EXPECT_NEAR(b.start(3), 0.031525, 1e-12);
   EXPECT_NEAR(b.start(100), start(0.01, 100), 1e-9);
   // numBuckets = ceil(log(max * 0.05 / f + 1) / log 1.05) + 1, with max 1000 cores
-  EXPECT_EQ(b.count(), static_cast<std::size_t>(std::ceil(std::log(1000 * 0.05 / 0.01 + 1) / std::log(1.05))) + 1);
+  EXPECT_EQ(
+      b.count(),
+      static_cast<std::size_t>(std::ceil(std::log(1000 * 0.05 / 0.01 + 1) / std::log(1.05))) + 1);
   EXPECT_EQ(b.find(0.0), 0u);
-  EXPECT_EQ(b.find(0.005), 0u);   // below the first bucket size
-  EXPECT_EQ(b.find(0.01), 1u);    // a bucket's start belongs to it
+  EXPECT_EQ(b.find(0.005), 0u);  // below the first bucket size
+  EXPECT_EQ(b.find(0.01), 1u);   // a bucket's start belongs to it
   EXPECT_EQ(b.find(0.015), 1u);
-  EXPECT_EQ(b.find(0.0206), 2u);  // (an exact edge may round down, as in the Go original)
+  EXPECT_EQ(b.find(0.0206), 2u);          // (an exact edge may round down, as in the Go original)
   EXPECT_EQ(b.find(1e9), b.count() - 1);  // clamped to the last bucket
 }
 

@@ -83,8 +83,10 @@ TEST(Backtest, CalibratedKnobIsChosenOnTheWarmUpAlone) {
 }
 
 TEST(Backtest, IsoRiskInterpolatesAlongTheFrontier) {
-  std::vector<Scores> frontier = {{1, 0.1, 0.10, 0.02, 0}, {2, 0.3, 0.02, 0.01, 0}, {3, 0.5, 0.0, 0.0, 0}};
-  EXPECT_DOUBLE_EQ(*interpolateAtViolation(frontier, 0.05, &Scores::slack), 0.3 + (0.03 / 0.08) * (0.1 - 0.3));
+  std::vector<Scores> frontier = {
+      {1, 0.1, 0.10, 0.02, 0}, {2, 0.3, 0.02, 0.01, 0}, {3, 0.5, 0.0, 0.0, 0}};
+  EXPECT_DOUBLE_EQ(*interpolateAtViolation(frontier, 0.05, &Scores::slack),
+                   0.3 + (0.03 / 0.08) * (0.1 - 0.3));
   EXPECT_DOUBLE_EQ(*interpolateAtViolation(frontier, 0.01, &Scores::slack), 0.4);
   EXPECT_DOUBLE_EQ(*interpolateAtViolation(frontier, 0.02, &Scores::shortfall), 0.01);
   EXPECT_FALSE(interpolateAtViolation(frontier, 0.2, &Scores::slack));  // not reached
@@ -97,8 +99,11 @@ TEST(Backtest, CoverageOfIntervalPolicies) {
   for (int i = 0; i < 20; ++i) u.push_back(i % 4);
   auto tr = oneSeries(u);
   // Interval [0, level * 4): 0.5 -> [0, 2] covers 0, 1, 2; 0.95 -> [0, 3.8] covers all.
-  FunctionFactory f({1}, 1, [](double, std::size_t) { return 3.0; },
-                    [](double level, std::size_t) { return std::pair{0.0, level * 4}; });
+  FunctionFactory f(
+      {1}, 1, [](double, std::size_t) { return 3.0; },
+      [](double level, std::size_t) {
+        return std::pair{0.0, level * 4};
+      });
   Report r = runBacktest(tr, {{"band", &f}}, options());
   const auto& cov = r.policies.at(0).resources.at(Resource::kCpu).coverage;
   ASSERT_EQ(cov.size(), 4u);
@@ -127,7 +132,8 @@ TEST(Backtest, JsonHasTheShapeOfEvaluationMd) {
   for (const char* k : {"knob", "slack", "violation_rate", "shortfall", "changes_per_day"}) {
     EXPECT_TRUE(cpu["default"].contains(k)) << k;
   }
-  for (const char* k : {"0.05", "0.02", "0.01", "0.005"}) EXPECT_TRUE(cpu["iso_risk"].contains(k)) << k;
+  for (const char* k : {"0.05", "0.02", "0.01", "0.005"})
+    EXPECT_TRUE(cpu["iso_risk"].contains(k)) << k;
   EXPECT_EQ(cpu["frontier"].size(), 2u);
   EXPECT_EQ(cpu["frontier"][1].size(), 3u);
 }
@@ -138,14 +144,17 @@ TEST(Backtest, ResultsDoNotDependOnTheNumberOfThreads) {
   tr.resources[index(Resource::kCpu)] = true;
   for (int k = 0; k < 9; ++k) {
     auto one = oneSeries({});
-    for (int i = 0; i < 50 + 13 * k; ++i) one.series[0].usage[0].push_back(0.1 * ((i * (k + 3)) % 11) + 1e-3 * k);
+    for (int i = 0; i < 50 + 13 * k; ++i)
+      one.series[0].usage[0].push_back(0.1 * ((i * (k + 3)) % 11) + 1e-3 * k);
     tr.series.push_back(one.series[0]);
   }
-  FunctionFactory f({1, 1.1}, 1, [&](double knob, std::size_t step) { return knob * (1 + 0.37 * (step % 3)); });
+  FunctionFactory f({1, 1.1}, 1,
+                    [&](double knob, std::size_t step) { return knob * (1 + 0.37 * (step % 3)); });
   RunOptions one = options(), two = options();
   one.threads = 1;
   two.threads = 3;
-  EXPECT_EQ(toJson(runBacktest(tr, {{"p", &f}}, one)).dump(), toJson(runBacktest(tr, {{"p", &f}}, two)).dump());
+  EXPECT_EQ(toJson(runBacktest(tr, {{"p", &f}}, one)).dump(),
+            toJson(runBacktest(tr, {{"p", &f}}, two)).dump());
 }
 
 }  // namespace

@@ -44,8 +44,9 @@ void expectNoFuture(const std::string& name, predict::PolicyFactory& factory, st
         for (std::size_t k = 0; k < a[step].size(); ++k) {
           if (std::isnan(a[step][k]) && std::isnan(b[step][k])) continue;
           ASSERT_EQ(a[step][k], b[step][k])
-              << name << " " << foresight::name(r) << " lead " << lead << ": the allocation for step "
-              << step << " changed when values after step " << cut << " were poisoned";
+              << name << " " << foresight::name(r) << " lead " << lead
+              << ": the allocation for step " << step << " changed when values after step " << cut
+              << " were poisoned";
         }
       }
       // And the poison does reach later allocations of at least some policies; not asserted.
@@ -72,7 +73,8 @@ TEST(NoFuture, TheCheckCatchesAPolicyThatPeeks) {
   ASSERT_TRUE(oracle);
   const trace::Series clean = randomSeries(7);
   trace::Series poisoned = clean;
-  for (std::size_t t = 101; t < poisoned.size(); ++t) poisoned.usage[index(Resource::kCpu)][t] = 1e12;
+  for (std::size_t t = 101; t < poisoned.size(); ++t)
+    poisoned.usage[index(Resource::kCpu)][t] = 1e12;
   Protocol p;
   auto a = replayAllocations(**oracle, clean, p, Resource::kCpu);
   auto b = replayAllocations(**oracle, poisoned, p, Resource::kCpu);

@@ -11,7 +11,8 @@ class FunctionPolicy final : public predict::Policy {
  public:
   using Alloc = std::function<double(double knob, std::size_t step)>;
   using Interval = std::function<std::pair<double, double>(double level, std::size_t step)>;
-  FunctionPolicy(std::size_t lead, Alloc a, Interval i) : lead_(lead), alloc_(std::move(a)), interval_(std::move(i)) {}
+  FunctionPolicy(std::size_t lead, Alloc a, Interval i)
+      : lead_(lead), alloc_(std::move(a)), interval_(std::move(i)) {}
   void observe(const predict::Observation& o) override { step_ = o.step; }
   void commit(Resource, std::span<const double> knobs, std::span<double> out) override {
     for (std::size_t k = 0; k < knobs.size(); ++k) out[k] = alloc_(knobs[k], step_ + lead_);

@@ -20,8 +20,8 @@ constexpr const char* kBitbrainsHeader =
 class TraceReaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("foresight-trace-" + std::to_string(std::random_device{}()));
+    dir_ =
+        fs::temp_directory_path() / ("foresight-trace-" + std::to_string(std::random_device{}()));
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }

@@ -25,16 +25,16 @@ struct SeriesContext {
   std::string id;
   std::int64_t start = 0;
   std::int64_t step_seconds = 300;
-  std::size_t steps = 0;          // length of the series
-  std::size_t warmup_steps = 0;   // steps before the scored part
-  std::size_t lead_steps = 1;     // the allocation committed after step t is for step t + lead
+  std::size_t steps = 0;         // length of the series
+  std::size_t warmup_steps = 0;  // steps before the scored part
+  std::size_t lead_steps = 1;    // the allocation committed after step t is for step t + lead
   std::array<bool, kResourceCount> resources{};
   std::map<std::string, double> metadata;  // environment metadata, e.g. cpu_cores
 };
 
 struct Observation {
   std::size_t step = 0;
-  std::int64_t time = 0;  // Unix seconds of the step's start
+  std::int64_t time = 0;                       // Unix seconds of the step's start
   std::array<double, kResourceCount> usage{};  // NaN: missing (or resource absent)
 };
 

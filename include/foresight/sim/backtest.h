@@ -25,10 +25,10 @@ inline const std::vector<double> kCoverageLevels = {0.5, 0.8, 0.9, 0.95};
 
 struct Scores {
   double knob = 0;
-  double slack = 0;           // sum max(a-u,0) / sum a
-  double violation_rate = 0;  // share of steps with u > a
-  double shortfall = 0;       // sum max(u-a,0) / sum u
-  double changes_per_day = 0; // changes > 1% per series per day
+  double slack = 0;            // sum max(a-u,0) / sum a
+  double violation_rate = 0;   // share of steps with u > a
+  double shortfall = 0;        // sum max(u-a,0) / sum u
+  double changes_per_day = 0;  // changes > 1% per series per day
 };
 
 struct ResourceResult {
@@ -43,7 +43,7 @@ struct ResourceResult {
 struct PolicyResult {
   std::string name;
   std::map<Resource, ResourceResult> resources;
-  double thread_seconds = 0;     // CPU-side time spent replaying this policy
+  double thread_seconds = 0;  // CPU-side time spent replaying this policy
   std::uint64_t series_steps = 0;
 };
 

@@ -20,12 +20,12 @@ Result<Format> parseFormat(const std::string& s);
 
 struct ReadOptions {
   Format format = Format::kCsv;
-  bool strict = false;             // a skipped file or series fails the whole read
-  std::int64_t step_seconds = 0;   // 0: the median step of the trace
-  int max_fill_steps = 3;          // missing steps carried forward; longer gaps split a series
-  double min_days = 2.0;           // shorter series are skipped and counted
-  std::size_t max_series = 0;      // 0: all
-  int threads = 0;                 // 0: hardware concurrency
+  bool strict = false;            // a skipped file or series fails the whole read
+  std::int64_t step_seconds = 0;  // 0: the median step of the trace
+  int max_fill_steps = 3;         // missing steps carried forward; longer gaps split a series
+  double min_days = 2.0;          // shorter series are skipped and counted
+  std::size_t max_series = 0;     // 0: all
+  int threads = 0;                // 0: hardware concurrency
 };
 
 // Raw samples of one file, before resampling. Times are Unix seconds, in file order.

@@ -50,7 +50,9 @@ class AutopilotPolicy final : public Policy {
       }
       return;
     }
-    const DecayingHistogram& h = r == Resource::kCpu ? cpu_ : r == Resource::kDiskIo ? disk_ : network_;
+    const DecayingHistogram& h = r == Resource::kCpu      ? cpu_
+                                 : r == Resource::kDiskIo ? disk_
+                                                          : network_;
     h.percentiles(knobs, out);
   }
 

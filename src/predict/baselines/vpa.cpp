@@ -3,20 +3,20 @@
 #include <optional>
 
 #include "common.h"
-#include "foresight/predict/baselines/histogram.h"
 #include "foresight/predict/baselines/baselines.h"
+#include "foresight/predict/baselines/histogram.h"
 
 namespace foresight::predict {
 namespace {
 
 // pkg/recommender/model/aggregations_config.go
-constexpr double kCpuHalfLife = 24 * 3600.0;          // CPUHistogramDecayHalfLife
-constexpr double kMemoryHalfLife = 24 * 3600.0;       // MemoryHistogramDecayHalfLife
+constexpr double kCpuHalfLife = 24 * 3600.0;                // CPUHistogramDecayHalfLife
+constexpr double kMemoryHalfLife = 24 * 3600.0;             // MemoryHistogramDecayHalfLife
 constexpr double kMemoryAggregationInterval = 24 * 3600.0;  // MemoryAggregationInterval
 // pkg/recommender/logic/recommender.go
-constexpr double kSafetyMarginFraction = 0.15;        // safetyMarginFraction
-constexpr double kTargetPercentile = 0.9;             // targetCPUPercentile / targetMemoryPeaksPercentile
-constexpr double kPodMinCpuCores = 0.025;             // podMinCPUMillicores = 25
+constexpr double kSafetyMarginFraction = 0.15;  // safetyMarginFraction
+constexpr double kTargetPercentile = 0.9;       // targetCPUPercentile / targetMemoryPeaksPercentile
+constexpr double kPodMinCpuCores = 0.025;       // podMinCPUMillicores = 25
 constexpr double kPodMinMemoryBytes = 250.0 * 1024 * 1024;  // podMinMemoryMb = 250
 
 class VpaPolicy final : public Policy {
@@ -65,9 +65,9 @@ class VpaPolicy final : public Policy {
         add_new_peak = true;
       }
     } else {
-      double shift = std::floor((t - *window_end_) / kMemoryAggregationInterval) *
-                         kMemoryAggregationInterval +
-                     kMemoryAggregationInterval;
+      double shift =
+          std::floor((t - *window_end_) / kMemoryAggregationInterval) * kMemoryAggregationInterval +
+          kMemoryAggregationInterval;
       *window_end_ += shift;
       peak_ = 0;
       add_new_peak = true;
