@@ -1,0 +1,49 @@
+// The July Bitbrains trace end to end: the `bitbrains` reader against an independent reading of
+// the same files (scripts/bitbrains_to_csv.py, then `--format csv`) must give identical results.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+namespace fs = std::filesystem;
+
+TEST(FullTrace, BitbrainsReaderMatchesAnIndependentCsvConversion) {
+  const fs::path trace = fs::path(FORESIGHT_SHARED_DATA_DIR) / "bitbrains-rnd" / "2013-7";
+  if (!fs::exists(trace)) GTEST_SKIP() << trace << " is absent";
+  const fs::path dir =
+      fs::temp_directory_path() / ("foresight-full-" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  ASSERT_EQ(std::system(fmt::format("python3 {}/scripts/bitbrains_to_csv.py {} {}",
+                                    FORESIGHT_SOURCE_DIR, trace.string(), (dir / "csv").string())
+                            .c_str()),
+            0);
+  ASSERT_EQ(std::system(fmt::format("{} --log-level warn backtest --trace {} --format bitbrains "
+                                    "--json {} >/dev/null 2>&1",
+                                    FORESIGHT_BIN, trace.string(), (dir / "a.json").string())
+                            .c_str()),
+            0);
+  ASSERT_EQ(
+      std::system(
+          fmt::format(
+              "{} --log-level warn backtest --trace {} --format csv --json {} >/dev/null 2>&1",
+              FORESIGHT_BIN, (dir / "csv").string(), (dir / "b.json").string())
+              .c_str()),
+      0);
+  auto a = nlohmann::json::parse(std::ifstream(dir / "a.json"));
+  auto b = nlohmann::json::parse(std::ifstream(dir / "b.json"));
+  fs::remove_all(dir);
+  EXPECT_GT(a["trace"]["series"], 500);  // the trace-wide gaps split the VMs' months
+  EXPECT_EQ(a["trace"]["step_seconds"], 300);
+  EXPECT_EQ(a, b);
+  for (const char* p : {"vpa", "autopilot", "reactive", "static", "oracle"})
+    for (const char* r : {"cpu", "memory", "disk_io", "network"})
+      EXPECT_TRUE(a["policies"][p].contains(r));
+}
+
+}  // namespace
