@@ -130,6 +130,8 @@ void registerBaselines(PolicyRegistry& registry) {
                [](const PolicyOptions&) { return makeReactiveFactory(); });
   registry.add("static", "peak of the warm-up part x (1 + m)",
                [](const PolicyOptions&) { return makeStaticFactory(); });
+  registry.add("seasonal", "streaming seasonal median + conformal error quantiles (no training)",
+               [](const PolicyOptions&) { return makeSeasonalFactory(); });
   registry.add("oracle", "a = u (reference; sees the future)",
                [](const PolicyOptions&) { return makeOracleFactory(); });
 }

@@ -17,5 +17,8 @@ std::unique_ptr<PolicyFactory> makeReactiveFactory();
 std::unique_ptr<PolicyFactory> makeStaticFactory();
 // a = u: the reference; it sees the future by construction.
 std::unique_ptr<PolicyFactory> makeOracleFactory();
+// Foresight's training-free streaming forecaster (seasonal median + online conformal errors).
+// Knob: the quantile level (default 0.95).
+std::unique_ptr<PolicyFactory> makeSeasonalFactory();
 
 }  // namespace foresight::predict

@@ -1,0 +1,62 @@
+#pragma once
+// SeasonalForecaster: a per-workload streaming forecaster that needs no training, for the live
+// loop (1 s samples, where a model trained on 5-minute traces does not apply) and as a backtest
+// policy (`seasonal`).
+//
+// Point forecast for step t+h: the median of the values one, two, ... `cycles` periods earlier
+// (± `jitter` steps) when a period is detected by autocorrelation, else the median of the last
+// `recent` values. Quantiles: the point forecast plus the empirical quantiles of its own recent
+// errors at that horizon (online split-conformal), so a trend or a burst pattern the point
+// forecast misses widens the band by exactly what it has been missing.
+//
+// Thread-safety: none; one instance per workload and resource.
+
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace foresight::predict {
+
+struct SeasonalOptions {
+  std::size_t horizon = 12;      // steps ahead kept ready (1..horizon)
+  std::size_t min_period = 4;    // steps
+  std::size_t max_period = 288;  // steps; the history kept is 3 x max_period
+  double min_acf = 0.4;          // autocorrelation needed to accept a period
+  std::size_t cycles = 3;        // past cycles consulted
+  std::size_t jitter = 1;        // steps either side of the seasonal position
+  std::size_t recent = 12;       // window of the non-seasonal point forecast
+  std::size_t errors = 288;      // recent errors kept per horizon
+  std::size_t min_errors = 12;   // before that many errors, quantiles come from the raw samples
+};
+
+class SeasonalForecaster {
+ public:
+  explicit SeasonalForecaster(SeasonalOptions options = {});
+
+  // The usage of the next step; NaN is a missing value (kept as a gap).
+  void observe(double usage);
+  // Quantiles of step t+h (1 <= h <= horizon) at each level (ascending), never negative.
+  void forecast(std::size_t h, std::span<const double> levels, std::span<double> out) const;
+  std::optional<std::size_t> period() const { return period_; }
+  std::size_t steps() const { return steps_; }
+
+ private:
+  double pointForecast(std::size_t h) const;  // NaN when there is no history
+  void samples(std::size_t h, std::vector<double>& out) const;
+  void detectPeriod();
+  double at(std::size_t steps_ago) const;  // 0 = the last observed step
+
+  SeasonalOptions o_;
+  std::deque<double> history_;
+  std::size_t steps_ = 0;
+  std::optional<std::size_t> period_;
+  // pending_[h-1]: point forecasts made for the next h steps, oldest first.
+  std::vector<std::deque<double>> pending_;
+  std::vector<std::vector<double>> sorted_errors_;  // per horizon, kept sorted
+  std::vector<std::deque<double>> error_order_;     // per horizon, arrival order (for eviction)
+  mutable std::vector<double> scratch_;
+};
+
+}  // namespace foresight::predict

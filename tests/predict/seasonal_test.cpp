@@ -1,0 +1,85 @@
+#include "foresight/predict/seasonal.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace foresight::predict {
+namespace {
+
+TEST(SeasonalForecaster, FindsThePeriodAndRepeatsTheCycle) {
+  SeasonalOptions o;
+  o.max_period = 60;
+  o.horizon = 5;
+  SeasonalForecaster f(o);
+  // A phased demand: 8 steps at 0.2, 7 at 1.5, 5 at 0.6 (period 20).
+  auto demand = [](std::size_t t) {
+    std::size_t p = t % 20;
+    return p < 8 ? 0.2 : p < 15 ? 1.5 : 0.6;
+  };
+  std::size_t t = 0;
+  for (; t < 200; ++t) f.observe(demand(t));
+  ASSERT_TRUE(f.period());
+  EXPECT_EQ(*f.period(), 20u);
+  // Forecasts of the next steps follow the cycle, including the coming rise.
+  const std::vector<double> levels = {0.5, 0.9};
+  for (std::size_t h = 1; h <= 5; ++h) {
+    std::vector<double> out(2);
+    f.forecast(h, levels, out);
+    EXPECT_NEAR(out[0], demand(t - 1 + h), 1e-9) << "h=" << h;
+    EXPECT_GE(out[1], out[0]);
+  }
+}
+
+TEST(SeasonalForecaster, NoPeriodInNoise) {
+  SeasonalOptions o;
+  o.max_period = 60;
+  SeasonalForecaster f(o);
+  std::mt19937 rng(3);
+  std::normal_distribution<double> n(5, 1);
+  for (int t = 0; t < 400; ++t) f.observe(n(rng));
+  EXPECT_FALSE(f.period());
+}
+
+TEST(SeasonalForecaster, ErrorQuantilesCoverATrendAtTheNominalRate) {
+  // A growing working set with noise: the median of recent values lags the trend; the conformal
+  // errors must lift the band so that the 90% upper quantile covers about 90% of outcomes.
+  SeasonalOptions o;
+  o.max_period = 60;
+  o.horizon = 3;
+  o.errors = 200;
+  SeasonalForecaster f(o);
+  std::mt19937 rng(11);
+  std::normal_distribution<double> noise(0, 2);
+  const std::vector<double> levels = {0.9};
+  std::size_t scored = 0, covered = 0;
+  std::deque<double> pending;  // 3-step-ahead forecasts awaiting their outcome
+  for (int t = 0; t < 3000; ++t) {
+    const double u = 100 + 0.5 * t + noise(rng);
+    if (pending.size() == 3) {
+      if (t > 500) {
+        ++scored;
+        covered += u <= pending.front();
+      }
+      pending.pop_front();
+    }
+    f.observe(u);
+    std::vector<double> out(1);
+    f.forecast(3, levels, out);
+    pending.push_back(out[0]);
+  }
+  const double rate = static_cast<double>(covered) / static_cast<double>(scored);
+  EXPECT_NEAR(rate, 0.9, 0.03);
+}
+
+TEST(SeasonalForecaster, NeverNegativeAndMissingValuesAreSkipped) {
+  SeasonalForecaster f;
+  for (int t = 0; t < 100; ++t) f.observe(t % 3 == 0 ? NAN : 0.0);
+  std::vector<double> levels = {0.01, 0.5}, out(2);
+  f.forecast(1, levels, out);
+  EXPECT_GE(out[0], 0.0);
+  EXPECT_FALSE(std::isnan(out[1]));
+}
+
+}  // namespace
+}  // namespace foresight::predict
