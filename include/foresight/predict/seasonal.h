@@ -46,6 +46,7 @@ class SeasonalForecaster {
   double pointForecast(std::size_t h) const;  // NaN when there is no history
   void samples(std::size_t h, std::vector<double>& out) const;
   void detectPeriod();
+  void findPeriod();
   double at(std::size_t steps_ago) const;  // 0 = the last observed step
 
   SeasonalOptions o_;

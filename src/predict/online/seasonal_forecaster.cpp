@@ -66,6 +66,17 @@ void SeasonalForecaster::observe(double usage) {
 }
 
 void SeasonalForecaster::detectPeriod() {
+  const auto before = period_;
+  findPeriod();
+  // Conformal errors are only exchangeable for one point forecaster: a new period starts afresh
+  // (until min_errors accrue, quantiles come from the seasonal samples themselves).
+  if (period_ != before) {
+    for (auto& e : sorted_errors_) e.clear();
+    for (auto& e : error_order_) e.clear();
+  }
+}
+
+void SeasonalForecaster::findPeriod() {
   // Autocorrelation of the history through an FFT (Wiener-Khinchin; zero-padded so it is linear,
   // not circular): O(n log n) instead of O(n x lags). Missing values count as the mean.
   const std::size_t n = history_.size();

@@ -1,0 +1,78 @@
+// `foresight bench closed-loop`: the allocator's proof on this host (a real cgroup, a real
+// workload, three controllers in turn). `foresight bench workload` is the workload it starts.
+#include <fstream>
+#include <iostream>
+
+#include "commands.h"
+#include "foresight/core/log.h"
+#include "foresight/loop/experiment.h"
+
+namespace foresight::app {
+
+void addBenchCommand(CLI::App& app) {
+  auto* bench = app.add_subcommand("bench", "End-to-end experiments on this host");
+  bench->require_subcommand(1);
+
+  auto opts = std::make_shared<loop::ExperimentOptions>();
+  auto json_path = std::make_shared<std::string>();
+  auto part = std::make_shared<std::string>("both");
+  auto* closed = bench->add_subcommand(
+      "closed-loop",
+      "Run a phased CPU workload and a growing-memory workload in real cgroups under the static, "
+      "reactive and foresight controllers in turn; report throttled time, mean quota, p99 "
+      "latency and OOM kills (needs root and the cpu, cpuacct and memory controllers)");
+  closed->add_option("--json", *json_path, "write the results as JSON to FILE");
+  closed->add_option("--cycle-seconds", opts->cycle_seconds, "period of the workload's demand")
+      ->capture_default_str()
+      ->check(CLI::Range(4.0, 3600.0));
+  closed->add_option("--warmup-cycles", opts->warmup_cycles, "cycles run before scoring")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  closed->add_option("--cycles", opts->scored_cycles, "cycles scored")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  closed->add_option("--interval", opts->interval_seconds, "sampling and decision period (s)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 60.0));
+  closed->add_option("--controllers", opts->controllers, "which controllers, in order")
+      ->delimiter(',')
+      ->capture_default_str();
+  closed->add_option("--part", *part, "cpu, memory or both")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "memory", "both"}));
+  closed->add_option("--cgroup-root", opts->cgroup_root, "where the cgroup hierarchies are mounted")
+      ->capture_default_str();
+  closed->callback([opts, json_path, part] {
+    opts->cpu = *part != "memory";
+    opts->memory = *part != "cpu";
+    opts->self_exe = std::filesystem::read_symlink("/proc/self/exe");
+    auto r = loop::runClosedLoopExperiment(*opts);
+    if (!r) {
+      spdlog::error("{}", r.error().message);
+      throw CLI::RuntimeError(1);
+    }
+    const auto j = r->toJson(*opts);
+    std::cout << j.dump(2) << "\n";
+    if (!json_path->empty()) {
+      const std::string tmp = *json_path + ".tmp";
+      std::ofstream(tmp) << j.dump(2) << "\n";
+      std::filesystem::rename(tmp, *json_path);
+    }
+  });
+
+  auto w = std::make_shared<loop::WorkloadOptions>();
+  auto* workload =
+      bench->add_subcommand("workload", "the experiment's workload (started by closed-loop)");
+  workload->group("");  // internal: hidden from help
+  workload->add_option("--kind", w->kind)->check(CLI::IsMember({"cpu", "memory"}));
+  workload->add_option("--cycle", w->cycle_seconds);
+  workload->add_option("--duration", w->duration_seconds);
+  workload->add_option("--start-epoch", w->start_epoch);
+  workload->add_option("--score-after", w->score_after);
+  workload->add_option("--out", w->out)->required();
+  workload->callback([w] {
+    if (int rc = loop::runWorkload(*w); rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace foresight::app

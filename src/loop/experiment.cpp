@@ -1,0 +1,390 @@
+#include "foresight/loop/experiment.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "foresight/core/log.h"
+#include "foresight/loop/controller.h"
+
+namespace foresight::loop {
+namespace fs = std::filesystem;
+namespace {
+
+double now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+void sleepUntil(double t) {
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(t);
+  ts.tv_nsec = static_cast<long>((t - std::floor(t)) * 1e9);
+  clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, nullptr);
+}
+
+Result<std::string> readFile(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) return fail(ErrorCode::kIo, "{}: cannot read", p.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+Status writeFile(const fs::path& p, const std::string& v) {
+  std::ofstream out(p);
+  out << v;
+  out.flush();
+  if (!out)
+    return fail(ErrorCode::kIo, "{}: cannot write '{}': {}", p.string(), v, std::strerror(errno));
+  return ok();
+}
+// The value of `key` in a flat "key value" file (cpu.stat, memory.events, memory.oom_control).
+Result<double> keyed(const fs::path& p, const std::string& key) {
+  auto text = readFile(p);
+  if (!text) return tl::unexpected(text.error());
+  std::istringstream in(*text);
+  std::string k;
+  double v;
+  while (in >> k >> v)
+    if (k == key) return v;
+  return fail(ErrorCode::kParse, "{}: no '{}'", p.string(), key);
+}
+Result<double> number(const fs::path& p) {
+  auto text = readFile(p);
+  if (!text) return tl::unexpected(text.error());
+  try {
+    return std::stod(*text);
+  } catch (const std::exception&) {
+    return fail(ErrorCode::kParse, "{}: not a number: '{}'", p.string(), *text);
+  }
+}
+
+struct CpuCounters {
+  double usage_seconds = 0, throttled_seconds = 0;
+};
+
+// The experiment's own cgroup, v1 or v2, created for one run and removed after it. Writing limits
+// goes straight to the files here: this is a test fixture of the experiment, not an allocator
+// backend (those leave the previous allocation in place on failure, which a fixture need not).
+class ExperimentCgroup {
+ public:
+  static Result<ExperimentCgroup> create(const fs::path& root, const std::string& name) {
+    ExperimentCgroup cg;
+    cg.v2_ = fs::exists(root / "cgroup.controllers");
+    if (cg.v2_) {
+      cg.cpu_ = cg.cpuacct_ = cg.memory_ = root / name;
+      (void)writeFile(root / "cgroup.subtree_control", "+cpu +memory");
+    } else {
+      const bool joint = fs::exists(root / "cpu,cpuacct");
+      cg.cpu_ = root / (joint ? "cpu,cpuacct" : "cpu") / name;
+      cg.cpuacct_ = root / (joint ? "cpu,cpuacct" : "cpuacct") / name;
+      cg.memory_ = root / "memory" / name;
+    }
+    for (const auto& d : {cg.cpu_, cg.cpuacct_, cg.memory_}) {
+      std::error_code ec;
+      fs::create_directories(d, ec);
+      if (ec)
+        return fail(ErrorCode::kUnavailable, "{}: cannot create cgroup: {}", d.string(),
+                    ec.message());
+      cg.dirs_.push_back(d);
+    }
+    return cg;
+  }
+  ExperimentCgroup() = default;
+  ExperimentCgroup(ExperimentCgroup&& o) noexcept
+      : v2_(o.v2_),
+        cpu_(o.cpu_),
+        cpuacct_(o.cpuacct_),
+        memory_(o.memory_),
+        dirs_(std::move(o.dirs_)) {}
+  ~ExperimentCgroup() {
+    for (const auto& d : dirs_) {
+      std::error_code ec;
+      fs::remove(d, ec);  // rmdir; the processes are gone by now
+    }
+  }
+
+  // The cgroup.procs files to join; writing "0" to one moves the writer itself.
+  std::vector<std::string> procsFiles() const {
+    std::vector<std::string> out;
+    for (const auto& d : dirs_) out.push_back((d / "cgroup.procs").string());
+    return out;
+  }
+  Result<CpuCounters> cpu() const {
+    CpuCounters c;
+    if (v2_) {
+      auto u = keyed(cpu_ / "cpu.stat", "usage_usec");
+      auto t = keyed(cpu_ / "cpu.stat", "throttled_usec");
+      if (!u || !t) return tl::unexpected(u ? t.error() : u.error());
+      c.usage_seconds = *u * 1e-6, c.throttled_seconds = *t * 1e-6;
+    } else {
+      auto u = number(cpuacct_ / "cpuacct.usage");
+      auto t = keyed(cpu_ / "cpu.stat", "throttled_time");
+      if (!u || !t) return tl::unexpected(u ? t.error() : u.error());
+      c.usage_seconds = *u * 1e-9, c.throttled_seconds = *t * 1e-9;
+    }
+    return c;
+  }
+  Status setCpuQuota(double cores) const {
+    constexpr long kPeriodUs = 100000;
+    const long quota = std::isinf(cores) ? -1 : std::max(1000L, std::lround(cores * kPeriodUs));
+    if (v2_)
+      return writeFile(cpu_ / "cpu.max",
+                       quota < 0 ? "max 100000" : fmt::format("{} {}", quota, kPeriodUs));
+    if (auto s = writeFile(cpu_ / "cpu.cfs_period_us", std::to_string(kPeriodUs)); !s) return s;
+    return writeFile(cpu_ / "cpu.cfs_quota_us", std::to_string(quota));
+  }
+  Result<double> memoryUsage() const {
+    return number(memory_ / (v2_ ? "memory.current" : "memory.usage_in_bytes"));
+  }
+  Result<double> oomKills() const {
+    return v2_ ? keyed(memory_ / "memory.events", "oom_kill")
+               : keyed(memory_ / "memory.oom_control", "oom_kill");
+  }
+  Status setMemoryLimit(double bytes) const {
+    const std::string v =
+        std::isinf(bytes) ? (v2_ ? "max" : "-1") : std::to_string(static_cast<long long>(bytes));
+    return writeFile(memory_ / (v2_ ? "memory.max" : "memory.limit_in_bytes"), v);
+  }
+  void killAll() const {
+    for (const auto& d : dirs_) {
+      auto procs = readFile(d / "cgroup.procs");
+      if (!procs) continue;
+      std::istringstream in(*procs);
+      pid_t pid;
+      while (in >> pid) ::kill(pid, SIGKILL);
+    }
+  }
+
+ private:
+  bool v2_ = false;
+  fs::path cpu_, cpuacct_, memory_;
+  std::vector<fs::path> dirs_;
+};
+
+std::unique_ptr<Controller> makeController(const std::string& name, bool memory,
+                                           const ExperimentOptions& o) {
+  const auto per_cycle =
+      static_cast<std::size_t>(std::lround(o.cycle_seconds / o.interval_seconds));
+  if (name == "static") {
+    StaticOptions s;
+    s.warmup_intervals = per_cycle * static_cast<std::size_t>(o.warmup_cycles);
+    return makeStaticController(s);
+  }
+  if (name == "reactive") {
+    ReactiveOptions r;
+    r.min_limit = memory ? 16.0 * (1 << 20) : 0.05;
+    return makeReactiveController(r);
+  }
+  ForesightOptions f;
+  f.forecaster.max_period = std::max<std::size_t>(8, 3 * per_cycle / 2);
+  f.forecaster.errors = 2 * per_cycle;
+  f.forecaster.horizon = f.lookahead;
+  f.min_limit = memory ? 16.0 * (1 << 20) : 0.05;
+  if (memory) f.level = 0.99;  // an OOM kill costs far more than a throttled second
+  return makeForesightController(f);
+}
+
+pid_t spawnWorkload(const ExperimentOptions& o, const ExperimentCgroup& cg, const std::string& kind,
+                    double start_epoch, double end, const fs::path& out) {
+  const std::vector<std::string> args = {o.self_exe.string(),
+                                         "--log-level",
+                                         "warn",
+                                         "bench",
+                                         "workload",
+                                         "--kind",
+                                         kind,
+                                         "--cycle",
+                                         fmt::format("{}", o.cycle_seconds),
+                                         "--duration",
+                                         fmt::format("{}", end - start_epoch),
+                                         "--start-epoch",
+                                         fmt::format("{:.6f}", start_epoch),
+                                         "--score-after",
+                                         fmt::format("{}", o.warmup_cycles * o.cycle_seconds),
+                                         "--out",
+                                         out.string()};
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const auto procs = cg.procsFiles();  // prepared before fork: the child only makes system calls
+  const pid_t pid = fork();
+  if (pid == 0) {
+    for (const auto& f : procs) {
+      const int fd = ::open(f.c_str(), O_WRONLY);
+      if (fd < 0 || ::write(fd, "0", 1) != 1) _exit(126);
+      ::close(fd);
+    }
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& controller_name,
+                                bool memory) {
+  const std::string kind = memory ? "memory" : "cpu";
+  auto cg = ExperimentCgroup::create(
+      o.cgroup_root, fmt::format("foresight-bench-{}-{}-{}", kind, controller_name, getpid()));
+  if (!cg) return tl::unexpected(cg.error());
+  auto controller = makeController(controller_name, memory, o);
+  const fs::path out = fs::temp_directory_path() /
+                       fmt::format("foresight-bench-{}-{}.json", controller_name, getpid());
+  fs::remove(out);
+
+  const double start = now() + 0.5;
+  const double duration = (o.warmup_cycles + o.scored_cycles) * o.cycle_seconds;
+  const double end = start + duration, scored_from = start + o.warmup_cycles * o.cycle_seconds;
+  double limit = kUnlimited;
+  if (auto s = memory ? cg->setMemoryLimit(limit) : cg->setCpuQuota(limit); !s)
+    return tl::unexpected(s.error());
+  pid_t child = spawnWorkload(o, *cg, kind, start, end, out);
+  if (child < 0)
+    return fail(ErrorCode::kUnavailable, "cannot fork the workload: {}", std::strerror(errno));
+
+  ControllerResult r;
+  double scored_time = 0, limit_time = 0;
+  auto cpu0 = cg->cpu();
+  auto oom0 = memory ? cg->oomKills() : Result<double>(0.0);
+  if (!cpu0 || !oom0) {
+    ::kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    return tl::unexpected(!cpu0 ? cpu0.error() : oom0.error());
+  }
+  CpuCounters prev = *cpu0;
+  double prev_oom = *oom0, prev_t = now();
+  const double machine_cores = static_cast<double>(std::thread::hardware_concurrency());
+  for (double tick = start + o.interval_seconds; tick <= end + 1e-9; tick += o.interval_seconds) {
+    sleepUntil(tick);
+    const double t = now(), dt = t - prev_t;
+    Interval in;
+    in.limit = limit;
+    double oom_delta = 0;
+    if (memory) {
+      auto usage = cg->memoryUsage();
+      auto ooms = cg->oomKills();
+      if (!usage || !ooms) return tl::unexpected(!usage ? usage.error() : ooms.error());
+      in.usage = in.demand = *usage;
+      in.pressure = !std::isinf(limit) && *usage > 0.9 * limit;
+      oom_delta = *ooms - prev_oom;
+      prev_oom = *ooms;
+    } else {
+      auto c = cg->cpu();
+      if (!c) return tl::unexpected(c.error());
+      in.usage = (c->usage_seconds - prev.usage_seconds) / dt;
+      const double throttled = c->throttled_seconds - prev.throttled_seconds;
+      in.demand = in.usage + throttled / dt;
+      in.pressure = throttled > 0;
+      if (tick > scored_from + 1e-9) r.throttled_seconds += throttled;
+      prev = *c;
+    }
+    if (tick > scored_from + 1e-9) {
+      scored_time += dt;
+      limit_time += dt * (std::isinf(limit) ? (memory ? 0.0 : machine_cores) : limit);
+      r.oom_kills += static_cast<int>(oom_delta);
+    } else {
+      r.warmup_oom_kills += static_cast<int>(oom_delta);
+    }
+    prev_t = t;
+    // A workload killed by the OOM killer is started again, its phase still tied to the clock.
+    int status = 0;
+    if (waitpid(child, &status, WNOHANG) == child) {
+      child = -1;
+      if (WIFSIGNALED(status) && t + 1 < end) child = spawnWorkload(o, *cg, kind, start, end, out);
+    }
+    const double next = controller->decide(in);
+    if (auto s = memory ? cg->setMemoryLimit(next) : cg->setCpuQuota(next); s) {
+      limit = next;
+    } else {
+      spdlog::warn("{}: keeping the previous limit: {}", controller_name, s.error().message);
+    }
+  }
+  if (child > 0) {
+    // The workload takes no arrivals after `end` and then drains its backlog; wait for it.
+    for (int i = 0; i < 600 && waitpid(child, nullptr, WNOHANG) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ::kill(child, SIGKILL);
+    waitpid(child, nullptr, WNOHANG);
+  }
+  cg->killAll();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  if (memory) {
+    r.mean_memory_limit_bytes = scored_time > 0 ? limit_time / scored_time : 0;
+  } else {
+    r.mean_quota_cores = scored_time > 0 ? limit_time / scored_time : 0;
+    if (auto j = readFile(out); j) {
+      auto parsed = nlohmann::json::parse(*j, nullptr, false);
+      if (!parsed.is_discarded() && parsed.contains("p99_latency_ms"))
+        r.p99_latency_ms = parsed["p99_latency_ms"].get<double>();
+    }
+  }
+  fs::remove(out);
+  return r;
+}
+
+}  // namespace
+
+Result<ExperimentResult> runClosedLoopExperiment(const ExperimentOptions& o) {
+  ExperimentResult result;
+  for (const auto& name : o.controllers) {
+    if (name != "static" && name != "reactive" && name != "foresight") {
+      return fail(ErrorCode::kInvalidArgument,
+                  "unknown controller '{}' (known: static, reactive, foresight)", name);
+    }
+  }
+  for (const auto& name : o.controllers) {
+    auto& r = result.controllers[name];
+    if (o.cpu) {
+      spdlog::info("cpu part: {} ({} s)", name,
+                   (o.warmup_cycles + o.scored_cycles) * o.cycle_seconds);
+      auto c = runOne(o, name, false);
+      if (!c) return tl::unexpected(c.error());
+      r.throttled_seconds = c->throttled_seconds;
+      r.mean_quota_cores = c->mean_quota_cores;
+      r.p99_latency_ms = c->p99_latency_ms;
+    }
+    if (o.memory) {
+      spdlog::info("memory part: {} ({} s)", name,
+                   (o.warmup_cycles + o.scored_cycles) * o.cycle_seconds);
+      auto m = runOne(o, name, true);
+      if (!m) return tl::unexpected(m.error());
+      r.oom_kills = m->oom_kills;
+      r.warmup_oom_kills = m->warmup_oom_kills;
+      r.mean_memory_limit_bytes = m->mean_memory_limit_bytes;
+    }
+  }
+  return result;
+}
+
+nlohmann::json ExperimentResult::toJson(const ExperimentOptions& o) const {
+  nlohmann::json j;
+  j["protocol"] = {{"interval_seconds", o.interval_seconds},
+                   {"cycle_seconds", o.cycle_seconds},
+                   {"warmup_cycles", o.warmup_cycles},
+                   {"scored_cycles", o.scored_cycles},
+                   {"cpu", o.cpu},
+                   {"memory", o.memory}};
+  for (const auto& [name, r] : controllers) {
+    auto& c = j["controllers"][name];
+    if (o.cpu) {
+      c["throttled_seconds"] = r.throttled_seconds;
+      c["mean_quota_cores"] = r.mean_quota_cores;
+      if (r.p99_latency_ms) c["p99_latency_ms"] = *r.p99_latency_ms;
+    }
+    if (o.memory) {
+      c["oom_kills"] = r.oom_kills;
+      c["warmup_oom_kills"] = r.warmup_oom_kills;
+      c["mean_memory_limit_bytes"] = r.mean_memory_limit_bytes;
+    }
+  }
+  return j;
+}
+
+}  // namespace foresight::loop

@@ -1,0 +1,96 @@
+// Controllers on synthetic intervals, and a software model of CPU bandwidth control in which the
+// three controllers meet the experiment's phased demand.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "foresight/loop/controller.h"
+#include "foresight/loop/experiment.h"
+
+namespace foresight::loop {
+namespace {
+
+Interval seen(double usage, double limit, bool pressure = false, double demand = NAN) {
+  Interval i;
+  i.usage = usage;
+  i.demand = std::isnan(demand) ? usage : demand;
+  i.limit = limit;
+  i.pressure = pressure;
+  return i;
+}
+
+TEST(StaticController, UnlimitedDuringWarmUpThenPeakPlusMargin) {
+  auto c = makeStaticController({/*warmup_intervals=*/3, /*margin=*/0.15});
+  EXPECT_TRUE(std::isinf(c->decide(seen(1.0, kUnlimited))));
+  EXPECT_TRUE(std::isinf(c->decide(seen(2.0, kUnlimited))));
+  EXPECT_DOUBLE_EQ(c->decide(seen(0.5, kUnlimited)), 2.0 * 1.15);
+  EXPECT_DOUBLE_EQ(c->decide(seen(9.0, 2.3, true)), 2.0 * 1.15);  // fixed from then on
+}
+
+TEST(ReactiveController, RaisesOnPressureAndLowersAfterQuiet) {
+  ReactiveOptions o;
+  o.quiet_intervals = 2;
+  auto c = makeReactiveController(o);
+  EXPECT_DOUBLE_EQ(c->decide(seen(1.0, kUnlimited)), 1.25);         // first: usage x 1.25
+  EXPECT_DOUBLE_EQ(c->decide(seen(1.25, 1.25, true)), 1.25 * 1.5);  // throttled: x 1.5
+  EXPECT_DOUBLE_EQ(c->decide(seen(0.5, 1.875)), 1.875);             // one quiet interval: hold
+  EXPECT_DOUBLE_EQ(c->decide(seen(0.4, 1.875)), 0.5 * 1.25);        // two: recent peak x 1.25
+}
+
+TEST(ForesightController, ScalesDownSlowlyAndNeverBelowUsagePlusMargin) {
+  ForesightOptions o;
+  o.forecaster.max_period = 16;
+  auto c = makeForesightController(o);
+  double limit = kUnlimited;
+  for (int i = 0; i < 30; ++i) limit = c->decide(seen(10.0, limit));
+  EXPECT_GE(limit, 11.0);  // usage x 1.1 at least
+  // Demand falls to 1: the limit follows, by at most max_down an interval.
+  for (int i = 0; i < 30; ++i) {
+    const double before = limit;
+    limit = c->decide(seen(1.0, limit));
+    EXPECT_GE(limit, before * (1 - o.max_down) - 1e-9);
+    EXPECT_GE(limit, 1.1 - 1e-9);
+  }
+  EXPECT_LT(limit, 2.0);
+}
+
+// Software CFS bandwidth: usage = min(demand, limit), throttled when demand exceeds the limit.
+struct Simulated {
+  double throttled = 0, quota = 0;
+};
+Simulated simulate(Controller& c, int cycles, int period) {
+  Simulated s;
+  double limit = kUnlimited;
+  for (int t = 0; t < cycles * period; ++t) {
+    const double demand = phasedCpuDemand(static_cast<double>(t % period) / period);
+    const double usage = std::min(demand, limit);
+    const double throttled = demand - usage;
+    if (t >= 3 * period) {  // the experiment's three warm-up cycles are not scored
+      s.throttled += throttled;
+      s.quota += std::isinf(limit) ? 2.0 : limit;
+    }
+    limit = c.decide(seen(usage, limit, throttled > 0, usage + throttled));
+  }
+  s.quota /= (cycles - 3) * period;
+  return s;
+}
+
+TEST(ClosedLoopModel, ForesightThrottlesFarLessThanReactiveAtNoMoreQuota) {
+  const int period = 30, cycles = 8;
+  ReactiveOptions ro;
+  auto reactive = makeReactiveController(ro);
+  ForesightOptions fo;
+  fo.forecaster.max_period = 45;
+  fo.forecaster.horizon = fo.lookahead;
+  fo.forecaster.errors = 60;
+  auto foresight = makeForesightController(fo);
+  const Simulated r = simulate(*reactive, cycles, period);
+  const Simulated f = simulate(*foresight, cycles, period);
+  EXPECT_GT(r.throttled, 0.0);
+  EXPECT_LE(f.throttled, r.throttled / 5)
+      << "reactive " << r.throttled << " foresight " << f.throttled;
+  EXPECT_LE(f.quota, r.quota) << "reactive " << r.quota << " foresight " << f.quota;
+}
+
+}  // namespace
+}  // namespace foresight::loop
