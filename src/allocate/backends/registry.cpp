@@ -1,0 +1,32 @@
+#include "foresight/allocate/backend.h"
+
+namespace foresight::allocate {
+
+Status BackendOptions::set(const std::string& key_value) {
+  const auto eq = key_value.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return fail(ErrorCode::kInvalidArgument, "backend option '{}': expected key=value", key_value);
+  values[key_value.substr(0, eq)] = key_value.substr(eq + 1);
+  return ok();
+}
+
+void registerBackends(BackendRegistry& registry) {
+  registry.add("cgroup-v1",
+               "cgroup v1: cpu.cfs_quota_us, memory.limit_in_bytes, blkio.throttle.* "
+               "(options: root, io_device=MAJ:MIN)",
+               makeCgroupV1Backend);
+  registry.add("cgroup-v2",
+               "cgroup v2: cpu.max, memory.high/memory.max, io.max "
+               "(options: root, io_device=MAJ:MIN, memory_high_ratio)",
+               makeCgroupV2Backend);
+  registry.add("libvirt", "libvirt domain: live vCPUs and memory balloon (options: uri)",
+               makeLibvirtBackend);
+  registry.add("kubernetes",
+               "Kubernetes in-place pod resize or VPA recommendation (options: mode=resize|vpa, "
+               "kubeconfig, context, recommender)",
+               makeKubernetesBackend);
+  registry.add("dry-run", "logs what it would do; changes nothing",
+               [](const BackendOptions&) { return makeDryRunBackend(nullptr); });
+}
+
+}  // namespace foresight::allocate
