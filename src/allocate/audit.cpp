@@ -44,8 +44,9 @@ Result<AuditRecord> readRow(sqlite3_stmt* s) {
   r.workload = text(s, 2);
   r.backend = text(s, 3);
   try {
-    for (const auto& [k, v] : nlohmann::json::parse(text(s, 4)).items())
-      r.options.values[k] = v.get<std::string>();
+    // Named: a range-for over items() of a temporary would dangle.
+    const auto options = nlohmann::json::parse(text(s, 4));
+    for (const auto& [k, v] : options.items()) r.options.values[k] = v.get<std::string>();
     auto before = allocationFromJson(nlohmann::json::parse(text(s, 5)));
     auto after = allocationFromJson(nlohmann::json::parse(text(s, 6)));
     if (!before) return tl::unexpected(before.error());

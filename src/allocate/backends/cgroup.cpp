@@ -30,7 +30,8 @@ class RealCgroupFiles final : public CgroupFiles {
     return ss.str();
   }
   Status write(const fs::path& file, const std::string& value) override {
-    const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    // O_TRUNC as a shell redirection does: the kernel ignores it, fixture files need it.
+    const int fd = ::open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
     if (fd < 0)
       return fail(ErrorCode::kIo, "{}: cannot open for writing: {}", file.string(),
                   std::strerror(errno));
