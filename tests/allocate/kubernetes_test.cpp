@@ -1,1 +1,424 @@
+// Kubernetes backend against a fake API server on 127.0.0.1 (cpp-httplib). The fake checks what
+// the real API requires (paths, verbs, content types, bearer token, bodies) per the Kubernetes
+// docs "Resize CPU and Memory Resources assigned to Containers" (PATCH pods/{name}/resize with a
+// strategic merge patch; PodResizePending / PodResizeInProgress conditions) and the VPA
+// recommender's status patch (JSON patch on verticalpodautoscalers/{name}/status). No real API
+// server was used.
+#include "foresight/allocate/kubernetes.h"
+
 #include <gtest/gtest.h>
+#include <httplib.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <mutex>
+#include <thread>
+
+#include "test_util.h"
+
+namespace foresight::allocate::k8s {
+namespace {
+using nlohmann::json;
+constexpr double kMiB = 1024.0 * 1024;
+
+TEST(K8sQuantity, ParsesAndFormats) {
+  EXPECT_DOUBLE_EQ(*parseQuantity("1500m"), 1.5);
+  EXPECT_DOUBLE_EQ(*parseQuantity("2"), 2.0);
+  EXPECT_DOUBLE_EQ(*parseQuantity("512Mi"), 512 * kMiB);
+  EXPECT_DOUBLE_EQ(*parseQuantity("1G"), 1e9);
+  EXPECT_DOUBLE_EQ(*parseQuantity("1e3"), 1000.0);
+  EXPECT_FALSE(parseQuantity("12Q"));
+  EXPECT_EQ(formatCpu(1.5), "1500m");
+  EXPECT_EQ(formatCpu(0.0004), "1m");  // rounds up: never below the forecast
+  EXPECT_EQ(formatMemory(512 * kMiB), "536870912");
+}
+
+struct Request {
+  std::string method, path, content_type, auth, body;
+};
+
+// A strategic merge of spec.containers[].resources, enough for the resize patches sent here.
+void mergeResources(json& pod, const json& patch) {
+  for (const auto& pc : patch["spec"]["containers"]) {
+    for (auto& c : pod["spec"]["containers"]) {
+      if (c["name"] != pc["name"]) continue;
+      for (const char* kind : {"requests", "limits"}) {
+        if (!pc["resources"].contains(kind)) continue;
+        for (const auto& [k, v] : pc["resources"][kind].items()) {
+          if (v.is_null()) c["resources"][kind].erase(k);
+          else c["resources"][kind][k] = v;
+        }
+      }
+    }
+  }
+}
+
+class FakeApiServer {
+ public:
+  enum class Kubelet { kCompletes, kInProgressOnce, kInfeasible };
+  Kubelet kubelet = Kubelet::kCompletes;
+  json pod, vpa;
+
+  FakeApiServer() {
+    pod = json::parse(R"({
+      "metadata": {"name": "web-0", "namespace": "shop"},
+      "spec": {"containers": [
+        {"name": "app", "resources": {"requests": {"cpu": "500m", "memory": "256Mi"},
+                                      "limits": {"cpu": "500m", "memory": "256Mi"}}},
+        {"name": "sidecar", "resources": {"requests": {"cpu": "100m"}}}]},
+      "status": {"conditions": [{"type": "Ready", "status": "True"}], "containerStatuses": [
+        {"name": "app", "resources": {"requests": {"cpu": "500m", "memory": "256Mi"},
+                                      "limits": {"cpu": "500m", "memory": "256Mi"}}}]}})");
+    vpa = json::parse(R"({
+      "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+      "metadata": {"name": "web", "namespace": "shop"},
+      "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+               "recommenders": [{"name": "foresight"}],
+               "resourcePolicy": {"containerPolicies": [
+                 {"containerName": "app", "maxAllowed": {"cpu": "1"}}]}},
+      "status": {"conditions": [{"type": "RecommendationProvided", "status": "True"}],
+                 "recommendation": {"containerRecommendations": [
+                   {"containerName": "sidecar", "target": {"cpu": "100m"}}]}}})");
+    const std::string pod_path = "/api/v1/namespaces/shop/pods/web-0";
+    const std::string vpa_path =
+        "/apis/autoscaling.k8s.io/v1/namespaces/shop/verticalpodautoscalers/web";
+    server_.Get(pod_path, [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      json view = pod;
+      if (pending_) {
+        if (kubelet == Kubelet::kInfeasible) {
+          view["status"]["conditions"].push_back(
+              {{"type", "PodResizePending"}, {"status", "True"}, {"reason", "Infeasible"},
+               {"message", "Node didn't have enough capacity: memory"}});
+        } else if (kubelet == Kubelet::kInProgressOnce && !shown_in_progress_) {
+          view["status"]["conditions"].push_back(
+              {{"type", "PodResizeInProgress"}, {"status", "True"}});
+          shown_in_progress_ = true;
+        } else {
+          // The kubelet actuated: status follows the spec.
+          pod["status"]["containerStatuses"][0]["resources"] = pod["spec"]["containers"][0]["resources"];
+          view = pod;
+          pending_ = false;
+        }
+      }
+      res.set_content(view.dump(), "application/json");
+    });
+    server_.Patch(pod_path + "/resize", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      if (req.get_header_value("Content-Type") != "application/strategic-merge-patch+json") {
+        res.status = 415;
+        res.set_content(R"({"message":"unsupported media type"})", "application/json");
+        return;
+      }
+      mergeResources(pod, json::parse(req.body));
+      pending_ = true;
+      res.set_content(pod.dump(), "application/json");
+    });
+    server_.Get(vpa_path, [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      res.set_content(vpa.dump(), "application/json");
+    });
+    server_.Patch(vpa_path + "/status", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      if (req.get_header_value("Content-Type") != "application/json-patch+json") {
+        res.status = 415;
+        return;
+      }
+      const json ops = json::parse(req.body);
+      vpa = vpa.patch(ops);  // RFC 6902, as the API server applies it
+      res.set_content(vpa.dump(), "application/json");
+    });
+    server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (res.status == 404) {
+        std::lock_guard lock(mu_);
+        log(req);
+        res.set_content(R"({"kind":"Status","message":"the server could not find the requested resource"})",
+                        "application/json");
+      }
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~FakeApiServer() {
+    server_.stop();
+    thread_.join();
+  }
+
+  ClusterAccess access() const {
+    ClusterAccess a;
+    a.server = fmt::format("http://127.0.0.1:{}", port_);
+    a.token = "test-token";
+    return a;
+  }
+  std::vector<Request> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+  std::vector<Request> patches() {
+    std::vector<Request> out;
+    for (auto& r : requests())
+      if (r.method == "PATCH") out.push_back(r);
+    return out;
+  }
+  int port() const { return port_; }
+
+ private:
+  void log(const httplib::Request& req) {
+    requests_.push_back({req.method, req.path, req.get_header_value("Content-Type"),
+                         req.get_header_value("Authorization"), req.body});
+  }
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<Request> requests_;
+  bool pending_ = false, shown_in_progress_ = false;
+};
+
+Settings fastPolls(const std::string& mode = "resize") {
+  Settings s;
+  s.mode = mode;
+  s.resize_polls = 5;
+  s.resize_poll_ms = 0;  // no sleeping in tests
+  return s;
+}
+
+TEST(K8sResize, PatchesTheResizeSubresourceAndWaitsForTheKubelet) {
+  FakeApiServer api;
+  api.kubelet = FakeApiServer::Kubelet::kInProgressOnce;
+  auto b = makeBackend(api.access(), fastPolls());
+  auto cur = b->current("shop/web-0/app");
+  ASSERT_TRUE(cur) << cur.error().message;
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kCpu], 0.5);
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kMemory], 256 * kMiB);
+
+  Allocation t;
+  t[Resource::kCpu] = 1.5;
+  t[Resource::kMemory] = 512 * kMiB;
+  auto st = b->apply("shop/web-0/app", t);
+  ASSERT_TRUE(st) << st.error().message;
+  const auto patches = api.patches();
+  ASSERT_EQ(patches.size(), 1u);
+  EXPECT_EQ(patches[0].path, "/api/v1/namespaces/shop/pods/web-0/resize");
+  EXPECT_EQ(patches[0].content_type, "application/strategic-merge-patch+json");
+  EXPECT_EQ(patches[0].auth, "Bearer test-token");
+  EXPECT_EQ(json::parse(patches[0].body), json::parse(R"({"spec":{"containers":[{"name":"app",
+      "resources":{"requests":{"cpu":"1500m","memory":"536870912"},
+                   "limits":{"cpu":"1500m","memory":"536870912"}}}]}})"));
+  // GET before, GET after the patch (in progress), GET (done).
+  std::size_t gets = 0;
+  for (const auto& r : api.requests()) gets += r.method == "GET";
+  EXPECT_GE(gets, 3u);
+
+  cur = b->current("shop/web-0/app");
+  ASSERT_TRUE(cur);
+  EXPECT_EQ(*cur, t);
+  ASSERT_TRUE(b->apply("shop/web-0/app", t));  // idempotent: no second PATCH
+  EXPECT_EQ(api.patches().size(), 1u);
+  // Same values spelled differently are no change either.
+  api.pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "1.5";
+  api.pod["spec"]["containers"][0]["resources"]["requests"]["memory"] = "512Mi";
+  ASSERT_TRUE(b->apply("shop/web-0/app", t));
+  EXPECT_EQ(api.patches().size(), 1u);
+}
+
+TEST(K8sResize, InfeasibleResizePutsThePreviousResourcesBack) {
+  FakeApiServer api;
+  api.kubelet = FakeApiServer::Kubelet::kInfeasible;
+  auto b = makeBackend(api.access(), fastPolls());
+  Allocation t;
+  t[Resource::kMemory] = 64 * 1024 * kMiB;
+  auto st = b->apply("shop/web-0/app", t);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("pod shop/web-0/app"), std::string::npos)
+      << st.error().message;
+  EXPECT_NE(st.error().message.find("Infeasible"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("restored"), std::string::npos) << st.error().message;
+  const auto patches = api.patches();
+  ASSERT_EQ(patches.size(), 2u);
+  EXPECT_EQ(json::parse(patches[1].body)["spec"]["containers"][0]["resources"],
+            json::parse(R"({"requests":{"memory":"256Mi"},"limits":{"memory":"256Mi"}})"));
+  EXPECT_EQ(api.pod["spec"]["containers"][0]["resources"]["limits"]["memory"], "256Mi");
+}
+
+TEST(K8sResize, WorkloadErrorsNameThePod) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls());
+  auto cur = b->current("shop/web-0");  // two containers: must name one
+  ASSERT_FALSE(cur);
+  EXPECT_NE(cur.error().message.find("pod shop/web-0 has 2 containers"), std::string::npos);
+  cur = b->current("shop/missing/app");
+  ASSERT_FALSE(cur);
+  EXPECT_EQ(cur.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(cur.error().message.find("shop/missing"), std::string::npos);
+  EXPECT_FALSE(b->current("just-a-name"));
+  Allocation io;
+  io[Resource::kDiskIo] = 1e6;
+  EXPECT_FALSE(b->apply("shop/web-0/app", io));
+  EXPECT_TRUE(api.patches().empty());
+}
+
+TEST(K8sVpa, WritesTheRecommendationIntoStatus) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls("vpa"));
+  Allocation t;
+  t[Resource::kCpu] = 1.5;  // maxAllowed cpu is 1
+  t[Resource::kMemory] = 512 * kMiB;
+  auto st = b->apply("shop/web/app", t);
+  ASSERT_TRUE(st) << st.error().message;
+  const auto patches = api.patches();
+  ASSERT_EQ(patches.size(), 1u);
+  EXPECT_EQ(patches[0].path,
+            "/apis/autoscaling.k8s.io/v1/namespaces/shop/verticalpodautoscalers/web/status");
+  EXPECT_EQ(patches[0].content_type, "application/json-patch+json");
+  const json body = json::parse(patches[0].body);
+  ASSERT_TRUE(body.is_array());
+  EXPECT_EQ(body[0]["op"], "add");
+  EXPECT_EQ(body[0]["path"], "/status");
+  // 512 MiB * 0.9 = 483183820.8 -> 483183821 bytes (rounded up); * 1.2 = 644245094.4 -> ...095.
+  const json expected = json::parse(R"({
+    "conditions": [{"type": "RecommendationProvided", "status": "True"}],
+    "recommendation": {"containerRecommendations": [
+      {"containerName": "sidecar", "target": {"cpu": "100m"}},
+      {"containerName": "app",
+       "target": {"cpu": "1000m", "memory": "536870912"},
+       "lowerBound": {"cpu": "1000m", "memory": "483183821"},
+       "upperBound": {"cpu": "1000m", "memory": "644245095"},
+       "uncappedTarget": {"cpu": "1500m", "memory": "536870912"}}]}})");
+  EXPECT_EQ(body[0]["value"], expected) << body[0]["value"].dump(2);
+
+  auto cur = b->current("shop/web/app");
+  ASSERT_TRUE(cur);
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kCpu], 1.0);
+  ASSERT_TRUE(b->apply("shop/web/app", t));  // idempotent
+  EXPECT_EQ(api.patches().size(), 1u);
+}
+
+TEST(K8sVpa, LeavesVpasOfOtherRecommendersAlone) {
+  FakeApiServer api;
+  api.vpa["spec"]["recommenders"] = json::parse(R"([{"name": "default"}])");
+  auto b = makeBackend(api.access(), fastPolls("vpa"));
+  Allocation t;
+  t[Resource::kCpu] = 1;
+  auto st = b->apply("shop/web/app", t);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("spec.recommenders does not name 'foresight'"),
+            std::string::npos);
+  EXPECT_TRUE(api.patches().empty());
+}
+
+// ---- Configuration and TLS -----------------------------------------------------------------
+
+std::string b64(const std::string& s) {
+  std::string out(4 * ((s.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(s.data()),
+                                static_cast<int>(s.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+TEST(K8sConfig, KubeconfigContextsAndRefusals) {
+  testing::TempDir tmp;
+  const auto path = tmp.path() / "config";
+  testing::writeFile(path, fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: dev
+contexts:
+- name: dev
+  context: {{cluster: c1, user: u1, namespace: shop}}
+- name: lax
+  context: {{cluster: c2, user: u1}}
+clusters:
+- name: c1
+  cluster: {{server: "https://10.0.0.1:6443", certificate-authority-data: "{}"}}
+- name: c2
+  cluster: {{server: "https://10.0.0.2:6443", insecure-skip-tls-verify: true}}
+users:
+- name: u1
+  user: {{token: "abc"}}
+)", b64("-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n")));
+  auto a = loadKubeconfig(path.string(), "");
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->server, "https://10.0.0.1:6443");
+  EXPECT_EQ(a->token, "abc");
+  EXPECT_EQ(a->default_namespace, "shop");
+  EXPECT_EQ(a->ca_pem, "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n");
+  auto lax = loadKubeconfig(path.string(), "lax");
+  ASSERT_FALSE(lax);
+  EXPECT_NE(lax.error().message.find("insecure-skip-tls-verify"), std::string::npos);
+  EXPECT_FALSE(loadKubeconfig(path.string(), "nope"));
+  EXPECT_FALSE(loadKubeconfig((tmp.path() / "missing").string(), ""));
+}
+
+// A self-signed certificate for 127.0.0.1 (IP SAN), made in memory.
+struct SelfSigned {
+  X509* cert = nullptr;
+  EVP_PKEY* key = nullptr;
+  SelfSigned() {
+    key = EVP_RSA_gen(2048);
+    cert = X509_new();
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
+                              {NID_basic_constraints, "critical,CA:TRUE"}}) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+      X509_add_ext(cert, ext, -1);
+      X509_EXTENSION_free(ext);
+    }
+    X509_sign(cert, key, EVP_sha256());
+  }
+  ~SelfSigned() {
+    X509_free(cert);
+    EVP_PKEY_free(key);
+  }
+  std::string pem() const {
+    BIO* b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(b, cert);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(b, &data);
+    std::string out(data, static_cast<std::size_t>(n));
+    BIO_free(b);
+    return out;
+  }
+};
+
+TEST(K8sTls, VerifiesTheServerCertificate) {
+  SelfSigned server_cert, other;
+  httplib::SSLServer server(server_cert.cert, server_cert.key);
+  server.Get("/api/v1/namespaces/shop/pods/p", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"2"}}}]}})",
+                    "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { server.listen_after_bind(); });
+
+  ClusterAccess a;
+  a.server = fmt::format("https://127.0.0.1:{}", port);
+  a.ca_pem = server_cert.pem();
+  auto trusted = makeBackend(a, fastPolls())->current("shop/p");
+  a.ca_pem = other.pem();
+  auto untrusted = makeBackend(a, fastPolls())->current("shop/p");
+  server.stop();
+  t.join();
+  ASSERT_TRUE(trusted) << trusted.error().message;
+  EXPECT_DOUBLE_EQ(*(*trusted)[Resource::kCpu], 2.0);
+  ASSERT_FALSE(untrusted);
+  EXPECT_EQ(untrusted.error().code, ErrorCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace foresight::allocate::k8s

@@ -330,9 +330,16 @@ class ResizeBackend final : public Backend {
     const json old_requests = res.value("requests", json::object());
     const json old_limits = res.value("limits", json::object());
     const json want = quantities(target);
+    // Compare values, not spellings: "2" and "2000m" are the same cpu.
+    auto normal = [](const json& list, const std::string& k) -> std::string {
+      if (!list.contains(k)) return "";
+      auto v = parseQuantity(list[k].get<std::string>());
+      if (!v) return "";
+      return k == "cpu" ? formatCpu(*v) : formatMemory(*v);
+    };
     bool same = true;
     for (const auto& [k, v] : want.items())
-      if (old_requests.value(k, "") != v || old_limits.value(k, "") != v) same = false;
+      if (normal(old_requests, k) != v || normal(old_limits, k) != v) same = false;
     if (same) return ok();
 
     auto st = patchResources(*pod, want, want);
@@ -382,7 +389,6 @@ class ResizeBackend final : public Backend {
     if (p.container.is_null())
       return fail(ErrorCode::kNotFound, "{}: no container '{}'", p.what, p.container_name);
     p.what += "/" + p.container_name;
-    last_pod_ = r->body;
     return p;
   }
 
@@ -468,7 +474,6 @@ class ResizeBackend final : public Backend {
 
   ApiClient api_;
   Settings s_;
-  json last_pod_;
 };
 
 // ---------------------------------------------------------------------------------------------
