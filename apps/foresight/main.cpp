@@ -6,7 +6,10 @@
 
 namespace foresight::app {
 
-void registerBuiltins(Builtins& builtins) { predict::registerBaselines(builtins.policies); }
+void registerBuiltins(Builtins& builtins) {
+  predict::registerBaselines(builtins.policies);
+  allocate::registerBackends(builtins.backends);
+}
 
 }  // namespace foresight::app
 
@@ -24,6 +27,8 @@ int main(int argc, char** argv) {
   app::Builtins builtins;
   app::registerBuiltins(builtins);
   app::addBacktestCommand(app, builtins);
+  app::addAllocateCommand(app, builtins);
+  app::addHistoryCommand(app, builtins);
 
   app.parse_complete_callback([&] { setupLogging(log_level); });
   try {

@@ -215,6 +215,20 @@ TEST(CgroupV2Fixture, LoweringWritesHighBeforeMaxAndUndoesOnFailure) {
   EXPECT_EQ(readFile(tmp.path() / "w/memory.max"), "1073741824");
 }
 
+TEST(CgroupV1Fixture, MemoryRoundsUpToWholePages) {
+  TempDir tmp;
+  makeV1Fixture(tmp.path(), "app");
+  auto b = makeCgroupV1Backend({tmp.path(), ""}, makeRealCgroupFiles());
+  Allocation t;
+  t[Resource::kMemory] = 1000;  // less than a page: must not become 0
+  ASSERT_TRUE(b->apply("app", t));
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  EXPECT_EQ(readFile(tmp.path() / "memory/app/memory.limit_in_bytes"), std::to_string(page));
+  t[Resource::kMemory] = static_cast<double>(page) * 10 + 1;
+  ASSERT_TRUE(b->apply("app", t));
+  EXPECT_EQ(readFile(tmp.path() / "memory/app/memory.limit_in_bytes"), std::to_string(page * 11));
+}
+
 TEST(CgroupV2Fixture, RaisingWritesMaxBeforeHigh) {
   TempDir tmp;
   makeV2Fixture(tmp.path(), "w");

@@ -84,10 +84,12 @@ std::uint64_t pageSize() {
   return p > 0 ? static_cast<std::uint64_t>(p) : 4096;
 }
 
-// The kernel stores memory limits in pages; rounding first keeps apply() idempotent.
+// The kernel stores memory limits in whole pages; rounding first keeps apply() idempotent. Up,
+// never down: a limit below what was asked for is the failure the planner guards against (and a
+// tiny request must not round to 0).
 std::uint64_t roundToPage(double bytes) {
   const std::uint64_t page = pageSize();
-  return static_cast<std::uint64_t>(bytes) / page * page;
+  return (static_cast<std::uint64_t>(std::ceil(bytes)) + page - 1) / page * page;
 }
 
 struct Write {
