@@ -122,6 +122,7 @@ struct CostArgs {
               cur_memory = "0", spare_cpu = "0", spare_memory = "0";
   double current_hourly = -1, hours = 1, risk_budget = 0.05, migration_cost = 0;
   bool no_scale_out = false;
+  std::size_t top = 12;
 };
 
 int runCost(const CostArgs& a) {
@@ -171,7 +172,7 @@ int runCost(const CostArgs& a) {
                                              "{:.5f}/GiB-h",
                                              catalog->cpu_core_hour, catalog->memory_gib_hour)
                                : "");
-  std::cout << choice.summary();
+  std::cout << choice.summary(a.top);
   if (!choice.chosen) {
     std::cout << "no feasible alternative\n";
     return 1;
@@ -227,6 +228,8 @@ void addAllocateCommand(CLI::App& app, Builtins& builtins) {
   cost->add_option("--risk-budget", c->risk_budget, "highest acceptable interruption probability")
       ->capture_default_str();
   cost->add_option("--migration-cost", c->migration_cost, "cost of one move")
+      ->capture_default_str();
+  cost->add_option("--top", c->top, "show the N best alternatives (0 = all)")
       ->capture_default_str();
   cost->add_flag("--no-scale-out", c->no_scale_out, "the workload cannot run on two machines");
   cost->callback([c] {

@@ -174,6 +174,7 @@ CapacityChoice CostModel::choose(const CapacityRequest& req) const {
     a.option = o;
     const auto price = catalog_.hourly(m, o);
     if (!price) {
+      a.expected_cost = NAN;  // unpriced, not free
       a.feasible = false;
       a.note = o == PurchaseOption::kSpot ? "spot discount not set in the catalog"
                                           : fmt::format("no {} price", toString(o));
@@ -232,22 +233,34 @@ CapacityChoice CostModel::choose(const CapacityRequest& req) const {
   std::stable_sort(choice.alternatives.begin(), choice.alternatives.end(),
                    [](const Alternative& a, const Alternative& b) {
                      if (a.feasible != b.feasible) return a.feasible;
-                     return a.expected_cost < b.expected_cost;
+                     // Unpriced (NaN) last; NaN in a comparison would break the ordering.
+                     const double x = std::isnan(a.expected_cost) ? INFINITY : a.expected_cost;
+                     const double y = std::isnan(b.expected_cost) ? INFINITY : b.expected_cost;
+                     return x < y;
                    });
   if (!choice.alternatives.empty() && choice.alternatives.front().feasible) choice.chosen = 0;
   return choice;
 }
 
-std::string CapacityChoice::summary() const {
+std::string CapacityChoice::summary(std::size_t max_rows) const {
   std::string out = fmt::format("{:<3} {:<14} {:<12} {:<10} {:>12} {:>7}  {}\n", "", "kind",
                                 "machine", "option", "cost (USD)", "risk", "note");
-  for (std::size_t i = 0; i < alternatives.size(); ++i) {
+  const std::size_t shown =
+      max_rows == 0 ? alternatives.size() : std::min(max_rows, alternatives.size());
+  for (std::size_t i = 0; i < shown; ++i) {
     const auto& a = alternatives[i];
-    out += fmt::format("{:<3} {:<14} {:<12} {:<10} {:>12.4f} {:>7.3f}  {}{}\n",
+    out += fmt::format("{:<3} {:<14} {:<12} {:<10} {:>12} {:>7.3f}  {}{}\n",
                        chosen && *chosen == i ? "->" : "", a.kind,
                        a.machine.empty() ? "-" : a.machine,
-                       a.option ? toString(*a.option) : "-", a.expected_cost, a.risk,
-                       a.feasible ? "" : "[infeasible] ", a.note);
+                       a.option ? toString(*a.option) : "-",
+                       std::isnan(a.expected_cost) ? "-" : fmt::format("{:.4f}", a.expected_cost),
+                       a.risk, a.feasible ? "" : "[infeasible] ", a.note);
+  }
+  if (shown < alternatives.size()) {
+    std::size_t feasible = 0;
+    for (std::size_t i = shown; i < alternatives.size(); ++i) feasible += alternatives[i].feasible;
+    out += fmt::format("... {} more ({} feasible, all dearer)\n", alternatives.size() - shown,
+                       feasible);
   }
   return out;
 }

@@ -85,7 +85,7 @@ struct Alternative {
   std::string kind;     // grow-in-place, move, add
   std::string machine;  // for move and add
   std::optional<PurchaseOption> option;
-  double expected_cost = 0;  // USD over `hours`
+  double expected_cost = 0;  // USD over `hours`; NaN when there is no price
   double risk = 0;           // probability the capacity is interrupted within `hours`
   bool feasible = false;
   std::string note;  // why not, or how the cost was made up
@@ -94,7 +94,8 @@ struct Alternative {
 struct CapacityChoice {
   std::vector<Alternative> alternatives;  // feasible first, cheapest first
   std::optional<std::size_t> chosen;      // index into alternatives
-  std::string summary() const;            // a table for people
+  // A table for people; max_rows = 0 shows every alternative.
+  std::string summary(std::size_t max_rows = 0) const;
 };
 
 // The hook for the environment matcher: candidate machine types for `request`, best first.
