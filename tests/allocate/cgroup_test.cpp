@@ -359,3 +359,23 @@ TEST_F(RealCgroupV1, KernelRefusalBelowUsageLeavesOldLimits) {
 
 }  // namespace
 }  // namespace foresight::allocate
+
+namespace foresight::allocate {
+namespace {
+
+TEST(CgroupOptions, BadOptionsNameTheOption) {
+  BackendOptions o;
+  o.values["root"] = "/nonexistent";
+  o.values["memory_high_ratio"] = "1.5";
+  auto cur = makeCgroupV2Backend(o)->current("w");
+  ASSERT_FALSE(cur);
+  EXPECT_NE(cur.error().message.find("memory_high_ratio='1.5'"), std::string::npos);
+  o.values.erase("memory_high_ratio");
+  o.values["io_device"] = "sda";
+  cur = makeCgroupV1Backend(o)->current("w");
+  ASSERT_FALSE(cur);
+  EXPECT_NE(cur.error().message.find("io_device='sda'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace foresight::allocate

@@ -53,6 +53,9 @@ std::unique_ptr<Backend> makeCgroupV1Backend(const BackendOptions& options);
 std::unique_ptr<Backend> makeCgroupV2Backend(const BackendOptions& options);
 std::unique_ptr<Backend> makeLibvirtBackend(const BackendOptions& options);
 std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& options);
+// A backend whose every call fails with `error`: what a factory returns when its options are
+// wrong, so the mistake surfaces (naming the option) at the first use.
+std::unique_ptr<Backend> makeMisconfiguredBackend(std::string name, Error error);
 // Logs what it would do. With `inner`, current() and usage() read the real backend and apply()
 // changes nothing; without, it remembers what it was asked to apply (for tests and demos).
 std::unique_ptr<Backend> makeDryRunBackend(std::unique_ptr<Backend> inner);

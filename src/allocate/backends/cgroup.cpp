@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -394,12 +396,25 @@ class CgroupV2Backend final : public Backend {
   std::unique_ptr<CgroupFiles> files_;
 };
 
-CgroupConfig configFrom(const BackendOptions& options) {
+Result<CgroupConfig> configFrom(const BackendOptions& options) {
   CgroupConfig c;
   c.root = options.get("root", defaultCgroupRoot().string());
   c.io_device = options.get("io_device");
+  if (!c.io_device.empty()) {
+    unsigned maj = 0, min = 0;
+    char extra = 0;
+    if (std::sscanf(c.io_device.c_str(), "%u:%u%c", &maj, &min, &extra) != 2)
+      return fail(ErrorCode::kInvalidArgument, "cgroup option io_device='{}': expected MAJ:MIN",
+                  c.io_device);
+  }
   const std::string ratio = options.get("memory_high_ratio");
-  if (!ratio.empty()) c.memory_high_ratio = std::stod(ratio);
+  if (!ratio.empty()) {
+    char* end = nullptr;
+    c.memory_high_ratio = std::strtod(ratio.c_str(), &end);
+    if (*end != '\0' || !(c.memory_high_ratio > 0 && c.memory_high_ratio <= 1))
+      return fail(ErrorCode::kInvalidArgument,
+                  "cgroup option memory_high_ratio='{}': expected a number in (0, 1]", ratio);
+  }
   return c;
 }
 
@@ -416,10 +431,14 @@ std::unique_ptr<Backend> makeCgroupV2Backend(CgroupConfig config,
   return std::make_unique<CgroupV2Backend>(std::move(config), std::move(files));
 }
 std::unique_ptr<Backend> makeCgroupV1Backend(const BackendOptions& options) {
-  return makeCgroupV1Backend(configFrom(options), makeRealCgroupFiles());
+  auto c = configFrom(options);
+  if (!c) return makeMisconfiguredBackend("cgroup-v1", c.error());
+  return makeCgroupV1Backend(*c, makeRealCgroupFiles());
 }
 std::unique_ptr<Backend> makeCgroupV2Backend(const BackendOptions& options) {
-  return makeCgroupV2Backend(configFrom(options), makeRealCgroupFiles());
+  auto c = configFrom(options);
+  if (!c) return makeMisconfiguredBackend("cgroup-v2", c.error());
+  return makeCgroupV2Backend(*c, makeRealCgroupFiles());
 }
 
 }  // namespace foresight::allocate

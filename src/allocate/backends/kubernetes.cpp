@@ -611,21 +611,6 @@ std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings) {
 }  // namespace foresight::allocate::k8s
 
 namespace foresight::allocate {
-namespace {
-
-// Fails every call with the configuration error, so the registry can still hand out a backend.
-class Misconfigured final : public Backend {
- public:
-  explicit Misconfigured(Error e) : e_(std::move(e)) {}
-  std::string name() const override { return "kubernetes"; }
-  Result<Allocation> current(const std::string&) override { return tl::unexpected(e_); }
-  Status apply(const std::string&, const Allocation&) override { return tl::unexpected(e_); }
-
- private:
-  Error e_;
-};
-
-}  // namespace
 
 // Options: mode, kubeconfig (default $KUBECONFIG, then ~/.kube/config, then in-cluster), context,
 // recommender, resize_polls, resize_poll_ms, lower_ratio, upper_ratio, service_account_dir.
@@ -639,11 +624,11 @@ std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& o) {
     s.lower_ratio = std::stod(o.get("lower_ratio", std::to_string(s.lower_ratio)));
     s.upper_ratio = std::stod(o.get("upper_ratio", std::to_string(s.upper_ratio)));
   } catch (const std::exception&) {
-    return std::make_unique<Misconfigured>(
+    return makeMisconfiguredBackend("kubernetes",
         Error{ErrorCode::kInvalidArgument, "kubernetes: a numeric backend option is not a number"});
   }
   if (s.mode != "resize" && s.mode != "vpa")
-    return std::make_unique<Misconfigured>(
+    return makeMisconfiguredBackend("kubernetes",
         Error{ErrorCode::kInvalidArgument,
               fmt::format("kubernetes: mode '{}' (expected resize or vpa)", s.mode)});
   std::string kubeconfig = o.get("kubeconfig");
@@ -660,7 +645,7 @@ std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& o) {
                     ? k8s::loadInCluster(o.get("service_account_dir",
                                                "/var/run/secrets/kubernetes.io/serviceaccount"))
                     : k8s::loadKubeconfig(kubeconfig, o.get("context"));
-  if (!access) return std::make_unique<Misconfigured>(access.error());
+  if (!access) return makeMisconfiguredBackend("kubernetes", access.error());
   return k8s::makeBackend(std::move(*access), s);
 }
 

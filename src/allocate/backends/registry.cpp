@@ -10,6 +10,24 @@ Status BackendOptions::set(const std::string& key_value) {
   return ok();
 }
 
+namespace {
+class MisconfiguredBackend final : public Backend {
+ public:
+  MisconfiguredBackend(std::string name, Error e) : name_(std::move(name)), e_(std::move(e)) {}
+  std::string name() const override { return name_; }
+  Result<Allocation> current(const std::string&) override { return tl::unexpected(e_); }
+  Status apply(const std::string&, const Allocation&) override { return tl::unexpected(e_); }
+
+ private:
+  std::string name_;
+  Error e_;
+};
+}  // namespace
+
+std::unique_ptr<Backend> makeMisconfiguredBackend(std::string name, Error error) {
+  return std::make_unique<MisconfiguredBackend>(std::move(name), std::move(error));
+}
+
 void registerBackends(BackendRegistry& registry) {
   registry.add("cgroup-v1",
                "cgroup v1: cpu.cfs_quota_us, memory.limit_in_bytes, blkio.throttle.* "
