@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -35,6 +36,7 @@ TEST(K8sQuantity, ParsesAndFormats) {
 
 struct Request {
   std::string method, path, content_type, auth, body;
+  httplib::Params params;
 };
 
 // A strategic merge of spec.containers[].resources, enough for the resize patches sent here.
@@ -55,13 +57,14 @@ void mergeResources(json& pod, const json& patch) {
 
 class FakeApiServer {
  public:
-  enum class Kubelet { kCompletes, kInProgressOnce, kInfeasible };
+  // What the simulated kubelet reports on the watch after a resize.
+  enum class Kubelet { kCompletes, kInProgressOnce, kInfeasible, kDeferredUntilTimeout };
   Kubelet kubelet = Kubelet::kCompletes;
   json pod, vpa;
 
   FakeApiServer() {
     pod = json::parse(R"({
-      "metadata": {"name": "web-0", "namespace": "shop"},
+      "metadata": {"name": "web-0", "namespace": "shop", "resourceVersion": "100"},
       "spec": {"containers": [
         {"name": "app", "resources": {"requests": {"cpu": "500m", "memory": "256Mi"},
                                       "limits": {"cpu": "500m", "memory": "256Mi"}}},
@@ -85,24 +88,55 @@ class FakeApiServer {
     server_.Get(pod_path, [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu_);
       log(req);
-      json view = pod;
+      res.set_content(pod.dump(), "application/json");
+    });
+    // The watch: GET /api/v1/namespaces/shop/pods?watch=true&fieldSelector=metadata.name=web-0.
+    server_.Get("/api/v1/namespaces/shop/pods", [this](const httplib::Request& req,
+                                                       httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      if (req.get_param_value("watch") != "true" ||
+          req.get_param_value("fieldSelector") != "metadata.name=web-0") {
+        res.status = 400;
+        res.set_content(R"({"kind":"Status","message":"bad watch"})", "application/json");
+        return;
+      }
+      std::vector<json> events;
+      auto with = [this](json condition) {
+        json view = pod;
+        view["status"]["conditions"].push_back(std::move(condition));
+        return json{{"type", "MODIFIED"}, {"object", view}};
+      };
       if (pending_) {
-        if (kubelet == Kubelet::kInfeasible) {
-          view["status"]["conditions"].push_back(
-              {{"type", "PodResizePending"}, {"status", "True"}, {"reason", "Infeasible"},
-               {"message", "Node didn't have enough capacity: memory"}});
-        } else if (kubelet == Kubelet::kInProgressOnce && !shown_in_progress_) {
-          view["status"]["conditions"].push_back(
-              {{"type", "PodResizeInProgress"}, {"status", "True"}});
-          shown_in_progress_ = true;
-        } else {
-          // The kubelet actuated: status follows the spec.
-          pod["status"]["containerStatuses"][0]["resources"] = pod["spec"]["containers"][0]["resources"];
-          view = pod;
-          pending_ = false;
+        switch (kubelet) {
+          case Kubelet::kInfeasible:
+            events.push_back(with({{"type", "PodResizePending"}, {"status", "True"},
+                                   {"reason", "Infeasible"},
+                                   {"message", "Node didn't have enough capacity: memory"}}));
+            break;
+          case Kubelet::kDeferredUntilTimeout:
+            events.push_back(with({{"type", "PodResizePending"}, {"status", "True"},
+                                   {"reason", "Deferred"}}));
+            break;  // the stream then ends, as at timeoutSeconds
+          case Kubelet::kInProgressOnce:
+            events.push_back(with({{"type", "PodResizeInProgress"}, {"status", "True"}}));
+            [[fallthrough]];
+          case Kubelet::kCompletes:
+            pod["status"]["containerStatuses"][0]["resources"] =
+                pod["spec"]["containers"][0]["resources"];
+            events.push_back({{"type", "MODIFIED"}, {"object", pod}});
+            pending_ = false;
         }
       }
-      res.set_content(view.dump(), "application/json");
+      res.set_chunked_content_provider(
+          "application/json", [events](std::size_t, httplib::DataSink& sink) {
+            for (const auto& e : events) {
+              const std::string line = e.dump() + "\n";
+              if (!sink.write(line.data(), line.size())) return false;
+            }
+            sink.done();
+            return true;
+          });
     });
     server_.Patch(pod_path + "/resize", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu_);
@@ -169,21 +203,21 @@ class FakeApiServer {
  private:
   void log(const httplib::Request& req) {
     requests_.push_back({req.method, req.path, req.get_header_value("Content-Type"),
-                         req.get_header_value("Authorization"), req.body});
+                         req.get_header_value("Authorization"), req.body, req.params});
   }
   httplib::Server server_;
   std::thread thread_;
   int port_ = 0;
   std::mutex mu_;
   std::vector<Request> requests_;
-  bool pending_ = false, shown_in_progress_ = false;
+  bool pending_ = false;
 };
 
+// The fake ends every watch stream itself; the timeout only goes into the query.
 Settings fastPolls(const std::string& mode = "resize") {
   Settings s;
   s.mode = mode;
-  s.resize_polls = 5;
-  s.resize_poll_ms = 0;  // no sleeping in tests
+  s.resize_timeout_seconds = 7;
   return s;
 }
 
@@ -209,10 +243,16 @@ TEST(K8sResize, PatchesTheResizeSubresourceAndWaitsForTheKubelet) {
   EXPECT_EQ(json::parse(patches[0].body), json::parse(R"({"spec":{"containers":[{"name":"app",
       "resources":{"requests":{"cpu":"1500m","memory":"536870912"},
                    "limits":{"cpu":"1500m","memory":"536870912"}}}]}})"));
-  // GET before, GET after the patch (in progress), GET (done).
-  std::size_t gets = 0;
-  for (const auto& r : api.requests()) gets += r.method == "GET";
-  EXPECT_GE(gets, 3u);
+  // current(): GET. apply(): GET the pod, PATCH, GET it again, watch from its resourceVersion.
+  const auto reqs = api.requests();
+  ASSERT_EQ(reqs.size(), 5u);
+  EXPECT_EQ(reqs[2].method, "PATCH");
+  EXPECT_EQ(reqs[4].path, "/api/v1/namespaces/shop/pods");
+  const std::multimap<std::string, std::string> expected_params = {
+      {"watch", "true"}, {"fieldSelector", "metadata.name=web-0"}, {"timeoutSeconds", "7"},
+      {"resourceVersion", "100"}};
+  EXPECT_EQ(reqs[4].params, expected_params);
+  EXPECT_EQ(reqs[4].auth, "Bearer test-token");
 
   cur = b->current("shop/web-0/app");
   ASSERT_TRUE(cur);
@@ -243,6 +283,24 @@ TEST(K8sResize, InfeasibleResizePutsThePreviousResourcesBack) {
   EXPECT_EQ(json::parse(patches[1].body)["spec"]["containers"][0]["resources"],
             json::parse(R"({"requests":{"memory":"256Mi"},"limits":{"memory":"256Mi"}})"));
   EXPECT_EQ(api.pod["spec"]["containers"][0]["resources"]["limits"]["memory"], "256Mi");
+}
+
+TEST(K8sResize, DeferredUntilTheWatchEndsPutsThePreviousResourcesBack) {
+  FakeApiServer api;
+  api.kubelet = FakeApiServer::Kubelet::kDeferredUntilTimeout;
+  auto b = makeBackend(api.access(), fastPolls());
+  Allocation t;
+  t[Resource::kCpu] = 4;
+  auto st = b->apply("shop/web-0/app", t);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(st.error().message.find("PodResizePending/Deferred"), std::string::npos)
+      << st.error().message;
+  const auto patches = api.patches();
+  ASSERT_EQ(patches.size(), 2u);
+  EXPECT_EQ(json::parse(patches[1].body)["spec"]["containers"][0]["resources"],
+            json::parse(R"({"requests":{"cpu":"500m"},"limits":{"cpu":"500m"}})"));
+  EXPECT_EQ(api.pod["spec"]["containers"][0]["resources"]["limits"]["cpu"], "500m");
 }
 
 TEST(K8sResize, WorkloadErrorsNameThePod) {

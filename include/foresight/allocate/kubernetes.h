@@ -2,8 +2,8 @@
 // Kubernetes backend, two modes (option mode=):
 //   resize  in-place pod resize: PATCH /api/v1/namespaces/{ns}/pods/{pod}/resize with a
 //           strategic merge patch of spec.containers[].resources (requests = limits = target),
-//           then polls the pod: PodResizePending/Infeasible, or no completion within the polls,
-//           puts the previous resources back and fails. Workload: "ns/pod[/container]".
+//           then watches the pod: PodResizePending/Infeasible, or no completion within the
+//           timeout, puts the previous resources back and fails. Workload: "ns/pod[/container]".
 //   vpa     custom VPA recommender: for a VerticalPodAutoscaler whose spec.recommenders names
 //           this recommender (default "foresight"), writes
 //           status.recommendation.containerRecommendations[] (target, lowerBound, upperBound,
@@ -46,8 +46,7 @@ std::string formatMemory(double bytes);
 struct Settings {
   std::string mode = "resize";  // resize | vpa
   std::string recommender = "foresight";
-  int resize_polls = 30;        // how many times to look at the pod after a resize
-  int resize_poll_ms = 1000;    // pause between looks
+  int resize_timeout_seconds = 60;  // how long to watch the pod for the kubelet's answer
   double lower_ratio = 0.9;     // vpa: lowerBound = target * lower_ratio
   double upper_ratio = 1.2;     // vpa: upperBound = target * upper_ratio
 };

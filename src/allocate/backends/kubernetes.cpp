@@ -7,12 +7,11 @@
 #include <openssl/x509.h>
 #include <yaml-cpp/yaml.h>
 
-#include <chrono>
+#include <functional>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "foresight/core/log.h"
 
@@ -178,6 +177,7 @@ struct Response {
 
 class ApiClient {
  public:
+  static constexpr int kReadTimeoutSeconds = 30;
   explicit ApiClient(ClusterAccess access) : access_(std::move(access)) {}
 
   Result<Response> request(const std::string& method, const std::string& path,
@@ -199,6 +199,55 @@ class ApiClient {
       r.body = json{{"message", res->body}};
     }
     return r;
+  }
+
+  // A watch: newline-delimited JSON events ({"type": ..., "object": ...}) passed to on_event
+  // until it returns false or the server ends the stream. Returns whether on_event stopped it.
+  // The server ends the watch after timeoutSeconds; reads wait a little longer than that.
+  Result<bool> watch(const std::string& path, int timeout_seconds,
+                     const std::function<bool(const json&)>& on_event) {
+    auto cli = client();
+    if (!cli) return tl::unexpected(cli.error());
+    (*cli)->set_read_timeout(timeout_seconds + 10);
+    httplib::Headers headers = {{"Accept", "application/json"}};
+    if (!access_.token.empty()) headers.emplace("Authorization", "Bearer " + access_.token);
+    std::string buffer, error_body;
+    bool stopped = false;
+    auto res = (*cli)->Get(path, headers, [&](const char* data, std::size_t n) {
+      buffer.append(data, n);
+      std::size_t nl;
+      while ((nl = buffer.find('\n')) != std::string::npos) {
+        const std::string line = buffer.substr(0, nl);
+        buffer.erase(0, nl + 1);
+        if (line.empty()) continue;
+        json event;
+        try {
+          event = json::parse(line);
+        } catch (const json::exception&) {
+          error_body = line;
+          return false;
+        }
+        if (!event.contains("type")) {  // a Status object instead of an event
+          error_body = line;
+          return false;
+        }
+        if (!on_event(event)) {
+          stopped = true;
+          return false;
+        }
+      }
+      return true;
+    });
+    (*cli)->set_read_timeout(kReadTimeoutSeconds);
+    if (stopped) return true;
+    if (!error_body.empty())
+      return fail(ErrorCode::kIo, "watch {}{}: {}", access_.server, path, error_body);
+    if (!res)
+      return fail(ErrorCode::kUnavailable, "watch {}{}: {}", access_.server, path,
+                  httplib::to_string(res.error()));
+    if (res->status != 200)
+      return fail(ErrorCode::kIo, "watch {}{}: status {}", access_.server, path, res->status);
+    return false;
   }
 
  private:
@@ -263,7 +312,7 @@ class ApiClient {
       cli_ = std::move(ssl);
     }
     cli_->set_connection_timeout(10);
-    cli_->set_read_timeout(30);
+    cli_->set_read_timeout(kReadTimeoutSeconds);
     return cli_.get();
   }
 
@@ -425,47 +474,78 @@ class ResizeBackend final : public Backend {
     return ok();
   }
 
-  // Done when no PodResizePending/PodResizeInProgress condition is left and the container's
-  // status.containerStatuses[].resources show the target.
-  Status waitForResize(const Pod& p, const Allocation& target) {
-    std::string last = "no status yet";
-    for (int i = 0; i < s_.resize_polls; ++i) {
-      if (i > 0 && s_.resize_poll_ms > 0)
-        std::this_thread::sleep_for(std::chrono::milliseconds(s_.resize_poll_ms));
-      auto r = api_.request("GET", fmt::format("/api/v1/namespaces/{}/pods/{}", p.ns, p.name));
-      if (!r) return tl::unexpected(r.error());
-      if (r->status != 200)
-        return fail(ErrorCode::kIo, "{}: GET returned {}: {}", p.what, r->status, apiMessage(*r));
-      const json status = r->body.value("status", json::object());
-      bool busy = false;
-      for (const auto& c : status.value("conditions", json::array())) {
-        const std::string type = c.value("type", "");
-        if (type != "PodResizePending" && type != "PodResizeInProgress") continue;
-        if (c.value("status", "True") != "True") continue;
-        const std::string reason = c.value("reason", "");
-        last = fmt::format("{}{}{}", type, reason.empty() ? "" : "/" + reason,
+  // A pod's resize state: done when no PodResizePending/PodResizeInProgress condition is left
+  // and status.containerStatuses[].resources show the target; Infeasible is final.
+  enum class State { kDone, kInfeasible, kWaiting };
+  static State resizeState(const json& pod, const std::string& container, const Allocation& target,
+                           std::string& detail) {
+    const json status = pod.value("status", json::object());
+    bool busy = false;
+    for (const auto& c : status.value("conditions", json::array())) {
+      const std::string type = c.value("type", "");
+      if (type != "PodResizePending" && type != "PodResizeInProgress") continue;
+      if (c.value("status", "True") != "True") continue;
+      const std::string reason = c.value("reason", "");
+      detail = fmt::format("{}{}{}", type, reason.empty() ? "" : "/" + reason,
                            c.contains("message") ? ": " + c.value("message", "") : "");
-        if (type == "PodResizePending" && reason == "Infeasible")
-          return fail(ErrorCode::kInvalidArgument, "{}: resize refused by the kubelet: {}",
-                      p.what, last);
-        busy = true;
-      }
-      if (busy) continue;
-      for (const auto& cs : status.value("containerStatuses", json::array())) {
-        if (cs.value("name", "") != p.container_name) continue;
-        auto actual = resourcesOf(cs.value("resources", json::object()).value("limits", json::object()));
-        if (!actual) return tl::unexpected(actual.error());
-        bool match = true;
-        for (Resource res : {Resource::kCpu, Resource::kMemory})
-          if (target[res] && (!(*actual)[res] ||
-                              formatQuantity(res, *(*actual)[res]) != formatQuantity(res, *target[res])))
-            match = false;
-        if (match) return ok();
-        last = "container status still shows " + format(*actual);
-      }
+      if (type == "PodResizePending" && reason == "Infeasible") return State::kInfeasible;
+      busy = true;
     }
-    return fail(ErrorCode::kUnavailable, "{}: resize not done after {} polls ({})", p.what,
-                s_.resize_polls, last);
+    if (busy) return State::kWaiting;
+    for (const auto& cs : status.value("containerStatuses", json::array())) {
+      if (cs.value("name", "") != container) continue;
+      auto actual =
+          resourcesOf(cs.value("resources", json::object()).value("limits", json::object()));
+      if (!actual) {
+        detail = actual.error().message;
+        return State::kWaiting;
+      }
+      for (Resource r : {Resource::kCpu, Resource::kMemory})
+        if (target[r] && (!(*actual)[r] ||
+                          formatQuantity(r, *(*actual)[r]) != formatQuantity(r, *target[r]))) {
+          detail = "container status still shows " + format(*actual);
+          return State::kWaiting;
+        }
+      return State::kDone;
+    }
+    detail = "no container status yet";
+    return State::kWaiting;
+  }
+
+  // Reads the pod once, then watches it (fieldSelector on its name, from the resourceVersion
+  // read) until the kubelet finishes, refuses, or the watch times out.
+  Status waitForResize(const Pod& p, const Allocation& target) {
+    auto r = api_.request("GET", fmt::format("/api/v1/namespaces/{}/pods/{}", p.ns, p.name));
+    if (!r) return tl::unexpected(r.error());
+    if (r->status != 200)
+      return fail(ErrorCode::kIo, "{}: GET returned {}: {}", p.what, r->status, apiMessage(*r));
+    std::string detail = "no status yet";
+    State state = resizeState(r->body, p.container_name, target, detail);
+    if (state == State::kWaiting) {
+      const std::string rv = r->body.value("metadata", json::object()).value("resourceVersion", "");
+      const std::string path = fmt::format(
+          "/api/v1/namespaces/{}/pods?watch=true&fieldSelector={}&timeoutSeconds={}{}", p.ns,
+          httplib::detail::encode_query_param("metadata.name=" + p.name),
+          s_.resize_timeout_seconds, rv.empty() ? "" : "&resourceVersion=" + rv);
+      auto watched = api_.watch(path, s_.resize_timeout_seconds, [&](const json& event) {
+        const std::string type = event.value("type", "");
+        if (type == "DELETED") {
+          detail = "pod deleted";
+          state = State::kInfeasible;
+          return false;
+        }
+        if (type != "ADDED" && type != "MODIFIED") return true;  // BOOKMARK, ERROR: go on
+        state = resizeState(event.value("object", json::object()), p.container_name, target,
+                            detail);
+        return state == State::kWaiting;
+      });
+      if (!watched) return tl::unexpected(watched.error());
+    }
+    if (state == State::kDone) return ok();
+    if (state == State::kInfeasible)
+      return fail(ErrorCode::kInvalidArgument, "{}: resize refused: {}", p.what, detail);
+    return fail(ErrorCode::kUnavailable, "{}: resize not done within {} s ({})", p.what,
+                s_.resize_timeout_seconds, detail);
   }
 
   static std::string formatQuantity(Resource r, double v) {
@@ -613,14 +693,14 @@ std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings) {
 namespace foresight::allocate {
 
 // Options: mode, kubeconfig (default $KUBECONFIG, then ~/.kube/config, then in-cluster), context,
-// recommender, resize_polls, resize_poll_ms, lower_ratio, upper_ratio, service_account_dir.
+// recommender, resize_timeout (seconds), lower_ratio, upper_ratio, service_account_dir.
 std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& o) {
   k8s::Settings s;
   s.mode = o.get("mode", "resize");
   s.recommender = o.get("recommender", s.recommender);
   try {
-    s.resize_polls = std::stoi(o.get("resize_polls", std::to_string(s.resize_polls)));
-    s.resize_poll_ms = std::stoi(o.get("resize_poll_ms", std::to_string(s.resize_poll_ms)));
+    s.resize_timeout_seconds =
+        std::stoi(o.get("resize_timeout", std::to_string(s.resize_timeout_seconds)));
     s.lower_ratio = std::stod(o.get("lower_ratio", std::to_string(s.lower_ratio)));
     s.upper_ratio = std::stod(o.get("upper_ratio", std::to_string(s.upper_ratio)));
   } catch (const std::exception&) {
