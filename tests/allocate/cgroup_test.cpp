@@ -379,3 +379,28 @@ TEST(CgroupOptions, BadOptionsNameTheOption) {
 
 }  // namespace
 }  // namespace foresight::allocate
+
+namespace foresight::allocate {
+namespace {
+
+TEST(DryRun, ReadsTheRealBackendAndChangesNothing) {
+  TempDir tmp;
+  makeV1Fixture(tmp.path(), "app");
+  writeFile(tmp.path() / "cpu/app/cpu.cfs_quota_us", "100000\n");
+  auto dry = makeDryRunBackend(makeCgroupV1Backend({tmp.path(), ""}, makeRealCgroupFiles()));
+  EXPECT_EQ(dry->name(), "dry-run(cgroup-v1)");
+  Allocation t;
+  t[Resource::kCpu] = 3;
+  ASSERT_TRUE(dry->apply("app", t));
+  EXPECT_EQ(readFile(tmp.path() / "cpu/app/cpu.cfs_quota_us"), "100000");
+  auto cur = dry->current("app");
+  ASSERT_TRUE(cur);
+  EXPECT_EQ(*(*cur)[Resource::kCpu], 1.0);
+  // Without a real backend it remembers what it was asked for.
+  auto mem = makeDryRunBackend(nullptr);
+  ASSERT_TRUE(mem->apply("w", t));
+  EXPECT_EQ(*mem->current("w"), t);
+}
+
+}  // namespace
+}  // namespace foresight::allocate

@@ -480,3 +480,29 @@ TEST(K8sTls, VerifiesTheServerCertificate) {
 
 }  // namespace
 }  // namespace foresight::allocate::k8s
+
+namespace foresight::allocate::k8s {
+namespace {
+
+TEST(K8sConfig, InClusterServiceAccount) {
+  testing::TempDir sa;
+  testing::writeFile(sa.path() / "token", "sa-token\n");
+  testing::writeFile(sa.path() / "ca.crt", "-----BEGIN CERTIFICATE-----\nY\n-----END CERTIFICATE-----\n");
+  testing::writeFile(sa.path() / "namespace", "prod");
+  ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+  ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+  auto a = loadInCluster(sa.path().string());
+  ::unsetenv("KUBERNETES_SERVICE_HOST");
+  ::unsetenv("KUBERNETES_SERVICE_PORT");
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->server, "https://10.96.0.1:443");
+  EXPECT_EQ(a->token, "sa-token");
+  EXPECT_EQ(a->default_namespace, "prod");
+  EXPECT_NE(a->ca_pem.find("BEGIN CERTIFICATE"), std::string::npos);
+  auto outside = loadInCluster(sa.path().string());
+  ASSERT_FALSE(outside);
+  EXPECT_EQ(outside.error().code, ErrorCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace foresight::allocate::k8s

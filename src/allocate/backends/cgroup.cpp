@@ -250,7 +250,11 @@ std::optional<double> ioMaxRbps(const std::string& text, const std::string& devi
     std::string dev, kv;
     if (!(in >> dev) || dev != device) continue;
     while (in >> kv)
-      if (kv.rfind("rbps=", 0) == 0 && kv != "rbps=max") return std::stod(kv.substr(5));
+      if (kv.rfind("rbps=", 0) == 0 && kv != "rbps=max") {
+        char* end = nullptr;
+        const double v = std::strtod(kv.c_str() + 5, &end);
+        return *end == '\0' ? std::optional<double>(v) : std::nullopt;
+      }
   }
   return std::nullopt;
 }
