@@ -53,9 +53,17 @@ Plan Planner::plan(const PlanInput& in) const {
     }
     const std::size_t steps =
         config_.horizon_steps == 0 ? horizon : std::min(horizon, config_.horizon_steps);
-    double q = -std::numeric_limits<double>::infinity();
-    for (std::size_t h = 1; h <= steps; ++h) q = std::max(q, in.forecast->quantile(r, h, p.quantile));
+    auto horizonMax = [&](double level) {
+      double m = -std::numeric_limits<double>::infinity();
+      for (std::size_t h = 1; h <= steps; ++h) m = std::max(m, in.forecast->quantile(r, h, level));
+      return m;
+    };
+    const double q = horizonMax(p.quantile);
     d.forecast = q;
+    d.lower = horizonMax(p.lower_quantile);
+    d.upper = horizonMax(p.upper_quantile);
+    plan.lower[r] = d.lower;
+    plan.upper[r] = d.upper;
     double desired = q * (1.0 + p.headroom);
     std::string rule = "forecast";
     if (desired < p.min) desired = p.min, rule = "min-bound";

@@ -356,6 +356,26 @@ TEST(K8sVpa, WritesTheRecommendationIntoStatus) {
   EXPECT_EQ(api.patches().size(), 1u);
 }
 
+TEST(K8sVpa, BoundsFromTheForecast) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls("vpa"));
+  Allocation target, lower, upper;
+  target[Resource::kCpu] = 0.6;
+  target[Resource::kMemory] = 512 * kMiB;
+  lower[Resource::kCpu] = 0.3;
+  lower[Resource::kMemory] = 600 * kMiB;  // above the target: the bound is the target
+  upper[Resource::kCpu] = 2.0;              // above maxAllowed (1): capped
+  upper[Resource::kMemory] = 768 * kMiB;
+  ASSERT_TRUE(recommend(*b, "shop/web/app", target, lower, upper));
+  const json rec = json::parse(api.patches().at(0).body)[0]["value"]["recommendation"]
+                       ["containerRecommendations"][1];
+  EXPECT_EQ(rec["lowerBound"], json::parse(R"({"cpu":"300m","memory":"536870912"})"));
+  EXPECT_EQ(rec["upperBound"], json::parse(R"({"cpu":"1000m","memory":"805306368"})"));
+  EXPECT_EQ(rec["target"], json::parse(R"({"cpu":"600m","memory":"536870912"})"));
+  auto resize = makeBackend(api.access(), fastPolls("resize"));
+  EXPECT_FALSE(recommend(*resize, "shop/web/app", target, lower, upper));
+}
+
 TEST(K8sVpa, LeavesVpasOfOtherRecommendersAlone) {
   FakeApiServer api;
   api.vpa["spec"]["recommenders"] = json::parse(R"([{"name": "default"}])");

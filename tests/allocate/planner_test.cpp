@@ -43,6 +43,17 @@ TEST(Planner, InitialTargetIsTheHorizonMaxOfTheQuantile) {
   EXPECT_NE(d.reason.find("initial"), std::string::npos) << d.reason;
 }
 
+TEST(Planner, ReportsForecastBoundsForEveryForecastResource) {
+  const auto f = cpuForecast();
+  PlanInput in{&f};
+  in.current[Resource::kCpu] = 2.0;  // no change, bounds still reported
+  const auto plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_FALSE(plan.hasChanges());
+  EXPECT_DOUBLE_EQ(*plan.lower[Resource::kCpu], 1.2);  // p50 max over steps: 1.0, 1.2, 0.8
+  EXPECT_DOUBLE_EQ(*plan.upper[Resource::kCpu], 3.0);  // p99: 2.5, 3.0, 1.2
+  EXPECT_FALSE(plan.lower[Resource::kMemory]);
+}
+
 TEST(Planner, QuantileBetweenLevelsIsInterpolatedAndHorizonCanBeCut) {
   const auto f = cpuForecast();
   PlannerConfig c;

@@ -53,4 +53,10 @@ struct Settings {
 
 std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings);
 
+// vpa mode: writes a recommendation whose lowerBound/upperBound come from the forecast (e.g.
+// Plan::lower and Plan::upper) instead of target x lower_ratio/upper_ratio. `backend` must come
+// from makeBackend() or the registry in vpa mode.
+Status recommend(Backend& backend, const std::string& workload, const Allocation& target,
+                 const Allocation& lower, const Allocation& upper);
+
 }  // namespace foresight::allocate::k8s

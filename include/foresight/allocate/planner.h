@@ -43,6 +43,10 @@ struct ResourcePolicy {
   // Memory safety rail (ignored for other resources).
   double usage_margin = 0.10;      // relative
   double usage_margin_abs = 64.0 * 1024 * 1024;  // bytes
+  // Quantile levels reported as the plan's lower/upper bounds (e.g. a VPA's lowerBound and
+  // upperBound); they do not change the target.
+  double lower_quantile = 0.5;
+  double upper_quantile = 0.99;
 };
 
 struct PlannerConfig {
@@ -66,6 +70,8 @@ struct Decision {
   std::optional<double> current;
   double forecast = NAN;  // the quantile the rule started from (max over the horizon)
   double desired = NAN;   // after headroom, bounds and the usage floor
+  double lower = NAN;     // max over the horizon of the lower_quantile
+  double upper = NAN;     // max over the horizon of the upper_quantile
   std::optional<double> target;  // what to enforce; equals current when nothing changes
   bool change = false;
   std::string rule;
@@ -77,6 +83,7 @@ struct Plan {
   std::int64_t time = 0;
   std::vector<Decision> decisions;
   Allocation target;  // only the resources that change
+  Allocation lower, upper;  // forecast bounds of every forecast resource (see ResourcePolicy)
   bool hasChanges() const { return !target.empty(); }
   std::string reason() const;  // the changing decisions' reasons, joined
 };

@@ -572,6 +572,12 @@ class VpaBackend final : public Backend {
   }
 
   Status apply(const std::string& workload, const Allocation& target) override {
+    return recommend(workload, target, nullptr, nullptr);
+  }
+
+  // Bounds absent: target x lower_ratio / upper_ratio.
+  Status recommend(const std::string& workload, const Allocation& target, const Allocation* lower,
+                   const Allocation* upper) {
     auto v = getVpa(workload);
     if (!v) return tl::unexpected(v.error());
     if (auto st = onlyCpuAndMemory(v->what, target); !st) return st;
@@ -587,17 +593,23 @@ class VpaBackend final : public Backend {
     Allocation uncapped = *old;
     for (Resource r : {Resource::kCpu, Resource::kMemory})
       if (target[r]) uncapped[r] = target[r];
-    auto capped = [&](double ratio) {
+    // bound: explicit values where given (never above/below the target), else target x ratio;
+    // then the container policy's minAllowed/maxAllowed, as the stock recommender caps.
+    auto capped = [&](double ratio, const Allocation* bound, bool is_lower) {
       Allocation a;
-      for (Resource r : {Resource::kCpu, Resource::kMemory})
-        if (uncapped[r]) a[r] = std::clamp(*uncapped[r] * ratio, v->min[r].value_or(0.0),
-                                           v->max[r].value_or(INFINITY));
+      for (Resource r : {Resource::kCpu, Resource::kMemory}) {
+        if (!uncapped[r]) continue;
+        double x = *uncapped[r] * ratio;
+        if (bound && (*bound)[r] && std::isfinite(*(*bound)[r]))
+          x = is_lower ? std::min(*(*bound)[r], *uncapped[r]) : std::max(*(*bound)[r], *uncapped[r]);
+        a[r] = std::clamp(x, v->min[r].value_or(0.0), v->max[r].value_or(INFINITY));
+      }
       return a;
     };
     json rec = {{"containerName", v->container},
-                {"target", quantities(capped(1.0))},
-                {"lowerBound", quantities(capped(s_.lower_ratio))},
-                {"upperBound", quantities(capped(s_.upper_ratio))},
+                {"target", quantities(capped(1.0, nullptr, false))},
+                {"lowerBound", quantities(capped(s_.lower_ratio, lower, true))},
+                {"upperBound", quantities(capped(s_.upper_ratio, upper, false))},
                 {"uncappedTarget", quantities(uncapped)}};
     if (rec == mine) return ok();
     json new_recs = json::array();
@@ -682,6 +694,16 @@ class VpaBackend final : public Backend {
 };
 
 }  // namespace
+
+Status recommend(Backend& backend, const std::string& workload, const Allocation& target,
+                 const Allocation& lower, const Allocation& upper) {
+  auto* vpa = dynamic_cast<VpaBackend*>(&backend);
+  if (!vpa)
+    return fail(ErrorCode::kInvalidArgument,
+                "{}: recommend() needs the kubernetes backend in vpa mode (got {})", workload,
+                backend.name());
+  return vpa->recommend(workload, target, &lower, &upper);
+}
 
 std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings) {
   if (settings.mode == "vpa") return std::make_unique<VpaBackend>(std::move(access), settings);
