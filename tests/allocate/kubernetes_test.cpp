@@ -463,6 +463,15 @@ struct SelfSigned {
     X509_free(cert);
     EVP_PKEY_free(key);
   }
+  std::string keyPem() const {
+    BIO* b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(b, &data);
+    std::string out(data, static_cast<std::size_t>(n));
+    BIO_free(b);
+    return out;
+  }
   std::string pem() const {
     BIO* b = BIO_new(BIO_s_mem());
     PEM_write_bio_X509(b, cert);
@@ -496,6 +505,44 @@ TEST(K8sTls, VerifiesTheServerCertificate) {
   EXPECT_DOUBLE_EQ(*(*trusted)[Resource::kCpu], 2.0);
   ASSERT_FALSE(untrusted);
   EXPECT_EQ(untrusted.error().code, ErrorCode::kUnavailable);
+}
+
+// Mutual TLS: the server only talks to clients whose certificate it trusts; the client key and
+// certificate come from a kubeconfig's client-certificate-data / client-key-data.
+TEST(K8sTls, PresentsTheKubeconfigClientCertificate) {
+  SelfSigned server_cert, client_cert, stranger;
+  X509_STORE* clients = X509_STORE_new();
+  X509_STORE_add_cert(clients, client_cert.cert);
+  httplib::SSLServer server(server_cert.cert, server_cert.key, clients);
+  server.Get("/api/v1/namespaces/shop/pods/p", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"spec":{"containers":[{"name":"c","resources":{"limits":{"memory":"1Gi"}}}]}})",
+                    "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { server.listen_after_bind(); });
+
+  testing::TempDir tmp;
+  auto kubeconfig = [&](const SelfSigned& who) {
+    const auto path = tmp.path() / "config";
+    testing::writeFile(path, fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
+clusters: [{{name: k, cluster: {{server: "https://127.0.0.1:{}", certificate-authority-data: "{}"}}}}]
+users: [{{name: u, user: {{client-certificate-data: "{}", client-key-data: "{}"}}}}]
+)", port, b64(server_cert.pem()), b64(who.pem()), b64(who.keyPem())));
+    return path.string();
+  };
+  BackendOptions o;
+  o.values["kubeconfig"] = kubeconfig(client_cert);
+  auto accepted = makeKubernetesBackend(o)->current("shop/p");
+  o.values["kubeconfig"] = kubeconfig(stranger);
+  auto refused = makeKubernetesBackend(o)->current("shop/p");
+  server.stop();
+  t.join();
+  ASSERT_TRUE(accepted) << accepted.error().message;
+  EXPECT_DOUBLE_EQ(*(*accepted)[Resource::kMemory], 1024 * kMiB);
+  EXPECT_FALSE(refused);
 }
 
 }  // namespace
