@@ -404,3 +404,62 @@ TEST(DryRun, ReadsTheRealBackendAndChangesNothing) {
 
 }  // namespace
 }  // namespace foresight::allocate
+
+namespace foresight::allocate {
+namespace {
+
+// The first real disk's MAJ:MIN (not loop, ram or zram); empty when there is none.
+std::string firstDiskDevice() {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/sys/block", ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("loop", 0) == 0 || n.rfind("ram", 0) == 0 || n.rfind("zram", 0) == 0) continue;
+    const std::string dev = readFile(e.path() / "dev");
+    if (!dev.empty()) return dev;
+  }
+  return "";
+}
+
+TEST(RealCgroupV1Blkio, ThrottlesAndUnthrottlesADisk) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  const fs::path root = defaultCgroupRoot();
+  if (!fs::exists(root / "blkio" / "blkio.throttle.read_bps_device"))
+    GTEST_SKIP() << "no cgroup v1 blkio controller at " << (root / "blkio");
+  const std::string dev = firstDiskDevice();
+  if (dev.empty()) GTEST_SKIP() << "no disk in /sys/block";
+  const std::string name = "foresight-test-io-" + std::to_string(::getpid());
+  std::vector<fs::path> made;
+  for (const char* c : {"cpu", "memory", "blkio"}) {
+    std::error_code ec;
+    fs::create_directory(root / c / name, ec);
+    if (ec) {
+      for (const auto& d : made) ::rmdir(d.c_str());
+      GTEST_SKIP() << "cannot create " << (root / c / name) << ": " << ec.message();
+    }
+    made.push_back(root / c / name);
+  }
+  auto b = makeCgroupV1Backend({root, dev}, makeRealCgroupFiles());
+  Allocation t;
+  t[Resource::kDiskIo] = 1048576;
+  auto st = b->apply(name, t);
+  const std::string read_rule = readFile(root / "blkio" / name / "blkio.throttle.read_bps_device");
+  const std::string write_rule = readFile(root / "blkio" / name / "blkio.throttle.write_bps_device");
+  auto cur = b->current(name);
+  t[Resource::kDiskIo] = INFINITY;
+  auto st2 = b->apply(name, t);
+  const std::string after = readFile(root / "blkio" / name / "blkio.throttle.read_bps_device");
+  auto cur2 = b->current(name);
+  for (const auto& d : made) ::rmdir(d.c_str());
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(read_rule, dev + " 1048576");
+  EXPECT_EQ(write_rule, dev + " 1048576");
+  ASSERT_TRUE(cur);
+  EXPECT_EQ((*cur)[Resource::kDiskIo], 1048576.0);
+  ASSERT_TRUE(st2) << st2.error().message;
+  EXPECT_EQ(after, "");
+  ASSERT_TRUE(cur2);
+  EXPECT_FALSE((*cur2)[Resource::kDiskIo]);
+}
+
+}  // namespace
+}  // namespace foresight::allocate

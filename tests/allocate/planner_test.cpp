@@ -33,7 +33,8 @@ const Decision& decisionFor(const Plan& p, Resource r) {
 
 TEST(Planner, InitialTargetIsTheHorizonMaxOfTheQuantile) {
   const auto f = cpuForecast();
-  PlanInput in{&f};
+  PlanInput in;
+  in.forecast = &f;
   const auto plan = Planner(cpuAtP90()).plan(in);
   const auto& d = decisionFor(plan, Resource::kCpu);
   EXPECT_EQ(d.rule, "initial");
@@ -45,7 +46,8 @@ TEST(Planner, InitialTargetIsTheHorizonMaxOfTheQuantile) {
 
 TEST(Planner, ReportsForecastBoundsForEveryForecastResource) {
   const auto f = cpuForecast();
-  PlanInput in{&f};
+  PlanInput in;
+  in.forecast = &f;
   in.current[Resource::kCpu] = 2.0;  // no change, bounds still reported
   const auto plan = Planner(cpuAtP90()).plan(in);
   EXPECT_FALSE(plan.hasChanges());
@@ -59,7 +61,8 @@ TEST(Planner, QuantileBetweenLevelsIsInterpolatedAndHorizonCanBeCut) {
   PlannerConfig c;
   c[Resource::kCpu].quantile = 0.945;  // halfway between 0.9 and 0.99
   c.horizon_steps = 1;                 // step 1 only: 1.5 .. 2.5 -> 2.0
-  PlanInput in{&f};
+  PlanInput in;
+  in.forecast = &f;
   const auto plan = Planner(c).plan(in);
   EXPECT_NEAR(decisionFor(plan, Resource::kCpu).forecast, 2.0, 1e-12);
   c.horizon_steps = 0;  // all steps: step 2 gives 2.0 .. 3.0 -> 2.5
@@ -68,7 +71,8 @@ TEST(Planner, QuantileBetweenLevelsIsInterpolatedAndHorizonCanBeCut) {
 
 TEST(Planner, HysteresisKeepsSmallChanges) {
   const auto f = cpuForecast();
-  PlanInput in{&f};
+  PlanInput in;
+  in.forecast = &f;
   in.current[Resource::kCpu] = 1.9;  // |2.0 - 1.9| = 0.1 <= 0.10 * 1.9
   const auto plan = Planner(cpuAtP90()).plan(in);
   EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "hysteresis");
@@ -79,7 +83,8 @@ TEST(Planner, HysteresisKeepsSmallChanges) {
 
 TEST(Planner, ScalesUpFastButAtMostOneStep) {
   const auto f = cpuForecast();
-  PlanInput in{&f};
+  PlanInput in;
+  in.forecast = &f;
   in.current[Resource::kCpu] = 0.5;  // desired 2.0, max_step_up 100% -> 1.0
   const auto plan = Planner(cpuAtP90()).plan(in);
   EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "max-step-up");
@@ -88,7 +93,8 @@ TEST(Planner, ScalesUpFastButAtMostOneStep) {
 
 TEST(Planner, ScalesDownSlowly) {
   const auto f = cpuForecast();
-  PlanInput in{&f};
+  PlanInput in;
+  in.forecast = &f;
   in.current[Resource::kCpu] = 4.0;  // desired 2.0, max_step_down 10% -> 3.6
   const auto plan = Planner(cpuAtP90()).plan(in);
   EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "max-step-down");
@@ -97,7 +103,8 @@ TEST(Planner, ScalesDownSlowly) {
 
 TEST(Planner, CooldownBlocksScaleDownButNotScaleUp) {
   const auto f = cpuForecast();
-  PlanInput in{&f};
+  PlanInput in;
+  in.forecast = &f;
   in.now = 10'000;
   in.last_change[index(Resource::kCpu)] = 10'000 - 100;  // down cooldown is 300 s
   in.current[Resource::kCpu] = 4.0;
@@ -115,7 +122,8 @@ TEST(Planner, BoundsAndHeadroom) {
   const auto f = cpuForecast();
   auto c = cpuAtP90();
   c[Resource::kCpu].headroom = 0.25;  // 2.0 * 1.25 = 2.5
-  PlanInput in{&f};
+  PlanInput in;
+  in.forecast = &f;
   EXPECT_DOUBLE_EQ(*Planner(c).plan(in).target[Resource::kCpu], 2.5);
   c[Resource::kCpu].max = 2.2;
   auto plan = Planner(c).plan(in);
@@ -138,7 +146,8 @@ predict::Forecast memoryForecast(double mib) {
 
 TEST(Planner, MemoryNeverBelowUsagePlusMargin) {
   const auto f = memoryForecast(100);  // p95 = 100 MiB
-  PlanInput in{&f};
+  PlanInput in;
+  in.forecast = &f;
   in.usage[Resource::kMemory] = 200 * kMiB;  // floor = 200 * 1.1 + 64 = 284 MiB
   in.current[Resource::kMemory] = 1024 * kMiB;
   auto plan = Planner(PlannerConfig{}).plan(in);
@@ -171,7 +180,8 @@ TEST(Planner, NoForecastKeepsTheCurrentAllocation) {
   predict::Forecast f;
   f.workload = "idle";
   f.levels = {0.5};
-  PlanInput in{&f};
+  PlanInput in;
+  in.forecast = &f;
   in.current[Resource::kCpu] = 1.0;
   const auto plan = Planner(PlannerConfig{}).plan(in);
   EXPECT_FALSE(plan.hasChanges());
