@@ -13,7 +13,7 @@ struct HistoryArgs {
   std::string db, workload;
   std::size_t limit = 20;
   std::int64_t rollback_id = 0;
-  bool json = false;
+  bool json = false, force = false;
 };
 
 std::string utc(std::int64_t t) {
@@ -32,7 +32,7 @@ int runHistory(const HistoryArgs& a, const Builtins& builtins) {
     return 1;
   }
   if (a.rollback_id > 0) {
-    auto id = allocate::rollback(*log, builtins.backends, a.rollback_id);
+    auto id = allocate::rollback(*log, builtins.backends, a.rollback_id, a.force);
     if (!id) {
       spdlog::error("rollback of #{}: {}", a.rollback_id, id.error().message);
       return 1;
@@ -83,6 +83,8 @@ void addHistoryCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_flag("--json", a->json, "JSON instead of a table");
   cmd->add_option("--rollback", a->rollback_id,
                   "restore the allocation change ID replaced, through the same backend");
+  cmd->add_flag("--force", a->force,
+                "roll back even if the resources were changed again since that record");
   cmd->callback([a, &builtins] {
     const int rc = runHistory(*a, builtins);
     if (rc != 0) throw CLI::RuntimeError(rc);

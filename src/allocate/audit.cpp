@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -195,7 +196,18 @@ Result<std::int64_t> applyAndRecord(Backend& backend, const std::string& backend
   return applyRecorded(backend, std::move(rec), log, target);
 }
 
-Result<std::int64_t> rollback(AuditLog& log, const BackendRegistry& registry, std::int64_t id) {
+namespace {
+// Backends round (pages, millicores, whole vCPUs): compare with that much slack.
+bool roughlyEqual(Resource r, const std::optional<double>& a, const std::optional<double>& b) {
+  if (!a || !b) return !a && !b;
+  if (std::isinf(*a) || std::isinf(*b)) return std::isinf(*a) && std::isinf(*b);
+  const double slack = r == Resource::kCpu ? 0.0011 : r == Resource::kMemory ? 4096.0 : 1.0;
+  return std::fabs(*a - *b) <= std::max(slack, 1e-3 * std::fabs(*b));
+}
+}  // namespace
+
+Result<std::int64_t> rollback(AuditLog& log, const BackendRegistry& registry, std::int64_t id,
+                              bool force) {
   auto rec = log.get(id);
   if (!rec) return tl::unexpected(rec.error());
   if (!rec->ok())
@@ -207,6 +219,20 @@ Result<std::int64_t> rollback(AuditLog& log, const BackendRegistry& registry, st
   Allocation target;
   for (Resource r : kAllResources)
     if (rec->after[r]) target[r] = rec->before[r].value_or(INFINITY);
+  if (!force) {
+    auto now = (*backend)->current(rec->workload);
+    if (!now) return tl::unexpected(now.error());
+    for (Resource r : kAllResources) {
+      if (!rec->after[r]) continue;
+      // An absent value reads back as unlimited.
+      const auto have = (*now)[r] ? (*now)[r] : std::optional<double>(INFINITY);
+      if (!roughlyEqual(r, have, rec->after[r]))
+        return fail(ErrorCode::kInvalidArgument,
+                    "{} {}: {} changed since #{} (now {}, #{} set {}); not rolled back (force to "
+                    "override)", rec->backend, rec->workload, name(r), id, format(*now), id,
+                    format(rec->after));
+    }
+  }
   AuditRecord out;
   out.workload = rec->workload;
   out.backend = rec->backend;

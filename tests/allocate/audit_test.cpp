@@ -45,6 +45,15 @@ TEST(Audit, RecordsChangesAndRollsBack) {
   EXPECT_EQ(rec->after, t);
   EXPECT_EQ(rec->options.get("root"), fx.options.get("root"));
 
+  // Someone changes cpu after #id: the rollback refuses unless forced.
+  writeFile(fx.tmp.path() / "cg/cpu/app/cpu.cfs_quota_us", "300000\n");
+  auto refused = rollback(*log, fx.registry, *id);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("cpu changed since #1"), std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(readFile(fx.tmp.path() / "cg/cpu/app/cpu.cfs_quota_us"), "300000");
+  writeFile(fx.tmp.path() / "cg/cpu/app/cpu.cfs_quota_us", "150000\n");
+
   auto rb = rollback(*log, fx.registry, *id);
   ASSERT_TRUE(rb) << rb.error().message;
   EXPECT_EQ(readFile(fx.tmp.path() / "cg/cpu/app/cpu.cfs_quota_us"), "-1");

@@ -46,7 +46,11 @@ PY
 
 "$foresight" history --rollback 2
 check "$root/cpu/app/cpu.cfs_quota_us" 150000
-"$foresight" history --rollback 1
+# #1 set cpu 1.5 and memory 2G; put cpu elsewhere by hand: rollback refuses, --force goes ahead.
+echo 70000 > "$root/cpu/app/cpu.cfs_quota_us"
+if "$foresight" history --rollback 1; then echo "FAIL: rollback over a later change" >&2; exit 1; fi
+check "$root/cpu/app/cpu.cfs_quota_us" 70000
+"$foresight" history --rollback 1 --force
 check "$root/cpu/app/cpu.cfs_quota_us" -1
 check "$root/memory/app/memory.limit_in_bytes" -1
 "$foresight" history | grep -q "rollback of #1 (first)"

@@ -58,7 +58,9 @@ Result<std::int64_t> applyAndRecord(Backend& backend, const std::string& backend
 
 // Puts back the allocation record `id` replaced: the resources it changed return to their
 // `before` values (absent = unlimited), through the backend and options it recorded. The rollback
-// is itself recorded (rollback_of = id).
-Result<std::int64_t> rollback(AuditLog& log, const BackendRegistry& registry, std::int64_t id);
+// is itself recorded (rollback_of = id). Refuses when those resources no longer hold what the
+// record set (something changed them since), unless `force`.
+Result<std::int64_t> rollback(AuditLog& log, const BackendRegistry& registry, std::int64_t id,
+                              bool force = false);
 
 }  // namespace foresight::allocate
