@@ -172,6 +172,14 @@ Result<std::int64_t> applyRecorded(Backend& backend, AuditRecord rec, AuditLog& 
   rec.after = target;
   auto st = backend.apply(rec.workload, target);
   rec.result = st ? "ok" : "failed: " + st.error().message;
+  if (st) {
+    // Record what the backend enforces now (after its rounding: pages, millicores, whole vCPUs),
+    // so a later rollback can tell whether anything changed since.
+    if (auto now = backend.current(rec.workload)) {
+      for (Resource r : kAllResources)
+        if (target[r]) rec.after[r] = (*now)[r] ? (*now)[r] : std::optional<double>(INFINITY);
+    }
+  }
   auto id = log.append(rec);
   if (!id) {
     // The change happened (or not) but is not on record: say so loudly.

@@ -2,7 +2,8 @@
 // default domain "test" starts with 2 vCPUs (2 maximum), 2 GiB current and 8 GiB maximum memory.
 #include <gtest/gtest.h>
 
-#include "foresight/allocate/backend.h"
+#include "foresight/allocate/audit.h"
+#include "test_util.h"
 
 namespace foresight::allocate {
 namespace {
@@ -46,6 +47,33 @@ TEST(Libvirt, FailedVcpuChangeRestoresMemory) {
   auto after = b->current("test");
   ASSERT_TRUE(after);
   EXPECT_EQ(*after, *before);
+}
+
+// The audit trail records what libvirt enforces (whole vCPUs), so the rollback check passes.
+TEST(Libvirt, AuditRecordsTheRoundedVcpusAndRollsBack) {
+  testing::TempDir tmp;
+  auto log = AuditLog::open((tmp.path() / "a.db").string());
+  ASSERT_TRUE(log);
+  BackendRegistry registry("backend");
+  registerBackends(registry);
+  BackendOptions o;
+  o.values["uri"] = "test:///default";
+  auto b = registry.create("libvirt", o);
+  ASSERT_TRUE(b);
+  ASSERT_TRUE((*b)->apply("test", [] {
+    Allocation a;
+    a[Resource::kCpu] = 2;
+    return a;
+  }()));
+  Allocation t;
+  t[Resource::kCpu] = 0.6;
+  auto id = applyAndRecord(**b, "libvirt", o, *log, "test", t, "r");
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(*log->get(*id)->after[Resource::kCpu], 1.0);
+  // The rollback opens its own connection; test:///default state is shared within the process.
+  auto rb = rollback(*log, registry, *id);
+  ASSERT_TRUE(rb) << rb.error().message;
+  EXPECT_EQ(*(*(*b)->current("test"))[Resource::kCpu], 2.0);
 }
 
 TEST(Libvirt, ErrorsNameTheDomain) {

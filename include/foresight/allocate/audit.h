@@ -25,7 +25,9 @@ struct AuditRecord {
   std::string workload;
   std::string backend;          // registry name, e.g. cgroup-v1
   BackendOptions options;       // so a rollback reaches the same backend
-  Allocation before, after;     // after = what was asked for (the resources that were applied)
+  // before: the whole allocation read before the change. after: the changed resources only, as
+  // read back after a successful apply (backends round), or as requested when it failed.
+  Allocation before, after;
   std::string reason;
   std::string result;           // "ok" or "failed: <error>"
   std::optional<std::int64_t> rollback_of;
