@@ -191,3 +191,57 @@ TEST(Planner, NoForecastKeepsTheCurrentAllocation) {
 
 }  // namespace
 }  // namespace foresight::allocate
+
+namespace foresight::allocate {
+namespace {
+
+TEST(PlannerConfig, ShippedFileStatesTheBuiltInDefaults) {
+  auto c = loadPlannerConfig(FORESIGHT_SOURCE_DIR "/config/planner.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  const PlannerConfig builtin;
+  for (Resource r : {Resource::kCpu, Resource::kMemory}) {
+    SCOPED_TRACE(std::string(name(r)));
+    const auto& a = (*c)[r];
+    const auto& b = builtin[r];
+    EXPECT_EQ(a.quantile, b.quantile);
+    EXPECT_EQ(a.headroom, b.headroom);
+    EXPECT_EQ(a.hysteresis, b.hysteresis);
+    EXPECT_EQ(a.max_step_up, b.max_step_up);
+    EXPECT_EQ(a.max_step_down, b.max_step_down);
+    EXPECT_EQ(a.cooldown_up_seconds, b.cooldown_up_seconds);
+    EXPECT_EQ(a.cooldown_down_seconds, b.cooldown_down_seconds);
+    EXPECT_EQ(a.min, b.min);
+    EXPECT_EQ(a.max, b.max);
+    EXPECT_EQ(a.usage_margin, b.usage_margin);
+    EXPECT_EQ(a.usage_margin_abs, b.usage_margin_abs);
+    EXPECT_EQ(a.lower_quantile, b.lower_quantile);
+    EXPECT_EQ(a.upper_quantile, b.upper_quantile);
+  }
+  auto web = loadPlannerConfig(FORESIGHT_SOURCE_DIR "/config/planner.yaml", "example-web");
+  ASSERT_TRUE(web);
+  EXPECT_EQ((*web)[Resource::kCpu].min, 0.5);
+  EXPECT_EQ((*web)[Resource::kMemory].max, 16.0 * 1024 * 1024 * 1024);
+  EXPECT_EQ((*web)[Resource::kMemory].quantile, 0.95);  // not overridden
+}
+
+TEST(PlannerConfig, OverridesAndErrors) {
+  auto c = parsePlannerConfig("defaults:\n  cpu: {quantile: 0.9}\nworkloads:\n  db:\n"
+                              "    memory: {min: 1G, max: 2G}\n",
+                              "p.yaml", "db");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ((*c)[Resource::kCpu].quantile, 0.9);
+  EXPECT_EQ((*c)[Resource::kMemory].min, 1024.0 * 1024 * 1024);
+  auto typo = parsePlannerConfig("defaults:\n  cpu: {quantil: 0.9}\n", "p.yaml");
+  ASSERT_FALSE(typo);
+  EXPECT_NE(typo.error().message.find("p.yaml: defaults.cpu: unknown key 'quantil'"),
+            std::string::npos)
+      << typo.error().message;
+  EXPECT_FALSE(parsePlannerConfig("defaults:\n  gpu: {quantile: 0.9}\n", "p.yaml"));
+  EXPECT_FALSE(parsePlannerConfig("defaults:\n  cpu: {quantile: 1.5}\n", "p.yaml"));
+  EXPECT_FALSE(parsePlannerConfig("defaults:\n  cpu: {min: 4, max: 2}\n", "p.yaml"));
+  EXPECT_FALSE(parsePlannerConfig("defaults:\n  memory: {max: lots}\n", "p.yaml"));
+  EXPECT_FALSE(loadPlannerConfig("/nonexistent/planner.yaml"));
+}
+
+}  // namespace
+}  // namespace foresight::allocate

@@ -88,6 +88,14 @@ struct Plan {
   std::string reason() const;  // the changing decisions' reasons, joined
 };
 
+// Planner policies from YAML (see config/planner.yaml): code defaults, then `defaults:`, then
+// `workloads: <workload>:` overrides; per resource the ResourcePolicy field names. memory and
+// byte-valued fields take numbers or sizes ("8G"); `max: null` is unbounded. Unknown keys are
+// errors naming the file and key.
+Result<PlannerConfig> parsePlannerConfig(const std::string& yaml_text, const std::string& origin,
+                                         const std::string& workload = "");
+Result<PlannerConfig> loadPlannerConfig(const std::string& path, const std::string& workload = "");
+
 class Planner {
  public:
   explicit Planner(PlannerConfig config) : config_(std::move(config)) {}
