@@ -41,7 +41,8 @@ void registerBackends(BackendRegistry& registry) {
                makeLibvirtBackend);
   registry.add("kubernetes",
                "Kubernetes in-place pod resize or VPA recommendation (options: mode=resize|vpa, "
-               "kubeconfig, context, recommender)",
+               "kubeconfig, context, resize_timeout, recommender, lower_ratio, upper_ratio, "
+               "service_account_dir)",
                makeKubernetesBackend);
   registry.add("dry-run", "logs what it would do; changes nothing",
                [](const BackendOptions&) { return makeDryRunBackend(nullptr); });
