@@ -83,6 +83,9 @@ int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
   // The planner's safety rail, for hand-made changes too.
   if (target[Resource::kMemory] && !std::isinf(*target[Resource::kMemory])) {
     auto used = backend->usage(a.workload);
+    if (!used)
+      spdlog::warn("{} {}: usage unknown, memory safety check skipped: {}", a.backend, a.workload,
+                   used.error().message);
     if (used && (*used)[Resource::kMemory]) {
       const double floor = *(*used)[Resource::kMemory] * (1.0 + a.usage_margin);
       if (*target[Resource::kMemory] < floor && !a.force) {

@@ -150,6 +150,15 @@ class FakeApiServer {
       pending_ = true;
       res.set_content(pod.dump(), "application/json");
     });
+    server_.Get("/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods/web-0",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  std::lock_guard lock(mu_);
+                  log(req);
+                  res.set_content(R"({"kind":"PodMetrics","containers":[
+                      {"name":"app","usage":{"cpu":"250m","memory":"200Mi"}},
+                      {"name":"sidecar","usage":{"cpu":"1m","memory":"3Mi"}}]})",
+                                  "application/json");
+                });
     server_.Get(vpa_path, [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu_);
       log(req);
@@ -301,6 +310,18 @@ TEST(K8sResize, DeferredUntilTheWatchEndsPutsThePreviousResourcesBack) {
   EXPECT_EQ(json::parse(patches[1].body)["spec"]["containers"][0]["resources"],
             json::parse(R"({"requests":{"cpu":"500m"},"limits":{"cpu":"500m"}})"));
   EXPECT_EQ(api.pod["spec"]["containers"][0]["resources"]["limits"]["cpu"], "500m");
+}
+
+TEST(K8sResize, UsageFromTheMetricsApi) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls());
+  auto use = b->usage("shop/web-0/app");
+  ASSERT_TRUE(use) << use.error().message;
+  EXPECT_DOUBLE_EQ(*(*use)[Resource::kCpu], 0.25);
+  EXPECT_DOUBLE_EQ(*(*use)[Resource::kMemory], 200 * kMiB);
+  auto none = b->usage("shop/other-pod/app");  // 404: no metrics
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("pod shop/other-pod"), std::string::npos);
 }
 
 TEST(K8sResize, WorkloadErrorsNameThePod) {

@@ -370,6 +370,27 @@ class ResizeBackend final : public Backend {
     return specAllocation(pod->container);
   }
 
+  // From the resource metrics API (metrics-server): the container's current cpu and memory.
+  Result<Allocation> usage(const std::string& workload) override {
+    const auto parts = splitWorkload(workload);
+    if (parts.size() < 2 || parts.size() > 3)
+      return fail(ErrorCode::kInvalidArgument,
+                  "kubernetes workload '{}': expected namespace/pod[/container]", workload);
+    const std::string what = fmt::format("pod {}/{}", parts[0], parts[1]);
+    auto r = api_.request("GET", fmt::format("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods/{}",
+                                             parts[0], parts[1]));
+    if (!r) return tl::unexpected(r.error());
+    if (r->status != 200)
+      return fail(ErrorCode::kUnavailable, "{}: no usage from the metrics API ({}): {}", what,
+                  r->status, apiMessage(*r));
+    const json containers = r->body.value("containers", json::array());
+    for (const auto& c : containers)
+      if (parts.size() == 3 ? c.value("name", "") == parts[2] : containers.size() == 1)
+        return resourcesOf(c.value("usage", json::object()));
+    return fail(ErrorCode::kNotFound, "{}: no usage for container '{}' in the metrics API", what,
+                parts.size() == 3 ? parts[2] : "");
+  }
+
   Status apply(const std::string& workload, const Allocation& target) override {
     auto pod = getPod(workload);
     if (!pod) return tl::unexpected(pod.error());
