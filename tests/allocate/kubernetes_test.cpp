@@ -28,6 +28,8 @@ TEST(K8sQuantity, ParsesAndFormats) {
   EXPECT_DOUBLE_EQ(*parseQuantity("512Mi"), 512 * kMiB);
   EXPECT_DOUBLE_EQ(*parseQuantity("1G"), 1e9);
   EXPECT_DOUBLE_EQ(*parseQuantity("1e3"), 1000.0);
+  EXPECT_DOUBLE_EQ(*parseQuantity("250000000n"), 0.25);  // metrics-server reports nanocores
+  EXPECT_DOUBLE_EQ(*parseQuantity("500u"), 0.0005);
   EXPECT_FALSE(parseQuantity("12Q"));
   EXPECT_EQ(formatCpu(1.5), "1500m");
   EXPECT_EQ(formatCpu(0.0004), "1m");  // rounds up: never below the forecast

@@ -137,7 +137,8 @@ Result<ClusterAccess> loadInCluster(const std::string& sa_dir) {
 Result<double> parseQuantity(const std::string& q) {
   static const std::pair<const char*, double> kSuffixes[] = {
       {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
-      {"Pi", 1125899906842624.0}, {"Ei", 1152921504606846976.0}, {"m", 1e-3}, {"k", 1e3},
+      {"Pi", 1125899906842624.0}, {"Ei", 1152921504606846976.0}, {"n", 1e-9}, {"u", 1e-6},
+      {"m", 1e-3}, {"k", 1e3},
       {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15}, {"E", 1e18}};
   std::size_t used = 0;
   double v = 0;
