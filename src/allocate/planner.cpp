@@ -101,9 +101,10 @@ Plan Planner::plan(const PlanInput& in) const {
     d.target = target;
     d.change = !d.current || *d.current != target;
     d.rule = rule;
-    d.reason = fmt::format("{}: forecast p{:g} max over {} steps = {}, current {}, desired {}, "
+    d.reason = fmt::format("{}: forecast p{:g} max over {} step{} = {}, current {}, desired {}, "
                            "rule {} -> {}",
-                           res, p.quantile * 100, steps, show(r, q), show(r, d.current),
+                           res, p.quantile * 100, steps, steps == 1 ? "" : "s", show(r, q),
+                           show(r, d.current),
                            show(r, desired), rule,
                            d.change ? show(r, target) : std::string("keep"));
     if (has_floor)

@@ -156,6 +156,9 @@ TEST(Planner, MemoryNeverBelowUsagePlusMargin) {
   EXPECT_NEAR(d.desired, 284 * kMiB, 1.0);
   EXPECT_EQ(d.rule, "max-step-down");
   EXPECT_NEAR(*plan.target[Resource::kMemory], 921.6 * kMiB, 1.0);
+  EXPECT_EQ(d.reason,
+            "memory: forecast p95 max over 1 step = 100.00MiB, current 1.00GiB, desired "
+            "284.00MiB, rule max-step-down -> 921.60MiB (usage 200.00MiB, floor 284.00MiB)");
 
   // Below the floor now: raise to the floor even past the step limit and a fresh cooldown.
   PlannerConfig c;
