@@ -236,7 +236,7 @@ Result<std::int64_t> rollback(AuditLog& log, const BackendRegistry& registry, st
       const auto have = (*now)[r] ? (*now)[r] : std::optional<double>(INFINITY);
       if (!roughlyEqual(r, have, rec->after[r]))
         return fail(ErrorCode::kInvalidArgument,
-                    "{} {}: {} changed since #{} (now {}, #{} set {}); not rolled back (force to "
+                    "{} {}: {} changed since #{} (now {}, #{} set {}); not rolled back (--force to "
                     "override)", rec->backend, rec->workload, name(r), id, format(*now), id,
                     format(rec->after));
     }
