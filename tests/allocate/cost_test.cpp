@@ -155,6 +155,24 @@ TEST(CostModel, SpotWithinTheRiskBudgetOnly) {
   EXPECT_NEAR(best.expected_cost, 0.042 * 10 - 1.0 + risk * 1.0, 1e-9);
 }
 
+TEST(CostModel, AddingAMachineWinsWhenMovingIsDear) {
+  auto cat = parsePriceCatalog(kSmallCatalog, "small.yaml");
+  ASSERT_TRUE(cat);
+  auto req = memoryShortOnSmall();
+  req.can_scale_out = true;  // extra 3 GiB fits on a "small" (4 GiB): 0.10 * 10 h = 1.00
+  auto choice = CostModel(*cat).choose(req);
+  ASSERT_TRUE(choice.chosen);
+  EXPECT_EQ(choice.alternatives[*choice.chosen].kind, "move");  // 0.40 < 1.00
+  req.migration_cost = 2.0;                                       // move: 2.40
+  choice = CostModel(*cat).choose(req);
+  ASSERT_TRUE(choice.chosen);
+  const auto& best = choice.alternatives[*choice.chosen];
+  EXPECT_EQ(best.kind, "add") << choice.summary();
+  EXPECT_EQ(best.machine, "small");
+  EXPECT_NEAR(best.expected_cost, 1.0, 1e-9);
+  EXPECT_NE(choice.summary().find("-> "), std::string::npos);
+}
+
 // The environment matcher's hook: only the types it returns are considered.
 class OnlySmall final : public MachineRanker {
  public:
