@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "foresight/allocate/backend.h"
 #include "foresight/predict/policy.h"
 
 namespace foresight::app {
@@ -10,10 +11,13 @@ namespace foresight::app {
 // Named factories shared by the subcommands, filled once by registerBuiltins().
 struct Builtins {
   predict::PolicyRegistry policies{"policy"};
+  allocate::BackendRegistry backends{"backend"};
 };
 void registerBuiltins(Builtins& builtins);
 
 void addBacktestCommand(CLI::App& app, Builtins& builtins);
 void addBenchCommand(CLI::App& app);
+void addAllocateCommand(CLI::App& app, Builtins& builtins);  // allocate and cost
+void addHistoryCommand(CLI::App& app, Builtins& builtins);
 
 }  // namespace foresight::app

@@ -6,7 +6,10 @@
 
 namespace foresight::app {
 
-void registerBuiltins(Builtins& builtins) { predict::registerBaselines(builtins.policies); }
+void registerBuiltins(Builtins& builtins) {
+  predict::registerBaselines(builtins.policies);
+  allocate::registerBackends(builtins.backends);
+}
 
 }  // namespace foresight::app
 
@@ -25,6 +28,8 @@ int main(int argc, char** argv) {
   app::registerBuiltins(builtins);
   app::addBacktestCommand(app, builtins);
   app::addBenchCommand(app);
+  app::addAllocateCommand(app, builtins);
+  app::addHistoryCommand(app, builtins);
 
   app.parse_complete_callback([&] { setupLogging(log_level); });
   try {

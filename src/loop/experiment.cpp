@@ -271,10 +271,16 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
       auto usage = cg->memoryUsage();
       auto ooms = cg->oomKills();
       if (!usage || !ooms) return tl::unexpected(!usage ? usage.error() : ooms.error());
-      in.usage = in.demand = *usage;
-      in.pressure = !std::isinf(limit) && *usage > 0.9 * limit;
       oom_delta = *ooms - prev_oom;
       prev_oom = *ooms;
+      in.usage = in.demand = *usage;
+      in.pressure = !std::isinf(limit) && *usage > 0.9 * limit;
+      if (oom_delta > 0 && !std::isinf(limit)) {
+        // The demand was above the limit by an unknown amount: VPA's OOM bump-up (ratio 1.2, at
+        // least 100 MiB; pkg/recommender/model/container.go) is its estimate, and ours.
+        in.demand = std::max({*usage, limit * 1.2, limit + 100.0 * (1 << 20)});
+        in.pressure = true;
+      }
     } else {
       auto c = cg->cpu();
       if (!c) return tl::unexpected(c.error());
@@ -293,11 +299,12 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
       r.warmup_oom_kills += static_cast<int>(oom_delta);
     }
     prev_t = t;
-    // A workload killed by the OOM killer is started again, its phase still tied to the clock.
+    // A workload killed by the OOM killer is started again, from the beginning of its cycle, as
+    // a restarted service would be.
     int status = 0;
-    if (waitpid(child, &status, WNOHANG) == child) {
+    if (child > 0 && waitpid(child, &status, WNOHANG) == child) {
       child = -1;
-      if (WIFSIGNALED(status) && t + 1 < end) child = spawnWorkload(o, *cg, kind, start, end, out);
+      if (WIFSIGNALED(status) && t + 1 < end) child = spawnWorkload(o, *cg, kind, t, end, out);
     }
     const double next = controller->decide(in);
     if (auto s = memory ? cg->setMemoryLimit(next) : cg->setCpuQuota(next); s) {

@@ -83,7 +83,8 @@ int runCpu(const WorkloadOptions& o) {
 
 int runMemory(const WorkloadOptions& o) {
   const double end = o.start_epoch + o.duration_seconds;
-  const std::size_t max_bytes = static_cast<std::size_t>(memoryWorkingSet(0.999)) + (64 << 20);
+  // The peak is held from phase 0.5 to 0.8.
+  const std::size_t max_bytes = static_cast<std::size_t>(memoryWorkingSet(0.5)) + (64 << 20);
   // Reserve the address space once; touching pages makes them resident, madvise gives them back.
   auto* base = static_cast<char*>(mmap(nullptr, max_bytes, PROT_READ | PROT_WRITE,
                                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));

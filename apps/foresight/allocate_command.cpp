@@ -1,0 +1,244 @@
+// `foresight allocate`: apply an allocation by hand through a backend, on the audit trail.
+// `foresight cost`: where extra capacity should come from, with every alternative's cost.
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+
+#include "commands.h"
+#include "foresight/allocate/audit.h"
+#include "foresight/allocate/cost.h"
+#include "foresight/core/log.h"
+
+namespace foresight::app {
+namespace {
+
+std::string defaultAuditDb() {
+  const char* env = std::getenv("FORESIGHT_AUDIT_DB");
+  return env && *env ? env : "foresight-audit.db";
+}
+
+bool isUnlimited(const std::string& s) { return s == "max" || s == "unlimited"; }
+
+Result<double> parseCores(const std::string& s) {
+  if (isUnlimited(s)) return INFINITY;
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(s, &used);
+    if (used == s.size() && v > 0 && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  return fail(ErrorCode::kInvalidArgument, "--cpu '{}': expected cores (e.g. 1.5) or max", s);
+}
+
+Result<double> parseSize(const std::string& flag, const std::string& s) {
+  if (isUnlimited(s)) return INFINITY;
+  auto v = allocate::parseBytes(s);
+  if (!v) return fail(ErrorCode::kInvalidArgument, "{}: {}", flag, v.error().message);
+  return v;
+}
+
+struct AllocateArgs {
+  std::string backend, workload, cpu, memory, io, reason = "manual", db = defaultAuditDb();
+  std::vector<std::string> options;
+  bool dry_run = false, force = false;
+  double usage_margin = 0.10;
+};
+
+int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
+  allocate::BackendOptions options;
+  for (const auto& kv : a.options)
+    if (auto st = options.set(kv); !st) {
+      spdlog::error("{}", st.error().message);
+      return 2;
+    }
+  allocate::Allocation target;
+  for (auto [flag, text, r] : {std::tuple{"--cpu", a.cpu, Resource::kCpu},
+                               {"--memory", a.memory, Resource::kMemory},
+                               {"--io", a.io, Resource::kDiskIo}}) {
+    if (text.empty()) continue;
+    auto v = r == Resource::kCpu ? parseCores(text) : parseSize(flag, text);
+    if (!v) {
+      spdlog::error("{}", v.error().message);
+      return 2;
+    }
+    target[r] = *v;
+  }
+  if (target.empty()) {
+    spdlog::error("nothing to allocate: give --cpu, --memory and/or --io");
+    return 2;
+  }
+  auto created = builtins.backends.create(a.backend, options);
+  if (!created) {
+    spdlog::error("{}", created.error().message);
+    return 2;
+  }
+  std::unique_ptr<allocate::Backend> backend = std::move(*created);
+  if (a.dry_run) backend = allocate::makeDryRunBackend(std::move(backend));
+
+  auto before = backend->current(a.workload);
+  if (!before) {
+    spdlog::error("{}", before.error().message);
+    return 1;
+  }
+  // The planner's safety rail, for hand-made changes too.
+  if (target[Resource::kMemory] && !std::isinf(*target[Resource::kMemory])) {
+    auto used = backend->usage(a.workload);
+    if (!used)
+      spdlog::warn("{} {}: usage unknown, memory safety check skipped: {}", a.backend, a.workload,
+                   used.error().message);
+    if (used && (*used)[Resource::kMemory]) {
+      const double floor = *(*used)[Resource::kMemory] * (1.0 + a.usage_margin);
+      if (*target[Resource::kMemory] < floor && !a.force) {
+        spdlog::error("{} {}: memory {} is below current usage {} plus {:.0f}% margin; "
+                      "use --force to apply anyway", a.backend, a.workload,
+                      allocate::formatBytes(*target[Resource::kMemory]),
+                      allocate::formatBytes(*(*used)[Resource::kMemory]), a.usage_margin * 100);
+        return 1;
+      }
+    }
+  }
+  std::cout << "before: " << allocate::format(*before) << "\n";
+  if (a.dry_run) {
+    auto st = backend->apply(a.workload, target);
+    std::cout << "dry run: would apply " << allocate::format(target) << "\n";
+    return st ? 0 : 1;
+  }
+  auto log = allocate::AuditLog::open(a.db);
+  if (!log) {
+    spdlog::error("{}", log.error().message);
+    return 1;
+  }
+  auto id = allocate::applyAndRecord(*backend, a.backend, options, *log, a.workload, target,
+                                     a.reason);
+  if (!id) {
+    spdlog::error("{}", id.error().message);
+    return 1;
+  }
+  auto after = backend->current(a.workload);
+  std::cout << "after:  " << (after ? allocate::format(*after) : after.error().message) << "\n"
+            << "recorded as #" << *id << " in " << a.db << "\n";
+  return 0;
+}
+
+struct CostArgs {
+  std::string catalog = "config/prices.yaml", machine, need_cpu, need_memory, cur_cpu = "0",
+              cur_memory = "0", spare_cpu = "0", spare_memory = "0";
+  double current_hourly = -1, hours = 1, risk_budget = 0.05, migration_cost = 0;
+  bool no_scale_out = false;
+  std::size_t top = 12;
+};
+
+int runCost(const CostArgs& a) {
+  auto catalog = allocate::loadPriceCatalog(a.catalog);
+  if (!catalog) {
+    spdlog::error("{}", catalog.error().message);
+    return 2;
+  }
+  allocate::CapacityRequest req;
+  req.machine = a.machine;
+  auto cores = [](const std::string& flag, const std::string& s) -> Result<double> {
+    try {
+      return std::stod(s);
+    } catch (const std::exception&) {
+      return fail(ErrorCode::kInvalidArgument, "{} '{}': expected cores", flag, s);
+    }
+  };
+  for (auto [flag, text, alloc, r] :
+       {std::tuple{"--need-cpu", a.need_cpu, &req.need, Resource::kCpu},
+        {"--need-memory", a.need_memory, &req.need, Resource::kMemory},
+        {"--current-cpu", a.cur_cpu, &req.current, Resource::kCpu},
+        {"--current-memory", a.cur_memory, &req.current, Resource::kMemory},
+        {"--spare-cpu", a.spare_cpu, &req.spare, Resource::kCpu},
+        {"--spare-memory", a.spare_memory, &req.spare, Resource::kMemory}}) {
+    auto v = r == Resource::kCpu ? cores(flag, text) : allocate::parseBytes(text);
+    if (!v) {
+      spdlog::error("{}: {}", flag, v.error().message);
+      return 2;
+    }
+    (*alloc)[r] = *v;
+  }
+  req.hours = a.hours;
+  req.risk_budget = a.risk_budget;
+  req.migration_cost = a.migration_cost;
+  req.can_scale_out = !a.no_scale_out;
+  req.current_hourly = a.current_hourly;
+  if (req.current_hourly < 0) {
+    const auto* m = catalog->find(a.machine);
+    req.current_hourly = m && m->on_demand ? *m->on_demand : 0.0;
+  }
+  const allocate::CostModel model(*catalog);
+  const auto choice = model.choose(req);
+  std::cout << fmt::format("prices: {} ({}, {}, {}){}\n", a.catalog, catalog->prices_as_of,
+                           catalog->region, catalog->currency,
+                           catalog->resource_prices_fitted
+                               ? fmt::format("; resource prices fitted: {:.5f}/core-h, "
+                                             "{:.5f}/GiB-h",
+                                             catalog->cpu_core_hour, catalog->memory_gib_hour)
+                               : "");
+  std::cout << choice.summary(a.top);
+  if (!choice.chosen) {
+    std::cout << "no feasible alternative\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void addAllocateCommand(CLI::App& app, Builtins& builtins) {
+  auto a = std::make_shared<AllocateArgs>();
+  std::string backends;
+  for (const auto& n : builtins.backends.names())
+    backends += "\n  " + n + ": " + builtins.backends.summary(n);
+  auto* cmd = app.add_subcommand(
+      "allocate", "Apply an allocation by hand through a backend; recorded in the audit trail.");
+  cmd->footer("Backends:" + backends);
+  cmd->add_option("--backend", a->backend, "cgroup-v1, cgroup-v2, libvirt, kubernetes, dry-run")
+      ->required();
+  cmd->add_option("--workload", a->workload,
+                  "cgroup path, libvirt domain, ns/pod[/container] or ns/vpa/container")
+      ->required();
+  cmd->add_option("--cpu", a->cpu, "cores, e.g. 1.5, or max");
+  cmd->add_option("--memory", a->memory, "bytes, e.g. 2G or 512M, or max");
+  cmd->add_option("--io", a->io, "disk bytes/s per direction, e.g. 50M, or max");
+  cmd->add_option("--option,-o", a->options, "backend option key=value (repeatable)");
+  cmd->add_flag("--dry-run", a->dry_run, "log what would change; change and record nothing");
+  cmd->add_option("--db", a->db, "audit database (env FORESIGHT_AUDIT_DB)")->capture_default_str();
+  cmd->add_option("--reason", a->reason, "why, for the audit trail")->capture_default_str();
+  cmd->add_option("--usage-margin", a->usage_margin,
+                  "refuse memory below usage * (1 + margin)")->capture_default_str();
+  cmd->add_flag("--force", a->force, "apply memory below usage plus margin anyway");
+  cmd->callback([a, &builtins] {
+    const int rc = runAllocate(*a, builtins);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+
+  auto c = std::make_shared<CostArgs>();
+  auto* cost = app.add_subcommand(
+      "cost", "Where extra capacity should come from: every alternative's expected cost.");
+  cost->add_option("--catalog", c->catalog, "price catalog (YAML)")->capture_default_str();
+  cost->add_option("--machine", c->machine, "current machine type");
+  cost->add_option("--need-cpu", c->need_cpu, "cores the forecast needs")->required();
+  cost->add_option("--need-memory", c->need_memory, "memory the forecast needs, e.g. 12G")
+      ->required();
+  cost->add_option("--current-cpu", c->cur_cpu, "cores the workload has now");
+  cost->add_option("--current-memory", c->cur_memory, "memory the workload has now");
+  cost->add_option("--spare-cpu", c->spare_cpu, "free cores on the current machine");
+  cost->add_option("--spare-memory", c->spare_memory, "free memory on the current machine");
+  cost->add_option("--current-hourly", c->current_hourly,
+                   "what the current placement costs per hour (default: machine's on-demand)");
+  cost->add_option("--hours", c->hours, "how long the capacity is needed")->capture_default_str();
+  cost->add_option("--risk-budget", c->risk_budget, "highest acceptable interruption probability")
+      ->capture_default_str();
+  cost->add_option("--migration-cost", c->migration_cost, "cost of one move")
+      ->capture_default_str();
+  cost->add_option("--top", c->top, "show the N best alternatives (0 = all)")
+      ->capture_default_str();
+  cost->add_flag("--no-scale-out", c->no_scale_out, "the workload cannot run on two machines");
+  cost->callback([c] {
+    const int rc = runCost(*c);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace foresight::app

@@ -1,0 +1,68 @@
+#pragma once
+// Audit trail of allocation changes in SQLite (WAL mode, so `foresight history` can read while an
+// allocator writes). Every change goes through applyAndRecord(): before, after, reason and
+// result are stored whether the backend succeeded or not.
+//
+// Thread-safety: one AuditLog per thread (SQLite connection in the default serialized mode, but
+// the statements here are not shared across threads by design). Several processes may open the
+// same file.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "foresight/allocate/backend.h"
+
+struct sqlite3;
+
+namespace foresight::allocate {
+
+struct AuditRecord {
+  std::int64_t id = 0;
+  std::int64_t time = 0;  // Unix seconds
+  std::string workload;
+  std::string backend;          // registry name, e.g. cgroup-v1
+  BackendOptions options;       // so a rollback reaches the same backend
+  // before: the whole allocation read before the change. after: the changed resources only, as
+  // read back after a successful apply (backends round), or as requested when it failed.
+  Allocation before, after;
+  std::string reason;
+  std::string result;           // "ok" or "failed: <error>"
+  std::optional<std::int64_t> rollback_of;
+  bool ok() const { return result == "ok"; }
+};
+
+class AuditLog {
+ public:
+  static Result<AuditLog> open(const std::string& path);
+  AuditLog(AuditLog&&) noexcept;
+  AuditLog& operator=(AuditLog&&) noexcept;
+  ~AuditLog();
+
+  Result<std::int64_t> append(const AuditRecord& record);
+  Result<AuditRecord> get(std::int64_t id) const;
+  // Newest first; empty workload = all.
+  Result<std::vector<AuditRecord>> list(const std::string& workload, std::size_t limit) const;
+
+ private:
+  explicit AuditLog(sqlite3* db) : db_(db) {}
+  sqlite3* db_ = nullptr;
+};
+
+// Reads current, applies `target`, records the outcome. Returns the record id, or the backend's
+// error (after recording it) when the apply failed.
+Result<std::int64_t> applyAndRecord(Backend& backend, const std::string& backend_name,
+                                    const BackendOptions& options, AuditLog& log,
+                                    const std::string& workload, const Allocation& target,
+                                    const std::string& reason);
+
+// Puts back the allocation record `id` replaced: the resources it changed return to their
+// `before` values (absent = unlimited), through the backend and options it recorded. The rollback
+// is itself recorded (rollback_of = id). Refuses when those resources no longer hold what the
+// record set (something changed them since), unless `force`.
+Result<std::int64_t> rollback(AuditLog& log, const BackendRegistry& registry, std::int64_t id,
+                              bool force = false);
+
+}  // namespace foresight::allocate

@@ -1,0 +1,63 @@
+#pragma once
+// A backend enforces allocations on one kind of workload (a cgroup, a VM, a pod, a VPA).
+//
+// Contract for every implementation:
+//  - current() reads what is enforced now; unlimited resources are absent.
+//  - apply() sets the resources present in `target` and leaves the others alone. It is idempotent
+//    (applying what is already there changes nothing) and all-or-nothing: when a write fails
+//    midway it restores what it had changed, so the previous allocation stays in place.
+//  - usage() reports what the workload uses now, where the backend can see it (memory for the
+//    planner's safety rail); resources it cannot see are absent.
+//
+// Thread-safety: an instance is not thread-safe; use one per thread.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "foresight/allocate/allocation.h"
+#include "foresight/core/registry.h"
+#include "foresight/core/result.h"
+
+namespace foresight::allocate {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual Result<Allocation> current(const std::string& workload) = 0;
+  virtual Status apply(const std::string& workload, const Allocation& target) = 0;
+  virtual Result<Allocation> usage(const std::string& /*workload*/) { return Allocation{}; }
+};
+
+// key=value settings of a backend (e.g. root=/tmp/fixture, uri=test:///default), from the CLI
+// (--option) or stored with an audit record so that a rollback reaches the same backend.
+struct BackendOptions {
+  std::map<std::string, std::string> values;
+
+  std::string get(const std::string& key, const std::string& fallback = "") const {
+    auto it = values.find(key);
+    return it == values.end() ? fallback : it->second;
+  }
+  // Parses "key=value"; the error names the text.
+  Status set(const std::string& key_value);
+};
+
+using BackendRegistry = Registry<Backend, const BackendOptions&>;
+
+// Adds cgroup-v1, cgroup-v2, libvirt, kubernetes and dry-run.
+void registerBackends(BackendRegistry& registry);
+
+// The backend factories, for callers that do not go through the registry.
+std::unique_ptr<Backend> makeCgroupV1Backend(const BackendOptions& options);
+std::unique_ptr<Backend> makeCgroupV2Backend(const BackendOptions& options);
+std::unique_ptr<Backend> makeLibvirtBackend(const BackendOptions& options);
+std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& options);
+// A backend whose every call fails with `error`: what a factory returns when its options are
+// wrong, so the mistake surfaces (naming the option) at the first use.
+std::unique_ptr<Backend> makeMisconfiguredBackend(std::string name, Error error);
+// Logs what it would do. With `inner`, current() and usage() read the real backend and apply()
+// changes nothing; without, it remembers what it was asked to apply (for tests and demos).
+std::unique_ptr<Backend> makeDryRunBackend(std::unique_ptr<Backend> inner);
+
+}  // namespace foresight::allocate

@@ -1,0 +1,109 @@
+#pragma once
+// The planner turns a forecast and the current allocation into a target allocation, one
+// resource at a time, and records why for every resource.
+//
+// Rules, in the order they apply (the Decision's `rule` names the one that fixed the target):
+//   no-forecast   the forecast has no values for this resource: keep the current allocation.
+//   forecast      desired = max over the horizon of the forecast's `quantile` level, times
+//                 (1 + headroom).
+//   min-bound / max-bound   desired is clamped to the workload's [min, max].
+//   usage-floor   memory only: never below current usage * (1 + usage_margin) + usage_margin_abs,
+//                 even when that exceeds max or a step limit (the kernel would reclaim or OOM).
+//   initial       nothing is enforced now (unlimited): set desired.
+//   hysteresis    |desired - current| <= hysteresis * current: keep (no flapping).
+//   cooldown      the last change of this resource was less than cooldown_up / cooldown_down
+//                 seconds ago: keep.
+//   max-step-up / max-step-down   one change moves at most max_step_up (default +100%) or
+//                 max_step_down (default -10%) of the current value: up fast, down slowly.
+//
+// Thread-safety: Planner is immutable after construction; plan() is safe to call concurrently.
+
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "foresight/allocate/allocation.h"
+#include "foresight/predict/forecast.h"
+
+namespace foresight::allocate {
+
+struct ResourcePolicy {
+  double quantile = 0.95;      // the risk level: the chance demand exceeds the target ~ 1 - q
+  double headroom = 0.0;       // fraction added on top of the quantile
+  double hysteresis = 0.10;    // relative dead band around the current value
+  double max_step_up = 1.0;    // at most +100% per change
+  double max_step_down = 0.10; // at most -10% per change
+  std::int64_t cooldown_up_seconds = 0;
+  std::int64_t cooldown_down_seconds = 300;
+  double min = 0.0;
+  double max = std::numeric_limits<double>::infinity();
+  // Memory safety rail (ignored for other resources).
+  double usage_margin = 0.10;      // relative
+  double usage_margin_abs = 64.0 * 1024 * 1024;  // bytes
+  // Quantile levels reported as the plan's lower/upper bounds (e.g. a VPA's lowerBound and
+  // upperBound); they do not change the target.
+  double lower_quantile = 0.5;
+  double upper_quantile = 0.99;
+};
+
+struct PlannerConfig {
+  std::array<ResourcePolicy, kResourceCount> policies{};
+  std::size_t horizon_steps = 0;  // how many forecast steps to cover; 0 = the whole horizon
+
+  ResourcePolicy& operator[](Resource r) { return policies[index(r)]; }
+  const ResourcePolicy& operator[](Resource r) const { return policies[index(r)]; }
+};
+
+struct PlanInput {
+  const predict::Forecast* forecast = nullptr;
+  Allocation current;  // what is enforced now (absent = unlimited)
+  Allocation usage;    // what is used now (memory feeds the safety rail)
+  std::array<std::optional<std::int64_t>, kResourceCount> last_change{};  // Unix seconds
+  std::int64_t now = 0;                                                   // Unix seconds
+};
+
+struct Decision {
+  Resource resource = Resource::kCpu;
+  std::optional<double> current;
+  double forecast = NAN;  // the quantile the rule started from (max over the horizon)
+  double desired = NAN;   // after headroom, bounds and the usage floor
+  double lower = NAN;     // max over the horizon of the lower_quantile
+  double upper = NAN;     // max over the horizon of the upper_quantile
+  std::optional<double> target;  // what to enforce; equals current when nothing changes
+  bool change = false;
+  std::string rule;
+  std::string reason;  // one line for people
+};
+
+struct Plan {
+  std::string workload;
+  std::int64_t time = 0;
+  std::vector<Decision> decisions;
+  Allocation target;  // only the resources that change
+  Allocation lower, upper;  // forecast bounds of every forecast resource (see ResourcePolicy)
+  bool hasChanges() const { return !target.empty(); }
+  std::string reason() const;  // the changing decisions' reasons, joined
+};
+
+// Planner policies from YAML (see config/planner.yaml): code defaults, then `defaults:`, then
+// `workloads: <workload>:` overrides; per resource the ResourcePolicy field names. memory and
+// byte-valued fields take numbers or sizes ("8G"); `max: null` is unbounded. Unknown keys are
+// errors naming the file and key.
+Result<PlannerConfig> parsePlannerConfig(const std::string& yaml_text, const std::string& origin,
+                                         const std::string& workload = "");
+Result<PlannerConfig> loadPlannerConfig(const std::string& path, const std::string& workload = "");
+
+class Planner {
+ public:
+  explicit Planner(PlannerConfig config) : config_(std::move(config)) {}
+  Plan plan(const PlanInput& input) const;
+  const PlannerConfig& config() const { return config_; }
+
+ private:
+  PlannerConfig config_;
+};
+
+}  // namespace foresight::allocate

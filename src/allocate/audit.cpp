@@ -1,0 +1,253 @@
+#include "foresight/allocate/audit.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "foresight/core/log.h"
+
+namespace foresight::allocate {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS allocation_changes (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  time        INTEGER NOT NULL,
+  workload    TEXT NOT NULL,
+  backend     TEXT NOT NULL,
+  options     TEXT NOT NULL,
+  before      TEXT NOT NULL,
+  after       TEXT NOT NULL,
+  reason      TEXT NOT NULL,
+  result      TEXT NOT NULL,
+  rollback_of INTEGER REFERENCES allocation_changes(id)
+);
+CREATE INDEX IF NOT EXISTS allocation_changes_workload ON allocation_changes(workload, id);
+)sql";
+
+// RAII for a prepared statement.
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+std::string text(sqlite3_stmt* s, int col) {
+  const auto* p = sqlite3_column_text(s, col);
+  return p ? reinterpret_cast<const char*>(p) : "";
+}
+
+Result<AuditRecord> readRow(sqlite3_stmt* s) {
+  AuditRecord r;
+  r.id = sqlite3_column_int64(s, 0);
+  r.time = sqlite3_column_int64(s, 1);
+  r.workload = text(s, 2);
+  r.backend = text(s, 3);
+  try {
+    // Named: a range-for over items() of a temporary would dangle.
+    const auto options = nlohmann::json::parse(text(s, 4));
+    for (const auto& [k, v] : options.items()) r.options.values[k] = v.get<std::string>();
+    auto before = allocationFromJson(nlohmann::json::parse(text(s, 5)));
+    auto after = allocationFromJson(nlohmann::json::parse(text(s, 6)));
+    if (!before) return tl::unexpected(before.error());
+    if (!after) return tl::unexpected(after.error());
+    r.before = *before;
+    r.after = *after;
+  } catch (const nlohmann::json::exception& e) {
+    return fail(ErrorCode::kParse, "audit record {}: {}", r.id, e.what());
+  }
+  r.reason = text(s, 7);
+  r.result = text(s, 8);
+  if (sqlite3_column_type(s, 9) != SQLITE_NULL) r.rollback_of = sqlite3_column_int64(s, 9);
+  return r;
+}
+
+constexpr const char* kColumns =
+    "id, time, workload, backend, options, before, after, reason, result, rollback_of";
+
+}  // namespace
+
+Result<AuditLog> AuditLog::open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return fail(ErrorCode::kIo, "{}: cannot open audit database: {}", path, msg);
+  }
+  AuditLog log(db);
+  // Another writer may hold the lock briefly.
+  sqlite3_busy_timeout(db, 5000);
+  char* err = nullptr;
+  for (const char* sql : {"PRAGMA journal_mode=WAL;", kSchema}) {
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "?";
+      sqlite3_free(err);
+      return fail(ErrorCode::kIo, "{}: cannot set up audit database: {}", path, msg);
+    }
+  }
+  return log;
+}
+
+AuditLog::AuditLog(AuditLog&& o) noexcept : db_(o.db_) { o.db_ = nullptr; }
+AuditLog& AuditLog::operator=(AuditLog&& o) noexcept {
+  if (this != &o) {
+    sqlite3_close(db_);
+    db_ = o.db_;
+    o.db_ = nullptr;
+  }
+  return *this;
+}
+AuditLog::~AuditLog() { sqlite3_close(db_); }
+
+Result<std::int64_t> AuditLog::append(const AuditRecord& r) {
+  Stmt st;
+  const char* sql =
+      "INSERT INTO allocation_changes (time, workload, backend, options, before, after, reason, "
+      "result, rollback_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK)
+    return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
+  nlohmann::json options(r.options.values);
+  const std::string texts[] = {r.workload, r.backend, options.dump(), toJson(r.before).dump(),
+                               toJson(r.after).dump(), r.reason, r.result};
+  sqlite3_bind_int64(st.s, 1, r.time);
+  for (int i = 0; i < 7; ++i)
+    sqlite3_bind_text(st.s, i + 2, texts[i].c_str(), -1, SQLITE_TRANSIENT);
+  if (r.rollback_of) sqlite3_bind_int64(st.s, 9, *r.rollback_of);
+  else sqlite3_bind_null(st.s, 9);
+  if (sqlite3_step(st.s) != SQLITE_DONE)
+    return fail(ErrorCode::kIo, "audit: cannot record change of {}: {}", r.workload,
+                sqlite3_errmsg(db_));
+  return sqlite3_last_insert_rowid(db_);
+}
+
+Result<AuditRecord> AuditLog::get(std::int64_t id) const {
+  Stmt st;
+  const std::string sql = fmt::format("SELECT {} FROM allocation_changes WHERE id = ?", kColumns);
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
+    return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
+  sqlite3_bind_int64(st.s, 1, id);
+  const int rc = sqlite3_step(st.s);
+  if (rc == SQLITE_DONE) return fail(ErrorCode::kNotFound, "audit record {} does not exist", id);
+  if (rc != SQLITE_ROW) return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
+  return readRow(st.s);
+}
+
+Result<std::vector<AuditRecord>> AuditLog::list(const std::string& workload,
+                                                std::size_t limit) const {
+  Stmt st;
+  const std::string sql =
+      fmt::format("SELECT {} FROM allocation_changes WHERE (?1 = '' OR workload = ?1) "
+                  "ORDER BY id DESC LIMIT ?2",
+                  kColumns);
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
+    return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
+  sqlite3_bind_text(st.s, 1, workload.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st.s, 2, limit == 0 ? -1 : static_cast<std::int64_t>(limit));
+  std::vector<AuditRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
+    auto r = readRow(st.s);
+    if (!r) return tl::unexpected(r.error());
+    out.push_back(std::move(*r));
+  }
+  if (rc != SQLITE_DONE) return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
+  return out;
+}
+
+namespace {
+std::int64_t nowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::int64_t> applyRecorded(Backend& backend, AuditRecord rec, AuditLog& log,
+                                   const Allocation& target) {
+  auto before = backend.current(rec.workload);
+  if (!before) return tl::unexpected(before.error());
+  rec.time = nowSeconds();
+  rec.before = *before;
+  rec.after = target;
+  auto st = backend.apply(rec.workload, target);
+  rec.result = st ? "ok" : "failed: " + st.error().message;
+  if (st) {
+    // Record what the backend enforces now (after its rounding: pages, millicores, whole vCPUs),
+    // so a later rollback can tell whether anything changed since.
+    if (auto now = backend.current(rec.workload)) {
+      for (Resource r : kAllResources)
+        if (target[r]) rec.after[r] = (*now)[r] ? (*now)[r] : std::optional<double>(INFINITY);
+    }
+  }
+  auto id = log.append(rec);
+  if (!id) {
+    // The change happened (or not) but is not on record: say so loudly.
+    spdlog::error("{} {}: {} but not recorded: {}", rec.backend, rec.workload, rec.result,
+                  id.error().message);
+    return tl::unexpected(id.error());
+  }
+  if (!st) return tl::unexpected(st.error());
+  return *id;
+}
+}  // namespace
+
+Result<std::int64_t> applyAndRecord(Backend& backend, const std::string& backend_name,
+                                    const BackendOptions& options, AuditLog& log,
+                                    const std::string& workload, const Allocation& target,
+                                    const std::string& reason) {
+  AuditRecord rec;
+  rec.workload = workload;
+  rec.backend = backend_name;
+  rec.options = options;
+  rec.reason = reason;
+  return applyRecorded(backend, std::move(rec), log, target);
+}
+
+namespace {
+// Backends round (pages, millicores, whole vCPUs): compare with that much slack.
+bool roughlyEqual(Resource r, const std::optional<double>& a, const std::optional<double>& b) {
+  if (!a || !b) return !a && !b;
+  if (std::isinf(*a) || std::isinf(*b)) return std::isinf(*a) && std::isinf(*b);
+  const double slack = r == Resource::kCpu ? 0.0011 : r == Resource::kMemory ? 4096.0 : 1.0;
+  return std::fabs(*a - *b) <= std::max(slack, 1e-3 * std::fabs(*b));
+}
+}  // namespace
+
+Result<std::int64_t> rollback(AuditLog& log, const BackendRegistry& registry, std::int64_t id,
+                              bool force) {
+  auto rec = log.get(id);
+  if (!rec) return tl::unexpected(rec.error());
+  if (!rec->ok())
+    return fail(ErrorCode::kInvalidArgument,
+                "audit record {} did not change anything ({}); nothing to roll back", id,
+                rec->result);
+  auto backend = registry.create(rec->backend, rec->options);
+  if (!backend) return tl::unexpected(backend.error());
+  Allocation target;
+  for (Resource r : kAllResources)
+    if (rec->after[r]) target[r] = rec->before[r].value_or(INFINITY);
+  if (!force) {
+    auto now = (*backend)->current(rec->workload);
+    if (!now) return tl::unexpected(now.error());
+    for (Resource r : kAllResources) {
+      if (!rec->after[r]) continue;
+      // An absent value reads back as unlimited.
+      const auto have = (*now)[r] ? (*now)[r] : std::optional<double>(INFINITY);
+      if (!roughlyEqual(r, have, rec->after[r]))
+        return fail(ErrorCode::kInvalidArgument,
+                    "{} {}: {} changed since #{} (now {}, #{} set {}); not rolled back (--force to "
+                    "override)", rec->backend, rec->workload, name(r), id, format(*now), id,
+                    format(rec->after));
+    }
+  }
+  AuditRecord out;
+  out.workload = rec->workload;
+  out.backend = rec->backend;
+  out.options = rec->options;
+  out.reason = fmt::format("rollback of #{} ({})", id, rec->reason);
+  out.rollback_of = id;
+  return applyRecorded(**backend, std::move(out), log, target);
+}
+
+}  // namespace foresight::allocate

@@ -1,0 +1,448 @@
+// cgroup v1 and v2 backends: plan all writes first, then write them in an order the kernel
+// accepts, and undo the ones already written when a later one fails.
+#include "foresight/allocate/cgroup.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "foresight/allocate/cgroup_paths.h"
+#include "foresight/core/log.h"
+
+namespace foresight::allocate {
+namespace fs = std::filesystem;
+
+namespace {
+
+class RealCgroupFiles final : public CgroupFiles {
+ public:
+  Result<std::string> read(const fs::path& file) override {
+    std::ifstream in(file);
+    if (!in) return fail(ErrorCode::kIo, "{}: cannot read: {}", file.string(), std::strerror(errno));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  Status write(const fs::path& file, const std::string& value) override {
+    // O_TRUNC as a shell redirection does: the kernel ignores it, fixture files need it.
+    const int fd = ::open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+      return fail(ErrorCode::kIo, "{}: cannot open for writing: {}", file.string(),
+                  std::strerror(errno));
+    const ssize_t n = ::write(fd, value.data(), value.size());
+    const int err = errno;
+    ::close(fd);
+    if (n != static_cast<ssize_t>(value.size()))
+      return fail(ErrorCode::kIo, "{}: writing '{}' failed: {}", file.string(), value,
+                  n < 0 ? std::strerror(err) : "short write");
+    return ok();
+  }
+  bool exists(const fs::path& path) override {
+    std::error_code ec;
+    return fs::exists(path, ec);
+  }
+};
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  std::size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+Result<double> parseNumber(const std::string& text, const fs::path& file) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  return fail(ErrorCode::kParse, "{}: expected a number, got '{}'", file.string(), text);
+}
+
+// Rejects absolute paths and "..": a workload must stay inside the hierarchy.
+Status checkWorkload(const std::string& workload) {
+  const fs::path p(workload);
+  if (workload.empty() || p.is_absolute())
+    return fail(ErrorCode::kInvalidArgument,
+                "cgroup workload '{}': expected a path relative to the hierarchy", workload);
+  for (const auto& part : p)
+    if (part == "..")
+      return fail(ErrorCode::kInvalidArgument, "cgroup workload '{}': '..' is not allowed",
+                  workload);
+  return ok();
+}
+
+std::uint64_t pageSize() {
+  const long p = ::sysconf(_SC_PAGESIZE);
+  return p > 0 ? static_cast<std::uint64_t>(p) : 4096;
+}
+
+// The kernel stores memory limits in whole pages; rounding first keeps apply() idempotent. Up,
+// never down: a limit below what was asked for is the failure the planner guards against (and a
+// tiny request must not round to 0).
+std::uint64_t roundToPage(double bytes) {
+  const std::uint64_t page = pageSize();
+  return (static_cast<std::uint64_t>(std::ceil(bytes)) + page - 1) / page * page;
+}
+
+struct Write {
+  fs::path file;
+  std::string value;     // what to write
+  std::string restore;   // what puts the previous setting back
+};
+
+// Writes in order; on failure writes `restore` of the done ones in reverse order.
+Status writeAll(CgroupFiles& files, const std::vector<Write>& writes, const std::string& what) {
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    auto st = files.write(writes[i].file, writes[i].value);
+    if (st) {
+      spdlog::debug("{}: wrote '{}'", writes[i].file.string(), writes[i].value);
+      continue;
+    }
+    std::string undo_errors;
+    for (std::size_t j = i; j-- > 0;) {
+      auto undo = files.write(writes[j].file, writes[j].restore);
+      if (!undo) undo_errors += "; undo failed: " + undo.error().message;
+    }
+    if (!undo_errors.empty()) spdlog::error("{}: partial change left behind{}", what, undo_errors);
+    return fail(st.error().code, "{}: {}{}", what, st.error().message,
+                undo_errors.empty() ? " (earlier writes restored)" : undo_errors);
+  }
+  return ok();
+}
+
+// blkio.throttle.*_bps_device lists "MAJ:MIN BYTES" lines; returns the value for `device`.
+std::optional<double> deviceValue(const std::string& text, const std::string& device) {
+  std::istringstream in(text);
+  std::string dev;
+  double v = 0;
+  while (in >> dev >> v)
+    if (dev == device) return v;
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+class CgroupV1Backend final : public Backend {
+ public:
+  CgroupV1Backend(CgroupConfig config, std::unique_ptr<CgroupFiles> files)
+      : config_(std::move(config)), files_(std::move(files)) {}
+
+  std::string name() const override { return "cgroup-v1"; }
+
+  Result<Allocation> current(const std::string& workload) override {
+    if (auto st = checkWorkload(workload); !st) return tl::unexpected(st.error());
+    Allocation a;
+    auto quota = readNumber(cpuDir(workload) / "cpu.cfs_quota_us");
+    if (!quota) return tl::unexpected(quota.error());
+    if (*quota >= 0) {
+      auto period = readNumber(cpuDir(workload) / "cpu.cfs_period_us");
+      if (!period) return tl::unexpected(period.error());
+      a[Resource::kCpu] = *quota / *period;
+    }
+    auto mem = readNumber(memDir(workload) / "memory.limit_in_bytes");
+    if (!mem) return tl::unexpected(mem.error());
+    // "No limit" reads back as PAGE_COUNTER_MAX pages, just under 2^63.
+    if (*mem < kUnlimitedMemory) a[Resource::kMemory] = *mem;
+    if (!config_.io_device.empty()) {
+      const fs::path file = blkioDir(workload) / "blkio.throttle.read_bps_device";
+      auto text = files_->read(file);
+      if (!text) return tl::unexpected(text.error());
+      a[Resource::kDiskIo] = deviceValue(*text, config_.io_device);
+    }
+    return a;
+  }
+
+  Result<Allocation> usage(const std::string& workload) override {
+    if (auto st = checkWorkload(workload); !st) return tl::unexpected(st.error());
+    auto mem = readNumber(memDir(workload) / "memory.usage_in_bytes");
+    if (!mem) return tl::unexpected(mem.error());
+    Allocation a;
+    a[Resource::kMemory] = *mem;
+    return a;
+  }
+
+  Status apply(const std::string& workload, const Allocation& target) override {
+    auto now = current(workload);
+    if (!now) return tl::unexpected(now.error());
+    std::vector<Write> writes;
+    // Memory first: it is the write the kernel refuses (EBUSY when it cannot reclaim below the
+    // new limit), so a refusal happens before anything else has changed.
+    if (target[Resource::kMemory]) {
+      const bool unlimited = std::isinf(*target[Resource::kMemory]);
+      const auto bytes = unlimited ? 0 : roundToPage(*target[Resource::kMemory]);
+      const auto& have = (*now)[Resource::kMemory];
+      const bool same = unlimited ? !have : (have && *have == static_cast<double>(bytes));
+      if (!same) {
+        const fs::path file = memDir(workload) / "memory.limit_in_bytes";
+        auto old = files_->read(file);
+        if (!old) return tl::unexpected(old.error());
+        writes.push_back({file, unlimited ? "-1" : std::to_string(bytes), trim(*old)});
+      }
+    }
+    if (target[Resource::kCpu]) {
+      const fs::path quota_file = cpuDir(workload) / "cpu.cfs_quota_us";
+      auto period = readNumber(cpuDir(workload) / "cpu.cfs_period_us");
+      if (!period) return tl::unexpected(period.error());
+      // The kernel's minimum quota is 1 ms.
+      const std::string quota =
+          std::isinf(*target[Resource::kCpu])
+              ? "-1"
+              : std::to_string(std::max<long long>(
+                    1000, std::llround(*target[Resource::kCpu] * *period)));
+      auto old = files_->read(quota_file);
+      if (!old) return tl::unexpected(old.error());
+      if (trim(*old) != quota) writes.push_back({quota_file, quota, trim(*old)});
+    }
+    if (target[Resource::kDiskIo]) {
+      if (config_.io_device.empty())
+        return fail(ErrorCode::kInvalidArgument,
+                    "cgroup-v1 {}: disk_io limit needs the io_device=MAJ:MIN option", workload);
+      // 0 removes the device's rule, i.e. unlimited.
+      const long long bps =
+          std::isinf(*target[Resource::kDiskIo]) ? 0 : std::llround(*target[Resource::kDiskIo]);
+      for (const char* f : {"blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device"}) {
+        const fs::path file = blkioDir(workload) / f;
+        auto old = files_->read(file);
+        if (!old) return tl::unexpected(old.error());
+        const auto prev = deviceValue(*old, config_.io_device);
+        if (prev ? std::llround(*prev) == bps : bps == 0) continue;
+        // Writing 0 removes a device's rule.
+        writes.push_back({file, fmt::format("{} {}", config_.io_device, bps),
+                          fmt::format("{} {}", config_.io_device, prev ? std::llround(*prev) : 0)});
+      }
+    }
+    if (writes.empty()) return ok();
+    return writeAll(*files_, writes, fmt::format("cgroup-v1 {}", workload));
+  }
+
+ private:
+  static constexpr double kUnlimitedMemory = 4611686018427387904.0;  // 2^62
+
+  Result<double> readNumber(const fs::path& file) {
+    auto text = files_->read(file);
+    if (!text) return tl::unexpected(text.error());
+    return parseNumber(trim(*text), file);
+  }
+  fs::path cpuDir(const std::string& w) const { return config_.root / "cpu" / w; }
+  fs::path memDir(const std::string& w) const { return config_.root / "memory" / w; }
+  fs::path blkioDir(const std::string& w) const { return config_.root / "blkio" / w; }
+
+  CgroupConfig config_;
+  std::unique_ptr<CgroupFiles> files_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// io.max lines: "MAJ:MIN rbps=N wbps=N riops=max wiops=max"; returns rbps for `device`.
+std::optional<double> ioMaxRbps(const std::string& text, const std::string& device) {
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream in(line);
+    std::string dev, kv;
+    if (!(in >> dev) || dev != device) continue;
+    while (in >> kv)
+      if (kv.rfind("rbps=", 0) == 0 && kv != "rbps=max") {
+        char* end = nullptr;
+        const double v = std::strtod(kv.c_str() + 5, &end);
+        return *end == '\0' ? std::optional<double>(v) : std::nullopt;
+      }
+  }
+  return std::nullopt;
+}
+
+class CgroupV2Backend final : public Backend {
+ public:
+  CgroupV2Backend(CgroupConfig config, std::unique_ptr<CgroupFiles> files)
+      : config_(std::move(config)), files_(std::move(files)) {}
+
+  std::string name() const override { return "cgroup-v2"; }
+
+  Result<Allocation> current(const std::string& workload) override {
+    if (auto st = checkWorkload(workload); !st) return tl::unexpected(st.error());
+    const fs::path dir = config_.root / workload;
+    Allocation a;
+    auto cpu = files_->read(dir / "cpu.max");
+    if (!cpu) return tl::unexpected(cpu.error());
+    {
+      std::istringstream in(*cpu);
+      std::string quota, period;
+      if (!(in >> quota >> period))
+        return fail(ErrorCode::kParse, "{}: expected 'QUOTA PERIOD', got '{}'",
+                    (dir / "cpu.max").string(), trim(*cpu));
+      if (quota != "max") {
+        auto q = parseNumber(quota, dir / "cpu.max");
+        auto p = parseNumber(period, dir / "cpu.max");
+        if (!q || !p) return tl::unexpected(q ? p.error() : q.error());
+        a[Resource::kCpu] = *q / *p;
+      }
+    }
+    auto mem = readLimit(dir / "memory.max");
+    if (!mem) return tl::unexpected(mem.error());
+    a[Resource::kMemory] = *mem;
+    if (!config_.io_device.empty()) {
+      auto io = files_->read(dir / "io.max");
+      if (!io) return tl::unexpected(io.error());
+      a[Resource::kDiskIo] = ioMaxRbps(*io, config_.io_device);
+    }
+    return a;
+  }
+
+  Result<Allocation> usage(const std::string& workload) override {
+    if (auto st = checkWorkload(workload); !st) return tl::unexpected(st.error());
+    const fs::path file = config_.root / workload / "memory.current";
+    auto text = files_->read(file);
+    if (!text) return tl::unexpected(text.error());
+    auto v = parseNumber(trim(*text), file);
+    if (!v) return tl::unexpected(v.error());
+    Allocation a;
+    a[Resource::kMemory] = *v;
+    return a;
+  }
+
+  Status apply(const std::string& workload, const Allocation& target) override {
+    if (auto st = checkWorkload(workload); !st) return st;
+    const fs::path dir = config_.root / workload;
+    const std::string what = fmt::format("cgroup-v2 {}", workload);
+    std::vector<Write> writes;
+    if (target[Resource::kMemory]) {
+      const bool unlimited = std::isinf(*target[Resource::kMemory]);
+      const auto bytes = unlimited ? 0 : roundToPage(*target[Resource::kMemory]);
+      // v2 does not refuse a memory.max below usage: it reclaims and then OOM-kills. Refuse here.
+      auto used = usage(workload);
+      if (!used) return tl::unexpected(used.error());
+      if (!unlimited && static_cast<double>(bytes) < *(*used)[Resource::kMemory])
+        return fail(ErrorCode::kInvalidArgument,
+                    "{}: memory.max {} is below current usage {} ({}); not applied", what,
+                    bytes, static_cast<std::uint64_t>(*(*used)[Resource::kMemory]),
+                    (dir / "memory.current").string());
+      const auto high = roundToPage(static_cast<double>(bytes) * config_.memory_high_ratio);
+      auto old_max = files_->read(dir / "memory.max");
+      auto old_high = files_->read(dir / "memory.high");
+      if (!old_max) return tl::unexpected(old_max.error());
+      if (!old_high) return tl::unexpected(old_high.error());
+      Write w_max{dir / "memory.max", unlimited ? "max" : std::to_string(bytes), trim(*old_max)};
+      Write w_high{dir / "memory.high", unlimited ? "max" : std::to_string(high),
+                   trim(*old_high)};
+      const bool max_same = w_max.value == w_max.restore, high_same = w_high.value == w_high.restore;
+      auto old_bytes = readLimit(dir / "memory.max");
+      if (!old_bytes) return tl::unexpected(old_bytes.error());
+      // Keep high <= max at every step: raising writes max first, lowering writes high first.
+      const bool raising =
+          unlimited || !*old_bytes || static_cast<double>(bytes) >= **old_bytes;
+      if (raising) {
+        if (!max_same) writes.push_back(w_max);
+        if (!high_same) writes.push_back(w_high);
+      } else {
+        if (!high_same) writes.push_back(w_high);
+        if (!max_same) writes.push_back(w_max);
+      }
+    }
+    if (target[Resource::kCpu]) {
+      auto cpu = files_->read(dir / "cpu.max");
+      if (!cpu) return tl::unexpected(cpu.error());
+      std::istringstream in(*cpu);
+      std::string quota, period_text;
+      in >> quota >> period_text;
+      auto period = parseNumber(period_text, dir / "cpu.max");
+      if (!period) return tl::unexpected(period.error());
+      const std::string q =
+          std::isinf(*target[Resource::kCpu])
+              ? "max"
+              : std::to_string(
+                    std::max<long long>(1000, std::llround(*target[Resource::kCpu] * *period)));
+      const std::string value = fmt::format("{} {}", q, period_text);
+      if (trim(*cpu) != value) writes.push_back({dir / "cpu.max", value, trim(*cpu)});
+    }
+    if (target[Resource::kDiskIo]) {
+      if (config_.io_device.empty())
+        return fail(ErrorCode::kInvalidArgument,
+                    "{}: disk_io limit needs the io_device=MAJ:MIN option", what);
+      auto io = files_->read(dir / "io.max");
+      if (!io) return tl::unexpected(io.error());
+      const auto prev = ioMaxRbps(*io, config_.io_device);
+      const bool unlimited = std::isinf(*target[Resource::kDiskIo]);
+      const std::string bps =
+          unlimited ? "max" : std::to_string(std::llround(*target[Resource::kDiskIo]));
+      const bool same = prev ? (!unlimited && std::to_string(std::llround(*prev)) == bps) : unlimited;
+      if (!same) {
+        const std::string old_w = prev ? std::to_string(std::llround(*prev)) : "max";
+        writes.push_back({dir / "io.max",
+                          fmt::format("{} rbps={} wbps={}", config_.io_device, bps, bps),
+                          fmt::format("{} rbps={} wbps={}", config_.io_device, old_w, old_w)});
+      }
+    }
+    if (writes.empty()) return ok();
+    return writeAll(*files_, writes, what);
+  }
+
+ private:
+  // "max" or a byte count; absent when unlimited.
+  Result<std::optional<double>> readLimit(const fs::path& file) {
+    auto text = files_->read(file);
+    if (!text) return tl::unexpected(text.error());
+    const std::string v = trim(*text);
+    if (v == "max") return std::optional<double>{};
+    auto n = parseNumber(v, file);
+    if (!n) return tl::unexpected(n.error());
+    return std::optional<double>{*n};
+  }
+
+  CgroupConfig config_;
+  std::unique_ptr<CgroupFiles> files_;
+};
+
+Result<CgroupConfig> configFrom(const BackendOptions& options) {
+  CgroupConfig c;
+  c.root = options.get("root", defaultCgroupRoot().string());
+  c.io_device = options.get("io_device");
+  if (!c.io_device.empty()) {
+    unsigned maj = 0, min = 0;
+    char extra = 0;
+    if (std::sscanf(c.io_device.c_str(), "%u:%u%c", &maj, &min, &extra) != 2)
+      return fail(ErrorCode::kInvalidArgument, "cgroup option io_device='{}': expected MAJ:MIN",
+                  c.io_device);
+  }
+  const std::string ratio = options.get("memory_high_ratio");
+  if (!ratio.empty()) {
+    char* end = nullptr;
+    c.memory_high_ratio = std::strtod(ratio.c_str(), &end);
+    if (*end != '\0' || !(c.memory_high_ratio > 0 && c.memory_high_ratio <= 1))
+      return fail(ErrorCode::kInvalidArgument,
+                  "cgroup option memory_high_ratio='{}': expected a number in (0, 1]", ratio);
+  }
+  return c;
+}
+
+}  // namespace
+
+std::unique_ptr<CgroupFiles> makeRealCgroupFiles() { return std::make_unique<RealCgroupFiles>(); }
+
+std::unique_ptr<Backend> makeCgroupV1Backend(CgroupConfig config,
+                                             std::unique_ptr<CgroupFiles> files) {
+  return std::make_unique<CgroupV1Backend>(std::move(config), std::move(files));
+}
+std::unique_ptr<Backend> makeCgroupV2Backend(CgroupConfig config,
+                                             std::unique_ptr<CgroupFiles> files) {
+  return std::make_unique<CgroupV2Backend>(std::move(config), std::move(files));
+}
+std::unique_ptr<Backend> makeCgroupV1Backend(const BackendOptions& options) {
+  auto c = configFrom(options);
+  if (!c) return makeMisconfiguredBackend("cgroup-v1", c.error());
+  return makeCgroupV1Backend(*c, makeRealCgroupFiles());
+}
+std::unique_ptr<Backend> makeCgroupV2Backend(const BackendOptions& options) {
+  auto c = configFrom(options);
+  if (!c) return makeMisconfiguredBackend("cgroup-v2", c.error());
+  return makeCgroupV2Backend(*c, makeRealCgroupFiles());
+}
+
+}  // namespace foresight::allocate

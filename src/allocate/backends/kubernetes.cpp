@@ -1,0 +1,776 @@
+// Kubernetes backend over cpp-httplib (OpenSSL). See kubernetes.h for the wire format.
+#include "foresight/allocate/kubernetes.h"
+
+#include <httplib.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <yaml-cpp/yaml.h>
+
+#include <functional>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "foresight/core/log.h"
+
+namespace foresight::allocate::k8s {
+namespace {
+using nlohmann::json;
+
+Result<std::string> readWholeFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return fail(ErrorCode::kNotFound, "{}: cannot read", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result<std::string> base64Decode(const std::string& in, const std::string& what) {
+  std::string clean;
+  for (char c : in)
+    if (!std::isspace(static_cast<unsigned char>(c))) clean += c;
+  if (clean.size() % 4 != 0) return fail(ErrorCode::kParse, "{}: not base64", what);
+  std::string out(clean.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(clean.data()),
+                                static_cast<int>(clean.size()));
+  if (n < 0) return fail(ErrorCode::kParse, "{}: not base64", what);
+  std::size_t pad = 0;
+  if (!clean.empty() && clean.back() == '=') ++pad;
+  if (clean.size() > 1 && clean[clean.size() - 2] == '=') ++pad;
+  out.resize(static_cast<std::size_t>(n) - pad);
+  return out;
+}
+
+// "<key>-data" (base64) or "<key>" (a file path, relative to the kubeconfig's folder).
+Result<std::string> dataOrFile(const YAML::Node& node, const std::string& key,
+                               const std::string& kubeconfig) {
+  if (node[key + "-data"]) return base64Decode(node[key + "-data"].as<std::string>(), kubeconfig + ": " + key + "-data");
+  if (node[key]) {
+    std::filesystem::path p = node[key].as<std::string>();
+    if (p.is_relative()) p = std::filesystem::path(kubeconfig).parent_path() / p;
+    return readWholeFile(p.string());
+  }
+  return std::string();
+}
+
+YAML::Node findNamed(const YAML::Node& list, const std::string& name, const char* field) {
+  if (list && list.IsSequence())
+    for (const auto& item : list)
+      if (item["name"] && item["name"].as<std::string>() == name) return item[field];
+  return YAML::Node();
+}
+
+}  // namespace
+
+Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string& context_name) {
+  ClusterAccess a;
+  try {
+    const YAML::Node root = YAML::LoadFile(path);
+    const std::string ctx_name =
+        context_name.empty() ? root["current-context"].as<std::string>("") : context_name;
+    if (ctx_name.empty()) return fail(ErrorCode::kInvalidArgument, "{}: no current-context", path);
+    const YAML::Node ctx = findNamed(root["contexts"], ctx_name, "context");
+    if (!ctx) return fail(ErrorCode::kNotFound, "{}: no context '{}'", path, ctx_name);
+    const std::string cluster_name = ctx["cluster"].as<std::string>("");
+    const std::string user_name = ctx["user"].as<std::string>("");
+    if (ctx["namespace"]) a.default_namespace = ctx["namespace"].as<std::string>();
+    const YAML::Node cluster = findNamed(root["clusters"], cluster_name, "cluster");
+    if (!cluster) return fail(ErrorCode::kNotFound, "{}: no cluster '{}'", path, cluster_name);
+    a.server = cluster["server"].as<std::string>("");
+    if (a.server.empty()) return fail(ErrorCode::kParse, "{}: cluster '{}' has no server", path, cluster_name);
+    if (cluster["insecure-skip-tls-verify"] && cluster["insecure-skip-tls-verify"].as<bool>())
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}: cluster '{}' sets insecure-skip-tls-verify; Foresight always verifies TLS",
+                  path, cluster_name);
+    auto ca = dataOrFile(cluster, "certificate-authority", path);
+    if (!ca) return tl::unexpected(ca.error());
+    a.ca_pem = *ca;
+    const YAML::Node user = findNamed(root["users"], user_name, "user");
+    if (user) {
+      if (user["exec"] || user["auth-provider"])
+        return fail(ErrorCode::kInvalidArgument,
+                    "{}: user '{}' uses an exec/auth-provider plugin, which Foresight does not run; "
+                    "use a token or client certificate", path, user_name);
+      if (user["token"]) a.token = user["token"].as<std::string>();
+      if (user["tokenFile"]) {
+        auto t = readWholeFile(user["tokenFile"].as<std::string>());
+        if (!t) return tl::unexpected(t.error());
+        a.token = *t;
+      }
+      auto cert = dataOrFile(user, "client-certificate", path);
+      auto key = dataOrFile(user, "client-key", path);
+      if (!cert) return tl::unexpected(cert.error());
+      if (!key) return tl::unexpected(key.error());
+      a.client_cert_pem = *cert;
+      a.client_key_pem = *key;
+    }
+  } catch (const YAML::Exception& e) {
+    return fail(ErrorCode::kParse, "{}:{}: {}", path, e.mark.line + 1, e.msg);
+  }
+  while (!a.token.empty() && std::isspace(static_cast<unsigned char>(a.token.back()))) a.token.pop_back();
+  return a;
+}
+
+Result<ClusterAccess> loadInCluster(const std::string& sa_dir) {
+  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
+  if (!host || !port)
+    return fail(ErrorCode::kUnavailable,
+                "not in a cluster: KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set");
+  ClusterAccess a;
+  const std::string h = host;
+  a.server = fmt::format("https://{}:{}", h.find(':') != std::string::npos ? "[" + h + "]" : h, port);
+  auto token = readWholeFile(sa_dir + "/token");
+  auto ca = readWholeFile(sa_dir + "/ca.crt");
+  if (!token) return tl::unexpected(token.error());
+  if (!ca) return tl::unexpected(ca.error());
+  a.token = *token;
+  while (!a.token.empty() && std::isspace(static_cast<unsigned char>(a.token.back()))) a.token.pop_back();
+  a.ca_pem = *ca;
+  if (auto ns = readWholeFile(sa_dir + "/namespace")) a.default_namespace = *ns;
+  return a;
+}
+
+Result<double> parseQuantity(const std::string& q) {
+  static const std::pair<const char*, double> kSuffixes[] = {
+      {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
+      {"Pi", 1125899906842624.0}, {"Ei", 1152921504606846976.0}, {"n", 1e-9}, {"u", 1e-6},
+      {"m", 1e-3}, {"k", 1e3},
+      {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15}, {"E", 1e18}};
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(q, &used);
+  } catch (const std::exception&) {
+    return fail(ErrorCode::kParse, "'{}' is not a Kubernetes quantity", q);
+  }
+  const std::string suffix = q.substr(used);
+  if (suffix.empty()) return v;
+  for (const auto& [s, mult] : kSuffixes)
+    if (suffix == s) return v * mult;
+  return fail(ErrorCode::kParse, "'{}': unknown quantity suffix '{}'", q, suffix);
+}
+
+std::string formatCpu(double cores) {
+  return fmt::format("{}m", static_cast<long long>(std::ceil(cores * 1000.0 - 1e-6)));
+}
+std::string formatMemory(double bytes) {
+  return fmt::format("{}", static_cast<long long>(std::ceil(bytes - 1e-6)));
+}
+
+namespace {
+
+// Splits "a/b[/c]".
+std::vector<std::string> splitWorkload(const std::string& w) {
+  std::vector<std::string> parts;
+  std::stringstream ss(w);
+  for (std::string p; std::getline(ss, p, '/');) parts.push_back(p);
+  return parts;
+}
+
+struct Response {
+  int status = 0;
+  json body;
+};
+
+class ApiClient {
+ public:
+  static constexpr int kReadTimeoutSeconds = 30;
+  explicit ApiClient(ClusterAccess access) : access_(std::move(access)) {}
+
+  Result<Response> request(const std::string& method, const std::string& path,
+                           const std::string& body = "", const std::string& content_type = "") {
+    auto cli = client();
+    if (!cli) return tl::unexpected(cli.error());
+    httplib::Headers headers = {{"Accept", "application/json"}};
+    if (!access_.token.empty()) headers.emplace("Authorization", "Bearer " + access_.token);
+    httplib::Result res = method == "GET" ? (*cli)->Get(path, headers)
+                                          : (*cli)->Patch(path, headers, body, content_type);
+    if (!res)
+      return fail(ErrorCode::kUnavailable, "{} {}{}: {}", method, access_.server, path,
+                  httplib::to_string(res.error()));
+    Response r;
+    r.status = res->status;
+    try {
+      r.body = res->body.empty() ? json::object() : json::parse(res->body);
+    } catch (const json::exception&) {
+      r.body = json{{"message", res->body}};
+    }
+    return r;
+  }
+
+  // A watch: newline-delimited JSON events ({"type": ..., "object": ...}) passed to on_event
+  // until it returns false or the server ends the stream. Returns whether on_event stopped it.
+  // The server ends the watch after timeoutSeconds; reads wait a little longer than that.
+  Result<bool> watch(const std::string& path, int timeout_seconds,
+                     const std::function<bool(const json&)>& on_event) {
+    auto cli = client();
+    if (!cli) return tl::unexpected(cli.error());
+    (*cli)->set_read_timeout(timeout_seconds + 10);
+    httplib::Headers headers = {{"Accept", "application/json"}};
+    if (!access_.token.empty()) headers.emplace("Authorization", "Bearer " + access_.token);
+    std::string buffer, error_body;
+    bool stopped = false;
+    auto res = (*cli)->Get(path, headers, [&](const char* data, std::size_t n) {
+      buffer.append(data, n);
+      std::size_t nl;
+      while ((nl = buffer.find('\n')) != std::string::npos) {
+        const std::string line = buffer.substr(0, nl);
+        buffer.erase(0, nl + 1);
+        if (line.empty()) continue;
+        json event;
+        try {
+          event = json::parse(line);
+        } catch (const json::exception&) {
+          error_body = line;
+          return false;
+        }
+        if (!event.contains("type")) {  // a Status object instead of an event
+          error_body = line;
+          return false;
+        }
+        if (!on_event(event)) {
+          stopped = true;
+          return false;
+        }
+      }
+      return true;
+    });
+    (*cli)->set_read_timeout(kReadTimeoutSeconds);
+    if (stopped) return true;
+    if (!error_body.empty())
+      return fail(ErrorCode::kIo, "watch {}{}: {}", access_.server, path, error_body);
+    if (!res)
+      return fail(ErrorCode::kUnavailable, "watch {}{}: {}", access_.server, path,
+                  httplib::to_string(res.error()));
+    if (res->status != 200)
+      return fail(ErrorCode::kIo, "watch {}{}: status {}", access_.server, path, res->status);
+    return false;
+  }
+
+ private:
+  Result<httplib::ClientImpl*> client() {
+    if (cli_) return cli_.get();
+    const std::string& s = access_.server;
+    const bool https = s.rfind("https://", 0) == 0;
+    if (!https && s.rfind("http://", 0) != 0)
+      return fail(ErrorCode::kInvalidArgument, "API server '{}': expected https:// or http://", s);
+    std::string hostport = s.substr(https ? 8 : 7);
+    if (auto slash = hostport.find('/'); slash != std::string::npos) hostport.resize(slash);
+    std::string host = hostport;
+    int port = https ? 443 : 80;
+    if (auto colon = hostport.rfind(':');
+        colon != std::string::npos && hostport.find(']', colon) == std::string::npos) {
+      host = hostport.substr(0, colon);
+      port = std::atoi(hostport.c_str() + colon + 1);
+    }
+    if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+    if (!https) {
+      cli_ = std::make_unique<httplib::ClientImpl>(host, port);
+    } else {
+      std::unique_ptr<httplib::SSLClient> ssl;
+      if (!access_.client_cert_pem.empty()) {
+        X509* cert = nullptr;
+        EVP_PKEY* key = nullptr;
+        BIO* b = BIO_new_mem_buf(access_.client_cert_pem.data(),
+                                 static_cast<int>(access_.client_cert_pem.size()));
+        cert = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+        BIO_free(b);
+        b = BIO_new_mem_buf(access_.client_key_pem.data(),
+                            static_cast<int>(access_.client_key_pem.size()));
+        key = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
+        BIO_free(b);
+        if (!cert || !key) {
+          X509_free(cert);
+          EVP_PKEY_free(key);
+          return fail(ErrorCode::kParse, "{}: client certificate or key is not valid PEM", s);
+        }
+        ssl = std::make_unique<httplib::SSLClient>(host, port, cert, key);
+        X509_free(cert);  // SSLClient holds its own references
+        EVP_PKEY_free(key);
+      } else {
+        ssl = std::make_unique<httplib::SSLClient>(host, port);
+      }
+      ssl->enable_server_certificate_verification(true);
+      if (!access_.ca_pem.empty()) {
+        X509_STORE* store = X509_STORE_new();
+        BIO* b = BIO_new_mem_buf(access_.ca_pem.data(), static_cast<int>(access_.ca_pem.size()));
+        int added = 0;
+        while (X509* c = PEM_read_bio_X509(b, nullptr, nullptr, nullptr)) {
+          added += X509_STORE_add_cert(store, c);
+          X509_free(c);
+        }
+        BIO_free(b);
+        if (added == 0) {
+          X509_STORE_free(store);
+          return fail(ErrorCode::kParse, "{}: certificate authority is not valid PEM", s);
+        }
+        ssl->set_ca_cert_store(store);  // takes ownership
+      }
+      cli_ = std::move(ssl);
+    }
+    cli_->set_connection_timeout(10);
+    cli_->set_read_timeout(kReadTimeoutSeconds);
+    return cli_.get();
+  }
+
+  ClusterAccess access_;
+  std::unique_ptr<httplib::ClientImpl> cli_;
+};
+
+std::string apiMessage(const Response& r) {
+  if (r.body.contains("message") && r.body["message"].is_string())
+    return r.body["message"].get<std::string>();
+  return r.body.dump();
+}
+
+// Reads a {cpu, memory} quantity map into an allocation.
+Result<Allocation> resourcesOf(const json& list) {
+  Allocation a;
+  if (!list.is_object()) return a;
+  for (const auto& [key, r] : {std::pair{"cpu", Resource::kCpu}, {"memory", Resource::kMemory}}) {
+    if (!list.contains(key)) continue;
+    auto v = parseQuantity(list[key].get<std::string>());
+    if (!v) return tl::unexpected(v.error());
+    a[r] = *v;
+  }
+  return a;
+}
+
+json quantities(const Allocation& a) {
+  json j = json::object();
+  if (a[Resource::kCpu]) j["cpu"] = formatCpu(*a[Resource::kCpu]);
+  if (a[Resource::kMemory]) j["memory"] = formatMemory(*a[Resource::kMemory]);
+  return j;
+}
+
+Status onlyCpuAndMemory(const std::string& what, const Allocation& target) {
+  for (Resource r : {Resource::kDiskIo, Resource::kNetwork})
+    if (target[r])
+      return fail(ErrorCode::kInvalidArgument, "{}: Kubernetes manages cpu and memory only, not {}",
+                  what, foresight::name(r));
+  for (Resource r : {Resource::kCpu, Resource::kMemory})
+    if (target[r] && (std::isinf(*target[r]) || *target[r] <= 0))
+      return fail(ErrorCode::kInvalidArgument, "{}: {} must be a positive finite value", what,
+                  foresight::name(r));
+  return ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+class ResizeBackend final : public Backend {
+ public:
+  ResizeBackend(ClusterAccess access, Settings s) : api_(std::move(access)), s_(s) {}
+  std::string name() const override { return "kubernetes"; }
+
+  Result<Allocation> current(const std::string& workload) override {
+    auto pod = getPod(workload);
+    if (!pod) return tl::unexpected(pod.error());
+    return specAllocation(pod->container);
+  }
+
+  // From the resource metrics API (metrics-server): the container's current cpu and memory.
+  Result<Allocation> usage(const std::string& workload) override {
+    const auto parts = splitWorkload(workload);
+    if (parts.size() < 2 || parts.size() > 3)
+      return fail(ErrorCode::kInvalidArgument,
+                  "kubernetes workload '{}': expected namespace/pod[/container]", workload);
+    const std::string what = fmt::format("pod {}/{}", parts[0], parts[1]);
+    auto r = api_.request("GET", fmt::format("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods/{}",
+                                             parts[0], parts[1]));
+    if (!r) return tl::unexpected(r.error());
+    if (r->status != 200)
+      return fail(ErrorCode::kUnavailable, "{}: no usage from the metrics API ({}): {}", what,
+                  r->status, apiMessage(*r));
+    const json containers = r->body.value("containers", json::array());
+    for (const auto& c : containers)
+      if (parts.size() == 3 ? c.value("name", "") == parts[2] : containers.size() == 1)
+        return resourcesOf(c.value("usage", json::object()));
+    return fail(ErrorCode::kNotFound, "{}: no usage for container '{}' in the metrics API", what,
+                parts.size() == 3 ? parts[2] : "");
+  }
+
+  Status apply(const std::string& workload, const Allocation& target) override {
+    auto pod = getPod(workload);
+    if (!pod) return tl::unexpected(pod.error());
+    const std::string what = pod->what;
+    if (auto st = onlyCpuAndMemory(what, target); !st) return st;
+    const json& res = pod->container.value("resources", json::object());
+    const json old_requests = res.value("requests", json::object());
+    const json old_limits = res.value("limits", json::object());
+    const json want = quantities(target);
+    // Compare values, not spellings: "2" and "2000m" are the same cpu.
+    auto normal = [](const json& list, const std::string& k) -> std::string {
+      if (!list.contains(k)) return "";
+      auto v = parseQuantity(list[k].get<std::string>());
+      if (!v) return "";
+      return k == "cpu" ? formatCpu(*v) : formatMemory(*v);
+    };
+    bool same = true;
+    for (const auto& [k, v] : want.items())
+      if (normal(old_requests, k) != v || normal(old_limits, k) != v) same = false;
+    if (same) return ok();
+
+    auto st = patchResources(*pod, want, want);
+    if (!st) return st;
+    auto done = waitForResize(*pod, target);
+    if (done) return ok();
+    // Put back what was there; a null in a strategic merge patch removes a key that was absent.
+    json back_req = json::object(), back_lim = json::object();
+    for (const auto& [k, v] : want.items()) {
+      back_req[k] = old_requests.contains(k) ? old_requests[k] : json(nullptr);
+      back_lim[k] = old_limits.contains(k) ? old_limits[k] : json(nullptr);
+    }
+    auto undo = patchResources(*pod, back_req, back_lim);
+    return fail(done.error().code, "{}{}", done.error().message,
+                undo ? " (previous resources restored)"
+                     : "; restoring the previous resources failed: " + undo.error().message);
+  }
+
+ private:
+  struct Pod {
+    std::string ns, name, container_name, what;
+    json container;
+  };
+
+  Result<Pod> getPod(const std::string& workload) {
+    const auto parts = splitWorkload(workload);
+    if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty())
+      return fail(ErrorCode::kInvalidArgument,
+                  "kubernetes workload '{}': expected namespace/pod[/container]", workload);
+    Pod p{parts[0], parts[1], parts.size() == 3 ? parts[2] : "", "", {}};
+    p.what = fmt::format("pod {}/{}", p.ns, p.name);
+    auto r = api_.request("GET", fmt::format("/api/v1/namespaces/{}/pods/{}", p.ns, p.name));
+    if (!r) return tl::unexpected(r.error());
+    if (r->status == 404) return fail(ErrorCode::kNotFound, "{}: not found", p.what);
+    if (r->status != 200)
+      return fail(ErrorCode::kIo, "{}: GET returned {}: {}", p.what, r->status, apiMessage(*r));
+    const json containers = r->body["spec"].value("containers", json::array());
+    if (p.container_name.empty()) {
+      if (containers.size() != 1)
+        return fail(ErrorCode::kInvalidArgument,
+                    "{} has {} containers: name one (namespace/pod/container)", p.what,
+                    containers.size());
+      p.container_name = containers[0].value("name", "");
+    }
+    for (const auto& c : containers)
+      if (c.value("name", "") == p.container_name) p.container = c;
+    if (p.container.is_null())
+      return fail(ErrorCode::kNotFound, "{}: no container '{}'", p.what, p.container_name);
+    p.what += "/" + p.container_name;
+    return p;
+  }
+
+  // Limits where set, else requests: the limit is what the kernel enforces.
+  static Result<Allocation> specAllocation(const json& container) {
+    const json res = container.value("resources", json::object());
+    auto limits = resourcesOf(res.value("limits", json::object()));
+    auto requests = resourcesOf(res.value("requests", json::object()));
+    if (!limits) return tl::unexpected(limits.error());
+    if (!requests) return tl::unexpected(requests.error());
+    Allocation a = *limits;
+    for (Resource r : {Resource::kCpu, Resource::kMemory})
+      if (!a[r]) a[r] = (*requests)[r];
+    return a;
+  }
+
+  Status patchResources(const Pod& p, const json& requests, const json& limits) {
+    const json patch = {{"spec",
+                         {{"containers",
+                           json::array({{{"name", p.container_name},
+                                         {"resources",
+                                          {{"requests", requests}, {"limits", limits}}}}})}}}};
+    auto r = api_.request("PATCH",
+                          fmt::format("/api/v1/namespaces/{}/pods/{}/resize", p.ns, p.name),
+                          patch.dump(), "application/strategic-merge-patch+json");
+    if (!r) return tl::unexpected(r.error());
+    if (r->status == 404)
+      return fail(ErrorCode::kUnavailable,
+                  "{}: the pods/resize subresource is missing (in-place resize needs Kubernetes "
+                  ">= 1.33): {}", p.what, apiMessage(*r));
+    if (r->status != 200)
+      return fail(ErrorCode::kIo, "{}: resize PATCH returned {}: {}", p.what, r->status,
+                  apiMessage(*r));
+    return ok();
+  }
+
+  // A pod's resize state: done when no PodResizePending/PodResizeInProgress condition is left
+  // and status.containerStatuses[].resources show the target; Infeasible is final.
+  enum class State { kDone, kInfeasible, kWaiting };
+  static State resizeState(const json& pod, const std::string& container, const Allocation& target,
+                           std::string& detail) {
+    const json status = pod.value("status", json::object());
+    bool busy = false;
+    for (const auto& c : status.value("conditions", json::array())) {
+      const std::string type = c.value("type", "");
+      if (type != "PodResizePending" && type != "PodResizeInProgress") continue;
+      if (c.value("status", "True") != "True") continue;
+      const std::string reason = c.value("reason", "");
+      detail = fmt::format("{}{}{}", type, reason.empty() ? "" : "/" + reason,
+                           c.contains("message") ? ": " + c.value("message", "") : "");
+      if (type == "PodResizePending" && reason == "Infeasible") return State::kInfeasible;
+      busy = true;
+    }
+    if (busy) return State::kWaiting;
+    for (const auto& cs : status.value("containerStatuses", json::array())) {
+      if (cs.value("name", "") != container) continue;
+      auto actual =
+          resourcesOf(cs.value("resources", json::object()).value("limits", json::object()));
+      if (!actual) {
+        detail = actual.error().message;
+        return State::kWaiting;
+      }
+      for (Resource r : {Resource::kCpu, Resource::kMemory})
+        if (target[r] && (!(*actual)[r] ||
+                          formatQuantity(r, *(*actual)[r]) != formatQuantity(r, *target[r]))) {
+          detail = "container status still shows " + format(*actual);
+          return State::kWaiting;
+        }
+      return State::kDone;
+    }
+    detail = "no container status yet";
+    return State::kWaiting;
+  }
+
+  // Reads the pod once, then watches it (fieldSelector on its name, from the resourceVersion
+  // read) until the kubelet finishes, refuses, or the watch times out.
+  Status waitForResize(const Pod& p, const Allocation& target) {
+    auto r = api_.request("GET", fmt::format("/api/v1/namespaces/{}/pods/{}", p.ns, p.name));
+    if (!r) return tl::unexpected(r.error());
+    if (r->status != 200)
+      return fail(ErrorCode::kIo, "{}: GET returned {}: {}", p.what, r->status, apiMessage(*r));
+    std::string detail = "no status yet";
+    State state = resizeState(r->body, p.container_name, target, detail);
+    if (state == State::kWaiting) {
+      const std::string rv = r->body.value("metadata", json::object()).value("resourceVersion", "");
+      const std::string path = fmt::format(
+          "/api/v1/namespaces/{}/pods?watch=true&fieldSelector={}&timeoutSeconds={}{}", p.ns,
+          httplib::detail::encode_query_param("metadata.name=" + p.name),
+          s_.resize_timeout_seconds, rv.empty() ? "" : "&resourceVersion=" + rv);
+      auto watched = api_.watch(path, s_.resize_timeout_seconds, [&](const json& event) {
+        const std::string type = event.value("type", "");
+        if (type == "DELETED") {
+          detail = "pod deleted";
+          state = State::kInfeasible;
+          return false;
+        }
+        if (type != "ADDED" && type != "MODIFIED") return true;  // BOOKMARK, ERROR: go on
+        state = resizeState(event.value("object", json::object()), p.container_name, target,
+                            detail);
+        return state == State::kWaiting;
+      });
+      if (!watched) return tl::unexpected(watched.error());
+    }
+    if (state == State::kDone) return ok();
+    if (state == State::kInfeasible)
+      return fail(ErrorCode::kInvalidArgument, "{}: resize refused: {}", p.what, detail);
+    return fail(ErrorCode::kUnavailable, "{}: resize not done within {} s ({})", p.what,
+                s_.resize_timeout_seconds, detail);
+  }
+
+  static std::string formatQuantity(Resource r, double v) {
+    return r == Resource::kCpu ? formatCpu(v) : formatMemory(v);
+  }
+
+  ApiClient api_;
+  Settings s_;
+};
+
+// ---------------------------------------------------------------------------------------------
+class VpaBackend final : public Backend {
+ public:
+  VpaBackend(ClusterAccess access, Settings s) : api_(std::move(access)), s_(s) {}
+  std::string name() const override { return "kubernetes"; }
+
+  Result<Allocation> current(const std::string& workload) override {
+    auto v = getVpa(workload);
+    if (!v) return tl::unexpected(v.error());
+    for (const auto& rec : recommendations(v->body))
+      if (rec.value("containerName", "") == v->container)
+        return resourcesOf(rec.value("target", json::object()));
+    return Allocation{};
+  }
+
+  Status apply(const std::string& workload, const Allocation& target) override {
+    return recommend(workload, target, nullptr, nullptr);
+  }
+
+  // Bounds absent: target x lower_ratio / upper_ratio.
+  Status recommend(const std::string& workload, const Allocation& target, const Allocation* lower,
+                   const Allocation* upper) {
+    auto v = getVpa(workload);
+    if (!v) return tl::unexpected(v.error());
+    if (auto st = onlyCpuAndMemory(v->what, target); !st) return st;
+    json status = v->body.value("status", json::object());
+    json recs = recommendations(v->body);
+    json mine = json::object();
+    for (const auto& rec : recs)
+      if (rec.value("containerName", "") == v->container) mine = rec;
+
+    // Resources not in the target keep their recommendation.
+    auto old = resourcesOf(mine.value("uncappedTarget", mine.value("target", json::object())));
+    if (!old) return tl::unexpected(old.error());
+    Allocation uncapped = *old;
+    for (Resource r : {Resource::kCpu, Resource::kMemory})
+      if (target[r]) uncapped[r] = target[r];
+    // bound: explicit values where given (never above/below the target), else target x ratio;
+    // then the container policy's minAllowed/maxAllowed, as the stock recommender caps.
+    auto capped = [&](double ratio, const Allocation* bound, bool is_lower) {
+      Allocation a;
+      for (Resource r : {Resource::kCpu, Resource::kMemory}) {
+        if (!uncapped[r]) continue;
+        double x = *uncapped[r] * ratio;
+        if (bound && (*bound)[r] && std::isfinite(*(*bound)[r]))
+          x = is_lower ? std::min(*(*bound)[r], *uncapped[r]) : std::max(*(*bound)[r], *uncapped[r]);
+        a[r] = std::clamp(x, v->min[r].value_or(0.0), v->max[r].value_or(INFINITY));
+      }
+      return a;
+    };
+    json rec = {{"containerName", v->container},
+                {"target", quantities(capped(1.0, nullptr, false))},
+                {"lowerBound", quantities(capped(s_.lower_ratio, lower, true))},
+                {"upperBound", quantities(capped(s_.upper_ratio, upper, false))},
+                {"uncappedTarget", quantities(uncapped)}};
+    if (rec == mine) return ok();
+    json new_recs = json::array();
+    bool replaced = false;
+    for (const auto& r : recs) {
+      if (r.value("containerName", "") == v->container) {
+        new_recs.push_back(rec);
+        replaced = true;
+      } else {
+        new_recs.push_back(r);
+      }
+    }
+    if (!replaced) new_recs.push_back(rec);
+    status["recommendation"] = {{"containerRecommendations", new_recs}};
+    // The stock recommender's patch: one "add" of the whole status (conditions kept).
+    const json patch = json::array({{{"op", "add"}, {"path", "/status"}, {"value", status}}});
+    auto r = api_.request("PATCH", v->path + "/status", patch.dump(), "application/json-patch+json");
+    if (!r) return tl::unexpected(r.error());
+    if (r->status != 200)
+      return fail(ErrorCode::kIo, "{}: status PATCH returned {}: {}", v->what, r->status,
+                  apiMessage(*r));
+    return ok();
+  }
+
+ private:
+  struct Vpa {
+    std::string path, container, what;
+    json body;
+    Allocation min, max;  // spec.resourcePolicy caps for the container
+  };
+
+  static json recommendations(const json& vpa) {
+    const json status = vpa.value("status", json::object());
+    return status.value("recommendation", json::object())
+        .value("containerRecommendations", json::array());
+  }
+
+  Result<Vpa> getVpa(const std::string& workload) {
+    const auto parts = splitWorkload(workload);
+    if (parts.size() != 3 || parts[0].empty() || parts[1].empty() || parts[2].empty())
+      return fail(ErrorCode::kInvalidArgument,
+                  "kubernetes vpa workload '{}': expected namespace/vpa/container", workload);
+    Vpa v;
+    v.path = fmt::format("/apis/autoscaling.k8s.io/v1/namespaces/{}/verticalpodautoscalers/{}",
+                         parts[0], parts[1]);
+    v.container = parts[2];
+    v.what = fmt::format("VPA {}/{} container {}", parts[0], parts[1], parts[2]);
+    auto r = api_.request("GET", v.path);
+    if (!r) return tl::unexpected(r.error());
+    if (r->status == 404) return fail(ErrorCode::kNotFound, "{}: not found", v.what);
+    if (r->status != 200)
+      return fail(ErrorCode::kIo, "{}: GET returned {}: {}", v.what, r->status, apiMessage(*r));
+    v.body = r->body;
+    const json spec = v.body.value("spec", json::object());
+    bool ours = false;
+    for (const auto& rec : spec.value("recommenders", json::array()))
+      if (rec.value("name", "") == s_.recommender) ours = true;
+    if (!ours)
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}: spec.recommenders does not name '{}'; another recommender owns it", v.what,
+                  s_.recommender);
+    const json policies =
+        spec.value("resourcePolicy", json::object()).value("containerPolicies", json::array());
+    json policy;
+    for (const auto& p : policies) {
+      const std::string n = p.value("containerName", "");
+      if (n == v.container || (n == "*" && policy.is_null())) policy = p;
+    }
+    if (!policy.is_null()) {
+      auto mn = resourcesOf(policy.value("minAllowed", json::object()));
+      auto mx = resourcesOf(policy.value("maxAllowed", json::object()));
+      if (!mn) return tl::unexpected(mn.error());
+      if (!mx) return tl::unexpected(mx.error());
+      v.min = *mn;
+      v.max = *mx;
+    }
+    return v;
+  }
+
+  ApiClient api_;
+  Settings s_;
+};
+
+}  // namespace
+
+Status recommend(Backend& backend, const std::string& workload, const Allocation& target,
+                 const Allocation& lower, const Allocation& upper) {
+  auto* vpa = dynamic_cast<VpaBackend*>(&backend);
+  if (!vpa)
+    return fail(ErrorCode::kInvalidArgument,
+                "{}: recommend() needs the kubernetes backend in vpa mode (got {})", workload,
+                backend.name());
+  return vpa->recommend(workload, target, &lower, &upper);
+}
+
+std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings) {
+  if (settings.mode == "vpa") return std::make_unique<VpaBackend>(std::move(access), settings);
+  return std::make_unique<ResizeBackend>(std::move(access), settings);
+}
+
+}  // namespace foresight::allocate::k8s
+
+namespace foresight::allocate {
+
+// Options: mode, kubeconfig (default $KUBECONFIG, then ~/.kube/config, then in-cluster), context,
+// recommender, resize_timeout (seconds), lower_ratio, upper_ratio, service_account_dir.
+std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& o) {
+  k8s::Settings s;
+  s.mode = o.get("mode", "resize");
+  s.recommender = o.get("recommender", s.recommender);
+  try {
+    s.resize_timeout_seconds =
+        std::stoi(o.get("resize_timeout", std::to_string(s.resize_timeout_seconds)));
+    s.lower_ratio = std::stod(o.get("lower_ratio", std::to_string(s.lower_ratio)));
+    s.upper_ratio = std::stod(o.get("upper_ratio", std::to_string(s.upper_ratio)));
+  } catch (const std::exception&) {
+    return makeMisconfiguredBackend("kubernetes",
+        Error{ErrorCode::kInvalidArgument, "kubernetes: a numeric backend option is not a number"});
+  }
+  if (s.mode != "resize" && s.mode != "vpa")
+    return makeMisconfiguredBackend("kubernetes",
+        Error{ErrorCode::kInvalidArgument,
+              fmt::format("kubernetes: mode '{}' (expected resize or vpa)", s.mode)});
+  std::string kubeconfig = o.get("kubeconfig");
+  if (kubeconfig.empty()) {
+    if (const char* env = std::getenv("KUBECONFIG"); env && *env) {
+      kubeconfig = env;
+      if (auto colon = kubeconfig.find(':'); colon != std::string::npos) kubeconfig.resize(colon);
+    } else if (const char* home = std::getenv("HOME");
+               home && std::filesystem::exists(std::string(home) + "/.kube/config")) {
+      kubeconfig = std::string(home) + "/.kube/config";
+    }
+  }
+  auto access = kubeconfig.empty()
+                    ? k8s::loadInCluster(o.get("service_account_dir",
+                                               "/var/run/secrets/kubernetes.io/serviceaccount"))
+                    : k8s::loadKubeconfig(kubeconfig, o.get("context"));
+  if (!access) return makeMisconfiguredBackend("kubernetes", access.error());
+  return k8s::makeBackend(std::move(*access), s);
+}
+
+}  // namespace foresight::allocate

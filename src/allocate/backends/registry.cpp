@@ -1,0 +1,51 @@
+#include "foresight/allocate/backend.h"
+
+namespace foresight::allocate {
+
+Status BackendOptions::set(const std::string& key_value) {
+  const auto eq = key_value.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return fail(ErrorCode::kInvalidArgument, "backend option '{}': expected key=value", key_value);
+  values[key_value.substr(0, eq)] = key_value.substr(eq + 1);
+  return ok();
+}
+
+namespace {
+class MisconfiguredBackend final : public Backend {
+ public:
+  MisconfiguredBackend(std::string name, Error e) : name_(std::move(name)), e_(std::move(e)) {}
+  std::string name() const override { return name_; }
+  Result<Allocation> current(const std::string&) override { return tl::unexpected(e_); }
+  Status apply(const std::string&, const Allocation&) override { return tl::unexpected(e_); }
+
+ private:
+  std::string name_;
+  Error e_;
+};
+}  // namespace
+
+std::unique_ptr<Backend> makeMisconfiguredBackend(std::string name, Error error) {
+  return std::make_unique<MisconfiguredBackend>(std::move(name), std::move(error));
+}
+
+void registerBackends(BackendRegistry& registry) {
+  registry.add("cgroup-v1",
+               "cgroup v1: cpu.cfs_quota_us, memory.limit_in_bytes, blkio.throttle.* "
+               "(options: root, io_device=MAJ:MIN)",
+               makeCgroupV1Backend);
+  registry.add("cgroup-v2",
+               "cgroup v2: cpu.max, memory.high/memory.max, io.max "
+               "(options: root, io_device=MAJ:MIN, memory_high_ratio)",
+               makeCgroupV2Backend);
+  registry.add("libvirt", "libvirt domain: live vCPUs and memory balloon (options: uri)",
+               makeLibvirtBackend);
+  registry.add("kubernetes",
+               "Kubernetes in-place pod resize or VPA recommendation (options: mode=resize|vpa, "
+               "kubeconfig, context, resize_timeout, recommender, lower_ratio, upper_ratio, "
+               "service_account_dir)",
+               makeKubernetesBackend);
+  registry.add("dry-run", "logs what it would do; changes nothing",
+               [](const BackendOptions&) { return makeDryRunBackend(nullptr); });
+}
+
+}  // namespace foresight::allocate

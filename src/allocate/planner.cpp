@@ -1,0 +1,118 @@
+#include "foresight/allocate/planner.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace foresight::allocate {
+namespace {
+
+std::string show(Resource r, double v) {
+  if (std::isnan(v)) return "n/a";
+  if (r == Resource::kCpu) return fmt::format("{:.3f} cores", v);
+  if (r == Resource::kMemory) return formatBytes(v);
+  return formatBytes(v) + "/s";
+}
+
+std::string show(Resource r, const std::optional<double>& v) {
+  return v ? show(r, *v) : std::string("unlimited");
+}
+
+}  // namespace
+
+std::string Plan::reason() const {
+  std::string out;
+  for (const auto& d : decisions) {
+    if (!d.change) continue;
+    if (!out.empty()) out += "; ";
+    out += d.reason;
+  }
+  return out.empty() ? "no change" : out;
+}
+
+Plan Planner::plan(const PlanInput& in) const {
+  Plan plan;
+  plan.time = in.now;
+  if (in.forecast) plan.workload = in.forecast->workload;
+  for (Resource r : kAllResources) {
+    const ResourcePolicy& p = config_[r];
+    Decision d;
+    d.resource = r;
+    d.current = in.current[r];
+    d.target = d.current;
+    const std::string res(name(r));
+
+    const std::size_t horizon = in.forecast ? in.forecast->values[index(r)].size() : 0;
+    if (horizon == 0) {
+      // Nothing to plan from: only report, never touch.
+      if (r == Resource::kCpu || r == Resource::kMemory || d.current) {
+        d.rule = "no-forecast";
+        d.reason = fmt::format("{}: no forecast; keep {}", res, show(r, d.current));
+        plan.decisions.push_back(std::move(d));
+      }
+      continue;
+    }
+    const std::size_t steps =
+        config_.horizon_steps == 0 ? horizon : std::min(horizon, config_.horizon_steps);
+    auto horizonMax = [&](double level) {
+      double m = -std::numeric_limits<double>::infinity();
+      for (std::size_t h = 1; h <= steps; ++h) m = std::max(m, in.forecast->quantile(r, h, level));
+      return m;
+    };
+    const double q = horizonMax(p.quantile);
+    d.forecast = q;
+    d.lower = horizonMax(p.lower_quantile);
+    d.upper = horizonMax(p.upper_quantile);
+    plan.lower[r] = d.lower;
+    plan.upper[r] = d.upper;
+    double desired = q * (1.0 + p.headroom);
+    std::string rule = "forecast";
+    if (desired < p.min) desired = p.min, rule = "min-bound";
+    if (desired > p.max) desired = p.max, rule = "max-bound";
+
+    double floor = 0;
+    const bool has_floor = r == Resource::kMemory && in.usage[r];
+    if (has_floor) {
+      floor = *in.usage[r] * (1.0 + p.usage_margin) + p.usage_margin_abs;
+      if (desired < floor) desired = floor, rule = "usage-floor";
+    }
+    d.desired = desired;
+
+    double target = desired;
+    if (d.current) {
+      const double cur = *d.current;
+      const bool below_floor = has_floor && cur < floor;
+      const bool up = desired > cur;
+      const auto last = in.last_change[index(r)];
+      const std::int64_t cooldown = up ? p.cooldown_up_seconds : p.cooldown_down_seconds;
+      if (!below_floor && std::fabs(desired - cur) <= p.hysteresis * cur) {
+        target = cur, rule = "hysteresis";
+      } else if (!below_floor && last && in.now - *last < cooldown) {
+        target = cur, rule = "cooldown";
+      } else if (up && desired > cur * (1.0 + p.max_step_up)) {
+        target = cur * (1.0 + p.max_step_up), rule = "max-step-up";
+      } else if (!up && desired < cur * (1.0 - p.max_step_down)) {
+        target = cur * (1.0 - p.max_step_down), rule = "max-step-down";
+      }
+      // The safety rail beats every limit on change.
+      if (has_floor && target < floor) target = floor, rule = "usage-floor";
+    } else {
+      rule = rule == "forecast" ? "initial" : rule;
+    }
+    d.target = target;
+    d.change = !d.current || *d.current != target;
+    d.rule = rule;
+    d.reason = fmt::format("{}: forecast p{:g} max over {} step{} = {}, current {}, desired {}, "
+                           "rule {} -> {}",
+                           res, p.quantile * 100, steps, steps == 1 ? "" : "s", show(r, q),
+                           show(r, d.current),
+                           show(r, desired), rule,
+                           d.change ? show(r, target) : std::string("keep"));
+    if (has_floor)
+      d.reason += fmt::format(" (usage {}, floor {})", show(r, *in.usage[r]), show(r, floor));
+    if (d.change) plan.target[r] = target;
+    plan.decisions.push_back(std::move(d));
+  }
+  return plan;
+}
+
+}  // namespace foresight::allocate

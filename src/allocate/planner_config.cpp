@@ -1,0 +1,123 @@
+// Planner policies from YAML; kept apart from planner.cpp so the planner stays free of I/O.
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "foresight/allocate/planner.h"
+
+namespace foresight::allocate {
+namespace {
+
+// A number, or for byte-valued fields a size such as "8G"; null = unbounded (max only).
+Result<double> value(const YAML::Node& n, const std::string& where, bool bytes, bool nullable) {
+  if (n.IsNull()) {
+    if (nullable) return std::numeric_limits<double>::infinity();
+    return fail(ErrorCode::kParse, "{}: must not be null", where);
+  }
+  const std::string text = n.as<std::string>();
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  if (bytes) {
+    auto b = parseBytes(text);
+    if (b) return *b;
+  }
+  return fail(ErrorCode::kParse, "{}: '{}' is not a {}", where, text,
+              bytes ? "number or size" : "number");
+}
+
+Status applyPolicy(const YAML::Node& node, Resource r, ResourcePolicy& p, const std::string& at) {
+  if (!node.IsMap()) return fail(ErrorCode::kParse, "{}: expected a mapping", at);
+  const bool mem = r == Resource::kMemory;
+  struct Field {
+    const char* key;
+    double* target;
+    bool bytes, nullable;
+  };
+  double cu = static_cast<double>(p.cooldown_up_seconds);
+  double cd = static_cast<double>(p.cooldown_down_seconds);
+  const Field fields[] = {{"quantile", &p.quantile, false, false},
+                          {"headroom", &p.headroom, false, false},
+                          {"hysteresis", &p.hysteresis, false, false},
+                          {"max_step_up", &p.max_step_up, false, false},
+                          {"max_step_down", &p.max_step_down, false, false},
+                          {"cooldown_up_seconds", &cu, false, false},
+                          {"cooldown_down_seconds", &cd, false, false},
+                          {"min", &p.min, mem, false},
+                          {"max", &p.max, mem, true},
+                          {"usage_margin", &p.usage_margin, false, false},
+                          {"usage_margin_abs", &p.usage_margin_abs, true, false},
+                          {"lower_quantile", &p.lower_quantile, false, false},
+                          {"upper_quantile", &p.upper_quantile, false, false}};
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const Field* f = nullptr;
+    for (const auto& candidate : fields)
+      if (key == candidate.key) f = &candidate;
+    if (!f) return fail(ErrorCode::kParse, "{}: unknown key '{}'", at, key);
+    auto v = value(kv.second, at + "." + key, f->bytes, f->nullable);
+    if (!v) return tl::unexpected(v.error());
+    *f->target = *v;
+  }
+  p.cooldown_up_seconds = static_cast<std::int64_t>(cu);
+  p.cooldown_down_seconds = static_cast<std::int64_t>(cd);
+  for (double q : {p.quantile, p.lower_quantile, p.upper_quantile})
+    if (!(q > 0 && q < 1)) return fail(ErrorCode::kParse, "{}: quantile levels must be in (0, 1)", at);
+  if (p.max_step_down < 0 || p.max_step_down >= 1 || p.max_step_up < 0)
+    return fail(ErrorCode::kParse, "{}: max_step_up must be >= 0, max_step_down in [0, 1)", at);
+  if (p.min > p.max) return fail(ErrorCode::kParse, "{}: min is above max", at);
+  return ok();
+}
+
+Status applyResources(const YAML::Node& node, PlannerConfig& c, const std::string& at) {
+  if (!node.IsMap()) return fail(ErrorCode::kParse, "{}: expected a mapping", at);
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    auto r = parseResource(key);
+    if (!r) return fail(ErrorCode::kParse, "{}: unknown resource '{}'", at, key);
+    if (auto st = applyPolicy(kv.second, *r, c[*r], at + "." + key); !st) return st;
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<PlannerConfig> parsePlannerConfig(const std::string& text, const std::string& origin,
+                                         const std::string& workload) {
+  PlannerConfig c;
+  try {
+    const YAML::Node root = YAML::Load(text);
+    if (!root.IsMap()) return fail(ErrorCode::kParse, "{}: expected a mapping", origin);
+    for (const auto& kv : root) {
+      const std::string key = kv.first.as<std::string>();
+      if (key != "horizon_steps" && key != "defaults" && key != "workloads")
+        return fail(ErrorCode::kParse, "{}: unknown key '{}'", origin, key);
+    }
+    if (root["horizon_steps"]) c.horizon_steps = root["horizon_steps"].as<std::size_t>();
+    if (root["defaults"])
+      if (auto st = applyResources(root["defaults"], c, origin + ": defaults"); !st)
+        return tl::unexpected(st.error());
+    if (!workload.empty() && root["workloads"] && root["workloads"][workload])
+      if (auto st = applyResources(root["workloads"][workload], c,
+                                   origin + ": workloads." + workload);
+          !st)
+        return tl::unexpected(st.error());
+  } catch (const YAML::Exception& e) {
+    return fail(ErrorCode::kParse, "{}:{}: {}", origin, e.mark.line + 1, e.msg);
+  }
+  return c;
+}
+
+Result<PlannerConfig> loadPlannerConfig(const std::string& path, const std::string& workload) {
+  std::ifstream in(path);
+  if (!in) return fail(ErrorCode::kNotFound, "{}: cannot open planner config", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parsePlannerConfig(ss.str(), path, workload);
+}
+
+}  // namespace foresight::allocate

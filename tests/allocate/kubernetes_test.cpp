@@ -1,0 +1,598 @@
+// Kubernetes backend against a fake API server on 127.0.0.1 (cpp-httplib). The fake checks what
+// the real API requires (paths, verbs, content types, bearer token, bodies) per the Kubernetes
+// docs "Resize CPU and Memory Resources assigned to Containers" (PATCH pods/{name}/resize with a
+// strategic merge patch; PodResizePending / PodResizeInProgress conditions) and the VPA
+// recommender's status patch (JSON patch on verticalpodautoscalers/{name}/status). No real API
+// server was used.
+#include "foresight/allocate/kubernetes.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "test_util.h"
+
+namespace foresight::allocate::k8s {
+namespace {
+using nlohmann::json;
+constexpr double kMiB = 1024.0 * 1024;
+
+TEST(K8sQuantity, ParsesAndFormats) {
+  EXPECT_DOUBLE_EQ(*parseQuantity("1500m"), 1.5);
+  EXPECT_DOUBLE_EQ(*parseQuantity("2"), 2.0);
+  EXPECT_DOUBLE_EQ(*parseQuantity("512Mi"), 512 * kMiB);
+  EXPECT_DOUBLE_EQ(*parseQuantity("1G"), 1e9);
+  EXPECT_DOUBLE_EQ(*parseQuantity("1e3"), 1000.0);
+  EXPECT_DOUBLE_EQ(*parseQuantity("250000000n"), 0.25);  // metrics-server reports nanocores
+  EXPECT_DOUBLE_EQ(*parseQuantity("500u"), 0.0005);
+  EXPECT_FALSE(parseQuantity("12Q"));
+  EXPECT_EQ(formatCpu(1.5), "1500m");
+  EXPECT_EQ(formatCpu(0.0004), "1m");  // rounds up: never below the forecast
+  EXPECT_EQ(formatMemory(512 * kMiB), "536870912");
+}
+
+struct Request {
+  std::string method, path, content_type, auth, body;
+  httplib::Params params;
+};
+
+// A strategic merge of spec.containers[].resources, enough for the resize patches sent here.
+void mergeResources(json& pod, const json& patch) {
+  for (const auto& pc : patch["spec"]["containers"]) {
+    for (auto& c : pod["spec"]["containers"]) {
+      if (c["name"] != pc["name"]) continue;
+      for (const char* kind : {"requests", "limits"}) {
+        if (!pc["resources"].contains(kind)) continue;
+        for (const auto& [k, v] : pc["resources"][kind].items()) {
+          if (v.is_null()) c["resources"][kind].erase(k);
+          else c["resources"][kind][k] = v;
+        }
+      }
+    }
+  }
+}
+
+class FakeApiServer {
+ public:
+  // What the simulated kubelet reports on the watch after a resize.
+  enum class Kubelet { kCompletes, kInProgressOnce, kInfeasible, kDeferredUntilTimeout };
+  Kubelet kubelet = Kubelet::kCompletes;
+  json pod, vpa;
+
+  FakeApiServer() {
+    pod = json::parse(R"({
+      "metadata": {"name": "web-0", "namespace": "shop", "resourceVersion": "100"},
+      "spec": {"containers": [
+        {"name": "app", "resources": {"requests": {"cpu": "500m", "memory": "256Mi"},
+                                      "limits": {"cpu": "500m", "memory": "256Mi"}}},
+        {"name": "sidecar", "resources": {"requests": {"cpu": "100m"}}}]},
+      "status": {"conditions": [{"type": "Ready", "status": "True"}], "containerStatuses": [
+        {"name": "app", "resources": {"requests": {"cpu": "500m", "memory": "256Mi"},
+                                      "limits": {"cpu": "500m", "memory": "256Mi"}}}]}})");
+    vpa = json::parse(R"({
+      "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+      "metadata": {"name": "web", "namespace": "shop"},
+      "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+               "recommenders": [{"name": "foresight"}],
+               "resourcePolicy": {"containerPolicies": [
+                 {"containerName": "app", "maxAllowed": {"cpu": "1"}}]}},
+      "status": {"conditions": [{"type": "RecommendationProvided", "status": "True"}],
+                 "recommendation": {"containerRecommendations": [
+                   {"containerName": "sidecar", "target": {"cpu": "100m"}}]}}})");
+    const std::string pod_path = "/api/v1/namespaces/shop/pods/web-0";
+    const std::string vpa_path =
+        "/apis/autoscaling.k8s.io/v1/namespaces/shop/verticalpodautoscalers/web";
+    server_.Get(pod_path, [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      res.set_content(pod.dump(), "application/json");
+    });
+    // The watch: GET /api/v1/namespaces/shop/pods?watch=true&fieldSelector=metadata.name=web-0.
+    server_.Get("/api/v1/namespaces/shop/pods", [this](const httplib::Request& req,
+                                                       httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      if (req.get_param_value("watch") != "true" ||
+          req.get_param_value("fieldSelector") != "metadata.name=web-0") {
+        res.status = 400;
+        res.set_content(R"({"kind":"Status","message":"bad watch"})", "application/json");
+        return;
+      }
+      std::vector<json> events;
+      auto with = [this](json condition) {
+        json view = pod;
+        view["status"]["conditions"].push_back(std::move(condition));
+        return json{{"type", "MODIFIED"}, {"object", view}};
+      };
+      if (pending_) {
+        switch (kubelet) {
+          case Kubelet::kInfeasible:
+            events.push_back(with({{"type", "PodResizePending"}, {"status", "True"},
+                                   {"reason", "Infeasible"},
+                                   {"message", "Node didn't have enough capacity: memory"}}));
+            break;
+          case Kubelet::kDeferredUntilTimeout:
+            events.push_back(with({{"type", "PodResizePending"}, {"status", "True"},
+                                   {"reason", "Deferred"}}));
+            break;  // the stream then ends, as at timeoutSeconds
+          case Kubelet::kInProgressOnce:
+            events.push_back(with({{"type", "PodResizeInProgress"}, {"status", "True"}}));
+            [[fallthrough]];
+          case Kubelet::kCompletes:
+            pod["status"]["containerStatuses"][0]["resources"] =
+                pod["spec"]["containers"][0]["resources"];
+            events.push_back({{"type", "MODIFIED"}, {"object", pod}});
+            pending_ = false;
+        }
+      }
+      res.set_chunked_content_provider(
+          "application/json", [events](std::size_t, httplib::DataSink& sink) {
+            for (const auto& e : events) {
+              const std::string line = e.dump() + "\n";
+              if (!sink.write(line.data(), line.size())) return false;
+            }
+            sink.done();
+            return true;
+          });
+    });
+    server_.Patch(pod_path + "/resize", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      if (req.get_header_value("Content-Type") != "application/strategic-merge-patch+json") {
+        res.status = 415;
+        res.set_content(R"({"message":"unsupported media type"})", "application/json");
+        return;
+      }
+      mergeResources(pod, json::parse(req.body));
+      pending_ = true;
+      res.set_content(pod.dump(), "application/json");
+    });
+    server_.Get("/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods/web-0",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  std::lock_guard lock(mu_);
+                  log(req);
+                  res.set_content(R"({"kind":"PodMetrics","containers":[
+                      {"name":"app","usage":{"cpu":"250m","memory":"200Mi"}},
+                      {"name":"sidecar","usage":{"cpu":"1m","memory":"3Mi"}}]})",
+                                  "application/json");
+                });
+    server_.Get(vpa_path, [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      res.set_content(vpa.dump(), "application/json");
+    });
+    server_.Patch(vpa_path + "/status", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      if (req.get_header_value("Content-Type") != "application/json-patch+json") {
+        res.status = 415;
+        return;
+      }
+      const json ops = json::parse(req.body);
+      vpa = vpa.patch(ops);  // RFC 6902, as the API server applies it
+      res.set_content(vpa.dump(), "application/json");
+    });
+    server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (res.status == 404) {
+        std::lock_guard lock(mu_);
+        log(req);
+        res.set_content(R"({"kind":"Status","message":"the server could not find the requested resource"})",
+                        "application/json");
+      }
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~FakeApiServer() {
+    server_.stop();
+    thread_.join();
+  }
+
+  ClusterAccess access() const {
+    ClusterAccess a;
+    a.server = fmt::format("http://127.0.0.1:{}", port_);
+    a.token = "test-token";
+    return a;
+  }
+  std::vector<Request> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+  std::vector<Request> patches() {
+    std::vector<Request> out;
+    for (auto& r : requests())
+      if (r.method == "PATCH") out.push_back(r);
+    return out;
+  }
+  int port() const { return port_; }
+
+ private:
+  void log(const httplib::Request& req) {
+    requests_.push_back({req.method, req.path, req.get_header_value("Content-Type"),
+                         req.get_header_value("Authorization"), req.body, req.params});
+  }
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<Request> requests_;
+  bool pending_ = false;
+};
+
+// The fake ends every watch stream itself; the timeout only goes into the query.
+Settings fastPolls(const std::string& mode = "resize") {
+  Settings s;
+  s.mode = mode;
+  s.resize_timeout_seconds = 7;
+  return s;
+}
+
+TEST(K8sResize, PatchesTheResizeSubresourceAndWaitsForTheKubelet) {
+  FakeApiServer api;
+  api.kubelet = FakeApiServer::Kubelet::kInProgressOnce;
+  auto b = makeBackend(api.access(), fastPolls());
+  auto cur = b->current("shop/web-0/app");
+  ASSERT_TRUE(cur) << cur.error().message;
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kCpu], 0.5);
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kMemory], 256 * kMiB);
+
+  Allocation t;
+  t[Resource::kCpu] = 1.5;
+  t[Resource::kMemory] = 512 * kMiB;
+  auto st = b->apply("shop/web-0/app", t);
+  ASSERT_TRUE(st) << st.error().message;
+  const auto patches = api.patches();
+  ASSERT_EQ(patches.size(), 1u);
+  EXPECT_EQ(patches[0].path, "/api/v1/namespaces/shop/pods/web-0/resize");
+  EXPECT_EQ(patches[0].content_type, "application/strategic-merge-patch+json");
+  EXPECT_EQ(patches[0].auth, "Bearer test-token");
+  EXPECT_EQ(json::parse(patches[0].body), json::parse(R"({"spec":{"containers":[{"name":"app",
+      "resources":{"requests":{"cpu":"1500m","memory":"536870912"},
+                   "limits":{"cpu":"1500m","memory":"536870912"}}}]}})"));
+  // current(): GET. apply(): GET the pod, PATCH, GET it again, watch from its resourceVersion.
+  const auto reqs = api.requests();
+  ASSERT_EQ(reqs.size(), 5u);
+  EXPECT_EQ(reqs[2].method, "PATCH");
+  EXPECT_EQ(reqs[4].path, "/api/v1/namespaces/shop/pods");
+  const std::multimap<std::string, std::string> expected_params = {
+      {"watch", "true"}, {"fieldSelector", "metadata.name=web-0"}, {"timeoutSeconds", "7"},
+      {"resourceVersion", "100"}};
+  EXPECT_EQ(reqs[4].params, expected_params);
+  EXPECT_EQ(reqs[4].auth, "Bearer test-token");
+
+  cur = b->current("shop/web-0/app");
+  ASSERT_TRUE(cur);
+  EXPECT_EQ(*cur, t);
+  ASSERT_TRUE(b->apply("shop/web-0/app", t));  // idempotent: no second PATCH
+  EXPECT_EQ(api.patches().size(), 1u);
+  // Same values spelled differently are no change either.
+  api.pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "1.5";
+  api.pod["spec"]["containers"][0]["resources"]["requests"]["memory"] = "512Mi";
+  ASSERT_TRUE(b->apply("shop/web-0/app", t));
+  EXPECT_EQ(api.patches().size(), 1u);
+}
+
+TEST(K8sResize, InfeasibleResizePutsThePreviousResourcesBack) {
+  FakeApiServer api;
+  api.kubelet = FakeApiServer::Kubelet::kInfeasible;
+  auto b = makeBackend(api.access(), fastPolls());
+  Allocation t;
+  t[Resource::kMemory] = 64 * 1024 * kMiB;
+  auto st = b->apply("shop/web-0/app", t);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("pod shop/web-0/app"), std::string::npos)
+      << st.error().message;
+  EXPECT_NE(st.error().message.find("Infeasible"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("restored"), std::string::npos) << st.error().message;
+  const auto patches = api.patches();
+  ASSERT_EQ(patches.size(), 2u);
+  EXPECT_EQ(json::parse(patches[1].body)["spec"]["containers"][0]["resources"],
+            json::parse(R"({"requests":{"memory":"256Mi"},"limits":{"memory":"256Mi"}})"));
+  EXPECT_EQ(api.pod["spec"]["containers"][0]["resources"]["limits"]["memory"], "256Mi");
+}
+
+TEST(K8sResize, DeferredUntilTheWatchEndsPutsThePreviousResourcesBack) {
+  FakeApiServer api;
+  api.kubelet = FakeApiServer::Kubelet::kDeferredUntilTimeout;
+  auto b = makeBackend(api.access(), fastPolls());
+  Allocation t;
+  t[Resource::kCpu] = 4;
+  auto st = b->apply("shop/web-0/app", t);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(st.error().message.find("PodResizePending/Deferred"), std::string::npos)
+      << st.error().message;
+  const auto patches = api.patches();
+  ASSERT_EQ(patches.size(), 2u);
+  EXPECT_EQ(json::parse(patches[1].body)["spec"]["containers"][0]["resources"],
+            json::parse(R"({"requests":{"cpu":"500m"},"limits":{"cpu":"500m"}})"));
+  EXPECT_EQ(api.pod["spec"]["containers"][0]["resources"]["limits"]["cpu"], "500m");
+}
+
+TEST(K8sResize, UsageFromTheMetricsApi) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls());
+  auto use = b->usage("shop/web-0/app");
+  ASSERT_TRUE(use) << use.error().message;
+  EXPECT_DOUBLE_EQ(*(*use)[Resource::kCpu], 0.25);
+  EXPECT_DOUBLE_EQ(*(*use)[Resource::kMemory], 200 * kMiB);
+  auto none = b->usage("shop/other-pod/app");  // 404: no metrics
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("pod shop/other-pod"), std::string::npos);
+}
+
+TEST(K8sResize, WorkloadErrorsNameThePod) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls());
+  auto cur = b->current("shop/web-0");  // two containers: must name one
+  ASSERT_FALSE(cur);
+  EXPECT_NE(cur.error().message.find("pod shop/web-0 has 2 containers"), std::string::npos);
+  cur = b->current("shop/missing/app");
+  ASSERT_FALSE(cur);
+  EXPECT_EQ(cur.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(cur.error().message.find("shop/missing"), std::string::npos);
+  EXPECT_FALSE(b->current("just-a-name"));
+  Allocation io;
+  io[Resource::kDiskIo] = 1e6;
+  EXPECT_FALSE(b->apply("shop/web-0/app", io));
+  EXPECT_TRUE(api.patches().empty());
+}
+
+TEST(K8sVpa, WritesTheRecommendationIntoStatus) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls("vpa"));
+  Allocation t;
+  t[Resource::kCpu] = 1.5;  // maxAllowed cpu is 1
+  t[Resource::kMemory] = 512 * kMiB;
+  auto st = b->apply("shop/web/app", t);
+  ASSERT_TRUE(st) << st.error().message;
+  const auto patches = api.patches();
+  ASSERT_EQ(patches.size(), 1u);
+  EXPECT_EQ(patches[0].path,
+            "/apis/autoscaling.k8s.io/v1/namespaces/shop/verticalpodautoscalers/web/status");
+  EXPECT_EQ(patches[0].content_type, "application/json-patch+json");
+  const json body = json::parse(patches[0].body);
+  ASSERT_TRUE(body.is_array());
+  EXPECT_EQ(body[0]["op"], "add");
+  EXPECT_EQ(body[0]["path"], "/status");
+  // 512 MiB * 0.9 = 483183820.8 -> 483183821 bytes (rounded up); * 1.2 = 644245094.4 -> ...095.
+  const json expected = json::parse(R"({
+    "conditions": [{"type": "RecommendationProvided", "status": "True"}],
+    "recommendation": {"containerRecommendations": [
+      {"containerName": "sidecar", "target": {"cpu": "100m"}},
+      {"containerName": "app",
+       "target": {"cpu": "1000m", "memory": "536870912"},
+       "lowerBound": {"cpu": "1000m", "memory": "483183821"},
+       "upperBound": {"cpu": "1000m", "memory": "644245095"},
+       "uncappedTarget": {"cpu": "1500m", "memory": "536870912"}}]}})");
+  EXPECT_EQ(body[0]["value"], expected) << body[0]["value"].dump(2);
+
+  auto cur = b->current("shop/web/app");
+  ASSERT_TRUE(cur);
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kCpu], 1.0);
+  ASSERT_TRUE(b->apply("shop/web/app", t));  // idempotent
+  EXPECT_EQ(api.patches().size(), 1u);
+}
+
+TEST(K8sVpa, BoundsFromTheForecast) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls("vpa"));
+  Allocation target, lower, upper;
+  target[Resource::kCpu] = 0.6;
+  target[Resource::kMemory] = 512 * kMiB;
+  lower[Resource::kCpu] = 0.3;
+  lower[Resource::kMemory] = 600 * kMiB;  // above the target: the bound is the target
+  upper[Resource::kCpu] = 2.0;              // above maxAllowed (1): capped
+  upper[Resource::kMemory] = 768 * kMiB;
+  ASSERT_TRUE(recommend(*b, "shop/web/app", target, lower, upper));
+  const json rec = json::parse(api.patches().at(0).body)[0]["value"]["recommendation"]
+                       ["containerRecommendations"][1];
+  EXPECT_EQ(rec["lowerBound"], json::parse(R"({"cpu":"300m","memory":"536870912"})"));
+  EXPECT_EQ(rec["upperBound"], json::parse(R"({"cpu":"1000m","memory":"805306368"})"));
+  EXPECT_EQ(rec["target"], json::parse(R"({"cpu":"600m","memory":"536870912"})"));
+  auto resize = makeBackend(api.access(), fastPolls("resize"));
+  EXPECT_FALSE(recommend(*resize, "shop/web/app", target, lower, upper));
+}
+
+TEST(K8sVpa, LeavesVpasOfOtherRecommendersAlone) {
+  FakeApiServer api;
+  api.vpa["spec"]["recommenders"] = json::parse(R"([{"name": "default"}])");
+  auto b = makeBackend(api.access(), fastPolls("vpa"));
+  Allocation t;
+  t[Resource::kCpu] = 1;
+  auto st = b->apply("shop/web/app", t);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("spec.recommenders does not name 'foresight'"),
+            std::string::npos);
+  EXPECT_TRUE(api.patches().empty());
+}
+
+// ---- Configuration and TLS -----------------------------------------------------------------
+
+std::string b64(const std::string& s) {
+  std::string out(4 * ((s.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(s.data()),
+                                static_cast<int>(s.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+TEST(K8sConfig, KubeconfigContextsAndRefusals) {
+  testing::TempDir tmp;
+  const auto path = tmp.path() / "config";
+  testing::writeFile(path, fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: dev
+contexts:
+- name: dev
+  context: {{cluster: c1, user: u1, namespace: shop}}
+- name: lax
+  context: {{cluster: c2, user: u1}}
+clusters:
+- name: c1
+  cluster: {{server: "https://10.0.0.1:6443", certificate-authority-data: "{}"}}
+- name: c2
+  cluster: {{server: "https://10.0.0.2:6443", insecure-skip-tls-verify: true}}
+users:
+- name: u1
+  user: {{token: "abc"}}
+)", b64("-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n")));
+  auto a = loadKubeconfig(path.string(), "");
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->server, "https://10.0.0.1:6443");
+  EXPECT_EQ(a->token, "abc");
+  EXPECT_EQ(a->default_namespace, "shop");
+  EXPECT_EQ(a->ca_pem, "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n");
+  auto lax = loadKubeconfig(path.string(), "lax");
+  ASSERT_FALSE(lax);
+  EXPECT_NE(lax.error().message.find("insecure-skip-tls-verify"), std::string::npos);
+  EXPECT_FALSE(loadKubeconfig(path.string(), "nope"));
+  EXPECT_FALSE(loadKubeconfig((tmp.path() / "missing").string(), ""));
+}
+
+// A self-signed certificate for 127.0.0.1 (IP SAN), made in memory.
+struct SelfSigned {
+  X509* cert = nullptr;
+  EVP_PKEY* key = nullptr;
+  SelfSigned() {
+    key = EVP_RSA_gen(2048);
+    cert = X509_new();
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
+                              {NID_basic_constraints, "critical,CA:TRUE"}}) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+      X509_add_ext(cert, ext, -1);
+      X509_EXTENSION_free(ext);
+    }
+    X509_sign(cert, key, EVP_sha256());
+  }
+  ~SelfSigned() {
+    X509_free(cert);
+    EVP_PKEY_free(key);
+  }
+  std::string keyPem() const {
+    BIO* b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(b, &data);
+    std::string out(data, static_cast<std::size_t>(n));
+    BIO_free(b);
+    return out;
+  }
+  std::string pem() const {
+    BIO* b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(b, cert);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(b, &data);
+    std::string out(data, static_cast<std::size_t>(n));
+    BIO_free(b);
+    return out;
+  }
+};
+
+TEST(K8sTls, VerifiesTheServerCertificate) {
+  SelfSigned server_cert, other;
+  httplib::SSLServer server(server_cert.cert, server_cert.key);
+  server.Get("/api/v1/namespaces/shop/pods/p", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"2"}}}]}})",
+                    "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { server.listen_after_bind(); });
+
+  ClusterAccess a;
+  a.server = fmt::format("https://127.0.0.1:{}", port);
+  a.ca_pem = server_cert.pem();
+  auto trusted = makeBackend(a, fastPolls())->current("shop/p");
+  a.ca_pem = other.pem();
+  auto untrusted = makeBackend(a, fastPolls())->current("shop/p");
+  server.stop();
+  t.join();
+  ASSERT_TRUE(trusted) << trusted.error().message;
+  EXPECT_DOUBLE_EQ(*(*trusted)[Resource::kCpu], 2.0);
+  ASSERT_FALSE(untrusted);
+  EXPECT_EQ(untrusted.error().code, ErrorCode::kUnavailable);
+}
+
+// Mutual TLS: the server only talks to clients whose certificate it trusts; the client key and
+// certificate come from a kubeconfig's client-certificate-data / client-key-data.
+TEST(K8sTls, PresentsTheKubeconfigClientCertificate) {
+  SelfSigned server_cert, client_cert, stranger;
+  X509_STORE* clients = X509_STORE_new();
+  X509_STORE_add_cert(clients, client_cert.cert);
+  httplib::SSLServer server(server_cert.cert, server_cert.key, clients);
+  server.Get("/api/v1/namespaces/shop/pods/p", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"spec":{"containers":[{"name":"c","resources":{"limits":{"memory":"1Gi"}}}]}})",
+                    "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { server.listen_after_bind(); });
+
+  testing::TempDir tmp;
+  auto kubeconfig = [&](const SelfSigned& who) {
+    const auto path = tmp.path() / "config";
+    testing::writeFile(path, fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
+clusters: [{{name: k, cluster: {{server: "https://127.0.0.1:{}", certificate-authority-data: "{}"}}}}]
+users: [{{name: u, user: {{client-certificate-data: "{}", client-key-data: "{}"}}}}]
+)", port, b64(server_cert.pem()), b64(who.pem()), b64(who.keyPem())));
+    return path.string();
+  };
+  BackendOptions o;
+  o.values["kubeconfig"] = kubeconfig(client_cert);
+  auto accepted = makeKubernetesBackend(o)->current("shop/p");
+  o.values["kubeconfig"] = kubeconfig(stranger);
+  auto refused = makeKubernetesBackend(o)->current("shop/p");
+  server.stop();
+  t.join();
+  ASSERT_TRUE(accepted) << accepted.error().message;
+  EXPECT_DOUBLE_EQ(*(*accepted)[Resource::kMemory], 1024 * kMiB);
+  EXPECT_FALSE(refused);
+}
+
+}  // namespace
+}  // namespace foresight::allocate::k8s
+
+namespace foresight::allocate::k8s {
+namespace {
+
+TEST(K8sConfig, InClusterServiceAccount) {
+  testing::TempDir sa;
+  testing::writeFile(sa.path() / "token", "sa-token\n");
+  testing::writeFile(sa.path() / "ca.crt", "-----BEGIN CERTIFICATE-----\nY\n-----END CERTIFICATE-----\n");
+  testing::writeFile(sa.path() / "namespace", "prod");
+  ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+  ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+  auto a = loadInCluster(sa.path().string());
+  ::unsetenv("KUBERNETES_SERVICE_HOST");
+  ::unsetenv("KUBERNETES_SERVICE_PORT");
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->server, "https://10.96.0.1:443");
+  EXPECT_EQ(a->token, "sa-token");
+  EXPECT_EQ(a->default_namespace, "prod");
+  EXPECT_NE(a->ca_pem.find("BEGIN CERTIFICATE"), std::string::npos);
+  auto outside = loadInCluster(sa.path().string());
+  ASSERT_FALSE(outside);
+  EXPECT_EQ(outside.error().code, ErrorCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace foresight::allocate::k8s

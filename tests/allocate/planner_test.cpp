@@ -1,0 +1,250 @@
+// Planner rules, with expected values worked out by hand from the forecasts below.
+#include "foresight/allocate/planner.h"
+
+#include <gtest/gtest.h>
+
+namespace foresight::allocate {
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024;
+
+// cpu quantiles at levels 0.5, 0.9, 0.99 over three steps; the p90 maximum is 2.0 (step 2).
+predict::Forecast cpuForecast() {
+  predict::Forecast f;
+  f.workload = "web";
+  f.time = 1000;
+  f.step_seconds = 60;
+  f.levels = {0.5, 0.9, 0.99};
+  f.values[index(Resource::kCpu)] = {{1.0, 1.5, 2.5}, {1.2, 2.0, 3.0}, {0.8, 1.0, 1.2}};
+  return f;
+}
+
+PlannerConfig cpuAtP90() {
+  PlannerConfig c;
+  c[Resource::kCpu].quantile = 0.9;
+  return c;
+}
+
+const Decision& decisionFor(const Plan& p, Resource r) {
+  for (const auto& d : p.decisions)
+    if (d.resource == r) return d;
+  throw std::runtime_error("no decision");
+}
+
+TEST(Planner, InitialTargetIsTheHorizonMaxOfTheQuantile) {
+  const auto f = cpuForecast();
+  PlanInput in;
+  in.forecast = &f;
+  const auto plan = Planner(cpuAtP90()).plan(in);
+  const auto& d = decisionFor(plan, Resource::kCpu);
+  EXPECT_EQ(d.rule, "initial");
+  EXPECT_DOUBLE_EQ(d.forecast, 2.0);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 2.0);
+  EXPECT_NE(d.reason.find("p90"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("initial"), std::string::npos) << d.reason;
+}
+
+TEST(Planner, ReportsForecastBoundsForEveryForecastResource) {
+  const auto f = cpuForecast();
+  PlanInput in;
+  in.forecast = &f;
+  in.current[Resource::kCpu] = 2.0;  // no change, bounds still reported
+  const auto plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_FALSE(plan.hasChanges());
+  EXPECT_DOUBLE_EQ(*plan.lower[Resource::kCpu], 1.2);  // p50 max over steps: 1.0, 1.2, 0.8
+  EXPECT_DOUBLE_EQ(*plan.upper[Resource::kCpu], 3.0);  // p99: 2.5, 3.0, 1.2
+  EXPECT_FALSE(plan.lower[Resource::kMemory]);
+}
+
+TEST(Planner, QuantileBetweenLevelsIsInterpolatedAndHorizonCanBeCut) {
+  const auto f = cpuForecast();
+  PlannerConfig c;
+  c[Resource::kCpu].quantile = 0.945;  // halfway between 0.9 and 0.99
+  c.horizon_steps = 1;                 // step 1 only: 1.5 .. 2.5 -> 2.0
+  PlanInput in;
+  in.forecast = &f;
+  const auto plan = Planner(c).plan(in);
+  EXPECT_NEAR(decisionFor(plan, Resource::kCpu).forecast, 2.0, 1e-12);
+  c.horizon_steps = 0;  // all steps: step 2 gives 2.0 .. 3.0 -> 2.5
+  EXPECT_NEAR(decisionFor(Planner(c).plan(in), Resource::kCpu).forecast, 2.5, 1e-12);
+}
+
+TEST(Planner, HysteresisKeepsSmallChanges) {
+  const auto f = cpuForecast();
+  PlanInput in;
+  in.forecast = &f;
+  in.current[Resource::kCpu] = 1.9;  // |2.0 - 1.9| = 0.1 <= 0.10 * 1.9
+  const auto plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "hysteresis");
+  EXPECT_FALSE(plan.hasChanges());
+  in.current[Resource::kCpu] = 1.8;  // 0.2 > 0.18: changes
+  EXPECT_TRUE(Planner(cpuAtP90()).plan(in).hasChanges());
+}
+
+TEST(Planner, ScalesUpFastButAtMostOneStep) {
+  const auto f = cpuForecast();
+  PlanInput in;
+  in.forecast = &f;
+  in.current[Resource::kCpu] = 0.5;  // desired 2.0, max_step_up 100% -> 1.0
+  const auto plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "max-step-up");
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 1.0);
+}
+
+TEST(Planner, ScalesDownSlowly) {
+  const auto f = cpuForecast();
+  PlanInput in;
+  in.forecast = &f;
+  in.current[Resource::kCpu] = 4.0;  // desired 2.0, max_step_down 10% -> 3.6
+  const auto plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "max-step-down");
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 3.6);
+}
+
+TEST(Planner, CooldownBlocksScaleDownButNotScaleUp) {
+  const auto f = cpuForecast();
+  PlanInput in;
+  in.forecast = &f;
+  in.now = 10'000;
+  in.last_change[index(Resource::kCpu)] = 10'000 - 100;  // down cooldown is 300 s
+  in.current[Resource::kCpu] = 4.0;
+  EXPECT_EQ(decisionFor(Planner(cpuAtP90()).plan(in), Resource::kCpu).rule, "cooldown");
+  in.current[Resource::kCpu] = 1.5;  // up: cooldown_up is 0
+  const auto plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "forecast");
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 2.0);
+  in.last_change[index(Resource::kCpu)] = 10'000 - 300;  // expired
+  in.current[Resource::kCpu] = 4.0;
+  EXPECT_EQ(decisionFor(Planner(cpuAtP90()).plan(in), Resource::kCpu).rule, "max-step-down");
+}
+
+TEST(Planner, BoundsAndHeadroom) {
+  const auto f = cpuForecast();
+  auto c = cpuAtP90();
+  c[Resource::kCpu].headroom = 0.25;  // 2.0 * 1.25 = 2.5
+  PlanInput in;
+  in.forecast = &f;
+  EXPECT_DOUBLE_EQ(*Planner(c).plan(in).target[Resource::kCpu], 2.5);
+  c[Resource::kCpu].max = 2.2;
+  auto plan = Planner(c).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "max-bound");
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 2.2);
+  c[Resource::kCpu].max = 100;
+  c[Resource::kCpu].min = 3;
+  plan = Planner(c).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "min-bound");
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 3.0);
+}
+
+predict::Forecast memoryForecast(double mib) {
+  predict::Forecast f;
+  f.workload = "db";
+  f.levels = {0.5, 0.95};
+  f.values[index(Resource::kMemory)] = {{mib * kMiB * 0.8, mib * kMiB}};
+  return f;
+}
+
+TEST(Planner, MemoryNeverBelowUsagePlusMargin) {
+  const auto f = memoryForecast(100);  // p95 = 100 MiB
+  PlanInput in;
+  in.forecast = &f;
+  in.usage[Resource::kMemory] = 200 * kMiB;  // floor = 200 * 1.1 + 64 = 284 MiB
+  in.current[Resource::kMemory] = 1024 * kMiB;
+  auto plan = Planner(PlannerConfig{}).plan(in);
+  // Desired is the floor (284 MiB), but one step down is at most 10%: 921.6 MiB.
+  auto d = decisionFor(plan, Resource::kMemory);
+  EXPECT_NEAR(d.desired, 284 * kMiB, 1.0);
+  EXPECT_EQ(d.rule, "max-step-down");
+  EXPECT_NEAR(*plan.target[Resource::kMemory], 921.6 * kMiB, 1.0);
+  EXPECT_EQ(d.reason,
+            "memory: forecast p95 max over 1 step = 100.00MiB, current 1.00GiB, desired "
+            "284.00MiB, rule max-step-down -> 921.60MiB (usage 200.00MiB, floor 284.00MiB)");
+
+  // Below the floor now: raise to the floor even past the step limit and a fresh cooldown.
+  PlannerConfig c;
+  c[Resource::kMemory].max_step_up = 0.1;
+  c[Resource::kMemory].cooldown_up_seconds = 600;
+  in.now = 1000;
+  in.last_change[index(Resource::kMemory)] = 990;
+  in.current[Resource::kMemory] = 150 * kMiB;
+  plan = Planner(c).plan(in);
+  d = decisionFor(plan, Resource::kMemory);
+  EXPECT_EQ(d.rule, "usage-floor");
+  EXPECT_NEAR(*plan.target[Resource::kMemory], 284 * kMiB, 1.0);
+  EXPECT_NE(d.reason.find("floor"), std::string::npos) << d.reason;
+
+  // The floor also beats the workload's max bound.
+  c[Resource::kMemory].max = 256 * kMiB;
+  plan = Planner(c).plan(in);
+  EXPECT_NEAR(*plan.target[Resource::kMemory], 284 * kMiB, 1.0);
+}
+
+TEST(Planner, NoForecastKeepsTheCurrentAllocation) {
+  predict::Forecast f;
+  f.workload = "idle";
+  f.levels = {0.5};
+  PlanInput in;
+  in.forecast = &f;
+  in.current[Resource::kCpu] = 1.0;
+  const auto plan = Planner(PlannerConfig{}).plan(in);
+  EXPECT_FALSE(plan.hasChanges());
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "no-forecast");
+  EXPECT_EQ(plan.reason(), "no change");
+}
+
+}  // namespace
+}  // namespace foresight::allocate
+
+namespace foresight::allocate {
+namespace {
+
+TEST(PlannerConfig, ShippedFileStatesTheBuiltInDefaults) {
+  auto c = loadPlannerConfig(FORESIGHT_SOURCE_DIR "/config/planner.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  const PlannerConfig builtin;
+  for (Resource r : {Resource::kCpu, Resource::kMemory}) {
+    SCOPED_TRACE(std::string(name(r)));
+    const auto& a = (*c)[r];
+    const auto& b = builtin[r];
+    EXPECT_EQ(a.quantile, b.quantile);
+    EXPECT_EQ(a.headroom, b.headroom);
+    EXPECT_EQ(a.hysteresis, b.hysteresis);
+    EXPECT_EQ(a.max_step_up, b.max_step_up);
+    EXPECT_EQ(a.max_step_down, b.max_step_down);
+    EXPECT_EQ(a.cooldown_up_seconds, b.cooldown_up_seconds);
+    EXPECT_EQ(a.cooldown_down_seconds, b.cooldown_down_seconds);
+    EXPECT_EQ(a.min, b.min);
+    EXPECT_EQ(a.max, b.max);
+    EXPECT_EQ(a.usage_margin, b.usage_margin);
+    EXPECT_EQ(a.usage_margin_abs, b.usage_margin_abs);
+    EXPECT_EQ(a.lower_quantile, b.lower_quantile);
+    EXPECT_EQ(a.upper_quantile, b.upper_quantile);
+  }
+  auto web = loadPlannerConfig(FORESIGHT_SOURCE_DIR "/config/planner.yaml", "example-web");
+  ASSERT_TRUE(web);
+  EXPECT_EQ((*web)[Resource::kCpu].min, 0.5);
+  EXPECT_EQ((*web)[Resource::kMemory].max, 16.0 * 1024 * 1024 * 1024);
+  EXPECT_EQ((*web)[Resource::kMemory].quantile, 0.95);  // not overridden
+}
+
+TEST(PlannerConfig, OverridesAndErrors) {
+  auto c = parsePlannerConfig("defaults:\n  cpu: {quantile: 0.9}\nworkloads:\n  db:\n"
+                              "    memory: {min: 1G, max: 2G}\n",
+                              "p.yaml", "db");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ((*c)[Resource::kCpu].quantile, 0.9);
+  EXPECT_EQ((*c)[Resource::kMemory].min, 1024.0 * 1024 * 1024);
+  auto typo = parsePlannerConfig("defaults:\n  cpu: {quantil: 0.9}\n", "p.yaml");
+  ASSERT_FALSE(typo);
+  EXPECT_NE(typo.error().message.find("p.yaml: defaults.cpu: unknown key 'quantil'"),
+            std::string::npos)
+      << typo.error().message;
+  EXPECT_FALSE(parsePlannerConfig("defaults:\n  gpu: {quantile: 0.9}\n", "p.yaml"));
+  EXPECT_FALSE(parsePlannerConfig("defaults:\n  cpu: {quantile: 1.5}\n", "p.yaml"));
+  EXPECT_FALSE(parsePlannerConfig("defaults:\n  cpu: {min: 4, max: 2}\n", "p.yaml"));
+  EXPECT_FALSE(parsePlannerConfig("defaults:\n  memory: {max: lots}\n", "p.yaml"));
+  EXPECT_FALSE(loadPlannerConfig("/nonexistent/planner.yaml"));
+}
+
+}  // namespace
+}  // namespace foresight::allocate
