@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <optional>
 
 #include "foresight/loop/controller.h"
 
@@ -51,27 +52,59 @@ class ReactiveController final : public Controller {
 
 class ForesightController final : public Controller {
  public:
-  explicit ForesightController(ForesightOptions o) : o_(o), forecaster_(o.forecaster) {}
+  explicit ForesightController(ForesightOptions o)
+      : o_(o), forecaster_(withHorizon(o)), planner_(configFor(o)) {
+    // The levels the planner reads: its target quantile and the bounds it reports.
+    levels_ = {o_.policy.lower_quantile, o_.policy.quantile, o_.policy.upper_quantile};
+    std::sort(levels_.begin(), levels_.end());
+    levels_.erase(std::unique(levels_.begin(), levels_.end()), levels_.end());
+  }
+
   double decide(const Interval& in) override {
     forecaster_.observe(in.demand);
-    double forecast = 0;
-    const std::array<double, 1> level = {o_.level};
-    for (std::size_t h = 1; h <= std::min(o_.lookahead, o_.forecaster.horizon); ++h) {
-      std::array<double, 1> q{};
-      forecaster_.forecast(h, level, q);
-      if (!std::isnan(q[0])) forecast = std::max(forecast, q[0]);
+    ++step_;
+    predict::Forecast f;
+    f.levels = levels_;
+    auto& values = f.values[index(o_.resource)];
+    for (std::size_t h = 1; h <= o_.lookahead; ++h) {
+      std::vector<double> q(levels_.size());
+      forecaster_.forecast(h, levels_, q);
+      if (std::isnan(q[0])) return in.limit;  // no history yet
+      values.push_back(std::move(q));
     }
-    double target =
-        std::max({forecast * (1 + o_.headroom), o_.min_limit, in.usage * (1 + o_.usage_margin)});
-    const double current = in.limit;
-    if (std::isinf(current) || target > current) return target;  // up: at once
-    if (target > current * (1 - o_.hysteresis)) return current;  // inside the band: no change
-    return std::max(target, current * (1 - o_.max_down));        // down: slowly
+    allocate::PlanInput input;
+    input.forecast = &f;
+    if (!std::isinf(in.limit)) input.current[o_.resource] = in.limit;
+    input.usage[o_.resource] = in.usage;
+    input.now = static_cast<std::int64_t>(static_cast<double>(step_) * o_.interval_seconds);
+    input.last_change[index(o_.resource)] = last_change_;
+    const allocate::Plan plan = planner_.plan(input);
+    for (const auto& d : plan.decisions) {
+      if (d.resource != o_.resource || !d.target) continue;
+      if (d.change) last_change_ = input.now;
+      return *d.target;
+    }
+    return in.limit;
   }
 
  private:
+  static predict::SeasonalOptions withHorizon(const ForesightOptions& o) {
+    predict::SeasonalOptions s = o.forecaster;
+    s.horizon = std::max(s.horizon, o.lookahead);
+    return s;
+  }
+  static allocate::PlannerConfig configFor(const ForesightOptions& o) {
+    allocate::PlannerConfig c;
+    c[o.resource] = o.policy;
+    return c;
+  }
+
   ForesightOptions o_;
   predict::SeasonalForecaster forecaster_;
+  allocate::Planner planner_;
+  std::vector<double> levels_;
+  std::size_t step_ = 0;
+  std::optional<std::int64_t> last_change_;
 };
 
 }  // namespace

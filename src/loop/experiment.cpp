@@ -169,6 +169,32 @@ class ExperimentCgroup {
   std::vector<fs::path> dirs_;
 };
 
+}  // namespace
+
+ForesightOptions foresightOptionsFor(bool memory, const ExperimentOptions& o) {
+  const auto per_cycle =
+      static_cast<std::size_t>(std::lround(o.cycle_seconds / o.interval_seconds));
+  // The planner's product defaults, but for the time scale: decisions every second on cycles of
+  // tens of seconds leave no room for a 300 s cool-down or a 10%-a-step descent.
+  ForesightOptions f;
+  f.forecaster.max_period = std::max<std::size_t>(8, 3 * per_cycle / 2);
+  f.forecaster.errors = 2 * per_cycle;
+  f.resource = memory ? Resource::kMemory : Resource::kCpu;
+  f.interval_seconds = o.interval_seconds;
+  f.policy.headroom = 0.05;
+  f.policy.hysteresis = 0.05;
+  f.policy.max_step_down = 0.30;
+  f.policy.cooldown_down_seconds = 0;
+  f.policy.min = memory ? 16.0 * (1 << 20) : 0.05;
+  if (memory) {
+    f.policy.quantile = 0.99;  // an OOM kill costs far more than a throttled second
+    f.forecaster.follow_growth = true;
+  }
+  return f;
+}
+
+namespace {
+
 std::unique_ptr<Controller> makeController(const std::string& name, bool memory,
                                            const ExperimentOptions& o) {
   const auto per_cycle =
@@ -183,13 +209,7 @@ std::unique_ptr<Controller> makeController(const std::string& name, bool memory,
     r.min_limit = memory ? 16.0 * (1 << 20) : 0.05;
     return makeReactiveController(r);
   }
-  ForesightOptions f;
-  f.forecaster.max_period = std::max<std::size_t>(8, 3 * per_cycle / 2);
-  f.forecaster.errors = 2 * per_cycle;
-  f.forecaster.horizon = f.lookahead;
-  f.min_limit = memory ? 16.0 * (1 << 20) : 0.05;
-  if (memory) f.level = 0.99;  // an OOM kill costs far more than a throttled second
-  return makeForesightController(f);
+  return makeForesightController(foresightOptionsFor(memory, o));
 }
 
 pid_t spawnWorkload(const ExperimentOptions& o, const ExperimentCgroup& cg, const std::string& kind,

@@ -40,15 +40,20 @@ TEST(ReactiveController, RaisesOnPressureAndLowersAfterQuiet) {
 TEST(ForesightController, ScalesDownSlowlyAndNeverBelowUsagePlusMargin) {
   ForesightOptions o;
   o.forecaster.max_period = 16;
+  o.resource = Resource::kMemory;
+  o.policy.max_step_down = 0.3;
+  o.policy.cooldown_down_seconds = 0;
+  o.policy.usage_margin = 0.1;
+  o.policy.usage_margin_abs = 0;
   auto c = makeForesightController(o);
   double limit = kUnlimited;
   for (int i = 0; i < 30; ++i) limit = c->decide(seen(10.0, limit));
   EXPECT_GE(limit, 11.0);  // usage x 1.1 at least
-  // Demand falls to 1: the limit follows, by at most max_down an interval.
+  // Demand falls to 1: the limit follows, by at most max_step_down an interval.
   for (int i = 0; i < 30; ++i) {
     const double before = limit;
     limit = c->decide(seen(1.0, limit));
-    EXPECT_GE(limit, before * (1 - o.max_down) - 1e-9);
+    EXPECT_GE(limit, before * (1 - o.policy.max_step_down) - 1e-9);
     EXPECT_GE(limit, 1.1 - 1e-9);
   }
   EXPECT_LT(limit, 2.0);
@@ -79,11 +84,9 @@ TEST(ClosedLoopModel, ForesightThrottlesFarLessThanReactiveAtNoMoreQuota) {
   const int period = 30, cycles = 8;
   ReactiveOptions ro;
   auto reactive = makeReactiveController(ro);
-  ForesightOptions fo;
-  fo.forecaster.max_period = 45;
-  fo.forecaster.horizon = fo.lookahead;
-  fo.forecaster.errors = 60;
-  auto foresight = makeForesightController(fo);
+  ExperimentOptions eo;
+  eo.cycle_seconds = period;
+  auto foresight = makeForesightController(foresightOptionsFor(/*memory=*/false, eo));
   const Simulated r = simulate(*reactive, cycles, period);
   const Simulated f = simulate(*foresight, cycles, period);
   EXPECT_GT(r.throttled, 0.0);

@@ -72,6 +72,27 @@ TEST(SeasonalForecaster, ErrorQuantilesCoverATrendAtTheNominalRate) {
   EXPECT_NEAR(rate, 0.9, 0.03);
 }
 
+TEST(SeasonalForecaster, FollowGrowthMeetsARampBeforeItArrives) {
+  SeasonalOptions o;
+  o.max_period = 60;
+  o.horizon = 2;
+  o.follow_growth = true;
+  SeasonalForecaster f(o);
+  for (int t = 0; t < 10; ++t) f.observe(64.0);
+  for (int t = 1; t <= 4; ++t) f.observe(64.0 + 10 * t);  // growing by 10 a step, now at 104
+  const std::vector<double> levels = {0.5};
+  std::vector<double> out(1);
+  f.forecast(2, levels, out);
+  EXPECT_GE(out[0], 124.0 - 1e-9);  // where the ramp will be in two steps
+  SeasonalOptions plain = o;
+  plain.follow_growth = false;
+  SeasonalForecaster g(plain);
+  for (int t = 0; t < 10; ++t) g.observe(64.0);
+  for (int t = 1; t <= 4; ++t) g.observe(64.0 + 10 * t);
+  g.forecast(2, levels, out);
+  EXPECT_LT(out[0], 104.0);  // the median of recent values lags the ramp
+}
+
 TEST(SeasonalForecaster, NeverNegativeAndMissingValuesAreSkipped) {
   SeasonalForecaster f;
   for (int t = 0; t < 100; ++t) f.observe(t % 3 == 0 ? NAN : 0.0);

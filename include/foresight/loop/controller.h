@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "foresight/allocate/planner.h"
 #include "foresight/predict/seasonal.h"
 
 namespace foresight::loop {
@@ -45,15 +46,15 @@ struct ReactiveOptions {
   double min_limit = 0;
 };
 
+// Foresight: the streaming forecaster's quantiles for the next `lookahead` intervals, handed to
+// the allocator's Planner (allocate/planner.h), whose rules (headroom, hysteresis, cooldown, step
+// limits, bounds, the memory usage floor) decide the limit.
 struct ForesightOptions {
   predict::SeasonalOptions forecaster;
-  double level = 0.95;        // the quantile the limit covers
-  std::size_t lookahead = 2;  // intervals: the limit covers the highest of the next few
-  double headroom = 0.05;     // on top of the quantile
-  double hysteresis = 0.05;   // changes smaller than this share are not made
-  double max_down = 0.30;     // share the limit may fall per interval (scale down slowly)
-  double min_limit = 0;
-  double usage_margin = 0.10;  // never below usage x (1 + margin): the memory safety rail
+  std::size_t lookahead = 2;  // intervals the limit must cover
+  Resource resource = Resource::kCpu;
+  allocate::ResourcePolicy policy;
+  double interval_seconds = 1.0;  // for the planner's cooldowns
 };
 
 std::unique_ptr<Controller> makeStaticController(StaticOptions o);

@@ -42,6 +42,10 @@ struct ExperimentResult {
 
 Result<ExperimentResult> runClosedLoopExperiment(const ExperimentOptions& options);
 
+// The foresight controller's settings in the experiment (cpu, or memory).
+struct ForesightOptions;
+ForesightOptions foresightOptionsFor(bool memory, const ExperimentOptions& options);
+
 // The workloads, run in the child process by `foresight bench workload`.
 struct WorkloadOptions {
   std::string kind = "cpu";  // cpu: phased request load; memory: a growing working set

@@ -29,6 +29,10 @@ struct SeasonalOptions {
   std::size_t recent = 12;       // window of the non-seasonal point forecast
   std::size_t errors = 288;      // recent errors kept per horizon
   std::size_t min_errors = 12;   // before that many errors, quantiles come from the raw samples
+  // For resources that must not run short (memory): the point forecast is at least the last
+  // value extrapolated along the recent growth, so a ramp is met before it arrives.
+  bool follow_growth = false;
+  std::size_t growth_window = 3;  // steps over which the growth per step is measured
 };
 
 class SeasonalForecaster {

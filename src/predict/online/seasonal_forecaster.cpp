@@ -139,7 +139,16 @@ void SeasonalForecaster::samples(std::size_t h, std::vector<double>& out) const 
 
 double SeasonalForecaster::pointForecast(std::size_t h) const {
   samples(h, scratch_);
-  return scratch_.empty() ? NAN : median(scratch_);
+  double point = scratch_.empty() ? NAN : median(scratch_);
+  const std::size_t w = o_.growth_window;
+  if (o_.follow_growth && history_.size() > w) {
+    const double last = at(0), before = at(w);
+    if (!std::isnan(last) && !std::isnan(before)) {
+      const double growth = std::max(0.0, (last - before) / static_cast<double>(w));
+      point = std::isnan(point) ? last + growth * h : std::max(point, last + growth * h);
+    }
+  }
+  return point;
 }
 
 void SeasonalForecaster::forecast(std::size_t h, std::span<const double> levels,
