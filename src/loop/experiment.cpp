@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "foresight/allocate/cgroup.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/controller.h"
 
@@ -70,9 +71,9 @@ struct CpuCounters {
   double usage_seconds = 0, throttled_seconds = 0;
 };
 
-// The experiment's own cgroup, v1 or v2, created for one run and removed after it. Writing limits
-// goes straight to the files here: this is a test fixture of the experiment, not an allocator
-// backend (those leave the previous allocation in place on failure, which a fixture need not).
+// The experiment's own cgroup, v1 or v2, created for one run and removed after it; it reads the
+// counters the experiment scores. Limits are set through the allocator's cgroup backend, the same
+// path `foresight allocate` takes.
 class ExperimentCgroup {
  public:
   static Result<ExperimentCgroup> create(const fs::path& root, const std::string& name) {
@@ -106,8 +107,12 @@ class ExperimentCgroup {
         dirs_(std::move(o.dirs_)) {}
   ~ExperimentCgroup() {
     for (const auto& d : dirs_) {
+      // rmdir; the kernel may take a moment to release a cgroup whose last task just exited.
       std::error_code ec;
-      fs::remove(d, ec);  // rmdir; the processes are gone by now
+      for (int i = 0; i < 50 && fs::exists(d) && !fs::remove(d, ec); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (fs::exists(d)) spdlog::warn("{}: could not remove: {}", d.string(), ec.message());
     }
   }
 
@@ -132,15 +137,6 @@ class ExperimentCgroup {
     }
     return c;
   }
-  Status setCpuQuota(double cores) const {
-    constexpr long kPeriodUs = 100000;
-    const long quota = std::isinf(cores) ? -1 : std::max(1000L, std::lround(cores * kPeriodUs));
-    if (v2_)
-      return writeFile(cpu_ / "cpu.max",
-                       quota < 0 ? "max 100000" : fmt::format("{} {}", quota, kPeriodUs));
-    if (auto s = writeFile(cpu_ / "cpu.cfs_period_us", std::to_string(kPeriodUs)); !s) return s;
-    return writeFile(cpu_ / "cpu.cfs_quota_us", std::to_string(quota));
-  }
   Result<double> memoryUsage() const {
     return number(memory_ / (v2_ ? "memory.current" : "memory.usage_in_bytes"));
   }
@@ -148,11 +144,7 @@ class ExperimentCgroup {
     return v2_ ? keyed(memory_ / "memory.events", "oom_kill")
                : keyed(memory_ / "memory.oom_control", "oom_kill");
   }
-  Status setMemoryLimit(double bytes) const {
-    const std::string v =
-        std::isinf(bytes) ? (v2_ ? "max" : "-1") : std::to_string(static_cast<long long>(bytes));
-    return writeFile(memory_ / (v2_ ? "memory.max" : "memory.limit_in_bytes"), v);
-  }
+  bool v2() const { return v2_; }
   void killAll() const {
     for (const auto& d : dirs_) {
       auto procs = readFile(d / "cgroup.procs");
@@ -251,8 +243,8 @@ pid_t spawnWorkload(const ExperimentOptions& o, const ExperimentCgroup& cg, cons
 Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& controller_name,
                                 bool memory) {
   const std::string kind = memory ? "memory" : "cpu";
-  auto cg = ExperimentCgroup::create(
-      o.cgroup_root, fmt::format("foresight-bench-{}-{}-{}", kind, controller_name, getpid()));
+  const std::string name = fmt::format("foresight-bench-{}-{}-{}", kind, controller_name, getpid());
+  auto cg = ExperimentCgroup::create(o.cgroup_root, name);
   if (!cg) return tl::unexpected(cg.error());
   auto controller = makeController(controller_name, memory, o);
   const fs::path out = fs::temp_directory_path() /
@@ -262,9 +254,18 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
   const double start = now() + 0.5;
   const double duration = (o.warmup_cycles + o.scored_cycles) * o.cycle_seconds;
   const double end = start + duration, scored_from = start + o.warmup_cycles * o.cycle_seconds;
+  allocate::CgroupConfig config;
+  config.root = o.cgroup_root;
+  auto backend = cg->v2() ? allocate::makeCgroupV2Backend(config, allocate::makeRealCgroupFiles())
+                          : allocate::makeCgroupV1Backend(config, allocate::makeRealCgroupFiles());
+  const Resource resource = memory ? Resource::kMemory : Resource::kCpu;
+  auto setLimit = [&](double value) {
+    allocate::Allocation a;
+    a[resource] = value;  // +infinity removes the limit
+    return backend->apply(name, a);
+  };
   double limit = kUnlimited;
-  if (auto s = memory ? cg->setMemoryLimit(limit) : cg->setCpuQuota(limit); !s)
-    return tl::unexpected(s.error());
+  if (auto s = setLimit(limit); !s) return tl::unexpected(s.error());
   pid_t child = spawnWorkload(o, *cg, kind, start, end, out);
   if (child < 0)
     return fail(ErrorCode::kUnavailable, "cannot fork the workload: {}", std::strerror(errno));
@@ -327,7 +328,7 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
       if (WIFSIGNALED(status) && t + 1 < end) child = spawnWorkload(o, *cg, kind, t, end, out);
     }
     const double next = controller->decide(in);
-    if (auto s = memory ? cg->setMemoryLimit(next) : cg->setCpuQuota(next); s) {
+    if (auto s = setLimit(next); s) {
       limit = next;
     } else {
       spdlog::warn("{}: keeping the previous limit: {}", controller_name, s.error().message);
@@ -338,7 +339,7 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
     for (int i = 0; i < 600 && waitpid(child, nullptr, WNOHANG) == 0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     ::kill(child, SIGKILL);
-    waitpid(child, nullptr, WNOHANG);
+    waitpid(child, nullptr, 0);  // reaped: a zombie would keep the cgroup busy
   }
   cg->killAll();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
