@@ -89,10 +89,11 @@ int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
     if (used && (*used)[Resource::kMemory]) {
       const double floor = *(*used)[Resource::kMemory] * (1.0 + a.usage_margin);
       if (*target[Resource::kMemory] < floor && !a.force) {
-        spdlog::error("{} {}: memory {} is below current usage {} plus {:.0f}% margin; "
-                      "use --force to apply anyway", a.backend, a.workload,
-                      allocate::formatBytes(*target[Resource::kMemory]),
-                      allocate::formatBytes(*(*used)[Resource::kMemory]), a.usage_margin * 100);
+        spdlog::error(
+            "{} {}: memory {} is below current usage {} plus {:.0f}% margin; "
+            "use --force to apply anyway",
+            a.backend, a.workload, allocate::formatBytes(*target[Resource::kMemory]),
+            allocate::formatBytes(*(*used)[Resource::kMemory]), a.usage_margin * 100);
         return 1;
       }
     }
@@ -108,8 +109,8 @@ int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
     spdlog::error("{}", log.error().message);
     return 1;
   }
-  auto id = allocate::applyAndRecord(*backend, a.backend, options, *log, a.workload, target,
-                                     a.reason);
+  auto id =
+      allocate::applyAndRecord(*backend, a.backend, options, *log, a.workload, target, a.reason);
   if (!id) {
     spdlog::error("{}", id.error().message);
     return 1;
@@ -205,8 +206,8 @@ void addAllocateCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_flag("--dry-run", a->dry_run, "log what would change; change and record nothing");
   cmd->add_option("--db", a->db, "audit database (env FORESIGHT_AUDIT_DB)")->capture_default_str();
   cmd->add_option("--reason", a->reason, "why, for the audit trail")->capture_default_str();
-  cmd->add_option("--usage-margin", a->usage_margin,
-                  "refuse memory below usage * (1 + margin)")->capture_default_str();
+  cmd->add_option("--usage-margin", a->usage_margin, "refuse memory below usage * (1 + margin)")
+      ->capture_default_str();
   cmd->add_flag("--force", a->force, "apply memory below usage plus margin anyway");
   cmd->callback([a, &builtins] {
     const int rc = runAllocate(*a, builtins);

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/core/progress.h"
 #include "foresight/sim/report.h"
@@ -25,20 +26,6 @@ struct BacktestArgs {
   unsigned threads = 0;
   std::size_t max_series = 0, examples = 3;
 };
-
-// Writes next to the target and renames, so a failed run never leaves half a file.
-Status writeAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) return fail(ErrorCode::kIo, "{}: cannot write", tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return fail(ErrorCode::kIo, "{}: cannot rename into place: {}", path, ec.message());
-  return ok();
-}
 
 std::vector<std::string> splitList(const std::string& s) {
   std::vector<std::string> out;
@@ -126,7 +113,7 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
   }
   spdlog::info("replay took {:.2f} s wall", report.wall_seconds);
   if (!a.json_path.empty()) {
-    if (auto s = writeAtomically(a.json_path, sim::toJson(report).dump(2) + "\n"); !s) {
+    if (auto s = writeFileAtomically(a.json_path, sim::toJson(report).dump(2) + "\n"); !s) {
       spdlog::error("{}", s.error().message);
       return 1;
     }

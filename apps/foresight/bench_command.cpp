@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/experiment.h"
 
@@ -54,9 +55,10 @@ void addBenchCommand(CLI::App& app) {
     const auto j = r->toJson(*opts);
     std::cout << j.dump(2) << "\n";
     if (!json_path->empty()) {
-      const std::string tmp = *json_path + ".tmp";
-      std::ofstream(tmp) << j.dump(2) << "\n";
-      std::filesystem::rename(tmp, *json_path);
+      if (auto s = writeFileAtomically(*json_path, j.dump(2) + "\n"); !s) {
+        spdlog::error("{}", s.error().message);
+        throw CLI::RuntimeError(1);
+      }
     }
   });
 

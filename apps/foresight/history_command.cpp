@@ -52,10 +52,15 @@ int runHistory(const HistoryArgs& a, const Builtins& builtins) {
   if (a.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : *records)
-      out.push_back({{"id", r.id}, {"time", r.time}, {"workload", r.workload},
-                     {"backend", r.backend}, {"options", r.options.values},
-                     {"before", allocate::toJson(r.before)}, {"after", allocate::toJson(r.after)},
-                     {"reason", r.reason}, {"result", r.result},
+      out.push_back({{"id", r.id},
+                     {"time", r.time},
+                     {"workload", r.workload},
+                     {"backend", r.backend},
+                     {"options", r.options.values},
+                     {"before", allocate::toJson(r.before)},
+                     {"after", allocate::toJson(r.after)},
+                     {"reason", r.reason},
+                     {"result", r.result},
                      {"rollback_of", r.rollback_of ? nlohmann::json(*r.rollback_of) : nullptr}});
     std::cout << out.dump(2) << "\n";
     return 0;

@@ -1,4 +1,5 @@
 #include "foresight/loop/experiment.h"
+#include "clock.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -18,18 +19,6 @@
 namespace foresight::loop {
 namespace fs = std::filesystem;
 namespace {
-
-double now() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-void sleepUntil(double t) {
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(t);
-  ts.tv_nsec = static_cast<long>((t - std::floor(t)) * 1e9);
-  clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, nullptr);
-}
 
 Result<std::string> readFile(const fs::path& p) {
   std::ifstream in(p);
@@ -251,7 +240,7 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
                        fmt::format("foresight-bench-{}-{}.json", controller_name, getpid());
   fs::remove(out);
 
-  const double start = now() + 0.5;
+  const double start = wallNow() + 0.5;
   const double duration = (o.warmup_cycles + o.scored_cycles) * o.cycle_seconds;
   const double end = start + duration, scored_from = start + o.warmup_cycles * o.cycle_seconds;
   allocate::CgroupConfig config;
@@ -280,11 +269,11 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
     return tl::unexpected(!cpu0 ? cpu0.error() : oom0.error());
   }
   CpuCounters prev = *cpu0;
-  double prev_oom = *oom0, prev_t = now();
+  double prev_oom = *oom0, prev_t = wallNow();
   const double machine_cores = static_cast<double>(std::thread::hardware_concurrency());
   for (double tick = start + o.interval_seconds; tick <= end + 1e-9; tick += o.interval_seconds) {
-    sleepUntil(tick);
-    const double t = now(), dt = t - prev_t;
+    sleepUntilWall(tick);
+    const double t = wallNow(), dt = t - prev_t;
     Interval in;
     in.limit = limit;
     double oom_delta = 0;

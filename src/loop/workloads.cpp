@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "clock.h"
+#include "foresight/core/files.h"
 #include "foresight/loop/experiment.h"
 
 namespace foresight::loop {
@@ -20,21 +22,10 @@ namespace {
 constexpr int kCpuThreads = 2;
 constexpr double kRequestCpuSeconds = 0.002;  // 2 ms of CPU per request
 
-double now() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 double threadCpu() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-void sleepUntil(double t) {
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(t);
-  ts.tv_nsec = static_cast<long>((t - std::floor(t)) * 1e9);
-  clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, nullptr);
 }
 double phaseAt(double t, const WorkloadOptions& o) {
   const double x = std::fmod(t - o.start_epoch, o.cycle_seconds) / o.cycle_seconds;
@@ -47,15 +38,15 @@ int runCpu(const WorkloadOptions& o) {
   std::vector<std::thread> threads;
   for (int i = 0; i < kCpuThreads; ++i) {
     threads.emplace_back([&, i] {
-      double arrival = std::max(now(), o.start_epoch);
+      double arrival = std::max(wallNow(), o.start_epoch);
       volatile double sink = 0;
       while (arrival < end) {
-        if (now() < arrival) sleepUntil(arrival);
+        if (wallNow() < arrival) sleepUntilWall(arrival);
         const double cpu0 = threadCpu();
         // Reading the thread's CPU clock is a system call: check it every few thousand steps.
         while (threadCpu() - cpu0 < kRequestCpuSeconds)
           for (int k = 0; k < 4096; ++k) sink = sink + 1.0;
-        const double done = now();
+        const double done = wallNow();
         if (arrival - o.start_epoch >= o.score_after) {
           latencies[i].push_back(static_cast<float>((done - arrival) * 1e3));
         }
@@ -75,10 +66,7 @@ int runCpu(const WorkloadOptions& o) {
     std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end());
     j["p99_latency_ms"] = all[k];
   }
-  const auto tmp = o.out.string() + ".tmp";
-  std::ofstream(tmp) << j.dump() << "\n";
-  std::filesystem::rename(tmp, o.out);
-  return 0;
+  return writeFileAtomically(o.out, j.dump() + "\n") ? 0 : 1;
 }
 
 int runMemory(const WorkloadOptions& o) {
@@ -91,16 +79,16 @@ int runMemory(const WorkloadOptions& o) {
   if (base == MAP_FAILED) return 1;
   std::size_t resident = 0;
   const std::size_t page = 4096;
-  while (now() < end) {
+  while (wallNow() < end) {
     const auto want = std::min(
-        max_bytes, static_cast<std::size_t>(memoryWorkingSet(phaseAt(now(), o))) / page * page);
+        max_bytes, static_cast<std::size_t>(memoryWorkingSet(phaseAt(wallNow(), o))) / page * page);
     if (want > resident) {
       for (std::size_t off = resident; off < want; off += page) base[off] = 1;
     } else if (want < resident) {
       madvise(base + want, resident - want, MADV_DONTNEED);
     }
     resident = want;
-    sleepUntil(now() + 0.05);
+    sleepUntilWall(wallNow() + 0.05);
   }
   return 0;
 }

@@ -1,0 +1,14 @@
+#pragma once
+// Whole-file writes that never leave half a file behind: the text goes to a temporary file beside
+// the target, which is renamed over it only once complete.
+
+#include <filesystem>
+#include <string_view>
+
+#include "foresight/core/result.h"
+
+namespace foresight {
+
+Status writeFileAtomically(const std::filesystem::path& path, std::string_view text);
+
+}  // namespace foresight
