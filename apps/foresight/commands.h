@@ -14,5 +14,6 @@ struct Builtins {
 void registerBuiltins(Builtins& builtins);
 
 void addBacktestCommand(CLI::App& app, Builtins& builtins);
+void addMatchCommand(CLI::App& app);
 
 }  // namespace foresight::app

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   app::Builtins builtins;
   app::registerBuiltins(builtins);
   app::addBacktestCommand(app, builtins);
+  app::addMatchCommand(app);
 
   app.parse_complete_callback([&] { setupLogging(log_level); });
   try {
