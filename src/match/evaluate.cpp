@@ -107,16 +107,22 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
       WorkloadScore s;
       s.workload = t.workloads[w];
       s.group = groups[g];
-      for (auto p : matcher->probes()) {
+      std::vector<std::size_t> candidates;
+      for (std::size_t e = 0; e < t.environments.size(); ++e)
+        if (t.outcomes[w][e].has_run) candidates.push_back(e);
+      for (std::size_t k = 0; k < matcher->probeBudget(); ++k) {
+        auto next = matcher->nextProbe(ev, candidates);
+        if (!next) {
+          errors[g] = next.error();
+          return;
+        }
+        if (!*next) break;
+        const auto p = **next;
         const auto& o = t.outcomes[w][p];
-        if (!o.has_run) continue;  // cannot be revealed: the run does not exist
         ev.probes.push_back({t.environments[p].id, o.completed, o.runtime_s});
         s.probes.push_back(t.environments[p].id);
         if (std::isfinite(t.value(o))) s.probe_cost += t.value(o);
       }
-      std::vector<std::size_t> candidates;
-      for (std::size_t e = 0; e < t.environments.size(); ++e)
-        if (t.outcomes[w][e].has_run) candidates.push_back(e);
       auto ranking = matcher->rank(ev, candidates);
       if (!ranking) {
         errors[g] = ranking.error();

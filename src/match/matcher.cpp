@@ -222,7 +222,8 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
   md.fingerprint_names.assign(fp_names.begin(), fp_names.end());
   for (const auto& k : md.fingerprint_names) md.feature_names.push_back("fingerprint:" + k);
 
-  matcher.probes_ = chooseProbes(t, workloads, options.probes);
+  matcher.budget_ = options.probes;
+  matcher.probes_ = chooseProbes(t, workloads, (options.probes + 1) / 2);
   md.feature_names.push_back("probe level");
   for (auto p : matcher.probes_) {
     md.feature_names.push_back("probe:" + t.environments[p].id);
@@ -369,15 +370,35 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
     ranking.environments.push_back(r);
     row_of.push_back(i);
   }
+  // Bayes choice under MATCHING.md's loss: a run that fails (or misses the deadline) costs as much
+  // as the worst environment that would complete, so rank by expected loss
+  //   P(ok) · E[value | ok] + (1 − P(ok)) · worst expected value,
+  // with E[value | ok] the lognormal mean exp(μ + σ²/2) of the ensemble's prediction.
+  const bool by_cost = md.objective == Objective::kCost;
+  std::vector<double> expected(n), p_ok(n);
+  double worst = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& r = ranking.environments[i];
+    const double mean_runtime = r.runtime_s * std::exp(r.log_sd * r.log_sd / 2);
+    expected[i] = by_cost ? mean_runtime * md.price_per_hour[candidates[i]] / 3600 : mean_runtime;
+    double in_time = 1;
+    if (md.deadline_s) {
+      if (r.log_sd > 0)
+        in_time = 0.5 * std::erfc(-(std::log(*md.deadline_s) - std::log(r.runtime_s)) /
+                                  (r.log_sd * std::sqrt(2.0)));
+      else
+        in_time = r.runtime_s <= *md.deadline_s ? 1 : 0;
+    }
+    p_ok[i] = r.p_complete * in_time;
+    if (r.p_complete > 0 && std::isfinite(expected[i])) worst = std::max(worst, expected[i]);
+  }
+  std::vector<double> loss(n);
+  for (std::size_t i = 0; i < n; ++i)
+    loss[i] = p_ok[i] * (std::isfinite(expected[i]) ? expected[i] : worst) + (1 - p_ok[i]) * worst;
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  const bool by_cost = md.objective == Objective::kCost;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    const auto& ra = ranking.environments[a];
-    const auto& rb = ranking.environments[b];
-    if (ra.admissible != rb.admissible) return ra.admissible;
-    return by_cost ? ra.cost < rb.cost : ra.runtime_s < rb.runtime_s;
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return loss[a] < loss[b]; });
   std::vector<RankedEnvironment> sorted;
   for (auto i : order) sorted.push_back(ranking.environments[i]);
   ranking.environments = std::move(sorted);
@@ -425,6 +446,66 @@ Result<Ranking> recommendEnvironments(const OutcomeTable& table, const WorkloadE
   if (candidates.empty())
     return fail(ErrorCode::kNotFound, "no environment in the catalog is admissible");
   return matcher->rank(evidence, candidates);
+}
+
+Result<std::optional<std::size_t>> Matcher::nextProbe(const WorkloadEvidence& evidence,
+                                                      const std::vector<std::size_t>& candidates_in) const {
+  const auto& md = *model_;
+  std::set<std::string> done;
+  for (const auto& p : evidence.probes) done.insert(p.env);
+  std::vector<std::size_t> candidates = candidates_in;
+  if (candidates.empty())
+    for (std::size_t e = 0; e < md.env_ids.size(); ++e) candidates.push_back(e);
+  for (auto p : probes_)
+    if (!done.contains(md.env_ids[p]) &&
+        std::find(candidates.begin(), candidates.end(), p) != candidates.end())
+      return std::optional<std::size_t>(p);
+  auto ranking = rank(evidence, candidates);
+  if (!ranking) return tl::unexpected(ranking.error());
+  // Expected improvement over the best measured value b, for V = k·exp(Z), Z ~ N(μ, σ²):
+  //   EI = P(complete) · (b·Φ(d) − E[V]·Φ(d − σ)),  d = (ln b − ln k − μ) / σ.
+  // Before any success, b is the worst expected value (what a failure costs under the protocol).
+  const bool by_cost = md.objective == Objective::kCost;
+  auto price = [&](const std::string& env) {
+    const auto e = static_cast<std::size_t>(std::find(md.env_ids.begin(), md.env_ids.end(), env) -
+                                            md.env_ids.begin());
+    return by_cost ? md.price_per_hour[e] / 3600 : 1.0;
+  };
+  double best = std::numeric_limits<double>::infinity(), worst = 0;
+  for (const auto& r : ranking->environments) {
+    const double v = (by_cost ? r.cost : r.runtime_s) * std::exp(r.log_sd * r.log_sd / 2);
+    if (r.observed && r.p_complete > 0 && (!md.deadline_s || r.runtime_s <= *md.deadline_s))
+      best = std::min(best, by_cost ? r.cost : r.runtime_s);
+    if (r.p_complete > 0 && std::isfinite(v)) worst = std::max(worst, v);
+  }
+  if (!std::isfinite(best)) best = worst;
+  auto phi = [](double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); };
+  std::optional<std::size_t> pick;
+  double pick_ei = -1;
+  for (const auto& r : ranking->environments) {
+    if (r.observed || done.contains(r.env)) continue;
+    const double k = price(r.env);
+    const double mu = std::log(r.runtime_s), sd = r.log_sd;
+    double ei;
+    if (sd > 1e-12) {
+      const double d = (std::log(best / k) - mu) / sd;
+      ei = best * phi(d) - k * std::exp(mu + sd * sd / 2) * phi(d - sd);
+    } else {
+      ei = std::max(0.0, best - k * r.runtime_s);
+    }
+    double in_time = 1;
+    if (md.deadline_s && sd > 1e-12)
+      in_time = phi((std::log(*md.deadline_s) - mu) / sd);
+    else if (md.deadline_s)
+      in_time = r.runtime_s <= *md.deadline_s ? 1 : 0;
+    ei *= r.p_complete * in_time;
+    if (ei > pick_ei) {
+      pick_ei = ei;
+      pick = static_cast<std::size_t>(std::find(md.env_ids.begin(), md.env_ids.end(), r.env) -
+                                      md.env_ids.begin());
+    }
+  }
+  return pick;
 }
 
 }  // namespace foresight::match

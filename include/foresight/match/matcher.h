@@ -6,10 +6,14 @@
 // environment) of history, so workloads whose fingerprints and probe outcomes look alike share
 // what they showed on similar hardware.
 //
-// Probes are fixed per trained matcher and chosen from the history by greedy forward selection:
-// each next probe is the environment whose (log) runtimes explain the most variance of all the
-// other environments' runtimes across past workloads — the most informative trial runs under a
-// linear-Gaussian view. Fixed probes mean every past workload has the same descriptor.
+// Probes: half the budget (rounded up) learns about the workload, the rest checks the most
+// promising candidates.
+//  - Informative probes are fixed per trained matcher, chosen from the history by greedy forward
+//    selection: each next one is the environment whose (log) runtimes explain the most variance
+//    of all environments' runtimes across past workloads — the most informative trial runs under
+//    a linear-Gaussian view. Being fixed, every past workload has the same descriptor.
+//  - Checking probes are chosen one at a time by expected improvement over the best measured
+//    outcome so far (as CherryPick does), so a near-best candidate is measured, not guessed.
 //
 // Uncertainty is the spread of a bagged ensemble (each member sees a bootstrap sample of the past
 // workloads), in log runtime. A second ensemble predicts whether the run completes.
@@ -87,8 +91,14 @@ class Matcher {
   Matcher& operator=(Matcher&&) noexcept;
   ~Matcher();
 
-  // Probe environments to run first, as indices into the table's environments.
+  // Informative probe environments, as indices into the table's environments.
   const std::vector<std::size_t>& probes() const { return probes_; }
+
+  // The next environment to run a probe on given what is known (informative probes first, then
+  // expected improvement), among candidates not yet probed; nullopt when none is left.
+  Result<std::optional<std::size_t>> nextProbe(const WorkloadEvidence& evidence,
+                                               const std::vector<std::size_t>& candidates = {}) const;
+  std::size_t probeBudget() const { return budget_; }
 
   // Ranks candidates (default: all environments). Unknown probe environments fail.
   Result<Ranking> rank(const WorkloadEvidence& evidence,
@@ -99,6 +109,7 @@ class Matcher {
   struct Model;
   std::unique_ptr<Model> model_;
   std::vector<std::size_t> probes_;
+  std::size_t budget_ = 0;
 };
 
 // For the allocator's cost model and the `run` daemon: the best environments for a workload whose
