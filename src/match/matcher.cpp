@@ -106,6 +106,9 @@ struct Matcher::Model {
   std::vector<std::string> fingerprint_names;
   std::vector<double> probe_mean_log;      // typical log runtime on each probe
   std::vector<BoostedTrees> runtime_models, completion_models;
+  // Out-of-bag mean squared error in log runtime: how far a member's prediction for a workload it
+  // never saw lands, the error the ensemble's own spread does not show.
+  double oob_mse = 0;
 
   // anchor = how much slower than typical the workload ran on its probes (mean log ratio);
   // shape = each probe's deviation from that. Failed or unknown probes are missing values.
@@ -256,6 +259,8 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
       if (o.has_run) both_classes[o.completed ? 1 : 0] = true;
 
   std::mt19937_64 rng(options.seed);
+  double oob_sum = 0;
+  std::size_t oob_n = 0;
   const std::size_t members = std::max<std::size_t>(1, options.ensemble);
   for (std::size_t k = 0; k < members; ++k) {
     // Bootstrap over workloads (not rows): the spread then reflects which past workloads we
@@ -282,6 +287,27 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
       }
     auto reg = BoostedTrees::train(xr, yr, xgbParams(options, options.seed + k, false), options.rounds);
     if (!reg) return tl::unexpected(reg.error());
+    if (members > 1) {
+      std::set<std::size_t> in_bag(sample.begin(), sample.end());
+      DenseMatrix xo;
+      xo.cols = md.feature_names.size();
+      std::vector<double> yo;
+      for (auto w : workloads) {
+        if (in_bag.contains(w)) continue;
+        for (std::size_t e = 0; e < t.environments.size(); ++e) {
+          const auto& o = t.outcomes[w][e];
+          if (!o.has_run || !o.completed || !(o.runtime_s > 0)) continue;
+          md.appendRow(xo, e, wfeat[w]);
+          yo.push_back(std::log(o.runtime_s) - offset[w]);
+        }
+      }
+      if (!yo.empty()) {
+        auto pred = reg->predict(xo);
+        if (!pred) return tl::unexpected(pred.error());
+        for (std::size_t i = 0; i < yo.size(); ++i) oob_sum += ((*pred)[i] - yo[i]) * ((*pred)[i] - yo[i]);
+        oob_n += yo.size();
+      }
+    }
     md.runtime_models.push_back(std::move(*reg));
     if (both_classes[0] && both_classes[1]) {
       auto cls = BoostedTrees::train(xc, yc, xgbParams(options, options.seed + k, true), options.rounds);
@@ -289,6 +315,7 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
       md.completion_models.push_back(std::move(*cls));
     }
   }
+  md.oob_mse = oob_n ? oob_sum / oob_n : 0;
   return matcher;
 }
 
@@ -349,7 +376,8 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
     RankedEnvironment r;
     r.env = md.env_ids[e];
     const double mu = sum[i] / k + offset;
-    const double sd = std::sqrt(std::max(0.0, sumsq[i] / k - (sum[i] / k) * (sum[i] / k)));
+    const double sd =
+        std::sqrt(std::max(0.0, sumsq[i] / k - (sum[i] / k) * (sum[i] / k)) + md.oob_mse);
     r.runtime_s = std::exp(mu);
     r.runtime_low_s = std::exp(mu - sd);
     r.runtime_high_s = std::exp(mu + sd);

@@ -15,8 +15,9 @@
 //  - Checking probes are chosen one at a time by expected improvement over the best measured
 //    outcome so far (as CherryPick does), so a near-best candidate is measured, not guessed.
 //
-// Uncertainty is the spread of a bagged ensemble (each member sees a bootstrap sample of the past
-// workloads), in log runtime. A second ensemble predicts whether the run completes.
+// Uncertainty, in log runtime: the spread of a bagged ensemble (each member sees a bootstrap
+// sample of the past workloads) plus the members' out-of-bag error on the workloads they did not
+// see. A second ensemble predicts whether the run completes.
 //
 // Thread-safety: train() builds everything; rank() is const and safe to call concurrently.
 
@@ -56,9 +57,9 @@ struct WorkloadEvidence {
 
 struct RankedEnvironment {
   std::string env;
-  double runtime_s = 0, runtime_low_s = 0, runtime_high_s = 0;  // low/high: ±1 sd of the ensemble
+  double runtime_s = 0, runtime_low_s = 0, runtime_high_s = 0;  // low/high: ±1 sd (log_sd)
   double cost = 0, cost_low = 0, cost_high = 0;                   // NaN when no price is known
-  double log_sd = 0;          // ensemble spread in log runtime (0 for an observed probe)
+  double log_sd = 0;          // uncertainty in log runtime (0 for an observed probe)
   double p_complete = 1;
   bool observed = false;      // a probe: values are measured, not predicted
   bool admissible = true;     // predicted to complete (and meet the deadline)
