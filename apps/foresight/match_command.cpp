@@ -218,11 +218,20 @@ int runMatch(MatchArgs a) {
       return 1;
     }
     if (!a.no_fingerprints) ev.fingerprint = table->fingerprints[w];
-    if (ev.probes.empty())
-      for (auto p : matcher->probes())
-        if (table->outcomes[w][p].has_run)
-          ev.probes.push_back({table->environments[p].id, table->outcomes[w][p].completed,
-                               table->outcomes[w][p].runtime_s});
+    // The probe runs are looked up in the data, one at a time, as the evaluation does.
+    std::vector<std::size_t> candidates;
+    for (std::size_t e = 0; e < table->environments.size(); ++e)
+      if (table->outcomes[w][e].has_run) candidates.push_back(e);
+    while (ev.probes.size() < matcher->probeBudget()) {
+      auto next = matcher->nextProbe(ev, candidates);
+      if (!next) {
+        spdlog::error("{}", next.error().message);
+        return 1;
+      }
+      if (!*next) break;
+      const auto& o = table->outcomes[w][**next];
+      ev.probes.push_back({table->environments[**next].id, o.completed, o.runtime_s});
+    }
     std::string names;
     for (const auto& p : ev.probes) names += " " + p.env;
     fmt::print("probe runs (from the data):{}\n", names);

@@ -354,12 +354,33 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
     md.appendRow(x, e, wf);
   }
   const std::size_t n = candidates.size();
-  std::vector<double> sum(n, 0), sumsq(n, 0), p_complete(n, 1);
+  // Checking probes (measured, but not model inputs) show how far off the model is for this
+  // workload; their rows follow the candidates'.
+  std::vector<std::pair<std::size_t, double>> checks;  // row, measured log runtime
+  for (const auto& [e, p] : observed) {
+    if (!p->completed || std::find(probes_.begin(), probes_.end(), e) != probes_.end()) continue;
+    checks.push_back({x.rows, std::log(p->runtime_s)});
+    md.appendRow(x, e, wf);
+  }
+  std::vector<double> sum(x.rows, 0), sumsq(x.rows, 0), p_complete(n, 1);
   for (const auto& model : md.runtime_models) {
     auto pred = model.predict(x);
     if (!pred) return tl::unexpected(pred.error());
-    for (std::size_t i = 0; i < n; ++i) sum[i] += (*pred)[i], sumsq[i] += (*pred)[i] * (*pred)[i];
+    for (std::size_t i = 0; i < x.rows; ++i) sum[i] += (*pred)[i], sumsq[i] += (*pred)[i] * (*pred)[i];
   }
+  // A workload's errors are shared across environments (it is larger or more parallel than its
+  // descriptor says), so shift every prediction by the mean residual of the checks, shrunk as
+  // under a random effect whose variance equals the out-of-bag error: δ = Σ residuals / (n + 1),
+  // leaving oob / (n + 1) of that error.
+  double shift = 0, oob_left = md.oob_mse;
+  if (!checks.empty()) {
+    const double members = static_cast<double>(md.runtime_models.size());
+    for (const auto& [row, measured] : checks) shift += measured - (sum[row] / members + offset);
+    shift /= static_cast<double>(checks.size() + 1);
+    oob_left = md.oob_mse / static_cast<double>(checks.size() + 1);
+  }
+  x.rows = n;
+  x.values.resize(n * x.cols);
   if (!md.completion_models.empty()) {
     std::fill(p_complete.begin(), p_complete.end(), 0);
     for (const auto& model : md.completion_models) {
@@ -375,9 +396,9 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
     const auto e = candidates[i];
     RankedEnvironment r;
     r.env = md.env_ids[e];
-    const double mu = sum[i] / k + offset;
+    const double mu = sum[i] / k + offset + shift;
     const double sd =
-        std::sqrt(std::max(0.0, sumsq[i] / k - (sum[i] / k) * (sum[i] / k)) + md.oob_mse);
+        std::sqrt(std::max(0.0, sumsq[i] / k - (sum[i] / k) * (sum[i] / k)) + oob_left);
     r.runtime_s = std::exp(mu);
     r.runtime_low_s = std::exp(mu - sd);
     r.runtime_high_s = std::exp(mu + sd);
