@@ -63,14 +63,15 @@ Result<BoostedTrees> BoostedTrees::load(const std::string& json) {
   return trees;
 }
 
-Result<std::vector<float>> BoostedTrees::predict(const DenseMatrix& x, bool contributions) const {
+Result<std::vector<float>> BoostedTrees::predict(const DenseMatrix& x, Output output) const {
   std::lock_guard lock(*mutex_);
   Matrix m;
   if (makeMatrix(x, m) != 0) return xgbError("DMatrix");
   bst_ulong len = 0;
   const float* out = nullptr;
-  // option_mask 4 = feature contributions (SHAP values).
-  if (XGBoosterPredict(booster_, m.h, contributions ? 4 : 0, 0, 0, &len, &out) != 0)
+  // option_mask: 1 = output margin, 4 = feature contributions (SHAP values).
+  const int mask = output == Output::kMargin ? 1 : output == Output::kContributions ? 4 : 0;
+  if (XGBoosterPredict(booster_, m.h, mask, 0, 0, &len, &out) != 0)
     return xgbError("predict");
   return std::vector<float>(out, out + len);
 }

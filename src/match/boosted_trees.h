@@ -29,8 +29,10 @@ class BoostedTrees {
   BoostedTrees& operator=(BoostedTrees&&) noexcept;
   ~BoostedTrees();
 
-  // One value per row; with contributions, (cols + 1) per row, the last being the bias.
-  Result<std::vector<float>> predict(const DenseMatrix& x, bool contributions = false) const;
+  enum class Output { kValue, kMargin, kContributions };
+  // One value per row (kMargin: before the link function, e.g. the logit); with contributions,
+  // (cols + 1) per row, the last being the bias.
+  Result<std::vector<float>> predict(const DenseMatrix& x, Output output = Output::kValue) const;
   Result<std::string> save() const;
 
  private:

@@ -109,6 +109,9 @@ struct Matcher::Model {
   // Out-of-bag mean squared error in log runtime: how far a member's prediction for a workload it
   // never saw lands, the error the ensemble's own spread does not show.
   double oob_mse = 0;
+  // Platt scaling of the completion models' logits, fitted on out-of-bag rows: boosted trees on a
+  // few dozen workloads are overconfident, and the ranking weighs failures by their probability.
+  double platt_a = 1, platt_b = 0;
 
   // anchor = how much slower than typical the workload ran on its probes (mean log ratio);
   // shape = each probe's deviation from that. Failed or unknown probes are missing values.
@@ -192,6 +195,32 @@ void encodeEnvironments(const OutcomeTable& t, std::vector<std::string>& names, 
     for (std::size_t c = 0; c < x.cols; ++c) x.values[e * x.cols + c] = static_cast<float>(cols[c][e]);
 }
 
+// Logistic regression of the label on the margin, p = σ(a·margin + b), by Newton's method; keeps
+// the identity (a = 1, b = 0) when there is too little to fit or the fit does not converge.
+void fitPlatt(const std::vector<std::pair<double, double>>& rows, double& a_out, double& b_out) {
+  bool has[2] = {false, false};
+  for (const auto& [m, y] : rows) has[y > 0.5] = true;
+  if (!has[0] || !has[1]) return;
+  double a = 1, b = 0;
+  for (int it = 0; it < 50; ++it) {
+    double ga = 0, gb = 0, haa = 1e-6, hab = 0, hbb = 1e-6;  // tiny ridge keeps H invertible
+    for (const auto& [m, y] : rows) {
+      const double p = 1 / (1 + std::exp(-(a * m + b)));
+      const double w = p * (1 - p);
+      ga += (p - y) * m, gb += p - y;
+      haa += w * m * m, hab += w * m, hbb += w;
+    }
+    const double det = haa * hbb - hab * hab;
+    if (!(std::abs(det) > 0)) return;
+    const double da = (hbb * ga - hab * gb) / det, db = (haa * gb - hab * ga) / det;
+    a -= da, b -= db;
+    if (!std::isfinite(a) || !std::isfinite(b)) return;
+    if (std::abs(da) + std::abs(db) < 1e-9) break;
+  }
+  // A negative slope would invert the model's ordering: a sign it has nothing to say.
+  if (a > 0) a_out = a, b_out = b;
+}
+
 std::map<std::string, std::string> xgbParams(const MatcherOptions& o, std::uint64_t seed,
                                              bool classify) {
   return {{"objective", classify ? "binary:logistic" : "reg:squarederror"},
@@ -259,6 +288,7 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
       if (o.has_run) both_classes[o.completed ? 1 : 0] = true;
 
   std::mt19937_64 rng(options.seed);
+  std::vector<std::pair<double, double>> oob_logit;  // (margin, completed)
   double oob_sum = 0;
   std::size_t oob_n = 0;
   const std::size_t members = std::max<std::size_t>(1, options.ensemble);
@@ -312,10 +342,30 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
     if (both_classes[0] && both_classes[1]) {
       auto cls = BoostedTrees::train(xc, yc, xgbParams(options, options.seed + k, true), options.rounds);
       if (!cls) return tl::unexpected(cls.error());
+      if (members > 1) {
+        std::set<std::size_t> in_bag(sample.begin(), sample.end());
+        DenseMatrix xo;
+        xo.cols = md.feature_names.size();
+        std::vector<double> yo;
+        for (auto w : workloads) {
+          if (in_bag.contains(w)) continue;
+          for (std::size_t e = 0; e < t.environments.size(); ++e)
+            if (t.outcomes[w][e].has_run) {
+              md.appendRow(xo, e, wfeat[w]);
+              yo.push_back(t.outcomes[w][e].completed ? 1 : 0);
+            }
+        }
+        if (!yo.empty()) {
+          auto margin = cls->predict(xo, BoostedTrees::Output::kMargin);
+          if (!margin) return tl::unexpected(margin.error());
+          for (std::size_t i = 0; i < yo.size(); ++i) oob_logit.push_back({(*margin)[i], yo[i]});
+        }
+      }
       md.completion_models.push_back(std::move(*cls));
     }
   }
   md.oob_mse = oob_n ? oob_sum / oob_n : 0;
+  fitPlatt(oob_logit, md.platt_a, md.platt_b);
   return matcher;
 }
 
@@ -384,9 +434,11 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
   if (!md.completion_models.empty()) {
     std::fill(p_complete.begin(), p_complete.end(), 0);
     for (const auto& model : md.completion_models) {
-      auto pred = model.predict(x);
-      if (!pred) return tl::unexpected(pred.error());
-      for (std::size_t i = 0; i < n; ++i) p_complete[i] += (*pred)[i] / md.completion_models.size();
+      auto margin = model.predict(x, BoostedTrees::Output::kMargin);
+      if (!margin) return tl::unexpected(margin.error());
+      for (std::size_t i = 0; i < n; ++i)
+        p_complete[i] += 1 / (1 + std::exp(-(md.platt_a * (*margin)[i] + md.platt_b))) /
+                         static_cast<double>(md.completion_models.size());
     }
   }
   const double k = static_cast<double>(md.runtime_models.size());
@@ -461,7 +513,7 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
   one.values.assign(x.values.begin() + top_row * x.cols, x.values.begin() + (top_row + 1) * x.cols);
   std::vector<double> effect(x.cols, 0);
   for (const auto& model : md.runtime_models) {
-    auto c = model.predict(one, true);
+    auto c = model.predict(one, BoostedTrees::Output::kContributions);
     if (!c) return tl::unexpected(c.error());
     for (std::size_t j = 0; j < x.cols; ++j) effect[j] += (*c)[j] / k;
   }
