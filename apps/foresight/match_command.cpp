@@ -1,5 +1,6 @@
 // `foresight match`: rank environments for a workload, evaluate the matcher (MATCHING.md), or
 // convert Flora's files to the generic format.
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <numeric>
@@ -94,9 +95,9 @@ void printRanking(const match::Ranking& r, const match::OutcomeTable& t, std::si
       const auto& o = t.outcomes[actual_of][t.environmentIndex(e.env)];
       actual = !o.has_run ? "no run" : !o.completed ? "failed" : fmt::format("{:.0f} / {:.4f}", o.runtime_s, o.cost);
     }
-    fmt::print("{:>4}  {:<22} {:>10.0f} {:>21} {:>11.4f} {:>7.2f}  {}{}\n", i + 1, e.env, e.runtime_s,
+    fmt::print("{:>4}  {:<22} {:>10.0f} {:>21} {:>11} {:>7.2f}  {}{}\n", i + 1, e.env, e.runtime_s,
                e.observed ? "measured" : fmt::format("{:.0f}–{:.0f}", e.runtime_low_s, e.runtime_high_s),
-               e.cost, e.p_complete, actual, e.admissible ? "" : "  (predicted to fail or miss the deadline)");
+               std::isfinite(e.cost) ? fmt::format("{:.4f}", e.cost) : "-", e.p_complete, actual, e.admissible ? "" : "  (predicted to fail or miss the deadline)");
   }
   fmt::print("\nWhy {}\n", r.explanation);
 }
@@ -243,16 +244,30 @@ int runMatch(MatchArgs a) {
       return 1;
     }
     ev.fingerprint = *fp;
-    if (ev.probes.empty()) {
-      std::vector<std::size_t> all(table->workloads.size());
-      std::iota(all.begin(), all.end(), 0);
-      std::string names;
-      for (auto p : match::Matcher::chooseProbes(*table, all, a.matcher.probes))
-        names += " " + table->environments[p].id;
-      fmt::print("ranking from the fingerprint alone; for a sharper ranking run it on{} and pass "
-                 "--probe ENV=SECONDS for each\n", names);
+    // As recommendEnvironments() does, kept step by step to suggest the next probe: without any
+    // probe outcome the model is trained on fingerprints and environment features alone.
+    auto options = a.matcher;
+    if (ev.probes.empty()) options.probes = 0;
+    std::vector<std::size_t> all(table->workloads.size());
+    std::iota(all.begin(), all.end(), 0);
+    auto matcher = match::Matcher::train(*table, all, options);
+    if (!matcher) {
+      spdlog::error("{}", matcher.error().message);
+      return 1;
     }
-    ranking = match::recommendEnvironments(*table, ev, a.matcher);
+    ranking = matcher->rank(ev);
+    if (ev.probes.empty() && a.matcher.probes > 0) {
+      std::string names;
+      for (auto p : match::Matcher::chooseProbes(*table, all, (a.matcher.probes + 1) / 2))
+        names += " " + table->environments[p].id;
+      fmt::print("ranked from the fingerprint alone; to sharpen it, run the informative probes{} "
+                 "and pass --probe ENV=SECONDS (or =failed) for each\n", names);
+    } else if (ranking && ev.probes.size() < matcher->probeBudget()) {
+      auto next = matcher->nextProbe(ev);
+      if (next && *next)
+        fmt::print("next probe to run ({} of {}): {}\n", ev.probes.size() + 1,
+                   matcher->probeBudget(), table->environments[**next].id);
+    }
   }
   if (!ranking) {
     spdlog::error("{}", ranking.error().message);
