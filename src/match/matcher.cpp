@@ -7,6 +7,7 @@
 
 #include <Eigen/Dense>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "boosted_trees.h"
 
@@ -607,6 +608,117 @@ Result<std::optional<std::size_t>> Matcher::nextProbe(const WorkloadEvidence& ev
     }
   }
   return pick;
+}
+
+namespace {
+
+constexpr int kFormatVersion = 1;
+
+// JSON has no NaN: missing feature values travel as null.
+nlohmann::json floatsToJson(const std::vector<float>& v) {
+  nlohmann::json j = nlohmann::json::array();
+  for (float x : v) j.push_back(std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x));
+  return j;
+}
+
+std::vector<float> floatsFromJson(const nlohmann::json& j) {
+  std::vector<float> v;
+  for (const auto& x : j) v.push_back(x.is_null() ? NAN : x.get<float>());
+  return v;
+}
+
+}  // namespace
+
+Result<std::string> Matcher::save() const {
+  const auto& md = *model_;
+  nlohmann::json j;
+  j["format"] = "foresight-matcher";
+  j["version"] = kFormatVersion;
+  j["options"] = {{"probes", md.options.probes}, {"ensemble", md.options.ensemble},
+                  {"rounds", md.options.rounds}, {"max_depth", md.options.max_depth},
+                  {"learning_rate", md.options.learning_rate}, {"subsample", md.options.subsample},
+                  {"colsample", md.options.colsample}, {"seed", md.options.seed}};
+  j["objective"] = md.objective == Objective::kCost ? "cost" : "runtime";
+  j["deadline_s"] = md.deadline_s ? nlohmann::json(*md.deadline_s) : nlohmann::json(nullptr);
+  j["environments"] = md.env_ids;
+  nlohmann::json prices = nlohmann::json::array();
+  for (double p : md.price_per_hour) prices.push_back(std::isnan(p) ? nlohmann::json(nullptr) : nlohmann::json(p));
+  j["price_per_hour"] = prices;
+  j["feature_names"] = md.feature_names;
+  j["env_features"] = md.env_features;
+  j["env_matrix"] = {{"rows", md.env_matrix.rows}, {"cols", md.env_matrix.cols},
+                     {"values", floatsToJson(md.env_matrix.values)}};
+  j["fingerprint_names"] = md.fingerprint_names;
+  j["probe_mean_log"] = md.probe_mean_log;
+  j["probes"] = probes_;
+  j["budget"] = budget_;
+  j["oob_mse"] = md.oob_mse;
+  j["platt"] = {md.platt_a, md.platt_b};
+  for (const auto* models : {&md.runtime_models, &md.completion_models}) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& m : *models) {
+      auto text = m.save();
+      if (!text) return tl::unexpected(text.error());
+      list.push_back(nlohmann::json::parse(*text));
+    }
+    j[models == &md.runtime_models ? "runtime_models" : "completion_models"] = list;
+  }
+  return j.dump();
+}
+
+Result<Matcher> Matcher::load(const std::string& text) {
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("format", "") != "foresight-matcher")
+    return fail(ErrorCode::kParse, "not a saved matcher (expected format foresight-matcher)");
+  if (j.value("version", 0) != kFormatVersion)
+    return fail(ErrorCode::kParse, "saved matcher version {} (this build reads {})",
+                j.value("version", 0), kFormatVersion);
+  Matcher matcher;
+  auto& md = *matcher.model_;
+  try {
+    const auto& o = j.at("options");
+    md.options.probes = o.at("probes");
+    md.options.ensemble = o.at("ensemble");
+    md.options.rounds = o.at("rounds");
+    md.options.max_depth = o.at("max_depth");
+    md.options.learning_rate = o.at("learning_rate");
+    md.options.subsample = o.at("subsample");
+    md.options.colsample = o.at("colsample");
+    md.options.seed = o.at("seed");
+    md.objective = j.at("objective") == "cost" ? Objective::kCost : Objective::kRuntime;
+    if (!j.at("deadline_s").is_null()) md.deadline_s = j.at("deadline_s").get<double>();
+    md.env_ids = j.at("environments").get<std::vector<std::string>>();
+    for (const auto& p : j.at("price_per_hour"))
+      md.price_per_hour.push_back(p.is_null() ? kNaN : p.get<double>());
+    md.feature_names = j.at("feature_names").get<std::vector<std::string>>();
+    md.env_features = j.at("env_features");
+    md.env_matrix.rows = j.at("env_matrix").at("rows");
+    md.env_matrix.cols = j.at("env_matrix").at("cols");
+    md.env_matrix.values = floatsFromJson(j.at("env_matrix").at("values"));
+    md.fingerprint_names = j.at("fingerprint_names").get<std::vector<std::string>>();
+    md.probe_mean_log = j.at("probe_mean_log").get<std::vector<double>>();
+    matcher.probes_ = j.at("probes").get<std::vector<std::size_t>>();
+    matcher.budget_ = j.at("budget");
+    md.oob_mse = j.at("oob_mse");
+    md.platt_a = j.at("platt").at(0);
+    md.platt_b = j.at("platt").at(1);
+    for (const char* key : {"runtime_models", "completion_models"})
+      for (const auto& m : j.at(key)) {
+        auto trees = BoostedTrees::load(m.dump());
+        if (!trees) return tl::unexpected(trees.error());
+        (std::string(key) == "runtime_models" ? md.runtime_models : md.completion_models)
+            .push_back(std::move(*trees));
+      }
+  } catch (const nlohmann::json::exception& e) {
+    return fail(ErrorCode::kParse, "saved matcher: {}", e.what());
+  }
+  if (md.env_matrix.values.size() != md.env_matrix.rows * md.env_matrix.cols ||
+      md.env_matrix.rows != md.env_ids.size() || md.price_per_hour.size() != md.env_ids.size() ||
+      md.probe_mean_log.size() != matcher.probes_.size() || md.runtime_models.empty())
+    return fail(ErrorCode::kParse, "saved matcher: inconsistent sizes");
+  for (auto p : matcher.probes_)
+    if (p >= md.env_ids.size()) return fail(ErrorCode::kParse, "saved matcher: probe {} out of range", p);
+  return matcher;
 }
 
 }  // namespace foresight::match

@@ -125,6 +125,34 @@ TEST(Recommend, AdmissibleFilterDropsEnvironmentsUpFront) {
   for (const auto& e : r->environments) EXPECT_TRUE(e.env.starts_with("4x") || e.env.starts_with("8x"));
 }
 
+TEST(Matcher, SavedAndLoadedRanksIdentically) {
+  auto t = testing::amdahlTable(10, 6);
+  MatcherOptions o;
+  o.ensemble = 3;
+  o.rounds = 40;
+  auto m = Matcher::train(t, all(t), o);
+  ASSERT_TRUE(m);
+  auto text = m->save();
+  ASSERT_TRUE(text) << text.error().message;
+  auto back = Matcher::load(*text);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->probes(), m->probes());
+  EXPECT_EQ(back->probeBudget(), m->probeBudget());
+  WorkloadEvidence ev{{{"memory_gb", 12}, {"parallel_fraction", 0.7}},
+                      {{t.environments[m->probes()[0]].id, true, 900}, {"2x1-4g", false, 0}}};
+  auto a = m->rank(ev), b = back->rank(ev);
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(a->environments.size(), b->environments.size());
+  for (std::size_t i = 0; i < a->environments.size(); ++i) {
+    EXPECT_EQ(a->environments[i].env, b->environments[i].env);
+    EXPECT_DOUBLE_EQ(a->environments[i].runtime_s, b->environments[i].runtime_s);
+    EXPECT_DOUBLE_EQ(a->environments[i].log_sd, b->environments[i].log_sd);
+    EXPECT_DOUBLE_EQ(a->environments[i].p_complete, b->environments[i].p_complete);
+  }
+  EXPECT_FALSE(Matcher::load(R"({"format": "something else"})"));
+  EXPECT_FALSE(Matcher::load("not json"));
+}
+
 TEST(BoostedTrees, SaveAndLoadPredictTheSame) {
   DenseMatrix x{20, 2, {}};
   std::vector<float> y;

@@ -92,6 +92,11 @@ class Matcher {
   Matcher& operator=(Matcher&&) noexcept;
   ~Matcher();
 
+  // The trained matcher as JSON (its XGBoost models embedded), so a daemon can train once and
+  // reload after a restart; load() gives back a matcher that ranks identically.
+  Result<std::string> save() const;
+  static Result<Matcher> load(const std::string& json);
+
   // Informative probe environments, as indices into the table's environments.
   const std::vector<std::size_t>& probes() const { return probes_; }
 
