@@ -32,7 +32,7 @@ namespace foresight::match {
 
 struct MatcherOptions {
   std::size_t probes = 3;
-  std::size_t ensemble = 5;   // bagged members
+  std::size_t ensemble = 10;  // bagged members; 5 left the choice visibly seed-dependent on Scout
   // XGBoost settings for small tabular data (a few thousand rows); not tuned to any data set.
   int rounds = 300;
   int max_depth = 4;
