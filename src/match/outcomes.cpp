@@ -1,6 +1,7 @@
 #include "foresight/match/outcomes.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace foresight::match {
 
@@ -29,28 +30,54 @@ Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objectiv
   t.deadline_s = deadline_s;
   t.environments = data.catalog.environments;
   const std::size_t m = t.environments.size();
+  // Indexed once: histories can hold many thousands of runs.
+  std::unordered_map<std::string, std::size_t> workload_of, env_of;
+  for (std::size_t e = 0; e < m; ++e) env_of.emplace(t.environments[e].id, e);
   for (const auto& run : data.history.runs)
-    if (t.workloadIndex(run.workload) == std::string::npos) t.workloads.push_back(run.workload);
+    if (workload_of.emplace(run.workload, t.workloads.size()).second) t.workloads.push_back(run.workload);
   if (t.workloads.empty()) return fail(ErrorCode::kInvalidArgument, "no runs in the history");
   t.outcomes.assign(t.workloads.size(), std::vector<Outcome>(m));
   std::vector<std::vector<double>> implied_price(m);  // from runs that carry a cost
+  // Repeated runs of a workload on an environment: it counts as completing when most runs did,
+  // with the geometric mean runtime of those that completed (runtimes are noisy multiplicatively).
+  struct Cell {
+    int runs = 0, completed = 0, costs_done = 0, costs_all = 0;
+    double log_runtime = 0, runtime_all = 0, cost_done = 0, cost_all = 0, last_done = 0;
+  };
+  std::vector<std::vector<Cell>> cells(t.workloads.size(), std::vector<Cell>(m));
   for (const auto& run : data.history.runs) {
-    const auto w = t.workloadIndex(run.workload);
-    const auto e = t.environmentIndex(run.env);
-    if (e == std::string::npos)
+    const auto w = workload_of.at(run.workload);
+    const auto env = env_of.find(run.env);
+    if (env == env_of.end())
       return fail(ErrorCode::kNotFound, "run of '{}' names unknown environment '{}'", run.workload,
                   run.env);
-    auto& o = t.outcomes[w][e];
-    if (o.has_run)  // repeated runs: keep the first; a later failure does not erase a success
-      continue;
-    o.has_run = true;
-    o.completed = run.completed;
-    o.runtime_s = run.runtime_s;
+    const auto e = env->second;
+    auto& c = cells[w][e];
+    ++c.runs;
+    c.runtime_all += run.runtime_s;
+    const bool done = run.completed && run.runtime_s > 0;
+    if (done) ++c.completed, c.log_runtime += std::log(run.runtime_s), c.last_done = run.runtime_s;
     if (run.cost) {
-      o.cost = *run.cost;
-      if (run.completed && run.runtime_s > 0) implied_price[e].push_back(*run.cost / run.runtime_s * 3600);
+      ++c.costs_all, c.cost_all += *run.cost;
+      if (done) {
+        ++c.costs_done, c.cost_done += *run.cost;
+        implied_price[e].push_back(*run.cost / run.runtime_s * 3600);
+      }
     }
   }
+  for (std::size_t w = 0; w < t.workloads.size(); ++w)
+    for (std::size_t e = 0; e < m; ++e) {
+      const auto& c = cells[w][e];
+      auto& o = t.outcomes[w][e];
+      if (c.runs == 0) continue;
+      o.has_run = true;
+      o.completed = 2 * c.completed > c.runs;
+      o.runtime_s = !o.completed       ? c.runtime_all / c.runs
+                    : c.completed == 1 ? c.last_done  // exactly as recorded
+                                       : std::exp(c.log_runtime / c.completed);
+      if (o.completed && c.costs_done) o.cost = c.cost_done / c.costs_done;
+      else if (!o.completed && c.costs_all) o.cost = c.cost_all / c.costs_all;
+    }
   t.price_per_hour.assign(m, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t e = 0; e < m; ++e) {
     if (auto p = data.catalog.price(t.environments[e], purchase_option)) {

@@ -121,5 +121,20 @@ TEST(OutcomeTable, CostColumnGivesAnImpliedPrice) {
   EXPECT_DOUBLE_EQ(t->outcomes[0][1].cost, 1.5);  // 1800 s at the implied $3/h
 }
 
+TEST(OutcomeTable, RepeatedRunsUseTheMajorityAndTheGeometricMeanRuntime) {
+  MatchData d;
+  d.catalog.environments = {{"a", {}, {}, {{kOnDemand, 1.0}}}};
+  d.history.runs = {{"w", "a", true, 100, {}, {}, {}, 0}, {"w", "a", true, 400, {}, {}, {}, 0},
+                    {"v", "a", false, 0, {}, {}, {}, 0}, {"v", "a", false, 0, {}, {}, {}, 0},
+                    {"v", "a", true, 50, {}, {}, {}, 0}};
+  auto t = buildOutcomeTable(d, Objective::kCost, std::nullopt);
+  ASSERT_TRUE(t) << t.error().message;
+  const auto& w = t->outcomes[t->workloadIndex("w")][0];
+  EXPECT_TRUE(w.completed);
+  EXPECT_NEAR(w.runtime_s, 200, 1e-9);
+  EXPECT_NEAR(w.cost, 200.0 / 3600, 1e-12);
+  EXPECT_FALSE(t->outcomes[t->workloadIndex("v")][0].completed);  // 1 of 3 completed
+}
+
 }  // namespace
 }  // namespace foresight::match
