@@ -21,7 +21,7 @@ struct MatchArgs {
   std::string objective = "cost", group_by, workload, fingerprint, json_path;
   std::vector<std::string> probe_runs;
   double deadline = 0;
-  bool evaluate = false, no_fingerprints = false;
+  bool evaluate = false, no_fingerprints = false, self_tune = false;
   std::size_t top = 10;
   unsigned threads = 1;
   match::MatcherOptions matcher;
@@ -159,7 +159,7 @@ int runMatch(MatchArgs a) {
   a.matcher.threads = 1;  // parallelism is across held-out groups
 
   if (a.evaluate) {
-    match::EvaluationOptions opt{a.matcher, a.group_by, !a.no_fingerprints, a.threads};
+    match::EvaluationOptions opt{a.matcher, a.group_by, !a.no_fingerprints, a.threads, a.self_tune};
     auto report = match::evaluate(*table, opt);
     if (!report) {
       spdlog::error("{}", report.error().message);
@@ -305,6 +305,9 @@ void addMatchCommand(CLI::App& app) {
   cmd->add_option("--fingerprint", args->fingerprint, "Rank for a new workload: psrecord trace or one-row CSV");
   cmd->add_option("--probe", args->probe_runs, "Known trial run: ENV=SECONDS or ENV=failed (repeatable)");
   cmd->add_flag("--evaluate", args->evaluate, "Leave-one-group-out evaluation (MATCHING.md)");
+  cmd->add_flag("--self-tune", args->self_tune,
+                "With --evaluate: each fold picks its informative/checking probe split by an inner "
+                "evaluation on its training workloads (slower)");
   cmd->add_option("--json", args->json_path, "Write the ranking or the evaluation as JSON");
   cmd->add_option("--top", args->top, "Rows to print")->capture_default_str();
   cmd->add_option("--threads", args->threads, "Held-out groups evaluated in parallel")->capture_default_str();

@@ -89,7 +89,16 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
     std::vector<std::size_t> train, held;
     for (std::size_t w = 0; w < t.workloads.size(); ++w)
       (group_of[w] == groups[g] ? held : train).push_back(w);
-    auto matcher = Matcher::train(t, train, options.matcher);
+    auto fold_options = options.matcher;
+    if (options.self_tune) {
+      auto split = selectInformativeProbes(t, train, options);
+      if (!split) {
+        errors[g] = split.error();
+        return;
+      }
+      fold_options.informative_probes = *split;
+    }
+    auto matcher = Matcher::train(t, train, fold_options);
     if (!matcher) {
       errors[g] = matcher.error();
       return;
@@ -107,6 +116,7 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
       WorkloadScore s;
       s.workload = t.workloads[w];
       s.group = groups[g];
+      s.informative_probes = matcher->probes().size();
       std::vector<std::size_t> candidates;
       for (std::size_t e = 0; e < t.environments.size(); ++e)
         if (t.outcomes[w][e].has_run) candidates.push_back(e);
@@ -174,6 +184,41 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
   return report;
 }
 
+Result<std::size_t> selectInformativeProbes(const OutcomeTable& t,
+                                            const std::vector<std::size_t>& workloads,
+                                            const EvaluationOptions& options) {
+  const std::size_t k = options.matcher.probes;
+  const std::size_t fallback = options.matcher.informative_probes.value_or((k + 1) / 2);
+  if (k <= 1) return fallback;
+  // The training workloads alone, as a table of their own.
+  OutcomeTable sub = t;
+  sub.workloads.clear();
+  sub.outcomes.clear();
+  sub.fingerprints.clear();
+  sub.info.clear();
+  for (auto w : workloads) {
+    sub.workloads.push_back(t.workloads[w]);
+    sub.outcomes.push_back(t.outcomes[w]);
+    sub.fingerprints.push_back(t.fingerprints[w]);
+    sub.info.push_back(t.info[w]);
+  }
+  EvaluationOptions inner = options;
+  inner.self_tune = false;
+  inner.threads = 1;
+  std::size_t best = fallback;
+  double best_mean = std::numeric_limits<double>::infinity();
+  std::vector<std::size_t> tried;
+  for (std::size_t n : {fallback, std::size_t{1}, k}) {
+    if (std::find(tried.begin(), tried.end(), n) != tried.end()) continue;
+    tried.push_back(n);
+    inner.matcher.informative_probes = n;
+    auto r = evaluate(sub, inner);
+    if (!r) return fallback;  // e.g. a single training group: nothing to choose with
+    if (r->summary.mean_regret < best_mean - 1e-12) best_mean = r->summary.mean_regret, best = n;
+  }
+  return best;
+}
+
 std::string toJson(const EvaluationReport& report, const OutcomeTable& t,
                    const EvaluationOptions& options) {
   using nlohmann::json;
@@ -185,7 +230,8 @@ std::string toJson(const EvaluationReport& report, const OutcomeTable& t,
                    {"group_by", options.group_by},
                    {"fingerprints", options.use_fingerprints},
                    {"ensemble", options.matcher.ensemble},
-                   {"seed", options.matcher.seed}};
+                   {"seed", options.matcher.seed},
+                   {"self_tune", options.self_tune}};
   j["summary"] = {{"workloads", s.workloads},
                   {"skipped_no_feasible_environment", s.skipped},
                   {"median_regret", s.median_regret},
@@ -213,7 +259,8 @@ std::string toJson(const EvaluationReport& report, const OutcomeTable& t,
                     {"probe_cost_vs_best", w.probe_cost_vs_best},
                     {"best_on_average", w.baseline_env},
                     {"best_on_average_regret", w.baseline_regret},
-                    {"random_regret", w.random_regret}});
+                    {"random_regret", w.random_regret},
+                    {"informative_probes", w.informative_probes}});
   j["workloads"] = rows;
   return j.dump(2) + "\n";
 }

@@ -256,7 +256,8 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
   for (const auto& k : md.fingerprint_names) md.feature_names.push_back("fingerprint:" + k);
 
   matcher.budget_ = options.probes;
-  matcher.probes_ = chooseProbes(t, workloads, (options.probes + 1) / 2);
+  matcher.probes_ = chooseProbes(
+      t, workloads, std::min(options.probes, options.informative_probes.value_or((options.probes + 1) / 2)));
   md.feature_names.push_back("probe level");
   for (auto p : matcher.probes_) {
     md.feature_names.push_back("probe:" + t.environments[p].id);

@@ -51,9 +51,12 @@ TEST(BestOnAverage, LowestMeanRegretOverTheGivenWorkloads) {
   EXPECT_EQ(t.environments[bestOnAverage(t, {t.workloadIndex("sortA")})].id, "2xsmall");
 }
 
-TEST(Evaluate, HeldOutOutcomesBeyondItsProbesChangeNothing) {
+class HeldOut : public ::testing::TestWithParam<bool> {};
+
+TEST_P(HeldOut, OutcomesBeyondItsProbesChangeNothing) {
   auto t = testing::amdahlTable(16, 7);
   EvaluationOptions opt;
+  opt.self_tune = GetParam();
   opt.group_by = "app";
   opt.matcher.probes = 3;
   opt.matcher.ensemble = 3;
@@ -77,6 +80,23 @@ TEST(Evaluate, HeldOutOutcomesBeyondItsProbesChangeNothing) {
   EXPECT_EQ(b->workloads.front().workload, first.workload);
   EXPECT_EQ(b->workloads.front().probes, first.probes);
   EXPECT_EQ(b->workloads.front().chosen, first.chosen);
+}
+
+INSTANTIATE_TEST_SUITE_P(SelfTune, HeldOut, ::testing::Bool());
+
+TEST(Evaluate, SelfTunePicksOneOfTheSplits) {
+  auto t = testing::amdahlTable(12, 5);
+  EvaluationOptions opt;
+  opt.group_by = "app";
+  opt.self_tune = true;
+  opt.matcher.ensemble = 2;
+  opt.matcher.rounds = 30;
+  auto r = evaluate(t, opt);
+  ASSERT_TRUE(r) << r.error().message;
+  for (const auto& w : r->workloads) {
+    EXPECT_TRUE(w.informative_probes == 1 || w.informative_probes == 2 || w.informative_probes == 3);
+    EXPECT_EQ(w.probes.size(), 3u);
+  }
 }
 
 TEST(Evaluate, GroupByNeedsTheColumn) {

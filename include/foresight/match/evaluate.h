@@ -24,6 +24,7 @@ struct WorkloadScore {
   std::string baseline_env;         // best-on-average over the training workloads
   double baseline_regret = 0;
   double random_regret = 0;         // expected regret of a uniform pick
+  std::size_t informative_probes = 0;
 };
 
 struct Summary {
@@ -46,7 +47,16 @@ struct EvaluationOptions {
   std::string group_by;   // workload info column; empty: every workload is its own group
   bool use_fingerprints = true;
   unsigned threads = 1;   // groups evaluated in parallel
+  // Let each fold pick how many probes are informative (1, half, all) by an inner
+  // leave-one-group-out evaluation on its own training workloads only.
+  bool self_tune = false;
 };
+
+// How a fold's matcher splits its probes when self-tuning: the candidate with the lowest inner
+// mean regret (ties: the default split).
+Result<std::size_t> selectInformativeProbes(const OutcomeTable& table,
+                                            const std::vector<std::size_t>& workloads,
+                                            const EvaluationOptions& options);
 
 // The environment with the lowest mean regret over the given workloads.
 std::size_t bestOnAverage(const OutcomeTable& table, const std::vector<std::size_t>& workloads);

@@ -22,6 +22,7 @@
 // Thread-safety: train() builds everything; rank() is const and safe to call concurrently.
 
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ namespace foresight::match {
 
 struct MatcherOptions {
   std::size_t probes = 3;
+  // How many of the probes are informative (the rest check candidates); default: half, rounded up.
+  std::optional<std::size_t> informative_probes;
   std::size_t ensemble = 10;  // bagged members; 5 left the choice visibly seed-dependent on Scout
   // XGBoost settings for small tabular data (a few thousand rows); not tuned to any data set.
   int rounds = 300;
