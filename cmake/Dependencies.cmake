@@ -7,6 +7,18 @@ find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(tl-expected REQUIRED)
 find_package(Eigen3 REQUIRED NO_MODULE)
+# Environment matcher: gradient-boosted trees, linear algebra for probe choice, run store, YAML.
+# Debian 12's xgboost CMake config also imports the `xgboost` CLI binary, which libxgboost-dev does
+# not install, so find_package(xgboost) fails; find the library and header directly instead.
+find_library(XGBOOST_LIBRARY NAMES xgboost REQUIRED)
+find_path(XGBOOST_INCLUDE_DIR xgboost/c_api.h REQUIRED)
+if(NOT TARGET xgboost::xgboost)
+  add_library(xgboost::xgboost UNKNOWN IMPORTED)
+  set_target_properties(xgboost::xgboost PROPERTIES IMPORTED_LOCATION "${XGBOOST_LIBRARY}"
+                                                    INTERFACE_INCLUDE_DIRECTORIES "${XGBOOST_INCLUDE_DIR}")
+endif()
+find_package(SQLite3 REQUIRED)
+find_package(yaml-cpp REQUIRED)
 if(FORESIGHT_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
@@ -18,7 +30,5 @@ endif()
 # pkg-config file carries CPPHTTPLIB_OPENSSL_SUPPORT), libvirt's C API.
 find_package(PkgConfig REQUIRED)
 find_package(OpenSSL REQUIRED)
-find_package(yaml-cpp REQUIRED)
-pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 pkg_check_modules(LIBVIRT REQUIRED IMPORTED_TARGET libvirt)

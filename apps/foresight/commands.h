@@ -19,5 +19,6 @@ void addBacktestCommand(CLI::App& app, Builtins& builtins);
 void addBenchCommand(CLI::App& app);
 void addAllocateCommand(CLI::App& app, Builtins& builtins);  // allocate and cost
 void addHistoryCommand(CLI::App& app, Builtins& builtins);
+void addMatchCommand(CLI::App& app);
 
 }  // namespace foresight::app

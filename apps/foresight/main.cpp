@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   app::addBenchCommand(app);
   app::addAllocateCommand(app, builtins);
   app::addHistoryCommand(app, builtins);
+  app::addMatchCommand(app);
 
   app.parse_complete_callback([&] { setupLogging(log_level); });
   try {

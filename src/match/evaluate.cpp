@@ -1,0 +1,268 @@
+#include "foresight/match/evaluate.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include <nlohmann/json.hpp>
+
+#include "foresight/core/parallel.h"
+
+namespace foresight::match {
+namespace {
+
+struct Extremes {
+  double best = 0, worst = 0;
+  std::size_t best_env = std::string::npos;
+};
+
+std::optional<Extremes> extremes(const OutcomeTable& t, std::size_t w) {
+  Extremes x;
+  for (std::size_t e = 0; e < t.environments.size(); ++e) {
+    const auto& o = t.outcomes[w][e];
+    if (!t.feasible(o)) continue;
+    const double v = t.value(o);
+    if (x.best_env == std::string::npos || v < x.best) x.best = v, x.best_env = e;
+    x.worst = std::max(x.worst, v);
+  }
+  if (x.best_env == std::string::npos || !(x.best > 0)) return std::nullopt;
+  return x;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(v.begin(), v.end());
+  const auto n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double mean(const std::vector<double>& v) {
+  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
+  return std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+}
+
+}  // namespace
+
+std::optional<double> regret(const OutcomeTable& t, std::size_t w, std::size_t chosen) {
+  auto x = extremes(t, w);
+  if (!x) return std::nullopt;
+  const auto& o = t.outcomes[w][chosen];
+  return (t.feasible(o) ? t.value(o) : x->worst) / x->best - 1;
+}
+
+std::size_t bestOnAverage(const OutcomeTable& t, const std::vector<std::size_t>& workloads) {
+  std::size_t best = 0;
+  double best_mean = std::numeric_limits<double>::infinity();
+  for (std::size_t e = 0; e < t.environments.size(); ++e) {
+    double sum = 0;
+    int n = 0;
+    for (auto w : workloads)
+      if (auto r = regret(t, w, e)) sum += *r, ++n;
+    if (n && sum / n < best_mean) best_mean = sum / n, best = e;
+  }
+  return best;
+}
+
+Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions& options) {
+  // Groups in order of first appearance.
+  std::vector<std::string> group_of(t.workloads.size());
+  std::vector<std::string> groups;
+  for (std::size_t w = 0; w < t.workloads.size(); ++w) {
+    if (options.group_by.empty()) {
+      group_of[w] = t.workloads[w];
+    } else {
+      auto it = t.info[w].find(options.group_by);
+      if (it == t.info[w].end())
+        return fail(ErrorCode::kInvalidArgument, "workload '{}' has no `{}` column to group by",
+                    t.workloads[w], options.group_by);
+      group_of[w] = it->second;
+    }
+    if (std::find(groups.begin(), groups.end(), group_of[w]) == groups.end())
+      groups.push_back(group_of[w]);
+  }
+  if (groups.size() < 2)
+    return fail(ErrorCode::kInvalidArgument, "leave-one-group-out needs at least two groups");
+
+  std::vector<std::vector<WorkloadScore>> per_group(groups.size());
+  std::vector<std::optional<Error>> errors(groups.size());
+  std::vector<std::size_t> skipped(groups.size(), 0);
+  parallelFor(groups.size(), options.threads, [&](std::size_t g, unsigned) {
+    std::vector<std::size_t> train, held;
+    for (std::size_t w = 0; w < t.workloads.size(); ++w)
+      (group_of[w] == groups[g] ? held : train).push_back(w);
+    auto fold_options = options.matcher;
+    if (options.self_tune) {
+      auto split = selectInformativeProbes(t, train, options);
+      if (!split) {
+        errors[g] = split.error();
+        return;
+      }
+      fold_options.informative_probes = *split;
+    }
+    auto matcher = Matcher::train(t, train, fold_options);
+    if (!matcher) {
+      errors[g] = matcher.error();
+      return;
+    }
+    const auto baseline = bestOnAverage(t, train);
+    for (auto w : held) {
+      auto x = extremes(t, w);
+      if (!x) {
+        ++skipped[g];
+        continue;
+      }
+      // Only what a user would know: the fingerprint and the probe runs' outcomes.
+      WorkloadEvidence ev;
+      if (options.use_fingerprints) ev.fingerprint = t.fingerprints[w];
+      WorkloadScore s;
+      s.workload = t.workloads[w];
+      s.group = groups[g];
+      s.informative_probes = matcher->probes().size();
+      std::vector<std::size_t> candidates;
+      for (std::size_t e = 0; e < t.environments.size(); ++e)
+        if (t.outcomes[w][e].has_run) candidates.push_back(e);
+      for (std::size_t k = 0; k < matcher->probeBudget(); ++k) {
+        auto next = matcher->nextProbe(ev, candidates);
+        if (!next) {
+          errors[g] = next.error();
+          return;
+        }
+        if (!*next) break;
+        const auto p = **next;
+        const auto& o = t.outcomes[w][p];
+        ev.probes.push_back({t.environments[p].id, o.completed, o.runtime_s});
+        s.probes.push_back(t.environments[p].id);
+        if (std::isfinite(t.value(o))) s.probe_cost += t.value(o);
+      }
+      auto ranking = matcher->rank(ev, candidates);
+      if (!ranking) {
+        errors[g] = ranking.error();
+        return;
+      }
+      const auto chosen = t.environmentIndex(ranking->environments.front().env);
+      s.chosen = t.environments[chosen].id;
+      s.best = t.environments[x->best_env].id;
+      s.regret = *regret(t, w, chosen);
+      for (std::size_t i = 0; i < std::min<std::size_t>(3, ranking->environments.size()); ++i)
+        if (ranking->environments[i].env == s.best) (i == 0 ? s.top1 : s.top3) = true;
+      s.top3 = s.top3 || s.top1;
+      s.probe_cost_vs_best = s.probe_cost / x->best;
+      s.baseline_env = t.environments[baseline].id;
+      s.baseline_regret = *regret(t, w, baseline);
+      double sum = 0;
+      for (auto e : candidates) sum += *regret(t, w, e);
+      s.random_regret = sum / candidates.size();
+      per_group[g].push_back(std::move(s));
+    }
+  });
+  for (const auto& e : errors)
+    if (e) return tl::unexpected(*e);
+
+  EvaluationReport report;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (auto& s : per_group[g]) report.workloads.push_back(std::move(s));
+    report.summary.skipped += skipped[g];
+  }
+  std::vector<double> r, b, rnd, pc;
+  auto& sm = report.summary;
+  for (const auto& s : report.workloads) {
+    r.push_back(s.regret);
+    b.push_back(s.baseline_regret);
+    rnd.push_back(s.random_regret);
+    pc.push_back(s.probe_cost_vs_best);
+    sm.top1 += s.top1;
+    sm.top3 += s.top3;
+    sm.baseline_top1 += s.baseline_env == s.best;
+  }
+  sm.workloads = report.workloads.size();
+  sm.median_regret = median(r);
+  sm.mean_regret = mean(r);
+  sm.baseline_median = median(b);
+  sm.baseline_mean = mean(b);
+  sm.random_median = median(rnd);
+  sm.random_mean = mean(rnd);
+  sm.median_probe_cost_vs_best = median(pc);
+  return report;
+}
+
+Result<std::size_t> selectInformativeProbes(const OutcomeTable& t,
+                                            const std::vector<std::size_t>& workloads,
+                                            const EvaluationOptions& options) {
+  const std::size_t k = options.matcher.probes;
+  const std::size_t fallback = options.matcher.informative_probes.value_or((k + 1) / 2);
+  if (k <= 1) return fallback;
+  // The training workloads alone, as a table of their own.
+  OutcomeTable sub = t;
+  sub.workloads.clear();
+  sub.outcomes.clear();
+  sub.fingerprints.clear();
+  sub.info.clear();
+  for (auto w : workloads) {
+    sub.workloads.push_back(t.workloads[w]);
+    sub.outcomes.push_back(t.outcomes[w]);
+    sub.fingerprints.push_back(t.fingerprints[w]);
+    sub.info.push_back(t.info[w]);
+  }
+  EvaluationOptions inner = options;
+  inner.self_tune = false;
+  inner.threads = 1;
+  std::size_t best = fallback;
+  double best_mean = std::numeric_limits<double>::infinity();
+  std::vector<std::size_t> tried;
+  for (std::size_t n : {fallback, std::size_t{1}, k}) {
+    if (std::find(tried.begin(), tried.end(), n) != tried.end()) continue;
+    tried.push_back(n);
+    inner.matcher.informative_probes = n;
+    auto r = evaluate(sub, inner);
+    if (!r) return fallback;  // e.g. a single training group: nothing to choose with
+    if (r->summary.mean_regret < best_mean - 1e-12) best_mean = r->summary.mean_regret, best = n;
+  }
+  return best;
+}
+
+std::string toJson(const EvaluationReport& report, const OutcomeTable& t,
+                   const EvaluationOptions& options) {
+  using nlohmann::json;
+  const auto& s = report.summary;
+  json j;
+  j["protocol"] = {{"objective", t.objective == Objective::kCost ? "cost" : "runtime"},
+                   {"deadline_s", t.deadline_s ? json(*t.deadline_s) : json(nullptr)},
+                   {"probes", options.matcher.probes},
+                   {"group_by", options.group_by},
+                   {"fingerprints", options.use_fingerprints},
+                   {"ensemble", options.matcher.ensemble},
+                   {"seed", options.matcher.seed},
+                   {"self_tune", options.self_tune}};
+  j["summary"] = {{"workloads", s.workloads},
+                  {"skipped_no_feasible_environment", s.skipped},
+                  {"median_regret", s.median_regret},
+                  {"mean_regret", s.mean_regret},
+                  {"top1", s.top1},
+                  {"top3", s.top3},
+                  {"top1_rate", s.workloads ? double(s.top1) / s.workloads : 0.0},
+                  {"top3_rate", s.workloads ? double(s.top3) / s.workloads : 0.0},
+                  {"median_probe_cost_vs_best", s.median_probe_cost_vs_best},
+                  {"best_on_average", {{"median_regret", s.baseline_median},
+                                       {"mean_regret", s.baseline_mean},
+                                       {"top1", s.baseline_top1}}},
+                  {"random", {{"median_regret", s.random_median}, {"mean_regret", s.random_mean}}}};
+  json rows = json::array();
+  for (const auto& w : report.workloads)
+    rows.push_back({{"workload", w.workload},
+                    {"group", w.group},
+                    {"chosen", w.chosen},
+                    {"best", w.best},
+                    {"regret", w.regret},
+                    {"top1", w.top1},
+                    {"top3", w.top3},
+                    {"probes", w.probes},
+                    {"probe_cost", w.probe_cost},
+                    {"probe_cost_vs_best", w.probe_cost_vs_best},
+                    {"best_on_average", w.baseline_env},
+                    {"best_on_average_regret", w.baseline_regret},
+                    {"random_regret", w.random_regret},
+                    {"informative_probes", w.informative_probes}});
+  j["workloads"] = rows;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace foresight::match

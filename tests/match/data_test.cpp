@@ -1,0 +1,140 @@
+#include <gtest/gtest.h>
+
+#include "foresight/match/data.h"
+#include "foresight/match/outcomes.h"
+
+namespace foresight::match {
+namespace {
+
+const std::string kDir = MATCH_FIXTURES;
+
+TEST(EnvironmentsCsv, ReadsFeaturesAndPricesByPurchaseOption) {
+  auto c = readEnvironmentsCsv(kDir + "/generic/environments.csv");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->environments.size(), 3u);
+  const auto* big = c->find("2xbig");
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(big->numbers.at("nodes"), 2);
+  EXPECT_EQ(big->labels.at("network"), "High, 10G");  // quoted comma survives
+  EXPECT_EQ(big->labels.at("instance_type"), "big.x");
+  EXPECT_DOUBLE_EQ(*c->price(*big, kOnDemand), 0.8);
+  EXPECT_DOUBLE_EQ(*c->price(*big, "spot"), 0.3);
+  EXPECT_FALSE(c->price(*c->find("4xsmall"), "spot"));  // empty cell: no such price
+  EXPECT_FALSE(big->numbers.contains("price_per_hour"));  // a price, not a feature
+}
+
+TEST(EnvironmentsCsv, BadNumberNamesFileLineAndColumn) {
+  auto c = readEnvironmentsCsv(kDir + "/bad_number.csv");
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("bad_number.csv:3"), std::string::npos) << c.error().message;
+  EXPECT_NE(c.error().message.find("price_per_hour"), std::string::npos);
+}
+
+TEST(EnvironmentsYaml, FlattensHardwareSoftwareAndPrices) {
+  auto c = readEnvironmentsYaml(kDir + "/environments.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->environments.size(), 2u);
+  const auto& e = c->environments[0];
+  EXPECT_EQ(e.id, "4xc4.large");
+  EXPECT_EQ(e.numbers.at("nodes"), 4);
+  EXPECT_DOUBLE_EQ(e.numbers.at("memory_gib"), 3.75);
+  EXPECT_EQ(e.labels.at("processor"), "Xeon E5-2666 v3");
+  EXPECT_EQ(e.labels.at("framework"), "spark-2.1");
+  EXPECT_DOUBLE_EQ(e.prices.at("reserved_1yr"), 0.25);
+  EXPECT_EQ(c->environments[1].numbers.at("vcpus"), 4);
+}
+
+TEST(EnvironmentsYaml, BadPriceNamesLineAndEnvironment) {
+  auto c = readEnvironmentsYaml(kDir + "/bad_price.yaml");
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("bad_price.yaml:5"), std::string::npos) << c.error().message;
+  EXPECT_NE(c.error().message.find("'b'"), std::string::npos);
+}
+
+TEST(InstanceCatalog, JoinsOnInstanceTypeAndScalesPricesByNodes) {
+  auto c = readEnvironmentsCsv(kDir + "/generic/environments.csv");
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(joinInstanceCatalog(*c, kDir + "/generic/catalog.csv"));
+  const auto* small4 = c->find("4xsmall");
+  EXPECT_DOUBLE_EQ(small4->numbers.at("clock_speed_ghz"), 2.9);
+  EXPECT_EQ(c->find("2xbig")->labels.at("physical_processor"), "AMD, EPYC");
+  EXPECT_DOUBLE_EQ(small4->prices.at(kOnDemand), 0.4);  // its own price wins
+  EXPECT_DOUBLE_EQ(small4->prices.at("reserved_1yr"), 4 * 0.07);
+}
+
+TEST(InstanceCatalog, UnknownInstanceTypeIsAnError) {
+  EnvironmentCatalog c;
+  c.environments.push_back({"x", {}, {{"instance_type", "nope.large"}}, {}});
+  auto s = joinInstanceCatalog(c, kDir + "/generic/catalog.csv");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("nope.large"), std::string::npos);
+}
+
+TEST(MatchFolder, LoadsRunsFingerprintsAndWorkloadInfo) {
+  auto d = loadMatchFolder(kDir + "/generic");
+  ASSERT_TRUE(d) << d.error().message;
+  ASSERT_EQ(d->history.runs.size(), 6u);
+  EXPECT_FALSE(d->history.runs[2].completed);
+  EXPECT_EQ(d->history.runs[2].line, 5u);  // the blank line is counted
+  EXPECT_EQ(d->history.workload_info.at("grepA").at("app"), "grep");
+  EXPECT_DOUBLE_EQ(d->history.fingerprints.at("grepA").at("memory_peak_mb"), 800);
+  EXPECT_FALSE(d->history.fingerprints.at("sortA").contains("memory_peak_mb"));
+}
+
+TEST(MatchFolder, UnknownEnvironmentNamesRunsLine) {
+  auto d = loadMatchFolder(kDir + "/bad_runs");
+  ASSERT_FALSE(d);
+  EXPECT_NE(d.error().message.find("runs.csv:3"), std::string::npos) << d.error().message;
+  EXPECT_NE(d.error().message.find("9xhuge"), std::string::npos);
+}
+
+TEST(OutcomeTable, CostIsRuntimeTimesHourlyPrice) {
+  auto d = loadMatchFolder(kDir + "/generic");
+  ASSERT_TRUE(d);
+  auto t = buildOutcomeTable(*d, Objective::kCost, std::nullopt);
+  ASSERT_TRUE(t) << t.error().message;
+  const auto s = t->workloadIndex("sortA"), big = t->environmentIndex("2xbig"),
+             small4 = t->environmentIndex("4xsmall");
+  EXPECT_NEAR(t->outcomes[s][small4].cost, 2000.0 / 3600 * 0.4, 1e-12);
+  EXPECT_FALSE(t->feasible(t->outcomes[s][big]));
+  EXPECT_TRUE(t->feasible(t->outcomes[s][small4]));
+}
+
+TEST(OutcomeTable, MissingPriceForTheCostObjectiveNamesTheEnvironment) {
+  auto d = loadMatchFolder(kDir + "/generic");
+  ASSERT_TRUE(d);
+  auto t = buildOutcomeTable(*d, Objective::kCost, std::nullopt, "spot");
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.error().message.find("4xsmall"), std::string::npos) << t.error().message;
+  EXPECT_TRUE(buildOutcomeTable(*d, Objective::kRuntime, std::nullopt, "spot"));
+}
+
+TEST(OutcomeTable, CostColumnGivesAnImpliedPrice) {
+  MatchData d;
+  d.catalog.environments = {{"a", {{"nodes", 1}}, {}, {}}, {"b", {{"nodes", 2}}, {}, {}}};
+  d.history.runs = {{"w", "a", true, 3600, 2.0, {}, {}, 0}, {"w", "b", true, 1800, std::nullopt, {}, {}, 0},
+                    {"v", "b", true, 7200, 6.0, {}, {}, 0}};
+  auto t = buildOutcomeTable(d, Objective::kCost, std::nullopt);
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_DOUBLE_EQ(t->price_per_hour[0], 2.0);
+  EXPECT_DOUBLE_EQ(t->price_per_hour[1], 3.0);
+  EXPECT_DOUBLE_EQ(t->outcomes[0][1].cost, 1.5);  // 1800 s at the implied $3/h
+}
+
+TEST(OutcomeTable, RepeatedRunsUseTheMajorityAndTheGeometricMeanRuntime) {
+  MatchData d;
+  d.catalog.environments = {{"a", {}, {}, {{kOnDemand, 1.0}}}};
+  d.history.runs = {{"w", "a", true, 100, {}, {}, {}, 0}, {"w", "a", true, 400, {}, {}, {}, 0},
+                    {"v", "a", false, 0, {}, {}, {}, 0}, {"v", "a", false, 0, {}, {}, {}, 0},
+                    {"v", "a", true, 50, {}, {}, {}, 0}};
+  auto t = buildOutcomeTable(d, Objective::kCost, std::nullopt);
+  ASSERT_TRUE(t) << t.error().message;
+  const auto& w = t->outcomes[t->workloadIndex("w")][0];
+  EXPECT_TRUE(w.completed);
+  EXPECT_NEAR(w.runtime_s, 200, 1e-9);
+  EXPECT_NEAR(w.cost, 200.0 / 3600, 1e-12);
+  EXPECT_FALSE(t->outcomes[t->workloadIndex("v")][0].completed);  // 1 of 3 completed
+}
+
+}  // namespace
+}  // namespace foresight::match

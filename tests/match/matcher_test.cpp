@@ -1,0 +1,175 @@
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <random>
+
+#include "boosted_trees.h"
+#include "foresight/match/evaluate.h"
+#include "synthetic.h"
+
+namespace foresight::match {
+namespace {
+
+std::vector<std::size_t> all(const OutcomeTable& t) {
+  std::vector<std::size_t> v(t.workloads.size());
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+// log runtime = base + a·u_e + noise: the environment with the most extreme u carries the most
+// information about the others.
+TEST(ChooseProbes, PicksTheMostInformativeEnvironment) {
+  OutcomeTable t;
+  const double u[] = {0, 1, 2, 3, 10};
+  for (int e = 0; e < 5; ++e) t.environments.push_back({"e" + std::to_string(e), {}, {}, {}});
+  std::mt19937 rng(5);
+  std::normal_distribution<double> n01(0, 1);
+  for (int w = 0; w < 40; ++w) {
+    t.workloads.push_back("w" + std::to_string(w));
+    const double base = 5 + n01(rng), a = n01(rng);
+    std::vector<Outcome> row;
+    for (int e = 0; e < 5; ++e)
+      row.push_back({true, true, std::exp(base + 0.2 * a * u[e] + 0.1 * n01(rng)), 0});
+    t.outcomes.push_back(row);
+  }
+  EXPECT_EQ(Matcher::chooseProbes(t, all(t), 1), std::vector<std::size_t>{4});
+  auto two = Matcher::chooseProbes(t, all(t), 2);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_NE(two[0], two[1]);
+}
+
+TEST(Matcher, BeatsBestOnAverageWhereTheAnswerIsKnown) {
+  auto t = testing::amdahlTable(24, 11);
+  EvaluationOptions opt;
+  opt.group_by = "app";
+  opt.matcher.probes = 2;
+  auto r = evaluate(t, opt);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_LT(r->summary.median_regret, 0.1);
+  EXPECT_LT(r->summary.mean_regret, r->summary.baseline_mean);
+}
+
+TEST(Matcher, ProbesAreMeasuredNotPredictedAndFailuresRankLast) {
+  auto t = testing::amdahlTable(12, 2);
+  MatcherOptions o;
+  o.ensemble = 3;
+  o.rounds = 50;
+  auto m = Matcher::train(t, all(t), o);
+  ASSERT_TRUE(m) << m.error().message;
+  WorkloadEvidence ev;
+  ev.fingerprint = {{"memory_gb", 3}, {"parallel_fraction", 0.5}};
+  ev.probes = {{"1x1-4g", true, 1234}, {"8x2-16g", false, 0}};
+  auto r = m->rank(ev);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->environments.size(), t.environments.size());
+  const auto& last = r->environments.back();
+  EXPECT_EQ(last.env, "8x2-16g");
+  EXPECT_EQ(last.p_complete, 0);
+  EXPECT_FALSE(last.admissible);
+  for (const auto& e : r->environments)
+    if (e.env == "1x1-4g") {
+      EXPECT_TRUE(e.observed);
+      EXPECT_DOUBLE_EQ(e.runtime_s, 1234);
+      EXPECT_EQ(e.log_sd, 0);
+      EXPECT_NEAR(e.cost, 1234.0 / 3600 * 0.1, 1e-12);
+    } else if (!e.observed) {
+      EXPECT_GT(e.log_sd, 0);
+      EXPECT_LE(e.runtime_low_s, e.runtime_s);
+      EXPECT_GE(e.runtime_high_s, e.runtime_s);
+    }
+  EXPECT_FALSE(r->drivers.empty());
+  EXPECT_NE(r->explanation.find(r->environments.front().env), std::string::npos);
+}
+
+TEST(Matcher, UnknownProbeEnvironmentIsAnError) {
+  auto t = testing::amdahlTable(4, 2);
+  MatcherOptions o;
+  o.ensemble = 1;
+  o.rounds = 5;
+  auto m = Matcher::train(t, all(t), o);
+  ASSERT_TRUE(m);
+  auto r = m->rank({{}, {{"nowhere", true, 10}}});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("nowhere"), std::string::npos);
+}
+
+TEST(Matcher, NextProbeStartsWithTheInformativeOnesThenNeverRepeats) {
+  auto t = testing::amdahlTable(10, 4);
+  MatcherOptions o;
+  o.probes = 4;
+  o.ensemble = 2;
+  o.rounds = 30;
+  auto m = Matcher::train(t, all(t), o);
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->probes().size(), 2u);  // half the budget, rounded up
+  WorkloadEvidence ev;
+  std::set<std::size_t> seen;
+  for (int k = 0; k < 4; ++k) {
+    auto next = m->nextProbe(ev);
+    ASSERT_TRUE(next && *next);
+    if (k < 2) EXPECT_EQ(**next, m->probes()[k]);
+    EXPECT_TRUE(seen.insert(**next).second);
+    ev.probes.push_back({t.environments[**next].id, true, 100.0 + k});
+  }
+}
+
+TEST(Recommend, AdmissibleFilterDropsEnvironmentsUpFront) {
+  auto t = testing::amdahlTable(8, 9);
+  MatcherOptions o;
+  o.ensemble = 2;
+  o.rounds = 30;
+  auto r = recommendEnvironments(t, {{{"memory_gb", 20}, {"parallel_fraction", 0.8}}, {}}, o,
+                                 [](const Environment& e) { return e.numbers.at("nodes") >= 4; });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->environments.size(), 8u);
+  for (const auto& e : r->environments) EXPECT_TRUE(e.env.starts_with("4x") || e.env.starts_with("8x"));
+}
+
+TEST(Matcher, SavedAndLoadedRanksIdentically) {
+  auto t = testing::amdahlTable(10, 6);
+  MatcherOptions o;
+  o.ensemble = 3;
+  o.rounds = 40;
+  auto m = Matcher::train(t, all(t), o);
+  ASSERT_TRUE(m);
+  auto text = m->save();
+  ASSERT_TRUE(text) << text.error().message;
+  auto back = Matcher::load(*text);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->probes(), m->probes());
+  EXPECT_EQ(back->probeBudget(), m->probeBudget());
+  WorkloadEvidence ev{{{"memory_gb", 12}, {"parallel_fraction", 0.7}},
+                      {{t.environments[m->probes()[0]].id, true, 900}, {"2x1-4g", false, 0}}};
+  auto a = m->rank(ev), b = back->rank(ev);
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(a->environments.size(), b->environments.size());
+  for (std::size_t i = 0; i < a->environments.size(); ++i) {
+    EXPECT_EQ(a->environments[i].env, b->environments[i].env);
+    EXPECT_DOUBLE_EQ(a->environments[i].runtime_s, b->environments[i].runtime_s);
+    EXPECT_DOUBLE_EQ(a->environments[i].log_sd, b->environments[i].log_sd);
+    EXPECT_DOUBLE_EQ(a->environments[i].p_complete, b->environments[i].p_complete);
+  }
+  EXPECT_FALSE(Matcher::load(R"({"format": "something else"})"));
+  EXPECT_FALSE(Matcher::load("not json"));
+}
+
+TEST(BoostedTrees, SaveAndLoadPredictTheSame) {
+  DenseMatrix x{20, 2, {}};
+  std::vector<float> y;
+  for (int i = 0; i < 20; ++i) {
+    x.values.push_back(static_cast<float>(i));
+    x.values.push_back(static_cast<float>(i % 3));
+    y.push_back(static_cast<float>(2 * i + (i % 3)));
+  }
+  auto m = BoostedTrees::train(x, y, {{"max_depth", "3"}, {"nthread", "1"}}, 20);
+  ASSERT_TRUE(m) << m.error().message;
+  auto json = m->save();
+  ASSERT_TRUE(json);
+  auto back = BoostedTrees::load(*json);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*m->predict(x), *back->predict(x));
+  EXPECT_FALSE(BoostedTrees::load("{not a model"));
+}
+
+}  // namespace
+}  // namespace foresight::match
