@@ -85,6 +85,9 @@ class ExperimentCgroup {
                     ec.message());
       cg.dirs_.push_back(d);
     }
+    // The largest CPU weight: other processes on the host must not starve the workload, so that
+    // the only limit it meets is the quota under test.
+    (void)writeFile(cg.cpu_ / (cg.v2_ ? "cpu.weight" : "cpu.shares"), cg.v2_ ? "10000" : "262144");
     return cg;
   }
   ExperimentCgroup() = default;
