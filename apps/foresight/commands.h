@@ -10,9 +10,17 @@ namespace foresight::app {
 // Named factories shared by the subcommands, filled once by registerBuiltins().
 struct Builtins {
   predict::PolicyRegistry policies{"policy"};
+  // The words after a bare "--" (a command for record/profile to launch); main() cuts them off
+  // before CLI11 parses the rest.
+  std::vector<std::string> command;
 };
+struct WorkloadOptions;
 void registerBuiltins(Builtins& builtins);
 
 void addBacktestCommand(CLI::App& app, Builtins& builtins);
+void addRecordCommand(CLI::App& app, Builtins& builtins);
+void addProfileCommand(CLI::App& app, Builtins& builtins);
+void addRunCommand(CLI::App& app, Builtins& builtins);
+void addWorkloadOptions(CLI::App& cmd, WorkloadOptions& w);
 
 }  // namespace foresight::app
