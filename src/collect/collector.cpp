@@ -29,6 +29,8 @@ void registerCollectors(CollectorRegistry& registry) {
                [](const CollectorContext& c) { return makeProcfsCollector(c); });
   registry.add("net", "bytes and packets per network namespace (host fallback)",
                [](const CollectorContext& c) { return makeNetCollector(c); });
+  registry.add("probe", "libforesight-probe.so segments: I/O and IPC calls, bytes, latency",
+               [](const CollectorContext& c) { return makeProbeCollector(c); });
   registry.add("perf", "perf_event_open cycles, instructions, cache misses, task-clock",
                [](const CollectorContext& c) { return makePerfCollector(c, systemPerfOpener()); });
 }
@@ -38,7 +40,7 @@ std::vector<std::string> defaultCollectors(const CgroupLayout& layout) {
   if (layout.version == CgroupVersion::kV2) out.push_back("cgroup.v2");
   if (layout.version == CgroupVersion::kV1 || layout.version == CgroupVersion::kHybrid)
     out.push_back("cgroup.v1");
-  for (const char* c : {"procfs", "net", "perf"}) out.push_back(c);
+  for (const char* c : {"procfs", "net", "perf", "probe"}) out.push_back(c);
   return out;
 }
 

@@ -10,4 +10,5 @@ std::unique_ptr<Collector> makeCgroupV1Collector(const CollectorContext& ctx);
 std::unique_ptr<Collector> makeCgroupV2Collector(const CollectorContext& ctx);
 std::unique_ptr<Collector> makeProcfsCollector(const CollectorContext& ctx);
 std::unique_ptr<Collector> makeNetCollector(const CollectorContext& ctx);
+std::unique_ptr<Collector> makeProbeCollector(const CollectorContext& ctx);
 }  // namespace foresight::collect

@@ -61,7 +61,8 @@ class TestCgroup {
 
 TEST(LiveCgroup, MeasuresKnownCpuMemoryAndIoLoad) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
-  CollectorContext ctx{HostPaths("/"), {}, sysconf(_SC_CLK_TCK)};
+  CollectorContext ctx;
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
   ctx.layout = detectCgroupLayout(ctx.paths);
   if (ctx.layout.version == CgroupVersion::kNone) GTEST_SKIP() << "no cgroup hierarchy mounted";
   if (ctx.layout.version != CgroupVersion::kV2 && !(ctx.layout.v1("cpuacct") && ctx.layout.v1("memory")))
@@ -127,7 +128,8 @@ TEST(LiveCgroup, MeasuresKnownCpuMemoryAndIoLoad) {
 }
 
 TEST(LivePerf, SoftwareCountersWorkAndRefusedHardwareIsReported) {
-  CollectorContext ctx{HostPaths("/"), {}, sysconf(_SC_CLK_TCK)};
+  CollectorContext ctx;
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
   auto perf = makePerfCollector(ctx, systemPerfOpener());
   Workload self{Workload::Kind::kProcessTree, "self", "", ::getpid()};
   Sample a, b;

@@ -44,6 +44,7 @@ struct CollectorContext {
   HostPaths paths;
   CgroupLayout layout;
   long clock_ticks = 100;  // sysconf(_SC_CLK_TCK) on the live host
+  std::filesystem::path probe_dir = "/dev/shm";  // where libforesight-probe.so keeps segments
 };
 
 class Collector {
@@ -56,7 +57,7 @@ class Collector {
 };
 
 using CollectorRegistry = Registry<Collector, const CollectorContext&>;
-// cgroup.v1, cgroup.v2, procfs, net, perf.
+// cgroup.v1, cgroup.v2, procfs, net, perf, probe.
 void registerCollectors(CollectorRegistry& registry);
 
 // Collector names that apply to this host's layout (cgroup.v1 or cgroup.v2, then the rest).
