@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   app::addBacktestCommand(app, builtins);
   app::addRecordCommand(app, builtins);
   app::addProfileCommand(app, builtins);
+  app::addRunCommand(app, builtins);
 
   // "foresight record ... -- CMD ARGS": everything after the first bare "--" is the command.
   for (int i = 1; i < argc; ++i) {
