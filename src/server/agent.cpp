@@ -1,6 +1,7 @@
 #include "foresight/server/agent.h"
-
+// After Eigen (via agent.h): httplib pulls in <resolv.h>, whose `_res` macro breaks Eigen.
 #include <httplib.h>
+
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
@@ -217,6 +218,12 @@ Status Agent::start() {
       return;
     }
     res.set_content(it->second.dump(), "application/json");
+  });
+  // httplib's default sets SO_REUSEPORT, which lets a second agent bind the same port and split
+  // the scrapes; keep only SO_REUSEADDR (restart without TIME_WAIT trouble).
+  m.http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   if (config_.listen_port == 0) {
     port_ = m.http.bind_to_any_port(config_.listen_host);
