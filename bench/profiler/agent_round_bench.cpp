@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -73,7 +74,23 @@ void BM_SamplingRound(benchmark::State& state) {
   }
   CollectorRegistry reg("collector");
   registerCollectors(reg);
-  auto sampler = Sampler::create(ctx, defaultCollectors(ctx.layout), reg);
+  // FORESIGHT_BENCH_COLLECTORS=a,b measures a subset (per-collector cost in the docs).
+  std::vector<std::string> names = defaultCollectors(ctx.layout);
+  if (const char* env = std::getenv("FORESIGHT_BENCH_COLLECTORS")) {
+    names.clear();
+    std::string s = env;
+    for (std::size_t pos = 0; pos <= s.size();) {
+      std::size_t next = s.find(',', pos);
+      if (next == std::string::npos) next = s.size();
+      if (next > pos) names.push_back(s.substr(pos, next - pos));
+      pos = next + 1;
+    }
+  }
+  auto sampler = Sampler::create(ctx, names, reg);
+  if (!sampler) {
+    state.SkipWithError(sampler.error().message.c_str());
+    return;
+  }
   double cpu = 0;
   std::size_t samples = 0;
   for (auto _ : state) {
