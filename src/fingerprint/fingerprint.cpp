@@ -297,7 +297,11 @@ std::optional<Fingerprint> Pipeline::push(std::int64_t time, std::span<const dou
     }
   }
   // Score against what was seen before, then learn from it.
-  f.anomaly = pca_.reconstructionError(x);
+  if (model_ && pca_.count() >= 2) {
+    f.anomaly = model_->scoreAndLearn(pca_.normalise(x));
+  } else {
+    f.anomaly = pca_.reconstructionError(x);
+  }
   pca_.update(x);
   Eigen::VectorXd v = pca_.project(x);
   f.vector.assign(v.data(), v.data() + v.size());

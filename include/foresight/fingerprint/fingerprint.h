@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -65,6 +67,8 @@ class IncrementalPca {
   // Squared error of reconstructing z(x) from its projection, over the mean discarded variance.
   double reconstructionError(const Eigen::VectorXd& x) const;
   std::size_t count() const { return count_; }
+  // x z-scored with the running mean and standard deviation (0 for missing or constant features).
+  Eigen::VectorXd normalise(const Eigen::VectorXd& x) const { return zscore(x); }
   std::size_t inputDim() const { return static_cast<std::size_t>(mean_.size()); }
   std::size_t outputDim() const { return out_; }
   const Eigen::MatrixXd& basis() const { return basis_; }
@@ -77,6 +81,16 @@ class IncrementalPca {
   std::size_t out_ = 0, count_ = 0;
   Eigen::VectorXd mean_, eigenvalues_;
   Eigen::MatrixXd m2_, basis_;  // basis_: input_dim x output_dim, columns by falling variance
+};
+
+// A learnt anomaly scorer over the z-scored feature vector (the LibTorch autoencoder in
+// fingerprint/autoencoder.h); without one, the pipeline scores by PCA reconstruction error.
+// Thread-safety: used by its pipeline's thread.
+class AnomalyModel {
+ public:
+  virtual ~AnomalyModel() = default;
+  // Score z (higher = more unusual), then learn from it.
+  virtual double scoreAndLearn(const Eigen::VectorXd& z) = 0;
 };
 
 struct Config {
@@ -96,6 +110,8 @@ class Pipeline {
   const Config& config() const { return config_; }
   const IncrementalPca& pca() const { return pca_; }
   std::vector<std::string> featureNames() const;
+  // Replaces the PCA reconstruction error as the anomaly score.
+  void setAnomalyModel(std::shared_ptr<AnomalyModel> model) { model_ = std::move(model); }
 
   // State (config, metric names, PCA with its normalisation) as JSON, written atomically.
   Status saveState(const std::filesystem::path& file) const;
@@ -107,6 +123,7 @@ class Pipeline {
   std::vector<std::deque<double>> buffers_;
   std::size_t since_emit_ = 0;
   IncrementalPca pca_;
+  std::shared_ptr<AnomalyModel> model_;
 };
 
 // The resource names of trace::Series, as metric names for Pipeline.
