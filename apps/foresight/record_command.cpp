@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "foresight/core/log.h"
 #include "foresight/fingerprint/fingerprint.h"
+#include "foresight/server/agent.h"
 #include "profiler_common.h"
 
 namespace fs = std::filesystem;
@@ -19,6 +20,7 @@ struct RecordArgs {
   std::string out;
   double duration = 0, period = 1.0;
   fingerprint::Config fp;
+  bool autoencoder = false;
 };
 
 int runRecord(const RecordArgs& a) {
@@ -28,6 +30,10 @@ int runRecord(const RecordArgs& a) {
   }
   if (a.period <= 0) {
     spdlog::error("record: --period must be > 0");
+    return 2;
+  }
+  if (a.autoencoder && !server::haveAutoencoder()) {
+    spdlog::error("record: --autoencoder: this build has no LibTorch");
     return 2;
   }
   auto source = WorkloadSource::create(a.workloads);
@@ -60,7 +66,8 @@ int runRecord(const RecordArgs& a) {
                auto it = last.find(s.workload);
                if (it != last.end()) {
                  auto u = collect::resourceUsage(it->second, s);
-                 auto p = pipelines.try_emplace(s.workload, a.fp, fingerprint::resourceMetrics()).first;
+                 auto [p, created] = pipelines.try_emplace(s.workload, a.fp, fingerprint::resourceMetrics());
+                 if (created && a.autoencoder) (void)server::attachAutoencoder(p->second);
                  if (auto f = p->second.push(s.time_ns / 1000000000, u)) {
                    auto j = fingerprint::toJson(*f);
                    j["workload"] = s.workload;
@@ -111,6 +118,7 @@ void addRecordCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--window", a->fp.window, "fingerprint window (samples)")->capture_default_str();
   cmd->add_option("--hop", a->fp.hop, "samples between fingerprints")->capture_default_str();
   cmd->add_option("--dim", a->fp.dim, "fingerprint vector size")->capture_default_str();
+  cmd->add_flag("--autoencoder", a->autoencoder, "anomaly score from the LibTorch autoencoder (default: PCA error)");
   addWorkloadOptions(*cmd, a->workloads);
   cmd->callback([a, &builtins] {
     a->workloads.command = builtins.command;

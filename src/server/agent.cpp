@@ -112,7 +112,8 @@ struct Agent::Impl {
         for (Resource res : kAllResources) {
           gauge(std::string("resource_") + std::string(name(res)), s.workload).Set(u[index(res)]);
         }
-        auto p = pipelines.try_emplace(s.workload, cfg.fingerprint, fingerprint::resourceMetrics()).first;
+        auto [p, created] = pipelines.try_emplace(s.workload, cfg.fingerprint, fingerprint::resourceMetrics());
+        if (created && cfg.autoencoder) (void)attachAutoencoder(p->second);  // checked in start()
         nlohmann::json j = {{"workload", s.workload}, {"time", t}, {"cpu_cores", number(u[0])},
                             {"memory_bytes", number(u[1])}, {"disk_io_bytes_per_second", number(u[2])},
                             {"network_bytes_per_second", number(u[3])}};
@@ -174,6 +175,9 @@ Status Agent::start() {
     auto w = collect::selectWorkloads(m.ctx.paths, m.ctx.layout, sel);
     if (!w) return tl::unexpected(w.error());
     m.fixed.insert(m.fixed.end(), w->begin(), w->end());
+  }
+  if (config_.autoencoder && !haveAutoencoder()) {
+    return fail(ErrorCode::kUnavailable, "fingerprint.autoencoder: this build has no LibTorch");
   }
   if (!config_.database.empty()) {
     auto db = store::Store::open(config_.database);

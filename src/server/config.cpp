@@ -5,6 +5,9 @@
 #include <sstream>
 
 #include "foresight/server/agent.h"
+#ifdef FORESIGHT_HAVE_TORCH
+#include "foresight/fingerprint/autoencoder.h"
+#endif
 
 namespace foresight::server {
 namespace {
@@ -49,11 +52,12 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
       c.listen_port = std::stoi(l.substr(colon + 1));
     }
     if (auto f = root["fingerprint"]) {
-      if (auto s = checkKeys(f, {"window", "hop", "dim"}, origin + ": fingerprint"); !s)
+      if (auto s = checkKeys(f, {"window", "hop", "dim", "autoencoder"}, origin + ": fingerprint"); !s)
         return tl::unexpected(s.error());
       if (f["window"]) c.fingerprint.window = f["window"].as<std::size_t>();
       if (f["hop"]) c.fingerprint.hop = f["hop"].as<std::size_t>();
       if (f["dim"]) c.fingerprint.dim = f["dim"].as<std::size_t>();
+      if (f["autoencoder"]) c.autoencoder = f["autoencoder"].as<bool>();
     }
     if (auto r = root["retention"]) {
       if (auto s = checkKeys(r, {"raw_seconds", "bucket_seconds", "downsampled_seconds",
@@ -73,6 +77,26 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
   if (c.listen_port < 0 || c.listen_port > 65535)
     return fail(ErrorCode::kInvalidArgument, "{}: listen port {} out of range", origin, c.listen_port);
   return c;
+}
+
+bool haveAutoencoder() {
+#ifdef FORESIGHT_HAVE_TORCH
+  return true;
+#else
+  return false;
+#endif
+}
+
+Status attachAutoencoder(fingerprint::Pipeline& p) {
+#ifdef FORESIGHT_HAVE_TORCH
+  fingerprint::AutoencoderOptions o;
+  o.input_dim = p.featureNames().size();
+  p.setAnomalyModel(std::make_shared<fingerprint::Autoencoder>(o));
+  return ok();
+#else
+  (void)p;
+  return fail(ErrorCode::kUnavailable, "this build has no LibTorch: the autoencoder is unavailable");
+#endif
 }
 
 Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file) {

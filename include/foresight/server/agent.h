@@ -34,9 +34,15 @@ struct AgentConfig {
   std::vector<std::string> collectors;  // empty: all that apply to the host
   std::string probe_dir = "/dev/shm";
   fingerprint::Config fingerprint;
+  bool autoencoder = false;  // fingerprint.autoencoder: LibTorch anomaly model instead of PCA error
   store::Retention retention;
   double retention_interval_seconds = 300;
 };
+
+// Whether this build has the LibTorch autoencoder (foresight_fingerprint_torch).
+bool haveAutoencoder();
+// Sets the autoencoder as the pipeline's anomaly model (kUnavailable without LibTorch).
+Status attachAutoencoder(fingerprint::Pipeline& p);
 
 // Unknown keys and wrong types are errors naming the file and key.
 Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file);
