@@ -65,6 +65,15 @@ Sampler::Round Sampler::sample(const std::vector<Workload>& workloads) {
     else ++errors_;
   }
   r.errors = errors_ - before;
+  std::set<std::string> current;
+  for (const auto& w : workloads) current.insert(w.id);
+  for (const auto& g : r.gone) current.erase(g);
+  for (const auto& id : previous_)
+    if (!current.count(id))
+      for (auto& c : collectors_) c->forget(id);
+  for (const auto& g : r.gone)
+    for (auto& c : collectors_) c->forget(g);
+  previous_ = std::move(current);
   return r;
 }
 

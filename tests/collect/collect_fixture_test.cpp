@@ -202,6 +202,15 @@ TEST(Net, NamespaceOfTheProcessAndHostFallback) {
   EXPECT_DOUBLE_EQ(s.get("net_rx_bytes_total"), 98714535);  // eth0 + ifb*, not lo
   EXPECT_DOUBLE_EQ(s.get("net_tx_packets_total"), 1112);
   EXPECT_DOUBLE_EQ(s.get("net_host_fallback"), 0);
+  // A second workload in the same namespace (proc/8110/ns/net) is served from the same reading.
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto net = reg.create("net", context("v1"));
+  Sample a, b;
+  ASSERT_TRUE((*net)->collect(cgroupWorkload("/x"), {8110}, a));
+  ASSERT_TRUE((*net)->collect(cgroupWorkload("/y"), {8110}, b));
+  EXPECT_EQ(a.metrics.size(), b.metrics.size());
+  EXPECT_DOUBLE_EQ(b.get("net_rx_bytes_total"), 98714535);
   auto empty = collectWith(context("v2"), "net", cgroupWorkload("/system.slice/noio.service"));
   EXPECT_DOUBLE_EQ(empty.get("net_host_fallback"), 1);
   EXPECT_DOUBLE_EQ(empty.get("net_rx_bytes_total"), 98714535);

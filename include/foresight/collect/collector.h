@@ -54,6 +54,8 @@ class Collector {
   // Appends this collector's metrics for w, whose processes are pids (read once per round by the
   // sampler). A workload that vanished is kNotFound; missing optional files are skipped silently.
   virtual Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) = 0;
+  // The workload is gone or no longer sampled: drop whatever is kept for it (open fds, caches).
+  virtual void forget(const std::string& workload_id) { (void)workload_id; }
 };
 
 using CollectorRegistry = Registry<Collector, const CollectorContext&>;

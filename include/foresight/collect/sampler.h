@@ -40,6 +40,7 @@ class Sampler {
   CollectorContext ctx_;
   std::vector<std::unique_ptr<Collector>> collectors_;
   std::set<std::string> logged_;  // collector names whose failure was logged already
+  std::set<std::string> previous_;  // workload ids of the last round, to forget the ones that left
   std::size_t errors_ = 0;
 };
 
