@@ -2,7 +2,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <cmath>
+#include <map>
 #include <cstring>
 
 #include "collectors_impl.h"
@@ -40,12 +43,17 @@ constexpr Names kNames[FS_PROBE_CLASSES] = {FS_NAMES("read"), FS_NAMES("write"),
                                             FS_NAMES("recv"), FS_NAMES("fsync"), FS_NAMES("connect"),
                                             FS_NAMES("accept"), FS_NAMES("pipe"), FS_NAMES("socket")};
 #undef FS_NAMES
+constexpr const char* kP99[FS_PROBE_CLASSES] = {
+    "probe_read_p99_seconds", "probe_write_p99_seconds", "probe_send_p99_seconds",
+    "probe_recv_p99_seconds", "probe_fsync_p99_seconds", "probe_connect_p99_seconds",
+    "probe_accept_p99_seconds", "probe_pipe_p99_seconds", "probe_socket_p99_seconds"};
 
 class ProbeCollector final : public Collector {
  public:
   explicit ProbeCollector(const CollectorContext& ctx) : ctx_(ctx) {}
   const char* name() const override { return "probe"; }
-  Status collect(const Workload&, const std::vector<pid_t>& pids, Sample& out) override {
+  void forget(const std::string& id) override { previous_.erase(id); }
+  Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) override {
     fs_probe_counters sum[FS_PROBE_CLASSES] = {};
     int seen = 0;
     for (pid_t pid : pids) {
@@ -57,6 +65,7 @@ class ProbeCollector final : public Collector {
         sum[k].errors += seg->c[k].errors;
         sum[k].bytes += seg->c[k].bytes;
         sum[k].total_ns += seg->c[k].total_ns;
+        for (int b = 0; b < FS_PROBE_BUCKETS; ++b) sum[k].hist[b] += seg->c[k].hist[b];
       }
     }
     if (seen == 0) return ok();
@@ -67,11 +76,34 @@ class ProbeCollector final : public Collector {
       out.add(kNames[k].bytes, static_cast<double>(sum[k].bytes));
       out.add(kNames[k].seconds, static_cast<double>(sum[k].total_ns) / 1e9);
     }
+    // p99 latency of the calls since the previous collect (all calls the first time), as the upper
+    // edge of the log2 bucket holding the 99th percentile; absent when there was no call.
+    auto& prev = previous_[w.id];
+    for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
+      std::uint64_t delta[FS_PROBE_BUCKETS], total = 0;
+      for (int b = 0; b < FS_PROBE_BUCKETS; ++b) {
+        // A process that left takes its counts along: treat a drop as a fresh start.
+        delta[b] = sum[k].hist[b] >= prev[k][b] ? sum[k].hist[b] - prev[k][b] : sum[k].hist[b];
+        total += delta[b];
+        prev[k][b] = sum[k].hist[b];
+      }
+      if (total == 0) continue;
+      const std::uint64_t rank = (total * 99 + 99) / 100;  // ceil(0.99 * total)
+      std::uint64_t seen = 0;
+      for (int b = 0; b < FS_PROBE_BUCKETS; ++b) {
+        seen += delta[b];
+        if (seen >= rank) {
+          out.add(kP99[k], b == 0 ? 0.0 : std::ldexp(1.0, b) / 1e9);
+          break;
+        }
+      }
+    }
     return ok();
   }
 
  private:
   CollectorContext ctx_;
+  std::map<std::string, std::array<std::array<std::uint64_t, FS_PROBE_BUCKETS>, FS_PROBE_CLASSES>> previous_;
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -94,6 +95,16 @@ TEST(Probe, CountsKnownIoAcrossForkAndExec) {
   EXPECT_DOUBLE_EQ(s.get("probe_processes"), 2);
   EXPECT_DOUBLE_EQ(s.get("probe_write_calls_total"), 113);
   EXPECT_DOUBLE_EQ(s.get("probe_connect_errors_total"), 1);
+  // p99 of the 10 fsyncs: the upper edge 2^b ns of the bucket holding the 10th (= last) one.
+  int top = 0;
+  for (int b = 0; b < FS_PROBE_BUCKETS; ++b) if (c[FS_PROBE_FSYNC].hist[b] > 0) top = b;
+  EXPECT_DOUBLE_EQ(s.get("probe_fsync_p99_seconds"), std::ldexp(1.0, top) / 1e9);
+  EXPECT_FALSE(s.has("probe_accept_p99_seconds"));  // no accept call
+  // A second collect with no new calls reports no p99 (window is empty) but the same totals.
+  Sample again;
+  ASSERT_TRUE((*probe)->collect({Workload::Kind::kProcessTree, "t", "", pid}, {pid, child}, again));
+  EXPECT_FALSE(again.has("probe_fsync_p99_seconds"));
+  EXPECT_DOUBLE_EQ(again.get("probe_write_calls_total"), 113);
   fs::remove_all(dir);
 }
 
