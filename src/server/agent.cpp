@@ -112,12 +112,13 @@ struct Agent::Impl {
         for (Resource res : kAllResources) {
           gauge(std::string("resource_") + std::string(name(res)), s.workload).Set(u[index(res)]);
         }
-        auto [p, created] = pipelines.try_emplace(s.workload, cfg.fingerprint, fingerprint::resourceMetrics());
-        if (created && cfg.autoencoder) (void)attachAutoencoder(p->second);  // checked in start()
+        auto p = pipelines.find(s.workload);
+        if (p == pipelines.end()) p = pipelines.emplace(s.workload, newPipeline(s.workload)).first;
         nlohmann::json j = {{"workload", s.workload}, {"time", t}, {"cpu_cores", number(u[0])},
                             {"memory_bytes", number(u[1])}, {"disk_io_bytes_per_second", number(u[2])},
                             {"network_bytes_per_second", number(u[3])}};
         if (auto f = p->second.push(t, u)) {
+          f->features.emplace_back("model_samples", static_cast<double>(p->second.pca().count()));
           gauge("fingerprint_anomaly", s.workload).Set(f->anomaly);
           fps.emplace_back(s.workload, *f);
         }
@@ -148,6 +149,44 @@ struct Agent::Impl {
     workloads_g->Set(static_cast<double>(r.samples.size()));
     errors_g->Set(static_cast<double>(sampler->errorCount()));
     round_cpu_g->Set(threadCpuSeconds() - cpu0);
+  }
+
+  std::filesystem::path statePath(const std::string& workload) const {
+    std::string n;
+    for (char c : workload) n += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
+    return std::filesystem::path(cfg.state_dir) / (n + ".json");
+  }
+
+  // A saved state is used when its window, hop and dim match the configuration; otherwise (or
+  // unreadable) the workload starts afresh, logged.
+  fingerprint::Pipeline newPipeline(const std::string& workload) {
+    fingerprint::Pipeline fresh(cfg.fingerprint, fingerprint::resourceMetrics());
+    if (!cfg.state_dir.empty()) {
+      const auto file = statePath(workload);
+      std::error_code ec;
+      if (std::filesystem::exists(file, ec)) {
+        auto loaded = fingerprint::Pipeline::loadState(file);
+        if (loaded && loaded->config().window == cfg.fingerprint.window &&
+            loaded->config().hop == cfg.fingerprint.hop && loaded->config().dim == cfg.fingerprint.dim &&
+            loaded->metrics() == fresh.metrics()) {
+          fresh = std::move(*loaded);
+        } else {
+          spdlog::warn("fingerprint state {} not used: {}", file.string(),
+                       loaded ? "configuration differs" : loaded.error().message);
+        }
+      }
+    }
+    if (cfg.autoencoder) (void)attachAutoencoder(fresh);  // availability checked in start()
+    return fresh;
+  }
+
+  void saveStates() {
+    if (cfg.state_dir.empty()) return;
+    std::error_code ec;
+    std::filesystem::create_directories(cfg.state_dir, ec);
+    for (const auto& [w, p] : pipelines) {
+      if (auto st = p.saveState(statePath(w)); !st) storeError(st.error());
+    }
   }
 
   void storeError(const Error& e) {
@@ -269,7 +308,10 @@ void Agent::stop() {
     impl_->stopping = true;
   }
   impl_->stop_cv.notify_all();
-  if (impl_->sample_thread.joinable()) impl_->sample_thread.join();
+  if (impl_->sample_thread.joinable()) {
+    impl_->sample_thread.join();
+    impl_->saveStates();
+  }
   impl_->http.stop();
   if (impl_->http_thread.joinable()) impl_->http_thread.join();
 }

@@ -29,7 +29,7 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
     YAML::Node root = YAML::Load(yaml);
     if (!root || root.IsNull()) return c;  // empty file: all defaults
     if (auto s = checkKeys(root, {"period_seconds", "listen", "database", "root", "selectors",
-                                  "max_depth", "collectors", "probe_dir", "fingerprint", "retention",
+                                  "max_depth", "collectors", "probe_dir", "fingerprint", "retention", "state_dir",
                                   "retention_interval_seconds"}, origin); !s)
       return tl::unexpected(s.error());
     auto get = [&](const char* key, auto& field) {
@@ -42,6 +42,7 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
     get("max_depth", c.max_depth);
     get("collectors", c.collectors);
     get("probe_dir", c.probe_dir);
+    get("state_dir", c.state_dir);
     get("retention_interval_seconds", c.retention_interval_seconds);
     if (root["listen"]) {
       const std::string l = root["listen"].as<std::string>();

@@ -122,3 +122,38 @@ TEST(Agent, FailsClearlyWhenThePortIsTaken) {
   EXPECT_EQ(st.error().code, ErrorCode::kUnavailable);
   EXPECT_NE(st.error().message.find(std::to_string(first.port())), std::string::npos);
 }
+
+TEST(Agent, FingerprintStatePersistsAcrossRestarts) {
+  const fs::path states = fs::path(testing::TempDir()) / ("agent-state-" + std::to_string(::getpid()));
+  fs::remove_all(states);
+  AgentConfig cfg;
+  cfg.root = kV2;
+  cfg.listen_port = 0;
+  cfg.period_seconds = 0.02;
+  cfg.database = "";
+  cfg.collectors = {"cgroup.v2"};
+  cfg.fingerprint = {.window = 4, .hop = 1, .dim = 4};
+  cfg.state_dir = states.string();
+  auto modelSamples = [](Agent& a) {
+    httplib::Client cli("127.0.0.1", a.port());
+    auto f = cli.Get("/api/fingerprint?workload=/system.slice/app.service");
+    if (!f || f->status != 200) return -1.0;
+    return nlohmann::json::parse(f->body)["features"]["model_samples"].get<double>();
+  };
+  double first_run = 0;
+  {
+    Agent a(cfg);
+    ASSERT_TRUE(a.start());
+    ASSERT_TRUE(waitFor([&] { return modelSamples(a) >= 5; }));
+    a.stop();
+    first_run = modelSamples(a);  // the snapshot outlives the sampling thread
+  }
+  ASSERT_TRUE(fs::exists(states / "_system.slice_app.service.json"));
+  Agent b(cfg);
+  ASSERT_TRUE(b.start());
+  ASSERT_TRUE(waitFor([&] { return modelSamples(b) > 0; }));
+  // The restarted agent goes on from the saved model instead of starting at 1.
+  EXPECT_GT(modelSamples(b), first_run);
+  b.stop();
+  fs::remove_all(states);
+}

@@ -34,7 +34,10 @@ struct AgentConfig {
   std::vector<std::string> collectors;  // empty: all that apply to the host
   std::string probe_dir = "/dev/shm";
   fingerprint::Config fingerprint;
-  bool autoencoder = false;  // fingerprint.autoencoder: LibTorch anomaly model instead of PCA error
+  bool autoencoder = false;
+  // Where each workload's fingerprint state (PCA basis, normalisation) is saved on stop and
+  // loaded when the workload is first seen; "" = not persisted.
+  std::string state_dir;  // fingerprint.autoencoder: LibTorch anomaly model instead of PCA error
   store::Retention retention;
   double retention_interval_seconds = 300;
 };
