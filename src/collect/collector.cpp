@@ -79,3 +79,25 @@ std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sampl
 }
 
 }  // namespace foresight::collect
+
+namespace foresight::collect {
+
+std::vector<Metric> derivedMetrics(const Sample& prev, const Sample& cur) {
+  std::vector<Metric> out;
+  auto delta = [&](std::string_view n) {
+    const double a = prev.get(n), b = cur.get(n);
+    return (std::isnan(a) || std::isnan(b) || b < a) ? std::numeric_limits<double>::quiet_NaN() : b - a;
+  };
+  const double cycles = delta("perf_cycles_total"), instr = delta("perf_instructions_total");
+  if (cycles > 0 && instr > 0) {
+    out.push_back({"ipc", instr / cycles});
+    out.push_back({"cpi", cycles / instr});
+  }
+  const double refs = delta("perf_cache_references_total"), miss = delta("perf_cache_misses_total");
+  if (refs > 0 && !std::isnan(miss)) out.push_back({"cache_miss_ratio", miss / refs});
+  const double periods = delta("cpu_periods_total"), thr = delta("cpu_throttled_periods_total");
+  if (periods > 0 && !std::isnan(thr)) out.push_back({"cpu_throttled_ratio", thr / periods});
+  return out;
+}
+
+}  // namespace foresight::collect

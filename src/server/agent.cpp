@@ -109,6 +109,7 @@ struct Agent::Impl {
         auto u = collect::resourceUsage(it->second, s);
         const std::int64_t t = s.time_ns / 1000000000;
         rows.push_back({s.workload, t, u});
+        for (const auto& m : collect::derivedMetrics(it->second, s)) gauge(m.name, s.workload).Set(m.value);
         for (Resource res : kAllResources) {
           gauge(std::string("resource_") + std::string(name(res)), s.workload).Set(u[index(res)]);
         }
@@ -277,6 +278,9 @@ Status Agent::start() {
     port_ = config_.listen_port;
   }
   m.http_thread = std::thread([this] { impl_->http.listen_after_bind(); });
+  // httplib's stop() does nothing before the listen loop runs, so an agent stopped right after
+  // start() would hang in stop(): wait for the loop (bounded) before going on.
+  for (int i = 0; i < 5000 && !m.http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   m.sample_thread = std::thread([this] {
     using clock = std::chrono::steady_clock;
     const auto step = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(config_.period_seconds));

@@ -267,3 +267,23 @@ TEST(Rates, CountersBecomeRatesAndResets) {
   EXPECT_DOUBLE_EQ(u[2], 0.0);
   EXPECT_DOUBLE_EQ(u[3], 2000);
 }
+
+TEST(Rates, DerivedRatiosOnlyWhenInputsMoved) {
+  Sample a{"w", 0, {}}, b{"w", 1'000'000'000, {}};
+  a.add("perf_cycles_total", 1000); b.add("perf_cycles_total", 5000);
+  a.add("perf_instructions_total", 0); b.add("perf_instructions_total", 6000);
+  a.add("perf_cache_references_total", 10); b.add("perf_cache_references_total", 110);
+  a.add("perf_cache_misses_total", 1); b.add("perf_cache_misses_total", 6);
+  a.add("cpu_periods_total", 100); b.add("cpu_periods_total", 110);
+  a.add("cpu_throttled_periods_total", 7); b.add("cpu_throttled_periods_total", 10);
+  auto d = derivedMetrics(a, b);
+  Sample m{"w", 0, d};
+  EXPECT_DOUBLE_EQ(m.get("ipc"), 1.5);        // 6000 / 4000
+  EXPECT_DOUBLE_EQ(m.get("cpi"), 4000.0 / 6000.0);
+  EXPECT_DOUBLE_EQ(m.get("cache_miss_ratio"), 0.05);  // 5 / 100
+  EXPECT_DOUBLE_EQ(m.get("cpu_throttled_ratio"), 0.3);
+  // No perf counters (this VM): no ratios, rather than zeros.
+  Sample c{"w", 0, {}}, e{"w", 1'000'000'000, {}};
+  c.add("cpu_periods_total", 5); e.add("cpu_periods_total", 5);
+  EXPECT_TRUE(derivedMetrics(c, e).empty());
+}

@@ -69,6 +69,11 @@ std::vector<std::string> defaultCollectors(const CgroupLayout& layout);
 // disk_io and network bytes/s). NaN where the data is missing.
 std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sample& cur);
 
+// Ratios derived from two samples, present only when their inputs moved: `ipc` and `cpi`
+// (instructions/cycles), `cache_miss_ratio` (cache misses/references), `cpu_throttled_ratio`
+// (throttled/elapsed CFS periods).
+std::vector<Metric> derivedMetrics(const Sample& prev, const Sample& cur);
+
 // Per-second rate of a counter between two samples; a counter that went backwards (a process of a
 // process-tree workload exited and took its counts along) gives 0, not a negative rate.
 double counterRate(const Sample& prev, const Sample& cur, std::string_view name);
