@@ -19,6 +19,8 @@ if(NOT TARGET xgboost::xgboost)
 endif()
 find_package(SQLite3 REQUIRED)
 find_package(yaml-cpp REQUIRED)
+# Profiler: Prometheus exposition.
+find_package(prometheus-cpp REQUIRED)
 if(FORESIGHT_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -11,7 +11,7 @@ build_pkgs=(
   libtorch-dev libopenblas0-pthread libxgboost-dev libvirt-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-test_pkgs=(prometheus)
+test_pkgs=(prometheus stress-ng)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "$what" == test || "$what" == all ]]; then pkgs+=("${test_pkgs[@]}"); fi

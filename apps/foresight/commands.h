@@ -12,7 +12,11 @@ namespace foresight::app {
 struct Builtins {
   predict::PolicyRegistry policies{"policy"};
   allocate::BackendRegistry backends{"backend"};
+  // The words after a bare "--" (a command for record/profile to launch); main() cuts them off
+  // before CLI11 parses the rest.
+  std::vector<std::string> command;
 };
+struct WorkloadOptions;
 void registerBuiltins(Builtins& builtins);
 
 void addBacktestCommand(CLI::App& app, Builtins& builtins);
@@ -20,5 +24,9 @@ void addBenchCommand(CLI::App& app);
 void addAllocateCommand(CLI::App& app, Builtins& builtins);  // allocate and cost
 void addHistoryCommand(CLI::App& app, Builtins& builtins);
 void addMatchCommand(CLI::App& app);
+void addRecordCommand(CLI::App& app, Builtins& builtins);
+void addProfileCommand(CLI::App& app, Builtins& builtins);
+void addRunCommand(CLI::App& app, Builtins& builtins);
+void addWorkloadOptions(CLI::App& cmd, WorkloadOptions& w);
 
 }  // namespace foresight::app

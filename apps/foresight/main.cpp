@@ -31,6 +31,18 @@ int main(int argc, char** argv) {
   app::addAllocateCommand(app, builtins);
   app::addHistoryCommand(app, builtins);
   app::addMatchCommand(app);
+  app::addRecordCommand(app, builtins);
+  app::addProfileCommand(app, builtins);
+  app::addRunCommand(app, builtins);
+
+  // "foresight record ... -- CMD ARGS": everything after the first bare "--" is the command.
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--") {
+      builtins.command.assign(argv + i + 1, argv + argc);
+      argc = i;
+      break;
+    }
+  }
 
   app.parse_complete_callback([&] { setupLogging(log_level); });
   try {

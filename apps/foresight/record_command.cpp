@@ -1,0 +1,130 @@
+// `foresight record`: samples workloads for a while and writes the generic CSV trace format (one
+// file per workload) plus fingerprints.jsonl, so a recording feeds `train` and `backtest`.
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "commands.h"
+#include "foresight/core/log.h"
+#include "foresight/fingerprint/fingerprint.h"
+#include "foresight/server/agent.h"
+#include "profiler_common.h"
+
+namespace fs = std::filesystem;
+
+namespace foresight::app {
+namespace {
+
+struct RecordArgs {
+  WorkloadOptions workloads;
+  std::string out;
+  double duration = 0, period = 1.0;
+  fingerprint::Config fp;
+  bool autoencoder = false;
+};
+
+int runRecord(const RecordArgs& a) {
+  if (a.duration <= 0 && a.workloads.command.empty()) {
+    spdlog::error("record: --duration must be > 0 (it may be omitted only with -- CMD)");
+    return 2;
+  }
+  if (a.period <= 0) {
+    spdlog::error("record: --period must be > 0");
+    return 2;
+  }
+  if (a.autoencoder && !server::haveAutoencoder()) {
+    spdlog::error("record: --autoencoder: this build has no LibTorch");
+    return 2;
+  }
+  auto source = WorkloadSource::create(a.workloads);
+  if (!source) {
+    spdlog::error("record: {}", source.error().message);
+    return 1;
+  }
+  collect::CsvTraceWriter writer(a.out);
+  std::map<std::string, fingerprint::Pipeline> pipelines;
+  std::map<std::string, collect::Sample> last;
+  const fs::path fp_path = fs::path(a.out) / "fingerprints.jsonl";
+  fs::path fp_tmp = fp_path;
+  fp_tmp += ".tmp";
+  std::error_code ec;
+  fs::create_directories(a.out, ec);
+  std::ofstream fp_out(fp_tmp);
+  if (!fp_out) {
+    spdlog::error("record: {}: cannot write", fp_tmp.string());
+    return 1;
+  }
+  Status failure = ok();
+  std::size_t rounds = 0, fingerprints = 0;
+  installStopHandler();
+  runEvery(std::chrono::duration<double>(a.period), std::chrono::duration<double>(a.duration),
+           stopFlag(), [&] {
+             const bool ending = (*source)->commandExited();
+             auto round = (*source)->sampler().sample((*source)->current());
+             for (auto& s : round.samples) {
+               if (auto st = writer.add(s); !st) { failure = st; return false; }
+               auto it = last.find(s.workload);
+               if (it != last.end()) {
+                 auto u = collect::resourceUsage(it->second, s);
+                 auto [p, created] = pipelines.try_emplace(s.workload, a.fp, fingerprint::resourceMetrics());
+                 if (created && a.autoencoder) (void)server::attachAutoencoder(p->second);
+                 if (auto f = p->second.push(s.time_ns / 1000000000, u)) {
+                   auto j = fingerprint::toJson(*f);
+                   j["workload"] = s.workload;
+                   fp_out << j.dump() << '\n';
+                   ++fingerprints;
+                 }
+               }
+               last[s.workload] = s;
+             }
+             ++rounds;
+             return !ending;  // one last round after the command exits
+           });
+  if (!failure) {
+    spdlog::error("record: {}", failure.error().message);
+    fs::remove(fp_tmp, ec);
+    return 1;
+  }
+  fp_out.close();
+  if (auto st = writer.finish(); !st) {
+    spdlog::error("record: {}", st.error().message);
+    return 1;
+  }
+  fs::rename(fp_tmp, fp_path, ec);
+  if (ec) {
+    spdlog::error("record: {}: {}", fp_path.string(), ec.message());
+    return 1;
+  }
+  spdlog::info("record: {} rounds, {} workloads, {} fingerprints -> {}", rounds, last.size(),
+               fingerprints, a.out);
+  return (*source)->commandExitCode() == 0 ? 0 : 3;
+}
+
+}  // namespace
+
+void addWorkloadOptions(CLI::App& cmd, WorkloadOptions& w) {
+  cmd.add_option("selectors", w.selectors, "pid:N, cgroup:/path or cmd:REGEX (none: every populated cgroup)");
+  cmd.add_option("--root", w.root, "host root holding proc/ and sys/fs/cgroup/")->capture_default_str();
+  cmd.add_option("--max-depth", w.max_depth, "cgroup depth for discovery")->capture_default_str();
+  cmd.add_option("--collectors", w.collectors, "collector names (default: all that apply)")->delimiter(',');
+}
+
+void addRecordCommand(CLI::App& app, Builtins& builtins) {
+  auto a = std::make_shared<RecordArgs>();
+  auto* cmd = app.add_subcommand("record", "Record workloads to generic CSV traces + fingerprints");
+  cmd->add_option("--out", a->out, "output folder")->required();
+  cmd->add_option("--duration", a->duration, "seconds to record (0 with -- CMD: until it exits)");
+  cmd->add_option("--period", a->period, "seconds between samples")->capture_default_str();
+  cmd->add_option("--window", a->fp.window, "fingerprint window (samples)")->capture_default_str();
+  cmd->add_option("--hop", a->fp.hop, "samples between fingerprints")->capture_default_str();
+  cmd->add_option("--dim", a->fp.dim, "fingerprint vector size")->capture_default_str();
+  cmd->add_flag("--autoencoder", a->autoencoder, "anomaly score from the LibTorch autoencoder (default: PCA error)");
+  addWorkloadOptions(*cmd, a->workloads);
+  cmd->callback([a, &builtins] {
+    a->workloads.command = builtins.command;
+    int rc = runRecord(*a);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace foresight::app

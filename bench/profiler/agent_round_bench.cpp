@@ -1,0 +1,113 @@
+// CPU time of one sampling round over N real cgroups (each holding one sleeping process), with the
+// collectors `foresight run` uses on this host. Needs root and a cgroup hierarchy.
+#include <benchmark/benchmark.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "foresight/collect/sampler.h"
+
+using namespace foresight;
+using namespace foresight::collect;
+namespace fs = std::filesystem;
+
+namespace {
+
+double processCpu() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct Fleet {
+  std::vector<fs::path> dirs;
+  std::vector<pid_t> pids;
+  std::vector<Workload> workloads;
+  ~Fleet() {
+    for (pid_t p : pids) ::kill(p, SIGKILL);
+    for (pid_t p : pids) ::waitpid(p, nullptr, 0);
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
+  }
+};
+
+bool makeFleet(const CgroupLayout& layout, int n, Fleet& f) {
+  std::vector<fs::path> mounts;
+  if (layout.version == CgroupVersion::kV2) mounts.push_back(layout.unified);
+  else for (const char* c : {"cpu", "cpuacct", "memory", "blkio"}) if (auto d = layout.v1(c)) mounts.push_back(*d);
+  for (int i = 0; i < n; ++i) {
+    const std::string name = "foresight-bench-" + std::to_string(::getpid()) + "-" + std::to_string(i);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::pause();
+      _exit(0);
+    }
+    f.pids.push_back(pid);
+    for (const auto& m : mounts) {
+      std::error_code ec;
+      if (!fs::create_directory(m / name, ec)) return false;
+      f.dirs.push_back(m / name);
+      std::ofstream(m / name / "cgroup.procs") << pid << '\n';
+    }
+    f.workloads.push_back({Workload::Kind::kCgroup, "/" + name, "/" + name, 0});
+  }
+  return true;
+}
+
+void BM_SamplingRound(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  CollectorContext ctx;
+  ctx.clock_ticks = ::sysconf(_SC_CLK_TCK);
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  if (::geteuid() != 0 || ctx.layout.version == CgroupVersion::kNone) {
+    state.SkipWithError("needs root and a cgroup hierarchy");
+    return;
+  }
+  Fleet fleet;
+  if (!makeFleet(ctx.layout, n, fleet)) {
+    state.SkipWithError("cannot create cgroups");
+    return;
+  }
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  // FORESIGHT_BENCH_COLLECTORS=a,b measures a subset (per-collector cost in the docs).
+  std::vector<std::string> names = defaultCollectors(ctx.layout);
+  if (const char* env = std::getenv("FORESIGHT_BENCH_COLLECTORS")) {
+    names.clear();
+    std::string s = env;
+    for (std::size_t pos = 0; pos <= s.size();) {
+      std::size_t next = s.find(',', pos);
+      if (next == std::string::npos) next = s.size();
+      if (next > pos) names.push_back(s.substr(pos, next - pos));
+      pos = next + 1;
+    }
+  }
+  auto sampler = Sampler::create(ctx, names, reg);
+  if (!sampler) {
+    state.SkipWithError(sampler.error().message.c_str());
+    return;
+  }
+  double cpu = 0;
+  std::size_t samples = 0;
+  for (auto _ : state) {
+    const double c0 = processCpu();
+    auto r = sampler->sample(fleet.workloads);
+    cpu += processCpu() - c0;
+    samples += r.samples.size();
+    benchmark::DoNotOptimize(r);
+  }
+  state.counters["cpu_ms_per_round"] = 1e3 * cpu / state.iterations();
+  state.counters["cpu_us_per_workload"] = 1e6 * cpu / state.iterations() / n;
+  // Share of one core when sampling every second.
+  state.counters["core_pct_at_1s"] = 100.0 * cpu / state.iterations();
+  state.counters["samples_per_round"] = static_cast<double>(samples) / state.iterations();
+}
+BENCHMARK(BM_SamplingRound)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

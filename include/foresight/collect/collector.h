@@ -1,0 +1,81 @@
+#pragma once
+// Collectors: small readers behind one interface, registered by name. Each appends raw metrics
+// for one workload to a Sample; counters ("*_total") are cumulative and turned into rates by
+// RateTracker, everything else is a gauge.
+//
+// Thread-safety: a Collector instance is used by one sampling thread at a time; Sample is a value.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "foresight/collect/paths.h"
+#include "foresight/collect/workload.h"
+#include "foresight/core/registry.h"
+#include "foresight/core/resource.h"
+#include "foresight/core/result.h"
+
+namespace foresight::collect {
+
+struct Metric {
+  const char* name;  // a static string: no allocation per value on the sampling path
+  double value;
+};
+
+inline bool isCounter(std::string_view name) { return name.ends_with("_total"); }
+
+struct Sample {
+  std::string workload;
+  std::int64_t time_ns = 0;  // CLOCK_REALTIME
+  std::vector<Metric> metrics;
+
+  void add(const char* name, double value) { metrics.push_back({name, value}); }
+  // NaN when absent.
+  double get(std::string_view name) const;
+  bool has(std::string_view name) const;
+};
+
+// What every collector needs about the host.
+struct CollectorContext {
+  HostPaths paths;
+  CgroupLayout layout;
+  long clock_ticks = 100;  // sysconf(_SC_CLK_TCK) on the live host
+  std::filesystem::path probe_dir = "/dev/shm";  // where libforesight-probe.so keeps segments
+};
+
+class Collector {
+ public:
+  virtual ~Collector() = default;
+  virtual const char* name() const = 0;
+  // Appends this collector's metrics for w, whose processes are pids (read once per round by the
+  // sampler). A workload that vanished is kNotFound; missing optional files are skipped silently.
+  virtual Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) = 0;
+  // The workload is gone or no longer sampled: drop whatever is kept for it (open fds, caches).
+  virtual void forget(const std::string& workload_id) { (void)workload_id; }
+};
+
+using CollectorRegistry = Registry<Collector, const CollectorContext&>;
+// cgroup.v1, cgroup.v2, procfs, net, perf, probe.
+void registerCollectors(CollectorRegistry& registry);
+
+// Collector names that apply to this host's layout (cgroup.v1 or cgroup.v2, then the rest).
+std::vector<std::string> defaultCollectors(const CgroupLayout& layout);
+
+// Turns two raw samples of one workload into the trace resource vector (cpu cores, memory bytes,
+// disk_io and network bytes/s). NaN where the data is missing.
+std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sample& cur);
+
+// Ratios derived from two samples, present only when their inputs moved: `ipc` and `cpi`
+// (instructions/cycles), `cache_miss_ratio` (cache misses/references), `cpu_throttled_ratio`
+// (throttled/elapsed CFS periods).
+std::vector<Metric> derivedMetrics(const Sample& prev, const Sample& cur);
+
+// Per-second rate of a counter between two samples; a counter that went backwards (a process of a
+// process-tree workload exited and took its counts along) gives 0, not a negative rate.
+double counterRate(const Sample& prev, const Sample& cur, std::string_view name);
+
+}  // namespace foresight::collect

@@ -1,0 +1,72 @@
+#pragma once
+// Sampler: runs the chosen collectors over workloads, one round at a time; CsvTraceWriter turns
+// consecutive samples into the generic CSV trace format (trace/reader.h, Format::kCsv).
+//
+// Thread-safety: Sampler and CsvTraceWriter are used by one thread at a time.
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "foresight/collect/collector.h"
+
+namespace foresight::collect {
+
+class Sampler {
+ public:
+  struct Round {
+    std::vector<Sample> samples;
+    std::vector<std::string> gone;  // workloads that vanished (not an error)
+    std::size_t errors = 0;         // collector failures other than a vanished workload
+  };
+
+  static Result<Sampler> create(const CollectorContext& ctx, const std::vector<std::string>& names,
+                                const CollectorRegistry& registry);
+
+  Round sample(const std::vector<Workload>& workloads);
+  // One workload; kNotFound when it vanished.
+  Result<Sample> sampleOne(const Workload& w);
+
+  const CollectorContext& context() const { return ctx_; }
+  std::vector<std::string> collectorNames() const;
+  std::size_t errorCount() const { return errors_; }
+
+ private:
+  CollectorContext ctx_;
+  std::vector<std::unique_ptr<Collector>> collectors_;
+  std::set<std::string> logged_;  // collector names whose failure was logged already
+  std::set<std::string> previous_;  // workload ids of the last round, to forget the ones that left
+  std::size_t errors_ = 0;
+};
+
+std::int64_t nowNs();
+
+// Writes one `<dir>/<id>.csv` per workload: header `timestamp,cpu,memory,disk_io,network`, a row
+// per sample after the first (rates need two). Files are written as `.tmp` and renamed in finish(),
+// so an interrupted recording leaves no half file under the final name.
+class CsvTraceWriter {
+ public:
+  explicit CsvTraceWriter(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  ~CsvTraceWriter();
+  Status add(const Sample& sample);
+  Status finish();
+  // The file name used for a workload id ("/system.slice/a.service" -> "system.slice_a.service").
+  static std::string fileName(const std::string& workload_id);
+
+ private:
+  struct File {
+    std::ofstream out;
+    std::filesystem::path tmp, final_path;
+    Sample last;
+    bool have_last = false;
+  };
+  std::filesystem::path dir_;
+  std::map<std::string, File> files_;
+};
+
+}  // namespace foresight::collect

@@ -1,0 +1,73 @@
+#pragma once
+// `foresight run`: the agent. A sampling thread runs the collectors every period, turns samples
+// into resource rates and fingerprints, writes them to the history store and publishes them; an
+// HTTP server on 127.0.0.1 serves Prometheus text at /metrics and a JSON API under /api/.
+//
+// Thread-safety: start()/stop() from one controlling thread; the HTTP handlers run on the
+// server's threads and read the published snapshot under a mutex.
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "foresight/core/result.h"
+#include "foresight/fingerprint/fingerprint.h"
+#include "foresight/store/store.h"
+
+namespace foresight::server {
+
+// YAML configuration; every key is optional and defaults to the value here (docs/profiler.md).
+struct AgentConfig {
+  double period_seconds = 1.0;
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 9464;  // 0: any free port (tests)
+  std::string database = "foresight-history.db";  // empty: no history store
+  std::string root = "/";
+  std::vector<std::string> selectors;  // empty: every populated cgroup
+  int max_depth = 3;
+  std::vector<std::string> collectors;  // empty: all that apply to the host
+  std::string probe_dir = "/dev/shm";
+  fingerprint::Config fingerprint;
+  bool autoencoder = false;
+  // Where each workload's fingerprint state (PCA basis, normalisation) is saved on stop and
+  // loaded when the workload is first seen; "" = not persisted.
+  std::string state_dir;  // fingerprint.autoencoder: LibTorch anomaly model instead of PCA error
+  store::Retention retention;
+  double retention_interval_seconds = 300;
+};
+
+// Whether this build has the LibTorch autoencoder (foresight_fingerprint_torch).
+bool haveAutoencoder();
+// Sets the autoencoder as the pipeline's anomaly model (kUnavailable without LibTorch).
+Status attachAutoencoder(fingerprint::Pipeline& p);
+
+// Unknown keys and wrong types are errors naming the file and key.
+Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file);
+Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string& origin);
+
+class Agent {
+ public:
+  explicit Agent(AgentConfig config);
+  ~Agent();
+  // Binds the HTTP server and starts sampling. Fails when the port is taken, the store cannot be
+  // opened or a collector name is unknown.
+  Status start();
+  void stop();
+  int port() const { return port_; }
+  std::size_t rounds() const { return rounds_.load(); }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  AgentConfig config_;
+  int port_ = 0;
+  std::atomic<std::size_t> rounds_{0};
+};
+
+}  // namespace foresight::server

@@ -1,0 +1,103 @@
+#include "foresight/collect/collector.h"
+
+#include <cmath>
+#include <limits>
+
+#include "collectors_impl.h"
+#include "foresight/collect/perf.h"
+
+namespace foresight::collect {
+
+double Sample::get(std::string_view name) const {
+  for (const Metric& m : metrics)
+    if (name == m.name) return m.value;
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+bool Sample::has(std::string_view name) const {
+  for (const Metric& m : metrics)
+    if (name == m.name) return true;
+  return false;
+}
+
+void registerCollectors(CollectorRegistry& registry) {
+  registry.add("cgroup.v1", "cgroup v1 cpu/cpuacct/memory/blkio (+PSI on hybrid hosts)",
+               [](const CollectorContext& c) { return makeCgroupV1Collector(c); });
+  registry.add("cgroup.v2", "cgroup v2 cpu.stat, memory, io.stat, PSI",
+               [](const CollectorContext& c) { return makeCgroupV2Collector(c); });
+  registry.add("procfs", "per-process CPU, run delay, RSS, faults, I/O, context switches, fds",
+               [](const CollectorContext& c) { return makeProcfsCollector(c); });
+  registry.add("net", "bytes and packets per network namespace (host fallback)",
+               [](const CollectorContext& c) { return makeNetCollector(c); });
+  registry.add("probe", "libforesight-probe.so segments: I/O and IPC calls, bytes, latency",
+               [](const CollectorContext& c) { return makeProbeCollector(c); });
+  registry.add("perf", "perf_event_open cycles, instructions, cache misses, task-clock",
+               [](const CollectorContext& c) { return makePerfCollector(c, systemPerfOpener()); });
+}
+
+std::vector<std::string> defaultCollectors(const CgroupLayout& layout) {
+  std::vector<std::string> out;
+  if (layout.version == CgroupVersion::kV2) out.push_back("cgroup.v2");
+  if (layout.version == CgroupVersion::kV1 || layout.version == CgroupVersion::kHybrid)
+    out.push_back("cgroup.v1");
+  for (const char* c : {"procfs", "net", "perf", "probe"}) out.push_back(c);
+  return out;
+}
+
+double counterRate(const Sample& prev, const Sample& cur, std::string_view name) {
+  const double a = prev.get(name), b = cur.get(name);
+  const double dt = static_cast<double>(cur.time_ns - prev.time_ns) / 1e9;
+  if (std::isnan(a) || std::isnan(b) || dt <= 0) return std::numeric_limits<double>::quiet_NaN();
+  return b >= a ? (b - a) / dt : 0.0;
+}
+
+std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sample& cur) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::array<double, kResourceCount> u{nan, nan, nan, nan};
+  // cpu: the cgroup's own accounting when there is one (it keeps exited children's time).
+  double cpu = counterRate(prev, cur, "cpu_usage_seconds_total");
+  if (std::isnan(cpu)) {
+    cpu = counterRate(prev, cur, "proc_cpu_user_seconds_total") +
+          counterRate(prev, cur, "proc_cpu_system_seconds_total");
+  }
+  u[index(Resource::kCpu)] = cpu;
+  double mem = cur.get("memory_working_set_bytes");
+  if (std::isnan(mem)) mem = cur.get("proc_rss_bytes");
+  u[index(Resource::kMemory)] = mem;
+  // disk: v1 blkio misses buffered writeback on many kernels (zero on this project's VMs) and
+  // procfs misses processes that exited, so take whichever saw more.
+  const double cg = counterRate(prev, cur, "io_read_bytes_total") +
+                    counterRate(prev, cur, "io_write_bytes_total");
+  const double pr = counterRate(prev, cur, "proc_read_bytes_total") +
+                    counterRate(prev, cur, "proc_write_bytes_total");
+  if (!std::isnan(cg) || !std::isnan(pr)) {
+    u[index(Resource::kDiskIo)] = std::max(std::isnan(cg) ? 0.0 : cg, std::isnan(pr) ? 0.0 : pr);
+  }
+  u[index(Resource::kNetwork)] = counterRate(prev, cur, "net_rx_bytes_total") +
+                                 counterRate(prev, cur, "net_tx_bytes_total");
+  return u;
+}
+
+}  // namespace foresight::collect
+
+namespace foresight::collect {
+
+std::vector<Metric> derivedMetrics(const Sample& prev, const Sample& cur) {
+  std::vector<Metric> out;
+  auto delta = [&](std::string_view n) {
+    const double a = prev.get(n), b = cur.get(n);
+    return (std::isnan(a) || std::isnan(b) || b < a) ? std::numeric_limits<double>::quiet_NaN() : b - a;
+  };
+  const double cycles = delta("perf_cycles_total"), instr = delta("perf_instructions_total");
+  if (cycles > 0 && instr > 0) {
+    out.push_back({"ipc", instr / cycles});
+    out.push_back({"cpi", cycles / instr});
+  }
+  const double refs = delta("perf_cache_references_total"), miss = delta("perf_cache_misses_total");
+  if (refs > 0 && !std::isnan(miss)) out.push_back({"cache_miss_ratio", miss / refs});
+  const double periods = delta("cpu_periods_total"), thr = delta("cpu_throttled_periods_total");
+  if (periods > 0 && !std::isnan(thr)) out.push_back({"cpu_throttled_ratio", thr / periods});
+  return out;
+}
+
+}  // namespace foresight::collect

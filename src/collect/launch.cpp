@@ -1,0 +1,107 @@
+#include "foresight/collect/launch.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "foresight/core/log.h"
+
+namespace fs = std::filesystem;
+
+namespace foresight::collect {
+
+Result<LaunchedWorkload> LaunchedWorkload::start(const CollectorContext& ctx,
+                                                 const std::vector<std::string>& argv) {
+  if (argv.empty()) return fail(ErrorCode::kInvalidArgument, "no command to launch");
+  int go[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) return fail(ErrorCode::kIo, "pipe: {}", std::strerror(errno));
+  pid_t pid = ::fork();
+  if (pid < 0) return fail(ErrorCode::kIo, "fork: {}", std::strerror(errno));
+  if (pid == 0) {
+    ::close(go[1]);
+    char c;
+    if (::read(go[0], &c, 1) != 1) _exit(127);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    std::fprintf(stderr, "foresight: cannot run %s: %s\n", args[0], std::strerror(errno));
+    _exit(127);
+  }
+  ::close(go[0]);
+  LaunchedWorkload l;
+  l.pid_ = pid;
+  const std::string name = "foresight-" + std::to_string(pid);
+  std::vector<fs::path> dirs;
+  if (ctx.layout.version == CgroupVersion::kV2) dirs.push_back(ctx.layout.unified / name);
+  else
+    for (const char* c : {"cpu", "cpuacct", "memory", "blkio", "pids"})
+      if (auto d = ctx.layout.v1(c)) dirs.push_back(*d / name);
+  bool in_cgroup = !dirs.empty();
+  for (const auto& d : dirs) {
+    std::error_code ec;
+    if (!fs::create_directory(d, ec) && ec) { in_cgroup = false; break; }
+    l.cgroup_dirs_.push_back(d.string());
+    std::ofstream procs(d / "cgroup.procs");
+    procs << pid << '\n';
+    procs.flush();
+    if (!procs) { in_cgroup = false; break; }
+  }
+  if (in_cgroup) {
+    l.workload_ = {Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
+  } else {
+    // Not root or no writable hierarchy: a process tree still measures the command.
+    spdlog::info("launch: cannot place the command in its own cgroup; measuring it as a process tree");
+    l.workload_ = {Workload::Kind::kProcessTree, "pid-" + std::to_string(pid), "", pid};
+  }
+  if (::write(go[1], "g", 1) != 1) spdlog::warn("launch: cannot release the child");
+  ::close(go[1]);
+  return l;
+}
+
+LaunchedWorkload::LaunchedWorkload(LaunchedWorkload&& o) noexcept
+    : workload_(std::move(o.workload_)), pid_(o.pid_), reaped_(o.reaped_),
+      exit_code_(o.exit_code_), cgroup_dirs_(std::move(o.cgroup_dirs_)) {
+  o.pid_ = -1;
+  o.cgroup_dirs_.clear();
+}
+
+bool LaunchedWorkload::exited() {
+  if (reaped_ || pid_ < 0) return true;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    reaped_ = true;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  return reaped_;
+}
+
+void LaunchedWorkload::terminate() {
+  if (pid_ < 0 || exited()) return;
+  ::kill(pid_, SIGTERM);
+  for (int i = 0; i < 50 && !exited(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!exited()) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    reaped_ = true;
+  }
+}
+
+LaunchedWorkload::~LaunchedWorkload() {
+  terminate();
+  // The cgroup can only go once empty; children the command left behind keep it (logged).
+  for (const auto& d : cgroup_dirs_) {
+    if (::rmdir(d.c_str()) != 0 && errno != ENOENT)
+      spdlog::warn("launch: cannot remove cgroup {}: {}", d, std::strerror(errno));
+  }
+}
+
+}  // namespace foresight::collect

@@ -1,0 +1,115 @@
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <map>
+#include <cstring>
+
+#include "collectors_impl.h"
+#include "foresight/collect/probe_reader.h"
+
+namespace foresight::collect {
+
+std::filesystem::path probeSegmentPath(const std::filesystem::path& dir, pid_t pid) {
+  return dir / ("foresight-probe-" + std::to_string(pid));
+}
+
+Result<fs_probe_segment> readProbeSegment(const std::filesystem::path& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return fail(ErrorCode::kNotFound, "{}: no probe segment", file.string());
+    return fail(ErrorCode::kIo, "{}: {}", file.string(), std::strerror(errno));
+  }
+  fs_probe_segment seg{};
+  // pread copies a consistent-enough snapshot: each 8-byte counter is written atomically.
+  ssize_t n = ::pread(fd, &seg, sizeof seg, 0);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(sizeof seg) || seg.magic != FS_PROBE_MAGIC ||
+      seg.version != FS_PROBE_VERSION || seg.classes != FS_PROBE_CLASSES) {
+    return fail(ErrorCode::kParse, "{}: not a version {} probe segment", file.string(), FS_PROBE_VERSION);
+  }
+  return seg;
+}
+
+namespace {
+
+// Static names: "probe_<class>_{calls,errors,bytes,seconds}_total".
+struct Names { const char* calls; const char* errors; const char* bytes; const char* seconds; };
+#define FS_NAMES(c) {"probe_" c "_calls_total", "probe_" c "_errors_total", "probe_" c "_bytes_total", "probe_" c "_seconds_total"}
+constexpr Names kNames[FS_PROBE_CLASSES] = {FS_NAMES("read"), FS_NAMES("write"), FS_NAMES("send"),
+                                            FS_NAMES("recv"), FS_NAMES("fsync"), FS_NAMES("connect"),
+                                            FS_NAMES("accept"), FS_NAMES("pipe"), FS_NAMES("socket")};
+#undef FS_NAMES
+constexpr const char* kP99[FS_PROBE_CLASSES] = {
+    "probe_read_p99_seconds", "probe_write_p99_seconds", "probe_send_p99_seconds",
+    "probe_recv_p99_seconds", "probe_fsync_p99_seconds", "probe_connect_p99_seconds",
+    "probe_accept_p99_seconds", "probe_pipe_p99_seconds", "probe_socket_p99_seconds"};
+
+class ProbeCollector final : public Collector {
+ public:
+  explicit ProbeCollector(const CollectorContext& ctx) : ctx_(ctx) {}
+  const char* name() const override { return "probe"; }
+  void forget(const std::string& id) override { previous_.erase(id); }
+  Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) override {
+    fs_probe_counters sum[FS_PROBE_CLASSES] = {};
+    int seen = 0;
+    for (pid_t pid : pids) {
+      auto seg = readProbeSegment(probeSegmentPath(ctx_.probe_dir, pid));
+      if (!seg) continue;  // this process runs without the probe
+      ++seen;
+      for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
+        sum[k].calls += seg->c[k].calls;
+        sum[k].errors += seg->c[k].errors;
+        sum[k].bytes += seg->c[k].bytes;
+        sum[k].total_ns += seg->c[k].total_ns;
+        for (int b = 0; b < FS_PROBE_BUCKETS; ++b) sum[k].hist[b] += seg->c[k].hist[b];
+      }
+    }
+    if (seen == 0) return ok();
+    out.add("probe_processes", seen);
+    for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
+      out.add(kNames[k].calls, static_cast<double>(sum[k].calls));
+      out.add(kNames[k].errors, static_cast<double>(sum[k].errors));
+      out.add(kNames[k].bytes, static_cast<double>(sum[k].bytes));
+      out.add(kNames[k].seconds, static_cast<double>(sum[k].total_ns) / 1e9);
+    }
+    // p99 latency of the calls since the previous collect (all calls the first time), as the upper
+    // edge of the log2 bucket holding the 99th percentile; absent when there was no call.
+    auto& prev = previous_[w.id];
+    for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
+      std::uint64_t delta[FS_PROBE_BUCKETS], total = 0;
+      for (int b = 0; b < FS_PROBE_BUCKETS; ++b) {
+        // A process that left takes its counts along: treat a drop as a fresh start.
+        delta[b] = sum[k].hist[b] >= prev[k][b] ? sum[k].hist[b] - prev[k][b] : sum[k].hist[b];
+        total += delta[b];
+        prev[k][b] = sum[k].hist[b];
+      }
+      if (total == 0) continue;
+      const std::uint64_t rank = (total * 99 + 99) / 100;  // ceil(0.99 * total)
+      std::uint64_t seen = 0;
+      for (int b = 0; b < FS_PROBE_BUCKETS; ++b) {
+        seen += delta[b];
+        if (seen >= rank) {
+          out.add(kP99[k], b == 0 ? 0.0 : std::ldexp(1.0, b) / 1e9);
+          break;
+        }
+      }
+    }
+    return ok();
+  }
+
+ private:
+  CollectorContext ctx_;
+  std::map<std::string, std::array<std::array<std::uint64_t, FS_PROBE_BUCKETS>, FS_PROBE_CLASSES>> previous_;
+};
+
+}  // namespace
+
+std::unique_ptr<Collector> makeProbeCollector(const CollectorContext& ctx) {
+  return std::make_unique<ProbeCollector>(ctx);
+}
+
+}  // namespace foresight::collect

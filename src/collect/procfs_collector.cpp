@@ -1,0 +1,222 @@
+// Per-process readers (/proc/<pid>/{stat,status,io,schedstat,fd}) summed over a workload's
+// processes, and the network collector (/proc/<pid>/net/dev of the workload's namespace).
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <map>
+#include <cmath>
+#include <optional>
+#include <cstring>
+
+#include "collectors_impl.h"
+#include "foresight/collect/kernel_files.h"
+
+namespace fs = std::filesystem;
+
+namespace foresight::collect {
+namespace {
+
+class ProcfsCollector final : public Collector {
+ public:
+  explicit ProcfsCollector(const CollectorContext& ctx) : ctx_(ctx) {}
+  const char* name() const override { return "procfs"; }
+
+  Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) override {
+    double v[kCount] = {};
+    int alive = 0, vanished = 0;
+    for (pid_t pid : pids) {
+      double one[kCount] = {};
+      if (readOne(pid, one)) {
+        ++alive;
+        for (int i = 0; i < kCount; ++i) v[i] += one[i];
+      } else {
+        ++vanished;  // exited between listing and reading: normal
+      }
+    }
+    if (alive == 0 && w.kind == Workload::Kind::kProcessTree) {
+      return fail(ErrorCode::kNotFound, "{}: process tree {} has exited",
+                  ctx_.paths.procPid(w.root_pid).string(), w.id);
+    }
+    static constexpr const char* kNames[kCount] = {
+        "proc_cpu_user_seconds_total", "proc_cpu_system_seconds_total",
+        "proc_run_delay_seconds_total", "proc_rss_bytes", "proc_minor_faults_total",
+        "proc_major_faults_total", "proc_read_bytes_total", "proc_write_bytes_total",
+        "proc_voluntary_ctxsw_total", "proc_involuntary_ctxsw_total", "proc_threads",
+        "proc_fds_file", "proc_fds_socket", "proc_fds_pipe", "proc_fds_other"};
+    for (int i = 0; i < kCount; ++i) out.add(kNames[i], v[i]);
+    out.add("proc_count", alive);
+    out.add("proc_vanished", vanished);
+    return ok();
+  }
+
+ private:
+  enum { kUser, kSys, kDelay, kRss, kMinflt, kMajflt, kRead, kWrite, kVol, kInvol, kThreads,
+         kFdFile, kFdSocket, kFdPipe, kFdOther, kCount };
+
+  // Reads "name" under an open /proc/PID directory into buf_ (openat: no path walk per file).
+  std::optional<std::string_view> readAt(int dirfd, const char* name) {
+    int f = ::openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (f < 0) return std::nullopt;
+    buf_.resize(8192);
+    std::size_t len = 0;
+    for (;;) {
+      ssize_t n = ::read(f, buf_.data() + len, buf_.size() - len);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      len += static_cast<std::size_t>(n);
+      if (len == buf_.size()) buf_.resize(buf_.size() * 2);
+    }
+    ::close(f);
+    if (len == 0) return std::nullopt;
+    return std::string_view(buf_.data(), len);
+  }
+
+  bool readOne(pid_t pid, double* v) {
+    const fs::path dir = ctx_.paths.procPid(pid);
+    int dfd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return false;
+    struct Closer { int fd; ~Closer() { ::close(fd); } } closer{dfd};
+    auto stat = readAt(dfd, "stat");
+    if (!stat) return false;
+    // Fields after "(comm)": comm may contain spaces, so count from the last ')'. Index 0 is
+    // field 3 (state) of proc(5).
+    std::size_t close = stat->rfind(')');
+    if (close == std::string_view::npos) return false;
+    std::string_view rest = stat->substr(close + 1);
+    const double hz = static_cast<double>(ctx_.clock_ticks);
+    auto num = [&](std::size_t proc5_field) {
+      auto x = parseNumber(field(rest, proc5_field - 3));
+      return x ? *x : 0.0;
+    };
+    v[kUser] = num(14) / hz;
+    v[kSys] = num(15) / hz;
+    v[kMinflt] = num(10);
+    v[kMajflt] = num(12);
+    v[kThreads] = num(20);
+    if (auto s = readAt(dfd, "schedstat")) {  // "run_ns wait_ns timeslices"
+      if (auto d = parseNumber(field(*s, 1))) v[kDelay] = *d / 1e9;
+    }
+    if (auto s = readAt(dfd, "status")) {
+      forEachKeyValue(*s, [&](std::string_view k, double x) {
+        if (k == "VmRSS") v[kRss] = x * 1024.0;
+        else if (k == "voluntary_ctxt_switches") v[kVol] = x;
+        else if (k == "nonvoluntary_ctxt_switches") v[kInvol] = x;
+      });
+    }
+    if (auto s = readAt(dfd, "io")) {  // needs ptrace access: root for others' pids
+      forEachKeyValue(*s, [&](std::string_view k, double x) {
+        if (k == "read_bytes") v[kRead] = x;
+        else if (k == "write_bytes") v[kWrite] = x;
+      });
+    }
+    int fdd = ::openat(dfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (DIR* d = fdd >= 0 ? ::fdopendir(fdd) : nullptr) {
+      while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        char target[128];
+        ssize_t n = ::readlinkat(fdd, e->d_name, target, sizeof target - 1);
+        if (n <= 0) continue;
+        std::string_view t(target, static_cast<std::size_t>(n));
+        if (t.starts_with("socket:")) v[kFdSocket] += 1;
+        else if (t.starts_with("pipe:")) v[kFdPipe] += 1;
+        else if (t.starts_with("/")) v[kFdFile] += 1;
+        else v[kFdOther] += 1;
+      }
+      ::closedir(d);  // closes fdd
+    } else if (fdd >= 0) {
+      ::close(fdd);
+    }
+    return true;
+  }
+
+  std::string buf_;
+  CollectorContext ctx_;
+};
+
+// Bytes and packets of every interface but loopback in the workload's network namespace, read
+// through its first live process; without one (an empty cgroup), the host's /proc/net/dev.
+class NetCollector final : public Collector {
+ public:
+  explicit NetCollector(const CollectorContext& ctx) : ctx_(ctx) {}
+  const char* name() const override { return "net"; }
+
+  Status collect(const Workload&, const std::vector<pid_t>& pids, Sample& out) override {
+    Result<std::string> text = fail(ErrorCode::kNotFound, "no process");
+    std::string ns;
+    for (pid_t pid : pids) {
+      // Workloads that share a namespace (often all of them: the host's) share one read per
+      // round: the namespace link names it, and a reading younger than kReuse is reused.
+      char link[64];
+      ssize_t n = ::readlink((ctx_.paths.procPid(pid) / "ns" / "net").c_str(), link, sizeof link - 1);
+      if (n > 0) {
+        ns.assign(link, static_cast<std::size_t>(n));
+        auto it = cache_.find(ns);
+        if (it != cache_.end() && std::chrono::steady_clock::now() - it->second.when < kReuse) {
+          for (const auto& m : it->second.metrics) out.add(m.name, m.value);
+          return ok();
+        }
+      }
+      text = readKernelFile(ctx_.paths.procPid(pid) / "net" / "dev");
+      if (text) break;
+      ns.clear();
+    }
+    const std::size_t first = out.metrics.size();
+    bool host = false;
+    if (!text) {
+      text = readKernelFile(ctx_.paths.proc() / "net" / "dev");
+      host = true;
+      if (!text) return ok();  // no procfs network view at all: nothing to report
+    }
+    double rxb = 0, rxp = 0, txb = 0, txp = 0;
+    std::string_view s = *text;
+    std::size_t pos = 0;
+    while (pos < s.size()) {
+      std::size_t end = s.find('\n', pos);
+      if (end == std::string_view::npos) end = s.size();
+      std::string_view line = s.substr(pos, end - pos);
+      pos = end + 1;
+      std::size_t colon = line.find(':');
+      if (colon == std::string_view::npos) continue;  // the two header lines
+      std::string_view iface = field(line.substr(0, colon), 0);
+      if (iface == "lo") continue;
+      std::string_view rest = line.substr(colon + 1);
+      auto f = [&](std::size_t i) { auto x = parseNumber(field(rest, i)); return x ? *x : 0.0; };
+      rxb += f(0); rxp += f(1); txb += f(8); txp += f(9);
+    }
+    out.add("net_rx_bytes_total", rxb);
+    out.add("net_rx_packets_total", rxp);
+    out.add("net_tx_bytes_total", txb);
+    out.add("net_tx_packets_total", txp);
+    out.add("net_host_fallback", host ? 1 : 0);
+    if (!ns.empty()) {
+      if (cache_.size() > 4096) cache_.clear();  // bound it; namespaces come and go
+      auto& e = cache_[ns];
+      e.when = std::chrono::steady_clock::now();
+      e.metrics.assign(out.metrics.begin() + static_cast<std::ptrdiff_t>(first), out.metrics.end());
+    }
+    return ok();
+  }
+
+ private:
+  static constexpr auto kReuse = std::chrono::milliseconds(200);
+  struct Cached {
+    std::chrono::steady_clock::time_point when;
+    std::vector<Metric> metrics;
+  };
+  CollectorContext ctx_;
+  std::map<std::string, Cached> cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<Collector> makeProcfsCollector(const CollectorContext& ctx) {
+  return std::make_unique<ProcfsCollector>(ctx);
+}
+std::unique_ptr<Collector> makeNetCollector(const CollectorContext& ctx) {
+  return std::make_unique<NetCollector>(ctx);
+}
+
+}  // namespace foresight::collect

@@ -1,0 +1,145 @@
+#include "foresight/collect/sampler.h"
+
+#include <time.h>
+
+#include <cmath>
+
+#include "foresight/core/log.h"
+
+namespace fs = std::filesystem;
+
+namespace foresight::collect {
+
+std::int64_t nowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+Result<Sampler> Sampler::create(const CollectorContext& ctx, const std::vector<std::string>& names,
+                                const CollectorRegistry& registry) {
+  Sampler s;
+  s.ctx_ = ctx;
+  for (const auto& n : names) {
+    auto c = registry.create(n, ctx);
+    if (!c) return tl::unexpected(c.error());
+    s.collectors_.push_back(std::move(*c));
+  }
+  return s;
+}
+
+std::vector<std::string> Sampler::collectorNames() const {
+  std::vector<std::string> out;
+  for (const auto& c : collectors_) out.emplace_back(c->name());
+  return out;
+}
+
+Result<Sample> Sampler::sampleOne(const Workload& w) {
+  auto pids = workloadPids(ctx_.paths, ctx_.layout, w);
+  if (!pids) return tl::unexpected(pids.error());
+  Sample s;
+  s.workload = w.id;
+  s.time_ns = nowNs();
+  s.metrics.reserve(64);
+  for (auto& c : collectors_) {
+    auto st = c->collect(w, *pids, s);
+    if (st) continue;
+    if (st.error().code == ErrorCode::kNotFound) return tl::unexpected(st.error());
+    ++errors_;
+    if (logged_.insert(c->name()).second) {
+      spdlog::warn("collector {} failed (logged once): {}", c->name(), st.error().message);
+    }
+  }
+  s.add("collector_errors_total", static_cast<double>(errors_));
+  return s;
+}
+
+Sampler::Round Sampler::sample(const std::vector<Workload>& workloads) {
+  Round r;
+  r.samples.reserve(workloads.size());
+  const std::size_t before = errors_;
+  for (const auto& w : workloads) {
+    auto s = sampleOne(w);
+    if (s) r.samples.push_back(std::move(*s));
+    else if (s.error().code == ErrorCode::kNotFound) r.gone.push_back(w.id);
+    else ++errors_;
+  }
+  r.errors = errors_ - before;
+  std::set<std::string> current;
+  for (const auto& w : workloads) current.insert(w.id);
+  for (const auto& g : r.gone) current.erase(g);
+  for (const auto& id : previous_)
+    if (!current.count(id))
+      for (auto& c : collectors_) c->forget(id);
+  for (const auto& g : r.gone)
+    for (auto& c : collectors_) c->forget(g);
+  previous_ = std::move(current);
+  return r;
+}
+
+CsvTraceWriter::~CsvTraceWriter() {
+  // Not finished (an error or an interrupt): drop the partial files.
+  for (auto& [id, f] : files_) {
+    if (f.out.is_open()) {
+      f.out.close();
+      std::error_code ec;
+      fs::remove(f.tmp, ec);
+    }
+  }
+}
+
+std::string CsvTraceWriter::fileName(const std::string& id) {
+  std::string s;
+  for (char c : id) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') s += c;
+    else if (!s.empty() && s.back() != '_') s += '_';
+  }
+  while (!s.empty() && s.back() == '_') s.pop_back();
+  if (s.empty()) s = "root";
+  return s + ".csv";
+}
+
+Status CsvTraceWriter::add(const Sample& sample) {
+  auto it = files_.find(sample.workload);
+  if (it == files_.end()) {
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) return fail(ErrorCode::kIo, "{}: cannot create folder: {}", dir_.string(), ec.message());
+    File f;
+    f.final_path = dir_ / fileName(sample.workload);
+    f.tmp = f.final_path;
+    f.tmp += ".tmp";
+    f.out.open(f.tmp);
+    if (!f.out) return fail(ErrorCode::kIo, "{}: cannot open for writing", f.tmp.string());
+    f.out << "timestamp,cpu,memory,disk_io,network\n";
+    it = files_.emplace(sample.workload, std::move(f)).first;
+  }
+  File& f = it->second;
+  if (f.have_last) {
+    auto u = resourceUsage(f.last, sample);
+    f.out << (sample.time_ns / 1000000000);
+    for (double v : u) {
+      f.out << ',';
+      if (!std::isnan(v)) f.out << fmt::format("{:.6g}", v);  // empty cell = missing
+    }
+    f.out << '\n';
+    if (!f.out) return fail(ErrorCode::kIo, "{}: write failed", f.tmp.string());
+  }
+  f.last = sample;
+  f.have_last = true;
+  return ok();
+}
+
+Status CsvTraceWriter::finish() {
+  for (auto& [id, f] : files_) {
+    if (!f.out.is_open()) continue;
+    f.out.close();
+    if (!f.out) return fail(ErrorCode::kIo, "{}: write failed", f.tmp.string());
+    std::error_code ec;
+    fs::rename(f.tmp, f.final_path, ec);
+    if (ec) return fail(ErrorCode::kIo, "{}: cannot rename: {}", f.final_path.string(), ec.message());
+  }
+  return ok();
+}
+
+}  // namespace foresight::collect

@@ -1,0 +1,225 @@
+#include "foresight/collect/workload.h"
+
+#include <algorithm>
+#include <regex>
+#include <set>
+#include <system_error>
+
+#include "foresight/collect/kernel_files.h"
+
+namespace fs = std::filesystem;
+
+namespace foresight::collect {
+
+const char* toString(CgroupVersion v) {
+  switch (v) {
+    case CgroupVersion::kNone: return "none";
+    case CgroupVersion::kV1: return "v1";
+    case CgroupVersion::kV2: return "v2";
+    case CgroupVersion::kHybrid: return "hybrid";
+  }
+  return "?";
+}
+
+std::optional<fs::path> CgroupLayout::v1(const std::string& controller) const {
+  auto it = controllers.find(controller);
+  if (it == controllers.end()) return std::nullopt;
+  return it->second;
+}
+
+fs::path CgroupLayout::reference() const {
+  if (version == CgroupVersion::kV2) return unified;
+  for (const char* c : {"cpuacct", "cpu", "memory", "pids"}) {
+    if (auto p = v1(c)) return *p;
+  }
+  return unified;
+}
+
+CgroupLayout detectCgroupLayout(const HostPaths& paths) {
+  CgroupLayout layout;
+  std::error_code ec;
+  const fs::path mount = paths.cgroupMount();
+  if (fs::exists(mount / "cgroup.controllers", ec)) {
+    layout.version = CgroupVersion::kV2;
+    layout.unified = mount;
+    return layout;
+  }
+  // v1: one folder per controller; a folder named "cpu,cpuacct" serves both.
+  for (const auto& entry : fs::directory_iterator(mount, ec)) {
+    if (!entry.is_directory(ec)) continue;
+    const std::string name = entry.path().filename().string();
+    if (name == "unified") continue;
+    std::size_t pos = 0;
+    while (pos <= name.size()) {
+      std::size_t next = name.find(',', pos);
+      if (next == std::string::npos) next = name.size();
+      std::string c = name.substr(pos, next - pos);
+      // Prefer the folder named exactly after the controller over a combined one.
+      if (!c.empty() && (layout.controllers.count(c) == 0 || c == name)) {
+        layout.controllers[c] = entry.path();
+      }
+      pos = next + 1;
+    }
+  }
+  if (layout.controllers.empty()) return layout;
+  layout.version = CgroupVersion::kV1;
+  if (fs::exists(mount / "unified" / "cgroup.controllers", ec)) {
+    layout.version = CgroupVersion::kHybrid;
+    layout.unified = mount / "unified";
+  }
+  return layout;
+}
+
+namespace {
+
+Result<std::vector<pid_t>> readProcs(const fs::path& file) {
+  auto text = readKernelFile(file);
+  if (!text) return tl::unexpected(text.error());
+  std::vector<pid_t> pids;
+  std::size_t pos = 0;
+  while (pos < text->size()) {
+    std::size_t end = text->find('\n', pos);
+    if (end == std::string::npos) end = text->size();
+    if (auto v = parseNumber(std::string_view(*text).substr(pos, end - pos))) {
+      pids.push_back(static_cast<pid_t>(*v));
+    }
+    pos = end + 1;
+  }
+  return pids;
+}
+
+fs::path under(const fs::path& mount, const std::string& cgroup) {
+  return cgroup == "/" ? mount : mount / cgroup.substr(1);
+}
+
+}  // namespace
+
+std::map<pid_t, pid_t> readParents(const HostPaths& paths) {
+  std::map<pid_t, pid_t> parents;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(paths.proc(), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    auto stat = readKernelFile(entry.path() / "stat");
+    if (!stat) continue;  // exited meanwhile: normal
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
+    std::size_t close = stat->rfind(')');
+    if (close == std::string::npos) continue;
+    auto ppid = parseNumber(field(std::string_view(*stat).substr(close + 1), 1));
+    if (ppid) parents[static_cast<pid_t>(std::stoi(name))] = static_cast<pid_t>(*ppid);
+  }
+  return parents;
+}
+
+Result<std::vector<pid_t>> workloadPids(const HostPaths& paths, const CgroupLayout& layout,
+                                        const Workload& w) {
+  if (w.kind == Workload::Kind::kCgroup) {
+    return readProcs(under(layout.reference(), w.cgroup) / "cgroup.procs");
+  }
+  std::error_code ec;
+  if (!fs::exists(paths.procPid(w.root_pid), ec)) {
+    return fail(ErrorCode::kNotFound, "{}: process {} has exited",
+                paths.procPid(w.root_pid).string(), w.root_pid);
+  }
+  auto parents = readParents(paths);
+  std::multimap<pid_t, pid_t> children;
+  for (auto [pid, ppid] : parents) children.emplace(ppid, pid);
+  std::vector<pid_t> out{w.root_pid};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto [lo, hi] = children.equal_range(out[i]);
+    for (auto it = lo; it != hi; ++it) out.push_back(it->second);
+  }
+  return out;
+}
+
+Result<std::vector<Workload>> discoverCgroups(const HostPaths& paths, const CgroupLayout& layout,
+                                              int max_depth, bool only_populated) {
+  (void)paths;
+  if (layout.version == CgroupVersion::kNone) {
+    return fail(ErrorCode::kUnavailable, "{}: no cgroup hierarchy mounted",
+                paths.cgroupMount().string());
+  }
+  const fs::path ref = layout.reference();
+  std::error_code ec;
+  std::vector<Workload> out;
+  auto it = fs::recursive_directory_iterator(ref, fs::directory_options::skip_permission_denied, ec);
+  if (ec) return fail(ErrorCode::kIo, "{}: {}", ref.string(), ec.message());
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;  // a cgroup removed during the walk ends this walk; the next round sees the rest
+    if (!it->is_directory(ec)) continue;
+    if (it.depth() + 1 >= max_depth) it.disable_recursion_pending();
+    Workload w;
+    w.kind = Workload::Kind::kCgroup;
+    w.cgroup = "/" + fs::relative(it->path(), ref, ec).generic_string();
+    w.id = w.cgroup;
+    if (only_populated) {
+      auto pids = readProcs(it->path() / "cgroup.procs");
+      if (!pids || pids->empty()) continue;
+    }
+    out.push_back(std::move(w));
+  }
+  std::sort(out.begin(), out.end(), [](const Workload& a, const Workload& b) { return a.id < b.id; });
+  return out;
+}
+
+Result<std::vector<Workload>> selectWorkloads(const HostPaths& paths, const CgroupLayout& layout,
+                                              const std::string& selector) {
+  auto colon = selector.find(':');
+  if (colon == std::string::npos) {
+    return fail(ErrorCode::kInvalidArgument,
+                "selector '{}': expected pid:N, cgroup:/path or cmd:REGEX", selector);
+  }
+  const std::string kind = selector.substr(0, colon), arg = selector.substr(colon + 1);
+  if (kind == "pid") {
+    auto v = parseNumber(arg);
+    if (!v || *v <= 0) return fail(ErrorCode::kInvalidArgument, "selector '{}': bad pid", selector);
+    Workload w{Workload::Kind::kProcessTree, "pid-" + arg, "", static_cast<pid_t>(*v)};
+    std::error_code ec;
+    if (!fs::exists(paths.procPid(w.root_pid), ec)) {
+      return fail(ErrorCode::kNotFound, "selector '{}': no process {}", selector, arg);
+    }
+    return std::vector<Workload>{w};
+  }
+  if (kind == "cgroup") {
+    if (arg.empty() || arg[0] != '/') {
+      return fail(ErrorCode::kInvalidArgument, "selector '{}': cgroup path must start with '/'",
+                  selector);
+    }
+    std::error_code ec;
+    fs::path dir = under(layout.reference(), arg);
+    if (layout.version == CgroupVersion::kNone || !fs::is_directory(dir, ec)) {
+      return fail(ErrorCode::kNotFound, "selector '{}': {} is not a cgroup", selector, dir.string());
+    }
+    return std::vector<Workload>{{Workload::Kind::kCgroup, arg, arg, 0}};
+  }
+  if (kind == "cmd") {
+    std::regex re;
+    try {
+      re = std::regex(arg, std::regex::extended);
+    } catch (const std::regex_error& e) {
+      return fail(ErrorCode::kInvalidArgument, "selector '{}': {}", selector, e.what());
+    }
+    auto parents = readParents(paths);
+    std::set<pid_t> matched;
+    for (auto [pid, ppid] : parents) {
+      auto cmd = readKernelFile(paths.procPid(pid) / "cmdline");
+      if (!cmd) continue;
+      std::replace(cmd->begin(), cmd->end(), '\0', ' ');
+      if (std::regex_search(*cmd, re)) matched.insert(pid);
+    }
+    std::vector<Workload> out;
+    for (pid_t pid : matched) {
+      bool nested = false;  // a match under another match is part of that tree
+      for (pid_t p = parents[pid], guard = 0; p > 1 && guard < 4096; p = parents[p], ++guard) {
+        if (matched.count(p)) { nested = true; break; }
+      }
+      if (!nested) out.push_back({Workload::Kind::kProcessTree, "pid-" + std::to_string(pid), "", pid});
+    }
+    if (out.empty()) return fail(ErrorCode::kNotFound, "selector '{}': no process matches", selector);
+    return out;
+  }
+  return fail(ErrorCode::kInvalidArgument, "selector '{}': unknown kind '{}' (pid, cgroup, cmd)",
+              selector, kind);
+}
+
+}  // namespace foresight::collect

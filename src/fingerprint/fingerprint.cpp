@@ -1,0 +1,394 @@
+#include "foresight/fingerprint/fingerprint.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <numeric>
+
+namespace fs = std::filesystem;
+
+namespace foresight::fingerprint {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double variance(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  double m = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return s / v.size();
+}
+
+// Least-squares line a + b*i.
+std::pair<double, double> lineFit(std::span<const double> x) {
+  const double n = static_cast<double>(x.size());
+  if (x.size() < 2) return {x.empty() ? 0 : x[0], 0};
+  double si = 0, sx = 0, sii = 0, six = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    si += i; sx += x[i]; sii += double(i) * i; six += i * x[i];
+  }
+  const double den = n * sii - si * si;
+  const double b = den == 0 ? 0 : (n * six - si * sx) / den;
+  return {(sx - b * si) / n, b};
+}
+
+double autocorr(std::span<const double> x, std::size_t lag) {
+  const std::size_t n = x.size();
+  if (lag >= n) return 0;
+  const double m = std::accumulate(x.begin(), x.end(), 0.0) / n;
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < n; ++i) den += (x[i] - m) * (x[i] - m);
+  if (den <= 0) return 0;
+  for (std::size_t i = 0; i + lag < n; ++i) num += (x[i] - m) * (x[i + lag] - m);
+  return num / den;
+}
+
+}  // namespace
+
+std::size_t detectPeriod(std::span<const double> x, std::size_t max_period) {
+  const std::size_t n = x.size();
+  if (n < 8) return 0;
+  // Remove a linear trend first: a trend alone makes every lag look correlated.
+  auto [a, b] = lineFit(x);
+  std::vector<double> d(n);
+  for (std::size_t i = 0; i < n; ++i) d[i] = x[i] - (a + b * i);
+  const std::size_t top = std::min(max_period, n / 2);
+  std::vector<double> r(top + 2, 0.0);
+  for (std::size_t k = 1; k <= top + 1 && k < n; ++k) r[k] = autocorr(d, k);
+  std::size_t best = 0;
+  double best_r = 0.3;
+  for (std::size_t k = 2; k <= top; ++k) {
+    if (r[k] > r[k - 1] && r[k] >= r[k + 1] && r[k] > best_r) {
+      best = k;
+      best_r = r[k];
+    }
+  }
+  return best;
+}
+
+Decomposition decompose(std::span<const double> x, std::size_t max_period) {
+  const std::size_t n = x.size();
+  Decomposition d;
+  d.trend.assign(n, 0.0);
+  d.seasonal.assign(n, 0.0);
+  d.residual.assign(n, 0.0);
+  d.period = detectPeriod(x, max_period);
+  if (d.period >= 2) {
+    const std::size_t h = d.period / 2;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t lo = i >= h ? i - h : 0, hi = std::min(n - 1, i + h);
+      // Even periods: a centred window of period+1 points with half weight at both ends.
+      double s = 0, w = 0;
+      for (std::size_t j = lo; j <= hi; ++j) {
+        const double wj = (d.period % 2 == 0 && (j == i - h || j == i + h) && i >= h) ? 0.5 : 1.0;
+        s += wj * x[j];
+        w += wj;
+      }
+      d.trend[i] = s / w;
+    }
+    std::vector<double> sum(d.period, 0.0), cnt(d.period, 0.0);
+    // Only where the moving average saw a whole period: the edges would leak trend into the
+    // season.
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i < h || i + h >= n) continue;
+      sum[i % d.period] += x[i] - d.trend[i];
+      cnt[i % d.period] += 1;
+    }
+    for (std::size_t p = 0; p < d.period; ++p) {
+      if (cnt[p] == 0) {  // window barely longer than the period: use every point
+        for (std::size_t i = p; i < n; i += d.period) { sum[p] += x[i] - d.trend[i]; cnt[p] += 1; }
+      }
+    }
+    double mean_season = 0;
+    for (std::size_t p = 0; p < d.period; ++p) mean_season += sum[p] / cnt[p];
+    mean_season /= d.period;
+    for (std::size_t i = 0; i < n; ++i)
+      d.seasonal[i] = sum[i % d.period] / cnt[i % d.period] - mean_season;
+  } else {
+    auto [a, b] = lineFit(x);
+    for (std::size_t i = 0; i < n; ++i) d.trend[i] = a + b * i;
+  }
+  for (std::size_t i = 0; i < n; ++i) d.residual[i] = x[i] - d.trend[i] - d.seasonal[i];
+  return d;
+}
+
+WindowStats windowStats(std::span<const double> x, std::size_t max_period) {
+  std::vector<double> v;
+  v.reserve(x.size());
+  for (double e : x)
+    if (std::isfinite(e)) v.push_back(e);
+  if (v.empty()) return {kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN};
+  WindowStats s{};
+  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+  s.stddev = std::sqrt(variance(v));
+  std::vector<double> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  s.p95 = sorted[static_cast<std::size_t>(std::floor(0.95 * (sorted.size() - 1)))];
+  s.max = sorted.back();
+  // Missing samples take the window mean so that lags and phases keep their meaning.
+  std::vector<double> filled(x.begin(), x.end());
+  for (double& e : filled)
+    if (!std::isfinite(e)) e = s.mean;
+  s.slope = lineFit(filled).second;
+  // Goh & Barabasi burstiness: -1 periodic, 0 Poisson-like, towards 1 bursty.
+  s.burstiness = (s.stddev + s.mean) > 0 ? (s.stddev - s.mean) / (s.stddev + s.mean) : 0;
+  s.acf1 = autocorr(filled, 1);
+  auto d = decompose(filled, max_period);
+  s.period = static_cast<double>(d.period);
+  std::vector<double> tr(filled.size()), sr(filled.size());
+  for (std::size_t i = 0; i < filled.size(); ++i) {
+    tr[i] = d.trend[i] + d.residual[i];
+    sr[i] = d.seasonal[i] + d.residual[i];
+  }
+  const double vr = variance(d.residual), vtr = variance(tr), vsr = variance(sr);
+  // Strength of trend and seasonality as in Wang, Smith & Hyndman (2006).
+  s.trend_strength = vtr > 0 ? std::max(0.0, 1.0 - vr / vtr) : 0;
+  s.seasonal_strength = (d.period >= 2 && vsr > 0) ? std::max(0.0, 1.0 - vr / vsr) : 0;
+  s.residual_std = std::sqrt(vr);
+  return s;
+}
+
+// ---------------------------------------------------------------------------- IncrementalPca
+
+IncrementalPca::IncrementalPca(std::size_t input_dim, std::size_t output_dim)
+    : out_(std::min(input_dim, output_dim)),
+      mean_(Eigen::VectorXd::Zero(static_cast<Eigen::Index>(input_dim))),
+      eigenvalues_(Eigen::VectorXd::Zero(static_cast<Eigen::Index>(input_dim))),
+      m2_(Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(input_dim), static_cast<Eigen::Index>(input_dim))),
+      basis_(Eigen::MatrixXd::Identity(static_cast<Eigen::Index>(input_dim), static_cast<Eigen::Index>(out_))) {}
+
+void IncrementalPca::update(const Eigen::VectorXd& x_in) {
+  // Missing features count as the running mean: they move nothing.
+  Eigen::VectorXd x = x_in;
+  for (Eigen::Index i = 0; i < x.size(); ++i)
+    if (!std::isfinite(x[i])) x[i] = mean_[i];
+  ++count_;
+  const Eigen::VectorXd delta = x - mean_;
+  mean_ += delta / static_cast<double>(count_);
+  m2_ += delta * (x - mean_).transpose();
+  // The eigensolver is O(d^3): every update while the model is young, then every 8th.
+  if (count_ >= 2 && (count_ < 32 || count_ % 8 == 0)) refresh();
+}
+
+void IncrementalPca::refresh() {
+  const Eigen::Index d = mean_.size();
+  Eigen::MatrixXd cov = m2_ / static_cast<double>(count_ - 1);
+  Eigen::VectorXd inv_sd(d);
+  for (Eigen::Index i = 0; i < d; ++i) {
+    const double sd = std::sqrt(std::max(cov(i, i), 0.0));
+    inv_sd[i] = sd > 1e-12 ? 1.0 / sd : 0.0;  // constant features carry no information
+  }
+  const Eigen::MatrixXd corr = inv_sd.asDiagonal() * cov * inv_sd.asDiagonal();
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(corr);
+  // Ascending from Eigen; we want the largest first.
+  eigenvalues_ = es.eigenvalues().reverse().cwiseMax(0.0);
+  Eigen::MatrixXd vecs = es.eigenvectors().rowwise().reverse();
+  basis_ = vecs.leftCols(static_cast<Eigen::Index>(out_));
+  // Fix each component's sign (largest entry positive) so fingerprints do not flip between
+  // refreshes.
+  for (Eigen::Index c = 0; c < basis_.cols(); ++c) {
+    Eigen::Index arg = 0;
+    basis_.col(c).cwiseAbs().maxCoeff(&arg);
+    if (basis_(arg, c) < 0) basis_.col(c) *= -1;
+  }
+}
+
+Eigen::VectorXd IncrementalPca::zscore(const Eigen::VectorXd& x) const {
+  Eigen::VectorXd z(x.size());
+  for (Eigen::Index i = 0; i < x.size(); ++i) {
+    const double var = count_ >= 2 ? m2_(i, i) / static_cast<double>(count_ - 1) : 0.0;
+    const double sd = std::sqrt(std::max(var, 0.0));
+    z[i] = (std::isfinite(x[i]) && sd > 1e-12) ? (x[i] - mean_[i]) / sd : 0.0;
+  }
+  return z;
+}
+
+Eigen::VectorXd IncrementalPca::project(const Eigen::VectorXd& x) const {
+  if (count_ < 2) return Eigen::VectorXd::Zero(static_cast<Eigen::Index>(out_));
+  return basis_.transpose() * zscore(x);
+}
+
+double IncrementalPca::reconstructionError(const Eigen::VectorXd& x) const {
+  if (count_ < 2) return 0;
+  const Eigen::VectorXd z = zscore(x);
+  const Eigen::VectorXd r = z - basis_ * (basis_.transpose() * z);
+  const Eigen::Index d = eigenvalues_.size(), k = static_cast<Eigen::Index>(out_);
+  const double discarded = d > k ? eigenvalues_.tail(d - k).sum() : 0.0;
+  // Typical residual energy is the discarded variance; floor it so a perfect fit does not divide
+  // by zero.
+  return r.squaredNorm() / std::max(discarded, 1e-3);
+}
+
+nlohmann::json IncrementalPca::save() const {
+  nlohmann::json j;
+  j["output_dim"] = out_;
+  j["count"] = count_;
+  j["mean"] = std::vector<double>(mean_.data(), mean_.data() + mean_.size());
+  j["m2"] = std::vector<double>(m2_.data(), m2_.data() + m2_.size());
+  // The basis as used, since it is refreshed only every few updates.
+  j["basis"] = std::vector<double>(basis_.data(), basis_.data() + basis_.size());
+  j["eigenvalues"] = std::vector<double>(eigenvalues_.data(), eigenvalues_.data() + eigenvalues_.size());
+  return j;
+}
+
+Result<IncrementalPca> IncrementalPca::load(const nlohmann::json& j) {
+  try {
+    auto mean = j.at("mean").get<std::vector<double>>();
+    auto m2 = j.at("m2").get<std::vector<double>>();
+    if (m2.size() != mean.size() * mean.size()) {
+      return fail(ErrorCode::kParse, "pca: m2 has {} values, expected {}", m2.size(),
+                  mean.size() * mean.size());
+    }
+    IncrementalPca p(mean.size(), j.at("output_dim").get<std::size_t>());
+    p.count_ = j.at("count").get<std::size_t>();
+    p.mean_ = Eigen::Map<Eigen::VectorXd>(mean.data(), static_cast<Eigen::Index>(mean.size()));
+    p.m2_ = Eigen::Map<Eigen::MatrixXd>(m2.data(), p.m2_.rows(), p.m2_.cols());
+    auto basis = j.at("basis").get<std::vector<double>>();
+    auto eig = j.at("eigenvalues").get<std::vector<double>>();
+    if (basis.size() != static_cast<std::size_t>(p.basis_.size()) || eig.size() != mean.size()) {
+      return fail(ErrorCode::kParse, "pca: basis or eigenvalues of the wrong size");
+    }
+    p.basis_ = Eigen::Map<Eigen::MatrixXd>(basis.data(), p.basis_.rows(), p.basis_.cols());
+    p.eigenvalues_ = Eigen::Map<Eigen::VectorXd>(eig.data(), static_cast<Eigen::Index>(eig.size()));
+    return p;
+  } catch (const nlohmann::json::exception& e) {
+    return fail(ErrorCode::kParse, "pca state: {}", e.what());
+  }
+}
+
+// ---------------------------------------------------------------------------- Pipeline
+
+Pipeline::Pipeline(Config config, std::vector<std::string> metrics)
+    : config_(config), metrics_(std::move(metrics)), buffers_(metrics_.size()),
+      pca_(metrics_.size() * kStatCount, config.dim) {
+  if (config_.max_period == 0) config_.max_period = config_.window / 2;
+}
+
+std::vector<std::string> Pipeline::featureNames() const {
+  std::vector<std::string> out;
+  for (const auto& m : metrics_)
+    for (const char* s : kStatNames) out.push_back(m + "." + s);
+  return out;
+}
+
+std::optional<Fingerprint> Pipeline::push(std::int64_t time, std::span<const double> values) {
+  for (std::size_t m = 0; m < metrics_.size(); ++m) {
+    buffers_[m].push_back(m < values.size() ? values[m] : kNaN);
+    if (buffers_[m].size() > config_.window) buffers_[m].pop_front();
+  }
+  ++since_emit_;
+  if (buffers_.empty() || buffers_[0].size() < config_.window || since_emit_ < config_.hop) {
+    return std::nullopt;
+  }
+  since_emit_ = 0;
+  Fingerprint f;
+  f.time = time;
+  Eigen::VectorXd x(static_cast<Eigen::Index>(metrics_.size() * kStatCount));
+  std::vector<double> window;
+  for (std::size_t m = 0; m < metrics_.size(); ++m) {
+    window.assign(buffers_[m].begin(), buffers_[m].end());
+    WindowStats s = windowStats(window, config_.max_period);
+    const double* p = &s.mean;  // WindowStats is kStatCount doubles in kStatNames order
+    for (std::size_t k = 0; k < kStatCount; ++k) {
+      x[static_cast<Eigen::Index>(m * kStatCount + k)] = p[k];
+      f.features.emplace_back(metrics_[m] + "." + kStatNames[k], p[k]);
+    }
+  }
+  // Score against what was seen before, then learn from it.
+  if (model_ && pca_.count() >= 2) {
+    f.anomaly = model_->scoreAndLearn(pca_.normalise(x));
+  } else {
+    f.anomaly = pca_.reconstructionError(x);
+  }
+  pca_.update(x);
+  Eigen::VectorXd v = pca_.project(x);
+  f.vector.assign(v.data(), v.data() + v.size());
+  return f;
+}
+static_assert(sizeof(WindowStats) == kStatCount * sizeof(double));
+
+Status Pipeline::saveState(const fs::path& file) const {
+  nlohmann::json j;
+  j["version"] = 1;
+  j["window"] = config_.window;
+  j["hop"] = config_.hop;
+  j["dim"] = config_.dim;
+  j["max_period"] = config_.max_period;
+  j["metrics"] = metrics_;
+  j["pca"] = pca_.save();
+  fs::path tmp = file;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump();
+    if (!out) return fail(ErrorCode::kIo, "{}: cannot write", tmp.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+  if (ec) return fail(ErrorCode::kIo, "{}: cannot rename: {}", file.string(), ec.message());
+  return ok();
+}
+
+Result<Pipeline> Pipeline::loadState(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) return fail(ErrorCode::kNotFound, "{}: cannot open", file.string());
+  try {
+    nlohmann::json j = nlohmann::json::parse(in);
+    if (j.at("version").get<int>() != 1) {
+      return fail(ErrorCode::kParse, "{}: unknown state version {}", file.string(), j.at("version").dump());
+    }
+    Config c;
+    c.window = j.at("window");
+    c.hop = j.at("hop");
+    c.dim = j.at("dim");
+    c.max_period = j.at("max_period");
+    Pipeline p(c, j.at("metrics").get<std::vector<std::string>>());
+    auto pca = IncrementalPca::load(j.at("pca"));
+    if (!pca) return fail(ErrorCode::kParse, "{}: {}", file.string(), pca.error().message);
+    if (pca->inputDim() != p.metrics_.size() * kStatCount) {
+      return fail(ErrorCode::kParse, "{}: PCA input {} does not match {} metrics", file.string(),
+                  pca->inputDim(), p.metrics_.size());
+    }
+    p.pca_ = std::move(*pca);
+    return p;
+  } catch (const nlohmann::json::exception& e) {
+    return fail(ErrorCode::kParse, "{}: {}", file.string(), e.what());
+  }
+}
+
+nlohmann::json toJson(const Fingerprint& f) {
+  nlohmann::json j;
+  j["time"] = f.time;
+  j["vector"] = f.vector;
+  j["anomaly"] = f.anomaly;
+  nlohmann::json feats = nlohmann::json::object();
+  // JSON has no NaN: a missing feature is null.
+  for (const auto& [k, v] : f.features) feats[k] = std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+  j["features"] = feats;
+  return j;
+}
+
+std::vector<std::string> resourceMetrics() {
+  std::vector<std::string> out;
+  for (Resource r : kAllResources) out.emplace_back(name(r));
+  return out;
+}
+
+std::vector<Fingerprint> fingerprintSeries(const trace::Series& series, Pipeline& pipeline) {
+  std::vector<Fingerprint> out;
+  const std::size_t n = series.size();
+  std::array<double, kResourceCount> row{};
+  for (std::size_t k = 0; k < n; ++k) {
+    for (Resource r : kAllResources) {
+      const auto& u = series.usage[index(r)];
+      row[index(r)] = u.empty() ? kNaN : u[k];
+    }
+    const std::int64_t t = series.start + static_cast<std::int64_t>(k) * series.step_seconds;
+    if (auto f = pipeline.push(t, row)) out.push_back(std::move(*f));
+  }
+  return out;
+}
+
+}  // namespace foresight::fingerprint

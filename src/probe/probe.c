@@ -1,0 +1,206 @@
+/* libforesight-probe.so: LD_PRELOAD interposer for I/O and IPC calls. Per call class it keeps
+ * call, error and byte counts and a log2 latency histogram in a per-process shared-memory segment
+ * (foresight/probe/probe_abi.h) that the agent maps.
+ *
+ * Hot path: two vDSO clock reads and relaxed atomic adds; no allocation, no lock. The segment is
+ * created in the constructor (or lazily by the first intercepted call), re-created for the child
+ * after fork, and re-opened without truncation after exec so counts of one pid accumulate. Without
+ * a writable segment (no /dev/shm, no agent, anything), counts go to a private static segment:
+ * the program never fails because of the probe. Thread-safety: all entry points are thread-safe. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "foresight/probe/probe_abi.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static struct fs_probe_segment g_fallback;
+static _Atomic(struct fs_probe_segment*) g_seg = NULL;
+static atomic_int g_init_state = 0; /* 0 none, 1 in progress, 2 done */
+
+/* Real functions, resolved once. */
+static ssize_t (*r_read)(int, void*, size_t);
+static ssize_t (*r_write)(int, const void*, size_t);
+static ssize_t (*r_pread)(int, void*, size_t, off_t);
+static ssize_t (*r_pwrite)(int, const void*, size_t, off_t);
+static ssize_t (*r_pread64)(int, void*, size_t, off_t);
+static ssize_t (*r_pwrite64)(int, const void*, size_t, off_t);
+static ssize_t (*r_readv)(int, const struct iovec*, int);
+static ssize_t (*r_writev)(int, const struct iovec*, int);
+static ssize_t (*r_preadv)(int, const struct iovec*, int, off_t);
+static ssize_t (*r_pwritev)(int, const struct iovec*, int, off_t);
+static ssize_t (*r_send)(int, const void*, size_t, int);
+static ssize_t (*r_sendto)(int, const void*, size_t, int, const struct sockaddr*, socklen_t);
+static ssize_t (*r_sendmsg)(int, const struct msghdr*, int);
+static ssize_t (*r_recv)(int, void*, size_t, int);
+static ssize_t (*r_recvfrom)(int, void*, size_t, int, struct sockaddr*, socklen_t*);
+static ssize_t (*r_recvmsg)(int, struct msghdr*, int);
+static int (*r_fsync)(int);
+static int (*r_fdatasync)(int);
+static int (*r_connect)(int, const struct sockaddr*, socklen_t);
+static int (*r_accept)(int, struct sockaddr*, socklen_t*);
+static int (*r_accept4)(int, struct sockaddr*, socklen_t*, int);
+static int (*r_pipe)(int[2]);
+static int (*r_pipe2)(int[2], int);
+static int (*r_socket)(int, int, int);
+static int (*r_socketpair)(int, int, int, int[2]);
+
+/* POSIX idiom for storing a dlsym result in a function pointer without a pedantic cast. */
+#define RESOLVE(name) *(void**)(&r_##name) = dlsym(RTLD_NEXT, #name)
+
+static void resolve_all(void) {
+  RESOLVE(read); RESOLVE(write); RESOLVE(pread); RESOLVE(pwrite); RESOLVE(pread64);
+  RESOLVE(pwrite64); RESOLVE(readv); RESOLVE(writev); RESOLVE(preadv); RESOLVE(pwritev);
+  RESOLVE(send); RESOLVE(sendto); RESOLVE(sendmsg); RESOLVE(recv); RESOLVE(recvfrom);
+  RESOLVE(recvmsg); RESOLVE(fsync); RESOLVE(fdatasync); RESOLVE(connect); RESOLVE(accept);
+  RESOLVE(accept4); RESOLVE(pipe); RESOLVE(pipe2); RESOLVE(socket); RESOLVE(socketpair);
+}
+
+/* Path without snprintf (async-signal-safe: also used in the fork child handler). */
+static void segment_path(char* out, size_t cap, pid_t pid) {
+  const char* dir = getenv("FORESIGHT_PROBE_DIR");
+  if (!dir || !*dir) dir = "/dev/shm";
+  const char* base = "/foresight-probe-";
+  size_t n = 0;
+  for (const char* p = dir; *p && n + 1 < cap; ++p) out[n++] = *p;
+  for (const char* p = base; *p && n + 1 < cap; ++p) out[n++] = *p;
+  char digits[16];
+  int d = 0;
+  unsigned v = (unsigned)pid;
+  do { digits[d++] = (char)('0' + v % 10); v /= 10; } while (v && d < 15);
+  while (d > 0 && n + 1 < cap) out[n++] = digits[--d];
+  out[n] = '\0';
+}
+
+static struct fs_probe_segment* attach(pid_t pid, int fresh) {
+  char path[512];
+  segment_path(path, sizeof path, pid);
+  /* fresh (after fork): a stale file of a recycled pid must not be added to. */
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0600);
+  if (fd < 0) return &g_fallback;
+  struct stat st;
+  int ok = fstat(fd, &st) == 0 &&
+           (st.st_size == (off_t)sizeof(struct fs_probe_segment) ||
+            ftruncate(fd, sizeof(struct fs_probe_segment)) == 0);
+  void* p = ok ? mmap(NULL, sizeof(struct fs_probe_segment), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+               : MAP_FAILED;
+  close(fd);
+  if (p == MAP_FAILED) return &g_fallback;
+  struct fs_probe_segment* s = (struct fs_probe_segment*)p;
+  if (s->magic != FS_PROBE_MAGIC || s->pid != pid) {
+    /* New (zero-filled) or from another process: start over. */
+    memset(s, 0, sizeof *s);
+    s->version = FS_PROBE_VERSION;
+    s->classes = FS_PROBE_CLASSES;
+    s->pid = pid;
+    atomic_store((_Atomic uint64_t*)&s->magic, FS_PROBE_MAGIC);
+  }
+  atomic_fetch_add((_Atomic uint32_t*)&s->execs, 1);
+  return s;
+}
+
+static void after_fork_child(void) {
+  /* The child must not count into the parent's segment. */
+  struct fs_probe_segment* s = attach(getpid(), 1);
+  atomic_store(&g_seg, s);
+}
+
+static void init(void) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&g_init_state, &expected, 1)) {
+    /* Another thread is initialising: wait (only at start-up). */
+    while (atomic_load(&g_init_state) != 2) { }
+    return;
+  }
+  resolve_all();
+  atomic_store(&g_seg, attach(getpid(), 0));
+  pthread_atfork(NULL, NULL, after_fork_child);
+  atomic_store(&g_init_state, 2);
+}
+
+__attribute__((constructor)) static void probe_constructor(void) { init(); }
+
+__attribute__((destructor)) static void probe_destructor(void) {
+  /* Without an agent nobody reads the segment: remove it unless asked to keep it. */
+  const char* keep = getenv("FORESIGHT_PROBE_KEEP");
+  if (keep && *keep == '1') return;
+  char path[512];
+  segment_path(path, sizeof path, getpid());
+  unlink(path);
+}
+
+static inline uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void record(int cls, uint64_t start, long result, int counts_bytes) {
+  struct fs_probe_segment* s = atomic_load_explicit(&g_seg, memory_order_acquire);
+  if (!s) s = &g_fallback;
+  uint64_t ns = now_ns() - start;
+  struct fs_probe_counters* c = &s->c[cls];
+  atomic_fetch_add_explicit((_Atomic uint64_t*)&c->calls, 1, memory_order_relaxed);
+  if (result < 0) atomic_fetch_add_explicit((_Atomic uint64_t*)&c->errors, 1, memory_order_relaxed);
+  else if (counts_bytes && result > 0)
+    atomic_fetch_add_explicit((_Atomic uint64_t*)&c->bytes, (uint64_t)result, memory_order_relaxed);
+  atomic_fetch_add_explicit((_Atomic uint64_t*)&c->total_ns, ns, memory_order_relaxed);
+  int b = ns == 0 ? 0 : 64 - __builtin_clzll(ns);
+  if (b >= FS_PROBE_BUCKETS) b = FS_PROBE_BUCKETS - 1;
+  atomic_fetch_add_explicit((_Atomic uint64_t*)&c->hist[b], 1, memory_order_relaxed);
+}
+
+#define ENSURE(name) \
+  do { if (__builtin_expect(r_##name == NULL, 0)) init(); } while (0)
+
+/* Wraps one call: time it, keep the callee's errno. */
+#define WRAP(cls, bytes, name, ...)                 \
+  ENSURE(name);                                     \
+  uint64_t t0 = now_ns();                           \
+  __typeof__(r_##name(__VA_ARGS__)) rv = r_##name(__VA_ARGS__); \
+  int saved = errno;                                \
+  record(cls, t0, (long)rv, bytes);                 \
+  errno = saved;                                    \
+  return rv
+
+EXPORT ssize_t read(int fd, void* b, size_t n) { WRAP(FS_PROBE_READ, 1, read, fd, b, n); }
+EXPORT ssize_t write(int fd, const void* b, size_t n) { WRAP(FS_PROBE_WRITE, 1, write, fd, b, n); }
+EXPORT ssize_t pread(int fd, void* b, size_t n, off_t o) { WRAP(FS_PROBE_READ, 1, pread, fd, b, n, o); }
+EXPORT ssize_t pwrite(int fd, const void* b, size_t n, off_t o) { WRAP(FS_PROBE_WRITE, 1, pwrite, fd, b, n, o); }
+EXPORT ssize_t pread64(int fd, void* b, size_t n, off_t o) { WRAP(FS_PROBE_READ, 1, pread64, fd, b, n, o); }
+EXPORT ssize_t pwrite64(int fd, const void* b, size_t n, off_t o) { WRAP(FS_PROBE_WRITE, 1, pwrite64, fd, b, n, o); }
+EXPORT ssize_t readv(int fd, const struct iovec* v, int n) { WRAP(FS_PROBE_READ, 1, readv, fd, v, n); }
+EXPORT ssize_t writev(int fd, const struct iovec* v, int n) { WRAP(FS_PROBE_WRITE, 1, writev, fd, v, n); }
+EXPORT ssize_t preadv(int fd, const struct iovec* v, int n, off_t o) { WRAP(FS_PROBE_READ, 1, preadv, fd, v, n, o); }
+EXPORT ssize_t pwritev(int fd, const struct iovec* v, int n, off_t o) { WRAP(FS_PROBE_WRITE, 1, pwritev, fd, v, n, o); }
+EXPORT ssize_t send(int fd, const void* b, size_t n, int f) { WRAP(FS_PROBE_SEND, 1, send, fd, b, n, f); }
+EXPORT ssize_t sendto(int fd, const void* b, size_t n, int f, const struct sockaddr* a, socklen_t l) {
+  WRAP(FS_PROBE_SEND, 1, sendto, fd, b, n, f, a, l);
+}
+EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int f) { WRAP(FS_PROBE_SEND, 1, sendmsg, fd, m, f); }
+EXPORT ssize_t recv(int fd, void* b, size_t n, int f) { WRAP(FS_PROBE_RECV, 1, recv, fd, b, n, f); }
+EXPORT ssize_t recvfrom(int fd, void* b, size_t n, int f, struct sockaddr* a, socklen_t* l) {
+  WRAP(FS_PROBE_RECV, 1, recvfrom, fd, b, n, f, a, l);
+}
+EXPORT ssize_t recvmsg(int fd, struct msghdr* m, int f) { WRAP(FS_PROBE_RECV, 1, recvmsg, fd, m, f); }
+EXPORT int fsync(int fd) { WRAP(FS_PROBE_FSYNC, 0, fsync, fd); }
+EXPORT int fdatasync(int fd) { WRAP(FS_PROBE_FSYNC, 0, fdatasync, fd); }
+EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) { WRAP(FS_PROBE_CONNECT, 0, connect, fd, a, l); }
+EXPORT int accept(int fd, struct sockaddr* a, socklen_t* l) { WRAP(FS_PROBE_ACCEPT, 0, accept, fd, a, l); }
+EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int f) { WRAP(FS_PROBE_ACCEPT, 0, accept4, fd, a, l, f); }
+EXPORT int pipe(int p[2]) { WRAP(FS_PROBE_PIPE, 0, pipe, p); }
+EXPORT int pipe2(int p[2], int f) { WRAP(FS_PROBE_PIPE, 0, pipe2, p, f); }
+EXPORT int socket(int d, int t, int p) { WRAP(FS_PROBE_SOCKET, 0, socket, d, t, p); }
+EXPORT int socketpair(int d, int t, int p, int sv[2]) { WRAP(FS_PROBE_SOCKET, 0, socketpair, d, t, p, sv); }

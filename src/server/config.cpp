@@ -1,0 +1,111 @@
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "foresight/server/agent.h"
+#ifdef FORESIGHT_HAVE_TORCH
+#include "foresight/fingerprint/autoencoder.h"
+#endif
+
+namespace foresight::server {
+namespace {
+
+Status checkKeys(const YAML::Node& node, const std::set<std::string>& known, const std::string& where) {
+  if (!node.IsMap()) return fail(ErrorCode::kParse, "{}: expected a mapping", where);
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    if (!known.count(key)) return fail(ErrorCode::kParse, "{}: unknown key '{}'", where, key);
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string& origin) {
+  AgentConfig c;
+  try {
+    YAML::Node root = YAML::Load(yaml);
+    if (!root || root.IsNull()) return c;  // empty file: all defaults
+    if (auto s = checkKeys(root, {"period_seconds", "listen", "database", "root", "selectors",
+                                  "max_depth", "collectors", "probe_dir", "fingerprint", "retention", "state_dir",
+                                  "retention_interval_seconds"}, origin); !s)
+      return tl::unexpected(s.error());
+    auto get = [&](const char* key, auto& field) {
+      if (root[key]) field = root[key].as<std::decay_t<decltype(field)>>();
+    };
+    get("period_seconds", c.period_seconds);
+    get("database", c.database);
+    get("root", c.root);
+    get("selectors", c.selectors);
+    get("max_depth", c.max_depth);
+    get("collectors", c.collectors);
+    get("probe_dir", c.probe_dir);
+    get("state_dir", c.state_dir);
+    get("retention_interval_seconds", c.retention_interval_seconds);
+    if (root["listen"]) {
+      const std::string l = root["listen"].as<std::string>();
+      const auto colon = l.rfind(':');
+      if (colon == std::string::npos)
+        return fail(ErrorCode::kParse, "{}: listen '{}' must be host:port", origin, l);
+      c.listen_host = l.substr(0, colon);
+      c.listen_port = std::stoi(l.substr(colon + 1));
+    }
+    if (auto f = root["fingerprint"]) {
+      if (auto s = checkKeys(f, {"window", "hop", "dim", "autoencoder"}, origin + ": fingerprint"); !s)
+        return tl::unexpected(s.error());
+      if (f["window"]) c.fingerprint.window = f["window"].as<std::size_t>();
+      if (f["hop"]) c.fingerprint.hop = f["hop"].as<std::size_t>();
+      if (f["dim"]) c.fingerprint.dim = f["dim"].as<std::size_t>();
+      if (f["autoencoder"]) c.autoencoder = f["autoencoder"].as<bool>();
+    }
+    if (auto r = root["retention"]) {
+      if (auto s = checkKeys(r, {"raw_seconds", "bucket_seconds", "downsampled_seconds",
+                                 "fingerprint_seconds"}, origin + ": retention"); !s)
+        return tl::unexpected(s.error());
+      if (r["raw_seconds"]) c.retention.raw_seconds = r["raw_seconds"].as<std::int64_t>();
+      if (r["bucket_seconds"]) c.retention.bucket_seconds = r["bucket_seconds"].as<std::int64_t>();
+      if (r["downsampled_seconds"]) c.retention.downsampled_seconds = r["downsampled_seconds"].as<std::int64_t>();
+      if (r["fingerprint_seconds"]) c.retention.fingerprint_seconds = r["fingerprint_seconds"].as<std::int64_t>();
+    }
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::kParse, "{}: {}", origin, e.what());
+  }
+  if (c.period_seconds <= 0) return fail(ErrorCode::kInvalidArgument, "{}: period_seconds must be > 0", origin);
+  if (c.fingerprint.window < 4 || c.fingerprint.hop == 0 || c.fingerprint.dim == 0)
+    return fail(ErrorCode::kInvalidArgument, "{}: fingerprint needs window >= 4, hop >= 1, dim >= 1", origin);
+  if (c.listen_port < 0 || c.listen_port > 65535)
+    return fail(ErrorCode::kInvalidArgument, "{}: listen port {} out of range", origin, c.listen_port);
+  return c;
+}
+
+bool haveAutoencoder() {
+#ifdef FORESIGHT_HAVE_TORCH
+  return true;
+#else
+  return false;
+#endif
+}
+
+Status attachAutoencoder(fingerprint::Pipeline& p) {
+#ifdef FORESIGHT_HAVE_TORCH
+  fingerprint::AutoencoderOptions o;
+  o.input_dim = p.featureNames().size();
+  p.setAnomalyModel(std::make_shared<fingerprint::Autoencoder>(o));
+  return ok();
+#else
+  (void)p;
+  return fail(ErrorCode::kUnavailable, "this build has no LibTorch: the autoencoder is unavailable");
+#endif
+}
+
+Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) return fail(ErrorCode::kNotFound, "{}: cannot open", file.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parseAgentConfig(ss.str(), file.string());
+}
+
+}  // namespace foresight::server

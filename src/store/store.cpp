@@ -1,0 +1,223 @@
+#include "foresight/store/store.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace foresight::store {
+namespace {
+
+// Prepared statement with automatic finalize.
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS workloads (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS samples (
+  workload INTEGER NOT NULL REFERENCES workloads(id),
+  resolution INTEGER NOT NULL,  -- 0: as sampled; else bucket seconds
+  time INTEGER NOT NULL,
+  cpu REAL, memory REAL, disk_io REAL, network REAL,
+  PRIMARY KEY (workload, resolution, time)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fingerprints (
+  workload INTEGER NOT NULL REFERENCES workloads(id),
+  time INTEGER NOT NULL,
+  anomaly REAL NOT NULL,
+  vector BLOB NOT NULL,  -- little-endian float64 array
+  PRIMARY KEY (workload, time)) WITHOUT ROWID;
+)sql";
+
+void bindUsage(sqlite3_stmt* s, int first, const std::array<double, kResourceCount>& u) {
+  for (std::size_t i = 0; i < kResourceCount; ++i) {
+    if (std::isfinite(u[i])) sqlite3_bind_double(s, first + static_cast<int>(i), u[i]);
+    else sqlite3_bind_null(s, first + static_cast<int>(i));
+  }
+}
+
+}  // namespace
+
+#define FS_SQL_FAIL(what) \
+  fail(ErrorCode::kIo, "{}: {}: {}", file_.string(), what, sqlite3_errmsg(db_.get()))
+
+Status Store::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    return fail(ErrorCode::kIo, "{}: {}", file_.string(), msg);
+  }
+  return ok();
+}
+
+Result<Store> Store::open(const std::filesystem::path& file) {
+  Store st;
+  st.file_ = file;
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  st.db_.reset(db);
+  if (rc != SQLITE_OK) {
+    return fail(ErrorCode::kIo, "{}: cannot open: {}", file.string(),
+                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  // WAL: readers do not block the writer and a crash leaves the last commit intact;
+  // synchronous=NORMAL is durable against process crashes (an OS crash may lose the last commit).
+  if (auto s = st.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"); !s)
+    return tl::unexpected(s.error());
+  Stmt v;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &v.s, nullptr);
+  int version = sqlite3_step(v.s) == SQLITE_ROW ? sqlite3_column_int(v.s, 0) : -1;
+  if (version < 0) return fail(ErrorCode::kIo, "{}: cannot read schema version (not a SQLite file?)", file.string());
+  if (version > kSchemaVersion) {
+    return fail(ErrorCode::kParse, "{}: schema version {} is newer than this build's {}",
+                file.string(), version, kSchemaVersion);
+  }
+  if (version < kSchemaVersion) {
+    // Version 0 is an empty file; later versions add their migrations here, in order.
+    std::string sql = std::string("BEGIN;") + kSchema + "PRAGMA user_version=" +
+                      std::to_string(kSchemaVersion) + "; COMMIT;";
+    if (auto s = st.exec(sql.c_str()); !s) return tl::unexpected(s.error());
+  }
+  return st;
+}
+
+Result<std::int64_t> Store::workloadId(const std::string& name) {
+  Stmt ins;
+  sqlite3_prepare_v2(db_.get(), "INSERT OR IGNORE INTO workloads(name) VALUES (?)", -1, &ins.s, nullptr);
+  sqlite3_bind_text(ins.s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(ins.s) != SQLITE_DONE) return FS_SQL_FAIL("insert workload");
+  Stmt sel;
+  sqlite3_prepare_v2(db_.get(), "SELECT id FROM workloads WHERE name = ?", -1, &sel.s, nullptr);
+  sqlite3_bind_text(sel.s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(sel.s) != SQLITE_ROW) return FS_SQL_FAIL("select workload");
+  return sqlite3_column_int64(sel.s, 0);
+}
+
+Status Store::addSamples(const std::vector<SampleRow>& rows) {
+  if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
+  Stmt ins;
+  sqlite3_prepare_v2(db_.get(),
+                     "INSERT OR REPLACE INTO samples(workload,resolution,time,cpu,memory,disk_io,network) "
+                     "VALUES (?,0,?,?,?,?,?)", -1, &ins.s, nullptr);
+  for (const auto& r : rows) {
+    auto id = workloadId(r.workload);
+    if (!id) { exec("ROLLBACK"); return tl::unexpected(id.error()); }
+    sqlite3_reset(ins.s);
+    sqlite3_bind_int64(ins.s, 1, *id);
+    sqlite3_bind_int64(ins.s, 2, r.time);
+    bindUsage(ins.s, 3, r.usage);
+    if (sqlite3_step(ins.s) != SQLITE_DONE) {
+      auto e = FS_SQL_FAIL("insert sample");
+      exec("ROLLBACK");
+      return e;
+    }
+  }
+  return exec("COMMIT");
+}
+
+Status Store::addFingerprint(const std::string& workload, const fingerprint::Fingerprint& f) {
+  auto id = workloadId(workload);
+  if (!id) return tl::unexpected(id.error());
+  Stmt ins;
+  sqlite3_prepare_v2(db_.get(),
+                     "INSERT OR REPLACE INTO fingerprints(workload,time,anomaly,vector) VALUES (?,?,?,?)",
+                     -1, &ins.s, nullptr);
+  sqlite3_bind_int64(ins.s, 1, *id);
+  sqlite3_bind_int64(ins.s, 2, f.time);
+  sqlite3_bind_double(ins.s, 3, f.anomaly);
+  sqlite3_bind_blob(ins.s, 4, f.vector.data(), static_cast<int>(f.vector.size() * sizeof(double)),
+                    SQLITE_TRANSIENT);
+  if (sqlite3_step(ins.s) != SQLITE_DONE) return FS_SQL_FAIL("insert fingerprint");
+  return ok();
+}
+
+Result<std::vector<SampleRow>> Store::samples(const std::string& workload, std::int64_t from,
+                                              std::int64_t to, std::int64_t resolution) {
+  Stmt q;
+  sqlite3_prepare_v2(db_.get(),
+                     "SELECT s.time, s.cpu, s.memory, s.disk_io, s.network FROM samples s "
+                     "JOIN workloads w ON w.id = s.workload WHERE w.name = ? AND s.resolution = ? "
+                     "AND s.time >= ? AND s.time < ? ORDER BY s.time", -1, &q.s, nullptr);
+  sqlite3_bind_text(q.s, 1, workload.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(q.s, 2, resolution);
+  sqlite3_bind_int64(q.s, 3, from);
+  sqlite3_bind_int64(q.s, 4, to);
+  std::vector<SampleRow> out;
+  int rc;
+  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+    SampleRow r{workload, sqlite3_column_int64(q.s, 0), {}};
+    for (int i = 0; i < 4; ++i) {
+      r.usage[i] = sqlite3_column_type(q.s, i + 1) == SQLITE_NULL ? NAN : sqlite3_column_double(q.s, i + 1);
+    }
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return FS_SQL_FAIL("select samples");
+  return out;
+}
+
+Result<std::vector<StoredFingerprint>> Store::fingerprints(const std::string& workload,
+                                                          std::int64_t from, std::int64_t to) {
+  Stmt q;
+  sqlite3_prepare_v2(db_.get(),
+                     "SELECT f.time, f.anomaly, f.vector FROM fingerprints f JOIN workloads w ON "
+                     "w.id = f.workload WHERE w.name = ? AND f.time >= ? AND f.time < ? ORDER BY f.time",
+                     -1, &q.s, nullptr);
+  sqlite3_bind_text(q.s, 1, workload.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(q.s, 2, from);
+  sqlite3_bind_int64(q.s, 3, to);
+  std::vector<StoredFingerprint> out;
+  int rc;
+  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+    StoredFingerprint f{workload, sqlite3_column_int64(q.s, 0), sqlite3_column_double(q.s, 1), {}};
+    const int bytes = sqlite3_column_bytes(q.s, 2);
+    f.vector.resize(static_cast<std::size_t>(bytes) / sizeof(double));
+    if (bytes > 0) std::memcpy(f.vector.data(), sqlite3_column_blob(q.s, 2), f.vector.size() * sizeof(double));
+    out.push_back(std::move(f));
+  }
+  if (rc != SQLITE_DONE) return FS_SQL_FAIL("select fingerprints");
+  return out;
+}
+
+Result<std::vector<std::string>> Store::workloads() {
+  Stmt q;
+  sqlite3_prepare_v2(db_.get(), "SELECT name FROM workloads ORDER BY name", -1, &q.s, nullptr);
+  std::vector<std::string> out;
+  while (sqlite3_step(q.s) == SQLITE_ROW)
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0)));
+  return out;
+}
+
+Status Store::applyRetention(std::int64_t now, const Retention& r) {
+  if (r.bucket_seconds <= 0) return fail(ErrorCode::kInvalidArgument, "retention: bucket_seconds must be > 0");
+  // Whole buckets only: a bucket is averaged once all of its raw samples are past retention.
+  const std::int64_t raw_cut = (now - r.raw_seconds) / r.bucket_seconds * r.bucket_seconds;
+  if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
+  Stmt agg;
+  sqlite3_prepare_v2(db_.get(),
+                     "INSERT OR REPLACE INTO samples(workload,resolution,time,cpu,memory,disk_io,network) "
+                     "SELECT workload, ?1, (time / ?1) * ?1, avg(cpu), avg(memory), avg(disk_io), avg(network) "
+                     "FROM samples WHERE resolution = 0 AND time < ?2 GROUP BY workload, time / ?1",
+                     -1, &agg.s, nullptr);
+  sqlite3_bind_int64(agg.s, 1, r.bucket_seconds);
+  sqlite3_bind_int64(agg.s, 2, raw_cut);
+  Stmt del;
+  sqlite3_prepare_v2(db_.get(),
+                     "DELETE FROM samples WHERE (resolution = 0 AND time < ?1) OR "
+                     "(resolution <> 0 AND time < ?2)", -1, &del.s, nullptr);
+  sqlite3_bind_int64(del.s, 1, raw_cut);
+  sqlite3_bind_int64(del.s, 2, now - r.downsampled_seconds);
+  Stmt delf;
+  sqlite3_prepare_v2(db_.get(), "DELETE FROM fingerprints WHERE time < ?", -1, &delf.s, nullptr);
+  sqlite3_bind_int64(delf.s, 1, now - r.fingerprint_seconds);
+  for (sqlite3_stmt* s : {agg.s, del.s, delf.s}) {
+    if (sqlite3_step(s) != SQLITE_DONE) {
+      auto e = FS_SQL_FAIL("retention");
+      exec("ROLLBACK");
+      return e;
+    }
+  }
+  return exec("COMMIT");
+}
+
+}  // namespace foresight::store

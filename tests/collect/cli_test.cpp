@@ -1,0 +1,65 @@
+// End to end through the foresight binary: `record -- CMD` output reads back with the trace
+// reader; `profile` shows the fixture host's workload.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "foresight/trace/reader.h"
+
+using namespace foresight;
+namespace fs = std::filesystem;
+
+namespace {
+std::pair<int, std::string> run(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buf;
+  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  int status = ::pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+}  // namespace
+
+TEST(Cli, RecordACommandAndReadTheTraceBack) {
+  const fs::path dir = fs::path(testing::TempDir()) / ("cli-record-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  // The command ends the recording; 3 s of busy loop give it CPU to show and the reader the two
+  // rows it needs.
+  auto [rc, out] = run(std::string(FORESIGHT_BIN) + " record --out " + dir.string() +
+                       " --period 1 --window 4 --hop 1 -- sh -c 'timeout 3 sh -c \"while :; do :; done\"; true'");
+  ASSERT_EQ(rc, 0) << out;
+  trace::ReadOptions opt{.format = trace::Format::kCsv, .min_days = 0};
+  auto t = trace::readTraceDir(dir, opt);
+  ASSERT_TRUE(t) << t.error().message << "\n" << out;
+  ASSERT_EQ(t->series.size(), 1u);
+  const auto& s = t->series[0];
+  ASSERT_GE(s.size(), 2u) << out;
+  double cpu = 0;
+  for (double v : s.usage[0]) if (!std::isnan(v)) cpu += v;
+  EXPECT_GT(cpu, 0.05);  // the shell loop burnt CPU inside the workload
+  EXPECT_TRUE(fs::exists(dir / "fingerprints.jsonl"));
+  for (const auto& e : fs::directory_iterator(dir)) EXPECT_NE(e.path().extension(), ".tmp");
+  fs::remove_all(dir);
+}
+
+TEST(Cli, RecordRejectsMissingDurationAndBadSelectors) {
+  auto [rc1, out1] = run(std::string(FORESIGHT_BIN) + " record --out /tmp/x-unused");
+  EXPECT_NE(rc1, 0);
+  EXPECT_NE(out1.find("--duration"), std::string::npos) << out1;
+  auto [rc2, out2] = run(std::string(FORESIGHT_BIN) + " record --out /tmp/x-unused --duration 1 bogus");
+  EXPECT_NE(rc2, 0);
+  EXPECT_NE(out2.find("selector 'bogus'"), std::string::npos) << out2;
+}
+
+TEST(Cli, ProfileShowsTheFixtureWorkload) {
+  auto [rc, out] = run(std::string(FORESIGHT_BIN) + " profile --period 0.05 --iterations 3 --collectors cgroup.v2 --root " +
+                       FORESIGHT_SOURCE_DIR + "/tests/collect/fixtures/v2");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("WORKLOAD"), std::string::npos);
+  EXPECT_NE(out.find("/system.slice/app.service"), std::string::npos) << out;
+  EXPECT_NE(out.find("90.0MB"), std::string::npos) << out;  // working set 100 MiB - 10 MiB
+}

@@ -1,0 +1,289 @@
+// Collectors against captured /proc and cgroup files (tests/collect/fixtures/README.md). Expected
+// values are read off the fixture files by hand.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "foresight/collect/collector.h"
+#include "foresight/collect/kernel_files.h"
+#include "foresight/collect/perf.h"
+#include "foresight/collect/sampler.h"
+
+using namespace foresight;
+using namespace foresight::collect;
+
+namespace {
+
+const std::string kFixtures = std::string(FORESIGHT_SOURCE_DIR) + "/tests/collect/fixtures";
+
+CollectorContext context(const std::string& name) {
+  CollectorContext c{HostPaths(kFixtures + "/" + name), {}, 100};
+  c.layout = detectCgroupLayout(c.paths);
+  return c;
+}
+
+Sample collectWith(const CollectorContext& ctx, const std::string& collector, const Workload& w) {
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto sampler = Sampler::create(ctx, {collector}, reg);
+  EXPECT_TRUE(sampler.has_value());
+  auto s = sampler->sampleOne(w);
+  EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message);
+  return s ? *s : Sample{};
+}
+
+Workload cgroupWorkload(const std::string& path) {
+  return {Workload::Kind::kCgroup, path, path, 0};
+}
+
+}  // namespace
+
+TEST(KernelFiles, ParsesNumbersMaxAndEmpty) {
+  EXPECT_EQ(parseNumber("123\n"), 123.0);
+  EXPECT_TRUE(std::isinf(*parseNumber("max\n")));
+  EXPECT_FALSE(parseNumber("").has_value());
+  EXPECT_FALSE(parseNumber("12abc").has_value());
+  auto missing = readKernelFile(kFixtures + "/v1/proc/99999/stat");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(missing.error().message.find("99999/stat"), std::string::npos);
+}
+
+TEST(Layout, DetectsHybridV1AndV2AndNone) {
+  auto v1 = context("v1").layout;
+  EXPECT_EQ(v1.version, CgroupVersion::kHybrid);
+  for (const char* c : {"cpu", "cpuacct", "memory", "blkio", "pids"}) EXPECT_TRUE(v1.v1(c)) << c;
+  EXPECT_EQ(context("v2").layout.version, CgroupVersion::kV2);
+  EXPECT_EQ(detectCgroupLayout(HostPaths(kFixtures + "/nonexistent")).version, CgroupVersion::kNone);
+}
+
+TEST(Discovery, ListsCgroupsAndPopulatedOnes) {
+  auto v2 = context("v2");
+  auto all = discoverCgroups(v2.paths, v2.layout, 8, false);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].id, "/system.slice");
+  EXPECT_EQ((*all)[1].id, "/system.slice/app.service");
+  auto populated = discoverCgroups(v2.paths, v2.layout, 8, true);
+  ASSERT_TRUE(populated);
+  ASSERT_EQ(populated->size(), 1u);
+  EXPECT_EQ((*populated)[0].id, "/system.slice/app.service");
+  auto shallow = discoverCgroups(v2.paths, v2.layout, 1, false);
+  ASSERT_TRUE(shallow);
+  EXPECT_EQ(shallow->size(), 1u);
+
+  auto v1 = context("v1");
+  auto v1all = discoverCgroups(v1.paths, v1.layout, 8, false);
+  ASSERT_TRUE(v1all);
+  ASSERT_EQ(v1all->size(), 1u);
+  EXPECT_EQ((*v1all)[0].cgroup, "/fs-fixture");
+  auto none = discoverCgroups(HostPaths(kFixtures + "/nonexistent"), {}, 8, false);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, ErrorCode::kUnavailable);
+}
+
+TEST(Selectors, PidCgroupAndCommandLine) {
+  auto v1 = context("v1");
+  auto byPid = selectWorkloads(v1.paths, v1.layout, "pid:8110");
+  ASSERT_TRUE(byPid);
+  EXPECT_EQ((*byPid)[0].kind, Workload::Kind::kProcessTree);
+  EXPECT_EQ((*byPid)[0].root_pid, 8110);
+  EXPECT_EQ(selectWorkloads(v1.paths, v1.layout, "pid:99999").error().code, ErrorCode::kNotFound);
+  auto byCmd = selectWorkloads(v1.paths, v1.layout, "cmd:^sleep");
+  ASSERT_TRUE(byCmd);
+  EXPECT_EQ((*byCmd)[0].id, "pid-8110");
+  EXPECT_FALSE(selectWorkloads(v1.paths, v1.layout, "cmd:nomatch"));
+  EXPECT_TRUE(selectWorkloads(v1.paths, v1.layout, "cgroup:/fs-fixture"));
+  EXPECT_EQ(selectWorkloads(v1.paths, v1.layout, "cgroup:/nope").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(selectWorkloads(v1.paths, v1.layout, "bogus").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(selectWorkloads(v1.paths, v1.layout, "cmd:(").error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST(CgroupV1, ReadsCpuMemoryBlkioAndHybridPsi) {
+  auto s = collectWith(context("v1"), "cgroup.v1", cgroupWorkload("/fs-fixture"));
+  EXPECT_DOUBLE_EQ(s.get("cpu_usage_seconds_total"), 0.578901279);
+  EXPECT_DOUBLE_EQ(s.get("cpu_user_seconds_total"), 0.57);
+  EXPECT_DOUBLE_EQ(s.get("cpu_throttled_periods_total"), 0);
+  EXPECT_TRUE(std::isinf(s.get("cpu_limit_cores")));  // quota -1
+  EXPECT_DOUBLE_EQ(s.get("memory_usage_bytes"), 798720);
+  EXPECT_TRUE(std::isinf(s.get("memory_limit_bytes")));
+  EXPECT_DOUBLE_EQ(s.get("memory_anon_bytes"), 114688);
+  EXPECT_DOUBLE_EQ(s.get("memory_file_bytes"), 262144);
+  EXPECT_DOUBLE_EQ(s.get("memory_working_set_bytes"), 798720 - 147456);
+  EXPECT_DOUBLE_EQ(s.get("memory_faults_total"), 980);
+  EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 3);
+  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 40960);  // device lines only, not "Total"
+  EXPECT_DOUBLE_EQ(s.get("io_write_bytes_total"), 20971520);
+  EXPECT_DOUBLE_EQ(s.get("io_read_ops_total"), 10);
+  EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 20);
+  EXPECT_DOUBLE_EQ(s.get("psi_cpu_some_seconds_total"), 51.748131);
+  EXPECT_DOUBLE_EQ(s.get("psi_cpu_full_seconds_total"), 0);
+  EXPECT_FALSE(s.has("psi_memory_some_seconds_total"));  // no memory.pressure captured
+}
+
+TEST(CgroupV2, ReadsEveryFile) {
+  auto s = collectWith(context("v2"), "cgroup.v2", cgroupWorkload("/system.slice/app.service"));
+  EXPECT_DOUBLE_EQ(s.get("cpu_usage_seconds_total"), 2.5);
+  EXPECT_DOUBLE_EQ(s.get("cpu_system_seconds_total"), 0.5);
+  EXPECT_DOUBLE_EQ(s.get("cpu_periods_total"), 100);
+  EXPECT_DOUBLE_EQ(s.get("cpu_throttled_periods_total"), 7);
+  EXPECT_DOUBLE_EQ(s.get("cpu_throttled_seconds_total"), 0.35);
+  EXPECT_DOUBLE_EQ(s.get("cpu_limit_cores"), 0.5);
+  EXPECT_DOUBLE_EQ(s.get("memory_usage_bytes"), 104857600);
+  EXPECT_TRUE(std::isinf(s.get("memory_limit_bytes")));  // "max"
+  EXPECT_DOUBLE_EQ(s.get("memory_working_set_bytes"), 104857600 - 10485760);
+  EXPECT_DOUBLE_EQ(s.get("memory_anon_bytes"), 52428800);
+  EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 78);
+  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 1048576 + 4096);  // two devices
+  EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 128);
+  EXPECT_DOUBLE_EQ(s.get("psi_io_full_seconds_total"), 0.25);
+  EXPECT_DOUBLE_EQ(s.get("psi_memory_some_seconds_total"), 0.02);
+}
+
+TEST(CgroupV2, EmptyAndMissingFilesAreNotErrors) {
+  auto s = collectWith(context("v2"), "cgroup.v2", cgroupWorkload("/system.slice/noio.service"));
+  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 0);  // empty io.stat
+  EXPECT_FALSE(s.has("cpu_limit_cores"));             // no cpu.max
+  EXPECT_FALSE(s.has("psi_cpu_some_seconds_total"));  // no PSI
+  EXPECT_DOUBLE_EQ(s.get("collector_errors_total"), 0);
+}
+
+TEST(Sampler, VanishedCgroupIsNotFoundAndListedAsGone) {
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto ctx = context("v2");
+  auto sampler = Sampler::create(ctx, defaultCollectors(ctx.layout), reg);
+  ASSERT_TRUE(sampler);
+  auto round = sampler->sample({cgroupWorkload("/system.slice/app.service"), cgroupWorkload("/gone")});
+  ASSERT_EQ(round.samples.size(), 1u);
+  ASSERT_EQ(round.gone.size(), 1u);
+  EXPECT_EQ(round.gone[0], "/gone");
+  EXPECT_EQ(round.errors, 0u);
+  EXPECT_FALSE(Sampler::create(ctx, {"nope"}, reg));
+}
+
+TEST(Procfs, SumsProcessesAndSkipsVanishedPids) {
+  // cgroup.procs lists 8110 and 99999; 99999 has no /proc entry.
+  auto s = collectWith(context("v1"), "procfs", cgroupWorkload("/fs-fixture"));
+  EXPECT_DOUBLE_EQ(s.get("proc_count"), 1);
+  EXPECT_DOUBLE_EQ(s.get("proc_vanished"), 1);
+  EXPECT_DOUBLE_EQ(s.get("proc_cpu_user_seconds_total"), 2.5);
+  EXPECT_DOUBLE_EQ(s.get("proc_cpu_system_seconds_total"), 0.5);
+  EXPECT_DOUBLE_EQ(s.get("proc_run_delay_seconds_total"), 315038e-9);
+  EXPECT_DOUBLE_EQ(s.get("proc_rss_bytes"), 1744.0 * 1024);
+  EXPECT_DOUBLE_EQ(s.get("proc_minor_faults_total"), 132);
+  EXPECT_DOUBLE_EQ(s.get("proc_major_faults_total"), 1);
+  EXPECT_DOUBLE_EQ(s.get("proc_read_bytes_total"), 40960);
+  EXPECT_DOUBLE_EQ(s.get("proc_voluntary_ctxsw_total"), 3);
+  EXPECT_DOUBLE_EQ(s.get("proc_threads"), 1);
+  EXPECT_DOUBLE_EQ(s.get("proc_fds_file"), 2);
+  EXPECT_DOUBLE_EQ(s.get("proc_fds_socket"), 2);
+  EXPECT_DOUBLE_EQ(s.get("proc_fds_pipe"), 1);
+  EXPECT_DOUBLE_EQ(s.get("proc_fds_other"), 1);
+}
+
+TEST(Procfs, ExitedProcessTreeIsNotFound) {
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto sampler = Sampler::create(context("v1"), {"procfs"}, reg);
+  auto s = sampler->sampleOne({Workload::Kind::kProcessTree, "pid-99999", "", 99999});
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::kNotFound);
+}
+
+TEST(Net, NamespaceOfTheProcessAndHostFallback) {
+  auto s = collectWith(context("v1"), "net", cgroupWorkload("/fs-fixture"));
+  EXPECT_DOUBLE_EQ(s.get("net_rx_bytes_total"), 98714535);  // eth0 + ifb*, not lo
+  EXPECT_DOUBLE_EQ(s.get("net_tx_packets_total"), 1112);
+  EXPECT_DOUBLE_EQ(s.get("net_host_fallback"), 0);
+  // A second workload in the same namespace (proc/8110/ns/net) is served from the same reading.
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto net = reg.create("net", context("v1"));
+  Sample a, b;
+  ASSERT_TRUE((*net)->collect(cgroupWorkload("/x"), {8110}, a));
+  ASSERT_TRUE((*net)->collect(cgroupWorkload("/y"), {8110}, b));
+  EXPECT_EQ(a.metrics.size(), b.metrics.size());
+  EXPECT_DOUBLE_EQ(b.get("net_rx_bytes_total"), 98714535);
+  auto empty = collectWith(context("v2"), "net", cgroupWorkload("/system.slice/noio.service"));
+  EXPECT_DOUBLE_EQ(empty.get("net_host_fallback"), 1);
+  EXPECT_DOUBLE_EQ(empty.get("net_rx_bytes_total"), 98714535);
+}
+
+TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
+  int hardware_calls = 0;
+  // A file holding one 8-byte count stands in for a perf fd (read() returns the count).
+  const std::string counter = testing::TempDir() + "/perf-counter";
+  {
+    std::uint64_t task_clock_ns = 5'000'000'000;
+    FILE* f = std::fopen(counter.c_str(), "wb");
+    ASSERT_TRUE(f);
+    std::fwrite(&task_clock_ns, 8, 1, f);
+    std::fclose(f);
+  }
+  PerfOpener opener = [&](perf_event_attr& attr, pid_t) -> int {
+    if (attr.type == PERF_TYPE_HARDWARE) {
+      ++hardware_calls;
+      return -ENOENT;  // what a VM without a PMU answers
+    }
+    return ::open(counter.c_str(), O_RDONLY | O_CLOEXEC);
+  };
+  auto perf = makePerfCollector(context("v1"), opener);
+  Sample a, b;
+  ASSERT_TRUE(perf->collect({Workload::Kind::kProcessTree, "pid-1", "", 1}, {1}, a));
+  ASSERT_TRUE(perf->collect({Workload::Kind::kProcessTree, "pid-2", "", 2}, {2}, b));
+  EXPECT_EQ(hardware_calls, 4);  // four hardware events, asked once each, not per workload
+  EXPECT_DOUBLE_EQ(a.get("perf_cycles_supported"), 0);
+  EXPECT_DOUBLE_EQ(b.get("perf_instructions_supported"), 0);
+  EXPECT_FALSE(a.has("perf_cycles_total"));
+  EXPECT_DOUBLE_EQ(a.get("perf_task_clock_supported"), 1);
+  EXPECT_DOUBLE_EQ(a.get("perf_task_clock_seconds_total"), 5.0);
+  std::remove(counter.c_str());
+}
+
+TEST(Rates, CountersBecomeRatesAndResets) {
+  Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};
+  a.add("cpu_usage_seconds_total", 10);
+  b.add("cpu_usage_seconds_total", 13);
+  a.add("proc_read_bytes_total", 100);
+  b.add("proc_read_bytes_total", 50);  // a process exited
+  a.add("proc_write_bytes_total", 0);
+  b.add("proc_write_bytes_total", 0);
+  a.add("net_rx_bytes_total", 0); b.add("net_rx_bytes_total", 2000);
+  a.add("net_tx_bytes_total", 0); b.add("net_tx_bytes_total", 2000);
+  b.add("memory_working_set_bytes", 4096);
+  EXPECT_DOUBLE_EQ(counterRate(a, b, "cpu_usage_seconds_total"), 1.5);
+  EXPECT_DOUBLE_EQ(counterRate(a, b, "proc_read_bytes_total"), 0.0);
+  EXPECT_TRUE(std::isnan(counterRate(a, b, "absent_total")));
+  auto u = resourceUsage(a, b);
+  EXPECT_DOUBLE_EQ(u[0], 1.5);
+  EXPECT_DOUBLE_EQ(u[1], 4096);
+  EXPECT_DOUBLE_EQ(u[2], 0.0);
+  EXPECT_DOUBLE_EQ(u[3], 2000);
+}
+
+TEST(Rates, DerivedRatiosOnlyWhenInputsMoved) {
+  Sample a{"w", 0, {}}, b{"w", 1'000'000'000, {}};
+  a.add("perf_cycles_total", 1000); b.add("perf_cycles_total", 5000);
+  a.add("perf_instructions_total", 0); b.add("perf_instructions_total", 6000);
+  a.add("perf_cache_references_total", 10); b.add("perf_cache_references_total", 110);
+  a.add("perf_cache_misses_total", 1); b.add("perf_cache_misses_total", 6);
+  a.add("cpu_periods_total", 100); b.add("cpu_periods_total", 110);
+  a.add("cpu_throttled_periods_total", 7); b.add("cpu_throttled_periods_total", 10);
+  auto d = derivedMetrics(a, b);
+  Sample m{"w", 0, d};
+  EXPECT_DOUBLE_EQ(m.get("ipc"), 1.5);        // 6000 / 4000
+  EXPECT_DOUBLE_EQ(m.get("cpi"), 4000.0 / 6000.0);
+  EXPECT_DOUBLE_EQ(m.get("cache_miss_ratio"), 0.05);  // 5 / 100
+  EXPECT_DOUBLE_EQ(m.get("cpu_throttled_ratio"), 0.3);
+  // No perf counters (this VM): no ratios, rather than zeros.
+  Sample c{"w", 0, {}}, e{"w", 1'000'000'000, {}};
+  c.add("cpu_periods_total", 5); e.add("cpu_periods_total", 5);
+  EXPECT_TRUE(derivedMetrics(c, e).empty());
+}

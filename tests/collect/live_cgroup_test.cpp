@@ -1,0 +1,150 @@
+// Integration on this machine: a child with a known CPU, memory and I/O load runs in a cgroup the
+// test creates; the collectors must report that load. Needs root and a cgroup v1 or v2 hierarchy
+// with cpu/cpuacct/memory; skips with the reason otherwise.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "foresight/collect/perf.h"
+#include "foresight/collect/sampler.h"
+
+using namespace foresight;
+using namespace foresight::collect;
+namespace fs = std::filesystem;
+
+namespace {
+
+double processCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+// Creates /<name> in every hierarchy the collectors read; removes it on destruction.
+class TestCgroup {
+ public:
+  TestCgroup(const CgroupLayout& layout, const std::string& name) : name_(name) {
+    if (layout.version == CgroupVersion::kV2) {
+      dirs_.push_back(layout.unified / name);
+    } else {
+      for (const char* c : {"cpu", "cpuacct", "memory", "blkio"}) {
+        if (auto d = layout.v1(c)) dirs_.push_back(*d / name);
+      }
+    }
+    for (auto& d : dirs_) {
+      std::error_code ec;
+      fs::create_directory(d, ec);
+      if (ec) { error_ = d.string() + ": " + ec.message(); return; }
+    }
+  }
+  ~TestCgroup() {
+    for (auto& d : dirs_) ::rmdir(d.c_str());
+  }
+  const std::string& error() const { return error_; }
+  void join(pid_t pid) {
+    for (auto& d : dirs_) std::ofstream(d / "cgroup.procs") << pid << '\n';
+  }
+
+ private:
+  std::string name_, error_;
+  std::vector<fs::path> dirs_;
+};
+
+}  // namespace
+
+TEST(LiveCgroup, MeasuresKnownCpuMemoryAndIoLoad) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  CollectorContext ctx;
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  if (ctx.layout.version == CgroupVersion::kNone) GTEST_SKIP() << "no cgroup hierarchy mounted";
+  if (ctx.layout.version != CgroupVersion::kV2 && !(ctx.layout.v1("cpuacct") && ctx.layout.v1("memory")))
+    GTEST_SKIP() << "cgroup v1 without cpuacct and memory controllers";
+  const std::string name = "foresight-test-" + std::to_string(::getpid());
+  TestCgroup cg(ctx.layout, name);
+  if (!cg.error().empty()) GTEST_SKIP() << "cannot create a cgroup: " << cg.error();
+
+  constexpr double kCpuSeconds = 0.6;
+  constexpr std::size_t kMemBytes = 64u << 20, kIoBytes = 16u << 20;
+  const fs::path io_file = fs::path(FORESIGHT_SOURCE_DIR) / ("build-live-io-" + std::to_string(::getpid()));
+  int ready[2], go[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char c;
+    if (::read(go[0], &c, 1) != 1) _exit(1);  // wait until moved into the cgroup
+    volatile double x = 0;
+    while (processCpuSeconds() < kCpuSeconds) x = x + 1.0;
+    std::vector<char> mem(kMemBytes);
+    for (std::size_t i = 0; i < mem.size(); i += 4096) mem[i] = 1;  // touch every page
+    int fd = ::open(io_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<char> block(1 << 20, 'x');
+    for (std::size_t done = 0; done < kIoBytes; done += block.size())
+      if (::write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) _exit(2);
+    ::fsync(fd);  // write_bytes is counted when the pages reach the disk
+    ::close(fd);
+    if (::write(ready[1], "r", 1) != 1) _exit(3);
+    if (::read(go[0], &c, 1) != 1) _exit(4);  // stay alive (memory held) while sampled
+    _exit(mem[4096] == 1 ? 0 : 5);
+  }
+  cg.join(child);
+  Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto sampler = Sampler::create(ctx, defaultCollectors(ctx.layout), reg);
+  ASSERT_TRUE(sampler);
+  auto before = sampler->sampleOne(w);
+  ASSERT_TRUE(before) << before.error().message;
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  auto after = sampler->sampleOne(w);
+  ASSERT_TRUE(after) << after.error().message;
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  fs::remove(io_file);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+
+  const double cpu = after->get("cpu_usage_seconds_total") - before->get("cpu_usage_seconds_total");
+  EXPECT_GE(cpu, kCpuSeconds);         // the child burnt at least this much CPU in the cgroup
+  EXPECT_LT(cpu, kCpuSeconds + 0.4);   // page-touching and writing add a little
+  EXPECT_GE(after->get("memory_usage_bytes"), kMemBytes);
+  EXPECT_GE(after->get("memory_anon_bytes"), kMemBytes);
+  EXPECT_GE(after->get("proc_rss_bytes"), kMemBytes);
+  const double written = after->get("proc_write_bytes_total") - before->get("proc_write_bytes_total");
+  EXPECT_GE(written, kIoBytes);
+  EXPECT_LT(written, kIoBytes * 1.5);
+  EXPECT_EQ(after->get("proc_count"), 1);
+}
+
+TEST(LivePerf, SoftwareCountersWorkAndRefusedHardwareIsReported) {
+  CollectorContext ctx;
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
+  auto perf = makePerfCollector(ctx, systemPerfOpener());
+  Workload self{Workload::Kind::kProcessTree, "self", "", ::getpid()};
+  Sample a, b;
+  ASSERT_TRUE(perf->collect(self, {::getpid()}, a));
+  if (a.get("perf_task_clock_supported") == 0) GTEST_SKIP() << "perf_event_open refused (paranoid?)";
+  volatile double x = 0;
+  const double start = processCpuSeconds();
+  while (processCpuSeconds() - start < 0.05) x = x + 1;
+  ASSERT_TRUE(perf->collect(self, {::getpid()}, b));
+  EXPECT_GE(b.get("perf_task_clock_seconds_total") - a.get("perf_task_clock_seconds_total"), 0.04);
+  // Each hardware event is either counted or reported as refused, never silently absent.
+  for (const char* e : {"cycles", "instructions", "cache_misses"}) {
+    const std::string sup = std::string("perf_") + e + "_supported";
+    const std::string tot = std::string("perf_") + e + "_total";
+    ASSERT_TRUE(b.has(sup)) << sup;
+    EXPECT_EQ(b.has(tot), b.get(sup) == 1) << e;
+  }
+}

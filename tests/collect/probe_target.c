@@ -1,0 +1,69 @@
+/* Program with known I/O for the probe test. Phase "main": file, pipe, socket and fsync calls,
+ * then a fork whose child writes 5 times, then exec of itself in phase "after-exec" which writes
+ * 7 times. Uses raw syscall wrappers only (no stdio), so the counts are exact. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int main(int argc, char** argv) {
+  int devnull = open("/dev/null", O_WRONLY);
+  char buf[4096];
+  memset(buf, 'x', sizeof buf);
+  if (argc > 2 && strcmp(argv[1], "after-exec") == 0) {
+    for (int i = 0; i < 7; ++i) if (write(devnull, buf, 10) != 10) return 1;
+    return 0;
+  }
+  if (argc < 2) return 2;
+  int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
+  for (int i = 0; i < 100; ++i) if (write(fd, buf, 4096) != 4096) return 3;
+  for (int i = 0; i < 10; ++i) fsync(fd);
+  lseek(fd, 0, SEEK_SET);
+  for (int i = 0; i < 50; ++i) if (read(fd, buf, 1000) != 1000) return 4;
+  close(fd);
+  unlink(argv[1]);
+  int p[2];
+  if (pipe(p) != 0) return 5;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 6;
+  for (int i = 0; i < 20; ++i) {
+    if (send(sv[0], buf, 64, 0) != 64) return 7;
+    if (recv(sv[1], buf, 64, 0) != 64) return 8;
+  }
+  /* A refused connection: one connect call, one error. Port 1 on loopback is not listening. */
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(1);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(s, (struct sockaddr*)&a, sizeof a) == 0) return 9;
+  pid_t child = fork();
+  if (child == 0) {
+    for (int i = 0; i < 5; ++i) if (write(devnull, buf, 3) != 3) _exit(1);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 10;
+  char pidtext[16];
+  int n = 0;
+  for (unsigned v = (unsigned)child; v; v /= 10) pidtext[n++] = (char)('0' + v % 10);
+  char childpid[16];
+  for (int i = 0; i < n; ++i) childpid[i] = pidtext[n - 1 - i];
+  childpid[n] = 0;
+  /* Tell the test the child's pid through a file, then exec into phase 2. */
+  char path[512];
+  strcpy(path, argv[1]);
+  strcat(path, ".child");
+  int cf = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (write(cf, childpid, (size_t)n) != n) return 11;
+  close(cf);
+  char* args[] = {argv[0], "after-exec", "x", NULL};
+  execv("/proc/self/exe", args);
+  return 12;
+}

@@ -1,0 +1,175 @@
+// Fingerprint pipeline on synthetic series whose statistics are known in closed form.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numbers>
+#include <random>
+
+#include "foresight/fingerprint/fingerprint.h"
+
+using namespace foresight;
+using namespace foresight::fingerprint;
+
+TEST(WindowStats, RampHasKnownMomentsAndNoPeriod) {
+  std::vector<double> x(60);
+  for (int i = 0; i < 60; ++i) x[i] = i;
+  auto s = windowStats(x, 30);
+  EXPECT_DOUBLE_EQ(s.mean, 29.5);
+  EXPECT_NEAR(s.stddev, std::sqrt((60.0 * 60.0 - 1) / 12.0), 1e-9);  // uniform 0..n-1
+  EXPECT_DOUBLE_EQ(s.max, 59);
+  EXPECT_DOUBLE_EQ(s.p95, 56);  // sorted[floor(0.95 * 59)]
+  EXPECT_NEAR(s.slope, 1.0, 1e-12);
+  EXPECT_EQ(s.period, 0);
+  EXPECT_NEAR(s.trend_strength, 1.0, 1e-9);
+  EXPECT_NEAR(s.residual_std, 0.0, 1e-9);
+}
+
+TEST(WindowStats, ConstantAndMissing) {
+  std::vector<double> c(30, 4.0);
+  auto s = windowStats(c, 15);
+  EXPECT_DOUBLE_EQ(s.stddev, 0);
+  EXPECT_DOUBLE_EQ(s.burstiness, -1);  // (0 - 4) / (0 + 4)
+  EXPECT_DOUBLE_EQ(s.slope, 0);
+  std::vector<double> nan(30, NAN);
+  EXPECT_TRUE(std::isnan(windowStats(nan, 15).mean));
+  c[3] = NAN;  // a missing sample is ignored, not a zero
+  EXPECT_DOUBLE_EQ(windowStats(c, 15).mean, 4.0);
+}
+
+TEST(Decomposition, FindsThePeriodAndSplitsTrendFromSeason) {
+  const std::size_t n = 120, period = 12;
+  std::vector<double> x(n);
+  for (std::size_t i = 0; i < n; ++i)
+    x[i] = 0.05 * i + 3.0 * std::sin(2 * std::numbers::pi * i / period);
+  EXPECT_EQ(detectPeriod(x, 60), period);
+  auto d = decompose(x, 60);
+  ASSERT_EQ(d.period, period);
+  // Away from the edges the moving average recovers the line and the season the sine.
+  for (std::size_t i = period; i < n - period; ++i) {
+    EXPECT_NEAR(d.trend[i], 0.05 * i, 0.05) << i;
+    EXPECT_NEAR(d.seasonal[i], 3.0 * std::sin(2 * std::numbers::pi * i / period), 0.15) << i;
+  }
+  auto s = windowStats(x, 60);
+  EXPECT_GT(s.seasonal_strength, 0.95);
+  std::mt19937 rng(1);
+  std::normal_distribution<double> noise;
+  std::vector<double> white(n);
+  for (double& e : white) e = noise(rng);
+  EXPECT_EQ(detectPeriod(white, 60), 0u);
+}
+
+TEST(IncrementalPca, RecoversAPlaneAndFlagsPointsOffIt) {
+  // 6-D data on a 2-D plane spanned by u and v.
+  Eigen::VectorXd u(6), v(6);
+  u << 1, 2, 0, -1, 0, 1;
+  v << 0, 1, 1, 1, -2, 0;
+  std::mt19937 rng(7);
+  std::normal_distribution<double> g;
+  IncrementalPca pca(6, 2);
+  for (int i = 0; i < 500; ++i) pca.update(g(rng) * u + 3.0 * g(rng) * v + Eigen::VectorXd::Constant(6, 10));
+  const Eigen::VectorXd on = 1.5 * u - 2.0 * v + Eigen::VectorXd::Constant(6, 10);
+  Eigen::VectorXd off = on;
+  off[2] += 5;  // leaves the plane
+  EXPECT_LT(pca.reconstructionError(on), 1e-3 * pca.reconstructionError(off));
+  EXPECT_GT(pca.reconstructionError(off), 10.0);
+  EXPECT_EQ(pca.project(on).size(), 2);
+}
+
+TEST(IncrementalPca, StateRoundTrips) {
+  IncrementalPca pca(4, 2);
+  std::mt19937 rng(3);
+  std::normal_distribution<double> g;
+  for (int i = 0; i < 50; ++i) {
+    Eigen::VectorXd x(4);
+    x << g(rng), 2 * g(rng), g(rng) + 1, 0.5 * g(rng);
+    pca.update(x);
+  }
+  auto back = IncrementalPca::load(pca.save());
+  ASSERT_TRUE(back);
+  Eigen::VectorXd x(4);
+  x << 0.3, -1, 2, 0.1;
+  EXPECT_TRUE(back->project(x).isApprox(pca.project(x), 1e-12));
+  EXPECT_DOUBLE_EQ(back->reconstructionError(x), pca.reconstructionError(x));
+  EXPECT_FALSE(IncrementalPca::load(nlohmann::json{{"mean", {1, 2}}, {"m2", {1}}}));
+}
+
+namespace {
+double load(std::size_t i) { return 1.0 + 0.5 * std::sin(2 * std::numbers::pi * i / 10.0); }
+}
+
+TEST(Pipeline, EmitsEveryHopAndScoresABurstAsAnomalous) {
+  Pipeline p({.window = 40, .hop = 5, .dim = 8}, {"cpu", "memory"});
+  std::vector<Fingerprint> fps;
+  std::mt19937 rng(11);
+  std::normal_distribution<double> noise(0, 0.02);
+  for (std::size_t i = 0; i < 400; ++i) {
+    double cpu = load(i) + noise(rng);
+    if (i >= 380) cpu = 8.0;  // a sustained burst at the end
+    const double row[2] = {cpu, 1e9 + noise(rng) * 1e6};
+    if (auto f = p.push(static_cast<std::int64_t>(i), row)) fps.push_back(*f);
+  }
+  ASSERT_EQ(fps.size(), 1 + (400 - 40) / 5);
+  EXPECT_EQ(fps[0].time, 39);
+  EXPECT_EQ(fps.back().vector.size(), 8u);
+  EXPECT_EQ(fps.back().features.size(), 2 * kStatCount);
+  EXPECT_EQ(fps.back().features[0].first, "cpu.mean");
+  // Normal windows once the model has settled vs. the burst windows.
+  // The first window that holds the burst ends at t=384; the model has learnt from ~30 windows.
+  double normal_max = 0;
+  std::size_t burst = 0;
+  for (std::size_t k = 0; k < fps.size(); ++k) {
+    if (fps[k].time >= 200 && fps[k].time < 380) normal_max = std::max(normal_max, fps[k].anomaly);
+    if (fps[k].time == 384) burst = k;
+  }
+  ASSERT_GT(burst, 0u);
+  EXPECT_GT(fps[burst].anomaly, 100 * normal_max);
+  // The periodic cpu shows its period.
+  EXPECT_DOUBLE_EQ(fps[40].features[7].second, 10);  // cpu.period
+}
+
+TEST(Pipeline, TraceSeriesAndLivePushesGiveTheSameFingerprints) {
+  trace::Series s;
+  s.id = "t";
+  s.start = 1000;
+  s.step_seconds = 60;
+  for (std::size_t i = 0; i < 200; ++i) {
+    s.usage[0].push_back(load(i));
+    s.usage[1].push_back(2e9 + i);
+  }
+  Pipeline a({.window = 30, .hop = 10, .dim = 4}, resourceMetrics());
+  Pipeline b({.window = 30, .hop = 10, .dim = 4}, resourceMetrics());
+  auto from_trace = fingerprintSeries(s, a);
+  std::vector<Fingerprint> live;
+  for (std::size_t i = 0; i < 200; ++i) {
+    const double row[4] = {s.usage[0][i], s.usage[1][i], NAN, NAN};
+    if (auto f = b.push(1000 + 60 * static_cast<std::int64_t>(i), row)) live.push_back(*f);
+  }
+  ASSERT_EQ(from_trace.size(), live.size());
+  ASSERT_FALSE(live.empty());
+  EXPECT_EQ(from_trace.back().vector, live.back().vector);
+  EXPECT_EQ(from_trace.back().time, 1000 + 60 * 199);
+}
+
+TEST(Pipeline, StateFileRoundTripsAndRejectsGarbage) {
+  Pipeline p({.window = 20, .hop = 5, .dim = 3}, {"cpu"});
+  for (std::size_t i = 0; i < 100; ++i) {
+    const double row[1] = {load(i)};
+    p.push(static_cast<std::int64_t>(i), row);
+  }
+  const auto file = std::filesystem::path(testing::TempDir()) / "fp-state.json";
+  ASSERT_TRUE(p.saveState(file));
+  auto q = Pipeline::loadState(file);
+  ASSERT_TRUE(q) << q.error().message;
+  EXPECT_EQ(q->metrics(), p.metrics());
+  EXPECT_EQ(q->config().window, 20u);
+  EXPECT_EQ(q->pca().count(), p.pca().count());
+  EXPECT_TRUE(q->pca().basis().isApprox(p.pca().basis(), 1e-12));
+  { std::ofstream(file) << "{\"version\": 1}"; }
+  auto bad = Pipeline::loadState(file);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kParse);
+  EXPECT_EQ(Pipeline::loadState(file.string() + ".missing").error().code, ErrorCode::kNotFound);
+  std::filesystem::remove(file);
+}

@@ -1,0 +1,159 @@
+// The agent on the v2 fixture host: config parsing, /metrics and the JSON API over 127.0.0.1.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "foresight/server/agent.h"
+// After Eigen (via agent.h): httplib pulls in <resolv.h>, whose `_res` macro breaks Eigen.
+#include <httplib.h>
+
+using namespace foresight;
+using namespace foresight::server;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kV2 = std::string(FORESIGHT_SOURCE_DIR) + "/tests/collect/fixtures/v2";
+
+// Bounded wait for a condition driven by the agent's thread (not a timing assertion).
+template <typename F>
+bool waitFor(F&& cond) {
+  for (int i = 0; i < 200; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+}  // namespace
+
+TEST(AgentConfig, DefaultsAndOverrides) {
+  auto d = parseAgentConfig("", "empty");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->listen_host, "127.0.0.1");
+  EXPECT_EQ(d->listen_port, 9464);
+  EXPECT_DOUBLE_EQ(d->period_seconds, 1.0);
+  EXPECT_EQ(d->fingerprint.dim, 16u);
+  auto c = parseAgentConfig(
+      "period_seconds: 5\nlisten: 127.0.0.1:9000\nselectors: [\"pid:1\"]\n"
+      "fingerprint: {window: 30, hop: 3, dim: 8}\nretention: {raw_seconds: 60}\n", "cfg.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_DOUBLE_EQ(c->period_seconds, 5);
+  EXPECT_EQ(c->listen_port, 9000);
+  EXPECT_EQ(c->selectors, std::vector<std::string>{"pid:1"});
+  EXPECT_EQ(c->fingerprint.window, 30u);
+  EXPECT_EQ(c->retention.raw_seconds, 60);
+  EXPECT_EQ(c->retention.bucket_seconds, 60);
+}
+
+TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
+  auto u = parseAgentConfig("perod_seconds: 2\n", "cfg.yaml");
+  ASSERT_FALSE(u);
+  EXPECT_NE(u.error().message.find("cfg.yaml: unknown key 'perod_seconds'"), std::string::npos);
+  EXPECT_FALSE(parseAgentConfig("fingerprint: {windw: 3}\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("period_seconds: -1\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("period_seconds: abc\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("listen: 9000\n", "x"));
+  EXPECT_EQ(loadAgentConfig("/nonexistent.yaml").error().code, ErrorCode::kNotFound);
+}
+
+TEST(Agent, ServesMetricsAndJsonOnLoopback) {
+  AgentConfig cfg;
+  cfg.root = kV2;
+  cfg.listen_port = 0;
+  cfg.period_seconds = 0.05;
+  cfg.database = (fs::path(testing::TempDir()) / ("agent-" + std::to_string(::getpid()) + ".db")).string();
+  cfg.collectors = {"cgroup.v2", "procfs"};
+  cfg.fingerprint = {.window = 4, .hop = 1, .dim = 4};
+  Agent agent(cfg);
+  ASSERT_TRUE(agent.start());
+  ASSERT_GT(agent.port(), 0);
+  ASSERT_TRUE(waitFor([&] { return agent.rounds() >= 8; }));
+  httplib::Client cli("127.0.0.1", agent.port());
+  auto m = cli.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 200);
+  // Values from the fixture's cpu.stat and memory.current.
+  EXPECT_NE(m->body.find("foresight_cpu_usage_seconds_total{workload=\"/system.slice/app.service\"} 2.5"),
+            std::string::npos) << m->body.substr(0, 2000);
+  EXPECT_NE(m->body.find("foresight_memory_usage_bytes{workload=\"/system.slice/app.service\"} 104857600"),
+            std::string::npos);
+  // Only populated cgroups are discovered: noio.service has no process.
+  EXPECT_EQ(m->body.find("noio.service"), std::string::npos);
+  EXPECT_NE(m->body.find("foresight_agent_rounds "), std::string::npos);
+  auto w = cli.Get("/api/workloads");
+  ASSERT_TRUE(w);
+  auto j = nlohmann::json::parse(w->body);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["workload"], "/system.slice/app.service");
+  EXPECT_DOUBLE_EQ(j[0]["cpu_cores"].get<double>(), 0.0);  // fixture counters do not move
+  EXPECT_DOUBLE_EQ(j[0]["memory_bytes"].get<double>(), 104857600.0 - 10485760.0);
+  auto f = cli.Get("/api/fingerprint?workload=/system.slice/app.service");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->status, 200);
+  EXPECT_EQ(nlohmann::json::parse(f->body)["vector"].size(), 4u);
+  auto missing = cli.Get("/api/fingerprint?workload=/nope");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  agent.stop();
+  // History reached the store.
+  auto db = store::Store::open(cfg.database);
+  ASSERT_TRUE(db);
+  // One row per second at most (the store's time unit), so a fast test sees a few rows.
+  auto rows = db->samples("/system.slice/app.service", 0, INT64_MAX);
+  ASSERT_TRUE(rows);
+  ASSERT_FALSE(rows->empty());
+  EXPECT_DOUBLE_EQ(rows->back().usage[1], 104857600.0 - 10485760.0);
+  EXPECT_FALSE(db->fingerprints("/system.slice/app.service", 0, INT64_MAX)->empty());
+  fs::remove(cfg.database);
+}
+
+TEST(Agent, FailsClearlyWhenThePortIsTaken) {
+  AgentConfig cfg;
+  cfg.root = kV2;
+  cfg.listen_port = 0;
+  cfg.database = "";
+  Agent first(cfg);
+  ASSERT_TRUE(first.start());
+  cfg.listen_port = first.port();
+  Agent second(cfg);
+  auto st = second.start();
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(st.error().message.find(std::to_string(first.port())), std::string::npos);
+}
+
+TEST(Agent, FingerprintStatePersistsAcrossRestarts) {
+  const fs::path states = fs::path(testing::TempDir()) / ("agent-state-" + std::to_string(::getpid()));
+  fs::remove_all(states);
+  AgentConfig cfg;
+  cfg.root = kV2;
+  cfg.listen_port = 0;
+  cfg.period_seconds = 0.02;
+  cfg.database = "";
+  cfg.collectors = {"cgroup.v2"};
+  cfg.fingerprint = {.window = 4, .hop = 1, .dim = 4};
+  cfg.state_dir = states.string();
+  auto modelSamples = [](Agent& a) {
+    httplib::Client cli("127.0.0.1", a.port());
+    auto f = cli.Get("/api/fingerprint?workload=/system.slice/app.service");
+    if (!f || f->status != 200) return -1.0;
+    return nlohmann::json::parse(f->body)["features"]["model_samples"].get<double>();
+  };
+  double first_run = 0;
+  {
+    Agent a(cfg);
+    ASSERT_TRUE(a.start());
+    ASSERT_TRUE(waitFor([&] { return modelSamples(a) >= 5; }));
+    a.stop();
+    first_run = modelSamples(a);  // the snapshot outlives the sampling thread
+  }
+  ASSERT_TRUE(fs::exists(states / "_system.slice_app.service.json"));
+  Agent b(cfg);
+  ASSERT_TRUE(b.start());
+  ASSERT_TRUE(waitFor([&] { return modelSamples(b) > 0; }));
+  // The restarted agent goes on from the saved model instead of starting at 1.
+  EXPECT_GT(modelSamples(b), first_run);
+  b.stop();
+  fs::remove_all(states);
+}
