@@ -1,28 +1,89 @@
-// `foresight run`: the agent (foresight/server/agent.h) until SIGINT/SIGTERM or --duration.
+// `foresight run`: the agent (foresight/server/agent.h) closing the loop (foresight/loop/
+// autoscaler.h) until SIGINT/SIGTERM, --duration, or the end of a command launched after "--".
+#include <unistd.h>
+
+#include <filesystem>
 #include <thread>
 
 #include "commands.h"
+#include "foresight/allocate/cgroup.h"
+#include "foresight/collect/launch.h"
 #include "foresight/core/log.h"
+#include "foresight/loop/autoscaler.h"
 #include "foresight/server/agent.h"
 #include "profiler_common.h"
 
 namespace foresight::app {
+namespace {
 
-void addRunCommand(CLI::App& app, Builtins&) {
-  struct Args {
-    std::string config, listen, database;
-    double period = 0, duration = 0;
-    std::vector<std::string> selectors;
-  };
+struct Args {
+  std::string config, listen, database;
+  double period = 0, duration = 0;
+  std::vector<std::string> selectors;
+  bool apply = false;
+  std::string backend = "auto", planner = "config/planner.yaml", audit = "foresight-audit.db";
+  double quantile = 0;
+};
+
+// The backend for this host's cgroups: v1 where the cpu controller is on v1 (v1 and hybrid), else
+// v2.
+std::string autoBackend(const collect::CgroupLayout& layout) {
+  return layout.v1("cpu") ? "cgroup-v1" : "cgroup-v2";
+}
+
+Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(const Args& a, const Builtins& builtins,
+                                                         const collect::CgroupLayout& layout,
+                                                         double period) {
+  loop::AutoscalerConfig c;
+  if (std::filesystem::exists(a.planner)) {
+    auto p = allocate::loadPlannerConfig(a.planner);
+    if (!p) return tl::unexpected(p.error());
+    c.planner = *p;
+  } else if (a.planner != "config/planner.yaml") {
+    return fail(ErrorCode::kNotFound, "--planner {}: no such file", a.planner);
+  }
+  if (a.quantile > 0)
+    for (Resource r : kAllResources) c.planner[r].quantile = a.quantile;
+  // Periods up to ten minutes of samples; the allocation covers the next three samples.
+  c.forecaster.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
+  c.forecaster.errors = c.forecaster.max_period;
+  c.apply = a.apply;
+  c.backend_name = a.backend == "auto" ? autoBackend(layout) : a.backend;
+  auto backend = builtins.backends.create(c.backend_name, c.backend_options);
+  if (!backend) return tl::unexpected(backend.error());
+  std::optional<allocate::AuditLog> audit;
+  if (a.apply) {
+    auto log = allocate::AuditLog::open(a.audit);
+    if (!log) return tl::unexpected(log.error());
+    audit.emplace(std::move(*log));
+  }
+  return std::make_unique<loop::Autoscaler>(std::move(c), std::move(*backend), std::move(audit));
+}
+
+}  // namespace
+
+void addRunCommand(CLI::App& app, Builtins& builtins) {
   auto a = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("run", "Agent: sample, fingerprint, store history, serve /metrics and JSON");
+  auto* cmd = app.add_subcommand(
+      "run",
+      "Agent: sample, fingerprint, store history, serve /metrics and JSON, forecast each cgroup's "
+      "cpu and memory and resize it through the planner (dry-run unless --apply); "
+      "`run [options] -- CMD ARGS` launches CMD in its own cgroup and manages it");
   cmd->add_option("--config", a->config, "YAML configuration (docs/profiler.md)");
   cmd->add_option("--listen", a->listen, "host:port (overrides the config; default 127.0.0.1:9464)");
   cmd->add_option("--database", a->database, "SQLite history file (overrides the config)");
   cmd->add_option("--period", a->period, "seconds between samples (overrides the config)");
   cmd->add_option("--duration", a->duration, "stop after this many seconds (0: until a signal)");
+  cmd->add_flag("--apply", a->apply, "apply the planned limits (default: dry-run, log them)");
+  cmd->add_option("--backend", a->backend, "cgroup-v1, cgroup-v2, dry-run, or auto (this host's cgroups)")
+      ->capture_default_str();
+  cmd->add_option("--planner", a->planner, "planner policies (YAML)")->capture_default_str();
+  cmd->add_option("--quantile", a->quantile, "risk level for every resource (overrides the planner file)")
+      ->check(CLI::Range(0.5, 0.999));
+  cmd->add_option("--audit", a->audit, "SQLite audit trail of applied changes (with --apply)")
+      ->capture_default_str();
   cmd->add_option("selectors", a->selectors, "pid:N, cgroup:/path, cmd:REGEX (default: every populated cgroup)");
-  cmd->callback([a] {
+  cmd->callback([a, &builtins] {
     server::AgentConfig cfg;
     if (!a->config.empty()) {
       auto c = server::loadAgentConfig(a->config);
@@ -44,6 +105,45 @@ void addRunCommand(CLI::App& app, Builtins&) {
     if (!a->database.empty()) cfg.database = a->database;
     if (a->period > 0) cfg.period_seconds = a->period;
     if (!a->selectors.empty()) cfg.selectors = a->selectors;
+
+    collect::CollectorContext ctx;
+    ctx.paths = collect::HostPaths(cfg.root);
+    ctx.layout = collect::detectCgroupLayout(ctx.paths);
+    ctx.clock_ticks = ::sysconf(_SC_CLK_TCK);
+    std::optional<collect::LaunchedWorkload> launched;
+    if (!builtins.command.empty()) {
+      auto l = collect::LaunchedWorkload::start(ctx, builtins.command);
+      if (!l) {
+        spdlog::error("run: {}", l.error().message);
+        throw CLI::RuntimeError(1);
+      }
+      launched.emplace(std::move(*l));
+      if (launched->workload().kind != collect::Workload::Kind::kCgroup) {
+        spdlog::warn("run: {} runs as a process tree (no writable cgroup): watched, not resized",
+                     builtins.command.front());
+      }
+      cfg.selectors = {launched->workload().kind == collect::Workload::Kind::kCgroup
+                           ? "cgroup:" + launched->workload().cgroup
+                           : "pid:" + std::to_string(launched->pid())};
+    }
+
+    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds);
+    if (!scaler) {
+      spdlog::error("run: {}", scaler.error().message);
+      throw CLI::RuntimeError(2);
+    }
+    spdlog::info("run: {} through {}", a->apply ? "applying limits" : "dry-run (add --apply to resize)",
+                 a->backend == "auto" ? autoBackend(ctx.layout) : a->backend);
+    loop::Autoscaler* autoscaler = scaler->get();
+    cfg.on_usage = [autoscaler](const std::string& workload, std::int64_t t,
+                                const std::array<double, kResourceCount>& usage) {
+      // Cgroup workloads only: their id is the path in the hierarchy, which the backends take
+      // without the leading '/'.
+      if (workload.empty() || workload.front() != '/') return;
+      auto plan = autoscaler->observe(workload.substr(1), t, usage);
+      if (!plan) spdlog::warn("run: {}: {}", workload, plan.error().message);
+    };
+
     server::Agent agent(cfg);
     if (auto st = agent.start(); !st) {
       spdlog::error("run: {}", st.error().message);
@@ -54,6 +154,7 @@ void addRunCommand(CLI::App& app, Builtins&) {
     while (!stopFlag().load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if (a->duration > 0 && std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a->duration)) break;
+      if (launched && launched->exited()) break;
     }
     agent.stop();
     spdlog::info("run: stopped after {} rounds", agent.rounds());

@@ -109,6 +109,7 @@ struct Agent::Impl {
         auto u = collect::resourceUsage(it->second, s);
         const std::int64_t t = s.time_ns / 1000000000;
         rows.push_back({s.workload, t, u});
+        if (cfg.on_usage) cfg.on_usage(s.workload, t, u);
         for (const auto& m : collect::derivedMetrics(it->second, s)) gauge(m.name, s.workload).Set(m.value);
         for (Resource res : kAllResources) {
           gauge(std::string("resource_") + std::string(name(res)), s.workload).Set(u[index(res)]);

@@ -6,7 +6,9 @@
 // Thread-safety: start()/stop() from one controlling thread; the HTTP handlers run on the
 // server's threads and read the published snapshot under a mutex.
 
+#include <array>
 #include <atomic>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -40,6 +42,11 @@ struct AgentConfig {
   std::string state_dir;  // fingerprint.autoencoder: LibTorch anomaly model instead of PCA error
   store::Retention retention;
   double retention_interval_seconds = 300;
+  // Called from the sampling thread with each workload's resource usage (cpu cores, memory bytes,
+  // disk_io and network bytes/s) once it has two samples; `foresight run` closes the loop here.
+  std::function<void(const std::string& workload, std::int64_t time,
+                     const std::array<double, kResourceCount>& usage)>
+      on_usage;
 };
 
 // Whether this build has the LibTorch autoencoder (foresight_fingerprint_torch).

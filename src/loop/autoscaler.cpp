@@ -1,0 +1,75 @@
+#include "foresight/loop/autoscaler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "foresight/core/log.h"
+
+namespace foresight::loop {
+
+Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backend> backend,
+                       std::optional<allocate::AuditLog> audit)
+    : config_(std::move(config)), backend_(std::move(backend)), audit_(std::move(audit)),
+      planner_(config_.planner) {
+  config_.forecaster.horizon = std::max(config_.forecaster.horizon, config_.lookahead);
+  // Every level a policy reads: its target quantile and the bounds it reports.
+  for (Resource r : config_.resources) {
+    const auto& p = config_.planner[r];
+    levels_.insert(levels_.end(), {p.lower_quantile, p.quantile, p.upper_quantile});
+  }
+  std::sort(levels_.begin(), levels_.end());
+  levels_.erase(std::unique(levels_.begin(), levels_.end()), levels_.end());
+}
+
+Result<std::optional<allocate::Plan>> Autoscaler::observe(
+    const std::string& workload, std::int64_t now, const std::array<double, kResourceCount>& usage) {
+  State& st = workloads_[workload];
+  for (Resource r : config_.resources) {
+    auto it = st.forecasters.find(r);
+    if (it == st.forecasters.end()) it = st.forecasters.emplace(r, config_.forecaster).first;
+    it->second.observe(usage[index(r)]);
+  }
+  if (++st.samples < config_.min_samples) return std::optional<allocate::Plan>();
+
+  predict::Forecast f;
+  f.workload = workload;
+  f.time = now;
+  f.levels = levels_;
+  for (Resource r : config_.resources) {
+    auto& values = f.values[index(r)];
+    for (std::size_t h = 1; h <= config_.lookahead; ++h) {
+      std::vector<double> q(levels_.size());
+      st.forecasters.at(r).forecast(h, levels_, q);
+      if (std::isnan(q[0])) break;
+      values.push_back(std::move(q));
+    }
+    if (values.size() != config_.lookahead) values.clear();  // not enough history for this one
+  }
+  auto current = backend_->current(workload);
+  if (!current) return tl::unexpected(current.error());
+  allocate::PlanInput input;
+  input.forecast = &f;
+  input.current = *current;
+  for (Resource r : config_.resources) input.usage[r] = usage[index(r)];
+  input.now = now;
+  input.last_change = st.last_change;
+  allocate::Plan plan = planner_.plan(input);
+  plan.workload = workload;
+  if (!plan.hasChanges()) return std::optional<allocate::Plan>(std::move(plan));
+
+  if (!config_.apply) {
+    spdlog::info("dry-run {}: would set {} ({})", workload, allocate::format(plan.target), plan.reason());
+    return std::optional<allocate::Plan>(std::move(plan));
+  }
+  Status applied = audit_ ? allocate::applyAndRecord(*backend_, config_.backend_name, config_.backend_options,
+                                                     *audit_, workload, plan.target, plan.reason())
+                                .map([](std::int64_t) {})
+                          : backend_->apply(workload, plan.target);
+  if (!applied) return tl::unexpected(applied.error());
+  for (Resource r : kAllResources)
+    if (plan.target[r]) st.last_change[index(r)] = now;
+  spdlog::info("{}: set {} ({})", workload, allocate::format(plan.target), plan.reason());
+  return std::optional<allocate::Plan>(std::move(plan));
+}
+
+}  // namespace foresight::loop
