@@ -12,3 +12,5 @@ endif()
 if(FORESIGHT_BUILD_BENCH)
   find_package(benchmark REQUIRED)
 endif()
+# Debian's libtorch (1.13); it links libblas.so.3, which update-alternatives points at OpenBLAS.
+find_package(Torch REQUIRED)

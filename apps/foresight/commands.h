@@ -14,5 +14,7 @@ struct Builtins {
 void registerBuiltins(Builtins& builtins);
 
 void addBacktestCommand(CLI::App& app, Builtins& builtins);
+void addTrainCommand(CLI::App& app, int argc, char** argv);
+void addPredictCommand(CLI::App& app);
 
 }  // namespace foresight::app

@@ -3,10 +3,14 @@
 
 #include "commands.h"
 #include "foresight/core/log.h"
+#include "foresight/predict/lstm/model.h"
 
 namespace foresight::app {
 
-void registerBuiltins(Builtins& builtins) { predict::registerBaselines(builtins.policies); }
+void registerBuiltins(Builtins& builtins) {
+  predict::registerBaselines(builtins.policies);
+  predict::lstm::registerLstm(builtins.policies, FORESIGHT_DEFAULT_LSTM_MODEL);
+}
 
 }  // namespace foresight::app
 
@@ -24,6 +28,8 @@ int main(int argc, char** argv) {
   app::Builtins builtins;
   app::registerBuiltins(builtins);
   app::addBacktestCommand(app, builtins);
+  app::addTrainCommand(app, argc, argv);
+  app::addPredictCommand(app);
 
   app.parse_complete_callback([&] { setupLogging(log_level); });
   try {
