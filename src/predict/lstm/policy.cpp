@@ -52,6 +52,8 @@ class LstmPolicy final : public Policy {
       // An idle workload that bursts: a floor that grows with the risk aversion.
       const double floor = std::max(0.0, 2 * knobs[i] - 1) * scale;
       out[i] = std::max({v, floor, 0.0});
+      // Per-level trackers can cross; allocations must still grow along the (ascending) grid.
+      if (i > 0 && knobs[i] >= knobs[i - 1]) out[i] = std::max(out[i], out[i - 1]);
     }
   }
 
