@@ -108,7 +108,7 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
   cmd->add_option("--lr", a->opt.lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--holdout", a->opt.holdout, "share of workloads held back (validation + conformal)")
       ->capture_default_str()->check(CLI::Range(0.02, 0.8));
-  cmd->add_option("--time-budget", a->opt.time_budget_s, "stop after the epoch that passes this many seconds")
+  cmd->add_option("--time-budget", a->opt.time_budget_s, "stop taking gradient steps after this many seconds (then validate, calibrate, save)")
       ->capture_default_str();
   cmd->add_option("--max-series", a->max_series, "read only the first N series");
   cmd->add_option("--train-series", a->opt.max_series, "use at most N series for gradients");

@@ -249,6 +249,11 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
     std::size_t since_best = 0;
     LstmModel best_model = m;
 
+    // The budget is checked per batch: a partial last epoch still ends with a validation pass.
+    auto out_of_time = [&] {
+      return o.time_budget_s > 0 &&
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() >= o.time_budget_s;
+    };
     for (std::size_t epoch = 1; epoch <= o.max_epochs; ++epoch) {
       net->train();
       std::shuffle(tr.begin(), tr.end(), rng);
@@ -271,7 +276,7 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
         std::iota(order.begin(), order.end(), 0);
         std::shuffle(order.begin(), order.end(), rng);
         for (std::size_t gi : order) {
-          if (t0 >= maxLen(groups[gi])) continue;
+          if (t0 >= maxLen(groups[gi]) || out_of_time()) continue;
           Chunk c = makeChunk(groups[gi], t0, o.bptt, m.inputs(), m.horizon);
           State st = {std::get<0>(states[gi]).detach(), std::get<1>(states[gi]).detach()};
           auto q = net->forward(c.x, &st);
@@ -299,8 +304,7 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
       } else if (++since_best >= o.patience) {
         break;
       }
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-      if (o.time_budget_s > 0 && elapsed >= o.time_budget_s) break;
+      if (out_of_time()) break;
     }
     Net best_net = toNet(best_model);
     best_net->eval();

@@ -25,7 +25,7 @@ struct TrainOptions {
   std::size_t max_epochs = 20, patience = 3;
   double lr = 3e-3;
   double holdout = 0.2;         // share of series held back: half validation, half conformal
-  double time_budget_s = 0;     // 0: none; stop after the epoch that crosses it
+  double time_budget_s = 0;     // 0: none; gradient steps stop when it is spent
   std::size_t max_series = 0;   // 0: all training series
   std::uint64_t seed = 1;
 };
