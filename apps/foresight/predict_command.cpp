@@ -1,6 +1,8 @@
 // `foresight predict`: the forecast bands of one series after a given step.
 #include <iostream>
 
+#include <fmt/ranges.h>
+
 #include "commands.h"
 #include "foresight/core/log.h"
 #include "foresight/predict/lstm/model.h"
@@ -42,8 +44,12 @@ int runPredict(const PredictArgs& a) {
   const trace::Series* s = nullptr;
   for (const auto& x : tr->series)
     if (x.id == a.series) s = &x;
-  if (!s) {
-    spdlog::error("{}: no series '{}'", a.trace_dir, a.series);
+  if (!s) {  // a file split at long gaps gives pieces ID#1, ID#2...: name them
+    std::vector<std::string> pieces;
+    for (const auto& x : tr->series)
+      if (x.id.starts_with(a.series + "#")) pieces.push_back(x.id);
+    spdlog::error("{}: no series '{}'{}", a.trace_dir, a.series,
+                  pieces.empty() ? "" : fmt::format(" (pieces: {})", fmt::join(pieces, ", ")));
     return 1;
   }
   const std::size_t at = a.at < 0 ? s->size() - 1 : static_cast<std::size_t>(a.at);
