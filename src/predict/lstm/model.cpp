@@ -82,6 +82,15 @@ double interpolate(const std::vector<double>& levels, std::span<const double> q,
   return q[lo] + w * (q[hi] - q[lo]);
 }
 
+std::array<std::size_t, kResourceCount> LstmModel::anchors() const {
+  std::array<std::size_t, kResourceCount> a;
+  a.fill(SIZE_MAX);
+  for (Resource r : kAllResources)
+    for (std::size_t i = 0; i < schema.size(); ++i)
+      if (schema[i].name == "u_" + std::string(name(r))) a[index(r)] = i;
+  return a;
+}
+
 double LstmModel::conformalOffset(std::size_t r, std::size_t h1, double level) const {
   if (conformal.empty() || cal_levels.empty()) return 0.0;
   const std::size_t L = cal_levels.size();
@@ -128,6 +137,9 @@ Status LstmModel::validate(const std::string& what) const {
   if (!conformal.empty() && conformal.size() != kResourceCount * horizon * cal_levels.size())
     return fail(ErrorCode::kParse, "{}: conformal table has {} values, expected {}", what,
                 conformal.size(), kResourceCount * horizon * cal_levels.size());
+  if (residual)
+    for (std::size_t a : anchors())
+      if (a == SIZE_MAX) return fail(ErrorCode::kInvalidArgument, "{}: residual model without u_<resource> inputs", what);
   for (const auto& f : schema) {
     if (canonicalIndex(f.name) < 0 && !f.optional)
       return fail(ErrorCode::kInvalidArgument,
@@ -147,6 +159,7 @@ Status saveModel(const LstmModel& m, const std::filesystem::path& file) {
   h["hidden"] = m.hidden;
   h["horizon"] = m.horizon;
   h["levels"] = m.levels;
+  h["residual"] = m.residual;
   h["resources"] = {"cpu", "memory", "disk_io", "network"};
   for (const auto& f : m.schema) h["schema"].push_back({{"name", f.name}, {"block", f.block}, {"optional", f.optional}});
   for (const auto& n : m.normalisers) h["normalisers"].push_back({{"name", n.name}, {"mean", n.mean}, {"std", n.std}});
@@ -209,6 +222,7 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
     m.hidden = h.at("hidden").get<std::size_t>();
     m.horizon = h.at("horizon").get<std::size_t>();
     m.levels = h.at("levels").get<std::vector<double>>();
+    m.residual = h.at("residual").get<bool>();
     for (const auto& f : h.at("schema")) m.schema.push_back({f.at("name"), f.at("block"), f.at("optional")});
     for (const auto& n : h.at("normalisers")) m.normalisers.push_back({n.at("name"), n.at("mean"), n.at("std")});
     m.cal_levels = h.at("cal_levels").get<std::vector<double>>();
@@ -309,10 +323,13 @@ void FeatureBuilder::step(const Observation& o, std::span<float> x) {
 }
 
 CpuStepper::CpuStepper(const LstmModel& model)
-    : m_(model), h_(model.hidden, 0.0f), c_(model.hidden, 0.0f), gates_(4 * model.hidden) {}
+    : m_(model), h_(model.hidden, 0.0f), c_(model.hidden, 0.0f), gates_(4 * model.hidden),
+      anchor_cols_(model.anchors()) {}
 
 void CpuStepper::step(std::span<const float> x) {
   const std::size_t H = m_.hidden, F = m_.inputs();
+  if (m_.residual)
+    for (std::size_t r = 0; r < kResourceCount; ++r) anchor_[r] = x[anchor_cols_[r]];
   for (std::size_t j = 0; j < 4 * H; ++j) {
     float acc = m_.b[j];
     const float* wi = m_.w_ih.data() + j * F;
@@ -337,7 +354,7 @@ void CpuStepper::quantiles(std::size_t r, std::size_t h1, std::span<double> out)
     const float* w = m_.head_w.data() + j * H;
     float acc = m_.head_b[j];
     for (std::size_t k = 0; k < H; ++k) acc += w[k] * h_[k];
-    out[q] = q == 0 ? acc : out[q - 1] + softplus(acc);
+    out[q] = q == 0 ? acc + (m_.residual ? anchor_[r] : 0.0f) : out[q - 1] + softplus(acc);
   }
 }
 

@@ -11,8 +11,10 @@ void setTorchThreads(int threads) {
   }
 }
 
-NetImpl::NetImpl(std::size_t inputs, std::size_t hidden, std::size_t outputs, std::size_t lv)
+NetImpl::NetImpl(std::size_t inputs, std::size_t hidden, std::size_t outputs, std::size_t lv,
+                 std::vector<int64_t> anchors)
     : levels(lv) {
+  if (!anchors.empty()) anchor_index = torch::tensor(anchors, torch::kLong);
   lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(static_cast<int64_t>(inputs),
                                                                          static_cast<int64_t>(hidden))));
   head = register_module("head", torch::nn::Linear(static_cast<int64_t>(hidden), static_cast<int64_t>(outputs)));
@@ -29,7 +31,13 @@ torch::Tensor nonCrossing(const torch::Tensor& raw, std::size_t levels) {
 torch::Tensor NetImpl::forward(const torch::Tensor& x, std::tuple<torch::Tensor, torch::Tensor>* state) {
   auto [out, st] = state ? lstm->forward(x, *state) : lstm->forward(x);
   if (state) *state = st;
-  return nonCrossing(head->forward(out), levels);
+  auto q = nonCrossing(head->forward(out), levels);
+  if (!anchor_index.defined()) return q;
+  // [T,B,R] anchors broadcast over every horizon and level of their resource.
+  const int64_t R = anchor_index.size(0);
+  auto a = x.index_select(2, anchor_index);
+  auto sizes = q.sizes().vec();
+  return (q.reshape({sizes[0], sizes[1], R, -1}) + a.unsqueeze(-1)).reshape(sizes);
 }
 
 namespace {
@@ -45,7 +53,10 @@ void copyOut(const torch::Tensor& t, std::vector<float>& v) {
 Net toNet(const LstmModel& m) {
   const int64_t F = static_cast<int64_t>(m.inputs()), H = static_cast<int64_t>(m.hidden),
                 O = static_cast<int64_t>(m.outputs());
-  Net net(m.inputs(), m.hidden, m.outputs(), m.levels.size());
+  std::vector<int64_t> anchors;
+  if (m.residual)
+    for (std::size_t a : m.anchors()) anchors.push_back(static_cast<int64_t>(a));
+  Net net(m.inputs(), m.hidden, m.outputs(), m.levels.size(), anchors);
   torch::NoGradGuard ng;
   net->lstm->named_parameters()["weight_ih_l0"].copy_(tensorOf(m.w_ih, {4 * H, F}));
   net->lstm->named_parameters()["weight_hh_l0"].copy_(tensorOf(m.w_hh, {4 * H, H}));

@@ -8,12 +8,14 @@
 namespace foresight::predict::lstm {
 
 struct NetImpl : torch::nn::Module {
-  NetImpl(std::size_t inputs, std::size_t hidden, std::size_t outputs, std::size_t levels);
+  NetImpl(std::size_t inputs, std::size_t hidden, std::size_t outputs, std::size_t levels,
+          std::vector<int64_t> anchors = {});
   // x: [T, B, F]; returns z-space quantiles [T, B, outputs] (non-crossing per level group).
   torch::Tensor forward(const torch::Tensor& x, std::tuple<torch::Tensor, torch::Tensor>* state);
   torch::nn::LSTM lstm{nullptr};
   torch::nn::Linear head{nullptr};
   std::size_t levels;
+  torch::Tensor anchor_index;  // u_<r> input columns for residual heads; undefined: none
 };
 TORCH_MODULE(Net);
 

@@ -46,6 +46,11 @@ struct LstmModel {
   std::size_t hidden = 48;
   std::size_t horizon = 12;
   std::vector<double> levels;            // quantile heads, ascending
+  // Residual heads: every quantile of resource r is offset by the current input u_<r> (the last
+  // observed z), so an untrained head already forecasts persistence and training learns changes
+  // and spread. anchors() gives the u_<r> columns (SIZE_MAX: none).
+  bool residual = true;
+  std::array<std::size_t, kResourceCount> anchors() const;
   std::vector<FeatureSpec> schema;       // the model's input columns, in order
   std::vector<Normaliser> normalisers;
   // Split conformal offsets in z space: conformal[(r * horizon + h-1) * cal_levels + l] is added
@@ -129,6 +134,8 @@ class CpuStepper {
  private:
   const LstmModel& m_;
   std::vector<float> h_, c_, gates_;
+  std::array<std::size_t, kResourceCount> anchor_cols_;
+  std::array<float, kResourceCount> anchor_{};
 };
 
 // Interpolates z-space head quantiles at `level` (clamped to the outermost heads).
