@@ -222,7 +222,7 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
     m.hidden = h.at("hidden").get<std::size_t>();
     m.horizon = h.at("horizon").get<std::size_t>();
     m.levels = h.at("levels").get<std::vector<double>>();
-    m.residual = h.at("residual").get<bool>();
+    m.residual = h.value("residual", false);  // files written before residual heads had none
     for (const auto& f : h.at("schema")) m.schema.push_back({f.at("name"), f.at("block"), f.at("optional")});
     for (const auto& n : h.at("normalisers")) m.normalisers.push_back({n.at("name"), n.at("mean"), n.at("std")});
     m.cal_levels = h.at("cal_levels").get<std::vector<double>>();
