@@ -3,6 +3,7 @@
 // (hidden 48, horizon 12, 12 quantile levels); weights are random, which does not change the cost.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <random>
 
 #include "foresight/predict/lstm/model.h"
@@ -67,7 +68,9 @@ BENCHMARK(BM_TrainStep)->Unit(benchmark::kMillisecond);
 }  // namespace
 
 int main(int argc, char** argv) {
-  lstm::setTorchThreads(2);  // the target machine has 2 cores
+  // The target machine has 2 cores; FORESIGHT_TORCH_THREADS overrides (to compare 1 vs 2).
+  const char* t = std::getenv("FORESIGHT_TORCH_THREADS");
+  lstm::setTorchThreads(t ? std::atoi(t) : 2);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The LSTM forecaster's architecture in PyTorch (Debian python3-torch), timed like
 bench/lstm_bench.cpp: streaming step for 1 / 100 / 10,000 workloads and one training step on a
-[72 x 64] chunk. Usage: python3 scripts/lstm_pytorch_bench.py [--threads 2]"""
+[72 x 64] chunk. Usage: /usr/bin/python3 scripts/lstm_pytorch_bench.py [--threads 2]"""
 import argparse
 import time
 
