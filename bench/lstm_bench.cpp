@@ -42,6 +42,25 @@ void BM_TorchStreamingStep(benchmark::State& state) {
 }
 BENCHMARK(BM_TorchStreamingStep)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMillisecond);
 
+// The step plus reading every workload's full forecast (non-crossing transform for all).
+void BM_TorchStreamingStepAndReadAll(benchmark::State& state) {
+  const auto workloads = static_cast<std::size_t>(state.range(0));
+  auto sp = lstm::StreamingPredictor::create(model(), workloads);
+  if (!sp) {
+    state.SkipWithError(sp.error().message.c_str());
+    return;
+  }
+  const auto x = randomInputs(workloads * model().inputs());
+  for (auto _ : state) {
+    if (!(*sp)->step(x)) state.SkipWithError("step failed");
+    float sum = 0;
+    for (std::size_t i = 0; i < workloads; ++i) sum += (*sp)->output(i)[0];
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(workloads));
+}
+BENCHMARK(BM_TorchStreamingStepAndReadAll)->Arg(10000)->Unit(benchmark::kMillisecond);
+
 // What one backtest policy does per observation: one cell step + one horizon's quantiles for the
 // four resources.
 void BM_CpuStepperStep(benchmark::State& state) {

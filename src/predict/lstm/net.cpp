@@ -78,9 +78,15 @@ void fromNet(Net& net, LstmModel& m) {
 
 struct StreamingPredictor::Impl {
   Net net{nullptr};
-  std::size_t n = 0, inputs = 0, outputs = 0;
+  std::size_t n = 0, inputs = 0, outputs = 0, levels = 0, horizon = 0;
+  bool residual = false;
+  torch::Tensor anchor_index;
   std::tuple<torch::Tensor, torch::Tensor> state;
-  torch::Tensor out;  // [n, outputs]
+  // The step keeps raw head outputs; the non-crossing transform (softplus + cumsum, most of the
+  // cost per element) runs only for the workloads whose forecast is read.
+  torch::Tensor raw;      // [n, outputs]
+  torch::Tensor anchors;  // [n, R]
+  std::vector<float> buffer;
 };
 
 StreamingPredictor::StreamingPredictor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -95,9 +101,15 @@ Result<std::unique_ptr<StreamingPredictor>> StreamingPredictor::create(const Lst
     impl->n = workloads;
     impl->inputs = model.inputs();
     impl->outputs = model.outputs();
+    impl->levels = model.levels.size();
+    impl->horizon = model.horizon;
+    impl->residual = model.residual;
+    impl->anchor_index = impl->net->anchor_index;
+    impl->buffer.resize(model.outputs());
     const int64_t B = static_cast<int64_t>(workloads), H = static_cast<int64_t>(model.hidden);
     impl->state = {torch::zeros({1, B, H}), torch::zeros({1, B, H})};
-    impl->out = torch::zeros({B, static_cast<int64_t>(model.outputs())});
+    impl->raw = torch::zeros({B, static_cast<int64_t>(model.outputs())});
+    impl->anchors = torch::zeros({B, static_cast<int64_t>(kResourceCount)});
     return std::unique_ptr<StreamingPredictor>(new StreamingPredictor(std::move(impl)));
   } catch (const c10::Error& e) {
     return fail(ErrorCode::kInternal, "lstm streaming predictor: {}", e.what_without_backtrace());
@@ -113,7 +125,10 @@ Status StreamingPredictor::step(std::span<const float> x) {
     auto xt = torch::from_blob(const_cast<float*>(x.data()),
                                {1, static_cast<int64_t>(impl_->n), static_cast<int64_t>(impl_->inputs)},
                                torch::kFloat32);
-    impl_->out = impl_->net->forward(xt, &impl_->state).squeeze(0).contiguous();
+    auto [h, st] = impl_->net->lstm->forward(xt, impl_->state);
+    impl_->state = st;
+    impl_->raw = impl_->net->head->forward(h.squeeze(0)).contiguous();
+    if (impl_->residual) impl_->anchors = xt.squeeze(0).index_select(1, impl_->anchor_index).contiguous();
     return ok();
   } catch (const c10::Error& e) {
     return fail(ErrorCode::kInternal, "lstm step: {}", e.what_without_backtrace());
@@ -121,7 +136,20 @@ Status StreamingPredictor::step(std::span<const float> x) {
 }
 
 std::span<const float> StreamingPredictor::output(std::size_t i) const {
-  return {impl_->out.data_ptr<float>() + i * impl_->outputs, impl_->outputs};
+  const float* raw = impl_->raw.data_ptr<float>() + i * impl_->outputs;
+  const std::size_t Q = impl_->levels;
+  float* out = impl_->buffer.data();
+  for (std::size_t g = 0; g < impl_->outputs / Q; ++g) {
+    const std::size_t r = g / impl_->horizon;
+    float acc = raw[g * Q] + (impl_->residual ? impl_->anchors.data_ptr<float>()[i * kResourceCount + r] : 0.0f);
+    out[g * Q] = acc;
+    for (std::size_t k = 1; k < Q; ++k) {
+      const float v = raw[g * Q + k];
+      acc += v > 20.0f ? v : std::log1p(std::exp(v));  // softplus, Torch's threshold
+      out[g * Q + k] = acc;
+    }
+  }
+  return {out, impl_->outputs};
 }
 std::size_t StreamingPredictor::workloads() const { return impl_->n; }
 

@@ -55,9 +55,10 @@ class StreamingPredictor {
                                                             std::size_t workloads);
   ~StreamingPredictor();
   // x: workloads x model.inputs() features (row-major). Advances every workload by one step and
-  // computes the head outputs (z-space, non-crossing) for all of them.
+  // computes the raw head outputs for all of them.
   Status step(std::span<const float> x);
-  // Head outputs of workload i after the last step: R * horizon * Q values (outIndex order).
+  // Quantiles (z-space, non-crossing) of workload i after the last step: R * horizon * Q values
+  // (outIndex order), computed on demand into a buffer that the next call overwrites.
   std::span<const float> output(std::size_t i) const;
   std::size_t workloads() const;
 
