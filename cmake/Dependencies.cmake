@@ -34,3 +34,5 @@ find_package(PkgConfig REQUIRED)
 find_package(OpenSSL REQUIRED)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 pkg_check_modules(LIBVIRT REQUIRED IMPORTED_TARGET libvirt)
+# Debian's libtorch (1.13); it links libblas.so.3, which update-alternatives points at OpenBLAS.
+find_package(Torch REQUIRED)

@@ -3,12 +3,14 @@
 
 #include "commands.h"
 #include "foresight/core/log.h"
+#include "foresight/predict/lstm/model.h"
 
 namespace foresight::app {
 
 void registerBuiltins(Builtins& builtins) {
   predict::registerBaselines(builtins.policies);
   allocate::registerBackends(builtins.backends);
+  predict::lstm::registerLstm(builtins.policies, FORESIGHT_DEFAULT_LSTM_MODEL);
 }
 
 }  // namespace foresight::app
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
       break;
     }
   }
+  app::addTrainCommand(app, argc, argv);
+  app::addPredictCommand(app);
 
   app.parse_complete_callback([&] { setupLogging(log_level); });
   try {

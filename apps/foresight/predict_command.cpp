@@ -1,0 +1,92 @@
+// `foresight predict`: the forecast bands of one series after a given step.
+#include <iostream>
+
+#include <fmt/ranges.h>
+
+#include "commands.h"
+#include "foresight/core/log.h"
+#include "foresight/predict/lstm/model.h"
+#include "foresight/trace/reader.h"
+
+namespace foresight::app {
+namespace {
+
+struct PredictArgs {
+  std::string model, trace_dir, format = "bitbrains", series;
+  long long at = -1;
+};
+
+std::string human(Resource r, double v) {
+  if (std::isnan(v)) return "nan";
+  if (r == Resource::kCpu) return fmt::format("{:.3f}", v);
+  if (r == Resource::kMemory) return fmt::format("{:.1f}M", v / (1024.0 * 1024.0));
+  return fmt::format("{:.1f}K/s", v / 1024.0);
+}
+
+int runPredict(const PredictArgs& a) {
+  auto model = predict::lstm::loadModel(a.model);
+  if (!model) {
+    spdlog::error("{}", model.error().message);
+    return 1;
+  }
+  auto format = trace::parseFormat(a.format);
+  if (!format) {
+    spdlog::error("{}", format.error().message);
+    return 2;
+  }
+  trace::ReadOptions ro;
+  ro.format = *format;
+  auto tr = trace::readTraceDir(a.trace_dir, ro);
+  if (!tr) {
+    spdlog::error("{}", tr.error().message);
+    return 1;
+  }
+  const trace::Series* s = nullptr;
+  for (const auto& x : tr->series)
+    if (x.id == a.series) s = &x;
+  if (!s) {  // a file split at long gaps gives pieces ID#1, ID#2...: name them
+    std::vector<std::string> pieces;
+    for (const auto& x : tr->series)
+      if (x.id.starts_with(a.series + "#")) pieces.push_back(x.id);
+    spdlog::error("{}: no series '{}'{}", a.trace_dir, a.series,
+                  pieces.empty() ? "" : fmt::format(" (pieces: {})", fmt::join(pieces, ", ")));
+    return 1;
+  }
+  const std::size_t at = a.at < 0 ? s->size() - 1 : static_cast<std::size_t>(a.at);
+  auto f = predict::lstm::forecastSeries(*model, *s, at);
+  if (!f) {
+    spdlog::error("{}", f.error().message);
+    return 1;
+  }
+  fmt::print("series {} after step {} (t={}), step {} s; split-conformal bands\n", f->workload,
+             std::min(at, s->size() - 1), f->time, f->step_seconds);
+  for (Resource r : kAllResources) {
+    if (f->values[index(r)].empty()) continue;
+    fmt::print("\n{:<8} {:>4}", name(r), "h");
+    for (double l : f->levels) fmt::print(" {:>10}", fmt::format("q{:g}", l));
+    fmt::print("\n");
+    for (std::size_t h = 1; h <= f->horizon(); ++h) {
+      fmt::print("{:<8} {:>4}", "", h);
+      for (double v : f->values[index(r)][h - 1]) fmt::print(" {:>10}", human(r, v));
+      fmt::print("\n");
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void addPredictCommand(CLI::App& app) {
+  auto a = std::make_shared<PredictArgs>();
+  auto* cmd = app.add_subcommand("predict", "Print the LSTM forecast bands of one series");
+  cmd->add_option("--model", a->model, "model file")->required();
+  cmd->add_option("--trace", a->trace_dir, "folder of trace files")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--format", a->format, "bitbrains or csv")->capture_default_str();
+  cmd->add_option("--series", a->series, "series id (file name without extension)")->required();
+  cmd->add_option("--at", a->at, "forecast after this step (default: the last)");
+  cmd->callback([a] {
+    if (int rc = runPredict(*a); rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace foresight::app

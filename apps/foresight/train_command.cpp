@@ -1,0 +1,123 @@
+// `foresight train`: fits the global LSTM forecaster on a trace folder and writes the model file.
+#include <chrono>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "foresight/core/log.h"
+#include "foresight/core/progress.h"
+#include "foresight/predict/lstm/torch_api.h"
+#include "foresight/trace/reader.h"
+
+namespace foresight::app {
+namespace {
+
+struct TrainArgs {
+  std::string trace_dir, format = "bitbrains", out;
+  predict::lstm::TrainOptions opt;
+  std::size_t max_series = 0;
+  int torch_threads = 2;
+  bool no_progress = false;
+  std::string command_line;
+};
+
+int runTrain(const TrainArgs& a) {
+  auto format = trace::parseFormat(a.format);
+  if (!format) {
+    spdlog::error("{}", format.error().message);
+    return 2;
+  }
+  predict::lstm::setTorchThreads(a.torch_threads);
+  trace::ReadOptions ro;
+  ro.format = *format;
+  ro.max_series = a.max_series;
+  auto tr = trace::readTraceDir(a.trace_dir, ro);
+  if (!tr) {
+    spdlog::error("{}", tr.error().message);
+    return 1;
+  }
+  spdlog::info("{}: {} series, {} skipped, step {} s; training on the first {:.0f}% of each", a.trace_dir,
+               tr->series.size(), tr->skipped.size(), tr->step_seconds, 100 * a.opt.train_fraction);
+  std::unique_ptr<ProgressBar> bar;
+  std::size_t epoch = 0;
+  auto progress = [&](const predict::lstm::EpochInfo& e) {
+    if (e.epoch != epoch) {
+      epoch = e.epoch;
+      bar = std::make_unique<ProgressBar>(fmt::format("epoch {}", e.epoch), e.batches_total, !a.no_progress);
+    }
+    if (std::isnan(e.val_loss)) {
+      bar->update(e.batches_done, fmt::format("loss {:.4f}", e.train_loss));
+    } else {
+      bar->finish();
+      spdlog::info("epoch {}: train loss {:.4f}, validation loss {:.4f}", e.epoch, e.train_loss, e.val_loss);
+    }
+  };
+  auto rep = predict::lstm::train(tr->series, a.opt, progress);
+  if (!rep) {
+    spdlog::error("{}", rep.error().message);
+    return 1;
+  }
+  nlohmann::json prov;
+  prov["command"] = a.command_line;
+  prov["trace"] = a.trace_dir;
+  prov["format"] = a.format;
+  prov["series_read"] = tr->series.size();
+  prov["train_series"] = rep->train_series;
+  prov["validation_series"] = rep->val_series;
+  prov["conformal_series"] = rep->cal_series;
+  prov["train_fraction"] = a.opt.train_fraction;
+  prov["series_steps_per_epoch"] = rep->train_steps;
+  prov["seed"] = a.opt.seed;
+  prov["torch_threads"] = a.torch_threads;
+  prov["seconds"] = rep->seconds;
+  prov["best_epoch"] = rep->best_epoch;
+  for (const auto& e : rep->epochs)
+    prov["epochs"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss}});
+  const std::time_t now = std::time(nullptr);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  prov["trained_at"] = when;
+  rep->model.provenance = prov.dump();
+  if (auto s = predict::lstm::saveModel(rep->model, a.out); !s) {
+    spdlog::error("{}", s.error().message);
+    return 1;
+  }
+  spdlog::info("wrote {} (best epoch {}, {:.0f} s, {} training series-steps per epoch)", a.out,
+               rep->best_epoch, rep->seconds, rep->train_steps);
+  return 0;
+}
+
+}  // namespace
+
+void addTrainCommand(CLI::App& app, int argc, char** argv) {
+  auto a = std::make_shared<TrainArgs>();
+  for (int i = 0; i < argc; ++i) a->command_line += (i ? " " : "") + std::string(argv[i]);
+  auto* cmd = app.add_subcommand("train", "Train the LSTM forecaster on a trace folder");
+  cmd->add_option("--trace", a->trace_dir, "folder of trace files")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--format", a->format, "bitbrains or csv")->capture_default_str();
+  cmd->add_option("--out", a->out, "model file to write")->required();
+  cmd->add_option("--train-fraction", a->opt.train_fraction, "only this first share of each series is read")
+      ->capture_default_str()->check(CLI::Range(0.05, 1.0));
+  cmd->add_option("--hidden", a->opt.hidden, "LSTM hidden size")->capture_default_str()->check(CLI::Range(2, 1024));
+  cmd->add_option("--horizon", a->opt.horizon, "forecast steps")->capture_default_str()->check(CLI::Range(1, 288));
+  cmd->add_option("--batch", a->opt.batch, "series per batch")->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("--bptt", a->opt.bptt, "truncated-BPTT chunk (steps)")->capture_default_str()->check(CLI::Range(2, 10000));
+  cmd->add_option("--epochs", a->opt.max_epochs, "maximum epochs")->capture_default_str();
+  cmd->add_option("--patience", a->opt.patience, "early stopping: epochs without improvement")->capture_default_str();
+  cmd->add_option("--lr", a->opt.lr, "Adam learning rate")->capture_default_str();
+  cmd->add_option("--holdout", a->opt.holdout, "share of workloads held back (validation + conformal)")
+      ->capture_default_str()->check(CLI::Range(0.02, 0.8));
+  cmd->add_option("--time-budget", a->opt.time_budget_s, "stop taking gradient steps after this many seconds (then validate, calibrate, save)")
+      ->capture_default_str();
+  cmd->add_option("--max-series", a->max_series, "read only the first N series");
+  cmd->add_option("--train-series", a->opt.max_series, "use at most N series for gradients");
+  cmd->add_option("--seed", a->opt.seed, "random seed")->capture_default_str();
+  cmd->add_option("--torch-threads", a->torch_threads, "LibTorch intra-op threads")->capture_default_str();
+  cmd->add_flag("--no-progress", a->no_progress, "no progress bar");
+  cmd->callback([a] {
+    if (int rc = runTrain(*a); rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace foresight::app

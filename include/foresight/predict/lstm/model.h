@@ -1,0 +1,151 @@
+#pragma once
+// The global LSTM forecaster's model file and its Torch-free parts: input features, a plain C++
+// single-workload step (what the backtest policy runs on each thread), conformal offsets.
+//
+// Outputs are quantiles of z = log1p(u / scale), where scale is a causal, burst-robust running
+// level of the workload; quantiles survive monotone maps, so u-quantiles are scale * expm1(z-q).
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "foresight/core/resource.h"
+#include "foresight/core/result.h"
+#include "foresight/predict/forecast.h"
+#include "foresight/predict/policy.h"
+
+namespace foresight::predict::lstm {
+
+inline constexpr int kFormatVersion = 1;
+inline constexpr std::size_t kFingerprintDims = 8;
+
+// One named input column. Optional blocks (metadata, fingerprint) are zero-filled with their
+// `*_present` flag at 0 when a workload does not have them, so a model trained with a block can
+// still serve workloads without it, and a block can be appended (new zero-initialised columns)
+// without retraining the rest by hand.
+struct FeatureSpec {
+  std::string name;
+  std::string block;  // usage, level, time, metadata, fingerprint
+  bool optional = false;
+};
+
+// Every feature this build can compute, in its canonical order.
+const std::vector<FeatureSpec>& knownFeatures();
+
+struct Normaliser {  // (x - mean) / std for the level and metadata features
+  std::string name;
+  double mean = 0, std = 1;
+};
+
+struct LstmModel {
+  int format_version = kFormatVersion;
+  std::size_t hidden = 48;
+  std::size_t horizon = 12;
+  std::vector<double> levels;            // quantile heads, ascending
+  // Residual heads: every quantile of resource r is offset by the current input u_<r> (the last
+  // observed z), so an untrained head already forecasts persistence and training learns changes
+  // and spread. anchors() gives the u_<r> columns (SIZE_MAX: none).
+  bool residual = true;
+  std::array<std::size_t, kResourceCount> anchors() const;
+  std::vector<FeatureSpec> schema;       // the model's input columns, in order
+  std::vector<Normaliser> normalisers;
+  // Split conformal offsets in z space: conformal[(r * horizon + h-1) * cal_levels + l] is added
+  // to the interpolated quantile at cal_levels[l].
+  std::vector<double> cal_levels;
+  std::vector<double> conformal;
+  // Weights, row-major, PyTorch's LSTM gate order (i, f, g, o).
+  std::vector<float> w_ih;   // [4H x F]
+  std::vector<float> w_hh;   // [4H x H]
+  std::vector<float> b;      // [4H]  (b_ih + b_hh)
+  std::vector<float> head_w; // [R*horizon*Q x H]
+  std::vector<float> head_b; // [R*horizon*Q]
+  std::string provenance;    // JSON text: command, data, time taken, losses
+
+  std::size_t inputs() const { return schema.size(); }
+  std::size_t outputs() const { return kResourceCount * horizon * levels.size(); }
+  std::size_t outIndex(std::size_t r, std::size_t h1, std::size_t q) const {
+    return (r * horizon + (h1 - 1)) * levels.size() + q;
+  }
+  double conformalOffset(std::size_t r, std::size_t h1, double level) const;
+  // Fresh random weights (deterministic for a seed) and the default schema.
+  static LstmModel initial(std::size_t hidden, std::size_t horizon, std::vector<double> levels,
+                           std::uint64_t seed);
+  Status validate(const std::string& what) const;
+};
+
+inline const std::vector<double> kDefaultLevels = {0.025, 0.05, 0.1, 0.25, 0.5, 0.75,
+                                                   0.8,   0.9,  0.95, 0.975, 0.99, 0.995};
+inline const std::vector<double> kDefaultCalLevels = {0.025, 0.05, 0.1,  0.25, 0.5,  0.6,
+                                                      0.7,   0.75, 0.8,  0.85, 0.9,  0.95,
+                                                      0.97,  0.975, 0.98, 0.99, 0.995, 0.999};
+
+// Writes to FILE.tmp and renames: never half a file. The file carries the schema, normalisers,
+// version and a CRC-32 of everything before the trailer.
+Status saveModel(const LstmModel& m, const std::filesystem::path& file);
+// Refuses (naming the file) a missing, truncated or corrupt file, a newer/older format, and a
+// schema this build cannot compute.
+Result<LstmModel> loadModel(const std::filesystem::path& file);
+
+// The causal, burst-robust level of one resource: a running mean of the usage so far with each
+// sample clipped to 8x the current level, so one burst cannot inflate it for days.
+class RunningScale {
+ public:
+  explicit RunningScale(double floor = 1e-9) : floor_(floor) {}
+  void add(double u);
+  double value() const { return std::max(mean_, floor_); }
+
+ private:
+  double floor_, mean_ = 0;
+  std::uint64_t n_ = 0;
+};
+
+double scaleFloor(Resource r);
+
+// Builds the model's input vector for one workload, one step at a time (causal).
+class FeatureBuilder {
+ public:
+  FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata,
+                 const std::vector<double>* fingerprint = nullptr);
+  // Updates the scales with the observation and writes model.inputs() values into `x`.
+  void step(const Observation& o, std::span<float> x);
+  double scale(Resource r) const { return scale_[index(r)].value(); }
+
+ private:
+  std::vector<int> source_;  // model column -> canonical feature index, -1 = zero
+  std::vector<double> mean_, inv_std_;  // per canonical feature (identity where none)
+  std::array<RunningScale, kResourceCount> scale_;
+  std::vector<double> canonical_;
+  std::vector<double> fixed_;  // metadata and fingerprint values (canonical), NaN = not set
+};
+
+// Plain C++ LSTM step for one workload (no Torch): what a backtest thread runs per series.
+class CpuStepper {
+ public:
+  explicit CpuStepper(const LstmModel& model);
+  void step(std::span<const float> x);
+  // Raw head outputs (z-space quantiles, non-crossing) for resource r, horizon h1 (1-based).
+  void quantiles(std::size_t r, std::size_t h1, std::span<double> out) const;
+  std::span<const float> hidden() const { return h_; }
+
+ private:
+  const LstmModel& m_;
+  std::vector<float> h_, c_, gates_;
+  std::array<std::size_t, kResourceCount> anchor_cols_;
+  std::array<float, kResourceCount> anchor_{};
+};
+
+// Interpolates z-space head quantiles at `level` (clamped to the outermost heads).
+double interpolate(const std::vector<double>& levels, std::span<const double> q, double level);
+
+// Runs a whole series through the model (CPU stepper + split conformal) and returns the forecast
+// made after step `at` (0-based; clamps to the last step).
+Result<Forecast> forecastSeries(const LstmModel& model, const trace::Series& s, std::size_t at);
+
+// Registers policy `lstm` (option model=FILE; default models/lstm-bitbrains.fsm).
+void registerLstm(PolicyRegistry& registry, std::string default_model);
+
+}  // namespace foresight::predict::lstm

@@ -1,0 +1,88 @@
+#pragma once
+// The LibTorch side of the LSTM forecaster, behind a Torch-free interface: training, a batched
+// streaming predictor, and the full-sequence forward (for tests). Torch errors come back as
+// Result errors; no Torch header leaks out of src/predict/lstm/.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "foresight/predict/lstm/model.h"
+#include "foresight/trace/series.h"
+
+namespace foresight::predict::lstm {
+
+void setTorchThreads(int threads);
+
+struct TrainOptions {
+  double train_fraction = 0.5;  // only the first fraction of each series is ever read
+  std::size_t hidden = 48, horizon = 12;
+  std::size_t batch = 64;       // series per batch
+  std::size_t bptt = 72;        // truncated-BPTT chunk length (steps)
+  std::size_t max_epochs = 20, patience = 3;
+  double lr = 3e-3;
+  double holdout = 0.2;         // share of series held back: half validation, half conformal
+  double time_budget_s = 0;     // 0: none; gradient steps stop when it is spent
+  std::size_t max_series = 0;   // 0: all training series
+  std::uint64_t seed = 1;
+};
+
+struct EpochInfo {
+  std::size_t epoch = 0, batches_done = 0, batches_total = 0;
+  double train_loss = 0, val_loss = NAN;
+};
+
+struct TrainReport {
+  LstmModel model;
+  std::vector<EpochInfo> epochs;
+  std::size_t best_epoch = 0, train_series = 0, val_series = 0, cal_series = 0;
+  std::uint64_t train_steps = 0;  // series-steps per epoch
+  double seconds = 0;
+};
+
+// Trains on `series` (their first train_fraction only) and fits the split-conformal offsets on
+// held-back workloads. `progress` is called after each batch.
+Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainOptions& options,
+                          const std::function<void(const EpochInfo&)>& progress = {});
+
+// Batched streaming: one hidden state per workload, one step per call for all of them.
+class StreamingPredictor {
+ public:
+  static Result<std::unique_ptr<StreamingPredictor>> create(const LstmModel& model,
+                                                            std::size_t workloads);
+  ~StreamingPredictor();
+  // x: workloads x model.inputs() features (row-major). Advances every workload by one step and
+  // computes the raw head outputs for all of them.
+  Status step(std::span<const float> x);
+  // Quantiles (z-space, non-crossing) of workload i after the last step: R * horizon * Q values
+  // (outIndex order), computed on demand into a buffer that the next call overwrites.
+  std::span<const float> output(std::size_t i) const;
+  std::size_t workloads() const;
+
+ private:
+  struct Impl;
+  explicit StreamingPredictor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Full-sequence forward of one workload: x is T x inputs; returns T x outputs (z-space,
+// non-crossing). For tests: streaming must equal it.
+Result<std::vector<float>> forwardSequence(const LstmModel& model, std::span<const float> x,
+                                           std::size_t steps);
+
+// One training step (forward + pinball loss + backward + Adam) on random data of the given
+// shape; for the throughput benchmark. Returns the loss.
+struct TrainStepBench {
+  explicit TrainStepBench(const LstmModel& model, std::size_t batch, std::size_t steps);
+  ~TrainStepBench();
+  double run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace foresight::predict::lstm
