@@ -93,8 +93,11 @@ Plan Planner::plan(const PlanInput& in) const {
       } else if (!up && desired < cur * (1.0 - p.max_step_down)) {
         target = cur * (1.0 - p.max_step_down), rule = "max-step-down";
       }
-      // The safety rail beats every limit on change.
+      // The safety rail beats every limit on change. When it forces a raise, the raise clears
+      // the floor by the hysteresis band, so that a slowly growing usage does not cause a write
+      // at every sample.
       if (has_floor && target < floor) target = floor, rule = "usage-floor";
+      if (below_floor && rule == "usage-floor") target = std::max(target, floor * (1.0 + p.hysteresis));
     } else {
       rule = rule == "forecast" ? "initial" : rule;
     }

@@ -160,7 +160,8 @@ TEST(Planner, MemoryNeverBelowUsagePlusMargin) {
             "memory: forecast p95 max over 1 step = 100.00MiB, current 1.00GiB, desired "
             "284.00MiB, rule max-step-down -> 921.60MiB (usage 200.00MiB, floor 284.00MiB)");
 
-  // Below the floor now: raise to the floor even past the step limit and a fresh cooldown.
+  // Below the floor now: raise past the step limit and a fresh cooldown, to the floor plus the
+  // hysteresis band (10%): 284 x 1.1 = 312.4 MiB.
   PlannerConfig c;
   c[Resource::kMemory].max_step_up = 0.1;
   c[Resource::kMemory].cooldown_up_seconds = 600;
@@ -170,13 +171,21 @@ TEST(Planner, MemoryNeverBelowUsagePlusMargin) {
   plan = Planner(c).plan(in);
   d = decisionFor(plan, Resource::kMemory);
   EXPECT_EQ(d.rule, "usage-floor");
-  EXPECT_NEAR(*plan.target[Resource::kMemory], 284 * kMiB, 1.0);
+  EXPECT_NEAR(*plan.target[Resource::kMemory], 312.4 * kMiB, 1.0);
   EXPECT_NE(d.reason.find("floor"), std::string::npos) << d.reason;
 
+  // Usage grows a little (floor 289.5 MiB): the limit set above still clears it, no new write.
+  in.current[Resource::kMemory] = 312.4 * kMiB;
+  in.usage[Resource::kMemory] = 205 * kMiB;
+  plan = Planner(c).plan(in);
+  EXPECT_FALSE(decisionFor(plan, Resource::kMemory).change);
+
   // The floor also beats the workload's max bound.
+  in.current[Resource::kMemory] = 150 * kMiB;
+  in.usage[Resource::kMemory] = 200 * kMiB;
   c[Resource::kMemory].max = 256 * kMiB;
   plan = Planner(c).plan(in);
-  EXPECT_NEAR(*plan.target[Resource::kMemory], 284 * kMiB, 1.0);
+  EXPECT_NEAR(*plan.target[Resource::kMemory], 312.4 * kMiB, 1.0);
 }
 
 TEST(Planner, NoForecastKeepsTheCurrentAllocation) {
