@@ -15,7 +15,7 @@ namespace {
 struct BacktestArgs {
   std::string trace_dir;
   std::string format = "bitbrains";
-  std::string policies = "vpa,autopilot,reactive,static,oracle";
+  std::string policies = "lstm,seasonal,vpa,autopilot,reactive,static,oracle";
   std::vector<std::string> policy_options;
   std::size_t lead = 1;
   double train_fraction = 0.5;
