@@ -64,19 +64,7 @@ class DirFd {
   // The file's text in buf; nullopt when it (or the directory) is missing or unreadable.
   std::optional<std::string_view> read(const char* name, std::string& buf) const {
     if (fd_ < 0) return std::nullopt;
-    int f = ::openat(fd_, name, O_RDONLY | O_CLOEXEC);
-    if (f < 0) return std::nullopt;
-    buf.resize(16384);
-    std::size_t len = 0;
-    for (;;) {
-      ssize_t n = ::read(f, buf.data() + len, buf.size() - len);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      len += static_cast<std::size_t>(n);
-      if (len == buf.size()) buf.resize(buf.size() * 2);
-    }
-    ::close(f);
-    return std::string_view(buf.data(), len);
+    return readAt(fd_, name, buf);
   }
  private:
   int fd_ = -1;

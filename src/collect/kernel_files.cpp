@@ -86,4 +86,20 @@ void forEachKeyValue(std::string_view text,
   }
 }
 
+std::optional<std::string_view> readAt(int dirfd, const char* name, std::string& buf) {
+  const int f = ::openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+  if (f < 0) return std::nullopt;
+  if (buf.size() < 8192) buf.resize(8192);
+  std::size_t len = 0;
+  for (;;) {
+    const ssize_t n = ::read(f, buf.data() + len, buf.size() - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += static_cast<std::size_t>(n);
+    if (len == buf.size()) buf.resize(buf.size() * 2);
+  }
+  ::close(f);
+  return std::string_view(buf.data(), len);
+}
+
 }  // namespace foresight::collect

@@ -58,20 +58,9 @@ class ProcfsCollector final : public Collector {
 
   // Reads "name" under an open /proc/PID directory into buf_ (openat: no path walk per file).
   std::optional<std::string_view> readAt(int dirfd, const char* name) {
-    int f = ::openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (f < 0) return std::nullopt;
-    buf_.resize(8192);
-    std::size_t len = 0;
-    for (;;) {
-      ssize_t n = ::read(f, buf_.data() + len, buf_.size() - len);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      len += static_cast<std::size_t>(n);
-      if (len == buf_.size()) buf_.resize(buf_.size() * 2);
-    }
-    ::close(f);
-    if (len == 0) return std::nullopt;
-    return std::string_view(buf_.data(), len);
+    auto text = collect::readAt(dirfd, name, buf_);
+    if (text && text->empty()) return std::nullopt;
+    return text;
   }
 
   bool readOne(pid_t pid, double* v) {

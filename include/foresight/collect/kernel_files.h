@@ -30,4 +30,8 @@ void forEachKeyValue(std::string_view text,
 // Splits on spaces/tabs; returns the n-th field (0-based) or empty.
 std::string_view field(std::string_view line, std::size_t n);
 
+// Reads `name` under an open directory into `buf` (openat: no path walk per file, which matters at
+// thousands of reads a round). nullopt when the file is missing or unreadable.
+std::optional<std::string_view> readAt(int dirfd, const char* name, std::string& buf);
+
 }  // namespace foresight::collect
