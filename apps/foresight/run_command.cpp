@@ -2,6 +2,7 @@
 // autoscaler.h) until SIGINT/SIGTERM, --duration, or the end of a command launched after "--".
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -23,7 +24,30 @@ struct Args {
   bool apply = false;
   std::string backend = "auto", planner = "config/planner.yaml", audit = "foresight-audit.db";
   double quantile = 0;
+  double view = 5;
 };
+
+std::string show(Resource r, double v) {
+  if (std::isnan(v)) return "-";
+  return r == Resource::kMemory ? allocate::formatBytes(v) : fmt::format("{:.3f}", v);
+}
+std::string show(Resource r, const std::optional<double>& v) {
+  return v ? show(r, *v) : "unlimited";
+}
+
+// The live view: what each managed cgroup uses, what the loop forecasts, the limit and the rule.
+void printView(const loop::Autoscaler& scaler) {
+  auto rows = scaler.view();
+  fmt::print("\n{:<36} {:<7} {:>11} {:>11} {:>11} {:>11}  {}\n", "workload", "res", "usage",
+             "forecast", "limit", "target", "rule");
+  for (const auto& r : rows) {
+    fmt::print("{:<36} {:<7} {:>11} {:>11} {:>11} {:>11}  {}\n", r.workload.substr(0, 36),
+               name(r.resource), show(r.resource, r.usage), show(r.resource, r.forecast),
+               show(r.resource, r.current), show(r.resource, r.target), r.rule);
+  }
+  if (rows.empty()) fmt::print("(no cgroup workload with enough history yet)\n");
+  std::fflush(stdout);
+}
 
 // The backend for this host's cgroups: v1 where the cpu controller is on v1 (v1 and hybrid), else
 // v2.
@@ -70,19 +94,25 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       "cpu and memory and resize it through the planner (dry-run unless --apply); "
       "`run [options] -- CMD ARGS` launches CMD in its own cgroup and manages it");
   cmd->add_option("--config", a->config, "YAML configuration (docs/profiler.md)");
-  cmd->add_option("--listen", a->listen, "host:port (overrides the config; default 127.0.0.1:9464)");
+  cmd->add_option("--listen", a->listen,
+                  "host:port (overrides the config; default 127.0.0.1:9464)");
   cmd->add_option("--database", a->database, "SQLite history file (overrides the config)");
   cmd->add_option("--period", a->period, "seconds between samples (overrides the config)");
   cmd->add_option("--duration", a->duration, "stop after this many seconds (0: until a signal)");
   cmd->add_flag("--apply", a->apply, "apply the planned limits (default: dry-run, log them)");
-  cmd->add_option("--backend", a->backend, "cgroup-v1, cgroup-v2, dry-run, or auto (this host's cgroups)")
+  cmd->add_option("--backend", a->backend,
+                  "cgroup-v1, cgroup-v2, dry-run, or auto (this host's cgroups)")
       ->capture_default_str();
   cmd->add_option("--planner", a->planner, "planner policies (YAML)")->capture_default_str();
-  cmd->add_option("--quantile", a->quantile, "risk level for every resource (overrides the planner file)")
+  cmd->add_option("--quantile", a->quantile,
+                  "risk level for every resource (overrides the planner file)")
       ->check(CLI::Range(0.5, 0.999));
+  cmd->add_option("--view", a->view, "print the live view every N seconds (0: off)")
+      ->capture_default_str();
   cmd->add_option("--audit", a->audit, "SQLite audit trail of applied changes (with --apply)")
       ->capture_default_str();
-  cmd->add_option("selectors", a->selectors, "pid:N, cgroup:/path, cmd:REGEX (default: every populated cgroup)");
+  cmd->add_option("selectors", a->selectors,
+                  "pid:N, cgroup:/path, cmd:REGEX (default: every populated cgroup)");
   cmd->callback([a, &builtins] {
     server::AgentConfig cfg;
     if (!a->config.empty()) {
@@ -132,7 +162,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       spdlog::error("run: {}", scaler.error().message);
       throw CLI::RuntimeError(2);
     }
-    spdlog::info("run: {} through {}", a->apply ? "applying limits" : "dry-run (add --apply to resize)",
+    spdlog::info("run: {} through {}",
+                 a->apply ? "applying limits" : "dry-run (add --apply to resize)",
                  a->backend == "auto" ? autoBackend(ctx.layout) : a->backend);
     loop::Autoscaler* autoscaler = scaler->get();
     cfg.on_usage = [autoscaler](const std::string& workload, std::int64_t t,
@@ -151,9 +182,17 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     }
     installStopHandler();
     const auto start = std::chrono::steady_clock::now();
+    auto next_view = start + std::chrono::duration<double>(a->view);
     while (!stopFlag().load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (a->duration > 0 && std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a->duration)) break;
+      if (a->view > 0 && std::chrono::steady_clock::now() >= next_view) {
+        printView(*autoscaler);
+        next_view += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(a->view));
+      }
+      if (a->duration > 0 &&
+          std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a->duration))
+        break;
       if (launched && launched->exited()) break;
     }
     agent.stop();

@@ -9,7 +9,9 @@ namespace foresight::loop {
 
 Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backend> backend,
                        std::optional<allocate::AuditLog> audit)
-    : config_(std::move(config)), backend_(std::move(backend)), audit_(std::move(audit)),
+    : config_(std::move(config)),
+      backend_(std::move(backend)),
+      audit_(std::move(audit)),
       planner_(config_.planner) {
   config_.forecaster.horizon = std::max(config_.forecaster.horizon, config_.lookahead);
   // Every level a policy reads: its target quantile and the bounds it reports.
@@ -22,7 +24,8 @@ Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backen
 }
 
 Result<std::optional<allocate::Plan>> Autoscaler::observe(
-    const std::string& workload, std::int64_t now, const std::array<double, kResourceCount>& usage) {
+    const std::string& workload, std::int64_t now,
+    const std::array<double, kResourceCount>& usage) {
   State& st = workloads_[workload];
   for (Resource r : config_.resources) {
     auto it = st.forecasters.find(r);
@@ -55,21 +58,49 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   input.last_change = st.last_change;
   allocate::Plan plan = planner_.plan(input);
   plan.workload = workload;
+  {
+    std::lock_guard lock(view_mutex_);
+    for (const auto& d : plan.decisions) {
+      auto& row = view_[{workload, d.resource}];
+      row.workload = workload;
+      row.resource = d.resource;
+      row.usage = usage[index(d.resource)];
+      row.forecast = d.forecast;
+      row.current = d.current;
+      row.target = d.target;
+      row.rule = config_.apply || !d.change ? d.rule : d.rule + " (dry-run)";
+    }
+  }
   if (!plan.hasChanges()) return std::optional<allocate::Plan>(std::move(plan));
 
   if (!config_.apply) {
-    spdlog::info("dry-run {}: would set {} ({})", workload, allocate::format(plan.target), plan.reason());
+    spdlog::info("dry-run {}: would set {} ({})", workload, allocate::format(plan.target),
+                 plan.reason());
     return std::optional<allocate::Plan>(std::move(plan));
   }
-  Status applied = audit_ ? allocate::applyAndRecord(*backend_, config_.backend_name, config_.backend_options,
-                                                     *audit_, workload, plan.target, plan.reason())
-                                .map([](std::int64_t) {})
-                          : backend_->apply(workload, plan.target);
+  Status applied =
+      audit_ ? allocate::applyAndRecord(*backend_, config_.backend_name, config_.backend_options,
+                                        *audit_, workload, plan.target, plan.reason())
+                   .map([](std::int64_t) {})
+             : backend_->apply(workload, plan.target);
   if (!applied) return tl::unexpected(applied.error());
   for (Resource r : kAllResources)
     if (plan.target[r]) st.last_change[index(r)] = now;
   spdlog::info("{}: set {} ({})", workload, allocate::format(plan.target), plan.reason());
   return std::optional<allocate::Plan>(std::move(plan));
+}
+
+void Autoscaler::forget(const std::string& workload) {
+  workloads_.erase(workload);
+  std::lock_guard lock(view_mutex_);
+  std::erase_if(view_, [&](const auto& kv) { return kv.first.first == workload; });
+}
+
+std::vector<Autoscaler::ViewRow> Autoscaler::view() const {
+  std::lock_guard lock(view_mutex_);
+  std::vector<ViewRow> rows;
+  for (const auto& [key, row] : view_) rows.push_back(row);
+  return rows;
 }
 
 }  // namespace foresight::loop

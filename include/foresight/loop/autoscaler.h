@@ -4,11 +4,14 @@
 // Planner; a changing plan is applied through a backend and recorded in the audit trail, or, in
 // dry-run, logged as what would be done.
 //
-// Thread-safety: none; the agent calls it from its sampling thread only.
+// Thread-safety: observe() and forget() from one thread (the agent's sampling thread); view() from
+// any thread.
 
 #include <array>
+#include <cmath>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,8 +29,8 @@ struct AutoscalerConfig {
   std::size_t lookahead = 3;            // samples the allocation must cover
   std::size_t min_samples = 10;         // no plan before this much history
   std::vector<Resource> resources = {Resource::kCpu, Resource::kMemory};
-  bool apply = false;                   // false: dry-run, log what would be set
-  std::string backend_name;             // recorded with each change, for rollback
+  bool apply = false;        // false: dry-run, log what would be set
+  std::string backend_name;  // recorded with each change, for rollback
   allocate::BackendOptions backend_options;
 };
 
@@ -41,7 +44,18 @@ class Autoscaler {
   // plan made, or nullopt while the workload's history is too short.
   Result<std::optional<allocate::Plan>> observe(const std::string& workload, std::int64_t now,
                                                 const std::array<double, kResourceCount>& usage);
-  void forget(const std::string& workload) { workloads_.erase(workload); }
+  void forget(const std::string& workload);
+
+  // What the loop last saw and decided, per workload and resource, for a live view.
+  struct ViewRow {
+    std::string workload;
+    Resource resource = Resource::kCpu;
+    double usage = NAN, forecast = NAN;  // forecast: the planner's quantile, max over the horizon
+    std::optional<double> current, target;
+    std::string rule;
+  };
+  // Safe to call from another thread than observe().
+  std::vector<ViewRow> view() const;
 
  private:
   struct State {
@@ -55,6 +69,8 @@ class Autoscaler {
   allocate::Planner planner_;
   std::vector<double> levels_;
   std::map<std::string, State> workloads_;
+  mutable std::mutex view_mutex_;
+  std::map<std::pair<std::string, Resource>, ViewRow> view_;
 };
 
 }  // namespace foresight::loop
