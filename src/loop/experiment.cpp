@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "foresight/allocate/cgroup.h"
+#include "foresight/collect/kernel_files.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/controller.h"
 
@@ -20,13 +21,9 @@ namespace foresight::loop {
 namespace fs = std::filesystem;
 namespace {
 
-Result<std::string> readFile(const fs::path& p) {
-  std::ifstream in(p);
-  if (!in) return fail(ErrorCode::kIo, "{}: cannot read", p.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using collect::readKernelFile;
+
+// Cgroup files take one whole value per write.
 Status writeFile(const fs::path& p, const std::string& v) {
   std::ofstream out(p);
   out << v;
@@ -37,23 +34,21 @@ Status writeFile(const fs::path& p, const std::string& v) {
 }
 // The value of `key` in a flat "key value" file (cpu.stat, memory.events, memory.oom_control).
 Result<double> keyed(const fs::path& p, const std::string& key) {
-  auto text = readFile(p);
+  auto text = readKernelFile(p);
   if (!text) return tl::unexpected(text.error());
-  std::istringstream in(*text);
-  std::string k;
-  double v;
-  while (in >> k >> v)
-    if (k == key) return v;
-  return fail(ErrorCode::kParse, "{}: no '{}'", p.string(), key);
+  std::optional<double> found;
+  collect::forEachKeyValue(*text, [&](std::string_view k, double v) {
+    if (k == key) found = v;
+  });
+  if (!found || std::isnan(*found)) return fail(ErrorCode::kParse, "{}: no '{}'", p.string(), key);
+  return *found;
 }
 Result<double> number(const fs::path& p) {
-  auto text = readFile(p);
+  auto text = readKernelFile(p);
   if (!text) return tl::unexpected(text.error());
-  try {
-    return std::stod(*text);
-  } catch (const std::exception&) {
-    return fail(ErrorCode::kParse, "{}: not a number: '{}'", p.string(), *text);
-  }
+  auto v = collect::parseNumber(*text);
+  if (!v) return fail(ErrorCode::kParse, "{}: not a number: '{}'", p.string(), *text);
+  return *v;
 }
 
 struct CpuCounters {
@@ -139,7 +134,7 @@ class ExperimentCgroup {
   bool v2() const { return v2_; }
   void killAll() const {
     for (const auto& d : dirs_) {
-      auto procs = readFile(d / "cgroup.procs");
+      auto procs = readKernelFile(d / "cgroup.procs");
       if (!procs) continue;
       std::istringstream in(*procs);
       pid_t pid;
@@ -339,7 +334,7 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
     r.mean_memory_limit_bytes = scored_time > 0 ? limit_time / scored_time : 0;
   } else {
     r.mean_quota_cores = scored_time > 0 ? limit_time / scored_time : 0;
-    if (auto j = readFile(out); j) {
+    if (auto j = readKernelFile(out); j) {
       auto parsed = nlohmann::json::parse(*j, nullptr, false);
       if (!parsed.is_discarded() && parsed.contains("p99_latency_ms"))
         r.p99_latency_ms = parsed["p99_latency_ms"].get<double>();
