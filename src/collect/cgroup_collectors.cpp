@@ -35,20 +35,14 @@ void readPressure(const fs::path& dir, const char* resource, Sample& out) {
   auto text = readKernelFile(dir / (std::string(resource) + ".pressure"));
   if (!text) return;  // PSI is optional (kernel without CONFIG_PSI, or psi=0)
   const Names& n = kNames.at(resource);
-  std::size_t pos = 0;
-  std::string_view t = *text;
-  while (pos < t.size()) {
-    std::size_t end = t.find('\n', pos);
-    if (end == std::string_view::npos) end = t.size();
-    std::string_view line = t.substr(pos, end - pos);
-    pos = end + 1;
+  forEachLine(*text, [&](std::string_view line) {
     std::size_t tp = line.find("total=");
-    if (tp == std::string_view::npos) continue;
+    if (tp == std::string_view::npos) return;
     auto v = parseNumber(field(line.substr(tp + 6), 0));
-    if (!v) continue;
+    if (!v) return;
     if (line.starts_with("some")) out.add(n.some, *v / 1e6);
     if (line.starts_with("full")) out.add(n.full, *v / 1e6);
-  }
+  });
 }
 
 // Directory fds of one cgroup, opened once (O_PATH): reading with openat() skips the path walk
@@ -179,19 +173,13 @@ class CgroupV1Collector final : public Collector {
     if (!t) t = dir.read(base.c_str(), buf_);
     if (!t) return;
     double rd = 0, wr = 0;
-    std::string_view s = *t;
-    std::size_t pos = 0;
-    while (pos < s.size()) {
-      std::size_t end = s.find('\n', pos);
-      if (end == std::string_view::npos) end = s.size();
-      std::string_view line = s.substr(pos, end - pos);
-      pos = end + 1;
+    forEachLine(*t, [&](std::string_view line) {
       std::string_view op = field(line, 1);
       auto v = parseNumber(field(line, 2));
-      if (!v) continue;
+      if (!v) return;
       if (op == "Read") rd += *v;
       if (op == "Write") wr += *v;
-    }
+    });
     out.add(read_name, rd);
     out.add(write_name, wr);
   }
@@ -253,13 +241,7 @@ class CgroupV2Collector final : public Collector {
     if (auto t = readKernelFile(dir / "io.stat")) {
       double sums[4] = {0, 0, 0, 0};
       static constexpr std::string_view kKeys[4] = {"rbytes=", "wbytes=", "rios=", "wios="};
-      std::string_view s = *t;
-      std::size_t pos = 0;
-      while (pos < s.size()) {
-        std::size_t end = s.find('\n', pos);
-        if (end == std::string_view::npos) end = s.size();
-        std::string_view line = s.substr(pos, end - pos);
-        pos = end + 1;
+      forEachLine(*t, [&](std::string_view line) {
         for (std::size_t f = 1;; ++f) {
           std::string_view kv = field(line, f);
           if (kv.empty()) break;
@@ -269,7 +251,7 @@ class CgroupV2Collector final : public Collector {
             }
           }
         }
-      }
+      });
       out.add("io_read_bytes_total", sums[0]);
       out.add("io_write_bytes_total", sums[1]);
       out.add("io_read_ops_total", sums[2]);

@@ -68,14 +68,9 @@ std::string_view field(std::string_view line, std::size_t n) {
 
 void forEachKeyValue(std::string_view text,
                      const std::function<void(std::string_view, double)>& fn) {
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
+  forEachLine(text, [&](std::string_view line) {
     std::size_t sep = line.find_first_of(" \t:");
-    if (sep == std::string_view::npos || sep == 0) continue;
+    if (sep == std::string_view::npos || sep == 0) return;
     std::string_view key = line.substr(0, sep);
     std::string_view rest = line.substr(sep + 1);
     while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t' || rest.front() == ':'))
@@ -83,7 +78,7 @@ void forEachKeyValue(std::string_view text,
     // "/proc/<pid>/status" values may carry a unit ("1744 kB"); the number is the first field.
     auto v = parseNumber(field(rest, 0));
     fn(key, v ? *v : std::numeric_limits<double>::quiet_NaN());
-  }
+  });
 }
 
 std::optional<std::string_view> readAt(int dirfd, const char* name, std::string& buf) {

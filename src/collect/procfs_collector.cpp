@@ -160,21 +160,15 @@ class NetCollector final : public Collector {
       if (!text) return ok();  // no procfs network view at all: nothing to report
     }
     double rxb = 0, rxp = 0, txb = 0, txp = 0;
-    std::string_view s = *text;
-    std::size_t pos = 0;
-    while (pos < s.size()) {
-      std::size_t end = s.find('\n', pos);
-      if (end == std::string_view::npos) end = s.size();
-      std::string_view line = s.substr(pos, end - pos);
-      pos = end + 1;
+    forEachLine(*text, [&](std::string_view line) {
       std::size_t colon = line.find(':');
-      if (colon == std::string_view::npos) continue;  // the two header lines
+      if (colon == std::string_view::npos) return;  // the two header lines
       std::string_view iface = field(line.substr(0, colon), 0);
-      if (iface == "lo") continue;
+      if (iface == "lo") return;
       std::string_view rest = line.substr(colon + 1);
       auto f = [&](std::size_t i) { auto x = parseNumber(field(rest, i)); return x ? *x : 0.0; };
       rxb += f(0); rxp += f(1); txb += f(8); txp += f(9);
-    }
+    });
     out.add("net_rx_bytes_total", rxb);
     out.add("net_rx_packets_total", rxp);
     out.add("net_tx_bytes_total", txb);

@@ -27,6 +27,19 @@ std::optional<double> parseNumber(std::string_view text);
 void forEachKeyValue(std::string_view text,
                      const std::function<void(std::string_view, double)>& fn);
 
+// Calls fn(line) for each line of text, without the newline (a template: it runs on every file
+// of every sampling round).
+template <typename Fn>
+void forEachLine(std::string_view text, Fn&& fn) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    fn(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+}
+
 // Splits on spaces/tabs; returns the n-th field (0-based) or empty.
 std::string_view field(std::string_view line, std::size_t n);
 
