@@ -298,7 +298,7 @@ TEST_F(LstmPolicyTest, Causal) {
 // each knob near 1 - knob on a stationary series. Only knobs <= 0.95: from a random start the
 // tracker of a level tau descends by eta * (1 - tau) per covered step, too slowly for 0.99 here.
 TEST_F(LstmPolicyTest, OnlineCalibrationReachesNominalRate) {
-  auto f = factory({{"eta", "0.05"}});
+  auto f = factory({{"eta", "0.05"}, {"knob", "quantile"}});
   ASSERT_TRUE(f->prepare({}));
   trace::Series s;
   s.id = "n";
@@ -349,6 +349,10 @@ TEST_F(LstmPolicyTest, CorruptModelIsRefusedAtPrepare) {
   EXPECT_NE(st.error().message.find("bad.fsm"), std::string::npos);
   auto g = factory({{"eta", "abc"}});
   EXPECT_FALSE(g->prepare({}));
+  auto k = factory({{"knob", "percentile"}});
+  auto ks = k->prepare({});
+  ASSERT_FALSE(ks);
+  EXPECT_NE(ks.error().message.find("lstm.knob"), std::string::npos);
 }
 
 TEST(LstmShipped, ShippedModelLoads) {

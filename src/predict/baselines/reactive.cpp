@@ -130,8 +130,11 @@ void registerBaselines(PolicyRegistry& registry) {
                [](const PolicyOptions&) { return makeReactiveFactory(); });
   registry.add("static", "peak of the warm-up part x (1 + m)",
                [](const PolicyOptions&) { return makeStaticFactory(); });
-  registry.add("seasonal", "streaming seasonal median + conformal error quantiles (no training)",
-               [](const PolicyOptions&) { return makeSeasonalFactory(); });
+  registry.add("seasonal", "streaming seasonal median + conformal error quantiles, no training (option: knob=cost or quantile)",
+               [](const PolicyOptions& o) {
+                 auto it = o.find("knob");
+                 return makeSeasonalFactory(it == o.end() ? "cost" : it->second);
+               });
   registry.add("oracle", "a = u (reference; sees the future)",
                [](const PolicyOptions&) { return makeOracleFactory(); });
 }

@@ -65,14 +65,6 @@ const std::vector<FeatureSpec>& knownFeatures() {
   return k;
 }
 
-double scaleFloor(Resource r) {
-  switch (r) {
-    case Resource::kCpu: return 1e-3;                 // a thousandth of a core
-    case Resource::kMemory: return 1024.0 * 1024.0;   // 1 MiB
-    default: return 1024.0;                           // 1 KiB/s
-  }
-}
-
 double interpolate(const std::vector<double>& levels, std::span<const double> q, double level) {
   if (level <= levels.front()) return q.front();
   if (level >= levels.back()) return q[levels.size() - 1];
@@ -248,14 +240,6 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
   }
   if (auto s = m.validate(what); !s) return tl::unexpected(s.error());
   return m;
-}
-
-void RunningScale::add(double u) {
-  if (std::isnan(u)) return;
-  u = std::max(u, 0.0);
-  if (n_ > 0) u = std::min(u, 8.0 * value());
-  ++n_;
-  mean_ += (u - mean_) / static_cast<double>(n_);
 }
 
 FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata,

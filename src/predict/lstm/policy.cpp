@@ -1,6 +1,7 @@
-// Policy `lstm`: commits the forecast quantile at the lead time, calibrated twice: split-conformal
-// offsets from training (held-back workloads), then an online quantile tracker per workload,
-// resource and level (adaptive conformal), which follows behaviour changes.
+// Policy `lstm`: forecast quantiles at the lead time, calibrated twice (split-conformal offsets
+// from training on held-back workloads, then an online quantile tracker per workload, resource
+// and level, which follows behaviour changes), turned into an allocation by the violation-cost
+// rule of decision.h (knob=cost, default) or taken at one quantile level (knob=quantile).
 #include <mutex>
 
 #include "foresight/core/log.h"
@@ -12,6 +13,7 @@ namespace {
 const std::vector<double> kQuantileGrid = {0.5,  0.6,  0.7,  0.8,   0.85,  0.9,
                                            0.95, 0.97, 0.98, 0.99, 0.995, 0.999};
 constexpr double kDefaultQuantile = 0.99;
+constexpr double kDefaultCost = 128;
 
 struct Tracker {
   double level = 0;
@@ -22,8 +24,8 @@ struct Tracker {
 
 class LstmPolicy final : public Policy {
  public:
-  LstmPolicy(const LstmModel& m, const SeriesContext& ctx, double eta)
-      : m_(m), fb_(m, ctx.metadata), st_(m), x_(m.inputs()), eta_(eta),
+  LstmPolicy(const LstmModel& m, const SeriesContext& ctx, double eta, bool cost)
+      : m_(m), fb_(m, ctx.metadata), st_(m), x_(m.inputs()), eta_(eta), cost_(cost),
         lead_(std::clamp<std::size_t>(ctx.lead_steps, 1, m.horizon)), slots_(lead_ + 1) {
     for (auto& z : z_) z.assign(m.levels.size(), 0.0);
   }
@@ -47,6 +49,16 @@ class LstmPolicy final : public Policy {
 
   void commit(Resource r, std::span<const double> knobs, std::span<double> out) override {
     const double scale = fb_.scale(r);
+    if (cost_) {
+      std::array<double, 16> v{};
+      for (std::size_t k = 0; k < kQuantileGrid.size(); ++k) v[k] = value(r, kQuantileGrid[k]);
+      const std::span<const double> vs(v.data(), kQuantileGrid.size());
+      for (std::size_t i = 0; i < knobs.size(); ++i) {
+        out[i] = costOptimal(kQuantileGrid, vs, scale, knobs[i]).value;
+        if (i > 0) out[i] = std::max(out[i], out[i - 1]);
+      }
+      return;
+    }
     for (std::size_t i = 0; i < knobs.size(); ++i) {
       const double v = value(r, knobs[i]);
       // An idle workload that bursts: a floor that grows with the risk aversion.
@@ -89,6 +101,7 @@ class LstmPolicy final : public Policy {
   CpuStepper st_;
   std::vector<float> x_;
   double eta_;
+  bool cost_;
   std::size_t lead_, slots_, step_ = 0;
   std::array<std::vector<double>, kResourceCount> z_;
   std::array<std::vector<Tracker>, kResourceCount> trackers_;
@@ -96,11 +109,18 @@ class LstmPolicy final : public Policy {
 
 class LstmFactory final : public PolicyFactory {
  public:
-  LstmFactory(std::string path, std::string eta) : path_(std::move(path)), eta_text_(std::move(eta)) {}
-  Knob knob(Resource) const override { return {"quantile", kQuantileGrid, kDefaultQuantile}; }
+  LstmFactory(std::string path, std::string eta, std::string knob)
+      : path_(std::move(path)), eta_text_(std::move(eta)), knob_text_(std::move(knob)),
+        cost_(knob_text_ == "cost") {}
+  Knob knob(Resource) const override {
+    if (cost_) return {"violation_cost", kViolationCostGrid, kDefaultCost};
+    return {"quantile", kQuantileGrid, kDefaultQuantile};
+  }
   bool givesIntervals() const override { return true; }
   Status prepare(const trace::Trace&) override {
     if (model_) return ok();
+    if (knob_text_ != "cost" && knob_text_ != "quantile")
+      return fail(ErrorCode::kInvalidArgument, "lstm.knob='{}': expected cost or quantile", knob_text_);
     char* end = nullptr;
     eta_ = std::strtod(eta_text_.c_str(), &end);
     if (eta_text_.empty() || *end != '\0' || !(eta_ >= 0 && eta_ < 1))
@@ -119,12 +139,13 @@ class LstmFactory final : public PolicyFactory {
                      model_->horizon, model_->horizon);
       });
     }
-    return std::make_unique<LstmPolicy>(*model_, ctx, eta_);
+    return std::make_unique<LstmPolicy>(*model_, ctx, eta_, cost_);
   }
 
  private:
-  std::string path_, eta_text_;
+  std::string path_, eta_text_, knob_text_;
   double eta_ = 0;
+  bool cost_;
   std::unique_ptr<LstmModel> model_;
 };
 
@@ -133,13 +154,14 @@ class LstmFactory final : public PolicyFactory {
 void registerLstm(PolicyRegistry& registry, std::string default_model) {
   registry.add("lstm",
                "global LSTM quantile forecaster, split + online conformal (options: model=FILE, "
-               "eta=online calibration step, 0 = off)",
+               "eta=online calibration step, 0 = off; knob=cost (violation cost, default) or quantile)",
                [default_model](const PolicyOptions& o) -> std::unique_ptr<PolicyFactory> {
                  auto get = [&](const char* k, std::string d) {
                    auto it = o.find(k);
                    return it == o.end() ? d : it->second;
                  };
-                 return std::make_unique<LstmFactory>(get("model", default_model), get("eta", "0.02"));
+                 return std::make_unique<LstmFactory>(get("model", default_model), get("eta", "0.02"),
+                                                      get("knob", "cost"));
                });
 }
 

@@ -19,6 +19,7 @@ std::unique_ptr<PolicyFactory> makeStaticFactory();
 std::unique_ptr<PolicyFactory> makeOracleFactory();
 // Foresight's training-free streaming forecaster (seasonal median + online conformal errors).
 // Knob: the quantile level (default 0.95).
-std::unique_ptr<PolicyFactory> makeSeasonalFactory();
+// knob: "cost" (violation cost, decision.h) or "quantile".
+std::unique_ptr<PolicyFactory> makeSeasonalFactory(std::string knob);
 
 }  // namespace foresight::predict

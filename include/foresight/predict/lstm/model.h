@@ -15,6 +15,7 @@
 
 #include "foresight/core/resource.h"
 #include "foresight/core/result.h"
+#include "foresight/predict/decision.h"
 #include "foresight/predict/forecast.h"
 #include "foresight/predict/policy.h"
 
@@ -90,20 +91,6 @@ Status saveModel(const LstmModel& m, const std::filesystem::path& file);
 // schema this build cannot compute.
 Result<LstmModel> loadModel(const std::filesystem::path& file);
 
-// The causal, burst-robust level of one resource: a running mean of the usage so far with each
-// sample clipped to 8x the current level, so one burst cannot inflate it for days.
-class RunningScale {
- public:
-  explicit RunningScale(double floor = 1e-9) : floor_(floor) {}
-  void add(double u);
-  double value() const { return std::max(mean_, floor_); }
-
- private:
-  double floor_, mean_ = 0;
-  std::uint64_t n_ = 0;
-};
-
-double scaleFloor(Resource r);
 
 // Builds the model's input vector for one workload, one step at a time (causal).
 class FeatureBuilder {

@@ -1,0 +1,52 @@
+#pragma once
+// From a quantile forecast to one allocation: the workload's burst-robust scale and the
+// violation-cost (newsvendor) rule that the quantile-forecasting policies share.
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "foresight/core/resource.h"
+
+namespace foresight::predict {
+
+// The causal, burst-robust level of one resource: a running mean of the usage so far with each
+// sample clipped to 8x the current level, so one burst cannot inflate it for days.
+class RunningScale {
+ public:
+  explicit RunningScale(double floor = 1e-9) : floor_(floor) {}
+  void add(double u);
+  double value() const { return std::max(mean_, floor_); }
+
+ private:
+  double floor_, mean_ = 0;
+  std::uint64_t n_ = 0;
+};
+
+// The smallest scale a resource is given (0.001 cores, 1 MiB, 1 KiB/s), so an idle workload's
+// relative quantities stay finite.
+double scaleFloor(Resource r);
+
+// Knob `violation_cost` (kappa): a step with usage above the allocation costs as much as kappa x
+// the workload's scale of allocation left unused for one step. The allocation minimising expected
+// unused allocation + kappa x scale x P(violation) is the quantile where the forecast's density
+// falls to p / (kappa x scale) (newsvendor). Because the cost is relative to each workload's own
+// scale, no workload is starved for its size; a workload whose tail is expensive to cover (rare,
+// large bursts) is given a lower coverage than a steady one — which a fixed quantile level per
+// workload cannot do, and a fixed margin on a recent peak does only by accident.
+inline const std::vector<double> kViolationCostGrid = {1,   2,   4,    8,    16,   32,  64,
+                                                       128, 256, 512, 1024, 2048, 4096};
+
+struct CostChoice {
+  double value = 0;  // the allocation, max(quantile, floor)
+  double level = 0;  // the quantile level chosen
+};
+
+// `levels` ascending in (0, 1), `values` the forecast at those levels (made non-decreasing here).
+// The choice climbs the levels while the extra allocation is cheaper than the violation
+// probability it removes; it also applies the idle-burst floor max(0, 2 level - 1) x scale.
+CostChoice costOptimal(std::span<const double> levels, std::span<const double> values,
+                       double scale, double kappa);
+
+}  // namespace foresight::predict

@@ -1,0 +1,41 @@
+#include "foresight/predict/decision.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace foresight::predict {
+
+void RunningScale::add(double u) {
+  if (std::isnan(u)) return;
+  u = std::max(u, 0.0);
+  if (n_ > 0) u = std::min(u, 8.0 * value());
+  ++n_;
+  mean_ += (u - mean_) / static_cast<double>(n_);
+}
+
+double scaleFloor(Resource r) {
+  switch (r) {
+    case Resource::kCpu: return 1e-3;                 // a thousandth of a core
+    case Resource::kMemory: return 1024.0 * 1024.0;   // 1 MiB
+    default: return 1024.0;                           // 1 KiB/s
+  }
+}
+
+CostChoice costOptimal(std::span<const double> levels, std::span<const double> values,
+                       double scale, double kappa) {
+  if (levels.empty() || values.size() != levels.size()) return {NAN, NAN};
+  std::size_t k = 0;
+  double v = std::max(values[0], 0.0);
+  while (k + 1 < levels.size()) {
+    const double next = std::max(values[k + 1], v);
+    // Expected unused allocation grows by about (next - v) x P(u <= a) over the step (the
+    // mean level of the pair); the violation cost falls by kappa x scale x the level gained.
+    const double extra_unused = (next - v) * 0.5 * (levels[k] + levels[k + 1]);
+    if (extra_unused >= kappa * scale * (levels[k + 1] - levels[k])) break;
+    ++k;
+    v = next;
+  }
+  return {std::max(v, std::max(0.0, 2 * levels[k] - 1) * scale), levels[k]};
+}
+
+}  // namespace foresight::predict

@@ -1,0 +1,54 @@
+#include "foresight/predict/decision.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+
+namespace foresight::predict {
+namespace {
+
+const std::array<double, 3> kLevels = {0.5, 0.9, 0.99};
+const std::array<double, 3> kValues = {1, 2, 10};
+
+// Hand-computed: 0.5 -> 0.9 adds (2 - 1) x 0.7 = 0.7 expected unused against kappa x 0.4;
+// 0.9 -> 0.99 adds 8 x 0.945 = 7.56 against kappa x 0.09.
+TEST(CostOptimal, ClimbsWhileCoverageIsCheaperThanItsViolationCost) {
+  EXPECT_EQ(costOptimal(kLevels, kValues, 1.0, 1.0).level, 0.5);    // 0.4 < 0.7
+  EXPECT_EQ(costOptimal(kLevels, kValues, 1.0, 2.0).level, 0.9);    // 0.8 > 0.7, 0.18 < 7.56
+  EXPECT_EQ(costOptimal(kLevels, kValues, 1.0, 80.0).level, 0.9);   // 7.2 < 7.56
+  EXPECT_EQ(costOptimal(kLevels, kValues, 1.0, 90.0).level, 0.99);  // 8.1 > 7.56
+  EXPECT_EQ(costOptimal(kLevels, kValues, 1.0, 90.0).value, 10.0);
+}
+
+TEST(CostOptimal, IsScaleFree) {
+  for (double kappa : {1.0, 2.0, 80.0, 90.0}) {
+    const std::array<double, 3> big = {1000, 2000, 10000};
+    EXPECT_EQ(costOptimal(kLevels, big, 1000.0, kappa).level,
+              costOptimal(kLevels, kValues, 1.0, kappa).level)
+        << kappa;
+  }
+}
+
+TEST(CostOptimal, RepairsCrossedQuantilesAndFloorsAnIdleForecast) {
+  const std::array<double, 3> crossed = {3, 2, 4};  // treated as 3, 3, 4
+  const auto c = costOptimal(kLevels, crossed, 1.0, 11.0);
+  EXPECT_EQ(c.level, 0.99);  // 0 extra to reach 0.9; 1 x 0.945 < 11 x 0.09 to reach 0.99
+  EXPECT_EQ(c.value, 4.0);
+  const std::array<double, 3> idle = {0, 0, 0};
+  const auto f = costOptimal(kLevels, idle, 2.0, 1.0);  // free coverage: climbs to the top
+  EXPECT_EQ(f.level, 0.99);
+  EXPECT_DOUBLE_EQ(f.value, (2 * 0.99 - 1) * 2.0);  // the idle-burst floor
+}
+
+TEST(RunningScale, ClipsBurstsAndIgnoresMissing) {
+  RunningScale s(0.5);
+  EXPECT_EQ(s.value(), 0.5);  // floor before any sample
+  s.add(1.0);
+  s.add(NAN);
+  s.add(100.0);  // clipped to 8 x 1.0
+  EXPECT_DOUBLE_EQ(s.value(), 4.5);
+}
+
+}  // namespace
+}  // namespace foresight::predict
