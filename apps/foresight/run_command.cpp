@@ -11,6 +11,7 @@
 #include "foresight/collect/launch.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/autoscaler.h"
+#include "foresight/predict/lstm/stream.h"
 #include "foresight/server/agent.h"
 #include "profiler_common.h"
 
@@ -25,6 +26,7 @@ struct Args {
   std::string backend = "auto", planner = "config/planner.yaml", audit = "foresight-audit.db";
   double quantile = 0;
   double view = 5;
+  std::string forecaster = "lstm", model = FORESIGHT_DEFAULT_LSTM_MODEL;
 };
 
 std::string show(Resource r, double v) {
@@ -68,9 +70,18 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(const Args& a, const Bu
   }
   if (a.quantile > 0)
     for (Resource r : kAllResources) c.planner[r].quantile = a.quantile;
-  // Periods up to ten minutes of samples; the allocation covers the next three samples.
-  c.forecaster.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
-  c.forecaster.errors = c.forecaster.max_period;
+  if (a.forecaster == "lstm") {
+    auto m = predict::lstm::loadModel(a.model);
+    if (!m) return tl::unexpected(m.error());
+    c.forecaster = loop::lstmForecasters(
+        std::make_shared<const predict::lstm::LstmModel>(std::move(*m)), predict::lstm::kDefaultEta);
+  } else {
+    // Periods up to ten minutes of samples; the allocation covers the next three samples.
+    predict::SeasonalOptions o;
+    o.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
+    o.errors = o.max_period;
+    c.forecaster = loop::seasonalForecasters(o);
+  }
   c.apply = a.apply;
   c.backend_name = a.backend == "auto" ? autoBackend(layout) : a.backend;
   auto backend = builtins.backends.create(c.backend_name, c.backend_options);
@@ -107,6 +118,12 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--quantile", a->quantile,
                   "risk level for every resource (overrides the planner file)")
       ->check(CLI::Range(0.5, 0.999));
+  cmd->add_option("--forecaster", a->forecaster,
+                  "lstm (the model of --model, calibrated online per workload) or seasonal "
+                  "(training-free)")
+      ->check(CLI::IsMember({"lstm", "seasonal"}))
+      ->capture_default_str();
+  cmd->add_option("--model", a->model, "LSTM model file (foresight train)")->capture_default_str();
   cmd->add_option("--view", a->view, "print the live view every N seconds (0: off)")
       ->capture_default_str();
   cmd->add_option("--audit", a->audit, "SQLite audit trail of applied changes (with --apply)")

@@ -13,7 +13,6 @@ Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backen
       backend_(std::move(backend)),
       audit_(std::move(audit)),
       planner_(config_.planner) {
-  config_.forecaster.horizon = std::max(config_.forecaster.horizon, config_.lookahead);
   // Every level a policy reads: its target quantile and the bounds it reports.
   for (Resource r : config_.resources) {
     const auto& p = config_.planner[r];
@@ -27,27 +26,17 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
     const std::string& workload, std::int64_t now,
     const std::array<double, kResourceCount>& usage) {
   State& st = workloads_[workload];
-  for (Resource r : config_.resources) {
-    auto it = st.forecasters.find(r);
-    if (it == st.forecasters.end()) it = st.forecasters.emplace(r, config_.forecaster).first;
-    it->second.observe(usage[index(r)]);
-  }
+  if (!st.forecaster) st.forecaster = config_.forecaster();
+  st.forecaster->observe(now, usage);
   if (++st.samples < config_.min_samples) return std::optional<allocate::Plan>();
 
   predict::Forecast f;
   f.workload = workload;
   f.time = now;
   f.levels = levels_;
-  for (Resource r : config_.resources) {
-    auto& values = f.values[index(r)];
-    for (std::size_t h = 1; h <= config_.lookahead; ++h) {
-      std::vector<double> q(levels_.size());
-      st.forecasters.at(r).forecast(h, levels_, q);
-      if (std::isnan(q[0])) break;
-      values.push_back(std::move(q));
-    }
-    if (values.size() != config_.lookahead) values.clear();  // not enough history for this one
-  }
+  for (Resource r : config_.resources)
+    if (!st.forecaster->forecast(r, levels_, config_.lookahead, f.values[index(r)]))
+      f.values[index(r)].clear();  // not enough history for this one
   auto current = backend_->current(workload);
   if (!current) return tl::unexpected(current.error());
   allocate::PlanInput input;

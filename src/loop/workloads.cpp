@@ -110,6 +110,9 @@ double memoryWorkingSet(double phase) {
   return kBase;
 }
 
-int runWorkload(const WorkloadOptions& o) { return o.kind == "memory" ? runMemory(o) : runCpu(o); }
+int runWorkload(WorkloadOptions o) {
+  if (o.start_epoch <= 0) o.start_epoch = wallNow();  // run by hand: start now
+  return o.kind == "memory" ? runMemory(o) : runCpu(o);
+}
 
 }  // namespace foresight::loop

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include "foresight/predict/lstm/model.h"
+#include "foresight/predict/lstm/stream.h"
+
 namespace foresight::loop {
 namespace {
 
@@ -54,6 +57,31 @@ TEST(Autoscaler, DryRunChangesNothing) {
   }
   for (const auto& row : a.view())
     EXPECT_NE(row.rule.find("dry-run"), std::string::npos) << row.rule;
+}
+
+// The LSTM forecaster (an untrained model here) behind the same loop: forecasts for every
+// resource asked for, ordered bands, and finite limits planned from them.
+TEST(Autoscaler, PlansFromTheLstmForecaster) {
+  AutoscalerConfig c;
+  c.min_samples = 10;
+  c.forecaster = lstmForecasters(std::make_shared<const predict::lstm::LstmModel>(
+                                     predict::lstm::LstmModel::initial(8, 4, predict::lstm::kDefaultLevels, 3)),
+                                 predict::lstm::kDefaultEta);
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  std::optional<allocate::Plan> last;
+  for (int t = 0; t < 60; ++t) {
+    auto p = a.observe("batch", 1000 + t, usage(t % 10 < 5 ? 0.5 : 1.5, 2e9));
+    ASSERT_TRUE(p);
+    if (*p) last = **p;
+  }
+  ASSERT_TRUE(last);
+  ASSERT_EQ(last->decisions.size(), 2u);
+  for (const auto& d : last->decisions) {
+    EXPECT_TRUE(std::isfinite(d.forecast)) << d.rule;
+    EXPECT_GT(d.forecast, 0.0) << d.rule;
+  }
+  ASSERT_TRUE(last->target[Resource::kMemory]);
+  EXPECT_GE(*last->target[Resource::kMemory], 2e9);  // never below usage
 }
 
 }  // namespace

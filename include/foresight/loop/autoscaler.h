@@ -19,13 +19,13 @@
 #include "foresight/allocate/audit.h"
 #include "foresight/allocate/backend.h"
 #include "foresight/allocate/planner.h"
-#include "foresight/predict/seasonal.h"
+#include "foresight/loop/forecaster.h"
 
 namespace foresight::loop {
 
 struct AutoscalerConfig {
   allocate::PlannerConfig planner;
-  predict::SeasonalOptions forecaster;  // periods and windows in samples
+  ForecasterFactory forecaster = seasonalForecasters({});  // one per workload
   std::size_t lookahead = 3;            // samples the allocation must cover
   std::size_t min_samples = 10;         // no plan before this much history
   std::vector<Resource> resources = {Resource::kCpu, Resource::kMemory};
@@ -59,7 +59,7 @@ class Autoscaler {
 
  private:
   struct State {
-    std::map<Resource, predict::SeasonalForecaster> forecasters;
+    std::unique_ptr<WorkloadForecaster> forecaster;
     std::array<std::optional<std::int64_t>, kResourceCount> last_change{};
     std::size_t samples = 0;
   };

@@ -51,11 +51,11 @@ struct WorkloadOptions {
   std::string kind = "cpu";  // cpu: phased request load; memory: a growing working set
   double cycle_seconds = 30;
   double duration_seconds = 60;
-  double start_epoch = 0;     // phases are aligned to this wall-clock time
+  double start_epoch = 0;     // phases are aligned to this wall-clock time (0: now)
   double score_after = 0;     // seconds after start_epoch from which latencies count
   std::filesystem::path out;  // JSON result (cpu: p99 latency)
 };
-int runWorkload(const WorkloadOptions& o);
+int runWorkload(WorkloadOptions o);
 
 // Demand of the phased cpu workload at a point of its cycle, in cores (phase in [0, 1)).
 double phasedCpuDemand(double phase);

@@ -6,6 +6,7 @@
 
 #include "foresight/core/log.h"
 #include "foresight/predict/lstm/model.h"
+#include "foresight/predict/lstm/stream.h"
 
 namespace foresight::predict::lstm {
 namespace {
@@ -15,43 +16,20 @@ const std::vector<double> kQuantileGrid = {0.5,  0.6,  0.7,  0.8,   0.85,  0.9,
 constexpr double kDefaultQuantile = 0.99;
 constexpr double kDefaultCost = 128;
 
-struct Tracker {
-  double level = 0;
-  double adj = 0;  // online correction in z space, added to the split-conformal offset
-  std::vector<double> pending;           // per ring slot: committed pre-floor value
-  std::vector<std::size_t> pending_for;  // the step each slot is for (SIZE_MAX: none)
-};
-
 class LstmPolicy final : public Policy {
  public:
   LstmPolicy(const LstmModel& m, const SeriesContext& ctx, double eta, bool cost)
-      : m_(m), fb_(m, ctx.metadata), st_(m), x_(m.inputs()), eta_(eta), cost_(cost),
-        lead_(std::clamp<std::size_t>(ctx.lead_steps, 1, m.horizon)), slots_(lead_ + 1) {
-    for (auto& z : z_) z.assign(m.levels.size(), 0.0);
-  }
+      : stream_(m, ctx.metadata, eta), cost_(cost),
+        lead_(std::clamp<std::size_t>(ctx.lead_steps, 1, m.horizon)) {}
 
-  void observe(const Observation& o) override {
-    // Score what was committed for this step first (online calibration, causal).
-    for (Resource r : kAllResources) {
-      const double u = o.usage[index(r)];
-      if (std::isnan(u)) continue;
-      for (auto& t : trackers_[index(r)]) {
-        const std::size_t slot = o.step % slots_;
-        if (t.pending_for[slot] != o.step) continue;
-        t.adj += eta_ * (t.level - (u <= t.pending[slot] ? 1.0 : 0.0));
-      }
-    }
-    step_ = o.step;
-    fb_.step(o, x_);
-    st_.step(x_);
-    for (Resource r : kAllResources) st_.quantiles(index(r), lead_, z_[index(r)]);
-  }
+  void observe(const Observation& o) override { stream_.observe(o); }
 
   void commit(Resource r, std::span<const double> knobs, std::span<double> out) override {
-    const double scale = fb_.scale(r);
+    const double scale = stream_.scale(r);
     if (cost_) {
       std::array<double, 16> v{};
-      for (std::size_t k = 0; k < kQuantileGrid.size(); ++k) v[k] = value(r, kQuantileGrid[k]);
+      for (std::size_t k = 0; k < kQuantileGrid.size(); ++k)
+        v[k] = stream_.quantile(r, lead_, kQuantileGrid[k]);
       const std::span<const double> vs(v.data(), kQuantileGrid.size());
       for (std::size_t i = 0; i < knobs.size(); ++i) {
         out[i] = costOptimal(kQuantileGrid, vs, scale, knobs[i]).value;
@@ -60,7 +38,7 @@ class LstmPolicy final : public Policy {
       return;
     }
     for (std::size_t i = 0; i < knobs.size(); ++i) {
-      const double v = value(r, knobs[i]);
+      const double v = stream_.quantile(r, lead_, knobs[i]);
       // An idle workload that bursts: a floor that grows with the risk aversion.
       const double floor = std::max(0.0, 2 * knobs[i] - 1) * scale;
       out[i] = std::max({v, floor, 0.0});
@@ -70,41 +48,15 @@ class LstmPolicy final : public Policy {
   }
 
   bool interval(Resource r, double level, double& lo, double& hi) override {
-    lo = std::max(0.0, value(r, (1 - level) / 2));
-    hi = std::max(0.0, value(r, (1 + level) / 2));
+    lo = std::max(0.0, stream_.quantile(r, lead_, (1 - level) / 2));
+    hi = std::max(0.0, stream_.quantile(r, lead_, (1 + level) / 2));
     return true;
   }
 
  private:
-  // The calibrated quantile at `level` for step_ + lead, recorded for the tracker.
-  double value(Resource r, double level) {
-    Tracker& t = tracker(r, level);
-    const double z = interpolate(m_.levels, z_[index(r)], level) +
-                     m_.conformalOffset(index(r), lead_, level) + t.adj;
-    const double v = fb_.scale(r) * std::expm1(z);
-    const std::size_t slot = (step_ + lead_) % slots_;
-    t.pending[slot] = v;
-    t.pending_for[slot] = step_ + lead_;
-    return v;
-  }
-
-  Tracker& tracker(Resource r, double level) {
-    for (auto& t : trackers_[index(r)])
-      if (t.level == level) return t;
-    trackers_[index(r)].push_back({level, 0.0, std::vector<double>(slots_, NAN),
-                                   std::vector<std::size_t>(slots_, SIZE_MAX)});
-    return trackers_[index(r)].back();
-  }
-
-  const LstmModel& m_;
-  FeatureBuilder fb_;
-  CpuStepper st_;
-  std::vector<float> x_;
-  double eta_;
+  LstmStream stream_;
   bool cost_;
-  std::size_t lead_, slots_, step_ = 0;
-  std::array<std::vector<double>, kResourceCount> z_;
-  std::array<std::vector<Tracker>, kResourceCount> trackers_;
+  std::size_t lead_;
 };
 
 class LstmFactory final : public PolicyFactory {
@@ -160,7 +112,7 @@ void registerLstm(PolicyRegistry& registry, std::string default_model) {
                    auto it = o.find(k);
                    return it == o.end() ? d : it->second;
                  };
-                 return std::make_unique<LstmFactory>(get("model", default_model), get("eta", "0.02"),
+                 return std::make_unique<LstmFactory>(get("model", default_model), get("eta", fmt::format("{}", kDefaultEta)),
                                                       get("knob", "cost"));
                });
 }

@@ -1,0 +1,56 @@
+#include "foresight/predict/lstm/stream.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace foresight::predict::lstm {
+
+LstmStream::LstmStream(const LstmModel& model, const std::map<std::string, double>& metadata,
+                       double eta)
+    : m_(model), fb_(model, metadata), st_(model), x_(model.inputs()), eta_(eta),
+      z_(kResourceCount * model.horizon, std::vector<double>(model.levels.size())),
+      z_valid_(kResourceCount * model.horizon, false) {}
+
+void LstmStream::observe(const Observation& o) {
+  // Score what was given for this step first (causal: the tracker only ever sees the past).
+  for (Resource r : kAllResources) {
+    const double u = o.usage[index(r)];
+    if (std::isnan(u)) continue;
+    for (auto& t : trackers_[index(r)]) {
+      const std::size_t slot = steps_ % t.pending.size();
+      if (t.pending_for[slot] != steps_) continue;
+      t.adj += eta_ * (t.level - (u <= t.pending[slot] ? 1.0 : 0.0));
+    }
+  }
+  fb_.step(o, x_);
+  st_.step(x_);
+  ++steps_;
+  std::fill(z_valid_.begin(), z_valid_.end(), false);
+}
+
+double LstmStream::quantile(Resource r, std::size_t h, double level) {
+  h = std::clamp<std::size_t>(h, 1, m_.horizon);
+  const std::size_t k = index(r) * m_.horizon + (h - 1);
+  if (!z_valid_[k]) {
+    st_.quantiles(index(r), h, z_[k]);
+    z_valid_[k] = true;
+  }
+  Tracker& t = tracker(r, h, level);
+  const double z = interpolate(m_.levels, z_[k], level) + m_.conformalOffset(index(r), h, level) + t.adj;
+  const double v = fb_.scale(r) * std::expm1(z);
+  // The last observation is step steps_ - 1, so this value is for step steps_ - 1 + h.
+  const std::size_t step = steps_ - 1 + h;
+  t.pending[step % t.pending.size()] = v;
+  t.pending_for[step % t.pending.size()] = step;
+  return v;
+}
+
+LstmStream::Tracker& LstmStream::tracker(Resource r, std::size_t h, double level) {
+  for (auto& t : trackers_[index(r)])
+    if (t.h == h && t.level == level) return t;
+  trackers_[index(r)].push_back({h, level, 0.0, std::vector<double>(h + 1, NAN),
+                                 std::vector<std::size_t>(h + 1, SIZE_MAX)});
+  return trackers_[index(r)].back();
+}
+
+}  // namespace foresight::predict::lstm
