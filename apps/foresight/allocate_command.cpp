@@ -10,12 +10,13 @@
 #include "foresight/core/log.h"
 
 namespace foresight::app {
-namespace {
 
 std::string defaultAuditDb() {
   const char* env = std::getenv("FORESIGHT_AUDIT_DB");
   return env && *env ? env : "foresight-audit.db";
 }
+
+namespace {
 
 bool isUnlimited(const std::string& s) { return s == "max" || s == "unlimited"; }
 

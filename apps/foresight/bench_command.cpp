@@ -63,15 +63,20 @@ void addBenchCommand(CLI::App& app) {
   });
 
   auto w = std::make_shared<loop::WorkloadOptions>();
-  auto* workload =
-      bench->add_subcommand("workload", "the experiment's workload (started by closed-loop)");
-  workload->group("");  // internal: hidden from help
-  workload->add_option("--kind", w->kind)->check(CLI::IsMember({"cpu", "memory"}));
-  workload->add_option("--cycle", w->cycle_seconds);
-  workload->add_option("--duration", w->duration_seconds);
-  workload->add_option("--start-epoch", w->start_epoch);
-  workload->add_option("--score-after", w->score_after);
-  workload->add_option("--out", w->out)->required();
+  auto* workload = bench->add_subcommand(
+      "workload",
+      "the closed-loop experiment's workload, also a demo for `foresight run`: cpu = requests of "
+      "2 ms CPU arriving at a rate that follows a phased cycle (writes its p99 latency); memory = a "
+      "working set that grows over each cycle");
+  workload->add_option("--kind", w->kind, "cpu or memory")
+      ->check(CLI::IsMember({"cpu", "memory"}))
+      ->capture_default_str();
+  workload->add_option("--cycle", w->cycle_seconds, "seconds per demand cycle")->capture_default_str();
+  workload->add_option("--duration", w->duration_seconds, "seconds to run")->capture_default_str();
+  workload->add_option("--start-epoch", w->start_epoch, "align phases to this Unix time (0: now)");
+  workload->add_option("--score-after", w->score_after,
+                       "seconds after the start from which latencies count");
+  workload->add_option("--out", w->out, "JSON result file")->required();
   workload->callback([w] {
     if (int rc = loop::runWorkload(*w); rc != 0) throw CLI::RuntimeError(rc);
   });

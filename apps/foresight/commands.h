@@ -18,6 +18,8 @@ struct Builtins {
 };
 struct WorkloadOptions;
 void registerBuiltins(Builtins& builtins);
+// The audit trail's file: $FORESIGHT_AUDIT_DB, else foresight-audit.db.
+std::string defaultAuditDb();
 
 void addBacktestCommand(CLI::App& app, Builtins& builtins);
 void addBenchCommand(CLI::App& app);

@@ -79,8 +79,7 @@ int runHistory(const HistoryArgs& a, const Builtins& builtins) {
 
 void addHistoryCommand(CLI::App& app, Builtins& builtins) {
   auto a = std::make_shared<HistoryArgs>();
-  const char* env = std::getenv("FORESIGHT_AUDIT_DB");
-  a->db = env && *env ? env : "foresight-audit.db";
+  a->db = defaultAuditDb();
   auto* cmd = app.add_subcommand("history", "Show allocation changes; --rollback ID undoes one.");
   cmd->add_option("--db", a->db, "audit database (env FORESIGHT_AUDIT_DB)")->capture_default_str();
   cmd->add_option("--workload", a->workload, "only this workload");

@@ -23,7 +23,7 @@ struct Args {
   double period = 0, duration = 0;
   std::vector<std::string> selectors;
   bool apply = false;
-  std::string backend = "auto", planner = "config/planner.yaml", audit = "foresight-audit.db";
+  std::string backend = "auto", planner = "config/planner.yaml", audit = defaultAuditDb();
   double quantile = 0;
   double view = 5;
   std::string forecaster = "lstm", model = FORESIGHT_DEFAULT_LSTM_MODEL;
@@ -126,7 +126,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--model", a->model, "LSTM model file (foresight train)")->capture_default_str();
   cmd->add_option("--view", a->view, "print the live view every N seconds (0: off)")
       ->capture_default_str();
-  cmd->add_option("--audit", a->audit, "SQLite audit trail of applied changes (with --apply)")
+  cmd->add_option("--audit", a->audit, "SQLite audit trail of applied changes (with --apply; env FORESIGHT_AUDIT_DB)")
       ->capture_default_str();
   cmd->add_option("selectors", a->selectors,
                   "pid:N, cgroup:/path, cmd:REGEX (default: every populated cgroup)");
@@ -183,12 +183,14 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                  a->apply ? "applying limits" : "dry-run (add --apply to resize)",
                  a->backend == "auto" ? autoBackend(ctx.layout) : a->backend);
     loop::Autoscaler* autoscaler = scaler->get();
-    cfg.on_usage = [autoscaler](const std::string& workload, std::int64_t t,
-                                const std::array<double, kResourceCount>& usage) {
-      // Cgroup workloads only: their id is the path in the hierarchy, which the backends take
-      // without the leading '/'.
-      if (workload.empty() || workload.front() != '/') return;
-      auto plan = autoscaler->observe(workload.substr(1), t, usage);
+    const bool dry_backend = a->backend == "dry-run";
+    cfg.on_usage = [autoscaler, dry_backend](const std::string& workload, std::int64_t t,
+                                             const std::array<double, kResourceCount>& usage) {
+      // Cgroup workloads: their id is the path in the hierarchy, which the backends take without
+      // the leading '/'. Process trees have nothing to resize but can be planned for in dry-run.
+      if (workload.empty()) return;
+      if (workload.front() != '/' && !dry_backend) return;
+      auto plan = autoscaler->observe(workload.front() == '/' ? workload.substr(1) : workload, t, usage);
       if (!plan) spdlog::warn("run: {}: {}", workload, plan.error().message);
     };
 

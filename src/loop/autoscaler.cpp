@@ -63,8 +63,11 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   if (!plan.hasChanges()) return std::optional<allocate::Plan>(std::move(plan));
 
   if (!config_.apply) {
-    spdlog::info("dry-run {}: would set {} ({})", workload, allocate::format(plan.target),
-                 plan.reason());
+    // Nothing is applied, so the same change is planned every round: log it when it changes.
+    std::string target = allocate::format(plan.target);
+    if (target != st.last_dry_run)
+      spdlog::info("dry-run {}: would set {} ({})", workload, target, plan.reason());
+    st.last_dry_run = std::move(target);
     return std::optional<allocate::Plan>(std::move(plan));
   }
   Status applied =

@@ -62,6 +62,7 @@ class Autoscaler {
     std::unique_ptr<WorkloadForecaster> forecaster;
     std::array<std::optional<std::int64_t>, kResourceCount> last_change{};
     std::size_t samples = 0;
+    std::string last_dry_run;  // the target last logged in dry-run
   };
   AutoscalerConfig config_;
   std::unique_ptr<allocate::Backend> backend_;
