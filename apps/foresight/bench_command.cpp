@@ -38,6 +38,13 @@ void addBenchCommand(CLI::App& app) {
   closed->add_option("--controllers", opts->controllers, "which controllers, in order")
       ->delimiter(',')
       ->capture_default_str();
+  opts->model = FORESIGHT_DEFAULT_LSTM_MODEL;
+  closed->add_option("--forecaster", opts->forecaster,
+                     "the foresight controller's forecaster: auto (the better of lstm and "
+                     "seasonal per workload), lstm (--model) or seasonal")
+      ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
+      ->capture_default_str();
+  closed->add_option("--model", opts->model, "LSTM model file")->capture_default_str();
   closed->add_option("--part", *part, "cpu, memory or both")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "memory", "both"}));

@@ -11,7 +11,6 @@
 #include "foresight/collect/launch.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/autoscaler.h"
-#include "foresight/predict/lstm/stream.h"
 #include "foresight/server/agent.h"
 #include "profiler_common.h"
 
@@ -26,7 +25,7 @@ struct Args {
   std::string backend = "auto", planner = "config/planner.yaml", audit = defaultAuditDb();
   double quantile = 0;
   double view = 5;
-  std::string forecaster = "lstm", model = FORESIGHT_DEFAULT_LSTM_MODEL;
+  std::string forecaster = "auto", model = FORESIGHT_DEFAULT_LSTM_MODEL;
 };
 
 std::string show(Resource r, double v) {
@@ -70,18 +69,13 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(const Args& a, const Bu
   }
   if (a.quantile > 0)
     for (Resource r : kAllResources) c.planner[r].quantile = a.quantile;
-  if (a.forecaster == "lstm") {
-    auto m = predict::lstm::loadModel(a.model);
-    if (!m) return tl::unexpected(m.error());
-    c.forecaster = loop::lstmForecasters(
-        std::make_shared<const predict::lstm::LstmModel>(std::move(*m)), predict::lstm::kDefaultEta);
-  } else {
-    // Periods up to ten minutes of samples; the allocation covers the next three samples.
-    predict::SeasonalOptions o;
-    o.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
-    o.errors = o.max_period;
-    c.forecaster = loop::seasonalForecasters(o);
-  }
+  // Periods up to ten minutes of samples.
+  predict::SeasonalOptions seasonal;
+  seasonal.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
+  seasonal.errors = seasonal.max_period;
+  auto forecasters = loop::makeForecasters(a.forecaster, a.model, seasonal);
+  if (!forecasters) return tl::unexpected(forecasters.error());
+  c.forecaster = std::move(*forecasters);
   c.apply = a.apply;
   c.backend_name = a.backend == "auto" ? autoBackend(layout) : a.backend;
   auto backend = builtins.backends.create(c.backend_name, c.backend_options);
@@ -119,9 +113,10 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                   "risk level for every resource (overrides the planner file)")
       ->check(CLI::Range(0.5, 0.999));
   cmd->add_option("--forecaster", a->forecaster,
-                  "lstm (the model of --model, calibrated online per workload) or seasonal "
-                  "(training-free)")
-      ->check(CLI::IsMember({"lstm", "seasonal"}))
+                  "auto (per workload and resource, whichever of lstm and seasonal has had the "
+                  "lower recent quantile loss), lstm (the model of --model, calibrated online per "
+                  "workload) or seasonal (training-free, finds the workload's period)")
+      ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
       ->capture_default_str();
   cmd->add_option("--model", a->model, "LSTM model file (foresight train)")->capture_default_str();
   cmd->add_option("--view", a->view, "print the live view every N seconds (0: off)")

@@ -53,7 +53,7 @@ class ReactiveController final : public Controller {
 class ForesightController final : public Controller {
  public:
   explicit ForesightController(ForesightOptions o)
-      : o_(o), forecaster_(withHorizon(o)), planner_(configFor(o)) {
+      : o_(o), forecaster_(o.forecaster()), planner_(configFor(o)) {
     // The levels the planner reads: its target quantile and the bounds it reports.
     levels_ = {o_.policy.lower_quantile, o_.policy.quantile, o_.policy.upper_quantile};
     std::sort(levels_.begin(), levels_.end());
@@ -61,22 +61,21 @@ class ForesightController final : public Controller {
   }
 
   double decide(const Interval& in) override {
-    forecaster_.observe(in.demand);
+    std::array<double, kResourceCount> demand;
+    demand.fill(NAN);
+    demand[index(o_.resource)] = in.demand;
     ++step_;
+    const auto now = static_cast<std::int64_t>(static_cast<double>(step_) * o_.interval_seconds);
+    forecaster_->observe(now, demand);
     predict::Forecast f;
     f.levels = levels_;
-    auto& values = f.values[index(o_.resource)];
-    for (std::size_t h = 1; h <= o_.lookahead; ++h) {
-      std::vector<double> q(levels_.size());
-      forecaster_.forecast(h, levels_, q);
-      if (std::isnan(q[0])) return in.limit;  // no history yet
-      values.push_back(std::move(q));
-    }
+    if (!forecaster_->forecast(o_.resource, levels_, o_.lookahead, f.values[index(o_.resource)]))
+      return in.limit;  // no history yet
     allocate::PlanInput input;
     input.forecast = &f;
     if (!std::isinf(in.limit)) input.current[o_.resource] = in.limit;
     input.usage[o_.resource] = in.usage;
-    input.now = static_cast<std::int64_t>(static_cast<double>(step_) * o_.interval_seconds);
+    input.now = now;
     input.last_change[index(o_.resource)] = last_change_;
     const allocate::Plan plan = planner_.plan(input);
     for (const auto& d : plan.decisions) {
@@ -88,11 +87,6 @@ class ForesightController final : public Controller {
   }
 
  private:
-  static predict::SeasonalOptions withHorizon(const ForesightOptions& o) {
-    predict::SeasonalOptions s = o.forecaster;
-    s.horizon = std::max(s.horizon, o.lookahead);
-    return s;
-  }
   static allocate::PlannerConfig configFor(const ForesightOptions& o) {
     allocate::PlannerConfig c;
     c[o.resource] = o.policy;
@@ -100,7 +94,7 @@ class ForesightController final : public Controller {
   }
 
   ForesightOptions o_;
-  predict::SeasonalForecaster forecaster_;
+  std::unique_ptr<WorkloadForecaster> forecaster_;
   allocate::Planner planner_;
   std::vector<double> levels_;
   std::size_t step_ = 0;

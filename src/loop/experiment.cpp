@@ -150,14 +150,19 @@ class ExperimentCgroup {
 
 }  // namespace
 
-ForesightOptions foresightOptionsFor(bool memory, const ExperimentOptions& o) {
+Result<ForesightOptions> foresightOptionsFor(bool memory, const ExperimentOptions& o) {
   const auto per_cycle =
       static_cast<std::size_t>(std::lround(o.cycle_seconds / o.interval_seconds));
   // The planner's product defaults, but for the time scale: decisions every second on cycles of
   // tens of seconds leave no room for a 300 s cool-down or a 10%-a-step descent.
+  predict::SeasonalOptions so;
+  so.max_period = std::max<std::size_t>(8, 3 * per_cycle / 2);
+  so.errors = 2 * per_cycle;
+  so.follow_growth = memory;  // a growing working set
+  auto forecasters = makeForecasters(o.forecaster, o.model, so);
+  if (!forecasters) return tl::unexpected(forecasters.error());
   ForesightOptions f;
-  f.forecaster.max_period = std::max<std::size_t>(8, 3 * per_cycle / 2);
-  f.forecaster.errors = 2 * per_cycle;
+  f.forecaster = std::move(*forecasters);
   f.resource = memory ? Resource::kMemory : Resource::kCpu;
   f.interval_seconds = o.interval_seconds;
   f.policy.headroom = 0.05;
@@ -165,17 +170,14 @@ ForesightOptions foresightOptionsFor(bool memory, const ExperimentOptions& o) {
   f.policy.max_step_down = 0.30;
   f.policy.cooldown_down_seconds = 0;
   f.policy.min = memory ? 16.0 * (1 << 20) : 0.05;
-  if (memory) {
-    f.policy.quantile = 0.99;  // an OOM kill costs far more than a throttled second
-    f.forecaster.follow_growth = true;
-  }
+  if (memory) f.policy.quantile = 0.99;  // an OOM kill costs far more than a throttled second
   return f;
 }
 
 namespace {
 
-std::unique_ptr<Controller> makeController(const std::string& name, bool memory,
-                                           const ExperimentOptions& o) {
+Result<std::unique_ptr<Controller>> makeController(const std::string& name, bool memory,
+                                                   const ExperimentOptions& o) {
   const auto per_cycle =
       static_cast<std::size_t>(std::lround(o.cycle_seconds / o.interval_seconds));
   if (name == "static") {
@@ -188,7 +190,7 @@ std::unique_ptr<Controller> makeController(const std::string& name, bool memory,
     r.min_limit = memory ? 16.0 * (1 << 20) : 0.05;
     return makeReactiveController(r);
   }
-  return makeForesightController(foresightOptionsFor(memory, o));
+  return foresightOptionsFor(memory, o).map(makeForesightController);
 }
 
 pid_t spawnWorkload(const ExperimentOptions& o, const ExperimentCgroup& cg, const std::string& kind,
@@ -231,9 +233,11 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
                                 bool memory) {
   const std::string kind = memory ? "memory" : "cpu";
   const std::string name = fmt::format("foresight-bench-{}-{}-{}", kind, controller_name, getpid());
+  auto made = makeController(controller_name, memory, o);  // before anything is created
+  if (!made) return tl::unexpected(made.error());
+  auto controller = std::move(*made);
   auto cg = ExperimentCgroup::create(o.cgroup_root, name);
   if (!cg) return tl::unexpected(cg.error());
-  auto controller = makeController(controller_name, memory, o);
   const fs::path out = fs::temp_directory_path() /
                        fmt::format("foresight-bench-{}-{}.json", controller_name, getpid());
   fs::remove(out);
@@ -385,6 +389,7 @@ nlohmann::json ExperimentResult::toJson(const ExperimentOptions& o) const {
                    {"warmup_cycles", o.warmup_cycles},
                    {"scored_cycles", o.scored_cycles},
                    {"cpu", o.cpu},
+                   {"forecaster", o.forecaster},
                    {"memory", o.memory}};
   for (const auto& [name, r] : controllers) {
     auto& c = j["controllers"][name];

@@ -39,7 +39,9 @@ TEST(ReactiveController, RaisesOnPressureAndLowersAfterQuiet) {
 
 TEST(ForesightController, ScalesDownSlowlyAndNeverBelowUsagePlusMargin) {
   ForesightOptions o;
-  o.forecaster.max_period = 16;
+  predict::SeasonalOptions so;
+  so.max_period = 16;
+  o.forecaster = seasonalForecasters(so);
   o.resource = Resource::kMemory;
   o.policy.max_step_down = 0.3;
   o.policy.cooldown_down_seconds = 0;
@@ -80,19 +82,40 @@ Simulated simulate(Controller& c, int cycles, int period) {
   return s;
 }
 
-TEST(ClosedLoopModel, ForesightThrottlesFarLessThanReactiveAtNoMoreQuota) {
+class ClosedLoopModel : public ::testing::TestWithParam<std::string> {};
+
+// The experiment's foresight controller with its default forecaster (the better of the shipped
+// LSTM and seasonal per workload) and with seasonal alone.
+TEST_P(ClosedLoopModel, ForesightThrottlesFarLessThanReactiveAtNoMoreQuota) {
   const int period = 30, cycles = 8;
   ReactiveOptions ro;
   auto reactive = makeReactiveController(ro);
   ExperimentOptions eo;
   eo.cycle_seconds = period;
-  auto foresight = makeForesightController(foresightOptionsFor(/*memory=*/false, eo));
+  eo.forecaster = GetParam();
+  eo.model = FORESIGHT_SOURCE_DIR "/models/lstm-bitbrains.fsm";
+  auto options = foresightOptionsFor(/*memory=*/false, eo);
+  ASSERT_TRUE(options) << options.error().message;
+  auto foresight = makeForesightController(*options);
   const Simulated r = simulate(*reactive, cycles, period);
   const Simulated f = simulate(*foresight, cycles, period);
   EXPECT_GT(r.throttled, 0.0);
   EXPECT_LE(f.throttled, r.throttled / 5)
       << "reactive " << r.throttled << " foresight " << f.throttled;
   EXPECT_LE(f.quota, r.quota) << "reactive " << r.quota << " foresight " << f.quota;
+}
+
+INSTANTIATE_TEST_SUITE_P(Forecasters, ClosedLoopModel, ::testing::Values("auto", "seasonal"));
+
+TEST(ClosedLoopOptions, UnknownForecasterOrMissingModelIsAnError) {
+  ExperimentOptions eo;
+  eo.forecaster = "arima";
+  EXPECT_FALSE(foresightOptionsFor(false, eo));
+  eo.forecaster = "lstm";
+  eo.model = "/nonexistent/model.fsm";
+  auto r = foresightOptionsFor(false, eo);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("/nonexistent/model.fsm"), std::string::npos);
 }
 
 }  // namespace

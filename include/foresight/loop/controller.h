@@ -13,7 +13,7 @@
 #include <string>
 
 #include "foresight/allocate/planner.h"
-#include "foresight/predict/seasonal.h"
+#include "foresight/loop/forecaster.h"
 
 namespace foresight::loop {
 
@@ -50,7 +50,7 @@ struct ReactiveOptions {
 // the allocator's Planner (allocate/planner.h), whose rules (headroom, hysteresis, cooldown, step
 // limits, bounds, the memory usage floor) decide the limit.
 struct ForesightOptions {
-  predict::SeasonalOptions forecaster;
+  ForecasterFactory forecaster = seasonalForecasters({});
   std::size_t lookahead = 2;  // intervals the limit must cover
   Resource resource = Resource::kCpu;
   allocate::ResourcePolicy policy;

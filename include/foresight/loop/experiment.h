@@ -23,6 +23,9 @@ struct ExperimentOptions {
   int warmup_cycles = 3;           // run but not scored
   int scored_cycles = 3;
   std::vector<std::string> controllers = {"static", "reactive", "foresight"};
+  // The foresight controller's forecaster: "auto", "lstm" (the model file) or "seasonal".
+  std::string forecaster = "auto";
+  std::filesystem::path model;
   bool cpu = true, memory = true;  // which parts to run
 };
 
@@ -44,7 +47,8 @@ Result<ExperimentResult> runClosedLoopExperiment(const ExperimentOptions& option
 
 // The foresight controller's settings in the experiment (cpu, or memory).
 struct ForesightOptions;
-ForesightOptions foresightOptionsFor(bool memory, const ExperimentOptions& options);
+// Fails when the LSTM model cannot be loaded.
+Result<ForesightOptions> foresightOptionsFor(bool memory, const ExperimentOptions& options);
 
 // The workloads, run in the child process by `foresight bench workload`.
 struct WorkloadOptions {

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+#include <filesystem>
+#include <string>
 #include <functional>
 #include <memory>
 #include <span>
@@ -38,5 +40,17 @@ ForecasterFactory seasonalForecasters(predict::SeasonalOptions options);
 // `eta`: the online calibration step (see docs/model.md). The model must outlive the factory's
 // forecasters; the factory holds it.
 ForecasterFactory lstmForecasters(std::shared_ptr<const predict::lstm::LstmModel> model, double eta);
+// Runs every forecaster of `candidates` side by side on each workload and forecasts, per
+// resource, with the one whose one-step-ahead quantiles have the lowest recent pinball loss on
+// that workload (exponentially weighted, half-life `half_life` samples). A model trained at
+// another time scale, or blind to a workload's period, gives way to one that fits it.
+ForecasterFactory bestOfForecasters(std::vector<ForecasterFactory> candidates,
+                                    double half_life = 60);
+
+// By name, as the commands take it: "lstm" (the model file), "seasonal", or "auto" (best of the
+// two per workload and resource). Fails when the model file cannot be loaded.
+Result<ForecasterFactory> makeForecasters(const std::string& kind,
+                                          const std::filesystem::path& model,
+                                          const predict::SeasonalOptions& seasonal);
 
 }  // namespace foresight::loop

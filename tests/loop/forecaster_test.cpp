@@ -1,0 +1,59 @@
+// The live loop's forecasters: best-of selection by recent quantile loss.
+#include "foresight/loop/forecaster.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace foresight::loop {
+namespace {
+
+// Forecasts a constant band [c - 1, c + 1] spread over the levels, for every resource.
+class Constant final : public WorkloadForecaster {
+ public:
+  explicit Constant(const double* c) : c_(c) {}
+  void observe(std::int64_t, const std::array<double, kResourceCount>&) override {}
+  bool forecast(Resource, std::span<const double> levels, std::size_t lookahead,
+                std::vector<std::vector<double>>& out) override {
+    out.assign(lookahead, std::vector<double>(levels.size()));
+    for (auto& row : out)
+      for (std::size_t q = 0; q < levels.size(); ++q) row[q] = *c_ - 1 + 2 * levels[q];
+    return true;
+  }
+
+ private:
+  const double* c_;
+};
+
+TEST(BestOfForecasters, FollowsTheCandidateWithTheLowerRecentLoss) {
+  double a = 10, b = 50;
+  auto factory = bestOfForecasters({[&] { return std::make_unique<Constant>(&a); },
+                                    [&] { return std::make_unique<Constant>(&b); }},
+                                   /*half_life=*/5);
+  auto f = factory();
+  std::vector<std::vector<double>> out;
+  const std::array<double, 1> median = {0.5};
+  auto feed = [&](double u, int n) {
+    for (int i = 0; i < n; ++i) f->observe(i, {u, NAN, NAN, NAN});
+  };
+  feed(50, 20);  // b is right
+  ASSERT_TRUE(f->forecast(Resource::kCpu, median, 2, out));
+  EXPECT_DOUBLE_EQ(out[1][0], 50);
+  feed(10, 30);  // behaviour changes: a is right now
+  ASSERT_TRUE(f->forecast(Resource::kCpu, median, 2, out));
+  EXPECT_DOUBLE_EQ(out[1][0], 10);
+  // Resources are judged separately: memory has never been scored, so the first listed leads.
+  ASSERT_TRUE(f->forecast(Resource::kMemory, median, 1, out));
+  EXPECT_DOUBLE_EQ(out[0][0], 10);
+}
+
+TEST(MakeForecasters, RefusesUnknownKindsAndMissingModels) {
+  EXPECT_TRUE(makeForecasters("seasonal", "/nonexistent.fsm", {}));  // needs no model
+  EXPECT_FALSE(makeForecasters("arima", "", {}));
+  auto r = makeForecasters("auto", "/nonexistent.fsm", {});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("/nonexistent.fsm"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace foresight::loop
