@@ -153,10 +153,11 @@ struct Agent::Impl {
     round_cpu_g->Set(threadCpuSeconds() - cpu0);
   }
 
-  std::filesystem::path statePath(const std::string& workload) const {
+  // <state_dir>/<workload>.json (PCA state); `suffix` ".ae.pt" for the autoencoder's parameters.
+  std::filesystem::path statePath(const std::string& workload, const char* suffix = ".json") const {
     std::string n;
     for (char c : workload) n += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
-    return std::filesystem::path(cfg.state_dir) / (n + ".json");
+    return std::filesystem::path(cfg.state_dir) / (n + suffix);
   }
 
   // A saved state is used when its window, hop and dim match the configuration; otherwise (or
@@ -178,7 +179,17 @@ struct Agent::Impl {
         }
       }
     }
-    if (cfg.autoencoder) (void)attachAutoencoder(fresh);  // availability checked in start()
+    if (cfg.autoencoder) {
+      (void)attachAutoencoder(fresh);  // availability checked in start()
+      std::error_code ec;
+      const auto file = statePath(workload, ".ae.pt");
+      if (!cfg.state_dir.empty() && std::filesystem::exists(file, ec)) {
+        if (auto st = fresh.anomalyModel()->load(file); !st) {
+          spdlog::warn("autoencoder state {} not used: {}", file.string(), st.error().message);
+          (void)attachAutoencoder(fresh);  // a failed load may leave it half-filled
+        }
+      }
+    }
     return fresh;
   }
 
@@ -188,6 +199,8 @@ struct Agent::Impl {
     std::filesystem::create_directories(cfg.state_dir, ec);
     for (const auto& [w, p] : pipelines) {
       if (auto st = p.saveState(statePath(w)); !st) storeError(st.error());
+      if (p.anomalyModel())
+        if (auto st = p.anomalyModel()->save(statePath(w, ".ae.pt")); !st) storeError(st.error());
     }
   }
 

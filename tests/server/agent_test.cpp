@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "foresight/server/agent.h"
@@ -156,4 +158,47 @@ TEST(Agent, FingerprintStatePersistsAcrossRestarts) {
   EXPECT_GT(modelSamples(b), first_run);
   b.stop();
   fs::remove_all(states);
+}// With the autoencoder, its parameters are saved beside the PCA state at stop and read back at
+// start; a corrupt file is reported and replaced by a fresh model, not fatal.
+TEST(Agent, AutoencoderStatePersistsAndACorruptOneIsSkipped) {
+  if (!haveAutoencoder()) GTEST_SKIP() << "built without LibTorch";
+  const fs::path states = fs::path(testing::TempDir()) / ("agent-ae-" + std::to_string(::getpid()));
+  fs::remove_all(states);
+  AgentConfig cfg;
+  cfg.root = kV2;
+  cfg.listen_port = 0;
+  cfg.period_seconds = 0.02;
+  cfg.database = "";
+  cfg.collectors = {"cgroup.v2"};
+  cfg.fingerprint = {.window = 4, .hop = 1, .dim = 4};
+  cfg.autoencoder = true;
+  cfg.state_dir = states.string();
+  auto anomaly = [](Agent& a) -> double {
+    httplib::Client cli("127.0.0.1", a.port());
+    auto f = cli.Get("/api/fingerprint?workload=/system.slice/app.service");
+    if (!f || f->status != 200) return NAN;
+    const auto j = nlohmann::json::parse(f->body);
+    return j.contains("anomaly") && j["anomaly"].is_number() ? j["anomaly"].get<double>() : NAN;
+  };
+  const fs::path ae = states / "_system.slice_app.service.ae.pt";
+  {
+    Agent a(cfg);
+    ASSERT_TRUE(a.start());
+    ASSERT_TRUE(waitFor([&] { return std::isfinite(anomaly(a)); }));
+    a.stop();
+  }
+  ASSERT_TRUE(fs::exists(ae));
+  const auto saved = fs::file_size(ae);
+  EXPECT_GT(saved, 0u);
+  std::ofstream(ae, std::ios::trunc) << "not a torch archive";
+  {
+    Agent b(cfg);
+    ASSERT_TRUE(b.start());
+    ASSERT_TRUE(waitFor([&] { return std::isfinite(anomaly(b)); }));
+    b.stop();
+  }
+  EXPECT_EQ(fs::file_size(ae), saved);  // rewritten from the fresh model at stop
+  fs::remove_all(states);
 }
+
+

@@ -32,8 +32,8 @@ class Autoencoder final : public AnomalyModel {
   void learn(const Eigen::VectorXd& z);
   double scoreAndLearn(const Eigen::VectorXd& z) override;
   // Parameters (torch::save format), written to a temp file and renamed.
-  Status save(const std::filesystem::path& file) const;
-  Status load(const std::filesystem::path& file);
+  Status save(const std::filesystem::path& file) const override;
+  Status load(const std::filesystem::path& file) override;
   const AutoencoderOptions& options() const { return options_; }
 
  private:

@@ -91,6 +91,9 @@ class AnomalyModel {
   virtual ~AnomalyModel() = default;
   // Score z (higher = more unusual), then learn from it.
   virtual double scoreAndLearn(const Eigen::VectorXd& z) = 0;
+  // What it has learnt, for the agent's state_dir (written atomically), and back.
+  virtual Status save(const std::filesystem::path& file) const = 0;
+  virtual Status load(const std::filesystem::path& file) = 0;
 };
 
 struct Config {
@@ -112,6 +115,7 @@ class Pipeline {
   std::vector<std::string> featureNames() const;
   // Replaces the PCA reconstruction error as the anomaly score.
   void setAnomalyModel(std::shared_ptr<AnomalyModel> model) { model_ = std::move(model); }
+  AnomalyModel* anomalyModel() const { return model_.get(); }
 
   // State (config, metric names, PCA with its normalisation) as JSON, written atomically.
   Status saveState(const std::filesystem::path& file) const;
