@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "foresight/core/log.h"
 #include "foresight/predict/lstm/model.h"
+#include "foresight/predict/lstm/stream.h"
 #include "foresight/trace/reader.h"
 
 namespace foresight::app {
@@ -58,7 +59,7 @@ int runPredict(const PredictArgs& a) {
     spdlog::error("{}", f.error().message);
     return 1;
   }
-  fmt::print("series {} after step {} (t={}), step {} s; split-conformal bands\n", f->workload,
+  fmt::print("series {} after step {} (t={}), step {} s; bands calibrated by split and online conformal\n", f->workload,
              std::min(at, s->size() - 1), f->time, f->step_seconds);
   for (Resource r : kAllResources) {
     if (f->values[index(r)].empty()) continue;

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "foresight/predict/lstm/model.h"
+#include "foresight/predict/lstm/stream.h"
 #include "foresight/predict/lstm/torch_api.h"
 #include "foresight/sim/backtest.h"
 

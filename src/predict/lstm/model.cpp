@@ -342,43 +342,4 @@ void CpuStepper::quantiles(std::size_t r, std::size_t h1, std::span<double> out)
   }
 }
 
-Result<Forecast> forecastSeries(const LstmModel& model, const trace::Series& s, std::size_t at) {
-  const std::size_t n = s.size();
-  if (n == 0) return fail(ErrorCode::kInvalidArgument, "series {}: empty", s.id);
-  at = std::min(at, n - 1);
-  FeatureBuilder fb(model, s.metadata);
-  CpuStepper st(model);
-  std::vector<float> x(model.inputs());
-  Observation o;
-  for (std::size_t t = 0; t <= at; ++t) {
-    o.step = t;
-    o.time = s.start + static_cast<std::int64_t>(t) * s.step_seconds;
-    for (Resource r : kAllResources) o.usage[index(r)] = s.has(r) ? s.usage[index(r)][t] : NAN;
-    fb.step(o, x);
-    st.step(x);
-  }
-  Forecast f;
-  f.workload = s.id;
-  f.time = o.time;
-  f.step_seconds = s.step_seconds;
-  f.levels = model.levels;
-  std::vector<double> z(model.levels.size());
-  for (Resource r : kAllResources) {
-    if (!s.has(r)) continue;
-    auto& v = f.values[index(r)];
-    v.assign(model.horizon, std::vector<double>(model.levels.size()));
-    for (std::size_t h = 1; h <= model.horizon; ++h) {
-      st.quantiles(index(r), h, z);
-      double prev = 0;
-      for (std::size_t q = 0; q < z.size(); ++q) {
-        const double zq = z[q] + model.conformalOffset(index(r), h, model.levels[q]);
-        // Offsets differ per level; keep the bands ordered and non-negative.
-        prev = std::max(q == 0 ? 0.0 : prev, fb.scale(r) * std::expm1(zq));
-        v[h - 1][q] = std::max(prev, 0.0);
-      }
-    }
-  }
-  return f;
-}
-
 }  // namespace foresight::predict::lstm

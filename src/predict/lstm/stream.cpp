@@ -53,4 +53,41 @@ LstmStream::Tracker& LstmStream::tracker(Resource r, std::size_t h, double level
   return trackers_[index(r)].back();
 }
 
+Result<Forecast> forecastSeries(const LstmModel& model, const trace::Series& s, std::size_t at) {
+  const std::size_t n = s.size();
+  if (n == 0) return fail(ErrorCode::kInvalidArgument, "series {}: empty", s.id);
+  at = std::min(at, n - 1);
+  LstmStream stream(model, s.metadata, kDefaultEta);
+  Observation o;
+  for (std::size_t t = 0; t <= at; ++t) {
+    o.step = t;
+    o.time = s.start + static_cast<std::int64_t>(t) * s.step_seconds;
+    for (Resource r : kAllResources) o.usage[index(r)] = s.has(r) ? s.usage[index(r)][t] : NAN;
+    stream.observe(o);
+    // Every (horizon, level) is asked at every step so that all of its online trackers learn.
+    if (t == at) break;
+    for (Resource r : kAllResources)
+      if (s.has(r))
+        for (std::size_t h = 1; h <= model.horizon; ++h)
+          for (double level : model.levels) (void)stream.quantile(r, h, level);
+  }
+  Forecast f;
+  f.workload = s.id;
+  f.time = o.time;
+  f.step_seconds = s.step_seconds;
+  f.levels = model.levels;
+  for (Resource r : kAllResources) {
+    if (!s.has(r)) continue;
+    auto& v = f.values[index(r)];
+    v.assign(model.horizon, std::vector<double>(model.levels.size()));
+    for (std::size_t h = 1; h <= model.horizon; ++h)
+      for (std::size_t q = 0; q < model.levels.size(); ++q) {
+        // Offsets differ per level; keep the bands ordered and non-negative.
+        const double x = std::max(stream.quantile(r, h, model.levels[q]), 0.0);
+        v[h - 1][q] = q ? std::max(x, v[h - 1][q - 1]) : x;
+      }
+  }
+  return f;
+}
+
 }  // namespace foresight::predict::lstm

@@ -128,9 +128,6 @@ class CpuStepper {
 // Interpolates z-space head quantiles at `level` (clamped to the outermost heads).
 double interpolate(const std::vector<double>& levels, std::span<const double> q, double level);
 
-// Runs a whole series through the model (CPU stepper + split conformal) and returns the forecast
-// made after step `at` (0-based; clamps to the last step).
-Result<Forecast> forecastSeries(const LstmModel& model, const trace::Series& s, std::size_t at);
 
 // Registers policy `lstm` (option model=FILE; default models/lstm-bitbrains.fsm).
 void registerLstm(PolicyRegistry& registry, std::string default_model);
