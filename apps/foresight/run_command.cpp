@@ -26,6 +26,8 @@ struct Args {
   double quantile = 0;
   double view = 5;
   std::string forecaster = "auto", model = FORESIGHT_DEFAULT_LSTM_MODEL;
+  std::string catalog = "config/prices.yaml", machine;
+  double advice_hours = 24;
 };
 
 std::string show(Resource r, double v) {
@@ -42,9 +44,10 @@ void printView(const loop::Autoscaler& scaler) {
   fmt::print("\n{:<36} {:<7} {:>11} {:>11} {:>11} {:>11}  {}\n", "workload", "res", "usage",
              "forecast", "limit", "target", "rule");
   for (const auto& r : rows) {
-    fmt::print("{:<36} {:<7} {:>11} {:>11} {:>11} {:>11}  {}\n", r.workload.substr(0, 36),
+    fmt::print("{:<36} {:<7} {:>11} {:>11} {:>11} {:>11}  {}{}\n", r.workload.substr(0, 36),
                name(r.resource), show(r.resource, r.usage), show(r.resource, r.forecast),
-               show(r.resource, r.current), show(r.resource, r.target), r.rule);
+               show(r.resource, r.current), show(r.resource, r.target), r.rule,
+               r.advice.empty() ? "" : "; does not fit: " + r.advice);
   }
   if (rows.empty()) fmt::print("(no cgroup workload with enough history yet)\n");
   std::fflush(stdout);
@@ -76,6 +79,20 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(const Args& a, const Bu
   auto forecasters = loop::makeForecasters(a.forecaster, a.model, seasonal);
   if (!forecasters) return tl::unexpected(forecasters.error());
   c.forecaster = std::move(*forecasters);
+  if (std::filesystem::exists(a.catalog)) {
+    auto cat = allocate::loadPriceCatalog(a.catalog);
+    if (!cat) return tl::unexpected(cat.error());
+    loop::CapacityAdvice adv;
+    adv.cost = std::make_shared<const allocate::CostModel>(std::move(*cat));
+    adv.host[Resource::kCpu] = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
+    adv.host[Resource::kMemory] =
+        static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+    adv.machine = a.machine;
+    adv.hours = a.advice_hours;
+    c.advice = std::move(adv);
+  } else if (a.catalog != "config/prices.yaml") {
+    return fail(ErrorCode::kNotFound, "--catalog {}: no such file", a.catalog);
+  }
   c.apply = a.apply;
   c.backend_name = a.backend == "auto" ? autoBackend(layout) : a.backend;
   auto backend = builtins.backends.create(c.backend_name, c.backend_options);
@@ -119,6 +136,13 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
       ->capture_default_str();
   cmd->add_option("--model", a->model, "LSTM model file (foresight train)")->capture_default_str();
+  cmd->add_option("--catalog", a->catalog,
+                  "price catalog: when a forecast exceeds this host, say where the extra capacity "
+                  "should come from (skipped if the default file is absent)")
+      ->capture_default_str();
+  cmd->add_option("--machine", a->machine, "this host's machine type in the catalog (e.g. m4.large)");
+  cmd->add_option("--advice-hours", a->advice_hours, "hours the extra capacity is priced for")
+      ->capture_default_str();
   cmd->add_option("--view", a->view, "print the live view every N seconds (0: off)")
       ->capture_default_str();
   cmd->add_option("--audit", a->audit, "SQLite audit trail of applied changes (with --apply; env FORESIGHT_AUDIT_DB)")

@@ -60,6 +60,7 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
       row.rule = config_.apply || !d.change ? d.rule : d.rule + " (dry-run)";
     }
   }
+  if (config_.advice) adviseIfItDoesNotFit(workload, plan, *current, now, st);
   if (!plan.hasChanges()) return std::optional<allocate::Plan>(std::move(plan));
 
   if (!config_.apply) {
@@ -80,6 +81,47 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
     if (plan.target[r]) st.last_change[index(r)] = now;
   spdlog::info("{}: set {} ({})", workload, allocate::format(plan.target), plan.reason());
   return std::optional<allocate::Plan>(std::move(plan));
+}
+
+void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocate::Plan& plan,
+                                      const allocate::Allocation& current, std::int64_t now,
+                                      State& st) {
+  const CapacityAdvice& a = *config_.advice;
+  allocate::CapacityRequest req;
+  bool exceeds = false;
+  for (const auto& d : plan.decisions) {
+    if (d.resource != Resource::kCpu && d.resource != Resource::kMemory) continue;
+    if (std::isnan(d.desired)) continue;
+    req.need[d.resource] = d.desired;
+    const auto& host = a.host[d.resource];
+    exceeds = exceeds || (host && d.desired > *host);
+  }
+  if (!exceeds) return;
+  if (st.last_advice && now - *st.last_advice < a.every_seconds) return;
+  st.last_advice = now;
+  req.workload = workload;
+  for (Resource r : {Resource::kCpu, Resource::kMemory}) {
+    req.current[r] = current[r] ? current[r] : a.host[r];
+    req.spare[r] = 0.0;  // the forecast already exceeds the whole host
+  }
+  req.machine = a.machine;
+  if (const auto* m = a.cost->catalog().find(a.machine))
+    req.current_hourly = a.cost->catalog().hourly(*m, allocate::PurchaseOption::kOnDemand).value_or(0);
+  req.hours = a.hours;
+  const allocate::CapacityChoice choice = a.cost->choose(req);
+  std::string chosen = "no feasible alternative in the catalog";
+  if (choice.chosen) {
+    const auto& alt = choice.alternatives[*choice.chosen];
+    chosen = fmt::format("{}{}{} (${:.2f} over {} h)", alt.kind,
+                         alt.machine.empty() ? "" : " " + alt.machine,
+                         alt.option ? fmt::format(" {}", allocate::toString(*alt.option)) : "",
+                         alt.expected_cost, a.hours);
+  }
+  spdlog::warn("{}: the forecast does not fit this host ({}); extra capacity from: {}\n{}",
+               workload, allocate::format(req.need), chosen, choice.summary(5));
+  std::lock_guard lock(view_mutex_);
+  for (auto& [key, row] : view_)
+    if (key.first == workload) row.advice = chosen;
 }
 
 void Autoscaler::forget(const std::string& workload) {

@@ -84,5 +84,40 @@ TEST(Autoscaler, PlansFromTheLstmForecaster) {
   EXPECT_GE(*last->target[Resource::kMemory], 2e9);  // never below usage
 }
 
+// A workload that needs more than the whole host: the loop prices where the extra capacity should
+// come from with the allocator's cost model and shows the choice in the view.
+TEST(Autoscaler, AdvisesWhereCapacityComesFromWhenTheForecastExceedsTheHost) {
+  auto catalog = allocate::parsePriceCatalog(
+      "machines:\n"
+      "  - {name: small, vcpus: 2, memory_gib: 8, on_demand: 0.1}\n"
+      "  - {name: big, vcpus: 8, memory_gib: 32, on_demand: 0.4}\n"
+      "  - {name: fat, vcpus: 2, memory_gib: 32, on_demand: 0.25}\n",
+      "test.yaml");
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  AutoscalerConfig c;
+  c.min_samples = 3;
+  CapacityAdvice adv;
+  adv.cost = std::make_shared<const allocate::CostModel>(std::move(*catalog));
+  adv.host[Resource::kCpu] = 2.0;
+  adv.host[Resource::kMemory] = 8.0 * (1ull << 30);
+  adv.machine = "small";
+  c.advice = adv;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  for (int t = 0; t < 5; ++t) ASSERT_TRUE(a.observe("hungry", 1000 + t, usage(3.0, 1e9)));
+  // 3 cores on a 2-core host: one more 2-core machine beside it ($0.10/h x 24 h) is cheaper than
+  // moving to the 8-core one ($0.40/h - $0.10/h released, x 24 h).
+  bool advised = false;
+  for (const auto& row : a.view())
+    if (row.workload == "hungry") {
+      EXPECT_EQ(row.advice.rfind("add small on-demand ($2.40", 0), 0u) << row.advice;
+      advised = true;
+    }
+  EXPECT_TRUE(advised);
+  // A workload that fits gets none.
+  for (int t = 0; t < 5; ++t) ASSERT_TRUE(a.observe("modest", 1000 + t, usage(0.5, 1e9)));
+  for (const auto& row : a.view())
+    if (row.workload == "modest") EXPECT_TRUE(row.advice.empty()) << row.advice;
+}
+
 }  // namespace
 }  // namespace foresight::loop

@@ -18,10 +18,21 @@
 
 #include "foresight/allocate/audit.h"
 #include "foresight/allocate/backend.h"
+#include "foresight/allocate/cost.h"
 #include "foresight/allocate/planner.h"
 #include "foresight/loop/forecaster.h"
 
 namespace foresight::loop {
+
+// When a workload's desired allocation exceeds what this host has, where the extra capacity should
+// come from (the allocator's cost model: grow in place, move, add; by purchase option).
+struct CapacityAdvice {
+  std::shared_ptr<const allocate::CostModel> cost;
+  allocate::Allocation host;       // this host's capacity (cpu cores, memory bytes)
+  std::string machine;             // the host's catalog type, may be empty
+  double hours = 24;               // how long the extra capacity is priced for
+  std::int64_t every_seconds = 3600;  // at most one advice per workload this often
+};
 
 struct AutoscalerConfig {
   allocate::PlannerConfig planner;
@@ -32,6 +43,7 @@ struct AutoscalerConfig {
   bool apply = false;        // false: dry-run, log what would be set
   std::string backend_name;  // recorded with each change, for rollback
   allocate::BackendOptions backend_options;
+  std::optional<CapacityAdvice> advice;
 };
 
 class Autoscaler {
@@ -53,6 +65,7 @@ class Autoscaler {
     double usage = NAN, forecast = NAN;  // forecast: the planner's quantile, max over the horizon
     std::optional<double> current, target;
     std::string rule;
+    std::string advice;  // where extra capacity should come from, when it does not fit
   };
   // Safe to call from another thread than observe().
   std::vector<ViewRow> view() const;
@@ -63,7 +76,10 @@ class Autoscaler {
     std::array<std::optional<std::int64_t>, kResourceCount> last_change{};
     std::size_t samples = 0;
     std::string last_dry_run;  // the target last logged in dry-run
+    std::optional<std::int64_t> last_advice;
   };
+  void adviseIfItDoesNotFit(const std::string& workload, const allocate::Plan& plan,
+                            const allocate::Allocation& current, std::int64_t now, State& st);
   AutoscalerConfig config_;
   std::unique_ptr<allocate::Backend> backend_;
   std::optional<allocate::AuditLog> audit_;
