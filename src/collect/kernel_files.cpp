@@ -1,13 +1,17 @@
 #include "foresight/collect/kernel_files.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 namespace foresight::collect {
 
@@ -81,20 +85,127 @@ void forEachKeyValue(std::string_view text,
   });
 }
 
-std::optional<std::string_view> readAt(int dirfd, const char* name, std::string& buf) {
-  const int f = ::openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-  if (f < 0) return std::nullopt;
-  if (buf.size() < 8192) buf.resize(8192);
-  std::size_t len = 0;
-  for (;;) {
-    const ssize_t n = ::read(f, buf.data() + len, buf.size() - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    len += static_cast<std::size_t>(n);
-    if (len == buf.size()) buf.resize(buf.size() * 2);
+namespace {
+
+std::size_t budgetFromLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1u << 16;
+  const std::size_t soft = rl.rlim_cur;
+  const std::size_t reserve = std::max<std::size_t>(256, soft / 8);
+  return soft > reserve ? soft - reserve : 0;
+}
+
+std::atomic<std::size_t> g_budget{static_cast<std::size_t>(-1)};  // -1: not computed yet
+std::atomic<std::size_t> g_kept{0};
+
+bool takeFd() {
+  std::size_t budget = keptFdBudget();
+  std::size_t n = g_kept.load(std::memory_order_relaxed);
+  while (n < budget) {
+    if (g_kept.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
   }
-  ::close(f);
-  return std::string_view(buf.data(), len);
+  return false;
+}
+void giveFd() { g_kept.fetch_sub(1, std::memory_order_relaxed); }
+
+// The process or cgroup behind an open fd is gone (ESRCH: /proc/PID of an exited process;
+// ENODEV: a removed cgroup's kernfs file).
+bool goneErrno(int e) { return e == ESRCH || e == ENODEV || e == ENOENT; }
+
+// Reads from offset 0 until the text fits in buf (seq_file returns it all in one call when the
+// buffer is large enough). -errno on failure.
+ssize_t preadWhole(int fd, std::string& buf) {
+  if (buf.size() < 8192) buf.resize(8192);
+  for (;;) {
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (static_cast<std::size_t>(n) < buf.size() || buf.size() >= (1u << 20)) return n;
+    buf.resize(buf.size() * 2);
+  }
+}
+
+}  // namespace
+
+std::size_t keptFdBudget() {
+  std::size_t b = g_budget.load(std::memory_order_relaxed);
+  if (b == static_cast<std::size_t>(-1)) {
+    b = budgetFromLimit();
+    g_budget.store(b, std::memory_order_relaxed);
+  }
+  return b;
+}
+void setKeptFdBudget(std::size_t n) { g_budget.store(n, std::memory_order_relaxed); }
+std::size_t keptFdCount() { return g_kept.load(std::memory_order_relaxed); }
+
+std::size_t raiseFdLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  g_budget.store(budgetFromLimit(), std::memory_order_relaxed);
+  return rl.rlim_cur == RLIM_INFINITY ? static_cast<std::size_t>(-1) : rl.rlim_cur;
+}
+
+KeptFile::KeptFile(KeptFile&& o) noexcept
+    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), gone_(o.gone_), missing_(o.missing_) {}
+
+KeptFile& KeptFile::operator=(KeptFile&& o) noexcept {
+  if (this != &o) {
+    close();
+    path_ = std::move(o.path_);
+    fd_ = std::exchange(o.fd_, -1);
+    gone_ = o.gone_;
+    missing_ = o.missing_;
+  }
+  return *this;
+}
+
+void KeptFile::close() {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  fd_ = -1;
+  giveFd();
+}
+
+std::optional<std::string_view> KeptFile::read(std::string& buf) {
+  gone_ = false;
+  if (path_.empty()) return std::nullopt;  // e.g. a v1 controller that is not mounted
+  if (fd_ >= 0) {
+    const ssize_t n = preadWhole(fd_, buf);
+    if (n >= 0) return std::string_view(buf.data(), static_cast<std::size_t>(n));
+    close();
+    gone_ = goneErrno(static_cast<int>(-n));
+    return std::nullopt;
+  }
+  if (missing_ > 0) {
+    --missing_;
+    return std::nullopt;
+  }
+  const bool keep = takeFd();
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (keep) giveFd();
+    // Out of fds is not "missing": try again next read.
+    if (errno != EMFILE && errno != ENFILE) missing_ = kMissingRetry - 1;
+    return std::nullopt;
+  }
+  const ssize_t n = preadWhole(fd, buf);
+  if (keep && n >= 0) {
+    fd_ = fd;
+  } else {
+    ::close(fd);  // past the budget (or unreadable): open/read/close, nothing kept
+    if (keep) giveFd();
+  }
+  if (n < 0) {
+    if (!goneErrno(static_cast<int>(-n))) missing_ = kMissingRetry - 1;  // e.g. EACCES
+    return std::nullopt;
+  }
+  return std::string_view(buf.data(), static_cast<std::size_t>(n));
 }
 
 }  // namespace foresight::collect

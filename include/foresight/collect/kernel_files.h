@@ -1,8 +1,10 @@
 #pragma once
-// Small readers for the kernel's text files (/proc, cgroupfs). They read with one open/read/close
-// (no iostreams: the agent reads thousands of these per second) and parse in place.
+// Small readers for the kernel's text files (/proc, cgroupfs) and parsers that work in place (no
+// iostreams: the agent reads thousands of these per second). Files read every sampling round go
+// through KeptFile; readKernelFile is for one-off reads.
 //
-// Thread-safety: free functions without shared state.
+// Thread-safety: the free functions have no shared state; the kept-fd budget is atomic; a KeptFile
+// is used by one thread at a time.
 
 #include <cstdint>
 #include <filesystem>
@@ -43,8 +45,51 @@ void forEachLine(std::string_view text, Fn&& fn) {
 // Splits on spaces/tabs; returns the n-th field (0-based) or empty.
 std::string_view field(std::string_view line, std::size_t n);
 
-// Reads `name` under an open directory into `buf` (openat: no path walk per file, which matters at
-// thousands of reads a round). nullopt when the file is missing or unreadable.
-std::optional<std::string_view> readAt(int dirfd, const char* name, std::string& buf);
+// A kernel file read every round through an fd kept open: pread() at offset 0 makes seq_file
+// (procfs, cgroupfs) generate fresh text, so a round costs one syscall per file instead of
+// openat/read/read/close and a path lookup (docs/results.md, "Agent cost per sampling round").
+//
+// A kept fd stays bound to the object it was opened on: once a process exits its /proc/PID files
+// fail with ESRCH even if the pid is reused, and a removed cgroup's files fail with ENODEV. read()
+// then closes the fd and reports gone(); the owner drops its cache for that process or cgroup and
+// re-opens by path, which reaches the new process or cgroup.
+// Kept fds are bounded by keptFdBudget(); past it, files are read with open/read/close.
+class KeptFile {
+ public:
+  KeptFile() = default;
+  explicit KeptFile(std::filesystem::path path) : path_(std::move(path)) {}
+  KeptFile(KeptFile&& o) noexcept;
+  KeptFile& operator=(KeptFile&& o) noexcept;
+  KeptFile(const KeptFile&) = delete;
+  KeptFile& operator=(const KeptFile&) = delete;
+  ~KeptFile() { close(); }
+
+  // The file's text (in buf, which grows to fit). nullopt when the file is missing, unreadable,
+  // or gone. A missing file is retried every kMissingRetry reads only (controllers can be enabled
+  // later, but most missing files stay missing).
+  std::optional<std::string_view> read(std::string& buf);
+  // The last read failed because the process or cgroup behind an open fd went away.
+  bool gone() const { return gone_; }
+  bool kept() const { return fd_ >= 0; }
+  const std::filesystem::path& path() const { return path_; }
+  void close();
+
+  static constexpr unsigned kMissingRetry = 32;
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+  bool gone_ = false;
+  unsigned missing_ = 0;  // reads to skip before trying a missing file again
+};
+
+// How many fds all KeptFiles together may hold: by default the RLIMIT_NOFILE soft limit minus a
+// reserve (an eighth, at least 256) for the rest of the process (database, HTTP, perf events).
+std::size_t keptFdBudget();
+void setKeptFdBudget(std::size_t n);  // tests; raiseFdLimit() resets it from the new limit
+std::size_t keptFdCount();
+// Raises the RLIMIT_NOFILE soft limit to the hard limit (the agent keeps ~13 fds per workload)
+// and resets the budget. Returns the soft limit now in force.
+std::size_t raiseFdLimit();
 
 }  // namespace foresight::collect
