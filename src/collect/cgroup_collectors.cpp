@@ -88,6 +88,11 @@ class CgroupV1Collector final : public Collector {
 
  private:
   static constexpr std::uint64_t kLimitEvery = 10;
+  static constexpr std::string_view kAcctKeys[2] = {"user", "system"};
+  static constexpr std::string_view kCpuKeys[3] = {"nr_periods", "nr_throttled", "throttled_time"};
+  // total_* include descendants, matching usage_in_bytes with use_hierarchy=1.
+  static constexpr std::string_view kMemKeys[5] = {"total_rss", "total_cache", "total_inactive_file",
+                                                   "total_pgfault", "total_pgmajfault"};
   struct Files {
     KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat;
     KeptFile blk_bytes[2], blk_ops[2];  // *_recursive (with descendants) first, then the plain file
@@ -137,17 +142,17 @@ class CgroupV1Collector final : public Collector {
       if (auto v = parseNumber(*t)) out.add("cpu_usage_seconds_total", *v / 1e9);
     }
     if (auto t = rd(f.acct_stat)) {
-      forEachKeyValue(*t, [&](std::string_view k, double v) {
-        if (k == "user") out.add("cpu_user_seconds_total", v / hz);
-        if (k == "system") out.add("cpu_system_seconds_total", v / hz);
-      });
+      double v[2];
+      findKeys(*t, kAcctKeys, v);
+      if (!std::isnan(v[0])) out.add("cpu_user_seconds_total", v[0] / hz);
+      if (!std::isnan(v[1])) out.add("cpu_system_seconds_total", v[1] / hz);
     }
     if (auto t = rd(f.cpu_stat)) {
-      forEachKeyValue(*t, [&](std::string_view k, double v) {
-        if (k == "nr_periods") out.add("cpu_periods_total", v);
-        if (k == "nr_throttled") out.add("cpu_throttled_periods_total", v);
-        if (k == "throttled_time") out.add("cpu_throttled_seconds_total", v / 1e9);
-      });
+      double v[3];
+      findKeys(*t, kCpuKeys, v);
+      if (!std::isnan(v[0])) out.add("cpu_periods_total", v[0]);
+      if (!std::isnan(v[1])) out.add("cpu_throttled_periods_total", v[1]);
+      if (!std::isnan(v[2])) out.add("cpu_throttled_seconds_total", v[2] / 1e9);
     }
     // Limits change rarely: read them every kLimitEvery rounds, report the last value between.
     if (f.rounds++ % kLimitEvery == 0) {
@@ -172,17 +177,9 @@ class CgroupV1Collector final : public Collector {
       }
     }
     if (auto t = rd(f.mem_stat)) {
-      // total_* include descendants, matching usage_in_bytes with use_hierarchy=1.
-      double rss = NAN, cache = NAN, inactive_file = NAN, pgfault = NAN, pgmaj = NAN;
-      forEachKeyValue(*t, [&](std::string_view k, double v) {
-        if (!k.starts_with("total_")) return;
-        k.remove_prefix(6);
-        if (k == "rss") rss = v;
-        else if (k == "cache") cache = v;
-        else if (k == "inactive_file") inactive_file = v;
-        else if (k == "pgfault") pgfault = v;
-        else if (k == "pgmajfault") pgmaj = v;
-      });
+      double v[5];
+      findKeys(*t, kMemKeys, v);
+      const double rss = v[0], cache = v[1], inactive_file = v[2], pgfault = v[3], pgmaj = v[4];
       if (!std::isnan(rss)) out.add("memory_anon_bytes", rss);
       if (!std::isnan(cache)) out.add("memory_file_bytes", cache);
       if (!std::isnan(pgfault)) out.add("memory_faults_total", pgfault);
@@ -238,6 +235,10 @@ class CgroupV2Collector final : public Collector {
   }
 
  private:
+  static constexpr std::string_view kCpuKeys[6] = {"usage_usec", "user_usec", "system_usec",
+                                                   "nr_periods", "nr_throttled", "throttled_usec"};
+  static constexpr std::string_view kMemKeys[5] = {"anon", "file", "inactive_file", "pgfault",
+                                                   "pgmajfault"};
   struct Files {
     KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, io_stat;
     Pressure psi;
@@ -260,14 +261,14 @@ class CgroupV2Collector final : public Collector {
       return t;
     };
     if (auto t = rd(f.cpu_stat)) {
-      forEachKeyValue(*t, [&](std::string_view k, double v) {
-        if (k == "usage_usec") out.add("cpu_usage_seconds_total", v / 1e6);
-        if (k == "user_usec") out.add("cpu_user_seconds_total", v / 1e6);
-        if (k == "system_usec") out.add("cpu_system_seconds_total", v / 1e6);
-        if (k == "nr_periods") out.add("cpu_periods_total", v);
-        if (k == "nr_throttled") out.add("cpu_throttled_periods_total", v);
-        if (k == "throttled_usec") out.add("cpu_throttled_seconds_total", v / 1e6);
-      });
+      static constexpr const char* kNames[6] = {
+          "cpu_usage_seconds_total", "cpu_user_seconds_total", "cpu_system_seconds_total",
+          "cpu_periods_total", "cpu_throttled_periods_total", "cpu_throttled_seconds_total"};
+      static constexpr double kScale[6] = {1e-6, 1e-6, 1e-6, 1, 1, 1e-6};
+      double v[6];
+      findKeys(*t, kCpuKeys, v);
+      for (int i = 0; i < 6; ++i)
+        if (!std::isnan(v[i])) out.add(kNames[i], v[i] * kScale[i]);
     }
     if (auto t = rd(f.cpu_max)) {  // "max 100000" or "50000 100000"
       auto q = parseNumber(field(*t, 0)), p = parseNumber(field(*t, 1));
@@ -284,14 +285,13 @@ class CgroupV2Collector final : public Collector {
       if (auto v = parseNumber(*t)) out.add("memory_limit_bytes", *v);
     }
     if (auto t = rd(f.mem_stat)) {
-      double inactive_file = NAN;
-      forEachKeyValue(*t, [&](std::string_view k, double v) {
-        if (k == "anon") out.add("memory_anon_bytes", v);
-        if (k == "file") out.add("memory_file_bytes", v);
-        if (k == "inactive_file") inactive_file = v;
-        if (k == "pgfault") out.add("memory_faults_total", v);
-        if (k == "pgmajfault") out.add("memory_major_faults_total", v);
-      });
+      double v[5];
+      findKeys(*t, kMemKeys, v);
+      if (!std::isnan(v[0])) out.add("memory_anon_bytes", v[0]);
+      if (!std::isnan(v[1])) out.add("memory_file_bytes", v[1]);
+      if (!std::isnan(v[3])) out.add("memory_faults_total", v[3]);
+      if (!std::isnan(v[4])) out.add("memory_major_faults_total", v[4]);
+      const double inactive_file = v[2];
       if (!std::isnan(usage) && !std::isnan(inactive_file)) {
         out.add("memory_working_set_bytes", std::max(0.0, usage - inactive_file));
       }

@@ -51,7 +51,13 @@ std::optional<double> parseNumber(std::string_view s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   if (s.empty()) return std::nullopt;
   if (s == "max") return std::numeric_limits<double>::infinity();
-  // Integers first: counters exceed 2^53 rarely, but from_chars on double loses nothing here.
+  // Integers first (every counter the agent reads is one; the integer parser is several times
+  // faster), then anything else from_chars accepts as a double.
+  long long i = 0;
+  if (auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
+      ec == std::errc() && p == s.data() + s.size()) {
+    return static_cast<double>(i);
+  }
   double v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
@@ -70,19 +76,30 @@ std::string_view field(std::string_view line, std::size_t n) {
   return {};
 }
 
-void forEachKeyValue(std::string_view text,
-                     const std::function<void(std::string_view, double)>& fn) {
-  forEachLine(text, [&](std::string_view line) {
-    std::size_t sep = line.find_first_of(" \t:");
-    if (sep == std::string_view::npos || sep == 0) return;
-    std::string_view key = line.substr(0, sep);
-    std::string_view rest = line.substr(sep + 1);
-    while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t' || rest.front() == ':'))
-      rest.remove_prefix(1);
-    // "/proc/<pid>/status" values may carry a unit ("1744 kB"); the number is the first field.
-    auto v = parseNumber(field(rest, 0));
-    fn(key, v ? *v : std::numeric_limits<double>::quiet_NaN());
-  });
+void findKeys(std::string_view text, std::span<const std::string_view> keys, std::span<double> out) {
+  std::fill(out.begin(), out.end(), std::numeric_limits<double>::quiet_NaN());
+  std::size_t left = keys.size(), pos = 0;
+  while (left > 0 && pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    const std::size_t sep = line.find_first_of(" \t:");
+    if (sep == std::string_view::npos || sep == 0) continue;
+    const std::string_view key = line.substr(0, sep);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (key != keys[i] || !std::isnan(out[i])) continue;
+      std::string_view rest = line.substr(sep + 1);
+      while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t' || rest.front() == ':'))
+        rest.remove_prefix(1);
+      // "/proc/<pid>/status" values may carry a unit ("1744 kB"); the number is the first field.
+      if (auto v = parseNumber(field(rest, 0))) {
+        out[i] = *v;
+        --left;
+      }
+      break;
+    }
+  }
 }
 
 namespace {

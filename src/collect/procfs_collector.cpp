@@ -125,18 +125,22 @@ class ProcfsCollector final : public Collector {
     if (auto s = rd(p.schedstat)) {  // "run_ns wait_ns timeslices"
       if (auto d = parseNumber(field(*s, 1))) v[kDelay] = *d / 1e9;
     }
+    auto set = [&](int i, double x) { if (!std::isnan(x)) v[i] = x; };
     if (auto s = rd(p.status)) {
-      forEachKeyValue(*s, [&](std::string_view k, double x) {
-        if (k == "VmRSS") v[kRss] = x * 1024.0;
-        else if (k == "voluntary_ctxt_switches") v[kVol] = x;
-        else if (k == "nonvoluntary_ctxt_switches") v[kInvol] = x;
-      });
+      static constexpr std::string_view kKeys[3] = {"VmRSS", "voluntary_ctxt_switches",
+                                                    "nonvoluntary_ctxt_switches"};
+      double x[3];
+      findKeys(*s, kKeys, x);
+      set(kRss, x[0] * 1024.0);
+      set(kVol, x[1]);
+      set(kInvol, x[2]);
     }
     if (auto s = rd(p.io)) {  // needs ptrace access: root for others' pids
-      forEachKeyValue(*s, [&](std::string_view k, double x) {
-        if (k == "read_bytes") v[kRead] = x;
-        else if (k == "write_bytes") v[kWrite] = x;
-      });
+      static constexpr std::string_view kKeys[2] = {"read_bytes", "write_bytes"};
+      double x[2];
+      findKeys(*s, kKeys, x);
+      set(kRead, x[0]);
+      set(kWrite, x[1]);
     }
     if (gone) return false;  // exited while being read: counted as vanished, not half-summed
     if (p.rounds++ % kFdKindsEvery == 0) countFds(p);

@@ -8,8 +8,8 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -24,10 +24,11 @@ Result<std::string> readKernelFile(const std::filesystem::path& path);
 // One number; "max" (cgroup v2 "no limit") is +infinity. nullopt for empty or malformed text.
 std::optional<double> parseNumber(std::string_view text);
 
-// Calls fn(key, value) for each "key value" line (memory.stat, cpu.stat, /proc/<pid>/io with its
-// "key: value", /proc/<pid>/status). Lines without a numeric value are passed with value NaN.
-void forEachKeyValue(std::string_view text,
-                     const std::function<void(std::string_view, double)>& fn);
+// The values of `keys` in a "key value" text (memory.stat, cpu.stat, /proc/<pid>/io with its
+// "key: value", /proc/<pid>/status with its "key:\tvalue kB"): out[i] is the first number after
+// keys[i], NaN when the key is absent or its value is not a number. Only the wanted lines are
+// parsed, and the scan stops once every key is found (the agent's hottest parser).
+void findKeys(std::string_view text, std::span<const std::string_view> keys, std::span<double> out);
 
 // Calls fn(line) for each line of text, without the newline (a template: it runs on every file
 // of every sampling round).
