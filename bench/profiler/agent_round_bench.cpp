@@ -1,5 +1,6 @@
 // CPU time of one sampling round over N real cgroups (each holding one sleeping process), with the
 // collectors `foresight run` uses on this host. Needs root and a cgroup hierarchy.
+// Counters: CPU per round and per workload, kept_fds (fds the collectors hold between rounds).
 #include <benchmark/benchmark.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "foresight/collect/kernel_files.h"
 #include "foresight/collect/sampler.h"
 
 using namespace foresight;
@@ -91,6 +93,9 @@ void BM_SamplingRound(benchmark::State& state) {
     state.SkipWithError(sampler.error().message.c_str());
     return;
   }
+  // FORESIGHT_BENCH_KEPT_FDS=N caps the fds kept open between rounds (0: open/read/close every
+  // file every round, the degraded mode), to measure what keeping them buys.
+  if (const char* env = std::getenv("FORESIGHT_BENCH_KEPT_FDS")) setKeptFdBudget(std::strtoul(env, nullptr, 10));
   double cpu = 0;
   std::size_t samples = 0;
   for (auto _ : state) {
@@ -105,6 +110,7 @@ void BM_SamplingRound(benchmark::State& state) {
   // Share of one core when sampling every second.
   state.counters["core_pct_at_1s"] = 100.0 * cpu / state.iterations();
   state.counters["samples_per_round"] = static_cast<double>(samples) / state.iterations();
+  state.counters["kept_fds"] = static_cast<double>(keptFdCount());
 }
 BENCHMARK(BM_SamplingRound)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
