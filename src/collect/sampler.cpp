@@ -138,7 +138,8 @@ Status CsvTraceWriter::add(const Sample& sample) {
   File& f = it->second;
   if (f.have_last) {
     auto u = resourceUsage(f.last, sample);
-    f.out << (sample.time_ns / 1000000000);
+    // Unix seconds with milliseconds: the trace reader accepts fractions (and rounds to seconds).
+    f.out << fmt::format("{}.{:03}", sample.time_ns / 1000000000, sample.time_ns % 1000000000 / 1000000);
     for (double v : u) {
       f.out << ',';
       if (!std::isnan(v)) f.out << fmt::format("{:.6g}", v);  // empty cell = missing

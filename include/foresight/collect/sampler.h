@@ -54,8 +54,8 @@ class Sampler {
 
 std::int64_t nowNs();
 
-// Writes one `<dir>/<id>.csv` per workload: header `timestamp,cpu,memory,disk_io,network`, a row
-// per sample after the first (rates need two). Files are written as `.tmp` and renamed in finish(),
+// Writes one `<dir>/<id>.csv` per workload: header `timestamp,cpu,memory,disk_io,network`
+// (timestamp in Unix seconds with milliseconds), a row per sample after the first (rates need two). Files are written as `.tmp` and renamed in finish(),
 // so an interrupted recording leaves no half file under the final name.
 class CsvTraceWriter {
  public:
