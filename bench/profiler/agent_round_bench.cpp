@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "foresight/collect/kernel_files.h"
 #include "foresight/collect/sampler.h"
@@ -113,6 +114,29 @@ void BM_SamplingRound(benchmark::State& state) {
   state.counters["kept_fds"] = static_cast<double>(keptFdCount());
 }
 BENCHMARK(BM_SamplingRound)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One kernel file kept open N times and pread in rotation: the CPU per read as the number of kept
+// fds grows, with the work per read fixed (why the per-workload cost rises with the fleet).
+void BM_KeptPread(benchmark::State& state, const char* file) {
+  const int n = static_cast<int>(state.range(0));
+  std::vector<KeptFile> files;
+  for (int i = 0; i < n; ++i) files.emplace_back(file);
+  std::string buf;
+  for (auto& f : files) f.read(buf);
+  if (keptFdCount() < static_cast<std::size_t>(n)) {
+    state.SkipWithError("fd budget too small (RLIMIT_NOFILE)");
+    return;
+  }
+  double cpu = 0;
+  for (auto _ : state) {
+    const double c0 = processCpu();
+    for (auto& f : files) benchmark::DoNotOptimize(f.read(buf));
+    cpu += processCpu() - c0;
+  }
+  state.counters["cpu_ns_per_read"] = 1e9 * cpu / state.iterations() / n;
+}
+BENCHMARK_CAPTURE(BM_KeptPread, proc_stat, "/proc/self/stat")->Arg(10)->Arg(1000)->Arg(10000)->Setup([](const benchmark::State&) { raiseFdLimit(); });
+BENCHMARK_CAPTURE(BM_KeptPread, proc_status, "/proc/self/status")->Arg(10)->Arg(1000)->Arg(10000)->Setup([](const benchmark::State&) { raiseFdLimit(); });
 
 }  // namespace
 
