@@ -348,3 +348,49 @@ TEST(LiveKeptFile, RemovedCgroupIsGoneAndARecreatedOneIsReadAgain) {
   EXPECT_EQ(keptFdCount(), base);
   remove();
 }
+
+namespace {
+
+// Adds a process to a fresh cgroup between rounds closer together than a second; every round
+// must count the processes added so far.
+void expectJoinsSeen(const CollectorContext& ctx) {
+  const fs::path ref = ctx.layout.reference();
+  const std::string name = "foresight-join-" + std::to_string(::getpid());
+  ASSERT_TRUE(fs::create_directory(ref / name)) << ref / name;
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto sampler = Sampler::create(ctx, {"procfs"}, reg);
+  ASSERT_TRUE(sampler);
+  const Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
+  std::vector<pid_t> children;
+  for (int k = 0; k < 3; ++k) {
+    auto r = sampler->sample({w});
+    ASSERT_EQ(r.samples.size(), 1u);
+    EXPECT_DOUBLE_EQ(r.samples[0].get("proc_count"), k) << ref << " round " << k;
+    children.push_back(spawnSleeper());
+    std::ofstream(ref / name / "cgroup.procs") << children.back() << '\n';
+    ::usleep(100000);
+  }
+  for (pid_t p : children) {
+    std::ofstream(ref / "cgroup.procs") << p << '\n';
+    reap(p);
+  }
+  ::rmdir((ref / name).c_str());
+}
+
+}  // namespace
+
+// cgroup v1 serves a kept cgroup.procs fd a stale pid list (the sampler reads it by path there);
+// v2 is read through a kept fd. On a hybrid host both are checked, v2 on the unified hierarchy.
+TEST(LiveKeptFile, ProcessesThatJoinACgroupLaterAreSeen) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  CollectorContext ctx = liveContext();
+  if (ctx.layout.version == CgroupVersion::kNone) GTEST_SKIP() << "no cgroup hierarchy";
+  expectJoinsSeen(ctx);
+  if (ctx.layout.version == CgroupVersion::kHybrid) {
+    CollectorContext v2 = ctx;
+    v2.layout.version = CgroupVersion::kV2;
+    v2.layout.controllers.clear();
+    expectJoinsSeen(v2);
+  }
+}
