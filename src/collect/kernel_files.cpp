@@ -40,7 +40,9 @@ Result<std::string> readKernelFile(const std::filesystem::path& path) {
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > (1u << 20)) break;
+    // seq_file fills the whole buffer while it has text: a short read is the end, and saves the
+    // read() that would return 0 (cgroup v1's cgroup.procs is read this way every round).
+    if (static_cast<std::size_t>(n) < sizeof buf || out.size() > (1u << 20)) break;
   }
   ::close(fd);
   return out;
