@@ -170,13 +170,20 @@ std::size_t raiseFdLimit() {
   return rl.rlim_cur == RLIM_INFINITY ? static_cast<std::size_t>(-1) : rl.rlim_cur;
 }
 
+KeptFile::KeptFile(std::filesystem::path path, Mode mode) : path_(std::move(path)), mode_(mode) {
+  if (mode_ == Mode::kReopen) name_ = path_.filename().string();
+}
+
 KeptFile::KeptFile(KeptFile&& o) noexcept
-    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), gone_(o.gone_), missing_(o.missing_) {}
+    : path_(std::move(o.path_)), name_(std::move(o.name_)), mode_(o.mode_),
+      fd_(std::exchange(o.fd_, -1)), gone_(o.gone_), missing_(o.missing_) {}
 
 KeptFile& KeptFile::operator=(KeptFile&& o) noexcept {
   if (this != &o) {
     close();
     path_ = std::move(o.path_);
+    name_ = std::move(o.name_);
+    mode_ = o.mode_;
     fd_ = std::exchange(o.fd_, -1);
     gone_ = o.gone_;
     missing_ = o.missing_;
@@ -194,6 +201,7 @@ void KeptFile::close() {
 std::optional<std::string_view> KeptFile::read(std::string& buf) {
   gone_ = false;
   if (path_.empty()) return std::nullopt;  // e.g. a v1 controller that is not mounted
+  if (mode_ == Mode::kReopen) return reopen(buf);
   if (fd_ >= 0) {
     const ssize_t n = preadWhole(fd_, buf);
     if (n >= 0) return std::string_view(buf.data(), static_cast<std::size_t>(n));
@@ -222,6 +230,44 @@ std::optional<std::string_view> KeptFile::read(std::string& buf) {
   }
   if (n < 0) {
     if (!goneErrno(static_cast<int>(-n))) missing_ = kMissingRetry - 1;  // e.g. EACCES
+    return std::nullopt;
+  }
+  return std::string_view(buf.data(), static_cast<std::size_t>(n));
+}
+
+std::optional<std::string_view> KeptFile::reopen(std::string& buf) {
+  const bool fresh = fd_ < 0;
+  if (fresh) {
+    if (missing_ > 0) {
+      --missing_;
+      return std::nullopt;
+    }
+    if (takeFd()) {
+      fd_ = ::open(path_.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (fd_ < 0) {
+        giveFd();
+        if (errno != EMFILE && errno != ENFILE) missing_ = kMissingRetry - 1;
+        return std::nullopt;
+      }
+    }
+  }
+  // Past the budget there is no directory fd: open by path.
+  const int f = fd_ >= 0 ? ::openat(fd_, name_.c_str(), O_RDONLY | O_CLOEXEC)
+                         : ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f < 0) {
+    const int e = errno;
+    if (e == EMFILE || e == ENFILE) return std::nullopt;
+    // Missing under a directory kept from an earlier read: the directory (cgroup) was removed.
+    gone_ = !fresh && fd_ >= 0 && goneErrno(e);
+    close();
+    if (!gone_) missing_ = kMissingRetry - 1;
+    return std::nullopt;
+  }
+  const ssize_t n = preadWhole(f, buf);
+  ::close(f);
+  if (n < 0) {
+    gone_ = goneErrno(static_cast<int>(-n));
+    close();
     return std::nullopt;
   }
   return std::string_view(buf.data(), static_cast<std::size_t>(n));

@@ -37,16 +37,16 @@ std::vector<std::string> Sampler::collectorNames() const {
 }
 
 Result<std::vector<pid_t>> Sampler::pidsOf(const Workload& w) {
-  // cgroup v1 keeps a pid list per open cgroup.procs and serves it again to reads at offset 0
-  // while it lives (cgroup_pidlist_start; re-armed for a second at each read), so a kept fd would
-  // return a stale list: v1 reads it by path every round. v2 restarts its task iterator at 0.
-  if (w.kind != Workload::Kind::kCgroup || ctx_.layout.version != CgroupVersion::kV2) {
-    return workloadPids(ctx_.paths, ctx_.layout, w);
-  }
+  if (w.kind != Workload::Kind::kCgroup) return workloadPids(ctx_.paths, ctx_.layout, w);
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto it = procs_.find(w.id);
     if (it == procs_.end()) {
-      it = procs_.emplace(w.id, KeptFile(cgroupPath(ctx_.layout.reference(), w.cgroup) / "cgroup.procs")).first;
+      // cgroup v1 keeps a pid list per open cgroup.procs and serves it again to reads at offset
+      // 0 while it lives (cgroup_pidlist_start; re-armed for a second at each read): a kept fd
+      // would return a stale list, so v1 re-opens the file each round. v2 restarts its iterator.
+      const auto mode = ctx_.layout.version == CgroupVersion::kV2 ? KeptFile::Mode::kKeep
+                                                                  : KeptFile::Mode::kReopen;
+      it = procs_.emplace(w.id, KeptFile(cgroupPath(ctx_.layout.reference(), w.cgroup) / "cgroup.procs", mode)).first;
     }
     if (auto text = it->second.read(buf_)) return parsePids(*text);
     const bool gone = it->second.gone();

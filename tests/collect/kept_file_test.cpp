@@ -98,6 +98,30 @@ TEST(KeptFile, RereadsFromTheStartAndSeesNewContent) {
   fs::remove_all(dir);
 }
 
+TEST(KeptFile, ReopenModeKeepsTheDirectoryAndOpensTheFileEachRead) {
+  const fs::path dir = tempTree("kept-reopen");
+  write(dir / "cg" / "cgroup.procs", "1\n");
+  const std::size_t before = keptFdCount();
+  std::string buf;
+  KeptFile f(dir / "cg" / "cgroup.procs", KeptFile::Mode::kReopen);
+  EXPECT_EQ(f.read(buf).value_or(""), "1\n");
+  EXPECT_EQ(keptFdCount(), before + 1);  // the directory
+  // A new file under the name (a kept file fd would still read the old one).
+  write(dir / "cg" / "next", "1\n2\n");
+  fs::rename(dir / "cg" / "next", dir / "cg" / "cgroup.procs");
+  EXPECT_EQ(f.read(buf).value_or(""), "1\n2\n");
+  // The directory is removed: gone, and nothing kept.
+  fs::remove_all(dir / "cg");
+  EXPECT_FALSE(f.read(buf));
+  EXPECT_TRUE(f.gone());
+  EXPECT_EQ(keptFdCount(), before);
+  // Missing from the start is not gone.
+  KeptFile missing(dir / "nope" / "cgroup.procs", KeptFile::Mode::kReopen);
+  EXPECT_FALSE(missing.read(buf));
+  EXPECT_FALSE(missing.gone());
+  fs::remove_all(dir);
+}
+
 TEST(KeptFile, MissingFileIsRetriedEveryKMissingRetryReads) {
   const fs::path dir = tempTree("kept-missing");
   std::string buf;

@@ -57,8 +57,12 @@ std::string_view field(std::string_view line, std::size_t n);
 // Kept fds are bounded by keptFdBudget(); past it, files are read with open/read/close.
 class KeptFile {
  public:
+  // kReopen keeps an O_PATH fd on the file's directory instead and opens the file with openat()
+  // at each read, for files whose kept fd would serve stale text (cgroup v1's cgroup.procs); it
+  // still saves the path walk, the costliest part of opening a cgroup file.
+  enum class Mode { kKeep, kReopen };
   KeptFile() = default;
-  explicit KeptFile(std::filesystem::path path) : path_(std::move(path)) {}
+  explicit KeptFile(std::filesystem::path path, Mode mode = Mode::kKeep);
   KeptFile(KeptFile&& o) noexcept;
   KeptFile& operator=(KeptFile&& o) noexcept;
   KeptFile(const KeptFile&) = delete;
@@ -78,7 +82,11 @@ class KeptFile {
   static constexpr unsigned kMissingRetry = 32;
 
  private:
+  std::optional<std::string_view> reopen(std::string& buf);
+
   std::filesystem::path path_;
+  std::string name_;  // kReopen: the file name under the kept directory fd
+  Mode mode_ = Mode::kKeep;
   int fd_ = -1;
   bool gone_ = false;
   unsigned missing_ = 0;  // reads to skip before trying a missing file again
@@ -89,7 +97,7 @@ class KeptFile {
 std::size_t keptFdBudget();
 void setKeptFdBudget(std::size_t n);  // tests; raiseFdLimit() resets it from the new limit
 std::size_t keptFdCount();
-// Raises the RLIMIT_NOFILE soft limit to the hard limit (the agent keeps ~13 fds per workload)
+// Raises the RLIMIT_NOFILE soft limit to the hard limit (the agent keeps ~12 fds per workload)
 // and resets the budget. Returns the soft limit now in force.
 std::size_t raiseFdLimit();
 

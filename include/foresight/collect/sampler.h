@@ -39,7 +39,7 @@ class Sampler {
   std::size_t errorCount() const { return errors_; }
 
  private:
-  // The workload's pids: cgroup.procs (through a kept fd on cgroup v2), or a process tree's from /proc.
+  // The workload's pids: a cgroup's cgroup.procs through a KeptFile, a process tree's from /proc.
   Result<std::vector<pid_t>> pidsOf(const Workload& w);
   void forget(const std::string& id);
 
@@ -48,7 +48,7 @@ class Sampler {
   std::set<std::string> logged_;  // collector names whose failure was logged already
   std::set<std::string> previous_;  // workload ids of the last round, to forget the ones that left
   std::size_t errors_ = 0;
-  std::unordered_map<std::string, KeptFile> procs_;  // v2 cgroup.procs by workload id
+  std::unordered_map<std::string, KeptFile> procs_;  // cgroup.procs by workload id
   std::string buf_;
 };
 
