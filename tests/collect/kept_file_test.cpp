@@ -68,7 +68,8 @@ Workload cgroupWorkload(int i) {
 }
 
 Sampler makeSampler(const fs::path& root, const std::vector<std::string>& collectors) {
-  CollectorContext ctx{HostPaths(root), {}, 100};
+  CollectorContext ctx;
+  ctx.paths = HostPaths(root);
   ctx.layout = detectCgroupLayout(ctx.paths);
   CollectorRegistry reg("collector");
   registerCollectors(reg);
