@@ -116,6 +116,8 @@ std::size_t budgetFromLimit() {
 
 std::atomic<std::size_t> g_budget{static_cast<std::size_t>(-1)};  // -1: not computed yet
 std::atomic<std::size_t> g_kept{0};
+constexpr rlim_t kUnset = static_cast<rlim_t>(-2);  // RLIM_INFINITY is -1
+std::atomic<rlim_t> g_original_soft{kUnset};  // the soft limit before the first raise
 
 bool takeFd() {
   std::size_t budget = keptFdBudget();
@@ -161,13 +163,24 @@ std::size_t keptFdCount() { return g_kept.load(std::memory_order_relaxed); }
 
 std::size_t raiseFdLimit() {
   rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && g_original_soft.load() == kUnset) {
+    g_original_soft.store(rl.rlim_cur);
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &rl);
     ::getrlimit(RLIMIT_NOFILE, &rl);
   }
   g_budget.store(budgetFromLimit(), std::memory_order_relaxed);
   return rl.rlim_cur == RLIM_INFINITY ? static_cast<std::size_t>(-1) : rl.rlim_cur;
+}
+
+void restoreFdLimit() {
+  const rlim_t original = g_original_soft.load();
+  rlimit rl{};
+  if (original == kUnset || ::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rl.rlim_cur = original;
+  ::setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 KeptFile::KeptFile(std::filesystem::path path, Mode mode) : path_(std::move(path)), mode_(mode) {

@@ -20,7 +20,7 @@ Result<Sampler> Sampler::create(const CollectorContext& ctx, const std::vector<s
                                 const CollectorRegistry& registry) {
   Sampler s;
   s.ctx_ = ctx;
-  // Collectors keep ~13 fds per workload open between rounds (KeptFile).
+  // Collectors keep ~12 fds per workload open between rounds (KeptFile).
   raiseFdLimit();
   for (const auto& n : names) {
     auto c = registry.create(n, ctx);

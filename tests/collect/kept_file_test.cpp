@@ -4,6 +4,7 @@
 // process, a reused pid and a cgroup removed and re-created under the same path.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,6 +80,25 @@ Sampler makeSampler(const fs::path& root, const std::vector<std::string>& collec
 }
 
 }  // namespace
+
+// First in the file: restoreFdLimit() restores the limit found by the first raise in the process
+// (CTest runs every test in its own process; a whole-binary run runs this one first).
+TEST(KeptFile, RaiseFdLimitLeavesRoomForTheRestOfTheProcessAndCanBeUndone) {
+  rlimit rl{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_max <= 1024) GTEST_SKIP() << "hard limit too low to test raising";
+  rl.rlim_cur = 1024;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &rl), 0);
+  const std::size_t limit = raiseFdLimit();
+  EXPECT_EQ(limit, rl.rlim_max);
+  EXPECT_LT(keptFdBudget(), limit);
+  EXPECT_GE(limit - keptFdBudget(), 256u);
+  restoreFdLimit();  // what a launched command's child does before exec
+  rlimit now{};
+  ::getrlimit(RLIMIT_NOFILE, &now);
+  EXPECT_EQ(now.rlim_cur, 1024u);
+  raiseFdLimit();
+}
 
 TEST(KeptFile, RereadsFromTheStartAndSeesNewContent) {
   const fs::path dir = tempTree("kept-reread");
@@ -158,12 +178,6 @@ TEST(KeptFile, PastTheBudgetFilesAreReadWithoutKeepingThem) {
   raiseFdLimit();  // resets the budget from the limit
   EXPECT_GT(keptFdBudget(), before + 1);
   fs::remove_all(dir);
-}
-
-TEST(KeptFile, RaiseFdLimitLeavesRoomForTheRestOfTheProcess) {
-  const std::size_t limit = raiseFdLimit();
-  EXPECT_LT(keptFdBudget(), limit);
-  EXPECT_GE(limit - keptFdBudget(), 256u);
 }
 
 TEST(FindKeys, WantedKeysOnlyWithUnitsAndColons) {

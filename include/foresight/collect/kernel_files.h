@@ -100,5 +100,8 @@ std::size_t keptFdCount();
 // Raises the RLIMIT_NOFILE soft limit to the hard limit (the agent keeps ~12 fds per workload)
 // and resets the budget. Returns the soft limit now in force.
 std::size_t raiseFdLimit();
+// Puts back the soft limit found by the first raiseFdLimit(). Async-signal-safe: called in a
+// launched command's child before exec, so the command runs with the limit it would have had.
+void restoreFdLimit();
 
 }  // namespace foresight::collect
