@@ -50,7 +50,8 @@ Result<std::string> readKernelFile(const std::filesystem::path& path) {
 
 std::optional<double> parseNumber(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   if (s.empty()) return std::nullopt;
   if (s == "max") return std::numeric_limits<double>::infinity();
   // Integers first (every counter the agent reads is one; the integer parser is several times
@@ -78,7 +79,8 @@ std::string_view field(std::string_view line, std::size_t n) {
   return {};
 }
 
-void findKeys(std::string_view text, std::span<const std::string_view> keys, std::span<double> out) {
+void findKeys(std::string_view text, std::span<const std::string_view> keys,
+              std::span<double> out) {
   std::fill(out.begin(), out.end(), std::numeric_limits<double>::quiet_NaN());
   std::size_t left = keys.size(), pos = 0;
   while (left > 0 && pos < text.size()) {
@@ -117,7 +119,7 @@ std::size_t budgetFromLimit() {
 std::atomic<std::size_t> g_budget{static_cast<std::size_t>(-1)};  // -1: not computed yet
 std::atomic<std::size_t> g_kept{0};
 constexpr rlim_t kUnset = static_cast<rlim_t>(-2);  // RLIM_INFINITY is -1
-std::atomic<rlim_t> g_original_soft{kUnset};  // the soft limit before the first raise
+std::atomic<rlim_t> g_original_soft{kUnset};        // the soft limit before the first raise
 
 bool takeFd() {
   std::size_t budget = keptFdBudget();
@@ -188,8 +190,12 @@ KeptFile::KeptFile(std::filesystem::path path, Mode mode) : path_(std::move(path
 }
 
 KeptFile::KeptFile(KeptFile&& o) noexcept
-    : path_(std::move(o.path_)), name_(std::move(o.name_)), mode_(o.mode_),
-      fd_(std::exchange(o.fd_, -1)), gone_(o.gone_), missing_(o.missing_) {}
+    : path_(std::move(o.path_)),
+      name_(std::move(o.name_)),
+      mode_(o.mode_),
+      fd_(std::exchange(o.fd_, -1)),
+      gone_(o.gone_),
+      missing_(o.missing_) {}
 
 KeptFile& KeptFile::operator=(KeptFile&& o) noexcept {
   if (this != &o) {

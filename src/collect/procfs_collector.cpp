@@ -91,7 +91,7 @@ class ProcfsCollector final : public Collector {
       if (it == t.procs.end()) it = t.procs.emplace(pid, Proc(ctx_.paths.procPid(pid))).first;
       Proc& p = it->second;
       p.seen = t.round;
-      if (read(p, v)) return true;
+      if (read(p, pid, v)) return true;
       const bool gone = p.stat.gone();
       t.procs.erase(it);
       std::fill(v, v + kCount, 0.0);
@@ -100,7 +100,7 @@ class ProcfsCollector final : public Collector {
     return false;
   }
 
-  bool read(Proc& p, double* v) {
+  bool read(Proc& p, pid_t pid, double* v) {
     auto stat = p.stat.read(buf_);
     if (!stat || stat->empty()) return false;
     // Fields after "(comm)": comm may contain spaces, so count from the last ')'. Index 0 is
@@ -145,7 +145,9 @@ class ProcfsCollector final : public Collector {
       set(kWrite, x[1]);
     }
     if (gone) return false;  // exited while being read: counted as vanished, not half-summed
-    if (p.rounds++ % kFdKindsEvery == 0) countFds(p);
+    // First read, then every kFdKindsEvery rounds, offset by pid so a round does not walk the
+    // fds of every process at once.
+    if (p.rounds++ == 0 || (p.rounds + static_cast<std::uint64_t>(pid)) % kFdKindsEvery == 0) countFds(p);
     for (int i = 0; i < 4; ++i) v[kFdFile + i] = p.fds[i];
     return true;
   }

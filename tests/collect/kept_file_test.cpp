@@ -51,12 +51,16 @@ fs::path v2Host(const std::string& name, int n) {
     const fs::path d = cg / ("w" + std::to_string(i));
     const int pid = 1000 + i;
     write(d / "cgroup.procs", std::to_string(pid) + "\n");
-    write(d / "cpu.stat", "usage_usec " + std::to_string(1000 * i) + "\nuser_usec 1\nsystem_usec 2\n");
+    write(d / "cpu.stat",
+          "usage_usec " + std::to_string(1000 * i) + "\nuser_usec 1\nsystem_usec 2\n");
     write(d / "memory.current", "4096\n");
     write(d / "memory.stat", "anon 1\nfile 2\ninactive_file 3\npgfault 4\npgmajfault 5\n");
     const fs::path p = root / "proc" / std::to_string(pid);
-    write(p / "stat", std::to_string(pid) + " (x) S 1 1 1 0 -1 0 10 0 0 0 100 50 0 0 20 0 1 0 1 0 0\n");
-    write(p / "status", "Name:\tx\nVmRSS:\t   8 kB\nvoluntary_ctxt_switches:\t3\nnonvoluntary_ctxt_switches:\t4\n");
+    write(p / "stat",
+          std::to_string(pid) + " (x) S 1 1 1 0 -1 0 10 0 0 0 100 50 0 0 20 0 1 0 1 0 0\n");
+    write(
+        p / "status",
+        "Name:\tx\nVmRSS:\t   8 kB\nvoluntary_ctxt_switches:\t3\nnonvoluntary_ctxt_switches:\t4\n");
     write(p / "schedstat", "1 2 3\n");
     write(p / "io", "read_bytes: 5\nwrite_bytes: 6\n");
   }
@@ -239,7 +243,7 @@ TEST(Sampler, DegradesToOpenReadCloseWhenTheFdBudgetIsSpent) {
   const fs::path root = v2Host("kept-degrade", 20);
   const std::size_t base = keptFdCount();
   Sampler sampler = makeSampler(root, {"cgroup.v2", "procfs"});  // create() resets the budget
-  setKeptFdBudget(base + 30);  // room for about 3 of 20 workloads
+  setKeptFdBudget(base + 30);                                    // room for about 3 of 20 workloads
   std::vector<Workload> all;
   for (int i = 0; i < 20; ++i) all.push_back(cgroupWorkload(i));
   for (int round = 0; round < 3; ++round) {
@@ -347,8 +351,11 @@ TEST(LiveKeptFile, RemovedCgroupIsGoneAndARecreatedOneIsReadAgain) {
   CollectorContext ctx = liveContext();
   if (ctx.layout.version == CgroupVersion::kNone) GTEST_SKIP() << "no cgroup hierarchy";
   std::vector<fs::path> mounts;
-  if (ctx.layout.version == CgroupVersion::kV2) mounts.push_back(ctx.layout.unified);
-  else for (const char* c : {"cpu", "cpuacct", "memory", "blkio"}) if (auto d = ctx.layout.v1(c)) mounts.push_back(*d);
+  if (ctx.layout.version == CgroupVersion::kV2)
+    mounts.push_back(ctx.layout.unified);
+  else
+    for (const char* c : {"cpu", "cpuacct", "memory", "blkio"})
+      if (auto d = ctx.layout.v1(c)) mounts.push_back(*d);
   const std::string name = "foresight-kept-" + std::to_string(::getpid());
   auto make = [&] {
     for (auto& m : mounts) fs::create_directory(m / name);
