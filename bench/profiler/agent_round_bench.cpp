@@ -1,5 +1,6 @@
 // CPU time of one sampling round over N real cgroups (each holding one sleeping process), with the
 // collectors `foresight run` uses on this host. Needs root and a cgroup hierarchy.
+// Counters: CPU per round and per workload, kept_fds (fds the collectors hold between rounds).
 #include <benchmark/benchmark.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -9,7 +10,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
+#include "foresight/collect/kernel_files.h"
 #include "foresight/collect/sampler.h"
 
 using namespace foresight;
@@ -91,6 +94,9 @@ void BM_SamplingRound(benchmark::State& state) {
     state.SkipWithError(sampler.error().message.c_str());
     return;
   }
+  // FORESIGHT_BENCH_KEPT_FDS=N caps the fds kept open between rounds (0: open/read/close every
+  // file every round, the degraded mode), to measure what keeping them buys.
+  if (const char* env = std::getenv("FORESIGHT_BENCH_KEPT_FDS")) setKeptFdBudget(std::strtoul(env, nullptr, 10));
   double cpu = 0;
   std::size_t samples = 0;
   for (auto _ : state) {
@@ -105,8 +111,32 @@ void BM_SamplingRound(benchmark::State& state) {
   // Share of one core when sampling every second.
   state.counters["core_pct_at_1s"] = 100.0 * cpu / state.iterations();
   state.counters["samples_per_round"] = static_cast<double>(samples) / state.iterations();
+  state.counters["kept_fds"] = static_cast<double>(keptFdCount());
 }
 BENCHMARK(BM_SamplingRound)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One kernel file kept open N times and pread in rotation: the CPU per read as the number of kept
+// fds grows, with the work per read fixed (why the per-workload cost rises with the fleet).
+void BM_KeptPread(benchmark::State& state, const char* file) {
+  const int n = static_cast<int>(state.range(0));
+  std::vector<KeptFile> files;
+  for (int i = 0; i < n; ++i) files.emplace_back(file);
+  std::string buf;
+  for (auto& f : files) f.read(buf);
+  if (keptFdCount() < static_cast<std::size_t>(n)) {
+    state.SkipWithError("fd budget too small (RLIMIT_NOFILE)");
+    return;
+  }
+  double cpu = 0;
+  for (auto _ : state) {
+    const double c0 = processCpu();
+    for (auto& f : files) benchmark::DoNotOptimize(f.read(buf));
+    cpu += processCpu() - c0;
+  }
+  state.counters["cpu_ns_per_read"] = 1e9 * cpu / state.iterations() / n;
+}
+BENCHMARK_CAPTURE(BM_KeptPread, proc_stat, "/proc/self/stat")->Arg(10)->Arg(1000)->Arg(10000)->Setup([](const benchmark::State&) { raiseFdLimit(); });
+BENCHMARK_CAPTURE(BM_KeptPread, proc_status, "/proc/self/status")->Arg(10)->Arg(1000)->Arg(10000)->Setup([](const benchmark::State&) { raiseFdLimit(); });
 
 }  // namespace
 

@@ -1,12 +1,9 @@
 // cgroup v1 and v2 collectors. File formats: Documentation/admin-guide/cgroup-v1/*.rst and
 // cgroup-v2.rst (cpu.stat, cpu.max, memory.stat, io.stat) and accounting/psi.rst.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <system_error>
 #include <unordered_map>
 #include <utility>
 
@@ -18,124 +15,171 @@ namespace fs = std::filesystem;
 namespace foresight::collect {
 namespace {
 
-fs::path under(const fs::path& mount, const std::string& cgroup) {
-  return cgroup == "/" ? mount : mount / cgroup.substr(1);
-}
-
 // v1 reports "no limit" as a page-rounded LONG_MAX; anything this big is no limit.
 double limitOrInf(double v) { return v >= 4.0e18 ? std::numeric_limits<double>::infinity() : v; }
 
+// PSI files of one cgroup, kept open: cpu, memory, io.
+struct Pressure {
+  KeptFile files[3];
+  explicit Pressure(const fs::path& dir = {})
+      : files{KeptFile(dir / "cpu.pressure"), KeptFile(dir / "memory.pressure"),
+              KeptFile(dir / "io.pressure")} {}
+};
+
 // "some avg10=0.00 avg60=0.00 avg300=0.00 total=12345" (total in microseconds).
-void readPressure(const fs::path& dir, const char* resource, Sample& out) {
+void readPressure(Pressure& p, std::string& buf, Sample& out) {
   struct Names { const char* some; const char* full; };
-  static const std::map<std::string, Names> kNames = {
-      {"cpu", {"psi_cpu_some_seconds_total", "psi_cpu_full_seconds_total"}},
-      {"memory", {"psi_memory_some_seconds_total", "psi_memory_full_seconds_total"}},
-      {"io", {"psi_io_some_seconds_total", "psi_io_full_seconds_total"}}};
-  auto text = readKernelFile(dir / (std::string(resource) + ".pressure"));
-  if (!text) return;  // PSI is optional (kernel without CONFIG_PSI, or psi=0)
-  const Names& n = kNames.at(resource);
-  forEachLine(*text, [&](std::string_view line) {
-    std::size_t tp = line.find("total=");
-    if (tp == std::string_view::npos) return;
-    auto v = parseNumber(field(line.substr(tp + 6), 0));
-    if (!v) return;
-    if (line.starts_with("some")) out.add(n.some, *v / 1e6);
-    if (line.starts_with("full")) out.add(n.full, *v / 1e6);
-  });
+  static constexpr Names kNames[3] = {
+      {"psi_cpu_some_seconds_total", "psi_cpu_full_seconds_total"},
+      {"psi_memory_some_seconds_total", "psi_memory_full_seconds_total"},
+      {"psi_io_some_seconds_total", "psi_io_full_seconds_total"}};
+  for (int r = 0; r < 3; ++r) {
+    auto text = p.files[r].read(buf);
+    if (!text) continue;  // PSI is optional (kernel without CONFIG_PSI, or psi=0)
+    const Names& n = kNames[r];
+    forEachLine(*text, [&](std::string_view line) {
+      std::size_t tp = line.find("total=");
+      if (tp == std::string_view::npos) return;
+      auto v = parseNumber(field(line.substr(tp + 6), 0));
+      if (!v) return;
+      if (line.starts_with("some")) out.add(n.some, *v / 1e6);
+      if (line.starts_with("full")) out.add(n.full, *v / 1e6);
+    });
+  }
 }
 
-// Directory fds of one cgroup, opened once (O_PATH): reading with openat() skips the path walk
-// that dominated the per-file cost in the agent benchmark (docs/results-profiler.md).
-class DirFd {
- public:
-  DirFd() = default;
-  explicit DirFd(const fs::path& p) : fd_(::open(p.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)) {}
-  DirFd(DirFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  DirFd& operator=(DirFd&& o) noexcept { std::swap(fd_, o.fd_); return *this; }
-  ~DirFd() { if (fd_ >= 0) ::close(fd_); }
-  int get() const { return fd_; }
-  // The file's text in buf; nullopt when it (or the directory) is missing or unreadable.
-  std::optional<std::string_view> read(const char* name, std::string& buf) const {
-    if (fd_ < 0) return std::nullopt;
-    return readAt(fd_, name, buf);
+// Collects w through the cached files of Entry, created on first use by make(dir) (nullopt when
+// the cgroup does not exist). When a kept file reports its cgroup gone (removed, perhaps
+// re-created under the same path), the entry is dropped and rebuilt once from the path.
+template <typename Entry, typename Make, typename Read>
+Status collectCached(std::unordered_map<std::string, Entry>& cache, const Workload& w,
+                     Sample& out, Make&& make, Read&& read) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto it = cache.find(w.id);
+    if (it == cache.end()) {
+      std::optional<Entry> e = make();
+      if (!e) return fail(ErrorCode::kNotFound, "{}: cgroup is gone", w.cgroup);
+      it = cache.emplace(w.id, std::move(*e)).first;
+    }
+    const std::size_t first = out.metrics.size();
+    if (read(it->second)) return ok();
+    out.metrics.resize(first);
+    cache.erase(it);
   }
- private:
-  int fd_ = -1;
-};
+  return fail(ErrorCode::kNotFound, "{}: cgroup is gone", w.cgroup);
+}
+
+bool isDirectory(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
 
 class CgroupV1Collector final : public Collector {
  public:
   explicit CgroupV1Collector(const CollectorContext& ctx) : ctx_(ctx) {}
   const char* name() const override { return "cgroup.v1"; }
-  void forget(const std::string& id) override { dirs_.erase(id); }
+  void forget(const std::string& id) override { cache_.erase(id); }
 
   Status collect(const Workload& w, const std::vector<pid_t>&, Sample& out) override {
     if (w.kind != Workload::Kind::kCgroup) return ok();
-    auto it = dirs_.find(w.id);
-    if (it == dirs_.end()) {
-      const fs::path ref = under(ctx_.layout.reference(), w.cgroup);
-      Dirs d;
-      d.ref = DirFd(ref);
-      if (d.ref.get() < 0) return fail(ErrorCode::kNotFound, "{}: cgroup is gone", ref.string());
-      const char* names[] = {"cpuacct", "cpu", "memory", "blkio"};
-      for (int i = 0; i < 4; ++i)
-        if (auto m = ctx_.layout.v1(names[i])) d.ctrl[i] = DirFd(under(*m, w.cgroup));
-      if (ctx_.layout.version == CgroupVersion::kHybrid) d.unified = DirFd(under(ctx_.layout.unified, w.cgroup));
-      it = dirs_.emplace(w.id, std::move(d)).first;
+    return collectCached(cache_, w, out, [&] { return open(w); },
+                         [&](Files& f) { return read(f, out); });
+  }
+
+ private:
+  static constexpr std::uint64_t kLimitEvery = 10;
+  static constexpr std::string_view kAcctKeys[2] = {"user", "system"};
+  static constexpr std::string_view kCpuKeys[3] = {"nr_periods", "nr_throttled", "throttled_time"};
+  // total_* include descendants, matching usage_in_bytes with use_hierarchy=1.
+  static constexpr std::string_view kMemKeys[5] = {"total_rss", "total_cache", "total_inactive_file",
+                                                   "total_pgfault", "total_pgmajfault"};
+  struct Files {
+    KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat;
+    KeptFile blk_bytes[2], blk_ops[2];  // *_recursive (with descendants) first, then the plain file
+    std::optional<Pressure> psi;        // hybrid hosts keep PSI on the v2 side
+    fs::path cpu_dir, mem_dir;          // limits are read by path every kLimitEvery rounds
+    std::uint64_t rounds = 0;
+    double cpu_limit = NAN, mem_limit = NAN;
+  };
+
+  std::optional<Files> open(const Workload& w) {
+    if (!isDirectory(cgroupPath(ctx_.layout.reference(), w.cgroup))) return std::nullopt;
+    auto dir = [&](const char* controller) {
+      auto m = ctx_.layout.v1(controller);
+      return m ? cgroupPath(*m, w.cgroup) : fs::path();
+    };
+    auto in = [](const fs::path& d, const char* name) { return d.empty() ? KeptFile() : KeptFile(d / name); };
+    Files f;
+    const fs::path acct = dir("cpuacct"), blk = dir("blkio");
+    f.cpu_dir = dir("cpu");
+    f.mem_dir = dir("memory");
+    f.usage = in(acct, "cpuacct.usage");
+    f.acct_stat = in(acct, "cpuacct.stat");
+    f.cpu_stat = in(f.cpu_dir, "cpu.stat");
+    f.mem_usage = in(f.mem_dir, "memory.usage_in_bytes");
+    f.mem_stat = in(f.mem_dir, "memory.stat");
+    f.blk_bytes[0] = in(blk, "blkio.throttle.io_service_bytes_recursive");
+    f.blk_bytes[1] = in(blk, "blkio.throttle.io_service_bytes");
+    f.blk_ops[0] = in(blk, "blkio.throttle.io_serviced_recursive");
+    f.blk_ops[1] = in(blk, "blkio.throttle.io_serviced");
+    if (ctx_.layout.version == CgroupVersion::kHybrid) {
+      const fs::path u = cgroupPath(ctx_.layout.unified, w.cgroup);
+      if (isDirectory(u)) f.psi.emplace(u);
     }
-    Dirs& d = it->second;
-    // A removed cgroup keeps its fd but its files are gone (the sampler's cgroup.procs read
-    // notices first and the sampler then calls forget()).
+    return f;
+  }
+
+  // false when the cgroup went away under a kept fd.
+  bool read(Files& f, Sample& out) {
+    bool gone = false;
+    auto rd = [&](KeptFile& k) {
+      auto t = k.read(buf_);
+      gone |= k.gone();
+      return t;
+    };
     const double hz = static_cast<double>(ctx_.clock_ticks);
-    const bool limits_due = d.rounds++ % kLimitEvery == 0;
-    if (auto t = d.ctrl[0].read("cpuacct.usage", buf_)) {
+    if (auto t = rd(f.usage)) {
       if (auto v = parseNumber(*t)) out.add("cpu_usage_seconds_total", *v / 1e9);
     }
-    if (auto t = d.ctrl[0].read("cpuacct.stat", buf_)) {
-      forEachKeyValue(*t, [&](std::string_view k, double v) {
-        if (k == "user") out.add("cpu_user_seconds_total", v / hz);
-        if (k == "system") out.add("cpu_system_seconds_total", v / hz);
-      });
+    if (auto t = rd(f.acct_stat)) {
+      double v[2];
+      findKeys(*t, kAcctKeys, v);
+      if (!std::isnan(v[0])) out.add("cpu_user_seconds_total", v[0] / hz);
+      if (!std::isnan(v[1])) out.add("cpu_system_seconds_total", v[1] / hz);
     }
-    if (auto t = d.ctrl[1].read("cpu.stat", buf_)) {
-      forEachKeyValue(*t, [&](std::string_view k, double v) {
-        if (k == "nr_periods") out.add("cpu_periods_total", v);
-        if (k == "nr_throttled") out.add("cpu_throttled_periods_total", v);
-        if (k == "throttled_time") out.add("cpu_throttled_seconds_total", v / 1e9);
-      });
+    if (auto t = rd(f.cpu_stat)) {
+      double v[3];
+      findKeys(*t, kCpuKeys, v);
+      if (!std::isnan(v[0])) out.add("cpu_periods_total", v[0]);
+      if (!std::isnan(v[1])) out.add("cpu_throttled_periods_total", v[1]);
+      if (!std::isnan(v[2])) out.add("cpu_throttled_seconds_total", v[2] / 1e9);
     }
     // Limits change rarely: read them every kLimitEvery rounds, report the last value between.
-    if (limits_due) {
+    if (f.rounds++ % kLimitEvery == 0) {
       std::optional<double> q, p;
-      if (auto t = d.ctrl[1].read("cpu.cfs_quota_us", buf_)) q = parseNumber(*t);
-      if (auto t = d.ctrl[1].read("cpu.cfs_period_us", buf_)) p = parseNumber(*t);
-      d.cpu_limit = (q && p && *p > 0) ? (*q < 0 ? std::numeric_limits<double>::infinity() : *q / *p) : NAN;
-      d.mem_limit = NAN;
-      if (auto t = d.ctrl[2].read("memory.limit_in_bytes", buf_))
-        if (auto v = parseNumber(*t)) d.mem_limit = limitOrInf(*v);
+      if (!f.cpu_dir.empty()) {
+        if (auto t = readKernelFile(f.cpu_dir / "cpu.cfs_quota_us")) q = parseNumber(*t);
+        if (auto t = readKernelFile(f.cpu_dir / "cpu.cfs_period_us")) p = parseNumber(*t);
+      }
+      f.cpu_limit = (q && p && *p > 0) ? (*q < 0 ? std::numeric_limits<double>::infinity() : *q / *p) : NAN;
+      f.mem_limit = NAN;
+      if (!f.mem_dir.empty())
+        if (auto t = readKernelFile(f.mem_dir / "memory.limit_in_bytes"))
+          if (auto v = parseNumber(*t)) f.mem_limit = limitOrInf(*v);
     }
-    if (!std::isnan(d.cpu_limit)) out.add("cpu_limit_cores", d.cpu_limit);
-    if (!std::isnan(d.mem_limit)) out.add("memory_limit_bytes", d.mem_limit);
+    if (!std::isnan(f.cpu_limit)) out.add("cpu_limit_cores", f.cpu_limit);
+    if (!std::isnan(f.mem_limit)) out.add("memory_limit_bytes", f.mem_limit);
     double usage = NAN;
-    if (auto t = d.ctrl[2].read("memory.usage_in_bytes", buf_)) {
+    if (auto t = rd(f.mem_usage)) {
       if (auto v = parseNumber(*t)) {
         usage = *v;
         out.add("memory_usage_bytes", usage);
       }
     }
-    if (auto t = d.ctrl[2].read("memory.stat", buf_)) {
-      // total_* include descendants, matching usage_in_bytes with use_hierarchy=1.
-      double rss = NAN, cache = NAN, inactive_file = NAN, pgfault = NAN, pgmaj = NAN;
-      forEachKeyValue(*t, [&](std::string_view k, double v) {
-        if (!k.starts_with("total_")) return;
-        k.remove_prefix(6);
-        if (k == "rss") rss = v;
-        else if (k == "cache") cache = v;
-        else if (k == "inactive_file") inactive_file = v;
-        else if (k == "pgfault") pgfault = v;
-        else if (k == "pgmajfault") pgmaj = v;
-      });
+    if (auto t = rd(f.mem_stat)) {
+      double v[5];
+      findKeys(*t, kMemKeys, v);
+      const double rss = v[0], cache = v[1], inactive_file = v[2], pgfault = v[3], pgmaj = v[4];
       if (!std::isnan(rss)) out.add("memory_anon_bytes", rss);
       if (!std::isnan(cache)) out.add("memory_file_bytes", cache);
       if (!std::isnan(pgfault)) out.add("memory_faults_total", pgfault);
@@ -145,32 +189,21 @@ class CgroupV1Collector final : public Collector {
         out.add("memory_working_set_bytes", std::max(0.0, usage - inactive_file));
       }
     }
-    if (d.ctrl[3].get() >= 0) {
-      readBlkio(d.ctrl[3], "blkio.throttle.io_service_bytes", "io_read_bytes_total",
-                "io_write_bytes_total", out);
-      readBlkio(d.ctrl[3], "blkio.throttle.io_serviced", "io_read_ops_total", "io_write_ops_total", out);
-    }
-    // Hybrid hosts keep PSI on the v2 side; the same path there is the same workload.
-    if (d.unified.get() >= 0) {
-      for (const char* r : {"cpu", "memory", "io"}) readPressure(under(ctx_.layout.unified, w.cgroup), r, out);
-    }
-    return ok();
+    readBlkio(f.blk_bytes, "io_read_bytes_total", "io_write_bytes_total", out, gone);
+    readBlkio(f.blk_ops, "io_read_ops_total", "io_write_ops_total", out, gone);
+    if (f.psi) readPressure(*f.psi, buf_, out);
+    return !gone;
   }
 
- private:
-  static constexpr std::uint64_t kLimitEvery = 10;
-  struct Dirs {
-    DirFd ref, unified;
-    DirFd ctrl[4];  // cpuacct, cpu, memory, blkio
-    std::uint64_t rounds = 0;
-    double cpu_limit = NAN, mem_limit = NAN;
-  };
-
   // "MAJ:MIN Read N" lines; the _recursive file includes descendants where the kernel has it.
-  void readBlkio(const DirFd& dir, const std::string& base, const char* read_name,
-                 const char* write_name, Sample& out) {
-    auto t = dir.read((base + "_recursive").c_str(), buf_);
-    if (!t) t = dir.read(base.c_str(), buf_);
+  void readBlkio(KeptFile (&files)[2], const char* read_name, const char* write_name, Sample& out,
+                 bool& gone) {
+    auto t = files[0].read(buf_);
+    gone |= files[0].gone();
+    if (!t && !files[0].gone()) {
+      t = files[1].read(buf_);
+      gone |= files[1].gone();
+    }
     if (!t) return;
     double rd = 0, wr = 0;
     forEachLine(*t, [&](std::string_view line) {
@@ -183,7 +216,8 @@ class CgroupV1Collector final : public Collector {
     out.add(read_name, rd);
     out.add(write_name, wr);
   }
-  std::unordered_map<std::string, Dirs> dirs_;
+
+  std::unordered_map<std::string, Files> cache_;
   std::string buf_;
   CollectorContext ctx_;
 };
@@ -192,58 +226,83 @@ class CgroupV2Collector final : public Collector {
  public:
   explicit CgroupV2Collector(const CollectorContext& ctx) : ctx_(ctx) {}
   const char* name() const override { return "cgroup.v2"; }
+  void forget(const std::string& id) override { cache_.erase(id); }
 
   Status collect(const Workload& w, const std::vector<pid_t>&, Sample& out) override {
     if (w.kind != Workload::Kind::kCgroup) return ok();
-    const fs::path dir = under(ctx_.layout.unified, w.cgroup);
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) {
-      return fail(ErrorCode::kNotFound, "{}: cgroup is gone", dir.string());
+    return collectCached(cache_, w, out, [&] { return open(w); },
+                         [&](Files& f) { return read(f, out); });
+  }
+
+ private:
+  static constexpr std::string_view kCpuKeys[6] = {"usage_usec", "user_usec", "system_usec",
+                                                   "nr_periods", "nr_throttled", "throttled_usec"};
+  static constexpr std::string_view kMemKeys[5] = {"anon", "file", "inactive_file", "pgfault",
+                                                   "pgmajfault"};
+  struct Files {
+    KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, io_stat;
+    Pressure psi;
+  };
+
+  std::optional<Files> open(const Workload& w) {
+    const fs::path dir = cgroupPath(ctx_.layout.unified, w.cgroup);
+    if (!isDirectory(dir)) return std::nullopt;
+    return Files{KeptFile(dir / "cpu.stat"),       KeptFile(dir / "cpu.max"),
+                 KeptFile(dir / "memory.current"), KeptFile(dir / "memory.max"),
+                 KeptFile(dir / "memory.stat"),    KeptFile(dir / "io.stat"),
+                 Pressure(dir)};
+  }
+
+  bool read(Files& f, Sample& out) {
+    bool gone = false;
+    auto rd = [&](KeptFile& k) {
+      auto t = k.read(buf_);
+      gone |= k.gone();
+      return t;
+    };
+    if (auto t = rd(f.cpu_stat)) {
+      static constexpr const char* kNames[6] = {
+          "cpu_usage_seconds_total", "cpu_user_seconds_total", "cpu_system_seconds_total",
+          "cpu_periods_total", "cpu_throttled_periods_total", "cpu_throttled_seconds_total"};
+      static constexpr double kScale[6] = {1e-6, 1e-6, 1e-6, 1, 1, 1e-6};
+      double v[6];
+      findKeys(*t, kCpuKeys, v);
+      for (int i = 0; i < 6; ++i)
+        if (!std::isnan(v[i])) out.add(kNames[i], v[i] * kScale[i]);
     }
-    if (auto t = readKernelFile(dir / "cpu.stat")) {
-      forEachKeyValue(*t, [&](std::string_view k, double v) {
-        if (k == "usage_usec") out.add("cpu_usage_seconds_total", v / 1e6);
-        if (k == "user_usec") out.add("cpu_user_seconds_total", v / 1e6);
-        if (k == "system_usec") out.add("cpu_system_seconds_total", v / 1e6);
-        if (k == "nr_periods") out.add("cpu_periods_total", v);
-        if (k == "nr_throttled") out.add("cpu_throttled_periods_total", v);
-        if (k == "throttled_usec") out.add("cpu_throttled_seconds_total", v / 1e6);
-      });
-    }
-    if (auto t = readKernelFile(dir / "cpu.max")) {  // "max 100000" or "50000 100000"
+    if (auto t = rd(f.cpu_max)) {  // "max 100000" or "50000 100000"
       auto q = parseNumber(field(*t, 0)), p = parseNumber(field(*t, 1));
       if (q && p && *p > 0) out.add("cpu_limit_cores", *q / *p);
     }
     double usage = NAN;
-    if (auto t = readKernelFile(dir / "memory.current")) {
+    if (auto t = rd(f.mem_current)) {
       if (auto v = parseNumber(*t)) {
         usage = *v;
         out.add("memory_usage_bytes", usage);
       }
     }
-    if (auto t = readKernelFile(dir / "memory.max")) {
+    if (auto t = rd(f.mem_max)) {
       if (auto v = parseNumber(*t)) out.add("memory_limit_bytes", *v);
     }
-    if (auto t = readKernelFile(dir / "memory.stat")) {
-      double inactive_file = NAN;
-      forEachKeyValue(*t, [&](std::string_view k, double v) {
-        if (k == "anon") out.add("memory_anon_bytes", v);
-        if (k == "file") out.add("memory_file_bytes", v);
-        if (k == "inactive_file") inactive_file = v;
-        if (k == "pgfault") out.add("memory_faults_total", v);
-        if (k == "pgmajfault") out.add("memory_major_faults_total", v);
-      });
+    if (auto t = rd(f.mem_stat)) {
+      double v[5];
+      findKeys(*t, kMemKeys, v);
+      if (!std::isnan(v[0])) out.add("memory_anon_bytes", v[0]);
+      if (!std::isnan(v[1])) out.add("memory_file_bytes", v[1]);
+      if (!std::isnan(v[3])) out.add("memory_faults_total", v[3]);
+      if (!std::isnan(v[4])) out.add("memory_major_faults_total", v[4]);
+      const double inactive_file = v[2];
       if (!std::isnan(usage) && !std::isnan(inactive_file)) {
         out.add("memory_working_set_bytes", std::max(0.0, usage - inactive_file));
       }
     }
     // "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N"; empty before the first I/O.
-    if (auto t = readKernelFile(dir / "io.stat")) {
+    if (auto t = rd(f.io_stat)) {
       double sums[4] = {0, 0, 0, 0};
       static constexpr std::string_view kKeys[4] = {"rbytes=", "wbytes=", "rios=", "wios="};
       forEachLine(*t, [&](std::string_view line) {
-        for (std::size_t f = 1;; ++f) {
-          std::string_view kv = field(line, f);
+        for (std::size_t i = 1;; ++i) {
+          std::string_view kv = field(line, i);
           if (kv.empty()) break;
           for (int k = 0; k < 4; ++k) {
             if (kv.starts_with(kKeys[k])) {
@@ -257,11 +316,12 @@ class CgroupV2Collector final : public Collector {
       out.add("io_read_ops_total", sums[2]);
       out.add("io_write_ops_total", sums[3]);
     }
-    for (const char* r : {"cpu", "memory", "io"}) readPressure(dir, r, out);
-    return ok();
+    readPressure(f.psi, buf_, out);
+    return !gone;
   }
 
- private:
+  std::unordered_map<std::string, Files> cache_;
+  std::string buf_;
   CollectorContext ctx_;
 };
 

@@ -1,13 +1,17 @@
 #include "foresight/collect/kernel_files.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 namespace foresight::collect {
 
@@ -36,7 +40,9 @@ Result<std::string> readKernelFile(const std::filesystem::path& path) {
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > (1u << 20)) break;
+    // seq_file fills the whole buffer while it has text: a short read is the end, and saves the
+    // read() that would return 0 (cgroup v1's cgroup.procs is read this way every round).
+    if (static_cast<std::size_t>(n) < sizeof buf || out.size() > (1u << 20)) break;
   }
   ::close(fd);
   return out;
@@ -44,10 +50,17 @@ Result<std::string> readKernelFile(const std::filesystem::path& path) {
 
 std::optional<double> parseNumber(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   if (s.empty()) return std::nullopt;
   if (s == "max") return std::numeric_limits<double>::infinity();
-  // Integers first: counters exceed 2^53 rarely, but from_chars on double loses nothing here.
+  // Integers first (every counter the agent reads is one; the integer parser is several times
+  // faster), then anything else from_chars accepts as a double.
+  long long i = 0;
+  if (auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
+      ec == std::errc() && p == s.data() + s.size()) {
+    return static_cast<double>(i);
+  }
   double v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
@@ -66,35 +79,217 @@ std::string_view field(std::string_view line, std::size_t n) {
   return {};
 }
 
-void forEachKeyValue(std::string_view text,
-                     const std::function<void(std::string_view, double)>& fn) {
-  forEachLine(text, [&](std::string_view line) {
-    std::size_t sep = line.find_first_of(" \t:");
-    if (sep == std::string_view::npos || sep == 0) return;
-    std::string_view key = line.substr(0, sep);
-    std::string_view rest = line.substr(sep + 1);
-    while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t' || rest.front() == ':'))
-      rest.remove_prefix(1);
-    // "/proc/<pid>/status" values may carry a unit ("1744 kB"); the number is the first field.
-    auto v = parseNumber(field(rest, 0));
-    fn(key, v ? *v : std::numeric_limits<double>::quiet_NaN());
-  });
+void findKeys(std::string_view text, std::span<const std::string_view> keys,
+              std::span<double> out) {
+  std::fill(out.begin(), out.end(), std::numeric_limits<double>::quiet_NaN());
+  std::size_t left = keys.size(), pos = 0;
+  while (left > 0 && pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    const std::size_t sep = line.find_first_of(" \t:");
+    if (sep == std::string_view::npos || sep == 0) continue;
+    const std::string_view key = line.substr(0, sep);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (key != keys[i] || !std::isnan(out[i])) continue;
+      std::string_view rest = line.substr(sep + 1);
+      while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t' || rest.front() == ':'))
+        rest.remove_prefix(1);
+      // "/proc/<pid>/status" values may carry a unit ("1744 kB"); the number is the first field.
+      if (auto v = parseNumber(field(rest, 0))) {
+        out[i] = *v;
+        --left;
+      }
+      break;
+    }
+  }
 }
 
-std::optional<std::string_view> readAt(int dirfd, const char* name, std::string& buf) {
-  const int f = ::openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-  if (f < 0) return std::nullopt;
-  if (buf.size() < 8192) buf.resize(8192);
-  std::size_t len = 0;
-  for (;;) {
-    const ssize_t n = ::read(f, buf.data() + len, buf.size() - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    len += static_cast<std::size_t>(n);
-    if (len == buf.size()) buf.resize(buf.size() * 2);
+namespace {
+
+std::size_t budgetFromLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1u << 16;
+  const std::size_t soft = rl.rlim_cur;
+  const std::size_t reserve = std::max<std::size_t>(256, soft / 8);
+  return soft > reserve ? soft - reserve : 0;
+}
+
+std::atomic<std::size_t> g_budget{static_cast<std::size_t>(-1)};  // -1: not computed yet
+std::atomic<std::size_t> g_kept{0};
+constexpr rlim_t kUnset = static_cast<rlim_t>(-2);  // RLIM_INFINITY is -1
+std::atomic<rlim_t> g_original_soft{kUnset};        // the soft limit before the first raise
+
+bool takeFd() {
+  std::size_t budget = keptFdBudget();
+  std::size_t n = g_kept.load(std::memory_order_relaxed);
+  while (n < budget) {
+    if (g_kept.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
   }
+  return false;
+}
+void giveFd() { g_kept.fetch_sub(1, std::memory_order_relaxed); }
+
+// The process or cgroup behind an open fd is gone (ESRCH: /proc/PID of an exited process;
+// ENODEV: a removed cgroup's kernfs file).
+bool goneErrno(int e) { return e == ESRCH || e == ENODEV || e == ENOENT; }
+
+// Reads from offset 0 until the text fits in buf (seq_file returns it all in one call when the
+// buffer is large enough). -errno on failure.
+ssize_t preadWhole(int fd, std::string& buf) {
+  if (buf.size() < 8192) buf.resize(8192);
+  for (;;) {
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (static_cast<std::size_t>(n) < buf.size() || buf.size() >= (1u << 20)) return n;
+    buf.resize(buf.size() * 2);
+  }
+}
+
+}  // namespace
+
+std::size_t keptFdBudget() {
+  std::size_t b = g_budget.load(std::memory_order_relaxed);
+  if (b == static_cast<std::size_t>(-1)) {
+    b = budgetFromLimit();
+    g_budget.store(b, std::memory_order_relaxed);
+  }
+  return b;
+}
+void setKeptFdBudget(std::size_t n) { g_budget.store(n, std::memory_order_relaxed); }
+std::size_t keptFdCount() { return g_kept.load(std::memory_order_relaxed); }
+
+std::size_t raiseFdLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && g_original_soft.load() == kUnset) {
+    g_original_soft.store(rl.rlim_cur);
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  g_budget.store(budgetFromLimit(), std::memory_order_relaxed);
+  return rl.rlim_cur == RLIM_INFINITY ? static_cast<std::size_t>(-1) : rl.rlim_cur;
+}
+
+void restoreFdLimit() {
+  const rlim_t original = g_original_soft.load();
+  rlimit rl{};
+  if (original == kUnset || ::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rl.rlim_cur = original;
+  ::setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+KeptFile::KeptFile(std::filesystem::path path, Mode mode) : path_(std::move(path)), mode_(mode) {
+  if (mode_ == Mode::kReopen) name_ = path_.filename().string();
+}
+
+KeptFile::KeptFile(KeptFile&& o) noexcept
+    : path_(std::move(o.path_)),
+      name_(std::move(o.name_)),
+      mode_(o.mode_),
+      fd_(std::exchange(o.fd_, -1)),
+      gone_(o.gone_),
+      missing_(o.missing_) {}
+
+KeptFile& KeptFile::operator=(KeptFile&& o) noexcept {
+  if (this != &o) {
+    close();
+    path_ = std::move(o.path_);
+    name_ = std::move(o.name_);
+    mode_ = o.mode_;
+    fd_ = std::exchange(o.fd_, -1);
+    gone_ = o.gone_;
+    missing_ = o.missing_;
+  }
+  return *this;
+}
+
+void KeptFile::close() {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  fd_ = -1;
+  giveFd();
+}
+
+std::optional<std::string_view> KeptFile::read(std::string& buf) {
+  gone_ = false;
+  if (path_.empty()) return std::nullopt;  // e.g. a v1 controller that is not mounted
+  if (mode_ == Mode::kReopen) return reopen(buf);
+  if (fd_ >= 0) {
+    const ssize_t n = preadWhole(fd_, buf);
+    if (n >= 0) return std::string_view(buf.data(), static_cast<std::size_t>(n));
+    close();
+    gone_ = goneErrno(static_cast<int>(-n));
+    return std::nullopt;
+  }
+  if (missing_ > 0) {
+    --missing_;
+    return std::nullopt;
+  }
+  const bool keep = takeFd();
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (keep) giveFd();
+    // Out of fds is not "missing": try again next read.
+    if (errno != EMFILE && errno != ENFILE) missing_ = kMissingRetry - 1;
+    return std::nullopt;
+  }
+  const ssize_t n = preadWhole(fd, buf);
+  if (keep && n >= 0) {
+    fd_ = fd;
+  } else {
+    ::close(fd);  // past the budget (or unreadable): open/read/close, nothing kept
+    if (keep) giveFd();
+  }
+  if (n < 0) {
+    if (!goneErrno(static_cast<int>(-n))) missing_ = kMissingRetry - 1;  // e.g. EACCES
+    return std::nullopt;
+  }
+  return std::string_view(buf.data(), static_cast<std::size_t>(n));
+}
+
+std::optional<std::string_view> KeptFile::reopen(std::string& buf) {
+  const bool fresh = fd_ < 0;
+  if (fresh) {
+    if (missing_ > 0) {
+      --missing_;
+      return std::nullopt;
+    }
+    if (takeFd()) {
+      fd_ = ::open(path_.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (fd_ < 0) {
+        giveFd();
+        if (errno != EMFILE && errno != ENFILE) missing_ = kMissingRetry - 1;
+        return std::nullopt;
+      }
+    }
+  }
+  // Past the budget there is no directory fd: open by path.
+  const int f = fd_ >= 0 ? ::openat(fd_, name_.c_str(), O_RDONLY | O_CLOEXEC)
+                         : ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f < 0) {
+    const int e = errno;
+    if (e == EMFILE || e == ENFILE) return std::nullopt;
+    // Missing under a directory kept from an earlier read: the directory (cgroup) was removed.
+    gone_ = !fresh && fd_ >= 0 && goneErrno(e);
+    close();
+    if (!gone_) missing_ = kMissingRetry - 1;
+    return std::nullopt;
+  }
+  const ssize_t n = preadWhole(f, buf);
   ::close(f);
-  return std::string_view(buf.data(), len);
+  if (n < 0) {
+    gone_ = goneErrno(static_cast<int>(-n));
+    close();
+    return std::nullopt;
+  }
+  return std::string_view(buf.data(), static_cast<std::size_t>(n));
 }
 
 }  // namespace foresight::collect

@@ -1,5 +1,7 @@
 #include "foresight/collect/launch.h"
 
+#include "foresight/collect/kernel_files.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -28,6 +30,7 @@ Result<LaunchedWorkload> LaunchedWorkload::start(const CollectorContext& ctx,
     ::close(go[1]);
     char c;
     if (::read(go[0], &c, 1) != 1) _exit(127);
+    restoreFdLimit();  // the agent raised its own for kept fds; the command gets the usual one
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);

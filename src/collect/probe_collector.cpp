@@ -1,12 +1,17 @@
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <array>
+#include <charconv>
+#include <chrono>
 #include <cerrno>
 #include <cmath>
 #include <map>
 #include <cstring>
+#include <string_view>
+#include <unordered_set>
 
 #include "collectors_impl.h"
 #include "foresight/collect/probe_reader.h"
@@ -56,7 +61,9 @@ class ProbeCollector final : public Collector {
   Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) override {
     fs_probe_counters sum[FS_PROBE_CLASSES] = {};
     int seen = 0;
+    refreshListing();
     for (pid_t pid : pids) {
+      if (!withSegment_.count(pid)) continue;
       auto seg = readProbeSegment(probeSegmentPath(ctx_.probe_dir, pid));
       if (!seg) continue;  // this process runs without the probe
       ++seen;
@@ -102,7 +109,33 @@ class ProbeCollector final : public Collector {
   }
 
  private:
+  // Few processes run with the probe: one listing of the segment folder, reused for kReuse
+  // (a round), replaces a failed open() per process per round.
+  static constexpr auto kReuse = std::chrono::milliseconds(200);
+  void refreshListing() {
+    const auto now = std::chrono::steady_clock::now();
+    if (listed_ && now - listedAt_ < kReuse) return;
+    listed_ = true;
+    listedAt_ = now;
+    withSegment_.clear();
+    DIR* d = ::opendir(ctx_.probe_dir.c_str());
+    if (!d) return;
+    constexpr std::string_view kPrefix = "foresight-probe-";
+    while (dirent* e = ::readdir(d)) {
+      std::string_view n = e->d_name;
+      if (!n.starts_with(kPrefix)) continue;
+      n.remove_prefix(kPrefix.size());
+      pid_t pid = 0;
+      auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), pid);
+      if (ec == std::errc() && p == n.data() + n.size()) withSegment_.insert(pid);
+    }
+    ::closedir(d);
+  }
+
   CollectorContext ctx_;
+  bool listed_ = false;
+  std::chrono::steady_clock::time_point listedAt_;
+  std::unordered_set<pid_t> withSegment_;
   std::map<std::string, std::array<std::array<std::uint64_t, FS_PROBE_BUCKETS>, FS_PROBE_CLASSES>> previous_;
 };
 

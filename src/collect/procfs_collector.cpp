@@ -4,12 +4,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <map>
 #include <cmath>
 #include <optional>
 #include <cstring>
+#include <unordered_map>
+
+#include <fmt/format.h>
 
 #include "collectors_impl.h"
 #include "foresight/collect/kernel_files.h"
@@ -23,20 +27,26 @@ class ProcfsCollector final : public Collector {
  public:
   explicit ProcfsCollector(const CollectorContext& ctx) : ctx_(ctx) {}
   const char* name() const override { return "procfs"; }
+  void forget(const std::string& id) override { workloads_.erase(id); }
 
   Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) override {
+    Tracked& t = workloads_[w.id];
+    ++t.round;
     double v[kCount] = {};
     int alive = 0, vanished = 0;
     for (pid_t pid : pids) {
       double one[kCount] = {};
-      if (readOne(pid, one)) {
+      if (readOne(t, pid, one)) {
         ++alive;
         for (int i = 0; i < kCount; ++i) v[i] += one[i];
       } else {
         ++vanished;  // exited between listing and reading: normal
       }
     }
+    // Processes that left the workload: close their files.
+    std::erase_if(t.procs, [&](const auto& kv) { return kv.second.seen != t.round; });
     if (alive == 0 && w.kind == Workload::Kind::kProcessTree) {
+      workloads_.erase(w.id);
       return fail(ErrorCode::kNotFound, "{}: process tree {} has exited",
                   ctx_.paths.procPid(w.root_pid).string(), w.id);
     }
@@ -55,21 +65,44 @@ class ProcfsCollector final : public Collector {
  private:
   enum { kUser, kSys, kDelay, kRss, kMinflt, kMajflt, kRead, kWrite, kVol, kInvol, kThreads,
          kFdFile, kFdSocket, kFdPipe, kFdOther, kCount };
+  // The fd-kind walk (a readlink per open fd) cost more than the four files together; fd counts
+  // are gauges that move slowly, so they are refreshed every kFdKindsEvery rounds.
+  static constexpr std::uint64_t kFdKindsEvery = 10;
 
-  // Reads "name" under an open /proc/PID directory into buf_ (openat: no path walk per file).
-  std::optional<std::string_view> readAt(int dirfd, const char* name) {
-    auto text = collect::readAt(dirfd, name, buf_);
-    if (text && text->empty()) return std::nullopt;
-    return text;
+  struct Proc {
+    explicit Proc(const fs::path& d)
+        : dir(d), stat(d / "stat"), schedstat(d / "schedstat"), status(d / "status"), io(d / "io") {}
+    fs::path dir;
+    KeptFile stat, schedstat, status, io;
+    std::uint64_t seen = 0, rounds = 0;
+    double fds[4] = {};  // file, socket, pipe, other at the last walk
+  };
+  struct Tracked {
+    std::unordered_map<pid_t, Proc> procs;
+    std::uint64_t round = 0;
+  };
+
+  // One process's values into v; false when it has exited. Kept fds of an exited process fail
+  // (ESRCH), so its entry is dropped and the pid re-opened by path once: a reused pid then reads
+  // the new process, never the old one's files.
+  bool readOne(Tracked& t, pid_t pid, double* v) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto it = t.procs.find(pid);
+      if (it == t.procs.end()) it = t.procs.emplace(pid, Proc(ctx_.paths.procPid(pid))).first;
+      Proc& p = it->second;
+      p.seen = t.round;
+      if (read(p, pid, v)) return true;
+      const bool gone = p.stat.gone();
+      t.procs.erase(it);
+      std::fill(v, v + kCount, 0.0);
+      if (!gone) return false;
+    }
+    return false;
   }
 
-  bool readOne(pid_t pid, double* v) {
-    const fs::path dir = ctx_.paths.procPid(pid);
-    int dfd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return false;
-    struct Closer { int fd; ~Closer() { ::close(fd); } } closer{dfd};
-    auto stat = readAt(dfd, "stat");
-    if (!stat) return false;
+  bool read(Proc& p, pid_t pid, double* v) {
+    auto stat = p.stat.read(buf_);
+    if (!stat || stat->empty()) return false;
     // Fields after "(comm)": comm may contain spaces, so count from the last ')'. Index 0 is
     // field 3 (state) of proc(5).
     std::size_t close = stat->rfind(')');
@@ -85,42 +118,63 @@ class ProcfsCollector final : public Collector {
     v[kMinflt] = num(10);
     v[kMajflt] = num(12);
     v[kThreads] = num(20);
-    if (auto s = readAt(dfd, "schedstat")) {  // "run_ns wait_ns timeslices"
+    bool gone = false;
+    auto rd = [&](KeptFile& f) {
+      auto text = f.read(buf_);
+      gone |= f.gone();
+      return text;
+    };
+    if (auto s = rd(p.schedstat)) {  // "run_ns wait_ns timeslices"
       if (auto d = parseNumber(field(*s, 1))) v[kDelay] = *d / 1e9;
     }
-    if (auto s = readAt(dfd, "status")) {
-      forEachKeyValue(*s, [&](std::string_view k, double x) {
-        if (k == "VmRSS") v[kRss] = x * 1024.0;
-        else if (k == "voluntary_ctxt_switches") v[kVol] = x;
-        else if (k == "nonvoluntary_ctxt_switches") v[kInvol] = x;
-      });
+    auto set = [&](int i, double x) { if (!std::isnan(x)) v[i] = x; };
+    if (auto s = rd(p.status)) {
+      static constexpr std::string_view kKeys[3] = {"VmRSS", "voluntary_ctxt_switches",
+                                                    "nonvoluntary_ctxt_switches"};
+      double x[3];
+      findKeys(*s, kKeys, x);
+      set(kRss, x[0] * 1024.0);
+      set(kVol, x[1]);
+      set(kInvol, x[2]);
     }
-    if (auto s = readAt(dfd, "io")) {  // needs ptrace access: root for others' pids
-      forEachKeyValue(*s, [&](std::string_view k, double x) {
-        if (k == "read_bytes") v[kRead] = x;
-        else if (k == "write_bytes") v[kWrite] = x;
-      });
+    if (auto s = rd(p.io)) {  // needs ptrace access: root for others' pids
+      static constexpr std::string_view kKeys[2] = {"read_bytes", "write_bytes"};
+      double x[2];
+      findKeys(*s, kKeys, x);
+      set(kRead, x[0]);
+      set(kWrite, x[1]);
     }
-    int fdd = ::openat(dfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (DIR* d = fdd >= 0 ? ::fdopendir(fdd) : nullptr) {
-      while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        char target[128];
-        ssize_t n = ::readlinkat(fdd, e->d_name, target, sizeof target - 1);
-        if (n <= 0) continue;
-        std::string_view t(target, static_cast<std::size_t>(n));
-        if (t.starts_with("socket:")) v[kFdSocket] += 1;
-        else if (t.starts_with("pipe:")) v[kFdPipe] += 1;
-        else if (t.starts_with("/")) v[kFdFile] += 1;
-        else v[kFdOther] += 1;
-      }
-      ::closedir(d);  // closes fdd
-    } else if (fdd >= 0) {
-      ::close(fdd);
-    }
+    if (gone) return false;  // exited while being read: counted as vanished, not half-summed
+    // First read, then every kFdKindsEvery rounds, offset by pid so a round does not walk the
+    // fds of every process at once.
+    if (p.rounds++ == 0 || (p.rounds + static_cast<std::uint64_t>(pid)) % kFdKindsEvery == 0) countFds(p);
+    for (int i = 0; i < 4; ++i) v[kFdFile + i] = p.fds[i];
     return true;
   }
 
+  void countFds(Proc& p) {
+    std::fill(std::begin(p.fds), std::end(p.fds), 0.0);
+    int fdd = ::open((p.dir / "fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR* d = fdd >= 0 ? ::fdopendir(fdd) : nullptr;
+    if (!d) {
+      if (fdd >= 0) ::close(fdd);
+      return;
+    }
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      char target[128];
+      ssize_t n = ::readlinkat(fdd, e->d_name, target, sizeof target - 1);
+      if (n <= 0) continue;
+      std::string_view t(target, static_cast<std::size_t>(n));
+      if (t.starts_with("socket:")) p.fds[1] += 1;
+      else if (t.starts_with("pipe:")) p.fds[2] += 1;
+      else if (t.starts_with("/")) p.fds[0] += 1;
+      else p.fds[3] += 1;
+    }
+    ::closedir(d);  // closes fdd
+  }
+
+  std::unordered_map<std::string, Tracked> workloads_;
   std::string buf_;
   CollectorContext ctx_;
 };
@@ -129,7 +183,7 @@ class ProcfsCollector final : public Collector {
 // through its first live process; without one (an empty cgroup), the host's /proc/net/dev.
 class NetCollector final : public Collector {
  public:
-  explicit NetCollector(const CollectorContext& ctx) : ctx_(ctx) {}
+  explicit NetCollector(const CollectorContext& ctx) : ctx_(ctx), proc_(ctx.paths.proc().string()) {}
   const char* name() const override { return "net"; }
 
   Status collect(const Workload&, const std::vector<pid_t>& pids, Sample& out) override {
@@ -138,8 +192,10 @@ class NetCollector final : public Collector {
     for (pid_t pid : pids) {
       // Workloads that share a namespace (often all of them: the host's) share one read per
       // round: the namespace link names it, and a reading younger than kReuse is reused.
-      char link[64];
-      ssize_t n = ::readlink((ctx_.paths.procPid(pid) / "ns" / "net").c_str(), link, sizeof link - 1);
+      // Formatted into a stack buffer: std::filesystem path joins cost more than the readlink.
+      char path[512], link[64];
+      *fmt::format_to_n(path, sizeof path - 1, "{}/{}/ns/net", proc_, pid).out = '\0';
+      ssize_t n = ::readlink(path, link, sizeof link - 1);
       if (n > 0) {
         ns.assign(link, static_cast<std::size_t>(n));
         auto it = cache_.find(ns);
@@ -148,6 +204,8 @@ class NetCollector final : public Collector {
           return ok();
         }
       }
+      // Read by path, not kept: an open net/dev holds a reference on its namespace, which would
+      // outlive the containers that used it. It is one read per namespace per round anyway.
       text = readKernelFile(ctx_.paths.procPid(pid) / "net" / "dev");
       if (text) break;
       ns.clear();
@@ -190,6 +248,7 @@ class NetCollector final : public Collector {
     std::vector<Metric> metrics;
   };
   CollectorContext ctx_;
+  std::string proc_;
   std::map<std::string, Cached> cache_;
 };
 

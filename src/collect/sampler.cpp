@@ -20,6 +20,8 @@ Result<Sampler> Sampler::create(const CollectorContext& ctx, const std::vector<s
                                 const CollectorRegistry& registry) {
   Sampler s;
   s.ctx_ = ctx;
+  // Collectors keep ~12 fds per workload open between rounds (KeptFile).
+  raiseFdLimit();
   for (const auto& n : names) {
     auto c = registry.create(n, ctx);
     if (!c) return tl::unexpected(c.error());
@@ -34,8 +36,34 @@ std::vector<std::string> Sampler::collectorNames() const {
   return out;
 }
 
+Result<std::vector<pid_t>> Sampler::pidsOf(const Workload& w) {
+  if (w.kind != Workload::Kind::kCgroup) return workloadPids(ctx_.paths, ctx_.layout, w);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto it = procs_.find(w.id);
+    if (it == procs_.end()) {
+      // cgroup v1 keeps a pid list per open cgroup.procs and serves it again to reads at offset
+      // 0 while it lives (cgroup_pidlist_start; re-armed for a second at each read): a kept fd
+      // would return a stale list, so v1 re-opens the file each round. v2 restarts its iterator.
+      const auto mode = ctx_.layout.version == CgroupVersion::kV2 ? KeptFile::Mode::kKeep
+                                                                  : KeptFile::Mode::kReopen;
+      it = procs_.emplace(w.id, KeptFile(cgroupPath(ctx_.layout.reference(), w.cgroup) / "cgroup.procs", mode)).first;
+    }
+    if (auto text = it->second.read(buf_)) return parsePids(*text);
+    const bool gone = it->second.gone();
+    procs_.erase(it);
+    // A kept fd whose cgroup was removed: the path may hold a new cgroup of the same name.
+    if (!gone) break;
+  }
+  return fail(ErrorCode::kNotFound, "{}: cgroup is gone", w.cgroup);
+}
+
+void Sampler::forget(const std::string& id) {
+  procs_.erase(id);
+  for (auto& c : collectors_) c->forget(id);
+}
+
 Result<Sample> Sampler::sampleOne(const Workload& w) {
-  auto pids = workloadPids(ctx_.paths, ctx_.layout, w);
+  auto pids = pidsOf(w);
   if (!pids) return tl::unexpected(pids.error());
   Sample s;
   s.workload = w.id;
@@ -69,10 +97,8 @@ Sampler::Round Sampler::sample(const std::vector<Workload>& workloads) {
   for (const auto& w : workloads) current.insert(w.id);
   for (const auto& g : r.gone) current.erase(g);
   for (const auto& id : previous_)
-    if (!current.count(id))
-      for (auto& c : collectors_) c->forget(id);
-  for (const auto& g : r.gone)
-    for (auto& c : collectors_) c->forget(g);
+    if (!current.count(id)) forget(id);
+  for (const auto& g : r.gone) forget(g);
   previous_ = std::move(current);
   return r;
 }
@@ -117,7 +143,8 @@ Status CsvTraceWriter::add(const Sample& sample) {
   File& f = it->second;
   if (f.have_last) {
     auto u = resourceUsage(f.last, sample);
-    f.out << (sample.time_ns / 1000000000);
+    // Unix seconds with milliseconds: the trace reader accepts fractions (and rounds to seconds).
+    f.out << fmt::format("{}.{:03}", sample.time_ns / 1000000000, sample.time_ns % 1000000000 / 1000000);
     for (double v : u) {
       f.out << ',';
       if (!std::isnan(v)) f.out << fmt::format("{:.6g}", v);  // empty cell = missing

@@ -70,26 +70,24 @@ CgroupLayout detectCgroupLayout(const HostPaths& paths) {
   return layout;
 }
 
+fs::path cgroupPath(const fs::path& mount, const std::string& cgroup) {
+  return cgroup == "/" ? mount : mount / cgroup.substr(1);
+}
+
+std::vector<pid_t> parsePids(std::string_view text) {
+  std::vector<pid_t> pids;
+  forEachLine(text, [&](std::string_view line) {
+    if (auto v = parseNumber(line)) pids.push_back(static_cast<pid_t>(*v));
+  });
+  return pids;
+}
+
 namespace {
 
 Result<std::vector<pid_t>> readProcs(const fs::path& file) {
   auto text = readKernelFile(file);
   if (!text) return tl::unexpected(text.error());
-  std::vector<pid_t> pids;
-  std::size_t pos = 0;
-  while (pos < text->size()) {
-    std::size_t end = text->find('\n', pos);
-    if (end == std::string::npos) end = text->size();
-    if (auto v = parseNumber(std::string_view(*text).substr(pos, end - pos))) {
-      pids.push_back(static_cast<pid_t>(*v));
-    }
-    pos = end + 1;
-  }
-  return pids;
-}
-
-fs::path under(const fs::path& mount, const std::string& cgroup) {
-  return cgroup == "/" ? mount : mount / cgroup.substr(1);
+  return parsePids(*text);
 }
 
 }  // namespace
@@ -114,7 +112,7 @@ std::map<pid_t, pid_t> readParents(const HostPaths& paths) {
 Result<std::vector<pid_t>> workloadPids(const HostPaths& paths, const CgroupLayout& layout,
                                         const Workload& w) {
   if (w.kind == Workload::Kind::kCgroup) {
-    return readProcs(under(layout.reference(), w.cgroup) / "cgroup.procs");
+    return readProcs(cgroupPath(layout.reference(), w.cgroup) / "cgroup.procs");
   }
   std::error_code ec;
   if (!fs::exists(paths.procPid(w.root_pid), ec)) {
@@ -186,7 +184,7 @@ Result<std::vector<Workload>> selectWorkloads(const HostPaths& paths, const Cgro
                   selector);
     }
     std::error_code ec;
-    fs::path dir = under(layout.reference(), arg);
+    fs::path dir = cgroupPath(layout.reference(), arg);
     if (layout.version == CgroupVersion::kNone || !fs::is_directory(dir, ec)) {
       return fail(ErrorCode::kNotFound, "selector '{}': {} is not a cgroup", selector, dir.string());
     }

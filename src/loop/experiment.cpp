@@ -36,12 +36,11 @@ Status writeFile(const fs::path& p, const std::string& v) {
 Result<double> keyed(const fs::path& p, const std::string& key) {
   auto text = readKernelFile(p);
   if (!text) return tl::unexpected(text.error());
-  std::optional<double> found;
-  collect::forEachKeyValue(*text, [&](std::string_view k, double v) {
-    if (k == key) found = v;
-  });
-  if (!found || std::isnan(*found)) return fail(ErrorCode::kParse, "{}: no '{}'", p.string(), key);
-  return *found;
+  const std::string_view k[1] = {key};
+  double found[1];
+  collect::findKeys(*text, k, found);
+  if (std::isnan(found[0])) return fail(ErrorCode::kParse, "{}: no '{}'", p.string(), key);
+  return found[0];
 }
 Result<double> number(const fs::path& p) {
   auto text = readKernelFile(p);

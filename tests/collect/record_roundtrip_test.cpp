@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "foresight/collect/sampler.h"
 #include "foresight/trace/reader.h"
@@ -55,6 +57,31 @@ TEST(Record, CsvRoundTripsThroughTraceReader) {
       EXPECT_NEAR(s.usage[3][k], 150, 1e-6);
     }
   }
+  fs::remove_all(dir);
+}
+
+TEST(Record, TimestampsKeepMillisecondsAndReadBack) {
+  const fs::path dir = tempDir("record-ms");
+  {
+    CsvTraceWriter w(dir);
+    for (int k = 0; k <= 3; ++k) {
+      Sample s = sampleAt("x", k);
+      s.time_ns += 250'000'000;  // sampled at .25 s past the second
+      ASSERT_TRUE(w.add(s));
+    }
+    ASSERT_TRUE(w.finish());
+  }
+  std::ifstream in(dir / "x.csv");
+  std::string header, row;
+  std::getline(in, header);
+  std::getline(in, row);
+  EXPECT_EQ(row.substr(0, row.find(',')), "1700000001.250");
+  trace::ReadOptions opt{.format = trace::Format::kCsv, .min_days = 0};
+  auto t = trace::readTraceDir(dir, opt);
+  ASSERT_TRUE(t) << t.error().message;
+  ASSERT_EQ(t->series.size(), 1u);
+  EXPECT_EQ(t->series[0].start, 1'700'000'001);  // the reader keeps whole seconds
+  EXPECT_EQ(t->series[0].size(), 3u);
   fs::remove_all(dir);
 }
 

@@ -11,9 +11,11 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "foresight/collect/collector.h"
+#include "foresight/collect/kernel_files.h"
 
 namespace foresight::collect {
 
@@ -37,17 +39,23 @@ class Sampler {
   std::size_t errorCount() const { return errors_; }
 
  private:
+  // The workload's pids: a cgroup's cgroup.procs through a KeptFile, a process tree's from /proc.
+  Result<std::vector<pid_t>> pidsOf(const Workload& w);
+  void forget(const std::string& id);
+
   CollectorContext ctx_;
   std::vector<std::unique_ptr<Collector>> collectors_;
   std::set<std::string> logged_;  // collector names whose failure was logged already
   std::set<std::string> previous_;  // workload ids of the last round, to forget the ones that left
   std::size_t errors_ = 0;
+  std::unordered_map<std::string, KeptFile> procs_;  // cgroup.procs by workload id
+  std::string buf_;
 };
 
 std::int64_t nowNs();
 
-// Writes one `<dir>/<id>.csv` per workload: header `timestamp,cpu,memory,disk_io,network`, a row
-// per sample after the first (rates need two). Files are written as `.tmp` and renamed in finish(),
+// Writes one `<dir>/<id>.csv` per workload: header `timestamp,cpu,memory,disk_io,network`
+// (timestamp in Unix seconds with milliseconds), a row per sample after the first (rates need two). Files are written as `.tmp` and renamed in finish(),
 // so an interrupted recording leaves no half file under the final name.
 class CsvTraceWriter {
  public:

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "foresight/collect/paths.h"
@@ -42,6 +43,12 @@ struct Workload {
   std::string cgroup;  // path inside the hierarchy, starting with '/' (kCgroup)
   pid_t root_pid = 0;  // kProcessTree
 };
+
+// Folder of a cgroup ("/a/b", or "/" for the root) under a hierarchy's mount.
+std::filesystem::path cgroupPath(const std::filesystem::path& mount, const std::string& cgroup);
+
+// The pids of a cgroup.procs text, one a line.
+std::vector<pid_t> parsePids(std::string_view text);
 
 // Processes of a workload now: cgroup.procs, or the root pid and its descendants. A vanished
 // workload is kNotFound.
