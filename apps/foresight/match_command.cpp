@@ -18,7 +18,7 @@ namespace {
 
 struct MatchArgs {
   std::string data_dir, catalog, history, purchase_option = match::kOnDemand;
-  std::string objective = "cost", group_by, workload, fingerprint, json_path;
+  std::string model = "factor", objective = "cost", group_by, workload, fingerprint, json_path;
   std::vector<std::string> probe_runs;
   double deadline = 0;
   bool evaluate = false, no_fingerprints = false, self_tune = false;
@@ -144,6 +144,13 @@ int runMatch(MatchArgs a) {
     spdlog::error("--objective: {}", objective.error().message);
     return 2;
   }
+  auto model = match::parseRuntimeModel(a.model);
+  if (!model) {
+    spdlog::error("--model: {}", model.error().message);
+    return 2;
+  }
+  a.matcher.model = *model;
+  a.matcher.group_by = a.group_by;
   auto data = match::loadMatchFolder(a.data_dir, {a.catalog, a.history});
   if (!data) {
     spdlog::error("{}", data.error().message);
@@ -171,9 +178,9 @@ int runMatch(MatchArgs a) {
     for (const auto& w : report->workloads)
       fmt::print("{:<28} {:<26} {:<26} {:>7.3f} {:>8.3f} {:>8.3f}\n", w.workload, w.chosen, w.best,
                  w.regret, w.baseline_regret, w.random_regret);
-    fmt::print("\nmatcher ({} probes): median regret {:.3f}, mean {:.3f}, top-1 {}/{}, top-3 {}/{}, "
+    fmt::print("\nmatcher ({}, {} probes): median regret {:.3f}, mean {:.3f}, top-1 {}/{}, top-3 {}/{}, "
                "median probe cost {:.2f}× the best run\n",
-               a.matcher.probes, s.median_regret, s.mean_regret, s.top1, s.workloads, s.top3,
+               a.model, a.matcher.probes, s.median_regret, s.mean_regret, s.top1, s.workloads, s.top3,
                s.workloads, s.median_probe_cost_vs_best);
     fmt::print("best-on-average: median regret {:.3f}, mean {:.3f}, top-1 {}/{}\n", s.baseline_median,
                s.baseline_mean, s.baseline_top1, s.workloads);
@@ -296,6 +303,9 @@ void addMatchCommand(CLI::App& app) {
   cmd->add_option("--purchase-option", args->purchase_option, "Price to use: on_demand, reserved_1yr_std_noupfront, ...")
       ->capture_default_str();
   cmd->add_option("--objective", args->objective, "cost or runtime")->capture_default_str();
+  cmd->add_option("--model", args->model,
+                  "Runtime model: factor (low-rank across workloads) or xgboost (boosted trees)")
+      ->capture_default_str();
   cmd->add_option("--deadline", args->deadline, "Lowest cost that finishes within S seconds");
   cmd->add_option("--probes", args->matcher.probes, "Trial runs on environments the matcher picks")
       ->capture_default_str();

@@ -31,7 +31,18 @@
 
 namespace foresight::match {
 
+// What predicts runtime. kFactor: a low-rank model of log runtime across workloads and
+// environments (factor_model.h), probes chosen by Bayesian D-optimal design. kXgboost: bagged
+// boosted trees on environment features + fingerprint + probe outcomes (the earlier default).
+// Completion is predicted by boosted trees with either.
+enum class RuntimeModel { kFactor, kXgboost };
+Result<RuntimeModel> parseRuntimeModel(const std::string& s);
+
 struct MatcherOptions {
+  RuntimeModel model = RuntimeModel::kFactor;
+  // Workload info column whose groups the factor model's inner model selection holds out together
+  // (as the evaluation does); empty: each workload alone.
+  std::string group_by;
   std::size_t probes = 3;
   // How many of the probes are informative (the rest check candidates); default: half, rounded up.
   std::optional<std::size_t> informative_probes;
