@@ -41,7 +41,8 @@ double logdet(const Eigen::MatrixXd& m) {
 }  // namespace
 
 FactorModel FactorModel::fit(const Eigen::MatrixXd& y, const Eigen::MatrixXd& env_x,
-                             const Eigen::MatrixXd& fingerprints, FactorSettings s) {
+                             const Eigen::MatrixXd& fingerprints, FactorSettings s,
+                             const std::vector<int>& groups_in) {
   const Eigen::Index n = y.rows(), m = y.cols(), r = s.rank;
   const double lambda = s.lambda;
   FactorModel f;
@@ -139,8 +140,9 @@ FactorModel FactorModel::fit(const Eigen::MatrixXd& y, const Eigen::MatrixXd& en
   const double dof = static_cast<double>(nobs) - static_cast<double>((n + m) * (r + 1));
   f.noise_ = nobs ? std::max(1e-4, sse / std::max(1.0, dof)) : 1.0;
 
-  // Prior of a new workload's (a, u): ridge regression on its fingerprint, with the ridge chosen
-  // by leave-one-out (closed form); "no fingerprint" (the mean) competes as an infinite ridge.
+  // Prior of a new workload's (a, u): ridge regression on its fingerprint, the ridge chosen by
+  // leave-one-group-out (workloads of one application share most of a fingerprint, so leaving
+  // one out alone would reward memorising); "no fingerprint" (the mean) competes too.
   Eigen::MatrixXd theta(n, r + 1);
   theta.col(0) = a;
   theta.rightCols(r) = u;
@@ -152,7 +154,8 @@ FactorModel FactorModel::fit(const Eigen::MatrixXd& y, const Eigen::MatrixXd& en
     double sum = 0, sq = 0;
     int k = 0;
     for (Eigen::Index w = 0; w < n; ++w)
-      if (!std::isnan(fingerprints(w, j))) sum += fingerprints(w, j), sq += fingerprints(w, j) * fingerprints(w, j), ++k;
+      if (!std::isnan(fingerprints(w, j)))
+        sum += fingerprints(w, j), sq += fingerprints(w, j) * fingerprints(w, j), ++k;
     if (k == 0) continue;
     f.fp_mean_(j) = sum / k;
     const double var = sq / k - f.fp_mean_(j) * f.fp_mean_(j);
@@ -160,30 +163,51 @@ FactorModel FactorModel::fit(const Eigen::MatrixXd& y, const Eigen::MatrixXd& en
     for (Eigen::Index w = 0; w < n; ++w)
       z(w, j) = std::isnan(fingerprints(w, j)) ? 0 : (fingerprints(w, j) - f.fp_mean_(j)) / f.fp_sd_(j);
   }
-  Eigen::VectorXd scale(r + 1);  // columns of theta weigh equally in the leave-one-out score
-  Eigen::MatrixXd centred = theta.rowwise() - theta.colwise().mean();
+  std::vector<int> groups = groups_in;
+  if (static_cast<Eigen::Index>(groups.size()) != n) {
+    groups.resize(static_cast<std::size_t>(n));
+    std::iota(groups.begin(), groups.end(), 0);
+  }
+  const std::set<int> distinct(groups.begin(), groups.end());
+  const Eigen::MatrixXd xt_fp = withIntercept(z);
+  // Held-out residuals of (a, u) for a ridge (infinite: the mean alone).
+  auto heldOutResiduals = [&](double l) {
+    Eigen::MatrixXd res(n, r + 1);
+    for (int g : distinct) {
+      std::vector<Eigen::Index> in, out;
+      for (Eigen::Index w = 0; w < n; ++w) (groups[static_cast<std::size_t>(w)] == g ? out : in).push_back(w);
+      Eigen::MatrixXd xi(in.size(), xt_fp.cols()), ti(in.size(), r + 1);
+      for (std::size_t i = 0; i < in.size(); ++i)
+        xi.row(static_cast<Eigen::Index>(i)) = xt_fp.row(in[i]), ti.row(static_cast<Eigen::Index>(i)) = theta.row(in[i]);
+      Eigen::MatrixXd coef = Eigen::MatrixXd::Zero(xt_fp.cols(), r + 1);
+      if (std::isinf(l)) {
+        if (!in.empty()) coef.row(0) = ti.colwise().mean();
+      } else {
+        coef = ridge(xi, ti, l * static_cast<double>(in.size()));
+      }
+      for (auto w : out) res.row(w) = theta.row(w) - xt_fp.row(w) * coef;
+    }
+    return res;
+  };
+  Eigen::VectorXd scale(r + 1);  // the columns of theta weigh equally in the score
+  const Eigen::MatrixXd centred = theta.rowwise() - theta.colwise().mean();
   for (Eigen::Index j = 0; j <= r; ++j)
     scale(j) = 1 / std::max(1e-9, centred.col(j).squaredNorm() / std::max<Eigen::Index>(1, n));
-  f.fp_coef_ = Eigen::MatrixXd::Zero(q + 1, r + 1);
-  f.fp_coef_.row(0) = theta.colwise().mean();
-  Eigen::MatrixXd best_res = centred * std::sqrt(static_cast<double>(n) / std::max<Eigen::Index>(1, n - 1));
-  double best_score = (best_res.array().square().rowwise() * scale.transpose().array()).sum();
-  if (q > 0 && n > 2)
+  auto score = [&](const Eigen::MatrixXd& res) {
+    return (res.array().square().rowwise() * scale.transpose().array()).sum();
+  };
+  const double kNoFingerprint = std::numeric_limits<double>::infinity();
+  double best_l = kNoFingerprint;
+  Eigen::MatrixXd best_res = distinct.size() > 1 ? heldOutResiduals(kNoFingerprint) : centred;
+  double best_score = score(best_res);
+  if (q > 0 && distinct.size() > 2)
     for (double l : {0.1, 1.0, 10.0, 100.0}) {
-      const Eigen::MatrixXd xt_fp = withIntercept(z);
-      Eigen::MatrixXd A = xt_fp.transpose() * xt_fp;
-      for (Eigen::Index j = 1; j < A.rows(); ++j) A(j, j) += l * static_cast<double>(n);
-      A(0, 0) += 1e-9;
-      const Eigen::MatrixXd ainv = A.ldlt().solve(Eigen::MatrixXd::Identity(A.rows(), A.cols()));
-      const Eigen::MatrixXd coef = ainv * xt_fp.transpose() * theta;
-      Eigen::MatrixXd res = theta - xt_fp * coef;
-      for (Eigen::Index w = 0; w < n; ++w) {
-        const double h = xt_fp.row(w) * ainv * xt_fp.row(w).transpose();
-        res.row(w) /= std::max(1e-6, 1 - h);
-      }
-      const double score = (res.array().square().rowwise() * scale.transpose().array()).sum();
-      if (score < best_score - 1e-12) best_score = score, best_res = res, f.fp_coef_ = coef;
+      auto res = heldOutResiduals(l);
+      if (const double sc = score(res); sc < best_score - 1e-12) best_score = sc, best_res = res, best_l = l;
     }
+  f.fp_coef_ = Eigen::MatrixXd::Zero(q + 1, r + 1);
+  if (std::isinf(best_l)) f.fp_coef_.row(0) = theta.colwise().mean();
+  else f.fp_coef_ = ridge(xt_fp, theta, best_l * static_cast<double>(n));
   f.prior_cov_ = covariance(best_res);
   f.prior_cov_.diagonal().array() += 1e-6 + f.noise_ * 1e-3;
   return f;
@@ -200,7 +224,8 @@ FactorModel FactorModel::select(const Eigen::MatrixXd& y, const Eigen::MatrixXd&
                                 const Eigen::MatrixXd& fingerprints, const std::vector<int>& groups,
                                 std::size_t probes, const std::vector<FactorSettings>& candidates) {
   std::set<int> distinct(groups.begin(), groups.end());
-  if (distinct.size() < 2 || candidates.size() < 2) return fit(y, env_x, fingerprints, candidates.front());
+  if (distinct.size() < 2 || candidates.size() < 2)
+    return fit(y, env_x, fingerprints, candidates.front(), groups);
   const Eigen::Index n = y.rows(), m = y.cols();
   double best_score = std::numeric_limits<double>::infinity(), best_calibration = 1;
   FactorSettings best = candidates.front();
@@ -215,7 +240,9 @@ FactorModel FactorModel::select(const Eigen::MatrixXd& y, const Eigen::MatrixXd&
         yt.row(static_cast<Eigen::Index>(i)) = y.row(train[i]);
         ft.row(static_cast<Eigen::Index>(i)) = fingerprints.row(train[i]);
       }
-      const auto model = fit(yt, env_x, ft, s);
+      std::vector<int> gt;
+      for (auto w : train) gt.push_back(groups[static_cast<std::size_t>(w)]);
+      const auto model = fit(yt, env_x, ft, s, gt);
       // The same probe policy for every candidate (full D-optimal), so they compete fairly.
       const auto design = model.design(probes, false);
       for (auto w : held) {
@@ -249,7 +276,7 @@ FactorModel FactorModel::select(const Eigen::MatrixXd& y, const Eigen::MatrixXd&
       best_calibration = zsum / cells;
     }
   }
-  auto model = fit(y, env_x, fingerprints, best);
+  auto model = fit(y, env_x, fingerprints, best, groups);
   if (std::isfinite(best_calibration) && best_calibration > 0) model.calibration_ = best_calibration;
   return model;
 }

@@ -31,9 +31,11 @@ class FactorModel {
  public:
   // y: log runtime [workload × environment], NaN where unknown (no run or failed);
   // env_x: environment features [environment × p], already standardised;
-  // fingerprints: [workload × q] raw values, NaN = unknown (q may be 0).
+  // fingerprints: [workload × q] raw values, NaN = unknown (q may be 0); groups: per workload,
+  // held out together when the fingerprint regression is checked (empty: each alone).
   static FactorModel fit(const Eigen::MatrixXd& y, const Eigen::MatrixXd& env_x,
-                         const Eigen::MatrixXd& fingerprints, FactorSettings settings);
+                         const Eigen::MatrixXd& fingerprints, FactorSettings settings,
+                         const std::vector<int>& groups = {});
 
   // Picks the settings with the lowest error, predicting each group of workloads from `probes`
   // probe outcomes after fitting the others, then fits on all with them. The predictive variance

@@ -355,6 +355,11 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
     const auto informative = options.informative_probes.value_or(
         std::min<std::size_t>((options.probes + 1) / 2, static_cast<std::size_t>(md.factor->rank())));
     matcher.probes_ = md.factor->design(std::min(options.probes, informative), true);
+    if (std::getenv("FS_DEBUG")) {
+      std::string pr;
+      for (auto p : matcher.probes_) pr += " " + t.environments[p].id;
+      fmt::print(stderr, "DEBUG rank {} lambda {} noise {:.3f} calib {:.2f} probes{}\n", md.factor->rank(), md.factor->settings().lambda, md.factor->noise(), md.factor->calibration(), pr);
+    }
   } else {
     matcher.probes_ = chooseProbes(
         t, workloads, std::min(options.probes, options.informative_probes.value_or((options.probes + 1) / 2)));
