@@ -264,9 +264,22 @@ int runMatch(MatchArgs a) {
     }
     ranking = matcher->rank(ev);
     if (ev.probes.empty() && a.matcher.probes > 0) {
+      // The probes a matcher with the full budget would start with.
+      std::vector<std::size_t> first;
+      if (a.matcher.model == match::RuntimeModel::kFactor) {
+        auto full = match::Matcher::train(*table, all, a.matcher);
+        if (!full) {
+          spdlog::error("{}", full.error().message);
+          return 1;
+        }
+        first = full->probes();
+        if (first.empty())  // no factor to learn: the first check instead
+          if (auto next = full->nextProbe(ev); next && *next) first.push_back(**next);
+      } else {
+        first = match::Matcher::chooseProbes(*table, all, (a.matcher.probes + 1) / 2);
+      }
       std::string names;
-      for (auto p : match::Matcher::chooseProbes(*table, all, (a.matcher.probes + 1) / 2))
-        names += " " + table->environments[p].id;
+      for (auto p : first) names += " " + table->environments[p].id;
       fmt::print("ranked from the fingerprint alone; to sharpen it, run the informative probes{} "
                  "and pass --probe ENV=SECONDS (or =failed) for each\n", names);
     } else if (ranking && ev.probes.size() < matcher->probeBudget()) {

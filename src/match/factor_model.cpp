@@ -209,6 +209,8 @@ FactorModel FactorModel::fit(const Eigen::MatrixXd& y, const Eigen::MatrixXd& en
   if (std::isinf(best_l)) f.fp_coef_.row(0) = theta.colwise().mean();
   else f.fp_coef_ = ridge(xt_fp, theta, best_l * static_cast<double>(n));
   f.prior_cov_ = covariance(best_res);
+  f.prior_cov_.row(0).tail(r).setZero();  // level and factors independent (see the header)
+  f.prior_cov_.col(0).tail(r).setZero();
   f.prior_cov_.diagonal().array() += 1e-6 + f.noise_ * 1e-3;
   return f;
 }
@@ -325,7 +327,8 @@ double FactorModel::variance(const Belief& belief, std::size_t env) const {
 }
 
 std::vector<std::size_t> FactorModel::design(std::size_t k, bool factors_only,
-                                             const std::vector<std::size_t>& candidates_in) const {
+                                             const std::vector<std::size_t>& candidates_in,
+                                             const std::vector<std::size_t>& given) const {
   std::vector<std::size_t> candidates = candidates_in;
   if (candidates.empty()) {
     candidates.resize(static_cast<std::size_t>(b_.size()));
@@ -333,6 +336,11 @@ std::vector<std::size_t> FactorModel::design(std::size_t k, bool factors_only,
   }
   const Eigen::Index r = settings_.rank, from = factors_only ? 1 : 0;
   Eigen::MatrixXd cov = prior_cov_;
+  for (auto e : given) {
+    const auto p = phi(e);
+    const Eigen::VectorXd cp = cov * p;
+    cov -= cp * cp.transpose() / (noise_ + p.dot(cp));
+  }
   std::vector<std::size_t> chosen;
   while (chosen.size() < std::min(k, candidates.size())) {
     double best_gain = -1;

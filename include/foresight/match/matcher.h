@@ -2,22 +2,25 @@
 // Matcher: predicts each environment's runtime (hence cost) for a workload from
 //   (a) the workload's fingerprint, (b) its outcomes on a few probe environments, and
 //   (c) the environments' features,
-// learning across workloads with gradient-boosted trees (XGBoost): one row per (workload,
-// environment) of history, so workloads whose fingerprints and probe outcomes look alike share
-// what they showed on similar hardware.
+// learning across workloads. The default runtime model is low-rank collaborative filtering
+// (Selecta, PARIS): log runtime = workload level + environment speed + workload factors ·
+// environment factors, the environment's parameters tied to its features (factor_model.h); a new
+// workload's level and factors have a prior (from its fingerprint when there is one) that every
+// probe updates. `RuntimeModel::kXgboost` keeps the earlier bagged boosted trees. Completion
+// (does the run finish?) is predicted by boosted trees (XGBoost) with either.
 //
-// Probes: half the budget (rounded up) learns about the workload, the rest checks the most
+// Probes: up to half the budget (rounded up) learns about the workload, the rest checks the most
 // promising candidates.
-//  - Informative probes are fixed per trained matcher, chosen from the history by greedy forward
-//    selection: each next one is the environment whose (log) runtimes explain the most variance
-//    of all environments' runtimes across past workloads — the most informative trial runs under
-//    a linear-Gaussian view. Being fixed, every past workload has the same descriptor.
+//  - Informative probes are fixed per trained matcher. Factor model: greedy Bayesian D-optimal
+//    design on the workload's factors, one probe per factor. Trees: greedy forward selection of
+//    the environments whose (log) runtimes explain the most variance of all environments'
+//    runtimes across past workloads. Being fixed, every past workload has the same descriptor.
 //  - Checking probes are chosen one at a time by expected improvement over the best measured
 //    outcome so far (as CherryPick does), so a near-best candidate is measured, not guessed.
 //
-// Uncertainty, in log runtime: the spread of a bagged ensemble (each member sees a bootstrap
-// sample of the past workloads) plus the members' out-of-bag error on the workloads they did not
-// see. A second ensemble predicts whether the run completes.
+// Uncertainty, in log runtime: factor model, the posterior predictive variance, calibrated on
+// held-out predictions within the training data; trees, the spread of a bagged ensemble plus the
+// members' out-of-bag error.
 //
 // Thread-safety: train() builds everything; rank() is const and safe to call concurrently.
 
@@ -106,12 +109,13 @@ class Matcher {
   Matcher& operator=(Matcher&&) noexcept;
   ~Matcher();
 
-  // The trained matcher as JSON (its XGBoost models embedded), so a daemon can train once and
-  // reload after a restart; load() gives back a matcher that ranks identically.
+  // The trained matcher as JSON (its factor model and XGBoost models embedded), so a daemon can
+  // train once and reload after a restart; load() gives back a matcher that ranks identically.
   Result<std::string> save() const;
   static Result<Matcher> load(const std::string& json);
 
-  // Informative probe environments, as indices into the table's environments.
+  // Informative probe environments, as indices into the table's environments (may be empty:
+  // a factor model of rank 0 has nothing to learn beyond the level, so all probes check).
   const std::vector<std::size_t>& probes() const { return probes_; }
 
   // The next environment to run a probe on given what is known (informative probes first, then
@@ -119,6 +123,8 @@ class Matcher {
   Result<std::optional<std::size_t>> nextProbe(const WorkloadEvidence& evidence,
                                                const std::vector<std::size_t>& candidates = {}) const;
   std::size_t probeBudget() const { return budget_; }
+  // How many of the budget's probes are informative (the factor model's are chosen as they go).
+  std::size_t informativeProbeCount() const;
 
   // Ranks candidates (default: all environments). Unknown probe environments fail.
   Result<Ranking> rank(const WorkloadEvidence& evidence,
