@@ -146,8 +146,10 @@ TEST(Matcher, SavedAndLoadedRanksIdentically) {
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->probes(), m->probes());
   EXPECT_EQ(back->probeBudget(), m->probeBudget());
+  auto first = m->nextProbe({});
+  ASSERT_TRUE(first && *first);
   WorkloadEvidence ev{{{"memory_gb", 12}, {"parallel_fraction", 0.7}},
-                      {{t.environments[m->probes()[0]].id, true, 900}, {"2x1-4g", false, 0}}};
+                      {{t.environments[**first].id, true, 900}, {"2x1-4g", false, 0}}};
   auto a = m->rank(ev), b = back->rank(ev);
   ASSERT_TRUE(a && b);
   ASSERT_EQ(a->environments.size(), b->environments.size());
