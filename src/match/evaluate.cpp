@@ -117,7 +117,7 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
       WorkloadScore s;
       s.workload = t.workloads[w];
       s.group = groups[g];
-      s.informative_probes = matcher->informativeProbeCount();
+      s.informative_probes = matcher->probes().size();
       std::vector<std::size_t> candidates;
       for (std::size_t e = 0; e < t.environments.size(); ++e)
         if (t.outcomes[w][e].has_run) candidates.push_back(e);

@@ -327,8 +327,7 @@ double FactorModel::variance(const Belief& belief, std::size_t env) const {
 }
 
 std::vector<std::size_t> FactorModel::design(std::size_t k, bool factors_only,
-                                             const std::vector<std::size_t>& candidates_in,
-                                             const std::vector<std::size_t>& given) const {
+                                             const std::vector<std::size_t>& candidates_in) const {
   std::vector<std::size_t> candidates = candidates_in;
   if (candidates.empty()) {
     candidates.resize(static_cast<std::size_t>(b_.size()));
@@ -336,11 +335,6 @@ std::vector<std::size_t> FactorModel::design(std::size_t k, bool factors_only,
   }
   const Eigen::Index r = settings_.rank, from = factors_only ? 1 : 0;
   Eigen::MatrixXd cov = prior_cov_;
-  for (auto e : given) {
-    const auto p = phi(e);
-    const Eigen::VectorXd cp = cov * p;
-    cov -= cp * cp.transpose() / (noise_ + p.dot(cp));
-  }
   std::vector<std::size_t> chosen;
   while (chosen.size() < std::min(k, candidates.size())) {
     double best_gain = -1;

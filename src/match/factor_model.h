@@ -59,10 +59,8 @@ class FactorModel {
   // Greedy Bayesian D-optimal design: each next environment is the one whose outcome shrinks the
   // posterior volume of u (factors_only) or of (a, u) the most. Outcomes do not enter a linear-
   // Gaussian posterior's covariance, so the design is fixed before any probe runs.
-  // `given`: environments already measured, which the design builds on.
   std::vector<std::size_t> design(std::size_t k, bool factors_only,
-                                  const std::vector<std::size_t>& candidates = {},
-                                  const std::vector<std::size_t>& given = {}) const;
+                                  const std::vector<std::size_t>& candidates = {}) const;
 
   // Contributions to environment e's predicted log runtime against the average environment: one
   // per feature (through the feature-tied part of b and v), then the environment's own part.

@@ -122,7 +122,6 @@ struct Matcher::Model {
   double platt_a = 1, platt_b = 0;
   std::optional<FactorModel> factor;     // set when options.model is kFactor
   std::vector<std::string> linear_names; // the factor model's environment features
-  std::size_t factor_informative = 0;    // informative probes after the first check
 
   // anchor = how much slower than typical the workload ran on its probes (mean log ratio);
   // shape = each probe's deviation from that. Failed or unknown probes are missing values.
@@ -351,14 +350,14 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
       groups.push_back(group_ids.emplace(g, static_cast<int>(group_ids.size())).first->second);
     }
     md.factor = FactorModel::select(y, env_x, fp, groups, options.probes, FactorModel::defaultCandidates());
-    // Probe order: first the best candidate under the prior (a check that also pins the
-    // workload's level), then informative probes on its factors u — one per factor, at most half
-    // of the remaining budget (rounded up), each chosen given the probes run before it — then
-    // checks. The level alone does not change which environment is cheapest.
-    md.factor_informative = std::min(
-        options.probes > 0 ? options.probes - 1 : 0,
-        options.informative_probes.value_or(std::min<std::size_t>(
-            options.probes / 2, static_cast<std::size_t>(md.factor->rank()))));
+    // Informative probes pin down the workload's factors u (its level does not change which
+    // environment is cheapest): one per factor, at most half the budget (rounded up), and at
+    // least one probe left to check a promising candidate — an informative probe alone only
+    // moves predictions, and with one probe an extreme environment misled the choice.
+    const auto informative = options.informative_probes.value_or(std::min<std::size_t>(
+        (options.probes + 1) / 2, static_cast<std::size_t>(md.factor->rank())));
+    matcher.probes_ = md.factor->design(
+        std::min(informative, options.probes > 0 ? options.probes - 1 : 0), true);
   } else {
     matcher.probes_ = chooseProbes(
         t, workloads, std::min(options.probes, options.informative_probes.value_or((options.probes + 1) / 2)));
@@ -689,10 +688,6 @@ Result<Ranking> recommendEnvironments(const OutcomeTable& table, const WorkloadE
   return matcher->rank(evidence, candidates);
 }
 
-std::size_t Matcher::informativeProbeCount() const {
-  return model_->factor ? model_->factor_informative : probes_.size();
-}
-
 Result<std::optional<std::size_t>> Matcher::nextProbe(const WorkloadEvidence& evidence,
                                                       const std::vector<std::size_t>& candidates_in) const {
   const auto& md = *model_;
@@ -705,18 +700,6 @@ Result<std::optional<std::size_t>> Matcher::nextProbe(const WorkloadEvidence& ev
     if (!done.contains(md.env_ids[p]) &&
         std::find(candidates.begin(), candidates.end(), p) != candidates.end())
       return std::optional<std::size_t>(p);
-  if (md.factor && !evidence.probes.empty() && evidence.probes.size() <= md.factor_informative) {
-    std::vector<std::size_t> given, open;
-    for (const auto& p : evidence.probes) {
-      const auto e = static_cast<std::size_t>(std::find(md.env_ids.begin(), md.env_ids.end(), p.env) -
-                                              md.env_ids.begin());
-      if (p.completed && e < md.env_ids.size()) given.push_back(e);
-    }
-    for (auto e : candidates)
-      if (!done.contains(md.env_ids[e])) open.push_back(e);
-    if (auto d = md.factor->design(1, true, open, given); !d.empty())
-      return std::optional<std::size_t>(d.front());
-  }
   auto ranking = rank(evidence, candidates);
   if (!ranking) return tl::unexpected(ranking.error());
   // Expected improvement over the best measured value b, for V = k·exp(Z), Z ~ N(μ, σ²):
@@ -812,7 +795,6 @@ Result<std::string> Matcher::save() const {
   j["model"] = md.factor ? "factor" : "xgboost";
   if (md.factor) {
     j["factor"] = md.factor->toJson();
-    j["factor_informative"] = md.factor_informative;
     j["linear_names"] = md.linear_names;
   }
   for (const auto* models : {&md.runtime_models, &md.completion_models}) {
@@ -866,7 +848,6 @@ Result<Matcher> Matcher::load(const std::string& text) {
     if (j.value("model", "xgboost") == "factor") {
       md.options.model = RuntimeModel::kFactor;
       md.factor = FactorModel::fromJson(j.at("factor"));
-      md.factor_informative = j.at("factor_informative").get<std::size_t>();
       if (!md.factor || md.factor->settings().rank < 0)
         return fail(ErrorCode::kParse, "saved matcher: malformed factor model");
       md.linear_names = j.at("linear_names").get<std::vector<std::string>>();

@@ -10,7 +10,7 @@
 // (does the run finish?) is predicted by boosted trees (XGBoost) with either.
 //
 // Probes: up to half the budget (rounded up) learns about the workload, the rest checks the most
-// promising candidates.
+// promising candidates (the factor model keeps at least one check).
 //  - Informative probes are fixed per trained matcher. Factor model: greedy Bayesian D-optimal
 //    design on the workload's factors, one probe per factor. Trees: greedy forward selection of
 //    the environments whose (log) runtimes explain the most variance of all environments'
@@ -115,7 +115,7 @@ class Matcher {
   static Result<Matcher> load(const std::string& json);
 
   // Informative probe environments, as indices into the table's environments (may be empty:
-  // a factor model of rank 0 has nothing to learn beyond the level, so all probes check).
+  // with a rank-0 factor model or a budget of one, every probe checks a candidate).
   const std::vector<std::size_t>& probes() const { return probes_; }
 
   // The next environment to run a probe on given what is known (informative probes first, then
@@ -123,8 +123,6 @@ class Matcher {
   Result<std::optional<std::size_t>> nextProbe(const WorkloadEvidence& evidence,
                                                const std::vector<std::size_t>& candidates = {}) const;
   std::size_t probeBudget() const { return budget_; }
-  // How many of the budget's probes are informative (the factor model's are chosen as they go).
-  std::size_t informativeProbeCount() const;
 
   // Ranks candidates (default: all environments). Unknown probe environments fail.
   Result<Ranking> rank(const WorkloadEvidence& evidence,
