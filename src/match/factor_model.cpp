@@ -163,6 +163,8 @@ FactorModel FactorModel::fit(const Eigen::MatrixXd& y, const Eigen::MatrixXd& en
     for (Eigen::Index w = 0; w < n; ++w)
       z(w, j) = std::isnan(fingerprints(w, j)) ? 0 : (fingerprints(w, j) - f.fp_mean_(j)) / f.fp_sd_(j);
   }
+  f.fp_lo_ = q ? Eigen::VectorXd(z.colwise().minCoeff().transpose()) : Eigen::VectorXd(0);
+  f.fp_hi_ = q ? Eigen::VectorXd(z.colwise().maxCoeff().transpose()) : Eigen::VectorXd(0);
   std::vector<int> groups = groups_in;
   if (static_cast<Eigen::Index>(groups.size()) != n) {
     groups.resize(static_cast<std::size_t>(n));
@@ -296,7 +298,8 @@ FactorModel::Belief FactorModel::prior(const Eigen::VectorXd& fingerprint) const
   Eigen::VectorXd x = Eigen::VectorXd::Zero(q + 1);
   x(0) = 1;
   for (Eigen::Index j = 0; j < q && j < fingerprint.size(); ++j)
-    if (!std::isnan(fingerprint(j))) x(j + 1) = (fingerprint(j) - fp_mean_(j)) / fp_sd_(j);
+    if (!std::isnan(fingerprint(j)))
+      x(j + 1) = std::clamp((fingerprint(j) - fp_mean_(j)) / fp_sd_(j), fp_lo_(j), fp_hi_(j));
   return {fp_coef_.transpose() * x, prior_cov_};
 }
 
@@ -410,6 +413,7 @@ nlohmann::json FactorModel::toJson() const {
           {"b", matrixToJson(b_)},          {"v", matrixToJson(v_)},
           {"env_x", matrixToJson(env_x_)},  {"env_coef", matrixToJson(env_coef_)},
           {"fp_mean", matrixToJson(fp_mean_)}, {"fp_sd", matrixToJson(fp_sd_)},
+          {"fp_lo", matrixToJson(fp_lo_)},  {"fp_hi", matrixToJson(fp_hi_)},
           {"fp_coef", matrixToJson(fp_coef_)}, {"prior_cov", matrixToJson(prior_cov_)},
           {"observed", observed_},          {"noise", noise_},
           {"calibration", calibration_}};
@@ -425,6 +429,8 @@ std::optional<FactorModel> FactorModel::fromJson(const nlohmann::json& j) {
     f.env_coef_ = matrixFromJson(j.at("env_coef"));
     f.fp_mean_ = matrixFromJson(j.at("fp_mean"));
     f.fp_sd_ = matrixFromJson(j.at("fp_sd"));
+    f.fp_lo_ = matrixFromJson(j.at("fp_lo"));
+    f.fp_hi_ = matrixFromJson(j.at("fp_hi"));
     f.fp_coef_ = matrixFromJson(j.at("fp_coef"));
     f.prior_cov_ = matrixFromJson(j.at("prior_cov"));
     f.observed_ = j.at("observed").get<std::vector<int>>();
@@ -434,6 +440,8 @@ std::optional<FactorModel> FactorModel::fromJson(const nlohmann::json& j) {
     if (r < 0 || f.v_.rows() != m || f.v_.cols() != r || f.env_x_.rows() != m ||
         f.env_coef_.rows() != f.env_x_.cols() + 1 || f.env_coef_.cols() != r + 1 ||
         f.fp_coef_.rows() != f.fp_mean_.size() + 1 || f.fp_coef_.cols() != r + 1 ||
+        f.fp_sd_.size() != f.fp_mean_.size() || f.fp_lo_.size() != f.fp_mean_.size() ||
+        f.fp_hi_.size() != f.fp_mean_.size() ||
         f.prior_cov_.rows() != r + 1 || f.prior_cov_.cols() != r + 1 ||
         static_cast<Eigen::Index>(f.observed_.size()) != m)
       return std::nullopt;

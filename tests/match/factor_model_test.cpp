@@ -125,6 +125,10 @@ TEST(FactorModel, FingerprintGivesThePrior) {
                             {1, 0.1});
   const auto belief = m.prior(fp.row(workloads).transpose());
   for (int e = 0; e < envs; ++e) EXPECT_NEAR(m.mean(belief, e), y(workloads, e), 0.1);
+  // A fingerprint far outside the history is held to its edge, not extrapolated.
+  const auto far = m.prior(Eigen::VectorXd::Constant(1, 1000.0));
+  for (int e = 0; e < envs; ++e)
+    EXPECT_LE(m.mean(far, e), y.topRows(workloads).col(e).maxCoeff() + 0.1);
 }
 
 TEST(FactorModel, JsonRoundTripPredictsTheSame) {
