@@ -161,7 +161,8 @@ FactorModel FactorModel::fit(const Eigen::MatrixXd& y, const Eigen::MatrixXd& en
     const double var = sq / k - f.fp_mean_(j) * f.fp_mean_(j);
     f.fp_sd_(j) = var > 1e-12 ? std::sqrt(var) : 1.0;
     for (Eigen::Index w = 0; w < n; ++w)
-      z(w, j) = std::isnan(fingerprints(w, j)) ? 0 : (fingerprints(w, j) - f.fp_mean_(j)) / f.fp_sd_(j);
+      z(w, j) =
+          std::isnan(fingerprints(w, j)) ? 0 : (fingerprints(w, j) - f.fp_mean_(j)) / f.fp_sd_(j);
   }
   f.fp_lo_ = q ? Eigen::VectorXd(z.colwise().minCoeff().transpose()) : Eigen::VectorXd(0);
   f.fp_hi_ = q ? Eigen::VectorXd(z.colwise().maxCoeff().transpose()) : Eigen::VectorXd(0);
@@ -177,10 +178,12 @@ FactorModel FactorModel::fit(const Eigen::MatrixXd& y, const Eigen::MatrixXd& en
     Eigen::MatrixXd res(n, r + 1);
     for (int g : distinct) {
       std::vector<Eigen::Index> in, out;
-      for (Eigen::Index w = 0; w < n; ++w) (groups[static_cast<std::size_t>(w)] == g ? out : in).push_back(w);
+      for (Eigen::Index w = 0; w < n; ++w)
+        (groups[static_cast<std::size_t>(w)] == g ? out : in).push_back(w);
       Eigen::MatrixXd xi(in.size(), xt_fp.cols()), ti(in.size(), r + 1);
       for (std::size_t i = 0; i < in.size(); ++i)
-        xi.row(static_cast<Eigen::Index>(i)) = xt_fp.row(in[i]), ti.row(static_cast<Eigen::Index>(i)) = theta.row(in[i]);
+        xi.row(static_cast<Eigen::Index>(i)) = xt_fp.row(in[i]),
+        ti.row(static_cast<Eigen::Index>(i)) = theta.row(in[i]);
       Eigen::MatrixXd coef = Eigen::MatrixXd::Zero(xt_fp.cols(), r + 1);
       if (std::isinf(l)) {
         if (!in.empty()) coef.row(0) = ti.colwise().mean();
@@ -205,11 +208,14 @@ FactorModel FactorModel::fit(const Eigen::MatrixXd& y, const Eigen::MatrixXd& en
   if (q > 0 && distinct.size() > 2)
     for (double l : {0.1, 1.0, 10.0, 100.0}) {
       auto res = heldOutResiduals(l);
-      if (const double sc = score(res); sc < best_score - 1e-12) best_score = sc, best_res = res, best_l = l;
+      if (const double sc = score(res); sc < best_score - 1e-12)
+        best_score = sc, best_res = res, best_l = l;
     }
   f.fp_coef_ = Eigen::MatrixXd::Zero(q + 1, r + 1);
-  if (std::isinf(best_l)) f.fp_coef_.row(0) = theta.colwise().mean();
-  else f.fp_coef_ = ridge(xt_fp, theta, best_l * static_cast<double>(n));
+  if (std::isinf(best_l))
+    f.fp_coef_.row(0) = theta.colwise().mean();
+  else
+    f.fp_coef_ = ridge(xt_fp, theta, best_l * static_cast<double>(n));
   f.prior_cov_ = covariance(best_res);
   f.prior_cov_.row(0).tail(r).setZero();  // level and factors independent (see the header)
   f.prior_cov_.col(0).tail(r).setZero();
@@ -238,7 +244,8 @@ FactorModel FactorModel::select(const Eigen::MatrixXd& y, const Eigen::MatrixXd&
     int cells = 0;
     for (int g : distinct) {
       std::vector<Eigen::Index> train, held;
-      for (Eigen::Index w = 0; w < n; ++w) (groups[static_cast<std::size_t>(w)] == g ? held : train).push_back(w);
+      for (Eigen::Index w = 0; w < n; ++w)
+        (groups[static_cast<std::size_t>(w)] == g ? held : train).push_back(w);
       Eigen::MatrixXd yt(train.size(), m), ft(train.size(), fingerprints.cols());
       for (std::size_t i = 0; i < train.size(); ++i) {
         yt.row(static_cast<Eigen::Index>(i)) = y.row(train[i]);
@@ -253,7 +260,8 @@ FactorModel FactorModel::select(const Eigen::MatrixXd& y, const Eigen::MatrixXd&
         auto belief = model.prior(fingerprints.row(w).transpose());
         std::vector<std::pair<std::size_t, double>> obs;
         for (auto e : design)
-          if (!std::isnan(y(w, static_cast<Eigen::Index>(e)))) obs.push_back({e, y(w, static_cast<Eigen::Index>(e))});
+          if (!std::isnan(y(w, static_cast<Eigen::Index>(e))))
+            obs.push_back({e, y(w, static_cast<Eigen::Index>(e))});
         belief = model.update(belief, obs);
         // Scored on differences between environments (what a ranking needs): the level error
         // shared by all of the workload's environments is taken out.
@@ -266,7 +274,8 @@ FactorModel FactorModel::select(const Eigen::MatrixXd& y, const Eigen::MatrixXd&
           var.push_back(model.variance(belief, static_cast<std::size_t>(e)));
         }
         if (err.empty()) continue;
-        const double shared = std::accumulate(err.begin(), err.end(), 0.0) / static_cast<double>(err.size());
+        const double shared =
+            std::accumulate(err.begin(), err.end(), 0.0) / static_cast<double>(err.size());
         for (std::size_t i = 0; i < err.size(); ++i) {
           score += (err[i] - shared) * (err[i] - shared);
           zsum += err[i] * err[i] / var[i];
@@ -281,7 +290,8 @@ FactorModel FactorModel::select(const Eigen::MatrixXd& y, const Eigen::MatrixXd&
     }
   }
   auto model = fit(y, env_x, fingerprints, best, groups);
-  if (std::isfinite(best_calibration) && best_calibration > 0) model.calibration_ = best_calibration;
+  if (std::isfinite(best_calibration) && best_calibration > 0)
+    model.calibration_ = best_calibration;
   return model;
 }
 
@@ -303,10 +313,11 @@ FactorModel::Belief FactorModel::prior(const Eigen::VectorXd& fingerprint) const
   return {fp_coef_.transpose() * x, prior_cov_};
 }
 
-FactorModel::Belief FactorModel::update(const Belief& belief,
-                                        const std::vector<std::pair<std::size_t, double>>& obs) const {
+FactorModel::Belief FactorModel::update(
+    const Belief& belief, const std::vector<std::pair<std::size_t, double>>& obs) const {
   if (obs.empty()) return belief;
-  const Eigen::MatrixXd prec = belief.cov.ldlt().solve(Eigen::MatrixXd::Identity(belief.cov.rows(), belief.cov.cols()));
+  const Eigen::MatrixXd prec =
+      belief.cov.ldlt().solve(Eigen::MatrixXd::Identity(belief.cov.rows(), belief.cov.cols()));
   Eigen::MatrixXd A = prec;
   Eigen::VectorXd rhs = prec * belief.mean;
   for (const auto& [e, value] : obs) {
@@ -351,8 +362,8 @@ std::vector<std::size_t> FactorModel::design(std::size_t k, bool factors_only,
       const Eigen::MatrixXd next = cov - cp * cp.transpose() / (noise_ + p.dot(cp));
       const double gain = before - logdet(next.bottomRightCorner(r + 1 - from, r + 1 - from));
       // Ties (e.g. a level-only model): prefer environments with more history to learn from.
-      const bool better = gain > best_gain + 1e-9 ||
-                          (gain > best_gain - 1e-9 && observed_[e] > observed_[best_e]);
+      const bool better =
+          gain > best_gain + 1e-9 || (gain > best_gain - 1e-9 && observed_[e] > observed_[best_e]);
       if (better) best_gain = gain, best_e = e, best_cov = next;
     }
     if (best_gain < 0) break;
@@ -365,7 +376,8 @@ std::vector<std::size_t> FactorModel::design(std::size_t k, bool factors_only,
 std::vector<double> FactorModel::effects(const Belief& belief, std::size_t env) const {
   const Eigen::Index p = env_x_.cols(), r = settings_.rank, m = b_.size();
   const auto e = static_cast<Eigen::Index>(env);
-  // Weight of each feature in log runtime for this workload: its effect on b plus u · its effect on v.
+  // Weight of each feature in log runtime for this workload: its effect on b plus u · its effect on
+  // v.
   Eigen::VectorXd weight = env_coef_.col(0).tail(p);
   for (Eigen::Index k = 0; k < r; ++k) weight += belief.mean(k + 1) * env_coef_.col(k + 1).tail(p);
   const Eigen::RowVectorXd avg_x = env_x_.colwise().mean();
@@ -401,7 +413,8 @@ Eigen::MatrixXd matrixFromJson(const nlohmann::json& j) {
   for (Eigen::Index i = 0; i < m.rows(); ++i) {
     const auto& row = rows.at(static_cast<std::size_t>(i));
     if (static_cast<Eigen::Index>(row.size()) != m.cols()) throw std::runtime_error("matrix cols");
-    for (Eigen::Index c = 0; c < m.cols(); ++c) m(i, c) = row.at(static_cast<std::size_t>(c)).get<double>();
+    for (Eigen::Index c = 0; c < m.cols(); ++c)
+      m(i, c) = row.at(static_cast<std::size_t>(c)).get<double>();
   }
   return m;
 }
@@ -409,13 +422,20 @@ Eigen::MatrixXd matrixFromJson(const nlohmann::json& j) {
 }  // namespace
 
 nlohmann::json FactorModel::toJson() const {
-  return {{"rank", settings_.rank},         {"lambda", settings_.lambda},
-          {"b", matrixToJson(b_)},          {"v", matrixToJson(v_)},
-          {"env_x", matrixToJson(env_x_)},  {"env_coef", matrixToJson(env_coef_)},
-          {"fp_mean", matrixToJson(fp_mean_)}, {"fp_sd", matrixToJson(fp_sd_)},
-          {"fp_lo", matrixToJson(fp_lo_)},  {"fp_hi", matrixToJson(fp_hi_)},
-          {"fp_coef", matrixToJson(fp_coef_)}, {"prior_cov", matrixToJson(prior_cov_)},
-          {"observed", observed_},          {"noise", noise_},
+  return {{"rank", settings_.rank},
+          {"lambda", settings_.lambda},
+          {"b", matrixToJson(b_)},
+          {"v", matrixToJson(v_)},
+          {"env_x", matrixToJson(env_x_)},
+          {"env_coef", matrixToJson(env_coef_)},
+          {"fp_mean", matrixToJson(fp_mean_)},
+          {"fp_sd", matrixToJson(fp_sd_)},
+          {"fp_lo", matrixToJson(fp_lo_)},
+          {"fp_hi", matrixToJson(fp_hi_)},
+          {"fp_coef", matrixToJson(fp_coef_)},
+          {"prior_cov", matrixToJson(prior_cov_)},
+          {"observed", observed_},
+          {"noise", noise_},
           {"calibration", calibration_}};
 }
 
@@ -441,9 +461,8 @@ std::optional<FactorModel> FactorModel::fromJson(const nlohmann::json& j) {
         f.env_coef_.rows() != f.env_x_.cols() + 1 || f.env_coef_.cols() != r + 1 ||
         f.fp_coef_.rows() != f.fp_mean_.size() + 1 || f.fp_coef_.cols() != r + 1 ||
         f.fp_sd_.size() != f.fp_mean_.size() || f.fp_lo_.size() != f.fp_mean_.size() ||
-        f.fp_hi_.size() != f.fp_mean_.size() ||
-        f.prior_cov_.rows() != r + 1 || f.prior_cov_.cols() != r + 1 ||
-        static_cast<Eigen::Index>(f.observed_.size()) != m)
+        f.fp_hi_.size() != f.fp_mean_.size() || f.prior_cov_.rows() != r + 1 ||
+        f.prior_cov_.cols() != r + 1 || static_cast<Eigen::Index>(f.observed_.size()) != m)
       return std::nullopt;
     return f;
   } catch (const std::exception&) {

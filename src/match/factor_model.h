@@ -79,11 +79,12 @@ class FactorModel {
 
   FactorSettings settings_;
   Eigen::VectorXd b_;
-  Eigen::MatrixXd v_;          // [environment × rank]
-  Eigen::MatrixXd env_x_;      // [environment × p], standardised
-  Eigen::MatrixXd env_coef_;   // [(p + 1) × (rank + 1)]: prior mean of (b_e, v_e), intercept first
+  Eigen::MatrixXd v_;         // [environment × rank]
+  Eigen::MatrixXd env_x_;     // [environment × p], standardised
+  Eigen::MatrixXd env_coef_;  // [(p + 1) × (rank + 1)]: prior mean of (b_e, v_e), intercept first
   Eigen::VectorXd fp_mean_, fp_sd_;
-  Eigen::VectorXd fp_lo_, fp_hi_;  // standardised range seen in training: a linear map must not extrapolate
+  Eigen::VectorXd fp_lo_,
+      fp_hi_;  // standardised range seen in training: a linear map must not extrapolate
   Eigen::MatrixXd fp_coef_;    // [(q + 1) × (rank + 1)]: prior mean of (a, u) from a fingerprint
   Eigen::MatrixXd prior_cov_;  // [(rank + 1) × (rank + 1)]
   std::vector<int> observed_;  // per environment: how many training runs it has

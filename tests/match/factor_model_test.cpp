@@ -52,7 +52,8 @@ TEST(FactorModel, PlantedRankOneIsRecoveredFromThreeProbes) {
   const auto prior = m.prior(Eigen::VectorXd(0));
   double before = 0, after = 0;
   for (int e = 0; e < envs; ++e)
-    before += std::pow(m.mean(prior, e) - p.y(40, e), 2), after += std::pow(m.mean(belief, e) - p.y(40, e), 2);
+    before += std::pow(m.mean(prior, e) - p.y(40, e), 2),
+        after += std::pow(m.mean(belief, e) - p.y(40, e), 2);
   EXPECT_LT(after, 0.05 * before);
 }
 
