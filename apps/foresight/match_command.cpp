@@ -178,10 +178,11 @@ int runMatch(MatchArgs a) {
     for (const auto& w : report->workloads)
       fmt::print("{:<28} {:<26} {:<26} {:>7.3f} {:>8.3f} {:>8.3f}\n", w.workload, w.chosen, w.best,
                  w.regret, w.baseline_regret, w.random_regret);
-    fmt::print("\nmatcher ({}, {} probes): median regret {:.3f}, mean {:.3f}, top-1 {}/{}, top-3 {}/{}, "
-               "median probe cost {:.2f}× the best run\n",
-               a.model, a.matcher.probes, s.median_regret, s.mean_regret, s.top1, s.workloads, s.top3,
-               s.workloads, s.median_probe_cost_vs_best);
+    fmt::print(
+        "\nmatcher ({}, {} probes): median regret {:.3f}, mean {:.3f}, top-1 {}/{}, top-3 {}/{}, "
+        "median probe cost {:.2f}× the best run\n",
+        a.model, a.matcher.probes, s.median_regret, s.mean_regret, s.top1, s.workloads, s.top3,
+        s.workloads, s.median_probe_cost_vs_best);
     fmt::print("best-on-average: median regret {:.3f}, mean {:.3f}, top-1 {}/{}\n", s.baseline_median,
                s.baseline_mean, s.baseline_top1, s.workloads);
     fmt::print("random pick:     median regret {:.3f}, mean {:.3f}\n", s.random_median, s.random_mean);

@@ -120,8 +120,8 @@ struct Matcher::Model {
   // Platt scaling of the completion models' logits, fitted on out-of-bag rows: boosted trees on a
   // few dozen workloads are overconfident, and the ranking weighs failures by their probability.
   double platt_a = 1, platt_b = 0;
-  std::optional<FactorModel> factor;     // set when options.model is kFactor
-  std::vector<std::string> linear_names; // the factor model's environment features
+  std::optional<FactorModel> factor;      // set when options.model is kFactor
+  std::vector<std::string> linear_names;  // the factor model's environment features
 
   // anchor = how much slower than typical the workload ran on its probes (mean log ratio);
   // shape = each probe's deviation from that. Failed or unknown probes are missing values.
@@ -229,10 +229,12 @@ void linearEnvironmentFeatures(const OutcomeTable& t, std::vector<std::string>& 
   };
   for (const auto& k : numeric) {
     std::vector<double> c;
-    for (const auto& e : t.environments) c.push_back(e.numbers.contains(k) ? e.numbers.at(k) : kNaN);
+    for (const auto& e : t.environments)
+      c.push_back(e.numbers.contains(k) ? e.numbers.at(k) : kNaN);
     add(k, std::move(c));
   }
-  if (std::any_of(t.price_per_hour.begin(), t.price_per_hour.end(), [](double p) { return std::isfinite(p); }))
+  if (std::any_of(t.price_per_hour.begin(), t.price_per_hour.end(),
+                  [](double p) { return std::isfinite(p); }))
     add("price_per_hour", t.price_per_hour);
   for (const auto& [k, vs] : levels) {
     if (vs.size() < 2 || vs.size() > kMaxLevels || (vs.size() == m && m > 2)) continue;
@@ -262,7 +264,8 @@ void linearEnvironmentFeatures(const OutcomeTable& t, std::vector<std::string>& 
   names = std::move(kept);
   x.resize(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(standard.size()));
   for (std::size_t j = 0; j < standard.size(); ++j)
-    for (std::size_t e = 0; e < m; ++e) x(static_cast<Eigen::Index>(e), static_cast<Eigen::Index>(j)) = standard[j][e];
+    for (std::size_t e = 0; e < m; ++e)
+      x(static_cast<Eigen::Index>(e), static_cast<Eigen::Index>(j)) = standard[j][e];
 }
 
 // Logistic regression of the label on the margin, p = σ(a·margin + b), by Newton's method; keeps
@@ -349,18 +352,20 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
         if (auto it = t.info[w].find(options.group_by); it != t.info[w].end()) g = it->second;
       groups.push_back(group_ids.emplace(g, static_cast<int>(group_ids.size())).first->second);
     }
-    md.factor = FactorModel::select(y, env_x, fp, groups, options.probes, FactorModel::defaultCandidates());
+    md.factor =
+        FactorModel::select(y, env_x, fp, groups, options.probes, FactorModel::defaultCandidates());
     // Informative probes pin down the workload's factors u (its level does not change which
     // environment is cheapest): one per factor, at most half the budget (rounded up), and at
     // least one probe left to check a promising candidate — an informative probe alone only
     // moves predictions, and with one probe an extreme environment misled the choice.
     const auto informative = options.informative_probes.value_or(std::min<std::size_t>(
         (options.probes + 1) / 2, static_cast<std::size_t>(md.factor->rank())));
-    matcher.probes_ = md.factor->design(
-        std::min(informative, options.probes > 0 ? options.probes - 1 : 0), true);
+    matcher.probes_ =
+        md.factor->design(std::min(informative, options.probes > 0 ? options.probes - 1 : 0), true);
   } else {
     matcher.probes_ = chooseProbes(
-        t, workloads, std::min(options.probes, options.informative_probes.value_or((options.probes + 1) / 2)));
+        t, workloads,
+        std::min(options.probes, options.informative_probes.value_or((options.probes + 1) / 2)));
   }
   md.feature_names.push_back("probe level");
   for (auto p : matcher.probes_) {
@@ -422,7 +427,8 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
         }
       }
     if (!factor) {
-      auto reg = BoostedTrees::train(xr, yr, xgbParams(options, options.seed + k, false), options.rounds);
+      auto reg =
+          BoostedTrees::train(xr, yr, xgbParams(options, options.seed + k, false), options.rounds);
       if (!reg) return tl::unexpected(reg.error());
       if (members > 1) {
         std::set<std::size_t> in_bag(sample.begin(), sample.end());
@@ -441,7 +447,8 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
         if (!yo.empty()) {
           auto pred = reg->predict(xo);
           if (!pred) return tl::unexpected(pred.error());
-          for (std::size_t i = 0; i < yo.size(); ++i) oob_sum += ((*pred)[i] - yo[i]) * ((*pred)[i] - yo[i]);
+          for (std::size_t i = 0; i < yo.size(); ++i)
+            oob_sum += ((*pred)[i] - yo[i]) * ((*pred)[i] - yo[i]);
           oob_n += yo.size();
         }
       }
@@ -542,7 +549,8 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
     for (const auto& model : md.runtime_models) {
       auto pred = model.predict(x);
       if (!pred) return tl::unexpected(pred.error());
-      for (std::size_t i = 0; i < x.rows; ++i) sum[i] += (*pred)[i], sumsq[i] += (*pred)[i] * (*pred)[i];
+      for (std::size_t i = 0; i < x.rows; ++i)
+        sum[i] += (*pred)[i], sumsq[i] += (*pred)[i] * (*pred)[i];
     }
     const double k = static_cast<double>(md.runtime_models.size());
     // A workload's errors are shared across environments (it is larger or more parallel than its
@@ -639,21 +647,24 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
     const auto effects = md.factor->effects(*belief, candidates[order[0]]);
     for (std::size_t j = 0; j < effects.size(); ++j)
       if (std::abs(effects[j]) > 1e-9)
-        ranking.drivers.push_back(
-            {j < md.linear_names.size() ? md.linear_names[j] : "environment's own (not in its features)",
-             effects[j]});
+        ranking.drivers.push_back({j < md.linear_names.size()
+                                       ? md.linear_names[j]
+                                       : "environment's own (not in its features)",
+                                   effects[j]});
   } else {
     // Why the top choice: SHAP contributions to its predicted log runtime, averaged over members.
     const auto top_row = row_of[order[0]];
     DenseMatrix one;
     one.cols = x.cols;
     one.rows = 1;
-    one.values.assign(x.values.begin() + top_row * x.cols, x.values.begin() + (top_row + 1) * x.cols);
+    one.values.assign(x.values.begin() + top_row * x.cols,
+                      x.values.begin() + (top_row + 1) * x.cols);
     std::vector<double> effect(x.cols, 0);
     for (const auto& model : md.runtime_models) {
       auto c = model.predict(one, BoostedTrees::Output::kContributions);
       if (!c) return tl::unexpected(c.error());
-      for (std::size_t j = 0; j < x.cols; ++j) effect[j] += (*c)[j] / static_cast<double>(md.runtime_models.size());
+      for (std::size_t j = 0; j < x.cols; ++j)
+        effect[j] += (*c)[j] / static_cast<double>(md.runtime_models.size());
     }
     for (std::size_t j = 0; j < x.cols; ++j)
       if (std::abs(effect[j]) > 1e-9) ranking.drivers.push_back({md.feature_names[j], effect[j]});
