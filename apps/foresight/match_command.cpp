@@ -18,7 +18,7 @@ namespace {
 
 struct MatchArgs {
   std::string data_dir, catalog, history, purchase_option = match::kOnDemand;
-  std::string objective = "cost", group_by, workload, fingerprint, json_path;
+  std::string model = "factor", objective = "cost", group_by, workload, fingerprint, json_path;
   std::vector<std::string> probe_runs;
   double deadline = 0;
   bool evaluate = false, no_fingerprints = false, self_tune = false;
@@ -144,6 +144,13 @@ int runMatch(MatchArgs a) {
     spdlog::error("--objective: {}", objective.error().message);
     return 2;
   }
+  auto model = match::parseRuntimeModel(a.model);
+  if (!model) {
+    spdlog::error("--model: {}", model.error().message);
+    return 2;
+  }
+  a.matcher.model = *model;
+  a.matcher.group_by = a.group_by;
   auto data = match::loadMatchFolder(a.data_dir, {a.catalog, a.history});
   if (!data) {
     spdlog::error("{}", data.error().message);
@@ -171,10 +178,11 @@ int runMatch(MatchArgs a) {
     for (const auto& w : report->workloads)
       fmt::print("{:<28} {:<26} {:<26} {:>7.3f} {:>8.3f} {:>8.3f}\n", w.workload, w.chosen, w.best,
                  w.regret, w.baseline_regret, w.random_regret);
-    fmt::print("\nmatcher ({} probes): median regret {:.3f}, mean {:.3f}, top-1 {}/{}, top-3 {}/{}, "
-               "median probe cost {:.2f}× the best run\n",
-               a.matcher.probes, s.median_regret, s.mean_regret, s.top1, s.workloads, s.top3,
-               s.workloads, s.median_probe_cost_vs_best);
+    fmt::print(
+        "\nmatcher ({}, {} probes): median regret {:.3f}, mean {:.3f}, top-1 {}/{}, top-3 {}/{}, "
+        "median probe cost {:.2f}× the best run\n",
+        a.model, a.matcher.probes, s.median_regret, s.mean_regret, s.top1, s.workloads, s.top3,
+        s.workloads, s.median_probe_cost_vs_best);
     fmt::print("best-on-average: median regret {:.3f}, mean {:.3f}, top-1 {}/{}\n", s.baseline_median,
                s.baseline_mean, s.baseline_top1, s.workloads);
     fmt::print("random pick:     median regret {:.3f}, mean {:.3f}\n", s.random_median, s.random_mean);
@@ -257,9 +265,22 @@ int runMatch(MatchArgs a) {
     }
     ranking = matcher->rank(ev);
     if (ev.probes.empty() && a.matcher.probes > 0) {
+      // The probes a matcher with the full budget would start with.
+      std::vector<std::size_t> first;
+      if (a.matcher.model == match::RuntimeModel::kFactor) {
+        auto full = match::Matcher::train(*table, all, a.matcher);
+        if (!full) {
+          spdlog::error("{}", full.error().message);
+          return 1;
+        }
+        first = full->probes();
+        if (first.empty())  // no factor to learn: the first check instead
+          if (auto next = full->nextProbe(ev); next && *next) first.push_back(**next);
+      } else {
+        first = match::Matcher::chooseProbes(*table, all, (a.matcher.probes + 1) / 2);
+      }
       std::string names;
-      for (auto p : match::Matcher::chooseProbes(*table, all, (a.matcher.probes + 1) / 2))
-        names += " " + table->environments[p].id;
+      for (auto p : first) names += " " + table->environments[p].id;
       fmt::print("ranked from the fingerprint alone; to sharpen it, run the informative probes{} "
                  "and pass --probe ENV=SECONDS (or =failed) for each\n", names);
     } else if (ranking && ev.probes.size() < matcher->probeBudget()) {
@@ -296,6 +317,9 @@ void addMatchCommand(CLI::App& app) {
   cmd->add_option("--purchase-option", args->purchase_option, "Price to use: on_demand, reserved_1yr_std_noupfront, ...")
       ->capture_default_str();
   cmd->add_option("--objective", args->objective, "cost or runtime")->capture_default_str();
+  cmd->add_option("--model", args->model,
+                  "Runtime model: factor (low-rank across workloads) or xgboost (boosted trees)")
+      ->capture_default_str();
   cmd->add_option("--deadline", args->deadline, "Lowest cost that finishes within S seconds");
   cmd->add_option("--probes", args->matcher.probes, "Trial runs on environments the matcher picks")
       ->capture_default_str();

@@ -90,6 +90,7 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
     for (std::size_t w = 0; w < t.workloads.size(); ++w)
       (group_of[w] == groups[g] ? held : train).push_back(w);
     auto fold_options = options.matcher;
+    fold_options.group_by = options.group_by;  // inner model selection holds out as we do
     if (options.self_tune) {
       auto split = selectInformativeProbes(t, train, options);
       if (!split) {
@@ -229,6 +230,7 @@ std::string toJson(const EvaluationReport& report, const OutcomeTable& t,
                    {"probes", options.matcher.probes},
                    {"group_by", options.group_by},
                    {"fingerprints", options.use_fingerprints},
+                   {"model", options.matcher.model == RuntimeModel::kFactor ? "factor" : "xgboost"},
                    {"ensemble", options.matcher.ensemble},
                    {"seed", options.matcher.seed},
                    {"self_tune", options.self_tune}};

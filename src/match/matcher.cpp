@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "boosted_trees.h"
+#include "factor_model.h"
 
 namespace foresight::match {
 namespace {
@@ -42,6 +43,12 @@ std::vector<double> imputedLogRuntimes(const OutcomeTable& t, std::size_t w) {
 }
 
 }  // namespace
+
+Result<RuntimeModel> parseRuntimeModel(const std::string& s) {
+  if (s == "factor") return RuntimeModel::kFactor;
+  if (s == "xgboost") return RuntimeModel::kXgboost;
+  return fail(ErrorCode::kInvalidArgument, "unknown model '{}' (known: factor, xgboost)", s);
+}
 
 std::vector<std::size_t> Matcher::chooseProbes(const OutcomeTable& t,
                                                const std::vector<std::size_t>& workloads,
@@ -113,6 +120,8 @@ struct Matcher::Model {
   // Platt scaling of the completion models' logits, fitted on out-of-bag rows: boosted trees on a
   // few dozen workloads are overconfident, and the ranking weighs failures by their probability.
   double platt_a = 1, platt_b = 0;
+  std::optional<FactorModel> factor;      // set when options.model is kFactor
+  std::vector<std::string> linear_names;  // the factor model's environment features
 
   // anchor = how much slower than typical the workload ran on its probes (mean log ratio);
   // shape = each probe's deviation from that. Failed or unknown probes are missing values.
@@ -196,6 +205,69 @@ void encodeEnvironments(const OutcomeTable& t, std::vector<std::string>& names, 
     for (std::size_t c = 0; c < x.cols; ++c) x.values[e * x.cols + c] = static_cast<float>(cols[c][e]);
 }
 
+// Environment features for the linear (factor) model, standardised: positive numbers on a log
+// scale, since resources act on runtime multiplicatively (twice the nodes, a fraction of the
+// time), which also makes products such as nodes × vCPUs sums the model already has; the price
+// (a summary of size); one-hot text kinds. Missing values sit at the average (0).
+void linearEnvironmentFeatures(const OutcomeTable& t, std::vector<std::string>& names,
+                               Eigen::MatrixXd& x) {
+  const auto m = t.environments.size();
+  std::set<std::string> numeric;
+  std::map<std::string, std::set<std::string>> levels;
+  for (const auto& e : t.environments) {
+    for (const auto& [k, v] : e.numbers) numeric.insert(k);
+    for (const auto& [k, v] : e.labels) levels[k].insert(v);
+  }
+  std::vector<std::vector<double>> cols;
+  auto add = [&](const std::string& name, std::vector<double> c) {
+    bool positive = true;
+    for (double v : c) positive = positive && (std::isnan(v) || v > 0);
+    if (positive)
+      for (double& v : c) v = std::isnan(v) ? v : std::log(v);
+    names.push_back(positive ? "log " + name : name);
+    cols.push_back(std::move(c));
+  };
+  for (const auto& k : numeric) {
+    std::vector<double> c;
+    for (const auto& e : t.environments)
+      c.push_back(e.numbers.contains(k) ? e.numbers.at(k) : kNaN);
+    add(k, std::move(c));
+  }
+  if (std::any_of(t.price_per_hour.begin(), t.price_per_hour.end(),
+                  [](double p) { return std::isfinite(p); }))
+    add("price_per_hour", t.price_per_hour);
+  for (const auto& [k, vs] : levels) {
+    if (vs.size() < 2 || vs.size() > kMaxLevels || (vs.size() == m && m > 2)) continue;
+    for (const auto& level : vs) {
+      names.push_back(k + "=" + level);
+      auto& c = cols.emplace_back();
+      for (const auto& e : t.environments) {
+        auto it = e.labels.find(k);
+        c.push_back(it == e.labels.end() ? kNaN : (it->second == level ? 1.0 : 0.0));
+      }
+    }
+  }
+  std::vector<std::string> kept;
+  std::vector<std::vector<double>> standard;
+  for (std::size_t j = 0; j < cols.size(); ++j) {
+    double sum = 0, sq = 0;
+    int n = 0;
+    for (double v : cols[j])
+      if (!std::isnan(v)) sum += v, sq += v * v, ++n;
+    if (n < 2) continue;
+    const double mean = sum / n, var = sq / n - mean * mean;
+    if (!(var > 1e-12)) continue;  // constant: nothing to learn from
+    auto& c = standard.emplace_back();
+    for (double v : cols[j]) c.push_back(std::isnan(v) ? 0 : (v - mean) / std::sqrt(var));
+    kept.push_back(names[j]);
+  }
+  names = std::move(kept);
+  x.resize(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(standard.size()));
+  for (std::size_t j = 0; j < standard.size(); ++j)
+    for (std::size_t e = 0; e < m; ++e)
+      x(static_cast<Eigen::Index>(e), static_cast<Eigen::Index>(j)) = standard[j][e];
+}
+
 // Logistic regression of the label on the margin, p = σ(a·margin + b), by Newton's method; keeps
 // the identity (a = 1, b = 0) when there is too little to fit or the fit does not converge.
 void fitPlatt(const std::vector<std::pair<double, double>>& rows, double& a_out, double& b_out) {
@@ -256,8 +328,45 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
   for (const auto& k : md.fingerprint_names) md.feature_names.push_back("fingerprint:" + k);
 
   matcher.budget_ = options.probes;
-  matcher.probes_ = chooseProbes(
-      t, workloads, std::min(options.probes, options.informative_probes.value_or((options.probes + 1) / 2)));
+  const bool factor = options.model == RuntimeModel::kFactor;
+  if (factor) {
+    Eigen::MatrixXd env_x;
+    linearEnvironmentFeatures(t, md.linear_names, env_x);
+    const auto n = static_cast<Eigen::Index>(workloads.size());
+    const auto m = static_cast<Eigen::Index>(t.environments.size());
+    Eigen::MatrixXd y(n, m), fp(n, static_cast<Eigen::Index>(md.fingerprint_names.size()));
+    std::vector<int> groups;
+    std::map<std::string, int> group_ids;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const auto w = workloads[static_cast<std::size_t>(i)];
+      for (Eigen::Index e = 0; e < m; ++e) {
+        const auto& o = t.outcomes[w][static_cast<std::size_t>(e)];
+        y(i, e) = o.has_run && o.completed && o.runtime_s > 0 ? std::log(o.runtime_s) : kNaN;
+      }
+      for (std::size_t j = 0; j < md.fingerprint_names.size(); ++j) {
+        auto it = t.fingerprints[w].find(md.fingerprint_names[j]);
+        fp(i, static_cast<Eigen::Index>(j)) = it == t.fingerprints[w].end() ? kNaN : it->second;
+      }
+      std::string g = t.workloads[w];
+      if (!options.group_by.empty())
+        if (auto it = t.info[w].find(options.group_by); it != t.info[w].end()) g = it->second;
+      groups.push_back(group_ids.emplace(g, static_cast<int>(group_ids.size())).first->second);
+    }
+    md.factor =
+        FactorModel::select(y, env_x, fp, groups, options.probes, FactorModel::defaultCandidates());
+    // Informative probes pin down the workload's factors u (its level does not change which
+    // environment is cheapest): one per factor, at most half the budget (rounded up), and at
+    // least one probe left to check a promising candidate — an informative probe alone only
+    // moves predictions, and with one probe an extreme environment misled the choice.
+    const auto informative = options.informative_probes.value_or(std::min<std::size_t>(
+        (options.probes + 1) / 2, static_cast<std::size_t>(md.factor->rank())));
+    matcher.probes_ =
+        md.factor->design(std::min(informative, options.probes > 0 ? options.probes - 1 : 0), true);
+  } else {
+    matcher.probes_ = chooseProbes(
+        t, workloads,
+        std::min(options.probes, options.informative_probes.value_or((options.probes + 1) / 2)));
+  }
   md.feature_names.push_back("probe level");
   for (auto p : matcher.probes_) {
     md.feature_names.push_back("probe:" + t.environments[p].id);
@@ -317,30 +426,34 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
           yr.push_back(static_cast<float>(std::log(o.runtime_s) - offset[w]));
         }
       }
-    auto reg = BoostedTrees::train(xr, yr, xgbParams(options, options.seed + k, false), options.rounds);
-    if (!reg) return tl::unexpected(reg.error());
-    if (members > 1) {
-      std::set<std::size_t> in_bag(sample.begin(), sample.end());
-      DenseMatrix xo;
-      xo.cols = md.feature_names.size();
-      std::vector<double> yo;
-      for (auto w : workloads) {
-        if (in_bag.contains(w)) continue;
-        for (std::size_t e = 0; e < t.environments.size(); ++e) {
-          const auto& o = t.outcomes[w][e];
-          if (!o.has_run || !o.completed || !(o.runtime_s > 0)) continue;
-          md.appendRow(xo, e, wfeat[w]);
-          yo.push_back(std::log(o.runtime_s) - offset[w]);
+    if (!factor) {
+      auto reg =
+          BoostedTrees::train(xr, yr, xgbParams(options, options.seed + k, false), options.rounds);
+      if (!reg) return tl::unexpected(reg.error());
+      if (members > 1) {
+        std::set<std::size_t> in_bag(sample.begin(), sample.end());
+        DenseMatrix xo;
+        xo.cols = md.feature_names.size();
+        std::vector<double> yo;
+        for (auto w : workloads) {
+          if (in_bag.contains(w)) continue;
+          for (std::size_t e = 0; e < t.environments.size(); ++e) {
+            const auto& o = t.outcomes[w][e];
+            if (!o.has_run || !o.completed || !(o.runtime_s > 0)) continue;
+            md.appendRow(xo, e, wfeat[w]);
+            yo.push_back(std::log(o.runtime_s) - offset[w]);
+          }
+        }
+        if (!yo.empty()) {
+          auto pred = reg->predict(xo);
+          if (!pred) return tl::unexpected(pred.error());
+          for (std::size_t i = 0; i < yo.size(); ++i)
+            oob_sum += ((*pred)[i] - yo[i]) * ((*pred)[i] - yo[i]);
+          oob_n += yo.size();
         }
       }
-      if (!yo.empty()) {
-        auto pred = reg->predict(xo);
-        if (!pred) return tl::unexpected(pred.error());
-        for (std::size_t i = 0; i < yo.size(); ++i) oob_sum += ((*pred)[i] - yo[i]) * ((*pred)[i] - yo[i]);
-        oob_n += yo.size();
-      }
+      md.runtime_models.push_back(std::move(*reg));
     }
-    md.runtime_models.push_back(std::move(*reg));
     if (both_classes[0] && both_classes[1]) {
       auto cls = BoostedTrees::train(xc, yc, xgbParams(options, options.seed + k, true), options.rounds);
       if (!cls) return tl::unexpected(cls.error());
@@ -414,22 +527,46 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
     checks.push_back({x.rows, std::log(p->runtime_s)});
     md.appendRow(x, e, wf);
   }
-  std::vector<double> sum(x.rows, 0), sumsq(x.rows, 0), p_complete(n, 1);
-  for (const auto& model : md.runtime_models) {
-    auto pred = model.predict(x);
-    if (!pred) return tl::unexpected(pred.error());
-    for (std::size_t i = 0; i < x.rows; ++i) sum[i] += (*pred)[i], sumsq[i] += (*pred)[i] * (*pred)[i];
-  }
-  // A workload's errors are shared across environments (it is larger or more parallel than its
-  // descriptor says), so shift every prediction by the mean residual of the checks, shrunk as
-  // under a random effect whose variance equals the out-of-bag error: δ = Σ residuals / (n + 1),
-  // leaving oob / (n + 1) of that error.
-  double shift = 0, oob_left = md.oob_mse;
-  if (!checks.empty()) {
-    const double members = static_cast<double>(md.runtime_models.size());
-    for (const auto& [row, measured] : checks) shift += measured - (sum[row] / members + offset);
-    shift /= static_cast<double>(checks.size() + 1);
-    oob_left = md.oob_mse / static_cast<double>(checks.size() + 1);
+  std::vector<double> mu(n), sd(n), p_complete(n, 1);
+  std::optional<FactorModel::Belief> belief;
+  if (md.factor) {
+    // Every completed probe, informative or checking, updates the belief about the workload.
+    Eigen::VectorXd fp(static_cast<Eigen::Index>(md.fingerprint_names.size()));
+    for (std::size_t j = 0; j < md.fingerprint_names.size(); ++j) {
+      auto it = evidence.fingerprint.find(md.fingerprint_names[j]);
+      fp(static_cast<Eigen::Index>(j)) = it == evidence.fingerprint.end() ? kNaN : it->second;
+    }
+    std::vector<std::pair<std::size_t, double>> obs;
+    for (const auto& [e, p] : observed)
+      if (p->completed) obs.push_back({e, std::log(p->runtime_s)});
+    belief = md.factor->update(md.factor->prior(fp), obs);
+    for (std::size_t i = 0; i < n; ++i) {
+      mu[i] = md.factor->mean(*belief, candidates[i]);
+      sd[i] = std::sqrt(md.factor->variance(*belief, candidates[i]));
+    }
+  } else {
+    std::vector<double> sum(x.rows, 0), sumsq(x.rows, 0);
+    for (const auto& model : md.runtime_models) {
+      auto pred = model.predict(x);
+      if (!pred) return tl::unexpected(pred.error());
+      for (std::size_t i = 0; i < x.rows; ++i)
+        sum[i] += (*pred)[i], sumsq[i] += (*pred)[i] * (*pred)[i];
+    }
+    const double k = static_cast<double>(md.runtime_models.size());
+    // A workload's errors are shared across environments (it is larger or more parallel than its
+    // descriptor says), so shift every prediction by the mean residual of the checks, shrunk as
+    // under a random effect whose variance equals the out-of-bag error: δ = Σ residuals / (n + 1),
+    // leaving oob / (n + 1) of that error.
+    double shift = 0, oob_left = md.oob_mse;
+    if (!checks.empty()) {
+      for (const auto& [row, measured] : checks) shift += measured - (sum[row] / k + offset);
+      shift /= static_cast<double>(checks.size() + 1);
+      oob_left = md.oob_mse / static_cast<double>(checks.size() + 1);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      mu[i] = sum[i] / k + offset + shift;
+      sd[i] = std::sqrt(std::max(0.0, sumsq[i] / k - (sum[i] / k) * (sum[i] / k)) + oob_left);
+    }
   }
   x.rows = n;
   x.values.resize(n * x.cols);
@@ -443,20 +580,16 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
                          static_cast<double>(md.completion_models.size());
     }
   }
-  const double k = static_cast<double>(md.runtime_models.size());
   Ranking ranking;
   std::vector<std::size_t> row_of;  // ranking entry → row in x
   for (std::size_t i = 0; i < n; ++i) {
     const auto e = candidates[i];
     RankedEnvironment r;
     r.env = md.env_ids[e];
-    const double mu = sum[i] / k + offset + shift;
-    const double sd =
-        std::sqrt(std::max(0.0, sumsq[i] / k - (sum[i] / k) * (sum[i] / k)) + oob_left);
-    r.runtime_s = std::exp(mu);
-    r.runtime_low_s = std::exp(mu - sd);
-    r.runtime_high_s = std::exp(mu + sd);
-    r.log_sd = sd;
+    r.runtime_s = std::exp(mu[i]);
+    r.runtime_low_s = std::exp(mu[i] - sd[i]);
+    r.runtime_high_s = std::exp(mu[i] + sd[i]);
+    r.log_sd = sd[i];
     r.p_complete = p_complete[i];
     if (auto it = observed.find(e); it != observed.end()) {
       r.observed = true;
@@ -507,20 +640,35 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
   ranking.environments = std::move(sorted);
   if (n == 0) return ranking;
 
-  // Why the top choice: SHAP contributions to its predicted log runtime, averaged over members.
-  const auto top_row = row_of[order[0]];
-  DenseMatrix one;
-  one.cols = x.cols;
-  one.rows = 1;
-  one.values.assign(x.values.begin() + top_row * x.cols, x.values.begin() + (top_row + 1) * x.cols);
-  std::vector<double> effect(x.cols, 0);
-  for (const auto& model : md.runtime_models) {
-    auto c = model.predict(one, BoostedTrees::Output::kContributions);
-    if (!c) return tl::unexpected(c.error());
-    for (std::size_t j = 0; j < x.cols; ++j) effect[j] += (*c)[j] / k;
+  if (md.factor) {
+    // Why the top choice: each environment feature's share of its predicted log runtime against
+    // the average environment, through the part of b and v tied to features, weighted by this
+    // workload's factors; what the features do not explain is the environment's own.
+    const auto effects = md.factor->effects(*belief, candidates[order[0]]);
+    for (std::size_t j = 0; j < effects.size(); ++j)
+      if (std::abs(effects[j]) > 1e-9)
+        ranking.drivers.push_back({j < md.linear_names.size()
+                                       ? md.linear_names[j]
+                                       : "environment's own (not in its features)",
+                                   effects[j]});
+  } else {
+    // Why the top choice: SHAP contributions to its predicted log runtime, averaged over members.
+    const auto top_row = row_of[order[0]];
+    DenseMatrix one;
+    one.cols = x.cols;
+    one.rows = 1;
+    one.values.assign(x.values.begin() + top_row * x.cols,
+                      x.values.begin() + (top_row + 1) * x.cols);
+    std::vector<double> effect(x.cols, 0);
+    for (const auto& model : md.runtime_models) {
+      auto c = model.predict(one, BoostedTrees::Output::kContributions);
+      if (!c) return tl::unexpected(c.error());
+      for (std::size_t j = 0; j < x.cols; ++j)
+        effect[j] += (*c)[j] / static_cast<double>(md.runtime_models.size());
+    }
+    for (std::size_t j = 0; j < x.cols; ++j)
+      if (std::abs(effect[j]) > 1e-9) ranking.drivers.push_back({md.feature_names[j], effect[j]});
   }
-  for (std::size_t j = 0; j < x.cols; ++j)
-    if (std::abs(effect[j]) > 1e-9) ranking.drivers.push_back({md.feature_names[j], effect[j]});
   std::sort(ranking.drivers.begin(), ranking.drivers.end(),
             [](const Driver& a, const Driver& b) { return std::abs(a.effect) > std::abs(b.effect); });
   if (ranking.drivers.size() > 5) ranking.drivers.resize(5);
@@ -613,7 +761,7 @@ Result<std::optional<std::size_t>> Matcher::nextProbe(const WorkloadEvidence& ev
 
 namespace {
 
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;  // 2: the factor model
 
 // JSON has no NaN: missing feature values travel as null.
 nlohmann::json floatsToJson(const std::vector<float>& v) {
@@ -655,6 +803,11 @@ Result<std::string> Matcher::save() const {
   j["budget"] = budget_;
   j["oob_mse"] = md.oob_mse;
   j["platt"] = {md.platt_a, md.platt_b};
+  j["model"] = md.factor ? "factor" : "xgboost";
+  if (md.factor) {
+    j["factor"] = md.factor->toJson();
+    j["linear_names"] = md.linear_names;
+  }
   for (const auto* models : {&md.runtime_models, &md.completion_models}) {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& m : *models) {
@@ -671,7 +824,7 @@ Result<Matcher> Matcher::load(const std::string& text) {
   const auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || j.value("format", "") != "foresight-matcher")
     return fail(ErrorCode::kParse, "not a saved matcher (expected format foresight-matcher)");
-  if (j.value("version", 0) != kFormatVersion)
+  if (j.value("version", 0) != kFormatVersion && j.value("version", 0) != 1)
     return fail(ErrorCode::kParse, "saved matcher version {} (this build reads {})",
                 j.value("version", 0), kFormatVersion);
   Matcher matcher;
@@ -703,6 +856,15 @@ Result<Matcher> Matcher::load(const std::string& text) {
     md.oob_mse = j.at("oob_mse");
     md.platt_a = j.at("platt").at(0);
     md.platt_b = j.at("platt").at(1);
+    if (j.value("model", "xgboost") == "factor") {
+      md.options.model = RuntimeModel::kFactor;
+      md.factor = FactorModel::fromJson(j.at("factor"));
+      if (!md.factor || md.factor->settings().rank < 0)
+        return fail(ErrorCode::kParse, "saved matcher: malformed factor model");
+      md.linear_names = j.at("linear_names").get<std::vector<std::string>>();
+    } else {
+      md.options.model = RuntimeModel::kXgboost;
+    }
     for (const char* key : {"runtime_models", "completion_models"})
       for (const auto& m : j.at(key)) {
         auto trees = BoostedTrees::load(m.dump());
@@ -715,7 +877,8 @@ Result<Matcher> Matcher::load(const std::string& text) {
   }
   if (md.env_matrix.values.size() != md.env_matrix.rows * md.env_matrix.cols ||
       md.env_matrix.rows != md.env_ids.size() || md.price_per_hour.size() != md.env_ids.size() ||
-      md.probe_mean_log.size() != matcher.probes_.size() || md.runtime_models.empty())
+      md.probe_mean_log.size() != matcher.probes_.size() ||
+      (md.runtime_models.empty() && !md.factor))
     return fail(ErrorCode::kParse, "saved matcher: inconsistent sizes");
   for (auto p : matcher.probes_)
     if (p >= md.env_ids.size()) return fail(ErrorCode::kParse, "saved matcher: probe {} out of range", p);

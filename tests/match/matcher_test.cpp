@@ -99,17 +99,23 @@ TEST(Matcher, NextProbeStartsWithTheInformativeOnesThenNeverRepeats) {
   o.probes = 4;
   o.ensemble = 2;
   o.rounds = 30;
-  auto m = Matcher::train(t, all(t), o);
-  ASSERT_TRUE(m);
-  ASSERT_EQ(m->probes().size(), 2u);  // half the budget, rounded up
-  WorkloadEvidence ev;
-  std::set<std::size_t> seen;
-  for (int k = 0; k < 4; ++k) {
-    auto next = m->nextProbe(ev);
-    ASSERT_TRUE(next && *next);
-    if (k < 2) EXPECT_EQ(**next, m->probes()[k]);
-    EXPECT_TRUE(seen.insert(**next).second);
-    ev.probes.push_back({t.environments[**next].id, true, 100.0 + k});
+  for (auto model : {RuntimeModel::kXgboost, RuntimeModel::kFactor}) {
+    o.model = model;
+    auto m = Matcher::train(t, all(t), o);
+    ASSERT_TRUE(m);
+    if (model == RuntimeModel::kXgboost)
+      ASSERT_EQ(m->probes().size(), 2u);  // half the budget, rounded up
+    else
+      ASSERT_LE(m->probes().size(), 2u);  // and at most one per factor
+    WorkloadEvidence ev;
+    std::set<std::size_t> seen;
+    for (std::size_t k = 0; k < 4; ++k) {
+      auto next = m->nextProbe(ev);
+      ASSERT_TRUE(next && *next);
+      if (k < m->probes().size()) EXPECT_EQ(**next, m->probes()[k]);
+      EXPECT_TRUE(seen.insert(**next).second);
+      ev.probes.push_back({t.environments[**next].id, true, 100.0 + static_cast<double>(k)});
+    }
   }
 }
 
@@ -130,24 +136,30 @@ TEST(Matcher, SavedAndLoadedRanksIdentically) {
   MatcherOptions o;
   o.ensemble = 3;
   o.rounds = 40;
-  auto m = Matcher::train(t, all(t), o);
-  ASSERT_TRUE(m);
-  auto text = m->save();
-  ASSERT_TRUE(text) << text.error().message;
-  auto back = Matcher::load(*text);
-  ASSERT_TRUE(back) << back.error().message;
-  EXPECT_EQ(back->probes(), m->probes());
-  EXPECT_EQ(back->probeBudget(), m->probeBudget());
-  WorkloadEvidence ev{{{"memory_gb", 12}, {"parallel_fraction", 0.7}},
-                      {{t.environments[m->probes()[0]].id, true, 900}, {"2x1-4g", false, 0}}};
-  auto a = m->rank(ev), b = back->rank(ev);
-  ASSERT_TRUE(a && b);
-  ASSERT_EQ(a->environments.size(), b->environments.size());
-  for (std::size_t i = 0; i < a->environments.size(); ++i) {
-    EXPECT_EQ(a->environments[i].env, b->environments[i].env);
-    EXPECT_DOUBLE_EQ(a->environments[i].runtime_s, b->environments[i].runtime_s);
-    EXPECT_DOUBLE_EQ(a->environments[i].log_sd, b->environments[i].log_sd);
-    EXPECT_DOUBLE_EQ(a->environments[i].p_complete, b->environments[i].p_complete);
+  for (auto model : {RuntimeModel::kFactor, RuntimeModel::kXgboost}) {
+    o.model = model;
+    auto m = Matcher::train(t, all(t), o);
+    ASSERT_TRUE(m);
+    auto text = m->save();
+    ASSERT_TRUE(text) << text.error().message;
+    auto back = Matcher::load(*text);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(back->probes(), m->probes());
+    EXPECT_EQ(back->probeBudget(), m->probeBudget());
+    auto first = m->nextProbe({});
+    ASSERT_TRUE(first && *first);
+    WorkloadEvidence ev{{{"memory_gb", 12}, {"parallel_fraction", 0.7}},
+                        {{t.environments[**first].id, true, 900}, {"2x1-4g", false, 0}}};
+    auto a = m->rank(ev), b = back->rank(ev);
+    ASSERT_TRUE(a && b);
+    ASSERT_EQ(a->environments.size(), b->environments.size());
+    for (std::size_t i = 0; i < a->environments.size(); ++i) {
+      EXPECT_EQ(a->environments[i].env, b->environments[i].env);
+      EXPECT_DOUBLE_EQ(a->environments[i].runtime_s, b->environments[i].runtime_s);
+      EXPECT_DOUBLE_EQ(a->environments[i].log_sd, b->environments[i].log_sd);
+      EXPECT_DOUBLE_EQ(a->environments[i].p_complete, b->environments[i].p_complete);
+    }
+    EXPECT_EQ(a->drivers.size(), b->drivers.size());
   }
   EXPECT_FALSE(Matcher::load(R"({"format": "something else"})"));
   EXPECT_FALSE(Matcher::load("not json"));

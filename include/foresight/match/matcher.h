@@ -2,22 +2,25 @@
 // Matcher: predicts each environment's runtime (hence cost) for a workload from
 //   (a) the workload's fingerprint, (b) its outcomes on a few probe environments, and
 //   (c) the environments' features,
-// learning across workloads with gradient-boosted trees (XGBoost): one row per (workload,
-// environment) of history, so workloads whose fingerprints and probe outcomes look alike share
-// what they showed on similar hardware.
+// learning across workloads. The default runtime model is low-rank collaborative filtering
+// (Selecta, PARIS): log runtime = workload level + environment speed + workload factors ·
+// environment factors, the environment's parameters tied to its features (factor_model.h); a new
+// workload's level and factors have a prior (from its fingerprint when there is one) that every
+// probe updates. `RuntimeModel::kXgboost` keeps the earlier bagged boosted trees. Completion
+// (does the run finish?) is predicted by boosted trees (XGBoost) with either.
 //
-// Probes: half the budget (rounded up) learns about the workload, the rest checks the most
-// promising candidates.
-//  - Informative probes are fixed per trained matcher, chosen from the history by greedy forward
-//    selection: each next one is the environment whose (log) runtimes explain the most variance
-//    of all environments' runtimes across past workloads — the most informative trial runs under
-//    a linear-Gaussian view. Being fixed, every past workload has the same descriptor.
+// Probes: up to half the budget (rounded up) learns about the workload, the rest checks the most
+// promising candidates (the factor model keeps at least one check).
+//  - Informative probes are fixed per trained matcher. Factor model: greedy Bayesian D-optimal
+//    design on the workload's factors, one probe per factor. Trees: greedy forward selection of
+//    the environments whose (log) runtimes explain the most variance of all environments'
+//    runtimes across past workloads. Being fixed, every past workload has the same descriptor.
 //  - Checking probes are chosen one at a time by expected improvement over the best measured
 //    outcome so far (as CherryPick does), so a near-best candidate is measured, not guessed.
 //
-// Uncertainty, in log runtime: the spread of a bagged ensemble (each member sees a bootstrap
-// sample of the past workloads) plus the members' out-of-bag error on the workloads they did not
-// see. A second ensemble predicts whether the run completes.
+// Uncertainty, in log runtime: factor model, the posterior predictive variance, calibrated on
+// held-out predictions within the training data; trees, the spread of a bagged ensemble plus the
+// members' out-of-bag error.
 //
 // Thread-safety: train() builds everything; rank() is const and safe to call concurrently.
 
@@ -31,7 +34,18 @@
 
 namespace foresight::match {
 
+// What predicts runtime. kFactor: a low-rank model of log runtime across workloads and
+// environments (factor_model.h), probes chosen by Bayesian D-optimal design. kXgboost: bagged
+// boosted trees on environment features + fingerprint + probe outcomes (the earlier default).
+// Completion is predicted by boosted trees with either.
+enum class RuntimeModel { kFactor, kXgboost };
+Result<RuntimeModel> parseRuntimeModel(const std::string& s);
+
 struct MatcherOptions {
+  RuntimeModel model = RuntimeModel::kFactor;
+  // Workload info column whose groups the factor model's inner model selection holds out together
+  // (as the evaluation does); empty: each workload alone.
+  std::string group_by;
   std::size_t probes = 3;
   // How many of the probes are informative (the rest check candidates); default: half, rounded up.
   std::optional<std::size_t> informative_probes;
@@ -95,12 +109,13 @@ class Matcher {
   Matcher& operator=(Matcher&&) noexcept;
   ~Matcher();
 
-  // The trained matcher as JSON (its XGBoost models embedded), so a daemon can train once and
-  // reload after a restart; load() gives back a matcher that ranks identically.
+  // The trained matcher as JSON (its factor model and XGBoost models embedded), so a daemon can
+  // train once and reload after a restart; load() gives back a matcher that ranks identically.
   Result<std::string> save() const;
   static Result<Matcher> load(const std::string& json);
 
-  // Informative probe environments, as indices into the table's environments.
+  // Informative probe environments, as indices into the table's environments (may be empty:
+  // with a rank-0 factor model or a budget of one, every probe checks a candidate).
   const std::vector<std::size_t>& probes() const { return probes_; }
 
   // The next environment to run a probe on given what is known (informative probes first, then
