@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "foresight/allocate/audit.h"
 #include "foresight/allocate/cost.h"
+#include "foresight/match/ranker.h"
 #include "foresight/core/log.h"
 
 namespace foresight::app {
@@ -128,6 +129,7 @@ struct CostArgs {
   double current_hourly = -1, hours = 1, risk_budget = 0.05, migration_cost = 0;
   bool no_scale_out = false;
   std::size_t top = 12;
+  std::string match_data, match_workload;
 };
 
 int runCost(const CostArgs& a) {
@@ -168,7 +170,26 @@ int runCost(const CostArgs& a) {
     const auto* m = catalog->find(a.machine);
     req.current_hourly = m && m->on_demand ? *m->on_demand : 0.0;
   }
-  const allocate::CostModel model(*catalog);
+  std::optional<match::MatcherRanker> ranker;
+  if (!a.match_data.empty()) {
+    auto data = match::loadMatchFolder(a.match_data);
+    auto r = data ? match::MatcherRanker::forWorkload(*data, a.match_workload)
+                  : Result<match::MatcherRanker>(tl::unexpected(data.error()));
+    if (!r) {
+      spdlog::error("--match-data {}: {}", a.match_data, r.error().message);
+      return 2;
+    }
+    if (r->rank(req, *catalog).empty()) {
+      spdlog::error("--match-data {}: none of the matcher's machine types ({}) is in {}",
+                    a.match_data, fmt::join(r->order(), ", "), a.catalog);
+      return 2;
+    }
+    ranker.emplace(std::move(*r));
+    std::cout << fmt::format("machine types for {} by the matcher, best first: {}\n{}\n",
+                             a.match_workload, fmt::join(ranker->rank(req, *catalog), ", "),
+                             ranker->explanation());
+  }
+  const allocate::CostModel model(*catalog, ranker ? &*ranker : nullptr);
   const auto choice = model.choose(req);
   std::cout << fmt::format("prices: {} ({}, {}, {}){}\n", a.catalog, catalog->prices_as_of,
                            catalog->region, catalog->currency,
@@ -237,6 +258,12 @@ void addAllocateCommand(CLI::App& app, Builtins& builtins) {
   cost->add_option("--top", c->top, "show the N best alternatives (0 = all)")
       ->capture_default_str();
   cost->add_flag("--no-scale-out", c->no_scale_out, "the workload cannot run on two machines");
+  auto* md = cost->add_option("--match-data", c->match_data,
+                              "environment-matcher folder (docs/matching.md): move/add consider "
+                              "only the machine types the matcher ranks for --match-workload");
+  cost->add_option("--match-workload", c->match_workload, "the workload's id in --match-data")
+      ->needs(md);
+  md->needs(cost->get_option("--match-workload"));
   cost->callback([c] {
     const int rc = runCost(*c);
     if (rc != 0) throw CLI::RuntimeError(rc);
