@@ -14,6 +14,7 @@ const std::vector<double> kQuantileGrid = {0.5,  0.6,  0.7,  0.8,   0.85,  0.9,
                                            0.95, 0.97, 0.98, 0.99, 0.995, 0.999};
 constexpr double kDefaultQuantile = 0.99;
 constexpr double kDefaultCost = 128;
+constexpr const char* kDefaultEta = "0.02";
 
 struct Tracker {
   double level = 0;
@@ -107,27 +108,29 @@ class LstmPolicy final : public Policy {
   std::array<std::vector<Tracker>, kResourceCount> trackers_;
 };
 
+// Loads the model from `path` at prepare(), unless it was given in memory.
 class LstmFactory final : public PolicyFactory {
  public:
-  LstmFactory(std::string path, std::string eta, std::string knob)
+  LstmFactory(std::string path, std::string eta, std::string knob,
+              std::shared_ptr<const LstmModel> model = nullptr)
       : path_(std::move(path)), eta_text_(std::move(eta)), knob_text_(std::move(knob)),
-        cost_(knob_text_ == "cost") {}
+        cost_(knob_text_ == "cost"), model_(std::move(model)) {}
   Knob knob(Resource) const override {
     if (cost_) return {"violation_cost", kViolationCostGrid, kDefaultCost};
     return {"quantile", kQuantileGrid, kDefaultQuantile};
   }
   bool givesIntervals() const override { return true; }
   Status prepare(const trace::Trace&) override {
-    if (model_) return ok();
     if (knob_text_ != "cost" && knob_text_ != "quantile")
       return fail(ErrorCode::kInvalidArgument, "lstm.knob='{}': expected cost or quantile", knob_text_);
     char* end = nullptr;
     eta_ = std::strtod(eta_text_.c_str(), &end);
     if (eta_text_.empty() || *end != '\0' || !(eta_ >= 0 && eta_ < 1))
       return fail(ErrorCode::kInvalidArgument, "lstm.eta='{}': expected a number in [0, 1)", eta_text_);
+    if (model_) return ok();
     auto m = loadModel(path_);
     if (!m) return tl::unexpected(m.error());
-    model_ = std::make_unique<LstmModel>(std::move(*m));
+    model_ = std::make_shared<const LstmModel>(std::move(*m));
     return ok();
   }
   std::unique_ptr<Policy> create(const SeriesContext& ctx, const trace::Series*) const override {
@@ -146,7 +149,7 @@ class LstmFactory final : public PolicyFactory {
   std::string path_, eta_text_, knob_text_;
   double eta_ = 0;
   bool cost_;
-  std::unique_ptr<LstmModel> model_;
+  std::shared_ptr<const LstmModel> model_;
 };
 
 }  // namespace
@@ -160,9 +163,13 @@ void registerLstm(PolicyRegistry& registry, std::string default_model) {
                    auto it = o.find(k);
                    return it == o.end() ? d : it->second;
                  };
-                 return std::make_unique<LstmFactory>(get("model", default_model), get("eta", "0.02"),
+                 return std::make_unique<LstmFactory>(get("model", default_model), get("eta", kDefaultEta),
                                                       get("knob", "cost"));
                });
+}
+
+std::unique_ptr<PolicyFactory> makeLstmPolicy(std::shared_ptr<const LstmModel> model) {
+  return std::make_unique<LstmFactory>("", kDefaultEta, "cost", std::move(model));
 }
 
 }  // namespace foresight::predict::lstm
