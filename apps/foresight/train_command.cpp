@@ -75,7 +75,8 @@ int runTrain(const TrainArgs& a) {
   prov["scale_weight_bound"] = a.opt.scale_weight_bound;
   prov["window_features"] = a.opt.window_features;
   for (const auto& e : rep->epochs)
-    prov["epochs"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss}});
+    prov["epochs"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss},
+                              {"batches", e.batches_done}, {"batches_total", e.batches_total}});
   // The model-selection figure: never the evaluation part (the backtest's test set).
   std::vector<const trace::Series*> val;
   for (auto i : rep->val_index) val.push_back(&tr->series[i]);

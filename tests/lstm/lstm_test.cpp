@@ -367,6 +367,7 @@ TEST(LstmTrain, ScaleWeightsChangeTheFitAndBoundOneIsUnweighted) {
   setTorchThreads(1);
   auto o = tinyOptions();
   o.max_epochs = 1;
+  o.scale_weight_bound = 0;
   auto plain = train(scaledFixture(), o);
   o.scale_weight_bound = 1;  // every weight clipped to 1
   auto one = train(scaledFixture(), o);

@@ -30,9 +30,10 @@ struct TrainOptions {
   std::uint64_t seed = 1;
   // The objective (pooled slack) is in absolute units but the pinball loss on z is relative:
   // weight each series' loss, per resource, by its scale over the mean scale of the training
-  // series, clipped to [1/bound, bound]. 0: unweighted.
-  double scale_weight_bound = 0;
-  bool window_features = false;  // the zmax12_<r> / zmin12_<r> input columns
+  // series, clipped to [1/bound, bound]. 0: unweighted. Both defaults: the configuration that won
+  // the validation backtest (docs/model.md).
+  double scale_weight_bound = 4;
+  bool window_features = true;  // the zmax12_<r> / zmin12_<r> input columns
 };
 
 struct EpochInfo {
