@@ -72,8 +72,36 @@ int runTrain(const TrainArgs& a) {
   prov["torch_threads"] = a.torch_threads;
   prov["seconds"] = rep->seconds;
   prov["best_epoch"] = rep->best_epoch;
+  prov["scale_weight_bound"] = a.opt.scale_weight_bound;
+  prov["window_features"] = a.opt.window_features;
   for (const auto& e : rep->epochs)
-    prov["epochs"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss}});
+    prov["epochs"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss},
+                              {"batches", e.batches_done}, {"batches_total", e.batches_total}});
+  // The model-selection figure: never the evaluation part (the backtest's test set).
+  std::vector<const trace::Series*> val;
+  for (auto i : rep->val_index) val.push_back(&tr->series[i]);
+  auto vb = predict::lstm::validationBacktest(rep->model, val, a.opt.train_fraction,
+                                              static_cast<unsigned>(std::max(a.torch_threads, 1)));
+  if (!vb) {
+    spdlog::error("{}", vb.error().message);
+    return 1;
+  }
+  nlohmann::json vj;
+  vj["what"] = "policy lstm (default violation-cost sweep), lead 1, on the validation series' "
+               "training parts; warm-up = first half, scored = second half; pooled slack at iso-risk";
+  vj["series"] = vb->series;
+  vj["scored_steps"] = vb->scored_steps;
+  vj["seconds"] = vb->seconds;
+  for (const auto& [r, by_level] : vb->slack) {
+    std::string line;
+    for (const auto& [level, slack] : by_level) {
+      vj["slack"][std::string(name(r))][fmt::format("{}", level)] =
+          std::isnan(slack) ? nlohmann::json(nullptr) : nlohmann::json(slack);
+      line += fmt::format("  {:.3f} at {}", slack, level);
+    }
+    spdlog::info("validation backtest, {} slack:{}", name(r), line);
+  }
+  prov["validation_backtest"] = vj;
   const std::time_t now = std::time(nullptr);
   char when[32];
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
@@ -114,6 +142,12 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
   cmd->add_option("--train-series", a->opt.max_series, "use at most N series for gradients");
   cmd->add_option("--seed", a->opt.seed, "random seed")->capture_default_str();
   cmd->add_option("--torch-threads", a->torch_threads, "LibTorch intra-op threads")->capture_default_str();
+  cmd->add_option("--scale-weight-bound", a->opt.scale_weight_bound,
+                  "weight each series' loss by its scale / the mean scale, clipped to [1/B, B]; 0: unweighted")
+      ->capture_default_str()->check(CLI::Number);
+  cmd->add_flag("--window-features,!--no-window-features", a->opt.window_features,
+                "inputs: max and min of the last 12 steps' z per resource")
+      ->capture_default_str();
   cmd->add_flag("--no-progress", a->no_progress, "no progress bar");
   cmd->callback([a] {
     if (int rc = runTrain(*a); rc != 0) throw CLI::RuntimeError(rc);

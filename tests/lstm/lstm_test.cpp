@@ -356,6 +356,161 @@ TEST_F(LstmPolicyTest, CorruptModelIsRefusedAtPrepare) {
   EXPECT_NE(ks.error().message.find("lstm.knob"), std::string::npos);
 }
 
+// Same series at different sizes: what the scale weights act on.
+std::vector<trace::Series> scaledFixture() {
+  auto v = fixture();
+  for (std::size_t i = 0; i < v.size(); ++i)
+    for (double& u : v[i].usage[index(Resource::kCpu)]) u *= std::pow(3.0, static_cast<double>(i % 4));
+  return v;
+}
+
+TEST(LstmTrain, ScaleWeightsChangeTheFitAndBoundOneIsUnweighted) {
+  setTorchThreads(1);
+  auto o = tinyOptions();
+  o.max_epochs = 1;
+  o.scale_weight_bound = 0;
+  auto plain = train(scaledFixture(), o);
+  o.scale_weight_bound = 1;  // every weight clipped to 1
+  auto one = train(scaledFixture(), o);
+  o.scale_weight_bound = 4;
+  auto weighted = train(scaledFixture(), o);
+  ASSERT_TRUE(plain && one && weighted);
+  EXPECT_EQ(plain->model.w_ih, one->model.w_ih);
+  EXPECT_NE(plain->model.w_ih, weighted->model.w_ih);
+  o.scale_weight_bound = 0.5;
+  auto bad = train(scaledFixture(), o);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("bound"), std::string::npos);
+}
+
+TEST(LstmFeatures, WindowExtremesAreTheLast12StepsInCurrentScaleUnits) {
+  LstmModel m = LstmModel::initial(4, 2, kDefaultLevels, 1);
+  auto col = [&](const std::string& n) {
+    for (std::size_t i = 0; i < m.schema.size(); ++i)
+      if (m.schema[i].name == n) return i;
+    return SIZE_MAX;
+  };
+  ASSERT_NE(col("zmax12_cpu"), SIZE_MAX);
+  ASSERT_NE(col("zmin12_memory"), SIZE_MAX);
+  FeatureBuilder fb(m, {});
+  std::vector<float> x(m.inputs());
+  Observation o;
+  std::vector<double> cpu;
+  for (std::size_t t = 0; t < 30; ++t) {
+    o.step = t;
+    o.time = 1372636800 + 300 * static_cast<std::int64_t>(t);
+    const double u = t == 5 ? 40.0 : t == 20 ? NAN : 1.0 + 0.1 * static_cast<double>(t % 7);
+    cpu.push_back(u);
+    o.usage = {u, 2e9, NAN, NAN};
+    fb.step(o, x);
+    double hi = -1, lo = 1e300;
+    for (std::size_t k = t >= 11 ? t - 11 : 0; k <= t; ++k)
+      if (!std::isnan(cpu[k])) hi = std::max(hi, cpu[k]), lo = std::min(lo, cpu[k]);
+    const double sc = fb.scale(Resource::kCpu);
+    ASSERT_NEAR(x[col("zmax12_cpu")], std::min(std::log1p(hi / sc), 6.0), 1e-5) << t;
+    ASSERT_NEAR(x[col("zmin12_cpu")], std::min(std::log1p(lo / sc), 6.0), 1e-5) << t;
+    ASSERT_NEAR(x[col("zmax12_memory")], std::log1p(2e9 / fb.scale(Resource::kMemory)), 1e-5);
+    ASSERT_EQ(x[col("zmax12_disk_io")], 0.0f);  // never seen
+  }
+  // Training without the block leaves it out of the schema.
+  LstmModel lean = LstmModel::initial(4, 2, kDefaultLevels, 1, false);
+  EXPECT_EQ(lean.inputs() + 2 * kResourceCount, m.inputs());
+  EXPECT_EQ(lean.w_ih.size(), 4 * 4 * lean.inputs());
+}
+
+// Noisy, bursty daily series: the violation-cost sweep then spans violation rates around 1-2%.
+std::vector<trace::Series> burstyFixture() {
+  std::vector<trace::Series> v;
+  for (int i = 0; i < 12; ++i) {
+    trace::Series s = sineSeries(std::string("b").append(std::to_string(i)), 288 * 6, 0.5 * i, 300 + i);
+    std::mt19937_64 rng(900 + i);
+    std::lognormal_distribution<double> ln(0.0, 0.6);
+    for (auto& u : s.usage)
+      for (double& x : u) x *= ln(rng);
+    v.push_back(std::move(s));
+  }
+  return v;
+}
+
+TEST(LstmValidation, BacktestOnValidationTrainingPartsGivesSlackInUnitRange) {
+  setTorchThreads(1);
+  auto o = tinyOptions();
+  o.max_epochs = 2;
+  o.holdout = 0.5;
+  const auto series = burstyFixture();
+  auto rep = train(series, o);
+  ASSERT_TRUE(rep) << rep.error().message;
+  ASSERT_EQ(rep->val_index.size(), rep->val_series);
+  std::vector<const trace::Series*> val;
+  for (auto i : rep->val_index) val.push_back(&series[i]);
+  auto vb = validationBacktest(rep->model, val, o.train_fraction, 1);
+  ASSERT_TRUE(vb) << vb.error().message;
+  EXPECT_EQ(vb->series, val.size());
+  // Scored: the second half of the first half of each series, at lead 1.
+  EXPECT_EQ(vb->scored_steps, val.size() * (288 * 3 / 2 - 0));
+  for (Resource r : {Resource::kCpu, Resource::kMemory}) {
+    ASSERT_EQ(vb->slack.count(r), 1u);
+    for (double level : kValidationRiskLevels) {
+      const double s = vb->slack.at(r).at(level);
+      EXPECT_TRUE(std::isfinite(s)) << name(r) << " " << level;
+      EXPECT_GT(s, 0.0);
+      EXPECT_LT(s, 1.0);
+    }
+    // More risk aversion costs slack.
+    EXPECT_LE(vb->slack.at(r).at(0.02), vb->slack.at(r).at(0.01));
+  }
+  EXPECT_EQ(vb->slack.count(Resource::kDiskIo), 0u);
+  // The evaluation half is never read: poisoning it changes nothing.
+  std::vector<trace::Series> poisoned(val.size());
+  std::vector<const trace::Series*> pv;
+  for (std::size_t i = 0; i < val.size(); ++i) {
+    poisoned[i] = *val[i];
+    for (auto& u : poisoned[i].usage)
+      for (std::size_t t = u.size() / 2; t < u.size(); ++t) u[t] = 1e12;
+    pv.push_back(&poisoned[i]);
+  }
+  auto vp = validationBacktest(rep->model, pv, o.train_fraction, 1);
+  ASSERT_TRUE(vp);
+  EXPECT_EQ(vp->slack, vb->slack);
+}
+
+// Files written before the window block (the shipped model among them) have no such columns; the
+// same weights with the columns appended at zero weight must forecast identically, i.e. columns
+// map by name and the new features disturb no old one.
+TEST(LstmModelFile, NewCanonicalColumnsDoNotChangeAnOldSchemasForecasts) {
+  auto o = tinyOptions();
+  o.max_epochs = 1;
+  o.window_features = false;
+  setTorchThreads(1);
+  auto rep = train(fixture(), o);
+  ASSERT_TRUE(rep) << rep.error().message;
+  const LstmModel& old = rep->model;
+  for (const auto& f : old.schema) ASSERT_NE(f.block, "window");
+  LstmModel wide = old;
+  const std::size_t F = old.inputs(), H = old.hidden;
+  // Inserted in the middle of the schema, so that a positional mapping would fail.
+  const std::size_t at = 4;
+  for (const auto& f : knownFeatures())
+    if (f.block == "window") {
+      wide.schema.insert(wide.schema.begin() + static_cast<std::ptrdiff_t>(at), f);
+      wide.normalisers.push_back({f.name, 0.0, 1.0});
+    }
+  const std::size_t W = wide.inputs(), added = W - F;
+  ASSERT_EQ(added, 2 * kResourceCount);
+  wide.w_ih.assign(4 * H * W, 0.0f);
+  for (std::size_t row = 0; row < 4 * H; ++row) {
+    std::copy_n(old.w_ih.data() + row * F, at, wide.w_ih.data() + row * W);
+    std::copy_n(old.w_ih.data() + row * F + at, F - at, wide.w_ih.data() + row * W + at + added);
+  }
+  ASSERT_TRUE(wide.validate("wide"));
+  const trace::Series s = burstyFixture()[3];
+  for (std::size_t t : {100u, 1500u}) {
+    auto a = forecastSeries(old, s, t), b = forecastSeries(wide, s, t);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->values, b->values);
+  }
+}
+
 TEST(LstmShipped, ShippedModelLoads) {
   const fs::path p = fs::path(FORESIGHT_SOURCE_DIR) / "models" / "lstm-bitbrains.fsm";
   if (!fs::exists(p)) GTEST_SKIP() << p << " not present";

@@ -26,6 +26,12 @@ std::vector<FeatureSpec> makeKnownFeatures() {
   }
   for (Resource r : kAllResources) f.push_back({"log_scale_" + std::string(name(r)), "level", false});
   for (const char* n : {"tod_sin", "tod_cos", "dow_sin", "dow_cos"}) f.push_back({n, "time", false});
+  // Explicit summary of the recent peak and trough (what the hour-max `reactive` baseline acts
+  // on), which the LSTM otherwise has to learn to keep in its state.
+  for (Resource r : kAllResources) {
+    f.push_back({"zmax12_" + std::string(name(r)), "window", false});
+    f.push_back({"zmin12_" + std::string(name(r)), "window", false});
+  }
   for (const char* n : {"log_cpu_cores", "log_cpu_mhz_per_core", "log_memory_capacity", "metadata_present"})
     f.push_back({n, "metadata", true});
   for (std::size_t i = 0; i < kFingerprintDims; ++i) f.push_back({"fp_" + std::to_string(i), "fingerprint", true});
@@ -90,12 +96,13 @@ double LstmModel::conformalOffset(std::size_t r, std::size_t h1, double level) c
 }
 
 LstmModel LstmModel::initial(std::size_t hidden, std::size_t horizon, std::vector<double> levels,
-                             std::uint64_t seed) {
+                             std::uint64_t seed, bool window_features) {
   LstmModel m;
   m.hidden = hidden;
   m.horizon = horizon;
   m.levels = std::move(levels);
-  m.schema = knownFeatures();
+  for (const auto& f : knownFeatures())
+    if (window_features || f.block != "window") m.schema.push_back(f);
   m.cal_levels = kDefaultCalLevels;
   m.conformal.assign(kResourceCount * horizon * m.cal_levels.size(), 0.0);
   const std::size_t F = m.inputs(), H = hidden, O = m.outputs();
@@ -246,6 +253,7 @@ FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::strin
                                const std::vector<double>* fingerprint)
     : scale_{RunningScale(scaleFloor(Resource::kCpu)), RunningScale(scaleFloor(Resource::kMemory)),
              RunningScale(scaleFloor(Resource::kDiskIo)), RunningScale(scaleFloor(Resource::kNetwork))} {
+  for (auto& w : window_) w.fill(NAN);
   const auto& known = knownFeatures();
   canonical_.assign(known.size(), 0.0);
   fixed_.assign(known.size(), NAN);
@@ -297,6 +305,18 @@ void FeatureBuilder::step(const Observation& o, std::span<float> x) {
   canonical_[c++] = std::cos(kTwoPi * day);
   canonical_[c++] = std::sin(kTwoPi * week);
   canonical_[c++] = std::cos(kTwoPi * week);
+  // Window extremes in z units of the current scale (z is monotone in u, so max z = z(max u)).
+  for (Resource r : kAllResources) {
+    auto& w = window_[index(r)];
+    w[steps_ % kWindow] = o.usage[index(r)];
+    double hi = -INFINITY, lo = INFINITY;
+    for (double u : w)
+      if (!std::isnan(u)) hi = std::max(hi, u), lo = std::min(lo, u);
+    auto z = [&](double u) { return std::min(std::log1p(std::max(u, 0.0) / scale_[index(r)].value()), 6.0); };
+    canonical_[c++] = std::isinf(hi) ? 0.0 : z(hi);
+    canonical_[c++] = std::isinf(lo) ? 0.0 : z(lo);
+  }
+  ++steps_;
   for (; c < canonical_.size(); ++c) {
     const double v = fixed_[c];
     const bool flag = knownFeatures()[c].name.ends_with("_present");

@@ -59,27 +59,29 @@ class LstmPolicy final : public Policy {
   std::size_t lead_;
 };
 
+// Loads the model from `path` at prepare(), unless it was given in memory.
 class LstmFactory final : public PolicyFactory {
  public:
-  LstmFactory(std::string path, std::string eta, std::string knob)
+  LstmFactory(std::string path, std::string eta, std::string knob,
+              std::shared_ptr<const LstmModel> model = nullptr)
       : path_(std::move(path)), eta_text_(std::move(eta)), knob_text_(std::move(knob)),
-        cost_(knob_text_ == "cost") {}
+        cost_(knob_text_ == "cost"), model_(std::move(model)) {}
   Knob knob(Resource) const override {
     if (cost_) return {"violation_cost", kViolationCostGrid, kDefaultCost};
     return {"quantile", kQuantileGrid, kDefaultQuantile};
   }
   bool givesIntervals() const override { return true; }
   Status prepare(const trace::Trace&) override {
-    if (model_) return ok();
     if (knob_text_ != "cost" && knob_text_ != "quantile")
       return fail(ErrorCode::kInvalidArgument, "lstm.knob='{}': expected cost or quantile", knob_text_);
     char* end = nullptr;
     eta_ = std::strtod(eta_text_.c_str(), &end);
     if (eta_text_.empty() || *end != '\0' || !(eta_ >= 0 && eta_ < 1))
       return fail(ErrorCode::kInvalidArgument, "lstm.eta='{}': expected a number in [0, 1)", eta_text_);
+    if (model_) return ok();
     auto m = loadModel(path_);
     if (!m) return tl::unexpected(m.error());
-    model_ = std::make_unique<LstmModel>(std::move(*m));
+    model_ = std::make_shared<const LstmModel>(std::move(*m));
     return ok();
   }
   std::unique_ptr<Policy> create(const SeriesContext& ctx, const trace::Series*) const override {
@@ -98,7 +100,7 @@ class LstmFactory final : public PolicyFactory {
   std::string path_, eta_text_, knob_text_;
   double eta_ = 0;
   bool cost_;
-  std::unique_ptr<LstmModel> model_;
+  std::shared_ptr<const LstmModel> model_;
 };
 
 }  // namespace
@@ -115,6 +117,10 @@ void registerLstm(PolicyRegistry& registry, std::string default_model) {
                  return std::make_unique<LstmFactory>(get("model", default_model), get("eta", fmt::format("{}", kDefaultEta)),
                                                       get("knob", "cost"));
                });
+}
+
+std::unique_ptr<PolicyFactory> makeLstmPolicy(std::shared_ptr<const LstmModel> model) {
+  return std::make_unique<LstmFactory>("", fmt::format("{}", kDefaultEta), "cost", std::move(model));
 }
 
 }  // namespace foresight::predict::lstm

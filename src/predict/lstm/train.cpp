@@ -18,7 +18,39 @@ struct SeriesData {
   std::vector<float> x;  // n x F
   std::vector<float> u;  // n x R (NaN: missing)
   std::vector<float> s;  // n x R
+  std::array<float, kResourceCount> w{1, 1, 1, 1};  // loss weight per resource
 };
+
+// Mean usage over the first `fraction` of a series, floored; NaN when it has none.
+double meanUsage(const trace::Series& s, Resource r, double fraction) {
+  if (!s.has(r)) return NAN;
+  const std::size_t n = static_cast<std::size_t>(std::floor(static_cast<double>(s.size()) * fraction));
+  double sum = 0;
+  std::size_t k = 0;
+  for (std::size_t t = 0; t < n; ++t)
+    if (double u = s.usage[index(r)][t]; !std::isnan(u)) sum += std::max(u, 0.0), ++k;
+  return k ? std::max(sum / static_cast<double>(k), scaleFloor(r)) : NAN;
+}
+
+// Loss weight = scale / mean scale of the training series, clipped to [1/bound, bound]: large
+// workloads dominate the pooled slack, but each series-step counts the same in the violation
+// rate, so small ones keep a floor, and the cap stops a handful of huge VMs owning the gradient.
+void setScaleWeights(std::vector<SeriesData>& data, const std::vector<trace::Series>& series,
+                     const std::vector<std::size_t>& tr, const std::vector<std::size_t>& weighted,
+                     double fraction, double bound) {
+  for (Resource r : kAllResources) {
+    double sum = 0;
+    std::size_t k = 0;
+    for (auto i : tr)
+      if (double m = meanUsage(series[i], r, fraction); !std::isnan(m)) sum += m, ++k;
+    if (k == 0) continue;
+    const double mean = sum / static_cast<double>(k);
+    for (auto i : weighted) {
+      const double m = meanUsage(series[i], r, fraction);
+      if (!std::isnan(m)) data[i].w[index(r)] = static_cast<float>(std::clamp(m / mean, 1.0 / bound, bound));
+    }
+  }
+}
 
 SeriesData prepareSeries(const LstmModel& m, const trace::Series& s, double fraction) {
   SeriesData d;
@@ -63,7 +95,7 @@ Chunk makeChunk(const std::vector<const SeriesData*>& group, std::size_t t0, std
           if (std::isnan(u)) continue;
           const std::size_t i = ((tt * B + b) * R + r) * Hz + (h - 1);
           y[i] = std::log1p(std::max(u, 0.0f) / sc);
-          mk[i] = 1.0f;
+          mk[i] = d.w[r];  // the loss is a mask-weighted mean
         }
       }
     }
@@ -168,15 +200,9 @@ void fitConformal(Net& net, const std::vector<std::vector<const SeriesData*>>& g
 void fitNormalisers(LstmModel& m, const std::vector<const trace::Series*>& series, double fraction) {
   std::map<std::string, std::vector<double>> values;
   for (const auto* s : series) {
-    const std::size_t n = static_cast<std::size_t>(std::floor(static_cast<double>(s->size()) * fraction));
-    for (Resource r : kAllResources) {
-      if (!s->has(r)) continue;
-      double sum = 0;
-      std::size_t k = 0;
-      for (std::size_t t = 0; t < n; ++t)
-        if (double u = s->usage[index(r)][t]; !std::isnan(u)) sum += std::max(u, 0.0), ++k;
-      if (k) values["log_scale_" + std::string(name(r))].push_back(std::log(std::max(sum / static_cast<double>(k), scaleFloor(r))));
-    }
+    for (Resource r : kAllResources)
+      if (double mu = meanUsage(*s, r, fraction); !std::isnan(mu))
+        values["log_scale_" + std::string(name(r))].push_back(std::log(mu));
     auto meta = [&](const char* key) {
       auto it = s->metadata.find(key);
       return it != s->metadata.end() && it->second > 0 ? it->second : NAN;
@@ -212,10 +238,13 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
                           const std::function<void(const EpochInfo&)>& progress) {
   const auto t_start = std::chrono::steady_clock::now();
   try {
+    if (o.scale_weight_bound != 0 && !(o.scale_weight_bound >= 1))
+      return fail(ErrorCode::kInvalidArgument, "train: scale weight bound {} must be 0 (off) or >= 1",
+                  o.scale_weight_bound);
     torch::manual_seed(o.seed);
     std::mt19937_64 rng(o.seed);
     TrainReport rep;
-    LstmModel m = LstmModel::initial(o.hidden, o.horizon, kDefaultLevels, o.seed);
+    LstmModel m = LstmModel::initial(o.hidden, o.horizon, kDefaultLevels, o.seed, o.window_features);
 
     // Workload-level split: held-back workloads never contribute a gradient.
     std::vector<std::size_t> usable;
@@ -238,7 +267,14 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
     std::vector<SeriesData> data(series.size());
     for (const auto* part : {&tr, &val, &cal})
       for (auto i : *part) data[i] = prepareSeries(m, series[i], o.train_fraction);
+    // Validation is weighted too, so early stopping follows the weighted objective.
+    if (o.scale_weight_bound > 0) {
+      std::vector<std::size_t> weighted = tr;
+      weighted.insert(weighted.end(), val.begin(), val.end());
+      setScaleWeights(data, series, tr, weighted, o.train_fraction, o.scale_weight_bound);
+    }
     for (auto i : tr) rep.train_steps += data[i].n;
+    rep.val_index = val;
     rep.train_series = tr.size(), rep.val_series = val.size(), rep.cal_series = cal.size();
 
     Net net = toNet(m);

@@ -8,6 +8,8 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -72,9 +74,10 @@ struct LstmModel {
     return (r * horizon + (h1 - 1)) * levels.size() + q;
   }
   double conformalOffset(std::size_t r, std::size_t h1, double level) const;
-  // Fresh random weights (deterministic for a seed) and the default schema.
+  // Fresh random weights (deterministic for a seed) and every known feature as the schema
+  // (without the window block unless `window_features`).
   static LstmModel initial(std::size_t hidden, std::size_t horizon, std::vector<double> levels,
-                           std::uint64_t seed);
+                           std::uint64_t seed, bool window_features = true);
   Status validate(const std::string& what) const;
 };
 
@@ -105,6 +108,10 @@ class FeatureBuilder {
   std::vector<int> source_;  // model column -> canonical feature index, -1 = zero
   std::vector<double> mean_, inv_std_;  // per canonical feature (identity where none)
   std::array<RunningScale, kResourceCount> scale_;
+  // The last kWindow raw usages per resource (NaN: missing), a ring at step % kWindow.
+  static constexpr std::size_t kWindow = 12;
+  std::array<std::array<double, kWindow>, kResourceCount> window_;
+  std::size_t steps_ = 0;
   std::vector<double> canonical_;
   std::vector<double> fixed_;  // metadata and fingerprint values (canonical), NaN = not set
 };
@@ -131,5 +138,24 @@ double interpolate(const std::vector<double>& levels, std::span<const double> q,
 
 // Registers policy `lstm` (option model=FILE; default models/lstm-bitbrains.fsm).
 void registerLstm(PolicyRegistry& registry, std::string default_model);
+
+// Policy `lstm` with its default options on a model already in memory (what model=FILE loads).
+std::unique_ptr<PolicyFactory> makeLstmPolicy(std::shared_ptr<const LstmModel> model);
+
+// Model selection aligned with the backtest objective, never on the evaluation part: the `lstm`
+// policy (default knob sweep) replayed on the first `train_fraction` of held-back series through
+// the sim backtest, warm-up = first half of that part, pooled slack at equal violation rate.
+inline const std::vector<double> kValidationRiskLevels = {0.02, 0.01};
+struct ValidationBacktest {
+  std::size_t series = 0;
+  std::uint64_t scored_steps = 0;
+  // iso-risk slack per resource present and level of kValidationRiskLevels; NaN where the
+  // frontier does not reach that violation rate.
+  std::map<Resource, std::map<double, double>> slack;
+  double seconds = 0;
+};
+Result<ValidationBacktest> validationBacktest(const LstmModel& model,
+                                              const std::vector<const trace::Series*>& series,
+                                              double train_fraction, unsigned threads);
 
 }  // namespace foresight::predict::lstm

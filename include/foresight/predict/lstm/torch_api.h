@@ -28,6 +28,12 @@ struct TrainOptions {
   double time_budget_s = 0;     // 0: none; gradient steps stop when it is spent
   std::size_t max_series = 0;   // 0: all training series
   std::uint64_t seed = 1;
+  // The objective (pooled slack) is in absolute units but the pinball loss on z is relative:
+  // weight each series' loss, per resource, by its scale over the mean scale of the training
+  // series, clipped to [1/bound, bound]. 0: unweighted. Both defaults: the configuration that won
+  // the validation backtest (docs/model.md).
+  double scale_weight_bound = 4;
+  bool window_features = true;  // the zmax12_<r> / zmin12_<r> input columns
 };
 
 struct EpochInfo {
@@ -40,6 +46,7 @@ struct TrainReport {
   std::vector<EpochInfo> epochs;
   std::size_t best_epoch = 0, train_series = 0, val_series = 0, cal_series = 0;
   std::uint64_t train_steps = 0;  // series-steps per epoch
+  std::vector<std::size_t> val_index;  // the validation workloads, as indices into the input
   double seconds = 0;
 };
 

@@ -1,0 +1,63 @@
+// `foresight train` end to end: the validation backtest lands in the model file's provenance.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "foresight/predict/lstm/model.h"
+
+namespace {
+namespace fs = std::filesystem;
+
+TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-train-cli-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "trace");
+  std::mt19937 rng(5);
+  std::lognormal_distribution<double> noise(0.0, 0.6);
+  for (int s = 0; s < 12; ++s) {
+    std::ofstream f(dir / "trace" / fmt::format("vm{}.csv", s));
+    f << "timestamp,cpu,memory\n";
+    for (int i = 0; i < 6 * 288; ++i) {
+      const double day = std::sin(i * 2 * M_PI / 288 + 0.5 * s);
+      f << fmt::format("{},{},{}\n", 1600000000 + 300 * i, (1 + 0.8 * day) * noise(rng) * (1 + s),
+                       2e9 * (1 + 0.1 * day) * noise(rng));
+    }
+  }
+  const fs::path model = dir / "m.fsm";
+  const std::string cmd = fmt::format(
+      "{} train --trace {} --format csv --out {} --hidden 8 --horizon 3 --batch 4 --epochs 2 "
+      "--holdout 0.5 --torch-threads 1 --no-progress --scale-weight-bound 4 --window-features "
+      ">{} 2>&1",
+      FORESIGHT_BIN, (dir / "trace").string(), model.string(), (dir / "log.txt").string());
+  const int status = std::system(cmd.c_str());
+  std::stringstream log;
+  log << std::ifstream(dir / "log.txt").rdbuf();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log.str();
+  EXPECT_NE(log.str().find("validation backtest, cpu slack"), std::string::npos) << log.str();
+
+  auto m = foresight::predict::lstm::loadModel(model);
+  ASSERT_TRUE(m) << m.error().message;
+  const auto prov = nlohmann::json::parse(m->provenance);
+  EXPECT_EQ(prov.at("scale_weight_bound"), 4.0);
+  EXPECT_EQ(prov.at("window_features"), true);
+  const auto& vb = prov.at("validation_backtest");
+  EXPECT_EQ(vb.at("series"), prov.at("validation_series"));
+  for (const char* r : {"cpu", "memory"})
+    for (const char* level : {"0.02", "0.01"}) {
+      const auto& v = vb.at("slack").at(r).at(level);
+      ASSERT_TRUE(v.is_number()) << r << " " << level << ": " << vb.dump();
+      EXPECT_TRUE(std::isfinite(v.get<double>()));
+      EXPECT_GT(v.get<double>(), 0.0);
+      EXPECT_LT(v.get<double>(), 1.0);
+    }
+  fs::remove_all(dir);
+}
+
+}  // namespace
