@@ -125,8 +125,8 @@ TEST(Agent, FailsClearlyWhenThePortIsTaken) {
   EXPECT_NE(st.error().message.find(std::to_string(first.port())), std::string::npos);
 }
 
-TEST(Agent, FingerprintStatePersistsAcrossRestarts) {
-  const fs::path states = fs::path(testing::TempDir()) / ("agent-state-" + std::to_string(::getpid()));
+// A fast agent over the v2 fixture with a fresh state folder.
+AgentConfig stateConfig(const fs::path& states) {
   fs::remove_all(states);
   AgentConfig cfg;
   cfg.root = kV2;
@@ -136,6 +136,12 @@ TEST(Agent, FingerprintStatePersistsAcrossRestarts) {
   cfg.collectors = {"cgroup.v2"};
   cfg.fingerprint = {.window = 4, .hop = 1, .dim = 4};
   cfg.state_dir = states.string();
+  return cfg;
+}
+
+TEST(Agent, FingerprintStatePersistsAcrossRestarts) {
+  const fs::path states = fs::path(testing::TempDir()) / ("agent-state-" + std::to_string(::getpid()));
+  const AgentConfig cfg = stateConfig(states);
   auto modelSamples = [](Agent& a) {
     httplib::Client cli("127.0.0.1", a.port());
     auto f = cli.Get("/api/fingerprint?workload=/system.slice/app.service");
@@ -163,16 +169,8 @@ TEST(Agent, FingerprintStatePersistsAcrossRestarts) {
 TEST(Agent, AutoencoderStatePersistsAndACorruptOneIsSkipped) {
   if (!haveAutoencoder()) GTEST_SKIP() << "built without LibTorch";
   const fs::path states = fs::path(testing::TempDir()) / ("agent-ae-" + std::to_string(::getpid()));
-  fs::remove_all(states);
-  AgentConfig cfg;
-  cfg.root = kV2;
-  cfg.listen_port = 0;
-  cfg.period_seconds = 0.02;
-  cfg.database = "";
-  cfg.collectors = {"cgroup.v2"};
-  cfg.fingerprint = {.window = 4, .hop = 1, .dim = 4};
+  AgentConfig cfg = stateConfig(states);
   cfg.autoencoder = true;
-  cfg.state_dir = states.string();
   auto anomaly = [](Agent& a) -> double {
     httplib::Client cli("127.0.0.1", a.port());
     auto f = cli.Get("/api/fingerprint?workload=/system.slice/app.service");
