@@ -75,6 +75,9 @@ void BM_SamplingRound(benchmark::State& state) {
     state.SkipWithError("cannot create cgroups");
     return;
   }
+  // FORESIGHT_BENCH_DETAIL_EVERY=N reads the detail files every N rounds (default: the agent's).
+  if (const char* env = std::getenv("FORESIGHT_BENCH_DETAIL_EVERY")) ctx.detail_every = std::strtoul(env, nullptr, 10);
+  state.counters["detail_every"] = ctx.detail_every;
   CollectorRegistry reg("collector");
   registerCollectors(reg);
   // FORESIGHT_BENCH_COLLECTORS=a,b measures a subset (per-collector cost in the docs).

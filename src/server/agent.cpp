@@ -126,7 +126,7 @@ struct Agent::Impl {
         }
         updates[s.workload] = std::move(j);
       }
-      last[s.workload] = std::move(s);
+      collect::carryForward(last[s.workload], s);
     }
     for (const auto& g : r.gone) dropWorkload(g);
     if (db) {
@@ -220,6 +220,7 @@ Status Agent::start() {
   m.ctx.layout = collect::detectCgroupLayout(m.ctx.paths);
   m.ctx.clock_ticks = ::sysconf(_SC_CLK_TCK);
   m.ctx.probe_dir = config_.probe_dir;
+  m.ctx.detail_every = config_.detail_every;
   collect::registerCollectors(m.registry);
   auto names = config_.collectors.empty() ? collect::defaultCollectors(m.ctx.layout) : config_.collectors;
   auto sampler = collect::Sampler::create(m.ctx, names, m.registry);

@@ -46,6 +46,11 @@ TEST(AgentConfig, DefaultsAndOverrides) {
   EXPECT_EQ(c->fingerprint.window, 30u);
   EXPECT_EQ(c->retention.raw_seconds, 60);
   EXPECT_EQ(c->retention.bucket_seconds, 60);
+  EXPECT_EQ(c->detail_every, collect::CollectorContext::kDefaultDetailEvery);
+  EXPECT_EQ(d->detail_every, 10u);  // the documented default (docs/profiler.md)
+  auto t = parseAgentConfig("detail_every: 3\n", "cfg.yaml");
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(t->detail_every, 3u);
 }
 
 TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
@@ -56,6 +61,12 @@ TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
   EXPECT_FALSE(parseAgentConfig("period_seconds: -1\n", "x"));
   EXPECT_FALSE(parseAgentConfig("period_seconds: abc\n", "x"));
   EXPECT_FALSE(parseAgentConfig("listen: 9000\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("detail_every: 0\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("detail_every: -2\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("detail_every: often\n", "x"));
+  auto k = parseAgentConfig("detail_evry: 5\n", "cfg.yaml");
+  ASSERT_FALSE(k);
+  EXPECT_NE(k.error().message.find("unknown key 'detail_evry'"), std::string::npos);
   EXPECT_EQ(loadAgentConfig("/nonexistent.yaml").error().code, ErrorCode::kNotFound);
 }
 
