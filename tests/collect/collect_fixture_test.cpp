@@ -231,7 +231,7 @@ TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
     std::fwrite(&task_clock_ns, 8, 1, f);
     std::fclose(f);
   }
-  PerfOpener opener = [&](perf_event_attr& attr, pid_t) -> int {
+  PerfOpener opener = [&](perf_event_attr& attr, pid_t, int, unsigned long) -> int {
     if (attr.type == PERF_TYPE_HARDWARE) {
       ++hardware_calls;
       return -ENOENT;  // what a VM without a PMU answers
@@ -248,6 +248,41 @@ TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
   EXPECT_FALSE(a.has("perf_cycles_total"));
   EXPECT_DOUBLE_EQ(a.get("perf_task_clock_supported"), 1);
   EXPECT_DOUBLE_EQ(a.get("perf_task_clock_seconds_total"), 5.0);
+  std::remove(counter.c_str());
+}
+
+TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
+  const std::string counter = testing::TempDir() + "/perf-counter-cg";
+  {
+    std::uint64_t ns = 2'000'000'000;
+    FILE* f = std::fopen(counter.c_str(), "wb");
+    ASSERT_TRUE(f);
+    std::fwrite(&ns, 8, 1, f);
+    std::fclose(f);
+  }
+  std::vector<int> cpus;
+  PerfOpener opener = [&](perf_event_attr& attr, pid_t, int cpu, unsigned long flags) -> int {
+    if (attr.type == PERF_TYPE_HARDWARE) return -ENOENT;
+    EXPECT_TRUE(flags & PERF_FLAG_PID_CGROUP);
+    EXPECT_EQ(attr.inherit, 0u);
+    cpus.push_back(cpu);
+    return ::open(counter.c_str(), O_RDONLY | O_CLOEXEC);
+  };
+  auto perf = makePerfCollector(context("v1"), opener);  // hybrid: unified/fs-fixture exists
+  Sample s;
+  ASSERT_TRUE(perf->collect(cgroupWorkload("/fs-fixture"), {8110}, s));
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  ASSERT_EQ(cpus.size(), static_cast<std::size_t>(n));
+  for (long c = 0; c < n; ++c) EXPECT_EQ(cpus[c], c);
+  EXPECT_DOUBLE_EQ(s.get("perf_cgroup_supported"), 1);
+  EXPECT_DOUBLE_EQ(s.get("perf_task_clock_seconds_total"), 2.0 * n);  // summed over CPUs
+  // A cgroup with no unified-side directory: said unsupported, nothing opened, not an error.
+  cpus.clear();
+  Sample t;
+  ASSERT_TRUE(perf->collect(cgroupWorkload("/v1-only"), {}, t));
+  EXPECT_TRUE(cpus.empty());
+  EXPECT_DOUBLE_EQ(t.get("perf_cgroup_supported"), 0);
+  EXPECT_FALSE(t.has("perf_task_clock_seconds_total"));
   std::remove(counter.c_str());
 }
 
