@@ -18,9 +18,9 @@ namespace {
 // v1 reports "no limit" as a page-rounded LONG_MAX; anything this big is no limit.
 double limitOrInf(double v) { return v >= 4.0e18 ? std::numeric_limits<double>::infinity() : v; }
 
-// Working set as the kubelet computes it: usage minus inactive file pages. usage is read every
-// round; inactive_file comes from memory.stat, a detail file, so between its reads it is the last
-// one read (at most detail_every rounds old).
+// Working set as the kubelet computes it: usage minus inactive file pages. Only with a fresh
+// memory.stat (a detail file): usage minus an older inactive_file can be far off, even 0, when the
+// page cache churns (seen with a writing workload), so between reads it is missing.
 void addWorkingSet(double usage, double inactive_file, Sample& out) {
   if (!std::isnan(usage) && !std::isnan(inactive_file))
     out.add("memory_working_set_bytes", std::max(0.0, usage - inactive_file));
@@ -108,7 +108,6 @@ class CgroupV1Collector final : public Collector {
     fs::path cpu_dir, mem_dir;          // limits are read by path every kLimitEvery rounds
     std::uint64_t rounds = 0;
     double cpu_limit = NAN, mem_limit = NAN;
-    double inactive_file = NAN;  // from the last memory.stat read, for the working set between
   };
 
   std::optional<Files> open(const Workload& w) {
@@ -188,14 +187,13 @@ class CgroupV1Collector final : public Collector {
     if (auto t = out.detail ? rd(f.mem_stat) : std::nullopt) {
       double v[5];
       findKeys(*t, kMemKeys, v);
-      const double rss = v[0], cache = v[1], pgfault = v[3], pgmaj = v[4];
-      f.inactive_file = v[2];
+      const double rss = v[0], cache = v[1], inactive_file = v[2], pgfault = v[3], pgmaj = v[4];
       if (!std::isnan(rss)) out.add("memory_anon_bytes", rss);
       if (!std::isnan(cache)) out.add("memory_file_bytes", cache);
       if (!std::isnan(pgfault)) out.add("memory_faults_total", pgfault);
       if (!std::isnan(pgmaj)) out.add("memory_major_faults_total", pgmaj);
+      addWorkingSet(usage, inactive_file, out);
     }
-    addWorkingSet(usage, f.inactive_file, out);
     if (out.detail) {
       readBlkio(f.blk_bytes, "io_read_bytes_total", "io_write_bytes_total", out, gone);
       readBlkio(f.blk_ops, "io_read_ops_total", "io_write_ops_total", out, gone);
@@ -251,7 +249,6 @@ class CgroupV2Collector final : public Collector {
   struct Files {
     KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, io_stat;
     Pressure psi;
-    double inactive_file = NAN;  // from the last memory.stat read
     double cpu_limit = NAN, mem_limit = NAN;
   };
 
@@ -306,9 +303,8 @@ class CgroupV2Collector final : public Collector {
       if (!std::isnan(v[1])) out.add("memory_file_bytes", v[1]);
       if (!std::isnan(v[3])) out.add("memory_faults_total", v[3]);
       if (!std::isnan(v[4])) out.add("memory_major_faults_total", v[4]);
-      f.inactive_file = v[2];
+      addWorkingSet(usage, v[2], out);
     }
-    addWorkingSet(usage, f.inactive_file, out);
     // "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N"; empty before the first I/O.
     if (auto t = out.detail ? rd(f.io_stat) : std::nullopt) {
       double sums[4] = {0, 0, 0, 0};

@@ -1,7 +1,7 @@
 #pragma once
 // Collectors: small readers behind one interface, registered by name. Each appends raw metrics
 // for one workload to a Sample; counters ("*_total") are cumulative and turned into rates by
-// RateTracker, everything else is a gauge.
+// counterRate (against the sample kept by carryForward), everything else is a gauge.
 //
 // Thread-safety: a Collector instance is used by one sampling thread at a time; Sample is a value.
 
