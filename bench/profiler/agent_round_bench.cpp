@@ -42,6 +42,10 @@ bool makeFleet(const CgroupLayout& layout, int n, Fleet& f) {
   std::vector<fs::path> mounts;
   if (layout.version == CgroupVersion::kV2) mounts.push_back(layout.unified);
   else for (const char* c : {"cpu", "cpuacct", "memory", "blkio"}) if (auto d = layout.v1(c)) mounts.push_back(*d);
+  // FORESIGHT_BENCH_UNIFIED=1 on a hybrid host: the cgroups in the unified hierarchy too, as
+  // systemd places its units, which gives them PSI files and perf cgroup events.
+  if (layout.version == CgroupVersion::kHybrid && std::getenv("FORESIGHT_BENCH_UNIFIED"))
+    mounts.push_back(layout.unified);
   for (int i = 0; i < n; ++i) {
     const std::string name = "foresight-bench-" + std::to_string(::getpid()) + "-" + std::to_string(i);
     pid_t pid = ::fork();
