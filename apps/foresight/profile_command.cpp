@@ -59,7 +59,7 @@ int runProfile(const ProfileArgs& a) {
         auto an = anomaly.find(s.workload);
         rows.push_back({s.workload, u, thr, psi, an == anomaly.end() ? NAN : an->second});
       }
-      last[s.workload] = s;
+      collect::carryForward(last[s.workload], s);
     }
     for (const auto& g : round.gone) last.erase(g);
     std::sort(rows.begin(), rows.end(), [](const Row& x, const Row& y) {

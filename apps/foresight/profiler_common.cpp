@@ -15,6 +15,7 @@ Result<std::unique_ptr<WorkloadSource>> WorkloadSource::create(const WorkloadOpt
   s->ctx_.paths = collect::HostPaths(o.root);
   s->ctx_.layout = collect::detectCgroupLayout(s->ctx_.paths);
   s->ctx_.clock_ticks = ::sysconf(_SC_CLK_TCK);
+  s->ctx_.detail_every = o.detail_every;
   collect::registerCollectors(s->registry_);
   auto names = o.collectors.empty() ? collect::defaultCollectors(s->ctx_.layout) : o.collectors;
   auto sampler = collect::Sampler::create(s->ctx_, names, s->registry_);

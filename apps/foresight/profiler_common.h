@@ -23,6 +23,7 @@ struct WorkloadOptions {
   std::vector<std::string> command;  // after "--"
   int max_depth = 3;
   std::vector<std::string> collectors;  // empty: defaultCollectors()
+  unsigned detail_every = collect::CollectorContext::kDefaultDetailEvery;
 };
 
 class WorkloadSource {

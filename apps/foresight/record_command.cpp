@@ -75,7 +75,7 @@ int runRecord(const RecordArgs& a) {
                    ++fingerprints;
                  }
                }
-               last[s.workload] = s;
+               collect::carryForward(last[s.workload], s);
              }
              ++rounds;
              return !ending;  // one last round after the command exits
@@ -107,6 +107,8 @@ void addWorkloadOptions(CLI::App& cmd, WorkloadOptions& w) {
   cmd.add_option("--root", w.root, "host root holding proc/ and sys/fs/cgroup/")->capture_default_str();
   cmd.add_option("--max-depth", w.max_depth, "cgroup depth for discovery")->capture_default_str();
   cmd.add_option("--collectors", w.collectors, "collector names (default: all that apply)")->delimiter(',');
+  cmd.add_option("--detail-every", w.detail_every, "read the detail files every N rounds (1: every round)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
 }
 
 void addRecordCommand(CLI::App& app, Builtins& builtins) {

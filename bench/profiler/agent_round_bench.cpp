@@ -42,6 +42,10 @@ bool makeFleet(const CgroupLayout& layout, int n, Fleet& f) {
   std::vector<fs::path> mounts;
   if (layout.version == CgroupVersion::kV2) mounts.push_back(layout.unified);
   else for (const char* c : {"cpu", "cpuacct", "memory", "blkio"}) if (auto d = layout.v1(c)) mounts.push_back(*d);
+  // FORESIGHT_BENCH_UNIFIED=1 on a hybrid host: the cgroups in the unified hierarchy too, as
+  // systemd places its units, which gives them PSI files and perf cgroup events.
+  if (layout.version == CgroupVersion::kHybrid && std::getenv("FORESIGHT_BENCH_UNIFIED"))
+    mounts.push_back(layout.unified);
   for (int i = 0; i < n; ++i) {
     const std::string name = "foresight-bench-" + std::to_string(::getpid()) + "-" + std::to_string(i);
     pid_t pid = ::fork();
@@ -75,6 +79,9 @@ void BM_SamplingRound(benchmark::State& state) {
     state.SkipWithError("cannot create cgroups");
     return;
   }
+  // FORESIGHT_BENCH_DETAIL_EVERY=N reads the detail files every N rounds (default: the agent's).
+  if (const char* env = std::getenv("FORESIGHT_BENCH_DETAIL_EVERY")) ctx.detail_every = std::strtoul(env, nullptr, 10);
+  state.counters["detail_every"] = ctx.detail_every;
   CollectorRegistry reg("collector");
   registerCollectors(reg);
   // FORESIGHT_BENCH_COLLECTORS=a,b measures a subset (per-collector cost in the docs).
@@ -97,6 +104,9 @@ void BM_SamplingRound(benchmark::State& state) {
   // FORESIGHT_BENCH_KEPT_FDS=N caps the fds kept open between rounds (0: open/read/close every
   // file every round, the degraded mode), to measure what keeping them buys.
   if (const char* env = std::getenv("FORESIGHT_BENCH_KEPT_FDS")) setKeptFdBudget(std::strtoul(env, nullptr, 10));
+  // The first round opens every kept fd and reads every workload's detail files; what an agent
+  // pays each period is the steady state after it.
+  (void)sampler->sample(fleet.workloads);
   double cpu = 0;
   std::size_t samples = 0;
   for (auto _ : state) {

@@ -18,6 +18,14 @@ namespace {
 // v1 reports "no limit" as a page-rounded LONG_MAX; anything this big is no limit.
 double limitOrInf(double v) { return v >= 4.0e18 ? std::numeric_limits<double>::infinity() : v; }
 
+// Working set as the kubelet computes it: usage minus inactive file pages. Only with a fresh
+// memory.stat (a detail file): usage minus an older inactive_file can be far off, even 0, when the
+// page cache churns (seen with a writing workload), so between reads it is missing.
+void addWorkingSet(double usage, double inactive_file, Sample& out) {
+  if (!std::isnan(usage) && !std::isnan(inactive_file))
+    out.add("memory_working_set_bytes", std::max(0.0, usage - inactive_file));
+}
+
 // PSI files of one cgroup, kept open: cpu, memory, io.
 struct Pressure {
   KeptFile files[3];
@@ -141,7 +149,7 @@ class CgroupV1Collector final : public Collector {
     if (auto t = rd(f.usage)) {
       if (auto v = parseNumber(*t)) out.add("cpu_usage_seconds_total", *v / 1e9);
     }
-    if (auto t = rd(f.acct_stat)) {
+    if (auto t = out.detail ? rd(f.acct_stat) : std::nullopt) {
       double v[2];
       findKeys(*t, kAcctKeys, v);
       if (!std::isnan(v[0])) out.add("cpu_user_seconds_total", v[0] / hz);
@@ -176,7 +184,7 @@ class CgroupV1Collector final : public Collector {
         out.add("memory_usage_bytes", usage);
       }
     }
-    if (auto t = rd(f.mem_stat)) {
+    if (auto t = out.detail ? rd(f.mem_stat) : std::nullopt) {
       double v[5];
       findKeys(*t, kMemKeys, v);
       const double rss = v[0], cache = v[1], inactive_file = v[2], pgfault = v[3], pgmaj = v[4];
@@ -184,13 +192,12 @@ class CgroupV1Collector final : public Collector {
       if (!std::isnan(cache)) out.add("memory_file_bytes", cache);
       if (!std::isnan(pgfault)) out.add("memory_faults_total", pgfault);
       if (!std::isnan(pgmaj)) out.add("memory_major_faults_total", pgmaj);
-      // Working set as the kubelet computes it: usage minus inactive file pages.
-      if (!std::isnan(usage) && !std::isnan(inactive_file)) {
-        out.add("memory_working_set_bytes", std::max(0.0, usage - inactive_file));
-      }
+      addWorkingSet(usage, inactive_file, out);
     }
-    readBlkio(f.blk_bytes, "io_read_bytes_total", "io_write_bytes_total", out, gone);
-    readBlkio(f.blk_ops, "io_read_ops_total", "io_write_ops_total", out, gone);
+    if (out.detail) {
+      readBlkio(f.blk_bytes, "io_read_bytes_total", "io_write_bytes_total", out, gone);
+      readBlkio(f.blk_ops, "io_read_ops_total", "io_write_ops_total", out, gone);
+    }
     if (f.psi) readPressure(*f.psi, buf_, out);
     return !gone;
   }
@@ -242,6 +249,7 @@ class CgroupV2Collector final : public Collector {
   struct Files {
     KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, io_stat;
     Pressure psi;
+    double cpu_limit = NAN, mem_limit = NAN;
   };
 
   std::optional<Files> open(const Workload& w) {
@@ -270,10 +278,12 @@ class CgroupV2Collector final : public Collector {
       for (int i = 0; i < 6; ++i)
         if (!std::isnan(v[i])) out.add(kNames[i], v[i] * kScale[i]);
     }
-    if (auto t = rd(f.cpu_max)) {  // "max 100000" or "50000 100000"
+    // Limits are detail files; as on v1, the last value read is reported between reads.
+    if (auto t = out.detail ? rd(f.cpu_max) : std::nullopt) {  // "max 100000" or "50000 100000"
       auto q = parseNumber(field(*t, 0)), p = parseNumber(field(*t, 1));
-      if (q && p && *p > 0) out.add("cpu_limit_cores", *q / *p);
+      f.cpu_limit = q && p && *p > 0 ? *q / *p : NAN;
     }
+    if (!std::isnan(f.cpu_limit)) out.add("cpu_limit_cores", f.cpu_limit);
     double usage = NAN;
     if (auto t = rd(f.mem_current)) {
       if (auto v = parseNumber(*t)) {
@@ -281,23 +291,22 @@ class CgroupV2Collector final : public Collector {
         out.add("memory_usage_bytes", usage);
       }
     }
-    if (auto t = rd(f.mem_max)) {
-      if (auto v = parseNumber(*t)) out.add("memory_limit_bytes", *v);
+    if (auto t = out.detail ? rd(f.mem_max) : std::nullopt) {
+      auto v = parseNumber(*t);
+      f.mem_limit = v ? *v : NAN;
     }
-    if (auto t = rd(f.mem_stat)) {
+    if (!std::isnan(f.mem_limit)) out.add("memory_limit_bytes", f.mem_limit);
+    if (auto t = out.detail ? rd(f.mem_stat) : std::nullopt) {
       double v[5];
       findKeys(*t, kMemKeys, v);
       if (!std::isnan(v[0])) out.add("memory_anon_bytes", v[0]);
       if (!std::isnan(v[1])) out.add("memory_file_bytes", v[1]);
       if (!std::isnan(v[3])) out.add("memory_faults_total", v[3]);
       if (!std::isnan(v[4])) out.add("memory_major_faults_total", v[4]);
-      const double inactive_file = v[2];
-      if (!std::isnan(usage) && !std::isnan(inactive_file)) {
-        out.add("memory_working_set_bytes", std::max(0.0, usage - inactive_file));
-      }
+      addWorkingSet(usage, v[2], out);
     }
     // "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N"; empty before the first I/O.
-    if (auto t = rd(f.io_stat)) {
+    if (auto t = out.detail ? rd(f.io_stat) : std::nullopt) {
       double sums[4] = {0, 0, 0, 0};
       static constexpr std::string_view kKeys[4] = {"rbytes=", "wbytes=", "rios=", "wios="};
       forEachLine(*t, [&](std::string_view line) {

@@ -1,5 +1,6 @@
 #include "foresight/collect/collector.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -8,16 +9,47 @@
 
 namespace foresight::collect {
 
-double Sample::get(std::string_view name) const {
+const Metric* Sample::find(std::string_view name) const {
   for (const Metric& m : metrics)
-    if (name == m.name) return m.value;
-  return std::numeric_limits<double>::quiet_NaN();
+    if (name == m.name) return &m;
+  return nullptr;
 }
 
-bool Sample::has(std::string_view name) const {
-  for (const Metric& m : metrics)
-    if (name == m.name) return true;
-  return false;
+double Sample::get(std::string_view name) const {
+  const Metric* m = find(name);
+  return m ? m->value : std::numeric_limits<double>::quiet_NaN();
+}
+
+bool Sample::has(std::string_view name) const { return find(name) != nullptr; }
+
+void carryForward(Sample& last, const Sample& cur) {
+  std::vector<Metric> merged;
+  merged.reserve(std::max(cur.metrics.size(), last.metrics.size()));
+  for (Metric m : cur.metrics) {
+    if (m.time_ns == 0) m.time_ns = cur.time_ns;
+    merged.push_back(m);
+  }
+  // Both lists come from the same collectors in the same order: search from where the last match
+  // was, so the merge is linear per round rather than quadratic.
+  std::size_t hint = 0;
+  for (const Metric& m : last.metrics) {
+    bool found = false;
+    for (std::size_t k = 0; k < cur.metrics.size() && !found; ++k) {
+      const std::size_t i = (hint + k) % cur.metrics.size();
+      if (std::string_view(cur.metrics[i].name) == m.name) {
+        found = true;
+        hint = i + 1;
+      }
+    }
+    if (found) continue;
+    Metric kept = m;
+    if (kept.time_ns == 0) kept.time_ns = last.time_ns;
+    merged.push_back(kept);
+  }
+  last.workload = cur.workload;
+  last.time_ns = cur.time_ns;
+  last.detail = cur.detail;
+  last.metrics = std::move(merged);
 }
 
 void registerCollectors(CollectorRegistry& registry) {
@@ -45,8 +77,11 @@ std::vector<std::string> defaultCollectors(const CgroupLayout& layout) {
 }
 
 double counterRate(const Sample& prev, const Sample& cur, std::string_view name) {
-  const double a = prev.get(name), b = cur.get(name);
-  const double dt = static_cast<double>(cur.time_ns - prev.time_ns) / 1e9;
+  const Metric *pa = prev.find(name), *pb = cur.find(name);
+  if (!pa || !pb) return std::numeric_limits<double>::quiet_NaN();
+  const std::int64_t ta = pa->time_ns ? pa->time_ns : prev.time_ns;
+  const std::int64_t tb = pb->time_ns ? pb->time_ns : cur.time_ns;
+  const double a = pa->value, b = pb->value, dt = static_cast<double>(tb - ta) / 1e9;
   if (std::isnan(a) || std::isnan(b) || dt <= 0) return std::numeric_limits<double>::quiet_NaN();
   return b >= a ? (b - a) / dt : 0.0;
 }

@@ -1,5 +1,6 @@
 #include "foresight/collect/perf.h"
 
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -7,14 +8,15 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <vector>
 
 #include "foresight/core/log.h"
 
 namespace foresight::collect {
 
 PerfOpener systemPerfOpener() {
-  return [](perf_event_attr& attr, pid_t pid) -> int {
-    long fd = ::syscall(SYS_perf_event_open, &attr, pid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+  return [](perf_event_attr& attr, pid_t pid, int cpu, unsigned long flags) -> int {
+    long fd = ::syscall(SYS_perf_event_open, &attr, pid, cpu, -1, flags | PERF_FLAG_FD_CLOEXEC);
     return fd < 0 ? -errno : static_cast<int>(fd);
   };
 }
@@ -43,24 +45,40 @@ constexpr std::array<EventSpec, 5> kEvents = {{
 
 class PerfCollector final : public Collector {
  public:
-  PerfCollector(const CollectorContext&, PerfOpener opener) : opener_(std::move(opener)) {}
+  PerfCollector(const CollectorContext& ctx, PerfOpener opener) : ctx_(ctx), opener_(std::move(opener)) {}
   ~PerfCollector() override {
-    for (auto& [id, fds] : open_)
-      for (int fd : fds) if (fd >= 0) ::close(fd);
+    for (auto& [id, o] : open_) close(o);
   }
   const char* name() const override { return "perf"; }
+  void forget(const std::string& id) override {
+    auto it = open_.find(id);
+    if (it == open_.end()) return;
+    close(it->second);
+    open_.erase(it);
+  }
 
   Status collect(const Workload& w, const std::vector<pid_t>&, Sample& out) override {
-    if (w.kind != Workload::Kind::kProcessTree) return ok();
     auto it = open_.find(w.id);
-    if (it == open_.end()) it = open_.emplace(w.id, openAll(w.root_pid)).first;
+    if (it == open_.end()) {
+      it = open_.emplace(w.id, w.kind == Workload::Kind::kCgroup ? openCgroup(w) : openTree(w.root_pid)).first;
+    }
+    Open& o = it->second;
+    if (w.kind == Workload::Kind::kCgroup) {
+      out.add("perf_cgroup_supported", o.cgroup ? 1 : 0);
+      if (!o.cgroup) return ok();
+    }
     for (std::size_t i = 0; i < kEvents.size(); ++i) {
       out.add(kEvents[i].supported_metric, refused_[i] ? 0 : 1);
-      int fd = it->second[i];
-      if (fd < 0) continue;
-      std::uint64_t value = 0;
-      if (::read(fd, &value, sizeof value) != sizeof value) continue;
-      double v = static_cast<double>(value);
+      if (o.fds[i].empty()) continue;
+      std::uint64_t sum = 0;
+      bool all = true;
+      for (int fd : o.fds[i]) {
+        std::uint64_t value = 0;
+        if (::read(fd, &value, sizeof value) != sizeof value) all = false;
+        sum += value;
+      }
+      if (!all) continue;  // a partial sum would read as a counter going backwards
+      double v = static_cast<double>(sum);
       if (kEvents[i].type == PERF_TYPE_SOFTWARE) v /= 1e9;  // task-clock counts nanoseconds
       out.add(kEvents[i].metric, v);
     }
@@ -68,36 +86,106 @@ class PerfCollector final : public Collector {
   }
 
  private:
-  std::array<int, kEvents.size()> openAll(pid_t pid) {
-    std::array<int, kEvents.size()> fds;
-    fds.fill(-1);
-    for (std::size_t i = 0; i < kEvents.size(); ++i) {
-      if (refused_[i]) continue;
-      perf_event_attr attr{};
-      attr.size = sizeof attr;
-      attr.type = kEvents[i].type;
-      attr.config = kEvents[i].config;
-      attr.inherit = 1;
-      attr.exclude_kernel = 1;  // allowed at perf_event_paranoid 2 as well
-      attr.exclude_hv = 1;
-      int fd = opener_(attr, pid);
-      if (fd >= 0) {
-        fds[i] = fd;
-      } else if (fd == -ENOENT || fd == -EOPNOTSUPP || fd == -EINVAL || fd == -EACCES ||
-                 fd == -EPERM || fd == -ENODEV) {
-        // The kernel or hardware will not count this event for anyone: stop asking, say so once.
-        refused_[i] = true;
-        spdlog::warn("perf: the kernel refuses event '{}' ({}); continuing without it",
-                     kEvents[i].label, std::strerror(-fd));
-      }
-      // Other errors (ESRCH: the process just exited) are per-workload and not logged.
-    }
-    return fds;
+  struct Open {
+    std::array<std::vector<int>, kEvents.size()> fds;  // one per event (tree) or per online CPU (cgroup)
+    bool cgroup = true;  // false: a cgroup workload perf cannot count (no unified-side directory)
+  };
+
+  static void close(Open& o) {
+    for (auto& v : o.fds)
+      for (int fd : v) ::close(fd);
   }
 
+  static perf_event_attr attrOf(const EventSpec& e) {
+    perf_event_attr attr{};
+    attr.size = sizeof attr;
+    attr.type = e.type;
+    attr.config = e.config;
+    attr.exclude_kernel = 1;  // allowed at perf_event_paranoid 2 as well
+    attr.exclude_hv = 1;
+    return attr;
+  }
+
+  // fd >= 0, or refusal bookkeeping: an error the kernel or hardware gives for everyone stops
+  // further asks for that event, said once. Other errors (ESRCH: the process just exited) are
+  // per-workload and not logged.
+  bool accept(std::size_t i, int fd) {
+    if (fd >= 0) return true;
+    if (fd == -ENOENT || fd == -EOPNOTSUPP || fd == -EINVAL || fd == -EACCES || fd == -EPERM ||
+        fd == -ENODEV) {
+      refused_[i] = true;
+      spdlog::warn("perf: the kernel refuses event '{}' ({}); continuing without it",
+                   kEvents[i].label, std::strerror(-fd));
+    }
+    return false;
+  }
+
+  Open openTree(pid_t pid) {
+    Open o;
+    for (std::size_t i = 0; i < kEvents.size(); ++i) {
+      if (refused_[i]) continue;
+      perf_event_attr attr = attrOf(kEvents[i]);
+      attr.inherit = 1;
+      int fd = opener_(attr, pid, -1, 0);
+      if (accept(i, fd)) o.fds[i].push_back(fd);
+    }
+    return o;
+  }
+
+  // Cgroup events exist for the v2 hierarchy here (perf_event is implicit there); on a hybrid host
+  // the cgroup must exist on the unified side. A cgroup event counts only on the CPU it is opened
+  // for, hence one per online CPU.
+  Open openCgroup(const Workload& w) {
+    Open o;
+    int dir = -1;
+    if (!ctx_.layout.unified.empty())
+      dir = ::open(cgroupPath(ctx_.layout.unified, w.cgroup).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) {
+      o.cgroup = false;
+      if (!logged_no_unified_) {
+        logged_no_unified_ = true;
+        spdlog::warn("perf: cgroup {} has no directory in a unified (v2) hierarchy; cgroup workloads "
+                     "without one get no perf counters (logged once)", w.cgroup);
+      }
+      return o;
+    }
+    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    for (std::size_t i = 0; i < kEvents.size(); ++i) {
+      for (long cpu = 0; cpu < cpus && !refused_[i]; ++cpu) {
+        perf_event_attr attr = attrOf(kEvents[i]);
+        int fd = opener_(attr, dir, static_cast<int>(cpu), PERF_FLAG_PID_CGROUP);
+        if (fd == -EACCES || fd == -EPERM) {
+          // CPU-wide (cgroup) events need CAP_PERFMON or perf_event_paranoid <= 0, which process
+          // trees do not: say so, without refusing the event for them.
+          close(o);
+          o = Open{};
+          o.cgroup = false;
+          if (!logged_denied_) {
+            logged_denied_ = true;
+            spdlog::warn("perf: cgroup events denied ({}); cgroup workloads get no perf counters "
+                         "(logged once)", std::strerror(-fd));
+          }
+          ::close(dir);
+          return o;
+        }
+        if (accept(i, fd)) {
+          o.fds[i].push_back(fd);
+        } else {
+          for (int f : o.fds[i]) ::close(f);  // all CPUs or none: a partial sum undercounts
+          o.fds[i].clear();
+          break;
+        }
+      }
+    }
+    ::close(dir);  // the events hold their own reference on the cgroup
+    return o;
+  }
+
+  CollectorContext ctx_;
   PerfOpener opener_;
   std::array<bool, kEvents.size()> refused_{};
-  std::map<std::string, std::array<int, kEvents.size()>> open_;
+  bool logged_no_unified_ = false, logged_denied_ = false;
+  std::map<std::string, Open> open_;
 };
 
 }  // namespace

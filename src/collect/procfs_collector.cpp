@@ -30,6 +30,9 @@ class ProcfsCollector final : public Collector {
   void forget(const std::string& id) override { workloads_.erase(id); }
 
   Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) override {
+    // Per-process files are detail for cgroups (whose own files give CPU and memory every round);
+    // a process tree has no other source, so it is read every round.
+    if (!out.detail && w.kind == Workload::Kind::kCgroup) return ok();
     Tracked& t = workloads_[w.id];
     ++t.round;
     double v[kCount] = {};
@@ -187,6 +190,7 @@ class NetCollector final : public Collector {
   const char* name() const override { return "net"; }
 
   Status collect(const Workload&, const std::vector<pid_t>& pids, Sample& out) override {
+    if (!out.detail) return ok();  // a detail file: read every detail_every rounds
     Result<std::string> text = fail(ErrorCode::kNotFound, "no process");
     std::string ns;
     for (pid_t pid : pids) {

@@ -42,7 +42,10 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   allocate::PlanInput input;
   input.forecast = &f;
   input.current = *current;
-  for (Resource r : config_.resources) input.usage[r] = usage[index(r)];
+  for (Resource r : config_.resources) {
+    if (std::isfinite(usage[index(r)])) st.last_usage[index(r)] = usage[index(r)];
+    if (std::isfinite(st.last_usage[index(r)])) input.usage[r] = st.last_usage[index(r)];
+  }
   input.now = now;
   input.last_change = st.last_change;
   allocate::Plan plan = planner_.plan(input);

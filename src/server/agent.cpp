@@ -111,8 +111,11 @@ struct Agent::Impl {
         rows.push_back({s.workload, t, u});
         if (cfg.on_usage) cfg.on_usage(s.workload, t, u);
         for (const auto& m : collect::derivedMetrics(it->second, s)) gauge(m.name, s.workload).Set(m.value);
+        // A resource missing this round (a detail metric between its reads) keeps the last value
+        // set, as the collector gauges do; the store gets NULL.
         for (Resource res : kAllResources) {
-          gauge(std::string("resource_") + std::string(name(res)), s.workload).Set(u[index(res)]);
+          if (!std::isnan(u[index(res)]))
+            gauge(std::string("resource_") + std::string(name(res)), s.workload).Set(u[index(res)]);
         }
         auto p = pipelines.find(s.workload);
         if (p == pipelines.end()) p = pipelines.emplace(s.workload, newPipeline(s.workload)).first;
@@ -126,7 +129,7 @@ struct Agent::Impl {
         }
         updates[s.workload] = std::move(j);
       }
-      last[s.workload] = std::move(s);
+      collect::carryForward(last[s.workload], s);
     }
     for (const auto& g : r.gone) dropWorkload(g);
     if (db) {
@@ -136,7 +139,12 @@ struct Agent::Impl {
     }
     {
       std::lock_guard lock(mu);
-      for (auto& [w, j] : updates) snapshot[w] = std::move(j);
+      // Each field as last computed: a null (missing this round) does not overwrite a value.
+      for (auto& [w, j] : updates) {
+        auto& cur = snapshot[w];
+        for (const auto& el : j.items())
+          if (!el.value().is_null() || !cur.contains(el.key())) cur[el.key()] = el.value();
+      }
       for (const auto& [w, f] : fps) {
         auto j = fingerprint::toJson(f);
         j["workload"] = w;
@@ -220,6 +228,7 @@ Status Agent::start() {
   m.ctx.layout = collect::detectCgroupLayout(m.ctx.paths);
   m.ctx.clock_ticks = ::sysconf(_SC_CLK_TCK);
   m.ctx.probe_dir = config_.probe_dir;
+  m.ctx.detail_every = config_.detail_every;
   collect::registerCollectors(m.registry);
   auto names = config_.collectors.empty() ? collect::defaultCollectors(m.ctx.layout) : config_.collectors;
   auto sampler = collect::Sampler::create(m.ctx, names, m.registry);

@@ -30,7 +30,7 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
     if (!root || root.IsNull()) return c;  // empty file: all defaults
     if (auto s = checkKeys(root, {"period_seconds", "listen", "database", "root", "selectors",
                                   "max_depth", "collectors", "probe_dir", "fingerprint", "retention", "state_dir",
-                                  "retention_interval_seconds"}, origin); !s)
+                                  "retention_interval_seconds", "detail_every"}, origin); !s)
       return tl::unexpected(s.error());
     auto get = [&](const char* key, auto& field) {
       if (root[key]) field = root[key].as<std::decay_t<decltype(field)>>();
@@ -44,6 +44,11 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
     get("probe_dir", c.probe_dir);
     get("state_dir", c.state_dir);
     get("retention_interval_seconds", c.retention_interval_seconds);
+    if (root["detail_every"]) {
+      const long n = root["detail_every"].as<long>();  // as<unsigned> would wrap a negative
+      if (n < 1) return fail(ErrorCode::kInvalidArgument, "{}: detail_every must be >= 1", origin);
+      c.detail_every = static_cast<unsigned>(n);
+    }
     if (root["listen"]) {
       const std::string l = root["listen"].as<std::string>();
       const auto colon = l.rfind(':');

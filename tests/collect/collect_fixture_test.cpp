@@ -9,6 +9,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
 
 #include "foresight/collect/collector.h"
 #include "foresight/collect/kernel_files.h"
@@ -227,7 +231,7 @@ TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
     std::fwrite(&task_clock_ns, 8, 1, f);
     std::fclose(f);
   }
-  PerfOpener opener = [&](perf_event_attr& attr, pid_t) -> int {
+  PerfOpener opener = [&](perf_event_attr& attr, pid_t, int, unsigned long) -> int {
     if (attr.type == PERF_TYPE_HARDWARE) {
       ++hardware_calls;
       return -ENOENT;  // what a VM without a PMU answers
@@ -244,6 +248,41 @@ TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
   EXPECT_FALSE(a.has("perf_cycles_total"));
   EXPECT_DOUBLE_EQ(a.get("perf_task_clock_supported"), 1);
   EXPECT_DOUBLE_EQ(a.get("perf_task_clock_seconds_total"), 5.0);
+  std::remove(counter.c_str());
+}
+
+TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
+  const std::string counter = testing::TempDir() + "/perf-counter-cg";
+  {
+    std::uint64_t ns = 2'000'000'000;
+    FILE* f = std::fopen(counter.c_str(), "wb");
+    ASSERT_TRUE(f);
+    std::fwrite(&ns, 8, 1, f);
+    std::fclose(f);
+  }
+  std::vector<int> cpus;
+  PerfOpener opener = [&](perf_event_attr& attr, pid_t, int cpu, unsigned long flags) -> int {
+    if (attr.type == PERF_TYPE_HARDWARE) return -ENOENT;
+    EXPECT_TRUE(flags & PERF_FLAG_PID_CGROUP);
+    EXPECT_EQ(attr.inherit, 0u);
+    cpus.push_back(cpu);
+    return ::open(counter.c_str(), O_RDONLY | O_CLOEXEC);
+  };
+  auto perf = makePerfCollector(context("v1"), opener);  // hybrid: unified/fs-fixture exists
+  Sample s;
+  ASSERT_TRUE(perf->collect(cgroupWorkload("/fs-fixture"), {8110}, s));
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  ASSERT_EQ(cpus.size(), static_cast<std::size_t>(n));
+  for (long c = 0; c < n; ++c) EXPECT_EQ(cpus[c], c);
+  EXPECT_DOUBLE_EQ(s.get("perf_cgroup_supported"), 1);
+  EXPECT_DOUBLE_EQ(s.get("perf_task_clock_seconds_total"), 2.0 * n);  // summed over CPUs
+  // A cgroup with no unified-side directory: said unsupported, nothing opened, not an error.
+  cpus.clear();
+  Sample t;
+  ASSERT_TRUE(perf->collect(cgroupWorkload("/v1-only"), {}, t));
+  EXPECT_TRUE(cpus.empty());
+  EXPECT_DOUBLE_EQ(t.get("perf_cgroup_supported"), 0);
+  EXPECT_FALSE(t.has("perf_task_clock_seconds_total"));
   std::remove(counter.c_str());
 }
 
@@ -286,4 +325,178 @@ TEST(Rates, DerivedRatiosOnlyWhenInputsMoved) {
   Sample c{"w", 0, {}}, e{"w", 1'000'000'000, {}};
   c.add("cpu_periods_total", 5); e.add("cpu_periods_total", 5);
   EXPECT_TRUE(derivedMetrics(c, e).empty());
+}
+
+namespace {
+
+// A writable copy of the v1 fixture with `n` cgroups /tier-0 .. /tier-{n-1}, each a copy of
+// /fs-fixture in every hierarchy, so a test can change files between rounds.
+CollectorContext tieredFixture(const std::string& name, int n) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(testing::TempDir()) / name;
+  fs::remove_all(root);
+  fs::copy(kFixtures + "/v1", root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  for (const auto& h : fs::directory_iterator(root / "sys/fs/cgroup")) {
+    if (!fs::is_directory(h.path() / "fs-fixture")) continue;
+    for (int i = 0; i < n; ++i)
+      fs::copy(h.path() / "fs-fixture", h.path() / ("tier-" + std::to_string(i)),
+               fs::copy_options::recursive);
+  }
+  CollectorContext c{HostPaths(root.string()), {}, 100};
+  c.layout = detectCgroupLayout(c.paths);
+  return c;
+}
+
+void writeFile(const std::filesystem::path& p, const std::string& text) { std::ofstream(p) << text; }
+
+}  // namespace
+
+TEST(Tiered, DetailFilesEveryNRoundsStaggeredCheapOnesEveryRound) {
+  constexpr int kWorkloads = 12;
+  constexpr unsigned kN = 4;
+  auto ctx = tieredFixture("tiered-stagger", kWorkloads);
+  ctx.detail_every = kN;
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto sampler = Sampler::create(ctx, {"cgroup.v1", "procfs", "net"}, reg);
+  ASSERT_TRUE(sampler);
+  std::vector<Workload> ws;
+  for (int i = 0; i < kWorkloads; ++i) ws.push_back(cgroupWorkload("/tier-" + std::to_string(i)));
+  const char* kDetail[] = {"cpu_user_seconds_total", "memory_anon_bytes", "memory_faults_total",
+                           "memory_working_set_bytes",
+                           "io_read_bytes_total", "proc_cpu_user_seconds_total", "proc_count",
+                           "net_rx_bytes_total"};
+  const char* kEveryRound[] = {"cpu_usage_seconds_total", "cpu_periods_total", "memory_usage_bytes",
+                               "psi_cpu_some_seconds_total",
+                               "cpu_limit_cores"};
+  std::map<std::string, std::vector<int>> detail_rounds;
+  std::map<int, int> per_round;
+  for (int r = 0; r < 1 + 3 * static_cast<int>(kN); ++r) {
+    auto round = sampler->sample(ws);
+    ASSERT_EQ(round.samples.size(), ws.size());
+    for (const auto& s : round.samples) {
+      for (const char* m : kEveryRound) EXPECT_TRUE(s.has(m)) << s.workload << " round " << r << " " << m;
+      for (const char* m : kDetail) EXPECT_EQ(s.has(m), s.detail) << s.workload << " round " << r << " " << m;
+      if (s.detail) {
+        detail_rounds[s.workload].push_back(r);
+        ++per_round[r];
+      }
+    }
+  }
+  for (const auto& [w, rounds] : detail_rounds) {
+    ASSERT_GE(rounds.size(), 2u) << w;
+    EXPECT_EQ(rounds[0], 0) << w;  // the first sample reads everything
+    // After the first, exactly every kN rounds.
+    for (std::size_t i = 2; i < rounds.size(); ++i) EXPECT_EQ(rounds[i] - rounds[i - 1], static_cast<int>(kN)) << w;
+    EXPECT_EQ(rounds.size(), 4u) << w;  // round 0, then 3 in 12 rounds
+  }
+  // Staggered: after round 0 no round reads every workload's detail, and each reads some.
+  int busiest = 0;
+  for (int r = 1; r <= static_cast<int>(kN); ++r) busiest = std::max(busiest, per_round[r]);
+  EXPECT_LT(busiest, kWorkloads);
+  int total = 0;
+  for (int r = 1; r <= static_cast<int>(kN); ++r) total += per_round[r];
+  EXPECT_EQ(total, kWorkloads);  // one detail read per workload per kN rounds
+
+  // detail_every = 1: everything every round.
+  auto every = tieredFixture("tiered-every", 2);
+  every.detail_every = 1;
+  auto s1 = Sampler::create(every, {"cgroup.v1", "procfs", "net"}, reg);
+  ASSERT_TRUE(s1);
+  for (int r = 0; r < 3; ++r)
+    for (const auto& s : s1->sample({cgroupWorkload("/tier-0"), cgroupWorkload("/tier-1")}).samples) {
+      EXPECT_TRUE(s.detail);
+      for (const char* m : kDetail) EXPECT_TRUE(s.has(m)) << m;
+    }
+}
+
+TEST(Tiered, RatesSpanTheLongerIntervalAndMissingIsNotZero) {
+  constexpr unsigned kN = 3;
+  auto ctx = tieredFixture("tiered-rates", 1);
+  ctx.detail_every = kN;
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto sampler = Sampler::create(ctx, {"cgroup.v1", "procfs"}, reg);
+  ASSERT_TRUE(sampler);
+  const Workload w = cgroupWorkload("/tier-0");
+  const std::filesystem::path mem = ctx.paths.root() / "sys/fs/cgroup/memory/tier-0";
+  const std::filesystem::path acct = ctx.paths.root() / "sys/fs/cgroup/cpuacct/tier-0";
+  std::string stat_text;
+  {
+    std::ifstream in(mem / "memory.stat");
+    stat_text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto setFaults = [&](int faults) {
+    std::string t = stat_text;
+    const std::string key = "total_pgfault 980";
+    t.replace(t.find(key), key.size(), "total_pgfault " + std::to_string(faults));
+    writeFile(mem / "memory.stat", t);
+  };
+  Sample last;
+  Sample first_detail;
+  bool have_first = false, checked = false;
+  int skipped = 0;  // rounds without detail since the last detail read
+  std::int64_t cpu_ns = 1'000'000'000;
+  for (int r = 0; r < 2 * static_cast<int>(kN) + 1 && !checked; ++r) {
+    // Between rounds: 0.5 s of CPU and 100 faults per round.
+    writeFile(acct / "cpuacct.usage", std::to_string(cpu_ns) + "\n");
+    setFaults(1000 + 100 * r);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto round = sampler->sample({w});
+    ASSERT_EQ(round.samples.size(), 1u);
+    const Sample& s = round.samples[0];
+    if (r > 0) {
+      // The cheap counter's rate is over the last round only.
+      const double dt = static_cast<double>(s.time_ns - last.time_ns) / 1e9;
+      EXPECT_NEAR(counterRate(last, s, "cpu_usage_seconds_total"), 0.5 / dt, 1e-6 / dt);
+      const auto u = resourceUsage(last, s);
+      EXPECT_FALSE(std::isnan(u[index(Resource::kCpu)]));
+      if (!s.detail) {
+        // No fresh detail value: missing (NaN), not a zero rate and not a repeated value.
+        EXPECT_TRUE(std::isnan(counterRate(last, s, "memory_faults_total")));
+        EXPECT_TRUE(std::isnan(u[index(Resource::kDiskIo)]));
+        EXPECT_TRUE(std::isnan(u[index(Resource::kMemory)]));  // the working set needs memory.stat
+      } else {
+        EXPECT_FALSE(std::isnan(u[index(Resource::kMemory)]));
+      }
+      if (!s.detail) {
+      } else if (have_first && skipped > 0) {
+        // Over the whole span since the previous detail read, however many rounds that was.
+        const double span = static_cast<double>(s.time_ns - first_detail.time_ns) / 1e9;
+        const double faults = s.get("memory_faults_total") - first_detail.get("memory_faults_total");
+        EXPECT_DOUBLE_EQ(faults, 100.0 * (skipped + 1));
+        EXPECT_NEAR(counterRate(last, s, "memory_faults_total"), faults / span, 1e-6 * faults / span);
+        checked = true;
+      }
+    }
+    if (s.detail) {
+      first_detail = s;
+      have_first = true;
+      skipped = 0;
+    } else {
+      ++skipped;
+    }
+    cpu_ns += 500'000'000;
+    carryForward(last, s);
+  }
+  EXPECT_TRUE(checked);
+}
+
+TEST(Rates, CarryForwardKeepsEachValueWithItsOwnTime) {
+  Sample a{"w", 1'000'000'000, {}}, b{"w", 2'000'000'000, {}}, c{"w", 3'000'000'000, {}};
+  a.add("cpu_usage_seconds_total", 0);
+  a.add("memory_faults_total", 0);
+  b.add("cpu_usage_seconds_total", 1);  // a round without detail: no faults
+  c.add("cpu_usage_seconds_total", 1.5);
+  c.add("memory_faults_total", 400);
+  Sample last;
+  carryForward(last, a);
+  EXPECT_TRUE(std::isnan(counterRate(last, b, "memory_faults_total")));
+  carryForward(last, b);
+  EXPECT_DOUBLE_EQ(last.get("memory_faults_total"), 0);  // still the value read at a
+  EXPECT_DOUBLE_EQ(counterRate(last, c, "cpu_usage_seconds_total"), 0.5);       // over 1 s
+  EXPECT_DOUBLE_EQ(counterRate(last, c, "memory_faults_total"), 200);           // over 2 s
+  carryForward(last, c);
+  EXPECT_EQ(last.time_ns, 3'000'000'000);
+  EXPECT_EQ(last.metrics.size(), 2u);
 }

@@ -76,6 +76,7 @@ Sampler makeSampler(const fs::path& root, const std::vector<std::string>& collec
   CollectorContext ctx;
   ctx.paths = HostPaths(root);
   ctx.layout = detectCgroupLayout(ctx.paths);
+  ctx.detail_every = 1;  // these tests follow the per-process files round by round
   CollectorRegistry reg("collector");
   registerCollectors(reg);
   auto s = Sampler::create(ctx, collectors, reg);
@@ -289,6 +290,7 @@ CollectorContext liveContext() {
   CollectorContext ctx;
   ctx.clock_ticks = ::sysconf(_SC_CLK_TCK);
   ctx.layout = detectCgroupLayout(ctx.paths);
+  ctx.detail_every = 1;  // these tests follow the per-process files round by round
   return ctx;
 }
 

@@ -10,6 +10,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <signal.h>
+#include <sstream>
+#include <thread>
 #include <vector>
 
 #include "foresight/collect/perf.h"
@@ -147,4 +150,56 @@ TEST(LivePerf, SoftwareCountersWorkAndRefusedHardwareIsReported) {
     ASSERT_TRUE(b.has(sup)) << sup;
     EXPECT_EQ(b.has(tot), b.get(sup) == 1) << e;
   }
+}
+
+// A cgroup of the unified (v2) hierarchy holding a busy child: its cgroup task-clock rises with
+// the CPU the child burns (measured from the child's /proc/PID/stat).
+TEST(LivePerf, CgroupTaskClockFollowsTheCpuBurnedInIt) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  CollectorContext ctx;
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  if (ctx.layout.unified.empty()) GTEST_SKIP() << "no unified (v2) hierarchy";
+  const std::string name = "foresight-perf-test-" + std::to_string(::getpid());
+  const fs::path dir = ctx.layout.unified / name;
+  std::error_code ec;
+  if (!fs::create_directory(dir, ec)) GTEST_SKIP() << dir << ": " << ec.message();
+  pid_t child = ::fork();
+  if (child == 0) {
+    volatile unsigned long x = 0;
+    for (;;) x = x + 1;
+  }
+  auto cleanup = [&] {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    ::rmdir(dir.c_str());
+  };
+  std::ofstream(dir / "cgroup.procs") << child << '\n';
+  auto childCpu = [&] {  // utime + stime, in seconds
+    std::ifstream in("/proc/" + std::to_string(child) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    std::istringstream rest(text.substr(text.rfind(')') + 2));
+    std::string f;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> f; ++i)
+      if (i >= 14) ticks += std::stod(f);
+    return ticks / static_cast<double>(ctx.clock_ticks);
+  };
+  auto perf = makePerfCollector(ctx, systemPerfOpener());
+  const Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
+  Sample a, b;
+  ASSERT_TRUE(perf->collect(w, {child}, a));
+  const double cpu0 = childCpu();
+  if (a.get("perf_cgroup_supported") != 1 || !a.has("perf_task_clock_seconds_total")) {
+    cleanup();
+    GTEST_SKIP() << "cgroup perf events unavailable here";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(perf->collect(w, {child}, b));
+  const double burned = childCpu() - cpu0;
+  cleanup();
+  const double counted = b.get("perf_task_clock_seconds_total") - a.get("perf_task_clock_seconds_total");
+  ASSERT_GT(burned, 0.2);  // even on a loaded host the child runs
+  // /proc ticks have 1/HZ resolution and are sampled at slightly different instants.
+  EXPECT_NEAR(counted, burned, 0.15 * burned + 0.05) << "burned " << burned << " s";
 }

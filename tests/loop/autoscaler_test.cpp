@@ -40,6 +40,23 @@ TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
   EXPECT_TRUE(a.view().empty());
 }
 
+// The profiler reads the working set every detail_every rounds: a sample without it must not lift
+// the memory usage floor, which then rests on the last measured usage.
+TEST(Autoscaler, MissingMemoryKeepsTheUsageFloor) {
+  AutoscalerConfig c;
+  c.min_samples = 3;
+  c.planner[Resource::kMemory].usage_margin_abs = 0;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  // Memory seen once at 2e9, then only small values: the forecast sits low, the floor does not.
+  ASSERT_TRUE(a.observe("web", 1000, usage(1.0, 1e8)));
+  ASSERT_TRUE(a.observe("web", 1001, usage(1.0, 1e8)));
+  ASSERT_TRUE(a.observe("web", 1002, usage(1.0, 2e9)));
+  auto p = a.observe("web", 1003, usage(1.0, NAN));
+  ASSERT_TRUE(p && *p);
+  ASSERT_TRUE((*p)->target[Resource::kMemory]);
+  EXPECT_GE(*(*p)->target[Resource::kMemory], 2.2e9 - 1);  // 2e9 + 10 %, from the last measurement
+}
+
 TEST(Autoscaler, DryRunChangesNothing) {
   AutoscalerConfig c;
   c.min_samples = 3;

@@ -46,6 +46,11 @@ TEST(AgentConfig, DefaultsAndOverrides) {
   EXPECT_EQ(c->fingerprint.window, 30u);
   EXPECT_EQ(c->retention.raw_seconds, 60);
   EXPECT_EQ(c->retention.bucket_seconds, 60);
+  EXPECT_EQ(c->detail_every, collect::CollectorContext::kDefaultDetailEvery);
+  EXPECT_EQ(d->detail_every, 10u);  // the documented default (docs/profiler.md)
+  auto t = parseAgentConfig("detail_every: 3\n", "cfg.yaml");
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(t->detail_every, 3u);
 }
 
 TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
@@ -56,6 +61,12 @@ TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
   EXPECT_FALSE(parseAgentConfig("period_seconds: -1\n", "x"));
   EXPECT_FALSE(parseAgentConfig("period_seconds: abc\n", "x"));
   EXPECT_FALSE(parseAgentConfig("listen: 9000\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("detail_every: 0\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("detail_every: -2\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("detail_every: often\n", "x"));
+  auto k = parseAgentConfig("detail_evry: 5\n", "cfg.yaml");
+  ASSERT_FALSE(k);
+  EXPECT_NE(k.error().message.find("unknown key 'detail_evry'"), std::string::npos);
   EXPECT_EQ(loadAgentConfig("/nonexistent.yaml").error().code, ErrorCode::kNotFound);
 }
 
@@ -67,6 +78,7 @@ TEST(Agent, ServesMetricsAndJsonOnLoopback) {
   cfg.database = (fs::path(testing::TempDir()) / ("agent-" + std::to_string(::getpid()) + ".db")).string();
   cfg.collectors = {"cgroup.v2", "procfs"};
   cfg.fingerprint = {.window = 4, .hop = 1, .dim = 4};
+  cfg.detail_every = 2;  // the working set (memory.stat) every other round
   Agent agent(cfg);
   ASSERT_TRUE(agent.start());
   ASSERT_GT(agent.port(), 0);
@@ -89,6 +101,7 @@ TEST(Agent, ServesMetricsAndJsonOnLoopback) {
   ASSERT_EQ(j.size(), 1u);
   EXPECT_EQ(j[0]["workload"], "/system.slice/app.service");
   EXPECT_DOUBLE_EQ(j[0]["cpu_cores"].get<double>(), 0.0);  // fixture counters do not move
+  // The last working set computed, whether or not this round read memory.stat.
   EXPECT_DOUBLE_EQ(j[0]["memory_bytes"].get<double>(), 104857600.0 - 10485760.0);
   auto f = cli.Get("/api/fingerprint?workload=/system.slice/app.service");
   ASSERT_TRUE(f);

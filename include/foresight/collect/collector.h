@@ -1,7 +1,7 @@
 #pragma once
 // Collectors: small readers behind one interface, registered by name. Each appends raw metrics
 // for one workload to a Sample; counters ("*_total") are cumulative and turned into rates by
-// RateTracker, everything else is a gauge.
+// counterRate (against the sample kept by carryForward), everything else is a gauge.
 //
 // Thread-safety: a Collector instance is used by one sampling thread at a time; Sample is a value.
 
@@ -24,6 +24,7 @@ namespace foresight::collect {
 struct Metric {
   const char* name;  // a static string: no allocation per value on the sampling path
   double value;
+  std::int64_t time_ns = 0;  // when it was read; 0 = the sample's time_ns
 };
 
 inline bool isCounter(std::string_view name) { return name.ends_with("_total"); }
@@ -32,12 +33,21 @@ struct Sample {
   std::string workload;
   std::int64_t time_ns = 0;  // CLOCK_REALTIME
   std::vector<Metric> metrics;
+  // Whether this round read the workload's detail files (Sampler, CollectorContext::detail_every);
+  // without them the detail metrics are absent, not repeated.
+  bool detail = true;
 
   void add(const char* name, double value) { metrics.push_back({name, value}); }
   // NaN when absent.
   double get(std::string_view name) const;
   bool has(std::string_view name) const;
+  const Metric* find(std::string_view name) const;
 };
+
+// The previous sample for rates: `last` becomes `cur` plus every metric `cur` lacks, as last read
+// (value and time). Keep one per workload and pass it as `prev` below, so that a counter read every
+// N rounds gets its rate over the N periods it really spans.
+void carryForward(Sample& last, const Sample& cur);
 
 // What every collector needs about the host.
 struct CollectorContext {
@@ -45,6 +55,10 @@ struct CollectorContext {
   CgroupLayout layout;
   long clock_ticks = 100;  // sysconf(_SC_CLK_TCK) on the live host
   std::filesystem::path probe_dir = "/dev/shm";  // where libforesight-probe.so keeps segments
+  // The detail files (docs/profiler.md, "Tiered sampling") are read every detail_every rounds per
+  // workload, staggered by a hash of its id; 1 = every file every round.
+  unsigned detail_every = kDefaultDetailEvery;
+  static constexpr unsigned kDefaultDetailEvery = 10;
 };
 
 class Collector {
@@ -74,7 +88,8 @@ std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sampl
 // (throttled/elapsed CFS periods).
 std::vector<Metric> derivedMetrics(const Sample& prev, const Sample& cur);
 
-// Per-second rate of a counter between two samples; a counter that went backwards (a process of a
+// Per-second rate of a counter between two samples, over the times its two values were read (a
+// metric's own time, else its sample's); NaN when either lacks it. A counter that went backwards (a process of a
 // process-tree workload exited and took its counts along) gives 0, not a negative rate.
 double counterRate(const Sample& prev, const Sample& cur, std::string_view name);
 

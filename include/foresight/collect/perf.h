@@ -1,10 +1,12 @@
 #pragma once
 // perf_event_open collector: cycles, instructions, cache references/misses (hardware) and
-// task-clock (software) per process-tree workload, counting the root process and the children it
-// starts after the counters open (inherit). Where the kernel refuses an event (no PMU in a VM:
+// task-clock (software). Process-tree workloads: counting the root process and the children it
+// starts after the counters open (inherit). Cgroup workloads: cgroup events (PERF_FLAG_PID_CGROUP
+// on the cgroup's directory in the unified (v2) hierarchy, one per online CPU, summed); a cgroup
+// without a unified-side directory (a pure v1 host, or a v1-only cgroup of a hybrid host) gets
+// perf_cgroup_supported 0, logged once. Where the kernel refuses an event (no PMU in a VM:
 // ENOENT/EOPNOTSUPP), the collector degrades: it logs once, reports perf_<event>_supported 0 and
-// keeps the other events. cgroup workloads get no perf counters (that needs per-CPU cgroup events;
-// not done).
+// keeps the other events.
 //
 // Thread-safety: one sampling thread at a time, like every Collector.
 
@@ -17,8 +19,9 @@
 
 namespace foresight::collect {
 
-// Returns an fd or -errno; injectable so tests can play a kernel that refuses events.
-using PerfOpener = std::function<int(perf_event_attr&, pid_t)>;
+// perf_event_open(attr, pid, cpu, -1, flags): an fd or -errno; injectable so tests can play a
+// kernel that refuses events. For cgroup events pid is the cgroup directory's fd.
+using PerfOpener = std::function<int(perf_event_attr&, pid_t pid, int cpu, unsigned long flags)>;
 PerfOpener systemPerfOpener();
 
 std::unique_ptr<Collector> makePerfCollector(const CollectorContext& ctx, PerfOpener opener);

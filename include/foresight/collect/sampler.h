@@ -48,6 +48,7 @@ class Sampler {
   std::set<std::string> logged_;  // collector names whose failure was logged already
   std::set<std::string> previous_;  // workload ids of the last round, to forget the ones that left
   std::size_t errors_ = 0;
+  std::uint64_t round_ = 0;  // rounds sampled, for the staggered detail reads
   std::unordered_map<std::string, KeptFile> procs_;  // cgroup.procs by workload id
   std::string buf_;
 };

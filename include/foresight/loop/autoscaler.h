@@ -77,6 +77,9 @@ class Autoscaler {
     std::size_t samples = 0;
     std::string last_dry_run;  // the target last logged in dry-run
     std::optional<std::int64_t> last_advice;
+    // The last measured usage of each resource: a sample can lack one (the profiler reads the
+    // working set every detail_every rounds), and the memory usage floor must not lapse then.
+    std::array<double, kResourceCount> last_usage{NAN, NAN, NAN, NAN};
   };
   void adviseIfItDoesNotFit(const std::string& workload, const allocate::Plan& plan,
                             const allocate::Allocation& current, std::int64_t now, State& st);

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "foresight/collect/collector.h"
 #include "foresight/core/result.h"
 #include "foresight/fingerprint/fingerprint.h"
 #include "foresight/store/store.h"
@@ -35,6 +36,8 @@ struct AgentConfig {
   int max_depth = 3;
   std::vector<std::string> collectors;  // empty: all that apply to the host
   std::string probe_dir = "/dev/shm";
+  // Rounds between reads of a workload's detail files (docs/profiler.md, "Tiered sampling").
+  unsigned detail_every = collect::CollectorContext::kDefaultDetailEvery;
   fingerprint::Config fingerprint;
   bool autoencoder = false;
   // Where each workload's fingerprint state (PCA basis, normalisation) is saved on stop and
