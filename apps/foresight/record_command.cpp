@@ -121,6 +121,9 @@ void addRecordCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--hop", a->fp.hop, "samples between fingerprints")->capture_default_str();
   cmd->add_option("--dim", a->fp.dim, "fingerprint vector size")->capture_default_str();
   cmd->add_flag("--autoencoder", a->autoencoder, "anomaly score from the LibTorch autoencoder (default: PCA error)");
+  // A recording is a trace to train and backtest on: every column every row (the trace reader
+  // would split a series at the gaps that tiered sampling leaves).
+  a->workloads.detail_every = 1;
   addWorkloadOptions(*cmd, a->workloads);
   cmd->callback([a, &builtins] {
     a->workloads.command = builtins.command;
