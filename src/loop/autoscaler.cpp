@@ -99,7 +99,12 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
     const auto& host = a.host[d.resource];
     exceeds = exceeds || (host && d.desired > *host);
   }
-  if (!exceeds) return;
+  if (!exceeds) {  // fits again: the advice no longer applies
+    std::lock_guard lock(view_mutex_);
+    for (auto& [key, row] : view_)
+      if (key.first == workload) row.advice.clear();
+    return;
+  }
   if (st.last_advice && now - *st.last_advice < a.every_seconds) return;
   st.last_advice = now;
   req.workload = workload;
