@@ -207,6 +207,18 @@ TEST(Planner, NoForecastKeepsTheCurrentAllocation) {
 namespace foresight::allocate {
 namespace {
 
+// An idle workload's forecast of zero cpu still gets the built-in floor (VPA's 25 millicores).
+TEST(Planner, IdleCpuKeepsTheDefaultFloor) {
+  predict::Forecast f;
+  f.levels = {0.5, 0.95};
+  f.values[index(Resource::kCpu)] = {{0.0, 0.0}};
+  PlanInput in;
+  in.forecast = &f;
+  const auto plan = Planner(PlannerConfig{}).plan(in);
+  ASSERT_TRUE(plan.target[Resource::kCpu]);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 0.025);
+}
+
 TEST(PlannerConfig, ShippedFileStatesTheBuiltInDefaults) {
   auto c = loadPlannerConfig(FORESIGHT_SOURCE_DIR "/config/planner.yaml");
   ASSERT_TRUE(c) << c.error().message;

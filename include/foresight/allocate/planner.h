@@ -49,8 +49,17 @@ struct ResourcePolicy {
   double upper_quantile = 0.99;
 };
 
+// The built-in policies: all as ResourcePolicy, but cpu never below 0.025 cores, the Kubernetes
+// VPA recommender's floor (--pod-recommendation-min-cpu-millicores=25): a CFS quota near zero
+// would leave an idle workload that wakes up throttled while the limit climbs back.
+inline std::array<ResourcePolicy, kResourceCount> defaultPolicies() {
+  std::array<ResourcePolicy, kResourceCount> p{};
+  p[index(Resource::kCpu)].min = 0.025;
+  return p;
+}
+
 struct PlannerConfig {
-  std::array<ResourcePolicy, kResourceCount> policies{};
+  std::array<ResourcePolicy, kResourceCount> policies = defaultPolicies();
   std::size_t horizon_steps = 0;  // how many forecast steps to cover; 0 = the whole horizon
 
   ResourcePolicy& operator[](Resource r) { return policies[index(r)]; }
