@@ -118,4 +118,15 @@ Plan Planner::plan(const PlanInput& in) const {
   return plan;
 }
 
+std::vector<double> plannerLevels(const PlannerConfig& config, std::span<const Resource> resources) {
+  std::vector<double> levels;
+  for (Resource r : resources) {
+    const auto& p = config[r];
+    levels.insert(levels.end(), {p.lower_quantile, p.quantile, p.upper_quantile});
+  }
+  std::sort(levels.begin(), levels.end());
+  levels.erase(std::unique(levels.begin(), levels.end()), levels.end());
+  return levels;
+}
+
 }  // namespace foresight::allocate

@@ -12,15 +12,8 @@ Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backen
     : config_(std::move(config)),
       backend_(std::move(backend)),
       audit_(std::move(audit)),
-      planner_(config_.planner) {
-  // Every level a policy reads: its target quantile and the bounds it reports.
-  for (Resource r : config_.resources) {
-    const auto& p = config_.planner[r];
-    levels_.insert(levels_.end(), {p.lower_quantile, p.quantile, p.upper_quantile});
-  }
-  std::sort(levels_.begin(), levels_.end());
-  levels_.erase(std::unique(levels_.begin(), levels_.end()), levels_.end());
-}
+      planner_(config_.planner),
+      levels_(allocate::plannerLevels(config_.planner, config_.resources)) {}
 
 Result<std::optional<allocate::Plan>> Autoscaler::observe(
     const std::string& workload, std::int64_t now,

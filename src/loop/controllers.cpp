@@ -53,12 +53,8 @@ class ReactiveController final : public Controller {
 class ForesightController final : public Controller {
  public:
   explicit ForesightController(ForesightOptions o)
-      : o_(o), forecaster_(o.forecaster()), planner_(configFor(o)) {
-    // The levels the planner reads: its target quantile and the bounds it reports.
-    levels_ = {o_.policy.lower_quantile, o_.policy.quantile, o_.policy.upper_quantile};
-    std::sort(levels_.begin(), levels_.end());
-    levels_.erase(std::unique(levels_.begin(), levels_.end()), levels_.end());
-  }
+      : o_(o), forecaster_(o.forecaster()), planner_(configFor(o)),
+        levels_(allocate::plannerLevels(configFor(o), std::array{o.resource})) {}
 
   double decide(const Interval& in) override {
     std::array<double, kResourceCount> demand;

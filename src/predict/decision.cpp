@@ -38,4 +38,12 @@ CostChoice costOptimal(std::span<const double> levels, std::span<const double> v
   return {std::max(v, std::max(0.0, 2 * levels[k] - 1) * scale), levels[k]};
 }
 
+void costOptimalSweep(std::span<const double> levels, std::span<const double> values, double scale,
+                      std::span<const double> kappas, std::span<double> out) {
+  for (std::size_t i = 0; i < kappas.size(); ++i) {
+    out[i] = costOptimal(levels, values, scale, kappas[i]).value;
+    if (i > 0) out[i] = std::max(out[i], out[i - 1]);
+  }
+}
+
 }  // namespace foresight::predict

@@ -23,6 +23,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <span>
 #include <vector>
 
 #include "foresight/allocate/allocation.h"
@@ -104,6 +105,10 @@ struct Plan {
 Result<PlannerConfig> parsePlannerConfig(const std::string& yaml_text, const std::string& origin,
                                          const std::string& workload = "");
 Result<PlannerConfig> loadPlannerConfig(const std::string& path, const std::string& workload = "");
+
+// The quantile levels the planner reads for `resources` (each one's target and reported bounds),
+// ascending and distinct: what a forecast handed to it must carry.
+std::vector<double> plannerLevels(const PlannerConfig& config, std::span<const Resource> resources);
 
 class Planner {
  public:

@@ -49,4 +49,8 @@ struct CostChoice {
 CostChoice costOptimal(std::span<const double> levels, std::span<const double> values,
                        double scale, double kappa);
 
+// costOptimal(...).value for each of `kappas`, made non-decreasing along them (a knob sweep).
+void costOptimalSweep(std::span<const double> levels, std::span<const double> values, double scale,
+                      std::span<const double> kappas, std::span<double> out);
+
 }  // namespace foresight::predict

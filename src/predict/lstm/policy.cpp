@@ -30,11 +30,7 @@ class LstmPolicy final : public Policy {
       std::array<double, 16> v{};
       for (std::size_t k = 0; k < kQuantileGrid.size(); ++k)
         v[k] = stream_.quantile(r, lead_, kQuantileGrid[k]);
-      const std::span<const double> vs(v.data(), kQuantileGrid.size());
-      for (std::size_t i = 0; i < knobs.size(); ++i) {
-        out[i] = costOptimal(kQuantileGrid, vs, scale, knobs[i]).value;
-        if (i > 0) out[i] = std::max(out[i], out[i - 1]);
-      }
+      costOptimalSweep(kQuantileGrid, std::span(v.data(), kQuantileGrid.size()), scale, knobs, out);
       return;
     }
     for (std::size_t i = 0; i < knobs.size(); ++i) {

@@ -43,10 +43,11 @@ class SeasonalPolicy final : public Policy {
       std::array<double, 16> v{};
       const std::span<double> vs(v.data(), kQuantileGrid.size());
       f_[index(r)]->forecast(lead_, kQuantileGrid, vs);
-      for (std::size_t i = 0; i < knobs.size(); ++i) {
-        out[i] = std::isnan(vs[0]) ? 0.0 : costOptimal(kQuantileGrid, vs, scale_[index(r)].value(), knobs[i]).value;
-        if (i > 0) out[i] = std::max(out[i], out[i - 1]);
+      if (std::isnan(vs[0])) {  // no history yet
+        std::fill(out.begin(), out.end(), 0.0);
+        return;
       }
+      costOptimalSweep(kQuantileGrid, vs, scale_[index(r)].value(), knobs, out);
       return;
     }
     f_[index(r)]->forecast(lead_, knobs, out);
