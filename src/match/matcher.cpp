@@ -160,14 +160,21 @@ Matcher::~Matcher() = default;
 
 namespace {
 
-void encodeEnvironments(const OutcomeTable& t, std::vector<std::string>& names, DenseMatrix& x) {
-  const auto m = t.environments.size();
+// The environments' numeric feature names, and each text feature's values.
+std::pair<std::set<std::string>, std::map<std::string, std::set<std::string>>> featureKinds(
+    const OutcomeTable& t) {
   std::set<std::string> numeric;
   std::map<std::string, std::set<std::string>> levels;
   for (const auto& e : t.environments) {
     for (const auto& [k, v] : e.numbers) numeric.insert(k);
     for (const auto& [k, v] : e.labels) levels[k].insert(v);
   }
+  return {numeric, levels};
+}
+
+void encodeEnvironments(const OutcomeTable& t, std::vector<std::string>& names, DenseMatrix& x) {
+  const auto m = t.environments.size();
+  const auto [numeric, levels] = featureKinds(t);
   std::vector<std::vector<double>> cols;
   for (const auto& k : numeric) {
     names.push_back(k);
@@ -212,12 +219,7 @@ void encodeEnvironments(const OutcomeTable& t, std::vector<std::string>& names, 
 void linearEnvironmentFeatures(const OutcomeTable& t, std::vector<std::string>& names,
                                Eigen::MatrixXd& x) {
   const auto m = t.environments.size();
-  std::set<std::string> numeric;
-  std::map<std::string, std::set<std::string>> levels;
-  for (const auto& e : t.environments) {
-    for (const auto& [k, v] : e.numbers) numeric.insert(k);
-    for (const auto& [k, v] : e.labels) levels[k].insert(v);
-  }
+  const auto [numeric, levels] = featureKinds(t);
   std::vector<std::vector<double>> cols;
   auto add = [&](const std::string& name, std::vector<double> c) {
     bool positive = true;
