@@ -204,12 +204,14 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     loop::Autoscaler* autoscaler = scaler->get();
     const bool dry_backend = a->backend == "dry-run";
     cfg.on_usage = [autoscaler, dry_backend](const std::string& workload, std::int64_t t,
-                                             const std::array<double, kResourceCount>& usage) {
+                                             const std::array<double, kResourceCount>& usage,
+                                             const std::array<double, kResourceCount>& demand) {
       // Cgroup workloads: their id is the path in the hierarchy, which the backends take without
       // the leading '/'. Process trees have nothing to resize but can be planned for in dry-run.
       if (workload.empty()) return;
       if (workload.front() != '/' && !dry_backend) return;
-      auto plan = autoscaler->observe(workload.front() == '/' ? workload.substr(1) : workload, t, usage);
+      auto plan = autoscaler->observe(workload.front() == '/' ? workload.substr(1) : workload, t, usage,
+                                      demand);
       if (!plan) spdlog::warn("run: {}: {}", workload, plan.error().message);
     };
 

@@ -113,6 +113,15 @@ std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sampl
   return u;
 }
 
+std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Sample& cur,
+                                                  const std::array<double, kResourceCount>& usage) {
+  auto d = usage;
+  const double throttled = counterRate(prev, cur, "cpu_throttled_seconds_total");
+  if (!std::isnan(throttled) && !std::isnan(d[index(Resource::kCpu)]))
+    d[index(Resource::kCpu)] += throttled;
+  return d;
+}
+
 }  // namespace foresight::collect
 
 namespace foresight::collect {

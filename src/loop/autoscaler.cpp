@@ -17,10 +17,11 @@ Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backen
 
 Result<std::optional<allocate::Plan>> Autoscaler::observe(
     const std::string& workload, std::int64_t now,
-    const std::array<double, kResourceCount>& usage) {
+    const std::array<double, kResourceCount>& usage,
+    const std::optional<std::array<double, kResourceCount>>& demand) {
   State& st = workloads_[workload];
   if (!st.forecaster) st.forecaster = config_.forecaster();
-  st.forecaster->observe(now, usage);
+  st.forecaster->observe(now, demand.value_or(usage));
   if (++st.samples < config_.min_samples) return std::optional<allocate::Plan>();
 
   predict::Forecast f;

@@ -307,6 +307,23 @@ TEST(Rates, CountersBecomeRatesAndResets) {
   EXPECT_DOUBLE_EQ(u[3], 2000);
 }
 
+// A cgroup at its cpu quota: usage reads as the quota, the throttled time is the rest of demand.
+TEST(Rates, DemandAddsTheThrottledTimeToCpu) {
+  Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};
+  a.add("cpu_usage_seconds_total", 10); b.add("cpu_usage_seconds_total", 12);      // 1 core
+  a.add("cpu_throttled_seconds_total", 4); b.add("cpu_throttled_seconds_total", 5);  // 0.5 s/s
+  b.add("memory_working_set_bytes", 4096);
+  const auto u = resourceUsage(a, b);
+  const auto d = resourceDemand(a, b, u);
+  EXPECT_DOUBLE_EQ(u[0], 1.0);
+  EXPECT_DOUBLE_EQ(d[0], 1.5);
+  EXPECT_DOUBLE_EQ(d[1], 4096);  // memory has no held-back share to add
+  // Without throttling counters (a process tree, or no cpu controller) demand is usage.
+  Sample c{"w", 1'000'000'000, {}}, e{"w", 3'000'000'000, {}};
+  c.add("cpu_usage_seconds_total", 10); e.add("cpu_usage_seconds_total", 12);
+  EXPECT_DOUBLE_EQ(resourceDemand(c, e, resourceUsage(c, e))[0], 1.0);
+}
+
 TEST(Rates, DerivedRatiosOnlyWhenInputsMoved) {
   Sample a{"w", 0, {}}, b{"w", 1'000'000'000, {}};
   a.add("perf_cycles_total", 1000); b.add("perf_cycles_total", 5000);

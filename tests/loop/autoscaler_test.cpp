@@ -57,6 +57,28 @@ TEST(Autoscaler, MissingMemoryKeepsTheUsageFloor) {
   EXPECT_GE(*(*p)->target[Resource::kMemory], 2.2e9 - 1);  // 2e9 + 10 %, from the last measurement
 }
 
+// A workload held at a 1-core limit uses 1 core and is throttled for 1 more: sized on usage alone
+// the loop would keep the limit (usage never exceeds it); sized on demand it grows to cover 2.
+TEST(Autoscaler, ForecastsDemandNotTheUsageALimitCaps) {
+  AutoscalerConfig c;
+  c.apply = true;
+  c.min_samples = 5;
+  c.resources = {Resource::kCpu};
+  Autoscaler capped(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  Autoscaler demanded(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  std::optional<allocate::Plan> a, b;
+  for (int t = 0; t < 5; ++t) {
+    auto pa = capped.observe("web", 1000 + t, usage(1.0, 1e9));
+    auto pb = demanded.observe("web", 1000 + t, usage(1.0, 1e9), usage(2.0, 1e9));
+    ASSERT_TRUE(pa && pb);
+    a = *pa;
+    b = *pb;
+  }
+  ASSERT_TRUE(a && b && a->target[Resource::kCpu] && b->target[Resource::kCpu]);
+  EXPECT_NEAR(*a->target[Resource::kCpu], 1.0, 1e-9);
+  EXPECT_GE(*b->target[Resource::kCpu], 2.0 - 1e-9);
+}
+
 TEST(Autoscaler, DryRunChangesNothing) {
   AutoscalerConfig c;
   c.min_samples = 3;

@@ -83,6 +83,12 @@ std::vector<std::string> defaultCollectors(const CgroupLayout& layout);
 // disk_io and network bytes/s). NaN where the data is missing.
 std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sample& cur);
 
+// What the workload asked for: `usage` (resourceUsage of the same samples) with the cpu time a
+// CFS quota held back added (throttled seconds per second), since a cpu limit caps measured usage
+// and a forecaster fed usage alone can never see demand above the limit it is sizing.
+std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Sample& cur,
+                                                  const std::array<double, kResourceCount>& usage);
+
 // Ratios derived from two samples, present only when their inputs moved: `ipc` and `cpi`
 // (instructions/cycles), `cache_miss_ratio` (cache misses/references), `cpu_throttled_ratio`
 // (throttled/elapsed CFS periods).

@@ -52,10 +52,13 @@ class Autoscaler {
   Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backend> backend,
              std::optional<allocate::AuditLog> audit);
 
-  // One sample of `workload` (the backend's name for it) at `now` (Unix seconds). Returns the
-  // plan made, or nullopt while the workload's history is too short.
-  Result<std::optional<allocate::Plan>> observe(const std::string& workload, std::int64_t now,
-                                                const std::array<double, kResourceCount>& usage);
+  // One sample of `workload` (the backend's name for it) at `now` (Unix seconds). The forecaster
+  // sees `demand` (usage plus what a limit held back, collect::resourceDemand; usage when absent),
+  // the planner's usage floors see `usage`. Returns the plan made, or nullopt while the workload's
+  // history is too short.
+  Result<std::optional<allocate::Plan>> observe(
+      const std::string& workload, std::int64_t now, const std::array<double, kResourceCount>& usage,
+      const std::optional<std::array<double, kResourceCount>>& demand = std::nullopt);
   void forget(const std::string& workload);
 
   // What the loop last saw and decided, per workload and resource, for a live view.

@@ -46,9 +46,11 @@ struct AgentConfig {
   store::Retention retention;
   double retention_interval_seconds = 300;
   // Called from the sampling thread with each workload's resource usage (cpu cores, memory bytes,
-  // disk_io and network bytes/s) once it has two samples; `foresight run` closes the loop here.
+  // disk_io and network bytes/s) and demand (collect::resourceDemand) once it has two samples;
+  // `foresight run` closes the loop here.
   std::function<void(const std::string& workload, std::int64_t time,
-                     const std::array<double, kResourceCount>& usage)>
+                     const std::array<double, kResourceCount>& usage,
+                     const std::array<double, kResourceCount>& demand)>
       on_usage;
 };
 
