@@ -37,7 +37,24 @@ int runPredict(const PredictArgs& a) {
   }
   trace::ReadOptions ro;
   ro.format = *format;
-  auto tr = trace::readTraceDir(a.trace_dir, ro);
+  // Only the series' own file is read: a folder of other workloads' files costs time and would
+  // log every short series of theirs as skipped.
+  auto files = trace::listTraceFiles(a.trace_dir);
+  if (!files) {
+    spdlog::error("{}", files.error().message);
+    return 1;
+  }
+  const std::string base = a.series.substr(0, a.series.find('#'));
+  std::vector<std::filesystem::path> own;
+  for (const auto& f : *files) {
+    const std::string name = f.filename().string();
+    if (name == base + ".csv" || name == base + ".csv.gz") own.push_back(f);
+  }
+  if (own.empty()) {
+    spdlog::error("{}: no file {}.csv or {}.csv.gz for series '{}'", a.trace_dir, base, base, a.series);
+    return 1;
+  }
+  auto tr = trace::readTrace(own, ro);
   if (!tr) {
     spdlog::error("{}", tr.error().message);
     return 1;

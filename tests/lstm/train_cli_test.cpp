@@ -1,4 +1,5 @@
-// `foresight train` end to end: the validation backtest lands in the model file's provenance.
+// `foresight train` and `predict` end to end: the validation backtest lands in the model file's
+// provenance; predict reads only the series' own file.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -57,6 +58,37 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
       EXPECT_GT(v.get<double>(), 0.0);
       EXPECT_LT(v.get<double>(), 1.0);
     }
+  fs::remove_all(dir);
+}
+
+// Other workloads' files are not read: a short one beside it would otherwise be logged as skipped.
+TEST(LstmPredictCli, ReadsOnlyTheSeriesOwnFile) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-predict-cli-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto write = [&](const std::string& name, int steps) {
+    std::ofstream f(dir / name);
+    f << "timestamp,cpu,memory\n";
+    for (int i = 0; i < steps; ++i)
+      f << fmt::format("{},{},{}\n", 1600000000 + 300 * i, 0.5 + 0.4 * std::sin(i * 2 * M_PI / 288), 2e9);
+  };
+  write("web.csv", 3 * 288);
+  write("short.csv", 10);
+  auto run = [&](const std::string& series, std::string& out) {
+    const std::string cmd =
+        fmt::format("{} predict --model {}/models/lstm-bitbrains.fsm --trace {} --format csv --series {} >{} 2>&1",
+                    FORESIGHT_BIN, FORESIGHT_SOURCE_DIR, dir.string(), series, (dir / "out.txt").string());
+    const int status = std::system(cmd.c_str());
+    std::stringstream o;
+    o << std::ifstream(dir / "out.txt").rdbuf();
+    out = o.str();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  std::string out;
+  EXPECT_EQ(run("web", out), 0) << out;
+  EXPECT_NE(out.find("series web after step"), std::string::npos) << out;
+  EXPECT_EQ(out.find("short"), std::string::npos) << out;
+  EXPECT_EQ(run("nosuch", out), 1) << out;
+  EXPECT_NE(out.find("no file nosuch.csv"), std::string::npos) << out;
   fs::remove_all(dir);
 }
 
