@@ -11,6 +11,7 @@
 #include "foresight/collect/launch.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/autoscaler.h"
+#include "foresight/match/ranker.h"
 #include "foresight/server/agent.h"
 #include "profiler_common.h"
 
@@ -26,7 +27,7 @@ struct Args {
   double quantile = 0;
   double view = 5;
   std::string forecaster = "auto", model = FORESIGHT_DEFAULT_LSTM_MODEL;
-  std::string catalog = "config/prices.yaml", machine;
+  std::string catalog = "config/prices.yaml", machine, match_data;
   double advice_hours = 24;
 };
 
@@ -59,9 +60,9 @@ std::string autoBackend(const collect::CgroupLayout& layout) {
   return layout.v1("cpu") ? "cgroup-v1" : "cgroup-v2";
 }
 
-Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(const Args& a, const Builtins& builtins,
-                                                         const collect::CgroupLayout& layout,
-                                                         double period) {
+Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
+    const Args& a, const Builtins& builtins, const collect::CgroupLayout& layout, double period,
+    std::shared_ptr<match::LiveMatcherRanker> ranker) {
   loop::AutoscalerConfig c;
   if (std::filesystem::exists(a.planner)) {
     auto p = allocate::loadPlannerConfig(a.planner);
@@ -83,7 +84,8 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(const Args& a, const Bu
     auto cat = allocate::loadPriceCatalog(a.catalog);
     if (!cat) return tl::unexpected(cat.error());
     loop::CapacityAdvice adv;
-    adv.cost = std::make_shared<const allocate::CostModel>(std::move(*cat));
+    adv.cost = std::make_shared<const allocate::CostModel>(std::move(*cat), ranker.get());
+    adv.ranker = std::move(ranker);
     adv.host[Resource::kCpu] = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
     adv.host[Resource::kMemory] =
         static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
@@ -92,6 +94,8 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(const Args& a, const Bu
     c.advice = std::move(adv);
   } else if (a.catalog != "config/prices.yaml") {
     return fail(ErrorCode::kNotFound, "--catalog {}: no such file", a.catalog);
+  } else if (ranker) {
+    return fail(ErrorCode::kInvalidArgument, "--match-data needs a price catalog (--catalog)");
   }
   c.apply = a.apply;
   c.backend_name = a.backend == "auto" ? autoBackend(layout) : a.backend;
@@ -141,6 +145,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                   "should come from (skipped if the default file is absent)")
       ->capture_default_str();
   cmd->add_option("--machine", a->machine, "this host's machine type in the catalog (e.g. m4.large)");
+  cmd->add_option("--match-data", a->match_data,
+                  "matching history (foresight match's folder, fingerprints from Foresight's "
+                  "profiles): machine types for that advice ranked by the environment matcher from "
+                  "each workload's live fingerprint")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("--advice-hours", a->advice_hours, "hours the extra capacity is priced for")
       ->capture_default_str();
   cmd->add_option("--view", a->view, "print the live view every N seconds (0: off)")
@@ -193,7 +202,20 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                            : "pid:" + std::to_string(launched->pid())};
     }
 
-    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds);
+    std::shared_ptr<match::LiveMatcherRanker> ranker;
+    if (!a->match_data.empty()) {
+      auto data = match::loadMatchFolder(a->match_data);
+      if (!data) {
+        spdlog::error("run: --match-data {}: {}", a->match_data, data.error().message);
+        throw CLI::RuntimeError(2);
+      }
+      ranker = std::make_shared<match::LiveMatcherRanker>(std::move(*data));
+      cfg.on_fingerprint = [ranker](const std::string& workload, const fingerprint::Fingerprint& f) {
+        ranker->observe(workload.starts_with('/') ? workload.substr(1) : workload,
+                        {f.features.begin(), f.features.end()});
+      };
+    }
+    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds, ranker);
     if (!scaler) {
       spdlog::error("run: {}", scaler.error().message);
       throw CLI::RuntimeError(2);

@@ -125,6 +125,7 @@ struct Agent::Impl {
         if (auto f = p->second.push(t, u)) {
           f->features.emplace_back("model_samples", static_cast<double>(p->second.pca().count()));
           gauge("fingerprint_anomaly", s.workload).Set(f->anomaly);
+          if (cfg.on_fingerprint) cfg.on_fingerprint(s.workload, *f);
           fps.emplace_back(s.workload, *f);
         }
         updates[s.workload] = std::move(j);

@@ -27,6 +27,7 @@ namespace foresight::loop {
 // When a workload's desired allocation exceeds what this host has, where the extra capacity should
 // come from (the allocator's cost model: grow in place, move, add; by purchase option).
 struct CapacityAdvice {
+  std::shared_ptr<const allocate::MachineRanker> ranker;  // the cost model's (may be null)
   std::shared_ptr<const allocate::CostModel> cost;
   allocate::Allocation host;       // this host's capacity (cpu cores, memory bytes)
   std::string machine;             // the host's catalog type, may be empty

@@ -52,6 +52,8 @@ struct AgentConfig {
                      const std::array<double, kResourceCount>& usage,
                      const std::array<double, kResourceCount>& demand)>
       on_usage;
+  // Called from the sampling thread with each new fingerprint of a workload.
+  std::function<void(const std::string& workload, const fingerprint::Fingerprint& f)> on_fingerprint;
 };
 
 // Whether this build has the LibTorch autoencoder (foresight_fingerprint_torch).
