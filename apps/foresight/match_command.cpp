@@ -42,8 +42,20 @@ Status writeFile(const std::string& path, const std::string& text) {
   return ok();
 }
 
-// FILE is a psrecord trace, or a CSV whose first row holds fingerprint columns.
+// FILE is a psrecord trace, a CSV whose first row holds fingerprint columns, or the
+// fingerprints.jsonl of `foresight record` for one workload.
 Result<std::map<std::string, double>> readFingerprint(const std::string& file) {
+  if (file.ends_with(".jsonl")) {
+    match::RunHistory h;
+    if (auto s = match::readFingerprintsJsonl(file, h); !s) return tl::unexpected(s.error());
+    if (h.fingerprints.size() != 1) {
+      std::vector<std::string> names;
+      for (const auto& [w, fp] : h.fingerprints) names.push_back(w);
+      return fail(ErrorCode::kParse, "{}: expected the fingerprints of one workload, found {} ({})",
+                  file, names.size(), fmt::join(names, ", "));
+    }
+    return h.fingerprints.begin()->second;
+  }
   if (file.ends_with(".csv")) {
     match::RunHistory h;
     std::ifstream in(file);
@@ -326,7 +338,7 @@ void addMatchCommand(CLI::App& app) {
   cmd->add_option("--group-by", args->group_by, "Workloads sharing this runs.csv column are held out together");
   cmd->add_flag("--no-fingerprints", args->no_fingerprints, "Ignore fingerprints.csv");
   cmd->add_option("--workload", args->workload, "Rank for this workload of the data, hidden except its probes");
-  cmd->add_option("--fingerprint", args->fingerprint, "Rank for a new workload: psrecord trace or one-row CSV");
+  cmd->add_option("--fingerprint", args->fingerprint, "Rank for a new workload: psrecord trace, one-row CSV, or a recording's fingerprints.jsonl");
   cmd->add_option("--probe", args->probe_runs, "Known trial run: ENV=SECONDS or ENV=failed (repeatable)");
   cmd->add_flag("--evaluate", args->evaluate, "Leave-one-group-out evaluation (MATCHING.md)");
   cmd->add_flag("--self-tune", args->self_tune,

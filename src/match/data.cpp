@@ -1,6 +1,9 @@
 #include "foresight/match/data.h"
 
+#include <fstream>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include <yaml-cpp/yaml.h>
 
@@ -230,6 +233,33 @@ Status readFingerprintsCsv(const fs::path& file, RunHistory& history) {
   return ok();
 }
 
+Status readFingerprintsJsonl(const fs::path& file, RunHistory& history) {
+  std::ifstream in(file);
+  if (!in) return fail(ErrorCode::kIo, "{}: cannot open", file.string());
+  std::map<std::string, std::map<std::string, double>> latest;
+  std::string line;
+  for (std::size_t n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return fail(ErrorCode::kParse, "{}:{}: not a JSON object", file.string(), n);
+    if (!j.contains("workload") || !j["workload"].is_string() || !j.contains("features") ||
+        !j["features"].is_object())
+      return fail(ErrorCode::kParse, "{}:{}: needs a string `workload` and an object `features`",
+                  file.string(), n);
+    auto& fp = latest[j["workload"].get<std::string>()];
+    fp.clear();  // a later fingerprint replaces the whole earlier one
+    for (const auto& [k, v] : j["features"].items()) {
+      if (v.is_null()) continue;
+      if (!v.is_number())
+        return fail(ErrorCode::kParse, "{}:{}: feature `{}` is not a number", file.string(), n, k);
+      fp[k] = v.get<double>();
+    }
+  }
+  for (auto& [w, fp] : latest) history.fingerprints[w].merge(fp);
+  return ok();
+}
+
 Result<MatchData> loadMatchFolder(const fs::path& dir, const LoadOptions& options) {
   MatchData data;
   Result<EnvironmentCatalog> catalog = fail(ErrorCode::kNotFound,
@@ -274,6 +304,9 @@ Result<MatchData> loadMatchFolder(const fs::path& dir, const LoadOptions& option
   }
   if (fs::exists(dir / "fingerprints.csv"))
     if (auto s = readFingerprintsCsv(dir / "fingerprints.csv", data.history); !s)
+      return tl::unexpected(s.error());
+  if (fs::exists(dir / "fingerprints.jsonl"))
+    if (auto s = readFingerprintsJsonl(dir / "fingerprints.jsonl", data.history); !s)
       return tl::unexpected(s.error());
   return data;
 }

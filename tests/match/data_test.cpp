@@ -1,4 +1,8 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "foresight/match/data.h"
 #include "foresight/match/outcomes.h"
@@ -79,6 +83,31 @@ TEST(MatchFolder, LoadsRunsFingerprintsAndWorkloadInfo) {
   EXPECT_EQ(d->history.workload_info.at("grepA").at("app"), "grep");
   EXPECT_DOUBLE_EQ(d->history.fingerprints.at("grepA").at("memory_peak_mb"), 800);
   EXPECT_FALSE(d->history.fingerprints.at("sortA").contains("memory_peak_mb"));
+}
+
+// `foresight record`'s fingerprints.jsonl: each workload's latest fingerprint, nulls left out.
+TEST(FingerprintsJsonl, KeepsEachWorkloadsLatestFingerprint) {
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("foresight-fp-" + std::to_string(::getpid()) + ".jsonl");
+  {
+    std::ofstream f(file);
+    f << R"({"workload":"/a","time":1,"features":{"cpu.mean":1.0,"disk.mean":5.0}})" << "\n"
+      << R"({"workload":"/b","time":1,"features":{"cpu.mean":0.2}})" << "\n"
+      << R"({"workload":"/a","time":2,"features":{"cpu.mean":2.0,"disk.mean":null}})" << "\n";
+  }
+  RunHistory h;
+  h.fingerprints["/b"]["cpu.mean"] = 0.7;  // already known (fingerprints.csv): kept
+  ASSERT_TRUE(readFingerprintsJsonl(file, h));
+  EXPECT_EQ(h.fingerprints.at("/a"), (std::map<std::string, double>{{"cpu.mean", 2.0}}));
+  EXPECT_DOUBLE_EQ(h.fingerprints.at("/b").at("cpu.mean"), 0.7);
+  {
+    std::ofstream f(file, std::ios::app);
+    f << R"({"workload":"/c","features":{"cpu.mean":"high"}})" << "\n";
+  }
+  auto bad = readFingerprintsJsonl(file, h);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find(".jsonl:4"), std::string::npos) << bad.error().message;
+  std::filesystem::remove(file);
 }
 
 TEST(MatchFolder, UnknownEnvironmentNamesRunsLine) {

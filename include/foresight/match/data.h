@@ -74,6 +74,9 @@ struct RunHistory {
 Result<RunHistory> readRunsCsv(const std::filesystem::path& file);
 // fingerprints.csv: workload, numeric feature columns (empty cell = unknown).
 Status readFingerprintsCsv(const std::filesystem::path& file, RunHistory& history);
+// fingerprints.jsonl as `foresight record` writes it (one fingerprint per line, with `workload`
+// and named `features`): each workload's latest line, null features left out.
+Status readFingerprintsJsonl(const std::filesystem::path& file, RunHistory& history);
 
 struct MatchData {
   EnvironmentCatalog catalog;
@@ -86,7 +89,7 @@ struct LoadOptions {
 };
 
 // A generic folder: environments.csv or environments.yaml, runs.csv and/or history.sqlite,
-// optional fingerprints.csv. Runs naming an unknown environment fail with file and line.
+// optional fingerprints.csv and/or fingerprints.jsonl (a recording's; the CSV wins per column). Runs naming an unknown environment fail with file and line.
 Result<MatchData> loadMatchFolder(const std::filesystem::path& dir, const LoadOptions& options = {});
 
 }  // namespace foresight::match
