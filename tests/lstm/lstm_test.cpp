@@ -474,6 +474,41 @@ TEST(LstmValidation, BacktestOnValidationTrainingPartsGivesSlackInUnitRange) {
   EXPECT_EQ(vp->slack, vb->slack);
 }
 
+// The epoch kept is the one whose calibrated model scored best in the validation backtest (and
+// with --select-by loss, the one with the lowest validation loss).
+TEST(LstmTrain, KeepsTheEpochTheSelectionFigureRanksBest) {
+  setTorchThreads(1);
+  auto o = tinyOptions();
+  o.max_epochs = 3;
+  o.holdout = 0.5;
+  const auto series = burstyFixture();
+  auto rep = train(series, o);
+  ASSERT_TRUE(rep) << rep.error().message;
+  ASSERT_EQ(rep->epochs.size(), 3u);
+  std::size_t argmin = 0;
+  for (std::size_t e = 0; e < rep->epochs.size(); ++e) {
+    ASSERT_TRUE(std::isfinite(rep->epochs[e].val_score)) << "epoch " << e + 1;
+    if (rep->epochs[e].val_score < rep->epochs[argmin].val_score) argmin = e;
+  }
+  EXPECT_EQ(rep->best_epoch, argmin + 1);
+  std::vector<const trace::Series*> val;
+  for (auto i : rep->val_index) val.push_back(&series[i]);
+  auto vb = validationBacktest(rep->model, val, o.train_fraction, 1);
+  ASSERT_TRUE(vb) << vb.error().message;
+  // The same model (the final calibration refits it from the copied weights: float round-off).
+  EXPECT_NEAR(selectionScore(*vb), rep->epochs[argmin].val_score, 1e-6);
+
+  o.select_by_backtest = false;
+  auto by_loss = train(series, o);
+  ASSERT_TRUE(by_loss) << by_loss.error().message;
+  std::size_t lowest = 0;
+  for (std::size_t e = 0; e < by_loss->epochs.size(); ++e) {
+    EXPECT_TRUE(std::isnan(by_loss->epochs[e].val_score));
+    if (by_loss->epochs[e].val_loss < by_loss->epochs[lowest].val_loss) lowest = e;
+  }
+  EXPECT_EQ(by_loss->best_epoch, lowest + 1);
+}
+
 // Files written before the window block (the shipped model among them) have no such columns; the
 // same weights with the columns appended at zero weight must forecast identically, i.e. columns
 // map by name and the new features disturb no old one.

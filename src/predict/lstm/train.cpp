@@ -281,6 +281,8 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
     torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(o.lr));
     const torch::Tensor tau = tauOf(m);
     auto val_groups = groupsOf(data, val, o.batch), cal_groups = groupsOf(data, cal, o.batch);
+    std::vector<const trace::Series*> val_series;
+    for (auto i : val) val_series.push_back(&series[i]);
     double best = INFINITY;
     std::size_t since_best = 0;
     LstmModel best_model = m;
@@ -330,13 +332,24 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
       }
       net->eval();
       info.val_loss = evaluate(net, val_groups, m, 288, tau);
+      LstmModel candidate = m;
+      fromNet(net, candidate);
+      double score = info.val_loss;
+      if (o.select_by_backtest) {
+        fitConformal(net, cal_groups, candidate, 288);  // the backtest runs the calibrated model
+        auto vb = validationBacktest(candidate, val_series, o.train_fraction, std::max(o.threads, 1u));
+        if (!vb) return tl::unexpected(vb.error());
+        info.val_score = selectionScore(*vb);
+        // Never reaching 1% violations is the worst outcome, not a missing one.
+        score = std::isnan(info.val_score) ? INFINITY : info.val_score;
+      }
       rep.epochs.push_back(info);
       if (progress) progress(info);
-      if (info.val_loss < best) {
-        best = info.val_loss;
+      if (score < best || rep.best_epoch == 0) {
+        best = score;
         since_best = 0;
         rep.best_epoch = epoch;
-        fromNet(net, best_model);
+        best_model = std::move(candidate);
       } else if (++since_best >= o.patience) {
         break;
       }

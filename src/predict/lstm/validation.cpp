@@ -43,4 +43,18 @@ Result<ValidationBacktest> validationBacktest(const LstmModel& model,
   return v;
 }
 
+double selectionScore(const ValidationBacktest& v) {
+  double sum = 0;
+  int n = 0;
+  for (Resource r : {Resource::kCpu, Resource::kMemory}) {
+    auto it = v.slack.find(r);
+    if (it == v.slack.end()) continue;
+    auto at = it->second.find(0.01);
+    if (at == it->second.end() || std::isnan(at->second)) return NAN;  // present but never reached
+    sum += at->second;
+    ++n;
+  }
+  return n ? sum / n : NAN;
+}
+
 }  // namespace foresight::predict::lstm

@@ -157,5 +157,8 @@ struct ValidationBacktest {
 Result<ValidationBacktest> validationBacktest(const LstmModel& model,
                                               const std::vector<const trace::Series*>& series,
                                               double train_fraction, unsigned threads);
+// The selection figure, lower is better: the mean of cpu and memory slack at 1% violations (the
+// predictor's targets), over those present. NaN when neither reaches 1%.
+double selectionScore(const ValidationBacktest& v);
 
 }  // namespace foresight::predict::lstm

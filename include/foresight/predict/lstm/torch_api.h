@@ -34,11 +34,17 @@ struct TrainOptions {
   // the validation backtest (docs/model.md).
   double scale_weight_bound = 4;
   bool window_features = true;  // the zmax12_<r> / zmin12_<r> input columns
+  // Which epoch is kept, and what early stopping waits on: the validation backtest's
+  // selectionScore (the decision the model serves; the pinball loss averages every level and
+  // horizon and can improve while the allocation gets worse, docs/model.md), or the validation loss.
+  bool select_by_backtest = true;
+  unsigned threads = 1;  // for the validation backtest
 };
 
 struct EpochInfo {
   std::size_t epoch = 0, batches_done = 0, batches_total = 0;
   double train_loss = 0, val_loss = NAN;
+  double val_score = NAN;  // selectionScore of this epoch's validation backtest (select_by_backtest)
 };
 
 struct TrainReport {
