@@ -52,7 +52,7 @@ int runProfile(const ProfileArgs& a) {
       if (it != last.end()) {
         auto u = collect::resourceUsage(it->second, s);
         auto p = pipelines.try_emplace(s.workload, a.fp, fingerprint::resourceMetrics()).first;
-        if (auto f = p->second.push(s.time_ns / 1000000000, u)) anomaly[s.workload] = f->anomaly;
+        if (auto f = p->second.push(s.time_ns / 1000000, u)) anomaly[s.workload] = f->anomaly;
         const double periods = collect::counterRate(it->second, s, "cpu_periods_total");
         const double thr = periods > 0 ? collect::counterRate(it->second, s, "cpu_throttled_periods_total") / periods : NAN;
         const double psi = collect::counterRate(it->second, s, "psi_cpu_some_seconds_total");

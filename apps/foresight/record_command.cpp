@@ -68,7 +68,7 @@ int runRecord(const RecordArgs& a) {
                  auto u = collect::resourceUsage(it->second, s);
                  auto [p, created] = pipelines.try_emplace(s.workload, a.fp, fingerprint::resourceMetrics());
                  if (created && a.autoencoder) (void)server::attachAutoencoder(p->second);
-                 if (auto f = p->second.push(s.time_ns / 1000000000, u)) {
+                 if (auto f = p->second.push(s.time_ns / 1000000, u)) {
                    auto j = fingerprint::toJson(*f);
                    j["workload"] = s.workload;
                    fp_out << j.dump() << '\n';

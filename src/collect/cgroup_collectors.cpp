@@ -26,7 +26,9 @@ void addWorkingSet(double usage, double inactive_file, Sample& out) {
     out.add("memory_working_set_bytes", std::max(0.0, usage - inactive_file));
 }
 
-// PSI files of one cgroup, kept open: cpu, memory, io.
+// PSI files of one cgroup, kept open: cpu, memory, io. Detail files: nothing consumes PSI each
+// period, the kernel refreshes avg10 every 2 s (PSI_FREQ), and the cumulative total= gives an
+// exact rate over any span.
 struct Pressure {
   KeptFile files[3];
   explicit Pressure(const fs::path& dir = {})
@@ -198,7 +200,7 @@ class CgroupV1Collector final : public Collector {
       readBlkio(f.blk_bytes, "io_read_bytes_total", "io_write_bytes_total", out, gone);
       readBlkio(f.blk_ops, "io_read_ops_total", "io_write_ops_total", out, gone);
     }
-    if (f.psi) readPressure(*f.psi, buf_, out);
+    if (f.psi && out.detail) readPressure(*f.psi, buf_, out);
     return !gone;
   }
 
@@ -325,7 +327,7 @@ class CgroupV2Collector final : public Collector {
       out.add("io_read_ops_total", sums[2]);
       out.add("io_write_ops_total", sums[3]);
     }
-    readPressure(f.psi, buf_, out);
+    if (out.detail) readPressure(f.psi, buf_, out);
     return !gone;
   }
 

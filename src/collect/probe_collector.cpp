@@ -59,6 +59,9 @@ class ProbeCollector final : public Collector {
   const char* name() const override { return "probe"; }
   void forget(const std::string& id) override { previous_.erase(id); }
   Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) override {
+    // Detail tier, like the per-process files: a cgroup's pid list is only fresh in its detail
+    // rounds (Sampler), and segments are named by pid, so a stale list could count a reused pid.
+    if (!out.detail) return ok();
     fs_probe_counters sum[FS_PROBE_CLASSES] = {};
     int seen = 0;
     refreshListing();

@@ -38,20 +38,32 @@ std::vector<std::string> Sampler::collectorNames() const {
   return out;
 }
 
-Result<std::vector<pid_t>> Sampler::pidsOf(const Workload& w) {
-  if (w.kind != Workload::Kind::kCgroup) return workloadPids(ctx_.paths, ctx_.layout, w);
+Result<const std::vector<pid_t>*> Sampler::pidsOf(const Workload& w, bool detail) {
+  if (w.kind != Workload::Kind::kCgroup) {
+    auto pids = workloadPids(ctx_.paths, ctx_.layout, w);
+    if (!pids) return tl::unexpected(pids.error());
+    tree_pids_ = std::move(*pids);
+    return &tree_pids_;
+  }
+  // Between detail rounds no collector reads a cgroup's pids, so the list is not re-read (an
+  // openat and a read per workload per round); a cgroup that vanished meanwhile is reported by
+  // the cgroup collector's kept files.
+  if (auto it = procs_.find(w.id); !detail && it != procs_.end()) return &it->second.pids;
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto it = procs_.find(w.id);
     if (it == procs_.end()) {
       // cgroup v1 keeps a pid list per open cgroup.procs and serves it again to reads at offset
       // 0 while it lives (cgroup_pidlist_start; re-armed for a second at each read): a kept fd
-      // would return a stale list, so v1 re-opens the file each round. v2 restarts its iterator.
+      // would return a stale list, so v1 re-opens the file each read. v2 restarts its iterator.
       const auto mode = ctx_.layout.version == CgroupVersion::kV2 ? KeptFile::Mode::kKeep
                                                                   : KeptFile::Mode::kReopen;
-      it = procs_.emplace(w.id, KeptFile(cgroupPath(ctx_.layout.reference(), w.cgroup) / "cgroup.procs", mode)).first;
+      it = procs_.emplace(w.id, Procs{KeptFile(cgroupPath(ctx_.layout.reference(), w.cgroup) / "cgroup.procs", mode), {}}).first;
     }
-    if (auto text = it->second.read(buf_)) return parsePids(*text);
-    const bool gone = it->second.gone();
+    if (auto text = it->second.file.read(buf_)) {
+      it->second.pids = parsePids(*text);
+      return &it->second.pids;
+    }
+    const bool gone = it->second.file.gone();
     procs_.erase(it);
     // A kept fd whose cgroup was removed: the path may hold a new cgroup of the same name.
     if (!gone) break;
@@ -65,18 +77,19 @@ void Sampler::forget(const std::string& id) {
 }
 
 Result<Sample> Sampler::sampleOne(const Workload& w) {
-  auto pids = pidsOf(w);
+  // A workload's first sample reads everything (rates and gauges start at once); after that its
+  // detail round is offset by a hash of its id, so each round reads ~1/N of the fleet's detail.
+  const std::uint64_t n = std::max(ctx_.detail_every, 1u);
+  const bool detail = n == 1 || !previous_.count(w.id) || (round_ + std::hash<std::string>{}(w.id)) % n == 0;
+  auto pids = pidsOf(w, detail);
   if (!pids) return tl::unexpected(pids.error());
   Sample s;
   s.workload = w.id;
   s.time_ns = nowNs();
-  // A workload's first sample reads everything (rates and gauges start at once); after that its
-  // detail round is offset by a hash of its id, so each round reads ~1/N of the fleet's detail.
-  const std::uint64_t n = std::max(ctx_.detail_every, 1u);
-  s.detail = n == 1 || !previous_.count(w.id) || (round_ + std::hash<std::string>{}(w.id)) % n == 0;
+  s.detail = detail;
   s.metrics.reserve(64);
   for (auto& c : collectors_) {
-    auto st = c->collect(w, *pids, s);
+    auto st = c->collect(w, **pids, s);
     if (st) continue;
     if (st.error().code == ErrorCode::kNotFound) return tl::unexpected(st.error());
     ++errors_;

@@ -273,7 +273,7 @@ std::vector<std::string> Pipeline::featureNames() const {
   return out;
 }
 
-std::optional<Fingerprint> Pipeline::push(std::int64_t time, std::span<const double> values) {
+std::optional<Fingerprint> Pipeline::push(std::int64_t time_ms, std::span<const double> values) {
   for (std::size_t m = 0; m < metrics_.size(); ++m) {
     buffers_[m].push_back(m < values.size() ? values[m] : kNaN);
     if (buffers_[m].size() > config_.window) buffers_[m].pop_front();
@@ -284,7 +284,7 @@ std::optional<Fingerprint> Pipeline::push(std::int64_t time, std::span<const dou
   }
   since_emit_ = 0;
   Fingerprint f;
-  f.time = time;
+  f.time_ms = time_ms;
   Eigen::VectorXd x(static_cast<Eigen::Index>(metrics_.size() * kStatCount));
   std::vector<double> window;
   for (std::size_t m = 0; m < metrics_.size(); ++m) {
@@ -360,7 +360,7 @@ Result<Pipeline> Pipeline::loadState(const fs::path& file) {
 
 nlohmann::json toJson(const Fingerprint& f) {
   nlohmann::json j;
-  j["time"] = f.time;
+  j["time_ms"] = f.time_ms;
   j["vector"] = f.vector;
   j["anomaly"] = f.anomaly;
   nlohmann::json feats = nlohmann::json::object();
@@ -386,7 +386,7 @@ std::vector<Fingerprint> fingerprintSeries(const trace::Series& series, Pipeline
       row[index(r)] = u.empty() ? kNaN : u[k];
     }
     const std::int64_t t = series.start + static_cast<std::int64_t>(k) * series.step_seconds;
-    if (auto f = pipeline.push(t, row)) out.push_back(std::move(*f));
+    if (auto f = pipeline.push(t * 1000, row)) out.push_back(std::move(*f));
   }
   return out;
 }

@@ -107,9 +107,10 @@ struct Agent::Impl {
       auto it = last.find(s.workload);
       if (it != last.end()) {
         auto u = collect::resourceUsage(it->second, s);
-        const std::int64_t t = s.time_ns / 1000000000;
-        rows.push_back({s.workload, t, u});
-        if (cfg.on_usage) cfg.on_usage(s.workload, t, u, collect::resourceDemand(it->second, s, u));
+        const std::int64_t t_ms = s.time_ns / 1000000;
+        rows.push_back({s.workload, t_ms, u});
+        if (cfg.on_usage)
+          cfg.on_usage(s.workload, s.time_ns / 1000000000, u, collect::resourceDemand(it->second, s, u));
         for (const auto& m : collect::derivedMetrics(it->second, s)) gauge(m.name, s.workload).Set(m.value);
         // A resource missing this round (a detail metric between its reads) keeps the last value
         // set, as the collector gauges do; the store gets NULL.
@@ -119,10 +120,10 @@ struct Agent::Impl {
         }
         auto p = pipelines.find(s.workload);
         if (p == pipelines.end()) p = pipelines.emplace(s.workload, newPipeline(s.workload)).first;
-        nlohmann::json j = {{"workload", s.workload}, {"time", t}, {"cpu_cores", number(u[0])},
+        nlohmann::json j = {{"workload", s.workload}, {"time_ms", t_ms}, {"cpu_cores", number(u[0])},
                             {"memory_bytes", number(u[1])}, {"disk_io_bytes_per_second", number(u[2])},
                             {"network_bytes_per_second", number(u[3])}};
-        if (auto f = p->second.push(t, u)) {
+        if (auto f = p->second.push(t_ms, u)) {
           f->features.emplace_back("model_samples", static_cast<double>(p->second.pca().count()));
           gauge("fingerprint_anomaly", s.workload).Set(f->anomaly);
           if (cfg.on_fingerprint) cfg.on_fingerprint(s.workload, *f);
@@ -314,11 +315,15 @@ Status Agent::start() {
       impl_->round();
       rounds_.fetch_add(1);
       if (impl_->db && clock::now() >= next_retention) {
-        if (auto st = impl_->db->applyRetention(collect::nowNs() / 1000000000, config_.retention); !st)
+        if (auto st = impl_->db->applyRetention(collect::nowNs() / 1000000, config_.retention); !st)
           impl_->storeError(st.error());
         next_retention = clock::now() + std::chrono::duration_cast<clock::duration>(
                                             std::chrono::duration<double>(config_.retention_interval_seconds));
       }
+      // A round that overran skips the periods it missed instead of running rounds back to back
+      // to catch up: rates over a near-zero interval are noise, and two samples of a workload in
+      // one millisecond would share their key in the store.
+      if (const auto late = clock::now() - start; step.count() > 0 && late >= k * step) k = late / step + 1;
       std::unique_lock lock(impl_->stop_mu);
       if (impl_->stop_cv.wait_until(lock, start + k * step, [this] { return impl_->stopping; })) break;
     }

@@ -12,20 +12,35 @@ struct Stmt {
   ~Stmt() { sqlite3_finalize(s); }
 };
 
+// Schema version 2 (kSchemaVersion): times and bucket sizes in milliseconds.
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS workloads (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS samples (
   workload INTEGER NOT NULL REFERENCES workloads(id),
-  resolution INTEGER NOT NULL,  -- 0: as sampled; else bucket seconds
-  time INTEGER NOT NULL,
+  resolution_ms INTEGER NOT NULL,  -- 0: as sampled; else bucket milliseconds
+  time_ms INTEGER NOT NULL,        -- Unix milliseconds
   cpu REAL, memory REAL, disk_io REAL, network REAL,
-  PRIMARY KEY (workload, resolution, time)) WITHOUT ROWID;
+  PRIMARY KEY (workload, resolution_ms, time_ms)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fingerprints (
   workload INTEGER NOT NULL REFERENCES workloads(id),
-  time INTEGER NOT NULL,
+  time_ms INTEGER NOT NULL,
   anomaly REAL NOT NULL,
   vector BLOB NOT NULL,  -- little-endian float64 array
-  PRIMARY KEY (workload, time)) WITHOUT ROWID;
+  PRIMARY KEY (workload, time_ms)) WITHOUT ROWID;
+)sql";
+
+// Version 1 -> 2: seconds to milliseconds. The tables are rebuilt rather than updated in place:
+// an UPDATE of a primary key column can collide with a row not yet updated.
+const char* kMigrateV1 = R"sql(
+ALTER TABLE samples RENAME TO samples_v1;
+ALTER TABLE fingerprints RENAME TO fingerprints_v1;
+%SCHEMA%
+INSERT INTO samples(workload, resolution_ms, time_ms, cpu, memory, disk_io, network)
+  SELECT workload, resolution * 1000, time * 1000, cpu, memory, disk_io, network FROM samples_v1;
+INSERT INTO fingerprints(workload, time_ms, anomaly, vector)
+  SELECT workload, time * 1000, anomaly, vector FROM fingerprints_v1;
+DROP TABLE samples_v1;
+DROP TABLE fingerprints_v1;
 )sql";
 
 void bindUsage(sqlite3_stmt* s, int first, const std::array<double, kResourceCount>& u) {
@@ -65,19 +80,33 @@ Result<Store> Store::open(const std::filesystem::path& file) {
   // synchronous=NORMAL is durable against process crashes (an OS crash may lose the last commit).
   if (auto s = st.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"); !s)
     return tl::unexpected(s.error());
-  Stmt v;
-  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &v.s, nullptr);
-  int version = sqlite3_step(v.s) == SQLITE_ROW ? sqlite3_column_int(v.s, 0) : -1;
+  int version = -1;
+  {
+    // Finalized before any migration: a pending statement would lock the tables it drops.
+    Stmt v;
+    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &v.s, nullptr);
+    if (sqlite3_step(v.s) == SQLITE_ROW) version = sqlite3_column_int(v.s, 0);
+  }
   if (version < 0) return fail(ErrorCode::kIo, "{}: cannot read schema version (not a SQLite file?)", file.string());
   if (version > kSchemaVersion) {
     return fail(ErrorCode::kParse, "{}: schema version {} is newer than this build's {}",
                 file.string(), version, kSchemaVersion);
   }
   if (version < kSchemaVersion) {
-    // Version 0 is an empty file; later versions add their migrations here, in order.
-    std::string sql = std::string("BEGIN;") + kSchema + "PRAGMA user_version=" +
-                      std::to_string(kSchemaVersion) + "; COMMIT;";
-    if (auto s = st.exec(sql.c_str()); !s) return tl::unexpected(s.error());
+    // Version 0 is an empty file; a version 1 file is migrated in place. One transaction: a
+    // failure (or a crash) leaves the file as it was.
+    std::string steps = kSchema;
+    if (version == 1) {
+      steps = kMigrateV1;
+      steps.replace(steps.find("%SCHEMA%"), 8, kSchema);
+    }
+    const std::string sql = "BEGIN IMMEDIATE;" + steps + "PRAGMA user_version=" +
+                            std::to_string(kSchemaVersion) + "; COMMIT;";
+    if (auto s = st.exec(sql.c_str()); !s) {
+      (void)st.exec("ROLLBACK");
+      return fail(ErrorCode::kIo, "{} (migrating schema version {} to {})", s.error().message,
+                  version, kSchemaVersion);
+    }
   }
   return st;
 }
@@ -98,14 +127,14 @@ Status Store::addSamples(const std::vector<SampleRow>& rows) {
   if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
   Stmt ins;
   sqlite3_prepare_v2(db_.get(),
-                     "INSERT OR REPLACE INTO samples(workload,resolution,time,cpu,memory,disk_io,network) "
+                     "INSERT OR REPLACE INTO samples(workload,resolution_ms,time_ms,cpu,memory,disk_io,network) "
                      "VALUES (?,0,?,?,?,?,?)", -1, &ins.s, nullptr);
   for (const auto& r : rows) {
     auto id = workloadId(r.workload);
     if (!id) { exec("ROLLBACK"); return tl::unexpected(id.error()); }
     sqlite3_reset(ins.s);
     sqlite3_bind_int64(ins.s, 1, *id);
-    sqlite3_bind_int64(ins.s, 2, r.time);
+    sqlite3_bind_int64(ins.s, 2, r.time_ms);
     bindUsage(ins.s, 3, r.usage);
     if (sqlite3_step(ins.s) != SQLITE_DONE) {
       auto e = FS_SQL_FAIL("insert sample");
@@ -121,10 +150,10 @@ Status Store::addFingerprint(const std::string& workload, const fingerprint::Fin
   if (!id) return tl::unexpected(id.error());
   Stmt ins;
   sqlite3_prepare_v2(db_.get(),
-                     "INSERT OR REPLACE INTO fingerprints(workload,time,anomaly,vector) VALUES (?,?,?,?)",
+                     "INSERT OR REPLACE INTO fingerprints(workload,time_ms,anomaly,vector) VALUES (?,?,?,?)",
                      -1, &ins.s, nullptr);
   sqlite3_bind_int64(ins.s, 1, *id);
-  sqlite3_bind_int64(ins.s, 2, f.time);
+  sqlite3_bind_int64(ins.s, 2, f.time_ms);
   sqlite3_bind_double(ins.s, 3, f.anomaly);
   sqlite3_bind_blob(ins.s, 4, f.vector.data(), static_cast<int>(f.vector.size() * sizeof(double)),
                     SQLITE_TRANSIENT);
@@ -132,17 +161,17 @@ Status Store::addFingerprint(const std::string& workload, const fingerprint::Fin
   return ok();
 }
 
-Result<std::vector<SampleRow>> Store::samples(const std::string& workload, std::int64_t from,
-                                              std::int64_t to, std::int64_t resolution) {
+Result<std::vector<SampleRow>> Store::samples(const std::string& workload, std::int64_t from_ms,
+                                              std::int64_t to_ms, std::int64_t resolution_ms) {
   Stmt q;
   sqlite3_prepare_v2(db_.get(),
-                     "SELECT s.time, s.cpu, s.memory, s.disk_io, s.network FROM samples s "
-                     "JOIN workloads w ON w.id = s.workload WHERE w.name = ? AND s.resolution = ? "
-                     "AND s.time >= ? AND s.time < ? ORDER BY s.time", -1, &q.s, nullptr);
+                     "SELECT s.time_ms, s.cpu, s.memory, s.disk_io, s.network FROM samples s "
+                     "JOIN workloads w ON w.id = s.workload WHERE w.name = ? AND s.resolution_ms = ? "
+                     "AND s.time_ms >= ? AND s.time_ms < ? ORDER BY s.time_ms", -1, &q.s, nullptr);
   sqlite3_bind_text(q.s, 1, workload.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(q.s, 2, resolution);
-  sqlite3_bind_int64(q.s, 3, from);
-  sqlite3_bind_int64(q.s, 4, to);
+  sqlite3_bind_int64(q.s, 2, resolution_ms);
+  sqlite3_bind_int64(q.s, 3, from_ms);
+  sqlite3_bind_int64(q.s, 4, to_ms);
   std::vector<SampleRow> out;
   int rc;
   while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
@@ -157,15 +186,15 @@ Result<std::vector<SampleRow>> Store::samples(const std::string& workload, std::
 }
 
 Result<std::vector<StoredFingerprint>> Store::fingerprints(const std::string& workload,
-                                                          std::int64_t from, std::int64_t to) {
+                                                          std::int64_t from_ms, std::int64_t to_ms) {
   Stmt q;
   sqlite3_prepare_v2(db_.get(),
-                     "SELECT f.time, f.anomaly, f.vector FROM fingerprints f JOIN workloads w ON "
-                     "w.id = f.workload WHERE w.name = ? AND f.time >= ? AND f.time < ? ORDER BY f.time",
-                     -1, &q.s, nullptr);
+                     "SELECT f.time_ms, f.anomaly, f.vector FROM fingerprints f JOIN workloads w ON "
+                     "w.id = f.workload WHERE w.name = ? AND f.time_ms >= ? AND f.time_ms < ? "
+                     "ORDER BY f.time_ms", -1, &q.s, nullptr);
   sqlite3_bind_text(q.s, 1, workload.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(q.s, 2, from);
-  sqlite3_bind_int64(q.s, 3, to);
+  sqlite3_bind_int64(q.s, 2, from_ms);
+  sqlite3_bind_int64(q.s, 3, to_ms);
   std::vector<StoredFingerprint> out;
   int rc;
   while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
@@ -188,28 +217,29 @@ Result<std::vector<std::string>> Store::workloads() {
   return out;
 }
 
-Status Store::applyRetention(std::int64_t now, const Retention& r) {
+Status Store::applyRetention(std::int64_t now_ms, const Retention& r) {
   if (r.bucket_seconds <= 0) return fail(ErrorCode::kInvalidArgument, "retention: bucket_seconds must be > 0");
+  const std::int64_t bucket_ms = r.bucket_seconds * 1000;
   // Whole buckets only: a bucket is averaged once all of its raw samples are past retention.
-  const std::int64_t raw_cut = (now - r.raw_seconds) / r.bucket_seconds * r.bucket_seconds;
+  const std::int64_t raw_cut = (now_ms - r.raw_seconds * 1000) / bucket_ms * bucket_ms;
   if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
   Stmt agg;
   sqlite3_prepare_v2(db_.get(),
-                     "INSERT OR REPLACE INTO samples(workload,resolution,time,cpu,memory,disk_io,network) "
-                     "SELECT workload, ?1, (time / ?1) * ?1, avg(cpu), avg(memory), avg(disk_io), avg(network) "
-                     "FROM samples WHERE resolution = 0 AND time < ?2 GROUP BY workload, time / ?1",
-                     -1, &agg.s, nullptr);
-  sqlite3_bind_int64(agg.s, 1, r.bucket_seconds);
+                     "INSERT OR REPLACE INTO samples(workload,resolution_ms,time_ms,cpu,memory,disk_io,network) "
+                     "SELECT workload, ?1, (time_ms / ?1) * ?1, avg(cpu), avg(memory), avg(disk_io), "
+                     "avg(network) FROM samples WHERE resolution_ms = 0 AND time_ms < ?2 "
+                     "GROUP BY workload, time_ms / ?1", -1, &agg.s, nullptr);
+  sqlite3_bind_int64(agg.s, 1, bucket_ms);
   sqlite3_bind_int64(agg.s, 2, raw_cut);
   Stmt del;
   sqlite3_prepare_v2(db_.get(),
-                     "DELETE FROM samples WHERE (resolution = 0 AND time < ?1) OR "
-                     "(resolution <> 0 AND time < ?2)", -1, &del.s, nullptr);
+                     "DELETE FROM samples WHERE (resolution_ms = 0 AND time_ms < ?1) OR "
+                     "(resolution_ms <> 0 AND time_ms < ?2)", -1, &del.s, nullptr);
   sqlite3_bind_int64(del.s, 1, raw_cut);
-  sqlite3_bind_int64(del.s, 2, now - r.downsampled_seconds);
+  sqlite3_bind_int64(del.s, 2, now_ms - r.downsampled_seconds * 1000);
   Stmt delf;
-  sqlite3_prepare_v2(db_.get(), "DELETE FROM fingerprints WHERE time < ?", -1, &delf.s, nullptr);
-  sqlite3_bind_int64(delf.s, 1, now - r.fingerprint_seconds);
+  sqlite3_prepare_v2(db_.get(), "DELETE FROM fingerprints WHERE time_ms < ?", -1, &delf.s, nullptr);
+  sqlite3_bind_int64(delf.s, 1, now_ms - r.fingerprint_seconds * 1000);
   for (sqlite3_stmt* s : {agg.s, del.s, delf.s}) {
     if (sqlite3_step(s) != SQLITE_DONE) {
       auto e = FS_SQL_FAIL("retention");

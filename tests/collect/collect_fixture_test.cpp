@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -368,6 +369,25 @@ void writeFile(const std::filesystem::path& p, const std::string& text) { std::o
 
 }  // namespace
 
+namespace {
+
+// Records the pid list and tier each collect gets, to show which rounds read cgroup.procs.
+class PidSpy final : public Collector {
+ public:
+  struct Seen { bool detail; std::vector<pid_t> pids; };
+  explicit PidSpy(std::map<std::string, std::vector<Seen>>& seen) : seen_(seen) {}
+  const char* name() const override { return "spy"; }
+  Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) override {
+    seen_[w.id].push_back({out.detail, pids});
+    return ok();
+  }
+
+ private:
+  std::map<std::string, std::vector<Seen>>& seen_;
+};
+
+}  // namespace
+
 TEST(Tiered, DetailFilesEveryNRoundsStaggeredCheapOnesEveryRound) {
   constexpr int kWorkloads = 12;
   constexpr unsigned kN = 4;
@@ -375,20 +395,37 @@ TEST(Tiered, DetailFilesEveryNRoundsStaggeredCheapOnesEveryRound) {
   ctx.detail_every = kN;
   CollectorRegistry reg("collector");
   registerCollectors(reg);
-  auto sampler = Sampler::create(ctx, {"cgroup.v1", "procfs", "net"}, reg);
+  // perf with /dev/zero standing in for every event fd: each read() gives a count of 0, so a
+  // perf metric in a sample shows that round read the events.
+  reg.add("perf-fake", "", [](const CollectorContext& c) {
+    return makePerfCollector(c, [](perf_event_attr&, pid_t, int, unsigned long) {
+      return ::open("/dev/zero", O_RDONLY | O_CLOEXEC);
+    });
+  });
+  std::map<std::string, std::vector<PidSpy::Seen>> seen;
+  reg.add("spy", "", [&seen](const CollectorContext&) { return std::make_unique<PidSpy>(seen); });
+  auto sampler = Sampler::create(ctx, {"cgroup.v1", "procfs", "net", "perf-fake", "spy"}, reg);
   ASSERT_TRUE(sampler);
   std::vector<Workload> ws;
   for (int i = 0; i < kWorkloads; ++i) ws.push_back(cgroupWorkload("/tier-" + std::to_string(i)));
+  // PSI (the fixture's hybrid unified side) and the perf cgroup events are detail files.
   const char* kDetail[] = {"cpu_user_seconds_total", "memory_anon_bytes", "memory_faults_total",
                            "memory_working_set_bytes",
                            "io_read_bytes_total", "proc_cpu_user_seconds_total", "proc_count",
-                           "net_rx_bytes_total"};
-  const char* kEveryRound[] = {"cpu_usage_seconds_total", "cpu_periods_total", "memory_usage_bytes",
-                               "psi_cpu_some_seconds_total",
+                           "net_rx_bytes_total", "psi_cpu_some_seconds_total",
+                           "psi_io_some_seconds_total", "perf_cgroup_supported",
+                           "perf_task_clock_seconds_total"};
+  // What the forecaster and the allocator consume each period, and the limits as last read.
+  const char* kEveryRound[] = {"cpu_usage_seconds_total", "cpu_periods_total",
+                               "cpu_throttled_periods_total", "memory_usage_bytes",
                                "cpu_limit_cores"};
+  const std::filesystem::path procs_dir = ctx.layout.reference();
   std::map<std::string, std::vector<int>> detail_rounds;
   std::map<int, int> per_round;
   for (int r = 0; r < 1 + 3 * static_cast<int>(kN); ++r) {
+    // A pid that names the round joins every cgroup: only a fresh cgroup.procs read shows it.
+    for (const auto& w : ws) writeFile(procs_dir / w.cgroup.substr(1) / "cgroup.procs",
+                                       "8110\n" + std::to_string(100000 + r) + "\n");
     auto round = sampler->sample(ws);
     ASSERT_EQ(round.samples.size(), ws.size());
     for (const auto& s : round.samples) {
@@ -414,11 +451,22 @@ TEST(Tiered, DetailFilesEveryNRoundsStaggeredCheapOnesEveryRound) {
   int total = 0;
   for (int r = 1; r <= static_cast<int>(kN); ++r) total += per_round[r];
   EXPECT_EQ(total, kWorkloads);  // one detail read per workload per kN rounds
+  // cgroup.procs is read in a workload's detail rounds only; between them the collectors get the
+  // list of its last detail round.
+  for (const auto& [w, calls] : seen) {
+    ASSERT_EQ(calls.size(), 1 + 3 * kN) << w;
+    const auto& rounds = detail_rounds[w];
+    for (int r = 0; r < static_cast<int>(calls.size()); ++r) {
+      const int read_at = *(std::upper_bound(rounds.begin(), rounds.end(), r) - 1);
+      EXPECT_EQ(calls[r].detail, read_at == r) << w << " round " << r;
+      EXPECT_EQ(calls[r].pids, (std::vector<pid_t>{8110, 100000 + read_at})) << w << " round " << r;
+    }
+  }
 
   // detail_every = 1: everything every round.
   auto every = tieredFixture("tiered-every", 2);
   every.detail_every = 1;
-  auto s1 = Sampler::create(every, {"cgroup.v1", "procfs", "net"}, reg);
+  auto s1 = Sampler::create(every, {"cgroup.v1", "procfs", "net", "perf-fake"}, reg);
   ASSERT_TRUE(s1);
   for (int r = 0; r < 3; ++r)
     for (const auto& s : s1->sample({cgroupWorkload("/tier-0"), cgroupWorkload("/tier-1")}).samples) {

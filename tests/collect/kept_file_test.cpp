@@ -365,36 +365,42 @@ TEST(LiveKeptFile, RemovedCgroupIsGoneAndARecreatedOneIsReadAgain) {
   auto remove = [&] {
     for (auto& m : mounts) ::rmdir((m / name).c_str());
   };
-  make();
-  CollectorRegistry reg("collector");
-  registerCollectors(reg);
-  auto sampler = Sampler::create(ctx, defaultCollectors(ctx.layout), reg);
-  ASSERT_TRUE(sampler);
-  const std::size_t base = keptFdCount();
-  const Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
-  auto r = sampler->sample({w});
-  ASSERT_EQ(r.samples.size(), 1u);
-  EXPECT_TRUE(r.samples[0].has("memory_usage_bytes"));
-  EXPECT_GT(keptFdCount(), base);
-  remove();
-  r = sampler->sample({w});
-  EXPECT_EQ(r.samples.size(), 0u);
-  ASSERT_EQ(r.gone.size(), 1u);
-  EXPECT_EQ(keptFdCount(), base);  // forgotten: nothing kept for it
-  // Kept fds of the removed cgroup fail (ENODEV) and a new cgroup under the path is read.
-  make();
-  r = sampler->sample({w});
-  ASSERT_EQ(r.samples.size(), 1u);
-  r = sampler->sample({w});  // re-created again between two rounds, without a round in between
-  remove();
-  make();
-  r = sampler->sample({w});
-  ASSERT_EQ(r.samples.size(), 1u) << "re-created cgroup not found again";
-  EXPECT_TRUE(r.samples[0].has("memory_usage_bytes"));
-  EXPECT_EQ(r.errors, 0u);
-  sampler->sample({});
-  EXPECT_EQ(keptFdCount(), base);
-  remove();
+  // detail_every 1, then tiered with the rounds after the first practically never detail
+  // rounds: cgroup.procs is not read there, and the removal must show through the cgroup files.
+  for (unsigned every : {1u, 1000000u}) {
+    SCOPED_TRACE("detail_every " + std::to_string(every));
+    ctx.detail_every = every;
+    make();
+    CollectorRegistry reg("collector");
+    registerCollectors(reg);
+    auto sampler = Sampler::create(ctx, defaultCollectors(ctx.layout), reg);
+    ASSERT_TRUE(sampler);
+    const std::size_t base = keptFdCount();
+    const Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
+    auto r = sampler->sample({w});
+    ASSERT_EQ(r.samples.size(), 1u);
+    EXPECT_TRUE(r.samples[0].has("memory_usage_bytes"));
+    EXPECT_GT(keptFdCount(), base);
+    remove();
+    r = sampler->sample({w});
+    EXPECT_EQ(r.samples.size(), 0u);
+    ASSERT_EQ(r.gone.size(), 1u);
+    EXPECT_EQ(keptFdCount(), base);  // forgotten: nothing kept for it
+    // Kept fds of the removed cgroup fail (ENODEV) and a new cgroup under the path is read.
+    make();
+    r = sampler->sample({w});
+    ASSERT_EQ(r.samples.size(), 1u);
+    r = sampler->sample({w});  // re-created again between two rounds, without a round in between
+    remove();
+    make();
+    r = sampler->sample({w});
+    ASSERT_EQ(r.samples.size(), 1u) << "re-created cgroup not found again";
+    EXPECT_TRUE(r.samples[0].has("memory_usage_bytes"));
+    EXPECT_EQ(r.errors, 0u);
+    sampler->sample({});
+    EXPECT_EQ(keptFdCount(), base);
+    remove();
+  }
 }
 
 namespace {

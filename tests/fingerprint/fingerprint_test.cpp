@@ -108,10 +108,10 @@ TEST(Pipeline, EmitsEveryHopAndScoresABurstAsAnomalous) {
     double cpu = load(i) + noise(rng);
     if (i >= 380) cpu = 8.0;  // a sustained burst at the end
     const double row[2] = {cpu, 1e9 + noise(rng) * 1e6};
-    if (auto f = p.push(static_cast<std::int64_t>(i), row)) fps.push_back(*f);
+    if (auto f = p.push(1000 * static_cast<std::int64_t>(i), row)) fps.push_back(*f);
   }
   ASSERT_EQ(fps.size(), 1 + (400 - 40) / 5);
-  EXPECT_EQ(fps[0].time, 39);
+  EXPECT_EQ(fps[0].time_ms, 39'000);
   EXPECT_EQ(fps.back().vector.size(), 8u);
   EXPECT_EQ(fps.back().features.size(), 2 * kStatCount);
   EXPECT_EQ(fps.back().features[0].first, "cpu.mean");
@@ -120,8 +120,8 @@ TEST(Pipeline, EmitsEveryHopAndScoresABurstAsAnomalous) {
   double normal_max = 0;
   std::size_t burst = 0;
   for (std::size_t k = 0; k < fps.size(); ++k) {
-    if (fps[k].time >= 200 && fps[k].time < 380) normal_max = std::max(normal_max, fps[k].anomaly);
-    if (fps[k].time == 384) burst = k;
+    if (fps[k].time_ms >= 200'000 && fps[k].time_ms < 380'000) normal_max = std::max(normal_max, fps[k].anomaly);
+    if (fps[k].time_ms == 384'000) burst = k;
   }
   ASSERT_GT(burst, 0u);
   EXPECT_GT(fps[burst].anomaly, 100 * normal_max);
@@ -144,12 +144,12 @@ TEST(Pipeline, TraceSeriesAndLivePushesGiveTheSameFingerprints) {
   std::vector<Fingerprint> live;
   for (std::size_t i = 0; i < 200; ++i) {
     const double row[4] = {s.usage[0][i], s.usage[1][i], NAN, NAN};
-    if (auto f = b.push(1000 + 60 * static_cast<std::int64_t>(i), row)) live.push_back(*f);
+    if (auto f = b.push(1000 * (1000 + 60 * static_cast<std::int64_t>(i)), row)) live.push_back(*f);
   }
   ASSERT_EQ(from_trace.size(), live.size());
   ASSERT_FALSE(live.empty());
   EXPECT_EQ(from_trace.back().vector, live.back().vector);
-  EXPECT_EQ(from_trace.back().time, 1000 + 60 * 199);
+  EXPECT_EQ(from_trace.back().time_ms, 1000 * (1000 + 60 * 199));  // the trace's seconds in ms
 }
 
 TEST(Pipeline, StateFileRoundTripsAndRejectsGarbage) {

@@ -91,9 +91,9 @@ TEST(FingerprintsJsonl, KeepsEachWorkloadsLatestFingerprint) {
                     ("foresight-fp-" + std::to_string(::getpid()) + ".jsonl");
   {
     std::ofstream f(file);
-    f << R"({"workload":"/a","time":1,"features":{"cpu.mean":1.0,"disk.mean":5.0}})" << "\n"
-      << R"({"workload":"/b","time":1,"features":{"cpu.mean":0.2}})" << "\n"
-      << R"({"workload":"/a","time":2,"features":{"cpu.mean":2.0,"disk.mean":null}})" << "\n";
+    f << R"({"workload":"/a","time_ms":1000,"features":{"cpu.mean":1.0,"disk.mean":5.0}})" << "\n"
+      << R"({"workload":"/b","time_ms":1000,"features":{"cpu.mean":0.2}})" << "\n"
+      << R"({"workload":"/a","time_ms":2000,"features":{"cpu.mean":2.0,"disk.mean":null}})" << "\n";
   }
   RunHistory h;
   h.fingerprints["/b"]["cpu.mean"] = 0.7;  // already known (fingerprints.csv): kept

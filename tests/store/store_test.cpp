@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 
@@ -29,19 +30,20 @@ TEST(Store, SamplesAndFingerprintsRoundTrip) {
   auto rows = st->samples("a", 0, 1000);
   ASSERT_TRUE(rows);
   ASSERT_EQ(rows->size(), 2u);
-  EXPECT_EQ((*rows)[0].time, 100);
+  EXPECT_EQ((*rows)[0].time_ms, 100);
   EXPECT_DOUBLE_EQ((*rows)[0].usage[1], 1e9);
   EXPECT_TRUE(std::isnan((*rows)[0].usage[2]));  // NULL back to NaN
   EXPECT_DOUBLE_EQ((*rows)[1].usage[2], 3);
   EXPECT_EQ(st->samples("a", 101, 1000)->size(), 1u);
   fingerprint::Fingerprint f;
-  f.time = 100;
+  f.time_ms = 100;
   f.anomaly = 2.5;
   f.vector = {1.0, -2.0, 3.25};
   ASSERT_TRUE(st->addFingerprint("a", f));
   auto fps = st->fingerprints("a", 0, 1000);
   ASSERT_TRUE(fps);
   ASSERT_EQ(fps->size(), 1u);
+  EXPECT_EQ((*fps)[0].time_ms, 100);
   EXPECT_EQ((*fps)[0].vector, f.vector);
   EXPECT_DOUBLE_EQ((*fps)[0].anomaly, 2.5);
   EXPECT_EQ(*st->workloads(), (std::vector<std::string>{"a", "b"}));
@@ -51,24 +53,96 @@ TEST(Store, RetentionDownsamplesIntoBucketMeansThenDrops) {
   auto st = Store::open(freshDb("ret"));
   ASSERT_TRUE(st);
   std::vector<SampleRow> rows;
-  for (int t = 0; t < 300; ++t) rows.push_back({"w", t, {double(t), 2.0 * t, NAN, 0}});
+  // Two samples a second, in milliseconds: t = 0, 0.5, 1, ... 299.5 s.
+  for (int k = 0; k < 600; ++k) rows.push_back({"w", 500 * k, {k / 2.0, k * 1.0, NAN, 0}});
   ASSERT_TRUE(st->addSamples(rows));
+  ASSERT_EQ(st->samples("w", 0, 1'000'000)->size(), 600u);  // none collide
   Retention r{.raw_seconds = 100, .bucket_seconds = 60, .downsampled_seconds = 100000,
               .fingerprint_seconds = 100000};
-  ASSERT_TRUE(st->applyRetention(400, r));  // raw before 300 -> 5 buckets of 60 s
-  EXPECT_TRUE(st->samples("w", 0, 1000, 0)->empty());
-  auto b = st->samples("w", 0, 1000, 60);
+  ASSERT_TRUE(st->applyRetention(400'000, r));  // raw before 300 s -> 5 buckets of 60 s
+  EXPECT_TRUE(st->samples("w", 0, 1'000'000, 0)->empty());
+  auto b = st->samples("w", 0, 1'000'000, 60'000);
   ASSERT_TRUE(b);
   ASSERT_EQ(b->size(), 5u);
-  EXPECT_EQ((*b)[0].time, 0);
-  EXPECT_DOUBLE_EQ((*b)[0].usage[0], 29.5);   // mean of 0..59
-  EXPECT_DOUBLE_EQ((*b)[4].usage[1], 2 * 269.5);
+  EXPECT_EQ((*b)[0].time_ms, 0);
+  EXPECT_DOUBLE_EQ((*b)[0].usage[0], 29.75);   // mean of 0, 0.5, ... 59.5
+  EXPECT_DOUBLE_EQ((*b)[4].usage[1], 539.5);   // mean of 480 .. 599
   EXPECT_TRUE(std::isnan((*b)[4].usage[2]));   // all-NULL stays missing
   r.downsampled_seconds = 200;
-  ASSERT_TRUE(st->applyRetention(400, r));     // buckets before t=200 go
-  b = st->samples("w", 0, 1000, 60);
-  ASSERT_EQ(b->size(), 1u);  // buckets 0, 60, 120, 180 start before 200
-  EXPECT_EQ((*b)[0].time, 240);
+  ASSERT_TRUE(st->applyRetention(400'000, r));  // buckets before t=200 s go
+  b = st->samples("w", 0, 1'000'000, 60'000);
+  ASSERT_EQ(b->size(), 1u);  // buckets 0, 60, 120, 180 s start before 200 s
+  EXPECT_EQ((*b)[0].time_ms, 240'000);
+}
+
+TEST(Store, MigratesAVersion1FileFromSecondsToMilliseconds) {
+  const fs::path p = freshDb("v1");
+  {
+    // A version 1 database as that schema wrote it (times and bucket sizes in seconds).
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(p.c_str(), &db), SQLITE_OK);
+    const char* v1 = R"sql(
+      CREATE TABLE workloads (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+      CREATE TABLE samples (workload INTEGER NOT NULL REFERENCES workloads(id),
+        resolution INTEGER NOT NULL, time INTEGER NOT NULL,
+        cpu REAL, memory REAL, disk_io REAL, network REAL,
+        PRIMARY KEY (workload, resolution, time)) WITHOUT ROWID;
+      CREATE TABLE fingerprints (workload INTEGER NOT NULL REFERENCES workloads(id),
+        time INTEGER NOT NULL, anomaly REAL NOT NULL, vector BLOB NOT NULL,
+        PRIMARY KEY (workload, time)) WITHOUT ROWID;
+      INSERT INTO workloads VALUES (1, 'w');
+      -- 1 and 1000: multiplied in place, 1 would collide with 1000 before it moves.
+      INSERT INTO samples VALUES (1, 0, 1, 0.5, 100, NULL, 7), (1, 0, 1000, 1.5, 200, 3, 8),
+                                 (1, 60, 960, 2.5, 300, NULL, NULL);
+      INSERT INTO fingerprints VALUES (1, 1000, 0.25, x'000000000000f03f');
+      PRAGMA user_version=1;
+    )sql";
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  {
+    auto st = Store::open(p);
+    ASSERT_TRUE(st) << st.error().message;
+    auto raw = st->samples("w", 0, INT64_MAX);
+    ASSERT_TRUE(raw);
+    ASSERT_EQ(raw->size(), 2u);
+    EXPECT_EQ((*raw)[0].time_ms, 1000);
+    EXPECT_DOUBLE_EQ((*raw)[0].usage[0], 0.5);
+    EXPECT_TRUE(std::isnan((*raw)[0].usage[2]));
+    EXPECT_EQ((*raw)[1].time_ms, 1'000'000);
+    EXPECT_DOUBLE_EQ((*raw)[1].usage[3], 8);
+    auto bucket = st->samples("w", 0, INT64_MAX, 60'000);
+    ASSERT_TRUE(bucket);
+    ASSERT_EQ(bucket->size(), 1u);
+    EXPECT_EQ((*bucket)[0].time_ms, 960'000);
+    EXPECT_DOUBLE_EQ((*bucket)[0].usage[1], 300);
+    auto fps = st->fingerprints("w", 0, INT64_MAX);
+    ASSERT_TRUE(fps);
+    ASSERT_EQ(fps->size(), 1u);
+    EXPECT_EQ((*fps)[0].time_ms, 1'000'000);
+    EXPECT_EQ((*fps)[0].vector, std::vector<double>{1.0});
+    // New rows less than a second apart both stay.
+    ASSERT_TRUE(st->addSamples({{"w", 2'000'000, {1, 1, 1, 1}}, {"w", 2'000'250, {2, 2, 2, 2}}}));
+    EXPECT_EQ(st->samples("w", 2'000'000, 2'001'000)->size(), 2u);
+  }
+  sqlite3* db = nullptr;
+  sqlite3_open(p.c_str(), &db);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), kSchemaVersion);
+  EXPECT_EQ(kSchemaVersion, 2);
+  sqlite3_finalize(s);
+  // The old tables are gone, not left beside the new ones.
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v1'", -1, &s, nullptr);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 0);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  // Opened again: already version 2, nothing migrated twice.
+  auto again = Store::open(p);
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again->samples("w", 0, 1'000'001))[1].time_ms, 1'000'000);
 }
 
 TEST(Store, RefusesNewerSchemaAndNonDatabases) {

@@ -39,8 +39,10 @@ class Sampler {
   std::size_t errorCount() const { return errors_; }
 
  private:
-  // The workload's pids: a cgroup's cgroup.procs through a KeptFile, a process tree's from /proc.
-  Result<std::vector<pid_t>> pidsOf(const Workload& w);
+  // The workload's pids: a process tree's from /proc every round (its procfs files are its CPU
+  // and memory source); a cgroup's from cgroup.procs in its detail rounds only, the last list
+  // kept between (only detail-tier collectors use a cgroup's pids).
+  Result<const std::vector<pid_t>*> pidsOf(const Workload& w, bool detail);
   void forget(const std::string& id);
 
   CollectorContext ctx_;
@@ -49,7 +51,12 @@ class Sampler {
   std::set<std::string> previous_;  // workload ids of the last round, to forget the ones that left
   std::size_t errors_ = 0;
   std::uint64_t round_ = 0;  // rounds sampled, for the staggered detail reads
-  std::unordered_map<std::string, KeptFile> procs_;  // cgroup.procs by workload id
+  struct Procs {
+    KeptFile file;  // cgroup.procs
+    std::vector<pid_t> pids;  // as last read
+  };
+  std::unordered_map<std::string, Procs> procs_;  // by workload id
+  std::vector<pid_t> tree_pids_;
   std::string buf_;
 };
 

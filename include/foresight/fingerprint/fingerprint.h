@@ -25,7 +25,7 @@
 namespace foresight::fingerprint {
 
 struct Fingerprint {
-  std::int64_t time = 0;  // Unix seconds of the last sample in the window
+  std::int64_t time_ms = 0;  // Unix milliseconds of the last sample in the window
   std::vector<double> vector;
   std::vector<std::pair<std::string, double>> features;  // named, before normalisation
   double anomaly = 0;
@@ -106,9 +106,9 @@ struct Config {
 class Pipeline {
  public:
   Pipeline(Config config, std::vector<std::string> metrics);
-  // One observation (one value per metric, NaN = missing); a fingerprint every `hop` samples once
-  // a window is full.
-  std::optional<Fingerprint> push(std::int64_t time, std::span<const double> values);
+  // One observation at time_ms (Unix milliseconds; one value per metric, NaN = missing); a
+  // fingerprint every `hop` samples once a window is full.
+  std::optional<Fingerprint> push(std::int64_t time_ms, std::span<const double> values);
   const std::vector<std::string>& metrics() const { return metrics_; }
   const Config& config() const { return config_; }
   const IncrementalPca& pca() const { return pca_; }

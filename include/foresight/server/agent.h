@@ -47,8 +47,9 @@ struct AgentConfig {
   double retention_interval_seconds = 300;
   // Called from the sampling thread with each workload's resource usage (cpu cores, memory bytes,
   // disk_io and network bytes/s) and demand (collect::resourceDemand) once it has two samples;
-  // `foresight run` closes the loop here.
-  std::function<void(const std::string& workload, std::int64_t time,
+  // `foresight run` closes the loop here. Time in Unix seconds: the loop forecasts on
+  // whole-second steps.
+  std::function<void(const std::string& workload, std::int64_t unix_seconds,
                      const std::array<double, kResourceCount>& usage,
                      const std::array<double, kResourceCount>& demand)>
       on_usage;

@@ -3,6 +3,8 @@
 // resolution, and fingerprints. Every write is one transaction, so a crash loses at most the
 // batch in flight and never leaves a torn row. The schema is versioned (PRAGMA user_version);
 // opening a newer schema than this build knows is an error, an older one is migrated.
+// Times are Unix milliseconds (schema version 2; version 1 stored seconds, so samples taken less
+// than a second apart collided on the primary key and all but one were lost).
 //
 // Thread-safety: a Store owns one connection; use it from one thread at a time.
 
@@ -21,21 +23,22 @@
 
 namespace foresight::store {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct SampleRow {
   std::string workload;
-  std::int64_t time = 0;  // Unix seconds (start of the bucket for downsampled rows)
+  std::int64_t time_ms = 0;  // Unix milliseconds (start of the bucket for downsampled rows)
   std::array<double, kResourceCount> usage{};  // NaN = missing (stored as NULL)
 };
 
 struct StoredFingerprint {
   std::string workload;
-  std::int64_t time = 0;
+  std::int64_t time_ms = 0;  // Unix milliseconds
   double anomaly = 0;
   std::vector<double> vector;
 };
 
+// In seconds, as configured (YAML `retention`); applied in milliseconds.
 struct Retention {
   std::int64_t raw_seconds = 86400;             // full-resolution samples kept this long
   std::int64_t bucket_seconds = 60;             // then averaged into buckets of this size
@@ -51,15 +54,16 @@ class Store {
 
   Status addSamples(const std::vector<SampleRow>& rows);
   Status addFingerprint(const std::string& workload, const fingerprint::Fingerprint& f);
-  // resolution 0: full resolution; otherwise the downsampled bucket size.
-  Result<std::vector<SampleRow>> samples(const std::string& workload, std::int64_t from,
-                                         std::int64_t to, std::int64_t resolution = 0);
+  // Rows with from_ms <= time_ms < to_ms. resolution_ms 0: full resolution; otherwise the
+  // downsampled bucket size (Retention::bucket_seconds * 1000).
+  Result<std::vector<SampleRow>> samples(const std::string& workload, std::int64_t from_ms,
+                                         std::int64_t to_ms, std::int64_t resolution_ms = 0);
   Result<std::vector<StoredFingerprint>> fingerprints(const std::string& workload,
-                                                      std::int64_t from, std::int64_t to);
+                                                      std::int64_t from_ms, std::int64_t to_ms);
   Result<std::vector<std::string>> workloads();
   // Averages full-resolution samples older than now - raw_seconds into buckets, then deletes
   // what is past each retention. One transaction.
-  Status applyRetention(std::int64_t now, const Retention& r);
+  Status applyRetention(std::int64_t now_ms, const Retention& r);
 
  private:
   struct Closer { void operator()(sqlite3* db) const { sqlite3_close_v2(db); } };
