@@ -21,6 +21,7 @@ struct RecordArgs {
   double duration = 0, period = 1.0;
   fingerprint::Config fp;
   bool autoencoder = false;
+  std::string autoencoder_model;
 };
 
 int runRecord(const RecordArgs& a) {
@@ -32,9 +33,16 @@ int runRecord(const RecordArgs& a) {
     spdlog::error("record: --period must be > 0");
     return 2;
   }
-  if (a.autoencoder && !server::haveAutoencoder()) {
+  if ((a.autoencoder || !a.autoencoder_model.empty()) && !server::haveAutoencoder()) {
     spdlog::error("record: --autoencoder: this build has no LibTorch");
     return 2;
+  }
+  if (!a.autoencoder_model.empty()) {
+    fingerprint::Pipeline probe(a.fp, fingerprint::resourceMetrics());
+    if (auto st = server::attachAutoencoder(probe, a.autoencoder_model); !st) {
+      spdlog::error("record: --autoencoder-model: {}", st.error().message);
+      return 2;
+    }
   }
   auto source = WorkloadSource::create(a.workloads);
   if (!source) {
@@ -67,7 +75,8 @@ int runRecord(const RecordArgs& a) {
                if (it != last.end()) {
                  auto u = collect::resourceUsage(it->second, s);
                  auto [p, created] = pipelines.try_emplace(s.workload, a.fp, fingerprint::resourceMetrics());
-                 if (created && a.autoencoder) (void)server::attachAutoencoder(p->second);
+                 if (created && (a.autoencoder || !a.autoencoder_model.empty()))
+                   (void)server::attachAutoencoder(p->second, a.autoencoder_model);  // checked above
                  if (auto f = p->second.push(s.time_ns / 1000000, u)) {
                    auto j = fingerprint::toJson(*f);
                    j["workload"] = s.workload;
@@ -121,6 +130,10 @@ void addRecordCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--hop", a->fp.hop, "samples between fingerprints")->capture_default_str();
   cmd->add_option("--dim", a->fp.dim, "fingerprint vector size")->capture_default_str();
   cmd->add_flag("--autoencoder", a->autoencoder, "anomaly score from the LibTorch autoencoder (default: PCA error)");
+  cmd->add_option("--autoencoder-model", a->autoencoder_model,
+                  "start each workload's autoencoder from this model (foresight train --autoencoder); "
+                  "implies --autoencoder")
+      ->check(CLI::ExistingFile);
   // A recording is a trace to train and backtest on: every column every row (the trace reader
   // would split a series at the gaps that tiered sampling leaves).
   a->workloads.detail_every = 1;

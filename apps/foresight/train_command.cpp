@@ -1,12 +1,14 @@
 // `foresight train`: fits the global LSTM forecaster on a trace folder and writes the model file.
 #include <chrono>
 #include <ctime>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "foresight/core/log.h"
 #include "foresight/core/progress.h"
+#include "foresight/fingerprint/autoencoder.h"
 #include "foresight/predict/lstm/torch_api.h"
 #include "foresight/trace/reader.h"
 
@@ -18,9 +20,53 @@ struct TrainArgs {
   predict::lstm::TrainOptions opt;
   std::size_t max_series = 0;
   int torch_threads = 2;
+  bool autoencoder = false;
   bool no_progress = false;
   std::string command_line;
 };
+
+// The fingerprint autoencoder on the pipeline's default configuration (the agent's), from the
+// trace's usage series; the model is the file the agent's fingerprint.autoencoder_model names,
+// its provenance in FILE.json beside it.
+int trainAutoencoder(const TrainArgs& a, const trace::Trace& tr) {
+  fingerprint::AutoencoderTraining o;
+  o.epochs = a.opt.max_epochs;
+  o.holdout = a.opt.holdout;
+  o.train_fraction = a.opt.train_fraction;
+  o.seed = a.opt.seed;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto rep = fingerprint::trainAutoencoder(tr.series, o);
+  if (!rep) {
+    spdlog::error("{}", rep.error().message);
+    return 1;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (std::size_t e = 0; e < rep->val_error.size(); ++e)
+    spdlog::info("{}: held-back mean reconstruction error {:.4f}",
+                 e == 0 ? std::string("untrained") : fmt::format("epoch {}", e), rep->val_error[e]);
+  if (auto st = rep->model->save(a.out); !st) {
+    spdlog::error("{}", st.error().message);
+    return 1;
+  }
+  nlohmann::json prov;
+  prov["command"] = a.command_line;
+  prov["trace"] = a.trace_dir;
+  prov["format"] = a.format;
+  prov["train_series"] = rep->train_series;
+  prov["validation_series"] = rep->val_series;
+  prov["train_fraction"] = o.train_fraction;
+  prov["train_fingerprints"] = rep->train_vectors;
+  prov["validation_fingerprints"] = rep->val_vectors;
+  prov["best_epoch"] = rep->best_epoch;
+  prov["fingerprint"] = {{"window", o.fingerprint.window}, {"hop", o.fingerprint.hop}, {"dim", o.fingerprint.dim}};
+  prov["validation_mean_reconstruction_error"] = rep->val_error;  // [0]: untrained
+  prov["seed"] = o.seed;
+  prov["seconds"] = seconds;
+  std::ofstream(a.out + ".json") << prov.dump(2) << '\n';
+  spdlog::info("wrote {} and {}.json (best epoch {}, {:.0f} s, {} training fingerprints)", a.out,
+               a.out, rep->best_epoch, seconds, rep->train_vectors);
+  return 0;
+}
 
 int runTrain(const TrainArgs& a) {
   auto format = trace::parseFormat(a.format);
@@ -41,6 +87,7 @@ int runTrain(const TrainArgs& a) {
   }
   spdlog::info("{}: {} series, {} skipped, step {} s; training on the first {:.0f}% of each", a.trace_dir,
                tr->series.size(), tr->skipped.size(), tr->step_seconds, 100 * a.opt.train_fraction);
+  if (a.autoencoder) return trainAutoencoder(a, *tr);
   std::unique_ptr<ProgressBar> bar;
   std::size_t epoch = 0;
   auto progress = [&](const predict::lstm::EpochInfo& e) {
@@ -140,6 +187,10 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
   cmd->add_option("--batch", a->opt.batch, "series per batch")->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("--bptt", a->opt.bptt, "truncated-BPTT chunk (steps)")->capture_default_str()->check(CLI::Range(2, 10000));
   cmd->add_option("--epochs", a->opt.max_epochs, "maximum epochs")->capture_default_str();
+  cmd->add_flag("--autoencoder", a->autoencoder,
+                "train the fingerprint autoencoder (the agent's fingerprint.autoencoder_model) "
+                "instead of the LSTM; uses --trace, --format, --out, --epochs, --holdout, "
+                "--train-fraction, --seed");
   cmd->add_option("--patience", a->opt.patience, "early stopping: epochs without improvement")->capture_default_str();
   cmd->add_option("--lr", a->opt.lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--holdout", a->opt.holdout, "share of workloads held back (validation + conformal)")

@@ -190,13 +190,13 @@ struct Agent::Impl {
       }
     }
     if (cfg.autoencoder) {
-      (void)attachAutoencoder(fresh);  // availability checked in start()
+      (void)attachAutoencoder(fresh, cfg.autoencoder_model);  // checked in start()
       std::error_code ec;
       const auto file = statePath(workload, ".ae.pt");
       if (!cfg.state_dir.empty() && std::filesystem::exists(file, ec)) {
         if (auto st = fresh.anomalyModel()->load(file); !st) {
           spdlog::warn("autoencoder state {} not used: {}", file.string(), st.error().message);
-          (void)attachAutoencoder(fresh);  // a failed load may leave it half-filled
+          (void)attachAutoencoder(fresh, cfg.autoencoder_model);  // a failed load may leave it half-filled
         }
       }
     }
@@ -243,6 +243,11 @@ Status Agent::start() {
   }
   if (config_.autoencoder && !haveAutoencoder()) {
     return fail(ErrorCode::kUnavailable, "fingerprint.autoencoder: this build has no LibTorch");
+  }
+  if (!config_.autoencoder_model.empty()) {
+    fingerprint::Pipeline probe(config_.fingerprint, fingerprint::resourceMetrics());
+    if (auto st = attachAutoencoder(probe, config_.autoencoder_model); !st)
+      return fail(st.error().code, "fingerprint.autoencoder_model: {}", st.error().message);
   }
   if (!config_.database.empty()) {
     auto db = store::Store::open(config_.database);

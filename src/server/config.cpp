@@ -58,12 +58,18 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
       c.listen_port = std::stoi(l.substr(colon + 1));
     }
     if (auto f = root["fingerprint"]) {
-      if (auto s = checkKeys(f, {"window", "hop", "dim", "autoencoder"}, origin + ": fingerprint"); !s)
+      if (auto s = checkKeys(f, {"window", "hop", "dim", "autoencoder", "autoencoder_model"},
+                             origin + ": fingerprint");
+          !s)
         return tl::unexpected(s.error());
       if (f["window"]) c.fingerprint.window = f["window"].as<std::size_t>();
       if (f["hop"]) c.fingerprint.hop = f["hop"].as<std::size_t>();
       if (f["dim"]) c.fingerprint.dim = f["dim"].as<std::size_t>();
       if (f["autoencoder"]) c.autoencoder = f["autoencoder"].as<bool>();
+      if (f["autoencoder_model"]) {
+        c.autoencoder_model = f["autoencoder_model"].as<std::string>();
+        c.autoencoder = true;
+      }
     }
     if (auto r = root["retention"]) {
       if (auto s = checkKeys(r, {"raw_seconds", "bucket_seconds", "downsampled_seconds",
@@ -93,14 +99,18 @@ bool haveAutoencoder() {
 #endif
 }
 
-Status attachAutoencoder(fingerprint::Pipeline& p) {
+Status attachAutoencoder(fingerprint::Pipeline& p, const std::string& initial) {
 #ifdef FORESIGHT_HAVE_TORCH
   fingerprint::AutoencoderOptions o;
   o.input_dim = p.featureNames().size();
-  p.setAnomalyModel(std::make_shared<fingerprint::Autoencoder>(o));
+  auto model = std::make_shared<fingerprint::Autoencoder>(o);
+  if (!initial.empty())
+    if (auto st = model->load(initial); !st) return st;
+  p.setAnomalyModel(std::move(model));
   return ok();
 #else
   (void)p;
+  (void)initial;
   return fail(ErrorCode::kUnavailable, "this build has no LibTorch: the autoencoder is unavailable");
 #endif
 }

@@ -1,5 +1,5 @@
 // `foresight train` and `predict` end to end: the validation backtest lands in the model file's
-// provenance; predict reads only the series' own file.
+// provenance; predict reads only the series' own file; train --autoencoder writes its model.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -89,6 +89,34 @@ TEST(LstmPredictCli, ReadsOnlyTheSeriesOwnFile) {
   EXPECT_EQ(out.find("short"), std::string::npos) << out;
   EXPECT_EQ(run("nosuch", out), 1) << out;
   EXPECT_NE(out.find("no file nosuch.csv"), std::string::npos) << out;
+  fs::remove_all(dir);
+}
+
+// `train --autoencoder`: the fingerprint autoencoder's file plus its provenance beside it.
+TEST(AutoencoderTrainCli, WritesTheModelAndItsProvenance) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-ae-cli-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "trace");
+  for (int s = 0; s < 6; ++s) {
+    std::ofstream f(dir / "trace" / fmt::format("vm{}.csv", s));
+    f << "timestamp,cpu,memory\n";
+    for (int i = 0; i < 3 * 288; ++i)
+      f << fmt::format("{},{},{}\n", 1600000000 + 300 * i, (1 + s) * (1.2 + std::sin(i * 2 * M_PI / 288 + s)),
+                       1e9 * (1 + 0.1 * s));
+  }
+  const fs::path model = dir / "ae.pt";
+  const std::string cmd = fmt::format(
+      "{} train --autoencoder --trace {} --format csv --out {} --epochs 4 --holdout 0.34 "
+      "--torch-threads 1 >{} 2>&1",
+      FORESIGHT_BIN, (dir / "trace").string(), model.string(), (dir / "log.txt").string());
+  const int status = std::system(cmd.c_str());
+  std::stringstream log;
+  log << std::ifstream(dir / "log.txt").rdbuf();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log.str();
+  ASSERT_TRUE(fs::exists(model)) << log.str();
+  const auto prov = nlohmann::json::parse(std::ifstream(dir / "ae.pt.json"));
+  EXPECT_EQ(prov.at("validation_series"), 2);
+  EXPECT_EQ(prov.at("validation_mean_reconstruction_error").size(), 5u);
+  EXPECT_GT(prov.at("train_fingerprints").get<int>(), 0);
   fs::remove_all(dir);
 }
 

@@ -224,4 +224,36 @@ TEST(Agent, AutoencoderStatePersistsAndACorruptOneIsSkipped) {
   fs::remove_all(states);
 }
 
-
+// fingerprint.autoencoder_model: every new workload starts from the trained weights; a file that
+// does not load stops start() with its name, before any sampling.
+TEST(Agent, AutoencoderModelIsLoadedOrRefusedAtStart) {
+  if (!haveAutoencoder()) GTEST_SKIP() << "built without LibTorch";
+  const fs::path states = fs::path(testing::TempDir()) / ("agent-aem-" + std::to_string(::getpid()));
+  AgentConfig cfg = stateConfig(states);
+  cfg.state_dir.clear();
+  fs::create_directories(states);
+  cfg.autoencoder = true;
+  cfg.autoencoder_model = (states / "bad.pt").string();
+  std::ofstream(cfg.autoencoder_model) << "not a torch archive";
+  {
+    Agent a(cfg);
+    auto st = a.start();
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().message.find("bad.pt"), std::string::npos) << st.error().message;
+  }
+  fingerprint::Pipeline p(cfg.fingerprint, fingerprint::resourceMetrics());
+  ASSERT_TRUE(attachAutoencoder(p));
+  auto saved = p.anomalyModel()->save(states / "good.pt");
+  ASSERT_TRUE(saved) << saved.error().message;
+  cfg.autoencoder_model = (states / "good.pt").string();
+  {
+    Agent b(cfg);
+    ASSERT_TRUE(b.start());
+    b.stop();
+  }
+  auto parsed = parseAgentConfig("fingerprint: {autoencoder_model: /x/ae.pt}", "test.yaml");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(parsed->autoencoder);
+  EXPECT_EQ(parsed->autoencoder_model, "/x/ae.pt");
+  fs::remove_all(states);
+}

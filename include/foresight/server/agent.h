@@ -39,10 +39,14 @@ struct AgentConfig {
   // Rounds between reads of a workload's detail files (docs/profiler.md, "Tiered sampling").
   unsigned detail_every = collect::CollectorContext::kDefaultDetailEvery;
   fingerprint::Config fingerprint;
+  // fingerprint.autoencoder: the LibTorch anomaly model instead of the PCA error. Each new
+  // workload starts from fingerprint.autoencoder_model (`foresight train --autoencoder`; setting
+  // it turns the autoencoder on) when given, else from random weights.
   bool autoencoder = false;
-  // Where each workload's fingerprint state (PCA basis, normalisation) is saved on stop and
-  // loaded when the workload is first seen; "" = not persisted.
-  std::string state_dir;  // fingerprint.autoencoder: LibTorch anomaly model instead of PCA error
+  std::string autoencoder_model;
+  // Where each workload's fingerprint state (PCA basis, normalisation, autoencoder) is saved on
+  // stop and loaded when the workload is first seen; "" = not persisted.
+  std::string state_dir;
   store::Retention retention;
   double retention_interval_seconds = 300;
   // Called from the sampling thread with each workload's resource usage (cpu cores, memory bytes,
@@ -59,8 +63,9 @@ struct AgentConfig {
 
 // Whether this build has the LibTorch autoencoder (foresight_fingerprint_torch).
 bool haveAutoencoder();
-// Sets the autoencoder as the pipeline's anomaly model (kUnavailable without LibTorch).
-Status attachAutoencoder(fingerprint::Pipeline& p);
+// Sets the autoencoder as the pipeline's anomaly model, with the weights of `initial` when given
+// (kUnavailable without LibTorch; an unreadable or mismatched file names itself).
+Status attachAutoencoder(fingerprint::Pipeline& p, const std::string& initial = {});
 
 // Unknown keys and wrong types are errors naming the file and key.
 Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file);
