@@ -73,6 +73,10 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
   }
   if (a.quantile > 0)
     for (Resource r : kAllResources) c.planner[r].quantile = a.quantile;
+  // A cpu quota above this host's cores limits nothing: an unbounded default stops there (the
+  // capacity advice still sees the forecast above it).
+  if (std::isinf(c.planner[Resource::kCpu].max))
+    c.planner[Resource::kCpu].max = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
   // Periods up to ten minutes of samples.
   predict::SeasonalOptions seasonal;
   seasonal.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));

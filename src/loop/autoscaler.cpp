@@ -88,10 +88,12 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
   bool exceeds = false;
   for (const auto& d : plan.decisions) {
     if (d.resource != Resource::kCpu && d.resource != Resource::kMemory) continue;
-    if (std::isnan(d.desired)) continue;
-    req.need[d.resource] = d.desired;
+    // What the workload is forecast to want, before a max bound (e.g. the host's own size) cut it.
+    const double wanted = std::isnan(d.forecast) ? d.desired : std::max(d.desired, d.forecast);
+    if (std::isnan(wanted)) continue;
+    req.need[d.resource] = wanted;
     const auto& host = a.host[d.resource];
-    exceeds = exceeds || (host && d.desired > *host);
+    exceeds = exceeds || (host && wanted > *host);
   }
   if (!exceeds) {  // fits again: the advice no longer applies
     std::lock_guard lock(view_mutex_);

@@ -152,6 +152,24 @@ TEST(Autoscaler, AdvisesWhereCapacityComesFromWhenTheForecastExceedsTheHost) {
       advised = true;
     }
   EXPECT_TRUE(advised);
+  // A max bound at the host's size (what `run` sets) cuts the target, not the advice.
+  {
+    AutoscalerConfig bounded = c;
+    bounded.planner[Resource::kCpu].max = 2.0;
+    Autoscaler b(bounded, allocate::makeDryRunBackend(nullptr), std::nullopt);
+    std::optional<allocate::Plan> last;
+    for (int t = 0; t < 5; ++t) {
+      auto p = b.observe("hungry", 1000 + t, usage(3.0, 1e9));
+      ASSERT_TRUE(p);
+      last = *p;
+    }
+    ASSERT_TRUE(last && last->target[Resource::kCpu]);
+    EXPECT_DOUBLE_EQ(*last->target[Resource::kCpu], 2.0);
+    bool bounded_advised = false;
+    for (const auto& row : b.view())
+      if (row.workload == "hungry") bounded_advised = row.advice.rfind("add small on-demand", 0) == 0;
+    EXPECT_TRUE(bounded_advised);
+  }
   // When it fits again, the advice goes.
   for (int t = 5; t < 40; ++t) ASSERT_TRUE(a.observe("hungry", 1000 + t, usage(0.5, 1e9)));
   for (const auto& row : a.view())
