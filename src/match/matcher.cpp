@@ -107,6 +107,7 @@ struct Matcher::Model {
   Objective objective = Objective::kCost;
   std::optional<double> deadline_s;
   std::vector<std::string> env_ids;
+  std::vector<std::map<std::string, std::string>> env_labels;  // text features, for explanations
   std::vector<double> price_per_hour;
   std::vector<std::string> feature_names;  // env features, fingerprint, anchor, probe shapes
   std::size_t env_features = 0;
@@ -318,7 +319,7 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
   md.options = options;
   md.objective = t.objective;
   md.deadline_s = t.deadline_s;
-  for (const auto& e : t.environments) md.env_ids.push_back(e.id);
+  for (const auto& e : t.environments) md.env_ids.push_back(e.id), md.env_labels.push_back(e.labels);
   md.price_per_hour = t.price_per_hour;
   encodeEnvironments(t, md.feature_names, md.env_matrix);
   md.env_features = md.env_matrix.cols;
@@ -485,6 +486,31 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
   fitPlatt(oob_logit, md.platt_a, md.platt_b);
   return matcher;
 }
+
+namespace {
+// One driver per text feature: the effects of its levels' one-hot columns summed, under the
+// chosen environment's own level. Apart, a two-level feature showed both levels with the same
+// factor (not being c4 and being r4 push the same way), which reads as a contradiction.
+void mergeLevels(std::vector<Driver>& drivers, const std::map<std::string, std::string>& labels) {
+  std::vector<Driver> out;
+  std::map<std::string, std::size_t> at;  // feature key -> index in out
+  for (auto& d : drivers) {
+    const auto eq = d.feature.find('=');
+    if (eq == std::string::npos) {
+      out.push_back(std::move(d));
+      continue;
+    }
+    const std::string key = d.feature.substr(0, eq);
+    auto [it, fresh] = at.try_emplace(key, out.size());
+    if (fresh) {
+      auto own = labels.find(key);
+      out.push_back({own == labels.end() ? key + "=(none)" : key + "=" + own->second, 0.0});
+    }
+    out[it->second].effect += d.effect;
+  }
+  drivers = std::move(out);
+}
+}  // namespace
 
 Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
                               const std::vector<std::size_t>& candidates_in) const {
@@ -671,6 +697,7 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
     for (std::size_t j = 0; j < x.cols; ++j)
       if (std::abs(effect[j]) > 1e-9) ranking.drivers.push_back({md.feature_names[j], effect[j]});
   }
+  mergeLevels(ranking.drivers, md.env_labels[candidates[order[0]]]);
   std::sort(ranking.drivers.begin(), ranking.drivers.end(),
             [](const Driver& a, const Driver& b) { return std::abs(a.effect) > std::abs(b.effect); });
   if (ranking.drivers.size() > 5) ranking.drivers.resize(5);
@@ -792,6 +819,7 @@ Result<std::string> Matcher::save() const {
   j["objective"] = md.objective == Objective::kCost ? "cost" : "runtime";
   j["deadline_s"] = md.deadline_s ? nlohmann::json(*md.deadline_s) : nlohmann::json(nullptr);
   j["environments"] = md.env_ids;
+  j["environment_labels"] = md.env_labels;
   nlohmann::json prices = nlohmann::json::array();
   for (double p : md.price_per_hour) prices.push_back(std::isnan(p) ? nlohmann::json(nullptr) : nlohmann::json(p));
   j["price_per_hour"] = prices;
@@ -844,6 +872,13 @@ Result<Matcher> Matcher::load(const std::string& text) {
     md.objective = j.at("objective") == "cost" ? Objective::kCost : Objective::kRuntime;
     if (!j.at("deadline_s").is_null()) md.deadline_s = j.at("deadline_s").get<double>();
     md.env_ids = j.at("environments").get<std::vector<std::string>>();
+    // Files from before labels were kept explain with unnamed levels.
+    md.env_labels = j.contains("environment_labels")
+                        ? j.at("environment_labels").get<std::vector<std::map<std::string, std::string>>>()
+                        : std::vector<std::map<std::string, std::string>>(md.env_ids.size());
+    if (md.env_labels.size() != md.env_ids.size())
+      return fail(ErrorCode::kParse, "matcher file: {} environment label sets for {} environments",
+                  md.env_labels.size(), md.env_ids.size());
     for (const auto& p : j.at("price_per_hour"))
       md.price_per_hour.push_back(p.is_null() ? kNaN : p.get<double>());
     md.feature_names = j.at("feature_names").get<std::vector<std::string>>();

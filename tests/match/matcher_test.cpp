@@ -79,6 +79,17 @@ TEST(Matcher, ProbesAreMeasuredNotPredictedAndFailuresRankLast) {
     }
   EXPECT_FALSE(r->drivers.empty());
   EXPECT_NE(r->explanation.find(r->environments.front().env), std::string::npos);
+  // A text feature is one driver, named by the chosen environment's own level.
+  std::string top_kind;
+  for (const auto& e : t.environments)
+    if (e.id == r->environments.front().env) top_kind = e.labels.at("kind");
+  int kinds = 0;
+  for (const auto& d : r->drivers)
+    if (d.feature.rfind("kind=", 0) == 0) {
+      ++kinds;
+      EXPECT_EQ(d.feature, "kind=" + top_kind);
+    }
+  EXPECT_LE(kinds, 1);
 }
 
 TEST(Matcher, UnknownProbeEnvironmentIsAnError) {
@@ -160,6 +171,7 @@ TEST(Matcher, SavedAndLoadedRanksIdentically) {
       EXPECT_DOUBLE_EQ(a->environments[i].p_complete, b->environments[i].p_complete);
     }
     EXPECT_EQ(a->drivers.size(), b->drivers.size());
+    EXPECT_EQ(a->explanation, b->explanation);
   }
   EXPECT_FALSE(Matcher::load(R"({"format": "something else"})"));
   EXPECT_FALSE(Matcher::load("not json"));
