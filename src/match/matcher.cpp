@@ -173,6 +173,24 @@ std::pair<std::set<std::string>, std::map<std::string, std::set<std::string>>> f
   return {numeric, levels};
 }
 
+// One column `key=level` per value of each text feature (mergeLevels reads that naming back);
+// features with one value, too many, or a different value for every environment are left out.
+void appendOneHot(const OutcomeTable& t, const std::map<std::string, std::set<std::string>>& levels,
+                  std::vector<std::string>& names, std::vector<std::vector<double>>& cols) {
+  const auto m = t.environments.size();
+  for (const auto& [k, vs] : levels) {
+    if (vs.size() < 2 || vs.size() > kMaxLevels || (vs.size() == m && m > 2)) continue;
+    for (const auto& level : vs) {
+      names.push_back(k + "=" + level);
+      auto& c = cols.emplace_back();
+      for (const auto& e : t.environments) {
+        auto it = e.labels.find(k);
+        c.push_back(it == e.labels.end() ? kNaN : (it->second == level ? 1.0 : 0.0));
+      }
+    }
+  }
+}
+
 void encodeEnvironments(const OutcomeTable& t, std::vector<std::string>& names, DenseMatrix& x) {
   const auto m = t.environments.size();
   const auto [numeric, levels] = featureKinds(t);
@@ -195,17 +213,7 @@ void encodeEnvironments(const OutcomeTable& t, std::vector<std::string>& names, 
     names.push_back("price_per_hour");
     cols.push_back(t.price_per_hour);
   }
-  for (const auto& [k, vs] : levels) {
-    if (vs.size() < 2 || vs.size() > kMaxLevels || (vs.size() == m && m > 2)) continue;
-    for (const auto& level : vs) {
-      names.push_back(k + "=" + level);
-      auto& c = cols.emplace_back();
-      for (const auto& e : t.environments) {
-        auto it = e.labels.find(k);
-        c.push_back(it == e.labels.end() ? kNaN : (it->second == level ? 1.0 : 0.0));
-      }
-    }
-  }
+  appendOneHot(t, levels, names, cols);
   x.rows = m;
   x.cols = cols.size();
   x.values.resize(m * x.cols);
@@ -239,17 +247,7 @@ void linearEnvironmentFeatures(const OutcomeTable& t, std::vector<std::string>& 
   if (std::any_of(t.price_per_hour.begin(), t.price_per_hour.end(),
                   [](double p) { return std::isfinite(p); }))
     add("price_per_hour", t.price_per_hour);
-  for (const auto& [k, vs] : levels) {
-    if (vs.size() < 2 || vs.size() > kMaxLevels || (vs.size() == m && m > 2)) continue;
-    for (const auto& level : vs) {
-      names.push_back(k + "=" + level);
-      auto& c = cols.emplace_back();
-      for (const auto& e : t.environments) {
-        auto it = e.labels.find(k);
-        c.push_back(it == e.labels.end() ? kNaN : (it->second == level ? 1.0 : 0.0));
-      }
-    }
-  }
+  appendOneHot(t, levels, names, cols);
   std::vector<std::string> kept;
   std::vector<std::vector<double>> standard;
   for (std::size_t j = 0; j < cols.size(); ++j) {
