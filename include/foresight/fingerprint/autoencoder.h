@@ -38,6 +38,8 @@ class Autoencoder final : public AnomalyModel {
   // mean training loss of the epoch.
   double fitEpoch(const std::vector<float>& z, std::size_t batch, double learning_rate,
                   std::uint64_t seed);
+  // Takes `other`'s weights (same options); the optimisers' state is not copied.
+  void copyWeightsFrom(const Autoencoder& other);
   // Mean reconstruction error over the rows of `z`, without learning.
   double meanError(const std::vector<float>& z) const;
   // Parameters (torch::save format), written to a temp file and renamed.

@@ -7,8 +7,6 @@
 #include <numeric>
 #include <random>
 
-#include <unistd.h>
-
 namespace foresight::fingerprint {
 
 // A feature constant so far has a running sd near zero, and its first move gives a z of any size:
@@ -118,6 +116,13 @@ double Autoencoder::fitEpoch(const std::vector<float>& z, std::size_t batch, dou
   return sum / static_cast<double>(batches);
 }
 
+void Autoencoder::copyWeightsFrom(const Autoencoder& other) {
+  torch::NoGradGuard guard;
+  auto dst = impl_->net->parameters();
+  const auto src = other.impl_->net->parameters();
+  for (std::size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
+}
+
 double Autoencoder::meanError(const std::vector<float>& z) const {
   torch::NoGradGuard guard;
   const auto d = static_cast<long>(options_.input_dim);
@@ -197,19 +202,15 @@ Result<AutoencoderReport> trainAutoencoder(const std::vector<trace::Series>& ser
     auto best = std::make_shared<Autoencoder>(mo);  // same seed: the untrained weights
     rep.val_error.push_back(model->meanError(val_z));
     double best_error = rep.val_error.back();
-    const auto tmp = std::filesystem::temp_directory_path() /
-                     ("foresight-ae-" + std::to_string(::getpid()) + ".pt");
     for (std::size_t epoch = 1; epoch <= o.epochs; ++epoch) {
       model->fitEpoch(train_z, o.batch, o.learning_rate, o.seed + epoch);
       rep.val_error.push_back(model->meanError(val_z));
       if (rep.val_error.back() < best_error) {  // keep this epoch's weights
         best_error = rep.val_error.back();
         rep.best_epoch = epoch;
-        if (auto st = model->save(tmp); !st) return tl::unexpected(st.error());
-        if (auto st = best->load(tmp); !st) return tl::unexpected(st.error());
+        best->copyWeightsFrom(*model);
       }
     }
-    std::filesystem::remove(tmp);
     rep.model = best;
   } catch (const c10::Error& e) {
     return fail(ErrorCode::kInternal, "train --autoencoder: torch error: {}", e.what_without_backtrace());
