@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/match/evaluate.h"
 #include "foresight/match/flora.h"
@@ -29,49 +30,31 @@ struct MatchArgs {
   double vcpu_hour_price = 0, gb_hour_price = 0;
 };
 
-Status writeFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) return fail(ErrorCode::kIo, "{}: cannot write", tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return fail(ErrorCode::kIo, "{}: cannot rename into place: {}", path, ec.message());
-  return ok();
-}
-
 // FILE is a psrecord trace, a CSV whose first row holds fingerprint columns, or the
-// fingerprints.jsonl of `foresight record` for one workload.
+// fingerprints.jsonl of `foresight record`; the last two must hold one workload.
 Result<std::map<std::string, double>> readFingerprint(const std::string& file) {
+  match::RunHistory h;
   if (file.ends_with(".jsonl")) {
-    match::RunHistory h;
     if (auto s = match::readFingerprintsJsonl(file, h); !s) return tl::unexpected(s.error());
-    if (h.fingerprints.size() != 1) {
-      std::vector<std::string> names;
-      for (const auto& [w, fp] : h.fingerprints) names.push_back(w);
-      return fail(ErrorCode::kParse, "{}: expected the fingerprints of one workload, found {} ({})",
-                  file, names.size(), fmt::join(names, ", "));
-    }
-    return h.fingerprints.begin()->second;
-  }
-  if (file.ends_with(".csv")) {
-    match::RunHistory h;
+  } else if (file.ends_with(".csv")) {
     std::ifstream in(file);
     std::string header;
     std::getline(in, header);
     if (!header.starts_with("workload"))
       return fail(ErrorCode::kParse, "{}:1: expected a `workload` column first", file);
     if (auto s = match::readFingerprintsCsv(file, h); !s) return tl::unexpected(s.error());
-    if (h.fingerprints.size() != 1)
-      return fail(ErrorCode::kParse, "{}: expected exactly one workload row, found {}", file,
-                  h.fingerprints.size());
-    return h.fingerprints.begin()->second;
+  } else {
+    auto trace = match::readPsrecord(file);
+    if (!trace) return tl::unexpected(trace.error());
+    return match::fingerprintOf(*trace);
   }
-  auto trace = match::readPsrecord(file);
-  if (!trace) return tl::unexpected(trace.error());
-  return match::fingerprintOf(*trace);
+  if (h.fingerprints.size() != 1) {
+    std::vector<std::string> names;
+    for (const auto& [w, fp] : h.fingerprints) names.push_back(w);
+    return fail(ErrorCode::kParse, "{}: expected the fingerprints of one workload, found {} ({})",
+                file, names.size(), fmt::join(names, ", "));
+  }
+  return h.fingerprints.begin()->second;
 }
 
 // ENV=SECONDS, or ENV=failed for a run that did not complete.
@@ -200,7 +183,7 @@ int runMatch(MatchArgs a) {
     fmt::print("random pick:     median regret {:.3f}, mean {:.3f}\n", s.random_median, s.random_mean);
     if (s.skipped) fmt::print("skipped {} workloads with no feasible environment\n", s.skipped);
     if (!a.json_path.empty())
-      if (auto st = writeFile(a.json_path, match::toJson(*report, *table, opt)); !st) {
+      if (auto st = writeFileAtomically(a.json_path, match::toJson(*report, *table, opt)); !st) {
         spdlog::error("{}", st.error().message);
         return 1;
       }
@@ -308,7 +291,7 @@ int runMatch(MatchArgs a) {
   }
   printRanking(*ranking, *table, a.top, actual_of);
   if (!a.json_path.empty())
-    if (auto st = writeFile(a.json_path, rankingJson(*ranking)); !st) {
+    if (auto st = writeFileAtomically(a.json_path, rankingJson(*ranking)); !st) {
       spdlog::error("{}", st.error().message);
       return 1;
     }

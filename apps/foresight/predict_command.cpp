@@ -46,10 +46,8 @@ int runPredict(const PredictArgs& a) {
   }
   const std::string base = a.series.substr(0, a.series.find('#'));
   std::vector<std::filesystem::path> own;
-  for (const auto& f : *files) {
-    const std::string name = f.filename().string();
-    if (name == base + ".csv" || name == base + ".csv.gz") own.push_back(f);
-  }
+  for (const auto& f : *files)
+    if (trace::seriesId(f) == base) own.push_back(f);
   if (own.empty()) {
     spdlog::error("{}: no file {}.csv or {}.csv.gz for series '{}'", a.trace_dir, base, base, a.series);
     return 1;

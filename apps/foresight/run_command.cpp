@@ -60,6 +60,12 @@ std::string autoBackend(const collect::CgroupLayout& layout) {
   return layout.v1("cpu") ? "cgroup-v1" : "cgroup-v2";
 }
 
+// The agent names a cgroup workload by its path in the hierarchy; the backends (and so the
+// autoscaler and the matcher's ranker) take it without the leading '/'.
+std::string backendName(const std::string& workload) {
+  return workload.starts_with('/') ? workload.substr(1) : workload;
+}
+
 Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
     const Args& a, const Builtins& builtins, const collect::CgroupLayout& layout, double period,
     std::shared_ptr<match::LiveMatcherRanker> ranker) {
@@ -215,8 +221,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       }
       ranker = std::make_shared<match::LiveMatcherRanker>(std::move(*data));
       cfg.on_fingerprint = [ranker](const std::string& workload, const fingerprint::Fingerprint& f) {
-        ranker->observe(workload.starts_with('/') ? workload.substr(1) : workload,
-                        {f.features.begin(), f.features.end()});
+        ranker->observe(backendName(workload), {f.features.begin(), f.features.end()});
       };
     }
     auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds, ranker);
@@ -232,12 +237,10 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     cfg.on_usage = [autoscaler, dry_backend](const std::string& workload, std::int64_t t,
                                              const std::array<double, kResourceCount>& usage,
                                              const std::array<double, kResourceCount>& demand) {
-      // Cgroup workloads: their id is the path in the hierarchy, which the backends take without
-      // the leading '/'. Process trees have nothing to resize but can be planned for in dry-run.
+      // Process trees have nothing to resize but can be planned for in dry-run.
       if (workload.empty()) return;
       if (workload.front() != '/' && !dry_backend) return;
-      auto plan = autoscaler->observe(workload.front() == '/' ? workload.substr(1) : workload, t, usage,
-                                      demand);
+      auto plan = autoscaler->observe(backendName(workload), t, usage, demand);
       if (!plan) spdlog::warn("run: {}: {}", workload, plan.error().message);
     };
 

@@ -1,11 +1,11 @@
 // `foresight train`: fits the global LSTM forecaster on a trace folder and writes the model file.
 #include <chrono>
 #include <ctime>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/core/progress.h"
 #include "foresight/fingerprint/autoencoder.h"
@@ -24,6 +24,11 @@ struct TrainArgs {
   bool no_progress = false;
   std::string command_line;
 };
+
+// What both model kinds record of how they were made.
+nlohmann::json provenanceOf(const TrainArgs& a) {
+  return {{"command", a.command_line}, {"trace", a.trace_dir}, {"format", a.format}};
+}
 
 // The fingerprint autoencoder on the pipeline's default configuration (the agent's), from the
 // trace's usage series; the model is the file the agent's fingerprint.autoencoder_model names,
@@ -48,10 +53,7 @@ int trainAutoencoder(const TrainArgs& a, const trace::Trace& tr) {
     spdlog::error("{}", st.error().message);
     return 1;
   }
-  nlohmann::json prov;
-  prov["command"] = a.command_line;
-  prov["trace"] = a.trace_dir;
-  prov["format"] = a.format;
+  nlohmann::json prov = provenanceOf(a);
   prov["train_series"] = rep->train_series;
   prov["validation_series"] = rep->val_series;
   prov["train_fraction"] = o.train_fraction;
@@ -62,7 +64,10 @@ int trainAutoencoder(const TrainArgs& a, const trace::Trace& tr) {
   prov["validation_mean_reconstruction_error"] = rep->val_error;  // [0]: untrained
   prov["seed"] = o.seed;
   prov["seconds"] = seconds;
-  std::ofstream(a.out + ".json") << prov.dump(2) << '\n';
+  if (auto st = writeFileAtomically(a.out + ".json", prov.dump(2) + "\n"); !st) {
+    spdlog::error("{}", st.error().message);
+    return 1;
+  }
   spdlog::info("wrote {} and {}.json (best epoch {}, {:.0f} s, {} training fingerprints)", a.out,
                a.out, rep->best_epoch, seconds, rep->train_vectors);
   return 0;
@@ -111,10 +116,7 @@ int runTrain(const TrainArgs& a) {
     spdlog::error("{}", rep.error().message);
     return 1;
   }
-  nlohmann::json prov;
-  prov["command"] = a.command_line;
-  prov["trace"] = a.trace_dir;
-  prov["format"] = a.format;
+  nlohmann::json prov = provenanceOf(a);
   prov["series_read"] = tr->series.size();
   prov["train_series"] = rep->train_series;
   prov["validation_series"] = rep->val_series;

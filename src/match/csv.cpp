@@ -113,17 +113,4 @@ std::string csvQuote(const std::string& s) {
   return out + "\"";
 }
 
-Status writeAtomically(const std::filesystem::path& path, const std::string& text) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    if (!out) return fail(ErrorCode::kIo, "{}: cannot write", tmp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return fail(ErrorCode::kIo, "{}: cannot rename into place: {}", path.string(), ec.message());
-  return ok();
-}
-
 }  // namespace foresight::match::detail

@@ -26,7 +26,4 @@ bool looksNumeric(const std::string& text, double& value);
 std::string trim(std::string s);
 std::string csvQuote(const std::string& s);
 
-// Writes next to the target and renames, so a failed run never leaves half a file.
-Status writeAtomically(const std::filesystem::path& path, const std::string& text);
-
 }  // namespace foresight::match::detail

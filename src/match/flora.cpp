@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "csv.h"
+#include "foresight/core/files.h"
 
 namespace foresight::match {
 namespace fs = std::filesystem;
@@ -193,9 +194,9 @@ Status convertFlora(const fs::path& flora_dir, const fs::path& out_dir, const Fl
   }
   fs::create_directories(out_dir, ec);
   if (ec) return fail(ErrorCode::kIo, "{}: {}", out_dir.string(), ec.message());
-  if (auto s = detail::writeAtomically(out_dir / "environments.csv", envs); !s) return s;
-  if (auto s = detail::writeAtomically(out_dir / "runs.csv", runs); !s) return s;
-  return detail::writeAtomically(out_dir / "fingerprints.csv", fps);
+  if (auto s = writeFileAtomically(out_dir / "environments.csv", envs); !s) return s;
+  if (auto s = writeFileAtomically(out_dir / "runs.csv", runs); !s) return s;
+  return writeFileAtomically(out_dir / "fingerprints.csv", fps);
 }
 
 }  // namespace foresight::match

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "foresight/core/files.h"
 #include "foresight/sim/report.h"
 
 namespace foresight::sim {
@@ -115,13 +116,6 @@ class Chart {
   std::vector<Band> bands_;
 };
 
-Status writeFile(const fs::path& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out) return fail(ErrorCode::kIo, "{}: cannot write", path.string());
-  return ok();
-}
-
 std::string unitOf(Resource r) {
   switch (r) {
     case Resource::kCpu:
@@ -154,7 +148,7 @@ Result<std::vector<fs::path>> writePlots(const Report& report, const fs::path& d
     }
     if (!any) continue;
     fs::path path = dir / fmt::format("frontier-{}.svg", name(r));
-    if (auto s = writeFile(path, chart.render()); !s) return tl::unexpected(s.error());
+    if (auto s = writeFileAtomically(path, chart.render()); !s) return tl::unexpected(s.error());
     written.push_back(path);
   }
   for (const auto& ex : report.examples) {
@@ -174,7 +168,7 @@ Result<std::vector<fs::path>> writePlots(const Report& report, const fs::path& d
         safe_id.begin(), safe_id.end(),
         [](char c) { return !std::isalnum(static_cast<unsigned char>(c)); }, '_');
     fs::path path = dir / fmt::format("example-{}-{}.svg", safe_id, name(ex.resource));
-    if (auto s = writeFile(path, chart.render()); !s) return tl::unexpected(s.error());
+    if (auto s = writeFileAtomically(path, chart.render()); !s) return tl::unexpected(s.error());
     written.push_back(path);
   }
   return written;

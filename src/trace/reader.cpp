@@ -89,14 +89,6 @@ Status forEachLine(std::string_view text, F&& f) {
   return ok();
 }
 
-std::string seriesId(const fs::path& file) {
-  std::string name = file.filename().string();
-  for (std::string_view ext : {".csv.gz", ".csv"}) {
-    if (name.size() > ext.size() && name.ends_with(ext))
-      return name.substr(0, name.size() - ext.size());
-  }
-  return name;
-}
 
 // GWA-T-12 columns, in file order.
 constexpr std::array<std::string_view, 11> kBitbrainsColumns = {
@@ -233,6 +225,15 @@ Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
 }
 
 }  // namespace
+
+std::string seriesId(const fs::path& file) {
+  std::string name = file.filename().string();
+  for (std::string_view ext : {".csv.gz", ".csv"}) {
+    if (name.size() > ext.size() && name.ends_with(ext))
+      return name.substr(0, name.size() - ext.size());
+  }
+  return name;
+}
 
 Result<std::vector<fs::path>> listTraceFiles(const fs::path& dir) {
   std::error_code ec;

@@ -41,6 +41,9 @@ struct RawSeries {
 // is an error.
 Result<std::vector<std::filesystem::path>> listTraceFiles(const std::filesystem::path& dir);
 
+// A file's series id: its name without `.csv` or `.csv.gz` (pieces split at gaps add `#N`).
+std::string seriesId(const std::filesystem::path& file);
+
 // Parses one file. Errors name the file and line.
 Result<RawSeries> parseFile(const std::filesystem::path& file, Format format);
 
