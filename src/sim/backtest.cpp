@@ -46,8 +46,7 @@ predict::SeriesContext contextFor(const trace::Series& s, const Protocol& p) {
   ctx.start = s.start;
   ctx.step_seconds = s.step_seconds;
   ctx.steps = s.size();
-  ctx.warmup_steps =
-      static_cast<std::size_t>(std::floor(static_cast<double>(s.size()) * p.train_fraction));
+  ctx.warmup_steps = s.trainSteps(p.train_fraction);
   ctx.lead_steps = p.lead_steps;
   for (Resource r : kAllResources) ctx.resources[index(r)] = s.has(r);
   ctx.metadata = s.metadata;

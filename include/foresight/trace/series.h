@@ -30,6 +30,19 @@ struct Series {
     return 0;
   }
   bool has(Resource r) const { return !usage[index(r)].empty(); }
+  // The training part of the time-ordered split: steps [0, trainSteps(fraction)) may be learnt
+  // from, the backtest scores the rest.
+  std::size_t trainSteps(double fraction) const {
+    return static_cast<std::size_t>(std::floor(static_cast<double>(size()) * fraction));
+  }
+  // The series cut to its training part.
+  Series trainPart(double fraction) const {
+    Series part = *this;
+    const std::size_t n = trainSteps(fraction);
+    for (auto& u : part.usage)
+      if (!u.empty()) u.resize(n);
+    return part;
+  }
 };
 
 // A series (or file) that was not used, and why.

@@ -154,14 +154,10 @@ std::vector<float> vectorsOf(const std::vector<const trace::Series*>& series, co
                              double train_fraction) {
   std::vector<float> out;
   for (const auto* s : series) {
-    // Only the first train_fraction: the rest may be someone's evaluation part.
-    trace::Series head = *s;
-    const auto n = static_cast<std::size_t>(std::floor(static_cast<double>(s->size()) * train_fraction));
-    for (auto& u : head.usage)
-      if (!u.empty()) u.resize(n);
+    // Only the training part: the rest may be someone's evaluation part.
     Pipeline p(fp, resourceMetrics());
     p.setAnomalyModel(std::make_shared<Recorder>(out));
-    (void)fingerprintSeries(head, p);
+    (void)fingerprintSeries(s->trainPart(train_fraction), p);
   }
   return out;
 }

@@ -24,7 +24,7 @@ struct SeriesData {
 // Mean usage over the first `fraction` of a series, floored; NaN when it has none.
 double meanUsage(const trace::Series& s, Resource r, double fraction) {
   if (!s.has(r)) return NAN;
-  const std::size_t n = static_cast<std::size_t>(std::floor(static_cast<double>(s.size()) * fraction));
+  const std::size_t n = s.trainSteps(fraction);
   double sum = 0;
   std::size_t k = 0;
   for (std::size_t t = 0; t < n; ++t)
@@ -54,7 +54,7 @@ void setScaleWeights(std::vector<SeriesData>& data, const std::vector<trace::Ser
 
 SeriesData prepareSeries(const LstmModel& m, const trace::Series& s, double fraction) {
   SeriesData d;
-  d.n = static_cast<std::size_t>(std::floor(static_cast<double>(s.size()) * fraction));
+  d.n = s.trainSteps(fraction);
   const std::size_t F = m.inputs();
   d.x.resize(d.n * F);
   d.u.resize(d.n * kResourceCount);

@@ -14,11 +14,8 @@ Result<ValidationBacktest> validationBacktest(const LstmModel& model,
   const auto start = std::chrono::steady_clock::now();
   trace::Trace tr;
   for (const auto* s : series) {
-    const auto n = static_cast<std::size_t>(std::floor(static_cast<double>(s->size()) * train_fraction));
-    trace::Series part = *s;
-    for (auto& u : part.usage)
-      if (!u.empty()) u.resize(n);
-    if (n < 4) continue;
+    trace::Series part = s->trainPart(train_fraction);
+    if (part.size() < 4) continue;
     for (Resource r : kAllResources) tr.resources[index(r)] |= part.has(r);
     tr.step_seconds = part.step_seconds;
     tr.series.push_back(std::move(part));
