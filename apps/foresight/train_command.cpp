@@ -213,7 +213,7 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
          "--select-by",
          [a](const std::string& v) { a->opt.select_by_backtest = v == "backtest"; },
          "which epoch is kept and what early stopping waits on: backtest (mean cpu and memory slack "
-         "at 1% violations in the validation backtest, ~3 s per epoch on the July trace) or loss "
+         "at 1% violations in a validation backtest run after each epoch, ~2 s on the July trace) or loss "
          "(validation pinball loss)")
       ->check(CLI::IsMember({"backtest", "loss"}))
       ->default_str("backtest");
