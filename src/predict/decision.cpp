@@ -22,7 +22,7 @@ double scaleFloor(Resource r) {
 }
 
 CostChoice costOptimal(std::span<const double> levels, std::span<const double> values,
-                       double scale, double kappa) {
+                       double scale, double kappa, IdleFloor floor) {
   if (levels.empty() || values.size() != levels.size()) return {NAN, NAN};
   std::size_t k = 0;
   double v = std::max(values[0], 0.0);
@@ -35,13 +35,14 @@ CostChoice costOptimal(std::span<const double> levels, std::span<const double> v
     ++k;
     v = next;
   }
-  return {std::max(v, std::max(0.0, 2 * levels[k] - 1) * scale), levels[k]};
+  if (floor == IdleFloor::kScaled) v = std::max(v, std::max(0.0, 2 * levels[k] - 1) * scale);
+  return {v, levels[k]};
 }
 
 void costOptimalSweep(std::span<const double> levels, std::span<const double> values, double scale,
-                      std::span<const double> kappas, std::span<double> out) {
+                      std::span<const double> kappas, IdleFloor floor, std::span<double> out) {
   for (std::size_t i = 0; i < kappas.size(); ++i) {
-    out[i] = costOptimal(levels, values, scale, kappas[i]).value;
+    out[i] = costOptimal(levels, values, scale, kappas[i], floor).value;
     if (i > 0) out[i] = std::max(out[i], out[i - 1]);
   }
 }

@@ -105,8 +105,11 @@ void replay(const predict::PolicyFactory& factory, const trace::Series& s, const
   }
 }
 
-Scores scoresOf(const Accumulator& a, double knob, double days) {
+Scores scoresOf(const Accumulator& a, const Accumulator& largest, double knob, double days) {
   Scores s;
+  s.largest_violation_rate = largest.steps ? static_cast<double>(largest.violations) /
+                                                 static_cast<double>(largest.steps)
+                                           : 0.0;
   s.knob = knob;
   s.slack = a.sum_alloc > 0 ? a.sum_slack / a.sum_alloc : 0.0;
   s.violation_rate =
@@ -114,6 +117,37 @@ Scores scoresOf(const Accumulator& a, double knob, double days) {
   s.shortfall = a.sum_usage > 0 ? a.sum_short / a.sum_usage : 0.0;
   s.changes_per_day = days > 0 ? static_cast<double>(a.changes) / days : 0.0;
   return s;
+}
+
+// Per resource, whether each series is among the largest fifth by mean usage over its warm-up
+// part (which every policy has seen before scoring starts).
+std::array<std::vector<bool>, kResourceCount> largestFifth(const trace::Trace& trace,
+                                                           const Protocol& p) {
+  std::array<std::vector<bool>, kResourceCount> out;
+  for (Resource r : kAllResources) {
+    std::vector<double> mean(trace.series.size(), NAN);
+    for (std::size_t si = 0; si < trace.series.size(); ++si) {
+      const auto& s = trace.series[si];
+      if (!s.has(r)) continue;
+      double sum = 0;
+      std::size_t n = 0;
+      for (std::size_t t = 0; t < s.trainSteps(p.train_fraction); ++t)
+        if (const double u = s.usage[index(r)][t]; !std::isnan(u)) sum += u, ++n;
+      if (n) mean[si] = sum / static_cast<double>(n);
+    }
+    std::vector<double> known;
+    for (double m : mean)
+      if (!std::isnan(m)) known.push_back(m);
+    out[index(r)].assign(trace.series.size(), false);
+    if (known.empty()) continue;
+    // The top ceil(n/5) series; ties at the threshold are all included.
+    const std::size_t top = (known.size() + 4) / 5;
+    std::nth_element(known.begin(), known.end() - static_cast<std::ptrdiff_t>(top), known.end());
+    const double threshold = *(known.end() - static_cast<std::ptrdiff_t>(top));
+    for (std::size_t si = 0; si < trace.series.size(); ++si)
+      out[index(r)][si] = !std::isnan(mean[si]) && mean[si] >= threshold;
+  }
+  return out;
 }
 
 }  // namespace
@@ -279,14 +313,20 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
   report.step_seconds = trace.step_seconds;
   report.protocol = p;
   report.evaluation_steps = std::accumulate(eval_steps.begin(), eval_steps.end(), std::uint64_t{0});
+  const auto largest = largestFifth(trace, p);
   for (std::size_t pi = 0; pi < policies.size(); ++pi) {
-    PolicyAccumulator total;
-    for (Resource r : kAllResources) total.knob[index(r)].resize(grids[pi][index(r)].size());
-    for (const auto& per_series : acc) {
-      const auto& pa = per_series[pi];
+    PolicyAccumulator total, total_largest;
+    for (Resource r : kAllResources) {
+      total.knob[index(r)].resize(grids[pi][index(r)].size());
+      total_largest.knob[index(r)].resize(grids[pi][index(r)].size());
+    }
+    for (std::size_t si = 0; si < acc.size(); ++si) {
+      const auto& pa = acc[si][pi];
       for (Resource r : kAllResources) {
-        for (std::size_t k = 0; k < pa.knob[index(r)].size(); ++k)
+        for (std::size_t k = 0; k < pa.knob[index(r)].size(); ++k) {
           total.knob[index(r)][k].merge(pa.knob[index(r)][k]);
+          if (largest[index(r)][si]) total_largest.knob[index(r)][k].merge(pa.knob[index(r)][k]);
+        }
         for (std::size_t l = 0; l < kCoverageLevels.size(); ++l) {
           total.coverage[index(r)][l].steps += pa.coverage[index(r)][l].steps;
           total.coverage[index(r)][l].covered += pa.coverage[index(r)][l].covered;
@@ -306,7 +346,8 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
       rr.knob = policies[pi].factory->knob(r);
       const auto& accs = total.knob[index(r)];
       for (std::size_t k = 0; k < accs.size(); ++k) {
-        rr.frontier.push_back(scoresOf(accs[k], rr.knob.grid[k], total.days[index(r)]));
+        rr.frontier.push_back(scoresOf(accs[k], total_largest.knob[index(r)][k], rr.knob.grid[k],
+                                       total.days[index(r)]));
       }
       rr.default_scores = rr.frontier[nearestIndex(rr.knob.grid, rr.knob.default_value)];
       // Calibrated: the least conservative knob whose warm-up violation rate meets the target.
@@ -326,6 +367,8 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
         rr.iso_risk[level] = interpolateAtViolation(rr.frontier, level, &Scores::slack);
         rr.iso_risk_shortfall[level] =
             interpolateAtViolation(rr.frontier, level, &Scores::shortfall);
+        rr.iso_risk_largest_violation[level] =
+            interpolateAtViolation(rr.frontier, level, &Scores::largest_violation_rate);
       }
       if (policies[pi].factory->givesIntervals()) {
         for (std::size_t l = 0; l < kCoverageLevels.size(); ++l) {

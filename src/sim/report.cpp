@@ -10,7 +10,8 @@ nlohmann::json scoresJson(const Scores& s) {
           {"slack", s.slack},
           {"violation_rate", s.violation_rate},
           {"shortfall", s.shortfall},
-          {"changes_per_day", s.changes_per_day}};
+          {"changes_per_day", s.changes_per_day},
+          {"largest_fifth_violation_rate", s.largest_violation_rate}};
 }
 
 std::string levelKey(double level) { return fmt::format("{}", level); }
@@ -44,6 +45,9 @@ nlohmann::json toJson(const Report& report) {
       rj["calibrated"] = scoresJson(rr.calibrated);
       rj["iso_risk"] = nlohmann::json::object();
       rj["iso_risk_shortfall"] = nlohmann::json::object();
+      rj["iso_risk_largest_fifth_violation"] = nlohmann::json::object();
+      for (const auto& [level, v] : rr.iso_risk_largest_violation)
+        rj["iso_risk_largest_fifth_violation"][levelKey(level)] = optionalJson(v);
       for (const auto& [level, v] : rr.iso_risk) rj["iso_risk"][levelKey(level)] = optionalJson(v);
       for (const auto& [level, v] : rr.iso_risk_shortfall) {
         rj["iso_risk_shortfall"][levelKey(level)] = optionalJson(v);
@@ -87,6 +91,10 @@ std::string toTable(const Report& report) {
           p.name, d.knob, d.slack, d.violation_rate, d.changes_per_day, c.knob, c.slack,
           c.violation_rate, pct(rr.iso_risk.at(0.05)), pct(rr.iso_risk.at(0.02)),
           pct(rr.iso_risk.at(0.01)), pct(rr.iso_risk.at(0.005)));
+      const auto& lv = rr.iso_risk_largest_violation;
+      out += fmt::format("  {:<10} {:>62} | {:>8} {:>8} {:>8} {:>8}\n", "",
+                         "violation rate of the largest fifth at equal pooled rate:",
+                         pct(lv.at(0.05)), pct(lv.at(0.02)), pct(lv.at(0.01)), pct(lv.at(0.005)));
       if (!rr.coverage.empty()) {
         std::string cov;
         for (const auto& [level, v] : rr.coverage)
@@ -98,7 +106,8 @@ std::string toTable(const Report& report) {
   out +=
       "\nslack = unused share of the allocation; viol = share of steps with usage > allocation;\n"
       "slack@X = slack at equal violation rate X (interpolated along the knob sweep; - = not "
-      "reached)\n";
+      "reached);\nlargest fifth = the fifth of the series with the highest mean usage in their "
+      "warm-up part\n";
   return out;
 }
 

@@ -94,6 +94,38 @@ TEST(Backtest, IsoRiskInterpolatesAlongTheFrontier) {
   EXPECT_FALSE(interpolateAtViolation(high, 0.01, &Scores::slack));
 }
 
+TEST(Backtest, ViolationRateOfTheLargestFifthBySizeInTheWarmUp) {
+  // Ten series of 16 steps (8 scored), each at one level: series k uses k + 1 throughout, except
+  // series 0, large in its warm-up (100) and small when scored (1). The largest fifth (two
+  // series) by warm-up mean is then series 0 and series 9, not series 8 and 9.
+  trace::Trace tr;
+  tr.step_seconds = 300;
+  tr.resources[index(Resource::kCpu)] = true;
+  for (int k = 0; k < 10; ++k) {
+    trace::Series s;
+    s.id = std::to_string(k);
+    s.step_seconds = 300;
+    std::vector<double> u(16, k + 1.0);
+    if (k == 0) std::fill(u.begin(), u.begin() + 8, 100.0);
+    s.usage[index(Resource::kCpu)] = u;
+    tr.series.push_back(std::move(s));
+  }
+  FunctionFactory f({8.5, 20}, 8.5, [](double knob, std::size_t) { return knob; });
+  Report r = runBacktest(tr, {{"const", &f}}, options());
+  const auto& res = r.policies.at(0).resources.at(Resource::kCpu);
+  // At 8.5 series 8 and 9 (usage 9, 10) violate at every scored step; of the largest fifth,
+  // only series 9 does.
+  EXPECT_DOUBLE_EQ(res.frontier[0].violation_rate, 0.2);
+  EXPECT_DOUBLE_EQ(res.frontier[0].largest_violation_rate, 0.5);
+  EXPECT_DOUBLE_EQ(res.frontier[1].largest_violation_rate, 0.0);
+  // Interpolated along the pooled violation rate, as the slack is.
+  EXPECT_DOUBLE_EQ(*res.iso_risk_largest_violation.at(0.05), 0.5 * 0.05 / 0.2);
+  const auto j = toJson(r);
+  EXPECT_DOUBLE_EQ(
+      j["policies"]["const"]["cpu"]["iso_risk_largest_fifth_violation"]["0.05"].get<double>(),
+      0.125);
+}
+
 TEST(Backtest, CoverageOfIntervalPolicies) {
   std::vector<double> u;
   for (int i = 0; i < 20; ++i) u.push_back(i % 4);

@@ -38,6 +38,13 @@ double scaleFloor(Resource r);
 inline const std::vector<double> kViolationCostGrid = {1,   2,   4,    8,    16,   32,  64,
                                                        128, 256, 512, 1024, 2048, 4096};
 
+// Whether an allocation is lifted to the idle-burst floor max(0, 2 level - 1) x scale. A forecaster
+// whose upper quantiles sit at zero for a workload that was idle in its window (seasonal) needs
+// the floor to reach low risk at all. The lstm's calibrated quantiles, learnt across workloads,
+// already carry that burst risk: with the floor its held-back validation workloads kept more
+// allocation unused at every risk level and reached no lower violation rate (docs/model.md).
+enum class IdleFloor { kScaled, kNone };
+
 struct CostChoice {
   double value = 0;  // the allocation, max(quantile, floor)
   double level = 0;  // the quantile level chosen
@@ -45,12 +52,12 @@ struct CostChoice {
 
 // `levels` ascending in (0, 1), `values` the forecast at those levels (made non-decreasing here).
 // The choice climbs the levels while the extra allocation is cheaper than the violation
-// probability it removes; it also applies the idle-burst floor max(0, 2 level - 1) x scale.
+// probability it removes, then applies the idle-burst floor at the level chosen, if asked to.
 CostChoice costOptimal(std::span<const double> levels, std::span<const double> values,
-                       double scale, double kappa);
+                       double scale, double kappa, IdleFloor floor);
 
 // costOptimal(...).value for each of `kappas`, made non-decreasing along them (a knob sweep).
 void costOptimalSweep(std::span<const double> levels, std::span<const double> values, double scale,
-                      std::span<const double> kappas, std::span<double> out);
+                      std::span<const double> kappas, IdleFloor floor, std::span<double> out);
 
 }  // namespace foresight::predict

@@ -29,6 +29,10 @@ struct Scores {
   double violation_rate = 0;   // share of steps with u > a
   double shortfall = 0;        // sum max(u-a,0) / sum u
   double changes_per_day = 0;  // changes > 1% per series per day
+  // Violation rate among the largest fifth of the series (by mean usage over their warm-up
+  // part): pooled slack is counted in volume and violations in steps, so a policy could lower
+  // the one by moving violations onto its largest workloads; this shows whether it does.
+  double largest_violation_rate = 0;
 };
 
 struct ResourceResult {
@@ -36,7 +40,7 @@ struct ResourceResult {
   Scores default_scores;
   Scores calibrated;
   std::vector<Scores> frontier;  // one per knob grid value
-  std::map<double, std::optional<double>> iso_risk, iso_risk_shortfall;
+  std::map<double, std::optional<double>> iso_risk, iso_risk_shortfall, iso_risk_largest_violation;
   std::map<double, double> coverage;  // empty unless the policy gives intervals
 };
 

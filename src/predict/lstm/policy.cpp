@@ -30,14 +30,12 @@ class LstmPolicy final : public Policy {
       std::array<double, 16> v{};
       for (std::size_t k = 0; k < kQuantileGrid.size(); ++k)
         v[k] = stream_.quantile(r, lead_, kQuantileGrid[k]);
-      costOptimalSweep(kQuantileGrid, std::span(v.data(), kQuantileGrid.size()), scale, knobs, out);
+      costOptimalSweep(kQuantileGrid, std::span(v.data(), kQuantileGrid.size()), scale, knobs,
+                       IdleFloor::kNone, out);
       return;
     }
     for (std::size_t i = 0; i < knobs.size(); ++i) {
-      const double v = stream_.quantile(r, lead_, knobs[i]);
-      // An idle workload that bursts: a floor that grows with the risk aversion.
-      const double floor = std::max(0.0, 2 * knobs[i] - 1) * scale;
-      out[i] = std::max({v, floor, 0.0});
+      out[i] = std::max(stream_.quantile(r, lead_, knobs[i]), 0.0);  // no idle floor: decision.h
       // Per-level trackers can cross; allocations must still grow along the (ascending) grid.
       if (i > 0 && knobs[i] >= knobs[i - 1]) out[i] = std::max(out[i], out[i - 1]);
     }

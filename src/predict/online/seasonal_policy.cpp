@@ -47,7 +47,7 @@ class SeasonalPolicy final : public Policy {
         std::fill(out.begin(), out.end(), 0.0);
         return;
       }
-      costOptimalSweep(kQuantileGrid, vs, scale_[index(r)].value(), knobs, out);
+      costOptimalSweep(kQuantileGrid, vs, scale_[index(r)].value(), knobs, IdleFloor::kScaled, out);
       return;
     }
     f_[index(r)]->forecast(lead_, knobs, out);
