@@ -16,7 +16,7 @@ namespace foresight::app {
 namespace {
 
 struct TrainArgs {
-  std::string trace_dir, format = "bitbrains", out;
+  std::string trace_dir, format = "bitbrains", out, init;
   predict::lstm::TrainOptions opt;
   std::size_t max_series = 0;
   int torch_threads = 2;
@@ -81,6 +81,16 @@ int runTrain(const TrainArgs& a) {
   }
   predict::lstm::setTorchThreads(a.torch_threads);
   auto opt = a.opt;
+  if (!a.init.empty()) {
+    auto init = predict::lstm::loadModel(a.init);
+    if (!init) {
+      spdlog::error("{}", init.error().message);
+      return 1;
+    }
+    spdlog::info("{}: fine-tuning (hidden {}, horizon {}, {} inputs; --hidden, --horizon and "
+                 "--window-features come from it)", a.init, init->hidden, init->horizon, init->inputs());
+    opt.init = std::move(*init);
+  }
   opt.threads = static_cast<unsigned>(std::max(a.torch_threads, 1));
   trace::ReadOptions ro;
   ro.format = *format;
@@ -129,6 +139,8 @@ int runTrain(const TrainArgs& a) {
   prov["best_epoch"] = rep->best_epoch;
   prov["scale_weight_bound"] = a.opt.scale_weight_bound;
   prov["window_features"] = a.opt.window_features;
+  prov["fingerprint_window"] = rep->model.fingerprint_window;
+  if (!a.init.empty()) prov["init"] = a.init;
   prov["select_by"] = a.opt.select_by_backtest ? "backtest" : "loss";
   for (const auto& e : rep->epochs)
     prov["epochs"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss},
@@ -209,6 +221,16 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
   cmd->add_flag("--window-features,!--no-window-features", a->opt.window_features,
                 "inputs: max and min of the last 12 steps' z per resource")
       ->capture_default_str();
+  cmd->add_option("--fingerprint-window", a->opt.fingerprint_window,
+                  "inputs: the fingerprint block, burstiness and lag-1 autocorrelation of each "
+                  "resource over the last N steps (288 = one day of 5-minute steps); 0: none, or "
+                  "the --init model's")
+      ->capture_default_str();
+  cmd->add_option("--init", a->init,
+                  "fine-tune this model file instead of starting from fresh weights (keeps its "
+                  "normalisers; give the --seed it was trained with, so its held-back workloads "
+                  "stay held back)")
+      ->check(CLI::ExistingFile);
   cmd->add_option_function<std::string>(
          "--select-by",
          [a](const std::string& v) { a->opt.select_by_backtest = v == "backtest"; },

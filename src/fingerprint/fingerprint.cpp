@@ -114,27 +114,52 @@ Decomposition decompose(std::span<const double> x, std::size_t max_period) {
   return d;
 }
 
-WindowStats windowStats(std::span<const double> x, std::size_t max_period) {
-  std::vector<double> v;
-  v.reserve(x.size());
-  for (double e : x)
-    if (std::isfinite(e)) v.push_back(e);
-  if (v.empty()) return {kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN};
-  WindowStats s{};
-  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
-  s.stddev = std::sqrt(variance(v));
-  std::vector<double> sorted = v;
-  std::sort(sorted.begin(), sorted.end());
-  s.p95 = sorted[static_cast<std::size_t>(std::floor(0.95 * (sorted.size() - 1)))];
-  s.max = sorted.back();
-  // Missing samples take the window mean so that lags and phases keep their meaning.
+namespace {
+
+// Missing samples take the window mean so that lags and phases keep their meaning.
+std::vector<double> filledWithMean(std::span<const double> x, double mean) {
   std::vector<double> filled(x.begin(), x.end());
   for (double& e : filled)
-    if (!std::isfinite(e)) e = s.mean;
-  s.slope = lineFit(filled).second;
+    if (!std::isfinite(e)) e = mean;
+  return filled;
+}
+
+}  // namespace
+
+WindowShape windowShape(std::span<const double> x) {
+  double sum = 0, sq = 0;
+  std::size_t n = 0;
+  for (double e : x)
+    if (std::isfinite(e)) sum += e, ++n;
+  if (n == 0) return {kNaN, kNaN, kNaN, kNaN};
+  WindowShape s{};
+  s.mean = sum / static_cast<double>(n);
+  for (double e : x)
+    if (std::isfinite(e)) sq += (e - s.mean) * (e - s.mean);
+  s.stddev = n < 2 ? 0 : std::sqrt(sq / static_cast<double>(n));
   // Goh & Barabasi burstiness: -1 periodic, 0 Poisson-like, towards 1 bursty.
   s.burstiness = (s.stddev + s.mean) > 0 ? (s.stddev - s.mean) / (s.stddev + s.mean) : 0;
-  s.acf1 = autocorr(filled, 1);
+  s.acf1 = autocorr(filledWithMean(x, s.mean), 1);
+  return s;
+}
+
+WindowStats windowStats(std::span<const double> x, std::size_t max_period) {
+  const WindowShape shape = windowShape(x);
+  if (std::isnan(shape.mean)) return {kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN, kNaN};
+  std::vector<double> sorted;
+  sorted.reserve(x.size());
+  for (double e : x)
+    if (std::isfinite(e)) sorted.push_back(e);
+  std::sort(sorted.begin(), sorted.end());
+  WindowStats s{};
+  s.mean = shape.mean;
+  s.stddev = shape.stddev;
+  s.burstiness = shape.burstiness;
+  s.acf1 = shape.acf1;
+  s.p95 = sorted[static_cast<std::size_t>(std::floor(0.95 * (sorted.size() - 1)))];
+  s.max = sorted.back();
+  const std::vector<double> filled = filledWithMean(x, s.mean);
+  s.slope = lineFit(filled).second;
   auto d = decompose(filled, max_period);
   s.period = static_cast<double>(d.period);
   std::vector<double> tr(filled.size()), sr(filled.size());

@@ -38,6 +38,25 @@ TEST(WindowStats, ConstantAndMissing) {
   EXPECT_DOUBLE_EQ(windowStats(c, 15).mean, 4.0);
 }
 
+// The shape the LSTM takes: hand-computed on an alternating window, and windowStats' own moments.
+TEST(WindowShape, AlternatingWindowByHandAndAgreesWithWindowStats) {
+  const std::vector<double> x = {1, 3, 1, 3, NAN, 3};
+  const auto s = windowShape(x);
+  // Finite samples 1,3,1,3,3: mean 2.2, variance (3*0.64 + 2*1.44)/5 = 0.96.
+  EXPECT_DOUBLE_EQ(s.mean, 2.2);
+  EXPECT_NEAR(s.stddev, std::sqrt(0.96), 1e-12);
+  EXPECT_NEAR(s.burstiness, (std::sqrt(0.96) - 2.2) / (std::sqrt(0.96) + 2.2), 1e-12);
+  // acf1 with the missing sample at the mean: deviations -1.2,.8,-1.2,.8,0,.8.
+  const double num = -0.96 * 3 + 0.0 + 0.0, den = 1.44 * 2 + 0.64 * 3;
+  EXPECT_NEAR(s.acf1, num / den, 1e-12);
+  const auto w = windowStats(x, 3);
+  EXPECT_DOUBLE_EQ(w.mean, s.mean);
+  EXPECT_DOUBLE_EQ(w.stddev, s.stddev);
+  EXPECT_DOUBLE_EQ(w.burstiness, s.burstiness);
+  EXPECT_DOUBLE_EQ(w.acf1, s.acf1);
+  EXPECT_TRUE(std::isnan(windowShape(std::vector<double>{NAN, NAN}).burstiness));
+}
+
 TEST(Decomposition, FindsThePeriodAndSplitsTrendFromSeason) {
   const std::size_t n = 120, period = 12;
   std::vector<double> x(n);

@@ -208,6 +208,77 @@ TEST(LstmModelFile, OptionalFeatureUnknownToThisBuildIsZeroFilled) {
   EXPECT_EQ(x.back(), 0.0f);
 }
 
+// The fingerprint block: burstiness and lag-1 autocorrelation of each resource over the last
+// fingerprint_window steps, from the step the window fills, refreshed every kFingerprintHop steps.
+TEST(LstmFeatures, FingerprintBlockIsTheShapeOfTheLastWindowRefreshedEveryHop) {
+  LstmModel m = LstmModel::initial(4, 2, kDefaultLevels, 5);
+  auto col = [&](const std::string& n) {
+    for (std::size_t i = 0; i < m.schema.size(); ++i)
+      if (m.schema[i].name == n) return i;
+    ADD_FAILURE() << "no column " << n;
+    return std::size_t{0};
+  };
+  auto fp = [&](std::size_t i) { return col("fp_" + std::to_string(i)); };
+  const std::size_t present = col("fingerprint_present");
+  std::vector<float> x(m.inputs());
+  Observation o;
+  auto run = [&](FeatureBuilder& fb, std::size_t t, double cpu) {
+    o.step = t;
+    o.usage = {cpu, 5.0, NAN, 0.0};  // memory constant, disk_io never seen, network idle
+    fb.step(o, x);
+  };
+
+  // Without a window (models written before the block): zeros, flag 0, however long it runs.
+  {
+    FeatureBuilder fb(m, {});
+    for (std::size_t t = 0; t < 40; ++t) run(fb, t, t % 2 ? 3.0 : 1.0);
+    for (std::size_t i = 0; i < kFingerprintDims; ++i) EXPECT_EQ(x[fp(i)], 0.0f) << i;
+    EXPECT_EQ(x[present], 0.0f);
+  }
+
+  m.fingerprint_window = 4;
+  ASSERT_TRUE(m.validate("m"));
+  FeatureBuilder fb(m, {});
+  for (std::size_t t = 0; t < 3; ++t) {
+    run(fb, t, t % 2 ? 3.0 : 1.0);
+    EXPECT_EQ(x[present], 0.0f) << "window not full at step " << t;
+    EXPECT_EQ(x[fp(0)], 0.0f);
+  }
+  run(fb, 3, 3.0);  // window 1,3,1,3: mean 2, std 1; lag-1 products 3 x (-1) over 4
+  EXPECT_EQ(x[present], 1.0f);
+  EXPECT_FLOAT_EQ(x[fp(0)], static_cast<float>((1.0 - 2.0) / (1.0 + 2.0)));
+  EXPECT_FLOAT_EQ(x[fp(1)], -0.75f);
+  EXPECT_FLOAT_EQ(x[fp(2)], -1.0f);  // memory: std 0, so (0 - mean) / (0 + mean)
+  EXPECT_FLOAT_EQ(x[fp(3)], 0.0f);
+  EXPECT_FLOAT_EQ(x[fp(4)], 0.0f);  // disk_io never seen
+  EXPECT_FLOAT_EQ(x[fp(5)], 0.0f);
+  EXPECT_FLOAT_EQ(x[fp(6)], 0.0f);  // network all zero
+  // cpu now flat at 2: the block keeps its last value until the next refresh, 12 steps on.
+  for (std::size_t t = 4; t < 3 + kFingerprintHop; ++t) {
+    run(fb, t, 2.0);
+    EXPECT_FLOAT_EQ(x[fp(0)], static_cast<float>(-1.0 / 3.0)) << "step " << t;
+  }
+  run(fb, 3 + kFingerprintHop, 2.0);
+  EXPECT_FLOAT_EQ(x[fp(0)], -1.0f);
+  EXPECT_FLOAT_EQ(x[fp(1)], 0.0f);
+}
+
+TEST(LstmModelFile, FingerprintWindowRoundTripsAndIsChecked) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-fpwin-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  LstmModel m = LstmModel::initial(4, 2, kDefaultLevels, 5);
+  m.fingerprint_window = 288;
+  ASSERT_TRUE(saveModel(m, dir / "m.fsm"));
+  auto back = loadModel(dir / "m.fsm");
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->fingerprint_window, 288u);
+  m.fingerprint_window = 1;
+  auto bad = m.validate("m.fsm");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("fingerprint window"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(LstmStreaming, StepEqualsFullSequence) {
   setTorchThreads(1);
   LstmModel m = LstmModel::initial(16, 3, kDefaultLevels, 11);

@@ -58,6 +58,40 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
       EXPECT_GT(v.get<double>(), 0.0);
       EXPECT_LT(v.get<double>(), 1.0);
     }
+
+  // Fine-tuning that model with the fingerprint block: same architecture and held-back workloads,
+  // the block switched on, the starting file in the provenance.
+  const fs::path tuned = dir / "tuned.fsm";
+  auto fineTune = [&](const fs::path& init) {
+    const std::string c = fmt::format(
+        "{} train --trace {} --format csv --out {} --init {} --fingerprint-window 48 --batch 4 "
+        "--epochs 1 --holdout 0.5 --torch-threads 1 --no-progress >{} 2>&1",
+        FORESIGHT_BIN, (dir / "trace").string(), tuned.string(), init.string(), (dir / "log.txt").string());
+    const int st = std::system(c.c_str());
+    std::stringstream l;
+    l << std::ifstream(dir / "log.txt").rdbuf();
+    return std::pair{WIFEXITED(st) ? WEXITSTATUS(st) : -1, l.str()};
+  };
+  auto [rc, out] = fineTune(model);
+  ASSERT_EQ(rc, 0) << out;
+  auto t = foresight::predict::lstm::loadModel(tuned);
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(t->fingerprint_window, 48u);
+  EXPECT_EQ(t->hidden, m->hidden);
+  EXPECT_EQ(t->horizon, m->horizon);
+  const auto tprov = nlohmann::json::parse(t->provenance);
+  EXPECT_EQ(tprov.at("init"), model.string());
+  EXPECT_EQ(tprov.at("fingerprint_window"), 48);
+  EXPECT_EQ(tprov.at("validation_series"), prov.at("validation_series"));
+  for (std::size_t i = 0; i < m->normalisers.size(); ++i) EXPECT_EQ(t->normalisers[i].mean, m->normalisers[i].mean);
+
+  // A corrupt starting file: refused, naming it, and nothing written.
+  fs::remove(tuned);
+  std::ofstream(dir / "bad.fsm") << "FORESIGHT-LSTM\n{}\n";
+  std::tie(rc, out) = fineTune(dir / "bad.fsm");
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("bad.fsm"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(tuned));
   fs::remove_all(dir);
 }
 

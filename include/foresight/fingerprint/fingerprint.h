@@ -43,6 +43,13 @@ inline constexpr const char* kStatNames[] = {
 inline constexpr std::size_t kStatCount = std::size(kStatNames);
 WindowStats windowStats(std::span<const double> x, std::size_t max_period);
 
+// The cheap, scale-free part of windowStats (no decomposition): what the LSTM forecaster takes as
+// its fingerprint block, per step, for every workload it serves (docs/model.md, "Fingerprint").
+struct WindowShape {
+  double mean, stddev, burstiness, acf1;
+};
+WindowShape windowShape(std::span<const double> x);
+
 // Trend (centred moving average over the period, or a least-squares line without one), seasonal
 // (mean detrended value per phase) and residual.
 struct Decomposition {

@@ -1,6 +1,8 @@
 // Torch-free parts of the LSTM forecaster: features, model file, plain C++ step.
 #include "foresight/predict/lstm/model.h"
 
+#include "foresight/fingerprint/fingerprint.h"
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -144,6 +146,12 @@ Status LstmModel::validate(const std::string& what) const {
       return fail(ErrorCode::kInvalidArgument,
                   "{}: incompatible model: input feature '{}' is unknown to this build", what, f.name);
   }
+  if (fingerprint_window > 0) {
+    if (fingerprint_window < 2)
+      return fail(ErrorCode::kParse, "{}: fingerprint window of {} step(s), need at least 2", what, fingerprint_window);
+    if (std::none_of(schema.begin(), schema.end(), [](const FeatureSpec& f) { return f.block == "fingerprint"; }))
+      return fail(ErrorCode::kParse, "{}: fingerprint window set but no fingerprint columns", what);
+  }
   for (const auto* v : {&w_ih, &w_hh, &b, &head_w, &head_b})
     for (float x : *v)
       if (!std::isfinite(x)) return fail(ErrorCode::kParse, "{}: non-finite weight", what);
@@ -159,6 +167,7 @@ Status saveModel(const LstmModel& m, const std::filesystem::path& file) {
   h["horizon"] = m.horizon;
   h["levels"] = m.levels;
   h["residual"] = m.residual;
+  if (m.fingerprint_window > 0) h["fingerprint_window"] = m.fingerprint_window;
   h["resources"] = {"cpu", "memory", "disk_io", "network"};
   for (const auto& f : m.schema) h["schema"].push_back({{"name", f.name}, {"block", f.block}, {"optional", f.optional}});
   for (const auto& n : m.normalisers) h["normalisers"].push_back({{"name", n.name}, {"mean", n.mean}, {"std", n.std}});
@@ -222,6 +231,7 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
     m.horizon = h.at("horizon").get<std::size_t>();
     m.levels = h.at("levels").get<std::vector<double>>();
     m.residual = h.value("residual", false);  // files written before residual heads had none
+    m.fingerprint_window = h.value("fingerprint_window", std::size_t{0});
     for (const auto& f : h.at("schema")) m.schema.push_back({f.at("name"), f.at("block"), f.at("optional")});
     for (const auto& n : h.at("normalisers")) m.normalisers.push_back({n.at("name"), n.at("mean"), n.at("std")});
     m.cal_levels = h.at("cal_levels").get<std::vector<double>>();
@@ -249,8 +259,7 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
   return m;
 }
 
-FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata,
-                               const std::vector<double>* fingerprint)
+FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata)
     : scale_{RunningScale(scaleFloor(Resource::kCpu)), RunningScale(scaleFloor(Resource::kMemory)),
              RunningScale(scaleFloor(Resource::kDiskIo)), RunningScale(scaleFloor(Resource::kNetwork))} {
   for (auto& w : window_) w.fill(NAN);
@@ -277,11 +286,22 @@ FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::strin
     fixed_[static_cast<std::size_t>(canonicalIndex("log_memory_capacity"))] = std::log(mem);
     fixed_[static_cast<std::size_t>(canonicalIndex("metadata_present"))] = 1.0;
   }
-  if (fingerprint && fingerprint->size() == kFingerprintDims) {
-    for (std::size_t i = 0; i < kFingerprintDims; ++i)
-      fixed_[static_cast<std::size_t>(canonicalIndex("fp_" + std::to_string(i)))] = (*fingerprint)[i];
-    fixed_[static_cast<std::size_t>(canonicalIndex("fingerprint_present"))] = 1.0;
+  fp_window_ = model.fingerprint_window;
+  for (auto& ring : fp_ring_) ring.assign(fp_window_, NAN);
+}
+
+void FeatureBuilder::refreshFingerprint(std::size_t oldest) {
+  std::vector<double> window(fp_window_);
+  for (Resource r : kAllResources) {
+    const auto& ring = fp_ring_[index(r)];
+    for (std::size_t i = 0; i < fp_window_; ++i) window[i] = ring[(oldest + i) % fp_window_];
+    const fingerprint::WindowShape shape = fingerprint::windowShape(window);
+    auto slot = [&](std::size_t i) { return static_cast<std::size_t>(canonicalIndex("fp_" + std::to_string(i))); };
+    // A resource never seen in the window: 0, the neutral value of both.
+    fixed_[slot(2 * index(r))] = std::isnan(shape.burstiness) ? 0.0 : shape.burstiness;
+    fixed_[slot(2 * index(r) + 1)] = std::isnan(shape.acf1) ? 0.0 : shape.acf1;
   }
+  fixed_[static_cast<std::size_t>(canonicalIndex("fingerprint_present"))] = 1.0;
 }
 
 void FeatureBuilder::step(const Observation& o, std::span<float> x) {
@@ -315,6 +335,13 @@ void FeatureBuilder::step(const Observation& o, std::span<float> x) {
     auto z = [&](double u) { return std::min(std::log1p(std::max(u, 0.0) / scale_[index(r)].value()), 6.0); };
     canonical_[c++] = std::isinf(hi) ? 0.0 : z(hi);
     canonical_[c++] = std::isinf(lo) ? 0.0 : z(lo);
+  }
+  if (fp_window_ > 0) {
+    for (Resource r : kAllResources) fp_ring_[index(r)][steps_ % fp_window_] = o.usage[index(r)];
+    // Causal: the fingerprint of step t uses steps up to t only.
+    if (steps_ + 1 >= fp_window_ && (steps_ + 1 - fp_window_) % kFingerprintHop == 0) {
+      refreshFingerprint((steps_ + 1) % fp_window_);
+    }
   }
   ++steps_;
   for (; c < canonical_.size(); ++c) {

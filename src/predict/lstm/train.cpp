@@ -244,12 +244,14 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
     torch::manual_seed(o.seed);
     std::mt19937_64 rng(o.seed);
     TrainReport rep;
-    LstmModel m = LstmModel::initial(o.hidden, o.horizon, kDefaultLevels, o.seed, o.window_features);
+    LstmModel m = o.init ? *o.init : LstmModel::initial(o.hidden, o.horizon, kDefaultLevels, o.seed, o.window_features);
+    if (o.fingerprint_window > 0) m.fingerprint_window = o.fingerprint_window;
+    if (auto s = m.validate("train"); !s) return tl::unexpected(s.error());
 
     // Workload-level split: held-back workloads never contribute a gradient.
     std::vector<std::size_t> usable;
     for (std::size_t i = 0; i < series.size(); ++i)
-      if (static_cast<double>(series[i].size()) * o.train_fraction > static_cast<double>(o.horizon + 2)) usable.push_back(i);
+      if (static_cast<double>(series[i].size()) * o.train_fraction > static_cast<double>(m.horizon + 2)) usable.push_back(i);
     if (usable.size() < 3)
       return fail(ErrorCode::kInvalidArgument, "train: {} usable series, need at least 3", usable.size());
     std::shuffle(usable.begin(), usable.end(), rng);
@@ -262,7 +264,8 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
 
     std::vector<const trace::Series*> train_series;
     for (auto i : tr) train_series.push_back(&series[i]);
-    fitNormalisers(m, train_series, o.train_fraction);
+    // A fine-tuned model keeps its normalisers: its weights were learnt on them.
+    if (!o.init) fitNormalisers(m, train_series, o.train_fraction);
 
     std::vector<SeriesData> data(series.size());
     for (const auto* part : {&tr, &val, &cal})

@@ -25,6 +25,7 @@ namespace foresight::predict::lstm {
 
 inline constexpr int kFormatVersion = 1;
 inline constexpr std::size_t kFingerprintDims = 8;
+inline constexpr std::size_t kFingerprintHop = 12;
 
 // One named input column. Optional blocks (metadata, fingerprint) are zero-filled with their
 // `*_present` flag at 0 when a workload does not have them, so a model trained with a block can
@@ -54,6 +55,11 @@ struct LstmModel {
   // and spread. anchors() gives the u_<r> columns (SIZE_MAX: none).
   bool residual = true;
   std::array<std::size_t, kResourceCount> anchors() const;
+  // The fingerprint block: fingerprint::windowShape of each resource over the last
+  // fingerprint_window steps (fp_<2r> burstiness, fp_<2r+1> lag-1 autocorrelation), refreshed
+  // every kFingerprintHop steps once the window is full. 0: the block is fed zeros (files written
+  // before it, and models trained without it).
+  std::size_t fingerprint_window = 0;
   std::vector<FeatureSpec> schema;       // the model's input columns, in order
   std::vector<Normaliser> normalisers;
   // Split conformal offsets in z space: conformal[(r * horizon + h-1) * cal_levels + l] is added
@@ -98,8 +104,7 @@ Result<LstmModel> loadModel(const std::filesystem::path& file);
 // Builds the model's input vector for one workload, one step at a time (causal).
 class FeatureBuilder {
  public:
-  FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata,
-                 const std::vector<double>* fingerprint = nullptr);
+  FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata);
   // Updates the scales with the observation and writes model.inputs() values into `x`.
   void step(const Observation& o, std::span<float> x);
   double scale(Resource r) const { return scale_[index(r)].value(); }
@@ -112,6 +117,10 @@ class FeatureBuilder {
   static constexpr std::size_t kWindow = 12;
   std::array<std::array<double, kWindow>, kResourceCount> window_;
   std::size_t steps_ = 0;
+  // The last fingerprint_window raw usages per resource, a ring at step % fingerprint_window.
+  std::size_t fp_window_ = 0;
+  std::array<std::vector<double>, kResourceCount> fp_ring_;
+  void refreshFingerprint(std::size_t oldest);  // oldest: the ring slot of the window's first step
   std::vector<double> canonical_;
   std::vector<double> fixed_;  // metadata and fingerprint values (canonical), NaN = not set
 };

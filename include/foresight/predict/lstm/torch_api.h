@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -34,6 +35,13 @@ struct TrainOptions {
   // the validation backtest (docs/model.md).
   double scale_weight_bound = 4;
   bool window_features = true;  // the zmax12_<r> / zmin12_<r> input columns
+  // LstmModel::fingerprint_window of the trained model; 0: the initial model's (none if fresh).
+  std::size_t fingerprint_window = 0;
+  // Fine-tuning: start from this model's weights, normalisers and architecture instead of fresh
+  // ones (hidden, horizon and window_features are then the model's). The workload split still
+  // comes from `seed`: use the seed the model was trained with, or its held-back workloads are
+  // trained on.
+  std::optional<LstmModel> init;
   // Which epoch is kept, and what early stopping waits on: the validation backtest's
   // selectionScore (the decision the model serves; the pinball loss averages every level and
   // horizon and can improve while the allocation gets worse, docs/model.md), or the validation loss.
