@@ -76,6 +76,28 @@ void BM_CpuStepperStep(benchmark::State& state) {
 }
 BENCHMARK(BM_CpuStepperStep)->Unit(benchmark::kMicrosecond);
 
+// Building one step's input vector per workload; Arg = fingerprint window (0: no fingerprint
+// block; 288: one day of 5-minute steps, refreshed every kFingerprintHop steps, so the figure is
+// the average over refresh and plain steps).
+void BM_FeatureBuilderStep(benchmark::State& state) {
+  lstm::LstmModel m = model();
+  m.fingerprint_window = static_cast<std::size_t>(state.range(0));
+  lstm::FeatureBuilder fb(m, {});
+  std::vector<float> x(m.inputs());
+  std::mt19937_64 rng(1);
+  std::lognormal_distribution<double> ln(0.0, 1.0);
+  foresight::predict::Observation o;
+  for (auto _ : state) {
+    for (double& u : o.usage) u = ln(rng);
+    fb.step(o, x);
+    ++o.step;
+    o.time += 300;
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_FeatureBuilderStep)->Arg(0)->Arg(288)->Unit(benchmark::kMicrosecond);
+
 // One optimiser step on a [bptt=72, batch=64] chunk: forward, pinball loss, backward, Adam.
 void BM_TrainStep(benchmark::State& state) {
   lstm::TrainStepBench b(model(), 64, 72);
