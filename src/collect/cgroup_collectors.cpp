@@ -26,6 +26,15 @@ void addWorkingSet(double usage, double inactive_file, Sample& out) {
     out.add("memory_working_set_bytes", std::max(0.0, usage - inactive_file));
 }
 
+// OOM kills in the cgroup, a counter: the "oom_kill" line of memory.events (v2) or
+// memory.oom_control (v1). collect::resourceDemand turns a new kill into memory demand.
+void addOomKills(std::string_view text, Sample& out) {
+  static constexpr std::string_view kKey[1] = {"oom_kill"};
+  double v[1];
+  findKeys(text, kKey, v);
+  if (!std::isnan(v[0])) out.add("memory_oom_kills_total", v[0]);
+}
+
 // PSI files of one cgroup, kept open: cpu, memory, io. Detail files: nothing consumes PSI each
 // period, the kernel refreshes avg10 every 2 s (PSI_FREQ), and the cumulative total= gives an
 // exact rate over any span.
@@ -104,7 +113,7 @@ class CgroupV1Collector final : public Collector {
   static constexpr std::string_view kMemKeys[5] = {"total_rss", "total_cache", "total_inactive_file",
                                                    "total_pgfault", "total_pgmajfault"};
   struct Files {
-    KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat;
+    KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat, mem_oom;
     KeptFile blk_bytes[2], blk_ops[2];  // *_recursive (with descendants) first, then the plain file
     std::optional<Pressure> psi;        // hybrid hosts keep PSI on the v2 side
     fs::path cpu_dir, mem_dir;          // limits are read by path every kLimitEvery rounds
@@ -128,6 +137,7 @@ class CgroupV1Collector final : public Collector {
     f.cpu_stat = in(f.cpu_dir, "cpu.stat");
     f.mem_usage = in(f.mem_dir, "memory.usage_in_bytes");
     f.mem_stat = in(f.mem_dir, "memory.stat");
+    f.mem_oom = in(f.mem_dir, "memory.oom_control");
     f.blk_bytes[0] = in(blk, "blkio.throttle.io_service_bytes_recursive");
     f.blk_bytes[1] = in(blk, "blkio.throttle.io_service_bytes");
     f.blk_ops[0] = in(blk, "blkio.throttle.io_serviced_recursive");
@@ -196,6 +206,8 @@ class CgroupV1Collector final : public Collector {
       if (!std::isnan(pgmaj)) out.add("memory_major_faults_total", pgmaj);
       addWorkingSet(usage, inactive_file, out);
     }
+    // "oom_kill N" since kernel 4.13.
+    if (auto t = out.detail ? rd(f.mem_oom) : std::nullopt) addOomKills(*t, out);
     if (out.detail) {
       readBlkio(f.blk_bytes, "io_read_bytes_total", "io_write_bytes_total", out, gone);
       readBlkio(f.blk_ops, "io_read_ops_total", "io_write_ops_total", out, gone);
@@ -249,7 +261,7 @@ class CgroupV2Collector final : public Collector {
   static constexpr std::string_view kMemKeys[5] = {"anon", "file", "inactive_file", "pgfault",
                                                    "pgmajfault"};
   struct Files {
-    KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, io_stat;
+    KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, mem_events, io_stat;
     Pressure psi;
     double cpu_limit = NAN, mem_limit = NAN;
   };
@@ -259,8 +271,8 @@ class CgroupV2Collector final : public Collector {
     if (!isDirectory(dir)) return std::nullopt;
     return Files{KeptFile(dir / "cpu.stat"),       KeptFile(dir / "cpu.max"),
                  KeptFile(dir / "memory.current"), KeptFile(dir / "memory.max"),
-                 KeptFile(dir / "memory.stat"),    KeptFile(dir / "io.stat"),
-                 Pressure(dir)};
+                 KeptFile(dir / "memory.stat"),    KeptFile(dir / "memory.events"),
+                 KeptFile(dir / "io.stat"),        Pressure(dir)};
   }
 
   bool read(Files& f, Sample& out) {
@@ -307,6 +319,7 @@ class CgroupV2Collector final : public Collector {
       if (!std::isnan(v[4])) out.add("memory_major_faults_total", v[4]);
       addWorkingSet(usage, v[2], out);
     }
+    if (auto t = out.detail ? rd(f.mem_events) : std::nullopt) addOomKills(*t, out);
     // "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N"; empty before the first I/O.
     if (auto t = out.detail ? rd(f.io_stat) : std::nullopt) {
       double sums[4] = {0, 0, 0, 0};

@@ -119,7 +119,17 @@ std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Samp
   const double throttled = counterRate(prev, cur, "cpu_throttled_seconds_total");
   if (!std::isnan(throttled) && !std::isnan(d[index(Resource::kCpu)]))
     d[index(Resource::kCpu)] += throttled;
+  const double kills_before = prev.get("memory_oom_kills_total"), kills = cur.get("memory_oom_kills_total");
+  const double limit = cur.get("memory_limit_bytes");
+  if (kills > kills_before && std::isfinite(limit)) {  // false when either count is missing (NaN)
+    double& mem = d[index(Resource::kMemory)];
+    mem = std::isnan(mem) ? memoryDemandAfterOomKill(limit) : std::max(mem, memoryDemandAfterOomKill(limit));
+  }
   return d;
+}
+
+double memoryDemandAfterOomKill(double limit) {
+  return std::max(limit * 1.2, limit + 100.0 * (1 << 20));
 }
 
 }  // namespace foresight::collect

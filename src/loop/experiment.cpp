@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "foresight/allocate/cgroup.h"
+#include "foresight/collect/collector.h"
 #include "foresight/collect/kernel_files.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/controller.h"
@@ -287,9 +288,7 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
       in.usage = in.demand = *usage;
       in.pressure = !std::isinf(limit) && *usage > 0.9 * limit;
       if (oom_delta > 0 && !std::isinf(limit)) {
-        // The demand was above the limit by an unknown amount: VPA's OOM bump-up (ratio 1.2, at
-        // least 100 MiB; pkg/recommender/model/container.go) is its estimate, and ours.
-        in.demand = std::max({*usage, limit * 1.2, limit + 100.0 * (1 << 20)});
+        in.demand = std::max(*usage, collect::memoryDemandAfterOomKill(limit));
         in.pressure = true;
       }
     } else {

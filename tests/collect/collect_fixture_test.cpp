@@ -123,6 +123,7 @@ TEST(CgroupV1, ReadsCpuMemoryBlkioAndHybridPsi) {
   EXPECT_DOUBLE_EQ(s.get("memory_working_set_bytes"), 798720 - 147456);
   EXPECT_DOUBLE_EQ(s.get("memory_faults_total"), 980);
   EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 3);
+  EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 2);  // not oom_kill_disable's 0
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 40960);  // device lines only, not "Total"
   EXPECT_DOUBLE_EQ(s.get("io_write_bytes_total"), 20971520);
   EXPECT_DOUBLE_EQ(s.get("io_read_ops_total"), 10);
@@ -145,6 +146,7 @@ TEST(CgroupV2, ReadsEveryFile) {
   EXPECT_DOUBLE_EQ(s.get("memory_working_set_bytes"), 104857600 - 10485760);
   EXPECT_DOUBLE_EQ(s.get("memory_anon_bytes"), 52428800);
   EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 78);
+  EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 1);  // not oom's 2 or oom_group_kill's 0
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 1048576 + 4096);  // two devices
   EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 128);
   EXPECT_DOUBLE_EQ(s.get("psi_io_full_seconds_total"), 0.25);
@@ -156,6 +158,7 @@ TEST(CgroupV2, EmptyAndMissingFilesAreNotErrors) {
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 0);  // empty io.stat
   EXPECT_FALSE(s.has("cpu_limit_cores"));             // no cpu.max
   EXPECT_FALSE(s.has("psi_cpu_some_seconds_total"));  // no PSI
+  EXPECT_FALSE(s.has("memory_oom_kills_total"));      // no memory.events
   EXPECT_DOUBLE_EQ(s.get("collector_errors_total"), 0);
 }
 
@@ -323,6 +326,24 @@ TEST(Rates, DemandAddsTheThrottledTimeToCpu) {
   Sample c{"w", 1'000'000'000, {}}, e{"w", 3'000'000'000, {}};
   c.add("cpu_usage_seconds_total", 10); e.add("cpu_usage_seconds_total", 12);
   EXPECT_DOUBLE_EQ(resourceDemand(c, e, resourceUsage(c, e))[0], 1.0);
+}
+
+// An OOM kill hides how much memory the workload wanted: demand becomes VPA's bump of the limit.
+TEST(Rates, DemandAfterANewOomKillIsTheLimitBumpedAsVpaDoes) {
+  auto pair = [](double kills_before, double kills, double limit) {
+    Sample a{"w", 1'000'000'000, {}}, b{"w", 2'000'000'000, {}};
+    if (!std::isnan(kills_before)) a.add("memory_oom_kills_total", kills_before);
+    if (!std::isnan(kills)) b.add("memory_oom_kills_total", kills);
+    b.add("memory_limit_bytes", limit);
+    b.add("memory_working_set_bytes", std::isfinite(limit) ? 0.9 * limit : 0.9e9);
+    return resourceDemand(a, b, resourceUsage(a, b))[index(Resource::kMemory)];
+  };
+  EXPECT_DOUBLE_EQ(pair(0, 1, 1e9), 1.2e9);                                  // x 1.2
+  EXPECT_DOUBLE_EQ(pair(3, 4, 1e8), 1e8 + 100.0 * 1024 * 1024);               // at least +100 MiB
+  EXPECT_DOUBLE_EQ(pair(1, 1, 1e9), 0.9e9);                                  // no new kill
+  EXPECT_DOUBLE_EQ(pair(NAN, 1, 1e9), 0.9e9);                                // nothing to compare with
+  EXPECT_DOUBLE_EQ(pair(0, 1, std::numeric_limits<double>::infinity()), 0.9e9);  // no limit: not ours
+  EXPECT_DOUBLE_EQ(memoryDemandAfterOomKill(1e9), 1.2e9);
 }
 
 TEST(Rates, DerivedRatiosOnlyWhenInputsMoved) {

@@ -83,11 +83,18 @@ std::vector<std::string> defaultCollectors(const CgroupLayout& layout);
 // disk_io and network bytes/s). NaN where the data is missing.
 std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sample& cur);
 
-// What the workload asked for: `usage` (resourceUsage of the same samples) with the cpu time a
-// CFS quota held back added (throttled seconds per second), since a cpu limit caps measured usage
-// and a forecaster fed usage alone can never see demand above the limit it is sizing.
+// What the workload asked for: `usage` (resourceUsage of the same samples) plus what a limit held
+// back, since a limit caps measured usage and a forecaster fed usage alone can never see demand
+// above the limit it is sizing. cpu: the CFS throttled seconds per second. memory: after a new OOM
+// kill (memory_oom_kills_total grew) under a finite memory_limit_bytes, at least
+// memoryDemandAfterOomKill(limit).
 std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Sample& cur,
                                                   const std::array<double, kResourceCount>& usage);
+
+// The memory a workload OOM-killed at `limit` bytes is taken to have wanted: VPA's bump-up, the
+// limit x 1.2 and at least limit + 100 MiB (OOMBumpUpRatio, OOMMinBumpUp in
+// pkg/recommender/model/container.go). The kill hides by how much it was over.
+double memoryDemandAfterOomKill(double limit);
 
 // Ratios derived from two samples, present only when their inputs moved: `ipc` and `cpi`
 // (instructions/cycles), `cache_miss_ratio` (cache misses/references), `cpu_throttled_ratio`
