@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "foresight/collect/collector.h"
 #include "foresight/collect/perf.h"
 #include "foresight/collect/sampler.h"
 
@@ -128,6 +129,65 @@ TEST(LiveCgroup, MeasuresKnownCpuMemoryAndIoLoad) {
   EXPECT_GE(written, kIoBytes);
   EXPECT_LT(written, kIoBytes * 1.5);
   EXPECT_EQ(after->get("proc_count"), 1);
+}
+
+// A child that outgrows the cgroup's memory limit is OOM-killed; the collector counts the kill
+// and resourceDemand turns it into VPA's bump of the limit.
+TEST(LiveCgroup, OomKillIsCountedAndBecomesMemoryDemand) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  CollectorContext ctx;
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  const bool v2 = ctx.layout.version == CgroupVersion::kV2;
+  if (!v2 && !ctx.layout.v1("memory")) GTEST_SKIP() << "no memory controller";
+  const std::string name = "foresight-oom-test-" + std::to_string(::getpid());
+  TestCgroup cg(ctx.layout, name);
+  if (!cg.error().empty()) GTEST_SKIP() << "cannot create a cgroup: " << cg.error();
+  const fs::path mem = v2 ? ctx.layout.unified / name : *ctx.layout.v1("memory") / name;
+  constexpr double kLimit = 32u << 20;
+  auto write = [](const fs::path& f, const std::string& v) {
+    std::ofstream o(f);
+    o << v << '\n';
+    o.flush();
+    return static_cast<bool>(o);
+  };
+  ASSERT_TRUE(write(mem / (v2 ? "memory.max" : "memory.limit_in_bytes"), "33554432"));
+  // No swap to escape into: the kill must come.
+  if (v2) write(mem / "memory.swap.max", "0");
+  else if (fs::exists(mem / "memory.memsw.limit_in_bytes")) write(mem / "memory.memsw.limit_in_bytes", "33554432");
+
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char c;
+    if (::read(go[0], &c, 1) != 1) _exit(1);
+    std::vector<char> big(128u << 20);
+    for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = 1;
+    _exit(0);  // not reached under the limit
+  }
+  cg.join(child);
+  Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto sampler = Sampler::create(ctx, defaultCollectors(ctx.layout), reg);
+  ASSERT_TRUE(sampler);
+  auto before = sampler->sampleOne(w);
+  ASSERT_TRUE(before) << before.error().message;
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  auto after = sampler->sampleOne(w);
+  ASSERT_TRUE(after) << after.error().message;
+
+  ASSERT_TRUE(before->has("memory_oom_kills_total"));
+  EXPECT_EQ(before->get("memory_oom_kills_total"), 0);
+  EXPECT_GE(after->get("memory_oom_kills_total"), 1);
+  EXPECT_EQ(after->get("memory_limit_bytes"), kLimit);
+  const auto d = resourceDemand(*before, *after, resourceUsage(*before, *after));
+  EXPECT_DOUBLE_EQ(d[index(Resource::kMemory)], memoryDemandAfterOomKill(kLimit));
 }
 
 TEST(LivePerf, SoftwareCountersWorkAndRefusedHardwareIsReported) {
