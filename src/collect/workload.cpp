@@ -148,7 +148,7 @@ Result<std::vector<Workload>> discoverCgroups(const HostPaths& paths, const Cgro
     if (it.depth() + 1 >= max_depth) it.disable_recursion_pending();
     Workload w;
     w.kind = Workload::Kind::kCgroup;
-    w.cgroup = "/" + fs::relative(it->path(), ref, ec).generic_string();
+    w.cgroup = (fs::path("/") / fs::relative(it->path(), ref, ec)).generic_string();
     w.id = w.cgroup;
     if (only_populated) {
       auto pids = readProcs(it->path() / "cgroup.procs");
