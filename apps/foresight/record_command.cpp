@@ -37,12 +37,14 @@ int runRecord(const RecordArgs& a) {
     spdlog::error("record: --autoencoder: this build has no LibTorch");
     return 2;
   }
+  std::shared_ptr<const fingerprint::AnomalyModel> initial_autoencoder;  // read once, copied per workload
   if (!a.autoencoder_model.empty()) {
-    fingerprint::Pipeline probe(a.fp, fingerprint::resourceMetrics());
-    if (auto st = server::attachAutoencoder(probe, a.autoencoder_model); !st) {
-      spdlog::error("record: --autoencoder-model: {}", st.error().message);
+    auto model = server::loadAutoencoder(a.fp, a.autoencoder_model);
+    if (!model) {
+      spdlog::error("record: --autoencoder-model: {}", model.error().message);
       return 2;
     }
+    initial_autoencoder = std::move(*model);
   }
   auto source = WorkloadSource::create(a.workloads);
   if (!source) {
@@ -76,7 +78,7 @@ int runRecord(const RecordArgs& a) {
                  auto u = collect::resourceUsage(it->second, s);
                  auto [p, created] = pipelines.try_emplace(s.workload, a.fp, fingerprint::resourceMetrics());
                  if (created && (a.autoencoder || !a.autoencoder_model.empty()))
-                   (void)server::attachAutoencoder(p->second, a.autoencoder_model);  // checked above
+                   (void)server::attachAutoencoder(p->second, initial_autoencoder.get());  // checked above
                  if (auto f = p->second.push(s.time_ns / 1000000, u)) {
                    auto j = fingerprint::toJson(*f);
                    j["workload"] = s.workload;

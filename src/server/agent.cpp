@@ -47,6 +47,8 @@ struct Agent::Impl {
 
   std::map<std::string, collect::Sample> last;
   std::map<std::string, fingerprint::Pipeline> pipelines;
+  // fingerprint.autoencoder_model, read once at start: every new workload copies its weights.
+  std::shared_ptr<const fingerprint::AnomalyModel> initial_autoencoder;
 
   std::mutex mu;  // guards snapshot
   nlohmann::json snapshot = nlohmann::json::object();
@@ -190,13 +192,13 @@ struct Agent::Impl {
       }
     }
     if (cfg.autoencoder) {
-      (void)attachAutoencoder(fresh, cfg.autoencoder_model);  // checked in start()
+      (void)attachAutoencoder(fresh, initial_autoencoder.get());  // checked in start()
       std::error_code ec;
       const auto file = statePath(workload, ".ae.pt");
       if (!cfg.state_dir.empty() && std::filesystem::exists(file, ec)) {
         if (auto st = fresh.anomalyModel()->load(file); !st) {
           spdlog::warn("autoencoder state {} not used: {}", file.string(), st.error().message);
-          (void)attachAutoencoder(fresh, cfg.autoencoder_model);  // a failed load may leave it half-filled
+          (void)attachAutoencoder(fresh, initial_autoencoder.get());  // a failed load may leave it half-filled
         }
       }
     }
@@ -245,9 +247,9 @@ Status Agent::start() {
     return fail(ErrorCode::kUnavailable, "fingerprint.autoencoder: this build has no LibTorch");
   }
   if (!config_.autoencoder_model.empty()) {
-    fingerprint::Pipeline probe(config_.fingerprint, fingerprint::resourceMetrics());
-    if (auto st = attachAutoencoder(probe, config_.autoencoder_model); !st)
-      return fail(st.error().code, "fingerprint.autoencoder_model: {}", st.error().message);
+    auto model = loadAutoencoder(config_.fingerprint, config_.autoencoder_model);
+    if (!model) return fail(model.error().code, "fingerprint.autoencoder_model: {}", model.error().message);
+    m.initial_autoencoder = std::move(*model);
   }
   if (!config_.database.empty()) {
     auto db = store::Store::open(config_.database);

@@ -99,13 +99,33 @@ bool haveAutoencoder() {
 #endif
 }
 
-Status attachAutoencoder(fingerprint::Pipeline& p, const std::string& initial) {
+Result<std::shared_ptr<const fingerprint::AnomalyModel>> loadAutoencoder(const fingerprint::Config& config,
+                                                                         const std::string& file) {
+#ifdef FORESIGHT_HAVE_TORCH
+  fingerprint::AutoencoderOptions o;
+  o.input_dim = fingerprint::Pipeline(config, fingerprint::resourceMetrics()).featureNames().size();
+  auto model = std::make_shared<fingerprint::Autoencoder>(o);
+  if (auto st = model->load(file); !st) return tl::unexpected(st.error());
+  return std::shared_ptr<const fingerprint::AnomalyModel>(std::move(model));
+#else
+  (void)config;
+  (void)file;
+  return fail(ErrorCode::kUnavailable, "this build has no LibTorch: the autoencoder is unavailable");
+#endif
+}
+
+Status attachAutoencoder(fingerprint::Pipeline& p, const fingerprint::AnomalyModel* initial) {
 #ifdef FORESIGHT_HAVE_TORCH
   fingerprint::AutoencoderOptions o;
   o.input_dim = p.featureNames().size();
   auto model = std::make_shared<fingerprint::Autoencoder>(o);
-  if (!initial.empty())
-    if (auto st = model->load(initial); !st) return st;
+  if (initial) {
+    const auto* from = dynamic_cast<const fingerprint::Autoencoder*>(initial);
+    if (!from || from->options().input_dim != o.input_dim)
+      return fail(ErrorCode::kInvalidArgument, "autoencoder: initial model does not fit a pipeline of {} features",
+                  o.input_dim);
+    model->copyWeightsFrom(*from);
+  }
   p.setAnomalyModel(std::move(model));
   return ok();
 #else

@@ -224,6 +224,36 @@ TEST(Agent, AutoencoderStatePersistsAndACorruptOneIsSkipped) {
   fs::remove_all(states);
 }
 
+// The model is read once; each workload gets its own copy of its weights (not of the file, which
+// may be gone by then), and learning in one does not move another.
+TEST(Agent, EveryWorkloadsAutoencoderStartsFromACopyOfTheModelReadOnce) {
+  if (!haveAutoencoder()) GTEST_SKIP() << "built without LibTorch";
+  const fs::path dir = fs::path(testing::TempDir()) / ("agent-aecopy-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fingerprint::Config fc;
+  fingerprint::Pipeline src(fc, fingerprint::resourceMetrics());
+  ASSERT_TRUE(attachAutoencoder(src));
+  const auto n = static_cast<Eigen::Index>(src.featureNames().size());
+  const Eigen::VectorXd z = Eigen::VectorXd::LinSpaced(n, -1.0, 1.0);
+  for (int i = 0; i < 30; ++i) src.anomalyModel()->scoreAndLearn(z);  // away from fresh weights
+  ASSERT_TRUE(src.anomalyModel()->save(dir / "ae.pt"));
+  auto initial = loadAutoencoder(fc, (dir / "ae.pt").string());
+  ASSERT_TRUE(initial) << initial.error().message;
+  fs::remove_all(dir);
+
+  fingerprint::Pipeline a(fc, fingerprint::resourceMetrics()), b(fc, fingerprint::resourceMetrics()),
+      fresh(fc, fingerprint::resourceMetrics());
+  ASSERT_TRUE(attachAutoencoder(a, initial->get()));
+  ASSERT_TRUE(attachAutoencoder(b, initial->get()));
+  ASSERT_TRUE(attachAutoencoder(fresh));
+  const double trained = src.anomalyModel()->scoreAndLearn(z);
+  const double sa = a.anomalyModel()->scoreAndLearn(z);
+  EXPECT_NEAR(sa, trained, 1e-9 + 1e-6 * std::abs(trained));
+  EXPECT_GT(std::abs(fresh.anomalyModel()->scoreAndLearn(z) - trained), 1e-3 * std::abs(trained));
+  // a learnt from z; b, untouched, still scores as the model did.
+  EXPECT_NEAR(b.anomalyModel()->scoreAndLearn(z), sa, 1e-9 + 1e-6 * std::abs(sa));
+}
+
 // fingerprint.autoencoder_model: every new workload starts from the trained weights; a file that
 // does not load stops start() with its name, before any sampling.
 TEST(Agent, AutoencoderModelIsLoadedOrRefusedAtStart) {

@@ -63,9 +63,14 @@ struct AgentConfig {
 
 // Whether this build has the LibTorch autoencoder (foresight_fingerprint_torch).
 bool haveAutoencoder();
-// Sets the autoencoder as the pipeline's anomaly model, with the weights of `initial` when given
-// (kUnavailable without LibTorch; an unreadable or mismatched file names itself).
-Status attachAutoencoder(fingerprint::Pipeline& p, const std::string& initial = {});
+// The autoencoder every new workload of pipelines configured as `config` starts from: `file`'s
+// weights, read once (kUnavailable without LibTorch; an unreadable or mismatched file names
+// itself).
+Result<std::shared_ptr<const fingerprint::AnomalyModel>> loadAutoencoder(const fingerprint::Config& config,
+                                                                         const std::string& file);
+// Gives the pipeline its own autoencoder as its anomaly model, starting from a copy of `initial`'s
+// weights (from loadAutoencoder), or from fresh ones when null. kUnavailable without LibTorch.
+Status attachAutoencoder(fingerprint::Pipeline& p, const fingerprint::AnomalyModel* initial = nullptr);
 
 // Unknown keys and wrong types are errors naming the file and key.
 Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file);
