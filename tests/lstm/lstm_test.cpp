@@ -166,12 +166,12 @@ TEST(LstmModelFile, CorruptTruncatedAndIncompatibleAreRefused) {
   ASSERT_FALSE(e2);
   EXPECT_NE(e2.error().message.find("short.fsm"), std::string::npos);
 
-  std::string v2 = text;
-  v2.replace(v2.find("\"format_version\":1"), 18, "\"format_version\":2");
-  writeAll(dir / "v2.fsm", withFreshCrc(v2));
-  auto e3 = loadModel(dir / "v2.fsm");
+  std::string v3 = text;
+  v3.replace(v3.find("\"format_version\":1"), 18, "\"format_version\":3");
+  writeAll(dir / "v3.fsm", withFreshCrc(v3));
+  auto e3 = loadModel(dir / "v3.fsm");
   ASSERT_FALSE(e3);
-  EXPECT_NE(e3.error().message.find("incompatible model format version 2"), std::string::npos);
+  EXPECT_NE(e3.error().message.find("incompatible model format version 3"), std::string::npos);
 
   std::string unknown = text;
   const std::string key = "\"block\":\"time\",\"name\":\"tod_sin\"";
@@ -272,6 +272,16 @@ TEST(LstmModelFile, FingerprintWindowRoundTripsAndIsChecked) {
   auto back = loadModel(dir / "m.fsm");
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->fingerprint_window, 288u);
+  // Version 2, so that an older build refuses the file instead of feeding the block zeros; a
+  // model without the block stays version 1.
+  std::stringstream text;
+  text << std::ifstream(dir / "m.fsm", std::ios::binary).rdbuf();
+  EXPECT_NE(text.str().find("\"format_version\":2"), std::string::npos);
+  LstmModel plain = LstmModel::initial(4, 2, kDefaultLevels, 5);
+  ASSERT_TRUE(saveModel(plain, dir / "plain.fsm"));
+  std::stringstream plain_text;
+  plain_text << std::ifstream(dir / "plain.fsm", std::ios::binary).rdbuf();
+  EXPECT_NE(plain_text.str().find("\"format_version\":1"), std::string::npos);
   m.fingerprint_window = 1;
   auto bad = m.validate("m.fsm");
   ASSERT_FALSE(bad);

@@ -161,7 +161,7 @@ Status LstmModel::validate(const std::string& what) const {
 Status saveModel(const LstmModel& m, const std::filesystem::path& file) {
   if (auto s = m.validate(file.string()); !s) return s;
   nlohmann::json h;
-  h["format_version"] = m.format_version;
+  h["format_version"] = m.fingerprint_window > 0 ? 2 : 1;
   h["architecture"] = "lstm1+linear quantile heads (base + cumulative softplus), z=log1p(u/scale)";
   h["hidden"] = m.hidden;
   h["horizon"] = m.horizon;
@@ -223,15 +223,18 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
   LstmModel m;
   try {
     m.format_version = h.at("format_version").get<int>();
-    if (m.format_version != kFormatVersion)
+    if (m.format_version < 1 || m.format_version > kFormatVersion)
       return fail(ErrorCode::kInvalidArgument,
-                  "{}: incompatible model format version {} (this build reads version {})", what,
+                  "{}: incompatible model format version {} (this build reads versions 1 to {})", what,
                   m.format_version, kFormatVersion);
     m.hidden = h.at("hidden").get<std::size_t>();
     m.horizon = h.at("horizon").get<std::size_t>();
     m.levels = h.at("levels").get<std::vector<double>>();
     m.residual = h.value("residual", false);  // files written before residual heads had none
     m.fingerprint_window = h.value("fingerprint_window", std::size_t{0});
+    if ((m.format_version >= 2) != (m.fingerprint_window > 0))
+      return fail(ErrorCode::kParse, "{}: format version {} with a fingerprint window of {}", what,
+                  m.format_version, m.fingerprint_window);
     for (const auto& f : h.at("schema")) m.schema.push_back({f.at("name"), f.at("block"), f.at("optional")});
     for (const auto& n : h.at("normalisers")) m.normalisers.push_back({n.at("name"), n.at("mean"), n.at("std")});
     m.cal_levels = h.at("cal_levels").get<std::vector<double>>();

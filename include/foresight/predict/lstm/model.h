@@ -23,7 +23,10 @@
 
 namespace foresight::predict::lstm {
 
-inline constexpr int kFormatVersion = 1;
+// The newest model file version this build reads. Version 2 adds the fingerprint block's
+// `fingerprint_window`; a model without the block is still written as version 1, which older builds
+// read, while they refuse a version-2 file instead of feeding its block zeros.
+inline constexpr int kFormatVersion = 2;
 inline constexpr std::size_t kFingerprintDims = 8;
 inline constexpr std::size_t kFingerprintHop = 12;
 
