@@ -61,6 +61,27 @@ class TestCgroup {
   std::vector<fs::path> dirs_;
 };
 
+// The host's default collectors, as the agent runs them.
+Result<Sampler> hostSampler(const CollectorContext& ctx) {
+  static const CollectorRegistry* registry = [] {
+    auto* r = new CollectorRegistry("collector");
+    registerCollectors(*r);
+    return r;
+  }();
+  return Sampler::create(ctx, defaultCollectors(ctx.layout), *registry);
+}
+
+// Moves `child` into the test cgroup, samples the cgroup, then lets the child go on (a byte on
+// `go_fd`): the sample is the "before" of the child's load.
+Result<Sample> joinSampleAndRelease(TestCgroup& cg, pid_t child, Sampler& sampler, const Workload& w,
+                                    int go_fd) {
+  cg.join(child);
+  auto before = sampler.sampleOne(w);
+  // Released even when sampling failed, so that no child is left waiting.
+  if (::write(go_fd, "g", 1) != 1) return fail(ErrorCode::kIo, "cannot release the child");
+  return before;
+}
+
 }  // namespace
 
 TEST(LiveCgroup, MeasuresKnownCpuMemoryAndIoLoad) {
@@ -100,15 +121,11 @@ TEST(LiveCgroup, MeasuresKnownCpuMemoryAndIoLoad) {
     if (::read(go[0], &c, 1) != 1) _exit(4);  // stay alive (memory held) while sampled
     _exit(mem[4096] == 1 ? 0 : 5);
   }
-  cg.join(child);
-  Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
-  CollectorRegistry reg("collector");
-  registerCollectors(reg);
-  auto sampler = Sampler::create(ctx, defaultCollectors(ctx.layout), reg);
+  const Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
+  auto sampler = hostSampler(ctx);
   ASSERT_TRUE(sampler);
-  auto before = sampler->sampleOne(w);
+  auto before = joinSampleAndRelease(cg, child, *sampler, w, go[1]);
   ASSERT_TRUE(before) << before.error().message;
-  ASSERT_EQ(::write(go[1], "g", 1), 1);
   char c;
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
   auto after = sampler->sampleOne(w);
@@ -167,15 +184,11 @@ TEST(LiveCgroup, OomKillIsCountedAndBecomesMemoryDemand) {
     for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = 1;
     _exit(0);  // not reached under the limit
   }
-  cg.join(child);
-  Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
-  CollectorRegistry reg("collector");
-  registerCollectors(reg);
-  auto sampler = Sampler::create(ctx, defaultCollectors(ctx.layout), reg);
+  const Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
+  auto sampler = hostSampler(ctx);
   ASSERT_TRUE(sampler);
-  auto before = sampler->sampleOne(w);
+  auto before = joinSampleAndRelease(cg, child, *sampler, w, go[1]);
   ASSERT_TRUE(before) << before.error().message;
-  ASSERT_EQ(::write(go[1], "g", 1), 1);
   int status = 0;
   ::waitpid(child, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
