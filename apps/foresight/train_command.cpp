@@ -134,6 +134,7 @@ int runTrain(const TrainArgs& a) {
   prov["train_fraction"] = a.opt.train_fraction;
   prov["series_steps_per_epoch"] = rep->train_steps;
   prov["seed"] = a.opt.seed;
+  prov["split_seed"] = a.opt.split_seed.value_or(a.opt.seed);
   prov["torch_threads"] = a.torch_threads;
   prov["seconds"] = rep->seconds;
   prov["best_epoch"] = rep->best_epoch;
@@ -214,6 +215,10 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
   cmd->add_option("--max-series", a->max_series, "read only the first N series");
   cmd->add_option("--train-series", a->opt.max_series, "use at most N series for gradients");
   cmd->add_option("--seed", a->opt.seed, "random seed")->capture_default_str();
+  cmd->add_option_function<std::uint64_t>(
+      "--split-seed", [a](std::uint64_t v) { a->opt.split_seed = v; },
+      "seed of the workload split only (default: --seed), to compare seeds on the same held-back "
+      "workloads");
   cmd->add_option("--torch-threads", a->torch_threads, "LibTorch intra-op threads")->capture_default_str();
   cmd->add_option("--scale-weight-bound", a->opt.scale_weight_bound,
                   "weight each series' loss by its scale / the mean scale, clipped to [1/B, B]; 0: unweighted")
@@ -228,8 +233,8 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
       ->capture_default_str();
   cmd->add_option("--init", a->init,
                   "fine-tune this model file instead of starting from fresh weights (keeps its "
-                  "normalisers; give the --seed it was trained with, so its held-back workloads "
-                  "stay held back)")
+                  "normalisers; give the --seed or --split-seed it was trained with, so its "
+                  "held-back workloads stay held back)")
       ->check(CLI::ExistingFile);
   cmd->add_option_function<std::string>(
          "--select-by",

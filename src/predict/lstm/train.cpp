@@ -254,7 +254,12 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
       if (static_cast<double>(series[i].size()) * o.train_fraction > static_cast<double>(m.horizon + 2)) usable.push_back(i);
     if (usable.size() < 3)
       return fail(ErrorCode::kInvalidArgument, "train: {} usable series, need at least 3", usable.size());
-    std::shuffle(usable.begin(), usable.end(), rng);
+    std::shuffle(usable.begin(), usable.end(), rng);  // advances rng the same either way
+    if (o.split_seed) {
+      std::sort(usable.begin(), usable.end());
+      std::mt19937_64 split_rng(*o.split_seed);
+      std::shuffle(usable.begin(), usable.end(), split_rng);
+    }
     const std::size_t held = std::max<std::size_t>(2, static_cast<std::size_t>(std::round(o.holdout * static_cast<double>(usable.size()))));
     std::vector<std::size_t> val(usable.begin(), usable.begin() + static_cast<std::ptrdiff_t>(held / 2));
     std::vector<std::size_t> cal(usable.begin() + static_cast<std::ptrdiff_t>(held / 2), usable.begin() + static_cast<std::ptrdiff_t>(held));

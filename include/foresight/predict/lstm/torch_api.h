@@ -29,6 +29,9 @@ struct TrainOptions {
   double time_budget_s = 0;     // 0: none; gradient steps stop when it is spent
   std::size_t max_series = 0;   // 0: all training series
   std::uint64_t seed = 1;
+  // The workload split (training / validation / conformal) from this seed instead of `seed`, so
+  // that runs with different seeds can be compared on the same held-back workloads.
+  std::optional<std::uint64_t> split_seed;
   // The objective (pooled slack) is in absolute units but the pinball loss on z is relative:
   // weight each series' loss, per resource, by its scale over the mean scale of the training
   // series, clipped to [1/bound, bound]. 0: unweighted. Both defaults: the configuration that won
@@ -39,8 +42,7 @@ struct TrainOptions {
   std::size_t fingerprint_window = 0;
   // Fine-tuning: start from this model's weights, normalisers and architecture instead of fresh
   // ones (hidden, horizon and window_features are then the model's). The workload split still
-  // comes from `seed`: use the seed the model was trained with, or its held-back workloads are
-  // trained on.
+  // comes from `seed` (or `split_seed`): use the model's, or its held-back workloads are trained on.
   std::optional<LstmModel> init;
   // Which epoch is kept, and what early stopping waits on: the validation backtest's
   // selectionScore (the decision the model serves; the pinball loss averages every level and
