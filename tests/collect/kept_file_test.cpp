@@ -48,7 +48,7 @@ fs::path v2Host(const std::string& name, int n) {
   const fs::path cg = root / "sys/fs/cgroup";
   write(cg / "cgroup.controllers", "cpu memory io\n");
   for (int i = 0; i < n; ++i) {
-    const fs::path d = cg / ("w" + std::to_string(i));
+    const fs::path d = cg / std::string("w").append(std::to_string(i));
     const int pid = 1000 + i;
     write(d / "cgroup.procs", std::to_string(pid) + "\n");
     write(d / "cpu.stat",

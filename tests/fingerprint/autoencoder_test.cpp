@@ -72,7 +72,7 @@ std::vector<foresight::trace::Series> periodicTraces(int n) {
   std::normal_distribution<double> g;
   for (int s = 0; s < n; ++s) {
     foresight::trace::Series x;
-    x.id = "s" + std::to_string(s);
+    x.id = std::string("s").append(std::to_string(s));
     x.start = 1'600'000'000;
     x.step_seconds = 300;
     for (int i = 0; i < 288 * 2; ++i) {

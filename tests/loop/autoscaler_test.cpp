@@ -173,11 +173,15 @@ TEST(Autoscaler, AdvisesWhereCapacityComesFromWhenTheForecastExceedsTheHost) {
   // When it fits again, the advice goes.
   for (int t = 5; t < 40; ++t) ASSERT_TRUE(a.observe("hungry", 1000 + t, usage(0.5, 1e9)));
   for (const auto& row : a.view())
-    if (row.workload == "hungry") EXPECT_TRUE(row.advice.empty()) << row.advice;
+    if (row.workload == "hungry") {
+      EXPECT_TRUE(row.advice.empty()) << row.advice;
+    }
   // A workload that fits gets none.
   for (int t = 0; t < 5; ++t) ASSERT_TRUE(a.observe("modest", 1000 + t, usage(0.5, 1e9)));
   for (const auto& row : a.view())
-    if (row.workload == "modest") EXPECT_TRUE(row.advice.empty()) << row.advice;
+    if (row.workload == "modest") {
+      EXPECT_TRUE(row.advice.empty()) << row.advice;
+    }
 }
 
 }  // namespace

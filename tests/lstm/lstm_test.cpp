@@ -61,7 +61,7 @@ TrainOptions tinyOptions() {
 
 std::vector<trace::Series> fixture() {
   std::vector<trace::Series> v;
-  for (int i = 0; i < 8; ++i) v.push_back(sineSeries("s" + std::to_string(i), 288 * 3, 0.7 * i, 100 + i));
+  for (int i = 0; i < 8; ++i) v.push_back(sineSeries(std::string("s").append(std::to_string(i)), 288 * 3, 0.7 * i, 100 + i));
   return v;
 }
 

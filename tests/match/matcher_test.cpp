@@ -25,7 +25,7 @@ TEST(ChooseProbes, PicksTheMostInformativeEnvironment) {
   std::mt19937 rng(5);
   std::normal_distribution<double> n01(0, 1);
   for (int w = 0; w < 40; ++w) {
-    t.workloads.push_back("w" + std::to_string(w));
+    t.workloads.push_back(std::string("w").append(std::to_string(w)));
     const double base = 5 + n01(rng), a = n01(rng);
     std::vector<Outcome> row;
     for (int e = 0; e < 5; ++e)
@@ -123,7 +123,9 @@ TEST(Matcher, NextProbeStartsWithTheInformativeOnesThenNeverRepeats) {
     for (std::size_t k = 0; k < 4; ++k) {
       auto next = m->nextProbe(ev);
       ASSERT_TRUE(next && *next);
-      if (k < m->probes().size()) EXPECT_EQ(**next, m->probes()[k]);
+      if (k < m->probes().size()) {
+        EXPECT_EQ(**next, m->probes()[k]);
+      }
       EXPECT_TRUE(seen.insert(**next).second);
       ev.probes.push_back({t.environments[**next].id, true, 100.0 + static_cast<double>(k)});
     }

@@ -54,7 +54,7 @@ MatchData twoKinds() {
   env("2xr", "r.x", 2, 64, 0.6);
   for (int w = 0; w < 12; ++w) {
     const bool memory_bound = w % 2 == 1;
-    const std::string id = "w" + std::to_string(w);
+    const std::string id = std::string("w").append(std::to_string(w));
     const double work = 1000 + 150 * w;
     d.history.fingerprints[id] = {{"cpu.mean", memory_bound ? 0.4 + 0.02 * w : 3.0 + 0.05 * w},
                                   {"memory.p95", memory_bound ? 3e10 + 1e9 * w : 1e9 + 1e8 * w}};
