@@ -69,12 +69,21 @@ Plan Planner::plan(const PlanInput& in) const {
     if (desired < p.min) desired = p.min, rule = "min-bound";
     if (desired > p.max) desired = p.max, rule = "max-bound";
 
+    // The memory floors: usage (beats max: the kernel would reclaim or OOM) and a recent OOM
+    // kill's demand (capped at max, which the operator set knowing the workload).
     double floor = 0;
-    const bool has_floor = r == Resource::kMemory && in.usage[r];
-    if (has_floor) {
+    std::string floor_rule;
+    if (r == Resource::kMemory && in.usage[r]) {
       floor = *in.usage[r] * (1.0 + p.usage_margin) + p.usage_margin_abs;
-      if (desired < floor) desired = floor, rule = "usage-floor";
+      floor_rule = "usage-floor";
     }
+    const bool oom_held = r == Resource::kMemory && in.oom && in.now - in.oom->time < p.oom_hold_seconds;
+    if (oom_held && std::min(in.oom->demand, p.max) > floor) {
+      floor = std::min(in.oom->demand, p.max);
+      floor_rule = "oom-floor";
+    }
+    const bool has_floor = !floor_rule.empty();
+    if (has_floor && desired < floor) desired = floor, rule = floor_rule;
     d.desired = desired;
 
     double target = desired;
@@ -93,10 +102,10 @@ Plan Planner::plan(const PlanInput& in) const {
       } else if (!up && desired < cur * (1.0 - p.max_step_down)) {
         target = cur * (1.0 - p.max_step_down), rule = "max-step-down";
       }
-      // The safety rail beats every limit on change. When it forces a raise, the raise clears
-      // the floor by the hysteresis band, so that a slowly growing usage does not cause a write
-      // at every sample.
-      if (has_floor && target < floor) target = floor, rule = "usage-floor";
+      // The safety rails beat every limit on change. When the usage floor forces a raise, the
+      // raise clears it by the hysteresis band, so that a slowly growing usage does not cause a
+      // write at every sample.
+      if (has_floor && target < floor) target = floor, rule = floor_rule;
       if (below_floor && rule == "usage-floor") target = std::max(target, floor * (1.0 + p.hysteresis));
     } else {
       rule = rule == "forecast" ? "initial" : rule;
@@ -110,8 +119,11 @@ Plan Planner::plan(const PlanInput& in) const {
                            show(r, d.current),
                            show(r, desired), rule,
                            d.change ? show(r, target) : std::string("keep"));
-    if (has_floor)
+    if (has_floor && in.usage[r])
       d.reason += fmt::format(" (usage {}, floor {})", show(r, *in.usage[r]), show(r, floor));
+    if (oom_held)
+      d.reason += fmt::format(" (OOM kill {} s ago: demand {}, held for {} s)", in.now - in.oom->time,
+                              show(r, in.oom->demand), p.oom_hold_seconds);
     if (d.change) plan.target[r] = target;
     plan.decisions.push_back(std::move(d));
   }

@@ -40,6 +40,7 @@ Status applyPolicy(const YAML::Node& node, Resource r, ResourcePolicy& p, const 
   };
   double cu = static_cast<double>(p.cooldown_up_seconds);
   double cd = static_cast<double>(p.cooldown_down_seconds);
+  double oh = static_cast<double>(p.oom_hold_seconds);
   const Field fields[] = {{"quantile", &p.quantile, false, false},
                           {"headroom", &p.headroom, false, false},
                           {"hysteresis", &p.hysteresis, false, false},
@@ -51,6 +52,7 @@ Status applyPolicy(const YAML::Node& node, Resource r, ResourcePolicy& p, const 
                           {"max", &p.max, mem, true},
                           {"usage_margin", &p.usage_margin, false, false},
                           {"usage_margin_abs", &p.usage_margin_abs, true, false},
+                          {"oom_hold_seconds", &oh, false, false},
                           {"lower_quantile", &p.lower_quantile, false, false},
                           {"upper_quantile", &p.upper_quantile, false, false}};
   for (const auto& kv : node) {
@@ -65,6 +67,7 @@ Status applyPolicy(const YAML::Node& node, Resource r, ResourcePolicy& p, const 
   }
   p.cooldown_up_seconds = static_cast<std::int64_t>(cu);
   p.cooldown_down_seconds = static_cast<std::int64_t>(cd);
+  p.oom_hold_seconds = static_cast<std::int64_t>(oh);
   for (double q : {p.quantile, p.lower_quantile, p.upper_quantile})
     if (!(q > 0 && q < 1)) return fail(ErrorCode::kParse, "{}: quantile levels must be in (0, 1)", at);
   if (p.max_step_down < 0 || p.max_step_down >= 1 || p.max_step_up < 0)

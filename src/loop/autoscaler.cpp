@@ -40,6 +40,11 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
     if (std::isfinite(usage[index(r)])) st.last_usage[index(r)] = usage[index(r)];
     if (std::isfinite(st.last_usage[index(r)])) input.usage[r] = st.last_usage[index(r)];
   }
+  // Memory demand above usage comes only from an OOM kill (collect::resourceDemand).
+  const std::size_t mem = index(Resource::kMemory);
+  if (demand && std::isfinite((*demand)[mem]) && !((*demand)[mem] <= usage[mem]))
+    st.oom = allocate::OomKill{now, (*demand)[mem]};
+  input.oom = st.oom;
   input.now = now;
   input.last_change = st.last_change;
   allocate::Plan plan = planner_.plan(input);
@@ -50,7 +55,8 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
       auto& row = view_[{workload, d.resource}];
       row.workload = workload;
       row.resource = d.resource;
-      row.usage = usage[index(d.resource)];
+      // The last measurement, as the planner used it: a detail metric between its reads is not 0.
+      row.usage = st.last_usage[index(d.resource)];
       row.forecast = d.forecast;
       row.current = d.current;
       row.target = d.target;

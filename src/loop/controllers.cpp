@@ -71,6 +71,9 @@ class ForesightController final : public Controller {
     input.forecast = &f;
     if (!std::isinf(in.limit)) input.current[o_.resource] = in.limit;
     input.usage[o_.resource] = in.usage;
+    // Memory demand above usage comes only from an OOM kill (experiment.cpp).
+    if (o_.resource == Resource::kMemory && in.demand > in.usage) oom_ = allocate::OomKill{now, in.demand};
+    input.oom = oom_;
     input.now = now;
     input.last_change[index(o_.resource)] = last_change_;
     const allocate::Plan plan = planner_.plan(input);
@@ -95,6 +98,7 @@ class ForesightController final : public Controller {
   std::vector<double> levels_;
   std::size_t step_ = 0;
   std::optional<std::int64_t> last_change_;
+  std::optional<allocate::OomKill> oom_;
 };
 
 }  // namespace

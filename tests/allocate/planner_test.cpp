@@ -188,6 +188,50 @@ TEST(Planner, MemoryNeverBelowUsagePlusMargin) {
   EXPECT_NEAR(*plan.target[Resource::kMemory], 312.4 * kMiB, 1.0);
 }
 
+// After an OOM kill at a 512 MiB limit (implied demand 614.4 MiB): the forecast (100 MiB) and a
+// fresh cooldown would keep or shrink the limit; the oom-floor raises it, capped at max, and lets
+// go after oom_hold_seconds.
+TEST(Planner, OomKillDemandIsAFloorForTheHoldTime) {
+  const auto f = memoryForecast(100);
+  PlannerConfig c;
+  c[Resource::kMemory].cooldown_up_seconds = 600;
+  c[Resource::kMemory].oom_hold_seconds = 3600;
+  PlanInput in;
+  in.forecast = &f;
+  in.usage[Resource::kMemory] = 50 * kMiB;  // the restarted workload, small again
+  in.current[Resource::kMemory] = 512 * kMiB;
+  in.now = 10000;
+  in.last_change[index(Resource::kMemory)] = 9990;
+  in.oom = OomKill{9995, 614.4 * kMiB};
+  auto plan = Planner(c).plan(in);
+  auto d = decisionFor(plan, Resource::kMemory);
+  EXPECT_EQ(d.rule, "oom-floor");
+  ASSERT_TRUE(plan.target[Resource::kMemory]);
+  EXPECT_NEAR(*plan.target[Resource::kMemory], 614.4 * kMiB, 1.0);
+  EXPECT_NE(d.reason.find("OOM kill 5 s ago: demand 614.40MiB"), std::string::npos) << d.reason;
+
+  // Held at that level: no shrink back while the hold lasts.
+  in.current[Resource::kMemory] = 614.4 * kMiB;
+  in.now = 9995 + 3599;
+  in.last_change[index(Resource::kMemory)] = 10000;
+  plan = Planner(c).plan(in);
+  EXPECT_FALSE(decisionFor(plan, Resource::kMemory).change);
+  EXPECT_NE(decisionFor(plan, Resource::kMemory).reason.find("OOM kill 3599 s ago"), std::string::npos);
+
+  // The hold over: the forecast decides again (one step down).
+  in.now = 9995 + 3600;
+  plan = Planner(c).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kMemory).rule, "max-step-down");
+
+  // The operator's max caps the floor.
+  c[Resource::kMemory].max = 560 * kMiB;
+  in.now = 10000;
+  in.current[Resource::kMemory] = 512 * kMiB;
+  plan = Planner(c).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kMemory).rule, "oom-floor");
+  EXPECT_NEAR(*plan.target[Resource::kMemory], 560 * kMiB, 1.0);
+}
+
 TEST(Planner, NoForecastKeepsTheCurrentAllocation) {
   predict::Forecast f;
   f.workload = "idle";
@@ -238,6 +282,7 @@ TEST(PlannerConfig, ShippedFileStatesTheBuiltInDefaults) {
     EXPECT_EQ(a.max, b.max);
     EXPECT_EQ(a.usage_margin, b.usage_margin);
     EXPECT_EQ(a.usage_margin_abs, b.usage_margin_abs);
+    EXPECT_EQ(a.oom_hold_seconds, b.oom_hold_seconds);
     EXPECT_EQ(a.lower_quantile, b.lower_quantile);
     EXPECT_EQ(a.upper_quantile, b.upper_quantile);
   }

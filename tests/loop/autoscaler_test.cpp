@@ -55,6 +55,40 @@ TEST(Autoscaler, MissingMemoryKeepsTheUsageFloor) {
   ASSERT_TRUE(p && *p);
   ASSERT_TRUE((*p)->target[Resource::kMemory]);
   EXPECT_GE(*(*p)->target[Resource::kMemory], 2.2e9 - 1);  // 2e9 + 10 %, from the last measurement
+  // The live view shows that last measurement too, not "-".
+  bool seen = false;
+  for (const auto& row : a.view())
+    if (row.resource == Resource::kMemory) {
+      EXPECT_DOUBLE_EQ(row.usage, 2e9);
+      seen = true;
+    }
+  EXPECT_TRUE(seen);
+}
+
+// An OOM kill at a 1.1e9 limit arrives as memory demand 1.32e9 (collect::resourceDemand) for one
+// sample, while the restarted workload uses little: the limit rises to that demand and stays
+// there for oom_hold_seconds, although the forecast and the down cooldown (0 here) would shrink it.
+TEST(Autoscaler, OomKillDemandHoldsTheMemoryLimitUp) {
+  AutoscalerConfig c;
+  c.apply = true;
+  c.min_samples = 5;
+  c.resources = {Resource::kMemory};
+  c.planner[Resource::kMemory].usage_margin_abs = 0;
+  c.planner[Resource::kMemory].cooldown_down_seconds = 0;
+  c.planner[Resource::kMemory].oom_hold_seconds = 100;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  for (int t = 0; t < 5; ++t) ASSERT_TRUE(a.observe("db", 1000 + t, usage(1.0, 1e9)));
+  auto p = a.observe("db", 1005, usage(1.0, 2e8), usage(1.0, 1.32e9));
+  ASSERT_TRUE(p && *p && (*p)->target[Resource::kMemory]);
+  EXPECT_NEAR(*(*p)->target[Resource::kMemory], 1.32e9, 1);
+  for (int t = 6; t < 105; ++t) {
+    p = a.observe("db", 1000 + t, usage(1.0, 2e8));
+    ASSERT_TRUE(p && *p);
+    EXPECT_FALSE((*p)->hasChanges()) << "t=" << t << ": " << (*p)->reason();
+  }
+  p = a.observe("db", 1105, usage(1.0, 2e8));  // the hold is over: down one step
+  ASSERT_TRUE(p && *p && (*p)->target[Resource::kMemory]);
+  EXPECT_NEAR(*(*p)->target[Resource::kMemory], 1.32e9 * 0.9, 1);
 }
 
 // A workload held at a 1-core limit uses 1 core and is throttled for 1 more: sized on usage alone

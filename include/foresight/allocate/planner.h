@@ -9,6 +9,9 @@
 //   min-bound / max-bound   desired is clamped to the workload's [min, max].
 //   usage-floor   memory only: never below current usage * (1 + usage_margin) + usage_margin_abs,
 //                 even when that exceeds max or a step limit (the kernel would reclaim or OOM).
+//   oom-floor     memory only: for oom_hold_seconds after an OOM kill, never below the demand
+//                 that kill implied (PlanInput::oom), capped at max. Like usage-floor it beats
+//                 hysteresis and cooldown, so a killed workload is not shrunk back into the kill.
 //   initial       nothing is enforced now (unlimited): set desired.
 //   hysteresis    |desired - current| <= hysteresis * current: keep (no flapping).
 //   cooldown      the last change of this resource was less than cooldown_up / cooldown_down
@@ -44,6 +47,9 @@ struct ResourcePolicy {
   // Memory safety rail (ignored for other resources).
   double usage_margin = 0.10;      // relative
   double usage_margin_abs = 64.0 * 1024 * 1024;  // bytes
+  // How long an OOM kill's demand stays a floor: a day, the half-life with which the Kubernetes
+  // VPA recommender decays the bumped sample an OOM kill adds to its memory histogram.
+  std::int64_t oom_hold_seconds = 86400;
   // Quantile levels reported as the plan's lower/upper bounds (e.g. a VPA's lowerBound and
   // upperBound); they do not change the target.
   double lower_quantile = 0.5;
@@ -67,10 +73,18 @@ struct PlannerConfig {
   const ResourcePolicy& operator[](Resource r) const { return policies[index(r)]; }
 };
 
+// An OOM kill under a finite memory limit and the demand it implies
+// (collect::memoryDemandAfterOomKill of the limit it was killed at).
+struct OomKill {
+  std::int64_t time = 0;  // Unix seconds
+  double demand = 0;      // bytes
+};
+
 struct PlanInput {
   const predict::Forecast* forecast = nullptr;
   Allocation current;  // what is enforced now (absent = unlimited)
   Allocation usage;    // what is used now (memory feeds the safety rail)
+  std::optional<OomKill> oom;  // the latest OOM kill (memory's oom-floor)
   std::array<std::optional<std::int64_t>, kResourceCount> last_change{};  // Unix seconds
   std::int64_t now = 0;                                                   // Unix seconds
 };

@@ -66,7 +66,9 @@ class Autoscaler {
   struct ViewRow {
     std::string workload;
     Resource resource = Resource::kCpu;
-    double usage = NAN, forecast = NAN;  // forecast: the planner's quantile, max over the horizon
+    // usage: the last measured (a resource missing this round keeps its last read);
+    // forecast: the planner's quantile, max over the horizon.
+    double usage = NAN, forecast = NAN;
     std::optional<double> current, target;
     std::string rule;
     std::string advice;  // where extra capacity should come from, when it does not fit
@@ -84,6 +86,7 @@ class Autoscaler {
     // The last measured usage of each resource: a sample can lack one (the profiler reads the
     // working set every detail_every rounds), and the memory usage floor must not lapse then.
     std::array<double, kResourceCount> last_usage{NAN, NAN, NAN, NAN};
+    std::optional<allocate::OomKill> oom;  // the latest, for the planner's oom-floor
   };
   void adviseIfItDoesNotFit(const std::string& workload, const allocate::Plan& plan,
                             const allocate::Allocation& current, std::int64_t now, State& st);
