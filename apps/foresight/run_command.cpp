@@ -29,6 +29,7 @@ struct Args {
   std::string forecaster = "auto", model = FORESIGHT_DEFAULT_LSTM_MODEL;
   std::string catalog = "config/prices.yaml", machine, match_data;
   double advice_hours = 24;
+  std::int64_t min_history = loop::AutoscalerConfig{}.min_history_seconds;
 };
 
 std::string show(Resource r, double v) {
@@ -40,7 +41,7 @@ std::string show(Resource r, const std::optional<double>& v) {
 }
 
 // The live view: what each managed cgroup uses, what the loop forecasts, the limit and the rule.
-void printView(const loop::Autoscaler& scaler) {
+void printView(const loop::Autoscaler& scaler, std::int64_t min_history) {
   auto rows = scaler.view();
   fmt::print("\n{:<36} {:<7} {:>11} {:>11} {:>11} {:>11}  {}\n", "workload", "res", "usage",
              "forecast", "limit", "target", "rule");
@@ -50,7 +51,9 @@ void printView(const loop::Autoscaler& scaler) {
                show(r.resource, r.current), show(r.resource, r.target), r.rule,
                r.advice.empty() ? "" : "; does not fit: " + r.advice);
   }
-  if (rows.empty()) fmt::print("(no cgroup workload with enough history yet)\n");
+  if (rows.empty())
+    fmt::print("(no cgroup workload with enough history yet: the first plan waits for {} s of it, "
+               "--min-history)\n", min_history);
   std::fflush(stdout);
 }
 
@@ -107,6 +110,7 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
   } else if (ranker) {
     return fail(ErrorCode::kInvalidArgument, "--match-data needs a price catalog (--catalog)");
   }
+  c.min_history_seconds = a.min_history;
   c.apply = a.apply;
   c.backend_name = a.backend == "auto" ? autoBackend(layout) : a.backend;
   auto backend = builtins.backends.create(c.backend_name, c.backend_options);
@@ -162,6 +166,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--advice-hours", a->advice_hours, "hours the extra capacity is priced for")
       ->capture_default_str();
+  cmd->add_option("--min-history", a->min_history,
+                  "seconds of a workload's history before its first plan (a limit set from less "
+                  "caps it at whatever phase it was in)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--view", a->view, "print the live view every N seconds (0: off)")
       ->capture_default_str();
   cmd->add_option("--audit", a->audit, "SQLite audit trail of applied changes (with --apply; env FORESIGHT_AUDIT_DB)")
@@ -255,7 +264,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     while (!stopFlag().load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if (a->view > 0 && std::chrono::steady_clock::now() >= next_view) {
-        printView(*autoscaler);
+        printView(*autoscaler, a->min_history);
         next_view += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
             std::chrono::duration<double>(a->view));
       }

@@ -22,7 +22,9 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   State& st = workloads_[workload];
   if (!st.forecaster) st.forecaster = config_.forecaster();
   st.forecaster->observe(now, demand.value_or(usage));
-  if (++st.samples < config_.min_samples) return std::optional<allocate::Plan>();
+  if (st.samples++ == 0) st.first_seen = now;
+  if (st.samples < config_.min_samples || now - st.first_seen < config_.min_history_seconds)
+    return std::optional<allocate::Plan>();
 
   predict::Forecast f;
   f.workload = workload;

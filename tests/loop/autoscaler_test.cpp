@@ -17,6 +17,7 @@ TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
   AutoscalerConfig c;
   c.apply = true;
   c.min_samples = 5;
+  c.min_history_seconds = 0;
   c.planner[Resource::kMemory].usage_margin_abs = 0;
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   for (int t = 0; t < 4; ++t) {
@@ -40,11 +41,30 @@ TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
   EXPECT_TRUE(a.view().empty());
 }
 
+// Ten samples a second apart are not enough: no limit before min_history_seconds of history.
+TEST(Autoscaler, NoPlanBeforeMinHistorySeconds) {
+  AutoscalerConfig c;
+  c.apply = true;
+  c.min_samples = 10;
+  c.min_history_seconds = 60;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  for (int t = 0; t < 60; ++t) {
+    auto p = a.observe("web", 1000 + t, usage(1.0, 1e9));
+    ASSERT_TRUE(p);
+    EXPECT_FALSE(*p) << "planned after " << t << " s";
+  }
+  auto p = a.observe("web", 1060, usage(1.0, 1e9));
+  ASSERT_TRUE(p && *p);
+  EXPECT_TRUE((*p)->target[Resource::kCpu]);
+  EXPECT_TRUE(a.view().size() == 2u);
+}
+
 // The profiler reads the working set every detail_every rounds: a sample without it must not lift
 // the memory usage floor, which then rests on the last measured usage.
 TEST(Autoscaler, MissingMemoryKeepsTheUsageFloor) {
   AutoscalerConfig c;
   c.min_samples = 3;
+  c.min_history_seconds = 0;
   c.planner[Resource::kMemory].usage_margin_abs = 0;
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   // Memory seen once at 2e9, then only small values: the forecast sits low, the floor does not.
@@ -72,6 +92,7 @@ TEST(Autoscaler, OomKillDemandHoldsTheMemoryLimitUp) {
   AutoscalerConfig c;
   c.apply = true;
   c.min_samples = 5;
+  c.min_history_seconds = 0;
   c.resources = {Resource::kMemory};
   c.planner[Resource::kMemory].usage_margin_abs = 0;
   c.planner[Resource::kMemory].cooldown_down_seconds = 0;
@@ -97,6 +118,7 @@ TEST(Autoscaler, ForecastsDemandNotTheUsageALimitCaps) {
   AutoscalerConfig c;
   c.apply = true;
   c.min_samples = 5;
+  c.min_history_seconds = 0;
   c.resources = {Resource::kCpu};
   Autoscaler capped(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   Autoscaler demanded(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
@@ -116,6 +138,7 @@ TEST(Autoscaler, ForecastsDemandNotTheUsageALimitCaps) {
 TEST(Autoscaler, DryRunChangesNothing) {
   AutoscalerConfig c;
   c.min_samples = 3;
+  c.min_history_seconds = 0;
   auto backend = allocate::makeDryRunBackend(nullptr);
   Autoscaler a(c, std::move(backend), std::nullopt);
   for (int t = 0; t < 5; ++t) {
@@ -137,6 +160,7 @@ TEST(Autoscaler, DryRunChangesNothing) {
 TEST(Autoscaler, PlansFromTheLstmForecaster) {
   AutoscalerConfig c;
   c.min_samples = 10;
+  c.min_history_seconds = 0;
   c.forecaster = lstmForecasters(std::make_shared<const predict::lstm::LstmModel>(
                                      predict::lstm::LstmModel::initial(8, 4, predict::lstm::kDefaultLevels, 3)),
                                  predict::lstm::kDefaultEta);
@@ -169,6 +193,7 @@ TEST(Autoscaler, AdvisesWhereCapacityComesFromWhenTheForecastExceedsTheHost) {
   ASSERT_TRUE(catalog) << catalog.error().message;
   AutoscalerConfig c;
   c.min_samples = 3;
+  c.min_history_seconds = 0;
   CapacityAdvice adv;
   adv.cost = std::make_shared<const allocate::CostModel>(std::move(*catalog));
   adv.host[Resource::kCpu] = 2.0;
