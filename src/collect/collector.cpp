@@ -114,11 +114,12 @@ std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sampl
 }
 
 std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Sample& cur,
-                                                  const std::array<double, kResourceCount>& usage) {
+                                                  const std::array<double, kResourceCount>& usage,
+                                                  double cpus) {
   auto d = usage;
   const double throttled = counterRate(prev, cur, "cpu_throttled_seconds_total");
   if (!std::isnan(throttled) && !std::isnan(d[index(Resource::kCpu)]))
-    d[index(Resource::kCpu)] += throttled;
+    d[index(Resource::kCpu)] = cpuDemand(d[index(Resource::kCpu)], throttled, cpus);
   const double kills_before = prev.get("memory_oom_kills_total"), kills = cur.get("memory_oom_kills_total");
   const double limit = cur.get("memory_limit_bytes");
   if (kills > kills_before && std::isfinite(limit)) {  // false when either count is missing (NaN)
@@ -126,6 +127,10 @@ std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Samp
     mem = std::isnan(mem) ? memoryDemandAfterOomKill(limit) : std::max(mem, memoryDemandAfterOomKill(limit));
   }
   return d;
+}
+
+double cpuDemand(double usage, double throttled_per_second, double cpus) {
+  return std::max(usage, std::min(usage + throttled_per_second, cpus));
 }
 
 double memoryDemandAfterOomKill(double limit) {

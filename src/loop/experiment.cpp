@@ -296,7 +296,7 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
       if (!c) return tl::unexpected(c.error());
       in.usage = (c->usage_seconds - prev.usage_seconds) / dt;
       const double throttled = c->throttled_seconds - prev.throttled_seconds;
-      in.demand = in.usage + throttled / dt;
+      in.demand = collect::cpuDemand(in.usage, throttled / dt, machine_cores);
       in.pressure = throttled > 0;
       if (tick > scored_from + 1e-9) r.throttled_seconds += throttled;
       prev = *c;

@@ -47,6 +47,7 @@ struct Agent::Impl {
 
   std::map<std::string, collect::Sample> last;
   std::map<std::string, fingerprint::Pipeline> pipelines;
+  double cpus = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));  // bounds cpu demand
   // fingerprint.autoencoder_model, read once at start: every new workload copies its weights.
   std::shared_ptr<const fingerprint::AnomalyModel> initial_autoencoder;
 
@@ -112,7 +113,7 @@ struct Agent::Impl {
         const std::int64_t t_ms = s.time_ns / 1000000;
         rows.push_back({s.workload, t_ms, u});
         if (cfg.on_usage)
-          cfg.on_usage(s.workload, s.time_ns / 1000000000, u, collect::resourceDemand(it->second, s, u));
+          cfg.on_usage(s.workload, s.time_ns / 1000000000, u, collect::resourceDemand(it->second, s, u, cpus));
         for (const auto& m : collect::derivedMetrics(it->second, s)) gauge(m.name, s.workload).Set(m.value);
         // A resource missing this round (a detail metric between its reads) keeps the last value
         // set, as the collector gauges do; the store gets NULL.

@@ -318,14 +318,18 @@ TEST(Rates, DemandAddsTheThrottledTimeToCpu) {
   a.add("cpu_throttled_seconds_total", 4); b.add("cpu_throttled_seconds_total", 5);  // 0.5 s/s
   b.add("memory_working_set_bytes", 4096);
   const auto u = resourceUsage(a, b);
-  const auto d = resourceDemand(a, b, u);
+  const auto d = resourceDemand(a, b, u, 8);
   EXPECT_DOUBLE_EQ(u[0], 1.0);
   EXPECT_DOUBLE_EQ(d[0], 1.5);
   EXPECT_DOUBLE_EQ(d[1], 4096);  // memory has no held-back share to add
+  // Throttled time is summed over CPUs: on a 1.2-CPU host it cannot add more than 0.2 cores.
+  EXPECT_DOUBLE_EQ(resourceDemand(a, b, u, 1.2)[0], 1.2);
+  // ... and never takes the usage itself down.
+  EXPECT_DOUBLE_EQ(cpuDemand(1.0, 0.5, 0.5), 1.0);
   // Without throttling counters (a process tree, or no cpu controller) demand is usage.
   Sample c{"w", 1'000'000'000, {}}, e{"w", 3'000'000'000, {}};
   c.add("cpu_usage_seconds_total", 10); e.add("cpu_usage_seconds_total", 12);
-  EXPECT_DOUBLE_EQ(resourceDemand(c, e, resourceUsage(c, e))[0], 1.0);
+  EXPECT_DOUBLE_EQ(resourceDemand(c, e, resourceUsage(c, e), 8)[0], 1.0);
 }
 
 // An OOM kill hides how much memory the workload wanted: demand becomes VPA's bump of the limit.
@@ -336,7 +340,7 @@ TEST(Rates, DemandAfterANewOomKillIsTheLimitBumpedAsVpaDoes) {
     if (!std::isnan(kills)) b.add("memory_oom_kills_total", kills);
     b.add("memory_limit_bytes", limit);
     b.add("memory_working_set_bytes", std::isfinite(limit) ? 0.9 * limit : 0.9e9);
-    return resourceDemand(a, b, resourceUsage(a, b))[index(Resource::kMemory)];
+    return resourceDemand(a, b, resourceUsage(a, b), 8)[index(Resource::kMemory)];
   };
   EXPECT_DOUBLE_EQ(pair(0, 1, 1e9), 1.2e9);                                  // x 1.2
   EXPECT_DOUBLE_EQ(pair(3, 4, 1e8), 1e8 + 100.0 * 1024 * 1024);               // at least +100 MiB

@@ -199,7 +199,7 @@ TEST(LiveCgroup, OomKillIsCountedAndBecomesMemoryDemand) {
   EXPECT_EQ(before->get("memory_oom_kills_total"), 0);
   EXPECT_GE(after->get("memory_oom_kills_total"), 1);
   EXPECT_EQ(after->get("memory_limit_bytes"), kLimit);
-  const auto d = resourceDemand(*before, *after, resourceUsage(*before, *after));
+  const auto d = resourceDemand(*before, *after, resourceUsage(*before, *after), 8);
   EXPECT_DOUBLE_EQ(d[index(Resource::kMemory)], memoryDemandAfterOomKill(kLimit));
 }
 

@@ -85,11 +85,18 @@ std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sampl
 
 // What the workload asked for: `usage` (resourceUsage of the same samples) plus what a limit held
 // back, since a limit caps measured usage and a forecaster fed usage alone can never see demand
-// above the limit it is sizing. cpu: the CFS throttled seconds per second. memory: after a new OOM
-// kill (memory_oom_kills_total grew) under a finite memory_limit_bytes, at least
-// memoryDemandAfterOomKill(limit).
+// above the limit it is sizing. cpu: cpuDemand of the CFS throttled seconds per second on `cpus`
+// CPUs. memory: after a new OOM kill (memory_oom_kills_total grew) under a finite
+// memory_limit_bytes, at least memoryDemandAfterOomKill(limit).
 std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Sample& cur,
-                                                  const std::array<double, kResourceCount>& usage);
+                                                  const std::array<double, kResourceCount>& usage,
+                                                  double cpus);
+
+// cpu demand: usage plus the throttled time per second, at most `cpus` (or usage, if higher).
+// The kernel sums throttled time over the CPUs whose run queues were throttled (v1 throttled_time
+// and v2 throttled_usec both add up each CPU's wait), so a multi-threaded workload's sum can exceed
+// what it could have run; but no workload runs on more CPUs than there are.
+double cpuDemand(double usage, double throttled_per_second, double cpus);
 
 // The memory a workload OOM-killed at `limit` bytes is taken to have wanted: VPA's bump-up, the
 // limit x 1.2 and at least limit + 100 MiB (OOMBumpUpRatio, OOMMinBumpUp in
