@@ -13,11 +13,17 @@ std::array<double, kResourceCount> usage(double cpu, double memory) {
   return {cpu, memory, NAN, NAN};
 }
 
-TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
+// Plans from the n-th sample on, with no wait for history time (samples here are 1 s apart).
+AutoscalerConfig afterSamples(std::size_t n) {
   AutoscalerConfig c;
-  c.apply = true;
-  c.min_samples = 5;
+  c.min_samples = n;
   c.min_history_seconds = 0;
+  return c;
+}
+
+TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
+  AutoscalerConfig c = afterSamples(5);
+  c.apply = true;
   c.planner[Resource::kMemory].usage_margin_abs = 0;
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   for (int t = 0; t < 4; ++t) {
@@ -62,9 +68,7 @@ TEST(Autoscaler, NoPlanBeforeMinHistorySeconds) {
 // The profiler reads the working set every detail_every rounds: a sample without it must not lift
 // the memory usage floor, which then rests on the last measured usage.
 TEST(Autoscaler, MissingMemoryKeepsTheUsageFloor) {
-  AutoscalerConfig c;
-  c.min_samples = 3;
-  c.min_history_seconds = 0;
+  AutoscalerConfig c = afterSamples(3);
   c.planner[Resource::kMemory].usage_margin_abs = 0;
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   // Memory seen once at 2e9, then only small values: the forecast sits low, the floor does not.
@@ -89,10 +93,8 @@ TEST(Autoscaler, MissingMemoryKeepsTheUsageFloor) {
 // sample, while the restarted workload uses little: the limit rises to that demand and stays
 // there for oom_hold_seconds, although the forecast and the down cooldown (0 here) would shrink it.
 TEST(Autoscaler, OomKillDemandHoldsTheMemoryLimitUp) {
-  AutoscalerConfig c;
+  AutoscalerConfig c = afterSamples(5);
   c.apply = true;
-  c.min_samples = 5;
-  c.min_history_seconds = 0;
   c.resources = {Resource::kMemory};
   c.planner[Resource::kMemory].usage_margin_abs = 0;
   c.planner[Resource::kMemory].cooldown_down_seconds = 0;
@@ -115,10 +117,8 @@ TEST(Autoscaler, OomKillDemandHoldsTheMemoryLimitUp) {
 // A workload held at a 1-core limit uses 1 core and is throttled for 1 more: sized on usage alone
 // the loop would keep the limit (usage never exceeds it); sized on demand it grows to cover 2.
 TEST(Autoscaler, ForecastsDemandNotTheUsageALimitCaps) {
-  AutoscalerConfig c;
+  AutoscalerConfig c = afterSamples(5);
   c.apply = true;
-  c.min_samples = 5;
-  c.min_history_seconds = 0;
   c.resources = {Resource::kCpu};
   Autoscaler capped(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   Autoscaler demanded(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
@@ -136,9 +136,7 @@ TEST(Autoscaler, ForecastsDemandNotTheUsageALimitCaps) {
 }
 
 TEST(Autoscaler, DryRunChangesNothing) {
-  AutoscalerConfig c;
-  c.min_samples = 3;
-  c.min_history_seconds = 0;
+  AutoscalerConfig c = afterSamples(3);
   auto backend = allocate::makeDryRunBackend(nullptr);
   Autoscaler a(c, std::move(backend), std::nullopt);
   for (int t = 0; t < 5; ++t) {
@@ -158,9 +156,7 @@ TEST(Autoscaler, DryRunChangesNothing) {
 // The LSTM forecaster (an untrained model here) behind the same loop: forecasts for every
 // resource asked for, ordered bands, and finite limits planned from them.
 TEST(Autoscaler, PlansFromTheLstmForecaster) {
-  AutoscalerConfig c;
-  c.min_samples = 10;
-  c.min_history_seconds = 0;
+  AutoscalerConfig c = afterSamples(10);
   c.forecaster = lstmForecasters(std::make_shared<const predict::lstm::LstmModel>(
                                      predict::lstm::LstmModel::initial(8, 4, predict::lstm::kDefaultLevels, 3)),
                                  predict::lstm::kDefaultEta);
@@ -191,9 +187,7 @@ TEST(Autoscaler, AdvisesWhereCapacityComesFromWhenTheForecastExceedsTheHost) {
       "  - {name: fat, vcpus: 2, memory_gib: 32, on_demand: 0.25}\n",
       "test.yaml");
   ASSERT_TRUE(catalog) << catalog.error().message;
-  AutoscalerConfig c;
-  c.min_samples = 3;
-  c.min_history_seconds = 0;
+  AutoscalerConfig c = afterSamples(3);
   CapacityAdvice adv;
   adv.cost = std::make_shared<const allocate::CostModel>(std::move(*catalog));
   adv.host[Resource::kCpu] = 2.0;
