@@ -48,20 +48,25 @@ TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
 }
 
 // Ten samples a second apart are not enough: no limit before min_history_seconds of history.
+// The memory measured while waiting still sets the usage floor of the first plan (the profiler
+// reads memory only every few rounds; here every tenth).
 TEST(Autoscaler, NoPlanBeforeMinHistorySeconds) {
   AutoscalerConfig c;
   c.apply = true;
   c.min_samples = 10;
   c.min_history_seconds = 60;
+  c.planner[Resource::kMemory].usage_margin_abs = 0;
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   for (int t = 0; t < 60; ++t) {
-    auto p = a.observe("web", 1000 + t, usage(1.0, 1e9));
+    auto p = a.observe("web", 1000 + t, usage(1.0, t % 10 == 0 ? 2e9 : NAN));
     ASSERT_TRUE(p);
     EXPECT_FALSE(*p) << "planned after " << t << " s";
   }
-  auto p = a.observe("web", 1060, usage(1.0, 1e9));
+  auto p = a.observe("web", 1060, usage(1.0, NAN));
   ASSERT_TRUE(p && *p);
   EXPECT_TRUE((*p)->target[Resource::kCpu]);
+  ASSERT_TRUE((*p)->target[Resource::kMemory]);
+  EXPECT_GE(*(*p)->target[Resource::kMemory], 2.2e9 - 1);  // 2e9 + 10 %
   EXPECT_TRUE(a.view().size() == 2u);
 }
 

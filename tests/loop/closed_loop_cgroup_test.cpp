@@ -6,7 +6,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <set>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -52,6 +57,37 @@ TEST(ClosedLoopBench, RunsAWorkloadInARealCgroup) {
   EXPECT_TRUE(r.contains("p99_latency_ms"));
   // The experiment's cgroups are gone afterwards.
   for (const auto& p : benchCgroups()) EXPECT_TRUE(before.count(p)) << p << " was left behind";
+}
+
+// `foresight run -- CMD` end to end in dry-run: the launched command gets a plan once it has
+// --min-history seconds of history, and the view shows its cpu and its measured memory.
+TEST(RunCommand, PlansALaunchedCommandInDryRun) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const fs::path db = fs::temp_directory_path() / fmt::format("run-cli-{}.db", getpid());
+  const std::string cmd = fmt::format(
+      "{} run --period 0.5 --min-history 2 --view 1 --listen 127.0.0.1:0 --database {} "
+      "-- sh -c 'timeout 7 sh -c \"while :; do :; done\"; true' 2>&1",
+      FORESIGHT_BIN, db.string());
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  ASSERT_EQ(::pclose(p), 0) << out;
+  fs::remove(db);
+  // The last view's rows: workload, resource, usage, forecast, limit, target, rule.
+  std::map<std::string, std::vector<std::string>> last;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
+    if (w.size() >= 7 && w[0].rfind("foresight-", 0) == 0) last[w[1]] = w;
+  }
+  ASSERT_TRUE(last.count("cpu") && last.count("memory")) << out;
+  EXPECT_GT(std::stod(last["cpu"][2]), 0.3) << out;  // the busy loop
+  EXPECT_NE(last["memory"][2], "-") << out;          // measured, not missing
+  EXPECT_EQ(last["cpu"][4], "unlimited") << out;     // dry-run: nothing applied
+  EXPECT_NE(out.find("(dry-run)"), std::string::npos) << out;
 }
 
 }  // namespace
