@@ -23,9 +23,13 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   if (!st.forecaster) st.forecaster = config_.forecaster();
   st.forecaster->observe(now, demand.value_or(usage));
   // Every measurement counts for the floors, also those before the first plan: a detail metric
-  // (memory) is read only every few rounds.
+  // (memory) is read only every few rounds, and an OOM kill is seen once.
   for (Resource r : config_.resources)
     if (std::isfinite(usage[index(r)])) st.last_usage[index(r)] = usage[index(r)];
+  // Memory demand above usage comes only from an OOM kill (collect::resourceDemand).
+  const std::size_t mem = index(Resource::kMemory);
+  if (demand && std::isfinite((*demand)[mem]) && !((*demand)[mem] <= usage[mem]))
+    st.oom = allocate::OomKill{now, (*demand)[mem]};
   if (st.samples++ == 0) st.first_seen = now;
   if (st.samples < config_.min_samples || now - st.first_seen < config_.min_history_seconds)
     return std::optional<allocate::Plan>();
@@ -44,10 +48,6 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   input.current = *current;
   for (Resource r : config_.resources)
     if (std::isfinite(st.last_usage[index(r)])) input.usage[r] = st.last_usage[index(r)];
-  // Memory demand above usage comes only from an OOM kill (collect::resourceDemand).
-  const std::size_t mem = index(Resource::kMemory);
-  if (demand && std::isfinite((*demand)[mem]) && !((*demand)[mem] <= usage[mem]))
-    st.oom = allocate::OomKill{now, (*demand)[mem]};
   input.oom = st.oom;
   input.now = now;
   input.last_change = st.last_change;

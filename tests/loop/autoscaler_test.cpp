@@ -119,6 +119,23 @@ TEST(Autoscaler, OomKillDemandHoldsTheMemoryLimitUp) {
   EXPECT_NEAR(*(*p)->target[Resource::kMemory], 1.32e9 * 0.9, 1);
 }
 
+// A kill seen while the loop still waits for history is not lost: the first plan keeps its floor.
+TEST(Autoscaler, OomKillBeforeTheFirstPlanStillSetsTheFloor) {
+  AutoscalerConfig c = afterSamples(5);
+  c.resources = {Resource::kMemory};
+  c.planner[Resource::kMemory].usage_margin_abs = 0;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  ASSERT_TRUE(a.observe("db", 1000, usage(1.0, 2e8), usage(1.0, 1.32e9)));  // killed at 1.1e9
+  std::optional<allocate::Plan> p;
+  for (int t = 1; t < 5; ++t) {
+    auto r = a.observe("db", 1000 + t, usage(1.0, 2e8));
+    ASSERT_TRUE(r);
+    p = *r;
+  }
+  ASSERT_TRUE(p && p->target[Resource::kMemory]);
+  EXPECT_NEAR(*p->target[Resource::kMemory], 1.32e9, 1);
+}
+
 // A workload held at a 1-core limit uses 1 core and is throttled for 1 more: sized on usage alone
 // the loop would keep the limit (usage never exceeds it); sized on demand it grows to cover 2.
 TEST(Autoscaler, ForecastsDemandNotTheUsageALimitCaps) {
