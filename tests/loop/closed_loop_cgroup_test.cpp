@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -75,18 +76,22 @@ TEST(RunCommand, PlansALaunchedCommandInDryRun) {
   while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   ASSERT_EQ(::pclose(p), 0) << out;
   fs::remove(db);
-  // The last view's rows: workload, resource, usage, forecast, limit, target, rule.
+  // The views' rows: workload, resource, usage, forecast, limit, target, rule. The last view can
+  // fall after the busy loop ended, so the cpu check takes the busiest one.
   std::map<std::string, std::vector<std::string>> last;
+  double busiest_cpu = 0;
   std::istringstream lines(out);
   for (std::string line; std::getline(lines, line);) {
     std::istringstream words(line);
     std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
-    if (w.size() >= 7 && w[0].rfind("foresight-", 0) == 0) last[w[1]] = w;
+    if (w.size() < 7 || w[0].rfind("foresight-", 0) != 0) continue;
+    last[w[1]] = w;
+    EXPECT_EQ(w[4], "unlimited") << out;  // dry-run: nothing applied
+    if (w[1] == "cpu") busiest_cpu = std::max(busiest_cpu, std::stod(w[2]));
   }
   ASSERT_TRUE(last.count("cpu") && last.count("memory")) << out;
-  EXPECT_GT(std::stod(last["cpu"][2]), 0.3) << out;  // the busy loop
-  EXPECT_NE(last["memory"][2], "-") << out;          // measured, not missing
-  EXPECT_EQ(last["cpu"][4], "unlimited") << out;     // dry-run: nothing applied
+  EXPECT_GT(busiest_cpu, 0.3) << out;        // the busy loop
+  EXPECT_NE(last["memory"][2], "-") << out;  // measured, not missing
   EXPECT_NE(out.find("(dry-run)"), std::string::npos) << out;
 }
 
