@@ -26,6 +26,11 @@ void addWorkingSet(double usage, double inactive_file, Sample& out) {
     out.add("memory_working_set_bytes", std::max(0.0, usage - inactive_file));
 }
 
+// The CPUs the cgroup may run on: the most CPU it can use, and so demand, whatever its quota.
+void addCpusetCpus(std::optional<int> count, Sample& out) {
+  if (count && *count > 0) out.add("cpuset_cpus", *count);
+}
+
 // OOM kills in the cgroup, a counter: the "oom_kill" line of memory.events (v2) or
 // memory.oom_control (v1). collect::resourceDemand turns a new kill into memory demand.
 void addOomKills(std::string_view text, Sample& out) {
@@ -116,9 +121,10 @@ class CgroupV1Collector final : public Collector {
     KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat, mem_oom;
     KeptFile blk_bytes[2], blk_ops[2];  // *_recursive (with descendants) first, then the plain file
     std::optional<Pressure> psi;        // hybrid hosts keep PSI on the v2 side
-    fs::path cpu_dir, mem_dir;          // limits are read by path every kLimitEvery rounds
+    fs::path cpu_dir, mem_dir, cpuset_dir;  // limits are read by path every kLimitEvery rounds
     std::uint64_t rounds = 0;
     double cpu_limit = NAN, mem_limit = NAN;
+    std::optional<int> cpuset_cpus;
   };
 
   std::optional<Files> open(const Workload& w) {
@@ -132,6 +138,7 @@ class CgroupV1Collector final : public Collector {
     const fs::path acct = dir("cpuacct"), blk = dir("blkio");
     f.cpu_dir = dir("cpu");
     f.mem_dir = dir("memory");
+    f.cpuset_dir = dir("cpuset");
     f.usage = in(acct, "cpuacct.usage");
     f.acct_stat = in(acct, "cpuacct.stat");
     f.cpu_stat = in(f.cpu_dir, "cpu.stat");
@@ -186,9 +193,18 @@ class CgroupV1Collector final : public Collector {
       if (!f.mem_dir.empty())
         if (auto t = readKernelFile(f.mem_dir / "memory.limit_in_bytes"))
           if (auto v = parseNumber(*t)) f.mem_limit = limitOrInf(*v);
+      // effective_cpus (what the kernel enforces, also under an ancestor's narrower set) where the
+      // kernel has it, else the configured cpus.
+      f.cpuset_cpus.reset();
+      if (!f.cpuset_dir.empty()) {
+        auto t = readKernelFile(f.cpuset_dir / "cpuset.effective_cpus");
+        if (!t) t = readKernelFile(f.cpuset_dir / "cpuset.cpus");
+        if (t) f.cpuset_cpus = countCpuList(*t);
+      }
     }
     if (!std::isnan(f.cpu_limit)) out.add("cpu_limit_cores", f.cpu_limit);
     if (!std::isnan(f.mem_limit)) out.add("memory_limit_bytes", f.mem_limit);
+    addCpusetCpus(f.cpuset_cpus, out);
     double usage = NAN;
     if (auto t = rd(f.mem_usage)) {
       if (auto v = parseNumber(*t)) {
@@ -263,7 +279,9 @@ class CgroupV2Collector final : public Collector {
   struct Files {
     KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, mem_events, io_stat;
     Pressure psi;
+    KeptFile cpuset;  // cpuset.cpus.effective: only where the cpuset controller is enabled
     double cpu_limit = NAN, mem_limit = NAN;
+    std::optional<int> cpuset_cpus;
   };
 
   std::optional<Files> open(const Workload& w) {
@@ -272,7 +290,8 @@ class CgroupV2Collector final : public Collector {
     return Files{KeptFile(dir / "cpu.stat"),       KeptFile(dir / "cpu.max"),
                  KeptFile(dir / "memory.current"), KeptFile(dir / "memory.max"),
                  KeptFile(dir / "memory.stat"),    KeptFile(dir / "memory.events"),
-                 KeptFile(dir / "io.stat"),        Pressure(dir)};
+                 KeptFile(dir / "io.stat"),        Pressure(dir),
+                 KeptFile(dir / "cpuset.cpus.effective")};
   }
 
   bool read(Files& f, Sample& out) {
@@ -298,6 +317,8 @@ class CgroupV2Collector final : public Collector {
       f.cpu_limit = q && p && *p > 0 ? *q / *p : NAN;
     }
     if (!std::isnan(f.cpu_limit)) out.add("cpu_limit_cores", f.cpu_limit);
+    if (auto t = out.detail ? rd(f.cpuset) : std::nullopt) f.cpuset_cpus = countCpuList(*t);
+    addCpusetCpus(f.cpuset_cpus, out);
     double usage = NAN;
     if (auto t = rd(f.mem_current)) {
       if (auto v = parseNumber(*t)) {

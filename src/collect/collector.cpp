@@ -118,6 +118,8 @@ std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Samp
                                                   double cpus) {
   auto d = usage;
   const double throttled = counterRate(prev, cur, "cpu_throttled_seconds_total");
+  const double cpuset = cur.get("cpuset_cpus");  // NaN without a cpuset (then the host's CPUs)
+  if (cpuset > 0) cpus = std::min(cpus, cpuset);
   if (!std::isnan(throttled) && !std::isnan(d[index(Resource::kCpu)]))
     d[index(Resource::kCpu)] = cpuDemand(d[index(Resource::kCpu)], throttled, cpus);
   const double kills_before = prev.get("memory_oom_kills_total"), kills = cur.get("memory_oom_kills_total");

@@ -67,6 +67,30 @@ std::optional<double> parseNumber(std::string_view s) {
   return v;
 }
 
+// By hand: the list format is two lines of grammar, and no packaged library parses it.
+std::optional<int> countCpuList(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
+  if (s.empty()) return std::nullopt;
+  int count = 0;
+  while (!s.empty()) {
+    std::size_t comma = s.find(',');
+    std::string_view range = s.substr(0, comma);
+    s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
+    std::size_t dash = range.find('-');
+    int lo = 0, hi = 0;
+    auto num = [](std::string_view t, int& v) {
+      auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+      return !t.empty() && ec == std::errc() && p == t.data() + t.size() && v >= 0;
+    };
+    if (!num(range.substr(0, dash), lo)) return std::nullopt;
+    hi = lo;
+    if (dash != std::string_view::npos && !num(range.substr(dash + 1), hi)) return std::nullopt;
+    if (hi < lo) return std::nullopt;
+    count += hi - lo + 1;
+  }
+  return count;
+}
+
 std::string_view field(std::string_view line, std::size_t n) {
   std::size_t i = 0, k = 0;
   while (i < line.size()) {

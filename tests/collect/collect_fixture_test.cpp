@@ -54,6 +54,11 @@ TEST(KernelFiles, ParsesNumbersMaxAndEmpty) {
   EXPECT_TRUE(std::isinf(*parseNumber("max\n")));
   EXPECT_FALSE(parseNumber("").has_value());
   EXPECT_FALSE(parseNumber("12abc").has_value());
+  EXPECT_EQ(countCpuList("0-3,8,10-11\n"), 7);
+  EXPECT_EQ(countCpuList("5"), 1);
+  EXPECT_FALSE(countCpuList("\n").has_value());  // an empty cpuset
+  EXPECT_FALSE(countCpuList("3-1").has_value());
+  EXPECT_FALSE(countCpuList("0-3,x").has_value());
   auto missing = readKernelFile(kFixtures + "/v1/proc/99999/stat");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
@@ -124,6 +129,7 @@ TEST(CgroupV1, ReadsCpuMemoryBlkioAndHybridPsi) {
   EXPECT_DOUBLE_EQ(s.get("memory_faults_total"), 980);
   EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 3);
   EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 2);  // not oom_kill_disable's 0
+  EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 1);  // cpuset.effective_cpus "1", not cpuset.cpus "0-1"
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 40960);  // device lines only, not "Total"
   EXPECT_DOUBLE_EQ(s.get("io_write_bytes_total"), 20971520);
   EXPECT_DOUBLE_EQ(s.get("io_read_ops_total"), 10);
@@ -147,6 +153,7 @@ TEST(CgroupV2, ReadsEveryFile) {
   EXPECT_DOUBLE_EQ(s.get("memory_anon_bytes"), 52428800);
   EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 78);
   EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 1);  // not oom's 2 or oom_group_kill's 0
+  EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 3);  // "0-1,4"
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 1048576 + 4096);  // two devices
   EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 128);
   EXPECT_DOUBLE_EQ(s.get("psi_io_full_seconds_total"), 0.25);
@@ -159,6 +166,7 @@ TEST(CgroupV2, EmptyAndMissingFilesAreNotErrors) {
   EXPECT_FALSE(s.has("cpu_limit_cores"));             // no cpu.max
   EXPECT_FALSE(s.has("psi_cpu_some_seconds_total"));  // no PSI
   EXPECT_FALSE(s.has("memory_oom_kills_total"));      // no memory.events
+  EXPECT_FALSE(s.has("cpuset_cpus"));                 // cpuset controller not enabled
   EXPECT_DOUBLE_EQ(s.get("collector_errors_total"), 0);
 }
 
@@ -326,6 +334,14 @@ TEST(Rates, DemandAddsTheThrottledTimeToCpu) {
   EXPECT_DOUBLE_EQ(resourceDemand(a, b, u, 1.2)[0], 1.2);
   // ... and never takes the usage itself down.
   EXPECT_DOUBLE_EQ(cpuDemand(1.0, 0.5, 0.5), 1.0);
+  // A cpuset narrower than the host bounds it too; a wider one does not lift the host's bound.
+  auto withCpuset = [&](double n) {
+    Sample c = b;
+    c.add("cpuset_cpus", n);
+    return resourceDemand(a, c, u, 1.2)[0];
+  };
+  EXPECT_DOUBLE_EQ(withCpuset(1), 1.0);
+  EXPECT_DOUBLE_EQ(withCpuset(16), 1.2);
   // Without throttling counters (a process tree, or no cpu controller) demand is usage.
   Sample c{"w", 1'000'000'000, {}}, e{"w", 3'000'000'000, {}};
   c.add("cpu_usage_seconds_total", 10); e.add("cpu_usage_seconds_total", 12);

@@ -203,6 +203,61 @@ TEST(LiveCgroup, OomKillIsCountedAndBecomesMemoryDemand) {
   EXPECT_DOUBLE_EQ(d[index(Resource::kMemory)], memoryDemandAfterOomKill(kLimit));
 }
 
+// A cgroup pinned to one CPU: the collectors report it and it bounds cpu demand on a larger host.
+TEST(LiveCgroup, CpusetOfOneCpuBoundsCpuDemand) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  CollectorContext ctx;
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  const bool v2 = ctx.layout.version == CgroupVersion::kV2;
+  fs::path parent;
+  if (v2) {
+    std::ifstream in(ctx.layout.unified / "cgroup.subtree_control");
+    std::string c;
+    while (in >> c && c != "cpuset") {}
+    if (c != "cpuset") GTEST_SKIP() << "cpuset not enabled for the root's children (not changed here)";
+    parent = ctx.layout.unified;
+  } else if (auto d = ctx.layout.v1("cpuset")) {
+    parent = *d;
+  } else {
+    GTEST_SKIP() << "no cpuset controller";
+  }
+  const std::string name = "foresight-test-cpuset-" + std::to_string(::getpid());
+  TestCgroup cg(ctx.layout, name);
+  if (!cg.error().empty()) GTEST_SKIP() << "cannot create a cgroup: " << cg.error();
+  const fs::path dir = parent / name;
+  std::error_code ec;
+  if (!v2) fs::create_directory(dir, ec);
+  ASSERT_FALSE(ec) << dir << ": " << ec.message();
+  struct Remove {
+    fs::path d;
+    bool own;
+    ~Remove() { if (own) ::rmdir(d.c_str()); }
+  } remove{dir, !v2};
+  // v1 needs mems set before cpus mean anything; copy the parent's.
+  if (!v2) {
+    std::string mems;
+    std::getline(std::ifstream(parent / "cpuset.mems"), mems);
+    std::ofstream(dir / "cpuset.mems") << mems << '\n';
+  }
+  std::ofstream(dir / "cpuset.cpus") << "0\n";
+  const Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
+  auto sampler = hostSampler(ctx);
+  ASSERT_TRUE(sampler);
+  auto a = sampler->sampleOne(w);
+  ASSERT_TRUE(a) << a.error().message;
+  ASSERT_TRUE(a->has("cpuset_cpus")) << dir;
+  EXPECT_EQ(a->get("cpuset_cpus"), 1);
+  // 3 s of throttling per second on a 1-CPU cpuset of an 8-CPU host: demand is at most 1 core.
+  Sample before{"w", 0, {}}, after{"w", 1'000'000'000, {}};
+  before.add("cpu_throttled_seconds_total", 0);
+  after.add("cpu_throttled_seconds_total", 3);
+  after.add("cpuset_cpus", a->get("cpuset_cpus"));
+  std::array<double, kResourceCount> u{};
+  u[index(Resource::kCpu)] = 0.5;
+  EXPECT_DOUBLE_EQ(resourceDemand(before, after, u, 8)[index(Resource::kCpu)], 1.0);
+}
+
 TEST(LivePerf, SoftwareCountersWorkAndRefusedHardwareIsReported) {
   CollectorContext ctx;
   ctx.clock_ticks = sysconf(_SC_CLK_TCK);

@@ -86,7 +86,7 @@ std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sampl
 // What the workload asked for: `usage` (resourceUsage of the same samples) plus what a limit held
 // back, since a limit caps measured usage and a forecaster fed usage alone can never see demand
 // above the limit it is sizing. cpu: cpuDemand of the CFS throttled seconds per second on `cpus`
-// CPUs. memory: after a new OOM kill (memory_oom_kills_total grew) under a finite
+// CPUs (the host's), or on the cgroup's cpuset_cpus when it has fewer. memory: after a new OOM kill (memory_oom_kills_total grew) under a finite
 // memory_limit_bytes, at least memoryDemandAfterOomKill(limit).
 std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Sample& cur,
                                                   const std::array<double, kResourceCount>& usage,

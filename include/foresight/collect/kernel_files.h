@@ -24,6 +24,10 @@ Result<std::string> readKernelFile(const std::filesystem::path& path);
 // One number; "max" (cgroup v2 "no limit") is +infinity. nullopt for empty or malformed text.
 std::optional<double> parseNumber(std::string_view text);
 
+// How many CPUs a kernel CPU list names ("0-3,8,10-11\n", cpuset.cpus.effective and the like;
+// Documentation/admin-guide/cgroup-v2.rst). nullopt for empty or malformed text.
+std::optional<int> countCpuList(std::string_view text);
+
 // The values of `keys` in a "key value" text (memory.stat, cpu.stat, /proc/<pid>/io with its
 // "key: value", /proc/<pid>/status with its "key:\tvalue kB"): out[i] is the first number after
 // keys[i], NaN when the key is absent or its value is not a number. Only the wanted lines are
