@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <span>
 #include <string_view>
 
 #include "foresight/core/log.h"
@@ -158,12 +159,57 @@ Result<RawSeries> parseBitbrains(const fs::path& file, std::string_view text) {
   return raw;
 }
 
+struct Unit {
+  std::string_view name;
+  double factor;  // to cores, bytes or bytes/s
+};
+constexpr Unit kCpuUnits[] = {{"cores", 1}, {"millicores", 1e-3}, {"m", 1e-3}, {"%", 1e-2}};
+constexpr Unit kMemoryUnits[] = {{"bytes", 1},      {"B", 1},      {"KiB", 0x1p10}, {"MiB", 0x1p20},
+                                 {"GiB", 0x1p30},   {"TiB", 0x1p40}, {"kB", 1e3},   {"KB", 1e3},
+                                 {"MB", 1e6},       {"GB", 1e9},   {"TB", 1e12}};
+constexpr Unit kRateUnits[] = {{"bytes/s", 1},  {"B/s", 1},     {"KiB/s", 0x1p10}, {"MiB/s", 0x1p20},
+                               {"GiB/s", 0x1p30}, {"kB/s", 1e3}, {"KB/s", 1e3},     {"MB/s", 1e6},
+                               {"GB/s", 1e9},   {"bit/s", 0.125}, {"kbit/s", 125}, {"Mbit/s", 125e3},
+                               {"Gbit/s", 125e6}};
+
+std::span<const Unit> unitsOf(Resource r) {
+  switch (r) {
+    case Resource::kCpu: return kCpuUnits;
+    case Resource::kMemory: return kMemoryUnits;
+    default: return kRateUnits;
+  }
+}
+
+// A generic header column: "memory" (canonical unit) or "memory[GiB]".
+Result<std::pair<Resource, double>> parseColumn(std::string_view col, const std::string& file) {
+  std::string_view unit;
+  bool bracket = false;
+  if (auto open = col.find('['); open != std::string_view::npos && col.ends_with(']')) {
+    unit = col.substr(open + 1, col.size() - open - 2);
+    col = col.substr(0, open);
+    bracket = true;
+  }
+  auto r = parseResource(col);
+  if (!r) {
+    return fail(ErrorCode::kParse,
+                "{}:1: unknown column '{}' (expected any of cpu, memory, disk_io, network)", file, col);
+  }
+  if (!bracket) return std::pair{*r, 1.0};
+  std::string known;
+  for (const Unit& u : unitsOf(*r)) {
+    if (u.name == unit) return std::pair{*r, u.factor};
+    known += (known.empty() ? "" : ", ") + std::string(u.name);
+  }
+  return fail(ErrorCode::kParse, "{}:1: unknown unit '{}' for {} (known: {})", file, unit, name(*r), known);
+}
+
 Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
   RawSeries raw;
   raw.id = seriesId(file);
   raw.file = file.string();
   std::vector<std::string_view> cols;
   std::vector<Resource> column_resource;  // for columns 1..n
+  std::vector<double> column_factor;      // to the canonical unit
   auto status = forEachLine(text, [&](std::size_t line_no, std::string_view line) -> Status {
     if (trim(line).empty()) return ok();
     split(line, ',', cols);
@@ -173,17 +219,14 @@ Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
                     raw.file, line.substr(0, 120));
       }
       for (std::size_t i = 1; i < cols.size(); ++i) {
-        auto r = parseResource(cols[i]);
-        if (!r) {
-          return fail(ErrorCode::kParse,
-                      "{}:1: unknown column '{}' (expected any of cpu, memory, disk_io, network)",
-                      raw.file, cols[i]);
-        }
-        if (std::find(column_resource.begin(), column_resource.end(), *r) !=
+        auto col = parseColumn(cols[i], raw.file);
+        if (!col) return tl::unexpected(col.error());
+        if (std::find(column_resource.begin(), column_resource.end(), col->first) !=
             column_resource.end()) {
-          return fail(ErrorCode::kParse, "{}:1: column '{}' appears twice", raw.file, cols[i]);
+          return fail(ErrorCode::kParse, "{}:1: column '{}' appears twice", raw.file, name(col->first));
         }
-        column_resource.push_back(*r);
+        column_resource.push_back(col->first);
+        column_factor.push_back(col->second);
       }
       if (column_resource.empty()) {
         return fail(ErrorCode::kParse, "{}:1: no resource columns after 'timestamp'", raw.file);
@@ -213,7 +256,7 @@ Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
                       line_no, v, name(column_resource[i]));
         }
       }
-      raw.value[index(column_resource[i])].push_back(v);
+      raw.value[index(column_resource[i])].push_back(v * column_factor[i]);
     }
     return ok();
   });
@@ -310,7 +353,56 @@ Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& o
   for (const auto& skip : trace.skipped) {
     spdlog::warn("skipped: {}{}", skip.file.empty() ? "" : skip.file + ": ", skip.reason);
   }
+  for (const auto& w : unitWarnings(trace)) spdlog::warn("{}", w);
   return trace;
+}
+
+namespace {
+
+// The median over series of a per-series statistic of resource r (NaN when no series has it).
+template <typename Stat>
+double medianOverSeries(const Trace& trace, Resource r, Stat stat) {
+  std::vector<double> per;
+  std::vector<double> v;
+  for (const auto& s : trace.series) {
+    if (!s.has(r)) continue;
+    v.clear();
+    for (double x : s.usage[index(r)])
+      if (!std::isnan(x)) v.push_back(x);
+    if (!v.empty()) per.push_back(stat(v));
+  }
+  if (per.empty()) return NAN;
+  std::nth_element(per.begin(), per.begin() + per.size() / 2, per.end());
+  return per[per.size() / 2];
+}
+
+}  // namespace
+
+std::vector<std::string> unitWarnings(const Trace& trace) {
+  std::vector<std::string> out;
+  const double mem = medianOverSeries(trace, Resource::kMemory, [](std::vector<double>& v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  });
+  if (mem < 0x1p20) {
+    out.push_back(fmt::format(
+        "memory: the median series uses {:.4g} (its median); memory is read in bytes, and no "
+        "workload runs in under 1 MiB. If these are another unit, name it in the header "
+        "(memory[GiB]); fractions of a machine need converting to bytes first, or the learned "
+        "policies' scale floor (1 MiB) and vpa's first bucket (1e7 bytes) swamp them",
+        mem));
+  }
+  const double cpu = medianOverSeries(trace, Resource::kCpu, [](std::vector<double>& v) {
+    return *std::max_element(v.begin(), v.end());
+  });
+  if (cpu > 1024) {
+    out.push_back(fmt::format(
+        "cpu: the median series peaks at {:.4g}; cpu is read in cores. If these are millicores "
+        "or percent of a core, name the unit in the header (cpu[millicores], cpu[%]); MHz need "
+        "dividing by the clock per core first",
+        cpu));
+  }
+  return out;
 }
 
 Result<Trace> readTraceDir(const fs::path& dir, const ReadOptions& options) {

@@ -125,6 +125,51 @@ TEST_F(TraceReaderTest, GenericHeaderErrors) {
   }
 }
 
+TEST_F(TraceReaderTest, GenericUnitsInTheHeaderAreConvertedToCoresBytesAndBytesPerSecond) {
+  std::string s = "timestamp,cpu[millicores],memory[GiB],disk_io[KiB/s],network[Mbit/s]\n";
+  for (int i = 0; i < 3 * 288; ++i) s += fmt::format("{},250,1.5,2,8\n", 300L * i);
+  write("u.csv", s);
+  auto tr = readTraceDir(dir_, {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  const Series& ser = tr->series.at(0);
+  EXPECT_DOUBLE_EQ(ser.usage[index(Resource::kCpu)][0], 0.25);
+  EXPECT_DOUBLE_EQ(ser.usage[index(Resource::kMemory)][0], 1.5 * 1024 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(ser.usage[index(Resource::kDiskIo)][0], 2048);
+  EXPECT_DOUBLE_EQ(ser.usage[index(Resource::kNetwork)][0], 1e6);
+  EXPECT_TRUE(unitWarnings(*tr).empty());
+
+  write("p.csv", "timestamp,cpu[%]\n0,50\n");
+  auto pct = parseFile(dir_ / "p.csv", Format::kCsv);
+  ASSERT_TRUE(pct) << pct.error().message;
+  EXPECT_DOUBLE_EQ(pct->value[index(Resource::kCpu)][0], 0.5);
+  // A unit of another resource, or none known: refused with the file, line and the known units.
+  for (const char* h : {"memory[cores]", "cpu[GHz]", "memory[]"}) {
+    write("bad.csv", fmt::format("timestamp,{}\n0,1\n", h));
+    auto raw = parseFile(dir_ / "bad.csv", Format::kCsv);
+    ASSERT_FALSE(raw) << h;
+    EXPECT_NE(raw.error().message.find("bad.csv:1: unknown unit"), std::string::npos) << raw.error().message;
+    EXPECT_NE(raw.error().message.find("known:"), std::string::npos) << raw.error().message;
+  }
+}
+
+TEST_F(TraceReaderTest, ValuesThatAreNotInForesightsUnitsAreWarnedAbout) {
+  // Memory as a fraction of a machine and cpu in MHz, as some public traces give them.
+  std::string s = "timestamp,cpu,memory\n";
+  for (int i = 0; i < 3 * 288; ++i) s += fmt::format("{},{},0.3\n", 300L * i, 2000 + i % 7);
+  write("n.csv", s);
+  auto tr = readTraceDir(dir_, {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  auto w = unitWarnings(*tr);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_TRUE(w[0].starts_with("memory: the median series uses 0.3")) << w[0];
+  EXPECT_TRUE(w[1].starts_with("cpu: the median series peaks at 2006")) << w[1];
+  // generic() is in cores and bytes: no warning.
+  write("n.csv", generic(3 * 288));
+  auto ok = readTraceDir(dir_, {});
+  ASSERT_TRUE(ok);
+  EXPECT_TRUE(unitWarnings(*ok).empty());
+}
+
 TEST_F(TraceReaderTest, BadFileIsSkippedAndCountedOrFailsWhenStrict) {
   write("good.csv", generic(3 * 288));
   write("bad.csv", generic(3 * 288) + "oops,1,1\n");

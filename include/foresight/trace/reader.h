@@ -1,7 +1,8 @@
 #pragma once
 // Readers for real trace formats (EVALUATION.md "Input"):
 //   bitbrains  GWA-T-12 per-VM CSV files (plain or gzip'd)
-//   csv        generic: header `timestamp` then any of cpu, memory, disk_io, network
+//   csv        generic: header `timestamp` then any of cpu, memory, disk_io, network, each in
+//              Foresight's unit (cores, bytes, bytes/s) or with its unit named: memory[GiB]
 // Reading is two stages so that callers (and tests) can see the file list before it is read:
 // listTraceFiles() then readTrace().
 
@@ -60,6 +61,11 @@ std::int64_t medianStep(const RawSeries& raw);
 // is an error; otherwise skips are counted in Trace::skipped and logged.
 Result<Trace> readTrace(const std::vector<std::filesystem::path>& files,
                         const ReadOptions& options);
+
+// Warnings when a trace's values do not look like Foresight's units (cores, bytes, bytes/s), which
+// the learned policies' scale floors and vpa's buckets assume: memory with a median under 1 MiB,
+// cpu peaks over 1024 cores (the median over series). readTrace logs them.
+std::vector<std::string> unitWarnings(const Trace& trace);
 
 // listTraceFiles + readTrace.
 Result<Trace> readTraceDir(const std::filesystem::path& dir, const ReadOptions& options);
