@@ -68,6 +68,7 @@ int runPredict(const PredictArgs& a) {
                   pieces.empty() ? "" : fmt::format(" (pieces: {})", fmt::join(pieces, ", ")));
     return 1;
   }
+  if (auto w = predict::lstm::stepMismatch(*model, tr->step_seconds); !w.empty()) spdlog::warn("{}", w);
   const std::size_t at = a.at < 0 ? s->size() - 1 : static_cast<std::size_t>(a.at);
   auto f = predict::lstm::forecastSeries(*model, *s, at);
   if (!f) {

@@ -93,6 +93,7 @@ TEST(LstmTrain, LossFallsAndQuantilesDoNotCross) {
   EXPECT_LT(rep->epochs.back().val_loss, rep->epochs.front().val_loss);
   EXPECT_GT(rep->train_series, 0u);
   EXPECT_GT(rep->cal_series, 0u);
+  EXPECT_EQ(rep->model.step_seconds, 300);  // the fixture's step
 
   auto f = forecastSeries(rep->model, sineSeries("x", 288 * 2, 2.0, 7), 400);
   ASSERT_TRUE(f) << f.error().message;
@@ -167,6 +168,20 @@ TEST(LstmModelFile, RoundTrip) {
   for (std::size_t i = 0; i < m.schema.size(); ++i) EXPECT_EQ(l->schema[i].name, m.schema[i].name);
   EXPECT_DOUBLE_EQ(l->normalisers[8].mean, 1.5);
   EXPECT_NE(l->provenance.find("test"), std::string::npos);
+  EXPECT_EQ(l->step_seconds, 0);  // not recorded: as in files written before the field
+  m.step_seconds = 60;
+  ASSERT_TRUE(saveModel(m, p));
+  EXPECT_EQ(loadModel(p)->step_seconds, 60);
+}
+
+TEST(LstmModelFile, AnotherTraceStepIsWarnedAboutNotRefused) {
+  LstmModel m = LstmModel::initial(6, 12, kDefaultLevels, 3);
+  EXPECT_EQ(stepMismatch(m, 60), "");  // step not recorded: nothing to compare
+  m.step_seconds = 300;
+  EXPECT_EQ(stepMismatch(m, 300), "");
+  const std::string w = stepMismatch(m, 60);
+  EXPECT_NE(w.find("trained on 300-s steps, this trace has 60-s steps"), std::string::npos) << w;
+  EXPECT_NE(w.find("12 steps spans 720 s"), std::string::npos) << w;
 }
 
 TEST(LstmModelFile, CorruptTruncatedAndIncompatibleAreRefused) {

@@ -168,6 +168,7 @@ Status saveModel(const LstmModel& m, const std::filesystem::path& file) {
   h["levels"] = m.levels;
   h["residual"] = m.residual;
   if (m.fingerprint_window > 0) h["fingerprint_window"] = m.fingerprint_window;
+  if (m.step_seconds > 0) h["step_seconds"] = m.step_seconds;
   h["resources"] = {"cpu", "memory", "disk_io", "network"};
   for (const auto& f : m.schema) h["schema"].push_back({{"name", f.name}, {"block", f.block}, {"optional", f.optional}});
   for (const auto& n : m.normalisers) h["normalisers"].push_back({{"name", n.name}, {"mean", n.mean}, {"std", n.std}});
@@ -198,6 +199,16 @@ Status saveModel(const LstmModel& m, const std::filesystem::path& file) {
   std::filesystem::rename(tmp, file, ec);
   if (ec) return fail(ErrorCode::kIo, "{}: cannot rename into place: {}", file.string(), ec.message());
   return ok();
+}
+
+std::string stepMismatch(const LstmModel& m, std::int64_t trace_step_seconds) {
+  if (m.step_seconds <= 0 || trace_step_seconds <= 0 || m.step_seconds == trace_step_seconds) return {};
+  return fmt::format(
+      "lstm: the model was trained on {}-s steps, this trace has {}-s steps: its forecasts "
+      "follow {}-s dynamics and its horizon of {} steps spans {} s here; train a model on this "
+      "trace (foresight train) for its own time scale",
+      m.step_seconds, trace_step_seconds, m.step_seconds, m.horizon,
+      static_cast<std::int64_t>(m.horizon) * trace_step_seconds);
 }
 
 Result<LstmModel> loadModel(const std::filesystem::path& file) {
@@ -232,6 +243,7 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
     m.levels = h.at("levels").get<std::vector<double>>();
     m.residual = h.value("residual", false);  // files written before residual heads had none
     m.fingerprint_window = h.value("fingerprint_window", std::size_t{0});
+    m.step_seconds = h.value("step_seconds", std::int64_t{0});
     if ((m.format_version >= 2) != (m.fingerprint_window > 0))
       return fail(ErrorCode::kParse, "{}: format version {} with a fingerprint window of {}", what,
                   m.format_version, m.fingerprint_window);

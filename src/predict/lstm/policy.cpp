@@ -65,17 +65,19 @@ class LstmFactory final : public PolicyFactory {
     return {"quantile", kQuantileGrid, kDefaultQuantile};
   }
   bool givesIntervals() const override { return true; }
-  Status prepare(const trace::Trace&) override {
+  Status prepare(const trace::Trace& trace) override {
     if (knob_text_ != "cost" && knob_text_ != "quantile")
       return fail(ErrorCode::kInvalidArgument, "lstm.knob='{}': expected cost or quantile", knob_text_);
     char* end = nullptr;
     eta_ = std::strtod(eta_text_.c_str(), &end);
     if (eta_text_.empty() || *end != '\0' || !(eta_ >= 0 && eta_ < 1))
       return fail(ErrorCode::kInvalidArgument, "lstm.eta='{}': expected a number in [0, 1)", eta_text_);
-    if (model_) return ok();
-    auto m = loadModel(path_);
-    if (!m) return tl::unexpected(m.error());
-    model_ = std::make_shared<const LstmModel>(std::move(*m));
+    if (!model_) {
+      auto m = loadModel(path_);
+      if (!m) return tl::unexpected(m.error());
+      model_ = std::make_shared<const LstmModel>(std::move(*m));
+    }
+    if (auto w = stepMismatch(*model_, trace.step_seconds); !w.empty()) spdlog::warn("{}", w);
     return ok();
   }
   std::unique_ptr<Policy> create(const SeriesContext& ctx, const trace::Series*) const override {

@@ -63,6 +63,9 @@ struct LstmModel {
   // every kFingerprintHop steps once the window is full. 0: the block is fed zeros (files written
   // before it, and models trained without it).
   std::size_t fingerprint_window = 0;
+  // The step of the trace it was trained on: its dynamics, horizon and lead are in such steps.
+  // 0: not recorded (files written before 2026-12-04).
+  std::int64_t step_seconds = 0;
   std::vector<FeatureSpec> schema;       // the model's input columns, in order
   std::vector<Normaliser> normalisers;
   // Split conformal offsets in z space: conformal[(r * horizon + h-1) * cal_levels + l] is added
@@ -102,6 +105,12 @@ Status saveModel(const LstmModel& m, const std::filesystem::path& file);
 // Refuses (naming the file) a missing, truncated or corrupt file, a newer/older format, and a
 // schema this build cannot compute.
 Result<LstmModel> loadModel(const std::filesystem::path& file);
+
+// A warning when a trace's step differs from the one `m` was trained on (empty when they agree or
+// the model does not record it): the model's dynamics, horizon and lead are in its own steps, so
+// on another step its forecasts are for a time scale it never saw; only the online calibration
+// adapts. Not an error: `foresight run` feeds it 1-second samples on purpose (docs/closed-loop.md).
+std::string stepMismatch(const LstmModel& m, std::int64_t trace_step_seconds);
 
 
 // Builds the model's input vector for one workload, one step at a time (causal).
