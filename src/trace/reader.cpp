@@ -210,14 +210,22 @@ Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
   std::vector<std::string_view> cols;
   std::vector<Resource> column_resource;  // for columns 1..n
   std::vector<double> column_factor;      // to the canonical unit
+  double time_factor = 1;                 // to seconds
   auto status = forEachLine(text, [&](std::size_t line_no, std::string_view line) -> Status {
     if (trim(line).empty()) return ok();
     split(line, ',', cols);
     if (line_no == 1) {
-      if (cols.empty() || cols[0] != "timestamp") {
-        return fail(ErrorCode::kParse, "{}:1: header must start with 'timestamp', found '{}'",
+      static constexpr Unit kTimeUnits[] = {{"timestamp", 1}, {"timestamp[s]", 1}, {"timestamp[ms]", 1e-3},
+                                            {"timestamp[us]", 1e-6}, {"timestamp[ns]", 1e-9}};
+      const Unit* tu = cols.empty() ? nullptr
+                                    : std::find_if(std::begin(kTimeUnits), std::end(kTimeUnits),
+                                                   [&](const Unit& u) { return u.name == cols[0]; });
+      if (!tu || tu == std::end(kTimeUnits)) {
+        return fail(ErrorCode::kParse,
+                    "{}:1: header must start with 'timestamp' (Unix seconds) or timestamp[ms|us|ns], found '{}'",
                     raw.file, line.substr(0, 120));
       }
+      time_factor = tu->factor;
       for (std::size_t i = 1; i < cols.size(); ++i) {
         auto col = parseColumn(cols[i], raw.file);
         if (!col) return tl::unexpected(col.error());
@@ -242,7 +250,7 @@ Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
       return fail(ErrorCode::kParse, "{}:{}: timestamp '{}' is not a number", raw.file, line_no,
                   cols[0]);
     }
-    raw.time.push_back(static_cast<std::int64_t>(std::llround(t)));
+    raw.time.push_back(static_cast<std::int64_t>(std::llround(t * time_factor)));
     for (std::size_t i = 0; i < column_resource.size(); ++i) {
       double v = NAN;
       // An empty cell is a missing value.
@@ -380,6 +388,13 @@ double medianOverSeries(const Trace& trace, Resource r, Stat stat) {
 
 std::vector<std::string> unitWarnings(const Trace& trace) {
   std::vector<std::string> out;
+  if (trace.step_seconds > 86400) {
+    out.push_back(fmt::format(
+        "timestamp: the trace's step is {} s, over a day; timestamps are read as Unix seconds. If "
+        "they are milliseconds or microseconds, name the unit in the header (timestamp[ms], "
+        "timestamp[us])",
+        trace.step_seconds));
+  }
   const double mem = medianOverSeries(trace, Resource::kMemory, [](std::vector<double>& v) {
     std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
     return v[v.size() / 2];

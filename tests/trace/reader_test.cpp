@@ -138,10 +138,13 @@ TEST_F(TraceReaderTest, GenericUnitsInTheHeaderAreConvertedToCoresBytesAndBytesP
   EXPECT_DOUBLE_EQ(ser.usage[index(Resource::kNetwork)][0], 1e6);
   EXPECT_TRUE(unitWarnings(*tr).empty());
 
-  write("p.csv", "timestamp,cpu[%]\n0,50\n");
+  write("p.csv", "timestamp[ms],cpu[%]\n1500,50\n");
   auto pct = parseFile(dir_ / "p.csv", Format::kCsv);
   ASSERT_TRUE(pct) << pct.error().message;
   EXPECT_DOUBLE_EQ(pct->value[index(Resource::kCpu)][0], 0.5);
+  EXPECT_EQ(pct->time[0], 2);  // 1.5 s, rounded
+  write("us.csv", "timestamp[us],cpu\n600000000,1\n");
+  EXPECT_EQ(parseFile(dir_ / "us.csv", Format::kCsv)->time[0], 600);
   // A unit of another resource, or none known: refused with the file, line and the known units.
   for (const char* h : {"memory[cores]", "cpu[GHz]", "memory[]"}) {
     write("bad.csv", fmt::format("timestamp,{}\n0,1\n", h));
@@ -163,6 +166,15 @@ TEST_F(TraceReaderTest, ValuesThatAreNotInForesightsUnitsAreWarnedAbout) {
   ASSERT_EQ(w.size(), 2u);
   EXPECT_TRUE(w[0].starts_with("memory: the median series uses 0.3")) << w[0];
   EXPECT_TRUE(w[1].starts_with("cpu: the median series peaks at 2006")) << w[1];
+  // Millisecond timestamps read as seconds: a step of 300,000 s.
+  std::string ms = "timestamp,cpu,memory\n";
+  for (int i = 0; i < 3 * 288; ++i) ms += fmt::format("{},1,1e9\n", 1'000'000'000'000L + 300'000L * i);
+  write("n.csv", ms);
+  auto slow = readTraceDir(dir_, {});
+  ASSERT_TRUE(slow) << slow.error().message;
+  auto ws = unitWarnings(*slow);
+  ASSERT_EQ(ws.size(), 1u);
+  EXPECT_TRUE(ws[0].starts_with("timestamp: the trace's step is 300000 s")) << ws[0];
   // generic() is in cores and bytes: no warning.
   write("n.csv", generic(3 * 288));
   auto ok = readTraceDir(dir_, {});

@@ -64,7 +64,8 @@ Result<Trace> readTrace(const std::vector<std::filesystem::path>& files,
 
 // Warnings when a trace's values do not look like Foresight's units (cores, bytes, bytes/s), which
 // the learned policies' scale floors and vpa's buckets assume: memory with a median under 1 MiB,
-// cpu peaks over 1024 cores (the median over series). readTrace logs them.
+// cpu peaks over 1024 cores (the median over series), a step of over a day (timestamps in ms or
+// µs read as seconds). readTrace logs them.
 std::vector<std::string> unitWarnings(const Trace& trace);
 
 // listTraceFiles + readTrace.
