@@ -310,6 +310,7 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
   Report report;
   report.series = trace.series.size();
   report.skipped = trace.skipped.size();
+  report.warnings = trace.warnings;
   report.step_seconds = trace.step_seconds;
   report.protocol = p;
   report.evaluation_steps = std::accumulate(eval_steps.begin(), eval_steps.end(), std::uint64_t{0});

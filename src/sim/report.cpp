@@ -31,7 +31,8 @@ nlohmann::json toJson(const Report& report) {
   j["trace"] = {{"series", report.series},
                 {"skipped", report.skipped},
                 {"step_seconds", report.step_seconds},
-                {"evaluation_steps", report.evaluation_steps}};
+                {"evaluation_steps", report.evaluation_steps},
+                {"warnings", report.warnings}};
   j["protocol"] = {{"lead_steps", report.protocol.lead_steps},
                    {"train_fraction", report.protocol.train_fraction},
                    {"target_violation", report.protocol.target_violation}};

@@ -361,7 +361,8 @@ Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& o
   for (const auto& skip : trace.skipped) {
     spdlog::warn("skipped: {}{}", skip.file.empty() ? "" : skip.file + ": ", skip.reason);
   }
-  for (const auto& w : unitWarnings(trace)) spdlog::warn("{}", w);
+  trace.warnings = unitWarnings(trace);
+  for (const auto& w : trace.warnings) spdlog::warn("{}", w);
   return trace;
 }
 

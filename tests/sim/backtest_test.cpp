@@ -156,6 +156,9 @@ TEST(Backtest, JsonHasTheShapeOfEvaluationMd) {
   auto j = toJson(runBacktest(tr, {{"p", &f}}, options()));
   EXPECT_EQ(j["trace"]["series"], 1);
   EXPECT_EQ(j["trace"]["step_seconds"], 300);
+  EXPECT_TRUE(j["trace"]["warnings"].is_array());
+  tr.warnings = {"memory: looks off"};
+  EXPECT_EQ(toJson(runBacktest(tr, {{"p", &f}}, options()))["trace"]["warnings"][0], "memory: looks off");
   EXPECT_EQ(j["protocol"]["lead_steps"], 1);
   const auto& cpu = j["policies"]["p"]["cpu"];
   for (const char* k : {"default", "calibrated", "iso_risk", "iso_risk_shortfall", "frontier"}) {

@@ -64,6 +64,7 @@ struct ExampleSeries {
 struct Report {
   std::size_t series = 0, skipped = 0;
   std::int64_t step_seconds = 0;
+  std::vector<std::string> warnings;  // the trace's (trace::unitWarnings)
   std::uint64_t evaluation_steps = 0;
   Protocol protocol;
   std::vector<PolicyResult> policies;

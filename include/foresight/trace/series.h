@@ -57,6 +57,7 @@ struct Trace {
   std::int64_t step_seconds = 0;
   std::vector<Skip> skipped;
   std::array<bool, kResourceCount> resources{};  // present in at least one series
+  std::vector<std::string> warnings;             // unitWarnings, as readTrace logged them
 };
 
 }  // namespace foresight::trace
