@@ -11,25 +11,14 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "support/shell.h"
+
 namespace {
 namespace fs = std::filesystem;
 
-struct Run {
-  int exit_code;
-  std::string out, err;
-};
+using foresight::test_support::Ran;
 
-Run run(const std::string& args, const fs::path& dir) {
-  const auto out = dir / "stdout.txt", err = dir / "stderr.txt";
-  std::string cmd = fmt::format("{} {} >{} 2>{}", FORESIGHT_BIN, args, out.string(), err.string());
-  int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::stringstream ss;
-    ss << std::ifstream(p).rdbuf();
-    return ss.str();
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
+Ran run(const std::string& args) { return foresight::test_support::runShell(fmt::format("{} {}", FORESIGHT_BIN, args)); }
 
 class BacktestCli : public ::testing::Test {
  protected:
@@ -55,8 +44,7 @@ class BacktestCli : public ::testing::Test {
 TEST_F(BacktestCli, WritesJsonTableAndPlotsForAllBaselines) {
   auto r = run(
       fmt::format("backtest --trace {} --format csv --json {} --plot {}", (dir_ / "trace").string(),
-                  (dir_ / "out.json").string(), (dir_ / "plots").string()),
-      dir_);
+                  (dir_ / "out.json").string(), (dir_ / "plots").string()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("cpu"), std::string::npos);
   EXPECT_NE(r.out.find("reactive"), std::string::npos);
@@ -77,13 +65,11 @@ TEST_F(BacktestCli, WritesJsonTableAndPlotsForAllBaselines) {
 TEST_F(BacktestCli, StrictFailsOnABadFileAndNamesItsLine) {
   std::ofstream(dir_ / "trace" / "bad.csv") << "timestamp,cpu\n1,0.5\n301,x\n";
   auto lenient = run(fmt::format("backtest --trace {} --format csv --policies reactive",
-                                 (dir_ / "trace").string()),
-                     dir_);
+                                 (dir_ / "trace").string()));
   EXPECT_EQ(lenient.exit_code, 0) << lenient.err;
   EXPECT_NE(lenient.err.find("bad.csv:3:"), std::string::npos) << lenient.err;
   auto strict = run(fmt::format("backtest --trace {} --format csv --strict --json {}",
-                                (dir_ / "trace").string(), (dir_ / "strict.json").string()),
-                    dir_);
+                                (dir_ / "trace").string(), (dir_ / "strict.json").string()));
   EXPECT_NE(strict.exit_code, 0);
   EXPECT_NE(strict.err.find("bad.csv:3:"), std::string::npos) << strict.err;
   EXPECT_FALSE(fs::exists(dir_ / "strict.json"));  // nothing half-written
@@ -91,8 +77,7 @@ TEST_F(BacktestCli, StrictFailsOnABadFileAndNamesItsLine) {
 
 TEST_F(BacktestCli, UnknownPolicyListsTheKnownOnes) {
   auto r = run(fmt::format("backtest --trace {} --format csv --policies vpa,nope",
-                           (dir_ / "trace").string()),
-               dir_);
+                           (dir_ / "trace").string()));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("unknown policy 'nope'"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("reactive"), std::string::npos) << r.err;
@@ -100,8 +85,7 @@ TEST_F(BacktestCli, UnknownPolicyListsTheKnownOnes) {
 
 TEST_F(BacktestCli, WrongFormatIsReportedWithTheHeaderLine) {
   auto r =
-      run(fmt::format("backtest --trace {} --format bitbrains --strict", (dir_ / "trace").string()),
-          dir_);
+      run(fmt::format("backtest --trace {} --format bitbrains --strict", (dir_ / "trace").string()));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find(":1: not a GWA-T-12"), std::string::npos) << r.err;
 }

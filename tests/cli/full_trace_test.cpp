@@ -4,13 +4,14 @@
 // capacity), which the generic CSV format does not carry, so it differs by design.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "support/shell.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -23,23 +24,16 @@ TEST(FullTrace, BitbrainsReaderMatchesAnIndependentCsvConversion) {
   const fs::path dir =
       fs::temp_directory_path() / ("foresight-full-" + std::to_string(std::random_device{}()));
   fs::create_directories(dir);
-  ASSERT_EQ(std::system(fmt::format("python3 {}/scripts/bitbrains_to_csv.py {} {}",
-                                    FORESIGHT_SOURCE_DIR, trace.string(), (dir / "csv").string())
-                            .c_str()),
-            0);
-  ASSERT_EQ(std::system(fmt::format("{} --log-level warn backtest --trace {} --format bitbrains "
-                                    "--policies {} --json {} >/dev/null 2>&1",
-                                    FORESIGHT_BIN, trace.string(), kPolicies, (dir / "a.json").string())
-                            .c_str()),
-            0);
-  ASSERT_EQ(
-      std::system(
-          fmt::format(
-              "{} --log-level warn backtest --trace {} --format csv --policies {} --json {} "
-              ">/dev/null 2>&1",
-              FORESIGHT_BIN, (dir / "csv").string(), kPolicies, (dir / "b.json").string())
-              .c_str()),
-      0);
+  using foresight::test_support::runShell;
+  auto conv = runShell(fmt::format("python3 {}/scripts/bitbrains_to_csv.py {} {}", FORESIGHT_SOURCE_DIR,
+                                   trace.string(), (dir / "csv").string()));
+  ASSERT_EQ(conv.exit_code, 0) << conv.all();
+  auto a_run = runShell(fmt::format("{} --log-level warn backtest --trace {} --format bitbrains --policies {} --json {}",
+                                    FORESIGHT_BIN, trace.string(), kPolicies, (dir / "a.json").string()));
+  ASSERT_EQ(a_run.exit_code, 0) << a_run.err;
+  auto b_run = runShell(fmt::format("{} --log-level warn backtest --trace {} --format csv --policies {} --json {}",
+                                    FORESIGHT_BIN, (dir / "csv").string(), kPolicies, (dir / "b.json").string()));
+  ASSERT_EQ(b_run.exit_code, 0) << b_run.err;
   auto a = nlohmann::json::parse(std::ifstream(dir / "a.json"));
   auto b = nlohmann::json::parse(std::ifstream(dir / "b.json"));
   fs::remove_all(dir);

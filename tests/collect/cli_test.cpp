@@ -3,24 +3,19 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "foresight/trace/reader.h"
+#include "support/shell.h"
 
 using namespace foresight;
 namespace fs = std::filesystem;
 
 namespace {
 std::pair<int, std::string> run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int status = ::pclose(p);
-  return {WEXITSTATUS(status), out};
+  const auto r = foresight::test_support::runShell(cmd);
+  return {r.exit_code, r.all()};
 }
 }  // namespace
 

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -16,6 +15,8 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "support/shell.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -43,9 +44,10 @@ TEST(ClosedLoopBench, RunsAWorkloadInARealCgroup) {
   const fs::path out = fs::temp_directory_path() / fmt::format("closed-loop-{}.json", getpid());
   const std::string cmd = fmt::format(
       "{} --log-level warn bench closed-loop --cycle-seconds 4 --warmup-cycles 1 --cycles 1 "
-      "--controllers reactive --json {} >/dev/null",
+      "--controllers reactive --json {}",
       FORESIGHT_BIN, out.string());
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const auto ran = foresight::test_support::runShell(cmd);
+  ASSERT_EQ(ran.exit_code, 0) << ran.all();
   auto j = nlohmann::json::parse(std::ifstream(out));
   fs::remove(out);
   const auto& r = j["controllers"]["reactive"];
@@ -67,14 +69,11 @@ TEST(RunCommand, PlansALaunchedCommandInDryRun) {
   const fs::path db = fs::temp_directory_path() / fmt::format("run-cli-{}.db", getpid());
   const std::string cmd = fmt::format(
       "{} run --period 0.5 --min-history 2 --view 1 --listen 127.0.0.1:0 --database {} "
-      "-- sh -c 'timeout 7 sh -c \"while :; do :; done\"; true' 2>&1",
+      "-- sh -c 'timeout 7 sh -c \"while :; do :; done\"; true'",
       FORESIGHT_BIN, db.string());
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  ASSERT_EQ(::pclose(p), 0) << out;
+  const auto ran = foresight::test_support::runShell(cmd);
+  const std::string out = ran.all();
+  ASSERT_EQ(ran.exit_code, 0) << out;
   fs::remove(db);
   // The views' rows: workload, resource, usage, forecast, limit, target, rule. The last view can
   // fall after the busy loop ended, so the cpu check takes the busiest one.

@@ -1,7 +1,6 @@
 // `foresight train` and `predict` end to end: the validation backtest lands in the model file's
 // provenance; predict reads only the series' own file; train --autoencoder writes its model.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -13,9 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "foresight/predict/lstm/model.h"
+#include "support/shell.h"
 
 namespace {
 namespace fs = std::filesystem;
+using foresight::test_support::runShell;
 
 TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   const fs::path dir = fs::temp_directory_path() / ("foresight-train-cli-" + std::to_string(::getpid()));
@@ -34,14 +35,11 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   const fs::path model = dir / "m.fsm";
   const std::string cmd = fmt::format(
       "{} train --trace {} --format csv --out {} --hidden 8 --horizon 3 --batch 4 --epochs 2 "
-      "--holdout 0.5 --torch-threads 1 --no-progress --scale-weight-bound 4 --window-features "
-      ">{} 2>&1",
-      FORESIGHT_BIN, (dir / "trace").string(), model.string(), (dir / "log.txt").string());
-  const int status = std::system(cmd.c_str());
-  std::stringstream log;
-  log << std::ifstream(dir / "log.txt").rdbuf();
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log.str();
-  EXPECT_NE(log.str().find("validation backtest, cpu slack"), std::string::npos) << log.str();
+      "--holdout 0.5 --torch-threads 1 --no-progress --scale-weight-bound 4 --window-features",
+      FORESIGHT_BIN, (dir / "trace").string(), model.string());
+  const auto trained = runShell(cmd);
+  ASSERT_EQ(trained.exit_code, 0) << trained.all();
+  EXPECT_NE(trained.all().find("validation backtest, cpu slack"), std::string::npos) << trained.all();
 
   auto m = foresight::predict::lstm::loadModel(model);
   ASSERT_TRUE(m) << m.error().message;
@@ -65,12 +63,10 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   auto fineTune = [&](const fs::path& init) {
     const std::string c = fmt::format(
         "{} train --trace {} --format csv --out {} --init {} --fingerprint-window 48 --batch 4 "
-        "--epochs 1 --holdout 0.5 --torch-threads 1 --no-progress >{} 2>&1",
-        FORESIGHT_BIN, (dir / "trace").string(), tuned.string(), init.string(), (dir / "log.txt").string());
-    const int st = std::system(c.c_str());
-    std::stringstream l;
-    l << std::ifstream(dir / "log.txt").rdbuf();
-    return std::pair{WIFEXITED(st) ? WEXITSTATUS(st) : -1, l.str()};
+        "--epochs 1 --holdout 0.5 --torch-threads 1 --no-progress",
+        FORESIGHT_BIN, (dir / "trace").string(), tuned.string(), init.string());
+    const auto r = runShell(c);
+    return std::pair{r.exit_code, r.all()};
   };
   auto [rc, out] = fineTune(model);
   ASSERT_EQ(rc, 0) << out;
@@ -109,13 +105,11 @@ TEST(LstmPredictCli, ReadsOnlyTheSeriesOwnFile) {
   write("short.csv", 10);
   auto run = [&](const std::string& series, std::string& out) {
     const std::string cmd =
-        fmt::format("{} predict --model {}/models/lstm-bitbrains.fsm --trace {} --format csv --series {} >{} 2>&1",
-                    FORESIGHT_BIN, FORESIGHT_SOURCE_DIR, dir.string(), series, (dir / "out.txt").string());
-    const int status = std::system(cmd.c_str());
-    std::stringstream o;
-    o << std::ifstream(dir / "out.txt").rdbuf();
-    out = o.str();
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        fmt::format("{} predict --model {}/models/lstm-bitbrains.fsm --trace {} --format csv --series {}",
+                    FORESIGHT_BIN, FORESIGHT_SOURCE_DIR, dir.string(), series);
+    const auto r = runShell(cmd);
+    out = r.all();
+    return r.exit_code;
   };
   std::string out;
   EXPECT_EQ(run("web", out), 0) << out;
@@ -140,13 +134,11 @@ TEST(AutoencoderTrainCli, WritesTheModelAndItsProvenance) {
   const fs::path model = dir / "ae.pt";
   const std::string cmd = fmt::format(
       "{} train --autoencoder --trace {} --format csv --out {} --epochs 4 --holdout 0.34 "
-      "--torch-threads 1 >{} 2>&1",
-      FORESIGHT_BIN, (dir / "trace").string(), model.string(), (dir / "log.txt").string());
-  const int status = std::system(cmd.c_str());
-  std::stringstream log;
-  log << std::ifstream(dir / "log.txt").rdbuf();
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log.str();
-  ASSERT_TRUE(fs::exists(model)) << log.str();
+      "--torch-threads 1",
+      FORESIGHT_BIN, (dir / "trace").string(), model.string());
+  const auto r = runShell(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  ASSERT_TRUE(fs::exists(model)) << r.all();
   const auto prov = nlohmann::json::parse(std::ifstream(dir / "ae.pt.json"));
   EXPECT_EQ(prov.at("validation_series"), 2);
   EXPECT_EQ(prov.at("validation_mean_reconstruction_error").size(), 5u);
