@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "foresight/core/parallel.h"
@@ -71,9 +72,12 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
       group_of[w] = t.workloads[w];
     } else {
       auto it = t.info[w].find(options.group_by);
-      if (it == t.info[w].end())
-        return fail(ErrorCode::kInvalidArgument, "workload '{}' has no `{}` column to group by",
-                    t.workloads[w], options.group_by);
+      if (it == t.info[w].end()) {
+        std::vector<std::string> have;
+        for (const auto& [k, v] : t.info[w]) have.push_back(k);
+        return fail(ErrorCode::kInvalidArgument, "workload '{}' has no `{}` column to group by (runs.csv columns it has: {})",
+                    t.workloads[w], options.group_by, have.empty() ? std::string("none") : fmt::format("{}", fmt::join(have, ", ")));
+      }
       group_of[w] = it->second;
     }
     if (std::find(groups.begin(), groups.end(), group_of[w]) == groups.end())

@@ -106,6 +106,7 @@ TEST(Evaluate, GroupByNeedsTheColumn) {
   auto r = evaluate(t, opt);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("framework"), std::string::npos);
+  EXPECT_NE(r.error().message.find("columns it has: app"), std::string::npos) << r.error().message;
 }
 
 TEST(Evaluate, JsonCarriesSummaryAndEveryWorkload) {
