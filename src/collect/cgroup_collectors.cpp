@@ -124,7 +124,7 @@ class CgroupV1Collector final : public Collector {
     fs::path cpu_dir, mem_dir, cpuset_dir;  // limits are read by path every kLimitEvery rounds
     std::uint64_t rounds = 0;
     double cpu_limit = NAN, mem_limit = NAN;
-    std::optional<int> cpuset_cpus;
+    std::optional<int> cpuset_cpus{};
   };
 
   std::optional<Files> open(const Workload& w) {
@@ -281,7 +281,7 @@ class CgroupV2Collector final : public Collector {
     Pressure psi;
     KeptFile cpuset;  // cpuset.cpus.effective: only where the cpuset controller is enabled
     double cpu_limit = NAN, mem_limit = NAN;
-    std::optional<int> cpuset_cpus;
+    std::optional<int> cpuset_cpus{};
   };
 
   std::optional<Files> open(const Workload& w) {
