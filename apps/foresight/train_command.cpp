@@ -147,31 +147,48 @@ int runTrain(const TrainArgs& a) {
     prov["epochs"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss},
                               {"val_score", std::isnan(e.val_score) ? nlohmann::json(nullptr) : nlohmann::json(e.val_score)},
                               {"batches", e.batches_done}, {"batches_total", e.batches_total}});
-  // The model-selection figure: never the evaluation part (the backtest's test set).
+  if (rep->augmented_series) prov["missing_resources"] = {{"probability", a.opt.missing_resources},
+                                                         {"augmented_series", rep->augmented_series}};
+  // The model-selection figure: never the evaluation part (the backtest's test set). Also without
+  // disk_io and network, as on a trace that has only cpu and memory (most public ones).
   std::vector<const trace::Series*> val;
   for (auto i : rep->val_index) val.push_back(&tr->series[i]);
-  auto vb = predict::lstm::validationBacktest(rep->model, val, a.opt.train_fraction,
-                                              static_cast<unsigned>(std::max(a.torch_threads, 1)));
-  if (!vb) {
-    spdlog::error("{}", vb.error().message);
-    return 1;
+  std::vector<trace::Series> reduced_store;
+  for (const auto* s : val) {
+    reduced_store.push_back(*s);
+    reduced_store.back().usage[index(Resource::kDiskIo)].clear();
+    reduced_store.back().usage[index(Resource::kNetwork)].clear();
   }
-  nlohmann::json vj;
-  vj["what"] = "policy lstm (default violation-cost sweep), lead 1, on the validation series' "
-               "training parts; warm-up = first half, scored = second half; pooled slack at iso-risk";
-  vj["series"] = vb->series;
-  vj["scored_steps"] = vb->scored_steps;
-  vj["seconds"] = vb->seconds;
-  for (const auto& [r, by_level] : vb->slack) {
-    std::string line;
-    for (const auto& [level, slack] : by_level) {
-      vj["slack"][std::string(name(r))][fmt::format("{}", level)] =
-          std::isnan(slack) ? nlohmann::json(nullptr) : nlohmann::json(slack);
-      line += fmt::format("  {:.3f} at {}", slack, level);
+  std::vector<const trace::Series*> reduced;
+  for (const auto& s : reduced_store) reduced.push_back(&s);
+  for (const auto& [key, set, label] :
+       {std::tuple{"validation_backtest", &val, ""},
+        std::tuple{"validation_backtest_cpu_memory_only", &reduced, " (cpu and memory only)"}}) {
+    auto vb = predict::lstm::validationBacktest(rep->model, *set, a.opt.train_fraction,
+                                                static_cast<unsigned>(std::max(a.torch_threads, 1)));
+    if (!vb) {
+      spdlog::error("{}", vb.error().message);
+      return 1;
     }
-    spdlog::info("validation backtest, {} slack:{}", name(r), line);
+    nlohmann::json vj;
+    vj["what"] = fmt::format("policy lstm (default violation-cost sweep), lead 1, on the validation series' "
+                             "training parts{}; warm-up = first half, scored = second half; pooled slack at iso-risk",
+                             label);
+    vj["series"] = vb->series;
+    vj["scored_steps"] = vb->scored_steps;
+    vj["seconds"] = vb->seconds;
+    vj["selection_figure"] = predict::lstm::selectionScore(*vb);
+    for (const auto& [r, by_level] : vb->slack) {
+      std::string line;
+      for (const auto& [level, slack] : by_level) {
+        vj["slack"][std::string(name(r))][fmt::format("{}", level)] =
+            std::isnan(slack) ? nlohmann::json(nullptr) : nlohmann::json(slack);
+        line += fmt::format("  {:.3f} at {}", slack, level);
+      }
+      spdlog::info("validation backtest{}, {} slack:{}", label, name(r), line);
+    }
+    prov[key] = vj;
   }
-  prov["validation_backtest"] = vj;
   const std::time_t now = std::time(nullptr);
   char when[32];
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
@@ -208,6 +225,11 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
                 "--train-fraction, --seed");
   cmd->add_option("--patience", a->opt.patience, "early stopping: epochs without improvement")->capture_default_str();
   cmd->add_option("--lr", a->opt.lr, "Adam learning rate")->capture_default_str();
+  cmd->add_option("--missing-resources", a->opt.missing_resources,
+                  "probability that a training series also enters without some of memory, disk_io and "
+                  "network, so the model learns to forecast on traces that lack them (0: off)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--holdout", a->opt.holdout, "share of workloads held back (validation + conformal)")
       ->capture_default_str()->check(CLI::Range(0.02, 0.8));
   cmd->add_option("--time-budget", a->opt.time_budget_s, "stop taking gradient steps after this many seconds (then validate, calibrate, save)")

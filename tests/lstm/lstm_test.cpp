@@ -117,6 +117,24 @@ TEST(LstmTrain, SameSeedSameModel) {
   EXPECT_EQ(a->model.head_w, b->model.head_w);
 }
 
+// --missing-resources: copies of training series without some resources join the training part
+// only; the held-back workloads stay those of a run without it.
+TEST(LstmTrain, MissingResourcesAddsCopiesAndKeepsTheSplit) {
+  setTorchThreads(1);
+  auto o = tinyOptions();
+  o.max_epochs = 1;
+  auto plain = train(fixture(), o);
+  o.missing_resources = 1;  // every series: the fixture's only droppable resource is memory
+  auto aug = train(fixture(), o);
+  ASSERT_TRUE(plain && aug);
+  EXPECT_EQ(plain->augmented_series, 0u);
+  EXPECT_EQ(aug->augmented_series, aug->train_series);
+  EXPECT_EQ(aug->train_series, plain->train_series);
+  EXPECT_EQ(aug->val_index, plain->val_index);
+  EXPECT_EQ(aug->train_steps, 2 * plain->train_steps);
+  EXPECT_NE(aug->model.w_ih, plain->model.w_ih);  // the copies gave gradients
+}
+
 // --split-seed: the held-back workloads follow it, not the seed; giving the seed itself changes
 // nothing, so models trained before the option still reproduce.
 TEST(LstmTrain, SplitSeedFixesTheHeldBackWorkloads) {

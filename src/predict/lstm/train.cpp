@@ -282,9 +282,33 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
       weighted.insert(weighted.end(), val.begin(), val.end());
       setScaleWeights(data, series, tr, weighted, o.train_fraction, o.scale_weight_bound);
     }
+    if (o.missing_resources > 0) {
+      std::mt19937_64 aug_rng(o.seed ^ 0x6d697373696e67ULL);
+      std::bernoulli_distribution pick(o.missing_resources), coin(0.5);
+      const std::size_t originals = tr.size();
+      for (std::size_t k = 0; k < originals; ++k) {
+        const std::size_t i = tr[k];
+        if (!pick(aug_rng)) continue;
+        std::vector<Resource> drop;
+        for (Resource r : {Resource::kMemory, Resource::kDiskIo, Resource::kNetwork})
+          if (series[i].has(r) && coin(aug_rng)) drop.push_back(r);
+        if (drop.empty()) {  // at least one: the last it has
+          for (Resource r : {Resource::kNetwork, Resource::kDiskIo, Resource::kMemory})
+            if (series[i].has(r)) { drop.push_back(r); break; }
+          if (drop.empty()) continue;  // cpu only already
+        }
+        trace::Series copy = series[i];
+        for (Resource r : drop) copy.usage[index(r)].clear();
+        SeriesData d = prepareSeries(m, copy, o.train_fraction);
+        d.w = data[i].w;
+        data.push_back(std::move(d));
+        tr.push_back(data.size() - 1);
+        ++rep.augmented_series;
+      }
+    }
     for (auto i : tr) rep.train_steps += data[i].n;
     rep.val_index = val;
-    rep.train_series = tr.size(), rep.val_series = val.size(), rep.cal_series = cal.size();
+    rep.train_series = tr.size() - rep.augmented_series, rep.val_series = val.size(), rep.cal_series = cal.size();
 
     Net net = toNet(m);
     torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(o.lr));

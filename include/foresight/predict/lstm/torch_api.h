@@ -49,6 +49,12 @@ struct TrainOptions {
   // horizon and can improve while the allocation gets worse, docs/model.md), or the validation loss.
   bool select_by_backtest = true;
   unsigned threads = 1;  // for the validation backtest
+  // Traces of other origins often lack resources every Bitbrains series has, and a model that
+  // never saw a seen_<r> flag at 0 forecasts worse without them (docs/model.md). With this
+  // probability a training series also enters as a copy without some of memory, disk_io and
+  // network (each dropped with probability 1/2, at least one); its other targets are unchanged.
+  // 0: off. Drawn from its own random stream, so the workload split stays that of a run without it.
+  double missing_resources = 0;
 };
 
 struct EpochInfo {
@@ -62,6 +68,7 @@ struct TrainReport {
   std::vector<EpochInfo> epochs;
   std::size_t best_epoch = 0, train_series = 0, val_series = 0, cal_series = 0;
   std::uint64_t train_steps = 0;  // series-steps per epoch
+  std::size_t augmented_series = 0;  // copies without some resources (missing_resources)
   std::vector<std::size_t> val_index;  // the validation workloads, as indices into the input
   double seconds = 0;
 };
