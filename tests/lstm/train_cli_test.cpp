@@ -48,6 +48,10 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   EXPECT_EQ(prov.at("window_features"), true);
   const auto& vb = prov.at("validation_backtest");
   EXPECT_EQ(vb.at("series"), prov.at("validation_series"));
+  // This trace has only cpu and memory, so the figure without disk_io and network is the same.
+  const auto& reduced = prov.at("validation_backtest_cpu_memory_only");
+  EXPECT_EQ(reduced.at("slack"), vb.at("slack"));
+  EXPECT_EQ(reduced.at("selection_figure"), vb.at("selection_figure"));
   for (const char* r : {"cpu", "memory"})
     for (const char* level : {"0.02", "0.01"}) {
       const auto& v = vb.at("slack").at(r).at(level);
