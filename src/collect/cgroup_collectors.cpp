@@ -139,6 +139,9 @@ class CgroupV1Collector final : public Collector {
     f.cpu_dir = dir("cpu");
     f.mem_dir = dir("memory");
     f.cpuset_dir = dir("cpuset");
+    // Container runtimes and systemd create a cgroup in every hierarchy when they create it; one
+    // that has no cpuset folder now is not looked up by path every kLimitEvery rounds.
+    if (!f.cpuset_dir.empty() && !isDirectory(f.cpuset_dir)) f.cpuset_dir.clear();
     f.usage = in(acct, "cpuacct.usage");
     f.acct_stat = in(acct, "cpuacct.stat");
     f.cpu_stat = in(f.cpu_dir, "cpu.stat");
