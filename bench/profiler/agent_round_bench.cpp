@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <vector>
 
 #include "foresight/collect/kernel_files.h"
@@ -46,6 +47,11 @@ bool makeFleet(const CgroupLayout& layout, int n, Fleet& f) {
   // systemd places its units, which gives them PSI files and perf cgroup events.
   if (layout.version == CgroupVersion::kHybrid && std::getenv("FORESIGHT_BENCH_UNIFIED"))
     mounts.push_back(layout.unified);
+  // FORESIGHT_BENCH_CPUSET=1 on v1: in the cpuset hierarchy too, as container runtimes place
+  // theirs, so the collector reads each one's cpuset (by path, with the limits). The sleeper
+  // does not join it: an empty v1 cpuset takes no tasks, and the read does not need them.
+  const auto cpuset = layout.version != CgroupVersion::kV2 && std::getenv("FORESIGHT_BENCH_CPUSET")
+                          ? layout.v1("cpuset") : std::nullopt;
   for (int i = 0; i < n; ++i) {
     const std::string name = "foresight-bench-" + std::to_string(::getpid()) + "-" + std::to_string(i);
     pid_t pid = ::fork();
@@ -59,6 +65,11 @@ bool makeFleet(const CgroupLayout& layout, int n, Fleet& f) {
       if (!fs::create_directory(m / name, ec)) return false;
       f.dirs.push_back(m / name);
       std::ofstream(m / name / "cgroup.procs") << pid << '\n';
+    }
+    if (cpuset) {
+      std::error_code ec;
+      if (!fs::create_directory(*cpuset / name, ec)) return false;
+      f.dirs.push_back(*cpuset / name);
     }
     f.workloads.push_back({Workload::Kind::kCgroup, "/" + name, "/" + name, 0});
   }
