@@ -153,12 +153,9 @@ int runTrain(const TrainArgs& a) {
   // disk_io and network, as on a trace that has only cpu and memory (most public ones).
   std::vector<const trace::Series*> val;
   for (auto i : rep->val_index) val.push_back(&tr->series[i]);
+  constexpr Resource kDiskAndNetwork[] = {Resource::kDiskIo, Resource::kNetwork};
   std::vector<trace::Series> reduced_store;
-  for (const auto* s : val) {
-    reduced_store.push_back(*s);
-    reduced_store.back().usage[index(Resource::kDiskIo)].clear();
-    reduced_store.back().usage[index(Resource::kNetwork)].clear();
-  }
+  for (const auto* s : val) reduced_store.push_back(s->without(kDiskAndNetwork));
   std::vector<const trace::Series*> reduced;
   for (const auto& s : reduced_store) reduced.push_back(&s);
   for (const auto& [key, set, label] :

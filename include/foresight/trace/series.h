@@ -1,10 +1,12 @@
 #pragma once
 // A trace is a set of series, one per workload, each sampled on a regular step.
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,13 @@ struct Series {
     for (auto& u : part.usage)
       if (!u.empty()) u.resize(n);
     return part;
+  }
+  // The series as a trace that lacks the resources `drop` would have it.
+  Series without(std::span<const Resource> drop) const {
+    Series s{id, start, step_seconds, {}, metadata};
+    for (Resource r : kAllResources)
+      if (std::find(drop.begin(), drop.end(), r) == drop.end()) s.usage[index(r)] = usage[index(r)];
+    return s;
   }
 };
 

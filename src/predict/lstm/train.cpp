@@ -297,9 +297,7 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
             if (series[i].has(r)) { drop.push_back(r); break; }
           if (drop.empty()) continue;  // cpu only already
         }
-        trace::Series copy = series[i];
-        for (Resource r : drop) copy.usage[index(r)].clear();
-        SeriesData d = prepareSeries(m, copy, o.train_fraction);
+        SeriesData d = prepareSeries(m, series[i].without(drop), o.train_fraction);
         d.w = data[i].w;
         data.push_back(std::move(d));
         tr.push_back(data.size() - 1);
