@@ -172,6 +172,8 @@ constexpr Unit kRateUnits[] = {{"bytes/s", 1},  {"B/s", 1},     {"KiB/s", 0x1p10
                                {"GB/s", 1e9},   {"bit/s", 0.125}, {"kbit/s", 125}, {"Mbit/s", 125e3},
                                {"Gbit/s", 125e6}};
 
+constexpr Unit kTimeUnits[] = {{"s", 1}, {"ms", 1e-3}, {"us", 1e-6}, {"ns", 1e-9}};  // to seconds
+
 std::span<const Unit> unitsOf(Resource r) {
   switch (r) {
     case Resource::kCpu: return kCpuUnits;
@@ -180,27 +182,26 @@ std::span<const Unit> unitsOf(Resource r) {
   }
 }
 
-// A generic header column: "memory" (canonical unit) or "memory[GiB]".
-Result<std::pair<Resource, double>> parseColumn(std::string_view col, const std::string& file) {
-  std::string_view unit;
-  bool bracket = false;
-  if (auto open = col.find('['); open != std::string_view::npos && col.ends_with(']')) {
-    unit = col.substr(open + 1, col.size() - open - 2);
-    col = col.substr(0, open);
-    bracket = true;
-  }
-  auto r = parseResource(col);
-  if (!r) {
-    return fail(ErrorCode::kParse,
-                "{}:1: unknown column '{}' (expected any of cpu, memory, disk_io, network)", file, col);
-  }
-  if (!bracket) return std::pair{*r, 1.0};
+// A generic header column: "memory" (the canonical unit) or "memory[GiB]".
+struct Column {
+  std::string_view name, unit;
+  bool has_unit = false;
+};
+Column splitColumn(std::string_view col) {
+  if (auto open = col.find('['); open != std::string_view::npos && col.ends_with(']'))
+    return {col.substr(0, open), col.substr(open + 1, col.size() - open - 2), true};
+  return {col, {}, false};
+}
+
+// The factor from the column's unit to the canonical one (1 without a unit).
+Result<double> unitFactor(const Column& c, std::span<const Unit> units, const std::string& file) {
+  if (!c.has_unit) return 1.0;
   std::string known;
-  for (const Unit& u : unitsOf(*r)) {
-    if (u.name == unit) return std::pair{*r, u.factor};
+  for (const Unit& u : units) {
+    if (u.name == c.unit) return u.factor;
     known += (known.empty() ? "" : ", ") + std::string(u.name);
   }
-  return fail(ErrorCode::kParse, "{}:1: unknown unit '{}' for {} (known: {})", file, unit, name(*r), known);
+  return fail(ErrorCode::kParse, "{}:1: unknown unit '{}' for {} (known: {})", file, c.unit, c.name, known);
 }
 
 Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
@@ -215,26 +216,29 @@ Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
     if (trim(line).empty()) return ok();
     split(line, ',', cols);
     if (line_no == 1) {
-      static constexpr Unit kTimeUnits[] = {{"timestamp", 1}, {"timestamp[s]", 1}, {"timestamp[ms]", 1e-3},
-                                            {"timestamp[us]", 1e-6}, {"timestamp[ns]", 1e-9}};
-      const Unit* tu = cols.empty() ? nullptr
-                                    : std::find_if(std::begin(kTimeUnits), std::end(kTimeUnits),
-                                                   [&](const Unit& u) { return u.name == cols[0]; });
-      if (!tu || tu == std::end(kTimeUnits)) {
+      const Column time = splitColumn(cols.empty() ? std::string_view() : cols[0]);
+      if (time.name != "timestamp") {
         return fail(ErrorCode::kParse,
                     "{}:1: header must start with 'timestamp' (Unix seconds) or timestamp[ms|us|ns], found '{}'",
                     raw.file, line.substr(0, 120));
       }
-      time_factor = tu->factor;
+      auto tf = unitFactor(time, kTimeUnits, raw.file);
+      if (!tf) return tl::unexpected(tf.error());
+      time_factor = *tf;
       for (std::size_t i = 1; i < cols.size(); ++i) {
-        auto col = parseColumn(cols[i], raw.file);
-        if (!col) return tl::unexpected(col.error());
-        if (std::find(column_resource.begin(), column_resource.end(), col->first) !=
-            column_resource.end()) {
-          return fail(ErrorCode::kParse, "{}:1: column '{}' appears twice", raw.file, name(col->first));
+        const Column c = splitColumn(cols[i]);
+        auto r = parseResource(c.name);
+        if (!r) {
+          return fail(ErrorCode::kParse,
+                      "{}:1: unknown column '{}' (expected any of cpu, memory, disk_io, network)",
+                      raw.file, c.name);
         }
-        column_resource.push_back(col->first);
-        column_factor.push_back(col->second);
+        auto factor = unitFactor(c, unitsOf(*r), raw.file);
+        if (!factor) return tl::unexpected(factor.error());
+        if (std::find(column_resource.begin(), column_resource.end(), *r) != column_resource.end())
+          return fail(ErrorCode::kParse, "{}:1: column '{}' appears twice", raw.file, name(*r));
+        column_resource.push_back(*r);
+        column_factor.push_back(*factor);
       }
       if (column_resource.empty()) {
         return fail(ErrorCode::kParse, "{}:1: no resource columns after 'timestamp'", raw.file);

@@ -145,6 +145,11 @@ TEST_F(TraceReaderTest, GenericUnitsInTheHeaderAreConvertedToCoresBytesAndBytesP
   EXPECT_EQ(pct->time[0], 2);  // 1.5 s, rounded
   write("us.csv", "timestamp[us],cpu\n600000000,1\n");
   EXPECT_EQ(parseFile(dir_ / "us.csv", Format::kCsv)->time[0], 600);
+  write("h.csv", "timestamp[h],cpu\n1,1\n");
+  auto hours = parseFile(dir_ / "h.csv", Format::kCsv);
+  ASSERT_FALSE(hours);
+  EXPECT_NE(hours.error().message.find("h.csv:1: unknown unit 'h' for timestamp (known: s, ms, us, ns)"),
+            std::string::npos) << hours.error().message;
   // A unit of another resource, or none known: refused with the file, line and the known units.
   for (const char* h : {"memory[cores]", "cpu[GHz]", "memory[]"}) {
     write("bad.csv", fmt::format("timestamp,{}\n0,1\n", h));
