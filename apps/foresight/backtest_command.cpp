@@ -141,9 +141,9 @@ void addBacktestCommand(CLI::App& app, Builtins& builtins) {
   auto* cmd = app.add_subcommand(
       "backtest",
       "Replay a trace through allocation policies and score them at equal risk (EVALUATION.md)");
-  cmd->add_option("--trace", args->trace_dir, "folder of trace files (*.csv, *.csv.gz)")
+  cmd->add_option("--trace", args->trace_dir, "folder of trace files (*.csv, *.csv.gz), or one file")
       ->required()
-      ->check(CLI::ExistingDirectory);
+      ->check(CLI::ExistingPath);
   cmd->add_option("--format", args->format, "bitbrains or csv")->capture_default_str();
   cmd->add_option("--policies", args->policies, policy_help)->capture_default_str();
   cmd->add_option("--policy-opt", args->policy_options, "POLICY.KEY=VALUE passed to a policy");

@@ -15,6 +15,7 @@ namespace {
 struct PredictArgs {
   std::string model, trace_dir, format = "bitbrains", series;
   long long at = -1;
+  std::int64_t step = 0;
 };
 
 std::string human(Resource r, double v) {
@@ -37,8 +38,10 @@ int runPredict(const PredictArgs& a) {
   }
   trace::ReadOptions ro;
   ro.format = *format;
-  // Only the series' own file is read: a folder of other workloads' files costs time and would
-  // log every short series of theirs as skipped.
+  ro.step_seconds = a.step;
+  // Only the series' own file is read where it has one: a folder of other workloads' files costs
+  // time and would log every short series of theirs as skipped. Without one, the series may be
+  // a row group of a file with an `id` column: then every file is read.
   auto files = trace::listTraceFiles(a.trace_dir);
   if (!files) {
     spdlog::error("{}", files.error().message);
@@ -46,11 +49,16 @@ int runPredict(const PredictArgs& a) {
   }
   const std::string base = a.series.substr(0, a.series.find('#'));
   std::vector<std::filesystem::path> own;
+  bool every_file = false;
   for (const auto& f : *files)
     if (trace::seriesId(f) == base) own.push_back(f);
   if (own.empty()) {
-    spdlog::error("{}: no file {}.csv or {}.csv.gz for series '{}'", a.trace_dir, base, base, a.series);
-    return 1;
+    if (*format != trace::Format::kCsv) {
+      spdlog::error("{}: no file {}.csv or {}.csv.gz for series '{}'", a.trace_dir, base, base, a.series);
+      return 1;
+    }
+    own = *files;
+    every_file = true;
   }
   auto tr = trace::readTrace(own, ro);
   if (!tr) {
@@ -65,7 +73,9 @@ int runPredict(const PredictArgs& a) {
     for (const auto& x : tr->series)
       if (x.id.starts_with(a.series + "#")) pieces.push_back(x.id);
     spdlog::error("{}: no series '{}'{}", a.trace_dir, a.series,
-                  pieces.empty() ? "" : fmt::format(" (pieces: {})", fmt::join(pieces, ", ")));
+                  !pieces.empty() ? fmt::format(" (pieces: {})", fmt::join(pieces, ", "))
+                  : every_file    ? fmt::format(" (no file {}.csv or {}.csv.gz, and no id column names it)", base, base)
+                                  : "");
     return 1;
   }
   if (auto w = predict::lstm::stepMismatch(*model, tr->step_seconds); !w.empty()) spdlog::warn("{}", w);
@@ -97,9 +107,10 @@ void addPredictCommand(CLI::App& app) {
   auto a = std::make_shared<PredictArgs>();
   auto* cmd = app.add_subcommand("predict", "Print the LSTM forecast bands of one series");
   cmd->add_option("--model", a->model, "model file")->required();
-  cmd->add_option("--trace", a->trace_dir, "folder of trace files")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--trace", a->trace_dir, "folder of trace files, or one file")->required()->check(CLI::ExistingPath);
   cmd->add_option("--format", a->format, "bitbrains or csv")->capture_default_str();
-  cmd->add_option("--series", a->series, "series id (file name without extension)")->required();
+  cmd->add_option("--series", a->series, "series id (file name without extension, or the csv's id column)")->required();
+  cmd->add_option("--step", a->step, "resampling step in seconds (default: the median step)")->check(CLI::PositiveNumber);
   cmd->add_option("--at", a->at, "forecast after this step (default: the last)");
   cmd->callback([a] {
     if (int rc = runPredict(*a); rc != 0) throw CLI::RuntimeError(rc);

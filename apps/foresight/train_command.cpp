@@ -19,6 +19,7 @@ struct TrainArgs {
   std::string trace_dir, format = "bitbrains", out, init;
   predict::lstm::TrainOptions opt;
   std::size_t max_series = 0;
+  std::int64_t step = 0;
   int torch_threads = 2;
   bool autoencoder = false;
   bool no_progress = false;
@@ -95,6 +96,7 @@ int runTrain(const TrainArgs& a) {
   trace::ReadOptions ro;
   ro.format = *format;
   ro.max_series = a.max_series;
+  ro.step_seconds = a.step;
   auto tr = trace::readTraceDir(a.trace_dir, ro);
   if (!tr) {
     spdlog::error("{}", tr.error().message);
@@ -206,7 +208,7 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
   auto a = std::make_shared<TrainArgs>();
   for (int i = 0; i < argc; ++i) a->command_line += (i ? " " : "") + std::string(argv[i]);
   auto* cmd = app.add_subcommand("train", "Train the LSTM forecaster on a trace folder");
-  cmd->add_option("--trace", a->trace_dir, "folder of trace files")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--trace", a->trace_dir, "folder of trace files, or one file")->required()->check(CLI::ExistingPath);
   cmd->add_option("--format", a->format, "bitbrains or csv")->capture_default_str();
   cmd->add_option("--out", a->out, "model file to write")->required();
   cmd->add_option("--train-fraction", a->opt.train_fraction, "only this first share of each series is read")
@@ -232,6 +234,8 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
   cmd->add_option("--time-budget", a->opt.time_budget_s, "stop taking gradient steps after this many seconds (then validate, calibrate, save)")
       ->capture_default_str();
   cmd->add_option("--max-series", a->max_series, "read only the first N series");
+  cmd->add_option("--step", a->step, "resampling step in seconds (default: the median step); the model records it")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--train-series", a->opt.max_series, "use at most N series for gradients");
   cmd->add_option("--seed", a->opt.seed, "random seed")->capture_default_str();
   cmd->add_option_function<std::uint64_t>(

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "foresight/loop/forecaster.h"
+#include "foresight/predict/best_of.h"
 #include "foresight/predict/lstm/stream.h"
 
 namespace foresight::loop {
@@ -62,50 +63,28 @@ class Lstm final : public WorkloadForecaster {
   bool seen_ = false;
 };
 
-// The levels the selection is scored on: the centre and both tails.
-constexpr std::array<double, 5> kScoreLevels = {0.1, 0.5, 0.9, 0.95, 0.99};
-
 class BestOf final : public WorkloadForecaster {
  public:
   BestOf(std::vector<std::unique_ptr<WorkloadForecaster>> c, double half_life)
-      : c_(std::move(c)), decay_(std::exp2(-1.0 / half_life)) {
-    for (auto& s : state_) s.assign(c_.size(), Score{});
-  }
+      : c_(std::move(c)), loss_(c_.size(), half_life) {}
   void observe(std::int64_t now, const std::array<double, kResourceCount>& usage) override {
-    for (Resource r : kAllResources) {
-      const double u = usage[index(r)];
-      if (std::isnan(u)) continue;
-      for (auto& sc : state_[index(r)]) {
-        if (!sc.has_pending) continue;
-        double loss = 0;
-        for (std::size_t q = 0; q < kScoreLevels.size(); ++q) {
-          const double d = u - sc.pending[q];
-          loss += d >= 0 ? kScoreLevels[q] * d : (kScoreLevels[q] - 1) * d;
-        }
-        sc.loss = sc.scored ? decay_ * sc.loss + (1 - decay_) * loss : loss;
-        sc.scored = true;
-      }
-    }
+    for (Resource r : kAllResources) loss_.observe(r, usage[index(r)]);
     for (auto& c : c_) c->observe(now, usage);
     // What each candidate forecasts for the next sample, scored when it arrives.
     std::vector<std::vector<double>> one;
     for (Resource r : kAllResources)
       for (std::size_t i = 0; i < c_.size(); ++i) {
-        auto& sc = state_[index(r)][i];
-        sc.has_pending = !std::isnan(usage[index(r)]) && c_[i]->forecast(r, kScoreLevels, 1, one);
-        if (sc.has_pending) std::copy(one[0].begin(), one[0].end(), sc.pending.begin());
+        std::optional<predict::SelectionQuantiles> q;
+        if (c_[i]->forecast(r, predict::kSelectionLevels, 1, one)) {
+          q.emplace();
+          std::copy(one[0].begin(), one[0].end(), q->begin());
+        }
+        loss_.forecast(r, i, q);
       }
   }
   bool forecast(Resource r, std::span<const double> levels, std::size_t lookahead,
                 std::vector<std::vector<double>>& out) override {
-    // Candidates not yet scored rank last; among scored ones the lowest loss wins, ties to the
-    // first listed.
-    std::size_t best = 0;
-    for (std::size_t i = 1; i < c_.size(); ++i) {
-      const auto& a = state_[index(r)][i];
-      const auto& b = state_[index(r)][best];
-      if (a.scored && (!b.scored || a.loss < b.loss)) best = i;
-    }
+    const std::size_t best = loss_.best(r);
     if (c_[best]->forecast(r, levels, lookahead, out)) return true;
     for (std::size_t i = 0; i < c_.size(); ++i)  // the leader has no forecast yet: any other
       if (i != best && c_[i]->forecast(r, levels, lookahead, out)) return true;
@@ -113,14 +92,8 @@ class BestOf final : public WorkloadForecaster {
   }
 
  private:
-  struct Score {
-    double loss = 0;
-    bool scored = false, has_pending = false;
-    std::array<double, kScoreLevels.size()> pending{};
-  };
   std::vector<std::unique_ptr<WorkloadForecaster>> c_;
-  double decay_;
-  std::array<std::vector<Score>, kResourceCount> state_;
+  predict::RecentLoss loss_;
 };
 
 }  // namespace

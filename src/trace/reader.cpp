@@ -8,6 +8,7 @@
 #include <mutex>
 #include <span>
 #include <string_view>
+#include <unordered_map>
 
 #include "foresight/core/log.h"
 #include "foresight/core/parallel.h"
@@ -204,79 +205,129 @@ Result<double> unitFactor(const Column& c, std::span<const Unit> units, const st
   return fail(ErrorCode::kParse, "{}:1: unknown unit '{}' for {} (known: {})", file, c.unit, c.name, known);
 }
 
-Result<RawSeries> parseGenericCsv(const fs::path& file, std::string_view text) {
-  RawSeries raw;
-  raw.id = seriesId(file);
-  raw.file = file.string();
+// One series per file (header `timestamp,...`, the id is the file's name), or many (header
+// `id,timestamp,...`, one id per row, rows of different ids in any order), as public traces
+// that list every workload in one table come.
+Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file, std::string_view text) {
+  const std::string path = file.string();
+  std::vector<RawSeries> out;
+  std::unordered_map<std::string, std::size_t> by_id;  // long format: id -> index in out
+  bool long_format = false;
   std::vector<std::string_view> cols;
-  std::vector<Resource> column_resource;  // for columns 1..n
+  std::vector<Resource> column_resource;  // for the columns after the timestamp
   std::vector<double> column_factor;      // to the canonical unit
   double time_factor = 1;                 // to seconds
   auto status = forEachLine(text, [&](std::size_t line_no, std::string_view line) -> Status {
     if (trim(line).empty()) return ok();
     split(line, ',', cols);
     if (line_no == 1) {
-      const Column time = splitColumn(cols.empty() ? std::string_view() : cols[0]);
+      long_format = !cols.empty() && cols[0] == "id";
+      const std::size_t first = long_format ? 1 : 0;
+      const Column time = splitColumn(cols.size() > first ? cols[first] : std::string_view());
       if (time.name != "timestamp") {
         return fail(ErrorCode::kParse,
-                    "{}:1: header must start with 'timestamp' (Unix seconds) or timestamp[ms|us|ns], found '{}'",
-                    raw.file, line.substr(0, 120));
+                    "{}:1: header must start with 'timestamp' (Unix seconds) or timestamp[ms|us|ns], "
+                    "or with 'id,timestamp' for many series in one file; found '{}'",
+                    path, line.substr(0, 120));
       }
-      auto tf = unitFactor(time, kTimeUnits, raw.file);
+      auto tf = unitFactor(time, kTimeUnits, path);
       if (!tf) return tl::unexpected(tf.error());
       time_factor = *tf;
-      for (std::size_t i = 1; i < cols.size(); ++i) {
+      for (std::size_t i = first + 1; i < cols.size(); ++i) {
         const Column c = splitColumn(cols[i]);
         auto r = parseResource(c.name);
         if (!r) {
           return fail(ErrorCode::kParse,
                       "{}:1: unknown column '{}' (expected any of cpu, memory, disk_io, network)",
-                      raw.file, c.name);
+                      path, c.name);
         }
-        auto factor = unitFactor(c, unitsOf(*r), raw.file);
+        auto factor = unitFactor(c, unitsOf(*r), path);
         if (!factor) return tl::unexpected(factor.error());
         if (std::find(column_resource.begin(), column_resource.end(), *r) != column_resource.end())
-          return fail(ErrorCode::kParse, "{}:1: column '{}' appears twice", raw.file, name(*r));
+          return fail(ErrorCode::kParse, "{}:1: column '{}' appears twice", path, name(*r));
         column_resource.push_back(*r);
         column_factor.push_back(*factor);
       }
       if (column_resource.empty()) {
-        return fail(ErrorCode::kParse, "{}:1: no resource columns after 'timestamp'", raw.file);
+        return fail(ErrorCode::kParse, "{}:1: no resource columns after 'timestamp'", path);
+      }
+      if (!long_format) {
+        out.emplace_back();
+        out.back().id = seriesId(file);
+        out.back().file = path;
       }
       return ok();
     }
-    if (cols.size() != column_resource.size() + 1) {
-      return fail(ErrorCode::kParse, "{}:{}: expected {} fields, found {}", raw.file, line_no,
-                  column_resource.size() + 1, cols.size());
+    const std::size_t first = long_format ? 1 : 0;
+    if (cols.size() != column_resource.size() + first + 1) {
+      return fail(ErrorCode::kParse, "{}:{}: expected {} fields, found {}", path, line_no,
+                  column_resource.size() + first + 1, cols.size());
+    }
+    RawSeries* raw = &out.front();
+    if (long_format) {
+      if (cols[0].empty()) return fail(ErrorCode::kParse, "{}:{}: empty id", path, line_no);
+      auto [it, added] = by_id.try_emplace(std::string(cols[0]), out.size());
+      if (added) {
+        out.emplace_back();
+        out.back().id = it->first;
+        out.back().file = path;
+      }
+      raw = &out[it->second];
     }
     double t = 0;
-    if (!parseNumber(cols[0], t)) {
-      return fail(ErrorCode::kParse, "{}:{}: timestamp '{}' is not a number", raw.file, line_no,
-                  cols[0]);
+    if (!parseNumber(cols[first], t)) {
+      return fail(ErrorCode::kParse, "{}:{}: timestamp '{}' is not a number", path, line_no,
+                  cols[first]);
     }
-    raw.time.push_back(static_cast<std::int64_t>(std::llround(t * time_factor)));
+    raw->time.push_back(static_cast<std::int64_t>(std::llround(t * time_factor)));
     for (std::size_t i = 0; i < column_resource.size(); ++i) {
+      const std::string_view cell = cols[first + 1 + i];
       double v = NAN;
       // An empty cell is a missing value.
-      if (!cols[i + 1].empty()) {
-        if (!parseNumber(cols[i + 1], v)) {
-          return fail(ErrorCode::kParse, "{}:{}: '{}' is not a number (column '{}')", raw.file,
-                      line_no, cols[i + 1], name(column_resource[i]));
+      if (!cell.empty()) {
+        if (!parseNumber(cell, v)) {
+          return fail(ErrorCode::kParse, "{}:{}: '{}' is not a number (column '{}')", path,
+                      line_no, cell, name(column_resource[i]));
         }
         if (v < 0) {
-          return fail(ErrorCode::kParse, "{}:{}: negative usage {} (column '{}')", raw.file,
+          return fail(ErrorCode::kParse, "{}:{}: negative usage {} (column '{}')", path,
                       line_no, v, name(column_resource[i]));
         }
       }
-      raw.value[index(column_resource[i])].push_back(v * column_factor[i]);
+      raw->value[index(column_resource[i])].push_back(v * column_factor[i]);
     }
     return ok();
   });
   if (!status) return tl::unexpected(status.error());
   if (column_resource.empty()) {
-    return fail(ErrorCode::kParse, "{}: empty file (no header)", raw.file);
+    return fail(ErrorCode::kParse, "{}: empty file (no header)", path);
   }
-  return raw;
+  if (long_format && out.empty()) return fail(ErrorCode::kParse, "{}: no rows after the header", path);
+  return out;
+}
+
+// Appends b's samples to a (the same workload from another file, e.g. a trace sharded by time);
+// a resource or metadata key only one of them has is missing (NaN) in the other's samples.
+void appendSamples(RawSeries& a, RawSeries&& b) {
+  const std::size_t na = a.time.size(), nb = b.time.size();
+  for (std::size_t r = 0; r < kResourceCount; ++r) {
+    if (a.value[r].empty() && b.value[r].empty()) continue;
+    a.value[r].resize(na, NAN);
+    b.value[r].resize(nb, NAN);
+    a.value[r].insert(a.value[r].end(), b.value[r].begin(), b.value[r].end());
+  }
+  for (auto& [key, v] : b.metadata) a.metadata[key];  // keys of b only start empty
+  for (auto& [key, v] : a.metadata) {
+    v.resize(na, NAN);
+    auto other = b.metadata.find(key);
+    if (other == b.metadata.end()) v.resize(na + nb, NAN);
+    else {
+      other->second.resize(nb, NAN);
+      v.insert(v.end(), other->second.begin(), other->second.end());
+    }
+  }
+  a.time.insert(a.time.end(), b.time.begin(), b.time.end());
+  a.file += ", " + b.file;
 }
 
 }  // namespace
@@ -292,8 +343,9 @@ std::string seriesId(const fs::path& file) {
 
 Result<std::vector<fs::path>> listTraceFiles(const fs::path& dir) {
   std::error_code ec;
+  if (fs::is_regular_file(dir, ec)) return std::vector<fs::path>{dir};
   if (!fs::is_directory(dir, ec)) {
-    return fail(ErrorCode::kNotFound, "{}: not a folder", dir.string());
+    return fail(ErrorCode::kNotFound, "{}: no such file or folder", dir.string());
   }
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
@@ -310,23 +362,38 @@ Result<std::vector<fs::path>> listTraceFiles(const fs::path& dir) {
   return files;
 }
 
-Result<RawSeries> parseFile(const fs::path& file, Format format) {
+Result<std::vector<RawSeries>> parseFile(const fs::path& file, Format format) {
   auto text = readWholeFile(file);
   if (!text) return tl::unexpected(text.error());
-  return format == Format::kBitbrains ? parseBitbrains(file, *text) : parseGenericCsv(file, *text);
+  if (format == Format::kCsv) return parseGenericCsv(file, *text);
+  auto raw = parseBitbrains(file, *text);
+  if (!raw) return tl::unexpected(raw.error());
+  std::vector<RawSeries> out;
+  out.push_back(std::move(*raw));
+  return out;
 }
 
 Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& options) {
-  std::vector<Result<RawSeries>> raws(files.size(), fail(ErrorCode::kInternal, "not read"));
+  std::vector<Result<std::vector<RawSeries>>> parsed(files.size(), fail(ErrorCode::kInternal, "not read"));
   parallelFor(files.size(), options.threads,
-              [&](std::size_t i, unsigned) { raws[i] = parseFile(files[i], options.format); });
+              [&](std::size_t i, unsigned) { parsed[i] = parseFile(files[i], options.format); });
 
   Trace trace;
-  for (const auto& raw : raws) {
-    if (!raw) {
-      if (options.strict) return tl::unexpected(raw.error());
+  // One raw series per id, in the order of first appearance: an id seen in several files is one
+  // workload whose samples those files share.
+  std::vector<RawSeries> raws;
+  std::unordered_map<std::string, std::size_t> by_id;
+  for (auto& p : parsed) {
+    if (!p) {
+      if (options.strict) return tl::unexpected(p.error());
       // The message already carries file and line.
-      trace.skipped.push_back(Skip{"", 0, raw.error().message});
+      trace.skipped.push_back(Skip{"", 0, p.error().message});
+      continue;
+    }
+    for (auto& raw : *p) {
+      auto [it, added] = by_id.try_emplace(raw.id, raws.size());
+      if (added) raws.push_back(std::move(raw));
+      else appendSamples(raws[it->second], std::move(raw));
     }
   }
 
@@ -335,9 +402,7 @@ Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& o
   if (trace.step_seconds <= 0) {
     std::vector<std::int64_t> steps;
     for (const auto& raw : raws)
-      if (raw) {
-        if (auto s = medianStep(*raw); s > 0) steps.push_back(s);
-      }
+      if (auto s = medianStep(raw); s > 0) steps.push_back(s);
     if (steps.empty())
       return fail(ErrorCode::kInvalidArgument, "no series with two or more samples");
     std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
@@ -347,7 +412,7 @@ Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& o
   std::vector<std::vector<Series>> pieces(raws.size());
   std::vector<std::vector<Skip>> skips(raws.size());
   parallelFor(raws.size(), options.threads, [&](std::size_t i, unsigned) {
-    if (raws[i]) pieces[i] = resample(*raws[i], trace.step_seconds, options, skips[i]);
+    pieces[i] = resample(raws[i], trace.step_seconds, options, skips[i]);
   });
   for (std::size_t i = 0; i < raws.size(); ++i) {
     for (auto& skip : skips[i]) {

@@ -200,6 +200,11 @@ TEST(LstmModelFile, AnotherTraceStepIsWarnedAboutNotRefused) {
   const std::string w = stepMismatch(m, 60);
   EXPECT_NE(w.find("trained on 300-s steps, this trace has 60-s steps"), std::string::npos) << w;
   EXPECT_NE(w.find("12 steps spans 720 s"), std::string::npos) << w;
+  EXPECT_NE(w.find("resample it to the model's step (--step 300)"), std::string::npos) << w;
+  // A coarser trace cannot be resampled to a finer step: only training is offered.
+  const std::string coarse = stepMismatch(m, 3600);
+  EXPECT_EQ(coarse.find("--step"), std::string::npos) << coarse;
+  EXPECT_NE(coarse.find("foresight train"), std::string::npos) << coarse;
 }
 
 TEST(LstmModelFile, CorruptTruncatedAndIncompatibleAreRefused) {

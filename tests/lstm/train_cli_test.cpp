@@ -120,7 +120,32 @@ TEST(LstmPredictCli, ReadsOnlyTheSeriesOwnFile) {
   EXPECT_NE(out.find("series web after step"), std::string::npos) << out;
   EXPECT_EQ(out.find("short"), std::string::npos) << out;
   EXPECT_EQ(run("nosuch", out), 1) << out;
-  EXPECT_NE(out.find("no file nosuch.csv"), std::string::npos) << out;
+  EXPECT_NE(out.find("no series 'nosuch' (no file nosuch.csv or nosuch.csv.gz, and no id column names it)"),
+            std::string::npos) << out;
+  fs::remove_all(dir);
+}
+
+// A series that is a row group of a file with an `id` column, given as the file itself; --step
+// resamples it (here coarser than the model's step, which is warned about).
+TEST(LstmPredictCli, FindsASeriesByTheIdColumnOfOneFile) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-predict-id-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "fleet.csv");
+    f << "id,timestamp,cpu,memory[GiB]\n";
+    for (int i = 0; i < 3 * 288; ++i)
+      for (const char* id : {"web", "db"})
+        f << fmt::format("{},{},{},{}\n", id, 1600000000 + 300 * i, 0.5 + 0.4 * std::sin(i * 2 * M_PI / 288), 2);
+  }
+  const std::string base = fmt::format("{} predict --model {}/models/lstm-bitbrains.fsm --trace {} --format csv",
+                                       FORESIGHT_BIN, FORESIGHT_SOURCE_DIR, (dir / "fleet.csv").string());
+  const auto db = runShell(base + " --series db");
+  EXPECT_EQ(db.exit_code, 0) << db.all();
+  EXPECT_NE(db.all().find("series db after step 863"), std::string::npos) << db.all();
+  const auto coarse = runShell(base + " --series web --step 600");
+  EXPECT_EQ(coarse.exit_code, 0) << coarse.all();
+  EXPECT_NE(coarse.all().find("series web after step 431"), std::string::npos) << coarse.all();
+  EXPECT_NE(coarse.all().find("this trace has 600-s steps"), std::string::npos) << coarse.all();
   fs::remove_all(dir);
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <fstream>
 #include <random>
 
@@ -141,10 +142,10 @@ TEST_F(TraceReaderTest, GenericUnitsInTheHeaderAreConvertedToCoresBytesAndBytesP
   write("p.csv", "timestamp[ms],cpu[%]\n1500,50\n");
   auto pct = parseFile(dir_ / "p.csv", Format::kCsv);
   ASSERT_TRUE(pct) << pct.error().message;
-  EXPECT_DOUBLE_EQ(pct->value[index(Resource::kCpu)][0], 0.5);
-  EXPECT_EQ(pct->time[0], 2);  // 1.5 s, rounded
+  EXPECT_DOUBLE_EQ(pct->front().value[index(Resource::kCpu)][0], 0.5);
+  EXPECT_EQ(pct->front().time[0], 2);  // 1.5 s, rounded
   write("us.csv", "timestamp[us],cpu\n600000000,1\n");
-  EXPECT_EQ(parseFile(dir_ / "us.csv", Format::kCsv)->time[0], 600);
+  EXPECT_EQ(parseFile(dir_ / "us.csv", Format::kCsv)->front().time[0], 600);
   write("h.csv", "timestamp[h],cpu\n1,1\n");
   auto hours = parseFile(dir_ / "h.csv", Format::kCsv);
   ASSERT_FALSE(hours);
@@ -269,11 +270,79 @@ TEST_F(TraceReaderTest, ShortGapsAreCarriedForwardLongGapsSplit) {
   EXPECT_FALSE(readTraceDir(dir_, strict));
 }
 
+TEST_F(TraceReaderTest, GenericFileWithAnIdColumnHoldsManySeries) {
+  // Rows of two workloads interleaved, as public traces list them; b has a missing memory cell.
+  std::string s = "id,timestamp,cpu[m],memory[MiB]\n";
+  for (int i = 0; i < 3 * 288; ++i) {
+    s += fmt::format("b,{},{},{}\n", 300L * i, 2000, i == 7 ? "" : "64");
+    s += fmt::format("a,{},{},{}\n", 300L * i, 500, 32);
+  }
+  write("all.csv", s);
+  auto raws = parseFile(dir_ / "all.csv", Format::kCsv);
+  ASSERT_TRUE(raws) << raws.error().message;
+  ASSERT_EQ(raws->size(), 2u);
+  EXPECT_EQ((*raws)[0].id, "b");  // order of first appearance
+  EXPECT_EQ((*raws)[1].id, "a");
+  EXPECT_TRUE(std::isnan((*raws)[0].value[index(Resource::kMemory)][7]));
+
+  // The file itself may be given instead of its folder.
+  auto tr = readTraceDir(dir_ / "all.csv", {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  ASSERT_EQ(tr->series.size(), 2u);
+  const Series& b = tr->series[0];
+  EXPECT_EQ(b.id, "b");
+  EXPECT_EQ(tr->step_seconds, 300);
+  EXPECT_EQ(b.size(), 3u * 288);
+  EXPECT_DOUBLE_EQ(b.usage[index(Resource::kCpu)][0], 2.0);
+  EXPECT_DOUBLE_EQ(b.usage[index(Resource::kMemory)][0], 64.0 * 1024 * 1024);
+  EXPECT_EQ(tr->series[1].id, "a");
+  EXPECT_DOUBLE_EQ(tr->series[1].usage[index(Resource::kCpu)][5], 0.5);
+}
+
+TEST_F(TraceReaderTest, AnIdInSeveralFilesIsOneSeries) {
+  // A trace sharded by time: day 1 in one file, days 2-3 in the next; only the second has memory.
+  std::string day1 = "id,timestamp,cpu\n", rest = "id,timestamp,cpu,memory\n";
+  for (int i = 0; i < 288; ++i) day1 += fmt::format("vm1,{},1\n", 300L * i);
+  for (int i = 288; i < 3 * 288; ++i) rest += fmt::format("vm1,{},2,{}\n", 300L * i, 1e9);
+  write("part-0.csv", day1);
+  write("part-1.csv", rest);
+  auto tr = readTraceDir(dir_, {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  ASSERT_EQ(tr->series.size(), 1u);
+  const Series& s = tr->series[0];
+  EXPECT_EQ(s.id, "vm1");
+  ASSERT_EQ(s.size(), 3u * 288);
+  EXPECT_DOUBLE_EQ(s.usage[index(Resource::kCpu)][0], 1);
+  EXPECT_DOUBLE_EQ(s.usage[index(Resource::kCpu)][288], 2);
+  EXPECT_TRUE(std::isnan(s.usage[index(Resource::kMemory)][0]));
+  EXPECT_DOUBLE_EQ(s.usage[index(Resource::kMemory)][300], 1e9);
+}
+
+TEST_F(TraceReaderTest, IdColumnErrorsNameFileAndLine) {
+  write("a.csv", "id,cpu\nx,1\n");
+  write("b.csv", "id,timestamp,cpu\nx,0,1\n,300,1\n");
+  write("c.csv", "id,timestamp,cpu\nx,0\n");
+  write("d.csv", "id,timestamp,cpu\n");
+  const std::pair<const char*, const char*> cases[] = {
+      {"a.csv", "a.csv:1: header must start with 'timestamp'"},
+      {"b.csv", "b.csv:3: empty id"},
+      {"c.csv", "c.csv:2: expected 3 fields, found 2"},
+      {"d.csv", "d.csv: no rows after the header"}};
+  for (auto [f, want] : cases) {
+    auto raw = parseFile(dir_ / f, Format::kCsv);
+    ASSERT_FALSE(raw) << f;
+    EXPECT_NE(raw.error().message.find(want), std::string::npos) << raw.error().message;
+  }
+}
+
 TEST_F(TraceReaderTest, EmptyFolderIsAnError) {
   auto tr = readTraceDir(dir_, {});
   ASSERT_FALSE(tr);
   EXPECT_NE(tr.error().message.find("no trace files"), std::string::npos);
-  EXPECT_FALSE(readTraceDir(dir_ / "missing", {}));
+  auto missing = readTraceDir(dir_ / "missing", {});
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("missing: no such file or folder"), std::string::npos)
+      << missing.error().message;
 }
 
 TEST_F(TraceReaderTest, FileThatVanishesMidRunIsSkipped) {

@@ -2,7 +2,8 @@
 // Readers for real trace formats (EVALUATION.md "Input"):
 //   bitbrains  GWA-T-12 per-VM CSV files (plain or gzip'd)
 //   csv        generic: header `timestamp` then any of cpu, memory, disk_io, network, each in
-//              Foresight's unit (cores, bytes, bytes/s) or with its unit named: memory[GiB]
+//              Foresight's unit (cores, bytes, bytes/s) or with its unit named: memory[GiB];
+//              one series per file (named by the file), or many with a first column `id`
 // Reading is two stages so that callers (and tests) can see the file list before it is read:
 // listTraceFiles() then readTrace().
 
@@ -38,15 +39,16 @@ struct RawSeries {
   std::map<std::string, std::vector<double>> metadata;    // per sample
 };
 
-// The trace files of a folder (`*.csv`, `*.csv.gz`), sorted by name. An empty or missing folder
-// is an error.
+// The trace files of a folder (`*.csv`, `*.csv.gz`), sorted by name, or the one file named. An
+// empty or missing folder is an error.
 Result<std::vector<std::filesystem::path>> listTraceFiles(const std::filesystem::path& dir);
 
 // A file's series id: its name without `.csv` or `.csv.gz` (pieces split at gaps add `#N`).
 std::string seriesId(const std::filesystem::path& file);
 
-// Parses one file. Errors name the file and line.
-Result<RawSeries> parseFile(const std::filesystem::path& file, Format format);
+// Parses one file: one series, or (generic CSV with an `id` column) one per id, in order of first
+// appearance. Errors name the file and line.
+Result<std::vector<RawSeries>> parseFile(const std::filesystem::path& file, Format format);
 
 // Regularises raw samples on a step: sort by time, drop duplicate timestamps, mean per step, carry
 // forward gaps of at most max_fill_steps, split at longer gaps. Pieces shorter than min_days are
@@ -57,8 +59,9 @@ std::vector<Series> resample(const RawSeries& raw, std::int64_t step_seconds,
 // The median sampling interval of a raw series (0 when it has fewer than two samples).
 std::int64_t medianStep(const RawSeries& raw);
 
-// Reads the files (in parallel), chooses the trace step, resamples. With options.strict, any skip
-// is an error; otherwise skips are counted in Trace::skipped and logged.
+// Reads the files (in parallel), joins the samples of an id found in several files (a trace
+// sharded by time), chooses the trace step, resamples. With options.strict, any skip is an error;
+// otherwise skips are counted in Trace::skipped and logged.
 Result<Trace> readTrace(const std::vector<std::filesystem::path>& files,
                         const ReadOptions& options);
 

@@ -205,10 +205,12 @@ std::string stepMismatch(const LstmModel& m, std::int64_t trace_step_seconds) {
   if (m.step_seconds <= 0 || trace_step_seconds <= 0 || m.step_seconds == trace_step_seconds) return {};
   return fmt::format(
       "lstm: the model was trained on {}-s steps, this trace has {}-s steps: its forecasts "
-      "follow {}-s dynamics and its horizon of {} steps spans {} s here; train a model on this "
+      "follow {}-s dynamics and its horizon of {} steps spans {} s here; {}train a model on this "
       "trace (foresight train) for its own time scale",
       m.step_seconds, trace_step_seconds, m.step_seconds, m.horizon,
-      static_cast<std::int64_t>(m.horizon) * trace_step_seconds);
+      static_cast<std::int64_t>(m.horizon) * trace_step_seconds,
+      // A finer trace can be averaged up to the model's step; a coarser one cannot be refined.
+      trace_step_seconds < m.step_seconds ? fmt::format("resample it to the model's step (--step {}) or ", m.step_seconds) : "");
 }
 
 Result<LstmModel> loadModel(const std::filesystem::path& file) {

@@ -5,6 +5,8 @@
 #include <mutex>
 
 #include "foresight/core/log.h"
+#include "foresight/predict/baselines/baselines.h"
+#include "foresight/predict/best_of.h"
 #include "foresight/predict/lstm/model.h"
 #include "foresight/predict/lstm/stream.h"
 
@@ -102,16 +104,28 @@ class LstmFactory final : public PolicyFactory {
 }  // namespace
 
 void registerLstm(PolicyRegistry& registry, std::string default_model) {
+  auto lstm = [default_model](const PolicyOptions& o) -> std::unique_ptr<PolicyFactory> {
+    auto get = [&](const char* k, std::string d) {
+      auto it = o.find(k);
+      return it == o.end() ? d : it->second;
+    };
+    return std::make_unique<LstmFactory>(get("model", default_model), get("eta", fmt::format("{}", kDefaultEta)),
+                                         get("knob", "cost"));
+  };
   registry.add("lstm",
                "global LSTM quantile forecaster, split + online conformal (options: model=FILE, "
                "eta=online calibration step, 0 = off; knob=cost (violation cost, default) or quantile)",
-               [default_model](const PolicyOptions& o) -> std::unique_ptr<PolicyFactory> {
-                 auto get = [&](const char* k, std::string d) {
-                   auto it = o.find(k);
-                   return it == o.end() ? d : it->second;
-                 };
-                 return std::make_unique<LstmFactory>(get("model", default_model), get("eta", fmt::format("{}", kDefaultEta)),
-                                                      get("knob", "cost"));
+               lstm);
+  registry.add("auto",
+               "per series and resource, the better of lstm and seasonal by recent quantile loss, as "
+               "foresight run's default forecaster (options: model=FILE, eta=, as lstm's)",
+               [lstm](const PolicyOptions& o) -> std::unique_ptr<PolicyFactory> {
+                 PolicyOptions cost = o;
+                 cost["knob"] = "cost";  // both candidates share the violation-cost knob
+                 std::vector<std::unique_ptr<PolicyFactory>> c;
+                 c.push_back(lstm(cost));
+                 c.push_back(makeSeasonalFactory("cost"));
+                 return makeBestOfFactory(std::move(c));
                });
 }
 

@@ -1,0 +1,142 @@
+// Best-of selection by recent quantile loss: the scoring's timing at a lead, and the policy that
+// replays `foresight run --forecaster auto` in the backtest, on fake candidates.
+#include "foresight/predict/best_of.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace foresight::predict {
+namespace {
+
+SelectionQuantiles band(double c) {  // quantiles spread around c
+  SelectionQuantiles q{};
+  for (std::size_t k = 0; k < q.size(); ++k) q[k] = c - 1 + 2 * kSelectionLevels[k];
+  return q;
+}
+
+TEST(RecentLoss, ScoresAForecastWhenTheUsageItWasForArrives) {
+  RecentLoss loss(2, /*half_life=*/4, /*lead=*/2);
+  // Step 0: candidate 0 forecasts 100 for step 2, candidate 1 forecasts 5 for step 2.
+  loss.observe(Resource::kCpu, 5);
+  loss.forecast(Resource::kCpu, 0, band(100));
+  loss.forecast(Resource::kCpu, 1, band(5));
+  // Step 1: nothing was forecast for it (lead 2); candidate 1 now forecasts badly for step 3.
+  loss.observe(Resource::kCpu, 5);
+  EXPECT_FALSE(loss.scored(Resource::kCpu, 0));
+  loss.forecast(Resource::kCpu, 0, band(100));
+  loss.forecast(Resource::kCpu, 1, band(1000));
+  // Step 2 scores step 0's forecasts: candidate 1 was right.
+  loss.observe(Resource::kCpu, 5);
+  EXPECT_TRUE(loss.scored(Resource::kCpu, 0));
+  EXPECT_EQ(loss.best(Resource::kCpu), 1u);
+  loss.forecast(Resource::kCpu, 0, std::nullopt);
+  loss.forecast(Resource::kCpu, 1, std::nullopt);
+  // Step 3 scores step 1's: candidate 1's 1000 is far worse than 0's 100 at usage 5.
+  loss.observe(Resource::kCpu, 5);
+  EXPECT_EQ(loss.best(Resource::kCpu), 0u);
+  // Step 3's forecasts for step 5 favour candidate 1; step 4 scores step 2's, which were none.
+  loss.forecast(Resource::kCpu, 0, band(1000));
+  loss.forecast(Resource::kCpu, 1, band(5));
+  loss.observe(Resource::kCpu, 5);
+  EXPECT_EQ(loss.best(Resource::kCpu), 0u);
+  loss.forecast(Resource::kCpu, 0, std::nullopt);
+  loss.forecast(Resource::kCpu, 1, std::nullopt);
+  // Step 5's usage is missing: step 3's forecasts go unscored.
+  loss.observe(Resource::kCpu, NAN);
+  EXPECT_EQ(loss.best(Resource::kCpu), 0u);
+  // Memory was never scored: the first listed leads.
+  EXPECT_EQ(loss.best(Resource::kMemory), 0u);
+}
+
+// Forecasts a constant band around *c; commits c + knob.
+class Fixed final : public Policy {
+ public:
+  explicit Fixed(const double* c) : c_(c) {}
+  void observe(const Observation&) override {}
+  void commit(Resource, std::span<const double> knobs, std::span<double> out) override {
+    for (std::size_t i = 0; i < knobs.size(); ++i) out[i] = *c_ + knobs[i];
+  }
+  bool interval(Resource, double level, double& lo, double& hi) override {
+    lo = *c_ - level;
+    hi = *c_ + level;
+    return true;
+  }
+
+ private:
+  const double* c_;
+};
+
+class FixedFactory final : public PolicyFactory {
+ public:
+  FixedFactory(const double* c, std::string knob, bool intervals = true)
+      : c_(c), knob_(std::move(knob)), intervals_(intervals) {}
+  Knob knob(Resource) const override { return {knob_, {0.0, 1.0}, 0.0}; }
+  bool givesIntervals() const override { return intervals_; }
+  std::unique_ptr<Policy> create(const SeriesContext&, const trace::Series*) const override {
+    return std::make_unique<Fixed>(c_);
+  }
+
+ private:
+  const double* c_;
+  std::string knob_;
+  bool intervals_;
+};
+
+TEST(BestOfPolicy, CommitsWithTheCandidateThatForecastTheSeriesBetter) {
+  double a = 10, b = 50;
+  std::vector<std::unique_ptr<PolicyFactory>> c;
+  c.push_back(std::make_unique<FixedFactory>(&a, "cost"));
+  c.push_back(std::make_unique<FixedFactory>(&b, "cost"));
+  auto f = makeBestOfFactory(std::move(c), /*half_life=*/5);
+  ASSERT_TRUE(f->prepare(trace::Trace{}));
+  EXPECT_TRUE(f->givesIntervals());
+  SeriesContext ctx;
+  ctx.lead_steps = 1;
+  ctx.resources = {true, true, false, false};
+  auto p = f->create(ctx, nullptr);
+  auto feed = [&](double cpu, std::size_t from, std::size_t n) {
+    for (std::size_t t = from; t < from + n; ++t) {
+      Observation o;
+      o.step = t;
+      o.usage = {cpu, NAN, NAN, NAN};
+      p->observe(o);
+    }
+  };
+  const std::array<double, 2> knobs = {0.0, 1.0};
+  std::array<double, 2> out{};
+  feed(50, 0, 20);  // b is right
+  p->commit(Resource::kCpu, knobs, out);
+  EXPECT_DOUBLE_EQ(out[0], 50);
+  EXPECT_DOUBLE_EQ(out[1], 51);
+  double lo = 0, hi = 0;
+  ASSERT_TRUE(p->interval(Resource::kCpu, 0.9, lo, hi));
+  EXPECT_DOUBLE_EQ(lo, 49.1);
+  feed(10, 20, 30);  // the behaviour changes: a is right now
+  p->commit(Resource::kCpu, knobs, out);
+  EXPECT_DOUBLE_EQ(out[0], 10);
+  // Memory's usage was always missing: never scored, the first listed commits.
+  p->commit(Resource::kMemory, knobs, out);
+  EXPECT_DOUBLE_EQ(out[0], 10);
+}
+
+TEST(BestOfPolicy, RefusesCandidatesThatCannotBeComparedOrScored) {
+  double a = 1;
+  std::vector<std::unique_ptr<PolicyFactory>> knobs;
+  knobs.push_back(std::make_unique<FixedFactory>(&a, "cost"));
+  knobs.push_back(std::make_unique<FixedFactory>(&a, "quantile"));
+  auto s = makeBestOfFactory(std::move(knobs))->prepare(trace::Trace{});
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("knobs differ for cpu (cost and quantile)"), std::string::npos)
+      << s.error().message;
+
+  std::vector<std::unique_ptr<PolicyFactory>> blind;
+  blind.push_back(std::make_unique<FixedFactory>(&a, "cost"));
+  blind.push_back(std::make_unique<FixedFactory>(&a, "cost", /*intervals=*/false));
+  s = makeBestOfFactory(std::move(blind))->prepare(trace::Trace{});
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("gives no intervals"), std::string::npos) << s.error().message;
+}
+
+}  // namespace
+}  // namespace foresight::predict
