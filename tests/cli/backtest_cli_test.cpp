@@ -83,6 +83,23 @@ TEST_F(BacktestCli, UnknownPolicyListsTheKnownOnes) {
   EXPECT_NE(r.err.find("reactive"), std::string::npos) << r.err;
 }
 
+// Policy `auto` (run's default forecaster) is scored with intervals and takes the lstm's options.
+TEST_F(BacktestCli, AutoIsScoredAndTakesTheLstmsModelOption) {
+  auto r = run(fmt::format("backtest --trace {} --format csv --policies auto --json {}",
+                           (dir_ / "trace").string(), (dir_ / "auto.json").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(std::ifstream(dir_ / "auto.json"));
+  for (const char* res : {"cpu", "memory", "disk_io", "network"}) {
+    const auto& a = j["policies"]["auto"][res];
+    ASSERT_TRUE(a.contains("coverage")) << res << ": " << a.dump();
+    EXPECT_GT(a["coverage"]["0.9"].get<double>(), 0.5) << res;
+  }
+  auto missing = run(fmt::format("backtest --trace {} --format csv --policies auto --policy-opt auto.model={}",
+                                 (dir_ / "trace").string(), (dir_ / "none.fsm").string()));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("none.fsm"), std::string::npos) << missing.err;
+}
+
 TEST_F(BacktestCli, WrongFormatIsReportedWithTheHeaderLine) {
   auto r =
       run(fmt::format("backtest --trace {} --format bitbrains --strict", (dir_ / "trace").string()));
