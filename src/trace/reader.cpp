@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string_view>
@@ -24,30 +25,6 @@ Result<Format> parseFormat(const std::string& s) {
 }
 
 namespace {
-
-// zlib's gz* functions read gzip'd and plain files alike, so one path serves both.
-Result<std::string> readWholeFile(const fs::path& file) {
-  gzFile in = gzopen(file.c_str(), "rb");
-  if (in == nullptr) {
-    return fail(ErrorCode::kIo, "{}: cannot open: {}", file.string(), std::strerror(errno));
-  }
-  gzbuffer(in, 1 << 17);
-  std::string out;
-  std::array<char, 1 << 16> buf;
-  for (;;) {
-    int n = gzread(in, buf.data(), buf.size());
-    if (n < 0) {
-      int err = 0;
-      std::string msg = gzerror(in, &err);
-      gzclose(in);
-      return fail(ErrorCode::kIo, "{}: read failed: {}", file.string(), msg);
-    }
-    if (n == 0) break;
-    out.append(buf.data(), static_cast<std::size_t>(n));
-  }
-  gzclose(in);
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -75,22 +52,42 @@ bool parseNumber(std::string_view s, double& out) {
   return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(out);
 }
 
-// Iterates lines with their 1-based numbers.
+// Calls f(line number from 1, line) for each line of a file, read in chunks: one file may hold a
+// whole public trace (a table with an id column), larger than memory. zlib's gz* functions read
+// gzip'd and plain files alike, so one path serves both.
 template <typename F>
-Status forEachLine(std::string_view text, F&& f) {
-  std::size_t line_no = 0, pos = 0;
-  while (pos < text.size()) {
-    std::size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    ++line_no;
-    std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (auto s = f(line_no, line); !s) return s;
+Status forEachLine(const fs::path& file, F&& f) {
+  gzFile in = gzopen(file.c_str(), "rb");
+  if (in == nullptr) {
+    return fail(ErrorCode::kIo, "{}: cannot open: {}", file.string(), std::strerror(errno));
   }
+  const std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(in, gzclose);
+  gzbuffer(in, 1 << 17);
+  constexpr std::size_t kChunk = 1 << 20;
+  std::string buf;
+  std::size_t line_no = 0;
+  auto each = [&](std::string_view line) -> Status {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return f(++line_no, line);
+  };
+  for (;;) {
+    const std::size_t kept = buf.size();
+    buf.resize(kept + kChunk);
+    const int n = gzread(in, buf.data() + kept, kChunk);
+    if (n < 0) {
+      int err = 0;
+      return fail(ErrorCode::kIo, "{}: read failed: {}", file.string(), gzerror(in, &err));
+    }
+    buf.resize(kept + static_cast<std::size_t>(n));
+    if (n == 0) break;
+    std::size_t pos = 0;
+    for (std::size_t end; (end = buf.find('\n', pos)) != std::string::npos; pos = end + 1)
+      if (auto s = each(std::string_view(buf).substr(pos, end - pos)); !s) return s;
+    buf.erase(0, pos);  // an unfinished last line waits for the next chunk
+  }
+  if (!buf.empty()) return each(buf);
   return ok();
 }
-
 
 // GWA-T-12 columns, in file order.
 constexpr std::array<std::string_view, 11> kBitbrainsColumns = {
@@ -106,17 +103,16 @@ constexpr std::array<std::string_view, 11> kBitbrainsColumns = {
     "Network received throughput [KB/s]",
     "Network transmitted throughput [KB/s]"};
 
-Result<RawSeries> parseBitbrains(const fs::path& file, std::string_view text) {
+Result<RawSeries> parseBitbrains(const fs::path& file) {
   RawSeries raw;
   raw.id = seriesId(file);
   raw.file = file.string();
-  for (Resource r : kAllResources) raw.value[index(r)].reserve(text.size() / 120);
   auto& cores_md = raw.metadata["cpu_cores"];
   auto& cap_md = raw.metadata["cpu_capacity_mhz"];
   auto& mem_md = raw.metadata["memory_capacity_bytes"];
   std::vector<std::string_view> cols;
   std::array<double, 11> v{};
-  auto status = forEachLine(text, [&](std::size_t line_no, std::string_view line) -> Status {
+  auto status = forEachLine(file, [&](std::size_t line_no, std::string_view line) -> Status {
     if (trim(line).empty()) return ok();
     split(line, ';', cols);
     if (line_no == 1) {
@@ -208,7 +204,7 @@ Result<double> unitFactor(const Column& c, std::span<const Unit> units, const st
 // One series per file (header `timestamp,...`, the id is the file's name), or many (header
 // `id,timestamp,...`, one id per row, rows of different ids in any order), as public traces
 // that list every workload in one table come.
-Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file, std::string_view text) {
+Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file) {
   const std::string path = file.string();
   std::vector<RawSeries> out;
   std::unordered_map<std::string, std::size_t> by_id;  // long format: id -> index in out
@@ -217,7 +213,7 @@ Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file, std::string
   std::vector<Resource> column_resource;  // for the columns after the timestamp
   std::vector<double> column_factor;      // to the canonical unit
   double time_factor = 1;                 // to seconds
-  auto status = forEachLine(text, [&](std::size_t line_no, std::string_view line) -> Status {
+  auto status = forEachLine(file, [&](std::size_t line_no, std::string_view line) -> Status {
     if (trim(line).empty()) return ok();
     split(line, ',', cols);
     if (line_no == 1) {
@@ -363,10 +359,8 @@ Result<std::vector<fs::path>> listTraceFiles(const fs::path& dir) {
 }
 
 Result<std::vector<RawSeries>> parseFile(const fs::path& file, Format format) {
-  auto text = readWholeFile(file);
-  if (!text) return tl::unexpected(text.error());
-  if (format == Format::kCsv) return parseGenericCsv(file, *text);
-  auto raw = parseBitbrains(file, *text);
+  if (format == Format::kCsv) return parseGenericCsv(file);
+  auto raw = parseBitbrains(file);
   if (!raw) return tl::unexpected(raw.error());
   std::vector<RawSeries> out;
   out.push_back(std::move(*raw));

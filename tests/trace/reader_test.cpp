@@ -299,6 +299,31 @@ TEST_F(TraceReaderTest, GenericFileWithAnIdColumnHoldsManySeries) {
   EXPECT_DOUBLE_EQ(tr->series[1].usage[index(Resource::kCpu)][5], 0.5);
 }
 
+// Files are read in 1 MiB chunks: lines that straddle a chunk, CRLF line ends and a last line
+// without a newline are all read, plain or gzip'd.
+TEST_F(TraceReaderTest, ReadsLargeFilesInChunksWholly) {
+  std::string s = "id,timestamp,cpu\r\n";
+  const int rows = 60000;  // about 1.6 MB
+  for (int i = 0; i < rows; ++i) s += fmt::format("workload-{:03},{},{}\r\n", i % 100, 300L * (i / 100), i);
+  s.resize(s.size() - 2);  // no final line end
+  write("big.csv", s);
+  writeGz("big2.csv.gz", s);
+  for (const char* f : {"big.csv", "big2.csv.gz"}) {
+    auto raws = parseFile(dir_ / f, Format::kCsv);
+    ASSERT_TRUE(raws) << raws.error().message;
+    ASSERT_EQ(raws->size(), 100u) << f;
+    std::size_t n = 0;
+    double sum = 0;
+    for (const auto& r : *raws) {
+      n += r.time.size();
+      for (double v : r.value[index(Resource::kCpu)]) sum += v;
+    }
+    EXPECT_EQ(n, static_cast<std::size_t>(rows)) << f;
+    EXPECT_DOUBLE_EQ(sum, 0.5 * rows * (rows - 1.0)) << f;  // every value read whole
+    EXPECT_DOUBLE_EQ(raws->back().value[index(Resource::kCpu)].back(), rows - 1) << f;
+  }
+}
+
 TEST_F(TraceReaderTest, AnIdInSeveralFilesIsOneSeries) {
   // A trace sharded by time: day 1 in one file, days 2-3 in the next; only the second has memory.
   std::string day1 = "id,timestamp,cpu\n", rest = "id,timestamp,cpu,memory\n";
