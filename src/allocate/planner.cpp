@@ -4,6 +4,11 @@
 #include <cmath>
 
 namespace foresight::allocate {
+
+std::optional<OomKill> oomKillFromDemand(std::int64_t now, double usage, double demand) {
+  if (std::isfinite(demand) && !(demand <= usage)) return OomKill{now, demand};
+  return std::nullopt;
+}
 namespace {
 
 std::string show(Resource r, double v) {

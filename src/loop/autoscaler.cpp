@@ -26,10 +26,9 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   // (memory) is read only every few rounds, and an OOM kill is seen once.
   for (Resource r : config_.resources)
     if (std::isfinite(usage[index(r)])) st.last_usage[index(r)] = usage[index(r)];
-  // Memory demand above usage comes only from an OOM kill (collect::resourceDemand).
   const std::size_t mem = index(Resource::kMemory);
-  if (demand && std::isfinite((*demand)[mem]) && !((*demand)[mem] <= usage[mem]))
-    st.oom = allocate::OomKill{now, (*demand)[mem]};
+  if (demand)
+    if (auto kill = allocate::oomKillFromDemand(now, usage[mem], (*demand)[mem])) st.oom = kill;
   if (st.samples++ == 0) st.first_seen = now;
   if (st.samples < config_.min_samples || now - st.first_seen < config_.min_history_seconds)
     return std::optional<allocate::Plan>();

@@ -71,8 +71,8 @@ class ForesightController final : public Controller {
     input.forecast = &f;
     if (!std::isinf(in.limit)) input.current[o_.resource] = in.limit;
     input.usage[o_.resource] = in.usage;
-    // Memory demand above usage comes only from an OOM kill (experiment.cpp).
-    if (o_.resource == Resource::kMemory && in.demand > in.usage) oom_ = allocate::OomKill{now, in.demand};
+    if (o_.resource == Resource::kMemory)
+      if (auto kill = allocate::oomKillFromDemand(now, in.usage, in.demand)) oom_ = kill;
     input.oom = oom_;
     input.now = now;
     input.last_change[index(o_.resource)] = last_change_;

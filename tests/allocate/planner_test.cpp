@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace foresight::allocate {
 namespace {
 
@@ -29,6 +31,17 @@ const Decision& decisionFor(const Plan& p, Resource r) {
   for (const auto& d : p.decisions)
     if (d.resource == r) return d;
   throw std::runtime_error("no decision");
+}
+
+TEST(OomKillFromDemand, OnlyDemandAboveOrWithoutUsageIsAKill) {
+  EXPECT_FALSE(oomKillFromDemand(10, 1e9, 1e9));   // demand = usage: no kill
+  EXPECT_FALSE(oomKillFromDemand(10, 1e9, NAN));   // no demand known
+  EXPECT_FALSE(oomKillFromDemand(10, NAN, NAN));
+  auto kill = oomKillFromDemand(10, 1e9, 1.5e9);
+  ASSERT_TRUE(kill);
+  EXPECT_EQ(kill->time, 10);
+  EXPECT_DOUBLE_EQ(kill->demand, 1.5e9);
+  EXPECT_TRUE(oomKillFromDemand(11, NAN, 2e9));   // usage not read this round: the kill stands
 }
 
 TEST(Planner, InitialTargetIsTheHorizonMaxOfTheQuantile) {

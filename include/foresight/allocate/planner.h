@@ -80,6 +80,10 @@ struct OomKill {
   double demand = 0;      // bytes
 };
 
+// The OOM kill that a memory demand above usage stands for: collect::resourceDemand lifts memory
+// demand above usage (or gives one where usage was not read) only after a new kill.
+std::optional<OomKill> oomKillFromDemand(std::int64_t now, double usage, double demand);
+
 struct PlanInput {
   const predict::Forecast* forecast = nullptr;
   Allocation current;  // what is enforced now (absent = unlimited)
