@@ -83,7 +83,7 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
   if (a.quantile > 0)
     for (Resource r : kAllResources) c.planner[r].quantile = a.quantile;
   // A cpu quota above this host's cores limits nothing: an unbounded default stops there (the
-  // capacity advice still sees the forecast above it).
+  // capacity advice still sees the forecast above it); a workload's cpuset lowers it further.
   if (std::isinf(c.planner[Resource::kCpu].max))
     c.planner[Resource::kCpu].max = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
   // Periods up to ten minutes of samples.
@@ -245,11 +245,12 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     const bool dry_backend = a->backend == "dry-run";
     cfg.on_usage = [autoscaler, dry_backend](const std::string& workload, std::int64_t t,
                                              const std::array<double, kResourceCount>& usage,
-                                             const std::array<double, kResourceCount>& demand) {
+                                             const std::array<double, kResourceCount>& demand,
+                                             double cpuset_cpus) {
       // Process trees have nothing to resize but can be planned for in dry-run.
       if (workload.empty()) return;
       if (workload.front() != '/' && !dry_backend) return;
-      auto plan = autoscaler->observe(backendName(workload), t, usage, demand);
+      auto plan = autoscaler->observe(backendName(workload), t, usage, demand, cpuset_cpus);
       if (!plan) spdlog::warn("run: {}: {}", workload, plan.error().message);
     };
 

@@ -71,8 +71,9 @@ Plan Planner::plan(const PlanInput& in) const {
     plan.upper[r] = d.upper;
     double desired = q * (1.0 + p.headroom);
     std::string rule = "forecast";
+    const double max = in.ceiling[r] ? std::min(p.max, *in.ceiling[r]) : p.max;
     if (desired < p.min) desired = p.min, rule = "min-bound";
-    if (desired > p.max) desired = p.max, rule = "max-bound";
+    if (desired > max) desired = max, rule = "max-bound";
 
     // The memory floors: usage (beats max: the kernel would reclaim or OOM) and a recent OOM
     // kill's demand (capped at max, which the operator set knowing the workload).
@@ -83,8 +84,8 @@ Plan Planner::plan(const PlanInput& in) const {
       floor_rule = "usage-floor";
     }
     const bool oom_held = r == Resource::kMemory && in.oom && in.now - in.oom->time < p.oom_hold_seconds;
-    if (oom_held && std::min(in.oom->demand, p.max) > floor) {
-      floor = std::min(in.oom->demand, p.max);
+    if (oom_held && std::min(in.oom->demand, max) > floor) {
+      floor = std::min(in.oom->demand, max);
       floor_rule = "oom-floor";
     }
     const bool has_floor = !floor_rule.empty();

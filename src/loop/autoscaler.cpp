@@ -18,7 +18,7 @@ Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backen
 Result<std::optional<allocate::Plan>> Autoscaler::observe(
     const std::string& workload, std::int64_t now,
     const std::array<double, kResourceCount>& usage,
-    const std::optional<std::array<double, kResourceCount>>& demand) {
+    const std::optional<std::array<double, kResourceCount>>& demand, double cpuset_cpus) {
   State& st = workloads_[workload];
   if (!st.forecaster) st.forecaster = config_.forecaster();
   st.forecaster->observe(now, demand.value_or(usage));
@@ -29,6 +29,7 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   const std::size_t mem = index(Resource::kMemory);
   if (demand)
     if (auto kill = allocate::oomKillFromDemand(now, usage[mem], (*demand)[mem])) st.oom = kill;
+  if (cpuset_cpus > 0) st.cpuset_cpus = cpuset_cpus;
   if (st.samples++ == 0) st.first_seen = now;
   if (st.samples < config_.min_samples || now - st.first_seen < config_.min_history_seconds)
     return std::optional<allocate::Plan>();
@@ -48,6 +49,7 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   for (Resource r : config_.resources)
     if (std::isfinite(st.last_usage[index(r)])) input.usage[r] = st.last_usage[index(r)];
   input.oom = st.oom;
+  if (st.cpuset_cpus > 0) input.ceiling[Resource::kCpu] = st.cpuset_cpus;
   input.now = now;
   input.last_change = st.last_change;
   allocate::Plan plan = planner_.plan(input);

@@ -57,6 +57,23 @@ TEST(Planner, InitialTargetIsTheHorizonMaxOfTheQuantile) {
   EXPECT_NE(d.reason.find("initial"), std::string::npos) << d.reason;
 }
 
+// The workload's ceiling (its cpuset) lowers max; a ceiling above max changes nothing.
+TEST(Planner, CeilingBelowMaxBoundsTheTarget) {
+  const auto f = cpuForecast();
+  PlannerConfig c = cpuAtP90();
+  c[Resource::kCpu].max = 4;
+  PlanInput in;
+  in.forecast = &f;
+  in.ceiling[Resource::kCpu] = 1.5;
+  auto plan = Planner(c).plan(in);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 1.5);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "max-bound");
+  in.ceiling[Resource::kCpu] = 8;
+  plan = Planner(c).plan(in);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 2.0);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "initial");
+}
+
 TEST(Planner, ReportsForecastBoundsForEveryForecastResource) {
   const auto f = cpuForecast();
   PlanInput in;

@@ -157,6 +157,27 @@ TEST(Autoscaler, ForecastsDemandNotTheUsageALimitCaps) {
   EXPECT_GE(*b->target[Resource::kCpu], 2.0 - 1e-9);
 }
 
+// A workload pinned to 2 CPUs but forecast to want 3: the quota stops at its cpuset, read once
+// (cpuset_cpus arrives only on the collector's detail rounds) and remembered.
+TEST(Autoscaler, CpuTargetStopsAtTheWorkloadsCpuset) {
+  AutoscalerConfig c = afterSamples(5);
+  c.resources = {Resource::kCpu};
+  Autoscaler pinned(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  Autoscaler free(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  std::optional<allocate::Plan> a, b;
+  for (int t = 0; t < 5; ++t) {
+    auto pa = pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? 2.0 : NAN);
+    auto pb = free.observe("web", 1000 + t, usage(3.0, 1e9));
+    ASSERT_TRUE(pa && pb);
+    a = *pa;
+    b = *pb;
+  }
+  ASSERT_TRUE(a && b && a->target[Resource::kCpu] && b->target[Resource::kCpu]);
+  EXPECT_DOUBLE_EQ(*a->target[Resource::kCpu], 2.0);
+  EXPECT_EQ(a->decisions.at(0).rule, "max-bound");
+  EXPECT_NEAR(*b->target[Resource::kCpu], 3.0, 1e-9);
+}
+
 TEST(Autoscaler, DryRunChangesNothing) {
   AutoscalerConfig c = afterSamples(3);
   auto backend = allocate::makeDryRunBackend(nullptr);

@@ -6,7 +6,8 @@
 //   no-forecast   the forecast has no values for this resource: keep the current allocation.
 //   forecast      desired = max over the horizon of the forecast's `quantile` level, times
 //                 (1 + headroom).
-//   min-bound / max-bound   desired is clamped to the workload's [min, max].
+//   min-bound / max-bound   desired is clamped to the workload's [min, max], max lowered to
+//                 PlanInput::ceiling where that is below it (what the workload can use at all).
 //   usage-floor   memory only: never below current usage * (1 + usage_margin) + usage_margin_abs,
 //                 even when that exceeds max or a step limit (the kernel would reclaim or OOM).
 //   oom-floor     memory only: for oom_hold_seconds after an OOM kill, never below the demand
@@ -89,6 +90,9 @@ struct PlanInput {
   Allocation current;  // what is enforced now (absent = unlimited)
   Allocation usage;    // what is used now (memory feeds the safety rail)
   std::optional<OomKill> oom;  // the latest OOM kill (memory's oom-floor)
+  // What this workload can use at all, where less than the policy's max: cpu, the CPUs of its
+  // cpuset (a quota above them limits nothing).
+  Allocation ceiling;
   std::array<std::optional<std::int64_t>, kResourceCount> last_change{};  // Unix seconds
   std::int64_t now = 0;                                                   // Unix seconds
 };

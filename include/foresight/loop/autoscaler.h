@@ -60,11 +60,13 @@ class Autoscaler {
 
   // One sample of `workload` (the backend's name for it) at `now` (Unix seconds). The forecaster
   // sees `demand` (usage plus what a limit held back, collect::resourceDemand; usage when absent),
-  // the planner's usage floors see `usage`. Returns the plan made, or nullopt while the workload's
-  // history is too short.
+  // the planner's usage floors see `usage`. `cpuset_cpus`: the CPUs of the workload's cpuset when
+  // read this round (NaN: not read, the last read stands), the planner's cpu ceiling. Returns the
+  // plan made, or nullopt while the workload's history is too short.
   Result<std::optional<allocate::Plan>> observe(
       const std::string& workload, std::int64_t now, const std::array<double, kResourceCount>& usage,
-      const std::optional<std::array<double, kResourceCount>>& demand = std::nullopt);
+      const std::optional<std::array<double, kResourceCount>>& demand = std::nullopt,
+      double cpuset_cpus = NAN);
   void forget(const std::string& workload);
 
   // What the loop last saw and decided, per workload and resource, for a live view.
@@ -93,6 +95,7 @@ class Autoscaler {
     // working set every detail_every rounds), and the memory usage floor must not lapse then.
     std::array<double, kResourceCount> last_usage{NAN, NAN, NAN, NAN};
     std::optional<allocate::OomKill> oom;  // the latest, for the planner's oom-floor
+    double cpuset_cpus = NAN;              // the last read, for the planner's cpu ceiling
   };
   void adviseIfItDoesNotFit(const std::string& workload, const allocate::Plan& plan,
                             const allocate::Allocation& current, std::int64_t now, State& st);
