@@ -1,0 +1,66 @@
+#pragma once
+// Usage history from a Prometheus server, as a trace: one PromQL query per resource run over a
+// time range through the HTTP API (/api/v1/query_range), the answers joined on their label sets,
+// one series per label set. `foresight import prometheus` writes the result as a generic CSV with
+// an id column (reader.h), which every other command then reads: one reader, and the figures of
+// a backtest come from a file anyone can keep and re-run.
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "foresight/core/resource.h"
+#include "foresight/core/result.h"
+#include "foresight/trace/reader.h"
+
+namespace foresight::trace {
+
+struct PrometheusQuery {
+  std::string url;                    // http(s)://host:port[/path prefix]
+  std::int64_t start = 0, end = 0;    // Unix seconds, inclusive
+  std::int64_t step_seconds = 300;
+  std::array<std::string, kResourceCount> promql;  // "" = the resource is not imported
+  std::string bearer_token;           // sent as Authorization: Bearer, when not empty
+  int timeout_seconds = 60;           // per HTTP request
+};
+
+// The queries of a preset, `{step}` already replaced by the step (e.g. "300s"):
+//   foresight  the gauges this project's agent exports (foresight_resource_*), per instance and
+//              workload, averaged over each step;
+//   cadvisor   the kubelet's cAdvisor container metrics, per namespace, pod and container: cpu
+//              and filesystem bytes as rates over each step, the working set averaged over it.
+//              No network: cAdvisor counts it per pod, not per container.
+Result<std::array<std::string, kResourceCount>> presetQueries(std::string_view preset,
+                                                              std::int64_t step_seconds);
+// `{step}` in a query replaced by the step as a PromQL duration.
+std::string withStep(std::string_view promql, std::int64_t step_seconds);
+
+// One series of a query_range answer: its id (the label values in label-name order joined by
+// '/', __name__ left out; commas and line breaks become '_'; "_" for an empty label set) and its
+// samples. Values that are not finite or are negative are dropped and counted in `dropped`.
+struct PromSeries {
+  std::string id;
+  std::vector<std::int64_t> time;
+  std::vector<double> value;
+};
+Result<std::vector<PromSeries>> parseQueryRange(std::string_view body, std::size_t& dropped);
+
+// Windows of at most `max_points` steps covering [start, end], so that no query asks Prometheus
+// for more points per series than it answers (11,000).
+std::vector<std::pair<std::int64_t, std::int64_t>> queryWindows(std::int64_t start, std::int64_t end,
+                                                                std::int64_t step_seconds,
+                                                                std::int64_t max_points = 10000);
+
+// Runs the queries and joins their answers into one raw series per id, on the step grid from
+// `start`. Errors name the server, the resource and the query.
+Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q);
+
+// Writes series as a generic CSV with an id column (`id,timestamp,<resources>`), written to a
+// temporary file and renamed. Only the resources in `resources` are written.
+Status writeIdCsv(const std::vector<RawSeries>& series, const std::array<bool, kResourceCount>& resources,
+                  const std::filesystem::path& file);
+
+}  // namespace foresight::trace

@@ -1,0 +1,87 @@
+#pragma once
+// Debian's prometheus, started by a test on 127.0.0.1 with a config and a data folder of the
+// test's own, stopped when the object goes. Tests skip where /usr/bin/prometheus is absent.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+
+namespace foresight::test_support {
+
+inline constexpr const char* kPrometheusBinary = "/usr/bin/prometheus";
+inline constexpr const char* kPromtoolBinary = "/usr/bin/promtool";
+
+// A port the kernel picks on 127.0.0.1, released for a server to take (a race with another
+// process is possible but unlikely).
+inline int freePort() {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(s);
+    return -1;
+  }
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+class PrometheusServer {
+ public:
+  // Writes `config` to dir/prometheus.yml and starts the server on dir/data (which may already
+  // hold blocks, e.g. from promtool), logging to dir/prometheus.log. Retention is unbounded, so
+  // backfilled history is kept whatever its age.
+  PrometheusServer(const std::filesystem::path& dir, const std::string& config) : dir_(dir) {
+    std::ofstream(dir / "prometheus.yml") << config;
+    port_ = freePort();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(port_);
+      const std::string cfg = "--config.file=" + (dir / "prometheus.yml").string();
+      const std::string data = "--storage.tsdb.path=" + (dir / "data").string();
+      int log = ::open((dir / "prometheus.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      ::execl(kPrometheusBinary, kPrometheusBinary, cfg.c_str(), listen.c_str(), data.c_str(),
+              "--storage.tsdb.retention.time=100y", nullptr);
+      _exit(127);
+    }
+  }
+  ~PrometheusServer() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  PrometheusServer(const PrometheusServer&) = delete;
+  PrometheusServer& operator=(const PrometheusServer&) = delete;
+
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // The last `bytes` of its log, for a failure message.
+  std::string logTail(std::size_t bytes = 3000) const {
+    std::ifstream in(dir_ / "prometheus.log");
+    std::string log(std::istreambuf_iterator<char>(in), {});
+    return log.substr(log.size() > bytes ? log.size() - bytes : 0);
+  }
+
+ private:
+  std::filesystem::path dir_;
+  int port_ = -1;
+  pid_t pid_ = -1;
+};
+
+}  // namespace foresight::test_support

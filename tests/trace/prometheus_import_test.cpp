@@ -1,0 +1,112 @@
+// `foresight import prometheus` against Debian's prometheus on 127.0.0.1, holding three days of
+// history backfilled with promtool: what comes out is each step's mean of the samples written.
+// Skips where prometheus or promtool is not installed.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include "foresight/trace/reader.h"
+#include "support/prometheus.h"
+#include "support/shell.h"
+
+namespace foresight::trace {
+namespace {
+namespace fs = std::filesystem;
+using test_support::runShell;
+
+// The sample written at time t (one a minute, 30 s off the 5-minute grid).
+double cpuAt(int w, std::int64_t t) { return 0.5 * (w + 1) + 0.1 * static_cast<double>((t / 60) % 7); }
+double memoryAt(int w, std::int64_t t) { return 1e9 * (w + 1) + 1e6 * static_cast<double>((t / 60) % 5); }
+
+TEST(PrometheusImport, EachStepIsTheMeanOfTheSamplesWritten) {
+  if (!fs::exists(test_support::kPrometheusBinary) || !fs::exists(test_support::kPromtoolBinary))
+    GTEST_SKIP() << "prometheus or promtool not installed (scripts/deps.sh test)";
+  const fs::path dir = fs::temp_directory_path() / ("foresight-prom-import-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // Three days ending a day ago, on the 5-minute grid; samples at :30 of every minute.
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::int64_t start = (now - 4 * 86400) / 300 * 300, end = start + 3 * 86400;
+  {
+    std::ofstream om(dir / "history.om");
+    for (const char* metric : {"foresight_resource_cpu", "foresight_resource_memory"}) {
+      om << "# TYPE " << metric << " gauge\n";
+      for (int w = 0; w < 2; ++w)
+        for (std::int64_t t = start - 270; t <= end; t += 60)
+          om << fmt::format("{}{{instance=\"node-1\",workload=\"/svc/w{}\"}} {} {}\n", metric, w,
+                            metric[19] == 'c' ? cpuAt(w, t) : memoryAt(w, t), t);
+    }
+    om << "# EOF\n";
+  }
+  const auto blocks = runShell(fmt::format("{} tsdb create-blocks-from openmetrics {} {}", test_support::kPromtoolBinary,
+                                           (dir / "history.om").string(), (dir / "data").string()));
+  ASSERT_EQ(blocks.exit_code, 0) << blocks.all();
+
+  test_support::PrometheusServer server(dir, "global:\n  scrape_interval: 15s\n");
+  ASSERT_GT(server.port(), 0);
+  httplib::Client cli("127.0.0.1", server.port());
+  cli.set_connection_timeout(1);
+  bool ready = false;
+  for (int i = 0; i < 120 && !ready; ++i) {  // up to 60 s to start and load the blocks
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto r = cli.Get("/-/ready");
+    ready = r && r->status == 200;
+  }
+  ASSERT_TRUE(ready) << server.logTail();
+
+  const fs::path out = dir / "imported.csv";
+  // 865 steps in windows of at most 10,000 points: one window; --query narrows disk and network away.
+  const auto ran = runShell(fmt::format(
+      "{} import prometheus --url {} --start {} --end {} --step 300 --query disk_io= --query network= --out {}",
+      FORESIGHT_BIN, server.url(), start, end, out.string()));
+  ASSERT_EQ(ran.exit_code, 0) << ran.all() << server.logTail();
+  ReadOptions o;
+  auto tr = readTraceDir(out, o);
+  ASSERT_TRUE(tr) << tr.error().message;
+  ASSERT_EQ(tr->series.size(), 2u);
+  EXPECT_EQ(tr->step_seconds, 300);
+  for (int w = 0; w < 2; ++w) {
+    const Series& s = tr->series[w];
+    EXPECT_EQ(s.id, fmt::format("node-1//svc/w{}", w));  // instance, workload
+    EXPECT_EQ(s.start, start);
+    ASSERT_EQ(s.size(), 3u * 288 + 1);
+    EXPECT_FALSE(s.has(Resource::kDiskIo));
+    for (std::size_t i : {0ul, 1ul, 100ul, 864ul}) {
+      const std::int64_t t = start + 300 * static_cast<std::int64_t>(i);
+      double cpu = 0, mem = 0;
+      for (std::int64_t u = t - 270; u <= t; u += 60) cpu += cpuAt(w, u) / 5, mem += memoryAt(w, u) / 5;
+      EXPECT_NEAR(s.usage[index(Resource::kCpu)][i], cpu, 1e-9) << w << " " << i;
+      EXPECT_NEAR(s.usage[index(Resource::kMemory)][i], mem, 1e-3) << w << " " << i;
+    }
+  }
+
+  // A query Prometheus refuses: the command fails, names the resource and says why; no file.
+  fs::remove(out);
+  const auto bad = runShell(fmt::format("{} import prometheus --url {} --start {} --end {} --query 'cpu=rate(x[' --out {}",
+                                        FORESIGHT_BIN, server.url(), start, end, out.string()));
+  EXPECT_EQ(bad.exit_code, 1) << bad.all();
+  EXPECT_NE(bad.all().find("cpu query 'rate(x['"), std::string::npos) << bad.all();
+  EXPECT_NE(bad.all().find("bad_data"), std::string::npos) << bad.all();
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}
+
+TEST(PrometheusImport, AServerThatIsNotThereIsNamed) {
+  const int port = test_support::freePort();
+  const auto r = runShell(fmt::format("{} import prometheus --url http://127.0.0.1:{} --days 1 --out /tmp/never.csv",
+                                      FORESIGHT_BIN, port));
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_NE(r.all().find(fmt::format("http://127.0.0.1:{}: cpu query", port)), std::string::npos) << r.all();
+}
+
+}  // namespace
+}  // namespace foresight::trace

@@ -1,0 +1,66 @@
+// The Prometheus importer's pure parts: query_range answers, ids, windows, presets.
+#include "foresight/trace/prometheus.h"
+
+#include <gtest/gtest.h>
+
+namespace foresight::trace {
+namespace {
+
+TEST(PrometheusAnswer, SeriesAreNamedByTheirLabelValuesAndBadSamplesAreDropped) {
+  const std::string body = R"({"status":"success","data":{"resultType":"matrix","result":[
+    {"metric":{"__name__":"x","pod":"web-1","namespace":"shop","container":"app,v2"},
+     "values":[[1700000000,"0.5"],[1700000300,"NaN"],[1700000600,"+Inf"],[1700000900,"-1"],[1700001200,"2e-3"]]},
+    {"metric":{},"values":[[1700000000.0,"7"]]}]}})";
+  std::size_t dropped = 0;
+  auto s = parseQueryRange(body, dropped);
+  ASSERT_TRUE(s) << s.error().message;
+  ASSERT_EQ(s->size(), 2u);
+  EXPECT_EQ((*s)[0].id, "app_v2/shop/web-1");  // container, namespace, pod: by label name
+  EXPECT_EQ((*s)[0].time, (std::vector<std::int64_t>{1700000000, 1700001200}));
+  EXPECT_EQ((*s)[0].value, (std::vector<double>{0.5, 0.002}));
+  EXPECT_EQ(dropped, 3u);
+  EXPECT_EQ((*s)[1].id, "_");
+}
+
+TEST(PrometheusAnswer, ErrorsSayWhatPrometheusSaid) {
+  std::size_t dropped = 0;
+  auto refused = parseQueryRange(
+      R"({"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected <EOF>"})", dropped);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("bad_data: 1:5: parse error"), std::string::npos) << refused.error().message;
+  auto vector = parseQueryRange(R"({"status":"success","data":{"resultType":"vector","result":[]}})", dropped);
+  ASSERT_FALSE(vector);
+  EXPECT_NE(vector.error().message.find("resultType 'vector'"), std::string::npos);
+  auto html = parseQueryRange("<html>502 Bad Gateway</html>", dropped);
+  ASSERT_FALSE(html);
+  EXPECT_NE(html.error().message.find("not a Prometheus API answer"), std::string::npos);
+  EXPECT_NE(html.error().message.find("502 Bad Gateway"), std::string::npos);
+}
+
+TEST(PrometheusQueryWindows, CoverTheRangeWithinThePointLimit) {
+  const auto w = queryWindows(1000, 1000 + 300 * 25, 300, 10);  // 26 points, 10 a query
+  ASSERT_EQ(w.size(), 3u);
+  using Window = std::pair<std::int64_t, std::int64_t>;
+  EXPECT_EQ(w[0], Window(1000, 1000 + 300 * 9));
+  EXPECT_EQ(w[1].first, 1000 + 300 * 10);
+  EXPECT_EQ(w[2], Window(1000 + 300 * 20, 1000 + 300 * 25));
+  EXPECT_EQ(queryWindows(5, 5, 60).size(), 1u);
+}
+
+TEST(PrometheusPresets, FillTheStepAndRefuseUnknownNames) {
+  auto f = presetQueries("foresight", 300);
+  ASSERT_TRUE(f);
+  EXPECT_EQ((*f)[index(Resource::kCpu)], "avg by (instance, workload) (avg_over_time(foresight_resource_cpu[300s]))");
+  auto c = presetQueries("cadvisor", 60);
+  ASSERT_TRUE(c);
+  EXPECT_NE((*c)[index(Resource::kCpu)].find("rate(container_cpu_usage_seconds_total"), std::string::npos);
+  EXPECT_NE((*c)[index(Resource::kCpu)].find("[60s]"), std::string::npos);
+  EXPECT_TRUE((*c)[index(Resource::kNetwork)].empty());  // per pod in cAdvisor, not per container
+  auto bad = presetQueries("datadog", 60);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("known: foresight, cadvisor"), std::string::npos);
+  EXPECT_EQ(withStep("rate(x[{step}]) / rate(y[{step}])", 15), "rate(x[15s]) / rate(y[15s])");
+}
+
+}  // namespace
+}  // namespace foresight::trace
