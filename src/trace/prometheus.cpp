@@ -26,7 +26,10 @@ constexpr std::array<std::string_view, kResourceCount> kForesightPreset = {
 constexpr std::array<std::string_view, kResourceCount> kCadvisorPreset = {
     R"(sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[{step}])))",
     R"(sum by (namespace, pod, container) (avg_over_time(container_memory_working_set_bytes{container!="",container!="POD"}[{step}])))",
-    R"(sum by (namespace, pod, container) (rate({__name__=~"container_fs_(reads|writes)_bytes_total",container!="",container!="POD"}[{step}])))",
+    // Two sums added, not one rate over a name regex: rate() drops the metric name, and the reads
+    // and writes of a container would then collide as one label set.
+    R"(sum by (namespace, pod, container) (rate(container_fs_reads_bytes_total{container!="",container!="POD"}[{step}])))"
+    R"( + sum by (namespace, pod, container) (rate(container_fs_writes_bytes_total{container!="",container!="POD"}[{step}])))",
     ""};
 
 double parseSampleValue(const json& v) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include <fmt/format.h>
@@ -26,42 +27,50 @@ using test_support::runShell;
 double cpuAt(int w, std::int64_t t) { return 0.5 * (w + 1) + 0.1 * static_cast<double>((t / 60) % 7); }
 double memoryAt(int w, std::int64_t t) { return 1e9 * (w + 1) + 1e6 * static_cast<double>((t / 60) % 5); }
 
+std::int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Backfills `openmetrics` into dir/data with promtool and starts prometheus on it; null (with a
+// failure recorded) when either step fails.
+std::unique_ptr<test_support::PrometheusServer> serveHistory(const fs::path& dir, const std::string& openmetrics) {
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "history.om") << openmetrics << "# EOF\n";
+  const auto blocks = runShell(fmt::format("{} tsdb create-blocks-from openmetrics {} {}", test_support::kPromtoolBinary,
+                                           (dir / "history.om").string(), (dir / "data").string()));
+  EXPECT_EQ(blocks.exit_code, 0) << blocks.all();
+  if (blocks.exit_code != 0) return nullptr;
+  auto server = std::make_unique<test_support::PrometheusServer>(dir, "global:\n  scrape_interval: 15s\n");
+  httplib::Client cli("127.0.0.1", server->port());
+  cli.set_connection_timeout(1);
+  for (int i = 0; i < 120; ++i) {  // up to 60 s to start and load the blocks
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto r = cli.Get("/-/ready");
+    if (r && r->status == 200) return server;
+  }
+  ADD_FAILURE() << "prometheus not ready:\n" << server->logTail();
+  return nullptr;
+}
+
 TEST(PrometheusImport, EachStepIsTheMeanOfTheSamplesWritten) {
   if (!fs::exists(test_support::kPrometheusBinary) || !fs::exists(test_support::kPromtoolBinary))
     GTEST_SKIP() << "prometheus or promtool not installed (scripts/deps.sh test)";
   const fs::path dir = fs::temp_directory_path() / ("foresight-prom-import-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
   // Three days ending a day ago, on the 5-minute grid; samples at :30 of every minute.
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch()).count();
-  const std::int64_t start = (now - 4 * 86400) / 300 * 300, end = start + 3 * 86400;
-  {
-    std::ofstream om(dir / "history.om");
-    for (const char* metric : {"foresight_resource_cpu", "foresight_resource_memory"}) {
-      om << "# TYPE " << metric << " gauge\n";
-      for (int w = 0; w < 2; ++w)
-        for (std::int64_t t = start - 270; t <= end; t += 60)
-          om << fmt::format("{}{{instance=\"node-1\",workload=\"/svc/w{}\"}} {} {}\n", metric, w,
-                            metric[19] == 'c' ? cpuAt(w, t) : memoryAt(w, t), t);
-    }
-    om << "# EOF\n";
+  const std::int64_t start = (unixNow() - 4 * 86400) / 300 * 300, end = start + 3 * 86400;
+  std::string om;
+  for (const char* metric : {"foresight_resource_cpu", "foresight_resource_memory"}) {
+    om += fmt::format("# TYPE {} gauge\n", metric);
+    for (int w = 0; w < 2; ++w)
+      for (std::int64_t t = start - 270; t <= end; t += 60)
+        om += fmt::format("{}{{instance=\"node-1\",workload=\"/svc/w{}\"}} {} {}\n", metric, w,
+                          metric[19] == 'c' ? cpuAt(w, t) : memoryAt(w, t), t);
   }
-  const auto blocks = runShell(fmt::format("{} tsdb create-blocks-from openmetrics {} {}", test_support::kPromtoolBinary,
-                                           (dir / "history.om").string(), (dir / "data").string()));
-  ASSERT_EQ(blocks.exit_code, 0) << blocks.all();
-
-  test_support::PrometheusServer server(dir, "global:\n  scrape_interval: 15s\n");
-  ASSERT_GT(server.port(), 0);
-  httplib::Client cli("127.0.0.1", server.port());
-  cli.set_connection_timeout(1);
-  bool ready = false;
-  for (int i = 0; i < 120 && !ready; ++i) {  // up to 60 s to start and load the blocks
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    auto r = cli.Get("/-/ready");
-    ready = r && r->status == 200;
-  }
-  ASSERT_TRUE(ready) << server.logTail();
+  auto server_ptr = serveHistory(dir, om);
+  ASSERT_TRUE(server_ptr);
+  const auto& server = *server_ptr;
 
   const fs::path out = dir / "imported.csv";
   // 865 steps in windows of at most 10,000 points: one window; --query narrows disk and network away.
@@ -97,6 +106,61 @@ TEST(PrometheusImport, EachStepIsTheMeanOfTheSamplesWritten) {
   EXPECT_NE(bad.all().find("cpu query 'rate(x['"), std::string::npos) << bad.all();
   EXPECT_NE(bad.all().find("bad_data"), std::string::npos) << bad.all();
   EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}
+
+// The cadvisor preset on cAdvisor-shaped history: counters become rates, the pod's "POD"
+// container is left out, reads and writes add up to disk_io.
+TEST(PrometheusImport, CadvisorPresetGivesEachContainersRatesAndWorkingSet) {
+  if (!fs::exists(test_support::kPrometheusBinary) || !fs::exists(test_support::kPromtoolBinary))
+    GTEST_SKIP() << "prometheus or promtool not installed (scripts/deps.sh test)";
+  const fs::path dir = fs::temp_directory_path() / ("foresight-prom-cadvisor-" + std::to_string(::getpid()));
+  const std::int64_t start = (unixNow() - 3 * 86400) / 300 * 300, end = start + 2 * 86400;
+  struct Container {
+    const char* name;
+    double cores, working_set, read_bps, write_bps;
+  };
+  const Container containers[] = {{"app", 1.5, 2e9, 1000, 3000}, {"sidecar", 0.25, 5e7, 0, 10}, {"POD", 0.01, 1e6, 0, 0}};
+  std::string om;
+  auto family = [&](const char* family_name, const char* type, const char* sample_name, auto value_of) {
+    om += fmt::format("# TYPE {} {}\n", family_name, type);
+    for (const auto& c : containers)
+      for (std::int64_t t = start - 330; t <= end; t += 30)
+        om += fmt::format("{}{{namespace=\"shop\",pod=\"web-1\",container=\"{}\"}} {} {}\n", sample_name,
+                          c.name, value_of(c, t), t);
+  };
+  auto elapsed = [&](std::int64_t t) { return static_cast<double>(t - (start - 330)); };
+  family("container_cpu_usage_seconds", "counter", "container_cpu_usage_seconds_total",
+         [&](const Container& c, std::int64_t t) { return c.cores * elapsed(t); });
+  family("container_memory_working_set_bytes", "gauge", "container_memory_working_set_bytes",
+         [&](const Container& c, std::int64_t) { return c.working_set; });
+  family("container_fs_reads_bytes", "counter", "container_fs_reads_bytes_total",
+         [&](const Container& c, std::int64_t t) { return c.read_bps * elapsed(t); });
+  family("container_fs_writes_bytes", "counter", "container_fs_writes_bytes_total",
+         [&](const Container& c, std::int64_t t) { return c.write_bps * elapsed(t); });
+  auto server = serveHistory(dir, om);
+  ASSERT_TRUE(server);
+
+  const fs::path out = dir / "k8s.csv";
+  const auto ran = runShell(fmt::format("{} import prometheus --url {} --preset cadvisor --start {} --end {} --out {}",
+                                        FORESIGHT_BIN, server->url(), start, end, out.string()));
+  ASSERT_EQ(ran.exit_code, 0) << ran.all() << server->logTail();
+  auto tr = readTraceDir(out, {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  ASSERT_EQ(tr->series.size(), 2u);  // no POD
+  for (std::size_t k = 0; k < 2; ++k) {
+    const Container& c = containers[k];
+    const Series& s = tr->series[k];
+    EXPECT_EQ(s.id, fmt::format("{}/shop/web-1", c.name));  // container, namespace, pod
+    EXPECT_FALSE(s.has(Resource::kNetwork));
+    ASSERT_EQ(s.size(), 2u * 288 + 1);
+    for (std::size_t i : {0ul, 300ul, 576ul}) {
+      EXPECT_NEAR(s.usage[index(Resource::kCpu)][i], c.cores, 1e-6) << c.name << " " << i;
+      EXPECT_NEAR(s.usage[index(Resource::kMemory)][i], c.working_set, 1e-3) << c.name;
+      EXPECT_NEAR(s.usage[index(Resource::kDiskIo)][i], c.read_bps + c.write_bps, 1e-6) << c.name;
+    }
+  }
+  server.reset();
   fs::remove_all(dir);
 }
 
