@@ -53,8 +53,9 @@ bool parseNumber(std::string_view s, double& out) {
 }
 
 // Calls f(line number from 1, line) for each line of a file, read in chunks: one file may hold a
-// whole public trace (a table with an id column), larger than memory. zlib's gz* functions read
-// gzip'd and plain files alike, so one path serves both.
+// whole public trace (a table with an id column), and its text held beside the parsed samples
+// would double the memory a read needs. zlib's gz* functions read gzip'd and plain files alike,
+// so one path serves both.
 template <typename F>
 Status forEachLine(const fs::path& file, F&& f) {
   gzFile in = gzopen(file.c_str(), "rb");
