@@ -404,6 +404,22 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
   double oob_sum = 0;
   std::size_t oob_n = 0;
   const std::size_t members = std::max<std::size_t>(1, options.ensemble);
+  // The rows of the workloads a bootstrap sample left out, with target(w, outcome) where it has
+  // one: the out-of-bag check of an ensemble member.
+  auto outOfBag = [&](const std::vector<std::size_t>& sample, auto&& target) {
+    std::set<std::size_t> in_bag(sample.begin(), sample.end());
+    std::pair<DenseMatrix, std::vector<double>> rows;
+    rows.first.cols = md.feature_names.size();
+    for (auto w : workloads) {
+      if (in_bag.contains(w)) continue;
+      for (std::size_t e = 0; e < t.environments.size(); ++e)
+        if (auto y = target(w, t.outcomes[w][e])) {
+          md.appendRow(rows.first, e, wfeat[w]);
+          rows.second.push_back(*y);
+        }
+    }
+    return rows;
+  };
   for (std::size_t k = 0; k < members; ++k) {
     // Bootstrap over workloads (not rows): the spread then reflects which past workloads we
     // happened to see, the uncertainty that matters for a new one.
@@ -432,19 +448,10 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
           BoostedTrees::train(xr, yr, xgbParams(options, options.seed + k, false), options.rounds);
       if (!reg) return tl::unexpected(reg.error());
       if (members > 1) {
-        std::set<std::size_t> in_bag(sample.begin(), sample.end());
-        DenseMatrix xo;
-        xo.cols = md.feature_names.size();
-        std::vector<double> yo;
-        for (auto w : workloads) {
-          if (in_bag.contains(w)) continue;
-          for (std::size_t e = 0; e < t.environments.size(); ++e) {
-            const auto& o = t.outcomes[w][e];
-            if (!o.has_run || !o.completed || !(o.runtime_s > 0)) continue;
-            md.appendRow(xo, e, wfeat[w]);
-            yo.push_back(std::log(o.runtime_s) - offset[w]);
-          }
-        }
+        auto [xo, yo] = outOfBag(sample, [&](std::size_t w, const Outcome& o) -> std::optional<double> {
+          if (!o.has_run || !o.completed || !(o.runtime_s > 0)) return std::nullopt;
+          return std::log(o.runtime_s) - offset[w];
+        });
         if (!yo.empty()) {
           auto pred = reg->predict(xo);
           if (!pred) return tl::unexpected(pred.error());
@@ -459,18 +466,10 @@ Result<Matcher> Matcher::train(const OutcomeTable& t, const std::vector<std::siz
       auto cls = BoostedTrees::train(xc, yc, xgbParams(options, options.seed + k, true), options.rounds);
       if (!cls) return tl::unexpected(cls.error());
       if (members > 1) {
-        std::set<std::size_t> in_bag(sample.begin(), sample.end());
-        DenseMatrix xo;
-        xo.cols = md.feature_names.size();
-        std::vector<double> yo;
-        for (auto w : workloads) {
-          if (in_bag.contains(w)) continue;
-          for (std::size_t e = 0; e < t.environments.size(); ++e)
-            if (t.outcomes[w][e].has_run) {
-              md.appendRow(xo, e, wfeat[w]);
-              yo.push_back(t.outcomes[w][e].completed ? 1 : 0);
-            }
-        }
+        auto [xo, yo] = outOfBag(sample, [](std::size_t, const Outcome& o) -> std::optional<double> {
+          if (!o.has_run) return std::nullopt;
+          return o.completed ? 1 : 0;
+        });
         if (!yo.empty()) {
           auto margin = cls->predict(xo, BoostedTrees::Output::kMargin);
           if (!margin) return tl::unexpected(margin.error());
