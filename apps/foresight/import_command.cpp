@@ -1,7 +1,7 @@
 // `foresight import prometheus`: a server's usage history as a generic CSV trace with an id column.
 #include <chrono>
+#include <cmath>
 #include <fstream>
-#include <sstream>
 
 #include "commands.h"
 #include "foresight/core/log.h"
