@@ -47,6 +47,21 @@ TEST(BestOfForecasters, FollowsTheCandidateWithTheLowerRecentLoss) {
   EXPECT_DOUBLE_EQ(out[0][0], 10);
 }
 
+// The agent reads memory only every few rounds (tiered sampling): a forecast made after a round
+// without it is still scored when the next reading comes, so the selection follows memory too.
+TEST(BestOfForecasters, ScoresAResourceReadOnlyEveryFewSamples) {
+  double a = 10, b = 50;
+  auto factory = bestOfForecasters({[&] { return std::make_unique<Constant>(&a); },
+                                    [&] { return std::make_unique<Constant>(&b); }},
+                                   /*half_life=*/5);
+  auto f = factory();
+  for (int i = 0; i < 60; ++i) f->observe(i, {NAN, i % 3 == 0 ? 50.0 : NAN, NAN, NAN});
+  std::vector<std::vector<double>> out;
+  const std::array<double, 1> median = {0.5};
+  ASSERT_TRUE(f->forecast(Resource::kMemory, median, 1, out));
+  EXPECT_DOUBLE_EQ(out[0][0], 50);  // b, not the first listed
+}
+
 TEST(MakeForecasters, RefusesUnknownKindsAndMissingModels) {
   EXPECT_TRUE(makeForecasters("seasonal", "/nonexistent.fsm", {}));  // needs no model
   EXPECT_FALSE(makeForecasters("arima", "", {}));
