@@ -25,6 +25,10 @@ int runImport(const ImportArgs& a) {
                        std::chrono::system_clock::now().time_since_epoch()).count();
   q.end = std::isnan(a.end) ? now : static_cast<std::int64_t>(a.end);
   q.start = std::isnan(a.start) ? q.end - static_cast<std::int64_t>(a.days * 86400) : static_cast<std::int64_t>(a.start);
+  if (q.end < q.start) {
+    spdlog::error("the range ends ({}) before it starts ({})", q.end, q.start);
+    return 2;
+  }
   // Whole steps from start, so that the last step is inside the range.
   q.end = q.start + (q.end - q.start) / q.step_seconds * q.step_seconds;
   auto preset = trace::presetQueries(a.preset, a.step);

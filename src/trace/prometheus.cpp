@@ -163,7 +163,8 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
                                 {"step", std::to_string(q.step_seconds)}};
       auto res = cli.Post(ep->prefix + "/api/v1/query_range", headers, params);
       if (!res)
-        return fail(ErrorCode::kUnavailable, "{}: {} query: {}", q.url, name(r), httplib::to_string(res.error()));
+        return fail(ErrorCode::kUnavailable, "{}: {} query: no answer ({} error)", q.url, name(r),
+                    httplib::to_string(res.error()));
       auto series = parseQueryRange(res->body, dropped);
       if (!series)
         return fail(series.error().code, "{}: {} query '{}' (HTTP {}): {}", q.url, name(r), promql, res->status,
