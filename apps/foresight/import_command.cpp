@@ -29,8 +29,6 @@ int runImport(const ImportArgs& a) {
     spdlog::error("the range ends ({}) before it starts ({})", q.end, q.start);
     return 2;
   }
-  // Whole steps from start, so that the last step is inside the range.
-  q.end = q.start + (q.end - q.start) / q.step_seconds * q.step_seconds;
   auto preset = trace::presetQueries(a.preset, a.step);
   if (!preset) {
     spdlog::error("--preset: {}", preset.error().message);
