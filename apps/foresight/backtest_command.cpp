@@ -6,6 +6,7 @@
 #include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/core/progress.h"
+#include "foresight/predict/lstm/model.h"
 #include "foresight/sim/report.h"
 #include "foresight/trace/reader.h"
 
@@ -20,7 +21,7 @@ struct BacktestArgs {
   std::size_t lead = 1;
   double train_fraction = 0.5;
   double target_violation = 0.01;
-  std::string json_path, plot_dir;
+  std::string json_path, plot_dir, validation_of;
   bool strict = false, no_progress = false;
   std::int64_t step = 0;
   unsigned threads = 0;
@@ -55,6 +56,9 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
     }
     options[opt.substr(0, dot)][opt.substr(dot + 1, eq - dot - 1)] = opt.substr(eq + 1);
   }
+  // On a model's own held-back workloads, the policies that load a model load that one.
+  if (!a.validation_of.empty())
+    for (const char* p : {"lstm", "auto"}) options[p].try_emplace("model", a.validation_of);
   std::vector<std::unique_ptr<predict::PolicyFactory>> factories;
   std::vector<sim::NamedPolicy> named;
   for (const auto& name : splitList(a.policies)) {
@@ -88,6 +92,27 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
   }
   spdlog::info("{}: {} series, {} skipped, step {} s", a.trace_dir, tr->series.size(),
                tr->skipped.size(), tr->step_seconds);
+  if (!a.validation_of.empty()) {
+    auto model = predict::lstm::loadModel(a.validation_of);
+    if (!model) {
+      spdlog::error("{}", model.error().message);
+      return 1;
+    }
+    auto held = predict::lstm::validationWorkloads(*model, tr->series);
+    if (!held) {
+      spdlog::error("--validation-of {}: {}", a.validation_of, held.error().message);
+      return 1;
+    }
+    std::vector<const trace::Series*> val;
+    for (auto i : held->validation) val.push_back(&tr->series[i]);
+    const double part = held->train_fraction;
+    trace::Trace parts = predict::lstm::trainingParts(val, part);
+    spdlog::info("--validation-of {}: its {} held-back validation workloads, their first {:.0f}% (the part "
+                 "training read); the rest of the trace is not used",
+                 a.validation_of, parts.series.size(), 100 * part);
+    tr->series = std::move(parts.series);
+    tr->resources = parts.resources;
+  }
   for (std::size_t i = 0; i < named.size(); ++i) {
     if (auto s = factories[i]->prepare(*tr); !s) {
       spdlog::error("policy {}: {}", named[i].name, s.error().message);
@@ -166,6 +191,12 @@ void addBacktestCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--max-series", args->max_series, "use only the first N series");
   cmd->add_option("--examples", args->examples, "series kept for example plots")
       ->capture_default_str();
+  cmd->add_option("--validation-of", args->validation_of,
+                  "score on MODEL's held-back validation workloads, the part of each that training read "
+                  "(its model-selection data), instead of the whole trace: compare policies without "
+                  "looking at the evaluation halves; the trace must be the one MODEL was trained on, "
+                  "read as train read it; lstm and auto load MODEL unless --policy-opt names one")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--no-progress", args->no_progress, "no progress bar");
   cmd->callback([args, &builtins] {
     if (int rc = runBacktestCommand(*args, builtins); rc != 0) throw CLI::RuntimeError(rc);

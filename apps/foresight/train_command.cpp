@@ -137,6 +137,7 @@ int runTrain(const TrainArgs& a) {
   prov["series_steps_per_epoch"] = rep->train_steps;
   prov["seed"] = a.opt.seed;
   prov["split_seed"] = a.opt.split_seed.value_or(a.opt.seed);
+  prov["holdout"] = a.opt.holdout;
   prov["torch_threads"] = a.torch_threads;
   prov["seconds"] = rep->seconds;
   prov["best_epoch"] = rep->best_epoch;

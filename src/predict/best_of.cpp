@@ -1,11 +1,17 @@
 #include "foresight/predict/best_of.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace foresight::predict {
 
-RecentLoss::RecentLoss(std::size_t candidates, double half_life, std::size_t lead)
-    : decay_(std::exp2(-1.0 / half_life)), lead_(std::max<std::size_t>(lead, 1)) {
+RecentLoss::RecentLoss(std::size_t candidates, double half_life, std::size_t lead, double lowest_level)
+    : decay_(std::exp2(-1.0 / half_life)),
+      lead_(std::max<std::size_t>(lead, 1)),
+      first_level_(static_cast<std::size_t>(
+          std::lower_bound(kSelectionLevels.begin(), kSelectionLevels.end(), lowest_level) - kSelectionLevels.begin())) {
+  // Above the last level nothing would be scored: score the last.
+  first_level_ = std::min(first_level_, kSelectionLevels.size() - 1);
   for (auto& s : state_) s.resize(candidates);
 }
 
@@ -16,7 +22,7 @@ void RecentLoss::observe(Resource r, double usage) {
     sc.pending.pop_front();
     if (!q || std::isnan(usage)) continue;
     double loss = 0;
-    for (std::size_t k = 0; k < kSelectionLevels.size(); ++k) {
+    for (std::size_t k = first_level_; k < kSelectionLevels.size(); ++k) {
       const double d = usage - (*q)[k];
       loss += d >= 0 ? kSelectionLevels[k] * d : (kSelectionLevels[k] - 1) * d;
     }
@@ -53,8 +59,8 @@ std::optional<SelectionQuantiles> selectionQuantiles(Policy& p, Resource r) {
 
 class BestOfPolicy final : public Policy {
  public:
-  BestOfPolicy(std::vector<std::unique_ptr<Policy>> c, const SeriesContext& ctx, double half_life)
-      : c_(std::move(c)), resources_(ctx.resources), loss_(c_.size(), half_life, ctx.lead_steps) {}
+  BestOfPolicy(std::vector<std::unique_ptr<Policy>> c, const SeriesContext& ctx, double half_life, double lowest_level)
+      : c_(std::move(c)), resources_(ctx.resources), loss_(c_.size(), half_life, ctx.lead_steps, lowest_level) {}
 
   void observe(const Observation& o) override {
     for (Resource r : kAllResources)
@@ -79,12 +85,14 @@ class BestOfPolicy final : public Policy {
 
 class BestOfFactory final : public PolicyFactory {
  public:
-  BestOfFactory(std::vector<std::unique_ptr<PolicyFactory>> c, double half_life)
-      : c_(std::move(c)), half_life_(half_life) {}
+  BestOfFactory(std::vector<std::unique_ptr<PolicyFactory>> c, double half_life, double lowest_level)
+      : c_(std::move(c)), half_life_(half_life), lowest_level_(lowest_level) {}
   Knob knob(Resource r) const override { return c_.front()->knob(r); }
   bool givesIntervals() const override { return true; }
   Status prepare(const trace::Trace& trace) override {
     if (c_.empty()) return fail(ErrorCode::kInvalidArgument, "best-of policy: no candidates");
+    if (!(lowest_level_ > 0 && lowest_level_ < 1))
+      return fail(ErrorCode::kInvalidArgument, "best-of policy: lowest_level must be a number in (0, 1)");
     for (const auto& c : c_) {
       if (!c->givesIntervals())
         return fail(ErrorCode::kInvalidArgument, "best-of policy: a candidate gives no intervals to score");
@@ -101,19 +109,19 @@ class BestOfFactory final : public PolicyFactory {
   std::unique_ptr<Policy> create(const SeriesContext& ctx, const trace::Series* future) const override {
     std::vector<std::unique_ptr<Policy>> p;
     for (const auto& c : c_) p.push_back(c->create(ctx, future));
-    return std::make_unique<BestOfPolicy>(std::move(p), ctx, half_life_);
+    return std::make_unique<BestOfPolicy>(std::move(p), ctx, half_life_, lowest_level_);
   }
 
  private:
   std::vector<std::unique_ptr<PolicyFactory>> c_;
-  double half_life_;
+  double half_life_, lowest_level_;
 };
 
 }  // namespace
 
 std::unique_ptr<PolicyFactory> makeBestOfFactory(std::vector<std::unique_ptr<PolicyFactory>> candidates,
-                                                 double half_life) {
-  return std::make_unique<BestOfFactory>(std::move(candidates), half_life);
+                                                 double half_life, double lowest_level) {
+  return std::make_unique<BestOfFactory>(std::move(candidates), half_life, lowest_level);
 }
 
 }  // namespace foresight::predict

@@ -99,6 +99,11 @@ TEST_P(ClosedLoopModel, ForesightThrottlesFarLessThanReactiveAtNoMoreQuota) {
   auto foresight = makeForesightController(*options);
   const Simulated r = simulate(*reactive, cycles, period);
   const Simulated f = simulate(*foresight, cycles, period);
+  // In the test report (--gtest_output=json:FILE), for the docs' figures.
+  RecordProperty("reactive_throttled_s", std::to_string(r.throttled));
+  RecordProperty("foresight_throttled_s", std::to_string(f.throttled));
+  RecordProperty("reactive_mean_quota", std::to_string(r.quota));
+  RecordProperty("foresight_mean_quota", std::to_string(f.quota));
   EXPECT_GT(r.throttled, 0.0);
   EXPECT_LE(f.throttled, r.throttled / 5)
       << "reactive " << r.throttled << " foresight " << f.throttled;

@@ -61,6 +61,31 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
       EXPECT_LT(v.get<double>(), 1.0);
     }
 
+  // The backtest on the model's own held-back workloads recomputes train's split from the
+  // provenance: the lstm there scores what train's validation backtest scored.
+  {
+    const fs::path json = dir / "val.json";
+    const auto bt = runShell(fmt::format("{} backtest --trace {} --format csv --validation-of {} --policies lstm "
+                                         "--threads 1 --no-progress --json {}",
+                                         FORESIGHT_BIN, (dir / "trace").string(), model.string(), json.string()));
+    ASSERT_EQ(bt.exit_code, 0) << bt.all();
+    const auto rep = nlohmann::json::parse(std::ifstream(json));
+    EXPECT_EQ(rep.at("trace").at("series"), vb.at("series"));
+    EXPECT_EQ(rep.at("trace").at("evaluation_steps"), vb.at("scored_steps"));
+    for (const char* r : {"cpu", "memory"})
+      for (const char* level : {"0.02", "0.01"})
+        EXPECT_NEAR(rep.at("policies").at("lstm").at(r).at("iso_risk").at(level).get<double>(),
+                    vb.at("slack").at(r).at(level).get<double>(), 1e-12)
+            << r << " " << level;
+    // Another trace (one workload fewer) is refused, naming both counts.
+    fs::create_directories(dir / "fewer");
+    for (int s = 1; s < 12; ++s) fs::copy_file(dir / "trace" / fmt::format("vm{}.csv", s), dir / "fewer" / fmt::format("vm{}.csv", s));
+    const auto other = runShell(fmt::format("{} backtest --trace {} --format csv --validation-of {} --policies lstm --no-progress",
+                                            FORESIGHT_BIN, (dir / "fewer").string(), model.string()));
+    EXPECT_EQ(other.exit_code, 1) << other.all();
+    EXPECT_NE(other.all().find("trained on 12 series and this trace gives 11"), std::string::npos) << other.all();
+  }
+
   // Fine-tuning that model with the fingerprint block: same architecture and held-back workloads,
   // the block switched on, the starting file in the provenance.
   const fs::path tuned = dir / "tuned.fsm";

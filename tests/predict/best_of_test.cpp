@@ -49,6 +49,25 @@ TEST(RecentLoss, ScoresAForecastWhenTheUsageItWasForArrives) {
   EXPECT_EQ(loss.best(Resource::kMemory), 0u);
 }
 
+// Usage alternates 10 and 14. Candidate 0 forecasts 10 at every level: the better centre, a tail
+// that misses every 14. Candidate 1 forecasts 0 at levels 0.1 and 0.5 and 14 above: the tail an
+// allocation is taken from covers all. Scored on all levels, 0 wins; on the upper ones (the
+// default), 1.
+TEST(RecentLoss, ByDefaultScoresTheUpperLevelsAnAllocationIsTakenFrom) {
+  const SelectionQuantiles centre = {10, 10, 10, 10, 10}, tail = {0, 0, 14, 14, 14};
+  // Ends on a 10, where the centre forecaster's last loss is 0, so its win on all levels is not
+  // the last step's.
+  RecentLoss upper(2, /*half_life=*/4), all(2, /*half_life=*/4, /*lead=*/1, /*lowest_level=*/0.1);
+  for (int t = 0; t <= 20; ++t)
+    for (RecentLoss* l : {&upper, &all}) {
+      l->observe(Resource::kCpu, t % 2 ? 14 : 10);
+      l->forecast(Resource::kCpu, 0, centre);
+      l->forecast(Resource::kCpu, 1, tail);
+    }
+  EXPECT_EQ(upper.best(Resource::kCpu), 1u);
+  EXPECT_EQ(all.best(Resource::kCpu), 0u);
+}
+
 // Forecasts a constant band around *c; commits c + knob.
 class Fixed final : public Policy {
  public:
@@ -136,6 +155,14 @@ TEST(BestOfPolicy, RefusesCandidatesThatCannotBeComparedOrScored) {
   s = makeBestOfFactory(std::move(blind))->prepare(trace::Trace{});
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find("gives no intervals"), std::string::npos) << s.error().message;
+
+  for (double level : {0.0, 1.0, static_cast<double>(NAN)}) {
+    std::vector<std::unique_ptr<PolicyFactory>> ok;
+    ok.push_back(std::make_unique<FixedFactory>(&a, "cost"));
+    s = makeBestOfFactory(std::move(ok), 60, level)->prepare(trace::Trace{});
+    ASSERT_FALSE(s) << level;
+    EXPECT_NE(s.error().message.find("lowest_level must be a number in (0, 1)"), std::string::npos) << s.error().message;
+  }
 }
 
 }  // namespace

@@ -15,16 +15,21 @@
 
 namespace foresight::predict {
 
-// The levels a candidate's forecasts are scored at: the centre and both tails.
+// The levels a candidate's forecasts can be scored at: the centre and both tails.
 inline constexpr std::array<double, 5> kSelectionLevels = {0.1, 0.5, 0.9, 0.95, 0.99};
 using SelectionQuantiles = std::array<double, kSelectionLevels.size()>;
+// By default only the upper levels are scored: an allocation is taken from the upper tail, and a
+// loss that weighs the centre as much handed workloads to the forecaster with the better median
+// (docs/closed-loop.md, "Which forecaster").
+inline constexpr double kSelectionLowestLevel = 0.9;
 
 // Exponentially weighted pinball loss of each candidate's forecasts, per resource (half-life in
-// scored forecasts). A forecast is scored when the usage it was for arrives, `lead`
-// observations after it was made.
+// scored forecasts), summed over the levels of kSelectionLevels from `lowest_level` up. A forecast
+// is scored when the usage it was for arrives, `lead` observations after it was made.
 class RecentLoss {
  public:
-  RecentLoss(std::size_t candidates, double half_life, std::size_t lead = 1);
+  RecentLoss(std::size_t candidates, double half_life, std::size_t lead = 1,
+             double lowest_level = kSelectionLowestLevel);
   // A new observation of r (NaN: missing): scores the forecasts made `lead` observations ago.
   void observe(Resource r, double usage);
   // What candidate i forecasts now, at kSelectionLevels, for `lead` observations ahead
@@ -43,6 +48,7 @@ class RecentLoss {
   };
   double decay_;
   std::size_t lead_;
+  std::size_t first_level_;  // index into kSelectionLevels
   std::array<std::vector<Score>, kResourceCount> state_;
 };
 
@@ -50,6 +56,7 @@ class RecentLoss {
 // the one of lowest RecentLoss on that series. The candidates must give intervals and share one
 // knob (name and grid), checked at prepare().
 std::unique_ptr<PolicyFactory> makeBestOfFactory(std::vector<std::unique_ptr<PolicyFactory>> candidates,
-                                                 double half_life = 60);
+                                                 double half_life = 60,
+                                                 double lowest_level = kSelectionLowestLevel);
 
 }  // namespace foresight::predict

@@ -2,6 +2,8 @@
 // from training on held-back workloads, then an online quantile tracker per workload, resource
 // and level, which follows behaviour changes), turned into an allocation by the violation-cost
 // rule of decision.h (knob=cost, default) or taken at one quantile level (knob=quantile).
+#include <cmath>
+#include <cstdlib>
 #include <mutex>
 
 #include "foresight/core/log.h"
@@ -118,14 +120,21 @@ void registerLstm(PolicyRegistry& registry, std::string default_model) {
                lstm);
   registry.add("auto",
                "per series and resource, the better of lstm and seasonal by recent quantile loss, as "
-               "foresight run's default forecaster (options: model=FILE, eta=, as lstm's)",
+               "foresight run's default forecaster (options: model=FILE, eta=, as lstm's; lowest_level=L: "
+               "score the levels from L of 0.1, 0.5, 0.9, 0.95, 0.99; default 0.9)",
                [lstm](const PolicyOptions& o) -> std::unique_ptr<PolicyFactory> {
                  PolicyOptions cost = o;
                  cost["knob"] = "cost";  // both candidates share the violation-cost knob
                  std::vector<std::unique_ptr<PolicyFactory>> c;
                  c.push_back(lstm(cost));
                  c.push_back(makeSeasonalFactory("cost"));
-                 return makeBestOfFactory(std::move(c));
+                 double lowest = kSelectionLowestLevel;
+                 if (auto it = o.find("lowest_level"); it != o.end()) {  // not a number: NaN, refused at prepare()
+                   char* end = nullptr;
+                   lowest = std::strtod(it->second.c_str(), &end);
+                   if (it->second.empty() || *end != '\0') lowest = NAN;
+                 }
+                 return makeBestOfFactory(std::move(c), 60, lowest);
                });
 }
 

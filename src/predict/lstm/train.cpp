@@ -250,21 +250,13 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
     if (auto s = m.validate("train"); !s) return tl::unexpected(s.error());
 
     // Workload-level split: held-back workloads never contribute a gradient.
-    std::vector<std::size_t> usable;
-    for (std::size_t i = 0; i < series.size(); ++i)
-      if (static_cast<double>(series[i].size()) * o.train_fraction > static_cast<double>(m.horizon + 2)) usable.push_back(i);
-    if (usable.size() < 3)
-      return fail(ErrorCode::kInvalidArgument, "train: {} usable series, need at least 3", usable.size());
-    std::shuffle(usable.begin(), usable.end(), rng);  // advances rng the same either way
-    if (o.split_seed) {
-      std::sort(usable.begin(), usable.end());
-      std::mt19937_64 split_rng(*o.split_seed);
-      std::shuffle(usable.begin(), usable.end(), split_rng);
+    auto split = splitWorkloads(series, o.train_fraction, m.horizon, o.holdout, o.split_seed.value_or(o.seed));
+    if (!split) return tl::unexpected(split.error());
+    {  // the batch order below draws from rng after a shuffle of the usable series, as it always has
+      std::vector<std::size_t> same_size(split->train.size() + split->validation.size() + split->calibration.size());
+      std::shuffle(same_size.begin(), same_size.end(), rng);
     }
-    const std::size_t held = std::max<std::size_t>(2, static_cast<std::size_t>(std::round(o.holdout * static_cast<double>(usable.size()))));
-    std::vector<std::size_t> val(usable.begin(), usable.begin() + static_cast<std::ptrdiff_t>(held / 2));
-    std::vector<std::size_t> cal(usable.begin() + static_cast<std::ptrdiff_t>(held / 2), usable.begin() + static_cast<std::ptrdiff_t>(held));
-    std::vector<std::size_t> tr(usable.begin() + static_cast<std::ptrdiff_t>(held), usable.end());
+    std::vector<std::size_t> val = split->validation, cal = split->calibration, tr = split->train;
     if (o.max_series && tr.size() > o.max_series) tr.resize(o.max_series);
     if (tr.empty()) return fail(ErrorCode::kInvalidArgument, "train: no training series after the hold-out");
 

@@ -1,17 +1,19 @@
 // Validation backtest: the model-selection criterion, scored by the same sim code as the
 // evaluation, on data that training read but never took a gradient from.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <numeric>
+#include <random>
+
+#include <nlohmann/json.hpp>
 
 #include "foresight/predict/lstm/model.h"
 #include "foresight/sim/backtest.h"
 
 namespace foresight::predict::lstm {
 
-Result<ValidationBacktest> validationBacktest(const LstmModel& model,
-                                              const std::vector<const trace::Series*>& series,
-                                              double train_fraction, unsigned threads) {
-  const auto start = std::chrono::steady_clock::now();
+trace::Trace trainingParts(const std::vector<const trace::Series*>& series, double train_fraction) {
   trace::Trace tr;
   for (const auto* s : series) {
     trace::Series part = s->trainPart(train_fraction);
@@ -20,6 +22,14 @@ Result<ValidationBacktest> validationBacktest(const LstmModel& model,
     tr.step_seconds = part.step_seconds;
     tr.series.push_back(std::move(part));
   }
+  return tr;
+}
+
+Result<ValidationBacktest> validationBacktest(const LstmModel& model,
+                                              const std::vector<const trace::Series*>& series,
+                                              double train_fraction, unsigned threads) {
+  const auto start = std::chrono::steady_clock::now();
+  trace::Trace tr = trainingParts(series, train_fraction);
   if (tr.series.empty()) return fail(ErrorCode::kInvalidArgument, "validation backtest: no series");
   auto factory = makeLstmPolicy(std::make_shared<const LstmModel>(model));
   if (auto st = factory->prepare(tr); !st) return tl::unexpected(st.error());
@@ -38,6 +48,55 @@ Result<ValidationBacktest> validationBacktest(const LstmModel& model,
     }
   v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return v;
+}
+
+Result<WorkloadSplit> splitWorkloads(const std::vector<trace::Series>& series, double train_fraction,
+                                     std::size_t horizon, double holdout, std::uint64_t split_seed) {
+  std::vector<std::size_t> usable;
+  for (std::size_t i = 0; i < series.size(); ++i)
+    if (static_cast<double>(series[i].size()) * train_fraction > static_cast<double>(horizon + 2)) usable.push_back(i);
+  if (usable.size() < 3)
+    return fail(ErrorCode::kInvalidArgument, "train: {} usable series, need at least 3", usable.size());
+  std::mt19937_64 rng(split_seed);
+  std::shuffle(usable.begin(), usable.end(), rng);
+  const auto held = static_cast<std::ptrdiff_t>(
+      std::min(usable.size(), std::max<std::size_t>(2, static_cast<std::size_t>(std::round(holdout * static_cast<double>(usable.size()))))));
+  WorkloadSplit s;
+  s.validation.assign(usable.begin(), usable.begin() + held / 2);
+  s.calibration.assign(usable.begin() + held / 2, usable.begin() + held);
+  s.train.assign(usable.begin() + held, usable.end());
+  return s;
+}
+
+Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<trace::Series>& series) {
+  const auto prov = nlohmann::json::parse(model.provenance, nullptr, false);
+  if (prov.is_discarded() || !prov.is_object() || !prov.contains("seed") || !prov.contains("train_fraction") ||
+      !prov.contains("validation_series"))
+    return fail(ErrorCode::kInvalidArgument,
+                "the model's provenance does not record its training split (seed, train_fraction, validation_series)");
+  try {
+    // Models from before the split seed and hold-out share were recorded split by the seed, at the default 0.2.
+    const auto seed = prov.value("split_seed", prov.at("seed").get<std::uint64_t>());
+    const double holdout = prov.value("holdout", 0.2);
+    const auto read = prov.value("series_read", series.size());
+    if (read != series.size())
+      return fail(ErrorCode::kInvalidArgument,
+                  "the model was trained on {} series and this trace gives {}: not the trace it was trained on "
+                  "(its provenance: trace {}, format {})",
+                  read, series.size(), prov.value("trace", std::string("?")), prov.value("format", std::string("?")));
+    const auto fraction = prov.at("train_fraction").get<double>();
+    auto split = splitWorkloads(series, fraction, model.horizon, holdout, seed);
+    if (!split) return tl::unexpected(split.error());
+    const auto want = prov.at("validation_series").get<std::size_t>();
+    if (split->validation.size() != want)
+      return fail(ErrorCode::kInvalidArgument,
+                  "the model held back {} validation series and the split of this trace gives {}: not the trace "
+                  "it was trained on",
+                  want, split->validation.size());
+    return HeldBack{split->validation, fraction};
+  } catch (const nlohmann::json::exception& e) {
+    return fail(ErrorCode::kInvalidArgument, "the model's provenance: {}", e.what());
+  }
 }
 
 double selectionScore(const ValidationBacktest& v) {

@@ -163,6 +163,10 @@ void registerLstm(PolicyRegistry& registry, std::string default_model);
 // Policy `lstm` with its default options on a model already in memory (what model=FILE loads).
 std::unique_ptr<PolicyFactory> makeLstmPolicy(std::shared_ptr<const LstmModel> model);
 
+// The first `train_fraction` of each series (the part `train` read), as a trace; parts under 4
+// steps are left out.
+trace::Trace trainingParts(const std::vector<const trace::Series*>& series, double train_fraction);
+
 // Model selection aligned with the backtest objective, never on the evaluation part: the `lstm`
 // policy (default knob sweep) replayed on the first `train_fraction` of held-back series through
 // the sim backtest, warm-up = first half of that part, pooled slack at equal violation rate.
@@ -178,6 +182,24 @@ struct ValidationBacktest {
 Result<ValidationBacktest> validationBacktest(const LstmModel& model,
                                               const std::vector<const trace::Series*>& series,
                                               double train_fraction, unsigned threads);
+// The workload-level split of `train`: series whose first `train_fraction` is longer than
+// horizon + 2 steps, shuffled by `split_seed`; the first round(holdout × n) (at least 2) are held
+// back, half for validation, half for split-conformal calibration; the rest train. Indices into
+// `series`. Held-back workloads never give a gradient.
+struct WorkloadSplit {
+  std::vector<std::size_t> train, validation, calibration;
+};
+Result<WorkloadSplit> splitWorkloads(const std::vector<trace::Series>& series, double train_fraction,
+                                     std::size_t horizon, double holdout, std::uint64_t split_seed);
+// The validation workloads a model file was selected on (indices into `series`) and the share of
+// each that training read, recomputed from its provenance on the trace it was trained on (read as
+// `train` read it). Refused when the provenance lacks the split or the trace does not give the
+// series counts it records.
+struct HeldBack {
+  std::vector<std::size_t> validation;
+  double train_fraction = 0;
+};
+Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<trace::Series>& series);
 // The selection figure, lower is better: the mean of cpu and memory slack at 1% violations (the
 // predictor's targets), over those present. NaN when neither reaches 1%.
 double selectionScore(const ValidationBacktest& v);
