@@ -186,7 +186,8 @@ void addBacktestCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--plot", args->plot_dir, "write SVG plots into DIR");
   cmd->add_flag("--strict", args->strict,
                 "fail on any bad file or short series instead of skipping");
-  cmd->add_option("--step", args->step, "resampling step in seconds (default: the median step)");
+  cmd->add_option("--step", args->step, "resampling step in seconds (default: the median step)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
   cmd->add_option("--max-series", args->max_series, "use only the first N series");
   cmd->add_option("--examples", args->examples, "series kept for example plots")

@@ -94,10 +94,26 @@ TEST_F(BacktestCli, AutoIsScoredAndTakesTheLstmsModelOption) {
     ASSERT_TRUE(a.contains("coverage")) << res << ": " << a.dump();
     EXPECT_GT(a["coverage"]["0.9"].get<double>(), 0.5) << res;
   }
+  // Beside lstm, on a step the shipped model was not trained on: its warning once, not per policy.
+  auto both = run(fmt::format("backtest --trace {} --format csv --policies lstm,auto --step 600 --no-progress",
+                              (dir_ / "trace").string()));
+  ASSERT_EQ(both.exit_code, 0) << both.err;
+  const std::string warning = "the model was trained on 300-s steps, this trace has 600-s steps";
+  const auto first = both.err.find(warning);
+  ASSERT_NE(first, std::string::npos) << both.err;
+  EXPECT_EQ(both.err.find(warning, first + 1), std::string::npos) << both.err;
+
   auto missing = run(fmt::format("backtest --trace {} --format csv --policies auto --policy-opt auto.model={}",
                                  (dir_ / "trace").string(), (dir_ / "none.fsm").string()));
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("none.fsm"), std::string::npos) << missing.err;
+}
+
+// As train and predict: a step is a positive number of seconds; leaving it out takes the median.
+TEST_F(BacktestCli, StepMustBePositive) {
+  auto r = run(fmt::format("backtest --trace {} --format csv --policies reactive --step 0", (dir_ / "trace").string()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--step"), std::string::npos) << r.err;
 }
 
 TEST_F(BacktestCli, WrongFormatIsReportedWithTheHeaderLine) {

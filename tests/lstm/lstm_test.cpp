@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -19,10 +20,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// One folder per test process, removed when the process exits.
 fs::path tempDir() {
-  auto d = fs::temp_directory_path() / ("foresight_lstm_test_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
+  struct Owned {
+    fs::path path = fs::temp_directory_path() / ("foresight_lstm_test_" + std::to_string(::getpid()));
+    ~Owned() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  };
+  static const Owned dir;
+  fs::create_directories(dir.path);  // a test may have removed it
+  return dir.path;
 }
 
 // Daily sine plus noise on cpu and memory, 5-minute steps; `phase` varies per series.
@@ -156,6 +165,32 @@ TEST(LstmTrain, SplitSeedFixesTheHeldBackWorkloads) {
   EXPECT_NE(two_on_one.model.w_ih, one.model.w_ih);  // the weights still follow the seed
   EXPECT_EQ(one_on_one.val_index, one.val_index);
   EXPECT_EQ(one_on_one.model.w_ih, one.model.w_ih);
+  // What train held back is what splitWorkloads gives (the backtest's --validation-of relies on it).
+  for (const auto& [rep, seed] : {std::pair{one, 1u}, std::pair{two, 2u}}) {
+    auto s = splitWorkloads(fixture(), o.train_fraction, o.horizon, o.holdout, seed);
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(s->validation, rep.val_index);
+  }
+}
+
+TEST(LstmTrain, SplitHoldsBackHalfForValidationHalfForCalibrationAndSkipsShortSeries) {
+  std::vector<trace::Series> v;
+  for (int i = 0; i < 20; ++i) v.push_back(sineSeries(std::string("s").append(std::to_string(i)), i == 3 ? 20 : 200, 0, i));
+  auto s = splitWorkloads(v, 0.5, /*horizon=*/12, /*holdout=*/0.2, /*seed=*/7);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->validation.size(), 2u);  // round(0.2 × 19) = 4 held back
+  EXPECT_EQ(s->calibration.size(), 2u);
+  EXPECT_EQ(s->train.size(), 15u);
+  std::vector<std::size_t> all = s->train;
+  all.insert(all.end(), s->validation.begin(), s->validation.end());
+  all.insert(all.end(), s->calibration.begin(), s->calibration.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());      // disjoint
+  EXPECT_EQ(std::find(all.begin(), all.end(), 3u), all.end());            // 10 steps read < horizon + 2
+  EXPECT_EQ(s->validation, splitWorkloads(v, 0.5, 12, 0.2, 7)->validation);  // seeded
+  EXPECT_NE(s->validation, splitWorkloads(v, 0.5, 12, 0.2, 8)->validation);
+  v.resize(2);
+  EXPECT_FALSE(splitWorkloads(v, 0.5, 12, 0.2, 7));
 }
 
 TEST(LstmTrain, TooFewSeriesIsAnError) {
@@ -347,7 +382,6 @@ TEST(LstmModelFile, FingerprintWindowRoundTripsAndIsChecked) {
   auto bad = m.validate("m.fsm");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("fingerprint window"), std::string::npos);
-  fs::remove_all(dir);
 }
 
 TEST(LstmStreaming, StepEqualsFullSequence) {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
+#include <set>
+#include <string>
 
 #include "foresight/core/log.h"
 #include "foresight/predict/baselines/baselines.h"
@@ -57,6 +59,14 @@ class LstmPolicy final : public Policy {
   std::size_t lead_;
 };
 
+// `lstm` and `auto` both prepare a model when run together: say the same thing once per process.
+void warnOnce(const std::string& warning) {
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  const std::lock_guard lock(mutex);
+  if (said.insert(warning).second) spdlog::warn("{}", warning);
+}
+
 // Loads the model from `path` at prepare(), unless it was given in memory.
 class LstmFactory final : public PolicyFactory {
  public:
@@ -81,7 +91,7 @@ class LstmFactory final : public PolicyFactory {
       if (!m) return tl::unexpected(m.error());
       model_ = std::make_shared<const LstmModel>(std::move(*m));
     }
-    if (auto w = stepMismatch(*model_, trace.step_seconds); !w.empty()) spdlog::warn("{}", w);
+    if (auto w = stepMismatch(*model_, trace.step_seconds); !w.empty()) warnOnce(w);
     return ok();
   }
   std::unique_ptr<Policy> create(const SeriesContext& ctx, const trace::Series*) const override {
