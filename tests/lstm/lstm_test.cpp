@@ -360,8 +360,7 @@ TEST(LstmFeatures, FingerprintBlockIsTheShapeOfTheLastWindowRefreshedEveryHop) {
 }
 
 TEST(LstmModelFile, FingerprintWindowRoundTripsAndIsChecked) {
-  const fs::path dir = fs::temp_directory_path() / ("foresight-fpwin-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = tempDir();
   LstmModel m = LstmModel::initial(4, 2, kDefaultLevels, 5);
   m.fingerprint_window = 288;
   ASSERT_TRUE(saveModel(m, dir / "m.fsm"));
