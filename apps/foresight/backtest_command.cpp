@@ -98,7 +98,7 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
       spdlog::error("{}", model.error().message);
       return 1;
     }
-    auto held = predict::lstm::validationWorkloads(*model, tr->series);
+    auto held = predict::lstm::validationWorkloads(*model, tr->series, a.format);
     if (!held) {
       spdlog::error("--validation-of {}: {}", a.validation_of, held.error().message);
       return 1;

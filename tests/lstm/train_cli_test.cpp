@@ -84,6 +84,12 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
                                             FORESIGHT_BIN, (dir / "fewer").string(), model.string()));
     EXPECT_EQ(other.exit_code, 1) << other.all();
     EXPECT_NE(other.all().find("trained on 12 series and this trace gives 11"), std::string::npos) << other.all();
+    // So is another step (the same series, other lengths: another split).
+    const auto coarser = runShell(fmt::format("{} backtest --trace {} --format csv --step 600 --validation-of {} --policies lstm --no-progress",
+                                              FORESIGHT_BIN, (dir / "trace").string(), model.string()));
+    EXPECT_EQ(coarser.exit_code, 1) << coarser.all();
+    EXPECT_NE(coarser.all().find("trained on 300-s steps, this trace is read at 600-s steps (--step 300)"), std::string::npos)
+        << coarser.all();
   }
 
   // Fine-tuning that model with the fingerprint block: same architecture and held-back workloads,

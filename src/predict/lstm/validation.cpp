@@ -68,7 +68,8 @@ Result<WorkloadSplit> splitWorkloads(const std::vector<trace::Series>& series, d
   return s;
 }
 
-Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<trace::Series>& series) {
+Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<trace::Series>& series,
+                                     std::string_view format) {
   const auto prov = nlohmann::json::parse(model.provenance, nullptr, false);
   if (prov.is_discarded() || !prov.is_object() || !prov.contains("seed") || !prov.contains("train_fraction") ||
       !prov.contains("validation_series"))
@@ -78,6 +79,13 @@ Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<t
     // Models from before the split seed and hold-out share were recorded split by the seed, at the default 0.2.
     const auto seed = prov.value("split_seed", prov.at("seed").get<std::uint64_t>());
     const double holdout = prov.value("holdout", 0.2);
+    if (const auto f = prov.value("format", std::string(format)); f != format)
+      return fail(ErrorCode::kInvalidArgument, "the model was trained on a trace read as {}, this one is read as {} (--format {})",
+                  f, format, f);
+    // Another step gives other series lengths, so another split with the same counts.
+    if (!series.empty() && model.step_seconds > 0 && series.front().step_seconds != model.step_seconds)
+      return fail(ErrorCode::kInvalidArgument, "the model was trained on {}-s steps, this trace is read at {}-s steps (--step {})",
+                  model.step_seconds, series.front().step_seconds, model.step_seconds);
     const auto read = prov.value("series_read", series.size());
     if (read != series.size())
       return fail(ErrorCode::kInvalidArgument,

@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "foresight/core/resource.h"
@@ -192,14 +193,15 @@ struct WorkloadSplit {
 Result<WorkloadSplit> splitWorkloads(const std::vector<trace::Series>& series, double train_fraction,
                                      std::size_t horizon, double holdout, std::uint64_t split_seed);
 // The validation workloads a model file was selected on (indices into `series`) and the share of
-// each that training read, recomputed from its provenance on the trace it was trained on (read as
-// `train` read it). Refused when the provenance lacks the split or the trace does not give the
-// series counts it records.
+// each that training read, recomputed from its provenance on the trace it was trained on, read as
+// `train` read it (`format`: bitbrains or csv; the model's step). Refused when the provenance lacks
+// the split, or the format, step or series counts differ from what it records.
 struct HeldBack {
   std::vector<std::size_t> validation;
   double train_fraction = 0;
 };
-Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<trace::Series>& series);
+Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<trace::Series>& series,
+                                     std::string_view format);
 // The selection figure, lower is better: the mean of cpu and memory slack at 1% violations (the
 // predictor's targets), over those present. NaN when neither reaches 1%.
 double selectionScore(const ValidationBacktest& v);
