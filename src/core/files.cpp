@@ -7,11 +7,15 @@
 namespace foresight {
 
 Status writeFileAtomically(const std::filesystem::path& path, std::string_view text) {
+  return writeFileAtomically(path, [&](std::ostream& out) { out.write(text.data(), static_cast<std::streamsize>(text.size())); });
+}
+
+Status writeFileAtomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write) {
   std::filesystem::path tmp = path;
   tmp += ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    if (out) write(out);
     out.flush();
     if (!out) {
       const int err = errno;

@@ -32,28 +32,136 @@ constexpr std::array<std::string_view, kResourceCount> kCadvisorPreset = {
     R"( + sum by (namespace, pod, container) (rate(container_fs_writes_bytes_total{container!="",container!="POD"}[{step}])))",
     ""};
 
-double parseSampleValue(const json& v) {
-  // Prometheus sends sample values as strings ("0.5", "NaN", "+Inf").
-  if (v.is_string()) {
-    const std::string& s = v.get_ref<const std::string&>();
-    char* end = nullptr;
-    const double x = std::strtod(s.c_str(), &end);
-    return end != s.c_str() && *end == '\0' ? x : NAN;
-  }
-  return v.is_number() ? v.get<double>() : NAN;
+// Prometheus sends sample values as strings ("0.5", "NaN", "+Inf").
+double parseSampleValue(const std::string& s) {
+  char* end = nullptr;
+  const double x = std::strtod(s.c_str(), &end);
+  return end != s.c_str() && *end == '\0' ? x : NAN;
 }
 
-std::string seriesIdOf(const json& metric) {
-  std::map<std::string, std::string> labels;  // sorted by name
-  for (auto it = metric.begin(); it != metric.end(); ++it)
-    if (it.key() != "__name__" && it.value().is_string()) labels[it.key()] = it.value().get<std::string>();
-  if (labels.empty()) return "_";
+std::string seriesIdOf(const std::map<std::string, std::string>& labels) {  // sorted by name
   std::string id;
-  for (const auto& [k, v] : labels) id += (id.empty() ? "" : "/") + v;
+  for (const auto& [k, v] : labels)
+    if (k != "__name__") id += (id.empty() ? "" : "/") + v;
+  if (id.empty()) return "_";
   for (char& c : id)
     if (c == ',' || c == '\n' || c == '\r') c = '_';
   return id;
 }
+
+// A query_range answer read as it is parsed (nlohmann's SAX interface), not as a document: a
+// cluster's answer runs to hundreds of MB, and its DOM took about 10x that (2.2 GB peak for 1000
+// series x 4032 steps x 2 resources, against 0.5 GB this way; docs/evaluation.md).
+class QueryRangeReader final : public json::json_sax_t {
+ public:
+  explicit QueryRangeReader(std::size_t& dropped) : dropped_(dropped) {}
+
+  std::string status, error_type, error, result_type, bad_sample;
+  std::vector<PromSeries> series;
+
+  bool null() override { return scalar(); }
+  bool boolean(bool) override { return scalar(); }
+  bool number_integer(number_integer_t v) override { return number(static_cast<double>(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return number(static_cast<double>(v)); }
+  bool number_float(number_float_t v, const string_t&) override { return number(v); }
+  bool string(string_t& v) override {
+    if (depth_ == 1) {
+      if (key_[1] == "status") status = v;
+      if (key_[1] == "errorType") error_type = v;
+      if (key_[1] == "error") error = v;
+    } else if (depth_ == 2 && in_data_ && key_[2] == "resultType") {
+      result_type = v;
+    } else if (in_metric_ && depth_ == 5) {
+      labels_[key_[5]] = v;
+    } else if (in_pair_ && depth_ == 6) {
+      ++pair_items_;
+      if (pair_items_ == 2) value_ = parseSampleValue(v);
+    }
+    return true;
+  }
+  bool binary(binary_t&) override { return scalar(); }
+  bool start_object(std::size_t) override {
+    ++depth_;
+    if (depth_ == 2 && key_[1] == "data") in_data_ = true;
+    if (depth_ == 4 && in_result_) {
+      series.emplace_back();
+      labels_.clear();
+    }
+    if (depth_ == 5 && in_result_ && key_[4] == "metric") in_metric_ = true;
+    return grow();
+  }
+  bool key(string_t& k) override {
+    key_[static_cast<std::size_t>(std::min(depth_, 6))] = k;
+    return true;
+  }
+  bool end_object() override {
+    if (depth_ == 5) in_metric_ = false;
+    if (depth_ == 4 && in_result_) series.back().id = seriesIdOf(labels_);
+    if (depth_ == 2) in_data_ = false;
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    ++depth_;
+    if (depth_ == 3 && in_data_ && key_[2] == "result") in_result_ = true;
+    if (depth_ == 5 && in_result_ && key_[4] == "values") in_values_ = true;
+    if (depth_ == 6 && in_values_) {
+      in_pair_ = true;
+      pair_items_ = 0;
+      time_ = value_ = NAN;
+    }
+    return grow();
+  }
+  bool end_array() override {
+    if (depth_ == 6 && in_pair_) {
+      in_pair_ = false;
+      PromSeries& p = series.back();
+      if (pair_items_ != 2 || std::isnan(time_)) {
+        bad_sample = fmt::format("a sample of series {} is not [time, \"value\"]", series.size());
+        return false;  // stops the parse
+      }
+      if (!std::isfinite(value_) || value_ < 0) {
+        ++dropped_;
+      } else {
+        p.time.push_back(static_cast<std::int64_t>(std::llround(time_)));
+        p.value.push_back(value_);
+      }
+    }
+    if (depth_ == 5) in_values_ = false;
+    if (depth_ == 3) in_result_ = false;
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const json::exception& e) override {
+    parse_error_ = e.what();
+    return false;
+  }
+  const std::string& parseError() const { return parse_error_; }
+
+ private:
+  bool scalar() {
+    if (in_pair_ && depth_ == 6) ++pair_items_;  // neither a time nor a value: refused at the pair's end
+    return true;
+  }
+  bool number(double v) {
+    if (in_pair_ && depth_ == 6) {
+      ++pair_items_;
+      if (pair_items_ == 1) time_ = v;
+      if (pair_items_ == 2) value_ = v;
+    }
+    return true;
+  }
+  bool grow() { return depth_ < 64; }  // no Prometheus answer nests deeper; stops a hostile one
+
+  std::size_t& dropped_;
+  int depth_ = 0;
+  std::array<std::string, 7> key_;  // the last key read at each depth
+  bool in_data_ = false, in_result_ = false, in_metric_ = false, in_values_ = false, in_pair_ = false;
+  int pair_items_ = 0;
+  double time_ = NAN, value_ = NAN;
+  std::map<std::string, std::string> labels_;
+  std::string parse_error_;
+};
 
 struct Endpoint {
   std::string base;    // scheme://host[:port]
@@ -93,37 +201,17 @@ Result<std::array<std::string, kResourceCount>> presetQueries(std::string_view p
 }
 
 Result<std::vector<PromSeries>> parseQueryRange(std::string_view body, std::size_t& dropped) {
-  json j;
-  try {
-    j = json::parse(body);
-  } catch (const json::exception& e) {
-    return fail(ErrorCode::kParse, "not a Prometheus API answer ({}): '{}'", e.what(), body.substr(0, 120));
-  }
-  if (j.value("status", "") != "success") {
-    return fail(ErrorCode::kInvalidArgument, "Prometheus refused the query: {}: {}", j.value("errorType", "error"),
-                j.value("error", body.substr(0, 200)));
-  }
-  const json& data = j.value("data", json::object());
-  if (data.value("resultType", "") != "matrix")
-    return fail(ErrorCode::kParse, "expected a range query's matrix, got resultType '{}'", data.value("resultType", ""));
-  std::vector<PromSeries> out;
-  for (const json& s : data.value("result", json::array())) {
-    PromSeries p;
-    p.id = seriesIdOf(s.value("metric", json::object()));
-    for (const json& pair : s.value("values", json::array())) {
-      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number())
-        return fail(ErrorCode::kParse, "series '{}': a sample is not [time, \"value\"]: {}", p.id, pair.dump());
-      const double v = parseSampleValue(pair[1]);
-      if (!std::isfinite(v) || v < 0) {
-        ++dropped;
-        continue;
-      }
-      p.time.push_back(static_cast<std::int64_t>(std::llround(pair[0].get<double>())));
-      p.value.push_back(v);
-    }
-    out.push_back(std::move(p));
-  }
-  return out;
+  QueryRangeReader r(dropped);
+  const bool parsed = json::sax_parse(body, &r);
+  if (!r.bad_sample.empty()) return fail(ErrorCode::kParse, "{}", r.bad_sample);
+  if (!parsed)
+    return fail(ErrorCode::kParse, "not a Prometheus API answer ({}): '{}'", r.parseError(), body.substr(0, 120));
+  if (r.status != "success")
+    return fail(ErrorCode::kInvalidArgument, "Prometheus refused the query: {}: {}",
+                r.error_type.empty() ? "error" : r.error_type, r.error.empty() ? std::string(body.substr(0, 200)) : r.error);
+  if (r.result_type != "matrix")
+    return fail(ErrorCode::kParse, "expected a range query's matrix, got resultType '{}'", r.result_type);
+  return std::move(r.series);
 }
 
 std::vector<std::pair<std::int64_t, std::int64_t>> queryWindows(std::int64_t start, std::int64_t end,
@@ -207,6 +295,7 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
       for (std::size_t r = 0; r < kResourceCount; ++r)
         if (has[r]) s.value[r].push_back(row[r]);
     }
+    std::vector<std::array<double, kResourceCount>>().swap(grid[k]);  // held once, not twice
     out.push_back(std::move(s));
   }
   std::sort(out.begin(), out.end(), [](const RawSeries& a, const RawSeries& b) { return a.id < b.id; });
@@ -215,23 +304,28 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
 
 Status writeIdCsv(const std::vector<RawSeries>& series, const std::array<bool, kResourceCount>& resources,
                   const std::filesystem::path& file) {
-  std::string text = "id,timestamp";
-  for (Resource r : kAllResources)
-    if (resources[index(r)]) text += fmt::format(",{}", name(r));
-  text += '\n';
-  for (const auto& s : series) {
-    for (std::size_t i = 0; i < s.time.size(); ++i) {
-      text += fmt::format("{},{}", s.id, s.time[i]);
-      for (Resource r : kAllResources) {
-        if (!resources[index(r)]) continue;
-        const auto& v = s.value[index(r)];
-        text += ',';
-        if (i < v.size() && !std::isnan(v[i])) text += fmt::format("{}", v[i]);  // shortest exact form
+  // Streamed a series at a time: a cluster's import can be larger than the series it came from.
+  return writeFileAtomically(file, [&](std::ostream& out) {
+    std::string text = "id,timestamp";
+    for (Resource r : kAllResources)
+      if (resources[index(r)]) text += fmt::format(",{}", name(r));
+    text += '\n';
+    for (const auto& s : series) {
+      for (std::size_t i = 0; i < s.time.size(); ++i) {
+        fmt::format_to(std::back_inserter(text), "{},{}", s.id, s.time[i]);
+        for (Resource r : kAllResources) {
+          if (!resources[index(r)]) continue;
+          const auto& v = s.value[index(r)];
+          text += ',';
+          if (i < v.size() && !std::isnan(v[i])) fmt::format_to(std::back_inserter(text), "{}", v[i]);  // shortest exact form
+        }
+        text += '\n';
       }
-      text += '\n';
+      out << text;
+      text.clear();
     }
-  }
-  return writeFileAtomically(file, text);
+    out << text;
+  });
 }
 
 }  // namespace foresight::trace

@@ -37,6 +37,36 @@ TEST(PrometheusAnswer, ErrorsSayWhatPrometheusSaid) {
   EXPECT_NE(html.error().message.find("502 Bad Gateway"), std::string::npos);
 }
 
+// The answer is read as it is parsed: fields in any order, ones it does not know skipped.
+TEST(PrometheusAnswer, FieldOrderAndUnknownFieldsDoNotMatter) {
+  const std::string body = R"({"warnings":["x"],"data":{"result":[
+    {"values":[[1700000000,"1"],[1700000300,"2"]],"extra":{"a":[1,[2]]},"metric":{"pod":"b","ns":"a"}}],
+    "resultType":"matrix","stats":{"timings":{"evalTotalTime":0.1}}},"status":"success"})";
+  std::size_t dropped = 0;
+  auto s = parseQueryRange(body, dropped);
+  ASSERT_TRUE(s) << s.error().message;
+  ASSERT_EQ(s->size(), 1u);
+  EXPECT_EQ((*s)[0].id, "a/b");
+  EXPECT_EQ((*s)[0].value, (std::vector<double>{1, 2}));
+  EXPECT_EQ(dropped, 0u);
+}
+
+TEST(PrometheusAnswer, ASampleThatIsNotATimeAndAValueIsRefused) {
+  for (const char* sample : {R"([1700000000])", R"(["1700000000","1"])", R"([1700000000,"1",3])", R"([null,"1"])"}) {
+    const std::string body = std::string(R"({"status":"success","data":{"resultType":"matrix","result":[)") +
+                             R"({"metric":{"pod":"a"},"values":[[1700000000,"1"],)" + sample + "]}]}}";
+    std::size_t dropped = 0;
+    auto s = parseQueryRange(body, dropped);
+    ASSERT_FALSE(s) << sample;
+    EXPECT_NE(s.error().message.find("a sample of series 1 is not [time, \"value\"]"), std::string::npos)
+        << sample << ": " << s.error().message;
+  }
+  std::size_t dropped = 0;
+  auto cut = parseQueryRange(R"({"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[17)", dropped);
+  ASSERT_FALSE(cut);
+  EXPECT_NE(cut.error().message.find("not a Prometheus API answer"), std::string::npos) << cut.error().message;
+}
+
 TEST(PrometheusQueryWindows, CoverTheRangeWithinThePointLimit) {
   const auto w = queryWindows(1000, 1000 + 300 * 25, 300, 10);  // 26 points, 10 a query
   ASSERT_EQ(w.size(), 3u);

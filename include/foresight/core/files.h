@@ -3,6 +3,8 @@
 // the target, which is renamed over it only once complete.
 
 #include <filesystem>
+#include <functional>
+#include <ostream>
 #include <string_view>
 
 #include "foresight/core/result.h"
@@ -10,5 +12,7 @@
 namespace foresight {
 
 Status writeFileAtomically(const std::filesystem::path& path, std::string_view text);
+// The same, with the content streamed by `write` (for files too large to hold as one string).
+Status writeFileAtomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write);
 
 }  // namespace foresight
