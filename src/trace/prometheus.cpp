@@ -65,6 +65,7 @@ class QueryRangeReader final : public json::json_sax_t {
   bool number_unsigned(number_unsigned_t v) override { return number(static_cast<double>(v)); }
   bool number_float(number_float_t v, const string_t&) override { return number(v); }
   bool string(string_t& v) override {
+    if (loose()) return false;
     if (depth_ == 1) {
       if (key_[1] == "status") status = v;
       if (key_[1] == "errorType") error_type = v;
@@ -81,6 +82,7 @@ class QueryRangeReader final : public json::json_sax_t {
   }
   bool binary(binary_t&) override { return scalar(); }
   bool start_object(std::size_t) override {
+    if (loose()) return false;
     ++depth_;
     if (depth_ == 2 && key_[1] == "data") in_data_ = true;
     if (depth_ == 4 && in_result_) {
@@ -139,11 +141,19 @@ class QueryRangeReader final : public json::json_sax_t {
   const std::string& parseError() const { return parse_error_; }
 
  private:
+  // Something other than a [time, value] pair directly in a series' values.
+  bool loose() {
+    if (!in_values_ || depth_ != 5) return false;
+    bad_sample = fmt::format("a sample of series {} is not [time, \"value\"]", series.size());
+    return true;
+  }
   bool scalar() {
+    if (loose()) return false;
     if (in_pair_ && depth_ == 6) ++pair_items_;  // neither a time nor a value: refused at the pair's end
     return true;
   }
   bool number(double v) {
+    if (loose()) return false;
     if (in_pair_ && depth_ == 6) {
       ++pair_items_;
       if (pair_items_ == 1) time_ = v;

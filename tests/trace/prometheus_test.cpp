@@ -52,7 +52,8 @@ TEST(PrometheusAnswer, FieldOrderAndUnknownFieldsDoNotMatter) {
 }
 
 TEST(PrometheusAnswer, ASampleThatIsNotATimeAndAValueIsRefused) {
-  for (const char* sample : {R"([1700000000])", R"(["1700000000","1"])", R"([1700000000,"1",3])", R"([null,"1"])"}) {
+  for (const char* sample : {R"([1700000000])", R"(["1700000000","1"])", R"([1700000000,"1",3])", R"([null,"1"])",
+                             R"(1700000000)", R"("1")", R"({"t":1700000000})", R"(null)"}) {
     const std::string body = std::string(R"({"status":"success","data":{"resultType":"matrix","result":[)") +
                              R"({"metric":{"pod":"a"},"values":[[1700000000,"1"],)" + sample + "]}]}}";
     std::size_t dropped = 0;
