@@ -29,6 +29,7 @@ struct Args {
   std::string forecaster = "auto", model = FORESIGHT_DEFAULT_LSTM_MODEL;
   std::string catalog = "config/prices.yaml", machine, match_data;
   double advice_hours = 24;
+  std::int64_t advice_after = 60;
   std::int64_t min_history = loop::AutoscalerConfig{}.min_history_seconds;
 };
 
@@ -104,6 +105,7 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
         static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
     adv.machine = a.machine;
     adv.hours = a.advice_hours;
+    adv.sustain_seconds = a.advice_after;
     c.advice = std::move(adv);
   } else if (a.catalog != "config/prices.yaml") {
     return fail(ErrorCode::kNotFound, "--catalog {}: no such file", a.catalog);
@@ -166,6 +168,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--advice-hours", a->advice_hours, "hours the extra capacity is priced for")
       ->capture_default_str();
+  cmd->add_option("--advice-after", a->advice_after,
+                  "seconds a forecast must stay above this host before capacity is advised (a "
+                  "shorter burst is the planner's matter, not a purchase)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--min-history", a->min_history,
                   "seconds of a workload's history before its first plan (a limit set from less "
                   "caps it at whatever phase it was in)")

@@ -107,11 +107,14 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
     exceeds = exceeds || (host && wanted > *host);
   }
   if (!exceeds) {  // fits again: the advice no longer applies
+    st.exceeding_since.reset();
     std::lock_guard lock(view_mutex_);
     for (auto& [key, row] : view_)
       if (key.first == workload) row.advice.clear();
     return;
   }
+  if (!st.exceeding_since) st.exceeding_since = now;
+  if (now - *st.exceeding_since < a.sustain_seconds) return;
   if (st.last_advice && now - *st.last_advice < a.every_seconds) return;
   st.last_advice = now;
   req.workload = workload;
