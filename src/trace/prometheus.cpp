@@ -51,7 +51,7 @@ std::string seriesIdOf(const std::map<std::string, std::string>& labels) {  // s
 
 // A query_range answer read as it is parsed (nlohmann's SAX interface), not as a document: a
 // cluster's answer runs to hundreds of MB, and its DOM took about 10x that (2.2 GB peak for 1000
-// series x 4032 steps x 2 resources, against 0.5 GB this way; docs/evaluation.md).
+// series x 4032 steps x 2 resources, against 0.5 GB this way; docs/results.md).
 class QueryRangeReader final : public json::json_sax_t {
  public:
   explicit QueryRangeReader(std::size_t& dropped) : dropped_(dropped) {}
@@ -118,10 +118,7 @@ class QueryRangeReader final : public json::json_sax_t {
     if (depth_ == 6 && in_pair_) {
       in_pair_ = false;
       PromSeries& p = series.back();
-      if (pair_items_ != 2 || std::isnan(time_)) {
-        bad_sample = fmt::format("a sample of series {} is not [time, \"value\"]", series.size());
-        return false;  // stops the parse
-      }
+      if (pair_items_ != 2 || std::isnan(time_)) return refuseSample();
       if (!std::isfinite(value_) || value_ < 0) {
         ++dropped_;
       } else {
@@ -141,10 +138,15 @@ class QueryRangeReader final : public json::json_sax_t {
   const std::string& parseError() const { return parse_error_; }
 
  private:
-  // Something other than a [time, value] pair directly in a series' values.
+  // Stops the parse (sax_parse returns false) with the reason in bad_sample.
+  bool refuseSample() {
+    bad_sample = fmt::format("a sample of series {} is not [time, \"value\"]", series.size());
+    return false;
+  }
+  // Something other than a [time, value] pair directly in a series' values: refused.
   bool loose() {
     if (!in_values_ || depth_ != 5) return false;
-    bad_sample = fmt::format("a sample of series {} is not [time, \"value\"]", series.size());
+    refuseSample();
     return true;
   }
   bool scalar() {
