@@ -154,25 +154,28 @@ std::array<std::vector<bool>, kResourceCount> largestFifth(const trace::Trace& t
 
 std::optional<double> interpolateAtViolation(const std::vector<Scores>& frontier, double v,
                                              double Scores::*y) {
-  std::vector<const Scores*> pts;
-  for (const auto& s : frontier) pts.push_back(&s);
-  std::stable_sort(pts.begin(), pts.end(), [](const Scores* a, const Scores* b) {
-    return a->violation_rate < b->violation_rate;
-  });
-  if (pts.empty() || v < pts.front()->violation_rate || v > pts.back()->violation_rate) {
-    return std::nullopt;
+  // Along the sweep in knob order: each pair of neighbouring knobs whose violation rates bracket v
+  // gives a point. Sorting the points by violation rate instead would pair knobs that are not
+  // neighbours when several tie (e.g. every margin above some value at 0 violations) and read the
+  // slack of the most wasteful of them. Where a noisy sweep crosses v more than once, the crossing
+  // with the least slack is the one the policy can be run at; every y is read at that crossing.
+  std::optional<double> best_slack, out;
+  const auto consider = [&](const Scores& a, const Scores& b, double w) {
+    const double slack = a.slack + w * (b.slack - a.slack);
+    if (best_slack && *best_slack <= slack) return;
+    best_slack = slack;
+    out = a.*y + w * (b.*y - a.*y);
+  };
+  for (std::size_t i = 0; i < frontier.size(); ++i) {
+    const Scores& a = frontier[i];
+    if (a.violation_rate == v) consider(a, a, 0);
+    if (i + 1 == frontier.size()) break;
+    const Scores& b = frontier[i + 1];
+    const double lo = std::min(a.violation_rate, b.violation_rate);
+    const double hi = std::max(a.violation_rate, b.violation_rate);
+    if (lo < v && v < hi) consider(a, b, (v - a.violation_rate) / (b.violation_rate - a.violation_rate));
   }
-  for (std::size_t i = 0; i + 1 < pts.size(); ++i) {
-    const Scores& a = *pts[i];
-    const Scores& b = *pts[i + 1];
-    if (v >= a.violation_rate && v <= b.violation_rate) {
-      const double span = b.violation_rate - a.violation_rate;
-      if (span <= 0) return a.*y;
-      const double w = (v - a.violation_rate) / span;
-      return a.*y + w * (b.*y - a.*y);
-    }
-  }
-  return pts.front()->*y;  // a single point equal to v
+  return out;
 }
 
 std::vector<std::vector<double>> replayAllocations(const predict::PolicyFactory& factory,

@@ -52,6 +52,18 @@ bool parseNumber(std::string_view s, double& out) {
   return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(out);
 }
 
+// Timestamps are kept as Unix seconds in an int64; one beyond ±1e11 s (year 5138) is a unit
+// mistake (milliseconds read as seconds), refused with its line rather than converted.
+constexpr double kMaxUnixSeconds = 1e11;
+Status checkUnixSeconds(const fs::path& file, std::size_t line_no, std::string_view cell,
+                        double seconds) {
+  if (std::abs(seconds) <= kMaxUnixSeconds) return ok();
+  return fail(ErrorCode::kParse,
+              "{}:{}: timestamp '{}' is {:.3g} s from 1970, past the year 5000; timestamps are Unix "
+              "seconds unless the header names the unit (timestamp[ms], timestamp[us], timestamp[ns])",
+              file.string(), line_no, cell, seconds);
+}
+
 // Calls f(line number from 1, line) for each line of a file, read in chunks: one file may hold a
 // whole public trace (a table with an id column), and its text held beside the parsed samples
 // would double the memory a read needs. zlib's gz* functions read gzip'd and plain files alike,
@@ -80,7 +92,15 @@ Status forEachLine(const fs::path& file, F&& f) {
       return fail(ErrorCode::kIo, "{}: read failed: {}", file.string(), gzerror(in, &err));
     }
     buf.resize(kept + static_cast<std::size_t>(n));
-    if (n == 0) break;
+    if (n == 0) {
+      // zlib reports a gzip stream cut short only here, after handing out what it had.
+      int err = 0;
+      gzerror(in, &err);
+      if (err == Z_BUF_ERROR)
+        return fail(ErrorCode::kIo, "{}: truncated gzip file (unexpected end after line {})",
+                    file.string(), line_no);
+      break;
+    }
     std::size_t pos = 0;
     for (std::size_t end; (end = buf.find('\n', pos)) != std::string::npos; pos = end + 1)
       if (auto s = each(std::string_view(buf).substr(pos, end - pos)); !s) return s;
@@ -139,6 +159,7 @@ Result<RawSeries> parseBitbrains(const fs::path& file) {
                     v[i], kBitbrainsColumns[i]);
       }
     }
+    if (auto ts = checkUnixSeconds(raw.file, line_no, cols[0], v[0]); !ts) return ts;
     // Ghost copies of the series repeat it shifted by a few seconds with cores and memory zeroed.
     if (v[1] == 0) return ok();
     double mhz_per_core = v[2] / v[1];
@@ -276,6 +297,7 @@ Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file) {
       return fail(ErrorCode::kParse, "{}:{}: timestamp '{}' is not a number", path, line_no,
                   cols[first]);
     }
+    if (auto ts = checkUnixSeconds(path, line_no, cols[first], t * time_factor); !ts) return ts;
     raw->time.push_back(static_cast<std::int64_t>(std::llround(t * time_factor)));
     for (std::size_t i = 0; i < column_resource.size(); ++i) {
       const std::string_view cell = cols[first + 1 + i];
@@ -368,6 +390,23 @@ Result<std::vector<RawSeries>> parseFile(const fs::path& file, Format format) {
   return out;
 }
 
+namespace {
+
+// The first skips as warnings, the rest at debug level: a trace of thousands of files with one
+// bad column should not bury the run's own output.
+void logSkips(const std::vector<Skip>& skipped) {
+  constexpr std::size_t kShown = 20;
+  for (std::size_t i = 0; i < skipped.size(); ++i) {
+    const Skip& skip = skipped[i];
+    spdlog::log(i < kShown ? spdlog::level::warn : spdlog::level::debug, "skipped: {}{}",
+                skip.file.empty() ? "" : skip.file + ": ", skip.reason);
+  }
+  if (skipped.size() > kShown)
+    spdlog::warn("skipped: {} more (--log-level debug lists them)", skipped.size() - kShown);
+}
+
+}  // namespace
+
 Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& options) {
   std::vector<Result<std::vector<RawSeries>>> parsed(files.size(), fail(ErrorCode::kInternal, "not read"));
   parallelFor(files.size(), options.threads,
@@ -393,16 +432,29 @@ Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& o
   }
 
   // The trace's step: the median of the per-series median steps.
-  trace.step_seconds = options.step_seconds;
-  if (trace.step_seconds <= 0) {
-    std::vector<std::int64_t> steps;
-    for (const auto& raw : raws)
-      if (auto s = medianStep(raw); s > 0) steps.push_back(s);
-    if (steps.empty())
-      return fail(ErrorCode::kInvalidArgument, "no series with two or more samples");
-    std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
-    trace.step_seconds = steps[steps.size() / 2];
+  std::vector<std::int64_t> steps;
+  for (const auto& raw : raws)
+    if (auto s = medianStep(raw); s > 0) steps.push_back(s);
+  if (steps.empty()) {
+    logSkips(trace.skipped);
+    return fail(ErrorCode::kInvalidArgument, "no series with two or more samples{}",
+                trace.skipped.empty()
+                    ? std::string()
+                    : fmt::format(" ({} file(s) refused; the first: {})", trace.skipped.size(),
+                                  trace.skipped.front().reason));
   }
+  std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
+  const std::int64_t sampled = steps[steps.size() / 2];
+  trace.step_seconds = options.step_seconds > 0 ? options.step_seconds : sampled;
+  // Finer than the samples, every gap between two of them is longer than the fill allows and each
+  // sample would become a piece of its own, skipped as too short.
+  if (trace.step_seconds * (options.max_fill_steps + 1) < sampled)
+    return fail(ErrorCode::kInvalidArgument,
+                "a step of {} s is finer than the trace's samples (median {} s apart): with gaps of "
+                "up to {} missing steps filled, every series would fall apart; use a step of at "
+                "least {} s",
+                trace.step_seconds, sampled, options.max_fill_steps,
+                (sampled + options.max_fill_steps) / (options.max_fill_steps + 1));
 
   std::vector<std::vector<Series>> pieces(raws.size());
   std::vector<std::vector<Skip>> skips(raws.size());
@@ -422,9 +474,7 @@ Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& o
       trace.series.push_back(std::move(s));
     }
   }
-  for (const auto& skip : trace.skipped) {
-    spdlog::warn("skipped: {}{}", skip.file.empty() ? "" : skip.file + ": ", skip.reason);
-  }
+  logSkips(trace.skipped);
   trace.warnings = unitWarnings(trace);
   for (const auto& w : trace.warnings) spdlog::warn("{}", w);
   return trace;

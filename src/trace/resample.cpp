@@ -46,70 +46,74 @@ std::vector<Series> resample(const RawSeries& raw, std::int64_t step, const Read
               order.end());
 
   const std::int64_t t0 = raw.time[order.front()];
-  const std::size_t buckets = static_cast<std::size_t>((raw.time[order.back()] - t0) / step) + 1;
-  std::array<std::vector<double>, kResourceCount> sum, count;
-  std::vector<bool> seen(buckets, false);
-  for (Resource r : kAllResources) {
-    if (raw.value[index(r)].empty()) continue;
-    sum[index(r)].assign(buckets, 0.0);
-    count[index(r)].assign(buckets, 0.0);
-  }
-  for (std::size_t i : order) {
-    std::size_t b = static_cast<std::size_t>((raw.time[i] - t0) / step);
-    seen[b] = true;
-    for (Resource r : kAllResources) {
-      const auto& v = raw.value[index(r)];
-      if (v.empty() || std::isnan(v[i])) continue;
-      sum[index(r)][b] += v[i];
-      count[index(r)][b] += 1;
-    }
-  }
   std::map<std::string, double> metadata;
   for (const auto& [key, values] : raw.metadata) {
     if (double m = median(values); !std::isnan(m)) metadata[key] = m;
   }
 
-  // Walk the buckets, filling short gaps and cutting at long ones.
-  const double min_steps = options.min_days * 86400.0 / static_cast<double>(step);
-  std::vector<std::pair<std::size_t, std::size_t>> pieces;  // [begin, end) over buckets
-  std::size_t begin = 0, last_seen = 0;
-  for (std::size_t b = 1; b < buckets; ++b) {
-    if (!seen[b]) continue;
-    if (b - last_seen - 1 > static_cast<std::size_t>(options.max_fill_steps)) {
-      pieces.emplace_back(begin, last_seen + 1);
-      begin = b;
+  // Each sample's bucket, in time order; pieces are cut at gaps longer than max_fill_steps before
+  // any array over buckets is made, so a piece's length is bounded by its samples and a stray
+  // timestamp far from the rest makes a short piece rather than an array spanning the distance.
+  std::vector<std::int64_t> bucket(order.size());
+  for (std::size_t k = 0; k < order.size(); ++k) bucket[k] = (raw.time[order[k]] - t0) / step;
+  std::vector<std::pair<std::size_t, std::size_t>> pieces;  // [first, last) over `order`
+  std::size_t first = 0;
+  for (std::size_t k = 1; k < order.size(); ++k) {
+    if (bucket[k] - bucket[k - 1] - 1 > static_cast<std::int64_t>(options.max_fill_steps)) {
+      pieces.emplace_back(first, k);
+      first = k;
     }
-    last_seen = b;
   }
-  pieces.emplace_back(begin, last_seen + 1);
+  pieces.emplace_back(first, order.size());
 
+  const double min_steps = options.min_days * 86400.0 / static_cast<double>(step);
   for (std::size_t p = 0; p < pieces.size(); ++p) {
-    auto [b0, b1] = pieces[p];
+    const auto [k0, k1] = pieces[p];
+    const std::int64_t b0 = bucket[k0];
+    const auto n = static_cast<std::size_t>(bucket[k1 - 1] - b0 + 1);
     std::string id = pieces.size() == 1 ? raw.id : raw.id + "#" + std::to_string(p + 1);
-    if (static_cast<double>(b1 - b0) < min_steps) {
+    if (static_cast<double>(n) < min_steps) {
       skipped.push_back(
           Skip{raw.file, 0,
                fmt::format("{}: {:.2f} days of steps (needs {} days)", id,
-                           static_cast<double>((b1 - b0) * step) / 86400.0, options.min_days)});
+                           static_cast<double>(static_cast<std::int64_t>(n) * step) / 86400.0,
+                           options.min_days)});
       continue;
+    }
+    std::vector<bool> seen(n, false);
+    std::array<std::vector<double>, kResourceCount> sum, count;
+    for (Resource r : kAllResources) {
+      if (raw.value[index(r)].empty()) continue;
+      sum[index(r)].assign(n, 0.0);
+      count[index(r)].assign(n, 0.0);
+    }
+    for (std::size_t k = k0; k < k1; ++k) {
+      const auto b = static_cast<std::size_t>(bucket[k] - b0);
+      seen[b] = true;
+      for (Resource r : kAllResources) {
+        const auto& v = raw.value[index(r)];
+        if (v.empty() || std::isnan(v[order[k]])) continue;
+        sum[index(r)][b] += v[order[k]];
+        count[index(r)][b] += 1;
+      }
     }
     Series s;
     s.id = id;
-    s.start = t0 + static_cast<std::int64_t>(b0) * step;
+    s.start = t0 + b0 * step;
     s.step_seconds = step;
     s.metadata = metadata;
     for (Resource r : kAllResources) {
       if (sum[index(r)].empty()) continue;
       auto& u = s.usage[index(r)];
-      u.resize(b1 - b0);
+      u.resize(n);
       double carry = NAN;
-      for (std::size_t b = b0; b < b1; ++b) {
-        double c = count[index(r)][b];
+      for (std::size_t b = 0; b < n; ++b) {
         if (seen[b]) {
-          u[b - b0] = c > 0 ? sum[index(r)][b] / c : NAN;  // all samples missing: stays missing
-          carry = u[b - b0];
+          const double c = count[index(r)][b];
+          u[b] = c > 0 ? sum[index(r)][b] / c : NAN;  // all samples missing: stays missing
+          carry = u[b];
         } else {
-          u[b - b0] = carry;  // a short gap: carried forward
+          u[b] = carry;  // a short gap: carried forward
         }
       }
     }

@@ -94,6 +94,26 @@ TEST(Backtest, IsoRiskInterpolatesAlongTheFrontier) {
   EXPECT_FALSE(interpolateAtViolation(high, 0.01, &Scores::slack));
 }
 
+TEST(Backtest, IsoRiskPairsNeighbouringKnobsWhenViolationRatesTie) {
+  // Margins 0.05 and up all reach 0 violations; at 1% the slack lies between margin 0 and 0.05,
+  // not between 0 and the most wasteful margin.
+  std::vector<Scores> frontier = {{0.0, 0.05, 0.03, 0.02, 0},
+                                  {0.05, 0.09, 0.0, 0.0, 0},
+                                  {0.15, 0.17, 0.0, 0.0, 0},
+                                  {1.0, 0.84, 0.0, 0.0, 0}};
+  EXPECT_DOUBLE_EQ(*interpolateAtViolation(frontier, 0.01, &Scores::slack),
+                   0.05 + (0.02 / 0.03) * (0.09 - 0.05));
+  EXPECT_DOUBLE_EQ(*interpolateAtViolation(frontier, 0.0, &Scores::slack), 0.09);
+  // A noisy sweep that crosses 2% twice: the crossing with less slack, and the shortfall there.
+  std::vector<Scores> noisy = {{1, 0.10, 0.04, 0.05, 0},
+                               {2, 0.20, 0.01, 0.01, 0},
+                               {3, 0.30, 0.03, 0.03, 0},
+                               {4, 0.60, 0.00, 0.00, 0}};
+  const double w = (0.02 - 0.04) / (0.01 - 0.04);  // knobs 1 and 2; knobs 3 and 4 give 0.4
+  EXPECT_DOUBLE_EQ(*interpolateAtViolation(noisy, 0.02, &Scores::slack), 0.10 + w * 0.10);
+  EXPECT_DOUBLE_EQ(*interpolateAtViolation(noisy, 0.02, &Scores::shortfall), 0.05 + w * (0.01 - 0.05));
+}
+
 TEST(Backtest, ViolationRateOfTheLargestFifthBySizeInTheWarmUp) {
   // Ten series of 16 steps (8 scored), each at one level: series k uses k + 1 throughout, except
   // series 0, large in its warm-up (100) and small when scored (1). The largest fifth (two

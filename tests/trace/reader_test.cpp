@@ -172,15 +172,22 @@ TEST_F(TraceReaderTest, ValuesThatAreNotInForesightsUnitsAreWarnedAbout) {
   ASSERT_EQ(w.size(), 2u);
   EXPECT_TRUE(w[0].starts_with("memory: the median series uses 0.3")) << w[0];
   EXPECT_TRUE(w[1].starts_with("cpu: the median series peaks at 2006")) << w[1];
-  // Millisecond timestamps read as seconds: a step of 300,000 s.
+  // Relative millisecond timestamps read as seconds: a step of 300,000 s.
   std::string ms = "timestamp,cpu,memory\n";
-  for (int i = 0; i < 3 * 288; ++i) ms += fmt::format("{},1,1e9\n", 1'000'000'000'000L + 300'000L * i);
+  for (int i = 0; i < 3 * 288; ++i) ms += fmt::format("{},1,1e9\n", 300'000L * i);
   write("n.csv", ms);
   auto slow = readTraceDir(dir_, {});
   ASSERT_TRUE(slow) << slow.error().message;
   auto ws = unitWarnings(*slow);
   ASSERT_EQ(ws.size(), 1u);
   EXPECT_TRUE(ws[0].starts_with("timestamp: the trace's step is 300000 s")) << ws[0];
+  // Unix milliseconds read as seconds lie past the year 5000: refused, with the line.
+  write("n.csv", "timestamp,cpu,memory\n1000000000,1,1e9\n1000000000000,1,1e9\n");
+  auto far = readTraceDir(dir_, {.strict = true});
+  ASSERT_FALSE(far);
+  EXPECT_NE(far.error().message.find("n.csv:3: timestamp '1000000000000'"), std::string::npos)
+      << far.error().message;
+  EXPECT_NE(far.error().message.find("timestamp[ms]"), std::string::npos);
   // generic() is in cores and bytes: no warning.
   write("n.csv", generic(3 * 288));
   auto ok = readTraceDir(dir_, {});
@@ -268,6 +275,64 @@ TEST_F(TraceReaderTest, ShortGapsAreCarriedForwardLongGapsSplit) {
   ReadOptions strict;
   strict.strict = true;
   EXPECT_FALSE(readTraceDir(dir_, strict));
+}
+
+TEST_F(TraceReaderTest, AStrayTimestampMakesAShortPieceNotAnArrayOverTheGap) {
+  // One row a century after the rest (inside the accepted range): the series keeps its 3 days and
+  // the stray row is a piece of its own, skipped as too short, without 10^7 buckets in between.
+  std::string s = generic(3 * 288);
+  s += fmt::format("{},1,1e9\n", 1000000L + 3'155'760'000L);
+  write("a.csv", s);
+  auto tr = readTraceDir(dir_, {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  ASSERT_EQ(tr->series.size(), 1u);
+  EXPECT_EQ(tr->series[0].id, "a#1");
+  EXPECT_EQ(tr->series[0].size(), 3u * 288);
+  ASSERT_EQ(tr->skipped.size(), 1u);
+  EXPECT_NE(tr->skipped[0].reason.find("a#2: 0.00 days"), std::string::npos) << tr->skipped[0].reason;
+}
+
+TEST_F(TraceReaderTest, ACutOffGzipFileIsRefusedNotReadInPart) {
+  const std::string text = generic(3 * 288);
+  z_stream z{};
+  ASSERT_EQ(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string gz(compressBound(static_cast<uLong>(text.size())) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  z.avail_in = static_cast<uInt>(text.size());
+  z.next_out = reinterpret_cast<Bytef*>(gz.data());
+  z.avail_out = static_cast<uInt>(gz.size());
+  ASSERT_EQ(deflate(&z, Z_FULL_FLUSH), Z_OK);  // all of it, but no end of stream or CRC
+  gz.resize(z.total_out);
+  deflateEnd(&z);
+  write("cut.csv.gz", gz);
+  auto strict = readTraceDir(dir_, {.strict = true});
+  ASSERT_FALSE(strict);
+  EXPECT_NE(strict.error().message.find("cut.csv.gz: truncated gzip file"), std::string::npos)
+      << strict.error().message;
+  write("whole.csv", generic(3 * 288));
+  auto lenient = readTraceDir(dir_, {});
+  ASSERT_TRUE(lenient) << lenient.error().message;
+  EXPECT_EQ(lenient->series.size(), 1u);
+  EXPECT_EQ(lenient->skipped.size(), 1u);
+}
+
+TEST_F(TraceReaderTest, AStepFinerThanTheSamplesIsRefusedWithTheStepToUse) {
+  write("a.csv", generic(3 * 288));
+  auto tr = readTraceDir(dir_, {.step_seconds = 60});
+  ASSERT_FALSE(tr);
+  EXPECT_NE(tr.error().message.find("median 300 s apart"), std::string::npos) << tr.error().message;
+  EXPECT_NE(tr.error().message.find("at least 75 s"), std::string::npos) << tr.error().message;
+  EXPECT_TRUE(readTraceDir(dir_, {.step_seconds = 75}));
+}
+
+TEST_F(TraceReaderTest, WhenEveryFileIsRefusedTheErrorGivesTheFirstReason) {
+  write("a.csv", "cpu,memory\n1,2\n");
+  write("b.csv", "cpu,memory\n1,2\n");
+  auto tr = readTraceDir(dir_, {});
+  ASSERT_FALSE(tr);
+  EXPECT_NE(tr.error().message.find("2 file(s) refused"), std::string::npos) << tr.error().message;
+  EXPECT_NE(tr.error().message.find(".csv:1: header must start with 'timestamp'"), std::string::npos)
+      << tr.error().message;
 }
 
 TEST_F(TraceReaderTest, GenericFileWithAnIdColumnHoldsManySeries) {

@@ -95,7 +95,9 @@ std::vector<std::vector<double>> replayAllocations(const predict::PolicyFactory&
                                                    const trace::Series& series,
                                                    const Protocol& protocol, Resource resource);
 
-// Linear interpolation of y at violation rate v along a frontier; nullopt outside its range.
+// Linear interpolation of y at violation rate v along a frontier in knob order, between neighbouring
+// knobs; where the sweep crosses v more than once, at the crossing with the least slack. nullopt
+// where the sweep does not reach v.
 std::optional<double> interpolateAtViolation(const std::vector<Scores>& frontier, double v,
                                              double Scores::*y);
 
