@@ -1,4 +1,5 @@
 // `foresight backtest`: EVALUATION.md's protocol on a trace folder.
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 
@@ -56,12 +57,19 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
     }
     options[opt.substr(0, dot)][opt.substr(dot + 1, eq - dot - 1)] = opt.substr(eq + 1);
   }
+  const std::vector<std::string> policy_names = splitList(a.policies);
+  for (const auto& [policy, opts] : options)
+    if (std::find(policy_names.begin(), policy_names.end(), policy) == policy_names.end()) {
+      spdlog::error("--policy-opt {}.{}: '{}' is not among --policies ({})", policy, opts.begin()->first,
+                    policy, a.policies);
+      return 2;
+    }
   // On a model's own held-back workloads, the policies that load a model load that one.
   if (!a.validation_of.empty())
     for (const char* p : {"lstm", "auto"}) options[p].try_emplace("model", a.validation_of);
   std::vector<std::unique_ptr<predict::PolicyFactory>> factories;
   std::vector<sim::NamedPolicy> named;
-  for (const auto& name : splitList(a.policies)) {
+  for (const auto& name : policy_names) {
     auto f = builtins.policies.create(name, options[name]);
     if (!f) {
       spdlog::error("--policies: {}", f.error().message);
@@ -75,6 +83,17 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
     return 2;
   }
 
+  // Output paths are checked before the replay whose results they would lose.
+  if (!a.json_path.empty())
+    if (auto st = checkOutputFile(a.json_path); !st) {
+      spdlog::error("--json: {}", st.error().message);
+      return 2;
+    }
+  if (std::error_code ec; !a.plot_dir.empty() && std::filesystem::exists(a.plot_dir, ec) &&
+                          !std::filesystem::is_directory(a.plot_dir, ec)) {
+    spdlog::error("--plot {}: exists and is not a directory", a.plot_dir);
+    return 2;
+  }
   trace::ReadOptions ro;
   ro.format = *format;
   ro.strict = a.strict;
@@ -128,6 +147,13 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
   run.on_progress = [&](std::size_t done, std::size_t) { bar.update(done); };
   sim::Report report = sim::runBacktest(*tr, named, run);
   bar.finish();
+  for (std::size_t i = tr->warnings.size(); i < report.warnings.size(); ++i)
+    spdlog::warn("{}", report.warnings[i]);
+  if (report.evaluation_steps == 0) {
+    spdlog::error("nothing to score: every series ends before its warm-up part ({:.0f}%) plus the "
+                  "lead ({} steps)", 100 * a.train_fraction, a.lead);
+    return 1;
+  }
 
   std::cout << sim::toTable(report) << std::flush;
   for (const auto& p : report.policies) {

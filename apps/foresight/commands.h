@@ -3,6 +3,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
+
 #include "foresight/allocate/backend.h"
 #include "foresight/predict/policy.h"
 
@@ -17,6 +19,14 @@ struct Builtins {
   std::vector<std::string> command;
 };
 struct WorkloadOptions;
+// CLI::Range lets "nan" through (every comparison with NaN is false); numeric options that feed
+// arithmetic combine it with this.
+inline const CLI::Validator kFinite(
+    [](std::string& s) {
+      double v = 0;
+      return CLI::detail::lexical_cast(s, v) && std::isfinite(v) ? std::string() : "not a finite number: " + s;
+    },
+    "FINITE");
 void registerBuiltins(Builtins& builtins);
 // The audit trail's file: $FORESIGHT_AUDIT_DB, else foresight-audit.db.
 std::string defaultAuditDb();

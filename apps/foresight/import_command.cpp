@@ -51,11 +51,13 @@ int runImport(const ImportArgs& a) {
       return 1;
     }
     std::getline(in, q.bearer_token);
+    if (q.bearer_token.empty()) {
+      spdlog::error("--token-file {}: its first line is empty", a.token_file);
+      return 1;
+    }
   }
-  std::array<bool, kResourceCount> resources{};
-  for (Resource r : kAllResources) resources[index(r)] = !q.promql[index(r)].empty();
   for (Resource r : kAllResources)
-    if (resources[index(r)]) spdlog::info("prometheus: {} = {}", name(r), q.promql[index(r)]);
+    if (!q.promql[index(r)].empty()) spdlog::info("prometheus: {} = {}", name(r), q.promql[index(r)]);
   auto series = trace::readPrometheus(q);
   if (!series) {
     spdlog::error("{}", series.error().message);
@@ -65,6 +67,14 @@ int runImport(const ImportArgs& a) {
     spdlog::error("{}: the queries returned no series between {} and {}; nothing written", a.url, q.start, q.end);
     return 1;
   }
+  // The columns are the resources that answered: an empty column would read as a resource that
+  // is present and never used.
+  std::array<bool, kResourceCount> resources{};
+  for (const auto& s : *series)
+    for (Resource r : kAllResources) resources[index(r)] = resources[index(r)] || !s.value[index(r)].empty();
+  for (Resource r : kAllResources)
+    if (!q.promql[index(r)].empty() && !resources[index(r)])
+      spdlog::warn("prometheus: {}: no samples; the column is left out", name(r));
   if (auto st = trace::writeIdCsv(*series, resources, a.out); !st) {
     spdlog::error("{}", st.error().message);
     return 1;
@@ -96,12 +106,16 @@ void addImportCommand(CLI::App& app) {
                   "RESOURCE=PROMQL, replacing the preset's query for that resource ({step} = the step, "
                   "e.g. rate(x[{step}]); an empty PROMQL leaves the resource out); series ids are the "
                   "answers' label values, '/'-joined in label-name order");
-  cmd->add_option("--start", a->start, "Unix seconds (default: --days before --end)");
-  cmd->add_option("--end", a->end, "Unix seconds (default: now)");
+  // Bounds keep the Unix-seconds arithmetic exact (int64) and the number of queries finite.
+  cmd->add_option("--start", a->start, "Unix seconds (default: --days before --end)")
+      ->check(kFinite & CLI::Range(0.0, 1e11));
+  cmd->add_option("--end", a->end, "Unix seconds (default: now)")->check(kFinite & CLI::Range(0.0, 1e11));
   cmd->add_option("--days", a->days, "history to fetch when --start is not given")->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--step", a->step, "seconds between samples")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--token-file", a->token_file, "file whose first line is a bearer token");
+      ->check(kFinite & CLI::Range(1.0 / 1440, 36500.0));
+  cmd->add_option("--step", a->step, "seconds between samples")->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{86400}));
+  cmd->add_option("--token-file", a->token_file, "file whose first line is a bearer token")
+      ->check(CLI::ExistingFile);
   cmd->callback([a] {
     if (int rc = runImport(*a); rc != 0) throw CLI::RuntimeError(rc);
   });

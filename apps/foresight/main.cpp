@@ -1,6 +1,8 @@
 // foresight: one CLI for the whole system; each subcommand lives in its own *_command.cpp.
 #include <CLI/CLI.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include "commands.h"
 #include "foresight/core/log.h"
 #include "foresight/predict/lstm/model.h"
@@ -23,6 +25,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
   app.set_version_flag("--version", std::string("foresight ") + FORESIGHT_VERSION);
 
@@ -54,6 +57,11 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::exception& e) {
+    // Every expected failure is a Result; this is a bug or an exhausted resource, reported as such
+    // instead of std::terminate's abort.
+    spdlog::critical("internal error: {}", e.what());
+    return 70;  // EX_SOFTWARE
   }
   return 0;
 }

@@ -79,6 +79,10 @@ int runPredict(const PredictArgs& a) {
     return 1;
   }
   if (auto w = predict::lstm::stepMismatch(*model, tr->step_seconds); !w.empty()) spdlog::warn("{}", w);
+  if (a.at >= static_cast<long long>(s->size())) {
+    spdlog::error("--at {}: series {} has steps 0 to {}", a.at, s->id, s->size() - 1);
+    return 2;
+  }
   const std::size_t at = a.at < 0 ? s->size() - 1 : static_cast<std::size_t>(a.at);
   auto f = predict::lstm::forecastSeries(*model, *s, at);
   if (!f) {
@@ -86,7 +90,7 @@ int runPredict(const PredictArgs& a) {
     return 1;
   }
   fmt::print("series {} after step {} (t={}), step {} s; bands calibrated by split and online conformal\n", f->workload,
-             std::min(at, s->size() - 1), f->time, f->step_seconds);
+             at, f->time, f->step_seconds);
   for (Resource r : kAllResources) {
     if (f->values[index(r)].empty()) continue;
     fmt::print("\n{:<8} {:>4}", name(r), "h");
@@ -111,7 +115,8 @@ void addPredictCommand(CLI::App& app) {
   cmd->add_option("--format", a->format, "bitbrains or csv")->capture_default_str();
   cmd->add_option("--series", a->series, "series id (file name without extension, or the csv's id column)")->required();
   cmd->add_option("--step", a->step, "resampling step in seconds (default: the median step)")->check(CLI::PositiveNumber);
-  cmd->add_option("--at", a->at, "forecast after this step (default: the last)");
+  cmd->add_option("--at", a->at, "forecast after this step, from 0 (default: the last)")
+      ->check(CLI::NonNegativeNumber);
   cmd->callback([a] {
     if (int rc = runPredict(*a); rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -80,6 +80,13 @@ int runTrain(const TrainArgs& a) {
     spdlog::error("{}", format.error().message);
     return 2;
   }
+  // Output paths are checked before the training they would otherwise throw away.
+  for (const std::string& out : a.autoencoder ? std::vector<std::string>{a.out, a.out + ".json"}
+                                              : std::vector<std::string>{a.out})
+    if (auto st = checkOutputFile(out); !st) {
+      spdlog::error("--out: {}", st.error().message);
+      return 2;
+    }
   predict::lstm::setTorchThreads(a.torch_threads);
   auto opt = a.opt;
   if (!a.init.empty()) {
@@ -218,13 +225,15 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
   cmd->add_option("--horizon", a->opt.horizon, "forecast steps")->capture_default_str()->check(CLI::Range(1, 288));
   cmd->add_option("--batch", a->opt.batch, "series per batch")->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("--bptt", a->opt.bptt, "truncated-BPTT chunk (steps)")->capture_default_str()->check(CLI::Range(2, 10000));
-  cmd->add_option("--epochs", a->opt.max_epochs, "maximum epochs")->capture_default_str();
+  cmd->add_option("--epochs", a->opt.max_epochs, "maximum epochs")->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
   cmd->add_flag("--autoencoder", a->autoencoder,
                 "train the fingerprint autoencoder (the agent's fingerprint.autoencoder_model) "
                 "instead of the LSTM; uses --trace, --format, --out, --epochs, --holdout, "
                 "--train-fraction, --seed");
-  cmd->add_option("--patience", a->opt.patience, "early stopping: epochs without improvement")->capture_default_str();
-  cmd->add_option("--lr", a->opt.lr, "Adam learning rate")->capture_default_str();
+  cmd->add_option("--patience", a->opt.patience, "early stopping: epochs without improvement")->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  cmd->add_option("--lr", a->opt.lr, "Adam learning rate")->capture_default_str()->check(kFinite & CLI::Range(1e-8, 1.0));
   cmd->add_option("--missing-resources", a->opt.missing_resources,
                   "probability that a training series also enters without some of memory, disk_io and "
                   "network, so the model learns to forecast on traces that lack them (0: off)")
@@ -232,8 +241,9 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
       ->capture_default_str();
   cmd->add_option("--holdout", a->opt.holdout, "share of workloads held back (validation + conformal)")
       ->capture_default_str()->check(CLI::Range(0.02, 0.8));
-  cmd->add_option("--time-budget", a->opt.time_budget_s, "stop taking gradient steps after this many seconds (then validate, calibrate, save)")
-      ->capture_default_str();
+  cmd->add_option("--time-budget", a->opt.time_budget_s,
+                  "stop taking gradient steps after this many seconds (then validate, calibrate, save); 0: none")
+      ->capture_default_str()->check(kFinite & CLI::Range(0.0, 1e9));
   cmd->add_option("--max-series", a->max_series, "read only the first N series");
   cmd->add_option("--step", a->step, "resampling step in seconds (default: the median step); the model records it")
       ->check(CLI::PositiveNumber);
@@ -243,7 +253,8 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
       "--split-seed", [a](std::uint64_t v) { a->opt.split_seed = v; },
       "seed of the workload split only (default: --seed), to compare seeds on the same held-back "
       "workloads");
-  cmd->add_option("--torch-threads", a->torch_threads, "LibTorch intra-op threads")->capture_default_str();
+  cmd->add_option("--torch-threads", a->torch_threads, "LibTorch intra-op threads")->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   cmd->add_option("--scale-weight-bound", a->opt.scale_weight_bound,
                   "weight each series' loss by its scale / the mean scale, clipped to [1/B, B]; 0: unweighted")
       ->capture_default_str()->check(CLI::Number);

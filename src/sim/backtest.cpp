@@ -217,7 +217,9 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
     (void)worker;
     const std::size_t warmup = contextFor(s, p).warmup_steps;
     const double step_days = static_cast<double>(s.step_seconds) / 86400.0;
-    if (s.size() > warmup) eval_steps[si] = s.size() - warmup;
+    // Scored: the evaluation part's steps that an allocation committed `lead` steps before reaches.
+    if (const std::size_t first = std::max(warmup, p.lead_steps); s.size() > first)
+      eval_steps[si] = s.size() - first;
     const bool keep = si < n_examples;
     if (keep) {
       for (Resource r : kAllResources) {
@@ -346,6 +348,15 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
     pr.series_steps = total.steps;
     for (Resource r : kAllResources) {
       if (!trace.resources[index(r)]) continue;
+      const auto& knobs = total.knob[index(r)];
+      if (std::none_of(knobs.begin(), knobs.end(), [](const Accumulator& c) { return c.steps > 0; })) {
+        // Scores of nothing would read as a perfect policy (slack 0, no violation): left out.
+        const std::string why = fmt::format(
+            "{}: no step scored for {} (no values in the evaluation parts, or a lead beyond them)",
+            name(r), policies[pi].name);
+        report.warnings.push_back(why);
+        continue;
+      }
       ResourceResult rr;
       rr.knob = policies[pi].factory->knob(r);
       const auto& accs = total.knob[index(r)];

@@ -246,11 +246,14 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
   httplib::Headers headers = {{"Accept", "application/json"}};
   if (!q.bearer_token.empty()) headers.emplace("Authorization", "Bearer " + q.bearer_token);
 
-  const auto steps = static_cast<std::size_t>((q.end - q.start) / q.step_seconds) + 1;
-  // Per id, per step of the grid from start: the value of each resource (NaN: none).
+  const auto steps = static_cast<std::uint64_t>((q.end - q.start) / q.step_seconds) + 1;
+  // Per id and resource, the samples as (step of the grid from start, value), in the order
+  // answered: memory follows the samples returned, not the range asked for (a dense grid per id
+  // over a range of years would be gigabytes for a few workloads that exist for days).
+  using Samples = std::vector<std::pair<std::uint64_t, double>>;
   std::unordered_map<std::string, std::size_t> index_of;
   std::vector<std::string> ids;
-  std::vector<std::vector<std::array<double, kResourceCount>>> grid;
+  std::vector<std::array<Samples, kResourceCount>> samples;
   std::size_t dropped = 0, off_grid = 0;
   for (Resource r : kAllResources) {
     const std::string& promql = q.promql[index(r)];
@@ -273,16 +276,17 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
         auto [it, added] = index_of.try_emplace(s.id, ids.size());
         if (added) {
           ids.push_back(s.id);
-          grid.emplace_back(steps, std::array<double, kResourceCount>{NAN, NAN, NAN, NAN});
+          samples.emplace_back();
         }
-        auto& rows = grid[it->second];
+        auto& to = samples[it->second][index(r)];
+        to.reserve(to.size() + s.time.size());
         for (std::size_t i = 0; i < s.time.size(); ++i) {
           const std::int64_t d = s.time[i] - q.start;
-          if (d < 0 || d % q.step_seconds != 0 || static_cast<std::size_t>(d / q.step_seconds) >= steps) {
+          if (d < 0 || d % q.step_seconds != 0 || static_cast<std::uint64_t>(d / q.step_seconds) >= steps) {
             ++off_grid;  // query_range answers on the grid; anything else is not ours to place
             continue;
           }
-          rows[static_cast<std::size_t>(d / q.step_seconds)][index(r)] = s.value[i];
+          to.emplace_back(static_cast<std::uint64_t>(d / q.step_seconds), s.value[i]);
           ++answered;
         }
       }
@@ -297,17 +301,28 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
     RawSeries s;
     s.id = ids[k];
     s.file = q.url;
-    std::array<bool, kResourceCount> has{};
-    for (const auto& row : grid[k])
-      for (std::size_t r = 0; r < kResourceCount; ++r) has[r] = has[r] || !std::isnan(row[r]);
-    for (std::size_t i = 0; i < steps; ++i) {
-      const auto& row = grid[k][i];
-      if (std::all_of(row.begin(), row.end(), [](double v) { return std::isnan(v); })) continue;
-      s.time.push_back(q.start + static_cast<std::int64_t>(i) * q.step_seconds);
-      for (std::size_t r = 0; r < kResourceCount; ++r)
-        if (has[r]) s.value[r].push_back(row[r]);
+    auto& per = samples[k];
+    // The union of the resources' steps, in order; a resource without a sample at a step is NaN.
+    std::vector<std::uint64_t> at;
+    for (auto& v : per) {
+      std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (const auto& [i, x] : v) at.push_back(i);
     }
-    std::vector<std::array<double, kResourceCount>>().swap(grid[k]);  // held once, not twice
+    std::sort(at.begin(), at.end());
+    at.erase(std::unique(at.begin(), at.end()), at.end());
+    s.time.reserve(at.size());
+    for (std::uint64_t i : at) s.time.push_back(q.start + static_cast<std::int64_t>(i) * q.step_seconds);
+    for (std::size_t r = 0; r < kResourceCount; ++r) {
+      if (per[r].empty()) continue;
+      auto& out_values = s.value[r];
+      out_values.assign(at.size(), NAN);
+      std::size_t j = 0;
+      for (const auto& [i, x] : per[r]) {
+        while (at[j] < i) ++j;
+        out_values[j] = x;  // a step answered twice keeps the later answer
+      }
+      Samples().swap(per[r]);  // held once, not twice
+    }
     out.push_back(std::move(s));
   }
   std::sort(out.begin(), out.end(), [](const RawSeries& a, const RawSeries& b) { return a.id < b.id; });

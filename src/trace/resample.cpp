@@ -103,7 +103,9 @@ std::vector<Series> resample(const RawSeries& raw, std::int64_t step, const Read
     s.step_seconds = step;
     s.metadata = metadata;
     for (Resource r : kAllResources) {
-      if (sum[index(r)].empty()) continue;
+      // A column without a single value in this piece: the resource is absent, not all missing.
+      const auto& c = count[index(r)];
+      if (c.empty() || std::all_of(c.begin(), c.end(), [](double x) { return x == 0; })) continue;
       auto& u = s.usage[index(r)];
       u.resize(n);
       double carry = NAN;
@@ -116,6 +118,10 @@ std::vector<Series> resample(const RawSeries& raw, std::int64_t step, const Read
           u[b] = carry;  // a short gap: carried forward
         }
       }
+    }
+    if (std::none_of(kAllResources.begin(), kAllResources.end(), [&](Resource r) { return s.has(r); })) {
+      skipped.push_back(Skip{raw.file, 0, fmt::format("{}: no value in any column", id)});
+      continue;
     }
     out.push_back(std::move(s));
   }

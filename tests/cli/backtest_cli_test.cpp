@@ -123,4 +123,63 @@ TEST_F(BacktestCli, WrongFormatIsReportedWithTheHeaderLine) {
   EXPECT_NE(r.err.find(":1: not a GWA-T-12"), std::string::npos) << r.err;
 }
 
+TEST_F(BacktestCli, MisspeltPolicyOptionsAreRefusedNotIgnored) {
+  const std::string trace = (dir_ / "trace").string();
+  auto key = run(fmt::format("backtest --trace {} --format csv --policies lstm --policy-opt lstm.modle=x", trace));
+  EXPECT_EQ(key.exit_code, 2);
+  EXPECT_NE(key.err.find("policy 'lstm' has no option 'modle' (its options: model, eta, knob)"),
+            std::string::npos) << key.err;
+  auto none = run(fmt::format("backtest --trace {} --format csv --policies reactive --policy-opt reactive.m=1", trace));
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("(its options: none)"), std::string::npos) << none.err;
+  auto absent = run(fmt::format("backtest --trace {} --format csv --policies reactive --policy-opt lstmx.model=f", trace));
+  EXPECT_EQ(absent.exit_code, 2);
+  EXPECT_NE(absent.err.find("'lstmx' is not among --policies"), std::string::npos) << absent.err;
+}
+
+TEST_F(BacktestCli, NothingScoredIsNotAPerfectScore) {
+  // A column without values is no resource; a lead beyond every evaluation part scores nothing.
+  fs::create_directories(dir_ / "empty");
+  for (int s = 0; s < 3; ++s) {
+    std::ofstream out(dir_ / "empty" / fmt::format("vm{}.csv", s));
+    out << "timestamp,cpu,memory\n";
+    for (int i = 0; i < 4 * 288; ++i) out << fmt::format("{},{},\n", 1600000000 + 300 * i, 1 + i % 3);
+  }
+  auto r = run(fmt::format("backtest --trace {} --format csv --policies reactive --json {}",
+                           (dir_ / "empty").string(), (dir_ / "e.json").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(std::ifstream(dir_ / "e.json"));
+  EXPECT_TRUE(j["policies"]["reactive"].contains("cpu"));
+  EXPECT_FALSE(j["policies"]["reactive"].contains("memory")) << j["policies"]["reactive"].dump();
+  auto lead = run(fmt::format("backtest --trace {} --format csv --policies reactive --lead 5000",
+                              (dir_ / "trace").string()));
+  EXPECT_EQ(lead.exit_code, 1);
+  EXPECT_NE(lead.err.find("nothing to score"), std::string::npos) << lead.err;
+}
+
+TEST_F(BacktestCli, AnOutputPathThatCannotBeWrittenFailsBeforeTheReplay) {
+  fs::create_directories(dir_ / "a-dir.json");
+  auto r = run(fmt::format("backtest --trace {} --format csv --policies reactive --json {}",
+                           (dir_ / "trace").string(), (dir_ / "a-dir.json").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("a-dir.json: is a directory"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("reactive"), std::string::npos) << "replayed before checking: " << r.out;
+  auto missing = run(fmt::format("backtest --trace {} --format csv --policies reactive --json {}",
+                                 (dir_ / "trace").string(), (dir_ / "no" / "x.json").string()));
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("no such directory"), std::string::npos) << missing.err;
+  std::ofstream(dir_ / "plots-file") << "x";
+  auto plot = run(fmt::format("backtest --trace {} --format csv --policies reactive --plot {}",
+                              (dir_ / "trace").string(), (dir_ / "plots-file").string()));
+  EXPECT_EQ(plot.exit_code, 2);
+  EXPECT_NE(plot.err.find("is not a directory"), std::string::npos) << plot.err;
+}
+
+TEST_F(BacktestCli, AnUnknownLogLevelIsRefusedNotSilent) {
+  auto r = run(fmt::format("--log-level verbose backtest --trace {} --format csv --policies reactive",
+                           (dir_ / "trace").string()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("verbose"), std::string::npos) << r.err;
+}
+
 }  // namespace

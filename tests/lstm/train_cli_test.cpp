@@ -150,6 +150,11 @@ TEST(LstmPredictCli, ReadsOnlyTheSeriesOwnFile) {
   EXPECT_EQ(run("web", out), 0) << out;
   EXPECT_NE(out.find("series web after step"), std::string::npos) << out;
   EXPECT_EQ(out.find("short"), std::string::npos) << out;
+  const auto beyond = runShell(fmt::format("{} predict --model {}/models/lstm-bitbrains.fsm --trace {} --format csv "
+                                           "--series web --at {}", FORESIGHT_BIN, FORESIGHT_SOURCE_DIR,
+                                           dir.string(), 3 * 288));
+  EXPECT_EQ(beyond.exit_code, 2) << beyond.all();
+  EXPECT_NE(beyond.all().find("--at 864: series web has steps 0 to 863"), std::string::npos) << beyond.all();
   EXPECT_EQ(run("nosuch", out), 1) << out;
   EXPECT_NE(out.find("no series 'nosuch' (no file nosuch.csv or nosuch.csv.gz, and no id column names it)"),
             std::string::npos) << out;
@@ -203,6 +208,33 @@ TEST(AutoencoderTrainCli, WritesTheModelAndItsProvenance) {
   EXPECT_EQ(prov.at("validation_series"), 2);
   EXPECT_EQ(prov.at("validation_mean_reconstruction_error").size(), 5u);
   EXPECT_GT(prov.at("train_fingerprints").get<int>(), 0);
+  fs::remove_all(dir);
+}
+
+// Output paths and option values that would waste a training run (or write a random model) are
+// refused before the trace is read.
+TEST(LstmTrainCli, RefusesUnwritableOutputsAndMeaninglessOptionsUpFront) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-train-args-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "taken.fsm");
+  fs::create_directories(dir / "ae.pt.json");
+  const std::string base = fmt::format("{} train --trace {}/data/bitbrains-rnd-sample --format bitbrains",
+                                       FORESIGHT_BIN, FORESIGHT_SOURCE_DIR);
+  const auto taken = runShell(base + " --out " + (dir / "taken.fsm").string());
+  EXPECT_EQ(taken.exit_code, 2) << taken.all();
+  EXPECT_NE(taken.all().find("taken.fsm: is a directory"), std::string::npos) << taken.all();
+  EXPECT_EQ(taken.all().find("series"), std::string::npos) << "read the trace first: " << taken.all();
+  const auto missing = runShell(base + " --out " + (dir / "no" / "m.fsm").string());
+  EXPECT_EQ(missing.exit_code, 2) << missing.all();
+  const auto ae = runShell(base + " --autoencoder --out " + (dir / "ae.pt").string());
+  EXPECT_EQ(ae.exit_code, 2) << ae.all();
+  EXPECT_NE(ae.all().find("ae.pt.json: is a directory"), std::string::npos) << ae.all();
+  EXPECT_FALSE(fs::exists(dir / "ae.pt"));
+  for (const char* bad : {"--epochs 0", "--lr nan", "--lr inf", "--torch-threads -3", "--time-budget -5",
+                          "--patience 0"}) {
+    const auto r = runShell(fmt::format("{} {} --out {}", base, bad, (dir / "m.fsm").string()));
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_FALSE(fs::exists(dir / "m.fsm")) << bad;
+  }
   fs::remove_all(dir);
 }
 

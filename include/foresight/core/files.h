@@ -15,4 +15,8 @@ Status writeFileAtomically(const std::filesystem::path& path, std::string_view t
 // The same, with the content streamed by `write` (for files too large to hold as one string).
 Status writeFileAtomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write);
 
+// Whether `path` can be written as a file: not a directory, in a directory that exists and is
+// writable. Checked before long work (training, a replay) so a typo in an output path fails at once.
+Status checkOutputFile(const std::filesystem::path& path);
+
 }  // namespace foresight

@@ -32,18 +32,20 @@ void registerBackends(BackendRegistry& registry) {
   registry.add("cgroup-v1",
                "cgroup v1: cpu.cfs_quota_us, memory.limit_in_bytes, blkio.throttle.* "
                "(options: root, io_device=MAJ:MIN)",
-               makeCgroupV1Backend);
+               makeCgroupV1Backend, {"root", "io_device"});
   registry.add("cgroup-v2",
                "cgroup v2: cpu.max, memory.high/memory.max, io.max "
                "(options: root, io_device=MAJ:MIN, memory_high_ratio)",
-               makeCgroupV2Backend);
+               makeCgroupV2Backend, {"root", "io_device", "memory_high_ratio"});
   registry.add("libvirt", "libvirt domain: live vCPUs and memory balloon (options: uri)",
-               makeLibvirtBackend);
+               makeLibvirtBackend, {"uri"});
   registry.add("kubernetes",
                "Kubernetes in-place pod resize or VPA recommendation (options: mode=resize|vpa, "
                "kubeconfig, context, resize_timeout, recommender, lower_ratio, upper_ratio, "
                "service_account_dir)",
-               makeKubernetesBackend);
+               makeKubernetesBackend,
+               {"mode", "kubeconfig", "context", "resize_timeout", "recommender", "lower_ratio",
+                "upper_ratio", "service_account_dir"});
   registry.add("dry-run", "logs what it would do; changes nothing",
                [](const BackendOptions&) { return makeDryRunBackend(nullptr); });
 }

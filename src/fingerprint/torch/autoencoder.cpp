@@ -75,7 +75,11 @@ Status Autoencoder::save(const std::filesystem::path& file) const {
   }
   std::error_code ec;
   std::filesystem::rename(tmp, file, ec);
-  if (ec) return fail(ErrorCode::kIo, "{}: cannot rename: {}", file.string(), ec.message());
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    return fail(ErrorCode::kIo, "{}: cannot rename into place: {}", file.string(), ec.message());
+  }
   return ok();
 }
 

@@ -134,7 +134,8 @@ void registerBaselines(PolicyRegistry& registry) {
                [](const PolicyOptions& o) {
                  auto it = o.find("knob");
                  return makeSeasonalFactory(it == o.end() ? "cost" : it->second);
-               });
+               },
+               {"knob"});
   registry.add("oracle", "a = u (reference; sees the future)",
                [](const PolicyOptions&) { return makeOracleFactory(); });
 }

@@ -1,6 +1,8 @@
 // Torch-free parts of the LSTM forecaster: features, model file, plain C++ step.
 #include "foresight/predict/lstm/model.h"
 
+#include "foresight/core/files.h"
+
 #include "foresight/fingerprint/fingerprint.h"
 
 #include <zlib.h>
@@ -188,17 +190,7 @@ Status saveModel(const LstmModel& m, const std::filesystem::path& file) {
   text += blob;
   text += "\nCRC32 " + hex8(crcOf(text.data(), text.size())) + "\n";
 
-  const std::filesystem::path tmp = file.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    out.flush();
-    if (!out) return fail(ErrorCode::kIo, "{}: cannot write model", tmp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, file, ec);
-  if (ec) return fail(ErrorCode::kIo, "{}: cannot rename into place: {}", file.string(), ec.message());
-  return ok();
+  return writeFileAtomically(file, text);
 }
 
 std::string stepMismatch(const LstmModel& m, std::int64_t trace_step_seconds) {

@@ -127,7 +127,7 @@ void registerLstm(PolicyRegistry& registry, std::string default_model) {
   registry.add("lstm",
                "global LSTM quantile forecaster, split + online conformal (options: model=FILE, "
                "eta=online calibration step, 0 = off; knob=cost (violation cost, default) or quantile)",
-               lstm);
+               lstm, {"model", "eta", "knob"});
   registry.add("auto",
                "per series and resource, the better of lstm and seasonal by recent quantile loss, as "
                "foresight run's default forecaster (options: model=FILE, eta=, as lstm's; lowest_level=L: "
@@ -145,7 +145,8 @@ void registerLstm(PolicyRegistry& registry, std::string default_model) {
                    if (it->second.empty() || *end != '\0') lowest = NAN;
                  }
                  return makeBestOfFactory(std::move(c), 60, lowest);
-               });
+               },
+               {"model", "eta", "lowest_level"});
 }
 
 std::unique_ptr<PolicyFactory> makeLstmPolicy(std::shared_ptr<const LstmModel> model) {
