@@ -77,6 +77,10 @@ Result<AuditLog> AuditLog::open(const std::string& path) {
     return fail(ErrorCode::kIo, "{}: cannot open audit database: {}", path, msg);
   }
   AuditLog log(db);
+  // SQLite falls back to read-only on a write-protected file; a change would then be applied and
+  // fail to be recorded. Refused before anything is applied.
+  if (sqlite3_db_readonly(db, "main") == 1)
+    return fail(ErrorCode::kIo, "{}: the audit database can only be read (write-protected file)", path);
   // Another writer may hold the lock briefly.
   sqlite3_busy_timeout(db, 5000);
   char* err = nullptr;
@@ -182,10 +186,21 @@ Result<std::int64_t> applyRecorded(Backend& backend, AuditRecord rec, AuditLog& 
   }
   auto id = log.append(rec);
   if (!id) {
-    // The change happened (or not) but is not on record: say so loudly.
-    spdlog::error("{} {}: {} but not recorded: {}", rec.backend, rec.workload, rec.result,
-                  id.error().message);
-    return tl::unexpected(id.error());
+    // A change that is not on record cannot be rolled back by id: put the previous setting back.
+    if (st) {
+      Allocation undo;
+      for (Resource r : kAllResources)
+        if (target[r]) undo[r] = rec.before[r].value_or(INFINITY);
+      auto undone = backend.apply(rec.workload, undo);
+      return fail(id.error().code, "{} {}: not applied: the audit trail refused the record ({}){}",
+                  rec.backend, rec.workload, id.error().message,
+                  undone ? "; the previous setting is back"
+                         : fmt::format("; and putting the previous setting back failed, the change "
+                                       "stays in force unrecorded: {}",
+                                       undone.error().message));
+    }
+    return fail(id.error().code, "{} {}: {} and not recorded: {}", rec.backend, rec.workload,
+                rec.result, id.error().message);
   }
   if (!st) return tl::unexpected(st.error());
   return *id;

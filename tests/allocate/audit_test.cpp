@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <cstdlib>
+
 #include "test_util.h"
 
 namespace foresight::allocate {
@@ -103,6 +105,43 @@ TEST(Audit, FailedApplyIsRecordedAndCannotBeRolledBack) {
   auto rb = rollback(*log, fx.registry, (*all)[0].id);
   ASSERT_FALSE(rb);
   EXPECT_NE(rb.error().message.find("nothing to roll back"), std::string::npos);
+}
+
+TEST(Audit, AChangeTheTrailCannotRecordIsUndone) {
+  Fixture fx;
+  const auto path = (fx.tmp.path() / "audit.db").string();
+  auto log = AuditLog::open(path);
+  ASSERT_TRUE(log);
+  {  // the trail breaks after it was opened (another tool, a full disk): appends fail
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE allocation_changes;", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto backend = fx.registry.create("cgroup-v1", fx.options);
+  ASSERT_TRUE(backend);
+  Allocation t;
+  t[Resource::kCpu] = 1.5;
+  t[Resource::kMemory] = 2147483648.0;
+  auto id = applyAndRecord(**backend, "cgroup-v1", fx.options, *log, "app", t, "unrecordable");
+  ASSERT_FALSE(id);
+  EXPECT_NE(id.error().message.find("not applied"), std::string::npos) << id.error().message;
+  EXPECT_NE(id.error().message.find("the previous setting is back"), std::string::npos) << id.error().message;
+  EXPECT_EQ(readFile(fx.tmp.path() / "cg/cpu/app/cpu.cfs_quota_us"), "-1");
+  EXPECT_EQ(readFile(fx.tmp.path() / "cg/memory/app/memory.limit_in_bytes"), "1073741824");
+}
+
+// A write-protected database opens read-only in SQLite; the trail refuses it before any change.
+TEST(Audit, AWriteProtectedDatabaseIsRefusedAtOpen) {
+  TempDir tmp;
+  const auto path = (tmp.path() / "a.db").string();
+  ASSERT_TRUE(AuditLog::open(path));
+  const std::string protect = "chattr +i " + path + " 2>/dev/null";
+  if (std::system(protect.c_str()) != 0) GTEST_SKIP() << "chattr +i needs root and an ext2/3/4-like file system";
+  auto log = AuditLog::open(path);
+  std::system(("chattr -i " + path).c_str());
+  ASSERT_FALSE(log);
+  EXPECT_NE(log.error().message.find("can only be read"), std::string::npos) << log.error().message;
 }
 
 TEST(Audit, DatabaseIsInWalMode) {

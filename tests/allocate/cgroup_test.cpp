@@ -229,6 +229,23 @@ TEST(CgroupV1Fixture, MemoryRoundsUpToWholePages) {
   EXPECT_EQ(readFile(tmp.path() / "memory/app/memory.limit_in_bytes"), std::to_string(page * 11));
 }
 
+TEST(CgroupV1Fixture, AmountsBeyondWhatTheFilesTakeAreRefusedWithoutWriting) {
+  TempDir tmp;
+  makeV1Fixture(tmp.path(), "app");
+  auto b = makeCgroupV1Backend({tmp.path(), ""}, makeRealCgroupFiles());
+  for (double bad : {1e30, 0.0, -1.0, std::nan("")}) {
+    Allocation t;
+    t[Resource::kMemory] = bad;  // 1e30 once wrapped to a 0-byte limit
+    auto st = b->apply("app", t);
+    EXPECT_FALSE(st) << bad;
+    EXPECT_EQ(readFile(tmp.path() / "memory/app/memory.limit_in_bytes"), "9223372036854771712") << bad;
+  }
+  Allocation cpu;
+  cpu[Resource::kCpu] = 0;
+  EXPECT_FALSE(b->apply("app", cpu));
+  EXPECT_EQ(readFile(tmp.path() / "cpu/app/cpu.cfs_quota_us"), "-1");
+}
+
 TEST(CgroupV2Fixture, RaisingWritesMaxBeforeHigh) {
   TempDir tmp;
   makeV2Fixture(tmp.path(), "w");
@@ -375,6 +392,16 @@ TEST(CgroupOptions, BadOptionsNameTheOption) {
   cur = makeCgroupV1Backend(o)->current("w");
   ASSERT_FALSE(cur);
   EXPECT_NE(cur.error().message.find("io_device='sda'"), std::string::npos);
+  // A misspelt key through the registry (as -o gives it) is refused, not ignored: `rooot` would
+  // otherwise leave the live hierarchy as the root.
+  BackendRegistry registry("backend");
+  registerBackends(registry);
+  BackendOptions typo;
+  typo.values["rooot"] = "/tmp/fixture";
+  auto made = registry.create("cgroup-v1", typo);
+  ASSERT_FALSE(made);
+  EXPECT_NE(made.error().message.find("backend 'cgroup-v1' has no option 'rooot' (its options: root, io_device)"),
+            std::string::npos) << made.error().message;
 }
 
 }  // namespace

@@ -89,6 +89,18 @@ std::uint64_t pageSize() {
 // The kernel stores memory limits in whole pages; rounding first keeps apply() idempotent. Up,
 // never down: a limit below what was asked for is the failure the planner guards against (and a
 // tiny request must not round to 0).
+// Targets the kernel files can take: a positive amount or unlimited (inf). A memory figure beyond
+// 2^62 bytes would wrap in the conversion to an integer (1e30 became a 0-byte limit).
+Status checkTarget(const Allocation& target) {
+  for (Resource r : kAllResources) {
+    if (!target[r]) continue;
+    const double v = *target[r];
+    if (std::isnan(v) || v <= 0 || (!std::isinf(v) && v >= 0x1p62))
+      return fail(ErrorCode::kInvalidArgument, "{} {}: not a positive finite amount or unlimited", name(r), v);
+  }
+  return ok();
+}
+
 std::uint64_t roundToPage(double bytes) {
   const std::uint64_t page = pageSize();
   return (static_cast<std::uint64_t>(std::ceil(bytes)) + page - 1) / page * page;
@@ -171,6 +183,7 @@ class CgroupV1Backend final : public Backend {
   }
 
   Status apply(const std::string& workload, const Allocation& target) override {
+    if (auto st = checkTarget(target); !st) return st;
     auto now = current(workload);
     if (!now) return tl::unexpected(now.error());
     std::vector<Write> writes;
@@ -310,6 +323,7 @@ class CgroupV2Backend final : public Backend {
 
   Status apply(const std::string& workload, const Allocation& target) override {
     if (auto st = checkWorkload(workload); !st) return st;
+    if (auto st = checkTarget(target); !st) return st;
     const fs::path dir = config_.root / workload;
     const std::string what = fmt::format("cgroup-v2 {}", workload);
     std::vector<Write> writes;
