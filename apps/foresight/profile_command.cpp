@@ -91,11 +91,14 @@ int runProfile(const ProfileArgs& a) {
 void addProfileCommand(CLI::App& app, Builtins& builtins) {
   auto a = std::make_shared<ProfileArgs>();
   auto* cmd = app.add_subcommand("profile", "Live top-like view of workloads and their fingerprints");
-  cmd->add_option("--period", a->period, "seconds between samples")->capture_default_str();
+  cmd->add_option("--period", a->period, "seconds between samples")->capture_default_str()
+      ->check(kFinite & CLI::PositiveNumber);
   cmd->add_option("--iterations", a->iterations, "rounds to show (0: until Ctrl-C)")->capture_default_str();
   cmd->add_option("--top", a->top, "rows to show")->capture_default_str();
-  cmd->add_option("--window", a->fp.window, "fingerprint window (samples)")->capture_default_str();
-  cmd->add_option("--hop", a->fp.hop, "samples between fingerprints")->capture_default_str();
+  cmd->add_option("--window", a->fp.window, "fingerprint window (samples)")->capture_default_str()
+      ->check(CLI::Range(std::size_t{4}, std::size_t{1} << 20));
+  cmd->add_option("--hop", a->fp.hop, "samples between fingerprints")->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   addWorkloadOptions(*cmd, a->workloads);
   cmd->callback([a, &builtins] {
     a->workloads.command = builtins.command;

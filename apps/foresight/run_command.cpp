@@ -75,18 +75,23 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
     std::shared_ptr<match::LiveMatcherRanker> ranker) {
   loop::AutoscalerConfig c;
   if (std::filesystem::exists(a.planner)) {
-    auto p = allocate::loadPlannerConfig(a.planner);
+    auto p = allocate::loadPlannerConfigs(a.planner);
     if (!p) return tl::unexpected(p.error());
-    c.planner = *p;
+    c.planner = p->defaults;
+    c.workload_planners = p->workloads;  // keyed by the backend's name: the cgroup path without '/'
   } else if (a.planner != "config/planner.yaml") {
     return fail(ErrorCode::kNotFound, "--planner {}: no such file", a.planner);
   }
-  if (a.quantile > 0)
-    for (Resource r : kAllResources) c.planner[r].quantile = a.quantile;
-  // A cpu quota above this host's cores limits nothing: an unbounded default stops there (the
-  // capacity advice still sees the forecast above it); a workload's cpuset lowers it further.
-  if (std::isinf(c.planner[Resource::kCpu].max))
-    c.planner[Resource::kCpu].max = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
+  const auto adjust = [&](allocate::PlannerConfig& planner) {
+    if (a.quantile > 0)
+      for (Resource r : kAllResources) planner[r].quantile = a.quantile;
+    // A cpu quota above this host's cores limits nothing: an unbounded default stops there (the
+    // capacity advice still sees the forecast above it); a workload's cpuset lowers it further.
+    if (std::isinf(planner[Resource::kCpu].max))
+      planner[Resource::kCpu].max = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
+  };
+  adjust(c.planner);
+  for (auto& [name, planner] : c.workload_planners) adjust(planner);
   // Periods up to ten minutes of samples.
   predict::SeasonalOptions seasonal;
   seasonal.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
@@ -139,8 +144,10 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--listen", a->listen,
                   "host:port (overrides the config; default 127.0.0.1:9464)");
   cmd->add_option("--database", a->database, "SQLite history file (overrides the config)");
-  cmd->add_option("--period", a->period, "seconds between samples (overrides the config)");
-  cmd->add_option("--duration", a->duration, "stop after this many seconds (0: until a signal)");
+  cmd->add_option("--period", a->period, "seconds between samples (overrides the config)")
+      ->check(kFinite & CLI::PositiveNumber);
+  cmd->add_option("--duration", a->duration, "stop after this many seconds (0: until a signal)")
+      ->check(kFinite & CLI::NonNegativeNumber);
   cmd->add_flag("--apply", a->apply, "apply the planned limits (default: dry-run, log them)");
   cmd->add_option("--backend", a->backend,
                   "cgroup-v1, cgroup-v2, dry-run, or auto (this host's cgroups)")
@@ -167,7 +174,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                   "each workload's live fingerprint")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--advice-hours", a->advice_hours, "hours the extra capacity is priced for")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kFinite & CLI::PositiveNumber);
   cmd->add_option("--advice-after", a->advice_after,
                   "seconds a forecast must stay above this host before capacity is advised (a "
                   "shorter burst is the planner's matter, not a purchase)")
@@ -179,7 +187,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--view", a->view, "print the live view every N seconds (0: off)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kFinite & CLI::NonNegativeNumber);
   cmd->add_option("--audit", a->audit, "SQLite audit trail of applied changes (with --apply; env FORESIGHT_AUDIT_DB)")
       ->capture_default_str();
   cmd->add_option("selectors", a->selectors,
@@ -283,6 +292,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     }
     agent.stop();
     spdlog::info("run: stopped after {} rounds", agent.rounds());
+    // As `record`: a launched command that failed (or could not be executed, 127) is exit status 3.
+    if (launched && launched->exited() && launched->exitCode() != 0) {
+      spdlog::warn("run: {} exited with status {}", builtins.command.front(), launched->exitCode());
+      throw CLI::RuntimeError(3);
+    }
   });
 }
 

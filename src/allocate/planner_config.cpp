@@ -89,9 +89,8 @@ Status applyResources(const YAML::Node& node, PlannerConfig& c, const std::strin
 
 }  // namespace
 
-Result<PlannerConfig> parsePlannerConfig(const std::string& text, const std::string& origin,
-                                         const std::string& workload) {
-  PlannerConfig c;
+Result<PlannerConfigs> parsePlannerConfigs(const std::string& text, const std::string& origin) {
+  PlannerConfigs c;
   try {
     const YAML::Node root = YAML::Load(text);
     if (!root.IsMap()) return fail(ErrorCode::kParse, "{}: expected a mapping", origin);
@@ -100,27 +99,48 @@ Result<PlannerConfig> parsePlannerConfig(const std::string& text, const std::str
       if (key != "horizon_steps" && key != "defaults" && key != "workloads")
         return fail(ErrorCode::kParse, "{}: unknown key '{}'", origin, key);
     }
-    if (root["horizon_steps"]) c.horizon_steps = root["horizon_steps"].as<std::size_t>();
+    if (root["horizon_steps"]) c.defaults.horizon_steps = root["horizon_steps"].as<std::size_t>();
     if (root["defaults"])
-      if (auto st = applyResources(root["defaults"], c, origin + ": defaults"); !st)
+      if (auto st = applyResources(root["defaults"], c.defaults, origin + ": defaults"); !st)
         return tl::unexpected(st.error());
-    if (!workload.empty() && root["workloads"] && root["workloads"][workload])
-      if (auto st = applyResources(root["workloads"][workload], c,
-                                   origin + ": workloads." + workload);
-          !st)
-        return tl::unexpected(st.error());
+    if (const YAML::Node w = root["workloads"]; w && !w.IsNull()) {
+      if (!w.IsMap()) return fail(ErrorCode::kParse, "{}: workloads: expected a mapping", origin);
+      // Every section is checked, not only the workloads running now: a typo in one would
+      // otherwise surface on the day that workload starts.
+      for (const auto& kv : w) {
+        const std::string name = kv.first.as<std::string>();
+        PlannerConfig own = c.defaults;
+        if (auto st = applyResources(kv.second, own, origin + ": workloads." + name); !st)
+          return tl::unexpected(st.error());
+        c.workloads.emplace(name, std::move(own));
+      }
+    }
   } catch (const YAML::Exception& e) {
     return fail(ErrorCode::kParse, "{}:{}: {}", origin, e.mark.line + 1, e.msg);
   }
   return c;
 }
 
-Result<PlannerConfig> loadPlannerConfig(const std::string& path, const std::string& workload) {
+Result<PlannerConfigs> loadPlannerConfigs(const std::string& path) {
   std::ifstream in(path);
   if (!in) return fail(ErrorCode::kNotFound, "{}: cannot open planner config", path);
   std::ostringstream ss;
   ss << in.rdbuf();
-  return parsePlannerConfig(ss.str(), path, workload);
+  return parsePlannerConfigs(ss.str(), path);
+}
+
+const PlannerConfig& PlannerConfigs::of(const std::string& workload) const {
+  auto it = workloads.find(workload);
+  return it == workloads.end() ? defaults : it->second;
+}
+
+Result<PlannerConfig> parsePlannerConfig(const std::string& text, const std::string& origin,
+                                         const std::string& workload) {
+  return parsePlannerConfigs(text, origin).map([&](const PlannerConfigs& c) { return c.of(workload); });
+}
+
+Result<PlannerConfig> loadPlannerConfig(const std::string& path, const std::string& workload) {
+  return loadPlannerConfigs(path).map([&](const PlannerConfigs& c) { return c.of(workload); });
 }
 
 }  // namespace foresight::allocate

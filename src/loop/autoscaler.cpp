@@ -13,7 +13,19 @@ Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backen
       backend_(std::move(backend)),
       audit_(std::move(audit)),
       planner_(config_.planner),
-      levels_(allocate::plannerLevels(config_.planner, config_.resources)) {}
+      levels_(allocate::plannerLevels(config_.planner, config_.resources)) {
+  for (const auto& [name, c] : config_.workload_planners) {
+    workload_planners_.emplace(name, allocate::Planner(c));
+    for (double l : allocate::plannerLevels(c, config_.resources)) levels_.push_back(l);
+  }
+  std::sort(levels_.begin(), levels_.end());
+  levels_.erase(std::unique(levels_.begin(), levels_.end()), levels_.end());
+}
+
+const allocate::Planner& Autoscaler::plannerOf(const std::string& workload) const {
+  auto it = workload_planners_.find(workload);
+  return it == workload_planners_.end() ? planner_ : it->second;
+}
 
 Result<std::optional<allocate::Plan>> Autoscaler::observe(
     const std::string& workload, std::int64_t now,
@@ -52,7 +64,7 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   if (st.cpuset_cpus > 0) input.ceiling[Resource::kCpu] = st.cpuset_cpus;
   input.now = now;
   input.last_change = st.last_change;
-  allocate::Plan plan = planner_.plan(input);
+  allocate::Plan plan = plannerOf(workload).plan(input);
   plan.workload = workload;
   {
     std::lock_guard lock(view_mutex_);

@@ -86,6 +86,15 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
   if (c.period_seconds <= 0) return fail(ErrorCode::kInvalidArgument, "{}: period_seconds must be > 0", origin);
   if (c.fingerprint.window < 4 || c.fingerprint.hop == 0 || c.fingerprint.dim == 0)
     return fail(ErrorCode::kInvalidArgument, "{}: fingerprint needs window >= 4, hop >= 1, dim >= 1", origin);
+  // A retention that is not positive would downsample or delete every sample at start-up.
+  if (const auto& r = c.retention; r.raw_seconds <= 0 || r.bucket_seconds <= 0 ||
+                                   r.downsampled_seconds < r.raw_seconds || r.fingerprint_seconds <= 0)
+    return fail(ErrorCode::kInvalidArgument,
+                "{}: retention needs raw_seconds > 0, bucket_seconds > 0, downsampled_seconds >= "
+                "raw_seconds and fingerprint_seconds > 0",
+                origin);
+  if (c.retention_interval_seconds <= 0)
+    return fail(ErrorCode::kInvalidArgument, "{}: retention_interval_seconds must be > 0", origin);
   if (c.listen_port < 0 || c.listen_port > 65535)
     return fail(ErrorCode::kInvalidArgument, "{}: listen port {} out of range", origin, c.listen_port);
   return c;

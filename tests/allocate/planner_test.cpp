@@ -342,5 +342,24 @@ TEST(PlannerConfig, OverridesAndErrors) {
   EXPECT_FALSE(loadPlannerConfig("/nonexistent/planner.yaml"));
 }
 
+// Every workload's section is checked, not only the one asked for; each has its own policies.
+TEST(PlannerConfig, EveryWorkloadSectionIsCheckedAndKeptApart) {
+  const std::string text =
+      "defaults:\n  cpu: {quantile: 0.9}\nworkloads:\n  db:\n    cpu: {min: 0.5, max: 0.5}\n"
+      "  web:\n    memory: {max: 2G}\n";
+  auto all = parsePlannerConfigs(text, "p.yaml");
+  ASSERT_TRUE(all) << all.error().message;
+  ASSERT_EQ(all->workloads.size(), 2u);
+  EXPECT_EQ(all->of("db")[Resource::kCpu].max, 0.5);
+  EXPECT_EQ(all->of("db")[Resource::kCpu].quantile, 0.9);  // the defaults beneath
+  EXPECT_TRUE(std::isinf(all->of("web")[Resource::kCpu].max));
+  EXPECT_TRUE(std::isinf(all->of("other")[Resource::kMemory].max));
+  auto typo = parsePlannerConfig(text + "  foo:\n    cpu: {bogus: 1}\n", "p.yaml", "db");
+  ASSERT_FALSE(typo);
+  EXPECT_NE(typo.error().message.find("p.yaml: workloads.foo.cpu: unknown key 'bogus'"), std::string::npos)
+      << typo.error().message;
+  EXPECT_FALSE(parsePlannerConfigs("workloads: [a, b]\n", "p.yaml"));
+}
+
 }  // namespace
 }  // namespace foresight::allocate

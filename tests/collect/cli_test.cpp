@@ -58,3 +58,16 @@ TEST(Cli, ProfileShowsTheFixtureWorkload) {
   EXPECT_NE(out.find("/system.slice/app.service"), std::string::npos) << out;
   EXPECT_NE(out.find("90.0MB"), std::string::npos) << out;  // working set 100 MiB - 10 MiB
 }
+
+// The agent's config refuses these; record and profile refuse them too instead of writing no
+// fingerprints (window 0) or spinning (period 0).
+TEST(Cli, RecordAndProfileRefuseFingerprintSettingsAndPeriodsTheAgentRefuses) {
+  for (const char* bad : {"--window 0", "--window 3", "--hop 0", "--dim 0"}) {
+    auto [rc, out] = run(std::string(FORESIGHT_BIN) + " record --out /tmp/x-unused --duration 1 " + bad);
+    EXPECT_NE(rc, 0) << bad << "\n" << out;
+  }
+  for (const char* bad : {"--period 0", "--period -1", "--window 0", "--hop 0"}) {
+    auto [rc, out] = run(std::string(FORESIGHT_BIN) + " profile --iterations 1 " + bad);
+    EXPECT_NE(rc, 0) << bad << "\n" << out;
+  }
+}

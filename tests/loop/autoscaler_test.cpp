@@ -47,6 +47,30 @@ TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
   EXPECT_TRUE(a.view().empty());
 }
 
+// A workload with policies of its own (the planner file's `workloads:`) is planned by them; the
+// others by the defaults.
+TEST(Autoscaler, AWorkloadWithItsOwnPoliciesIsPlannedByThem) {
+  AutoscalerConfig c = afterSamples(5);
+  allocate::PlannerConfig pinned = c.planner;
+  pinned[Resource::kCpu].min = pinned[Resource::kCpu].max = 0.5;
+  pinned[Resource::kCpu].quantile = 0.8;  // a level the defaults do not use
+  c.workload_planners["db"] = pinned;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  std::optional<allocate::Plan> db, web;
+  for (int t = 0; t < 5; ++t) {
+    auto p = a.observe("db", 1000 + t, usage(2.0, 1e9));
+    auto q = a.observe("web", 1000 + t, usage(2.0, 1e9));
+    ASSERT_TRUE(p && q);
+    if (*p) db = **p;
+    if (*q) web = **q;
+  }
+  ASSERT_TRUE(db && web);
+  ASSERT_TRUE(db->target[Resource::kCpu]);
+  EXPECT_DOUBLE_EQ(*db->target[Resource::kCpu], 0.5);
+  ASSERT_TRUE(web->target[Resource::kCpu]);
+  EXPECT_NEAR(*web->target[Resource::kCpu], 2.0, 1e-9);
+}
+
 // Ten samples a second apart are not enough: no limit before min_history_seconds of history.
 // The memory measured while waiting still sets the usage floor of the first plan (the profiler
 // reads memory only every few rounds; here every tenth).

@@ -94,4 +94,24 @@ TEST(RunCommand, PlansALaunchedCommandInDryRun) {
   EXPECT_NE(out.find("(dry-run)"), std::string::npos) << out;
 }
 
+// As `record`: a launched command that fails, or cannot be executed, makes `run` exit with 3.
+TEST(RunCommand, ALaunchedCommandThatFailsIsExitStatus3) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const fs::path db = fs::temp_directory_path() / fmt::format("run-fail-{}.db", getpid());
+  for (const char* command : {"false", "/nonexistent/command"}) {
+    const auto ran = foresight::test_support::runShell(fmt::format(
+        "{} run --period 0.2 --view 0 --listen 127.0.0.1:0 --database {} -- {}", FORESIGHT_BIN,
+        db.string(), command));
+    EXPECT_EQ(ran.exit_code, 3) << command << "\n" << ran.all();
+  }
+  fs::remove(db);
+}
+
+TEST(RunCommand, RefusesNegativeDurationsPeriodsAndViews) {
+  for (const char* bad : {"--duration -5", "--period -1", "--period 0", "--view -1", "--duration nan"}) {
+    const auto ran = foresight::test_support::runShell(fmt::format("{} run {} --listen 127.0.0.1:0", FORESIGHT_BIN, bad));
+    EXPECT_EQ(ran.exit_code, 105) << bad << "\n" << ran.all();  // CLI11's validation failure
+  }
+}
+
 }  // namespace

@@ -64,6 +64,15 @@ TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
   EXPECT_FALSE(parseAgentConfig("detail_every: 0\n", "x"));
   EXPECT_FALSE(parseAgentConfig("detail_every: -2\n", "x"));
   EXPECT_FALSE(parseAgentConfig("detail_every: often\n", "x"));
+  // A retention that is not positive would thin out or delete the whole history at start-up.
+  auto raw = parseAgentConfig("retention: {raw_seconds: -100}\n", "cfg.yaml");
+  ASSERT_FALSE(raw);
+  EXPECT_NE(raw.error().message.find("cfg.yaml: retention needs raw_seconds > 0"), std::string::npos);
+  EXPECT_FALSE(parseAgentConfig("retention: {bucket_seconds: 0}\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("retention: {downsampled_seconds: 60}\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("retention: {fingerprint_seconds: 0}\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("retention_interval_seconds: 0\n", "x"));
+  EXPECT_TRUE(parseAgentConfig("retention: {raw_seconds: 3600, downsampled_seconds: 3600}\n", "x"));
   auto k = parseAgentConfig("detail_evry: 5\n", "cfg.yaml");
   ASSERT_FALSE(k);
   EXPECT_NE(k.error().message.find("unknown key 'detail_evry'"), std::string::npos);

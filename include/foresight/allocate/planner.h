@@ -25,6 +25,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <span>
@@ -127,6 +128,15 @@ struct Plan {
 Result<PlannerConfig> parsePlannerConfig(const std::string& yaml_text, const std::string& origin,
                                          const std::string& workload = "");
 Result<PlannerConfig> loadPlannerConfig(const std::string& path, const std::string& workload = "");
+// The whole file: the defaults and each workload's policies (the defaults with its override).
+// Every `workloads:` section is checked, whichever workloads run.
+struct PlannerConfigs {
+  PlannerConfig defaults;
+  std::map<std::string, PlannerConfig> workloads;
+  const PlannerConfig& of(const std::string& workload) const;  // its own, else the defaults
+};
+Result<PlannerConfigs> parsePlannerConfigs(const std::string& yaml_text, const std::string& origin);
+Result<PlannerConfigs> loadPlannerConfigs(const std::string& path);
 
 // The quantile levels the planner reads for `resources` (each one's target and reported bounds),
 // ascending and distinct: what a forecast handed to it must carry.

@@ -41,6 +41,9 @@ struct CapacityAdvice {
 
 struct AutoscalerConfig {
   allocate::PlannerConfig planner;
+  // Workloads (the backend's names) with policies of their own (the planner file's `workloads:`),
+  // in place of `planner`.
+  std::map<std::string, allocate::PlannerConfig> workload_planners;
   ForecasterFactory forecaster = seasonalForecasters({});  // one per workload
   std::size_t lookahead = 3;            // samples the allocation must cover
   std::size_t min_samples = 10;         // no plan before this many samples
@@ -107,8 +110,10 @@ class Autoscaler {
   AutoscalerConfig config_;
   std::unique_ptr<allocate::Backend> backend_;
   std::optional<allocate::AuditLog> audit_;
+  const allocate::Planner& plannerOf(const std::string& workload) const;
   allocate::Planner planner_;
-  std::vector<double> levels_;
+  std::map<std::string, allocate::Planner> workload_planners_;
+  std::vector<double> levels_;  // every planner's levels
   std::map<std::string, State> workloads_;
   mutable std::mutex view_mutex_;
   std::map<std::pair<std::string, Resource>, ViewRow> view_;
