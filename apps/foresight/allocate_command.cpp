@@ -36,7 +36,23 @@ Result<double> parseSize(const std::string& flag, const std::string& s) {
   if (isUnlimited(s)) return INFINITY;
   auto v = allocate::parseBytes(s);
   if (!v) return fail(ErrorCode::kInvalidArgument, "{}: {}", flag, v.error().message);
+  // A zero limit starves the workload (memory 0 kills it); "no limit" is max.
+  if (*v <= 0) return fail(ErrorCode::kInvalidArgument, "{} '{}': must be > 0, or max", flag, s);
   return v;
+}
+
+// The backends that can throttle disk I/O (cgroup) need the device; the others cannot at all.
+// Checked here so that a change that cannot work is refused before it reaches the audit trail.
+Status checkDiskIo(const std::string& backend, const allocate::BackendOptions& options) {
+  if (backend == "cgroup-v1" || backend == "cgroup-v2") {
+    if (options.get("io_device").empty())
+      return fail(ErrorCode::kInvalidArgument,
+                  "--io: {} needs the block device to throttle: -o io_device=MAJ:MIN", backend);
+  } else if (backend == "libvirt" || backend == "kubernetes") {
+    return fail(ErrorCode::kInvalidArgument, "--io: the {} backend does not manage disk I/O",
+                backend);
+  }
+  return ok();
 }
 
 struct AllocateArgs {
@@ -47,6 +63,11 @@ struct AllocateArgs {
 };
 
 int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
+  // A negative margin would let memory go below what the workload uses: the check would be off.
+  if (!(a.usage_margin >= 0) || !std::isfinite(a.usage_margin)) {
+    spdlog::error("--usage-margin {}: must be >= 0 (0.10 = 10% above usage)", a.usage_margin);
+    return 2;
+  }
   allocate::BackendOptions options;
   for (const auto& kv : a.options)
     if (auto st = options.set(kv); !st) {
@@ -69,6 +90,11 @@ int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
     spdlog::error("nothing to allocate: give --cpu, --memory and/or --io");
     return 2;
   }
+  if (target[Resource::kDiskIo])
+    if (auto st = checkDiskIo(a.backend, options); !st) {
+      spdlog::error("{}", st.error().message);
+      return 2;
+    }
   auto created = builtins.backends.create(a.backend, options);
   if (!created) {
     spdlog::error("{}", created.error().message);
