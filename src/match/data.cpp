@@ -289,7 +289,8 @@ Result<MatchData> loadMatchFolder(const fs::path& dir, const LoadOptions& option
                     (dir / "runs.csv").string(), data.history.runs[i].line, data.history.runs[i].env);
   }
   if (!db.empty()) {
-    auto store = RunStore::open(db);
+    // Read-only: a reader must not create a missing store or add tables to another database.
+    auto store = RunStore::open(db, RunStore::Mode::kReadOnly);
     if (!store) return tl::unexpected(store.error());
     auto h = store->load();
     if (!h) return tl::unexpected(h.error());
