@@ -36,7 +36,23 @@ Result<double> parseSize(const std::string& flag, const std::string& s) {
   if (isUnlimited(s)) return INFINITY;
   auto v = allocate::parseBytes(s);
   if (!v) return fail(ErrorCode::kInvalidArgument, "{}: {}", flag, v.error().message);
+  // A zero limit starves the workload (memory 0 kills it); "no limit" is max.
+  if (*v <= 0) return fail(ErrorCode::kInvalidArgument, "{} '{}': must be > 0, or max", flag, s);
   return v;
+}
+
+// The backends that can throttle disk I/O (cgroup) need the device; the others cannot at all.
+// Checked here so that a change that cannot work is refused before it reaches the audit trail.
+Status checkDiskIo(const std::string& backend, const allocate::BackendOptions& options) {
+  if (backend == "cgroup-v1" || backend == "cgroup-v2") {
+    if (options.get("io_device").empty())
+      return fail(ErrorCode::kInvalidArgument,
+                  "--io: {} needs the block device to throttle: -o io_device=MAJ:MIN", backend);
+  } else if (backend == "libvirt" || backend == "kubernetes") {
+    return fail(ErrorCode::kInvalidArgument, "--io: the {} backend does not manage disk I/O",
+                backend);
+  }
+  return ok();
 }
 
 struct AllocateArgs {
@@ -47,6 +63,11 @@ struct AllocateArgs {
 };
 
 int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
+  // A negative margin would let memory go below what the workload uses: the check would be off.
+  if (!(a.usage_margin >= 0) || !std::isfinite(a.usage_margin)) {
+    spdlog::error("--usage-margin {}: must be >= 0 (0.10 = 10% above usage)", a.usage_margin);
+    return 2;
+  }
   allocate::BackendOptions options;
   for (const auto& kv : a.options)
     if (auto st = options.set(kv); !st) {
@@ -69,6 +90,11 @@ int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
     spdlog::error("nothing to allocate: give --cpu, --memory and/or --io");
     return 2;
   }
+  if (target[Resource::kDiskIo])
+    if (auto st = checkDiskIo(a.backend, options); !st) {
+      spdlog::error("{}", st.error().message);
+      return 2;
+    }
   auto created = builtins.backends.create(a.backend, options);
   if (!created) {
     spdlog::error("{}", created.error().message);
@@ -126,26 +152,57 @@ int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
 struct CostArgs {
   std::string catalog = "config/prices.yaml", machine, need_cpu, need_memory, cur_cpu = "0",
               cur_memory = "0", spare_cpu = "0", spare_memory = "0";
-  double current_hourly = -1, hours = 1, risk_budget = 0.05, migration_cost = 0;
+  std::optional<double> current_hourly;
+  double hours = 1, risk_budget = 0.05, migration_cost = 0;
   bool no_scale_out = false;
-  std::size_t top = 12;
+  std::int64_t top = 12;  // signed: CLI11 would wrap -1 in an unsigned
   std::string match_data, match_workload;
 };
 
+// Exit 2 with the reason when an argument is out of range, as for the other bad arguments.
+Status checkCostArgs(const CostArgs& a) {
+  auto bad = [](const char* flag, double v, const char* want) {
+    return fail(ErrorCode::kInvalidArgument, "{} {}: must be {}", flag, v, want);
+  };
+  if (!std::isfinite(a.hours) || a.hours <= 0) return bad("--hours", a.hours, "> 0");
+  if (!(a.risk_budget >= 0 && a.risk_budget <= 1))
+    return bad("--risk-budget", a.risk_budget, "a probability in [0, 1]");
+  if (!std::isfinite(a.migration_cost) || a.migration_cost < 0)
+    return bad("--migration-cost", a.migration_cost, ">= 0");
+  if (a.current_hourly && (!std::isfinite(*a.current_hourly) || *a.current_hourly < 0))
+    return bad("--current-hourly", *a.current_hourly, ">= 0");
+  if (a.top < 0)
+    return fail(ErrorCode::kInvalidArgument, "--top {}: must be >= 0 (0 = all)", a.top);
+  return ok();
+}
+
 int runCost(const CostArgs& a) {
+  if (auto st = checkCostArgs(a); !st) {
+    spdlog::error("{}", st.error().message);
+    return 2;
+  }
   auto catalog = allocate::loadPriceCatalog(a.catalog);
   if (!catalog) {
     spdlog::error("{}", catalog.error().message);
     return 2;
   }
+  if (!a.machine.empty() && !catalog->find(a.machine)) {
+    std::vector<std::string> known;
+    for (const auto& m : catalog->machines) known.push_back(m.name);
+    spdlog::error("--machine '{}': not in {} (known: {})", a.machine, a.catalog,
+                  fmt::join(known, ", "));
+    return 2;
+  }
   allocate::CapacityRequest req;
   req.machine = a.machine;
-  auto cores = [](const std::string& flag, const std::string& s) -> Result<double> {
+  auto cores = [](const std::string& s) -> Result<double> {
     try {
-      return std::stod(s);
+      std::size_t used = 0;
+      const double v = std::stod(s, &used);
+      if (used == s.size() && std::isfinite(v) && v >= 0) return v;
     } catch (const std::exception&) {
-      return fail(ErrorCode::kInvalidArgument, "{} '{}': expected cores", flag, s);
     }
+    return fail(ErrorCode::kInvalidArgument, "'{}' is not a number of cores >= 0", s);
   };
   for (auto [flag, text, alloc, r] :
        {std::tuple{"--need-cpu", a.need_cpu, &req.need, Resource::kCpu},
@@ -154,7 +211,7 @@ int runCost(const CostArgs& a) {
         {"--current-memory", a.cur_memory, &req.current, Resource::kMemory},
         {"--spare-cpu", a.spare_cpu, &req.spare, Resource::kCpu},
         {"--spare-memory", a.spare_memory, &req.spare, Resource::kMemory}}) {
-    auto v = r == Resource::kCpu ? cores(flag, text) : allocate::parseBytes(text);
+    auto v = r == Resource::kCpu ? cores(text) : allocate::parseBytes(text);
     if (!v) {
       spdlog::error("{}: {}", flag, v.error().message);
       return 2;
@@ -165,8 +222,9 @@ int runCost(const CostArgs& a) {
   req.risk_budget = a.risk_budget;
   req.migration_cost = a.migration_cost;
   req.can_scale_out = !a.no_scale_out;
-  req.current_hourly = a.current_hourly;
-  if (req.current_hourly < 0) {
+  if (a.current_hourly) {
+    req.current_hourly = *a.current_hourly;
+  } else {
     const auto* m = catalog->find(a.machine);
     req.current_hourly = m && m->on_demand ? *m->on_demand : 0.0;
   }
@@ -198,7 +256,7 @@ int runCost(const CostArgs& a) {
                                              "{:.5f}/GiB-h",
                                              catalog->cpu_core_hour, catalog->memory_gib_hour)
                                : "");
-  std::cout << choice.summary(a.top);
+  std::cout << choice.summary(static_cast<std::size_t>(a.top));
   if (!choice.chosen) {
     std::cout << "no feasible alternative\n";
     return 1;

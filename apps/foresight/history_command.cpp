@@ -1,6 +1,8 @@
 // `foresight history`: the allocation audit trail; --rollback ID restores what a change replaced.
 #include <ctime>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "commands.h"
 #include "foresight/allocate/audit.h"
@@ -12,7 +14,7 @@ namespace {
 struct HistoryArgs {
   std::string db, workload;
   std::size_t limit = 20;
-  std::int64_t rollback_id = 0;
+  std::optional<std::int64_t> rollback_id;
   bool json = false, force = false;
 };
 
@@ -26,20 +28,33 @@ std::string utc(std::int64_t t) {
 }
 
 int runHistory(const HistoryArgs& a, const Builtins& builtins) {
+  if (a.rollback_id && *a.rollback_id <= 0) {
+    spdlog::error("--rollback {}: record ids are positive (see `foresight history`)",
+                  *a.rollback_id);
+    return 2;
+  }
+  // Opening creates a missing database: a mistyped --db would show an empty, "clean" trail.
+  std::error_code ec;
+  if (!std::filesystem::exists(a.db, ec)) {
+    spdlog::error("{}: no such audit database (allocate creates it; pick another with --db or "
+                  "FORESIGHT_AUDIT_DB)", a.db);
+    return 1;
+  }
   auto log = allocate::AuditLog::open(a.db);
   if (!log) {
     spdlog::error("{}", log.error().message);
     return 1;
   }
-  if (a.rollback_id > 0) {
-    auto id = allocate::rollback(*log, builtins.backends, a.rollback_id, a.force);
+  if (a.rollback_id) {
+    const std::int64_t target = *a.rollback_id;
+    auto id = allocate::rollback(*log, builtins.backends, target, a.force);
     if (!id) {
-      spdlog::error("rollback of #{}: {}", a.rollback_id, id.error().message);
+      spdlog::error("rollback of #{}: {}", target, id.error().message);
       return 1;
     }
     auto rec = log->get(*id);
     if (rec)
-      std::cout << fmt::format("#{} rolled back #{}: {} {} -> {}\n", *id, a.rollback_id,
+      std::cout << fmt::format("#{} rolled back #{}: {} {} -> {}\n", *id, target,
                                rec->workload, allocate::format(rec->before),
                                allocate::format(rec->after));
     return 0;

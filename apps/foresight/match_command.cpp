@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -71,11 +72,84 @@ Result<match::ProbeOutcome> parseProbe(const std::string& s) {
   try {
     std::size_t used = 0;
     p.runtime_s = std::stod(v, &used);
-    if (used != v.size() || !(p.runtime_s > 0)) throw std::invalid_argument(v);
+    if (used != v.size() || !(p.runtime_s > 0) || !std::isfinite(p.runtime_s))
+      throw std::invalid_argument(v);
   } catch (const std::exception&) {
-    return fail(ErrorCode::kInvalidArgument, "--probe '{}': '{}' is not a runtime > 0", s, v);
+    return fail(ErrorCode::kInvalidArgument, "--probe '{}': '{}' is not a finite runtime > 0",
+                s, v);
   }
   return p;
+}
+
+// For doubles: CLI::PositiveNumber lets nan through (every comparison with it is false).
+CLI::Validator finiteNumber(double min, bool min_allowed) {
+  return CLI::Validator(
+      [=](std::string& in) -> std::string {
+        double v = 0;
+        if (CLI::detail::lexical_cast(in, v) && std::isfinite(v) &&
+            (v > min || (min_allowed && v == min)))
+          return {};
+        return fmt::format("{} is not a finite number {} {}", in, min_allowed ? ">=" : ">", min);
+      },
+      min_allowed ? "NONNEGATIVE" : "POSITIVE");
+}
+
+// For counts: CLI::PositiveNumber's message prints DBL_MAX in full, and a size_t wraps -1.
+CLI::Validator wholeNumber(long long min) {
+  return CLI::Validator(
+      [=](std::string& in) -> std::string {
+        long long v = 0;
+        if (CLI::detail::lexical_cast(in, v) && v >= min) return {};
+        return fmt::format("{} is not a whole number >= {}", in, min);
+      },
+      min > 0 ? "POSITIVE" : "NONNEGATIVE");
+}
+
+// The runs.csv columns --group-by may name: an unknown one would silently group nothing.
+Status checkGroupBy(const match::OutcomeTable& t, const std::string& group_by) {
+  if (group_by.empty()) return ok();
+  std::set<std::string> columns;
+  for (const auto& info : t.info)
+    for (const auto& [k, v] : info) columns.insert(k);
+  if (!columns.contains(group_by))
+    return fail(ErrorCode::kInvalidArgument, "--group-by '{}': no such column in the runs ({})",
+                group_by,
+                columns.empty() ? std::string("they have no extra columns")
+                                : fmt::format("columns: {}", fmt::join(columns, ", ")));
+  return ok();
+}
+
+// Without probe outcomes the ranking rests on the fingerprint alone, so it must share features
+// with the history's; with probes an unusable fingerprint is only ignored (Scout has none).
+Status checkFingerprint(const match::OutcomeTable& t, const std::map<std::string, double>& fp,
+                        const std::string& file, bool has_probes) {
+  std::set<std::string> expected;
+  for (const auto& f : t.fingerprints)
+    for (const auto& [k, v] : f) expected.insert(k);
+  std::vector<std::string> unknown;
+  for (const auto& [k, v] : fp)
+    if (!expected.contains(k)) unknown.push_back(k);
+  const bool unusable = unknown.size() == fp.size();
+  std::string why;
+  if (expected.empty())
+    why = "the history has no fingerprints (fingerprints.csv) to compare it with";
+  else if (unusable)
+    why = fmt::format("none of its features ({}) is in the history's fingerprints; expected some "
+                      "of: {}",
+                      fp.empty() ? std::string("none")
+                                 : fmt::format("{}", fmt::join(unknown, ", ")),
+                      fmt::join(expected, ", "));
+  if (unusable && !has_probes)
+    return fail(ErrorCode::kInvalidArgument,
+                "--fingerprint {}: {}; nothing to rank from (give --probe ENV=SECONDS for a few "
+                "environments)",
+                file, why);
+  if (unusable)
+    spdlog::warn("--fingerprint {}: {}; ranking from the probes alone", file, why);
+  else if (!unknown.empty())
+    spdlog::warn("--fingerprint {}: features the history lacks, ignored: {}", file,
+                 fmt::join(unknown, ", "));
+  return ok();
 }
 
 void printRanking(const match::Ranking& r, const match::OutcomeTable& t, std::size_t top,
@@ -158,6 +232,10 @@ int runMatch(MatchArgs a) {
     spdlog::error("{}", table.error().message);
     return 1;
   }
+  if (auto st = checkGroupBy(*table, a.group_by); !st) {
+    spdlog::error("{}", st.error().message);
+    return 2;
+  }
   a.matcher.threads = 1;  // parallelism is across held-out groups
 
   if (a.evaluate) {
@@ -208,6 +286,10 @@ int runMatch(MatchArgs a) {
       spdlog::error("--workload '{}': not in {}", a.workload, a.data_dir);
       return 1;
     }
+    if (!a.group_by.empty() && !table->info[w].count(a.group_by)) {
+      spdlog::error("--group-by '{}': workload '{}' has no such column", a.group_by, a.workload);
+      return 2;
+    }
     actual_of = w;
     std::vector<std::size_t> train;
     for (std::size_t i = 0; i < table->workloads.size(); ++i) {
@@ -244,6 +326,10 @@ int runMatch(MatchArgs a) {
     auto fp = readFingerprint(a.fingerprint);
     if (!fp) {
       spdlog::error("{}", fp.error().message);
+      return 1;
+    }
+    if (auto st = checkFingerprint(*table, *fp, a.fingerprint, !ev.probes.empty()); !st) {
+      spdlog::error("{}", st.error().message);
       return 1;
     }
     ev.fingerprint = *fp;
@@ -315,9 +401,11 @@ void addMatchCommand(CLI::App& app) {
   cmd->add_option("--model", args->model,
                   "Runtime model: factor (low-rank across workloads) or xgboost (boosted trees)")
       ->capture_default_str();
-  cmd->add_option("--deadline", args->deadline, "Lowest cost that finishes within S seconds");
+  cmd->add_option("--deadline", args->deadline, "Lowest cost that finishes within S seconds")
+      ->check(finiteNumber(0, false));
   cmd->add_option("--probes", args->matcher.probes, "Trial runs on environments the matcher picks")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(wholeNumber(0));
   cmd->add_option("--group-by", args->group_by, "Workloads sharing this runs.csv column are held out together");
   cmd->add_flag("--no-fingerprints", args->no_fingerprints, "Ignore fingerprints.csv");
   cmd->add_option("--workload", args->workload, "Rank for this workload of the data, hidden except its probes");
@@ -328,16 +416,25 @@ void addMatchCommand(CLI::App& app) {
                 "With --evaluate: each fold picks its informative/checking probe split by an inner "
                 "evaluation on its training workloads (slower)");
   cmd->add_option("--json", args->json_path, "Write the ranking or the evaluation as JSON");
-  cmd->add_option("--top", args->top, "Rows to print")->capture_default_str();
-  cmd->add_option("--threads", args->threads, "Held-out groups evaluated in parallel")->capture_default_str();
-  cmd->add_option("--ensemble", args->matcher.ensemble, "Bagged models (uncertainty)")->capture_default_str();
+  cmd->add_option("--top", args->top, "Rows to print")
+      ->capture_default_str()
+      ->check(wholeNumber(1));
+  cmd->add_option("--threads", args->threads, "Held-out groups evaluated in parallel")
+      ->capture_default_str()
+      ->check(wholeNumber(1));
+  cmd->add_option("--ensemble", args->matcher.ensemble, "Bagged models (uncertainty)")
+      ->capture_default_str()
+      ->check(wholeNumber(1));
   cmd->add_option("--seed", args->matcher.seed, "Seed of the bootstrap and of XGBoost")->capture_default_str();
 
   auto* conv = cmd->add_subcommand("convert-flora", "Flora's original files → generic folder with fingerprints");
   conv->add_option("--flora", args->flora_dir, "Flora folder (gcp_runtime_data/, profiling_data/)")->required();
   conv->add_option("--out", args->flora_out, "Output folder")->required();
-  conv->add_option("--vcpu-hour-price", args->vcpu_hour_price, "$ per worker vCPU-hour (with --gb-hour-price)");
-  conv->add_option("--gb-hour-price", args->gb_hour_price, "$ per worker GB-hour of memory");
+  conv->add_option("--vcpu-hour-price", args->vcpu_hour_price,
+                   "$ per worker vCPU-hour (with --gb-hour-price)")
+      ->check(finiteNumber(0, true));
+  conv->add_option("--gb-hour-price", args->gb_hour_price, "$ per worker GB-hour of memory")
+      ->check(finiteNumber(0, true));
   conv->callback([args] {
     if (int rc = runConvertFlora(*args); rc != 0) throw CLI::RuntimeError(rc);
   });

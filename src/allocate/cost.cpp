@@ -14,9 +14,31 @@ constexpr double kGiB = 1024.0 * 1024 * 1024;
 constexpr PurchaseOption kOptions[] = {PurchaseOption::kOnDemand, PurchaseOption::kReserved,
                                        PurchaseOption::kSpot};
 
-std::optional<double> optionalNumber(const YAML::Node& n) {
+// A value that is present must parse: as<T>(fallback) would silently turn a typo such as
+// "reserved_term_hours: one year" into the default. Errors are thrown as YAML::Exception with the
+// value's mark, so the caller reports them with file and line.
+[[noreturn]] void badValue(const YAML::Node& n, const std::string& key, const std::string& want) {
+  throw YAML::Exception(n.Mark(), fmt::format("`{}` must be {}, not '{}'", key, want,
+                                              n.IsScalar() ? n.Scalar() : YAML::Dump(n)));
+}
+
+std::optional<double> optionalNumber(const YAML::Node& n, const std::string& key) {
   if (!n || n.IsNull()) return std::nullopt;
-  return n.as<double>();
+  double v = 0;
+  if (!n.IsScalar() || !YAML::convert<double>::decode(n, v) || !std::isfinite(v) || v < 0)
+    badValue(n, key, "a number >= 0");
+  return v;
+}
+
+double number(const YAML::Node& n, const std::string& key, double fallback) {
+  return optionalNumber(n, key).value_or(fallback);
+}
+
+std::string stringValue(const YAML::Node& n, const std::string& key,
+                        const std::string& fallback) {
+  if (!n || n.IsNull()) return fallback;
+  if (!n.IsScalar()) badValue(n, key, "a plain value");
+  return n.Scalar();
 }
 
 // Least squares without intercept: price ~ a * vcpus + b * gib (2x2 normal equations).
@@ -70,16 +92,21 @@ Result<PriceCatalog> parsePriceCatalog(const std::string& text, const std::strin
   PriceCatalog c;
   try {
     const YAML::Node root = YAML::Load(text);
-    c.source = root["source"].as<std::string>("");
-    c.prices_as_of = root["prices_as_of"].as<std::string>("");
-    c.region = root["region"].as<std::string>("");
-    c.currency = root["currency"].as<std::string>("USD");
-    c.reserved_term_hours = root["reserved_term_hours"].as<double>(8760);
+    if (!root.IsMap() && !root.IsNull())
+      throw YAML::Exception(root.Mark(), "expected a map of catalog settings");
+    c.source = stringValue(root["source"], "source", "");
+    c.prices_as_of = stringValue(root["prices_as_of"], "prices_as_of", "");
+    c.region = stringValue(root["region"], "region", "");
+    c.currency = stringValue(root["currency"], "currency", "USD");
+    c.reserved_term_hours = number(root["reserved_term_hours"], "reserved_term_hours", 8760);
+    if (!(c.reserved_term_hours > 0))
+      badValue(root["reserved_term_hours"], "reserved_term_hours", "a number > 0");
     if (const auto spot = root["spot"]) {
-      c.spot.discount = optionalNumber(spot["discount"]);
-      c.spot.interruption_probability_per_hour =
-          optionalNumber(spot["interruption_probability_per_hour"]);
-      c.spot.interruption_cost = spot["interruption_cost"].as<double>(0);
+      if (!spot.IsMap() && !spot.IsNull()) badValue(spot, "spot", "a map");
+      c.spot.discount = optionalNumber(spot["discount"], "spot.discount");
+      c.spot.interruption_probability_per_hour = optionalNumber(
+          spot["interruption_probability_per_hour"], "spot.interruption_probability_per_hour");
+      c.spot.interruption_cost = number(spot["interruption_cost"], "spot.interruption_cost", 0);
       if (c.spot.discount && (*c.spot.discount < 0 || *c.spot.discount >= 1))
         return fail(ErrorCode::kParse, "{}: spot.discount must be in [0, 1)", origin);
       if (c.spot.interruption_probability_per_hour &&
@@ -93,24 +120,28 @@ Result<PriceCatalog> parsePriceCatalog(const std::string& text, const std::strin
       return fail(ErrorCode::kParse, "{}: 'machines' must be a non-empty list", origin);
     for (std::size_t i = 0; i < machines.size(); ++i) {
       const auto n = machines[i];
+      const int line = n.Mark().line + 1;
+      if (!n.IsMap())
+        return fail(ErrorCode::kParse, "{}:{}: machines[{}] must be a map", origin, line, i);
       MachineType m;
-      m.name = n["name"].as<std::string>("");
-      if (m.name.empty()) return fail(ErrorCode::kParse, "{}: machines[{}] has no name", origin, i);
-      m.vcpus = n["vcpus"].as<double>(0);
-      m.memory_bytes = n["memory_gib"].as<double>(0) * kGiB;
-      m.on_demand = optionalNumber(n["on_demand"]);
-      m.reserved = optionalNumber(n["reserved"]);
+      m.name = stringValue(n["name"], "name", "");
+      if (m.name.empty())
+        return fail(ErrorCode::kParse, "{}:{}: machines[{}] has no name", origin, line, i);
+      m.vcpus = number(n["vcpus"], "vcpus", 0);
+      m.memory_bytes = number(n["memory_gib"], "memory_gib", 0) * kGiB;
+      m.on_demand = optionalNumber(n["on_demand"], "on_demand");
+      m.reserved = optionalNumber(n["reserved"], "reserved");
       if (m.vcpus <= 0 || m.memory_bytes <= 0)
-        return fail(ErrorCode::kParse, "{}: machine '{}' needs positive vcpus and memory_gib",
-                    origin, m.name);
+        return fail(ErrorCode::kParse, "{}:{}: machine '{}' needs positive vcpus and memory_gib",
+                    origin, line, m.name);
       if (c.find(m.name))
-        return fail(ErrorCode::kParse, "{}: machine '{}' listed twice", origin, m.name);
+        return fail(ErrorCode::kParse, "{}:{}: machine '{}' listed twice", origin, line, m.name);
       c.machines.push_back(std::move(m));
     }
     const auto rp = root["resource_prices"];
     if (rp && rp["cpu_core_hour"] && rp["memory_gib_hour"]) {
-      c.cpu_core_hour = rp["cpu_core_hour"].as<double>();
-      c.memory_gib_hour = rp["memory_gib_hour"].as<double>();
+      c.cpu_core_hour = number(rp["cpu_core_hour"], "resource_prices.cpu_core_hour", 0);
+      c.memory_gib_hour = number(rp["memory_gib_hour"], "resource_prices.memory_gib_hour", 0);
     } else if (auto st = fitResourcePrices(c, origin); !st) {
       return tl::unexpected(st.error());
     }

@@ -70,6 +70,9 @@ Result<EnvironmentCatalog> readEnvironmentsCsv(const fs::path& file) {
         if (cell.empty()) continue;
         auto v = detail::parseNumber(cell, *t, r, name);
         if (!v) return tl::unexpected(v.error());
+        if (*v < 0)
+          return fail(ErrorCode::kParse, "{}:{}: column '{}': a price cannot be negative: '{}'",
+                      t->file, t->lines[r], name, cell);
         env.prices[name == "price_per_hour" ? kOnDemand : name.substr(price_prefix.size())] = *v;
       } else {
         addFeature(env, name, cell);
@@ -92,40 +95,54 @@ Result<EnvironmentCatalog> readEnvironmentsYaml(const fs::path& file) {
   if (!list || !list.IsSequence())
     return fail(ErrorCode::kParse, "{}: expected a list under `environments`", file.string());
   EnvironmentCatalog catalog;
-  for (const auto& node : list) {
-    const int line = node.Mark().line + 1;
-    if (!node.IsMap() || !node["id"])
-      return fail(ErrorCode::kParse, "{}:{}: an environment needs an `id`", file.string(), line);
-    Environment env;
-    env.id = node["id"].as<std::string>();
-    for (const auto& kv : node) {
-      const auto key = kv.first.as<std::string>();
-      if (key == "id") continue;
-      if (kv.second.IsScalar()) {
-        addFeature(env, key, kv.second.as<std::string>());
-        continue;
-      }
-      if (!kv.second.IsMap())
-        return fail(ErrorCode::kParse, "{}:{}: `{}` of '{}' must be a map or a value",
-                    file.string(), kv.second.Mark().line + 1, key, env.id);
-      for (const auto& inner : kv.second) {
-        const auto name = inner.first.as<std::string>();
-        if (!inner.second.IsScalar())
-          return fail(ErrorCode::kParse, "{}:{}: `{}.{}` of '{}' must be a value", file.string(),
-                      inner.second.Mark().line + 1, key, name, env.id);
-        const auto value = inner.second.as<std::string>();
-        if (key == "prices") {
-          double v = 0;
-          if (!looksNumeric(value, v))
-            return fail(ErrorCode::kParse, "{}:{}: price `{}` of '{}' is not a number: '{}'",
-                        file.string(), inner.second.Mark().line + 1, name, env.id, value);
-          env.prices[name] = v;
-        } else {
-          addFeature(env, name, value);
+  // Ids and keys must be plain values: as<std::string>() throws on a list or a map.
+  auto notScalar = [&](const YAML::Node& n, const std::string& what) {
+    return fail(ErrorCode::kParse, "{}:{}: {} must be a plain value, not a list or a map",
+                file.string(), n.Mark().line + 1, what);
+  };
+  try {
+    for (const auto& node : list) {
+      const int line = node.Mark().line + 1;
+      if (!node.IsMap() || !node["id"])
+        return fail(ErrorCode::kParse, "{}:{}: an environment needs an `id`", file.string(), line);
+      Environment env;
+      if (!node["id"].IsScalar()) return notScalar(node["id"], "`id`");
+      env.id = node["id"].as<std::string>();
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) return notScalar(kv.first, fmt::format("a key of '{}'", env.id));
+        const auto key = kv.first.as<std::string>();
+        if (key == "id") continue;
+        if (kv.second.IsScalar()) {
+          addFeature(env, key, kv.second.as<std::string>());
+          continue;
+        }
+        if (!kv.second.IsMap())
+          return fail(ErrorCode::kParse, "{}:{}: `{}` of '{}' must be a map or a value",
+                      file.string(), kv.second.Mark().line + 1, key, env.id);
+        for (const auto& inner : kv.second) {
+          if (!inner.first.IsScalar())
+            return notScalar(inner.first, fmt::format("a key under `{}` of '{}'", key, env.id));
+          const auto name = inner.first.as<std::string>();
+          if (!inner.second.IsScalar())
+            return fail(ErrorCode::kParse, "{}:{}: `{}.{}` of '{}' must be a value", file.string(),
+                        inner.second.Mark().line + 1, key, name, env.id);
+          const auto value = inner.second.as<std::string>();
+          if (key == "prices") {
+            double v = 0;
+            if (!looksNumeric(value, v) || v < 0)
+              return fail(ErrorCode::kParse,
+                          "{}:{}: price `{}` of '{}' is not a number >= 0: '{}'", file.string(),
+                          inner.second.Mark().line + 1, name, env.id, value);
+            env.prices[name] = v;
+          } else {
+            addFeature(env, name, value);
+          }
         }
       }
+      catalog.environments.push_back(std::move(env));
     }
-    catalog.environments.push_back(std::move(env));
+  } catch (const YAML::Exception& e) {
+    return fail(ErrorCode::kParse, "{}:{}: {}", file.string(), e.mark.line + 1, e.msg);
   }
   if (auto s = checkUniqueIds(catalog, file.string()); !s) return tl::unexpected(s.error());
   return catalog;
@@ -156,6 +173,9 @@ Status joinInstanceCatalog(EnvironmentCatalog& catalog, const fs::path& file,
       if (name.ends_with(price_suffix)) {
         double v = 0;
         if (!looksNumeric(cell, v)) continue;
+        if (v < 0)
+          return fail(ErrorCode::kParse, "{}:{}: column '{}': a price cannot be negative: '{}'",
+                      t->file, t->lines[row->second], name, cell);
         auto option = name.substr(0, name.size() - price_suffix.size());
         if (option == "ondemand") option = kOnDemand;
         env.prices.emplace(option, v * nodes);
@@ -196,9 +216,19 @@ Result<RunHistory> readRunsCsv(const fs::path& file) {
     } else if (run.completed) {
       return fail(ErrorCode::kParse, "{}:{}: a completed run needs runtime_s", t->file, t->lines[r]);
     }
+    // Otherwise it would silently count as a failed run.
+    if (run.completed && !(run.runtime_s > 0))
+      return fail(ErrorCode::kParse, "{}:{}: a completed run needs runtime_s > 0, not '{}'",
+                  t->file, t->lines[r], row[rt]);
+    if (run.runtime_s < 0)
+      return fail(ErrorCode::kParse, "{}:{}: runtime_s cannot be negative: '{}'", t->file,
+                  t->lines[r], row[rt]);
     if (cost != std::string::npos && !row[cost].empty()) {
       auto v = detail::parseNumber(row[cost], *t, r, "cost");
       if (!v) return tl::unexpected(v.error());
+      if (*v < 0)
+        return fail(ErrorCode::kParse, "{}:{}: cost cannot be negative: '{}'", t->file,
+                    t->lines[r], row[cost]);
       run.cost = *v;
     }
     if (thr != std::string::npos && !row[thr].empty()) {
@@ -289,7 +319,8 @@ Result<MatchData> loadMatchFolder(const fs::path& dir, const LoadOptions& option
                     (dir / "runs.csv").string(), data.history.runs[i].line, data.history.runs[i].env);
   }
   if (!db.empty()) {
-    auto store = RunStore::open(db);
+    // Read-only: a reader must not create a missing store or add tables to another database.
+    auto store = RunStore::open(db, RunStore::Mode::kReadOnly);
     if (!store) return tl::unexpected(store.error());
     auto h = store->load();
     if (!h) return tl::unexpected(h.error());
@@ -297,6 +328,10 @@ Result<MatchData> loadMatchFolder(const fs::path& dir, const LoadOptions& option
       if (!data.catalog.find(run.env))
         return fail(ErrorCode::kParse, "{}: run of '{}' names unknown environment '{}'",
                     db.string(), run.workload, run.env);
+      if ((run.completed && !(run.runtime_s > 0)) || run.runtime_s < 0)
+        return fail(ErrorCode::kParse, "{}: run of '{}' on '{}': {} run with runtime_s {}",
+                    db.string(), run.workload, run.env,
+                    run.completed ? "a completed" : "a failed", run.runtime_s);
       data.history.runs.push_back(std::move(run));
     }
     for (auto& [w, fp] : h->fingerprints) data.history.fingerprints[w].merge(fp);

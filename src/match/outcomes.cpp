@@ -51,11 +51,16 @@ Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objectiv
     if (env == env_of.end())
       return fail(ErrorCode::kNotFound, "run of '{}' names unknown environment '{}'", run.workload,
                   run.env);
+    // The readers refuse these with file and line; here for histories built in code.
+    if ((run.completed && !(run.runtime_s > 0)) || run.runtime_s < 0)
+      return fail(ErrorCode::kInvalidArgument, "run of '{}' on '{}': {} run with runtime_s {}",
+                  run.workload, run.env, run.completed ? "a completed" : "a failed",
+                  run.runtime_s);
     const auto e = env->second;
     auto& c = cells[w][e];
     ++c.runs;
     c.runtime_all += run.runtime_s;
-    const bool done = run.completed && run.runtime_s > 0;
+    const bool done = run.completed;
     if (done) ++c.completed, c.log_runtime += std::log(run.runtime_s), c.last_done = run.runtime_s;
     if (run.cost) {
       ++c.costs_all, c.cost_all += *run.cost;

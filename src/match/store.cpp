@@ -45,15 +45,35 @@ RunStore& RunStore::operator=(RunStore&& o) noexcept {
 }
 RunStore::~RunStore() { sqlite3_close(db_); }
 
-Result<RunStore> RunStore::open(const std::filesystem::path& file) {
+Result<RunStore> RunStore::open(const std::filesystem::path& file, Mode mode) {
+  const bool read_only = mode == Mode::kReadOnly;
+  std::error_code ec;
+  if (read_only && !std::filesystem::is_regular_file(file, ec))
+    return fail(ErrorCode::kNotFound, "{}: no such run store", file.string());
   sqlite3* db = nullptr;
-  if (sqlite3_open(file.c_str(), &db) != SQLITE_OK) {
+  const int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  if (sqlite3_open_v2(file.c_str(), &db, flags, nullptr) != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     return fail(ErrorCode::kIo, "{}: cannot open the run store: {}", file.string(), msg);
   }
   RunStore store(db, file);
-  if (auto s = store.exec(kSchema); !s) return tl::unexpected(s.error());
+  if (!read_only) {
+    if (auto s = store.exec(kSchema); !s) return tl::unexpected(s.error());
+    return store;
+  }
+  Statement st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                         "('runs', 'fingerprints', 'workload_info')",
+                         -1, &st.s, nullptr) != SQLITE_OK ||
+      sqlite3_step(st.s) != SQLITE_ROW)
+    return fail(ErrorCode::kIo, "{}: cannot open the run store: {}", file.string(),
+                sqlite3_errmsg(db));
+  if (sqlite3_column_int(st.s, 0) != 3)
+    return fail(ErrorCode::kParse,
+                "{}: not a run store (it lacks the runs, fingerprints and workload_info tables)",
+                file.string());
   return store;
 }
 

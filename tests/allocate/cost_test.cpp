@@ -8,6 +8,8 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <string>
+#include <vector>
 
 namespace foresight::allocate {
 namespace {
@@ -69,6 +71,35 @@ TEST(PriceCatalog, ErrorsNameTheFileAndEntry) {
   EXPECT_NE(bad.error().message.find("'x'"), std::string::npos);
   EXPECT_FALSE(parsePriceCatalog("machines: [", "broken.yaml"));
   EXPECT_FALSE(loadPriceCatalog("/nonexistent/prices.yaml"));
+}
+
+// A present value that does not parse used to become the default (8760 h, cost 0).
+TEST(PriceCatalog, UnparseableOrNegativeValuesNameTheirLine) {
+  const std::string machines =
+      "machines:\n  - {name: x, vcpus: 2, memory_gib: 4, on_demand: 0.1}\n";
+  struct Case {
+    std::string yaml, where, what;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"reserved_term_hours: one year\n" + machines, "p.yaml:1", "reserved_term_hours"},
+           {"reserved_term_hours: 0\n" + machines, "p.yaml:1", "reserved_term_hours"},
+           {"spot:\n  interruption_cost: abc\n" + machines, "p.yaml:2", "interruption_cost"},
+           {"spot:\n  discount: [0.5]\n" + machines, "p.yaml:2", "discount"},
+           {"machines:\n  - {name: x, vcpus: 2, memory_gib: 4, on_demand: -1}\n", "p.yaml:2",
+            "on_demand"},
+           {"machines:\n  - {name: x, vcpus: 2, memory_gib: 4, reserved: cheap}\n", "p.yaml:2",
+            "reserved"},
+           {"machines:\n  - {name: x, vcpus: two, memory_gib: 4}\n", "p.yaml:2", "vcpus"},
+           {"machines:\n  - {name: [x], vcpus: 2, memory_gib: 4}\n", "p.yaml:2", "name"},
+           {"region: {a: 1}\n" + machines, "p.yaml:1", "region"},
+           {machines + "resource_prices: {cpu_core_hour: -0.1, memory_gib_hour: 0.01}\n",
+            "p.yaml:3", "cpu_core_hour"},
+       }) {
+    auto cat = parsePriceCatalog(c.yaml, "p.yaml");
+    ASSERT_FALSE(cat) << c.yaml;
+    EXPECT_NE(cat.error().message.find(c.where), std::string::npos) << cat.error().message;
+    EXPECT_NE(cat.error().message.find(c.what), std::string::npos) << cat.error().message;
+  }
 }
 
 CapacityRequest memoryShortOnSmall() {

@@ -3,6 +3,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "foresight/match/data.h"
 #include "foresight/match/outcomes.h"
@@ -11,6 +14,20 @@ namespace foresight::match {
 namespace {
 
 const std::string kDir = MATCH_FIXTURES;
+namespace fs = std::filesystem;
+
+// A scratch folder for files written by the test, removed at the end.
+struct Scratch {
+  fs::path dir = fs::temp_directory_path() /
+                 ("foresight-data-" + std::to_string(::getpid()) + "-" +
+                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  Scratch() { fs::create_directories(dir); }
+  ~Scratch() { fs::remove_all(dir); }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  }
+};
 
 TEST(EnvironmentsCsv, ReadsFeaturesAndPricesByPurchaseOption) {
   auto c = readEnvironmentsCsv(kDir + "/generic/environments.csv");
@@ -53,6 +70,66 @@ TEST(EnvironmentsYaml, BadPriceNamesLineAndEnvironment) {
   ASSERT_FALSE(c);
   EXPECT_NE(c.error().message.find("bad_price.yaml:5"), std::string::npos) << c.error().message;
   EXPECT_NE(c.error().message.find("'b'"), std::string::npos);
+}
+
+// yaml-cpp's as<std::string>() throws on a list or a map: it used to end the program.
+TEST(EnvironmentsYaml, NonScalarIdOrKeyNamesItsLine) {
+  Scratch s;
+  for (const auto& [yaml, line] : std::vector<std::pair<std::string, std::string>>{
+           {"environments:\n  - id: [a, b]\n", ":2"},
+           {"environments:\n  - id: a\n  - id: {x: 1}\n", ":3"},
+           {"environments:\n  - {id: a, [k]: 1}\n", ":2"},
+           {"environments:\n  - id: a\n    hardware: {[k]: 1}\n", ":3"}}) {
+    auto c = readEnvironmentsYaml(s.write("environments.yaml", yaml));
+    ASSERT_FALSE(c) << yaml;
+    EXPECT_NE(c.error().message.find("environments.yaml" + line), std::string::npos)
+        << c.error().message;
+  }
+}
+
+TEST(EnvironmentsYamlAndCsv, NegativePriceNamesItsLine) {
+  Scratch s;
+  auto y = readEnvironmentsYaml(s.write(
+      "environments.yaml", "environments:\n  - id: a\n    prices: {on_demand: -0.4}\n"));
+  ASSERT_FALSE(y);
+  EXPECT_NE(y.error().message.find("environments.yaml:3"), std::string::npos) << y.error().message;
+  auto c = readEnvironmentsCsv(s.write("environments.csv", "env,price_per_hour\na,0.1\nb,-1\n"));
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("environments.csv:3"), std::string::npos) << c.error().message;
+  EXPECT_NE(c.error().message.find("negative"), std::string::npos) << c.error().message;
+}
+
+// A completed run with a runtime of 0 or less used to count silently as a failed run.
+TEST(RunsCsv, CompletedRunNeedsAPositiveRuntime) {
+  Scratch s;
+  for (const char* runtime : {"-305", "0"}) {
+    auto h = readRunsCsv(s.write("runs.csv", std::string("workload,env,completed,runtime_s\n"
+                                                         "w,a,1,10\nw,b,1,") + runtime + "\n"));
+    ASSERT_FALSE(h) << runtime;
+    EXPECT_NE(h.error().message.find("runs.csv:3"), std::string::npos) << h.error().message;
+  }
+  EXPECT_FALSE(readRunsCsv(s.write("runs.csv", "workload,env,completed,runtime_s\nw,a,0,-5\n")));
+  EXPECT_FALSE(
+      readRunsCsv(s.write("runs.csv", "workload,env,completed,runtime_s,cost\nw,a,1,5,-2\n")));
+  EXPECT_TRUE(readRunsCsv(s.write("runs.csv", "workload,env,completed,runtime_s\nw,a,0,0\n")));
+}
+
+TEST(OutcomeTable, CompletedRunWithoutARuntimeIsAnError) {
+  MatchData d;
+  d.catalog.environments = {{"a", {}, {}, {{kOnDemand, 1.0}}}};
+  d.history.runs = {{"w", "a", true, 0, {}, {}, {}, 0}};
+  auto t = buildOutcomeTable(d, Objective::kCost, std::nullopt);
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.error().message.find("'w'"), std::string::npos) << t.error().message;
+}
+
+TEST(MatchFolder, MissingHistoryDbIsAnErrorAndIsNotCreated) {
+  Scratch s;
+  const auto db = s.dir / "typo.sqlite";
+  auto d = loadMatchFolder(kDir + "/generic", {"", db});
+  ASSERT_FALSE(d);
+  EXPECT_NE(d.error().message.find("typo.sqlite"), std::string::npos) << d.error().message;
+  EXPECT_FALSE(fs::exists(db));
 }
 
 TEST(InstanceCatalog, JoinsOnInstanceTypeAndScalesPricesByNodes) {

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
 
 #include "foresight/match/store.h"
@@ -36,6 +40,41 @@ TEST(RunStore, RoundTripsRunsFingerprintsAndInfoAcrossReopen) {
   EXPECT_DOUBLE_EQ(h->fingerprints.at("wc").at("cpu_p90"), 3.5);
   EXPECT_EQ(h->workload_info.at("wc").at("app"), "wordcount");
   std::filesystem::remove(file);
+}
+
+// Readers open the store read-only: a missing file is not created, another database not changed.
+TEST(RunStore, ReadOnlyRefusesAMissingFileAndAForeignDatabase) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("match_store_ro_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto missing = RunStore::open(dir / "missing.sqlite", RunStore::Mode::kReadOnly);
+  ASSERT_FALSE(missing);
+  EXPECT_FALSE(std::filesystem::exists(dir / "missing.sqlite"));
+
+  const auto other = (dir / "other.db").string();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(other.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto foreign = RunStore::open(other, RunStore::Mode::kReadOnly);
+  ASSERT_FALSE(foreign);
+  EXPECT_NE(foreign.error().message.find("not a run store"), std::string::npos)
+      << foreign.error().message;
+  ASSERT_EQ(sqlite3_open(other.c_str(), &db), SQLITE_OK);
+  int tables = 0;
+  sqlite3_exec(
+      db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+      [](void* n, int, char** v, char**) { return *static_cast<int*>(n) = std::atoi(v[0]), 0; },
+      &tables, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(tables, 1);
+
+  ASSERT_TRUE(RunStore::open(dir / "runs.sqlite"));  // a writer creates it
+  auto reader = RunStore::open(dir / "runs.sqlite", RunStore::Mode::kReadOnly);
+  ASSERT_TRUE(reader) << reader.error().message;
+  EXPECT_TRUE(reader->load());
+  EXPECT_FALSE(reader->add({"w", "e", true, 1, {}, {}, {}, 0}));  // read-only
+  std::filesystem::remove_all(dir);
 }
 
 TEST(RunStore, UnopenablePathIsAnErrorNamingIt) {

@@ -35,7 +35,8 @@ std::string format(const Allocation& a);
 nlohmann::json toJson(const Allocation& a);
 Result<Allocation> allocationFromJson(const nlohmann::json& j);
 
-// Byte sizes as people type them: 512M, 2G, 1.5GiB, 1048576 (binary multiples: K = 1024).
+// Byte sizes as people type them: 512M, 2G, 1.5GiB, 1048576 (binary multiples: K = 1024);
+// 0 up to below 2^63 (8 EiB).
 Result<double> parseBytes(std::string_view s);
 std::string formatBytes(double bytes);
 

@@ -15,8 +15,10 @@ namespace foresight::match {
 
 class RunStore {
  public:
-  // Creates the file and its tables when missing.
-  static Result<RunStore> open(const std::filesystem::path& file);
+  // kReadWrite creates the file and its tables when missing. kReadOnly, for readers, changes
+  // nothing: a missing file, or a database without the store's tables, is an error.
+  enum class Mode { kReadWrite, kReadOnly };
+  static Result<RunStore> open(const std::filesystem::path& file, Mode mode = Mode::kReadWrite);
 
   RunStore(RunStore&&) noexcept;
   RunStore& operator=(RunStore&&) noexcept;

@@ -1,0 +1,136 @@
+// `foresight allocate`, `cost` and `history` refuse bad arguments (exit 2) before they change or
+// record anything; `history` refuses an audit database that does not exist.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "support/shell.h"
+
+namespace {
+namespace fs = std::filesystem;
+
+using foresight::test_support::Ran;
+
+class AllocateCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           fmt::format("foresight-allocate-cli-{}-{}", ::getpid(),
+                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    // A cgroup v1 fixture tree, as in cli_test.sh.
+    fs::create_directories(dir_ / "cg/cpu/app");
+    fs::create_directories(dir_ / "cg/memory/app");
+    fs::create_directories(dir_ / "cg/blkio/app");
+    write("cg/cpu/app/cpu.cfs_quota_us", "-1\n");
+    write("cg/cpu/app/cpu.cfs_period_us", "100000\n");
+    write("cg/memory/app/memory.limit_in_bytes", "9223372036854771712\n");
+    write("cg/memory/app/memory.usage_in_bytes", "104857600\n");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name) << text;
+  }
+  std::string read(const std::string& name) {
+    std::string s;
+    std::getline(std::ifstream(dir_ / name), s);
+    return s;
+  }
+  std::string db() const { return (dir_ / "audit.db").string(); }
+  Ran run(const std::string& args) {
+    return foresight::test_support::runShell(
+        fmt::format("FORESIGHT_AUDIT_DB={} {} {}", db(), FORESIGHT_BIN, args));
+  }
+  Ran allocate(const std::string& args) {
+    return run(fmt::format("allocate --backend cgroup-v1 -o root={} --workload app {}",
+                           (dir_ / "cg").string(), args));
+  }
+  // --need-cpu and --machine are added unless `args` gives them (CLI11 refuses them twice).
+  Ran cost(const std::string& args) {
+    std::string all = args;
+    if (args.find("--need-cpu") == std::string::npos) all += " --need-cpu 3";
+    if (args.find("--machine") == std::string::npos) all += " --machine m4.large";
+    return run(fmt::format("cost --catalog {}/config/prices.yaml --need-memory 6G --current-cpu 2 "
+                           "--current-memory 4G {}",
+                           FORESIGHT_SOURCE_DIR, all));
+  }
+
+  fs::path dir_;
+};
+
+void expectBadArgument(const Ran& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+TEST_F(AllocateCli, ZeroOrAbsurdMemoryIsRefusedAndNothingChanges) {
+  for (const char* m : {"0", "0G", "1e30", "16777216T"}) {
+    SCOPED_TRACE(m);
+    expectBadArgument(allocate(fmt::format("--memory {}", m)), "--memory");
+  }
+  EXPECT_EQ(read("cg/memory/app/memory.limit_in_bytes"), "9223372036854771712");
+  EXPECT_FALSE(fs::exists(db()));
+}
+
+TEST_F(AllocateCli, NegativeUsageMarginIsRefused) {
+  expectBadArgument(allocate("--memory 50M --usage-margin -5"), "--usage-margin");
+  EXPECT_EQ(read("cg/memory/app/memory.limit_in_bytes"), "9223372036854771712");
+}
+
+TEST_F(AllocateCli, DiskIoWithoutADeviceIsRefusedBeforeTheAuditTrail) {
+  expectBadArgument(allocate("--io 10M"), "io_device");
+  EXPECT_FALSE(fs::exists(db())) << "a change that cannot work was recorded";
+  auto ok = allocate("--cpu 1.5");  // the fixture itself works
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(read("cg/cpu/app/cpu.cfs_quota_us"), "150000");
+}
+
+TEST_F(AllocateCli, HistoryRefusesANonPositiveRollbackAndAMissingDb) {
+  ASSERT_EQ(allocate("--cpu 1.5").exit_code, 0);
+  for (const char* id : {"0", "-5"}) {
+    auto r = run(fmt::format("history --rollback {}", id));
+    expectBadArgument(r, "--rollback");
+    EXPECT_EQ(r.out.find("cpu=1.5"), std::string::npos) << "printed the history instead";
+  }
+  const auto typo = dir_ / "typo.db";
+  auto r = run("history --db " + typo.string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("typo.db"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(typo));
+  EXPECT_EQ(run("history").exit_code, 0);
+}
+
+TEST_F(AllocateCli, CostValidatesItsArguments) {
+  auto ok = cost("");
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+           {"--need-cpu 3abc", "--need-cpu"},
+           {"--need-cpu nan", "--need-cpu"},
+           {"--need-cpu -3", "--need-cpu"},
+           {"--spare-cpu inf", "--spare-cpu"},
+           {"--hours -24", "--hours"},
+           {"--hours 0", "--hours"},
+           {"--hours nan", "--hours"},
+           {"--risk-budget -1", "--risk-budget"},
+           {"--risk-budget 1.5", "--risk-budget"},
+           {"--migration-cost -1", "--migration-cost"},
+           {"--current-hourly -0.5", "--current-hourly"},
+           {"--top -1", "--top"},
+           {"--machine nosuch", "nosuch"},
+       }) {
+    SCOPED_TRACE(args);
+    auto r = cost(args);
+    expectBadArgument(r, flag);
+    EXPECT_EQ(r.out.find("->"), std::string::npos) << "chose anyway:\n" << r.out;
+  }
+  EXPECT_NE(cost("--machine nosuch").err.find("m4.large"), std::string::npos);  // names the known
+}
+
+}  // namespace
