@@ -55,8 +55,12 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { setupLogging(log_level); });
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::RuntimeError& e) {  // a command's own exit status
     return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Help and version exit 0; every refused argument is 2, as the commands' own checks are
+    // (CLI11 would give each kind of refusal a code of its own, 105 to 115).
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const std::exception& e) {
     // Every expected failure is a Result; this is a bug or an exhausted resource, reported as such
     // instead of std::terminate's abort.
