@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "profiler_common.h"
 #include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/experiment.h"
@@ -37,6 +38,7 @@ void addBenchCommand(CLI::App& app) {
       ->check(CLI::Range(0.1, 60.0));
   closed->add_option("--controllers", opts->controllers, "which controllers, in order")
       ->delimiter(',')
+      ->check(CLI::IsMember({"static", "reactive", "foresight"}))
       ->capture_default_str();
   opts->model = FORESIGHT_DEFAULT_LSTM_MODEL;
   closed->add_option("--forecaster", opts->forecaster,
@@ -54,6 +56,20 @@ void addBenchCommand(CLI::App& app) {
     opts->cpu = *part != "memory";
     opts->memory = *part != "cpu";
     opts->self_exe = std::filesystem::read_symlink("/proc/self/exe");
+    for (std::size_t i = 0; i < opts->controllers.size(); ++i)
+      for (std::size_t k = 0; k < i; ++k)
+        if (opts->controllers[i] == opts->controllers[k]) {
+          spdlog::error("--controllers: '{}' named twice", opts->controllers[i]);
+          throw CLI::RuntimeError(2);
+        }
+    if (!json_path->empty())
+      if (auto s = checkOutputFile(*json_path); !s) {
+        spdlog::error("--json: {}", s.error().message);
+        throw CLI::RuntimeError(2);
+      }
+    // Ctrl-C or SIGTERM ends the running workload and removes its cgroup before exiting.
+    installStopHandler();
+    opts->stop = &stopFlag();
     auto r = loop::runClosedLoopExperiment(*opts);
     if (!r) {
       spdlog::error("{}", r.error().message);
@@ -78,13 +94,21 @@ void addBenchCommand(CLI::App& app) {
   workload->add_option("--kind", w->kind, "cpu or memory")
       ->check(CLI::IsMember({"cpu", "memory"}))
       ->capture_default_str();
-  workload->add_option("--cycle", w->cycle_seconds, "seconds per demand cycle")->capture_default_str();
-  workload->add_option("--duration", w->duration_seconds, "seconds to run")->capture_default_str();
-  workload->add_option("--start-epoch", w->start_epoch, "align phases to this Unix time (0: now)");
+  workload->add_option("--cycle", w->cycle_seconds, "seconds per demand cycle")->capture_default_str()
+      ->check(finiteAbove(0));
+  workload->add_option("--duration", w->duration_seconds, "seconds to run")->capture_default_str()
+      ->check(finiteAbove(0));
+  workload->add_option("--start-epoch", w->start_epoch, "align phases to this Unix time (0: now)")
+      ->check(finiteIn(0));
   workload->add_option("--score-after", w->score_after,
-                       "seconds after the start from which latencies count");
+                       "seconds after the start from which latencies count")
+      ->check(finiteIn(0));
   workload->add_option("--out", w->out, "JSON result file")->required();
   workload->callback([w] {
+    if (auto s = checkOutputFile(w->out); !s) {
+      spdlog::error("--out: {}", s.error().message);
+      throw CLI::RuntimeError(2);
+    }
     if (int rc = loop::runWorkload(*w); rc != 0) throw CLI::RuntimeError(rc);
   });
 }

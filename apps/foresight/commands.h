@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "foresight/allocate/backend.h"
 #include "foresight/predict/policy.h"
 
@@ -19,14 +21,40 @@ struct Builtins {
   std::vector<std::string> command;
 };
 struct WorkloadOptions;
-// CLI::Range lets "nan" through (every comparison with NaN is false); numeric options that feed
-// arithmetic combine it with this.
-inline const CLI::Validator kFinite(
-    [](std::string& s) {
-      double v = 0;
-      return CLI::detail::lexical_cast(s, v) && std::isfinite(v) ? std::string() : "not a finite number: " + s;
-    },
-    "FINITE");
+// Validators for numeric options. CLI::Range and CLI::PositiveNumber let "nan" through (every
+// comparison with NaN is false), PositiveNumber's message prints DBL_MAX in full, and an unsigned
+// option takes "-1" as a huge count.
+// A finite number in [lo, hi].
+inline CLI::Validator finiteIn(double lo, double hi = HUGE_VAL) {
+  return CLI::Validator(
+      [=](std::string& in) -> std::string {
+        double v = 0;
+        if (CLI::detail::lexical_cast(in, v) && std::isfinite(v) && v >= lo && v <= hi) return {};
+        return std::isinf(hi) ? fmt::format("{} is not a finite number >= {}", in, lo)
+                              : fmt::format("{} is not a finite number in [{}, {}]", in, lo, hi);
+      },
+      std::isinf(hi) ? fmt::format("NUMBER>={}", lo) : fmt::format("NUMBER in [{}, {}]", lo, hi));
+}
+// A finite number above lo.
+inline CLI::Validator finiteAbove(double lo) {
+  return CLI::Validator(
+      [=](std::string& in) -> std::string {
+        double v = 0;
+        if (CLI::detail::lexical_cast(in, v) && std::isfinite(v) && v > lo) return {};
+        return fmt::format("{} is not a finite number > {}", in, lo);
+      },
+      fmt::format("NUMBER>{}", lo));
+}
+// A whole number >= min.
+inline CLI::Validator wholeNumber(long long min) {
+  return CLI::Validator(
+      [=](std::string& in) -> std::string {
+        long long v = 0;
+        if (CLI::detail::lexical_cast(in, v) && v >= min) return {};
+        return fmt::format("{} is not a whole number >= {}", in, min);
+      },
+      fmt::format("INT>={}", min));
+}
 void registerBuiltins(Builtins& builtins);
 // The audit trail's file: $FORESIGHT_AUDIT_DB, else foresight-audit.db.
 std::string defaultAuditDb();

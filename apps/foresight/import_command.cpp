@@ -108,10 +108,10 @@ void addImportCommand(CLI::App& app) {
                   "answers' label values, '/'-joined in label-name order");
   // Bounds keep the Unix-seconds arithmetic exact (int64) and the number of queries finite.
   cmd->add_option("--start", a->start, "Unix seconds (default: --days before --end)")
-      ->check(kFinite & CLI::Range(0.0, 1e11));
-  cmd->add_option("--end", a->end, "Unix seconds (default: now)")->check(kFinite & CLI::Range(0.0, 1e11));
+      ->check(finiteIn(0.0, 1e11));
+  cmd->add_option("--end", a->end, "Unix seconds (default: now)")->check(finiteIn(0.0, 1e11));
   cmd->add_option("--days", a->days, "history to fetch when --start is not given")->capture_default_str()
-      ->check(kFinite & CLI::Range(1.0 / 1440, 36500.0));
+      ->check(finiteIn(1.0 / 1440, 36500.0));
   cmd->add_option("--step", a->step, "seconds between samples")->capture_default_str()
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{86400}));
   cmd->add_option("--token-file", a->token_file, "file whose first line is a bearer token")

@@ -81,30 +81,6 @@ Result<match::ProbeOutcome> parseProbe(const std::string& s) {
   return p;
 }
 
-// For doubles: CLI::PositiveNumber lets nan through (every comparison with it is false).
-CLI::Validator finiteNumber(double min, bool min_allowed) {
-  return CLI::Validator(
-      [=](std::string& in) -> std::string {
-        double v = 0;
-        if (CLI::detail::lexical_cast(in, v) && std::isfinite(v) &&
-            (v > min || (min_allowed && v == min)))
-          return {};
-        return fmt::format("{} is not a finite number {} {}", in, min_allowed ? ">=" : ">", min);
-      },
-      min_allowed ? "NONNEGATIVE" : "POSITIVE");
-}
-
-// For counts: CLI::PositiveNumber's message prints DBL_MAX in full, and a size_t wraps -1.
-CLI::Validator wholeNumber(long long min) {
-  return CLI::Validator(
-      [=](std::string& in) -> std::string {
-        long long v = 0;
-        if (CLI::detail::lexical_cast(in, v) && v >= min) return {};
-        return fmt::format("{} is not a whole number >= {}", in, min);
-      },
-      min > 0 ? "POSITIVE" : "NONNEGATIVE");
-}
-
 // The runs.csv columns --group-by may name: an unknown one would silently group nothing.
 Status checkGroupBy(const match::OutcomeTable& t, const std::string& group_by) {
   if (group_by.empty()) return ok();
@@ -402,7 +378,7 @@ void addMatchCommand(CLI::App& app) {
                   "Runtime model: factor (low-rank across workloads) or xgboost (boosted trees)")
       ->capture_default_str();
   cmd->add_option("--deadline", args->deadline, "Lowest cost that finishes within S seconds")
-      ->check(finiteNumber(0, false));
+      ->check(finiteAbove(0));
   cmd->add_option("--probes", args->matcher.probes, "Trial runs on environments the matcher picks")
       ->capture_default_str()
       ->check(wholeNumber(0));
@@ -432,9 +408,9 @@ void addMatchCommand(CLI::App& app) {
   conv->add_option("--out", args->flora_out, "Output folder")->required();
   conv->add_option("--vcpu-hour-price", args->vcpu_hour_price,
                    "$ per worker vCPU-hour (with --gb-hour-price)")
-      ->check(finiteNumber(0, true));
+      ->check(finiteIn(0));
   conv->add_option("--gb-hour-price", args->gb_hour_price, "$ per worker GB-hour of memory")
-      ->check(finiteNumber(0, true));
+      ->check(finiteIn(0));
   conv->callback([args] {
     if (int rc = runConvertFlora(*args); rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -92,7 +92,7 @@ void addProfileCommand(CLI::App& app, Builtins& builtins) {
   auto a = std::make_shared<ProfileArgs>();
   auto* cmd = app.add_subcommand("profile", "Live top-like view of workloads and their fingerprints");
   cmd->add_option("--period", a->period, "seconds between samples")->capture_default_str()
-      ->check(kFinite & CLI::PositiveNumber);
+      ->check(finiteAbove(0));
   cmd->add_option("--iterations", a->iterations, "rounds to show (0: until Ctrl-C)")->capture_default_str();
   cmd->add_option("--top", a->top, "rows to show")->capture_default_str();
   cmd->add_option("--window", a->fp.window, "fingerprint window (samples)")->capture_default_str()

@@ -145,9 +145,9 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                   "host:port (overrides the config; default 127.0.0.1:9464)");
   cmd->add_option("--database", a->database, "SQLite history file (overrides the config)");
   cmd->add_option("--period", a->period, "seconds between samples (overrides the config)")
-      ->check(kFinite & CLI::PositiveNumber);
+      ->check(finiteAbove(0));
   cmd->add_option("--duration", a->duration, "stop after this many seconds (0: until a signal)")
-      ->check(kFinite & CLI::NonNegativeNumber);
+      ->check(finiteIn(0));
   cmd->add_flag("--apply", a->apply, "apply the planned limits (default: dry-run, log them)");
   cmd->add_option("--backend", a->backend,
                   "cgroup-v1, cgroup-v2, dry-run, or auto (this host's cgroups)")
@@ -175,7 +175,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--advice-hours", a->advice_hours, "hours the extra capacity is priced for")
       ->capture_default_str()
-      ->check(kFinite & CLI::PositiveNumber);
+      ->check(finiteAbove(0));
   cmd->add_option("--advice-after", a->advice_after,
                   "seconds a forecast must stay above this host before capacity is advised (a "
                   "shorter burst is the planner's matter, not a purchase)")
@@ -188,7 +188,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--view", a->view, "print the live view every N seconds (0: off)")
       ->capture_default_str()
-      ->check(kFinite & CLI::NonNegativeNumber);
+      ->check(finiteIn(0));
   cmd->add_option("--audit", a->audit, "SQLite audit trail of applied changes (with --apply; env FORESIGHT_AUDIT_DB)")
       ->capture_default_str();
   cmd->add_option("selectors", a->selectors,

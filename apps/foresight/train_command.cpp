@@ -233,7 +233,7 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
                 "--train-fraction, --seed");
   cmd->add_option("--patience", a->opt.patience, "early stopping: epochs without improvement")->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
-  cmd->add_option("--lr", a->opt.lr, "Adam learning rate")->capture_default_str()->check(kFinite & CLI::Range(1e-8, 1.0));
+  cmd->add_option("--lr", a->opt.lr, "Adam learning rate")->capture_default_str()->check(finiteIn(1e-8, 1.0));
   cmd->add_option("--missing-resources", a->opt.missing_resources,
                   "probability that a training series also enters without some of memory, disk_io and "
                   "network, so the model learns to forecast on traces that lack them (0: off)")
@@ -243,7 +243,7 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0.02, 0.8));
   cmd->add_option("--time-budget", a->opt.time_budget_s,
                   "stop taking gradient steps after this many seconds (then validate, calibrate, save); 0: none")
-      ->capture_default_str()->check(kFinite & CLI::Range(0.0, 1e9));
+      ->capture_default_str()->check(finiteIn(0.0, 1e9));
   cmd->add_option("--max-series", a->max_series, "read only the first N series");
   cmd->add_option("--step", a->step, "resampling step in seconds (default: the median step); the model records it")
       ->check(CLI::PositiveNumber);

@@ -115,10 +115,15 @@ Sampler::Round Sampler::sample(const std::vector<Workload>& workloads) {
   r.errors = errors_ - before;
   std::set<std::string> current;
   for (const auto& w : workloads) current.insert(w.id);
-  for (const auto& g : r.gone) current.erase(g);
+  // A workload no longer discovered (emptied or removed between two rounds, the usual way one
+  // ends) is gone as much as one whose files vanished mid-read: reported, so that what the agent
+  // keeps of it (gauges, pipeline, last sample) goes too.
   for (const auto& id : previous_)
-    if (!current.count(id)) forget(id);
-  for (const auto& g : r.gone) forget(g);
+    if (!current.count(id)) r.gone.push_back(id);
+  for (const auto& g : r.gone) {
+    current.erase(g);
+    forget(g);
+  }
   previous_ = std::move(current);
   return r;
 }

@@ -63,6 +63,12 @@ class ExperimentCgroup {
   static Result<ExperimentCgroup> create(const fs::path& root, const std::string& name) {
     ExperimentCgroup cg;
     cg.v2_ = fs::exists(root / "cgroup.controllers");
+    // Not a cgroup mount: creating the directories would only make ordinary folders there.
+    if (!cg.v2_ && !fs::exists(root / "cpu" / "cgroup.procs") &&
+        !fs::exists(root / "cpu,cpuacct" / "cgroup.procs"))
+      return fail(ErrorCode::kUnavailable,
+                  "{}: not a cgroup hierarchy (no cgroup.controllers, no cpu/cgroup.procs)",
+                  root.string());
     if (cg.v2_) {
       cg.cpu_ = cg.cpuacct_ = cg.memory_ = root / name;
       (void)writeFile(root / "cgroup.subtree_control", "+cpu +memory");
@@ -229,6 +235,25 @@ pid_t spawnWorkload(const ExperimentOptions& o, const ExperimentCgroup& cg, cons
   return pid;
 }
 
+// The workload process and its result file, ended and removed on every way out of runOne(): an
+// error or an interrupt must not leave a workload running in a cgroup that then cannot be removed.
+struct WorkloadGuard {
+  pid_t& child;
+  const ExperimentCgroup& cg;
+  fs::path out;
+  ~WorkloadGuard() {
+    if (child > 0) {
+      ::kill(child, SIGKILL);
+      waitpid(child, nullptr, 0);  // reaped: a zombie would keep the cgroup busy
+    }
+    cg.killAll();
+    std::error_code ec;
+    fs::remove(out, ec);
+  }
+};
+
+bool stopped(const ExperimentOptions& o) { return o.stop && o.stop->load(); }
+
 Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& controller_name,
                                 bool memory) {
   const std::string kind = memory ? "memory" : "cpu";
@@ -260,21 +285,19 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
   pid_t child = spawnWorkload(o, *cg, kind, start, end, out);
   if (child < 0)
     return fail(ErrorCode::kUnavailable, "cannot fork the workload: {}", std::strerror(errno));
+  const WorkloadGuard guard{child, *cg, out};
 
   ControllerResult r;
   double scored_time = 0, limit_time = 0;
   auto cpu0 = cg->cpu();
   auto oom0 = memory ? cg->oomKills() : Result<double>(0.0);
-  if (!cpu0 || !oom0) {
-    ::kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
-    return tl::unexpected(!cpu0 ? cpu0.error() : oom0.error());
-  }
+  if (!cpu0 || !oom0) return tl::unexpected(!cpu0 ? cpu0.error() : oom0.error());
   CpuCounters prev = *cpu0;
   double prev_oom = *oom0, prev_t = wallNow();
   const double machine_cores = static_cast<double>(std::thread::hardware_concurrency());
   for (double tick = start + o.interval_seconds; tick <= end + 1e-9; tick += o.interval_seconds) {
     sleepUntilWall(tick);
+    if (stopped(o)) return fail(ErrorCode::kUnavailable, "interrupted");
     const double t = wallNow(), dt = t - prev_t;
     Interval in;
     in.limit = limit;
@@ -325,10 +348,19 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
   }
   if (child > 0) {
     // The workload takes no arrivals after `end` and then drains its backlog; wait for it.
-    for (int i = 0; i < 600 && waitpid(child, nullptr, WNOHANG) == 0; ++i)
+    for (int i = 0; i < 600 && !stopped(o); ++i) {
+      if (waitpid(child, nullptr, WNOHANG) == child) {
+        child = -1;
+        break;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ::kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);  // reaped: a zombie would keep the cgroup busy
+    }
+    if (stopped(o)) return fail(ErrorCode::kUnavailable, "interrupted");
+    if (child > 0) {
+      ::kill(child, SIGKILL);
+      waitpid(child, nullptr, 0);  // reaped: a zombie would keep the cgroup busy
+      child = -1;
+    }
   }
   cg->killAll();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -342,8 +374,7 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
         r.p99_latency_ms = parsed["p99_latency_ms"].get<double>();
     }
   }
-  fs::remove(out);
-  return r;
+  return r;  // the guard removes `out`
 }
 
 }  // namespace
@@ -358,6 +389,7 @@ Result<ExperimentResult> runClosedLoopExperiment(const ExperimentOptions& o) {
   }
   for (const auto& name : o.controllers) {
     auto& r = result.controllers[name];
+    if (stopped(o)) return fail(ErrorCode::kUnavailable, "interrupted");
     if (o.cpu) {
       spdlog::info("cpu part: {} ({} s)", name,
                    (o.warmup_cycles + o.scored_cycles) * o.cycle_seconds);

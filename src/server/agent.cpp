@@ -18,6 +18,10 @@
 namespace foresight::server {
 namespace {
 
+// HTTP worker threads: scrapers, the live view's clients and a few stray connections at once.
+constexpr std::size_t kHttpWorkers = 32;
+
+
 double threadCpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -303,6 +307,12 @@ Status Agent::start() {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
+  // httplib's defaults (a worker per core, at least 8; 5 s to read a request) let 8 connections
+  // that send nothing hold every worker, and a scrape then waits past Prometheus's 10 s timeout.
+  // Idle workers cost little; a request line or header that takes over 2 s is dropped.
+  m.http.new_task_queue = [] { return new httplib::ThreadPool(kHttpWorkers); };
+  m.http.set_read_timeout(2);
+  m.http.set_keep_alive_timeout(2);
   if (config_.listen_port == 0) {
     port_ = m.http.bind_to_any_port(config_.listen_host);
     if (port_ <= 0) return fail(ErrorCode::kUnavailable, "cannot bind {}:any", config_.listen_host);

@@ -1,5 +1,6 @@
 #include <yaml-cpp/yaml.h>
 
+#include <charconv>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -52,10 +53,19 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
     if (root["listen"]) {
       const std::string l = root["listen"].as<std::string>();
       const auto colon = l.rfind(':');
-      if (colon == std::string::npos)
-        return fail(ErrorCode::kParse, "{}: listen '{}' must be host:port", origin, l);
+      int port = -1;
+      const char* digits = colon == std::string::npos ? nullptr : l.c_str() + colon + 1;
+      const auto [end, ec] = digits ? std::from_chars(digits, l.c_str() + l.size(), port)
+                                    : std::from_chars_result{nullptr, std::errc::invalid_argument};
+      if (colon == std::string::npos || colon == 0 || ec != std::errc() || end != l.c_str() + l.size() ||
+          port < 0 || port > 65535)
+        return fail(ErrorCode::kParse, "{}: listen '{}' must be host:port with a port 0-65535 "
+                    "([::1]:9464 for IPv6)", origin, l);
       c.listen_host = l.substr(0, colon);
-      c.listen_port = std::stoi(l.substr(colon + 1));
+      // [IPv6]:port: the address without its brackets, as the socket call takes it.
+      if (c.listen_host.size() > 2 && c.listen_host.front() == '[' && c.listen_host.back() == ']')
+        c.listen_host = c.listen_host.substr(1, c.listen_host.size() - 2);
+      c.listen_port = port;
     }
     if (auto f = root["fingerprint"]) {
       if (auto s = checkKeys(f, {"window", "hop", "dim", "autoencoder", "autoencoder_model"},

@@ -277,6 +277,48 @@ TEST(K8sResize, PatchesTheResizeSubresourceAndWaitsForTheKubelet) {
   EXPECT_EQ(api.patches().size(), 1u);
 }
 
+// The API server refuses a resize that changes a pod's QoS class: a Burstable container keeps its
+// requests' share of its limits, a request-only resource stays request-only, and a BestEffort pod
+// is refused before any PATCH.
+TEST(K8sResize, KeepsThePodsQosClass) {
+  FakeApiServer api;
+  api.pod["spec"]["containers"][0]["resources"] =
+      json::parse(R"({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}})");
+  api.pod["status"]["containerStatuses"][0]["resources"] = api.pod["spec"]["containers"][0]["resources"];
+  auto b = makeBackend(api.access(), fastPolls());
+  Allocation t;
+  t[Resource::kCpu] = 0.5;
+  t[Resource::kMemory] = 128 * kMiB;
+  auto st = b->apply("shop/web-0/app", t);
+  ASSERT_TRUE(st) << st.error().message;
+  ASSERT_EQ(api.patches().size(), 1u);
+  EXPECT_EQ(json::parse(api.patches()[0].body)["spec"]["containers"][0]["resources"],
+            json::parse(R"({"requests":{"cpu":"50m","memory":"33554432"},
+                            "limits":{"cpu":"500m","memory":"134217728"}})"));
+  auto cur = b->current("shop/web-0/app");
+  ASSERT_TRUE(cur);
+  EXPECT_EQ(*cur, t);  // the allocation is the limit
+
+  // Request-only memory stays request-only (and is the allocation).
+  api.pod["spec"]["containers"][0]["resources"] = json::parse(R"({"requests": {"memory": "64Mi"}})");
+  api.pod["status"]["containerStatuses"][0]["resources"] = api.pod["spec"]["containers"][0]["resources"];
+  Allocation m;
+  m[Resource::kMemory] = 128 * kMiB;
+  st = b->apply("shop/web-0/app", m);
+  ASSERT_TRUE(st) << st.error().message;
+  ASSERT_EQ(api.patches().size(), 2u);
+  EXPECT_EQ(json::parse(api.patches()[1].body)["spec"]["containers"][0]["resources"],
+            json::parse(R"({"requests":{"memory":"134217728"},"limits":{}})"));
+
+  // BestEffort: any request would make it Burstable.
+  for (auto& c : api.pod["spec"]["containers"]) c["resources"] = json::object();
+  st = b->apply("shop/web-0/app", t);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("would make the pod Burstable (it is BestEffort)"), std::string::npos)
+      << st.error().message;
+  EXPECT_EQ(api.patches().size(), 2u);
+}
+
 TEST(K8sResize, InfeasibleResizePutsThePreviousResourcesBack) {
   FakeApiServer api;
   api.kubelet = FakeApiServer::Kubelet::kInfeasible;
@@ -454,6 +496,47 @@ users:
   EXPECT_NE(lax.error().message.find("insecure-skip-tls-verify"), std::string::npos);
   EXPECT_FALSE(loadKubeconfig(path.string(), "nope"));
   EXPECT_FALSE(loadKubeconfig((tmp.path() / "missing").string(), ""));
+}
+
+// client-go's rules: a tokenFile is relative to the kubeconfig's folder, and a server URL's path
+// (a proxy's, e.g. Rancher's /k8s/clusters/ID) prefixes every request.
+TEST(K8sConfig, RelativeTokenFileAndAServerPathPrefix) {
+  testing::TempDir tmp;
+  testing::writeFile(tmp.path() / "kube" / "token", "from-file");
+  const auto path = tmp.path() / "kube" / "config";
+  httplib::Server server;
+  std::string seen;
+  server.Get(R"(/k8s/clusters/c-1/api/v1/namespaces/shop/pods/web-0)",
+             [&](const httplib::Request& req, httplib::Response& res) {
+               seen = req.path + " " + req.get_header_value("Authorization");
+               res.set_content(R"({"metadata":{"name":"web-0","namespace":"shop"},"spec":{"containers":[
+                   {"name":"app","resources":{"limits":{"cpu":"2"}}}]}})", "application/json");
+             });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { server.listen_after_bind(); });
+  testing::writeFile(path, fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: p
+contexts:
+- name: p
+  context: {{cluster: c, user: u}}
+clusters:
+- name: c
+  cluster: {{server: "http://127.0.0.1:{}/k8s/clusters/c-1/"}}
+users:
+- name: u
+  user: {{tokenFile: token}}
+)", port));
+  auto a = loadKubeconfig(path.string(), "");  // the working directory is not the kubeconfig's
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->token, "from-file");
+  auto b = makeBackend(*a, fastPolls());
+  auto cur = b->current("shop/web-0/app");
+  server.stop();
+  t.join();
+  ASSERT_TRUE(cur) << cur.error().message;
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kCpu], 2.0);
+  EXPECT_EQ(seen, "/k8s/clusters/c-1/api/v1/namespaces/shop/pods/web-0 Bearer from-file");
 }
 
 // A self-signed certificate for 127.0.0.1 (IP SAN), made in memory.

@@ -184,6 +184,26 @@ TEST(Sampler, VanishedCgroupIsNotFoundAndListedAsGone) {
   EXPECT_FALSE(Sampler::create(ctx, {"nope"}, reg));
 }
 
+// A workload that drops out of discovery between rounds (its cgroup emptied or removed, the usual
+// end) is reported gone too, so the agent drops its gauges; before, only a read that failed was.
+TEST(Sampler, AWorkloadNoLongerDiscoveredIsListedAsGone) {
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto ctx = context("v2");
+  auto sampler = Sampler::create(ctx, defaultCollectors(ctx.layout), reg);
+  ASSERT_TRUE(sampler);
+  const Workload app = cgroupWorkload("/system.slice/app.service");
+  const Workload other = cgroupWorkload("/system.slice/noio.service");
+  auto first = sampler->sample({app, other});
+  EXPECT_EQ(first.samples.size(), 2u);
+  EXPECT_TRUE(first.gone.empty());
+  auto second = sampler->sample({app});
+  EXPECT_EQ(second.samples.size(), 1u);
+  ASSERT_EQ(second.gone.size(), 1u);
+  EXPECT_EQ(second.gone[0], other.id);
+  EXPECT_TRUE(sampler->sample({app}).gone.empty());  // reported once
+}
+
 TEST(Procfs, SumsProcessesAndSkipsVanishedPids) {
   // cgroup.procs lists 8110 and 99999; 99999 has no /proc entry.
   auto s = collectWith(context("v1"), "procfs", cgroupWorkload("/fs-fixture"));

@@ -62,6 +62,23 @@ TEST(ClosedLoopBench, RunsAWorkloadInARealCgroup) {
   for (const auto& p : benchCgroups()) EXPECT_TRUE(before.count(p)) << p << " was left behind";
 }
 
+// Ctrl-C (or SIGTERM) mid-run: the workload is ended and its cgroup removed before the exit,
+// instead of an orphaned workload in a cgroup nothing removes.
+TEST(ClosedLoopBench, AnInterruptedRunLeavesNoCgroupOrWorkloadBehind) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const auto before = benchCgroups();
+  const auto ran = foresight::test_support::runShell(fmt::format(
+      "{} --log-level warn bench closed-loop --cycle-seconds 4 --warmup-cycles 1 --cycles 1 "
+      "--controllers static --part cpu & pid=$!; sleep 3; kill -INT $pid; wait $pid; rc=$?; "
+      // its workload writes to a file named after the bench's pid ([f]: pgrep must not match itself)
+      "pgrep -f \"[f]oresight-bench-static-$pid\" >/dev/null && echo 'workload left running'; exit $rc",
+      FORESIGHT_BIN));
+  EXPECT_EQ(ran.exit_code, 1) << ran.all();
+  EXPECT_NE(ran.all().find("interrupted"), std::string::npos) << ran.all();
+  EXPECT_EQ(ran.all().find("workload left running"), std::string::npos) << ran.all();
+  for (const auto& p : benchCgroups()) EXPECT_TRUE(before.count(p)) << p << " was left behind";
+}
+
 // `foresight run -- CMD` end to end in dry-run: the launched command gets a plan once it has
 // --min-history seconds of history, and the view shows its cpu and its measured memory.
 TEST(RunCommand, PlansALaunchedCommandInDryRun) {

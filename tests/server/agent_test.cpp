@@ -1,5 +1,8 @@
 // The agent on the v2 fixture host: config parsing, /metrics and the JSON API over 127.0.0.1.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -61,6 +64,13 @@ TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
   EXPECT_FALSE(parseAgentConfig("period_seconds: -1\n", "x"));
   EXPECT_FALSE(parseAgentConfig("period_seconds: abc\n", "x"));
   EXPECT_FALSE(parseAgentConfig("listen: 9000\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("listen: \"127.0.0.1:9464abc\"\n", "x"));  // not 9464
+  EXPECT_FALSE(parseAgentConfig("listen: \"127.0.0.1:\"\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("listen: \"127.0.0.1:70000\"\n", "x"));
+  auto v6 = parseAgentConfig("listen: \"[::1]:9464\"\n", "x");
+  ASSERT_TRUE(v6) << v6.error().message;
+  EXPECT_EQ(v6->listen_host, "::1");
+  EXPECT_EQ(v6->listen_port, 9464);
   EXPECT_FALSE(parseAgentConfig("detail_every: 0\n", "x"));
   EXPECT_FALSE(parseAgentConfig("detail_every: -2\n", "x"));
   EXPECT_FALSE(parseAgentConfig("detail_every: often\n", "x"));
@@ -157,6 +167,34 @@ TEST(Agent, FailsClearlyWhenThePortIsTaken) {
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, ErrorCode::kUnavailable);
   EXPECT_NE(st.error().message.find(std::to_string(first.port())), std::string::npos);
+}
+
+// Connections that send nothing (a stuck client, a port scan) must not hold every HTTP worker: a
+// scrape behind 16 of them is answered, where httplib's defaults (8 workers, a 5 s read timeout)
+// kept it waiting 5 s or more.
+TEST(Agent, IdleConnectionsDoNotStallAScrape) {
+  AgentConfig cfg;
+  cfg.root = kV2;
+  cfg.listen_port = 0;
+  cfg.database = "";
+  Agent agent(cfg);
+  ASSERT_TRUE(agent.start());
+  std::vector<int> idle;
+  for (int i = 0; i < 16; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(agent.port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    idle.push_back(fd);
+  }
+  httplib::Client cli("127.0.0.1", agent.port());
+  cli.set_read_timeout(4);
+  auto m = cli.Get("/metrics");
+  for (int fd : idle) ::close(fd);
+  ASSERT_TRUE(m) << httplib::to_string(m.error());
+  EXPECT_EQ(m->status, 200);
 }
 
 // A fast agent over the v2 fixture with a fresh state folder.

@@ -3,6 +3,7 @@
 // real cgroup while a controller sets its limit every interval; static, reactive and foresight
 // controllers take turns on identical workloads. `foresight bench closed-loop` runs it.
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -27,6 +28,9 @@ struct ExperimentOptions {
   std::string forecaster = "auto";
   std::filesystem::path model;
   bool cpu = true, memory = true;  // which parts to run
+  // Set (by a signal handler) to stop: the running part ends its workload, removes its cgroup and
+  // the run fails with "interrupted".
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct ControllerResult {

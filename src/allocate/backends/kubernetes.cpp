@@ -96,7 +96,10 @@ Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string&
                     "use a token or client certificate", path, user_name);
       if (user["token"]) a.token = user["token"].as<std::string>();
       if (user["tokenFile"]) {
-        auto t = readWholeFile(user["tokenFile"].as<std::string>());
+        // Relative to the kubeconfig's folder, as client-go and the certificate paths here.
+        std::filesystem::path tf = user["tokenFile"].as<std::string>();
+        if (tf.is_relative()) tf = std::filesystem::path(path).parent_path() / tf;
+        auto t = readWholeFile(tf.string());
         if (!t) return tl::unexpected(t.error());
         a.token = *t;
       }
@@ -187,8 +190,8 @@ class ApiClient {
     if (!cli) return tl::unexpected(cli.error());
     httplib::Headers headers = {{"Accept", "application/json"}};
     if (!access_.token.empty()) headers.emplace("Authorization", "Bearer " + access_.token);
-    httplib::Result res = method == "GET" ? (*cli)->Get(path, headers)
-                                          : (*cli)->Patch(path, headers, body, content_type);
+    httplib::Result res = method == "GET" ? (*cli)->Get(prefix_ + path, headers)
+                                          : (*cli)->Patch(prefix_ + path, headers, body, content_type);
     if (!res)
       return fail(ErrorCode::kUnavailable, "{} {}{}: {}", method, access_.server, path,
                   httplib::to_string(res.error()));
@@ -214,7 +217,7 @@ class ApiClient {
     if (!access_.token.empty()) headers.emplace("Authorization", "Bearer " + access_.token);
     std::string buffer, error_body;
     bool stopped = false;
-    auto res = (*cli)->Get(path, headers, [&](const char* data, std::size_t n) {
+    auto res = (*cli)->Get(prefix_ + path, headers, [&](const char* data, std::size_t n) {
       buffer.append(data, n);
       std::size_t nl;
       while ((nl = buffer.find('\n')) != std::string::npos) {
@@ -259,7 +262,13 @@ class ApiClient {
     if (!https && s.rfind("http://", 0) != 0)
       return fail(ErrorCode::kInvalidArgument, "API server '{}': expected https:// or http://", s);
     std::string hostport = s.substr(https ? 8 : 7);
-    if (auto slash = hostport.find('/'); slash != std::string::npos) hostport.resize(slash);
+    // A path after host:port (a proxy's, e.g. Rancher's /k8s/clusters/ID) prefixes every request,
+    // as client-go does.
+    if (auto slash = hostport.find('/'); slash != std::string::npos) {
+      prefix_ = hostport.substr(slash);
+      while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
+      hostport.resize(slash);
+    }
     std::string host = hostport;
     int port = https ? 443 : 80;
     if (auto colon = hostport.rfind(':');
@@ -319,6 +328,7 @@ class ApiClient {
 
   ClusterAccess access_;
   std::unique_ptr<httplib::ClientImpl> cli_;
+  std::string prefix_;  // the server URL's path, before every request's
 };
 
 std::string apiMessage(const Response& r) {
@@ -400,29 +410,44 @@ class ResizeBackend final : public Backend {
     const json& res = pod->container.value("resources", json::object());
     const json old_requests = res.value("requests", json::object());
     const json old_limits = res.value("limits", json::object());
-    const json want = quantities(target);
+    auto want = resizedResources(pod->container, target);
+    if (!want) return fail(want.error().code, "{}: {}", what, want.error().message);
+    // The API server refuses a resize that changes the pod's QoS class: say so before asking.
+    json after = pod->containers;
+    for (auto& c : after)
+      if (c.value("name", "") == pod->container_name)
+        c["resources"] = {{"requests", want->first}, {"limits", want->second}};
+    if (const std::string from = qosClass(pod->containers), to = qosClass(after); from != to)
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}: setting {} would make the pod {} (it is {}); a resize may not change a pod's "
+                  "QoS class: give the container {}",
+                  what, format(target), to, from,
+                  from == "BestEffort" ? "requests in its spec first"
+                                       : "requests below its limits, or limits, in its spec first");
     // Compare values, not spellings: "2" and "2000m" are the same cpu.
     auto normal = [](const json& list, const std::string& k) -> std::string {
-      if (!list.contains(k)) return "";
+      if (!list.contains(k) || list[k].is_null()) return "";
       auto v = parseQuantity(list[k].get<std::string>());
       if (!v) return "";
       return k == "cpu" ? formatCpu(*v) : formatMemory(*v);
     };
     bool same = true;
-    for (const auto& [k, v] : want.items())
-      if (normal(old_requests, k) != v || normal(old_limits, k) != v) same = false;
+    for (const auto& [k, v] : want->first.items())
+      if (normal(old_requests, k) != normal(want->first, k)) same = false;
+    for (const auto& [k, v] : want->second.items())
+      if (normal(old_limits, k) != normal(want->second, k)) same = false;
     if (same) return ok();
 
-    auto st = patchResources(*pod, want, want);
+    auto st = patchResources(*pod, want->first, want->second);
     if (!st) return st;
     auto done = waitForResize(*pod, target);
     if (done) return ok();
     // Put back what was there; a null in a strategic merge patch removes a key that was absent.
     json back_req = json::object(), back_lim = json::object();
-    for (const auto& [k, v] : want.items()) {
+    for (const auto& [k, v] : want->first.items())
       back_req[k] = old_requests.contains(k) ? old_requests[k] : json(nullptr);
+    for (const auto& [k, v] : want->second.items())
       back_lim[k] = old_limits.contains(k) ? old_limits[k] : json(nullptr);
-    }
     auto undo = patchResources(*pod, back_req, back_lim);
     return fail(done.error().code, "{}{}", done.error().message,
                 undo ? " (previous resources restored)"
@@ -433,7 +458,64 @@ class ResizeBackend final : public Backend {
   struct Pod {
     std::string ns, name, container_name, what;
     json container;
+    json containers;  // all of spec.containers, for the QoS class
   };
+
+  // Kubernetes' QoS class of a pod from its containers' cpu and memory (requests default to
+  // limits where only a limit is set).
+  static std::string qosClass(const json& containers) {
+    bool any = false, guaranteed = true;
+    for (const auto& c : containers) {
+      const json res = c.value("resources", json::object());
+      const json req = res.value("requests", json::object()), lim = res.value("limits", json::object());
+      for (const char* k : {"cpu", "memory"}) {
+        const bool has_req = req.contains(k) && !req[k].is_null();
+        const bool has_lim = lim.contains(k) && !lim[k].is_null();
+        any = any || has_req || has_lim;
+        if (!has_lim) {
+          guaranteed = false;
+        } else if (has_req) {
+          auto a = parseQuantity(req[k].get<std::string>()), b = parseQuantity(lim[k].get<std::string>());
+          if (!a || !b || *a != *b) guaranteed = false;
+        }
+      }
+    }
+    return !any ? "BestEffort" : guaranteed ? "Guaranteed" : "Burstable";
+  }
+
+  // The requests and limits that give the container `target`, keeping what makes its QoS class:
+  // the allocation is the limit (the request where there is none, as current() reads it); a
+  // request below its limit keeps its share of the limit (as the VPA scales limits with requests),
+  // a request-only resource stays request-only, and one with neither gets both.
+  static Result<std::pair<json, json>> resizedResources(const json& container, const Allocation& target) {
+    const json res = container.value("resources", json::object());
+    const json req = res.value("requests", json::object()), lim = res.value("limits", json::object());
+    json requests = json::object(), limits = json::object();
+    for (Resource r : {Resource::kCpu, Resource::kMemory}) {
+      if (!target[r]) continue;
+      const std::string k(foresight::name(r));
+      const double t = *target[r];
+      auto text = [&](double v) { return r == Resource::kCpu ? formatCpu(v) : formatMemory(v); };
+      const bool has_req = req.contains(k) && !req[k].is_null();
+      const bool has_lim = lim.contains(k) && !lim[k].is_null();
+      if (has_lim) {
+        auto l = parseQuantity(lim[k].get<std::string>());
+        if (!l) return tl::unexpected(l.error());
+        double share = 1;
+        if (has_req) {
+          auto q = parseQuantity(req[k].get<std::string>());
+          if (!q) return tl::unexpected(q.error());
+          if (*l > 0) share = std::min(1.0, *q / *l);
+        }
+        limits[k] = text(t);
+        requests[k] = text(t * share);
+      } else {
+        requests[k] = text(t);
+        if (!has_req) limits[k] = text(t);
+      }
+    }
+    return std::pair{requests, limits};
+  }
 
   Result<Pod> getPod(const std::string& workload) {
     const auto parts = splitWorkload(workload);
@@ -448,6 +530,7 @@ class ResizeBackend final : public Backend {
     if (r->status != 200)
       return fail(ErrorCode::kIo, "{}: GET returned {}: {}", p.what, r->status, apiMessage(*r));
     const json containers = r->body["spec"].value("containers", json::array());
+    p.containers = containers;
     if (p.container_name.empty()) {
       if (containers.size() != 1)
         return fail(ErrorCode::kInvalidArgument,
@@ -516,8 +599,7 @@ class ResizeBackend final : public Backend {
     if (busy) return State::kWaiting;
     for (const auto& cs : status.value("containerStatuses", json::array())) {
       if (cs.value("name", "") != container) continue;
-      auto actual =
-          resourcesOf(cs.value("resources", json::object()).value("limits", json::object()));
+      auto actual = specAllocation(cs);  // limits, else requests: what current() reads
       if (!actual) {
         detail = actual.error().message;
         return State::kWaiting;
