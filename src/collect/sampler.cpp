@@ -73,6 +73,7 @@ Result<const std::vector<pid_t>*> Sampler::pidsOf(const Workload& w, bool detail
 
 void Sampler::forget(const std::string& id) {
   procs_.erase(id);
+  workload_errors_.erase(id);
   for (auto& c : collectors_) c->forget(id);
 }
 
@@ -93,11 +94,13 @@ Result<Sample> Sampler::sampleOne(const Workload& w) {
     if (st) continue;
     if (st.error().code == ErrorCode::kNotFound) return tl::unexpected(st.error());
     ++errors_;
+    ++workload_errors_[w.id];
     if (logged_.insert(c->name()).second) {
       spdlog::warn("collector {} failed (logged once): {}", c->name(), st.error().message);
     }
   }
-  s.add("collector_errors_total", static_cast<double>(errors_));
+  // This workload's own count: the process-wide one on every workload would multiply in a sum.
+  s.add("collector_errors_total", static_cast<double>(workload_errors_[w.id]));
   return s;
 }
 

@@ -441,6 +441,35 @@ TEST(K8sVpa, BoundsFromTheForecast) {
   EXPECT_FALSE(recommend(*resize, "shop/web/app", target, lower, upper));
 }
 
+// As the stock recommender: nothing for a container whose policy mode is Off, and only the
+// resources its controlledResources name.
+TEST(K8sVpa, HonoursTheContainerPolicysModeAndControlledResources) {
+  FakeApiServer api;
+  api.vpa["spec"]["resourcePolicy"]["containerPolicies"][0]["controlledResources"] = json::parse(R"(["cpu"])");
+  auto b = makeBackend(api.access(), fastPolls("vpa"));
+  Allocation t;
+  t[Resource::kCpu] = 0.5;
+  t[Resource::kMemory] = 512 * kMiB;
+  ASSERT_TRUE(b->apply("shop/web/app", t));
+  ASSERT_EQ(api.patches().size(), 1u);
+  const json recs = json::parse(api.patches()[0].body)[0]["value"]["recommendation"]["containerRecommendations"];
+  const json app = recs[1];
+  ASSERT_EQ(app["containerName"], "app");
+  EXPECT_EQ(app["target"], json::parse(R"({"cpu":"500m"})"));
+  EXPECT_FALSE(app["upperBound"].contains("memory"));
+  Allocation memory_only;
+  memory_only[Resource::kMemory] = 512 * kMiB;
+  auto none = b->apply("shop/web/app", memory_only);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("controlledResources name none"), std::string::npos) << none.error().message;
+
+  api.vpa["spec"]["resourcePolicy"]["containerPolicies"][0]["mode"] = "Off";
+  auto off = b->apply("shop/web/app", t);
+  ASSERT_FALSE(off);
+  EXPECT_NE(off.error().message.find("mode Off"), std::string::npos) << off.error().message;
+  EXPECT_EQ(api.patches().size(), 1u);
+}
+
 TEST(K8sVpa, LeavesVpasOfOtherRecommendersAlone) {
   FakeApiServer api;
   api.vpa["spec"]["recommenders"] = json::parse(R"([{"name": "default"}])");

@@ -50,6 +50,7 @@ class Sampler {
   std::set<std::string> logged_;  // collector names whose failure was logged already
   std::set<std::string> previous_;  // workload ids of the last round, to forget the ones that left
   std::size_t errors_ = 0;
+  std::map<std::string, std::size_t> workload_errors_;  // per workload, for its own gauge
   std::uint64_t round_ = 0;  // rounds sampled, for the staggered detail reads
   struct Procs {
     KeptFile file;  // cgroup.procs

@@ -685,6 +685,17 @@ class VpaBackend final : public Backend {
     auto v = getVpa(workload);
     if (!v) return tl::unexpected(v.error());
     if (auto st = onlyCpuAndMemory(v->what, target); !st) return st;
+    if (v->off)
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}: its containerPolicies set mode Off: the VPA takes no recommendation for it",
+                  v->what);
+    bool any = false;
+    for (Resource r : {Resource::kCpu, Resource::kMemory})
+      any = any || (target[r] && v->controlled[r == Resource::kCpu ? 0 : 1]);
+    if (!any)
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}: its controlledResources name none of {}; nothing to recommend", v->what,
+                  format(target));
     json status = v->body.value("status", json::object());
     json recs = recommendations(v->body);
     json mine = json::object();
@@ -695,8 +706,10 @@ class VpaBackend final : public Backend {
     auto old = resourcesOf(mine.value("uncappedTarget", mine.value("target", json::object())));
     if (!old) return tl::unexpected(old.error());
     Allocation uncapped = *old;
-    for (Resource r : {Resource::kCpu, Resource::kMemory})
+    for (Resource r : {Resource::kCpu, Resource::kMemory}) {
       if (target[r]) uncapped[r] = target[r];
+      if (!v->controlled[r == Resource::kCpu ? 0 : 1]) uncapped[r].reset();  // not the VPA's to set
+    }
     // bound: explicit values where given (never above/below the target), else target x ratio;
     // then the container policy's minAllowed/maxAllowed, as the stock recommender caps.
     auto capped = [&](double ratio, const Allocation* bound, bool is_lower) {
@@ -743,6 +756,8 @@ class VpaBackend final : public Backend {
     std::string path, container, what;
     json body;
     Allocation min, max;  // spec.resourcePolicy caps for the container
+    bool off = false;     // the container policy's mode: Off (no recommendation at all)
+    std::array<bool, 2> controlled{true, true};  // cpu, memory: its controlledResources
   };
 
   static json recommendations(const json& vpa) {
@@ -783,6 +798,16 @@ class VpaBackend final : public Backend {
       if (n == v.container || (n == "*" && policy.is_null())) policy = p;
     }
     if (!policy.is_null()) {
+      // As the stock recommender: no recommendation for a container whose mode is Off, and only
+      // the resources its controlledResources name (default both).
+      v.off = policy.value("mode", "Auto") == "Off";
+      if (policy.contains("controlledResources")) {
+        v.controlled = {false, false};
+        for (const auto& c : policy["controlledResources"]) {
+          if (c == "cpu") v.controlled[0] = true;
+          if (c == "memory") v.controlled[1] = true;
+        }
+      }
       auto mn = resourcesOf(policy.value("minAllowed", json::object()));
       auto mx = resourcesOf(policy.value("maxAllowed", json::object()));
       if (!mn) return tl::unexpected(mn.error());
