@@ -279,7 +279,8 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
           samples.emplace_back();
         }
         auto& to = samples[it->second][index(r)];
-        to.reserve(to.size() + s.time.size());
+        if (to.size() + s.time.size() > to.capacity())  // geometric growth across windows
+          to.reserve(std::max(2 * to.capacity(), to.size() + s.time.size()));
         for (std::size_t i = 0; i < s.time.size(); ++i) {
           const std::int64_t d = s.time[i] - q.start;
           if (d < 0 || d % q.step_seconds != 0 || static_cast<std::uint64_t>(d / q.step_seconds) >= steps) {
