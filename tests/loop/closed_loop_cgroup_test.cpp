@@ -66,17 +66,23 @@ TEST(ClosedLoopBench, RunsAWorkloadInARealCgroup) {
 // instead of an orphaned workload in a cgroup nothing removes.
 TEST(ClosedLoopBench, AnInterruptedRunLeavesNoCgroupOrWorkloadBehind) {
   if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
-  const auto before = benchCgroups();
+  // Its cgroups and its workload's result file are named after the bench's pid; another test may
+  // run a bench of its own at the same time.
   const auto ran = foresight::test_support::runShell(fmt::format(
       "{} --log-level warn bench closed-loop --cycle-seconds 4 --warmup-cycles 1 --cycles 1 "
-      "--controllers static --part cpu & pid=$!; sleep 3; kill -INT $pid; wait $pid; rc=$?; "
-      // its workload writes to a file named after the bench's pid ([f]: pgrep must not match itself)
+      "--controllers static --part cpu & pid=$!; echo \"bench pid $pid\"; sleep 3; kill -INT $pid; "
+      "wait $pid; rc=$?; "
+      // [f]: pgrep must not match its own shell
       "pgrep -f \"[f]oresight-bench-static-$pid\" >/dev/null && echo 'workload left running'; exit $rc",
       FORESIGHT_BIN));
   EXPECT_EQ(ran.exit_code, 1) << ran.all();
   EXPECT_NE(ran.all().find("interrupted"), std::string::npos) << ran.all();
   EXPECT_EQ(ran.all().find("workload left running"), std::string::npos) << ran.all();
-  for (const auto& p : benchCgroups()) EXPECT_TRUE(before.count(p)) << p << " was left behind";
+  const auto at = ran.out.find("bench pid ");
+  ASSERT_NE(at, std::string::npos) << ran.all();
+  const std::string pid = ran.out.substr(at + 10, ran.out.find('\n', at) - at - 10);
+  const std::string ours = fmt::format("foresight-bench-cpu-static-{}", pid);
+  for (const auto& p : benchCgroups()) EXPECT_NE(p.filename().string(), ours) << p << " was left behind";
 }
 
 // `foresight run -- CMD` end to end in dry-run: the launched command gets a plan once it has

@@ -522,7 +522,7 @@ class ResizeBackend final : public Backend {
     if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty())
       return fail(ErrorCode::kInvalidArgument,
                   "kubernetes workload '{}': expected namespace/pod[/container]", workload);
-    Pod p{parts[0], parts[1], parts.size() == 3 ? parts[2] : "", "", {}};
+    Pod p{parts[0], parts[1], parts.size() == 3 ? parts[2] : "", "", {}, {}};
     p.what = fmt::format("pod {}/{}", p.ns, p.name);
     auto r = api_.request("GET", fmt::format("/api/v1/namespaces/{}/pods/{}", p.ns, p.name));
     if (!r) return tl::unexpected(r.error());
