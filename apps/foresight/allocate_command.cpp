@@ -63,11 +63,6 @@ struct AllocateArgs {
 };
 
 int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
-  // A negative margin would let memory go below what the workload uses: the check would be off.
-  if (!(a.usage_margin >= 0) || !std::isfinite(a.usage_margin)) {
-    spdlog::error("--usage-margin {}: must be >= 0 (0.10 = 10% above usage)", a.usage_margin);
-    return 2;
-  }
   allocate::BackendOptions options;
   for (const auto& kv : a.options)
     if (auto st = options.set(kv); !st) {
@@ -159,28 +154,7 @@ struct CostArgs {
   std::string match_data, match_workload;
 };
 
-// Exit 2 with the reason when an argument is out of range, as for the other bad arguments.
-Status checkCostArgs(const CostArgs& a) {
-  auto bad = [](const char* flag, double v, const char* want) {
-    return fail(ErrorCode::kInvalidArgument, "{} {}: must be {}", flag, v, want);
-  };
-  if (!std::isfinite(a.hours) || a.hours <= 0) return bad("--hours", a.hours, "> 0");
-  if (!(a.risk_budget >= 0 && a.risk_budget <= 1))
-    return bad("--risk-budget", a.risk_budget, "a probability in [0, 1]");
-  if (!std::isfinite(a.migration_cost) || a.migration_cost < 0)
-    return bad("--migration-cost", a.migration_cost, ">= 0");
-  if (a.current_hourly && (!std::isfinite(*a.current_hourly) || *a.current_hourly < 0))
-    return bad("--current-hourly", *a.current_hourly, ">= 0");
-  if (a.top < 0)
-    return fail(ErrorCode::kInvalidArgument, "--top {}: must be >= 0 (0 = all)", a.top);
-  return ok();
-}
-
 int runCost(const CostArgs& a) {
-  if (auto st = checkCostArgs(a); !st) {
-    spdlog::error("{}", st.error().message);
-    return 2;
-  }
   auto catalog = allocate::loadPriceCatalog(a.catalog);
   if (!catalog) {
     spdlog::error("{}", catalog.error().message);
@@ -286,8 +260,10 @@ void addAllocateCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_flag("--dry-run", a->dry_run, "log what would change; change and record nothing");
   cmd->add_option("--db", a->db, "audit database (env FORESIGHT_AUDIT_DB)")->capture_default_str();
   cmd->add_option("--reason", a->reason, "why, for the audit trail")->capture_default_str();
+  // A negative margin would let memory go below what the workload uses: the check would be off.
   cmd->add_option("--usage-margin", a->usage_margin, "refuse memory below usage * (1 + margin)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(finiteIn(0));
   cmd->add_flag("--force", a->force, "apply memory below usage plus margin anyway");
   cmd->callback([a, &builtins] {
     const int rc = runAllocate(*a, builtins);
@@ -307,14 +283,19 @@ void addAllocateCommand(CLI::App& app, Builtins& builtins) {
   cost->add_option("--spare-cpu", c->spare_cpu, "free cores on the current machine");
   cost->add_option("--spare-memory", c->spare_memory, "free memory on the current machine");
   cost->add_option("--current-hourly", c->current_hourly,
-                   "what the current placement costs per hour (default: machine's on-demand)");
-  cost->add_option("--hours", c->hours, "how long the capacity is needed")->capture_default_str();
+                   "what the current placement costs per hour (default: machine's on-demand)")
+      ->check(finiteIn(0));
+  cost->add_option("--hours", c->hours, "how long the capacity is needed")->capture_default_str()
+      ->check(finiteAbove(0));
   cost->add_option("--risk-budget", c->risk_budget, "highest acceptable interruption probability")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(finiteIn(0, 1));
   cost->add_option("--migration-cost", c->migration_cost, "cost of one move")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(finiteIn(0));
   cost->add_option("--top", c->top, "show the N best alternatives (0 = all)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(wholeNumber(0));
   cost->add_flag("--no-scale-out", c->no_scale_out, "the workload cannot run on two machines");
   auto* md = cost->add_option("--match-data", c->match_data,
                               "environment-matcher folder (docs/matching.md): move/add consider "

@@ -29,10 +29,6 @@ int runRecord(const RecordArgs& a) {
     spdlog::error("record: --duration must be > 0 (it may be omitted only with -- CMD)");
     return 2;
   }
-  if (a.period <= 0) {
-    spdlog::error("record: --period must be > 0");
-    return 2;
-  }
   if ((a.autoencoder || !a.autoencoder_model.empty()) && !server::haveAutoencoder()) {
     spdlog::error("record: --autoencoder: this build has no LibTorch");
     return 2;
@@ -127,7 +123,8 @@ void addRecordCommand(CLI::App& app, Builtins& builtins) {
   auto* cmd = app.add_subcommand("record", "Record workloads to generic CSV traces + fingerprints");
   cmd->add_option("--out", a->out, "output folder")->required();
   cmd->add_option("--duration", a->duration, "seconds to record (0 with -- CMD: until it exits)");
-  cmd->add_option("--period", a->period, "seconds between samples")->capture_default_str();
+  cmd->add_option("--period", a->period, "seconds between samples")->capture_default_str()
+      ->check(finiteAbove(0));
   // The agent's config refuses the same values (fingerprint needs window >= 4, hop >= 1, dim >= 1).
   cmd->add_option("--window", a->fp.window, "fingerprint window (samples)")->capture_default_str()
       ->check(CLI::Range(std::size_t{4}, std::size_t{1} << 20));

@@ -1,10 +1,8 @@
 // `foresight allocate`, `cost` and `history` refuse bad arguments (exit 2) before they change or
 // record anything; `history` refuses an audit database that does not exist.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,37 +10,27 @@
 #include <fmt/format.h>
 
 #include "support/shell.h"
+#include "test_util.h"
 
 namespace {
 namespace fs = std::filesystem;
+namespace fixture = foresight::allocate::testing;
 
 using foresight::test_support::Ran;
 
 class AllocateCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           fmt::format("foresight-allocate-cli-{}-{}", ::getpid(),
-                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
     // A cgroup v1 fixture tree, as in cli_test.sh.
-    fs::create_directories(dir_ / "cg/cpu/app");
-    fs::create_directories(dir_ / "cg/memory/app");
     fs::create_directories(dir_ / "cg/blkio/app");
     write("cg/cpu/app/cpu.cfs_quota_us", "-1\n");
     write("cg/cpu/app/cpu.cfs_period_us", "100000\n");
     write("cg/memory/app/memory.limit_in_bytes", "9223372036854771712\n");
     write("cg/memory/app/memory.usage_in_bytes", "104857600\n");
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
-  void write(const std::string& name, const std::string& text) {
-    std::ofstream(dir_ / name) << text;
-  }
-  std::string read(const std::string& name) {
-    std::string s;
-    std::getline(std::ifstream(dir_ / name), s);
-    return s;
-  }
+  void write(const std::string& name, const std::string& text) { fixture::writeFile(dir_ / name, text); }
+  std::string read(const std::string& name) { return fixture::readFile(dir_ / name); }
   std::string db() const { return (dir_ / "audit.db").string(); }
   Ran run(const std::string& args) {
     return foresight::test_support::runShell(
@@ -62,7 +50,8 @@ class AllocateCli : public ::testing::Test {
                            FORESIGHT_SOURCE_DIR, all));
   }
 
-  fs::path dir_;
+  fixture::TempDir tmp_;
+  const fs::path& dir_ = tmp_.path();
 };
 
 void expectBadArgument(const Ran& r, const std::string& needle) {

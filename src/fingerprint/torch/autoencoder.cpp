@@ -6,6 +6,9 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <sstream>
+
+#include "foresight/core/files.h"
 
 namespace foresight::fingerprint {
 
@@ -64,23 +67,15 @@ double Autoencoder::scoreAndLearn(const Eigen::VectorXd& z) {
 }
 
 Status Autoencoder::save(const std::filesystem::path& file) const {
-  std::filesystem::path tmp = file;
-  tmp += ".tmp";
+  std::ostringstream bytes;  // serialised first, so a failure leaves no file at all
   try {
     torch::serialize::OutputArchive archive;
     impl_->net->save(archive);
-    archive.save_to(tmp.string());
+    archive.save_to(bytes);
   } catch (const std::exception& e) {
-    return fail(ErrorCode::kIo, "{}: cannot save autoencoder: {}", tmp.string(), e.what());
+    return fail(ErrorCode::kIo, "{}: cannot save autoencoder: {}", file.string(), e.what());
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, file, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    return fail(ErrorCode::kIo, "{}: cannot rename into place: {}", file.string(), ec.message());
-  }
-  return ok();
+  return writeFileAtomically(file, bytes.view());
 }
 
 Status Autoencoder::load(const std::filesystem::path& file) {
