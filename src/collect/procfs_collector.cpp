@@ -60,7 +60,7 @@ class ProcfsCollector final : public Collector {
         "proc_voluntary_ctxsw_total", "proc_involuntary_ctxsw_total", "proc_threads",
         "proc_fds_file", "proc_fds_socket", "proc_fds_pipe", "proc_fds_other"};
     for (int i = 0; i < kCount; ++i) out.add(kNames[i], v[i]);
-    out.add("proc_count", alive);
+    out.add("proc_processes", alive);
     out.add("proc_vanished", vanished);
     return ok();
   }

@@ -272,8 +272,16 @@ Status Agent::start() {
   m.store_errors_g = agent_gauge("foresight_agent_store_errors", "History store writes that failed");
 
   m.http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(prometheus::TextSerializer().Serialize(impl_->prom->Collect()),
-                    "text/plain; version=0.0.4");
+    auto families = impl_->prom->Collect();
+    // The kernel's cumulative counters (the `_total` names) are mirrored as read, and
+    // prometheus-cpp's Counter can only be incremented, so they are held in gauges and typed as
+    // counters here: rate() and promtool expect TYPE counter for a `_total` series.
+    for (auto& f : families) {
+      if (f.type != prometheus::MetricType::Gauge || !collect::isCounter(f.name)) continue;
+      f.type = prometheus::MetricType::Counter;
+      for (auto& c : f.metric) c.counter.value = c.gauge.value;
+    }
+    res.set_content(prometheus::TextSerializer().Serialize(families), "text/plain; version=0.0.4");
   });
   m.http.Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
     nlohmann::json j = {{"status", "ok"}, {"rounds", rounds_.load()},

@@ -207,7 +207,7 @@ TEST(Sampler, AWorkloadNoLongerDiscoveredIsListedAsGone) {
 TEST(Procfs, SumsProcessesAndSkipsVanishedPids) {
   // cgroup.procs lists 8110 and 99999; 99999 has no /proc entry.
   auto s = collectWith(context("v1"), "procfs", cgroupWorkload("/fs-fixture"));
-  EXPECT_DOUBLE_EQ(s.get("proc_count"), 1);
+  EXPECT_DOUBLE_EQ(s.get("proc_processes"), 1);
   EXPECT_DOUBLE_EQ(s.get("proc_vanished"), 1);
   EXPECT_DOUBLE_EQ(s.get("proc_cpu_user_seconds_total"), 2.5);
   EXPECT_DOUBLE_EQ(s.get("proc_cpu_system_seconds_total"), 0.5);
@@ -472,7 +472,7 @@ TEST(Tiered, DetailFilesEveryNRoundsStaggeredCheapOnesEveryRound) {
   // PSI (the fixture's hybrid unified side) and the perf cgroup events are detail files.
   const char* kDetail[] = {"cpu_user_seconds_total", "memory_anon_bytes", "memory_faults_total",
                            "memory_working_set_bytes",
-                           "io_read_bytes_total", "proc_cpu_user_seconds_total", "proc_count",
+                           "io_read_bytes_total", "proc_cpu_user_seconds_total", "proc_processes",
                            "net_rx_bytes_total", "psi_cpu_some_seconds_total",
                            "psi_io_some_seconds_total", "perf_cgroup_supported",
                            "perf_task_clock_seconds_total"};

@@ -228,7 +228,7 @@ TEST(Sampler, KeptFdsAreBoundedAndReleasedWhenWorkloadsAndProcessesLeave) {
     // A process leaves its cgroup: its four files are closed.
     rewrite(root / "sys/fs/cgroup/w0/cgroup.procs", "");
     auto r2 = sampler.sample(all);
-    EXPECT_DOUBLE_EQ(r2.samples[0].get("proc_count"), 0);
+    EXPECT_DOUBLE_EQ(r2.samples[0].get("proc_processes"), 0);
     EXPECT_EQ(keptFdCount() - base, kN * per - 4);
     // Half the workloads are no longer sampled: everything they held is closed.
     all.resize(kN / 2);
@@ -253,7 +253,7 @@ TEST(Sampler, DegradesToOpenReadCloseWhenTheFdBudgetIsSpent) {
     EXPECT_EQ(r.errors, 0u);
     for (int i = 0; i < 20; ++i) {
       EXPECT_DOUBLE_EQ(r.samples[i].get("cpu_usage_seconds_total"), i * 1e-3) << i;
-      EXPECT_DOUBLE_EQ(r.samples[i].get("proc_count"), 1) << i;
+      EXPECT_DOUBLE_EQ(r.samples[i].get("proc_processes"), 1) << i;
     }
     EXPECT_EQ(keptFdCount(), base + 30);
   }
@@ -323,7 +323,7 @@ TEST(LiveKeptFile, ReusedPidIsReadAsTheNewProcess) {
     const pid_t a = spawnSleeper();
     Sample first;
     ASSERT_TRUE((*procfs)->collect(w, {a}, first));
-    ASSERT_DOUBLE_EQ(first.get("proc_count"), 1);
+    ASSERT_DOUBLE_EQ(first.get("proc_processes"), 1);
     reap(a);
     { std::ofstream("/proc/sys/kernel/ns_last_pid") << (a - 1); }
     const pid_t b = spawnSleeper(64 << 20);  // a different process: 64 MiB resident
@@ -336,7 +336,7 @@ TEST(LiveKeptFile, ReusedPidIsReadAsTheNewProcess) {
       ::usleep(10000);
       Sample s;
       ASSERT_TRUE((*procfs)->collect(w, {b}, s));
-      EXPECT_DOUBLE_EQ(s.get("proc_count"), 1);  // not "vanished" through the old fds
+      EXPECT_DOUBLE_EQ(s.get("proc_processes"), 1);  // not "vanished" through the old fds
       EXPECT_DOUBLE_EQ(s.get("proc_vanished"), 0);
       rss = s.get("proc_rss_bytes");
     }
@@ -420,7 +420,7 @@ void expectJoinsSeen(const CollectorContext& ctx) {
   for (int k = 0; k < 3; ++k) {
     auto r = sampler->sample({w});
     ASSERT_EQ(r.samples.size(), 1u);
-    EXPECT_DOUBLE_EQ(r.samples[0].get("proc_count"), k) << ref << " round " << k;
+    EXPECT_DOUBLE_EQ(r.samples[0].get("proc_processes"), k) << ref << " round " << k;
     children.push_back(spawnSleeper());
     std::ofstream(ref / name / "cgroup.procs") << children.back() << '\n';
     ::usleep(100000);

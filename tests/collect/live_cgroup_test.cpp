@@ -145,7 +145,7 @@ TEST(LiveCgroup, MeasuresKnownCpuMemoryAndIoLoad) {
   const double written = after->get("proc_write_bytes_total") - before->get("proc_write_bytes_total");
   EXPECT_GE(written, kIoBytes);
   EXPECT_LT(written, kIoBytes * 1.5);
-  EXPECT_EQ(after->get("proc_count"), 1);
+  EXPECT_EQ(after->get("proc_processes"), 1);
 }
 
 // A child that outgrows the cgroup's memory limit is OOM-killed; the collector counts the kill

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "foresight/server/agent.h"
@@ -56,4 +58,41 @@ TEST(PrometheusIntegration, ScrapesTheAgentAndReturnsItsSeries) {
   agent.stop();
   fs::remove_all(dir);
   EXPECT_DOUBLE_EQ(value, 7) << last_body << "\nprometheus log:\n" << log;  // nr_throttled in the fixture's cpu.stat
+}
+
+// promtool's lint: a `_total` series must be TYPE counter and no gauge may end in `_count`
+// (the kernel counters were once exposed as gauges: 28 warnings and exit status 3).
+TEST(PrometheusIntegration, TheExpositionPassesPromtoolsLint) {
+  if (!fs::exists(test_support::kPromtoolBinary)) GTEST_SKIP() << "promtool not installed (scripts/deps.sh test)";
+  server::AgentConfig cfg;
+  cfg.root = std::string(FORESIGHT_SOURCE_DIR) + "/tests/collect/fixtures/v2";
+  cfg.listen_port = 0;
+  cfg.period_seconds = 0.05;
+  cfg.database = "";
+  cfg.collectors = {"cgroup.v2", "procfs"};
+  cfg.fingerprint = {.window = 4, .hop = 1, .dim = 4};
+  server::Agent agent(cfg);
+  ASSERT_TRUE(agent.start());
+  for (int i = 0; i < 200 && agent.rounds() < 6; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  httplib::Client cli("127.0.0.1", agent.port());
+  auto m = cli.Get("/metrics");
+  agent.stop();
+  ASSERT_TRUE(m);
+  // What the lint has to judge: kernel counters, a process count, gauges, the agent's own.
+  for (const char* name : {"# TYPE foresight_cpu_usage_seconds_total counter", "foresight_proc_processes{",
+                           "# TYPE foresight_memory_usage_bytes gauge", "foresight_fingerprint_anomaly{",
+                           "foresight_agent_rounds "})
+    EXPECT_NE(m->body.find(name), std::string::npos) << name << " not in\n" << m->body;
+  const fs::path file = fs::path(testing::TempDir()) / ("metrics-" + std::to_string(::getpid()) + ".txt");
+  { std::ofstream(file) << m->body; }
+  const std::string cmd = std::string(test_support::kPromtoolBinary) + " check metrics < " + file.string() + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = ::pclose(p);
+  fs::remove(file);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "");
 }
