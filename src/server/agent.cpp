@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <set>
 #include <unordered_map>
 
 #include "foresight/collect/sampler.h"
@@ -308,6 +309,22 @@ Status Agent::start() {
       return;
     }
     res.set_content(it->second.dump(), "application/json");
+  });
+  // A wrong method on one of these paths is 405 with Allow (RFC 9110 15.5.6); httplib alone
+  // answers 404, as if the path did not exist.
+  m.http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    static const std::set<std::string> kPaths = {"/metrics", "/api/health", "/api/workloads", "/api/fingerprint"};
+    if (req.method == "GET" || req.method == "HEAD" || !kPaths.count(req.path))
+      return httplib::Server::HandlerResponse::Unhandled;
+    res.set_header("Allow", "GET, HEAD");
+    if (req.method == "OPTIONS") {
+      res.status = 204;
+    } else {
+      res.status = 405;
+      res.set_content(nlohmann::json{{"error", req.method + " " + req.path + ": only GET and HEAD"}}.dump(),
+                      "application/json");
+    }
+    return httplib::Server::HandlerResponse::Handled;
   });
   // httplib's default sets SO_REUSEPORT, which lets a second agent bind the same port and split
   // the scrapes; keep only SO_REUSEADDR (restart without TIME_WAIT trouble).

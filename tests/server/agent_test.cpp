@@ -129,6 +129,24 @@ TEST(Agent, ServesMetricsAndJsonOnLoopback) {
   auto missing = cli.Get("/api/fingerprint?workload=/nope");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
+  // A wrong method on a served path is 405 with Allow, not 404; an unknown path stays 404.
+  auto post = cli.Post("/metrics", "x", "text/plain");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+  EXPECT_EQ(post->get_header_value("Allow"), "GET, HEAD");
+  auto del = cli.Delete("/api/workloads");
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 405);
+  auto options = cli.Options("/api/health");
+  ASSERT_TRUE(options);
+  EXPECT_EQ(options->status, 204);
+  EXPECT_EQ(options->get_header_value("Allow"), "GET, HEAD");
+  auto head = cli.Head("/metrics");
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  auto elsewhere = cli.Post("/api/nope", "x", "text/plain");
+  ASSERT_TRUE(elsewhere);
+  EXPECT_EQ(elsewhere->status, 404);
   agent.stop();
   // History reached the store.
   auto db = store::Store::open(cfg.database);
