@@ -412,8 +412,8 @@ Result<ExperimentResult> runClosedLoopExperiment(const ExperimentOptions& o) {
   return result;
 }
 
-nlohmann::json ExperimentResult::toJson(const ExperimentOptions& o) const {
-  nlohmann::json j;
+nlohmann::ordered_json ExperimentResult::toJson(const ExperimentOptions& o) const {
+  nlohmann::ordered_json j;
   j["protocol"] = {{"interval_seconds", o.interval_seconds},
                    {"cycle_seconds", o.cycle_seconds},
                    {"warmup_cycles", o.warmup_cycles},
@@ -421,7 +421,10 @@ nlohmann::json ExperimentResult::toJson(const ExperimentOptions& o) const {
                    {"cpu", o.cpu},
                    {"forecaster", o.forecaster},
                    {"memory", o.memory}};
-  for (const auto& [name, r] : controllers) {
+  for (const auto& name : o.controllers) {  // in the order asked, as the runs were made
+    auto it = controllers.find(name);
+    if (it == controllers.end()) continue;
+    const ControllerResult& r = it->second;
     auto& c = j["controllers"][name];
     if (o.cpu) {
       c["throttled_seconds"] = r.throttled_seconds;

@@ -123,5 +123,18 @@ TEST(ClosedLoopOptions, UnknownForecasterOrMissingModelIsAnError) {
   EXPECT_NE(r.error().message.find("/nonexistent/model.fsm"), std::string::npos);
 }
 
+// The JSON lists the controllers in the order they were asked for and run (a sorted map listed
+// them alphabetically).
+TEST(ClosedLoopOptions, TheResultListsControllersInTheOrderAsked) {
+  ExperimentOptions eo;
+  eo.controllers = {"static", "reactive", "foresight"};
+  ExperimentResult r;
+  for (const auto& c : eo.controllers) r.controllers[c].mean_quota_cores = 1;
+  const auto j = r.toJson(eo);
+  std::vector<std::string> order;
+  for (const auto& [name, _] : j["controllers"].items()) order.push_back(name);
+  EXPECT_EQ(order, eo.controllers);
+}
+
 }  // namespace
 }  // namespace foresight::loop

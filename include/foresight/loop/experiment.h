@@ -44,7 +44,7 @@ struct ControllerResult {
 
 struct ExperimentResult {
   std::map<std::string, ControllerResult> controllers;
-  nlohmann::json toJson(const ExperimentOptions& o) const;
+  nlohmann::ordered_json toJson(const ExperimentOptions& o) const;  // controllers in o's order
 };
 
 Result<ExperimentResult> runClosedLoopExperiment(const ExperimentOptions& options);
