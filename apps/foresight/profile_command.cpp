@@ -96,9 +96,9 @@ void addProfileCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--iterations", a->iterations, "rounds to show (0: until Ctrl-C)")->capture_default_str();
   cmd->add_option("--top", a->top, "rows to show")->capture_default_str();
   cmd->add_option("--window", a->fp.window, "fingerprint window (samples)")->capture_default_str()
-      ->check(CLI::Range(std::size_t{4}, std::size_t{1} << 20));
+      ->check(CLI::Range(fingerprint::kMinWindow, fingerprint::kMaxWindow));
   cmd->add_option("--hop", a->fp.hop, "samples between fingerprints")->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+      ->check(CLI::Range(std::size_t{1}, fingerprint::kMaxHop));
   addWorkloadOptions(*cmd, a->workloads);
   cmd->callback([a, &builtins] {
     a->workloads.command = builtins.command;

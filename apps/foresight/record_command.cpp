@@ -125,13 +125,12 @@ void addRecordCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--duration", a->duration, "seconds to record (0 with -- CMD: until it exits)");
   cmd->add_option("--period", a->period, "seconds between samples")->capture_default_str()
       ->check(finiteAbove(0));
-  // The agent's config refuses the same values (fingerprint needs window >= 4, hop >= 1, dim >= 1).
   cmd->add_option("--window", a->fp.window, "fingerprint window (samples)")->capture_default_str()
-      ->check(CLI::Range(std::size_t{4}, std::size_t{1} << 20));
+      ->check(CLI::Range(fingerprint::kMinWindow, fingerprint::kMaxWindow));
   cmd->add_option("--hop", a->fp.hop, "samples between fingerprints")->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+      ->check(CLI::Range(std::size_t{1}, fingerprint::kMaxHop));
   cmd->add_option("--dim", a->fp.dim, "fingerprint vector size (at most the number of features)")
-      ->capture_default_str()->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+      ->capture_default_str()->check(CLI::Range(std::size_t{1}, fingerprint::kMaxDim));
   cmd->add_flag("--autoencoder", a->autoencoder, "anomaly score from the LibTorch autoencoder (default: PCA error)");
   cmd->add_option("--autoencoder-model", a->autoencoder_model,
                   "start each workload's autoencoder from this model (foresight train --autoencoder); "

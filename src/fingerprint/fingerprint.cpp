@@ -285,6 +285,16 @@ Result<IncrementalPca> IncrementalPca::load(const nlohmann::json& j) {
 
 // ---------------------------------------------------------------------------- Pipeline
 
+Status checkConfig(const Config& c) {
+  if (c.window < kMinWindow || c.window > kMaxWindow)
+    return fail(ErrorCode::kInvalidArgument, "fingerprint window {} not in [{}, {}]", c.window, kMinWindow, kMaxWindow);
+  if (c.hop < 1 || c.hop > kMaxHop)
+    return fail(ErrorCode::kInvalidArgument, "fingerprint hop {} not in [1, {}]", c.hop, kMaxHop);
+  if (c.dim < 1 || c.dim > kMaxDim)
+    return fail(ErrorCode::kInvalidArgument, "fingerprint dim {} not in [1, {}]", c.dim, kMaxDim);
+  return {};
+}
+
 Pipeline::Pipeline(Config config, std::vector<std::string> metrics)
     : config_(config), metrics_(std::move(metrics)), buffers_(metrics_.size()),
       pca_(metrics_.size() * kStatCount, config.dim) {

@@ -94,8 +94,8 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
     return fail(ErrorCode::kParse, "{}: {}", origin, e.what());
   }
   if (c.period_seconds <= 0) return fail(ErrorCode::kInvalidArgument, "{}: period_seconds must be > 0", origin);
-  if (c.fingerprint.window < 4 || c.fingerprint.hop == 0 || c.fingerprint.dim == 0)
-    return fail(ErrorCode::kInvalidArgument, "{}: fingerprint needs window >= 4, hop >= 1, dim >= 1", origin);
+  if (auto s = fingerprint::checkConfig(c.fingerprint); !s)
+    return fail(ErrorCode::kInvalidArgument, "{}: {}", origin, s.error().message);
   // A retention that is not positive would downsample or delete every sample at start-up.
   if (const auto& r = c.retention; r.raw_seconds <= 0 || r.bucket_seconds <= 0 ||
                                    r.downsampled_seconds < r.raw_seconds || r.fingerprint_seconds <= 0)

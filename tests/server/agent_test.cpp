@@ -61,6 +61,16 @@ TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
   ASSERT_FALSE(u);
   EXPECT_NE(u.error().message.find("cfg.yaml: unknown key 'perod_seconds'"), std::string::npos);
   EXPECT_FALSE(parseAgentConfig("fingerprint: {windw: 3}\n", "x"));
+  // The fingerprint's bounds are the CLI's (fingerprint::checkConfig), the top ones included.
+  auto w3 = parseAgentConfig("fingerprint: {window: 3}\n", "cfg.yaml");
+  ASSERT_FALSE(w3);
+  EXPECT_NE(w3.error().message.find("cfg.yaml: fingerprint window 3 not in [4, 1048576]"), std::string::npos)
+      << w3.error().message;
+  EXPECT_FALSE(parseAgentConfig("fingerprint: {hop: 0}\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("fingerprint: {dim: 5000}\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("fingerprint: {window: 2000000}\n", "x"));
+  EXPECT_FALSE(parseAgentConfig("fingerprint: {window: -1}\n", "x"));
+  EXPECT_TRUE(parseAgentConfig("fingerprint: {window: 4, hop: 1, dim: 4096}\n", "x"));
   EXPECT_FALSE(parseAgentConfig("period_seconds: -1\n", "x"));
   EXPECT_FALSE(parseAgentConfig("period_seconds: abc\n", "x"));
   EXPECT_FALSE(parseAgentConfig("listen: 9000\n", "x"));

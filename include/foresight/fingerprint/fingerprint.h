@@ -109,6 +109,11 @@ struct Config {
   std::size_t dim = 16;     // PCA output dimension
   std::size_t max_period = 0;  // 0: window / 2
 };
+// The settings' bounds, one place for the agent's config and the CLI's options. A window needs 4
+// samples for its statistics; the upper bounds catch "-1" read into an unsigned.
+inline constexpr std::size_t kMinWindow = 4, kMaxWindow = std::size_t{1} << 20;
+inline constexpr std::size_t kMaxHop = std::size_t{1} << 20, kMaxDim = 4096;
+Status checkConfig(const Config& c);  // fails naming the setting and its bounds
 
 class Pipeline {
  public:
