@@ -109,16 +109,23 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
   const CapacityAdvice& a = *config_.advice;
   allocate::CapacityRequest req;
   bool exceeds = false;
+  double cpu_wanted = NAN;
   for (const auto& d : plan.decisions) {
     if (d.resource != Resource::kCpu && d.resource != Resource::kMemory) continue;
     // What the workload is forecast to want, before a max bound (e.g. the host's own size) cut it.
     const double wanted = std::isnan(d.forecast) ? d.desired : std::max(d.desired, d.forecast);
     if (std::isnan(wanted)) continue;
     req.need[d.resource] = wanted;
+    if (d.resource == Resource::kCpu) cpu_wanted = wanted;
     const auto& host = a.host[d.resource];
     exceeds = exceeds || (host && wanted > *host);
   }
-  if (!exceeds) {  // fits again: the advice no longer applies
+  // Beyond its cpuset but within the host: the CPUs are here, so the advice is to widen the
+  // cpuset (the planner stops the quota at it), not to buy capacity.
+  const auto& host_cpus = a.host[Resource::kCpu];
+  const bool beyond_cpuset = !exceeds && st.cpuset_cpus > 0 && cpu_wanted > st.cpuset_cpus &&
+                             (!host_cpus || st.cpuset_cpus < *host_cpus);
+  if (!exceeds && !beyond_cpuset) {  // fits again: the advice no longer applies
     st.exceeding_since.reset();
     std::lock_guard lock(view_mutex_);
     for (auto& [key, row] : view_)
@@ -129,6 +136,18 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
   if (now - *st.exceeding_since < a.sustain_seconds) return;
   if (st.last_advice && now - *st.last_advice < a.every_seconds) return;
   st.last_advice = now;
+  if (beyond_cpuset) {
+    const std::string widen =
+        host_cpus ? fmt::format("widen its cpuset ({:.2f} cores forecast, {:g} CPUs in its cpuset, {:g} on this host)",
+                                cpu_wanted, st.cpuset_cpus, *host_cpus)
+                  : fmt::format("widen its cpuset ({:.2f} cores forecast, {:g} CPUs in its cpuset)",
+                                cpu_wanted, st.cpuset_cpus);
+    spdlog::warn("{}: the forecast does not fit its cpuset; {}", workload, widen);
+    std::lock_guard lock(view_mutex_);
+    for (auto& [key, row] : view_)
+      if (key.first == workload) row.advice = widen;
+    return;
+  }
   req.workload = workload;
   for (Resource r : {Resource::kCpu, Resource::kMemory}) {
     req.current[r] = current[r] ? current[r] : a.host[r];

@@ -202,6 +202,41 @@ TEST(Autoscaler, CpuTargetStopsAtTheWorkloadsCpuset) {
   EXPECT_NEAR(*b->target[Resource::kCpu], 3.0, 1e-9);
 }
 
+// The same workload with capacity advice on: 3 cores fit the 4-CPU host but not its 2-CPU
+// cpuset, so the advice is to widen the cpuset (no purchase), and it clears once the forecast fits.
+TEST(Autoscaler, AdvisesWideningTheCpusetWhenTheForecastExceedsItButNotTheHost) {
+  auto catalog = allocate::parsePriceCatalog(
+      "machines:\n"
+      "  - {name: small, vcpus: 4, memory_gib: 8, on_demand: 0.1}\n"
+      "  - {name: big, vcpus: 8, memory_gib: 32, on_demand: 0.4}\n",
+      "test.yaml");
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  AutoscalerConfig c = afterSamples(3);
+  c.resources = {Resource::kCpu};
+  CapacityAdvice adv;
+  adv.cost = std::make_shared<const allocate::CostModel>(std::move(*catalog));
+  adv.host[Resource::kCpu] = 4.0;
+  adv.host[Resource::kMemory] = 8.0 * (1ull << 30);
+  adv.sustain_seconds = 5;
+  c.advice = adv;
+  auto adviceOf = [](const Autoscaler& s) {
+    for (const auto& row : s.view())
+      if (!row.advice.empty()) return row.advice;
+    return std::string();
+  };
+  Autoscaler pinned(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  Autoscaler free(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  for (int t = 0; t < 10; ++t) {
+    ASSERT_TRUE(pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? 2.0 : NAN));
+    ASSERT_TRUE(free.observe("web", 1000 + t, usage(3.0, 1e9)));
+  }
+  EXPECT_EQ(adviceOf(pinned).rfind("widen its cpuset (3.00 cores forecast, 2 CPUs in its cpuset, 4 on this host)", 0), 0u)
+      << adviceOf(pinned);
+  EXPECT_EQ(adviceOf(free), "");  // 3 cores fit the host
+  for (int t = 10; t < 40; ++t) ASSERT_TRUE(pinned.observe("web", 1000 + t, usage(1.0, 1e9)));
+  EXPECT_EQ(adviceOf(pinned), "");
+}
+
 TEST(Autoscaler, DryRunChangesNothing) {
   AutoscalerConfig c = afterSamples(3);
   auto backend = allocate::makeDryRunBackend(nullptr);
