@@ -100,7 +100,7 @@ void addImportCommand(CLI::App& app) {
   cmd->add_option("--out", a->out, "CSV file to write")->required();
   cmd->add_option("--preset", a->preset,
                   "queries: foresight (this project's agent's gauges) or cadvisor (Kubernetes "
-                  "containers: cpu, memory, disk_io)")
+                  "containers: cpu, memory, disk_io; network for a pod's only container)")
       ->capture_default_str();
   cmd->add_option("--query", a->queries,
                   "RESOURCE=PROMQL, replacing the preset's query for that resource ({step} = the step, "

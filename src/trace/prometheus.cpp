@@ -30,7 +30,13 @@ constexpr std::array<std::string_view, kResourceCount> kCadvisorPreset = {
     // and writes of a container would then collide as one label set.
     R"(sum by (namespace, pod, container) (rate(container_fs_reads_bytes_total{container!="",container!="POD"}[{step}])))"
     R"( + sum by (namespace, pod, container) (rate(container_fs_writes_bytes_total{container!="",container!="POD"}[{step}])))",
-    ""};
+    // cAdvisor counts network per pod (on its sandbox: container "" or "POD", sometimes both, so
+    // the max per interface), not per container. Only a pod's single container gets it: splitting
+    // a pod's traffic among several containers would be made up.
+    R"((sum by (namespace, pod) (max by (namespace, pod, interface) (rate(container_network_receive_bytes_total{pod!=""}[{step}]))))"
+    R"( + sum by (namespace, pod) (max by (namespace, pod, interface) (rate(container_network_transmit_bytes_total{pod!=""}[{step}])))))"
+    R"( * on (namespace, pod) group_right() ((group by (namespace, pod, container) (container_cpu_usage_seconds_total{container!="",container!="POD"})))"
+    R"( and on (namespace, pod) (count by (namespace, pod) (group by (namespace, pod, container) (container_cpu_usage_seconds_total{container!="",container!="POD"})) == 1)))"};
 
 // Prometheus sends sample values as strings ("0.5", "NaN", "+Inf").
 double parseSampleValue(const std::string& s) {

@@ -133,7 +133,9 @@ TEST(PrometheusImport, EachStepIsTheMeanOfTheSamplesWritten) {
 }
 
 // The cadvisor preset on cAdvisor-shaped history: counters become rates, the pod's "POD"
-// container is left out, reads and writes add up to disk_io.
+// container is left out, reads and writes add up to disk_io. Network, counted per pod on its
+// sandbox (here as container "" and again as "POD", as some runtimes report it), goes to a pod's
+// single container; the two-container pod gets none, and the host's own interfaces (pod "") none.
 TEST(PrometheusImport, CadvisorPresetGivesEachContainersRatesAndWorkingSet) {
   if (!fs::exists(test_support::kPrometheusBinary) || !fs::exists(test_support::kPromtoolBinary))
     GTEST_SKIP() << "prometheus or promtool not installed (scripts/deps.sh test)";
@@ -144,6 +146,7 @@ TEST(PrometheusImport, CadvisorPresetGivesEachContainersRatesAndWorkingSet) {
     double cores, working_set, read_bps, write_bps;
   };
   const Container containers[] = {{"app", 1.5, 2e9, 1000, 3000}, {"sidecar", 0.25, 5e7, 0, 10}, {"POD", 0.01, 1e6, 0, 0}};
+  const Container single = {"api", 0.5, 3e8, 100, 200};  // alone in pod api-1
   std::string om;
   auto family = [&](const char* family_name, const char* type, const char* sample_name, auto value_of) {
     om += fmt::format("# TYPE {} {}\n", family_name, type);
@@ -151,8 +154,26 @@ TEST(PrometheusImport, CadvisorPresetGivesEachContainersRatesAndWorkingSet) {
       for (std::int64_t t = start - 330; t <= end; t += 30)
         om += fmt::format("{}{{namespace=\"shop\",pod=\"web-1\",container=\"{}\"}} {} {}\n", sample_name,
                           c.name, value_of(c, t), t);
+    for (std::int64_t t = start - 330; t <= end; t += 30)
+      om += fmt::format("{}{{namespace=\"shop\",pod=\"api-1\",container=\"api\"}} {} {}\n", sample_name,
+                        value_of(single, t), t);
   };
   auto elapsed = [&](std::int64_t t) { return static_cast<double>(t - (start - 330)); };
+  // Bytes/s per pod and interface: (pod, container label of the sandbox, interface, rate).
+  const struct Net {
+    const char *pod, *container, *interface;
+    double rx, tx;
+  } nets[] = {{"web-1", "", "eth0", 5000, 7000}, {"web-1", "POD", "eth0", 5000, 7000},
+              {"api-1", "", "eth0", 800, 400},   {"api-1", "POD", "eth0", 800, 400},
+              {"api-1", "", "eth1", 20, 10},     {"", "", "ens3", 1e6, 1e6}};
+  for (const char* dir : {"receive", "transmit"}) {
+    om += fmt::format("# TYPE container_network_{}_bytes counter\n", dir);
+    for (const auto& n : nets)
+      for (std::int64_t t = start - 330; t <= end; t += 30)
+        om += fmt::format("container_network_{}_bytes_total{{namespace=\"{}\",pod=\"{}\",container=\"{}\",interface=\"{}\"}} {} {}\n",
+                          dir, *n.pod ? "shop" : "", n.pod, n.container, n.interface,
+                          (dir[0] == 'r' ? n.rx : n.tx) * elapsed(t), t);
+  }
   family("container_cpu_usage_seconds", "counter", "container_cpu_usage_seconds_total",
          [&](const Container& c, std::int64_t t) { return c.cores * elapsed(t); });
   family("container_memory_working_set_bytes", "gauge", "container_memory_working_set_bytes",
@@ -170,11 +191,18 @@ TEST(PrometheusImport, CadvisorPresetGivesEachContainersRatesAndWorkingSet) {
   ASSERT_EQ(ran.exit_code, 0) << ran.all() << server->logTail();
   auto tr = readTraceDir(out, {});
   ASSERT_TRUE(tr) << tr.error().message;
-  ASSERT_EQ(tr->series.size(), 2u);  // no POD
+  ASSERT_EQ(tr->series.size(), 3u);  // no POD
+  const Series& api = tr->series[0];
+  EXPECT_EQ(api.id, "api/shop/api-1");  // container, namespace, pod
+  ASSERT_TRUE(api.has(Resource::kNetwork));
+  for (std::size_t i : {0ul, 300ul, 576ul}) {
+    EXPECT_NEAR(api.usage[index(Resource::kCpu)][i], single.cores, 1e-6) << i;
+    EXPECT_NEAR(api.usage[index(Resource::kNetwork)][i], 800 + 400 + 20 + 10, 1e-6) << i;
+  }
   for (std::size_t k = 0; k < 2; ++k) {
     const Container& c = containers[k];
-    const Series& s = tr->series[k];
-    EXPECT_EQ(s.id, fmt::format("{}/shop/web-1", c.name));  // container, namespace, pod
+    const Series& s = tr->series[k + 1];
+    EXPECT_EQ(s.id, fmt::format("{}/shop/web-1", c.name));
     EXPECT_FALSE(s.has(Resource::kNetwork));
     ASSERT_EQ(s.size(), 2u * 288 + 1);
     for (std::size_t i : {0ul, 300ul, 576ul}) {
