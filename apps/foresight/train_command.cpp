@@ -150,6 +150,7 @@ int runTrain(const TrainArgs& a) {
   prov["best_epoch"] = rep->best_epoch;
   prov["scale_weight_bound"] = a.opt.scale_weight_bound;
   prov["window_features"] = a.opt.window_features;
+  prov["day_features"] = a.opt.day_features;
   prov["fingerprint_window"] = rep->model.fingerprint_window;
   if (!a.init.empty()) prov["init"] = a.init;
   prov["select_by"] = a.opt.select_by_backtest ? "backtest" : "loss";
@@ -260,6 +261,10 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
       ->capture_default_str()->check(CLI::Number);
   cmd->add_flag("--window-features,!--no-window-features", a->opt.window_features,
                 "inputs: max and min of the last 12 steps' z per resource")
+      ->capture_default_str();
+  cmd->add_flag("--day-features,!--no-day-features", a->opt.day_features,
+                "inputs: per resource, the z a day before the next step and the max z over the "
+                "horizon's window a day before (a day = 86400 s / the trace's step)")
       ->capture_default_str();
   cmd->add_option("--fingerprint-window", a->opt.fingerprint_window,
                   "inputs: the fingerprint block, burstiness and lag-1 autocorrelation of each "

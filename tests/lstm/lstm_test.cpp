@@ -593,6 +593,56 @@ TEST(LstmFeatures, WindowExtremesAreTheLast12StepsInCurrentScaleUnits) {
   EXPECT_EQ(lean.w_ih.size(), 4 * 4 * lean.inputs());
 }
 
+// The day block against a direct count: with hourly steps (a day = 24), z of the usage a day
+// before the next step and the max z over the horizon's window a day before, in current scale units.
+TEST(LstmFeatures, DayBlockIsTheHorizonWindowOneDayEarlier) {
+  LstmModel m = LstmModel::initial(4, 3, kDefaultLevels, 1, true, true);
+  m.step_seconds = 3600;
+  ASSERT_TRUE(m.validate("test"));
+  auto col = [&](const std::string& n) {
+    for (std::size_t i = 0; i < m.schema.size(); ++i)
+      if (m.schema[i].name == n) return i;
+    return SIZE_MAX;
+  };
+  ASSERT_NE(col("zday_memory"), SIZE_MAX);
+  ASSERT_NE(col("zdaymax_cpu"), SIZE_MAX);
+  ASSERT_NE(col("day_present"), SIZE_MAX);
+  FeatureBuilder fb(m, {});
+  std::vector<float> x(m.inputs());
+  Observation o;
+  std::vector<double> cpu;
+  for (std::size_t t = 0; t < 60; ++t) {
+    o.step = t;
+    o.time = 1372636800 + 3600 * static_cast<std::int64_t>(t);
+    const double u = t == 30 ? NAN : 1.0 + 0.3 * static_cast<double>((t * 7) % 5) + (t == 26 ? 9.0 : 0.0);
+    cpu.push_back(u);
+    o.usage = {u, 2e9, NAN, NAN};
+    fb.step(o, x);
+    const double sc = fb.scale(Resource::kCpu);
+    if (t + 1 < 24) {  // less than a day of history: zeros and the flag off
+      ASSERT_EQ(x[col("day_present")], 0.0f) << t;
+      ASSERT_EQ(x[col("zday_cpu")], 0.0f) << t;
+      ASSERT_EQ(x[col("zdaymax_cpu")], 0.0f) << t;
+      continue;
+    }
+    ASSERT_EQ(x[col("day_present")], 1.0f) << t;
+    const double next = cpu[t + 1 - 24];
+    ASSERT_NEAR(x[col("zday_cpu")], std::isnan(next) ? 0.0 : std::min(std::log1p(next / sc), 6.0), 1e-5) << t;
+    double hi = -1;
+    for (std::size_t k = t + 1 - 24; k <= t + 3 - 24; ++k)
+      if (!std::isnan(cpu[k])) hi = std::max(hi, cpu[k]);
+    ASSERT_NEAR(x[col("zdaymax_cpu")], std::min(std::log1p(hi / sc), 6.0), 1e-5) << t;
+    ASSERT_NEAR(x[col("zday_memory")], std::log1p(2e9 / fb.scale(Resource::kMemory)), 1e-5);
+    ASSERT_EQ(x[col("zday_disk_io")], 0.0f);  // never seen
+  }
+  // Off by default; a day-block model without a step that divides a day is refused.
+  EXPECT_EQ(LstmModel::initial(4, 3, kDefaultLevels, 1).inputs() + 2 * kResourceCount + 1, m.inputs());
+  m.step_seconds = 0;
+  EXPECT_FALSE(m.validate("test"));
+  m.step_seconds = 7 * 3600;
+  EXPECT_FALSE(m.validate("test"));
+}
+
 // Noisy, bursty daily series: the violation-cost sweep then spans violation rates around 1-2%.
 std::vector<trace::Series> burstyFixture() {
   std::vector<trace::Series> v;

@@ -36,6 +36,14 @@ std::vector<FeatureSpec> makeKnownFeatures() {
     f.push_back({"zmax12_" + std::string(name(r)), "window", false});
     f.push_back({"zmin12_" + std::string(name(r)), "window", false});
   }
+  // One day earlier, in the model's steps: the usage a day before the next step and the max over
+  // the horizon's window a day before (what recurs daily: nightly jobs, backups), which the LSTM
+  // cannot carry in its state across a day of steps.
+  for (Resource r : kAllResources) {
+    f.push_back({"zday_" + std::string(name(r)), "day", false});
+    f.push_back({"zdaymax_" + std::string(name(r)), "day", false});
+  }
+  f.push_back({"day_present", "day", false});
   for (const char* n : {"log_cpu_cores", "log_cpu_mhz_per_core", "log_memory_capacity", "metadata_present"})
     f.push_back({n, "metadata", true});
   for (std::size_t i = 0; i < kFingerprintDims; ++i) f.push_back({"fp_" + std::to_string(i), "fingerprint", true});
@@ -100,13 +108,13 @@ double LstmModel::conformalOffset(std::size_t r, std::size_t h1, double level) c
 }
 
 LstmModel LstmModel::initial(std::size_t hidden, std::size_t horizon, std::vector<double> levels,
-                             std::uint64_t seed, bool window_features) {
+                             std::uint64_t seed, bool window_features, bool day_features) {
   LstmModel m;
   m.hidden = hidden;
   m.horizon = horizon;
   m.levels = std::move(levels);
   for (const auto& f : knownFeatures())
-    if (window_features || f.block != "window") m.schema.push_back(f);
+    if ((window_features || f.block != "window") && (day_features || f.block != "day")) m.schema.push_back(f);
   m.cal_levels = kDefaultCalLevels;
   m.conformal.assign(kResourceCount * horizon * m.cal_levels.size(), 0.0);
   const std::size_t F = m.inputs(), H = hidden, O = m.outputs();
@@ -153,6 +161,11 @@ Status LstmModel::validate(const std::string& what) const {
       return fail(ErrorCode::kParse, "{}: fingerprint window of {} step(s), need at least 2", what, fingerprint_window);
     if (std::none_of(schema.begin(), schema.end(), [](const FeatureSpec& f) { return f.block == "fingerprint"; }))
       return fail(ErrorCode::kParse, "{}: fingerprint window set but no fingerprint columns", what);
+  }
+  if (std::any_of(schema.begin(), schema.end(), [](const FeatureSpec& f) { return f.block == "day"; })) {
+    if (step_seconds <= 0 || 86400 % step_seconds != 0 || static_cast<std::size_t>(86400 / step_seconds) < horizon)
+      return fail(ErrorCode::kParse, "{}: the day block needs a step that divides a day into at least {} steps (step_seconds {})",
+                  what, horizon, step_seconds);
   }
   for (const auto* v : {&w_ih, &w_hh, &b, &head_w, &head_b})
     for (float x : *v)
@@ -297,6 +310,11 @@ FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::strin
   }
   fp_window_ = model.fingerprint_window;
   for (auto& ring : fp_ring_) ring.assign(fp_window_, NAN);
+  if (std::any_of(model.schema.begin(), model.schema.end(), [](const FeatureSpec& f) { return f.block == "day"; })) {
+    day_lag_ = static_cast<std::size_t>(86400 / model.step_seconds);  // validate() checked the step
+    day_horizon_ = model.horizon;
+    for (auto& ring : day_ring_) ring.assign(day_lag_, NAN);
+  }
 }
 
 void FeatureBuilder::refreshFingerprint(std::size_t oldest) {
@@ -345,6 +363,27 @@ void FeatureBuilder::step(const Observation& o, std::span<float> x) {
     canonical_[c++] = std::isinf(hi) ? 0.0 : z(hi);
     canonical_[c++] = std::isinf(lo) ? 0.0 : z(lo);
   }
+  // The ring holds steps t-L+1..t (t = steps_), so step t+k-L is at (t+k) % L for k = 1..horizon.
+  const bool day_seen = day_lag_ > 0 && steps_ + 1 >= day_lag_;
+  for (Resource r : kAllResources) {
+    if (day_lag_ > 0) day_ring_[index(r)][steps_ % day_lag_] = static_cast<float>(o.usage[index(r)]);
+    if (!day_seen) {
+      canonical_[c++] = 0.0;
+      canonical_[c++] = 0.0;
+      continue;
+    }
+    const auto& ring = day_ring_[index(r)];
+    auto z = [&](double u) { return std::min(std::log1p(std::max(u, 0.0) / scale_[index(r)].value()), 6.0); };
+    const double next = ring[(steps_ + 1) % day_lag_];
+    double hi = -INFINITY;
+    for (std::size_t k = 1; k <= day_horizon_; ++k) {
+      const double u = ring[(steps_ + k) % day_lag_];
+      if (!std::isnan(u)) hi = std::max(hi, u);
+    }
+    canonical_[c++] = std::isnan(next) ? 0.0 : z(next);
+    canonical_[c++] = std::isinf(hi) ? 0.0 : z(hi);
+  }
+  canonical_[c++] = day_seen ? 1.0 : 0.0;
   if (fp_window_ > 0) {
     for (Resource r : kAllResources) fp_ring_[index(r)][steps_ % fp_window_] = o.usage[index(r)];
     // Causal: the fingerprint of step t uses steps up to t only.

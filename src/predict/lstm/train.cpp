@@ -244,7 +244,8 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
     torch::manual_seed(o.seed);
     std::mt19937_64 rng(o.seed);
     TrainReport rep;
-    LstmModel m = o.init ? *o.init : LstmModel::initial(o.hidden, o.horizon, kDefaultLevels, o.seed, o.window_features);
+    LstmModel m = o.init ? *o.init
+                         : LstmModel::initial(o.hidden, o.horizon, kDefaultLevels, o.seed, o.window_features, o.day_features);
     if (o.fingerprint_window > 0) m.fingerprint_window = o.fingerprint_window;
     if (!series.empty()) m.step_seconds = series.front().step_seconds;  // one step per trace
     if (auto s = m.validate("train"); !s) return tl::unexpected(s.error());

@@ -37,7 +37,7 @@ inline constexpr std::size_t kFingerprintHop = 12;
 // without retraining the rest by hand.
 struct FeatureSpec {
   std::string name;
-  std::string block;  // usage, level, time, metadata, fingerprint
+  std::string block;  // usage, level, time, window, day, metadata, fingerprint
   bool optional = false;
 };
 
@@ -88,9 +88,10 @@ struct LstmModel {
   }
   double conformalOffset(std::size_t r, std::size_t h1, double level) const;
   // Fresh random weights (deterministic for a seed) and every known feature as the schema
-  // (without the window block unless `window_features`).
+  // (without the window block unless `window_features`, without the day block unless
+  // `day_features`; a day-block model needs step_seconds set before use).
   static LstmModel initial(std::size_t hidden, std::size_t horizon, std::vector<double> levels,
-                           std::uint64_t seed, bool window_features = true);
+                           std::uint64_t seed, bool window_features = true, bool day_features = false);
   Status validate(const std::string& what) const;
 };
 
@@ -134,6 +135,11 @@ class FeatureBuilder {
   std::size_t fp_window_ = 0;
   std::array<std::vector<double>, kResourceCount> fp_ring_;
   void refreshFingerprint(std::size_t oldest);  // oldest: the ring slot of the window's first step
+  // The day block: the last day_lag_ (one day of the model's steps) raw usages per resource, a
+  // ring at step % day_lag_; 0: the model has no day block. Floats: a day of 5-minute steps is
+  // 4.6 KB per workload.
+  std::size_t day_lag_ = 0, day_horizon_ = 0;
+  std::array<std::vector<float>, kResourceCount> day_ring_;
   std::vector<double> canonical_;
   std::vector<double> fixed_;  // metadata and fingerprint values (canonical), NaN = not set
 };

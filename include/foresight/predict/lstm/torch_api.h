@@ -38,6 +38,7 @@ struct TrainOptions {
   // the validation backtest (docs/model.md).
   double scale_weight_bound = 4;
   bool window_features = true;  // the zmax12_<r> / zmin12_<r> input columns
+  bool day_features = false;    // the zday_<r> / zdaymax_<r> / day_present input columns
   // LstmModel::fingerprint_window of the trained model; 0: the initial model's (none if fresh).
   std::size_t fingerprint_window = 0;
   // Fine-tuning: start from this model's weights, normalisers and architecture instead of fresh
