@@ -35,6 +35,13 @@ fs::path tempDir() {
 }
 
 // Daily sine plus noise on cpu and memory, 5-minute steps; `phase` varies per series.
+// The model's input column named n (SIZE_MAX: none).
+std::size_t columnOf(const LstmModel& m, const std::string& n) {
+  for (std::size_t i = 0; i < m.schema.size(); ++i)
+    if (m.schema[i].name == n) return i;
+  return SIZE_MAX;
+}
+
 trace::Series sineSeries(const std::string& id, std::size_t steps, double phase, std::uint64_t seed) {
   trace::Series s;
   s.id = id;
@@ -309,10 +316,9 @@ TEST(LstmModelFile, OptionalFeatureUnknownToThisBuildIsZeroFilled) {
 TEST(LstmFeatures, FingerprintBlockIsTheShapeOfTheLastWindowRefreshedEveryHop) {
   LstmModel m = LstmModel::initial(4, 2, kDefaultLevels, 5);
   auto col = [&](const std::string& n) {
-    for (std::size_t i = 0; i < m.schema.size(); ++i)
-      if (m.schema[i].name == n) return i;
-    ADD_FAILURE() << "no column " << n;
-    return std::size_t{0};
+    const std::size_t i = columnOf(m, n);
+    if (i == SIZE_MAX) ADD_FAILURE() << "no column " << n;
+    return i == SIZE_MAX ? 0 : i;
   };
   auto fp = [&](std::size_t i) { return col("fp_" + std::to_string(i)); };
   const std::size_t present = col("fingerprint_present");
@@ -560,11 +566,7 @@ TEST(LstmTrain, ScaleWeightsChangeTheFitAndBoundOneIsUnweighted) {
 
 TEST(LstmFeatures, WindowExtremesAreTheLast12StepsInCurrentScaleUnits) {
   LstmModel m = LstmModel::initial(4, 2, kDefaultLevels, 1);
-  auto col = [&](const std::string& n) {
-    for (std::size_t i = 0; i < m.schema.size(); ++i)
-      if (m.schema[i].name == n) return i;
-    return SIZE_MAX;
-  };
+  auto col = [&](const std::string& n) { return columnOf(m, n); };
   ASSERT_NE(col("zmax12_cpu"), SIZE_MAX);
   ASSERT_NE(col("zmin12_memory"), SIZE_MAX);
   FeatureBuilder fb(m, {});
@@ -599,11 +601,7 @@ TEST(LstmFeatures, DayBlockIsTheHorizonWindowOneDayEarlier) {
   LstmModel m = LstmModel::initial(4, 3, kDefaultLevels, 1, true, true);
   m.step_seconds = 3600;
   ASSERT_TRUE(m.validate("test"));
-  auto col = [&](const std::string& n) {
-    for (std::size_t i = 0; i < m.schema.size(); ++i)
-      if (m.schema[i].name == n) return i;
-    return SIZE_MAX;
-  };
+  auto col = [&](const std::string& n) { return columnOf(m, n); };
   ASSERT_NE(col("zday_memory"), SIZE_MAX);
   ASSERT_NE(col("zdaymax_cpu"), SIZE_MAX);
   ASSERT_NE(col("day_present"), SIZE_MAX);
