@@ -266,11 +266,11 @@ Status Agent::start() {
   auto agent_gauge = [&](const char* n, const char* help) {
     return &prometheus::BuildGauge().Name(n).Help(help).Register(*m.prom).Add({});
   };
-  m.rounds_g = agent_gauge("foresight_agent_rounds", "Sampling rounds completed");
+  m.rounds_g = agent_gauge("foresight_agent_rounds_total", "Sampling rounds completed");
   m.round_cpu_g = agent_gauge("foresight_agent_round_cpu_seconds", "CPU time of the last sampling round");
   m.workloads_g = agent_gauge("foresight_agent_workloads", "Workloads sampled in the last round");
-  m.errors_g = agent_gauge("foresight_agent_collector_errors", "Collector failures so far (not vanished workloads)");
-  m.store_errors_g = agent_gauge("foresight_agent_store_errors", "History store writes that failed");
+  m.errors_g = agent_gauge("foresight_agent_collector_errors_total", "Collector failures so far (not vanished workloads)");
+  m.store_errors_g = agent_gauge("foresight_agent_store_errors_total", "History store writes that failed");
 
   m.http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     auto families = impl_->prom->Collect();

@@ -123,7 +123,7 @@ TEST(Agent, ServesMetricsAndJsonOnLoopback) {
             std::string::npos);
   // Only populated cgroups are discovered: noio.service has no process.
   EXPECT_EQ(m->body.find("noio.service"), std::string::npos);
-  EXPECT_NE(m->body.find("foresight_agent_rounds "), std::string::npos);
+  EXPECT_NE(m->body.find("foresight_agent_rounds_total "), std::string::npos);
   auto w = cli.Get("/api/workloads");
   ASSERT_TRUE(w);
   auto j = nlohmann::json::parse(w->body);

@@ -81,7 +81,7 @@ TEST(PrometheusIntegration, TheExpositionPassesPromtoolsLint) {
   // What the lint has to judge: kernel counters, a process count, gauges, the agent's own.
   for (const char* name : {"# TYPE foresight_cpu_usage_seconds_total counter", "foresight_proc_processes{",
                            "# TYPE foresight_memory_usage_bytes gauge", "foresight_fingerprint_anomaly{",
-                           "foresight_agent_rounds "})
+                           "# TYPE foresight_agent_rounds_total counter"})
     EXPECT_NE(m->body.find(name), std::string::npos) << name << " not in\n" << m->body;
   const fs::path file = fs::path(testing::TempDir()) / ("metrics-" + std::to_string(::getpid()) + ".txt");
   { std::ofstream(file) << m->body; }
