@@ -337,8 +337,7 @@ void FeatureBuilder::step(const Observation& o, std::span<float> x) {
     const double u = o.usage[index(r)];
     scale_[index(r)].add(u);
     const bool seen = !std::isnan(u);
-    // Clipped so a 1000x burst cannot saturate every gate.
-    canonical_[c++] = seen ? std::min(std::log1p(std::max(u, 0.0) / scale_[index(r)].value()), 6.0) : 0.0;
+    canonical_[c++] = seen ? z(r, u) : 0.0;
     canonical_[c++] = seen ? 1.0 : 0.0;
   }
   for (Resource r : kAllResources) {
@@ -359,9 +358,8 @@ void FeatureBuilder::step(const Observation& o, std::span<float> x) {
     double hi = -INFINITY, lo = INFINITY;
     for (double u : w)
       if (!std::isnan(u)) hi = std::max(hi, u), lo = std::min(lo, u);
-    auto z = [&](double u) { return std::min(std::log1p(std::max(u, 0.0) / scale_[index(r)].value()), 6.0); };
-    canonical_[c++] = std::isinf(hi) ? 0.0 : z(hi);
-    canonical_[c++] = std::isinf(lo) ? 0.0 : z(lo);
+    canonical_[c++] = std::isinf(hi) ? 0.0 : z(r, hi);
+    canonical_[c++] = std::isinf(lo) ? 0.0 : z(r, lo);
   }
   // The ring holds steps t-L+1..t (t = steps_), so step t+k-L is at (t+k) % L for k = 1..horizon.
   const bool day_seen = day_lag_ > 0 && steps_ + 1 >= day_lag_;
@@ -373,15 +371,14 @@ void FeatureBuilder::step(const Observation& o, std::span<float> x) {
       continue;
     }
     const auto& ring = day_ring_[index(r)];
-    auto z = [&](double u) { return std::min(std::log1p(std::max(u, 0.0) / scale_[index(r)].value()), 6.0); };
     const double next = ring[(steps_ + 1) % day_lag_];
     double hi = -INFINITY;
     for (std::size_t k = 1; k <= day_horizon_; ++k) {
       const double u = ring[(steps_ + k) % day_lag_];
       if (!std::isnan(u)) hi = std::max(hi, u);
     }
-    canonical_[c++] = std::isnan(next) ? 0.0 : z(next);
-    canonical_[c++] = std::isinf(hi) ? 0.0 : z(hi);
+    canonical_[c++] = std::isnan(next) ? 0.0 : z(r, next);
+    canonical_[c++] = std::isinf(hi) ? 0.0 : z(r, hi);
   }
   canonical_[c++] = day_seen ? 1.0 : 0.0;
   if (fp_window_ > 0) {

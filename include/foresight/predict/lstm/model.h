@@ -122,6 +122,9 @@ class FeatureBuilder {
   // Updates the scales with the observation and writes model.inputs() values into `x`.
   void step(const Observation& o, std::span<float> x);
   double scale(Resource r) const { return scale_[index(r)].value(); }
+  // A usage in the model's units, log1p(u / scale) with the current scale; clipped so a 1000x
+  // burst cannot saturate every gate.
+  double z(Resource r, double u) const { return std::min(std::log1p(std::max(u, 0.0) / scale(r)), 6.0); }
 
  private:
   std::vector<int> source_;  // model column -> canonical feature index, -1 = zero
