@@ -21,6 +21,30 @@ AutoscalerConfig afterSamples(std::size_t n) {
   return c;
 }
 
+// Capacity advice on a host of `host_cpus` and 8 GiB, priced from three machine types.
+CapacityAdvice adviceOn(double host_cpus, std::int64_t sustain_seconds) {
+  auto catalog = allocate::parsePriceCatalog(
+      "machines:\n"
+      "  - {name: small, vcpus: 2, memory_gib: 8, on_demand: 0.1}\n"
+      "  - {name: big, vcpus: 8, memory_gib: 32, on_demand: 0.4}\n"
+      "  - {name: fat, vcpus: 2, memory_gib: 32, on_demand: 0.25}\n",
+      "test.yaml");
+  EXPECT_TRUE(catalog) << catalog.error().message;
+  CapacityAdvice adv;
+  adv.cost = std::make_shared<const allocate::CostModel>(std::move(*catalog));
+  adv.host[Resource::kCpu] = host_cpus;
+  adv.host[Resource::kMemory] = 8.0 * (1ull << 30);
+  adv.sustain_seconds = sustain_seconds;
+  return adv;
+}
+
+// The advice the view shows for workload w ("" = none).
+std::string adviceOf(const Autoscaler& s, const std::string& w) {
+  for (const auto& row : s.view())
+    if (row.workload == w && !row.advice.empty()) return row.advice;
+  return {};
+}
+
 TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
   AutoscalerConfig c = afterSamples(5);
   c.apply = true;
@@ -205,36 +229,20 @@ TEST(Autoscaler, CpuTargetStopsAtTheWorkloadsCpuset) {
 // The same workload with capacity advice on: 3 cores fit the 4-CPU host but not its 2-CPU
 // cpuset, so the advice is to widen the cpuset (no purchase), and it clears once the forecast fits.
 TEST(Autoscaler, AdvisesWideningTheCpusetWhenTheForecastExceedsItButNotTheHost) {
-  auto catalog = allocate::parsePriceCatalog(
-      "machines:\n"
-      "  - {name: small, vcpus: 4, memory_gib: 8, on_demand: 0.1}\n"
-      "  - {name: big, vcpus: 8, memory_gib: 32, on_demand: 0.4}\n",
-      "test.yaml");
-  ASSERT_TRUE(catalog) << catalog.error().message;
   AutoscalerConfig c = afterSamples(3);
   c.resources = {Resource::kCpu};
-  CapacityAdvice adv;
-  adv.cost = std::make_shared<const allocate::CostModel>(std::move(*catalog));
-  adv.host[Resource::kCpu] = 4.0;
-  adv.host[Resource::kMemory] = 8.0 * (1ull << 30);
-  adv.sustain_seconds = 5;
-  c.advice = adv;
-  auto adviceOf = [](const Autoscaler& s) {
-    for (const auto& row : s.view())
-      if (!row.advice.empty()) return row.advice;
-    return std::string();
-  };
+  c.advice = adviceOn(4.0, 5);
   Autoscaler pinned(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   Autoscaler free(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   for (int t = 0; t < 10; ++t) {
     ASSERT_TRUE(pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? 2.0 : NAN));
     ASSERT_TRUE(free.observe("web", 1000 + t, usage(3.0, 1e9)));
   }
-  EXPECT_EQ(adviceOf(pinned).rfind("widen its cpuset (3.00 cores forecast, 2 CPUs in its cpuset, 4 on this host)", 0), 0u)
-      << adviceOf(pinned);
-  EXPECT_EQ(adviceOf(free), "");  // 3 cores fit the host
+  EXPECT_EQ(adviceOf(pinned, "web").rfind("widen its cpuset (3.00 cores forecast, 2 CPUs in its cpuset, 4 on this host)", 0), 0u)
+      << adviceOf(pinned, "web");
+  EXPECT_EQ(adviceOf(free, "web"), "");  // 3 cores fit the host
   for (int t = 10; t < 40; ++t) ASSERT_TRUE(pinned.observe("web", 1000 + t, usage(1.0, 1e9)));
-  EXPECT_EQ(adviceOf(pinned), "");
+  EXPECT_EQ(adviceOf(pinned, "web"), "");
 }
 
 TEST(Autoscaler, DryRunChangesNothing) {
@@ -282,26 +290,10 @@ TEST(Autoscaler, PlansFromTheLstmForecaster) {
 // A workload that needs more than the whole host: the loop prices where the extra capacity should
 // come from with the allocator's cost model and shows the choice in the view.
 TEST(Autoscaler, AdvisesWhereCapacityComesFromWhenTheForecastExceedsTheHost) {
-  auto catalog = allocate::parsePriceCatalog(
-      "machines:\n"
-      "  - {name: small, vcpus: 2, memory_gib: 8, on_demand: 0.1}\n"
-      "  - {name: big, vcpus: 8, memory_gib: 32, on_demand: 0.4}\n"
-      "  - {name: fat, vcpus: 2, memory_gib: 32, on_demand: 0.25}\n",
-      "test.yaml");
-  ASSERT_TRUE(catalog) << catalog.error().message;
   AutoscalerConfig c = afterSamples(3);
-  CapacityAdvice adv;
-  adv.cost = std::make_shared<const allocate::CostModel>(std::move(*catalog));
-  adv.host[Resource::kCpu] = 2.0;
-  adv.host[Resource::kMemory] = 8.0 * (1ull << 30);
+  CapacityAdvice adv = adviceOn(2.0, 10);
   adv.machine = "small";
-  adv.sustain_seconds = 10;
   c.advice = adv;
-  auto adviceOf = [](const Autoscaler& s, const std::string& w) {
-    for (const auto& row : s.view())
-      if (row.workload == w && !row.advice.empty()) return row.advice;
-    return std::string();
-  };
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   // Above the host for less than sustain_seconds: no advice yet.
   for (int t = 0; t < 10; ++t) ASSERT_TRUE(a.observe("hungry", 1000 + t, usage(3.0, 1e9)));
