@@ -159,10 +159,10 @@ Status LstmModel::validate(const std::string& what) const {
   if (fingerprint_window > 0) {
     if (fingerprint_window < 2)
       return fail(ErrorCode::kParse, "{}: fingerprint window of {} step(s), need at least 2", what, fingerprint_window);
-    if (std::none_of(schema.begin(), schema.end(), [](const FeatureSpec& f) { return f.block == "fingerprint"; }))
+    if (!hasBlock("fingerprint"))
       return fail(ErrorCode::kParse, "{}: fingerprint window set but no fingerprint columns", what);
   }
-  if (std::any_of(schema.begin(), schema.end(), [](const FeatureSpec& f) { return f.block == "day"; })) {
+  if (hasBlock("day")) {
     if (step_seconds <= 0 || 86400 % step_seconds != 0 || static_cast<std::size_t>(86400 / step_seconds) < horizon)
       return fail(ErrorCode::kParse, "{}: the day block needs a step that divides a day into at least {} steps (step_seconds {})",
                   what, horizon, step_seconds);
@@ -310,7 +310,7 @@ FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::strin
   }
   fp_window_ = model.fingerprint_window;
   for (auto& ring : fp_ring_) ring.assign(fp_window_, NAN);
-  if (std::any_of(model.schema.begin(), model.schema.end(), [](const FeatureSpec& f) { return f.block == "day"; })) {
+  if (model.hasBlock("day")) {
     day_lag_ = static_cast<std::size_t>(86400 / model.step_seconds);  // validate() checked the step
     day_horizon_ = model.horizon;
     for (auto& ring : day_ring_) ring.assign(day_lag_, NAN);

@@ -5,6 +5,7 @@
 // Outputs are quantiles of z = log1p(u / scale), where scale is a causal, burst-robust running
 // level of the workload; quantiles survive monotone maps, so u-quantiles are scale * expm1(z-q).
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -82,6 +83,9 @@ struct LstmModel {
   std::string provenance;    // JSON text: command, data, time taken, losses
 
   std::size_t inputs() const { return schema.size(); }
+  bool hasBlock(std::string_view block) const {
+    return std::any_of(schema.begin(), schema.end(), [&](const FeatureSpec& f) { return f.block == block; });
+  }
   std::size_t outputs() const { return kResourceCount * horizon * levels.size(); }
   std::size_t outIndex(std::size_t r, std::size_t h1, std::size_t q) const {
     return (r * horizon + (h1 - 1)) * levels.size() + q;
