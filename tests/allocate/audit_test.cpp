@@ -27,15 +27,21 @@ struct Fixture {
   }
 };
 
+// The change both cgroup tests apply: 1.5 cores and 2 GiB.
+Allocation cpuAndMemory() {
+  Allocation t;
+  t[Resource::kCpu] = 1.5;
+  t[Resource::kMemory] = 2147483648.0;
+  return t;
+}
+
 TEST(Audit, RecordsChangesAndRollsBack) {
   Fixture fx;
   auto log = AuditLog::open((fx.tmp.path() / "audit.db").string());
   ASSERT_TRUE(log) << log.error().message;
   auto backend = fx.registry.create("cgroup-v1", fx.options);
   ASSERT_TRUE(backend);
-  Allocation t;
-  t[Resource::kCpu] = 1.5;
-  t[Resource::kMemory] = 2147483648.0;
+  const Allocation t = cpuAndMemory();
   auto id = applyAndRecord(**backend, "cgroup-v1", fx.options, *log, "app", t, "test change");
   ASSERT_TRUE(id) << id.error().message;
   auto rec = log->get(*id);
@@ -120,9 +126,7 @@ TEST(Audit, AChangeTheTrailCannotRecordIsUndone) {
   }
   auto backend = fx.registry.create("cgroup-v1", fx.options);
   ASSERT_TRUE(backend);
-  Allocation t;
-  t[Resource::kCpu] = 1.5;
-  t[Resource::kMemory] = 2147483648.0;
+  const Allocation t = cpuAndMemory();
   auto id = applyAndRecord(**backend, "cgroup-v1", fx.options, *log, "app", t, "unrecordable");
   ASSERT_FALSE(id);
   EXPECT_NE(id.error().message.find("not applied"), std::string::npos) << id.error().message;

@@ -21,6 +21,15 @@ namespace fs = std::filesystem;
 namespace {
 const std::string kV2 = std::string(FORESIGHT_SOURCE_DIR) + "/tests/collect/fixtures/v2";
 
+// An agent on the v2 fixture host, on any free port, without a history store.
+AgentConfig onV2() {
+  AgentConfig cfg;
+  cfg.root = kV2;
+  cfg.listen_port = 0;
+  cfg.database = "";
+  return cfg;
+}
+
 // Bounded wait for a condition driven by the agent's thread (not a timing assertion).
 template <typename F>
 bool waitFor(F&& cond) {
@@ -100,9 +109,7 @@ TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
 }
 
 TEST(Agent, ServesMetricsAndJsonOnLoopback) {
-  AgentConfig cfg;
-  cfg.root = kV2;
-  cfg.listen_port = 0;
+  AgentConfig cfg = onV2();
   cfg.period_seconds = 0.05;
   cfg.database = (fs::path(testing::TempDir()) / ("agent-" + std::to_string(::getpid()) + ".db")).string();
   cfg.collectors = {"cgroup.v2", "procfs"};
@@ -183,10 +190,7 @@ TEST(Agent, ServesMetricsAndJsonOnLoopback) {
 }
 
 TEST(Agent, FailsClearlyWhenThePortIsTaken) {
-  AgentConfig cfg;
-  cfg.root = kV2;
-  cfg.listen_port = 0;
-  cfg.database = "";
+  AgentConfig cfg = onV2();
   Agent first(cfg);
   ASSERT_TRUE(first.start());
   cfg.listen_port = first.port();
@@ -201,10 +205,7 @@ TEST(Agent, FailsClearlyWhenThePortIsTaken) {
 // scrape behind 16 of them is answered, where httplib's defaults (8 workers, a 5 s read timeout)
 // kept it waiting 5 s or more.
 TEST(Agent, IdleConnectionsDoNotStallAScrape) {
-  AgentConfig cfg;
-  cfg.root = kV2;
-  cfg.listen_port = 0;
-  cfg.database = "";
+  AgentConfig cfg = onV2();
   Agent agent(cfg);
   ASSERT_TRUE(agent.start());
   std::vector<int> idle;
@@ -228,11 +229,8 @@ TEST(Agent, IdleConnectionsDoNotStallAScrape) {
 // A fast agent over the v2 fixture with a fresh state folder.
 AgentConfig stateConfig(const fs::path& states) {
   fs::remove_all(states);
-  AgentConfig cfg;
-  cfg.root = kV2;
-  cfg.listen_port = 0;
+  AgentConfig cfg = onV2();
   cfg.period_seconds = 0.02;
-  cfg.database = "";
   cfg.collectors = {"cgroup.v2"};
   cfg.fingerprint = {.window = 4, .hop = 1, .dim = 4};
   cfg.state_dir = states.string();
