@@ -40,14 +40,18 @@ std::set<fs::path> benchCgroups() {
 
 TEST(ClosedLoopBench, RunsAWorkloadInARealCgroup) {
   if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
-  const auto before = benchCgroups();  // another experiment may be running on this host
   const fs::path out = fs::temp_directory_path() / fmt::format("closed-loop-{}.json", getpid());
+  // Its cgroups are named after the bench's pid: another bench (the interrupted-run test under
+  // ctest -j2, or an experiment on this host) may leave or remove its own meanwhile.
   const std::string cmd = fmt::format(
       "{} --log-level warn bench closed-loop --cycle-seconds 4 --warmup-cycles 1 --cycles 1 "
-      "--controllers reactive --json {}",
+      "--controllers reactive --json {} & pid=$!; echo \"bench pid $pid\"; wait $pid",
       FORESIGHT_BIN, out.string());
   const auto ran = foresight::test_support::runShell(cmd);
   ASSERT_EQ(ran.exit_code, 0) << ran.all();
+  const auto at = ran.out.find("bench pid ");
+  ASSERT_NE(at, std::string::npos) << ran.all();
+  const std::string pid = ran.out.substr(at + 10, ran.out.find('\n', at) - at - 10);
   auto j = nlohmann::json::parse(std::ifstream(out));
   fs::remove(out);
   const auto& r = j["controllers"]["reactive"];
@@ -58,8 +62,11 @@ TEST(ClosedLoopBench, RunsAWorkloadInARealCgroup) {
   EXPECT_GT(r["mean_quota_cores"].get<double>(), 0.0);
   EXPECT_GT(r["mean_memory_limit_bytes"].get<double>(), 16e6);
   EXPECT_TRUE(r.contains("p99_latency_ms"));
-  // The experiment's cgroups are gone afterwards.
-  for (const auto& p : benchCgroups()) EXPECT_TRUE(before.count(p)) << p << " was left behind";
+  // The experiment's cgroups (cpu and memory parts) are gone afterwards.
+  for (const auto& p : benchCgroups())
+    for (const char* part : {"cpu", "memory"})
+      EXPECT_NE(p.filename().string(), fmt::format("foresight-bench-{}-reactive-{}", part, pid))
+          << p << " was left behind";
 }
 
 // Ctrl-C (or SIGTERM) mid-run: the workload is ended and its cgroup removed before the exit,
