@@ -83,12 +83,8 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
     return 2;
   }
 
-  // Output paths are checked before the replay whose results they would lose.
-  if (!a.json_path.empty())
-    if (auto st = checkOutputFile(a.json_path); !st) {
-      spdlog::error("--json: {}", st.error().message);
-      return 2;
-    }
+  // The --plot folder is checked before the replay whose results it would lose (--json by its
+  // validator).
   if (std::error_code ec; !a.plot_dir.empty() && std::filesystem::exists(a.plot_dir, ec) &&
                           !std::filesystem::is_directory(a.plot_dir, ec)) {
     spdlog::error("--plot {}: exists and is not a directory", a.plot_dir);
@@ -208,7 +204,7 @@ void addBacktestCommand(CLI::App& app, Builtins& builtins) {
                   "violation rate the calibrated knob aims for")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--json", args->json_path, "write the results as JSON to FILE");
+  cmd->add_option("--json", args->json_path, "write the results as JSON to FILE")->check(outputFile());
   cmd->add_option("--plot", args->plot_dir, "write SVG plots into DIR");
   cmd->add_flag("--strict", args->strict,
                 "fail on any bad file or short series instead of skipping");

@@ -23,7 +23,7 @@ void addBenchCommand(CLI::App& app) {
       "Run a phased CPU workload and a growing-memory workload in real cgroups under the static, "
       "reactive and foresight controllers in turn; report throttled time, mean quota, p99 "
       "latency and OOM kills (needs root and the cpu, cpuacct and memory controllers)");
-  closed->add_option("--json", *json_path, "write the results as JSON to FILE");
+  closed->add_option("--json", *json_path, "write the results as JSON to FILE")->check(outputFile());
   closed->add_option("--cycle-seconds", opts->cycle_seconds, "period of the workload's demand")
       ->capture_default_str()
       ->check(CLI::Range(4.0, 3600.0));
@@ -62,11 +62,6 @@ void addBenchCommand(CLI::App& app) {
           spdlog::error("--controllers: '{}' named twice", opts->controllers[i]);
           throw CLI::RuntimeError(2);
         }
-    if (!json_path->empty())
-      if (auto s = checkOutputFile(*json_path); !s) {
-        spdlog::error("--json: {}", s.error().message);
-        throw CLI::RuntimeError(2);
-      }
     // Ctrl-C or SIGTERM ends the running workload and removes its cgroup before exiting.
     installStopHandler();
     opts->stop = &stopFlag();
@@ -103,12 +98,8 @@ void addBenchCommand(CLI::App& app) {
   workload->add_option("--score-after", w->score_after,
                        "seconds after the start from which latencies count")
       ->check(finiteIn(0));
-  workload->add_option("--out", w->out, "JSON result file")->required();
+  workload->add_option("--out", w->out, "JSON result file")->required()->check(outputFile());
   workload->callback([w] {
-    if (auto s = checkOutputFile(w->out); !s) {
-      spdlog::error("--out: {}", s.error().message);
-      throw CLI::RuntimeError(2);
-    }
     if (int rc = loop::runWorkload(*w); rc != 0) throw CLI::RuntimeError(rc);
   });
 }

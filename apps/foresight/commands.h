@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "foresight/allocate/backend.h"
+#include "foresight/core/files.h"
 #include "foresight/predict/policy.h"
 
 namespace foresight::app {
@@ -54,6 +55,16 @@ inline CLI::Validator wholeNumber(long long min) {
         return fmt::format("{} is not a whole number >= {}", in, min);
       },
       fmt::format("INT>={}", min));
+}
+// A file the command will write: refused at parse time (exit 2, naming the option) when it is a
+// directory or its directory is missing or not writable, before any work whose result it would lose.
+inline CLI::Validator outputFile() {
+  return CLI::Validator(
+      [](std::string& in) -> std::string {
+        auto st = checkOutputFile(in);
+        return st ? std::string() : st.error().message;
+      },
+      "FILE");
 }
 void registerBuiltins(Builtins& builtins);
 // The audit trail's file: $FORESIGHT_AUDIT_DB, else foresight-audit.db.

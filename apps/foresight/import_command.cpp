@@ -97,7 +97,7 @@ void addImportCommand(CLI::App& app) {
       "Query a Prometheus server's history (/api/v1/query_range) into a generic CSV trace with an id "
       "column (docs/evaluation.md)");
   cmd->add_option("--url", a->url, "the server, http(s)://host:port[/prefix]")->required();
-  cmd->add_option("--out", a->out, "CSV file to write")->required();
+  cmd->add_option("--out", a->out, "CSV file to write")->required()->check(outputFile());
   cmd->add_option("--preset", a->preset,
                   "queries: foresight (this project's agent's gauges) or cadvisor (Kubernetes "
                   "containers: cpu, memory, disk_io; network for a pod's only container)")

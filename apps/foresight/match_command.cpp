@@ -391,7 +391,7 @@ void addMatchCommand(CLI::App& app) {
   cmd->add_flag("--self-tune", args->self_tune,
                 "With --evaluate: each fold picks its informative/checking probe split by an inner "
                 "evaluation on its training workloads (slower)");
-  cmd->add_option("--json", args->json_path, "Write the ranking or the evaluation as JSON");
+  cmd->add_option("--json", args->json_path, "Write the ranking or the evaluation as JSON")->check(outputFile());
   cmd->add_option("--top", args->top, "Rows to print")
       ->capture_default_str()
       ->check(wholeNumber(1));

@@ -80,10 +80,10 @@ int runTrain(const TrainArgs& a) {
     spdlog::error("{}", format.error().message);
     return 2;
   }
-  // Output paths are checked before the training they would otherwise throw away.
-  for (const std::string& out : a.autoencoder ? std::vector<std::string>{a.out, a.out + ".json"}
-                                              : std::vector<std::string>{a.out})
-    if (auto st = checkOutputFile(out); !st) {
+  // --out is checked by its validator; the autoencoder's sibling file before the training that a
+  // failed write would throw away.
+  if (a.autoencoder)
+    if (auto st = checkOutputFile(a.out + ".json"); !st) {
       spdlog::error("--out: {}", st.error().message);
       return 2;
     }
@@ -219,7 +219,7 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
   auto* cmd = app.add_subcommand("train", "Train the LSTM forecaster on a trace folder");
   cmd->add_option("--trace", a->trace_dir, "folder of trace files, or one file")->required()->check(CLI::ExistingPath);
   cmd->add_option("--format", a->format, "bitbrains or csv")->capture_default_str();
-  cmd->add_option("--out", a->out, "model file to write")->required();
+  cmd->add_option("--out", a->out, "model file to write")->required()->check(outputFile());
   cmd->add_option("--train-fraction", a->opt.train_fraction, "only this first share of each series is read")
       ->capture_default_str()->check(CLI::Range(0.05, 1.0));
   cmd->add_option("--hidden", a->opt.hidden, "LSTM hidden size")->capture_default_str()->check(CLI::Range(2, 1024));

@@ -135,3 +135,15 @@ TEST_F(MatchCli, ConvertFloraRefusesANegativePrice) {
 }
 
 }  // namespace
+
+// The evaluation takes minutes on a real dataset: an output it could not write is refused first.
+TEST_F(MatchCli, JsonIntoAMissingFolderIsRefusedBeforeEvaluating) {
+  const auto json = dir_ / "no-such-folder" / "eval.json";
+  auto r = match("--evaluate --group-by app --json " + json.string());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--json: " + json.string() + ": no such directory"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("regret"), std::string::npos) << "evaluated anyway:\n" << r.out;
+  fs::create_directories(dir_ / "eval.json");
+  r = match("--workload w0 --json " + (dir_ / "eval.json").string());
+  expectRefused(r, "eval.json: is a directory", 2);
+}

@@ -223,5 +223,18 @@ TEST(PrometheusImport, AServerThatIsNotThereIsNamed) {
   EXPECT_NE(r.all().find(fmt::format("http://127.0.0.1:{}: cpu query", port)), std::string::npos) << r.all();
 }
 
+// The output is checked before the fetch, which can take minutes at cluster scale: nothing is asked
+// of the server (here there is none, which would be exit 1, not 2).
+TEST(PrometheusImport, AnOutputItCouldNotWriteIsRefusedBeforeFetching) {
+  const int port = test_support::freePort();
+  const auto r = runShell(fmt::format("{} import prometheus --url http://127.0.0.1:{} --days 1 "
+                                      "--out /nonexistent-foresight-dir/out.csv",
+                                      FORESIGHT_BIN, port));
+  EXPECT_EQ(r.exit_code, 2) << r.all();
+  EXPECT_NE(r.all().find("--out: /nonexistent-foresight-dir/out.csv: no such directory"), std::string::npos)
+      << r.all();
+  EXPECT_EQ(r.all().find("cpu query"), std::string::npos) << r.all();
+}
+
 }  // namespace
 }  // namespace foresight::trace
