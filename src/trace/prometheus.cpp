@@ -23,15 +23,18 @@ constexpr std::array<std::string_view, kResourceCount> kForesightPreset = {
     "avg by (instance, workload) (avg_over_time(foresight_resource_memory[{step}]))",
     "avg by (instance, workload) (avg_over_time(foresight_resource_disk_io[{step}]))",
     "avg by (instance, workload) (avg_over_time(foresight_resource_network[{step}]))"};
+// A container's series are summed within each scrape job and the jobs' sums maxed: a cluster that
+// scrapes cAdvisor twice (the kubelet's /metrics/cadvisor and a cAdvisor DaemonSet) would
+// otherwise count every container twice.
 constexpr std::array<std::string_view, kResourceCount> kCadvisorPreset = {
-    R"(sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[{step}])))",
-    R"(sum by (namespace, pod, container) (avg_over_time(container_memory_working_set_bytes{container!="",container!="POD"}[{step}])))",
+    R"(max by (namespace, pod, container) (sum by (namespace, pod, container, job) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[{step}]))))",
+    R"(max by (namespace, pod, container) (sum by (namespace, pod, container, job) (avg_over_time(container_memory_working_set_bytes{container!="",container!="POD"}[{step}]))))",
     // Two sums added, not one rate over a name regex: rate() drops the metric name, and the reads
     // and writes of a container would then collide as one label set.
-    R"(sum by (namespace, pod, container) (rate(container_fs_reads_bytes_total{container!="",container!="POD"}[{step}])))"
-    R"( + sum by (namespace, pod, container) (rate(container_fs_writes_bytes_total{container!="",container!="POD"}[{step}])))",
-    // cAdvisor counts network per pod (on its sandbox: container "" or "POD", sometimes both, so
-    // the max per interface), not per container. Only a pod's single container gets it: splitting
+    R"(max by (namespace, pod, container) (sum by (namespace, pod, container, job) (rate(container_fs_reads_bytes_total{container!="",container!="POD"}[{step}]))))"
+    R"( + max by (namespace, pod, container) (sum by (namespace, pod, container, job) (rate(container_fs_writes_bytes_total{container!="",container!="POD"}[{step}]))))",
+    // cAdvisor counts network per pod (on its sandbox: container "" or "POD", sometimes both, and
+    // in every job that scrapes it, so the max per interface), not per container. Only a pod's single container gets it: splitting
     // a pod's traffic among several containers would be made up.
     R"((sum by (namespace, pod) (max by (namespace, pod, interface) (rate(container_network_receive_bytes_total{pod!=""}[{step}]))))"
     R"( + sum by (namespace, pod) (max by (namespace, pod, interface) (rate(container_network_transmit_bytes_total{pod!=""}[{step}])))))"

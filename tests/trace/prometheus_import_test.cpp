@@ -154,9 +154,11 @@ TEST(PrometheusImport, CadvisorPresetGivesEachContainersRatesAndWorkingSet) {
       for (std::int64_t t = start - 330; t <= end; t += 30)
         om += fmt::format("{}{{namespace=\"shop\",pod=\"web-1\",container=\"{}\"}} {} {}\n", sample_name,
                           c.name, value_of(c, t), t);
-    for (std::int64_t t = start - 330; t <= end; t += 30)
-      om += fmt::format("{}{{namespace=\"shop\",pod=\"api-1\",container=\"api\"}} {} {}\n", sample_name,
-                        value_of(single, t), t);
+    // Scraped twice (the kubelet's cAdvisor and a cAdvisor DaemonSet): counted once.
+    for (const char* job : {"kubelet", "cadvisor"})
+      for (std::int64_t t = start - 330; t <= end; t += 30)
+        om += fmt::format("{}{{namespace=\"shop\",pod=\"api-1\",container=\"api\",job=\"{}\"}} {} {}\n",
+                          sample_name, job, value_of(single, t), t);
   };
   auto elapsed = [&](std::int64_t t) { return static_cast<double>(t - (start - 330)); };
   // Bytes/s per pod and interface: (pod, container label of the sandbox, interface, rate).
@@ -197,6 +199,8 @@ TEST(PrometheusImport, CadvisorPresetGivesEachContainersRatesAndWorkingSet) {
   ASSERT_TRUE(api.has(Resource::kNetwork));
   for (std::size_t i : {0ul, 300ul, 576ul}) {
     EXPECT_NEAR(api.usage[index(Resource::kCpu)][i], single.cores, 1e-6) << i;
+    EXPECT_NEAR(api.usage[index(Resource::kMemory)][i], single.working_set, 1e-3) << i;
+    EXPECT_NEAR(api.usage[index(Resource::kDiskIo)][i], single.read_bps + single.write_bps, 1e-6) << i;
     EXPECT_NEAR(api.usage[index(Resource::kNetwork)][i], 800 + 400 + 20 + 10, 1e-6) << i;
   }
   for (std::size_t k = 0; k < 2; ++k) {
