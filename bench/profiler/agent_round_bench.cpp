@@ -52,6 +52,9 @@ bool makeFleet(const CgroupLayout& layout, int n, Fleet& f) {
   // does not join it: an empty v1 cpuset takes no tasks, and the read does not need them.
   const auto cpuset = layout.version != CgroupVersion::kV2 && std::getenv("FORESIGHT_BENCH_CPUSET")
                           ? layout.v1("cpuset") : std::nullopt;
+  // FORESIGHT_BENCH_QUOTA=1: each cgroup gets a CFS quota (one core), as the workloads the
+  // allocator sizes have; only those have their cpu.stat read every round.
+  const bool quota = std::getenv("FORESIGHT_BENCH_QUOTA") != nullptr;
   for (int i = 0; i < n; ++i) {
     const std::string name = "foresight-bench-" + std::to_string(::getpid()) + "-" + std::to_string(i);
     pid_t pid = ::fork();
@@ -65,6 +68,8 @@ bool makeFleet(const CgroupLayout& layout, int n, Fleet& f) {
       if (!fs::create_directory(m / name, ec)) return false;
       f.dirs.push_back(m / name);
       std::ofstream(m / name / "cgroup.procs") << pid << '\n';
+      if (quota && fs::exists(m / name / "cpu.cfs_quota_us")) std::ofstream(m / name / "cpu.cfs_quota_us") << "100000\n";
+      if (quota && fs::exists(m / name / "cpu.max")) std::ofstream(m / name / "cpu.max") << "100000 100000\n";
     }
     if (cpuset) {
       std::error_code ec;

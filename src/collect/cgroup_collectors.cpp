@@ -177,7 +177,10 @@ class CgroupV1Collector final : public Collector {
       if (!std::isnan(v[0])) out.add("cpu_user_seconds_total", v[0] / hz);
       if (!std::isnan(v[1])) out.add("cpu_system_seconds_total", v[1] / hz);
     }
-    if (auto t = rd(f.cpu_stat)) {
+    // A cgroup without a CFS quota of its own keeps zeros in its cpu.stat, even while an ancestor's
+    // quota throttles it (checked on v1), so the file is a detail file until a quota is read.
+    const bool own_quota = !(std::isinf(f.cpu_limit) && f.cpu_limit > 0);  // NaN: not read yet
+    if (auto t = out.detail || own_quota ? rd(f.cpu_stat) : std::nullopt) {
       double v[3];
       findKeys(*t, kCpuKeys, v);
       if (!std::isnan(v[0])) out.add("cpu_periods_total", v[0]);

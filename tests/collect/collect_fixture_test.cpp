@@ -477,9 +477,12 @@ TEST(Tiered, DetailFilesEveryNRoundsStaggeredCheapOnesEveryRound) {
                            "psi_io_some_seconds_total", "perf_cgroup_supported",
                            "perf_task_clock_seconds_total"};
   // What the forecaster and the allocator consume each period, and the limits as last read.
-  const char* kEveryRound[] = {"cpu_usage_seconds_total", "cpu_periods_total",
-                               "cpu_throttled_periods_total", "memory_usage_bytes",
-                               "cpu_limit_cores"};
+  const char* kEveryRound[] = {"cpu_usage_seconds_total", "memory_usage_bytes", "cpu_limit_cores"};
+  // cpu.stat's throttling: every round under a CFS quota of the cgroup's own (even-numbered
+  // workloads here), a detail file without one (it holds zeros then).
+  const char* kThrottling[] = {"cpu_periods_total", "cpu_throttled_periods_total"};
+  for (int i = 0; i < kWorkloads; i += 2)
+    writeFile(ctx.layout.v1("cpu").value() / ("tier-" + std::to_string(i)) / "cpu.cfs_quota_us", "50000\n");
   const std::filesystem::path procs_dir = ctx.layout.reference();
   std::map<std::string, std::vector<int>> detail_rounds;
   std::map<int, int> per_round;
@@ -491,6 +494,10 @@ TEST(Tiered, DetailFilesEveryNRoundsStaggeredCheapOnesEveryRound) {
     ASSERT_EQ(round.samples.size(), ws.size());
     for (const auto& s : round.samples) {
       for (const char* m : kEveryRound) EXPECT_TRUE(s.has(m)) << s.workload << " round " << r << " " << m;
+      const bool quota = std::stoi(s.workload.substr(s.workload.rfind('-') + 1)) % 2 == 0;
+      EXPECT_EQ(s.get("cpu_limit_cores"), quota ? 0.5 : HUGE_VAL) << s.workload;
+      for (const char* m : kThrottling)
+        EXPECT_EQ(s.has(m), quota || s.detail) << s.workload << " round " << r << " " << m;
       for (const char* m : kDetail) EXPECT_EQ(s.has(m), s.detail) << s.workload << " round " << r << " " << m;
       if (s.detail) {
         detail_rounds[s.workload].push_back(r);

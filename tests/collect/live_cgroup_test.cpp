@@ -203,6 +203,63 @@ TEST(LiveCgroup, OomKillIsCountedAndBecomesMemoryDemand) {
   EXPECT_DOUBLE_EQ(d[index(Resource::kMemory)], memoryDemandAfterOomKill(kLimit));
 }
 
+// cpu.stat is read every round for a cgroup with a CFS quota of its own, whose throttling is what
+// makes its cpu demand exceed its usage; without one the file holds zeros and is read in the
+// detail rounds only (on cgroup v1; v2's cpu.stat also carries the usage, so it is read always).
+TEST(LiveCgroup, ThrottlingIsReadEveryRoundUnderAQuota) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  CollectorContext ctx;
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  ctx.detail_every = 1000;  // the rounds below are not detail rounds (checked)
+  const bool v2 = ctx.layout.version == CgroupVersion::kV2;
+  if (!v2 && !(ctx.layout.v1("cpu") && ctx.layout.v1("cpuacct"))) GTEST_SKIP() << "no cpu controller";
+  const std::string base = "foresight-quota-test-" + std::to_string(::getpid());
+  TestCgroup limited(ctx.layout, base + "-q"), free(ctx.layout, base + "-f");
+  if (!limited.error().empty()) GTEST_SKIP() << "cannot create a cgroup: " << limited.error();
+  ASSERT_TRUE(free.error().empty()) << free.error();
+  const fs::path cpu = v2 ? ctx.layout.unified / (base + "-q") : *ctx.layout.v1("cpu") / (base + "-q");
+  std::ofstream(cpu / (v2 ? "cpu.max" : "cpu.cfs_quota_us")) << (v2 ? "10000 100000\n" : "10000\n");
+
+  std::vector<pid_t> children;
+  for (TestCgroup* cg : {&limited, &free}) {
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      volatile double x = 0;
+      for (;;) x = x + 1.0;  // burns until killed
+    }
+    cg->join(child);
+    children.push_back(child);
+  }
+  const Workload q{Workload::Kind::kCgroup, "/" + base + "-q", "/" + base + "-q", 0};
+  const Workload f{Workload::Kind::kCgroup, "/" + base + "-f", "/" + base + "-f", 0};
+  auto sampler = hostSampler(ctx);
+  ASSERT_TRUE(sampler);
+  std::vector<Sampler::Round> rounds;
+  for (int i = 0; i < 3; ++i) {
+    rounds.push_back(sampler->sample({q, f}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  for (pid_t c : children) ::kill(c, SIGKILL);
+  for (pid_t c : children) ::waitpid(c, nullptr, 0);
+
+  for (const auto& r : rounds) ASSERT_EQ(r.samples.size(), 2u);
+  EXPECT_TRUE(rounds[0].samples[0].detail);  // a workload's first sample reads everything
+  EXPECT_TRUE(rounds[0].samples[1].has("cpu_throttled_seconds_total"));
+  for (int i : {1, 2}) {
+    const Sample& s = rounds[i].samples[0];
+    ASSERT_FALSE(s.detail);
+    ASSERT_TRUE(s.has("cpu_throttled_seconds_total")) << "round " << i;
+    EXPECT_GT(s.get("cpu_throttled_seconds_total"), rounds[i - 1].samples[0].get("cpu_throttled_seconds_total"))
+        << "round " << i << ": a busy loop at 0.1 core is throttled";
+    EXPECT_EQ(s.get("cpu_limit_cores"), 0.1);
+    const auto d = resourceDemand(rounds[i - 1].samples[0], s, resourceUsage(rounds[i - 1].samples[0], s), 64);
+    EXPECT_GT(d[index(Resource::kCpu)], 0.5) << "throttled time is demand";
+    if (!v2) EXPECT_FALSE(rounds[i].samples[1].has("cpu_throttled_seconds_total")) << "read without a quota";
+  }
+}
+
 // A cgroup pinned to one CPU: the collectors report it and it bounds cpu demand on a larger host.
 TEST(LiveCgroup, CpusetOfOneCpuBoundsCpuDemand) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
