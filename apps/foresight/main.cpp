@@ -1,5 +1,9 @@
 // foresight: one CLI for the whole system; each subcommand lives in its own *_command.cpp.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <cstdio>
+#include <new>
 
 #include <spdlog/spdlog.h>
 
@@ -61,6 +65,15 @@ int main(int argc, char** argv) {
     // Help and version exit 0; every refused argument is 2, as the commands' own checks are
     // (CLI11 would give each kind of refusal a code of its own, 105 to 115).
     return app.exit(e) == 0 ? 0 : 2;
+  } catch (const std::bad_alloc&) {
+    // Out of memory: reported without allocating (spdlog's formatting would throw again, and a
+    // throw from a handler ends in std::terminate's abort).
+    static constexpr char kMessage[] = "foresight: internal error: out of memory (std::bad_alloc)\n";
+    [[maybe_unused]] auto n = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+    // _exit, not return: OpenBLAS's exit handler joins a thread of its own that may be retrying a
+    // failed allocation forever (seen under `ulimit -v`).
+    std::fflush(stdout);
+    ::_exit(70);
   } catch (const std::exception& e) {
     // Every expected failure is a Result; this is a bug or an exhausted resource, reported as such
     // instead of std::terminate's abort.

@@ -32,7 +32,15 @@ void parallelFor(std::size_t n, unsigned threads, Body&& body) {
     }
   };
   std::vector<std::thread> pool;
-  for (unsigned w = 1; w < threads; ++w) pool.emplace_back(run, w);
+  for (unsigned w = 1; w < threads; ++w) {
+    // Out of memory or of threads (RLIMIT_NPROC): the threads started and this one do the work.
+    // Letting the exception escape would destroy the started threads unjoined: std::terminate.
+    try {
+      pool.emplace_back(run, w);
+    } catch (const std::exception&) {
+      break;
+    }
+  }
   run(0);
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);
