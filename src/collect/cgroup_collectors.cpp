@@ -111,7 +111,6 @@ class CgroupV1Collector final : public Collector {
   }
 
  private:
-  static constexpr std::uint64_t kLimitEvery = 10;
   static constexpr std::string_view kAcctKeys[2] = {"user", "system"};
   static constexpr std::string_view kCpuKeys[3] = {"nr_periods", "nr_throttled", "throttled_time"};
   // total_* include descendants, matching usage_in_bytes with use_hierarchy=1.
@@ -121,8 +120,7 @@ class CgroupV1Collector final : public Collector {
     KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat, mem_oom;
     KeptFile blk_bytes[2], blk_ops[2];  // *_recursive (with descendants) first, then the plain file
     std::optional<Pressure> psi;        // hybrid hosts keep PSI on the v2 side
-    fs::path cpu_dir, mem_dir, cpuset_dir;  // limits are read by path every kLimitEvery rounds
-    std::uint64_t rounds = 0;
+    fs::path cpu_dir, mem_dir, cpuset_dir;  // limits: read by path in the detail rounds
     double cpu_limit = NAN, mem_limit = NAN;
     std::optional<int> cpuset_cpus{};
   };
@@ -140,7 +138,7 @@ class CgroupV1Collector final : public Collector {
     f.mem_dir = dir("memory");
     f.cpuset_dir = dir("cpuset");
     // Container runtimes and systemd create a cgroup in every hierarchy when they create it; one
-    // that has no cpuset folder now is not looked up by path every kLimitEvery rounds.
+    // that has no cpuset folder now is not looked up by path in every detail round.
     if (!f.cpuset_dir.empty() && !isDirectory(f.cpuset_dir)) f.cpuset_dir.clear();
     f.usage = in(acct, "cpuacct.usage");
     f.acct_stat = in(acct, "cpuacct.stat");
@@ -187,8 +185,9 @@ class CgroupV1Collector final : public Collector {
       if (!std::isnan(v[1])) out.add("cpu_throttled_periods_total", v[1]);
       if (!std::isnan(v[2])) out.add("cpu_throttled_seconds_total", v[2] / 1e9);
     }
-    // Limits change rarely: read them every kLimitEvery rounds, report the last value between.
-    if (f.rounds++ % kLimitEvery == 0) {
+    // Limits change rarely: read in the detail rounds, the last value reported between. By path,
+    // not kept: four more fds (~18 KiB of kernel memory) per workload for one read in N rounds.
+    if (out.detail) {
       std::optional<double> q, p;
       if (!f.cpu_dir.empty()) {
         if (auto t = readKernelFile(f.cpu_dir / "cpu.cfs_quota_us")) q = parseNumber(*t);
