@@ -264,10 +264,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                                              const std::array<double, kResourceCount>& demand,
                                              double cpuset_cpus) {
       // Process trees have nothing to resize but can be planned for in dry-run.
-      if (workload.empty()) return;
-      if (workload.front() != '/' && !dry_backend) return;
+      if (workload.empty()) return false;
+      if (workload.front() != '/' && !dry_backend) return false;
       auto plan = autoscaler->observe(backendName(workload), t, usage, demand, cpuset_cpus);
       if (!plan) spdlog::warn("run: {}: {}", workload, plan.error().message);
+      return plan && *plan && (*plan)->hasChanges() && autoscaler->applies();
     };
 
     server::Agent agent(cfg);

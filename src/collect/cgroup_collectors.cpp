@@ -103,6 +103,9 @@ class CgroupV1Collector final : public Collector {
   explicit CgroupV1Collector(const CollectorContext& ctx) : ctx_(ctx) {}
   const char* name() const override { return "cgroup.v1"; }
   void forget(const std::string& id) override { cache_.erase(id); }
+  void refreshLimits(const std::string& id) override {
+    if (auto it = cache_.find(id); it != cache_.end()) it->second.refresh_limits = true;
+  }
 
   Status collect(const Workload& w, const std::vector<pid_t>&, Sample& out) override {
     if (w.kind != Workload::Kind::kCgroup) return ok();
@@ -121,6 +124,7 @@ class CgroupV1Collector final : public Collector {
     KeptFile blk_bytes[2], blk_ops[2];  // *_recursive (with descendants) first, then the plain file
     std::optional<Pressure> psi;        // hybrid hosts keep PSI on the v2 side
     fs::path cpu_dir, mem_dir, cpuset_dir;  // limits: read by path in the detail rounds
+    bool refresh_limits = false;            // and in the next round after refreshLimits()
     double cpu_limit = NAN, mem_limit = NAN;
     std::optional<int> cpuset_cpus{};
   };
@@ -175,19 +179,9 @@ class CgroupV1Collector final : public Collector {
       if (!std::isnan(v[0])) out.add("cpu_user_seconds_total", v[0] / hz);
       if (!std::isnan(v[1])) out.add("cpu_system_seconds_total", v[1] / hz);
     }
-    // A cgroup without a CFS quota of its own keeps zeros in its cpu.stat, even while an ancestor's
-    // quota throttles it (checked on v1), so the file is a detail file until a quota is read.
-    const bool own_quota = !(std::isinf(f.cpu_limit) && f.cpu_limit > 0);  // NaN: not read yet
-    if (auto t = out.detail || own_quota ? rd(f.cpu_stat) : std::nullopt) {
-      double v[3];
-      findKeys(*t, kCpuKeys, v);
-      if (!std::isnan(v[0])) out.add("cpu_periods_total", v[0]);
-      if (!std::isnan(v[1])) out.add("cpu_throttled_periods_total", v[1]);
-      if (!std::isnan(v[2])) out.add("cpu_throttled_seconds_total", v[2] / 1e9);
-    }
     // Limits change rarely: read in the detail rounds, the last value reported between. By path,
     // not kept: four more fds (~18 KiB of kernel memory) per workload for one read in N rounds.
-    if (out.detail) {
+    if (std::exchange(f.refresh_limits, false) || out.detail) {
       std::optional<double> q, p;
       if (!f.cpu_dir.empty()) {
         if (auto t = readKernelFile(f.cpu_dir / "cpu.cfs_quota_us")) q = parseNumber(*t);
@@ -206,6 +200,16 @@ class CgroupV1Collector final : public Collector {
         if (!t) t = readKernelFile(f.cpuset_dir / "cpuset.cpus");
         if (t) f.cpuset_cpus = countCpuList(*t);
       }
+    }
+    // A cgroup without a CFS quota of its own keeps zeros in its cpu.stat, even while an ancestor's
+    // quota throttles it (checked on v1), so the file is a detail file until a quota is read.
+    const bool own_quota = !(std::isinf(f.cpu_limit) && f.cpu_limit > 0);  // NaN: not read yet
+    if (auto t = out.detail || own_quota ? rd(f.cpu_stat) : std::nullopt) {
+      double v[3];
+      findKeys(*t, kCpuKeys, v);
+      if (!std::isnan(v[0])) out.add("cpu_periods_total", v[0]);
+      if (!std::isnan(v[1])) out.add("cpu_throttled_periods_total", v[1]);
+      if (!std::isnan(v[2])) out.add("cpu_throttled_seconds_total", v[2] / 1e9);
     }
     if (!std::isnan(f.cpu_limit)) out.add("cpu_limit_cores", f.cpu_limit);
     if (!std::isnan(f.mem_limit)) out.add("memory_limit_bytes", f.mem_limit);
@@ -269,6 +273,9 @@ class CgroupV2Collector final : public Collector {
   explicit CgroupV2Collector(const CollectorContext& ctx) : ctx_(ctx) {}
   const char* name() const override { return "cgroup.v2"; }
   void forget(const std::string& id) override { cache_.erase(id); }
+  void refreshLimits(const std::string& id) override {
+    if (auto it = cache_.find(id); it != cache_.end()) it->second.refresh_limits = true;
+  }
 
   Status collect(const Workload& w, const std::vector<pid_t>&, Sample& out) override {
     if (w.kind != Workload::Kind::kCgroup) return ok();
@@ -287,6 +294,7 @@ class CgroupV2Collector final : public Collector {
     KeptFile cpuset;  // cpuset.cpus.effective: only where the cpuset controller is enabled
     double cpu_limit = NAN, mem_limit = NAN;
     std::optional<int> cpuset_cpus{};
+    bool refresh_limits = false;  // read the limits in the next round (refreshLimits())
   };
 
   std::optional<Files> open(const Workload& w) {
@@ -316,13 +324,15 @@ class CgroupV2Collector final : public Collector {
       for (int i = 0; i < 6; ++i)
         if (!std::isnan(v[i])) out.add(kNames[i], v[i] * kScale[i]);
     }
-    // Limits are detail files; as on v1, the last value read is reported between reads.
-    if (auto t = out.detail ? rd(f.cpu_max) : std::nullopt) {  // "max 100000" or "50000 100000"
+    // Limits are detail files (and read after refreshLimits()); as on v1, the last value read is
+    // reported between reads.
+    const bool limits = std::exchange(f.refresh_limits, false) || out.detail;
+    if (auto t = limits ? rd(f.cpu_max) : std::nullopt) {  // "max 100000" or "50000 100000"
       auto q = parseNumber(field(*t, 0)), p = parseNumber(field(*t, 1));
       f.cpu_limit = q && p && *p > 0 ? *q / *p : NAN;
     }
     if (!std::isnan(f.cpu_limit)) out.add("cpu_limit_cores", f.cpu_limit);
-    if (auto t = out.detail ? rd(f.cpuset) : std::nullopt) f.cpuset_cpus = countCpuList(*t);
+    if (auto t = limits ? rd(f.cpuset) : std::nullopt) f.cpuset_cpus = countCpuList(*t);
     addCpusetCpus(f.cpuset_cpus, out);
     double usage = NAN;
     if (auto t = rd(f.mem_current)) {
@@ -331,7 +341,7 @@ class CgroupV2Collector final : public Collector {
         out.add("memory_usage_bytes", usage);
       }
     }
-    if (auto t = out.detail ? rd(f.mem_max) : std::nullopt) {
+    if (auto t = limits ? rd(f.mem_max) : std::nullopt) {
       auto v = parseNumber(*t);
       f.mem_limit = v ? *v : NAN;
     }

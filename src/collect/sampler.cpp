@@ -77,6 +77,10 @@ void Sampler::forget(const std::string& id) {
   for (auto& c : collectors_) c->forget(id);
 }
 
+void Sampler::refreshLimits(const std::string& id) {
+  for (auto& c : collectors_) c->refreshLimits(id);
+}
+
 Result<Sample> Sampler::sampleOne(const Workload& w) {
   // A workload's first sample reads everything (rates and gauges start at once); after that its
   // detail round is offset by a hash of its id, so each round reads ~1/N of the fleet's detail.

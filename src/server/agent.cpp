@@ -117,9 +117,10 @@ struct Agent::Impl {
         auto u = collect::resourceUsage(it->second, s);
         const std::int64_t t_ms = s.time_ns / 1000000;
         rows.push_back({s.workload, t_ms, u});
-        if (cfg.on_usage)
-          cfg.on_usage(s.workload, s.time_ns / 1000000000, u, collect::resourceDemand(it->second, s, u, cpus),
-                       s.get("cpuset_cpus"));
+        if (cfg.on_usage &&
+            cfg.on_usage(s.workload, s.time_ns / 1000000000, u, collect::resourceDemand(it->second, s, u, cpus),
+                         s.get("cpuset_cpus")))
+          sampler->refreshLimits(s.workload);
         for (const auto& m : collect::derivedMetrics(it->second, s)) gauge(m.name, s.workload).Set(m.value);
         // A resource missing this round (a detail metric between its reads) keeps the last value
         // set, as the collector gauges do; the store gets NULL.

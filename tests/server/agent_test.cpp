@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -224,6 +225,38 @@ TEST(Agent, IdleConnectionsDoNotStallAScrape) {
   for (int fd : idle) ::close(fd);
   ASSERT_TRUE(m) << httplib::to_string(m.error());
   EXPECT_EQ(m->status, 200);
+}
+
+// A limit that the loop sets (on_usage returns true) is read back in the next round, not only in
+// the workload's next detail round, which here never comes.
+TEST(Agent, ALimitTheLoopSetsIsReadBackInTheNextRound) {
+  const fs::path root = fs::path(testing::TempDir()) / ("agent-refresh-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::copy(kV2, root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  const fs::path cpu_max = root / "sys/fs/cgroup/system.slice/app.service/cpu.max";
+  AgentConfig cfg = onV2();
+  cfg.root = root.string();
+  cfg.period_seconds = 0.02;
+  cfg.collectors = {"cgroup.v2"};
+  cfg.detail_every = 1000000;
+  std::atomic<bool> set{false};
+  cfg.on_usage = [&](const std::string& workload, std::int64_t, const auto&, const auto&, double) {
+    if (workload != "/system.slice/app.service" || set.exchange(true)) return false;
+    std::ofstream(cpu_max) << "150000 100000\n";  // 0.5 core in the fixture → 1.5
+    return true;
+  };
+  Agent agent(cfg);
+  ASSERT_TRUE(agent.start());
+  httplib::Client cli("127.0.0.1", agent.port());
+  auto limit = [&](const std::string& value) {
+    auto m = cli.Get("/metrics");
+    return m && m->body.find("foresight_cpu_limit_cores{workload=\"/system.slice/app.service\"} " + value) !=
+                    std::string::npos;
+  };
+  EXPECT_TRUE(waitFor([&] { return set.load(); }));
+  EXPECT_TRUE(waitFor([&] { return limit("1.5"); })) << cli.Get("/metrics")->body.substr(0, 3000);
+  agent.stop();
+  fs::remove_all(root);
 }
 
 // A fast agent over the v2 fixture with a fresh state folder.

@@ -70,6 +70,9 @@ class Collector {
   virtual Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) = 0;
   // The workload is gone or no longer sampled: drop whatever is kept for it (open fds, caches).
   virtual void forget(const std::string& workload_id) { (void)workload_id; }
+  // This process changed the workload's limits: read them in its next round, not only in its
+  // next detail round (on cgroup v1 its throttling depends on them being known).
+  virtual void refreshLimits(const std::string& workload_id) { (void)workload_id; }
 };
 
 using CollectorRegistry = Registry<Collector, const CollectorContext&>;

@@ -33,6 +33,8 @@ class Sampler {
   Round sample(const std::vector<Workload>& workloads);
   // One workload; kNotFound when it vanished.
   Result<Sample> sampleOne(const Workload& w);
+  // The workload's limits were changed (by the allocator): its next sample reads them.
+  void refreshLimits(const std::string& id);
 
   const CollectorContext& context() const { return ctx_; }
   std::vector<std::string> collectorNames() const;

@@ -75,6 +75,8 @@ class Autoscaler {
       const std::optional<std::array<double, kResourceCount>>& demand = std::nullopt,
       double cpuset_cpus = NAN);
   void forget(const std::string& workload);
+  // Whether observe() applies its plans (false: dry-run).
+  bool applies() const { return config_.apply; }
 
   // What the loop last saw and decided, per workload and resource, for a live view.
   struct ViewRow {

@@ -52,8 +52,9 @@ struct AgentConfig {
   // Called from the sampling thread with each workload's resource usage (cpu cores, memory bytes,
   // disk_io and network bytes/s), demand (collect::resourceDemand) and the CPUs of its cpuset
   // (NaN on rounds that do not read it, or without one) once it has two samples; `foresight run`
-  // closes the loop here. Time in Unix seconds: the loop forecasts on whole-second steps.
-  std::function<void(const std::string& workload, std::int64_t unix_seconds,
+  // closes the loop here. Time in Unix seconds: the loop forecasts on whole-second steps. Returns
+  // true when it changed the workload's limits: the next round reads them back.
+  std::function<bool(const std::string& workload, std::int64_t unix_seconds,
                      const std::array<double, kResourceCount>& usage,
                      const std::array<double, kResourceCount>& demand, double cpuset_cpus)>
       on_usage;
