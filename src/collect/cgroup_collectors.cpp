@@ -203,7 +203,7 @@ class CgroupV1Collector final : public Collector {
     }
     // A cgroup without a CFS quota of its own keeps zeros in its cpu.stat, even while an ancestor's
     // quota throttles it (checked on v1), so the file is a detail file until a quota is read.
-    const bool own_quota = !(std::isinf(f.cpu_limit) && f.cpu_limit > 0);  // NaN: not read yet
+    const bool own_quota = !(std::isinf(f.cpu_limit) && f.cpu_limit > 0);  // NaN (unreadable): read it
     if (auto t = out.detail || own_quota ? rd(f.cpu_stat) : std::nullopt) {
       double v[3];
       findKeys(*t, kCpuKeys, v);
