@@ -72,6 +72,19 @@ void readPressure(Pressure& p, std::string& buf, Sample& out) {
   }
 }
 
+// Whether a cgroup between `dir` (excluded) and the hierarchy's `mount` (excluded: the root has no
+// quota) has a CFS quota, read from `quota_file` (v1 cpu.cfs_quota_us: -1 is none; v2 cpu.max:
+// "max ..." is none). Such a quota throttles dir's tasks without a trace in dir's own cpu.stat.
+bool ancestorHasQuota(const fs::path& mount, const fs::path& dir, const char* quota_file) {
+  for (fs::path p = dir.parent_path(); p.native().size() > mount.native().size(); p = p.parent_path()) {
+    auto t = readKernelFile(p / quota_file);
+    if (!t) continue;
+    auto q = parseNumber(field(*t, 0));
+    if (q && *q >= 0) return true;
+  }
+  return false;
+}
+
 // Collects w through the cached files of Entry, created on first use by make(dir) (nullopt when
 // the cgroup does not exist). When a kept file reports its cgroup gone (removed, perhaps
 // re-created under the same path), the entry is dropped and rebuilt once from the path.
@@ -116,15 +129,19 @@ class CgroupV1Collector final : public Collector {
  private:
   static constexpr std::string_view kAcctKeys[2] = {"user", "system"};
   static constexpr std::string_view kCpuKeys[3] = {"nr_periods", "nr_throttled", "throttled_time"};
+  static constexpr std::string_view kLocalKeys[1] = {"throttled_time"};
   // total_* include descendants, matching usage_in_bytes with use_hierarchy=1.
   static constexpr std::string_view kMemKeys[5] = {"total_rss", "total_cache", "total_inactive_file",
                                                    "total_pgfault", "total_pgmajfault"};
   struct Files {
     KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat, mem_oom;
+    KeptFile stat_local;  // cpu.stat.local (kernel 6.6+): throttling by this or any ancestor's quota
     KeptFile blk_bytes[2], blk_ops[2];  // *_recursive (with descendants) first, then the plain file
     std::optional<Pressure> psi;        // hybrid hosts keep PSI on the v2 side
     fs::path cpu_dir, mem_dir, cpuset_dir;  // limits: read by path in the detail rounds
     bool refresh_limits = false;            // and in the next round after refreshLimits()
+    bool ancestor_quota = false;            // as of the last limits read
+    bool has_local = false;                 // cpu.stat.local was read last time
     double cpu_limit = NAN, mem_limit = NAN;
     std::optional<int> cpuset_cpus{};
   };
@@ -147,6 +164,7 @@ class CgroupV1Collector final : public Collector {
     f.usage = in(acct, "cpuacct.usage");
     f.acct_stat = in(acct, "cpuacct.stat");
     f.cpu_stat = in(f.cpu_dir, "cpu.stat");
+    f.stat_local = in(f.cpu_dir, "cpu.stat.local");
     f.mem_usage = in(f.mem_dir, "memory.usage_in_bytes");
     f.mem_stat = in(f.mem_dir, "memory.stat");
     f.mem_oom = in(f.mem_dir, "memory.oom_control");
@@ -188,6 +206,7 @@ class CgroupV1Collector final : public Collector {
         if (auto t = readKernelFile(f.cpu_dir / "cpu.cfs_period_us")) p = parseNumber(*t);
       }
       f.cpu_limit = (q && p && *p > 0) ? (*q < 0 ? std::numeric_limits<double>::infinity() : *q / *p) : NAN;
+      f.ancestor_quota = !f.cpu_dir.empty() && ancestorHasQuota(*ctx_.layout.v1("cpu"), f.cpu_dir, "cpu.cfs_quota_us");
       f.mem_limit = NAN;
       if (!f.mem_dir.empty())
         if (auto t = readKernelFile(f.mem_dir / "memory.limit_in_bytes"))
@@ -201,10 +220,19 @@ class CgroupV1Collector final : public Collector {
         if (t) f.cpuset_cpus = countCpuList(*t);
       }
     }
-    // A cgroup without a CFS quota of its own keeps zeros in its cpu.stat, even while an ancestor's
-    // quota throttles it (checked on v1), so the file is a detail file until a quota is read.
+    // Throttling is what makes cpu demand exceed usage, so it is read every round where a quota can
+    // cause it, and in the detail rounds otherwise. cpu.stat counts only the cgroup's own quota's
+    // throttling (zeros without one, even while an ancestor's quota throttles it: checked on v1);
+    // cpu.stat.local, where the kernel has it, counts the throttling its tasks got from any level.
     const bool own_quota = !(std::isinf(f.cpu_limit) && f.cpu_limit > 0);  // NaN (unreadable): read it
-    if (auto t = out.detail || own_quota ? rd(f.cpu_stat) : std::nullopt) {
+    if (out.detail || (f.has_local && (own_quota || f.ancestor_quota))) {
+      auto t = rd(f.stat_local);
+      f.has_local = t.has_value();
+      double v[1];
+      if (t) findKeys(*t, kLocalKeys, v);
+      if (t && !std::isnan(v[0])) out.add("cpu_throttled_local_seconds_total", v[0] / 1e9);
+    }
+    if (auto t = out.detail || (own_quota && !f.has_local) ? rd(f.cpu_stat) : std::nullopt) {
       double v[3];
       findKeys(*t, kCpuKeys, v);
       if (!std::isnan(v[0])) out.add("cpu_periods_total", v[0]);
@@ -286,15 +314,19 @@ class CgroupV2Collector final : public Collector {
  private:
   static constexpr std::string_view kCpuKeys[6] = {"usage_usec", "user_usec", "system_usec",
                                                    "nr_periods", "nr_throttled", "throttled_usec"};
+  static constexpr std::string_view kLocalKeys[1] = {"throttled_usec"};
   static constexpr std::string_view kMemKeys[5] = {"anon", "file", "inactive_file", "pgfault",
                                                    "pgmajfault"};
   struct Files {
     KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, mem_events, io_stat;
     Pressure psi;
     KeptFile cpuset;  // cpuset.cpus.effective: only where the cpuset controller is enabled
+    KeptFile stat_local;  // cpu.stat.local (kernel 6.6+), as on v1
+    fs::path dir;
     double cpu_limit = NAN, mem_limit = NAN;
     std::optional<int> cpuset_cpus{};
     bool refresh_limits = false;  // read the limits in the next round (refreshLimits())
+    bool ancestor_quota = false, has_local = false;  // as on v1
   };
 
   std::optional<Files> open(const Workload& w) {
@@ -304,7 +336,7 @@ class CgroupV2Collector final : public Collector {
                  KeptFile(dir / "memory.current"), KeptFile(dir / "memory.max"),
                  KeptFile(dir / "memory.stat"),    KeptFile(dir / "memory.events"),
                  KeptFile(dir / "io.stat"),        Pressure(dir),
-                 KeptFile(dir / "cpuset.cpus.effective")};
+                 KeptFile(dir / "cpuset.cpus.effective"), KeptFile(dir / "cpu.stat.local"), dir};
   }
 
   bool read(Files& f, Sample& out) {
@@ -330,6 +362,15 @@ class CgroupV2Collector final : public Collector {
     if (auto t = limits ? rd(f.cpu_max) : std::nullopt) {  // "max 100000" or "50000 100000"
       auto q = parseNumber(field(*t, 0)), p = parseNumber(field(*t, 1));
       f.cpu_limit = q && p && *p > 0 ? *q / *p : NAN;
+    }
+    if (limits) f.ancestor_quota = ancestorHasQuota(ctx_.layout.unified, f.dir, "cpu.max");
+    // cpu.stat (read above for the usage) has only the own quota's throttling; see v1.
+    if (out.detail || (f.has_local && (std::isfinite(f.cpu_limit) || f.ancestor_quota))) {
+      auto t = rd(f.stat_local);
+      f.has_local = t.has_value();
+      double v[1];
+      if (t) findKeys(*t, kLocalKeys, v);
+      if (t && !std::isnan(v[0])) out.add("cpu_throttled_local_seconds_total", v[0] / 1e6);
     }
     if (!std::isnan(f.cpu_limit)) out.add("cpu_limit_cores", f.cpu_limit);
     if (auto t = limits ? rd(f.cpuset) : std::nullopt) f.cpuset_cpus = countCpuList(*t);

@@ -117,7 +117,10 @@ std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Samp
                                                   const std::array<double, kResourceCount>& usage,
                                                   double cpus) {
   auto d = usage;
-  const double throttled = counterRate(prev, cur, "cpu_throttled_seconds_total");
+  // cpu.stat.local's throttling (by the cgroup's own or any ancestor's quota) where the kernel has
+  // it, else cpu.stat's (its own quota's only).
+  double throttled = counterRate(prev, cur, "cpu_throttled_local_seconds_total");
+  if (std::isnan(throttled)) throttled = counterRate(prev, cur, "cpu_throttled_seconds_total");
   const double cpuset = cur.get("cpuset_cpus");  // NaN without a cpuset (then the host's CPUs)
   if (cpuset > 0) cpus = std::min(cpus, cpuset);
   if (!std::isnan(throttled) && !std::isnan(d[index(Resource::kCpu)]))

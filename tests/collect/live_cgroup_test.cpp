@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,8 @@ using namespace foresight::collect;
 namespace fs = std::filesystem;
 
 namespace {
+
+constexpr const char* kLocal = "cpu_throttled_local_seconds_total";
 
 double processCpuSeconds() {
   timespec ts{};
@@ -252,18 +255,71 @@ TEST(LiveCgroup, ThrottlingIsReadEveryRoundUnderAQuotaFromTheRoundAfterItIsSet) 
   for (const auto& r : rounds) ASSERT_EQ(r.samples.size(), 2u);
   EXPECT_TRUE(rounds[0].samples[0].detail);  // a workload's first sample reads everything
   EXPECT_TRUE(rounds[0].samples[1].has("cpu_throttled_seconds_total"));
+  // cpu.stat.local where the kernel has it (6.6+), else cpu.stat.
+  const char* throttled = rounds[0].samples[0].has(kLocal) ? kLocal : "cpu_throttled_seconds_total";
   for (int i : {1, 2}) {
     const Sample& s = rounds[i].samples[0];
     ASSERT_FALSE(s.detail);
-    ASSERT_TRUE(s.has("cpu_throttled_seconds_total")) << "round " << i;
-    EXPECT_GT(s.get("cpu_throttled_seconds_total"), rounds[i - 1].samples[0].get("cpu_throttled_seconds_total"))
+    ASSERT_TRUE(s.has(throttled)) << "round " << i << " " << throttled;
+    EXPECT_GT(s.get(throttled), rounds[i - 1].samples[0].get(throttled))
         << "round " << i << ": a busy loop at 0.1 core is throttled";
     EXPECT_EQ(s.get("cpu_limit_cores"), 0.1);
     const auto d = resourceDemand(rounds[i - 1].samples[0], s, resourceUsage(rounds[i - 1].samples[0], s), 64);
     EXPECT_GT(d[index(Resource::kCpu)], 0.5) << "throttled time is demand";
+    EXPECT_FALSE(rounds[i].samples[1].has(kLocal)) << "read without a quota";
     if (!v2) {
       EXPECT_FALSE(rounds[i].samples[1].has("cpu_throttled_seconds_total")) << "read without a quota";
     }
+  }
+}
+
+// A workload without a quota of its own under a parent with one: its own cpu.stat shows no
+// throttling, cpu.stat.local does (kernel 6.6+), and the throttled time is its demand.
+TEST(LiveCgroup, ThrottlingByAnAncestorsQuotaIsDemand) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  CollectorContext ctx;
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  ctx.detail_every = 1000;  // the rounds below are not detail rounds (checked)
+  const bool v2 = ctx.layout.version == CgroupVersion::kV2;
+  if (!v2 && !(ctx.layout.v1("cpu") && ctx.layout.v1("cpuacct"))) GTEST_SKIP() << "no cpu controller";
+  const std::string parent = "foresight-parent-quota-test-" + std::to_string(::getpid());
+  TestCgroup p(ctx.layout, parent), c(ctx.layout, parent + "/app");
+  if (!p.error().empty() || !c.error().empty()) GTEST_SKIP() << "cannot create cgroups: " << p.error() << c.error();
+  if (v2) std::ofstream(ctx.layout.unified / parent / "cgroup.subtree_control") << "+cpu\n";
+  const fs::path pcpu = v2 ? ctx.layout.unified / parent : *ctx.layout.v1("cpu") / parent;
+  std::ofstream(pcpu / (v2 ? "cpu.max" : "cpu.cfs_quota_us")) << (v2 ? "10000 100000\n" : "10000\n");
+  if (!fs::exists(pcpu / "app" / "cpu.stat.local")) GTEST_SKIP() << "kernel without cpu.stat.local (6.6+)";
+
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    volatile double x = 0;
+    for (;;) x = x + 1.0;  // burns until killed
+  }
+  c.join(child);
+  const Workload w{Workload::Kind::kCgroup, "/" + parent + "/app", "/" + parent + "/app", 0};
+  auto sampler = hostSampler(ctx);
+  ASSERT_TRUE(sampler);
+  std::vector<Sampler::Round> rounds;
+  for (int i = 0; i < 3; ++i) {
+    rounds.push_back(sampler->sample({w}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+
+  for (const auto& r : rounds) ASSERT_EQ(r.samples.size(), 1u);
+  EXPECT_TRUE(std::isinf(rounds[0].samples[0].get("cpu_limit_cores")) || v2) << "no quota of its own";
+  for (int i : {1, 2}) {
+    const Sample& prev = rounds[i - 1].samples[0];
+    const Sample& s = rounds[i].samples[0];
+    ASSERT_FALSE(s.detail);
+    ASSERT_TRUE(s.has(kLocal)) << "round " << i;
+    EXPECT_GT(s.get(kLocal), prev.get(kLocal)) << "round " << i;
+    const auto u = resourceUsage(prev, s);
+    EXPECT_LT(u[index(Resource::kCpu)], 0.3) << "held to about 0.1 core by the parent";
+    EXPECT_GT(resourceDemand(prev, s, u, 64)[index(Resource::kCpu)], 0.5) << "throttled time is demand";
   }
 }
 
