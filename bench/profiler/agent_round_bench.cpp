@@ -55,8 +55,23 @@ bool makeFleet(const CgroupLayout& layout, int n, Fleet& f) {
   // FORESIGHT_BENCH_QUOTA=1: each cgroup gets a CFS quota (one core), as the workloads the
   // allocator sizes have; only those have their cpu.stat read every round.
   const bool quota = std::getenv("FORESIGHT_BENCH_QUOTA") != nullptr;
+  // FORESIGHT_BENCH_DEPTH=D: each cgroup D levels down, under D - 1 parents shared by all of them
+  // (as kubepods/burstable/pod.../ctr), whose quota files the collector reads with the limits.
+  const long depth = std::getenv("FORESIGHT_BENCH_DEPTH") ? std::strtol(std::getenv("FORESIGHT_BENCH_DEPTH"), nullptr, 10) : 1;
+  std::string prefix;
+  for (long d = 1; d < depth; ++d) {
+    if (d == 1) prefix.append("foresight-bench-").append(std::to_string(::getpid())).append("-tree/");
+    else prefix.append("l").append(std::to_string(d)).append("/");
+    std::vector<fs::path> levels = mounts;
+    if (cpuset) levels.push_back(*cpuset);
+    for (const auto& m : levels) {
+      std::error_code ec;
+      if (!fs::create_directory(m / prefix, ec)) return false;
+      f.dirs.push_back(m / prefix);
+    }
+  }
   for (int i = 0; i < n; ++i) {
-    const std::string name = "foresight-bench-" + std::to_string(::getpid()) + "-" + std::to_string(i);
+    const std::string name = prefix + "foresight-bench-" + std::to_string(::getpid()) + "-" + std::to_string(i);
     pid_t pid = ::fork();
     if (pid == 0) {
       ::pause();

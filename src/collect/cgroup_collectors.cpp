@@ -1,5 +1,6 @@
 // cgroup v1 and v2 collectors. File formats: Documentation/admin-guide/cgroup-v1/*.rst and
 // cgroup-v2.rst (cpu.stat, cpu.max, memory.stat, io.stat) and accounting/psi.rst.
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -72,18 +73,40 @@ void readPressure(Pressure& p, std::string& buf, Sample& out) {
   }
 }
 
-// Whether a cgroup between `dir` (excluded) and the hierarchy's `mount` (excluded: the root has no
-// quota) has a CFS quota, read from `quota_file` (v1 cpu.cfs_quota_us: -1 is none; v2 cpu.max:
-// "max ..." is none). Such a quota throttles dir's tasks without a trace in dir's own cpu.stat.
-bool ancestorHasQuota(const fs::path& mount, const fs::path& dir, const char* quota_file) {
-  for (fs::path p = dir.parent_path(); p.native().size() > mount.native().size(); p = p.parent_path()) {
-    auto t = readKernelFile(p / quota_file);
-    if (!t) continue;
-    auto q = parseNumber(field(*t, 0));
-    if (q && *q >= 0) return true;
+// Whether a cgroup between `dir` (excluded) and its hierarchy's mount (excluded: the root has no
+// quota) has a CFS quota, read from `file` (v1 cpu.cfs_quota_us: -1 is none; v2 cpu.max: "max"
+// is none). Such a quota throttles dir's tasks without a trace in dir's own cpu.stat. Answers are
+// kept per ancestor for kReuse, so the workloads of a round that share ancestors (kubepods,
+// kubepods/burstable, a systemd slice) read each one's file once.
+class AncestorQuotas {
+ public:
+  AncestorQuotas(fs::path mount, const char* file) : mount_(std::move(mount)), file_(file) {}
+  bool any(const fs::path& dir) {
+    const auto now = std::chrono::steady_clock::now();
+    if (cache_.size() > 4096) cache_.clear();  // bound it; cgroups come and go
+    for (fs::path p = dir.parent_path(); p.native().size() > mount_.native().size(); p = p.parent_path()) {
+      auto [it, added] = cache_.try_emplace(p.native());
+      if (added || now - it->second.when >= kReuse) it->second = {now, readQuota(p)};
+      if (it->second.quota) return true;
+    }
+    return false;
   }
-  return false;
-}
+
+ private:
+  bool readQuota(const fs::path& cgroup) const {
+    auto t = readKernelFile(cgroup / file_);
+    auto q = t ? parseNumber(field(*t, 0)) : std::nullopt;
+    return q && *q >= 0;
+  }
+  struct Entry {
+    std::chrono::steady_clock::time_point when;
+    bool quota = false;
+  };
+  static constexpr auto kReuse = std::chrono::milliseconds(200);
+  fs::path mount_;
+  const char* file_;
+  std::unordered_map<std::string, Entry> cache_;
+};
 
 // Collects w through the cached files of Entry, created on first use by make(dir) (nullopt when
 // the cgroup does not exist). When a kept file reports its cgroup gone (removed, perhaps
@@ -113,7 +136,8 @@ bool isDirectory(const fs::path& p) {
 
 class CgroupV1Collector final : public Collector {
  public:
-  explicit CgroupV1Collector(const CollectorContext& ctx) : ctx_(ctx) {}
+  explicit CgroupV1Collector(const CollectorContext& ctx)
+      : ancestors_(ctx.layout.v1("cpu").value_or(fs::path("/")), "cpu.cfs_quota_us"), ctx_(ctx) {}
   const char* name() const override { return "cgroup.v1"; }
   void forget(const std::string& id) override { cache_.erase(id); }
   void refreshLimits(const std::string& id) override {
@@ -206,7 +230,7 @@ class CgroupV1Collector final : public Collector {
         if (auto t = readKernelFile(f.cpu_dir / "cpu.cfs_period_us")) p = parseNumber(*t);
       }
       f.cpu_limit = (q && p && *p > 0) ? (*q < 0 ? std::numeric_limits<double>::infinity() : *q / *p) : NAN;
-      f.ancestor_quota = !f.cpu_dir.empty() && ancestorHasQuota(*ctx_.layout.v1("cpu"), f.cpu_dir, "cpu.cfs_quota_us");
+      f.ancestor_quota = !f.cpu_dir.empty() && ancestors_.any(f.cpu_dir);
       f.mem_limit = NAN;
       if (!f.mem_dir.empty())
         if (auto t = readKernelFile(f.mem_dir / "memory.limit_in_bytes"))
@@ -293,12 +317,14 @@ class CgroupV1Collector final : public Collector {
 
   std::unordered_map<std::string, Files> cache_;
   std::string buf_;
+  AncestorQuotas ancestors_;
   CollectorContext ctx_;
 };
 
 class CgroupV2Collector final : public Collector {
  public:
-  explicit CgroupV2Collector(const CollectorContext& ctx) : ctx_(ctx) {}
+  explicit CgroupV2Collector(const CollectorContext& ctx)
+      : ancestors_(ctx.layout.unified, "cpu.max"), ctx_(ctx) {}
   const char* name() const override { return "cgroup.v2"; }
   void forget(const std::string& id) override { cache_.erase(id); }
   void refreshLimits(const std::string& id) override {
@@ -363,7 +389,7 @@ class CgroupV2Collector final : public Collector {
       auto q = parseNumber(field(*t, 0)), p = parseNumber(field(*t, 1));
       f.cpu_limit = q && p && *p > 0 ? *q / *p : NAN;
     }
-    if (limits) f.ancestor_quota = ancestorHasQuota(ctx_.layout.unified, f.dir, "cpu.max");
+    if (limits) f.ancestor_quota = ancestors_.any(f.dir);
     // cpu.stat (read above for the usage) has only the own quota's throttling; see v1.
     if (out.detail || (f.has_local && (std::isfinite(f.cpu_limit) || f.ancestor_quota))) {
       auto t = rd(f.stat_local);
@@ -423,6 +449,7 @@ class CgroupV2Collector final : public Collector {
 
   std::unordered_map<std::string, Files> cache_;
   std::string buf_;
+  AncestorQuotas ancestors_;
   CollectorContext ctx_;
 };
 
