@@ -85,6 +85,28 @@ Result<Sample> joinSampleAndRelease(TestCgroup& cg, pid_t child, Sampler& sample
   return before;
 }
 
+// This host for the throttling tests: root and a cpu controller; detail rounds 1000 apart, so the
+// few rounds a test takes after the first are not detail rounds (the tests check). Empty: usable.
+std::string throttlingHost(CollectorContext& ctx) {
+  if (::geteuid() != 0) return "needs root to create cgroups";
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  ctx.detail_every = 1000;
+  if (ctx.layout.version != CgroupVersion::kV2 && !(ctx.layout.v1("cpu") && ctx.layout.v1("cpuacct")))
+    return "no cpu controller";
+  return {};
+}
+
+// A child that burns CPU until killed; -1 when fork failed.
+pid_t busyChild() {
+  const pid_t child = ::fork();
+  if (child == 0) {
+    volatile double x = 0;
+    for (;;) x = x + 1.0;
+  }
+  return child;
+}
+
 }  // namespace
 
 TEST(LiveCgroup, MeasuresKnownCpuMemoryAndIoLoad) {
@@ -212,13 +234,9 @@ TEST(LiveCgroup, OomKillIsCountedAndBecomesMemoryDemand) {
 // A quota set between detail rounds is read in the next round when the setter says so
 // (refreshLimits, as `foresight run` does after applying a limit).
 TEST(LiveCgroup, ThrottlingIsReadEveryRoundUnderAQuotaFromTheRoundAfterItIsSet) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
   CollectorContext ctx;
-  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
-  ctx.layout = detectCgroupLayout(ctx.paths);
-  ctx.detail_every = 1000;  // the rounds below are not detail rounds (checked)
+  if (auto why = throttlingHost(ctx); !why.empty()) GTEST_SKIP() << why;
   const bool v2 = ctx.layout.version == CgroupVersion::kV2;
-  if (!v2 && !(ctx.layout.v1("cpu") && ctx.layout.v1("cpuacct"))) GTEST_SKIP() << "no cpu controller";
   const std::string base = "foresight-quota-test-" + std::to_string(::getpid());
   TestCgroup limited(ctx.layout, base + "-q"), free(ctx.layout, base + "-f");
   if (!limited.error().empty()) GTEST_SKIP() << "cannot create a cgroup: " << limited.error();
@@ -227,14 +245,9 @@ TEST(LiveCgroup, ThrottlingIsReadEveryRoundUnderAQuotaFromTheRoundAfterItIsSet) 
 
   std::vector<pid_t> children;
   for (TestCgroup* cg : {&limited, &free}) {
-    pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      volatile double x = 0;
-      for (;;) x = x + 1.0;  // burns until killed
-    }
-    cg->join(child);
-    children.push_back(child);
+    children.push_back(busyChild());
+    ASSERT_GT(children.back(), 0);
+    cg->join(children.back());
   }
   const Workload q{Workload::Kind::kCgroup, "/" + base + "-q", "/" + base + "-q", 0};
   const Workload f{Workload::Kind::kCgroup, "/" + base + "-f", "/" + base + "-f", 0};
@@ -276,13 +289,9 @@ TEST(LiveCgroup, ThrottlingIsReadEveryRoundUnderAQuotaFromTheRoundAfterItIsSet) 
 // A workload without a quota of its own under a parent with one: its own cpu.stat shows no
 // throttling, cpu.stat.local does (kernel 6.6+), and the throttled time is its demand.
 TEST(LiveCgroup, ThrottlingByAnAncestorsQuotaIsDemand) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
   CollectorContext ctx;
-  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
-  ctx.layout = detectCgroupLayout(ctx.paths);
-  ctx.detail_every = 1000;  // the rounds below are not detail rounds (checked)
+  if (auto why = throttlingHost(ctx); !why.empty()) GTEST_SKIP() << why;
   const bool v2 = ctx.layout.version == CgroupVersion::kV2;
-  if (!v2 && !(ctx.layout.v1("cpu") && ctx.layout.v1("cpuacct"))) GTEST_SKIP() << "no cpu controller";
   const std::string parent = "foresight-parent-quota-test-" + std::to_string(::getpid());
   TestCgroup p(ctx.layout, parent), c(ctx.layout, parent + "/app");
   if (!p.error().empty() || !c.error().empty()) GTEST_SKIP() << "cannot create cgroups: " << p.error() << c.error();
@@ -291,12 +300,8 @@ TEST(LiveCgroup, ThrottlingByAnAncestorsQuotaIsDemand) {
   std::ofstream(pcpu / (v2 ? "cpu.max" : "cpu.cfs_quota_us")) << (v2 ? "10000 100000\n" : "10000\n");
   if (!fs::exists(pcpu / "app" / "cpu.stat.local")) GTEST_SKIP() << "kernel without cpu.stat.local (6.6+)";
 
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    volatile double x = 0;
-    for (;;) x = x + 1.0;  // burns until killed
-  }
+  const pid_t child = busyChild();
+  ASSERT_GT(child, 0);
   c.join(child);
   const Workload w{Workload::Kind::kCgroup, "/" + parent + "/app", "/" + parent + "/app", 0};
   auto sampler = hostSampler(ctx);
