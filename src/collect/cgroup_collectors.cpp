@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <span>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
@@ -108,6 +109,17 @@ class AncestorQuotas {
   std::unordered_map<std::string, Entry> cache_;
 };
 
+// cpu.stat.local's throttled time (`key`, in units of `scale` seconds) as
+// cpu_throttled_local_seconds_total; false when the file could not be read (kernel before 6.6).
+bool addLocalThrottling(std::optional<std::string_view> text, std::string_view key, double scale,
+                        Sample& out) {
+  if (!text) return false;
+  double v[1];
+  findKeys(*text, std::span<const std::string_view>(&key, 1), v);
+  if (!std::isnan(v[0])) out.add("cpu_throttled_local_seconds_total", v[0] * scale);
+  return true;
+}
+
 // Collects w through the cached files of Entry, created on first use by make(dir) (nullopt when
 // the cgroup does not exist). When a kept file reports its cgroup gone (removed, perhaps
 // re-created under the same path), the entry is dropped and rebuilt once from the path.
@@ -153,7 +165,6 @@ class CgroupV1Collector final : public Collector {
  private:
   static constexpr std::string_view kAcctKeys[2] = {"user", "system"};
   static constexpr std::string_view kCpuKeys[3] = {"nr_periods", "nr_throttled", "throttled_time"};
-  static constexpr std::string_view kLocalKeys[1] = {"throttled_time"};
   // total_* include descendants, matching usage_in_bytes with use_hierarchy=1.
   static constexpr std::string_view kMemKeys[5] = {"total_rss", "total_cache", "total_inactive_file",
                                                    "total_pgfault", "total_pgmajfault"};
@@ -250,11 +261,7 @@ class CgroupV1Collector final : public Collector {
     // cpu.stat.local, where the kernel has it, counts the throttling its tasks got from any level.
     const bool own_quota = !(std::isinf(f.cpu_limit) && f.cpu_limit > 0);  // NaN (unreadable): read it
     if (out.detail || (f.has_local && (own_quota || f.ancestor_quota))) {
-      auto t = rd(f.stat_local);
-      f.has_local = t.has_value();
-      double v[1];
-      if (t) findKeys(*t, kLocalKeys, v);
-      if (t && !std::isnan(v[0])) out.add("cpu_throttled_local_seconds_total", v[0] / 1e9);
+      f.has_local = addLocalThrottling(rd(f.stat_local), "throttled_time", 1e-9, out);
     }
     if (auto t = out.detail || (own_quota && !f.has_local) ? rd(f.cpu_stat) : std::nullopt) {
       double v[3];
@@ -340,7 +347,6 @@ class CgroupV2Collector final : public Collector {
  private:
   static constexpr std::string_view kCpuKeys[6] = {"usage_usec", "user_usec", "system_usec",
                                                    "nr_periods", "nr_throttled", "throttled_usec"};
-  static constexpr std::string_view kLocalKeys[1] = {"throttled_usec"};
   static constexpr std::string_view kMemKeys[5] = {"anon", "file", "inactive_file", "pgfault",
                                                    "pgmajfault"};
   struct Files {
@@ -392,11 +398,7 @@ class CgroupV2Collector final : public Collector {
     if (limits) f.ancestor_quota = ancestors_.any(f.dir);
     // cpu.stat (read above for the usage) has only the own quota's throttling; see v1.
     if (out.detail || (f.has_local && (std::isfinite(f.cpu_limit) || f.ancestor_quota))) {
-      auto t = rd(f.stat_local);
-      f.has_local = t.has_value();
-      double v[1];
-      if (t) findKeys(*t, kLocalKeys, v);
-      if (t && !std::isnan(v[0])) out.add("cpu_throttled_local_seconds_total", v[0] / 1e6);
+      f.has_local = addLocalThrottling(rd(f.stat_local), "throttled_usec", 1e-6, out);
     }
     if (!std::isnan(f.cpu_limit)) out.add("cpu_limit_cores", f.cpu_limit);
     if (auto t = limits ? rd(f.cpuset) : std::nullopt) f.cpuset_cpus = countCpuList(*t);
