@@ -7,13 +7,16 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "clock.h"
 #include "foresight/core/files.h"
+#include "foresight/core/log.h"
 #include "foresight/loop/experiment.h"
 
 namespace foresight::loop {
@@ -36,25 +39,36 @@ int runCpu(const WorkloadOptions& o) {
   const double end = o.start_epoch + o.duration_seconds;
   std::vector<std::vector<float>> latencies(kCpuThreads);
   std::vector<std::thread> threads;
-  for (int i = 0; i < kCpuThreads; ++i) {
-    threads.emplace_back([&, i] {
-      double arrival = std::max(wallNow(), o.start_epoch);
-      volatile double sink = 0;
-      while (arrival < end) {
-        if (wallNow() < arrival) sleepUntilWall(arrival);
-        const double cpu0 = threadCpu();
-        // Reading the thread's CPU clock is a system call: check it every few thousand steps.
-        while (threadCpu() - cpu0 < kRequestCpuSeconds)
-          for (int k = 0; k < 4096; ++k) sink = sink + 1.0;
-        const double done = wallNow();
-        if (arrival - o.start_epoch >= o.score_after) {
-          latencies[i].push_back(static_cast<float>((done - arrival) * 1e3));
-        }
-        // Next arrival: this thread's share of the demand, in requests per second.
-        const double rate = phasedCpuDemand(phaseAt(arrival, o)) / kCpuThreads / kRequestCpuSeconds;
-        arrival += 1.0 / std::max(rate, 1e-3);
+  std::atomic<bool> stop{false};
+  auto serve = [&](int i) {
+    double arrival = std::max(wallNow(), o.start_epoch);
+    volatile double sink = 0;
+    while (arrival < end && !stop.load(std::memory_order_relaxed)) {
+      if (wallNow() < arrival) sleepUntilWall(arrival);
+      const double cpu0 = threadCpu();
+      // Reading the thread's CPU clock is a system call: check it every few thousand steps.
+      while (threadCpu() - cpu0 < kRequestCpuSeconds)
+        for (int k = 0; k < 4096; ++k) sink = sink + 1.0;
+      const double done = wallNow();
+      if (arrival - o.start_epoch >= o.score_after) {
+        latencies[i].push_back(static_cast<float>((done - arrival) * 1e3));
       }
-    });
+      // Next arrival: this thread's share of the demand, in requests per second.
+      const double rate = phasedCpuDemand(phaseAt(arrival, o)) / kCpuThreads / kRequestCpuSeconds;
+      arrival += 1.0 / std::max(rate, 1e-3);
+    }
+  };
+  for (int i = 0; i < kCpuThreads; ++i) {
+    try {
+      threads.emplace_back(serve, i);
+    } catch (const std::system_error& e) {
+      // With fewer threads the load and its latencies would not be the ones asked for: stop.
+      stop = true;
+      for (auto& t : threads) t.join();
+      spdlog::error("bench workload: cannot start request thread {} of {}: {}", i + 1, kCpuThreads,
+                    e.what());
+      return 1;
+    }
   }
   for (auto& t : threads) t.join();
   std::vector<float> all;
@@ -66,7 +80,11 @@ int runCpu(const WorkloadOptions& o) {
     std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end());
     j["p99_latency_ms"] = all[k];
   }
-  return writeFileAtomically(o.out, j.dump() + "\n") ? 0 : 1;
+  if (auto w = writeFileAtomically(o.out, j.dump() + "\n"); !w) {
+    spdlog::error("bench workload: {}", w.error().message);
+    return 1;
+  }
+  return 0;
 }
 
 int runMemory(const WorkloadOptions& o) {
@@ -76,7 +94,11 @@ int runMemory(const WorkloadOptions& o) {
   // Reserve the address space once; touching pages makes them resident, madvise gives them back.
   auto* base = static_cast<char*>(mmap(nullptr, max_bytes, PROT_READ | PROT_WRITE,
                                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
-  if (base == MAP_FAILED) return 1;
+  if (base == MAP_FAILED) {
+    spdlog::error("bench workload: cannot reserve {} MiB of address space: {}", max_bytes >> 20,
+                  std::strerror(errno));
+    return 1;
+  }
   std::size_t resident = 0;
   const std::size_t page = 4096;
   while (wallNow() < end) {
