@@ -1,6 +1,4 @@
 // The demo workload of `foresight bench workload`, run in-process.
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "foresight/loop/experiment.h"
+#include "support/forked.h"
 
 namespace foresight::loop {
 namespace {
@@ -19,27 +18,16 @@ namespace {
 TEST(BenchWorkload, WhenAThreadCannotStartItFailsWithAMessageInsteadOfAborting) {
   const auto out = std::filesystem::temp_directory_path() /
                    ("foresight-workload-" + std::to_string(::getpid()) + ".json");
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    long vm_kib = 0;
-    std::ifstream status("/proc/self/status");
-    for (std::string key; status >> key;)
-      if (key == "VmSize:") status >> vm_kib;
-    if (vm_kib <= 0) _exit(10);
-    // 4 MiB above what is mapped now: a thread's 8 MiB stack cannot be mapped.
-    const rlim_t limit = static_cast<rlim_t>(vm_kib + 4096) * 1024;
-    const rlimit rl{limit, limit};
-    if (::setrlimit(RLIMIT_AS, &rl) != 0) _exit(11);
-    WorkloadOptions o;
-    o.duration_seconds = 2;
-    o.out = out;
-    _exit(runWorkload(o));
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  int signal = 0;
+  const int rc = test_support::runWithoutRoomForThreads(
+      [&] {
+        WorkloadOptions o;
+        o.duration_seconds = 2;
+        o.out = out;
+        return runWorkload(o);
+      },
+      &signal);
+  EXPECT_EQ(rc, 1) << "killed by signal " << signal;
   EXPECT_FALSE(std::filesystem::exists(out));
 }
 
