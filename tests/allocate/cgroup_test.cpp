@@ -246,6 +246,61 @@ TEST(CgroupV1Fixture, AmountsBeyondWhatTheFilesTakeAreRefusedWithoutWriting) {
   EXPECT_EQ(readFile(tmp.path() / "cpu/app/cpu.cfs_quota_us"), "-1");
 }
 
+// A cpu figure whose quota is beyond the kernel's maximum (2^44 - 1 us) is refused, naming the
+// workload; before, 1e17 cores wrapped in the integer conversion and became the 1 ms minimum
+// (0.01 cores), applied and reported as done.
+TEST(CgroupV1Fixture, ACpuQuotaBeyondTheKernelsMaximumIsRefusedNotWrapped) {
+  TempDir tmp;
+  makeV1Fixture(tmp.path(), "app");
+  auto b = makeCgroupV1Backend({tmp.path(), ""}, makeRealCgroupFiles());
+  for (double cores : {1e17, 1e9}) {
+    Allocation t;
+    t[Resource::kCpu] = cores;
+    auto st = b->apply("app", t);
+    ASSERT_FALSE(st) << cores;
+    EXPECT_NE(st.error().message.find("cgroup-v1 app"), std::string::npos) << st.error().message;
+    EXPECT_NE(st.error().message.find("maximum"), std::string::npos) << st.error().message;
+    EXPECT_EQ(readFile(tmp.path() / "cpu/app/cpu.cfs_quota_us"), "-1") << cores;
+  }
+  Allocation most;  // the largest that fits: 2^44 - 1 us per 100 ms
+  most[Resource::kCpu] = (0x1p44 - 1) / 100000;
+  ASSERT_TRUE(b->apply("app", most));
+  EXPECT_EQ(readFile(tmp.path() / "cpu/app/cpu.cfs_quota_us"), "17592186044415");
+}
+
+TEST(CgroupV2Fixture, ACpuQuotaBeyondTheKernelsMaximumIsRefusedNotWrapped) {
+  TempDir tmp;
+  makeV2Fixture(tmp.path(), "w");
+  auto b = makeCgroupV2Backend({tmp.path(), ""}, makeRealCgroupFiles());
+  Allocation t;
+  t[Resource::kCpu] = 1e17;
+  auto st = b->apply("w", t);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("cgroup-v2 w"), std::string::npos) << st.error().message;
+  EXPECT_EQ(readFile(tmp.path() / "w/cpu.max"), "max 100000");
+}
+
+TEST(CgroupV1Fixture, RefusalsNameTheWorkloadAndAFirstFailedWriteClaimsNoRestore) {
+  TempDir tmp;
+  makeV1Fixture(tmp.path(), "app");
+  auto b = makeCgroupV1Backend({tmp.path(), ""}, makeRealCgroupFiles());
+  Allocation huge;
+  huge[Resource::kMemory] = 0x1p62;
+  auto st = b->apply("app", huge);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("cgroup-v1 app: memory"), std::string::npos)
+      << st.error().message;
+  EXPECT_NE(st.error().message.find("4 EiB"), std::string::npos) << st.error().message;
+
+  auto files = std::make_unique<RecordingFiles>(std::set<std::string>{"memory.limit_in_bytes"});
+  auto b2 = makeCgroupV1Backend({tmp.path(), ""}, std::move(files));
+  Allocation t;
+  t[Resource::kMemory] = 64 * kMiB;
+  st = b2->apply("app", t);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message.find("restored"), std::string::npos) << st.error().message;
+}
+
 TEST(CgroupV2Fixture, RaisingWritesMaxBeforeHigh) {
   TempDir tmp;
   makeV2Fixture(tmp.path(), "w");

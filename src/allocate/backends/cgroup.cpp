@@ -91,14 +91,37 @@ std::uint64_t pageSize() {
 // tiny request must not round to 0).
 // Targets the kernel files can take: a positive amount or unlimited (inf). A memory figure beyond
 // 2^62 bytes would wrap in the conversion to an integer (1e30 became a 0-byte limit).
-Status checkTarget(const Allocation& target) {
+constexpr double kMaxMemoryBytes = 0x1p62;
+Status checkTarget(const Allocation& target, std::string_view what) {
   for (Resource r : kAllResources) {
     if (!target[r]) continue;
     const double v = *target[r];
-    if (std::isnan(v) || v <= 0 || (!std::isinf(v) && v >= 0x1p62))
-      return fail(ErrorCode::kInvalidArgument, "{} {}: not a positive finite amount or unlimited", name(r), v);
+    if (std::isnan(v) || v <= 0)
+      return fail(ErrorCode::kInvalidArgument, "{}: {} {}: not a positive amount or unlimited",
+                  what, name(r), v);
+    if (!std::isinf(v) && v >= kMaxMemoryBytes)
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}: {} {}: above the 2^62 (4 EiB) this backend writes; 'max' is no limit", what,
+                  name(r), v);
   }
   return ok();
+}
+
+// The CFS quota in microseconds for `cores` at `period_us`, or `unlimited` for inf. The kernel's
+// minimum is 1 ms and its maximum 2^44 - 1 us (max_cfs_runtime, kernel/sched/core.c); a quota
+// beyond it is refused here, in floating point, before a conversion to an integer could wrap (a
+// wrapped 1e17 cores became the 1 ms minimum, i.e. 0.01 cores, reported as applied).
+Result<std::string> cfsQuota(double cores, double period_us, const char* unlimited,
+                             std::string_view what) {
+  if (std::isinf(cores)) return std::string(unlimited);
+  constexpr double kMaxQuotaUs = 0x1p44 - 1;
+  const double quota = std::max(1000.0, std::round(cores * period_us));
+  if (!(quota <= kMaxQuotaUs))
+    return fail(ErrorCode::kInvalidArgument,
+                "{}: cpu {} cores is a quota of {:.0f} us per {:.0f} us period, above the "
+                "kernel's maximum of {:.0f} us; 'max' is no limit",
+                what, cores, quota, period_us, kMaxQuotaUs);
+  return fmt::format("{:.0f}", quota);
 }
 
 std::uint64_t roundToPage(double bytes) {
@@ -127,7 +150,9 @@ Status writeAll(CgroupFiles& files, const std::vector<Write>& writes, const std:
     }
     if (!undo_errors.empty()) spdlog::error("{}: partial change left behind{}", what, undo_errors);
     return fail(st.error().code, "{}: {}{}", what, st.error().message,
-                undo_errors.empty() ? " (earlier writes restored)" : undo_errors);
+                !undo_errors.empty() ? undo_errors
+                : i > 0              ? std::string(" (earlier writes restored)")
+                                     : std::string());
   }
   return ok();
 }
@@ -183,7 +208,8 @@ class CgroupV1Backend final : public Backend {
   }
 
   Status apply(const std::string& workload, const Allocation& target) override {
-    if (auto st = checkTarget(target); !st) return st;
+    const std::string what = fmt::format("cgroup-v1 {}", workload);
+    if (auto st = checkTarget(target, what); !st) return st;
     auto now = current(workload);
     if (!now) return tl::unexpected(now.error());
     std::vector<Write> writes;
@@ -205,20 +231,16 @@ class CgroupV1Backend final : public Backend {
       const fs::path quota_file = cpuDir(workload) / "cpu.cfs_quota_us";
       auto period = readNumber(cpuDir(workload) / "cpu.cfs_period_us");
       if (!period) return tl::unexpected(period.error());
-      // The kernel's minimum quota is 1 ms.
-      const std::string quota =
-          std::isinf(*target[Resource::kCpu])
-              ? "-1"
-              : std::to_string(std::max<long long>(
-                    1000, std::llround(*target[Resource::kCpu] * *period)));
+      auto quota = cfsQuota(*target[Resource::kCpu], *period, "-1", what);
+      if (!quota) return tl::unexpected(quota.error());
       auto old = files_->read(quota_file);
       if (!old) return tl::unexpected(old.error());
-      if (trim(*old) != quota) writes.push_back({quota_file, quota, trim(*old)});
+      if (trim(*old) != *quota) writes.push_back({quota_file, *quota, trim(*old)});
     }
     if (target[Resource::kDiskIo]) {
       if (config_.io_device.empty())
-        return fail(ErrorCode::kInvalidArgument,
-                    "cgroup-v1 {}: disk_io limit needs the io_device=MAJ:MIN option", workload);
+        return fail(ErrorCode::kInvalidArgument, "{}: disk_io limit needs the io_device=MAJ:MIN option",
+                    what);
       // 0 removes the device's rule, i.e. unlimited.
       const long long bps =
           std::isinf(*target[Resource::kDiskIo]) ? 0 : std::llround(*target[Resource::kDiskIo]);
@@ -234,7 +256,7 @@ class CgroupV1Backend final : public Backend {
       }
     }
     if (writes.empty()) return ok();
-    return writeAll(*files_, writes, fmt::format("cgroup-v1 {}", workload));
+    return writeAll(*files_, writes, what);
   }
 
  private:
@@ -323,9 +345,9 @@ class CgroupV2Backend final : public Backend {
 
   Status apply(const std::string& workload, const Allocation& target) override {
     if (auto st = checkWorkload(workload); !st) return st;
-    if (auto st = checkTarget(target); !st) return st;
     const fs::path dir = config_.root / workload;
     const std::string what = fmt::format("cgroup-v2 {}", workload);
+    if (auto st = checkTarget(target, what); !st) return st;
     std::vector<Write> writes;
     if (target[Resource::kMemory]) {
       const bool unlimited = std::isinf(*target[Resource::kMemory]);
@@ -368,12 +390,9 @@ class CgroupV2Backend final : public Backend {
       in >> quota >> period_text;
       auto period = parseNumber(period_text, dir / "cpu.max");
       if (!period) return tl::unexpected(period.error());
-      const std::string q =
-          std::isinf(*target[Resource::kCpu])
-              ? "max"
-              : std::to_string(
-                    std::max<long long>(1000, std::llround(*target[Resource::kCpu] * *period)));
-      const std::string value = fmt::format("{} {}", q, period_text);
+      auto q = cfsQuota(*target[Resource::kCpu], *period, "max", what);
+      if (!q) return tl::unexpected(q.error());
+      const std::string value = fmt::format("{} {}", *q, period_text);
       if (trim(*cpu) != value) writes.push_back({dir / "cpu.max", value, trim(*cpu)});
     }
     if (target[Resource::kDiskIo]) {
