@@ -421,6 +421,30 @@ TEST(K8sVpa, WritesTheRecommendationIntoStatus) {
   EXPECT_EQ(api.patches().size(), 1u);
 }
 
+// The VPA's quantities are int-or-string in its CRD, and the API server returns a CRD's fields as
+// written: `maxAllowed: {cpu: 1}` comes back as a JSON number. Before, that ended the command in an
+// internal error (exit 70, a json type_error naming neither the VPA nor the field).
+TEST(K8sVpa, QuantitiesWrittenAsPlainNumbersAreRead) {
+  FakeApiServer api;
+  api.vpa["spec"]["resourcePolicy"]["containerPolicies"][0]["maxAllowed"] =
+      json{{"cpu", 1}, {"memory", 1073741824}};
+  auto b = makeBackend(api.access(), fastPolls("vpa"));
+  Allocation t;
+  t[Resource::kCpu] = 1.5;
+  t[Resource::kMemory] = 2048 * kMiB;
+  auto st = b->apply("shop/web/app", t);
+  ASSERT_TRUE(st) << st.error().message;
+  const json body = json::parse(api.patches().at(0).body);
+  const json app = body[0]["value"]["recommendation"]["containerRecommendations"][1];
+  EXPECT_EQ(app["target"], json::parse(R"({"cpu": "1000m", "memory": "1073741824"})")) << app.dump();
+
+  api.vpa["spec"]["resourcePolicy"]["containerPolicies"][0]["maxAllowed"] = json{{"cpu", true}};
+  st = b->apply("shop/web/app", t);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("VPA shop/web container app maxAllowed.cpu"), std::string::npos)
+      << st.error().message;
+}
+
 TEST(K8sVpa, BoundsFromTheForecast) {
   FakeApiServer api;
   auto b = makeBackend(api.access(), fastPolls("vpa"));

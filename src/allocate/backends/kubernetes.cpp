@@ -157,6 +157,14 @@ Result<double> parseQuantity(const std::string& q) {
   return fail(ErrorCode::kParse, "'{}': unknown quantity suffix '{}'", q, suffix);
 }
 
+// A quantity as the API server returns it: a string ("500m", "1Gi"), or a plain number where the
+// schema is int-or-string (CRDs such as the VPA keep what was written: `maxAllowed: {cpu: 1}`).
+Result<double> quantityOf(const nlohmann::json& v) {
+  if (v.is_number()) return v.get<double>();
+  if (v.is_string()) return parseQuantity(v.get<std::string>());
+  return fail(ErrorCode::kParse, "{} is not a Kubernetes quantity", v.dump());
+}
+
 std::string formatCpu(double cores) {
   return fmt::format("{}m", static_cast<long long>(std::ceil(cores * 1000.0 - 1e-6)));
 }
@@ -337,14 +345,14 @@ std::string apiMessage(const Response& r) {
   return r.body.dump();
 }
 
-// Reads a {cpu, memory} quantity map into an allocation.
-Result<Allocation> resourcesOf(const json& list) {
+// Reads a {cpu, memory} quantity map into an allocation; an error names `field`.key.
+Result<Allocation> resourcesOf(const json& list, std::string_view field) {
   Allocation a;
   if (!list.is_object()) return a;
   for (const auto& [key, r] : {std::pair{"cpu", Resource::kCpu}, {"memory", Resource::kMemory}}) {
     if (!list.contains(key)) continue;
-    auto v = parseQuantity(list[key].get<std::string>());
-    if (!v) return tl::unexpected(v.error());
+    auto v = quantityOf(list[key]);
+    if (!v) return fail(v.error().code, "{}.{}: {}", field, key, v.error().message);
     a[r] = *v;
   }
   return a;
@@ -378,7 +386,7 @@ class ResizeBackend final : public Backend {
   Result<Allocation> current(const std::string& workload) override {
     auto pod = getPod(workload);
     if (!pod) return tl::unexpected(pod.error());
-    return specAllocation(pod->container);
+    return specAllocation(pod->container, pod->what + " spec");
   }
 
   // From the resource metrics API (metrics-server): the container's current cpu and memory.
@@ -397,7 +405,7 @@ class ResizeBackend final : public Backend {
     const json containers = r->body.value("containers", json::array());
     for (const auto& c : containers)
       if (parts.size() == 3 ? c.value("name", "") == parts[2] : containers.size() == 1)
-        return resourcesOf(c.value("usage", json::object()));
+        return resourcesOf(c.value("usage", json::object()), what + ": metrics API usage");
     return fail(ErrorCode::kNotFound, "{}: no usage for container '{}' in the metrics API", what,
                 parts.size() == 3 ? parts[2] : "");
   }
@@ -427,7 +435,7 @@ class ResizeBackend final : public Backend {
     // Compare values, not spellings: "2" and "2000m" are the same cpu.
     auto normal = [](const json& list, const std::string& k) -> std::string {
       if (!list.contains(k) || list[k].is_null()) return "";
-      auto v = parseQuantity(list[k].get<std::string>());
+      auto v = quantityOf(list[k]);
       if (!v) return "";
       return k == "cpu" ? formatCpu(*v) : formatMemory(*v);
     };
@@ -475,7 +483,7 @@ class ResizeBackend final : public Backend {
         if (!has_lim) {
           guaranteed = false;
         } else if (has_req) {
-          auto a = parseQuantity(req[k].get<std::string>()), b = parseQuantity(lim[k].get<std::string>());
+          auto a = quantityOf(req[k]), b = quantityOf(lim[k]);
           if (!a || !b || *a != *b) guaranteed = false;
         }
       }
@@ -499,11 +507,11 @@ class ResizeBackend final : public Backend {
       const bool has_req = req.contains(k) && !req[k].is_null();
       const bool has_lim = lim.contains(k) && !lim[k].is_null();
       if (has_lim) {
-        auto l = parseQuantity(lim[k].get<std::string>());
+        auto l = quantityOf(lim[k]);
         if (!l) return tl::unexpected(l.error());
         double share = 1;
         if (has_req) {
-          auto q = parseQuantity(req[k].get<std::string>());
+          auto q = quantityOf(req[k]);
           if (!q) return tl::unexpected(q.error());
           if (*l > 0) share = std::min(1.0, *q / *l);
         }
@@ -547,10 +555,10 @@ class ResizeBackend final : public Backend {
   }
 
   // Limits where set, else requests: the limit is what the kernel enforces.
-  static Result<Allocation> specAllocation(const json& container) {
+  static Result<Allocation> specAllocation(const json& container, const std::string& what) {
     const json res = container.value("resources", json::object());
-    auto limits = resourcesOf(res.value("limits", json::object()));
-    auto requests = resourcesOf(res.value("requests", json::object()));
+    auto limits = resourcesOf(res.value("limits", json::object()), what + " resources.limits");
+    auto requests = resourcesOf(res.value("requests", json::object()), what + " resources.requests");
     if (!limits) return tl::unexpected(limits.error());
     if (!requests) return tl::unexpected(requests.error());
     Allocation a = *limits;
@@ -599,7 +607,7 @@ class ResizeBackend final : public Backend {
     if (busy) return State::kWaiting;
     for (const auto& cs : status.value("containerStatuses", json::array())) {
       if (cs.value("name", "") != container) continue;
-      auto actual = specAllocation(cs);  // limits, else requests: what current() reads
+      auto actual = specAllocation(cs, "status");  // limits, else requests: what current() reads
       if (!actual) {
         detail = actual.error().message;
         return State::kWaiting;
@@ -671,7 +679,7 @@ class VpaBackend final : public Backend {
     if (!v) return tl::unexpected(v.error());
     for (const auto& rec : recommendations(v->body))
       if (rec.value("containerName", "") == v->container)
-        return resourcesOf(rec.value("target", json::object()));
+        return resourcesOf(rec.value("target", json::object()), v->what + " status target");
     return Allocation{};
   }
 
@@ -703,7 +711,8 @@ class VpaBackend final : public Backend {
       if (rec.value("containerName", "") == v->container) mine = rec;
 
     // Resources not in the target keep their recommendation.
-    auto old = resourcesOf(mine.value("uncappedTarget", mine.value("target", json::object())));
+    auto old = resourcesOf(mine.value("uncappedTarget", mine.value("target", json::object())),
+                           v->what + " status uncappedTarget");
     if (!old) return tl::unexpected(old.error());
     Allocation uncapped = *old;
     for (Resource r : {Resource::kCpu, Resource::kMemory}) {
@@ -808,8 +817,8 @@ class VpaBackend final : public Backend {
           if (c == "memory") v.controlled[1] = true;
         }
       }
-      auto mn = resourcesOf(policy.value("minAllowed", json::object()));
-      auto mx = resourcesOf(policy.value("maxAllowed", json::object()));
+      auto mn = resourcesOf(policy.value("minAllowed", json::object()), v.what + " minAllowed");
+      auto mx = resourcesOf(policy.value("maxAllowed", json::object()), v.what + " maxAllowed");
       if (!mn) return tl::unexpected(mn.error());
       if (!mx) return tl::unexpected(mx.error());
       v.min = *mn;
