@@ -81,6 +81,8 @@ Status forEachLine(const fs::path& file, F&& f) {
   std::size_t line_no = 0;
   auto each = [&](std::string_view line) -> Status {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    // A UTF-8 byte order mark, as spreadsheet programs write one, is not part of the header.
+    if (line_no == 0 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
     return f(++line_no, line);
   };
   for (;;) {
@@ -133,15 +135,16 @@ Result<RawSeries> parseBitbrains(const fs::path& file) {
   auto& mem_md = raw.metadata["memory_capacity_bytes"];
   std::vector<std::string_view> cols;
   std::array<double, 11> v{};
+  bool header = false;  // the first line that is not blank
   auto status = forEachLine(file, [&](std::size_t line_no, std::string_view line) -> Status {
     if (trim(line).empty()) return ok();
     split(line, ';', cols);
-    if (line_no == 1) {
+    if (!std::exchange(header, true)) {
       bool good = cols.size() == kBitbrainsColumns.size();
       for (std::size_t i = 0; good && i < cols.size(); ++i) good = cols[i] == kBitbrainsColumns[i];
       if (!good) {
-        return fail(ErrorCode::kParse, "{}:1: not a GWA-T-12 (bitbrains) header: '{}'", raw.file,
-                    line.substr(0, 120));
+        return fail(ErrorCode::kParse, "{}:{}: not a GWA-T-12 (bitbrains) header: '{}'", raw.file,
+                    line_no, line.substr(0, 120));
       }
       return ok();
     }
@@ -213,14 +216,16 @@ Column splitColumn(std::string_view col) {
 }
 
 // The factor from the column's unit to the canonical one (1 without a unit).
-Result<double> unitFactor(const Column& c, std::span<const Unit> units, const std::string& file) {
+// `where` is "file:line" of the header.
+Result<double> unitFactor(const Column& c, std::span<const Unit> units, const std::string& where) {
   if (!c.has_unit) return 1.0;
   std::string known;
   for (const Unit& u : units) {
     if (u.name == c.unit) return u.factor;
     known += (known.empty() ? "" : ", ") + std::string(u.name);
   }
-  return fail(ErrorCode::kParse, "{}:1: unknown unit '{}' for {} (known: {})", file, c.unit, c.name, known);
+  return fail(ErrorCode::kParse, "{}: unknown unit '{}' for {} (known: {})", where, c.unit, c.name,
+              known);
 }
 
 // One series per file (header `timestamp,...`, the id is the file's name), or many (header
@@ -235,20 +240,22 @@ Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file) {
   std::vector<Resource> column_resource;  // for the columns after the timestamp
   std::vector<double> column_factor;      // to the canonical unit
   double time_factor = 1;                 // to seconds
+  bool header = false;  // the first line that is not blank
   auto status = forEachLine(file, [&](std::size_t line_no, std::string_view line) -> Status {
     if (trim(line).empty()) return ok();
     split(line, ',', cols);
-    if (line_no == 1) {
+    if (!std::exchange(header, true)) {
+      const std::string where = fmt::format("{}:{}", path, line_no);
       long_format = !cols.empty() && cols[0] == "id";
       const std::size_t first = long_format ? 1 : 0;
       const Column time = splitColumn(cols.size() > first ? cols[first] : std::string_view());
       if (time.name != "timestamp") {
         return fail(ErrorCode::kParse,
-                    "{}:1: header must start with 'timestamp' (Unix seconds) or timestamp[ms|us|ns], "
+                    "{}: header must start with 'timestamp' (Unix seconds) or timestamp[ms|us|ns], "
                     "or with 'id,timestamp' for many series in one file; found '{}'",
-                    path, line.substr(0, 120));
+                    where, line.substr(0, 120));
       }
-      auto tf = unitFactor(time, kTimeUnits, path);
+      auto tf = unitFactor(time, kTimeUnits, where);
       if (!tf) return tl::unexpected(tf.error());
       time_factor = *tf;
       for (std::size_t i = first + 1; i < cols.size(); ++i) {
@@ -256,18 +263,18 @@ Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file) {
         auto r = parseResource(c.name);
         if (!r) {
           return fail(ErrorCode::kParse,
-                      "{}:1: unknown column '{}' (expected any of cpu, memory, disk_io, network)",
-                      path, c.name);
+                      "{}: unknown column '{}' (expected any of cpu, memory, disk_io, network)",
+                      where, c.name);
         }
-        auto factor = unitFactor(c, unitsOf(*r), path);
+        auto factor = unitFactor(c, unitsOf(*r), where);
         if (!factor) return tl::unexpected(factor.error());
         if (std::find(column_resource.begin(), column_resource.end(), *r) != column_resource.end())
-          return fail(ErrorCode::kParse, "{}:1: column '{}' appears twice", path, name(*r));
+          return fail(ErrorCode::kParse, "{}: column '{}' appears twice", where, name(*r));
         column_resource.push_back(*r);
         column_factor.push_back(*factor);
       }
       if (column_resource.empty()) {
-        return fail(ErrorCode::kParse, "{}:1: no resource columns after 'timestamp'", path);
+        return fail(ErrorCode::kParse, "{}: no resource columns after 'timestamp'", where);
       }
       if (!long_format) {
         out.emplace_back();
@@ -277,12 +284,9 @@ Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file) {
       return ok();
     }
     const std::size_t first = long_format ? 1 : 0;
-    if (cols.size() != column_resource.size() + first + 1) {
-      return fail(ErrorCode::kParse, "{}:{}: expected {} fields, found {}", path, line_no,
-                  column_resource.size() + first + 1, cols.size());
-    }
-    RawSeries* raw = &out.front();
+    RawSeries* raw = long_format ? nullptr : &out.front();
     if (long_format) {
+      // A row without an id cannot be tied to a series: the file is refused.
       if (cols[0].empty()) return fail(ErrorCode::kParse, "{}:{}: empty id", path, line_no);
       auto [it, added] = by_id.try_emplace(std::string(cols[0]), out.size());
       if (added) {
@@ -291,13 +295,26 @@ Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file) {
         out.back().file = path;
       }
       raw = &out[it->second];
+      if (!raw->error.empty()) return ok();  // refused already
+    }
+    // In a file of many series a bad row refuses its own series only (EVALUATION.md: the series
+    // is skipped and counted); the other series of the file, and of other files, stay.
+    auto refuse = [&](Status failed) -> Status {
+      if (!long_format) return failed;
+      raw->error = failed.error().message;
+      return ok();
+    };
+    if (cols.size() != column_resource.size() + first + 1) {
+      return refuse(fail(ErrorCode::kParse, "{}:{}: expected {} fields, found {}", path, line_no,
+                         column_resource.size() + first + 1, cols.size()));
     }
     double t = 0;
     if (!parseNumber(cols[first], t)) {
-      return fail(ErrorCode::kParse, "{}:{}: timestamp '{}' is not a number", path, line_no,
-                  cols[first]);
+      return refuse(fail(ErrorCode::kParse, "{}:{}: timestamp '{}' is not a number", path,
+                         line_no, cols[first]));
     }
-    if (auto ts = checkUnixSeconds(path, line_no, cols[first], t * time_factor); !ts) return ts;
+    if (auto ts = checkUnixSeconds(path, line_no, cols[first], t * time_factor); !ts)
+      return refuse(ts);
     raw->time.push_back(static_cast<std::int64_t>(std::llround(t * time_factor)));
     for (std::size_t i = 0; i < column_resource.size(); ++i) {
       const std::string_view cell = cols[first + 1 + i];
@@ -305,12 +322,12 @@ Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file) {
       // An empty cell is a missing value.
       if (!cell.empty()) {
         if (!parseNumber(cell, v)) {
-          return fail(ErrorCode::kParse, "{}:{}: '{}' is not a number (column '{}')", path,
-                      line_no, cell, name(column_resource[i]));
+          return refuse(fail(ErrorCode::kParse, "{}:{}: '{}' is not a number (column '{}')",
+                             path, line_no, cell, name(column_resource[i])));
         }
         if (v < 0) {
-          return fail(ErrorCode::kParse, "{}:{}: negative usage {} (column '{}')", path,
-                      line_no, v, name(column_resource[i]));
+          return refuse(fail(ErrorCode::kParse, "{}:{}: negative usage {} (column '{}')", path,
+                             line_no, v, name(column_resource[i])));
         }
       }
       raw->value[index(column_resource[i])].push_back(v * column_factor[i]);
@@ -347,6 +364,7 @@ void appendSamples(RawSeries& a, RawSeries&& b) {
   }
   a.time.insert(a.time.end(), b.time.begin(), b.time.end());
   a.file += ", " + b.file;
+  if (a.error.empty()) a.error = std::move(b.error);
 }
 
 }  // namespace
@@ -430,6 +448,18 @@ Result<Trace> readTrace(const std::vector<fs::path>& files, const ReadOptions& o
       else appendSamples(raws[it->second], std::move(raw));
     }
   }
+  // A series with a bad row in any file is refused whole, in every file: one count per series.
+  std::vector<RawSeries> good;
+  good.reserve(raws.size());
+  for (auto& raw : raws) {
+    if (raw.error.empty()) {
+      good.push_back(std::move(raw));
+      continue;
+    }
+    if (options.strict) return fail(ErrorCode::kParse, "{}", raw.error);
+    trace.skipped.push_back(Skip{"", 0, fmt::format("series '{}': {}", raw.id, raw.error)});
+  }
+  raws = std::move(good);
 
   // The trace's step: the median of the per-series median steps.
   std::vector<std::int64_t> steps;

@@ -411,18 +411,72 @@ TEST_F(TraceReaderTest, AnIdInSeveralFilesIsOneSeries) {
 TEST_F(TraceReaderTest, IdColumnErrorsNameFileAndLine) {
   write("a.csv", "id,cpu\nx,1\n");
   write("b.csv", "id,timestamp,cpu\nx,0,1\n,300,1\n");
-  write("c.csv", "id,timestamp,cpu\nx,0\n");
   write("d.csv", "id,timestamp,cpu\n");
   const std::pair<const char*, const char*> cases[] = {
       {"a.csv", "a.csv:1: header must start with 'timestamp'"},
       {"b.csv", "b.csv:3: empty id"},
-      {"c.csv", "c.csv:2: expected 3 fields, found 2"},
       {"d.csv", "d.csv: no rows after the header"}};
   for (auto [f, want] : cases) {
     auto raw = parseFile(dir_ / f, Format::kCsv);
     ASSERT_FALSE(raw) << f;
     EXPECT_NE(raw.error().message.find(want), std::string::npos) << raw.error().message;
   }
+  // A bad row of one series refuses that series, not the file.
+  write("c.csv", "id,timestamp,cpu\nx,0\ny,0,1\n");
+  auto raws = parseFile(dir_ / "c.csv", Format::kCsv);
+  ASSERT_TRUE(raws) << raws.error().message;
+  ASSERT_EQ(raws->size(), 2u);
+  EXPECT_NE((*raws)[0].error.find("c.csv:2: expected 3 fields, found 2"), std::string::npos)
+      << (*raws)[0].error;
+  EXPECT_TRUE((*raws)[1].error.empty());
+}
+
+// A trace sharded by time with one bad cell of one workload in the middle file: that workload is
+// skipped whole (in every file) and counted once; the others keep all three days. Before, the
+// whole middle file was refused: every workload got a day-long hole and fell into two pieces.
+TEST_F(TraceReaderTest, ABadRowInAShardedTraceRefusesItsSeriesEverywhereAndOnlyIt) {
+  for (int day = 0; day < 3; ++day) {
+    std::string s = "id,timestamp,cpu\n";
+    for (int i = 288 * day; i < 288 * (day + 1); ++i)
+      for (const char* id : {"w1", "w2", "w3"})
+        s += fmt::format("{},{},{}\n", id, 300L * i, day == 1 && i == 400 && id[1] == '2' ? "-1" : "1");
+    write(fmt::format("part{}.csv", day), s);
+  }
+  auto tr = readTraceDir(dir_, {});
+  ASSERT_TRUE(tr) << tr.error().message;
+  ASSERT_EQ(tr->series.size(), 2u);
+  for (const Series& s : tr->series) {
+    EXPECT_NE(s.id, "w2");
+    EXPECT_EQ(s.size(), 3u * 288) << s.id;
+  }
+  ASSERT_EQ(tr->skipped.size(), 1u);
+  EXPECT_NE(tr->skipped[0].reason.find("series 'w2'"), std::string::npos) << tr->skipped[0].reason;
+  EXPECT_NE(tr->skipped[0].reason.find("part1.csv:"), std::string::npos) << tr->skipped[0].reason;
+  EXPECT_NE(tr->skipped[0].reason.find("negative usage -1"), std::string::npos);
+
+  ReadOptions strict;
+  strict.strict = true;
+  auto refused = readTraceDir(dir_, strict);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("negative usage -1"), std::string::npos);
+}
+
+// A header after blank lines or behind a UTF-8 byte order mark (as spreadsheets save CSV) is the
+// header; before, a blank first line made the header a data row, and a BOM an unknown column.
+TEST_F(TraceReaderTest, TheHeaderIsTheFirstLineThatIsNotBlankWithoutAByteOrderMark) {
+  const std::string rows = generic(3 * 288);
+  write("blank.csv", "\n\n" + rows);
+  write("bom.csv", "\xEF\xBB\xBF" + rows);
+  for (const char* f : {"blank.csv", "bom.csv"}) {
+    auto raw = parseFile(dir_ / f, Format::kCsv);
+    ASSERT_TRUE(raw) << f << ": " << raw.error().message;
+    EXPECT_EQ(raw->front().time.size(), 3u * 288) << f;
+  }
+  write("bad.csv", "\n\ntimestamp,cpus\n0,1\n");
+  auto bad = parseFile(dir_ / "bad.csv", Format::kCsv);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("bad.csv:3: unknown column 'cpus'"), std::string::npos)
+      << bad.error().message;
 }
 
 TEST_F(TraceReaderTest, EmptyFolderIsAnError) {

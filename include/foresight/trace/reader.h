@@ -37,6 +37,9 @@ struct RawSeries {
   std::vector<std::int64_t> time;
   std::array<std::vector<double>, kResourceCount> value;  // same length as time when present
   std::map<std::string, std::vector<double>> metadata;    // per sample
+  // A file of many series (an id column): the first bad row of this one, "file:line: what". The
+  // series is refused; the file's other series are read.
+  std::string error;
 };
 
 // The trace files of a folder (`*.csv`, `*.csv.gz`), sorted by name, or the one file named. An
