@@ -366,18 +366,25 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
       }
       rr.default_scores = rr.frontier[nearestIndex(rr.knob.grid, rr.knob.default_value)];
       // Calibrated: the least conservative knob whose warm-up violation rate meets the target.
-      std::size_t chosen = accs.size() - 1;
-      for (std::size_t k = 0; k < accs.size(); ++k) {
-        const auto& a = accs[k];
-        const double v = a.warm_steps ? static_cast<double>(a.warm_violations) /
-                                            static_cast<double>(a.warm_steps)
-                                      : 0.0;
-        if (v <= p.target_violation) {
-          chosen = k;
-          break;
+      // Without a scored warm-up step (a lead beyond the warm-up) there is nothing to calibrate
+      // on: none, rather than the least conservative knob by default.
+      if (std::any_of(accs.begin(), accs.end(), [](const Accumulator& a) { return a.warm_steps > 0; })) {
+        std::size_t chosen = accs.size() - 1;
+        for (std::size_t k = 0; k < accs.size(); ++k) {
+          const auto& a = accs[k];
+          if (a.warm_steps && static_cast<double>(a.warm_violations) /
+                                      static_cast<double>(a.warm_steps) <=
+                                  p.target_violation) {
+            chosen = k;
+            break;
+          }
         }
+        rr.calibrated = rr.frontier[chosen];
+      } else {
+        report.warnings.push_back(fmt::format(
+            "{}: no warm-up step scored for {} (a lead beyond the warm-up): no calibrated knob",
+            name(r), policies[pi].name));
       }
-      rr.calibrated = rr.frontier[chosen];
       for (double level : kIsoRiskLevels) {
         rr.iso_risk[level] = interpolateAtViolation(rr.frontier, level, &Scores::slack);
         rr.iso_risk_shortfall[level] =

@@ -43,7 +43,7 @@ nlohmann::json toJson(const Report& report) {
       nlohmann::json rj;
       rj["knob_name"] = rr.knob.name;
       rj["default"] = scoresJson(rr.default_scores);
-      rj["calibrated"] = scoresJson(rr.calibrated);
+      rj["calibrated"] = rr.calibrated ? scoresJson(*rr.calibrated) : nlohmann::json();
       rj["iso_risk"] = nlohmann::json::object();
       rj["iso_risk_shortfall"] = nlohmann::json::object();
       rj["iso_risk_largest_fifth_violation"] = nlohmann::json::object();
@@ -86,11 +86,15 @@ std::string toTable(const Report& report) {
       const auto& rr = it->second;
       const auto& d = rr.default_scores;
       const auto& c = rr.calibrated;
+      auto cal = [&](double Scores::*field, const char* spec) {
+        return c ? fmt::format(fmt::runtime(spec), (*c).*field) : std::string("-");
+      };
       out += fmt::format(
-          "  {:<10} {:>8.3f} {:>8.3f} {:>8.4f} {:>8.2f} | {:>8.3f} {:>8.3f} {:>8.4f} | {:>8} {:>8} "
+          "  {:<10} {:>8.3f} {:>8.3f} {:>8.4f} {:>8.2f} | {:>8} {:>8} {:>8} | {:>8} {:>8} "
           "{:>8} {:>8}\n",
-          p.name, d.knob, d.slack, d.violation_rate, d.changes_per_day, c.knob, c.slack,
-          c.violation_rate, pct(rr.iso_risk.at(0.05)), pct(rr.iso_risk.at(0.02)),
+          p.name, d.knob, d.slack, d.violation_rate, d.changes_per_day, cal(&Scores::knob, "{:.3f}"),
+          cal(&Scores::slack, "{:.3f}"), cal(&Scores::violation_rate, "{:.4f}"),
+          pct(rr.iso_risk.at(0.05)), pct(rr.iso_risk.at(0.02)),
           pct(rr.iso_risk.at(0.01)), pct(rr.iso_risk.at(0.005)));
       const auto& lv = rr.iso_risk_largest_violation;
       out += fmt::format("  {:<10} {:>62} | {:>8} {:>8} {:>8} {:>8}\n", "",

@@ -77,9 +77,26 @@ TEST(Backtest, CalibratedKnobIsChosenOnTheWarmUpAlone) {
   Report r = runBacktest(tr, {{"const", &f}}, o);
   const auto& res = r.policies.at(0).resources.at(Resource::kCpu);
   // Scored warm-up steps 1..7 (usage 2..8): knob 6 violates at 7, 8 -> 2/7 <= 0.3; knob 4: 4/7.
-  EXPECT_DOUBLE_EQ(res.calibrated.knob, 6);
-  EXPECT_DOUBLE_EQ(res.calibrated.violation_rate, 1.0);  // scored on the evaluation part
+  EXPECT_DOUBLE_EQ(res.calibrated->knob, 6);
+  EXPECT_DOUBLE_EQ(res.calibrated->violation_rate, 1.0);  // scored on the evaluation part
   EXPECT_DOUBLE_EQ(res.default_scores.knob, 4);
+}
+
+// With a lead beyond the warm-up no warm-up step is scored, so there is nothing to calibrate on:
+// no calibrated knob and a warning. Before, the least conservative knob was reported as meeting
+// the target (a 1% "calibration" that violated 81% of the steps).
+TEST(Backtest, NoCalibratedKnobWithoutAScoredWarmUpStep) {
+  std::vector<double> u;
+  for (int i = 0; i < 16; ++i) u.push_back(i + 1);
+  auto tr = oneSeries(u);
+  FunctionFactory f({2, 4, 6, 8}, 4, [](double knob, std::size_t) { return knob; });
+  Report r = runBacktest(tr, {{"const", &f}}, options(0.5, 9));  // warm-up: 8 steps
+  const auto& res = r.policies.at(0).resources.at(Resource::kCpu);
+  EXPECT_FALSE(res.calibrated);
+  ASSERT_FALSE(r.warnings.empty());
+  EXPECT_NE(r.warnings.back().find("no calibrated knob"), std::string::npos) << r.warnings.back();
+  EXPECT_TRUE(toJson(r)["policies"]["const"]["cpu"]["calibrated"].is_null());
+  EXPECT_NE(toTable(r).find("|        -        -        - |"), std::string::npos) << toTable(r);
 }
 
 TEST(Backtest, IsoRiskInterpolatesAlongTheFrontier) {

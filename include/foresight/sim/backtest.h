@@ -38,7 +38,7 @@ struct Scores {
 struct ResourceResult {
   predict::Knob knob;
   Scores default_scores;
-  Scores calibrated;
+  std::optional<Scores> calibrated;  // absent when no warm-up step was scored
   std::vector<Scores> frontier;  // one per knob grid value
   std::map<double, std::optional<double>> iso_risk, iso_risk_shortfall, iso_risk_largest_violation;
   std::map<double, double> coverage;  // empty unless the policy gives intervals
