@@ -301,6 +301,25 @@ TEST(CgroupV1Fixture, RefusalsNameTheWorkloadAndAFirstFailedWriteClaimsNoRestore
   EXPECT_EQ(st.error().message.find("restored"), std::string::npos) << st.error().message;
 }
 
+// io.max holds a limit per direction. A target equal to the read limit alone used to count as
+// "no change": nothing was written, and the unchanged write limit was reported as applied.
+TEST(CgroupV2Fixture, DiskIoComparesBothDirections) {
+  TempDir tmp;
+  makeV2Fixture(tmp.path(), "w");
+  writeFile(tmp.path() / "w/io.max", "259:0 rbps=4194304 wbps=8388608 riops=max wiops=max\n");
+  auto files = std::make_unique<RecordingFiles>();
+  auto writes = files->writes;
+  auto b = makeCgroupV2Backend({tmp.path(), "259:0"}, std::move(files));
+  Allocation t;
+  t[Resource::kDiskIo] = 4194304;
+  ASSERT_TRUE(b->apply("w", t));
+  EXPECT_EQ(readFile(tmp.path() / "w/io.max"), "259:0 rbps=4194304 wbps=4194304");
+  const std::vector<std::string> expected = {"io.max=259:0 rbps=4194304 wbps=4194304"};
+  EXPECT_EQ(*writes, expected);
+  ASSERT_TRUE(b->apply("w", t));  // now the same in both directions: nothing to write
+  EXPECT_EQ(writes->size(), 1u);
+}
+
 TEST(CgroupV2Fixture, RaisingWritesMaxBeforeHigh) {
   TempDir tmp;
   makeV2Fixture(tmp.path(), "w");

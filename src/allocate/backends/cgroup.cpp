@@ -276,8 +276,11 @@ class CgroupV1Backend final : public Backend {
 };
 
 // ---------------------------------------------------------------------------------------------
-// io.max lines: "MAJ:MIN rbps=N wbps=N riops=max wiops=max"; returns rbps for `device`.
-std::optional<double> ioMaxRbps(const std::string& text, const std::string& device) {
+// io.max lines: "MAJ:MIN rbps=N wbps=N riops=max wiops=max"; returns `key` ("rbps" or "wbps")
+// for `device`, absent when unlimited.
+std::optional<double> ioMaxValue(const std::string& text, const std::string& device,
+                                 std::string_view key) {
+  const std::string prefix = std::string(key) + "=";
   std::istringstream lines(text);
   std::string line;
   while (std::getline(lines, line)) {
@@ -285,9 +288,9 @@ std::optional<double> ioMaxRbps(const std::string& text, const std::string& devi
     std::string dev, kv;
     if (!(in >> dev) || dev != device) continue;
     while (in >> kv)
-      if (kv.rfind("rbps=", 0) == 0 && kv != "rbps=max") {
+      if (kv.rfind(prefix, 0) == 0 && kv != prefix + "max") {
         char* end = nullptr;
-        const double v = std::strtod(kv.c_str() + 5, &end);
+        const double v = std::strtod(kv.c_str() + prefix.size(), &end);
         return *end == '\0' ? std::optional<double>(v) : std::nullopt;
       }
   }
@@ -326,7 +329,7 @@ class CgroupV2Backend final : public Backend {
     if (!config_.io_device.empty()) {
       auto io = files_->read(dir / "io.max");
       if (!io) return tl::unexpected(io.error());
-      a[Resource::kDiskIo] = ioMaxRbps(*io, config_.io_device);
+      a[Resource::kDiskIo] = ioMaxValue(*io, config_.io_device, "rbps");
     }
     return a;
   }
@@ -401,16 +404,17 @@ class CgroupV2Backend final : public Backend {
                     "{}: disk_io limit needs the io_device=MAJ:MIN option", what);
       auto io = files_->read(dir / "io.max");
       if (!io) return tl::unexpected(io.error());
-      const auto prev = ioMaxRbps(*io, config_.io_device);
-      const bool unlimited = std::isinf(*target[Resource::kDiskIo]);
-      const std::string bps =
-          unlimited ? "max" : std::to_string(std::llround(*target[Resource::kDiskIo]));
-      const bool same = prev ? (!unlimited && std::to_string(std::llround(*prev)) == bps) : unlimited;
-      if (!same) {
-        const std::string old_w = prev ? std::to_string(std::llround(*prev)) : "max";
+      // The limit is per direction: both are compared and each is restored to its own value.
+      auto text = [](std::optional<double> v) { return v ? std::to_string(std::llround(*v)) : "max"; };
+      const std::string old_r = text(ioMaxValue(*io, config_.io_device, "rbps"));
+      const std::string old_w = text(ioMaxValue(*io, config_.io_device, "wbps"));
+      const std::string bps = std::isinf(*target[Resource::kDiskIo])
+                                  ? "max"
+                                  : std::to_string(std::llround(*target[Resource::kDiskIo]));
+      if (old_r != bps || old_w != bps) {
         writes.push_back({dir / "io.max",
                           fmt::format("{} rbps={} wbps={}", config_.io_device, bps, bps),
-                          fmt::format("{} rbps={} wbps={}", config_.io_device, old_w, old_w)});
+                          fmt::format("{} rbps={} wbps={}", config_.io_device, old_r, old_w)});
       }
     }
     if (writes.empty()) return ok();
