@@ -34,6 +34,18 @@ double number(const YAML::Node& n, const std::string& key, double fallback) {
   return optionalNumber(n, key).value_or(fallback);
 }
 
+// A misspelt key would otherwise be ignored and its default used without a word.
+void knownKeys(const YAML::Node& map, std::initializer_list<std::string_view> keys,
+               const std::string& where) {
+  for (const auto& kv : map) {
+    const std::string k = kv.first.Scalar();
+    if (std::find(keys.begin(), keys.end(), k) == keys.end())
+      throw YAML::Exception(kv.first.Mark(),
+                            fmt::format("unknown key `{}` in {} (known: {})", k, where,
+                                        fmt::join(keys, ", ")));
+  }
+}
+
 std::string stringValue(const YAML::Node& n, const std::string& key,
                         const std::string& fallback) {
   if (!n || n.IsNull()) return fallback;
@@ -103,6 +115,9 @@ Result<PriceCatalog> parsePriceCatalog(const std::string& text, const std::strin
       badValue(root["reserved_term_hours"], "reserved_term_hours", "a number > 0");
     if (const auto spot = root["spot"]) {
       if (!spot.IsMap() && !spot.IsNull()) badValue(spot, "spot", "a map");
+      if (spot.IsMap())
+        knownKeys(spot, {"discount", "interruption_probability_per_hour", "interruption_cost"},
+                  "spot");
       c.spot.discount = optionalNumber(spot["discount"], "spot.discount");
       c.spot.interruption_probability_per_hour = optionalNumber(
           spot["interruption_probability_per_hour"], "spot.interruption_probability_per_hour");
@@ -139,7 +154,11 @@ Result<PriceCatalog> parsePriceCatalog(const std::string& text, const std::strin
       c.machines.push_back(std::move(m));
     }
     const auto rp = root["resource_prices"];
-    if (rp && rp["cpu_core_hour"] && rp["memory_gib_hour"]) {
+    if (rp && !rp.IsNull()) {
+      // Both or neither: one price with the other fitted would mix two models of a machine's cost.
+      if (!rp.IsMap() || !rp["cpu_core_hour"] || !rp["memory_gib_hour"])
+        badValue(rp, "resource_prices", "a map with both cpu_core_hour and memory_gib_hour");
+      knownKeys(rp, {"cpu_core_hour", "memory_gib_hour"}, "resource_prices");
       c.cpu_core_hour = number(rp["cpu_core_hour"], "resource_prices.cpu_core_hour", 0);
       c.memory_gib_hour = number(rp["memory_gib_hour"], "resource_prices.memory_gib_hour", 0);
     } else if (auto st = fitResourcePrices(c, origin); !st) {

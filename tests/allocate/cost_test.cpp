@@ -94,6 +94,12 @@ TEST(PriceCatalog, UnparseableOrNegativeValuesNameTheirLine) {
            {"region: {a: 1}\n" + machines, "p.yaml:1", "region"},
            {machines + "resource_prices: {cpu_core_hour: -0.1, memory_gib_hour: 0.01}\n",
             "p.yaml:3", "cpu_core_hour"},
+           // One price alone, or a misspelt one, used to be ignored: both were fitted.
+           {machines + "resource_prices: {cpu_core_hour: 1.0}\n", "p.yaml:3",
+            "both cpu_core_hour and memory_gib_hour"},
+           {machines + "resource_prices: {cpu_core_hour: 1.0, memory_gib_hour: 0.1, memory_gb_hour: 0.5}\n",
+            "p.yaml:3", "unknown key `memory_gb_hour` in resource_prices"},
+           {"spot:\n  discont: 0.6\n" + machines, "p.yaml:2", "unknown key `discont` in spot"},
        }) {
     auto cat = parsePriceCatalog(c.yaml, "p.yaml");
     ASSERT_FALSE(cat) << c.yaml;
