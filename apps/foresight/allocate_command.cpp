@@ -41,8 +41,18 @@ Result<double> parseSize(const std::string& flag, const std::string& s) {
   return v;
 }
 
+// Checked here, like the two below, so that a change that cannot work is refused before it reaches
+// the audit trail: a VM's vCPUs and a pod's resources have no "unlimited".
+Status checkUnlimited(const std::string& backend, const allocate::Allocation& target) {
+  if (backend != "libvirt" && backend != "kubernetes") return ok();
+  for (Resource r : {Resource::kCpu, Resource::kMemory})
+    if (target[r] && std::isinf(*target[r]))
+      return fail(ErrorCode::kInvalidArgument, "--{} max: the {} backend needs an amount",
+                  r == Resource::kCpu ? "cpu" : "memory", backend);
+  return ok();
+}
+
 // The backends that can throttle disk I/O (cgroup) need the device; the others cannot at all.
-// Checked here so that a change that cannot work is refused before it reaches the audit trail.
 Status checkDiskIo(const std::string& backend, const allocate::BackendOptions& options) {
   if (backend == "cgroup-v1" || backend == "cgroup-v2") {
     if (options.get("io_device").empty())
@@ -85,6 +95,10 @@ int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
     spdlog::error("nothing to allocate: give --cpu, --memory and/or --io");
     return 2;
   }
+  if (auto st = checkUnlimited(a.backend, target); !st) {
+    spdlog::error("{}", st.error().message);
+    return 2;
+  }
   if (target[Resource::kDiskIo])
     if (auto st = checkDiskIo(a.backend, options); !st) {
       spdlog::error("{}", st.error().message);
@@ -93,6 +107,10 @@ int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
   auto created = builtins.backends.create(a.backend, options);
   if (!created) {
     spdlog::error("{}", created.error().message);
+    return 2;
+  }
+  if (auto st = (*created)->configured(); !st) {
+    spdlog::error("{}", st.error().message);
     return 2;
   }
   std::unique_ptr<allocate::Backend> backend = std::move(*created);

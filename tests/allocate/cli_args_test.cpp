@@ -81,6 +81,18 @@ TEST_F(AllocateCli, DiskIoWithoutADeviceIsRefusedBeforeTheAuditTrail) {
   EXPECT_EQ(read("cg/cpu/app/cpu.cfs_quota_us"), "150000");
 }
 
+// Options the backend refuses, and "max" where the backend has no unlimited, are bad arguments
+// found before anything is read or recorded; before, each attempt left a FAILED audit row (and a
+// malformed io_device exited 1).
+TEST_F(AllocateCli, ABackendsRefusedOptionsAndUnlimitedWhereThereIsNoneAreBadArguments) {
+  expectBadArgument(allocate("-o io_device=sda --io 10M"), "io_device='sda'");
+  expectBadArgument(run("allocate --backend libvirt -o uri=test:///default --workload test --cpu max"),
+                    "--cpu max: the libvirt backend needs an amount");
+  expectBadArgument(run("allocate --backend kubernetes --workload ns/pod --memory max"),
+                    "--memory max: the kubernetes backend needs an amount");
+  EXPECT_FALSE(fs::exists(db())) << "a change that cannot work was recorded";
+}
+
 TEST_F(AllocateCli, HistoryRefusesANonPositiveRollbackAndAMissingDb) {
   ASSERT_EQ(allocate("--cpu 1.5").exit_code, 0);
   for (const char* id : {"0", "-5"}) {

@@ -28,6 +28,9 @@ class Backend {
   virtual Result<Allocation> current(const std::string& workload) = 0;
   virtual Status apply(const std::string& workload, const Allocation& target) = 0;
   virtual Result<Allocation> usage(const std::string& /*workload*/) { return Allocation{}; }
+  // The error of options the factory refused (see makeMisconfiguredBackend), so that a command
+  // can report it as a bad argument before it reads or records anything.
+  virtual Status configured() const { return ok(); }
 };
 
 // key=value settings of a backend (e.g. root=/tmp/fixture, uri=test:///default), from the CLI

@@ -17,6 +17,7 @@ class MisconfiguredBackend final : public Backend {
   std::string name() const override { return name_; }
   Result<Allocation> current(const std::string&) override { return tl::unexpected(e_); }
   Status apply(const std::string&, const Allocation&) override { return tl::unexpected(e_); }
+  Status configured() const override { return tl::unexpected(e_); }
 
  private:
   std::string name_;
