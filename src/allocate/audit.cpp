@@ -215,6 +215,7 @@ Result<std::int64_t> applyAndRecord(Backend& backend, const std::string& backend
   rec.workload = workload;
   rec.backend = backend_name;
   rec.options = options;
+  for (auto& [key, value] : backend.pinned()) rec.options.values[key] = value;
   rec.reason = reason;
   return applyRecorded(backend, std::move(rec), log, target);
 }

@@ -5,6 +5,7 @@
 // recommender's status patch (JSON patch on verticalpodautoscalers/{name}/status). No real API
 // server was used.
 #include "foresight/allocate/kubernetes.h"
+#include "foresight/allocate/audit.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -549,6 +550,64 @@ users:
   EXPECT_NE(lax.error().message.find("insecure-skip-tls-verify"), std::string::npos);
   EXPECT_FALSE(loadKubeconfig(path.string(), "nope"));
   EXPECT_FALSE(loadKubeconfig((tmp.path() / "missing").string(), ""));
+}
+
+// A record pins the kubeconfig, context and server its change went to: after `kubectl config
+// use-context`, a rollback still reaches the cluster it changed, and one whose context now points
+// at another server is refused. Before, the rollback resolved the current context again and
+// patched the same namespace and name in whichever cluster that was.
+TEST(K8sConfig, ARollbackReachesTheClusterItsRecordChanged) {
+  FakeApiServer a, b;
+  for (FakeApiServer* api : {&a, &b})
+    api->vpa["status"]["recommendation"]["containerRecommendations"].push_back(
+        json{{"containerName", "app"}, {"target", {{"cpu", "200m"}, {"memory", "128Mi"}}}});
+  testing::TempDir tmp;
+  const auto path = tmp.path() / "config";
+  auto kubeconfig = [&](const std::string& current, int port_of_a) {
+    testing::writeFile(path, fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: {}
+contexts:
+- {{name: a, context: {{cluster: ca, user: u}}}}
+- {{name: b, context: {{cluster: cb, user: u}}}}
+clusters:
+- {{name: ca, cluster: {{server: "http://127.0.0.1:{}"}}}}
+- {{name: cb, cluster: {{server: "http://127.0.0.1:{}"}}}}
+users:
+- {{name: u, user: {{token: t}}}}
+)", current, port_of_a, b.port()));
+  };
+  kubeconfig("a", a.port());
+  BackendRegistry registry{"backend"};
+  registerBackends(registry);
+  BackendOptions options;
+  options.values = {{"mode", "vpa"}, {"kubeconfig", path.string()}};
+  auto backend = registry.create("kubernetes", options);
+  ASSERT_TRUE(backend);
+  auto log = AuditLog::open((tmp.path() / "audit.db").string());
+  ASSERT_TRUE(log) << log.error().message;
+  Allocation t;
+  t[Resource::kCpu] = 0.5;
+  auto id = applyAndRecord(**backend, "kubernetes", options, *log, "shop/web/app", t, "test");
+  ASSERT_TRUE(id) << id.error().message;
+  auto rec = log->get(*id);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->options.get("context"), "a");
+  EXPECT_EQ(rec->options.get("server"), fmt::format("http://127.0.0.1:{}", a.port()));
+  EXPECT_EQ(rec->options.get("kubeconfig"), std::filesystem::absolute(path).string());
+
+  kubeconfig("b", a.port());  // kubectl config use-context b
+  auto back = rollback(*log, registry, *id, false);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(a.patches().size(), 2u);
+  EXPECT_TRUE(b.patches().empty());
+
+  kubeconfig("a", b.port());  // context a now names the other cluster
+  auto refused = rollback(*log, registry, *back, true);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("now points to"), std::string::npos)
+      << refused.error().message;
+  EXPECT_TRUE(b.patches().empty());
 }
 
 // client-go's rules: a tokenFile is relative to the kubeconfig's folder, and a server URL's path

@@ -31,6 +31,10 @@ class Backend {
   // The error of options the factory refused (see makeMisconfiguredBackend), so that a command
   // can report it as a bad argument before it reads or records anything.
   virtual Status configured() const { return ok(); }
+  // Options that pin where changes went, as resolved from defaults when the backend was made (the
+  // kubeconfig file, context and API server); stored with each audit record, so that a rollback
+  // reaches the same place even after $KUBECONFIG or the current context changed.
+  virtual std::map<std::string, std::string> pinned() const { return {}; }
 };
 
 // key=value settings of a backend (e.g. root=/tmp/fixture, uri=test:///default), from the CLI

@@ -34,6 +34,8 @@ struct ClusterAccess {
 
 // kubeconfig: `context` empty = current-context. Errors name the file and the missing entry.
 Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string& context);
+// The kubeconfig's current-context; an error names the file.
+Result<std::string> currentContext(const std::string& path);
 // In-cluster: KUBERNETES_SERVICE_HOST/PORT and the service account files under `sa_dir`.
 Result<ClusterAccess> loadInCluster(const std::string& sa_dir);
 
@@ -49,6 +51,7 @@ struct Settings {
   int resize_timeout_seconds = 60;  // how long to watch the pod for the kubelet's answer
   double lower_ratio = 0.9;     // vpa: lowerBound = target * lower_ratio
   double upper_ratio = 1.2;     // vpa: upperBound = target * upper_ratio
+  std::map<std::string, std::string> pinned;  // see Backend::pinned()
 };
 
 std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings);

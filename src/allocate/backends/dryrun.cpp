@@ -24,6 +24,9 @@ class DryRunBackend final : public Backend {
     if (inner_) return inner_->usage(workload);
     return Allocation{};
   }
+  std::map<std::string, std::string> pinned() const override {
+    return inner_ ? inner_->pinned() : std::map<std::string, std::string>{};
+  }
 
   Status apply(const std::string& workload, const Allocation& target) override {
     auto before = current(workload);

@@ -65,6 +65,16 @@ YAML::Node findNamed(const YAML::Node& list, const std::string& name, const char
 
 }  // namespace
 
+Result<std::string> currentContext(const std::string& path) {
+  try {
+    const std::string ctx = YAML::LoadFile(path)["current-context"].as<std::string>("");
+    if (ctx.empty()) return fail(ErrorCode::kInvalidArgument, "{}: no current-context", path);
+    return ctx;
+  } catch (const YAML::Exception& e) {
+    return fail(ErrorCode::kParse, "{}:{}: {}", path, e.mark.line + 1, e.msg);
+  }
+}
+
 Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string& context_name) {
   ClusterAccess a;
   try {
@@ -382,6 +392,7 @@ class ResizeBackend final : public Backend {
  public:
   ResizeBackend(ClusterAccess access, Settings s) : api_(std::move(access)), s_(s) {}
   std::string name() const override { return "kubernetes"; }
+  std::map<std::string, std::string> pinned() const override { return s_.pinned; }
 
   Result<Allocation> current(const std::string& workload) override {
     auto pod = getPod(workload);
@@ -673,6 +684,7 @@ class VpaBackend final : public Backend {
  public:
   VpaBackend(ClusterAccess access, Settings s) : api_(std::move(access)), s_(s) {}
   std::string name() const override { return "kubernetes"; }
+  std::map<std::string, std::string> pinned() const override { return s_.pinned; }
 
   Result<Allocation> current(const std::string& workload) override {
     auto v = getVpa(workload);
@@ -881,11 +893,31 @@ std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& o) {
       kubeconfig = std::string(home) + "/.kube/config";
     }
   }
+  std::string context = o.get("context");
+  if (!kubeconfig.empty() && context.empty()) {
+    auto current = k8s::currentContext(kubeconfig);
+    if (!current) return makeMisconfiguredBackend("kubernetes", current.error());
+    context = *current;
+  }
   auto access = kubeconfig.empty()
                     ? k8s::loadInCluster(o.get("service_account_dir",
                                                "/var/run/secrets/kubernetes.io/serviceaccount"))
-                    : k8s::loadKubeconfig(kubeconfig, o.get("context"));
+                    : k8s::loadKubeconfig(kubeconfig, context);
   if (!access) return makeMisconfiguredBackend("kubernetes", access.error());
+  // A record pins its server: a context that now points elsewhere must not receive its rollback.
+  if (const std::string want = o.get("server"); !want.empty() && want != access->server)
+    return makeMisconfiguredBackend(
+        "kubernetes",
+        Error{ErrorCode::kInvalidArgument,
+              fmt::format("kubernetes: {} now points to {}, not to {} (option server)",
+                          kubeconfig.empty() ? std::string("the in-cluster service account")
+                                             : fmt::format("context '{}' of {}", context, kubeconfig),
+                          access->server, want)});
+  s.pinned["server"] = access->server;
+  if (!kubeconfig.empty()) {
+    s.pinned["kubeconfig"] = std::filesystem::absolute(kubeconfig).string();
+    s.pinned["context"] = context;
+  }
   return k8s::makeBackend(std::move(*access), s);
 }
 

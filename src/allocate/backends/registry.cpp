@@ -42,11 +42,11 @@ void registerBackends(BackendRegistry& registry) {
                makeLibvirtBackend, {"uri"});
   registry.add("kubernetes",
                "Kubernetes in-place pod resize or VPA recommendation (options: mode=resize|vpa, "
-               "kubeconfig, context, resize_timeout, recommender, lower_ratio, upper_ratio, "
-               "service_account_dir)",
+               "kubeconfig, context, server (refuse another), resize_timeout, recommender, "
+               "lower_ratio, upper_ratio, service_account_dir)",
                makeKubernetesBackend,
-               {"mode", "kubeconfig", "context", "resize_timeout", "recommender", "lower_ratio",
-                "upper_ratio", "service_account_dir"});
+               {"mode", "kubeconfig", "context", "server", "resize_timeout", "recommender",
+                "lower_ratio", "upper_ratio", "service_account_dir"});
   registry.add("dry-run", "logs what it would do; changes nothing",
                [](const BackendOptions&) { return makeDryRunBackend(nullptr); });
 }
