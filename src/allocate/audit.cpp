@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS allocation_changes (
   after       TEXT NOT NULL,
   reason      TEXT NOT NULL,
   result      TEXT NOT NULL,
-  rollback_of INTEGER REFERENCES allocation_changes(id)
+  rollback_of INTEGER REFERENCES allocation_changes(id),
+  restore     TEXT
 );
 CREATE INDEX IF NOT EXISTS allocation_changes_workload ON allocation_changes(workload, id);
 )sql";
@@ -60,11 +61,16 @@ Result<AuditRecord> readRow(sqlite3_stmt* s) {
   r.reason = text(s, 7);
   r.result = text(s, 8);
   if (sqlite3_column_type(s, 9) != SQLITE_NULL) r.rollback_of = sqlite3_column_int64(s, 9);
+  if (sqlite3_column_type(s, 10) != SQLITE_NULL) {
+    r.restore = nlohmann::json::parse(text(s, 10), nullptr, false);
+    if (r.restore.is_discarded())
+      return fail(ErrorCode::kParse, "audit record {}: restore is not JSON", r.id);
+  }
   return r;
 }
 
 constexpr const char* kColumns =
-    "id, time, workload, backend, options, before, after, reason, result, rollback_of";
+    "id, time, workload, backend, options, before, after, reason, result, rollback_of, restore";
 
 }  // namespace
 
@@ -91,6 +97,22 @@ Result<AuditLog> AuditLog::open(const std::string& path) {
       return fail(ErrorCode::kIo, "{}: cannot set up audit database: {}", path, msg);
     }
   }
+  // A trail written before the restore column existed gets it (NULL: those records roll back
+  // through `before`, as they always did).
+  bool has_restore = false;
+  {
+    Stmt st;
+    if (sqlite3_prepare_v2(db, "PRAGMA table_info(allocation_changes)", -1, &st.s, nullptr) ==
+        SQLITE_OK)
+      while (sqlite3_step(st.s) == SQLITE_ROW) has_restore |= text(st.s, 1) == "restore";
+  }
+  if (!has_restore &&
+      sqlite3_exec(db, "ALTER TABLE allocation_changes ADD COLUMN restore TEXT", nullptr, nullptr,
+                   &err) != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    return fail(ErrorCode::kIo, "{}: cannot add the restore column: {}", path, msg);
+  }
   return log;
 }
 
@@ -109,7 +131,7 @@ Result<std::int64_t> AuditLog::append(const AuditRecord& r) {
   Stmt st;
   const char* sql =
       "INSERT INTO allocation_changes (time, workload, backend, options, before, after, reason, "
-      "result, rollback_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      "result, rollback_of, restore) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK)
     return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
   nlohmann::json options(r.options.values);
@@ -120,6 +142,9 @@ Result<std::int64_t> AuditLog::append(const AuditRecord& r) {
     sqlite3_bind_text(st.s, i + 2, texts[i].c_str(), -1, SQLITE_TRANSIENT);
   if (r.rollback_of) sqlite3_bind_int64(st.s, 9, *r.rollback_of);
   else sqlite3_bind_null(st.s, 9);
+  const std::string restore = r.restore.is_null() ? std::string() : r.restore.dump();
+  if (r.restore.is_null()) sqlite3_bind_null(st.s, 10);
+  else sqlite3_bind_text(st.s, 10, restore.c_str(), -1, SQLITE_TRANSIENT);
   if (sqlite3_step(st.s) != SQLITE_DONE)
     return fail(ErrorCode::kIo, "audit: cannot record change of {}: {}", r.workload,
                 sqlite3_errmsg(db_));
@@ -167,14 +192,25 @@ std::int64_t nowSeconds() {
       .count();
 }
 
+// Applies `target`, or writes back `restore_from` (a rollback of a record with a snapshot; then
+// `target` is what that snapshot holds in Allocation terms, for the record).
 Result<std::int64_t> applyRecorded(Backend& backend, AuditRecord rec, AuditLog& log,
-                                   const Allocation& target) {
+                                   const Allocation& target,
+                                   const nlohmann::json* restore_from = nullptr) {
   auto before = backend.current(rec.workload);
   if (!before) return tl::unexpected(before.error());
+  if (auto snap = backend.snapshot(rec.workload)) {
+    rec.restore = std::move(*snap);
+  } else {
+    // The change can still be rolled back through `before`, as records without a snapshot are.
+    spdlog::warn("{} {}: no snapshot of the settings before the change: {}", rec.backend,
+                 rec.workload, snap.error().message);
+  }
   rec.time = nowSeconds();
   rec.before = *before;
   rec.after = target;
-  auto st = backend.apply(rec.workload, target);
+  auto st = restore_from ? backend.restore(rec.workload, *restore_from)
+                         : backend.apply(rec.workload, target);
   rec.result = st ? "ok" : "failed: " + st.error().message;
   if (st) {
     // Record what the backend enforces now (after its rounding: pages, millicores, whole vCPUs),
@@ -191,7 +227,8 @@ Result<std::int64_t> applyRecorded(Backend& backend, AuditRecord rec, AuditLog& 
       Allocation undo;
       for (Resource r : kAllResources)
         if (target[r]) undo[r] = rec.before[r].value_or(INFINITY);
-      auto undone = backend.apply(rec.workload, undo);
+      auto undone = rec.restore.is_null() ? backend.apply(rec.workload, undo)
+                                          : backend.restore(rec.workload, rec.restore);
       return fail(id.error().code, "{} {}: not applied: the audit trail refused the record ({}){}",
                   rec.backend, rec.workload, id.error().message,
                   undone ? "; the previous setting is back"
@@ -263,7 +300,8 @@ Result<std::int64_t> rollback(AuditLog& log, const BackendRegistry& registry, st
   out.options = rec->options;
   out.reason = fmt::format("rollback of #{} ({})", id, rec->reason);
   out.rollback_of = id;
-  return applyRecorded(**backend, std::move(out), log, target);
+  return applyRecorded(**backend, std::move(out), log, target,
+                       rec->restore.is_null() ? nullptr : &rec->restore);
 }
 
 }  // namespace foresight::allocate

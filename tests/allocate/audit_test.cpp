@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 
+#include <fmt/format.h>
+
 #include "test_util.h"
 
 namespace foresight::allocate {
@@ -76,6 +78,87 @@ TEST(Audit, RecordsChangesAndRollsBack) {
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].id, *rb);  // newest first
   EXPECT_EQ(log->list("other", 0)->size(), 0u);
+}
+
+// A rollback writes back the settings snapshot before the change, also what an Allocation cannot
+// hold. Before, it applied `before`: a write limit apart from the read limit (v1 blkio, v2 io.max)
+// came back equal to the read limit, and an admin's memory.high without a memory.max came back
+// as "max".
+TEST(Audit, ARollbackPutsBackWhatTheAllocationCannotHold) {
+  Fixture fx;
+  auto log = AuditLog::open((fx.tmp.path() / "audit.db").string());
+  ASSERT_TRUE(log);
+  writeFile(fx.tmp.path() / "cg/blkio/app/blkio.throttle.read_bps_device", "8:0 1048576\n");
+  writeFile(fx.tmp.path() / "cg/blkio/app/blkio.throttle.write_bps_device", "8:0 8388608\n");
+  BackendOptions v1 = fx.options;
+  v1.values["io_device"] = "8:0";
+  auto b1 = fx.registry.create("cgroup-v1", v1);
+  ASSERT_TRUE(b1);
+  Allocation io;
+  io[Resource::kDiskIo] = 4194304;
+  auto id = applyAndRecord(**b1, "cgroup-v1", v1, *log, "app", io, "io");
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(readFile(fx.tmp.path() / "cg/blkio/app/blkio.throttle.write_bps_device"), "8:0 4194304");
+  ASSERT_TRUE(rollback(*log, fx.registry, *id));
+  EXPECT_EQ(readFile(fx.tmp.path() / "cg/blkio/app/blkio.throttle.read_bps_device"), "8:0 1048576");
+  EXPECT_EQ(readFile(fx.tmp.path() / "cg/blkio/app/blkio.throttle.write_bps_device"), "8:0 8388608");
+
+  const auto v2dir = fx.tmp.path() / "v2/svc";
+  writeFile(v2dir / "cpu.max", "max 100000\n");
+  writeFile(v2dir / "memory.max", "max\n");
+  writeFile(v2dir / "memory.high", "1073741824\n");
+  writeFile(v2dir / "memory.current", "104857600\n");
+  writeFile(v2dir / "io.max", "8:0 rbps=1048576 wbps=8388608 riops=max wiops=max\n");
+  BackendOptions v2;
+  v2.values = {{"root", (fx.tmp.path() / "v2").string()}, {"io_device", "8:0"}};
+  auto b2 = fx.registry.create("cgroup-v2", v2);
+  ASSERT_TRUE(b2);
+  Allocation t;
+  t[Resource::kMemory] = 2147483648.0;
+  t[Resource::kDiskIo] = 4194304;
+  id = applyAndRecord(**b2, "cgroup-v2", v2, *log, "svc", t, "v2");
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(readFile(v2dir / "memory.max"), "2147483648");
+  auto rb = rollback(*log, fx.registry, *id);
+  ASSERT_TRUE(rb) << rb.error().message;
+  EXPECT_EQ(readFile(v2dir / "memory.max"), "max");
+  EXPECT_EQ(readFile(v2dir / "memory.high"), "1073741824");
+  EXPECT_EQ(readFile(v2dir / "io.max"), "8:0 rbps=1048576 wbps=8388608");
+  // The rollback is itself recorded with its own snapshot: rolling it back redoes the change.
+  ASSERT_TRUE(rollback(*log, fx.registry, *rb));
+  EXPECT_EQ(readFile(v2dir / "memory.max"), "2147483648");
+}
+
+// A trail written before the snapshot column existed is migrated at open, and its records still
+// roll back (through `before`).
+TEST(Audit, ATrailWithoutSnapshotsIsMigratedAndRollsBackThroughBefore) {
+  Fixture fx;
+  const auto path = (fx.tmp.path() / "old.db").string();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string sql = fmt::format(R"sql(
+CREATE TABLE allocation_changes (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, workload TEXT NOT NULL,
+  backend TEXT NOT NULL, options TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL,
+  reason TEXT NOT NULL, result TEXT NOT NULL, rollback_of INTEGER REFERENCES allocation_changes(id));
+INSERT INTO allocation_changes (time, workload, backend, options, before, after, reason, result)
+VALUES (1, 'app', 'cgroup-v1', '{{"root": "{}"}}', '{{"memory": 1073741824}}',
+        '{{"cpu": 1.5}}', 'old', 'ok');)sql",
+                                        fx.options.get("root"));
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  writeFile(fx.tmp.path() / "cg/cpu/app/cpu.cfs_quota_us", "150000\n");
+  auto log = AuditLog::open(path);
+  ASSERT_TRUE(log) << log.error().message;
+  auto old = log->get(1);
+  ASSERT_TRUE(old) << old.error().message;
+  EXPECT_TRUE(old->restore.is_null());
+  auto rb = rollback(*log, fx.registry, 1);
+  ASSERT_TRUE(rb) << rb.error().message;
+  EXPECT_EQ(readFile(fx.tmp.path() / "cg/cpu/app/cpu.cfs_quota_us"), "-1");
+  EXPECT_FALSE(log->get(*rb)->restore.is_null());
 }
 
 // A backend whose apply() always fails, as a refused kernel write would.

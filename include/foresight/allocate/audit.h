@@ -31,6 +31,7 @@ struct AuditRecord {
   std::string reason;
   std::string result;           // "ok" or "failed: <error>"
   std::optional<std::int64_t> rollback_of;
+  nlohmann::json restore;  // the backend's snapshot() before the change; null when it keeps none
   bool ok() const { return result == "ok"; }
 };
 
@@ -58,8 +59,9 @@ Result<std::int64_t> applyAndRecord(Backend& backend, const std::string& backend
                                     const std::string& workload, const Allocation& target,
                                     const std::string& reason);
 
-// Puts back the allocation record `id` replaced: the resources it changed return to their
-// `before` values (absent = unlimited), through the backend and options it recorded. The rollback
+// Puts back the allocation record `id` replaced: the settings the backend snapshot before it
+// (Backend::snapshot), or else the resources it changed at their `before` values (absent =
+// unlimited), through the backend and options it recorded. The rollback
 // is itself recorded (rollback_of = id). Refuses when those resources no longer hold what the
 // record set (something changed them since), unless `force`.
 Result<std::int64_t> rollback(AuditLog& log, const BackendRegistry& registry, std::int64_t id,

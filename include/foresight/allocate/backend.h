@@ -15,6 +15,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "foresight/allocate/allocation.h"
 #include "foresight/core/registry.h"
 #include "foresight/core/result.h"
@@ -35,6 +37,17 @@ class Backend {
   // kubeconfig file, context and API server); stored with each audit record, so that a rollback
   // reaches the same place even after $KUBECONFIG or the current context changed.
   virtual std::map<std::string, std::string> pinned() const { return {}; }
+  // The raw settings apply() may change, read before a change and stored with its audit record,
+  // so that a rollback puts back exactly what was there, including what an Allocation cannot hold
+  // (a write limit apart from the read limit, cgroup v2's memory.high, a VPA without a
+  // recommendation yet). Null where the backend keeps none: a rollback then applies `before`.
+  virtual Result<nlohmann::json> snapshot(const std::string& /*workload*/) {
+    return nlohmann::json();
+  }
+  // Writes a snapshot() back, all-or-nothing as apply().
+  virtual Status restore(const std::string& workload, const nlohmann::json& /*snapshot*/) {
+    return fail(ErrorCode::kInternal, "{} {}: this backend keeps no snapshot", name(), workload);
+  }
 };
 
 // key=value settings of a backend (e.g. root=/tmp/fixture, uri=test:///default), from the CLI

@@ -259,8 +259,71 @@ class CgroupV1Backend final : public Backend {
     return writeAll(*files_, writes, what);
   }
 
+ Result<nlohmann::json> snapshot(const std::string& workload) override {
+    if (auto st = checkWorkload(workload); !st) return tl::unexpected(st.error());
+    nlohmann::json snap = nlohmann::json::object();
+    for (const fs::path& f : {cpuDir(workload) / "cpu.cfs_quota_us",
+                              memDir(workload) / "memory.limit_in_bytes"}) {
+      auto t = files_->read(f);
+      if (!t) return tl::unexpected(t.error());
+      snap[f.filename().string()] = trim(*t);
+    }
+    if (!config_.io_device.empty())
+      for (const char* f : kBpsFiles) {
+        auto t = files_->read(blkioDir(workload) / f);
+        if (!t) return tl::unexpected(t.error());
+        const auto v = deviceValue(*t, config_.io_device);
+        snap[f] = v ? std::llround(*v) : 0;  // 0: no rule for the device
+      }
+    return snap;
+  }
+
+  Status restore(const std::string& workload, const nlohmann::json& snap) override {
+    if (auto st = checkWorkload(workload); !st) return st;
+    const std::string what = fmt::format("cgroup-v1 {}", workload);
+    if (!snap.is_object()) return fail(ErrorCode::kParse, "{}: snapshot is not an object", what);
+    std::vector<Write> writes;
+    // Memory first, as in apply(): the write the kernel refuses.
+    for (const fs::path& f : {memDir(workload) / "memory.limit_in_bytes",
+                              cpuDir(workload) / "cpu.cfs_quota_us"}) {
+      const std::string key = f.filename().string();
+      if (!snap.contains(key)) continue;
+      if (!snap[key].is_string()) return fail(ErrorCode::kParse, "{}: snapshot {} is not text", what, key);
+      std::string want = snap[key].get<std::string>();
+      auto now = files_->read(f);
+      if (!now) return tl::unexpected(now.error());
+      if (trim(*now) == want) continue;
+      // "No limit" reads back as PAGE_COUNTER_MAX pages; -1 is how it is written.
+      if (key == "memory.limit_in_bytes") {
+        auto v = parseNumber(want, f);
+        if (!v) return tl::unexpected(v.error());
+        if (*v >= kUnlimitedMemory) want = "-1";
+      }
+      writes.push_back({f, want, trim(*now)});
+    }
+    if (!config_.io_device.empty())
+      for (const char* f : kBpsFiles) {
+        if (!snap.contains(f)) continue;
+        if (!snap[f].is_number_integer())
+          return fail(ErrorCode::kParse, "{}: snapshot {} is not a number", what, f);
+        const long long want = snap[f].get<long long>();
+        const fs::path file = blkioDir(workload) / f;
+        auto now = files_->read(file);
+        if (!now) return tl::unexpected(now.error());
+        const auto have = deviceValue(*now, config_.io_device);
+        const long long have_bps = have ? std::llround(*have) : 0;
+        if (have_bps != want)
+          writes.push_back({file, fmt::format("{} {}", config_.io_device, want),
+                            fmt::format("{} {}", config_.io_device, have_bps)});
+      }
+    if (writes.empty()) return ok();
+    return writeAll(*files_, writes, what);
+  }
+
  private:
   static constexpr double kUnlimitedMemory = 4611686018427387904.0;  // 2^62
+  static constexpr const char* kBpsFiles[2] = {"blkio.throttle.read_bps_device",
+                                               "blkio.throttle.write_bps_device"};
 
   Result<double> readNumber(const fs::path& file) {
     auto text = files_->read(file);
@@ -355,35 +418,11 @@ class CgroupV2Backend final : public Backend {
     if (target[Resource::kMemory]) {
       const bool unlimited = std::isinf(*target[Resource::kMemory]);
       const auto bytes = unlimited ? 0 : roundToPage(*target[Resource::kMemory]);
-      // v2 does not refuse a memory.max below usage: it reclaims and then OOM-kills. Refuse here.
-      auto used = usage(workload);
-      if (!used) return tl::unexpected(used.error());
-      if (!unlimited && static_cast<double>(bytes) < *(*used)[Resource::kMemory])
-        return fail(ErrorCode::kInvalidArgument,
-                    "{}: memory.max {} is below current usage {} ({}); not applied", what,
-                    bytes, static_cast<std::uint64_t>(*(*used)[Resource::kMemory]),
-                    (dir / "memory.current").string());
       const auto high = roundToPage(static_cast<double>(bytes) * config_.memory_high_ratio);
-      auto old_max = files_->read(dir / "memory.max");
-      auto old_high = files_->read(dir / "memory.high");
-      if (!old_max) return tl::unexpected(old_max.error());
-      if (!old_high) return tl::unexpected(old_high.error());
-      Write w_max{dir / "memory.max", unlimited ? "max" : std::to_string(bytes), trim(*old_max)};
-      Write w_high{dir / "memory.high", unlimited ? "max" : std::to_string(high),
-                   trim(*old_high)};
-      const bool max_same = w_max.value == w_max.restore, high_same = w_high.value == w_high.restore;
-      auto old_bytes = readLimit(dir / "memory.max");
-      if (!old_bytes) return tl::unexpected(old_bytes.error());
-      // Keep high <= max at every step: raising writes max first, lowering writes high first.
-      const bool raising =
-          unlimited || !*old_bytes || static_cast<double>(bytes) >= **old_bytes;
-      if (raising) {
-        if (!max_same) writes.push_back(w_max);
-        if (!high_same) writes.push_back(w_high);
-      } else {
-        if (!high_same) writes.push_back(w_high);
-        if (!max_same) writes.push_back(w_max);
-      }
+      if (auto st = memoryWrites(workload, what, unlimited ? "max" : std::to_string(bytes),
+                                 unlimited ? "max" : std::to_string(high), writes);
+          !st)
+        return st;
     }
     if (target[Resource::kCpu]) {
       auto cpu = files_->read(dir / "cpu.max");
@@ -421,7 +460,105 @@ class CgroupV2Backend final : public Backend {
     return writeAll(*files_, writes, what);
   }
 
+ Result<nlohmann::json> snapshot(const std::string& workload) override {
+    if (auto st = checkWorkload(workload); !st) return tl::unexpected(st.error());
+    const fs::path dir = config_.root / workload;
+    nlohmann::json snap = nlohmann::json::object();
+    for (const char* f : {"cpu.max", "memory.max", "memory.high"}) {
+      auto t = files_->read(dir / f);
+      if (!t) return tl::unexpected(t.error());
+      snap[f] = trim(*t);
+    }
+    if (!config_.io_device.empty()) {
+      auto io = files_->read(dir / "io.max");
+      if (!io) return tl::unexpected(io.error());
+      snap["io.max"] = ioMaxLine(*io);
+    }
+    return snap;
+  }
+
+  Status restore(const std::string& workload, const nlohmann::json& snap) override {
+    if (auto st = checkWorkload(workload); !st) return st;
+    const fs::path dir = config_.root / workload;
+    const std::string what = fmt::format("cgroup-v2 {}", workload);
+    auto field = [&](const char* key) -> Result<std::optional<std::string>> {
+      if (!snap.is_object() || !snap.contains(key)) return std::optional<std::string>();
+      if (!snap[key].is_string()) return fail(ErrorCode::kParse, "{}: snapshot {} is not text", what, key);
+      return std::optional<std::string>(snap[key].get<std::string>());
+    };
+    auto max = field("memory.max"), high = field("memory.high"), cpu = field("cpu.max"),
+         io = field("io.max");
+    for (auto* f : {&max, &high, &cpu, &io})
+      if (!*f) return tl::unexpected(f->error());
+    std::vector<Write> writes;
+    if (*max && *high)
+      if (auto st = memoryWrites(workload, what, **max, **high, writes); !st) return st;
+    if (*cpu) {
+      auto now = files_->read(dir / "cpu.max");
+      if (!now) return tl::unexpected(now.error());
+      if (trim(*now) != **cpu) writes.push_back({dir / "cpu.max", **cpu, trim(*now)});
+    }
+    if (*io && !config_.io_device.empty()) {
+      auto now = files_->read(dir / "io.max");
+      if (!now) return tl::unexpected(now.error());
+      const std::string have = ioMaxLine(*now);
+      if (have != **io)
+        writes.push_back({dir / "io.max", fmt::format("{} {}", config_.io_device, **io),
+                          fmt::format("{} {}", config_.io_device, have)});
+    }
+    if (writes.empty()) return ok();
+    return writeAll(*files_, writes, what);
+  }
+
  private:
+  // The device's read and write limits in io.max, as "rbps=N wbps=N" ("max" when unlimited).
+  std::string ioMaxLine(const std::string& text) const {
+    auto v = [&](const char* key) {
+      auto x = ioMaxValue(text, config_.io_device, key);
+      return x ? std::to_string(std::llround(*x)) : std::string("max");
+    };
+    return fmt::format("rbps={} wbps={}", v("rbps"), v("wbps"));
+  }
+
+  // memory.max and memory.high to `max` and `high` ("max" or bytes), keeping high <= max at every
+  // step: raising writes max first, lowering writes high first. v2 does not refuse a memory.max
+  // below usage (it reclaims, then OOM-kills), so that is refused here.
+  Status memoryWrites(const std::string& workload, const std::string& what, const std::string& max,
+                      const std::string& high, std::vector<Write>& writes) {
+    const fs::path dir = config_.root / workload;
+    std::optional<double> bytes;
+    if (max != "max") {
+      auto b = parseNumber(max, dir / "memory.max");
+      if (!b) return tl::unexpected(b.error());
+      bytes = *b;
+      auto used = usage(workload);
+      if (!used) return tl::unexpected(used.error());
+      if (*bytes < *(*used)[Resource::kMemory])
+        return fail(ErrorCode::kInvalidArgument,
+                    "{}: memory.max {} is below current usage {} ({}); not applied", what, max,
+                    static_cast<std::uint64_t>(*(*used)[Resource::kMemory]),
+                    (dir / "memory.current").string());
+    }
+    auto old_max = files_->read(dir / "memory.max");
+    auto old_high = files_->read(dir / "memory.high");
+    if (!old_max) return tl::unexpected(old_max.error());
+    if (!old_high) return tl::unexpected(old_high.error());
+    const Write w_max{dir / "memory.max", max, trim(*old_max)};
+    const Write w_high{dir / "memory.high", high, trim(*old_high)};
+    const bool max_same = w_max.value == w_max.restore, high_same = w_high.value == w_high.restore;
+    auto old_bytes = readLimit(dir / "memory.max");
+    if (!old_bytes) return tl::unexpected(old_bytes.error());
+    const bool raising = !bytes || !*old_bytes || *bytes >= **old_bytes;
+    if (raising) {
+      if (!max_same) writes.push_back(w_max);
+      if (!high_same) writes.push_back(w_high);
+    } else {
+      if (!high_same) writes.push_back(w_high);
+      if (!max_same) writes.push_back(w_max);
+    }
+    return ok();
+  }
+
   // "max" or a byte count; absent when unlimited.
   Result<std::optional<double>> readLimit(const fs::path& file) {
     auto text = files_->read(file);
