@@ -446,6 +446,41 @@ TEST(K8sVpa, QuantitiesWrittenAsPlainNumbersAreRead) {
       << st.error().message;
 }
 
+// The first recommendation for a container rolls back to none: the snapshot holds the entry as it
+// was (absent). Before, the rollback asked the VPA for "unlimited" and was refused, and an
+// unrecordable first recommendation stayed in force.
+TEST(K8sVpa, RollingBackTheFirstRecommendationRemovesIt) {
+  FakeApiServer api;
+  testing::TempDir tmp;
+  const auto kubeconfig = tmp.path() / "config";
+  testing::writeFile(kubeconfig, fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
+clusters: [{{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+)", api.port()));
+  BackendRegistry registry{"backend"};
+  registerBackends(registry);
+  BackendOptions options;
+  options.values = {{"mode", "vpa"}, {"kubeconfig", kubeconfig.string()}};
+  auto backend = registry.create("kubernetes", options);
+  ASSERT_TRUE(backend);
+  auto log = AuditLog::open((tmp.path() / "audit.db").string());
+  ASSERT_TRUE(log);
+  Allocation t;
+  t[Resource::kCpu] = 0.5;
+  t[Resource::kMemory] = 256 * kMiB;
+  auto id = applyAndRecord(**backend, "kubernetes", options, *log, "shop/web/app", t, "first");
+  ASSERT_TRUE(id) << id.error().message;
+  ASSERT_EQ(api.vpa["status"]["recommendation"]["containerRecommendations"].size(), 2u);
+  auto back = rollback(*log, registry, *id);
+  ASSERT_TRUE(back) << back.error().message;
+  const json recs = api.vpa["status"]["recommendation"]["containerRecommendations"];
+  ASSERT_EQ(recs.size(), 1u) << recs.dump();
+  EXPECT_EQ(recs[0]["containerName"], "sidecar");  // the other container's entry is kept
+}
+
 TEST(K8sVpa, BoundsFromTheForecast) {
   FakeApiServer api;
   auto b = makeBackend(api.access(), fastPolls("vpa"));

@@ -716,7 +716,6 @@ class VpaBackend final : public Backend {
       return fail(ErrorCode::kInvalidArgument,
                   "{}: its controlledResources name none of {}; nothing to recommend", v->what,
                   format(target));
-    json status = v->body.value("status", json::object());
     json recs = recommendations(v->body);
     json mine = json::object();
     for (const auto& rec : recs)
@@ -750,26 +749,31 @@ class VpaBackend final : public Backend {
                 {"upperBound", quantities(capped(s_.upper_ratio, upper, false))},
                 {"uncappedTarget", quantities(uncapped)}};
     if (rec == mine) return ok();
-    json new_recs = json::array();
-    bool replaced = false;
-    for (const auto& r : recs) {
-      if (r.value("containerName", "") == v->container) {
-        new_recs.push_back(rec);
-        replaced = true;
-      } else {
-        new_recs.push_back(r);
-      }
-    }
-    if (!replaced) new_recs.push_back(rec);
-    status["recommendation"] = {{"containerRecommendations", new_recs}};
-    // The stock recommender's patch: one "add" of the whole status (conditions kept).
-    const json patch = json::array({{{"op", "add"}, {"path", "/status"}, {"value", status}}});
-    auto r = api_.request("PATCH", v->path + "/status", patch.dump(), "application/json-patch+json");
-    if (!r) return tl::unexpected(r.error());
-    if (r->status != 200)
-      return fail(ErrorCode::kIo, "{}: status PATCH returned {}: {}", v->what, r->status,
-                  apiMessage(*r));
-    return ok();
+    return writeRecommendation(*v, rec);
+  }
+
+  // The container's recommendation entry as it is (null: none yet), so that a rollback of the
+  // first recommendation removes it instead of needing an "unlimited" the VPA cannot take.
+  Result<json> snapshot(const std::string& workload) override {
+    auto v = getVpa(workload);
+    if (!v) return tl::unexpected(v.error());
+    json entry;
+    for (const auto& rec : recommendations(v->body))
+      if (rec.value("containerName", "") == v->container) entry = rec;
+    return json{{"recommendation", entry}};
+  }
+
+  Status restore(const std::string& workload, const json& snap) override {
+    auto v = getVpa(workload);
+    if (!v) return tl::unexpected(v.error());
+    if (!snap.is_object() || !snap.contains("recommendation") ||
+        !(snap["recommendation"].is_null() || snap["recommendation"].is_object()))
+      return fail(ErrorCode::kParse, "{}: snapshot has no recommendation entry", v->what);
+    json mine;
+    for (const auto& rec : recommendations(v->body))
+      if (rec.value("containerName", "") == v->container) mine = rec;
+    if (mine == snap["recommendation"]) return ok();
+    return writeRecommendation(*v, snap["recommendation"]);
   }
 
  private:
@@ -780,6 +784,31 @@ class VpaBackend final : public Backend {
     bool off = false;     // the container policy's mode: Off (no recommendation at all)
     std::array<bool, 2> controlled{true, true};  // cpu, memory: its controlledResources
   };
+
+  // Replaces the container's entry in status.recommendation with `entry` (null: removes it), with
+  // the stock recommender's patch: one "add" of the whole status (conditions kept).
+  Status writeRecommendation(const Vpa& v, const json& entry) {
+    json status = v.body.value("status", json::object());
+    json new_recs = json::array();
+    bool replaced = false;
+    for (const auto& r : recommendations(v.body)) {
+      if (r.value("containerName", "") != v.container) {
+        new_recs.push_back(r);
+      } else if (!entry.is_null()) {
+        new_recs.push_back(entry);
+        replaced = true;
+      }
+    }
+    if (!replaced && !entry.is_null()) new_recs.push_back(entry);
+    status["recommendation"] = {{"containerRecommendations", new_recs}};
+    const json patch = json::array({{{"op", "add"}, {"path", "/status"}, {"value", status}}});
+    auto r = api_.request("PATCH", v.path + "/status", patch.dump(), "application/json-patch+json");
+    if (!r) return tl::unexpected(r.error());
+    if (r->status != 200)
+      return fail(ErrorCode::kIo, "{}: status PATCH returned {}: {}", v.what, r->status,
+                  apiMessage(*r));
+    return ok();
+  }
 
   static json recommendations(const json& vpa) {
     const json status = vpa.value("status", json::object());
