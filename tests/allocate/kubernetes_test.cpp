@@ -446,35 +446,48 @@ TEST(K8sVpa, QuantitiesWrittenAsPlainNumbersAreRead) {
       << st.error().message;
 }
 
+// A VPA-mode backend made through the registry from a kubeconfig, as `foresight allocate` makes it,
+// and an audit trail: for what a record lets a rollback do.
+struct VpaTrail {
+  testing::TempDir tmp;
+  BackendRegistry registry{"backend"};
+  BackendOptions options;
+  std::optional<AuditLog> log;
+  VpaTrail() {
+    registerBackends(registry);
+    options.values = {{"mode", "vpa"}, {"kubeconfig", kubeconfig().string()}};
+    auto opened = AuditLog::open((tmp.path() / "audit.db").string());
+    if (opened) log.emplace(std::move(*opened));
+  }
+  std::filesystem::path kubeconfig() const { return tmp.path() / "config"; }
+  Result<std::int64_t> apply(const Allocation& t) {
+    auto backend = registry.create("kubernetes", options);
+    if (!backend) return tl::unexpected(backend.error());
+    return applyAndRecord(**backend, "kubernetes", options, *log, "shop/web/app", t, "test");
+  }
+};
+
 // The first recommendation for a container rolls back to none: the snapshot holds the entry as it
 // was (absent). Before, the rollback asked the VPA for "unlimited" and was refused, and an
 // unrecordable first recommendation stayed in force.
 TEST(K8sVpa, RollingBackTheFirstRecommendationRemovesIt) {
   FakeApiServer api;
-  testing::TempDir tmp;
-  const auto kubeconfig = tmp.path() / "config";
-  testing::writeFile(kubeconfig, fmt::format(R"(apiVersion: v1
+  VpaTrail trail;
+  ASSERT_TRUE(trail.log);
+  testing::writeFile(trail.kubeconfig(), fmt::format(R"(apiVersion: v1
 kind: Config
 current-context: c
 contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
 clusters: [{{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}]
 users: [{{name: u, user: {{token: t}}}}]
 )", api.port()));
-  BackendRegistry registry{"backend"};
-  registerBackends(registry);
-  BackendOptions options;
-  options.values = {{"mode", "vpa"}, {"kubeconfig", kubeconfig.string()}};
-  auto backend = registry.create("kubernetes", options);
-  ASSERT_TRUE(backend);
-  auto log = AuditLog::open((tmp.path() / "audit.db").string());
-  ASSERT_TRUE(log);
   Allocation t;
   t[Resource::kCpu] = 0.5;
   t[Resource::kMemory] = 256 * kMiB;
-  auto id = applyAndRecord(**backend, "kubernetes", options, *log, "shop/web/app", t, "first");
+  auto id = trail.apply(t);
   ASSERT_TRUE(id) << id.error().message;
   ASSERT_EQ(api.vpa["status"]["recommendation"]["containerRecommendations"].size(), 2u);
-  auto back = rollback(*log, registry, *id);
+  auto back = rollback(*trail.log, trail.registry, *id);
   ASSERT_TRUE(back) << back.error().message;
   const json recs = api.vpa["status"]["recommendation"]["containerRecommendations"];
   ASSERT_EQ(recs.size(), 1u) << recs.dump();
@@ -596,10 +609,10 @@ TEST(K8sConfig, ARollbackReachesTheClusterItsRecordChanged) {
   for (FakeApiServer* api : {&a, &b})
     api->vpa["status"]["recommendation"]["containerRecommendations"].push_back(
         json{{"containerName", "app"}, {"target", {{"cpu", "200m"}, {"memory", "128Mi"}}}});
-  testing::TempDir tmp;
-  const auto path = tmp.path() / "config";
+  VpaTrail trail;
+  ASSERT_TRUE(trail.log);
   auto kubeconfig = [&](const std::string& current, int port_of_a) {
-    testing::writeFile(path, fmt::format(R"(apiVersion: v1
+    testing::writeFile(trail.kubeconfig(), fmt::format(R"(apiVersion: v1
 kind: Config
 current-context: {}
 contexts:
@@ -613,32 +626,24 @@ users:
 )", current, port_of_a, b.port()));
   };
   kubeconfig("a", a.port());
-  BackendRegistry registry{"backend"};
-  registerBackends(registry);
-  BackendOptions options;
-  options.values = {{"mode", "vpa"}, {"kubeconfig", path.string()}};
-  auto backend = registry.create("kubernetes", options);
-  ASSERT_TRUE(backend);
-  auto log = AuditLog::open((tmp.path() / "audit.db").string());
-  ASSERT_TRUE(log) << log.error().message;
   Allocation t;
   t[Resource::kCpu] = 0.5;
-  auto id = applyAndRecord(**backend, "kubernetes", options, *log, "shop/web/app", t, "test");
+  auto id = trail.apply(t);
   ASSERT_TRUE(id) << id.error().message;
-  auto rec = log->get(*id);
+  auto rec = trail.log->get(*id);
   ASSERT_TRUE(rec);
   EXPECT_EQ(rec->options.get("context"), "a");
   EXPECT_EQ(rec->options.get("server"), fmt::format("http://127.0.0.1:{}", a.port()));
-  EXPECT_EQ(rec->options.get("kubeconfig"), std::filesystem::absolute(path).string());
+  EXPECT_EQ(rec->options.get("kubeconfig"), std::filesystem::absolute(trail.kubeconfig()).string());
 
   kubeconfig("b", a.port());  // kubectl config use-context b
-  auto back = rollback(*log, registry, *id, false);
+  auto back = rollback(*trail.log, trail.registry, *id, false);
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(a.patches().size(), 2u);
   EXPECT_TRUE(b.patches().empty());
 
   kubeconfig("a", b.port());  // context a now names the other cluster
-  auto refused = rollback(*log, registry, *back, true);
+  auto refused = rollback(*trail.log, trail.registry, *back, true);
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.error().message.find("now points to"), std::string::npos)
       << refused.error().message;
