@@ -96,12 +96,15 @@ Plan Planner::plan(const PlanInput& in) const {
     if (d.current) {
       const double cur = *d.current;
       const bool below_floor = has_floor && cur < floor;
+      // A bound the operator moved past the current value (max lowered, min raised) is not held
+      // off by the dead band or a cool-down; the step limits still pace the way in.
+      const bool hold = !below_floor && cur <= max && cur >= p.min;
       const bool up = desired > cur;
       const auto last = in.last_change[index(r)];
       const std::int64_t cooldown = up ? p.cooldown_up_seconds : p.cooldown_down_seconds;
-      if (!below_floor && std::fabs(desired - cur) <= p.hysteresis * cur) {
+      if (hold && std::fabs(desired - cur) <= p.hysteresis * cur) {
         target = cur, rule = "hysteresis";
-      } else if (!below_floor && last && in.now - *last < cooldown) {
+      } else if (hold && last && in.now - *last < cooldown) {
         target = cur, rule = "cooldown";
       } else if (up && desired > cur * (1.0 + p.max_step_up)) {
         target = cur * (1.0 + p.max_step_up), rule = "max-step-up";

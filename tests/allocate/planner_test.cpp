@@ -166,6 +166,30 @@ TEST(Planner, BoundsAndHeadroom) {
   EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 3.0);
 }
 
+// An operator lowers max below the current value: the dead band and the cool-down no longer keep
+// the current value; before, a value within 10% above the new max stayed there for as long as the
+// forecast did, so max bounded the desired value but not what was enforced.
+TEST(Planner, ABoundMovedPastTheCurrentValueIsNotHeldOffByHysteresisOrCooldown) {
+  const auto f = cpuForecast();
+  auto c = cpuAtP90();
+  c[Resource::kCpu].max = 1.9;  // desired 2.0 -> max-bound 1.9
+  PlanInput in;
+  in.forecast = &f;
+  in.now = 10'000;
+  in.current[Resource::kCpu] = 2.0;  // within the 10% band of 1.9
+  auto plan = Planner(c).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "max-bound");
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 1.9);
+  in.last_change[index(Resource::kCpu)] = 10'000 - 100;  // in the down cool-down
+  plan = Planner(c).plan(in);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 1.9);
+  c[Resource::kCpu].max = 100;
+  c[Resource::kCpu].min = 2.1;  // min raised past the current value
+  plan = Planner(c).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "min-bound");
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 2.1);
+}
+
 predict::Forecast memoryForecast(double mib) {
   predict::Forecast f;
   f.workload = "db";

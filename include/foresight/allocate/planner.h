@@ -16,7 +16,8 @@
 //   initial       nothing is enforced now (unlimited): set desired.
 //   hysteresis    |desired - current| <= hysteresis * current: keep (no flapping).
 //   cooldown      the last change of this resource was less than cooldown_up / cooldown_down
-//                 seconds ago: keep.
+//                 seconds ago: keep. Neither keeps a current value outside [min, max] (an
+//                 operator lowered max or raised min): the step limits pace it in.
 //   max-step-up / max-step-down   one change moves at most max_step_up (default +100%) or
 //                 max_step_down (default -10%) of the current value: up fast, down slowly.
 //
