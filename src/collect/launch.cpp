@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -86,21 +87,57 @@ bool LaunchedWorkload::exited() {
   return reaped_;
 }
 
+namespace {
+
+// Every process in the command's cgroups: its children stay there after it ends or is stopped.
+std::vector<pid_t> cgroupPids(const std::vector<std::string>& dirs) {
+  std::vector<pid_t> out;
+  for (const auto& d : dirs)
+    if (auto text = readKernelFile(fs::path(d) / "cgroup.procs"))
+      for (pid_t p : parsePids(*text)) out.push_back(p);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace
+
 void LaunchedWorkload::terminate() {
-  if (pid_ < 0 || exited()) return;
-  ::kill(pid_, SIGTERM);
-  for (int i = 0; i < 50 && !exited(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Until the command is reaped its pid cannot be reused, so signalling it directly is safe.
+  auto signal = [&](int sig) {
+    if (pid_ >= 0 && !reaped_) ::kill(pid_, sig);
+    for (pid_t p : cgroupPids(cgroup_dirs_)) ::kill(p, sig);
+  };
+  auto done = [&] { return exited() && cgroupPids(cgroup_dirs_).empty(); };
+  auto waitDone = [&](int steps) {
+    for (int i = 0; i < steps && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  };
+  if (done()) return;
+  signal(SIGTERM);
+  waitDone(50);
+  // Re-read and re-signalled each step: a process may fork while the signals go out. v2's
+  // cgroup.kill takes the whole cgroup, forks included, at once.
+  for (int i = 0; i < 20 && !done(); ++i) {
+    bool killed = false;
+    for (const auto& d : cgroup_dirs_) {
+      std::ofstream file(fs::path(d) / "cgroup.kill");
+      if (file) killed = static_cast<bool>(file << "1\n" << std::flush);
+    }
+    if (!killed) signal(SIGKILL);
+    waitDone(5);
+  }
   if (!exited()) {
-    ::kill(pid_, SIGKILL);
     int status = 0;
     ::waitpid(pid_, &status, 0);
     reaped_ = true;
   }
+  if (auto left = cgroupPids(cgroup_dirs_); !left.empty())
+    spdlog::warn("launch: {} process(es) still in {} after SIGKILL, first pid {}", left.size(),
+                 cgroup_dirs_.front(), left.front());
 }
 
 LaunchedWorkload::~LaunchedWorkload() {
-  terminate();
-  // The cgroup can only go once empty; children the command left behind keep it (logged).
+  terminate();  // empties the cgroup, which can only go once empty
   for (const auto& d : cgroup_dirs_) {
     if (::rmdir(d.c_str()) != 0 && errno != ENOENT)
       spdlog::warn("launch: cannot remove cgroup {}: {}", d, std::strerror(errno));

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "foresight/collect/collector.h"
+#include "foresight/collect/kernel_files.h"
+#include "foresight/collect/launch.h"
 #include "foresight/collect/perf.h"
 #include "foresight/collect/sampler.h"
 
@@ -381,6 +383,48 @@ TEST(LiveCgroup, CpusetOfOneCpuBoundsCpuDemand) {
   std::array<double, kResourceCount> u{};
   u[index(Resource::kCpu)] = 0.5;
   EXPECT_DOUBLE_EQ(resourceDemand(before, after, u, 8)[index(Resource::kCpu)], 1.0);
+}
+
+// Stopping a launched command takes the children it started with it, also ones it left running
+// when it exited: any of them would outlive the recording and keep its cgroup (rmdir EBUSY).
+TEST(LiveLaunch, StoppingACommandEndsItsChildrenAndRemovesItsCgroup) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  CollectorContext ctx;
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  if (ctx.layout.version == CgroupVersion::kNone) GTEST_SKIP() << "no cgroup hierarchy mounted";
+  auto comm = [](pid_t p) {  // "" once the process is gone (or a zombie, which holds nothing)
+    auto stat = readKernelFile("/proc/" + std::to_string(p) + "/stat");
+    if (!stat || stat->find(") Z") != std::string::npos) return std::string();
+    auto c = readKernelFile("/proc/" + std::to_string(p) + "/comm");
+    return c ? *c : std::string();
+  };
+  for (const char* script : {"sleep 100; echo done", "sleep 100 & exit 0"}) {
+    fs::path dir;
+    pid_t sleeper = -1;
+    {
+      auto l = LaunchedWorkload::start(ctx, {"sh", "-c", script});
+      ASSERT_TRUE(l) << l.error().message;
+      if (l->workload().kind != Workload::Kind::kCgroup) GTEST_SKIP() << "cannot create a cgroup";
+      dir = cgroupPath(ctx.layout.reference(), l->workload().cgroup);
+      for (int i = 0; i < 500 && sleeper < 0; ++i) {
+        if (auto text = readKernelFile(dir / "cgroup.procs"))
+          for (pid_t p : parsePids(*text))
+            if (comm(p) == "sleep\n") sleeper = p;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      ASSERT_GT(sleeper, 0) << script << ": the child never showed up in " << dir;
+    }
+    EXPECT_EQ(comm(sleeper), "") << script << ": the child outlived the command's end";
+    EXPECT_FALSE(fs::exists(dir)) << script;
+    if (comm(sleeper) == "sleep\n") {  // failed: leave nothing behind
+      ::kill(sleeper, SIGKILL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      const std::string name = dir.filename().string();
+      ::rmdir((ctx.layout.unified / name).c_str());
+      for (const char* c : {"cpu", "cpuacct", "memory", "blkio", "pids"})
+        if (auto d = ctx.layout.v1(c)) ::rmdir((*d / name).c_str());
+    }
+  }
 }
 
 TEST(LivePerf, SoftwareCountersWorkAndRefusedHardwareIsReported) {

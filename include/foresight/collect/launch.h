@@ -20,13 +20,16 @@ class LaunchedWorkload {
                                         const std::vector<std::string>& argv);
   LaunchedWorkload(LaunchedWorkload&& other) noexcept;
   LaunchedWorkload& operator=(LaunchedWorkload&&) = delete;
-  ~LaunchedWorkload();  // terminates a child still running, removes the cgroup
+  ~LaunchedWorkload();  // terminate(), then removes the cgroup
 
   const Workload& workload() const { return workload_; }
   pid_t pid() const { return pid_; }
   // Reaps the child without blocking; true once it has exited.
   bool exited();
   int exitCode() const { return exit_code_; }
+  // SIGTERM to the command and every process in its cgroup (children it started, also after it
+  // exited), SIGKILL (v2: cgroup.kill) to those left after a grace of 1 s; returns once the
+  // cgroup is empty (at most about 2 s more; what is left is logged).
   void terminate();
 
  private:
