@@ -130,31 +130,55 @@ Result<std::vector<pid_t>> workloadPids(const HostPaths& paths, const CgroupLayo
   return out;
 }
 
+SubdirLister systemSubdirLister() {
+  return [](const fs::path& dir) -> Result<std::vector<fs::path>> {
+    std::error_code ec;
+    fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+    if (ec) return fail(ErrorCode::kIo, "{}: {}", dir.string(), ec.message());
+    std::vector<fs::path> out;
+    // An error part-way (the folder removed while read) keeps what was listed.
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      std::error_code type_ec;
+      if (it->is_directory(type_ec) && !it->is_symlink(type_ec)) out.push_back(it->path());
+    }
+    return out;
+  };
+}
+
 Result<std::vector<Workload>> discoverCgroups(const HostPaths& paths, const CgroupLayout& layout,
-                                              int max_depth, bool only_populated) {
-  (void)paths;
+                                              int max_depth, bool only_populated,
+                                              const SubdirLister& list) {
   if (layout.version == CgroupVersion::kNone) {
     return fail(ErrorCode::kUnavailable, "{}: no cgroup hierarchy mounted",
                 paths.cgroupMount().string());
   }
   const fs::path ref = layout.reference();
-  std::error_code ec;
+  auto top = list(ref);
+  if (!top) return tl::unexpected(top.error());
   std::vector<Workload> out;
-  auto it = fs::recursive_directory_iterator(ref, fs::directory_options::skip_permission_denied, ec);
-  if (ec) return fail(ErrorCode::kIo, "{}: {}", ref.string(), ec.message());
-  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec) break;  // a cgroup removed during the walk ends this walk; the next round sees the rest
-    if (!it->is_directory(ec)) continue;
-    if (it.depth() + 1 >= max_depth) it.disable_recursion_pending();
-    Workload w;
-    w.kind = Workload::Kind::kCgroup;
-    w.cgroup = (fs::path("/") / fs::relative(it->path(), ref, ec)).generic_string();
-    w.id = w.cgroup;
-    if (only_populated) {
-      auto pids = readProcs(it->path() / "cgroup.procs");
-      if (!pids || pids->empty()) continue;
+  // Depth-first, by hand: std::filesystem's recursive iterator ends at the first folder it cannot
+  // open, and a cgroup removed during the walk would make every one not yet reached look gone.
+  std::vector<std::pair<std::vector<fs::path>, int>> pending;  // folders listed, their depth
+  pending.emplace_back(std::move(*top), 0);
+  while (!pending.empty()) {
+    auto [dirs, depth] = std::move(pending.back());
+    pending.pop_back();
+    for (const auto& dir : dirs) {
+      std::error_code ec;
+      Workload w;
+      w.kind = Workload::Kind::kCgroup;
+      w.cgroup = (fs::path("/") / fs::relative(dir, ref, ec)).generic_string();
+      w.id = w.cgroup;
+      if (depth + 1 < max_depth) {
+        // Not listable (removed meanwhile, or unreadable): skipped with what is below it.
+        if (auto below = list(dir)) pending.emplace_back(std::move(*below), depth + 1);
+      }
+      if (only_populated) {
+        auto pids = readProcs(dir / "cgroup.procs");
+        if (!pids || pids->empty()) continue;
+      }
+      out.push_back(std::move(w));
     }
-    out.push_back(std::move(w));
   }
   std::sort(out.begin(), out.end(), [](const Workload& a, const Workload& b) { return a.id < b.id; });
   return out;

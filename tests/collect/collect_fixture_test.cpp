@@ -22,6 +22,7 @@
 
 using namespace foresight;
 using namespace foresight::collect;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -96,6 +97,28 @@ TEST(Discovery, ListsCgroupsAndPopulatedOnes) {
   auto none = discoverCgroups(HostPaths(kFixtures + "/nonexistent"), {}, 8, false);
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().code, ErrorCode::kUnavailable);
+}
+
+// A cgroup removed while discovery walks the hierarchy (its listing fails) loses only itself and
+// what is below it; the ones not yet reached are still found, else each would be reported gone.
+TEST(Discovery, ACgroupRemovedDuringTheWalkDoesNotHideTheRest) {
+  const fs::path root = fs::path(testing::TempDir()) / ("discovery-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  for (const char* d : {"a/x", "b/y", "c/z"}) fs::create_directories(root / d);
+  CgroupLayout layout;
+  layout.version = CgroupVersion::kV2;
+  layout.unified = root;
+  const auto system = systemSubdirLister();
+  auto removed_a = [&](const fs::path& dir) -> Result<std::vector<fs::path>> {
+    if (dir == root / "a") return fail(ErrorCode::kIo, "{}: No such file or directory", dir.string());
+    return system(dir);
+  };
+  auto found = discoverCgroups(HostPaths(root), layout, 8, false, removed_a);
+  fs::remove_all(root);
+  ASSERT_TRUE(found) << found.error().message;
+  std::vector<std::string> ids;
+  for (const auto& w : *found) ids.push_back(w.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"/a", "/b", "/b/y", "/c", "/c/z"}));
 }
 
 TEST(Selectors, PidCgroupAndCommandLine) {

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -55,10 +56,16 @@ std::vector<pid_t> parsePids(std::string_view text);
 Result<std::vector<pid_t>> workloadPids(const HostPaths& paths, const CgroupLayout& layout,
                                         const Workload& w);
 
+// The subfolders of a folder; discovery lists through one so tests can make a listing fail.
+using SubdirLister = std::function<Result<std::vector<std::filesystem::path>>(const std::filesystem::path& dir)>;
+SubdirLister systemSubdirLister();
+
 // All cgroups under the reference hierarchy (root excluded) down to max_depth, sorted by path;
-// with only_populated, those whose cgroup.procs is not empty.
+// with only_populated, those whose cgroup.procs is not empty. A cgroup that cannot be listed
+// (removed during the walk) loses only what is below it; an unlistable root is an error.
 Result<std::vector<Workload>> discoverCgroups(const HostPaths& paths, const CgroupLayout& layout,
-                                              int max_depth, bool only_populated);
+                                              int max_depth, bool only_populated,
+                                              const SubdirLister& list = systemSubdirLister());
 
 // Selector: "pid:N" (process tree), "cgroup:/path", "cmd:REGEX" (process trees of every process
 // whose command line matches, excluding descendants of another match).
