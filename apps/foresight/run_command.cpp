@@ -271,6 +271,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       return plan && *plan && (*plan)->hasChanges() && autoscaler->applies();
     };
 
+    // A cgroup re-created under a gone one's path starts afresh (--min-history included).
+    cfg.on_gone = [autoscaler, ranker](const std::string& workload) {
+      autoscaler->forget(backendName(workload));
+      if (ranker) ranker->forget(backendName(workload));
+    };
     server::Agent agent(cfg);
     if (auto st = agent.start(); !st) {
       spdlog::error("run: {}", st.error().message);

@@ -93,9 +93,12 @@ struct Agent::Impl {
     }
     last.erase(w);
     pipelines.erase(w);
-    std::lock_guard lock(mu);
-    snapshot.erase(w);
-    latest_fp.erase(w);
+    {
+      std::lock_guard lock(mu);
+      snapshot.erase(w);
+      latest_fp.erase(w);
+    }
+    if (cfg.on_gone) cfg.on_gone(w);
   }
 
   std::vector<collect::Workload> workloads() {

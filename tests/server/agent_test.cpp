@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "foresight/server/agent.h"
@@ -256,6 +257,39 @@ TEST(Agent, ALimitTheLoopSetsIsReadBackInTheNextRound) {
   EXPECT_TRUE(waitFor([&] { return set.load(); }));
   EXPECT_TRUE(waitFor([&] { return limit("1.5"); })) << cli.Get("/metrics")->body.substr(0, 3000);
   agent.stop();
+  fs::remove_all(root);
+}
+
+// A workload that empties (no longer discovered) is reported to on_gone, so the closed loop
+// forgets it: a cgroup re-created under the same path must not inherit its history.
+TEST(Agent, AWorkloadThatIsGoneIsReportedToOnGone) {
+  const fs::path root = fs::path(testing::TempDir()) / ("agent-gone-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::copy(kV2, root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  const fs::path procs = root / "sys/fs/cgroup/system.slice/app.service/cgroup.procs";
+  AgentConfig cfg = onV2();
+  cfg.root = root.string();
+  cfg.period_seconds = 0.02;
+  cfg.collectors = {"cgroup.v2"};
+  std::atomic<bool> seen{false};
+  std::mutex mu;
+  std::vector<std::string> gone;
+  cfg.on_usage = [&](const std::string& workload, std::int64_t, const auto&, const auto&, double) {
+    if (workload == "/system.slice/app.service" && !seen.exchange(true)) std::ofstream(procs) << "";
+    return false;
+  };
+  cfg.on_gone = [&](const std::string& workload) {
+    std::lock_guard lock(mu);
+    gone.push_back(workload);
+  };
+  Agent agent(cfg);
+  ASSERT_TRUE(agent.start());
+  EXPECT_TRUE(waitFor([&] {
+    std::lock_guard lock(mu);
+    return !gone.empty();
+  }));
+  agent.stop();
+  EXPECT_EQ(gone, std::vector<std::string>{"/system.slice/app.service"});
   fs::remove_all(root);
 }
 

@@ -60,6 +60,10 @@ struct AgentConfig {
       on_usage;
   // Called from the sampling thread with each new fingerprint of a workload.
   std::function<void(const std::string& workload, const fingerprint::Fingerprint& f)> on_fingerprint;
+  // Called from the sampling thread when a workload is gone (no longer discovered, or its files
+  // vanished), after the agent dropped what it kept of it: a cgroup re-created under the same path
+  // is a new workload, and must not inherit the old one's history in what the callbacks keep.
+  std::function<void(const std::string& workload)> on_gone;
 };
 
 // Whether this build has the LibTorch autoencoder (foresight_fingerprint_torch).
