@@ -52,6 +52,11 @@ std::vector<collect::Workload> WorkloadSource::current() {
 
 bool WorkloadSource::commandExited() { return launched_ && launched_->exited(); }
 int WorkloadSource::commandExitCode() const { return launched_ ? launched_->exitCode() : 0; }
+bool WorkloadSource::commandFailed() { return launched_ && failedOnItsOwn(*launched_); }
+
+bool failedOnItsOwn(collect::LaunchedWorkload& command) {
+  return !stopFlag().load() && command.exited() && command.exitCode() != 0;
+}
 
 void runEvery(std::chrono::duration<double> period, std::chrono::duration<double> duration,
               const std::atomic<bool>& stop, const std::function<bool()>& round) {

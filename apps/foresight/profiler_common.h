@@ -35,6 +35,8 @@ class WorkloadSource {
   // True when a launched command has exited (the recording should stop).
   bool commandExited();
   int commandExitCode() const;
+  // failedOnItsOwn() of the launched command; false without one.
+  bool commandFailed();
 
  private:
   WorkloadOptions options_;
@@ -50,6 +52,11 @@ class WorkloadSource {
 // is set. Rounds are scheduled on a fixed grid so sampling does not drift.
 void runEvery(std::chrono::duration<double> period, std::chrono::duration<double> duration,
               const std::atomic<bool>& stop, const std::function<bool()>& round);
+
+// Whether a launched command failed on its own, which record and run report as exit status 3: it
+// exited non-zero while no stop was requested. A terminal's Ctrl-C reaches the command too, which
+// then dies of SIGINT; at --duration's end it is still running (terminated afterwards).
+bool failedOnItsOwn(collect::LaunchedWorkload& command);
 
 // SIGINT/SIGTERM set this flag (installed by installStopHandler()).
 std::atomic<bool>& stopFlag();

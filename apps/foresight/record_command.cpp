@@ -104,7 +104,11 @@ int runRecord(const RecordArgs& a) {
   }
   spdlog::info("record: {} rounds, {} workloads, {} fingerprints -> {}", rounds, last.size(),
                fingerprints, a.out);
-  return (*source)->commandExitCode() == 0 ? 0 : 3;
+  if ((*source)->commandFailed()) {
+    spdlog::warn("record: {} exited with status {}", a.workloads.command.front(), (*source)->commandExitCode());
+    return 3;
+  }
+  return 0;
 }
 
 }  // namespace

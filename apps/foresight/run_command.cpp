@@ -299,7 +299,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     agent.stop();
     spdlog::info("run: stopped after {} rounds", agent.rounds());
     // As `record`: a launched command that failed (or could not be executed, 127) is exit status 3.
-    if (launched && launched->exited() && launched->exitCode() != 0) {
+    if (launched && failedOnItsOwn(*launched)) {
       spdlog::warn("run: {} exited with status {}", builtins.command.front(), launched->exitCode());
       throw CLI::RuntimeError(3);
     }

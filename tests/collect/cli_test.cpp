@@ -41,6 +41,21 @@ TEST(Cli, RecordACommandAndReadTheTraceBack) {
   fs::remove_all(dir);
 }
 
+// Exit status 3 is for a launched command that failed; one the recording stopped (--duration, a
+// signal) did not fail.
+TEST(Cli, RecordIsExitStatus3OnlyForACommandThatFailedOnItsOwn) {
+  const fs::path dir = fs::path(testing::TempDir()) / ("cli-record-rc-" + std::to_string(::getpid()));
+  const std::string record = std::string(FORESIGHT_BIN) + " record --out " + dir.string() + " --period 0.2 ";
+  auto [rc1, out1] = run(record + "--duration 1 -- sleep 30");
+  EXPECT_EQ(rc1, 0) << out1;
+  auto [rc2, out2] = run("timeout --preserve-status -s INT 1 " + record + "-- sleep 30");
+  EXPECT_EQ(rc2, 0) << out2;
+  auto [rc3, out3] = run(record + "-- sh -c 'exit 5'");
+  EXPECT_EQ(rc3, 3) << out3;
+  EXPECT_NE(out3.find("exited with status 5"), std::string::npos) << out3;
+  fs::remove_all(dir);
+}
+
 TEST(Cli, RecordRejectsMissingDurationAndBadSelectors) {
   auto [rc1, out1] = run(std::string(FORESIGHT_BIN) + " record --out /tmp/x-unused");
   EXPECT_NE(rc1, 0);

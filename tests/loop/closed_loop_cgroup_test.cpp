@@ -137,6 +137,18 @@ TEST(RunCommand, ALaunchedCommandThatFailsIsExitStatus3) {
   fs::remove(db);
 }
 
+// A command the run stopped did not fail: not at --duration's end, nor at a Ctrl-C, which reaches
+// the command too (timeout signals its process group alike) and kills it before the run ends.
+TEST(RunCommand, ALaunchedCommandStoppedWithTheRunIsExitStatus0) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const std::string run = fmt::format("{} run --period 0.2 --view 0 --listen 127.0.0.1:0 --database ''", FORESIGHT_BIN);
+  for (const std::string& command : {run + " --duration 1 -- sleep 30",
+                                     "timeout --preserve-status -s INT 1 " + run + " -- sleep 30"}) {
+    const auto ran = foresight::test_support::runShell(command);
+    EXPECT_EQ(ran.exit_code, 0) << command << "\n" << ran.all();
+  }
+}
+
 TEST(RunCommand, RefusesNegativeDurationsPeriodsAndViews) {
   for (const char* bad : {"--duration -5", "--period -1", "--period 0", "--view -1", "--duration nan"}) {
     const auto ran = foresight::test_support::runShell(fmt::format("{} run {} --listen 127.0.0.1:0", FORESIGHT_BIN, bad));
