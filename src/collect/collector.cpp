@@ -108,8 +108,17 @@ std::array<double, kResourceCount> resourceUsage(const Sample& prev, const Sampl
   if (!std::isnan(cg) || !std::isnan(pr)) {
     u[index(Resource::kDiskIo)] = std::max(std::isnan(cg) ? 0.0 : cg, std::isnan(pr) ? 0.0 : pr);
   }
-  u[index(Resource::kNetwork)] = counterRate(prev, cur, "net_rx_bytes_total") +
-                                 counterRate(prev, cur, "net_tx_bytes_total");
+  // Counters from another source than last time (the workload's namespace changed, or the host's
+  // stood in while it had no process) are a reset: no rate for the interval.
+  bool same_source = true;
+  for (std::string_view n : {"net_host_fallback", "net_namespace"}) {
+    const double a = prev.get(n), b = cur.get(n);
+    if (std::isnan(a) != std::isnan(b) || (!std::isnan(a) && a != b)) same_source = false;
+  }
+  if (same_source) {
+    u[index(Resource::kNetwork)] = counterRate(prev, cur, "net_rx_bytes_total") +
+                                   counterRate(prev, cur, "net_tx_bytes_total");
+  }
   return u;
 }
 

@@ -236,6 +236,10 @@ class NetCollector final : public Collector {
     out.add("net_tx_bytes_total", txb);
     out.add("net_tx_packets_total", txp);
     out.add("net_host_fallback", host ? 1 : 0);
+    // Which counters these are: a rate across two namespaces' counters would be their difference.
+    if (auto open = ns.find('['); open != std::string::npos)
+      if (auto id = parseNumber(std::string_view(ns).substr(open + 1, ns.size() - open - 2)))
+        out.add("net_namespace", *id);
     if (!ns.empty()) {
       if (cache_.size() > 4096) cache_.clear();  // bound it; namespaces come and go
       auto& e = cache_[ns];

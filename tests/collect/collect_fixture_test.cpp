@@ -261,6 +261,7 @@ TEST(Net, NamespaceOfTheProcessAndHostFallback) {
   EXPECT_DOUBLE_EQ(s.get("net_rx_bytes_total"), 98714535);  // eth0 + ifb*, not lo
   EXPECT_DOUBLE_EQ(s.get("net_tx_packets_total"), 1112);
   EXPECT_DOUBLE_EQ(s.get("net_host_fallback"), 0);
+  EXPECT_DOUBLE_EQ(s.get("net_namespace"), 4026531833);  // proc/8110/ns/net -> net:[4026531833]
   // A second workload in the same namespace (proc/8110/ns/net) is served from the same reading.
   CollectorRegistry reg("collector");
   registerCollectors(reg);
@@ -273,6 +274,28 @@ TEST(Net, NamespaceOfTheProcessAndHostFallback) {
   auto empty = collectWith(context("v2"), "net", cgroupWorkload("/system.slice/noio.service"));
   EXPECT_DOUBLE_EQ(empty.get("net_host_fallback"), 1);
   EXPECT_DOUBLE_EQ(empty.get("net_rx_bytes_total"), 98714535);
+}
+
+// The host's counters standing in for a workload that lost its last process, or a process in
+// another namespace, are another counter: no rate across the switch (it read as a burst of the
+// difference between the two), and rates again from the next interval on one source.
+TEST(Rates, NetworkCountersFromAnotherSourceAreAReset) {
+  auto sample = [](std::int64_t s, double bytes, double fallback, double ns) {
+    Sample x{"w", s * 1'000'000'000, {}};
+    x.add("net_rx_bytes_total", bytes);
+    x.add("net_tx_bytes_total", 0);
+    x.add("net_host_fallback", fallback);
+    if (!std::isnan(ns)) x.add("net_namespace", ns);
+    return x;
+  };
+  const Sample own = sample(1, 1000, 0, 4026531833), host = sample(2, 97e6, 1, NAN),
+               host_later = sample(3, 97e6 + 500, 1, NAN), other_ns = sample(4, 5000, 0, 4026532000),
+               own_later = sample(2, 3000, 0, 4026531833);
+  EXPECT_DOUBLE_EQ(resourceUsage(own, own_later)[index(Resource::kNetwork)], 2000);
+  EXPECT_TRUE(std::isnan(resourceUsage(own, host)[index(Resource::kNetwork)]));
+  EXPECT_DOUBLE_EQ(resourceUsage(host, host_later)[index(Resource::kNetwork)], 500);
+  EXPECT_TRUE(std::isnan(resourceUsage(host_later, other_ns)[index(Resource::kNetwork)]));
+  EXPECT_TRUE(std::isnan(resourceUsage(own, other_ns)[index(Resource::kNetwork)]));
 }
 
 TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
