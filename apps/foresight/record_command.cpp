@@ -116,7 +116,8 @@ int runRecord(const RecordArgs& a) {
 void addWorkloadOptions(CLI::App& cmd, WorkloadOptions& w) {
   cmd.add_option("selectors", w.selectors, "pid:N, cgroup:/path or cmd:REGEX (none: every populated cgroup)");
   cmd.add_option("--root", w.root, "host root holding proc/ and sys/fs/cgroup/")->capture_default_str();
-  cmd.add_option("--max-depth", w.max_depth, "cgroup depth for discovery")->capture_default_str();
+  cmd.add_option("--max-depth", w.max_depth, "cgroup depth for discovery")->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd.add_option("--collectors", w.collectors, "collector names (default: all that apply)")->delimiter(',');
   cmd.add_option("--detail-every", w.detail_every, "read the detail files every N rounds (1: every round)")
       ->capture_default_str()->check(CLI::PositiveNumber);

@@ -1,7 +1,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -26,6 +28,7 @@ Status checkKeys(const YAML::Node& node, const std::set<std::string>& known, con
 
 Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string& origin) {
   AgentConfig c;
+  std::string key;  // the key being converted, named when yaml-cpp's "bad conversion" is not
   try {
     YAML::Node root = YAML::Load(yaml);
     if (!root || root.IsNull()) return c;  // empty file: all defaults
@@ -33,25 +36,29 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
                                   "max_depth", "collectors", "probe_dir", "fingerprint", "retention", "state_dir",
                                   "retention_interval_seconds", "detail_every"}, origin); !s)
       return tl::unexpected(s.error());
-    auto get = [&](const char* key, auto& field) {
-      if (root[key]) field = root[key].as<std::decay_t<decltype(field)>>();
+    auto get = [&](const YAML::Node& map, const std::string& prefix, const char* name, auto& field) {
+      if (!map[name]) return false;
+      key = prefix + name;
+      field = map[name].as<std::decay_t<decltype(field)>>();
+      key.clear();
+      return true;
     };
-    get("period_seconds", c.period_seconds);
-    get("database", c.database);
-    get("root", c.root);
-    get("selectors", c.selectors);
-    get("max_depth", c.max_depth);
-    get("collectors", c.collectors);
-    get("probe_dir", c.probe_dir);
-    get("state_dir", c.state_dir);
-    get("retention_interval_seconds", c.retention_interval_seconds);
-    if (root["detail_every"]) {
-      const long n = root["detail_every"].as<long>();  // as<unsigned> would wrap a negative
-      if (n < 1) return fail(ErrorCode::kInvalidArgument, "{}: detail_every must be >= 1", origin);
+    get(root, "", "period_seconds", c.period_seconds);
+    get(root, "", "database", c.database);
+    get(root, "", "root", c.root);
+    get(root, "", "selectors", c.selectors);
+    get(root, "", "max_depth", c.max_depth);
+    get(root, "", "collectors", c.collectors);
+    get(root, "", "probe_dir", c.probe_dir);
+    get(root, "", "state_dir", c.state_dir);
+    get(root, "", "retention_interval_seconds", c.retention_interval_seconds);
+    if (long n = 0; get(root, "", "detail_every", n)) {  // as<unsigned> would wrap a negative
+      if (n < 1 || n > std::numeric_limits<unsigned>::max())
+        return fail(ErrorCode::kInvalidArgument, "{}: detail_every {} not in [1, {}]", origin, n,
+                    std::numeric_limits<unsigned>::max());
       c.detail_every = static_cast<unsigned>(n);
     }
-    if (root["listen"]) {
-      const std::string l = root["listen"].as<std::string>();
+    if (std::string l; get(root, "", "listen", l)) {
       const auto colon = l.rfind(':');
       int port = -1;
       const char* digits = colon == std::string::npos ? nullptr : l.c_str() + colon + 1;
@@ -72,28 +79,31 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
                              origin + ": fingerprint");
           !s)
         return tl::unexpected(s.error());
-      if (f["window"]) c.fingerprint.window = f["window"].as<std::size_t>();
-      if (f["hop"]) c.fingerprint.hop = f["hop"].as<std::size_t>();
-      if (f["dim"]) c.fingerprint.dim = f["dim"].as<std::size_t>();
-      if (f["autoencoder"]) c.autoencoder = f["autoencoder"].as<bool>();
-      if (f["autoencoder_model"]) {
-        c.autoencoder_model = f["autoencoder_model"].as<std::string>();
-        c.autoencoder = true;
-      }
+      get(f, "fingerprint.", "window", c.fingerprint.window);
+      get(f, "fingerprint.", "hop", c.fingerprint.hop);
+      get(f, "fingerprint.", "dim", c.fingerprint.dim);
+      get(f, "fingerprint.", "autoencoder", c.autoencoder);
+      if (get(f, "fingerprint.", "autoencoder_model", c.autoencoder_model)) c.autoencoder = true;
     }
     if (auto r = root["retention"]) {
       if (auto s = checkKeys(r, {"raw_seconds", "bucket_seconds", "downsampled_seconds",
                                  "fingerprint_seconds"}, origin + ": retention"); !s)
         return tl::unexpected(s.error());
-      if (r["raw_seconds"]) c.retention.raw_seconds = r["raw_seconds"].as<std::int64_t>();
-      if (r["bucket_seconds"]) c.retention.bucket_seconds = r["bucket_seconds"].as<std::int64_t>();
-      if (r["downsampled_seconds"]) c.retention.downsampled_seconds = r["downsampled_seconds"].as<std::int64_t>();
-      if (r["fingerprint_seconds"]) c.retention.fingerprint_seconds = r["fingerprint_seconds"].as<std::int64_t>();
+      get(r, "retention.", "raw_seconds", c.retention.raw_seconds);
+      get(r, "retention.", "bucket_seconds", c.retention.bucket_seconds);
+      get(r, "retention.", "downsampled_seconds", c.retention.downsampled_seconds);
+      get(r, "retention.", "fingerprint_seconds", c.retention.fingerprint_seconds);
     }
   } catch (const std::exception& e) {
-    return fail(ErrorCode::kParse, "{}: {}", origin, e.what());
+    if (key.empty()) return fail(ErrorCode::kParse, "{}: {}", origin, e.what());
+    return fail(ErrorCode::kParse, "{}: {}: {}", origin, key, e.what());
   }
-  if (c.period_seconds <= 0) return fail(ErrorCode::kInvalidArgument, "{}: period_seconds must be > 0", origin);
+  // !(x > 0) also refuses NaN; an infinite period would never sample, a tiny one spin.
+  if (!(c.period_seconds > 0) || !std::isfinite(c.period_seconds))
+    return fail(ErrorCode::kInvalidArgument, "{}: period_seconds must be a finite number > 0, not {}", origin,
+                c.period_seconds);
+  if (c.max_depth < 1)
+    return fail(ErrorCode::kInvalidArgument, "{}: max_depth must be >= 1, not {}", origin, c.max_depth);
   if (auto s = fingerprint::checkConfig(c.fingerprint); !s)
     return fail(ErrorCode::kInvalidArgument, "{}: {}", origin, s.error().message);
   // A retention that is not positive would downsample or delete every sample at start-up.
@@ -103,8 +113,9 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
                 "{}: retention needs raw_seconds > 0, bucket_seconds > 0, downsampled_seconds >= "
                 "raw_seconds and fingerprint_seconds > 0",
                 origin);
-  if (c.retention_interval_seconds <= 0)
-    return fail(ErrorCode::kInvalidArgument, "{}: retention_interval_seconds must be > 0", origin);
+  if (!(c.retention_interval_seconds > 0) || !std::isfinite(c.retention_interval_seconds))
+    return fail(ErrorCode::kInvalidArgument, "{}: retention_interval_seconds must be a finite number > 0, not {}",
+                origin, c.retention_interval_seconds);
   if (c.listen_port < 0 || c.listen_port > 65535)
     return fail(ErrorCode::kInvalidArgument, "{}: listen port {} out of range", origin, c.listen_port);
   return c;

@@ -81,7 +81,7 @@ TEST(Cli, RecordAndProfileRefuseFingerprintSettingsAndPeriodsTheAgentRefuses) {
     auto [rc, out] = run(std::string(FORESIGHT_BIN) + " record --out /tmp/x-unused --duration 1 " + bad);
     EXPECT_NE(rc, 0) << bad << "\n" << out;
   }
-  for (const char* bad : {"--period 0", "--period -1", "--window 0", "--hop 0"}) {
+  for (const char* bad : {"--period 0", "--period -1", "--window 0", "--hop 0", "--max-depth -2", "--max-depth 0"}) {
     auto [rc, out] = run(std::string(FORESIGHT_BIN) + " profile --iterations 1 " + bad);
     EXPECT_NE(rc, 0) << bad << "\n" << out;
   }

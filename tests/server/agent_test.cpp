@@ -110,6 +110,30 @@ TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
   EXPECT_EQ(loadAgentConfig("/nonexistent.yaml").error().code, ErrorCode::kNotFound);
 }
 
+// Values yaml-cpp converts but the agent cannot use (an infinite or NaN period spun the sampling
+// loop; 2^32 + 1 wrapped to 1) and values of the wrong type are refused with file and key named.
+TEST(AgentConfig, RefusesNonFiniteOutOfRangeAndMistypedValuesNamingTheKey) {
+  const std::pair<const char*, const char*> bad[] = {
+      {"period_seconds: .inf\n", "cfg.yaml: period_seconds"},
+      {"period_seconds: .nan\n", "cfg.yaml: period_seconds"},
+      {"max_depth: -2\n", "cfg.yaml: max_depth"},
+      {"max_depth: 0\n", "cfg.yaml: max_depth"},
+      {"detail_every: 4294967297\n", "cfg.yaml: detail_every"},
+      {"retention_interval_seconds: .nan\n", "cfg.yaml: retention_interval_seconds"},
+      {"retention_interval_seconds: .inf\n", "cfg.yaml: retention_interval_seconds"},
+      {"period_seconds: fast\n", "cfg.yaml: period_seconds: "},
+      {"max_depth: 2.5\n", "cfg.yaml: max_depth: "},
+      {"fingerprint: {window: lots}\n", "cfg.yaml: fingerprint.window: "},
+      {"retention: {raw_seconds: [1]}\n", "cfg.yaml: retention.raw_seconds: "},
+  };
+  for (const auto& [yaml, message] : bad) {
+    auto c = parseAgentConfig(yaml, "cfg.yaml");
+    ASSERT_FALSE(c) << yaml;
+    EXPECT_NE(c.error().message.find(message), std::string::npos) << yaml << c.error().message;
+  }
+  EXPECT_TRUE(parseAgentConfig("max_depth: 1\ndetail_every: 4294967295\nperiod_seconds: 0.5\n", "x"));
+}
+
 TEST(Agent, ServesMetricsAndJsonOnLoopback) {
   AgentConfig cfg = onV2();
   cfg.period_seconds = 0.05;
