@@ -1,5 +1,7 @@
 // `foresight record`: samples workloads for a while and writes the generic CSV trace format (one
 // file per workload) plus fingerprints.jsonl, so a recording feeds `train` and `backtest`.
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -79,6 +81,10 @@ int runRecord(const RecordArgs& a) {
                    auto j = fingerprint::toJson(*f);
                    j["workload"] = s.workload;
                    fp_out << j.dump() << '\n';
+                   if (!fp_out) {
+                     failure = fail(ErrorCode::kIo, "{}: write failed: {}", fp_tmp.string(), std::strerror(errno));
+                     return false;
+                   }
                    ++fingerprints;
                  }
                }
@@ -92,9 +98,15 @@ int runRecord(const RecordArgs& a) {
     fs::remove(fp_tmp, ec);
     return 1;
   }
-  fp_out.close();
+  fp_out.close();  // flushes: a full disk or file size limit may show only now
+  if (!fp_out) {
+    spdlog::error("record: {}: write failed: {}", fp_tmp.string(), std::strerror(errno));
+    fs::remove(fp_tmp, ec);
+    return 1;
+  }
   if (auto st = writer.finish(); !st) {
     spdlog::error("record: {}", st.error().message);
+    fs::remove(fp_tmp, ec);
     return 1;
   }
   fs::rename(fp_tmp, fp_path, ec);

@@ -56,6 +56,20 @@ TEST(Cli, RecordIsExitStatus3OnlyForACommandThatFailedOnItsOwn) {
   fs::remove_all(dir);
 }
 
+// A fingerprints.jsonl that could not be written whole (here the file size limit, 16 KiB, which
+// the CSV stays under) is an error naming it, and nothing half-written is left in place.
+TEST(Cli, RecordFailsOnAFingerprintsWriteErrorAndLeavesNoFile) {
+  const fs::path dir = fs::path(testing::TempDir()) / ("cli-record-full-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto [rc, out] = run("trap '' XFSZ; ulimit -f 16; " + std::string(FORESIGHT_BIN) + " record --out " +
+                       dir.string() + " --duration 2 --period 0.05 --window 4 --hop 1 -- sleep 10");
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("fingerprints.jsonl.tmp: write failed"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir / "fingerprints.jsonl"));
+  for (const auto& e : fs::directory_iterator(dir)) ADD_FAILURE() << "left behind: " << e.path();
+  fs::remove_all(dir);
+}
+
 TEST(Cli, RecordRejectsMissingDurationAndBadSelectors) {
   auto [rc1, out1] = run(std::string(FORESIGHT_BIN) + " record --out /tmp/x-unused");
   EXPECT_NE(rc1, 0);
