@@ -104,14 +104,17 @@ int runRecord(const RecordArgs& a) {
     fs::remove(fp_tmp, ec);
     return 1;
   }
-  if (auto st = writer.finish(); !st) {
-    spdlog::error("record: {}", st.error().message);
+  // fingerprints.jsonl first: it can still be taken back if the CSV files cannot all be renamed
+  // (the writer takes back its own), so a failed recording leaves none of its files.
+  fs::rename(fp_tmp, fp_path, ec);
+  if (ec) {
+    spdlog::error("record: {}: cannot rename: {}", fp_path.string(), ec.message());
     fs::remove(fp_tmp, ec);
     return 1;
   }
-  fs::rename(fp_tmp, fp_path, ec);
-  if (ec) {
-    spdlog::error("record: {}: {}", fp_path.string(), ec.message());
+  if (auto st = writer.finish(); !st) {
+    spdlog::error("record: {}", st.error().message);
+    fs::remove(fp_path, ec);
     return 1;
   }
   spdlog::info("record: {} rounds, {} workloads, {} fingerprints -> {}", rounds, last.size(),

@@ -146,16 +146,7 @@ CsvTraceWriter::~CsvTraceWriter() {
   }
 }
 
-std::string CsvTraceWriter::fileName(const std::string& id) {
-  std::string s;
-  for (char c : id) {
-    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') s += c;
-    else if (!s.empty() && s.back() != '_') s += '_';
-  }
-  while (!s.empty() && s.back() == '_') s.pop_back();
-  if (s.empty()) s = "root";
-  return s + ".csv";
-}
+std::string CsvTraceWriter::fileName(const std::string& id) { return workloadFileName(id) + ".csv"; }
 
 Status CsvTraceWriter::add(const Sample& sample) {
   auto it = files_.find(sample.workload);
@@ -190,15 +181,31 @@ Status CsvTraceWriter::add(const Sample& sample) {
 }
 
 Status CsvTraceWriter::finish() {
+  std::vector<fs::path> renamed;
+  Status st = ok();
   for (auto& [id, f] : files_) {
     if (!f.out.is_open()) continue;
     f.out.close();
-    if (!f.out) return fail(ErrorCode::kIo, "{}: write failed", f.tmp.string());
     std::error_code ec;
-    fs::rename(f.tmp, f.final_path, ec);
-    if (ec) return fail(ErrorCode::kIo, "{}: cannot rename: {}", f.final_path.string(), ec.message());
+    if (!f.out) {
+      st = fail(ErrorCode::kIo, "{}: write failed", f.tmp.string());
+    } else {
+      fs::rename(f.tmp, f.final_path, ec);
+      if (ec) st = fail(ErrorCode::kIo, "{}: cannot rename: {}", f.final_path.string(), ec.message());
+      else renamed.push_back(f.final_path);
+    }
+    if (!st) {
+      fs::remove(f.tmp, ec);
+      break;  // the files still open go in the destructor
+    }
   }
-  return ok();
+  // All or nothing: a recording missing some workloads would pass for a whole one.
+  if (!st)
+    for (const auto& p : renamed) {
+      std::error_code ec;
+      fs::remove(p, ec);
+    }
+  return st;
 }
 
 }  // namespace foresight::collect

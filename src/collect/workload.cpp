@@ -1,6 +1,7 @@
 #include "foresight/collect/workload.h"
 
 #include <algorithm>
+#include <cctype>
 #include <regex>
 #include <set>
 #include <system_error>
@@ -72,6 +73,16 @@ CgroupLayout detectCgroupLayout(const HostPaths& paths) {
 
 fs::path cgroupPath(const fs::path& mount, const std::string& cgroup) {
   return cgroup == "/" ? mount : mount / cgroup.substr(1);
+}
+
+std::string workloadFileName(std::string_view id) {
+  std::string out;
+  for (char c : id) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-') out += c;
+    else if (c == '/') out += '_';
+    else out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+  }
+  return out;
 }
 
 std::vector<pid_t> parsePids(std::string_view text) {

@@ -178,9 +178,7 @@ struct Agent::Impl {
 
   // <state_dir>/<workload>.json (PCA state); `suffix` ".ae.pt" for the autoencoder's parameters.
   std::filesystem::path statePath(const std::string& workload, const char* suffix = ".json") const {
-    std::string n;
-    for (char c : workload) n += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
-    return std::filesystem::path(cfg.state_dir) / (n + suffix);
+    return std::filesystem::path(cfg.state_dir) / (collect::workloadFileName(workload) + suffix);
   }
 
   // A saved state is used when its window, hop and dim match the configuration; otherwise (or

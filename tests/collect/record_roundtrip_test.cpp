@@ -4,7 +4,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "foresight/collect/sampler.h"
 #include "foresight/trace/reader.h"
@@ -41,7 +43,7 @@ TEST(Record, CsvRoundTripsThroughTraceReader) {
     }
     ASSERT_TRUE(w.finish());
   }
-  EXPECT_TRUE(fs::exists(dir / "system.slice_a.service.csv"));
+  EXPECT_TRUE(fs::exists(dir / "_system.slice_a.service.csv"));
   trace::ReadOptions opt{.format = trace::Format::kCsv, .min_days = 0};
   auto t = trace::readTraceDir(dir, opt);
   ASSERT_TRUE(t) << t.error().message;
@@ -97,6 +99,50 @@ TEST(Record, UnfinishedRecordingLeavesNoFile) {
 }
 
 TEST(Record, FileNamesAreSafe) {
-  EXPECT_EQ(CsvTraceWriter::fileName("/system.slice/a b.service"), "system.slice_a_b.service.csv");
-  EXPECT_EQ(CsvTraceWriter::fileName("/"), "root.csv");
+  EXPECT_EQ(CsvTraceWriter::fileName("/system.slice/a b.service"), "_system.slice_a%20b.service.csv");
+  EXPECT_EQ(CsvTraceWriter::fileName("/"), "_.csv");
+}
+
+// Two workloads never share a file (/revx/y and /revx_y both wrote revx_y.csv, one workload's
+// rows in the other's file).
+TEST(Record, DifferentWorkloadsGetDifferentFiles) {
+  const std::vector<std::string> ids = {"/revx/y", "/revx_y", "/revx y", "/revx%5Fy", "/revx__y",
+                                        "/revx//y", "/", "/root", "pid-5", "/pid-5", "/a/", "/a"};
+  std::set<std::string> names;
+  for (const auto& id : ids) names.insert(workloadFileName(id));
+  EXPECT_EQ(names.size(), ids.size());
+  const fs::path dir = tempDir("record-distinct");
+  {
+    CsvTraceWriter w(dir);
+    for (int k = 0; k <= 2; ++k) {
+      ASSERT_TRUE(w.add(sampleAt("/revx/y", k)));
+      ASSERT_TRUE(w.add(sampleAt("/revx_y", k)));
+    }
+    ASSERT_TRUE(w.finish());
+  }
+  trace::ReadOptions opt{.format = trace::Format::kCsv, .min_days = 0};
+  auto t = trace::readTraceDir(dir, opt);
+  ASSERT_TRUE(t) << t.error().message;
+  ASSERT_EQ(t->series.size(), 2u);
+  for (const auto& s : t->series) EXPECT_EQ(s.size(), 2u) << s.id;
+  fs::remove_all(dir);
+}
+
+// finish() renames all the files or none: one that cannot be renamed (here a folder is in its way)
+// takes back those already renamed, so a failed recording does not pass for a smaller whole one.
+TEST(Record, AFailedFinishLeavesNoFile) {
+  const fs::path dir = tempDir("record-finish");
+  fs::create_directories(dir / CsvTraceWriter::fileName("/b") / "in-the-way");
+  {
+    CsvTraceWriter w(dir);
+    for (int k = 0; k <= 2; ++k)
+      for (const char* id : {"/a", "/b", "/c"}) ASSERT_TRUE(w.add(sampleAt(id, k)));
+    auto st = w.finish();
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().message.find(CsvTraceWriter::fileName("/b")), std::string::npos) << st.error().message;
+  }
+  fs::remove_all(dir / CsvTraceWriter::fileName("/b"));
+  EXPECT_TRUE(fs::is_empty(dir));
+  for (const auto& e : fs::directory_iterator(dir)) ADD_FAILURE() << "left behind: " << e.path();
+  fs::remove_all(dir);
 }

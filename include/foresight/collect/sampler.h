@@ -65,7 +65,7 @@ class Sampler {
 
 std::int64_t nowNs();
 
-// Writes one `<dir>/<id>.csv` per workload: header `timestamp,cpu,memory,disk_io,network`
+// Writes one `<dir>/<workloadFileName(id)>.csv` per workload: header `timestamp,cpu,memory,disk_io,network`
 // (timestamp in Unix seconds with milliseconds), a row per sample after the first (rates need two). Files are written as `.tmp` and renamed in finish(),
 // so an interrupted recording leaves no half file under the final name.
 class CsvTraceWriter {
@@ -73,8 +73,9 @@ class CsvTraceWriter {
   explicit CsvTraceWriter(std::filesystem::path dir) : dir_(std::move(dir)) {}
   ~CsvTraceWriter();
   Status add(const Sample& sample);
+  // Renames every file into place, or on an error none (those already renamed are removed).
   Status finish();
-  // The file name used for a workload id ("/system.slice/a.service" -> "system.slice_a.service").
+  // The file name used for a workload id: workloadFileName() + ".csv".
   static std::string fileName(const std::string& workload_id);
 
  private:

@@ -48,6 +48,11 @@ struct Workload {
 // Folder of a cgroup ("/a/b", or "/" for the root) under a hierarchy's mount.
 std::filesystem::path cgroupPath(const std::filesystem::path& mount, const std::string& cgroup);
 
+// A file name for a workload id, different for different ids: letters, digits, '.' and '-' stay,
+// '/' becomes '_', any other byte ('_' too) %XX ("/system.slice/a_b.service" ->
+// "_system.slice_a%5Fb.service"). Names record's CSV files and the agent's state files.
+std::string workloadFileName(std::string_view id);
+
 // The pids of a cgroup.procs text, one a line.
 std::vector<pid_t> parsePids(std::string_view text);
 
