@@ -22,6 +22,22 @@ Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backen
   levels_.erase(std::unique(levels_.begin(), levels_.end()), levels_.end());
 }
 
+namespace {
+// A backend that throws (say, a cluster's answer of an unexpected shape) fails this workload's
+// round like any other backend error, instead of ending the agent and every other workload's
+// management with it. Out of memory still goes up to main.
+template <typename F>
+auto guarded(const std::string& backend, const std::string& workload, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::kInternal, "{} {}: {}", backend, workload, e.what());
+  }
+}
+}  // namespace
+
 const allocate::Planner& Autoscaler::plannerOf(const std::string& workload) const {
   auto it = workload_planners_.find(workload);
   return it == workload_planners_.end() ? planner_ : it->second;
@@ -53,7 +69,8 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   for (Resource r : config_.resources)
     if (!st.forecaster->forecast(r, levels_, config_.lookahead, f.values[index(r)]))
       f.values[index(r)].clear();  // not enough history for this one
-  auto current = backend_->current(workload);
+  auto current =
+      guarded(config_.backend_name, workload, [&] { return backend_->current(workload); });
   if (!current) return tl::unexpected(current.error());
   allocate::PlanInput input;
   input.forecast = &f;
@@ -91,11 +108,12 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
     st.last_dry_run = std::move(target);
     return std::optional<allocate::Plan>(std::move(plan));
   }
-  Status applied =
-      audit_ ? allocate::applyAndRecord(*backend_, config_.backend_name, config_.backend_options,
-                                        *audit_, workload, plan.target, plan.reason())
-                   .map([](std::int64_t) {})
-             : backend_->apply(workload, plan.target);
+  Status applied = guarded(config_.backend_name, workload, [&]() -> Status {
+    if (!audit_) return backend_->apply(workload, plan.target);
+    return allocate::applyAndRecord(*backend_, config_.backend_name, config_.backend_options,
+                                    *audit_, workload, plan.target, plan.reason())
+        .map([](std::int64_t) {});
+  });
   if (!applied) return tl::unexpected(applied.error());
   for (Resource r : kAllResources)
     if (plan.target[r]) st.last_change[index(r)] = now;

@@ -71,6 +71,28 @@ TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
   EXPECT_TRUE(a.view().empty());
 }
 
+// A backend that throws fails that workload's round as an error; before, the exception (e.g. a
+// json type_error from a cluster's answer) went up through the agent and ended `run` (exit 70).
+class ThrowingBackend final : public allocate::Backend {
+ public:
+  std::string name() const override { return "throwing"; }
+  Result<allocate::Allocation> current(const std::string&) override {
+    throw std::runtime_error("type must be string, but is number");
+  }
+  Status apply(const std::string&, const allocate::Allocation&) override { return ok(); }
+};
+
+TEST(Autoscaler, ABackendThatThrowsFailsTheWorkloadsRoundNotTheAgent) {
+  AutoscalerConfig c = afterSamples(1);
+  c.backend_name = "kubernetes";
+  Autoscaler a(c, std::make_unique<ThrowingBackend>(), std::nullopt);
+  Result<std::optional<allocate::Plan>> p = std::optional<allocate::Plan>();
+  EXPECT_NO_THROW(p = a.observe("shop/web/app", 1000, usage(1.0, 1e9)));
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message.find("kubernetes shop/web/app: type must be string"), std::string::npos)
+      << p.error().message;
+}
+
 // A workload with policies of its own (the planner file's `workloads:`) is planned by them; the
 // others by the defaults.
 TEST(Autoscaler, AWorkloadWithItsOwnPoliciesIsPlannedByThem) {
