@@ -26,7 +26,7 @@ void carryForward(Sample& last, const Sample& cur) {
   std::vector<Metric> merged;
   merged.reserve(std::max(cur.metrics.size(), last.metrics.size()));
   for (Metric m : cur.metrics) {
-    if (m.time_ns == 0) m.time_ns = cur.time_ns;
+    if (m.time_ns == 0) m.time_ns = cur.intervalNs();
     merged.push_back(m);
   }
   // Both lists come from the same collectors in the same order: search from where the last match
@@ -43,11 +43,12 @@ void carryForward(Sample& last, const Sample& cur) {
     }
     if (found) continue;
     Metric kept = m;
-    if (kept.time_ns == 0) kept.time_ns = last.time_ns;
+    if (kept.time_ns == 0) kept.time_ns = last.intervalNs();
     merged.push_back(kept);
   }
   last.workload = cur.workload;
   last.time_ns = cur.time_ns;
+  last.mono_ns = cur.mono_ns;
   last.detail = cur.detail;
   last.metrics = std::move(merged);
 }
@@ -79,8 +80,8 @@ std::vector<std::string> defaultCollectors(const CgroupLayout& layout) {
 double counterRate(const Sample& prev, const Sample& cur, std::string_view name) {
   const Metric *pa = prev.find(name), *pb = cur.find(name);
   if (!pa || !pb) return std::numeric_limits<double>::quiet_NaN();
-  const std::int64_t ta = pa->time_ns ? pa->time_ns : prev.time_ns;
-  const std::int64_t tb = pb->time_ns ? pb->time_ns : cur.time_ns;
+  const std::int64_t ta = pa->time_ns ? pa->time_ns : prev.intervalNs();
+  const std::int64_t tb = pb->time_ns ? pb->time_ns : cur.intervalNs();
   const double a = pa->value, b = pb->value, dt = static_cast<double>(tb - ta) / 1e9;
   if (std::isnan(a) || std::isnan(b) || dt <= 0) return std::numeric_limits<double>::quiet_NaN();
   return b >= a ? (b - a) / dt : 0.0;

@@ -12,9 +12,9 @@ namespace fs = std::filesystem;
 
 namespace foresight::collect {
 
-std::int64_t nowNs() {
+std::int64_t nowNs(clockid_t clock) {
   timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
@@ -91,6 +91,7 @@ Result<Sample> Sampler::sampleOne(const Workload& w) {
   Sample s;
   s.workload = w.id;
   s.time_ns = nowNs();
+  s.mono_ns = nowNs(CLOCK_MONOTONIC);
   s.detail = detail;
   s.metrics.reserve(64);
   for (auto& c : collectors_) {

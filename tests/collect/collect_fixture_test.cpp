@@ -364,6 +364,30 @@ TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
   std::remove(counter.c_str());
 }
 
+// Rates are taken over the monotonic clock: a wall clock stepped back (NTP) or forward (a VM
+// resumed) between two samples used to give no rate, or one divided by the step.
+TEST(Rates, AreTakenOverTheMonotonicClockNotTheWallClock) {
+  Sample a{"w", 1'000'000'000'000, {}}, b{"w", 900'000'000'000, {}}, c{"w", 1'500'000'000'000, {}};
+  a.mono_ns = 5'000'000'000;
+  b.mono_ns = 7'000'000'000;  // 2 s later, while the wall clock went back 100 s
+  c.mono_ns = 9'000'000'000;  // 2 s later, while it jumped forward 600 s
+  a.add("cpu_usage_seconds_total", 10);
+  b.add("cpu_usage_seconds_total", 14);
+  c.add("cpu_usage_seconds_total", 18);
+  EXPECT_DOUBLE_EQ(counterRate(a, b, "cpu_usage_seconds_total"), 2.0);
+  EXPECT_DOUBLE_EQ(counterRate(b, c, "cpu_usage_seconds_total"), 2.0);
+  // A metric carried forward from a detail round keeps its monotonic read time.
+  Sample last;
+  carryForward(last, a);
+  Sample d{"w", 1'600'000'000'000, {}};
+  d.mono_ns = 11'000'000'000;
+  d.add("memory_usage_bytes", 1);
+  carryForward(last, d);
+  const Metric* kept = last.find("cpu_usage_seconds_total");
+  ASSERT_NE(kept, nullptr);
+  EXPECT_EQ(kept->time_ns, 5'000'000'000);
+}
+
 TEST(Rates, CountersBecomeRatesAndResets) {
   Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};
   a.add("cpu_usage_seconds_total", 10);

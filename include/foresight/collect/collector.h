@@ -24,20 +24,25 @@ namespace foresight::collect {
 struct Metric {
   const char* name;  // a static string: no allocation per value on the sampling path
   double value;
-  std::int64_t time_ns = 0;  // when it was read; 0 = the sample's time_ns
+  // When it was read, on the sample's interval clock (Sample::intervalNs); 0 = its sample's.
+  std::int64_t time_ns = 0;
 };
 
 inline bool isCounter(std::string_view name) { return name.ends_with("_total"); }
 
 struct Sample {
   std::string workload;
-  std::int64_t time_ns = 0;  // CLOCK_REALTIME
+  std::int64_t time_ns = 0;  // CLOCK_REALTIME: the sample's time, as stored and shown
   std::vector<Metric> metrics;
   // Whether this round read the workload's detail files (Sampler, CollectorContext::detail_every);
   // without them the detail metrics are absent, not repeated.
   bool detail = true;
+  // CLOCK_MONOTONIC: rates are taken over it, since the wall clock steps (NTP, a VM resumed), and
+  // a step would stretch, shrink or reverse one interval. 0 where a sample was made without it.
+  std::int64_t mono_ns = 0;
 
   void add(const char* name, double value) { metrics.push_back({name, value}); }
+  std::int64_t intervalNs() const { return mono_ns ? mono_ns : time_ns; }
   // NaN when absent.
   double get(std::string_view name) const;
   bool has(std::string_view name) const;

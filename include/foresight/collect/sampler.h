@@ -4,6 +4,8 @@
 //
 // Thread-safety: Sampler and CsvTraceWriter are used by one thread at a time.
 
+#include <time.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -63,7 +65,8 @@ class Sampler {
   std::string buf_;
 };
 
-std::int64_t nowNs();
+// Nanoseconds on `clock` (CLOCK_REALTIME: Unix time).
+std::int64_t nowNs(clockid_t clock = CLOCK_REALTIME);
 
 // Writes one `<dir>/<workloadFileName(id)>.csv` per workload: header `timestamp,cpu,memory,disk_io,network`
 // (timestamp in Unix seconds with milliseconds), a row per sample after the first (rates need two). Files are written as `.tmp` and renamed in finish(),
