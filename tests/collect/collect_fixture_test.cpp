@@ -652,7 +652,7 @@ TEST(Tiered, RatesSpanTheLongerIntervalAndMissingIsNotZero) {
     const Sample& s = round.samples[0];
     if (r > 0) {
       // The cheap counter's rate is over the last round only.
-      const double dt = static_cast<double>(s.time_ns - last.time_ns) / 1e9;
+      const double dt = static_cast<double>(s.intervalNs() - last.intervalNs()) / 1e9;
       EXPECT_NEAR(counterRate(last, s, "cpu_usage_seconds_total"), 0.5 / dt, 1e-6 / dt);
       const auto u = resourceUsage(last, s);
       EXPECT_FALSE(std::isnan(u[index(Resource::kCpu)]));
@@ -667,7 +667,7 @@ TEST(Tiered, RatesSpanTheLongerIntervalAndMissingIsNotZero) {
       if (!s.detail) {
       } else if (have_first && skipped > 0) {
         // Over the whole span since the previous detail read, however many rounds that was.
-        const double span = static_cast<double>(s.time_ns - first_detail.time_ns) / 1e9;
+        const double span = static_cast<double>(s.intervalNs() - first_detail.intervalNs()) / 1e9;
         const double faults = s.get("memory_faults_total") - first_detail.get("memory_faults_total");
         EXPECT_DOUBLE_EQ(faults, 100.0 * (skipped + 1));
         EXPECT_NEAR(counterRate(last, s, "memory_faults_total"), faults / span, 1e-6 * faults / span);
