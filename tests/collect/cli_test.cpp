@@ -48,10 +48,14 @@ TEST(Cli, RecordIsExitStatus3OnlyForACommandThatFailedOnItsOwn) {
   const std::string record = std::string(FORESIGHT_BIN) + " record --out " + dir.string() + " --period 0.2 ";
   auto [rc1, out1] = run(record + "--duration 1 -- sleep 30");
   EXPECT_EQ(rc1, 0) << out1;
-  // SIGINT once the recording runs (its first CSV file exists): sent at a fixed time, it could
-  // come before the binary (LibTorch's start-up) installed its handler, on a loaded machine.
-  auto [rc2, out2] = run(record + "-- sleep 30 & p=$!; for i in $(seq 600); do ls " + dir.string() +
-                         "/*.csv.tmp >/dev/null 2>&1 && break; sleep 0.05; done; kill -INT $p; wait $p");
+  // Ctrl-C as a terminal sends it, to the process group (setsid makes record its leader), once the
+  // recording runs (its first CSV file exists): sent at a fixed time, it could come before the
+  // binary (LibTorch's start-up) installed its handler, on a loaded machine.
+  // bash: dash's kill cannot signal a process group.
+  auto [rc2, out2] = run("bash -c 'setsid " + record + "-- sleep 30 & p=$!; for i in $(seq 600); do ls " +
+                         dir.string() +
+                         "/*.csv.tmp >/dev/null 2>&1 && break; sleep 0.05; done; kill -INT -- -$p; "
+                         "wait $p'");
   EXPECT_EQ(rc2, 0) << out2;
   auto [rc3, out3] = run(record + "-- sh -c 'exit 5'");
   EXPECT_EQ(rc3, 3) << out3;

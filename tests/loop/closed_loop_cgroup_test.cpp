@@ -142,15 +142,20 @@ TEST(RunCommand, ALaunchedCommandThatFailsIsExitStatus3) {
 TEST(RunCommand, ALaunchedCommandStoppedWithTheRunIsExitStatus0) {
   if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
   const std::string run = fmt::format("{} run --period 0.2 --view 0 --listen 127.0.0.1:0 --database ''", FORESIGHT_BIN);
-  // SIGINT once the agent has started (its log line), not at a fixed time: on a loaded machine the
-  // start-up (LibTorch, the model) can outlast a second, before the handler is installed.
+  // Ctrl-C as a terminal sends it, to the process group (setsid makes the run its leader), once
+  // the agent has started (its log line), not at a fixed time: on a loaded machine the start-up
+  // (LibTorch, the model) can outlast a second, before the handler is installed.
   const std::string log =
       (std::filesystem::temp_directory_path() / fmt::format("foresight-run-int-{}.log", ::getpid()))
           .string();
+  // bash: dash's kill cannot signal a process group. Inside its single quotes, '' is "".
+  std::string in_bash = run;
+  in_bash.replace(in_bash.find("''"), 2, "\"\"");
   const std::string interrupted = fmt::format(
-      "{} -- sleep 30 2>{} & p=$!; for i in $(seq 600); do grep -q 'agent: http' {} && break; "
-      "sleep 0.05; done; sleep 0.3; kill -INT $p; wait $p; rc=$?; cat {} >&2; rm -f {}; exit $rc",
-      run, log, log, log, log);
+      "bash -c 'setsid {} -- sleep 30 2>{} & p=$!; for i in $(seq 600); do grep -q \"agent: http\" "
+      "{} && break; sleep 0.05; done; sleep 0.3; kill -INT -- -$p; wait $p; rc=$?; cat {} >&2; "
+      "rm -f {}; exit $rc'",
+      in_bash, log, log, log, log);
   for (const std::string& command : {run + " --duration 1 -- sleep 30", interrupted}) {
     const auto ran = foresight::test_support::runShell(command);
     EXPECT_EQ(ran.exit_code, 0) << command << "\n" << ran.all();
