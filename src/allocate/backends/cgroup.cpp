@@ -91,7 +91,7 @@ std::uint64_t pageSize() {
 // tiny request must not round to 0).
 // Targets the kernel files can take: a positive amount or unlimited (inf). A memory figure beyond
 // 2^62 bytes would wrap in the conversion to an integer (1e30 became a 0-byte limit).
-constexpr double kMaxMemoryBytes = 0x1p62;
+constexpr double kMaxAmount = 0x1p62;
 Status checkTarget(const Allocation& target, std::string_view what) {
   for (Resource r : kAllResources) {
     if (!target[r]) continue;
@@ -99,7 +99,7 @@ Status checkTarget(const Allocation& target, std::string_view what) {
     if (std::isnan(v) || v <= 0)
       return fail(ErrorCode::kInvalidArgument, "{}: {} {}: not a positive amount or unlimited",
                   what, name(r), v);
-    if (!std::isinf(v) && v >= kMaxMemoryBytes)
+    if (!std::isinf(v) && v >= kMaxAmount)
       return fail(ErrorCode::kInvalidArgument,
                   "{}: {} {}: above the 2^62 (4 EiB) this backend writes; 'max' is no limit", what,
                   name(r), v);
@@ -239,8 +239,8 @@ class CgroupV1Backend final : public Backend {
     }
     if (target[Resource::kDiskIo]) {
       if (config_.io_device.empty())
-        return fail(ErrorCode::kInvalidArgument, "{}: disk_io limit needs the io_device=MAJ:MIN option",
-                    what);
+        return fail(ErrorCode::kInvalidArgument,
+                    "{}: disk_io limit needs the io_device=MAJ:MIN option", what);
       // 0 removes the device's rule, i.e. unlimited.
       const long long bps =
           std::isinf(*target[Resource::kDiskIo]) ? 0 : std::llround(*target[Resource::kDiskIo]);
@@ -259,11 +259,11 @@ class CgroupV1Backend final : public Backend {
     return writeAll(*files_, writes, what);
   }
 
- Result<nlohmann::json> snapshot(const std::string& workload) override {
+  Result<nlohmann::json> snapshot(const std::string& workload) override {
     if (auto st = checkWorkload(workload); !st) return tl::unexpected(st.error());
     nlohmann::json snap = nlohmann::json::object();
-    for (const fs::path& f : {cpuDir(workload) / "cpu.cfs_quota_us",
-                              memDir(workload) / "memory.limit_in_bytes"}) {
+    for (const fs::path& f :
+         {cpuDir(workload) / "cpu.cfs_quota_us", memDir(workload) / "memory.limit_in_bytes"}) {
       auto t = files_->read(f);
       if (!t) return tl::unexpected(t.error());
       snap[f.filename().string()] = trim(*t);
@@ -284,11 +284,12 @@ class CgroupV1Backend final : public Backend {
     if (!snap.is_object()) return fail(ErrorCode::kParse, "{}: snapshot is not an object", what);
     std::vector<Write> writes;
     // Memory first, as in apply(): the write the kernel refuses.
-    for (const fs::path& f : {memDir(workload) / "memory.limit_in_bytes",
-                              cpuDir(workload) / "cpu.cfs_quota_us"}) {
+    for (const fs::path& f :
+         {memDir(workload) / "memory.limit_in_bytes", cpuDir(workload) / "cpu.cfs_quota_us"}) {
       const std::string key = f.filename().string();
       if (!snap.contains(key)) continue;
-      if (!snap[key].is_string()) return fail(ErrorCode::kParse, "{}: snapshot {} is not text", what, key);
+      if (!snap[key].is_string())
+        return fail(ErrorCode::kParse, "{}: snapshot {} is not text", what, key);
       std::string want = snap[key].get<std::string>();
       auto now = files_->read(f);
       if (!now) return tl::unexpected(now.error());
@@ -444,23 +445,19 @@ class CgroupV2Backend final : public Backend {
       auto io = files_->read(dir / "io.max");
       if (!io) return tl::unexpected(io.error());
       // The limit is per direction: both are compared and each is restored to its own value.
-      auto text = [](std::optional<double> v) { return v ? std::to_string(std::llround(*v)) : "max"; };
-      const std::string old_r = text(ioMaxValue(*io, config_.io_device, "rbps"));
-      const std::string old_w = text(ioMaxValue(*io, config_.io_device, "wbps"));
       const std::string bps = std::isinf(*target[Resource::kDiskIo])
                                   ? "max"
                                   : std::to_string(std::llround(*target[Resource::kDiskIo]));
-      if (old_r != bps || old_w != bps) {
-        writes.push_back({dir / "io.max",
-                          fmt::format("{} rbps={} wbps={}", config_.io_device, bps, bps),
-                          fmt::format("{} rbps={} wbps={}", config_.io_device, old_r, old_w)});
-      }
+      const std::string have = ioMaxLine(*io), want = fmt::format("rbps={} wbps={}", bps, bps);
+      if (have != want)
+        writes.push_back({dir / "io.max", fmt::format("{} {}", config_.io_device, want),
+                          fmt::format("{} {}", config_.io_device, have)});
     }
     if (writes.empty()) return ok();
     return writeAll(*files_, writes, what);
   }
 
- Result<nlohmann::json> snapshot(const std::string& workload) override {
+  Result<nlohmann::json> snapshot(const std::string& workload) override {
     if (auto st = checkWorkload(workload); !st) return tl::unexpected(st.error());
     const fs::path dir = config_.root / workload;
     nlohmann::json snap = nlohmann::json::object();
@@ -483,7 +480,8 @@ class CgroupV2Backend final : public Backend {
     const std::string what = fmt::format("cgroup-v2 {}", workload);
     auto field = [&](const char* key) -> Result<std::optional<std::string>> {
       if (!snap.is_object() || !snap.contains(key)) return std::optional<std::string>();
-      if (!snap[key].is_string()) return fail(ErrorCode::kParse, "{}: snapshot {} is not text", what, key);
+      if (!snap[key].is_string())
+        return fail(ErrorCode::kParse, "{}: snapshot {} is not text", what, key);
       return std::optional<std::string>(snap[key].get<std::string>());
     };
     auto max = field("memory.max"), high = field("memory.high"), cpu = field("cpu.max"),
@@ -546,7 +544,7 @@ class CgroupV2Backend final : public Backend {
     const Write w_max{dir / "memory.max", max, trim(*old_max)};
     const Write w_high{dir / "memory.high", high, trim(*old_high)};
     const bool max_same = w_max.value == w_max.restore, high_same = w_high.value == w_high.restore;
-    auto old_bytes = readLimit(dir / "memory.max");
+    auto old_bytes = parseLimit(w_max.restore, dir / "memory.max");
     if (!old_bytes) return tl::unexpected(old_bytes.error());
     const bool raising = !bytes || !*old_bytes || *bytes >= **old_bytes;
     if (raising) {
@@ -563,7 +561,9 @@ class CgroupV2Backend final : public Backend {
   Result<std::optional<double>> readLimit(const fs::path& file) {
     auto text = files_->read(file);
     if (!text) return tl::unexpected(text.error());
-    const std::string v = trim(*text);
+    return parseLimit(trim(*text), file);
+  }
+  static Result<std::optional<double>> parseLimit(const std::string& v, const fs::path& file) {
     if (v == "max") return std::optional<double>{};
     auto n = parseNumber(v, file);
     if (!n) return tl::unexpected(n.error());
