@@ -30,12 +30,11 @@ struct ClusterAccess {
   std::string token;   // bearer token
   std::string client_cert_pem, client_key_pem;
   std::string default_namespace = "default";
+  std::string context;  // the kubeconfig context used (the current one unless named); in-cluster: ""
 };
 
 // kubeconfig: `context` empty = current-context. Errors name the file and the missing entry.
 Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string& context);
-// The kubeconfig's current-context; an error names the file.
-Result<std::string> currentContext(const std::string& path);
 // In-cluster: KUBERNETES_SERVICE_HOST/PORT and the service account files under `sa_dir`.
 Result<ClusterAccess> loadInCluster(const std::string& sa_dir);
 

@@ -65,16 +65,6 @@ YAML::Node findNamed(const YAML::Node& list, const std::string& name, const char
 
 }  // namespace
 
-Result<std::string> currentContext(const std::string& path) {
-  try {
-    const std::string ctx = YAML::LoadFile(path)["current-context"].as<std::string>("");
-    if (ctx.empty()) return fail(ErrorCode::kInvalidArgument, "{}: no current-context", path);
-    return ctx;
-  } catch (const YAML::Exception& e) {
-    return fail(ErrorCode::kParse, "{}:{}: {}", path, e.mark.line + 1, e.msg);
-  }
-}
-
 Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string& context_name) {
   ClusterAccess a;
   try {
@@ -82,6 +72,7 @@ Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string&
     const std::string ctx_name =
         context_name.empty() ? root["current-context"].as<std::string>("") : context_name;
     if (ctx_name.empty()) return fail(ErrorCode::kInvalidArgument, "{}: no current-context", path);
+    a.context = ctx_name;
     const YAML::Node ctx = findNamed(root["contexts"], ctx_name, "context");
     if (!ctx) return fail(ErrorCode::kNotFound, "{}: no context '{}'", path, ctx_name);
     const std::string cluster_name = ctx["cluster"].as<std::string>("");
@@ -569,7 +560,8 @@ class ResizeBackend final : public Backend {
   static Result<Allocation> specAllocation(const json& container, const std::string& what) {
     const json res = container.value("resources", json::object());
     auto limits = resourcesOf(res.value("limits", json::object()), what + " resources.limits");
-    auto requests = resourcesOf(res.value("requests", json::object()), what + " resources.requests");
+    auto requests =
+        resourcesOf(res.value("requests", json::object()), what + " resources.requests");
     if (!limits) return tl::unexpected(limits.error());
     if (!requests) return tl::unexpected(requests.error());
     Allocation a = *limits;
@@ -689,10 +681,8 @@ class VpaBackend final : public Backend {
   Result<Allocation> current(const std::string& workload) override {
     auto v = getVpa(workload);
     if (!v) return tl::unexpected(v.error());
-    for (const auto& rec : recommendations(v->body))
-      if (rec.value("containerName", "") == v->container)
-        return resourcesOf(rec.value("target", json::object()), v->what + " status target");
-    return Allocation{};
+    if (v->entry.is_null()) return Allocation{};
+    return resourcesOf(v->entry.value("target", json::object()), v->what + " status target");
   }
 
   Status apply(const std::string& workload, const Allocation& target) override {
@@ -716,10 +706,7 @@ class VpaBackend final : public Backend {
       return fail(ErrorCode::kInvalidArgument,
                   "{}: its controlledResources name none of {}; nothing to recommend", v->what,
                   format(target));
-    json recs = recommendations(v->body);
-    json mine = json::object();
-    for (const auto& rec : recs)
-      if (rec.value("containerName", "") == v->container) mine = rec;
+    const json mine = v->entry.is_null() ? json::object() : v->entry;
 
     // Resources not in the target keep their recommendation.
     auto old = resourcesOf(mine.value("uncappedTarget", mine.value("target", json::object())),
@@ -757,10 +744,7 @@ class VpaBackend final : public Backend {
   Result<json> snapshot(const std::string& workload) override {
     auto v = getVpa(workload);
     if (!v) return tl::unexpected(v.error());
-    json entry;
-    for (const auto& rec : recommendations(v->body))
-      if (rec.value("containerName", "") == v->container) entry = rec;
-    return json{{"recommendation", entry}};
+    return json{{"recommendation", v->entry}};
   }
 
   Status restore(const std::string& workload, const json& snap) override {
@@ -769,10 +753,7 @@ class VpaBackend final : public Backend {
     if (!snap.is_object() || !snap.contains("recommendation") ||
         !(snap["recommendation"].is_null() || snap["recommendation"].is_object()))
       return fail(ErrorCode::kParse, "{}: snapshot has no recommendation entry", v->what);
-    json mine;
-    for (const auto& rec : recommendations(v->body))
-      if (rec.value("containerName", "") == v->container) mine = rec;
-    if (mine == snap["recommendation"]) return ok();
+    if (v->entry == snap["recommendation"]) return ok();
     return writeRecommendation(*v, snap["recommendation"]);
   }
 
@@ -780,6 +761,7 @@ class VpaBackend final : public Backend {
   struct Vpa {
     std::string path, container, what;
     json body;
+    json entry;           // status's recommendation for the container (null: none yet)
     Allocation min, max;  // spec.resourcePolicy caps for the container
     bool off = false;     // the container policy's mode: Off (no recommendation at all)
     std::array<bool, 2> controlled{true, true};  // cpu, memory: its controlledResources
@@ -832,6 +814,8 @@ class VpaBackend final : public Backend {
     if (r->status != 200)
       return fail(ErrorCode::kIo, "{}: GET returned {}: {}", v.what, r->status, apiMessage(*r));
     v.body = r->body;
+    for (const auto& rec : recommendations(v.body))
+      if (rec.value("containerName", "") == v.container) v.entry = rec;
     const json spec = v.body.value("spec", json::object());
     bool ours = false;
     for (const auto& rec : spec.value("recommenders", json::array()))
@@ -922,30 +906,26 @@ std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& o) {
       kubeconfig = std::string(home) + "/.kube/config";
     }
   }
-  std::string context = o.get("context");
-  if (!kubeconfig.empty() && context.empty()) {
-    auto current = k8s::currentContext(kubeconfig);
-    if (!current) return makeMisconfiguredBackend("kubernetes", current.error());
-    context = *current;
-  }
   auto access = kubeconfig.empty()
                     ? k8s::loadInCluster(o.get("service_account_dir",
                                                "/var/run/secrets/kubernetes.io/serviceaccount"))
-                    : k8s::loadKubeconfig(kubeconfig, context);
+                    : k8s::loadKubeconfig(kubeconfig, o.get("context"));
   if (!access) return makeMisconfiguredBackend("kubernetes", access.error());
   // A record pins its server: a context that now points elsewhere must not receive its rollback.
   if (const std::string want = o.get("server"); !want.empty() && want != access->server)
     return makeMisconfiguredBackend(
         "kubernetes",
-        Error{ErrorCode::kInvalidArgument,
-              fmt::format("kubernetes: {} now points to {}, not to {} (option server)",
-                          kubeconfig.empty() ? std::string("the in-cluster service account")
-                                             : fmt::format("context '{}' of {}", context, kubeconfig),
-                          access->server, want)});
+        Error{
+            ErrorCode::kInvalidArgument,
+            fmt::format("kubernetes: {} now points to {}, not to {} (option server)",
+                        kubeconfig.empty() ? std::string("the in-cluster service account")
+                                           : fmt::format("context '{}' of {}", access->context,
+                                                         kubeconfig),
+                        access->server, want)});
   s.pinned["server"] = access->server;
   if (!kubeconfig.empty()) {
     s.pinned["kubeconfig"] = std::filesystem::absolute(kubeconfig).string();
-    s.pinned["context"] = context;
+    s.pinned["context"] = access->context;
   }
   return k8s::makeBackend(std::move(*access), s);
 }
