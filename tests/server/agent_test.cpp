@@ -252,17 +252,24 @@ TEST(Agent, IdleConnectionsDoNotStallAScrape) {
   EXPECT_EQ(m->status, 200);
 }
 
-// A limit that the loop sets (on_usage returns true) is read back in the next round, not only in
-// the workload's next detail round, which here never comes.
-TEST(Agent, ALimitTheLoopSetsIsReadBackInTheNextRound) {
-  const fs::path root = fs::path(testing::TempDir()) / ("agent-refresh-" + std::to_string(::getpid()));
+// A fast cgroup.v2-only agent over a fresh copy of the v2 fixture at `root`, for tests that change
+// the fixture's files while the agent runs.
+AgentConfig onACopyOfV2(const fs::path& root) {
   fs::remove_all(root);
   fs::copy(kV2, root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
-  const fs::path cpu_max = root / "sys/fs/cgroup/system.slice/app.service/cpu.max";
   AgentConfig cfg = onV2();
   cfg.root = root.string();
   cfg.period_seconds = 0.02;
   cfg.collectors = {"cgroup.v2"};
+  return cfg;
+}
+
+// A limit that the loop sets (on_usage returns true) is read back in the next round, not only in
+// the workload's next detail round, which here never comes.
+TEST(Agent, ALimitTheLoopSetsIsReadBackInTheNextRound) {
+  const fs::path root = fs::path(testing::TempDir()) / ("agent-refresh-" + std::to_string(::getpid()));
+  AgentConfig cfg = onACopyOfV2(root);
+  const fs::path cpu_max = root / "sys/fs/cgroup/system.slice/app.service/cpu.max";
   cfg.detail_every = 1000000;
   std::atomic<bool> set{false};
   cfg.on_usage = [&](const std::string& workload, std::int64_t, const auto&, const auto&, double) {
@@ -288,13 +295,8 @@ TEST(Agent, ALimitTheLoopSetsIsReadBackInTheNextRound) {
 // forgets it: a cgroup re-created under the same path must not inherit its history.
 TEST(Agent, AWorkloadThatIsGoneIsReportedToOnGone) {
   const fs::path root = fs::path(testing::TempDir()) / ("agent-gone-" + std::to_string(::getpid()));
-  fs::remove_all(root);
-  fs::copy(kV2, root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  AgentConfig cfg = onACopyOfV2(root);
   const fs::path procs = root / "sys/fs/cgroup/system.slice/app.service/cgroup.procs";
-  AgentConfig cfg = onV2();
-  cfg.root = root.string();
-  cfg.period_seconds = 0.02;
-  cfg.collectors = {"cgroup.v2"};
   std::atomic<bool> seen{false};
   std::mutex mu;
   std::vector<std::string> gone;
