@@ -138,7 +138,7 @@ TEST(RunCommand, ALaunchedCommandThatFailsIsExitStatus3) {
 }
 
 // A command the run stopped did not fail: not at --duration's end, nor at a Ctrl-C, which reaches
-// the command too (timeout signals its process group alike) and kills it before the run ends.
+// the command too (a terminal signals the whole process group) and kills it before the run ends.
 TEST(RunCommand, ALaunchedCommandStoppedWithTheRunIsExitStatus0) {
   if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
   const std::string run = fmt::format("{} run --period 0.2 --view 0 --listen 127.0.0.1:0 --database ''", FORESIGHT_BIN);
