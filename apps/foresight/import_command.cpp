@@ -1,4 +1,5 @@
 // `foresight import prometheus`: a server's usage history as a generic CSV trace with an id column.
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -15,12 +16,14 @@ struct ImportArgs {
   std::vector<std::string> queries;  // RESOURCE=PROMQL
   double start = NAN, end = NAN, days = 14;
   std::int64_t step = 300;
+  bool allow_partial = false;
 };
 
 int runImport(const ImportArgs& a) {
   trace::PrometheusQuery q;
   q.url = a.url;
   q.step_seconds = a.step;
+  q.allow_partial = a.allow_partial;
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
   q.end = std::isnan(a.end) ? now : static_cast<std::int64_t>(a.end);
@@ -51,6 +54,9 @@ int runImport(const ImportArgs& a) {
       return 1;
     }
     std::getline(in, q.bearer_token);
+    // A token file saved on Windows ends its line with CR, which no header may carry.
+    while (!q.bearer_token.empty() && std::isspace(static_cast<unsigned char>(q.bearer_token.back())))
+      q.bearer_token.pop_back();
     if (q.bearer_token.empty()) {
       spdlog::error("--token-file {}: its first line is empty", a.token_file);
       return 1;
@@ -64,7 +70,8 @@ int runImport(const ImportArgs& a) {
     return 1;
   }
   if (series->empty()) {
-    spdlog::error("{}: the queries returned no series between {} and {}; nothing written", a.url, q.start, q.end);
+    spdlog::error("{}: the queries returned no series with a usable sample between {} and {}; nothing written",
+                  a.url, q.start, q.end);
     return 1;
   }
   // The columns are the resources that answered: an empty column would read as a resource that
@@ -116,6 +123,9 @@ void addImportCommand(CLI::App& app) {
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{86400}));
   cmd->add_option("--token-file", a->token_file, "file whose first line is a bearer token")
       ->check(CLI::ExistingFile);
+  cmd->add_flag("--allow-partial", a->allow_partial,
+                "import answers that Prometheus warns may be incomplete (e.g. a remote-read store "
+                "that failed), with a warning; by default they are an error");
   cmd->callback([a] {
     if (int rc = runImport(*a); rc != 0) throw CLI::RuntimeError(rc);
   });

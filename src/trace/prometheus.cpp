@@ -48,6 +48,14 @@ double parseSampleValue(const std::string& s) {
   return end != s.c_str() && *end == '\0' ? x : NAN;
 }
 
+// {name="value",...} in PromQL's form: how an error names the label set behind an id.
+std::string labelSetOf(const std::map<std::string, std::string>& labels) {
+  std::string out;
+  for (const auto& [k, v] : labels)
+    if (k != "__name__") out += fmt::format("{}{}={}", out.empty() ? "" : ",", k, json(v).dump());
+  return "{" + out + "}";
+}
+
 std::string seriesIdOf(const std::map<std::string, std::string>& labels) {  // sorted by name
   std::string id;
   for (const auto& [k, v] : labels)
@@ -67,6 +75,7 @@ class QueryRangeReader final : public json::json_sax_t {
 
   std::string status, error_type, error, result_type, bad_sample;
   std::vector<PromSeries> series;
+  std::vector<std::string> warnings;
 
   bool null() override { return scalar(); }
   bool boolean(bool) override { return scalar(); }
@@ -75,7 +84,9 @@ class QueryRangeReader final : public json::json_sax_t {
   bool number_float(number_float_t v, const string_t&) override { return number(v); }
   bool string(string_t& v) override {
     if (loose()) return false;
-    if (depth_ == 1) {
+    if (depth_ == 2 && key_[1] == "warnings" && in_warnings_) {
+      warnings.push_back(v);
+    } else if (depth_ == 1) {
       if (key_[1] == "status") status = v;
       if (key_[1] == "errorType") error_type = v;
       if (key_[1] == "error") error = v;
@@ -107,13 +118,17 @@ class QueryRangeReader final : public json::json_sax_t {
   }
   bool end_object() override {
     if (depth_ == 5) in_metric_ = false;
-    if (depth_ == 4 && in_result_) series.back().id = seriesIdOf(labels_);
+    if (depth_ == 4 && in_result_) {
+      series.back().id = seriesIdOf(labels_);
+      series.back().labels = labelSetOf(labels_);
+    }
     if (depth_ == 2) in_data_ = false;
     --depth_;
     return true;
   }
   bool start_array(std::size_t) override {
     ++depth_;
+    if (depth_ == 2 && key_[1] == "warnings") in_warnings_ = true;
     if (depth_ == 3 && in_data_ && key_[2] == "result") in_result_ = true;
     if (depth_ == 5 && in_result_ && key_[4] == "values") in_values_ = true;
     if (depth_ == 6 && in_values_) {
@@ -137,6 +152,7 @@ class QueryRangeReader final : public json::json_sax_t {
     }
     if (depth_ == 5) in_values_ = false;
     if (depth_ == 3) in_result_ = false;
+    if (depth_ == 2) in_warnings_ = false;
     --depth_;
     return true;
   }
@@ -177,7 +193,8 @@ class QueryRangeReader final : public json::json_sax_t {
   std::size_t& dropped_;
   int depth_ = 0;
   std::array<std::string, 7> key_;  // the last key read at each depth
-  bool in_data_ = false, in_result_ = false, in_metric_ = false, in_values_ = false, in_pair_ = false;
+  bool in_data_ = false, in_result_ = false, in_metric_ = false, in_values_ = false, in_pair_ = false,
+       in_warnings_ = false;
   int pair_items_ = 0;
   double time_ = NAN, value_ = NAN;
   std::map<std::string, std::string> labels_;
@@ -221,7 +238,7 @@ Result<std::array<std::string, kResourceCount>> presetQueries(std::string_view p
   return out;
 }
 
-Result<std::vector<PromSeries>> parseQueryRange(std::string_view body, std::size_t& dropped) {
+Result<QueryRangeAnswer> parseQueryRange(std::string_view body, std::size_t& dropped) {
   QueryRangeReader r(dropped);
   const bool parsed = json::sax_parse(body, &r);
   if (!r.bad_sample.empty()) return fail(ErrorCode::kParse, "{}", r.bad_sample);
@@ -232,7 +249,7 @@ Result<std::vector<PromSeries>> parseQueryRange(std::string_view body, std::size
                 r.error_type.empty() ? "error" : r.error_type, r.error.empty() ? std::string(body.substr(0, 200)) : r.error);
   if (r.result_type != "matrix")
     return fail(ErrorCode::kParse, "expected a range query's matrix, got resultType '{}'", r.result_type);
-  return std::move(r.series);
+  return QueryRangeAnswer{std::move(r.series), std::move(r.warnings)};
 }
 
 std::vector<std::pair<std::int64_t, std::int64_t>> queryWindows(std::int64_t start, std::int64_t end,
@@ -263,6 +280,7 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
   std::unordered_map<std::string, std::size_t> index_of;
   std::vector<std::string> ids;
   std::vector<std::array<Samples, kResourceCount>> samples;
+  std::array<std::unordered_map<std::size_t, std::string>, kResourceCount> labels_of;  // per id
   std::size_t dropped = 0, off_grid = 0;
   for (Resource r : kAllResources) {
     const std::string& promql = q.promql[index(r)];
@@ -277,16 +295,35 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
       if (!res)
         return fail(ErrorCode::kUnavailable, "{}: {} query: no answer ({} error)", q.url, name(r),
                     httplib::to_string(res.error()));
-      auto series = parseQueryRange(res->body, dropped);
-      if (!series)
-        return fail(series.error().code, "{}: {} query '{}' (HTTP {}): {}", q.url, name(r), promql, res->status,
-                    series.error().message);
-      for (auto& s : *series) {
+      auto answer = parseQueryRange(res->body, dropped);
+      if (!answer)
+        return fail(answer.error().code, "{}: {} query '{}' (HTTP {}): {}", q.url, name(r), promql, res->status,
+                    answer.error().message);
+      // Prometheus says "success" with warnings when part of the data could not be read (a
+      // remote-read or store that failed, a partial response from Thanos or Cortex).
+      for (const auto& w : answer->warnings) {
+        if (!q.allow_partial)
+          return fail(ErrorCode::kUnavailable,
+                      "{}: {} query '{}' for {}..{}: Prometheus warns that the answer may be incomplete: "
+                      "{} (--allow-partial imports it anyway)",
+                      q.url, name(r), promql, a, b, w);
+        spdlog::warn("prometheus: {} query for {}..{}: {}", name(r), a, b, w);
+      }
+      for (auto& s : answer->series) {
         auto [it, added] = index_of.try_emplace(s.id, ids.size());
         if (added) {
           ids.push_back(s.id);
           samples.emplace_back();
         }
+        // Ids join label values without names: two label sets can give one id, and their
+        // samples would be mixed into one series without this.
+        auto& seen = labels_of[index(r)][it->second];
+        if (seen.empty()) seen = s.labels;
+        if (seen != s.labels)
+          return fail(ErrorCode::kInvalidArgument,
+                      "{}: {} query '{}': the series {} and {} both become id '{}'; aggregate away "
+                      "the label that tells them apart (e.g. `sum by (...)`) or keep it in both",
+                      q.url, name(r), promql, seen, s.labels, s.id);
         auto& to = samples[it->second][index(r)];
         if (to.size() + s.time.size() > to.capacity())  // geometric growth across windows
           to.reserve(std::max(2 * to.capacity(), to.size() + s.time.size()));
@@ -308,6 +345,8 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
 
   std::vector<RawSeries> out;
   for (std::size_t k = 0; k < ids.size(); ++k) {
+    if (std::all_of(samples[k].begin(), samples[k].end(), [](const Samples& v) { return v.empty(); }))
+      continue;  // every sample it had was dropped: a series of no rows
     RawSeries s;
     s.id = ids[k];
     s.file = q.url;

@@ -35,7 +35,8 @@ std::int64_t unixNow() {
 
 // Backfills `openmetrics` into dir/data with promtool and starts prometheus on it; null (with a
 // failure recorded) when either step fails.
-std::unique_ptr<test_support::PrometheusServer> serveHistory(const fs::path& dir, const std::string& openmetrics) {
+std::unique_ptr<test_support::PrometheusServer> serveHistory(const fs::path& dir, const std::string& openmetrics,
+                                                             const std::string& extra_config = "") {
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::ofstream(dir / "history.om") << openmetrics << "# EOF\n";
@@ -43,7 +44,7 @@ std::unique_ptr<test_support::PrometheusServer> serveHistory(const fs::path& dir
                                            (dir / "history.om").string(), (dir / "data").string()));
   EXPECT_EQ(blocks.exit_code, 0) << blocks.all();
   if (blocks.exit_code != 0) return nullptr;
-  auto server = std::make_unique<test_support::PrometheusServer>(dir, "global:\n  scrape_interval: 15s\n");
+  auto server = std::make_unique<test_support::PrometheusServer>(dir, "global:\n  scrape_interval: 15s\n" + extra_config);
   httplib::Client cli("127.0.0.1", server->port());
   cli.set_connection_timeout(1);
   for (int i = 0; i < 120; ++i) {  // up to 60 s to start and load the blocks
@@ -216,6 +217,95 @@ TEST(PrometheusImport, CadvisorPresetGivesEachContainersRatesAndWorkingSet) {
     }
   }
   server.reset();
+  fs::remove_all(dir);
+}
+
+// What cannot be imported whole is refused, not written as if it were: an answer Prometheus warns
+// is incomplete (here a remote-read store that is not there, asked only by queries that carry
+// source="remote"), two label sets that would become one id, and series whose every sample is NaN.
+TEST(PrometheusImport, WhatCannotBeImportedWholeIsRefused) {
+  if (!fs::exists(test_support::kPrometheusBinary) || !fs::exists(test_support::kPromtoolBinary))
+    GTEST_SKIP() << "prometheus or promtool not installed (scripts/deps.sh test)";
+  const fs::path dir = fs::temp_directory_path() / ("foresight-prom-refused-" + std::to_string(::getpid()));
+  const std::int64_t start = (unixNow() - 2 * 86400) / 300 * 300, end = start + 86400;
+  std::string om = "# TYPE usage gauge\n";
+  for (std::int64_t t = start - 270; t <= end; t += 60)
+    om += fmt::format("usage{{instance=\"node-1/svc\",workload=\"x\",source=\"remote\"}} 1 {}\n"
+                      "usage{{instance=\"node-1\",workload=\"svc/x\"}} 100 {}\n"
+                      "usage{{instance=\"node-2\",workload=\"idle\"}} NaN {}\n",
+                      t, t, t);
+  const int dead = test_support::freePort();
+  auto server_ptr = serveHistory(dir, om,
+                                 fmt::format("remote_read:\n  - url: http://127.0.0.1:{}/api/v1/read\n"
+                                             "    required_matchers: {{source: remote}}\n",
+                                             dead));
+  ASSERT_TRUE(server_ptr);
+  const auto& server = *server_ptr;
+  const fs::path out = dir / "out.csv";
+  const auto import = [&](const std::string& cpu_query, const std::string& more = "") {
+    return runShell(fmt::format("{} import prometheus --url {} --start {} --end {} --query 'cpu={}' "
+                                "--query memory= --query disk_io= --query network= --out {} {}",
+                                FORESIGHT_BIN, server.url(), start, end, cpu_query, out.string(), more));
+  };
+
+  const auto partial = import("max by (instance, workload) (usage{source=\"remote\"})");
+  EXPECT_EQ(partial.exit_code, 1) << partial.all() << server.logTail();
+  EXPECT_NE(partial.all().find("Prometheus warns that the answer may be incomplete: remote_read"), std::string::npos)
+      << partial.all();
+  EXPECT_NE(partial.all().find("--allow-partial"), std::string::npos) << partial.all();
+  EXPECT_FALSE(fs::exists(out));
+  // Asked for, the local part is imported, with the warning.
+  const auto allowed = import("max by (instance, workload) (usage{source=\"remote\"})", "--allow-partial");
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.all();
+  EXPECT_NE(allowed.all().find("remote_read"), std::string::npos) << allowed.all();
+  std::stringstream imported;
+  imported << std::ifstream(out).rdbuf();
+  EXPECT_TRUE(imported.str().starts_with(fmt::format("id,timestamp,cpu\nnode-1/svc/x,{},1\n", start)))
+      << imported.str().substr(0, 80);
+  fs::remove(out);
+
+  // {instance="node-1/svc",workload="x"} and {instance="node-1",workload="svc/x"}: one id.
+  const auto collide = import("max by (instance, workload) (usage{instance=~\"node-1.*\"})");
+  EXPECT_EQ(collide.exit_code, 1) << collide.all();
+  EXPECT_NE(collide.all().find(R"({instance="node-1",workload="svc/x"})"), std::string::npos) << collide.all();
+  EXPECT_NE(collide.all().find(R"({instance="node-1/svc",workload="x"})"), std::string::npos) << collide.all();
+  EXPECT_NE(collide.all().find("both become id 'node-1/svc/x'"), std::string::npos) << collide.all();
+  EXPECT_FALSE(fs::exists(out));
+
+  // Every sample NaN: no series worth a row, so nothing is written.
+  const auto nan = import("usage{workload=\"idle\"}");
+  EXPECT_EQ(nan.exit_code, 1) << nan.all();
+  EXPECT_NE(nan.all().find("NaN, infinite or negative"), std::string::npos) << nan.all();
+  EXPECT_NE(nan.all().find("no series with a usable sample"), std::string::npos) << nan.all();
+  EXPECT_FALSE(fs::exists(out));
+  server_ptr.reset();
+  fs::remove_all(dir);
+}
+
+// The token file's first line is sent as a bearer token, without the CR of a file saved on
+// Windows (no header may carry one). The server here is a stand-in that records the header.
+TEST(PrometheusImport, TheTokenFileIsSentWithoutItsLineEnd) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-prom-token-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "token") << "s3cret\r\nsecond line\n";
+  httplib::Server srv;
+  std::string authorization;
+  srv.Post("/api/v1/query_range", [&](const httplib::Request& req, httplib::Response& res) {
+    authorization = req.get_header_value("Authorization");
+    res.set_content(fmt::format(R"({{"status":"success","data":{{"resultType":"matrix","result":[)"
+                                R"({{"metric":{{"workload":"w"}},"values":[[{},"1"]]}}]}}}})",
+                                req.get_param_value("start")),
+                    "application/json");
+  });
+  const int port = srv.bind_to_any_port("127.0.0.1");
+  std::thread serve([&] { srv.listen_after_bind(); });
+  const auto r = runShell(fmt::format("{} import prometheus --url http://127.0.0.1:{} --start 1700000000 --end 1700000000 "
+                                      "--query memory= --query disk_io= --query network= --token-file {} --out {}",
+                                      FORESIGHT_BIN, port, (dir / "token").string(), (dir / "out.csv").string()));
+  srv.stop();
+  serve.join();
+  EXPECT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_EQ(authorization, "Bearer s3cret");
   fs::remove_all(dir);
 }
 

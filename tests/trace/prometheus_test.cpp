@@ -12,14 +12,18 @@ TEST(PrometheusAnswer, SeriesAreNamedByTheirLabelValuesAndBadSamplesAreDropped) 
      "values":[[1700000000,"0.5"],[1700000300,"NaN"],[1700000600,"+Inf"],[1700000900,"-1"],[1700001200,"2e-3"]]},
     {"metric":{},"values":[[1700000000.0,"7"]]}]}})";
   std::size_t dropped = 0;
-  auto s = parseQueryRange(body, dropped);
-  ASSERT_TRUE(s) << s.error().message;
-  ASSERT_EQ(s->size(), 2u);
-  EXPECT_EQ((*s)[0].id, "app_v2/shop/web-1");  // container, namespace, pod: by label name
-  EXPECT_EQ((*s)[0].time, (std::vector<std::int64_t>{1700000000, 1700001200}));
-  EXPECT_EQ((*s)[0].value, (std::vector<double>{0.5, 0.002}));
+  auto answer = parseQueryRange(body, dropped);
+  ASSERT_TRUE(answer) << answer.error().message;
+  const auto& s = answer->series;
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].id, "app_v2/shop/web-1");  // container, namespace, pod: by label name
+  EXPECT_EQ(s[0].labels, R"({container="app,v2",namespace="shop",pod="web-1"})");
+  EXPECT_EQ(s[0].time, (std::vector<std::int64_t>{1700000000, 1700001200}));
+  EXPECT_EQ(s[0].value, (std::vector<double>{0.5, 0.002}));
   EXPECT_EQ(dropped, 3u);
-  EXPECT_EQ((*s)[1].id, "_");
+  EXPECT_EQ(s[1].id, "_");
+  EXPECT_EQ(s[1].labels, "{}");
+  EXPECT_TRUE(answer->warnings.empty());
 }
 
 TEST(PrometheusAnswer, ErrorsSayWhatPrometheusSaid) {
@@ -39,16 +43,19 @@ TEST(PrometheusAnswer, ErrorsSayWhatPrometheusSaid) {
 
 // The answer is read as it is parsed: fields in any order, ones it does not know skipped.
 TEST(PrometheusAnswer, FieldOrderAndUnknownFieldsDoNotMatter) {
-  const std::string body = R"({"warnings":["x"],"data":{"result":[
-    {"values":[[1700000000,"1"],[1700000300,"2"]],"extra":{"a":[1,[2]]},"metric":{"pod":"b","ns":"a"}}],
-    "resultType":"matrix","stats":{"timings":{"evalTotalTime":0.1}}},"status":"success"})";
+  const std::string body = R"({"warnings":["remote_read: connection refused","x"],"data":{"result":[
+    {"values":[[1700000000,"1"],[1700000300,"2"]],"extra":{"a":[1,[2]],"warnings":["not one"]},"metric":{"pod":"b","ns":"a"}}],
+    "resultType":"matrix","stats":{"timings":{"evalTotalTime":0.1}}},"infos":["not a warning"],"status":"success"})";
   std::size_t dropped = 0;
-  auto s = parseQueryRange(body, dropped);
-  ASSERT_TRUE(s) << s.error().message;
-  ASSERT_EQ(s->size(), 1u);
-  EXPECT_EQ((*s)[0].id, "a/b");
-  EXPECT_EQ((*s)[0].value, (std::vector<double>{1, 2}));
+  auto answer = parseQueryRange(body, dropped);
+  ASSERT_TRUE(answer) << answer.error().message;
+  const auto& s = answer->series;
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].id, "a/b");
+  EXPECT_EQ(s[0].value, (std::vector<double>{1, 2}));
   EXPECT_EQ(dropped, 0u);
+  // Only the top-level `warnings` say the answer may be incomplete.
+  EXPECT_EQ(answer->warnings, (std::vector<std::string>{"remote_read: connection refused", "x"}));
 }
 
 TEST(PrometheusAnswer, ASampleThatIsNotATimeAndAValueIsRefused) {

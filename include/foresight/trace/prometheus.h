@@ -25,6 +25,7 @@ struct PrometheusQuery {
   std::array<std::string, kResourceCount> promql;  // "" = the resource is not imported
   std::string bearer_token;           // sent as Authorization: Bearer, when not empty
   int timeout_seconds = 60;           // per HTTP request
+  bool allow_partial = false;         // import an answer Prometheus warns is incomplete
 };
 
 // The queries of a preset, `{step}` already replaced by the step (e.g. "300s"):
@@ -43,10 +44,15 @@ std::string withStep(std::string_view promql, std::int64_t step_seconds);
 // samples. Values that are not finite or are negative are dropped and counted in `dropped`.
 struct PromSeries {
   std::string id;
+  std::string labels;  // the label set in PromQL's form, {name="value",...}, for messages
   std::vector<std::int64_t> time;
   std::vector<double> value;
 };
-Result<std::vector<PromSeries>> parseQueryRange(std::string_view body, std::size_t& dropped);
+struct QueryRangeAnswer {
+  std::vector<PromSeries> series;
+  std::vector<std::string> warnings;  // the answer's `warnings`: it may be incomplete
+};
+Result<QueryRangeAnswer> parseQueryRange(std::string_view body, std::size_t& dropped);
 
 // Windows of at most `max_points` steps covering [start, end], so that no query asks Prometheus
 // for more points per series than it answers (11,000).
@@ -55,7 +61,9 @@ std::vector<std::pair<std::int64_t, std::int64_t>> queryWindows(std::int64_t sta
                                                                 std::int64_t max_points = 10000);
 
 // Runs the queries and joins their answers into one raw series per id, on the step grid from
-// `start`. Errors name the server, the resource and the query.
+// `start`; a series none of whose samples could be kept is left out. Errors name the server,
+// the resource and the query; an answer with warnings is an error unless `allow_partial`, and so
+// are two label sets of one query that give the same id.
 Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q);
 
 // Writes series as a generic CSV with an id column (`id,timestamp,<resources>`), written to a
