@@ -40,7 +40,9 @@ int runHistory(const HistoryArgs& a, const Builtins& builtins) {
                   "FORESIGHT_AUDIT_DB)", a.db);
     return 1;
   }
-  auto log = allocate::AuditLog::open(a.db);
+  // Listing reads the trail as it is: an auditor may only have read access.
+  auto log = allocate::AuditLog::open(a.db, a.rollback_id ? allocate::AuditLog::Mode::kReadWrite
+                                                          : allocate::AuditLog::Mode::kReadOnly);
   if (!log) {
     spdlog::error("{}", log.error().message);
     return 1;

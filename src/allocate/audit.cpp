@@ -1,10 +1,12 @@
 #include "foresight/allocate/audit.h"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 
 #include "foresight/core/log.h"
 
@@ -70,14 +72,31 @@ Result<AuditRecord> readRow(sqlite3_stmt* s) {
 }
 
 constexpr const char* kColumns =
-    "id, time, workload, backend, options, before, after, reason, result, rollback_of, restore";
+    "id, time, workload, backend, options, before, after, reason, result, rollback_of, ";
 
 }  // namespace
 
-Result<AuditLog> AuditLog::open(const std::string& path) {
+Result<AuditLog> AuditLog::open(const std::string& path, Mode mode) {
+  const bool read_only = mode == Mode::kReadOnly;
+  // A WAL database is read through its -shm file, which a reader without write access to the
+  // folder cannot create when no writer has the trail open (no -wal file then). Such a trail is
+  // read as immutable: nothing is writing it.
+  std::error_code ec;
+  const bool immutable = read_only && !std::filesystem::exists(path + "-wal", ec) &&
+                         ::access(std::filesystem::path(path).parent_path().empty()
+                                      ? "."
+                                      : std::filesystem::path(path).parent_path().c_str(),
+                                  W_OK) != 0;
+  std::string name = path;
+  int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  if (immutable) {
+    name = "file:";
+    for (char c : path) name += c == '%' || c == '?' || c == '#' ? fmt::format("%{:02X}", c) : std::string(1, c);
+    name += "?immutable=1";
+    flags |= SQLITE_OPEN_URI;
+  }
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK) {
+  if (sqlite3_open_v2(name.c_str(), &db, flags, nullptr) != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     return fail(ErrorCode::kIo, "{}: cannot open audit database: {}", path, msg);
@@ -85,42 +104,53 @@ Result<AuditLog> AuditLog::open(const std::string& path) {
   AuditLog log(db);
   // SQLite falls back to read-only on a write-protected file; a change would then be applied and
   // fail to be recorded. Refused before anything is applied.
-  if (sqlite3_db_readonly(db, "main") == 1)
+  if (!read_only && sqlite3_db_readonly(db, "main") == 1)
     return fail(ErrorCode::kIo, "{}: the audit database can only be read (write-protected file)", path);
   // Another writer may hold the lock briefly.
   sqlite3_busy_timeout(db, 5000);
   char* err = nullptr;
-  for (const char* sql : {"PRAGMA journal_mode=WAL;", kSchema}) {
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "?";
-      sqlite3_free(err);
-      return fail(ErrorCode::kIo, "{}: cannot set up audit database: {}", path, msg);
+  if (!read_only)
+    for (const char* sql : {"PRAGMA journal_mode=WAL;", kSchema}) {
+      if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : "?";
+        sqlite3_free(err);
+        return fail(ErrorCode::kIo, "{}: cannot set up audit database: {}", path, msg);
+      }
     }
-  }
-  // A trail written before the restore column existed gets it (NULL: those records roll back
-  // through `before`, as they always did).
-  bool has_restore = false;
+  bool has_table = false, has_restore = false;
   {
     Stmt st;
-    if (sqlite3_prepare_v2(db, "PRAGMA table_info(allocation_changes)", -1, &st.s, nullptr) ==
+    if (sqlite3_prepare_v2(db, "PRAGMA table_info(allocation_changes)", -1, &st.s, nullptr) !=
         SQLITE_OK)
-      while (sqlite3_step(st.s) == SQLITE_ROW) has_restore |= text(st.s, 1) == "restore";
+      return fail(ErrorCode::kIo, "{}: cannot read the audit database: {}", path, sqlite3_errmsg(db));
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+      has_table = true;
+      has_restore |= text(st.s, 1) == "restore";
+    }
   }
-  if (!has_restore &&
-      sqlite3_exec(db, "ALTER TABLE allocation_changes ADD COLUMN restore TEXT", nullptr, nullptr,
-                   &err) != SQLITE_OK) {
-    std::string msg = err ? err : "?";
-    sqlite3_free(err);
-    return fail(ErrorCode::kIo, "{}: cannot add the restore column: {}", path, msg);
+  if (!has_table)
+    return fail(ErrorCode::kParse, "{}: not an audit database (no allocation_changes table)", path);
+  // A trail written before the restore column existed gets it (NULL: those records roll back
+  // through `before`, as they always did); read-only, it is read without it.
+  log.has_restore_ = has_restore;
+  if (!has_restore && !read_only) {
+    if (sqlite3_exec(db, "ALTER TABLE allocation_changes ADD COLUMN restore TEXT", nullptr,
+                     nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "?";
+      sqlite3_free(err);
+      return fail(ErrorCode::kIo, "{}: cannot add the restore column: {}", path, msg);
+    }
+    log.has_restore_ = true;
   }
   return log;
 }
 
-AuditLog::AuditLog(AuditLog&& o) noexcept : db_(o.db_) { o.db_ = nullptr; }
+AuditLog::AuditLog(AuditLog&& o) noexcept : db_(o.db_), has_restore_(o.has_restore_) { o.db_ = nullptr; }
 AuditLog& AuditLog::operator=(AuditLog&& o) noexcept {
   if (this != &o) {
     sqlite3_close(db_);
     db_ = o.db_;
+    has_restore_ = o.has_restore_;
     o.db_ = nullptr;
   }
   return *this;
@@ -153,7 +183,8 @@ Result<std::int64_t> AuditLog::append(const AuditRecord& r) {
 
 Result<AuditRecord> AuditLog::get(std::int64_t id) const {
   Stmt st;
-  const std::string sql = fmt::format("SELECT {} FROM allocation_changes WHERE id = ?", kColumns);
+  const std::string sql = fmt::format("SELECT {}{} FROM allocation_changes WHERE id = ?", kColumns,
+                                      has_restore_ ? "restore" : "NULL");
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
     return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
   sqlite3_bind_int64(st.s, 1, id);
@@ -167,9 +198,9 @@ Result<std::vector<AuditRecord>> AuditLog::list(const std::string& workload,
                                                 std::size_t limit) const {
   Stmt st;
   const std::string sql =
-      fmt::format("SELECT {} FROM allocation_changes WHERE (?1 = '' OR workload = ?1) "
+      fmt::format("SELECT {}{} FROM allocation_changes WHERE (?1 = '' OR workload = ?1) "
                   "ORDER BY id DESC LIMIT ?2",
-                  kColumns);
+                  kColumns, has_restore_ ? "restore" : "NULL");
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
     return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
   sqlite3_bind_text(st.s, 1, workload.c_str(), -1, SQLITE_TRANSIENT);

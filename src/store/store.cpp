@@ -75,37 +75,51 @@ Result<Store> Store::open(const std::filesystem::path& file) {
     return fail(ErrorCode::kIo, "{}: cannot open: {}", file.string(),
                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   }
+  // SQLite falls back to read-only on a write-protected file: the agent would then run and record
+  // nothing. Refused at start-up, naming the file.
+  if (sqlite3_db_readonly(db, "main") == 1)
+    return fail(ErrorCode::kIo, "{}: the history database can only be read (write-protected file)",
+                file.string());
   sqlite3_busy_timeout(db, 5000);
   // WAL: readers do not block the writer and a crash leaves the last commit intact;
   // synchronous=NORMAL is durable against process crashes (an OS crash may lose the last commit).
   if (auto s = st.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"); !s)
     return tl::unexpected(s.error());
-  int version = -1;
-  {
+  const auto readVersion = [&]() -> Result<int> {
     // Finalized before any migration: a pending statement would lock the tables it drops.
     Stmt v;
     sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &v.s, nullptr);
-    if (sqlite3_step(v.s) == SQLITE_ROW) version = sqlite3_column_int(v.s, 0);
-  }
-  if (version < 0) return fail(ErrorCode::kIo, "{}: cannot read schema version (not a SQLite file?)", file.string());
-  if (version > kSchemaVersion) {
-    return fail(ErrorCode::kParse, "{}: schema version {} is newer than this build's {}",
-                file.string(), version, kSchemaVersion);
-  }
-  if (version < kSchemaVersion) {
+    if (sqlite3_step(v.s) != SQLITE_ROW)
+      return fail(ErrorCode::kIo, "{}: cannot read schema version (not a SQLite file?)", file.string());
+    const int version = sqlite3_column_int(v.s, 0);
+    if (version > kSchemaVersion)
+      return fail(ErrorCode::kParse, "{}: schema version {} is newer than this build's {}",
+                  file.string(), version, kSchemaVersion);
+    return version;
+  };
+  auto version = readVersion();
+  if (!version) return tl::unexpected(version.error());
+  if (*version < kSchemaVersion) {
     // Version 0 is an empty file; a version 1 file is migrated in place. One transaction: a
-    // failure (or a crash) leaves the file as it was.
-    std::string steps = kSchema;
-    if (version == 1) {
+    // failure (or a crash) leaves the file as it was. The version is read again inside it:
+    // another process opening the same file may have migrated it meanwhile.
+    if (auto s = st.exec("BEGIN IMMEDIATE;"); !s) return tl::unexpected(s.error());
+    version = readVersion();
+    if (!version) {
+      (void)st.exec("ROLLBACK");
+      return tl::unexpected(version.error());
+    }
+    std::string steps;
+    if (*version == 0) steps = kSchema;
+    if (*version == 1) {
       steps = kMigrateV1;
       steps.replace(steps.find("%SCHEMA%"), 8, kSchema);
     }
-    const std::string sql = "BEGIN IMMEDIATE;" + steps + "PRAGMA user_version=" +
-                            std::to_string(kSchemaVersion) + "; COMMIT;";
-    if (auto s = st.exec(sql.c_str()); !s) {
+    const std::string sql = steps + "PRAGMA user_version=" + std::to_string(kSchemaVersion) + "; COMMIT;";
+    if (auto s = st.exec(*version < kSchemaVersion ? sql.c_str() : "COMMIT;"); !s) {
       (void)st.exec("ROLLBACK");
       return fail(ErrorCode::kIo, "{} (migrating schema version {} to {})", s.error().message,
-                  version, kSchemaVersion);
+                  *version, kSchemaVersion);
     }
   }
   return st;

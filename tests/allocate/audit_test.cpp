@@ -149,6 +149,15 @@ VALUES (1, 'app', 'cgroup-v1', '{{"root": "{}"}}', '{{"memory": 1073741824}}',
     ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
     sqlite3_close(db);
   }
+  {  // read-only, it is read as it is, without the column
+    auto ro = AuditLog::open(path, AuditLog::Mode::kReadOnly);
+    ASSERT_TRUE(ro) << ro.error().message;
+    auto listed = ro->list("", 10);
+    ASSERT_TRUE(listed) << listed.error().message;
+    ASSERT_EQ(listed->size(), 1u);
+    EXPECT_TRUE((*listed)[0].restore.is_null());
+    EXPECT_FALSE(ro->append((*listed)[0]));
+  }
   writeFile(fx.tmp.path() / "cg/cpu/app/cpu.cfs_quota_us", "150000\n");
   auto log = AuditLog::open(path);
   ASSERT_TRUE(log) << log.error().message;
@@ -229,6 +238,17 @@ TEST(Audit, AWriteProtectedDatabaseIsRefusedAtOpen) {
   std::system(("chattr -i " + path).c_str());
   ASSERT_FALSE(log);
   EXPECT_NE(log.error().message.find("can only be read"), std::string::npos) << log.error().message;
+}
+
+TEST(Audit, ReadOnlyOpensOnlyAnExistingTrail) {
+  TempDir tmp;
+  const auto path = (tmp.path() / "a.db").string();
+  EXPECT_FALSE(AuditLog::open(path, AuditLog::Mode::kReadOnly));
+  EXPECT_FALSE(std::filesystem::exists(path));
+  writeFile(tmp.path() / "other.db", "");
+  auto empty = AuditLog::open((tmp.path() / "other.db").string(), AuditLog::Mode::kReadOnly);
+  ASSERT_FALSE(empty);
+  EXPECT_NE(empty.error().message.find("not an audit database"), std::string::npos) << empty.error().message;
 }
 
 TEST(Audit, DatabaseIsInWalMode) {

@@ -1,6 +1,7 @@
 // `foresight allocate`, `cost` and `history` refuse bad arguments (exit 2) before they change or
 // record anything; `history` refuses an audit database that does not exist.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -106,6 +107,32 @@ TEST_F(AllocateCli, HistoryRefusesANonPositiveRollbackAndAMissingDb) {
   EXPECT_NE(r.err.find("typo.db"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(typo));
   EXPECT_EQ(run("history").exit_code, 0);
+}
+
+// Listing reads the trail as it is: the file is left byte for byte (no WAL switch, no schema), and
+// a reader who may not write the trail or its folder, as an auditor often is, can list it.
+TEST_F(AllocateCli, HistoryListsATrailItCannotWriteAndChangesNothing) {
+  ASSERT_EQ(allocate("--cpu 1.5").exit_code, 0);
+  const auto before = read("audit.db");
+  auto listed = run("history");
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(read("audit.db"), before);
+
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                            fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(db(), fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                            fs::perms::others_read);
+  // As another user where this runs as root (root could write anyway); otherwise the folder and
+  // file are made read-only for this user.
+  const bool root = ::geteuid() == 0;
+  if (!root) fs::permissions(dir_, fs::perms::owner_write, fs::perm_options::remove);
+  const auto r = foresight::test_support::runShell(
+      fmt::format("{} {} history --db {}", root ? "setpriv --reuid=65534 --regid=65534 --clear-groups" : "",
+                  FORESIGHT_BIN, db()));
+  if (!root) fs::permissions(dir_, fs::perms::owner_write, fs::perm_options::add);
+  EXPECT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("cpu=1.5"), std::string::npos) << r.all();
+  EXPECT_EQ(read("audit.db"), before);
 }
 
 TEST_F(AllocateCli, CostValidatesItsArguments) {

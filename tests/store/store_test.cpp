@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -75,31 +77,38 @@ TEST(Store, RetentionDownsamplesIntoBucketMeansThenDrops) {
   EXPECT_EQ((*b)[0].time_ms, 240'000);
 }
 
+// A version 1 database as that schema wrote it (times and bucket sizes in seconds), with `more`
+// further raw samples of workload 'w' at 2000 s and later.
+void writeVersion1(const fs::path& p, int more = 0) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(p.c_str(), &db), SQLITE_OK);
+  const char* v1 = R"sql(
+    CREATE TABLE workloads (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+    CREATE TABLE samples (workload INTEGER NOT NULL REFERENCES workloads(id),
+      resolution INTEGER NOT NULL, time INTEGER NOT NULL,
+      cpu REAL, memory REAL, disk_io REAL, network REAL,
+      PRIMARY KEY (workload, resolution, time)) WITHOUT ROWID;
+    CREATE TABLE fingerprints (workload INTEGER NOT NULL REFERENCES workloads(id),
+      time INTEGER NOT NULL, anomaly REAL NOT NULL, vector BLOB NOT NULL,
+      PRIMARY KEY (workload, time)) WITHOUT ROWID;
+    INSERT INTO workloads VALUES (1, 'w');
+    -- 1 and 1000: multiplied in place, 1 would collide with 1000 before it moves.
+    INSERT INTO samples VALUES (1, 0, 1, 0.5, 100, NULL, 7), (1, 0, 1000, 1.5, 200, 3, 8),
+                               (1, 60, 960, 2.5, 300, NULL, NULL);
+    INSERT INTO fingerprints VALUES (1, 1000, 0.25, x'000000000000f03f');
+    PRAGMA user_version=1;
+  )sql";
+  ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  const std::string rows =
+      "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < " + std::to_string(more) +
+      ") INSERT INTO samples SELECT 1, 0, 2000 + i, 1, 1, 1, 1 FROM n;";
+  if (more > 0) ASSERT_EQ(sqlite3_exec(db, rows.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+}
+
 TEST(Store, MigratesAVersion1FileFromSecondsToMilliseconds) {
   const fs::path p = freshDb("v1");
-  {
-    // A version 1 database as that schema wrote it (times and bucket sizes in seconds).
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(p.c_str(), &db), SQLITE_OK);
-    const char* v1 = R"sql(
-      CREATE TABLE workloads (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-      CREATE TABLE samples (workload INTEGER NOT NULL REFERENCES workloads(id),
-        resolution INTEGER NOT NULL, time INTEGER NOT NULL,
-        cpu REAL, memory REAL, disk_io REAL, network REAL,
-        PRIMARY KEY (workload, resolution, time)) WITHOUT ROWID;
-      CREATE TABLE fingerprints (workload INTEGER NOT NULL REFERENCES workloads(id),
-        time INTEGER NOT NULL, anomaly REAL NOT NULL, vector BLOB NOT NULL,
-        PRIMARY KEY (workload, time)) WITHOUT ROWID;
-      INSERT INTO workloads VALUES (1, 'w');
-      -- 1 and 1000: multiplied in place, 1 would collide with 1000 before it moves.
-      INSERT INTO samples VALUES (1, 0, 1, 0.5, 100, NULL, 7), (1, 0, 1000, 1.5, 200, 3, 8),
-                                 (1, 60, 960, 2.5, 300, NULL, NULL);
-      INSERT INTO fingerprints VALUES (1, 1000, 0.25, x'000000000000f03f');
-      PRAGMA user_version=1;
-    )sql";
-    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-    sqlite3_close(db);
-  }
+  writeVersion1(p);
   {
     auto st = Store::open(p);
     ASSERT_TRUE(st) << st.error().message;
@@ -143,6 +152,52 @@ TEST(Store, MigratesAVersion1FileFromSecondsToMilliseconds) {
   auto again = Store::open(p);
   ASSERT_TRUE(again);
   EXPECT_EQ((*again->samples("w", 0, 1'000'001))[1].time_ms, 1'000'000);
+}
+
+// Agents started together on an old file: one migrates, the others wait for it and open the
+// migrated file (before, they failed on the tables it had just replaced).
+TEST(Store, ProcessesOpeningAnOldFileTogetherAllOpenIt) {
+  const fs::path p = freshDb("v1race");
+  writeVersion1(p, 300'000);
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  std::vector<pid_t> children;
+  for (int k = 0; k < 3; ++k) {
+    const pid_t c = ::fork();
+    ASSERT_GE(c, 0);
+    if (c == 0) {
+      ::close(go[1]);
+      char b;
+      if (::read(go[0], &b, 1) != 0) _exit(3);  // all start when the pipe closes
+      auto st = Store::open(p);
+      if (!st) {
+        std::fprintf(stderr, "%s\n", st.error().message.c_str());
+        _exit(1);
+      }
+      _exit(st->samples("w", 0, INT64_MAX)->size() == 300'002 ? 0 : 2);
+    }
+    children.push_back(c);
+  }
+  ::close(go[0]);
+  ::close(go[1]);
+  for (pid_t c : children) {
+    int status = 0;
+    ::waitpid(c, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child " << c << " status " << status;
+  }
+}
+
+// SQLite opens a write-protected file read-only; the store refuses it rather than drop every write.
+TEST(Store, AWriteProtectedFileIsRefusedAtOpen) {
+  const fs::path p = freshDb("protected");
+  { ASSERT_TRUE(Store::open(p)); }
+  if (std::system(("chattr +i " + p.string() + " 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "chattr +i needs root and an ext2/3/4-like file system";
+  auto st = Store::open(p);
+  std::system(("chattr -i " + p.string()).c_str());
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find(p.string() + ": the history database can only be read"), std::string::npos)
+      << st.error().message;
 }
 
 TEST(Store, RefusesNewerSchemaAndNonDatabases) {

@@ -37,7 +37,11 @@ struct AuditRecord {
 
 class AuditLog {
  public:
-  static Result<AuditLog> open(const std::string& path);
+  // kReadWrite creates a missing database and migrates an older one; kReadOnly (listing) opens an
+  // existing one as it is, so an auditor without write access can read the trail, and reading
+  // changes nothing in the file.
+  enum class Mode { kReadWrite, kReadOnly };
+  static Result<AuditLog> open(const std::string& path, Mode mode = Mode::kReadWrite);
   AuditLog(AuditLog&&) noexcept;
   AuditLog& operator=(AuditLog&&) noexcept;
   ~AuditLog();
@@ -50,6 +54,7 @@ class AuditLog {
  private:
   explicit AuditLog(sqlite3* db) : db_(db) {}
   sqlite3* db_ = nullptr;
+  bool has_restore_ = true;  // false: a read-only trail from before the restore column
 };
 
 // Reads current, applies `target`, records the outcome. Returns the record id, or the backend's
