@@ -222,6 +222,11 @@ int runMatch(MatchArgs a) {
       return 1;
     }
     const auto& s = report->summary;
+    if (s.workloads == 0) {
+      spdlog::error("{}: no workload could be scored ({} without a feasible environment{})",
+                    a.data_dir, s.skipped, a.deadline > 0 ? " within the deadline" : "");
+      return 1;
+    }
     fmt::print("{:<28} {:<26} {:<26} {:>7} {:>8} {:>8}\n", "workload", "chosen", "best", "regret",
                "best-avg", "random");
     for (const auto& w : report->workloads)
@@ -235,6 +240,10 @@ int runMatch(MatchArgs a) {
     fmt::print("best-on-average: median regret {:.3f}, mean {:.3f}, top-1 {}/{}\n", s.baseline_median,
                s.baseline_mean, s.baseline_top1, s.workloads);
     fmt::print("random pick:     median regret {:.3f}, mean {:.3f}\n", s.random_median, s.random_mean);
+    if (s.probes_unknown_cost)
+      fmt::print("{} failed probe runs have no recorded runtime: their cost is unknown and left out, so "
+                 "the probe cost is a lower bound\n",
+                 s.probes_unknown_cost);
     if (s.skipped) fmt::print("skipped {} workloads with no feasible environment\n", s.skipped);
     if (!a.json_path.empty())
       if (auto st = writeFileAtomically(a.json_path, match::toJson(*report, *table, opt)); !st) {
@@ -297,7 +306,7 @@ int runMatch(MatchArgs a) {
     std::string names;
     for (const auto& p : ev.probes) names += " " + p.env;
     fmt::print("probe runs (from the data):{}\n", names);
-    ranking = matcher->rank(ev);
+    ranking = matcher->rank(ev, candidates);  // among those with a measured outcome, as evaluated
   } else {
     auto fp = readFingerprint(a.fingerprint);
     if (!fp) {

@@ -25,7 +25,8 @@ Result<CsvTable> readCsv(const std::filesystem::path& file) {
   if (!in) return fail(ErrorCode::kNotFound, "{}: cannot open", file.string());
   std::stringstream buf;
   buf << in.rdbuf();
-  const std::string text = buf.str();
+  std::string text = buf.str();
+  if (text.starts_with("\xEF\xBB\xBF")) text.erase(0, 3);  // the UTF-8 mark spreadsheets save
   CsvTable t;
   t.file = file.string();
   std::vector<std::string> row;

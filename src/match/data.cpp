@@ -1,6 +1,7 @@
 #include "foresight/match/data.h"
 
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -215,6 +216,8 @@ Result<RunHistory> readRunsCsv(const fs::path& file) {
       run.runtime_s = *v;
     } else if (run.completed) {
       return fail(ErrorCode::kParse, "{}:{}: a completed run needs runtime_s", t->file, t->lines[r]);
+    } else {
+      run.runtime_s = std::numeric_limits<double>::quiet_NaN();  // unknown, not free
     }
     // Otherwise it would silently count as a failed run.
     if (run.completed && !(run.runtime_s > 0))
@@ -236,10 +239,17 @@ Result<RunHistory> readRunsCsv(const fs::path& file) {
       if (!v) return tl::unexpected(v.error());
       run.throughput = *v;
     }
+    // Extra columns describe the workload (e.g. its `app`, which --group-by holds out together):
+    // one value per workload, or a fold could train on part of a group it holds out.
     auto& info = h.workload_info[run.workload];
     for (std::size_t col = 0; col < t->header.size(); ++col) {
       if (col == w || col == e || col == c || col == rt || col == cost || col == thr) continue;
-      info.emplace(t->header[col], row[col]);
+      auto [it, added] = info.emplace(t->header[col], row[col]);
+      if (!added && it->second != row[col])
+        return fail(ErrorCode::kParse,
+                    "{}:{}: workload '{}' has {} '{}' here and '{}' on an earlier line; a "
+                    "workload's extra columns must agree",
+                    t->file, t->lines[r], run.workload, t->header[col], row[col], it->second);
     }
     h.runs.push_back(std::move(run));
   }

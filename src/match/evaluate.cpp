@@ -11,6 +11,9 @@
 namespace foresight::match {
 namespace {
 
+// Regrets this close to 0 are ties with the best (runtimes are recorded to a few digits).
+constexpr double kTie = 1e-9;
+
 struct Extremes {
   double best = 0, worst = 0;
   std::size_t best_env = std::string::npos;
@@ -50,17 +53,20 @@ std::optional<double> regret(const OutcomeTable& t, std::size_t w, std::size_t c
   return (t.feasible(o) ? t.value(o) : x->worst) / x->best - 1;
 }
 
-std::size_t bestOnAverage(const OutcomeTable& t, const std::vector<std::size_t>& workloads) {
-  std::size_t best = 0;
-  double best_mean = std::numeric_limits<double>::infinity();
+std::vector<std::size_t> rankOnAverage(const OutcomeTable& t, const std::vector<std::size_t>& workloads) {
+  std::vector<double> mean_regret(t.environments.size(), std::numeric_limits<double>::infinity());
   for (std::size_t e = 0; e < t.environments.size(); ++e) {
     double sum = 0;
     int n = 0;
-    for (auto w : workloads)
-      if (auto r = regret(t, w, e)) sum += *r, ++n;
-    if (n && sum / n < best_mean) best_mean = sum / n, best = e;
+    for (auto w : workloads)  // over the workloads that ran there: without a run it is unknown
+      if (auto r = t.outcomes[w][e].has_run ? regret(t, w, e) : std::nullopt) sum += *r, ++n;
+    if (n) mean_regret[e] = sum / n;
   }
-  return best;
+  std::vector<std::size_t> order(t.environments.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return mean_regret[a] < mean_regret[b]; });
+  return order;
 }
 
 Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions& options) {
@@ -108,7 +114,7 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
       errors[g] = matcher.error();
       return;
     }
-    const auto baseline = bestOnAverage(t, train);
+    const auto on_average = rankOnAverage(t, train);
     for (auto w : held) {
       auto x = extremes(t, w);
       if (!x) {
@@ -122,9 +128,14 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
       s.workload = t.workloads[w];
       s.group = groups[g];
       s.informative_probes = matcher->probes().size();
+      // A choice is scored by its outcome, so the matcher and both reference points choose among
+      // the environments the workload has a run on (docs/matching.md).
       std::vector<std::size_t> candidates;
       for (std::size_t e = 0; e < t.environments.size(); ++e)
         if (t.outcomes[w][e].has_run) candidates.push_back(e);
+      const auto baseline = *std::find_if(on_average.begin(), on_average.end(), [&](std::size_t e) {
+        return t.outcomes[w][e].has_run;
+      });
       for (std::size_t k = 0; k < matcher->probeBudget(); ++k) {
         auto next = matcher->nextProbe(ev, candidates);
         if (!next) {
@@ -136,7 +147,10 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
         const auto& o = t.outcomes[w][p];
         ev.probes.push_back({t.environments[p].id, o.completed, o.runtime_s});
         s.probes.push_back(t.environments[p].id);
+        // A failed run without a recorded runtime has no known cost (Scout's time-outs are
+        // among them): counted, so the total reads as the lower bound it is.
         if (std::isfinite(t.value(o))) s.probe_cost += t.value(o);
+        else ++s.probes_unknown_cost;
       }
       auto ranking = matcher->rank(ev, candidates);
       if (!ranking) {
@@ -147,12 +161,15 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
       s.chosen = t.environments[chosen].id;
       s.best = t.environments[x->best_env].id;
       s.regret = *regret(t, w, chosen);
+      // A hit is a choice as good as the best: with tied bests any of them is one.
+      const auto hit = [&](std::size_t e) { return *regret(t, w, e) <= kTie; };
+      s.top1 = hit(chosen);
       for (std::size_t i = 0; i < std::min<std::size_t>(3, ranking->environments.size()); ++i)
-        if (ranking->environments[i].env == s.best) (i == 0 ? s.top1 : s.top3) = true;
-      s.top3 = s.top3 || s.top1;
+        s.top3 = s.top3 || hit(t.environmentIndex(ranking->environments[i].env));
       s.probe_cost_vs_best = s.probe_cost / x->best;
       s.baseline_env = t.environments[baseline].id;
       s.baseline_regret = *regret(t, w, baseline);
+      s.baseline_top1 = hit(baseline);
       double sum = 0;
       for (auto e : candidates) sum += *regret(t, w, e);
       s.random_regret = sum / candidates.size();
@@ -176,7 +193,8 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
     pc.push_back(s.probe_cost_vs_best);
     sm.top1 += s.top1;
     sm.top3 += s.top3;
-    sm.baseline_top1 += s.baseline_env == s.best;
+    sm.baseline_top1 += s.baseline_top1;
+    sm.probes_unknown_cost += s.probes_unknown_cost;
   }
   sm.workloads = report.workloads.size();
   sm.median_regret = median(r);
@@ -247,6 +265,7 @@ std::string toJson(const EvaluationReport& report, const OutcomeTable& t,
                   {"top1_rate", s.workloads ? double(s.top1) / s.workloads : 0.0},
                   {"top3_rate", s.workloads ? double(s.top3) / s.workloads : 0.0},
                   {"median_probe_cost_vs_best", s.median_probe_cost_vs_best},
+                  {"probe_runs_of_unknown_cost", s.probes_unknown_cost},
                   {"best_on_average", {{"median_regret", s.baseline_median},
                                        {"mean_regret", s.baseline_mean},
                                        {"top1", s.baseline_top1}}},
@@ -263,8 +282,10 @@ std::string toJson(const EvaluationReport& report, const OutcomeTable& t,
                     {"probes", w.probes},
                     {"probe_cost", w.probe_cost},
                     {"probe_cost_vs_best", w.probe_cost_vs_best},
+                    {"probe_runs_of_unknown_cost", w.probes_unknown_cost},
                     {"best_on_average", w.baseline_env},
                     {"best_on_average_regret", w.baseline_regret},
+                    {"best_on_average_top1", w.baseline_top1},
                     {"random_regret", w.random_regret},
                     {"informative_probes", w.informative_probes}});
   j["workloads"] = rows;

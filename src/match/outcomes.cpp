@@ -1,6 +1,7 @@
 #include "foresight/match/outcomes.h"
 
 #include <algorithm>
+#include <cmath>
 #include <unordered_map>
 
 namespace foresight::match {
@@ -41,7 +42,7 @@ Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objectiv
   // Repeated runs of a workload on an environment: it counts as completing when most runs did,
   // with the geometric mean runtime of those that completed (runtimes are noisy multiplicatively).
   struct Cell {
-    int runs = 0, completed = 0, costs_done = 0, costs_all = 0;
+    int runs = 0, completed = 0, costs_done = 0, costs_all = 0, runtimes = 0;
     double log_runtime = 0, runtime_all = 0, cost_done = 0, cost_all = 0, last_done = 0;
   };
   std::vector<std::vector<Cell>> cells(t.workloads.size(), std::vector<Cell>(m));
@@ -59,7 +60,7 @@ Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objectiv
     const auto e = env->second;
     auto& c = cells[w][e];
     ++c.runs;
-    c.runtime_all += run.runtime_s;
+    if (!std::isnan(run.runtime_s)) c.runtime_all += run.runtime_s, ++c.runtimes;
     const bool done = run.completed;
     if (done) ++c.completed, c.log_runtime += std::log(run.runtime_s), c.last_done = run.runtime_s;
     if (run.cost) {
@@ -77,7 +78,8 @@ Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objectiv
       if (c.runs == 0) continue;
       o.has_run = true;
       o.completed = 2 * c.completed > c.runs;
-      o.runtime_s = !o.completed       ? c.runtime_all / c.runs
+      // A failed cell's runtime (and so its cost) is unknown when none of its runs recorded one.
+      o.runtime_s = !o.completed       ? (c.runtimes ? c.runtime_all / c.runtimes : NAN)
                     : c.completed == 1 ? c.last_done  // exactly as recorded
                                        : std::exp(c.log_runtime / c.completed);
       if (o.completed && c.costs_done) o.cost = c.cost_done / c.costs_done;
@@ -98,13 +100,28 @@ Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objectiv
       auto& o = t.outcomes[w][e];
       if (o.has_run && std::isnan(o.cost)) o.cost = o.runtime_s / 3600 * t.price_per_hour[e];
     }
-  if (objective == Objective::kCost)
-    for (std::size_t e = 0; e < m; ++e)
+  if (objective == Objective::kCost) {
+    for (std::size_t e = 0; e < m; ++e) {
       if (std::isnan(t.price_per_hour[e]))
         return fail(ErrorCode::kInvalidArgument,
                     "environment '{}' has no '{}' price and no run with a cost: use --objective "
                     "runtime or add price_per_hour",
                     t.environments[e].id, purchase_option);
+      // Regret is relative to the best cost: a free environment or run would leave it undefined.
+      if (!(t.price_per_hour[e] > 0))
+        return fail(ErrorCode::kInvalidArgument,
+                    "environment '{}' costs 0 per hour ('{}' price): regret relative to a cost of 0 "
+                    "is undefined; use --objective runtime or give its price",
+                    t.environments[e].id, purchase_option);
+    }
+    for (std::size_t w = 0; w < t.workloads.size(); ++w)
+      for (std::size_t e = 0; e < m; ++e)
+        if (t.outcomes[w][e].has_run && t.outcomes[w][e].completed && !(t.outcomes[w][e].cost > 0))
+          return fail(ErrorCode::kInvalidArgument,
+                      "run of '{}' on '{}' costs 0: regret relative to a cost of 0 is undefined; use "
+                      "--objective runtime or give its cost",
+                      t.workloads[w], t.environments[e].id);
+  }
   for (const auto& w : t.workloads) {
     auto fp = data.history.fingerprints.find(w);
     t.fingerprints.push_back(fp == data.history.fingerprints.end() ? std::map<std::string, double>{}

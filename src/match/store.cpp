@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 namespace foresight::match {
@@ -156,7 +158,7 @@ Result<RunHistory> RunStore::load() const {
       run.workload = text(st.s, 1);
       run.env = text(st.s, 2);
       run.completed = sqlite3_column_int(st.s, 3) != 0;
-      run.runtime_s = sqlite3_column_double(st.s, 4);
+      run.runtime_s = sqlite3_column_type(st.s, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(st.s, 4);
       if (sqlite3_column_type(st.s, 5) != SQLITE_NULL) run.cost = sqlite3_column_double(st.s, 5);
       if (sqlite3_column_type(st.s, 6) != SQLITE_NULL)
         run.throughput = sqlite3_column_double(st.s, 6);

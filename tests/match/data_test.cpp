@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -240,6 +241,61 @@ TEST(OutcomeTable, RepeatedRunsUseTheMajorityAndTheGeometricMeanRuntime) {
   EXPECT_NEAR(w.runtime_s, 200, 1e-9);
   EXPECT_NEAR(w.cost, 200.0 / 3600, 1e-12);
   EXPECT_FALSE(t->outcomes[t->workloadIndex("v")][0].completed);  // 1 of 3 completed
+}
+
+// A failed run without a runtime has an unknown cost, not a cost of 0 (which made the probes that
+// hit Scout's time-outs free).
+TEST(OutcomeTable, AFailedRunWithoutARuntimeHasAnUnknownCost) {
+  Scratch s;
+  s.write("environments.csv", "env,price_per_hour\na,3600\nb,3600\n");
+  s.write("runs.csv", "workload,env,completed,runtime_s\nw,a,1,10\nw,b,0,\nv,a,0,30\nv,b,1,5\n");
+  auto d = loadMatchFolder(s.dir);
+  ASSERT_TRUE(d) << d.error().message;
+  auto t = buildOutcomeTable(*d, Objective::kCost, std::nullopt);
+  ASSERT_TRUE(t) << t.error().message;
+  const auto& unknown = t->outcomes[t->workloadIndex("w")][t->environmentIndex("b")];
+  EXPECT_TRUE(unknown.has_run);
+  EXPECT_FALSE(unknown.completed);
+  EXPECT_TRUE(std::isnan(t->value(unknown)));
+  EXPECT_DOUBLE_EQ(t->value(t->outcomes[t->workloadIndex("v")][t->environmentIndex("a")]), 30);
+}
+
+TEST(OutcomeTable, AFreeEnvironmentOrRunIsRefusedForTheCostObjective) {
+  Scratch s;
+  s.write("environments.csv", "env,price_per_hour\na,0\nb,2\n");
+  s.write("runs.csv", "workload,env,completed,runtime_s\nw,a,1,10\nw,b,1,5\n");
+  auto d = loadMatchFolder(s.dir);
+  ASSERT_TRUE(d) << d.error().message;
+  auto t = buildOutcomeTable(*d, Objective::kCost, std::nullopt);
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.error().message.find("environment 'a' costs 0 per hour"), std::string::npos) << t.error().message;
+  EXPECT_TRUE(buildOutcomeTable(*d, Objective::kRuntime, std::nullopt));
+  s.write("environments.csv", "env\na\nb\n");
+  s.write("runs.csv", "workload,env,completed,runtime_s,cost\nw,a,1,10,0\nw,b,1,5,1\n");
+  d = loadMatchFolder(s.dir);
+  ASSERT_TRUE(d) << d.error().message;
+  t = buildOutcomeTable(*d, Objective::kCost, std::nullopt);
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.error().message.find("costs 0"), std::string::npos) << t.error().message;
+}
+
+// A workload's extra columns (its `app`, which --group-by holds out together) have one value; a
+// second one would silently put the workload in the first line's group.
+TEST(RunsCsv, AWorkloadWhoseExtraColumnsDisagreeIsRefused) {
+  Scratch s;
+  auto h = readRunsCsv(s.write("runs.csv", "workload,env,completed,runtime_s,app\nw,a,1,10,x\nw,b,1,5,y\n"));
+  ASSERT_FALSE(h);
+  EXPECT_NE(h.error().message.find("runs.csv:3: workload 'w' has app 'y' here and 'x'"), std::string::npos)
+      << h.error().message;
+}
+
+// Spreadsheets save CSV with a UTF-8 byte-order mark before the header.
+TEST(RunsCsv, AByteOrderMarkIsNotPartOfTheFirstColumnsName) {
+  Scratch s;
+  auto h = readRunsCsv(s.write("runs.csv", "\xEF\xBB\xBFworkload,env,completed,runtime_s\nw,a,1,10\n"));
+  ASSERT_TRUE(h) << h.error().message;
+  ASSERT_EQ(h->runs.size(), 1u);
+  EXPECT_EQ(h->runs[0].workload, "w");
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "foresight/match/evaluate.h"
 #include <nlohmann/json.hpp>
 
@@ -44,11 +47,16 @@ TEST(Regret, RuntimeObjectiveAndDeadline) {
   EXPECT_FALSE(regret(none, sort, 0).has_value());
 }
 
-TEST(BestOnAverage, LowestMeanRegretOverTheGivenWorkloads) {
+TEST(RankOnAverage, LowestMeanRegretOverTheGivenWorkloadsFirst) {
   const auto t = fixtureTable(Objective::kCost);
   // Mean regret: 2xsmall (0 + 0.25)/2, 4xsmall (0.111 + 0.5)/2, 2xbig (0.111 + 0)/2.
-  EXPECT_EQ(t.environments[bestOnAverage(t, {0, 1})].id, "2xbig");
-  EXPECT_EQ(t.environments[bestOnAverage(t, {t.workloadIndex("sortA")})].id, "2xsmall");
+  const auto ids = [&](const std::vector<std::size_t>& order) {
+    std::vector<std::string> out;
+    for (auto e : order) out.push_back(t.environments[e].id);
+    return out;
+  };
+  EXPECT_EQ(ids(rankOnAverage(t, {0, 1})), (std::vector<std::string>{"2xbig", "2xsmall", "4xsmall"}));
+  EXPECT_EQ(ids(rankOnAverage(t, {t.workloadIndex("sortA")})).front(), "2xsmall");
 }
 
 class HeldOut : public ::testing::TestWithParam<bool> {};
@@ -121,6 +129,78 @@ TEST(Evaluate, JsonCarriesSummaryAndEveryWorkload) {
   EXPECT_EQ(j["workloads"].size(), 6u);
   EXPECT_EQ(j["summary"]["workloads"], 6);
   EXPECT_EQ(j["protocol"]["probes"], 3);
+}
+
+// fixtures/ties: w6 runs as fast on A as on B. Choosing either is as good as the best, so it is a
+// top-1 hit, whichever of the two is listed as `best` (before, only the first listed counted).
+TEST(Evaluate, AChoiceTiedWithTheBestIsAHit) {
+  auto d = loadMatchFolder(kDir + "/ties");
+  ASSERT_TRUE(d) << d.error().message;
+  auto t = buildOutcomeTable(*d, Objective::kRuntime, std::nullopt);
+  ASSERT_TRUE(t) << t.error().message;
+  EvaluationOptions opt;
+  opt.matcher.probes = 0;
+  auto r = evaluate(*t, opt);
+  ASSERT_TRUE(r) << r.error().message;
+  std::size_t zero = 0;
+  for (const auto& w : r->workloads) {
+    EXPECT_EQ(w.top1, w.regret <= 1e-9) << w.workload << " chose " << w.chosen << ", regret " << w.regret;
+    EXPECT_EQ(w.baseline_top1, w.baseline_regret <= 1e-9) << w.workload;
+    zero += w.regret <= 1e-9;
+  }
+  EXPECT_EQ(r->summary.top1, zero);
+  const auto w6 = std::find_if(r->workloads.begin(), r->workloads.end(), [](auto& w) { return w.workload == "w6"; });
+  ASSERT_NE(w6, r->workloads.end());
+  EXPECT_EQ(w6->regret, 0);
+  EXPECT_TRUE(w6->top1);
+}
+
+// Without a run of w6 on B, which the other workloads find best on average, best-on-average for w6
+// is the next environment it has a run on, as the matcher and the random pick choose among those
+// (before, B was scored as the worst feasible choice).
+TEST(Evaluate, BestOnAverageChoosesAmongTheEnvironmentsTheMatcherChoosesAmong) {
+  auto d = loadMatchFolder(kDir + "/ties");
+  ASSERT_TRUE(d) << d.error().message;
+  std::erase_if(d->history.runs, [](const match::Run& r) { return r.workload == "w6" && r.env == "B"; });
+  auto t = buildOutcomeTable(*d, Objective::kRuntime, std::nullopt);
+  ASSERT_TRUE(t) << t.error().message;
+  EvaluationOptions opt;
+  opt.matcher.probes = 0;
+  auto r = evaluate(*t, opt);
+  ASSERT_TRUE(r) << r.error().message;
+  for (const auto& w : r->workloads) {
+    if (w.workload == "w6") {
+      EXPECT_EQ(w.baseline_env, "A");
+      EXPECT_EQ(w.baseline_regret, 0);
+      EXPECT_NE(w.chosen, "B");
+    } else {
+      EXPECT_EQ(w.baseline_env, "B") << w.workload;
+    }
+  }
+}
+
+// fixtures/generic: sortA failed on 2xbig without a recorded runtime. Probing every environment,
+// that probe's cost is unknown: counted apart, the others summed.
+TEST(Evaluate, AProbeOfUnknownCostIsCountedNotTakenAsFree) {
+  auto t = fixtureTable(Objective::kCost);
+  EvaluationOptions opt;
+  opt.matcher.probes = 3;
+  auto r = evaluate(t, opt);
+  ASSERT_TRUE(r) << r.error().message;
+  std::size_t unknown = 0;
+  for (const auto& w : r->workloads) {
+    ASSERT_EQ(w.probes.size(), 3u) << w.workload;
+    const auto wi = t.workloadIndex(w.workload);
+    double known = 0;
+    for (std::size_t e = 0; e < t.environments.size(); ++e)
+      if (std::isfinite(t.value(t.outcomes[wi][e]))) known += t.value(t.outcomes[wi][e]);
+    EXPECT_NEAR(w.probe_cost, known, 1e-12) << w.workload;
+    EXPECT_EQ(w.probes_unknown_cost, w.workload == "sortA" ? 1u : 0u) << w.workload;
+    unknown += w.probes_unknown_cost;
+  }
+  EXPECT_EQ(r->summary.probes_unknown_cost, unknown);
+  const auto j = nlohmann::json::parse(toJson(*r, t, opt));
+  EXPECT_EQ(j["summary"]["probe_runs_of_unknown_cost"], 1);
 }
 
 }  // namespace

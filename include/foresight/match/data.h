@@ -56,7 +56,7 @@ Status joinInstanceCatalog(EnvironmentCatalog& catalog, const std::filesystem::p
 struct Run {
   std::string workload, env;
   bool completed = false;
-  double runtime_s = 0;
+  double runtime_s = 0;                    // NaN: a failed run whose runtime was not recorded
   std::optional<double> cost;              // when absent: runtime × the environment's price
   std::optional<double> throughput;        // items/s, when the workload reports one
   std::map<std::string, double> usage;     // resource usage seen during the run (profiler)

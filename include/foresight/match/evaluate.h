@@ -17,12 +17,16 @@ struct WorkloadScore {
   std::string workload, group;
   std::string chosen, best;
   double regret = 0;
-  bool top1 = false, top3 = false;  // the best environment is the matcher's first / in its top 3
+  // The matcher's first choice / one of its first three is as good as the best (regret 0, so
+  // any of tied bests counts).
+  bool top1 = false, top3 = false;
   std::vector<std::string> probes;
-  double probe_cost = 0;            // sum of the probe runs' objective values
+  double probe_cost = 0;            // sum of the probe runs' objective values that are known
+  std::size_t probes_unknown_cost = 0;  // failed probe runs without a runtime: not in probe_cost
   double probe_cost_vs_best = 0;    // probe_cost / value(best)
   std::string baseline_env;         // best-on-average over the training workloads
   double baseline_regret = 0;
+  bool baseline_top1 = false;
   double random_regret = 0;         // expected regret of a uniform pick
   std::size_t informative_probes = 0;
 };
@@ -32,6 +36,7 @@ struct Summary {
   double median_regret = 0, mean_regret = 0;
   std::size_t top1 = 0, top3 = 0;
   double median_probe_cost_vs_best = 0;
+  std::size_t probes_unknown_cost = 0;
   double baseline_median = 0, baseline_mean = 0;
   std::size_t baseline_top1 = 0;
   double random_median = 0, random_mean = 0;
@@ -58,8 +63,9 @@ Result<std::size_t> selectInformativeProbes(const OutcomeTable& table,
                                             const std::vector<std::size_t>& workloads,
                                             const EvaluationOptions& options);
 
-// The environment with the lowest mean regret over the given workloads.
-std::size_t bestOnAverage(const OutcomeTable& table, const std::vector<std::size_t>& workloads);
+// Every environment, by mean regret over the given workloads, lowest first (ties in catalog
+// order); best-on-average is the first a workload has a run on.
+std::vector<std::size_t> rankOnAverage(const OutcomeTable& table, const std::vector<std::size_t>& workloads);
 
 Result<EvaluationReport> evaluate(const OutcomeTable& table, const EvaluationOptions& options);
 
