@@ -197,6 +197,30 @@ TEST(CgroupV2Fixture, RefusesMemoryBelowUsageWithoutWriting) {
   EXPECT_EQ(readFile(tmp.path() / "w/memory.max"), "max");
 }
 
+// Page cache the kernel can drop is not usage the limit must stay above: a workload with 3 GiB in
+// memory.current but 2 GiB of it inactive file pages takes a limit above its 1 GiB working set
+// (before, every plan for such a workload was refused, its cpu change with it). Below the working
+// set is still refused.
+TEST(CgroupV2Fixture, InactivePageCacheDoesNotBlockALimitAboveTheWorkingSet) {
+  TempDir tmp;
+  makeV2Fixture(tmp.path(), "w");
+  writeFile(tmp.path() / "w/memory.current", "3221225472\n");
+  writeFile(tmp.path() / "w/memory.stat",
+            "anon 1073741824\nfile 2147483648\nactive_file 0\ninactive_file 2147483648\n");
+  auto b = makeCgroupV2Backend({tmp.path(), ""}, makeRealCgroupFiles());
+  Allocation t;
+  t[Resource::kCpu] = 0.5;
+  t[Resource::kMemory] = 1248 * kMiB;
+  auto st = b->apply("w", t);
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(readFile(tmp.path() / "w/memory.max"), "1308622848");
+  EXPECT_EQ(readFile(tmp.path() / "w/cpu.max"), "50000 100000");
+  t[Resource::kMemory] = 1000 * kMiB;
+  st = b->apply("w", t);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("below the working set 1073741824"), std::string::npos) << st.error().message;
+}
+
 TEST(CgroupV2Fixture, LoweringWritesHighBeforeMaxAndUndoesOnFailure) {
   TempDir tmp;
   makeV2Fixture(tmp.path(), "w");

@@ -518,9 +518,27 @@ class CgroupV2Backend final : public Backend {
     return fmt::format("rbps={} wbps={}", v("rbps"), v("wbps"));
   }
 
+  // The working set as the kubelet and the profiler count it: memory.current less the inactive
+  // file pages of memory.stat, which the kernel reclaims before it would OOM-kill (without
+  // memory.stat, memory.current). The planner's floor is on this, so a limit the planner allows
+  // is not refused because of page cache.
+  Result<double> workingSet(const std::string& workload) {
+    auto used = usage(workload);
+    if (!used) return tl::unexpected(used.error());
+    double ws = *(*used)[Resource::kMemory];
+    if (auto stat = files_->read(config_.root / workload / "memory.stat")) {
+      std::istringstream in(*stat);
+      std::string key;
+      double v = 0;
+      while (in >> key >> v)
+        if (key == "inactive_file") ws = std::max(0.0, ws - v);
+    }
+    return ws;
+  }
+
   // memory.max and memory.high to `max` and `high` ("max" or bytes), keeping high <= max at every
   // step: raising writes max first, lowering writes high first. v2 does not refuse a memory.max
-  // below usage (it reclaims, then OOM-kills), so that is refused here.
+  // below usage (it reclaims, then OOM-kills), so one below the working set is refused here.
   Status memoryWrites(const std::string& workload, const std::string& what, const std::string& max,
                       const std::string& high, std::vector<Write>& writes) {
     const fs::path dir = config_.root / workload;
@@ -529,13 +547,13 @@ class CgroupV2Backend final : public Backend {
       auto b = parseNumber(max, dir / "memory.max");
       if (!b) return tl::unexpected(b.error());
       bytes = *b;
-      auto used = usage(workload);
-      if (!used) return tl::unexpected(used.error());
-      if (*bytes < *(*used)[Resource::kMemory])
+      auto ws = workingSet(workload);
+      if (!ws) return tl::unexpected(ws.error());
+      if (*bytes < *ws)
         return fail(ErrorCode::kInvalidArgument,
-                    "{}: memory.max {} is below current usage {} ({}); not applied", what, max,
-                    static_cast<std::uint64_t>(*(*used)[Resource::kMemory]),
-                    (dir / "memory.current").string());
+                    "{}: memory.max {} is below the working set {} ({} less inactive_file in "
+                    "memory.stat); not applied",
+                    what, max, static_cast<std::uint64_t>(*ws), (dir / "memory.current").string());
     }
     auto old_max = files_->read(dir / "memory.max");
     auto old_high = files_->read(dir / "memory.high");
