@@ -97,8 +97,11 @@ Plan Planner::plan(const PlanInput& in) const {
       const double cur = *d.current;
       const bool below_floor = has_floor && cur < floor;
       // A bound the operator moved past the current value (max lowered, min raised) is not held
-      // off by the dead band or a cool-down; the step limits still pace the way in.
-      const bool hold = !below_floor && cur <= max && cur >= p.min;
+      // off by the dead band or a cool-down; the step limits still pace the way in. A floor above
+      // max (usage beats max) moves that bound to where the floor's raise put the limit: else the
+      // limit would follow every wobble of usage, a write each round.
+      const double ceiling = has_floor ? std::max(max, floor * (1.0 + p.hysteresis)) : max;
+      const bool hold = !below_floor && cur <= ceiling && cur >= p.min;
       const bool up = desired > cur;
       const auto last = in.last_change[index(r)];
       const std::int64_t cooldown = up ? p.cooldown_up_seconds : p.cooldown_down_seconds;
@@ -120,7 +123,10 @@ Plan Planner::plan(const PlanInput& in) const {
       rule = rule == "forecast" ? "initial" : rule;
     }
     d.target = target;
-    d.change = !d.current || *d.current != target;
+    // Within what the backends can set (a page of memory, a microsecond of quota per 100 ms),
+    // a target is the current value: else the change is written, rounded back to it, and audited.
+    const double resolution = r == Resource::kMemory ? 4096.0 : r == Resource::kCpu ? 1e-5 : 1.0;
+    d.change = !d.current || std::fabs(*d.current - target) >= resolution;
     d.rule = rule;
     d.reason = fmt::format("{}: forecast p{:g} max over {} step{} = {}, current {}, desired {}, "
                            "rule {} -> {}",

@@ -43,13 +43,20 @@ const allocate::Planner& Autoscaler::plannerOf(const std::string& workload) cons
   return it == workload_planners_.end() ? planner_ : it->second;
 }
 
+std::int64_t Autoscaler::loopTime(std::int64_t wall) {
+  loop_now_ = last_wall_ ? loop_now_ + std::max<std::int64_t>(0, wall - *last_wall_) : wall;
+  last_wall_ = wall;
+  return loop_now_;
+}
+
 Result<std::optional<allocate::Plan>> Autoscaler::observe(
-    const std::string& workload, std::int64_t now,
+    const std::string& workload, std::int64_t wall,
     const std::array<double, kResourceCount>& usage,
     const std::optional<std::array<double, kResourceCount>>& demand, double cpuset_cpus) {
+  const std::int64_t now = loopTime(wall);
   State& st = workloads_[workload];
   if (!st.forecaster) st.forecaster = config_.forecaster();
-  st.forecaster->observe(now, demand.value_or(usage));
+  st.forecaster->observe(wall, demand.value_or(usage));  // time of day: the wall clock's
   // Every measurement counts for the floors, also those before the first plan: a detail metric
   // (memory) is read only every few rounds, and an OOM kill is seen once.
   for (Resource r : config_.resources)
@@ -64,7 +71,7 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
 
   predict::Forecast f;
   f.workload = workload;
-  f.time = now;
+  f.time = wall;
   f.levels = levels_;
   for (Resource r : config_.resources)
     if (!st.forecaster->forecast(r, levels_, config_.lookahead, f.values[index(r)]))

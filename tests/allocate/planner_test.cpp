@@ -242,6 +242,50 @@ TEST(Planner, MemoryNeverBelowUsagePlusMargin) {
   EXPECT_NEAR(*plan.target[Resource::kMemory], 312.4 * kMiB, 1.0);
 }
 
+// Usage above the workload's max (1 GiB) wobbling by 1 %: the floor beats max, and the limit it
+// set is then held by the dead band like any other, not rewritten every round (before: a write
+// each round, alternating between the floor and the floor plus the band).
+TEST(Planner, AFloorAboveMaxSettlesInsteadOfFollowingEveryWobble) {
+  const auto f = memoryForecast(100);
+  PlannerConfig c;
+  c[Resource::kMemory].max = 1024 * kMiB;
+  c[Resource::kMemory].cooldown_down_seconds = 0;
+  PlanInput in;
+  in.forecast = &f;
+  in.current[Resource::kMemory] = 1024 * kMiB;
+  int changes = 0;
+  for (int i = 0; i < 120; ++i) {
+    in.now = 1000 + i;
+    in.usage[Resource::kMemory] = 1.2 * 1024 * kMiB * (i % 2 ? 1.01 : 0.99);
+    const auto plan = Planner(c).plan(in);
+    const auto& d = decisionFor(plan, Resource::kMemory);
+    if (d.change) {
+      ++changes;
+      in.current[Resource::kMemory] = *d.target;
+    }
+    EXPECT_GE(*in.current[Resource::kMemory], *in.usage[Resource::kMemory]) << i;
+  }
+  EXPECT_LE(changes, 1);
+}
+
+// A target the backends would round to the current value (memory to a page) is no change.
+TEST(Planner, ATargetWithinTheBackendsResolutionIsNoChange) {
+  const auto f = memoryForecast(100);
+  PlannerConfig c;
+  c[Resource::kMemory].hysteresis = 0;
+  c[Resource::kMemory].usage_margin = 0;
+  c[Resource::kMemory].usage_margin_abs = 0;
+  PlanInput in;
+  in.forecast = &f;
+  in.current[Resource::kMemory] = 100 * kMiB + 4096;  // page-rounded, as read back
+  in.usage[Resource::kMemory] = 100 * kMiB + 1000;    // floor: 1000 bytes into the page
+  auto plan = Planner(c).plan(in);
+  EXPECT_FALSE(decisionFor(plan, Resource::kMemory).change) << decisionFor(plan, Resource::kMemory).reason;
+  in.current[Resource::kMemory] = 100 * kMiB + 16384;
+  plan = Planner(c).plan(in);
+  EXPECT_TRUE(decisionFor(plan, Resource::kMemory).change);
+}
+
 // After an OOM kill at a 512 MiB limit (implied demand 614.4 MiB): the forecast (100 MiB) and a
 // fresh cooldown would keep or shrink the limit; the oom-floor raises it, capped at max, and lets
 // go after oom_hold_seconds.

@@ -140,6 +140,43 @@ TEST(Autoscaler, NoPlanBeforeMinHistorySeconds) {
   EXPECT_TRUE(a.view().size() == 2u);
 }
 
+// The wall clock stepped back 600 s (an NTP correction) while a workload's demand tripled: the
+// raise is not held as "cooldown" until the clock catches up, and a young workload is not held
+// without a plan for the 600 s either (before: 10 minutes throttled at a third of its demand).
+TEST(Autoscaler, AWallClockSteppedBackDoesNotStopTheLoop) {
+  AutoscalerConfig c;
+  c.apply = true;
+  c.min_samples = 10;
+  c.min_history_seconds = 60;
+  c.resources = {Resource::kCpu};
+  c.planner[Resource::kCpu].cooldown_up_seconds = 30;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  std::int64_t t = 10'000;
+  // A young workload: 50 s of history, then the clock goes back; it is planned for 10 s later.
+  for (; t < 10'050; ++t) ASSERT_TRUE(a.observe("young", t, usage(0.5, NAN)));
+  t -= 600;
+  std::optional<double> limit;
+  for (int i = 0; i < 20; ++i, ++t) {
+    auto p = a.observe("young", t, usage(0.5, NAN));
+    ASSERT_TRUE(p);
+    if (*p && (*p)->target[Resource::kCpu]) limit = *(*p)->target[Resource::kCpu];
+  }
+  EXPECT_TRUE(limit) << "no plan within 20 s of samples after the step";
+  // A workload with a limit set just before the clock went back: demand triples after the step,
+  // and the limit follows it once the 30 s up cool-down has passed.
+  t = 20'000;
+  for (; t < 20'100; ++t) ASSERT_TRUE(a.observe("old", t, usage(0.5, NAN)));
+  t -= 600;
+  limit.reset();
+  for (int i = 0; i < 120; ++i, ++t) {
+    auto p = a.observe("old", t, usage(1.5, NAN));
+    ASSERT_TRUE(p && *p);
+    if ((*p)->target[Resource::kCpu]) limit = *(*p)->target[Resource::kCpu];
+  }
+  ASSERT_TRUE(limit);
+  EXPECT_GE(*limit, 1.5) << "the raise was held";
+}
+
 // The profiler reads the working set every detail_every rounds: a sample without it must not lift
 // the memory usage floor, which then rests on the last measured usage.
 TEST(Autoscaler, MissingMemoryKeepsTheUsageFloor) {

@@ -117,6 +117,12 @@ class Autoscaler {
   std::map<std::string, allocate::Planner> workload_planners_;
   std::vector<double> levels_;  // every planner's levels
   std::map<std::string, State> workloads_;
+  // The planner's intervals (history, cool-downs, OOM hold) run on the sample times made
+  // monotonic: a wall clock stepped back (NTP) adds no time rather than negative time, which
+  // would hold every raise as "cooldown" and blind young workloads until it caught up.
+  std::int64_t loopTime(std::int64_t now);
+  std::optional<std::int64_t> last_wall_;
+  std::int64_t loop_now_ = 0;
   mutable std::mutex view_mutex_;
   std::map<std::pair<std::string, Resource>, ViewRow> view_;
 };
