@@ -1,6 +1,7 @@
 // Planner policies from YAML; kept apart from planner.cpp so the planner stays free of I/O.
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -63,13 +64,28 @@ Status applyPolicy(const YAML::Node& node, Resource r, ResourcePolicy& p, const 
     if (!f) return fail(ErrorCode::kParse, "{}: unknown key '{}'", at, key);
     auto v = value(kv.second, at + "." + key, f->bytes, f->nullable);
     if (!v) return tl::unexpected(v.error());
+    // Every field is an amount, a share or a time: none is negative, and only max is unbounded.
+    if (std::isnan(*v) || (std::isinf(*v) && !f->nullable))
+      return fail(ErrorCode::kParse, "{}.{}: '{}' is not a finite number", at, key, kv.second.as<std::string>());
+    if (*v < 0) return fail(ErrorCode::kParse, "{}.{}: {} cannot be negative", at, key, *v);
     *f->target = *v;
   }
+  // Seconds are held as integers; beyond ~30 years is a typo, and the conversion would overflow.
+  constexpr double kMaxSeconds = 1e9;
+  for (const auto& [key, secs] : {std::pair{"cooldown_up_seconds", cu}, std::pair{"cooldown_down_seconds", cd},
+                                  std::pair{"oom_hold_seconds", oh}})
+    if (secs > kMaxSeconds)
+      return fail(ErrorCode::kParse, "{}.{}: {} s is beyond the {:g} s this accepts", at, key, secs, kMaxSeconds);
+  // A band of 100 % or more would never let the limit come down.
+  if (p.hysteresis >= 1) return fail(ErrorCode::kParse, "{}.hysteresis: {} must be below 1 (a share: 0.1 = 10 %)", at, p.hysteresis);
   p.cooldown_up_seconds = static_cast<std::int64_t>(cu);
   p.cooldown_down_seconds = static_cast<std::int64_t>(cd);
   p.oom_hold_seconds = static_cast<std::int64_t>(oh);
   for (double q : {p.quantile, p.lower_quantile, p.upper_quantile})
     if (!(q > 0 && q < 1)) return fail(ErrorCode::kParse, "{}: quantile levels must be in (0, 1)", at);
+  if (!(p.lower_quantile <= p.quantile && p.quantile <= p.upper_quantile))
+    return fail(ErrorCode::kParse, "{}: needs lower_quantile <= quantile <= upper_quantile, not {} / {} / {}", at,
+                p.lower_quantile, p.quantile, p.upper_quantile);
   if (p.max_step_down < 0 || p.max_step_down >= 1 || p.max_step_up < 0)
     return fail(ErrorCode::kParse, "{}: max_step_up must be >= 0, max_step_down in [0, 1)", at);
   if (p.min > p.max) return fail(ErrorCode::kParse, "{}: min is above max", at);

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace foresight::allocate {
 namespace {
@@ -408,6 +411,32 @@ TEST(PlannerConfig, OverridesAndErrors) {
   EXPECT_FALSE(parsePlannerConfig("defaults:\n  cpu: {min: 4, max: 2}\n", "p.yaml"));
   EXPECT_FALSE(parsePlannerConfig("defaults:\n  memory: {max: lots}\n", "p.yaml"));
   EXPECT_FALSE(loadPlannerConfig("/nonexistent/planner.yaml"));
+}
+
+// Values that make no sense are refused, naming the key: before, `cooldown_down_seconds: inf`
+// became a negative cool-down (no cool-down at all), `headroom: nan` a NaN target and
+// `hysteresis: 10` a planner that never lowers.
+TEST(PlannerConfig, ValuesThatMakeNoSenseAreRefusedNamingTheKey) {
+  for (const auto& [policy, message] : std::vector<std::pair<std::string, std::string>>{
+           {"{cooldown_down_seconds: inf}", "cpu.cooldown_down_seconds: 'inf' is not a finite number"},
+           {"{cooldown_down_seconds: 1e30}", "cpu.cooldown_down_seconds: 1e+30 s is beyond"},
+           {"{min: nan}", "cpu.min: 'nan' is not a finite number"},
+           {"{headroom: .nan}", "cpu.headroom: '.nan' is not"},
+           {"{hysteresis: 10}", "cpu.hysteresis: 10 must be below 1"},
+           {"{hysteresis: -1}", "cpu.hysteresis: -1 cannot be negative"},
+           {"{headroom: -2}", "cpu.headroom: -2 cannot be negative"},
+           {"{min: -4}", "cpu.min: -4 cannot be negative"},
+           {"{cooldown_down_seconds: -100}", "cpu.cooldown_down_seconds: -100 cannot be negative"},
+           {"{lower_quantile: 0.95, quantile: 0.9}", "needs lower_quantile <= quantile <= upper_quantile"},
+       }) {
+    SCOPED_TRACE(policy);
+    auto c = parsePlannerConfig("defaults:\n  cpu: " + policy + "\n", "p.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().message.find(message), std::string::npos) << c.error().message;
+  }
+  auto unbounded = parsePlannerConfig("defaults:\n  memory: {max: null}\n", "p.yaml");
+  ASSERT_TRUE(unbounded) << unbounded.error().message;
+  EXPECT_TRUE(std::isinf((*unbounded)[Resource::kMemory].max));
 }
 
 // Every workload's section is checked, not only the one asked for; each has its own policies.
