@@ -79,8 +79,15 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
     if (!p) return tl::unexpected(p.error());
     c.planner = p->defaults;
     c.workload_planners = p->workloads;  // keyed by the backend's name: the cgroup path without '/'
+    spdlog::info("run: planner policies from {} ({} workload section{})", a.planner, p->workloads.size(),
+                 p->workloads.size() == 1 ? "" : "s");
   } else if (a.planner != "config/planner.yaml") {
     return fail(ErrorCode::kNotFound, "--planner {}: no such file", a.planner);
+  } else {
+    // Started elsewhere than the source tree (systemd, sudo from ~): said, so that per-workload
+    // bounds in a file that was not found are not silently missing.
+    spdlog::warn("run: no {} in {}: the built-in planner policies apply (--planner FILE to give one)",
+                 a.planner, std::filesystem::current_path().string());
   }
   const auto adjust = [&](allocate::PlannerConfig& planner) {
     if (a.quantile > 0)

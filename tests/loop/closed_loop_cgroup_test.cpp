@@ -92,13 +92,13 @@ TEST(ClosedLoopBench, AnInterruptedRunLeavesNoCgroupOrWorkloadBehind) {
   for (const auto& p : benchCgroups()) EXPECT_NE(p.filename().string(), ours) << p << " was left behind";
 }
 
-// `foresight run -- CMD` end to end in dry-run: the launched command gets a plan once it has
-// --min-history seconds of history, and the view shows its cpu and its measured memory.
+// `foresight run -- CMD` end to end in dry-run, started in /: the launched command gets a plan once
+// it has --min-history seconds of history, and the view shows its cpu and its measured memory.
 TEST(RunCommand, PlansALaunchedCommandInDryRun) {
   if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
   const fs::path db = fs::temp_directory_path() / fmt::format("run-cli-{}.db", getpid());
   const std::string cmd = fmt::format(
-      "{} run --period 0.5 --min-history 2 --view 1 --listen 127.0.0.1:0 --database {} "
+      "cd / && {} run --period 0.5 --min-history 2 --view 1 --listen 127.0.0.1:0 --database {} "
       "-- sh -c 'timeout 7 sh -c \"while :; do :; done\"; true'",
       FORESIGHT_BIN, db.string());
   const auto ran = foresight::test_support::runShell(cmd);
@@ -122,6 +122,8 @@ TEST(RunCommand, PlansALaunchedCommandInDryRun) {
   EXPECT_GT(busiest_cpu, 0.3) << out;        // the busy loop
   EXPECT_NE(last["memory"][2], "-") << out;  // measured, not missing
   EXPECT_NE(out.find("(dry-run)"), std::string::npos) << out;
+  // Started outside the source tree, it says that config/planner.yaml was not found.
+  EXPECT_NE(out.find("no config/planner.yaml in /: the built-in planner policies apply"), std::string::npos) << out;
 }
 
 // As `record`: a launched command that fails, or cannot be executed, makes `run` exit with 3.
