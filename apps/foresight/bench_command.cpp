@@ -62,6 +62,13 @@ void addBenchCommand(CLI::App& app) {
           spdlog::error("--controllers: '{}' named twice", opts->controllers[i]);
           throw CLI::RuntimeError(2);
         }
+    // At least two decisions a cycle, or the demand's phases fall between them (and the static
+    // controller's warm-up would be zero intervals long).
+    if (opts->interval_seconds > opts->cycle_seconds / 2) {
+      spdlog::error("--interval {} s: at most half of --cycle-seconds ({} s)", opts->interval_seconds,
+                    opts->cycle_seconds);
+      throw CLI::RuntimeError(2);
+    }
     // Ctrl-C or SIGTERM ends the running workload and removes its cgroup before exiting.
     installStopHandler();
     opts->stop = &stopFlag();

@@ -295,6 +295,8 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
   CpuCounters prev = *cpu0;
   double prev_oom = *oom0, prev_t = wallNow();
   const double machine_cores = static_cast<double>(std::thread::hardware_concurrency());
+  const double machine_memory =
+      static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
   for (double tick = start + o.interval_seconds; tick <= end + 1e-9; tick += o.interval_seconds) {
     sleepUntilWall(tick);
     if (stopped(o)) return fail(ErrorCode::kUnavailable, "interrupted");
@@ -326,7 +328,8 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
     }
     if (tick > scored_from + 1e-9) {
       scored_time += dt;
-      limit_time += dt * (std::isinf(limit) ? (memory ? 0.0 : machine_cores) : limit);
+      // No limit is the whole machine, as it is for cpu: counted as 0 it scored best.
+      limit_time += dt * (std::isinf(limit) ? (memory ? machine_memory : machine_cores) : limit);
       r.oom_kills += static_cast<int>(oom_delta);
     } else {
       r.warmup_oom_kills += static_cast<int>(oom_delta);
@@ -364,6 +367,8 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
   }
   cg->killAll();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  if (!(scored_time > 0))
+    return fail(ErrorCode::kInternal, "{}: no decision fell in the scored cycles", controller_name);
   if (memory) {
     r.mean_memory_limit_bytes = scored_time > 0 ? limit_time / scored_time : 0;
   } else {

@@ -164,6 +164,15 @@ TEST(RunCommand, ALaunchedCommandStoppedWithTheRunIsExitStatus0) {
   }
 }
 
+// An interval above half the cycle leaves phases between decisions (at 10 s on a 4 s cycle the
+// static controller's limit was 0 and the run still exited 0): refused before anything runs.
+TEST(ClosedLoopBench, RefusesAnIntervalAboveHalfTheCycle) {
+  const auto ran = foresight::test_support::runShell(fmt::format(
+      "{} bench closed-loop --interval 10 --cycle-seconds 4 --controllers static", FORESIGHT_BIN));
+  EXPECT_EQ(ran.exit_code, 2) << ran.all();
+  EXPECT_NE(ran.all().find("--interval 10 s: at most half of --cycle-seconds (4 s)"), std::string::npos) << ran.all();
+}
+
 TEST(RunCommand, RefusesNegativeDurationsPeriodsAndViews) {
   for (const char* bad : {"--duration -5", "--period -1", "--period 0", "--view -1", "--duration nan"}) {
     const auto ran = foresight::test_support::runShell(fmt::format("{} run {} --listen 127.0.0.1:0", FORESIGHT_BIN, bad));
