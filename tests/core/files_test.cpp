@@ -2,13 +2,38 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <string>
+#include <vector>
 
 namespace foresight {
 namespace {
 namespace fs = std::filesystem;
+
+fs::path freshDir() {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-files-" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string slurp(const fs::path& f) {
+  std::stringstream ss;
+  ss << std::ifstream(f).rdbuf();
+  return ss.str();
+}
+
+// What a folder holds, by name: no temporary file may be left beside the target.
+std::vector<std::string> entries(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 TEST(WriteFileAtomically, ReplacesTheWholeFile) {
   const fs::path dir =
@@ -16,10 +41,8 @@ TEST(WriteFileAtomically, ReplacesTheWholeFile) {
   fs::create_directories(dir);
   ASSERT_TRUE(writeFileAtomically(dir / "a.json", "first version, longer\n"));
   ASSERT_TRUE(writeFileAtomically(dir / "a.json", "second\n"));
-  std::stringstream ss;
-  ss << std::ifstream(dir / "a.json").rdbuf();
-  EXPECT_EQ(ss.str(), "second\n");
-  EXPECT_FALSE(fs::exists(dir / "a.json.tmp"));
+  EXPECT_EQ(slurp(dir / "a.json"), "second\n");
+  EXPECT_EQ(entries(dir), std::vector<std::string>{"a.json"});
   fs::remove_all(dir);
 }
 
@@ -38,7 +61,48 @@ TEST(WriteFileAtomically, ARenameFailureGivesItsReasonAndLeavesNoTemporaryFile) 
   auto s = writeFileAtomically(dir / "taken.json", "x");
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find("Is a directory"), std::string::npos) << s.error().message;
-  EXPECT_FALSE(fs::exists(dir / "taken.json.tmp"));
+  EXPECT_EQ(entries(dir), std::vector<std::string>{"taken.json"});
+  fs::remove_all(dir);
+}
+
+// The replaced file keeps its permissions (a 0600 results file stayed private only until the
+// first rewrite made it 0644); a new file gets the usual 0666 less the umask, not mkstemp's 0600.
+TEST(WriteFileAtomically, KeepsTheModeOfTheFileItReplaces) {
+  const fs::path dir = freshDir();
+  ASSERT_TRUE(writeFileAtomically(dir / "private.json", "a"));
+  fs::permissions(dir / "private.json", fs::perms::owner_read | fs::perms::owner_write);
+  ASSERT_TRUE(writeFileAtomically(dir / "private.json", "b"));
+  EXPECT_EQ(fs::status(dir / "private.json").permissions(), fs::perms::owner_read | fs::perms::owner_write);
+  const mode_t mask = ::umask(022);
+  ASSERT_TRUE(writeFileAtomically(dir / "new.json", "c"));
+  ::umask(mask);
+  EXPECT_EQ(fs::status(dir / "new.json").permissions(),
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+  fs::remove_all(dir);
+}
+
+// A target that is a symlink stays one: the file it points to is replaced.
+TEST(WriteFileAtomically, ALinkStaysALink) {
+  const fs::path dir = freshDir();
+  fs::create_directories(dir / "keep");
+  ASSERT_TRUE(writeFileAtomically(dir / "keep/real.json", "old"));
+  fs::create_symlink("keep/real.json", dir / "link.json");
+  ASSERT_TRUE(writeFileAtomically(dir / "link.json", "new"));
+  EXPECT_TRUE(fs::is_symlink(dir / "link.json"));
+  EXPECT_EQ(slurp(dir / "keep/real.json"), "new");
+  EXPECT_EQ(entries(dir / "keep"), std::vector<std::string>{"real.json"});
+  fs::remove_all(dir);
+}
+
+// The temporary file is a new one of its own: a link planted at the name it used to take
+// ("FILE.tmp", e.g. by another user in /tmp) is neither followed nor written through.
+TEST(WriteFileAtomically, APlantedTemporaryNameIsNotFollowed) {
+  const fs::path dir = freshDir();
+  ASSERT_TRUE(writeFileAtomically(dir / "victim", "precious"));
+  fs::create_symlink(dir / "victim", dir / "out.json.tmp");
+  ASSERT_TRUE(writeFileAtomically(dir / "out.json", "result"));
+  EXPECT_EQ(slurp(dir / "victim"), "precious");
+  EXPECT_EQ(slurp(dir / "out.json"), "result");
   fs::remove_all(dir);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// Whole-file writes that never leave half a file behind: the text goes to a temporary file beside
-// the target, which is renamed over it only once complete.
+// Whole-file writes that never leave half a file behind: the text goes to a temporary file of its
+// own beside the target (mkstemp), flushed to disk, then renamed over it; the replaced file's
+// permissions are kept, and a symlink's target is what is replaced.
 
 #include <filesystem>
 #include <functional>
