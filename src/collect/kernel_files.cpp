@@ -40,9 +40,10 @@ Result<std::string> readKernelFile(const std::filesystem::path& path) {
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
-    // seq_file fills the whole buffer while it has text: a short read is the end, and saves the
-    // read() that would return 0 (cgroup v1's cgroup.procs is read this way every round).
-    if (static_cast<std::size_t>(n) < sizeof buf || out.size() > (1u << 20)) break;
+    // Until read() returns 0: seq_file hands out about a page of records per call whatever the
+    // buffer, so a short read is not the end (cgroup.procs of 900 processes, /proc/PID/net/dev
+    // with 60 interfaces were cut at 4 KiB).
+    if (out.size() > (1u << 20)) break;
   }
   ::close(fd);
   return out;
@@ -159,18 +160,23 @@ void giveFd() { g_kept.fetch_sub(1, std::memory_order_relaxed); }
 // ENODEV: a removed cgroup's kernfs file).
 bool goneErrno(int e) { return e == ESRCH || e == ENODEV || e == ENOENT; }
 
-// Reads from offset 0 until the text fits in buf (seq_file returns it all in one call when the
-// buffer is large enough). -errno on failure.
+// The whole text from offset 0, as many preads as it takes until one returns 0: seq_file hands
+// out about a page of records per call, whatever the buffer. -errno on failure.
 ssize_t preadWhole(int fd, std::string& buf) {
   if (buf.size() < 8192) buf.resize(8192);
+  std::size_t got = 0;
   for (;;) {
-    const ssize_t n = ::pread(fd, buf.data(), buf.size(), 0);
+    if (got == buf.size()) {
+      if (buf.size() >= (1u << 20)) return static_cast<ssize_t>(got);
+      buf.resize(buf.size() * 2);
+    }
+    const ssize_t n = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(got));
     if (n < 0) {
       if (errno == EINTR) continue;
       return -errno;
     }
-    if (static_cast<std::size_t>(n) < buf.size() || buf.size() >= (1u << 20)) return n;
-    buf.resize(buf.size() * 2);
+    if (n == 0) return static_cast<ssize_t>(got);
+    got += static_cast<std::size_t>(n);
   }
 }
 
