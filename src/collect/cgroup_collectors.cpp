@@ -97,7 +97,7 @@ class AncestorQuotas {
   bool readQuota(const fs::path& cgroup) const {
     auto t = readKernelFile(cgroup / file_);
     auto q = t ? parseNumber(field(*t, 0)) : std::nullopt;
-    return q && *q >= 0;
+    return q && std::isfinite(*q) && *q >= 0;  // "max" parses as +inf: no quota
   }
   struct Entry {
     std::chrono::steady_clock::time_point when;

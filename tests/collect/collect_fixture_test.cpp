@@ -615,6 +615,43 @@ TEST(Tiered, DetailFilesEveryNRoundsStaggeredCheapOnesEveryRound) {
     }
 }
 
+// On v2 an ancestor whose cpu.max is "max" sets no quota: cpu.stat.local stays a detail file for a
+// cgroup without a quota of its own (it was read every round: "max" parses as +inf, taken for a
+// quota). Under an ancestor with a quota it is read every round.
+TEST(Tiered, AnUnlimitedAncestorOnV2IsNoQuota) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(testing::TempDir()) / ("v2-ancestors-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::copy(kFixtures + "/v2", root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  const fs::path slice = root / "sys/fs/cgroup/system.slice";
+  writeFile(slice / "cpu.max", "max 100000\n");
+  writeFile(slice / "app.service/cpu.max", "max 100000\n");
+  writeFile(slice / "app.service/cpu.stat.local", "throttled_usec 1000\n");
+  CollectorContext ctx = context("v2");
+  ctx.paths = HostPaths(root.string());
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  ctx.detail_every = 10;
+  const auto rounds = [&] {  // a new sampler each time: ancestors' quotas are kept for a while
+    CollectorRegistry reg("collector");
+    registerCollectors(reg);
+    auto sampler = Sampler::create(ctx, {"cgroup.v2"}, reg);
+    EXPECT_TRUE(sampler);
+    int detail = 0, local = 0;
+    for (int r = 0; r < 12; ++r) {
+      const auto round = sampler->sample({cgroupWorkload("/system.slice/app.service")});
+      const Sample& x = round.samples.at(0);
+      detail += x.detail;
+      local += x.has("cpu_throttled_local_seconds_total");
+    }
+    return std::pair{detail, local};
+  };
+  const auto [detail, unlimited] = rounds();
+  EXPECT_EQ(unlimited, detail);
+  writeFile(slice / "cpu.max", "200000 100000\n");
+  EXPECT_EQ(rounds().second, 12);
+  fs::remove_all(root);
+}
+
 TEST(Tiered, RatesSpanTheLongerIntervalAndMissingIsNotZero) {
   constexpr unsigned kN = 3;
   auto ctx = tieredFixture("tiered-rates", 1);
