@@ -1,5 +1,7 @@
 #include "foresight/collect/workload.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <regex>
@@ -233,8 +235,17 @@ Result<std::vector<Workload>> selectWorkloads(const HostPaths& paths, const Cgro
       return fail(ErrorCode::kInvalidArgument, "selector '{}': {}", selector, e.what());
     }
     auto parents = readParents(paths);
+    // This process and the ones that started it (a shell, sudo) carry the selector in their own
+    // command lines: not workloads to profile.
+    std::set<pid_t> self;
+    for (pid_t p = ::getpid(), guard = 0; p > 1 && guard < 4096 && self.insert(p).second; ++guard) {
+      auto it = parents.find(p);
+      if (it == parents.end()) break;
+      p = it->second;
+    }
     std::set<pid_t> matched;
     for (auto [pid, ppid] : parents) {
+      if (self.count(pid)) continue;
       auto cmd = readKernelFile(paths.procPid(pid) / "cmdline");
       if (!cmd) continue;
       std::replace(cmd->begin(), cmd->end(), '\0', ' ');

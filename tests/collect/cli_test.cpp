@@ -86,6 +86,21 @@ TEST(Cli, RecordRejectsMissingDurationAndBadSelectors) {
   EXPECT_NE(out2.find("selector 'bogus'"), std::string::npos) << out2;
 }
 
+// A cmd: selector matches the processes that run the text, not foresight itself nor the shell
+// that started it, whose command lines carry the selector too (before, both were listed beside
+// the real workload).
+TEST(Cli, ACommandLineSelectorDoesNotMatchTheProfilerOrItsShell) {
+  const std::string marker = "sleep 3" + std::to_string(::getpid() % 1000);  // a command line of its own
+  auto [rc, out] = run("bash -c '" + marker + " & s=$!; sleep 0.2; " + FORESIGHT_BIN +
+                       " --log-level error profile --iterations 2 \"cmd:" + marker + "\"; kill $s; echo sleeper=$s'");
+  ASSERT_EQ(rc, 0) << out;
+  const auto at = out.rfind("sleeper=");
+  ASSERT_NE(at, std::string::npos) << out;
+  const std::string sleeper = "pid-" + out.substr(at + 8, out.find('\n', at) - at - 8);
+  EXPECT_NE(out.find("workloads 1 "), std::string::npos) << out;
+  EXPECT_NE(out.find(sleeper), std::string::npos) << out;
+}
+
 TEST(Cli, ProfileShowsTheFixtureWorkload) {
   auto [rc, out] = run(std::string(FORESIGHT_BIN) + " profile --period 0.05 --iterations 3 --collectors cgroup.v2 --root " +
                        FORESIGHT_SOURCE_DIR + "/tests/collect/fixtures/v2");
