@@ -21,14 +21,14 @@ double variance(const std::vector<double>& v) {
   return s / v.size();
 }
 
-// Least-squares line a + b*i.
+// Least-squares line a + b*i through the present (finite) points, each at its own index.
 std::pair<double, double> lineFit(std::span<const double> x) {
-  const double n = static_cast<double>(x.size());
-  if (x.size() < 2) return {x.empty() ? 0 : x[0], 0};
-  double si = 0, sx = 0, sii = 0, six = 0;
+  double n = 0, si = 0, sx = 0, sii = 0, six = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
-    si += i; sx += x[i]; sii += double(i) * i; six += i * x[i];
+    if (!std::isfinite(x[i])) continue;
+    n += 1; si += i; sx += x[i]; sii += double(i) * i; six += i * x[i];
   }
+  if (n < 2) return {n == 0 ? 0 : sx, 0};
   const double den = n * sii - si * si;
   const double b = den == 0 ? 0 : (n * six - si * sx) / den;
   return {(sx - b * si) / n, b};
@@ -43,6 +43,24 @@ double autocorr(std::span<const double> x, std::size_t lag) {
   if (den <= 0) return 0;
   for (std::size_t i = 0; i + lag < n; ++i) num += (x[i] - m) * (x[i + lag] - m);
   return num / den;
+}
+
+// Autocorrelation at `lag` from the pairs whose two samples are both present, scaled as the
+// classical estimator is (so a complete window gives exactly autocorr()): with the gaps filled
+// by the mean, a window of tiered samples (one in detail_every) had no pair at lag 1 and read as
+// uncorrelated. NaN with fewer than 8 pairs.
+double autocorrPresent(std::span<const double> x, std::size_t lag, double mean) {
+  std::size_t present = 0, pairs = 0;
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (!std::isfinite(x[i])) continue;
+    ++present;
+    den += (x[i] - mean) * (x[i] - mean);
+    if (i + lag < x.size() && std::isfinite(x[i + lag])) ++pairs, num += (x[i] - mean) * (x[i + lag] - mean);
+  }
+  if (pairs < 8) return kNaN;
+  if (den <= 0) return 0;
+  return num / den * static_cast<double>(present - std::min(lag, present)) / static_cast<double>(pairs);
 }
 
 }  // namespace
@@ -139,7 +157,7 @@ WindowShape windowShape(std::span<const double> x) {
   s.stddev = n < 2 ? 0 : std::sqrt(sq / static_cast<double>(n));
   // Goh & Barabasi burstiness: -1 periodic, 0 Poisson-like, towards 1 bursty.
   s.burstiness = (s.stddev + s.mean) > 0 ? (s.stddev - s.mean) / (s.stddev + s.mean) : 0;
-  s.acf1 = autocorr(filledWithMean(x, s.mean), 1);
+  s.acf1 = autocorr(filledWithMean(x, s.mean), 1);  // the LSTM's window block: kept as trained
   return s;
 }
 
@@ -155,11 +173,18 @@ WindowStats windowStats(std::span<const double> x, std::size_t max_period) {
   s.mean = shape.mean;
   s.stddev = shape.stddev;
   s.burstiness = shape.burstiness;
-  s.acf1 = shape.acf1;
+  s.acf1 = autocorrPresent(x, 1, s.mean);
   s.p95 = sorted[static_cast<std::size_t>(std::floor(0.95 * (sorted.size() - 1)))];
   s.max = sorted.back();
+  s.slope = lineFit(x).second;  // over the present points: filled-in ones pull it towards 0
+  // A window mostly filled in (a detail metric between tiered reads) has no period or
+  // decomposition to speak of: the filled-in stretches between reads made a period of
+  // detail_every. Left out (missing) rather than made up.
+  if (2 * sorted.size() < x.size()) {
+    s.period = s.trend_strength = s.seasonal_strength = s.residual_std = kNaN;
+    return s;
+  }
   const std::vector<double> filled = filledWithMean(x, s.mean);
-  s.slope = lineFit(filled).second;
   auto d = decompose(filled, max_period);
   s.period = static_cast<double>(d.period);
   std::vector<double> tr(filled.size()), sr(filled.size());
@@ -197,35 +222,48 @@ void IncrementalPca::update(const Eigen::VectorXd& x_in) {
   if (count_ >= 2 && (count_ < 32 || count_ % 8 == 0)) refresh();
 }
 
+// A feature's spread for z-scores: at least a thousandth of its mean's size. A feature that sat
+// constant and then moved by a page (memory at 100 MiB, +4 KiB) had a spread near 0, and its
+// z-score (so the anomaly) ran to thousands for a hundred fingerprints. 0: constant at 0, no
+// information.
+double IncrementalPca::spread(Eigen::Index i) const {
+  const double var = count_ >= 2 ? m2_(i, i) / static_cast<double>(count_ - 1) : 0.0;
+  const double sd = std::max(std::sqrt(std::max(var, 0.0)), 1e-3 * std::fabs(mean_[i]));
+  return sd > 1e-12 ? sd : 0.0;
+}
+
 void IncrementalPca::refresh() {
   const Eigen::Index d = mean_.size();
   Eigen::MatrixXd cov = m2_ / static_cast<double>(count_ - 1);
   Eigen::VectorXd inv_sd(d);
   for (Eigen::Index i = 0; i < d; ++i) {
-    const double sd = std::sqrt(std::max(cov(i, i), 0.0));
-    inv_sd[i] = sd > 1e-12 ? 1.0 / sd : 0.0;  // constant features carry no information
+    const double sd = spread(i);
+    inv_sd[i] = sd > 0 ? 1.0 / sd : 0.0;  // constant features carry no information
   }
   const Eigen::MatrixXd corr = inv_sd.asDiagonal() * cov * inv_sd.asDiagonal();
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(corr);
   // Ascending from Eigen; we want the largest first.
   eigenvalues_ = es.eigenvalues().reverse().cwiseMax(0.0);
   Eigen::MatrixXd vecs = es.eigenvectors().rowwise().reverse();
-  basis_ = vecs.leftCols(static_cast<Eigen::Index>(out_));
-  // Fix each component's sign (largest entry positive) so fingerprints do not flip between
-  // refreshes.
-  for (Eigen::Index c = 0; c < basis_.cols(); ++c) {
-    Eigen::Index arg = 0;
-    basis_.col(c).cwiseAbs().maxCoeff(&arg);
-    if (basis_(arg, c) < 0) basis_.col(c) *= -1;
+  Eigen::MatrixXd fresh = vecs.leftCols(static_cast<Eigen::Index>(out_));
+  // An eigenvector's sign is arbitrary: each component is turned to agree with the previous
+  // basis' component it is closest to (two with close eigenvalues may swap places), so a
+  // fingerprint does not flip sign between refreshes. "Largest loading positive" flipped whenever
+  // the two largest loadings were close. The first basis is the identity, which makes the first
+  // refresh's rule "largest loading positive".
+  for (Eigen::Index c = 0; c < fresh.cols(); ++c) {
+    Eigen::Index closest = 0;
+    (basis_.transpose() * fresh.col(c)).cwiseAbs().maxCoeff(&closest);
+    if (fresh.col(c).dot(basis_.col(closest)) < 0) fresh.col(c) *= -1;
   }
+  basis_ = std::move(fresh);
 }
 
 Eigen::VectorXd IncrementalPca::zscore(const Eigen::VectorXd& x) const {
   Eigen::VectorXd z(x.size());
   for (Eigen::Index i = 0; i < x.size(); ++i) {
-    const double var = count_ >= 2 ? m2_(i, i) / static_cast<double>(count_ - 1) : 0.0;
-    const double sd = std::sqrt(std::max(var, 0.0));
-    z[i] = (std::isfinite(x[i]) && sd > 1e-12) ? (x[i] - mean_[i]) / sd : 0.0;
+    const double sd = spread(i);
+    z[i] = (std::isfinite(x[i]) && sd > 0) ? (x[i] - mean_[i]) / sd : 0.0;
   }
   return z;
 }

@@ -102,7 +102,9 @@ void writeVersion1(const fs::path& p, int more = 0) {
   const std::string rows =
       "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < " + std::to_string(more) +
       ") INSERT INTO samples SELECT 1, 0, 2000 + i, 1, 1, 1, 1 FROM n;";
-  if (more > 0) ASSERT_EQ(sqlite3_exec(db, rows.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  if (more > 0) {
+    ASSERT_EQ(sqlite3_exec(db, rows.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  }
   sqlite3_close(db);
 }
 

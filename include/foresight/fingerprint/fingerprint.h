@@ -85,6 +85,7 @@ class IncrementalPca {
  private:
   void refresh();
   Eigen::VectorXd zscore(const Eigen::VectorXd& x) const;
+  double spread(Eigen::Index feature) const;
   std::size_t out_ = 0, count_ = 0;
   Eigen::VectorXd mean_, eigenvalues_;
   Eigen::MatrixXd m2_, basis_;  // basis_: input_dim x output_dim, columns by falling variance
