@@ -1,5 +1,7 @@
 #include "foresight/fingerprint/fingerprint.h"
 
+#include "foresight/core/files.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -391,17 +393,7 @@ Status Pipeline::saveState(const fs::path& file) const {
   j["max_period"] = config_.max_period;
   j["metrics"] = metrics_;
   j["pca"] = pca_.save();
-  fs::path tmp = file;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump();
-    if (!out) return fail(ErrorCode::kIo, "{}: cannot write", tmp.string());
-  }
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  if (ec) return fail(ErrorCode::kIo, "{}: cannot rename: {}", file.string(), ec.message());
-  return ok();
+  return writeFileAtomically(file, j.dump());
 }
 
 Result<Pipeline> Pipeline::loadState(const fs::path& file) {
