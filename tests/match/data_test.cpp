@@ -245,13 +245,19 @@ TEST(OutcomeTable, RepeatedRunsUseTheMajorityAndTheGeometricMeanRuntime) {
 
 // A failed run without a runtime has an unknown cost, not a cost of 0 (which made the probes that
 // hit Scout's time-outs free).
+// The cost-objective table of a folder of the two files given.
+Result<OutcomeTable> costTable(const Scratch& s, const std::string& environments, const std::string& runs) {
+  s.write("environments.csv", environments);
+  s.write("runs.csv", runs);
+  auto d = loadMatchFolder(s.dir);
+  if (!d) return tl::unexpected(d.error());
+  return buildOutcomeTable(*d, Objective::kCost, std::nullopt);
+}
+
 TEST(OutcomeTable, AFailedRunWithoutARuntimeHasAnUnknownCost) {
   Scratch s;
-  s.write("environments.csv", "env,price_per_hour\na,3600\nb,3600\n");
-  s.write("runs.csv", "workload,env,completed,runtime_s\nw,a,1,10\nw,b,0,\nv,a,0,30\nv,b,1,5\n");
-  auto d = loadMatchFolder(s.dir);
-  ASSERT_TRUE(d) << d.error().message;
-  auto t = buildOutcomeTable(*d, Objective::kCost, std::nullopt);
+  auto t = costTable(s, "env,price_per_hour\na,3600\nb,3600\n",
+                     "workload,env,completed,runtime_s\nw,a,1,10\nw,b,0,\nv,a,0,30\nv,b,1,5\n");
   ASSERT_TRUE(t) << t.error().message;
   const auto& unknown = t->outcomes[t->workloadIndex("w")][t->environmentIndex("b")];
   EXPECT_TRUE(unknown.has_run);
@@ -262,19 +268,13 @@ TEST(OutcomeTable, AFailedRunWithoutARuntimeHasAnUnknownCost) {
 
 TEST(OutcomeTable, AFreeEnvironmentOrRunIsRefusedForTheCostObjective) {
   Scratch s;
-  s.write("environments.csv", "env,price_per_hour\na,0\nb,2\n");
-  s.write("runs.csv", "workload,env,completed,runtime_s\nw,a,1,10\nw,b,1,5\n");
-  auto d = loadMatchFolder(s.dir);
-  ASSERT_TRUE(d) << d.error().message;
-  auto t = buildOutcomeTable(*d, Objective::kCost, std::nullopt);
+  auto t = costTable(s, "env,price_per_hour\na,0\nb,2\n", "workload,env,completed,runtime_s\nw,a,1,10\nw,b,1,5\n");
   ASSERT_FALSE(t);
   EXPECT_NE(t.error().message.find("environment 'a' costs 0 per hour"), std::string::npos) << t.error().message;
-  EXPECT_TRUE(buildOutcomeTable(*d, Objective::kRuntime, std::nullopt));
-  s.write("environments.csv", "env\na\nb\n");
-  s.write("runs.csv", "workload,env,completed,runtime_s,cost\nw,a,1,10,0\nw,b,1,5,1\n");
-  d = loadMatchFolder(s.dir);
+  auto d = loadMatchFolder(s.dir);
   ASSERT_TRUE(d) << d.error().message;
-  t = buildOutcomeTable(*d, Objective::kCost, std::nullopt);
+  EXPECT_TRUE(buildOutcomeTable(*d, Objective::kRuntime, std::nullopt));
+  t = costTable(s, "env\na\nb\n", "workload,env,completed,runtime_s,cost\nw,a,1,10,0\nw,b,1,5,1\n");
   ASSERT_FALSE(t);
   EXPECT_NE(t.error().message.find("costs 0"), std::string::npos) << t.error().message;
 }

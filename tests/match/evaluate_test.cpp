@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "foresight/match/evaluate.h"
 #include <nlohmann/json.hpp>
@@ -133,14 +134,20 @@ TEST(Evaluate, JsonCarriesSummaryAndEveryWorkload) {
 
 // fixtures/ties: w6 runs as fast on A as on B. Choosing either is as good as the best, so it is a
 // top-1 hit, whichever of the two is listed as `best` (before, only the first listed counted).
-TEST(Evaluate, AChoiceTiedWithTheBestIsAHit) {
+// fixtures/ties evaluated on runtime without probes, less the runs `drop` removes.
+Result<EvaluationReport> evaluateTies(const std::function<bool(const match::Run&)>& drop = {}) {
   auto d = loadMatchFolder(kDir + "/ties");
-  ASSERT_TRUE(d) << d.error().message;
+  if (!d) return tl::unexpected(d.error());
+  if (drop) std::erase_if(d->history.runs, drop);
   auto t = buildOutcomeTable(*d, Objective::kRuntime, std::nullopt);
-  ASSERT_TRUE(t) << t.error().message;
+  if (!t) return tl::unexpected(t.error());
   EvaluationOptions opt;
   opt.matcher.probes = 0;
-  auto r = evaluate(*t, opt);
+  return evaluate(*t, opt);
+}
+
+TEST(Evaluate, AChoiceTiedWithTheBestIsAHit) {
+  auto r = evaluateTies();
   ASSERT_TRUE(r) << r.error().message;
   std::size_t zero = 0;
   for (const auto& w : r->workloads) {
@@ -159,14 +166,7 @@ TEST(Evaluate, AChoiceTiedWithTheBestIsAHit) {
 // is the next environment it has a run on, as the matcher and the random pick choose among those
 // (before, B was scored as the worst feasible choice).
 TEST(Evaluate, BestOnAverageChoosesAmongTheEnvironmentsTheMatcherChoosesAmong) {
-  auto d = loadMatchFolder(kDir + "/ties");
-  ASSERT_TRUE(d) << d.error().message;
-  std::erase_if(d->history.runs, [](const match::Run& r) { return r.workload == "w6" && r.env == "B"; });
-  auto t = buildOutcomeTable(*d, Objective::kRuntime, std::nullopt);
-  ASSERT_TRUE(t) << t.error().message;
-  EvaluationOptions opt;
-  opt.matcher.probes = 0;
-  auto r = evaluate(*t, opt);
+  auto r = evaluateTies([](const match::Run& run) { return run.workload == "w6" && run.env == "B"; });
   ASSERT_TRUE(r) << r.error().message;
   for (const auto& w : r->workloads) {
     if (w.workload == "w6") {
