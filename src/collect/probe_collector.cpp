@@ -1,20 +1,24 @@
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
 #include <cerrno>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <cstring>
 #include <string_view>
 #include <unordered_set>
 
 #include "collectors_impl.h"
+#include "foresight/collect/kernel_files.h"
 #include "foresight/collect/probe_reader.h"
+#include "foresight/core/log.h"
 
 namespace foresight::collect {
 
@@ -22,11 +26,33 @@ std::filesystem::path probeSegmentPath(const std::filesystem::path& dir, pid_t p
   return dir / ("foresight-probe-" + std::to_string(pid));
 }
 
-Result<fs_probe_segment> readProbeSegment(const std::filesystem::path& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+Result<fs_probe_segment> readProbeSegment(const std::filesystem::path& file,
+                                          std::span<const uid_t> owners) {
+  // The folder is world-writable (/dev/shm): a FIFO planted under a segment's name blocked a
+  // plain open() for good (O_NONBLOCK), and a link could lead anywhere (O_NOFOLLOW).
+  int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return fail(ErrorCode::kNotFound, "{}: no probe segment", file.string());
-    return fail(ErrorCode::kIo, "{}: {}", file.string(), std::strerror(errno));
+    const int e = errno;
+    if (e == ENOENT) return fail(ErrorCode::kNotFound, "{}: no probe segment", file.string());
+    if (e == ELOOP) return fail(ErrorCode::kParse, "{}: a symbolic link, not a probe segment", file.string());
+    return fail(ErrorCode::kIo, "{}: {}", file.string(), std::strerror(e));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return fail(ErrorCode::kIo, "{}: {}", file.string(), std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size != static_cast<off_t>(sizeof(fs_probe_segment))) {
+    ::close(fd);
+    return fail(ErrorCode::kParse, "{}: not a probe segment (a regular file of {} bytes)",
+                file.string(), sizeof(fs_probe_segment));
+  }
+  // Anyone can create a file under the name a process's segment would have.
+  if (st.st_uid != 0 && std::find(owners.begin(), owners.end(), st.st_uid) == owners.end()) {
+    ::close(fd);
+    return fail(ErrorCode::kParse, "{}: owned by uid {}, neither root nor the process's user",
+                file.string(), st.st_uid);
   }
   fs_probe_segment seg{};
   // pread copies a consistent-enough snapshot: each 8-byte counter is written atomically.
@@ -67,8 +93,15 @@ class ProbeCollector final : public Collector {
     refreshListing();
     for (pid_t pid : pids) {
       if (!withSegment_.count(pid)) continue;
-      auto seg = readProbeSegment(probeSegmentPath(ctx_.probe_dir, pid));
-      if (!seg) continue;  // this process runs without the probe
+      auto uids = processUids(pid);
+      if (!uids) continue;  // exited
+      auto seg = readProbeSegment(probeSegmentPath(ctx_.probe_dir, pid), *uids);
+      if (!seg) {
+        // Skipped, not an error: one bad file must not stop the others being read.
+        if (seg.error().code != ErrorCode::kNotFound && warned_.insert(pid).second)
+          spdlog::warn("probe: skipping {} (logged once per file)", seg.error().message);
+        continue;
+      }
       ++seen;
       for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
         sum[k].calls += seg->c[k].calls;
@@ -133,12 +166,32 @@ class ProbeCollector final : public Collector {
       if (ec == std::errc() && p == n.data() + n.size()) withSegment_.insert(pid);
     }
     ::closedir(d);
+    std::erase_if(warned_, [&](pid_t p) { return !withSegment_.count(p); });
+  }
+
+  // Real, effective, saved and filesystem uid: whichever the probe ran as when it created the
+  // segment. nullopt when the process is gone.
+  std::optional<std::array<uid_t, 4>> processUids(pid_t pid) const {
+    auto text = readKernelFile(ctx_.paths.procPid(pid) / "status");
+    if (!text) return std::nullopt;
+    std::optional<std::array<uid_t, 4>> out;
+    forEachLine(*text, [&](std::string_view line) {
+      if (out || !line.starts_with("Uid:")) return;
+      std::array<uid_t, 4> u{};
+      for (std::size_t i = 0; i < u.size(); ++i) {
+        const std::string_view f = field(line.substr(4), i);
+        if (std::from_chars(f.data(), f.data() + f.size(), u[i]).ec != std::errc()) return;
+      }
+      out = u;
+    });
+    return out;
   }
 
   CollectorContext ctx_;
   bool listed_ = false;
   std::chrono::steady_clock::time_point listedAt_;
   std::unordered_set<pid_t> withSegment_;
+  std::unordered_set<pid_t> warned_;  // segments whose refusal was logged
   std::map<std::string, std::array<std::array<std::uint64_t, FS_PROBE_BUCKETS>, FS_PROBE_CLASSES>> previous_;
 };
 

@@ -1,6 +1,8 @@
 /* Program with known I/O for the probe test. Phase "main": file, pipe, socket and fsync calls,
  * then a fork whose child writes 5 times, then exec of itself in phase "after-exec" which writes
- * 7 times. Uses raw syscall wrappers only (no stdio), so the counts are exact. */
+ * 7 times. Mode "hold": writes 3 times, forks a child that writes 5 times, each then writes one
+ * line "<P|C> <pid>\n" to stdout, closes it and reads stdin until that closes. Uses raw syscall wrappers only
+ * (no stdio), so the counts are exact. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,10 +13,46 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* "<tag> <pid>\n" in one write. */
+static int say(char tag) {
+  char line[32], digits[16];
+  int n = 0, d = 0;
+  line[n++] = tag;
+  line[n++] = ' ';
+  for (unsigned v = (unsigned)getpid(); v; v /= 10) digits[d++] = (char)('0' + v % 10);
+  while (d > 0) line[n++] = digits[--d];
+  line[n++] = '\n';
+  return write(1, line, (size_t)n) == n ? 0 : 1;
+}
+
+static void wait_for_eof(void) {
+  char c;
+  while (read(0, &c, 1) > 0) { }
+}
+
+static int hold(int devnull, const char* buf) {
+  pid_t child = fork();
+  if (child == 0) {
+    for (int i = 0; i < 5; ++i) if (write(devnull, buf, 3) != 3) _exit(1);
+    if (say('C') != 0) _exit(1);
+    close(1); /* tells the test that the calls above are counted */
+    wait_for_eof();
+    _exit(0);
+  }
+  for (int i = 0; i < 3; ++i) if (write(devnull, buf, 10) != 10) return 1;
+  if (say('P') != 0) return 1;
+  close(1);
+  wait_for_eof();
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
 int main(int argc, char** argv) {
   int devnull = open("/dev/null", O_WRONLY);
   char buf[4096];
   memset(buf, 'x', sizeof buf);
+  if (argc == 2 && strcmp(argv[1], "hold") == 0) return hold(devnull, buf);
   if (argc > 2 && strcmp(argv[1], "after-exec") == 0) {
     for (int i = 0; i < 7; ++i) if (write(devnull, buf, 10) != 10) return 1;
     return 0;

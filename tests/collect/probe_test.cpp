@@ -2,14 +2,20 @@
 // errors and histogram totals per call class, across fork and exec, and read back by the agent's
 // probe collector.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <numeric>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "foresight/collect/collector.h"
 #include "foresight/collect/probe_reader.h"
@@ -35,6 +41,89 @@ std::pair<pid_t, int> runTarget(const std::string& probe_dir, const std::string&
   return {pid, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
 }
 
+std::vector<uid_t> myUids() { return {::geteuid()}; }
+
+// A valid, empty segment for pid.
+fs_probe_segment emptySegment(pid_t pid) {
+  fs_probe_segment seg{};
+  seg.magic = FS_PROBE_MAGIC;
+  seg.version = FS_PROBE_VERSION;
+  seg.classes = FS_PROBE_CLASSES;
+  seg.pid = pid;
+  seg.execs = 1;
+  return seg;
+}
+
+void writeSegment(const fs::path& file, const fs_probe_segment& seg) {
+  std::ofstream(file, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(&seg), sizeof seg);
+}
+
+std::unique_ptr<Collector> probeCollector(const fs::path& dir) {
+  CollectorContext ctx;
+  ctx.probe_dir = dir;
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto probe = reg.create("probe", ctx);
+  EXPECT_TRUE(probe);
+  return probe ? std::move(*probe) : nullptr;
+}
+
+Workload tree(pid_t pid) { return {Workload::Kind::kProcessTree, "t", "", pid}; }
+
+// A reader blocked in open() would hang the test: SIGALRM ends it as a failure instead.
+struct Watchdog {
+  Watchdog() { ::alarm(60); }
+  ~Watchdog() { ::alarm(0); }
+};
+
+// probe_target "hold" with the probe: it and its child do their writes, say their pids, close
+// stdout and wait for stdin to close.
+struct Held {
+  pid_t pid = -1;
+  std::string lines;  // what the two printed
+  int stdin_fd = -1;
+  pid_t waited = -1;
+
+  // Lets both finish; the target's exit status.
+  int release() {
+    if (stdin_fd >= 0) ::close(stdin_fd);
+    stdin_fd = -1;
+    int status = 0;
+    if (waited > 0 && ::waitpid(waited, &status, 0) != waited) return -1;
+    waited = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  ~Held() { release(); }
+};
+using HeldPtr = std::unique_ptr<Held>;
+
+HeldPtr hold(const fs::path& dir) {
+  int in[2], out[2];
+  if (::pipe(in) != 0 || ::pipe(out) != 0) return nullptr;
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
+    ::setenv("LD_PRELOAD", FORESIGHT_PROBE_LIB, 1);
+    ::setenv("FORESIGHT_PROBE_DIR", dir.c_str(), 1);
+    ::execl(FORESIGHT_PROBE_TARGET, FORESIGHT_PROBE_TARGET, "hold", nullptr);
+    _exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  auto h = std::make_unique<Held>();
+  h->stdin_fd = in[1];
+  h->waited = child;
+  h->pid = child;
+  // Both close stdout once their calls are counted.
+  char buf[256];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) h->lines.append(buf, static_cast<std::size_t>(n));
+  ::close(out[0]);
+  return h;
+}
+
 std::uint64_t histTotal(const fs_probe_counters& c) {
   return std::accumulate(std::begin(c.hist), std::end(c.hist), std::uint64_t{0});
 }
@@ -53,7 +142,7 @@ TEST(Probe, CountsKnownIoAcrossForkAndExec) {
   ASSERT_FALSE(child_text.empty());
   const pid_t child = std::stoi(child_text);
 
-  auto seg = readProbeSegment(probeSegmentPath(dir, pid));
+  auto seg = readProbeSegment(probeSegmentPath(dir, pid), myUids());
   ASSERT_TRUE(seg) << seg.error().message;
   EXPECT_EQ(seg->pid, pid);
   EXPECT_EQ(seg->execs, 2u);  // the first image and the one after exec
@@ -77,34 +166,53 @@ TEST(Probe, CountsKnownIoAcrossForkAndExec) {
   }
   EXPECT_GT(c[FS_PROBE_FSYNC].total_ns, 0u);
 
-  auto cs = readProbeSegment(probeSegmentPath(dir, child));
+  auto cs = readProbeSegment(probeSegmentPath(dir, child), myUids());
   ASSERT_TRUE(cs) << cs.error().message;
   EXPECT_EQ(cs->c[FS_PROBE_WRITE].calls, 5u);  // its own segment, not the parent's
   EXPECT_EQ(cs->c[FS_PROBE_WRITE].bytes, 15u);
   EXPECT_EQ(cs->c[FS_PROBE_READ].calls, 0u);
 
-  // The agent side sums the workload's processes.
-  CollectorContext ctx;
-  ctx.probe_dir = dir;
-  CollectorRegistry reg("collector");
-  registerCollectors(reg);
-  auto probe = reg.create("probe", ctx);
+  fs::remove_all(dir);
+}
+
+TEST(Probe, CollectorSumsTheLiveProcessesOfAWorkload) {
+  const fs::path dir = fs::path(testing::TempDir()) / ("probe-live-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto held = hold(dir);
+  ASSERT_TRUE(held);
+  std::map<char, pid_t> pids;
+  std::istringstream lines(held->lines);
+  for (std::string tag, pid; lines >> tag >> pid;) pids[tag[0]] = std::stoi(pid);
+  ASSERT_EQ(pids['P'], held->pid);
+  const pid_t child = pids['C'];
+  ASSERT_GT(child, 0);
+
+  auto probe = probeCollector(dir);
   ASSERT_TRUE(probe);
   Sample s;
-  ASSERT_TRUE((*probe)->collect({Workload::Kind::kProcessTree, "t", "", pid}, {pid, child, 999999}, s));
+  ASSERT_TRUE(probe->collect(tree(held->pid), {held->pid, child, 999999}, s));
   EXPECT_DOUBLE_EQ(s.get("probe_processes"), 2);
-  EXPECT_DOUBLE_EQ(s.get("probe_write_calls_total"), 113);
-  EXPECT_DOUBLE_EQ(s.get("probe_connect_errors_total"), 1);
-  // p99 of the 10 fsyncs: the upper edge 2^b ns of the bucket holding the 10th (= last) one.
+  // 3 x 10 and 5 x 3 bytes to /dev/null, and each one line on stdout; the reads of stdin are
+  // still waiting.
+  EXPECT_DOUBLE_EQ(s.get("probe_write_calls_total"), 3 + 1 + 5 + 1);
+  EXPECT_DOUBLE_EQ(s.get("probe_write_bytes_total"), 30 + 15 + static_cast<double>(held->lines.size()));
+  EXPECT_DOUBLE_EQ(s.get("probe_read_calls_total"), 0);
+  // p99 of the 10 writes: the upper edge 2^b ns of the bucket holding the 10th (= slowest) one.
   int top = 0;
-  for (int b = 0; b < FS_PROBE_BUCKETS; ++b) if (c[FS_PROBE_FSYNC].hist[b] > 0) top = b;
-  EXPECT_DOUBLE_EQ(s.get("probe_fsync_p99_seconds"), std::ldexp(1.0, top) / 1e9);
+  for (pid_t pid : {held->pid, child}) {
+    auto seg = readProbeSegment(probeSegmentPath(dir, pid), myUids());
+    ASSERT_TRUE(seg) << seg.error().message;
+    for (int b = 0; b < FS_PROBE_BUCKETS; ++b) if (seg->c[FS_PROBE_WRITE].hist[b] > 0) top = std::max(top, b);
+  }
+  EXPECT_DOUBLE_EQ(s.get("probe_write_p99_seconds"), std::ldexp(1.0, top) / 1e9);
   EXPECT_FALSE(s.has("probe_accept_p99_seconds"));  // no accept call
   // A second collect with no new calls reports no p99 (window is empty) but the same totals.
   Sample again;
-  ASSERT_TRUE((*probe)->collect({Workload::Kind::kProcessTree, "t", "", pid}, {pid, child}, again));
-  EXPECT_FALSE(again.has("probe_fsync_p99_seconds"));
-  EXPECT_DOUBLE_EQ(again.get("probe_write_calls_total"), 113);
+  ASSERT_TRUE(probe->collect(tree(held->pid), {held->pid, child}, again));
+  EXPECT_FALSE(again.has("probe_write_p99_seconds"));
+  EXPECT_DOUBLE_EQ(again.get("probe_write_calls_total"), 10);
+  EXPECT_EQ(held->release(), 0);
   fs::remove_all(dir);
 }
 
@@ -113,7 +221,7 @@ TEST(Probe, ProgramRunsWhenTheSegmentCannotBeCreated) {
   fs::create_directories(dir);
   auto [pid, rc] = runTarget("/nonexistent/foresight", (dir / "data").string());
   EXPECT_EQ(rc, 0);
-  EXPECT_EQ(readProbeSegment(probeSegmentPath("/nonexistent/foresight", pid)).error().code,
+  EXPECT_EQ(readProbeSegment(probeSegmentPath("/nonexistent/foresight", pid), myUids()).error().code,
             ErrorCode::kNotFound);
   fs::remove_all(dir);
 }
@@ -121,6 +229,53 @@ TEST(Probe, ProgramRunsWhenTheSegmentCannotBeCreated) {
 TEST(Probe, ReaderRejectsForeignFiles) {
   const fs::path f = fs::path(testing::TempDir()) / "not-a-segment";
   std::ofstream(f) << "hello";
-  EXPECT_EQ(readProbeSegment(f).error().code, ErrorCode::kParse);
+  EXPECT_EQ(readProbeSegment(f, myUids()).error().code, ErrorCode::kParse);
   fs::remove(f);
+}
+
+TEST(Probe, ReaderSkipsFifosLinksAndFilesOfOtherUsers) {
+  Watchdog watchdog;
+  const fs::path dir = fs::path(testing::TempDir()) / ("probe-planted-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path fifo = dir / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
+  auto r = readProbeSegment(fifo, myUids());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kParse);
+  EXPECT_NE(r.error().message.find(fifo.string()), std::string::npos) << r.error().message;
+
+  const fs::path good = dir / "good";
+  writeSegment(good, emptySegment(::getpid()));
+  ASSERT_TRUE(readProbeSegment(good, myUids()));
+  const fs::path link = dir / "link";
+  fs::create_symlink(good, link);
+  EXPECT_EQ(readProbeSegment(link, myUids()).error().code, ErrorCode::kParse);
+  const fs::path longer = dir / "longer";
+  fs::copy_file(good, longer);
+  std::ofstream(longer, std::ios::app) << 'x';
+  EXPECT_EQ(readProbeSegment(longer, myUids()).error().code, ErrorCode::kParse);
+
+  // A file of another user: root can make one; others have their own uid, never root.
+  uid_t owner = ::geteuid();
+  if (owner == 0) {
+    owner = 65534;
+    ASSERT_EQ(::chown(good.c_str(), owner, 65534), 0);
+  }
+  EXPECT_EQ(readProbeSegment(good, std::vector<uid_t>{owner + 1}).error().code, ErrorCode::kParse);
+  EXPECT_TRUE(readProbeSegment(good, std::vector<uid_t>{owner}));
+  fs::remove_all(dir);
+}
+
+TEST(Probe, CollectorSkipsAFifoPlantedUnderASegmentName) {
+  Watchdog watchdog;
+  const fs::path dir = fs::path(testing::TempDir()) / ("probe-fifo-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // This process is alive: its name is the one the collector opens.
+  ASSERT_EQ(::mkfifo(probeSegmentPath(dir, ::getpid()).c_str(), 0666), 0);
+  Sample s;
+  EXPECT_TRUE(probeCollector(dir)->collect(tree(::getpid()), {::getpid()}, s));
+  EXPECT_FALSE(s.has("probe_processes"));
+  fs::remove_all(dir);
 }
