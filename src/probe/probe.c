@@ -4,7 +4,8 @@
  *
  * Hot path: two vDSO clock reads and relaxed atomic adds; no allocation, no lock. The segment is
  * created in the constructor (or lazily by the first intercepted call), re-created for the child
- * after fork, and re-opened without truncation after exec so counts of one pid accumulate. Without
+ * after fork, and re-opened without truncation after exec so counts of one process accumulate
+ * (exec keeps the pid and start time that name it, probe_abi.h). Without
  * a writable segment (no /dev/shm, no agent, anything), counts go to a private static segment:
  * the program never fails because of the probe. Thread-safety: all entry points are thread-safe. */
 #define _GNU_SOURCE
@@ -68,26 +69,74 @@ static void resolve_all(void) {
   RESOLVE(accept4); RESOLVE(pipe); RESOLVE(pipe2); RESOLVE(socket); RESOLVE(socketpair);
 }
 
-/* Path without snprintf (async-signal-safe: also used in the fork child handler). */
-static void segment_path(char* out, size_t cap, pid_t pid) {
-  const char* dir = getenv("FORESIGHT_PROBE_DIR");
-  if (!dir || !*dir) dir = "/dev/shm";
-  const char* base = "/foresight-probe-";
-  size_t n = 0;
-  for (const char* p = dir; *p && n + 1 < cap; ++p) out[n++] = *p;
-  for (const char* p = base; *p && n + 1 < cap; ++p) out[n++] = *p;
-  char digits[16];
+static char* append_u64(char* out, char* end, uint64_t v) {
+  char digits[24];
   int d = 0;
-  unsigned v = (unsigned)pid;
-  do { digits[d++] = (char)('0' + v % 10); v /= 10; } while (v && d < 15);
-  while (d > 0 && n + 1 < cap) out[n++] = digits[--d];
-  out[n] = '\0';
+  do { digits[d++] = (char)('0' + v % 10); v /= 10; } while (v);
+  while (d > 0 && out < end) *out++ = digits[--d];
+  return out;
 }
 
-static struct fs_probe_segment* attach(pid_t pid, int fresh) {
-  char path[512];
-  segment_path(path, sizeof path, pid);
-  /* fresh (after fork): a stale file of a recycled pid must not be added to. */
+/* <dir>/foresight-probe-<pid>-<start>-<pidns> (probe_abi.h) without snprintf (async-signal-safe:
+ * also used in the fork child handler). 0 when it does not fit: a cut name would be another's. */
+static int segment_path(char* out, size_t cap, pid_t pid, uint64_t start, uint64_t pidns) {
+  const char* dir = getenv("FORESIGHT_PROBE_DIR");
+  if (!dir || !*dir) dir = "/dev/shm";
+  char* o = out;
+  char* end = out + cap - 1;
+  for (const char* p = dir; *p && o < end; ++p) *o++ = *p;
+  for (const char* p = "/" FS_PROBE_PREFIX; *p && o < end; ++p) *o++ = *p;
+  o = append_u64(o, end, (uint64_t)pid);
+  if (o < end) *o++ = '-';
+  o = append_u64(o, end, start);
+  if (o < end) *o++ = '-';
+  o = append_u64(o, end, pidns);
+  if (o >= end) return 0;
+  *o = '\0';
+  return 1;
+}
+
+/* Field 22 of /proc/self/stat, the start time in clock ticks after boot; 0 when unreadable.
+ * Fields are counted from the last ')', as the command name may hold spaces and parentheses. */
+static uint64_t read_start_time(void) {
+  char buf[1024];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  /* The real read: the wrapper would count this one into the segment being replaced. */
+  ssize_t n = r_read ? r_read(fd, buf, sizeof buf) : -1;
+  close(fd);
+  if (n <= 0) return 0;
+  const char* end = buf + n;
+  const char* p = NULL;
+  for (const char* q = buf; q < end; ++q) if (*q == ')') p = q;
+  if (!p) return 0;
+  for (int field = 2; field < 22; ++field) { /* p at the space before field + 1 */
+    p = memchr(p, ' ', (size_t)(end - p));
+    if (!p) return 0;
+    ++p;
+  }
+  uint64_t v = 0;
+  for (; p < end && *p >= '0' && *p <= '9'; ++p) v = v * 10 + (uint64_t)(*p - '0');
+  return v;
+}
+
+static uint64_t read_pidns(void) {
+  struct stat st;
+  return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* The attached segment's file, removed by the destructor; empty when counting privately. */
+static char g_path[512];
+
+static struct fs_probe_segment* attach_segment(int fresh) {
+  g_path[0] = '\0';
+  const pid_t pid = getpid();
+  const uint64_t start = read_start_time(), pidns = read_pidns();
+  /* Without them no agent could tell this process's segment from others': it would only leak. */
+  if (start == 0 || pidns == 0) return &g_fallback;
+  char path[sizeof g_path];
+  if (!segment_path(path, sizeof path, pid, start, pidns)) return &g_fallback;
+  /* fresh (after fork): a file left under this name must not be added to. */
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0600);
   if (fd < 0) return &g_fallback;
   struct stat st;
@@ -99,21 +148,33 @@ static struct fs_probe_segment* attach(pid_t pid, int fresh) {
   close(fd);
   if (p == MAP_FAILED) return &g_fallback;
   struct fs_probe_segment* s = (struct fs_probe_segment*)p;
-  if (s->magic != FS_PROBE_MAGIC || s->pid != pid) {
-    /* New (zero-filled) or from another process: start over. */
+  if (s->magic != FS_PROBE_MAGIC || s->version != FS_PROBE_VERSION || s->pid != pid ||
+      s->start != start || s->pidns != pidns) {
+    /* New (zero-filled) or not this process's: start over. */
     memset(s, 0, sizeof *s);
     s->version = FS_PROBE_VERSION;
     s->classes = FS_PROBE_CLASSES;
     s->pid = pid;
+    s->start = start;
+    s->pidns = pidns;
     atomic_store((_Atomic uint64_t*)&s->magic, FS_PROBE_MAGIC);
   }
   atomic_fetch_add((_Atomic uint32_t*)&s->execs, 1);
+  memcpy(g_path, path, sizeof path);
+  return s;
+}
+
+/* The host program's errno is left as it was: attaching runs before its call or in its fork. */
+static struct fs_probe_segment* attach(int fresh) {
+  const int saved = errno;
+  struct fs_probe_segment* s = attach_segment(fresh);
+  errno = saved;
   return s;
 }
 
 static void after_fork_child(void) {
   /* The child must not count into the parent's segment. */
-  struct fs_probe_segment* s = attach(getpid(), 1);
+  struct fs_probe_segment* s = attach(1);
   atomic_store(&g_seg, s);
 }
 
@@ -125,7 +186,7 @@ static void init(void) {
     return;
   }
   resolve_all();
-  atomic_store(&g_seg, attach(getpid(), 0));
+  atomic_store(&g_seg, attach(0));
   pthread_atfork(NULL, NULL, after_fork_child);
   atomic_store(&g_init_state, 2);
 }
@@ -136,9 +197,7 @@ __attribute__((destructor)) static void probe_destructor(void) {
   /* Without an agent nobody reads the segment: remove it unless asked to keep it. */
   const char* keep = getenv("FORESIGHT_PROBE_KEEP");
   if (keep && *keep == '1') return;
-  char path[512];
-  segment_path(path, sizeof path, getpid());
-  unlink(path);
+  if (g_path[0]) unlink(g_path);
 }
 
 static inline uint64_t now_ns(void) {

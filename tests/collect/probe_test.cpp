@@ -2,12 +2,14 @@
 // errors and histogram totals per call class, across fork and exec, and read back by the agent's
 // probe collector.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -43,13 +45,30 @@ std::pair<pid_t, int> runTarget(const std::string& probe_dir, const std::string&
 
 std::vector<uid_t> myUids() { return {::geteuid()}; }
 
-// A valid, empty segment for pid.
-fs_probe_segment emptySegment(pid_t pid) {
+// The segment of pid (as the process sees its pid) in dir; empty when there is none.
+fs::path segmentOf(const fs::path& dir, pid_t pid) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    auto id = parseProbeSegmentName(e.path().filename().string());
+    if (id && id->pid == pid) return e.path();
+  }
+  return {};
+}
+
+ProbeSegmentId idOf(pid_t pid) {
+  auto proc = probeProcessOf(HostPaths(), pid);
+  EXPECT_TRUE(proc) << proc.error().message;
+  return proc ? proc->id : ProbeSegmentId{};
+}
+
+// A valid, empty segment for id.
+fs_probe_segment emptySegment(const ProbeSegmentId& id) {
   fs_probe_segment seg{};
   seg.magic = FS_PROBE_MAGIC;
   seg.version = FS_PROBE_VERSION;
   seg.classes = FS_PROBE_CLASSES;
-  seg.pid = pid;
+  seg.pid = id.pid;
+  seg.start = id.start;
+  seg.pidns = id.pidns;
   seg.execs = 1;
   return seg;
 }
@@ -57,6 +76,12 @@ fs_probe_segment emptySegment(pid_t pid) {
 void writeSegment(const fs::path& file, const fs_probe_segment& seg) {
   std::ofstream(file, std::ios::binary | std::ios::trunc)
       .write(reinterpret_cast<const char*>(&seg), sizeof seg);
+}
+
+fs::path writeSegment(const fs::path& dir, const fs_probe_segment& seg, const ProbeSegmentId& id) {
+  const fs::path file = probeSegmentPath(dir, id);
+  writeSegment(file, seg);
+  return file;
 }
 
 std::unique_ptr<Collector> probeCollector(const fs::path& dir) {
@@ -78,12 +103,12 @@ struct Watchdog {
 };
 
 // probe_target "hold" with the probe: it and its child do their writes, say their pids, close
-// stdout and wait for stdin to close.
+// stdout and wait for stdin to close. With own_pid_ns it runs as pid 1 of a new pid namespace.
 struct Held {
-  pid_t pid = -1;
+  pid_t pid = -1;     // the target, as this process numbers it
   std::string lines;  // what the two printed
   int stdin_fd = -1;
-  pid_t waited = -1;
+  pid_t waited = -1;  // this process's child: the target, or the namespace's parent
 
   // Lets both finish; the target's exit status.
   int release() {
@@ -98,28 +123,51 @@ struct Held {
 };
 using HeldPtr = std::unique_ptr<Held>;
 
-HeldPtr hold(const fs::path& dir) {
-  int in[2], out[2];
-  if (::pipe(in) != 0 || ::pipe(out) != 0) return nullptr;
+// nullopt when the pid namespace cannot be made (not root).
+HeldPtr hold(const fs::path& dir, bool own_pid_ns) {
+  int in[2], out[2], report[2];
+  if (::pipe(in) != 0 || ::pipe(out) != 0 || ::pipe(report) != 0) return nullptr;
   const pid_t child = ::fork();
   if (child == 0) {
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
-    ::setenv("LD_PRELOAD", FORESIGHT_PROBE_LIB, 1);
-    ::setenv("FORESIGHT_PROBE_DIR", dir.c_str(), 1);
-    ::execl(FORESIGHT_PROBE_TARGET, FORESIGHT_PROBE_TARGET, "hold", nullptr);
-    _exit(127);
+    ::close(in[1]);
+    ::close(out[0]);
+    ::close(report[0]);
+    if (own_pid_ns && ::unshare(CLONE_NEWPID) != 0) _exit(77);
+    const pid_t target = own_pid_ns ? ::fork() : 0;
+    if (target == 0) {
+      ::dup2(in[0], 0);
+      ::dup2(out[1], 1);
+      for (int fd : {in[0], out[1], report[1]}) ::close(fd);
+      ::setenv("LD_PRELOAD", FORESIGHT_PROBE_LIB, 1);
+      ::setenv("FORESIGHT_PROBE_DIR", dir.c_str(), 1);
+      ::execl(FORESIGHT_PROBE_TARGET, FORESIGHT_PROBE_TARGET, "hold", nullptr);
+      _exit(127);
+    }
+    // The namespace's first process: report its pid as numbered out here, then wait for it.
+    ::close(in[0]);
+    ::close(out[1]);
+    if (::write(report[1], &target, sizeof target) != sizeof target) _exit(1);
+    int status = 0;
+    ::waitpid(target, &status, 0);
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
   }
   ::close(in[0]);
   ::close(out[1]);
+  ::close(report[1]);
   auto h = std::make_unique<Held>();
   h->stdin_fd = in[1];
   h->waited = child;
   h->pid = child;
+  if (own_pid_ns && ::read(report[0], &h->pid, sizeof h->pid) != sizeof h->pid) {
+    ::close(report[0]);
+    ::close(out[0]);
+    return nullptr;
+  }
+  ::close(report[0]);
   // Both close stdout once their calls are counted.
   char buf[256];
-  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) h->lines.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;)
+    h->lines.append(buf, static_cast<std::size_t>(n));
   ::close(out[0]);
   return h;
 }
@@ -128,12 +176,17 @@ std::uint64_t histTotal(const fs_probe_counters& c) {
   return std::accumulate(std::begin(c.hist), std::end(c.hist), std::uint64_t{0});
 }
 
+fs::path freshDir(const std::string& name) {
+  const fs::path dir = fs::path(testing::TempDir()) / (name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
 }  // namespace
 
 TEST(Probe, CountsKnownIoAcrossForkAndExec) {
-  const fs::path dir = fs::path(testing::TempDir()) / ("probe-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = freshDir("probe");
   const std::string data = (dir / "data").string();
   auto [pid, rc] = runTarget(dir.string(), data);
   ASSERT_EQ(rc, 0);
@@ -142,9 +195,16 @@ TEST(Probe, CountsKnownIoAcrossForkAndExec) {
   ASSERT_FALSE(child_text.empty());
   const pid_t child = std::stoi(child_text);
 
-  auto seg = readProbeSegment(probeSegmentPath(dir, pid), myUids());
+  const fs::path file = segmentOf(dir, pid);
+  ASSERT_FALSE(file.empty());
+  auto seg = readProbeSegment(file, myUids());
   ASSERT_TRUE(seg) << seg.error().message;
   EXPECT_EQ(seg->pid, pid);
+  // The name and the header agree, and name this namespace.
+  const auto id = parseProbeSegmentName(file.filename().string());
+  ASSERT_TRUE(id);
+  EXPECT_EQ(seg->start, id->start);
+  EXPECT_EQ(seg->pidns, idOf(::getpid()).pidns);
   EXPECT_EQ(seg->execs, 2u);  // the first image and the one after exec
   const auto& c = seg->c;
   EXPECT_EQ(c[FS_PROBE_READ].calls, 50u);
@@ -166,20 +226,20 @@ TEST(Probe, CountsKnownIoAcrossForkAndExec) {
   }
   EXPECT_GT(c[FS_PROBE_FSYNC].total_ns, 0u);
 
-  auto cs = readProbeSegment(probeSegmentPath(dir, child), myUids());
+  const fs::path child_file = segmentOf(dir, child);
+  ASSERT_FALSE(child_file.empty());
+  auto cs = readProbeSegment(child_file, myUids());
   ASSERT_TRUE(cs) << cs.error().message;
-  EXPECT_EQ(cs->c[FS_PROBE_WRITE].calls, 5u);  // its own segment, not the parent's
+  EXPECT_NE(cs->start, seg->start);  // its own segment, not the parent's
+  EXPECT_EQ(cs->c[FS_PROBE_WRITE].calls, 5u);
   EXPECT_EQ(cs->c[FS_PROBE_WRITE].bytes, 15u);
   EXPECT_EQ(cs->c[FS_PROBE_READ].calls, 0u);
-
   fs::remove_all(dir);
 }
 
 TEST(Probe, CollectorSumsTheLiveProcessesOfAWorkload) {
-  const fs::path dir = fs::path(testing::TempDir()) / ("probe-live-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  auto held = hold(dir);
+  const fs::path dir = freshDir("probe-live");
+  auto held = hold(dir, false);
   ASSERT_TRUE(held);
   std::map<char, pid_t> pids;
   std::istringstream lines(held->lines);
@@ -187,42 +247,85 @@ TEST(Probe, CollectorSumsTheLiveProcessesOfAWorkload) {
   ASSERT_EQ(pids['P'], held->pid);
   const pid_t child = pids['C'];
   ASSERT_GT(child, 0);
+  // A leftover of an earlier process given the target's pid (another start time), with a
+  // gigabyte of reads: not the target's.
+  ProbeSegmentId earlier = idOf(held->pid);
+  earlier.start -= 1;
+  fs_probe_segment old = emptySegment(earlier);
+  old.c[FS_PROBE_READ].calls = 1;
+  old.c[FS_PROBE_READ].bytes = 1u << 30;
+  const fs::path stale = writeSegment(dir, old, earlier);
+  // One of another pid namespace whose pid and start time are this process's.
+  ProbeSegmentId elsewhere = idOf(::getpid());
+  elsewhere.pidns += 1;
+  fs_probe_segment foreign = emptySegment(elsewhere);
+  foreign.c[FS_PROBE_READ].calls = 1;
+  const fs::path foreign_file = writeSegment(dir, foreign, elsewhere);
 
   auto probe = probeCollector(dir);
   ASSERT_TRUE(probe);
   Sample s;
-  ASSERT_TRUE(probe->collect(tree(held->pid), {held->pid, child, 999999}, s));
+  ASSERT_TRUE(probe->collect(tree(held->pid), {held->pid, child, ::getpid(), 999999}, s));
   EXPECT_DOUBLE_EQ(s.get("probe_processes"), 2);
   // 3 x 10 and 5 x 3 bytes to /dev/null, and each one line on stdout; the reads of stdin are
   // still waiting.
   EXPECT_DOUBLE_EQ(s.get("probe_write_calls_total"), 3 + 1 + 5 + 1);
-  EXPECT_DOUBLE_EQ(s.get("probe_write_bytes_total"), 30 + 15 + static_cast<double>(held->lines.size()));
+  EXPECT_DOUBLE_EQ(s.get("probe_write_bytes_total"),
+                   30 + 15 + static_cast<double>(held->lines.size()));
   EXPECT_DOUBLE_EQ(s.get("probe_read_calls_total"), 0);
   // p99 of the 10 writes: the upper edge 2^b ns of the bucket holding the 10th (= slowest) one.
   int top = 0;
   for (pid_t pid : {held->pid, child}) {
-    auto seg = readProbeSegment(probeSegmentPath(dir, pid), myUids());
+    auto seg = readProbeSegment(segmentOf(dir, pid), myUids());
     ASSERT_TRUE(seg) << seg.error().message;
-    for (int b = 0; b < FS_PROBE_BUCKETS; ++b) if (seg->c[FS_PROBE_WRITE].hist[b] > 0) top = std::max(top, b);
+    for (int b = 0; b < FS_PROBE_BUCKETS; ++b)
+      if (seg->c[FS_PROBE_WRITE].hist[b] > 0) top = std::max(top, b);
   }
   EXPECT_DOUBLE_EQ(s.get("probe_write_p99_seconds"), std::ldexp(1.0, top) / 1e9);
   EXPECT_FALSE(s.has("probe_accept_p99_seconds"));  // no accept call
+  EXPECT_FALSE(fs::exists(stale));                  // removed: its process is gone
+  EXPECT_TRUE(fs::exists(foreign_file));            // whether its process lives is not known here
   // A second collect with no new calls reports no p99 (window is empty) but the same totals.
   Sample again;
   ASSERT_TRUE(probe->collect(tree(held->pid), {held->pid, child}, again));
   EXPECT_FALSE(again.has("probe_write_p99_seconds"));
   EXPECT_DOUBLE_EQ(again.get("probe_write_calls_total"), 10);
+
+  // Killed, the target leaves its segment behind; the collector removes it.
+  const fs::path target_file = segmentOf(dir, held->pid);
+  ASSERT_FALSE(target_file.empty());
+  ASSERT_EQ(::kill(held->pid, SIGKILL), 0);
+  EXPECT_EQ(held->release(), -1);
+  ASSERT_TRUE(fs::exists(target_file));
+  Sample after;
+  ASSERT_TRUE(probeCollector(dir)->collect(tree(held->pid), {held->pid}, after));
+  EXPECT_FALSE(after.has("probe_processes"));
+  EXPECT_FALSE(fs::exists(target_file));
+  fs::remove_all(dir);
+}
+
+TEST(Probe, CollectorFindsTheSegmentOfAProcessInAnotherPidNamespace) {
+  const fs::path dir = freshDir("probe-ns");
+  auto held = hold(dir, true);
+  if (!held) GTEST_SKIP() << "cannot make a pid namespace (needs root)";
+  ASSERT_NE(held->lines.find("P 1\n"), std::string::npos) << held->lines;  // pid 1 in there
+  ASSERT_NE(held->pid, 1);
+  const fs::path file = segmentOf(dir, 1);
+  ASSERT_FALSE(file.empty());
+  Sample s;
+  // This namespace's pid 1 is another process: the segment is not its.
+  ASSERT_TRUE(probeCollector(dir)->collect(tree(held->pid), {held->pid, 1}, s));
+  EXPECT_DOUBLE_EQ(s.get("probe_processes"), 1);
+  EXPECT_DOUBLE_EQ(s.get("probe_write_calls_total"), 3 + 1);
+  EXPECT_TRUE(fs::exists(file));
   EXPECT_EQ(held->release(), 0);
   fs::remove_all(dir);
 }
 
 TEST(Probe, ProgramRunsWhenTheSegmentCannotBeCreated) {
-  const fs::path dir = fs::path(testing::TempDir()) / ("probe-nodir-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = freshDir("probe-nodir");
   auto [pid, rc] = runTarget("/nonexistent/foresight", (dir / "data").string());
   EXPECT_EQ(rc, 0);
-  EXPECT_EQ(readProbeSegment(probeSegmentPath("/nonexistent/foresight", pid), myUids()).error().code,
-            ErrorCode::kNotFound);
   fs::remove_all(dir);
 }
 
@@ -235,9 +338,7 @@ TEST(Probe, ReaderRejectsForeignFiles) {
 
 TEST(Probe, ReaderSkipsFifosLinksAndFilesOfOtherUsers) {
   Watchdog watchdog;
-  const fs::path dir = fs::path(testing::TempDir()) / ("probe-planted-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = freshDir("probe-planted");
   const fs::path fifo = dir / "fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
   auto r = readProbeSegment(fifo, myUids());
@@ -246,7 +347,7 @@ TEST(Probe, ReaderSkipsFifosLinksAndFilesOfOtherUsers) {
   EXPECT_NE(r.error().message.find(fifo.string()), std::string::npos) << r.error().message;
 
   const fs::path good = dir / "good";
-  writeSegment(good, emptySegment(::getpid()));
+  writeSegment(good, emptySegment(idOf(::getpid())));
   ASSERT_TRUE(readProbeSegment(good, myUids()));
   const fs::path link = dir / "link";
   fs::create_symlink(good, link);
@@ -269,11 +370,9 @@ TEST(Probe, ReaderSkipsFifosLinksAndFilesOfOtherUsers) {
 
 TEST(Probe, CollectorSkipsAFifoPlantedUnderASegmentName) {
   Watchdog watchdog;
-  const fs::path dir = fs::path(testing::TempDir()) / ("probe-fifo-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = freshDir("probe-fifo");
   // This process is alive: its name is the one the collector opens.
-  ASSERT_EQ(::mkfifo(probeSegmentPath(dir, ::getpid()).c_str(), 0666), 0);
+  ASSERT_EQ(::mkfifo(probeSegmentPath(dir, idOf(::getpid())).c_str(), 0666), 0);
   Sample s;
   EXPECT_TRUE(probeCollector(dir)->collect(tree(::getpid()), {::getpid()}, s));
   EXPECT_FALSE(s.has("probe_processes"));
