@@ -136,11 +136,13 @@ static struct fs_probe_segment* attach_segment(int fresh) {
   if (start == 0 || pidns == 0) return &g_fallback;
   char path[sizeof g_path];
   if (!segment_path(path, sizeof path, pid, start, pidns)) return &g_fallback;
-  /* fresh (after fork): a file left under this name must not be added to. */
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0600);
+  /* fresh (after fork): the name is new, so a file under it was planted. Otherwise an earlier
+   * image of this process (before exec) may have left it; a link or another user's file (whose
+   * owner could truncate it under the mapping: SIGBUS) is never used. */
+  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (fresh ? O_EXCL : 0), 0600);
   if (fd < 0) return &g_fallback;
   struct stat st;
-  int ok = fstat(fd, &st) == 0 &&
+  int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
            (st.st_size == (off_t)sizeof(struct fs_probe_segment) ||
             ftruncate(fd, sizeof(struct fs_probe_segment)) == 0);
   void* p = ok ? mmap(NULL, sizeof(struct fs_probe_segment), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)

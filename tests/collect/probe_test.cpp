@@ -378,3 +378,52 @@ TEST(Probe, CollectorSkipsAFifoPlantedUnderASegmentName) {
   EXPECT_FALSE(s.has("probe_processes"));
   fs::remove_all(dir);
 }
+
+TEST(Probe, NeverWritesThroughALinkNorIntoAnotherUsersFile) {
+  const fs::path dir = freshDir("probe-planted-exec");
+  const fs::path victim = dir / "victim";
+  std::ofstream(victim) << "precious";
+  const fs_probe_segment zero{};
+  // A process's name is known once it runs, and exec keeps it: plant a file there before the
+  // process execs into a program with the probe.
+  for (const bool link : {true, false}) {
+    if (!link && ::geteuid() != 0) continue;  // only root can make another user's file
+    int gate[2];
+    ASSERT_EQ(::pipe(gate), 0);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      char c;
+      ::close(gate[1]);
+      if (::read(gate[0], &c, 1) != 0) _exit(126);
+      ::setenv("LD_PRELOAD", FORESIGHT_PROBE_LIB, 1);
+      ::setenv("FORESIGHT_PROBE_DIR", dir.c_str(), 1);
+      ::execl(FORESIGHT_PROBE_TARGET, FORESIGHT_PROBE_TARGET, "after-exec", "x", nullptr);
+      _exit(127);
+    }
+    ::close(gate[0]);
+    const fs::path name = probeSegmentPath(dir, idOf(pid));
+    if (link) {
+      fs::create_symlink(victim, name);
+    } else {
+      writeSegment(name, zero);
+      ASSERT_EQ(::chown(name.c_str(), 65534, 65534), 0);
+    }
+    ::close(gate[1]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;  // it ran, counting privately
+    if (link) {
+      std::string text;
+      std::ifstream(victim) >> text;
+      EXPECT_EQ(text, "precious");
+    } else {
+      ASSERT_TRUE(fs::exists(name));  // neither used nor removed at exit
+      fs_probe_segment after{};
+      std::ifstream(name, std::ios::binary).read(reinterpret_cast<char*>(&after), sizeof after);
+      EXPECT_EQ(after.magic, 0u);
+      EXPECT_EQ(after.execs, 0u);
+    }
+    fs::remove(name);
+  }
+  fs::remove_all(dir);
+}
