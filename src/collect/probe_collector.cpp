@@ -172,6 +172,12 @@ class ProbeCollector final : public Collector {
     // rounds (Sampler).
     if (!out.detail) return ok();
     fs_probe_counters sum[FS_PROBE_CLASSES] = {};
+    // Calls per latency bucket since the previous collect, summed per process: a process that
+    // left takes its counts along, which in a sum over the workload looked like a fresh start
+    // and counted the others' whole history as new.
+    std::uint64_t delta[FS_PROBE_CLASSES][FS_PROBE_BUCKETS] = {};
+    Histograms& prev = previous_[w.id];
+    Histograms now;
     int seen = 0;
     refreshListing();
     for (pid_t pid : pids) {
@@ -193,14 +199,22 @@ class ProbeCollector final : public Collector {
         continue;
       }
       ++seen;
+      // A process new to the workload brings every call since it started.
+      const auto before = prev.find(proc->id);
+      auto& hist = now[proc->id];
       for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
         sum[k].calls += seg->c[k].calls;
         sum[k].errors += seg->c[k].errors;
         sum[k].bytes += seg->c[k].bytes;
         sum[k].total_ns += seg->c[k].total_ns;
-        for (int b = 0; b < FS_PROBE_BUCKETS; ++b) sum[k].hist[b] += seg->c[k].hist[b];
+        for (int b = 0; b < FS_PROBE_BUCKETS; ++b) {
+          const std::uint64_t was = before == prev.end() ? 0 : before->second[k][b];
+          hist[k][b] = seg->c[k].hist[b];
+          delta[k][b] += hist[k][b] >= was ? hist[k][b] - was : hist[k][b];
+        }
       }
     }
+    prev = std::move(now);
     if (seen == 0) return ok();
     out.add("probe_processes", seen);
     for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
@@ -211,21 +225,15 @@ class ProbeCollector final : public Collector {
     }
     // p99 latency of the calls since the previous collect (all calls the first time), as the upper
     // edge of the log2 bucket holding the 99th percentile; absent when there was no call.
-    auto& prev = previous_[w.id];
     for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
-      std::uint64_t delta[FS_PROBE_BUCKETS], total = 0;
-      for (int b = 0; b < FS_PROBE_BUCKETS; ++b) {
-        // A process that left takes its counts along: treat a drop as a fresh start.
-        delta[b] = sum[k].hist[b] >= prev[k][b] ? sum[k].hist[b] - prev[k][b] : sum[k].hist[b];
-        total += delta[b];
-        prev[k][b] = sum[k].hist[b];
-      }
+      std::uint64_t total = 0;
+      for (int b = 0; b < FS_PROBE_BUCKETS; ++b) total += delta[k][b];
       if (total == 0) continue;
       const std::uint64_t rank = (total * 99 + 99) / 100;  // ceil(0.99 * total)
-      std::uint64_t seen = 0;
+      std::uint64_t below = 0;
       for (int b = 0; b < FS_PROBE_BUCKETS; ++b) {
-        seen += delta[b];
-        if (seen >= rank) {
+        below += delta[k][b];
+        if (below >= rank) {
           out.add(kP99[k], b == 0 ? 0.0 : std::ldexp(1.0, b) / 1e9);
           break;
         }
@@ -290,7 +298,11 @@ class ProbeCollector final : public Collector {
   bool foreign_ = false;                   // some are of another pid namespace
   std::set<ProbeSegmentId> warned_;        // segments whose refusal was logged
   std::set<ProbeSegmentId> unremovable_;   // stale segments we may not remove
-  std::map<std::string, std::array<std::array<std::uint64_t, FS_PROBE_BUCKETS>, FS_PROBE_CLASSES>> previous_;
+  // Per workload, each of its processes' histograms at the previous collect.
+  using Histograms =
+      std::map<ProbeSegmentId,
+               std::array<std::array<std::uint64_t, FS_PROBE_BUCKETS>, FS_PROBE_CLASSES>>;
+  std::map<std::string, Histograms> previous_;
 };
 
 }  // namespace

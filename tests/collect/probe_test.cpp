@@ -427,3 +427,45 @@ TEST(Probe, NeverWritesThroughALinkNorIntoAnotherUsersFile) {
   }
   fs::remove_all(dir);
 }
+
+TEST(Probe, P99CountsOnlyNewCallsWhenAProcessLeaves) {
+  const fs::path dir = freshDir("probe-p99");
+  // Two live processes of the workload: this one and a child that waits.
+  int gate[2];
+  ASSERT_EQ(::pipe(gate), 0);
+  const pid_t other = ::fork();
+  if (other == 0) {
+    char c;
+    ::close(gate[1]);
+    while (::read(gate[0], &c, 1) > 0) {
+    }
+    _exit(0);
+  }
+  ::close(gate[0]);
+  const ProbeSegmentId self = idOf(::getpid()), child = idOf(other);
+  // Both made 100 calls of 0.13 to 0.27 s (bucket 28: below 2^28 ns).
+  fs_probe_segment a = emptySegment(self), b = emptySegment(child);
+  a.c[FS_PROBE_WRITE].calls = b.c[FS_PROBE_WRITE].calls = 100;
+  a.c[FS_PROBE_WRITE].hist[28] = b.c[FS_PROBE_WRITE].hist[28] = 100;
+  writeSegment(dir, a, self);
+  writeSegment(dir, b, child);
+  auto probe = probeCollector(dir);
+  Sample first;
+  ASSERT_TRUE(probe->collect(tree(::getpid()), {::getpid(), other}, first));
+  EXPECT_DOUBLE_EQ(first.get("probe_write_p99_seconds"), std::ldexp(1.0, 28) / 1e9);
+  // The child leaves the workload; this process makes 1000 calls of 1 to 2 us (bucket 11).
+  a.c[FS_PROBE_WRITE].calls += 1000;
+  a.c[FS_PROBE_WRITE].hist[11] = 1000;
+  writeSegment(dir, a, self);
+  Sample second;
+  ASSERT_TRUE(probe->collect(tree(::getpid()), {::getpid()}, second));
+  EXPECT_DOUBLE_EQ(second.get("probe_processes"), 1);
+  EXPECT_DOUBLE_EQ(second.get("probe_write_p99_seconds"), std::ldexp(1.0, 11) / 1e9);
+  // It comes back: a process new to the workload brings all its calls.
+  Sample third;
+  ASSERT_TRUE(probe->collect(tree(::getpid()), {::getpid(), other}, third));
+  EXPECT_DOUBLE_EQ(third.get("probe_write_p99_seconds"), std::ldexp(1.0, 28) / 1e9);
+  ::close(gate[1]);
+  ::waitpid(other, nullptr, 0);
+  fs::remove_all(dir);
+}
