@@ -28,14 +28,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs probe_target with the probe preloaded; returns its pid and exit status.
-std::pair<pid_t, int> runTarget(const std::string& probe_dir, const std::string& data_file) {
+// Runs probe_target (in mode, if given) with the probe preloaded; returns its pid and exit status.
+std::pair<pid_t, int> runTarget(const std::string& probe_dir, const std::string& data_file,
+                                const char* mode = nullptr) {
   pid_t pid = ::fork();
   if (pid == 0) {
     ::setenv("LD_PRELOAD", FORESIGHT_PROBE_LIB, 1);
     ::setenv("FORESIGHT_PROBE_DIR", probe_dir.c_str(), 1);
     ::setenv("FORESIGHT_PROBE_KEEP", "1", 1);
-    ::execl(FORESIGHT_PROBE_TARGET, FORESIGHT_PROBE_TARGET, data_file.c_str(), nullptr);
+    if (mode)
+      ::execl(FORESIGHT_PROBE_TARGET, FORESIGHT_PROBE_TARGET, mode, data_file.c_str(), nullptr);
+    else
+      ::execl(FORESIGHT_PROBE_TARGET, FORESIGHT_PROBE_TARGET, data_file.c_str(), nullptr);
     _exit(127);
   }
   int status = 0;
@@ -467,5 +471,34 @@ TEST(Probe, P99CountsOnlyNewCallsWhenAProcessLeaves) {
   EXPECT_DOUBLE_EQ(third.get("probe_write_p99_seconds"), std::ldexp(1.0, 28) / 1e9);
   ::close(gate[1]);
   ::waitpid(other, nullptr, 0);
+  fs::remove_all(dir);
+}
+
+TEST(Probe, CountsCallsBeyondReadAndWrite) {
+  const fs::path dir = freshDir("probe-more");
+  auto [pid, rc] = runTarget(dir.string(), (dir / "data").string(), "more-calls");
+  ASSERT_EQ(rc, 0);
+  const fs::path file = segmentOf(dir, pid);
+  ASSERT_FALSE(file.empty());
+  auto seg = readProbeSegment(file, myUids());
+  ASSERT_TRUE(seg) << seg.error().message;
+  const auto& c = seg->c;
+  // preadv64, preadv2, preadv64v2 (100 each), __read_chk (50), __pread_chk (40), __pread64_chk
+  // (30); then as reads and as writes: copy_file_range (300), sendfile (200), sendfile64 (100),
+  // splice into a pipe and out of it (64 each).
+  EXPECT_EQ(c[FS_PROBE_READ].calls, 11u);
+  EXPECT_EQ(c[FS_PROBE_READ].bytes, 300u + 120 + 300 + 200 + 100 + 128);
+  // pwritev64, pwritev2, pwritev64v2 (100 each) and the copies.
+  EXPECT_EQ(c[FS_PROBE_WRITE].calls, 8u);
+  EXPECT_EQ(c[FS_PROBE_WRITE].bytes, 300u + 300 + 200 + 100 + 128);
+  // sendmmsg of 10, 20, 5 and 7 bytes; recvmmsg of the first two, __recv_chk, __recvfrom_chk.
+  EXPECT_EQ(c[FS_PROBE_SEND].calls, 1u);
+  EXPECT_EQ(c[FS_PROBE_SEND].bytes, 42u);
+  EXPECT_EQ(c[FS_PROBE_RECV].calls, 3u);
+  EXPECT_EQ(c[FS_PROBE_RECV].bytes, 42u);
+  for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
+    EXPECT_EQ(c[k].errors, 0u) << fs_probe_class_name(k);
+    EXPECT_EQ(histTotal(c[k]), c[k].calls) << fs_probe_class_name(k);
+  }
   fs::remove_all(dir);
 }

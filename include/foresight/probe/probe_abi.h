@@ -19,11 +19,13 @@
 #define FS_PROBE_BUCKETS 40 /* bucket b: latency in [2^(b-1), 2^b) ns; bucket 0: 0 ns; last: >= 2^38 ns */
 #define FS_PROBE_PREFIX "foresight-probe-"
 
+/* Calls that copy between two descriptors (copy_file_range, sendfile(64), splice) count as one
+ * read of the bytes and one write of them. */
 enum fs_probe_class {
-  FS_PROBE_READ = 0,  /* read, pread(64), readv, preadv */
-  FS_PROBE_WRITE,     /* write, pwrite(64), writev, pwritev */
-  FS_PROBE_SEND,      /* send, sendto, sendmsg */
-  FS_PROBE_RECV,      /* recv, recvfrom, recvmsg */
+  FS_PROBE_READ = 0,  /* read, pread(64), readv, preadv(64)(v2), __read_chk, __pread(64)_chk */
+  FS_PROBE_WRITE,     /* write, pwrite(64), writev, pwritev(64)(v2) */
+  FS_PROBE_SEND,      /* send, sendto, sendmsg, sendmmsg */
+  FS_PROBE_RECV,      /* recv, recvfrom, recvmsg, recvmmsg, __recv_chk, __recvfrom_chk */
   FS_PROBE_FSYNC,     /* fsync, fdatasync */
   FS_PROBE_CONNECT,   /* connect */
   FS_PROBE_ACCEPT,    /* accept, accept4 */
