@@ -1,32 +1,141 @@
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <cerrno>
 #include <cmath>
-#include <map>
 #include <cstring>
+#include <map>
+#include <optional>
+#include <set>
 #include <string_view>
 #include <unordered_set>
 
+#include <fmt/format.h>
+
 #include "collectors_impl.h"
+#include "foresight/collect/kernel_files.h"
 #include "foresight/collect/probe_reader.h"
+#include "foresight/core/log.h"
 
 namespace foresight::collect {
 
-std::filesystem::path probeSegmentPath(const std::filesystem::path& dir, pid_t pid) {
-  return dir / ("foresight-probe-" + std::to_string(pid));
+std::string probeSegmentName(const ProbeSegmentId& id) {
+  return fmt::format(FS_PROBE_PREFIX "{}-{}-{}", id.pid, id.start, id.pidns);
 }
 
-Result<fs_probe_segment> readProbeSegment(const std::filesystem::path& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+std::optional<ProbeSegmentId> parseProbeSegmentName(std::string_view name) {
+  if (!name.starts_with(FS_PROBE_PREFIX)) return std::nullopt;
+  name.remove_prefix(std::string_view(FS_PROBE_PREFIX).size());
+  ProbeSegmentId id;
+  auto number = [&](auto& v, bool last) {
+    auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), v);
+    if (ec != std::errc() || p == name.data()) return false;
+    name.remove_prefix(static_cast<std::size_t>(p - name.data()));
+    if (last) return name.empty();
+    if (!name.starts_with('-')) return false;
+    name.remove_prefix(1);
+    return true;
+  };
+  if (!number(id.pid, false) || !number(id.start, false) || !number(id.pidns, true))
+    return std::nullopt;
+  return id;
+}
+
+std::filesystem::path probeSegmentPath(const std::filesystem::path& dir, const ProbeSegmentId& id) {
+  return dir / probeSegmentName(id);
+}
+
+Result<std::uint64_t> processStartTime(const HostPaths& paths, pid_t pid) {
+  const auto file = paths.procPid(pid) / "stat";
+  auto text = readKernelFile(file);
+  if (!text) return tl::unexpected(text.error());
+  // Fields are counted from the last ')': the command name may hold spaces. Index 0 is field 3.
+  const std::size_t close = text->rfind(')');
+  const std::string_view f = close == std::string::npos
+                                 ? std::string_view()
+                                 : field(std::string_view(*text).substr(close + 1), 22 - 3);
+  std::uint64_t start = 0;
+  auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), start);
+  if (f.empty() || ec != std::errc() || p != f.data() + f.size())
+    return fail(ErrorCode::kParse, "{}: no start time in field 22", file.string());
+  return start;
+}
+
+Result<ProbeProcess> probeProcessOf(const HostPaths& paths, pid_t pid) {
+  ProbeProcess proc;
+  auto start = processStartTime(paths, pid);
+  if (!start) return tl::unexpected(start.error());
+  proc.id.start = *start;
+  const auto dir = paths.procPid(pid);
+  auto status = readKernelFile(dir / "status");
+  if (!status) return tl::unexpected(status.error());
+  // Without an NSpid line (kernels before 4.1) the pid is the same in every namespace we see.
+  proc.id.pid = pid;
+  bool uids = false;
+  forEachLine(*status, [&](std::string_view line) {
+    if (line.starts_with("Uid:")) {
+      for (std::size_t i = 0; i < proc.uids.size(); ++i) {
+        const std::string_view f = field(line.substr(4), i);
+        uids = std::from_chars(f.data(), f.data() + f.size(), proc.uids[i]).ec == std::errc();
+        if (!uids) break;
+      }
+    } else if (line.starts_with("NSpid:")) {
+      // One pid per namespace level, outermost first: the last is what the process calls itself.
+      std::string_view last;
+      for (std::size_t i = 0; !field(line.substr(6), i).empty(); ++i)
+        last = field(line.substr(6), i);
+      pid_t inner = 0;
+      if (std::from_chars(last.data(), last.data() + last.size(), inner).ec == std::errc())
+        proc.id.pid = inner;
+    }
+  });
+  if (!uids) return fail(ErrorCode::kParse, "{}: no Uid line", (dir / "status").string());
+  const auto ns = dir / "ns" / "pid";
+  struct stat st {};
+  if (::stat(ns.c_str(), &st) != 0) {
+    const int e = errno;
+    if (e == ENOENT || e == ESRCH)
+      return fail(ErrorCode::kNotFound, "{}: {}", ns.string(), std::strerror(e));
+    return fail(ErrorCode::kIo, "{}: {}", ns.string(), std::strerror(e));
+  }
+  proc.id.pidns = st.st_ino;
+  return proc;
+}
+
+Result<fs_probe_segment> readProbeSegment(const std::filesystem::path& file,
+                                          std::span<const uid_t> owners) {
+  // The folder is world-writable (/dev/shm): a FIFO planted under a segment's name blocked a
+  // plain open() for good (O_NONBLOCK), and a link could lead anywhere (O_NOFOLLOW).
+  int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return fail(ErrorCode::kNotFound, "{}: no probe segment", file.string());
-    return fail(ErrorCode::kIo, "{}: {}", file.string(), std::strerror(errno));
+    const int e = errno;
+    if (e == ENOENT) return fail(ErrorCode::kNotFound, "{}: no probe segment", file.string());
+    if (e == ELOOP)
+      return fail(ErrorCode::kParse, "{}: a symbolic link, not a probe segment", file.string());
+    return fail(ErrorCode::kIo, "{}: {}", file.string(), std::strerror(e));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return fail(ErrorCode::kIo, "{}: {}", file.string(), std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size != static_cast<off_t>(sizeof(fs_probe_segment))) {
+    ::close(fd);
+    return fail(ErrorCode::kParse, "{}: not a probe segment (a regular file of {} bytes)",
+                file.string(), sizeof(fs_probe_segment));
+  }
+  // Anyone can create a file under the name a process's segment would have.
+  if (st.st_uid != 0 && std::find(owners.begin(), owners.end(), st.st_uid) == owners.end()) {
+    ::close(fd);
+    return fail(ErrorCode::kParse, "{}: owned by uid {}, neither root nor the process's user",
+                file.string(), st.st_uid);
   }
   fs_probe_segment seg{};
   // pread copies a consistent-enough snapshot: each 8-byte counter is written atomically.
@@ -60,24 +169,52 @@ class ProbeCollector final : public Collector {
   void forget(const std::string& id) override { previous_.erase(id); }
   Status collect(const Workload& w, const std::vector<pid_t>& pids, Sample& out) override {
     // Detail tier, like the per-process files: a cgroup's pid list is only fresh in its detail
-    // rounds (Sampler), and segments are named by pid, so a stale list could count a reused pid.
+    // rounds (Sampler).
     if (!out.detail) return ok();
     fs_probe_counters sum[FS_PROBE_CLASSES] = {};
+    // Calls per latency bucket since the previous collect, summed per process: a process that
+    // left takes its counts along, which in a sum over the workload looked like a fresh start
+    // and counted the others' whole history as new.
+    std::uint64_t delta[FS_PROBE_CLASSES][FS_PROBE_BUCKETS] = {};
+    Histograms& prev = previous_[w.id];
+    Histograms now;
     int seen = 0;
     refreshListing();
     for (pid_t pid : pids) {
-      if (!withSegment_.count(pid)) continue;
-      auto seg = readProbeSegment(probeSegmentPath(ctx_.probe_dir, pid));
-      if (!seg) continue;  // this process runs without the probe
+      // A process of another pid namespace names its segment by its pid there, so any pid may
+      // have one while such segments exist.
+      if (!local_.count(pid) && !foreign_) continue;
+      auto proc = probeProcessOf(ctx_.paths, pid);
+      if (!proc || !listed_.count(proc->id)) continue;  // exited, or runs without the probe
+      const auto file = probeSegmentPath(ctx_.probe_dir, proc->id);
+      auto seg = readProbeSegment(file, proc->uids);
+      if (seg && (seg->pid != proc->id.pid || seg->start != proc->id.start ||
+                  seg->pidns != proc->id.pidns)) {
+        seg = fail(ErrorCode::kParse, "{}: its header names another process", file.string());
+      }
+      if (!seg) {
+        // Skipped, not an error: one bad file must not stop the others being read.
+        if (seg.error().code != ErrorCode::kNotFound && warned_.insert(proc->id).second)
+          spdlog::warn("probe: skipping {} (logged once per file)", seg.error().message);
+        continue;
+      }
       ++seen;
+      // A process new to the workload brings every call since it started.
+      const auto before = prev.find(proc->id);
+      auto& hist = now[proc->id];
       for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
         sum[k].calls += seg->c[k].calls;
         sum[k].errors += seg->c[k].errors;
         sum[k].bytes += seg->c[k].bytes;
         sum[k].total_ns += seg->c[k].total_ns;
-        for (int b = 0; b < FS_PROBE_BUCKETS; ++b) sum[k].hist[b] += seg->c[k].hist[b];
+        for (int b = 0; b < FS_PROBE_BUCKETS; ++b) {
+          const std::uint64_t was = before == prev.end() ? 0 : before->second[k][b];
+          hist[k][b] = seg->c[k].hist[b];
+          delta[k][b] += hist[k][b] >= was ? hist[k][b] - was : hist[k][b];
+        }
       }
     }
+    prev = std::move(now);
     if (seen == 0) return ok();
     out.add("probe_processes", seen);
     for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
@@ -88,21 +225,15 @@ class ProbeCollector final : public Collector {
     }
     // p99 latency of the calls since the previous collect (all calls the first time), as the upper
     // edge of the log2 bucket holding the 99th percentile; absent when there was no call.
-    auto& prev = previous_[w.id];
     for (int k = 0; k < FS_PROBE_CLASSES; ++k) {
-      std::uint64_t delta[FS_PROBE_BUCKETS], total = 0;
-      for (int b = 0; b < FS_PROBE_BUCKETS; ++b) {
-        // A process that left takes its counts along: treat a drop as a fresh start.
-        delta[b] = sum[k].hist[b] >= prev[k][b] ? sum[k].hist[b] - prev[k][b] : sum[k].hist[b];
-        total += delta[b];
-        prev[k][b] = sum[k].hist[b];
-      }
+      std::uint64_t total = 0;
+      for (int b = 0; b < FS_PROBE_BUCKETS; ++b) total += delta[k][b];
       if (total == 0) continue;
       const std::uint64_t rank = (total * 99 + 99) / 100;  // ceil(0.99 * total)
-      std::uint64_t seen = 0;
+      std::uint64_t below = 0;
       for (int b = 0; b < FS_PROBE_BUCKETS; ++b) {
-        seen += delta[b];
-        if (seen >= rank) {
+        below += delta[k][b];
+        if (below >= rank) {
           out.add(kP99[k], b == 0 ? 0.0 : std::ldexp(1.0, b) / 1e9);
           break;
         }
@@ -113,33 +244,65 @@ class ProbeCollector final : public Collector {
 
  private:
   // Few processes run with the probe: one listing of the segment folder, reused for kReuse
-  // (a round), replaces a failed open() per process per round.
+  // (a round), replaces a failed open() per process per round. It also removes the segments of
+  // this pid namespace whose process is gone (killed, _exit: no destructor ran) or whose pid now
+  // names another process: nothing else would, and /dev/shm is memory.
   static constexpr auto kReuse = std::chrono::milliseconds(200);
   void refreshListing() {
     const auto now = std::chrono::steady_clock::now();
-    if (listed_ && now - listedAt_ < kReuse) return;
-    listed_ = true;
+    if (listedOnce_ && now - listedAt_ < kReuse) return;
+    listedOnce_ = true;
     listedAt_ = now;
-    withSegment_.clear();
+    listed_.clear();
+    local_.clear();
+    foreign_ = false;
+    if (!ownPidns_) {
+      struct stat st {};
+      ownPidns_ =
+          ::stat((ctx_.paths.proc() / "self" / "ns" / "pid").c_str(), &st) == 0 ? st.st_ino : 0;
+    }
     DIR* d = ::opendir(ctx_.probe_dir.c_str());
     if (!d) return;
-    constexpr std::string_view kPrefix = "foresight-probe-";
+    std::set<ProbeSegmentId> stale;
     while (dirent* e = ::readdir(d)) {
-      std::string_view n = e->d_name;
-      if (!n.starts_with(kPrefix)) continue;
-      n.remove_prefix(kPrefix.size());
-      pid_t pid = 0;
-      auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), pid);
-      if (ec == std::errc() && p == n.data() + n.size()) withSegment_.insert(pid);
+      auto id = parseProbeSegmentName(e->d_name);
+      if (!id) continue;
+      if (id->pidns != *ownPidns_) {
+        // Whether its process lives cannot be told from here (its pid is another namespace's).
+        foreign_ = true;
+        listed_.insert(*id);
+        continue;
+      }
+      auto start = processStartTime(ctx_.paths, id->pid);
+      if (start ? *start == id->start : start.error().code != ErrorCode::kNotFound) {
+        listed_.insert(*id);
+        local_.insert(id->pid);
+        continue;
+      }
+      // Stale. Without the right to remove it (another user's, in a sticky folder), leave it.
+      stale.insert(*id);
+      if (!unremovable_.count(*id) && ::unlinkat(::dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
+        unremovable_.insert(*id);
     }
     ::closedir(d);
+    std::erase_if(warned_, [&](const ProbeSegmentId& id) { return !listed_.count(id); });
+    std::erase_if(unremovable_, [&](const ProbeSegmentId& id) { return !stale.count(id); });
   }
 
   CollectorContext ctx_;
-  bool listed_ = false;
+  bool listedOnce_ = false;
   std::chrono::steady_clock::time_point listedAt_;
-  std::unordered_set<pid_t> withSegment_;
-  std::map<std::string, std::array<std::array<std::uint64_t, FS_PROBE_BUCKETS>, FS_PROBE_CLASSES>> previous_;
+  std::optional<std::uint64_t> ownPidns_;  // the agent's pid namespace; 0 if unknown
+  std::set<ProbeSegmentId> listed_;        // segments in the folder, but stale ones
+  std::unordered_set<pid_t> local_;        // their pids of this namespace
+  bool foreign_ = false;                   // some are of another pid namespace
+  std::set<ProbeSegmentId> warned_;        // segments whose refusal was logged
+  std::set<ProbeSegmentId> unremovable_;   // stale segments we may not remove
+  // Per workload, each of its processes' histograms at the previous collect.
+  using Histograms =
+      std::map<ProbeSegmentId,
+               std::array<std::array<std::uint64_t, FS_PROBE_BUCKETS>, FS_PROBE_CLASSES>>;
+  std::map<std::string, Histograms> previous_;
 };
 
 }  // namespace
