@@ -23,6 +23,7 @@ class SeasonalPolicy final : public Policy {
                RunningScale(scaleFloor(Resource::kDiskIo)), RunningScale(scaleFloor(Resource::kNetwork))} {
     SeasonalOptions o;
     o.horizon = lead_;
+    o.only_horizon = true;  // commit() and interval() forecast at the lead only
     // Look for periods up to a day (the strongest cycle of most services), within bounds that
     // keep the history small at any sampling step.
     const double day = 86400.0 / static_cast<double>(std::max<std::int64_t>(1, ctx.step_seconds));
