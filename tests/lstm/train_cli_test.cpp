@@ -161,6 +161,32 @@ TEST(LstmPredictCli, ReadsOnlyTheSeriesOwnFile) {
   fs::remove_all(dir);
 }
 
+// A file split at a long gap gives pieces web#1 and web#2: asked for the file's id or a piece it
+// does not have, the error names the pieces.
+TEST(LstmPredictCli, NamesThePiecesOfASeriesSplitAtAGap) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-predict-pieces-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "web.csv");
+    f << "timestamp,cpu,memory\n";
+    for (int i = 0; i < 2 * 3 * 288; ++i) {
+      const int step = i < 3 * 288 ? i : i + 100;  // 100 steps missing: longer than any fill
+      f << fmt::format("{},{},{}\n", 1600000000 + 300 * step, 0.5 + 0.4 * std::sin(i * 2 * M_PI / 288), 2e9);
+    }
+  }
+  const std::string base = fmt::format("{} predict --model {}/models/lstm-bitbrains.fsm --trace {} --format csv",
+                                       FORESIGHT_BIN, FORESIGHT_SOURCE_DIR, dir.string());
+  for (const char* asked : {"web", "web#7"}) {
+    const auto r = runShell(fmt::format("{} --series '{}'", base, asked));
+    EXPECT_EQ(r.exit_code, 1) << asked << ": " << r.all();
+    EXPECT_NE(r.all().find(fmt::format("no series '{}' (pieces: web#1, web#2)", asked)), std::string::npos)
+        << asked << ": " << r.all();
+  }
+  const auto piece = runShell(base + " --series 'web#2'");
+  EXPECT_EQ(piece.exit_code, 0) << piece.all();
+  fs::remove_all(dir);
+}
+
 // A series that is a row group of a file with an `id` column, given as the file itself; --step
 // resamples it (here coarser than the model's step, which is warned about).
 TEST(LstmPredictCli, FindsASeriesByTheIdColumnOfOneFile) {
