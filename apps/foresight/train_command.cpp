@@ -80,6 +80,12 @@ int runTrain(const TrainArgs& a) {
     spdlog::error("{}", format.error().message);
     return 2;
   }
+  // Without --step the trace's median step is known only once it is read; train() checks it then.
+  if (a.opt.day_features && a.step > 0 && !predict::lstm::dayBlockFits(a.step, a.opt.horizon)) {
+    spdlog::error("--day-features: --step {} does not divide a day (86400 s) into at least --horizon {} steps",
+                  a.step, a.opt.horizon);
+    return 2;
+  }
   // --out is checked by its validator; the autoencoder's sibling file before the training that a
   // failed write would throw away.
   if (a.autoencoder)
@@ -258,7 +264,8 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--scale-weight-bound", a->opt.scale_weight_bound,
                   "weight each series' loss by its scale / the mean scale, clipped to [1/B, B]; 0: unweighted")
-      ->capture_default_str()->check(CLI::Number);
+      ->capture_default_str()
+      ->check(finiteIn(0, 0) | finiteIn(1));
   cmd->add_flag("--window-features,!--no-window-features", a->opt.window_features,
                 "inputs: max and min of the last 12 steps' z per resource")
       ->capture_default_str();
@@ -270,7 +277,8 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
                   "inputs: the fingerprint block, burstiness and lag-1 autocorrelation of each "
                   "resource over the last N steps (288 = one day of 5-minute steps); 0: none, or "
                   "the --init model's")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"0"}) | wholeNumber(2));
   cmd->add_option("--init", a->init,
                   "fine-tune this model file instead of starting from fresh weights (keeps its "
                   "normalisers; give the --seed or --split-seed it was trained with, so its "

@@ -261,6 +261,18 @@ TEST(LstmTrainCli, RefusesUnwritableOutputsAndMeaninglessOptionsUpFront) {
     EXPECT_NE(r.exit_code, 0) << bad;
     EXPECT_FALSE(fs::exists(dir / "m.fsm")) << bad;
   }
+  // Values train() would refuse only after the whole trace is read: bad arguments, before it.
+  for (const auto& [bad, named] : {std::pair{"--scale-weight-bound 0.5", "--scale-weight-bound"},
+                                   std::pair{"--scale-weight-bound -1", "--scale-weight-bound"},
+                                   std::pair{"--fingerprint-window 1", "--fingerprint-window"},
+                                   std::pair{"--day-features --step 7", "--step 7 does not divide a day"},
+                                   std::pair{"--day-features --step 7200", "--step 7200 does not divide a day (86400 s) into at least --horizon 13"}}) {
+    const auto r = runShell(fmt::format("{} {} --horizon 13 --out {}", base, bad, (dir / "m.fsm").string()));
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.all();
+    EXPECT_NE(r.all().find(named), std::string::npos) << bad << ": " << r.all();
+    EXPECT_EQ(r.all().find("skipped"), std::string::npos) << bad << ": read the trace first: " << r.all();
+    EXPECT_FALSE(fs::exists(dir / "m.fsm")) << bad;
+  }
   fs::remove_all(dir);
 }
 

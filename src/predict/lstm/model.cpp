@@ -193,7 +193,7 @@ Status LstmModel::validate(const std::string& what) const {
       return fail(ErrorCode::kParse, "{}: fingerprint window set but no fingerprint columns", what);
   }
   if (hasBlock("day")) {
-    if (step_seconds <= 0 || 86400 % step_seconds != 0 || static_cast<std::size_t>(86400 / step_seconds) < horizon)
+    if (!dayBlockFits(step_seconds, horizon))
       return fail(ErrorCode::kParse, "{}: the day block needs a step that divides a day into at least {} steps (step_seconds {})",
                   what, horizon, step_seconds);
   }

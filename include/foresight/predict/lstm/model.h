@@ -99,6 +99,11 @@ struct LstmModel {
   Status validate(const std::string& what) const;
 };
 
+// The day block needs a step that divides a day into at least `horizon` steps.
+inline bool dayBlockFits(std::int64_t step_seconds, std::size_t horizon) {
+  return step_seconds > 0 && 86400 % step_seconds == 0 && static_cast<std::size_t>(86400 / step_seconds) >= horizon;
+}
+
 inline const std::vector<double> kDefaultLevels = {0.025, 0.05, 0.1, 0.25, 0.5, 0.75,
                                                    0.8,   0.9,  0.95, 0.975, 0.99, 0.995};
 inline const std::vector<double> kDefaultCalLevels = {0.025, 0.05, 0.1,  0.25, 0.5,  0.6,
