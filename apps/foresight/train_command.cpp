@@ -74,10 +74,42 @@ int trainAutoencoder(const TrainArgs& a, const trace::Trace& tr) {
   return 0;
 }
 
+// Fine-tuning splits the workloads afresh: with another split seed, hold-out share or training
+// fraction than the --init model's, workloads it held back may now give gradients.
+void warnIfAnotherSplit(const TrainArgs& a, const predict::lstm::LstmModel& init) {
+  auto was = predict::lstm::trainedOn(init);
+  if (!was) {
+    spdlog::warn("--init {}: {}; if this is its training trace, workloads it held back may become training data",
+                 a.init, was.error().message);
+    return;
+  }
+  std::vector<std::string> differ;
+  const std::uint64_t split_seed = a.opt.split_seed.value_or(a.opt.seed);
+  if (split_seed != was->split_seed)
+    differ.push_back(fmt::format("split seed {} (--split-seed, else --seed) against its {}", split_seed, was->split_seed));
+  if (a.opt.holdout != was->holdout) differ.push_back(fmt::format("--holdout {} against its {}", a.opt.holdout, was->holdout));
+  if (a.opt.train_fraction != was->train_fraction)
+    differ.push_back(fmt::format("--train-fraction {} against its {}", a.opt.train_fraction, was->train_fraction));
+  if (differ.empty()) return;
+  spdlog::warn("--init {}: another workload split than it was trained with ({}): if this is its training trace ({}), "
+               "workloads it held back for validation and calibration may become training data; give --split-seed {} "
+               "--holdout {} --train-fraction {} to keep them held back",
+               a.init, fmt::join(differ, "; "), was->trace.empty() ? "not recorded" : was->trace, was->split_seed,
+               was->holdout, was->train_fraction);
+}
+
 int runTrain(const TrainArgs& a) {
   auto format = trace::parseFormat(a.format);
   if (!format) {
     spdlog::error("{}", format.error().message);
+    return 2;
+  }
+  // A fine-tuned model keeps its input columns: train() would ignore the flags and the provenance
+  // misstate them.
+  if (!a.init.empty() && (a.opt.day_features || !a.opt.window_features)) {
+    spdlog::error("--init {}: {} cannot change the inputs of a model being fine-tuned (they are the model's); "
+                  "drop it, or train a fresh model",
+                  a.init, a.opt.day_features ? "--day-features" : "--no-window-features");
     return 2;
   }
   // Without --step the trace's median step is known only once it is read; train() checks it then.
@@ -101,8 +133,9 @@ int runTrain(const TrainArgs& a) {
       spdlog::error("{}", init.error().message);
       return 1;
     }
-    spdlog::info("{}: fine-tuning (hidden {}, horizon {}, {} inputs; --hidden, --horizon and "
-                 "--window-features come from it)", a.init, init->hidden, init->horizon, init->inputs());
+    spdlog::info("{}: fine-tuning (hidden {}, horizon {}, {} inputs; --hidden, --horizon and the inputs "
+                 "come from it)", a.init, init->hidden, init->horizon, init->inputs());
+    warnIfAnotherSplit(a, *init);
     opt.init = std::move(*init);
   }
   opt.threads = static_cast<unsigned>(std::max(a.torch_threads, 1));
@@ -155,8 +188,9 @@ int runTrain(const TrainArgs& a) {
   prov["seconds"] = rep->seconds;
   prov["best_epoch"] = rep->best_epoch;
   prov["scale_weight_bound"] = a.opt.scale_weight_bound;
-  prov["window_features"] = a.opt.window_features;
-  prov["day_features"] = a.opt.day_features;
+  // From the model: with --init its inputs are its own.
+  prov["window_features"] = rep->model.hasBlock("window");
+  prov["day_features"] = rep->model.hasBlock("day");
   prov["fingerprint_window"] = rep->model.fingerprint_window;
   if (!a.init.empty()) prov["init"] = a.init;
   prov["select_by"] = a.opt.select_by_backtest ? "backtest" : "loss";

@@ -95,16 +95,17 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   // Fine-tuning that model with the fingerprint block: same architecture and held-back workloads,
   // the block switched on, the starting file in the provenance.
   const fs::path tuned = dir / "tuned.fsm";
-  auto fineTune = [&](const fs::path& init) {
+  auto fineTune = [&](const fs::path& init, const std::string& more = "") {
     const std::string c = fmt::format(
         "{} train --trace {} --format csv --out {} --init {} --fingerprint-window 48 --batch 4 "
-        "--epochs 1 --holdout 0.5 --torch-threads 1 --no-progress",
-        FORESIGHT_BIN, (dir / "trace").string(), tuned.string(), init.string());
+        "--epochs 1 --holdout 0.5 --torch-threads 1 --no-progress {}",
+        FORESIGHT_BIN, (dir / "trace").string(), tuned.string(), init.string(), more);
     const auto r = runShell(c);
     return std::pair{r.exit_code, r.all()};
   };
   auto [rc, out] = fineTune(model);
   ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(out.find("another workload split"), std::string::npos) << out;
   auto t = foresight::predict::lstm::loadModel(tuned);
   ASSERT_TRUE(t) << t.error().message;
   EXPECT_EQ(t->fingerprint_window, 48u);
@@ -115,6 +116,32 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   EXPECT_EQ(tprov.at("fingerprint_window"), 48);
   EXPECT_EQ(tprov.at("validation_series"), prov.at("validation_series"));
   for (std::size_t i = 0; i < m->normalisers.size(); ++i) EXPECT_EQ(t->normalisers[i].mean, m->normalisers[i].mean);
+  EXPECT_EQ(tprov.at("window_features"), true);
+  EXPECT_EQ(tprov.at("day_features"), false);
+
+  // The inputs are the starting model's: flags that would change them are refused before any
+  // work, and the provenance records the model's, not the defaults. Another split seed than its
+  // own is warned about (its held-back workloads may give gradients).
+  fs::remove(tuned);
+  for (const char* flag : {"--day-features", "--no-window-features"}) {
+    std::tie(rc, out) = fineTune(model, flag);
+    EXPECT_EQ(rc, 2) << flag << ": " << out;
+    EXPECT_NE(out.find(fmt::format("--init {}: {} cannot change the inputs", model.string(), flag)), std::string::npos)
+        << out;
+    EXPECT_FALSE(fs::exists(tuned)) << flag;
+  }
+  auto plain = foresight::predict::lstm::LstmModel::initial(m->hidden, m->horizon, m->levels, 1, /*window_features=*/false);
+  plain.step_seconds = m->step_seconds;
+  plain.provenance = m->provenance;
+  ASSERT_TRUE(foresight::predict::lstm::saveModel(plain, dir / "nowindow.fsm"));
+  std::tie(rc, out) = fineTune(dir / "nowindow.fsm", "--split-seed 9");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("another workload split than it was trained with (split seed 9 (--split-seed, else --seed) "
+                     "against its 1)"), std::string::npos) << out;
+  EXPECT_NE(out.find("give --split-seed 1 --holdout 0.5 --train-fraction 0.5"), std::string::npos) << out;
+  t = foresight::predict::lstm::loadModel(tuned);
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(nlohmann::json::parse(t->provenance).at("window_features"), false);
 
   // A corrupt starting file: refused, naming it, and nothing written.
   fs::remove(tuned);

@@ -210,6 +210,16 @@ struct WorkloadSplit {
 };
 Result<WorkloadSplit> splitWorkloads(const std::vector<trace::Series>& series, double train_fraction,
                                      std::size_t horizon, double holdout, std::uint64_t split_seed);
+// What a model's provenance records of the trace `train` read and how it split its workloads.
+struct TrainedOn {
+  std::string trace, format;     // as given to train; empty when not recorded
+  double train_fraction = 0;     // the first share of each series it read
+  std::uint64_t split_seed = 0;  // `split_seed`, else `seed` (files from before the split seed)
+  double holdout = 0.2;          // files from before it was recorded were split at the default 0.2
+  std::optional<std::size_t> series_read, validation_series;  // the trace's series; those held back for validation
+};
+// Refused when the provenance is not JSON or lacks seed or train_fraction.
+Result<TrainedOn> trainedOn(const LstmModel& model);
 // The validation workloads a model file was selected on (indices into `series`) and the share of
 // each that training read, recomputed from its provenance on the trace it was trained on, read as
 // `train` read it (`format`: bitbrains or csv; the model's step). Refused when the provenance lacks
