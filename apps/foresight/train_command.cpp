@@ -30,6 +30,11 @@ struct TrainArgs {
 nlohmann::json provenanceOf(const TrainArgs& a) {
   return {{"command", a.command_line}, {"trace", a.trace_dir}, {"format", a.format}};
 }
+// Paths and the command line are bytes, JSON text is UTF-8: bytes that are not become U+FFFD
+// instead of a throw that loses the model just trained.
+std::string dumpProvenance(const nlohmann::json& prov, int indent = -1) {
+  return prov.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // The fingerprint autoencoder on the pipeline's default configuration (the agent's), from the
 // trace's usage series; the model is the file the agent's fingerprint.autoencoder_model names,
@@ -65,7 +70,7 @@ int trainAutoencoder(const TrainArgs& a, const trace::Trace& tr) {
   prov["validation_mean_reconstruction_error"] = rep->val_error;  // [0]: untrained
   prov["seed"] = o.seed;
   prov["seconds"] = seconds;
-  if (auto st = writeFileAtomically(a.out + ".json", prov.dump(2) + "\n"); !st) {
+  if (auto st = writeFileAtomically(a.out + ".json", dumpProvenance(prov, 2) + "\n"); !st) {
     spdlog::error("{}", st.error().message);
     return 1;
   }
@@ -241,7 +246,7 @@ int runTrain(const TrainArgs& a) {
   char when[32];
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   prov["trained_at"] = when;
-  rep->model.provenance = prov.dump();
+  rep->model.provenance = dumpProvenance(prov);
   if (auto s = predict::lstm::saveModel(rep->model, a.out); !s) {
     spdlog::error("{}", s.error().message);
     return 1;

@@ -264,6 +264,40 @@ TEST(AutoencoderTrainCli, WritesTheModelAndItsProvenance) {
   fs::remove_all(dir);
 }
 
+// A trace folder whose name is not UTF-8 (paths are bytes): both model kinds are written, their
+// provenance with U+FFFD for the bad byte, instead of a JSON error at the end losing the model.
+TEST(LstmTrainCli, ATracePathThatIsNotUtf8IsRecordedWithReplacementCharacters) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-train-utf8-" + std::to_string(::getpid()));
+  const fs::path trace = dir / "trace-\xff";
+  fs::create_directories(trace);
+  for (int s = 0; s < 8; ++s) {
+    std::ofstream f(trace / fmt::format("vm{}.csv", s));
+    f << "timestamp,cpu,memory\n";
+    for (int i = 0; i < 3 * 288; ++i)
+      f << fmt::format("{},{},{}\n", 1600000000 + 300 * i, (1 + s) * (1.2 + std::sin(i * 2 * M_PI / 288 + s)),
+                       1e9 * (1 + 0.1 * s));
+  }
+  const std::string replaced = "trace-\xef\xbf\xbd";
+  const auto lstm = runShell(fmt::format("{} train --trace '{}' --format csv --out {} --hidden 4 --horizon 2 --batch 4 "
+                                         "--epochs 1 --holdout 0.5 --torch-threads 1 --no-progress",
+                                         FORESIGHT_BIN, trace.string(), (dir / "m.fsm").string()));
+  ASSERT_EQ(lstm.exit_code, 0) << lstm.all();
+  auto m = foresight::predict::lstm::loadModel(dir / "m.fsm");
+  ASSERT_TRUE(m) << m.error().message;
+  const auto prov = nlohmann::json::parse(m->provenance);
+  EXPECT_NE(prov.at("trace").get<std::string>().find(replaced), std::string::npos) << prov.at("trace");
+  EXPECT_NE(prov.at("command").get<std::string>().find(replaced), std::string::npos) << prov.at("command");
+
+  const auto ae = runShell(fmt::format("{} train --autoencoder --trace '{}' --format csv --out {} --epochs 1 "
+                                       "--holdout 0.34 --torch-threads 1",
+                                       FORESIGHT_BIN, trace.string(), (dir / "ae.pt").string()));
+  ASSERT_EQ(ae.exit_code, 0) << ae.all();
+  EXPECT_TRUE(fs::exists(dir / "ae.pt"));
+  const auto ae_prov = nlohmann::json::parse(std::ifstream(dir / "ae.pt.json"));
+  EXPECT_NE(ae_prov.at("trace").get<std::string>().find(replaced), std::string::npos) << ae_prov.at("trace");
+  fs::remove_all(dir);
+}
+
 // Output paths and option values that would waste a training run (or write a random model) are
 // refused before the trace is read.
 TEST(LstmTrainCli, RefusesUnwritableOutputsAndMeaninglessOptionsUpFront) {
