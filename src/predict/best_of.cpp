@@ -89,7 +89,7 @@ class BestOfFactory final : public PolicyFactory {
       : c_(std::move(c)), half_life_(half_life), lowest_level_(lowest_level) {}
   Knob knob(Resource r) const override { return c_.front()->knob(r); }
   bool givesIntervals() const override { return true; }
-  Status prepare(const trace::Trace& trace) override {
+  Status prepare(const trace::Trace& trace, const ReplayInfo& replay) override {
     if (c_.empty()) return fail(ErrorCode::kInvalidArgument, "best-of policy: no candidates");
     if (!(lowest_level_ > 0 && lowest_level_ < 1))
       return fail(ErrorCode::kInvalidArgument, "best-of policy: lowest_level must be a number in (0, 1)");
@@ -102,7 +102,7 @@ class BestOfFactory final : public PolicyFactory {
           return fail(ErrorCode::kInvalidArgument,
                       "best-of policy: candidates' knobs differ for {} ({} and {})", name(r), a.name, b.name);
       }
-      if (auto s = c->prepare(trace); !s) return s;
+      if (auto s = c->prepare(trace, replay); !s) return s;
     }
     return ok();
   }

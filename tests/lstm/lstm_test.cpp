@@ -489,7 +489,7 @@ class LstmPolicyTest : public ::testing::Test {
 TEST_F(LstmPolicyTest, Causal) {
   auto f = factory();
   trace::Trace tr;
-  ASSERT_TRUE(f->prepare(tr));
+  ASSERT_TRUE(f->prepare(tr, {}));
   EXPECT_TRUE(f->givesIntervals());
   trace::Series s = sineSeries("c", 600, 0.3, 9);
   const sim::Protocol p{2, 0.5, 0.01};
@@ -520,7 +520,7 @@ TEST_F(LstmPolicyTest, Causal) {
 // tracker of a level tau descends by eta * (1 - tau) per covered step, too slowly for 0.99 here.
 TEST_F(LstmPolicyTest, OnlineCalibrationReachesNominalRate) {
   auto f = factory({{"eta", "0.05"}, {"knob", "quantile"}});
-  ASSERT_TRUE(f->prepare({}));
+  ASSERT_TRUE(f->prepare({}, {}));
   trace::Series s;
   s.id = "n";
   s.start = 1372636800;
@@ -549,7 +549,7 @@ TEST_F(LstmPolicyTest, OnlineCalibrationReachesNominalRate) {
 
 TEST_F(LstmPolicyTest, IdleWorkloadGetsAFloorThatGrowsWithTheKnob) {
   auto f = factory({{"eta", "0"}});
-  ASSERT_TRUE(f->prepare({}));
+  ASSERT_TRUE(f->prepare({}, {}));
   trace::Series s;
   s.id = "idle";
   s.start = 1372636800;
@@ -565,13 +565,13 @@ TEST_F(LstmPolicyTest, IdleWorkloadGetsAFloorThatGrowsWithTheKnob) {
 TEST_F(LstmPolicyTest, CorruptModelIsRefusedAtPrepare) {
   writeAll(tempDir() / "bad.fsm", "FORESIGHT-LSTM\n{}\n");
   auto f = factory({{"model", (tempDir() / "bad.fsm").string()}});
-  auto st = f->prepare({});
+  auto st = f->prepare({}, {});
   ASSERT_FALSE(st);
   EXPECT_NE(st.error().message.find("bad.fsm"), std::string::npos);
   auto g = factory({{"eta", "abc"}});
-  EXPECT_FALSE(g->prepare({}));
+  EXPECT_FALSE(g->prepare({}, {}));
   auto k = factory({{"knob", "percentile"}});
-  auto ks = k->prepare({});
+  auto ks = k->prepare({}, {});
   ASSERT_FALSE(ks);
   EXPECT_NE(ks.error().message.find("lstm.knob"), std::string::npos);
 }

@@ -77,6 +77,12 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
         EXPECT_NEAR(rep.at("policies").at("lstm").at(r).at("iso_risk").at(level).get<double>(),
                     vb.at("slack").at(r).at(level).get<double>(), 1e-12)
             << r << " " << level;
+    // Its held-back workloads gave no gradient: scoring them from earlier on is not warned about.
+    const auto early = runShell(fmt::format("{} backtest --trace {} --format csv --validation-of {} --policies lstm "
+                                            "--train-fraction 0.3 --threads 1 --no-progress",
+                                            FORESIGHT_BIN, (dir / "trace").string(), model.string()));
+    ASSERT_EQ(early.exit_code, 0) << early.all();
+    EXPECT_EQ(early.all().find("learnt from"), std::string::npos) << early.all();
     // Another trace (one workload fewer) is refused, naming both counts.
     fs::create_directories(dir / "fewer");
     for (int s = 1; s < 12; ++s) fs::copy_file(dir / "trace" / fmt::format("vm{}.csv", s), dir / "fewer" / fmt::format("vm{}.csv", s));

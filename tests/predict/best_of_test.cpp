@@ -108,7 +108,7 @@ TEST(BestOfPolicy, CommitsWithTheCandidateThatForecastTheSeriesBetter) {
   c.push_back(std::make_unique<FixedFactory>(&a, "cost"));
   c.push_back(std::make_unique<FixedFactory>(&b, "cost"));
   auto f = makeBestOfFactory(std::move(c), /*half_life=*/5);
-  ASSERT_TRUE(f->prepare(trace::Trace{}));
+  ASSERT_TRUE(f->prepare(trace::Trace{}, {}));
   EXPECT_TRUE(f->givesIntervals());
   SeriesContext ctx;
   ctx.lead_steps = 1;
@@ -144,7 +144,7 @@ TEST(BestOfPolicy, RefusesCandidatesThatCannotBeComparedOrScored) {
   std::vector<std::unique_ptr<PolicyFactory>> knobs;
   knobs.push_back(std::make_unique<FixedFactory>(&a, "cost"));
   knobs.push_back(std::make_unique<FixedFactory>(&a, "quantile"));
-  auto s = makeBestOfFactory(std::move(knobs))->prepare(trace::Trace{});
+  auto s = makeBestOfFactory(std::move(knobs))->prepare(trace::Trace{}, {});
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find("knobs differ for cpu (cost and quantile)"), std::string::npos)
       << s.error().message;
@@ -152,14 +152,14 @@ TEST(BestOfPolicy, RefusesCandidatesThatCannotBeComparedOrScored) {
   std::vector<std::unique_ptr<PolicyFactory>> blind;
   blind.push_back(std::make_unique<FixedFactory>(&a, "cost"));
   blind.push_back(std::make_unique<FixedFactory>(&a, "cost", /*intervals=*/false));
-  s = makeBestOfFactory(std::move(blind))->prepare(trace::Trace{});
+  s = makeBestOfFactory(std::move(blind))->prepare(trace::Trace{}, {});
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find("gives no intervals"), std::string::npos) << s.error().message;
 
   for (double level : {0.0, 1.0, static_cast<double>(NAN)}) {
     std::vector<std::unique_ptr<PolicyFactory>> ok;
     ok.push_back(std::make_unique<FixedFactory>(&a, "cost"));
-    s = makeBestOfFactory(std::move(ok), 60, level)->prepare(trace::Trace{});
+    s = makeBestOfFactory(std::move(ok), 60, level)->prepare(trace::Trace{}, {});
     ASSERT_FALSE(s) << level;
     EXPECT_NE(s.error().message.find("lowest_level must be a number in (0, 1)"), std::string::npos) << s.error().message;
   }

@@ -31,7 +31,7 @@ Result<ValidationBacktest> validationBacktest(const LstmModel& model,
   trace::Trace tr = trainingParts(series, train_fraction);
   if (tr.series.empty()) return fail(ErrorCode::kInvalidArgument, "validation backtest: no series");
   auto factory = makeLstmPolicy(std::make_shared<const LstmModel>(model));
-  if (auto st = factory->prepare(tr); !st) return tl::unexpected(st.error());
+  if (auto st = factory->prepare(tr, {}); !st) return tl::unexpected(st.error());
   sim::RunOptions ro;
   ro.protocol = {1, 0.5, 0.01};  // the backtest command's defaults: lead 1, warm-up = first half
   ro.threads = threads;
@@ -85,6 +85,18 @@ Result<TrainedOn> trainedOn(const LstmModel& model) {
   } catch (const nlohmann::json::exception& e) {
     return fail(ErrorCode::kInvalidArgument, "the model's provenance: {}", e.what());
   }
+}
+
+std::string scoresTrainedSteps(const LstmModel& m, const std::string& file, double warmup_fraction) {
+  if (!(warmup_fraction > 0)) return {};
+  auto t = trainedOn(m);
+  if (!t || !(warmup_fraction < t->train_fraction)) return {};
+  return fmt::format(
+      "lstm: {} was trained on the first {:g}% of each series of its training trace ({}, {}), and this backtest "
+      "scores each series from {:g}% on (--train-fraction {:g}): if this is that trace, steps the model learnt from "
+      "are scored and its figures flatter it; give --train-fraction {:g} or more",
+      file.empty() ? "the model" : file, 100 * t->train_fraction, t->trace.empty() ? "not recorded" : t->trace,
+      t->format.empty() ? "format not recorded" : t->format, 100 * warmup_fraction, warmup_fraction, t->train_fraction);
 }
 
 Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<trace::Series>& series,

@@ -73,7 +73,7 @@ class SeasonalPolicy final : public Policy {
 class SeasonalFactory final : public PolicyFactory {
  public:
   explicit SeasonalFactory(std::string knob) : knob_(std::move(knob)), cost_(knob_ == "cost") {}
-  Status prepare(const trace::Trace&) override {
+  Status prepare(const trace::Trace&, const ReplayInfo&) override {
     if (knob_ != "cost" && knob_ != "quantile")
       return fail(ErrorCode::kInvalidArgument, "seasonal.knob='{}': expected cost or quantile", knob_);
     return ok();

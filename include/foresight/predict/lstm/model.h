@@ -123,6 +123,11 @@ Result<LstmModel> loadModel(const std::filesystem::path& file);
 // adapts. Not an error: `foresight run` feeds it 1-second samples on purpose (docs/closed-loop.md).
 std::string stepMismatch(const LstmModel& m, std::int64_t trace_step_seconds);
 
+// A warning when a backtest scores each series from `warmup_fraction` on while `m` (read from
+// `file`) was trained on a larger first share of each series of its training trace: on that
+// trace, steps it learnt from would be scored (empty otherwise, and when warmup_fraction is 0 or
+// the provenance does not record the share). Not an error: on another trace nothing overlaps.
+std::string scoresTrainedSteps(const LstmModel& m, const std::string& file, double warmup_fraction);
 
 // Builds the model's input vector for one workload, one step at a time (causal).
 class FeatureBuilder {
