@@ -70,17 +70,27 @@ class BestOfPolicy final : public Policy {
       if (resources_[index(r)])
         for (std::size_t i = 0; i < c_.size(); ++i) loss_.forecast(r, i, selectionQuantiles(*c_[i], r));
   }
+  // Every candidate commits and gives its intervals every step, the others into scratch: each
+  // one's online state (the lstm's calibration of the levels it commits at) keeps learning while
+  // another is chosen.
   void commit(Resource r, std::span<const double> knobs, std::span<double> out) override {
-    c_[loss_.best(r)]->commit(r, knobs, out);
+    const std::size_t best = loss_.best(r);
+    scratch_.resize(knobs.size());
+    for (std::size_t i = 0; i < c_.size(); ++i) c_[i]->commit(r, knobs, i == best ? out : std::span<double>(scratch_));
   }
   bool interval(Resource r, double level, double& lo, double& hi) override {
-    return c_[loss_.best(r)]->interval(r, level, lo, hi);
+    const std::size_t best = loss_.best(r);
+    double a = 0, b = 0;
+    for (std::size_t i = 0; i < c_.size(); ++i)
+      if (i != best) (void)c_[i]->interval(r, level, a, b);
+    return c_[best]->interval(r, level, lo, hi);
   }
 
  private:
   std::vector<std::unique_ptr<Policy>> c_;
   std::array<bool, kResourceCount> resources_;
   RecentLoss loss_;
+  std::vector<double> scratch_;
 };
 
 class BestOfFactory final : public PolicyFactory {
