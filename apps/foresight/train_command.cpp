@@ -91,10 +91,13 @@ void warnIfAnotherSplit(const TrainArgs& a, const predict::lstm::LstmModel& init
   std::vector<std::string> differ;
   const std::uint64_t split_seed = a.opt.split_seed.value_or(a.opt.seed);
   if (split_seed != was->split_seed)
-    differ.push_back(fmt::format("split seed {} (--split-seed, else --seed) against its {}", split_seed, was->split_seed));
-  if (a.opt.holdout != was->holdout) differ.push_back(fmt::format("--holdout {} against its {}", a.opt.holdout, was->holdout));
+    differ.push_back(
+        fmt::format("split seed {} (--split-seed, else --seed) against its {}", split_seed, was->split_seed));
+  if (a.opt.holdout != was->holdout)
+    differ.push_back(fmt::format("--holdout {} against its {}", a.opt.holdout, was->holdout));
   if (a.opt.train_fraction != was->train_fraction)
-    differ.push_back(fmt::format("--train-fraction {} against its {}", a.opt.train_fraction, was->train_fraction));
+    differ.push_back(
+        fmt::format("--train-fraction {} against its {}", a.opt.train_fraction, was->train_fraction));
   if (differ.empty()) return;
   spdlog::warn("--init {}: another workload split than it was trained with ({}): if this is its training trace ({}), "
                "workloads it held back for validation and calibration may become training data; give --split-seed {} "

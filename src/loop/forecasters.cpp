@@ -92,7 +92,8 @@ class BestOf final : public WorkloadForecaster {
     for (std::size_t i = 0; i < c_.size(); ++i) {
       if (i == best) continue;
       if (given) (void)c_[i]->forecast(r, levels, lookahead, scratch_);
-      else given = c_[i]->forecast(r, levels, lookahead, out);  // the leader has none yet: the next that has
+      else  // the leader has none yet: the next that has
+        given = c_[i]->forecast(r, levels, lookahead, out);
     }
     return given;
   }

@@ -76,7 +76,8 @@ class BestOfPolicy final : public Policy {
   void commit(Resource r, std::span<const double> knobs, std::span<double> out) override {
     const std::size_t best = loss_.best(r);
     scratch_.resize(knobs.size());
-    for (std::size_t i = 0; i < c_.size(); ++i) c_[i]->commit(r, knobs, i == best ? out : std::span<double>(scratch_));
+    for (std::size_t i = 0; i < c_.size(); ++i)
+      c_[i]->commit(r, knobs, i == best ? out : std::span<double>(scratch_));
   }
   bool interval(Resource r, double level, double& lo, double& hi) override {
     const std::size_t best = loss_.best(r);
