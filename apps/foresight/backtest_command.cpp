@@ -128,8 +128,10 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
     tr->series = std::move(parts.series);
     tr->resources = parts.resources;
   }
+  // On a model's held-back workloads the scored steps are not the trace's later parts.
+  const predict::ReplayInfo replay{a.validation_of.empty() ? a.train_fraction : 0.0};
   for (std::size_t i = 0; i < named.size(); ++i) {
-    if (auto s = factories[i]->prepare(*tr); !s) {
+    if (auto s = factories[i]->prepare(*tr, replay); !s) {
       spdlog::error("policy {}: {}", named[i].name, s.error().message);
       return 1;
     }

@@ -30,6 +30,11 @@ struct TrainArgs {
 nlohmann::json provenanceOf(const TrainArgs& a) {
   return {{"command", a.command_line}, {"trace", a.trace_dir}, {"format", a.format}};
 }
+// Paths and the command line are bytes, JSON text is UTF-8: bytes that are not become U+FFFD
+// instead of a throw that loses the model just trained.
+std::string dumpProvenance(const nlohmann::json& prov, int indent = -1) {
+  return prov.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // The fingerprint autoencoder on the pipeline's default configuration (the agent's), from the
 // trace's usage series; the model is the file the agent's fingerprint.autoencoder_model names,
@@ -65,7 +70,7 @@ int trainAutoencoder(const TrainArgs& a, const trace::Trace& tr) {
   prov["validation_mean_reconstruction_error"] = rep->val_error;  // [0]: untrained
   prov["seed"] = o.seed;
   prov["seconds"] = seconds;
-  if (auto st = writeFileAtomically(a.out + ".json", prov.dump(2) + "\n"); !st) {
+  if (auto st = writeFileAtomically(a.out + ".json", dumpProvenance(prov, 2) + "\n"); !st) {
     spdlog::error("{}", st.error().message);
     return 1;
   }
@@ -74,10 +79,51 @@ int trainAutoencoder(const TrainArgs& a, const trace::Trace& tr) {
   return 0;
 }
 
+// Fine-tuning splits the workloads afresh: with another split seed, hold-out share or training
+// fraction than the --init model's, workloads it held back may now give gradients.
+void warnIfAnotherSplit(const TrainArgs& a, const predict::lstm::LstmModel& init) {
+  auto was = predict::lstm::trainedOn(init);
+  if (!was) {
+    spdlog::warn("--init {}: {}; if this is its training trace, workloads it held back may become training data",
+                 a.init, was.error().message);
+    return;
+  }
+  std::vector<std::string> differ;
+  const std::uint64_t split_seed = a.opt.split_seed.value_or(a.opt.seed);
+  if (split_seed != was->split_seed)
+    differ.push_back(
+        fmt::format("split seed {} (--split-seed, else --seed) against its {}", split_seed, was->split_seed));
+  if (a.opt.holdout != was->holdout)
+    differ.push_back(fmt::format("--holdout {} against its {}", a.opt.holdout, was->holdout));
+  if (a.opt.train_fraction != was->train_fraction)
+    differ.push_back(
+        fmt::format("--train-fraction {} against its {}", a.opt.train_fraction, was->train_fraction));
+  if (differ.empty()) return;
+  spdlog::warn("--init {}: another workload split than it was trained with ({}): if this is its training trace ({}), "
+               "workloads it held back for validation and calibration may become training data; give --split-seed {} "
+               "--holdout {} --train-fraction {} to keep them held back",
+               a.init, fmt::join(differ, "; "), was->trace.empty() ? "not recorded" : was->trace, was->split_seed,
+               was->holdout, was->train_fraction);
+}
+
 int runTrain(const TrainArgs& a) {
   auto format = trace::parseFormat(a.format);
   if (!format) {
     spdlog::error("{}", format.error().message);
+    return 2;
+  }
+  // A fine-tuned model keeps its input columns: train() would ignore the flags and the provenance
+  // misstate them.
+  if (!a.init.empty() && (a.opt.day_features || !a.opt.window_features)) {
+    spdlog::error("--init {}: {} cannot change the inputs of a model being fine-tuned (they are the model's); "
+                  "drop it, or train a fresh model",
+                  a.init, a.opt.day_features ? "--day-features" : "--no-window-features");
+    return 2;
+  }
+  // Without --step the trace's median step is known only once it is read; train() checks it then.
+  if (a.opt.day_features && a.step > 0 && !predict::lstm::dayBlockFits(a.step, a.opt.horizon)) {
+    spdlog::error("--day-features: --step {} does not divide a day (86400 s) into at least --horizon {} steps",
+                  a.step, a.opt.horizon);
     return 2;
   }
   // --out is checked by its validator; the autoencoder's sibling file before the training that a
@@ -95,8 +141,9 @@ int runTrain(const TrainArgs& a) {
       spdlog::error("{}", init.error().message);
       return 1;
     }
-    spdlog::info("{}: fine-tuning (hidden {}, horizon {}, {} inputs; --hidden, --horizon and "
-                 "--window-features come from it)", a.init, init->hidden, init->horizon, init->inputs());
+    spdlog::info("{}: fine-tuning (hidden {}, horizon {}, {} inputs; --hidden, --horizon and the inputs "
+                 "come from it)", a.init, init->hidden, init->horizon, init->inputs());
+    warnIfAnotherSplit(a, *init);
     opt.init = std::move(*init);
   }
   opt.threads = static_cast<unsigned>(std::max(a.torch_threads, 1));
@@ -149,8 +196,9 @@ int runTrain(const TrainArgs& a) {
   prov["seconds"] = rep->seconds;
   prov["best_epoch"] = rep->best_epoch;
   prov["scale_weight_bound"] = a.opt.scale_weight_bound;
-  prov["window_features"] = a.opt.window_features;
-  prov["day_features"] = a.opt.day_features;
+  // From the model: with --init its inputs are its own.
+  prov["window_features"] = rep->model.hasBlock("window");
+  prov["day_features"] = rep->model.hasBlock("day");
   prov["fingerprint_window"] = rep->model.fingerprint_window;
   if (!a.init.empty()) prov["init"] = a.init;
   prov["select_by"] = a.opt.select_by_backtest ? "backtest" : "loss";
@@ -201,7 +249,7 @@ int runTrain(const TrainArgs& a) {
   char when[32];
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   prov["trained_at"] = when;
-  rep->model.provenance = prov.dump();
+  rep->model.provenance = dumpProvenance(prov);
   if (auto s = predict::lstm::saveModel(rep->model, a.out); !s) {
     spdlog::error("{}", s.error().message);
     return 1;
@@ -258,7 +306,8 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--scale-weight-bound", a->opt.scale_weight_bound,
                   "weight each series' loss by its scale / the mean scale, clipped to [1/B, B]; 0: unweighted")
-      ->capture_default_str()->check(CLI::Number);
+      ->capture_default_str()
+      ->check(finiteIn(0, 0) | finiteIn(1));
   cmd->add_flag("--window-features,!--no-window-features", a->opt.window_features,
                 "inputs: max and min of the last 12 steps' z per resource")
       ->capture_default_str();
@@ -270,7 +319,8 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
                   "inputs: the fingerprint block, burstiness and lag-1 autocorrelation of each "
                   "resource over the last N steps (288 = one day of 5-minute steps); 0: none, or "
                   "the --init model's")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"0"}) | wholeNumber(2));
   cmd->add_option("--init", a->init,
                   "fine-tune this model file instead of starting from fresh weights (keeps its "
                   "normalisers; give the --seed or --split-seed it was trained with, so its "

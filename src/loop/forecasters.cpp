@@ -82,18 +82,26 @@ class BestOf final : public WorkloadForecaster {
         loss_.forecast(r, i, q);
       }
   }
+  // Every candidate forecasts, the others into scratch, as the backtest's `auto` commits with
+  // every candidate: each one's online state (the lstm's calibration of these levels and
+  // horizons) keeps learning while another is chosen.
   bool forecast(Resource r, std::span<const double> levels, std::size_t lookahead,
                 std::vector<std::vector<double>>& out) override {
     const std::size_t best = loss_.best(r);
-    if (c_[best]->forecast(r, levels, lookahead, out)) return true;
-    for (std::size_t i = 0; i < c_.size(); ++i)  // the leader has no forecast yet: any other
-      if (i != best && c_[i]->forecast(r, levels, lookahead, out)) return true;
-    return false;
+    bool given = c_[best]->forecast(r, levels, lookahead, out);
+    for (std::size_t i = 0; i < c_.size(); ++i) {
+      if (i == best) continue;
+      if (given) (void)c_[i]->forecast(r, levels, lookahead, scratch_);
+      else  // the leader has none yet: the next that has
+        given = c_[i]->forecast(r, levels, lookahead, out);
+    }
+    return given;
   }
 
  private:
   std::vector<std::unique_ptr<WorkloadForecaster>> c_;
   predict::RecentLoss loss_;
+  std::vector<std::vector<double>> scratch_;
 };
 
 }  // namespace

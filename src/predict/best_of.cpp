@@ -70,17 +70,28 @@ class BestOfPolicy final : public Policy {
       if (resources_[index(r)])
         for (std::size_t i = 0; i < c_.size(); ++i) loss_.forecast(r, i, selectionQuantiles(*c_[i], r));
   }
+  // Every candidate commits and gives its intervals every step, the others into scratch: each
+  // one's online state (the lstm's calibration of the levels it commits at) keeps learning while
+  // another is chosen.
   void commit(Resource r, std::span<const double> knobs, std::span<double> out) override {
-    c_[loss_.best(r)]->commit(r, knobs, out);
+    const std::size_t best = loss_.best(r);
+    scratch_.resize(knobs.size());
+    for (std::size_t i = 0; i < c_.size(); ++i)
+      c_[i]->commit(r, knobs, i == best ? out : std::span<double>(scratch_));
   }
   bool interval(Resource r, double level, double& lo, double& hi) override {
-    return c_[loss_.best(r)]->interval(r, level, lo, hi);
+    const std::size_t best = loss_.best(r);
+    double a = 0, b = 0;
+    for (std::size_t i = 0; i < c_.size(); ++i)
+      if (i != best) (void)c_[i]->interval(r, level, a, b);
+    return c_[best]->interval(r, level, lo, hi);
   }
 
  private:
   std::vector<std::unique_ptr<Policy>> c_;
   std::array<bool, kResourceCount> resources_;
   RecentLoss loss_;
+  std::vector<double> scratch_;
 };
 
 class BestOfFactory final : public PolicyFactory {
@@ -89,7 +100,7 @@ class BestOfFactory final : public PolicyFactory {
       : c_(std::move(c)), half_life_(half_life), lowest_level_(lowest_level) {}
   Knob knob(Resource r) const override { return c_.front()->knob(r); }
   bool givesIntervals() const override { return true; }
-  Status prepare(const trace::Trace& trace) override {
+  Status prepare(const trace::Trace& trace, const ReplayInfo& replay) override {
     if (c_.empty()) return fail(ErrorCode::kInvalidArgument, "best-of policy: no candidates");
     if (!(lowest_level_ > 0 && lowest_level_ < 1))
       return fail(ErrorCode::kInvalidArgument, "best-of policy: lowest_level must be a number in (0, 1)");
@@ -102,7 +113,7 @@ class BestOfFactory final : public PolicyFactory {
           return fail(ErrorCode::kInvalidArgument,
                       "best-of policy: candidates' knobs differ for {} ({} and {})", name(r), a.name, b.name);
       }
-      if (auto s = c->prepare(trace); !s) return s;
+      if (auto s = c->prepare(trace, replay); !s) return s;
     }
     return ok();
   }

@@ -109,6 +109,28 @@ TEST_F(BacktestCli, AutoIsScoredAndTakesTheLstmsModelOption) {
   EXPECT_NE(missing.err.find("none.fsm"), std::string::npos) << missing.err;
 }
 
+// The shipped model read the first 50% of each series of its training trace: a backtest that
+// scores from earlier on would score steps it learnt from there. Warned about once (lstm and auto
+// load the same model), naming the model file and both shares.
+TEST_F(BacktestCli, ScoringBeforeTheModelsTrainingShareIsWarnedAbout) {
+  auto early = run(fmt::format("backtest --trace {} --format csv --policies lstm,auto --train-fraction 0.3 --no-progress",
+                               (dir_ / "trace").string()));
+  ASSERT_EQ(early.exit_code, 0) << early.err;
+  const std::string warning = "models/lstm-bitbrains.fsm was trained on the first 50% of each series of its training "
+                              "trace";
+  const auto first = early.err.find(warning);
+  ASSERT_NE(first, std::string::npos) << early.err;
+  EXPECT_EQ(early.err.find(warning, first + 1), std::string::npos) << early.err;
+  EXPECT_NE(early.err.find("scores each series from 30% on (--train-fraction 0.3): if this is that trace, steps the "
+                           "model learnt from are scored"), std::string::npos) << early.err;
+  for (const char* fraction : {"0.5", "0.7"}) {
+    auto later = run(fmt::format("backtest --trace {} --format csv --policies lstm --train-fraction {} --no-progress",
+                                 (dir_ / "trace").string(), fraction));
+    ASSERT_EQ(later.exit_code, 0) << later.err;
+    EXPECT_EQ(later.err.find("learnt from"), std::string::npos) << fraction << ": " << later.err;
+  }
+}
+
 // As train and predict: a step is a positive number of seconds; leaving it out takes the median.
 TEST_F(BacktestCli, StepMustBePositive) {
   auto r = run(fmt::format("backtest --trace {} --format csv --policies reactive --step 0", (dir_ / "trace").string()));

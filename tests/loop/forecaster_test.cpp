@@ -8,13 +8,15 @@
 namespace foresight::loop {
 namespace {
 
-// Forecasts a constant band [c - 1, c + 1] spread over the levels, for every resource.
+// Forecasts a constant band [c - 1, c + 1] spread over the levels, for every resource; counts the
+// forecasts asked for more than one sample ahead (the planner's; selection asks for one) into *planned.
 class Constant final : public WorkloadForecaster {
  public:
-  explicit Constant(const double* c) : c_(c) {}
+  explicit Constant(const double* c, int* planned = nullptr) : c_(c), planned_(planned) {}
   void observe(std::int64_t, const std::array<double, kResourceCount>&) override {}
   bool forecast(Resource, std::span<const double> levels, std::size_t lookahead,
                 std::vector<std::vector<double>>& out) override {
+    if (planned_ && lookahead > 1) ++*planned_;
     out.assign(lookahead, std::vector<double>(levels.size()));
     for (auto& row : out)
       for (std::size_t q = 0; q < levels.size(); ++q) row[q] = *c_ - 1 + 2 * levels[q];
@@ -23,6 +25,7 @@ class Constant final : public WorkloadForecaster {
 
  private:
   const double* c_;
+  int* planned_;
 };
 
 TEST(BestOfForecasters, FollowsTheCandidateWithTheLowerRecentLoss) {
@@ -45,6 +48,26 @@ TEST(BestOfForecasters, FollowsTheCandidateWithTheLowerRecentLoss) {
   // Resources are judged separately: memory has never been scored, so the first listed leads.
   ASSERT_TRUE(f->forecast(Resource::kMemory, median, 1, out));
   EXPECT_DOUBLE_EQ(out[0][0], 10);
+}
+
+// A candidate that is not chosen still forecasts each time the best-of does (into scratch), so its
+// online state (the lstm's calibration of the planner's levels and horizons) keeps learning.
+TEST(BestOfForecasters, EveryCandidateForecastsTheChosenOneAnswers) {
+  double a = 10, b = 50;
+  int planned_a = 0, planned_b = 0;
+  auto factory = bestOfForecasters({[&] { return std::make_unique<Constant>(&a, &planned_a); },
+                                    [&] { return std::make_unique<Constant>(&b, &planned_b); }},
+                                   /*half_life=*/5);
+  auto f = factory();
+  std::vector<std::vector<double>> out;
+  const std::array<double, 1> median = {0.5};
+  for (int i = 0; i < 20; ++i) {  // b is right throughout
+    f->observe(i, {50, NAN, NAN, NAN});
+    ASSERT_TRUE(f->forecast(Resource::kCpu, median, 2, out));
+  }
+  EXPECT_DOUBLE_EQ(out[1][0], 50);
+  EXPECT_EQ(planned_a, 20);
+  EXPECT_EQ(planned_b, 20);
 }
 
 // The agent reads memory only every few rounds (tiered sampling): a forecast made after a round

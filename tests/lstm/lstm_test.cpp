@@ -10,6 +10,8 @@
 #include <random>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "foresight/predict/lstm/model.h"
 #include "foresight/predict/lstm/stream.h"
 #include "foresight/predict/lstm/torch_api.h"
@@ -291,6 +293,43 @@ TEST(LstmModelFile, CorruptTruncatedAndIncompatibleAreRefused) {
   EXPECT_FALSE(loadModel(dir / "missing.fsm"));
 }
 
+// Header values that would crash the reader, mis-interpolate or forecast infinities: refused with
+// the file's name, whatever the checksum says.
+TEST(LstmModelFile, HeaderValuesOutOfRangeAreRefusedNamingTheFile) {
+  const fs::path dir = tempDir();
+  LstmModel m = LstmModel::initial(6, 4, kDefaultLevels, 3);
+  m.step_seconds = 300;
+  ASSERT_TRUE(saveModel(m, dir / "good.fsm"));
+  const std::string text = readAll(dir / "good.fsm");
+  const std::string b_floats = fmt::format("{{\"floats\":{},\"name\":\"b\"}}", m.b.size());
+  struct Case {
+    const char* file;
+    std::string from, to, expect;
+  };
+  const std::vector<Case> cases = {
+      {"floats.fsm", b_floats, "{\"floats\":4611686018427387904,\"name\":\"b\"}", "tensor 'b' of 4611686018427387904 floats overruns"},
+      {"hidden.fsm", "\"hidden\":6", "\"hidden\":4611686018427387904", "hidden size 4611686018427387904"},
+      {"cal.fsm", "\"cal_levels\":[0.025,0.05,", "\"cal_levels\":[0.05,0.025,", "cal_levels"},
+      {"cal1.fsm", "\"cal_levels\":[0.025,", "\"cal_levels\":[1.5,", "cal_levels"},
+      {"conformal.fsm", "\"conformal\":[0.0,", "\"conformal\":[1e308,", "conformal offset 1e+308"},
+      {"step.fsm", "\"step_seconds\":300", "\"step_seconds\":-300", "negative step_seconds -300"},
+      {"std0.fsm", "\"std\":1.0", "\"std\":0.0", "(mean 0, std 0) is out of range"},
+      {"stdneg.fsm", "\"std\":1.0", "\"std\":-2.0", "std -2) is out of range"},
+      {"mean.fsm", "\"mean\":0.0", "\"mean\":1e300", "(mean 1e+300, std 1) is out of range"},
+  };
+  for (const auto& c : cases) {
+    std::string bad = text;
+    const auto at = bad.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    bad.replace(at, c.from.size(), c.to);
+    writeAll(dir / c.file, withFreshCrc(bad));
+    auto l = loadModel(dir / c.file);
+    ASSERT_FALSE(l) << c.file;
+    EXPECT_NE(l.error().message.find((dir / c.file).string() + ": "), std::string::npos) << l.error().message;
+    EXPECT_NE(l.error().message.find(c.expect), std::string::npos) << l.error().message;
+  }
+}
+
 TEST(LstmModelFile, OptionalFeatureUnknownToThisBuildIsZeroFilled) {
   LstmModel m = LstmModel::initial(4, 2, kDefaultLevels, 5);
   // A model from a newer build with an extra optional block column.
@@ -451,7 +490,7 @@ class LstmPolicyTest : public ::testing::Test {
 TEST_F(LstmPolicyTest, Causal) {
   auto f = factory();
   trace::Trace tr;
-  ASSERT_TRUE(f->prepare(tr));
+  ASSERT_TRUE(f->prepare(tr, {}));
   EXPECT_TRUE(f->givesIntervals());
   trace::Series s = sineSeries("c", 600, 0.3, 9);
   const sim::Protocol p{2, 0.5, 0.01};
@@ -482,7 +521,7 @@ TEST_F(LstmPolicyTest, Causal) {
 // tracker of a level tau descends by eta * (1 - tau) per covered step, too slowly for 0.99 here.
 TEST_F(LstmPolicyTest, OnlineCalibrationReachesNominalRate) {
   auto f = factory({{"eta", "0.05"}, {"knob", "quantile"}});
-  ASSERT_TRUE(f->prepare({}));
+  ASSERT_TRUE(f->prepare({}, {}));
   trace::Series s;
   s.id = "n";
   s.start = 1372636800;
@@ -511,7 +550,7 @@ TEST_F(LstmPolicyTest, OnlineCalibrationReachesNominalRate) {
 
 TEST_F(LstmPolicyTest, IdleWorkloadGetsAFloorThatGrowsWithTheKnob) {
   auto f = factory({{"eta", "0"}});
-  ASSERT_TRUE(f->prepare({}));
+  ASSERT_TRUE(f->prepare({}, {}));
   trace::Series s;
   s.id = "idle";
   s.start = 1372636800;
@@ -527,13 +566,13 @@ TEST_F(LstmPolicyTest, IdleWorkloadGetsAFloorThatGrowsWithTheKnob) {
 TEST_F(LstmPolicyTest, CorruptModelIsRefusedAtPrepare) {
   writeAll(tempDir() / "bad.fsm", "FORESIGHT-LSTM\n{}\n");
   auto f = factory({{"model", (tempDir() / "bad.fsm").string()}});
-  auto st = f->prepare({});
+  auto st = f->prepare({}, {});
   ASSERT_FALSE(st);
   EXPECT_NE(st.error().message.find("bad.fsm"), std::string::npos);
   auto g = factory({{"eta", "abc"}});
-  EXPECT_FALSE(g->prepare({}));
+  EXPECT_FALSE(g->prepare({}, {}));
   auto k = factory({{"knob", "percentile"}});
-  auto ks = k->prepare({});
+  auto ks = k->prepare({}, {});
   ASSERT_FALSE(ks);
   EXPECT_NE(ks.error().message.find("lstm.knob"), std::string::npos);
 }

@@ -77,6 +77,12 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
         EXPECT_NEAR(rep.at("policies").at("lstm").at(r).at("iso_risk").at(level).get<double>(),
                     vb.at("slack").at(r).at(level).get<double>(), 1e-12)
             << r << " " << level;
+    // Its held-back workloads gave no gradient: scoring them from earlier on is not warned about.
+    const auto early = runShell(fmt::format("{} backtest --trace {} --format csv --validation-of {} --policies lstm "
+                                            "--train-fraction 0.3 --threads 1 --no-progress",
+                                            FORESIGHT_BIN, (dir / "trace").string(), model.string()));
+    ASSERT_EQ(early.exit_code, 0) << early.all();
+    EXPECT_EQ(early.all().find("learnt from"), std::string::npos) << early.all();
     // Another trace (one workload fewer) is refused, naming both counts.
     fs::create_directories(dir / "fewer");
     for (int s = 1; s < 12; ++s) fs::copy_file(dir / "trace" / fmt::format("vm{}.csv", s), dir / "fewer" / fmt::format("vm{}.csv", s));
@@ -95,16 +101,17 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   // Fine-tuning that model with the fingerprint block: same architecture and held-back workloads,
   // the block switched on, the starting file in the provenance.
   const fs::path tuned = dir / "tuned.fsm";
-  auto fineTune = [&](const fs::path& init) {
+  auto fineTune = [&](const fs::path& init, const std::string& more = "") {
     const std::string c = fmt::format(
         "{} train --trace {} --format csv --out {} --init {} --fingerprint-window 48 --batch 4 "
-        "--epochs 1 --holdout 0.5 --torch-threads 1 --no-progress",
-        FORESIGHT_BIN, (dir / "trace").string(), tuned.string(), init.string());
+        "--epochs 1 --holdout 0.5 --torch-threads 1 --no-progress {}",
+        FORESIGHT_BIN, (dir / "trace").string(), tuned.string(), init.string(), more);
     const auto r = runShell(c);
     return std::pair{r.exit_code, r.all()};
   };
   auto [rc, out] = fineTune(model);
   ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(out.find("another workload split"), std::string::npos) << out;
   auto t = foresight::predict::lstm::loadModel(tuned);
   ASSERT_TRUE(t) << t.error().message;
   EXPECT_EQ(t->fingerprint_window, 48u);
@@ -115,6 +122,32 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   EXPECT_EQ(tprov.at("fingerprint_window"), 48);
   EXPECT_EQ(tprov.at("validation_series"), prov.at("validation_series"));
   for (std::size_t i = 0; i < m->normalisers.size(); ++i) EXPECT_EQ(t->normalisers[i].mean, m->normalisers[i].mean);
+  EXPECT_EQ(tprov.at("window_features"), true);
+  EXPECT_EQ(tprov.at("day_features"), false);
+
+  // The inputs are the starting model's: flags that would change them are refused before any
+  // work, and the provenance records the model's, not the defaults. Another split seed than its
+  // own is warned about (its held-back workloads may give gradients).
+  fs::remove(tuned);
+  for (const char* flag : {"--day-features", "--no-window-features"}) {
+    std::tie(rc, out) = fineTune(model, flag);
+    EXPECT_EQ(rc, 2) << flag << ": " << out;
+    EXPECT_NE(out.find(fmt::format("--init {}: {} cannot change the inputs", model.string(), flag)), std::string::npos)
+        << out;
+    EXPECT_FALSE(fs::exists(tuned)) << flag;
+  }
+  auto plain = foresight::predict::lstm::LstmModel::initial(m->hidden, m->horizon, m->levels, 1, /*window_features=*/false);
+  plain.step_seconds = m->step_seconds;
+  plain.provenance = m->provenance;
+  ASSERT_TRUE(foresight::predict::lstm::saveModel(plain, dir / "nowindow.fsm"));
+  std::tie(rc, out) = fineTune(dir / "nowindow.fsm", "--split-seed 9");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("another workload split than it was trained with (split seed 9 (--split-seed, else --seed) "
+                     "against its 1)"), std::string::npos) << out;
+  EXPECT_NE(out.find("give --split-seed 1 --holdout 0.5 --train-fraction 0.5"), std::string::npos) << out;
+  t = foresight::predict::lstm::loadModel(tuned);
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(nlohmann::json::parse(t->provenance).at("window_features"), false);
 
   // A corrupt starting file: refused, naming it, and nothing written.
   fs::remove(tuned);
@@ -158,6 +191,32 @@ TEST(LstmPredictCli, ReadsOnlyTheSeriesOwnFile) {
   EXPECT_EQ(run("nosuch", out), 1) << out;
   EXPECT_NE(out.find("no series 'nosuch' (no file nosuch.csv or nosuch.csv.gz, and no id column names it)"),
             std::string::npos) << out;
+  fs::remove_all(dir);
+}
+
+// A file split at a long gap gives pieces web#1 and web#2: asked for the file's id or a piece it
+// does not have, the error names the pieces.
+TEST(LstmPredictCli, NamesThePiecesOfASeriesSplitAtAGap) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-predict-pieces-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "web.csv");
+    f << "timestamp,cpu,memory\n";
+    for (int i = 0; i < 2 * 3 * 288; ++i) {
+      const int step = i < 3 * 288 ? i : i + 100;  // 100 steps missing: longer than any fill
+      f << fmt::format("{},{},{}\n", 1600000000 + 300 * step, 0.5 + 0.4 * std::sin(i * 2 * M_PI / 288), 2e9);
+    }
+  }
+  const std::string base = fmt::format("{} predict --model {}/models/lstm-bitbrains.fsm --trace {} --format csv",
+                                       FORESIGHT_BIN, FORESIGHT_SOURCE_DIR, dir.string());
+  for (const char* asked : {"web", "web#7"}) {
+    const auto r = runShell(fmt::format("{} --series '{}'", base, asked));
+    EXPECT_EQ(r.exit_code, 1) << asked << ": " << r.all();
+    EXPECT_NE(r.all().find(fmt::format("no series '{}' (pieces: web#1, web#2)", asked)), std::string::npos)
+        << asked << ": " << r.all();
+  }
+  const auto piece = runShell(base + " --series 'web#2'");
+  EXPECT_EQ(piece.exit_code, 0) << piece.all();
   fs::remove_all(dir);
 }
 
@@ -211,6 +270,40 @@ TEST(AutoencoderTrainCli, WritesTheModelAndItsProvenance) {
   fs::remove_all(dir);
 }
 
+// A trace folder whose name is not UTF-8 (paths are bytes): both model kinds are written, their
+// provenance with U+FFFD for the bad byte, instead of a JSON error at the end losing the model.
+TEST(LstmTrainCli, ATracePathThatIsNotUtf8IsRecordedWithReplacementCharacters) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-train-utf8-" + std::to_string(::getpid()));
+  const fs::path trace = dir / "trace-\xff";
+  fs::create_directories(trace);
+  for (int s = 0; s < 8; ++s) {
+    std::ofstream f(trace / fmt::format("vm{}.csv", s));
+    f << "timestamp,cpu,memory\n";
+    for (int i = 0; i < 3 * 288; ++i)
+      f << fmt::format("{},{},{}\n", 1600000000 + 300 * i, (1 + s) * (1.2 + std::sin(i * 2 * M_PI / 288 + s)),
+                       1e9 * (1 + 0.1 * s));
+  }
+  const std::string replaced = "trace-\xef\xbf\xbd";
+  const auto lstm = runShell(fmt::format("{} train --trace '{}' --format csv --out {} --hidden 4 --horizon 2 --batch 4 "
+                                         "--epochs 1 --holdout 0.5 --torch-threads 1 --no-progress",
+                                         FORESIGHT_BIN, trace.string(), (dir / "m.fsm").string()));
+  ASSERT_EQ(lstm.exit_code, 0) << lstm.all();
+  auto m = foresight::predict::lstm::loadModel(dir / "m.fsm");
+  ASSERT_TRUE(m) << m.error().message;
+  const auto prov = nlohmann::json::parse(m->provenance);
+  EXPECT_NE(prov.at("trace").get<std::string>().find(replaced), std::string::npos) << prov.at("trace");
+  EXPECT_NE(prov.at("command").get<std::string>().find(replaced), std::string::npos) << prov.at("command");
+
+  const auto ae = runShell(fmt::format("{} train --autoencoder --trace '{}' --format csv --out {} --epochs 1 "
+                                       "--holdout 0.34 --torch-threads 1",
+                                       FORESIGHT_BIN, trace.string(), (dir / "ae.pt").string()));
+  ASSERT_EQ(ae.exit_code, 0) << ae.all();
+  EXPECT_TRUE(fs::exists(dir / "ae.pt"));
+  const auto ae_prov = nlohmann::json::parse(std::ifstream(dir / "ae.pt.json"));
+  EXPECT_NE(ae_prov.at("trace").get<std::string>().find(replaced), std::string::npos) << ae_prov.at("trace");
+  fs::remove_all(dir);
+}
+
 // Output paths and option values that would waste a training run (or write a random model) are
 // refused before the trace is read.
 TEST(LstmTrainCli, RefusesUnwritableOutputsAndMeaninglessOptionsUpFront) {
@@ -233,6 +326,18 @@ TEST(LstmTrainCli, RefusesUnwritableOutputsAndMeaninglessOptionsUpFront) {
                           "--patience 0"}) {
     const auto r = runShell(fmt::format("{} {} --out {}", base, bad, (dir / "m.fsm").string()));
     EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_FALSE(fs::exists(dir / "m.fsm")) << bad;
+  }
+  // Values train() would refuse only after the whole trace is read: bad arguments, before it.
+  for (const auto& [bad, named] : {std::pair{"--scale-weight-bound 0.5", "--scale-weight-bound"},
+                                   std::pair{"--scale-weight-bound -1", "--scale-weight-bound"},
+                                   std::pair{"--fingerprint-window 1", "--fingerprint-window"},
+                                   std::pair{"--day-features --step 7", "--step 7 does not divide a day"},
+                                   std::pair{"--day-features --step 7200", "--step 7200 does not divide a day (86400 s) into at least --horizon 13"}}) {
+    const auto r = runShell(fmt::format("{} {} --horizon 13 --out {}", base, bad, (dir / "m.fsm").string()));
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.all();
+    EXPECT_NE(r.all().find(named), std::string::npos) << bad << ": " << r.all();
+    EXPECT_EQ(r.all().find("skipped"), std::string::npos) << bad << ": read the trace first: " << r.all();
     EXPECT_FALSE(fs::exists(dir / "m.fsm")) << bad;
   }
   fs::remove_all(dir);

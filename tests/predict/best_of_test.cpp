@@ -68,15 +68,22 @@ TEST(RecentLoss, ByDefaultScoresTheUpperLevelsAnAllocationIsTakenFrom) {
   EXPECT_EQ(all.best(Resource::kCpu), 0u);
 }
 
-// Forecasts a constant band around *c; commits c + knob.
+// Calls of a candidate that are not its observations.
+struct Calls {
+  int commits = 0, intervals = 0;
+};
+
+// Forecasts a constant band around *c; commits c + knob; counts its calls into *calls.
 class Fixed final : public Policy {
  public:
-  explicit Fixed(const double* c) : c_(c) {}
+  Fixed(const double* c, Calls* calls) : c_(c), calls_(calls) {}
   void observe(const Observation&) override {}
   void commit(Resource, std::span<const double> knobs, std::span<double> out) override {
+    if (calls_) ++calls_->commits;
     for (std::size_t i = 0; i < knobs.size(); ++i) out[i] = *c_ + knobs[i];
   }
   bool interval(Resource, double level, double& lo, double& hi) override {
+    if (calls_) ++calls_->intervals;
     lo = *c_ - level;
     hi = *c_ + level;
     return true;
@@ -84,22 +91,24 @@ class Fixed final : public Policy {
 
  private:
   const double* c_;
+  Calls* calls_;
 };
 
 class FixedFactory final : public PolicyFactory {
  public:
-  FixedFactory(const double* c, std::string knob, bool intervals = true)
-      : c_(c), knob_(std::move(knob)), intervals_(intervals) {}
+  FixedFactory(const double* c, std::string knob, bool intervals = true, Calls* calls = nullptr)
+      : c_(c), knob_(std::move(knob)), intervals_(intervals), calls_(calls) {}
   Knob knob(Resource) const override { return {knob_, {0.0, 1.0}, 0.0}; }
   bool givesIntervals() const override { return intervals_; }
   std::unique_ptr<Policy> create(const SeriesContext&, const trace::Series*) const override {
-    return std::make_unique<Fixed>(c_);
+    return std::make_unique<Fixed>(c_, calls_);
   }
 
  private:
   const double* c_;
   std::string knob_;
   bool intervals_;
+  Calls* calls_;
 };
 
 TEST(BestOfPolicy, CommitsWithTheCandidateThatForecastTheSeriesBetter) {
@@ -108,7 +117,7 @@ TEST(BestOfPolicy, CommitsWithTheCandidateThatForecastTheSeriesBetter) {
   c.push_back(std::make_unique<FixedFactory>(&a, "cost"));
   c.push_back(std::make_unique<FixedFactory>(&b, "cost"));
   auto f = makeBestOfFactory(std::move(c), /*half_life=*/5);
-  ASSERT_TRUE(f->prepare(trace::Trace{}));
+  ASSERT_TRUE(f->prepare(trace::Trace{}, {}));
   EXPECT_TRUE(f->givesIntervals());
   SeriesContext ctx;
   ctx.lead_steps = 1;
@@ -139,12 +148,45 @@ TEST(BestOfPolicy, CommitsWithTheCandidateThatForecastTheSeriesBetter) {
   EXPECT_DOUBLE_EQ(out[0], 10);
 }
 
+// A candidate that is not chosen still commits and gives its intervals every step (into scratch):
+// online state that learns from what it committed (the lstm's calibration) keeps up, so it is
+// current when the candidate is chosen again.
+TEST(BestOfPolicy, EveryCandidateCommitsEveryStepTheChosenOneDecides) {
+  double a = 10, b = 50;
+  Calls calls_a, calls_b;
+  std::vector<std::unique_ptr<PolicyFactory>> c;
+  c.push_back(std::make_unique<FixedFactory>(&a, "cost", true, &calls_a));
+  c.push_back(std::make_unique<FixedFactory>(&b, "cost", true, &calls_b));
+  auto f = makeBestOfFactory(std::move(c), /*half_life=*/5);
+  ASSERT_TRUE(f->prepare(trace::Trace{}, {}));
+  SeriesContext ctx;
+  ctx.resources = {true, false, false, false};
+  auto p = f->create(ctx, nullptr);
+  const std::array<double, 2> knobs = {0.0, 1.0};
+  std::array<double, 2> out{};
+  int intervals_asked_for_selection = 0;
+  for (std::size_t t = 0; t < 20; ++t) {  // b is right throughout
+    Observation o;
+    o.step = t;
+    o.usage = {50, NAN, NAN, NAN};
+    p->observe(o);
+    intervals_asked_for_selection = calls_a.intervals;
+    p->commit(Resource::kCpu, knobs, out);
+    double lo = 0, hi = 0;
+    ASSERT_TRUE(p->interval(Resource::kCpu, 0.5, lo, hi));
+    EXPECT_EQ(calls_a.intervals, intervals_asked_for_selection + 1) << "step " << t;
+  }
+  EXPECT_DOUBLE_EQ(out[1], 51);  // b's
+  EXPECT_EQ(calls_a.commits, 20);
+  EXPECT_EQ(calls_b.commits, 20);
+}
+
 TEST(BestOfPolicy, RefusesCandidatesThatCannotBeComparedOrScored) {
   double a = 1;
   std::vector<std::unique_ptr<PolicyFactory>> knobs;
   knobs.push_back(std::make_unique<FixedFactory>(&a, "cost"));
   knobs.push_back(std::make_unique<FixedFactory>(&a, "quantile"));
-  auto s = makeBestOfFactory(std::move(knobs))->prepare(trace::Trace{});
+  auto s = makeBestOfFactory(std::move(knobs))->prepare(trace::Trace{}, {});
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find("knobs differ for cpu (cost and quantile)"), std::string::npos)
       << s.error().message;
@@ -152,14 +194,14 @@ TEST(BestOfPolicy, RefusesCandidatesThatCannotBeComparedOrScored) {
   std::vector<std::unique_ptr<PolicyFactory>> blind;
   blind.push_back(std::make_unique<FixedFactory>(&a, "cost"));
   blind.push_back(std::make_unique<FixedFactory>(&a, "cost", /*intervals=*/false));
-  s = makeBestOfFactory(std::move(blind))->prepare(trace::Trace{});
+  s = makeBestOfFactory(std::move(blind))->prepare(trace::Trace{}, {});
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find("gives no intervals"), std::string::npos) << s.error().message;
 
   for (double level : {0.0, 1.0, static_cast<double>(NAN)}) {
     std::vector<std::unique_ptr<PolicyFactory>> ok;
     ok.push_back(std::make_unique<FixedFactory>(&a, "cost"));
-    s = makeBestOfFactory(std::move(ok), 60, level)->prepare(trace::Trace{});
+    s = makeBestOfFactory(std::move(ok), 60, level)->prepare(trace::Trace{}, {});
     ASSERT_FALSE(s) << level;
     EXPECT_NE(s.error().message.find("lowest_level must be a number in (0, 1)"), std::string::npos) << s.error().message;
   }

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
+#include <cstdint>
 #include <random>
+#include <stdexcept>
 
 namespace foresight::predict {
 namespace {
@@ -100,6 +104,37 @@ TEST(SeasonalForecaster, NeverNegativeAndMissingValuesAreSkipped) {
   f.forecast(1, levels, out);
   EXPECT_GE(out[0], 0.0);
   EXPECT_FALSE(std::isnan(out[1]));
+}
+
+// The backtest policy keeps only its lead ready; its forecasts there must be those of a forecaster
+// that keeps every horizon (the same errors, the same period resets), to the bit.
+TEST(SeasonalForecaster, OnlyTheHorizonGivesTheSameForecastsThere) {
+  for (bool growth : {false, true}) {
+    SeasonalOptions all;
+    all.max_period = 40;
+    all.horizon = 7;
+    all.errors = 30;
+    all.follow_growth = growth;
+    SeasonalOptions one = all;
+    one.only_horizon = true;
+    SeasonalForecaster f(all), g(one);
+    std::mt19937 rng(11);
+    std::normal_distribution<double> noise(0, 0.3);
+    const std::vector<double> levels = {0.05, 0.5, 0.9, 0.99};
+    std::vector<double> a(levels.size()), b(levels.size());
+    for (int t = 0; t < 600; ++t) {
+      // Period 12, then 25 (the errors restart), with gaps.
+      const double u = t % 17 == 0 ? NAN : 3 + std::sin(t * 6.283185 / (t < 300 ? 12 : 25)) + noise(rng);
+      f.observe(u);
+      g.observe(u);
+      f.forecast(7, levels, a);
+      g.forecast(7, levels, b);
+      for (std::size_t i = 0; i < levels.size(); ++i)
+        ASSERT_EQ(std::bit_cast<std::uint64_t>(a[i]), std::bit_cast<std::uint64_t>(b[i]))
+            << "t=" << t << " level " << levels[i] << " growth " << growth;
+    }
+    EXPECT_THROW(g.forecast(6, levels, b), std::out_of_range);
+  }
 }
 
 }  // namespace

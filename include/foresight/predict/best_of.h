@@ -52,8 +52,9 @@ class RecentLoss {
   std::array<std::vector<Score>, kResourceCount> state_;
 };
 
-// A policy that runs every candidate side by side on a series and, per resource, commits with
-// the one of lowest RecentLoss on that series. The candidates must give intervals and share one
+// A policy that runs every candidate side by side on a series (each one observes, commits and
+// gives intervals every step) and, per resource, takes the allocation and intervals of the one of
+// lowest RecentLoss on that series. The candidates must give intervals and share one
 // knob (name and grid), checked at prepare().
 std::unique_ptr<PolicyFactory> makeBestOfFactory(std::vector<std::unique_ptr<PolicyFactory>> candidates,
                                                  double half_life = 60,

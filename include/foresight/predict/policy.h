@@ -61,6 +61,14 @@ struct Knob {
   double default_value = 0;
 };
 
+// What prepare() is told of the replay beyond the trace.
+struct ReplayInfo {
+  // The first share of each series before its scored part (the backtest's --train-fraction);
+  // 0: the scored steps are not the later parts of the trace's series (e.g. a model's held-back
+  // workloads, `backtest --validation-of`).
+  double warmup_fraction = 0;
+};
+
 class PolicyFactory {
  public:
   virtual ~PolicyFactory() = default;
@@ -70,7 +78,7 @@ class PolicyFactory {
   virtual bool seesFuture() const { return false; }
   // Once per run before replay, with the whole trace. Lets a learned policy load its model or
   // batch work across series; it must not use usage after a series' step t to decide step t+lead.
-  virtual Status prepare(const trace::Trace& /*trace*/) { return ok(); }
+  virtual Status prepare(const trace::Trace& /*trace*/, const ReplayInfo& /*replay*/) { return ok(); }
   // `future` is non-null only when seesFuture().
   virtual std::unique_ptr<Policy> create(const SeriesContext& ctx,
                                          const trace::Series* future) const = 0;

@@ -21,6 +21,9 @@ namespace foresight::predict {
 
 struct SeasonalOptions {
   std::size_t horizon = 12;      // steps ahead kept ready (1..horizon)
+  // Keep only h = horizon ready: what a caller that forecasts at one lead needs (the backtest
+  // policy); each horizon costs a point forecast and an error set per step.
+  bool only_horizon = false;
   std::size_t min_period = 4;    // steps
   std::size_t max_period = 288;  // steps; the history kept is 3 x max_period
   double min_acf = 0.4;          // autocorrelation needed to accept a period
@@ -41,7 +44,8 @@ class SeasonalForecaster {
 
   // The usage of the next step; NaN is a missing value (kept as a gap).
   void observe(double usage);
-  // Quantiles of step t+h (1 <= h <= horizon) at each level (ascending), never negative.
+  // Quantiles of step t+h (1 <= h <= horizon; h = horizon with only_horizon) at each level
+  // (ascending), never negative.
   void forecast(std::size_t h, std::span<const double> levels, std::span<double> out) const;
   std::optional<std::size_t> period() const { return period_; }
   std::size_t steps() const { return steps_; }
@@ -54,13 +58,15 @@ class SeasonalForecaster {
   double at(std::size_t steps_ago) const;  // 0 = the last observed step
 
   SeasonalOptions o_;
+  std::size_t first_h_;  // the horizons kept ready are first_h_..horizon; slot h - first_h_
   std::deque<double> history_;
   std::size_t steps_ = 0;
   std::optional<std::size_t> period_;
-  // pending_[h-1]: point forecasts made for the next h steps, oldest first.
+  // Per horizon slot: the point forecasts made for the next h steps, oldest first; the recent
+  // errors, kept sorted and in arrival order (for eviction).
   std::vector<std::deque<double>> pending_;
-  std::vector<std::vector<double>> sorted_errors_;  // per horizon, kept sorted
-  std::vector<std::deque<double>> error_order_;     // per horizon, arrival order (for eviction)
+  std::vector<std::vector<double>> sorted_errors_;
+  std::vector<std::deque<double>> error_order_;
   mutable std::vector<double> scratch_;
 };
 

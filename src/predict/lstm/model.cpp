@@ -60,6 +60,21 @@ int canonicalIndex(const std::string& n) {
 
 double softplus(double x) { return x > 20 ? x : std::log1p(std::exp(x)); }
 
+// Strictly ascending within (0, 1): interpolate() divides by the gap between neighbours.
+bool ascendingLevels(const std::vector<double>& v) {
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!(v[i] > (i ? v[i - 1] : 0.0) && v[i] < 1)) return false;
+  return true;
+}
+// A conformal offset is added in z = log1p(u / scale) space: e^50 times the workload's scale is
+// beyond any usage (the shipped model's largest offset is 4.1), and far from where expm1
+// overflows to an infinite forecast.
+constexpr double kMaxConformalOffset = 50;
+// Normalised inputs stay finite floats: (x - mean) / std with |mean| and 1 / std at most 1e6
+// (fitted means are logs of usages and capacities, stds at least 1e-3).
+constexpr double kMaxNormaliser = 1e6;
+constexpr std::size_t kMaxDimension = 100000;
+
 std::string hex8(std::uint32_t v) {
   char buf[9];
   std::snprintf(buf, sizeof buf, "%08x", v);
@@ -139,8 +154,23 @@ Status LstmModel::validate(const std::string& what) const {
   const std::size_t F = inputs(), H = hidden, O = outputs();
   if (H == 0 || horizon == 0 || levels.size() < 2 || F == 0)
     return fail(ErrorCode::kParse, "{}: empty hidden size, horizon, levels or schema", what);
-  if (!std::is_sorted(levels.begin(), levels.end()) || levels.front() <= 0 || levels.back() >= 1)
+  // Bounded before the shapes below are multiplied out, which would wrap around.
+  if (std::max({H, horizon, levels.size(), F}) > kMaxDimension)
+    return fail(ErrorCode::kParse, "{}: hidden size {}, horizon {}, {} levels or {} inputs beyond {}", what, H,
+                horizon, levels.size(), F, kMaxDimension);
+  if (!ascendingLevels(levels))
     return fail(ErrorCode::kParse, "{}: quantile levels must ascend within (0, 1)", what);
+  if (!cal_levels.empty() && !ascendingLevels(cal_levels))
+    return fail(ErrorCode::kParse, "{}: calibration levels (cal_levels) must ascend within (0, 1)", what);
+  for (double c : conformal)
+    if (!(std::abs(c) <= kMaxConformalOffset))
+      return fail(ErrorCode::kParse, "{}: conformal offset {} is not a finite number within ±{}", what, c,
+                  kMaxConformalOffset);
+  for (const auto& n : normalisers)
+    if (!(std::abs(n.mean) <= kMaxNormaliser) || !(n.std >= 1 / kMaxNormaliser && n.std <= kMaxNormaliser))
+      return fail(ErrorCode::kParse, "{}: normaliser of '{}' (mean {}, std {}) is out of range (|mean| <= {}, std in [{}, {}])",
+                  what, n.name, n.mean, n.std, kMaxNormaliser, 1 / kMaxNormaliser, kMaxNormaliser);
+  if (step_seconds < 0) return fail(ErrorCode::kParse, "{}: negative step_seconds {}", what, step_seconds);
   if (w_ih.size() != 4 * H * F || w_hh.size() != 4 * H * H || b.size() != 4 * H ||
       head_w.size() != O * H || head_b.size() != O)
     return fail(ErrorCode::kParse, "{}: weight shapes do not match hidden={} inputs={} outputs={}",
@@ -163,7 +193,7 @@ Status LstmModel::validate(const std::string& what) const {
       return fail(ErrorCode::kParse, "{}: fingerprint window set but no fingerprint columns", what);
   }
   if (hasBlock("day")) {
-    if (step_seconds <= 0 || 86400 % step_seconds != 0 || static_cast<std::size_t>(86400 / step_seconds) < horizon)
+    if (!dayBlockFits(step_seconds, horizon))
       return fail(ErrorCode::kParse, "{}: the day block needs a step that divides a day into at least {} steps (step_seconds {})",
                   what, horizon, step_seconds);
   }
@@ -268,7 +298,9 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
       std::vector<float>* dst = n == "w_ih" ? &m.w_ih : n == "w_hh" ? &m.w_hh : n == "b" ? &m.b
                               : n == "head_w" ? &m.head_w : n == "head_b" ? &m.head_b : nullptr;
       if (!dst) return fail(ErrorCode::kInvalidArgument, "{}: incompatible model: unknown tensor '{}'", what, n);
-      if (off + count * sizeof(float) > body) return fail(ErrorCode::kParse, "{}: tensor '{}' overruns the file", what, n);
+      // Against the bytes left, before multiplying: a huge count would wrap count * 4 around.
+      if (count > (body - off) / sizeof(float))
+        return fail(ErrorCode::kParse, "{}: tensor '{}' of {} floats overruns the file", what, n, count);
       dst->resize(count);
       std::memcpy(dst->data(), text.data() + off, count * sizeof(float));
       off += count * sizeof(float);

@@ -79,7 +79,7 @@ class LstmFactory final : public PolicyFactory {
     return {"quantile", kQuantileGrid, kDefaultQuantile};
   }
   bool givesIntervals() const override { return true; }
-  Status prepare(const trace::Trace& trace) override {
+  Status prepare(const trace::Trace& trace, const ReplayInfo& replay) override {
     if (knob_text_ != "cost" && knob_text_ != "quantile")
       return fail(ErrorCode::kInvalidArgument, "lstm.knob='{}': expected cost or quantile", knob_text_);
     char* end = nullptr;
@@ -92,6 +92,7 @@ class LstmFactory final : public PolicyFactory {
       model_ = std::make_shared<const LstmModel>(std::move(*m));
     }
     if (auto w = stepMismatch(*model_, trace.step_seconds); !w.empty()) warnOnce(w);
+    if (auto w = scoresTrainedSteps(*model_, path_, replay.warmup_fraction); !w.empty()) warnOnce(w);
     return ok();
   }
   std::unique_ptr<Policy> create(const SeriesContext& ctx, const trace::Series*) const override {

@@ -31,7 +31,7 @@ Result<ValidationBacktest> validationBacktest(const LstmModel& model,
   trace::Trace tr = trainingParts(series, train_fraction);
   if (tr.series.empty()) return fail(ErrorCode::kInvalidArgument, "validation backtest: no series");
   auto factory = makeLstmPolicy(std::make_shared<const LstmModel>(model));
-  if (auto st = factory->prepare(tr); !st) return tl::unexpected(st.error());
+  if (auto st = factory->prepare(tr, {}); !st) return tl::unexpected(st.error());
   sim::RunOptions ro;
   ro.protocol = {1, 0.5, 0.01};  // the backtest command's defaults: lead 1, warm-up = first half
   ro.threads = threads;
@@ -67,43 +67,66 @@ Result<WorkloadSplit> splitWorkloads(const std::vector<trace::Series>& series, d
   return s;
 }
 
-Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<trace::Series>& series,
-                                     std::string_view format) {
+Result<TrainedOn> trainedOn(const LstmModel& model) {
   const auto prov = nlohmann::json::parse(model.provenance, nullptr, false);
-  if (prov.is_discarded() || !prov.is_object() || !prov.contains("seed") || !prov.contains("train_fraction") ||
-      !prov.contains("validation_series"))
+  if (prov.is_discarded() || !prov.is_object() || !prov.contains("seed") || !prov.contains("train_fraction"))
     return fail(ErrorCode::kInvalidArgument,
-                "the model's provenance does not record its training split (seed, train_fraction, validation_series)");
+                "the model's provenance does not record its training split (seed, train_fraction)");
   try {
-    // Models from before the split seed and hold-out share were recorded split by the seed, at the default 0.2.
-    const auto seed = prov.value("split_seed", prov.at("seed").get<std::uint64_t>());
-    const double holdout = prov.value("holdout", 0.2);
-    if (const auto f = prov.value("format", std::string(format)); f != format)
-      return fail(ErrorCode::kInvalidArgument, "the model was trained on a trace read as {}, this one is read as {} (--format {})",
-                  f, format, f);
-    // Another step gives other series lengths, so another split with the same counts.
-    if (!series.empty() && model.step_seconds > 0 && series.front().step_seconds != model.step_seconds)
-      return fail(ErrorCode::kInvalidArgument, "the model was trained on {}-s steps, this trace is read at {}-s steps (--step {})",
-                  model.step_seconds, series.front().step_seconds, model.step_seconds);
-    const auto read = prov.value("series_read", series.size());
-    if (read != series.size())
-      return fail(ErrorCode::kInvalidArgument,
-                  "the model was trained on {} series and this trace gives {}: not the trace it was trained on "
-                  "(its provenance: trace {}, format {})",
-                  read, series.size(), prov.value("trace", std::string("?")), prov.value("format", std::string("?")));
-    const auto fraction = prov.at("train_fraction").get<double>();
-    auto split = splitWorkloads(series, fraction, model.horizon, holdout, seed);
-    if (!split) return tl::unexpected(split.error());
-    const auto want = prov.at("validation_series").get<std::size_t>();
-    if (split->validation.size() != want)
-      return fail(ErrorCode::kInvalidArgument,
-                  "the model held back {} validation series and the split of this trace gives {}: not the trace "
-                  "it was trained on",
-                  want, split->validation.size());
-    return HeldBack{split->validation, fraction};
+    TrainedOn t;
+    t.trace = prov.value("trace", std::string());
+    t.format = prov.value("format", std::string());
+    t.train_fraction = prov.at("train_fraction").get<double>();
+    t.split_seed = prov.value("split_seed", prov.at("seed").get<std::uint64_t>());
+    t.holdout = prov.value("holdout", t.holdout);
+    if (prov.contains("series_read")) t.series_read = prov.at("series_read").get<std::size_t>();
+    if (prov.contains("validation_series")) t.validation_series = prov.at("validation_series").get<std::size_t>();
+    return t;
   } catch (const nlohmann::json::exception& e) {
     return fail(ErrorCode::kInvalidArgument, "the model's provenance: {}", e.what());
   }
+}
+
+std::string scoresTrainedSteps(const LstmModel& m, const std::string& file, double warmup_fraction) {
+  if (!(warmup_fraction > 0)) return {};
+  auto t = trainedOn(m);
+  if (!t || !(warmup_fraction < t->train_fraction)) return {};
+  return fmt::format(
+      "lstm: {} was trained on the first {:g}% of each series of its training trace ({}, {}), and this backtest "
+      "scores each series from {:g}% on (--train-fraction {:g}): if this is that trace, steps the model learnt from "
+      "are scored and its figures flatter it; give --train-fraction {:g} or more",
+      file.empty() ? "the model" : file, 100 * t->train_fraction, t->trace.empty() ? "not recorded" : t->trace,
+      t->format.empty() ? "format not recorded" : t->format, 100 * warmup_fraction, warmup_fraction, t->train_fraction);
+}
+
+Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<trace::Series>& series,
+                                     std::string_view format) {
+  auto t = trainedOn(model);
+  if (!t) return tl::unexpected(t.error());
+  if (!t->validation_series)
+    return fail(ErrorCode::kInvalidArgument, "the model's provenance does not record its training split (validation_series)");
+  if (!t->format.empty() && t->format != format)
+    return fail(ErrorCode::kInvalidArgument, "the model was trained on a trace read as {}, this one is read as {} (--format {})",
+                t->format, format, t->format);
+  // Another step gives other series lengths, so another split with the same counts.
+  if (!series.empty() && model.step_seconds > 0 && series.front().step_seconds != model.step_seconds)
+    return fail(ErrorCode::kInvalidArgument, "the model was trained on {}-s steps, this trace is read at {}-s steps (--step {})",
+                model.step_seconds, series.front().step_seconds, model.step_seconds);
+  const auto read = t->series_read.value_or(series.size());
+  if (read != series.size())
+    return fail(ErrorCode::kInvalidArgument,
+                "the model was trained on {} series and this trace gives {}: not the trace it was trained on "
+                "(its provenance: trace {}, format {})",
+                read, series.size(), t->trace.empty() ? "?" : t->trace, t->format.empty() ? "?" : t->format);
+  auto split = splitWorkloads(series, t->train_fraction, model.horizon, t->holdout, t->split_seed);
+  if (!split) return tl::unexpected(split.error());
+  const auto want = *t->validation_series;
+  if (split->validation.size() != want)
+    return fail(ErrorCode::kInvalidArgument,
+                "the model held back {} validation series and the split of this trace gives {}: not the trace "
+                "it was trained on",
+                want, split->validation.size());
+  return HeldBack{split->validation, t->train_fraction};
 }
 
 double selectionScore(const ValidationBacktest& v) {

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <complex>
 #include <numeric>
+#include <stdexcept>
 
 #include <unsupported/Eigen/FFT>
 
@@ -27,7 +28,8 @@ double median(std::vector<double>& v) {
 }  // namespace
 
 SeasonalForecaster::SeasonalForecaster(SeasonalOptions options)
-    : o_(options), pending_(o_.horizon), sorted_errors_(o_.horizon), error_order_(o_.horizon) {}
+    : o_(options), first_h_(o_.only_horizon ? o_.horizon : 1), pending_(o_.horizon + 1 - first_h_),
+      sorted_errors_(pending_.size()), error_order_(pending_.size()) {}
 
 double SeasonalForecaster::at(std::size_t steps_ago) const {
   return history_[history_.size() - 1 - steps_ago];
@@ -36,14 +38,14 @@ double SeasonalForecaster::at(std::size_t steps_ago) const {
 void SeasonalForecaster::observe(double usage) {
   // Score the forecasts made for this step, then make new ones.
   if (!std::isnan(usage)) {
-    for (std::size_t h = 1; h <= o_.horizon; ++h) {
-      auto& p = pending_[h - 1];
+    for (std::size_t h = first_h_; h <= o_.horizon; ++h) {
+      auto& p = pending_[h - first_h_];
       if (p.size() < h) continue;  // nothing was forecast h steps ago
       const double predicted = p.front();
       if (std::isnan(predicted)) continue;
       const double e = usage - predicted;
-      auto& sorted = sorted_errors_[h - 1];
-      auto& order = error_order_[h - 1];
+      auto& sorted = sorted_errors_[h - first_h_];
+      auto& order = error_order_[h - first_h_];
       sorted.insert(std::upper_bound(sorted.begin(), sorted.end(), e), e);
       order.push_back(e);
       if (order.size() > o_.errors) {
@@ -52,8 +54,8 @@ void SeasonalForecaster::observe(double usage) {
       }
     }
   }
-  for (std::size_t h = 1; h <= o_.horizon; ++h) {
-    if (pending_[h - 1].size() == h) pending_[h - 1].pop_front();
+  for (std::size_t h = first_h_; h <= o_.horizon; ++h) {
+    if (pending_[h - first_h_].size() == h) pending_[h - first_h_].pop_front();
   }
   history_.push_back(usage);
   if (history_.size() > 3 * o_.max_period) history_.pop_front();
@@ -62,7 +64,7 @@ void SeasonalForecaster::observe(double usage) {
   // max_period / 4 steps (detection costs O(history x lags)).
   const std::size_t every = std::max<std::size_t>(o_.min_period, o_.max_period / 4);
   if (steps_ % every == 0) detectPeriod();
-  for (std::size_t h = 1; h <= o_.horizon; ++h) pending_[h - 1].push_back(pointForecast(h));
+  for (std::size_t h = first_h_; h <= o_.horizon; ++h) pending_[h - first_h_].push_back(pointForecast(h));
 }
 
 void SeasonalForecaster::detectPeriod() {
@@ -153,7 +155,8 @@ double SeasonalForecaster::pointForecast(std::size_t h) const {
 
 void SeasonalForecaster::forecast(std::size_t h, std::span<const double> levels,
                                   std::span<double> out) const {
-  const auto& errors = sorted_errors_[h - 1];
+  if (h < first_h_ || h > o_.horizon) throw std::out_of_range("SeasonalForecaster: horizon not kept ready");
+  const auto& errors = sorted_errors_[h - first_h_];
   if (errors.size() >= o_.min_errors) {
     const double point = pointForecast(h);
     for (std::size_t i = 0; i < levels.size(); ++i) {

@@ -23,6 +23,7 @@ class SeasonalPolicy final : public Policy {
                RunningScale(scaleFloor(Resource::kDiskIo)), RunningScale(scaleFloor(Resource::kNetwork))} {
     SeasonalOptions o;
     o.horizon = lead_;
+    o.only_horizon = true;  // commit() and interval() forecast at the lead only
     // Look for periods up to a day (the strongest cycle of most services), within bounds that
     // keep the history small at any sampling step.
     const double day = 86400.0 / static_cast<double>(std::max<std::int64_t>(1, ctx.step_seconds));
@@ -72,7 +73,7 @@ class SeasonalPolicy final : public Policy {
 class SeasonalFactory final : public PolicyFactory {
  public:
   explicit SeasonalFactory(std::string knob) : knob_(std::move(knob)), cost_(knob_ == "cost") {}
-  Status prepare(const trace::Trace&) override {
+  Status prepare(const trace::Trace&, const ReplayInfo&) override {
     if (knob_ != "cost" && knob_ != "quantile")
       return fail(ErrorCode::kInvalidArgument, "seasonal.knob='{}': expected cost or quantile", knob_);
     return ok();

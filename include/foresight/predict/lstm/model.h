@@ -99,6 +99,11 @@ struct LstmModel {
   Status validate(const std::string& what) const;
 };
 
+// The day block needs a step that divides a day into at least `horizon` steps.
+inline bool dayBlockFits(std::int64_t step_seconds, std::size_t horizon) {
+  return step_seconds > 0 && 86400 % step_seconds == 0 && static_cast<std::size_t>(86400 / step_seconds) >= horizon;
+}
+
 inline const std::vector<double> kDefaultLevels = {0.025, 0.05, 0.1, 0.25, 0.5, 0.75,
                                                    0.8,   0.9,  0.95, 0.975, 0.99, 0.995};
 inline const std::vector<double> kDefaultCalLevels = {0.025, 0.05, 0.1,  0.25, 0.5,  0.6,
@@ -118,6 +123,11 @@ Result<LstmModel> loadModel(const std::filesystem::path& file);
 // adapts. Not an error: `foresight run` feeds it 1-second samples on purpose (docs/closed-loop.md).
 std::string stepMismatch(const LstmModel& m, std::int64_t trace_step_seconds);
 
+// A warning when a backtest scores each series from `warmup_fraction` on while `m` (read from
+// `file`) was trained on a larger first share of each series of its training trace: on that
+// trace, steps it learnt from would be scored (empty otherwise, and when warmup_fraction is 0 or
+// the provenance does not record the share). Not an error: on another trace nothing overlaps.
+std::string scoresTrainedSteps(const LstmModel& m, const std::string& file, double warmup_fraction);
 
 // Builds the model's input vector for one workload, one step at a time (causal).
 class FeatureBuilder {
@@ -205,6 +215,16 @@ struct WorkloadSplit {
 };
 Result<WorkloadSplit> splitWorkloads(const std::vector<trace::Series>& series, double train_fraction,
                                      std::size_t horizon, double holdout, std::uint64_t split_seed);
+// What a model's provenance records of the trace `train` read and how it split its workloads.
+struct TrainedOn {
+  std::string trace, format;     // as given to train; empty when not recorded
+  double train_fraction = 0;     // the first share of each series it read
+  std::uint64_t split_seed = 0;  // `split_seed`, else `seed` (files from before the split seed)
+  double holdout = 0.2;          // files from before it was recorded were split at the default 0.2
+  std::optional<std::size_t> series_read, validation_series;  // the trace's series; those held back for validation
+};
+// Refused when the provenance is not JSON or lacks seed or train_fraction.
+Result<TrainedOn> trainedOn(const LstmModel& model);
 // The validation workloads a model file was selected on (indices into `series`) and the share of
 // each that training read, recomputed from its provenance on the trace it was trained on, read as
 // `train` read it (`format`: bitbrains or csv; the model's step). Refused when the provenance lacks

@@ -42,8 +42,9 @@ struct TrainOptions {
   // LstmModel::fingerprint_window of the trained model; 0: the initial model's (none if fresh).
   std::size_t fingerprint_window = 0;
   // Fine-tuning: start from this model's weights, normalisers and architecture instead of fresh
-  // ones (hidden, horizon and window_features are then the model's). The workload split still
-  // comes from `seed` (or `split_seed`): use the model's, or its held-back workloads are trained on.
+  // ones (hidden, horizon, window_features and day_features are then the model's). The workload
+  // split still comes from `seed` (or `split_seed`): use the model's, or its held-back workloads
+  // are trained on.
   std::optional<LstmModel> init;
   // Which epoch is kept, and what early stopping waits on: the validation backtest's
   // selectionScore (the decision the model serves; the pinball loss averages every level and
