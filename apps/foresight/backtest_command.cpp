@@ -58,6 +58,14 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
     options[opt.substr(0, dot)][opt.substr(dot + 1, eq - dot - 1)] = opt.substr(eq + 1);
   }
   const std::vector<std::string> policy_names = splitList(a.policies);
+  // The JSON and the table key results by name: a policy named twice would be replayed twice and
+  // reported once.
+  for (std::size_t i = 0; i < policy_names.size(); ++i)
+    if (std::find(policy_names.begin(), policy_names.begin() + static_cast<std::ptrdiff_t>(i), policy_names[i]) !=
+        policy_names.begin() + static_cast<std::ptrdiff_t>(i)) {
+      spdlog::error("--policies: '{}' named twice", policy_names[i]);
+      return 2;
+    }
   for (const auto& [policy, opts] : options)
     if (std::find(policy_names.begin(), policy_names.end(), policy) == policy_names.end()) {
       spdlog::error("--policy-opt {}.{}: '{}' is not among --policies ({})", policy, opts.begin()->first,

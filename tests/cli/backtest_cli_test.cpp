@@ -83,6 +83,14 @@ TEST_F(BacktestCli, UnknownPolicyListsTheKnownOnes) {
   EXPECT_NE(r.err.find("reactive"), std::string::npos) << r.err;
 }
 
+// A policy named twice was replayed twice and reported once (results are keyed by name).
+TEST_F(BacktestCli, APolicyNamedTwiceIsRefused) {
+  auto r = run(fmt::format("backtest --trace {} --format csv --policies reactive,vpa,reactive",
+                           (dir_ / "trace").string()));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--policies: 'reactive' named twice"), std::string::npos) << r.err;
+}
+
 // Policy `auto` (run's default forecaster) is scored with intervals and takes the lstm's options.
 TEST_F(BacktestCli, AutoIsScoredAndTakesTheLstmsModelOption) {
   auto r = run(fmt::format("backtest --trace {} --format csv --policies auto --json {}",
