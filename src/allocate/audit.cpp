@@ -82,11 +82,9 @@ Result<AuditLog> AuditLog::open(const std::string& path, Mode mode) {
   // folder cannot create when no writer has the trail open (no -wal file then). Such a trail is
   // read as immutable: nothing is writing it.
   std::error_code ec;
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
   const bool immutable = read_only && !std::filesystem::exists(path + "-wal", ec) &&
-                         ::access(std::filesystem::path(path).parent_path().empty()
-                                      ? "."
-                                      : std::filesystem::path(path).parent_path().c_str(),
-                                  W_OK) != 0;
+                         ::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0;
   std::string name = path;
   int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   if (immutable) {
