@@ -118,6 +118,12 @@ std::string_view field(std::string_view line, std::size_t n) {
   return {};
 }
 
+std::optional<std::string_view> statFields(std::string_view stat) {
+  const std::size_t close = stat.rfind(')');
+  if (close == std::string_view::npos) return std::nullopt;
+  return stat.substr(close + 1);
+}
+
 void findKeys(std::string_view text, std::span<const std::string_view> keys,
               std::span<double> out) {
   std::fill(out.begin(), out.end(), std::numeric_limits<double>::quiet_NaN());

@@ -55,11 +55,8 @@ Result<std::uint64_t> processStartTime(const HostPaths& paths, pid_t pid) {
   const auto file = paths.procPid(pid) / "stat";
   auto text = readKernelFile(file);
   if (!text) return tl::unexpected(text.error());
-  // Fields are counted from the last ')': the command name may hold spaces. Index 0 is field 3.
-  const std::size_t close = text->rfind(')');
-  const std::string_view f = close == std::string::npos
-                                 ? std::string_view()
-                                 : field(std::string_view(*text).substr(close + 1), 22 - 3);
+  const auto fields = statFields(*text);
+  const std::string_view f = fields ? field(*fields, 22 - 3) : std::string_view();
   std::uint64_t start = 0;
   auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), start);
   if (f.empty() || ec != std::errc() || p != f.data() + f.size())

@@ -106,11 +106,9 @@ class ProcfsCollector final : public Collector {
   bool read(Proc& p, pid_t pid, double* v) {
     auto stat = p.stat.read(buf_);
     if (!stat || stat->empty()) return false;
-    // Fields after "(comm)": comm may contain spaces, so count from the last ')'. Index 0 is
-    // field 3 (state) of proc(5).
-    std::size_t close = stat->rfind(')');
-    if (close == std::string_view::npos) return false;
-    std::string_view rest = stat->substr(close + 1);
+    const auto fields = statFields(*stat);
+    if (!fields) return false;
+    const std::string_view rest = *fields;
     const double hz = static_cast<double>(ctx_.clock_ticks);
     auto num = [&](std::size_t proc5_field) {
       auto x = parseNumber(field(rest, proc5_field - 3));

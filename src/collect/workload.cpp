@@ -113,10 +113,9 @@ std::map<pid_t, pid_t> readParents(const HostPaths& paths) {
     if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
     auto stat = readKernelFile(entry.path() / "stat");
     if (!stat) continue;  // exited meanwhile: normal
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
-    std::size_t close = stat->rfind(')');
-    if (close == std::string::npos) continue;
-    auto ppid = parseNumber(field(std::string_view(*stat).substr(close + 1), 1));
+    const auto fields = statFields(*stat);  // "pid (comm) state ppid ..."
+    if (!fields) continue;
+    auto ppid = parseNumber(field(*fields, 4 - 3));
     if (ppid) parents[static_cast<pid_t>(std::stoi(name))] = static_cast<pid_t>(*ppid);
   }
   return parents;

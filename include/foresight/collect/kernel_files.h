@@ -50,6 +50,11 @@ void forEachLine(std::string_view text, Fn&& fn) {
 // Splits on spaces/tabs; returns the n-th field (0-based) or empty.
 std::string_view field(std::string_view line, std::size_t n);
 
+// The fields of a /proc/PID/stat text after the command name, which may hold spaces and
+// parentheses: they start after the last ')'. field(*statFields(s), n - 3) is proc(5)'s field n
+// (3: state). nullopt without a ')'.
+std::optional<std::string_view> statFields(std::string_view stat);
+
 // A kernel file read every round through an fd kept open: pread() at offset 0 makes seq_file
 // (procfs, cgroupfs) generate fresh text, so a round costs one syscall per file instead of
 // openat/read/read/close and a path lookup (docs/results.md, "Agent cost per sampling round").
