@@ -157,13 +157,14 @@ Status writeAll(CgroupFiles& files, const std::vector<Write>& writes, const std:
   return ok();
 }
 
-// blkio.throttle.*_bps_device lists "MAJ:MIN BYTES" lines; returns the value for `device`.
-std::optional<double> deviceValue(const std::string& text, const std::string& device) {
+// The value of `key` in lines of "KEY VALUE": blkio.throttle.*_bps_device ("MAJ:MIN BYTES"),
+// memory.stat ("inactive_file BYTES").
+std::optional<double> keyedValue(const std::string& text, const std::string& key) {
   std::istringstream in(text);
-  std::string dev;
+  std::string k;
   double v = 0;
-  while (in >> dev >> v)
-    if (dev == device) return v;
+  while (in >> k >> v)
+    if (k == key) return v;
   return std::nullopt;
 }
 
@@ -193,7 +194,7 @@ class CgroupV1Backend final : public Backend {
       const fs::path file = blkioDir(workload) / "blkio.throttle.read_bps_device";
       auto text = files_->read(file);
       if (!text) return tl::unexpected(text.error());
-      a[Resource::kDiskIo] = deviceValue(*text, config_.io_device);
+      a[Resource::kDiskIo] = keyedValue(*text, config_.io_device);
     }
     return a;
   }
@@ -248,7 +249,7 @@ class CgroupV1Backend final : public Backend {
         const fs::path file = blkioDir(workload) / f;
         auto old = files_->read(file);
         if (!old) return tl::unexpected(old.error());
-        const auto prev = deviceValue(*old, config_.io_device);
+        const auto prev = keyedValue(*old, config_.io_device);
         if (prev ? std::llround(*prev) == bps : bps == 0) continue;
         // Writing 0 removes a device's rule.
         writes.push_back({file, fmt::format("{} {}", config_.io_device, bps),
@@ -272,7 +273,7 @@ class CgroupV1Backend final : public Backend {
       for (const char* f : kBpsFiles) {
         auto t = files_->read(blkioDir(workload) / f);
         if (!t) return tl::unexpected(t.error());
-        const auto v = deviceValue(*t, config_.io_device);
+        const auto v = keyedValue(*t, config_.io_device);
         snap[f] = v ? std::llround(*v) : 0;  // 0: no rule for the device
       }
     return snap;
@@ -311,7 +312,7 @@ class CgroupV1Backend final : public Backend {
         const fs::path file = blkioDir(workload) / f;
         auto now = files_->read(file);
         if (!now) return tl::unexpected(now.error());
-        const auto have = deviceValue(*now, config_.io_device);
+        const auto have = keyedValue(*now, config_.io_device);
         const long long have_bps = have ? std::llround(*have) : 0;
         if (have_bps != want)
           writes.push_back({file, fmt::format("{} {}", config_.io_device, want),
@@ -526,13 +527,8 @@ class CgroupV2Backend final : public Backend {
     auto used = usage(workload);
     if (!used) return tl::unexpected(used.error());
     double ws = *(*used)[Resource::kMemory];
-    if (auto stat = files_->read(config_.root / workload / "memory.stat")) {
-      std::istringstream in(*stat);
-      std::string key;
-      double v = 0;
-      while (in >> key >> v)
-        if (key == "inactive_file") ws = std::max(0.0, ws - v);
-    }
+    if (auto stat = files_->read(config_.root / workload / "memory.stat"))
+      if (auto inactive = keyedValue(*stat, "inactive_file")) ws = std::max(0.0, ws - *inactive);
     return ws;
   }
 
