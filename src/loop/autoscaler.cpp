@@ -55,7 +55,13 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
     const std::optional<std::array<double, kResourceCount>>& demand, double cpuset_cpus) {
   const std::int64_t now = loopTime(wall);
   State& st = workloads_[workload];
-  if (!st.forecaster) st.forecaster = config_.forecaster();
+  if (!st.forecaster) {
+    st.forecaster = config_.forecaster();
+    if (auto it = past_ooms_.find(workload); it != past_ooms_.end()) {
+      st.oom = it->second;
+      past_ooms_.erase(it);
+    }
+  }
   st.forecaster->observe(wall, demand.value_or(usage));  // time of day: the wall clock's
   // Every measurement counts for the floors, also those before the first plan: a detail metric
   // (memory) is read only every few rounds, and an OOM kill is seen once.
@@ -115,13 +121,44 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
     st.last_dry_run = std::move(target);
     return std::optional<allocate::Plan>(std::move(plan));
   }
+  if (now < st.retry_at) {
+    // Backing off a refused change: the plan stands, nothing is asked of the backend this round.
+    const std::string held = fmt::format("apply failed {} times, next try in {} s",
+                                         st.apply_failures, st.retry_at - now);
+    std::lock_guard lock(view_mutex_);
+    for (auto& d : plan.decisions) {
+      if (!d.change) continue;
+      d.change = false;
+      d.target = d.current;
+      d.rule = "apply-backoff";
+      d.reason = held;
+      view_[{workload, d.resource}].rule = "apply-backoff (" + held + ")";
+    }
+    plan.target = {};
+    return std::optional<allocate::Plan>(std::move(plan));
+  }
   Status applied = guarded(config_.backend_name, workload, [&]() -> Status {
     if (!audit_) return backend_->apply(workload, plan.target);
     return allocate::applyAndRecord(*backend_, config_.backend_name, config_.backend_options,
                                     *audit_, workload, plan.target, plan.reason())
         .map([](std::int64_t) {});
   });
-  if (!applied) return tl::unexpected(applied.error());
+  if (!applied) {
+    const std::int64_t wait =
+        std::min(config_.apply_retry_max_seconds,
+                 config_.apply_retry_seconds << std::min(st.apply_failures, 30));
+    ++st.apply_failures;
+    st.retry_at = now + wait;
+    {
+      std::lock_guard lock(view_mutex_);
+      for (const auto& d : plan.decisions)
+        if (d.change) view_[{workload, d.resource}].rule = fmt::format("apply failed ({})", d.rule);
+    }
+    return fail(applied.error().code, "{} (refused {} times in a row, next try in {} s)",
+                applied.error().message, st.apply_failures, wait);
+  }
+  st.apply_failures = 0;
+  st.retry_at = 0;
   for (Resource r : kAllResources)
     if (plan.target[r]) st.last_change[index(r)] = now;
   spdlog::info("{}: set {} ({})", workload, allocate::format(plan.target), plan.reason());
@@ -198,8 +235,20 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
     if (key.first == workload) row.advice = chosen;
 }
 
+std::int64_t Autoscaler::oomHoldSeconds() const {
+  std::int64_t hold = planner_.config()[Resource::kMemory].oom_hold_seconds;
+  for (const auto& [name, p] : workload_planners_)
+    hold = std::max(hold, p.config()[Resource::kMemory].oom_hold_seconds);
+  return hold;
+}
+
 void Autoscaler::forget(const std::string& workload) {
-  workloads_.erase(workload);
+  const std::int64_t hold = oomHoldSeconds();
+  std::erase_if(past_ooms_, [&](const auto& kv) { return loop_now_ - kv.second.time >= hold; });
+  if (auto it = workloads_.find(workload); it != workloads_.end()) {
+    if (it->second.oom && loop_now_ - it->second.oom->time < hold) past_ooms_[workload] = *it->second.oom;
+    workloads_.erase(it);
+  }
   std::lock_guard lock(view_mutex_);
   std::erase_if(view_, [&](const auto& kv) { return kv.first.first == workload; });
 }

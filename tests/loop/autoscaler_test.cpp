@@ -243,6 +243,84 @@ TEST(Autoscaler, OomKillBeforeTheFirstPlanStillSetsTheFloor) {
   EXPECT_NEAR(*p->target[Resource::kMemory], 1.32e9, 1);
 }
 
+// A service killed by the OOM killer is restarted in a fresh cgroup under the same path (the
+// agent sees the old one gone and forgets it): its first plan must still hold the kill's demand,
+// or it is sized back to the limit it was killed at and killed again.
+TEST(Autoscaler, AnOomKillOutlivesTheWorkloadsRestart) {
+  AutoscalerConfig c = afterSamples(3);
+  c.apply = true;
+  c.resources = {Resource::kMemory};
+  c.planner[Resource::kMemory].usage_margin_abs = 0;
+  c.planner[Resource::kMemory].oom_hold_seconds = 600;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  ASSERT_TRUE(a.observe("db", 1000, usage(1.0, 2e8), usage(1.0, 1.32e9)));  // killed at 1.1e9
+  a.forget("db");
+  std::optional<allocate::Plan> p;
+  for (int t = 10; t < 13; ++t) {
+    auto r = a.observe("db", 1000 + t, usage(1.0, 2e8));
+    ASSERT_TRUE(r);
+    p = *r;
+  }
+  ASSERT_TRUE(p && p->target[Resource::kMemory]);
+  EXPECT_NEAR(*p->target[Resource::kMemory], 1.32e9, 1) << p->reason();
+  // Past the hold, a restart starts afresh.
+  a.forget("db");
+  for (int t = 700; t < 703; ++t) {
+    auto r = a.observe("db", 1000 + t, usage(1.0, 2e8));
+    ASSERT_TRUE(r);
+    p = *r;
+  }
+  ASSERT_TRUE(p && !p->decisions.empty());
+  EXPECT_NE(p->decisions[0].rule, "oom-floor");
+  EXPECT_EQ(p->decisions[0].reason.find("OOM kill"), std::string::npos) << p->decisions[0].reason;
+}
+
+// A backend that refuses every change (say, a cluster that rejects the patch) is not asked again
+// every round: the retries back off (5, 10, 20 ... s) until one succeeds.
+class RefusingBackend final : public allocate::Backend {
+ public:
+  int applies = 0;
+  bool refuse = true;
+  std::string name() const override { return "refusing"; }
+  Result<allocate::Allocation> current(const std::string&) override { return allocate::Allocation{}; }
+  Status apply(const std::string&, const allocate::Allocation&) override {
+    ++applies;
+    if (refuse) return fail(ErrorCode::kUnavailable, "admission webhook denied the request");
+    return ok();
+  }
+};
+
+TEST(Autoscaler, FailedAppliesBackOff) {
+  AutoscalerConfig c = afterSamples(3);
+  c.apply = true;
+  c.resources = {Resource::kCpu};
+  auto owned = std::make_unique<RefusingBackend>();
+  RefusingBackend* backend = owned.get();
+  Autoscaler a(c, std::move(owned), std::nullopt);
+  std::vector<int> tried_at;
+  for (int t = 0; t < 40; ++t) {
+    const int before = backend->applies;
+    auto p = a.observe("web", 1000 + t, usage(1.0, NAN));
+    if (backend->applies > before) {
+      tried_at.push_back(t);
+      ASSERT_FALSE(p);
+      EXPECT_NE(p.error().message.find("admission webhook denied"), std::string::npos);
+      EXPECT_NE(p.error().message.find("next try in"), std::string::npos) << p.error().message;
+    } else if (t >= 2) {
+      ASSERT_TRUE(p && *p) << "t=" << t;
+      EXPECT_FALSE((*p)->hasChanges()) << "t=" << t << ": a held plan reports no change";
+    }
+  }
+  EXPECT_EQ(tried_at, (std::vector<int>{2, 7, 17, 37}));
+  bool shown = false;
+  for (const auto& row : a.view()) shown = shown || row.rule.find("apply failed") != std::string::npos;
+  EXPECT_TRUE(shown);
+  // Once the backend accepts, the next try applies and the back-off is over.
+  backend->refuse = false;
+  for (int t = 40; t < 80 && backend->applies == 4; ++t) ASSERT_TRUE(a.observe("web", 1000 + t, usage(1.0, NAN)));
+  EXPECT_EQ(backend->applies, 5);
+}
+
 // A workload held at a 1-core limit uses 1 core and is throttled for 1 more: sized on usage alone
 // the loop would keep the limit (usage never exceeds it); sized on demand it grows to cover 2.
 TEST(Autoscaler, ForecastsDemandNotTheUsageALimitCaps) {

@@ -54,6 +54,10 @@ struct AutoscalerConfig {
   std::int64_t min_history_seconds = 60;
   std::vector<Resource> resources = {Resource::kCpu, Resource::kMemory};
   bool apply = false;        // false: dry-run, log what would be set
+  // A refused change (a webhook, a read-only cgroup) is retried after this long, doubled with each
+  // refusal in a row up to the max: every round would flood the backend and the log.
+  std::int64_t apply_retry_seconds = 5;
+  std::int64_t apply_retry_max_seconds = 600;
   std::string backend_name;  // recorded with each change, for rollback
   allocate::BackendOptions backend_options;
   std::optional<CapacityAdvice> advice;
@@ -106,6 +110,8 @@ class Autoscaler {
     std::array<double, kResourceCount> last_usage{NAN, NAN, NAN, NAN};
     std::optional<allocate::OomKill> oom;  // the latest, for the planner's oom-floor
     double cpuset_cpus = NAN;              // the last read, for the planner's cpu ceiling
+    int apply_failures = 0;                // refused applies in a row
+    std::int64_t retry_at = 0;             // no apply before this (loop time)
   };
   void adviseIfItDoesNotFit(const std::string& workload, const allocate::Plan& plan,
                             const allocate::Allocation& current, std::int64_t now, State& st);
@@ -117,6 +123,10 @@ class Autoscaler {
   std::map<std::string, allocate::Planner> workload_planners_;
   std::vector<double> levels_;  // every planner's levels
   std::map<std::string, State> workloads_;
+  // OOM kills of forgotten workloads: a service the OOM killer ended is restarted in a new cgroup
+  // under the same path, which must keep the kill's floor or be killed again at the old limit.
+  std::map<std::string, allocate::OomKill> past_ooms_;
+  std::int64_t oomHoldSeconds() const;  // the longest of every planner's
   // The planner's intervals (history, cool-downs, OOM hold) run on the sample times made
   // monotonic: a wall clock stepped back (NTP) adds no time rather than negative time, which
   // would hold every raise as "cooldown" and blind young workloads until it caught up.
