@@ -7,6 +7,7 @@
 #include <map>
 
 #include "commands.h"
+#include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/fingerprint/fingerprint.h"
 #include "foresight/server/agent.h"
@@ -53,15 +54,14 @@ int runRecord(const RecordArgs& a) {
   std::map<std::string, fingerprint::Pipeline> pipelines;
   std::map<std::string, collect::Sample> last;
   const fs::path fp_path = fs::path(a.out) / "fingerprints.jsonl";
-  fs::path fp_tmp = fp_path;
-  fp_tmp += ".tmp";
   std::error_code ec;
   fs::create_directories(a.out, ec);
-  std::ofstream fp_out(fp_tmp);
-  if (!fp_out) {
-    spdlog::error("record: {}: cannot write", fp_tmp.string());
+  auto fp_file = AtomicFile::create(fp_path);
+  if (!fp_file) {
+    spdlog::error("record: {}", fp_file.error().message);
     return 1;
   }
+  std::ostream& fp_out = fp_file->out();
   Status failure = ok();
   std::size_t rounds = 0, fingerprints = 0;
   installStopHandler();
@@ -82,7 +82,7 @@ int runRecord(const RecordArgs& a) {
                    j["workload"] = s.workload;
                    fp_out << j.dump() << '\n';
                    if (!fp_out) {
-                     failure = fail(ErrorCode::kIo, "{}: write failed: {}", fp_tmp.string(), std::strerror(errno));
+                     failure = fail(ErrorCode::kIo, "{}: write failed: {}", fp_file->temporaryPath().string(), std::strerror(errno));
                      return false;
                    }
                    ++fingerprints;
@@ -95,21 +95,12 @@ int runRecord(const RecordArgs& a) {
            });
   if (!failure) {
     spdlog::error("record: {}", failure.error().message);
-    fs::remove(fp_tmp, ec);
     return 1;
   }
-  fp_out.close();  // flushes: a full disk or file size limit may show only now
-  if (!fp_out) {
-    spdlog::error("record: {}: write failed: {}", fp_tmp.string(), std::strerror(errno));
-    fs::remove(fp_tmp, ec);
-    return 1;
-  }
-  // fingerprints.jsonl first: it can still be taken back if the CSV files cannot all be renamed
-  // (the writer takes back its own), so a failed recording leaves none of its files.
-  fs::rename(fp_tmp, fp_path, ec);
-  if (ec) {
-    spdlog::error("record: {}: cannot rename: {}", fp_path.string(), ec.message());
-    fs::remove(fp_tmp, ec);
+  // fingerprints.jsonl first: it can still be taken back if the CSV files cannot all be put in
+  // place (the writer takes back its own), so a failed recording leaves none of its files.
+  if (auto st = fp_file->commit(); !st) {
+    spdlog::error("record: {}", st.error().message);
     return 1;
   }
   if (auto st = writer.finish(); !st) {

@@ -136,17 +136,6 @@ Sampler::Round Sampler::sample(const std::vector<Workload>& workloads) {
   return r;
 }
 
-CsvTraceWriter::~CsvTraceWriter() {
-  // Not finished (an error or an interrupt): drop the partial files.
-  for (auto& [id, f] : files_) {
-    if (f.out.is_open()) {
-      f.out.close();
-      std::error_code ec;
-      fs::remove(f.tmp, ec);
-    }
-  }
-}
-
 std::string CsvTraceWriter::fileName(const std::string& id) { return workloadFileName(id) + ".csv"; }
 
 Status CsvTraceWriter::add(const Sample& sample) {
@@ -155,26 +144,23 @@ Status CsvTraceWriter::add(const Sample& sample) {
     std::error_code ec;
     fs::create_directories(dir_, ec);
     if (ec) return fail(ErrorCode::kIo, "{}: cannot create folder: {}", dir_.string(), ec.message());
-    File f;
-    f.final_path = dir_ / fileName(sample.workload);
-    f.tmp = f.final_path;
-    f.tmp += ".tmp";
-    f.out.open(f.tmp);
-    if (!f.out) return fail(ErrorCode::kIo, "{}: cannot open for writing", f.tmp.string());
-    f.out << "timestamp,cpu,memory,disk_io,network\n";
-    it = files_.emplace(sample.workload, std::move(f)).first;
+    auto file = AtomicFile::create(dir_ / fileName(sample.workload));
+    if (!file) return tl::unexpected(file.error());
+    file->out() << "timestamp,cpu,memory,disk_io,network\n";
+    it = files_.emplace(sample.workload, File{std::move(*file), {}, false}).first;
   }
   File& f = it->second;
+  std::ostream& out = f.file.out();
   if (f.have_last) {
     auto u = resourceUsage(f.last, sample);
     // Unix seconds with milliseconds: the trace reader accepts fractions (and rounds to seconds).
-    f.out << fmt::format("{}.{:03}", sample.time_ns / 1000000000, sample.time_ns % 1000000000 / 1000000);
+    out << fmt::format("{}.{:03}", sample.time_ns / 1000000000, sample.time_ns % 1000000000 / 1000000);
     for (double v : u) {
-      f.out << ',';
-      if (!std::isnan(v)) f.out << fmt::format("{:.6g}", v);  // empty cell = missing
+      out << ',';
+      if (!std::isnan(v)) out << fmt::format("{:.6g}", v);  // empty cell = missing
     }
-    f.out << '\n';
-    if (!f.out) return fail(ErrorCode::kIo, "{}: write failed", f.tmp.string());
+    out << '\n';
+    if (!out) return fail(ErrorCode::kIo, "{}: write failed", f.file.temporaryPath().string());
   }
   carryForward(f.last, sample);
   f.have_last = true;
@@ -185,20 +171,9 @@ Status CsvTraceWriter::finish() {
   std::vector<fs::path> renamed;
   Status st = ok();
   for (auto& [id, f] : files_) {
-    if (!f.out.is_open()) continue;
-    f.out.close();
-    std::error_code ec;
-    if (!f.out) {
-      st = fail(ErrorCode::kIo, "{}: write failed", f.tmp.string());
-    } else {
-      fs::rename(f.tmp, f.final_path, ec);
-      if (ec) st = fail(ErrorCode::kIo, "{}: cannot rename: {}", f.final_path.string(), ec.message());
-      else renamed.push_back(f.final_path);
-    }
-    if (!st) {
-      fs::remove(f.tmp, ec);
-      break;  // the files still open go in the destructor
-    }
+    st = f.file.commit();
+    if (!st) break;  // the files not committed go with the writer
+    renamed.push_back(f.file.path());
   }
   // All or nothing: a recording missing some workloads would pass for a whole one.
   if (!st)
@@ -206,6 +181,7 @@ Status CsvTraceWriter::finish() {
       std::error_code ec;
       fs::remove(p, ec);
     }
+  files_.clear();
   return st;
 }
 

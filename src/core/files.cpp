@@ -28,7 +28,7 @@ mode_t newFileMode() {
 
 }  // namespace
 
-Status writeFileAtomically(const std::filesystem::path& given, const std::function<void(std::ostream&)>& write) {
+Result<AtomicFile> AtomicFile::create(const std::filesystem::path& given) {
   std::error_code ec;
   // A symlink stays a link: the file it points to is replaced.
   const std::filesystem::path path =
@@ -40,39 +40,86 @@ Status writeFileAtomically(const std::filesystem::path& given, const std::functi
   std::string tmpl = path.string() + ".XXXXXX";
   const int fd = ::mkstemp(tmpl.data());
   if (fd < 0) return fail(ErrorCode::kIo, "{}: cannot create a temporary file beside it: {}", path.string(), std::strerror(errno));
-  const std::filesystem::path tmp = tmpl;
-  const auto discard = [&](const std::string& what, int err) {
-    ::close(fd);
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    return fail(ErrorCode::kIo, "{}: {}: {}", tmp.string(), what, std::strerror(err));
-  };
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (out) write(out);
-    out.flush();
-    if (!out) return discard("cannot write", errno);
+  AtomicFile f;
+  f.path_ = path;
+  f.tmp_ = tmpl;
+  f.out_ = std::make_unique<std::ofstream>(f.tmp_, std::ios::binary | std::ios::trunc);
+  const int err = errno;
+  ::close(fd);  // the stream has it open: one descriptor per file, as a recording holds many
+  if (!*f.out_) return fail(ErrorCode::kIo, "{}: cannot open for writing: {}", f.tmp_.string(), std::strerror(err));
+  return f;
+}
+
+AtomicFile::AtomicFile(AtomicFile&& o) noexcept
+    : path_(std::move(o.path_)), tmp_(std::move(o.tmp_)), out_(std::move(o.out_)) {
+  o.tmp_.clear();
+}
+
+AtomicFile& AtomicFile::operator=(AtomicFile&& o) noexcept {
+  if (this != &o) {
+    discard();
+    path_ = std::move(o.path_);
+    tmp_ = std::move(o.tmp_);
+    out_ = std::move(o.out_);
+    o.tmp_.clear();
   }
+  return *this;
+}
+
+AtomicFile::~AtomicFile() { discard(); }
+
+void AtomicFile::discard() {
+  if (tmp_.empty()) return;
+  if (out_) out_->close();
+  std::error_code ignored;
+  std::filesystem::remove(tmp_, ignored);
+  tmp_.clear();
+}
+
+Status AtomicFile::commit() {
+  if (tmp_.empty()) return fail(ErrorCode::kInternal, "{}: already committed or discarded", path_.string());
+  const auto failed = [&](const std::string& what, int err) {
+    Status s = fail(ErrorCode::kIo, "{}: {}: {}", tmp_.string(), what, std::strerror(err));
+    discard();
+    return s;
+  };
+  out_->flush();
+  if (!*out_) return failed("cannot write", errno);
+  out_->close();
+  if (!*out_) return failed("cannot write", errno);
+  const int fd = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return failed("cannot reopen", errno);
   // The replaced file's permissions, or a new file's usual ones (mkstemp makes it 0600).
   struct stat old {};
-  const mode_t mode = ::stat(path.c_str(), &old) == 0 ? (old.st_mode & 07777) : newFileMode();
-  if (::fchmod(fd, mode) != 0) return discard("cannot set its mode", errno);
+  const mode_t mode = ::stat(path_.c_str(), &old) == 0 ? (old.st_mode & 07777) : newFileMode();
   // On disk before the rename, and the rename on disk after it: a crash leaves the old file or
   // the new one, never an empty one (XFS and ext4 without auto_da_alloc can otherwise).
-  if (::fsync(fd) != 0) return discard("cannot flush to disk", errno);
-  ::close(fd);
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;  // the rename's error is the one to report
-    std::filesystem::remove(tmp, ignored);
-    return fail(ErrorCode::kIo, "{}: cannot rename into place: {}", path.string(), ec.message());
+  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return failed("cannot set its mode or flush it to disk", err);
   }
-  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  ::close(fd);
+  std::error_code ec;
+  std::filesystem::rename(tmp_, path_, ec);
+  if (ec) {
+    discard();  // the rename's error is the one to report
+    return fail(ErrorCode::kIo, "{}: cannot rename into place: {}", path_.string(), ec.message());
+  }
+  tmp_.clear();
+  const std::filesystem::path dir = path_.has_parent_path() ? path_.parent_path() : ".";
   if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
   }
   return ok();
+}
+
+Status writeFileAtomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write) {
+  auto f = AtomicFile::create(path);
+  if (!f) return tl::unexpected(f.error());
+  write(f->out());
+  return f->commit();
 }
 
 Status checkOutputFile(const std::filesystem::path& path) {

@@ -373,10 +373,19 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
     r.mean_memory_limit_bytes = scored_time > 0 ? limit_time / scored_time : 0;
   } else {
     r.mean_quota_cores = scored_time > 0 ? limit_time / scored_time : 0;
-    if (auto j = readKernelFile(out); j) {
-      auto parsed = nlohmann::json::parse(*j, nullptr, false);
-      if (!parsed.is_discarded() && parsed.contains("p99_latency_ms"))
-        r.p99_latency_ms = parsed["p99_latency_ms"].get<double>();
+    // A missing latency is said, not left out of the JSON unnoticed: it is half of what the cpu
+    // part compares.
+    auto j = readKernelFile(out);
+    nlohmann::json parsed = j ? nlohmann::json::parse(*j, nullptr, false) : nlohmann::json();
+    if (!j) {
+      spdlog::warn("{}: no p99 latency: {}", controller_name, j.error().message);
+    } else if (parsed.is_discarded() || !parsed.is_object()) {
+      spdlog::warn("{}: no p99 latency: {} is not a JSON object", controller_name, out.string());
+    } else if (auto it = parsed.find("p99_latency_ms"); it == parsed.end() || !it->is_number()) {
+      spdlog::warn("{}: no p99 latency: {} has no numeric p99_latency_ms (requests: {})",
+                   controller_name, out.string(), parsed.value("requests", nlohmann::json()).dump());
+    } else {
+      r.p99_latency_ms = it->get<double>();
     }
   }
   return r;  // the guard removes `out`
@@ -434,7 +443,7 @@ nlohmann::ordered_json ExperimentResult::toJson(const ExperimentOptions& o) cons
     if (o.cpu) {
       c["throttled_seconds"] = r.throttled_seconds;
       c["mean_quota_cores"] = r.mean_quota_cores;
-      if (r.p99_latency_ms) c["p99_latency_ms"] = *r.p99_latency_ms;
+      c["p99_latency_ms"] = r.p99_latency_ms ? nlohmann::ordered_json(*r.p99_latency_ms) : nullptr;
     }
     if (o.memory) {
       c["oom_kills"] = r.oom_kills;

@@ -106,6 +106,37 @@ TEST(WriteFileAtomically, APlantedTemporaryNameIsNotFollowed) {
   fs::remove_all(dir);
 }
 
+// Two writers of one file (two recordings into one folder) each stream into a temporary file of
+// their own: the one committed last is the file, whole, and an abandoned one leaves nothing.
+TEST(AtomicFile, TwoWritersOfOneFileDoNotShareATemporaryFile) {
+  const fs::path dir = freshDir();
+  auto a = AtomicFile::create(dir / "w.csv");
+  auto b = AtomicFile::create(dir / "w.csv");
+  auto c = AtomicFile::create(dir / "w.csv");
+  ASSERT_TRUE(a && b && c);
+  EXPECT_NE(a->temporaryPath(), b->temporaryPath());
+  for (int i = 0; i < 1000; ++i) {
+    a->out() << "a" << i << '\n';
+    b->out() << "b" << i << '\n';
+  }
+  c->out() << "abandoned\n";
+  ASSERT_TRUE(b->commit());
+  ASSERT_TRUE(a->commit());
+  const std::string text = slurp(dir / "w.csv");
+  EXPECT_EQ(text.substr(0, 3), "a0\n");
+  EXPECT_EQ(text.find('b'), std::string::npos);
+  EXPECT_FALSE(a->commit()) << "a second commit";
+  c->discard();
+  EXPECT_EQ(entries(dir), std::vector<std::string>{"w.csv"});
+  {
+    auto d = AtomicFile::create(dir / "x.csv");
+    ASSERT_TRUE(d);
+    d->out() << "never committed\n";
+  }
+  EXPECT_EQ(entries(dir), std::vector<std::string>{"w.csv"});
+  fs::remove_all(dir);
+}
+
 TEST(CheckOutputFile, RefusesDirectoriesAndMissingFolders) {
   const fs::path dir =
       fs::temp_directory_path() / ("foresight-files-" + std::to_string(std::random_device{}()));

@@ -136,5 +136,21 @@ TEST(ClosedLoopOptions, TheResultListsControllersInTheOrderAsked) {
   EXPECT_EQ(order, eo.controllers);
 }
 
+// A controller whose workload wrote no latency shows null in the cpu part, not a missing key
+// that reads as "not measured by this protocol".
+TEST(ClosedLoopOptions, AMissingLatencyIsNullInTheJson) {
+  ExperimentOptions eo;
+  eo.controllers = {"static", "foresight"};
+  eo.cpu = true;
+  eo.memory = false;
+  ExperimentResult r;
+  r.controllers["static"].p99_latency_ms = 12.5;
+  r.controllers["foresight"];
+  const auto j = r.toJson(eo);
+  EXPECT_DOUBLE_EQ(j["controllers"]["static"]["p99_latency_ms"].get<double>(), 12.5);
+  ASSERT_TRUE(j["controllers"]["foresight"].contains("p99_latency_ms"));
+  EXPECT_TRUE(j["controllers"]["foresight"]["p99_latency_ms"].is_null());
+}
+
 }  // namespace
 }  // namespace foresight::loop

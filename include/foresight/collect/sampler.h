@@ -18,6 +18,7 @@
 
 #include "foresight/collect/collector.h"
 #include "foresight/collect/kernel_files.h"
+#include "foresight/core/files.h"
 
 namespace foresight::collect {
 
@@ -69,12 +70,12 @@ class Sampler {
 std::int64_t nowNs(clockid_t clock = CLOCK_REALTIME);
 
 // Writes one `<dir>/<workloadFileName(id)>.csv` per workload: header `timestamp,cpu,memory,disk_io,network`
-// (timestamp in Unix seconds with milliseconds), a row per sample after the first (rates need two). Files are written as `.tmp` and renamed in finish(),
-// so an interrupted recording leaves no half file under the final name.
+// (timestamp in Unix seconds with milliseconds), a row per sample after the first (rates need two).
+// Each file is an AtomicFile put in place by finish(), so an interrupted recording leaves no half
+// file under the final name, and two recordings into one folder do not share a temporary file.
 class CsvTraceWriter {
  public:
   explicit CsvTraceWriter(std::filesystem::path dir) : dir_(std::move(dir)) {}
-  ~CsvTraceWriter();
   Status add(const Sample& sample);
   // Renames every file into place, or on an error none (those already renamed are removed).
   Status finish();
@@ -83,8 +84,7 @@ class CsvTraceWriter {
 
  private:
   struct File {
-    std::ofstream out;
-    std::filesystem::path tmp, final_path;
+    AtomicFile file;
     Sample last;
     bool have_last = false;
   };

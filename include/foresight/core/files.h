@@ -4,13 +4,39 @@
 // permissions are kept, and a symlink's target is what is replaced.
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <string_view>
 
 #include "foresight/core/result.h"
 
 namespace foresight {
+
+// A file written in full or not at all, for output streamed over a long run (a recording): the
+// content goes to a temporary file of its own beside the target (mkstemp; never a fixed
+// "FILE.tmp" that two runs would share or another user could plant), commit() puts it in place as
+// writeFileAtomically does, and an uncommitted one is removed when destroyed. Holds one
+// descriptor (the stream's).
+class AtomicFile {
+ public:
+  static Result<AtomicFile> create(const std::filesystem::path& path);
+  AtomicFile(AtomicFile&&) noexcept;
+  AtomicFile& operator=(AtomicFile&&) noexcept;
+  ~AtomicFile();
+  std::ostream& out() { return *out_; }
+  const std::filesystem::path& path() const { return path_; }
+  const std::filesystem::path& temporaryPath() const { return tmp_; }
+  // Flush, keep the replaced file's mode, sync, rename into place, sync the folder.
+  Status commit();
+  void discard();  // remove the temporary file now
+
+ private:
+  AtomicFile() = default;
+  std::filesystem::path path_, tmp_;
+  std::unique_ptr<std::ofstream> out_;
+};
 
 Status writeFileAtomically(const std::filesystem::path& path, std::string_view text);
 // The same, with the content streamed by `write` (for files too large to hold as one string).
