@@ -79,6 +79,10 @@ int runPredict(const PredictArgs& a) {
     return 1;
   }
   if (auto w = predict::lstm::stepMismatch(*model, tr->step_seconds); !w.empty()) spdlog::warn("{}", w);
+  std::vector<Resource> used;
+  for (Resource r : kAllResources)
+    if (s->has(r)) used.push_back(r);
+  if (auto w = predict::lstm::untrainedResources(*model, a.model, used); !w.empty()) spdlog::warn("{}", w);
   if (a.at >= static_cast<long long>(s->size())) {
     spdlog::error("--at {}: series {} has steps 0 to {}", a.at, s->id, s->size() - 1);
     return 2;

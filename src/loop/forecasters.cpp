@@ -2,6 +2,7 @@
 #include <cmath>
 #include <optional>
 
+#include "foresight/core/log.h"
 #include "foresight/loop/forecaster.h"
 #include "foresight/predict/best_of.h"
 #include "foresight/predict/lstm/stream.h"
@@ -134,6 +135,8 @@ Result<ForecasterFactory> makeForecasters(const std::string& kind,
     return fail(ErrorCode::kInvalidArgument, "forecaster '{}': expected auto, lstm or seasonal", kind);
   auto m = predict::lstm::loadModel(model);
   if (!m) return tl::unexpected(m.error());
+  constexpr Resource kPlanned[] = {Resource::kCpu, Resource::kMemory};  // what the loop resizes
+  if (auto w = predict::lstm::untrainedResources(*m, model.string(), kPlanned); !w.empty()) spdlog::warn("{}", w);
   auto lstm = lstmForecasters(std::make_shared<const predict::lstm::LstmModel>(std::move(*m)),
                               predict::lstm::kDefaultEta);
   if (kind == "lstm") return lstm;

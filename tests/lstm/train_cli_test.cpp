@@ -48,6 +48,12 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   EXPECT_EQ(prov.at("window_features"), true);
   const auto& vb = prov.at("validation_backtest");
   EXPECT_EQ(vb.at("series"), prov.at("validation_series"));
+  // Which resources its training series had: disk_io and network none.
+  const auto& with = prov.at("train_series_with");
+  EXPECT_EQ(with.at("cpu"), prov.at("train_series"));
+  EXPECT_EQ(with.at("memory"), prov.at("train_series"));
+  EXPECT_EQ(with.at("disk_io"), 0);
+  EXPECT_EQ(with.at("network"), 0);
   // This trace has only cpu and memory, so the figure without disk_io and network is the same.
   const auto& reduced = prov.at("validation_backtest_cpu_memory_only");
   EXPECT_EQ(reduced.at("slack"), vb.at("slack"));
@@ -83,6 +89,26 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
                                             FORESIGHT_BIN, (dir / "trace").string(), model.string()));
     ASSERT_EQ(early.exit_code, 0) << early.all();
     EXPECT_EQ(early.all().find("learnt from"), std::string::npos) << early.all();
+    EXPECT_EQ(early.all().find("trained on no series with"), std::string::npos) << early.all();
+    // Used on a trace with disk I/O, which it never learnt: said, and the backtest still runs.
+    fs::create_directories(dir / "disk");
+    for (int s = 0; s < 3; ++s) {
+      std::ifstream in(dir / "trace" / fmt::format("vm{}.csv", s));
+      std::ofstream out(dir / "disk" / fmt::format("vm{}.csv", s));
+      std::string line;
+      std::getline(in, line);
+      out << line << ",disk_io\n";
+      while (std::getline(in, line)) out << line << ",1000\n";
+    }
+    const auto disk = runShell(fmt::format("{} backtest --trace {} --format csv --policies lstm --threads 1 --no-progress "
+                                           "--policy-opt lstm.model={}",
+                                           FORESIGHT_BIN, (dir / "disk").string(), model.string()));
+    ASSERT_EQ(disk.exit_code, 0) << disk.all();
+    EXPECT_NE(disk.all().find(fmt::format("lstm: {} was trained on no series with disk_io: its forecasts of disk_io",
+                                          model.string())),
+              std::string::npos)
+        << disk.all();
+    EXPECT_EQ(disk.all().find("network"), std::string::npos) << "not on this trace: " << disk.all();
     // Another trace (one workload fewer) is refused, naming both counts.
     fs::create_directories(dir / "fewer");
     for (int s = 1; s < 12; ++s) fs::copy_file(dir / "trace" / fmt::format("vm{}.csv", s), dir / "fewer" / fmt::format("vm{}.csv", s));
@@ -119,6 +145,9 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   EXPECT_EQ(t->horizon, m->horizon);
   const auto tprov = nlohmann::json::parse(t->provenance);
   EXPECT_EQ(tprov.at("init"), model.string());
+  // What the starting model learnt from counts too.
+  EXPECT_EQ(tprov.at("train_series_with").at("cpu"), 2 * with.at("cpu").get<int>());
+  EXPECT_EQ(tprov.at("train_series_with").at("disk_io"), 0);
   EXPECT_EQ(tprov.at("fingerprint_window"), 48);
   EXPECT_EQ(tprov.at("validation_series"), prov.at("validation_series"));
   for (std::size_t i = 0; i < m->normalisers.size(); ++i) EXPECT_EQ(t->normalisers[i].mean, m->normalisers[i].mean);

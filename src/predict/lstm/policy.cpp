@@ -93,6 +93,10 @@ class LstmFactory final : public PolicyFactory {
     }
     if (auto w = stepMismatch(*model_, trace.step_seconds); !w.empty()) warnOnce(w);
     if (auto w = scoresTrainedSteps(*model_, path_, replay.warmup_fraction); !w.empty()) warnOnce(w);
+    std::vector<Resource> used;
+    for (Resource r : kAllResources)
+      if (trace.resources[index(r)]) used.push_back(r);
+    if (auto w = untrainedResources(*model_, path_, used); !w.empty()) warnOnce(w);
     return ok();
   }
   std::unique_ptr<Policy> create(const SeriesContext& ctx, const trace::Series*) const override {

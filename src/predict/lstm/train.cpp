@@ -298,6 +298,8 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
       }
     }
     for (auto i : tr) rep.train_steps += data[i].n;
+    for (std::size_t k = 0; k < tr.size() - rep.augmented_series; ++k)
+      for (Resource r : kAllResources) rep.series_with[index(r)] += series[tr[k]].has(r);
     rep.val_index = val;
     rep.train_series = tr.size() - rep.augmented_series, rep.val_series = val.size(), rep.cal_series = cal.size();
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "foresight/predict/lstm/model.h"
@@ -97,6 +98,25 @@ std::string scoresTrainedSteps(const LstmModel& m, const std::string& file, doub
       "are scored and its figures flatter it; give --train-fraction {:g} or more",
       file.empty() ? "the model" : file, 100 * t->train_fraction, t->trace.empty() ? "not recorded" : t->trace,
       t->format.empty() ? "format not recorded" : t->format, 100 * warmup_fraction, warmup_fraction, t->train_fraction);
+}
+
+std::string untrainedResources(const LstmModel& m, const std::string& file, std::span<const Resource> used) {
+  const auto prov = nlohmann::json::parse(m.provenance, nullptr, false);
+  if (prov.is_discarded() || !prov.is_object() || !prov.contains("train_series_with") ||
+      !prov["train_series_with"].is_object())
+    return {};
+  std::vector<std::string> untrained;
+  for (Resource r : used) {
+    const auto& with = prov["train_series_with"];
+    auto it = with.find(std::string(name(r)));
+    if (it != with.end() && it->is_number() && it->get<double>() == 0) untrained.emplace_back(name(r));
+  }
+  if (untrained.empty()) return {};
+  return fmt::format(
+      "lstm: {} was trained on no series with {}: its forecasts of {} are persistence with an untrained spread "
+      "(only the online calibration adapts them); train on a trace that has {}",
+      file.empty() ? "the model" : file, fmt::join(untrained, " or "), fmt::join(untrained, " and "),
+      fmt::join(untrained, " and "));
 }
 
 Result<HeldBack> validationWorkloads(const LstmModel& model, const std::vector<trace::Series>& series,

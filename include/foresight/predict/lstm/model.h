@@ -129,6 +129,12 @@ std::string stepMismatch(const LstmModel& m, std::int64_t trace_step_seconds);
 // the provenance does not record the share). Not an error: on another trace nothing overlaps.
 std::string scoresTrainedSteps(const LstmModel& m, const std::string& file, double warmup_fraction);
 
+// A warning when `m` forecasts one of `used` that no series it was trained on had (its provenance's
+// `train_series_with`; empty when every one had some, or the model does not record it): that
+// resource's heads never had a target, so its forecasts are persistence plus an untrained spread.
+// Not an error: the other resources' forecasts stand.
+std::string untrainedResources(const LstmModel& m, const std::string& file, std::span<const Resource> used);
+
 // Builds the model's input vector for one workload, one step at a time (causal).
 class FeatureBuilder {
  public:

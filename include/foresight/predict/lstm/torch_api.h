@@ -3,6 +3,7 @@
 // streaming predictor, and the full-sequence forward (for tests). Torch errors come back as
 // Result errors; no Torch header leaks out of src/predict/lstm/.
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -71,6 +72,8 @@ struct TrainReport {
   std::size_t best_epoch = 0, train_series = 0, val_series = 0, cal_series = 0;
   std::uint64_t train_steps = 0;  // series-steps per epoch
   std::size_t augmented_series = 0;  // copies without some resources (missing_resources)
+  // Training series (not copies) that have each resource: a resource none had has untrained heads.
+  std::array<std::size_t, kResourceCount> series_with{};
   std::vector<std::size_t> val_index;  // the validation workloads, as indices into the input
   double seconds = 0;
 };
