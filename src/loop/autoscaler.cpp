@@ -44,7 +44,9 @@ const allocate::Planner& Autoscaler::plannerOf(const std::string& workload) cons
 }
 
 std::int64_t Autoscaler::loopTime(std::int64_t wall) {
-  loop_now_ = last_wall_ ? loop_now_ + std::max<std::int64_t>(0, wall - *last_wall_) : wall;
+  std::int64_t step = last_wall_ ? std::max<std::int64_t>(0, wall - *last_wall_) : 0;
+  if (config_.max_clock_step_seconds > 0) step = std::min(step, config_.max_clock_step_seconds);
+  loop_now_ = last_wall_ ? loop_now_ + step : wall;
   last_wall_ = wall;
   return loop_now_;
 }

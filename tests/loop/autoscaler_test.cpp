@@ -177,6 +177,37 @@ TEST(Autoscaler, AWallClockSteppedBackDoesNotStopTheLoop) {
   EXPECT_GE(*limit, 1.5) << "the raise was held";
 }
 
+// The wall clock stepped forward an hour (NTP after a resume): with the step bounded, the jump
+// counts as one bounded step, not an hour watched. A young workload still waits for its minute
+// of history, and an OOM kill's 100-s hold is not lifted by the jump.
+TEST(Autoscaler, AWallClockSteppedForwardIsNotHistoryWatched) {
+  AutoscalerConfig c;
+  c.apply = true;
+  c.min_samples = 5;
+  c.min_history_seconds = 60;
+  c.max_clock_step_seconds = 10;
+  c.resources = {Resource::kMemory};
+  c.planner[Resource::kMemory].usage_margin_abs = 0;
+  c.planner[Resource::kMemory].cooldown_down_seconds = 0;
+  c.planner[Resource::kMemory].oom_hold_seconds = 100;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  std::int64_t t = 10'000;
+  for (; t < 10'060; ++t) ASSERT_TRUE(a.observe("db", t, usage(1.0, 1e9)));
+  auto p = a.observe("db", t++, usage(1.0, 2e8), usage(1.0, 1.32e9));  // killed at 1.1e9
+  ASSERT_TRUE(p && *p && (*p)->target[Resource::kMemory]);
+  EXPECT_NEAR(*(*p)->target[Resource::kMemory], 1.32e9, 1);
+  for (int i = 0; i < 5; ++i, ++t) ASSERT_TRUE(a.observe("young", t, usage(1.0, 1e8)));
+  t += 3600;
+  for (int i = 0; i < 20; ++i, ++t) {
+    auto y = a.observe("young", t, usage(1.0, 1e8));
+    ASSERT_TRUE(y);
+    EXPECT_FALSE(*y) << "planned " << i << " samples after the jump";
+    p = a.observe("db", t, usage(1.0, 2e8));
+    ASSERT_TRUE(p && *p);
+    EXPECT_FALSE((*p)->hasChanges()) << "the hold was lifted: " << (*p)->reason();
+  }
+}
+
 // The profiler reads the working set every detail_every rounds: a sample without it must not lift
 // the memory usage floor, which then rests on the last measured usage.
 TEST(Autoscaler, MissingMemoryKeepsTheUsageFloor) {

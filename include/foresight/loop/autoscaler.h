@@ -52,6 +52,10 @@ struct AutoscalerConfig {
   // workload got 0.61 cores in its quiet phase, and its next burst queued behind that limit
   // (p99 886 ms, against 2.7 ms unlimited).
   std::int64_t min_history_seconds = 60;
+  // The most the loop's clock advances between two samples (0: no bound). A wall clock stepped
+  // forward (NTP after a VM resumed from a snapshot) would otherwise count as history watched, end
+  // cool-downs and lift an OOM hold at once; `run` sets it to ten sampling periods (at least 60 s).
+  std::int64_t max_clock_step_seconds = 0;
   std::vector<Resource> resources = {Resource::kCpu, Resource::kMemory};
   bool apply = false;        // false: dry-run, log what would be set
   // A refused change (a webhook, a read-only cgroup) is retried after this long, doubled with each
@@ -129,7 +133,8 @@ class Autoscaler {
   std::int64_t oomHoldSeconds() const;  // the longest of every planner's
   // The planner's intervals (history, cool-downs, OOM hold) run on the sample times made
   // monotonic: a wall clock stepped back (NTP) adds no time rather than negative time, which
-  // would hold every raise as "cooldown" and blind young workloads until it caught up.
+  // would hold every raise as "cooldown" and blind young workloads until it caught up; a step
+  // forward adds at most max_clock_step_seconds.
   std::int64_t loopTime(std::int64_t now);
   std::optional<std::int64_t> last_wall_;
   std::int64_t loop_now_ = 0;
