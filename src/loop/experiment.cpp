@@ -60,25 +60,36 @@ struct CpuCounters {
 // path `foresight allocate` takes.
 class ExperimentCgroup {
  public:
-  static Result<ExperimentCgroup> create(const fs::path& root, const std::string& name) {
+  // v1: the cpu part needs the cpu and cpuacct hierarchies, the memory part the memory one (and
+  // the cpu one where mounted, for the weight below); a hierarchy the part does not need may be
+  // missing.
+  static Result<ExperimentCgroup> create(const fs::path& root, const std::string& name, bool memory) {
     ExperimentCgroup cg;
     cg.v2_ = fs::exists(root / "cgroup.controllers");
+    const bool joint = fs::exists(root / "cpu,cpuacct" / "cgroup.procs");
+    const fs::path cpu_root = root / (joint ? "cpu,cpuacct" : "cpu"),
+                   cpuacct_root = root / (joint ? "cpu,cpuacct" : "cpuacct"), memory_root = root / "memory";
+    std::vector<fs::path> needed;  // hierarchy roots
+    if (!cg.v2_) needed = memory ? std::vector{memory_root} : std::vector{cpu_root, cpuacct_root};
     // Not a cgroup mount: creating the directories would only make ordinary folders there.
-    if (!cg.v2_ && !fs::exists(root / "cpu" / "cgroup.procs") &&
-        !fs::exists(root / "cpu,cpuacct" / "cgroup.procs"))
-      return fail(ErrorCode::kUnavailable,
-                  "{}: not a cgroup hierarchy (no cgroup.controllers, no cpu/cgroup.procs)",
-                  root.string());
+    for (const auto& h : needed)
+      if (!fs::exists(h / "cgroup.procs"))
+        return fail(ErrorCode::kUnavailable,
+                    "{}: not a cgroup hierarchy (no cgroup.procs), which the {} part needs ({} is not cgroup v2 either)",
+                    h.string(), memory ? "memory" : "cpu", root.string());
+    std::vector<fs::path> dirs;
     if (cg.v2_) {
       cg.cpu_ = cg.cpuacct_ = cg.memory_ = root / name;
       (void)writeFile(root / "cgroup.subtree_control", "+cpu +memory");
+      dirs = {cg.cpu_};
     } else {
-      const bool joint = fs::exists(root / "cpu,cpuacct");
-      cg.cpu_ = root / (joint ? "cpu,cpuacct" : "cpu") / name;
-      cg.cpuacct_ = root / (joint ? "cpu,cpuacct" : "cpuacct") / name;
-      cg.memory_ = root / "memory" / name;
+      cg.cpu_ = cpu_root / name;
+      cg.cpuacct_ = cpuacct_root / name;
+      cg.memory_ = memory_root / name;
+      for (const auto& [h, d] : {std::pair{cpu_root, cg.cpu_}, {cpuacct_root, cg.cpuacct_}, {memory_root, cg.memory_}})
+        if (fs::exists(h / "cgroup.procs") && std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
     }
-    for (const auto& d : {cg.cpu_, cg.cpuacct_, cg.memory_}) {
+    for (const auto& d : dirs) {
       std::error_code ec;
       fs::create_directories(d, ec);
       if (ec)
@@ -261,7 +272,7 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
   auto made = makeController(controller_name, memory, o);  // before anything is created
   if (!made) return tl::unexpected(made.error());
   auto controller = std::move(*made);
-  auto cg = ExperimentCgroup::create(o.cgroup_root, name);
+  auto cg = ExperimentCgroup::create(o.cgroup_root, name, memory);
   if (!cg) return tl::unexpected(cg.error());
   const fs::path out = fs::temp_directory_path() /
                        fmt::format("foresight-bench-{}-{}.json", controller_name, getpid());
@@ -289,7 +300,7 @@ Result<ControllerResult> runOne(const ExperimentOptions& o, const std::string& c
 
   ControllerResult r;
   double scored_time = 0, limit_time = 0;
-  auto cpu0 = cg->cpu();
+  auto cpu0 = memory ? Result<CpuCounters>(CpuCounters{}) : cg->cpu();
   auto oom0 = memory ? cg->oomKills() : Result<double>(0.0);
   if (!cpu0 || !oom0) return tl::unexpected(!cpu0 ? cpu0.error() : oom0.error());
   CpuCounters prev = *cpu0;

@@ -99,6 +99,25 @@ TEST(CgroupV1Fixture, AppliesWritesKernelUnitsAndReadsBack) {
   EXPECT_EQ(readFile(tmp.path() / "memory/app/memory.limit_in_bytes"), "-1");
 }
 
+// A v1 host without a memory hierarchy (or a workload only in the cpu one): a cpu change reads
+// and writes the cpu hierarchy alone (it failed reading memory.limit_in_bytes).
+TEST(CgroupV1Fixture, ACpuChangeNeedsNoMemoryHierarchy) {
+  TempDir tmp;
+  makeV1Fixture(tmp.path(), "app");
+  fs::remove_all(tmp.path() / "memory");
+  auto b = makeCgroupV1Backend({tmp.path(), ""}, makeRealCgroupFiles());
+  Allocation t;
+  t[Resource::kCpu] = 0.5;
+  auto st = b->apply("app", t);
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(readFile(tmp.path() / "cpu/app/cpu.cfs_quota_us"), "50000");
+  t[Resource::kMemory] = 512 * kMiB;  // memory itself still needs it, and nothing is half-applied
+  st = b->apply("app", t);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("memory.limit_in_bytes"), std::string::npos) << st.error().message;
+  EXPECT_FALSE(fs::exists(tmp.path() / "memory"));
+}
+
 TEST(CgroupV1Fixture, MemoryIsWrittenFirstAndARefusalChangesNothing) {
   TempDir tmp;
   makeV1Fixture(tmp.path(), "app");

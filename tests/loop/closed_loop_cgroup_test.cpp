@@ -69,6 +69,36 @@ TEST(ClosedLoopBench, RunsAWorkloadInARealCgroup) {
           << p << " was left behind";
 }
 
+// A v1 host that mounts cpu and cpuacct but no memory hierarchy (here: a root of links to this
+// host's two): the cpu part runs (it needed the memory hierarchy), and the memory part is refused
+// naming the hierarchy it lacks, without making folders where it is missing.
+TEST(ClosedLoopBench, TheCpuPartNeedsNoMemoryHierarchy) {
+  if (geteuid() != 0 || !fs::exists("/sys/fs/cgroup/cpu/cgroup.procs") ||
+      !fs::exists("/sys/fs/cgroup/cpuacct/cgroup.procs"))
+    GTEST_SKIP() << "needs root and the cgroup v1 cpu and cpuacct hierarchies";
+  const fs::path root = fs::temp_directory_path() / fmt::format("closed-loop-root-{}", getpid());
+  fs::remove_all(root);
+  fs::create_directories(root);
+  fs::create_directory_symlink("/sys/fs/cgroup/cpu", root / "cpu");
+  fs::create_directory_symlink("/sys/fs/cgroup/cpuacct", root / "cpuacct");
+  const fs::path out = root / "r.json";
+  const auto cpu = foresight::test_support::runShell(fmt::format(
+      "{} --log-level warn bench closed-loop --cgroup-root {} --cycle-seconds 4 --warmup-cycles 1 --cycles 1 "
+      "--controllers static --part cpu --json {}",
+      FORESIGHT_BIN, root.string(), out.string()));
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.all();
+  const auto j = nlohmann::json::parse(std::ifstream(out));
+  EXPECT_GT(j["controllers"]["static"]["mean_quota_cores"].get<double>(), 0.0);
+  const auto mem = foresight::test_support::runShell(fmt::format(
+      "{} --log-level warn bench closed-loop --cgroup-root {} --cycle-seconds 4 --warmup-cycles 1 --cycles 1 "
+      "--controllers static --part memory",
+      FORESIGHT_BIN, root.string()));
+  EXPECT_NE(mem.exit_code, 0) << mem.all();
+  EXPECT_NE(mem.all().find((root / "memory").string() + ": not a cgroup hierarchy"), std::string::npos) << mem.all();
+  EXPECT_FALSE(fs::exists(root / "memory"));
+  fs::remove_all(root);  // the links, not what they point to
+}
+
 // Ctrl-C (or SIGTERM) mid-run: the workload is ended and its cgroup removed before the exit,
 // instead of an orphaned workload in a cgroup nothing removes.
 TEST(ClosedLoopBench, AnInterruptedRunLeavesNoCgroupOrWorkloadBehind) {

@@ -211,22 +211,23 @@ class CgroupV1Backend final : public Backend {
   Status apply(const std::string& workload, const Allocation& target) override {
     const std::string what = fmt::format("cgroup-v1 {}", workload);
     if (auto st = checkTarget(target, what); !st) return st;
-    auto now = current(workload);
-    if (!now) return tl::unexpected(now.error());
+    if (auto st = checkWorkload(workload); !st) return st;
+    // Only the hierarchies of the resources that change are read: a cpu change needs no memory
+    // hierarchy (v1 hosts may not mount one, and a workload may be in only some).
     std::vector<Write> writes;
     // Memory first: it is the write the kernel refuses (EBUSY when it cannot reclaim below the
     // new limit), so a refusal happens before anything else has changed.
     if (target[Resource::kMemory]) {
       const bool unlimited = std::isinf(*target[Resource::kMemory]);
       const auto bytes = unlimited ? 0 : roundToPage(*target[Resource::kMemory]);
-      const auto& have = (*now)[Resource::kMemory];
-      const bool same = unlimited ? !have : (have && *have == static_cast<double>(bytes));
-      if (!same) {
-        const fs::path file = memDir(workload) / "memory.limit_in_bytes";
-        auto old = files_->read(file);
-        if (!old) return tl::unexpected(old.error());
-        writes.push_back({file, unlimited ? "-1" : std::to_string(bytes), trim(*old)});
-      }
+      const fs::path file = memDir(workload) / "memory.limit_in_bytes";
+      auto old = files_->read(file);
+      if (!old) return tl::unexpected(old.error());
+      auto have = parseNumber(trim(*old), file);
+      if (!have) return tl::unexpected(have.error());
+      const bool limited = *have < kUnlimitedMemory;
+      const bool same = unlimited ? !limited : (limited && *have == static_cast<double>(bytes));
+      if (!same) writes.push_back({file, unlimited ? "-1" : std::to_string(bytes), trim(*old)});
     }
     if (target[Resource::kCpu]) {
       const fs::path quota_file = cpuDir(workload) / "cpu.cfs_quota_us";
