@@ -1,5 +1,6 @@
 #include "foresight/collect/workload.h"
 
+#include <cstdint>
 #include <unistd.h>
 
 #include <algorithm>
@@ -83,6 +84,15 @@ std::string workloadFileName(std::string_view id) {
     if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-') out += c;
     else if (c == '/') out += '_';
     else out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+  }
+  // A file name has at most 255 bytes, and a nested container's cgroup path can be longer: such a
+  // name keeps its start and ends in a hash of the whole id. FNV-1a by hand because the name must
+  // be the same in every build (std::hash need not be), and 64 bits are all it needs.
+  constexpr std::size_t kMax = 200;  // room for ".csv", a temporary suffix and ".state.json"
+  if (out.size() > kMax) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char c : id) h = (h ^ c) * 0x100000001b3ULL;
+    out = fmt::format("{}~{:016x}", out.substr(0, kMax - 17), h);
   }
   return out;
 }

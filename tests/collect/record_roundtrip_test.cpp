@@ -103,6 +103,32 @@ TEST(Record, FileNamesAreSafe) {
   EXPECT_EQ(CsvTraceWriter::fileName("/"), "_.csv");
 }
 
+// A nested container's cgroup path can exceed a file name's 255 bytes (the recording failed to
+// open its file): long ids get a short name of their own, short ones keep theirs.
+TEST(Record, LongWorkloadIdsGetShortDistinctNames) {
+  std::string deep;
+  for (int i = 0; i < 8; ++i) deep += "/kubepods-burstable-pod0123456789abcdef.slice";
+  const std::string a = deep + "/cri-containerd-a.scope", b = deep + "/cri-containerd-b.scope";
+  const std::string na = workloadFileName(a), nb = workloadFileName(b);
+  EXPECT_LE(na.size(), 200u);
+  EXPECT_NE(na, nb);
+  EXPECT_EQ(na.substr(0, 20), workloadFileName(deep).substr(0, 20));
+  EXPECT_EQ(workloadFileName(a), na) << "not stable";
+  const fs::path dir = tempDir("record-long");
+  {
+    CsvTraceWriter w(dir);
+    for (int k = 0; k <= 2; ++k) {
+      ASSERT_TRUE(w.add(sampleAt(a, k)));
+      ASSERT_TRUE(w.add(sampleAt(b, k)));
+    }
+    auto st = w.finish();
+    ASSERT_TRUE(st) << st.error().message;
+  }
+  EXPECT_TRUE(fs::exists(dir / (na + ".csv")));
+  EXPECT_TRUE(fs::exists(dir / (nb + ".csv")));
+  fs::remove_all(dir);
+}
+
 // Two workloads never share a file (/revx/y and /revx_y both wrote revx_y.csv, one workload's
 // rows in the other's file).
 TEST(Record, DifferentWorkloadsGetDifferentFiles) {

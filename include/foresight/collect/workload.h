@@ -50,7 +50,8 @@ std::filesystem::path cgroupPath(const std::filesystem::path& mount, const std::
 
 // A file name for a workload id, different for different ids: letters, digits, '.' and '-' stay,
 // '/' becomes '_', any other byte ('_' too) %XX ("/system.slice/a_b.service" ->
-// "_system.slice_a%5Fb.service"). Names record's CSV files and the agent's state files.
+// "_system.slice_a%5Fb.service"); a name longer than 200 bytes keeps its first 183 and ends in
+// '~' and a 64-bit hash of the id. Names record's CSV files and the agent's state files.
 std::string workloadFileName(std::string_view id);
 
 // The pids of a cgroup.procs text, one a line.
