@@ -1,10 +1,10 @@
 #include "foresight/collect/workload.h"
 
-#include <cstdint>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <regex>
 #include <set>
 #include <system_error>
