@@ -42,20 +42,26 @@ struct Request {
   httplib::Params params;
 };
 
-// A strategic merge of spec.containers[].resources, enough for the resize patches sent here.
-void mergeResources(json& pod, const json& patch) {
+// A strategic merge of spec.containers[].resources, enough for the resize patches sent here. As the
+// API server, it refuses to remove a request or limit (a null) that is set; returns the refusal.
+std::string mergeResources(json& pod, const json& patch) {
+  json merged = pod;
   for (const auto& pc : patch["spec"]["containers"]) {
-    for (auto& c : pod["spec"]["containers"]) {
+    for (auto& c : merged["spec"]["containers"]) {
       if (c["name"] != pc["name"]) continue;
       for (const char* kind : {"requests", "limits"}) {
         if (!pc["resources"].contains(kind)) continue;
         for (const auto& [k, v] : pc["resources"][kind].items()) {
-          if (v.is_null()) c["resources"][kind].erase(k);
-          else c["resources"][kind][k] = v;
+          if (!v.is_null()) c["resources"][kind][k] = v;
+          else if (c["resources"][kind].contains(k))
+            return fmt::format("Pod \"web-0\" is invalid: spec.containers[].resources.{}: "
+                               "Forbidden: resource {} cannot be removed", kind, kind);
         }
       }
     }
   }
+  pod = merged;
+  return "";
 }
 
 class FakeApiServer {
@@ -149,7 +155,11 @@ class FakeApiServer {
         res.set_content(R"({"message":"unsupported media type"})", "application/json");
         return;
       }
-      mergeResources(pod, json::parse(req.body));
+      if (auto refused = mergeResources(pod, json::parse(req.body)); !refused.empty()) {
+        res.status = 422;
+        res.set_content(json{{"kind", "Status"}, {"message", refused}}.dump(), "application/json");
+        return;
+      }
       pending_ = true;
       res.set_content(pod.dump(), "application/json");
     });
@@ -311,13 +321,45 @@ TEST(K8sResize, KeepsThePodsQosClass) {
   EXPECT_EQ(json::parse(api.patches()[1].body)["spec"]["containers"][0]["resources"],
             json::parse(R"({"requests":{"memory":"134217728"},"limits":{}})"));
 
-  // BestEffort: any request would make it Burstable.
+  // BestEffort: any request would make it Burstable (refused as a resource with neither, below).
   for (auto& c : api.pod["spec"]["containers"]) c["resources"] = json::object();
   st = b->apply("shop/web-0/app", t);
   ASSERT_FALSE(st);
-  EXPECT_NE(st.error().message.find("would make the pod Burstable (it is BestEffort)"), std::string::npos)
+  EXPECT_NE(st.error().message.find("has no cpu request or limit"), std::string::npos)
       << st.error().message;
   EXPECT_EQ(api.patches().size(), 2u);
+}
+
+// A resize may not remove a request or limit once set (the Kubernetes task page's Limitations), so
+// one that adds them to a resource with neither could not be rolled back: it is refused before any
+// PATCH. Before, it was sent, and its rollback (a patch of nulls, or `history --rollback` asking
+// for "unlimited") could only fail.
+TEST(K8sResize, AResourceWithNeitherRequestNorLimitIsRefusedUpFront) {
+  FakeApiServer api;  // the sidecar has a cpu request and no memory request or limit
+  auto b = makeBackend(api.access(), fastPolls());
+  Allocation m;
+  m[Resource::kMemory] = 128 * kMiB;
+  auto st = b->apply("shop/web-0/sidecar", m);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.error().message.find("pod shop/web-0/sidecar: it has no memory request or limit"),
+            std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("cannot be rolled back"), std::string::npos)
+      << st.error().message;
+  EXPECT_TRUE(api.patches().empty());
+  EXPECT_FALSE(api.pod["spec"]["containers"][1]["resources"].contains("limits"));
+
+  // Its cpu, request-only, is resized and rolls back to the previous request.
+  Allocation c;
+  c[Resource::kCpu] = 0.2;
+  api.kubelet = FakeApiServer::Kubelet::kDeferredUntilTimeout;
+  st = b->apply("shop/web-0/sidecar", c);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("previous resources restored"), std::string::npos)
+      << st.error().message;
+  ASSERT_EQ(api.patches().size(), 2u);
+  EXPECT_EQ(api.pod["spec"]["containers"][1]["resources"],
+            json::parse(R"({"requests": {"cpu": "100m"}})"));
 }
 
 TEST(K8sResize, InfeasibleResizePutsThePreviousResourcesBack) {

@@ -452,12 +452,12 @@ class ResizeBackend final : public Backend {
     if (!st) return st;
     auto done = waitForResize(*pod, target);
     if (done) return ok();
-    // Put back what was there; a null in a strategic merge patch removes a key that was absent.
+    // Put back what was there. Every key written was there before (resizedResources refuses a
+    // resource with neither), but a request only where the API server defaults it to the limit.
     json back_req = json::object(), back_lim = json::object();
     for (const auto& [k, v] : want->first.items())
-      back_req[k] = old_requests.contains(k) ? old_requests[k] : json(nullptr);
-    for (const auto& [k, v] : want->second.items())
-      back_lim[k] = old_limits.contains(k) ? old_limits[k] : json(nullptr);
+      back_req[k] = old_requests.contains(k) ? old_requests[k] : old_limits[k];
+    for (const auto& [k, v] : want->second.items()) back_lim[k] = old_limits[k];
     auto undo = patchResources(*pod, back_req, back_lim);
     return fail(done.error().code, "{}{}", done.error().message,
                 undo ? " (previous resources restored)"
@@ -496,7 +496,9 @@ class ResizeBackend final : public Backend {
   // The requests and limits that give the container `target`, keeping what makes its QoS class:
   // the allocation is the limit (the request where there is none, as current() reads it); a
   // request below its limit keeps its share of the limit (as the VPA scales limits with requests),
-  // a request-only resource stays request-only, and one with neither gets both.
+  // and a request-only resource stays request-only. A resource with neither is refused: a resize
+  // may not remove a request or limit once set (Kubernetes docs, "Resize CPU and Memory Resources
+  // assigned to Containers", Limitations), so nothing could roll it back.
   static Result<std::pair<json, json>> resizedResources(const json& container, const Allocation& target) {
     const json res = container.value("resources", json::object());
     const json req = res.value("requests", json::object()), lim = res.value("limits", json::object());
@@ -519,9 +521,14 @@ class ResizeBackend final : public Backend {
         }
         limits[k] = text(t);
         requests[k] = text(t * share);
-      } else {
+      } else if (has_req) {
         requests[k] = text(t);
-        if (!has_req) limits[k] = text(t);
+      } else {
+        return fail(ErrorCode::kInvalidArgument,
+                    "it has no {0} request or limit, and a resize that adds one cannot be rolled "
+                    "back (Kubernetes refuses to remove a request or limit once set): give the "
+                    "container a {0} request in its spec first",
+                    k);
       }
     }
     return std::pair{requests, limits};
