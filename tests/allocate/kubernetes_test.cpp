@@ -70,6 +70,7 @@ class FakeApiServer {
   enum class Kubelet { kCompletes, kInProgressOnce, kInfeasible, kDeferredUntilTimeout };
   Kubelet kubelet = Kubelet::kCompletes;
   json pod, vpa;
+  std::vector<json> first_events;  // streamed at the start of the next watch
 
   FakeApiServer() {
     pod = json::parse(R"({
@@ -110,7 +111,7 @@ class FakeApiServer {
         res.set_content(R"({"kind":"Status","message":"bad watch"})", "application/json");
         return;
       }
-      std::vector<json> events;
+      std::vector<json> events = std::exchange(first_events, {});
       auto with = [this](json condition) {
         json view = pod;
         view["status"]["conditions"].push_back(std::move(condition));
@@ -426,6 +427,69 @@ TEST(K8sResize, WorkloadErrorsNameThePod) {
   io[Resource::kDiskIo] = 1e6;
   EXPECT_FALSE(b->apply("shop/web-0/app", io));
   EXPECT_TRUE(api.patches().empty());
+}
+
+// An answer with a field of an unexpected type or without spec.containers is an error naming the
+// pod, the field and the container. Before, json::value() threw a type_error naming none of them,
+// which `foresight allocate` reported as an internal error (exit 70).
+TEST(K8sResize, AnUnexpectedAnswerNamesTheFieldAndTheContainer) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls());
+  auto expectError = [&](const std::string& field) {
+    Result<Allocation> cur = Allocation{};
+    EXPECT_NO_THROW(cur = b->current("shop/web-0/app"));
+    ASSERT_FALSE(cur);
+    EXPECT_EQ(cur.error().code, ErrorCode::kParse);
+    EXPECT_NE(cur.error().message.find("pod shop/web-0: unexpected answer from the API server: " +
+                                       field), std::string::npos) << cur.error().message;
+  };
+  const json good = api.pod;
+  api.pod["spec"]["containers"][1]["resources"]["limits"] = "1";
+  expectError("spec.containers[1].resources.limits (container sidecar) is a string, expected an object");
+  api.pod = good;
+  api.pod["spec"]["containers"][0]["name"] = 7;
+  expectError("spec.containers[0].name is a number, expected a string");
+  api.pod = good;
+  api.pod["status"]["conditions"] = json::object();
+  expectError("status.conditions is an object, expected an array");
+  api.pod = good;
+  api.pod.erase("spec");
+  expectError("no spec.containers");
+
+  // In a watch event, while waiting for the kubelet: the resize is put back.
+  api.pod = good;
+  api.first_events = {json::parse(R"({"type": "MODIFIED", "object": {"status": {"conditions": [
+      {"type": "PodResizeInProgress", "status": true}]}}})")};
+  Allocation t;
+  t[Resource::kCpu] = 1;
+  Status st = ok();
+  EXPECT_NO_THROW(st = b->apply("shop/web-0/app", t));
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("pod shop/web-0/app: watch event: unexpected answer from the "
+                                    "API server: object.status.conditions[0].status is a boolean, "
+                                    "expected a string"),
+            std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("previous resources restored"), std::string::npos);
+  EXPECT_EQ(api.pod["spec"]["containers"][0]["resources"], good["spec"]["containers"][0]["resources"]);
+}
+
+TEST(K8sVpa, AnUnexpectedAnswerNamesTheFieldAndTheContainer) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls("vpa"));
+  api.vpa["spec"]["recommenders"] = "foresight";
+  Result<Allocation> cur = Allocation{};
+  EXPECT_NO_THROW(cur = b->current("shop/web/app"));
+  ASSERT_FALSE(cur);
+  EXPECT_NE(cur.error().message.find("VPA shop/web container app: unexpected answer from the API "
+                                     "server: spec.recommenders is a string, expected an array"),
+            std::string::npos) << cur.error().message;
+  api.vpa["spec"]["recommenders"] = json::parse(R"([{"name": "foresight"}])");
+  api.vpa["status"]["recommendation"]["containerRecommendations"][0]["target"] = json::array();
+  EXPECT_NO_THROW(cur = b->current("shop/web/app"));
+  ASSERT_FALSE(cur);
+  EXPECT_NE(cur.error().message.find("status.recommendation.containerRecommendations[0].target "
+                                     "(container sidecar) is an array, expected an object"),
+            std::string::npos) << cur.error().message;
 }
 
 TEST(K8sVpa, WritesTheRecommendationIntoStatus) {
