@@ -107,7 +107,7 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
         errors[g] = split.error();
         return;
       }
-      fold_options.informative_probes = *split;
+      if (*split) fold_options.informative_probes = **split;
     }
     auto matcher = Matcher::train(t, train, fold_options);
     if (!matcher) {
@@ -207,11 +207,14 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
   return report;
 }
 
-Result<std::size_t> selectInformativeProbes(const OutcomeTable& t,
-                                            const std::vector<std::size_t>& workloads,
-                                            const EvaluationOptions& options) {
+Result<std::optional<std::size_t>> selectInformativeProbes(const OutcomeTable& t,
+                                                           const std::vector<std::size_t>& workloads,
+                                                           const EvaluationOptions& options) {
   const std::size_t k = options.matcher.probes;
-  const std::size_t fallback = options.matcher.informative_probes.value_or((k + 1) / 2);
+  // The default split is the matcher's own: informative_probes as given, else half the budget
+  // capped by the factor model's rank, which is only known once a matcher is trained. So it is
+  // tried and returned as nullopt (a fold's options unchanged), not as a number.
+  const std::optional<std::size_t> fallback = options.matcher.informative_probes;
   if (k <= 1) return fallback;
   // The training workloads alone, as a table of their own.
   OutcomeTable sub = t;
@@ -228,10 +231,10 @@ Result<std::size_t> selectInformativeProbes(const OutcomeTable& t,
   EvaluationOptions inner = options;
   inner.self_tune = false;
   inner.threads = 1;
-  std::size_t best = fallback;
+  std::optional<std::size_t> best = fallback;
   double best_mean = std::numeric_limits<double>::infinity();
-  std::vector<std::size_t> tried;
-  for (std::size_t n : {fallback, std::size_t{1}, k}) {
+  std::vector<std::optional<std::size_t>> tried;
+  for (std::optional<std::size_t> n : {fallback, std::optional<std::size_t>(1), std::optional(k)}) {
     if (std::find(tried.begin(), tried.end(), n) != tried.end()) continue;
     tried.push_back(n);
     inner.matcher.informative_probes = n;

@@ -108,6 +108,30 @@ TEST(Evaluate, SelfTunePicksOneOfTheSplits) {
   }
 }
 
+// Self-tuning's default split is the matcher's own, capped by the factor model's rank. Here each
+// fold trains on one group, so the inner evaluation cannot choose and the default stands; with one
+// group the factor model has rank 0 and no probe is informative. Before, the default split tried
+// and kept was half the budget (2), ignoring the cap.
+TEST(Evaluate, SelfTunesDefaultSplitHonoursTheRankCap) {
+  auto t = testing::amdahlTable(4, 3);  // groups g0, g1
+  EvaluationOptions opt;
+  opt.group_by = "app";
+  opt.matcher.probes = 3;
+  opt.matcher.ensemble = 2;
+  opt.matcher.rounds = 30;
+  auto plain = evaluate(t, opt);
+  ASSERT_TRUE(plain) << plain.error().message;
+  opt.self_tune = true;
+  auto tuned = evaluate(t, opt);
+  ASSERT_TRUE(tuned) << tuned.error().message;
+  ASSERT_EQ(tuned->workloads.size(), plain->workloads.size());
+  for (std::size_t i = 0; i < plain->workloads.size(); ++i) {
+    EXPECT_EQ(plain->workloads[i].informative_probes, 0u);
+    EXPECT_EQ(tuned->workloads[i].informative_probes, plain->workloads[i].informative_probes)
+        << tuned->workloads[i].workload;
+  }
+}
+
 TEST(Evaluate, GroupByNeedsTheColumn) {
   auto t = testing::amdahlTable(4, 1);
   EvaluationOptions opt;
