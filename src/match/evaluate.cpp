@@ -99,22 +99,36 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
     std::vector<std::size_t> train, held;
     for (std::size_t w = 0; w < t.workloads.size(); ++w)
       (group_of[w] == groups[g] ? held : train).push_back(w);
+    // The fold's matcher and best-on-average know the prices the training runs imply, not those
+    // the held-out group's own costs would add; its choice is still scored on all of them.
+    OutcomeTable known = t;
+    implyPrices(known, train);
+    if (t.objective == Objective::kCost)
+      for (std::size_t e = 0; e < t.environments.size(); ++e)
+        if (std::isnan(known.price_per_hour[e])) {
+          errors[g] = Error{ErrorCode::kInvalidArgument,
+                            fmt::format("environment '{}' has no price, and only the runs of "
+                                        "held-out group '{}' have a cost there to imply one: give "
+                                        "its price_per_hour or use --objective runtime",
+                                        t.environments[e].id, groups[g])};
+          return;
+        }
     auto fold_options = options.matcher;
     fold_options.group_by = options.group_by;  // inner model selection holds out as we do
     if (options.self_tune) {
-      auto split = selectInformativeProbes(t, train, options);
+      auto split = selectInformativeProbes(known, train, options);
       if (!split) {
         errors[g] = split.error();
         return;
       }
-      fold_options.informative_probes = *split;
+      if (*split) fold_options.informative_probes = **split;
     }
-    auto matcher = Matcher::train(t, train, fold_options);
+    auto matcher = Matcher::train(known, train, fold_options);
     if (!matcher) {
       errors[g] = matcher.error();
       return;
     }
-    const auto on_average = rankOnAverage(t, train);
+    const auto on_average = rankOnAverage(known, train);
     for (auto w : held) {
       auto x = extremes(t, w);
       if (!x) {
@@ -207,11 +221,14 @@ Result<EvaluationReport> evaluate(const OutcomeTable& t, const EvaluationOptions
   return report;
 }
 
-Result<std::size_t> selectInformativeProbes(const OutcomeTable& t,
-                                            const std::vector<std::size_t>& workloads,
-                                            const EvaluationOptions& options) {
+Result<std::optional<std::size_t>> selectInformativeProbes(const OutcomeTable& t,
+                                                           const std::vector<std::size_t>& workloads,
+                                                           const EvaluationOptions& options) {
   const std::size_t k = options.matcher.probes;
-  const std::size_t fallback = options.matcher.informative_probes.value_or((k + 1) / 2);
+  // The default split is the matcher's own: informative_probes as given, else half the budget
+  // capped by the factor model's rank, which is only known once a matcher is trained. So it is
+  // tried and returned as nullopt (a fold's options unchanged), not as a number.
+  const std::optional<std::size_t> fallback = options.matcher.informative_probes;
   if (k <= 1) return fallback;
   // The training workloads alone, as a table of their own.
   OutcomeTable sub = t;
@@ -228,10 +245,10 @@ Result<std::size_t> selectInformativeProbes(const OutcomeTable& t,
   EvaluationOptions inner = options;
   inner.self_tune = false;
   inner.threads = 1;
-  std::size_t best = fallback;
+  std::optional<std::size_t> best = fallback;
   double best_mean = std::numeric_limits<double>::infinity();
-  std::vector<std::size_t> tried;
-  for (std::size_t n : {fallback, std::size_t{1}, k}) {
+  std::vector<std::optional<std::size_t>> tried;
+  for (std::optional<std::size_t> n : {fallback, std::optional<std::size_t>(1), std::optional(k)}) {
     if (std::find(tried.begin(), tried.end(), n) != tried.end()) continue;
     tried.push_back(n);
     inner.matcher.informative_probes = n;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <unordered_map>
 
 namespace foresight::match {
@@ -23,6 +24,27 @@ std::size_t OutcomeTable::workloadIndex(const std::string& id) const {
   return it == workloads.end() ? std::string::npos : static_cast<std::size_t>(it - workloads.begin());
 }
 
+void implyPrices(OutcomeTable& t, const std::vector<std::size_t>& workloads) {
+  for (std::size_t e = 0; e < t.environments.size(); ++e) {
+    if (e >= t.price_implied.size() || !t.price_implied[e]) continue;
+    std::vector<double> v;
+    for (auto w : workloads) {
+      const auto& implied = t.outcomes[w][e].implied_price_per_hour;
+      v.insert(v.end(), implied.begin(), implied.end());
+    }
+    if (v.empty()) {
+      t.price_per_hour[e] = std::numeric_limits<double>::quiet_NaN();
+    } else {
+      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+      t.price_per_hour[e] = v[v.size() / 2];
+    }
+  }
+  for (auto& row : t.outcomes)
+    for (std::size_t e = 0; e < t.environments.size(); ++e)
+      if (auto& o = row[e]; o.has_run && o.cost_from_price)
+        o.cost = o.runtime_s / 3600 * t.price_per_hour[e];
+}
+
 Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objective,
                                        std::optional<double> deadline_s,
                                        const std::string& purchase_option) {
@@ -38,7 +60,6 @@ Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objectiv
     if (workload_of.emplace(run.workload, t.workloads.size()).second) t.workloads.push_back(run.workload);
   if (t.workloads.empty()) return fail(ErrorCode::kInvalidArgument, "no runs in the history");
   t.outcomes.assign(t.workloads.size(), std::vector<Outcome>(m));
-  std::vector<std::vector<double>> implied_price(m);  // from runs that carry a cost
   // Repeated runs of a workload on an environment: it counts as completing when most runs did,
   // with the geometric mean runtime of those that completed (runtimes are noisy multiplicatively).
   struct Cell {
@@ -67,7 +88,7 @@ Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objectiv
       ++c.costs_all, c.cost_all += *run.cost;
       if (done) {
         ++c.costs_done, c.cost_done += *run.cost;
-        implied_price[e].push_back(*run.cost / run.runtime_s * 3600);
+        t.outcomes[w][e].implied_price_per_hour.push_back(*run.cost / run.runtime_s * 3600);
       }
     }
   }
@@ -84,22 +105,16 @@ Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objectiv
                                        : std::exp(c.log_runtime / c.completed);
       if (o.completed && c.costs_done) o.cost = c.cost_done / c.costs_done;
       else if (!o.completed && c.costs_all) o.cost = c.cost_all / c.costs_all;
+      else o.cost_from_price = true;
     }
   t.price_per_hour.assign(m, std::numeric_limits<double>::quiet_NaN());
-  for (std::size_t e = 0; e < m; ++e) {
-    if (auto p = data.catalog.price(t.environments[e], purchase_option)) {
-      t.price_per_hour[e] = *p;
-    } else if (!implied_price[e].empty()) {
-      auto& v = implied_price[e];
-      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-      t.price_per_hour[e] = v[v.size() / 2];
-    }
-  }
-  for (std::size_t w = 0; w < t.workloads.size(); ++w)
-    for (std::size_t e = 0; e < m; ++e) {
-      auto& o = t.outcomes[w][e];
-      if (o.has_run && std::isnan(o.cost)) o.cost = o.runtime_s / 3600 * t.price_per_hour[e];
-    }
+  t.price_implied.assign(m, true);
+  for (std::size_t e = 0; e < m; ++e)
+    if (auto p = data.catalog.price(t.environments[e], purchase_option))
+      t.price_per_hour[e] = *p, t.price_implied[e] = false;
+  std::vector<std::size_t> all(t.workloads.size());
+  std::iota(all.begin(), all.end(), std::size_t{0});
+  implyPrices(t, all);
   if (objective == Objective::kCost) {
     for (std::size_t e = 0; e < m; ++e) {
       if (std::isnan(t.price_per_hour[e]))

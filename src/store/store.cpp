@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "foresight/core/log.h"
+
 namespace foresight::store {
 namespace {
 
@@ -237,9 +239,27 @@ Status Store::applyRetention(std::int64_t now_ms, const Retention& r) {
   // Whole buckets only: a bucket is averaged once all of its raw samples are past retention.
   const std::int64_t raw_cut = (now_ms - r.raw_seconds * 1000) / bucket_ms * bucket_ms;
   if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
+  // A raw sample that arrives after its bucket was averaged (a clock stepped back, a late import)
+  // is dropped: the bucket's mean of the samples it was made from stands. It cannot be merged in,
+  // as a bucket does not keep how many samples it averages.
+  Stmt late;
+  sqlite3_prepare_v2(db_.get(),
+                     "SELECT count(*) FROM samples r WHERE r.resolution_ms = 0 AND r.time_ms < ?2 AND "
+                     "EXISTS (SELECT 1 FROM samples d WHERE d.workload = r.workload AND "
+                     "d.resolution_ms = ?1 AND d.time_ms = (r.time_ms / ?1) * ?1)", -1, &late.s, nullptr);
+  sqlite3_bind_int64(late.s, 1, bucket_ms);
+  sqlite3_bind_int64(late.s, 2, raw_cut);
+  if (sqlite3_step(late.s) != SQLITE_ROW) {
+    auto e = FS_SQL_FAIL("retention");
+    exec("ROLLBACK");
+    return e;
+  }
+  if (const auto n = sqlite3_column_int64(late.s, 0))
+    spdlog::warn("{}: {} raw sample(s) arrived after their {} s bucket was averaged; dropped, the "
+                 "bucket kept", file_.string(), n, r.bucket_seconds);
   Stmt agg;
   sqlite3_prepare_v2(db_.get(),
-                     "INSERT OR REPLACE INTO samples(workload,resolution_ms,time_ms,cpu,memory,disk_io,network) "
+                     "INSERT OR IGNORE INTO samples(workload,resolution_ms,time_ms,cpu,memory,disk_io,network) "
                      "SELECT workload, ?1, (time_ms / ?1) * ?1, avg(cpu), avg(memory), avg(disk_io), "
                      "avg(network) FROM samples WHERE resolution_ms = 0 AND time_ms < ?2 "
                      "GROUP BY workload, time_ms / ?1", -1, &agg.s, nullptr);

@@ -42,20 +42,26 @@ struct Request {
   httplib::Params params;
 };
 
-// A strategic merge of spec.containers[].resources, enough for the resize patches sent here.
-void mergeResources(json& pod, const json& patch) {
+// A strategic merge of spec.containers[].resources, enough for the resize patches sent here. As the
+// API server, it refuses to remove a request or limit (a null) that is set; returns the refusal.
+std::string mergeResources(json& pod, const json& patch) {
+  json merged = pod;
   for (const auto& pc : patch["spec"]["containers"]) {
-    for (auto& c : pod["spec"]["containers"]) {
+    for (auto& c : merged["spec"]["containers"]) {
       if (c["name"] != pc["name"]) continue;
       for (const char* kind : {"requests", "limits"}) {
         if (!pc["resources"].contains(kind)) continue;
         for (const auto& [k, v] : pc["resources"][kind].items()) {
-          if (v.is_null()) c["resources"][kind].erase(k);
-          else c["resources"][kind][k] = v;
+          if (!v.is_null()) c["resources"][kind][k] = v;
+          else if (c["resources"][kind].contains(k))
+            return fmt::format("Pod \"web-0\" is invalid: spec.containers[].resources.{}: "
+                               "Forbidden: resource {} cannot be removed", kind, kind);
         }
       }
     }
   }
+  pod = merged;
+  return "";
 }
 
 class FakeApiServer {
@@ -64,6 +70,7 @@ class FakeApiServer {
   enum class Kubelet { kCompletes, kInProgressOnce, kInfeasible, kDeferredUntilTimeout };
   Kubelet kubelet = Kubelet::kCompletes;
   json pod, vpa;
+  std::vector<json> first_events;  // streamed at the start of the next watch
 
   FakeApiServer() {
     pod = json::parse(R"({
@@ -104,7 +111,7 @@ class FakeApiServer {
         res.set_content(R"({"kind":"Status","message":"bad watch"})", "application/json");
         return;
       }
-      std::vector<json> events;
+      std::vector<json> events = std::exchange(first_events, {});
       auto with = [this](json condition) {
         json view = pod;
         view["status"]["conditions"].push_back(std::move(condition));
@@ -149,7 +156,11 @@ class FakeApiServer {
         res.set_content(R"({"message":"unsupported media type"})", "application/json");
         return;
       }
-      mergeResources(pod, json::parse(req.body));
+      if (auto refused = mergeResources(pod, json::parse(req.body)); !refused.empty()) {
+        res.status = 422;
+        res.set_content(json{{"kind", "Status"}, {"message", refused}}.dump(), "application/json");
+        return;
+      }
       pending_ = true;
       res.set_content(pod.dump(), "application/json");
     });
@@ -311,13 +322,45 @@ TEST(K8sResize, KeepsThePodsQosClass) {
   EXPECT_EQ(json::parse(api.patches()[1].body)["spec"]["containers"][0]["resources"],
             json::parse(R"({"requests":{"memory":"134217728"},"limits":{}})"));
 
-  // BestEffort: any request would make it Burstable.
+  // BestEffort: any request would make it Burstable (refused as a resource with neither, below).
   for (auto& c : api.pod["spec"]["containers"]) c["resources"] = json::object();
   st = b->apply("shop/web-0/app", t);
   ASSERT_FALSE(st);
-  EXPECT_NE(st.error().message.find("would make the pod Burstable (it is BestEffort)"), std::string::npos)
+  EXPECT_NE(st.error().message.find("has no cpu request or limit"), std::string::npos)
       << st.error().message;
   EXPECT_EQ(api.patches().size(), 2u);
+}
+
+// A resize may not remove a request or limit once set (the Kubernetes task page's Limitations), so
+// one that adds them to a resource with neither could not be rolled back: it is refused before any
+// PATCH. Before, it was sent, and its rollback (a patch of nulls, or `history --rollback` asking
+// for "unlimited") could only fail.
+TEST(K8sResize, AResourceWithNeitherRequestNorLimitIsRefusedUpFront) {
+  FakeApiServer api;  // the sidecar has a cpu request and no memory request or limit
+  auto b = makeBackend(api.access(), fastPolls());
+  Allocation m;
+  m[Resource::kMemory] = 128 * kMiB;
+  auto st = b->apply("shop/web-0/sidecar", m);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.error().message.find("pod shop/web-0/sidecar: it has no memory request or limit"),
+            std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("cannot be rolled back"), std::string::npos)
+      << st.error().message;
+  EXPECT_TRUE(api.patches().empty());
+  EXPECT_FALSE(api.pod["spec"]["containers"][1]["resources"].contains("limits"));
+
+  // Its cpu, request-only, is resized and rolls back to the previous request.
+  Allocation c;
+  c[Resource::kCpu] = 0.2;
+  api.kubelet = FakeApiServer::Kubelet::kDeferredUntilTimeout;
+  st = b->apply("shop/web-0/sidecar", c);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("previous resources restored"), std::string::npos)
+      << st.error().message;
+  ASSERT_EQ(api.patches().size(), 2u);
+  EXPECT_EQ(api.pod["spec"]["containers"][1]["resources"],
+            json::parse(R"({"requests": {"cpu": "100m"}})"));
 }
 
 TEST(K8sResize, InfeasibleResizePutsThePreviousResourcesBack) {
@@ -384,6 +427,69 @@ TEST(K8sResize, WorkloadErrorsNameThePod) {
   io[Resource::kDiskIo] = 1e6;
   EXPECT_FALSE(b->apply("shop/web-0/app", io));
   EXPECT_TRUE(api.patches().empty());
+}
+
+// An answer with a field of an unexpected type or without spec.containers is an error naming the
+// pod, the field and the container. Before, json::value() threw a type_error naming none of them,
+// which `foresight allocate` reported as an internal error (exit 70).
+TEST(K8sResize, AnUnexpectedAnswerNamesTheFieldAndTheContainer) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls());
+  auto expectError = [&](const std::string& field) {
+    Result<Allocation> cur = Allocation{};
+    EXPECT_NO_THROW(cur = b->current("shop/web-0/app"));
+    ASSERT_FALSE(cur);
+    EXPECT_EQ(cur.error().code, ErrorCode::kParse);
+    EXPECT_NE(cur.error().message.find("pod shop/web-0: unexpected answer from the API server: " +
+                                       field), std::string::npos) << cur.error().message;
+  };
+  const json good = api.pod;
+  api.pod["spec"]["containers"][1]["resources"]["limits"] = "1";
+  expectError("spec.containers[1].resources.limits (container sidecar) is a string, expected an object");
+  api.pod = good;
+  api.pod["spec"]["containers"][0]["name"] = 7;
+  expectError("spec.containers[0].name is a number, expected a string");
+  api.pod = good;
+  api.pod["status"]["conditions"] = json::object();
+  expectError("status.conditions is an object, expected an array");
+  api.pod = good;
+  api.pod.erase("spec");
+  expectError("no spec.containers");
+
+  // In a watch event, while waiting for the kubelet: the resize is put back.
+  api.pod = good;
+  api.first_events = {json::parse(R"({"type": "MODIFIED", "object": {"status": {"conditions": [
+      {"type": "PodResizeInProgress", "status": true}]}}})")};
+  Allocation t;
+  t[Resource::kCpu] = 1;
+  Status st = ok();
+  EXPECT_NO_THROW(st = b->apply("shop/web-0/app", t));
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("pod shop/web-0/app: watch event: unexpected answer from the "
+                                    "API server: object.status.conditions[0].status is a boolean, "
+                                    "expected a string"),
+            std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("previous resources restored"), std::string::npos);
+  EXPECT_EQ(api.pod["spec"]["containers"][0]["resources"], good["spec"]["containers"][0]["resources"]);
+}
+
+TEST(K8sVpa, AnUnexpectedAnswerNamesTheFieldAndTheContainer) {
+  FakeApiServer api;
+  auto b = makeBackend(api.access(), fastPolls("vpa"));
+  api.vpa["spec"]["recommenders"] = "foresight";
+  Result<Allocation> cur = Allocation{};
+  EXPECT_NO_THROW(cur = b->current("shop/web/app"));
+  ASSERT_FALSE(cur);
+  EXPECT_NE(cur.error().message.find("VPA shop/web container app: unexpected answer from the API "
+                                     "server: spec.recommenders is a string, expected an array"),
+            std::string::npos) << cur.error().message;
+  api.vpa["spec"]["recommenders"] = json::parse(R"([{"name": "foresight"}])");
+  api.vpa["status"]["recommendation"]["containerRecommendations"][0]["target"] = json::array();
+  EXPECT_NO_THROW(cur = b->current("shop/web/app"));
+  ASSERT_FALSE(cur);
+  EXPECT_NE(cur.error().message.find("status.recommendation.containerRecommendations[0].target "
+                                     "(container sidecar) is an array, expected an object"),
+            std::string::npos) << cur.error().message;
 }
 
 TEST(K8sVpa, WritesTheRecommendationIntoStatus) {

@@ -108,6 +108,83 @@ TEST(Evaluate, SelfTunePicksOneOfTheSplits) {
   }
 }
 
+// Self-tuning's default split is the matcher's own, capped by the factor model's rank. Here each
+// fold trains on one group, so the inner evaluation cannot choose and the default stands; with one
+// group the factor model has rank 0 and no probe is informative. Before, the default split tried
+// and kept was half the budget (2), ignoring the cap.
+TEST(Evaluate, SelfTunesDefaultSplitHonoursTheRankCap) {
+  auto t = testing::amdahlTable(4, 3);  // groups g0, g1
+  EvaluationOptions opt;
+  opt.group_by = "app";
+  opt.matcher.probes = 3;
+  opt.matcher.ensemble = 2;
+  opt.matcher.rounds = 30;
+  auto plain = evaluate(t, opt);
+  ASSERT_TRUE(plain) << plain.error().message;
+  opt.self_tune = true;
+  auto tuned = evaluate(t, opt);
+  ASSERT_TRUE(tuned) << tuned.error().message;
+  ASSERT_EQ(tuned->workloads.size(), plain->workloads.size());
+  for (std::size_t i = 0; i < plain->workloads.size(); ++i) {
+    EXPECT_EQ(plain->workloads[i].informative_probes, 0u);
+    EXPECT_EQ(tuned->workloads[i].informative_probes, plain->workloads[i].informative_probes)
+        << tuned->workloads[i].workload;
+  }
+}
+
+// Environments without a listed price are priced from their runs' costs. In a fold, the held-out
+// workload's own costs must not set that price: here its five runs on A imply 360 $/h and the
+// other workloads' 36 $/h (B: 72 $/h for all), and runtimes are the same everywhere, so the matcher
+// chooses A for it on the training workloads' prices. Before, the median over every run (360) made
+// it choose B, which its own costs make the best: the held-out outcome leaked into its choice.
+TEST(Evaluate, PricesImpliedFromCostsLeaveTheHeldOutWorkloadsRunsOut) {
+  MatchData d;
+  for (const char* id : {"A", "B"}) {
+    Environment e;
+    e.id = id;
+    e.numbers["nodes"] = 1;
+    d.catalog.environments.push_back(e);
+  }
+  auto run = [&](const std::string& w, const std::string& env, std::optional<double> cost) {
+    match::Run r;
+    r.workload = w;
+    r.env = env;
+    r.completed = true;
+    r.runtime_s = 100;
+    r.cost = cost;
+    d.history.runs.push_back(r);
+  };
+  for (int i = 0; i < 5; ++i) run("held", "A", 10);
+  run("held", "B", 2);
+  for (const char* w : {"w1", "w2"}) run(w, "A", 1), run(w, "B", 2);
+  auto t = buildOutcomeTable(d, Objective::kCost, std::nullopt);
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_DOUBLE_EQ(t->price_per_hour[0], 360);  // the whole history's median
+  EvaluationOptions opt;
+  opt.matcher.probes = 0;
+  opt.matcher.ensemble = 2;
+  opt.matcher.rounds = 10;
+  auto r = evaluate(*t, opt);
+  ASSERT_TRUE(r) << r.error().message;
+  const auto held = std::find_if(r->workloads.begin(), r->workloads.end(),
+                                 [](const WorkloadScore& s) { return s.workload == "held"; });
+  ASSERT_NE(held, r->workloads.end());
+  EXPECT_EQ(held->chosen, "A");
+  EXPECT_EQ(held->best, "B");
+  EXPECT_DOUBLE_EQ(held->regret, 4);  // scored on its own costs: 10 vs 2
+
+  // Where only the held-out workload's runs carry a cost, the fold has no price to choose by.
+  for (auto& x : d.history.runs)
+    if (x.workload != "held") x.cost.reset();
+  t = buildOutcomeTable(d, Objective::kCost, std::nullopt);
+  ASSERT_TRUE(t) << t.error().message;
+  r = evaluate(*t, opt);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("environment 'A' has no price, and only the runs of held-out "
+                                   "group 'held' have a cost there"), std::string::npos)
+      << r.error().message;
+}
+
 TEST(Evaluate, GroupByNeedsTheColumn) {
   auto t = testing::amdahlTable(4, 1);
   EvaluationOptions opt;

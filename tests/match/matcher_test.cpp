@@ -28,8 +28,13 @@ TEST(ChooseProbes, PicksTheMostInformativeEnvironment) {
     t.workloads.push_back(std::string("w").append(std::to_string(w)));
     const double base = 5 + n01(rng), a = n01(rng);
     std::vector<Outcome> row;
-    for (int e = 0; e < 5; ++e)
-      row.push_back({true, true, std::exp(base + 0.2 * a * u[e] + 0.1 * n01(rng)), 0});
+    for (int e = 0; e < 5; ++e) {
+      Outcome o;
+      o.has_run = o.completed = true;
+      o.runtime_s = std::exp(base + 0.2 * a * u[e] + 0.1 * n01(rng));
+      o.cost = 0;
+      row.push_back(o);
+    }
     t.outcomes.push_back(row);
   }
   EXPECT_EQ(Matcher::chooseProbes(t, all(t), 1), std::vector<std::size_t>{4});

@@ -77,6 +77,26 @@ TEST(Store, RetentionDownsamplesIntoBucketMeansThenDrops) {
   EXPECT_EQ((*b)[0].time_ms, 240'000);
 }
 
+// A raw sample that arrives after its bucket was averaged is dropped; the bucket keeps the mean of
+// the samples it was made from. Before, the next retention replaced the bucket with the late
+// sample alone.
+TEST(Store, RetentionKeepsABucketAgainstALateSample) {
+  auto st = Store::open(freshDb("late"));
+  ASSERT_TRUE(st);
+  ASSERT_TRUE(st->addSamples({{"w", 0, {1, 10, NAN, 0}}, {"w", 30'000, {3, 30, NAN, 0}}}));
+  Retention r{.raw_seconds = 100, .bucket_seconds = 60, .downsampled_seconds = 100000,
+              .fingerprint_seconds = 100000};
+  ASSERT_TRUE(st->applyRetention(400'000, r));
+  ASSERT_TRUE(st->addSamples({{"w", 45'000, {100, 1000, NAN, 0}}}));  // late, in bucket 0
+  ASSERT_TRUE(st->applyRetention(400'000, r));
+  auto b = st->samples("w", 0, 1'000'000, 60'000);
+  ASSERT_TRUE(b);
+  ASSERT_EQ(b->size(), 1u);
+  EXPECT_DOUBLE_EQ((*b)[0].usage[0], 2);
+  EXPECT_DOUBLE_EQ((*b)[0].usage[1], 20);
+  EXPECT_TRUE(st->samples("w", 0, 1'000'000, 0)->empty());  // the late sample is gone
+}
+
 // A version 1 database as that schema wrote it (times and bucket sizes in seconds), with `more`
 // further raw samples of workload 'w' at 2000 s and later.
 void writeVersion1(const fs::path& p, int more = 0) {

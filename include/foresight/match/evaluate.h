@@ -57,11 +57,13 @@ struct EvaluationOptions {
   bool self_tune = false;
 };
 
-// How a fold's matcher splits its probes when self-tuning: the candidate with the lowest inner
-// mean regret (ties: the default split).
-Result<std::size_t> selectInformativeProbes(const OutcomeTable& table,
-                                            const std::vector<std::size_t>& workloads,
-                                            const EvaluationOptions& options);
+// How a fold's matcher splits its probes when self-tuning: the candidate (the default split, 1,
+// all) with the lowest inner mean regret (ties: the default split). nullopt: the default split,
+// options.matcher.informative_probes as given (unset: half the budget capped by the factor
+// model's rank, as Matcher::train resolves it).
+Result<std::optional<std::size_t>> selectInformativeProbes(const OutcomeTable& table,
+                                                           const std::vector<std::size_t>& workloads,
+                                                           const EvaluationOptions& options);
 
 // Every environment, by mean regret over the given workloads, lowest first (ties in catalog
 // order); best-on-average is the first a workload has a run on.

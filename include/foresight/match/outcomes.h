@@ -20,6 +20,10 @@ struct Outcome {
   bool completed = false;
   double runtime_s = std::numeric_limits<double>::quiet_NaN();
   double cost = std::numeric_limits<double>::quiet_NaN();
+  // $/hour that its completed runs with a cost imply (cost / runtime), for an environment without
+  // a listed price; and whether `cost` is runtime × the environment's price (no run had one).
+  std::vector<double> implied_price_per_hour;
+  bool cost_from_price = false;
 };
 
 struct OutcomeTable {
@@ -28,6 +32,8 @@ struct OutcomeTable {
   // $/hour per environment: its price, or when it has none, the median of cost/runtime over its
   // runs; NaN when neither is known (then the cost objective is unavailable).
   std::vector<double> price_per_hour;
+  // Per environment: price_per_hour is implied from runs' costs (empty: every price is given).
+  std::vector<bool> price_implied;
   std::vector<std::vector<Outcome>> outcomes;  // [workload][environment]
   std::vector<std::map<std::string, double>> fingerprints;  // [workload], may be empty
   std::vector<std::map<std::string, std::string>> info;     // [workload]
@@ -45,6 +51,11 @@ struct OutcomeTable {
            (!deadline_s || o.runtime_s <= *deadline_s);
   }
 };
+
+// Sets the price of each environment without a listed price to the median that the given
+// workloads' runs imply (NaN when none of them has a completed run with a cost there), and the
+// costs derived from it: what a matcher trained on those workloads alone can know.
+void implyPrices(OutcomeTable& table, const std::vector<std::size_t>& workloads);
 
 Result<OutcomeTable> buildOutcomeTable(const MatchData& data, Objective objective,
                                        std::optional<double> deadline_s,

@@ -62,7 +62,8 @@ class Store {
                                                       std::int64_t from_ms, std::int64_t to_ms);
   Result<std::vector<std::string>> workloads();
   // Averages full-resolution samples older than now - raw_seconds into buckets, then deletes
-  // what is past each retention. One transaction.
+  // what is past each retention. One transaction. A raw sample in a bucket averaged before
+  // (it arrived late) is dropped with a warning; the bucket is kept.
   Status applyRetention(std::int64_t now_ms, const Retention& r);
 
  private:

@@ -346,6 +346,45 @@ std::string apiMessage(const Response& r) {
   return r.body.dump();
 }
 
+// The API server's answer must hold the fields read from it in the types read (json::value()
+// throws a type_error naming no field otherwise, which ended the command as an internal error).
+// `shape` mirrors what is read: an object's keys give their values' shapes (an absent key passes:
+// its reader has a default), an array's one element every element's, "" a string; an empty object
+// or array leaves its contents to their reader (quantities: quantityOf). The error names the field
+// and, inside a container's entry, the container.
+Status checkShape(const json& v, const json& shape, const std::string& path = "",
+                  const std::string& container = "") {
+  if (v.type() != shape.type())
+    return fail(ErrorCode::kParse, "unexpected answer from the API server: {}{} is {} {}, expected {}",
+                path, container.empty() ? "" : " (container " + container + ")",
+                v.is_object() || v.is_array() ? "an" : "a", v.type_name(),
+                shape.is_object() ? "an object" : shape.is_array() ? "an array" : "a string");
+  if (shape.is_object()) {
+    for (const auto& [k, sub] : shape.items())
+      if (v.contains(k))
+        if (auto st = checkShape(v[k], sub, path.empty() ? k : path + "." + k, container); !st)
+          return st;
+  } else if (shape.is_array() && !shape.empty()) {
+    // containers, containerStatuses, containerPolicies, ...: entries named by container
+    const bool containers = path.substr(path.rfind('.') + 1).starts_with("container");
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      std::string name = container;
+      for (const char* key : {"name", "containerName"})
+        if (containers && v[i].is_object() && v[i].contains(key) && v[i][key].is_string())
+          name = v[i][key].get<std::string>();
+      if (auto st = checkShape(v[i], shape[0], fmt::format("{}[{}]", path, i), name); !st) return st;
+    }
+  }
+  return ok();
+}
+
+// What the resize backend reads of a pod (from a GET or a watch event).
+const json kPodShape = json::parse(R"({
+  "metadata": {"resourceVersion": ""},
+  "spec": {"containers": [{"name": "", "resources": {"requests": {}, "limits": {}}}]},
+  "status": {"conditions": [{"type": "", "status": "", "reason": "", "message": ""}],
+             "containerStatuses": [{"name": "", "resources": {"requests": {}, "limits": {}}}]}})");
+
 // Reads a {cpu, memory} quantity map into an allocation; an error names `field`.key.
 Result<Allocation> resourcesOf(const json& list, std::string_view field) {
   Allocation a;
@@ -404,6 +443,9 @@ class ResizeBackend final : public Backend {
     if (r->status != 200)
       return fail(ErrorCode::kUnavailable, "{}: no usage from the metrics API ({}): {}", what,
                   r->status, apiMessage(*r));
+    if (auto st = checkShape(r->body, json::parse(R"({"containers": [{"name": "", "usage": {}}]})"));
+        !st)
+      return fail(st.error().code, "{}: metrics API: {}", what, st.error().message);
     const json containers = r->body.value("containers", json::array());
     for (const auto& c : containers)
       if (parts.size() == 3 ? c.value("name", "") == parts[2] : containers.size() == 1)
@@ -452,12 +494,12 @@ class ResizeBackend final : public Backend {
     if (!st) return st;
     auto done = waitForResize(*pod, target);
     if (done) return ok();
-    // Put back what was there; a null in a strategic merge patch removes a key that was absent.
+    // Put back what was there. Every key written was there before (resizedResources refuses a
+    // resource with neither), but a request only where the API server defaults it to the limit.
     json back_req = json::object(), back_lim = json::object();
     for (const auto& [k, v] : want->first.items())
-      back_req[k] = old_requests.contains(k) ? old_requests[k] : json(nullptr);
-    for (const auto& [k, v] : want->second.items())
-      back_lim[k] = old_limits.contains(k) ? old_limits[k] : json(nullptr);
+      back_req[k] = old_requests.contains(k) ? old_requests[k] : old_limits[k];
+    for (const auto& [k, v] : want->second.items()) back_lim[k] = old_limits[k];
     auto undo = patchResources(*pod, back_req, back_lim);
     return fail(done.error().code, "{}{}", done.error().message,
                 undo ? " (previous resources restored)"
@@ -496,7 +538,9 @@ class ResizeBackend final : public Backend {
   // The requests and limits that give the container `target`, keeping what makes its QoS class:
   // the allocation is the limit (the request where there is none, as current() reads it); a
   // request below its limit keeps its share of the limit (as the VPA scales limits with requests),
-  // a request-only resource stays request-only, and one with neither gets both.
+  // and a request-only resource stays request-only. A resource with neither is refused: a resize
+  // may not remove a request or limit once set (Kubernetes docs, "Resize CPU and Memory Resources
+  // assigned to Containers", Limitations), so nothing could roll it back.
   static Result<std::pair<json, json>> resizedResources(const json& container, const Allocation& target) {
     const json res = container.value("resources", json::object());
     const json req = res.value("requests", json::object()), lim = res.value("limits", json::object());
@@ -510,18 +554,23 @@ class ResizeBackend final : public Backend {
       const bool has_lim = lim.contains(k) && !lim[k].is_null();
       if (has_lim) {
         auto l = quantityOf(lim[k]);
-        if (!l) return tl::unexpected(l.error());
+        if (!l) return fail(l.error().code, "resources.limits.{}: {}", k, l.error().message);
         double share = 1;
         if (has_req) {
           auto q = quantityOf(req[k]);
-          if (!q) return tl::unexpected(q.error());
+          if (!q) return fail(q.error().code, "resources.requests.{}: {}", k, q.error().message);
           if (*l > 0) share = std::min(1.0, *q / *l);
         }
         limits[k] = text(t);
         requests[k] = text(t * share);
-      } else {
+      } else if (has_req) {
         requests[k] = text(t);
-        if (!has_req) limits[k] = text(t);
+      } else {
+        return fail(ErrorCode::kInvalidArgument,
+                    "it has no {0} request or limit, and a resize that adds one cannot be rolled "
+                    "back (Kubernetes refuses to remove a request or limit once set): give the "
+                    "container a {0} request in its spec first",
+                    k);
       }
     }
     return std::pair{requests, limits};
@@ -539,7 +588,12 @@ class ResizeBackend final : public Backend {
     if (r->status == 404) return fail(ErrorCode::kNotFound, "{}: not found", p.what);
     if (r->status != 200)
       return fail(ErrorCode::kIo, "{}: GET returned {}: {}", p.what, r->status, apiMessage(*r));
-    const json containers = r->body["spec"].value("containers", json::array());
+    if (auto st = checkShape(r->body, kPodShape); !st)
+      return fail(st.error().code, "{}: {}", p.what, st.error().message);
+    if (!r->body.contains("spec") || !r->body["spec"].contains("containers"))
+      return fail(ErrorCode::kParse, "{}: unexpected answer from the API server: no spec.containers",
+                  p.what);
+    const json containers = r->body["spec"]["containers"];
     p.containers = containers;
     if (p.container_name.empty()) {
       if (containers.size() != 1)
@@ -634,6 +688,8 @@ class ResizeBackend final : public Backend {
     if (!r) return tl::unexpected(r.error());
     if (r->status != 200)
       return fail(ErrorCode::kIo, "{}: GET returned {}: {}", p.what, r->status, apiMessage(*r));
+    if (auto st = checkShape(r->body, kPodShape); !st)
+      return fail(st.error().code, "{}: {}", p.what, st.error().message);
     std::string detail = "no status yet";
     State state = resizeState(r->body, p.container_name, target, detail);
     if (state == State::kWaiting) {
@@ -642,7 +698,10 @@ class ResizeBackend final : public Backend {
           "/api/v1/namespaces/{}/pods?watch=true&fieldSelector={}&timeoutSeconds={}{}", p.ns,
           httplib::detail::encode_query_param("metadata.name=" + p.name),
           s_.resize_timeout_seconds, rv.empty() ? "" : "&resourceVersion=" + rv);
+      static const json kEventShape = {{"type", ""}, {"object", kPodShape}};
+      Status bad = ok();
       auto watched = api_.watch(path, s_.resize_timeout_seconds, [&](const json& event) {
+        if (bad = checkShape(event, kEventShape); !bad) return false;
         const std::string type = event.value("type", "");
         if (type == "DELETED") {
           detail = "pod deleted";
@@ -655,6 +714,7 @@ class ResizeBackend final : public Backend {
         return state == State::kWaiting;
       });
       if (!watched) return tl::unexpected(watched.error());
+      if (!bad) return fail(bad.error().code, "{}: watch event: {}", p.what, bad.error().message);
     }
     if (state == State::kDone) return ok();
     if (state == State::kInfeasible)
@@ -813,6 +873,14 @@ class VpaBackend final : public Backend {
     if (r->status == 404) return fail(ErrorCode::kNotFound, "{}: not found", v.what);
     if (r->status != 200)
       return fail(ErrorCode::kIo, "{}: GET returned {}: {}", v.what, r->status, apiMessage(*r));
+    static const json kVpaShape = json::parse(R"({
+      "spec": {"recommenders": [{"name": ""}],
+               "resourcePolicy": {"containerPolicies": [{"containerName": "", "mode": "",
+                   "controlledResources": [], "minAllowed": {}, "maxAllowed": {}}]}},
+      "status": {"recommendation": {"containerRecommendations": [{"containerName": "",
+          "target": {}, "lowerBound": {}, "upperBound": {}, "uncappedTarget": {}}]}}})");
+    if (auto st = checkShape(r->body, kVpaShape); !st)
+      return fail(st.error().code, "{}: {}", v.what, st.error().message);
     v.body = r->body;
     for (const auto& rec : recommendations(v.body))
       if (rec.value("containerName", "") == v.container) v.entry = rec;
