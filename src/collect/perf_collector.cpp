@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "foresight/core/log.h"
@@ -19,6 +20,13 @@ PerfOpener systemPerfOpener() {
     long fd = ::syscall(SYS_perf_event_open, &attr, pid, cpu, -1, flags | PERF_FLAG_FD_CLOEXEC);
     return fd < 0 ? -errno : static_cast<int>(fd);
   };
+}
+
+std::optional<double> scaledCount(std::uint64_t value, std::uint64_t enabled, std::uint64_t running) {
+  if (enabled == 0) return static_cast<double>(value);
+  if (running == 0) return std::nullopt;
+  if (running >= enabled) return static_cast<double>(value);
+  return static_cast<double>(value) * (static_cast<double>(enabled) / static_cast<double>(running));
 }
 
 namespace {
@@ -73,15 +81,16 @@ class PerfCollector final : public Collector {
     for (std::size_t i = 0; i < kEvents.size(); ++i) {
       out.add(kEvents[i].supported_metric, refused_[i] ? 0 : 1);
       if (o.fds[i].empty()) continue;
-      std::uint64_t sum = 0;
+      double v = 0;
       bool all = true;
       for (int fd : o.fds[i]) {
-        std::uint64_t value = 0;
-        if (::read(fd, &value, sizeof value) != sizeof value) all = false;
-        sum += value;
+        std::uint64_t r[3] = {};  // value, time enabled, time running (attrOf's read_format)
+        std::optional<double> scaled;
+        if (::read(fd, r, sizeof r) == sizeof r) scaled = scaledCount(r[0], r[1], r[2]);
+        if (!scaled) all = false;
+        v += scaled.value_or(0);
       }
       if (!all) continue;  // a partial sum would read as a counter going backwards
-      double v = static_cast<double>(sum);
       if (kEvents[i].type == PERF_TYPE_SOFTWARE) v /= 1e9;  // task-clock counts nanoseconds
       out.add(kEvents[i].metric, v);
     }
@@ -106,6 +115,7 @@ class PerfCollector final : public Collector {
     attr.config = e.config;
     attr.exclude_kernel = 1;  // allowed at perf_event_paranoid 2 as well
     attr.exclude_hv = 1;
+    attr.read_format = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
     return attr;
   }
 

@@ -298,17 +298,23 @@ TEST(Rates, NetworkCountersFromAnotherSourceAreAReset) {
   EXPECT_TRUE(std::isnan(resourceUsage(own, other_ns)[index(Resource::kNetwork)]));
 }
 
+namespace {
+// A file standing in for a perf fd: read() returns what the collector asks the kernel for (the
+// count, time enabled and time running).
+void writePerfCounter(const std::string& file, std::uint64_t value, std::uint64_t enabled,
+                      std::uint64_t running) {
+  const std::uint64_t r[3] = {value, enabled, running};
+  FILE* f = std::fopen(file.c_str(), "wb");
+  ASSERT_TRUE(f) << file;
+  std::fwrite(r, sizeof r, 1, f);
+  std::fclose(f);
+}
+}  // namespace
+
 TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
   int hardware_calls = 0;
-  // A file holding one 8-byte count stands in for a perf fd (read() returns the count).
   const std::string counter = testing::TempDir() + "/perf-counter";
-  {
-    std::uint64_t task_clock_ns = 5'000'000'000;
-    FILE* f = std::fopen(counter.c_str(), "wb");
-    ASSERT_TRUE(f);
-    std::fwrite(&task_clock_ns, 8, 1, f);
-    std::fclose(f);
-  }
+  writePerfCounter(counter, 5'000'000'000, 1000, 1000);  // task-clock, in ns
   PerfOpener opener = [&](perf_event_attr& attr, pid_t, int, unsigned long) -> int {
     if (attr.type == PERF_TYPE_HARDWARE) {
       ++hardware_calls;
@@ -331,13 +337,7 @@ TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
 
 TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
   const std::string counter = testing::TempDir() + "/perf-counter-cg";
-  {
-    std::uint64_t ns = 2'000'000'000;
-    FILE* f = std::fopen(counter.c_str(), "wb");
-    ASSERT_TRUE(f);
-    std::fwrite(&ns, 8, 1, f);
-    std::fclose(f);
-  }
+  writePerfCounter(counter, 2'000'000'000, 1000, 1000);
   std::vector<int> cpus;
   PerfOpener opener = [&](perf_event_attr& attr, pid_t, int cpu, unsigned long flags) -> int {
     if (attr.type == PERF_TYPE_HARDWARE) return -ENOENT;
@@ -362,6 +362,39 @@ TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
   EXPECT_DOUBLE_EQ(t.get("perf_cgroup_supported"), 0);
   EXPECT_FALSE(t.has("perf_task_clock_seconds_total"));
   std::remove(counter.c_str());
+}
+
+// With more events than counters the kernel multiplexes them: a count covers only the share of
+// the time its event ran, and was summed as is (a third of the cycles here).
+TEST(Perf, ScaledCountUndoesMultiplexing) {
+  EXPECT_DOUBLE_EQ(*scaledCount(1000, 3000, 1000), 3000);
+  EXPECT_DOUBLE_EQ(*scaledCount(1000, 1000, 1000), 1000);  // ran all the time
+  EXPECT_DOUBLE_EQ(*scaledCount(0, 0, 0), 0);              // not enabled yet
+  EXPECT_FALSE(scaledCount(0, 5000, 0).has_value());       // enabled, never on a counter
+  EXPECT_DOUBLE_EQ(*scaledCount(3, 4, 3), 4);
+}
+
+TEST(Perf, CountersAreReadWithTheirTimesAndScaled) {
+  const std::string dir = testing::TempDir();
+  writePerfCounter(dir + "/perf-mux", 1000, 3000, 1000);             // ran a third of the time
+  writePerfCounter(dir + "/perf-never", 0, 3000, 0);                 // never got a counter
+  writePerfCounter(dir + "/perf-clock", 2'000'000'000, 4000, 4000);  // software: not multiplexed
+  PerfOpener opener = [&](perf_event_attr& attr, pid_t, int, unsigned long) -> int {
+    EXPECT_EQ(attr.read_format, PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING);
+    const char* file = attr.type == PERF_TYPE_SOFTWARE                  ? "/perf-clock"
+                       : attr.config == PERF_COUNT_HW_CACHE_REFERENCES ? "/perf-never"
+                                                                        : "/perf-mux";
+    return ::open((dir + file).c_str(), O_RDONLY | O_CLOEXEC);
+  };
+  auto perf = makePerfCollector(context("v1"), opener);
+  Sample s;
+  ASSERT_TRUE(perf->collect({Workload::Kind::kProcessTree, "pid-1", "", 1}, {1}, s));
+  EXPECT_DOUBLE_EQ(s.get("perf_cycles_total"), 3000);
+  EXPECT_DOUBLE_EQ(s.get("perf_instructions_total"), 3000);
+  EXPECT_DOUBLE_EQ(s.get("perf_cache_references_supported"), 1);
+  EXPECT_FALSE(s.has("perf_cache_references_total"));  // unknown, not 0
+  EXPECT_DOUBLE_EQ(s.get("perf_task_clock_seconds_total"), 2.0);
+  for (const char* f : {"/perf-mux", "/perf-never", "/perf-clock"}) std::remove((dir + f).c_str());
 }
 
 // Rates are taken over the monotonic clock: a wall clock stepped back (NTP) or forward (a VM
