@@ -11,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+#include "foresight/collect/kernel_files.h"
 #include "foresight/core/log.h"
 
 namespace foresight::collect {
@@ -147,7 +148,8 @@ class PerfCollector final : public Collector {
 
   // Cgroup events exist for the v2 hierarchy here (perf_event is implicit there); on a hybrid host
   // the cgroup must exist on the unified side. A cgroup event counts only on the CPU it is opened
-  // for, hence one per online CPU.
+  // for, hence one per online CPU: by the kernel's list, since online CPUs need not be 0..N-1,
+  // and one opened on an offline CPU fails (ENODEV), which refused the event for every workload.
   Open openCgroup(const Workload& w) {
     Open o;
     int dir = -1;
@@ -162,11 +164,23 @@ class PerfCollector final : public Collector {
       }
       return o;
     }
-    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    const auto online_file = ctx_.paths.sys() / "devices" / "system" / "cpu" / "online";
+    auto text = readKernelFile(online_file);
+    const auto cpus = text ? parseCpuList(*text) : std::nullopt;
+    if (!cpus) {
+      ::close(dir);
+      o.cgroup = false;
+      if (!logged_no_cpus_) {
+        logged_no_cpus_ = true;
+        spdlog::warn("perf: {}; cgroup workloads get no perf counters (logged once)",
+                     text ? online_file.string() + ": not a CPU list" : text.error().message);
+      }
+      return o;
+    }
     for (std::size_t i = 0; i < kEvents.size(); ++i) {
-      for (long cpu = 0; cpu < cpus && !refused_[i]; ++cpu) {
+      for (std::size_t c = 0; c < cpus->size() && !refused_[i]; ++c) {
         perf_event_attr attr = attrOf(kEvents[i]);
-        int fd = opener_(attr, dir, static_cast<int>(cpu), PERF_FLAG_PID_CGROUP);
+        int fd = opener_(attr, dir, (*cpus)[c], PERF_FLAG_PID_CGROUP);
         if (fd == -EACCES || fd == -EPERM) {
           // CPU-wide (cgroup) events need CAP_PERFMON or perf_event_paranoid <= 0, which process
           // trees do not: say so, without refusing the event for them.
@@ -197,7 +211,7 @@ class PerfCollector final : public Collector {
   CollectorContext ctx_;
   PerfOpener opener_;
   std::array<bool, kEvents.size()> refused_{};
-  bool logged_no_unified_ = false, logged_denied_ = false;
+  bool logged_no_unified_ = false, logged_denied_ = false, logged_no_cpus_ = false;
   std::map<std::string, Open> open_;
 };
 

@@ -60,6 +60,11 @@ TEST(KernelFiles, ParsesNumbersMaxAndEmpty) {
   EXPECT_FALSE(countCpuList("\n").has_value());  // an empty cpuset
   EXPECT_FALSE(countCpuList("3-1").has_value());
   EXPECT_FALSE(countCpuList("0-3,x").has_value());
+  EXPECT_EQ(parseCpuList("0,2-3\n"), (std::vector<int>{0, 2, 3}));
+  EXPECT_EQ(parseCpuList("7"), (std::vector<int>{7}));
+  EXPECT_EQ(parseCpuList("0-1,4-5"), (std::vector<int>{0, 1, 4, 5}));
+  for (const char* bad : {"", "\n", "3-1", "1,,2", "-1", "0-", "a", "0-70000"})
+    EXPECT_FALSE(parseCpuList(bad).has_value()) << bad;
   auto missing = readKernelFile(kFixtures + "/v1/proc/99999/stat");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
@@ -349,11 +354,11 @@ TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
   auto perf = makePerfCollector(context("v1"), opener);  // hybrid: unified/fs-fixture exists
   Sample s;
   ASSERT_TRUE(perf->collect(cgroupWorkload("/fs-fixture"), {8110}, s));
-  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  ASSERT_EQ(cpus.size(), static_cast<std::size_t>(n));
-  for (long c = 0; c < n; ++c) EXPECT_EQ(cpus[c], c);
+  // The online CPUs of the fixture's sys/devices/system/cpu/online, "0,2-3": not CPU 1, where
+  // the event would fail; CPUs 0..N-1 were asked for, N being how many are online.
+  EXPECT_EQ(cpus, (std::vector<int>{0, 2, 3}));
   EXPECT_DOUBLE_EQ(s.get("perf_cgroup_supported"), 1);
-  EXPECT_DOUBLE_EQ(s.get("perf_task_clock_seconds_total"), 2.0 * n);  // summed over CPUs
+  EXPECT_DOUBLE_EQ(s.get("perf_task_clock_seconds_total"), 2.0 * 3);  // summed over CPUs
   // A cgroup with no unified-side directory: said unsupported, nothing opened, not an error.
   cpus.clear();
   Sample t;
@@ -361,6 +366,11 @@ TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
   EXPECT_TRUE(cpus.empty());
   EXPECT_DOUBLE_EQ(t.get("perf_cgroup_supported"), 0);
   EXPECT_FALSE(t.has("perf_task_clock_seconds_total"));
+  // Without the kernel's list of online CPUs (the v2 fixture has none): the same.
+  Sample u;
+  ASSERT_TRUE(makePerfCollector(context("v2"), opener)->collect(cgroupWorkload("/system.slice/app.service"), {}, u));
+  EXPECT_TRUE(cpus.empty());
+  EXPECT_DOUBLE_EQ(u.get("perf_cgroup_supported"), 0);
   std::remove(counter.c_str());
 }
 
