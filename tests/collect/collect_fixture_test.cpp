@@ -158,7 +158,7 @@ TEST(CgroupV1, ReadsCpuMemoryBlkioAndHybridPsi) {
   EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 3);
   EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 2);  // not oom_kill_disable's 0
   EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 1);  // cpuset.effective_cpus "1", not cpuset.cpus "0-1"
-  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 40960);  // device lines only, not "Total"
+  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 40960);  // vda's lines only: not "Total", not dm's
   EXPECT_DOUBLE_EQ(s.get("io_write_bytes_total"), 20971520);
   EXPECT_DOUBLE_EQ(s.get("io_read_ops_total"), 10);
   EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 20);
@@ -182,10 +182,21 @@ TEST(CgroupV2, ReadsEveryFile) {
   EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 78);
   EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 1);  // not oom's 2 or oom_group_kill's 0
   EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 3);  // "0-1,4"
-  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 1048576 + 4096);  // two devices
+  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 1048576 + 4096);  // two disks, not the dm device
   EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 128);
   EXPECT_DOUBLE_EQ(s.get("psi_io_full_seconds_total"), 0.25);
   EXPECT_DOUBLE_EQ(s.get("psi_memory_some_seconds_total"), 0.02);
+}
+
+// I/O to a device-mapper device (252:0, LVM and the like) is accounted on it and again on the
+// disk below it (254:0): both cgroup versions summed the two.
+TEST(CgroupIo, ADeviceStackedOnAnotherIsNotCountedTwice) {
+  auto v1 = collectWith(context("v1"), "cgroup.v1", cgroupWorkload("/fs-fixture"));
+  EXPECT_DOUBLE_EQ(v1.get("io_write_bytes_total"), 20971520);
+  EXPECT_DOUBLE_EQ(v1.get("io_write_ops_total"), 20);
+  auto v2 = collectWith(context("v2"), "cgroup.v2", cgroupWorkload("/system.slice/app.service"));
+  EXPECT_DOUBLE_EQ(v2.get("io_write_bytes_total"), 8388608);
+  EXPECT_DOUBLE_EQ(v2.get("io_read_ops_total"), 16 + 1);
 }
 
 TEST(CgroupV2, EmptyAndMissingFilesAreNotErrors) {
