@@ -2,14 +2,13 @@
 // and the fingerprint anomaly score.
 #include <unistd.h>
 
-#include <algorithm>
 #include <cmath>
 #include <iostream>
-#include <map>
 
 #include "commands.h"
 #include "foresight/core/log.h"
 #include "foresight/fingerprint/fingerprint.h"
+#include "profile_table.h"
 #include "profiler_common.h"
 
 namespace foresight::app {
@@ -36,48 +35,27 @@ int runProfile(const ProfileArgs& a) {
     spdlog::error("profile: {}", source.error().message);
     return 1;
   }
-  std::map<std::string, collect::Sample> last;
-  std::map<std::string, fingerprint::Pipeline> pipelines;
-  std::map<std::string, double> anomaly;
+  ProfileTable table(a.fp);
   const bool tty = ::isatty(STDOUT_FILENO);
   std::size_t n = 0;
   installStopHandler();
   runEvery(std::chrono::duration<double>(a.period), {}, stopFlag(), [&] {
     const bool ending = (*source)->commandExited();
-    auto round = (*source)->sampler().sample((*source)->current());
-    struct Row { std::string id; std::array<double, kResourceCount> u; double thr, psi, an; };
-    std::vector<Row> rows;
-    for (auto& s : round.samples) {
-      auto it = last.find(s.workload);
-      if (it != last.end()) {
-        auto u = collect::resourceUsage(it->second, s);
-        auto p = pipelines.try_emplace(s.workload, a.fp, fingerprint::resourceMetrics()).first;
-        if (auto f = p->second.push(s.time_ns / 1000000, u)) anomaly[s.workload] = f->anomaly;
-        const double periods = collect::counterRate(it->second, s, "cpu_periods_total");
-        const double thr = periods > 0 ? collect::counterRate(it->second, s, "cpu_throttled_periods_total") / periods : NAN;
-        const double psi = collect::counterRate(it->second, s, "psi_cpu_some_seconds_total");
-        auto an = anomaly.find(s.workload);
-        rows.push_back({s.workload, u, thr, psi, an == anomaly.end() ? NAN : an->second});
-      }
-      collect::carryForward(last[s.workload], s);
-    }
-    for (const auto& g : round.gone) last.erase(g);
-    std::sort(rows.begin(), rows.end(), [](const Row& x, const Row& y) {
-      return (std::isnan(x.u[0]) ? -1 : x.u[0]) > (std::isnan(y.u[0]) ? -1 : y.u[0]);
-    });
+    const auto round = (*source)->sampler().sample((*source)->current());
+    const auto rows = table.update(round);
     std::string out = tty ? "\x1b[H\x1b[2J" : "";
     out += fmt::format("foresight profile  round {}  workloads {}  gone {}  errors {}\n", n,
                        round.samples.size(), round.gone.size(), round.errors);
     out += fmt::format("{:<40} {:>7} {:>9} {:>10} {:>10} {:>6} {:>6} {:>8}\n", "WORKLOAD", "CPU",
                        "MEM", "DISK/s", "NET/s", "THR%", "PSI%", "ANOMALY");
     for (std::size_t i = 0; i < rows.size() && i < a.top; ++i) {
-      const Row& r = rows[i];
+      const ProfileTable::Row& r = rows[i];
       std::string id = r.id.size() > 40 ? "…" + r.id.substr(r.id.size() - 39) : r.id;
-      out += fmt::format("{:<40} {:>7.3f} {:>9} {:>10} {:>10} {:>6} {:>6} {:>8}\n", id, r.u[0],
-                         human(r.u[1], "B"), human(r.u[2], "B"), human(r.u[3], "B"),
-                         std::isnan(r.thr) ? "-" : fmt::format("{:.1f}", 100 * r.thr),
+      out += fmt::format("{:<40} {:>7.3f} {:>9} {:>10} {:>10} {:>6} {:>6} {:>8}\n", id, r.usage[0],
+                         human(r.usage[1], "B"), human(r.usage[2], "B"), human(r.usage[3], "B"),
+                         std::isnan(r.throttled) ? "-" : fmt::format("{:.1f}", 100 * r.throttled),
                          std::isnan(r.psi) ? "-" : fmt::format("{:.1f}", 100 * r.psi),
-                         std::isnan(r.an) ? "-" : fmt::format("{:.2f}", r.an));
+                         std::isnan(r.anomaly) ? "-" : fmt::format("{:.2f}", r.anomaly));
     }
     std::cout << out << std::flush;
     ++n;

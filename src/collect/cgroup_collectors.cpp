@@ -109,6 +109,40 @@ class AncestorQuotas {
   std::unordered_map<std::string, Entry> cache_;
 };
 
+// Block devices stacked on others: device mapper (LVM, dm-crypt), md, bcache, whose
+// /sys/dev/block/MAJ:MIN/slaves lists the devices below. The kernel accounts a bio to its cgroup
+// on every device it is submitted to (blk_cgroup_bio_start), and the bios a stacked driver sends
+// down keep the cgroup (bio_clone_blkg_association), so a sum over every device of io.stat or
+// blkio counted I/O to an LVM volume twice. Only devices with none below are summed: they see all
+// of it, also I/O to another partition of the same disk outside the stack, which a sum of the
+// top-level devices would count twice (both list the whole disk). Kept per device, asked again
+// after kRecheck: stacks are set up and torn down rarely.
+class StackedDevices {
+ public:
+  explicit StackedDevices(fs::path dev_block) : dev_block_(std::move(dev_block)) {}
+  bool operator()(std::string_view device) {
+    const auto now = std::chrono::steady_clock::now();
+    if (cache_.size() > 4096) cache_.clear();  // bound it; devices come and go
+    auto [it, added] = cache_.try_emplace(std::string(device));
+    if (added || now - it->second.when >= kRecheck) {
+      // No such folder (a gone device, "(unknown)" of some filesystems): a disk, counted.
+      std::error_code ec;
+      const bool empty = fs::is_empty(dev_block_ / it->first / "slaves", ec);
+      it->second = {now, !ec && !empty};
+    }
+    return it->second.stacked;
+  }
+
+ private:
+  struct Entry {
+    std::chrono::steady_clock::time_point when;
+    bool stacked = false;
+  };
+  static constexpr auto kRecheck = std::chrono::seconds(60);
+  fs::path dev_block_;
+  std::unordered_map<std::string, Entry> cache_;
+};
+
 // cpu.stat.local's throttled time (`key`, in units of `scale` seconds) as
 // cpu_throttled_local_seconds_total; false when the file could not be read (kernel before 6.6).
 bool addLocalThrottling(std::optional<std::string_view> text, std::string_view key, double scale,
@@ -149,7 +183,8 @@ bool isDirectory(const fs::path& p) {
 class CgroupV1Collector final : public Collector {
  public:
   explicit CgroupV1Collector(const CollectorContext& ctx)
-      : ancestors_(ctx.layout.v1("cpu").value_or(fs::path("/")), "cpu.cfs_quota_us"), ctx_(ctx) {}
+      : ancestors_(ctx.layout.v1("cpu").value_or(fs::path("/")), "cpu.cfs_quota_us"),
+        stacked_(ctx.paths.sys() / "dev" / "block"), ctx_(ctx) {}
   const char* name() const override { return "cgroup.v1"; }
   void forget(const std::string& id) override { cache_.erase(id); }
   void refreshLimits(const std::string& id) override {
@@ -301,6 +336,7 @@ class CgroupV1Collector final : public Collector {
   }
 
   // "MAJ:MIN Read N" lines; the _recursive file includes descendants where the kernel has it.
+  // Devices stacked on others are left out (StackedDevices).
   void readBlkio(KeptFile (&files)[2], const char* read_name, const char* write_name, Sample& out,
                  bool& gone) {
     auto t = files[0].read(buf_);
@@ -314,7 +350,7 @@ class CgroupV1Collector final : public Collector {
     forEachLine(*t, [&](std::string_view line) {
       std::string_view op = field(line, 1);
       auto v = parseNumber(field(line, 2));
-      if (!v) return;
+      if (!v || stacked_(field(line, 0))) return;
       if (op == "Read") rd += *v;
       if (op == "Write") wr += *v;
     });
@@ -325,13 +361,15 @@ class CgroupV1Collector final : public Collector {
   std::unordered_map<std::string, Files> cache_;
   std::string buf_;
   AncestorQuotas ancestors_;
+  StackedDevices stacked_;
   CollectorContext ctx_;
 };
 
 class CgroupV2Collector final : public Collector {
  public:
   explicit CgroupV2Collector(const CollectorContext& ctx)
-      : ancestors_(ctx.layout.unified, "cpu.max"), ctx_(ctx) {}
+      : ancestors_(ctx.layout.unified, "cpu.max"), stacked_(ctx.paths.sys() / "dev" / "block"),
+        ctx_(ctx) {}
   const char* name() const override { return "cgroup.v2"; }
   void forget(const std::string& id) override { cache_.erase(id); }
   void refreshLimits(const std::string& id) override {
@@ -426,10 +464,12 @@ class CgroupV2Collector final : public Collector {
     }
     if (auto t = out.detail ? rd(f.mem_events) : std::nullopt) addOomKills(*t, out);
     // "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N"; empty before the first I/O.
+    // Devices stacked on others are left out (StackedDevices).
     if (auto t = out.detail ? rd(f.io_stat) : std::nullopt) {
       double sums[4] = {0, 0, 0, 0};
       static constexpr std::string_view kKeys[4] = {"rbytes=", "wbytes=", "rios=", "wios="};
       forEachLine(*t, [&](std::string_view line) {
+        if (stacked_(field(line, 0))) return;
         for (std::size_t i = 1;; ++i) {
           std::string_view kv = field(line, i);
           if (kv.empty()) break;
@@ -452,6 +492,7 @@ class CgroupV2Collector final : public Collector {
   std::unordered_map<std::string, Files> cache_;
   std::string buf_;
   AncestorQuotas ancestors_;
+  StackedDevices stacked_;
   CollectorContext ctx_;
 };
 

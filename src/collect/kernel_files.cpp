@@ -82,11 +82,15 @@ std::optional<double> parseNumber(std::string_view s) {
   return v;
 }
 
-// By hand: the list format is two lines of grammar, and no packaged library parses it.
-std::optional<int> countCpuList(std::string_view s) {
+namespace {
+
+// Calls fn(lo, hi) for each range of a CPU list; false when the list is empty or malformed. By
+// hand: the format is two lines of grammar, and no packaged library parses it.
+template <typename Fn>
+bool forEachCpuRange(std::string_view s, Fn&& fn) {
+  constexpr int kMaxCpu = 65535;  // above any kernel's NR_CPUS; bounds what a list can expand to
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
-  if (s.empty()) return std::nullopt;
-  int count = 0;
+  if (s.empty()) return false;
   while (!s.empty()) {
     std::size_t comma = s.find(',');
     std::string_view range = s.substr(0, comma);
@@ -95,14 +99,31 @@ std::optional<int> countCpuList(std::string_view s) {
     int lo = 0, hi = 0;
     auto num = [](std::string_view t, int& v) {
       auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-      return !t.empty() && ec == std::errc() && p == t.data() + t.size() && v >= 0;
+      return !t.empty() && ec == std::errc() && p == t.data() + t.size() && v >= 0 && v <= kMaxCpu;
     };
-    if (!num(range.substr(0, dash), lo)) return std::nullopt;
+    if (!num(range.substr(0, dash), lo)) return false;
     hi = lo;
-    if (dash != std::string_view::npos && !num(range.substr(dash + 1), hi)) return std::nullopt;
-    if (hi < lo) return std::nullopt;
-    count += hi - lo + 1;
+    if (dash != std::string_view::npos && !num(range.substr(dash + 1), hi)) return false;
+    if (hi < lo) return false;
+    fn(lo, hi);
   }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::vector<int>> parseCpuList(std::string_view s) {
+  std::vector<int> cpus;
+  if (!forEachCpuRange(s, [&](int lo, int hi) {
+        for (int c = lo; c <= hi; ++c) cpus.push_back(c);
+      }))
+    return std::nullopt;
+  return cpus;
+}
+
+std::optional<int> countCpuList(std::string_view s) {
+  int count = 0;
+  if (!forEachCpuRange(s, [&](int lo, int hi) { count += hi - lo + 1; })) return std::nullopt;
   return count;
 }
 

@@ -8,8 +8,10 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <vector>
 
+#include "foresight/collect/kernel_files.h"
 #include "foresight/core/log.h"
 
 namespace foresight::collect {
@@ -19,6 +21,13 @@ PerfOpener systemPerfOpener() {
     long fd = ::syscall(SYS_perf_event_open, &attr, pid, cpu, -1, flags | PERF_FLAG_FD_CLOEXEC);
     return fd < 0 ? -errno : static_cast<int>(fd);
   };
+}
+
+std::optional<double> scaledCount(std::uint64_t value, std::uint64_t enabled, std::uint64_t running) {
+  if (enabled == 0) return static_cast<double>(value);
+  if (running == 0) return std::nullopt;
+  if (running >= enabled) return static_cast<double>(value);
+  return static_cast<double>(value) * (static_cast<double>(enabled) / static_cast<double>(running));
 }
 
 namespace {
@@ -73,15 +82,16 @@ class PerfCollector final : public Collector {
     for (std::size_t i = 0; i < kEvents.size(); ++i) {
       out.add(kEvents[i].supported_metric, refused_[i] ? 0 : 1);
       if (o.fds[i].empty()) continue;
-      std::uint64_t sum = 0;
+      double v = 0;
       bool all = true;
       for (int fd : o.fds[i]) {
-        std::uint64_t value = 0;
-        if (::read(fd, &value, sizeof value) != sizeof value) all = false;
-        sum += value;
+        std::uint64_t r[3] = {};  // value, time enabled, time running (attrOf's read_format)
+        std::optional<double> scaled;
+        if (::read(fd, r, sizeof r) == sizeof r) scaled = scaledCount(r[0], r[1], r[2]);
+        if (!scaled) all = false;
+        v += scaled.value_or(0);
       }
       if (!all) continue;  // a partial sum would read as a counter going backwards
-      double v = static_cast<double>(sum);
       if (kEvents[i].type == PERF_TYPE_SOFTWARE) v /= 1e9;  // task-clock counts nanoseconds
       out.add(kEvents[i].metric, v);
     }
@@ -106,6 +116,7 @@ class PerfCollector final : public Collector {
     attr.config = e.config;
     attr.exclude_kernel = 1;  // allowed at perf_event_paranoid 2 as well
     attr.exclude_hv = 1;
+    attr.read_format = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
     return attr;
   }
 
@@ -137,7 +148,8 @@ class PerfCollector final : public Collector {
 
   // Cgroup events exist for the v2 hierarchy here (perf_event is implicit there); on a hybrid host
   // the cgroup must exist on the unified side. A cgroup event counts only on the CPU it is opened
-  // for, hence one per online CPU.
+  // for, hence one per online CPU: by the kernel's list, since online CPUs need not be 0..N-1,
+  // and one opened on an offline CPU fails (ENODEV), which refused the event for every workload.
   Open openCgroup(const Workload& w) {
     Open o;
     int dir = -1;
@@ -152,11 +164,23 @@ class PerfCollector final : public Collector {
       }
       return o;
     }
-    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    const auto online_file = ctx_.paths.sys() / "devices" / "system" / "cpu" / "online";
+    auto text = readKernelFile(online_file);
+    const auto cpus = text ? parseCpuList(*text) : std::nullopt;
+    if (!cpus) {
+      ::close(dir);
+      o.cgroup = false;
+      if (!logged_no_cpus_) {
+        logged_no_cpus_ = true;
+        spdlog::warn("perf: {}; cgroup workloads get no perf counters (logged once)",
+                     text ? online_file.string() + ": not a CPU list" : text.error().message);
+      }
+      return o;
+    }
     for (std::size_t i = 0; i < kEvents.size(); ++i) {
-      for (long cpu = 0; cpu < cpus && !refused_[i]; ++cpu) {
+      for (std::size_t c = 0; c < cpus->size() && !refused_[i]; ++c) {
         perf_event_attr attr = attrOf(kEvents[i]);
-        int fd = opener_(attr, dir, static_cast<int>(cpu), PERF_FLAG_PID_CGROUP);
+        int fd = opener_(attr, dir, (*cpus)[c], PERF_FLAG_PID_CGROUP);
         if (fd == -EACCES || fd == -EPERM) {
           // CPU-wide (cgroup) events need CAP_PERFMON or perf_event_paranoid <= 0, which process
           // trees do not: say so, without refusing the event for them.
@@ -187,7 +211,7 @@ class PerfCollector final : public Collector {
   CollectorContext ctx_;
   PerfOpener opener_;
   std::array<bool, kEvents.size()> refused_{};
-  bool logged_no_unified_ = false, logged_denied_ = false;
+  bool logged_no_unified_ = false, logged_denied_ = false, logged_no_cpus_ = false;
   std::map<std::string, Open> open_;
 };
 

@@ -64,6 +64,25 @@ Result<std::uint64_t> processStartTime(const HostPaths& paths, pid_t pid) {
   return start;
 }
 
+namespace {
+
+// The pids of an "NSpid:" line (after the key) of /proc/PID/status, one per pid namespace from
+// the procfs's down to the process's own: the last is what the process calls itself.
+struct NsPid {
+  pid_t pid = 0;
+  std::size_t levels = 0;
+};
+std::optional<NsPid> parseNsPid(std::string_view pids) {
+  NsPid out;
+  std::string_view last;
+  for (; !field(pids, out.levels).empty(); ++out.levels) last = field(pids, out.levels);
+  if (std::from_chars(last.data(), last.data() + last.size(), out.pid).ec != std::errc())
+    return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
 Result<ProbeProcess> probeProcessOf(const HostPaths& paths, pid_t pid) {
   ProbeProcess proc;
   auto start = processStartTime(paths, pid);
@@ -83,13 +102,7 @@ Result<ProbeProcess> probeProcessOf(const HostPaths& paths, pid_t pid) {
         if (!uids) break;
       }
     } else if (line.starts_with("NSpid:")) {
-      // One pid per namespace level, outermost first: the last is what the process calls itself.
-      std::string_view last;
-      for (std::size_t i = 0; !field(line.substr(6), i).empty(); ++i)
-        last = field(line.substr(6), i);
-      pid_t inner = 0;
-      if (std::from_chars(last.data(), last.data() + last.size(), inner).ec == std::errc())
-        proc.id.pid = inner;
+      if (auto ns = parseNsPid(line.substr(6))) proc.id.pid = ns->pid;
     }
   });
   if (!uids) return fail(ErrorCode::kParse, "{}: no Uid line", (dir / "status").string());
@@ -158,6 +171,120 @@ constexpr const char* kP99[FS_PROBE_CLASSES] = {
     "probe_read_p99_seconds", "probe_write_p99_seconds", "probe_send_p99_seconds",
     "probe_recv_p99_seconds", "probe_fsync_p99_seconds", "probe_connect_p99_seconds",
     "probe_accept_p99_seconds", "probe_pipe_p99_seconds", "probe_socket_p99_seconds"};
+
+// "foresight-probe-<pid>": a segment of layout version 1, named by its writer's pid alone.
+std::optional<pid_t> parseV1SegmentName(std::string_view name) {
+  if (!name.starts_with(FS_PROBE_PREFIX)) return std::nullopt;
+  name.remove_prefix(std::string_view(FS_PROBE_PREFIX).size());
+  pid_t pid = 0;
+  auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
+  if (ec != std::errc() || p != name.data() + name.size() || pid <= 0) return std::nullopt;
+  return pid;
+}
+
+// The inode of a /proc/PID/ns file; 0 when the kernel has no such namespace (ENOENT), nullopt
+// when it cannot be read.
+std::optional<std::uint64_t> nsInode(const std::filesystem::path& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) == 0) return st.st_ino;
+  return errno == ENOENT ? std::optional<std::uint64_t>(0) : std::nullopt;
+}
+
+// Whether host pid reads boot-relative times as we do: in another time namespace its
+// /proc/PID/stat start time, which names its segment, is shifted by the namespace's offset.
+bool sameTimeNamespace(const HostPaths& paths, pid_t pid) {
+  const auto mine = nsInode(paths.proc() / "self" / "ns" / "time");
+  const auto theirs = nsInode(paths.procPid(pid) / "ns" / "time");
+  return mine && theirs && *mine == *theirs;
+}
+
+// The initial pid namespace's inode (PROC_PID_INIT_INO, include/linux/proc_ns.h).
+constexpr std::uint64_t kInitPidNamespace = 0xEFFFFFFCu;
+
+// Whether the procfs lists every process of the host, which proving a writer in another pid
+// namespace gone needs: it is the initial pid namespace's (we are in it and see ourselves
+// there), and it is not mounted with hidepid, which hides the processes we may not ptrace.
+bool seesEveryProcess(const HostPaths& paths) {
+  if (nsInode(paths.proc() / "self" / "ns" / "pid").value_or(0) != kInitPidNamespace) return false;
+  auto mounts = readKernelFile(paths.proc() / "self" / "mountinfo");
+  if (!mounts) return false;
+  const std::string proc = paths.proc().lexically_normal().string();
+  bool mounted = false, hidden = false;
+  forEachLine(*mounts, [&](std::string_view line) {
+    const std::size_t dash = line.find(" - ");
+    if (field(line, 4) != proc || dash == std::string_view::npos) return;
+    mounted = true;  // the last mount there is the one seen
+    hidden = false;
+    std::string_view options = field(line.substr(dash + 3), 2);
+    while (!options.empty()) {
+      const std::size_t comma = options.find(',');
+      const std::string_view o = options.substr(0, comma);
+      options = comma == std::string_view::npos ? std::string_view() : options.substr(comma + 1);
+      if (o.starts_with("hidepid=") && o != "hidepid=0" && o != "hidepid=off") hidden = true;
+    }
+  });
+  return mounted && !hidden;
+}
+
+// The processes that may have written a segment of one of `pids` (as a process numbers itself),
+// from a full listing of the procfs (seesEveryProcess). nullopt when a process could not be read.
+struct Writers {
+  struct Proc {
+    pid_t pid;           // in its own pid namespace
+    std::uint64_t pidns; // 0: not known
+    pid_t host;          // in the procfs
+  };
+  std::vector<Proc> procs;
+
+  static std::optional<Writers> scan(const HostPaths& paths, const std::set<pid_t>& pids) {
+    Writers w;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(paths.proc(), ec), end; !ec && it != end; it.increment(ec)) {
+      const auto& entry = *it;
+      const std::string name = entry.path().filename().string();
+      pid_t host = 0;
+      if (std::from_chars(name.data(), name.data() + name.size(), host).ptr != name.data() + name.size())
+        continue;
+      auto status = readKernelFile(entry.path() / "status");
+      if (!status) {
+        if (status.error().code == ErrorCode::kNotFound) continue;  // exited
+        return std::nullopt;
+      }
+      std::optional<NsPid> ns;
+      forEachLine(*status, [&](std::string_view line) {
+        if (line.starts_with("NSpid:")) ns = parseNsPid(line.substr(6));
+      });
+      if (!ns) ns = NsPid{host, 1};  // no NSpid line (before 4.1): one namespace
+      if (!pids.count(ns->pid)) continue;
+      // One level: the procfs's own namespace, the initial one.
+      std::optional<std::uint64_t> pidns = kInitPidNamespace;
+      if (ns->levels > 1) pidns = nsInode(entry.path() / "ns" / "pid");
+      w.procs.push_back({ns->pid, pidns.value_or(0), host});
+    }
+    if (ec) return std::nullopt;
+    return w;
+  }
+
+  // Whether the process that wrote segment id is gone: no process of its namespace has its pid,
+  // or the one that has is younger (and reads start times as we do).
+  bool gone(const HostPaths& paths, const ProbeSegmentId& id) const {
+    for (const auto& p : procs) {
+      if (p.pid != id.pid || (p.pidns != 0 && p.pidns != id.pidns)) continue;
+      if (p.pidns == 0) return false;  // may be its namespace
+      auto start = processStartTime(paths, p.host);
+      if (!start) {
+        if (start.error().code == ErrorCode::kNotFound) continue;  // exited since
+        return false;
+      }
+      return *start != id.start && sameTimeNamespace(paths, p.host);
+    }
+    return true;
+  }
+  // A version 1 segment names no namespace: any process calling itself pid may have written it.
+  bool goneV1(pid_t pid) const {
+    return std::none_of(procs.begin(), procs.end(), [&](const Proc& p) { return p.pid == pid; });
+  }
+};
 
 class ProbeCollector final : public Collector {
  public:
@@ -241,10 +368,13 @@ class ProbeCollector final : public Collector {
 
  private:
   // Few processes run with the probe: one listing of the segment folder, reused for kReuse
-  // (a round), replaces a failed open() per process per round. It also removes the segments of
-  // this pid namespace whose process is gone (killed, _exit: no destructor ran) or whose pid now
-  // names another process: nothing else would, and /dev/shm is memory.
+  // (a round), replaces a failed open() per process per round. It also removes the segments whose
+  // process is gone (killed, _exit: no destructor ran) or whose pid now names another process:
+  // nothing else would, and /dev/shm is memory. Those of this pid namespace are checked at each
+  // listing; those of other namespaces and of layout version 1, which need a walk of every
+  // process, at most every kScanEvery and only where the procfs shows every process.
   static constexpr auto kReuse = std::chrono::milliseconds(200);
+  static constexpr auto kScanEvery = std::chrono::seconds(60);
   void refreshListing() {
     const auto now = std::chrono::steady_clock::now();
     if (listedOnce_ && now - listedAt_ < kReuse) return;
@@ -253,48 +383,78 @@ class ProbeCollector final : public Collector {
     listed_.clear();
     local_.clear();
     foreign_ = false;
-    if (!ownPidns_) {
-      struct stat st {};
-      ownPidns_ =
-          ::stat((ctx_.paths.proc() / "self" / "ns" / "pid").c_str(), &st) == 0 ? st.st_ino : 0;
-    }
+    if (!ownPidns_) ownPidns_ = nsInode(ctx_.paths.proc() / "self" / "ns" / "pid").value_or(0);
     DIR* d = ::opendir(ctx_.probe_dir.c_str());
     if (!d) return;
-    std::set<ProbeSegmentId> stale;
+    std::set<std::string> stale;
+    // Without the right to remove it (another user's, in a sticky folder), it is left.
+    auto remove = [&](const std::string& name) {
+      stale.insert(name);
+      if (!unremovable_.count(name) && ::unlinkat(::dirfd(d), name.c_str(), 0) != 0 && errno != ENOENT)
+        unremovable_.insert(name);
+    };
+    std::map<ProbeSegmentId, std::string> foreign;
+    std::map<pid_t, std::string> v1;
     while (dirent* e = ::readdir(d)) {
       auto id = parseProbeSegmentName(e->d_name);
-      if (!id) continue;
+      if (!id) {
+        if (auto pid = parseV1SegmentName(e->d_name)) v1.emplace(*pid, e->d_name);
+        continue;
+      }
       if (id->pidns != *ownPidns_) {
-        // Whether its process lives cannot be told from here (its pid is another namespace's).
-        foreign_ = true;
+        // Its pid is another namespace's: whether its process lives is for the scan below.
+        foreign.emplace(*id, e->d_name);
         listed_.insert(*id);
         continue;
       }
       auto start = processStartTime(ctx_.paths, id->pid);
-      if (start ? *start == id->start : start.error().code != ErrorCode::kNotFound) {
+      if (start ? *start == id->start || !sameTimeNamespace(ctx_.paths, id->pid)
+                : start.error().code != ErrorCode::kNotFound) {
         listed_.insert(*id);
         local_.insert(id->pid);
         continue;
       }
-      // Stale. Without the right to remove it (another user's, in a sticky folder), leave it.
-      stale.insert(*id);
-      if (!unremovable_.count(*id) && ::unlinkat(::dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
-        unremovable_.insert(*id);
+      remove(e->d_name);
     }
+    if ((!foreign.empty() || !v1.empty()) && (!scannedOnce_ || now - scannedAt_ >= kScanEvery)) {
+      scannedOnce_ = true;
+      scannedAt_ = now;
+      std::set<pid_t> pids;
+      for (const auto& [id, name] : foreign) pids.insert(id.pid);
+      for (const auto& [pid, name] : v1) pids.insert(pid);
+      // Listed after the folder: a writer alive when its segment was listed and still alive now
+      // is in the scan.
+      std::optional<Writers> writers;
+      if (seesEveryProcess(ctx_.paths)) writers = Writers::scan(ctx_.paths, pids);
+      if (writers) {
+        for (auto it = foreign.begin(); it != foreign.end();) {
+          if (!writers->gone(ctx_.paths, it->first)) {
+            ++it;
+            continue;
+          }
+          remove(it->second);
+          listed_.erase(it->first);
+          it = foreign.erase(it);
+        }
+        for (const auto& [pid, name] : v1)
+          if (writers->goneV1(pid)) remove(name);
+      }
+    }
+    foreign_ = !foreign.empty();
     ::closedir(d);
     std::erase_if(warned_, [&](const ProbeSegmentId& id) { return !listed_.count(id); });
-    std::erase_if(unremovable_, [&](const ProbeSegmentId& id) { return !stale.count(id); });
+    std::erase_if(unremovable_, [&](const std::string& name) { return !stale.count(name); });
   }
 
   CollectorContext ctx_;
-  bool listedOnce_ = false;
-  std::chrono::steady_clock::time_point listedAt_;
+  bool listedOnce_ = false, scannedOnce_ = false;
+  std::chrono::steady_clock::time_point listedAt_, scannedAt_;
   std::optional<std::uint64_t> ownPidns_;  // the agent's pid namespace; 0 if unknown
   std::set<ProbeSegmentId> listed_;        // segments in the folder, but stale ones
   std::unordered_set<pid_t> local_;        // their pids of this namespace
   bool foreign_ = false;                   // some are of another pid namespace
   std::set<ProbeSegmentId> warned_;        // segments whose refusal was logged
-  std::set<ProbeSegmentId> unremovable_;   // stale segments we may not remove
+  std::set<std::string> unremovable_;      // stale segments we may not remove
   // Per workload, each of its processes' histograms at the previous collect.
   using Histograms =
       std::map<ProbeSegmentId,

@@ -206,20 +206,31 @@ WindowStats windowStats(std::span<const double> x, std::size_t max_period) {
 
 IncrementalPca::IncrementalPca(std::size_t input_dim, std::size_t output_dim)
     : out_(std::min(input_dim, output_dim)),
-      mean_(Eigen::VectorXd::Zero(static_cast<Eigen::Index>(input_dim))),
       eigenvalues_(Eigen::VectorXd::Zero(static_cast<Eigen::Index>(input_dim))),
-      m2_(Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(input_dim), static_cast<Eigen::Index>(input_dim))),
+      n_(Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(input_dim), static_cast<Eigen::Index>(input_dim))),
+      mean_(n_),
+      m2_(n_),
       basis_(Eigen::MatrixXd::Identity(static_cast<Eigen::Index>(input_dim), static_cast<Eigen::Index>(out_))) {}
 
-void IncrementalPca::update(const Eigen::VectorXd& x_in) {
-  // Missing features count as the running mean: they move nothing.
-  Eigen::VectorXd x = x_in;
-  for (Eigen::Index i = 0; i < x.size(); ++i)
-    if (!std::isfinite(x[i])) x[i] = mean_[i];
+void IncrementalPca::update(const Eigen::VectorXd& x) {
   ++count_;
-  const Eigen::VectorXd delta = x - mean_;
-  mean_ += delta / static_cast<double>(count_);
-  m2_ += delta * (x - mean_).transpose();
+  // Welford's update for each pair of features present in x (a feature alone: the diagonal).
+  // Missing features were once taken as the running mean and counted in one shared count, which
+  // shrank the variance and covariance of a feature missing from some windows (a detail metric)
+  // and pulled its mean towards where it started.
+  const Eigen::Index d = x.size();
+  Eigen::VectorXd present(d), v(d);
+  for (Eigen::Index i = 0; i < d; ++i) {
+    present[i] = std::isfinite(x[i]) ? 1.0 : 0.0;
+    v[i] = present[i] > 0 ? x[i] : 0.0;
+  }
+  const Eigen::MatrixXd both = present * present.transpose();
+  n_ += both;
+  const Eigen::MatrixXd xs = v.replicate(1, d);  // xs(i, j) = x_i
+  const Eigen::MatrixXd before = (xs - mean_).cwiseProduct(both);
+  mean_ += before.cwiseQuotient(n_.cwiseMax(1.0));
+  const Eigen::MatrixXd after = (xs - mean_).cwiseProduct(both);
+  m2_ += before.cwiseProduct(after.transpose());
   // The eigensolver is O(d^3): every update while the model is young, then every 8th.
   if (count_ >= 2 && (count_ < 32 || count_ % 8 == 0)) refresh();
 }
@@ -229,14 +240,16 @@ void IncrementalPca::update(const Eigen::VectorXd& x_in) {
 // z-score (so the anomaly) ran to thousands for a hundred fingerprints. 0: constant at 0, no
 // information.
 double IncrementalPca::spread(Eigen::Index i) const {
-  const double var = count_ >= 2 ? m2_(i, i) / static_cast<double>(count_ - 1) : 0.0;
-  const double sd = std::max(std::sqrt(std::max(var, 0.0)), 1e-3 * std::fabs(mean_[i]));
+  const double var = n_(i, i) >= 2 ? m2_(i, i) / (n_(i, i) - 1) : 0.0;
+  const double sd = std::max(std::sqrt(std::max(var, 0.0)), 1e-3 * std::fabs(mean_(i, i)));
   return sd > 1e-12 ? sd : 0.0;
 }
 
 void IncrementalPca::refresh() {
-  const Eigen::Index d = mean_.size();
-  Eigen::MatrixXd cov = m2_ / static_cast<double>(count_ - 1);
+  const Eigen::Index d = m2_.rows();
+  // Each pair over the windows where both were present (pairwise deletion); its matrix may be
+  // slightly indefinite, hence the eigenvalues clipped at 0 below.
+  const Eigen::MatrixXd cov = (n_.array() >= 2).select(m2_.array() / (n_.array() - 1.0), 0.0).matrix();
   Eigen::VectorXd inv_sd(d);
   for (Eigen::Index i = 0; i < d; ++i) {
     const double sd = spread(i);
@@ -265,7 +278,7 @@ Eigen::VectorXd IncrementalPca::zscore(const Eigen::VectorXd& x) const {
   Eigen::VectorXd z(x.size());
   for (Eigen::Index i = 0; i < x.size(); ++i) {
     const double sd = spread(i);
-    z[i] = (std::isfinite(x[i]) && sd > 0) ? (x[i] - mean_[i]) / sd : 0.0;
+    z[i] = (std::isfinite(x[i]) && sd > 0) ? (x[i] - mean_(i, i)) / sd : 0.0;
   }
   return z;
 }
@@ -290,8 +303,11 @@ nlohmann::json IncrementalPca::save() const {
   nlohmann::json j;
   j["output_dim"] = out_;
   j["count"] = count_;
-  j["mean"] = std::vector<double>(mean_.data(), mean_.data() + mean_.size());
+  const Eigen::VectorXd mean = mean_.diagonal();
+  j["mean"] = std::vector<double>(mean.data(), mean.data() + mean.size());
   j["m2"] = std::vector<double>(m2_.data(), m2_.data() + m2_.size());
+  j["pair_counts"] = std::vector<double>(n_.data(), n_.data() + n_.size());
+  j["pair_means"] = std::vector<double>(mean_.data(), mean_.data() + mean_.size());
   // The basis as used, since it is refreshed only every few updates.
   j["basis"] = std::vector<double>(basis_.data(), basis_.data() + basis_.size());
   j["eigenvalues"] = std::vector<double>(eigenvalues_.data(), eigenvalues_.data() + eigenvalues_.size());
@@ -308,8 +324,20 @@ Result<IncrementalPca> IncrementalPca::load(const nlohmann::json& j) {
     }
     IncrementalPca p(mean.size(), j.at("output_dim").get<std::size_t>());
     p.count_ = j.at("count").get<std::size_t>();
-    p.mean_ = Eigen::Map<Eigen::VectorXd>(mean.data(), static_cast<Eigen::Index>(mean.size()));
     p.m2_ = Eigen::Map<Eigen::MatrixXd>(m2.data(), p.m2_.rows(), p.m2_.cols());
+    if (j.contains("pair_counts")) {
+      auto n = j.at("pair_counts").get<std::vector<double>>();
+      auto means = j.at("pair_means").get<std::vector<double>>();
+      if (n.size() != m2.size() || means.size() != m2.size())
+        return fail(ErrorCode::kParse, "pca: pair_counts or pair_means of the wrong size");
+      p.n_ = Eigen::Map<Eigen::MatrixXd>(n.data(), p.n_.rows(), p.n_.cols());
+      p.mean_ = Eigen::Map<Eigen::MatrixXd>(means.data(), p.mean_.rows(), p.mean_.cols());
+    } else {
+      // Saved before per-pair counts: every feature counted in every update.
+      p.n_.setConstant(static_cast<double>(p.count_));
+      p.mean_ = Eigen::Map<Eigen::VectorXd>(mean.data(), static_cast<Eigen::Index>(mean.size()))
+                    .replicate(1, static_cast<Eigen::Index>(mean.size()));
+    }
     auto basis = j.at("basis").get<std::vector<double>>();
     auto eig = j.at("eigenvalues").get<std::vector<double>>();
     if (basis.size() != static_cast<std::size_t>(p.basis_.size()) || eig.size() != mean.size()) {

@@ -60,6 +60,11 @@ TEST(KernelFiles, ParsesNumbersMaxAndEmpty) {
   EXPECT_FALSE(countCpuList("\n").has_value());  // an empty cpuset
   EXPECT_FALSE(countCpuList("3-1").has_value());
   EXPECT_FALSE(countCpuList("0-3,x").has_value());
+  EXPECT_EQ(parseCpuList("0,2-3\n"), (std::vector<int>{0, 2, 3}));
+  EXPECT_EQ(parseCpuList("7"), (std::vector<int>{7}));
+  EXPECT_EQ(parseCpuList("0-1,4-5"), (std::vector<int>{0, 1, 4, 5}));
+  for (const char* bad : {"", "\n", "3-1", "1,,2", "-1", "0-", "a", "0-70000"})
+    EXPECT_FALSE(parseCpuList(bad).has_value()) << bad;
   auto missing = readKernelFile(kFixtures + "/v1/proc/99999/stat");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
@@ -153,7 +158,7 @@ TEST(CgroupV1, ReadsCpuMemoryBlkioAndHybridPsi) {
   EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 3);
   EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 2);  // not oom_kill_disable's 0
   EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 1);  // cpuset.effective_cpus "1", not cpuset.cpus "0-1"
-  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 40960);  // device lines only, not "Total"
+  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 40960);  // vda's lines only: not "Total", not dm's
   EXPECT_DOUBLE_EQ(s.get("io_write_bytes_total"), 20971520);
   EXPECT_DOUBLE_EQ(s.get("io_read_ops_total"), 10);
   EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 20);
@@ -177,10 +182,21 @@ TEST(CgroupV2, ReadsEveryFile) {
   EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 78);
   EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 1);  // not oom's 2 or oom_group_kill's 0
   EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 3);  // "0-1,4"
-  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 1048576 + 4096);  // two devices
+  EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 1048576 + 4096);  // two disks, not the dm device
   EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 128);
   EXPECT_DOUBLE_EQ(s.get("psi_io_full_seconds_total"), 0.25);
   EXPECT_DOUBLE_EQ(s.get("psi_memory_some_seconds_total"), 0.02);
+}
+
+// I/O to a device-mapper device (252:0, LVM and the like) is accounted on it and again on the
+// disk below it (254:0): both cgroup versions summed the two.
+TEST(CgroupIo, ADeviceStackedOnAnotherIsNotCountedTwice) {
+  auto v1 = collectWith(context("v1"), "cgroup.v1", cgroupWorkload("/fs-fixture"));
+  EXPECT_DOUBLE_EQ(v1.get("io_write_bytes_total"), 20971520);
+  EXPECT_DOUBLE_EQ(v1.get("io_write_ops_total"), 20);
+  auto v2 = collectWith(context("v2"), "cgroup.v2", cgroupWorkload("/system.slice/app.service"));
+  EXPECT_DOUBLE_EQ(v2.get("io_write_bytes_total"), 8388608);
+  EXPECT_DOUBLE_EQ(v2.get("io_read_ops_total"), 16 + 1);
 }
 
 TEST(CgroupV2, EmptyAndMissingFilesAreNotErrors) {
@@ -298,17 +314,23 @@ TEST(Rates, NetworkCountersFromAnotherSourceAreAReset) {
   EXPECT_TRUE(std::isnan(resourceUsage(own, other_ns)[index(Resource::kNetwork)]));
 }
 
+namespace {
+// A file standing in for a perf fd: read() returns what the collector asks the kernel for (the
+// count, time enabled and time running).
+void writePerfCounter(const std::string& file, std::uint64_t value, std::uint64_t enabled,
+                      std::uint64_t running) {
+  const std::uint64_t r[3] = {value, enabled, running};
+  FILE* f = std::fopen(file.c_str(), "wb");
+  ASSERT_TRUE(f) << file;
+  std::fwrite(r, sizeof r, 1, f);
+  std::fclose(f);
+}
+}  // namespace
+
 TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
   int hardware_calls = 0;
-  // A file holding one 8-byte count stands in for a perf fd (read() returns the count).
   const std::string counter = testing::TempDir() + "/perf-counter";
-  {
-    std::uint64_t task_clock_ns = 5'000'000'000;
-    FILE* f = std::fopen(counter.c_str(), "wb");
-    ASSERT_TRUE(f);
-    std::fwrite(&task_clock_ns, 8, 1, f);
-    std::fclose(f);
-  }
+  writePerfCounter(counter, 5'000'000'000, 1000, 1000);  // task-clock, in ns
   PerfOpener opener = [&](perf_event_attr& attr, pid_t, int, unsigned long) -> int {
     if (attr.type == PERF_TYPE_HARDWARE) {
       ++hardware_calls;
@@ -331,13 +353,7 @@ TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
 
 TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
   const std::string counter = testing::TempDir() + "/perf-counter-cg";
-  {
-    std::uint64_t ns = 2'000'000'000;
-    FILE* f = std::fopen(counter.c_str(), "wb");
-    ASSERT_TRUE(f);
-    std::fwrite(&ns, 8, 1, f);
-    std::fclose(f);
-  }
+  writePerfCounter(counter, 2'000'000'000, 1000, 1000);
   std::vector<int> cpus;
   PerfOpener opener = [&](perf_event_attr& attr, pid_t, int cpu, unsigned long flags) -> int {
     if (attr.type == PERF_TYPE_HARDWARE) return -ENOENT;
@@ -349,11 +365,11 @@ TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
   auto perf = makePerfCollector(context("v1"), opener);  // hybrid: unified/fs-fixture exists
   Sample s;
   ASSERT_TRUE(perf->collect(cgroupWorkload("/fs-fixture"), {8110}, s));
-  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  ASSERT_EQ(cpus.size(), static_cast<std::size_t>(n));
-  for (long c = 0; c < n; ++c) EXPECT_EQ(cpus[c], c);
+  // The online CPUs of the fixture's sys/devices/system/cpu/online, "0,2-3": not CPU 1, where
+  // the event would fail; CPUs 0..N-1 were asked for, N being how many are online.
+  EXPECT_EQ(cpus, (std::vector<int>{0, 2, 3}));
   EXPECT_DOUBLE_EQ(s.get("perf_cgroup_supported"), 1);
-  EXPECT_DOUBLE_EQ(s.get("perf_task_clock_seconds_total"), 2.0 * n);  // summed over CPUs
+  EXPECT_DOUBLE_EQ(s.get("perf_task_clock_seconds_total"), 2.0 * 3);  // summed over CPUs
   // A cgroup with no unified-side directory: said unsupported, nothing opened, not an error.
   cpus.clear();
   Sample t;
@@ -361,7 +377,45 @@ TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
   EXPECT_TRUE(cpus.empty());
   EXPECT_DOUBLE_EQ(t.get("perf_cgroup_supported"), 0);
   EXPECT_FALSE(t.has("perf_task_clock_seconds_total"));
+  // Without the kernel's list of online CPUs (the v2 fixture has none): the same.
+  Sample u;
+  ASSERT_TRUE(makePerfCollector(context("v2"), opener)->collect(cgroupWorkload("/system.slice/app.service"), {}, u));
+  EXPECT_TRUE(cpus.empty());
+  EXPECT_DOUBLE_EQ(u.get("perf_cgroup_supported"), 0);
   std::remove(counter.c_str());
+}
+
+// With more events than counters the kernel multiplexes them: a count covers only the share of
+// the time its event ran, and was summed as is (a third of the cycles here).
+TEST(Perf, ScaledCountUndoesMultiplexing) {
+  EXPECT_DOUBLE_EQ(*scaledCount(1000, 3000, 1000), 3000);
+  EXPECT_DOUBLE_EQ(*scaledCount(1000, 1000, 1000), 1000);  // ran all the time
+  EXPECT_DOUBLE_EQ(*scaledCount(0, 0, 0), 0);              // not enabled yet
+  EXPECT_FALSE(scaledCount(0, 5000, 0).has_value());       // enabled, never on a counter
+  EXPECT_DOUBLE_EQ(*scaledCount(3, 4, 3), 4);
+}
+
+TEST(Perf, CountersAreReadWithTheirTimesAndScaled) {
+  const std::string dir = testing::TempDir();
+  writePerfCounter(dir + "/perf-mux", 1000, 3000, 1000);             // ran a third of the time
+  writePerfCounter(dir + "/perf-never", 0, 3000, 0);                 // never got a counter
+  writePerfCounter(dir + "/perf-clock", 2'000'000'000, 4000, 4000);  // software: not multiplexed
+  PerfOpener opener = [&](perf_event_attr& attr, pid_t, int, unsigned long) -> int {
+    EXPECT_EQ(attr.read_format, PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING);
+    const char* file = attr.type == PERF_TYPE_SOFTWARE                  ? "/perf-clock"
+                       : attr.config == PERF_COUNT_HW_CACHE_REFERENCES ? "/perf-never"
+                                                                        : "/perf-mux";
+    return ::open((dir + file).c_str(), O_RDONLY | O_CLOEXEC);
+  };
+  auto perf = makePerfCollector(context("v1"), opener);
+  Sample s;
+  ASSERT_TRUE(perf->collect({Workload::Kind::kProcessTree, "pid-1", "", 1}, {1}, s));
+  EXPECT_DOUBLE_EQ(s.get("perf_cycles_total"), 3000);
+  EXPECT_DOUBLE_EQ(s.get("perf_instructions_total"), 3000);
+  EXPECT_DOUBLE_EQ(s.get("perf_cache_references_supported"), 1);
+  EXPECT_FALSE(s.has("perf_cache_references_total"));  // unknown, not 0
+  EXPECT_DOUBLE_EQ(s.get("perf_task_clock_seconds_total"), 2.0);
+  for (const char* f : {"/perf-mux", "/perf-never", "/perf-clock"}) std::remove((dir + f).c_str());
 }
 
 // Rates are taken over the monotonic clock: a wall clock stepped back (NTP) or forward (a VM

@@ -107,7 +107,8 @@ struct Watchdog {
 };
 
 // probe_target "hold" with the probe: it and its child do their writes, say their pids, close
-// stdout and wait for stdin to close. With own_pid_ns it runs as pid 1 of a new pid namespace.
+// stdout and wait for stdin to close. With namespaces (CLONE_NEWPID, CLONE_NEWTIME) it runs in
+// new ones: as pid 1 of a new pid namespace; with boot time a day ahead of ours.
 struct Held {
   pid_t pid = -1;     // the target, as this process numbers it
   std::string lines;  // what the two printed
@@ -128,7 +129,7 @@ struct Held {
 using HeldPtr = std::unique_ptr<Held>;
 
 // nullopt when the pid namespace cannot be made (not root).
-HeldPtr hold(const fs::path& dir, bool own_pid_ns) {
+HeldPtr hold(const fs::path& dir, int namespaces) {
   int in[2], out[2], report[2];
   if (::pipe(in) != 0 || ::pipe(out) != 0 || ::pipe(report) != 0) return nullptr;
   const pid_t child = ::fork();
@@ -136,8 +137,12 @@ HeldPtr hold(const fs::path& dir, bool own_pid_ns) {
     ::close(in[1]);
     ::close(out[0]);
     ::close(report[0]);
-    if (own_pid_ns && ::unshare(CLONE_NEWPID) != 0) _exit(77);
-    const pid_t target = own_pid_ns ? ::fork() : 0;
+    if (namespaces && ::unshare(namespaces) != 0) _exit(77);
+    if (namespaces & CLONE_NEWTIME) {
+      std::ofstream offsets("/proc/self/timens_offsets");
+      if (!(offsets << "boottime 86400 0\n" << std::flush)) _exit(77);
+    }
+    const pid_t target = namespaces ? ::fork() : 0;
     if (target == 0) {
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
@@ -162,7 +167,7 @@ HeldPtr hold(const fs::path& dir, bool own_pid_ns) {
   h->stdin_fd = in[1];
   h->waited = child;
   h->pid = child;
-  if (own_pid_ns && ::read(report[0], &h->pid, sizeof h->pid) != sizeof h->pid) {
+  if (namespaces && ::read(report[0], &h->pid, sizeof h->pid) != sizeof h->pid) {
     ::close(report[0]);
     ::close(out[0]);
     return nullptr;
@@ -178,6 +183,13 @@ HeldPtr hold(const fs::path& dir, bool own_pid_ns) {
 
 std::uint64_t histTotal(const fs_probe_counters& c) {
   return std::accumulate(std::begin(c.hist), std::end(c.hist), std::uint64_t{0});
+}
+
+// Whether this process is in the initial pid namespace, where the collector removes the stale
+// segments of other pid namespaces (PROC_PID_INIT_INO, include/linux/proc_ns.h).
+bool seesEveryProcess() {
+  struct stat st {};
+  return ::stat("/proc/self/ns/pid", &st) == 0 && st.st_ino == 0xEFFFFFFCu;
 }
 
 fs::path freshDir(const std::string& name) {
@@ -243,7 +255,7 @@ TEST(Probe, CountsKnownIoAcrossForkAndExec) {
 
 TEST(Probe, CollectorSumsTheLiveProcessesOfAWorkload) {
   const fs::path dir = freshDir("probe-live");
-  auto held = hold(dir, false);
+  auto held = hold(dir, 0);
   ASSERT_TRUE(held);
   std::map<char, pid_t> pids;
   std::istringstream lines(held->lines);
@@ -259,7 +271,8 @@ TEST(Probe, CollectorSumsTheLiveProcessesOfAWorkload) {
   old.c[FS_PROBE_READ].calls = 1;
   old.c[FS_PROBE_READ].bytes = 1u << 30;
   const fs::path stale = writeSegment(dir, old, earlier);
-  // One of another pid namespace whose pid and start time are this process's.
+  // One of another pid namespace whose pid and start time are this process's (a namespace
+  // that does not exist: removed where this process sees every process).
   ProbeSegmentId elsewhere = idOf(::getpid());
   elsewhere.pidns += 1;
   fs_probe_segment foreign = emptySegment(elsewhere);
@@ -288,7 +301,7 @@ TEST(Probe, CollectorSumsTheLiveProcessesOfAWorkload) {
   EXPECT_DOUBLE_EQ(s.get("probe_write_p99_seconds"), std::ldexp(1.0, top) / 1e9);
   EXPECT_FALSE(s.has("probe_accept_p99_seconds"));  // no accept call
   EXPECT_FALSE(fs::exists(stale));                  // removed: its process is gone
-  EXPECT_TRUE(fs::exists(foreign_file));            // whether its process lives is not known here
+  EXPECT_EQ(fs::exists(foreign_file), !seesEveryProcess());
   // A second collect with no new calls reports no p99 (window is empty) but the same totals.
   Sample again;
   ASSERT_TRUE(probe->collect(tree(held->pid), {held->pid, child}, again));
@@ -310,7 +323,7 @@ TEST(Probe, CollectorSumsTheLiveProcessesOfAWorkload) {
 
 TEST(Probe, CollectorFindsTheSegmentOfAProcessInAnotherPidNamespace) {
   const fs::path dir = freshDir("probe-ns");
-  auto held = hold(dir, true);
+  auto held = hold(dir, CLONE_NEWPID);
   if (!held) GTEST_SKIP() << "cannot make a pid namespace (needs root)";
   ASSERT_NE(held->lines.find("P 1\n"), std::string::npos) << held->lines;  // pid 1 in there
   ASSERT_NE(held->pid, 1);
@@ -321,6 +334,93 @@ TEST(Probe, CollectorFindsTheSegmentOfAProcessInAnotherPidNamespace) {
   ASSERT_TRUE(probeCollector(dir)->collect(tree(held->pid), {held->pid, 1}, s));
   EXPECT_DOUBLE_EQ(s.get("probe_processes"), 1);
   EXPECT_DOUBLE_EQ(s.get("probe_write_calls_total"), 3 + 1);
+  EXPECT_TRUE(fs::exists(file));
+  EXPECT_EQ(held->release(), 0);
+  fs::remove_all(dir);
+}
+
+// Segments of other pid namespaces and of layout version 1 stayed forever. They are removed when
+// no process could have written them: none has their pid in their namespace (for version 1, in
+// any), which the collector can tell only where it sees every process.
+TEST(Probe, CollectorRemovesStaleSegmentsOfOtherPidNamespacesAndVersion1) {
+  if (!seesEveryProcess()) GTEST_SKIP() << "not in the initial pid namespace";
+  const fs::path dir = freshDir("probe-ns-stale");
+  auto held = hold(dir, CLONE_NEWPID);
+  if (!held) GTEST_SKIP() << "cannot make a pid namespace (needs root)";
+  const fs::path target = segmentOf(dir, 1), child = segmentOf(dir, 2);
+  ASSERT_FALSE(target.empty());
+  ASSERT_FALSE(child.empty());
+  const ProbeSegmentId live = *parseProbeSegmentName(target.filename().string());
+  // No process of the held namespace has pid 77, and no pid namespace has inode 1.
+  ProbeSegmentId no_pid = live, no_namespace = live;
+  no_pid.pid = 77;
+  no_namespace.pidns = 1;
+  const fs::path no_pid_file = writeSegment(dir, emptySegment(no_pid), no_pid);
+  const fs::path no_namespace_file = writeSegment(dir, emptySegment(no_namespace), no_namespace);
+  const pid_t exited = ::fork();
+  if (exited == 0) _exit(0);
+  ASSERT_EQ(::waitpid(exited, nullptr, 0), exited);
+  const fs::path v1_exited = dir / ("foresight-probe-" + std::to_string(exited));
+  const fs::path v1_live = dir / ("foresight-probe-" + std::to_string(::getpid()));
+  std::ofstream(v1_exited) << "v1";
+  std::ofstream(v1_live) << "v1";
+
+  Sample s;
+  ASSERT_TRUE(probeCollector(dir)->collect(tree(held->pid), {held->pid}, s));
+  EXPECT_DOUBLE_EQ(s.get("probe_processes"), 1);
+  EXPECT_TRUE(fs::exists(target));  // their processes live
+  EXPECT_TRUE(fs::exists(child));
+  EXPECT_TRUE(fs::exists(v1_live));
+  EXPECT_FALSE(fs::exists(no_pid_file));
+  EXPECT_FALSE(fs::exists(no_namespace_file));
+  EXPECT_FALSE(fs::exists(v1_exited));
+
+  // Killed with its namespace, the target leaves its segments behind (no destructor ran).
+  ASSERT_EQ(::kill(held->pid, SIGKILL), 0);
+  held->release();
+  ASSERT_TRUE(fs::exists(target));
+  Sample after;
+  ASSERT_TRUE(probeCollector(dir)->collect(tree(::getpid()), {::getpid()}, after));
+  EXPECT_FALSE(fs::exists(target));
+  EXPECT_FALSE(fs::exists(child));
+  EXPECT_TRUE(fs::exists(v1_live));
+  fs::remove_all(dir);
+}
+
+// A procfs that may not show every process (here none: a host root without one) proves no
+// writer of another namespace gone, nor one of version 1.
+TEST(Probe, CollectorKeepsWhatItCannotProveStale) {
+  const fs::path dir = freshDir("probe-no-proc");
+  const ProbeSegmentId elsewhere{1, 12345, 1};
+  const fs::path file = writeSegment(dir, emptySegment(elsewhere), elsewhere);
+  const fs::path v1 = dir / "foresight-probe-999999";
+  std::ofstream(v1) << "v1";
+  CollectorContext ctx;
+  ctx.paths = HostPaths(dir / "host");
+  ctx.probe_dir = dir;
+  CollectorRegistry reg("collector");
+  registerCollectors(reg);
+  auto probe = reg.create("probe", ctx);
+  ASSERT_TRUE(probe);
+  Sample s;
+  ASSERT_TRUE((*probe)->collect(tree(::getpid()), {::getpid()}, s));
+  EXPECT_TRUE(fs::exists(file));
+  EXPECT_TRUE(fs::exists(v1));
+  fs::remove_all(dir);
+}
+
+// A process in another time namespace names its segment by the start time it reads there,
+// shifted by the namespace's offset: the live process under that pid with another start time is
+// its writer, not a younger process, and its segment stays.
+TEST(Probe, CollectorKeepsTheSegmentOfAProcessInAnotherTimeNamespace) {
+  const fs::path dir = freshDir("probe-timens");
+  auto held = hold(dir, CLONE_NEWTIME);
+  if (!held) GTEST_SKIP() << "cannot make a time namespace (needs root and Linux 5.6)";
+  const fs::path file = segmentOf(dir, held->pid);
+  ASSERT_FALSE(file.empty());
+  ASSERT_NE(parseProbeSegmentName(file.filename().string())->start, idOf(held->pid).start);
+  Sample s;
+  ASSERT_TRUE(probeCollector(dir)->collect(tree(::getpid()), {::getpid()}, s));
   EXPECT_TRUE(fs::exists(file));
   EXPECT_EQ(held->release(), 0);
   fs::remove_all(dir);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numbers>
 #include <random>
 
@@ -167,13 +168,53 @@ TEST(IncrementalPca, ComponentsKeepTheirSignAcrossRefreshes) {
   EXPECT_EQ(flips, 0);
 }
 
+// A feature missing from some windows (a detail metric between its reads) is learnt from the
+// windows that have it. It was taken as the running mean and counted in a count shared by all
+// features: here its mean came out as 5 and its spread as 5.1 instead of 10 and 1.
+TEST(IncrementalPca, AFeatureMissingFromSomeUpdatesIsLearntFromTheOthers) {
+  IncrementalPca pca(2, 1);
+  Eigen::VectorXd x(2);
+  for (int i = 0; i < 100; ++i) {
+    x << (i % 2 ? 1 : -1), std::numeric_limits<double>::quiet_NaN();
+    pca.update(x);
+  }
+  for (int i = 0; i < 100; ++i) {
+    x << (i % 2 ? 1 : -1), 10 + (i % 2 ? 1 : -1);
+    pca.update(x);
+  }
+  EXPECT_EQ(pca.count(), 200u);
+  x << 0, 10;
+  EXPECT_NEAR(pca.normalise(x)[1], 0, 1e-9);
+  x << 0, 11;
+  EXPECT_NEAR(pca.normalise(x)[1], std::sqrt(99.0 / 100.0), 1e-9);  // sd sqrt(100/99)
+}
+
+// Two features that move together, the second present in every other update: their
+// correlation is 1 over the updates having both. Counting the missing ones as the mean made it
+// 0.7, so a point off their line scored 10 instead of standing out.
+TEST(IncrementalPca, APairIsLearntFromTheUpdatesHavingBoth) {
+  IncrementalPca pca(2, 1);
+  const double cycle[4] = {1, -1, -1, 1};  // the even updates have the same mean and spread
+  Eigen::VectorXd x(2);
+  for (int i = 0; i < 1000; ++i) {
+    const double a = cycle[i % 4];
+    x << a, i % 2 == 0 ? a : std::numeric_limits<double>::quiet_NaN();
+    pca.update(x);
+  }
+  Eigen::VectorXd on(2), off(2);
+  on << 1, 1;
+  off << 1, -1;
+  EXPECT_LT(pca.reconstructionError(on), 1.0);
+  EXPECT_GT(pca.reconstructionError(off), 100.0);
+}
+
 TEST(IncrementalPca, StateRoundTrips) {
   IncrementalPca pca(4, 2);
   std::mt19937 rng(3);
   std::normal_distribution<double> g;
   for (int i = 0; i < 50; ++i) {
     Eigen::VectorXd x(4);
-    x << g(rng), 2 * g(rng), g(rng) + 1, 0.5 * g(rng);
+    x << g(rng), 2 * g(rng), g(rng) + 1, i % 3 ? 0.5 * g(rng) : std::numeric_limits<double>::quiet_NaN();
     pca.update(x);
   }
   auto back = IncrementalPca::load(pca.save());
@@ -182,7 +223,31 @@ TEST(IncrementalPca, StateRoundTrips) {
   x << 0.3, -1, 2, 0.1;
   EXPECT_TRUE(back->project(x).isApprox(pca.project(x), 1e-12));
   EXPECT_DOUBLE_EQ(back->reconstructionError(x), pca.reconstructionError(x));
+  back->update(x);
+  pca.update(x);
+  EXPECT_TRUE(back->normalise(x).isApprox(pca.normalise(x), 1e-12));
   EXPECT_FALSE(IncrementalPca::load(nlohmann::json{{"mean", {1, 2}}, {"m2", {1}}}));
+  auto bad = pca.save();
+  bad["pair_counts"] = std::vector<double>{1, 2};
+  EXPECT_FALSE(IncrementalPca::load(bad));
+}
+
+// A state saved before per-pair counts (every feature counted in every update) still loads.
+TEST(IncrementalPca, StateWithoutPairCountsLoads) {
+  IncrementalPca pca(3, 2);
+  std::mt19937 rng(5);
+  std::normal_distribution<double> g;
+  for (int i = 0; i < 40; ++i) pca.update(Eigen::Vector3d(g(rng), g(rng) + 3, 2 * g(rng)));
+  auto j = pca.save();
+  j.erase("pair_counts");
+  j.erase("pair_means");
+  auto back = IncrementalPca::load(j);
+  ASSERT_TRUE(back) << back.error().message;
+  const Eigen::Vector3d x(0.5, 2, -1);
+  EXPECT_TRUE(back->normalise(x).isApprox(pca.normalise(x), 1e-12));
+  back->update(x);
+  pca.update(x);
+  EXPECT_TRUE(back->normalise(x).isApprox(pca.normalise(x), 1e-12));
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "foresight/core/result.h"
 
@@ -24,8 +25,11 @@ Result<std::string> readKernelFile(const std::filesystem::path& path);
 // One number; "max" (cgroup v2 "no limit") is +infinity. nullopt for empty or malformed text.
 std::optional<double> parseNumber(std::string_view text);
 
-// How many CPUs a kernel CPU list names ("0-3,8,10-11\n", cpuset.cpus.effective and the like;
-// Documentation/admin-guide/cgroup-v2.rst). nullopt for empty or malformed text.
+// The CPUs a kernel CPU list names ("0-3,8,10-11\n": cpuset.cpus.effective,
+// /sys/devices/system/cpu/online and the like; Documentation/admin-guide/cgroup-v2.rst,
+// Documentation/ABI/testing/sysfs-devices-system-cpu), in the list's order, and how many.
+// nullopt for empty or malformed text, or a CPU number from 65536 on.
+std::optional<std::vector<int>> parseCpuList(std::string_view text);
 std::optional<int> countCpuList(std::string_view text);
 
 // The values of `keys` in a "key value" text (memory.stat, cpu.stat, /proc/<pid>/io with its

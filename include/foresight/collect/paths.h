@@ -16,6 +16,7 @@ class HostPaths {
 
   const std::filesystem::path& root() const { return root_; }
   std::filesystem::path proc() const;
+  std::filesystem::path sys() const;
   std::filesystem::path cgroupMount() const;
   std::filesystem::path procPid(int pid) const;
 

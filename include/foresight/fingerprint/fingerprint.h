@@ -63,7 +63,9 @@ Decomposition decompose(std::span<const double> x, std::size_t max_period);
 
 // PCA on a running mean and covariance (Welford updates, O(d^2) per sample), the basis recomputed
 // from the covariance by an eigensolver. Exact for what it has seen, unlike approximations such
-// as CCIPCA, and cheap at the d (tens) used here.
+// as CCIPCA, and cheap at the d (tens) used here. A missing (non-finite) feature is left out:
+// each feature's mean and spread, and each pair's covariance, are over the updates where they
+// were present.
 class IncrementalPca {
  public:
   IncrementalPca() = default;
@@ -73,10 +75,10 @@ class IncrementalPca {
   Eigen::VectorXd project(const Eigen::VectorXd& x) const;
   // Squared error of reconstructing z(x) from its projection, over the mean discarded variance.
   double reconstructionError(const Eigen::VectorXd& x) const;
-  std::size_t count() const { return count_; }
+  std::size_t count() const { return count_; }  // updates, whatever was missing in them
   // x z-scored with the running mean and standard deviation (0 for missing or constant features).
   Eigen::VectorXd normalise(const Eigen::VectorXd& x) const { return zscore(x); }
-  std::size_t inputDim() const { return static_cast<std::size_t>(mean_.size()); }
+  std::size_t inputDim() const { return static_cast<std::size_t>(m2_.rows()); }
   std::size_t outputDim() const { return out_; }
   const Eigen::MatrixXd& basis() const { return basis_; }
   nlohmann::json save() const;
@@ -87,8 +89,11 @@ class IncrementalPca {
   Eigen::VectorXd zscore(const Eigen::VectorXd& x) const;
   double spread(Eigen::Index feature) const;
   std::size_t out_ = 0, count_ = 0;
-  Eigen::VectorXd mean_, eigenvalues_;
-  Eigen::MatrixXd m2_, basis_;  // basis_: input_dim x output_dim, columns by falling variance
+  Eigen::VectorXd eigenvalues_;
+  // Per pair (i, j): n_ the updates with both present, mean_ the mean of i over them (the
+  // diagonal: each feature's own), m2_ the co-moment.
+  Eigen::MatrixXd n_, mean_, m2_;
+  Eigen::MatrixXd basis_;  // input_dim x output_dim, columns by falling variance
 };
 
 // A learnt anomaly scorer over the z-scored feature vector (the LibTorch autoencoder in
