@@ -203,19 +203,16 @@ int runTrain(const TrainArgs& a) {
   if (!a.init.empty()) prov["init"] = a.init;
   // Which resources had targets: the heads of one no series had are untrained (a warning where
   // the model is used on it). A fine-tuned model also learnt from what its --init saw, if recorded.
-  nlohmann::json with;
-  for (Resource r : kAllResources) with[std::string(name(r))] = rep->series_with[index(r)];
+  std::optional<std::array<std::size_t, kResourceCount>> with = rep->series_with;
   if (opt.init) {
-    const auto init_prov = nlohmann::json::parse(opt.init->provenance, nullptr, false);
-    if (init_prov.is_object() && init_prov.contains("train_series_with") && init_prov["train_series_with"].is_object()) {
-      for (auto& [r, n] : with.items())
-        if (auto it = init_prov["train_series_with"].find(r); it != init_prov["train_series_with"].end() && it->is_number())
-          n = n.get<std::size_t>() + it->get<std::size_t>();
-    } else {
-      with = nullptr;  // unknown
-    }
+    const auto was = predict::lstm::trainedOn(*opt.init);
+    if (was && was->series_with)
+      for (Resource r : kAllResources) (*with)[index(r)] += (*was->series_with)[index(r)];
+    else
+      with.reset();  // unknown
   }
-  if (!with.is_null()) prov["train_series_with"] = with;
+  if (with)
+    for (Resource r : kAllResources) prov["train_series_with"][std::string(name(r))] = (*with)[index(r)];
   prov["select_by"] = a.opt.select_by_backtest ? "backtest" : "loss";
   for (const auto& e : rep->epochs)
     prov["epochs"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss},

@@ -82,6 +82,10 @@ Result<TrainedOn> trainedOn(const LstmModel& model) {
     t.holdout = prov.value("holdout", t.holdout);
     if (prov.contains("series_read")) t.series_read = prov.at("series_read").get<std::size_t>();
     if (prov.contains("validation_series")) t.validation_series = prov.at("validation_series").get<std::size_t>();
+    if (const auto it = prov.find("train_series_with"); it != prov.end() && it->is_object()) {
+      t.series_with.emplace();
+      for (Resource r : kAllResources) (*t.series_with)[index(r)] = it->value(std::string(name(r)), std::size_t{0});
+    }
     return t;
   } catch (const nlohmann::json::exception& e) {
     return fail(ErrorCode::kInvalidArgument, "the model's provenance: {}", e.what());
@@ -101,16 +105,11 @@ std::string scoresTrainedSteps(const LstmModel& m, const std::string& file, doub
 }
 
 std::string untrainedResources(const LstmModel& m, const std::string& file, std::span<const Resource> used) {
-  const auto prov = nlohmann::json::parse(m.provenance, nullptr, false);
-  if (prov.is_discarded() || !prov.is_object() || !prov.contains("train_series_with") ||
-      !prov["train_series_with"].is_object())
-    return {};
+  auto t = trainedOn(m);
+  if (!t || !t->series_with) return {};
   std::vector<std::string> untrained;
-  for (Resource r : used) {
-    const auto& with = prov["train_series_with"];
-    auto it = with.find(std::string(name(r)));
-    if (it != with.end() && it->is_number() && it->get<double>() == 0) untrained.emplace_back(name(r));
-  }
+  for (Resource r : used)
+    if ((*t->series_with)[index(r)] == 0) untrained.emplace_back(name(r));
   if (untrained.empty()) return {};
   return fmt::format(
       "lstm: {} was trained on no series with {}: its forecasts of {} are persistence with an untrained spread "

@@ -228,6 +228,8 @@ struct TrainedOn {
   std::uint64_t split_seed = 0;  // `split_seed`, else `seed` (files from before the split seed)
   double holdout = 0.2;          // files from before it was recorded were split at the default 0.2
   std::optional<std::size_t> series_read, validation_series;  // the trace's series; those held back for validation
+  // Per resource, how many training series had it (`train_series_with`); absent in older files.
+  std::optional<std::array<std::size_t, kResourceCount>> series_with;
 };
 // Refused when the provenance is not JSON or lacks seed or train_fraction.
 Result<TrainedOn> trainedOn(const LstmModel& model);
