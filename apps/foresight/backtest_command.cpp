@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <set>
 
 #include "commands.h"
 #include "foresight/core/files.h"
@@ -60,10 +61,10 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
   const std::vector<std::string> policy_names = splitList(a.policies);
   // The JSON and the table key results by name: a policy named twice would be replayed twice and
   // reported once.
-  for (std::size_t i = 0; i < policy_names.size(); ++i)
-    if (std::find(policy_names.begin(), policy_names.begin() + static_cast<std::ptrdiff_t>(i), policy_names[i]) !=
-        policy_names.begin() + static_cast<std::ptrdiff_t>(i)) {
-      spdlog::error("--policies: '{}' named twice", policy_names[i]);
+  std::set<std::string> named_once;
+  for (const auto& name : policy_names)
+    if (!named_once.insert(name).second) {
+      spdlog::error("--policies: '{}' named twice", name);
       return 2;
     }
   for (const auto& [policy, opts] : options)

@@ -1,12 +1,12 @@
 #include "foresight/fingerprint/fingerprint.h"
 
-#include "foresight/core/files.h"
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <numeric>
+
+#include "foresight/core/files.h"
 
 namespace fs = std::filesystem;
 
