@@ -200,6 +200,7 @@ int runTrain(const TrainArgs& a) {
   prov["window_features"] = rep->model.hasBlock("window");
   prov["day_features"] = rep->model.hasBlock("day");
   prov["fingerprint_window"] = rep->model.fingerprint_window;
+  prov["scale_restart"] = rep->model.scale_restart;
   if (!a.init.empty()) prov["init"] = a.init;
   // Which resources had targets: the heads of one no series had are untrained (a warning where
   // the model is used on it). A fine-tuned model also learnt from what its --init saw, if recorded.
@@ -333,6 +334,12 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
                   "the --init model's")
       ->capture_default_str()
       ->check(CLI::IsMember({"0"}) | wholeNumber(2));
+  cmd->add_option("--scale-restart", a->opt.scale_restart,
+                  "inputs: restart each resource's scale after N steps in a row above 8x it (a "
+                  "level shift, such as a workload that idled before it started; 12 = an hour of "
+                  "5-minute steps); 0: never, or the --init model's")
+      ->capture_default_str()
+      ->check(wholeNumber(0));
   cmd->add_option("--init", a->init,
                   "fine-tune this model file instead of starting from fresh weights (keeps its "
                   "normalisers; give the --seed or --split-seed it was trained with, so its "

@@ -8,7 +8,22 @@ namespace foresight::predict {
 void RunningScale::add(double u) {
   if (std::isnan(u)) return;
   u = std::max(u, 0.0);
-  if (n_ > 0) u = std::min(u, 8.0 * value());
+  if (n_ > 0 && u > 8.0 * value()) {
+    if (restart_after_ > 0) {
+      above_sum_ += u;
+      if (++above_ == restart_after_) {
+        n_ = restart_after_;
+        mean_ = above_sum_ / restart_after_;
+        above_ = 0;
+        above_sum_ = 0;
+        return;
+      }
+    }
+    u = 8.0 * value();
+  } else {
+    above_ = 0;
+    above_sum_ = 0;
+  }
   ++n_;
   mean_ += (u - mean_) / static_cast<double>(n_);
 }

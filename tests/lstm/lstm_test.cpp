@@ -272,12 +272,14 @@ TEST(LstmModelFile, CorruptTruncatedAndIncompatibleAreRefused) {
   ASSERT_FALSE(e2);
   EXPECT_NE(e2.error().message.find("short.fsm"), std::string::npos);
 
+  const std::string newer = fmt::format("\"format_version\":{}", kFormatVersion + 1);
   std::string v3 = text;
-  v3.replace(v3.find("\"format_version\":1"), 18, "\"format_version\":3");
+  v3.replace(v3.find("\"format_version\":1"), 18, newer);
   writeAll(dir / "v3.fsm", withFreshCrc(v3));
   auto e3 = loadModel(dir / "v3.fsm");
   ASSERT_FALSE(e3);
-  EXPECT_NE(e3.error().message.find("incompatible model format version 3"), std::string::npos);
+  EXPECT_NE(e3.error().message.find(fmt::format("incompatible model format version {}", kFormatVersion + 1)),
+            std::string::npos);
 
   std::string unknown = text;
   const std::string key = "\"block\":\"time\",\"name\":\"tod_sin\"";
@@ -427,6 +429,44 @@ TEST(LstmModelFile, FingerprintWindowRoundTripsAndIsChecked) {
   auto bad = m.validate("m.fsm");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("fingerprint window"), std::string::npos);
+}
+
+// A model trained with the scale restart computes its inputs with it, and says so in a version 3
+// file that older builds refuse; a version 1 or 2 header that carries it is refused too.
+TEST(LstmModelFile, ScaleRestartRoundTripsAndDrivesTheFeatures) {
+  const fs::path dir = tempDir();
+  LstmModel m = LstmModel::initial(4, 2, kDefaultLevels, 5);
+  m.scale_restart = 12;
+  ASSERT_TRUE(saveModel(m, dir / "m.fsm"));
+  auto back = loadModel(dir / "m.fsm");
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->scale_restart, 12u);
+  const std::string text = readAll(dir / "m.fsm");
+  ASSERT_NE(text.find("\"format_version\":3"), std::string::npos);
+  std::string v2 = text;
+  v2.replace(v2.find("\"format_version\":3"), 18, "\"format_version\":2");
+  writeAll(dir / "v2.fsm", withFreshCrc(v2));
+  auto bad = loadModel(dir / "v2.fsm");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("v2.fsm"), std::string::npos);
+  EXPECT_NE(bad.error().message.find("scale restart of 12"), std::string::npos);
+
+  // A day idle, then busy: the restarting model's scale follows within 12 steps, the other's not.
+  LstmModel plain = LstmModel::initial(4, 2, kDefaultLevels, 5);
+  FeatureBuilder fr(*back, {}), fp(plain, {});
+  std::vector<float> x(m.inputs());
+  Observation o;
+  for (std::size_t t = 0; t < 300; ++t) {
+    o.step = t;
+    o.time = 1372636800 + 300 * static_cast<std::int64_t>(t);
+    o.usage = {t < 288 ? 0.0 : 2.0, NAN, NAN, NAN};
+    fr.step(o, x);
+    fp.step(o, x);
+  }
+  EXPECT_DOUBLE_EQ(fr.scale(Resource::kCpu), 2.0);
+  EXPECT_LT(fp.scale(Resource::kCpu), 0.1);
+  const float z = x[columnOf(m, "u_cpu")];  // the plain model's input: at the clip
+  EXPECT_FLOAT_EQ(z, 6.0f);
 }
 
 TEST(LstmStreaming, StepEqualsFullSequence) {

@@ -60,5 +60,35 @@ TEST(RunningScale, ClipsBurstsAndIgnoresMissing) {
   EXPECT_DOUBLE_EQ(s.value(), 4.5);
 }
 
+// After a day idle at 0.01, the workload runs at 2. Without a restart the clipped mean needs
+// days to get there; with restart_after = 12 the 12th step in a row above the clip restarts the
+// mean from those 12 steps. A burst shorter than that is clipped as before.
+TEST(RunningScale, RestartsAfterALevelShiftNotAfterABurst) {
+  RunningScale plain(1e-3), restarting(1e-3, 12);
+  for (int t = 0; t < 288; ++t) plain.add(0.01), restarting.add(0.01);
+  for (int t = 0; t < 11; ++t) plain.add(2.0), restarting.add(2.0);
+  EXPECT_DOUBLE_EQ(restarting.value(), plain.value());  // 11 steps: still a burst
+  EXPECT_LT(plain.value(), 0.1);
+  plain.add(2.0);
+  restarting.add(2.0);
+  EXPECT_DOUBLE_EQ(restarting.value(), 2.0);
+  EXPECT_LT(plain.value(), 0.1);
+  // From there it is a running mean over the 12 steps and those after.
+  restarting.add(1.0);
+  EXPECT_DOUBLE_EQ(restarting.value(), (12 * 2.0 + 1.0) / 13);
+
+  // A run broken by one sample under the clip starts counting again.
+  RunningScale broken(1e-3, 3);
+  broken.add(1.0);
+  broken.add(100.0);
+  broken.add(100.0);
+  broken.add(1.0);
+  broken.add(1000.0);
+  broken.add(1000.0);
+  EXPECT_LT(broken.value(), 100.0);
+  broken.add(1000.0);
+  EXPECT_DOUBLE_EQ(broken.value(), 1000.0);
+}
+
 }  // namespace
 }  // namespace foresight::predict

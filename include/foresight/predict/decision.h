@@ -13,15 +13,21 @@ namespace foresight::predict {
 
 // The causal, burst-robust level of one resource: a running mean of the usage so far with each
 // sample clipped to 8x the current level, so one burst cannot inflate it for days.
+// With `restart_after` = N > 0, N samples in a row above the clip are a level shift, not a burst:
+// the mean restarts from those N samples. Without it a workload that idled for days before it
+// started keeps a scale far below its level for days (docs/model.md, "a workload that starts idle").
 class RunningScale {
  public:
-  explicit RunningScale(double floor = 1e-9) : floor_(floor) {}
+  explicit RunningScale(double floor = 1e-9, std::uint32_t restart_after = 0)
+      : floor_(floor), restart_after_(restart_after) {}
   void add(double u);
   double value() const { return std::max(mean_, floor_); }
 
  private:
   double floor_, mean_ = 0;
   std::uint64_t n_ = 0;
+  std::uint32_t restart_after_, above_ = 0;  // samples in a row above the clip
+  double above_sum_ = 0;                     // their sum, unclipped
 };
 
 // The smallest scale a resource is given (0.001 cores, 1 MiB, 1 KiB/s), so an idle workload's

@@ -203,16 +203,21 @@ Status LstmModel::validate(const std::string& what) const {
   return ok();
 }
 
+int formatVersionFor(const LstmModel& m) {
+  return m.scale_restart > 0 ? 3 : m.fingerprint_window > 0 ? 2 : 1;
+}
+
 Status saveModel(const LstmModel& m, const std::filesystem::path& file) {
   if (auto s = m.validate(file.string()); !s) return s;
   nlohmann::json h;
-  h["format_version"] = m.fingerprint_window > 0 ? 2 : 1;
+  h["format_version"] = formatVersionFor(m);
   h["architecture"] = "lstm1+linear quantile heads (base + cumulative softplus), z=log1p(u/scale)";
   h["hidden"] = m.hidden;
   h["horizon"] = m.horizon;
   h["levels"] = m.levels;
   h["residual"] = m.residual;
   if (m.fingerprint_window > 0) h["fingerprint_window"] = m.fingerprint_window;
+  if (m.scale_restart > 0) h["scale_restart"] = m.scale_restart;
   if (m.step_seconds > 0) h["step_seconds"] = m.step_seconds;
   h["resources"] = {"cpu", "memory", "disk_io", "network"};
   for (const auto& f : m.schema) h["schema"].push_back({{"name", f.name}, {"block", f.block}, {"optional", f.optional}});
@@ -281,9 +286,10 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
     m.residual = h.value("residual", false);  // files written before residual heads had none
     m.fingerprint_window = h.value("fingerprint_window", std::size_t{0});
     m.step_seconds = h.value("step_seconds", std::int64_t{0});
-    if ((m.format_version >= 2) != (m.fingerprint_window > 0))
-      return fail(ErrorCode::kParse, "{}: format version {} with a fingerprint window of {}", what,
-                  m.format_version, m.fingerprint_window);
+    m.scale_restart = h.value("scale_restart", std::uint32_t{0});
+    if (m.format_version != formatVersionFor(m))
+      return fail(ErrorCode::kParse, "{}: format version {} with a fingerprint window of {} and a scale restart of {} (version {} expected)",
+                  what, m.format_version, m.fingerprint_window, m.scale_restart, formatVersionFor(m));
     for (const auto& f : h.at("schema")) m.schema.push_back({f.at("name"), f.at("block"), f.at("optional")});
     for (const auto& n : h.at("normalisers")) m.normalisers.push_back({n.at("name"), n.at("mean"), n.at("std")});
     m.cal_levels = h.at("cal_levels").get<std::vector<double>>();
@@ -314,8 +320,10 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
 }
 
 FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata)
-    : scale_{RunningScale(scaleFloor(Resource::kCpu)), RunningScale(scaleFloor(Resource::kMemory)),
-             RunningScale(scaleFloor(Resource::kDiskIo)), RunningScale(scaleFloor(Resource::kNetwork))} {
+    : scale_{RunningScale(scaleFloor(Resource::kCpu), model.scale_restart),
+             RunningScale(scaleFloor(Resource::kMemory), model.scale_restart),
+             RunningScale(scaleFloor(Resource::kDiskIo), model.scale_restart),
+             RunningScale(scaleFloor(Resource::kNetwork), model.scale_restart)} {
   for (auto& w : window_) w.fill(NAN);
   const auto& known = knownFeatures();
   canonical_.assign(known.size(), 0.0);

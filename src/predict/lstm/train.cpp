@@ -247,6 +247,7 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
     LstmModel m = o.init ? *o.init
                          : LstmModel::initial(o.hidden, o.horizon, kDefaultLevels, o.seed, o.window_features, o.day_features);
     if (o.fingerprint_window > 0) m.fingerprint_window = o.fingerprint_window;
+    if (o.scale_restart > 0) m.scale_restart = o.scale_restart;
     if (!series.empty()) m.step_seconds = series.front().step_seconds;  // one step per trace
     if (auto s = m.validate("train"); !s) return tl::unexpected(s.error());
 

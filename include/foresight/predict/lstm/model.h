@@ -26,9 +26,10 @@
 namespace foresight::predict::lstm {
 
 // The newest model file version this build reads. Version 2 adds the fingerprint block's
-// `fingerprint_window`; a model without the block is still written as version 1, which older builds
-// read, while they refuse a version-2 file instead of feeding its block zeros.
-inline constexpr int kFormatVersion = 2;
+// `fingerprint_window`, version 3 the scale's `scale_restart`. A file is written with the lowest
+// version that holds what it uses (formatVersionFor), so a model without them is still version 1,
+// which older builds read, while they refuse a newer file instead of computing its inputs wrongly.
+inline constexpr int kFormatVersion = 3;
 inline constexpr std::size_t kFingerprintDims = 8;
 inline constexpr std::size_t kFingerprintHop = 12;
 
@@ -65,6 +66,9 @@ struct LstmModel {
   // every kFingerprintHop steps once the window is full. 0: the block is fed zeros (files written
   // before it, and models trained without it).
   std::size_t fingerprint_window = 0;
+  // RunningScale's restart_after: the scale restarts after this many steps in a row above its
+  // clip. 0: never (files written before 2026-12-05).
+  std::uint32_t scale_restart = 0;
   // The step of the trace it was trained on: its dynamics, horizon and lead are in such steps.
   // 0: not recorded (files written before 2026-12-04).
   std::int64_t step_seconds = 0;
@@ -98,6 +102,9 @@ struct LstmModel {
                            std::uint64_t seed, bool window_features = true, bool day_features = false);
   Status validate(const std::string& what) const;
 };
+
+// The lowest file version that holds `m`: 3 with a scale restart, 2 with a fingerprint window, 1.
+int formatVersionFor(const LstmModel& m);
 
 // The day block needs a step that divides a day into at least `horizon` steps.
 inline bool dayBlockFits(std::int64_t step_seconds, std::size_t horizon) {

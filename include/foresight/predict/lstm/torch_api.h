@@ -42,6 +42,8 @@ struct TrainOptions {
   bool day_features = false;    // the zday_<r> / zdaymax_<r> / day_present input columns
   // LstmModel::fingerprint_window of the trained model; 0: the initial model's (none if fresh).
   std::size_t fingerprint_window = 0;
+  // LstmModel::scale_restart of the trained model; 0: the initial model's (none if fresh).
+  std::uint32_t scale_restart = 0;
   // Fine-tuning: start from this model's weights, normalisers and architecture instead of fresh
   // ones (hidden, horizon, window_features and day_features are then the model's). The workload
   // split still comes from `seed` (or `split_seed`): use the model's, or its held-back workloads
