@@ -129,7 +129,7 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   const fs::path tuned = dir / "tuned.fsm";
   auto fineTune = [&](const fs::path& init, const std::string& more = "") {
     const std::string c = fmt::format(
-        "{} train --trace {} --format csv --out {} --init {} --fingerprint-window 48 --batch 4 "
+        "{} train --trace {} --format csv --out {} --init {} --fingerprint-window 48 --scale-restart 6 --batch 4 "
         "--epochs 1 --holdout 0.5 --torch-threads 1 --no-progress {}",
         FORESIGHT_BIN, (dir / "trace").string(), tuned.string(), init.string(), more);
     const auto r = runShell(c);
@@ -141,6 +141,8 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   auto t = foresight::predict::lstm::loadModel(tuned);
   ASSERT_TRUE(t) << t.error().message;
   EXPECT_EQ(t->fingerprint_window, 48u);
+  EXPECT_EQ(t->scale_restart, 6u);
+  EXPECT_EQ(m->scale_restart, 0u);  // off unless asked for
   EXPECT_EQ(t->hidden, m->hidden);
   EXPECT_EQ(t->horizon, m->horizon);
   const auto tprov = nlohmann::json::parse(t->provenance);
@@ -149,6 +151,7 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   EXPECT_EQ(tprov.at("train_series_with").at("cpu"), 2 * with.at("cpu").get<int>());
   EXPECT_EQ(tprov.at("train_series_with").at("disk_io"), 0);
   EXPECT_EQ(tprov.at("fingerprint_window"), 48);
+  EXPECT_EQ(tprov.at("scale_restart"), 6);
   EXPECT_EQ(tprov.at("validation_series"), prov.at("validation_series"));
   for (std::size_t i = 0; i < m->normalisers.size(); ++i) EXPECT_EQ(t->normalisers[i].mean, m->normalisers[i].mean);
   EXPECT_EQ(tprov.at("window_features"), true);
@@ -361,6 +364,7 @@ TEST(LstmTrainCli, RefusesUnwritableOutputsAndMeaninglessOptionsUpFront) {
   for (const auto& [bad, named] : {std::pair{"--scale-weight-bound 0.5", "--scale-weight-bound"},
                                    std::pair{"--scale-weight-bound -1", "--scale-weight-bound"},
                                    std::pair{"--fingerprint-window 1", "--fingerprint-window"},
+                                   std::pair{"--scale-restart -1", "--scale-restart"},
                                    std::pair{"--day-features --step 7", "--step 7 does not divide a day"},
                                    std::pair{"--day-features --step 7200", "--step 7200 does not divide a day (86400 s) into at least --horizon 13"}}) {
     const auto r = runShell(fmt::format("{} {} --horizon 13 --out {}", base, bad, (dir / "m.fsm").string()));
