@@ -78,11 +78,21 @@ LaunchedWorkload::LaunchedWorkload(LaunchedWorkload&& o) noexcept
 }
 
 bool LaunchedWorkload::exited() {
-  if (reaped_ || pid_ < 0) return true;
-  int status = 0;
-  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+  if (pid_ < 0) return true;
+  auto record = [&](int status) {
     reaped_ = true;
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  };
+  int status = 0;
+  if (::getpid() == 1) {
+    // As PID 1 (`foresight run -- CMD` as a container's entrypoint) every orphan of the command's
+    // tree is re-parented to us and only we can reap it: left alone, each stays a zombie holding a
+    // pid against the container's limit. Anywhere else orphans go to init, and waitpid(-1) could
+    // take a child that another part of the program waits for.
+    for (pid_t p; (p = ::waitpid(-1, &status, WNOHANG)) > 0;)
+      if (p == pid_ && !reaped_) record(status);
+  } else if (!reaped_ && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+    record(status);
   }
   return reaped_;
 }

@@ -2,6 +2,7 @@
 // test creates; the collectors must report that load. Needs root and a cgroup v1 or v2 hierarchy
 // with cpu/cpuacct/memory; skips with the reason otherwise.
 #include <fcntl.h>
+#include <sched.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -425,6 +426,47 @@ TEST(LiveLaunch, StoppingACommandEndsItsChildrenAndRemovesItsCgroup) {
         if (auto d = ctx.layout.v1(c)) ::rmdir((*d / name).c_str());
     }
   }
+}
+
+// As PID 1 of a pid namespace (a container's entrypoint), the agent is given the orphans of the
+// command's tree: exited() reaps them, and still reports the command's own exit code.
+TEST(LiveLaunch, AsPid1TheOrphansOfTheCommandAreReaped) {
+  const pid_t outer = ::fork();
+  ASSERT_GE(outer, 0);
+  if (outer == 0) {
+    if (::unshare(CLONE_NEWPID) != 0) _exit(77);
+    const pid_t init = ::fork();  // PID 1 of the new namespace
+    if (init < 0) _exit(78);
+    if (init == 0) {
+      CollectorContext ctx;  // no hierarchy: a process tree, nothing to clean up
+      // The shell ends at once; its background sleep is orphaned and ends 0.1 s later.
+      auto l = LaunchedWorkload::start(ctx, {"sh", "-c", "sleep 0.1 & exit 3"});
+      if (!l) _exit(10);
+      bool done = false;
+      for (int i = 0; i < 300 && !done; ++i) {
+        done = l->exited();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (!done) _exit(11);
+      if (l->exitCode() != 3) _exit(12);
+      for (int i = 0; i < 50; ++i) {  // half a second for the sleep to end, calling as a loop would
+        l->exited();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      errno = 0;
+      const pid_t zombie = ::waitpid(-1, nullptr, WNOHANG);
+      _exit(zombie == -1 && errno == ECHILD ? 0 : 13);
+    }
+    int st = 0;
+    ::waitpid(init, &st, 0);
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 79);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(outer, &st, 0), outer);
+  ASSERT_TRUE(WIFEXITED(st));
+  if (WEXITSTATUS(st) == 77) GTEST_SKIP() << "cannot make a pid namespace (needs root)";
+  // 10: no start; 11: the command never seen to end; 12: wrong exit code; 13: a zombie left.
+  EXPECT_EQ(WEXITSTATUS(st), 0);
 }
 
 TEST(LivePerf, SoftwareCountersWorkAndRefusedHardwareIsReported) {
