@@ -16,6 +16,7 @@ void RunningScale::add(double u) {
         mean_ = above_sum_ / restart_after_;
         above_ = 0;
         above_sum_ = 0;
+        ++restarts_;
         return;
       }
     }

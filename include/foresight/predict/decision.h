@@ -22,10 +22,11 @@ class RunningScale {
       : floor_(floor), restart_after_(restart_after) {}
   void add(double u);
   double value() const { return std::max(mean_, floor_); }
+  std::uint64_t restarts() const { return restarts_; }
 
  private:
   double floor_, mean_ = 0;
-  std::uint64_t n_ = 0;
+  std::uint64_t n_ = 0, restarts_ = 0;
   std::uint32_t restart_after_, above_ = 0;  // samples in a row above the clip
   double above_sum_ = 0;                     // their sum, unclipped
 };

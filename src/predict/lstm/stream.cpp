@@ -22,7 +22,15 @@ void LstmStream::observe(const Observation& o) {
       t.adj += eta_ * (t.level - (u <= t.pending[slot] ? 1.0 : 0.0));
     }
   }
+  std::array<std::uint64_t, kResourceCount> restarts;
+  for (Resource r : kAllResources) restarts[index(r)] = fb_.scaleRestarts(r);
   fb_.step(o, x_);
+  // A restarted scale marks a level shift: the corrections learnt before it are about a workload
+  // that is gone, and at the top levels the tracker unlearns a widening about 1/(1 - level) times
+  // more slowly than it learnt it (docs/model.md, "Scale restart").
+  for (Resource r : kAllResources)
+    if (fb_.scaleRestarts(r) != restarts[index(r)])
+      for (auto& t : trackers_[index(r)]) t.adj = 0;
   st_.step(x_);
   ++steps_;
   std::fill(z_valid_.begin(), z_valid_.end(), false);

@@ -149,6 +149,7 @@ class FeatureBuilder {
   // Updates the scales with the observation and writes model.inputs() values into `x`.
   void step(const Observation& o, std::span<float> x);
   double scale(Resource r) const { return scale_[index(r)].value(); }
+  std::uint64_t scaleRestarts(Resource r) const { return scale_[index(r)].restarts(); }
   // A usage in the model's units, log1p(u / scale) with the current scale; clipped so a 1000x
   // burst cannot saturate every gate.
   double z(Resource r, double u) const { return std::min(std::log1p(std::max(u, 0.0) / scale(r)), 6.0); }
