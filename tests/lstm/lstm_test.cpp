@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "foresight/predict/lstm/model.h"
 #include "foresight/predict/lstm/stream.h"
@@ -856,6 +857,13 @@ TEST(LstmShipped, ShippedModelLoads) {
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ(m->horizon, 12u);
   EXPECT_LT(fs::file_size(p), 5u * 1024 * 1024);
+  // Its header was edited after training (scripts/set_scale_restart.py, docs/model.md "Scale
+  // restart"): the edit is recorded beside the training command it does not replace.
+  EXPECT_EQ(m->scale_restart, 72u);
+  const auto prov = nlohmann::json::parse(m->provenance);
+  ASSERT_TRUE(prov.contains("edits")) << m->provenance.substr(0, 200);
+  EXPECT_EQ(prov.at("edits").back().at("scale_restart"), 72);
+  EXPECT_NE(prov.at("command").get<std::string>().find(" train "), std::string::npos);
 }
 
 }  // namespace
