@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "support/shell.h"
 #include "test_util.h"
 
 namespace foresight::allocate::k8s {
@@ -471,6 +472,51 @@ TEST(K8sResize, AnUnexpectedAnswerNamesTheFieldAndTheContainer) {
             std::string::npos) << st.error().message;
   EXPECT_NE(st.error().message.find("previous resources restored"), std::string::npos);
   EXPECT_EQ(api.pod["spec"]["containers"][0]["resources"], good["spec"]["containers"][0]["resources"]);
+}
+
+// `foresight allocate` end to end against an API server whose pod has a field of the wrong type:
+// exit status 1 (not 70, an internal error), the pod, field and container named, no PATCH sent,
+// and no change recorded in the audit trail. Then the same command against the good pod applies.
+TEST(K8sResize, AllocateReportsAnUnexpectedAnswerAndChangesNothing) {
+  FakeApiServer api;
+  testing::TempDir tmp;
+  const auto kubeconfig = tmp.path() / "config";
+  testing::writeFile(kubeconfig, fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: c
+contexts:
+- {{name: c, context: {{cluster: k, user: u}}}}
+clusters:
+- {{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}
+users:
+- {{name: u, user: {{token: t}}}}
+)", api.port()));
+  const std::string db = (tmp.path() / "audit.db").string();
+  auto allocate = [&] {
+    return foresight::test_support::runShell(fmt::format(
+        "{} allocate --backend kubernetes -o kubeconfig={} -o resize_timeout=7 --workload shop/web-0/app "
+        "--cpu 0.75 --db {}",
+        FORESIGHT_BIN, kubeconfig.string(), db));
+  };
+  auto history = [&] {
+    return foresight::test_support::runShell(fmt::format("{} history --db {}", FORESIGHT_BIN, db));
+  };
+  const json good = api.pod;
+  api.pod["spec"]["containers"][0]["resources"]["limits"] = "1";
+  const auto bad = allocate();
+  EXPECT_EQ(bad.exit_code, 1) << bad.all();
+  EXPECT_NE(bad.all().find("pod shop/web-0: unexpected answer from the API server: "
+                           "spec.containers[0].resources.limits (container app) is a string, expected an object"),
+            std::string::npos) << bad.all();
+  EXPECT_TRUE(api.patches().empty());
+  const auto none = history();
+  EXPECT_EQ(none.all().find("cpu=0.75"), std::string::npos) << none.all();
+
+  api.pod = good;
+  const auto fine = allocate();
+  EXPECT_EQ(fine.exit_code, 0) << fine.all();
+  EXPECT_EQ(api.patches().size(), 1u);
+  EXPECT_NE(history().all().find("cpu=0.75"), std::string::npos);
 }
 
 TEST(K8sVpa, AnUnexpectedAnswerNamesTheFieldAndTheContainer) {
