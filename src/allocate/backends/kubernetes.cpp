@@ -443,8 +443,8 @@ class ResizeBackend final : public Backend {
     if (r->status != 200)
       return fail(ErrorCode::kUnavailable, "{}: no usage from the metrics API ({}): {}", what,
                   r->status, apiMessage(*r));
-    if (auto st = checkShape(r->body, json::parse(R"({"containers": [{"name": "", "usage": {}}]})"));
-        !st)
+    static const json kMetricsShape = json::parse(R"({"containers": [{"name": "", "usage": {}}]})");
+    if (auto st = checkShape(r->body, kMetricsShape); !st)
       return fail(st.error().code, "{}: metrics API: {}", what, st.error().message);
     const json containers = r->body.value("containers", json::array());
     for (const auto& c : containers)
