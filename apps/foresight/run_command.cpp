@@ -103,7 +103,7 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
   predict::SeasonalOptions seasonal;
   seasonal.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
   seasonal.errors = seasonal.max_period;
-  auto forecasters = loop::makeForecasters(a.forecaster, a.model, seasonal);
+  auto forecasters = loop::makeForecasters(a.forecaster, a.model, seasonal, period);
   if (!forecasters) return tl::unexpected(forecasters.error());
   c.forecaster = std::move(*forecasters);
   if (std::filesystem::exists(a.catalog)) {

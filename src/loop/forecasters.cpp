@@ -34,8 +34,8 @@ class Seasonal final : public WorkloadForecaster {
 
 class Lstm final : public WorkloadForecaster {
  public:
-  Lstm(std::shared_ptr<const predict::lstm::LstmModel> m, double eta)
-      : model_(std::move(m)), stream_(*model_, {}, eta) {}
+  Lstm(std::shared_ptr<const predict::lstm::LstmModel> m, double eta, double sample_seconds)
+      : model_(std::move(m)), stream_(*model_, {}, eta, sample_seconds) {}
   void observe(std::int64_t now, const std::array<double, kResourceCount>& usage) override {
     predict::Observation o;
     o.step = steps_++;
@@ -119,8 +119,9 @@ ForecasterFactory seasonalForecasters(predict::SeasonalOptions options) {
   return [options] { return std::make_unique<Seasonal>(options); };
 }
 
-ForecasterFactory lstmForecasters(std::shared_ptr<const predict::lstm::LstmModel> model, double eta) {
-  return [model, eta] { return std::make_unique<Lstm>(model, eta); };
+ForecasterFactory lstmForecasters(std::shared_ptr<const predict::lstm::LstmModel> model, double eta,
+                                  double sample_seconds) {
+  return [model, eta, sample_seconds] { return std::make_unique<Lstm>(model, eta, sample_seconds); };
 }
 
 }  // namespace foresight::loop
@@ -129,7 +130,8 @@ namespace foresight::loop {
 
 Result<ForecasterFactory> makeForecasters(const std::string& kind,
                                           const std::filesystem::path& model,
-                                          const predict::SeasonalOptions& seasonal) {
+                                          const predict::SeasonalOptions& seasonal,
+                                          double sample_seconds) {
   if (kind == "seasonal") return seasonalForecasters(seasonal);
   if (kind != "lstm" && kind != "auto")
     return fail(ErrorCode::kInvalidArgument, "forecaster '{}': expected auto, lstm or seasonal", kind);
@@ -138,7 +140,7 @@ Result<ForecasterFactory> makeForecasters(const std::string& kind,
   constexpr Resource kPlanned[] = {Resource::kCpu, Resource::kMemory};  // what the loop resizes
   if (auto w = predict::lstm::untrainedResources(*m, model.string(), kPlanned); !w.empty()) spdlog::warn("{}", w);
   auto lstm = lstmForecasters(std::make_shared<const predict::lstm::LstmModel>(std::move(*m)),
-                              predict::lstm::kDefaultEta);
+                              predict::lstm::kDefaultEta, sample_seconds);
   if (kind == "lstm") return lstm;
   return bestOfForecasters({std::move(lstm), seasonalForecasters(seasonal)});
 }

@@ -4,6 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <string>
+
+#include <unistd.h>
+
+#include "foresight/predict/lstm/model.h"
 
 namespace foresight::loop {
 namespace {
@@ -91,6 +97,35 @@ TEST(MakeForecasters, RefusesUnknownKindsAndMissingModels) {
   auto r = makeForecasters("auto", "/nonexistent.fsm", {});
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("/nonexistent.fsm"), std::string::npos);
+}
+
+// makeForecasters hands the sample period to the LSTM: the model's scale restarts after 72 of its
+// 300-s steps, i.e. six hours. Ten minutes near idle and then two minutes a thousand times busier,
+// in 1-s samples, are a burst: the scale is not restarted and stays near 0.004 cores, with the input
+// at its clip. Counted as 300-s steps (or with the period unknown), the same samples are a level
+// shift and the scale restarts at 10 cores. The forecasts are in units of the scale, so the
+// (untrained) model's median is many times higher after the restart.
+TEST(MakeForecasters, TheLstmRestartsItsScaleAfterAsLongATimeAtAnySamplePeriod) {
+  namespace fs = std::filesystem;
+  const fs::path file = fs::temp_directory_path() / ("foresight-restart-" + std::to_string(::getpid()) + ".fsm");
+  auto m = predict::lstm::LstmModel::initial(8, 4, predict::lstm::kDefaultLevels, 3);
+  m.scale_restart = 72;
+  m.step_seconds = 300;
+  ASSERT_TRUE(predict::lstm::saveModel(m, file));
+  auto median = [&](double sample_seconds) {
+    auto factory = makeForecasters("lstm", file, {}, sample_seconds);
+    EXPECT_TRUE(factory) << factory.error().message;
+    auto f = (*factory)();
+    for (int t = 0; t < 720; ++t) f->observe(1000 + t, {t < 600 ? 0.001 : 10.0, NAN, NAN, NAN});
+    std::vector<std::vector<double>> out;
+    const std::array<double, 1> half = {0.5};
+    EXPECT_TRUE(f->forecast(Resource::kCpu, half, 1, out));
+    return out[0][0];
+  };
+  const double at_1s = median(1.0), at_300s = median(300.0);
+  EXPECT_LT(4 * at_1s, at_300s);
+  EXPECT_DOUBLE_EQ(median(0.0), at_300s);  // 0: the model's own step
+  fs::remove(file);
 }
 
 }  // namespace

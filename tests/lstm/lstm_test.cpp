@@ -470,6 +470,44 @@ TEST(LstmModelFile, ScaleRestartRoundTripsAndDrivesTheFeatures) {
   EXPECT_FLOAT_EQ(z, 6.0f);
 }
 
+// The restart is a time, not a count: fed 1-second samples (foresight run), the shipped model's
+// 72 steps of 300 s are six hours of samples, so after three days idle a two-minute burst does not
+// restart the scale while six hours at a new level do; at 900-second samples it comes after 24.
+TEST(LstmModelFile, ScaleRestartIsAsLongAtEverySamplePeriod) {
+  LstmModel m = LstmModel::initial(4, 2, kDefaultLevels, 5);
+  m.scale_restart = 72;
+  m.step_seconds = 300;
+  EXPECT_EQ(scaleRestartSamples(m, 300), 72u);
+  EXPECT_EQ(scaleRestartSamples(m, 0), 72u);  // the model's own step
+  EXPECT_EQ(scaleRestartSamples(m, 900), 24u);
+  EXPECT_EQ(scaleRestartSamples(m, 1), 21600u);
+  EXPECT_EQ(scaleRestartSamples(m, 1e9), 1u);  // never below one sample
+  LstmModel unknown = m;
+  unknown.step_seconds = 0;  // a file that does not record its step: counted in samples
+  EXPECT_EQ(scaleRestartSamples(unknown, 1), 72u);
+  LstmModel never = m;
+  never.scale_restart = 0;
+  EXPECT_EQ(scaleRestartSamples(never, 1), 0u);
+
+  auto feed = [&](FeatureBuilder& fb, std::size_t idle, std::size_t busy) {
+    std::vector<float> x(m.inputs());
+    Observation o;
+    for (std::size_t t = 0; t < idle + busy; ++t) {
+      o.step = t;
+      o.time = 1372636800 + static_cast<std::int64_t>(t);
+      o.usage = {t < idle ? 0.01 : 2.0, NAN, NAN, NAN};
+      fb.step(o, x);
+    }
+    return fb.scaleRestarts(Resource::kCpu);
+  };
+  constexpr std::size_t kThreeDays = 3 * 86400;
+  FeatureBuilder burst(m, {}, 1.0), counted(m, {}, 0.0), shift(m, {}, 1.0);
+  EXPECT_EQ(feed(burst, kThreeDays, 120), 0u);    // two minutes busy at 1-s samples: a burst
+  EXPECT_EQ(feed(counted, kThreeDays, 120), 1u);  // the same samples as 300-s steps: a shift
+  EXPECT_EQ(feed(shift, kThreeDays, 21600), 1u);  // six hours busy: a shift
+  EXPECT_DOUBLE_EQ(shift.scale(Resource::kCpu), 2.0);
+}
+
 TEST(LstmStreaming, StepEqualsFullSequence) {
   setTorchThreads(1);
   LstmModel m = LstmModel::initial(16, 3, kDefaultLevels, 11);

@@ -37,9 +37,11 @@ class WorkloadForecaster {
 using ForecasterFactory = std::function<std::unique_ptr<WorkloadForecaster>()>;
 
 ForecasterFactory seasonalForecasters(predict::SeasonalOptions options);
-// `eta`: the online calibration step (see docs/model.md). The model must outlive the factory's
-// forecasters; the factory holds it.
-ForecasterFactory lstmForecasters(std::shared_ptr<const predict::lstm::LstmModel> model, double eta);
+// `eta`: the online calibration step (see docs/model.md); `sample_seconds`: the period of the
+// samples the forecasters are fed (0: the model's step), which sets when the model's scale
+// restarts after a level shift. The factory holds the model.
+ForecasterFactory lstmForecasters(std::shared_ptr<const predict::lstm::LstmModel> model, double eta,
+                                  double sample_seconds = 0);
 // Runs every forecaster of `candidates` side by side on each workload and forecasts, per
 // resource, with the one whose one-step-ahead quantiles have the lowest recent pinball loss on
 // that workload (exponentially weighted, half-life `half_life` samples). A model trained at
@@ -48,9 +50,11 @@ ForecasterFactory bestOfForecasters(std::vector<ForecasterFactory> candidates,
                                     double half_life = 60);
 
 // By name, as the commands take it: "lstm" (the model file), "seasonal", or "auto" (best of the
-// two per workload and resource). Fails when the model file cannot be loaded.
+// two per workload and resource), fed samples every `sample_seconds` (0: the model's step). Fails
+// when the model file cannot be loaded.
 Result<ForecasterFactory> makeForecasters(const std::string& kind,
                                           const std::filesystem::path& model,
-                                          const predict::SeasonalOptions& seasonal);
+                                          const predict::SeasonalOptions& seasonal,
+                                          double sample_seconds = 0);
 
 }  // namespace foresight::loop

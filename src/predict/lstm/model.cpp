@@ -319,11 +319,18 @@ Result<LstmModel> loadModel(const std::filesystem::path& file) {
   return m;
 }
 
-FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata)
-    : scale_{RunningScale(scaleFloor(Resource::kCpu), model.scale_restart),
-             RunningScale(scaleFloor(Resource::kMemory), model.scale_restart),
-             RunningScale(scaleFloor(Resource::kDiskIo), model.scale_restart),
-             RunningScale(scaleFloor(Resource::kNetwork), model.scale_restart)} {
+std::uint32_t scaleRestartSamples(const LstmModel& m, double sample_seconds) {
+  if (m.scale_restart == 0 || m.step_seconds <= 0 || !(sample_seconds > 0)) return m.scale_restart;
+  const double n = std::round(static_cast<double>(m.scale_restart) * static_cast<double>(m.step_seconds) / sample_seconds);
+  return static_cast<std::uint32_t>(std::clamp(n, 1.0, static_cast<double>(UINT32_MAX)));
+}
+
+FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata,
+                               double sample_seconds)
+    : scale_{RunningScale(scaleFloor(Resource::kCpu), scaleRestartSamples(model, sample_seconds)),
+             RunningScale(scaleFloor(Resource::kMemory), scaleRestartSamples(model, sample_seconds)),
+             RunningScale(scaleFloor(Resource::kDiskIo), scaleRestartSamples(model, sample_seconds)),
+             RunningScale(scaleFloor(Resource::kNetwork), scaleRestartSamples(model, sample_seconds))} {
   for (auto& w : window_) w.fill(NAN);
   const auto& known = knownFeatures();
   canonical_.assign(known.size(), 0.0);

@@ -25,7 +25,7 @@ constexpr double kDefaultCost = 128;
 class LstmPolicy final : public Policy {
  public:
   LstmPolicy(const LstmModel& m, const SeriesContext& ctx, double eta, bool cost)
-      : stream_(m, ctx.metadata, eta), cost_(cost),
+      : stream_(m, ctx.metadata, eta, static_cast<double>(ctx.step_seconds)), cost_(cost),
         lead_(std::clamp<std::size_t>(ctx.lead_steps, 1, m.horizon)) {}
 
   void observe(const Observation& o) override { stream_.observe(o); }

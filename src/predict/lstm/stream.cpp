@@ -6,8 +6,8 @@
 namespace foresight::predict::lstm {
 
 LstmStream::LstmStream(const LstmModel& model, const std::map<std::string, double>& metadata,
-                       double eta)
-    : m_(model), fb_(model, metadata), st_(model), x_(model.inputs()), eta_(eta),
+                       double eta, double sample_seconds)
+    : m_(model), fb_(model, metadata, sample_seconds), st_(model), x_(model.inputs()), eta_(eta),
       z_(kResourceCount * model.horizon, std::vector<double>(model.levels.size())),
       z_valid_(kResourceCount * model.horizon, false) {}
 
@@ -65,7 +65,7 @@ Result<Forecast> forecastSeries(const LstmModel& model, const trace::Series& s, 
   const std::size_t n = s.size();
   if (n == 0) return fail(ErrorCode::kInvalidArgument, "series {}: empty", s.id);
   at = std::min(at, n - 1);
-  LstmStream stream(model, s.metadata, kDefaultEta);
+  LstmStream stream(model, s.metadata, kDefaultEta, static_cast<double>(s.step_seconds));
   Observation o;
   for (std::size_t t = 0; t <= at; ++t) {
     o.step = t;

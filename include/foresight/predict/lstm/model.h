@@ -66,8 +66,9 @@ struct LstmModel {
   // every kFingerprintHop steps once the window is full. 0: the block is fed zeros (files written
   // before it, and models trained without it).
   std::size_t fingerprint_window = 0;
-  // RunningScale's restart_after: the scale restarts after this many steps in a row above its
-  // clip. 0: never (files written before 2026-12-05).
+  // RunningScale's restart_after: the scale restarts after this many steps (of step_seconds) in a
+  // row above its clip; fed samples of another period, after as long a time (scaleRestartSamples).
+  // 0: never (files written before 2026-12-05).
   std::uint32_t scale_restart = 0;
   // The step of the trace it was trained on: its dynamics, horizon and lead are in such steps.
   // 0: not recorded (files written before 2026-12-04).
@@ -142,10 +143,18 @@ std::string scoresTrainedSteps(const LstmModel& m, const std::string& file, doub
 // Not an error: the other resources' forecasts stand.
 std::string untrainedResources(const LstmModel& m, const std::string& file, std::span<const Resource> used);
 
-// Builds the model's input vector for one workload, one step at a time (causal).
+// The model's scale_restart in samples of `sample_seconds`: as long a time as scale_restart steps
+// of the model's own step (six hours for the shipped model), so that `foresight run`'s 1-second
+// samples restart a scale after a level shift of hours, not after a burst of a minute. At least 1
+// when the model restarts at all; scale_restart itself when either period is unknown (0).
+std::uint32_t scaleRestartSamples(const LstmModel& m, double sample_seconds);
+
+// Builds the model's input vector for one workload, one step at a time (causal). `sample_seconds`:
+// the period of the observations it is fed (0: the model's own step).
 class FeatureBuilder {
  public:
-  FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata);
+  FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata,
+                 double sample_seconds = 0);
   // Updates the scales with the observation and writes model.inputs() values into `x`.
   void step(const Observation& o, std::span<float> x);
   double scale(Resource r) const { return scale_[index(r)].value(); }

@@ -20,8 +20,10 @@ inline constexpr double kDefaultEta = 0.02;
 
 class LstmStream {
  public:
-  // `eta`: step of the online tracker in z space (0: split conformal only).
-  LstmStream(const LstmModel& model, const std::map<std::string, double>& metadata, double eta);
+  // `eta`: step of the online tracker in z space (0: split conformal only). `sample_seconds`: the
+  // period of the observations (0: the model's step); it sets when a scale restarts.
+  LstmStream(const LstmModel& model, const std::map<std::string, double>& metadata, double eta,
+             double sample_seconds = 0);
 
   void observe(const Observation& o);
   // The calibrated quantile at `level` of resource r, h steps (1..horizon) after the last
