@@ -90,6 +90,12 @@ int runRecord(const RecordArgs& a) {
                }
                collect::carryForward(last[s.workload], s);
              }
+             // What a gone workload holds goes with it; a new one under the same id starts over.
+             for (const auto& g : round.gone) {
+               if (auto st = writer.pause(g); !st) { failure = st; return false; }
+               pipelines.erase(g);
+               last.erase(g);
+             }
              ++rounds;
              return !ending;  // one last round after the command exits
            });
@@ -97,6 +103,7 @@ int runRecord(const RecordArgs& a) {
     spdlog::error("record: {}", failure.error().message);
     return 1;
   }
+  const std::size_t workloads = writer.workloads();
   // fingerprints.jsonl first: it can still be taken back if the CSV files cannot all be put in
   // place (the writer takes back its own), so a failed recording leaves none of its files.
   if (auto st = fp_file->commit(); !st) {
@@ -108,7 +115,7 @@ int runRecord(const RecordArgs& a) {
     fs::remove(fp_path, ec);
     return 1;
   }
-  spdlog::info("record: {} rounds, {} workloads, {} fingerprints -> {}", rounds, last.size(),
+  spdlog::info("record: {} rounds, {} workloads, {} fingerprints -> {}", rounds, workloads,
                fingerprints, a.out);
   if ((*source)->commandFailed()) {
     spdlog::warn("record: {} exited with status {}", a.workloads.command.front(), (*source)->commandExitCode());

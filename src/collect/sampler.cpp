@@ -150,6 +150,7 @@ Status CsvTraceWriter::add(const Sample& sample) {
     it = files_.emplace(sample.workload, File{std::move(*file), {}, false}).first;
   }
   File& f = it->second;
+  if (auto st = f.file.resume(); !st) return st;
   std::ostream& out = f.file.out();
   if (f.have_last) {
     auto u = resourceUsage(f.last, sample);
@@ -165,6 +166,13 @@ Status CsvTraceWriter::add(const Sample& sample) {
   carryForward(f.last, sample);
   f.have_last = true;
   return ok();
+}
+
+Status CsvTraceWriter::pause(const std::string& workload) {
+  auto it = files_.find(workload);
+  if (it == files_.end()) return ok();
+  it->second.have_last = false;
+  return it->second.file.pause();
 }
 
 Status CsvTraceWriter::finish() {

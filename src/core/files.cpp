@@ -70,10 +70,27 @@ AtomicFile::~AtomicFile() { discard(); }
 
 void AtomicFile::discard() {
   if (tmp_.empty()) return;
-  if (out_) out_->close();
+  if (out_ && out_->is_open()) out_->close();
   std::error_code ignored;
   std::filesystem::remove(tmp_, ignored);
   tmp_.clear();
+}
+
+Status AtomicFile::pause() {
+  if (tmp_.empty()) return fail(ErrorCode::kInternal, "{}: already committed or discarded", path_.string());
+  if (paused()) return ok();
+  out_->flush();
+  if (*out_) out_->close();
+  if (!*out_) return fail(ErrorCode::kIo, "{}: cannot write: {}", tmp_.string(), std::strerror(errno));
+  return ok();
+}
+
+Status AtomicFile::resume() {
+  if (tmp_.empty()) return fail(ErrorCode::kInternal, "{}: already committed or discarded", path_.string());
+  if (!paused()) return ok();
+  out_->open(tmp_, std::ios::binary | std::ios::app);
+  if (!*out_) return fail(ErrorCode::kIo, "{}: cannot reopen for writing: {}", tmp_.string(), std::strerror(errno));
+  return ok();
 }
 
 Status AtomicFile::commit() {
@@ -83,10 +100,12 @@ Status AtomicFile::commit() {
     discard();
     return s;
   };
-  out_->flush();
-  if (!*out_) return failed("cannot write", errno);
-  out_->close();
-  if (!*out_) return failed("cannot write", errno);
+  if (!paused()) {  // a paused file was flushed and closed, and its error reported, by pause()
+    out_->flush();
+    if (!*out_) return failed("cannot write", errno);
+    out_->close();
+    if (!*out_) return failed("cannot write", errno);
+  }
   const int fd = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return failed("cannot reopen", errno);
   // The replaced file's permissions, or a new file's usual ones (mkstemp makes it 0600).

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "foresight/trace/reader.h"
+#include "support/cleanup.h"
 #include "support/shell.h"
 
 using namespace foresight;
@@ -124,4 +125,39 @@ TEST(Cli, RecordAndProfileRefuseFingerprintSettingsAndPeriodsTheAgentRefuses) {
     auto [rc, out] = run(std::string(FORESIGHT_BIN) + " profile --iterations 1 " + bad);
     EXPECT_NE(rc, 0) << bad << "\n" << out;
   }
+}
+
+// A recording of a node where workloads come and go holds descriptors for the live ones only: here
+// 100 cgroups appear and vanish one after another under a limit of 64 descriptors, and the
+// recording ends with a file for each. Until the files of gone workloads were closed, the 60th or
+// so failed to open and the whole recording was lost (exit status 1, no file kept).
+TEST(Cli, RecordOutlivesMoreWorkloadsThanItHasDescriptors) {
+  const fs::path base = test_support::removedAtExit(fs::path(testing::TempDir()) /
+                                                    ("cli-record-churn-" + std::to_string(::getpid())));
+  const fs::path root = base / "host", dir = base / "out";
+  fs::remove_all(base);
+  fs::create_directories(base);
+  fs::copy(FORESIGHT_SOURCE_DIR + std::string("/tests/collect/fixtures/v2"), root,
+           fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  const std::string slice = (root / "sys/fs/cgroup/system.slice").string();
+  // Each cgroup is put in place and taken away whole (mv), so no round reads half a copy. The
+  // recording starts first (its first file exists) and is ended by Ctrl-C after the last one.
+  const std::string script =
+      "ulimit -n 64; " + std::string(FORESIGHT_BIN) + " record --root " + root.string() +
+      " --collectors cgroup.v2 --period 0.02 --duration 120 --window 4 --hop 1 --out " + dir.string() +
+      " & p=$!; for i in $(seq 600); do ls " + dir.string() +
+      "/*.csv.?????? >/dev/null 2>&1 && break; sleep 0.05; done; "
+      "for i in $(seq 100); do cp -r " + slice + "/app.service " + base.string() + "/new; mv " + base.string() +
+      "/new " + slice + "/c$i.service; sleep 0.04; if [ $i -gt 2 ]; then mv " + slice +
+      "/c$((i-2)).service " + base.string() + "/old; rm -rf " + base.string() + "/old; fi; done; "
+      "kill -INT $p; wait $p";
+  auto [rc, out] = run("bash -c '" + script + "'");
+  ASSERT_EQ(rc, 0) << out;
+  std::size_t churned = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    EXPECT_TRUE(e.path().extension() == ".csv" || name == "fingerprints.jsonl") << name;
+    if (name.starts_with("_system.slice_c")) ++churned;
+  }
+  EXPECT_GT(churned, 64u) << out;  // more files than descriptors
 }

@@ -19,6 +19,7 @@
 #include "foresight/collect/kernel_files.h"
 #include "foresight/collect/perf.h"
 #include "foresight/collect/sampler.h"
+#include "support/cleanup.h"
 
 using namespace foresight;
 using namespace foresight::collect;
@@ -536,7 +537,7 @@ namespace {
 // /fs-fixture in every hierarchy, so a test can change files between rounds.
 CollectorContext tieredFixture(const std::string& name, int n) {
   namespace fs = std::filesystem;
-  const fs::path root = fs::path(testing::TempDir()) / name;
+  const fs::path root = test_support::removedAtExit(fs::path(testing::TempDir()) / name);
   fs::remove_all(root);
   fs::copy(kFixtures + "/v1", root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
   for (const auto& h : fs::directory_iterator(root / "sys/fs/cgroup")) {

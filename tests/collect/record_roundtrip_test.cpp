@@ -172,3 +172,48 @@ TEST(Record, AFailedFinishLeavesNoFile) {
   for (const auto& e : fs::directory_iterator(dir)) ADD_FAILURE() << "left behind: " << e.path();
   fs::remove_all(dir);
 }
+
+namespace {
+std::size_t openFds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+std::vector<std::string> lines(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+}  // namespace
+
+// A gone workload's file gives back its descriptor and keeps its rows; the same id seen again
+// appends after the gap without a row across it (its counters may have restarted).
+TEST(Record, AGoneWorkloadsFileIsClosedAndAppendedToIfItReturns) {
+  const fs::path dir = tempDir("record-pause");
+  {
+    CsvTraceWriter w(dir);
+    for (int k = 0; k <= 3; ++k) ASSERT_TRUE(w.add(sampleAt("x", k)));
+    const std::size_t open = openFds();
+    ASSERT_TRUE(w.pause("x"));
+    EXPECT_EQ(openFds(), open - 1);
+    ASSERT_TRUE(w.pause("x"));        // gone again: nothing to do
+    ASSERT_TRUE(w.pause("never"));    // never seen: nothing to do
+    Sample restarted = sampleAt("x", 0);  // counters from zero again, ten seconds later
+    restarted.time_ns += 10'000'000'000LL;
+    ASSERT_TRUE(w.add(restarted));
+    EXPECT_EQ(openFds(), open);
+    Sample next = sampleAt("x", 1);
+    next.time_ns += 10'000'000'000LL;
+    ASSERT_TRUE(w.add(next));
+    EXPECT_EQ(w.workloads(), 1u);
+    ASSERT_TRUE(w.finish());
+  }
+  const auto rows = lines(dir / "x.csv");
+  ASSERT_EQ(rows.size(), 5u);  // the header, three rows before the gap, one after
+  EXPECT_EQ(rows[3].substr(0, rows[3].find(',')), "1700000003.000");
+  EXPECT_EQ(rows[4].substr(0, rows[4].find(',')), "1700000011.000");
+  EXPECT_EQ(rows[4].substr(rows[4].find(',') + 1, 4), "0.25");  // a rate within the new stretch
+  for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "x.csv");
+  fs::remove_all(dir);
+}

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "foresight/server/agent.h"
+#include "support/cleanup.h"
 // After Eigen (via agent.h): httplib pulls in <resolv.h>, whose `_res` macro breaks Eigen.
 #include <httplib.h>
 
@@ -137,7 +138,9 @@ TEST(AgentConfig, RefusesNonFiniteOutOfRangeAndMistypedValuesNamingTheKey) {
 TEST(Agent, ServesMetricsAndJsonOnLoopback) {
   AgentConfig cfg = onV2();
   cfg.period_seconds = 0.05;
-  cfg.database = (fs::path(testing::TempDir()) / ("agent-" + std::to_string(::getpid()) + ".db")).string();
+  cfg.database = test_support::databaseRemovedAtExit(fs::path(testing::TempDir()) /
+                                                     ("agent-" + std::to_string(::getpid()) + ".db"))
+                     .string();
   cfg.collectors = {"cgroup.v2", "procfs"};
   cfg.fingerprint = {.window = 4, .hop = 1, .dim = 4};
   cfg.detail_every = 2;  // the working set (memory.stat) every other round
@@ -212,7 +215,6 @@ TEST(Agent, ServesMetricsAndJsonOnLoopback) {
   auto fps = db->fingerprints("/system.slice/app.service", 0, INT64_MAX);
   ASSERT_TRUE(fps);
   EXPECT_EQ(fps->size() + 3, rows->size());
-  fs::remove(cfg.database);
 }
 
 TEST(Agent, FailsClearlyWhenThePortIsTaken) {

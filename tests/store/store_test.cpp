@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "foresight/store/store.h"
+#include "support/cleanup.h"
 
 using namespace foresight;
 using namespace foresight::store;
@@ -20,7 +21,7 @@ namespace {
 fs::path freshDb(const std::string& name) {
   fs::path p = fs::path(testing::TempDir()) / (name + "-" + std::to_string(::getpid()) + ".db");
   for (const char* ext : {"", "-wal", "-shm"}) fs::remove(p.string() + ext);
-  return p;
+  return test_support::databaseRemovedAtExit(p);
 }
 }  // namespace
 

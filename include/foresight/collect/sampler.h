@@ -77,10 +77,16 @@ class CsvTraceWriter {
  public:
   explicit CsvTraceWriter(std::filesystem::path dir) : dir_(std::move(dir)) {}
   Status add(const Sample& sample);
+  // A gone workload: its file's descriptor is closed (kept for finish()), and a later sample of the
+  // same id appends after a gap, with no row across it (a cgroup re-created under the same path
+  // restarts its counters). Without it a day's recording of a busy node holds a descriptor for every
+  // workload it ever saw.
+  Status pause(const std::string& workload);
   // Renames every file into place, or on an error none (those already renamed are removed).
   Status finish();
   // The file name used for a workload id: workloadFileName() + ".csv".
   static std::string fileName(const std::string& workload_id);
+  std::size_t workloads() const { return files_.size(); }  // until finish()
 
  private:
   struct File {

@@ -18,16 +18,22 @@ namespace foresight {
 // content goes to a temporary file of its own beside the target (mkstemp; never a fixed
 // "FILE.tmp" that two runs would share or another user could plant), commit() puts it in place as
 // writeFileAtomically does, and an uncommitted one is removed when destroyed. Holds one
-// descriptor (the stream's).
+// descriptor (the stream's) unless paused.
 class AtomicFile {
  public:
   static Result<AtomicFile> create(const std::filesystem::path& path);
   AtomicFile(AtomicFile&&) noexcept;
   AtomicFile& operator=(AtomicFile&&) noexcept;
   ~AtomicFile();
+  // Writes to a paused file fail (the stream is closed): resume() first.
   std::ostream& out() { return *out_; }
   const std::filesystem::path& path() const { return path_; }
   const std::filesystem::path& temporaryPath() const { return tmp_; }
+  // Closes the descriptor and keeps what was written, so that a recording of thousands of
+  // workloads over a day holds descriptors for the live ones only; resume() reopens it to append.
+  Status pause();
+  Status resume();
+  bool paused() const { return out_ && !out_->is_open(); }
   // Flush, keep the replaced file's mode, sync, rename into place, sync the folder.
   Status commit();
   void discard();  // remove the temporary file now
