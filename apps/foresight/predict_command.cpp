@@ -13,7 +13,7 @@ namespace foresight::app {
 namespace {
 
 struct PredictArgs {
-  std::string model, trace_dir, format = "bitbrains", series;
+  std::string model = FORESIGHT_DEFAULT_LSTM_MODEL, trace_dir, format = "bitbrains", series;
   long long at = -1;
   std::int64_t step = 0;
 };
@@ -114,7 +114,8 @@ int runPredict(const PredictArgs& a) {
 void addPredictCommand(CLI::App& app) {
   auto a = std::make_shared<PredictArgs>();
   auto* cmd = app.add_subcommand("predict", "Print the LSTM forecast bands of one series");
-  cmd->add_option("--model", a->model, "model file")->required();
+  cmd->add_option("--model", a->model, "model file (default: the shipped model, as for run and the lstm policy)")
+      ->capture_default_str();
   cmd->add_option("--trace", a->trace_dir, "folder of trace files, or one file")->required()->check(CLI::ExistingPath);
   cmd->add_option("--format", a->format, "bitbrains or csv")->capture_default_str();
   cmd->add_option("--series", a->series, "series id (file name without extension, or the csv's id column)")->required();

@@ -192,6 +192,7 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
 }
 
 // Other workloads' files are not read: a short one beside it would otherwise be logged as skipped.
+// Without --model the shipped model forecasts, as in `run` and the backtest.
 TEST(LstmPredictCli, ReadsOnlyTheSeriesOwnFile) {
   const fs::path dir = fs::temp_directory_path() / ("foresight-predict-cli-" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -205,8 +206,7 @@ TEST(LstmPredictCli, ReadsOnlyTheSeriesOwnFile) {
   write("short.csv", 10);
   auto run = [&](const std::string& series, std::string& out) {
     const std::string cmd =
-        fmt::format("{} predict --model {}/models/lstm-bitbrains.fsm --trace {} --format csv --series {}",
-                    FORESIGHT_BIN, FORESIGHT_SOURCE_DIR, dir.string(), series);
+        fmt::format("{} predict --trace {} --format csv --series {}", FORESIGHT_BIN, dir.string(), series);
     const auto r = runShell(cmd);
     out = r.all();
     return r.exit_code;
