@@ -54,7 +54,11 @@ constexpr std::array<EventSpec, 5> kEvents = {{
 
 class PerfCollector final : public Collector {
  public:
-  PerfCollector(const CollectorContext& ctx, PerfOpener opener) : ctx_(ctx), opener_(std::move(opener)) {}
+  PerfCollector(const CollectorContext& ctx, PerfOpener opener)
+      : ctx_(ctx), opener_(std::move(opener)),
+        online_(ctx_.paths.sys() / "devices" / "system" / "cpu" / "online") {
+    (void)online_.read(online_buf_);  // its kept fd is the collector's, not the first workload's
+  }
   ~PerfCollector() override {
     for (auto& [id, o] : open_) close(o);
   }
@@ -70,30 +74,35 @@ class PerfCollector final : public Collector {
     // Detail tier: a read() per event per CPU per workload, and nothing consumes the counters
     // each period; they are cumulative, so their rates stay exact over each read's own span.
     if (!out.detail) return ok();
+    const bool cgroup = w.kind == Workload::Kind::kCgroup;
+    const auto cpus = cgroup ? onlineCpus() : std::nullopt;
     auto it = open_.find(w.id);
-    if (it == open_.end()) {
-      it = open_.emplace(w.id, w.kind == Workload::Kind::kCgroup ? openCgroup(w) : openTree(w.root_pid)).first;
-    }
+    if (it == open_.end()) it = open_.emplace(w.id, cgroup ? openCgroup(w, cpus) : openTree(w.root_pid)).first;
     Open& o = it->second;
-    if (w.kind == Workload::Kind::kCgroup) {
+    if (cgroup && o.cgroup && cpus && *cpus != o.cpus) {
+      // A CPU came online (a vCPU hot-added, as the libvirt backend does) or went offline: cgroup
+      // events count only on the CPUs they were opened on, and one on a CPU that went offline
+      // stops for good. Reopened on the CPUs online now, continuing from the counts so far so
+      // that the counters do not go backwards.
+      std::array<double, kEvents.size()> base = o.base;
+      for (std::size_t i = 0; i < kEvents.size(); ++i)
+        if (auto v = sum(o.fds[i])) base[i] += *v;
+      close(o);
+      o = openCgroup(w, cpus);
+      o.base = base;
+    }
+    if (cgroup) {
       out.add("perf_cgroup_supported", o.cgroup ? 1 : 0);
       if (!o.cgroup) return ok();
     }
     for (std::size_t i = 0; i < kEvents.size(); ++i) {
       out.add(kEvents[i].supported_metric, refused_[i] ? 0 : 1);
       if (o.fds[i].empty()) continue;
-      double v = 0;
-      bool all = true;
-      for (int fd : o.fds[i]) {
-        std::uint64_t r[3] = {};  // value, time enabled, time running (attrOf's read_format)
-        std::optional<double> scaled;
-        if (::read(fd, r, sizeof r) == sizeof r) scaled = scaledCount(r[0], r[1], r[2]);
-        if (!scaled) all = false;
-        v += scaled.value_or(0);
-      }
-      if (!all) continue;  // a partial sum would read as a counter going backwards
-      if (kEvents[i].type == PERF_TYPE_SOFTWARE) v /= 1e9;  // task-clock counts nanoseconds
-      out.add(kEvents[i].metric, v);
+      auto v = sum(o.fds[i]);
+      if (!v) continue;  // a partial sum would read as a counter going backwards
+      double total = o.base[i] + *v;
+      if (kEvents[i].type == PERF_TYPE_SOFTWARE) total /= 1e9;  // task-clock counts nanoseconds
+      out.add(kEvents[i].metric, total);
     }
     return ok();
   }
@@ -102,7 +111,34 @@ class PerfCollector final : public Collector {
   struct Open {
     std::array<std::vector<int>, kEvents.size()> fds;  // one per event (tree) or per online CPU (cgroup)
     bool cgroup = true;  // false: a cgroup workload perf cannot count (no unified-side directory)
+    std::vector<int> cpus;  // cgroup events: the CPUs they were opened on
+    std::array<double, kEvents.size()> base{};  // counts of events closed when the CPUs changed
   };
+
+  // The scaled counts of one event summed over its fds; nullopt when any is unknown.
+  static std::optional<double> sum(const std::vector<int>& fds) {
+    double v = 0;
+    for (int fd : fds) {
+      std::uint64_t r[3] = {};  // value, time enabled, time running (attrOf's read_format)
+      std::optional<double> scaled;
+      if (::read(fd, r, sizeof r) == sizeof r) scaled = scaledCount(r[0], r[1], r[2]);
+      if (!scaled) return std::nullopt;
+      v += *scaled;
+    }
+    return v;
+  }
+
+  // The kernel's list of online CPUs, read once per call through a kept fd.
+  std::optional<std::vector<int>> onlineCpus() {
+    auto text = online_.read(online_buf_);
+    auto cpus = text ? parseCpuList(*text) : std::nullopt;
+    if (!cpus && !logged_no_cpus_) {
+      logged_no_cpus_ = true;
+      spdlog::warn("perf: {}: {}; cgroup workloads get no perf counters (logged once)",
+                   online_.path().string(), text ? "not a CPU list" : "cannot be read");
+    }
+    return cpus;
+  }
 
   static void close(Open& o) {
     for (auto& v : o.fds)
@@ -150,8 +186,12 @@ class PerfCollector final : public Collector {
   // the cgroup must exist on the unified side. A cgroup event counts only on the CPU it is opened
   // for, hence one per online CPU: by the kernel's list, since online CPUs need not be 0..N-1,
   // and one opened on an offline CPU fails (ENODEV), which refused the event for every workload.
-  Open openCgroup(const Workload& w) {
+  Open openCgroup(const Workload& w, const std::optional<std::vector<int>>& cpus) {
     Open o;
+    if (!cpus) {
+      o.cgroup = false;
+      return o;
+    }
     int dir = -1;
     if (!ctx_.layout.unified.empty())
       dir = ::open(cgroupPath(ctx_.layout.unified, w.cgroup).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -164,19 +204,7 @@ class PerfCollector final : public Collector {
       }
       return o;
     }
-    const auto online_file = ctx_.paths.sys() / "devices" / "system" / "cpu" / "online";
-    auto text = readKernelFile(online_file);
-    const auto cpus = text ? parseCpuList(*text) : std::nullopt;
-    if (!cpus) {
-      ::close(dir);
-      o.cgroup = false;
-      if (!logged_no_cpus_) {
-        logged_no_cpus_ = true;
-        spdlog::warn("perf: {}; cgroup workloads get no perf counters (logged once)",
-                     text ? online_file.string() + ": not a CPU list" : text.error().message);
-      }
-      return o;
-    }
+    o.cpus = *cpus;
     for (std::size_t i = 0; i < kEvents.size(); ++i) {
       for (std::size_t c = 0; c < cpus->size() && !refused_[i]; ++c) {
         perf_event_attr attr = attrOf(kEvents[i]);
@@ -210,6 +238,8 @@ class PerfCollector final : public Collector {
 
   CollectorContext ctx_;
   PerfOpener opener_;
+  KeptFile online_;
+  std::string online_buf_;
   std::array<bool, kEvents.size()> refused_{};
   bool logged_no_unified_ = false, logged_denied_ = false, logged_no_cpus_ = false;
   std::map<std::string, Open> open_;

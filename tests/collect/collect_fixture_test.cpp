@@ -29,11 +29,12 @@ namespace {
 
 const std::string kFixtures = std::string(FORESIGHT_SOURCE_DIR) + "/tests/collect/fixtures";
 
-CollectorContext context(const std::string& name) {
-  CollectorContext c{HostPaths(kFixtures + "/" + name), {}, 100};
+CollectorContext contextAt(const std::string& root) {
+  CollectorContext c{HostPaths(root), {}, 100};
   c.layout = detectCgroupLayout(c.paths);
   return c;
 }
+CollectorContext context(const std::string& name) { return contextAt(kFixtures + "/" + name); }
 
 Sample collectWith(const CollectorContext& ctx, const std::string& collector, const Workload& w) {
   CollectorRegistry reg("collector");
@@ -386,6 +387,71 @@ TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
   std::remove(counter.c_str());
 }
 
+// A CPU brought online after a cgroup's events were opened (a vCPU hot-added, as the libvirt
+// backend does) is counted from the next round: the events are opened again on every online CPU,
+// and the counter goes on from the counts so far instead of back to 0. Pipes stand in for the
+// event fds, so each round the test hands every event the count the kernel would.
+TEST(Perf, ACpuOnlinedLaterIsCountedAndTheCounterDoesNotGoBack) {
+  namespace fs = std::filesystem;
+  const fs::path root = test_support::removedAtExit(fs::path(testing::TempDir()) /
+                                                    ("perf-hotplug-" + std::to_string(::getpid())));
+  fs::remove_all(root);
+  fs::copy(kFixtures + "/v1", root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  const fs::path online = root / "sys/devices/system/cpu/online";  // "0,2-3"
+  const CollectorContext ctx = contextAt(root.string());
+  std::vector<std::pair<int, int>> events;  // (cpu, the write end of its pipe), in opening order
+  PerfOpener opener = [&](perf_event_attr& attr, pid_t, int cpu, unsigned long) -> int {
+    if (attr.type == PERF_TYPE_HARDWARE) return -ENOENT;  // task-clock only
+    int p[2];
+    if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return -errno;
+    events.emplace_back(cpu, p[1]);
+    return p[0];
+  };
+  // Every event from `first` on reads `ns` of task-clock (the cumulative count of its own CPU).
+  auto count = [&](std::size_t first, std::uint64_t ns) {
+    for (std::size_t e = first; e < events.size(); ++e) {
+      const std::uint64_t r[3] = {ns, 1000, 1000};
+      ASSERT_EQ(::write(events[e].second, r, sizeof r), static_cast<ssize_t>(sizeof r));
+    }
+  };
+  auto perf = makePerfCollector(ctx, opener);
+  auto round = [&] {
+    Sample s;
+    s.detail = true;
+    EXPECT_TRUE(perf->collect(cgroupWorkload("/fs-fixture"), {8110}, s));
+    return s;
+  };
+  auto cpusOf = [&](std::size_t first) {
+    std::vector<int> cpus;
+    for (std::size_t e = first; e < events.size(); ++e) cpus.push_back(events[e].first);
+    return cpus;
+  };
+  // Opened in the first round, on CPUs 0, 2 and 3.
+  Sample s1;
+  s1.detail = true;
+  ASSERT_TRUE(perf->collect(cgroupWorkload("/fs-fixture"), {8110}, s1));
+  ASSERT_EQ(cpusOf(0), (std::vector<int>{0, 2, 3}));
+  count(0, 1'000'000'000);
+  EXPECT_DOUBLE_EQ(round().get("perf_task_clock_seconds_total"), 3.0);
+  count(0, 2'000'000'000);
+  EXPECT_DOUBLE_EQ(round().get("perf_task_clock_seconds_total"), 6.0);
+  // CPU 1 comes online. The old events are read a last time (2.5 s each), then the events are
+  // opened on all four CPUs and count from 0.
+  std::ofstream(online) << "0-3\n";
+  count(0, 2'500'000'000);
+  const std::size_t reopened = events.size();
+  Sample s3 = round();
+  ASSERT_EQ(cpusOf(reopened), (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_FALSE(s3.has("perf_task_clock_seconds_total"));  // the new events have no count yet here
+  count(reopened, 1'000'000'000);
+  EXPECT_DOUBLE_EQ(round().get("perf_task_clock_seconds_total"), 7.5 + 4.0);
+  // Nothing changes: nothing is opened again.
+  count(reopened, 1'500'000'000);
+  EXPECT_DOUBLE_EQ(round().get("perf_task_clock_seconds_total"), 7.5 + 6.0);
+  EXPECT_EQ(events.size(), reopened + 4);
+  for (const auto& [cpu, fd] : events) ::close(fd);
+}
+
 // With more events than counters the kernel multiplexes them: a count covers only the share of
 // the time its event ran, and was summed as is (a third of the cycles here).
 TEST(Perf, ScaledCountUndoesMultiplexing) {
@@ -546,9 +612,7 @@ CollectorContext tieredFixture(const std::string& name, int n) {
       fs::copy(h.path() / "fs-fixture", h.path() / ("tier-" + std::to_string(i)),
                fs::copy_options::recursive);
   }
-  CollectorContext c{HostPaths(root.string()), {}, 100};
-  c.layout = detectCgroupLayout(c.paths);
-  return c;
+  return contextAt(root.string());
 }
 
 void writeFile(const std::filesystem::path& p, const std::string& text) { std::ofstream(p) << text; }
