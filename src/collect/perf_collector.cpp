@@ -85,8 +85,11 @@ class PerfCollector final : public Collector {
       // stops for good. Reopened on the CPUs online now, continuing from the counts so far so
       // that the counters do not go backwards.
       std::array<double, kEvents.size()> base = o.base;
-      for (std::size_t i = 0; i < kEvents.size(); ++i)
-        if (auto v = sum(o.fds[i])) base[i] += *v;
+      for (std::size_t i = 0; i < kEvents.size(); ++i) {
+        auto v = sum(o.fds[i]);
+        if (!v) v = o.last[i];  // unreadable now: what was read last
+        if (v) base[i] += *v;
+      }
       close(o);
       o = openCgroup(w, cpus);
       o.base = base;
@@ -100,6 +103,7 @@ class PerfCollector final : public Collector {
       if (o.fds[i].empty()) continue;
       auto v = sum(o.fds[i]);
       if (!v) continue;  // a partial sum would read as a counter going backwards
+      o.last[i] = v;
       double total = o.base[i] + *v;
       if (kEvents[i].type == PERF_TYPE_SOFTWARE) total /= 1e9;  // task-clock counts nanoseconds
       out.add(kEvents[i].metric, total);
@@ -113,6 +117,7 @@ class PerfCollector final : public Collector {
     bool cgroup = true;  // false: a cgroup workload perf cannot count (no unified-side directory)
     std::vector<int> cpus;  // cgroup events: the CPUs they were opened on
     std::array<double, kEvents.size()> base{};  // counts of events closed when the CPUs changed
+    std::array<std::optional<double>, kEvents.size()> last{};  // the last sum read of the open ones
   };
 
   // The scaled counts of one event summed over its fds; nullopt when any is unknown.
