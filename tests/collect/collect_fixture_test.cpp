@@ -388,8 +388,9 @@ TEST(Perf, CgroupWorkloadsGetOneEventPerCpuInTheUnifiedHierarchy) {
 }
 
 // A CPU brought online after a cgroup's events were opened (a vCPU hot-added, as the libvirt
-// backend does) is counted from the next round: the events are opened again on every online CPU,
-// and the counter goes on from the counts so far instead of back to 0. Pipes stand in for the
+// backend does) is counted from the next round, and one taken offline is dropped: the events are
+// opened again on the CPUs online, and the counter goes on from the counts so far instead of
+// back to 0. Pipes stand in for the
 // event fds, so each round the test hands every event the count the kernel would.
 TEST(Perf, ACpuOnlinedLaterIsCountedAndTheCounterDoesNotGoBack) {
   namespace fs = std::filesystem;
@@ -449,6 +450,14 @@ TEST(Perf, ACpuOnlinedLaterIsCountedAndTheCounterDoesNotGoBack) {
   count(reopened, 1'500'000'000);
   EXPECT_DOUBLE_EQ(round().get("perf_task_clock_seconds_total"), 7.5 + 6.0);
   EXPECT_EQ(events.size(), reopened + 4);
+  // CPU 1 goes offline again, and this time the events give no count when it is noticed: what
+  // they gave last (6 s) is carried over.
+  std::ofstream(online) << "0,2-3\n";
+  const std::size_t again = events.size();
+  EXPECT_FALSE(round().has("perf_task_clock_seconds_total"));
+  ASSERT_EQ(cpusOf(again), (std::vector<int>{0, 2, 3}));
+  count(again, 1'000'000'000);
+  EXPECT_DOUBLE_EQ(round().get("perf_task_clock_seconds_total"), 7.5 + 6.0 + 3.0);
   for (const auto& [cpu, fd] : events) ::close(fd);
 }
 
