@@ -19,7 +19,7 @@ namespace foresight::app {
 namespace {
 
 struct Args {
-  std::string config, listen, database;
+  std::string config, listen, database, bearer_token_file;
   double period = 0, duration = 0;
   std::vector<std::string> selectors;
   bool apply = false;
@@ -151,6 +151,10 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--config", a->config, "YAML configuration (docs/profiler.md)");
   cmd->add_option("--listen", a->listen,
                   "host:port (overrides the config; default 127.0.0.1:9464)");
+  cmd->add_option("--bearer-token-file", a->bearer_token_file,
+                  "every endpoint but /api/health needs \"Authorization: Bearer\" with this file's first "
+                  "line (overrides the config's bearer_token_file)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--database", a->database, "SQLite history file (overrides the config)");
   cmd->add_option("--period", a->period, "seconds between samples (overrides the config)")
       ->check(finiteAbove(0));
@@ -220,6 +224,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       cfg.listen_host = c->listen_host;
       cfg.listen_port = c->listen_port;
     }
+    if (!a->bearer_token_file.empty()) cfg.bearer_token_file = a->bearer_token_file;
     if (!a->database.empty()) cfg.database = a->database;
     if (a->period > 0) cfg.period_seconds = a->period;
     if (!a->selectors.empty()) cfg.selectors = a->selectors;

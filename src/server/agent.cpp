@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
+#include <fstream>
 #include <set>
 #include <unordered_map>
 
@@ -30,6 +32,29 @@ double threadCpuSeconds() {
 }
 
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+
+// The token of a bearer_token_file: its first line, without the line end and surrounding blanks
+// (a Kubernetes secret or `echo TOKEN > file` adds a newline).
+Result<std::string> readBearerToken(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return fail(ErrorCode::kNotFound, "bearer_token_file {}: cannot read it: {}", file, std::strerror(errno));
+  std::string line;
+  std::getline(in, line);
+  const auto first = line.find_first_not_of(" \t\r");
+  const auto last = line.find_last_not_of(" \t\r");
+  if (first == std::string::npos)
+    return fail(ErrorCode::kInvalidArgument, "bearer_token_file {}: its first line is empty", file);
+  return line.substr(first, last - first + 1);
+}
+
+// Compares every byte of the secret whatever the first difference, so the time taken does not tell
+// a client how much of a guess was right.
+bool sameSecret(std::string_view given, std::string_view secret) {
+  unsigned char diff = given.size() == secret.size() ? 0 : 1;
+  for (std::size_t i = 0; i < secret.size(); ++i)
+    diff |= static_cast<unsigned char>(secret[i] ^ (i < given.size() ? given[i] : '\0'));
+  return diff == 0;
+}
 
 }  // namespace
 
@@ -260,6 +285,12 @@ Status Agent::start() {
     if (!model) return fail(model.error().code, "fingerprint.autoencoder_model: {}", model.error().message);
     m.initial_autoencoder = std::move(*model);
   }
+  std::string token;
+  if (!config_.bearer_token_file.empty()) {
+    auto t = readBearerToken(config_.bearer_token_file);
+    if (!t) return tl::unexpected(t.error());
+    token = std::move(*t);
+  }
   if (!config_.database.empty()) {
     auto db = store::Store::open(config_.database);
     if (!db) return tl::unexpected(db.error());
@@ -314,8 +345,23 @@ Status Agent::start() {
   });
   // A wrong method on one of these paths is 405 with Allow (RFC 9110 15.5.6); httplib alone
   // answers 404, as if the path did not exist.
-  m.http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+  // With a token, every path but the health check (a liveness probe carries no credentials, and
+  // it tells nothing about the workloads) needs it.
+  m.http.set_pre_routing_handler([token](const httplib::Request& req, httplib::Response& res) {
     static const std::set<std::string> kPaths = {"/metrics", "/api/health", "/api/workloads", "/api/fingerprint"};
+    if (!token.empty() && req.path != "/api/health") {
+      const std::string given = req.get_header_value("Authorization");
+      constexpr std::string_view kScheme = "Bearer ";
+      if (!given.starts_with(kScheme) || !sameSecret(std::string_view(given).substr(kScheme.size()), token)) {
+        res.status = 401;
+        res.set_header("WWW-Authenticate", "Bearer realm=\"foresight\"");
+        res.set_content(nlohmann::json{{"error", given.empty() ? "no Authorization header: this agent needs "
+                                                                 "\"Authorization: Bearer <token>\""
+                                                               : "wrong bearer token"}}.dump(),
+                        "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     if (req.method == "GET" || req.method == "HEAD" || !kPaths.count(req.path))
       return httplib::Server::HandlerResponse::Unhandled;
     res.set_header("Allow", "GET, HEAD");

@@ -217,6 +217,61 @@ TEST(Agent, ServesMetricsAndJsonOnLoopback) {
   EXPECT_EQ(fps->size() + 3, rows->size());
 }
 
+// With bearer_token_file, every endpoint but the health check answers 401 with WWW-Authenticate
+// unless the request carries the file's first line as its bearer token; a token file that cannot
+// be read, or whose first line is blank, stops the agent from starting, named.
+TEST(Agent, ABearerTokenGuardsEveryEndpointButTheHealthCheck) {
+  const fs::path token = test_support::removedAtExit(fs::path(testing::TempDir()) /
+                                                     ("agent-token-" + std::to_string(::getpid())));
+  std::ofstream(token) << "  s3cret-t0ken \nsecond line ignored\n";
+  auto cfg = parseAgentConfig("bearer_token_file: " + token.string() + "\n", "cfg.yaml");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->bearer_token_file, token.string());
+  AgentConfig c = onV2();
+  c.bearer_token_file = cfg->bearer_token_file;
+  Agent agent(c);
+  ASSERT_TRUE(agent.start());
+  httplib::Client cli("127.0.0.1", agent.port());
+  for (const char* path : {"/metrics", "/api/workloads", "/api/fingerprint?workload=/x", "/nope"}) {
+    auto none = cli.Get(path);
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->status, 401) << path;
+    EXPECT_EQ(none->get_header_value("WWW-Authenticate"), "Bearer realm=\"foresight\"") << path;
+    EXPECT_NE(none->body.find("no Authorization header"), std::string::npos) << none->body;
+    for (const char* wrong : {"Bearer s3cret-t0ke", "Bearer s3cret-t0ken2", "Bearer ", "Basic s3cret-t0ken",
+                              "bearer s3cret-t0ken"}) {
+      auto w = cli.Get(path, {{"Authorization", wrong}});
+      ASSERT_TRUE(w);
+      EXPECT_EQ(w->status, 401) << path << " " << wrong;
+    }
+  }
+  const httplib::Headers good = {{"Authorization", "Bearer s3cret-t0ken"}};
+  auto m = cli.Get("/metrics", good);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 200);
+  EXPECT_NE(m->body.find("foresight_agent_rounds_total"), std::string::npos);
+  auto nope = cli.Get("/nope", good);
+  ASSERT_TRUE(nope);
+  EXPECT_EQ(nope->status, 404);  // past the check, an unknown path is what it was
+  auto post = cli.Post("/metrics", good, "x", "text/plain");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+  auto health = cli.Get("/api/health");  // a liveness probe carries no credentials
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  agent.stop();
+
+  c.bearer_token_file = (fs::path(testing::TempDir()) / "no-such-token-file").string();
+  auto missing = Agent(c).start();
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("no-such-token-file"), std::string::npos) << missing.error().message;
+  std::ofstream(token, std::ios::trunc) << " \nsecond\n";
+  c.bearer_token_file = token.string();
+  auto blank = Agent(c).start();
+  ASSERT_FALSE(blank);
+  EXPECT_NE(blank.error().message.find("first line is empty"), std::string::npos) << blank.error().message;
+}
+
 TEST(Agent, FailsClearlyWhenThePortIsTaken) {
   AgentConfig cfg = onV2();
   Agent first(cfg);

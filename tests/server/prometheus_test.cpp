@@ -16,25 +16,34 @@
 using namespace foresight;
 namespace fs = std::filesystem;
 
-TEST(PrometheusIntegration, ScrapesTheAgentAndReturnsItsSeries) {
-  if (!fs::exists(test_support::kPrometheusBinary)) GTEST_SKIP() << "prometheus not installed (scripts/deps.sh test)";
+namespace {
+// Starts the agent on the v2 fixture and Prometheus scraping it; the series Prometheus then
+// returns for the fixture's nr_throttled, or -1 with Prometheus's log when it returns none within
+// 60 s. `token`: the agent needs it as a bearer token, and Prometheus sends it from a
+// credentials_file (Prometheus's own way to scrape a protected target); empty: neither.
+std::pair<double, std::string> scrapedThrottledPeriods(const std::string& token) {
+  const fs::path dir = fs::path(testing::TempDir()) / ("prom-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
   server::AgentConfig cfg;
   cfg.root = std::string(FORESIGHT_SOURCE_DIR) + "/tests/collect/fixtures/v2";
   cfg.listen_port = 0;
   cfg.period_seconds = 0.2;
   cfg.database = "";
   cfg.collectors = {"cgroup.v2"};
+  std::string auth;
+  if (!token.empty()) {
+    std::ofstream(dir / "token") << token << "\n";
+    cfg.bearer_token_file = (dir / "token").string();
+    auth = "    authorization:\n      credentials_file: " + (dir / "token").string() + "\n";
+  }
   server::Agent agent(cfg);
-  ASSERT_TRUE(agent.start());
-
-  const fs::path dir = fs::path(testing::TempDir()) / ("prom-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  if (auto st = agent.start(); !st) return {-1, st.error().message};
   auto server = std::make_unique<test_support::PrometheusServer>(
       dir, "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-           "scrape_configs:\n  - job_name: foresight\n    static_configs:\n"
+           "scrape_configs:\n  - job_name: foresight\n" + auth + "    static_configs:\n"
            "      - targets: ['127.0.0.1:" + std::to_string(agent.port()) + "']\n");
-  ASSERT_GT(server->port(), 0);
+  if (server->port() <= 0) return {-1, "prometheus did not start"};
   httplib::Client cli("127.0.0.1", server->port());
   cli.set_connection_timeout(1);
   cli.set_read_timeout(2);
@@ -53,11 +62,25 @@ TEST(PrometheusIntegration, ScrapesTheAgentAndReturnsItsSeries) {
     EXPECT_EQ(series["metric"]["job"], "foresight");
     value = std::stod(series["value"][1].get<std::string>());
   }
-  const std::string log = value < 0 ? server->logTail() : "";
+  const std::string log = value < 0 ? last_body + "\nprometheus log:\n" + server->logTail() : "";
   server.reset();
   agent.stop();
   fs::remove_all(dir);
-  EXPECT_DOUBLE_EQ(value, 7) << last_body << "\nprometheus log:\n" << log;  // nr_throttled in the fixture's cpu.stat
+  return {value, log};
+}
+}  // namespace
+
+TEST(PrometheusIntegration, ScrapesTheAgentAndReturnsItsSeries) {
+  if (!fs::exists(test_support::kPrometheusBinary)) GTEST_SKIP() << "prometheus not installed (scripts/deps.sh test)";
+  const auto [value, log] = scrapedThrottledPeriods("");
+  EXPECT_DOUBLE_EQ(value, 7) << log;  // nr_throttled in the fixture's cpu.stat
+}
+
+// An agent that needs a bearer token is scraped by Prometheus configured with the token's file.
+TEST(PrometheusIntegration, ScrapesAnAgentThatNeedsABearerToken) {
+  if (!fs::exists(test_support::kPrometheusBinary)) GTEST_SKIP() << "prometheus not installed (scripts/deps.sh test)";
+  const auto [value, log] = scrapedThrottledPeriods("prometheus-may-scrape");
+  EXPECT_DOUBLE_EQ(value, 7) << log;
 }
 
 // promtool's lint: a `_total` series must be TYPE counter and no gauge may end in `_count`

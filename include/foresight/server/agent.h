@@ -30,6 +30,10 @@ struct AgentConfig {
   double period_seconds = 1.0;
   std::string listen_host = "127.0.0.1";
   int listen_port = 9464;  // 0: any free port (tests)
+  // A file whose first line is a token: every endpoint but /api/health then answers 401 unless the
+  // request carries "Authorization: Bearer <token>" (what Prometheus sends with
+  // authorization.credentials_file). "": no check, for the loopback default.
+  std::string bearer_token_file;
   std::string database = "foresight-history.db";  // empty: no history store
   std::string root = "/";
   std::vector<std::string> selectors;  // empty: every populated cgroup
