@@ -1,10 +1,9 @@
 // `foresight import prometheus`: a server's usage history as a generic CSV trace with an id column.
-#include <cctype>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 
 #include "commands.h"
+#include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/trace/prometheus.h"
 
@@ -48,19 +47,12 @@ int runImport(const ImportArgs& a) {
     q.promql[index(*r)] = trace::withStep(kv.substr(eq + 1), a.step);  // "" drops the resource
   }
   if (!a.token_file.empty()) {
-    std::ifstream in(a.token_file);
-    if (!in) {
-      spdlog::error("--token-file {}: cannot read", a.token_file);
+    auto token = readTokenFile(a.token_file);
+    if (!token) {
+      spdlog::error("--token-file {}", token.error().message);
       return 1;
     }
-    std::getline(in, q.bearer_token);
-    // A token file saved on Windows ends its line with CR, which no header may carry.
-    while (!q.bearer_token.empty() && std::isspace(static_cast<unsigned char>(q.bearer_token.back())))
-      q.bearer_token.pop_back();
-    if (q.bearer_token.empty()) {
-      spdlog::error("--token-file {}: its first line is empty", a.token_file);
-      return 1;
-    }
+    q.bearer_token = std::move(*token);
   }
   for (Resource r : kAllResources)
     if (!q.promql[index(r)].empty()) spdlog::info("prometheus: {} = {}", name(r), q.promql[index(r)]);

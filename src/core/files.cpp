@@ -141,6 +141,16 @@ Status writeFileAtomically(const std::filesystem::path& path, const std::functio
   return f->commit();
 }
 
+Result<std::string> readTokenFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return fail(ErrorCode::kNotFound, "{}: cannot read: {}", path.string(), std::strerror(errno));
+  std::string line;
+  std::getline(in, line);
+  const auto first = line.find_first_not_of(" \t\r");
+  if (first == std::string::npos) return fail(ErrorCode::kInvalidArgument, "{}: its first line is empty", path.string());
+  return line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
+}
+
 Status checkOutputFile(const std::filesystem::path& path) {
   if (path.empty()) return fail(ErrorCode::kInvalidArgument, "an output file name is empty");
   std::error_code ec;

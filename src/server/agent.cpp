@@ -10,12 +10,11 @@
 #include <unistd.h>
 
 #include <condition_variable>
-#include <cstring>
-#include <fstream>
 #include <set>
 #include <unordered_map>
 
 #include "foresight/collect/sampler.h"
+#include "foresight/core/files.h"
 #include "foresight/core/log.h"
 
 namespace foresight::server {
@@ -32,20 +31,6 @@ double threadCpuSeconds() {
 }
 
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
-
-// The token of a bearer_token_file: its first line, without the line end and surrounding blanks
-// (a Kubernetes secret or `echo TOKEN > file` adds a newline).
-Result<std::string> readBearerToken(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) return fail(ErrorCode::kNotFound, "bearer_token_file {}: cannot read it: {}", file, std::strerror(errno));
-  std::string line;
-  std::getline(in, line);
-  const auto first = line.find_first_not_of(" \t\r");
-  const auto last = line.find_last_not_of(" \t\r");
-  if (first == std::string::npos)
-    return fail(ErrorCode::kInvalidArgument, "bearer_token_file {}: its first line is empty", file);
-  return line.substr(first, last - first + 1);
-}
 
 // Compares every byte of the secret whatever the first difference, so the time taken does not tell
 // a client how much of a guess was right.
@@ -287,8 +272,8 @@ Status Agent::start() {
   }
   std::string token;
   if (!config_.bearer_token_file.empty()) {
-    auto t = readBearerToken(config_.bearer_token_file);
-    if (!t) return tl::unexpected(t.error());
+    auto t = readTokenFile(config_.bearer_token_file);
+    if (!t) return fail(t.error().code, "bearer_token_file {}", t.error().message);
     token = std::move(*t);
   }
   if (!config_.database.empty()) {

@@ -48,6 +48,11 @@ Status writeFileAtomically(const std::filesystem::path& path, std::string_view t
 // The same, with the content streamed by `write` (for files too large to hold as one string).
 Status writeFileAtomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write);
 
+// A secret kept in a file, as Prometheus's credentials_file and the agent's bearer_token_file hold
+// one: the file's first line without surrounding blanks (an editor's or Windows' line end, or
+// `echo TOKEN > file`). An error names the file: unreadable, or a blank first line.
+Result<std::string> readTokenFile(const std::filesystem::path& path);
+
 // Whether `path` can be written as a file: not a directory, in a directory that exists and is
 // writable. Checked before long work (training, a replay) so a typo in an output path fails at once.
 Status checkOutputFile(const std::filesystem::path& path);
