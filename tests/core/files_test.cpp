@@ -137,6 +137,46 @@ TEST(AtomicFile, TwoWritersOfOneFileDoNotShareATemporaryFile) {
   fs::remove_all(dir);
 }
 
+// A paused file holds no descriptor, keeps what was written and, resumed, appends; committed while
+// paused it is put in place whole.
+TEST(AtomicFile, APausedFileKeepsItsTextAndAppendsWhenResumed) {
+  const fs::path dir = freshDir();
+  auto f = AtomicFile::create(dir / "p.csv");
+  ASSERT_TRUE(f);
+  f->out() << "one\n";
+  ASSERT_TRUE(f->pause());
+  EXPECT_TRUE(f->paused());
+  EXPECT_TRUE(f->pause());  // again: nothing to do
+  EXPECT_EQ(slurp(f->temporaryPath()), "one\n");  // flushed by the pause
+  ASSERT_TRUE(f->resume());
+  EXPECT_FALSE(f->paused());
+  f->out() << "two\n";
+  ASSERT_TRUE(f->pause());
+  ASSERT_TRUE(f->commit());
+  EXPECT_EQ(slurp(dir / "p.csv"), "one\ntwo\n");
+  EXPECT_FALSE(f->resume()) << "resumed after commit";
+  EXPECT_EQ(entries(dir), std::vector<std::string>{"p.csv"});
+  fs::remove_all(dir);
+}
+
+TEST(ReadTokenFile, TakesTheFirstLineWithoutBlanksAndNamesTheFileOtherwise) {
+  const fs::path dir = freshDir();
+  std::ofstream(dir / "t") << " \ttok-en \r\nsecond\n";
+  auto t = readTokenFile(dir / "t");
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(*t, "tok-en");
+  std::ofstream(dir / "bare") << "tok";  // no line end at all
+  EXPECT_EQ(readTokenFile(dir / "bare").value_or(""), "tok");
+  std::ofstream(dir / "blank") << " \r\ntok\n";
+  auto blank = readTokenFile(dir / "blank");
+  ASSERT_FALSE(blank);
+  EXPECT_NE(blank.error().message.find((dir / "blank").string() + ": its first line is empty"), std::string::npos);
+  auto missing = readTokenFile(dir / "missing");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find((dir / "missing").string() + ": cannot read"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(CheckOutputFile, RefusesDirectoriesAndMissingFolders) {
   const fs::path dir =
       fs::temp_directory_path() / ("foresight-files-" + std::to_string(std::random_device{}()));
