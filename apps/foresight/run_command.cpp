@@ -19,7 +19,7 @@ namespace foresight::app {
 namespace {
 
 struct Args {
-  std::string config, listen, database, bearer_token_file;
+  std::string config, listen, database, bearer_token_file, tls_cert_file, tls_key_file;
   double period = 0, duration = 0;
   std::vector<std::string> selectors;
   bool apply = false;
@@ -155,6 +155,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                   "every endpoint but /api/health needs \"Authorization: Bearer\" with this file's first "
                   "line (overrides the config's bearer_token_file)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--tls-cert-file", a->tls_cert_file,
+                  "PEM certificate: serve HTTPS (with --tls-key-file; overrides the config)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--tls-key-file", a->tls_key_file, "PEM private key of --tls-cert-file")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--database", a->database, "SQLite history file (overrides the config)");
   cmd->add_option("--period", a->period, "seconds between samples (overrides the config)")
       ->check(finiteAbove(0));
@@ -225,6 +230,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       cfg.listen_port = c->listen_port;
     }
     if (!a->bearer_token_file.empty()) cfg.bearer_token_file = a->bearer_token_file;
+    if (!a->tls_cert_file.empty()) cfg.tls_cert_file = a->tls_cert_file;
+    if (!a->tls_key_file.empty()) cfg.tls_key_file = a->tls_key_file;
     if (!a->database.empty()) cfg.database = a->database;
     if (a->period > 0) cfg.period_seconds = a->period;
     if (!a->selectors.empty()) cfg.selectors = a->selectors;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <set>
 #include <unordered_map>
 
@@ -70,7 +71,7 @@ struct Agent::Impl {
   nlohmann::json snapshot = nlohmann::json::object();
   std::map<std::string, nlohmann::json> latest_fp;
 
-  httplib::Server http;
+  std::unique_ptr<httplib::Server> http = std::make_unique<httplib::Server>();  // SSLServer with TLS
   std::thread http_thread, sample_thread;
   std::mutex stop_mu;
   std::condition_variable stop_cv;
@@ -270,6 +271,18 @@ Status Agent::start() {
     if (!model) return fail(model.error().code, "fingerprint.autoencoder_model: {}", model.error().message);
     m.initial_autoencoder = std::move(*model);
   }
+  if (config_.tls_cert_file.empty() != config_.tls_key_file.empty())
+    return fail(ErrorCode::kInvalidArgument, "tls_cert_file and tls_key_file go together: {} is missing",
+                config_.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file");
+  if (!config_.tls_cert_file.empty()) {
+    for (const auto& f : {config_.tls_cert_file, config_.tls_key_file})
+      if (::access(f.c_str(), R_OK) != 0)
+        return fail(ErrorCode::kNotFound, "{}: cannot read: {}", f, std::strerror(errno));
+    m.http = std::make_unique<httplib::SSLServer>(config_.tls_cert_file.c_str(), config_.tls_key_file.c_str());
+    if (!m.http->is_valid())
+      return fail(ErrorCode::kInvalidArgument, "{} and {}: not a PEM certificate and its private key",
+                  config_.tls_cert_file, config_.tls_key_file);
+  }
   std::string token;
   if (!config_.bearer_token_file.empty()) {
     auto t = readTokenFile(config_.bearer_token_file);
@@ -290,7 +303,7 @@ Status Agent::start() {
   m.errors_g = agent_gauge("foresight_agent_collector_errors_total", "Collector failures so far (not vanished workloads)");
   m.store_errors_g = agent_gauge("foresight_agent_store_errors_total", "History store writes that failed");
 
-  m.http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  m.http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     auto families = impl_->prom->Collect();
     // The kernel's cumulative counters (the `_total` names) are mirrored as read, and
     // prometheus-cpp's Counter can only be incremented, so they are held in gauges and typed as
@@ -302,13 +315,13 @@ Status Agent::start() {
     }
     res.set_content(prometheus::TextSerializer().Serialize(families), "text/plain; version=0.0.4");
   });
-  m.http.Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
+  m.http->Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
     nlohmann::json j = {{"status", "ok"}, {"rounds", rounds_.load()},
                         {"cgroup_layout", collect::toString(impl_->ctx.layout.version)},
                         {"collectors", impl_->sampler->collectorNames()}};
     res.set_content(j.dump(), "application/json");
   });
-  m.http.Get("/api/workloads", [this](const httplib::Request&, httplib::Response& res) {
+  m.http->Get("/api/workloads", [this](const httplib::Request&, httplib::Response& res) {
     nlohmann::json arr = nlohmann::json::array();
     {
       std::lock_guard lock(impl_->mu);
@@ -316,7 +329,7 @@ Status Agent::start() {
     }
     res.set_content(arr.dump(), "application/json");
   });
-  m.http.Get("/api/fingerprint", [this](const httplib::Request& req, httplib::Response& res) {
+  m.http->Get("/api/fingerprint", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string w = req.get_param_value("workload");
     std::lock_guard lock(impl_->mu);
     auto it = impl_->latest_fp.find(w);
@@ -332,7 +345,7 @@ Status Agent::start() {
   // answers 404, as if the path did not exist.
   // With a token, every path but the health check (a liveness probe carries no credentials, and
   // it tells nothing about the workloads) needs it.
-  m.http.set_pre_routing_handler([token](const httplib::Request& req, httplib::Response& res) {
+  m.http->set_pre_routing_handler([token](const httplib::Request& req, httplib::Response& res) {
     static const std::set<std::string> kPaths = {"/metrics", "/api/health", "/api/workloads", "/api/fingerprint"};
     if (!token.empty() && req.path != "/api/health") {
       const std::string given = req.get_header_value("Authorization");
@@ -361,28 +374,28 @@ Status Agent::start() {
   });
   // httplib's default sets SO_REUSEPORT, which lets a second agent bind the same port and split
   // the scrapes; keep only SO_REUSEADDR (restart without TIME_WAIT trouble).
-  m.http.set_socket_options([](socket_t sock) {
+  m.http->set_socket_options([](socket_t sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   // httplib's defaults (a worker per core, at least 8; 5 s to read a request) let 8 connections
   // that send nothing hold every worker, and a scrape then waits past Prometheus's 10 s timeout.
   // Idle workers cost little; a request line or header that takes over 2 s is dropped.
-  m.http.new_task_queue = [] { return new httplib::ThreadPool(kHttpWorkers); };
-  m.http.set_read_timeout(2);
-  m.http.set_keep_alive_timeout(2);
+  m.http->new_task_queue = [] { return new httplib::ThreadPool(kHttpWorkers); };
+  m.http->set_read_timeout(2);
+  m.http->set_keep_alive_timeout(2);
   if (config_.listen_port == 0) {
-    port_ = m.http.bind_to_any_port(config_.listen_host);
+    port_ = m.http->bind_to_any_port(config_.listen_host);
     if (port_ <= 0) return fail(ErrorCode::kUnavailable, "cannot bind {}:any", config_.listen_host);
   } else {
-    if (!m.http.bind_to_port(config_.listen_host, config_.listen_port))
+    if (!m.http->bind_to_port(config_.listen_host, config_.listen_port))
       return fail(ErrorCode::kUnavailable, "cannot bind {}:{} (in use?)", config_.listen_host, config_.listen_port);
     port_ = config_.listen_port;
   }
-  m.http_thread = std::thread([this] { impl_->http.listen_after_bind(); });
+  m.http_thread = std::thread([this] { impl_->http->listen_after_bind(); });
   // httplib's stop() does nothing before the listen loop runs, so an agent stopped right after
   // start() would hang in stop(): wait for the loop (bounded) before going on.
-  for (int i = 0; i < 5000 && !m.http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 5000 && !m.http->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   m.sample_thread = std::thread([this] {
     using clock = std::chrono::steady_clock;
     const auto step = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(config_.period_seconds));
@@ -422,7 +435,7 @@ void Agent::stop() {
     impl_->sample_thread.join();
     impl_->saveStates();
   }
-  impl_->http.stop();
+  impl_->http->stop();  // a no-op when it never listened
   if (impl_->http_thread.joinable()) impl_->http_thread.join();
 }
 

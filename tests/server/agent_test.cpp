@@ -14,6 +14,7 @@
 
 #include "foresight/server/agent.h"
 #include "support/cleanup.h"
+#include "support/tls.h"
 // After Eigen (via agent.h): httplib pulls in <resolv.h>, whose `_res` macro breaks Eigen.
 #include <httplib.h>
 
@@ -270,6 +271,56 @@ TEST(Agent, ABearerTokenGuardsEveryEndpointButTheHealthCheck) {
   auto blank = Agent(c).start();
   ASSERT_FALSE(blank);
   EXPECT_NE(blank.error().message.find("first line is empty"), std::string::npos) << blank.error().message;
+}
+
+// With tls_cert_file and tls_key_file the agent speaks HTTPS only: a client that trusts the
+// certificate is answered, a plain-HTTP client and one that trusts another certificate are not; a
+// key that is not the certificate's, or one file without the other, stops the start, named.
+TEST(Agent, ServesHttpsWithACertificateAndItsKey) {
+  const fs::path dir = test_support::removedAtExit(fs::path(testing::TempDir()) /
+                                                   ("agent-tls-" + std::to_string(::getpid())));
+  fs::create_directories(dir / "other");
+  test_support::SelfSigned cert, other;
+  cert.writeTo(dir);
+  other.writeTo(dir / "other");
+  auto cfg = parseAgentConfig("tls_cert_file: " + (dir / "cert.pem").string() + "\ntls_key_file: " +
+                                  (dir / "key.pem").string() + "\n", "cfg.yaml");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  AgentConfig c = onV2();
+  c.tls_cert_file = cfg->tls_cert_file;
+  c.tls_key_file = cfg->tls_key_file;
+  Agent agent(c);
+  ASSERT_TRUE(agent.start());
+  httplib::SSLClient tls("127.0.0.1", agent.port());
+  tls.set_ca_cert_path((dir / "cert.pem").c_str());
+  tls.enable_server_certificate_verification(true);
+  auto m = tls.Get("/metrics");
+  ASSERT_TRUE(m) << httplib::to_string(m.error());
+  EXPECT_EQ(m->status, 200);
+  EXPECT_NE(m->body.find("foresight_agent_rounds_total"), std::string::npos);
+  httplib::Client plain("127.0.0.1", agent.port());
+  plain.set_read_timeout(2);
+  auto p = plain.Get("/metrics");
+  EXPECT_FALSE(p && p->status == 200);
+  httplib::SSLClient stranger("127.0.0.1", agent.port());
+  stranger.set_ca_cert_path((dir / "other" / "cert.pem").c_str());
+  stranger.enable_server_certificate_verification(true);
+  EXPECT_FALSE(stranger.Get("/metrics"));
+  agent.stop();
+
+  c.tls_key_file = (dir / "other" / "key.pem").string();
+  auto mismatched = Agent(c).start();
+  ASSERT_FALSE(mismatched);
+  EXPECT_NE(mismatched.error().message.find("not a PEM certificate and its private key"), std::string::npos)
+      << mismatched.error().message;
+  c.tls_key_file.clear();
+  auto alone = Agent(c).start();
+  ASSERT_FALSE(alone);
+  EXPECT_NE(alone.error().message.find("tls_key_file is missing"), std::string::npos) << alone.error().message;
+  c.tls_key_file = (dir / "nope.pem").string();
+  auto missing = Agent(c).start();
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("nope.pem: cannot read"), std::string::npos) << missing.error().message;
 }
 
 TEST(Agent, FailsClearlyWhenThePortIsTaken) {

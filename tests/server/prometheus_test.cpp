@@ -10,6 +10,7 @@
 
 #include "foresight/server/agent.h"
 #include "support/prometheus.h"
+#include "support/tls.h"
 // After Eigen (via agent.h): httplib pulls in <resolv.h>, whose `_res` macro breaks Eigen.
 #include <httplib.h>
 
@@ -20,8 +21,9 @@ namespace {
 // Starts the agent on the v2 fixture and Prometheus scraping it; the series Prometheus then
 // returns for the fixture's nr_throttled, or -1 with Prometheus's log when it returns none within
 // 60 s. `token`: the agent needs it as a bearer token, and Prometheus sends it from a
-// credentials_file (Prometheus's own way to scrape a protected target); empty: neither.
-std::pair<double, std::string> scrapedThrottledPeriods(const std::string& token) {
+// credentials_file (Prometheus's own way to scrape a protected target); empty: neither. `tls`: the
+// agent serves HTTPS with a self-signed certificate, which Prometheus is given as its CA.
+std::pair<double, std::string> scrapedThrottledPeriods(const std::string& token, bool tls = false) {
   const fs::path dir = fs::path(testing::TempDir()) / ("prom-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -36,6 +38,13 @@ std::pair<double, std::string> scrapedThrottledPeriods(const std::string& token)
     std::ofstream(dir / "token") << token << "\n";
     cfg.bearer_token_file = (dir / "token").string();
     auth = "    authorization:\n      credentials_file: " + (dir / "token").string() + "\n";
+  }
+  if (tls) {
+    test_support::SelfSigned cert;
+    cert.writeTo(dir);
+    cfg.tls_cert_file = (dir / "cert.pem").string();
+    cfg.tls_key_file = (dir / "key.pem").string();
+    auth += "    scheme: https\n    tls_config:\n      ca_file: " + (dir / "cert.pem").string() + "\n";
   }
   server::Agent agent(cfg);
   if (auto st = agent.start(); !st) return {-1, st.error().message};
@@ -62,7 +71,11 @@ std::pair<double, std::string> scrapedThrottledPeriods(const std::string& token)
     EXPECT_EQ(series["metric"]["job"], "foresight");
     value = std::stod(series["value"][1].get<std::string>());
   }
-  const std::string log = value < 0 ? last_body + "\nprometheus log:\n" + server->logTail() : "";
+  std::string log;
+  if (value < 0) {  // the scrape's own error is in the targets API, not the log
+    auto t = cli.Get("/api/v1/targets");
+    log = last_body + "\ntargets: " + (t ? t->body : "none") + "\nprometheus log:\n" + server->logTail();
+  }
   server.reset();
   agent.stop();
   fs::remove_all(dir);
@@ -76,10 +89,11 @@ TEST(PrometheusIntegration, ScrapesTheAgentAndReturnsItsSeries) {
   EXPECT_DOUBLE_EQ(value, 7) << log;  // nr_throttled in the fixture's cpu.stat
 }
 
-// An agent that needs a bearer token is scraped by Prometheus configured with the token's file.
-TEST(PrometheusIntegration, ScrapesAnAgentThatNeedsABearerToken) {
+// An agent that needs a bearer token over HTTPS is scraped by Prometheus configured with the
+// token's file and the agent's certificate.
+TEST(PrometheusIntegration, ScrapesAnAgentOverHttpsThatNeedsABearerToken) {
   if (!fs::exists(test_support::kPrometheusBinary)) GTEST_SKIP() << "prometheus not installed (scripts/deps.sh test)";
-  const auto [value, log] = scrapedThrottledPeriods("prometheus-may-scrape");
+  const auto [value, log] = scrapedThrottledPeriods("prometheus-may-scrape", /*tls=*/true);
   EXPECT_DOUBLE_EQ(value, 7) << log;
 }
 
