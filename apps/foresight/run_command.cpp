@@ -125,7 +125,7 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
     return fail(ErrorCode::kInvalidArgument, "--match-data needs a price catalog (--catalog)");
   }
   c.min_history_seconds = a.min_history;
-  c.max_clock_step_seconds = std::max<std::int64_t>(60, static_cast<std::int64_t>(std::ceil(10 * period)));
+  c.max_clock_step_seconds = loop::clockStepFor(period);
   c.apply = a.apply;
   c.backend_name = a.backend == "auto" ? autoBackend(layout) : a.backend;
   auto backend = builtins.backends.create(c.backend_name, c.backend_options);

@@ -43,6 +43,10 @@ const allocate::Planner& Autoscaler::plannerOf(const std::string& workload) cons
   return it == workload_planners_.end() ? planner_ : it->second;
 }
 
+std::int64_t clockStepFor(double sample_seconds) {
+  return std::max<std::int64_t>(60, static_cast<std::int64_t>(std::ceil(10 * sample_seconds)));
+}
+
 std::int64_t Autoscaler::loopTime(std::int64_t wall) {
   std::int64_t step = last_wall_ ? std::max<std::int64_t>(0, wall - *last_wall_) : 0;
   if (config_.max_clock_step_seconds > 0) step = std::min(step, config_.max_clock_step_seconds);

@@ -177,6 +177,14 @@ TEST(Autoscaler, AWallClockSteppedBackDoesNotStopTheLoop) {
   EXPECT_GE(*limit, 1.5) << "the raise was held";
 }
 
+// run's bound on a clock step: ten sampling periods, at least a minute.
+TEST(Autoscaler, TheClockStepBoundIsTenPeriodsAndAtLeastAMinute) {
+  EXPECT_EQ(clockStepFor(1), 60);
+  EXPECT_EQ(clockStepFor(0.05), 60);
+  EXPECT_EQ(clockStepFor(30), 300);
+  EXPECT_EQ(clockStepFor(6.01), 61);  // rounded up: never below ten periods
+}
+
 // The wall clock stepped forward an hour (NTP after a resume): with the step bounded, the jump
 // counts as one bounded step, not an hour watched. A young workload still waits for its minute
 // of history, and an OOM kill's 100-s hold is not lifted by the jump.

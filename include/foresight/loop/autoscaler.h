@@ -54,7 +54,7 @@ struct AutoscalerConfig {
   std::int64_t min_history_seconds = 60;
   // The most the loop's clock advances between two samples (0: no bound). A wall clock stepped
   // forward (NTP after a VM resumed from a snapshot) would otherwise count as history watched, end
-  // cool-downs and lift an OOM hold at once; `run` sets it to ten sampling periods (at least 60 s).
+  // cool-downs and lift an OOM hold at once; `run` sets it with clockStepFor(its period).
   std::int64_t max_clock_step_seconds = 0;
   std::vector<Resource> resources = {Resource::kCpu, Resource::kMemory};
   bool apply = false;        // false: dry-run, log what would be set
@@ -66,6 +66,10 @@ struct AutoscalerConfig {
   allocate::BackendOptions backend_options;
   std::optional<CapacityAdvice> advice;
 };
+
+// The bound on the loop clock's step for samples every `sample_seconds`: ten periods, so that a
+// few late or missed rounds still count in full, and at least a minute.
+std::int64_t clockStepFor(double sample_seconds);
 
 class Autoscaler {
  public:
