@@ -75,25 +75,15 @@ class PerfCollector final : public Collector {
     // each period; they are cumulative, so their rates stay exact over each read's own span.
     if (!out.detail) return ok();
     const bool cgroup = w.kind == Workload::Kind::kCgroup;
-    const auto cpus = cgroup ? onlineCpus() : std::nullopt;
     auto it = open_.find(w.id);
-    if (it == open_.end()) it = open_.emplace(w.id, cgroup ? openCgroup(w, cpus) : openTree(w.root_pid)).first;
-    Open& o = it->second;
-    if (cgroup && o.cgroup && cpus && *cpus != o.cpus) {
-      // A CPU came online (a vCPU hot-added, as the libvirt backend does) or went offline: cgroup
-      // events count only on the CPUs they were opened on, and one on a CPU that went offline
-      // stops for good. Reopened on the CPUs online now, continuing from the counts so far so
-      // that the counters do not go backwards.
-      std::array<double, kEvents.size()> base = o.base;
-      for (std::size_t i = 0; i < kEvents.size(); ++i) {
-        auto v = sum(o.fds[i]);
-        if (!v) v = o.last[i];  // unreadable now: what was read last
-        if (v) base[i] += *v;
-      }
-      close(o);
-      o = openCgroup(w, cpus);
-      o.base = base;
+    if (it == open_.end()) {
+      it = open_.emplace(w.id, cgroup ? openCgroup(w, onlineCpus()) : openTree(w.root_pid)).first;
+    } else if (cgroup && it->second.cgroup) {
+      // Only where cgroup events are counted: a host without them reads the CPU list once per
+      // workload, not every detail round.
+      if (auto cpus = onlineCpus(); cpus && *cpus != it->second.cpus) followCpus(w, it->second, cpus);
     }
+    Open& o = it->second;
     if (cgroup) {
       out.add("perf_cgroup_supported", o.cgroup ? 1 : 0);
       if (!o.cgroup) return ok();
@@ -143,6 +133,22 @@ class PerfCollector final : public Collector {
                    online_.path().string(), text ? "not a CPU list" : "cannot be read");
     }
     return cpus;
+  }
+
+  // A CPU came online (a vCPU hot-added, as the libvirt backend does) or went offline: cgroup
+  // events count only on the CPUs they were opened on, and one on a CPU that went offline stops
+  // for good. Reopened on the CPUs online now, continuing from the counts so far so that the
+  // counters do not go backwards.
+  void followCpus(const Workload& w, Open& o, const std::optional<std::vector<int>>& cpus) {
+    std::array<double, kEvents.size()> base = o.base;
+    for (std::size_t i = 0; i < kEvents.size(); ++i) {
+      auto v = sum(o.fds[i]);
+      if (!v) v = o.last[i];  // unreadable now: what was read last
+      if (v) base[i] += *v;
+    }
+    close(o);
+    o = openCgroup(w, cpus);
+    o.base = base;
   }
 
   static void close(Open& o) {
