@@ -37,6 +37,13 @@ double scaleFloor(Resource r) {
   }
 }
 
+std::array<RunningScale, kResourceCount> runningScales(std::uint32_t restart_after) {
+  return {RunningScale(scaleFloor(Resource::kCpu), restart_after),
+          RunningScale(scaleFloor(Resource::kMemory), restart_after),
+          RunningScale(scaleFloor(Resource::kDiskIo), restart_after),
+          RunningScale(scaleFloor(Resource::kNetwork), restart_after)};
+}
+
 CostChoice costOptimal(std::span<const double> levels, std::span<const double> values,
                        double scale, double kappa, IdleFloor floor) {
   if (levels.empty() || values.size() != levels.size()) return {NAN, NAN};

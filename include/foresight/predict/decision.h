@@ -3,6 +3,7 @@
 // violation-cost (newsvendor) rule that the quantile-forecasting policies share.
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -34,6 +35,9 @@ class RunningScale {
 // The smallest scale a resource is given (0.001 cores, 1 MiB, 1 KiB/s), so an idle workload's
 // relative quantities stay finite.
 double scaleFloor(Resource r);
+
+// One RunningScale per resource, each with its resource's floor.
+std::array<RunningScale, kResourceCount> runningScales(std::uint32_t restart_after = 0);
 
 // Knob `violation_cost` (kappa): a step with usage above the allocation costs as much as kappa x
 // the workload's scale of allocation left unused for one step. The allocation minimising expected

@@ -327,10 +327,7 @@ std::uint32_t scaleRestartSamples(const LstmModel& m, double sample_seconds) {
 
 FeatureBuilder::FeatureBuilder(const LstmModel& model, const std::map<std::string, double>& metadata,
                                double sample_seconds)
-    : scale_{RunningScale(scaleFloor(Resource::kCpu), scaleRestartSamples(model, sample_seconds)),
-             RunningScale(scaleFloor(Resource::kMemory), scaleRestartSamples(model, sample_seconds)),
-             RunningScale(scaleFloor(Resource::kDiskIo), scaleRestartSamples(model, sample_seconds)),
-             RunningScale(scaleFloor(Resource::kNetwork), scaleRestartSamples(model, sample_seconds))} {
+    : scale_(runningScales(scaleRestartSamples(model, sample_seconds))) {
   for (auto& w : window_) w.fill(NAN);
   const auto& known = knownFeatures();
   canonical_.assign(known.size(), 0.0);

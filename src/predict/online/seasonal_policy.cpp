@@ -19,8 +19,7 @@ class SeasonalPolicy final : public Policy {
  public:
   SeasonalPolicy(const SeriesContext& ctx, bool cost)
       : lead_(ctx.lead_steps), cost_(cost),
-        scale_{RunningScale(scaleFloor(Resource::kCpu)), RunningScale(scaleFloor(Resource::kMemory)),
-               RunningScale(scaleFloor(Resource::kDiskIo)), RunningScale(scaleFloor(Resource::kNetwork))} {
+        scale_(runningScales()) {
     SeasonalOptions o;
     o.horizon = lead_;
     o.only_horizon = true;  // commit() and interval() forecast at the lead only
