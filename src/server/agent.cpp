@@ -17,6 +17,8 @@
 #include "foresight/collect/sampler.h"
 #include "foresight/core/files.h"
 #include "foresight/core/log.h"
+#include "foresight/core/reload.h"
+#include "tls.h"
 
 namespace foresight::server {
 namespace {
@@ -71,6 +73,9 @@ struct Agent::Impl {
   nlohmann::json snapshot = nlohmann::json::object();
   std::map<std::string, nlohmann::json> latest_fp;
 
+  // Declared before `http`, whose TLS context and handlers use them, so they outlive it.
+  std::shared_ptr<ReloadingCertificate> certificate;
+  std::shared_ptr<Reloading<std::string>> token;
   std::unique_ptr<httplib::Server> http = std::make_unique<httplib::Server>();  // SSLServer with TLS
   std::thread http_thread, sample_thread;
   std::mutex stop_mu;
@@ -275,19 +280,18 @@ Status Agent::start() {
     return fail(ErrorCode::kInvalidArgument, "tls_cert_file and tls_key_file go together: {} is missing",
                 config_.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file");
   if (!config_.tls_cert_file.empty()) {
-    for (const auto& f : {config_.tls_cert_file, config_.tls_key_file})
-      if (::access(f.c_str(), R_OK) != 0)
-        return fail(ErrorCode::kNotFound, "{}: cannot read: {}", f, std::strerror(errno));
-    m.http = std::make_unique<httplib::SSLServer>(config_.tls_cert_file.c_str(), config_.tls_key_file.c_str());
-    if (!m.http->is_valid())
-      return fail(ErrorCode::kInvalidArgument, "{} and {}: not a PEM certificate and its private key",
-                  config_.tls_cert_file, config_.tls_key_file);
+    m.certificate = reloadingCertificate(config_.tls_cert_file, config_.tls_key_file);
+    if (auto first = m.certificate->current(); !first) return tl::unexpected(first.error());
+    m.http = std::make_unique<httplib::SSLServer>(
+        [&cert = *m.certificate](SSL_CTX& ctx) { return serveCertificate(ctx, cert); });
+    if (!m.http->is_valid()) return fail(ErrorCode::kInternal, "cannot set up a TLS context: {}", config_.tls_cert_file);
   }
-  std::string token;
   if (!config_.bearer_token_file.empty()) {
-    auto t = readTokenFile(config_.bearer_token_file);
-    if (!t) return fail(t.error().code, "bearer_token_file {}", t.error().message);
-    token = std::move(*t);
+    const std::filesystem::path file = config_.bearer_token_file;
+    m.token = std::make_shared<Reloading<std::string>>(std::vector{file}, [file] { return readTokenFile(file); },
+                                                       "bearer_token_file " + file.string());
+    if (auto first = m.token->current(); !first)
+      return fail(first.error().code, "bearer_token_file {}", first.error().message);
   }
   if (!config_.database.empty()) {
     auto db = store::Store::open(config_.database);
@@ -345,12 +349,15 @@ Status Agent::start() {
   // answers 404, as if the path did not exist.
   // With a token, every path but the health check (a liveness probe carries no credentials, and
   // it tells nothing about the workloads) needs it.
-  m.http->set_pre_routing_handler([token](const httplib::Request& req, httplib::Response& res) {
+  // The token file is read again when it changes (a rotated Secret), keeping the last good token.
+  m.http->set_pre_routing_handler([token = m.token](const httplib::Request& req, httplib::Response& res) {
     static const std::set<std::string> kPaths = {"/metrics", "/api/health", "/api/workloads", "/api/fingerprint"};
-    if (!token.empty() && req.path != "/api/health") {
+    if (token && req.path != "/api/health") {
       const std::string given = req.get_header_value("Authorization");
       constexpr std::string_view kScheme = "Bearer ";
-      if (!given.starts_with(kScheme) || !sameSecret(std::string_view(given).substr(kScheme.size()), token)) {
+      const auto secret = token->current();  // loaded at start, so it holds a token from then on
+      if (!secret || !given.starts_with(kScheme) ||
+          !sameSecret(std::string_view(given).substr(kScheme.size()), **secret)) {
         res.status = 401;
         res.set_header("WWW-Authenticate", "Bearer realm=\"foresight\"");
         res.set_content(nlohmann::json{{"error", given.empty() ? "no Authorization header: this agent needs "
@@ -418,8 +425,8 @@ Status Agent::start() {
       if (impl_->stop_cv.wait_until(lock, start + k * step, [this] { return impl_->stopping; })) break;
     }
   });
-  spdlog::info("agent: http://{}:{}/metrics, cgroup layout {}, {} fixed workloads, collectors {}",
-               config_.listen_host, port_, collect::toString(m.ctx.layout.version), m.fixed.size(),
+  spdlog::info("agent: {}://{}:{}/metrics{}, cgroup layout {}, {} fixed workloads, collectors {}",
+               m.certificate ? "https" : "http", config_.listen_host, port_, m.token ? " (bearer token)" : "", collect::toString(m.ctx.layout.version), m.fixed.size(),
                fmt::join(names, ","));
   return ok();
 }

@@ -931,5 +931,44 @@ TEST(K8sConfig, InClusterServiceAccount) {
   EXPECT_EQ(outside.error().code, ErrorCode::kUnavailable);
 }
 
+// A projected service-account token is replaced by the kubelet before its hour is up (a Secret
+// volume's `..data` symlink swap): a long `foresight run` sends the token the file holds now.
+TEST(K8sConfig, SendsTheTokenItsFileHoldsNowAfterARotation) {
+  namespace fs = std::filesystem;
+  testing::TempDir sa;
+  for (const char* v : {"v1", "v2"}) fs::create_directories(sa.path() / v);
+  testing::writeFile(sa.path() / "v1" / "token", "token-one\n");
+  testing::writeFile(sa.path() / "v2" / "token", "token-two\n");
+  testing::writeFile(sa.path() / "ca.crt", "-----BEGIN CERTIFICATE-----\nY\n-----END CERTIFICATE-----\n");
+  fs::create_directory_symlink("v1", sa.path() / "..data");
+  fs::create_symlink("..data/token", sa.path() / "token");
+  ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+  ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+  auto in_cluster = loadInCluster(sa.path().string());
+  ::unsetenv("KUBERNETES_SERVICE_HOST");
+  ::unsetenv("KUBERNETES_SERVICE_PORT");
+  ASSERT_TRUE(in_cluster) << in_cluster.error().message;
+  EXPECT_EQ(in_cluster->token, "token-one");
+  EXPECT_EQ(in_cluster->token_file, (sa.path() / "token").string());
+
+  FakeApiServer api;
+  ClusterAccess a = api.access();  // the fake's plain-HTTP address, the service account's token
+  a.token = in_cluster->token;
+  a.token_file = in_cluster->token_file;
+  auto b = makeBackend(a, fastPolls());
+  ASSERT_TRUE(b->current("shop/web-0/app"));
+  fs::create_directory_symlink("v2", sa.path() / "..data.new");
+  fs::rename(sa.path() / "..data.new", sa.path() / "..data");
+  ASSERT_TRUE(b->current("shop/web-0/app"));
+  // A file that no longer holds a token keeps the last one (and the kubelet writes the next).
+  testing::writeFile(sa.path() / "v2" / "token", "");
+  ASSERT_TRUE(b->current("shop/web-0/app"));
+  const auto reqs = api.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[0].auth, "Bearer token-one");
+  EXPECT_EQ(reqs[1].auth, "Bearer token-two");
+  EXPECT_EQ(reqs[2].auth, "Bearer token-two");
+}
+
 }  // namespace
 }  // namespace foresight::allocate::k8s

@@ -1,4 +1,5 @@
 #include "foresight/core/files.h"
+#include "foresight/core/reload.h"
 
 #include <gtest/gtest.h>
 
@@ -174,6 +175,36 @@ TEST(ReadTokenFile, TakesTheFirstLineWithoutBlanksAndNamesTheFileOtherwise) {
   auto missing = readTokenFile(dir / "missing");
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message.find((dir / "missing").string() + ": cannot read"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+// Loaded again only when the file changed; a change that does not load keeps the last value and
+// is tried once, not at every use; the first load's error is the caller's.
+TEST(Reloading, LoadsAgainOnlyWhenTheFileChangesAndKeepsTheLastGoodValue) {
+  const fs::path dir = freshDir();
+  int loads = 0;
+  Reloading<std::string> token({dir / "t"}, [&] { ++loads; return readTokenFile(dir / "t"); }, "test token");
+  auto missing = token.current();
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("cannot read"), std::string::npos);
+  std::ofstream(dir / "t") << "one\n";
+  EXPECT_EQ(**token.current(), "one");
+  const int after_first = loads;
+  EXPECT_EQ(**token.current(), "one");
+  EXPECT_EQ(loads, after_first) << "read again though unchanged";
+  std::ofstream(dir / "t.new") << "two\n";
+  fs::rename(dir / "t.new", dir / "t");
+  auto held = token.current();
+  EXPECT_EQ(**held, "two");
+  std::ofstream(dir / "t") << "\n";  // rewritten in place, blank
+  EXPECT_EQ(**token.current(), "two");
+  EXPECT_EQ(**token.current(), "two");
+  EXPECT_EQ(loads, after_first + 2) << "a change that does not load is tried once";
+  fs::remove(dir / "t");
+  EXPECT_EQ(**token.current(), "two");
+  std::ofstream(dir / "t") << "three\n";
+  EXPECT_EQ(**token.current(), "three");
+  EXPECT_EQ(**held, "two") << "a value handed out stays as it was";
   fs::remove_all(dir);
 }
 

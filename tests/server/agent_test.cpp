@@ -311,7 +311,7 @@ TEST(Agent, ServesHttpsWithACertificateAndItsKey) {
   c.tls_key_file = (dir / "other" / "key.pem").string();
   auto mismatched = Agent(c).start();
   ASSERT_FALSE(mismatched);
-  EXPECT_NE(mismatched.error().message.find("not a PEM certificate and its private key"), std::string::npos)
+  EXPECT_NE(mismatched.error().message.find("key.pem: not the private key of the certificate in"), std::string::npos)
       << mismatched.error().message;
   c.tls_key_file.clear();
   auto alone = Agent(c).start();
@@ -321,6 +321,63 @@ TEST(Agent, ServesHttpsWithACertificateAndItsKey) {
   auto missing = Agent(c).start();
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message.find("nope.pem: cannot read"), std::string::npos) << missing.error().message;
+}
+
+// cert-manager and certbot replace a certificate before it expires, and a token Secret is rotated:
+// the agent serves what the files hold now, with no restart. Files that do not load (a rotation
+// half done) keep the last good certificate and token until they do.
+TEST(Agent, ServesARotatedCertificateAndTokenWithoutARestart) {
+  const fs::path dir = test_support::removedAtExit(fs::path(testing::TempDir()) /
+                                                   ("agent-rotate-" + std::to_string(::getpid())));
+  test_support::SelfSigned first, second, third;
+  // A Kubernetes Secret volume: the names are symlinks through `..data`, which is swapped.
+  for (const char* v : {"v1", "v2"}) fs::create_directories(dir / v);
+  first.writeTo(dir / "v1");
+  std::ofstream(dir / "v1" / "token") << "first-token\n";
+  second.writeTo(dir / "v2");
+  std::ofstream(dir / "v2" / "token") << "second-token\n";
+  fs::create_directory_symlink("v1", dir / "..data");
+  for (const char* f : {"cert.pem", "key.pem", "token"}) fs::create_symlink(fs::path("..data") / f, dir / f);
+  for (const char* v : {"v1", "v2"}) {  // each version's CA file for the clients, outside the swap
+    fs::create_directories(dir / "ca" / v);
+    fs::copy_file(dir / v / "cert.pem", dir / "ca" / v / "cert.pem");
+  }
+  AgentConfig c = onV2();
+  c.tls_cert_file = (dir / "cert.pem").string();
+  c.tls_key_file = (dir / "key.pem").string();
+  c.bearer_token_file = (dir / "token").string();
+  Agent agent(c);
+  ASSERT_TRUE(agent.start());
+  // The status of GET /metrics from a client that trusts `ca` and sends `token`; -1: no answer.
+  auto status = [&](const fs::path& ca, const std::string& token) {
+    httplib::SSLClient cli("127.0.0.1", agent.port());
+    cli.set_ca_cert_path(ca.c_str());
+    cli.enable_server_certificate_verification(true);
+    auto r = cli.Get("/metrics", {{"Authorization", "Bearer " + token}});
+    return r ? r->status : -1;
+  };
+  const fs::path ca1 = dir / "ca" / "v1" / "cert.pem", ca2 = dir / "ca" / "v2" / "cert.pem";
+  EXPECT_EQ(status(ca1, "first-token"), 200);
+  EXPECT_EQ(status(ca2, "first-token"), -1);
+
+  fs::create_directory_symlink("v2", dir / "..data.new");  // the kubelet's atomic swap
+  fs::rename(dir / "..data.new", dir / "..data");
+  EXPECT_EQ(status(ca2, "second-token"), 200);
+  EXPECT_EQ(status(ca1, "second-token"), -1) << "the old certificate is still served";
+  EXPECT_EQ(status(ca2, "first-token"), 401) << "the old token still opens the agent";
+
+  // Half a rotation, written in place: a new certificate whose key is not there yet, a blank
+  // token file. The last good pair and token are kept.
+  std::ofstream(dir / "v2" / "cert.pem") << third.pem();
+  std::ofstream(dir / "v2" / "token") << "\n";
+  EXPECT_EQ(status(ca2, "second-token"), 200);
+  EXPECT_EQ(status(ca2, ""), 401);
+  // The rest of it: the new pair is served from the next handshake on.
+  std::ofstream(dir / "v2" / "key.pem") << third.keyPem();
+  std::ofstream(dir / "ca" / "v3.pem") << third.pem();
+  EXPECT_EQ(status(dir / "ca" / "v3.pem", "second-token"), 200);
+  EXPECT_EQ(status(ca2, "second-token"), -1);
+  agent.stop();
 }
 
 TEST(Agent, FailsClearlyWhenThePortIsTaken) {

@@ -28,6 +28,7 @@ struct ClusterAccess {
   std::string server;  // https://host:port (http:// only for a local proxy or test server)
   std::string ca_pem;  // CA bundle (PEM) to verify the server; empty = system trust store
   std::string token;   // bearer token
+  std::string token_file;  // where `token` came from, read again when it changes (rotation)
   std::string client_cert_pem, client_key_pem;
   std::string default_namespace = "default";
   std::string context;  // the kubeconfig context used (the current one unless named); in-cluster: ""

@@ -13,7 +13,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "foresight/core/files.h"
 #include "foresight/core/log.h"
+#include "foresight/core/reload.h"
 
 namespace foresight::allocate::k8s {
 namespace {
@@ -100,9 +102,10 @@ Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string&
         // Relative to the kubeconfig's folder, as client-go and the certificate paths here.
         std::filesystem::path tf = user["tokenFile"].as<std::string>();
         if (tf.is_relative()) tf = std::filesystem::path(path).parent_path() / tf;
-        auto t = readWholeFile(tf.string());
+        auto t = readTokenFile(tf);
         if (!t) return tl::unexpected(t.error());
         a.token = *t;
+        a.token_file = tf.string();
       }
       auto cert = dataOrFile(user, "client-certificate", path);
       auto key = dataOrFile(user, "client-key", path);
@@ -127,12 +130,12 @@ Result<ClusterAccess> loadInCluster(const std::string& sa_dir) {
   ClusterAccess a;
   const std::string h = host;
   a.server = fmt::format("https://{}:{}", h.find(':') != std::string::npos ? "[" + h + "]" : h, port);
-  auto token = readWholeFile(sa_dir + "/token");
+  a.token_file = sa_dir + "/token";
+  auto token = readTokenFile(a.token_file);
   auto ca = readWholeFile(sa_dir + "/ca.crt");
   if (!token) return tl::unexpected(token.error());
   if (!ca) return tl::unexpected(ca.error());
   a.token = *token;
-  while (!a.token.empty() && std::isspace(static_cast<unsigned char>(a.token.back()))) a.token.pop_back();
   a.ca_pem = *ca;
   if (auto ns = readWholeFile(sa_dir + "/namespace")) a.default_namespace = *ns;
   return a;
@@ -191,16 +194,22 @@ struct Response {
 class ApiClient {
  public:
   static constexpr int kReadTimeoutSeconds = 30;
-  explicit ApiClient(ClusterAccess access) : access_(std::move(access)) {}
+  explicit ApiClient(ClusterAccess access) : access_(std::move(access)) {
+    if (!access_.token_file.empty()) {
+      const std::filesystem::path file = access_.token_file;
+      token_file_ = std::make_shared<Reloading<std::string>>(
+          std::vector{file}, [file] { return readTokenFile(file); }, "Kubernetes token " + file.string());
+    }
+  }
 
   Result<Response> request(const std::string& method, const std::string& path,
                            const std::string& body = "", const std::string& content_type = "") {
     auto cli = client();
     if (!cli) return tl::unexpected(cli.error());
-    httplib::Headers headers = {{"Accept", "application/json"}};
-    if (!access_.token.empty()) headers.emplace("Authorization", "Bearer " + access_.token);
-    httplib::Result res = method == "GET" ? (*cli)->Get(prefix_ + path, headers)
-                                          : (*cli)->Patch(prefix_ + path, headers, body, content_type);
+    auto headers = requestHeaders();
+    if (!headers) return tl::unexpected(headers.error());
+    httplib::Result res = method == "GET" ? (*cli)->Get(prefix_ + path, *headers)
+                                          : (*cli)->Patch(prefix_ + path, *headers, body, content_type);
     if (!res)
       return fail(ErrorCode::kUnavailable, "{} {}{}: {}", method, access_.server, path,
                   httplib::to_string(res.error()));
@@ -221,12 +230,12 @@ class ApiClient {
                      const std::function<bool(const json&)>& on_event) {
     auto cli = client();
     if (!cli) return tl::unexpected(cli.error());
+    auto headers = requestHeaders();
+    if (!headers) return tl::unexpected(headers.error());
     (*cli)->set_read_timeout(timeout_seconds + 10);
-    httplib::Headers headers = {{"Accept", "application/json"}};
-    if (!access_.token.empty()) headers.emplace("Authorization", "Bearer " + access_.token);
     std::string buffer, error_body;
     bool stopped = false;
-    auto res = (*cli)->Get(prefix_ + path, headers, [&](const char* data, std::size_t n) {
+    auto res = (*cli)->Get(prefix_ + path, *headers, [&](const char* data, std::size_t n) {
       buffer.append(data, n);
       std::size_t nl;
       while ((nl = buffer.find('\n')) != std::string::npos) {
@@ -264,6 +273,20 @@ class ApiClient {
   }
 
  private:
+  // The token as its file holds it now: a projected service-account token is replaced by the
+  // kubelet within its hour (client-go re-reads it too); a token given inline is fixed.
+  Result<httplib::Headers> requestHeaders() {
+    httplib::Headers headers = {{"Accept", "application/json"}};
+    std::string token = access_.token;
+    if (token_file_) {
+      auto t = token_file_->current();
+      if (!t) return tl::unexpected(t.error());
+      token = **t;
+    }
+    if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+    return headers;
+  }
+
   Result<httplib::ClientImpl*> client() {
     if (cli_) return cli_.get();
     const std::string& s = access_.server;
@@ -336,6 +359,7 @@ class ApiClient {
   }
 
   ClusterAccess access_;
+  std::shared_ptr<Reloading<std::string>> token_file_;
   std::unique_ptr<httplib::ClientImpl> cli_;
   std::string prefix_;  // the server URL's path, before every request's
 };

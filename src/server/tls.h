@@ -1,0 +1,34 @@
+#pragma once
+// The agent's HTTPS certificate, served as the files hold it at each handshake so that a rotation
+// (cert-manager, certbot) needs no restart. cpp-httplib 0.11's SSLServer loads its files once;
+// OpenSSL's certificate callback is where a server picks the certificate per connection.
+
+#include <openssl/ssl.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "foresight/core/reload.h"
+
+namespace foresight::server {
+
+struct CertificateAndKey {
+  std::shared_ptr<X509> cert;
+  std::shared_ptr<EVP_PKEY> key;
+  std::shared_ptr<STACK_OF(X509)> chain;  // intermediates after the leaf in the certificate file
+};
+
+// PEM files: the certificate (then its chain) and its private key. Errors name the file at fault,
+// including a key that is not the certificate's.
+Result<CertificateAndKey> loadCertificateAndKey(const std::filesystem::path& cert_file,
+                                                const std::filesystem::path& key_file);
+
+using ReloadingCertificate = Reloading<CertificateAndKey>;
+std::shared_ptr<ReloadingCertificate> reloadingCertificate(const std::filesystem::path& cert_file,
+                                                           const std::filesystem::path& key_file);
+
+// Sets up a server context (TLS 1.2 or later) whose every handshake serves `source`'s current
+// pair; a handshake fails only if no pair ever loaded. `source` must outlive the context.
+bool serveCertificate(SSL_CTX& ctx, ReloadingCertificate& source);
+
+}  // namespace foresight::server
