@@ -81,6 +81,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins);
 void addWorkloadOptions(CLI::App& cmd, WorkloadOptions& w);
 void addTrainCommand(CLI::App& app, int argc, char** argv);
 void addPredictCommand(CLI::App& app);
+void addModelCommand(CLI::App& app);
 void addImportCommand(CLI::App& app);
 
 }  // namespace foresight::app

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   }
   app::addTrainCommand(app, argc, argv);
   app::addPredictCommand(app);
+  app::addModelCommand(app);
   app::addImportCommand(app);
 
   app.parse_complete_callback([&] { setupLogging(log_level); });

@@ -895,7 +895,7 @@ TEST(LstmShipped, ShippedModelLoads) {
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ(m->horizon, 12u);
   EXPECT_LT(fs::file_size(p), 5u * 1024 * 1024);
-  // Its header was edited after training (scripts/set_scale_restart.py, docs/model.md "Scale
+  // Its header was edited after training (`foresight model set`, docs/model.md "Scale
   // restart"): the edit is recorded beside the training command it does not replace.
   EXPECT_EQ(m->scale_restart, 72u);
   const auto prov = nlohmann::json::parse(m->provenance);

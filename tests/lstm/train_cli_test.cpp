@@ -277,6 +277,69 @@ TEST(LstmPredictCli, FindsASeriesByTheIdColumnOfOneFile) {
 }
 
 // `train --autoencoder`: the fingerprint autoencoder's file plus its provenance beside it.
+// `model set` changes the scale restart and nothing else a forecast uses: the weights, schema,
+// normalisers and calibration come back equal, and the edit is appended to the provenance.
+TEST(LstmModelCli, SetChangesTheScaleRestartOnlyAndShowPrintsIt) {
+  using foresight::predict::lstm::loadModel;
+  const fs::path dir = fs::temp_directory_path() / ("foresight-model-cli-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path shipped = fs::path(FORESIGHT_SOURCE_DIR) / "models" / "lstm-bitbrains.fsm";
+  const fs::path out = dir / "m.fsm";
+  auto set = runShell(fmt::format("{} model set {} --scale-restart 12 --note 'an hour' -o {}", FORESIGHT_BIN,
+                                  shipped.string(), out.string()));
+  ASSERT_EQ(set.exit_code, 0) << set.all();
+  auto before = loadModel(shipped);
+  auto after = loadModel(out);
+  ASSERT_TRUE(before && after) << (before ? after.error().message : before.error().message);
+  EXPECT_NE(before->scale_restart, 12u);
+  EXPECT_EQ(after->scale_restart, 12u);
+  EXPECT_EQ(after->w_ih, before->w_ih);
+  EXPECT_EQ(after->w_hh, before->w_hh);
+  EXPECT_EQ(after->head_w, before->head_w);
+  EXPECT_EQ(after->conformal, before->conformal);
+  EXPECT_EQ(after->step_seconds, before->step_seconds);
+  ASSERT_EQ(after->normalisers.size(), before->normalisers.size());
+  for (std::size_t i = 0; i < after->normalisers.size(); ++i) {
+    EXPECT_EQ(after->normalisers[i].mean, before->normalisers[i].mean);
+    EXPECT_EQ(after->normalisers[i].std, before->normalisers[i].std);
+  }
+  const auto edits = nlohmann::json::parse(after->provenance).at("edits");
+  EXPECT_EQ(edits.back().at("scale_restart"), 12);
+  EXPECT_EQ(edits.back().at("note"), "an hour");
+  EXPECT_EQ(edits.size(), nlohmann::json::parse(before->provenance).value("edits", nlohmann::json::array()).size() + 1);
+  // Over the file itself (the default), then back to never: version 2 holds a model without it.
+  ASSERT_EQ(runShell(fmt::format("{} model set {} --scale-restart 0", FORESIGHT_BIN, out.string())).exit_code, 0);
+  auto never = loadModel(out);
+  ASSERT_TRUE(never) << never.error().message;
+  EXPECT_EQ(never->scale_restart, 0u);
+  EXPECT_LT(never->format_version, after->format_version);
+
+  auto show = runShell(fmt::format("{} model show {}", FORESIGHT_BIN, out.string()));
+  ASSERT_EQ(show.exit_code, 0) << show.all();
+  EXPECT_NE(show.out.find("scale restart never"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("step          300 s"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("\"note\":\"an hour\""), std::string::npos) << show.out;
+  auto shipped_show = runShell(fmt::format("{} model show", FORESIGHT_BIN));
+  ASSERT_EQ(shipped_show.exit_code, 0) << shipped_show.all();
+  EXPECT_NE(shipped_show.out.find(fmt::format("after {} steps", before->scale_restart)), std::string::npos)
+      << shipped_show.out;
+  // A corrupt file is refused, named; a negative restart is refused before anything is read.
+  std::string bytes;
+  {
+    std::ifstream in(out, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() / 2] ^= 1;
+  std::ofstream(dir / "bad.fsm", std::ios::binary) << bytes;
+  auto bad = runShell(fmt::format("{} model set {} --scale-restart 5", FORESIGHT_BIN, (dir / "bad.fsm").string()));
+  EXPECT_EQ(bad.exit_code, 1) << bad.all();
+  EXPECT_NE(bad.all().find("bad.fsm"), std::string::npos) << bad.all();
+  auto negative = runShell(fmt::format("{} model set {} --scale-restart -1", FORESIGHT_BIN, out.string()));
+  EXPECT_NE(negative.exit_code, 0);
+  EXPECT_NE(negative.all().find("--scale-restart"), std::string::npos) << negative.all();
+  fs::remove_all(dir);
+}
+
 TEST(AutoencoderTrainCli, WritesTheModelAndItsProvenance) {
   const fs::path dir = fs::temp_directory_path() / ("foresight-ae-cli-" + std::to_string(::getpid()));
   fs::create_directories(dir / "trace");

@@ -118,7 +118,7 @@ inline const std::vector<double> kDefaultCalLevels = {0.025, 0.05, 0.1,  0.25, 0
                                                       0.7,   0.75, 0.8,  0.85, 0.9,  0.95,
                                                       0.97,  0.975, 0.98, 0.99, 0.995, 0.999};
 
-// Writes to FILE.tmp and renames: never half a file. The file carries the schema, normalisers,
+// Written whole or not at all (writeFileAtomically). The file carries the schema, normalisers,
 // version and a CRC-32 of everything before the trailer.
 Status saveModel(const LstmModel& m, const std::filesystem::path& file);
 // Refuses (naming the file) a missing, truncated or corrupt file, a newer/older format, and a
