@@ -11,7 +11,7 @@ build_pkgs=(
   libtorch-dev libopenblas0-pthread libxgboost-dev libvirt-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-test_pkgs=(prometheus stress-ng)
+test_pkgs=(prometheus stress-ng systemd)  # systemd: systemd-analyze checks the installed unit
 
 pkgs=("${build_pkgs[@]}")
 if [[ "$what" == test || "$what" == all ]]; then pkgs+=("${test_pkgs[@]}"); fi

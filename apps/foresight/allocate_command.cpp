@@ -163,7 +163,7 @@ int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
 }
 
 struct CostArgs {
-  std::string catalog = "config/prices.yaml", machine, need_cpu, need_memory, cur_cpu = "0",
+  std::string catalog = dataFile(kShippedCatalog), machine, need_cpu, need_memory, cur_cpu = "0",
               cur_memory = "0", spare_cpu = "0", spare_memory = "0";
   std::optional<double> current_hourly;
   double hours = 1, risk_budget = 0.05, migration_cost = 0;

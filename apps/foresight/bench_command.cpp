@@ -40,7 +40,7 @@ void addBenchCommand(CLI::App& app) {
       ->delimiter(',')
       ->check(CLI::IsMember({"static", "reactive", "foresight"}))
       ->capture_default_str();
-  opts->model = FORESIGHT_DEFAULT_LSTM_MODEL;
+  opts->model = dataFile(kShippedModel);
   closed->add_option("--forecaster", opts->forecaster,
                      "the foresight controller's forecaster: auto (the better of lstm and "
                      "seasonal per workload), lstm (--model) or seasonal")

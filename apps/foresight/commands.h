@@ -66,6 +66,13 @@ inline CLI::Validator outputFile() {
       },
       "FILE");
 }
+// A file that a default names, by its path in the source tree ("models/lstm-bitbrains.fsm"): the
+// installed copy beside this binary (BINDIR/../share/foresight/...), else the source tree's that it
+// was built from, whichever exists first (the installed path when neither does, for the error).
+std::string dataFile(std::string_view relative);
+inline constexpr std::string_view kShippedModel = "models/lstm-bitbrains.fsm";
+inline constexpr std::string_view kShippedPlanner = "config/planner.yaml";
+inline constexpr std::string_view kShippedCatalog = "config/prices.yaml";
 void registerBuiltins(Builtins& builtins);
 // The audit trail's file: $FORESIGHT_AUDIT_DB, else foresight-audit.db.
 std::string defaultAuditDb();

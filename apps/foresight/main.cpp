@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <new>
 
 #include <spdlog/spdlog.h>
@@ -13,10 +14,21 @@
 
 namespace foresight::app {
 
+std::string dataFile(std::string_view relative) {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::filesystem::path installed =
+      (exe.parent_path() / FORESIGHT_BIN_TO_DATA / relative).lexically_normal();
+  if (!ec && std::filesystem::exists(installed, ec)) return installed.string();
+  const std::filesystem::path source = std::filesystem::path(FORESIGHT_SOURCE_DATA_DIR) / relative;
+  if (std::filesystem::exists(source, ec)) return source.string();
+  return installed.string();
+}
+
 void registerBuiltins(Builtins& builtins) {
   predict::registerBaselines(builtins.policies);
   allocate::registerBackends(builtins.backends);
-  predict::lstm::registerLstm(builtins.policies, FORESIGHT_DEFAULT_LSTM_MODEL);
+  predict::lstm::registerLstm(builtins.policies, dataFile(kShippedModel));
 }
 
 }  // namespace foresight::app

@@ -14,7 +14,7 @@ namespace foresight::app {
 namespace {
 
 struct ModelArgs {
-  std::string file = FORESIGHT_DEFAULT_LSTM_MODEL, out, note;
+  std::string file = dataFile(kShippedModel), out, note;
   long long scale_restart = -1;
 };
 

@@ -13,7 +13,7 @@ namespace foresight::app {
 namespace {
 
 struct PredictArgs {
-  std::string model = FORESIGHT_DEFAULT_LSTM_MODEL, trace_dir, format = "bitbrains", series;
+  std::string model = dataFile(kShippedModel), trace_dir, format = "bitbrains", series;
   long long at = -1;
   std::int64_t step = 0;
 };

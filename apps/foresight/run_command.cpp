@@ -23,11 +23,11 @@ struct Args {
   double period = 0, duration = 0;
   std::vector<std::string> selectors;
   bool apply = false;
-  std::string backend = "auto", planner = "config/planner.yaml", audit = defaultAuditDb();
+  std::string backend = "auto", planner = dataFile(kShippedPlanner), audit = defaultAuditDb();
   double quantile = 0;
   double view = 5;
-  std::string forecaster = "auto", model = FORESIGHT_DEFAULT_LSTM_MODEL;
-  std::string catalog = "config/prices.yaml", machine, match_data;
+  std::string forecaster = "auto", model = dataFile(kShippedModel);
+  std::string catalog = dataFile(kShippedCatalog), machine, match_data;
   double advice_hours = 24;
   std::int64_t advice_after = 60;
   std::int64_t min_history = loop::AutoscalerConfig{}.min_history_seconds;
@@ -81,13 +81,13 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
     c.workload_planners = p->workloads;  // keyed by the backend's name: the cgroup path without '/'
     spdlog::info("run: planner policies from {} ({} workload section{})", a.planner, p->workloads.size(),
                  p->workloads.size() == 1 ? "" : "s");
-  } else if (a.planner != "config/planner.yaml") {
+  } else if (a.planner != dataFile(kShippedPlanner)) {
     return fail(ErrorCode::kNotFound, "--planner {}: no such file", a.planner);
   } else {
-    // Started elsewhere than the source tree (systemd, sudo from ~): said, so that per-workload
-    // bounds in a file that was not found are not silently missing.
-    spdlog::warn("run: no {} in {}: the built-in planner policies apply (--planner FILE to give one)",
-                 a.planner, std::filesystem::current_path().string());
+    // A binary copied without its data files: said, so that per-workload bounds in a file that
+    // was not found are not silently missing.
+    spdlog::warn("run: no {} (the shipped planner policies): the built-in ones apply (--planner FILE to give one)",
+                 a.planner);
   }
   const auto adjust = [&](allocate::PlannerConfig& planner) {
     if (a.quantile > 0)
@@ -119,7 +119,7 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
     adv.hours = a.advice_hours;
     adv.sustain_seconds = a.advice_after;
     c.advice = std::move(adv);
-  } else if (a.catalog != "config/prices.yaml") {
+  } else if (a.catalog != dataFile(kShippedCatalog)) {
     return fail(ErrorCode::kNotFound, "--catalog {}: no such file", a.catalog);
   } else if (ranker) {
     return fail(ErrorCode::kInvalidArgument, "--match-data needs a price catalog (--catalog)");
