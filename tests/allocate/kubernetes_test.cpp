@@ -911,16 +911,22 @@ users: [{{name: u, user: {{client-certificate-data: "{}", client-key-data: "{}"}
 namespace foresight::allocate::k8s {
 namespace {
 
+// loadInCluster as in a pod (the service's address in the environment), reading `sa_dir`.
+Result<ClusterAccess> loadInClusterAt(const std::filesystem::path& sa_dir) {
+  ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+  ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+  auto a = loadInCluster(sa_dir.string());
+  ::unsetenv("KUBERNETES_SERVICE_HOST");
+  ::unsetenv("KUBERNETES_SERVICE_PORT");
+  return a;
+}
+
 TEST(K8sConfig, InClusterServiceAccount) {
   testing::TempDir sa;
   testing::writeFile(sa.path() / "token", "sa-token\n");
   testing::writeFile(sa.path() / "ca.crt", "-----BEGIN CERTIFICATE-----\nY\n-----END CERTIFICATE-----\n");
   testing::writeFile(sa.path() / "namespace", "prod");
-  ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
-  ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
-  auto a = loadInCluster(sa.path().string());
-  ::unsetenv("KUBERNETES_SERVICE_HOST");
-  ::unsetenv("KUBERNETES_SERVICE_PORT");
+  auto a = loadInClusterAt(sa.path());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->server, "https://10.96.0.1:443");
   EXPECT_EQ(a->token, "sa-token");
@@ -942,11 +948,7 @@ TEST(K8sConfig, SendsTheTokenItsFileHoldsNowAfterARotation) {
   testing::writeFile(sa.path() / "ca.crt", "-----BEGIN CERTIFICATE-----\nY\n-----END CERTIFICATE-----\n");
   fs::create_directory_symlink("v1", sa.path() / "..data");
   fs::create_symlink("..data/token", sa.path() / "token");
-  ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
-  ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
-  auto in_cluster = loadInCluster(sa.path().string());
-  ::unsetenv("KUBERNETES_SERVICE_HOST");
-  ::unsetenv("KUBERNETES_SERVICE_PORT");
+  auto in_cluster = loadInClusterAt(sa.path());
   ASSERT_TRUE(in_cluster) << in_cluster.error().message;
   EXPECT_EQ(in_cluster->token, "token-one");
   EXPECT_EQ(in_cluster->token_file, (sa.path() / "token").string());
