@@ -19,7 +19,7 @@ namespace foresight::app {
 namespace {
 
 struct Args {
-  std::string config, listen, database, bearer_token_file, tls_cert_file, tls_key_file;
+  std::string config, listen, database, bearer_token_file, tls_cert_file, tls_key_file, tls_client_ca_file;
   double period = 0, duration = 0;
   std::vector<std::string> selectors;
   bool apply = false;
@@ -160,6 +160,10 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--tls-key-file", a->tls_key_file, "PEM private key of --tls-cert-file")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--tls-client-ca-file", a->tls_client_ca_file,
+                  "PEM CA certificates: every endpoint but /api/health needs a client certificate one of "
+                  "them signed (mutual TLS; with --tls-cert-file)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--database", a->database, "SQLite history file (overrides the config)");
   cmd->add_option("--period", a->period, "seconds between samples (overrides the config)")
       ->check(finiteAbove(0));
@@ -232,6 +236,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     if (!a->bearer_token_file.empty()) cfg.bearer_token_file = a->bearer_token_file;
     if (!a->tls_cert_file.empty()) cfg.tls_cert_file = a->tls_cert_file;
     if (!a->tls_key_file.empty()) cfg.tls_key_file = a->tls_key_file;
+    if (!a->tls_client_ca_file.empty()) cfg.tls_client_ca_file = a->tls_client_ca_file;
     if (!a->database.empty()) cfg.database = a->database;
     if (a->period > 0) cfg.period_seconds = a->period;
     if (!a->selectors.empty()) cfg.selectors = a->selectors;

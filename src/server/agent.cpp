@@ -279,11 +279,15 @@ Status Agent::start() {
   if (config_.tls_cert_file.empty() != config_.tls_key_file.empty())
     return fail(ErrorCode::kInvalidArgument, "tls_cert_file and tls_key_file go together: {} is missing",
                 config_.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file");
+  if (!config_.tls_client_ca_file.empty() && config_.tls_cert_file.empty())
+    return fail(ErrorCode::kInvalidArgument, "tls_client_ca_file needs tls_cert_file and tls_key_file: "
+                "client certificates are asked for over HTTPS");
+  const bool mutual = !config_.tls_client_ca_file.empty();
   if (!config_.tls_cert_file.empty()) {
-    m.certificate = reloadingCertificate(config_.tls_cert_file, config_.tls_key_file);
+    m.certificate = reloadingCertificate(config_.tls_cert_file, config_.tls_key_file, config_.tls_client_ca_file);
     if (auto first = m.certificate->current(); !first) return tl::unexpected(first.error());
     m.http = std::make_unique<httplib::SSLServer>(
-        [&cert = *m.certificate](SSL_CTX& ctx) { return serveCertificate(ctx, cert); });
+        [&cert = *m.certificate, mutual](SSL_CTX& ctx) { return serveCertificate(ctx, cert, mutual); });
     if (!m.http->is_valid()) return fail(ErrorCode::kInternal, "cannot set up a TLS context: {}", config_.tls_cert_file);
   }
   if (!config_.bearer_token_file.empty()) {
@@ -350,8 +354,15 @@ Status Agent::start() {
   // With a token, every path but the health check (a liveness probe carries no credentials, and
   // it tells nothing about the workloads) needs it.
   // The token file is read again when it changes (a rotated Secret), keeping the last good token.
-  m.http->set_pre_routing_handler([token = m.token](const httplib::Request& req, httplib::Response& res) {
+  m.http->set_pre_routing_handler([token = m.token, mutual](const httplib::Request& req, httplib::Response& res) {
     static const std::set<std::string> kPaths = {"/metrics", "/api/health", "/api/workloads", "/api/fingerprint"};
+    if (mutual && req.path != "/api/health" && !clientVerified(req.ssl)) {
+      res.status = 403;
+      res.set_content(nlohmann::json{{"error", "this agent needs a client certificate signed by one of the CAs "
+                                               "of its tls_client_ca_file"}}.dump(),
+                      "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (token && req.path != "/api/health") {
       const std::string given = req.get_header_value("Authorization");
       constexpr std::string_view kScheme = "Bearer ";
@@ -425,8 +436,9 @@ Status Agent::start() {
       if (impl_->stop_cv.wait_until(lock, start + k * step, [this] { return impl_->stopping; })) break;
     }
   });
-  spdlog::info("agent: {}://{}:{}/metrics{}, cgroup layout {}, {} fixed workloads, collectors {}",
-               m.certificate ? "https" : "http", config_.listen_host, port_, m.token ? " (bearer token)" : "", collect::toString(m.ctx.layout.version), m.fixed.size(),
+  spdlog::info("agent: {}://{}:{}/metrics{}{}, cgroup layout {}, {} fixed workloads, collectors {}",
+               m.certificate ? "https" : "http", config_.listen_host, port_, mutual ? " (client certificates)" : "",
+               m.token ? " (bearer token)" : "", collect::toString(m.ctx.layout.version), m.fixed.size(),
                fmt::join(names, ","));
   return ok();
 }

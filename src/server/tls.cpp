@@ -30,15 +30,43 @@ int serveCurrent(SSL* ssl, void* arg) {
   auto pair = static_cast<ReloadingCertificate*>(arg)->current();
   if (!pair) return 0;
   const CertificateAndKey& p = **pair;
+  if (p.client_cas) {
+    // The CAs as they are now, for this connection: takes its own references, as below.
+    if (SSL_set1_verify_cert_store(ssl, p.client_cas.get()) != 1) return 0;
+    STACK_OF(X509_NAME)* names = SSL_dup_CA_list(p.client_ca_names.get());
+    if (!names) return 0;
+    SSL_set_client_CA_list(ssl, names);  // owns `names` from here
+  }
   // Takes its own references (OpenSSL's SSL_use_cert_and_key), so a reload during this
   // connection leaves it its certificate.
   return SSL_use_cert_and_key(ssl, p.cert.get(), p.key.get(), p.chain.get(), 1);
 }
 
+Status loadClientCas(const std::filesystem::path& file, CertificateAndKey& out) {
+  auto f = openPem(file);
+  if (!f) return tl::unexpected(f.error());
+  out.client_cas.reset(X509_STORE_new(), &X509_STORE_free);
+  out.client_ca_names.reset(sk_X509_NAME_new_null(), [](STACK_OF(X509_NAME)* s) { sk_X509_NAME_pop_free(s, X509_NAME_free); });
+  if (!out.client_cas || !out.client_ca_names) return fail(ErrorCode::kInternal, "{}: out of memory", file.string());
+  int n = 0;
+  while (X509* c = PEM_read_X509(f->get(), nullptr, nullptr, nullptr)) {
+    const std::unique_ptr<X509, void (*)(X509*)> owned(c, &X509_free);
+    ++n;
+    if (X509_STORE_add_cert(out.client_cas.get(), c) != 1 ||
+        !sk_X509_NAME_push(out.client_ca_names.get(), X509_NAME_dup(X509_get_subject_name(c)))) {
+      return fail(ErrorCode::kParse, "{}: certificate {}: {}", file.string(), n, openSslError());
+    }
+  }
+  ERR_clear_error();  // the end of the file
+  if (n == 0) return fail(ErrorCode::kParse, "{}: no PEM certificate (the client CAs of tls_client_ca_file)", file.string());
+  return ok();
+}
+
 }  // namespace
 
 Result<CertificateAndKey> loadCertificateAndKey(const std::filesystem::path& cert_file,
-                                                const std::filesystem::path& key_file) {
+                                                const std::filesystem::path& key_file,
+                                                const std::filesystem::path& client_ca_file) {
   ERR_clear_error();
   auto cf = openPem(cert_file);
   if (!cf) return tl::unexpected(cf.error());
@@ -57,21 +85,38 @@ Result<CertificateAndKey> loadCertificateAndKey(const std::filesystem::path& cer
     return fail(ErrorCode::kInvalidArgument, "{}: not the private key of the certificate in {}",
                 key_file.string(), cert_file.string());
   }
+  if (!client_ca_file.empty())
+    if (auto st = loadClientCas(client_ca_file, out); !st) return tl::unexpected(st.error());
   return out;
 }
 
 std::shared_ptr<ReloadingCertificate> reloadingCertificate(const std::filesystem::path& cert_file,
-                                                           const std::filesystem::path& key_file) {
+                                                           const std::filesystem::path& key_file,
+                                                           const std::filesystem::path& client_ca_file) {
+  std::vector files{cert_file, key_file};
+  std::string what = "TLS certificate " + cert_file.string() + " and key " + key_file.string();
+  if (!client_ca_file.empty()) {
+    files.push_back(client_ca_file);
+    what += " and client CAs " + client_ca_file.string();
+  }
   return std::make_shared<ReloadingCertificate>(
-      std::vector{cert_file, key_file}, [=] { return loadCertificateAndKey(cert_file, key_file); },
-      "TLS certificate " + cert_file.string() + " and key " + key_file.string());
+      std::move(files), [=] { return loadCertificateAndKey(cert_file, key_file, client_ca_file); }, std::move(what));
 }
 
-bool serveCertificate(SSL_CTX& ctx, ReloadingCertificate& source) {
+bool serveCertificate(SSL_CTX& ctx, ReloadingCertificate& source, bool client_cas) {
   SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
   if (SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION) != 1) return false;
   SSL_CTX_set_cert_cb(&ctx, &serveCurrent, &source);
+  // Asked, not required: the health check stays open to a probe without a certificate (the
+  // kubelet's HTTPS probes send none); the request handler refuses every other path.
+  if (client_cas) SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
   return true;
+}
+
+bool clientVerified(const SSL* ssl) {
+  if (!ssl) return false;
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  return peer && SSL_get_verify_result(ssl) == X509_V_OK;
 }
 
 }  // namespace foresight::server

@@ -380,6 +380,61 @@ TEST(Agent, ServesARotatedCertificateAndTokenWithoutARestart) {
   agent.stop();
 }
 
+// Mutual TLS: with tls_client_ca_file, every path but the health check needs a client certificate
+// that one of those CAs signed; a certificate from elsewhere fails the handshake. The CA file is
+// rotated like the rest.
+TEST(Agent, MutualTlsNeedsAClientCertificateItsCasSigned) {
+  const fs::path dir = test_support::removedAtExit(fs::path(testing::TempDir()) /
+                                                   ("agent-mtls-" + std::to_string(::getpid())));
+  for (const char* d : {"server", "alice", "bob"}) fs::create_directories(dir / d);
+  test_support::SelfSigned server, alice, bob;  // self-signed, CA:TRUE: each is its own CA
+  server.writeTo(dir / "server");
+  alice.writeTo(dir / "alice");
+  bob.writeTo(dir / "bob");
+  fs::copy_file(dir / "alice" / "cert.pem", dir / "client-cas.pem");
+  AgentConfig c = onV2();
+  c.tls_cert_file = (dir / "server" / "cert.pem").string();
+  c.tls_key_file = (dir / "server" / "key.pem").string();
+  c.tls_client_ca_file = (dir / "client-cas.pem").string();
+  Agent agent(c);
+  ASSERT_TRUE(agent.start());
+  // The status of GET `path` with the client certificate of `who` ("": none); -1: no answer.
+  auto status = [&](const std::string& who, const std::string& path) {
+    std::unique_ptr<httplib::SSLClient> cli =
+        who.empty() ? std::make_unique<httplib::SSLClient>("127.0.0.1", agent.port())
+                    : std::make_unique<httplib::SSLClient>("127.0.0.1", agent.port(), (dir / who / "cert.pem").string(),
+                                                           (dir / who / "key.pem").string());
+    cli->set_ca_cert_path((dir / "server" / "cert.pem").c_str());
+    cli->enable_server_certificate_verification(true);
+    auto r = cli->Get(path.c_str());
+    return r ? r->status : -1;
+  };
+  EXPECT_EQ(status("alice", "/metrics"), 200);
+  EXPECT_EQ(status("alice", "/api/workloads"), 200);
+  EXPECT_EQ(status("bob", "/metrics"), -1) << "a certificate no configured CA signed got through";
+  EXPECT_EQ(status("", "/metrics"), 403);
+  EXPECT_EQ(status("", "/api/workloads"), 403);
+  EXPECT_EQ(status("", "/api/health"), 200) << "a probe without a certificate";
+  // The CA file now holds bob's CA: bob is let in, alice no longer.
+  fs::copy_file(dir / "bob" / "cert.pem", dir / "client-cas.new");
+  fs::rename(dir / "client-cas.new", dir / "client-cas.pem");
+  EXPECT_EQ(status("bob", "/metrics"), 200);
+  EXPECT_EQ(status("alice", "/metrics"), -1);
+  agent.stop();
+
+  c.tls_client_ca_file = (dir / "server" / "key.pem").string();  // no certificate in it
+  auto garbage = Agent(c).start();
+  ASSERT_FALSE(garbage);
+  EXPECT_NE(garbage.error().message.find("server/key.pem: no PEM certificate"), std::string::npos)
+      << garbage.error().message;
+  c.tls_cert_file.clear();
+  c.tls_key_file.clear();
+  auto plain = Agent(c).start();
+  ASSERT_FALSE(plain);
+  EXPECT_NE(plain.error().message.find("tls_client_ca_file needs tls_cert_file"), std::string::npos)
+      << plain.error().message;
+}
+
 TEST(Agent, FailsClearlyWhenThePortIsTaken) {
   AgentConfig cfg = onV2();
   Agent first(cfg);

@@ -40,11 +40,17 @@ std::pair<double, std::string> scrapedThrottledPeriods(const std::string& token,
     auth = "    authorization:\n      credentials_file: " + (dir / "token").string() + "\n";
   }
   if (tls) {
-    test_support::SelfSigned cert;
+    // The agent's certificate, and Prometheus's own as a client (mutual TLS).
+    test_support::SelfSigned cert, client;
     cert.writeTo(dir);
+    fs::create_directories(dir / "client");
+    client.writeTo(dir / "client");
     cfg.tls_cert_file = (dir / "cert.pem").string();
     cfg.tls_key_file = (dir / "key.pem").string();
-    auth += "    scheme: https\n    tls_config:\n      ca_file: " + (dir / "cert.pem").string() + "\n";
+    cfg.tls_client_ca_file = (dir / "client" / "cert.pem").string();
+    auth += "    scheme: https\n    tls_config:\n      ca_file: " + (dir / "cert.pem").string() +
+            "\n      cert_file: " + (dir / "client" / "cert.pem").string() +
+            "\n      key_file: " + (dir / "client" / "key.pem").string() + "\n";
   }
   server::Agent agent(cfg);
   if (auto st = agent.start(); !st) return {-1, st.error().message};
@@ -89,9 +95,9 @@ TEST(PrometheusIntegration, ScrapesTheAgentAndReturnsItsSeries) {
   EXPECT_DOUBLE_EQ(value, 7) << log;  // nr_throttled in the fixture's cpu.stat
 }
 
-// An agent that needs a bearer token over HTTPS is scraped by Prometheus configured with the
-// token's file and the agent's certificate.
-TEST(PrometheusIntegration, ScrapesAnAgentOverHttpsThatNeedsABearerToken) {
+// An agent that needs a bearer token and a client certificate over HTTPS is scraped by Prometheus
+// configured with the token's file, the agent's certificate and a client certificate of its own.
+TEST(PrometheusIntegration, ScrapesAnAgentOverMutualTlsThatNeedsABearerToken) {
   if (!fs::exists(test_support::kPrometheusBinary)) GTEST_SKIP() << "prometheus not installed (scripts/deps.sh test)";
   const auto [value, log] = scrapedThrottledPeriods("prometheus-may-scrape", /*tls=*/true);
   EXPECT_DOUBLE_EQ(value, 7) << log;

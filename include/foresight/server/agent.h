@@ -34,8 +34,10 @@ struct AgentConfig {
   // request carries "Authorization: Bearer <token>" (what Prometheus sends with
   // authorization.credentials_file). "": no check, for the loopback default.
   std::string bearer_token_file;
-  // PEM files: with both, the agent serves HTTPS only (read at start; restart to rotate them).
-  std::string tls_cert_file, tls_key_file;
+  // PEM files: with both, the agent serves HTTPS only. With tls_client_ca_file as well, every
+  // endpoint but /api/health needs a client certificate that one of its CAs signed (mutual TLS).
+  // These files and the token's are read again when they change (rotation without a restart).
+  std::string tls_cert_file, tls_key_file, tls_client_ca_file;
   std::string database = "foresight-history.db";  // empty: no history store
   std::string root = "/";
   std::vector<std::string> selectors;  // empty: every populated cgroup
