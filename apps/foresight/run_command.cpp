@@ -11,6 +11,7 @@
 #include "foresight/collect/launch.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/autoscaler.h"
+#include "foresight/loop/plan_metrics.h"
 #include "foresight/match/ranker.h"
 #include "foresight/server/agent.h"
 #include "profiler_common.h"
@@ -283,22 +284,26 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                  a->apply ? "applying limits" : "dry-run (add --apply to resize)",
                  a->backend == "auto" ? autoBackend(ctx.layout) : a->backend);
     loop::Autoscaler* autoscaler = scaler->get();
+    auto plan_metrics = std::make_shared<loop::PlanMetrics>(*autoscaler);
+    cfg.collectables.push_back(plan_metrics);
     const bool dry_backend = a->backend == "dry-run";
-    cfg.on_usage = [autoscaler, dry_backend](const std::string& workload, std::int64_t t,
-                                             const std::array<double, kResourceCount>& usage,
-                                             const std::array<double, kResourceCount>& demand,
-                                             double cpuset_cpus) {
+    cfg.on_usage = [autoscaler, plan_metrics, dry_backend](const std::string& workload, std::int64_t t,
+                                                           const std::array<double, kResourceCount>& usage,
+                                                           const std::array<double, kResourceCount>& demand,
+                                                           double cpuset_cpus) {
       // Process trees have nothing to resize but can be planned for in dry-run.
       if (workload.empty()) return false;
       if (workload.front() != '/' && !dry_backend) return false;
+      plan_metrics->name(backendName(workload), workload);
       auto plan = autoscaler->observe(backendName(workload), t, usage, demand, cpuset_cpus);
       if (!plan) spdlog::warn("run: {}: {}", workload, plan.error().message);
       return plan && *plan && (*plan)->hasChanges() && autoscaler->applies();
     };
 
     // A cgroup re-created under a gone one's path starts afresh (--min-history included).
-    cfg.on_gone = [autoscaler, ranker](const std::string& workload) {
+    cfg.on_gone = [autoscaler, plan_metrics, ranker](const std::string& workload) {
       autoscaler->forget(backendName(workload));
+      plan_metrics->forget(backendName(workload));
       if (ranker) ranker->forget(backendName(workload));
     };
     server::Agent agent(cfg);

@@ -313,6 +313,10 @@ Status Agent::start() {
 
   m.http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     auto families = impl_->prom->Collect();
+    for (const auto& c : impl_->cfg.collectables) {
+      auto more = c->Collect();
+      families.insert(families.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    }
     // The kernel's cumulative counters (the `_total` names) are mirrored as read, and
     // prometheus-cpp's Counter can only be incremented, so they are held in gauges and typed as
     // counters here: rate() and promtool expect TYPE counter for a `_total` series.

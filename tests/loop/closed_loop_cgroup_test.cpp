@@ -11,12 +11,15 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "support/shell.h"
+// After the standard headers: httplib pulls in <resolv.h>.
+#include <httplib.h>
 
 namespace {
 namespace fs = std::filesystem;
@@ -156,6 +159,53 @@ TEST(RunCommand, PlansALaunchedCommandInDryRun) {
   // from where the binary is, not from the working directory.
   EXPECT_NE(out.find("run: planner policies from " FORESIGHT_SOURCE_DIR "/config/planner.yaml"), std::string::npos)
       << out;
+}
+
+// What a dashboard reads: while `run` plans, its /metrics carries each workload's forecast and
+// planned limit (dry-run: what --apply would set), labelled as its usage series are.
+TEST(RunCommand, MetricsCarryTheForecastAndThePlanBesideTheUsage) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const fs::path log = fs::temp_directory_path() / fmt::format("run-metrics-{}.log", getpid());
+  foresight::test_support::Ran ran{};
+  std::thread run([&] {
+    ran = foresight::test_support::runShell(fmt::format(
+        "{} run --period 0.5 --min-history 2 --view 0 --listen 127.0.0.1:0 --database '' "
+        "-- sh -c 'timeout 8 sh -c \"while :; do :; done\"; true' 2>{}",
+        FORESIGHT_BIN, log.string()));
+  });
+  // The port from the agent's start line; then /metrics until a plan is there (bounded: 20 s).
+  int port = 0;
+  std::string body;
+  for (int i = 0; i < 400; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (port == 0) {
+      std::stringstream ss;
+      ss << std::ifstream(log).rdbuf();
+      const std::string text = ss.str();
+      const auto at = text.find("agent: http://127.0.0.1:");
+      if (at != std::string::npos) port = std::atoi(text.c_str() + at + 24);
+      continue;
+    }
+    httplib::Client cli("127.0.0.1", port);
+    auto r = cli.Get("/metrics");
+    if (r && r->body.find("foresight_plan_target_cpu_cores{") != std::string::npos) {
+      body = r->body;
+      break;
+    }
+  }
+  run.join();
+  std::stringstream ss;
+  ss << std::ifstream(log).rdbuf();
+  fs::remove(log);
+  ASSERT_EQ(ran.exit_code, 0) << ss.str();
+  ASSERT_FALSE(body.empty()) << "no plan on /metrics; port " << port << "\n" << ss.str();
+  const std::string key = "foresight_plan_target_cpu_cores{workload=\"";
+  const auto at = body.find(key) + key.size();
+  const std::string workload = body.substr(at, body.find('"', at) - at);
+  EXPECT_EQ(workload.front(), '/') << "labelled with the agent's name of the cgroup: " << workload;
+  for (const std::string series : {"foresight_cpu_usage_seconds_total", "foresight_plan_forecast_cpu_cores",
+                                   "foresight_plan_forecast_memory_bytes", "foresight_plan_target_memory_bytes"})
+    EXPECT_NE(body.find(series + "{workload=\"" + workload + "\"}"), std::string::npos) << series << "\n" << body;
 }
 
 // As `record`: a launched command that fails, or cannot be executed, makes `run` exit with 3.

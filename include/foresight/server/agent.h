@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include <prometheus/collectable.h>
+
 #include "foresight/collect/collector.h"
 #include "foresight/core/result.h"
 #include "foresight/fingerprint/fingerprint.h"
@@ -72,6 +74,9 @@ struct AgentConfig {
   // vanished), after the agent dropped what it kept of it: a cgroup re-created under the same path
   // is a new workload, and must not inherit the old one's history in what the callbacks keep.
   std::function<void(const std::string& workload)> on_gone;
+  // More series for /metrics, collected at each scrape beside the agent's own (`foresight run`'s
+  // forecasts and plans). Collect() is called from the HTTP threads.
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables;
 };
 
 // Whether this build has the LibTorch autoencoder (foresight_fingerprint_torch).
