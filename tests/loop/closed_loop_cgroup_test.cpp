@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "support/prometheus.h"
 #include "support/shell.h"
 // After the standard headers: httplib pulls in <resolv.h>.
 #include <httplib.h>
@@ -206,6 +207,14 @@ TEST(RunCommand, MetricsCarryTheForecastAndThePlanBesideTheUsage) {
   for (const std::string series : {"foresight_cpu_usage_seconds_total", "foresight_plan_forecast_cpu_cores",
                                    "foresight_plan_forecast_memory_bytes", "foresight_plan_target_memory_bytes"})
     EXPECT_NE(body.find(series + "{workload=\"" + workload + "\"}"), std::string::npos) << series << "\n" << body;
+  // The whole exposition, plan series included, passes promtool's lint.
+  const fs::path file = fs::temp_directory_path() / fmt::format("run-metrics-{}.txt", getpid());
+  std::ofstream(file) << body;
+  const auto lint = foresight::test_support::runShell(
+      fmt::format("{} check metrics < {}", foresight::test_support::kPromtoolBinary, file.string()));
+  fs::remove(file);
+  EXPECT_EQ(lint.exit_code, 0) << lint.all();
+  EXPECT_EQ(lint.all(), "");
 }
 
 // As `record`: a launched command that fails, or cannot be executed, makes `run` exit with 3.
