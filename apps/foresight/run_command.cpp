@@ -10,6 +10,7 @@
 #include "foresight/allocate/cgroup.h"
 #include "foresight/collect/launch.h"
 #include "foresight/core/log.h"
+#include "foresight/core/reload.h"
 #include "foresight/loop/autoscaler.h"
 #include "foresight/loop/plan_metrics.h"
 #include "foresight/match/ranker.h"
@@ -71,35 +72,54 @@ std::string backendName(const std::string& workload) {
   return workload.starts_with('/') ? workload.substr(1) : workload;
 }
 
-Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
-    const Args& a, const Builtins& builtins, const collect::CgroupLayout& layout, double period,
-    std::shared_ptr<match::LiveMatcherRanker> ranker) {
-  loop::AutoscalerConfig c;
-  if (std::filesystem::exists(a.planner)) {
-    auto p = allocate::loadPlannerConfigs(a.planner);
-    if (!p) return tl::unexpected(p.error());
-    c.planner = p->defaults;
-    c.workload_planners = p->workloads;  // keyed by the backend's name: the cgroup path without '/'
-    spdlog::info("run: planner policies from {} ({} workload section{})", a.planner, p->workloads.size(),
-                 p->workloads.size() == 1 ? "" : "s");
-  } else if (a.planner != dataFile(kShippedPlanner)) {
-    return fail(ErrorCode::kNotFound, "--planner {}: no such file", a.planner);
-  } else {
+// The planner file, read again when it changes: bounds edited during an incident apply at once,
+// without a restart that would drop every workload's history. Null: no file (built-in policies).
+using PlannerFile = Reloading<allocate::PlannerConfigs>;
+Result<std::shared_ptr<PlannerFile>> plannerFile(const Args& a) {
+  if (!std::filesystem::exists(a.planner)) {
+    if (a.planner != dataFile(kShippedPlanner))
+      return fail(ErrorCode::kNotFound, "--planner {}: no such file", a.planner);
     // A binary copied without its data files: said, so that per-workload bounds in a file that
     // was not found are not silently missing.
     spdlog::warn("run: no {} (the shipped planner policies): the built-in ones apply (--planner FILE to give one)",
                  a.planner);
+    return nullptr;
   }
+  const std::string path = a.planner;
+  auto file = std::make_shared<PlannerFile>(std::vector<std::filesystem::path>{path},
+                                            [path] { return allocate::loadPlannerConfigs(path); },
+                                            "run: planner policies " + path);
+  auto first = file->current();
+  if (!first) return tl::unexpected(first.error());
+  spdlog::info("run: planner policies from {} ({} workload section{})", path, (*first)->workloads.size(),
+               (*first)->workloads.size() == 1 ? "" : "s");
+  return file;
+}
+
+// The policies as `run` uses them: --quantile over every level, and an unbounded cpu max stopped
+// at this host's cores (a quota above them limits nothing; the capacity advice still sees the
+// forecast above it; a workload's cpuset lowers it further).
+allocate::PlannerConfigs adjusted(const Args& a, allocate::PlannerConfigs p) {
   const auto adjust = [&](allocate::PlannerConfig& planner) {
     if (a.quantile > 0)
       for (Resource r : kAllResources) planner[r].quantile = a.quantile;
-    // A cpu quota above this host's cores limits nothing: an unbounded default stops there (the
-    // capacity advice still sees the forecast above it); a workload's cpuset lowers it further.
     if (std::isinf(planner[Resource::kCpu].max))
       planner[Resource::kCpu].max = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
   };
-  adjust(c.planner);
-  for (auto& [name, planner] : c.workload_planners) adjust(planner);
+  adjust(p.defaults);
+  for (auto& [name, planner] : p.workloads) adjust(planner);
+  return p;
+}
+
+Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
+    const Args& a, const Builtins& builtins, const collect::CgroupLayout& layout, double period,
+    std::shared_ptr<match::LiveMatcherRanker> ranker, PlannerFile* planner_file) {
+  loop::AutoscalerConfig c;
+  allocate::PlannerConfigs policies{c.planner, {}};
+  if (planner_file) policies = **planner_file->current();  // loaded by plannerFile()
+  policies = adjusted(a, std::move(policies));
+  c.planner = policies.defaults;
+  c.workload_planners = policies.workloads;  // keyed by the backend's name: the cgroup path without '/'
   // Periods up to ten minutes of samples.
   predict::SeasonalOptions seasonal;
   seasonal.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
@@ -275,7 +295,12 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
         ranker->observe(backendName(workload), {f.features.begin(), f.features.end()});
       };
     }
-    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds, ranker);
+    auto planner_file = plannerFile(*a);
+    if (!planner_file) {
+      spdlog::error("run: {}", planner_file.error().message);
+      throw CLI::RuntimeError(2);
+    }
+    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds, ranker, planner_file->get());
     if (!scaler) {
       spdlog::error("run: {}", scaler.error().message);
       throw CLI::RuntimeError(2);
@@ -287,10 +312,28 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     auto plan_metrics = std::make_shared<loop::PlanMetrics>(*autoscaler);
     cfg.collectables.push_back(plan_metrics);
     const bool dry_backend = a->backend == "dry-run";
-    cfg.on_usage = [autoscaler, plan_metrics, dry_backend](const std::string& workload, std::int64_t t,
-                                                           const std::array<double, kResourceCount>& usage,
-                                                           const std::array<double, kResourceCount>& demand,
-                                                           double cpuset_cpus) {
+    // The planner file is looked at (stat) once a second, from the sampling thread as observe().
+    struct PlannerReload {
+      std::shared_ptr<PlannerFile> file;
+      std::shared_ptr<const allocate::PlannerConfigs> applied;
+      std::int64_t checked = 0;
+    };
+    auto reload = std::make_shared<PlannerReload>();
+    reload->file = *planner_file;
+    if (reload->file) reload->applied = *reload->file->current();
+    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload](
+                       const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
+                       const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
+      if (reload->file && t != reload->checked) {
+        reload->checked = t;
+        if (auto p = reload->file->current(); p && *p != reload->applied) {
+          reload->applied = *p;
+          const auto policies = adjusted(*a, **p);
+          autoscaler->setPlanners(policies.defaults, policies.workloads);
+          spdlog::info("run: planner policies from {} now apply ({} workload section{})", a->planner,
+                       policies.workloads.size(), policies.workloads.size() == 1 ? "" : "s");
+        }
+      }
       // Process trees have nothing to resize but can be planned for in dry-run.
       if (workload.empty()) return false;
       if (workload.front() != '/' && !dry_backend) return false;

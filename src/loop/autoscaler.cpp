@@ -9,12 +9,18 @@ namespace foresight::loop {
 
 Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backend> backend,
                        std::optional<allocate::AuditLog> audit)
-    : config_(std::move(config)),
-      backend_(std::move(backend)),
-      audit_(std::move(audit)),
-      planner_(config_.planner),
-      levels_(allocate::plannerLevels(config_.planner, config_.resources)) {
-  for (const auto& [name, c] : config_.workload_planners) {
+    : config_(std::move(config)), backend_(std::move(backend)), audit_(std::move(audit)), planner_(config_.planner) {
+  setPlanners(config_.planner, config_.workload_planners);
+}
+
+void Autoscaler::setPlanners(const allocate::PlannerConfig& defaults,
+                             const std::map<std::string, allocate::PlannerConfig>& workloads) {
+  config_.planner = defaults;
+  config_.workload_planners = workloads;
+  planner_ = allocate::Planner(defaults);
+  workload_planners_.clear();
+  levels_ = allocate::plannerLevels(defaults, config_.resources);
+  for (const auto& [name, c] : workloads) {
     workload_planners_.emplace(name, allocate::Planner(c));
     for (double l : allocate::plannerLevels(c, config_.resources)) levels_.push_back(l);
   }

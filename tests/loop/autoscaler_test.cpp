@@ -71,6 +71,32 @@ TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
   EXPECT_TRUE(a.view().empty());
 }
 
+// New policies (an edited planner file) apply from the next sample on, to a workload that keeps
+// its history: no second wait for min_samples.
+TEST(Autoscaler, NewPlannerPoliciesApplyAtTheNextSampleAndTheHistoryStays) {
+  Autoscaler a(afterSamples(5), allocate::makeDryRunBackend(nullptr), std::nullopt);  // dry-run
+  std::optional<allocate::Plan> plan;
+  for (int t = 0; t < 6; ++t) {
+    auto p = a.observe("web", 1000 + t, usage(1.0, 1e9));
+    ASSERT_TRUE(p);
+    plan = *p;
+  }
+  ASSERT_TRUE(plan && plan->target[Resource::kCpu]);
+  EXPECT_NEAR(*plan->target[Resource::kCpu], 1.0, 1e-9);
+  allocate::PlannerConfig capped;
+  capped[Resource::kCpu].max = 0.5;
+  allocate::PlannerConfig web = capped;
+  web[Resource::kCpu].max = 0.25;
+  a.setPlanners(capped, {{"web", web}});
+  auto p = a.observe("web", 1006, usage(1.0, 1e9));
+  ASSERT_TRUE(p && *p) << "the history was dropped";
+  ASSERT_TRUE((*p)->target[Resource::kCpu]);
+  EXPECT_DOUBLE_EQ(*(*p)->target[Resource::kCpu], 0.25);  // its own section beats the defaults
+  p = a.observe("db", 1006, usage(1.0, 1e9));
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(*p) << "a new workload still waits for its history";
+}
+
 // A backend that throws fails that workload's round as an error; before, the exception (e.g. a
 // json type_error from a cluster's answer) went up through the agent and ended `run` (exit 70).
 class ThrowingBackend final : public allocate::Backend {

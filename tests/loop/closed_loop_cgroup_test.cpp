@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -162,47 +164,84 @@ TEST(RunCommand, PlansALaunchedCommandInDryRun) {
       << out;
 }
 
+// `foresight run ARGS` in dry-run around a busy loop of `seconds`, in a thread of its own, its log
+// in a file: scrape() answers its /metrics while it runs; finish() waits for it and returns its
+// exit status and log.
+class LiveRun {
+ public:
+  LiveRun(const std::string& args, int seconds)
+      : log_(fs::temp_directory_path() / fmt::format("run-live-{}-{}.log", getpid(), count_++)) {
+    thread_ = std::thread([this, args, seconds] {
+      ran_ = foresight::test_support::runShell(fmt::format(
+          "{} run --period 0.5 --min-history 2 --view 0 --listen 127.0.0.1:0 --database '' {} "
+          "-- sh -c 'timeout {} sh -c \"while :; do :; done\"; true' 2>{}",
+          FORESIGHT_BIN, args, seconds, log_.string()));
+    });
+  }
+  ~LiveRun() {
+    if (thread_.joinable()) thread_.join();
+    fs::remove(log_);
+  }
+  std::string log() const {
+    std::stringstream ss;
+    ss << std::ifstream(log_).rdbuf();
+    return ss.str();
+  }
+  // The first /metrics body that `done` accepts, polled every 50 ms for up to 20 s; "" if none.
+  std::string scrape(const std::function<bool(const std::string&)>& done) {
+    for (int i = 0; i < 400; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (port_ == 0) {  // from the agent's start line
+        const std::string text = log();
+        const auto at = text.find("agent: http://127.0.0.1:");
+        if (at != std::string::npos) port_ = std::atoi(text.c_str() + at + 24);
+        continue;
+      }
+      httplib::Client cli("127.0.0.1", port_);
+      auto r = cli.Get("/metrics");
+      if (r && done(r->body)) return r->body;
+    }
+    return {};
+  }
+  int finish() {
+    thread_.join();
+    return ran_.exit_code;
+  }
+
+ private:
+  static inline int count_ = 0;
+  fs::path log_;
+  std::thread thread_;
+  foresight::test_support::Ran ran_{};
+  int port_ = 0;
+};
+
+// The sample of `series` (name and labels as exposed, e.g. `x{workload="/a"}`) in `body`; NaN if absent.
+double sampleOf(const std::string& body, const std::string& series) {
+  const auto at = body.find("\n" + series + " ");
+  return at == std::string::npos ? NAN : std::stod(body.substr(at + series.size() + 2));
+}
+
+// The workload label of the first `series` sample in `body`; "" if none.
+std::string workloadOf(const std::string& body, const std::string& series) {
+  const std::string key = series + "{workload=\"";
+  const auto found = body.find(key);
+  if (found == std::string::npos) return {};
+  const auto at = found + key.size();
+  return body.substr(at, body.find('"', at) - at);
+}
+
 // What a dashboard reads: while `run` plans, its /metrics carries each workload's forecast and
 // planned limit (dry-run: what --apply would set), labelled as its usage series are.
 TEST(RunCommand, MetricsCarryTheForecastAndThePlanBesideTheUsage) {
   if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
-  const fs::path log = fs::temp_directory_path() / fmt::format("run-metrics-{}.log", getpid());
-  foresight::test_support::Ran ran{};
-  std::thread run([&] {
-    ran = foresight::test_support::runShell(fmt::format(
-        "{} run --period 0.5 --min-history 2 --view 0 --listen 127.0.0.1:0 --database '' "
-        "-- sh -c 'timeout 8 sh -c \"while :; do :; done\"; true' 2>{}",
-        FORESIGHT_BIN, log.string()));
+  LiveRun run("", 8);
+  const std::string body = run.scrape([](const std::string& b) {
+    return b.find("foresight_plan_target_cpu_cores{") != std::string::npos;
   });
-  // The port from the agent's start line; then /metrics until a plan is there (bounded: 20 s).
-  int port = 0;
-  std::string body;
-  for (int i = 0; i < 400; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (port == 0) {
-      std::stringstream ss;
-      ss << std::ifstream(log).rdbuf();
-      const std::string text = ss.str();
-      const auto at = text.find("agent: http://127.0.0.1:");
-      if (at != std::string::npos) port = std::atoi(text.c_str() + at + 24);
-      continue;
-    }
-    httplib::Client cli("127.0.0.1", port);
-    auto r = cli.Get("/metrics");
-    if (r && r->body.find("foresight_plan_target_cpu_cores{") != std::string::npos) {
-      body = r->body;
-      break;
-    }
-  }
-  run.join();
-  std::stringstream ss;
-  ss << std::ifstream(log).rdbuf();
-  fs::remove(log);
-  ASSERT_EQ(ran.exit_code, 0) << ss.str();
-  ASSERT_FALSE(body.empty()) << "no plan on /metrics; port " << port << "\n" << ss.str();
-  const std::string key = "foresight_plan_target_cpu_cores{workload=\"";
-  const auto at = body.find(key) + key.size();
-  const std::string workload = body.substr(at, body.find('"', at) - at);
+  ASSERT_EQ(run.finish(), 0) << run.log();
+  ASSERT_FALSE(body.empty()) << "no plan on /metrics\n" << run.log();
+  const std::string workload = workloadOf(body, "foresight_plan_target_cpu_cores");
   EXPECT_EQ(workload.front(), '/') << "labelled with the agent's name of the cgroup: " << workload;
   for (const std::string series : {"foresight_cpu_usage_seconds_total", "foresight_plan_forecast_cpu_cores",
                                    "foresight_plan_forecast_memory_bytes", "foresight_plan_target_memory_bytes"})
@@ -215,6 +254,37 @@ TEST(RunCommand, MetricsCarryTheForecastAndThePlanBesideTheUsage) {
   fs::remove(file);
   EXPECT_EQ(lint.exit_code, 0) << lint.all();
   EXPECT_EQ(lint.all(), "");
+}
+
+// An SRE lowers a bound in the planner file while `run` runs: the next plans keep to it, with no
+// restart (which would drop every workload's history and wait out --min-history again). A file
+// edited into something invalid keeps the policies that were in force.
+TEST(RunCommand, AnEditedPlannerFileAppliesWithoutARestart) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const fs::path planner = fs::temp_directory_path() / fmt::format("run-planner-{}.yaml", getpid());
+  const auto write = [&](const std::string& text) {  // replaced whole, as an editor or `kubectl cp` does
+    std::ofstream(planner.string() + ".new") << text;
+    fs::rename(planner.string() + ".new", planner);
+  };
+  write("defaults:\n  cpu: {max: 0.5}\n");
+  LiveRun run(fmt::format("--planner {}", planner.string()), 14);
+  const auto target = [](const std::string& body) {
+    return sampleOf(body, "foresight_plan_target_cpu_cores{workload=\"" +
+                              workloadOf(body, "foresight_plan_target_cpu_cores") + "\"}");
+  };
+  const std::string first = run.scrape([&](const std::string& b) { return target(b) > 0; });
+  EXPECT_DOUBLE_EQ(target(first), 0.5) << first << run.log();  // a busy loop wants a core: held at the max
+  write("defaults:\n  cpu: {max: 0.3\n");  // broken YAML
+  for (int i = 0; i < 100 && run.log().find("keeping the one loaded before") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_NE(run.log().find("keeping the one loaded before"), std::string::npos) << run.log();
+  EXPECT_DOUBLE_EQ(target(run.scrape([](const std::string&) { return true; })), 0.5) << run.log();
+  write("defaults:\n  cpu: {max: 0.3}\n");
+  const std::string second = run.scrape([&](const std::string& b) { return target(b) < 0.5; });
+  EXPECT_DOUBLE_EQ(target(second), 0.3) << second << run.log();
+  EXPECT_EQ(run.finish(), 0) << run.log();
+  EXPECT_NE(run.log().find("now apply"), std::string::npos) << run.log();
+  fs::remove(planner);
 }
 
 // As `record`: a launched command that fails, or cannot be executed, makes `run` exit with 3.

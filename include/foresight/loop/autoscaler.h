@@ -87,6 +87,10 @@ class Autoscaler {
       const std::optional<std::array<double, kResourceCount>>& demand = std::nullopt,
       double cpuset_cpus = NAN);
   void forget(const std::string& workload);
+  // New planner policies (an edited planner file), from the next observe() on; what the loop
+  // keeps of each workload (history, cool-downs, an OOM hold) stays. Same thread as observe().
+  void setPlanners(const allocate::PlannerConfig& defaults,
+                   const std::map<std::string, allocate::PlannerConfig>& workloads);
   // Whether observe() applies its plans (false: dry-run).
   bool applies() const { return config_.apply; }
 
