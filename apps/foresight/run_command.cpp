@@ -177,7 +177,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                   "line (overrides the config's bearer_token_file)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--tls-cert-file", a->tls_cert_file,
-                  "PEM certificate: serve HTTPS (with --tls-key-file; overrides the config)")
+                  "PEM certificate: serve HTTPS (with --tls-key-file; overrides the config; like the "
+                  "key, client CA and token files, read again when it changes)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--tls-key-file", a->tls_key_file, "PEM private key of --tls-cert-file")
       ->check(CLI::ExistingFile);
@@ -194,7 +195,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--backend", a->backend,
                   "cgroup-v1, cgroup-v2, dry-run, or auto (this host's cgroups)")
       ->capture_default_str();
-  cmd->add_option("--planner", a->planner, "planner policies (YAML)")->capture_default_str();
+  cmd->add_option("--planner", a->planner, "planner policies (YAML; read again when the file changes)")
+      ->capture_default_str();
   cmd->add_option("--quantile", a->quantile,
                   "risk level for every resource (overrides the planner file)")
       ->check(CLI::Range(0.5, 0.999));
