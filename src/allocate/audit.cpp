@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "foresight/core/log.h"
+#include "foresight/store/sqlite.h"
 
 namespace foresight::allocate {
 namespace {
@@ -105,16 +106,18 @@ Result<AuditLog> AuditLog::open(const std::string& path, Mode mode) {
   if (!read_only && sqlite3_db_readonly(db, "main") == 1)
     return fail(ErrorCode::kIo, "{}: the audit database can only be read (write-protected file)", path);
   // Another writer may hold the lock briefly.
-  sqlite3_busy_timeout(db, 5000);
   char* err = nullptr;
-  if (!read_only)
-    for (const char* sql : {"PRAGMA journal_mode=WAL;", kSchema}) {
-      if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string msg = err ? err : "?";
-        sqlite3_free(err);
-        return fail(ErrorCode::kIo, "{}: cannot set up audit database: {}", path, msg);
-      }
+  if (read_only) {
+    sqlite3_busy_timeout(db, 5000);
+  } else {
+    if (auto s = store::openWal(db, path); !s)
+      return fail(ErrorCode::kIo, "cannot set up audit database: {}", s.error().message);
+    if (sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "?";
+      sqlite3_free(err);
+      return fail(ErrorCode::kIo, "{}: cannot set up audit database: {}", path, msg);
     }
+  }
   bool has_table = false, has_restore = false;
   {
     Stmt st;

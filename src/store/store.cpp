@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "foresight/core/log.h"
+#include "foresight/store/sqlite.h"
 
 namespace foresight::store {
 namespace {
@@ -82,11 +83,10 @@ Result<Store> Store::open(const std::filesystem::path& file) {
   if (sqlite3_db_readonly(db, "main") == 1)
     return fail(ErrorCode::kIo, "{}: the history database can only be read (write-protected file)",
                 file.string());
-  sqlite3_busy_timeout(db, 5000);
-  // WAL: readers do not block the writer and a crash leaves the last commit intact;
-  // synchronous=NORMAL is durable against process crashes (an OS crash may lose the last commit).
-  if (auto s = st.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"); !s)
-    return tl::unexpected(s.error());
+  // WAL (openWal); synchronous=NORMAL is durable against process crashes (an OS crash may lose
+  // the last commit).
+  if (auto s = openWal(db, file.string()); !s) return tl::unexpected(s.error());
+  if (auto s = st.exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"); !s) return tl::unexpected(s.error());
   const auto readVersion = [&]() -> Result<int> {
     // Finalized before any migration: a pending statement would lock the tables it drops.
     Stmt v;

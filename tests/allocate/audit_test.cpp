@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -183,6 +185,26 @@ class RefusingBackend final : public Backend {
     return fail(ErrorCode::kIo, "{}/memory.limit_in_bytes: Device or resource busy", w);
   }
 };
+
+// `foresight allocate` and `run --apply` starting on a new trail together: while one writes to it
+// in rollback mode, the other's switch to WAL is answered SQLITE_BUSY at once; it waits instead.
+TEST(Audit, OpensATrailThatAnotherConnectionIsWritingInRollbackMode) {
+  TempDir tmp;
+  const std::string path = (tmp.path() / "audit.db").string();
+  sqlite3* writer = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &writer), SQLITE_OK);
+  sqlite3_busy_timeout(writer, 5000);
+  ASSERT_EQ(sqlite3_exec(writer, "BEGIN IMMEDIATE; CREATE TABLE other (x);", nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(writer);
+  std::thread commit([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(sqlite3_exec(writer, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(writer);
+  });
+  auto log = AuditLog::open(path);
+  commit.join();
+  sqlite3_close(writer);
+  ASSERT_TRUE(log) << log.error().message;
+}
 
 TEST(Audit, FailedApplyIsRecordedAndCannotBeRolledBack) {
   Fixture fx;

@@ -210,6 +210,29 @@ TEST(Store, ProcessesOpeningAnOldFileTogetherAllOpenIt) {
   }
 }
 
+// Switching a file to WAL needs its exclusive lock. While another process is writing to it in
+// rollback mode (an old file, or two agents starting on a new one), SQLite answers the switch with
+// SQLITE_BUSY at once, not after the busy timeout (a lock promotion that could deadlock): the store
+// tries again until the writer is done (before: "database is locked", seen once in CI).
+TEST(Store, OpensAFileThatAnotherConnectionIsWritingInRollbackMode) {
+  const fs::path p = freshDb("busy");
+  writeVersion1(p);
+  sqlite3* writer = nullptr;
+  ASSERT_EQ(sqlite3_open(p.c_str(), &writer), SQLITE_OK);
+  sqlite3_busy_timeout(writer, 5000);
+  ASSERT_EQ(sqlite3_exec(writer, "BEGIN IMMEDIATE; INSERT INTO workloads VALUES (2, 'x');", nullptr, nullptr, nullptr),
+            SQLITE_OK) << sqlite3_errmsg(writer);
+  std::thread commit([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(sqlite3_exec(writer, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(writer);
+  });
+  auto st = Store::open(p);
+  commit.join();
+  sqlite3_close(writer);
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->samples("w", 0, INT64_MAX)->size(), 2u);
+}
+
 // SQLite opens a write-protected file read-only; the store refuses it rather than drop every write.
 TEST(Store, AWriteProtectedFileIsRefusedAtOpen) {
   const fs::path p = freshDb("protected");
