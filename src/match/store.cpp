@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "foresight/store/sqlite.h"
+
 namespace foresight::match {
 namespace {
 
@@ -61,9 +63,12 @@ Result<RunStore> RunStore::open(const std::filesystem::path& file, Mode mode) {
   }
   RunStore store(db, file);
   if (!read_only) {
+    // As the history store and the audit trail: WAL, a writer does not block `match` reading.
+    if (auto s = foresight::store::openWal(db, file.string()); !s) return tl::unexpected(s.error());
     if (auto s = store.exec(kSchema); !s) return tl::unexpected(s.error());
     return store;
   }
+  sqlite3_busy_timeout(db, 5000);
   Statement st;
   if (sqlite3_prepare_v2(db,
                          "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "

@@ -42,6 +42,31 @@ TEST(RunStore, RoundTripsRunsFingerprintsAndInfoAcrossReopen) {
   std::filesystem::remove(file);
 }
 
+// While `run` records into the store, `match` reads it: WAL, so that a reader does not wait for or
+// block the writer; a write in progress does not fail a read-only open.
+TEST(RunStore, IsInWalModeAndAReaderOpensItDuringAWrite) {
+  const auto file = std::filesystem::temp_directory_path() / ("match_store_wal_" + std::to_string(::getpid()) + ".sqlite");
+  std::filesystem::remove(file);
+  auto writer = RunStore::open(file);
+  ASSERT_TRUE(writer) << writer.error().message;
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
+  sqlite3_finalize(st);
+  // A write transaction held open by another connection.
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO workload_info VALUES ('w', 'app', 'x');", nullptr,
+                         nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  auto reader = RunStore::open(file, RunStore::Mode::kReadOnly);
+  ASSERT_TRUE(reader) << reader.error().message;
+  EXPECT_TRUE(reader->load()) << "a read during the write";
+  sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  std::filesystem::remove(file);
+}
+
 // Readers open the store read-only: a missing file is not created, another database not changed.
 TEST(RunStore, ReadOnlyRefusesAMissingFileAndAForeignDatabase) {
   const auto dir = std::filesystem::temp_directory_path() /
