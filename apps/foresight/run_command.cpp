@@ -113,11 +113,9 @@ allocate::PlannerConfigs adjusted(const Args& a, allocate::PlannerConfigs p) {
 
 Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
     const Args& a, const Builtins& builtins, const collect::CgroupLayout& layout, double period,
-    std::shared_ptr<match::LiveMatcherRanker> ranker, PlannerFile* planner_file) {
+    std::shared_ptr<match::LiveMatcherRanker> ranker, const allocate::PlannerConfigs* from_file) {
   loop::AutoscalerConfig c;
-  allocate::PlannerConfigs policies{c.planner, {}};
-  if (planner_file) policies = **planner_file->current();  // loaded by plannerFile()
-  policies = adjusted(a, std::move(policies));
+  const allocate::PlannerConfigs policies = adjusted(a, from_file ? *from_file : allocate::PlannerConfigs{c.planner, {}});
   c.planner = policies.defaults;
   c.workload_planners = policies.workloads;  // keyed by the backend's name: the cgroup path without '/'
   // Periods up to ten minutes of samples.
@@ -302,7 +300,10 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       spdlog::error("run: {}", planner_file.error().message);
       throw CLI::RuntimeError(2);
     }
-    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds, ranker, planner_file->get());
+    // The policies in force from the start: the ones a change of the file is compared with.
+    std::shared_ptr<const allocate::PlannerConfigs> initial_policies;
+    if (*planner_file) initial_policies = *(*planner_file)->current();  // loaded by plannerFile()
+    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds, ranker, initial_policies.get());
     if (!scaler) {
       spdlog::error("run: {}", scaler.error().message);
       throw CLI::RuntimeError(2);
@@ -322,7 +323,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     };
     auto reload = std::make_shared<PlannerReload>();
     reload->file = *planner_file;
-    if (reload->file) reload->applied = *reload->file->current();
+    reload->applied = initial_policies;
     cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
                        const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
