@@ -6,10 +6,10 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <thread>
 
 #include <fmt/format.h>
 
+#include "support/sqlite.h"
 #include "test_util.h"
 
 namespace foresight::allocate {
@@ -191,18 +191,11 @@ class RefusingBackend final : public Backend {
 TEST(Audit, OpensATrailThatAnotherConnectionIsWritingInRollbackMode) {
   TempDir tmp;
   const std::string path = (tmp.path() / "audit.db").string();
-  sqlite3* writer = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &writer), SQLITE_OK);
-  sqlite3_busy_timeout(writer, 5000);
-  ASSERT_EQ(sqlite3_exec(writer, "BEGIN IMMEDIATE; CREATE TABLE other (x);", nullptr, nullptr, nullptr), SQLITE_OK)
-      << sqlite3_errmsg(writer);
-  std::thread commit([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    EXPECT_EQ(sqlite3_exec(writer, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(writer);
-  });
-  auto log = AuditLog::open(path);
-  commit.join();
-  sqlite3_close(writer);
+  Result<AuditLog> log = fail(ErrorCode::kInternal, "not opened");
+  {
+    test_support::WriteInProgress writer(path, "CREATE TABLE other (x);", std::chrono::milliseconds(300));
+    log = AuditLog::open(path);
+  }
   ASSERT_TRUE(log) << log.error().message;
 }
 
@@ -277,14 +270,7 @@ TEST(Audit, DatabaseIsInWalMode) {
   TempDir tmp;
   const auto path = (tmp.path() / "a.db").string();
   ASSERT_TRUE(AuditLog::open(path));
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  EXPECT_EQ(test_support::journalMode(path), "wal");
   EXPECT_FALSE(AuditLog::open((tmp.path() / "no/such/dir/a.db").string()));
 }
 

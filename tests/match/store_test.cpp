@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "foresight/match/store.h"
+#include "support/sqlite.h"
 
 namespace foresight::match {
 namespace {
@@ -49,21 +50,14 @@ TEST(RunStore, IsInWalModeAndAReaderOpensItDuringAWrite) {
   std::filesystem::remove(file);
   auto writer = RunStore::open(file);
   ASSERT_TRUE(writer) << writer.error().message;
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
-  sqlite3_finalize(st);
-  // A write transaction held open by another connection.
-  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO workload_info VALUES ('w', 'app', 'x');", nullptr,
-                         nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-  auto reader = RunStore::open(file, RunStore::Mode::kReadOnly);
-  ASSERT_TRUE(reader) << reader.error().message;
-  EXPECT_TRUE(reader->load()) << "a read during the write";
-  sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-  sqlite3_close(db);
+  EXPECT_EQ(test_support::journalMode(file.string()), "wal");
+  {
+    test_support::WriteInProgress write(file.string(), "INSERT INTO workload_info VALUES ('w', 'app', 'x');",
+                                        std::chrono::milliseconds(100));
+    auto reader = RunStore::open(file, RunStore::Mode::kReadOnly);
+    ASSERT_TRUE(reader) << reader.error().message;
+    EXPECT_TRUE(reader->load()) << "a read during the write";
+  }
   std::filesystem::remove(file);
 }
 

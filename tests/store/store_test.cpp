@@ -12,6 +12,7 @@
 
 #include "foresight/store/store.h"
 #include "support/cleanup.h"
+#include "support/sqlite.h"
 
 using namespace foresight;
 using namespace foresight::store;
@@ -217,18 +218,11 @@ TEST(Store, ProcessesOpeningAnOldFileTogetherAllOpenIt) {
 TEST(Store, OpensAFileThatAnotherConnectionIsWritingInRollbackMode) {
   const fs::path p = freshDb("busy");
   writeVersion1(p);
-  sqlite3* writer = nullptr;
-  ASSERT_EQ(sqlite3_open(p.c_str(), &writer), SQLITE_OK);
-  sqlite3_busy_timeout(writer, 5000);
-  ASSERT_EQ(sqlite3_exec(writer, "BEGIN IMMEDIATE; INSERT INTO workloads VALUES (2, 'x');", nullptr, nullptr, nullptr),
-            SQLITE_OK) << sqlite3_errmsg(writer);
-  std::thread commit([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    EXPECT_EQ(sqlite3_exec(writer, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(writer);
-  });
-  auto st = Store::open(p);
-  commit.join();
-  sqlite3_close(writer);
+  Result<Store> st = fail(ErrorCode::kInternal, "not opened");
+  {
+    test_support::WriteInProgress writer(p, "INSERT INTO workloads VALUES (2, 'x');", std::chrono::milliseconds(300));
+    st = Store::open(p);
+  }
   ASSERT_TRUE(st) << st.error().message;
   EXPECT_EQ(st->samples("w", 0, INT64_MAX)->size(), 2u);
 }
