@@ -10,12 +10,10 @@
 #include <unistd.h>
 
 #include <condition_variable>
-#include <cstring>
 #include <set>
 #include <unordered_map>
 
 #include "foresight/collect/sampler.h"
-#include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/core/reload.h"
 #include "tls.h"
@@ -291,9 +289,7 @@ Status Agent::start() {
     if (!m.http->is_valid()) return fail(ErrorCode::kInternal, "cannot set up a TLS context: {}", config_.tls_cert_file);
   }
   if (!config_.bearer_token_file.empty()) {
-    const std::filesystem::path file = config_.bearer_token_file;
-    m.token = std::make_shared<Reloading<std::string>>(std::vector{file}, [file] { return readTokenFile(file); },
-                                                       "bearer_token_file " + file.string());
+    m.token = reloadingTokenFile(config_.bearer_token_file, "bearer_token_file " + config_.bearer_token_file);
     if (auto first = m.token->current(); !first)
       return fail(first.error().code, "bearer_token_file {}", first.error().message);
   }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/core/result.h"
 
@@ -75,5 +76,13 @@ class Reloading {
   std::vector<FileStamp> stamps_;
   std::shared_ptr<const T> value_;
 };
+
+// A token file (readTokenFile) read again when it changes: the agent's bearer token, a
+// Kubernetes service-account token. `what` names it in the log.
+inline std::shared_ptr<Reloading<std::string>> reloadingTokenFile(const std::filesystem::path& file,
+                                                                 std::string what) {
+  return std::make_shared<Reloading<std::string>>(std::vector{file}, [file] { return readTokenFile(file); },
+                                                  std::move(what));
+}
 
 }  // namespace foresight

@@ -195,11 +195,8 @@ class ApiClient {
  public:
   static constexpr int kReadTimeoutSeconds = 30;
   explicit ApiClient(ClusterAccess access) : access_(std::move(access)) {
-    if (!access_.token_file.empty()) {
-      const std::filesystem::path file = access_.token_file;
-      token_file_ = std::make_shared<Reloading<std::string>>(
-          std::vector{file}, [file] { return readTokenFile(file); }, "Kubernetes token " + file.string());
-    }
+    if (!access_.token_file.empty())
+      token_file_ = reloadingTokenFile(access_.token_file, "Kubernetes token " + access_.token_file);
   }
 
   Result<Response> request(const std::string& method, const std::string& path,
