@@ -9,11 +9,15 @@ std::vector<prometheus::MetricFamily> planFamilies(const std::vector<Autoscaler:
   struct Quantity {
     const char* name;
     const char* help;
+    std::optional<double> (*of)(const Autoscaler::ViewRow&);
   };
   static constexpr std::array<Quantity, 3> kQuantities = {{
-      {"forecast", "Foresight's forecast of the workload's demand: the planner's quantile, max over its horizon"},
-      {"limit", "The workload's limit now, as its backend reads it (no sample: no limit)"},
-      {"target", "The limit Foresight's planner wants (in dry-run: what --apply would set; no sample: none)"},
+      {"forecast", "Foresight's forecast of the workload's demand: the planner's quantile, max over its horizon",
+       [](const Autoscaler::ViewRow& r) { return std::optional<double>(r.forecast); }},
+      {"limit", "The workload's limit now, as its backend reads it (no sample: no limit)",
+       [](const Autoscaler::ViewRow& r) { return r.current; }},
+      {"target", "The limit Foresight's planner wants (in dry-run: what --apply would set; no sample: none)",
+       [](const Autoscaler::ViewRow& r) { return r.target; }},
   }};
   std::vector<prometheus::MetricFamily> out;
   for (Resource r : {Resource::kCpu, Resource::kMemory}) {
@@ -25,10 +29,7 @@ std::vector<prometheus::MetricFamily> planFamilies(const std::vector<Autoscaler:
       f.type = prometheus::MetricType::Gauge;
       for (const auto& row : rows) {
         if (row.resource != r) continue;
-        const std::string_view which = q.name;
-        const std::optional<double> v = which == "forecast" ? std::optional<double>(row.forecast)
-                                        : which == "limit"  ? row.current
-                                                            : row.target;
+        const std::optional<double> v = q.of(row);
         if (!v || !std::isfinite(*v)) continue;
         const auto shown = shown_as.find(row.workload);
         prometheus::ClientMetric m;
