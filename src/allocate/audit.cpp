@@ -108,7 +108,7 @@ Result<AuditLog> AuditLog::open(const std::string& path, Mode mode) {
   // Another writer may hold the lock briefly.
   char* err = nullptr;
   if (read_only) {
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3_busy_timeout(db, store::kBusyTimeoutMs);
   } else {
     if (auto s = store::openWal(db, path); !s)
       return fail(ErrorCode::kIo, "cannot set up audit database: {}", s.error().message);

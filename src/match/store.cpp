@@ -68,7 +68,7 @@ Result<RunStore> RunStore::open(const std::filesystem::path& file, Mode mode) {
     if (auto s = store.exec(kSchema); !s) return tl::unexpected(s.error());
     return store;
   }
-  sqlite3_busy_timeout(db, 5000);
+  sqlite3_busy_timeout(db, foresight::store::kBusyTimeoutMs);
   Statement st;
   if (sqlite3_prepare_v2(db,
                          "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
