@@ -21,6 +21,22 @@ AutoscalerConfig afterSamples(std::size_t n) {
   return c;
 }
 
+// `workload` sampled at `u` at times 1000 + [from, to): the last sample's plan (nullopt: none
+// yet). A failed observe() fails the test.
+std::optional<allocate::Plan> lastPlan(Autoscaler& a, const std::string& workload, int from, int to,
+                                       const std::array<double, kResourceCount>& u) {
+  std::optional<allocate::Plan> plan;
+  for (int t = from; t < to; ++t) {
+    auto p = a.observe(workload, 1000 + t, u);
+    if (!p) {
+      ADD_FAILURE() << "t=" << t << ": " << p.error().message;
+      return std::nullopt;
+    }
+    plan = *p;
+  }
+  return plan;
+}
+
 // Capacity advice on a host of `host_cpus` and 8 GiB, priced from three machine types.
 CapacityAdvice adviceOn(double host_cpus, std::int64_t sustain_seconds) {
   auto catalog = allocate::parsePriceCatalog(
@@ -75,12 +91,7 @@ TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
 // its history: no second wait for min_samples.
 TEST(Autoscaler, NewPlannerPoliciesApplyAtTheNextSampleAndTheHistoryStays) {
   Autoscaler a(afterSamples(5), allocate::makeDryRunBackend(nullptr), std::nullopt);  // dry-run
-  std::optional<allocate::Plan> plan;
-  for (int t = 0; t < 6; ++t) {
-    auto p = a.observe("web", 1000 + t, usage(1.0, 1e9));
-    ASSERT_TRUE(p);
-    plan = *p;
-  }
+  const std::optional<allocate::Plan> plan = lastPlan(a, "web", 0, 6, usage(1.0, 1e9));
   ASSERT_TRUE(plan && plan->target[Resource::kCpu]);
   EXPECT_NEAR(*plan->target[Resource::kCpu], 1.0, 1e-9);
   allocate::PlannerConfig capped;
@@ -298,12 +309,7 @@ TEST(Autoscaler, OomKillBeforeTheFirstPlanStillSetsTheFloor) {
   c.planner[Resource::kMemory].usage_margin_abs = 0;
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   ASSERT_TRUE(a.observe("db", 1000, usage(1.0, 2e8), usage(1.0, 1.32e9)));  // killed at 1.1e9
-  std::optional<allocate::Plan> p;
-  for (int t = 1; t < 5; ++t) {
-    auto r = a.observe("db", 1000 + t, usage(1.0, 2e8));
-    ASSERT_TRUE(r);
-    p = *r;
-  }
+  const std::optional<allocate::Plan> p = lastPlan(a, "db", 1, 5, usage(1.0, 2e8));
   ASSERT_TRUE(p && p->target[Resource::kMemory]);
   EXPECT_NEAR(*p->target[Resource::kMemory], 1.32e9, 1);
 }
@@ -320,21 +326,12 @@ TEST(Autoscaler, AnOomKillOutlivesTheWorkloadsRestart) {
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   ASSERT_TRUE(a.observe("db", 1000, usage(1.0, 2e8), usage(1.0, 1.32e9)));  // killed at 1.1e9
   a.forget("db");
-  std::optional<allocate::Plan> p;
-  for (int t = 10; t < 13; ++t) {
-    auto r = a.observe("db", 1000 + t, usage(1.0, 2e8));
-    ASSERT_TRUE(r);
-    p = *r;
-  }
+  std::optional<allocate::Plan> p = lastPlan(a, "db", 10, 13, usage(1.0, 2e8));
   ASSERT_TRUE(p && p->target[Resource::kMemory]);
   EXPECT_NEAR(*p->target[Resource::kMemory], 1.32e9, 1) << p->reason();
   // Past the hold, a restart starts afresh.
   a.forget("db");
-  for (int t = 700; t < 703; ++t) {
-    auto r = a.observe("db", 1000 + t, usage(1.0, 2e8));
-    ASSERT_TRUE(r);
-    p = *r;
-  }
+  p = lastPlan(a, "db", 700, 703, usage(1.0, 2e8));
   ASSERT_TRUE(p && !p->decisions.empty());
   EXPECT_NE(p->decisions[0].rule, "oom-floor");
   EXPECT_EQ(p->decisions[0].reason.find("OOM kill"), std::string::npos) << p->decisions[0].reason;
