@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "foresight/allocate/backend.h"
@@ -74,6 +75,10 @@ inline constexpr std::string_view kShippedModel = "models/lstm-bitbrains.fsm";
 inline constexpr std::string_view kShippedPlanner = "config/planner.yaml";
 inline constexpr std::string_view kShippedCatalog = "config/prices.yaml";
 void registerBuiltins(Builtins& builtins);
+// Unix seconds as ISO 8601 UTC ("2026-12-05T18:48:31Z"): audit times, training and edit stamps.
+inline std::string isoUtc(std::int64_t unix_seconds) {
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(unix_seconds)));
+}
 // The audit trail's file: $FORESIGHT_AUDIT_DB, else foresight-audit.db.
 std::string defaultAuditDb();
 

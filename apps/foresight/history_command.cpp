@@ -18,15 +18,6 @@ struct HistoryArgs {
   bool json = false, force = false;
 };
 
-std::string utc(std::int64_t t) {
-  const std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 int runHistory(const HistoryArgs& a, const Builtins& builtins) {
   if (a.rollback_id && *a.rollback_id <= 0) {
     spdlog::error("--rollback {}: record ids are positive (see `foresight history`)",
@@ -86,7 +77,7 @@ int runHistory(const HistoryArgs& a, const Builtins& builtins) {
                            "time", "workload", "backend", "before", "after", "result", "reason");
   for (const auto& r : *records)
     std::cout << fmt::format("{:>5}  {:<20}  {:<24}  {:<10}  {:<28}  {:<28}  {:<6}  {}\n", r.id,
-                             utc(r.time), r.workload, r.backend, allocate::format(r.before),
+                             isoUtc(r.time), r.workload, r.backend, allocate::format(r.before),
                              allocate::format(r.after), r.ok() ? "ok" : "FAILED",
                              r.ok() ? r.reason : r.reason + " [" + r.result + "]");
   return 0;

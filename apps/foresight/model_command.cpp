@@ -18,15 +18,6 @@ struct ModelArgs {
   long long scale_restart = -1;
 };
 
-std::string utcNow() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 int showModel(const ModelArgs& a) {
   auto m = predict::lstm::loadModel(a.file);
   if (!m) {
@@ -72,7 +63,7 @@ int setModel(const ModelArgs& a) {
   m->scale_restart = static_cast<std::uint32_t>(a.scale_restart);
   m->format_version = predict::lstm::formatVersionFor(*m);
   prov["edits"].push_back({{"scale_restart", a.scale_restart}, {"by", "foresight model set"},
-                           {"at", utcNow()}, {"note", a.note}});
+                           {"at", isoUtc(std::time(nullptr))}, {"note", a.note}});
   m->provenance = prov.dump();
   const std::string out = a.out.empty() ? a.file : a.out;
   if (auto st = predict::lstm::saveModel(*m, out); !st) {

@@ -258,10 +258,7 @@ int runTrain(const TrainArgs& a) {
     }
     prov[key] = vj;
   }
-  const std::time_t now = std::time(nullptr);
-  char when[32];
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  prov["trained_at"] = when;
+  prov["trained_at"] = isoUtc(std::time(nullptr));
   rep->model.provenance = dumpProvenance(prov);
   if (auto s = predict::lstm::saveModel(rep->model, a.out); !s) {
     spdlog::error("{}", s.error().message);
