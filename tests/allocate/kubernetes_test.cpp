@@ -905,6 +905,103 @@ users: [{{name: u, user: {{client-certificate-data: "{}", client-key-data: "{}"}
   EXPECT_FALSE(refused);
 }
 
+// A fake API server over mutual TLS that trusts `clients` and notes which of them each request
+// came with (its index, -1 for none), on `port` (0: any).
+class TlsApiServer {
+ public:
+  TlsApiServer(const SelfSigned& cert, std::vector<const SelfSigned*> clients, int port = 0)
+      : clients_(std::move(clients)) {
+    X509_STORE* store = X509_STORE_new();
+    for (const auto* c : clients_) X509_STORE_add_cert(store, c->cert);
+    server_ = std::make_unique<httplib::SSLServer>(cert.cert, cert.key, store);
+    server_->Get("/api/v1/namespaces/shop/pods/p", [this](const httplib::Request& req, httplib::Response& res) {
+      X509* peer = SSL_get1_peer_certificate(req.ssl);
+      int who = -1;
+      for (std::size_t i = 0; peer && i < clients_.size(); ++i)
+        if (X509_cmp(peer, clients_[i]->cert) == 0) who = static_cast<int>(i);
+      X509_free(peer);
+      {
+        std::lock_guard lock(mu_);
+        seen_.push_back(who);
+      }
+      res.set_content(R"({"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"1"}}}]}})",
+                      "application/json");
+    });
+    port_ = port == 0 ? server_->bind_to_any_port("127.0.0.1")
+                      : (server_->bind_to_port("127.0.0.1", port) ? port : -1);
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+  }
+  ~TlsApiServer() {
+    server_->stop();
+    thread_.join();
+  }
+  int port() const { return port_; }
+  std::vector<int> seen() {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
+
+ private:
+  std::vector<const SelfSigned*> clients_;
+  std::unique_ptr<httplib::SSLServer> server_;
+  int port_ = -1;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<int> seen_;
+};
+
+// A client certificate renewed (cert-manager, kubeadm) and a cluster CA rotated under a running
+// backend: the next request uses what the files hold, as client-go's does; a rotation half done
+// (the new certificate written before its key) keeps the pair in use.
+TEST(K8sTls, UsesARotatedClientCertificateAndClusterCaWithoutARestart) {
+  namespace fs = std::filesystem;
+  SelfSigned server_one, server_two, c1("client one"), c2("client two"), c3("client three");
+  testing::TempDir tmp;
+  // As cert-manager and certbot do: a new file renamed over the old one.
+  auto replace = [&](const char* name, const std::string& text) {
+    testing::writeFile(tmp.path() / "new", text);
+    fs::rename(tmp.path() / "new", tmp.path() / name);
+  };
+  replace("ca.crt", server_one.pem());
+  replace("client.crt", c1.pem());
+  replace("client.key", c1.keyPem());
+  auto api = std::make_unique<TlsApiServer>(server_one, std::vector<const SelfSigned*>{&c1, &c2, &c3});
+  const int port = api->port();
+  testing::writeFile(tmp.path() / "config", fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
+clusters: [{{name: k, cluster: {{server: "https://127.0.0.1:{}", certificate-authority: ca.crt}}}}]
+users: [{{name: u, user: {{client-certificate: client.crt, client-key: client.key}}}}]
+)", port));
+  BackendOptions o;
+  o.values["kubeconfig"] = (tmp.path() / "config").string();
+  auto b = makeKubernetesBackend(o);
+  auto get = [&] {
+    auto cur = b->current("shop/p");
+    return cur ? std::string() : cur.error().message;
+  };
+  EXPECT_EQ(get(), "");
+  replace("client.crt", c2.pem());
+  replace("client.key", c2.keyPem());
+  EXPECT_EQ(get(), "");
+  replace("client.crt", c3.pem());  // its key not written yet
+  EXPECT_EQ(get(), "");
+  replace("client.key", c3.keyPem());
+  EXPECT_EQ(get(), "");
+  EXPECT_EQ(api->seen(), (std::vector{0, 1, 1, 2}));
+
+  // The cluster's serving certificate changes to one the old CA did not sign: refused until
+  // the CA file holds the new CA.
+  api.reset();
+  TlsApiServer rotated(server_two, {&c1, &c2, &c3}, port);
+  ASSERT_EQ(rotated.port(), port);
+  EXPECT_NE(get(), "");
+  replace("ca.crt", server_two.pem());
+  EXPECT_EQ(get(), "");
+  EXPECT_EQ(rotated.seen(), (std::vector{2}));
+}
+
 }  // namespace
 }  // namespace foresight::allocate::k8s
 

@@ -15,7 +15,9 @@ struct SelfSigned {
   EVP_PKEY* key = nullptr;
   SelfSigned(const SelfSigned&) = delete;
   SelfSigned& operator=(const SelfSigned&) = delete;
-  SelfSigned() {
+  // `cn` tells certificates apart where several are trusted together (a CA store finds an issuer
+  // by name).
+  explicit SelfSigned(const char* cn = "127.0.0.1") {
     key = EVP_RSA_gen(2048);
     cert = X509_new();
     X509_set_version(cert, X509_VERSION_3);  // extensions (the IP SAN) need v3: Go ignores them in v1
@@ -25,7 +27,7 @@ struct SelfSigned {
     X509_set_pubkey(cert, key);
     X509_NAME* name = X509_get_subject_name(cert);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+                               reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
     X509_set_issuer_name(cert, name);
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);

@@ -10,7 +10,8 @@
 //           uncappedTarget) with a JSON patch on the status subresource, as the stock
 //           recommender does; the stock VPA updater applies it. Workload: "ns/vpa/container".
 // Auth from a kubeconfig (token, client certificate; exec plugins are not supported) or the
-// in-cluster service account. TLS is always verified; insecure-skip-tls-verify is refused.
+// in-cluster service account. TLS is always verified; insecure-skip-tls-verify is refused. Token,
+// client certificate, key and CA given as files are read again when the files change.
 // Only tested against a fake HTTP server that checks the documented wire format.
 //
 // Thread-safety: none; one backend per thread.
@@ -30,6 +31,10 @@ struct ClusterAccess {
   std::string token;   // bearer token
   std::string token_file;  // where `token` came from, read again when it changes (rotation)
   std::string client_cert_pem, client_key_pem;
+  // The files the PEMs above came from (empty: given inline as *-data). Read again when they
+  // change, as client-go does: a client certificate renewed by cert-manager or kubeadm, the
+  // cluster CA rotated in a pod's service-account volume.
+  std::string ca_file, client_cert_file, client_key_file;
   std::string default_namespace = "default";
   std::string context;  // the kubeconfig context used (the current one unless named); in-cluster: ""
 };

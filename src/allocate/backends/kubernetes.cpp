@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <functional>
@@ -46,13 +47,15 @@ Result<std::string> base64Decode(const std::string& in, const std::string& what)
   return out;
 }
 
-// "<key>-data" (base64) or "<key>" (a file path, relative to the kubeconfig's folder).
+// "<key>-data" (base64) or "<key>" (a file path, relative to the kubeconfig's folder, stored in
+// `*file` so that the file can be read again when it is rotated).
 Result<std::string> dataOrFile(const YAML::Node& node, const std::string& key,
-                               const std::string& kubeconfig) {
+                               const std::string& kubeconfig, std::string* file) {
   if (node[key + "-data"]) return base64Decode(node[key + "-data"].as<std::string>(), kubeconfig + ": " + key + "-data");
   if (node[key]) {
     std::filesystem::path p = node[key].as<std::string>();
     if (p.is_relative()) p = std::filesystem::path(kubeconfig).parent_path() / p;
+    *file = p.string();
     return readWholeFile(p.string());
   }
   return std::string();
@@ -88,7 +91,7 @@ Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string&
       return fail(ErrorCode::kInvalidArgument,
                   "{}: cluster '{}' sets insecure-skip-tls-verify; Foresight always verifies TLS",
                   path, cluster_name);
-    auto ca = dataOrFile(cluster, "certificate-authority", path);
+    auto ca = dataOrFile(cluster, "certificate-authority", path, &a.ca_file);
     if (!ca) return tl::unexpected(ca.error());
     a.ca_pem = *ca;
     const YAML::Node user = findNamed(root["users"], user_name, "user");
@@ -107,8 +110,8 @@ Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string&
         a.token = *t;
         a.token_file = tf.string();
       }
-      auto cert = dataOrFile(user, "client-certificate", path);
-      auto key = dataOrFile(user, "client-key", path);
+      auto cert = dataOrFile(user, "client-certificate", path, &a.client_cert_file);
+      auto key = dataOrFile(user, "client-key", path, &a.client_key_file);
       if (!cert) return tl::unexpected(cert.error());
       if (!key) return tl::unexpected(key.error());
       a.client_cert_pem = *cert;
@@ -131,8 +134,9 @@ Result<ClusterAccess> loadInCluster(const std::string& sa_dir) {
   const std::string h = host;
   a.server = fmt::format("https://{}:{}", h.find(':') != std::string::npos ? "[" + h + "]" : h, port);
   a.token_file = sa_dir + "/token";
+  a.ca_file = sa_dir + "/ca.crt";
   auto token = readTokenFile(a.token_file);
-  auto ca = readWholeFile(sa_dir + "/ca.crt");
+  auto ca = readWholeFile(a.ca_file);
   if (!token) return tl::unexpected(token.error());
   if (!ca) return tl::unexpected(ca.error());
   a.token = *token;
@@ -191,12 +195,69 @@ struct Response {
   json body;
 };
 
+// The client side of TLS, parsed: the client certificate and key (null without one) and the CAs
+// that verify the server (empty: the system's trust store).
+struct TlsMaterial {
+  std::shared_ptr<X509> cert;
+  std::shared_ptr<EVP_PKEY> key;
+  std::vector<std::shared_ptr<X509>> cas;
+};
+
+// `pem` as given inline, or as `file` holds it now.
+Result<std::string> currentPem(const std::string& pem, const std::string& file) {
+  return file.empty() ? Result<std::string>(pem) : readWholeFile(file);
+}
+
+// Errors name the file at fault (or the server, for PEM given inline), so that a rotation half
+// done (a certificate whose key is not written yet) keeps the pair in use, logged.
+Result<TlsMaterial> loadTls(const ClusterAccess& a) {
+  auto ca = currentPem(a.ca_pem, a.ca_file);
+  auto cert = currentPem(a.client_cert_pem, a.client_cert_file);
+  auto key = currentPem(a.client_key_pem, a.client_key_file);
+  for (const auto* r : {&ca, &cert, &key})
+    if (!*r) return tl::unexpected(r->error());
+  auto where = [&](const std::string& file) { return file.empty() ? a.server : file; };
+  TlsMaterial m;
+  if (!cert->empty() || !key->empty()) {
+    BIO* b = BIO_new_mem_buf(cert->data(), static_cast<int>(cert->size()));
+    m.cert.reset(PEM_read_bio_X509(b, nullptr, nullptr, nullptr), X509_free);
+    BIO_free(b);
+    b = BIO_new_mem_buf(key->data(), static_cast<int>(key->size()));
+    m.key.reset(PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr), EVP_PKEY_free);
+    BIO_free(b);
+    if (!m.cert) return fail(ErrorCode::kParse, "{}: client certificate is not valid PEM", where(a.client_cert_file));
+    if (!m.key) return fail(ErrorCode::kParse, "{}: client key is not valid PEM", where(a.client_key_file));
+    if (X509_check_private_key(m.cert.get(), m.key.get()) != 1)
+      return fail(ErrorCode::kInvalidArgument, "{}: the client key is not the certificate's ({})",
+                  where(a.client_key_file), where(a.client_cert_file));
+  }
+  if (!ca->empty()) {
+    BIO* b = BIO_new_mem_buf(ca->data(), static_cast<int>(ca->size()));
+    while (X509* c = PEM_read_bio_X509(b, nullptr, nullptr, nullptr)) m.cas.emplace_back(c, X509_free);
+    BIO_free(b);
+    if (m.cas.empty())
+      return fail(ErrorCode::kParse, "{}: certificate authority is not valid PEM", where(a.ca_file));
+  }
+  return m;
+}
+
+std::shared_ptr<Reloading<TlsMaterial>> reloadingTls(const ClusterAccess& a) {
+  std::vector<std::string> names;
+  for (const auto* f : {&a.ca_file, &a.client_cert_file, &a.client_key_file})
+    if (!f->empty()) names.push_back(*f);
+  std::string what = fmt::format("Kubernetes TLS files {}", fmt::join(names, " "));
+  std::vector<std::filesystem::path> files(names.begin(), names.end());
+  return std::make_shared<Reloading<TlsMaterial>>(std::move(files), [a] { return loadTls(a); },
+                                                  std::move(what));
+}
+
 class ApiClient {
  public:
   static constexpr int kReadTimeoutSeconds = 30;
   explicit ApiClient(ClusterAccess access) : access_(std::move(access)) {
     if (!access_.token_file.empty())
       token_file_ = reloadingTokenFile(access_.token_file, "Kubernetes token " + access_.token_file);
+    tls_ = reloadingTls(access_);
   }
 
   Result<Response> request(const std::string& method, const std::string& path,
@@ -285,7 +346,12 @@ class ApiClient {
   }
 
   Result<httplib::ClientImpl*> client() {
-    if (cli_) return cli_.get();
+    auto tls = tls_->current();
+    if (!tls) return tl::unexpected(tls.error());
+    if (cli_ && *tls == tls_in_use_) return cli_.get();
+    // First use, or rotated TLS files: a new client, so that the next connection's handshake
+    // uses them (cpp-httplib fixes a client's certificate and CA store when it is made).
+    tls_in_use_ = *tls;
     const std::string& s = access_.server;
     const bool https = s.rfind("https://", 0) == 0;
     if (!https && s.rfind("http://", 0) != 0)
@@ -293,6 +359,7 @@ class ApiClient {
     std::string hostport = s.substr(https ? 8 : 7);
     // A path after host:port (a proxy's, e.g. Rancher's /k8s/clusters/ID) prefixes every request,
     // as client-go does.
+    prefix_.clear();
     if (auto slash = hostport.find('/'); slash != std::string::npos) {
       prefix_ = hostport.substr(slash);
       while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
@@ -309,43 +376,14 @@ class ApiClient {
     if (!https) {
       cli_ = std::make_unique<httplib::ClientImpl>(host, port);
     } else {
-      std::unique_ptr<httplib::SSLClient> ssl;
-      if (!access_.client_cert_pem.empty()) {
-        X509* cert = nullptr;
-        EVP_PKEY* key = nullptr;
-        BIO* b = BIO_new_mem_buf(access_.client_cert_pem.data(),
-                                 static_cast<int>(access_.client_cert_pem.size()));
-        cert = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
-        BIO_free(b);
-        b = BIO_new_mem_buf(access_.client_key_pem.data(),
-                            static_cast<int>(access_.client_key_pem.size()));
-        key = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
-        BIO_free(b);
-        if (!cert || !key) {
-          X509_free(cert);
-          EVP_PKEY_free(key);
-          return fail(ErrorCode::kParse, "{}: client certificate or key is not valid PEM", s);
-        }
-        ssl = std::make_unique<httplib::SSLClient>(host, port, cert, key);
-        X509_free(cert);  // SSLClient holds its own references
-        EVP_PKEY_free(key);
-      } else {
-        ssl = std::make_unique<httplib::SSLClient>(host, port);
-      }
+      const TlsMaterial& m = **tls;
+      // SSLClient takes its own references to the certificate and key.
+      auto ssl = m.cert ? std::make_unique<httplib::SSLClient>(host, port, m.cert.get(), m.key.get())
+                        : std::make_unique<httplib::SSLClient>(host, port);
       ssl->enable_server_certificate_verification(true);
-      if (!access_.ca_pem.empty()) {
+      if (!m.cas.empty()) {
         X509_STORE* store = X509_STORE_new();
-        BIO* b = BIO_new_mem_buf(access_.ca_pem.data(), static_cast<int>(access_.ca_pem.size()));
-        int added = 0;
-        while (X509* c = PEM_read_bio_X509(b, nullptr, nullptr, nullptr)) {
-          added += X509_STORE_add_cert(store, c);
-          X509_free(c);
-        }
-        BIO_free(b);
-        if (added == 0) {
-          X509_STORE_free(store);
-          return fail(ErrorCode::kParse, "{}: certificate authority is not valid PEM", s);
-        }
+        for (const auto& c : m.cas) X509_STORE_add_cert(store, c.get());
         ssl->set_ca_cert_store(store);  // takes ownership
       }
       cli_ = std::move(ssl);
@@ -357,6 +395,8 @@ class ApiClient {
 
   ClusterAccess access_;
   std::shared_ptr<Reloading<std::string>> token_file_;
+  std::shared_ptr<Reloading<TlsMaterial>> tls_;
+  std::shared_ptr<const TlsMaterial> tls_in_use_;  // what cli_ was made with
   std::unique_ptr<httplib::ClientImpl> cli_;
   std::string prefix_;  // the server URL's path, before every request's
 };
