@@ -1,6 +1,7 @@
 // `cmake --install` as a packager runs it (DESTDIR): the installed binary finds the shipped model,
 // planner policies and price catalog beside it, wherever it is started from, and the systemd unit
-// it installs passes systemd-analyze and starts the agent with the command line it holds.
+// it installs passes systemd-analyze (its syntax and its sandboxing's score) and starts the agent
+// with the command line it holds.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -60,6 +61,11 @@ TEST(Install, TheInstalledBinaryFindsItsDataAndItsServiceStartsIt) {
     const auto verify = runShell(fmt::format("systemd-analyze verify '{}'", (dest / "verify" / "foresight-agent.service").string()));
     EXPECT_EQ(verify.exit_code, 0) << verify.all();
     EXPECT_EQ(verify.all().find("foresight-agent"), std::string::npos) << verify.all();
+    // Its sandboxing, scored by systemd (0–100, lower is safer; 96 without any): "MEDIUM" or
+    // better. Scored offline only: this test cannot start the unit under systemd.
+    const auto security = runShell(fmt::format("systemd-analyze security --offline=true --threshold=60 '{}'",
+                                               (dest / "verify" / "foresight-agent.service").string()));
+    EXPECT_EQ(security.exit_code, 0) << security.all();
   }
 
   // Its command line, run for two seconds from / with its state folder here, in dry-run as it is:
