@@ -90,6 +90,7 @@ void addMatchCommand(CLI::App& app);
 void addRecordCommand(CLI::App& app, Builtins& builtins);
 void addProfileCommand(CLI::App& app, Builtins& builtins);
 void addRunCommand(CLI::App& app, Builtins& builtins);
+void addRecommendCommand(CLI::App& app);
 void addWorkloadOptions(CLI::App& cmd, WorkloadOptions& w);
 void addTrainCommand(CLI::App& app, int argc, char** argv);
 void addPredictCommand(CLI::App& app);

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   app::addRecordCommand(app, builtins);
   app::addProfileCommand(app, builtins);
   app::addRunCommand(app, builtins);
+  app::addRecommendCommand(app);
 
   // "foresight record ... -- CMD ARGS": everything after the first bare "--" is the command.
   for (int i = 1; i < argc; ++i) {

@@ -15,6 +15,7 @@
 #include "foresight/loop/plan_metrics.h"
 #include "foresight/match/ranker.h"
 #include "foresight/server/agent.h"
+#include "loop_options.h"
 #include "profiler_common.h"
 
 namespace foresight::app {
@@ -35,31 +36,6 @@ struct Args {
   std::int64_t min_history = loop::AutoscalerConfig{}.min_history_seconds;
 };
 
-std::string show(Resource r, double v) {
-  if (std::isnan(v)) return "-";
-  return r == Resource::kMemory ? allocate::formatBytes(v) : fmt::format("{:.3f}", v);
-}
-std::string show(Resource r, const std::optional<double>& v) {
-  return v ? show(r, *v) : "unlimited";
-}
-
-// The live view: what each managed cgroup uses, what the loop forecasts, the limit and the rule.
-void printView(const loop::Autoscaler& scaler, std::int64_t min_history) {
-  auto rows = scaler.view();
-  fmt::print("\n{:<36} {:<7} {:>11} {:>11} {:>11} {:>11}  {}\n", "workload", "res", "usage",
-             "forecast", "limit", "target", "rule");
-  for (const auto& r : rows) {
-    fmt::print("{:<36} {:<7} {:>11} {:>11} {:>11} {:>11}  {}{}\n", r.workload.substr(0, 36),
-               name(r.resource), show(r.resource, r.usage), show(r.resource, r.forecast),
-               show(r.resource, r.current), show(r.resource, r.target), r.rule,
-               r.advice.empty() ? "" : "; does not fit: " + r.advice);
-  }
-  if (rows.empty())
-    fmt::print("(no cgroup workload with enough history yet: the first plan waits for {} s of it, "
-               "--min-history)\n", min_history);
-  std::fflush(stdout);
-}
-
 // The backend for this host's cgroups: v1 where the cpu controller is on v1 (v1 and hybrid), else
 // v2.
 std::string autoBackend(const collect::CgroupLayout& layout) {
@@ -72,57 +48,26 @@ std::string backendName(const std::string& workload) {
   return workload.starts_with('/') ? workload.substr(1) : workload;
 }
 
-// The planner file, read again when it changes: bounds edited during an incident apply at once,
-// without a restart that would drop every workload's history. Null: no file (built-in policies).
-using PlannerFile = Reloading<allocate::PlannerConfigs>;
-Result<std::shared_ptr<PlannerFile>> plannerFile(const Args& a) {
-  if (!std::filesystem::exists(a.planner)) {
-    if (a.planner != dataFile(kShippedPlanner))
-      return fail(ErrorCode::kNotFound, "--planner {}: no such file", a.planner);
-    // A binary copied without its data files: said, so that per-workload bounds in a file that
-    // was not found are not silently missing.
-    spdlog::warn("run: no {} (the shipped planner policies): the built-in ones apply (--planner FILE to give one)",
-                 a.planner);
-    return nullptr;
-  }
-  const std::string path = a.planner;
-  auto file = std::make_shared<PlannerFile>(std::vector<std::filesystem::path>{path},
-                                            [path] { return allocate::loadPlannerConfigs(path); },
-                                            "run: planner policies " + path);
-  auto first = file->current();
-  if (!first) return tl::unexpected(first.error());
-  spdlog::info("run: planner policies from {} ({} workload section{})", path, (*first)->workloads.size(),
-               (*first)->workloads.size() == 1 ? "" : "s");
-  return file;
-}
-
 // The policies as `run` uses them: --quantile over every level, and an unbounded cpu max stopped
 // at this host's cores (a quota above them limits nothing; the capacity advice still sees the
 // forecast above it; a workload's cpuset lowers it further).
 allocate::PlannerConfigs adjusted(const Args& a, allocate::PlannerConfigs p) {
-  const auto adjust = [&](allocate::PlannerConfig& planner) {
-    if (a.quantile > 0)
-      for (Resource r : kAllResources) planner[r].quantile = a.quantile;
-    if (std::isinf(planner[Resource::kCpu].max))
-      planner[Resource::kCpu].max = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
-  };
-  adjust(p.defaults);
-  for (auto& [name, planner] : p.workloads) adjust(planner);
+  overrideQuantile(p, a.quantile);
+  const auto cpus = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
+  if (std::isinf(p.defaults[Resource::kCpu].max)) p.defaults[Resource::kCpu].max = cpus;
+  for (auto& [name, planner] : p.workloads)
+    if (std::isinf(planner[Resource::kCpu].max)) planner[Resource::kCpu].max = cpus;
   return p;
 }
 
 Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
     const Args& a, const Builtins& builtins, const collect::CgroupLayout& layout, double period,
-    std::shared_ptr<match::LiveMatcherRanker> ranker, const allocate::PlannerConfigs* from_file) {
+    std::shared_ptr<match::LiveMatcherRanker> ranker, const allocate::PlannerConfigs& from_file) {
   loop::AutoscalerConfig c;
-  const allocate::PlannerConfigs policies = adjusted(a, from_file ? *from_file : allocate::PlannerConfigs{c.planner, {}});
+  const allocate::PlannerConfigs policies = adjusted(a, from_file);
   c.planner = policies.defaults;
   c.workload_planners = policies.workloads;  // keyed by the backend's name: the cgroup path without '/'
-  // Periods up to ten minutes of samples.
-  predict::SeasonalOptions seasonal;
-  seasonal.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
-  seasonal.errors = seasonal.max_period;
-  auto forecasters = loop::makeForecasters(a.forecaster, a.model, seasonal, period);
+  auto forecasters = liveForecasters(a.forecaster, a.model, period);
   if (!forecasters) return tl::unexpected(forecasters.error());
   c.forecaster = std::move(*forecasters);
   if (std::filesystem::exists(a.catalog)) {
@@ -295,15 +240,12 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
         ranker->observe(backendName(workload), {f.features.begin(), f.features.end()});
       };
     }
-    auto planner_file = plannerFile(*a);
+    auto planner_file = PlannerFile::open(a->planner, "run");
     if (!planner_file) {
       spdlog::error("run: {}", planner_file.error().message);
       throw CLI::RuntimeError(2);
     }
-    // The policies in force from the start: the ones a change of the file is compared with.
-    std::shared_ptr<const allocate::PlannerConfigs> initial_policies;
-    if (*planner_file) initial_policies = *(*planner_file)->current();  // loaded by plannerFile()
-    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds, ranker, initial_policies.get());
+    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds, ranker, planner_file->initial());
     if (!scaler) {
       spdlog::error("run: {}", scaler.error().message);
       throw CLI::RuntimeError(2);
@@ -317,24 +259,18 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     const bool dry_backend = a->backend == "dry-run";
     // The planner file is looked at (stat) once a second, from the sampling thread as observe().
     struct PlannerReload {
-      std::shared_ptr<PlannerFile> file;
-      std::shared_ptr<const allocate::PlannerConfigs> applied;
+      PlannerFile file;
       std::int64_t checked = 0;
     };
-    auto reload = std::make_shared<PlannerReload>();
-    reload->file = *planner_file;
-    reload->applied = initial_policies;
+    auto reload = std::make_shared<PlannerReload>(PlannerReload{std::move(*planner_file)});
     cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
                        const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
-      if (reload->file && t != reload->checked) {
+      if (t != reload->checked) {
         reload->checked = t;
-        if (auto p = reload->file->current(); p && *p != reload->applied) {
-          reload->applied = *p;
-          const auto policies = adjusted(*a, **p);
+        if (auto p = reload->file.changed()) {
+          const auto policies = adjusted(*a, *p);
           autoscaler->setPlanners(policies.defaults, policies.workloads);
-          spdlog::info("run: planner policies from {} now apply ({} workload section{})", a->planner,
-                       policies.workloads.size(), policies.workloads.size() == 1 ? "" : "s");
         }
       }
       // Process trees have nothing to resize but can be planned for in dry-run.
@@ -363,7 +299,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     while (!stopFlag().load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if (a->view > 0 && std::chrono::steady_clock::now() >= next_view) {
-        printView(*autoscaler, a->min_history);
+        printView(*autoscaler, fmt::format("(no cgroup workload with enough history yet: the first plan waits for {} s of it, --min-history)", a->min_history));
         next_view += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
             std::chrono::duration<double>(a->view));
       }

@@ -730,6 +730,8 @@ contexts:
   context: {{cluster: c1, user: u1, namespace: shop}}
 - name: lax
   context: {{cluster: c2, user: u1}}
+- name: orphan
+  context: {{cluster: gone, user: u1}}
 clusters:
 - name: c1
   cluster: {{server: "https://10.0.0.1:6443", certificate-authority-data: "{}"}}
@@ -748,7 +750,13 @@ users:
   auto lax = loadKubeconfig(path.string(), "lax");
   ASSERT_FALSE(lax);
   EXPECT_NE(lax.error().message.find("insecure-skip-tls-verify"), std::string::npos);
-  EXPECT_FALSE(loadKubeconfig(path.string(), "nope"));
+  // Each missing entry is named (a default YAML node is a defined null: it once read as found).
+  auto nope = loadKubeconfig(path.string(), "nope");
+  ASSERT_FALSE(nope);
+  EXPECT_NE(nope.error().message.find("no context 'nope'"), std::string::npos) << nope.error().message;
+  auto orphan = loadKubeconfig(path.string(), "orphan");
+  ASSERT_FALSE(orphan);
+  EXPECT_NE(orphan.error().message.find("no cluster 'gone'"), std::string::npos) << orphan.error().message;
   EXPECT_FALSE(loadKubeconfig((tmp.path() / "missing").string(), ""));
 }
 

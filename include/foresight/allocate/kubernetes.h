@@ -16,9 +16,12 @@
 //
 // Thread-safety: none; one backend per thread.
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "foresight/allocate/backend.h"
 
@@ -37,12 +40,17 @@ struct ClusterAccess {
   std::string ca_file, client_cert_file, client_key_file;
   std::string default_namespace = "default";
   std::string context;  // the kubeconfig context used (the current one unless named); in-cluster: ""
+  std::string kubeconfig;  // the file read (accessFrom); in-cluster: ""
 };
 
 // kubeconfig: `context` empty = current-context. Errors name the file and the missing entry.
 Result<ClusterAccess> loadKubeconfig(const std::string& path, const std::string& context);
 // In-cluster: KUBERNETES_SERVICE_HOST/PORT and the service account files under `sa_dir`.
 Result<ClusterAccess> loadInCluster(const std::string& sa_dir);
+// As the backend options say, as kubectl looks: option `kubeconfig` (and `context`), else
+// $KUBECONFIG (its first file), else ~/.kube/config, else the in-cluster service account (option
+// `service_account_dir`, default /var/run/secrets/kubernetes.io/serviceaccount).
+Result<ClusterAccess> accessFrom(const BackendOptions& o);
 
 // Kubernetes resource quantities: "1500m", "2", "512Mi", "1G", "1e3".
 Result<double> parseQuantity(const std::string& q);
@@ -66,5 +74,54 @@ std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings);
 // from makeBackend() or the registry in vpa mode.
 Status recommend(Backend& backend, const std::string& workload, const Allocation& target,
                  const Allocation& lower, const Allocation& upper);
+
+// ---------------------------------------------------------------------------------------------
+// What `foresight recommend` reads of a cluster to act as a VPA recommender: the VPAs that name it,
+// their pods' usage (the metrics API, as the stock recommender reads it) and OOM kills.
+
+// A VerticalPodAutoscaler whose spec.recommenders names the recommender, with its target's pods.
+struct RecommendedVpa {
+  std::string ns, name;
+  std::string target;    // "Deployment/web", for messages
+  std::string selector;  // the target's pods as a labelSelector ("app=web,tier in (a,b)")
+  std::string workload() const { return ns + "/" + name; }  // + "/container": the vpa backend's name
+};
+
+// One container (by name) across a VPA's pods: the most any pod used (a recommendation is per
+// container and must fit every pod), at the newest of the pods' metrics timestamps.
+struct ContainerUsage {
+  std::string container;
+  std::int64_t time = 0;  // Unix seconds
+  double cpu = 0;         // cores
+  double memory = 0;      // working-set bytes
+  int pods = 0;
+  // The latest OOM kill of this container in any pod (lastState.terminated.reason OOMKilled):
+  // when, and the memory limit it ran under (0: none set).
+  std::int64_t oom_time = 0;
+  double oom_limit = 0;
+};
+
+class ApiClient;
+
+class VpaDiscovery {
+ public:
+  explicit VpaDiscovery(ClusterAccess access);
+  VpaDiscovery(VpaDiscovery&&) noexcept;
+  VpaDiscovery& operator=(VpaDiscovery&&) noexcept;
+  ~VpaDiscovery();
+  // The VPAs of `ns` ("" = every namespace) that name `recommender`. A VPA whose target cannot be
+  // resolved to a pod selector is logged once and left out, not an error for the others.
+  Result<std::vector<RecommendedVpa>> vpas(const std::string& recommender, const std::string& ns);
+  // Its pods' usage per container (empty: no pod has metrics yet).
+  Result<std::vector<ContainerUsage>> usage(const RecommendedVpa& vpa);
+
+ private:
+  Result<std::string> selectorOf(const std::string& ns, const nlohmann::json& target_ref);
+  std::unique_ptr<ApiClient> api_;
+  std::map<std::string, std::string> unresolved_;  // VPA -> the error logged for it
+};
+
+// "2026-12-05T21:40:00Z" (fractions and offsets allowed) as Unix seconds.
+Result<std::int64_t> parseRfc3339(const std::string& text);
 
 }  // namespace foresight::allocate::k8s

@@ -55,7 +55,8 @@ YAML::Node findNamed(const YAML::Node& list, const std::string& name, const char
   if (list && list.IsSequence())
     for (const auto& item : list)
       if (item["name"] && item["name"].as<std::string>() == name) return item[field];
-  return YAML::Node();
+  // Not YAML::Node(): a default node is a defined null, so `!found` would not tell it apart.
+  return YAML::Node(YAML::NodeType::Undefined);
 }
 
 }  // namespace
@@ -737,6 +738,24 @@ Status recommend(Backend& backend, const std::string& workload, const Allocation
   return vpa->recommend(workload, target, &lower, &upper);
 }
 
+Result<ClusterAccess> accessFrom(const BackendOptions& o) {
+  std::string kubeconfig = o.get("kubeconfig");
+  if (kubeconfig.empty()) {
+    if (const char* env = std::getenv("KUBECONFIG"); env && *env) {
+      kubeconfig = env;
+      if (auto colon = kubeconfig.find(':'); colon != std::string::npos) kubeconfig.resize(colon);
+    } else if (const char* home = std::getenv("HOME");
+               home && std::filesystem::exists(std::string(home) + "/.kube/config")) {
+      kubeconfig = std::string(home) + "/.kube/config";
+    }
+  }
+  auto access = kubeconfig.empty()
+                    ? loadInCluster(o.get("service_account_dir", "/var/run/secrets/kubernetes.io/serviceaccount"))
+                    : loadKubeconfig(kubeconfig, o.get("context"));
+  if (access) access->kubeconfig = kubeconfig;
+  return access;
+}
+
 std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings) {
   if (settings.mode == "vpa") return std::make_unique<VpaBackend>(std::move(access), settings);
   return std::make_unique<ResizeBackend>(std::move(access), settings);
@@ -765,21 +784,9 @@ std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& o) {
     return makeMisconfiguredBackend("kubernetes",
         Error{ErrorCode::kInvalidArgument,
               fmt::format("kubernetes: mode '{}' (expected resize or vpa)", s.mode)});
-  std::string kubeconfig = o.get("kubeconfig");
-  if (kubeconfig.empty()) {
-    if (const char* env = std::getenv("KUBECONFIG"); env && *env) {
-      kubeconfig = env;
-      if (auto colon = kubeconfig.find(':'); colon != std::string::npos) kubeconfig.resize(colon);
-    } else if (const char* home = std::getenv("HOME");
-               home && std::filesystem::exists(std::string(home) + "/.kube/config")) {
-      kubeconfig = std::string(home) + "/.kube/config";
-    }
-  }
-  auto access = kubeconfig.empty()
-                    ? k8s::loadInCluster(o.get("service_account_dir",
-                                               "/var/run/secrets/kubernetes.io/serviceaccount"))
-                    : k8s::loadKubeconfig(kubeconfig, o.get("context"));
+  auto access = k8s::accessFrom(o);
   if (!access) return makeMisconfiguredBackend("kubernetes", access.error());
+  const std::string kubeconfig = access->kubeconfig;
   // A record pins its server: a context that now points elsewhere must not receive its rollback.
   if (const std::string want = o.get("server"); !want.empty() && want != access->server)
     return makeMisconfiguredBackend(

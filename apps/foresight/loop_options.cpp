@@ -1,0 +1,88 @@
+#include "loop_options.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "commands.h"
+#include "foresight/core/log.h"
+
+namespace foresight::app {
+
+Result<PlannerFile> PlannerFile::open(const std::string& path, const std::string& command) {
+  PlannerFile p;
+  p.path_ = path;
+  p.command_ = command;
+  if (!std::filesystem::exists(path)) {
+    if (path != dataFile(kShippedPlanner))
+      return fail(ErrorCode::kNotFound, "--planner {}: no such file", path);
+    // Said, so that per-workload bounds in a file that was not found are not silently missing.
+    spdlog::warn("{}: no {} (the shipped planner policies): the built-in ones apply (--planner FILE to give one)",
+                 command, path);
+    p.applied_ = std::make_shared<const allocate::PlannerConfigs>();
+    return p;
+  }
+  p.file_ = std::make_shared<Reloading<allocate::PlannerConfigs>>(
+      std::vector<std::filesystem::path>{path}, [path] { return allocate::loadPlannerConfigs(path); },
+      command + ": planner policies " + path);
+  auto first = p.file_->current();
+  if (!first) return tl::unexpected(first.error());
+  p.applied_ = *first;
+  spdlog::info("{}: planner policies from {} ({} workload section{})", command, path,
+               p.applied_->workloads.size(), p.applied_->workloads.size() == 1 ? "" : "s");
+  return p;
+}
+
+std::shared_ptr<const allocate::PlannerConfigs> PlannerFile::changed() {
+  if (!file_) return nullptr;
+  auto now = file_->current();
+  if (!now || *now == applied_) return nullptr;
+  applied_ = *now;
+  spdlog::info("{}: planner policies from {} now apply ({} workload section{})", command_, path_,
+               applied_->workloads.size(), applied_->workloads.size() == 1 ? "" : "s");
+  return applied_;
+}
+
+void overrideQuantile(allocate::PlannerConfigs& policies, double quantile) {
+  if (quantile <= 0) return;
+  for (Resource r : kAllResources) policies.defaults[r].quantile = quantile;
+  for (auto& [name, planner] : policies.workloads)
+    for (Resource r : kAllResources) planner[r].quantile = quantile;
+}
+
+Result<loop::ForecasterFactory> liveForecasters(const std::string& kind, const std::string& model,
+                                                double period) {
+  predict::SeasonalOptions seasonal;
+  seasonal.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
+  seasonal.errors = seasonal.max_period;
+  return loop::makeForecasters(kind, model, seasonal, period);
+}
+
+namespace {
+
+std::string show(Resource r, double v) {
+  if (std::isnan(v)) return "-";
+  return r == Resource::kMemory ? allocate::formatBytes(v) : fmt::format("{:.3f}", v);
+}
+std::string show(Resource r, const std::optional<double>& v) {
+  return v ? show(r, *v) : "unlimited";
+}
+
+}  // namespace
+
+void printView(const loop::Autoscaler& scaler, const std::string& empty) {
+  auto rows = scaler.view();
+  fmt::print("\n{:<36} {:<7} {:>11} {:>11} {:>11} {:>11}  {}\n", "workload", "res", "usage",
+             "forecast", "limit", "target", "rule");
+  for (const auto& r : rows) {
+    fmt::print("{:<36} {:<7} {:>11} {:>11} {:>11} {:>11}  {}{}\n", r.workload.substr(0, 36),
+               name(r.resource), show(r.resource, r.usage), show(r.resource, r.forecast),
+               show(r.resource, r.current), show(r.resource, r.target), r.rule,
+               r.advice.empty() ? "" : "; does not fit: " + r.advice);
+  }
+  if (rows.empty()) fmt::print("{}\n", empty);
+  std::fflush(stdout);
+}
+
+
+}  // namespace foresight::app

@@ -1,0 +1,147 @@
+// `foresight recommend`: Foresight as a Kubernetes VPA recommender (foresight/loop/recommender.h)
+// until SIGINT/SIGTERM or --duration.
+#include <chrono>
+#include <thread>
+
+#include "commands.h"
+#include "foresight/allocate/kubernetes.h"
+#include "foresight/core/log.h"
+#include "foresight/loop/recommender.h"
+#include "loop_options.h"
+#include "profiler_common.h"
+
+namespace foresight::app {
+namespace {
+
+struct Args {
+  std::string kubeconfig, context, ns, recommender = "foresight";
+  double period = 60, duration = 0;
+  bool apply = false;
+  std::string planner = dataFile(kShippedPlanner), audit = defaultAuditDb();
+  double quantile = 0;
+  std::string forecaster = "auto", model = dataFile(kShippedModel);
+  // Ten samples at the metrics API's usual minute, as the autoscaler's min_samples asks anyway.
+  std::int64_t min_history = 600;
+  bool view = true;
+};
+
+Status recommend(const Args& a) {
+  allocate::BackendOptions o;
+  o.values["mode"] = "vpa";
+  o.values["recommender"] = a.recommender;
+  if (!a.kubeconfig.empty()) o.values["kubeconfig"] = a.kubeconfig;
+  if (!a.context.empty()) o.values["context"] = a.context;
+  auto access = allocate::k8s::accessFrom(o);
+  if (!access) return tl::unexpected(access.error());
+
+  auto planner = PlannerFile::open(a.planner, "recommend");
+  if (!planner) return tl::unexpected(planner.error());
+  auto policies = planner->initial();
+  overrideQuantile(policies, a.quantile);
+  loop::AutoscalerConfig c;
+  c.planner = policies.defaults;
+  c.workload_planners = policies.workloads;  // keyed "namespace/vpa/container"
+  auto forecasters = liveForecasters(a.forecaster, a.model, a.period);
+  if (!forecasters) return tl::unexpected(forecasters.error());
+  c.forecaster = std::move(*forecasters);
+  c.min_history_seconds = a.min_history;
+  c.max_clock_step_seconds = loop::clockStepFor(a.period);
+  c.apply = a.apply;
+  c.backend_name = "kubernetes";
+  c.backend_options = o;  // what a rollback (`foresight history --rollback`) reaches the cluster with
+  auto backend = allocate::makeKubernetesBackend(o);
+  std::optional<allocate::AuditLog> audit;
+  if (a.apply) {
+    auto log = allocate::AuditLog::open(a.audit);
+    if (!log) return tl::unexpected(log.error());
+    audit.emplace(std::move(*log));
+  }
+  loop::Autoscaler autoscaler(std::move(c), std::move(backend), std::move(audit));
+  loop::VpaRecommender recommender(allocate::k8s::VpaDiscovery(*access), a.recommender, a.ns, autoscaler);
+  spdlog::info("recommend: VPAs naming recommender '{}' in {} of {}, every {} s; {}", a.recommender,
+               a.ns.empty() ? std::string("every namespace") : "namespace " + a.ns, access->server,
+               a.period, a.apply ? "writing recommendations" : "dry-run (add --apply to write recommendations)");
+
+  installStopHandler();
+  const auto start = std::chrono::steady_clock::now();
+  const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(a.period));
+  auto next = start;
+  for (std::size_t n = 0; !stopFlag().load(); ++n) {
+    if (auto p = planner->changed()) {
+      auto changed = *p;
+      overrideQuantile(changed, a.quantile);
+      autoscaler.setPlanners(changed.defaults, changed.workloads);
+    }
+    auto r = recommender.round();
+    if (!r) {
+      // The first round failing is a setup error (a wrong context, RBAC, no VPA CRD): said at once.
+      if (n == 0) return tl::unexpected(r.error());
+      spdlog::warn("recommend: {}", r.error().message);
+    } else {
+      spdlog::debug("recommend: round {}: {} VPAs, {} containers, {} new samples, {} plans, {} errors", n,
+                    r->vpas, r->containers, r->samples, r->plans, r->errors);
+      if (a.view)
+        printView(autoscaler, fmt::format("({} VPAs naming '{}' with pod metrics; the first recommendation "
+                                          "waits for {} s of a container's history, --min-history)",
+                                          r->vpas, a.recommender, a.min_history));
+    }
+    next += period;
+    while (!stopFlag().load() && std::chrono::steady_clock::now() < next) {
+      if (a.duration > 0 && std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a.duration))
+        return ok();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (a.duration > 0 && std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a.duration))
+      return ok();
+  }
+  return ok();
+}
+
+}  // namespace
+
+void addRecommendCommand(CLI::App& app) {
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand(
+      "recommend",
+      "Kubernetes VPA recommender: for each VerticalPodAutoscaler whose spec.recommenders names "
+      "this one, forecast its containers' cpu and memory from the metrics API and write the "
+      "recommendation into its status (dry-run unless --apply); the stock VPA updater applies it");
+  cmd->add_option("--kubeconfig", a->kubeconfig,
+                  "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else the in-cluster service account)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--context", a->context, "kubeconfig context (default: its current-context)");
+  cmd->add_option("--namespace", a->ns, "only this namespace's VPAs (default: every namespace)");
+  cmd->add_option("--recommender", a->recommender, "the name VPAs give in spec.recommenders")
+      ->capture_default_str();
+  cmd->add_option("--period", a->period, "seconds between rounds (the metrics API's resolution)")
+      ->capture_default_str()
+      ->check(finiteAbove(0));
+  cmd->add_option("--duration", a->duration, "stop after this many seconds (0: until a signal)")
+      ->check(finiteIn(0));
+  cmd->add_flag("--apply", a->apply, "write the recommendations (default: dry-run, log them)");
+  cmd->add_option("--planner", a->planner,
+                  "planner policies (YAML; workload sections keyed namespace/vpa/container; read again when the file changes)")
+      ->capture_default_str();
+  cmd->add_option("--quantile", a->quantile, "risk level for every resource (overrides the planner file)")
+      ->check(CLI::Range(0.5, 0.999));
+  cmd->add_option("--forecaster", a->forecaster, "auto, lstm or seasonal (as `foresight run`)")
+      ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
+      ->capture_default_str();
+  cmd->add_option("--model", a->model, "LSTM model file (foresight train)")->capture_default_str();
+  cmd->add_option("--min-history", a->min_history,
+                  "seconds of a container's history before its first recommendation")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("!--no-view", a->view, "do not print the live view each round");
+  cmd->add_option("--audit", a->audit, "SQLite audit trail of written recommendations (with --apply; env FORESIGHT_AUDIT_DB)")
+      ->capture_default_str();
+  cmd->callback([a] {
+    if (auto st = recommend(*a); !st) {
+      spdlog::error("recommend: {}", st.error().message);
+      throw CLI::RuntimeError(1);
+    }
+  });
+}
+
+}  // namespace foresight::app

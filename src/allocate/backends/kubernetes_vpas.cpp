@@ -1,0 +1,224 @@
+// What `foresight recommend` reads of a cluster: VPAs naming the recommender, their targets' pod
+// selectors, the pods' usage from the metrics API and their OOM kills. The paths and fields are
+// those the stock VPA recommender reads (pkg/recommender/input, pkg/target); only tested against a
+// fake API server that serves them as documented.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "foresight/allocate/kubernetes.h"
+#include "foresight/core/log.h"
+#include "kubernetes_api.h"
+
+namespace foresight::allocate::k8s {
+namespace {
+using nlohmann::json;
+
+// The API group path of an apiVersion: "apps/v1" -> /apis/apps/v1, "v1" -> /api/v1.
+std::string groupPath(const std::string& api_version) {
+  return api_version.find('/') == std::string::npos ? "/api/" + api_version : "/apis/" + api_version;
+}
+
+// A LabelSelector (matchLabels, matchExpressions) as the labelSelector query's syntax.
+Result<std::string> selectorQuery(const json& sel, const std::string& what) {
+  if (!sel.is_object()) return fail(ErrorCode::kParse, "{}: no selector", what);
+  std::vector<std::string> terms;
+  if (sel.contains("matchLabels") || sel.contains("matchExpressions")) {
+    const json labels = sel.value("matchLabels", json::object());  // items() does not keep a temporary
+    for (const auto& [k, v] : labels.items())
+      if (v.is_string()) terms.push_back(k + "=" + v.get<std::string>());
+    for (const auto& e : sel.value("matchExpressions", json::array())) {
+      const std::string key = e.value("key", ""), op = e.value("operator", "");
+      std::vector<std::string> values;
+      for (const auto& v : e.value("values", json::array()))
+        if (v.is_string()) values.push_back(v.get<std::string>());
+      if (op == "In" || op == "NotIn")
+        terms.push_back(fmt::format("{} {} ({})", key, op == "In" ? "in" : "notin", fmt::join(values, ",")));
+      else if (op == "Exists")
+        terms.push_back(key);
+      else if (op == "DoesNotExist")
+        terms.push_back("!" + key);
+      else
+        return fail(ErrorCode::kParse, "{}: selector operator '{}' is not In, NotIn, Exists or DoesNotExist", what, op);
+    }
+  } else {  // a ReplicationController's plain map
+    for (const auto& [k, v] : sel.items())
+      if (v.is_string()) terms.push_back(k + "=" + v.get<std::string>());
+  }
+  // An empty selector would select every pod of the namespace.
+  if (terms.empty()) return fail(ErrorCode::kParse, "{}: empty selector", what);
+  return fmt::format("{}", fmt::join(terms, ","));
+}
+
+const json kVpaListShape = json::parse(R"({"items": [{"metadata": {"name": "", "namespace": ""},
+  "spec": {"targetRef": {"apiVersion": "", "kind": "", "name": ""}, "recommenders": [{"name": ""}]}}]})");
+const json kMetricsShape = json::parse(R"({"items": [{"metadata": {"name": ""}, "timestamp": "",
+  "containers": [{"name": "", "usage": {}}]}]})");
+const json kPodListShape = json::parse(R"({"items": [{"spec": {"containers": [{"name": "",
+  "resources": {"limits": {}}}]}, "status": {"containerStatuses": [{"name": "",
+  "lastState": {"terminated": {"reason": "", "finishedAt": ""}}}]}}]})");
+
+// A GET whose answer must be 200 and hold `shape`; errors name the path.
+Result<json> getChecked(ApiClient& api, const std::string& path, const json& shape) {
+  auto r = api.request("GET", path);
+  if (!r) return tl::unexpected(r.error());
+  const std::string& server = api.access().server;
+  if (r->status == 404)
+    return fail(ErrorCode::kNotFound, "GET {}{}: not found ({})", server, path, apiMessage(*r));
+  if (r->status != 200)
+    return fail(ErrorCode::kIo, "GET {}{}: status {}: {}", server, path, r->status, apiMessage(*r));
+  if (auto st = checkShape(r->body, shape); !st)
+    return fail(st.error().code, "GET {}{}: {}", server, path, st.error().message);
+  return std::move(r->body);
+}
+
+}  // namespace
+
+Result<std::int64_t> parseRfc3339(const std::string& text) {
+  std::tm tm{};
+  const char* rest = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) return fail(ErrorCode::kParse, "'{}' is not an RFC 3339 time", text);
+  std::int64_t t = ::timegm(&tm);
+  if (*rest == '.')
+    while (std::isdigit(static_cast<unsigned char>(*++rest))) {
+    }
+  if (*rest == 'Z' || *rest == 'z') return rest[1] == '\0' ? Result<std::int64_t>(t) : fail(ErrorCode::kParse, "'{}' is not an RFC 3339 time", text);
+  int hh = 0, mm = 0;
+  char sign = 0;
+  if (std::sscanf(rest, "%c%2d:%2d", &sign, &hh, &mm) == 3 && (sign == '+' || sign == '-') && std::strlen(rest) == 6)
+    return t - (sign == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
+  return fail(ErrorCode::kParse, "'{}' is not an RFC 3339 time", text);
+}
+
+VpaDiscovery::VpaDiscovery(ClusterAccess access) : api_(std::make_unique<ApiClient>(std::move(access))) {}
+VpaDiscovery::VpaDiscovery(VpaDiscovery&&) noexcept = default;
+VpaDiscovery& VpaDiscovery::operator=(VpaDiscovery&&) noexcept = default;
+VpaDiscovery::~VpaDiscovery() = default;
+
+Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recommender,
+                                                       const std::string& ns) {
+  const std::string path = ns.empty() ? "/apis/autoscaling.k8s.io/v1/verticalpodautoscalers"
+                                      : fmt::format("/apis/autoscaling.k8s.io/v1/namespaces/{}/verticalpodautoscalers", ns);
+  auto list = getChecked(*api_, path, kVpaListShape);
+  if (!list) return tl::unexpected(list.error());
+  std::vector<RecommendedVpa> out;
+  std::map<std::string, std::string> unresolved;
+  for (const auto& v : list->value("items", json::array())) {
+    const json& spec = v.value("spec", json::object());
+    bool mine = false;
+    for (const auto& r : spec.value("recommenders", json::array()))
+      mine = mine || r.value("name", "") == recommender;
+    if (!mine) continue;
+    RecommendedVpa vpa;
+    vpa.ns = v["metadata"].value("namespace", "");
+    vpa.name = v["metadata"].value("name", "");
+    const json ref = spec.value("targetRef", json::object());
+    vpa.target = ref.value("kind", "?") + "/" + ref.value("name", "?");
+    auto sel = selectorOf(vpa.ns, ref);
+    if (!sel) {
+      const std::string key = vpa.workload();
+      // Logged when it first fails or fails differently: every round would flood the log.
+      if (unresolved_[key] != sel.error().message)
+        spdlog::warn("VPA {} ({}): {}; left out until it resolves", key, vpa.target, sel.error().message);
+      unresolved[key] = sel.error().message;
+      continue;
+    }
+    vpa.selector = *sel;
+    out.push_back(std::move(vpa));
+  }
+  unresolved_ = std::move(unresolved);
+  return out;
+}
+
+// The target's pod selector: spec.selector of the kinds the VPA knows, else the scale
+// subresource's status.selector (how the stock VPA handles any scalable custom resource).
+Result<std::string> VpaDiscovery::selectorOf(const std::string& ns, const json& ref) {
+  const std::string api_version = ref.value("apiVersion", ""), kind = ref.value("kind", ""),
+                    name = ref.value("name", "");
+  if (api_version.empty() || kind.empty() || name.empty())
+    return fail(ErrorCode::kParse, "spec.targetRef needs apiVersion, kind and name");
+  static const std::map<std::string, std::string> kKnown = {
+      {"Deployment", "deployments"}, {"StatefulSet", "statefulsets"}, {"DaemonSet", "daemonsets"},
+      {"ReplicaSet", "replicasets"}, {"Job", "jobs"}, {"ReplicationController", "replicationcontrollers"}};
+  const std::string base = groupPath(api_version) + "/namespaces/" + ns + "/";
+  if (auto k = kKnown.find(kind); k != kKnown.end()) {
+    const std::string path = base + k->second + "/" + name;
+    auto obj = getChecked(*api_, path, json::object());
+    if (!obj) return tl::unexpected(obj.error());
+    return selectorQuery((*obj)["spec"].value("selector", json()), path + " spec.selector");
+  }
+  // Anything else (an Argo Rollout, a CronJob is not scalable): the API's discovery names the
+  // kind's resource; its scale subresource gives the selector.
+  auto group = getChecked(*api_, groupPath(api_version), json::object());
+  if (!group) return tl::unexpected(group.error());
+  std::string plural;
+  for (const auto& r : group->value("resources", json::array()))
+    if (r.is_object() && r.value("kind", "") == kind && r.value("name", "").find('/') == std::string::npos)
+      plural = r.value("name", "");
+  if (plural.empty())
+    return fail(ErrorCode::kNotFound, "{} lists no resource of kind {}", groupPath(api_version), kind);
+  const std::string path = base + plural + "/" + name + "/scale";
+  auto scale = getChecked(*api_, path, json::parse(R"({"status": {"selector": ""}})"));
+  if (!scale) return tl::unexpected(scale.error());
+  const std::string sel = (*scale)["status"].value("selector", "");
+  if (sel.empty()) return fail(ErrorCode::kParse, "{}: no status.selector ({} has no scale subresource?)", path, kind);
+  return sel;
+}
+
+Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vpa) {
+  const std::string query = "?labelSelector=" + httplib::detail::encode_query_param(vpa.selector);
+  const std::string mpath = fmt::format("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods", vpa.ns);
+  auto metrics = getChecked(*api_, mpath + query, kMetricsShape);
+  if (!metrics) return tl::unexpected(metrics.error());
+  std::map<std::string, ContainerUsage> by_name;
+  for (const auto& pod : metrics->value("items", json::array())) {
+    auto t = parseRfc3339(pod.value("timestamp", ""));
+    if (!t) return fail(t.error().code, "GET {}{}: pod {}: timestamp: {}", api_->access().server, mpath, pod["metadata"].value("name", "?"), t.error().message);
+    for (const auto& c : pod.value("containers", json::array())) {
+      const std::string name = c.value("name", "");
+      const json u = c.value("usage", json::object());
+      ContainerUsage& cu = by_name[name];
+      cu.container = name;
+      for (auto [key, field] : {std::pair{"cpu", &ContainerUsage::cpu}, {"memory", &ContainerUsage::memory}}) {
+        if (!u.contains(key)) continue;
+        auto q = quantityOf(u[key]);
+        if (!q) return fail(q.error().code, "GET {}{}: pod {} container {}: usage.{}: {}", api_->access().server, mpath,
+                            pod["metadata"].value("name", "?"), name, key, q.error().message);
+        cu.*field = std::max(cu.*field, *q);
+      }
+      cu.time = std::max(cu.time, *t);
+      ++cu.pods;
+    }
+  }
+  if (by_name.empty()) return std::vector<ContainerUsage>{};
+
+  // OOM kills, which the metrics API does not show: the stock recommender bumps memory after one.
+  const std::string ppath = fmt::format("/api/v1/namespaces/{}/pods", vpa.ns);
+  auto pods = getChecked(*api_, ppath + query, kPodListShape);
+  if (!pods) return tl::unexpected(pods.error());
+  for (const auto& pod : pods->value("items", json::array())) {
+    std::map<std::string, double> limits;
+    for (const auto& c : pod["spec"].value("containers", json::array()))
+      if (auto m = c.value("resources", json::object()).value("limits", json::object()); m.contains("memory"))
+        if (auto q = quantityOf(m["memory"])) limits[c.value("name", "")] = *q;
+    for (const auto& s : pod.value("status", json::object()).value("containerStatuses", json::array())) {
+      const json term = s.value("lastState", json::object()).value("terminated", json::object());
+      if (term.value("reason", "") != "OOMKilled") continue;
+      auto it = by_name.find(s.value("name", ""));
+      if (it == by_name.end()) continue;
+      auto t = parseRfc3339(term.value("finishedAt", ""));
+      if (!t || *t <= it->second.oom_time) continue;
+      it->second.oom_time = *t;
+      it->second.oom_limit = limits.count(it->first) ? limits[it->first] : 0.0;
+    }
+  }
+  std::vector<ContainerUsage> out;
+  for (auto& [name, cu] : by_name) out.push_back(std::move(cu));
+  return out;
+}
+
+}  // namespace foresight::allocate::k8s

@@ -1,0 +1,397 @@
+// `foresight recommend` against a fake API server on 127.0.0.1 (cpp-httplib) that serves what the
+// stock VPA recommender reads, as documented: VerticalPodAutoscalers (autoscaling.k8s.io/v1),
+// their targets' selectors (apps/v1 spec.selector; a custom resource's scale subresource found
+// through API discovery), PodMetrics (metrics.k8s.io/v1beta1) and pods' containerStatuses, and
+// takes the recommendation as a JSON patch on the VPA's status. No real API server was used.
+#include "foresight/loop/recommender.h"
+
+#include <fmt/chrono.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "foresight/allocate/audit.h"
+#include "foresight/collect/collector.h"
+#include "support/shell.h"
+
+namespace foresight::loop {
+namespace {
+using nlohmann::json;
+constexpr double kMiB = 1024.0 * 1024;
+
+json vpaOf(const std::string& name, const std::string& recommender, const json& target_ref) {
+  return {{"apiVersion", "autoscaling.k8s.io/v1"},
+          {"kind", "VerticalPodAutoscaler"},
+          {"metadata", {{"name", name}, {"namespace", "shop"}}},
+          {"spec", {{"targetRef", target_ref}, {"recommenders", json::array({{{"name", recommender}}})}}}};
+}
+
+// A namespace "shop": VPA web (Deployment web, two pods, containers app and sidecar), VPA canary
+// (an Argo Rollout, one pod) and VPA other (another recommender's). Each round's metrics are a
+// minute later than the last round's, as the metrics API's window moves on.
+class FakeCluster {
+ public:
+  std::int64_t clock = 1'780'000'000;
+  std::optional<std::int64_t> oom_at;  // web-1's app: lastState OOMKilled, finishedAt
+  bool metrics_frozen = false;         // the metrics API returns the same window again
+  std::vector<std::string> vpa_names = {"web", "canary", "other"};
+
+  FakeCluster() {
+    vpas_["web"] = vpaOf("web", "foresight", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "web"}});
+    vpas_["canary"] = vpaOf("canary", "foresight",
+                            {{"apiVersion", "argoproj.io/v1alpha1"}, {"kind", "Rollout"}, {"name", "canary"}});
+    vpas_["other"] = vpaOf("other", "default", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "other"}});
+    const std::string vpas = "/apis/autoscaling.k8s.io/v1";
+    server_.Get(vpas + "/verticalpodautoscalers", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      if (!metrics_frozen) clock += 60;  // the recommender lists once a round
+      json items = json::array();
+      for (const auto& n : vpa_names) items.push_back(vpas_[n]);
+      res.set_content(json{{"kind", "VerticalPodAutoscalerList"}, {"items", items}}.dump(), "application/json");
+    });
+    server_.Get(vpas + R"(/namespaces/shop/verticalpodautoscalers/(\w+))",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  std::lock_guard lock(mu_);
+                  log(req);
+                  res.set_content(vpas_[req.matches[1]].dump(), "application/json");
+                });
+    server_.Patch(vpas + R"(/namespaces/shop/verticalpodautoscalers/(\w+)/status)",
+                  [this](const httplib::Request& req, httplib::Response& res) {
+                    std::lock_guard lock(mu_);
+                    log(req);
+                    if (req.get_header_value("Content-Type") != "application/json-patch+json") {
+                      res.status = 415;
+                      return;
+                    }
+                    json& v = vpas_[req.matches[1]];
+                    v = v.patch(json::parse(req.body));  // RFC 6902, as the API server applies it
+                    res.set_content(v.dump(), "application/json");
+                  });
+    server_.Get("/apis/apps/v1/namespaces/shop/deployments/web", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      res.set_content(R"({"kind":"Deployment","spec":{"selector":{"matchLabels":{"app":"web"},
+          "matchExpressions":[{"key":"tier","operator":"In","values":["front"]}]}}})", "application/json");
+    });
+    server_.Get("/apis/argoproj.io/v1alpha1", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      res.set_content(R"({"kind":"APIResourceList","groupVersion":"argoproj.io/v1alpha1","resources":[
+          {"name":"rollouts","kind":"Rollout","namespaced":true},
+          {"name":"rollouts/scale","kind":"Scale","namespaced":true}]})", "application/json");
+    });
+    server_.Get("/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/canary/scale",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  std::lock_guard lock(mu_);
+                  log(req);
+                  res.set_content(R"({"kind":"Scale","status":{"replicas":1,"selector":"app=canary"}})", "application/json");
+                });
+    server_.Get("/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      const std::string sel = req.get_param_value("labelSelector");
+      const std::string ts = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(clock)));
+      json items = json::array();
+      auto pod = [&](const std::string& name, json containers) {
+        items.push_back({{"metadata", {{"name", name}, {"namespace", "shop"}}}, {"timestamp", ts},
+                         {"window", "30s"}, {"containers", containers}});
+      };
+      if (sel == "app=web,tier in (front)") {
+        pod("web-1", {{{"name", "app"}, {"usage", {{"cpu", "300m"}, {"memory", "200Mi"}}}},
+                      {{"name", "sidecar"}, {"usage", {{"cpu", "10m"}, {"memory", "20Mi"}}}}});
+        pod("web-2", {{{"name", "app"}, {"usage", {{"cpu", "450m"}, {"memory", "180Mi"}}}},
+                      {{"name", "sidecar"}, {"usage", {{"cpu", "12m"}, {"memory", "18Mi"}}}}});
+      } else if (sel == "app=canary") {
+        pod("canary-1", {{{"name", "app"}, {"usage", {{"cpu", "1200000n"}, {"memory", "64Mi"}}}}});
+      }
+      res.set_content(json{{"kind", "PodMetricsList"}, {"items", items}}.dump(), "application/json");
+    });
+    server_.Get("/api/v1/namespaces/shop/pods", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      json items = json::array();
+      if (req.get_param_value("labelSelector") == "app=web,tier in (front)") {
+        json web1 = {{"metadata", {{"name", "web-1"}}},
+                     {"spec", {{"containers", {{{"name", "app"}, {"resources", {{"limits", {{"memory", "256Mi"}}}}}}}}}},
+                     {"status", {{"containerStatuses", {{{"name", "app"}}}}}}};
+        if (oom_at)
+          web1["status"]["containerStatuses"][0]["lastState"] = {
+              {"terminated", {{"reason", "OOMKilled"}, {"exitCode", 137},
+                              {"finishedAt", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(*oom_at)))}}}};
+        items.push_back(web1);
+      }
+      res.set_content(json{{"kind", "PodList"}, {"items", items}}.dump(), "application/json");
+    });
+    server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (res.status == 404) {
+        std::lock_guard lock(mu_);
+        log(req);
+        res.set_content(R"({"kind":"Status","message":"not found"})", "application/json");
+      }
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~FakeCluster() {
+    server_.stop();
+    thread_.join();
+  }
+  allocate::k8s::ClusterAccess access() const {
+    allocate::k8s::ClusterAccess a;
+    a.server = fmt::format("http://127.0.0.1:{}", port_);
+    a.token = "t";
+    return a;
+  }
+  int port() const { return port_; }
+  json vpa(const std::string& name) {
+    std::lock_guard lock(mu_);
+    return vpas_[name];
+  }
+  struct Request {
+    std::string method, path, selector;
+  };
+  std::vector<Request> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+
+ private:
+  void log(const httplib::Request& req) {
+    requests_.push_back({req.method, req.path, req.get_param_value("labelSelector")});
+  }
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::map<std::string, json> vpas_;
+  std::vector<Request> requests_;
+};
+
+// The recommendation written for one container, as {resource: {target, lowerBound, upperBound}}
+// in cores and bytes.
+std::map<std::string, std::map<std::string, double>> recommendation(const json& vpa, const std::string& container) {
+  std::map<std::string, std::map<std::string, double>> out;
+  for (const auto& r : vpa["status"]["recommendation"]["containerRecommendations"])
+    if (r["containerName"] == container)
+      for (const char* bound : {"target", "lowerBound", "upperBound"})
+        for (const char* res : {"cpu", "memory"})
+          if (r[bound].contains(res))
+            out[res][bound] = *allocate::k8s::parseQuantity(r[bound][res].get<std::string>());
+  return out;
+}
+
+struct Loop {
+  std::unique_ptr<Autoscaler> autoscaler;
+  std::unique_ptr<VpaRecommender> recommender;
+};
+
+Loop makeLoop(const FakeCluster& cluster) {
+  AutoscalerConfig c;
+  c.forecaster = seasonalForecasters({});
+  c.min_history_seconds = 0;
+  c.apply = true;
+  allocate::k8s::Settings s;
+  s.mode = "vpa";
+  Loop l;
+  l.autoscaler = std::make_unique<Autoscaler>(std::move(c), allocate::k8s::makeBackend(cluster.access(), s),
+                                              std::nullopt);
+  l.recommender = std::make_unique<VpaRecommender>(allocate::k8s::VpaDiscovery(cluster.access()), "foresight",
+                                                   "", *l.autoscaler);
+  return l;
+}
+
+TEST(VpaRecommender, WritesEachContainersRecommendationFromItsPodsUsage) {
+  FakeCluster cluster;
+  Loop l = makeLoop(cluster);
+  for (int i = 0; i < 12; ++i) {
+    auto r = l.recommender->round();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->vpas, 2u);
+    EXPECT_EQ(r->containers, 3u);  // web's app and sidecar, canary's app
+    EXPECT_EQ(r->samples, 3u);
+    EXPECT_EQ(r->errors, 0u);
+  }
+  // The most either pod used, with the planner's headroom; never below it.
+  auto app = recommendation(cluster.vpa("web"), "app");
+  ASSERT_TRUE(app.count("cpu") && app.count("memory")) << cluster.vpa("web").dump();
+  EXPECT_GE(app["cpu"]["target"], 0.45);
+  EXPECT_LE(app["cpu"]["target"], 0.45 * 1.5);
+  EXPECT_GE(app["memory"]["target"], 200 * kMiB);
+  EXPECT_LE(app["memory"]["target"], 200 * kMiB * 1.5);
+  EXPECT_LE(app["cpu"]["lowerBound"], app["cpu"]["target"]);
+  EXPECT_GE(app["cpu"]["upperBound"], app["cpu"]["target"]);
+  auto sidecar = recommendation(cluster.vpa("web"), "sidecar");
+  ASSERT_TRUE(sidecar.count("cpu")) << cluster.vpa("web").dump();
+  EXPECT_GE(sidecar["cpu"]["target"], 0.012);
+  EXPECT_LT(sidecar["cpu"]["target"], 0.1);
+  // The Rollout's pods, found through its scale subresource ("1200000n" = 0.0012 cores).
+  auto canary = recommendation(cluster.vpa("canary"), "app");
+  ASSERT_TRUE(canary.count("memory")) << cluster.vpa("canary").dump();
+  EXPECT_GE(canary["memory"]["target"], 64 * kMiB);
+  // Another recommender's VPA: not read further, not written.
+  EXPECT_FALSE(cluster.vpa("other")["status"].is_object());
+  for (const auto& r : cluster.requests()) {
+    EXPECT_EQ(r.path.find("other"), std::string::npos) << r.method << " " << r.path;
+    if (r.path.ends_with("/pods")) {
+      EXPECT_TRUE(r.selector == "app=web,tier in (front)" || r.selector == "app=canary") << r.selector;
+    }
+  }
+}
+
+TEST(VpaRecommender, AnOomKillRaisesMemoryAsTheStockRecommenderDoes) {
+  FakeCluster cluster;
+  Loop l = makeLoop(cluster);
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(l.recommender->round());
+  const double before = recommendation(cluster.vpa("web"), "app")["memory"]["target"];
+  ASSERT_LT(before, collect::memoryDemandAfterOomKill(256 * kMiB));
+  cluster.oom_at = cluster.clock + 30;  // killed at its 256Mi limit, between two reads
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(l.recommender->round());
+  EXPECT_GE(recommendation(cluster.vpa("web"), "app")["memory"]["target"],
+            collect::memoryDemandAfterOomKill(256 * kMiB));
+}
+
+TEST(VpaRecommender, NoNewMetricsNoNewSampleAndAGoneVpaIsForgotten) {
+  FakeCluster cluster;
+  Loop l = makeLoop(cluster);
+  ASSERT_TRUE(l.recommender->round());
+  cluster.metrics_frozen = true;
+  auto same = l.recommender->round();
+  ASSERT_TRUE(same);
+  EXPECT_EQ(same->containers, 3u);
+  EXPECT_EQ(same->samples, 0u);
+  cluster.metrics_frozen = false;
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(l.recommender->round());
+  auto workloads = [&] {
+    std::set<std::string> w;
+    for (const auto& row : l.autoscaler->view()) w.insert(row.workload);
+    return w;
+  };
+  EXPECT_EQ(workloads(), (std::set<std::string>{"shop/canary/app", "shop/web/app", "shop/web/sidecar"}));
+  cluster.vpa_names = {"web", "other"};
+  ASSERT_TRUE(l.recommender->round());
+  EXPECT_EQ(workloads(), (std::set<std::string>{"shop/web/app", "shop/web/sidecar"}));
+}
+
+TEST(VpaRecommender, AnUnreadableTargetIsLeftOutAndTheOthersGoOn) {
+  FakeCluster cluster;
+  Loop l = makeLoop(cluster);
+  // A VPA whose Deployment does not exist (404): left out, named in the log.
+  {
+    auto vpas = allocate::k8s::VpaDiscovery(cluster.access());
+    auto listed = vpas.vpas("default", "");
+    ASSERT_TRUE(listed) << listed.error().message;
+    EXPECT_TRUE(listed->empty());  // "other"'s Deployment is not served
+  }
+  auto r = l.recommender->round();
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->vpas, 2u);
+}
+
+TEST(VpaRecommender, ListingFailsWithTheServersMessage) {
+  FakeCluster cluster;
+  allocate::k8s::ClusterAccess a = cluster.access();
+  a.server += "/no-such-proxy";
+  auto vpas = allocate::k8s::VpaDiscovery(a).vpas("foresight", "");
+  ASSERT_FALSE(vpas);
+  EXPECT_NE(vpas.error().message.find("/no-such-proxy/apis/autoscaling.k8s.io/v1/verticalpodautoscalers"),
+            std::string::npos)
+      << vpas.error().message;
+  EXPECT_NE(vpas.error().message.find("not found"), std::string::npos) << vpas.error().message;
+}
+
+TEST(K8sTime, ParsesRfc3339) {
+  using allocate::k8s::parseRfc3339;
+  EXPECT_EQ(*parseRfc3339("2026-12-05T21:40:00Z"), 1796506800);
+  EXPECT_EQ(*parseRfc3339("2026-12-05T21:40:00.123456Z"), 1796506800);
+  EXPECT_EQ(*parseRfc3339("2026-12-05T22:40:00+01:00"), 1796506800);
+  EXPECT_EQ(*parseRfc3339("2026-12-05T20:40:00-01:00"), 1796506800);
+  EXPECT_FALSE(parseRfc3339("2026-12-05 21:40"));
+  EXPECT_FALSE(parseRfc3339("2026-12-05T21:40:00"));
+  EXPECT_FALSE(parseRfc3339("2026-12-05T21:40:00Zjunk"));
+}
+
+// Every request a recommend round sends (listing, selectors, metrics, pods, the VPA read and its
+// status patch) is one the shipped ClusterRole allows: a missing rule is a 403 in a real cluster.
+TEST(RecommendRbac, CoversEveryRequestTheRecommenderMakes) {
+  FakeCluster cluster;
+  Loop l = makeLoop(cluster);
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(l.recommender->round());
+  const YAML::Node docs = YAML::LoadAllFromFile(std::string(FORESIGHT_SOURCE_DIR) + "/deploy/kubernetes/recommender-rbac.yaml")[1];
+  ASSERT_EQ(docs["kind"].as<std::string>(), "ClusterRole");
+  auto allowed = [&](const std::string& group, const std::string& resource, const std::string& verb) {
+    for (const auto& rule : docs["rules"]) {
+      auto has = [&](const char* key, const std::string& want) {
+        for (const auto& v : rule[key]) {
+          const auto s = v.as<std::string>();
+          if (s == want || s == "*" || (s.starts_with("*/") && want.ends_with(s.substr(1)))) return true;
+        }
+        return false;
+      };
+      if (has("apiGroups", group) && has("resources", resource) && has("verbs", verb)) return true;
+    }
+    return false;
+  };
+  std::size_t checked = 0;
+  for (const auto& r : cluster.requests()) {
+    // /api/v1/... (core) or /apis/GROUP/VERSION/...; namespaces/NS/RESOURCE[/NAME[/SUB]].
+    std::vector<std::string> p;
+    std::stringstream ss(r.path);
+    for (std::string part; std::getline(ss, part, '/');)
+      if (!part.empty()) p.push_back(part);
+    const bool core = p[0] == "api";
+    const std::string group = core ? "" : p[1];
+    std::size_t i = core ? 2 : 3;
+    if (i >= p.size()) continue;  // API discovery: allowed to every user (system:discovery)
+    if (p[i] == "namespaces" && i + 2 < p.size()) i += 2;
+    std::string resource = p[i];
+    const bool named = i + 1 < p.size();
+    if (i + 2 < p.size()) resource += "/" + p[i + 2];
+    const std::string verb = r.method == "PATCH" ? "patch" : named ? "get" : "list";
+    EXPECT_TRUE(allowed(group, resource, verb)) << r.method << " " << r.path << ": " << verb << " "
+                                                << (group.empty() ? "core" : group) << " " << resource;
+    ++checked;
+  }
+  EXPECT_GT(checked, 30u);
+}
+
+// The command as a user runs it, against the same fake through a kubeconfig.
+TEST(RecommendCommand, WritesRecommendationsAndAuditsThem) {
+  FakeCluster cluster;
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("foresight-recommend-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "config") << fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
+clusters: [{{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+)", cluster.port());
+  const auto ran = test_support::runShell(fmt::format(
+      "'{}' recommend --kubeconfig '{}' --period 0.2 --duration 4 --min-history 0 --forecaster seasonal "
+      "--apply --audit '{}' --no-view 2>&1",
+      FORESIGHT_BIN, (dir / "config").string(), (dir / "audit.db").string()));
+  EXPECT_EQ(ran.exit_code, 0) << ran.out;
+  EXPECT_TRUE(recommendation(cluster.vpa("web"), "app").count("cpu")) << ran.out;
+  auto audit = allocate::AuditLog::open((dir / "audit.db").string());
+  ASSERT_TRUE(audit) << audit.error().message;
+  auto records = audit->list("", 100);
+  ASSERT_TRUE(records) << records.error().message;
+  EXPECT_FALSE(records->empty());
+  for (const auto& rec : *records) EXPECT_EQ(rec.backend, "kubernetes");
+
+  // A context that does not exist: refused at once, naming it.
+  const auto bad = test_support::runShell(fmt::format("'{}' recommend --kubeconfig '{}' --context nope 2>&1",
+                                                      FORESIGHT_BIN, (dir / "config").string()));
+  EXPECT_EQ(bad.exit_code, 1) << bad.out;
+  EXPECT_NE(bad.out.find("no context 'nope'"), std::string::npos) << bad.out;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace foresight::loop
