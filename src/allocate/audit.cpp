@@ -228,7 +228,8 @@ std::int64_t nowSeconds() {
 // `target` is what that snapshot holds in Allocation terms, for the record).
 Result<std::int64_t> applyRecorded(Backend& backend, AuditRecord rec, AuditLog& log,
                                    const Allocation& target,
-                                   const nlohmann::json* restore_from = nullptr) {
+                                   const nlohmann::json* restore_from = nullptr,
+                                   const Allocation* lower = nullptr, const Allocation* upper = nullptr) {
   auto before = backend.current(rec.workload);
   if (!before) return tl::unexpected(before.error());
   if (auto snap = backend.snapshot(rec.workload)) {
@@ -241,8 +242,9 @@ Result<std::int64_t> applyRecorded(Backend& backend, AuditRecord rec, AuditLog& 
   rec.time = nowSeconds();
   rec.before = *before;
   rec.after = target;
-  auto st = restore_from ? backend.restore(rec.workload, *restore_from)
-                         : backend.apply(rec.workload, target);
+  auto st = restore_from         ? backend.restore(rec.workload, *restore_from)
+            : lower && upper     ? backend.applyWithin(rec.workload, target, *lower, *upper)
+                                 : backend.apply(rec.workload, target);
   rec.result = st ? "ok" : "failed: " + st.error().message;
   if (st) {
     // Record what the backend enforces now (after its rounding: pages, millicores, whole vCPUs),
@@ -279,14 +281,15 @@ Result<std::int64_t> applyRecorded(Backend& backend, AuditRecord rec, AuditLog& 
 Result<std::int64_t> applyAndRecord(Backend& backend, const std::string& backend_name,
                                     const BackendOptions& options, AuditLog& log,
                                     const std::string& workload, const Allocation& target,
-                                    const std::string& reason) {
+                                    const std::string& reason, const Allocation* lower,
+                                    const Allocation* upper) {
   AuditRecord rec;
   rec.workload = workload;
   rec.backend = backend_name;
   rec.options = options;
   for (auto& [key, value] : backend.pinned()) rec.options.values[key] = value;
   rec.reason = reason;
-  return applyRecorded(backend, std::move(rec), log, target);
+  return applyRecorded(backend, std::move(rec), log, target, nullptr, lower, upper);
 }
 
 namespace {

@@ -150,9 +150,11 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
     return std::optional<allocate::Plan>(std::move(plan));
   }
   Status applied = guarded(config_.backend_name, workload, [&]() -> Status {
-    if (!audit_) return backend_->apply(workload, plan.target);
+    // The forecast's bounds go with the target (a VPA's lowerBound and upperBound).
+    if (!audit_) return backend_->applyWithin(workload, plan.target, plan.lower, plan.upper);
     return allocate::applyAndRecord(*backend_, config_.backend_name, config_.backend_options,
-                                    *audit_, workload, plan.target, plan.reason())
+                                    *audit_, workload, plan.target, plan.reason(), &plan.lower,
+                                    &plan.upper)
         .map([](std::int64_t) {});
   });
   if (!applied) {

@@ -656,14 +656,12 @@ TEST(K8sVpa, BoundsFromTheForecast) {
   lower[Resource::kMemory] = 600 * kMiB;  // above the target: the bound is the target
   upper[Resource::kCpu] = 2.0;              // above maxAllowed (1): capped
   upper[Resource::kMemory] = 768 * kMiB;
-  ASSERT_TRUE(recommend(*b, "shop/web/app", target, lower, upper));
+  ASSERT_TRUE(b->applyWithin("shop/web/app", target, lower, upper));
   const json rec = json::parse(api.patches().at(0).body)[0]["value"]["recommendation"]
                        ["containerRecommendations"][1];
   EXPECT_EQ(rec["lowerBound"], json::parse(R"({"cpu":"300m","memory":"536870912"})"));
   EXPECT_EQ(rec["upperBound"], json::parse(R"({"cpu":"1000m","memory":"805306368"})"));
   EXPECT_EQ(rec["target"], json::parse(R"({"cpu":"600m","memory":"536870912"})"));
-  auto resize = makeBackend(api.access(), fastPolls("resize"));
-  EXPECT_FALSE(recommend(*resize, "shop/web/app", target, lower, upper));
 }
 
 // As the stock recommender: nothing for a container whose policy mode is Off, and only the

@@ -224,8 +224,12 @@ TEST(VpaRecommender, WritesEachContainersRecommendationFromItsPodsUsage) {
   EXPECT_LE(app["cpu"]["target"], 0.45 * 1.5);
   EXPECT_GE(app["memory"]["target"], 200 * kMiB);
   EXPECT_LE(app["memory"]["target"], 200 * kMiB * 1.5);
+  // Bounds from the forecast's quantiles (the planner's 0.5 and 0.99), not target x 0.9 / x 1.2:
+  // a steady 0.45 cores puts both at the target.
   EXPECT_LE(app["cpu"]["lowerBound"], app["cpu"]["target"]);
   EXPECT_GE(app["cpu"]["upperBound"], app["cpu"]["target"]);
+  EXPECT_GT(app["cpu"]["lowerBound"], 0.95 * app["cpu"]["target"]) << cluster.vpa("web").dump();
+  EXPECT_LT(app["cpu"]["upperBound"], 1.1 * app["cpu"]["target"]) << cluster.vpa("web").dump();
   auto sidecar = recommendation(cluster.vpa("web"), "sidecar");
   ASSERT_TRUE(sidecar.count("cpu")) << cluster.vpa("web").dump();
   EXPECT_GE(sidecar["cpu"]["target"], 0.012);

@@ -57,12 +57,14 @@ class AuditLog {
   bool has_restore_ = true;  // false: a read-only trail from before the restore column
 };
 
-// Reads current, applies `target`, records the outcome. Returns the record id, or the backend's
-// error (after recording it) when the apply failed.
+// Reads current, applies `target` (within `lower`..`upper` where given: Backend::applyWithin),
+// records the outcome. Returns the record id, or the backend's error (after recording it) when
+// the apply failed.
 Result<std::int64_t> applyAndRecord(Backend& backend, const std::string& backend_name,
                                     const BackendOptions& options, AuditLog& log,
                                     const std::string& workload, const Allocation& target,
-                                    const std::string& reason);
+                                    const std::string& reason, const Allocation* lower = nullptr,
+                                    const Allocation* upper = nullptr);
 
 // Puts back the allocation record `id` replaced: the settings the backend snapshot before it
 // (Backend::snapshot), or else the resources it changed at their `before` values (absent =

@@ -29,6 +29,13 @@ class Backend {
   virtual std::string name() const = 0;
   virtual Result<Allocation> current(const std::string& workload) = 0;
   virtual Status apply(const std::string& workload, const Allocation& target) = 0;
+  // apply() with the range the forecast puts the need in (a plan's lower and upper quantiles),
+  // for backends that take one: a VPA's lowerBound and upperBound, outside which its updater
+  // replaces a pod's requests. Others apply the target alone.
+  virtual Status applyWithin(const std::string& workload, const Allocation& target,
+                             const Allocation& /*lower*/, const Allocation& /*upper*/) {
+    return apply(workload, target);
+  }
   virtual Result<Allocation> usage(const std::string& /*workload*/) { return Allocation{}; }
   // The error of options the factory refused (see makeMisconfiguredBackend), so that a command
   // can report it as a bad argument before it reads or records anything.

@@ -62,18 +62,15 @@ struct Settings {
   std::string mode = "resize";  // resize | vpa
   std::string recommender = "foresight";
   int resize_timeout_seconds = 60;  // how long to watch the pod for the kubelet's answer
-  double lower_ratio = 0.9;     // vpa: lowerBound = target * lower_ratio
-  double upper_ratio = 1.2;     // vpa: upperBound = target * upper_ratio
+  // vpa: lowerBound = target * lower_ratio, upperBound = target * upper_ratio, unless
+  // applyWithin() gives the forecast's bounds (the loop's plans do).
+  double lower_ratio = 0.9;
+  double upper_ratio = 1.2;
   std::map<std::string, std::string> pinned;  // see Backend::pinned()
 };
 
 std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings);
 
-// vpa mode: writes a recommendation whose lowerBound/upperBound come from the forecast (e.g.
-// Plan::lower and Plan::upper) instead of target x lower_ratio/upper_ratio. `backend` must come
-// from makeBackend() or the registry in vpa mode.
-Status recommend(Backend& backend, const std::string& workload, const Allocation& target,
-                 const Allocation& lower, const Allocation& upper);
 
 // ---------------------------------------------------------------------------------------------
 // What `foresight recommend` reads of a cluster to act as a VPA recommender: the VPAs that name it,

@@ -551,6 +551,11 @@ class VpaBackend final : public Backend {
     return recommend(workload, target, nullptr, nullptr);
   }
 
+  Status applyWithin(const std::string& workload, const Allocation& target, const Allocation& lower,
+                     const Allocation& upper) override {
+    return recommend(workload, target, &lower, &upper);
+  }
+
   // Bounds absent: target x lower_ratio / upper_ratio.
   Status recommend(const std::string& workload, const Allocation& target, const Allocation* lower,
                    const Allocation* upper) {
@@ -728,15 +733,6 @@ class VpaBackend final : public Backend {
 
 }  // namespace
 
-Status recommend(Backend& backend, const std::string& workload, const Allocation& target,
-                 const Allocation& lower, const Allocation& upper) {
-  auto* vpa = dynamic_cast<VpaBackend*>(&backend);
-  if (!vpa)
-    return fail(ErrorCode::kInvalidArgument,
-                "{}: recommend() needs the kubernetes backend in vpa mode (got {})", workload,
-                backend.name());
-  return vpa->recommend(workload, target, &lower, &upper);
-}
 
 Result<ClusterAccess> accessFrom(const BackendOptions& o) {
   std::string kubeconfig = o.get("kubeconfig");
