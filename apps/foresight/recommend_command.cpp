@@ -1,20 +1,30 @@
 // `foresight recommend`: Foresight as a Kubernetes VPA recommender (foresight/loop/recommender.h)
 // until SIGINT/SIGTERM or --duration.
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
 #include <chrono>
 #include <thread>
 
 #include "commands.h"
 #include "foresight/allocate/kubernetes.h"
 #include "foresight/core/log.h"
+#include "foresight/loop/plan_metrics.h"
 #include "foresight/loop/recommender.h"
+#include "foresight/server/agent.h"
 #include "loop_options.h"
 #include "profiler_common.h"
+
+// After Eigen (through agent.h): httplib brings <resolv.h>, whose _res macro breaks Eigen's headers.
+#include <httplib.h>
 
 namespace foresight::app {
 namespace {
 
 struct Args {
-  std::string kubeconfig, context, ns, recommender = "foresight";
+  std::string kubeconfig, context, ns, recommender = "foresight", listen = "127.0.0.1:9465";
   double period = 60, duration = 0;
   bool apply = false;
   std::string planner = dataFile(kShippedPlanner), audit = defaultAuditDb();
@@ -23,6 +33,66 @@ struct Args {
   // Ten samples at the metrics API's usual minute, as the autoscaler's min_samples asks anyway.
   std::int64_t min_history = 600;
   bool view = true;
+};
+
+// /metrics: what each container's plan forecasts and sets (loop/plan_metrics.h, labelled
+// workload="namespace/vpa/container") and how the rounds go; /api/health for probes.
+class MetricsServer {
+ public:
+  MetricsServer(const loop::Autoscaler& autoscaler) : plans_(std::make_shared<loop::PlanMetrics>(autoscaler)) {
+    auto& rounds = prometheus::BuildCounter()
+                       .Name("foresight_recommend_rounds_total")
+                       .Help("Rounds run: VPAs listed, their pods' usage read and fed")
+                       .Register(*registry_);
+    rounds_ = &rounds.Add({});
+    failed_rounds_ = &rounds.Add({{"result", "failed"}});
+    errors_ = &prometheus::BuildCounter()
+                   .Name("foresight_recommend_errors_total")
+                   .Help("VPAs or containers that failed in a round (logged)")
+                   .Register(*registry_)
+                   .Add({});
+    auto& gauges = prometheus::BuildGauge()
+                       .Name("foresight_recommend_containers")
+                       .Help("Containers of VPAs naming this recommender with pod metrics, last round")
+                       .Register(*registry_);
+    containers_ = &gauges.Add({});
+    http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      auto families = registry_->Collect();
+      for (auto& f : plans_->Collect()) families.push_back(std::move(f));
+      res.set_content(prometheus::TextSerializer().Serialize(families), "text/plain; version=0.0.4");
+    });
+    http_.Get("/api/health", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"status":"ok"})", "application/json");
+    });
+  }
+  ~MetricsServer() {
+    http_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  Status start(const std::string& host, int port) {
+    const int bound = port == 0 ? http_.bind_to_any_port(host) : (http_.bind_to_port(host, port) ? port : -1);
+    if (bound <= 0) return fail(ErrorCode::kUnavailable, "--listen {}:{}: cannot bind (in use?)", host, port);
+    thread_ = std::thread([this] { http_.listen_after_bind(); });
+    spdlog::info("recommend: http://{}:{}/metrics", host, bound);
+    return ok();
+  }
+  void round(const Result<loop::VpaRecommender::Round>& r) {
+    if (!r) {
+      failed_rounds_->Increment();
+      return;
+    }
+    rounds_->Increment();
+    errors_->Increment(static_cast<double>(r->errors));
+    containers_->Set(static_cast<double>(r->containers));
+  }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<loop::PlanMetrics> plans_;
+  prometheus::Counter *rounds_, *failed_rounds_, *errors_;
+  prometheus::Gauge* containers_;
+  httplib::Server http_;
+  std::thread thread_;
 };
 
 Status recommend(const Args& a) {
@@ -58,6 +128,13 @@ Status recommend(const Args& a) {
   }
   loop::Autoscaler autoscaler(std::move(c), std::move(backend), std::move(audit));
   loop::VpaRecommender recommender(allocate::k8s::VpaDiscovery(*access), a.recommender, a.ns, autoscaler);
+  std::optional<MetricsServer> metrics;
+  if (!a.listen.empty()) {
+    auto listen = server::parseAgentConfig("listen: \"" + a.listen + "\"", "--listen");
+    if (!listen) return tl::unexpected(listen.error());
+    metrics.emplace(autoscaler);
+    if (auto st = metrics->start(listen->listen_host, listen->listen_port); !st) return st;
+  }
   spdlog::info("recommend: VPAs naming recommender '{}' in {} of {}, every {} s; {}", a.recommender,
                a.ns.empty() ? std::string("every namespace") : "namespace " + a.ns, access->server,
                a.period, a.apply ? "writing recommendations" : "dry-run (add --apply to write recommendations)");
@@ -74,6 +151,7 @@ Status recommend(const Args& a) {
       autoscaler.setPlanners(changed.defaults, changed.workloads);
     }
     auto r = recommender.round();
+    if (metrics) metrics->round(r);
     if (!r) {
       // The first round failing is a setup error (a wrong context, RBAC, no VPA CRD): said at once.
       if (n == 0) return tl::unexpected(r.error());
@@ -134,6 +212,9 @@ void addRecommendCommand(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("!--no-view", a->view, "do not print the live view each round");
+  cmd->add_option("--listen", a->listen,
+                  "host:port of /metrics (the plans as `run` exports them, and the rounds) and /api/health; \"\" = none")
+      ->capture_default_str();
   cmd->add_option("--audit", a->audit, "SQLite audit trail of written recommendations (with --apply; env FORESIGHT_AUDIT_DB)")
       ->capture_default_str();
   cmd->callback([a] {

@@ -17,6 +17,7 @@
 
 #include "foresight/allocate/audit.h"
 #include "foresight/collect/collector.h"
+#include "support/prometheus.h"
 #include "support/shell.h"
 
 namespace foresight::loop {
@@ -376,12 +377,38 @@ contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
 clusters: [{{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}]
 users: [{{name: u, user: {{token: t}}}}]
 )", cluster.port());
-  const auto ran = test_support::runShell(fmt::format(
-      "'{}' recommend --kubeconfig '{}' --period 0.2 --duration 4 --min-history 0 --forecaster seasonal "
-      "--apply --audit '{}' --no-view 2>&1",
-      FORESIGHT_BIN, (dir / "config").string(), (dir / "audit.db").string()));
-  EXPECT_EQ(ran.exit_code, 0) << ran.out;
-  EXPECT_TRUE(recommendation(cluster.vpa("web"), "app").count("cpu")) << ran.out;
+  const auto log = dir / "log";
+  test_support::Ran ran;
+  std::thread command([&] {
+    ran = test_support::runShell(fmt::format(
+        "'{}' recommend --kubeconfig '{}' --period 0.2 --duration 4 --min-history 0 --forecaster seasonal "
+        "--apply --audit '{}' --no-view --listen 127.0.0.1:0 > '{}' 2>&1",
+        FORESIGHT_BIN, (dir / "config").string(), (dir / "audit.db").string(), log.string()));
+  });
+  // Its /metrics while it runs: the plans, labelled as the autoscaler names the containers.
+  std::string metrics;
+  const std::string want = R"(foresight_plan_target_cpu_cores{workload="shop/web/app"})";
+  for (int i = 0; i < 80 && metrics.find(want) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ifstream in(log);
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    const auto at = text.find("http://127.0.0.1:");
+    if (at == std::string::npos) continue;
+    httplib::Client http("127.0.0.1", std::atoi(text.c_str() + at + 17));
+    if (auto res = http.Get("/metrics"); res && res->status == 200) metrics = res->body;
+  }
+  command.join();
+  std::ifstream in(log);
+  const std::string out((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(ran.exit_code, 0) << out;
+  EXPECT_NE(metrics.find(want), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("foresight_recommend_rounds_total "), std::string::npos) << metrics;
+  std::ofstream(dir / "metrics.txt") << metrics;
+  const auto lint = test_support::runShell(
+      fmt::format("{} check metrics < '{}'", test_support::kPromtoolBinary, (dir / "metrics.txt").string()));
+  EXPECT_EQ(lint.exit_code, 0) << lint.all();
+  EXPECT_EQ(lint.all(), "");
+  EXPECT_TRUE(recommendation(cluster.vpa("web"), "app").count("cpu")) << out;
   auto audit = allocate::AuditLog::open((dir / "audit.db").string());
   ASSERT_TRUE(audit) << audit.error().message;
   auto records = audit->list("", 100);
