@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "support/api_server.h"
 #include "support/shell.h"
 #include "support/tls.h"
 #include "test_util.h"
@@ -198,6 +199,7 @@ class FakeApiServer {
                         "application/json");
       }
     });
+    test_support::likeTheApiServer(server_);
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
   }
@@ -822,6 +824,7 @@ TEST(K8sConfig, RelativeTokenFileAndAServerPathPrefix) {
                res.set_content(R"({"metadata":{"name":"web-0","namespace":"shop"},"spec":{"containers":[
                    {"name":"app","resources":{"limits":{"cpu":"2"}}}]}})", "application/json");
              });
+  test_support::likeTheApiServer(server);
   const int port = server.bind_to_any_port("127.0.0.1");
   std::thread t([&] { server.listen_after_bind(); });
   testing::writeFile(path, fmt::format(R"(apiVersion: v1
@@ -856,6 +859,7 @@ TEST(K8sTls, VerifiesTheServerCertificate) {
     res.set_content(R"({"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"2"}}}]}})",
                     "application/json");
   });
+  test_support::likeTheApiServer(server);
   const int port = server.bind_to_any_port("127.0.0.1");
   std::thread t([&] { server.listen_after_bind(); });
 
@@ -884,6 +888,7 @@ TEST(K8sTls, PresentsTheKubeconfigClientCertificate) {
     res.set_content(R"({"spec":{"containers":[{"name":"c","resources":{"limits":{"memory":"1Gi"}}}]}})",
                     "application/json");
   });
+  test_support::likeTheApiServer(server);
   const int port = server.bind_to_any_port("127.0.0.1");
   std::thread t([&] { server.listen_after_bind(); });
 
@@ -933,6 +938,7 @@ class TlsApiServer {
       res.set_content(R"({"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"1"}}}]}})",
                       "application/json");
     });
+    test_support::likeTheApiServer(*server_);
     port_ = port == 0 ? server_->bind_to_any_port("127.0.0.1")
                       : (server_->bind_to_port("127.0.0.1", port) ? port : -1);
     thread_ = std::thread([this] { server_->listen_after_bind(); });

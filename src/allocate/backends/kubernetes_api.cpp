@@ -223,6 +223,10 @@ Result<httplib::ClientImpl*> ApiClient::client() {
     }
     cli_ = std::move(ssl);
   }
+  // One connection for the requests of a round, as client-go does: a TLS handshake per request
+  // would multiply the recommender's cost and the API server's (recommend_bench).
+  cli_->set_keep_alive(true);
+  cli_->set_tcp_nodelay(true);  // else Nagle holds a request's body for the delayed ACK (40 ms)
   cli_->set_connection_timeout(10);
   cli_->set_read_timeout(kReadTimeoutSeconds);
   return cli_.get();
