@@ -18,13 +18,21 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
   Round r;
   std::set<std::string> present;
   for (const auto& vpa : *vpas) {
-    auto usage = discovery_.usage(vpa);
-    if (!usage) {
+    // Its containers stay known through a failed read (a target or the metrics API briefly
+    // unavailable): only a VPA that is gone drops their history.
+    const auto keep = [&] {
       ++r.errors;
-      spdlog::warn("recommend: VPA {} ({}): {}", vpa.workload(), vpa.target, usage.error().message);
-      // Its containers stay known: one failed read must not drop their history.
       for (const auto& [w, s] : seen_)
         if (w.rfind(vpa.workload() + "/", 0) == 0) present.insert(w);
+    };
+    if (!vpa.error.empty()) {  // logged by the discovery
+      keep();
+      continue;
+    }
+    auto usage = discovery_.usage(vpa);
+    if (!usage) {
+      spdlog::warn("recommend: VPA {} ({}): {}", vpa.workload(), vpa.target, usage.error().message);
+      keep();
       continue;
     }
     if (!usage->empty()) ++r.vpas;

@@ -136,19 +136,42 @@ TEST(VpaRecommender, NoNewMetricsNoNewSampleAndAGoneVpaIsForgotten) {
   EXPECT_EQ(workloads(), (std::set<std::string>{"shop/web/app", "shop/web/sidecar"}));
 }
 
-TEST(VpaRecommender, AnUnreadableTargetIsLeftOutAndTheOthersGoOn) {
+// A target that does not resolve (the API server failing, an object not as documented, one that is
+// not there) costs that VPA its round, not its history, and the other VPAs go on.
+TEST(VpaRecommender, AnUnresolvedTargetSkipsItsRoundButKeepsItsHistory) {
   FakeCluster cluster;
   Loop l = makeLoop(cluster);
-  // A VPA whose Deployment does not exist (404): left out, named in the log.
-  {
-    auto vpas = allocate::k8s::VpaDiscovery(cluster.access());
-    auto listed = vpas.vpas("default", "");
-    ASSERT_TRUE(listed) << listed.error().message;
-    EXPECT_TRUE(listed->empty());  // "other"'s Deployment is not served
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(l.recommender->round());
+  auto containers = [&] {
+    std::set<std::string> w;
+    for (const auto& row : l.autoscaler->view()) w.insert(row.workload);
+    return w;
+  };
+  const auto before = containers();
+  ASSERT_TRUE(before.count("shop/web/app"));
+  for (const auto& answer : {std::pair<int, std::string>{500, R"({"kind":"Status","message":"etcdserver: request timed out"})"},
+                             {200, R"({"kind":"Deployment","spec":"not an object"})"},
+                             {200, R"({"kind":"Deployment","spec":{"selector":{"matchExpressions":[{"key":"a","operator":"Gt"}]}}})"},
+                             {200, R"({"kind":"Deployment","spec":{"selector":{}}})"}}) {
+    cluster.deployment_answer = answer;
+    auto r = l.recommender->round();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->errors, 1u) << answer.second;  // web
+    EXPECT_EQ(r->samples, 1u) << answer.second;  // canary's app
+    EXPECT_EQ(containers(), before) << answer.second;
   }
+  auto discovery = allocate::k8s::VpaDiscovery(cluster.access());
+  auto listed = discovery.vpas("foresight", "shop");
+  ASSERT_TRUE(listed) << listed.error().message;
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ(listed->at(0).name, "web");
+  EXPECT_NE(listed->at(0).error.find("spec.selector: empty selector"), std::string::npos) << listed->at(0).error;
+  EXPECT_EQ(listed->at(1).error, "");
+  cluster.deployment_answer.reset();
   auto r = l.recommender->round();
-  ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->vpas, 2u);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->errors, 0u);
+  EXPECT_EQ(r->samples, 3u);
 }
 
 TEST(VpaRecommender, ListingFailsWithTheServersMessage) {

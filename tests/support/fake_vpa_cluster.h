@@ -37,6 +37,7 @@ class FakeCluster {
   std::int64_t clock = 1'780'000'000;
   std::optional<std::int64_t> oom_at;  // web-1's (each Deployment's first pod's) app: lastState OOMKilled, finishedAt
   bool metrics_frozen = false;         // the metrics API returns the same window again
+  std::optional<std::pair<int, std::string>> deployment_answer;  // status and body, in place of the Deployments
   std::vector<std::string> vpa_names = {"web", "canary", "other"};
 
   explicit FakeCluster(int more = 0) {
@@ -50,7 +51,8 @@ class FakeCluster {
                             {{"apiVersion", "argoproj.io/v1alpha1"}, {"kind", "Rollout"}, {"name", "canary"}});
     vpas_["other"] = vpaOf("other", "default", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "other"}});
     const std::string vpas = "/apis/autoscaling.k8s.io/v1";
-    server_.Get(vpas + "/verticalpodautoscalers", [this](const httplib::Request& req, httplib::Response& res) {
+    // Every namespace's, or shop's (--namespace).
+    server_.Get(vpas + "(/namespaces/shop)?/verticalpodautoscalers", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu_);
       log(req);
       if (!metrics_frozen) clock += 60;  // the recommender lists once a round
@@ -80,6 +82,11 @@ class FakeCluster {
                 [this](const httplib::Request& req, httplib::Response& res) {
                   std::lock_guard lock(mu_);
                   log(req);
+                  if (deployment_answer) {  // e.g. an API server error, or a malformed object
+                    res.status = deployment_answer->first;
+                    res.set_content(deployment_answer->second, "application/json");
+                    return;
+                  }
                   res.set_content(json::parse(R"({"kind":"Deployment","spec":{"selector":{"matchLabels":{"app":""},
                       "matchExpressions":[{"key":"tier","operator":"In","values":["front"]}]}}})")
                                       .patch(json::parse(fmt::format(R"([{{"op":"replace","path":"/spec/selector/matchLabels/app","value":"{}"}}])",

@@ -81,6 +81,7 @@ struct RecommendedVpa {
   std::string ns, name;
   std::string target;    // "Deployment/web", for messages
   std::string selector;  // the target's pods as a labelSelector ("app=web,tier in (a,b)")
+  std::string error;     // why the target did not resolve to a selector ("" when it did)
   std::string workload() const { return ns + "/" + name; }  // + "/container": the vpa backend's name
 };
 
@@ -106,8 +107,9 @@ class VpaDiscovery {
   VpaDiscovery(VpaDiscovery&&) noexcept;
   VpaDiscovery& operator=(VpaDiscovery&&) noexcept;
   ~VpaDiscovery();
-  // The VPAs of `ns` ("" = every namespace) that name `recommender`. A VPA whose target cannot be
-  // resolved to a pod selector is logged once and left out, not an error for the others.
+  // The VPAs of `ns` ("" = every namespace) that name `recommender`. One whose target does not
+  // resolve to a pod selector comes with `error` set (logged once per change), not an error for
+  // the others.
   Result<std::vector<RecommendedVpa>> vpas(const std::string& recommender, const std::string& ns);
   // Its pods' usage per container (empty: no pod has metrics yet).
   Result<std::vector<ContainerUsage>> usage(const RecommendedVpa& vpa);

@@ -56,6 +56,9 @@ Result<std::string> selectorQuery(const json& sel, const std::string& what) {
 
 const json kVpaListShape = json::parse(R"({"items": [{"metadata": {"name": "", "namespace": ""},
   "spec": {"targetRef": {"apiVersion": "", "kind": "", "name": ""}, "recommenders": [{"name": ""}]}}]})");
+// A LabelSelector, or a ReplicationController's map (no matchLabels key: left to its reader).
+const json kTargetShape = json::parse(R"({"spec": {"selector": {"matchLabels": {},
+  "matchExpressions": [{"key": "", "operator": "", "values": [""]}]}}})");
 const json kMetricsShape = json::parse(R"({"items": [{"metadata": {"name": ""}, "timestamp": "",
   "containers": [{"name": "", "usage": {}}]}]})");
 const json kPodListShape = json::parse(R"({"items": [{"spec": {"containers": [{"name": "",
@@ -119,15 +122,16 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
     const json ref = spec.value("targetRef", json::object());
     vpa.target = ref.value("kind", "?") + "/" + ref.value("name", "?");
     auto sel = selectorOf(vpa.ns, ref);
-    if (!sel) {
+    if (sel) {
+      vpa.selector = *sel;
+    } else {
       const std::string key = vpa.workload();
       // Logged when it first fails or fails differently: every round would flood the log.
       if (unresolved_[key] != sel.error().message)
         spdlog::warn("VPA {} ({}): {}; left out until it resolves", key, vpa.target, sel.error().message);
       unresolved[key] = sel.error().message;
-      continue;
+      vpa.error = sel.error().message;
     }
-    vpa.selector = *sel;
     out.push_back(std::move(vpa));
   }
   unresolved_ = std::move(unresolved);
@@ -147,13 +151,13 @@ Result<std::string> VpaDiscovery::selectorOf(const std::string& ns, const json& 
   const std::string base = groupPath(api_version) + "/namespaces/" + ns + "/";
   if (auto k = kKnown.find(kind); k != kKnown.end()) {
     const std::string path = base + k->second + "/" + name;
-    auto obj = getChecked(*api_, path, json::object());
+    auto obj = getChecked(*api_, path, kTargetShape);
     if (!obj) return tl::unexpected(obj.error());
-    return selectorQuery((*obj)["spec"].value("selector", json()), path + " spec.selector");
+    return selectorQuery(obj->value("spec", json::object()).value("selector", json()), path + " spec.selector");
   }
   // Anything else (an Argo Rollout, a CronJob is not scalable): the API's discovery names the
   // kind's resource; its scale subresource gives the selector.
-  auto group = getChecked(*api_, groupPath(api_version), json::object());
+  auto group = getChecked(*api_, groupPath(api_version), json::parse(R"({"resources": [{"name": "", "kind": ""}]})"));
   if (!group) return tl::unexpected(group.error());
   std::string plural;
   for (const auto& r : group->value("resources", json::array()))
@@ -176,8 +180,9 @@ Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vp
   if (!metrics) return tl::unexpected(metrics.error());
   std::map<std::string, ContainerUsage> by_name;
   for (const auto& pod : metrics->value("items", json::array())) {
+    const std::string pod_name = pod.value("metadata", json::object()).value("name", "?");
     auto t = parseRfc3339(pod.value("timestamp", ""));
-    if (!t) return fail(t.error().code, "GET {}{}: pod {}: timestamp: {}", api_->access().server, mpath, pod["metadata"].value("name", "?"), t.error().message);
+    if (!t) return fail(t.error().code, "GET {}{}: pod {}: timestamp: {}", api_->access().server, mpath, pod_name, t.error().message);
     for (const auto& c : pod.value("containers", json::array())) {
       const std::string name = c.value("name", "");
       const json u = c.value("usage", json::object());
@@ -187,7 +192,7 @@ Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vp
         if (!u.contains(key)) continue;
         auto q = quantityOf(u[key]);
         if (!q) return fail(q.error().code, "GET {}{}: pod {} container {}: usage.{}: {}", api_->access().server, mpath,
-                            pod["metadata"].value("name", "?"), name, key, q.error().message);
+                            pod_name, name, key, q.error().message);
         cu.*field = std::max(cu.*field, *q);
       }
       cu.time = std::max(cu.time, *t);
@@ -202,7 +207,7 @@ Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vp
   if (!pods) return tl::unexpected(pods.error());
   for (const auto& pod : pods->value("items", json::array())) {
     std::map<std::string, double> limits;
-    for (const auto& c : pod["spec"].value("containers", json::array()))
+    for (const auto& c : pod.value("spec", json::object()).value("containers", json::array()))
       if (auto m = c.value("resources", json::object()).value("limits", json::object()); m.contains("memory"))
         if (auto q = quantityOf(m["memory"])) limits[c.value("name", "")] = *q;
     for (const auto& s : pod.value("status", json::object()).value("containerStatuses", json::array())) {
