@@ -5,6 +5,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <thread>
 
@@ -32,7 +34,8 @@ struct Args {
   std::string forecaster = "auto", model = dataFile(kShippedModel);
   // Ten samples at the metrics API's usual minute, as the autoscaler's min_samples asks anyway.
   std::int64_t min_history = 600;
-  bool view = true;
+  // The live view each round, on a terminal; not into a pod's log, a row per container a minute.
+  bool view = ::isatty(STDOUT_FILENO) == 1;
 };
 
 // /metrics: what each container's plan forecasts and sets (loop/plan_metrics.h, labelled
@@ -211,7 +214,9 @@ void addRecommendCommand(CLI::App& app) {
                   "seconds of a container's history before its first recommendation")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("!--no-view", a->view, "do not print the live view each round");
+  cmd->add_flag("--view,!--no-view", a->view,
+                "print the live view (per container: usage, forecast, recommendation in force, target, rule) "
+                "each round; default: when stdout is a terminal");
   cmd->add_option("--listen", a->listen,
                   "host:port of /metrics (the plans as `run` exports them, and the rounds) and /api/health; \"\" = none")
       ->capture_default_str();
