@@ -297,6 +297,13 @@ users: [{{name: u, user: {{token: t}}}}]
                                                       FORESIGHT_BIN, (dir / "config").string()));
   EXPECT_EQ(bad.exit_code, 1) << bad.out;
   EXPECT_NE(bad.out.find("no context 'nope'"), std::string::npos) << bad.out;
+  // No kubeconfig anywhere and not in a pod: said so, with where it looked.
+  const auto nowhere = test_support::runShell(fmt::format(
+      "env -u KUBERNETES_SERVICE_HOST -u KUBECONFIG HOME='{}' '{}' recommend 2>&1", dir.string(), FORESIGHT_BIN));
+  EXPECT_EQ(nowhere.exit_code, 1) << nowhere.out;
+  EXPECT_NE(nowhere.out.find("no kubeconfig (option kubeconfig, $KUBECONFIG, ~/.kube/config) and not in a cluster"),
+            std::string::npos)
+      << nowhere.out;
   std::filesystem::remove_all(dir);
 }
 

@@ -745,9 +745,14 @@ Result<ClusterAccess> accessFrom(const BackendOptions& o) {
       kubeconfig = std::string(home) + "/.kube/config";
     }
   }
-  auto access = kubeconfig.empty()
-                    ? loadInCluster(o.get("service_account_dir", "/var/run/secrets/kubernetes.io/serviceaccount"))
-                    : loadKubeconfig(kubeconfig, o.get("context"));
+  if (kubeconfig.empty()) {
+    auto access = loadInCluster(o.get("service_account_dir", "/var/run/secrets/kubernetes.io/serviceaccount"));
+    if (!access && access.error().code == ErrorCode::kUnavailable)
+      return fail(ErrorCode::kUnavailable, "no kubeconfig (option kubeconfig, $KUBECONFIG, ~/.kube/config) and {}",
+                  access.error().message);
+    return access;
+  }
+  auto access = loadKubeconfig(kubeconfig, o.get("context"));
   if (access) access->kubeconfig = kubeconfig;
   return access;
 }
