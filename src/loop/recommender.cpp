@@ -37,6 +37,9 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
     }
     if (!usage->empty()) ++r.vpas;
     for (const auto& c : *usage) {
+      // A container whose policy says mode Off takes no recommendation (the stock recommender's
+      // rule); asking would be refused every round.
+      if (!vpa.recommends(c.container)) continue;
       const std::string workload = vpa.workload() + "/" + c.container;
       present.insert(workload);
       ++r.containers;

@@ -102,6 +102,23 @@ TEST(VpaRecommender, WritesEachContainersRecommendationFromItsPodsUsage) {
   }
 }
 
+// As the stock recommender: a container whose policy (its own, else "*") says mode Off is not
+// forecast or written, and that is no error.
+TEST(VpaRecommender, LeavesContainersWhosePolicyIsOffAlone) {
+  FakeCluster cluster;
+  cluster.patchVpa("web", R"([{"op": "add", "path": "/spec/resourcePolicy", "value": {"containerPolicies": [
+      {"containerName": "*", "mode": "Off"}, {"containerName": "app", "mode": "Auto"}]}}])");
+  Loop l = makeLoop(cluster);
+  for (int i = 0; i < 12; ++i) {
+    auto r = l.recommender->round();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->containers, 2u);  // web's app, canary's app
+    EXPECT_EQ(r->errors, 0u);
+  }
+  EXPECT_TRUE(recommendation(cluster.vpa("web"), "app").count("cpu")) << cluster.vpa("web").dump();
+  EXPECT_TRUE(recommendation(cluster.vpa("web"), "sidecar").empty()) << cluster.vpa("web").dump();
+}
+
 TEST(VpaRecommender, AnOomKillRaisesMemoryAsTheStockRecommenderDoes) {
   FakeCluster cluster;
   Loop l = makeLoop(cluster);

@@ -165,6 +165,10 @@ class FakeCluster {
     return a;
   }
   int port() const { return port_; }
+  void patchVpa(const std::string& name, const std::string& json_patch) {
+    std::lock_guard lock(mu_);
+    vpas_[name] = vpas_[name].patch(json::parse(json_patch));
+  }
   json vpa(const std::string& name) {
     std::lock_guard lock(mu_);
     return vpas_[name];

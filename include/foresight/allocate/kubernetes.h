@@ -82,7 +82,15 @@ struct RecommendedVpa {
   std::string target;    // "Deployment/web", for messages
   std::string selector;  // the target's pods as a labelSelector ("app=web,tier in (a,b)")
   std::string error;     // why the target did not resolve to a selector ("" when it did)
+  // spec.resourcePolicy.containerPolicies[].mode by containerName ("*": the others').
+  std::map<std::string, std::string> modes;
   std::string workload() const { return ns + "/" + name; }  // + "/container": the vpa backend's name
+  // Whether the VPA takes recommendations for `container` (its policy's mode is not Off).
+  bool recommends(const std::string& container) const {
+    auto it = modes.find(container);
+    if (it == modes.end()) it = modes.find("*");
+    return it == modes.end() || it->second != "Off";
+  }
 };
 
 // One container (by name) across a VPA's pods: the most any pod used (a recommendation is per

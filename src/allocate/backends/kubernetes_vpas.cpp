@@ -55,7 +55,8 @@ Result<std::string> selectorQuery(const json& sel, const std::string& what) {
 }
 
 const json kVpaListShape = json::parse(R"({"items": [{"metadata": {"name": "", "namespace": ""},
-  "spec": {"targetRef": {"apiVersion": "", "kind": "", "name": ""}, "recommenders": [{"name": ""}]}}]})");
+  "spec": {"targetRef": {"apiVersion": "", "kind": "", "name": ""}, "recommenders": [{"name": ""}],
+           "resourcePolicy": {"containerPolicies": [{"containerName": "", "mode": ""}]}}}]})");
 // A LabelSelector, or a ReplicationController's map (no matchLabels key: left to its reader).
 const json kTargetShape = json::parse(R"({"spec": {"selector": {"matchLabels": {},
   "matchExpressions": [{"key": "", "operator": "", "values": [""]}]}}})");
@@ -119,6 +120,8 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
     RecommendedVpa vpa;
     vpa.ns = v["metadata"].value("namespace", "");
     vpa.name = v["metadata"].value("name", "");
+    for (const auto& p : spec.value("resourcePolicy", json::object()).value("containerPolicies", json::array()))
+      vpa.modes[p.value("containerName", "")] = p.value("mode", "Auto");
     const json ref = spec.value("targetRef", json::object());
     vpa.target = ref.value("kind", "?") + "/" + ref.value("name", "?");
     auto sel = selectorOf(vpa.ns, ref);
