@@ -16,23 +16,20 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
   auto vpas = discovery_.vpas(recommender_, ns_);
   if (!vpas) return tl::unexpected(vpas.error());
   Round r;
-  std::set<std::string> present;
+  std::set<std::string> listed;
+  std::int64_t newest = 0;  // the newest metrics time this round
   for (const auto& vpa : *vpas) {
-    // Its containers stay known through a failed read (a target or the metrics API briefly
-    // unavailable): only a VPA that is gone drops their history.
-    const auto keep = [&] {
-      ++r.errors;
-      for (const auto& [w, s] : seen_)
-        if (w.rfind(vpa.workload() + "/", 0) == 0) present.insert(w);
-    };
+    listed.insert(vpa.workload());
+    // A failed read (a target or the metrics API briefly unavailable) costs the round, not the
+    // history: that stays while the VPA does.
     if (!vpa.error.empty()) {  // logged by the discovery
-      keep();
+      ++r.errors;
       continue;
     }
     auto usage = discovery_.usage(vpa);
     if (!usage) {
       spdlog::warn("recommend: VPA {} ({}): {}", vpa.workload(), vpa.target, usage.error().message);
-      keep();
+      ++r.errors;
       continue;
     }
     if (!usage->empty()) ++r.vpas;
@@ -41,8 +38,8 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
       // rule); asking would be refused every round.
       if (!vpa.recommends(c.container)) continue;
       const std::string workload = vpa.workload() + "/" + c.container;
-      present.insert(workload);
       ++r.containers;
+      newest = std::max(newest, c.time);
       auto [it, first] = seen_.try_emplace(workload);
       Seen& seen = it->second;
       // A kill up to an hour before the recommender first saw the container still counts: the
@@ -70,9 +67,12 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
       }
     }
   }
-  // A VPA deleted, or a container gone from its pods: forgotten with its history.
+  // Forgotten with its history: a container whose VPA was deleted, or that has had no metrics
+  // for a day while others had (renamed, or removed from the pods). A target scaled to zero for
+  // the night keeps its containers' history.
   for (auto it = seen_.begin(); it != seen_.end();) {
-    if (present.count(it->first)) {
+    const std::string vpa = it->first.substr(0, it->first.rfind('/'));
+    if (listed.count(vpa) && !(newest > 0 && newest - it->second.time > kForgetAfterSeconds)) {
       ++it;
       continue;
     }

@@ -131,7 +131,7 @@ TEST(VpaRecommender, AnOomKillRaisesMemoryAsTheStockRecommenderDoes) {
             collect::memoryDemandAfterOomKill(256 * kMiB));
 }
 
-TEST(VpaRecommender, NoNewMetricsNoNewSampleAndAGoneVpaIsForgotten) {
+TEST(VpaRecommender, NoNewMetricsNoNewSampleAndOnlyAGoneVpaIsForgotten) {
   FakeCluster cluster;
   Loop l = makeLoop(cluster);
   ASSERT_TRUE(l.recommender->round());
@@ -148,9 +148,24 @@ TEST(VpaRecommender, NoNewMetricsNoNewSampleAndAGoneVpaIsForgotten) {
     return w;
   };
   EXPECT_EQ(workloads(), (std::set<std::string>{"shop/canary/app", "shop/web/app", "shop/web/sidecar"}));
+  // Scaled to zero (no pod, so no metrics): the VPA stays, and so does its containers' history.
+  cluster.scaled_to_zero = true;
+  auto none = l.recommender->round();
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->containers, 0u);
+  EXPECT_EQ(workloads(), (std::set<std::string>{"shop/canary/app", "shop/web/app", "shop/web/sidecar"}));
+  cluster.scaled_to_zero = false;
+  // The sidecar taken out of the pods: forgotten once the others have had a day of metrics without it.
+  cluster.sidecars = false;
+  ASSERT_TRUE(l.recommender->round());
+  EXPECT_TRUE(workloads().count("shop/web/sidecar"));
+  cluster.clock += 86400;
+  ASSERT_TRUE(l.recommender->round());
+  EXPECT_EQ(workloads(), (std::set<std::string>{"shop/canary/app", "shop/web/app"}));
+  cluster.sidecars = true;
   cluster.vpa_names = {"web", "other"};
   ASSERT_TRUE(l.recommender->round());
-  EXPECT_EQ(workloads(), (std::set<std::string>{"shop/web/app", "shop/web/sidecar"}));
+  EXPECT_EQ(workloads(), (std::set<std::string>{"shop/web/app"}));  // the sidecar has no history yet
 }
 
 // A target that does not resolve (the API server failing, an object not as documented, one that is

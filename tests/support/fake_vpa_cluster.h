@@ -37,6 +37,8 @@ class FakeCluster {
   std::int64_t clock = 1'780'000'000;
   std::optional<std::int64_t> oom_at;  // web-1's (each Deployment's first pod's) app: lastState OOMKilled, finishedAt
   bool metrics_frozen = false;         // the metrics API returns the same window again
+  bool scaled_to_zero = false;         // no pods, so no metrics
+  bool sidecars = true;                // the Deployments' pods run a sidecar container
   std::optional<std::pair<int, std::string>> deployment_answer;  // status and body, in place of the Deployments
   std::vector<std::string> vpa_names = {"web", "canary", "other"};
 
@@ -117,11 +119,18 @@ class FakeCluster {
         items.push_back({{"metadata", {{"name", name}, {"namespace", "shop"}}}, {"timestamp", ts},
                          {"window", "30s"}, {"containers", containers}});
       };
-      if (const auto app = deploymentOf(sel); !app.empty()) {
-        pod(app + "-1", {{{"name", "app"}, {"usage", {{"cpu", "300m"}, {"memory", "200Mi"}}}},
-                      {{"name", "sidecar"}, {"usage", {{"cpu", "10m"}, {"memory", "20Mi"}}}}});
-        pod(app + "-2", {{{"name", "app"}, {"usage", {{"cpu", "450m"}, {"memory", "180Mi"}}}},
-                      {{"name", "sidecar"}, {"usage", {{"cpu", "12m"}, {"memory", "18Mi"}}}}});
+      if (scaled_to_zero) {
+      } else if (const auto app = deploymentOf(sel); !app.empty()) {
+        json one = {{{"name", "app"}, {"usage", {{"cpu", "300m"}, {"memory", "200Mi"}}}},
+                    {{"name", "sidecar"}, {"usage", {{"cpu", "10m"}, {"memory", "20Mi"}}}}};
+        json two = {{{"name", "app"}, {"usage", {{"cpu", "450m"}, {"memory", "180Mi"}}}},
+                    {{"name", "sidecar"}, {"usage", {{"cpu", "12m"}, {"memory", "18Mi"}}}}};
+        if (!sidecars) {
+          one.erase(1);
+          two.erase(1);
+        }
+        pod(app + "-1", one);
+        pod(app + "-2", two);
       } else if (sel == "app=canary") {
         pod("canary-1", {{{"name", "app"}, {"usage", {{"cpu", "1200000n"}, {"memory", "64Mi"}}}}});
       }

@@ -38,6 +38,7 @@ class VpaRecommender {
   allocate::k8s::VpaDiscovery discovery_;
   std::string recommender_, ns_;
   Autoscaler& autoscaler_;
+  static constexpr std::int64_t kForgetAfterSeconds = 86400;
   struct Seen {
     std::int64_t time = 0;  // the metrics timestamp last fed
     std::int64_t oom = 0;   // the OOM kill last fed
