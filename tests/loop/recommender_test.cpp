@@ -289,7 +289,7 @@ users: [{{name: u, user: {{token: t}}}}]
   test_support::Ran ran;
   std::thread command([&] {
     ran = test_support::runShell(fmt::format(
-        "'{}' recommend --kubeconfig '{}' --period 0.2 --duration 4 --min-history 0 --forecaster seasonal "
+        "'{}' recommend --kubeconfig '{}' --period 0.2 --duration 4 --min-history 0 "
         "--apply --audit '{}' --no-view --listen 127.0.0.1:0 > '{}' 2>&1",
         FORESIGHT_BIN, (dir / "config").string(), (dir / "audit.db").string(), log.string()));
   });
