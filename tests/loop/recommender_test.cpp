@@ -45,7 +45,8 @@ struct Loop {
   std::unique_ptr<VpaRecommender> recommender;
 };
 
-Loop makeLoop(const FakeCluster& cluster) {
+// `selector_ttl_seconds`: how long a Deployment's selector is kept (VpaDiscovery).
+Loop makeLoop(const FakeCluster& cluster, double selector_ttl_seconds = 600) {
   AutoscalerConfig c;
   c.forecaster = seasonalForecasters({});
   c.min_history_seconds = 0;
@@ -55,8 +56,8 @@ Loop makeLoop(const FakeCluster& cluster) {
   Loop l;
   l.autoscaler = std::make_unique<Autoscaler>(std::move(c), allocate::k8s::makeBackend(cluster.access(), s),
                                               std::nullopt);
-  l.recommender = std::make_unique<VpaRecommender>(allocate::k8s::VpaDiscovery(cluster.access()), "foresight",
-                                                   "", *l.autoscaler);
+  l.recommender = std::make_unique<VpaRecommender>(
+      allocate::k8s::VpaDiscovery(cluster.access(), selector_ttl_seconds), "foresight", "", *l.autoscaler);
   return l;
 }
 
@@ -104,6 +105,21 @@ TEST(VpaRecommender, WritesEachContainersRecommendationFromItsPodsUsage) {
 
 // As the stock recommender: a container whose policy (its own, else "*") says mode Off is not
 // forecast or written, and that is no error.
+// A Deployment's selector cannot change: read once, not every round; a Rollout's scale subresource
+// is read every round.
+TEST(VpaRecommender, ReadsAnImmutableSelectorOnce) {
+  FakeCluster cluster;
+  Loop l = makeLoop(cluster);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(l.recommender->round());
+  std::size_t deployment = 0, scale = 0;
+  for (const auto& r : cluster.requests()) {
+    deployment += r.path.ends_with("/deployments/web");
+    scale += r.path.ends_with("/rollouts/canary/scale");
+  }
+  EXPECT_EQ(deployment, 1u);
+  EXPECT_EQ(scale, 5u);
+}
+
 TEST(VpaRecommender, LeavesContainersWhosePolicyIsOffAlone) {
   FakeCluster cluster;
   cluster.patchVpa("web", R"([{"op": "add", "path": "/spec/resourcePolicy", "value": {"containerPolicies": [
@@ -172,7 +188,7 @@ TEST(VpaRecommender, NoNewMetricsNoNewSampleAndOnlyAGoneVpaIsForgotten) {
 // not there) costs that VPA its round, not its history, and the other VPAs go on.
 TEST(VpaRecommender, AnUnresolvedTargetSkipsItsRoundButKeepsItsHistory) {
   FakeCluster cluster;
-  Loop l = makeLoop(cluster);
+  Loop l = makeLoop(cluster, 0);  // the Deployment read every round
   for (int i = 0; i < 12; ++i) ASSERT_TRUE(l.recommender->round());
   auto containers = [&] {
     std::set<std::string> w;

@@ -111,7 +111,10 @@ class ApiClient;
 
 class VpaDiscovery {
  public:
-  explicit VpaDiscovery(ClusterAccess access);
+  // The selector of a Deployment, StatefulSet, DaemonSet, ReplicaSet or Job cannot change (the API
+  // refuses an update of it), so it is read again only after `selector_ttl_seconds`, for a target
+  // deleted and created anew under its name; other kinds' selectors are read every round.
+  explicit VpaDiscovery(ClusterAccess access, double selector_ttl_seconds = 600);
   VpaDiscovery(VpaDiscovery&&) noexcept;
   VpaDiscovery& operator=(VpaDiscovery&&) noexcept;
   ~VpaDiscovery();
@@ -126,6 +129,12 @@ class VpaDiscovery {
   Result<std::string> selectorOf(const std::string& ns, const nlohmann::json& target_ref);
   std::unique_ptr<ApiClient> api_;
   std::map<std::string, std::string> unresolved_;  // VPA -> the error logged for it
+  struct Cached {
+    std::string selector;
+    double read_at = 0;  // steady clock, seconds
+  };
+  double selector_ttl_seconds_;
+  std::map<std::string, Cached> selectors_;  // by namespace and targetRef; pruned to those in use
 };
 
 // "2026-12-05T21:40:00Z" (fractions and offsets allowed) as Unix seconds.

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <set>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -98,7 +100,8 @@ Result<std::int64_t> parseRfc3339(const std::string& text) {
   return fail(ErrorCode::kParse, "'{}' is not an RFC 3339 time", text);
 }
 
-VpaDiscovery::VpaDiscovery(ClusterAccess access) : api_(std::make_unique<ApiClient>(std::move(access))) {}
+VpaDiscovery::VpaDiscovery(ClusterAccess access, double selector_ttl_seconds)
+    : api_(std::make_unique<ApiClient>(std::move(access))), selector_ttl_seconds_(selector_ttl_seconds) {}
 VpaDiscovery::VpaDiscovery(VpaDiscovery&&) noexcept = default;
 VpaDiscovery& VpaDiscovery::operator=(VpaDiscovery&&) noexcept = default;
 VpaDiscovery::~VpaDiscovery() = default;
@@ -111,6 +114,7 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
   if (!list) return tl::unexpected(list.error());
   std::vector<RecommendedVpa> out;
   std::map<std::string, std::string> unresolved;
+  std::map<std::string, Cached> selectors;
   for (const auto& v : list->value("items", json::array())) {
     const json& spec = v.value("spec", json::object());
     bool mine = false;
@@ -124,7 +128,17 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
       vpa.modes[p.value("containerName", "")] = p.value("mode", "Auto");
     const json ref = spec.value("targetRef", json::object());
     vpa.target = ref.value("kind", "?") + "/" + ref.value("name", "?");
-    auto sel = selectorOf(vpa.ns, ref);
+    const std::string cache_key = vpa.ns + " " + ref.dump();
+    const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    Result<std::string> sel = fail(ErrorCode::kInternal, "unresolved");
+    if (auto c = selectors_.find(cache_key); c != selectors_.end() && now - c->second.read_at < selector_ttl_seconds_) {
+      sel = c->second.selector;
+      selectors[cache_key] = c->second;
+    } else {
+      sel = selectorOf(vpa.ns, ref);
+      static const std::set<std::string> kImmutable = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"};
+      if (sel && kImmutable.count(ref.value("kind", ""))) selectors[cache_key] = {*sel, now};
+    }
     if (sel) {
       vpa.selector = *sel;
     } else {
@@ -138,6 +152,7 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
     out.push_back(std::move(vpa));
   }
   unresolved_ = std::move(unresolved);
+  selectors_ = std::move(selectors);
   return out;
 }
 
