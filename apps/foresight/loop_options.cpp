@@ -50,6 +50,13 @@ void overrideQuantile(allocate::PlannerConfigs& policies, double quantile) {
     for (Resource r : kAllResources) planner[r].quantile = quantile;
 }
 
+Result<std::optional<allocate::AuditLog>> auditTrail(bool apply, const std::string& path) {
+  if (!apply) return std::optional<allocate::AuditLog>();
+  auto log = allocate::AuditLog::open(path);
+  if (!log) return tl::unexpected(log.error());
+  return std::optional<allocate::AuditLog>(std::move(*log));
+}
+
 Result<loop::ForecasterFactory> liveForecasters(const std::string& kind, const std::string& model,
                                                 double period) {
   predict::SeasonalOptions seasonal;

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "foresight/allocate/audit.h"
 #include "foresight/loop/autoscaler.h"
 
 #include "foresight/allocate/planner.h"
@@ -40,6 +41,9 @@ void overrideQuantile(allocate::PlannerConfigs& policies, double quantile);
 // seasonal one looks for periods up to ten minutes of samples.
 Result<loop::ForecasterFactory> liveForecasters(const std::string& kind, const std::string& model,
                                                 double period);
+
+// The audit trail of the changes a loop applies: opened with --apply, none in dry-run.
+Result<std::optional<allocate::AuditLog>> auditTrail(bool apply, const std::string& path);
 
 // The live view: per workload and resource, the usage, the forecast, the limit in force, the
 // target and the rule that decided it; `empty` is printed when no workload has a plan yet.

@@ -122,14 +122,10 @@ Status recommend(const Args& a) {
   c.apply = a.apply;
   c.backend_name = "kubernetes";
   c.backend_options = o;  // what a rollback (`foresight history --rollback`) reaches the cluster with
-  auto backend = allocate::makeKubernetesBackend(o);
-  std::optional<allocate::AuditLog> audit;
-  if (a.apply) {
-    auto log = allocate::AuditLog::open(a.audit);
-    if (!log) return tl::unexpected(log.error());
-    audit.emplace(std::move(*log));
-  }
-  loop::Autoscaler autoscaler(std::move(c), std::move(backend), std::move(audit));
+  auto backend = allocate::k8s::makeBackend(o, &*access);  // the kubeconfig read once
+  auto audit = auditTrail(a.apply, a.audit);
+  if (!audit) return tl::unexpected(audit.error());
+  loop::Autoscaler autoscaler(std::move(c), std::move(backend), std::move(*audit));
   loop::VpaRecommender recommender(allocate::k8s::VpaDiscovery(*access), a.recommender, a.ns, autoscaler);
   std::optional<MetricsServer> metrics;
   if (!a.listen.empty()) {
@@ -147,6 +143,9 @@ Status recommend(const Args& a) {
   const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(a.period));
   auto next = start;
+  const auto expired = [&] {
+    return a.duration > 0 && std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a.duration);
+  };
   for (std::size_t n = 0; !stopFlag().load(); ++n) {
     if (auto p = planner->changed()) {
       auto changed = *p;
@@ -168,13 +167,9 @@ Status recommend(const Args& a) {
                                           r->vpas, a.recommender, a.min_history));
     }
     next += period;
-    while (!stopFlag().load() && std::chrono::steady_clock::now() < next) {
-      if (a.duration > 0 && std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a.duration))
-        return ok();
+    while (!stopFlag().load() && !expired() && std::chrono::steady_clock::now() < next)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (a.duration > 0 && std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a.duration))
-      return ok();
+    if (expired()) return ok();
   }
   return ok();
 }

@@ -94,13 +94,9 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
   c.backend_name = a.backend == "auto" ? autoBackend(layout) : a.backend;
   auto backend = builtins.backends.create(c.backend_name, c.backend_options);
   if (!backend) return tl::unexpected(backend.error());
-  std::optional<allocate::AuditLog> audit;
-  if (a.apply) {
-    auto log = allocate::AuditLog::open(a.audit);
-    if (!log) return tl::unexpected(log.error());
-    audit.emplace(std::move(*log));
-  }
-  return std::make_unique<loop::Autoscaler>(std::move(c), std::move(*backend), std::move(audit));
+  auto audit = auditTrail(a.apply, a.audit);
+  if (!audit) return tl::unexpected(audit.error());
+  return std::make_unique<loop::Autoscaler>(std::move(c), std::move(*backend), std::move(*audit));
 }
 
 }  // namespace

@@ -70,6 +70,10 @@ struct Settings {
 };
 
 std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings);
+// The registry's backend (makeKubernetesBackend: settings from the options, the server and
+// kubeconfig pinned for a rollback), on `resolved` access when given (accessFrom(options) already
+// called), else accessFrom(options).
+std::unique_ptr<Backend> makeBackend(const BackendOptions& options, const ClusterAccess* resolved);
 
 
 // ---------------------------------------------------------------------------------------------

@@ -733,7 +733,6 @@ class VpaBackend final : public Backend {
 
 }  // namespace
 
-
 Result<ClusterAccess> accessFrom(const BackendOptions& o) {
   std::string kubeconfig = o.get("kubeconfig");
   if (kubeconfig.empty()) {
@@ -769,6 +768,10 @@ namespace foresight::allocate {
 // Options: mode, kubeconfig (default $KUBECONFIG, then ~/.kube/config, then in-cluster), context,
 // recommender, resize_timeout (seconds), lower_ratio, upper_ratio, service_account_dir.
 std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& o) {
+  return k8s::makeBackend(o, nullptr);
+}
+
+std::unique_ptr<Backend> k8s::makeBackend(const BackendOptions& o, const ClusterAccess* resolved) {
   k8s::Settings s;
   s.mode = o.get("mode", "resize");
   s.recommender = o.get("recommender", s.recommender);
@@ -785,7 +788,7 @@ std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& o) {
     return makeMisconfiguredBackend("kubernetes",
         Error{ErrorCode::kInvalidArgument,
               fmt::format("kubernetes: mode '{}' (expected resize or vpa)", s.mode)});
-  auto access = k8s::accessFrom(o);
+  auto access = resolved ? Result<k8s::ClusterAccess>(*resolved) : k8s::accessFrom(o);
   if (!access) return makeMisconfiguredBackend("kubernetes", access.error());
   const std::string kubeconfig = access->kubeconfig;
   // A record pins its server: a context that now points elsewhere must not receive its rollback.

@@ -115,6 +115,8 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
   std::vector<RecommendedVpa> out;
   std::map<std::string, std::string> unresolved;
   std::map<std::string, Cached> selectors;
+  const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  static const std::set<std::string> kImmutable = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"};
   for (const auto& v : list->value("items", json::array())) {
     const json& spec = v.value("spec", json::object());
     bool mine = false;
@@ -122,23 +124,21 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
       mine = mine || r.value("name", "") == recommender;
     if (!mine) continue;
     RecommendedVpa vpa;
-    vpa.ns = v["metadata"].value("namespace", "");
-    vpa.name = v["metadata"].value("name", "");
+    const json meta = v.value("metadata", json::object());
+    vpa.ns = meta.value("namespace", "");
+    vpa.name = meta.value("name", "");
     for (const auto& p : spec.value("resourcePolicy", json::object()).value("containerPolicies", json::array()))
       vpa.modes[p.value("containerName", "")] = p.value("mode", "Auto");
     const json ref = spec.value("targetRef", json::object());
     vpa.target = ref.value("kind", "?") + "/" + ref.value("name", "?");
     const std::string cache_key = vpa.ns + " " + ref.dump();
-    const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-    Result<std::string> sel = fail(ErrorCode::kInternal, "unresolved");
-    if (auto c = selectors_.find(cache_key); c != selectors_.end() && now - c->second.read_at < selector_ttl_seconds_) {
-      sel = c->second.selector;
-      selectors[cache_key] = c->second;
-    } else {
-      sel = selectorOf(vpa.ns, ref);
-      static const std::set<std::string> kImmutable = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"};
-      if (sel && kImmutable.count(ref.value("kind", ""))) selectors[cache_key] = {*sel, now};
-    }
+    const auto cached = selectors_.find(cache_key);
+    const bool fresh = cached != selectors_.end() && now - cached->second.read_at < selector_ttl_seconds_;
+    auto sel = fresh ? Result<std::string>(cached->second.selector) : selectorOf(vpa.ns, ref);
+    if (fresh)
+      selectors[cache_key] = cached->second;
+    else if (sel && kImmutable.count(ref.value("kind", "")))
+      selectors[cache_key] = {*sel, now};
     if (sel) {
       vpa.selector = *sel;
     } else {
