@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <thread>
 
 #include "commands.h"
 #include "foresight/allocate/kubernetes.h"
+#include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/plan_metrics.h"
 #include "foresight/loop/recommender.h"
@@ -36,6 +38,9 @@ struct Args {
   std::int64_t min_history = 600;
   // The live view each round, on a terminal; not into a pod's log, a row per container a minute.
   bool view = ::isatty(STDOUT_FILENO) == 1;
+  // Where containers' past usage comes from when the recommender starts ("" = nowhere).
+  std::string prometheus, prometheus_token_file;
+  double history_length = 86400;
 };
 
 // /metrics: what each container's plan forecasts and sets (loop/plan_metrics.h, labelled
@@ -126,7 +131,19 @@ Status recommend(const Args& a) {
   auto audit = auditTrail(a.apply, a.audit);
   if (!audit) return tl::unexpected(audit.error());
   loop::Autoscaler autoscaler(std::move(c), std::move(backend), std::move(*audit));
-  loop::VpaRecommender recommender(allocate::k8s::VpaDiscovery(*access), a.recommender, a.ns, autoscaler);
+  loop::HistoryReader history;
+  if (!a.prometheus.empty()) {
+    trace::PrometheusQuery server;
+    server.url = a.prometheus;
+    if (!a.prometheus_token_file.empty()) {
+      auto token = readTokenFile(a.prometheus_token_file);
+      if (!token) return fail(token.error().code, "--prometheus-token-file {}", token.error().message);
+      server.bearer_token = std::move(*token);
+    }
+    history = loop::prometheusHistory(server, std::llround(a.period));
+  }
+  loop::VpaRecommender recommender(allocate::k8s::VpaDiscovery(*access), a.recommender, a.ns, autoscaler,
+                                   std::move(history), std::llround(a.history_length));
   std::optional<MetricsServer> metrics;
   if (!a.listen.empty()) {
     auto listen = server::parseAgentConfig("listen: \"" + a.listen + "\"", "--listen");
@@ -159,6 +176,9 @@ Status recommend(const Args& a) {
       if (n == 0) return tl::unexpected(r.error());
       spdlog::warn("recommend: {}", r.error().message);
     } else {
+      if (r->history > 0)
+        spdlog::info("recommend: {} past samples read from {} for the containers seen first", r->history,
+                     a.prometheus);
       spdlog::debug("recommend: round {}: {} VPAs, {} containers, {} new samples, {} plans, {} errors", n,
                     r->vpas, r->containers, r->samples, r->plans, r->errors);
       if (a.view)
@@ -209,6 +229,19 @@ void addRecommendCommand(CLI::App& app) {
                   "seconds of a container's history before its first recommendation")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--prometheus", a->prometheus,
+                  "Prometheus server (http(s)://host:port[/prefix]) with the cluster's cAdvisor metrics: each "
+                  "container's first --history-length of usage is read from it when the recommender first sees "
+                  "it (as after a restart), so it recommends at once from what the container did")
+      ->check([](const std::string& url) -> std::string {
+        return url.starts_with("http://") || url.starts_with("https://") ? "" : "expected an http:// or https:// URL";
+      });
+  cmd->add_option("--prometheus-token-file", a->prometheus_token_file,
+                  "file whose first line is a bearer token for --prometheus")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--history-length", a->history_length, "seconds of history read from --prometheus (at most 8 days, what the stock recommender keeps)")
+      ->capture_default_str()
+      ->check(finiteIn(0, 8 * 86400));
   cmd->add_flag("--view,!--no-view", a->view,
                 "print the live view (per container: usage, forecast, recommendation in force, target, rule) "
                 "each round; default: when stdout is a terminal");

@@ -61,11 +61,7 @@ std::int64_t Autoscaler::loopTime(std::int64_t wall) {
   return loop_now_;
 }
 
-Result<std::optional<allocate::Plan>> Autoscaler::observe(
-    const std::string& workload, std::int64_t wall,
-    const std::array<double, kResourceCount>& usage,
-    const std::optional<std::array<double, kResourceCount>>& demand, double cpuset_cpus) {
-  const std::int64_t now = loopTime(wall);
+Autoscaler::State& Autoscaler::stateOf(const std::string& workload) {
   State& st = workloads_[workload];
   if (!st.forecaster) {
     st.forecaster = config_.forecaster();
@@ -74,6 +70,33 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
       past_ooms_.erase(it);
     }
   }
+  return st;
+}
+
+std::size_t Autoscaler::warm(const std::string& workload, const trace::RawSeries& past) {
+  if (past.time.empty() || workloads_.count(workload)) return 0;
+  State& st = stateOf(workload);
+  for (std::size_t i = 0; i < past.time.size(); ++i) {
+    std::array<double, kResourceCount> u{NAN, NAN, NAN, NAN};
+    for (std::size_t r = 0; r < kResourceCount; ++r)
+      if (i < past.value[r].size()) u[r] = past.value[r][i];
+    st.forecaster->observe(past.time[i], u);
+    for (Resource r : config_.resources)
+      if (std::isfinite(u[index(r)])) st.last_usage[index(r)] = u[index(r)];
+  }
+  st.samples = past.time.size();
+  // On the loop's clock, the history began as long before its last sample as it did on the wall
+  // clock's (the clock starts at the first observe(), which comes after this).
+  st.first_seen = last_wall_ ? loop_now_ - (*last_wall_ - past.time.front()) : past.time.front();
+  return past.time.size();
+}
+
+Result<std::optional<allocate::Plan>> Autoscaler::observe(
+    const std::string& workload, std::int64_t wall,
+    const std::array<double, kResourceCount>& usage,
+    const std::optional<std::array<double, kResourceCount>>& demand, double cpuset_cpus) {
+  const std::int64_t now = loopTime(wall);
+  State& st = stateOf(workload);
   st.forecaster->observe(wall, demand.value_or(usage));  // time of day: the wall clock's
   // Every measurement counts for the floors, also those before the first plan: a detail metric
   // (memory) is read only every few rounds, and an OOM kill is seen once.

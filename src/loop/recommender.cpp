@@ -7,10 +7,48 @@
 
 namespace foresight::loop {
 
+HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step_seconds) {
+  server.step_seconds = std::max<std::int64_t>(1, step_seconds);
+  // A rate needs two scrapes in its window: two minutes hold two at the common 15-60 s intervals.
+  const std::int64_t window = std::max<std::int64_t>(server.step_seconds, 120);
+  return [server, window](const std::string& ns, const std::vector<std::string>& pods,
+                          const std::vector<std::string>& containers, std::int64_t start, std::int64_t end) {
+    trace::PrometheusQuery q = server;
+    q.start = start;
+    q.end = end;
+    q.promql = trace::podContainerQueries(ns, pods, containers, window);
+    return trace::readPrometheus(q);
+  };
+}
+
 VpaRecommender::VpaRecommender(allocate::k8s::VpaDiscovery discovery, std::string recommender,
-                               std::string ns, Autoscaler& autoscaler)
+                               std::string ns, Autoscaler& autoscaler, HistoryReader history,
+                               std::int64_t history_seconds)
     : discovery_(std::move(discovery)), recommender_(std::move(recommender)), ns_(std::move(ns)),
-      autoscaler_(autoscaler) {}
+      autoscaler_(autoscaler), history_(std::move(history)), history_seconds_(history_seconds) {}
+
+void VpaRecommender::warmNewContainers(const allocate::k8s::RecommendedVpa& vpa,
+                                       const std::vector<allocate::k8s::ContainerUsage>& usage, Round& r) {
+  std::vector<std::string> containers;
+  std::set<std::string> pods;
+  std::int64_t first = 0;  // the earliest live sample: the history ends before it
+  for (const auto& c : usage) {
+    if (!vpa.recommends(c.container) || seen_.count(vpa.workload() + "/" + c.container)) continue;
+    containers.push_back(c.container);
+    pods.insert(c.pod_names.begin(), c.pod_names.end());
+    first = first == 0 ? c.time : std::min(first, c.time);
+  }
+  if (containers.empty() || history_seconds_ <= 0) return;
+  // Asked once: a container that starts without its history (the server down) gains its own.
+  auto past = history_(vpa.ns, {pods.begin(), pods.end()}, containers, first - history_seconds_, first - 1);
+  if (!past) {
+    ++r.errors;
+    spdlog::warn("recommend: VPA {}: its containers start without their history: {}", vpa.workload(),
+                 past.error().message);
+    return;
+  }
+  for (const auto& s : *past) r.history += autoscaler_.warm(vpa.workload() + "/" + s.id, s);
+}
 
 Result<VpaRecommender::Round> VpaRecommender::round() {
   auto vpas = discovery_.vpas(recommender_, ns_);
@@ -33,6 +71,7 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
       continue;
     }
     if (!usage->empty()) ++r.vpas;
+    if (history_) warmNewContainers(vpa, *usage, r);
     for (const auto& c : *usage) {
       // A container whose policy says mode Off takes no recommendation (the stock recommender's
       // rule); asking would be refused every round.

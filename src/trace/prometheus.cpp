@@ -227,6 +227,47 @@ std::string withStep(std::string_view promql, std::int64_t step_seconds) {
   return out;
 }
 
+namespace {
+// A PromQL string literal (double-quoted; Go's escapes).
+std::string promString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
+  }
+  return out + '"';
+}
+// A regex matching exactly one of `names` (RE2, anchored by PromQL), as a PromQL string.
+std::string anyOf(const std::vector<std::string>& names) {
+  std::string re;
+  for (const auto& n : names) {
+    if (!re.empty()) re += '|';
+    for (char c : n) {
+      if (std::string_view(R"(\.+*?()|[]{}^$)").find(c) != std::string_view::npos) re += '\\';
+      re += c;
+    }
+  }
+  return promString(re);
+}
+}  // namespace
+
+std::array<std::string, kResourceCount> podContainerQueries(const std::string& ns,
+                                                            const std::vector<std::string>& pods,
+                                                            const std::vector<std::string>& containers,
+                                                            std::int64_t rate_window_seconds) {
+  const std::string match = fmt::format("{{namespace={},pod=~{},container=~{}}}", promString(ns), anyOf(pods),
+                                        anyOf(containers));
+  // Summed within a scrape job and the jobs' sums maxed, as the cadvisor preset does (a cluster
+  // may scrape cAdvisor twice); then the most of any pod.
+  std::array<std::string, kResourceCount> q;
+  q[index(Resource::kCpu)] = fmt::format(
+      "max by (container) (sum by (pod, container, job) (rate(container_cpu_usage_seconds_total{}[{}s])))", match,
+      rate_window_seconds);
+  q[index(Resource::kMemory)] =
+      fmt::format("max by (container) (sum by (pod, container, job) (container_memory_working_set_bytes{}))", match);
+  return q;
+}
+
 Result<std::array<std::string, kResourceCount>> presetQueries(std::string_view preset,
                                                               std::int64_t step_seconds) {
   const std::array<std::string_view, kResourceCount>* p = nullptr;

@@ -177,6 +177,34 @@ TEST(Autoscaler, NoPlanBeforeMinHistorySeconds) {
   EXPECT_TRUE(a.view().size() == 2u);
 }
 
+// A past read elsewhere (a recommender's restart) counts as history watched: the first sample
+// after it is planned, from the past's level; and only a workload not seen yet is warmed.
+TEST(Autoscaler, APastFedBeforeTheFirstSampleCountsAsHistory) {
+  AutoscalerConfig c;
+  c.apply = true;
+  c.min_samples = 10;
+  c.min_history_seconds = 600;
+  c.planner[Resource::kMemory].usage_margin_abs = 0;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  trace::RawSeries past;
+  for (std::int64_t t = 0; t < 900; t += 60) {
+    past.time.push_back(1000 + t);
+    past.value[index(Resource::kCpu)].push_back(1.0);
+    past.value[index(Resource::kMemory)].push_back(3e9);
+  }
+  EXPECT_EQ(a.warm("web", past), 15u);
+  EXPECT_EQ(a.warm("web", past), 0u);
+  auto p = a.observe("web", 1900, usage(1.0, 2e9));
+  ASSERT_TRUE(p && *p);
+  ASSERT_TRUE((*p)->target[Resource::kMemory]);
+  EXPECT_GE(*(*p)->target[Resource::kMemory], 3e9);  // the past's level, above the 2e9 of now
+  // Without the past, the same sample is the first of the workload's history.
+  auto q = a.observe("api", 1900, usage(1.0, 2e9));
+  ASSERT_TRUE(q);
+  EXPECT_FALSE(*q);
+  EXPECT_EQ(a.warm("api", past), 0u);  // seen already: its own history stands
+}
+
 // The wall clock stepped back 600 s (an NTP correction) while a workload's demand tripled: the
 // raise is not held as "cooldown" until the clock catches up, and a young workload is not held
 // without a plan for the 600 s either (before: 10 minutes throttled at a third of its demand).

@@ -10,6 +10,7 @@
 #include <httplib.h>
 #include <yaml-cpp/yaml.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -46,7 +47,7 @@ struct Loop {
 };
 
 // `selector_ttl_seconds`: how long a Deployment's selector is kept (VpaDiscovery).
-Loop makeLoop(const FakeCluster& cluster, double selector_ttl_seconds = 600) {
+Loop makeLoop(const FakeCluster& cluster, double selector_ttl_seconds = 600, HistoryReader history = {}) {
   AutoscalerConfig c;
   c.forecaster = seasonalForecasters({});
   c.min_history_seconds = 0;
@@ -57,7 +58,8 @@ Loop makeLoop(const FakeCluster& cluster, double selector_ttl_seconds = 600) {
   l.autoscaler = std::make_unique<Autoscaler>(std::move(c), allocate::k8s::makeBackend(cluster.access(), s),
                                               std::nullopt);
   l.recommender = std::make_unique<VpaRecommender>(
-      allocate::k8s::VpaDiscovery(cluster.access(), selector_ttl_seconds), "foresight", "", *l.autoscaler);
+      allocate::k8s::VpaDiscovery(cluster.access(), selector_ttl_seconds), "foresight", "", *l.autoscaler,
+      std::move(history));
   return l;
 }
 
@@ -222,6 +224,116 @@ TEST(VpaRecommender, AnUnresolvedTargetSkipsItsRoundButKeepsItsHistory) {
   EXPECT_EQ(r->samples, 3u);
 }
 
+// The history is asked for once per container, on first sight, for the pods that run it now and
+// the day before its first live sample; a history that cannot be read costs nothing but itself.
+TEST(VpaRecommender, AsksForEachNewContainersPastOnceAndGoesOnWithoutIt) {
+  FakeCluster cluster;
+  struct Call {
+    std::string ns;
+    std::vector<std::string> pods, containers;
+    std::int64_t start, end;
+  };
+  std::vector<Call> calls;
+  Loop l = makeLoop(cluster, 600,
+                    [&](const std::string& ns, const std::vector<std::string>& pods,
+                        const std::vector<std::string>& containers, std::int64_t start,
+                        std::int64_t end) -> Result<std::vector<trace::RawSeries>> {
+                      calls.push_back({ns, pods, containers, start, end});
+                      return fail(ErrorCode::kUnavailable, "http://prometheus:9090: no answer");
+                    });
+  auto first = l.recommender->round();
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->errors, 2u);  // web's and canary's history
+  EXPECT_EQ(first->samples, 3u);
+  EXPECT_EQ(first->history, 0u);
+  ASSERT_EQ(calls.size(), 2u);
+  const std::int64_t live = cluster.clock;  // the metrics' time this round
+  for (const auto& c : calls) {
+    EXPECT_EQ(c.ns, "shop");
+    EXPECT_EQ(c.end, live - 1);
+    EXPECT_EQ(c.start, live - 86400);
+  }
+  EXPECT_EQ(calls[0].pods, (std::vector<std::string>{"web-1", "web-2"}));
+  EXPECT_EQ(calls[0].containers, (std::vector<std::string>{"app", "sidecar"}));
+  EXPECT_EQ(calls[1].pods, (std::vector<std::string>{"canary-1"}));
+  EXPECT_EQ(calls[1].containers, (std::vector<std::string>{"app"}));
+  for (int i = 0; i < 3; ++i) {
+    auto r = l.recommender->round();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->errors, 0u);
+  }
+  EXPECT_EQ(calls.size(), 2u);
+}
+
+std::int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// After a restart the recommender knows only what the metrics API shows now. With Prometheus it
+// starts from each container's past, read from Debian's prometheus on 127.0.0.1 holding cAdvisor
+// history backfilled with promtool: it recommends in its first round, from the past of the VPA's
+// own pods only.
+TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(test_support::kPrometheusBinary) || !fs::exists(test_support::kPromtoolBinary))
+    GTEST_SKIP() << "prometheus or promtool not installed (scripts/deps.sh test)";
+  FakeCluster cluster;
+  const std::int64_t now = unixNow() / 60 * 60;
+  cluster.clock = now - 60;  // the first listing moves it on by a minute
+  // Three hours of scrapes every 30 s until two minutes before the first round. web-2's app used
+  // 300 Mi then (200 Mi now), other-1's app (another Deployment's pod in the namespace) 2 Gi and
+  // 3 cores.
+  struct Pod {
+    const char *pod, *container;
+    double cores, bytes;
+  };
+  const Pod pods[] = {{"web-1", "app", 0.30, 200 * kMiB}, {"web-2", "app", 0.45, 300 * kMiB},
+                      {"web-1", "sidecar", 0.01, 20 * kMiB}, {"web-2", "sidecar", 0.012, 18 * kMiB},
+                      {"other-1", "app", 3.0, 2048 * kMiB}};
+  const std::int64_t from = now - 3 * 3600, to = now - 120;
+  std::string om = "# TYPE container_cpu_usage_seconds counter\n";
+  for (const auto& p : pods)
+    for (std::int64_t t = from; t <= to; t += 30)
+      om += fmt::format("container_cpu_usage_seconds_total{{namespace=\"shop\",pod=\"{}\",container=\"{}\"}} {} {}\n",
+                        p.pod, p.container, p.cores * static_cast<double>(t - from), t);
+  om += "# TYPE container_memory_working_set_bytes gauge\n";
+  for (const auto& p : pods)
+    for (std::int64_t t = from; t <= to; t += 30)
+      om += fmt::format("container_memory_working_set_bytes{{namespace=\"shop\",pod=\"{}\",container=\"{}\"}} {} {}\n",
+                        p.pod, p.container, p.bytes, t);
+  const fs::path dir = fs::temp_directory_path() / ("foresight-recommend-history-" + std::to_string(::getpid()));
+  auto server = test_support::serveHistory(dir, om);
+  ASSERT_TRUE(server);
+  trace::PrometheusQuery q;
+  q.url = server->url();
+
+  Loop with = makeLoop(cluster, 600, prometheusHistory(q, 60));
+  auto r = with.recommender->round();
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->errors, 0u);
+  // web's app and sidecar: a sample a minute for the three hours (canary has no history).
+  EXPECT_GE(r->history, 2u * 175) << server->logTail();
+  EXPECT_LE(r->history, 2u * 185);
+  EXPECT_EQ(r->plans, 2u);
+  auto app = recommendation(cluster.vpa("web"), "app");
+  ASSERT_TRUE(app.count("cpu") && app.count("memory")) << cluster.vpa("web").dump();
+  EXPECT_GE(app["memory"]["target"], 300 * kMiB);  // what web-2 used, not what it uses now
+  EXPECT_LT(app["memory"]["target"], 1024 * kMiB);  // not other-1's
+  EXPECT_GE(app["cpu"]["target"], 0.45);
+  EXPECT_LT(app["cpu"]["target"], 1.0);
+
+  // The same first round without the history: nothing to recommend from yet.
+  FakeCluster fresh;
+  Loop without = makeLoop(fresh);
+  auto w = without.recommender->round();
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->plans, 0u);
+  EXPECT_FALSE(fresh.vpa("web")["status"].is_object());
+  server.reset();
+  fs::remove_all(dir);
+}
+
 TEST(VpaRecommender, ListingFailsWithTheServersMessage) {
   FakeCluster cluster;
   allocate::k8s::ClusterAccess a = cluster.access();
@@ -306,8 +418,9 @@ users: [{{name: u, user: {{token: t}}}}]
   std::thread command([&] {
     ran = test_support::runShell(fmt::format(
         "'{}' recommend --kubeconfig '{}' --period 0.2 --duration 4 --min-history 0 "
-        "--apply --audit '{}' --no-view --listen 127.0.0.1:0 > '{}' 2>&1",
-        FORESIGHT_BIN, (dir / "config").string(), (dir / "audit.db").string(), log.string()));
+        "--apply --audit '{}' --no-view --listen 127.0.0.1:0 --prometheus http://127.0.0.1:{} > '{}' 2>&1",
+        FORESIGHT_BIN, (dir / "config").string(), (dir / "audit.db").string(), test_support::freePort(),
+        log.string()));
   });
   // Its /metrics while it runs: the plans, labelled as the autoscaler names the containers.
   std::string metrics;
@@ -333,6 +446,10 @@ users: [{{name: u, user: {{token: t}}}}]
   EXPECT_EQ(lint.exit_code, 0) << lint.all();
   EXPECT_EQ(lint.all(), "");
   EXPECT_TRUE(recommendation(cluster.vpa("web"), "app").count("cpu")) << out;
+  // No Prometheus where --prometheus says: the containers start without their past, as without it.
+  EXPECT_NE(out.find("recommend: VPA shop/web: its containers start without their history: http://127.0.0.1:"),
+            std::string::npos)
+      << out;
   auto audit = allocate::AuditLog::open((dir / "audit.db").string());
   ASSERT_TRUE(audit) << audit.error().message;
   auto records = audit->list("", 100);
@@ -345,6 +462,11 @@ users: [{{name: u, user: {{token: t}}}}]
                                                       FORESIGHT_BIN, (dir / "config").string()));
   EXPECT_EQ(bad.exit_code, 1) << bad.out;
   EXPECT_NE(bad.out.find("no context 'nope'"), std::string::npos) << bad.out;
+  const auto no_scheme = test_support::runShell(fmt::format(
+      "'{}' recommend --kubeconfig '{}' --prometheus prometheus:9090 2>&1", FORESIGHT_BIN, (dir / "config").string()));
+  EXPECT_NE(no_scheme.exit_code, 0) << no_scheme.out;
+  EXPECT_NE(no_scheme.out.find("--prometheus: expected an http:// or https:// URL"), std::string::npos)
+      << no_scheme.out;
   // No kubeconfig anywhere and not in a pod: said so, with where it looked.
   const auto nowhere = test_support::runShell(fmt::format(
       "env -u KUBERNETES_SERVICE_HOST -u KUBECONFIG HOME='{}' '{}' recommend 2>&1", dir.string(), FORESIGHT_BIN));

@@ -1,6 +1,7 @@
 #pragma once
 // Debian's prometheus, started by a test on 127.0.0.1 with a config and a data folder of the
-// test's own, stopped when the object goes. Tests skip where /usr/bin/prometheus is absent.
+// test's own, stopped when the object goes; serveHistory() backfills it with promtool first.
+// Tests skip where /usr/bin/prometheus is absent.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -9,12 +10,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <thread>
+
+#include "support/shell.h"
 
 namespace foresight::test_support {
 
@@ -83,5 +91,29 @@ class PrometheusServer {
   int port_ = -1;
   pid_t pid_ = -1;
 };
+
+// Backfills `openmetrics` into dir/data with promtool and starts prometheus on it; null (with a
+// failure recorded) when either step fails.
+inline std::unique_ptr<PrometheusServer> serveHistory(const std::filesystem::path& dir,
+                                                      const std::string& openmetrics,
+                                                      const std::string& extra_config = "") {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "history.om") << openmetrics << "# EOF\n";
+  const auto blocks = runShell(fmt::format("{} tsdb create-blocks-from openmetrics {} {}", kPromtoolBinary,
+                                           (dir / "history.om").string(), (dir / "data").string()));
+  EXPECT_EQ(blocks.exit_code, 0) << blocks.all();
+  if (blocks.exit_code != 0) return nullptr;
+  auto server = std::make_unique<PrometheusServer>(dir, "global:\n  scrape_interval: 15s\n" + extra_config);
+  httplib::Client cli("127.0.0.1", server->port());
+  cli.set_connection_timeout(1);
+  for (int i = 0; i < 120; ++i) {  // up to 60 s to start and load the blocks
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto r = cli.Get("/-/ready");
+    if (r && r->status == 200) return server;
+  }
+  ADD_FAILURE() << "prometheus not ready:\n" << server->logTail();
+  return nullptr;
+}
 
 }  // namespace foresight::test_support

@@ -23,6 +23,7 @@ namespace foresight::trace {
 namespace {
 namespace fs = std::filesystem;
 using test_support::runShell;
+using test_support::serveHistory;
 
 // The sample written at time t (one a minute, 30 s off the 5-minute grid).
 double cpuAt(int w, std::int64_t t) { return 0.5 * (w + 1) + 0.1 * static_cast<double>((t / 60) % 7); }
@@ -31,29 +32,6 @@ double memoryAt(int w, std::int64_t t) { return 1e9 * (w + 1) + 1e6 * static_cas
 std::int64_t unixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// Backfills `openmetrics` into dir/data with promtool and starts prometheus on it; null (with a
-// failure recorded) when either step fails.
-std::unique_ptr<test_support::PrometheusServer> serveHistory(const fs::path& dir, const std::string& openmetrics,
-                                                             const std::string& extra_config = "") {
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  std::ofstream(dir / "history.om") << openmetrics << "# EOF\n";
-  const auto blocks = runShell(fmt::format("{} tsdb create-blocks-from openmetrics {} {}", test_support::kPromtoolBinary,
-                                           (dir / "history.om").string(), (dir / "data").string()));
-  EXPECT_EQ(blocks.exit_code, 0) << blocks.all();
-  if (blocks.exit_code != 0) return nullptr;
-  auto server = std::make_unique<test_support::PrometheusServer>(dir, "global:\n  scrape_interval: 15s\n" + extra_config);
-  httplib::Client cli("127.0.0.1", server->port());
-  cli.set_connection_timeout(1);
-  for (int i = 0; i < 120; ++i) {  // up to 60 s to start and load the blocks
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    auto r = cli.Get("/-/ready");
-    if (r && r->status == 200) return server;
-  }
-  ADD_FAILURE() << "prometheus not ready:\n" << server->logTail();
-  return nullptr;
 }
 
 TEST(PrometheusImport, EachStepIsTheMeanOfTheSamplesWritten) {

@@ -85,6 +85,19 @@ TEST(PrometheusQueryWindows, CoverTheRangeWithinThePointLimit) {
   EXPECT_EQ(queryWindows(5, 5, 60).size(), 1u);
 }
 
+// Names are matched exactly: a dot in a pod's name is no wildcard, a quote ends no string.
+TEST(PrometheusPresets, PodContainerQueriesMatchTheNamesExactly) {
+  auto q = podContainerQueries("sh\"op", {"web.1", "web-2"}, {"app"}, 120);
+  const std::string match = R"({namespace="sh\"op",pod=~"web\\.1|web-2",container=~"app"})";
+  EXPECT_EQ(q[index(Resource::kCpu)],
+            "max by (container) (sum by (pod, container, job) (rate(container_cpu_usage_seconds_total" + match +
+                "[120s])))");
+  EXPECT_EQ(q[index(Resource::kMemory)],
+            "max by (container) (sum by (pod, container, job) (container_memory_working_set_bytes" + match + "))");
+  EXPECT_EQ(q[index(Resource::kDiskIo)], "");
+  EXPECT_EQ(q[index(Resource::kNetwork)], "");
+}
+
 TEST(PrometheusPresets, FillTheStepAndRefuseUnknownNames) {
   auto f = presetQueries("foresight", 300);
   ASSERT_TRUE(f);

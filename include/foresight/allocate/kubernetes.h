@@ -104,7 +104,7 @@ struct ContainerUsage {
   std::int64_t time = 0;  // Unix seconds
   double cpu = 0;         // cores
   double memory = 0;      // working-set bytes
-  int pods = 0;
+  std::vector<std::string> pod_names;  // the pods that run it
   // The latest OOM kill of this container in any pod (lastState.terminated.reason OOMKilled):
   // when, and the memory limit it ran under (0: none set).
   std::int64_t oom_time = 0;

@@ -21,6 +21,7 @@
 #include "foresight/allocate/cost.h"
 #include "foresight/allocate/planner.h"
 #include "foresight/loop/forecaster.h"
+#include "foresight/trace/reader.h"
 
 namespace foresight::loop {
 
@@ -86,6 +87,10 @@ class Autoscaler {
       const std::string& workload, std::int64_t now, const std::array<double, kResourceCount>& usage,
       const std::optional<std::array<double, kResourceCount>>& demand = std::nullopt,
       double cpuset_cpus = NAN);
+  // The past of a workload not seen yet (e.g. from Prometheus when `foresight recommend`
+  // restarts), in time order: it feeds the forecasters and counts as history watched, as if
+  // observed, but plans nothing. Returns the samples fed: 0 for a workload already seen.
+  std::size_t warm(const std::string& workload, const trace::RawSeries& past);
   void forget(const std::string& workload);
   // New planner policies (an edited planner file), from the next observe() on; what the loop
   // keeps of each workload (history, cool-downs, an OOM hold) stays. Same thread as observe().
@@ -125,6 +130,7 @@ class Autoscaler {
     int apply_failures = 0;                // refused applies in a row
     std::int64_t retry_at = 0;             // no apply before this (loop time)
   };
+  State& stateOf(const std::string& workload);
   void adviseIfItDoesNotFit(const std::string& workload, const allocate::Plan& plan,
                             const allocate::Allocation& current, std::int64_t now, State& st);
   AutoscalerConfig config_;

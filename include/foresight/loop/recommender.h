@@ -8,21 +8,37 @@
 // Thread-safety: none; one thread calls round().
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "foresight/allocate/kubernetes.h"
 #include "foresight/loop/autoscaler.h"
+#include "foresight/trace/prometheus.h"
 
 namespace foresight::loop {
+
+// The past usage of some containers (by name) of some pods of a namespace over [start, end]
+// (Unix seconds), the most of any of the pods at each step: one series per container, its id the
+// container's name, cpu in cores and memory in bytes, at the recommender's period.
+using HistoryReader = std::function<Result<std::vector<trace::RawSeries>>(
+    const std::string& ns, const std::vector<std::string>& pods, const std::vector<std::string>& containers,
+    std::int64_t start, std::int64_t end)>;
+// From a Prometheus server's cAdvisor metrics (trace::podContainerQueries), at `step_seconds`
+// (`server`'s url, token and timeout; its range and queries are set per call).
+HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step_seconds);
 
 class VpaRecommender {
  public:
   // `ns` "" = every namespace. The autoscaler's backend must be the kubernetes one in vpa mode
   // for the same recommender (or dry-run).
+  // `history`, when given, is asked once for the last `history_seconds` of each container the
+  // recommender has not seen before (all of them after its own restart), so that it recommends
+  // at once rather than after --min-history, from what the container did rather than from minutes.
   VpaRecommender(allocate::k8s::VpaDiscovery discovery, std::string recommender, std::string ns,
-                 Autoscaler& autoscaler);
+                 Autoscaler& autoscaler, HistoryReader history = {}, std::int64_t history_seconds = 86400);
 
   struct Round {
     std::size_t vpas = 0;        // VPAs naming the recommender whose pods were found
@@ -30,14 +46,19 @@ class VpaRecommender {
     std::size_t samples = 0;     // new samples fed (metrics newer than the last one fed)
     std::size_t plans = 0;       // samples that gave a plan (enough history)
     std::size_t errors = 0;      // VPAs or containers that failed this round (logged)
+    std::size_t history = 0;     // past samples fed from the history (containers seen first)
   };
   // One round. Fails only when the VPAs cannot be listed; a VPA that fails is logged and skipped.
   Result<Round> round();
 
  private:
+  void warmNewContainers(const allocate::k8s::RecommendedVpa& vpa,
+                         const std::vector<allocate::k8s::ContainerUsage>& usage, Round& r);
   allocate::k8s::VpaDiscovery discovery_;
   std::string recommender_, ns_;
   Autoscaler& autoscaler_;
+  HistoryReader history_;
+  std::int64_t history_seconds_;
   static constexpr std::int64_t kForgetAfterSeconds = 86400;
   struct Seen {
     std::int64_t time = 0;  // the metrics timestamp last fed

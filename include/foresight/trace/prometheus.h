@@ -39,6 +39,15 @@ Result<std::array<std::string, kResourceCount>> presetQueries(std::string_view p
 // `{step}` in a query replaced by the step as a PromQL duration.
 std::string withStep(std::string_view promql, std::int64_t step_seconds);
 
+// The cAdvisor history of some containers of some pods of one namespace, per container name the
+// most any of those pods used at each step, as `foresight recommend` reads the metrics API: cpu
+// in cores (a rate over `rate_window_seconds`), memory the working set. Series ids are the
+// container names. The names are matched exactly (quoted and regex-escaped here).
+std::array<std::string, kResourceCount> podContainerQueries(const std::string& ns,
+                                                            const std::vector<std::string>& pods,
+                                                            const std::vector<std::string>& containers,
+                                                            std::int64_t rate_window_seconds);
+
 // One series of a query_range answer: its id (the label values in label-name order joined by
 // '/', __name__ left out; commas and line breaks become '_'; "_" for an empty label set) and its
 // samples. Values that are not finite or are negative are dropped and counted in `dropped`.

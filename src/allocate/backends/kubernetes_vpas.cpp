@@ -214,7 +214,7 @@ Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vp
         cu.*field = std::max(cu.*field, *q);
       }
       cu.time = std::max(cu.time, *t);
-      ++cu.pods;
+      cu.pod_names.push_back(pod_name);
     }
   }
   if (by_name.empty()) return std::vector<ContainerUsage>{};
