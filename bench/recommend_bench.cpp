@@ -22,11 +22,14 @@ void BM_RecommendRound(benchmark::State& state) {
   c.min_history_seconds = 0;
   c.min_samples = 1;  // plans (and writes) from the first round on, as in steady state
   c.apply = true;
+  // As `foresight recommend` makes them: the backend reads the VPAs the discovery listed.
+  auto listed = std::make_shared<foresight::allocate::k8s::VpaObjects>();
   foresight::allocate::k8s::Settings s;
   s.mode = "vpa";
+  s.listed = listed;
   foresight::loop::Autoscaler autoscaler(std::move(c), foresight::allocate::k8s::makeBackend(cluster.access(), s),
                                          std::nullopt);
-  foresight::loop::VpaRecommender recommender(foresight::allocate::k8s::VpaDiscovery(cluster.access()),
+  foresight::loop::VpaRecommender recommender(foresight::allocate::k8s::VpaDiscovery(cluster.access(), 600, listed),
                                               "foresight", "", autoscaler);
   std::size_t containers = 0;
   const std::size_t before = cluster.requests().size();

@@ -127,7 +127,9 @@ Status recommend(const Args& a) {
   c.apply = a.apply;
   c.backend_name = "kubernetes";
   c.backend_options = o;  // what a rollback (`foresight history --rollback`) reaches the cluster with
-  auto backend = allocate::k8s::makeBackend(o, &*access);  // the kubeconfig read once
+  // The kubeconfig read once; the VPAs as listed each round, read by the backend without a GET.
+  auto listed = std::make_shared<allocate::k8s::VpaObjects>();
+  auto backend = allocate::k8s::makeBackend(o, &*access, listed);
   auto audit = auditTrail(a.apply, a.audit);
   if (!audit) return tl::unexpected(audit.error());
   loop::Autoscaler autoscaler(std::move(c), std::move(backend), std::move(*audit));
@@ -142,7 +144,7 @@ Status recommend(const Args& a) {
     }
     history = loop::prometheusHistory(server, std::llround(a.period));
   }
-  loop::VpaRecommender recommender(allocate::k8s::VpaDiscovery(*access), a.recommender, a.ns, autoscaler,
+  loop::VpaRecommender recommender(allocate::k8s::VpaDiscovery(*access, 600, listed), a.recommender, a.ns, autoscaler,
                                    std::move(history), std::llround(a.history_length));
   std::optional<MetricsServer> metrics;
   if (!a.listen.empty()) {

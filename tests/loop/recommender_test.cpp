@@ -52,13 +52,16 @@ Loop makeLoop(const FakeCluster& cluster, double selector_ttl_seconds = 600, His
   c.forecaster = seasonalForecasters({});
   c.min_history_seconds = 0;
   c.apply = true;
+  // As `foresight recommend` makes them: the backend reads the VPAs the discovery listed.
+  auto listed = std::make_shared<allocate::k8s::VpaObjects>();
   allocate::k8s::Settings s;
   s.mode = "vpa";
+  s.listed = listed;
   Loop l;
   l.autoscaler = std::make_unique<Autoscaler>(std::move(c), allocate::k8s::makeBackend(cluster.access(), s),
                                               std::nullopt);
   l.recommender = std::make_unique<VpaRecommender>(
-      allocate::k8s::VpaDiscovery(cluster.access(), selector_ttl_seconds), "foresight", "", *l.autoscaler,
+      allocate::k8s::VpaDiscovery(cluster.access(), selector_ttl_seconds, listed), "foresight", "", *l.autoscaler,
       std::move(history));
   return l;
 }
@@ -107,6 +110,51 @@ TEST(VpaRecommender, WritesEachContainersRecommendationFromItsPodsUsage) {
 
 // As the stock recommender: a container whose policy (its own, else "*") says mode Off is not
 // forecast or written, and that is no error.
+// The VPAs come from the round's listing, not from a GET per container; a container's write
+// builds on its sibling's write of the same round, not on the listing it outdated.
+TEST(VpaRecommender, ReadsTheVpasFromTheListingAndWritesOnTheLastWrite) {
+  FakeCluster cluster;
+  Loop l = makeLoop(cluster);
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(l.recommender->round());
+  for (const auto& r : cluster.requests())
+    EXPECT_FALSE(r.method == "GET" && r.path.find("/verticalpodautoscalers/") != std::string::npos) << r.path;
+  const auto before = cluster.requests().size();
+  ASSERT_TRUE(l.recommender->round());
+  // The listing, each VPA's pods' metrics and statuses, the Rollout's selector (its scale
+  // subresource, which can change); a write only where a target moved.
+  std::size_t reads = 0;
+  const auto requests = cluster.requests();
+  for (std::size_t i = before; i < requests.size(); ++i) {
+    const auto& r = requests[i];
+    if (r.method != "GET") continue;
+    ++reads;
+    EXPECT_TRUE(r.path.ends_with("/verticalpodautoscalers") || r.path.ends_with("/pods") ||
+                r.path.starts_with("/apis/argoproj.io/"))
+        << r.path;
+  }
+  EXPECT_LE(reads, 1u + 2 * 2 + 2);
+
+  auto listed = std::make_shared<allocate::k8s::VpaObjects>();
+  ASSERT_TRUE(allocate::k8s::VpaDiscovery(cluster.access(), 600, listed).vpas("foresight", ""));
+  allocate::k8s::Settings s;
+  s.mode = "vpa";
+  s.listed = listed;
+  auto backend = allocate::k8s::makeBackend(cluster.access(), s);
+  const auto writes_from = cluster.requests().size();
+  allocate::Allocation app, sidecar;
+  app[Resource::kCpu] = 0.75;
+  sidecar[Resource::kCpu] = 0.03;
+  ASSERT_TRUE(backend->apply("shop/web/app", app));
+  ASSERT_TRUE(backend->apply("shop/web/sidecar", sidecar));
+  EXPECT_DOUBLE_EQ(recommendation(cluster.vpa("web"), "app")["cpu"]["target"], 0.75) << cluster.vpa("web").dump();
+  EXPECT_DOUBLE_EQ(recommendation(cluster.vpa("web"), "sidecar")["cpu"]["target"], 0.03);
+  auto current = backend->current("shop/web/app");
+  ASSERT_TRUE(current) << current.error().message;
+  EXPECT_DOUBLE_EQ(*(*current)[Resource::kCpu], 0.75);
+  const auto writes = cluster.requests();
+  for (std::size_t i = writes_from; i < writes.size(); ++i) EXPECT_EQ(writes[i].method, "PATCH") << writes[i].path;
+}
+
 // A Deployment's selector cannot change: read once, not every round; a Rollout's scale subresource
 // is read every round.
 TEST(VpaRecommender, ReadsAnImmutableSelectorOnce) {

@@ -58,8 +58,30 @@ Result<double> parseQuantity(const std::string& q);
 std::string formatCpu(double cores);
 std::string formatMemory(double bytes);
 
+// The VPAs as `foresight recommend`'s listing returned them this round, by API path, shared by
+// VpaDiscovery (which replaces them with each listing) and the vpa backend (which reads a VPA from
+// here instead of a GET, and puts back what its status write returns): one GET fewer per
+// container and round. Only this recommender writes these VPAs' status (their spec.recommenders
+// name it), so the listing is as fresh as the round, as an informer's cache would be.
+class VpaObjects {
+ public:
+  void replaceAll(std::map<std::string, nlohmann::json> by_path) { objects_ = std::move(by_path); }
+  const nlohmann::json* find(const std::string& path) const {
+    auto it = objects_.find(path);
+    return it == objects_.end() ? nullptr : &it->second;
+  }
+  void put(const std::string& path, nlohmann::json object) { objects_[path] = std::move(object); }
+  void erase(const std::string& path) { objects_.erase(path); }
+
+ private:
+  std::map<std::string, nlohmann::json> objects_;
+};
+// A VPA's API path.
+std::string vpaPath(const std::string& ns, const std::string& name);
+
 struct Settings {
   std::string mode = "resize";  // resize | vpa
+  std::shared_ptr<VpaObjects> listed;  // vpa: the recommender's listing (null: GET each VPA)
   std::string recommender = "foresight";
   int resize_timeout_seconds = 60;  // how long to watch the pod for the kubelet's answer
   // vpa: lowerBound = target * lower_ratio, upperBound = target * upper_ratio, unless
@@ -72,8 +94,9 @@ struct Settings {
 std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings);
 // The registry's backend (makeKubernetesBackend: settings from the options, the server and
 // kubeconfig pinned for a rollback), on `resolved` access when given (accessFrom(options) already
-// called), else accessFrom(options).
-std::unique_ptr<Backend> makeBackend(const BackendOptions& options, const ClusterAccess* resolved);
+// called), else accessFrom(options); in vpa mode reading VPAs from `listed` where it has them.
+std::unique_ptr<Backend> makeBackend(const BackendOptions& options, const ClusterAccess* resolved,
+                                     std::shared_ptr<VpaObjects> listed = nullptr);
 
 
 // ---------------------------------------------------------------------------------------------
@@ -118,7 +141,9 @@ class VpaDiscovery {
   // The selector of a Deployment, StatefulSet, DaemonSet, ReplicaSet or Job cannot change (the API
   // refuses an update of it), so it is read again only after `selector_ttl_seconds`, for a target
   // deleted and created anew under its name; other kinds' selectors are read every round.
-  explicit VpaDiscovery(ClusterAccess access, double selector_ttl_seconds = 600);
+  // Each listing replaces `listed` (when given) with the VPAs that name the recommender.
+  explicit VpaDiscovery(ClusterAccess access, double selector_ttl_seconds = 600,
+                        std::shared_ptr<VpaObjects> listed = nullptr);
   VpaDiscovery(VpaDiscovery&&) noexcept;
   VpaDiscovery& operator=(VpaDiscovery&&) noexcept;
   ~VpaDiscovery();
@@ -138,6 +163,7 @@ class VpaDiscovery {
     double read_at = 0;  // steady clock, seconds
   };
   double selector_ttl_seconds_;
+  std::shared_ptr<VpaObjects> listed_;
   std::map<std::string, Cached> selectors_;  // by namespace and targetRef; pruned to those in use
 };
 

@@ -652,6 +652,14 @@ class VpaBackend final : public Backend {
     status["recommendation"] = {{"containerRecommendations", new_recs}};
     const json patch = json::array({{{"op", "add"}, {"path", "/status"}, {"value", status}}});
     auto r = api_.request("PATCH", v.path + "/status", patch.dump(), "application/json-patch+json");
+    // The VPA as written is what the next container's write must build on; after a failed write
+    // it is read again.
+    if (s_.listed) {
+      if (r && r->status == 200 && r->body.is_object())
+        s_.listed->put(v.path, r->body);
+      else
+        s_.listed->erase(v.path);
+    }
     if (!r) return tl::unexpected(r.error());
     if (r->status != 200)
       return fail(ErrorCode::kIo, "{}: status PATCH returned {}: {}", v.what, r->status,
@@ -671,24 +679,27 @@ class VpaBackend final : public Backend {
       return fail(ErrorCode::kInvalidArgument,
                   "kubernetes vpa workload '{}': expected namespace/vpa/container", workload);
     Vpa v;
-    v.path = fmt::format("/apis/autoscaling.k8s.io/v1/namespaces/{}/verticalpodautoscalers/{}",
-                         parts[0], parts[1]);
+    v.path = vpaPath(parts[0], parts[1]);
     v.container = parts[2];
     v.what = fmt::format("VPA {}/{} container {}", parts[0], parts[1], parts[2]);
-    auto r = api_.request("GET", v.path);
-    if (!r) return tl::unexpected(r.error());
-    if (r->status == 404) return fail(ErrorCode::kNotFound, "{}: not found", v.what);
-    if (r->status != 200)
-      return fail(ErrorCode::kIo, "{}: GET returned {}: {}", v.what, r->status, apiMessage(*r));
+    if (const json* listed = s_.listed ? s_.listed->find(v.path) : nullptr) {
+      v.body = *listed;
+    } else {
+      auto r = api_.request("GET", v.path);
+      if (!r) return tl::unexpected(r.error());
+      if (r->status == 404) return fail(ErrorCode::kNotFound, "{}: not found", v.what);
+      if (r->status != 200)
+        return fail(ErrorCode::kIo, "{}: GET returned {}: {}", v.what, r->status, apiMessage(*r));
+      v.body = std::move(r->body);
+    }
     static const json kVpaShape = json::parse(R"({
       "spec": {"recommenders": [{"name": ""}],
                "resourcePolicy": {"containerPolicies": [{"containerName": "", "mode": "",
                    "controlledResources": [], "minAllowed": {}, "maxAllowed": {}}]}},
       "status": {"recommendation": {"containerRecommendations": [{"containerName": "",
           "target": {}, "lowerBound": {}, "upperBound": {}, "uncappedTarget": {}}]}}})");
-    if (auto st = checkShape(r->body, kVpaShape); !st)
+    if (auto st = checkShape(v.body, kVpaShape); !st)
       return fail(st.error().code, "{}: {}", v.what, st.error().message);
-    v.body = r->body;
     for (const auto& rec : recommendations(v.body))
       if (rec.value("containerName", "") == v.container) v.entry = rec;
     const json spec = v.body.value("spec", json::object());
@@ -756,6 +767,10 @@ Result<ClusterAccess> accessFrom(const BackendOptions& o) {
   return access;
 }
 
+std::string vpaPath(const std::string& ns, const std::string& name) {
+  return fmt::format("/apis/autoscaling.k8s.io/v1/namespaces/{}/verticalpodautoscalers/{}", ns, name);
+}
+
 std::unique_ptr<Backend> makeBackend(ClusterAccess access, Settings settings) {
   if (settings.mode == "vpa") return std::make_unique<VpaBackend>(std::move(access), settings);
   return std::make_unique<ResizeBackend>(std::move(access), settings);
@@ -771,9 +786,11 @@ std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& o) {
   return k8s::makeBackend(o, nullptr);
 }
 
-std::unique_ptr<Backend> k8s::makeBackend(const BackendOptions& o, const ClusterAccess* resolved) {
+std::unique_ptr<Backend> k8s::makeBackend(const BackendOptions& o, const ClusterAccess* resolved,
+                                          std::shared_ptr<VpaObjects> listed) {
   k8s::Settings s;
   s.mode = o.get("mode", "resize");
+  s.listed = std::move(listed);
   s.recommender = o.get("recommender", s.recommender);
   try {
     s.resize_timeout_seconds =

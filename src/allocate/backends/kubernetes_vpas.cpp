@@ -100,8 +100,9 @@ Result<std::int64_t> parseRfc3339(const std::string& text) {
   return fail(ErrorCode::kParse, "'{}' is not an RFC 3339 time", text);
 }
 
-VpaDiscovery::VpaDiscovery(ClusterAccess access, double selector_ttl_seconds)
-    : api_(std::make_unique<ApiClient>(std::move(access))), selector_ttl_seconds_(selector_ttl_seconds) {}
+VpaDiscovery::VpaDiscovery(ClusterAccess access, double selector_ttl_seconds, std::shared_ptr<VpaObjects> listed)
+    : api_(std::make_unique<ApiClient>(std::move(access))), selector_ttl_seconds_(selector_ttl_seconds),
+      listed_(std::move(listed)) {}
 VpaDiscovery::VpaDiscovery(VpaDiscovery&&) noexcept = default;
 VpaDiscovery& VpaDiscovery::operator=(VpaDiscovery&&) noexcept = default;
 VpaDiscovery::~VpaDiscovery() = default;
@@ -115,6 +116,7 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
   std::vector<RecommendedVpa> out;
   std::map<std::string, std::string> unresolved;
   std::map<std::string, Cached> selectors;
+  std::map<std::string, json> objects;  // for listed_
   const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   static const std::set<std::string> kImmutable = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"};
   for (const auto& v : list->value("items", json::array())) {
@@ -127,6 +129,7 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
     const json meta = v.value("metadata", json::object());
     vpa.ns = meta.value("namespace", "");
     vpa.name = meta.value("name", "");
+    if (listed_) objects[vpaPath(vpa.ns, vpa.name)] = v;
     for (const auto& p : spec.value("resourcePolicy", json::object()).value("containerPolicies", json::array()))
       vpa.modes[p.value("containerName", "")] = p.value("mode", "Auto");
     const json ref = spec.value("targetRef", json::object());
@@ -153,6 +156,7 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
   }
   unresolved_ = std::move(unresolved);
   selectors_ = std::move(selectors);
+  if (listed_) listed_->replaceAll(std::move(objects));
   return out;
 }
 
