@@ -41,6 +41,11 @@ struct Args {
   // Where containers' past usage comes from when the recommender starts ("" = nowhere).
   std::string prometheus, prometheus_token_file;
   double history_length = 86400;
+  // Leader election among replicas (LeaderElector), where the stock recommender keeps its lease
+  // and deploy/kubernetes/recommender-rbac.yaml allows it.
+  bool leader_elect = false;
+  std::string lease_name = "foresight-recommender", lease_namespace = "kube-system";
+  double lease_duration = 15;
 };
 
 // /metrics: what each container's plan forecasts and sets (loop/plan_metrics.h, labelled
@@ -64,6 +69,11 @@ class MetricsServer {
                        .Help("Containers of VPAs naming this recommender with pod metrics, last round")
                        .Register(*registry_);
     containers_ = &gauges.Add({});
+    leading_ = &prometheus::BuildGauge()
+                    .Name("foresight_recommend_leading")
+                    .Help("1 while this replica runs the rounds (holds the lease with --leader-elect), else 0")
+                    .Register(*registry_)
+                    .Add({});
     http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       auto families = registry_->Collect();
       for (auto& f : plans_->Collect()) families.push_back(std::move(f));
@@ -84,6 +94,7 @@ class MetricsServer {
     spdlog::info("recommend: http://{}:{}/metrics", host, bound);
     return ok();
   }
+  void leading(bool yes) { leading_->Set(yes ? 1 : 0); }
   void round(const Result<loop::VpaRecommender::Round>& r) {
     if (!r) {
       failed_rounds_->Increment();
@@ -98,7 +109,7 @@ class MetricsServer {
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
   std::shared_ptr<loop::PlanMetrics> plans_;
   prometheus::Counter *rounds_, *failed_rounds_, *errors_;
-  prometheus::Gauge* containers_;
+  prometheus::Gauge *containers_, *leading_;
   httplib::Server http_;
   std::thread thread_;
 };
@@ -157,6 +168,21 @@ Status recommend(const Args& a) {
                a.ns.empty() ? std::string("every namespace") : "namespace " + a.ns, access->server,
                a.period, a.apply ? "writing recommendations" : "dry-run (add --apply to write recommendations)");
 
+  std::unique_ptr<allocate::k8s::LeaderElector> elector;
+  if (a.leader_elect) {
+    allocate::k8s::LeaseSettings lease;
+    lease.ns = a.lease_namespace;
+    lease.name = a.lease_name;
+    // client-go's proportions: renew deadline 10 s and retries every 2 s of a 15 s lease.
+    lease.lease_seconds = a.lease_duration;
+    lease.renew_deadline_seconds = a.lease_duration * 2 / 3;
+    lease.retry_seconds = a.lease_duration * 2 / 15;
+    elector = std::make_unique<allocate::k8s::LeaderElector>(*access, lease);
+    spdlog::info("recommend: leader election on lease {}/{} as {}", lease.ns, lease.name, elector->identity());
+    elector->start();
+    recommender.onlyWhile([&] { return elector->leading(); });
+  }
+
   installStopHandler();
   const auto start = std::chrono::steady_clock::now();
   const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -165,7 +191,26 @@ Status recommend(const Args& a) {
   const auto expired = [&] {
     return a.duration > 0 && std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a.duration);
   };
-  for (std::size_t n = 0; !stopFlag().load(); ++n) {
+  std::string standing_by;  // the holder logged as leading elsewhere
+  for (std::size_t n = 0; !stopFlag().load();) {  // n: rounds run
+    if (elector && !elector->leading()) {
+      if (metrics) metrics->leading(false);
+      // Like client-go's users: a replica that led and no longer does stops, as its state may be
+      // behind the new leader's writes; restarted, it stands by.
+      if (elector->hasLed())
+        return fail(ErrorCode::kUnavailable, "lost the lease to {}; stopping",
+                    elector->holder().empty() ? std::string("no one (not renewed in time)") : elector->holder());
+      if (elector->holder() != standing_by) {
+        standing_by = elector->holder();
+        spdlog::info("recommend: standing by while {} holds the lease", standing_by.empty() ? "no one yet" : standing_by);
+      }
+      for (int i = 0; i < 10 && !stopFlag().load() && !expired(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (expired()) return ok();
+      next = std::chrono::steady_clock::now();
+      continue;
+    }
+    if (metrics) metrics->leading(true);
     if (auto p = planner->changed()) {
       auto changed = *p;
       overrideQuantile(changed, a.quantile);
@@ -188,6 +233,7 @@ Status recommend(const Args& a) {
                                           "waits for {} s of a container's history, --min-history)",
                                           r->vpas, a.recommender, a.min_history));
     }
+    ++n;
     next += period;
     while (!stopFlag().load() && !expired() && std::chrono::steady_clock::now() < next)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -244,6 +290,16 @@ void addRecommendCommand(CLI::App& app) {
   cmd->add_option("--history-length", a->history_length, "seconds of history read from --prometheus (at most 8 days, what the stock recommender keeps)")
       ->capture_default_str()
       ->check(finiteIn(0, 8 * 86400));
+  cmd->add_flag("--leader-elect", a->leader_elect,
+                "run the rounds only while holding a coordination.k8s.io Lease, so that of several replicas one "
+                "writes at a time (a replica that loses the lease stops; a standby takes over when the holder "
+                "stops, or --lease-duration after it last renewed)");
+  cmd->add_option("--lease-name", a->lease_name, "the Lease's name")->capture_default_str();
+  cmd->add_option("--lease-namespace", a->lease_namespace, "the Lease's namespace")->capture_default_str();
+  cmd->add_option("--lease-duration", a->lease_duration,
+                  "seconds a standby waits for a silent holder (renewals every 2/15 of it, given up after 2/3)")
+      ->capture_default_str()
+      ->check(finiteIn(1, 3600));
   cmd->add_flag("--view,!--no-view", a->view,
                 "print the live view (per container: usage, forecast, recommendation in force, target, rule) "
                 "each round; default: when stdout is a terminal");

@@ -57,6 +57,10 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
   std::set<std::string> listed;
   std::int64_t newest = 0;  // the newest metrics time this round
   for (const auto& vpa : *vpas) {
+    if (leading_ && !leading_()) {
+      r.cut_short = true;
+      return r;
+    }
     listed.insert(vpa.workload());
     // A failed read (a target or the metrics API briefly unavailable) costs the round, not the
     // history: that stays while the VPA does.

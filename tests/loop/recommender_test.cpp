@@ -407,14 +407,170 @@ TEST(K8sTime, ParsesRfc3339) {
 
 // Every request a recommend round sends (listing, selectors, metrics, pods, the VPA read and its
 // status patch) is one the shipped ClusterRole allows: a missing rule is a 403 in a real cluster.
+// Of two candidates one holds the lease while it renews, however long; the other takes it once
+// the holder has gone silent for the lease's duration (on its own clock), or at once when the
+// holder released it on stopping; a holder that lost it no longer leads.
+TEST(LeaderElection, OneHoldsTheLeaseUntilItGoesSilentOrReleasesIt) {
+  FakeCluster cluster;
+  allocate::k8s::LeaseSettings s;
+  s.lease_seconds = 1;
+  s.renew_deadline_seconds = 0.7;
+  s.retry_seconds = 0.1;
+  s.identity = "a";
+  allocate::k8s::LeaderElector a(cluster.access(), s);
+  s.identity = "b";
+  allocate::k8s::LeaderElector b(cluster.access(), s);
+  auto holder = [&] { return cluster.lease("kube-system/foresight-recommender")["spec"]["holderIdentity"]; };
+  auto took = [](allocate::k8s::LeaderElector& e) {
+    auto r = e.tryAcquireOrRenew();
+    EXPECT_TRUE(r) << r.error().message;
+    return r && *r;
+  };
+  ASSERT_TRUE(took(a));  // creates it
+  EXPECT_FALSE(took(b));
+  EXPECT_EQ(b.holder(), "a");
+  EXPECT_TRUE(a.leading());
+  EXPECT_FALSE(b.leading());
+  for (int i = 0; i < 15; ++i) {  // 1.5 s of renewals: longer than the lease
+    ASSERT_TRUE(took(a));
+    ASSERT_FALSE(took(b));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(holder(), "a");
+  // a goes silent (no release): b takes the lease once it has seen it unchanged for a second.
+  const auto silent = std::chrono::steady_clock::now();
+  bool b_took = false;
+  while (!b_took && std::chrono::steady_clock::now() - silent < std::chrono::seconds(5)) {
+    b_took = took(b);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(b_took);
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - silent).count(), 0.8);
+  EXPECT_EQ(holder(), "b");
+  EXPECT_EQ(cluster.lease("kube-system/foresight-recommender")["spec"]["leaseTransitions"], 1);
+  // a back: it sees b's lease and no longer leads, though it once did.
+  EXPECT_FALSE(took(a));
+  EXPECT_FALSE(a.leading());
+  EXPECT_TRUE(a.hasLed());
+  EXPECT_EQ(a.holder(), "b");
+  // b stops cleanly: it releases the lease, and a takes it at once.
+  b.stop();
+  EXPECT_EQ(holder(), "");
+  EXPECT_TRUE(took(a));
+  EXPECT_EQ(holder(), "a");
+}
+
+// Two replicas of the command with --leader-elect: one runs the rounds while the other stands
+// by, and the standby takes over when the first stops.
+TEST(RecommendCommand, ReplicasTakeTurnsOnTheLease) {
+  FakeCluster cluster;
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("foresight-recommend-lease-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "config") << fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
+clusters: [{{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+)", cluster.port());
+  auto run = [&](const std::string& name, double duration) {
+    return test_support::runShell(fmt::format(
+        "'{}' --log-level debug recommend --kubeconfig '{}' --period 0.2 --duration {} --min-history 0 --apply "
+        "--audit '{}' --no-view --listen '' --leader-elect --lease-duration 2 > '{}' 2>&1",
+        FORESIGHT_BIN, (dir / "config").string(), duration, (dir / (name + ".db")).string(),
+        (dir / (name + ".log")).string()));
+  };
+  test_support::Ran first, second;
+  std::thread a([&] { first = run("a", 3); });
+  for (int i = 0; i < 100 && cluster.lease("kube-system/foresight-recommender").is_null(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::thread b([&] { second = run("b", 6); });
+  a.join();
+  b.join();
+  auto text = [&](const char* name) {
+    std::ifstream in(dir / (std::string(name) + ".log"));
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  const std::string la = text("a"), lb = text("b");
+  EXPECT_EQ(first.exit_code, 0) << la;
+  EXPECT_EQ(second.exit_code, 0) << lb;
+  // a: created the lease, ran rounds, released it on stopping; b: stood by, took it, then ran its
+  // rounds (debug log: "recommend: round N: ...").
+  const auto a_took = la.find("took lease kube-system/foresight-recommender (created it)");
+  const auto a_round = la.find("recommend: round 0:");
+  const auto a_released = la.find("released lease kube-system/foresight-recommender");
+  ASSERT_NE(a_took, std::string::npos) << la;
+  ASSERT_NE(a_round, std::string::npos) << la;
+  ASSERT_NE(a_released, std::string::npos) << la;
+  EXPECT_LT(a_round, a_released);
+  EXPECT_EQ(la.find("recommend: round", a_released), std::string::npos) << la;
+  const auto b_waits = lb.find("recommend: standing by while ");
+  const auto b_took = lb.find("took lease kube-system/foresight-recommender (held by no one)");
+  const auto b_round = lb.find("recommend: round 0:");
+  ASSERT_NE(b_waits, std::string::npos) << lb;
+  ASSERT_NE(b_took, std::string::npos) << lb;
+  ASSERT_NE(b_round, std::string::npos) << lb;
+  EXPECT_LT(b_waits, b_took);
+  EXPECT_LT(b_took, b_round);
+  EXPECT_EQ(lb.find("recommend: round"), b_round) << lb;
+  EXPECT_TRUE(recommendation(cluster.vpa("web"), "app").count("cpu")) << la;
+  EXPECT_EQ(cluster.lease("kube-system/foresight-recommender")["spec"]["holderIdentity"], "");
+  std::filesystem::remove_all(dir);
+}
+
+// A replica whose lease another took (it was partitioned, say, while the other waited it out)
+// stops at once with a message, rather than write beside the new leader.
+TEST(RecommendCommand, AReplicaThatLosesTheLeaseStops) {
+  FakeCluster cluster;
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("foresight-recommend-lost-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "config") << fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
+clusters: [{{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+)", cluster.port());
+  test_support::Ran ran;
+  std::thread command([&] {
+    ran = test_support::runShell(fmt::format(
+        "'{}' recommend --kubeconfig '{}' --period 0.2 --duration 20 --no-view --listen '' --leader-elect "
+        "--lease-duration 2 2>&1",
+        FORESIGHT_BIN, (dir / "config").string()));
+  });
+  for (int i = 0; i < 100 && cluster.lease("kube-system/foresight-recommender").is_null(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  cluster.takeLease("kube-system/foresight-recommender", "elsewhere");
+  const auto taken = std::chrono::steady_clock::now();
+  command.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - taken, std::chrono::seconds(5));
+  EXPECT_EQ(ran.exit_code, 1) << ran.out;
+  EXPECT_NE(ran.out.find("recommend: lost the lease to elsewhere; stopping"), std::string::npos) << ran.out;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(RecommendRbac, CoversEveryRequestTheRecommenderMakes) {
   FakeCluster cluster;
   Loop l = makeLoop(cluster);
   for (int i = 0; i < 12; ++i) ASSERT_TRUE(l.recommender->round());
-  const YAML::Node docs = YAML::LoadAllFromFile(std::string(FORESIGHT_SOURCE_DIR) + "/deploy/kubernetes/recommender-rbac.yaml")[1];
-  ASSERT_EQ(docs["kind"].as<std::string>(), "ClusterRole");
-  auto allowed = [&](const std::string& group, const std::string& resource, const std::string& verb) {
-    for (const auto& rule : docs["rules"]) {
+  {  // --leader-elect: create, renew and release the lease in the ServiceAccount's namespace
+    allocate::k8s::LeaderElector elector(cluster.access(), {});
+    ASSERT_TRUE(elector.tryAcquireOrRenew());
+    ASSERT_TRUE(elector.tryAcquireOrRenew());
+  }
+  // The ClusterRole's rules everywhere, the Role's in its namespace.
+  const auto docs = YAML::LoadAllFromFile(std::string(FORESIGHT_SOURCE_DIR) + "/deploy/kubernetes/recommender-rbac.yaml");
+  ASSERT_EQ(docs[1]["kind"].as<std::string>(), "ClusterRole");
+  ASSERT_EQ(docs[3]["kind"].as<std::string>(), "Role");
+  ASSERT_EQ(docs[3]["metadata"]["namespace"].as<std::string>(), "kube-system");
+  ASSERT_EQ(docs[4]["roleRef"]["name"].as<std::string>(), docs[3]["metadata"]["name"].as<std::string>());
+  auto allowed = [&](const std::string& ns, const std::string& group, const std::string& resource, const std::string& verb) {
+    std::vector<YAML::Node> rules;
+    for (const auto& rule : docs[1]["rules"]) rules.push_back(rule);
+    if (ns == "kube-system")
+      for (const auto& rule : docs[3]["rules"]) rules.push_back(rule);
+    for (const auto& rule : rules) {
       auto has = [&](const char* key, const std::string& want) {
         for (const auto& v : rule[key]) {
           const auto s = v.as<std::string>();
@@ -437,12 +593,20 @@ TEST(RecommendRbac, CoversEveryRequestTheRecommenderMakes) {
     const std::string group = core ? "" : p[1];
     std::size_t i = core ? 2 : 3;
     if (i >= p.size()) continue;  // API discovery: allowed to every user (system:discovery)
-    if (p[i] == "namespaces" && i + 2 < p.size()) i += 2;
+    std::string ns;
+    if (p[i] == "namespaces" && i + 2 < p.size()) {
+      ns = p[i + 1];
+      i += 2;
+    }
     std::string resource = p[i];
     const bool named = i + 1 < p.size();
     if (i + 2 < p.size()) resource += "/" + p[i + 2];
-    const std::string verb = r.method == "PATCH" ? "patch" : named ? "get" : "list";
-    EXPECT_TRUE(allowed(group, resource, verb)) << r.method << " " << r.path << ": " << verb << " "
+    const std::string verb = r.method == "PATCH" ? "patch"
+                             : r.method == "POST" ? "create"
+                             : r.method == "PUT"  ? "update"
+                             : named              ? "get"
+                                                  : "list";
+    EXPECT_TRUE(allowed(ns, group, resource, verb)) << r.method << " " << r.path << ": " << verb << " "
                                                 << (group.empty() ? "core" : group) << " " << resource;
     ++checked;
   }

@@ -152,6 +152,49 @@ class FakeCluster {
       }
       res.set_content(json{{"kind", "PodList"}, {"items", items}}.dump(), "application/json");
     });
+    // Leases (coordination.k8s.io/v1), with the API server's optimistic concurrency: an update
+    // must carry the resourceVersion stored, a create of an existing name is a conflict.
+    const std::string leases = R"(/apis/coordination.k8s.io/v1/namespaces/([\w-]+)/leases)";
+    server_.Get(leases + R"(/([\w-]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      auto it = leases_.find(req.matches[1].str() + "/" + req.matches[2].str());
+      if (it == leases_.end()) {
+        res.status = 404;
+        res.set_content(R"({"kind":"Status","reason":"NotFound","message":"leases not found"})", "application/json");
+        return;
+      }
+      res.set_content(it->second.dump(), "application/json");
+    });
+    server_.Post(leases, [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      json lease = json::parse(req.body);
+      const std::string key = req.matches[1].str() + "/" + lease["metadata"]["name"].get<std::string>();
+      if (leases_.count(key)) {
+        res.status = 409;
+        res.set_content(R"({"kind":"Status","reason":"AlreadyExists","message":"leases already exists"})", "application/json");
+        return;
+      }
+      lease["metadata"]["resourceVersion"] = std::to_string(++resource_version_);
+      leases_[key] = lease;
+      res.status = 201;
+      res.set_content(lease.dump(), "application/json");
+    });
+    server_.Put(leases + R"(/([\w-]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      json lease = json::parse(req.body);
+      auto it = leases_.find(req.matches[1].str() + "/" + req.matches[2].str());
+      if (it == leases_.end() || lease["metadata"].value("resourceVersion", "") != it->second["metadata"]["resourceVersion"]) {
+        res.status = it == leases_.end() ? 404 : 409;
+        res.set_content(R"({"kind":"Status","reason":"Conflict","message":"the object has been modified"})", "application/json");
+        return;
+      }
+      lease["metadata"]["resourceVersion"] = std::to_string(++resource_version_);
+      it->second = lease;
+      res.set_content(lease.dump(), "application/json");
+    });
     server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
       if (res.status == 404) {
         std::lock_guard lock(mu_);
@@ -177,6 +220,20 @@ class FakeCluster {
   void patchVpa(const std::string& name, const std::string& json_patch) {
     std::lock_guard lock(mu_);
     vpas_[name] = vpas_[name].patch(json::parse(json_patch));
+  }
+  // Another process takes the lease namespace/name (as a write of the API server would).
+  void takeLease(const std::string& key, const std::string& holder) {
+    std::lock_guard lock(mu_);
+    json& l = leases_[key];
+    l["spec"]["holderIdentity"] = holder;
+    l["spec"]["renewTime"] = "2026-12-06T00:00:00.000000Z";
+    l["metadata"]["resourceVersion"] = std::to_string(++resource_version_);
+  }
+  // The lease namespace/name as stored (null: none).
+  json lease(const std::string& key) {
+    std::lock_guard lock(mu_);
+    auto it = leases_.find(key);
+    return it == leases_.end() ? json() : it->second;
   }
   json vpa(const std::string& name) {
     std::lock_guard lock(mu_);
@@ -205,6 +262,8 @@ class FakeCluster {
   int port_ = 0;
   std::mutex mu_;
   std::map<std::string, json> vpas_;
+  std::map<std::string, json> leases_;  // by namespace/name
+  std::int64_t resource_version_ = 0;
   std::vector<Request> requests_;
 };
 

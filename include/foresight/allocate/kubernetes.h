@@ -170,4 +170,47 @@ class VpaDiscovery {
 // "2026-12-05T21:40:00Z" (fractions and offsets allowed) as Unix seconds.
 Result<std::int64_t> parseRfc3339(const std::string& text);
 
+// ---------------------------------------------------------------------------------------------
+// Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection package does
+// it (the stock VPA recommender's --leader-elect), so that of several replicas of `foresight
+// recommend` one writes at a time. The holder renews the lease every `retry_seconds`; another
+// takes it once it has seen the same record unchanged for `lease_seconds` on its own clock (so
+// clocks need not agree), or at once when the holder released it on a clean stop. Every write is
+// a PUT with the resourceVersion read, so two candidates cannot both win a round.
+struct LeaseSettings {
+  std::string ns = "kube-system", name = "foresight-recommender";
+  std::string identity;  // "" = hostname_random, as client-go's examples make it
+  // client-go's defaults, which the stock VPA recommender keeps.
+  double lease_seconds = 15, renew_deadline_seconds = 10, retry_seconds = 2;
+};
+
+class LeaderElector {
+ public:
+  LeaderElector(ClusterAccess access, LeaseSettings settings);
+  ~LeaderElector();  // stop()
+  LeaderElector(const LeaderElector&) = delete;
+  LeaderElector& operator=(const LeaderElector&) = delete;
+
+  // Tries to take or renew the lease every retry_seconds on a thread of its own, from now on.
+  void start();
+  // Whether this one holds the lease: its last successful renewal is younger than the renew
+  // deadline, and no one else has taken it since. Any thread.
+  bool leading() const;
+  // Whether it has ever led (a replica that led and no longer does must stop writing).
+  bool hasLed() const;
+  // The holder last seen ("" none), for the log. Any thread.
+  std::string holder() const;
+  // Stops trying; a lease it holds is released (holder cleared), so a standby takes over at once.
+  void stop();
+  const std::string& identity() const { return settings_.identity; }
+
+  // One attempt, as the thread makes it: true when this one holds the lease afterwards. For tests.
+  Result<bool> tryAcquireOrRenew();
+
+ private:
+  struct State;
+  LeaseSettings settings_;
+  std::unique_ptr<State> state_;
+};
+
 }  // namespace foresight::allocate::k8s

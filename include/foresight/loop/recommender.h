@@ -47,9 +47,13 @@ class VpaRecommender {
     std::size_t plans = 0;       // samples that gave a plan (enough history)
     std::size_t errors = 0;      // VPAs or containers that failed this round (logged)
     std::size_t history = 0;     // past samples fed from the history (containers seen first)
+    bool cut_short = false;      // stopped before its end: no longer leading (onlyWhile)
   };
   // One round. Fails only when the VPAs cannot be listed; a VPA that fails is logged and skipped.
   Result<Round> round();
+  // Rounds go on only while `leading` says so, checked before each VPA (leader election: a replica
+  // that lost its lease mid-round stops there). A round cut short forgets nothing.
+  void onlyWhile(std::function<bool()> leading) { leading_ = std::move(leading); }
 
  private:
   void warmNewContainers(const allocate::k8s::RecommendedVpa& vpa,
@@ -59,6 +63,7 @@ class VpaRecommender {
   Autoscaler& autoscaler_;
   HistoryReader history_;
   std::int64_t history_seconds_;
+  std::function<bool()> leading_;
   static constexpr std::int64_t kForgetAfterSeconds = 86400;
   struct Seen {
     std::int64_t time = 0;  // the metrics timestamp last fed

@@ -102,8 +102,12 @@ Result<Response> ApiClient::request(const std::string& method, const std::string
   if (!cli) return tl::unexpected(cli.error());
   auto headers = requestHeaders();
   if (!headers) return tl::unexpected(headers.error());
-  httplib::Result res = method == "GET" ? (*cli)->Get(prefix_ + path, *headers)
-                                        : (*cli)->Patch(prefix_ + path, *headers, body, content_type);
+  if (method != "GET" && method != "PATCH" && method != "POST" && method != "PUT")
+    return fail(ErrorCode::kInternal, "{} {}: the client sends GET, PATCH, POST or PUT", method, path);
+  httplib::Result res = method == "GET"    ? (*cli)->Get(prefix_ + path, *headers)
+                        : method == "PATCH" ? (*cli)->Patch(prefix_ + path, *headers, body, content_type)
+                        : method == "POST"  ? (*cli)->Post(prefix_ + path, *headers, body, content_type)
+                                            : (*cli)->Put(prefix_ + path, *headers, body, content_type);
   if (!res)
     return fail(ErrorCode::kUnavailable, "{} {}{}: {}", method, access_.server, path,
                 httplib::to_string(res.error()));

@@ -29,7 +29,7 @@ class ApiClient {
   explicit ApiClient(ClusterAccess access);
   ~ApiClient();
 
-  // GET or PATCH `path` (after the server URL's own path). A body that is not JSON becomes
+  // GET, PATCH, POST or PUT `path` (after the server URL's own path). A body that is not JSON becomes
   // {"message": body}.
   Result<Response> request(const std::string& method, const std::string& path,
                            const std::string& body = "", const std::string& content_type = "");
