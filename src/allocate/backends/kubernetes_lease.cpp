@@ -54,7 +54,6 @@ struct LeaderElector::State {
   mutable std::mutex mu;
   std::string holder;                      // the holder last seen
   std::optional<Clock::time_point> renewed;  // this one's last successful take or renewal
-  bool lost = false;                       // another took it after this one held it
   bool has_led = false;
   std::condition_variable wake;
   bool stopping = false;
@@ -82,10 +81,8 @@ Result<bool> LeaderElector::tryAcquireOrRenew() {
     if (holder == settings_.identity) {
       st.renewed = now;
       st.has_led = true;
-      st.lost = false;
-    } else if (st.renewed) {
-      st.lost = true;
-      st.renewed.reset();
+    } else {
+      st.renewed.reset();  // another took it
     }
     return holder == settings_.identity;
   };
@@ -115,6 +112,8 @@ Result<bool> LeaderElector::tryAcquireOrRenew() {
   if (auto ok = checkShape(got->body, kLeaseShape); !ok)
     return fail(ok.error().code, "{}: {}", what, ok.error().message);
   json lease = got->body;
+  if (!lease.contains("spec")) lease["spec"] = json::object();
+  if (!lease.contains("metadata")) lease["metadata"] = json::object();
   json& spec = lease["spec"];
   const std::string holder = spec.value("holderIdentity", "");
   const json& d = spec.contains("leaseDurationSeconds") ? spec["leaseDurationSeconds"] : json();
@@ -133,9 +132,9 @@ Result<bool> LeaderElector::tryAcquireOrRenew() {
   // wrote in between).
   const json& t = spec.contains("leaseTransitions") ? spec["leaseTransitions"] : json();
   const std::int64_t transitions = t.is_number_integer() ? t.get<std::int64_t>() : 0;
-  if (holder != settings_.identity) {
+  if (holder != settings_.identity) {  // as client-go: every change of holder is a transition
     spec["acquireTime"] = microTime(wall);
-    spec["leaseTransitions"] = holder.empty() && transitions == 0 ? 0 : transitions + 1;
+    spec["leaseTransitions"] = transitions + 1;
   }
   spec["holderIdentity"] = settings_.identity;
   spec["leaseDurationSeconds"] = duration;
@@ -196,7 +195,7 @@ void LeaderElector::stop() {
       fmt::format("/apis/coordination.k8s.io/v1/namespaces/{}/leases/{}", settings_.ns, settings_.name);
   auto got = st.api.request("GET", path);
   if (got && got->status == 200 && checkShape(got->body, kLeaseShape) &&
-      got->body["spec"].value("holderIdentity", "") == settings_.identity) {
+      got->body.value("spec", json::object()).value("holderIdentity", "") == settings_.identity) {
     json lease = got->body;
     lease["spec"]["holderIdentity"] = "";
     lease["spec"]["leaseDurationSeconds"] = 1;
