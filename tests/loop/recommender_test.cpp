@@ -41,6 +41,17 @@ std::map<std::string, std::map<std::string, double>> recommendation(const json& 
   return out;
 }
 
+// A kubeconfig whose current context reaches `cluster` with a token.
+void writeKubeconfig(const std::filesystem::path& file, const FakeCluster& cluster) {
+  std::ofstream(file) << fmt::format(R"(apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
+clusters: [{{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+)", cluster.port());
+}
+
 struct Loop {
   std::unique_ptr<Autoscaler> autoscaler;
   std::unique_ptr<VpaRecommender> recommender;
@@ -466,13 +477,7 @@ TEST(RecommendCommand, ReplicasTakeTurnsOnTheLease) {
   FakeCluster cluster;
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("foresight-recommend-lease-{}", ::getpid());
   std::filesystem::create_directories(dir);
-  std::ofstream(dir / "config") << fmt::format(R"(apiVersion: v1
-kind: Config
-current-context: c
-contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
-clusters: [{{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}]
-users: [{{name: u, user: {{token: t}}}}]
-)", cluster.port());
+  writeKubeconfig(dir / "config", cluster);
   auto run = [&](const std::string& name, double duration) {
     return test_support::runShell(fmt::format(
         "'{}' --log-level debug recommend --kubeconfig '{}' --period 0.2 --duration {} --min-history 0 --apply "
@@ -524,13 +529,7 @@ TEST(RecommendCommand, AReplicaThatLosesTheLeaseStops) {
   FakeCluster cluster;
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("foresight-recommend-lost-{}", ::getpid());
   std::filesystem::create_directories(dir);
-  std::ofstream(dir / "config") << fmt::format(R"(apiVersion: v1
-kind: Config
-current-context: c
-contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
-clusters: [{{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}]
-users: [{{name: u, user: {{token: t}}}}]
-)", cluster.port());
+  writeKubeconfig(dir / "config", cluster);
   test_support::Ran ran;
   std::thread command([&] {
     ran = test_support::runShell(fmt::format(
@@ -618,13 +617,7 @@ TEST(RecommendCommand, WritesRecommendationsAndAuditsThem) {
   FakeCluster cluster;
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("foresight-recommend-{}", ::getpid());
   std::filesystem::create_directories(dir);
-  std::ofstream(dir / "config") << fmt::format(R"(apiVersion: v1
-kind: Config
-current-context: c
-contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
-clusters: [{{name: k, cluster: {{server: "http://127.0.0.1:{}"}}}}]
-users: [{{name: u, user: {{token: t}}}}]
-)", cluster.port());
+  writeKubeconfig(dir / "config", cluster);
   const auto log = dir / "log";
   test_support::Ran ran;
   std::thread command([&] {
