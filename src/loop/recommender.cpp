@@ -7,16 +7,49 @@
 
 namespace foresight::loop {
 
+namespace {
+
+// The pods kube-state-metrics saw the target own within the request's range (none where it is not
+// scraped): owned directly (a StatefulSet's, a Job's, ...) or through a ReplicaSet it owned.
+Result<std::set<std::string>> earlierPods(const trace::PrometheusQuery& server, const HistoryRequest& h) {
+  const std::string range = fmt::format("{}s", std::max<std::int64_t>(1, h.end - h.start));
+  const std::string owned_by = fmt::format("namespace={},owner_kind={},owner_name={}", trace::promString(h.ns),
+                                           trace::promString(h.target_kind), trace::promString(h.target_name));
+  auto sets = trace::readLabelSets(
+      server, fmt::format("max_over_time(kube_replicaset_owner{{{}}}[{}])", owned_by, range), h.end);
+  if (!sets) return tl::unexpected(sets.error());
+  std::vector<std::string> replicasets;
+  for (auto& l : *sets)
+    if (!l["replicaset"].empty()) replicasets.push_back(l["replicaset"]);
+  std::string query = fmt::format("max_over_time(kube_pod_owner{{{}}}[{}])", owned_by, range);
+  if (!replicasets.empty())
+    query += fmt::format(" or max_over_time(kube_pod_owner{{namespace={},owner_kind=\"ReplicaSet\",owner_name=~{}}}[{}])",
+                         trace::promString(h.ns), trace::promAnyOf(replicasets), range);
+  sets = trace::readLabelSets(server, query, h.end);
+  if (!sets) return tl::unexpected(sets.error());
+  std::set<std::string> pods;
+  for (auto& l : *sets)
+    if (!l["pod"].empty()) pods.insert(l["pod"]);
+  return pods;
+}
+
+}  // namespace
+
 HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step_seconds) {
   server.step_seconds = std::max<std::int64_t>(1, step_seconds);
   // A rate needs two scrapes in its window: two minutes hold two at the common 15-60 s intervals.
   const std::int64_t window = std::max<std::int64_t>(server.step_seconds, 120);
-  return [server, window](const std::string& ns, const std::vector<std::string>& pods,
-                          const std::vector<std::string>& containers, std::int64_t start, std::int64_t end) {
+  return [server, window](const HistoryRequest& h) -> Result<std::vector<trace::RawSeries>> {
+    auto pods = earlierPods(server, h);
+    if (!pods) return tl::unexpected(pods.error());
+    if (!pods->empty())
+      spdlog::debug("recommend: {}/{} {}: {} pods in kube-state-metrics over the history", h.ns, h.target_kind,
+                    h.target_name, pods->size());
+    pods->insert(h.pods.begin(), h.pods.end());
     trace::PrometheusQuery q = server;
-    q.start = start;
-    q.end = end;
-    q.promql = trace::podContainerQueries(ns, pods, containers, window);
+    q.start = h.start;
+    q.end = h.end;
+    q.promql = trace::podContainerQueries(h.ns, {pods->begin(), pods->end()}, h.containers, window);
     return trace::readPrometheus(q);
   };
 }
@@ -40,7 +73,16 @@ void VpaRecommender::warmNewContainers(const allocate::k8s::RecommendedVpa& vpa,
   }
   if (containers.empty() || history_seconds_ <= 0) return;
   // Asked once: a container that starts without its history (the server down) gains its own.
-  auto past = history_(vpa.ns, {pods.begin(), pods.end()}, containers, first - history_seconds_, first - 1);
+  HistoryRequest h;
+  h.ns = vpa.ns;
+  const auto slash = vpa.target.find('/');
+  h.target_kind = vpa.target.substr(0, slash);
+  h.target_name = slash == std::string::npos ? "" : vpa.target.substr(slash + 1);
+  h.pods.assign(pods.begin(), pods.end());
+  h.containers = std::move(containers);
+  h.start = first - history_seconds_;
+  h.end = first - 1;
+  auto past = history_(h);
   if (!past) {
     ++r.errors;
     spdlog::warn("recommend: VPA {}: its containers start without their history: {}", vpa.workload(),

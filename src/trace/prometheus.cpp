@@ -227,8 +227,7 @@ std::string withStep(std::string_view promql, std::int64_t step_seconds) {
   return out;
 }
 
-namespace {
-// A PromQL string literal (double-quoted; Go's escapes).
+// Double-quoted, with Go's escapes.
 std::string promString(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
@@ -237,8 +236,7 @@ std::string promString(std::string_view s) {
   }
   return out + '"';
 }
-// A regex matching exactly one of `names` (RE2, anchored by PromQL), as a PromQL string.
-std::string anyOf(const std::vector<std::string>& names) {
+std::string promAnyOf(const std::vector<std::string>& names) {
   std::string re;
   for (const auto& n : names) {
     if (!re.empty()) re += '|';
@@ -249,14 +247,13 @@ std::string anyOf(const std::vector<std::string>& names) {
   }
   return promString(re);
 }
-}  // namespace
 
 std::array<std::string, kResourceCount> podContainerQueries(const std::string& ns,
                                                             const std::vector<std::string>& pods,
                                                             const std::vector<std::string>& containers,
                                                             std::int64_t rate_window_seconds) {
-  const std::string match = fmt::format("{{namespace={},pod=~{},container=~{}}}", promString(ns), anyOf(pods),
-                                        anyOf(containers));
+  const std::string match = fmt::format("{{namespace={},pod=~{},container=~{}}}", promString(ns), promAnyOf(pods),
+                                        promAnyOf(containers));
   // Summed within a scrape job and the jobs' sums maxed, as the cadvisor preset does (a cluster
   // may scrape cAdvisor twice); then the most of any pod.
   std::array<std::string, kResourceCount> q;
@@ -416,6 +413,47 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
     out.push_back(std::move(s));
   }
   std::sort(out.begin(), out.end(), [](const RawSeries& a, const RawSeries& b) { return a.id < b.id; });
+  return out;
+}
+
+Result<std::vector<std::map<std::string, std::string>>> readLabelSets(const PrometheusQuery& server,
+                                                                      const std::string& promql,
+                                                                      std::int64_t time) {
+  auto ep = splitUrl(server.url);
+  if (!ep) return tl::unexpected(ep.error());
+  httplib::Client cli(ep->base);
+  cli.set_connection_timeout(10);
+  cli.set_read_timeout(server.timeout_seconds);
+  httplib::Headers headers = {{"Accept", "application/json"}};
+  if (!server.bearer_token.empty()) headers.emplace("Authorization", "Bearer " + server.bearer_token);
+  auto res = cli.Post(ep->prefix + "/api/v1/query", headers, httplib::Params{{"query", promql}, {"time", std::to_string(time)}});
+  if (!res)
+    return fail(ErrorCode::kUnavailable, "{}: query '{}': no answer ({} error)", server.url, promql,
+                httplib::to_string(res.error()));
+  // An instant query's answer is one sample per series: small, read whole.
+  const json answer = json::parse(res->body, nullptr, false);
+  const json data = answer.is_object() ? answer.value("data", json::object()) : json::object();
+  if (!answer.is_object() || !data.is_object())
+    return fail(ErrorCode::kParse, "{}: query '{}' (HTTP {}): not a Prometheus API answer: '{}'", server.url, promql,
+                res->status, res->body.substr(0, 120));
+  if (answer.value("status", "") != "success")
+    return fail(ErrorCode::kInvalidArgument, "{}: query '{}': Prometheus refused it: {}: {}", server.url, promql,
+                answer.value("errorType", "error"), answer.value("error", res->body.substr(0, 200)));
+  for (const auto& w : answer.value("warnings", json::array()))
+    if (!server.allow_partial)
+      return fail(ErrorCode::kUnavailable, "{}: query '{}': Prometheus warns that the answer may be incomplete: {}",
+                  server.url, promql, w.is_string() ? w.get<std::string>() : w.dump());
+  if (data.value("resultType", "") != "vector")
+    return fail(ErrorCode::kParse, "{}: query '{}': a {} answer, not a vector", server.url, promql,
+                data.value("resultType", "?"));
+  std::vector<std::map<std::string, std::string>> out;
+  for (const auto& series : data.value("result", json::array())) {
+    auto& labels = out.emplace_back();
+    if (!series.is_object()) continue;
+    const json metric = series.value("metric", json::object());  // held: items() of a temporary dangles
+    for (const auto& [k, v] : metric.items())
+      if (v.is_string()) labels[k] = v.get<std::string>();
+  }
   return out;
 }
 

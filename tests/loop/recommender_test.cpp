@@ -287,19 +287,11 @@ TEST(VpaRecommender, AnUnresolvedTargetSkipsItsRoundButKeepsItsHistory) {
 // the day before its first live sample; a history that cannot be read costs nothing but itself.
 TEST(VpaRecommender, AsksForEachNewContainersPastOnceAndGoesOnWithoutIt) {
   FakeCluster cluster;
-  struct Call {
-    std::string ns;
-    std::vector<std::string> pods, containers;
-    std::int64_t start, end;
-  };
-  std::vector<Call> calls;
-  Loop l = makeLoop(cluster, 600,
-                    [&](const std::string& ns, const std::vector<std::string>& pods,
-                        const std::vector<std::string>& containers, std::int64_t start,
-                        std::int64_t end) -> Result<std::vector<trace::RawSeries>> {
-                      calls.push_back({ns, pods, containers, start, end});
-                      return fail(ErrorCode::kUnavailable, "http://prometheus:9090: no answer");
-                    });
+  std::vector<HistoryRequest> calls;
+  Loop l = makeLoop(cluster, 600, [&](const HistoryRequest& h) -> Result<std::vector<trace::RawSeries>> {
+    calls.push_back(h);
+    return fail(ErrorCode::kUnavailable, "http://prometheus:9090: no answer");
+  });
   auto first = l.recommender->round();
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_EQ(first->errors, 2u);  // web's and canary's history
@@ -312,6 +304,9 @@ TEST(VpaRecommender, AsksForEachNewContainersPastOnceAndGoesOnWithoutIt) {
     EXPECT_EQ(c.end, live - 1);
     EXPECT_EQ(c.start, live - 86400);
   }
+  EXPECT_EQ(calls[0].target_kind, "Deployment");
+  EXPECT_EQ(calls[0].target_name, "web");
+  EXPECT_EQ(calls[1].target_kind, "Rollout");
   EXPECT_EQ(calls[0].pods, (std::vector<std::string>{"web-1", "web-2"}));
   EXPECT_EQ(calls[0].containers, (std::vector<std::string>{"app", "sidecar"}));
   EXPECT_EQ(calls[1].pods, (std::vector<std::string>{"canary-1"}));
@@ -340,27 +335,44 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
   FakeCluster cluster;
   const std::int64_t now = unixNow() / 60 * 60;
   cluster.clock = now - 60;  // the first listing moves it on by a minute
-  // Three hours of scrapes every 30 s until two minutes before the first round. web-2's app used
-  // 300 Mi then (200 Mi now), other-1's app (another Deployment's pod in the namespace) 2 Gi and
-  // 3 cores.
+  // Scrapes every 30 s until two minutes before the first round. The Deployment's pods now (of
+  // ReplicaSet web-77aa) ran for the last three hours: web-2's app used 300 Mi then (200 Mi now).
+  // Before them, web-0 (of web-5d8f, the Deployment's ReplicaSet before a rollout) ran for three
+  // hours; other-1 (another Deployment's pod in the namespace) used 2 Gi and 3 cores. Which pod
+  // a ReplicaSet owned and which ReplicaSet a Deployment owned: kube-state-metrics' series.
   struct Pod {
-    const char *pod, *container;
+    const char *pod, *container, *replicaset, *deployment;
     double cores, bytes;
+    std::int64_t from, to;
   };
-  const Pod pods[] = {{"web-1", "app", 0.30, 200 * kMiB}, {"web-2", "app", 0.45, 300 * kMiB},
-                      {"web-1", "sidecar", 0.01, 20 * kMiB}, {"web-2", "sidecar", 0.012, 18 * kMiB},
-                      {"other-1", "app", 3.0, 2048 * kMiB}};
-  const std::int64_t from = now - 3 * 3600, to = now - 120;
+  const std::int64_t rollout = now - 3 * 3600, to = now - 120;
+  const Pod pods[] = {{"web-1", "app", "web-77aa", "web", 0.30, 200 * kMiB, rollout, to},
+                      {"web-2", "app", "web-77aa", "web", 0.45, 300 * kMiB, rollout, to},
+                      {"web-1", "sidecar", "web-77aa", "web", 0.01, 20 * kMiB, rollout, to},
+                      {"web-2", "sidecar", "web-77aa", "web", 0.012, 18 * kMiB, rollout, to},
+                      {"web-0", "app", "web-5d8f", "web", 0.40, 250 * kMiB, rollout - 3 * 3600, rollout - 60},
+                      {"other-1", "app", "other-1a2b", "other", 3.0, 2048 * kMiB, rollout, to}};
   std::string om = "# TYPE container_cpu_usage_seconds counter\n";
   for (const auto& p : pods)
-    for (std::int64_t t = from; t <= to; t += 30)
+    for (std::int64_t t = p.from; t <= p.to; t += 30)
       om += fmt::format("container_cpu_usage_seconds_total{{namespace=\"shop\",pod=\"{}\",container=\"{}\"}} {} {}\n",
-                        p.pod, p.container, p.cores * static_cast<double>(t - from), t);
+                        p.pod, p.container, p.cores * static_cast<double>(t - p.from), t);
   om += "# TYPE container_memory_working_set_bytes gauge\n";
   for (const auto& p : pods)
-    for (std::int64_t t = from; t <= to; t += 30)
+    for (std::int64_t t = p.from; t <= p.to; t += 30)
       om += fmt::format("container_memory_working_set_bytes{{namespace=\"shop\",pod=\"{}\",container=\"{}\"}} {} {}\n",
                         p.pod, p.container, p.bytes, t);
+  om += "# TYPE kube_pod_owner gauge\n";
+  for (const auto& p : pods)
+    if (std::string(p.container) == "app")
+      for (std::int64_t t = p.from; t <= p.to; t += 30)
+        om += fmt::format("kube_pod_owner{{namespace=\"shop\",pod=\"{}\",owner_kind=\"ReplicaSet\",owner_name=\"{}\"}} 1 {}\n",
+                          p.pod, p.replicaset, t);
+  om += "# TYPE kube_replicaset_owner gauge\n";
+  for (const auto& [rs, deployment] : {std::pair{"web-5d8f", "web"}, {"web-77aa", "web"}, {"other-1a2b", "other"}})
+    for (std::int64_t t = rollout - 3 * 3600; t <= to; t += 30)
+      om += fmt::format("kube_replicaset_owner{{namespace=\"shop\",replicaset=\"{}\",owner_kind=\"Deployment\",owner_name=\"{}\"}} 1 {}\n",
+                        rs, deployment, t);
   const fs::path dir = fs::temp_directory_path() / ("foresight-recommend-history-" + std::to_string(::getpid()));
   auto server = test_support::serveHistory(dir, om);
   ASSERT_TRUE(server);
@@ -371,9 +383,10 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
   auto r = with.recommender->round();
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->errors, 0u);
-  // web's app and sidecar: a sample a minute for the three hours (canary has no history).
-  EXPECT_GE(r->history, 2u * 175) << server->logTail();
-  EXPECT_LE(r->history, 2u * 185);
+  // A sample a minute: web's app for the six hours of web-0 and then web-1 and web-2, its sidecar
+  // for the last three (canary has no history).
+  EXPECT_GE(r->history, 355u + 175) << server->logTail();
+  EXPECT_LE(r->history, 365u + 185);
   EXPECT_EQ(r->plans, 2u);
   auto app = recommendation(cluster.vpa("web"), "app");
   ASSERT_TRUE(app.count("cpu") && app.count("memory")) << cluster.vpa("web").dump();

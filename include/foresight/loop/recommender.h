@@ -20,14 +20,22 @@
 
 namespace foresight::loop {
 
-// The past usage of some containers (by name) of some pods of a namespace over [start, end]
-// (Unix seconds), the most of any of the pods at each step: one series per container, its id the
-// container's name, cpu in cores and memory in bytes, at the recommender's period.
-using HistoryReader = std::function<Result<std::vector<trace::RawSeries>>(
-    const std::string& ns, const std::vector<std::string>& pods, const std::vector<std::string>& containers,
-    std::int64_t start, std::int64_t end)>;
+// What a VPA's containers did over [start, end] (Unix seconds).
+struct HistoryRequest {
+  std::string ns;
+  std::string target_kind, target_name;       // the VPA's target ("Deployment", "web")
+  std::vector<std::string> pods;              // the pods that run the containers now
+  std::vector<std::string> containers;
+  std::int64_t start = 0, end = 0;
+};
+// The answer: the most any of the target's pods used at each step, one series per container
+// (its id the container's name), cpu in cores and memory in bytes, at the recommender's period.
+using HistoryReader = std::function<Result<std::vector<trace::RawSeries>>(const HistoryRequest&)>;
 // From a Prometheus server's cAdvisor metrics (trace::podContainerQueries), at `step_seconds`
-// (`server`'s url, token and timeout; its range and queries are set per call).
+// (`server`'s url, token and timeout; its range and queries are set per call). The pods are those
+// that run now and, where Prometheus also scrapes kube-state-metrics, those the target ran before
+// within the range (kube_pod_owner, through kube_replicaset_owner for a Deployment's or a
+// Rollout's ReplicaSets): after a rollout, the old pods' history counts too.
 HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step_seconds);
 
 class VpaRecommender {

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,6 +75,18 @@ std::vector<std::pair<std::int64_t, std::int64_t>> queryWindows(std::int64_t sta
 // the resource and the query; an answer with warnings is an error unless `allow_partial`, and so
 // are two label sets of one query that give the same id.
 Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q);
+
+// The label sets an instant query (/api/v1/query at `time`, Unix seconds) answers with: which
+// series are there, not their values (e.g. the pods a ReplicaSet owned). `server` gives the url,
+// token, timeout and allow_partial (an answer Prometheus warns about is an error without it).
+Result<std::vector<std::map<std::string, std::string>>> readLabelSets(const PrometheusQuery& server,
+                                                                      const std::string& promql,
+                                                                      std::int64_t time);
+
+// A PromQL string literal for `s`; a regex literal matching exactly one of `names` (RE2, which
+// PromQL anchors), e.g. for a label matcher `pod=~...`.
+std::string promString(std::string_view s);
+std::string promAnyOf(const std::vector<std::string>& names);
 
 // Writes series as a generic CSV with an id column (`id,timestamp,<resources>`), written to a
 // temporary file and renamed. Only the resources in `resources` are written.
