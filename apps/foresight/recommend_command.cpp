@@ -278,9 +278,10 @@ void addRecommendCommand(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--prometheus", a->prometheus,
-                  "Prometheus server (http(s)://host:port[/prefix]) with the cluster's cAdvisor metrics: each "
-                  "container's first --history-length of usage is read from it when the recommender first sees "
-                  "it (as after a restart), so it recommends at once from what the container did")
+                  "Prometheus server (http(s)://host:port[/prefix]) with the cluster's cAdvisor metrics: when the "
+                  "recommender first sees a container (every one after a restart), it reads the container's last "
+                  "--history-length of usage from there (with kube-state-metrics, also its earlier pods'), so it "
+                  "recommends at once from what the container did")
       ->check([](const std::string& url) -> std::string {
         return url.starts_with("http://") || url.starts_with("https://") ? "" : "expected an http:// or https:// URL";
       });
