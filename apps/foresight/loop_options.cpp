@@ -1,5 +1,7 @@
 #include "loop_options.h"
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -55,6 +57,22 @@ Result<std::optional<allocate::AuditLog>> auditTrail(bool apply, const std::stri
   auto log = allocate::AuditLog::open(path);
   if (!log) return tl::unexpected(log.error());
   return std::optional<allocate::AuditLog>(std::move(*log));
+}
+
+void addEndpointSecurityOptions(CLI::App& cmd, server::HttpOptions& o, const std::string& overrides) {
+  const std::string over = overrides.empty() ? "" : "; overrides " + overrides;
+  cmd.add_option("--bearer-token-file", o.bearer_token_file,
+                 "every endpoint but /api/health needs \"Authorization: Bearer\" with this file's first line" + over)
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--tls-cert-file", o.tls_cert_file,
+                 "PEM certificate: serve HTTPS (with --tls-key-file; like the key, client CA and token files, read "
+                 "again when it changes" + over + ")")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--tls-key-file", o.tls_key_file, "PEM private key of --tls-cert-file")->check(CLI::ExistingFile);
+  cmd.add_option("--tls-client-ca-file", o.tls_client_ca_file,
+                 "PEM CA certificates: every endpoint but /api/health needs a client certificate one of them "
+                 "signed (mutual TLS; with --tls-cert-file)")
+      ->check(CLI::ExistingFile);
 }
 
 Result<loop::ForecasterFactory> liveForecasters(const std::string& kind, const std::string& model,

@@ -10,6 +10,11 @@
 
 #include "foresight/allocate/planner.h"
 #include "foresight/core/reload.h"
+#include "foresight/server/http.h"
+
+namespace CLI {
+class App;
+}
 
 namespace foresight::app {
 
@@ -33,6 +38,10 @@ class PlannerFile {
   std::shared_ptr<const allocate::PlannerConfigs> applied_;
   std::string path_, command_;
 };
+
+// --bearer-token-file, --tls-cert-file, --tls-key-file and --tls-client-ca-file of the command's
+// HTTP endpoint into `o` (server/http.h); `overrides` names what they override, if anything.
+void addEndpointSecurityOptions(CLI::App& cmd, server::HttpOptions& o, const std::string& overrides = "");
 
 // --quantile: one risk level for every resource of every policy (0: leave them).
 void overrideQuantile(allocate::PlannerConfigs& policies, double quantile);

@@ -18,6 +18,7 @@
 #include "foresight/loop/plan_metrics.h"
 #include "foresight/loop/recommender.h"
 #include "foresight/server/agent.h"
+#include "foresight/server/http.h"
 #include "loop_options.h"
 #include "profiler_common.h"
 
@@ -43,6 +44,7 @@ struct Args {
   double history_length = 86400;
   // Leader election among replicas (LeaderElector), where the stock recommender keeps its lease
   // and deploy/kubernetes/recommender-rbac.yaml allows it.
+  server::HttpOptions endpoint;  // its files; host and port from --listen
   bool leader_elect = false;
   std::string lease_name = "foresight-recommender", lease_namespace = "kube-system";
   double lease_duration = 15;
@@ -52,7 +54,9 @@ struct Args {
 // workload="namespace/vpa/container") and how the rounds go; /api/health for probes.
 class MetricsServer {
  public:
-  MetricsServer(const loop::Autoscaler& autoscaler) : plans_(std::make_shared<loop::PlanMetrics>(autoscaler)) {
+  // `http` (server/http.h) serves them; started by start().
+  MetricsServer(const loop::Autoscaler& autoscaler, std::unique_ptr<server::HttpEndpoint> http)
+      : plans_(std::make_shared<loop::PlanMetrics>(autoscaler)), http_(std::move(http)) {
     auto& rounds = prometheus::BuildCounter()
                        .Name("foresight_recommend_rounds_total")
                        .Help("Rounds run: VPAs listed, their pods' usage read and fed")
@@ -74,24 +78,19 @@ class MetricsServer {
                     .Help("1 while this replica runs the rounds (holds the lease with --leader-elect), else 0")
                     .Register(*registry_)
                     .Add({});
-    http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    http_->get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       auto families = registry_->Collect();
       for (auto& f : plans_->Collect()) families.push_back(std::move(f));
       res.set_content(prometheus::TextSerializer().Serialize(families), "text/plain; version=0.0.4");
     });
-    http_.Get("/api/health", [](const httplib::Request&, httplib::Response& res) {
+    http_->get("/api/health", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(R"({"status":"ok"})", "application/json");
     });
   }
-  ~MetricsServer() {
-    http_.stop();
-    if (thread_.joinable()) thread_.join();
-  }
-  Status start(const std::string& host, int port) {
-    const int bound = port == 0 ? http_.bind_to_any_port(host) : (http_.bind_to_port(host, port) ? port : -1);
-    if (bound <= 0) return fail(ErrorCode::kUnavailable, "--listen {}:{}: cannot bind (in use?)", host, port);
-    thread_ = std::thread([this] { http_.listen_after_bind(); });
-    spdlog::info("recommend: http://{}:{}/metrics", host, bound);
+  ~MetricsServer() { http_->stop(); }  // before the registry its handlers read goes
+  Status start() {
+    if (auto st = http_->start(); !st) return fail(st.error().code, "--listen: {}", st.error().message);
+    spdlog::info("recommend: {}/metrics", http_->describe());
     return ok();
   }
   void leading(bool yes) { leading_->Set(yes ? 1 : 0); }
@@ -110,8 +109,7 @@ class MetricsServer {
   std::shared_ptr<loop::PlanMetrics> plans_;
   prometheus::Counter *rounds_, *failed_rounds_, *errors_;
   prometheus::Gauge *containers_, *leading_;
-  httplib::Server http_;
-  std::thread thread_;
+  std::unique_ptr<server::HttpEndpoint> http_;
 };
 
 Status recommend(const Args& a) {
@@ -161,8 +159,13 @@ Status recommend(const Args& a) {
   if (!a.listen.empty()) {
     auto listen = server::parseAgentConfig("listen: \"" + a.listen + "\"", "--listen");
     if (!listen) return tl::unexpected(listen.error());
-    metrics.emplace(autoscaler);
-    if (auto st = metrics->start(listen->listen_host, listen->listen_port); !st) return st;
+    server::HttpOptions o = a.endpoint;
+    o.host = listen->listen_host;
+    o.port = listen->listen_port;
+    auto http = server::HttpEndpoint::make(o);
+    if (!http) return tl::unexpected(http.error());
+    metrics.emplace(autoscaler, std::move(*http));
+    if (auto st = metrics->start(); !st) return st;
   }
   spdlog::info("recommend: VPAs naming recommender '{}' in {} of {}, every {} s; {}", a.recommender,
                a.ns.empty() ? std::string("every namespace") : "namespace " + a.ns, access->server,
@@ -307,6 +310,7 @@ void addRecommendCommand(CLI::App& app) {
   cmd->add_option("--listen", a->listen,
                   "host:port of /metrics (the plans as `run` exports them, and the rounds) and /api/health; \"\" = none")
       ->capture_default_str();
+  addEndpointSecurityOptions(*cmd, a->endpoint);
   cmd->add_option("--audit", a->audit, "SQLite audit trail of written recommendations (with --apply; env FORESIGHT_AUDIT_DB)")
       ->capture_default_str();
   cmd->callback([a] {

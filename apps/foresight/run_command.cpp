@@ -22,7 +22,8 @@ namespace foresight::app {
 namespace {
 
 struct Args {
-  std::string config, listen, database, bearer_token_file, tls_cert_file, tls_key_file, tls_client_ca_file;
+  std::string config, listen, database;
+  server::HttpOptions endpoint;  // its files only; host and port come from --listen or the config
   double period = 0, duration = 0;
   std::vector<std::string> selectors;
   bool apply = false;
@@ -111,20 +112,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--config", a->config, "YAML configuration (docs/profiler.md)");
   cmd->add_option("--listen", a->listen,
                   "host:port (overrides the config; default 127.0.0.1:9464)");
-  cmd->add_option("--bearer-token-file", a->bearer_token_file,
-                  "every endpoint but /api/health needs \"Authorization: Bearer\" with this file's first "
-                  "line (overrides the config's bearer_token_file)")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--tls-cert-file", a->tls_cert_file,
-                  "PEM certificate: serve HTTPS (with --tls-key-file; overrides the config; like the "
-                  "key, client CA and token files, read again when it changes)")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--tls-key-file", a->tls_key_file, "PEM private key of --tls-cert-file")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--tls-client-ca-file", a->tls_client_ca_file,
-                  "PEM CA certificates: every endpoint but /api/health needs a client certificate one of "
-                  "them signed (mutual TLS; with --tls-cert-file)")
-      ->check(CLI::ExistingFile);
+  addEndpointSecurityOptions(*cmd, a->endpoint, "the config");
   cmd->add_option("--database", a->database, "SQLite history file (overrides the config)");
   cmd->add_option("--period", a->period, "seconds between samples (overrides the config)")
       ->check(finiteAbove(0));
@@ -195,10 +183,10 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       cfg.listen_host = c->listen_host;
       cfg.listen_port = c->listen_port;
     }
-    if (!a->bearer_token_file.empty()) cfg.bearer_token_file = a->bearer_token_file;
-    if (!a->tls_cert_file.empty()) cfg.tls_cert_file = a->tls_cert_file;
-    if (!a->tls_key_file.empty()) cfg.tls_key_file = a->tls_key_file;
-    if (!a->tls_client_ca_file.empty()) cfg.tls_client_ca_file = a->tls_client_ca_file;
+    if (!a->endpoint.bearer_token_file.empty()) cfg.bearer_token_file = a->endpoint.bearer_token_file;
+    if (!a->endpoint.tls_cert_file.empty()) cfg.tls_cert_file = a->endpoint.tls_cert_file;
+    if (!a->endpoint.tls_key_file.empty()) cfg.tls_key_file = a->endpoint.tls_key_file;
+    if (!a->endpoint.tls_client_ca_file.empty()) cfg.tls_client_ca_file = a->endpoint.tls_client_ca_file;
     if (!a->database.empty()) cfg.database = a->database;
     if (a->period > 0) cfg.period_seconds = a->period;
     if (!a->selectors.empty()) cfg.selectors = a->selectors;

@@ -16,14 +16,10 @@
 #include "foresight/collect/sampler.h"
 #include "foresight/core/log.h"
 #include "foresight/core/reload.h"
-#include "tls.h"
+#include "foresight/server/http.h"
 
 namespace foresight::server {
 namespace {
-
-// HTTP worker threads: scrapers, the live view's clients and a few stray connections at once.
-constexpr std::size_t kHttpWorkers = 32;
-
 
 double threadCpuSeconds() {
   timespec ts{};
@@ -32,15 +28,6 @@ double threadCpuSeconds() {
 }
 
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
-
-// Compares every byte of the secret whatever the first difference, so the time taken does not tell
-// a client how much of a guess was right.
-bool sameSecret(std::string_view given, std::string_view secret) {
-  unsigned char diff = given.size() == secret.size() ? 0 : 1;
-  for (std::size_t i = 0; i < secret.size(); ++i)
-    diff |= static_cast<unsigned char>(secret[i] ^ (i < given.size() ? given[i] : '\0'));
-  return diff == 0;
-}
 
 }  // namespace
 
@@ -71,11 +58,8 @@ struct Agent::Impl {
   nlohmann::json snapshot = nlohmann::json::object();
   std::map<std::string, nlohmann::json> latest_fp;
 
-  // Declared before `http`, whose TLS context and handlers use them, so they outlive it.
-  std::shared_ptr<ReloadingCertificate> certificate;
-  std::shared_ptr<Reloading<std::string>> token;
-  std::unique_ptr<httplib::Server> http = std::make_unique<httplib::Server>();  // SSLServer with TLS
-  std::thread http_thread, sample_thread;
+  std::unique_ptr<HttpEndpoint> http;
+  std::thread sample_thread;
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stopping = false;
@@ -274,25 +258,16 @@ Status Agent::start() {
     if (!model) return fail(model.error().code, "fingerprint.autoencoder_model: {}", model.error().message);
     m.initial_autoencoder = std::move(*model);
   }
-  if (config_.tls_cert_file.empty() != config_.tls_key_file.empty())
-    return fail(ErrorCode::kInvalidArgument, "tls_cert_file and tls_key_file go together: {} is missing",
-                config_.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file");
-  if (!config_.tls_client_ca_file.empty() && config_.tls_cert_file.empty())
-    return fail(ErrorCode::kInvalidArgument, "tls_client_ca_file needs tls_cert_file and tls_key_file: "
-                "client certificates are asked for over HTTPS");
-  const bool mutual = !config_.tls_client_ca_file.empty();
-  if (!config_.tls_cert_file.empty()) {
-    m.certificate = reloadingCertificate(config_.tls_cert_file, config_.tls_key_file, config_.tls_client_ca_file);
-    if (auto first = m.certificate->current(); !first) return tl::unexpected(first.error());
-    m.http = std::make_unique<httplib::SSLServer>(
-        [&cert = *m.certificate, mutual](SSL_CTX& ctx) { return serveCertificate(ctx, cert, mutual); });
-    if (!m.http->is_valid()) return fail(ErrorCode::kInternal, "cannot set up a TLS context: {}", config_.tls_cert_file);
-  }
-  if (!config_.bearer_token_file.empty()) {
-    m.token = reloadingTokenFile(config_.bearer_token_file, "bearer_token_file " + config_.bearer_token_file);
-    if (auto first = m.token->current(); !first)
-      return fail(first.error().code, "bearer_token_file {}", first.error().message);
-  }
+  HttpOptions http;
+  http.host = config_.listen_host;
+  http.port = config_.listen_port;
+  http.bearer_token_file = config_.bearer_token_file;
+  http.tls_cert_file = config_.tls_cert_file;
+  http.tls_key_file = config_.tls_key_file;
+  http.tls_client_ca_file = config_.tls_client_ca_file;
+  auto endpoint = HttpEndpoint::make(http);
+  if (!endpoint) return tl::unexpected(endpoint.error());
+  m.http = std::move(*endpoint);
   if (!config_.database.empty()) {
     auto db = store::Store::open(config_.database);
     if (!db) return tl::unexpected(db.error());
@@ -307,7 +282,7 @@ Status Agent::start() {
   m.errors_g = agent_gauge("foresight_agent_collector_errors_total", "Collector failures so far (not vanished workloads)");
   m.store_errors_g = agent_gauge("foresight_agent_store_errors_total", "History store writes that failed");
 
-  m.http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  m.http->get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     auto families = impl_->prom->Collect();
     for (const auto& c : impl_->cfg.collectables) {
       auto more = c->Collect();
@@ -323,13 +298,13 @@ Status Agent::start() {
     }
     res.set_content(prometheus::TextSerializer().Serialize(families), "text/plain; version=0.0.4");
   });
-  m.http->Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
+  m.http->get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
     nlohmann::json j = {{"status", "ok"}, {"rounds", rounds_.load()},
                         {"cgroup_layout", collect::toString(impl_->ctx.layout.version)},
                         {"collectors", impl_->sampler->collectorNames()}};
     res.set_content(j.dump(), "application/json");
   });
-  m.http->Get("/api/workloads", [this](const httplib::Request&, httplib::Response& res) {
+  m.http->get("/api/workloads", [this](const httplib::Request&, httplib::Response& res) {
     nlohmann::json arr = nlohmann::json::array();
     {
       std::lock_guard lock(impl_->mu);
@@ -337,7 +312,7 @@ Status Agent::start() {
     }
     res.set_content(arr.dump(), "application/json");
   });
-  m.http->Get("/api/fingerprint", [this](const httplib::Request& req, httplib::Response& res) {
+  m.http->get("/api/fingerprint", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string w = req.get_param_value("workload");
     std::lock_guard lock(impl_->mu);
     auto it = impl_->latest_fp.find(w);
@@ -349,71 +324,8 @@ Status Agent::start() {
     }
     res.set_content(it->second.dump(), "application/json");
   });
-  // A wrong method on one of these paths is 405 with Allow (RFC 9110 15.5.6); httplib alone
-  // answers 404, as if the path did not exist.
-  // With a token, every path but the health check (a liveness probe carries no credentials, and
-  // it tells nothing about the workloads) needs it.
-  // The token file is read again when it changes (a rotated Secret), keeping the last good token.
-  m.http->set_pre_routing_handler([token = m.token, mutual](const httplib::Request& req, httplib::Response& res) {
-    static const std::set<std::string> kPaths = {"/metrics", "/api/health", "/api/workloads", "/api/fingerprint"};
-    if (mutual && req.path != "/api/health" && !clientVerified(req.ssl)) {
-      res.status = 403;
-      res.set_content(nlohmann::json{{"error", "this agent needs a client certificate signed by one of the CAs "
-                                               "of its tls_client_ca_file"}}.dump(),
-                      "application/json");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (token && req.path != "/api/health") {
-      const std::string given = req.get_header_value("Authorization");
-      constexpr std::string_view kScheme = "Bearer ";
-      const auto secret = token->current();  // loaded at start, so it holds a token from then on
-      if (!secret || !given.starts_with(kScheme) ||
-          !sameSecret(std::string_view(given).substr(kScheme.size()), **secret)) {
-        res.status = 401;
-        res.set_header("WWW-Authenticate", "Bearer realm=\"foresight\"");
-        res.set_content(nlohmann::json{{"error", given.empty() ? "no Authorization header: this agent needs "
-                                                                 "\"Authorization: Bearer <token>\""
-                                                               : "wrong bearer token"}}.dump(),
-                        "application/json");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-    }
-    if (req.method == "GET" || req.method == "HEAD" || !kPaths.count(req.path))
-      return httplib::Server::HandlerResponse::Unhandled;
-    res.set_header("Allow", "GET, HEAD");
-    if (req.method == "OPTIONS") {
-      res.status = 204;
-    } else {
-      res.status = 405;
-      res.set_content(nlohmann::json{{"error", req.method + " " + req.path + ": only GET and HEAD"}}.dump(),
-                      "application/json");
-    }
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  // httplib's default sets SO_REUSEPORT, which lets a second agent bind the same port and split
-  // the scrapes; keep only SO_REUSEADDR (restart without TIME_WAIT trouble).
-  m.http->set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  // httplib's defaults (a worker per core, at least 8; 5 s to read a request) let 8 connections
-  // that send nothing hold every worker, and a scrape then waits past Prometheus's 10 s timeout.
-  // Idle workers cost little; a request line or header that takes over 2 s is dropped.
-  m.http->new_task_queue = [] { return new httplib::ThreadPool(kHttpWorkers); };
-  m.http->set_read_timeout(2);
-  m.http->set_keep_alive_timeout(2);
-  if (config_.listen_port == 0) {
-    port_ = m.http->bind_to_any_port(config_.listen_host);
-    if (port_ <= 0) return fail(ErrorCode::kUnavailable, "cannot bind {}:any", config_.listen_host);
-  } else {
-    if (!m.http->bind_to_port(config_.listen_host, config_.listen_port))
-      return fail(ErrorCode::kUnavailable, "cannot bind {}:{} (in use?)", config_.listen_host, config_.listen_port);
-    port_ = config_.listen_port;
-  }
-  m.http_thread = std::thread([this] { impl_->http->listen_after_bind(); });
-  // httplib's stop() does nothing before the listen loop runs, so an agent stopped right after
-  // start() would hang in stop(): wait for the loop (bounded) before going on.
-  for (int i = 0; i < 5000 && !m.http->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (auto st = m.http->start(); !st) return st;
+  port_ = m.http->port();
   m.sample_thread = std::thread([this] {
     using clock = std::chrono::steady_clock;
     const auto step = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(config_.period_seconds));
@@ -436,10 +348,8 @@ Status Agent::start() {
       if (impl_->stop_cv.wait_until(lock, start + k * step, [this] { return impl_->stopping; })) break;
     }
   });
-  spdlog::info("agent: {}://{}:{}/metrics{}{}, cgroup layout {}, {} fixed workloads, collectors {}",
-               m.certificate ? "https" : "http", config_.listen_host, port_, mutual ? " (client certificates)" : "",
-               m.token ? " (bearer token)" : "", collect::toString(m.ctx.layout.version), m.fixed.size(),
-               fmt::join(names, ","));
+  spdlog::info("agent: {}/metrics, cgroup layout {}, {} fixed workloads, collectors {}", m.http->describe(),
+               collect::toString(m.ctx.layout.version), m.fixed.size(), fmt::join(names, ","));
   return ok();
 }
 
@@ -454,8 +364,7 @@ void Agent::stop() {
     impl_->sample_thread.join();
     impl_->saveStates();
   }
-  impl_->http->stop();  // a no-op when it never listened
-  if (impl_->http_thread.joinable()) impl_->http_thread.join();
+  if (impl_->http) impl_->http->stop();
 }
 
 }  // namespace foresight::server

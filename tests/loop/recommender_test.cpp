@@ -632,13 +632,15 @@ TEST(RecommendCommand, WritesRecommendationsAndAuditsThem) {
   std::filesystem::create_directories(dir);
   writeKubeconfig(dir / "config", cluster);
   const auto log = dir / "log";
+  std::ofstream(dir / "token") << "s3cret\n";
   test_support::Ran ran;
   std::thread command([&] {
     ran = test_support::runShell(fmt::format(
         "'{}' recommend --kubeconfig '{}' --period 0.2 --duration 4 --min-history 0 "
-        "--apply --audit '{}' --no-view --listen 127.0.0.1:0 --prometheus http://127.0.0.1:{} > '{}' 2>&1",
-        FORESIGHT_BIN, (dir / "config").string(), (dir / "audit.db").string(), test_support::freePort(),
-        log.string()));
+        "--apply --audit '{}' --no-view --listen 127.0.0.1:0 --bearer-token-file '{}' "
+        "--prometheus http://127.0.0.1:{} > '{}' 2>&1",
+        FORESIGHT_BIN, (dir / "config").string(), (dir / "audit.db").string(), (dir / "token").string(),
+        test_support::freePort(), log.string()));
   });
   // Its /metrics while it runs: the plans, labelled as the autoscaler names the containers.
   std::string metrics;
@@ -650,7 +652,15 @@ TEST(RecommendCommand, WritesRecommendationsAndAuditsThem) {
     const auto at = text.find("http://127.0.0.1:");
     if (at == std::string::npos) continue;
     httplib::Client http("127.0.0.1", std::atoi(text.c_str() + at + 17));
-    if (auto res = http.Get("/metrics"); res && res->status == 200) metrics = res->body;
+    if (auto res = http.Get("/metrics", {{"Authorization", "Bearer s3cret"}}); res && res->status == 200) {
+      metrics = res->body;
+      auto without = http.Get("/metrics");  // the token is asked for
+      ASSERT_TRUE(without);
+      EXPECT_EQ(without->status, 401);
+      auto health = http.Get("/api/health");  // but not of a probe
+      ASSERT_TRUE(health);
+      EXPECT_EQ(health->status, 200);
+    }
   }
   command.join();
   std::ifstream in(log);
