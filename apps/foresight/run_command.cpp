@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "commands.h"
@@ -15,11 +17,57 @@
 #include "foresight/loop/plan_metrics.h"
 #include "foresight/match/ranker.h"
 #include "foresight/server/agent.h"
+#include "foresight/store/store.h"
 #include "loop_options.h"
 #include "profiler_common.h"
 
 namespace foresight::app {
 namespace {
+
+// A workload first seen in this run (every one after the agent's restart) starts from its
+// samples in the agent's own store from before the run, as `recommend --prometheus` starts from
+// Prometheus: without them a restart waits --min-history again and relearns every calibration.
+// Read on a connection of its own (SQLite WAL: the agent's writes go on beside it).
+class StoreHistory {
+ public:
+  StoreHistory(store::Store db, std::int64_t before_ms, std::int64_t length_seconds, double period_seconds)
+      : db_(std::move(db)), before_ms_(before_ms), length_ms_(length_seconds * 1000), period_s_(period_seconds) {}
+  // The past to warm `workload` with, once: empty after the first call for it, and for one
+  // re-created under a gone one's path (a new workload; on_gone marks it).
+  trace::RawSeries pastOf(const std::string& workload) {
+    trace::RawSeries past;
+    if (!asked_.insert(workload).second) return past;
+    auto rows = db_.samples(workload, before_ms_ - length_ms_, before_ms_);
+    if (!rows) {
+      spdlog::warn("run: {}: starts without its stored history: {}", workload, rows.error().message);
+      return past;
+    }
+    if (rows->size() < 2) return past;
+    // Samples of another period (the agent ran with another --period) would mislead the
+    // forecasters, which count samples: left out, said.
+    std::vector<std::int64_t> gaps;
+    for (std::size_t i = 1; i < rows->size(); ++i) gaps.push_back((*rows)[i].time_ms - (*rows)[i - 1].time_ms);
+    std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
+    const double step = static_cast<double>(gaps[gaps.size() / 2]) / 1000;
+    if (step < period_s_ / 2 || step > period_s_ * 2) {
+      spdlog::info("run: {}: its stored samples are {} s apart, not {} s: it starts without them", workload, step,
+                   period_s_);
+      return past;
+    }
+    for (const auto& row : *rows) {
+      past.time.push_back(row.time_ms / 1000);
+      for (std::size_t r = 0; r < kResourceCount; ++r) past.value[r].push_back(row.usage[r]);
+    }
+    return past;
+  }
+  void gone(const std::string& workload) { asked_.insert(workload); }
+
+ private:
+  store::Store db_;
+  std::int64_t before_ms_, length_ms_;
+  double period_s_;
+  std::set<std::string> asked_;
+};
 
 struct Args {
   std::string config, listen, database;
@@ -35,6 +83,7 @@ struct Args {
   double advice_hours = 24;
   std::int64_t advice_after = 60;
   std::int64_t min_history = loop::AutoscalerConfig{}.min_history_seconds;
+  double history_length = 1800;  // seconds of the store's samples a workload starts from
 };
 
 // The backend for this host's cgroups: v1 where the cpu controller is on v1 (v1 and hybrid), else
@@ -157,6 +206,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                   "caps it at whatever phase it was in)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--history-length", a->history_length,
+                  "seconds of its samples in the history store (--database) from before the run that a "
+                  "workload starts from, so that a restart does not wait --min-history again (0: none)")
+      ->capture_default_str()
+      ->check(finiteIn(0, 86400));
   cmd->add_option("--view", a->view, "print the live view every N seconds (0: off)")
       ->capture_default_str()
       ->check(finiteIn(0));
@@ -247,7 +301,20 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       std::int64_t checked = 0;
     };
     auto reload = std::make_shared<PlannerReload>(PlannerReload{std::move(*planner_file)});
-    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload](
+    std::shared_ptr<StoreHistory> history;
+    if (a->history_length > 0 && !cfg.database.empty() && std::filesystem::exists(cfg.database)) {
+      auto db = store::Store::open(cfg.database);
+      if (!db) {
+        spdlog::warn("run: {}: workloads start without their stored history: {}", cfg.database, db.error().message);
+      } else {
+        const std::int64_t started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count();
+        history = std::make_shared<StoreHistory>(std::move(*db), started_ms, std::llround(a->history_length),
+                                                 cfg.period_seconds);
+      }
+    }
+    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
                        const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
       if (t != reload->checked) {
@@ -261,13 +328,18 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       if (workload.empty()) return false;
       if (workload.front() != '/' && !dry_backend) return false;
       plan_metrics->name(backendName(workload), workload);
+      if (history)
+        if (const auto past = history->pastOf(workload); !past.time.empty())
+          if (const auto fed = autoscaler->warm(backendName(workload), past))
+            spdlog::info("run: {}: starts from {} samples of the history store", workload, fed);
       auto plan = autoscaler->observe(backendName(workload), t, usage, demand, cpuset_cpus);
       if (!plan) spdlog::warn("run: {}: {}", workload, plan.error().message);
       return plan && *plan && (*plan)->hasChanges() && autoscaler->applies();
     };
 
     // A cgroup re-created under a gone one's path starts afresh (--min-history included).
-    cfg.on_gone = [autoscaler, plan_metrics, ranker](const std::string& workload) {
+    cfg.on_gone = [autoscaler, plan_metrics, ranker, history](const std::string& workload) {
+      if (history) history->gone(workload);
       autoscaler->forget(backendName(workload));
       plan_metrics->forget(backendName(workload));
       if (ranker) ranker->forget(backendName(workload));

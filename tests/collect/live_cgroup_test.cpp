@@ -22,12 +22,15 @@
 #include "foresight/collect/launch.h"
 #include "foresight/collect/perf.h"
 #include "foresight/collect/sampler.h"
+#include "support/test_cgroup.h"
 
 using namespace foresight;
 using namespace foresight::collect;
 namespace fs = std::filesystem;
 
 namespace {
+
+using foresight::test_support::TestCgroup;
 
 constexpr const char* kLocal = "cpu_throttled_local_seconds_total";
 
@@ -36,36 +39,6 @@ double processCpuSeconds() {
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
-
-// Creates /<name> in every hierarchy the collectors read; removes it on destruction.
-class TestCgroup {
- public:
-  TestCgroup(const CgroupLayout& layout, const std::string& name) : name_(name) {
-    if (layout.version == CgroupVersion::kV2) {
-      dirs_.push_back(layout.unified / name);
-    } else {
-      for (const char* c : {"cpu", "cpuacct", "memory", "blkio"}) {
-        if (auto d = layout.v1(c)) dirs_.push_back(*d / name);
-      }
-    }
-    for (auto& d : dirs_) {
-      std::error_code ec;
-      fs::create_directory(d, ec);
-      if (ec) { error_ = d.string() + ": " + ec.message(); return; }
-    }
-  }
-  ~TestCgroup() {
-    for (auto& d : dirs_) ::rmdir(d.c_str());
-  }
-  const std::string& error() const { return error_; }
-  void join(pid_t pid) {
-    for (auto& d : dirs_) std::ofstream(d / "cgroup.procs") << pid << '\n';
-  }
-
- private:
-  std::string name_, error_;
-  std::vector<fs::path> dirs_;
-};
 
 // The host's default collectors, as the agent runs them.
 Result<Sampler> hostSampler(const CollectorContext& ctx) {

@@ -1,6 +1,8 @@
 // `foresight bench closed-loop` against the real cgroup files of this host: short cycles, one
 // controller per part, checking the plumbing (the figures themselves come from the benchmark).
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,7 +21,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "foresight/collect/workload.h"
 #include "support/prometheus.h"
+#include "support/test_cgroup.h"
 #include "support/shell.h"
 // After the standard headers: httplib pulls in <resolv.h>.
 #include <httplib.h>
@@ -162,6 +166,47 @@ TEST(RunCommand, PlansALaunchedCommandInDryRun) {
   // from where the binary is, not from the working directory.
   EXPECT_NE(out.find("run: planner policies from " FORESIGHT_SOURCE_DIR "/config/planner.yaml"), std::string::npos)
       << out;
+}
+
+// `run` restarted: a workload starts from its samples in the agent's history store from before
+// the run, so it is planned at once instead of after --min-history again.
+TEST(RunCommand, ARestartStartsFromTheStoredHistory) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  foresight::collect::CgroupLayout layout = foresight::collect::detectCgroupLayout(foresight::collect::HostPaths("/"));
+  const std::string name = fmt::format("foresight-restart-{}", getpid());
+  foresight::test_support::TestCgroup cg(layout, name);
+  ASSERT_EQ(cg.error(), "");
+  const pid_t child = fork();
+  if (child == 0) {
+    execl("/bin/sleep", "sleep", "60", nullptr);
+    _exit(127);
+  }
+  cg.join(child);
+  const fs::path dir = fs::temp_directory_path() / fmt::format("run-restart-{}", getpid());
+  fs::create_directories(dir);
+  auto run = [&](double seconds, const std::string& more) {
+    return foresight::test_support::runShell(fmt::format(
+        "{} run --period 0.2 --duration {} --min-history 4 --view 0 --listen 127.0.0.1:0 --database '{}' {} "
+        "cgroup:/{} 2>&1",
+        FORESIGHT_BIN, seconds, (dir / "history.db").string(), more, name));
+  };
+  const auto first = run(6, "");
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  EXPECT_EQ(first.out.find("samples of the history store"), std::string::npos) << first.out;
+  const auto again = run(2, "");
+  const auto without = run(2, "--history-length 0");
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  fs::remove_all(dir);
+  ASSERT_EQ(again.exit_code, 0) << again.out;
+  ASSERT_EQ(without.exit_code, 0) << without.out;
+  const auto from = again.out.find(fmt::format("run: /{}: starts from ", name));
+  ASSERT_NE(from, std::string::npos) << again.out;
+  EXPECT_GE(std::atoi(again.out.c_str() + from + name.size() + 20), 15) << again.out;
+  // Planned in its 2 s: the dry-run logs the limits it would set. Without the history, 2 s of
+  // samples are short of --min-history.
+  EXPECT_NE(again.out.find("would set"), std::string::npos) << again.out;
+  EXPECT_EQ(without.out.find("would set"), std::string::npos) << without.out;
 }
 
 // `foresight run ARGS` in dry-run around a busy loop of `seconds`, in a thread of its own, its log
