@@ -2,8 +2,9 @@
 // metrics and statuses, read the VPA and write its recommendation) against the fake API server on
 // loopback, for 100 and 1000 VPAs: the recommender's own cost per round and the requests it makes.
 // Loopback and a fake server: a real API server's latency adds to every request.
-// And the cost of `--prometheus` at a start: a day of one container's history (1440 samples at
-// the default 60 s period) fed to its forecasters, per forecaster kind, without Prometheus itself.
+// And the cost of a start from history: a day of one container's history (1440 samples at the
+// default 60 s period; `recommend --prometheus`) or 1800 s of a workload's at 1 s (`run`'s store)
+// fed to its forecasters, without reading it.
 #include <benchmark/benchmark.h>
 
 #include "foresight/core/log.h"
@@ -47,40 +48,40 @@ void BM_RecommendRound(benchmark::State& state) {
 }
 BENCHMARK(BM_RecommendRound)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// The history: a day of the shipped sample trace's first VM's cpu and memory (its 5-minute rows
-// taken as minutes: the forecasters' cost does not depend on the values).
-const foresight::trace::RawSeries& aDayOfHistory() {
-  static const foresight::trace::RawSeries day = [] {
+// The history: the first VM of the shipped sample trace, its cpu and memory rows taken as
+// samples `period` seconds apart (the forecasters' cost does not depend on the values).
+foresight::trace::RawSeries historyOf(std::size_t samples, std::int64_t period) {
+  static const foresight::trace::Series first = [] {
     spdlog::set_level(spdlog::level::err);  // the sample's short series, skipped, are not news here
-    foresight::trace::RawSeries s;
     foresight::trace::ReadOptions o;
     o.format = foresight::trace::Format::kBitbrains;
     o.max_series = 1;
     auto tr = foresight::trace::readTraceDir(std::string(FORESIGHT_SOURCE_DIR) + "/data/bitbrains-rnd-sample", o);
-    if (!tr || tr->series.empty()) return s;
-    const auto& first = tr->series.front();
-    for (std::size_t i = 0; i < std::min<std::size_t>(1440, first.size()); ++i) {
-      s.time.push_back(1'780'000'000 + 60 * static_cast<std::int64_t>(i));
-      for (auto r : {foresight::Resource::kCpu, foresight::Resource::kMemory})
-        s.value[foresight::index(r)].push_back(first.usage[foresight::index(r)][i]);
-    }
-    return s;
+    return tr && !tr->series.empty() ? tr->series.front() : foresight::trace::Series{};
   }();
-  return day;
+  foresight::trace::RawSeries s;
+  for (std::size_t i = 0; i < std::min(samples, first.size()); ++i) {
+    s.time.push_back(1'780'000'000 + period * static_cast<std::int64_t>(i));
+    for (auto r : {foresight::Resource::kCpu, foresight::Resource::kMemory})
+      s.value[foresight::index(r)].push_back(first.usage[foresight::index(r)][i]);
+  }
+  return s;
 }
 
-void BM_WarmADayOfHistory(benchmark::State& state, const char* kind) {
+// A new workload's forecasters fed `samples` of history at `period` seconds, as the commands make
+// them: `recommend` (60 s, a day: 1440) and `run` (1 s, --history-length 1800).
+void BM_WarmFromHistory(benchmark::State& state, const char* kind, std::int64_t period, std::size_t samples) {
   spdlog::set_level(spdlog::level::warn);
-  const auto& day = aDayOfHistory();
-  if (day.time.size() < 1440) {
-    state.SkipWithError("the shipped sample trace has no day of rows");
+  const auto past = historyOf(samples, period);
+  if (past.time.size() < samples) {
+    state.SkipWithError("the shipped sample trace has too few rows");
     return;
   }
-  foresight::predict::SeasonalOptions seasonal;  // as `foresight recommend` sets them at a 60 s period
-  seasonal.max_period = 16;
-  seasonal.errors = 16;
+  foresight::predict::SeasonalOptions seasonal;  // as apps/foresight/loop_options.cpp's liveForecasters
+  seasonal.max_period = static_cast<std::size_t>(std::max<double>(16.0, 600.0 / static_cast<double>(period)));
+  seasonal.errors = seasonal.max_period;
   auto forecasters = foresight::loop::makeForecasters(
-      kind, std::string(FORESIGHT_SOURCE_DIR) + "/models/lstm-bitbrains.fsm", seasonal, 60);
+      kind, std::string(FORESIGHT_SOURCE_DIR) + "/models/lstm-bitbrains.fsm", seasonal, static_cast<double>(period));
   if (!forecasters) {
     state.SkipWithError(forecasters.error().message.c_str());
     return;
@@ -91,17 +92,18 @@ void BM_WarmADayOfHistory(benchmark::State& state, const char* kind) {
   std::size_t n = 0;
   for (auto _ : state) {
     const std::string workload = "shop/web-" + std::to_string(n++) + "/app";
-    benchmark::DoNotOptimize(autoscaler.warm(workload, day));
+    benchmark::DoNotOptimize(autoscaler.warm(workload, past));
     state.PauseTiming();
     autoscaler.forget(workload);
     state.ResumeTiming();
   }
-  state.counters["samples_per_s"] = benchmark::Counter(static_cast<double>(state.iterations() * day.time.size()),
+  state.counters["samples_per_s"] = benchmark::Counter(static_cast<double>(state.iterations() * past.time.size()),
                                                        benchmark::Counter::kIsRate);
 }
-BENCHMARK_CAPTURE(BM_WarmADayOfHistory, seasonal, "seasonal")->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_WarmADayOfHistory, lstm, "lstm")->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_WarmADayOfHistory, auto, "auto")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_WarmFromHistory, recommend_seasonal, "seasonal", 60, 1440)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_WarmFromHistory, recommend_lstm, "lstm", 60, 1440)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_WarmFromHistory, recommend_auto, "auto", 60, 1440)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_WarmFromHistory, run_auto, "auto", 1, 1800)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
