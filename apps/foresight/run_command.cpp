@@ -32,10 +32,18 @@ class StoreHistory {
  public:
   StoreHistory(store::Store db, std::int64_t before_ms, std::int64_t length_seconds, double period_seconds)
       : db_(std::move(db)), before_ms_(before_ms), length_ms_(length_seconds * 1000), period_s_(period_seconds) {}
-  // The past to warm `workload` with, once: empty after the first call for it, and for one
-  // re-created under a gone one's path (a new workload; on_gone marks it).
-  trace::RawSeries pastOf(const std::string& workload) {
+  // The past to warm `workload` with, sampled at `now` (Unix seconds): once, and only for a
+  // workload found in the run's first ten seconds (or ten periods), which are those that ran
+  // before it; one that appears later, or is re-created under a gone one's path (on_gone marks
+  // it), is new and starts afresh.
+  trace::RawSeries pastOf(const std::string& workload, std::int64_t now) {
     trace::RawSeries past;
+    if (closed_) return past;
+    if (now * 1000 > before_ms_ + static_cast<std::int64_t>(std::max(10.0, 10 * period_s_) * 1000)) {
+      closed_ = true;
+      std::set<std::string>().swap(asked_);
+      return past;
+    }
     if (!asked_.insert(workload).second) return past;
     auto rows = db_.samples(workload, before_ms_ - length_ms_, before_ms_);
     if (!rows) {
@@ -60,13 +68,16 @@ class StoreHistory {
     }
     return past;
   }
-  void gone(const std::string& workload) { asked_.insert(workload); }
+  void gone(const std::string& workload) {
+    if (!closed_) asked_.insert(workload);
+  }
 
  private:
   store::Store db_;
   std::int64_t before_ms_, length_ms_;
   double period_s_;
   std::set<std::string> asked_;
+  bool closed_ = false;  // the first seconds are over
 };
 
 struct Args {
@@ -329,7 +340,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       if (workload.front() != '/' && !dry_backend) return false;
       plan_metrics->name(backendName(workload), workload);
       if (history)
-        if (const auto past = history->pastOf(workload); !past.time.empty())
+        if (const auto past = history->pastOf(workload, t); !past.time.empty())
           if (const auto fed = autoscaler->warm(backendName(workload), past))
             spdlog::info("run: {}: starts from {} samples of the history store", workload, fed);
       auto plan = autoscaler->observe(backendName(workload), t, usage, demand, cpuset_cpus);
