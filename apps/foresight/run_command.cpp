@@ -2,8 +2,9 @@
 // autoscaler.h) until SIGINT/SIGTERM, --duration, or the end of a command launched after "--".
 #include <unistd.h>
 
-#include <cmath>
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <set>
 #include <thread>
