@@ -218,6 +218,25 @@ Result<Endpoint> splitUrl(const std::string& url) {
   return e;
 }
 
+// A client of `q`'s server, with its timeouts, its headers (the token) and its path prefix.
+struct Connection {
+  std::unique_ptr<httplib::Client> client;
+  httplib::Headers headers;
+  std::string prefix;
+};
+Result<Connection> connect(const PrometheusQuery& q) {
+  auto ep = splitUrl(q.url);
+  if (!ep) return tl::unexpected(ep.error());
+  Connection c;
+  c.client = std::make_unique<httplib::Client>(ep->base);
+  c.client->set_connection_timeout(10);
+  c.client->set_read_timeout(q.timeout_seconds);
+  c.headers = {{"Accept", "application/json"}};
+  if (!q.bearer_token.empty()) c.headers.emplace("Authorization", "Bearer " + q.bearer_token);
+  c.prefix = ep->prefix;
+  return c;
+}
+
 }  // namespace
 
 std::string withStep(std::string_view promql, std::int64_t step_seconds) {
@@ -302,13 +321,11 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
   if (q.step_seconds <= 0) return fail(ErrorCode::kInvalidArgument, "step must be positive, got {}", q.step_seconds);
   if (q.end < q.start)
     return fail(ErrorCode::kInvalidArgument, "the range ends ({}) before it starts ({})", q.end, q.start);
-  auto ep = splitUrl(q.url);
-  if (!ep) return tl::unexpected(ep.error());
-  httplib::Client cli(ep->base);
-  cli.set_connection_timeout(10);
-  cli.set_read_timeout(q.timeout_seconds);
-  httplib::Headers headers = {{"Accept", "application/json"}};
-  if (!q.bearer_token.empty()) headers.emplace("Authorization", "Bearer " + q.bearer_token);
+  auto server = connect(q);
+  if (!server) return tl::unexpected(server.error());
+  httplib::Client& cli = *server->client;
+  const httplib::Headers& headers = server->headers;
+  const std::string& prefix = server->prefix;
 
   const auto steps = static_cast<std::uint64_t>((q.end - q.start) / q.step_seconds) + 1;
   // Per id and resource, the samples as (step of the grid from start, value), in the order
@@ -329,7 +346,7 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
                                 {"start", std::to_string(a)},
                                 {"end", std::to_string(b)},
                                 {"step", std::to_string(q.step_seconds)}};
-      auto res = cli.Post(ep->prefix + "/api/v1/query_range", headers, params);
+      auto res = cli.Post(prefix + "/api/v1/query_range", headers, params);
       if (!res)
         return fail(ErrorCode::kUnavailable, "{}: {} query: no answer ({} error)", q.url, name(r),
                     httplib::to_string(res.error()));
@@ -419,14 +436,10 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
 Result<std::vector<std::map<std::string, std::string>>> readLabelSets(const PrometheusQuery& server,
                                                                       const std::string& promql,
                                                                       std::int64_t time) {
-  auto ep = splitUrl(server.url);
-  if (!ep) return tl::unexpected(ep.error());
-  httplib::Client cli(ep->base);
-  cli.set_connection_timeout(10);
-  cli.set_read_timeout(server.timeout_seconds);
-  httplib::Headers headers = {{"Accept", "application/json"}};
-  if (!server.bearer_token.empty()) headers.emplace("Authorization", "Bearer " + server.bearer_token);
-  auto res = cli.Post(ep->prefix + "/api/v1/query", headers, httplib::Params{{"query", promql}, {"time", std::to_string(time)}});
+  auto to = connect(server);
+  if (!to) return tl::unexpected(to.error());
+  auto res = to->client->Post(to->prefix + "/api/v1/query", to->headers,
+                              httplib::Params{{"query", promql}, {"time", std::to_string(time)}});
   if (!res)
     return fail(ErrorCode::kUnavailable, "{}: query '{}': no answer ({} error)", server.url, promql,
                 httplib::to_string(res.error()));
