@@ -182,6 +182,10 @@ Status recommend(const Args& a) {
     lease.retry_seconds = a.lease_duration * 2 / 15;
     elector = std::make_unique<allocate::k8s::LeaderElector>(*access, lease);
     spdlog::info("recommend: leader election on lease {}/{} as {}", lease.ns, lease.name, elector->identity());
+    // The first attempt is a setup check, as the first listing is: a lease it may not read or
+    // write (RBAC, no such namespace) stops the command now, not in a warning every retry.
+    if (auto first = elector->tryAcquireOrRenew(); !first)
+      return fail(first.error().code, "--leader-elect: {}", first.error().message);
     elector->start();
     recommender.onlyWhile([&] { return elector->leading(); });
   }

@@ -538,7 +538,7 @@ TEST(RecommendCommand, ReplicasTakeTurnsOnTheLease) {
 
 // A replica whose lease another took (it was partitioned, say, while the other waited it out)
 // stops at once with a message, rather than write beside the new leader.
-TEST(RecommendCommand, AReplicaThatLosesTheLeaseStops) {
+TEST(RecommendCommand, AReplicaThatLosesTheLeaseOrMayNotTakeItStops) {
   FakeCluster cluster;
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("foresight-recommend-lost-{}", ::getpid());
   std::filesystem::create_directories(dir);
@@ -559,6 +559,18 @@ TEST(RecommendCommand, AReplicaThatLosesTheLeaseStops) {
   EXPECT_LT(std::chrono::steady_clock::now() - taken, std::chrono::seconds(5));
   EXPECT_EQ(ran.exit_code, 1) << ran.out;
   EXPECT_NE(ran.out.find("recommend: lost the lease to elsewhere; stopping"), std::string::npos) << ran.out;
+
+  // A lease it may not touch (the Role not applied): refused at start with the server's answer,
+  // not warned about every retry.
+  cluster.leases_forbidden = true;
+  const auto forbidden = test_support::runShell(fmt::format(
+      "'{}' recommend --kubeconfig '{}' --duration 5 --no-view --listen '' --leader-elect 2>&1", FORESIGHT_BIN,
+      (dir / "config").string()));
+  EXPECT_EQ(forbidden.exit_code, 1) << forbidden.out;
+  EXPECT_NE(forbidden.out.find("--leader-elect: lease kube-system/foresight-recommender: GET returned 403: "
+                               "leases.coordination.k8s.io \"foresight-recommender\" is forbidden"),
+            std::string::npos)
+      << forbidden.out;
   std::filesystem::remove_all(dir);
 }
 

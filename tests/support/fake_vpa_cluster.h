@@ -41,6 +41,7 @@ class FakeCluster {
   bool sidecars = true;                // the Deployments' pods run a sidecar container
   std::optional<std::pair<int, std::string>> deployment_answer;  // status and body, in place of the Deployments
   std::vector<std::string> vpa_names = {"web", "canary", "other"};
+  bool leases_forbidden = false;  // RBAC without the lease Role: every lease request is a 403
 
   explicit FakeCluster(int more = 0) {
     for (int i = 0; i < more; ++i) {
@@ -158,6 +159,12 @@ class FakeCluster {
     server_.Get(leases + R"(/([\w-]+))", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu_);
       log(req);
+      if (leases_forbidden) {
+        res.status = 403;
+        res.set_content(R"({"kind":"Status","reason":"Forbidden","message":"leases.coordination.k8s.io \"foresight-recommender\" is forbidden: User \"system:serviceaccount:kube-system:foresight-recommender\" cannot get resource \"leases\""})",
+                        "application/json");
+        return;
+      }
       auto it = leases_.find(req.matches[1].str() + "/" + req.matches[2].str());
       if (it == leases_.end()) {
         res.status = 404;
