@@ -42,9 +42,9 @@ struct Args {
   // Where containers' past usage comes from when the recommender starts ("" = nowhere).
   std::string prometheus, prometheus_token_file;
   double history_length = 86400;
+  server::HttpOptions endpoint;  // its files; host and port from --listen
   // Leader election among replicas (LeaderElector), where the stock recommender keeps its lease
   // and deploy/kubernetes/recommender-rbac.yaml allows it.
-  server::HttpOptions endpoint;  // its files; host and port from --listen
   bool leader_elect = false;
   std::string lease_name = "foresight-recommender", lease_namespace = "kube-system";
   double lease_duration = 15;

@@ -85,8 +85,8 @@ std::size_t Autoscaler::warm(const std::string& workload, const trace::RawSeries
       if (std::isfinite(u[index(r)])) st.last_usage[index(r)] = u[index(r)];
   }
   st.samples = past.time.size();
-  // On the loop's clock, the history began as long before its last sample as it did on the wall
-  // clock's (the clock starts at the first observe(), which comes after this).
+  // On the loop's clock, the history began as long before the loop's last sample as it did on the
+  // wall clock (before any observe(), the loop's clock will start at the wall clock's time).
   st.first_seen = last_wall_ ? loop_now_ - (*last_wall_ - past.time.front()) : past.time.front();
   return past.time.size();
 }

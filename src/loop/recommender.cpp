@@ -75,9 +75,8 @@ void VpaRecommender::warmNewContainers(const allocate::k8s::RecommendedVpa& vpa,
   // Asked once: a container that starts without its history (the server down) gains its own.
   HistoryRequest h;
   h.ns = vpa.ns;
-  const auto slash = vpa.target.find('/');
-  h.target_kind = vpa.target.substr(0, slash);
-  h.target_name = slash == std::string::npos ? "" : vpa.target.substr(slash + 1);
+  h.target_kind = vpa.target_kind;
+  h.target_name = vpa.target_name;
   h.pods.assign(pods.begin(), pods.end());
   h.containers = std::move(containers);
   h.start = first - history_seconds_;
@@ -112,7 +111,7 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
     }
     auto usage = discovery_.usage(vpa);
     if (!usage) {
-      spdlog::warn("recommend: VPA {} ({}): {}", vpa.workload(), vpa.target, usage.error().message);
+      spdlog::warn("recommend: VPA {} ({}): {}", vpa.workload(), vpa.target(), usage.error().message);
       ++r.errors;
       continue;
     }

@@ -10,12 +10,10 @@
 #include <unistd.h>
 
 #include <condition_variable>
-#include <set>
 #include <unordered_map>
 
 #include "foresight/collect/sampler.h"
 #include "foresight/core/log.h"
-#include "foresight/core/reload.h"
 #include "foresight/server/http.h"
 
 namespace foresight::server {

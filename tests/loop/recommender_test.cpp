@@ -319,11 +319,6 @@ TEST(VpaRecommender, AsksForEachNewContainersPastOnceAndGoesOnWithoutIt) {
   EXPECT_EQ(calls.size(), 2u);
 }
 
-std::int64_t unixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // After a restart the recommender knows only what the metrics API shows now. With Prometheus it
 // starts from each container's past, read from Debian's prometheus on 127.0.0.1 holding cAdvisor
 // history backfilled with promtool: it recommends in its first round, from the past of the VPA's
@@ -333,7 +328,7 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
   if (!fs::exists(test_support::kPrometheusBinary) || !fs::exists(test_support::kPromtoolBinary))
     GTEST_SKIP() << "prometheus or promtool not installed (scripts/deps.sh test)";
   FakeCluster cluster;
-  const std::int64_t now = unixNow() / 60 * 60;
+  const std::int64_t now = test_support::unixNow() / 60 * 60;
   cluster.clock = now - 60;  // the first listing moves it on by a minute
   // Scrapes every 30 s until two minutes before the first round. The Deployment's pods now (of
   // ReplicaSet web-77aa) ran for the last three hours: web-2's app used 300 Mi then (200 Mi now).

@@ -92,6 +92,12 @@ class PrometheusServer {
   pid_t pid_ = -1;
 };
 
+// Now in Unix seconds: backfilled history ends before it.
+inline std::int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // Backfills `openmetrics` into dir/data with promtool and starts prometheus on it; null (with a
 // failure recorded) when either step fails.
 inline std::unique_ptr<PrometheusServer> serveHistory(const std::filesystem::path& dir,

@@ -24,15 +24,11 @@ namespace {
 namespace fs = std::filesystem;
 using test_support::runShell;
 using test_support::serveHistory;
+using test_support::unixNow;
 
 // The sample written at time t (one a minute, 30 s off the 5-minute grid).
 double cpuAt(int w, std::int64_t t) { return 0.5 * (w + 1) + 0.1 * static_cast<double>((t / 60) % 7); }
 double memoryAt(int w, std::int64_t t) { return 1e9 * (w + 1) + 1e6 * static_cast<double>((t / 60) % 5); }
-
-std::int64_t unixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 TEST(PrometheusImport, EachStepIsTheMeanOfTheSamplesWritten) {
   if (!fs::exists(test_support::kPrometheusBinary) || !fs::exists(test_support::kPromtoolBinary))

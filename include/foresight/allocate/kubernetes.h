@@ -106,12 +106,13 @@ std::unique_ptr<Backend> makeBackend(const BackendOptions& options, const Cluste
 // A VerticalPodAutoscaler whose spec.recommenders names the recommender, with its target's pods.
 struct RecommendedVpa {
   std::string ns, name;
-  std::string target;    // "Deployment/web", for messages
+  std::string target_kind, target_name;  // spec.targetRef's ("Deployment", "web")
   std::string selector;  // the target's pods as a labelSelector ("app=web,tier in (a,b)")
   std::string error;     // why the target did not resolve to a selector ("" when it did)
   // spec.resourcePolicy.containerPolicies[].mode by containerName ("*": the others').
   std::map<std::string, std::string> modes;
   std::string workload() const { return ns + "/" + name; }  // + "/container": the vpa backend's name
+  std::string target() const { return target_kind + "/" + target_name; }  // for messages
   // Whether the VPA takes recommendations for `container` (its policy's mode is not Off).
   bool recommends(const std::string& container) const {
     auto it = modes.find(container);

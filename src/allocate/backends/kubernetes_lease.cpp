@@ -42,6 +42,10 @@ const json kLeaseShape = json::parse(R"({"metadata": {"resourceVersion": ""},
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+std::string leasesPath(const std::string& ns) {
+  return fmt::format("/apis/coordination.k8s.io/v1/namespaces/{}/leases", ns);
+}
+
 }  // namespace
 
 struct LeaderElector::State {
@@ -69,7 +73,7 @@ LeaderElector::~LeaderElector() { stop(); }
 
 Result<bool> LeaderElector::tryAcquireOrRenew() {
   State& st = *state_;
-  const std::string base = fmt::format("/apis/coordination.k8s.io/v1/namespaces/{}/leases", settings_.ns);
+  const std::string base = leasesPath(settings_.ns);
   const std::string path = base + "/" + settings_.name;
   const std::string what = fmt::format("lease {}/{}", settings_.ns, settings_.name);
   const auto wall = std::chrono::system_clock::now();
@@ -191,8 +195,7 @@ void LeaderElector::stop() {
   if (!leading()) return;
   // Released as client-go's ReleaseOnCancel does: no holder, so a standby need not wait out the
   // lease. Only if it is still ours (the resourceVersion read).
-  const std::string path =
-      fmt::format("/apis/coordination.k8s.io/v1/namespaces/{}/leases/{}", settings_.ns, settings_.name);
+  const std::string path = leasesPath(settings_.ns) + "/" + settings_.name;
   auto got = st.api.request("GET", path);
   if (got && got->status == 200 && checkShape(got->body, kLeaseShape) &&
       got->body.value("spec", json::object()).value("holderIdentity", "") == settings_.identity) {

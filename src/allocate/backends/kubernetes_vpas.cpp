@@ -133,7 +133,8 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
     for (const auto& p : spec.value("resourcePolicy", json::object()).value("containerPolicies", json::array()))
       vpa.modes[p.value("containerName", "")] = p.value("mode", "Auto");
     const json ref = spec.value("targetRef", json::object());
-    vpa.target = ref.value("kind", "?") + "/" + ref.value("name", "?");
+    vpa.target_kind = ref.value("kind", "?");
+    vpa.target_name = ref.value("name", "?");
     const std::string cache_key = vpa.ns + " " + ref.dump();
     const auto cached = selectors_.find(cache_key);
     const bool fresh = cached != selectors_.end() && now - cached->second.read_at < selector_ttl_seconds_;
@@ -148,7 +149,7 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
       const std::string key = vpa.workload();
       // Logged when it first fails or fails differently: every round would flood the log.
       if (unresolved_[key] != sel.error().message)
-        spdlog::warn("VPA {} ({}): {}; left out until it resolves", key, vpa.target, sel.error().message);
+        spdlog::warn("VPA {} ({}): {}; left out until it resolves", key, vpa.target(), sel.error().message);
       unresolved[key] = sel.error().message;
       vpa.error = sel.error().message;
     }
