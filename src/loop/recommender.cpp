@@ -10,21 +10,28 @@ namespace foresight::loop {
 namespace {
 
 // The pods kube-state-metrics saw the target own within the request's range (none where it is not
-// scraped): owned directly (a StatefulSet's, a Job's, ...) or through a ReplicaSet it owned.
+// scraped): owned directly (a StatefulSet's, a Job's, ...), or through a ReplicaSet (a
+// Deployment's, a Rollout's) or a Job (a CronJob's) it owned.
 Result<std::set<std::string>> earlierPods(const trace::PrometheusQuery& server, const HistoryRequest& h) {
   const std::string range = fmt::format("{}s", std::max<std::int64_t>(1, h.end - h.start));
   const std::string owned_by = fmt::format("namespace={},owner_kind={},owner_name={}", trace::promString(h.ns),
                                            trace::promString(h.target_kind), trace::promString(h.target_name));
-  auto sets = trace::readLabelSets(
-      server, fmt::format("max_over_time(kube_replicaset_owner{{{}}}[{}])", owned_by, range), h.end);
+  auto sets = trace::readLabelSets(server,
+                                   fmt::format("max_over_time(kube_replicaset_owner{{{0}}}[{1}]) or "
+                                               "max_over_time(kube_job_owner{{{0}}}[{1}])",
+                                               owned_by, range),
+                                   h.end);
   if (!sets) return tl::unexpected(sets.error());
-  std::vector<std::string> replicasets;
-  for (auto& l : *sets)
+  std::vector<std::string> replicasets, jobs;
+  for (auto& l : *sets) {
     if (!l["replicaset"].empty()) replicasets.push_back(l["replicaset"]);
+    if (!l["job_name"].empty()) jobs.push_back(l["job_name"]);
+  }
   std::string query = fmt::format("max_over_time(kube_pod_owner{{{}}}[{}])", owned_by, range);
-  if (!replicasets.empty())
-    query += fmt::format(" or max_over_time(kube_pod_owner{{namespace={},owner_kind=\"ReplicaSet\",owner_name=~{}}}[{}])",
-                         trace::promString(h.ns), trace::promAnyOf(replicasets), range);
+  for (const auto& [kind, owners] : {std::pair{"ReplicaSet", &replicasets}, {"Job", &jobs}})
+    if (!owners->empty())
+      query += fmt::format(" or max_over_time(kube_pod_owner{{namespace={},owner_kind=\"{}\",owner_name=~{}}}[{}])",
+                           trace::promString(h.ns), kind, trace::promAnyOf(*owners), range);
   sets = trace::readLabelSets(server, query, h.end);
   if (!sets) return tl::unexpected(sets.error());
   std::set<std::string> pods;

@@ -111,12 +111,69 @@ TEST(VpaRecommender, WritesEachContainersRecommendationFromItsPodsUsage) {
   EXPECT_GE(canary["memory"]["target"], 64 * kMiB);
   // Another recommender's VPA: not read further, not written.
   EXPECT_FALSE(cluster.vpa("other")["status"].is_object());
+  // Its pods were listed with the namespace's, not read apart: one list of pods and one of
+  // their metrics per round, whatever the number of VPAs.
+  std::size_t pod_lists = 0;
   for (const auto& r : cluster.requests()) {
     EXPECT_EQ(r.path.find("other"), std::string::npos) << r.method << " " << r.path;
     if (r.path.ends_with("/pods")) {
-      EXPECT_TRUE(r.selector == "app=web,tier in (front)" || r.selector == "app=canary") << r.selector;
+      EXPECT_EQ(r.selector, "");
+      ++pod_lists;
     }
   }
+  EXPECT_EQ(pod_lists, 2u * 12);
+}
+
+// The selectors the API server accepts (k8s.io/apimachinery labels.Parse), matched as it does.
+TEST(LabelSelector, MatchesAsTheApiServerDoes) {
+  using allocate::k8s::LabelSelector;
+  const std::map<std::string, std::string> pod = {{"app", "web"}, {"tier", "front"}, {"app.kubernetes.io/version", "12"}};
+  auto matches = [&](const std::string& text) {
+    auto s = LabelSelector::parse(text);
+    EXPECT_TRUE(s) << text << ": " << s.error().message;
+    return s && s->matches(pod);
+  };
+  EXPECT_TRUE(matches("app=web"));
+  EXPECT_TRUE(matches("app==web,tier in (front, back)"));
+  EXPECT_TRUE(matches(" app = web , tier in (front) "));
+  EXPECT_FALSE(matches("app=web,tier in (back)"));
+  EXPECT_FALSE(matches("app=web,tier notin (front,back)"));
+  EXPECT_TRUE(matches("app!=db"));
+  EXPECT_TRUE(matches("env!=prod"));     // no such label: != matches
+  EXPECT_TRUE(matches("env notin (a)"));  // as notin does
+  EXPECT_FALSE(matches("env in (a)"));
+  EXPECT_TRUE(matches("tier,!canary"));
+  EXPECT_FALSE(matches("canary"));
+  EXPECT_FALSE(matches("!tier"));
+  EXPECT_TRUE(matches("app.kubernetes.io/version>11"));
+  EXPECT_FALSE(matches("app.kubernetes.io/version<12"));
+  EXPECT_FALSE(matches("app>1"));  // not a number: no match
+  EXPECT_FALSE(matches("app="));  // "" is a value, and web is not it
+  for (const char* bad : {"", "app=web,", "tier in (front", "tier in front)", "tier on (a)", "app=we b",
+                          "app>x", "a!b", "tier in ()"}) {
+    auto s = LabelSelector::parse(bad);
+    EXPECT_FALSE(s) << "'" << bad << "' parsed";
+    if (!s) {
+      EXPECT_NE(s.error().message.find(bad), std::string::npos) << s.error().message;
+    }
+  }
+}
+
+// A CronJob's VPA: the stock VPA selects its jobs' pods by the job template's labels.
+TEST(VpaRecommender, ACronJobsPodsAreThoseOfItsJobTemplatesLabels) {
+  FakeCluster cluster;
+  cluster.cronjob = true;
+  Loop l = makeLoop(cluster);
+  for (int i = 0; i < 12; ++i) {
+    auto r = l.recommender->round();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->vpas, 3u);
+    EXPECT_EQ(r->errors, 0u);
+  }
+  auto app = recommendation(cluster.vpa("report"), "app");
+  ASSERT_TRUE(app.count("cpu")) << cluster.vpa("report").dump();
+  EXPECT_GE(app["cpu"]["target"], 0.7);
+  EXPECT_LE(app["cpu"]["target"], 0.7 * 1.5);
 }
 
 // As the stock recommender: a container whose policy (its own, else "*") says mode Off is not
@@ -131,8 +188,8 @@ TEST(VpaRecommender, ReadsTheVpasFromTheListingAndWritesOnTheLastWrite) {
     EXPECT_FALSE(r.method == "GET" && r.path.find("/verticalpodautoscalers/") != std::string::npos) << r.path;
   const auto before = cluster.requests().size();
   ASSERT_TRUE(l.recommender->round());
-  // The listing, each VPA's pods' metrics and statuses, the Rollout's selector (its scale
-  // subresource, which can change); a write only where a target moved.
+  // The listing, the namespace's pods and their metrics, the Rollout's selector (API discovery and
+  // its scale subresource, which can change); a write only where a target moved.
   std::size_t reads = 0;
   const auto requests = cluster.requests();
   for (std::size_t i = before; i < requests.size(); ++i) {
@@ -143,7 +200,7 @@ TEST(VpaRecommender, ReadsTheVpasFromTheListingAndWritesOnTheLastWrite) {
                 r.path.starts_with("/apis/argoproj.io/"))
         << r.path;
   }
-  EXPECT_LE(reads, 1u + 2 * 2 + 2);
+  EXPECT_LE(reads, 1u + 2 + 2);
 
   auto listed = std::make_shared<allocate::k8s::VpaObjects>();
   ASSERT_TRUE(allocate::k8s::VpaDiscovery(cluster.access(), 600, listed).vpas("foresight", ""));
@@ -328,25 +385,29 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
   if (!fs::exists(test_support::kPrometheusBinary) || !fs::exists(test_support::kPromtoolBinary))
     GTEST_SKIP() << "prometheus or promtool not installed (scripts/deps.sh test)";
   FakeCluster cluster;
+  cluster.cronjob = true;
   const std::int64_t now = test_support::unixNow() / 60 * 60;
   cluster.clock = now - 60;  // the first listing moves it on by a minute
   // Scrapes every 30 s until two minutes before the first round. The Deployment's pods now (of
   // ReplicaSet web-77aa) ran for the last three hours: web-2's app used 300 Mi then (200 Mi now).
   // Before them, web-0 (of web-5d8f, the Deployment's ReplicaSet before a rollout) ran for three
   // hours; other-1 (another Deployment's pod in the namespace) used 2 Gi and 3 cores. Which pod
-  // a ReplicaSet owned and which ReplicaSet a Deployment owned: kube-state-metrics' series.
+  // a ReplicaSet owned and which ReplicaSet a Deployment owned: kube-state-metrics' series. The
+  // CronJob's job three hours ago ran a pod for ten minutes that used 900 Mi (kube_job_owner names
+  // the CronJob).
   struct Pod {
-    const char *pod, *container, *replicaset, *deployment;
+    const char *pod, *container, *owner_kind, *owner, *controller;
     double cores, bytes;
     std::int64_t from, to;
   };
   const std::int64_t rollout = now - 3 * 3600, to = now - 120;
-  const Pod pods[] = {{"web-1", "app", "web-77aa", "web", 0.30, 200 * kMiB, rollout, to},
-                      {"web-2", "app", "web-77aa", "web", 0.45, 300 * kMiB, rollout, to},
-                      {"web-1", "sidecar", "web-77aa", "web", 0.01, 20 * kMiB, rollout, to},
-                      {"web-2", "sidecar", "web-77aa", "web", 0.012, 18 * kMiB, rollout, to},
-                      {"web-0", "app", "web-5d8f", "web", 0.40, 250 * kMiB, rollout - 3 * 3600, rollout - 60},
-                      {"other-1", "app", "other-1a2b", "other", 3.0, 2048 * kMiB, rollout, to}};
+  const Pod pods[] = {{"web-1", "app", "ReplicaSet", "web-77aa", "web", 0.30, 200 * kMiB, rollout, to},
+                      {"web-2", "app", "ReplicaSet", "web-77aa", "web", 0.45, 300 * kMiB, rollout, to},
+                      {"web-1", "sidecar", "ReplicaSet", "web-77aa", "web", 0.01, 20 * kMiB, rollout, to},
+                      {"web-2", "sidecar", "ReplicaSet", "web-77aa", "web", 0.012, 18 * kMiB, rollout, to},
+                      {"web-0", "app", "ReplicaSet", "web-5d8f", "web", 0.40, 250 * kMiB, rollout - 3 * 3600, rollout - 60},
+                      {"other-1", "app", "ReplicaSet", "other-1a2b", "other", 3.0, 2048 * kMiB, rollout, to},
+                      {"report-29433800-q9z8w", "app", "Job", "report-29433800", "report", 0.2, 900 * kMiB, rollout, rollout + 600}};
   std::string om = "# TYPE container_cpu_usage_seconds counter\n";
   for (const auto& p : pods)
     for (std::int64_t t = p.from; t <= p.to; t += 30)
@@ -361,13 +422,16 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
   for (const auto& p : pods)
     if (std::string(p.container) == "app")
       for (std::int64_t t = p.from; t <= p.to; t += 30)
-        om += fmt::format("kube_pod_owner{{namespace=\"shop\",pod=\"{}\",owner_kind=\"ReplicaSet\",owner_name=\"{}\"}} 1 {}\n",
-                          p.pod, p.replicaset, t);
+        om += fmt::format("kube_pod_owner{{namespace=\"shop\",pod=\"{}\",owner_kind=\"{}\",owner_name=\"{}\"}} 1 {}\n",
+                          p.pod, p.owner_kind, p.owner, t);
   om += "# TYPE kube_replicaset_owner gauge\n";
   for (const auto& [rs, deployment] : {std::pair{"web-5d8f", "web"}, {"web-77aa", "web"}, {"other-1a2b", "other"}})
     for (std::int64_t t = rollout - 3 * 3600; t <= to; t += 30)
       om += fmt::format("kube_replicaset_owner{{namespace=\"shop\",replicaset=\"{}\",owner_kind=\"Deployment\",owner_name=\"{}\"}} 1 {}\n",
                         rs, deployment, t);
+  om += "# TYPE kube_job_owner gauge\n";
+  for (std::int64_t t = rollout; t <= rollout + 600; t += 30)
+    om += fmt::format("kube_job_owner{{namespace=\"shop\",job_name=\"report-29433800\",owner_kind=\"CronJob\",owner_name=\"report\"}} 1 {}\n", t);
   const fs::path dir = fs::temp_directory_path() / ("foresight-recommend-history-" + std::to_string(::getpid()));
   auto server = test_support::serveHistory(dir, om);
   ASSERT_TRUE(server);
@@ -379,10 +443,13 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->errors, 0u);
   // A sample a minute: web's app for the six hours of web-0 and then web-1 and web-2, its sidecar
-  // for the last three (canary has no history).
-  EXPECT_GE(r->history, 355u + 175) << server->logTail();
-  EXPECT_LE(r->history, 365u + 185);
-  EXPECT_EQ(r->plans, 2u);
+  // for the last three, report's app for its job's ten minutes (canary has no history).
+  EXPECT_GE(r->history, 355u + 175 + 8) << server->logTail();
+  EXPECT_LE(r->history, 365u + 185 + 12);
+  EXPECT_EQ(r->plans, 3u);
+  auto report = recommendation(cluster.vpa("report"), "app");
+  ASSERT_TRUE(report.count("memory")) << cluster.vpa("report").dump();
+  EXPECT_GE(report["memory"]["target"], 900 * kMiB);  // what the earlier job's pod used
   auto app = recommendation(cluster.vpa("web"), "app");
   ASSERT_TRUE(app.count("cpu") && app.count("memory")) << cluster.vpa("web").dump();
   EXPECT_GE(app["memory"]["target"], 300 * kMiB);  // what web-2 used, not what it uses now
@@ -571,6 +638,7 @@ TEST(RecommendCommand, AReplicaThatLosesTheLeaseOrMayNotTakeItStops) {
 
 TEST(RecommendRbac, CoversEveryRequestTheRecommenderMakes) {
   FakeCluster cluster;
+  cluster.cronjob = true;
   Loop l = makeLoop(cluster);
   for (int i = 0; i < 12; ++i) ASSERT_TRUE(l.recommender->round());
   {  // --leader-elect: create, renew and release the lease in the ServiceAccount's namespace

@@ -29,8 +29,8 @@ inline json vpaOf(const std::string& name, const std::string& recommender, const
 }
 
 // A namespace "shop": VPA web (Deployment web, two pods, containers app and sidecar), VPA canary
-// (an Argo Rollout, one pod), VPA other (another recommender's) and `more` VPAs svc-0, svc-1, ...
-// shaped as web. Each round's metrics are a minute later than the last round's, as the metrics
+// (an Argo Rollout, one pod), VPA other (another recommender's), `more` VPAs svc-0, svc-1, ...
+// shaped as web, and with `cronjob` VPA report (a CronJob's). Each round's metrics are a minute later than the last round's, as the metrics
 // API's window moves on.
 class FakeCluster {
  public:
@@ -42,6 +42,7 @@ class FakeCluster {
   std::optional<std::pair<int, std::string>> deployment_answer;  // status and body, in place of the Deployments
   std::vector<std::string> vpa_names = {"web", "canary", "other"};
   bool leases_forbidden = false;  // RBAC without the lease Role: every lease request is a 403
+  bool cronjob = false;           // VPA report on CronJob report, whose job runs a pod
 
   explicit FakeCluster(int more = 0) {
     for (int i = 0; i < more; ++i) {
@@ -53,6 +54,7 @@ class FakeCluster {
     vpas_["canary"] = vpaOf("canary", "foresight",
                             {{"apiVersion", "argoproj.io/v1alpha1"}, {"kind", "Rollout"}, {"name", "canary"}});
     vpas_["other"] = vpaOf("other", "default", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "other"}});
+    vpas_["report"] = vpaOf("report", "foresight", {{"apiVersion", "batch/v1"}, {"kind", "CronJob"}, {"name", "report"}});
     const std::string vpas = "/apis/autoscaling.k8s.io/v1";
     // Every namespace's, or shop's (--namespace).
     server_.Get(vpas + "(/namespaces/shop)?/verticalpodautoscalers", [this](const httplib::Request& req, httplib::Response& res) {
@@ -61,6 +63,7 @@ class FakeCluster {
       if (!metrics_frozen) clock += 60;  // the recommender lists once a round
       json items = json::array();
       for (const auto& n : vpa_names) items.push_back(vpas_[n]);
+      if (cronjob) items.push_back(vpas_["report"]);
       res.set_content(json{{"kind", "VerticalPodAutoscalerList"}, {"items", items}}.dump(), "application/json");
     });
     server_.Get(vpas + R"(/namespaces/shop/verticalpodautoscalers/([\w-]+))",
@@ -110,30 +113,18 @@ class FakeCluster {
                   log(req);
                   res.set_content(R"({"kind":"Scale","status":{"replicas":1,"selector":"app=canary"}})", "application/json");
                 });
+    // The namespace's pods and their metrics, whole: the recommender selects each VPA's pods.
     server_.Get("/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu_);
       log(req);
-      const std::string sel = req.get_param_value("labelSelector");
       const std::string ts = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(clock)));
       json items = json::array();
-      auto pod = [&](const std::string& name, json containers) {
-        items.push_back({{"metadata", {{"name", name}, {"namespace", "shop"}}}, {"timestamp", ts},
-                         {"window", "30s"}, {"containers", containers}});
-      };
-      if (scaled_to_zero) {
-      } else if (const auto app = deploymentOf(sel); !app.empty()) {
-        json one = {{{"name", "app"}, {"usage", {{"cpu", "300m"}, {"memory", "200Mi"}}}},
-                    {{"name", "sidecar"}, {"usage", {{"cpu", "10m"}, {"memory", "20Mi"}}}}};
-        json two = {{{"name", "app"}, {"usage", {{"cpu", "450m"}, {"memory", "180Mi"}}}},
-                    {{"name", "sidecar"}, {"usage", {{"cpu", "12m"}, {"memory", "18Mi"}}}}};
-        if (!sidecars) {
-          one.erase(1);
-          two.erase(1);
-        }
-        pod(app + "-1", one);
-        pod(app + "-2", two);
-      } else if (sel == "app=canary") {
-        pod("canary-1", {{{"name", "app"}, {"usage", {{"cpu", "1200000n"}, {"memory", "64Mi"}}}}});
+      for (const auto& p : pods()) {
+        json containers = json::array();
+        for (const auto& c : p.containers)
+          containers.push_back({{"name", c.name}, {"usage", {{"cpu", c.cpu}, {"memory", c.memory}}}});
+        items.push_back({{"metadata", {{"name", p.name}, {"namespace", "shop"}, {"labels", p.labels}}},
+                         {"timestamp", ts}, {"window", "30s"}, {"containers", containers}});
       }
       res.set_content(json{{"kind", "PodMetricsList"}, {"items", items}}.dump(), "application/json");
     });
@@ -141,17 +132,29 @@ class FakeCluster {
       std::lock_guard lock(mu_);
       log(req);
       json items = json::array();
-      if (const auto app = deploymentOf(req.get_param_value("labelSelector")); !app.empty()) {
-        json web1 = {{"metadata", {{"name", app + "-1"}}},
-                     {"spec", {{"containers", {{{"name", "app"}, {"resources", {{"limits", {{"memory", "256Mi"}}}}}}}}}},
-                     {"status", {{"containerStatuses", {{{"name", "app"}}}}}}};
-        if (oom_at)
-          web1["status"]["containerStatuses"][0]["lastState"] = {
-              {"terminated", {{"reason", "OOMKilled"}, {"exitCode", 137},
-                              {"finishedAt", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(*oom_at)))}}}};
-        items.push_back(web1);
+      for (const auto& p : pods()) {
+        json pod = {{"metadata", {{"name", p.name}, {"namespace", "shop"}, {"labels", p.labels}}},
+                    {"spec", {{"containers", json::array()}}},
+                    {"status", {{"phase", "Running"}, {"containerStatuses", json::array()}}}};
+        for (const auto& c : p.containers) {
+          json spec = {{"name", c.name}};
+          if (c.name == "app") spec["resources"] = {{"limits", {{"memory", "256Mi"}}}};
+          pod["spec"]["containers"].push_back(spec);
+          json status = {{"name", c.name}, {"ready", true}};
+          if (oom_at && p.first && c.name == "app")
+            status["lastState"] = {{"terminated", {{"reason", "OOMKilled"}, {"exitCode", 137},
+                                                   {"finishedAt", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(*oom_at)))}}}};
+          pod["status"]["containerStatuses"].push_back(status);
+        }
+        items.push_back(pod);
       }
       res.set_content(json{{"kind", "PodList"}, {"items", items}}.dump(), "application/json");
+    });
+    server_.Get("/apis/batch/v1/namespaces/shop/cronjobs/report", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      res.set_content(R"({"kind":"CronJob","spec":{"schedule":"*/5 * * * *","jobTemplate":{"spec":{"template":
+          {"metadata":{"labels":{"app":"report"}},"spec":{"containers":[{"name":"app"}]}}}}}})", "application/json");
     });
     // Leases (coordination.k8s.io/v1), with the API server's optimistic concurrency: an update
     // must carry the resourceVersion stored, a create of an existing name is a conflict.
@@ -255,11 +258,38 @@ class FakeCluster {
   }
 
  private:
-  // "web" for "app=web,tier in (front)" (the Deployments' selectors), else "".
-  static std::string deploymentOf(const std::string& selector) {
-    const std::string tail = ",tier in (front)";
-    if (!selector.starts_with("app=") || !selector.ends_with(tail)) return "";
-    return selector.substr(4, selector.size() - 4 - tail.size());
+  struct Container {
+    std::string name, cpu, memory;
+  };
+  struct Pod {
+    std::string name;
+    json labels;
+    std::vector<Container> containers;
+    bool first = false;  // its Deployment's first pod (oom_at)
+  };
+  // Each VPA's Deployment's two pods (other's too); canary-1, the Rollout's; a batch pod that shares
+  // web's app label but not its tier, with ten times the usage, which must not count for web; and
+  // the CronJob's job's pod (with `cronjob`).
+  std::vector<Pod> pods() const {
+    std::vector<Pod> out;
+    if (scaled_to_zero) return out;
+    for (const auto& n : vpa_names) {
+      if (n == "canary" || n == "report") continue;
+      Pod one{n + "-1", {{"app", n}, {"tier", "front"}, {"pod-template-hash", "5d8f7c"}}, {{"app", "300m", "200Mi"}}, true};
+      Pod two{n + "-2", one.labels, {{"app", "450m", "180Mi"}}};
+      if (sidecars) {
+        one.containers.push_back({"sidecar", "10m", "20Mi"});
+        two.containers.push_back({"sidecar", "12m", "18Mi"});
+      }
+      out.push_back(one);
+      out.push_back(two);
+    }
+    out.push_back({"canary-1", {{"app", "canary"}}, {{"app", "1200000n", "64Mi"}}});
+    out.push_back({"web-batch-1", {{"app", "web"}, {"tier", "back"}}, {{"app", "4500m", "2000Mi"}}});
+    if (cronjob)
+      out.push_back({"report-29433900-x7k2p", {{"app", "report"}, {"job-name", "report-29433900"}},
+                     {{"app", "700m", "300Mi"}}});
+    return out;
   }
   void log(const httplib::Request& req) {
     requests_.push_back({req.method, req.path, req.get_param_value("labelSelector")});

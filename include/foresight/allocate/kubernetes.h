@@ -135,6 +135,25 @@ struct ContainerUsage {
   double oom_limit = 0;
 };
 
+// A label selector in the API's string form ("app=web,tier in (a,b),!canary", as
+// k8s.io/apimachinery/pkg/labels parses it: =, ==, !=, in, notin, exists, !exists, > and <),
+// matched against a pod's labels, so that one listing of a namespace's pods serves all its VPAs.
+// Written here because no C++ library implements the grammar.
+class LabelSelector {
+ public:
+  static Result<LabelSelector> parse(const std::string& text);
+  bool matches(const std::map<std::string, std::string>& labels) const;
+
+ private:
+  enum class Op { kIn, kNotIn, kExists, kDoesNotExist, kGreater, kLess };
+  struct Requirement {
+    std::string key;
+    Op op;
+    std::vector<std::string> values;
+  };
+  std::vector<Requirement> requirements_;
+};
+
 class ApiClient;
 
 class VpaDiscovery {
@@ -152,12 +171,18 @@ class VpaDiscovery {
   // resolve to a pod selector comes with `error` set (logged once per change), not an error for
   // the others.
   Result<std::vector<RecommendedVpa>> vpas(const std::string& recommender, const std::string& ns);
-  // Its pods' usage per container (empty: no pod has metrics yet).
+  // Its pods' usage per container (empty: no pod has metrics yet). The pods and their metrics
+  // are listed once per namespace and round (the first VPA of the namespace asks; vpas() starts
+  // a round), as the stock recommender lists PodMetrics once: two requests per namespace instead
+  // of two per VPA.
   Result<std::vector<ContainerUsage>> usage(const RecommendedVpa& vpa);
 
  private:
+  struct ListedPods;
   Result<std::string> selectorOf(const std::string& ns, const nlohmann::json& target_ref);
+  const ListedPods& listPods(const std::string& ns);
   std::unique_ptr<ApiClient> api_;
+  std::map<std::string, std::unique_ptr<ListedPods>> round_pods_;  // by namespace, this round's
   std::map<std::string, std::string> unresolved_;  // VPA -> the error logged for it
   struct Cached {
     std::string selector;

@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
+#include <sstream>
+#include <tuple>
 #include <chrono>
 #include <set>
 #include <cmath>
@@ -64,7 +67,7 @@ const json kTargetShape = json::parse(R"({"spec": {"selector": {"matchLabels": {
   "matchExpressions": [{"key": "", "operator": "", "values": [""]}]}}})");
 const json kMetricsShape = json::parse(R"({"items": [{"metadata": {"name": ""}, "timestamp": "",
   "containers": [{"name": "", "usage": {}}]}]})");
-const json kPodListShape = json::parse(R"({"items": [{"spec": {"containers": [{"name": "",
+const json kPodListShape = json::parse(R"({"items": [{"metadata": {"name": "", "labels": {}}, "spec": {"containers": [{"name": "",
   "resources": {"limits": {}}}]}, "status": {"containerStatuses": [{"name": "",
   "lastState": {"terminated": {"reason": "", "finishedAt": ""}}}]}}]})");
 
@@ -111,6 +114,7 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
                                                        const std::string& ns) {
   const std::string path = ns.empty() ? "/apis/autoscaling.k8s.io/v1/verticalpodautoscalers"
                                       : fmt::format("/apis/autoscaling.k8s.io/v1/namespaces/{}/verticalpodautoscalers", ns);
+  round_pods_.clear();
   auto list = getChecked(*api_, path, kVpaListShape);
   if (!list) return tl::unexpected(list.error());
   std::vector<RecommendedVpa> out;
@@ -178,8 +182,19 @@ Result<std::string> VpaDiscovery::selectorOf(const std::string& ns, const json& 
     if (!obj) return tl::unexpected(obj.error());
     return selectorQuery(obj->value("spec", json::object()).value("selector", json()), path + " spec.selector");
   }
-  // Anything else (an Argo Rollout, a CronJob is not scalable): the API's discovery names the
-  // kind's resource; its scale subresource gives the selector.
+  // A CronJob has no selector and no scale subresource: the stock VPA selects its jobs' pods by
+  // the labels of its pod template.
+  if (kind == "CronJob") {
+    const std::string path = base + "cronjobs/" + name;
+    auto obj = getChecked(*api_, path, json::parse(R"({"spec": {"jobTemplate": {"spec": {"template":
+        {"metadata": {"labels": {}}}}}}})"));
+    if (!obj) return tl::unexpected(obj.error());
+    const json labels = obj->value("spec", json::object()).value("jobTemplate", json::object()).value("spec", json::object())
+                            .value("template", json::object()).value("metadata", json::object()).value("labels", json::object());
+    return selectorQuery(labels, path + " spec.jobTemplate.spec.template.metadata.labels");
+  }
+  // Anything else (an Argo Rollout): the API's discovery names the kind's resource; its scale
+  // subresource gives the selector.
   auto group = getChecked(*api_, groupPath(api_version), json::parse(R"({"resources": [{"name": "", "kind": ""}]})"));
   if (!group) return tl::unexpected(group.error());
   std::string plural;
@@ -196,39 +211,39 @@ Result<std::string> VpaDiscovery::selectorOf(const std::string& ns, const json& 
   return sel;
 }
 
-Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vpa) {
-  const std::string query = "?labelSelector=" + httplib::detail::encode_query_param(vpa.selector);
-  const std::string mpath = fmt::format("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods", vpa.ns);
-  auto metrics = getChecked(*api_, mpath + query, kMetricsShape);
-  if (!metrics) return tl::unexpected(metrics.error());
-  std::map<std::string, ContainerUsage> by_name;
-  for (const auto& pod : metrics->value("items", json::array())) {
-    const std::string pod_name = pod.value("metadata", json::object()).value("name", "?");
-    auto t = parseRfc3339(pod.value("timestamp", ""));
-    if (!t) return fail(t.error().code, "GET {}{}: pod {}: timestamp: {}", api_->access().server, mpath, pod_name, t.error().message);
-    for (const auto& c : pod.value("containers", json::array())) {
-      const std::string name = c.value("name", "");
-      const json u = c.value("usage", json::object());
-      ContainerUsage& cu = by_name[name];
-      cu.container = name;
-      for (auto [key, field] : {std::pair{"cpu", &ContainerUsage::cpu}, {"memory", &ContainerUsage::memory}}) {
-        if (!u.contains(key)) continue;
-        auto q = quantityOf(u[key]);
-        if (!q) return fail(q.error().code, "GET {}{}: pod {} container {}: usage.{}: {}", api_->access().server, mpath,
-                            pod_name, name, key, q.error().message);
-        cu.*field = std::max(cu.*field, *q);
-      }
-      cu.time = std::max(cu.time, *t);
-      cu.pod_names.push_back(pod_name);
-    }
-  }
-  if (by_name.empty()) return std::vector<ContainerUsage>{};
+// A namespace's pods this round: their labels, their containers' usage from the metrics API,
+// and their containers' last OOM kill.
+struct VpaDiscovery::ListedPods {
+  struct Pod {
+    std::map<std::string, std::string> labels;
+    std::string error;                // its metrics did not read ("" when they did)
+    std::vector<ContainerUsage> used;  // one per container; empty: no metrics yet
+    std::map<std::string, std::pair<std::int64_t, double>> oom;  // container -> killed at, memory limit
+  };
+  std::string error;  // a listing failed: every VPA of the namespace fails this round
+  std::map<std::string, Pod> pods;  // by name
+};
 
-  // OOM kills, which the metrics API does not show: the stock recommender bumps memory after one.
-  const std::string ppath = fmt::format("/api/v1/namespaces/{}/pods", vpa.ns);
-  auto pods = getChecked(*api_, ppath + query, kPodListShape);
-  if (!pods) return tl::unexpected(pods.error());
+const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
+  auto& slot = round_pods_[ns];
+  if (slot) return *slot;
+  slot = std::make_unique<ListedPods>();
+  ListedPods& out = *slot;
+  // Pods first: a pod created between the two requests has metrics but no labels yet and waits a
+  // round, rather than one deleted between them leaving labels without metrics.
+  const std::string ppath = fmt::format("/api/v1/namespaces/{}/pods", ns);
+  auto pods = getChecked(*api_, ppath, kPodListShape);
+  if (!pods) {
+    out.error = pods.error().message;
+    return out;
+  }
   for (const auto& pod : pods->value("items", json::array())) {
+    const json meta = pod.value("metadata", json::object());
+    ListedPods::Pod& p = out.pods[meta.value("name", "")];
+    const json labels = meta.value("labels", json::object());  // items() does not keep a temporary
+    for (const auto& [k, v] : labels.items())
+      if (v.is_string()) p.labels[k] = v.get<std::string>();
+    // OOM kills, which the metrics API does not show: the stock recommender bumps memory after one.
     std::map<std::string, double> limits;
     for (const auto& c : pod.value("spec", json::object()).value("containers", json::array()))
       if (auto m = c.value("resources", json::object()).value("limits", json::object()); m.contains("memory"))
@@ -236,17 +251,180 @@ Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vp
     for (const auto& s : pod.value("status", json::object()).value("containerStatuses", json::array())) {
       const json term = s.value("lastState", json::object()).value("terminated", json::object());
       if (term.value("reason", "") != "OOMKilled") continue;
-      auto it = by_name.find(s.value("name", ""));
-      if (it == by_name.end()) continue;
       auto t = parseRfc3339(term.value("finishedAt", ""));
-      if (!t || *t <= it->second.oom_time) continue;
-      it->second.oom_time = *t;
-      it->second.oom_limit = limits.count(it->first) ? limits[it->first] : 0.0;
+      if (!t) continue;
+      const std::string name = s.value("name", "");
+      p.oom[name] = {*t, limits.count(name) ? limits[name] : 0.0};
     }
   }
+  const std::string mpath = fmt::format("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods", ns);
+  auto metrics = getChecked(*api_, mpath, kMetricsShape);
+  if (!metrics) {
+    out.error = metrics.error().message;
+    return out;
+  }
+  for (const auto& pod : metrics->value("items", json::array())) {
+    const std::string pod_name = pod.value("metadata", json::object()).value("name", "?");
+    auto it = out.pods.find(pod_name);
+    if (it == out.pods.end()) continue;
+    ListedPods::Pod& p = it->second;
+    auto t = parseRfc3339(pod.value("timestamp", ""));
+    if (!t) {
+      p.error = fmt::format("GET {}{}: pod {}: timestamp: {}", api_->access().server, mpath, pod_name, t.error().message);
+      continue;
+    }
+    for (const auto& c : pod.value("containers", json::array())) {
+      ContainerUsage cu;
+      cu.container = c.value("name", "");
+      cu.time = *t;
+      cu.pod_names = {pod_name};
+      const json u = c.value("usage", json::object());
+      for (auto [key, field] : {std::pair{"cpu", &ContainerUsage::cpu}, {"memory", &ContainerUsage::memory}}) {
+        if (!u.contains(key)) continue;
+        auto q = quantityOf(u[key]);
+        if (!q) {
+          p.error = fmt::format("GET {}{}: pod {} container {}: usage.{}: {}", api_->access().server, mpath,
+                                pod_name, cu.container, key, q.error().message);
+          break;
+        }
+        cu.*field = *q;
+      }
+      p.used.push_back(std::move(cu));
+    }
+  }
+  return out;
+}
+
+Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vpa) {
+  auto selector = LabelSelector::parse(vpa.selector);
+  if (!selector) return fail(selector.error().code, "{}'s pod selector: {}", vpa.target(), selector.error().message);
+  const ListedPods& listed = listPods(vpa.ns);
+  if (!listed.error.empty()) return fail(ErrorCode::kIo, "{}", listed.error);
+  std::map<std::string, ContainerUsage> by_name;
+  std::vector<const ListedPods::Pod*> selected;
+  for (const auto& [name, pod] : listed.pods) {
+    if (!selector->matches(pod.labels)) continue;
+    if (!pod.error.empty()) return fail(ErrorCode::kParse, "{}", pod.error);
+    selected.push_back(&pod);
+    for (const auto& u : pod.used) {
+      ContainerUsage& cu = by_name[u.container];
+      cu.container = u.container;
+      cu.cpu = std::max(cu.cpu, u.cpu);
+      cu.memory = std::max(cu.memory, u.memory);
+      cu.time = std::max(cu.time, u.time);
+      cu.pod_names.push_back(name);
+    }
+  }
+  for (const auto* pod : selected)
+    for (const auto& [container, kill] : pod->oom)
+      if (auto it = by_name.find(container); it != by_name.end() && kill.first > it->second.oom_time)
+        std::tie(it->second.oom_time, it->second.oom_limit) = kill;
   std::vector<ContainerUsage> out;
   for (auto& [name, cu] : by_name) out.push_back(std::move(cu));
   return out;
+}
+
+namespace {
+bool isKey(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '/';
+  });
+}
+bool isValue(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+std::string trimmed(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+std::optional<std::int64_t> integer(const std::string& s) {
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+}  // namespace
+
+Result<LabelSelector> LabelSelector::parse(const std::string& text) {
+  LabelSelector sel;
+  auto bad = [&](const std::string& why) { return fail(ErrorCode::kParse, "label selector '{}': {}", text, why); };
+  // Terms are separated by commas outside the parentheses of a set.
+  std::vector<std::string> terms;
+  std::string term;
+  int depth = 0;
+  for (char c : text) {
+    if (c == '(') ++depth;
+    if (c == ')' && --depth < 0) return bad("')' without '('");
+    if (c == ',' && depth == 0) {
+      terms.push_back(term);
+      term.clear();
+    } else {
+      term += c;
+    }
+  }
+  if (depth != 0) return bad("'(' without ')'");
+  terms.push_back(term);
+  for (const auto& raw : terms) {
+    const std::string t = trimmed(raw);
+    Requirement r;
+    if (t.empty()) return bad("an empty requirement");
+    if (const auto open = t.find('('); open != std::string::npos) {  // key in (a,b), key notin (a,b)
+      if (t.back() != ')') return bad(fmt::format("'{}': text after ')'", t));
+      std::istringstream head(t.substr(0, open));
+      std::string op, extra;
+      head >> r.key >> op >> extra;
+      if (!extra.empty() || (op != "in" && op != "notin")) return bad(fmt::format("'{}': expected KEY in|notin (VALUES)", t));
+      r.op = op == "in" ? Op::kIn : Op::kNotIn;
+      std::stringstream values(t.substr(open + 1, t.size() - open - 2));
+      for (std::string v; std::getline(values, v, ',');) r.values.push_back(trimmed(v));
+      if (r.values.empty()) return bad(fmt::format("'{}': an empty set", t));
+    } else if (t[0] == '!') {
+      r.key = trimmed(t.substr(1));
+      r.op = Op::kDoesNotExist;
+    } else if (const auto at = t.find_first_of("!=<>"); at != std::string::npos) {
+      std::size_t len = 1;
+      if (t[at] == '!') {
+        if (t.compare(at, 2, "!=") != 0) return bad(fmt::format("'{}': '!' is not '!='", t));
+        r.op = Op::kNotIn, len = 2;
+      } else if (t[at] == '=') {
+        r.op = Op::kIn, len = t.compare(at, 2, "==") == 0 ? 2 : 1;
+      } else {
+        r.op = t[at] == '>' ? Op::kGreater : Op::kLess;
+      }
+      r.key = trimmed(t.substr(0, at));
+      r.values = {trimmed(t.substr(at + len))};
+      if ((r.op == Op::kGreater || r.op == Op::kLess) && !integer(r.values[0]))
+        return bad(fmt::format("'{}': '{}' is not an integer", t, r.values[0]));
+    } else {
+      r.key = t;
+      r.op = Op::kExists;
+    }
+    if (!isKey(r.key)) return bad(fmt::format("'{}': '{}' is not a label key", t, r.key));
+    for (const auto& v : r.values)
+      if (!isValue(v)) return bad(fmt::format("'{}': '{}' is not a label value", t, v));
+    sel.requirements_.push_back(std::move(r));
+  }
+  return sel;
+}
+
+bool LabelSelector::matches(const std::map<std::string, std::string>& labels) const {
+  return std::all_of(requirements_.begin(), requirements_.end(), [&](const Requirement& r) {
+    const auto it = labels.find(r.key);
+    const bool has = it != labels.end();
+    const bool listed = has && std::find(r.values.begin(), r.values.end(), it->second) != r.values.end();
+    switch (r.op) {
+      case Op::kIn: return listed;
+      case Op::kNotIn: return !listed;  // as the API: a pod without the key matches "!=" and "notin"
+      case Op::kExists: return has;
+      case Op::kDoesNotExist: return !has;
+      case Op::kGreater:
+      case Op::kLess: {
+        const auto v = has ? integer(it->second) : std::nullopt;
+        return v && (r.op == Op::kGreater ? *v > *integer(r.values[0]) : *v < *integer(r.values[0]));
+      }
+    }
+    return false;
+  });
 }
 
 }  // namespace foresight::allocate::k8s
