@@ -1,6 +1,8 @@
 #include "foresight/loop/recommender.h"
 
+#include <atomic>
 #include <cmath>
+#include <thread>
 
 #include "foresight/collect/collector.h"
 #include "foresight/core/log.h"
@@ -67,8 +69,8 @@ VpaRecommender::VpaRecommender(allocate::k8s::VpaDiscovery discovery, std::strin
     : discovery_(std::move(discovery)), recommender_(std::move(recommender)), ns_(std::move(ns)),
       autoscaler_(autoscaler), history_(std::move(history)), history_seconds_(history_seconds) {}
 
-void VpaRecommender::warmNewContainers(const allocate::k8s::RecommendedVpa& vpa,
-                                       const std::vector<allocate::k8s::ContainerUsage>& usage, Round& r) {
+std::optional<HistoryRequest> VpaRecommender::historyRequest(const allocate::k8s::RecommendedVpa& vpa,
+                                                             const std::vector<allocate::k8s::ContainerUsage>& usage) const {
   std::vector<std::string> containers;
   std::set<std::string> pods;
   std::int64_t first = 0;  // the earliest live sample: the history ends before it
@@ -78,8 +80,7 @@ void VpaRecommender::warmNewContainers(const allocate::k8s::RecommendedVpa& vpa,
     pods.insert(c.pod_names.begin(), c.pod_names.end());
     first = first == 0 ? c.time : std::min(first, c.time);
   }
-  if (containers.empty() || history_seconds_ <= 0) return;
-  // Asked once: a container that starts without its history (the server down) gains its own.
+  if (containers.empty() || history_seconds_ <= 0 || !history_) return std::nullopt;
   HistoryRequest h;
   h.ns = vpa.ns;
   h.target_kind = vpa.target_kind;
@@ -88,14 +89,23 @@ void VpaRecommender::warmNewContainers(const allocate::k8s::RecommendedVpa& vpa,
   h.containers = std::move(containers);
   h.start = first - history_seconds_;
   h.end = first - 1;
-  auto past = history_(h);
-  if (!past) {
-    ++r.errors;
-    spdlog::warn("recommend: VPA {}: its containers start without their history: {}", vpa.workload(),
-                 past.error().message);
-    return;
-  }
-  for (const auto& s : *past) r.history += autoscaler_.warm(vpa.workload() + "/" + s.id, s);
+  return h;
+}
+
+std::vector<Result<std::vector<trace::RawSeries>>> VpaRecommender::readHistories(
+    const std::vector<HistoryRequest>& requests) const {
+  std::vector<Result<std::vector<trace::RawSeries>>> out(requests.size(), std::vector<trace::RawSeries>{});
+  // Several at once: after a restart every VPA asks, and each asks Prometheus four times; one
+  // after another, a thousand VPAs would wait for four thousand round trips.
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next++) < requests.size();) out[i] = history_(requests[i]);
+  };
+  std::vector<std::thread> threads;
+  for (std::size_t t = 1; t < std::min(kHistoryReaders, requests.size()); ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  return out;
 }
 
 Result<VpaRecommender::Round> VpaRecommender::round() {
@@ -103,27 +113,60 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
   if (!vpas) return tl::unexpected(vpas.error());
   Round r;
   std::set<std::string> listed;
+  for (const auto& vpa : *vpas) listed.insert(vpa.workload());
+  // First every VPA's usage (its namespace listed once) and the history its new containers ask
+  // for, read side by side; then the samples, VPA by VPA.
+  std::vector<Result<std::vector<allocate::k8s::ContainerUsage>>> usages;
+  std::vector<HistoryRequest> requests;
+  std::vector<std::size_t> requested_by;  // index into *vpas
+  for (std::size_t i = 0; i < vpas->size(); ++i) {
+    const auto& vpa = (*vpas)[i];
+    if (!vpa.error.empty()) {  // logged by the discovery
+      usages.emplace_back(std::vector<allocate::k8s::ContainerUsage>{});
+      continue;
+    }
+    usages.push_back(discovery_.usage(vpa));
+    if (!usages.back()) continue;
+    if (auto h = historyRequest(vpa, *usages.back())) {
+      requests.push_back(std::move(*h));
+      requested_by.push_back(i);
+    }
+  }
+  std::map<std::size_t, Result<std::vector<trace::RawSeries>>> pasts;
+  if (!requests.empty() && !(leading_ && !leading_())) {
+    auto read = readHistories(requests);
+    for (std::size_t k = 0; k < read.size(); ++k) pasts.emplace(requested_by[k], std::move(read[k]));
+  }
   std::int64_t newest = 0;  // the newest metrics time this round
-  for (const auto& vpa : *vpas) {
+  for (std::size_t i = 0; i < vpas->size(); ++i) {
+    const auto& vpa = (*vpas)[i];
     if (leading_ && !leading_()) {
       r.cut_short = true;
       return r;
     }
-    listed.insert(vpa.workload());
     // A failed read (a target or the metrics API briefly unavailable) costs the round, not the
     // history: that stays while the VPA does.
-    if (!vpa.error.empty()) {  // logged by the discovery
+    if (!vpa.error.empty()) {
       ++r.errors;
       continue;
     }
-    auto usage = discovery_.usage(vpa);
+    const auto& usage = usages[i];
     if (!usage) {
       spdlog::warn("recommend: VPA {} ({}): {}", vpa.workload(), vpa.target(), usage.error().message);
       ++r.errors;
       continue;
     }
     if (!usage->empty()) ++r.vpas;
-    if (history_) warmNewContainers(vpa, *usage, r);
+    // Asked once: a container that starts without its history (the server down) gains its own.
+    if (auto past = pasts.find(i); past != pasts.end()) {
+      if (!past->second) {
+        ++r.errors;
+        spdlog::warn("recommend: VPA {}: its containers start without their history: {}", vpa.workload(),
+                     past->second.error().message);
+      } else {
+        for (const auto& s : *past->second) r.history += autoscaler_.warm(vpa.workload() + "/" + s.id, s);
+      }
+    }
     for (const auto& c : *usage) {
       // A container whose policy says mode Off takes no recommendation (the stock recommender's
       // rule); asking would be refused every round.

@@ -345,12 +345,15 @@ TEST(VpaRecommender, AnUnresolvedTargetSkipsItsRoundButKeepsItsHistory) {
 TEST(VpaRecommender, AsksForEachNewContainersPastOnceAndGoesOnWithoutIt) {
   FakeCluster cluster;
   std::vector<HistoryRequest> calls;
+  std::mutex mu;  // the reader is called from several threads
   Loop l = makeLoop(cluster, 600, [&](const HistoryRequest& h) -> Result<std::vector<trace::RawSeries>> {
+    std::lock_guard lock(mu);
     calls.push_back(h);
     return fail(ErrorCode::kUnavailable, "http://prometheus:9090: no answer");
   });
   auto first = l.recommender->round();
   ASSERT_TRUE(first) << first.error().message;
+  std::sort(calls.begin(), calls.end(), [](const auto& a, const auto& b) { return a.target_kind < b.target_kind; });
   EXPECT_EQ(first->errors, 2u);  // web's and canary's history
   EXPECT_EQ(first->samples, 3u);
   EXPECT_EQ(first->history, 0u);
@@ -374,6 +377,43 @@ TEST(VpaRecommender, AsksForEachNewContainersPastOnceAndGoesOnWithoutIt) {
     EXPECT_EQ(r->errors, 0u);
   }
   EXPECT_EQ(calls.size(), 2u);
+}
+
+// After a restart every VPA asks for its past at once: the reads run side by side (at most 8),
+// and each answer reaches the VPA that asked.
+TEST(VpaRecommender, ReadsTheNewVpasHistoriesSideBySide) {
+  FakeCluster cluster(20);
+  std::mutex mu;
+  int running = 0, most = 0, asked = 0;
+  Loop l = makeLoop(cluster, 600, [&](const HistoryRequest& h) -> Result<std::vector<trace::RawSeries>> {
+    {
+      std::lock_guard lock(mu);
+      most = std::max(most, ++running);
+      ++asked;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a Prometheus round trip
+    std::lock_guard lock(mu);
+    --running;
+    // An hour of the app using 1 GiB for svc-7, 100 MiB for the others.
+    trace::RawSeries s;
+    s.id = "app";
+    for (std::int64_t t = h.end - 3600; t <= h.end; t += 60) {
+      s.time.push_back(t);
+      s.value[index(Resource::kCpu)].push_back(0.3);
+      s.value[index(Resource::kMemory)].push_back(h.target_name == "svc-7" ? 1024 * kMiB : 100 * kMiB);
+    }
+    return std::vector<trace::RawSeries>{s};
+  });
+  auto r = l.recommender->round();
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(asked, 22);  // web, canary, svc-0 ... svc-19
+  EXPECT_GT(most, 1);
+  EXPECT_LE(most, 8);
+  EXPECT_EQ(r->errors, 0u);
+  EXPECT_EQ(r->plans, 22u) << "each app planned in the first round";
+  EXPECT_GE(recommendation(cluster.vpa("svc-7"), "app")["memory"]["target"], 1024 * kMiB);
+  EXPECT_LT(recommendation(cluster.vpa("svc-6"), "app")["memory"]["target"], 512 * kMiB);
+  EXPECT_LT(recommendation(cluster.vpa("svc-8"), "app")["memory"]["target"], 512 * kMiB);
 }
 
 // After a restart the recommender knows only what the metrics API shows now. With Prometheus it

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -30,12 +31,14 @@ struct HistoryRequest {
 };
 // The answer: the most any of the target's pods used at each step, one series per container
 // (its id the container's name), cpu in cores and memory in bytes, at the recommender's period.
+// Called from several threads at once (a round's new VPAs are read side by side).
 using HistoryReader = std::function<Result<std::vector<trace::RawSeries>>(const HistoryRequest&)>;
 // From a Prometheus server's cAdvisor metrics (trace::podContainerQueries), at `step_seconds`
 // (`server`'s url, token and timeout; its range and queries are set per call). The pods are those
 // that run now and, where Prometheus also scrapes kube-state-metrics, those the target ran before
 // within the range (kube_pod_owner, through kube_replicaset_owner for a Deployment's or a
-// Rollout's ReplicaSets): after a rollout, the old pods' history counts too.
+// Rollout's ReplicaSets, kube_job_owner for a CronJob's Jobs): after a rollout, the old pods'
+// history counts too.
 HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step_seconds);
 
 class VpaRecommender {
@@ -64,8 +67,12 @@ class VpaRecommender {
   void onlyWhile(std::function<bool()> leading) { leading_ = std::move(leading); }
 
  private:
-  void warmNewContainers(const allocate::k8s::RecommendedVpa& vpa,
-                         const std::vector<allocate::k8s::ContainerUsage>& usage, Round& r);
+  // What `vpa`'s containers not seen before ask of the history (none: all seen, or no reader).
+  std::optional<HistoryRequest> historyRequest(const allocate::k8s::RecommendedVpa& vpa,
+                                               const std::vector<allocate::k8s::ContainerUsage>& usage) const;
+  // The answers, in order, read by up to kHistoryReaders threads at once.
+  std::vector<Result<std::vector<trace::RawSeries>>> readHistories(const std::vector<HistoryRequest>& requests) const;
+  static constexpr std::size_t kHistoryReaders = 8;
   allocate::k8s::VpaDiscovery discovery_;
   std::string recommender_, ns_;
   Autoscaler& autoscaler_;
