@@ -143,6 +143,7 @@ Status recommend(const Args& a) {
   if (!audit) return tl::unexpected(audit.error());
   loop::Autoscaler autoscaler(std::move(c), std::move(backend), std::move(*audit));
   loop::HistoryReader history;
+  loop::ThrottlingReader throttling;
   if (!a.prometheus.empty()) {
     trace::PrometheusQuery server;
     server.url = a.prometheus;
@@ -152,9 +153,12 @@ Status recommend(const Args& a) {
       server.bearer_token = std::move(*token);
     }
     history = loop::prometheusHistory(server, std::llround(a.period));
+    // Two scrapes in the rate's window at the common 15-60 s intervals, as the history's.
+    throttling = loop::prometheusThrottling(server, std::max<std::int64_t>(120, std::llround(a.period)));
   }
   loop::VpaRecommender recommender(allocate::k8s::VpaDiscovery(*access, 600, listed), a.recommender, a.ns, autoscaler,
                                    std::move(history), std::llround(a.history_length));
+  recommender.throttlingFrom(std::move(throttling));
   std::optional<MetricsServer> metrics;
   if (!a.listen.empty()) {
     auto listen = server::parseAgentConfig("listen: \"" + a.listen + "\"", "--listen");
@@ -288,7 +292,8 @@ void addRecommendCommand(CLI::App& app) {
                   "Prometheus server (http(s)://host:port[/prefix]) with the cluster's cAdvisor metrics: when the "
                   "recommender first sees a container (every one after a restart), it reads the container's last "
                   "--history-length of usage from there (with kube-state-metrics, also its earlier pods'), so it "
-                  "recommends at once from what the container did")
+                  "recommends at once from what the container did; and each round its CFS throttling, so that "
+                  "cpu wanted above a limit counts (up to the node's CPUs)")
       ->check([](const std::string& url) -> std::string {
         return url.starts_with("http://") || url.starts_with("https://") ? "" : "expected an http:// or https:// URL";
       });

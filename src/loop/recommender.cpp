@@ -18,14 +18,14 @@ Result<std::set<std::string>> earlierPods(const trace::PrometheusQuery& server, 
   const std::string range = fmt::format("{}s", std::max<std::int64_t>(1, h.end - h.start));
   const std::string owned_by = fmt::format("namespace={},owner_kind={},owner_name={}", trace::promString(h.ns),
                                            trace::promString(h.target_kind), trace::promString(h.target_name));
-  auto sets = trace::readLabelSets(server,
+  auto sets = trace::readInstant(server,
                                    fmt::format("max_over_time(kube_replicaset_owner{{{0}}}[{1}]) or "
                                                "max_over_time(kube_job_owner{{{0}}}[{1}])",
                                                owned_by, range),
                                    h.end);
   if (!sets) return tl::unexpected(sets.error());
   std::vector<std::string> replicasets, jobs;
-  for (auto& l : *sets) {
+  for (auto& [l, value] : *sets) {
     if (!l["replicaset"].empty()) replicasets.push_back(l["replicaset"]);
     if (!l["job_name"].empty()) jobs.push_back(l["job_name"]);
   }
@@ -34,10 +34,10 @@ Result<std::set<std::string>> earlierPods(const trace::PrometheusQuery& server, 
     if (!owners->empty())
       query += fmt::format(" or max_over_time(kube_pod_owner{{namespace={},owner_kind=\"{}\",owner_name=~{}}}[{}])",
                            trace::promString(h.ns), kind, trace::promAnyOf(*owners), range);
-  sets = trace::readLabelSets(server, query, h.end);
+  sets = trace::readInstant(server, query, h.end);
   if (!sets) return tl::unexpected(sets.error());
   std::set<std::string> pods;
-  for (auto& l : *sets)
+  for (auto& [l, value] : *sets)
     if (!l["pod"].empty()) pods.insert(l["pod"]);
   return pods;
 }
@@ -60,6 +60,22 @@ HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step
     q.end = h.end;
     q.promql = trace::podContainerQueries(h.ns, {pods->begin(), pods->end()}, h.containers, window);
     return trace::readPrometheus(q);
+  };
+}
+
+ThrottlingReader prometheusThrottling(trace::PrometheusQuery server, std::int64_t window_seconds) {
+  return [server, window_seconds](const std::string& ns, std::int64_t time) -> Result<std::map<std::string, double>> {
+    auto samples = trace::readInstant(
+        server,
+        fmt::format("max by (pod, container) (sum by (job, pod, container) "
+                    "(rate(container_cpu_cfs_throttled_seconds_total{{namespace={},container!=\"\",container!=\"POD\"}}[{}s])))",
+                    trace::promString(ns), window_seconds),
+        time);
+    if (!samples) return tl::unexpected(samples.error());
+    std::map<std::string, double> out;
+    for (auto& [labels, value] : *samples)
+      if (std::isfinite(value) && value > 0) out[labels["pod"] + "/" + labels["container"]] = value;
+    return out;
   };
 }
 
@@ -108,6 +124,36 @@ std::vector<Result<std::vector<trace::RawSeries>>> VpaRecommender::readHistories
   return out;
 }
 
+double VpaRecommender::cpuDemand(const allocate::k8s::RecommendedVpa& vpa, const allocate::k8s::ContainerUsage& c,
+                                 std::map<std::string, std::map<std::string, double>>& by_namespace) {
+  if (!throttling_) return NAN;
+  // Logged when it first fails or fails differently: every round would flood the log.
+  auto note = [this](const std::string& error) {
+    if (error != throttling_error_ && !error.empty())
+      spdlog::warn("recommend: cpu demand is usage only, as throttling cannot be read: {}", error);
+    throttling_error_ = error;
+  };
+  auto it = by_namespace.find(vpa.ns);
+  if (it == by_namespace.end()) {  // once a namespace and round
+    auto read = throttling_(vpa.ns, c.time);
+    note(read ? "" : read.error().message);
+    it = by_namespace.emplace(vpa.ns, read ? std::move(*read) : std::map<std::string, double>{}).first;
+  }
+  double demand = NAN;
+  for (std::size_t i = 0; i < c.pod_names.size(); ++i) {
+    const auto t = it->second.find(c.pod_names[i] + "/" + c.container);
+    if (t == it->second.end()) continue;
+    auto cpus = discovery_.nodeCpus(c.pod_nodes[i]);
+    if (!cpus) {
+      note(fmt::format("pod {}/{}: {}", vpa.ns, c.pod_names[i], cpus.error().message));
+      continue;
+    }
+    const double d = collect::cpuDemand(c.pod_cpu[i], t->second, *cpus);
+    demand = std::isnan(demand) ? d : std::max(demand, d);
+  }
+  return demand;
+}
+
 Result<VpaRecommender::Round> VpaRecommender::round() {
   auto vpas = discovery_.vpas(recommender_, ns_);
   if (!vpas) return tl::unexpected(vpas.error());
@@ -138,6 +184,7 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
     for (std::size_t k = 0; k < read.size(); ++k) pasts.emplace(requested_by[k], std::move(read[k]));
   }
   std::int64_t newest = 0;  // the newest metrics time this round
+  std::map<std::string, std::map<std::string, double>> throttled;  // by namespace, read when first needed
   for (std::size_t i = 0; i < vpas->size(); ++i) {
     const auto& vpa = (*vpas)[i];
     if (leading_ && !leading_()) {
@@ -183,9 +230,13 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
       seen.time = c.time;
       std::array<double, kResourceCount> use{c.cpu, c.memory, NAN, NAN};
       std::optional<std::array<double, kResourceCount>> demand;
+      if (const double cpu = cpuDemand(vpa, c, throttled); cpu > c.cpu) {
+        demand = use;
+        (*demand)[index(Resource::kCpu)] = cpu;
+      }
       if (c.oom_time > seen.oom && c.oom_limit > 0) {
         seen.oom = c.oom_time;
-        demand = use;
+        if (!demand) demand = use;
         (*demand)[index(Resource::kMemory)] =
             std::max(c.memory, collect::memoryDemandAfterOomKill(c.oom_limit));
         spdlog::warn("recommend: {} was OOM-killed at a memory limit of {}", workload,

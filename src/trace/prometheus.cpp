@@ -3,6 +3,8 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <limits>
 #include <cmath>
 #include <map>
 #include <unordered_map>
@@ -433,9 +435,8 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
   return out;
 }
 
-Result<std::vector<std::map<std::string, std::string>>> readLabelSets(const PrometheusQuery& server,
-                                                                      const std::string& promql,
-                                                                      std::int64_t time) {
+Result<std::vector<InstantSample>> readInstant(const PrometheusQuery& server, const std::string& promql,
+                                               std::int64_t time) {
   auto to = connect(server);
   if (!to) return tl::unexpected(to.error());
   auto res = to->client->Post(to->prefix + "/api/v1/query", to->headers,
@@ -459,13 +460,22 @@ Result<std::vector<std::map<std::string, std::string>>> readLabelSets(const Prom
   if (data.value("resultType", "") != "vector")
     return fail(ErrorCode::kParse, "{}: query '{}': a {} answer, not a vector", server.url, promql,
                 data.value("resultType", "?"));
-  std::vector<std::map<std::string, std::string>> out;
+  std::vector<InstantSample> out;
   for (const auto& series : data.value("result", json::array())) {
-    auto& labels = out.emplace_back();
+    auto& sample = out.emplace_back();
+    sample.value = std::numeric_limits<double>::quiet_NaN();
     if (!series.is_object()) continue;
     const json metric = series.value("metric", json::object());  // held: items() of a temporary dangles
     for (const auto& [k, v] : metric.items())
-      if (v.is_string()) labels[k] = v.get<std::string>();
+      if (v.is_string()) sample.labels[k] = v.get<std::string>();
+    // "value": [time, "1.5"]: the value as a string, as Prometheus writes floats (NaN, +Inf too).
+    const json value = series.value("value", json::array());
+    if (value.is_array() && value.size() == 2 && value[1].is_string()) {
+      const std::string text = value[1].get<std::string>();
+      char* end = nullptr;
+      const double v = std::strtod(text.c_str(), &end);
+      if (end && *end == '\0' && !text.empty()) sample.value = v;
+    }
   }
   return out;
 }

@@ -508,6 +508,75 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
   fs::remove_all(dir);
 }
 
+// The metrics API shows usage only: a container held at its cpu limit looks satisfied. With
+// throttling (from Prometheus), its demand is its usage plus its throttled seconds per second,
+// pod by pod, at most its node's CPUs; a throttling that cannot be read leaves usage, warned once.
+TEST(VpaRecommender, ThrottlingRaisesCpuDemandUpToTheNodesCpus) {
+  auto run = [](std::function<Result<std::map<std::string, double>>()> read, int rounds = 12) {
+    auto cluster = std::make_unique<FakeCluster>();
+    Loop l = makeLoop(*cluster);
+    l.recommender->throttlingFrom([read](const std::string& ns, std::int64_t) {
+      EXPECT_EQ(ns, "shop");
+      return read();
+    });
+    for (int i = 0; i < rounds; ++i) {
+      auto r = l.recommender->round();
+      EXPECT_TRUE(r) << r.error().message;
+      EXPECT_EQ(r ? r->errors : 1u, 0u);
+    }
+    const double cpu = recommendation(cluster->vpa("web"), "app")["cpu"]["target"];
+    return std::pair{cpu, std::move(cluster)};
+  };
+  // web-2's app (0.45 cores on node-b, 2 CPUs) throttled 0.5 s per second: it wanted 0.95.
+  auto [wanted, cluster] = run([] { return std::map<std::string, double>{{"web-2/app", 0.5}}; });
+  EXPECT_GE(wanted, 0.95);
+  EXPECT_LE(wanted, 0.95 * 1.5);
+  std::size_t node_lists = 0;
+  for (const auto& r : cluster->requests()) node_lists += r.path == "/api/v1/nodes";
+  EXPECT_EQ(node_lists, 1u);  // kept for 10 minutes
+  // Throttled time sums over the CPUs whose queues waited: 30 s per second is not 30 cores.
+  auto [capped, c2] = run([] { return std::map<std::string, double>{{"web-2/app", 30}}; });
+  EXPECT_GE(capped, 2.0);
+  EXPECT_LE(capped, 2.0 * 1.5);
+  // Another pod's or container's throttling is not web's app's.
+  auto [others, c3] = run([] { return std::map<std::string, double>{{"web-2/sidecar", 0.5}, {"canary-1/app", 1}}; });
+  EXPECT_LE(others, 0.45 * 1.5);
+  // Unreadable: usage, as without throttling.
+  auto [usage, c4] = run([] { return Result<std::map<std::string, double>>(fail(ErrorCode::kUnavailable, "no answer")); });
+  EXPECT_GE(usage, 0.45);
+  EXPECT_LE(usage, 0.45 * 1.5);
+}
+
+// The throttling query against Debian's prometheus: a container's throttled seconds per second
+// from cAdvisor's counter, only the namespace's, not the pause container's.
+TEST(VpaRecommender, ReadsThrottlingFromPrometheus) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(test_support::kPrometheusBinary) || !fs::exists(test_support::kPromtoolBinary))
+    GTEST_SKIP() << "prometheus or promtool not installed (scripts/deps.sh test)";
+  const std::int64_t at = test_support::unixNow() / 60 * 60 - 3600;
+  std::string om = "# TYPE container_cpu_cfs_throttled_seconds counter\n";
+  struct Series {
+    const char *ns, *pod, *container;
+    double per_second;
+  };
+  for (const auto& x : {Series{"shop", "web-2", "app", 0.5}, Series{"shop", "web-1", "app", 0}, Series{"shop", "web-2", "POD", 0.2},
+                        Series{"bank", "web-2", "app", 3.0}})
+    for (std::int64_t t = at - 600; t <= at; t += 15)
+      om += fmt::format("container_cpu_cfs_throttled_seconds_total{{namespace=\"{}\",pod=\"{}\",container=\"{}\"}} {} {}\n",
+                        x.ns, x.pod, x.container, x.per_second * static_cast<double>(t - (at - 600)), t);
+  const fs::path dir = fs::temp_directory_path() / ("foresight-recommend-throttling-" + std::to_string(::getpid()));
+  auto server = test_support::serveHistory(dir, om);
+  ASSERT_TRUE(server);
+  trace::PrometheusQuery q;
+  q.url = server->url();
+  auto read = prometheusThrottling(q, 120)("shop", at);
+  ASSERT_TRUE(read) << read.error().message;
+  ASSERT_EQ(read->size(), 1u) << server->logTail();
+  EXPECT_NEAR(read->at("web-2/app"), 0.5, 1e-9);
+  server.reset();
+  fs::remove_all(dir);
+}
+
 TEST(VpaRecommender, ListingFailsWithTheServersMessage) {
   FakeCluster cluster;
   allocate::k8s::ClusterAccess a = cluster.access();
@@ -680,6 +749,10 @@ TEST(RecommendRbac, CoversEveryRequestTheRecommenderMakes) {
   FakeCluster cluster;
   cluster.cronjob = true;
   Loop l = makeLoop(cluster);
+  // --prometheus: a throttled container's demand is bounded by its node's CPUs (the nodes read).
+  l.recommender->throttlingFrom([](const std::string&, std::int64_t) {
+    return Result<std::map<std::string, double>>(std::map<std::string, double>{{"web-2/app", 0.5}});
+  });
   for (int i = 0; i < 12; ++i) ASSERT_TRUE(l.recommender->round());
   {  // --leader-elect: create, renew and release the lease in the ServiceAccount's namespace
     allocate::k8s::LeaderElector elector(cluster.access(), {});

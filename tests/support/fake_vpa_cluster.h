@@ -2,7 +2,7 @@
 // A fake Kubernetes API server on 127.0.0.1 (cpp-httplib) serving what `foresight recommend`
 // reads, as documented: VerticalPodAutoscalers (autoscaling.k8s.io/v1), their targets' selectors
 // (apps/v1 spec.selector; a custom resource's scale subresource found through API discovery),
-// PodMetrics (metrics.k8s.io/v1beta1) and pods' containerStatuses; it takes the recommendation as
+// PodMetrics (metrics.k8s.io/v1beta1), pods' containerStatuses and nodes' capacity; it takes the recommendation as
 // a JSON patch on the VPA's status (RFC 6902). For the recommender's tests and benchmark.
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -134,7 +134,7 @@ class FakeCluster {
       json items = json::array();
       for (const auto& p : pods()) {
         json pod = {{"metadata", {{"name", p.name}, {"namespace", "shop"}, {"labels", p.labels}}},
-                    {"spec", {{"containers", json::array()}}},
+                    {"spec", {{"nodeName", p.name == "web-2" ? "node-b" : "node-a"}, {"containers", json::array()}}},
                     {"status", {{"phase", "Running"}, {"containerStatuses", json::array()}}}};
         for (const auto& c : p.containers) {
           json spec = {{"name", c.name}};
@@ -149,6 +149,13 @@ class FakeCluster {
         items.push_back(pod);
       }
       res.set_content(json{{"kind", "PodList"}, {"items", items}}.dump(), "application/json");
+    });
+    server_.Get("/api/v1/nodes", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      log(req);
+      res.set_content(R"({"kind":"NodeList","items":[
+          {"metadata":{"name":"node-a"},"status":{"capacity":{"cpu":"4","memory":"16Gi"}}},
+          {"metadata":{"name":"node-b"},"status":{"capacity":{"cpu":"2","memory":"8Gi"}}}]})", "application/json");
     });
     server_.Get("/apis/batch/v1/namespaces/shop/cronjobs/report", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu_);

@@ -129,6 +129,8 @@ struct ContainerUsage {
   double cpu = 0;         // cores
   double memory = 0;      // working-set bytes
   std::vector<std::string> pod_names;  // the pods that run it
+  std::vector<double> pod_cpu;          // each one's cpu (cores), as pod_names
+  std::vector<std::string> pod_nodes;   // each one's node (spec.nodeName; "" not scheduled)
   // The latest OOM kill of this container in any pod (lastState.terminated.reason OOMKilled):
   // when, and the memory limit it ran under (0: none set).
   std::int64_t oom_time = 0;
@@ -176,6 +178,9 @@ class VpaDiscovery {
   // a round), as the stock recommender lists PodMetrics once: two requests per namespace instead
   // of two per VPA.
   Result<std::vector<ContainerUsage>> usage(const RecommendedVpa& vpa);
+  // A node's CPUs (status.capacity.cpu): what a container's cpu demand cannot pass. The nodes are
+  // listed again after 10 minutes, or after a minute when `node` is not among them (a new node).
+  Result<double> nodeCpus(const std::string& node);
 
  private:
   struct ListedPods;
@@ -183,6 +188,8 @@ class VpaDiscovery {
   const ListedPods& listPods(const std::string& ns);
   std::unique_ptr<ApiClient> api_;
   std::map<std::string, std::unique_ptr<ListedPods>> round_pods_;  // by namespace, this round's
+  std::map<std::string, double> node_cpus_;
+  double nodes_read_at_ = -1e18;  // steady clock, seconds
   std::map<std::string, std::string> unresolved_;  // VPA -> the error logged for it
   struct Cached {
     std::string selector;

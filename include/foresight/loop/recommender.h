@@ -41,6 +41,14 @@ using HistoryReader = std::function<Result<std::vector<trace::RawSeries>>(const 
 // history counts too.
 HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step_seconds);
 
+// Each container's CFS throttled seconds per second in namespace `ns` around `time` (Unix
+// seconds), by "pod/container": the cpu it wanted above its limit, which the metrics API does not
+// show.
+using ThrottlingReader = std::function<Result<std::map<std::string, double>>(const std::string& ns, std::int64_t time)>;
+// From cAdvisor's container_cpu_cfs_throttled_seconds_total in Prometheus: its rate over `window`
+// seconds, summed per scrape job and the most of any job (as the history's usage).
+ThrottlingReader prometheusThrottling(trace::PrometheusQuery server, std::int64_t window_seconds);
+
 class VpaRecommender {
  public:
   // `ns` "" = every namespace. The autoscaler's backend must be the kubernetes one in vpa mode
@@ -65,6 +73,10 @@ class VpaRecommender {
   // Rounds go on only while `leading` says so, checked before each VPA (leader election: a replica
   // that lost its lease mid-round stops there). A round cut short forgets nothing.
   void onlyWhile(std::function<bool()> leading) { leading_ = std::move(leading); }
+  // With `throttling`, a container's cpu demand is its usage plus its throttled time per second,
+  // pod by pod, at most its node's CPUs (collect::cpuDemand, as `run` has it from the cgroup);
+  // without, or where it cannot be read (logged when that changes), its usage.
+  void throttlingFrom(ThrottlingReader throttling) { throttling_ = std::move(throttling); }
 
  private:
   // What `vpa`'s containers not seen before ask of the history (none: all seen, or no reader).
@@ -79,6 +91,12 @@ class VpaRecommender {
   HistoryReader history_;
   std::int64_t history_seconds_;
   std::function<bool()> leading_;
+  ThrottlingReader throttling_;
+  std::string throttling_error_;  // the last one logged
+  // The containers' cpu demand (cores) by "pod/container" of `vpa`'s container `c`: NaN where
+  // it is only its usage.
+  double cpuDemand(const allocate::k8s::RecommendedVpa& vpa, const allocate::k8s::ContainerUsage& c,
+                   std::map<std::string, std::map<std::string, double>>& by_namespace);
   static constexpr std::int64_t kForgetAfterSeconds = 86400;
   struct Seen {
     std::int64_t time = 0;  // the metrics timestamp last fed

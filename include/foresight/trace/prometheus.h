@@ -76,12 +76,16 @@ std::vector<std::pair<std::int64_t, std::int64_t>> queryWindows(std::int64_t sta
 // are two label sets of one query that give the same id.
 Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q);
 
-// The label sets an instant query (/api/v1/query at `time`, Unix seconds) answers with: which
-// series are there, not their values (e.g. the pods a ReplicaSet owned). `server` gives the url,
-// token, timeout and allow_partial (an answer Prometheus warns about is an error without it).
-Result<std::vector<std::map<std::string, std::string>>> readLabelSets(const PrometheusQuery& server,
-                                                                      const std::string& promql,
-                                                                      std::int64_t time);
+// What an instant query (/api/v1/query at `time`, Unix seconds) answers: each series' labels and
+// value (e.g. the pods a ReplicaSet owned, a container's throttled seconds per second). `server`
+// gives the url, token, timeout and allow_partial (an answer Prometheus warns about is an error
+// without it).
+struct InstantSample {
+  std::map<std::string, std::string> labels;
+  double value = 0;  // NaN where Prometheus gave none it could read
+};
+Result<std::vector<InstantSample>> readInstant(const PrometheusQuery& server, const std::string& promql,
+                                               std::int64_t time);
 
 // A PromQL string literal for `s`; a regex literal matching exactly one of `names` (RE2, which
 // PromQL anchors), e.g. for a label matcher `pod=~...`.

@@ -67,7 +67,7 @@ const json kTargetShape = json::parse(R"({"spec": {"selector": {"matchLabels": {
   "matchExpressions": [{"key": "", "operator": "", "values": [""]}]}}})");
 const json kMetricsShape = json::parse(R"({"items": [{"metadata": {"name": ""}, "timestamp": "",
   "containers": [{"name": "", "usage": {}}]}]})");
-const json kPodListShape = json::parse(R"({"items": [{"metadata": {"name": "", "labels": {}}, "spec": {"containers": [{"name": "",
+const json kPodListShape = json::parse(R"({"items": [{"metadata": {"name": "", "labels": {}}, "spec": {"nodeName": "", "containers": [{"name": "",
   "resources": {"limits": {}}}]}, "status": {"containerStatuses": [{"name": "",
   "lastState": {"terminated": {"reason": "", "finishedAt": ""}}}]}}]})");
 
@@ -216,6 +216,7 @@ Result<std::string> VpaDiscovery::selectorOf(const std::string& ns, const json& 
 struct VpaDiscovery::ListedPods {
   struct Pod {
     std::map<std::string, std::string> labels;
+    std::string node;
     std::string error;                // its metrics did not read ("" when they did)
     std::vector<ContainerUsage> used;  // one per container; empty: no metrics yet
     std::map<std::string, std::pair<std::int64_t, double>> oom;  // container -> killed at, memory limit
@@ -243,6 +244,7 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
     const json labels = meta.value("labels", json::object());  // items() does not keep a temporary
     for (const auto& [k, v] : labels.items())
       if (v.is_string()) p.labels[k] = v.get<std::string>();
+    p.node = pod.value("spec", json::object()).value("nodeName", "");
     // OOM kills, which the metrics API does not show: the stock recommender bumps memory after one.
     std::map<std::string, double> limits;
     for (const auto& c : pod.value("spec", json::object()).value("containers", json::array()))
@@ -277,7 +279,6 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
       ContainerUsage cu;
       cu.container = c.value("name", "");
       cu.time = *t;
-      cu.pod_names = {pod_name};
       const json u = c.value("usage", json::object());
       for (auto [key, field] : {std::pair{"cpu", &ContainerUsage::cpu}, {"memory", &ContainerUsage::memory}}) {
         if (!u.contains(key)) continue;
@@ -313,6 +314,8 @@ Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vp
       cu.memory = std::max(cu.memory, u.memory);
       cu.time = std::max(cu.time, u.time);
       cu.pod_names.push_back(name);
+      cu.pod_cpu.push_back(u.cpu);
+      cu.pod_nodes.push_back(pod.node);
     }
   }
   for (const auto* pod : selected)
@@ -322,6 +325,27 @@ Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vp
   std::vector<ContainerUsage> out;
   for (auto& [name, cu] : by_name) out.push_back(std::move(cu));
   return out;
+}
+
+Result<double> VpaDiscovery::nodeCpus(const std::string& node) {
+  const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  const bool known = node_cpus_.count(node);
+  if (now - nodes_read_at_ > 600 || (!known && now - nodes_read_at_ > 60)) {
+    auto nodes = getChecked(*api_, "/api/v1/nodes", json::parse(R"({"items": [{"metadata": {"name": ""},
+        "status": {"capacity": {}}}]})"));
+    if (!nodes) return tl::unexpected(nodes.error());
+    nodes_read_at_ = now;
+    node_cpus_.clear();
+    for (const auto& n : nodes->value("items", json::array())) {
+      const json capacity = n.value("status", json::object()).value("capacity", json::object());
+      if (!capacity.contains("cpu")) continue;
+      if (auto q = quantityOf(capacity["cpu"]); q && *q > 0)
+        node_cpus_[n.value("metadata", json::object()).value("name", "")] = *q;
+    }
+  }
+  auto it = node_cpus_.find(node);
+  if (it == node_cpus_.end()) return fail(ErrorCode::kNotFound, "node '{}' is not among the nodes listed, or has no status.capacity.cpu", node);
+  return it->second;
 }
 
 namespace {
