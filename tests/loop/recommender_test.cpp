@@ -174,6 +174,17 @@ TEST(VpaRecommender, ACronJobsPodsAreThoseOfItsJobTemplatesLabels) {
   ASSERT_TRUE(app.count("cpu")) << cluster.vpa("report").dump();
   EXPECT_GE(app["cpu"]["target"], 0.7);
   EXPECT_LE(app["cpu"]["target"], 0.7 * 1.5);
+  EXPECT_LT(app["memory"]["target"], 356 * kMiB);
+
+  // A job's pod is not restarted after an OOM kill (restartPolicy Never): the kill is in its
+  // state, not its lastState, and still bumps the memory of the next job's pod, which has metrics.
+  FakeCluster killed;
+  killed.cronjob = true;
+  killed.job_oom_at = killed.clock - 600;
+  Loop k = makeLoop(killed);
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(k.recommender->round());
+  // The stock bump of its 256 Mi limit: x 1.2, at least + 100 Mi.
+  EXPECT_GE(recommendation(killed.vpa("report"), "app")["memory"]["target"], 356 * kMiB) << killed.vpa("report").dump();
 }
 
 // As the stock recommender: a container whose policy (its own, else "*") says mode Off is not

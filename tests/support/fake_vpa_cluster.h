@@ -43,6 +43,7 @@ class FakeCluster {
   std::vector<std::string> vpa_names = {"web", "canary", "other"};
   bool leases_forbidden = false;  // RBAC without the lease Role: every lease request is a 403
   bool cronjob = false;           // VPA report on CronJob report, whose job runs a pod
+  std::optional<std::int64_t> job_oom_at;  // with cronjob: an earlier job's pod was OOM-killed then (state, not lastState)
 
   explicit FakeCluster(int more = 0) {
     for (int i = 0; i < more; ++i) {
@@ -120,6 +121,7 @@ class FakeCluster {
       const std::string ts = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(clock)));
       json items = json::array();
       for (const auto& p : pods()) {
+        if (p.failed) continue;
         json containers = json::array();
         for (const auto& c : p.containers)
           containers.push_back({{"name", c.name}, {"usage", {{"cpu", c.cpu}, {"memory", c.memory}}}});
@@ -135,15 +137,18 @@ class FakeCluster {
       for (const auto& p : pods()) {
         json pod = {{"metadata", {{"name", p.name}, {"namespace", "shop"}, {"labels", p.labels}}},
                     {"spec", {{"nodeName", p.name == "web-2" ? "node-b" : "node-a"}, {"containers", json::array()}}},
-                    {"status", {{"phase", "Running"}, {"containerStatuses", json::array()}}}};
+                    {"status", {{"phase", p.failed ? "Failed" : "Running"}, {"containerStatuses", json::array()}}}};
         for (const auto& c : p.containers) {
           json spec = {{"name", c.name}};
           if (c.name == "app") spec["resources"] = {{"limits", {{"memory", "256Mi"}}}};
           pod["spec"]["containers"].push_back(spec);
           json status = {{"name", c.name}, {"ready", true}};
-          if (oom_at && p.first && c.name == "app")
-            status["lastState"] = {{"terminated", {{"reason", "OOMKilled"}, {"exitCode", 137},
-                                                   {"finishedAt", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(*oom_at)))}}}};
+          auto killed = [](std::int64_t at) {
+            return json{{"terminated", {{"reason", "OOMKilled"}, {"exitCode", 137},
+                                        {"finishedAt", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(at)))}}}};
+          };
+          if (oom_at && p.first && c.name == "app") status["lastState"] = killed(*oom_at);
+          if (p.failed) status["state"] = killed(*job_oom_at);
           pod["status"]["containerStatuses"].push_back(status);
         }
         items.push_back(pod);
@@ -273,6 +278,7 @@ class FakeCluster {
     json labels;
     std::vector<Container> containers;
     bool first = false;  // its Deployment's first pod (oom_at)
+    bool failed = false;  // OOM-killed at job_oom_at, not restarted (restartPolicy Never)
   };
   // Each VPA's Deployment's two pods (other's too); canary-1, the Rollout's; a batch pod that shares
   // web's app label but not its tier, with ten times the usage, which must not count for web; and
@@ -293,9 +299,13 @@ class FakeCluster {
     }
     out.push_back({"canary-1", {{"app", "canary"}}, {{"app", "1200000n", "64Mi"}}});
     out.push_back({"web-batch-1", {{"app", "web"}, {"tier", "back"}}, {{"app", "4500m", "2000Mi"}}});
-    if (cronjob)
+    if (cronjob) {
       out.push_back({"report-29433900-x7k2p", {{"app", "report"}, {"job-name", "report-29433900"}},
-                     {{"app", "700m", "300Mi"}}});
+                     {{"app", "700m", "150Mi"}}});
+      if (job_oom_at)  // the previous job's pod, Failed: no metrics
+        out.push_back({"report-29433800-q9z8w", {{"app", "report"}, {"job-name", "report-29433800"}}, {{"app", "", ""}},
+                       false, true});
+    }
     return out;
   }
   void log(const httplib::Request& req) {

@@ -69,7 +69,8 @@ const json kMetricsShape = json::parse(R"({"items": [{"metadata": {"name": ""}, 
   "containers": [{"name": "", "usage": {}}]}]})");
 const json kPodListShape = json::parse(R"({"items": [{"metadata": {"name": "", "labels": {}}, "spec": {"nodeName": "", "containers": [{"name": "",
   "resources": {"limits": {}}}]}, "status": {"containerStatuses": [{"name": "",
-  "lastState": {"terminated": {"reason": "", "finishedAt": ""}}}]}}]})");
+  "lastState": {"terminated": {"reason": "", "finishedAt": ""}},
+  "state": {"terminated": {"reason": "", "finishedAt": ""}}}]}}]})");
 
 // A GET whose answer must be 200 and hold `shape`; errors name the path.
 Result<json> getChecked(ApiClient& api, const std::string& path, const json& shape) {
@@ -250,14 +251,16 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
     for (const auto& c : pod.value("spec", json::object()).value("containers", json::array()))
       if (auto m = c.value("resources", json::object()).value("limits", json::object()); m.contains("memory"))
         if (auto q = quantityOf(m["memory"])) limits[c.value("name", "")] = *q;
-    for (const auto& s : pod.value("status", json::object()).value("containerStatuses", json::array())) {
-      const json term = s.value("lastState", json::object()).value("terminated", json::object());
-      if (term.value("reason", "") != "OOMKilled") continue;
-      auto t = parseRfc3339(term.value("finishedAt", ""));
-      if (!t) continue;
-      const std::string name = s.value("name", "");
-      p.oom[name] = {*t, limits.count(name) ? limits[name] : 0.0};
-    }
+    // lastState: killed and restarted; state: killed and not restarted (a Job's pod, restartPolicy
+    // Never), which the stock recommender misses.
+    for (const auto& s : pod.value("status", json::object()).value("containerStatuses", json::array()))
+      for (const char* which : {"lastState", "state"}) {
+        const json term = s.value(which, json::object()).value("terminated", json::object());
+        if (term.value("reason", "") != "OOMKilled") continue;
+        auto t = parseRfc3339(term.value("finishedAt", ""));
+        const std::string name = s.value("name", "");
+        if (t && (!p.oom.count(name) || *t > p.oom[name].first)) p.oom[name] = {*t, limits.count(name) ? limits[name] : 0.0};
+      }
   }
   const std::string mpath = fmt::format("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods", ns);
   auto metrics = getChecked(*api_, mpath, kMetricsShape);
