@@ -127,16 +127,17 @@ std::vector<Result<std::vector<trace::RawSeries>>> VpaRecommender::readHistories
 double VpaRecommender::cpuDemand(const allocate::k8s::RecommendedVpa& vpa, const allocate::k8s::ContainerUsage& c,
                                  std::map<std::string, std::map<std::string, double>>& by_namespace) {
   if (!throttling_) return NAN;
-  // Logged when it first fails or fails differently: every round would flood the log.
+  // Logged in the first round it happens, not again while it goes on: every round would flood
+  // the log.
   auto note = [this](const std::string& error) {
-    if (error != throttling_error_ && !error.empty())
-      spdlog::warn("recommend: cpu demand is usage only, as throttling cannot be read: {}", error);
-    throttling_error_ = error;
+    if (!demand_errors_.count(error))
+      spdlog::warn("recommend: cpu demand is usage only where throttling or a node's CPUs cannot be read: {}", error);
+    demand_errors_now_.insert(error);
   };
   auto it = by_namespace.find(vpa.ns);
   if (it == by_namespace.end()) {  // once a namespace and round
     auto read = throttling_(vpa.ns, c.time);
-    note(read ? "" : read.error().message);
+    if (!read) note(read.error().message);
     it = by_namespace.emplace(vpa.ns, read ? std::move(*read) : std::map<std::string, double>{}).first;
   }
   double demand = NAN;
@@ -145,7 +146,7 @@ double VpaRecommender::cpuDemand(const allocate::k8s::RecommendedVpa& vpa, const
     if (t == it->second.end()) continue;
     auto cpus = discovery_.nodeCpus(c.pod_nodes[i]);
     if (!cpus) {
-      note(fmt::format("pod {}/{}: {}", vpa.ns, c.pod_names[i], cpus.error().message));
+      note(cpus.error().message);
       continue;
     }
     const double d = collect::cpuDemand(c.pod_cpu[i], t->second, *cpus);
@@ -185,6 +186,7 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
   }
   std::int64_t newest = 0;  // the newest metrics time this round
   std::map<std::string, std::map<std::string, double>> throttled;  // by namespace, read when first needed
+  demand_errors_now_.clear();
   for (std::size_t i = 0; i < vpas->size(); ++i) {
     const auto& vpa = (*vpas)[i];
     if (leading_ && !leading_()) {
@@ -252,6 +254,7 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
       }
     }
   }
+  demand_errors_ = std::move(demand_errors_now_);
   // Forgotten with its history: a container whose VPA was deleted, or that has had no metrics
   // for a day while others had (renamed, or removed from the pods). A target scaled to zero for
   // the night keeps its containers' history.

@@ -523,14 +523,15 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
 // throttling (from Prometheus), its demand is its usage plus its throttled seconds per second,
 // pod by pod, at most its node's CPUs; a throttling that cannot be read leaves usage, warned once.
 TEST(VpaRecommender, ThrottlingRaisesCpuDemandUpToTheNodesCpus) {
-  auto run = [](std::function<Result<std::map<std::string, double>>()> read, int rounds = 12) {
+  auto run = [](std::function<Result<std::map<std::string, double>>()> read, bool nodes_forbidden = false) {
     auto cluster = std::make_unique<FakeCluster>();
+    cluster->nodes_forbidden = nodes_forbidden;
     Loop l = makeLoop(*cluster);
     l.recommender->throttlingFrom([read](const std::string& ns, std::int64_t) {
       EXPECT_EQ(ns, "shop");
       return read();
     });
-    for (int i = 0; i < rounds; ++i) {
+    for (int i = 0; i < 12; ++i) {
       auto r = l.recommender->round();
       EXPECT_TRUE(r) << r.error().message;
       EXPECT_EQ(r ? r->errors : 1u, 0u);
@@ -556,6 +557,13 @@ TEST(VpaRecommender, ThrottlingRaisesCpuDemandUpToTheNodesCpus) {
   auto [usage, c4] = run([] { return Result<std::map<std::string, double>>(fail(ErrorCode::kUnavailable, "no answer")); });
   EXPECT_GE(usage, 0.45);
   EXPECT_LE(usage, 0.45 * 1.5);
+  // Nodes it may not list (the ClusterRole's nodes rule not applied): usage, and the listing
+  // tried again after a minute, not for every pod and round.
+  auto [forbidden, c5] = run([] { return std::map<std::string, double>{{"web-2/app", 0.5}}; }, true);
+  EXPECT_LE(forbidden, 0.45 * 1.5);
+  node_lists = 0;
+  for (const auto& r : c5->requests()) node_lists += r.path == "/api/v1/nodes";
+  EXPECT_EQ(node_lists, 1u);
 }
 
 // The throttling query against Debian's prometheus: a container's throttled seconds per second

@@ -43,6 +43,7 @@ class FakeCluster {
   std::vector<std::string> vpa_names = {"web", "canary", "other"};
   bool leases_forbidden = false;  // RBAC without the lease Role: every lease request is a 403
   bool cronjob = false;           // VPA report on CronJob report, whose job runs a pod
+  bool nodes_forbidden = false;   // RBAC without the nodes rule: listing nodes is a 403
   std::optional<std::int64_t> job_oom_at;  // with cronjob: an earlier job's pod was OOM-killed then (state, not lastState)
 
   explicit FakeCluster(int more = 0) {
@@ -158,6 +159,12 @@ class FakeCluster {
     server_.Get("/api/v1/nodes", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu_);
       log(req);
+      if (nodes_forbidden) {
+        res.status = 403;
+        res.set_content(R"({"kind":"Status","reason":"Forbidden","message":"nodes is forbidden: User \"system:serviceaccount:kube-system:foresight-recommender\" cannot list resource \"nodes\""})",
+                        "application/json");
+        return;
+      }
       res.set_content(R"({"kind":"NodeList","items":[
           {"metadata":{"name":"node-a"},"status":{"capacity":{"cpu":"4","memory":"16Gi"}}},
           {"metadata":{"name":"node-b"},"status":{"capacity":{"cpu":"2","memory":"8Gi"}}}]})", "application/json");

@@ -190,6 +190,7 @@ class VpaDiscovery {
   std::map<std::string, std::unique_ptr<ListedPods>> round_pods_;  // by namespace, this round's
   std::map<std::string, double> node_cpus_;
   double nodes_read_at_ = -1e18;  // steady clock, seconds
+  std::string nodes_error_;       // why the last listing failed ("" when it did not)
   std::map<std::string, std::string> unresolved_;  // VPA -> the error logged for it
   struct Cached {
     std::string selector;

@@ -92,7 +92,7 @@ class VpaRecommender {
   std::int64_t history_seconds_;
   std::function<bool()> leading_;
   ThrottlingReader throttling_;
-  std::string throttling_error_;  // the last one logged
+  std::set<std::string> demand_errors_, demand_errors_now_;  // last round's (logged), this round's
   // The containers' cpu demand (cores) by "pod/container" of `vpa`'s container `c`: NaN where
   // it is only its usage.
   double cpuDemand(const allocate::k8s::RecommendedVpa& vpa, const allocate::k8s::ContainerUsage& c,

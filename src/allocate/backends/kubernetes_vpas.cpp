@@ -333,12 +333,14 @@ Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vp
 Result<double> VpaDiscovery::nodeCpus(const std::string& node) {
   const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   const bool known = node_cpus_.count(node);
+  // A failed listing (no RBAC for nodes, say) is tried again after a minute, not for every pod.
   if (now - nodes_read_at_ > 600 || (!known && now - nodes_read_at_ > 60)) {
     auto nodes = getChecked(*api_, "/api/v1/nodes", json::parse(R"({"items": [{"metadata": {"name": ""},
         "status": {"capacity": {}}}]})"));
-    if (!nodes) return tl::unexpected(nodes.error());
     nodes_read_at_ = now;
     node_cpus_.clear();
+    nodes_error_ = nodes ? "" : nodes.error().message;
+    if (!nodes) return tl::unexpected(nodes.error());
     for (const auto& n : nodes->value("items", json::array())) {
       const json capacity = n.value("status", json::object()).value("capacity", json::object());
       if (!capacity.contains("cpu")) continue;
@@ -346,6 +348,7 @@ Result<double> VpaDiscovery::nodeCpus(const std::string& node) {
         node_cpus_[n.value("metadata", json::object()).value("name", "")] = *q;
     }
   }
+  if (!nodes_error_.empty()) return fail(ErrorCode::kIo, "{}", nodes_error_);
   auto it = node_cpus_.find(node);
   if (it == node_cpus_.end()) return fail(ErrorCode::kNotFound, "node '{}' is not among the nodes listed, or has no status.capacity.cpu", node);
   return it->second;
