@@ -58,7 +58,7 @@ HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step
     trace::PrometheusQuery q = server;
     q.start = h.start;
     q.end = h.end;
-    q.promql = trace::podContainerQueries(h.ns, {pods->begin(), pods->end()}, h.containers, window);
+    q.promql = trace::podContainerQueries(h.ns, {pods->begin(), pods->end()}, h.containers, window, h.max_cpus);
     return trace::readPrometheus(q);
   };
 }
@@ -86,7 +86,7 @@ VpaRecommender::VpaRecommender(allocate::k8s::VpaDiscovery discovery, std::strin
       autoscaler_(autoscaler), history_(std::move(history)), history_seconds_(history_seconds) {}
 
 std::optional<HistoryRequest> VpaRecommender::historyRequest(const allocate::k8s::RecommendedVpa& vpa,
-                                                             const std::vector<allocate::k8s::ContainerUsage>& usage) const {
+                                                             const std::vector<allocate::k8s::ContainerUsage>& usage) {
   std::vector<std::string> containers;
   std::set<std::string> pods;
   std::int64_t first = 0;  // the earliest live sample: the history ends before it
@@ -105,6 +105,17 @@ std::optional<HistoryRequest> VpaRecommender::historyRequest(const allocate::k8s
   h.containers = std::move(containers);
   h.start = first - history_seconds_;
   h.end = first - 1;
+  if (throttling_) {  // the past as demand too, as the live samples
+    std::set<std::string> nodes;
+    for (const auto& c : usage) nodes.insert(c.pod_nodes.begin(), c.pod_nodes.end());
+    for (const auto& n : nodes) {
+      auto cpus = discovery_.nodeCpus(n);
+      if (cpus)
+        h.max_cpus = std::max(h.max_cpus, *cpus);
+      else
+        noteDemandError(cpus.error().message);
+    }
+  }
   return h;
 }
 
@@ -124,20 +135,20 @@ std::vector<Result<std::vector<trace::RawSeries>>> VpaRecommender::readHistories
   return out;
 }
 
+// Every round would flood the log.
+void VpaRecommender::noteDemandError(const std::string& error) {
+  if (!demand_errors_.count(error))
+    spdlog::warn("recommend: cpu demand is usage only where throttling or a node's CPUs cannot be read: {}", error);
+  demand_errors_now_.insert(error);
+}
+
 double VpaRecommender::cpuDemand(const allocate::k8s::RecommendedVpa& vpa, const allocate::k8s::ContainerUsage& c,
                                  std::map<std::string, std::map<std::string, double>>& by_namespace) {
   if (!throttling_) return NAN;
-  // Logged in the first round it happens, not again while it goes on: every round would flood
-  // the log.
-  auto note = [this](const std::string& error) {
-    if (!demand_errors_.count(error))
-      spdlog::warn("recommend: cpu demand is usage only where throttling or a node's CPUs cannot be read: {}", error);
-    demand_errors_now_.insert(error);
-  };
   auto it = by_namespace.find(vpa.ns);
   if (it == by_namespace.end()) {  // once a namespace and round
     auto read = throttling_(vpa.ns, c.time);
-    if (!read) note(read.error().message);
+    if (!read) noteDemandError(read.error().message);
     it = by_namespace.emplace(vpa.ns, read ? std::move(*read) : std::map<std::string, double>{}).first;
   }
   double demand = NAN;
@@ -146,7 +157,7 @@ double VpaRecommender::cpuDemand(const allocate::k8s::RecommendedVpa& vpa, const
     if (t == it->second.end()) continue;
     auto cpus = discovery_.nodeCpus(c.pod_nodes[i]);
     if (!cpus) {
-      note(cpus.error().message);
+      noteDemandError(cpus.error().message);
       continue;
     }
     const double d = collect::cpuDemand(c.pod_cpu[i], t->second, *cpus);
@@ -159,6 +170,7 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
   auto vpas = discovery_.vpas(recommender_, ns_);
   if (!vpas) return tl::unexpected(vpas.error());
   Round r;
+  demand_errors_now_.clear();
   std::set<std::string> listed;
   for (const auto& vpa : *vpas) listed.insert(vpa.workload());
   // First every VPA's usage (its namespace listed once) and the history its new containers ask
@@ -186,7 +198,6 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
   }
   std::int64_t newest = 0;  // the newest metrics time this round
   std::map<std::string, std::map<std::string, double>> throttled;  // by namespace, read when first needed
-  demand_errors_now_.clear();
   for (std::size_t i = 0; i < vpas->size(); ++i) {
     const auto& vpa = (*vpas)[i];
     if (leading_ && !leading_()) {

@@ -272,15 +272,25 @@ std::string promAnyOf(const std::vector<std::string>& names) {
 std::array<std::string, kResourceCount> podContainerQueries(const std::string& ns,
                                                             const std::vector<std::string>& pods,
                                                             const std::vector<std::string>& containers,
-                                                            std::int64_t rate_window_seconds) {
+                                                            std::int64_t rate_window_seconds,
+                                                            double max_cpus) {
   const std::string match = fmt::format("{{namespace={},pod=~{},container=~{}}}", promString(ns), promAnyOf(pods),
                                         promAnyOf(containers));
   // Summed within a scrape job and the jobs' sums maxed, as the cadvisor preset does (a cluster
   // may scrape cAdvisor twice); then the most of any pod.
   std::array<std::string, kResourceCount> q;
-  q[index(Resource::kCpu)] = fmt::format(
-      "max by (container) (sum by (pod, container, job) (rate(container_cpu_usage_seconds_total{}[{}s])))", match,
-      rate_window_seconds);
+  const std::string usage = fmt::format("sum by (pod, container, job) (rate(container_cpu_usage_seconds_total{}[{}s]))",
+                                        match, rate_window_seconds);
+  std::string cpu = usage;
+  if (max_cpus > 0) {
+    // max(usage, min(usage + throttled, max_cpus)); a container without a quota has no throttled
+    // series, and `or` keeps its usage.
+    const std::string throttled = fmt::format(
+        "sum by (pod, container, job) (rate(container_cpu_cfs_throttled_seconds_total{}[{}s]))", match, rate_window_seconds);
+    cpu = fmt::format("(clamp_max({0} + on (pod, container, job) {1}, {2}) > on (pod, container, job) {0}) or {0}", usage,
+                      throttled, max_cpus);
+  }
+  q[index(Resource::kCpu)] = fmt::format("max by (container) ({})", cpu);
   q[index(Resource::kMemory)] =
       fmt::format("max by (container) (sum by (pod, container, job) (container_memory_working_set_bytes{}))", match);
   return q;

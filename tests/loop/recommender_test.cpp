@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <tuple>
 #include <thread>
 
 #include "foresight/allocate/audit.h"
@@ -469,6 +470,13 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
     for (std::int64_t t = p.from; t <= p.to; t += 30)
       om += fmt::format("container_memory_working_set_bytes{{namespace=\"shop\",pod=\"{}\",container=\"{}\"}} {} {}\n",
                         p.pod, p.container, p.bytes, t);
+  // Throttling (with a quota; the others have no throttled series): web-1's app 0.5 s per second,
+  // so it wanted 0.8 cores; web-2's sidecar 10 s per second, which is no more than its nodes' CPUs.
+  om += "# TYPE container_cpu_cfs_throttled_seconds counter\n";
+  for (const auto& [pod, container, per_second] : {std::tuple{"web-1", "app", 0.5}, {"web-2", "sidecar", 10.0}})
+    for (std::int64_t t = rollout; t <= to; t += 30)
+      om += fmt::format("container_cpu_cfs_throttled_seconds_total{{namespace=\"shop\",pod=\"{}\",container=\"{}\"}} {} {}\n",
+                        pod, container, per_second * static_cast<double>(t - rollout), t);
   om += "# TYPE kube_pod_owner gauge\n";
   for (const auto& p : pods)
     if (std::string(p.container) == "app")
@@ -490,6 +498,7 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
   q.url = server->url();
 
   Loop with = makeLoop(cluster, 600, prometheusHistory(q, 60));
+  with.recommender->throttlingFrom(prometheusThrottling(q, 120));
   auto r = with.recommender->round();
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->errors, 0u);
@@ -505,8 +514,35 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
   ASSERT_TRUE(app.count("cpu") && app.count("memory")) << cluster.vpa("web").dump();
   EXPECT_GE(app["memory"]["target"], 300 * kMiB);  // what web-2 used, not what it uses now
   EXPECT_LT(app["memory"]["target"], 1024 * kMiB);  // not other-1's
-  EXPECT_GE(app["cpu"]["target"], 0.45);
-  EXPECT_LT(app["cpu"]["target"], 1.0);
+  // Demand: web-1's 0.30 plus its 0.5 throttled; web-0, without a quota, kept its usage (the
+  // history's count above).
+  EXPECT_GE(app["cpu"]["target"], 0.8);
+  EXPECT_LT(app["cpu"]["target"], 1.2);
+  // 0.012 + 10 throttled, at most the 4 CPUs of the largest node the pods run on.
+  auto sidecar = recommendation(cluster.vpa("web"), "sidecar");
+  EXPECT_GE(sidecar["cpu"]["target"], 4.0) << cluster.vpa("web").dump();
+  EXPECT_LE(sidecar["cpu"]["target"], 6.0);
+  // The history itself, as the recommender asked for it: demand where throttled, usage where not.
+  HistoryRequest h;
+  h.ns = "shop";
+  h.target_kind = "Deployment";
+  h.target_name = "web";
+  h.pods = {"web-1", "web-2"};
+  h.containers = {"app", "sidecar"};
+  h.start = rollout - 3 * 3600;
+  h.end = to;
+  h.max_cpus = 4;
+  auto past = prometheusHistory(q, 60)(h);
+  ASSERT_TRUE(past) << past.error().message;
+  std::map<std::string, std::map<std::int64_t, double>> cpu;  // container -> time -> cores
+  for (const auto& series : *past)
+    for (std::size_t i = 0; i < series.time.size(); ++i) cpu[series.id][series.time[i]] = series.value[index(Resource::kCpu)][i];
+  const std::int64_t before = rollout - 1800, after = rollout + 1800;  // web-0's time, then web-1's and web-2's
+  ASSERT_TRUE(cpu["app"].count(before) && cpu["app"].count(after) && cpu["sidecar"].count(after))
+      << past->size() << " series";
+  EXPECT_NEAR(cpu["app"][before], 0.40, 1e-6);  // no quota, so no throttled series: usage
+  EXPECT_NEAR(cpu["app"][after], 0.80, 1e-6);   // web-1: 0.30 + 0.5, above web-2's 0.45
+  EXPECT_NEAR(cpu["sidecar"][after], 4.0, 1e-6);
 
   // The same first round without the history: nothing to recommend from yet.
   FakeCluster fresh;

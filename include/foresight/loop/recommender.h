@@ -28,6 +28,9 @@ struct HistoryRequest {
   std::vector<std::string> pods;              // the pods that run the containers now
   std::vector<std::string> containers;
   std::int64_t start = 0, end = 0;
+  // > 0: cpu as demand (usage plus CFS throttling), at most this many CPUs, the most of the
+  // nodes the pods run on now; 0: usage.
+  double max_cpus = 0;
 };
 // The answer: the most any of the target's pods used at each step, one series per container
 // (its id the container's name), cpu in cores and memory in bytes, at the recommender's period.
@@ -81,7 +84,9 @@ class VpaRecommender {
  private:
   // What `vpa`'s containers not seen before ask of the history (none: all seen, or no reader).
   std::optional<HistoryRequest> historyRequest(const allocate::k8s::RecommendedVpa& vpa,
-                                               const std::vector<allocate::k8s::ContainerUsage>& usage) const;
+                                               const std::vector<allocate::k8s::ContainerUsage>& usage);
+  // Warned in the first round it happens, not again while it goes on.
+  void noteDemandError(const std::string& error);
   // The answers, in order, read by up to kHistoryReaders threads at once.
   std::vector<Result<std::vector<trace::RawSeries>>> readHistories(const std::vector<HistoryRequest>& requests) const;
   static constexpr std::size_t kHistoryReaders = 8;

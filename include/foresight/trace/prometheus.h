@@ -44,10 +44,13 @@ std::string withStep(std::string_view promql, std::int64_t step_seconds);
 // most any of those pods used at each step, as `foresight recommend` reads the metrics API: cpu
 // in cores (a rate over `rate_window_seconds`), memory the working set. Series ids are the
 // container names. The names are matched exactly (quoted and regex-escaped here).
+// With `max_cpus` > 0, cpu is demand, as collect::cpuDemand has it: usage plus the CFS throttled
+// seconds per second, at most `max_cpus`, never below usage.
 std::array<std::string, kResourceCount> podContainerQueries(const std::string& ns,
                                                             const std::vector<std::string>& pods,
                                                             const std::vector<std::string>& containers,
-                                                            std::int64_t rate_window_seconds);
+                                                            std::int64_t rate_window_seconds,
+                                                            double max_cpus = 0);
 
 // One series of a query_range answer: its id (the label values in label-name order joined by
 // '/', __name__ left out; commas and line breaks become '_'; "_" for an empty label set) and its
