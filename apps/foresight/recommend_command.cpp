@@ -159,6 +159,7 @@ Status recommend(const Args& a) {
   loop::VpaRecommender recommender(allocate::k8s::VpaDiscovery(*access, 600, listed), a.recommender, a.ns, autoscaler,
                                    std::move(history), std::llround(a.history_length));
   recommender.throttlingFrom(std::move(throttling));
+  recommender.reportConditions(a.apply);
   std::optional<MetricsServer> metrics;
   if (!a.listen.empty()) {
     auto listen = server::parseAgentConfig("listen: \"" + a.listen + "\"", "--listen");

@@ -135,6 +135,15 @@ std::vector<Result<std::vector<trace::RawSeries>>> VpaRecommender::readHistories
   return out;
 }
 
+void VpaRecommender::reportConditions(const allocate::k8s::RecommendedVpa& vpa, bool pods_matched, Round& r) {
+  if (!report_conditions_) return;
+  auto written = discovery_.reportConditions(vpa, pods_matched);
+  if (!written) {
+    ++r.errors;
+    spdlog::warn("recommend: {}", written.error().message);
+  }
+}
+
 // Every round would flood the log.
 void VpaRecommender::noteDemandError(const std::string& error) {
   if (!demand_errors_.count(error))
@@ -208,6 +217,7 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
     // history: that stays while the VPA does.
     if (!vpa.error.empty()) {
       ++r.errors;
+      reportConditions(vpa, false, r);
       continue;
     }
     const auto& usage = usages[i];
@@ -264,6 +274,7 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
         ++r.plans;
       }
     }
+    reportConditions(vpa, !usage->empty(), r);
   }
   demand_errors_ = std::move(demand_errors_now_);
   // Forgotten with its history: a container whose VPA was deleted, or that has had no metrics

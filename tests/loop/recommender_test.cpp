@@ -632,6 +632,58 @@ TEST(VpaRecommender, ReadsThrottlingFromPrometheus) {
   fs::remove_all(dir);
 }
 
+// As the stock recommender: `kubectl describe vpa` shows why a VPA has no recommendation, and
+// that it has one; conditions are written when they change, not every round, and others' are kept.
+TEST(VpaRecommender, KeepsTheVpasConditionsAsTheStockRecommenderDoes) {
+  FakeCluster cluster;
+  cluster.deployment_answer = {{500, R"({"kind":"Status","message":"etcdserver: request timed out"})"}};
+  cluster.patchVpa("canary", R"([{"op": "add", "path": "/status", "value": {"conditions": [
+      {"type": "FetchingHistory", "status": "False", "lastTransitionTime": "2026-12-01T00:00:00Z"}]}}])");
+  Loop l = makeLoop(cluster);
+  l.recommender->reportConditions(true);
+  auto condition = [&](const std::string& vpa, const std::string& type) {
+    const json status = cluster.vpa(vpa).value("status", json::object());
+    for (const auto& c : status.value("conditions", json::array()))
+      if (c.value("type", "") == type) return c;
+    return json();
+  };
+  ASSERT_TRUE(l.recommender->round());
+  EXPECT_EQ(condition("web", "ConfigUnsupported")["status"], "True") << cluster.vpa("web").dump();
+  EXPECT_NE(condition("web", "ConfigUnsupported").value("message", "").find("etcdserver: request timed out"),
+            std::string::npos);
+  EXPECT_EQ(condition("web", "RecommendationProvided")["status"], "False");
+  EXPECT_EQ(condition("web", "RecommendationProvided")["reason"], "ConfigUnsupported");
+  EXPECT_TRUE(condition("canary", "NoPodsMatched").is_null());
+  EXPECT_EQ(condition("canary", "FetchingHistory")["lastTransitionTime"], "2026-12-01T00:00:00Z");
+  EXPECT_TRUE(condition("other", "RecommendationProvided").is_null());  // another recommender's
+
+  cluster.deployment_answer.reset();
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(l.recommender->round());
+  EXPECT_TRUE(condition("web", "ConfigUnsupported").is_null()) << cluster.vpa("web").dump();
+  EXPECT_EQ(condition("web", "RecommendationProvided")["status"], "True");
+  EXPECT_EQ(condition("canary", "RecommendationProvided")["status"], "True");
+  EXPECT_EQ(condition("canary", "FetchingHistory")["status"], "False");
+  // Nothing new (the metrics API's window did not move): no write at all.
+  cluster.metrics_frozen = true;
+  const auto before = cluster.requests().size();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(l.recommender->round());
+  const auto requests = cluster.requests();
+  for (std::size_t i = before; i < requests.size(); ++i) EXPECT_NE(requests[i].method, "PATCH") << requests[i].path;
+  // Scaled to zero: no pod matches; the recommendation made stays provided, since its time (made
+  // older here, as it would be after a day).
+  json conditions = cluster.vpa("web")["status"]["conditions"];
+  for (auto& c : conditions) c["lastTransitionTime"] = "2026-12-02T00:00:00Z";
+  cluster.patchVpa("web", json::array({{{"op", "replace"}, {"path", "/status/conditions"}, {"value", conditions}}}).dump());
+  const json since = "2026-12-02T00:00:00Z";
+  cluster.metrics_frozen = false;
+  cluster.scaled_to_zero = true;
+  ASSERT_TRUE(l.recommender->round());
+  EXPECT_EQ(condition("web", "NoPodsMatched")["status"], "True");
+  EXPECT_EQ(condition("web", "NoPodsMatched")["message"], "No pods match this VPA object");
+  EXPECT_EQ(condition("web", "RecommendationProvided")["status"], "True");
+  EXPECT_EQ(condition("web", "RecommendationProvided")["lastTransitionTime"], since);
+}
+
 TEST(VpaRecommender, ListingFailsWithTheServersMessage) {
   FakeCluster cluster;
   allocate::k8s::ClusterAccess a = cluster.access();

@@ -178,6 +178,12 @@ class VpaDiscovery {
   // a round), as the stock recommender lists PodMetrics once: two requests per namespace instead
   // of two per VPA.
   Result<std::vector<ContainerUsage>> usage(const RecommendedVpa& vpa);
+  // The VPA's status.conditions as the stock recommender keeps them, for `kubectl describe vpa`:
+  // ConfigUnsupported (its target did not resolve: `vpa.error`), NoPodsMatched (none of the
+  // target's pods has metrics), RecommendationProvided (whether its status holds one). Others'
+  // conditions are kept. Written (a status PATCH) only when one changes; a condition that stays
+  // keeps its lastTransitionTime. Needs the listing (`listed`); false: nothing to write.
+  Result<bool> reportConditions(const RecommendedVpa& vpa, bool pods_matched);
   // A node's CPUs (status.capacity.cpu): what a container's cpu demand cannot pass. The nodes are
   // listed again after 10 minutes, or after a minute when `node` is not among them (a new node).
   Result<double> nodeCpus(const std::string& node);

@@ -80,11 +80,16 @@ class VpaRecommender {
   // pod by pod, at most its node's CPUs (collect::cpuDemand, as `run` has it from the cgroup);
   // without, or where it cannot be read (logged when that changes), its usage.
   void throttlingFrom(ThrottlingReader throttling) { throttling_ = std::move(throttling); }
+  // Keep each VPA's status.conditions as the stock recommender does (VpaDiscovery::reportConditions;
+  // the discovery needs the listing). Off in a dry run, which writes nothing.
+  void reportConditions(bool on) { report_conditions_ = on; }
 
  private:
   // What `vpa`'s containers not seen before ask of the history (none: all seen, or no reader).
   std::optional<HistoryRequest> historyRequest(const allocate::k8s::RecommendedVpa& vpa,
                                                const std::vector<allocate::k8s::ContainerUsage>& usage);
+  void reportConditions(const allocate::k8s::RecommendedVpa& vpa, bool pods_matched, Round& r);
+  bool report_conditions_ = false;
   // Warned in the first round it happens, not again while it goes on.
   void noteDemandError(const std::string& error);
   // The answers, in order, read by up to kHistoryReaders threads at once.

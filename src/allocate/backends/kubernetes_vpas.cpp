@@ -2,6 +2,7 @@
 // selectors, the pods' usage from the metrics API and their OOM kills. The paths and fields are
 // those the stock VPA recommender reads (pkg/recommender/input, pkg/target); only tested against a
 // fake API server that serves them as documented.
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -328,6 +329,60 @@ Result<std::vector<ContainerUsage>> VpaDiscovery::usage(const RecommendedVpa& vp
   std::vector<ContainerUsage> out;
   for (auto& [name, cu] : by_name) out.push_back(std::move(cu));
   return out;
+}
+
+Result<bool> VpaDiscovery::reportConditions(const RecommendedVpa& vpa, bool pods_matched) {
+  if (!listed_) return false;
+  const std::string path = vpaPath(vpa.ns, vpa.name);
+  const json* body = listed_->find(path);
+  if (!body) return false;  // a failed write took it out: the next round's listing brings it back
+  json status = body->value("status", json::object());
+  const json old = status.value("conditions", json::array());
+  static const std::set<std::string> kMine = {"ConfigUnsupported", "NoPodsMatched", "RecommendationProvided"};
+  const auto now = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
+  json conditions = json::array();
+  for (const auto& c : old)
+    if (c.is_object() && !kMine.count(c.value("type", ""))) conditions.push_back(c);
+  auto set = [&](const std::string& type, bool on, const std::string& reason, const std::string& message) {
+    json c = {{"type", type}, {"status", on ? "True" : "False"}, {"lastTransitionTime", now}};
+    if (!reason.empty()) c["reason"] = reason;
+    if (!message.empty()) c["message"] = message;
+    for (const auto& o : old)
+      if (o.is_object() && o.value("type", "") == type && o.value("status", "") == c["status"] && o.contains("lastTransitionTime"))
+        c["lastTransitionTime"] = o["lastTransitionTime"];
+    conditions.push_back(c);
+  };
+  // The stock recommender's reasons and messages (pkg/recommender/model/vpa.go).
+  std::string reason, message;
+  if (!vpa.error.empty()) {
+    reason = "ConfigUnsupported";
+    message = vpa.error;
+    set("ConfigUnsupported", true, "", message);
+  } else if (!pods_matched) {
+    reason = "NoPodsMatched";
+    message = "No pods match this VPA object";
+    set("NoPodsMatched", true, reason, message);
+  }
+  const bool provided = !status.value("recommendation", json::object()).value("containerRecommendations", json::array()).empty();
+  set("RecommendationProvided", provided, provided ? "" : reason, provided ? "" : message);
+  auto byType = [](json list) {
+    std::sort(list.begin(), list.end(), [](const json& a, const json& b) { return a.value("type", "") < b.value("type", ""); });
+    return list;
+  };
+  if (old.is_array() && byType(old) == byType(conditions)) return false;
+  status["conditions"] = conditions;
+  // The whole status, as the recommendation's writes do: a status that does not exist yet has no
+  // /status/conditions to add to.
+  const json patch = json::array({{{"op", "add"}, {"path", "/status"}, {"value", status}}});
+  auto r = api_->request("PATCH", path + "/status", patch.dump(), "application/json-patch+json");
+  if (r && r->status == 200 && r->body.is_object())
+    listed_->put(path, r->body);
+  else
+    listed_->erase(path);
+  if (!r) return tl::unexpected(r.error());
+  if (r->status != 200)
+    return fail(ErrorCode::kIo, "VPA {}: status PATCH of its conditions returned {}: {}", vpa.workload(), r->status, apiMessage(*r));
+  return true;
 }
 
 Result<double> VpaDiscovery::nodeCpus(const std::string& node) {
