@@ -199,9 +199,9 @@ Result<std::vector<AuditRecord>> AuditLog::list(const std::string& workload,
                                                 std::size_t limit) const {
   Stmt st;
   const std::string sql =
-      fmt::format("SELECT {}{} FROM allocation_changes WHERE (?1 = '' OR workload = ?1) "
-                  "ORDER BY id DESC LIMIT ?2",
-                  kColumns, has_restore_ ? "restore" : "NULL");
+      // One workload's by the (workload, id) index: "?1 = '' OR workload = ?1" would scan them all.
+      fmt::format("SELECT {}{} FROM allocation_changes {} ORDER BY id DESC LIMIT ?2", kColumns,
+                  has_restore_ ? "restore" : "NULL", workload.empty() ? "WHERE ?1 = ''" : "WHERE workload = ?1");
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
     return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
   sqlite3_bind_text(st.s, 1, workload.c_str(), -1, SQLITE_TRANSIENT);

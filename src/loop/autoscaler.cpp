@@ -69,8 +69,27 @@ Autoscaler::State& Autoscaler::stateOf(const std::string& workload) {
       st.oom = it->second;
       past_ooms_.erase(it);
     }
+    if (audit_) changesFromTheAuditTrail(workload, st);
   }
   return st;
+}
+
+// After a restart the planner's cool-downs run from the last changes the audit trail holds, not
+// from none: a workload is not resized again at once because the agent or recommender restarted.
+void Autoscaler::changesFromTheAuditTrail(const std::string& workload, State& st) {
+  auto records = audit_->list(workload, 50);
+  if (!records) {
+    spdlog::warn("{}: its last changes could not be read from the audit trail; its cool-downs start afresh: {}",
+                 workload, records.error().message);
+    return;
+  }
+  for (const auto& rec : *records) {  // the newest first
+    if (!rec.ok()) continue;
+    // On the loop's clock, as warm() places the past.
+    const std::int64_t t = last_wall_ ? loop_now_ - (*last_wall_ - rec.time) : rec.time;
+    for (Resource r : kAllResources)
+      if (rec.after[r] && !st.last_change[index(r)]) st.last_change[index(r)] = t;
+  }
 }
 
 std::size_t Autoscaler::warm(const std::string& workload, const trace::RawSeries& past) {

@@ -2,6 +2,10 @@
 #include "foresight/loop/autoscaler.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
 
 #include "foresight/predict/lstm/model.h"
 #include "foresight/predict/lstm/stream.h"
@@ -409,6 +413,56 @@ TEST(Autoscaler, FailedAppliesBackOff) {
   backend->refuse = false;
   for (int t = 40; t < 80 && backend->applies == 4; ++t) ASSERT_TRUE(a.observe("web", 1000 + t, usage(1.0, NAN)));
   EXPECT_EQ(backend->applies, 5);
+}
+
+// A backend whose allocation outlives the Autoscaler, as a cgroup's or a VPA's does.
+class KeptBackend final : public allocate::Backend {
+ public:
+  explicit KeptBackend(std::shared_ptr<allocate::Allocation> kept) : kept_(std::move(kept)) {}
+  std::string name() const override { return "kept"; }
+  Result<allocate::Allocation> current(const std::string&) override { return *kept_; }
+  Status apply(const std::string&, const allocate::Allocation& a) override {
+    for (Resource r : kAllResources)
+      if (a[r]) (*kept_)[r] = a[r];
+    return ok();
+  }
+
+ private:
+  std::shared_ptr<allocate::Allocation> kept_;
+};
+
+// A restart (a new Autoscaler on the same audit trail) keeps the cool-downs: a limit raised a
+// minute before is not cut at once because the agent restarted.
+TEST(Autoscaler, ARestartKeepsItsCooldownsFromTheAuditTrail) {
+  AutoscalerConfig c = afterSamples(3);
+  c.apply = true;
+  c.resources = {Resource::kCpu};
+  c.planner[Resource::kCpu].cooldown_down_seconds = 600;
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("foresight-autoscaler-audit-" + std::to_string(::getpid()) + ".db")).string();
+  std::filesystem::remove(path);
+  auto kept = std::make_shared<allocate::Allocation>();
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+  {
+    auto audit = allocate::AuditLog::open(path);
+    ASSERT_TRUE(audit) << audit.error().message;
+    Autoscaler a(c, std::make_unique<KeptBackend>(kept), std::move(*audit));
+    for (std::int64_t t = now - 60; t < now - 55; ++t) ASSERT_TRUE(a.observe("web", t, usage(2.0, NAN)));
+  }
+  ASSERT_TRUE((*kept)[Resource::kCpu]);
+  EXPECT_NEAR(*(*kept)[Resource::kCpu], 2.0, 1e-9);
+  // Restarted: usage falls to 0.5; the down cool-down runs 600 s from the change a minute ago.
+  auto restart = [&](bool with_audit) {
+    std::optional<allocate::AuditLog> audit;
+    if (with_audit) audit.emplace(std::move(*allocate::AuditLog::open(path)));
+    Autoscaler b(c, std::make_unique<KeptBackend>(kept), std::move(audit));
+    for (std::int64_t t = now; t < now + 10; ++t) EXPECT_TRUE(b.observe("web", t, usage(0.5, NAN)));
+    return *(*kept)[Resource::kCpu];
+  };
+  EXPECT_NEAR(restart(true), 2.0, 1e-9);
+  EXPECT_LT(restart(false), 1.99) << "without the trail the cut (a step down) is not held";
+  std::filesystem::remove(path);
 }
 
 // A workload held at a 1-core limit uses 1 core and is throttled for 1 more: sized on usage alone

@@ -144,6 +144,7 @@ class Autoscaler {
   // OOM kills of forgotten workloads: a service the OOM killer ended is restarted in a new cgroup
   // under the same path, which must keep the kill's floor or be killed again at the old limit.
   std::map<std::string, allocate::OomKill> past_ooms_;
+  void changesFromTheAuditTrail(const std::string& workload, State& st);
   std::int64_t oomHoldSeconds() const;  // the longest of every planner's
   // The planner's intervals (history, cool-downs, OOM hold) run on the sample times made
   // monotonic: a wall clock stepped back (NTP) adds no time rather than negative time, which
