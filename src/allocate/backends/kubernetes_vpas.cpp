@@ -232,8 +232,8 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
   if (slot) return *slot;
   slot = std::make_unique<ListedPods>();
   ListedPods& out = *slot;
-  // Pods first: a pod created between the two requests has metrics but no labels yet and waits a
-  // round, rather than one deleted between them leaving labels without metrics.
+  // Pods, then their metrics: a pod created between the two requests is not listed yet and waits
+  // a round; one deleted between them is listed without metrics and counts for nothing.
   const std::string ppath = fmt::format("/api/v1/namespaces/{}/pods", ns);
   auto pods = getChecked(*api_, ppath, kPodListShape);
   if (!pods) {
