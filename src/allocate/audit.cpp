@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS allocation_changes (
   reason      TEXT NOT NULL,
   result      TEXT NOT NULL,
   rollback_of INTEGER REFERENCES allocation_changes(id),
-  restore     TEXT
+  restore     TEXT,
+  oom         TEXT
 );
 CREATE INDEX IF NOT EXISTS allocation_changes_workload ON allocation_changes(workload, id);
 )sql";
@@ -68,6 +69,13 @@ Result<AuditRecord> readRow(sqlite3_stmt* s) {
     r.restore = nlohmann::json::parse(text(s, 10), nullptr, false);
     if (r.restore.is_discarded())
       return fail(ErrorCode::kParse, "audit record {}: restore is not JSON", r.id);
+  }
+  if (sqlite3_column_type(s, 11) != SQLITE_NULL) {
+    const auto oom = nlohmann::json::parse(text(s, 11), nullptr, false);
+    if (!oom.is_object() || !oom.contains("time") || !oom.contains("demand") || !oom["time"].is_number() ||
+        !oom["demand"].is_number())
+      return fail(ErrorCode::kParse, "audit record {}: oom is not {{\"time\": ..., \"demand\": ...}}", r.id);
+    r.oom = OomKill{oom["time"].get<std::int64_t>(), oom["demand"].get<double>()};
   }
   return r;
 }
@@ -118,7 +126,7 @@ Result<AuditLog> AuditLog::open(const std::string& path, Mode mode) {
       return fail(ErrorCode::kIo, "{}: cannot set up audit database: {}", path, msg);
     }
   }
-  bool has_table = false, has_restore = false;
+  bool has_table = false, has_restore = false, has_oom = false;
   {
     Stmt st;
     if (sqlite3_prepare_v2(db, "PRAGMA table_info(allocation_changes)", -1, &st.s, nullptr) !=
@@ -127,31 +135,37 @@ Result<AuditLog> AuditLog::open(const std::string& path, Mode mode) {
     while (sqlite3_step(st.s) == SQLITE_ROW) {
       has_table = true;
       has_restore |= text(st.s, 1) == "restore";
+      has_oom |= text(st.s, 1) == "oom";
     }
   }
   if (!has_table)
     return fail(ErrorCode::kParse, "{}: not an audit database (no allocation_changes table)", path);
-  // A trail written before the restore column existed gets it (NULL: those records roll back
-  // through `before`, as they always did); read-only, it is read without it.
+  // A trail written before the restore or oom column existed gets it (NULL: those records roll
+  // back through `before`, as they always did, and hold no kill); read-only, it is read without.
   log.has_restore_ = has_restore;
-  if (!has_restore && !read_only) {
-    if (sqlite3_exec(db, "ALTER TABLE allocation_changes ADD COLUMN restore TEXT", nullptr,
-                     nullptr, &err) != SQLITE_OK) {
+  log.has_oom_ = has_oom;
+  for (auto [has, column] : {std::pair{&log.has_restore_, "restore"}, {&log.has_oom_, "oom"}}) {
+    if (*has || read_only) continue;
+    const std::string sql = fmt::format("ALTER TABLE allocation_changes ADD COLUMN {} TEXT", column);
+    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
       std::string msg = err ? err : "?";
       sqlite3_free(err);
-      return fail(ErrorCode::kIo, "{}: cannot add the restore column: {}", path, msg);
+      return fail(ErrorCode::kIo, "{}: cannot add the {} column: {}", path, column, msg);
     }
-    log.has_restore_ = true;
+    *has = true;
   }
   return log;
 }
 
-AuditLog::AuditLog(AuditLog&& o) noexcept : db_(o.db_), has_restore_(o.has_restore_) { o.db_ = nullptr; }
+AuditLog::AuditLog(AuditLog&& o) noexcept : db_(o.db_), has_restore_(o.has_restore_), has_oom_(o.has_oom_) {
+  o.db_ = nullptr;
+}
 AuditLog& AuditLog::operator=(AuditLog&& o) noexcept {
   if (this != &o) {
     sqlite3_close(db_);
     db_ = o.db_;
     has_restore_ = o.has_restore_;
+    has_oom_ = o.has_oom_;
     o.db_ = nullptr;
   }
   return *this;
@@ -162,7 +176,7 @@ Result<std::int64_t> AuditLog::append(const AuditRecord& r) {
   Stmt st;
   const char* sql =
       "INSERT INTO allocation_changes (time, workload, backend, options, before, after, reason, "
-      "result, rollback_of, restore) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      "result, rollback_of, restore, oom) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK)
     return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
   nlohmann::json options(r.options.values);
@@ -176,16 +190,22 @@ Result<std::int64_t> AuditLog::append(const AuditRecord& r) {
   const std::string restore = r.restore.is_null() ? std::string() : r.restore.dump();
   if (r.restore.is_null()) sqlite3_bind_null(st.s, 10);
   else sqlite3_bind_text(st.s, 10, restore.c_str(), -1, SQLITE_TRANSIENT);
+  const std::string oom = r.oom ? nlohmann::json{{"time", r.oom->time}, {"demand", r.oom->demand}}.dump() : "";
+  if (!r.oom) sqlite3_bind_null(st.s, 11);
+  else sqlite3_bind_text(st.s, 11, oom.c_str(), -1, SQLITE_TRANSIENT);
   if (sqlite3_step(st.s) != SQLITE_DONE)
     return fail(ErrorCode::kIo, "audit: cannot record change of {}: {}", r.workload,
                 sqlite3_errmsg(db_));
   return sqlite3_last_insert_rowid(db_);
 }
 
+std::string AuditLog::columns() const {
+  return fmt::format("{}{}, {}", kColumns, has_restore_ ? "restore" : "NULL", has_oom_ ? "oom" : "NULL");
+}
+
 Result<AuditRecord> AuditLog::get(std::int64_t id) const {
   Stmt st;
-  const std::string sql = fmt::format("SELECT {}{} FROM allocation_changes WHERE id = ?", kColumns,
-                                      has_restore_ ? "restore" : "NULL");
+  const std::string sql = fmt::format("SELECT {} FROM allocation_changes WHERE id = ?", columns());
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
     return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
   sqlite3_bind_int64(st.s, 1, id);
@@ -200,8 +220,8 @@ Result<std::vector<AuditRecord>> AuditLog::list(const std::string& workload,
   Stmt st;
   const std::string sql =
       // One workload's by the (workload, id) index: "?1 = '' OR workload = ?1" would scan them all.
-      fmt::format("SELECT {}{} FROM allocation_changes {} ORDER BY id DESC LIMIT ?2", kColumns,
-                  has_restore_ ? "restore" : "NULL", workload.empty() ? "WHERE ?1 = ''" : "WHERE workload = ?1");
+      fmt::format("SELECT {} FROM allocation_changes {} ORDER BY id DESC LIMIT ?2", columns(),
+                  workload.empty() ? "WHERE ?1 = ''" : "WHERE workload = ?1");
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
     return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
   sqlite3_bind_text(st.s, 1, workload.c_str(), -1, SQLITE_TRANSIENT);
@@ -282,8 +302,9 @@ Result<std::int64_t> applyAndRecord(Backend& backend, const std::string& backend
                                     const BackendOptions& options, AuditLog& log,
                                     const std::string& workload, const Allocation& target,
                                     const std::string& reason, const Allocation* lower,
-                                    const Allocation* upper) {
+                                    const Allocation* upper, std::optional<OomKill> oom) {
   AuditRecord rec;
+  rec.oom = oom;
   rec.workload = workload;
   rec.backend = backend_name;
   rec.options = options;

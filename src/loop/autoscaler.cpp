@@ -75,7 +75,8 @@ Autoscaler::State& Autoscaler::stateOf(const std::string& workload) {
 }
 
 // After a restart the planner's cool-downs run from the last changes the audit trail holds, not
-// from none: a workload is not resized again at once because the agent or recommender restarted.
+// from none, and an OOM kill recorded with a change keeps its hold: a workload is not resized
+// again at once, or back into the kill, because the agent or recommender restarted.
 void Autoscaler::changesFromTheAuditTrail(const std::string& workload, State& st) {
   auto records = audit_->list(workload, 50);
   if (!records) {
@@ -83,12 +84,13 @@ void Autoscaler::changesFromTheAuditTrail(const std::string& workload, State& st
                  workload, records.error().message);
     return;
   }
+  // On the loop's clock, as warm() places the past.
+  auto onLoopClock = [this](std::int64_t wall) { return last_wall_ ? loop_now_ - (*last_wall_ - wall) : wall; };
   for (const auto& rec : *records) {  // the newest first
+    if (rec.oom && !st.oom) st.oom = allocate::OomKill{onLoopClock(rec.oom->time), rec.oom->demand};
     if (!rec.ok()) continue;
-    // On the loop's clock, as warm() places the past.
-    const std::int64_t t = last_wall_ ? loop_now_ - (*last_wall_ - rec.time) : rec.time;
     for (Resource r : kAllResources)
-      if (rec.after[r] && !st.last_change[index(r)]) st.last_change[index(r)] = t;
+      if (rec.after[r] && !st.last_change[index(r)]) st.last_change[index(r)] = onLoopClock(rec.time);
   }
 }
 
@@ -194,9 +196,12 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   Status applied = guarded(config_.backend_name, workload, [&]() -> Status {
     // The forecast's bounds go with the target (a VPA's lowerBound and upperBound).
     if (!audit_) return backend_->applyWithin(workload, plan.target, plan.lower, plan.upper);
+    // The kill in force goes with the record (on the wall clock), so that a restart keeps its hold.
+    std::optional<allocate::OomKill> oom = st.oom;
+    if (oom && last_wall_) oom->time += *last_wall_ - loop_now_;
     return allocate::applyAndRecord(*backend_, config_.backend_name, config_.backend_options,
                                     *audit_, workload, plan.target, plan.reason(), &plan.lower,
-                                    &plan.upper)
+                                    &plan.upper, oom)
         .map([](std::int64_t) {});
   });
   if (!applied) {

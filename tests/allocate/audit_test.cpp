@@ -131,8 +131,8 @@ TEST(Audit, ARollbackPutsBackWhatTheAllocationCannotHold) {
   EXPECT_EQ(readFile(v2dir / "memory.max"), "2147483648");
 }
 
-// A trail written before the snapshot column existed is migrated at open, and its records still
-// roll back (through `before`).
+// A trail written before the snapshot and oom columns existed is migrated at open, and its
+// records still roll back (through `before`) and hold no kill.
 TEST(Audit, ATrailWithoutSnapshotsIsMigratedAndRollsBackThroughBefore) {
   Fixture fx;
   const auto path = (fx.tmp.path() / "old.db").string();
@@ -166,6 +166,7 @@ VALUES (1, 'app', 'cgroup-v1', '{{"root": "{}"}}', '{{"memory": 1073741824}}',
   auto old = log->get(1);
   ASSERT_TRUE(old) << old.error().message;
   EXPECT_TRUE(old->restore.is_null());
+  EXPECT_FALSE(old->oom);
   auto rb = rollback(*log, fx.registry, 1);
   ASSERT_TRUE(rb) << rb.error().message;
   EXPECT_EQ(readFile(fx.tmp.path() / "cg/cpu/app/cpu.cfs_quota_us"), "-1");

@@ -465,6 +465,50 @@ TEST(Autoscaler, ARestartKeepsItsCooldownsFromTheAuditTrail) {
   std::filesystem::remove(path);
 }
 
+// An OOM kill's hold outlives a restart too: the kill goes with the change it caused into the
+// audit trail, and the restarted loop does not size the workload back into the next kill.
+TEST(Autoscaler, ARestartKeepsAnOomKillsHoldFromTheAuditTrail) {
+  AutoscalerConfig c = afterSamples(5);
+  c.apply = true;
+  c.resources = {Resource::kMemory};
+  c.planner[Resource::kMemory].usage_margin_abs = 0;
+  c.planner[Resource::kMemory].cooldown_down_seconds = 0;
+  c.planner[Resource::kMemory].oom_hold_seconds = 3600;
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("foresight-autoscaler-oom-" + std::to_string(::getpid()) + ".db")).string();
+  std::filesystem::remove(path);
+  auto kept = std::make_shared<allocate::Allocation>();
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+  {
+    auto audit = allocate::AuditLog::open(path);
+    ASSERT_TRUE(audit) << audit.error().message;
+    Autoscaler a(c, std::make_unique<KeptBackend>(kept), std::move(*audit));
+    for (std::int64_t t = now - 120; t < now - 115; ++t) ASSERT_TRUE(a.observe("db", t, usage(1.0, 1e9)));
+    ASSERT_TRUE(a.observe("db", now - 115, usage(1.0, 2e8), usage(1.0, 1.32e9)));  // killed
+  }
+  ASSERT_TRUE((*kept)[Resource::kMemory]);
+  EXPECT_NEAR(*(*kept)[Resource::kMemory], 1.32e9, 1);
+  // Restarted two minutes later, the workload uses little: the hold (an hour) keeps the limit.
+  auto restart = [&](bool with_audit) {
+    std::optional<allocate::AuditLog> audit;
+    if (with_audit) audit.emplace(std::move(*allocate::AuditLog::open(path)));
+    Autoscaler b(c, std::make_unique<KeptBackend>(kept), std::move(audit));
+    for (std::int64_t t = now; t < now + 10; ++t) EXPECT_TRUE(b.observe("db", t, usage(1.0, 2e8)));
+    return *(*kept)[Resource::kMemory];
+  };
+  EXPECT_NEAR(restart(true), 1.32e9, 1);
+  EXPECT_LT(restart(false), 1.32e9 - 1) << "without the trail the kill is forgotten";
+  auto records = allocate::AuditLog::open(path)->list("db", 0);
+  ASSERT_TRUE(records);
+  std::optional<allocate::OomKill> recorded;
+  for (const auto& rec : *records) recorded = rec.oom ? rec.oom : recorded;  // the oldest kill
+  ASSERT_TRUE(recorded);
+  EXPECT_EQ(recorded->time, now - 115);  // on the wall clock
+  EXPECT_NEAR(recorded->demand, 1.32e9, 1);
+  std::filesystem::remove(path);
+}
+
 // A workload held at a 1-core limit uses 1 core and is throttled for 1 more: sized on usage alone
 // the loop would keep the limit (usage never exceeds it); sized on demand it grows to cover 2.
 TEST(Autoscaler, ForecastsDemandNotTheUsageALimitCaps) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "foresight/allocate/backend.h"
+#include "foresight/allocate/planner.h"
 
 struct sqlite3;
 
@@ -32,6 +33,9 @@ struct AuditRecord {
   std::string result;           // "ok" or "failed: <error>"
   std::optional<std::int64_t> rollback_of;
   nlohmann::json restore;  // the backend's snapshot() before the change; null when it keeps none
+  // The OOM kill whose hold (the planner's oom-floor) was in force when the change was made, so
+  // that a restarted loop holds it for the rest of its time.
+  std::optional<OomKill> oom;
   bool ok() const { return result == "ok"; }
 };
 
@@ -55,6 +59,8 @@ class AuditLog {
   explicit AuditLog(sqlite3* db) : db_(db) {}
   sqlite3* db_ = nullptr;
   bool has_restore_ = true;  // false: a read-only trail from before the restore column
+  bool has_oom_ = true;      // false: a read-only trail from before the oom column
+  std::string columns() const;  // the SELECT list, NULL for a column the trail lacks
 };
 
 // Reads current, applies `target` (within `lower`..`upper` where given: Backend::applyWithin),
@@ -64,7 +70,7 @@ Result<std::int64_t> applyAndRecord(Backend& backend, const std::string& backend
                                     const BackendOptions& options, AuditLog& log,
                                     const std::string& workload, const Allocation& target,
                                     const std::string& reason, const Allocation* lower = nullptr,
-                                    const Allocation* upper = nullptr);
+                                    const Allocation* upper = nullptr, std::optional<OomKill> oom = std::nullopt);
 
 // Puts back the allocation record `id` replaced: the settings the backend snapshot before it
 // (Backend::snapshot), or else the resources it changed at their `before` values (absent =
