@@ -431,6 +431,34 @@ class KeptBackend final : public allocate::Backend {
   std::shared_ptr<allocate::Allocation> kept_;
 };
 
+// Autoscalers that come and go (restarts) on one kept allocation and one audit trail file.
+struct Restarts {
+  AutoscalerConfig config;
+  std::string path = (std::filesystem::temp_directory_path() /
+                      ("foresight-autoscaler-audit-" + std::to_string(::getpid()) + ".db")).string();
+  std::shared_ptr<allocate::Allocation> kept = std::make_shared<allocate::Allocation>();
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+  explicit Restarts(AutoscalerConfig c) : config(std::move(c)) { std::filesystem::remove(path); }
+  ~Restarts() { std::filesystem::remove(path); }
+  Autoscaler start(bool with_audit = true) {
+    std::optional<allocate::AuditLog> audit;
+    if (with_audit) {
+      auto opened = allocate::AuditLog::open(path);
+      EXPECT_TRUE(opened) << opened.error().message;
+      if (opened) audit.emplace(std::move(*opened));
+    }
+    return Autoscaler(config, std::make_unique<KeptBackend>(kept), std::move(audit));
+  }
+  // `workload` restarted at `now`, sampled at `u` for 10 s: what it is then allocated of `r`.
+  double afterRestart(bool with_audit, const std::string& workload, Resource r,
+                      const std::array<double, kResourceCount>& u) {
+    Autoscaler b = start(with_audit);
+    for (std::int64_t t = now; t < now + 10; ++t) EXPECT_TRUE(b.observe(workload, t, u));
+    return (*kept)[r].value_or(NAN);
+  }
+};
+
 // A restart (a new Autoscaler on the same audit trail) keeps the cool-downs: a limit raised a
 // minute before is not cut at once because the agent restarted.
 TEST(Autoscaler, ARestartKeepsItsCooldownsFromTheAuditTrail) {
@@ -438,31 +466,16 @@ TEST(Autoscaler, ARestartKeepsItsCooldownsFromTheAuditTrail) {
   c.apply = true;
   c.resources = {Resource::kCpu};
   c.planner[Resource::kCpu].cooldown_down_seconds = 600;
-  const std::string path = (std::filesystem::temp_directory_path() /
-                            ("foresight-autoscaler-audit-" + std::to_string(::getpid()) + ".db")).string();
-  std::filesystem::remove(path);
-  auto kept = std::make_shared<allocate::Allocation>();
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch()).count();
+  Restarts x(c);
   {
-    auto audit = allocate::AuditLog::open(path);
-    ASSERT_TRUE(audit) << audit.error().message;
-    Autoscaler a(c, std::make_unique<KeptBackend>(kept), std::move(*audit));
-    for (std::int64_t t = now - 60; t < now - 55; ++t) ASSERT_TRUE(a.observe("web", t, usage(2.0, NAN)));
+    Autoscaler a = x.start();
+    for (std::int64_t t = x.now - 60; t < x.now - 55; ++t) ASSERT_TRUE(a.observe("web", t, usage(2.0, NAN)));
   }
-  ASSERT_TRUE((*kept)[Resource::kCpu]);
-  EXPECT_NEAR(*(*kept)[Resource::kCpu], 2.0, 1e-9);
+  EXPECT_NEAR((*x.kept)[Resource::kCpu].value_or(NAN), 2.0, 1e-9);
   // Restarted: usage falls to 0.5; the down cool-down runs 600 s from the change a minute ago.
-  auto restart = [&](bool with_audit) {
-    std::optional<allocate::AuditLog> audit;
-    if (with_audit) audit.emplace(std::move(*allocate::AuditLog::open(path)));
-    Autoscaler b(c, std::make_unique<KeptBackend>(kept), std::move(audit));
-    for (std::int64_t t = now; t < now + 10; ++t) EXPECT_TRUE(b.observe("web", t, usage(0.5, NAN)));
-    return *(*kept)[Resource::kCpu];
-  };
-  EXPECT_NEAR(restart(true), 2.0, 1e-9);
-  EXPECT_LT(restart(false), 1.99) << "without the trail the cut (a step down) is not held";
-  std::filesystem::remove(path);
+  EXPECT_NEAR(x.afterRestart(true, "web", Resource::kCpu, usage(0.5, NAN)), 2.0, 1e-9);
+  EXPECT_LT(x.afterRestart(false, "web", Resource::kCpu, usage(0.5, NAN)), 1.99)
+      << "without the trail the cut (a step down) is not held";
 }
 
 // An OOM kill's hold outlives a restart too: the kill goes with the change it caused into the
@@ -474,39 +487,24 @@ TEST(Autoscaler, ARestartKeepsAnOomKillsHoldFromTheAuditTrail) {
   c.planner[Resource::kMemory].usage_margin_abs = 0;
   c.planner[Resource::kMemory].cooldown_down_seconds = 0;
   c.planner[Resource::kMemory].oom_hold_seconds = 3600;
-  const std::string path = (std::filesystem::temp_directory_path() /
-                            ("foresight-autoscaler-oom-" + std::to_string(::getpid()) + ".db")).string();
-  std::filesystem::remove(path);
-  auto kept = std::make_shared<allocate::Allocation>();
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch()).count();
+  Restarts x(c);
   {
-    auto audit = allocate::AuditLog::open(path);
-    ASSERT_TRUE(audit) << audit.error().message;
-    Autoscaler a(c, std::make_unique<KeptBackend>(kept), std::move(*audit));
-    for (std::int64_t t = now - 120; t < now - 115; ++t) ASSERT_TRUE(a.observe("db", t, usage(1.0, 1e9)));
-    ASSERT_TRUE(a.observe("db", now - 115, usage(1.0, 2e8), usage(1.0, 1.32e9)));  // killed
+    Autoscaler a = x.start();
+    for (std::int64_t t = x.now - 120; t < x.now - 115; ++t) ASSERT_TRUE(a.observe("db", t, usage(1.0, 1e9)));
+    ASSERT_TRUE(a.observe("db", x.now - 115, usage(1.0, 2e8), usage(1.0, 1.32e9)));  // killed
   }
-  ASSERT_TRUE((*kept)[Resource::kMemory]);
-  EXPECT_NEAR(*(*kept)[Resource::kMemory], 1.32e9, 1);
+  EXPECT_NEAR((*x.kept)[Resource::kMemory].value_or(NAN), 1.32e9, 1);
   // Restarted two minutes later, the workload uses little: the hold (an hour) keeps the limit.
-  auto restart = [&](bool with_audit) {
-    std::optional<allocate::AuditLog> audit;
-    if (with_audit) audit.emplace(std::move(*allocate::AuditLog::open(path)));
-    Autoscaler b(c, std::make_unique<KeptBackend>(kept), std::move(audit));
-    for (std::int64_t t = now; t < now + 10; ++t) EXPECT_TRUE(b.observe("db", t, usage(1.0, 2e8)));
-    return *(*kept)[Resource::kMemory];
-  };
-  EXPECT_NEAR(restart(true), 1.32e9, 1);
-  EXPECT_LT(restart(false), 1.32e9 - 1) << "without the trail the kill is forgotten";
-  auto records = allocate::AuditLog::open(path)->list("db", 0);
+  EXPECT_NEAR(x.afterRestart(true, "db", Resource::kMemory, usage(1.0, 2e8)), 1.32e9, 1);
+  EXPECT_LT(x.afterRestart(false, "db", Resource::kMemory, usage(1.0, 2e8)), 1.32e9 - 1)
+      << "without the trail the kill is forgotten";
+  auto records = allocate::AuditLog::open(x.path)->list("db", 0);
   ASSERT_TRUE(records);
   std::optional<allocate::OomKill> recorded;
   for (const auto& rec : *records) recorded = rec.oom ? rec.oom : recorded;  // the oldest kill
   ASSERT_TRUE(recorded);
-  EXPECT_EQ(recorded->time, now - 115);  // on the wall clock
+  EXPECT_EQ(recorded->time, x.now - 115);  // on the wall clock
   EXPECT_NEAR(recorded->demand, 1.32e9, 1);
-  std::filesystem::remove(path);
 }
 
 // A workload held at a 1-core limit uses 1 core and is throttled for 1 more: sized on usage alone
