@@ -77,11 +77,8 @@ void BM_WarmFromHistory(benchmark::State& state, const char* kind, std::int64_t 
     state.SkipWithError("the shipped sample trace has too few rows");
     return;
   }
-  foresight::predict::SeasonalOptions seasonal;  // as apps/foresight/loop_options.cpp's liveForecasters
-  seasonal.max_period = static_cast<std::size_t>(std::max<double>(16.0, 600.0 / static_cast<double>(period)));
-  seasonal.errors = seasonal.max_period;
-  auto forecasters = foresight::loop::makeForecasters(
-      kind, std::string(FORESIGHT_SOURCE_DIR) + "/models/lstm-bitbrains.fsm", seasonal, static_cast<double>(period));
+  auto forecasters = foresight::loop::liveForecasters(
+      kind, std::string(FORESIGHT_SOURCE_DIR) + "/models/lstm-bitbrains.fsm", static_cast<double>(period));
   if (!forecasters) {
     state.SkipWithError(forecasters.error().message.c_str());
     return;

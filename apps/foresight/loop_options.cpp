@@ -75,14 +75,6 @@ void addEndpointSecurityOptions(CLI::App& cmd, server::HttpOptions& o, const std
       ->check(CLI::ExistingFile);
 }
 
-Result<loop::ForecasterFactory> liveForecasters(const std::string& kind, const std::string& model,
-                                                double period) {
-  predict::SeasonalOptions seasonal;
-  seasonal.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
-  seasonal.errors = seasonal.max_period;
-  return loop::makeForecasters(kind, model, seasonal, period);
-}
-
 namespace {
 
 std::string show(Resource r, double v) {

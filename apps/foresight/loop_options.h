@@ -46,11 +46,6 @@ void addEndpointSecurityOptions(CLI::App& cmd, server::HttpOptions& o, const std
 // --quantile: one risk level for every resource of every policy (0: leave them).
 void overrideQuantile(allocate::PlannerConfigs& policies, double quantile);
 
-// The forecasters of --forecaster (auto, lstm, seasonal) for samples every `period` seconds; the
-// seasonal one looks for periods up to ten minutes of samples.
-Result<loop::ForecasterFactory> liveForecasters(const std::string& kind, const std::string& model,
-                                                double period);
-
 // The audit trail of the changes a loop applies: opened with --apply, none in dry-run.
 Result<std::optional<allocate::AuditLog>> auditTrail(bool apply, const std::string& path);
 

@@ -128,7 +128,7 @@ Status recommend(const Args& a) {
   loop::AutoscalerConfig c;
   c.planner = policies.defaults;
   c.workload_planners = policies.workloads;  // keyed "namespace/vpa/container"
-  auto forecasters = liveForecasters(a.forecaster, a.model, a.period);
+  auto forecasters = loop::liveForecasters(a.forecaster, a.model, a.period);
   if (!forecasters) return tl::unexpected(forecasters.error());
   c.forecaster = std::move(*forecasters);
   c.min_history_seconds = a.min_history;

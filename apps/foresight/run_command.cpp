@@ -129,7 +129,7 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
   const allocate::PlannerConfigs policies = adjusted(a, from_file);
   c.planner = policies.defaults;
   c.workload_planners = policies.workloads;  // keyed by the backend's name: the cgroup path without '/'
-  auto forecasters = liveForecasters(a.forecaster, a.model, period);
+  auto forecasters = loop::liveForecasters(a.forecaster, a.model, period);
   if (!forecasters) return tl::unexpected(forecasters.error());
   c.forecaster = std::move(*forecasters);
   if (std::filesystem::exists(a.catalog)) {

@@ -145,4 +145,12 @@ Result<ForecasterFactory> makeForecasters(const std::string& kind,
   return bestOfForecasters({std::move(lstm), seasonalForecasters(seasonal)});
 }
 
+Result<ForecasterFactory> liveForecasters(const std::string& kind, const std::filesystem::path& model,
+                                          double period) {
+  predict::SeasonalOptions seasonal;
+  seasonal.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
+  seasonal.errors = seasonal.max_period;
+  return makeForecasters(kind, model, seasonal, period);
+}
+
 }  // namespace foresight::loop

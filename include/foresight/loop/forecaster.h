@@ -56,5 +56,9 @@ Result<ForecasterFactory> makeForecasters(const std::string& kind,
                                           const std::filesystem::path& model,
                                           const predict::SeasonalOptions& seasonal,
                                           double sample_seconds = 0);
+// As `foresight run` and `foresight recommend` make them (--forecaster, --model) for samples every
+// `period` seconds: the seasonal forecaster looks for periods up to ten minutes of samples.
+Result<ForecasterFactory> liveForecasters(const std::string& kind, const std::filesystem::path& model,
+                                          double period);
 
 }  // namespace foresight::loop
