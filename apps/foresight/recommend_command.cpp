@@ -153,8 +153,7 @@ Status recommend(const Args& a) {
       server.bearer_token = std::move(*token);
     }
     history = loop::prometheusHistory(server, std::llround(a.period));
-    // Two scrapes in the rate's window at the common 15-60 s intervals, as the history's.
-    throttling = loop::prometheusThrottling(server, std::max<std::int64_t>(120, std::llround(a.period)));
+    throttling = loop::prometheusThrottling(server, std::llround(a.period));
   }
   loop::VpaRecommender recommender(allocate::k8s::VpaDiscovery(*access, 600, listed), a.recommender, a.ns, autoscaler,
                                    std::move(history), std::llround(a.history_length));

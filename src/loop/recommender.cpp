@@ -42,12 +42,15 @@ Result<std::set<std::string>> earlierPods(const trace::PrometheusQuery& server, 
   return pods;
 }
 
+// The window of a rate() at `step_seconds`: a rate needs two scrapes in its window, and two
+// minutes hold two at the common 15-60 s intervals.
+std::int64_t rateWindow(std::int64_t step_seconds) { return std::max<std::int64_t>(step_seconds, 120); }
+
 }  // namespace
 
 HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step_seconds) {
   server.step_seconds = std::max<std::int64_t>(1, step_seconds);
-  // A rate needs two scrapes in its window: two minutes hold two at the common 15-60 s intervals.
-  const std::int64_t window = std::max<std::int64_t>(server.step_seconds, 120);
+  const std::int64_t window = rateWindow(server.step_seconds);
   return [server, window](const HistoryRequest& h) -> Result<std::vector<trace::RawSeries>> {
     auto pods = earlierPods(server, h);
     if (!pods) return tl::unexpected(pods.error());
@@ -63,7 +66,8 @@ HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step
   };
 }
 
-ThrottlingReader prometheusThrottling(trace::PrometheusQuery server, std::int64_t window_seconds) {
+ThrottlingReader prometheusThrottling(trace::PrometheusQuery server, std::int64_t step_seconds) {
+  const std::int64_t window_seconds = rateWindow(step_seconds);
   return [server, window_seconds](const std::string& ns, std::int64_t time) -> Result<std::map<std::string, double>> {
     auto samples = trace::readInstant(
         server,

@@ -498,7 +498,7 @@ TEST(VpaRecommender, StartsFromEachContainersPastInPrometheus) {
   q.url = server->url();
 
   Loop with = makeLoop(cluster, 600, prometheusHistory(q, 60));
-  with.recommender->throttlingFrom(prometheusThrottling(q, 120));
+  with.recommender->throttlingFrom(prometheusThrottling(q, 60));
   auto r = with.recommender->round();
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->errors, 0u);
@@ -624,7 +624,7 @@ TEST(VpaRecommender, ReadsThrottlingFromPrometheus) {
   ASSERT_TRUE(server);
   trace::PrometheusQuery q;
   q.url = server->url();
-  auto read = prometheusThrottling(q, 120)("shop", at);
+  auto read = prometheusThrottling(q, 60)("shop", at);  // read every minute: a 2-minute rate
   ASSERT_TRUE(read) << read.error().message;
   ASSERT_EQ(read->size(), 1u) << server->logTail();
   EXPECT_NEAR(read->at("web-2/app"), 0.5, 1e-9);

@@ -48,9 +48,10 @@ HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step
 // seconds), by "pod/container": the cpu it wanted above its limit, which the metrics API does not
 // show.
 using ThrottlingReader = std::function<Result<std::map<std::string, double>>(const std::string& ns, std::int64_t time)>;
-// From cAdvisor's container_cpu_cfs_throttled_seconds_total in Prometheus: its rate over `window`
-// seconds, summed per scrape job and the most of any job (as the history's usage).
-ThrottlingReader prometheusThrottling(trace::PrometheusQuery server, std::int64_t window_seconds);
+// From cAdvisor's container_cpu_cfs_throttled_seconds_total in Prometheus, read every
+// `step_seconds` (the recommender's period): its rate over the history's window, summed per scrape
+// job and the most of any job (as the history's usage).
+ThrottlingReader prometheusThrottling(trace::PrometheusQuery server, std::int64_t step_seconds);
 
 class VpaRecommender {
  public:
@@ -78,7 +79,8 @@ class VpaRecommender {
   void onlyWhile(std::function<bool()> leading) { leading_ = std::move(leading); }
   // With `throttling`, a container's cpu demand is its usage plus its throttled time per second,
   // pod by pod, at most its node's CPUs (collect::cpuDemand, as `run` has it from the cgroup);
-  // without, or where it cannot be read (logged when that changes), its usage.
+  // without, or where it cannot be read (warned in the round that starts, not again while it
+  // lasts), its usage.
   void throttlingFrom(ThrottlingReader throttling) { throttling_ = std::move(throttling); }
   // Keep each VPA's status.conditions as the stock recommender does (VpaDiscovery::reportConditions;
   // the discovery needs the listing). Off in a dry run, which writes nothing.
@@ -103,7 +105,8 @@ class VpaRecommender {
   std::function<bool()> leading_;
   ThrottlingReader throttling_;
   std::set<std::string> demand_errors_, demand_errors_now_;  // last round's (logged), this round's
-  // The containers' cpu demand (cores) by "pod/container" of `vpa`'s container `c`: NaN where
+  // `vpa`'s container `c`'s cpu demand (cores), the most of its pods', from `by_namespace` (this
+  // round's throttling by namespace, then by "pod/container"; read when first needed): NaN where
   // it is only its usage.
   double cpuDemand(const allocate::k8s::RecommendedVpa& vpa, const allocate::k8s::ContainerUsage& c,
                    std::map<std::string, std::map<std::string, double>>& by_namespace);
