@@ -650,21 +650,7 @@ class VpaBackend final : public Backend {
     }
     if (!replaced && !entry.is_null()) new_recs.push_back(entry);
     status["recommendation"] = {{"containerRecommendations", new_recs}};
-    const json patch = json::array({{{"op", "add"}, {"path", "/status"}, {"value", status}}});
-    auto r = api_.request("PATCH", v.path + "/status", patch.dump(), "application/json-patch+json");
-    // The VPA as written is what the next container's write must build on; after a failed write
-    // it is read again.
-    if (s_.listed) {
-      if (r && r->status == 200 && r->body.is_object())
-        s_.listed->put(v.path, r->body);
-      else
-        s_.listed->erase(v.path);
-    }
-    if (!r) return tl::unexpected(r.error());
-    if (r->status != 200)
-      return fail(ErrorCode::kIo, "{}: status PATCH returned {}: {}", v.what, r->status,
-                  apiMessage(*r));
-    return ok();
+    return writeVpaStatus(api_, s_.listed.get(), v.path, status, v.what);
   }
 
   static json recommendations(const json& vpa) {

@@ -270,4 +270,19 @@ Status checkShape(const json& v, const json& shape, const std::string& path,
   return ok();
 }
 
+Status writeVpaStatus(ApiClient& api, VpaObjects* listed, const std::string& path, const json& status,
+                      const std::string& what) {
+  const json patch = json::array({{{"op", "add"}, {"path", "/status"}, {"value", status}}});
+  auto r = api.request("PATCH", path + "/status", patch.dump(), "application/json-patch+json");
+  if (listed) {
+    if (r && r->status == 200 && r->body.is_object())
+      listed->put(path, r->body);
+    else
+      listed->erase(path);
+  }
+  if (!r) return tl::unexpected(r.error());
+  if (r->status != 200) return fail(ErrorCode::kIo, "{}: status PATCH returned {}: {}", what, r->status, apiMessage(*r));
+  return ok();
+}
+
 }  // namespace foresight::allocate::k8s

@@ -68,4 +68,11 @@ Status checkShape(const nlohmann::json& v, const nlohmann::json& shape, const st
 // schema is int-or-string.
 Result<double> quantityOf(const nlohmann::json& v);
 
+// Writes a VPA's whole status (`path`: the VPA's) as one JSON-patch "add" of /status, as the
+// stock recommender does (a status that does not exist yet has no member to add to), and keeps
+// `listed` (when given) in step: the object the API server returned, which the next write of the
+// round builds on, or none after a failed write (read again then). Errors name `what`.
+Status writeVpaStatus(ApiClient& api, VpaObjects* listed, const std::string& path, const nlohmann::json& status,
+                      const std::string& what);
+
 }  // namespace foresight::allocate::k8s

@@ -371,17 +371,8 @@ Result<bool> VpaDiscovery::reportConditions(const RecommendedVpa& vpa, bool pods
   };
   if (old.is_array() && byType(old) == byType(conditions)) return false;
   status["conditions"] = conditions;
-  // The whole status, as the recommendation's writes do: a status that does not exist yet has no
-  // /status/conditions to add to.
-  const json patch = json::array({{{"op", "add"}, {"path", "/status"}, {"value", status}}});
-  auto r = api_->request("PATCH", path + "/status", patch.dump(), "application/json-patch+json");
-  if (r && r->status == 200 && r->body.is_object())
-    listed_->put(path, r->body);
-  else
-    listed_->erase(path);
-  if (!r) return tl::unexpected(r.error());
-  if (r->status != 200)
-    return fail(ErrorCode::kIo, "VPA {}: status PATCH of its conditions returned {}: {}", vpa.workload(), r->status, apiMessage(*r));
+  auto written = writeVpaStatus(*api_, listed_.get(), path, status, fmt::format("VPA {} conditions", vpa.workload()));
+  if (!written) return tl::unexpected(written.error());
   return true;
 }
 
