@@ -69,12 +69,7 @@ HistoryReader prometheusHistory(trace::PrometheusQuery server, std::int64_t step
 ThrottlingReader prometheusThrottling(trace::PrometheusQuery server, std::int64_t step_seconds) {
   const std::int64_t window_seconds = rateWindow(step_seconds);
   return [server, window_seconds](const std::string& ns, std::int64_t time) -> Result<std::map<std::string, double>> {
-    auto samples = trace::readInstant(
-        server,
-        fmt::format("max by (pod, container) (sum by (job, pod, container) "
-                    "(rate(container_cpu_cfs_throttled_seconds_total{{namespace={},container!=\"\",container!=\"POD\"}}[{}s])))",
-                    trace::promString(ns), window_seconds),
-        time);
+    auto samples = trace::readInstant(server, trace::namespaceThrottlingQuery(ns, window_seconds), time);
     if (!samples) return tl::unexpected(samples.error());
     std::map<std::string, double> out;
     for (auto& [labels, value] : *samples)

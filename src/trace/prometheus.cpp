@@ -269,6 +269,21 @@ std::string promAnyOf(const std::vector<std::string>& names) {
   return promString(re);
 }
 
+namespace {
+// cAdvisor's CFS throttled seconds per second of the containers `match` selects, per pod and
+// container, summed within a scrape job (as the usage is).
+std::string throttledRate(const std::string& match, std::int64_t rate_window_seconds) {
+  return fmt::format("sum by (pod, container, job) (rate(container_cpu_cfs_throttled_seconds_total{}[{}s]))", match,
+                     rate_window_seconds);
+}
+}  // namespace
+
+std::string namespaceThrottlingQuery(const std::string& ns, std::int64_t rate_window_seconds) {
+  return fmt::format("max by (pod, container) ({})",
+                     throttledRate(fmt::format("{{namespace={},container!=\"\",container!=\"POD\"}}", promString(ns)),
+                                   rate_window_seconds));
+}
+
 std::array<std::string, kResourceCount> podContainerQueries(const std::string& ns,
                                                             const std::vector<std::string>& pods,
                                                             const std::vector<std::string>& containers,
@@ -285,8 +300,7 @@ std::array<std::string, kResourceCount> podContainerQueries(const std::string& n
   if (max_cpus > 0) {
     // max(usage, min(usage + throttled, max_cpus)); a container without a quota has no throttled
     // series, and `or` keeps its usage.
-    const std::string throttled = fmt::format(
-        "sum by (pod, container, job) (rate(container_cpu_cfs_throttled_seconds_total{}[{}s]))", match, rate_window_seconds);
+    const std::string throttled = throttledRate(match, rate_window_seconds);
     cpu = fmt::format("(clamp_max({0} + on (pod, container, job) {1}, {2}) > on (pod, container, job) {0}) or {0}", usage,
                       throttled, max_cpus);
   }

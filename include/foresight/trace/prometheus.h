@@ -52,6 +52,11 @@ std::array<std::string, kResourceCount> podContainerQueries(const std::string& n
                                                             std::int64_t rate_window_seconds,
                                                             double max_cpus = 0);
 
+// Each container's CFS throttled seconds per second in namespace `ns` (cAdvisor's counter as a
+// rate over `rate_window_seconds`), summed per scrape job and the most of any job, by pod and
+// container, the pause container left out: an instant query (readInstant).
+std::string namespaceThrottlingQuery(const std::string& ns, std::int64_t rate_window_seconds);
+
 // One series of a query_range answer: its id (the label values in label-name order joined by
 // '/', __name__ left out; commas and line breaks become '_'; "_" for an empty label set) and its
 // samples. Values that are not finite or are negative are dropped and counted in `dropped`.
