@@ -269,7 +269,7 @@ class FakeCluster {
     return vpas_[name];
   }
   struct Request {
-    std::string method, path, selector;
+    std::string method, path, selector, resource_version;
   };
   std::vector<Request> requests() {
     std::lock_guard lock(mu_);
@@ -316,7 +316,7 @@ class FakeCluster {
     return out;
   }
   void log(const httplib::Request& req) {
-    requests_.push_back({req.method, req.path, req.get_param_value("labelSelector")});
+    requests_.push_back({req.method, req.path, req.get_param_value("labelSelector"), req.get_param_value("resourceVersion")});
   }
   httplib::Server server_;
   std::thread thread_;

@@ -73,6 +73,11 @@ const json kPodListShape = json::parse(R"({"items": [{"metadata": {"name": "", "
   "lastState": {"terminated": {"reason": "", "finishedAt": ""}},
   "state": {"terminated": {"reason": "", "finishedAt": ""}}}]}}]})");
 
+// The round's lists (VPAs, pods, nodes) accept any recent state, as client-go's informers do for
+// their lists: the API server answers them from its watch cache instead of a quorum read of etcd,
+// which for a namespace's pods every minute is the difference that matters at scale.
+constexpr const char* kFromWatchCache = "?resourceVersion=0";
+
 // A GET whose answer must be 200 and hold `shape`; errors name the path.
 Result<json> getChecked(ApiClient& api, const std::string& path, const json& shape) {
   auto r = api.request("GET", path);
@@ -114,8 +119,9 @@ VpaDiscovery::~VpaDiscovery() = default;
 
 Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recommender,
                                                        const std::string& ns) {
-  const std::string path = ns.empty() ? "/apis/autoscaling.k8s.io/v1/verticalpodautoscalers"
-                                      : fmt::format("/apis/autoscaling.k8s.io/v1/namespaces/{}/verticalpodautoscalers", ns);
+  const std::string path = (ns.empty() ? std::string("/apis/autoscaling.k8s.io/v1/verticalpodautoscalers")
+                                       : fmt::format("/apis/autoscaling.k8s.io/v1/namespaces/{}/verticalpodautoscalers", ns)) +
+                           kFromWatchCache;
   round_pods_.clear();
   auto list = getChecked(*api_, path, kVpaListShape);
   if (!list) return tl::unexpected(list.error());
@@ -234,7 +240,7 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
   ListedPods& out = *slot;
   // Pods, then their metrics: a pod created between the two requests is not listed yet and waits
   // a round; one deleted between them is listed without metrics and counts for nothing.
-  const std::string ppath = fmt::format("/api/v1/namespaces/{}/pods", ns);
+  const std::string ppath = fmt::format("/api/v1/namespaces/{}/pods{}", ns, kFromWatchCache);
   auto pods = getChecked(*api_, ppath, kPodListShape);
   if (!pods) {
     out.error = pods.error().message;
@@ -381,7 +387,7 @@ Result<double> VpaDiscovery::nodeCpus(const std::string& node) {
   const bool known = node_cpus_.count(node);
   // A failed listing (no RBAC for nodes, say) is tried again after a minute, not for every pod.
   if (now - nodes_read_at_ > 600 || (!known && now - nodes_read_at_ > 60)) {
-    auto nodes = getChecked(*api_, "/api/v1/nodes", json::parse(R"({"items": [{"metadata": {"name": ""},
+    auto nodes = getChecked(*api_, std::string("/api/v1/nodes") + kFromWatchCache, json::parse(R"({"items": [{"metadata": {"name": ""},
         "status": {"capacity": {}}}]})"));
     nodes_read_at_ = now;
     node_cpus_.clear();
