@@ -61,6 +61,10 @@ std::int64_t Autoscaler::loopTime(std::int64_t wall) {
   return loop_now_;
 }
 
+std::int64_t Autoscaler::onLoopClock(std::int64_t wall) const {
+  return last_wall_ ? loop_now_ - (*last_wall_ - wall) : wall;
+}
+
 Autoscaler::State& Autoscaler::stateOf(const std::string& workload) {
   State& st = workloads_[workload];
   if (!st.forecaster) {
@@ -84,8 +88,6 @@ void Autoscaler::changesFromTheAuditTrail(const std::string& workload, State& st
                  workload, records.error().message);
     return;
   }
-  // On the loop's clock, as warm() places the past.
-  auto onLoopClock = [this](std::int64_t wall) { return last_wall_ ? loop_now_ - (*last_wall_ - wall) : wall; };
   for (const auto& rec : *records) {  // the newest first
     if (rec.oom && !st.oom) st.oom = allocate::OomKill{onLoopClock(rec.oom->time), rec.oom->demand};
     if (!rec.ok()) continue;
@@ -301,6 +303,13 @@ std::int64_t Autoscaler::oomHoldSeconds() const {
   for (const auto& [name, p] : workload_planners_)
     hold = std::max(hold, p.config()[Resource::kMemory].oom_hold_seconds);
   return hold;
+}
+
+void Autoscaler::rememberOomKill(const std::string& workload, std::int64_t wall, double demand) {
+  if (last_wall_ && *last_wall_ - wall >= oomHoldSeconds()) return;
+  State& st = stateOf(workload);
+  const allocate::OomKill kill{onLoopClock(wall), demand};
+  if (!st.oom || st.oom->time < kill.time) st.oom = kill;
 }
 
 void Autoscaler::forget(const std::string& workload) {

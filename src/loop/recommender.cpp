@@ -246,8 +246,14 @@ Result<VpaRecommender::Round> VpaRecommender::round() {
       auto [it, first] = seen_.try_emplace(workload);
       Seen& seen = it->second;
       // A kill up to an hour before the recommender first saw the container still counts: the
-      // recommender may have been restarted just after it.
-      if (first) seen.oom = c.time - 3600;
+      // recommender may have been restarted just after it. An older one that the pod's status
+      // still shows keeps the rest of its hold (a day by default), also where this replica's
+      // audit trail never saw it: another replica held the lease then, or it ran in dry-run.
+      if (first) {
+        seen.oom = c.time - 3600;
+        if (c.oom_limit > 0 && c.oom_time <= seen.oom)
+          autoscaler_.rememberOomKill(workload, c.oom_time, collect::memoryDemandAfterOomKill(c.oom_limit));
+      }
       if (c.time <= seen.time) continue;  // the metrics API has nothing newer yet
       seen.time = c.time;
       std::array<double, kResourceCount> use{c.cpu, c.memory, NAN, NAN};

@@ -281,6 +281,21 @@ TEST(VpaRecommender, AnOomKillRaisesMemoryAsTheStockRecommenderDoes) {
             collect::memoryDemandAfterOomKill(256 * kMiB));
 }
 
+// web-1's app was killed five hours before this recommender first saw it (another replica held
+// the lease then): the kill, still in the pod's status, keeps the rest of its day-long hold. One
+// older than the hold counts no more.
+TEST(VpaRecommender, AnEarlierKillInThePodsStatusKeepsTheRestOfItsHold) {
+  auto target = [](std::int64_t ago) {
+    FakeCluster cluster;
+    cluster.oom_at = cluster.clock - ago;
+    Loop l = makeLoop(cluster);
+    for (int i = 0; i < 12; ++i) EXPECT_TRUE(l.recommender->round());
+    return recommendation(cluster.vpa("web"), "app")["memory"]["target"];
+  };
+  EXPECT_GE(target(5 * 3600), collect::memoryDemandAfterOomKill(256 * kMiB));
+  EXPECT_LT(target(25 * 3600), collect::memoryDemandAfterOomKill(256 * kMiB));
+}
+
 TEST(VpaRecommender, NoNewMetricsNoNewSampleAndOnlyAGoneVpaIsForgotten) {
   FakeCluster cluster;
   Loop l = makeLoop(cluster);

@@ -91,6 +91,10 @@ class Autoscaler {
   // restarts), in time order: it feeds the forecasters and counts as history watched, as if
   // observed, but plans nothing. Returns the samples fed: 0 for a workload already seen.
   std::size_t warm(const std::string& workload, const trace::RawSeries& past);
+  // An OOM kill of `workload` at `wall` learnt after the fact (a pod's status read when the
+  // recommender first sees its container): the planner's hold runs from the kill, not from when it
+  // was read, and a kill older than the hold is ignored. Same thread as observe().
+  void rememberOomKill(const std::string& workload, std::int64_t wall, double demand);
   void forget(const std::string& workload);
   // New planner policies (an edited planner file), from the next observe() on; what the loop
   // keeps of each workload (history, cool-downs, an OOM hold) stays. Same thread as observe().
@@ -151,6 +155,7 @@ class Autoscaler {
   // would hold every raise as "cooldown" and blind young workloads until it caught up; a step
   // forward adds at most max_clock_step_seconds.
   std::int64_t loopTime(std::int64_t now);
+  std::int64_t onLoopClock(std::int64_t wall) const;  // a past wall time, as warm() places the past
   std::optional<std::int64_t> last_wall_;
   std::int64_t loop_now_ = 0;
   mutable std::mutex view_mutex_;
