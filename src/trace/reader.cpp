@@ -302,6 +302,10 @@ Result<std::vector<RawSeries>> parseGenericCsv(const fs::path& file) {
     auto refuse = [&](Status failed) -> Status {
       if (!long_format) return failed;
       raw->error = failed.error().message;
+      // Refused whole: what it read goes, so no half-read row is left behind.
+      raw->time.clear();
+      raw->value = {};
+      raw->metadata.clear();
       return ok();
     };
     if (cols.size() != column_resource.size() + first + 1) {

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <random>
 
+#include "support/mutate.h"
+
 namespace foresight::trace {
 namespace {
 namespace fs = std::filesystem;
@@ -477,6 +479,45 @@ TEST_F(TraceReaderTest, TheHeaderIsTheFirstLineThatIsNotBlankWithoutAByteOrderMa
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("bad.csv:3: unknown column 'cpus'"), std::string::npos)
       << bad.error().message;
+}
+
+// Damaged files of both formats are read or refused with the file named; none crashes or throws
+// (the sanitizer build checks the reads stay in bounds).
+TEST_F(TraceReaderTest, DamagedFilesAreReadOrRefusedWithTheirFileNamed) {
+  std::string bitbrains = std::string(kBitbrainsHeader) + "\n";
+  for (int i = 0; i < 6; ++i) bitbrains += row(1372629804 + 300L * i, 2, 100.5 * i, 1e6 + i, 1.5, 2e-3);
+  std::string with_id = "id,timestamp,cpu,memory[GiB],disk_io,network\n";
+  for (int i = 0; i < 6; ++i) with_id += fmt::format("vm-{},{},{},{},1e3,\n", i % 2, 1000000 + 300 * i, 0.5 * i, 1.25);
+  struct Case {
+    std::string seed;
+    Format format;
+  };
+  std::size_t read = 0, refused = 0;
+  for (const auto& [seed, format] : {Case{bitbrains, Format::kBitbrains}, Case{with_id, Format::kCsv},
+                                     Case{generic(6), Format::kCsv}}) {
+    int n = 0;
+    for (const auto& text : test_support::mutations(seed, 400)) {
+      const auto file = write(fmt::format("damaged-{}.csv", n++), text);
+      Result<std::vector<RawSeries>> r = fail(ErrorCode::kInternal, "not read");
+      ASSERT_NO_THROW(r = parseFile(file, format)) << text;
+      if (r) {
+        ++read;
+        for (const auto& series : *r) {
+          for (const auto& values : series.value)
+            EXPECT_TRUE(values.empty() || values.size() == series.time.size()) << series.id << ": " << text;
+          if (!series.error.empty()) {
+            EXPECT_NE(series.error.find(file.filename().string()), std::string::npos) << series.error;
+          }
+        }
+      } else {
+        ++refused;
+        EXPECT_NE(r.error().message.find(file.filename().string()), std::string::npos) << r.error().message;
+      }
+    }
+  }
+  // Both outcomes occur, so the mutations reach the parsers' checks and also leave files they read.
+  EXPECT_GT(read, 100u);
+  EXPECT_GT(refused, 100u);
 }
 
 TEST_F(TraceReaderTest, EmptyFolderIsAnError) {
