@@ -17,6 +17,7 @@
 #include "foresight/predict/lstm/stream.h"
 #include "foresight/predict/lstm/torch_api.h"
 #include "foresight/sim/backtest.h"
+#include "support/mutate.h"
 
 namespace foresight::predict::lstm {
 namespace {
@@ -331,6 +332,33 @@ TEST(LstmModelFile, HeaderValuesOutOfRangeAreRefusedNamingTheFile) {
     EXPECT_NE(l.error().message.find((dir / c.file).string() + ": "), std::string::npos) << l.error().message;
     EXPECT_NE(l.error().message.find(c.expect), std::string::npos) << l.error().message;
   }
+}
+
+// The shipped model's header line, damaged behind a valid checksum: each file is loaded or refused
+// with its name, never a crash or an exception, and one that loads builds its inputs.
+TEST(LstmModelFile, DamagedHeadersAreLoadedOrRefusedNamingTheFile) {
+  const std::string text = readAll(fs::path(FORESIGHT_SOURCE_DIR) / "models" / "lstm-bitbrains.fsm");
+  const std::size_t start = text.find('\n') + 1, eol = text.find('\n', start);
+  ASSERT_NE(eol, std::string::npos);
+  const fs::path file = tempDir() / "damaged.fsm";
+  int loaded = 0, refused = 0;
+  for (const auto& header : test_support::mutations(text.substr(start, eol - start), 300)) {
+    writeAll(file, withFreshCrc(text.substr(0, start) + header + text.substr(eol)));
+    Result<LstmModel> m = fail(ErrorCode::kInternal, "not read");
+    ASSERT_NO_THROW(m = loadModel(file)) << header;
+    if (!m) {
+      ++refused;
+      EXPECT_NE(m.error().message.find("damaged.fsm"), std::string::npos) << m.error().message;
+      continue;
+    }
+    ++loaded;
+    FeatureBuilder features(*m, {}, 300);
+    std::vector<float> x(m->inputs());
+    for (std::int64_t t = 0; t < 3; ++t) features.step({static_cast<std::size_t>(t), 1'700'000'000 + 300 * t, {0.5, 1e9, NAN, 1e3}}, x);
+    for (float v : x) EXPECT_TRUE(std::isfinite(v)) << header;
+  }
+  EXPECT_GT(loaded, 10);
+  EXPECT_GT(refused, 10);
 }
 
 TEST(LstmModelFile, OptionalFeatureUnknownToThisBuildIsZeroFilled) {
