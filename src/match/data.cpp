@@ -92,7 +92,8 @@ Result<EnvironmentCatalog> readEnvironmentsYaml(const fs::path& file) {
   } catch (const YAML::Exception& e) {
     return fail(ErrorCode::kParse, "{}:{}: {}", file.string(), e.mark.line + 1, e.msg);
   }
-  const auto list = root["environments"];
+  // operator[] throws on a document that is not a mapping (a lone value, a list).
+  const YAML::Node list = root.IsMap() ? root["environments"] : YAML::Node();
   if (!list || !list.IsSequence())
     return fail(ErrorCode::kParse, "{}: expected a list under `environments`", file.string());
   EnvironmentCatalog catalog;

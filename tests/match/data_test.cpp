@@ -4,12 +4,16 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "foresight/match/data.h"
+#include "foresight/match/flora.h"
 #include "foresight/match/outcomes.h"
+#include "support/mutate.h"
 
 namespace foresight::match {
 namespace {
@@ -296,6 +300,46 @@ TEST(RunsCsv, AByteOrderMarkIsNotPartOfTheFirstColumnsName) {
   ASSERT_TRUE(h) << h.error().message;
   ASSERT_EQ(h->runs.size(), 1u);
   EXPECT_EQ(h->runs[0].workload, "w");
+}
+
+// Each of the matcher's input files, damaged: read or refused with the file named, never a crash
+// or an exception out of the reader.
+TEST(DamagedInput, MatchFilesAreReadOrRefusedWithTheFileNamed) {
+  Scratch scratch;
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  struct Reader {
+    std::string seed, name;
+    std::function<Status(const std::string&)> read;
+  };
+  auto status = [](const auto& r) { return r ? ok() : Status(tl::unexpected(r.error())); };
+  const std::vector<Reader> readers = {
+      {kDir + "/generic/environments.csv", "environments.csv", [&](const std::string& f) { return status(readEnvironmentsCsv(f)); }},
+      {kDir + "/generic/runs.csv", "runs.csv", [&](const std::string& f) { return status(readRunsCsv(f)); }},
+      {kDir + "/environments.yaml", "environments.yaml", [&](const std::string& f) { return status(readEnvironmentsYaml(f)); }},
+      {kDir + "/flora/profiling_data/psrecord_monitoring/Grep_100.txt", "Grep_100.txt",
+       [&](const std::string& f) { return status(readPsrecord(f)); }},
+  };
+  for (const auto& reader : readers) {
+    const std::string seed = slurp(reader.seed);
+    ASSERT_FALSE(seed.empty()) << reader.seed;
+    int read = 0, refused = 0;
+    for (const auto& text : test_support::mutations(seed, 300)) {
+      const std::string file = scratch.write(reader.name, text);
+      Status st = fail(ErrorCode::kInternal, "not read");
+      ASSERT_NO_THROW(st = reader.read(file)) << reader.name << ":\n" << text;
+      if (st) {
+        ++read;
+      } else {
+        ++refused;
+        EXPECT_NE(st.error().message.find(reader.name), std::string::npos) << st.error().message;
+      }
+    }
+    EXPECT_GT(read, 10) << reader.name;
+    EXPECT_GT(refused, 10) << reader.name;
+  }
 }
 
 }  // namespace

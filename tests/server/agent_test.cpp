@@ -14,6 +14,7 @@
 
 #include "foresight/server/agent.h"
 #include "support/cleanup.h"
+#include "support/mutate.h"
 #include "support/tls.h"
 // After Eigen (via agent.h): httplib pulls in <resolv.h>, whose `_res` macro breaks Eigen.
 #include <httplib.h>
@@ -76,6 +77,27 @@ TEST(AgentConfig, DefaultsAndOverrides) {
   auto t = parseAgentConfig("detail_every: 3\n", "cfg.yaml");
   ASSERT_TRUE(t) << t.error().message;
   EXPECT_EQ(t->detail_every, 3u);
+}
+
+// A damaged agent file is read or refused with the file named, never an exception.
+TEST(AgentConfig, DamagedFilesAreReadOrRefusedWithTheFileNamed) {
+  const std::string seed =
+      "period_seconds: 5\nlisten: 127.0.0.1:9000\nselectors: [\"pid:1\", \"cgroup:/system.slice\"]\n"
+      "fingerprint: {window: 30, hop: 3, dim: 8}\nretention: {raw_seconds: 60}\ndetail_every: 3\n"
+      "collectors: [cgroup, procfs]\nmax_depth: 4\n";
+  int read = 0, refused = 0;
+  for (const auto& text : test_support::mutations(seed, 500)) {
+    Result<AgentConfig> c = fail(ErrorCode::kInternal, "not read");
+    ASSERT_NO_THROW(c = parseAgentConfig(text, "agent.yaml")) << text;
+    if (c) {
+      ++read;
+    } else {
+      ++refused;
+      EXPECT_NE(c.error().message.find("agent.yaml"), std::string::npos) << c.error().message << "\n" << text;
+    }
+  }
+  EXPECT_GT(read, 30);
+  EXPECT_GT(refused, 30);
 }
 
 TEST(AgentConfig, RejectsUnknownKeysAndBadValues) {
