@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/mutate.h"
+
 namespace foresight::trace {
 namespace {
 
@@ -114,6 +116,29 @@ TEST(PrometheusPresets, FillTheStepAndRefuseUnknownNames) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("known: foresight, cadvisor"), std::string::npos);
   EXPECT_EQ(withStep("rate(x[{step}]) / rate(y[{step}])", 15), "rate(x[15s]) / rate(y[15s])");
+}
+
+// A damaged answer from the server is parsed or refused, never an exception; what is parsed keeps
+// one value per time.
+TEST(PrometheusAnswer, DamagedAnswersAreParsedOrRefused) {
+  const std::string seed = R"({"status":"success","warnings":["partial"],"data":{"resultType":"matrix","result":[
+    {"metric":{"__name__":"x","pod":"web-1","namespace":"shop","container":"app"},
+     "values":[[1700000000,"0.5"],[1700000060.5,"1e3"],[1700000120,"NaN"],[1700000180,"+Inf"]]},
+    {"metric":{},"values":[[1700000000,"-1"],[1700000060,"2"]]}]}})";
+  int parsed = 0, refused = 0;
+  for (const auto& body : test_support::mutations(seed, 1000)) {
+    std::size_t dropped = 0;
+    Result<QueryRangeAnswer> a = fail(ErrorCode::kInternal, "not read");
+    ASSERT_NO_THROW(a = parseQueryRange(body, dropped)) << body;
+    if (!a) {
+      ++refused;
+      continue;
+    }
+    ++parsed;
+    for (const auto& s : a->series) EXPECT_EQ(s.time.size(), s.value.size()) << body;
+  }
+  EXPECT_GT(parsed, 50);
+  EXPECT_GT(refused, 50);
 }
 
 }  // namespace
