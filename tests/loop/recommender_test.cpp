@@ -20,6 +20,7 @@
 #include "foresight/allocate/audit.h"
 #include "foresight/collect/collector.h"
 #include "support/fake_vpa_cluster.h"
+#include "support/mutate.h"
 #include "support/prometheus.h"
 #include "support/shell.h"
 
@@ -294,6 +295,43 @@ TEST(VpaRecommender, AnEarlierKillInThePodsStatusKeepsTheRestOfItsHold) {
   };
   EXPECT_GE(target(5 * 3600), collect::memoryDemandAfterOomKill(256 * kMiB));
   EXPECT_LT(target(25 * 3600), collect::memoryDemandAfterOomKill(256 * kMiB));
+}
+
+// An API server, metrics-server or proxy that answers out of the documented shape (a field of
+// another type, or missing, anywhere in a VPA list, pod list, metrics list, selector or the answer to
+// a status write) costs that round an error, never an exception out of the round: the recommender
+// stays up for the VPAs whose answers are sound.
+TEST(VpaRecommender, AnswersOutOfShapeAreErrorsNotCrashes) {
+  FakeCluster cluster(2);
+  cluster.cronjob = true;
+  std::mutex mu;
+  std::mt19937 rng(7);
+  int tampered = 0;
+  cluster.tamper = [&](const std::string&, std::string& body) {
+    std::lock_guard lock(mu);
+    if (rng() % 3 != 0) return;  // most answers sound, so that rounds reach every step
+    auto doc = nlohmann::json::parse(body, nullptr, false);
+    if (doc.is_discarded()) return;
+    test_support::mutateJson(doc, rng);
+    body = doc.dump();
+    ++tampered;
+  };
+  Loop l = makeLoop(cluster);
+  std::size_t errors = 0, plans = 0;
+  for (int i = 0; i < 400; ++i) {
+    Result<VpaRecommender::Round> r = fail(ErrorCode::kInternal, "no round");
+    ASSERT_NO_THROW(r = l.recommender->round()) << "round " << i;
+    if (r) {
+      errors += r->errors;
+      plans += r->plans;
+    } else {
+      ++errors;
+    }
+  }
+  std::lock_guard lock(mu);
+  EXPECT_GT(tampered, 300);
+  EXPECT_GT(errors, 100u);  // the damage was seen
+  EXPECT_GT(plans, 0u);    // and the sound answers still made plans
 }
 
 TEST(VpaRecommender, NoNewMetricsNoNewSampleAndOnlyAGoneVpaIsForgotten) {

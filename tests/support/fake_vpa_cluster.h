@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -45,6 +46,9 @@ class FakeCluster {
   bool cronjob = false;           // VPA report on CronJob report, whose job runs a pod
   bool nodes_forbidden = false;   // RBAC without the nodes rule: listing nodes is a 403
   std::optional<std::int64_t> job_oom_at;  // with cronjob: an earlier job's pod was OOM-killed then (state, not lastState)
+  // Called with each 200 answer's path and body before it is sent, to damage it (set before the
+  // first request; called on the server's threads).
+  std::function<void(const std::string& path, std::string& body)> tamper;
 
   explicit FakeCluster(int more = 0) {
     for (int i = 0; i < more; ++i) {
@@ -232,6 +236,12 @@ class FakeCluster {
       }
     });
     likeTheApiServer(server_);
+    server_.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!tamper || res.status != 200) return;
+      tamper(req.path, res.body);
+      res.headers.erase("Content-Length");  // set already, for the body before
+      res.set_header("Content-Length", std::to_string(res.body.size()));
+    });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
   }

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace foresight::test_support {
 
 // `count` variants of `seed`, each with 1 to 4 edits: a byte replaced (by a random byte or one of
@@ -50,6 +52,34 @@ inline std::vector<std::string> mutations(const std::string& seed, int count, st
     out.push_back(std::move(s));
   }
   return out;
+}
+
+// One structural edit of a JSON document, as a peer that does not follow the documented shape
+// might send: a value anywhere replaced by one of another type, or removed from its object or
+// array. Byte edits of JSON mostly make it unparseable; these reach the code behind the parser.
+inline void mutateJson(nlohmann::json& doc, std::mt19937& rng) {
+  struct Place {
+    nlohmann::json* parent;  // nullptr: the document itself
+    nlohmann::json* node;
+    std::string key;
+    std::size_t index;
+  };
+  std::vector<Place> places{{nullptr, &doc, "", 0}};
+  for (std::size_t i = 0; i < places.size(); ++i) {
+    nlohmann::json& n = *places[i].node;
+    if (n.is_object())
+      for (auto it = n.begin(); it != n.end(); ++it) places.push_back({&n, &it.value(), it.key(), 0});
+    else if (n.is_array())
+      for (std::size_t k = 0; k < n.size(); ++k) places.push_back({&n, &n[k], "", k});
+  }
+  const Place& p = places[std::uniform_int_distribution<std::size_t>(0, places.size() - 1)(rng)];
+  const nlohmann::json others[] = {nullptr, 0, -1, 1e308, "x", "", nlohmann::json::array(), nlohmann::json::object(), true};
+  if (p.parent && rng() % 4 == 0) {
+    if (p.parent->is_object()) p.parent->erase(p.key);
+    else p.parent->erase(p.index);
+    return;
+  }
+  *p.node = others[rng() % std::size(others)];
 }
 
 }  // namespace foresight::test_support

@@ -150,7 +150,11 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
     const std::string cache_key = vpa.ns + " " + ref.dump();
     const auto cached = selectors_.find(cache_key);
     const bool fresh = cached != selectors_.end() && now - cached->second.read_at < selector_ttl_seconds_;
-    auto sel = fresh ? Result<std::string>(cached->second.selector) : selectorOf(vpa.ns, ref);
+    // No API server lists an object without them; a proxy that drops them must not make paths of "".
+    auto sel = vpa.ns.empty() || vpa.name.empty()
+                   ? Result<std::string>(fail(ErrorCode::kParse, "listed without metadata.namespace or metadata.name"))
+               : fresh ? Result<std::string>(cached->second.selector)
+                       : selectorOf(vpa.ns, ref);
     if (fresh)
       selectors[cache_key] = cached->second;
     else if (sel && kImmutable.count(ref.value("kind", "")))
@@ -214,7 +218,7 @@ Result<std::string> VpaDiscovery::selectorOf(const std::string& ns, const json& 
   const std::string path = base + plural + "/" + name + "/scale";
   auto scale = getChecked(*api_, path, json::parse(R"({"status": {"selector": ""}})"));
   if (!scale) return tl::unexpected(scale.error());
-  const std::string sel = (*scale)["status"].value("selector", "");
+  const std::string sel = scale->value("status", json::object()).value("selector", "");  // [] would add a null
   if (sel.empty()) return fail(ErrorCode::kParse, "{}: no status.selector ({} has no scale subresource?)", path, kind);
   return sel;
 }
