@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "support/api_server.h"
+#include "support/mutate.h"
 #include "support/shell.h"
 #include "support/tls.h"
 #include "test_util.h"
@@ -538,6 +539,37 @@ TEST(K8sVpa, AnUnexpectedAnswerNamesTheFieldAndTheContainer) {
   EXPECT_NE(cur.error().message.find("status.recommendation.containerRecommendations[0].target "
                                      "(container sidecar) is an array, expected an object"),
             std::string::npos) << cur.error().message;
+}
+
+// The pod and the VPA out of the documented shape anywhere (a value of another type, or removed):
+// reading and writing them are errors, never an exception out of the backend.
+TEST(K8sBackends, ObjectsOutOfShapeAreErrorsNotCrashes) {
+  FakeApiServer api;
+  const json good_pod = api.pod, good_vpa = api.vpa;
+  auto resize = makeBackend(api.access(), fastPolls());
+  auto vpa = makeBackend(api.access(), fastPolls("vpa"));
+  std::mt19937 rng(3);
+  int refused = 0;
+  Allocation t;
+  t[Resource::kCpu] = 0.7;
+  t[Resource::kMemory] = 300.0 * 1024 * 1024;
+  for (int i = 0; i < 300; ++i) {
+    api.pod = good_pod;
+    api.vpa = good_vpa;
+    test_support::mutateJson(api.pod, rng);
+    test_support::mutateJson(api.vpa, rng);
+    Result<Allocation> cur = Allocation{};
+    ASSERT_NO_THROW(cur = resize->current("shop/web-0/app")) << api.pod.dump();
+    refused += !cur;
+    ASSERT_NO_THROW(cur = vpa->current("shop/web/app")) << api.vpa.dump();
+    refused += !cur;
+    Status st = ok();
+    ASSERT_NO_THROW(st = vpa->apply("shop/web/app", t)) << api.vpa.dump();
+    if (i % 10 == 0) {
+      ASSERT_NO_THROW(st = resize->apply("shop/web-0/app", t)) << api.pod.dump();
+    }
+  }
+  EXPECT_GT(refused, 50);
 }
 
 TEST(K8sVpa, WritesTheRecommendationIntoStatus) {
