@@ -823,6 +823,45 @@ TEST(LeaderElection, OneHoldsTheLeaseUntilItGoesSilentOrReleasesIt) {
   EXPECT_EQ(holder(), "a");
 }
 
+// Lease answers out of the documented shape (a value of another type, or removed, anywhere) are
+// errors of that try, never exceptions. (Whether two electors both lead is not checked here: an
+// answer that drops the holder but keeps the resourceVersion is a lie no API server tells, and it
+// lets the other elector take the lease.)
+TEST(LeaderElection, LeaseAnswersOutOfShapeAreErrorsNotCrashes) {
+  FakeCluster cluster;
+  std::mutex mu;
+  std::mt19937 rng(5);
+  int tampered = 0;
+  cluster.tamper = [&](const std::string& path, std::string& body) {
+    std::lock_guard lock(mu);
+    if (path.find("/leases") == std::string::npos || rng() % 2) return;
+    auto doc = nlohmann::json::parse(body, nullptr, false);
+    if (doc.is_discarded()) return;
+    test_support::mutateJson(doc, rng);
+    body = doc.dump();
+    ++tampered;
+  };
+  allocate::k8s::LeaseSettings s;
+  s.lease_seconds = 1;
+  s.renew_deadline_seconds = 0.7;
+  s.retry_seconds = 0.1;
+  s.identity = "a";
+  allocate::k8s::LeaderElector a(cluster.access(), s);
+  s.identity = "b";
+  allocate::k8s::LeaderElector b(cluster.access(), s);
+  int errors = 0;
+  for (int i = 0; i < 200; ++i) {
+    for (auto* e : {&a, &b}) {
+      Result<bool> r = false;
+      ASSERT_NO_THROW(r = e->tryAcquireOrRenew()) << i;
+      errors += !r;
+    }
+  }
+  std::lock_guard lock(mu);
+  EXPECT_GT(tampered, 50);
+  EXPECT_GT(errors, 20);
+}
+
 // Two replicas of the command with --leader-elect: one runs the rounds while the other stands
 // by, and the standby takes over when the first stops.
 TEST(RecommendCommand, ReplicasTakeTurnsOnTheLease) {
