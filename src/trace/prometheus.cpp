@@ -459,6 +459,48 @@ Result<std::vector<RawSeries>> readPrometheus(const PrometheusQuery& q) {
   return out;
 }
 
+Result<std::vector<InstantSample>> parseInstant(std::string_view body, int http_status, bool allow_partial,
+                                                const std::string& what) {
+  const json answer = json::parse(body, nullptr, false);
+  const json data = answer.is_object() ? answer.value("data", json::object()) : json::object();
+  if (!answer.is_object() || !data.is_object())
+    return fail(ErrorCode::kParse, "{} (HTTP {}): not a Prometheus API answer: '{}'", what, http_status,
+                body.substr(0, 120));
+  // value(key, default) throws where the key holds another type: read strings through this.
+  auto text = [](const json& o, const char* key, std::string fallback) {
+    auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : fallback;
+  };
+  if (text(answer, "status", "") != "success")
+    return fail(ErrorCode::kInvalidArgument, "{}: Prometheus refused it: {}: {}", what, text(answer, "errorType", "error"),
+                text(answer, "error", std::string(body.substr(0, 200))));
+  for (const auto& w : answer.value("warnings", json::array()))
+    if (!allow_partial)
+      return fail(ErrorCode::kUnavailable, "{}: Prometheus warns that the answer may be incomplete: {}", what,
+                  w.is_string() ? w.get<std::string>() : w.dump());
+  if (text(data, "resultType", "") != "vector")
+    return fail(ErrorCode::kParse, "{}: a {} answer, not a vector", what, text(data, "resultType", "?"));
+  std::vector<InstantSample> out;
+  for (const auto& series : data.value("result", json::array())) {
+    auto& sample = out.emplace_back();
+    sample.value = std::numeric_limits<double>::quiet_NaN();
+    if (!series.is_object()) continue;
+    const json metric = series.value("metric", json::object());  // held: items() of a temporary dangles
+    if (metric.is_object())
+      for (const auto& [k, v] : metric.items())
+        if (v.is_string()) sample.labels[k] = v.get<std::string>();
+    // "value": [time, "1.5"]: the value as a string, as Prometheus writes floats (NaN, +Inf too).
+    const json value = series.value("value", json::array());
+    if (value.is_array() && value.size() == 2 && value[1].is_string()) {
+      const std::string v_text = value[1].get<std::string>();
+      char* end = nullptr;
+      const double v = std::strtod(v_text.c_str(), &end);
+      if (end && *end == '\0' && !v_text.empty()) sample.value = v;
+    }
+  }
+  return out;
+}
+
 Result<std::vector<InstantSample>> readInstant(const PrometheusQuery& server, const std::string& promql,
                                                std::int64_t time) {
   auto to = connect(server);
@@ -469,39 +511,7 @@ Result<std::vector<InstantSample>> readInstant(const PrometheusQuery& server, co
     return fail(ErrorCode::kUnavailable, "{}: query '{}': no answer ({} error)", server.url, promql,
                 httplib::to_string(res.error()));
   // An instant query's answer is one sample per series: small, read whole.
-  const json answer = json::parse(res->body, nullptr, false);
-  const json data = answer.is_object() ? answer.value("data", json::object()) : json::object();
-  if (!answer.is_object() || !data.is_object())
-    return fail(ErrorCode::kParse, "{}: query '{}' (HTTP {}): not a Prometheus API answer: '{}'", server.url, promql,
-                res->status, res->body.substr(0, 120));
-  if (answer.value("status", "") != "success")
-    return fail(ErrorCode::kInvalidArgument, "{}: query '{}': Prometheus refused it: {}: {}", server.url, promql,
-                answer.value("errorType", "error"), answer.value("error", res->body.substr(0, 200)));
-  for (const auto& w : answer.value("warnings", json::array()))
-    if (!server.allow_partial)
-      return fail(ErrorCode::kUnavailable, "{}: query '{}': Prometheus warns that the answer may be incomplete: {}",
-                  server.url, promql, w.is_string() ? w.get<std::string>() : w.dump());
-  if (data.value("resultType", "") != "vector")
-    return fail(ErrorCode::kParse, "{}: query '{}': a {} answer, not a vector", server.url, promql,
-                data.value("resultType", "?"));
-  std::vector<InstantSample> out;
-  for (const auto& series : data.value("result", json::array())) {
-    auto& sample = out.emplace_back();
-    sample.value = std::numeric_limits<double>::quiet_NaN();
-    if (!series.is_object()) continue;
-    const json metric = series.value("metric", json::object());  // held: items() of a temporary dangles
-    for (const auto& [k, v] : metric.items())
-      if (v.is_string()) sample.labels[k] = v.get<std::string>();
-    // "value": [time, "1.5"]: the value as a string, as Prometheus writes floats (NaN, +Inf too).
-    const json value = series.value("value", json::array());
-    if (value.is_array() && value.size() == 2 && value[1].is_string()) {
-      const std::string text = value[1].get<std::string>();
-      char* end = nullptr;
-      const double v = std::strtod(text.c_str(), &end);
-      if (end && *end == '\0' && !text.empty()) sample.value = v;
-    }
-  }
-  return out;
+  return parseInstant(res->body, res->status, server.allow_partial, fmt::format("{}: query '{}'", server.url, promql));
 }
 
 Status writeIdCsv(const std::vector<RawSeries>& series, const std::array<bool, kResourceCount>& resources,

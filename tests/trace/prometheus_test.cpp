@@ -139,6 +139,49 @@ TEST(PrometheusAnswer, DamagedAnswersAreParsedOrRefused) {
   }
   EXPECT_GT(parsed, 50);
   EXPECT_GT(refused, 50);
+  // Sound JSON out of the documented shape: a value of another type, or removed, anywhere.
+  std::mt19937 rng(11);
+  for (int i = 0; i < 1000; ++i) {
+    auto doc = nlohmann::json::parse(seed);
+    for (int e = 0; e < 1 + i % 3; ++e) test_support::mutateJson(doc, rng);
+    std::size_t dropped = 0;
+    Result<QueryRangeAnswer> a = fail(ErrorCode::kInternal, "not read");
+    ASSERT_NO_THROW(a = parseQueryRange(doc.dump(), dropped)) << doc.dump();
+    if (!a) continue;
+    for (const auto& s : a->series) EXPECT_EQ(s.time.size(), s.value.size()) << doc.dump();
+  }
+}
+
+// An instant query's answer out of the documented shape is read or refused, never an exception.
+TEST(PrometheusAnswer, InstantAnswersOutOfShapeAreReadOrRefused) {
+  const std::string seed = R"({"status":"success","warnings":["partial"],"data":{"resultType":"vector","result":[
+    {"metric":{"namespace":"shop","pod":"web-1","container":"app"},"value":[1700000000.5,"0.25"]},
+    {"metric":{},"value":[1700000000,"NaN"]}]}})";
+  auto sound = parseInstant(seed, 200, true, "q");
+  ASSERT_TRUE(sound) << sound.error().message;
+  ASSERT_EQ(sound->size(), 2u);
+  EXPECT_EQ((*sound)[0].labels.at("pod"), "web-1");
+  EXPECT_DOUBLE_EQ((*sound)[0].value, 0.25);
+  auto warned = parseInstant(seed, 200, false, "q");
+  ASSERT_FALSE(warned);
+  EXPECT_NE(warned.error().message.find("q: Prometheus warns that the answer may be incomplete: partial"), std::string::npos)
+      << warned.error().message;
+  std::mt19937 rng(13);
+  int read = 0, refused = 0;
+  for (int i = 0; i < 1000; ++i) {
+    auto doc = nlohmann::json::parse(seed);
+    for (int e = 0; e < 1 + i % 3; ++e) test_support::mutateJson(doc, rng);
+    Result<std::vector<InstantSample>> a = fail(ErrorCode::kInternal, "not read");
+    ASSERT_NO_THROW(a = parseInstant(doc.dump(), 200, true, "q")) << doc.dump();
+    if (a) {
+      ++read;
+    } else {
+      ++refused;
+      EXPECT_TRUE(a.error().message.starts_with("q")) << a.error().message;
+    }
+  }
+  EXPECT_GT(read, 100);
+  EXPECT_GT(refused, 100);
 }
 
 }  // namespace

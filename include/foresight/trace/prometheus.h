@@ -94,6 +94,9 @@ struct InstantSample {
 };
 Result<std::vector<InstantSample>> readInstant(const PrometheusQuery& server, const std::string& promql,
                                                std::int64_t time);
+// readInstant's reading of an answer (HTTP `http_status`, `body`); errors start with `what`.
+Result<std::vector<InstantSample>> parseInstant(std::string_view body, int http_status, bool allow_partial,
+                                                const std::string& what);
 
 // A PromQL string literal for `s`; a regex literal matching exactly one of `names` (RE2, which
 // PromQL anchors), e.g. for a label matcher `pod=~...`.
