@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <random>
 
 #include "support/mutate.h"
@@ -518,6 +519,21 @@ TEST_F(TraceReaderTest, DamagedFilesAreReadOrRefusedWithTheirFileNamed) {
   // Both outcomes occur, so the mutations reach the parsers' checks and also leave files they read.
   EXPECT_GT(read, 100u);
   EXPECT_GT(refused, 100u);
+  // A damaged gzip stream: refused with the file named (its CRC or its inflate fails), never read in part.
+  std::ifstream gz(writeGz("seed.csv.gz", bitbrains), std::ios::binary);
+  const std::string packed((std::istreambuf_iterator<char>(gz)), {});
+  int n = 0;
+  for (const auto& bytes : test_support::mutations(packed, 200)) {
+    const auto file = write(fmt::format("damaged-{}.csv.gz", n++), bytes);
+    Result<std::vector<RawSeries>> r = fail(ErrorCode::kInternal, "not read");
+    ASSERT_NO_THROW(r = parseFile(file, Format::kBitbrains));
+    if (!r) {
+      EXPECT_NE(r.error().message.find(file.filename().string()), std::string::npos) << r.error().message;
+    } else {  // an edit the stream does not cover (its header's name or time fields, say)
+      ASSERT_EQ(r->size(), 1u);
+      EXPECT_EQ((*r)[0].time.size(), bytes.empty() ? 0u : 6u);  // an empty file holds no rows
+    }
+  }
 }
 
 TEST_F(TraceReaderTest, EmptyFolderIsAnError) {
