@@ -9,6 +9,7 @@
 #include <random>
 
 #include "foresight/fingerprint/fingerprint.h"
+#include "support/mutate.h"
 
 using namespace foresight;
 using namespace foresight::fingerprint;
@@ -326,5 +327,39 @@ TEST(Pipeline, StateFileRoundTripsAndRejectsGarbage) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, ErrorCode::kParse);
   EXPECT_EQ(Pipeline::loadState(file.string() + ".missing").error().code, ErrorCode::kNotFound);
+  std::filesystem::remove(file);
+}
+
+// A state file out of shape (a value of another type, out of range, or removed, anywhere) is
+// loaded or refused with the file named, never an exception, and a loaded one takes samples.
+TEST(Pipeline, AStateFileOutOfShapeIsLoadedOrRefused) {
+  Pipeline p({.window = 20, .hop = 5, .dim = 3}, {"cpu", "memory"});
+  for (std::size_t i = 0; i < 100; ++i) {
+    const double row[2] = {load(i), 2 * load(i)};
+    p.push(static_cast<std::int64_t>(i), row);
+  }
+  const auto file = std::filesystem::path(testing::TempDir()) / "fp-state-damaged.json";
+  ASSERT_TRUE(p.saveState(file));
+  std::ifstream in(file);
+  const nlohmann::json good = nlohmann::json::parse(in);
+  std::mt19937 rng(17);
+  int loaded = 0, refused = 0;
+  for (int i = 0; i < 500; ++i) {
+    nlohmann::json doc = good;
+    test_support::mutateJson(doc, rng);
+    { std::ofstream(file) << doc.dump(); }
+    Result<Pipeline> q = fail(ErrorCode::kInternal, "not read");
+    ASSERT_NO_THROW(q = Pipeline::loadState(file)) << doc.dump();
+    if (!q) {
+      ++refused;
+      EXPECT_NE(q.error().message.find(file.filename().string()), std::string::npos) << q.error().message;
+      continue;
+    }
+    ++loaded;
+    std::vector<double> row(q->metrics().size(), 1.0);
+    for (std::int64_t t = 0; t < 30; ++t) ASSERT_NO_THROW(q->push(1000 * t, row)) << doc.dump();
+  }
+  EXPECT_GT(loaded, 20);
+  EXPECT_GT(refused, 100);
   std::filesystem::remove(file);
 }
