@@ -304,18 +304,7 @@ TEST(VpaRecommender, AnEarlierKillInThePodsStatusKeepsTheRestOfItsHold) {
 TEST(VpaRecommender, AnswersOutOfShapeAreErrorsNotCrashes) {
   FakeCluster cluster(2);
   cluster.cronjob = true;
-  std::mutex mu;
-  std::mt19937 rng(7);
-  int tampered = 0;
-  cluster.tamper = [&](const std::string&, std::string& body) {
-    std::lock_guard lock(mu);
-    if (rng() % 3 != 0) return;  // most answers sound, so that rounds reach every step
-    auto doc = nlohmann::json::parse(body, nullptr, false);
-    if (doc.is_discarded()) return;
-    test_support::mutateJson(doc, rng);
-    body = doc.dump();
-    ++tampered;
-  };
+  cluster.damageAnswers(7, 3, [](const std::string&) { return true; });  // most sound: rounds reach every step
   Loop l = makeLoop(cluster);
   std::size_t errors = 0, plans = 0;
   for (int i = 0; i < 400; ++i) {
@@ -328,8 +317,7 @@ TEST(VpaRecommender, AnswersOutOfShapeAreErrorsNotCrashes) {
       ++errors;
     }
   }
-  std::lock_guard lock(mu);
-  EXPECT_GT(tampered, 300);
+  EXPECT_GT(cluster.damagedAnswers(), 300);
   EXPECT_GT(errors, 100u);  // the damage was seen
   EXPECT_GT(plans, 0u);    // and the sound answers still made plans
 }
@@ -768,21 +756,23 @@ TEST(K8sTime, ParsesRfc3339) {
   EXPECT_FALSE(parseRfc3339("2026-12-05T21:40:00Zjunk"));
 }
 
-// Every request a recommend round sends (listing, selectors, metrics, pods, the VPA read and its
-// status patch) is one the shipped ClusterRole allows: a missing rule is a 403 in a real cluster.
+// A lease of a second, renewed every 0.1 s, given up after 0.7 s: the tests' elections in seconds.
+allocate::k8s::LeaseSettings quickLease(const std::string& identity) {
+  allocate::k8s::LeaseSettings s;
+  s.lease_seconds = 1;
+  s.renew_deadline_seconds = 0.7;
+  s.retry_seconds = 0.1;
+  s.identity = identity;
+  return s;
+}
+
 // Of two candidates one holds the lease while it renews, however long; the other takes it once
 // the holder has gone silent for the lease's duration (on its own clock), or at once when the
 // holder released it on stopping; a holder that lost it no longer leads.
 TEST(LeaderElection, OneHoldsTheLeaseUntilItGoesSilentOrReleasesIt) {
   FakeCluster cluster;
-  allocate::k8s::LeaseSettings s;
-  s.lease_seconds = 1;
-  s.renew_deadline_seconds = 0.7;
-  s.retry_seconds = 0.1;
-  s.identity = "a";
-  allocate::k8s::LeaderElector a(cluster.access(), s);
-  s.identity = "b";
-  allocate::k8s::LeaderElector b(cluster.access(), s);
+  allocate::k8s::LeaderElector a(cluster.access(), quickLease("a"));
+  allocate::k8s::LeaderElector b(cluster.access(), quickLease("b"));
   auto holder = [&] { return cluster.lease("kube-system/foresight-recommender")["spec"]["holderIdentity"]; };
   auto took = [](allocate::k8s::LeaderElector& e) {
     auto r = e.tryAcquireOrRenew();
@@ -829,26 +819,9 @@ TEST(LeaderElection, OneHoldsTheLeaseUntilItGoesSilentOrReleasesIt) {
 // lets the other elector take the lease.)
 TEST(LeaderElection, LeaseAnswersOutOfShapeAreErrorsNotCrashes) {
   FakeCluster cluster;
-  std::mutex mu;
-  std::mt19937 rng(5);
-  int tampered = 0;
-  cluster.tamper = [&](const std::string& path, std::string& body) {
-    std::lock_guard lock(mu);
-    if (path.find("/leases") == std::string::npos || rng() % 2) return;
-    auto doc = nlohmann::json::parse(body, nullptr, false);
-    if (doc.is_discarded()) return;
-    test_support::mutateJson(doc, rng);
-    body = doc.dump();
-    ++tampered;
-  };
-  allocate::k8s::LeaseSettings s;
-  s.lease_seconds = 1;
-  s.renew_deadline_seconds = 0.7;
-  s.retry_seconds = 0.1;
-  s.identity = "a";
-  allocate::k8s::LeaderElector a(cluster.access(), s);
-  s.identity = "b";
-  allocate::k8s::LeaderElector b(cluster.access(), s);
+  cluster.damageAnswers(5, 2, [](const std::string& path) { return path.find("/leases") != std::string::npos; });
+  allocate::k8s::LeaderElector a(cluster.access(), quickLease("a"));
+  allocate::k8s::LeaderElector b(cluster.access(), quickLease("b"));
   int errors = 0;
   for (int i = 0; i < 200; ++i) {
     for (auto* e : {&a, &b}) {
@@ -857,8 +830,7 @@ TEST(LeaderElection, LeaseAnswersOutOfShapeAreErrorsNotCrashes) {
       errors += !r;
     }
   }
-  std::lock_guard lock(mu);
-  EXPECT_GT(tampered, 50);
+  EXPECT_GT(cluster.damagedAnswers(), 50);
   EXPECT_GT(errors, 20);
 }
 
@@ -952,6 +924,8 @@ TEST(RecommendCommand, AReplicaThatLosesTheLeaseOrMayNotTakeItStops) {
   std::filesystem::remove_all(dir);
 }
 
+// Every request a recommend round sends (listing, selectors, metrics, pods, the VPA read and its
+// status patch) is one the shipped ClusterRole allows: a missing rule is a 403 in a real cluster.
 TEST(RecommendRbac, CoversEveryRequestTheRecommenderMakes) {
   FakeCluster cluster;
   cluster.cronjob = true;

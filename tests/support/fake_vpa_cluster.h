@@ -12,12 +12,14 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "foresight/allocate/kubernetes.h"
 #include "support/api_server.h"
+#include "support/mutate.h"
 
 namespace foresight::test_support {
 using nlohmann::json;
@@ -46,9 +48,6 @@ class FakeCluster {
   bool cronjob = false;           // VPA report on CronJob report, whose job runs a pod
   bool nodes_forbidden = false;   // RBAC without the nodes rule: listing nodes is a 403
   std::optional<std::int64_t> job_oom_at;  // with cronjob: an earlier job's pod was OOM-killed then (state, not lastState)
-  // Called with each 200 answer's path and body before it is sent, to damage it (set before the
-  // first request; called on the server's threads).
-  std::function<void(const std::string& path, std::string& body)> tamper;
 
   explicit FakeCluster(int more = 0) {
     for (int i = 0; i < more; ++i) {
@@ -237,10 +236,15 @@ class FakeCluster {
     });
     likeTheApiServer(server_);
     server_.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (!tamper || res.status != 200) return;
-      tamper(req.path, res.body);
+      std::lock_guard lock(damage_mu_);
+      if (!damage_ || res.status != 200 || !damage_->which(req.path) || damage_->rng() % damage_->one_in != 0) return;
+      auto doc = json::parse(res.body, nullptr, false);
+      if (doc.is_discarded()) return;
+      mutateJson(doc, damage_->rng);
+      res.body = doc.dump();
       res.headers.erase("Content-Length");  // set already, for the body before
       res.set_header("Content-Length", std::to_string(res.body.size()));
+      ++damage_->damaged;
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -277,6 +281,16 @@ class FakeCluster {
   json vpa(const std::string& name) {
     std::lock_guard lock(mu_);
     return vpas_[name];
+  }
+  // From now on, one in `one_in` of the 200 answers whose path `which` takes leaves out of the
+  // documented shape: a value of another type, or removed, anywhere (mutateJson; fixed seed).
+  void damageAnswers(std::uint32_t seed, unsigned one_in, std::function<bool(const std::string& path)> which) {
+    std::lock_guard lock(damage_mu_);
+    damage_.emplace(Damage{std::mt19937(seed), one_in, std::move(which)});
+  }
+  int damagedAnswers() {
+    std::lock_guard lock(damage_mu_);
+    return damage_ ? damage_->damaged : 0;
   }
   struct Request {
     std::string method, path, selector, resource_version;
@@ -336,6 +350,14 @@ class FakeCluster {
   std::map<std::string, json> leases_;  // by namespace/name
   std::int64_t resource_version_ = 0;
   std::vector<Request> requests_;
+  struct Damage {
+    std::mt19937 rng;
+    unsigned one_in = 1;
+    std::function<bool(const std::string&)> which;
+    int damaged = 0;
+  };
+  std::mutex damage_mu_;
+  std::optional<Damage> damage_;
 };
 
 }  // namespace foresight::test_support
