@@ -849,10 +849,12 @@ TEST(RecommendCommand, ReplicasTakeTurnsOnTheLease) {
         (dir / (name + ".log")).string()));
   };
   test_support::Ran first, second;
-  std::thread a([&] { first = run("a", 3); });
+  // a holds the lease for 5 s: b must have started and found it held by then (`foresight
+  // --version` takes 0.8-1.1 s here, 3.6-3.9 s built with ASan).
+  std::thread a([&] { first = run("a", 5); });
   for (int i = 0; i < 100 && cluster.lease("kube-system/foresight-recommender").is_null(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  std::thread b([&] { second = run("b", 6); });
+  std::thread b([&] { second = run("b", 8); });
   a.join();
   b.join();
   auto text = [&](const char* name) {
