@@ -178,6 +178,7 @@ Result<RawSeries> parseBitbrains(const fs::path& file) {
     return ok();
   });
   if (!status) return tl::unexpected(status.error());
+  if (!header) return fail(ErrorCode::kParse, "{}: empty file (no header)", raw.file);  // as the generic reader says
   return raw;
 }
 

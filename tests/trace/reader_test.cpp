@@ -519,6 +519,12 @@ TEST_F(TraceReaderTest, DamagedFilesAreReadOrRefusedWithTheirFileNamed) {
   // Both outcomes occur, so the mutations reach the parsers' checks and also leave files they read.
   EXPECT_GT(read, 100u);
   EXPECT_GT(refused, 100u);
+  // An empty file, plain or named .gz (zlib reads a stream that is not gzip as it is): no header.
+  for (const char* name : {"empty.csv", "empty.csv.gz"}) {
+    auto r = parseFile(write(name, ""), Format::kBitbrains);
+    ASSERT_FALSE(r) << name;
+    EXPECT_NE(r.error().message.find(std::string(name) + ": empty file (no header)"), std::string::npos) << r.error().message;
+  }
   // A damaged gzip stream: refused with the file named (its CRC or its inflate fails), never read in part.
   std::ifstream gz(writeGz("seed.csv.gz", bitbrains), std::ios::binary);
   const std::string packed((std::istreambuf_iterator<char>(gz)), {});
@@ -531,7 +537,7 @@ TEST_F(TraceReaderTest, DamagedFilesAreReadOrRefusedWithTheirFileNamed) {
       EXPECT_NE(r.error().message.find(file.filename().string()), std::string::npos) << r.error().message;
     } else {  // an edit the stream does not cover (its header's name or time fields, say)
       ASSERT_EQ(r->size(), 1u);
-      EXPECT_EQ((*r)[0].time.size(), bytes.empty() ? 0u : 6u);  // an empty file holds no rows
+      EXPECT_EQ((*r)[0].time.size(), 6u);
     }
   }
 }
