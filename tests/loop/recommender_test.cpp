@@ -10,6 +10,7 @@
 #include <httplib.h>
 #include <yaml-cpp/yaml.h>
 
+#include <csignal>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -841,26 +842,46 @@ TEST(RecommendCommand, ReplicasTakeTurnsOnTheLease) {
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("foresight-recommend-lease-{}", ::getpid());
   std::filesystem::create_directories(dir);
   writeKubeconfig(dir / "config", cluster);
-  auto run = [&](const std::string& name, double duration) {
+  // Each replica runs until the test stops it (SIGTERM, as Kubernetes stops a pod), so that the
+  // turns do not hang on how long a start takes on a loaded machine or in a sanitizer build.
+  auto run = [&](const std::string& name) {
     return test_support::runShell(fmt::format(
-        "'{}' --log-level debug recommend --kubeconfig '{}' --period 0.2 --duration {} --min-history 0 --apply "
-        "--audit '{}' --no-view --listen '' --leader-elect --lease-duration 2 > '{}' 2>&1",
-        FORESIGHT_BIN, (dir / "config").string(), duration, (dir / (name + ".db")).string(),
+        "echo $$ > '{}'; exec '{}' --log-level debug recommend --kubeconfig '{}' --period 0.2 --duration 120 "
+        "--min-history 0 --apply --audit '{}' --no-view --listen '' --leader-elect --lease-duration 2 > '{}' 2>&1",
+        (dir / (name + ".pid")).string(), FORESIGHT_BIN, (dir / "config").string(), (dir / (name + ".db")).string(),
         (dir / (name + ".log")).string()));
   };
-  test_support::Ran first, second;
-  // a holds the lease for 5 s: b must have started and found it held by then (`foresight
-  // --version` takes 0.8-1.1 s here, 3.6-3.9 s built with ASan).
-  std::thread a([&] { first = run("a", 5); });
-  for (int i = 0; i < 100 && cluster.lease("kube-system/foresight-recommender").is_null(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  std::thread b([&] { second = run("b", 8); });
-  a.join();
-  b.join();
   auto text = [&](const char* name) {
     std::ifstream in(dir / (std::string(name) + ".log"));
     return std::string((std::istreambuf_iterator<char>(in)), {});
   };
+  auto waitFor = [&](const char* name, const std::string& line) {
+    for (int i = 0; i < 1200 && text(name).find(line) == std::string::npos; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return text(name).find(line) != std::string::npos;
+  };
+  auto stop = [&](const char* name) {
+    std::ifstream in(dir / (std::string(name) + ".pid"));
+    pid_t pid = 0;
+    in >> pid;
+    if (pid > 0) ::kill(pid, SIGTERM);
+  };
+  test_support::Ran first, second;
+  std::thread a([&] { first = run("a"); });
+  auto recommended = [&] {
+    const json web = cluster.vpa("web");
+    return web.contains("status") && web["status"].contains("recommendation");
+  };
+  bool a_ran = false;  // until it has written a recommendation
+  for (int i = 0; i < 1200 && !(a_ran = recommended()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::thread b([&] { second = run("b"); });
+  const bool b_waited = waitFor("b", "recommend: standing by while ");
+  stop("a");  // it releases the lease on its way out
+  const bool b_ran = waitFor("b", "recommend: round 0:");
+  stop("b");
+  a.join();
+  b.join();
+  EXPECT_TRUE(a_ran && b_waited && b_ran) << a_ran << b_waited << b_ran;
   const std::string la = text("a"), lb = text("b");
   EXPECT_EQ(first.exit_code, 0) << la;
   EXPECT_EQ(second.exit_code, 0) << lb;
