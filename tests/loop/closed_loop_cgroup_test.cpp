@@ -117,7 +117,11 @@ TEST(ClosedLoopBench, AnInterruptedRunLeavesNoCgroupOrWorkloadBehind) {
   // run a bench of its own at the same time.
   const auto ran = foresight::test_support::runShell(fmt::format(
       "{} --log-level warn bench closed-loop --cycle-seconds 4 --warmup-cycles 1 --cycles 1 "
-      "--controllers static --part cpu & pid=$!; echo \"bench pid $pid\"; sleep 3; kill -INT $pid; "
+      "--controllers static --part cpu & pid=$!; echo \"bench pid $pid\"; "
+      // Interrupted once its workload runs (its handler is installed before): a fixed sleep lost
+      // the race where a start is slow (an ASan build), and a background job ignores SIGINT until then.
+      "for i in $(seq 600); do pgrep -f \"[f]oresight-bench-static-$pid\" >/dev/null && break; sleep 0.1; done; "
+      "sleep 1; kill -INT $pid; "
       "wait $pid; rc=$?; "
       // [f]: pgrep must not match its own shell
       "pgrep -f \"[f]oresight-bench-static-$pid\" >/dev/null && echo 'workload left running'; exit $rc",
