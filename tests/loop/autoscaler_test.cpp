@@ -25,6 +25,16 @@ AutoscalerConfig afterSamples(std::size_t n) {
   return c;
 }
 
+// `c` for memory alone, with no absolute usage margin and no down cool-down: once usage falls,
+// only an OOM kill's hold of `hold_seconds` keeps the limit up.
+AutoscalerConfig memoryHeldAfterAnOomKill(AutoscalerConfig c, std::int64_t hold_seconds) {
+  c.resources = {Resource::kMemory};
+  c.planner[Resource::kMemory].usage_margin_abs = 0;
+  c.planner[Resource::kMemory].cooldown_down_seconds = 0;
+  c.planner[Resource::kMemory].oom_hold_seconds = hold_seconds;
+  return c;
+}
+
 // `workload` sampled at `u` at times 1000 + [from, to): the last sample's plan (nullopt: none
 // yet). A failed observe() fails the test.
 std::optional<allocate::Plan> lastPlan(Autoscaler& a, const std::string& workload, int from, int to,
@@ -263,10 +273,7 @@ TEST(Autoscaler, AWallClockSteppedForwardIsNotHistoryWatched) {
   c.min_samples = 5;
   c.min_history_seconds = 60;
   c.max_clock_step_seconds = 10;
-  c.resources = {Resource::kMemory};
-  c.planner[Resource::kMemory].usage_margin_abs = 0;
-  c.planner[Resource::kMemory].cooldown_down_seconds = 0;
-  c.planner[Resource::kMemory].oom_hold_seconds = 100;
+  c = memoryHeldAfterAnOomKill(c, 100);
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   std::int64_t t = 10'000;
   for (; t < 10'060; ++t) ASSERT_TRUE(a.observe("db", t, usage(1.0, 1e9)));
@@ -315,10 +322,7 @@ TEST(Autoscaler, MissingMemoryKeepsTheUsageFloor) {
 TEST(Autoscaler, OomKillDemandHoldsTheMemoryLimitUp) {
   AutoscalerConfig c = afterSamples(5);
   c.apply = true;
-  c.resources = {Resource::kMemory};
-  c.planner[Resource::kMemory].usage_margin_abs = 0;
-  c.planner[Resource::kMemory].cooldown_down_seconds = 0;
-  c.planner[Resource::kMemory].oom_hold_seconds = 100;
+  c = memoryHeldAfterAnOomKill(c, 100);
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   for (int t = 0; t < 5; ++t) ASSERT_TRUE(a.observe("db", 1000 + t, usage(1.0, 1e9)));
   auto p = a.observe("db", 1005, usage(1.0, 2e8), usage(1.0, 1.32e9));
@@ -483,10 +487,7 @@ TEST(Autoscaler, ARestartKeepsItsCooldownsFromTheAuditTrail) {
 TEST(Autoscaler, ARestartKeepsAnOomKillsHoldFromTheAuditTrail) {
   AutoscalerConfig c = afterSamples(5);
   c.apply = true;
-  c.resources = {Resource::kMemory};
-  c.planner[Resource::kMemory].usage_margin_abs = 0;
-  c.planner[Resource::kMemory].cooldown_down_seconds = 0;
-  c.planner[Resource::kMemory].oom_hold_seconds = 3600;
+  c = memoryHeldAfterAnOomKill(c, 3600);
   Restarts x(c);
   {
     Autoscaler a = x.start();
