@@ -196,6 +196,7 @@ int runTrain(const TrainArgs& a) {
   prov["seconds"] = rep->seconds;
   prov["best_epoch"] = rep->best_epoch;
   prov["scale_weight_bound"] = a.opt.scale_weight_bound;
+  prov["horizon_weight_power"] = a.opt.horizon_weight_power;
   // From the model: with --init its inputs are its own.
   prov["window_features"] = rep->model.hasBlock("window");
   prov["day_features"] = rep->model.hasBlock("day");
@@ -318,6 +319,11 @@ void addTrainCommand(CLI::App& app, int argc, char** argv) {
                   "weight each series' loss by its scale / the mean scale, clipped to [1/B, B]; 0: unweighted")
       ->capture_default_str()
       ->check(finiteIn(0, 0) | finiteIn(1));
+  cmd->add_option("--horizon-weight", a->opt.horizon_weight_power,
+                  "weight horizon step h's loss by h^-P, so the near steps an allocation rests on "
+                  "count more; 0: every step alike")
+      ->capture_default_str()
+      ->check(finiteIn(0, 8));
   cmd->add_flag("--window-features,!--no-window-features", a->opt.window_features,
                 "inputs: max and min of the last 12 steps' z per resource")
       ->capture_default_str();

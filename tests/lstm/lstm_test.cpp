@@ -711,6 +711,29 @@ TEST(LstmTrain, ScaleWeightsChangeTheFitAndBoundOneIsUnweighted) {
   EXPECT_NE(bad.error().message.find("bound"), std::string::npos);
 }
 
+// Power 0 must leave training exactly as it was; a positive power must move the fit.
+TEST(LstmTrain, HorizonWeightZeroIsTheEqualLossAndAPowerChangesTheFit) {
+  setTorchThreads(1);
+  auto o = tinyOptions();
+  o.max_epochs = 1;
+  auto plain = train(fixture(), o);
+  o.horizon_weight_power = 0;
+  auto zero = train(fixture(), o);
+  o.horizon_weight_power = 1;
+  auto weighted = train(fixture(), o);
+  ASSERT_TRUE(plain && zero && weighted);
+  EXPECT_EQ(plain->model.w_ih, zero->model.w_ih);
+  EXPECT_NE(plain->model.w_ih, weighted->model.w_ih);
+  // The validation loss is weighted the same way, so it is another average of the same errors.
+  EXPECT_NE(plain->epochs.back().val_loss, weighted->epochs.back().val_loss);
+  for (double bad : {-0.5, 9.0, static_cast<double>(NAN)}) {
+    o.horizon_weight_power = bad;
+    auto r = train(fixture(), o);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("horizon weight"), std::string::npos) << r.error().message;
+  }
+}
+
 TEST(LstmFeatures, WindowExtremesAreTheLast12StepsInCurrentScaleUnits) {
   LstmModel m = LstmModel::initial(4, 2, kDefaultLevels, 1);
   auto col = [&](const std::string& n) { return columnOf(m, n); };

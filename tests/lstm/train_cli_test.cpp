@@ -45,6 +45,7 @@ TEST(LstmTrainCli, ValidationBacktestSlackIsInTheProvenance) {
   ASSERT_TRUE(m) << m.error().message;
   const auto prov = nlohmann::json::parse(m->provenance);
   EXPECT_EQ(prov.at("scale_weight_bound"), 4.0);
+  EXPECT_EQ(prov.at("horizon_weight_power"), 0.0);
   EXPECT_EQ(prov.at("window_features"), true);
   const auto& vb = prov.at("validation_backtest");
   EXPECT_EQ(vb.at("series"), prov.at("validation_series"));

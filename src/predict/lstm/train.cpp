@@ -3,6 +3,7 @@
 // offsets on other held-back workloads.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -79,8 +80,9 @@ struct Chunk {
 };
 
 // Steps [t0, t0+T) of the given series; targets only where t+h is inside the training part.
+// `hw`: a loss weight per horizon step (empty: all 1).
 Chunk makeChunk(const std::vector<const SeriesData*>& group, std::size_t t0, std::size_t T,
-                std::size_t F, std::size_t Hz) {
+                std::size_t F, std::size_t Hz, std::span<const float> hw = {}) {
   const std::size_t B = group.size(), R = kResourceCount;
   std::vector<float> x(T * B * F, 0.0f), y(T * B * R * Hz, 0.0f), mk(T * B * R * Hz, 0.0f);
   for (std::size_t b = 0; b < B; ++b) {
@@ -95,7 +97,7 @@ Chunk makeChunk(const std::vector<const SeriesData*>& group, std::size_t t0, std
           if (std::isnan(u)) continue;
           const std::size_t i = ((tt * B + b) * R + r) * Hz + (h - 1);
           y[i] = std::log1p(std::max(u, 0.0f) / sc);
-          mk[i] = d.w[r];  // the loss is a mask-weighted mean
+          mk[i] = hw.empty() ? d.w[r] : d.w[r] * hw[h - 1];  // the loss is a mask-weighted mean
         }
       }
     }
@@ -139,13 +141,13 @@ std::size_t maxLen(const std::vector<const SeriesData*>& g) {
 
 // Mean pinball loss over held-back series (no gradient), state carried across chunks.
 double evaluate(Net& net, const std::vector<std::vector<const SeriesData*>>& groups, const LstmModel& m,
-                std::size_t T, const torch::Tensor& tau) {
+                std::size_t T, const torch::Tensor& tau, std::span<const float> hw) {
   torch::NoGradGuard ng;
   double sum = 0, weight = 0;
   for (const auto& g : groups) {
     State st = zeroState(g.size(), m.hidden);
     for (std::size_t t0 = 0; t0 < maxLen(g); t0 += T) {
-      Chunk c = makeChunk(g, t0, T, m.inputs(), m.horizon);
+      Chunk c = makeChunk(g, t0, T, m.inputs(), m.horizon, hw);
       auto q = net->forward(c.x, &st);
       const double w = c.mask.sum().item<double>();
       sum += pinball(q, c, tau).item<double>() * w;
@@ -241,6 +243,9 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
     if (o.scale_weight_bound != 0 && !(o.scale_weight_bound >= 1))
       return fail(ErrorCode::kInvalidArgument, "train: scale weight bound {} must be 0 (off) or >= 1",
                   o.scale_weight_bound);
+    if (!(o.horizon_weight_power >= 0 && o.horizon_weight_power <= 8))
+      return fail(ErrorCode::kInvalidArgument, "train: horizon weight power {} must be within [0, 8]",
+                  o.horizon_weight_power);
     torch::manual_seed(o.seed);
     std::mt19937_64 rng(o.seed);
     TrainReport rep;
@@ -304,6 +309,11 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
     rep.val_index = val;
     rep.train_series = tr.size() - rep.augmented_series, rep.val_series = val.size(), rep.cal_series = cal.size();
 
+    std::vector<float> hw;  // empty: equal weights, the loss exactly as before the option
+    if (o.horizon_weight_power > 0)
+      for (std::size_t h = 1; h <= m.horizon; ++h)
+        hw.push_back(static_cast<float>(std::pow(static_cast<double>(h), -o.horizon_weight_power)));
+
     Net net = toNet(m);
     torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(o.lr));
     const torch::Tensor tau = tauOf(m);
@@ -342,7 +352,7 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
         std::shuffle(order.begin(), order.end(), rng);
         for (std::size_t gi : order) {
           if (t0 >= maxLen(groups[gi]) || out_of_time()) continue;
-          Chunk c = makeChunk(groups[gi], t0, o.bptt, m.inputs(), m.horizon);
+          Chunk c = makeChunk(groups[gi], t0, o.bptt, m.inputs(), m.horizon, hw);
           State st = {std::get<0>(states[gi]).detach(), std::get<1>(states[gi]).detach()};
           auto q = net->forward(c.x, &st);
           auto loss = pinball(q, c, tau);
@@ -358,7 +368,7 @@ Result<TrainReport> train(const std::vector<trace::Series>& series, const TrainO
         }
       }
       net->eval();
-      info.val_loss = evaluate(net, val_groups, m, 288, tau);
+      info.val_loss = evaluate(net, val_groups, m, 288, tau, hw);
       LstmModel candidate = m;
       fromNet(net, candidate);
       double score = info.val_loss;

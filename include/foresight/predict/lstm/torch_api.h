@@ -38,6 +38,10 @@ struct TrainOptions {
   // series, clipped to [1/bound, bound]. 0: unweighted. Both defaults: the configuration that won
   // the validation backtest (docs/model.md).
   double scale_weight_bound = 4;
+  // The loss of horizon step h is weighted by h^-P (then normalised): the allocation rests on the
+  // first steps, while an equal weight lets the far steps, which are mostly spread, dominate.
+  // 0: every step alike (the shipped model's training).
+  double horizon_weight_power = 0;
   bool window_features = true;  // the zmax12_<r> / zmin12_<r> input columns
   bool day_features = false;    // the zday_<r> / zdaymax_<r> / day_present input columns
   // LstmModel::fingerprint_window of the trained model; 0: the initial model's (none if fresh).
