@@ -323,6 +323,65 @@ TEST(VpaRecommender, AnswersOutOfShapeAreErrorsNotCrashes) {
   EXPECT_GT(plans, 0u);    // and the sound answers still made plans
 }
 
+// One pod out of shape costs only the VPAs that select it, with an error naming the pod; a pod
+// whose labels do not read could be any VPA's, so that fails the namespace's round, as a broken
+// list does.
+TEST(VpaRecommender, APodOutOfShapeFailsOnlyTheVpasThatSelectIt) {
+  auto roundOf = [](FakeCluster& cluster) {
+    allocate::k8s::VpaDiscovery d(cluster.access(), 600, nullptr);
+    std::map<std::string, std::string> result;  // VPA -> "" or its usage's error
+    auto vpas = d.vpas("foresight", "shop");
+    EXPECT_TRUE(vpas) << vpas.error().message;
+    if (!vpas) return result;
+    for (const auto& v : *vpas) {
+      auto u = d.usage(v);
+      result[v.name] = u ? (u->empty() ? "no usage" : "") : u.error().message;
+    }
+    return result;
+  };
+  auto named = [](const std::string& pod, auto change) {
+    return [pod, change](json& item) {
+      if (item["metadata"]["name"] == pod) change(item);
+    };
+  };
+  FakeCluster cluster;
+  auto sound = roundOf(cluster);
+  EXPECT_EQ(sound, (std::map<std::string, std::string>{{"web", ""}, {"canary", ""}}));
+
+  cluster.edit_pod = named("canary-1", [](json& p) { p["spec"]["containers"] = "app"; });
+  auto pod = roundOf(cluster);
+  EXPECT_EQ(pod["web"], "");
+  EXPECT_NE(pod["canary"].find("pod canary-1: unexpected answer from the API server: items[4].spec.containers is a "
+                               "string, expected an array"),
+            std::string::npos)
+      << pod["canary"];
+  EXPECT_NE(pod["canary"].find("/api/v1/namespaces/shop/pods"), std::string::npos) << pod["canary"];
+
+  cluster.edit_pod = {};
+  cluster.edit_pod_metrics = named("web-2", [](json& p) { p["containers"][0]["usage"] = "450m"; });
+  auto metrics = roundOf(cluster);
+  EXPECT_EQ(metrics["canary"], "");
+  EXPECT_NE(metrics["web"].find("pod web-2: unexpected answer from the API server: items[1].containers[0].usage "
+                                "(container app) is a string, expected an object"),
+            std::string::npos)
+      << metrics["web"];
+  EXPECT_NE(metrics["web"].find("/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods"), std::string::npos) << metrics["web"];
+
+  // No labels to select by, or no name to join the metrics on: every VPA of the namespace fails.
+  cluster.edit_pod_metrics = {};
+  cluster.edit_pod = named("canary-1", [](json& p) { p["metadata"]["labels"] = "app=canary"; });
+  auto labels = roundOf(cluster);
+  for (const auto& vpa : {"web", "canary"})
+    EXPECT_NE(labels[vpa].find("items[4].metadata.labels is a string, expected an object"), std::string::npos)
+        << vpa << ": " << labels[vpa];
+  cluster.edit_pod = {};
+  cluster.edit_pod_metrics = named("canary-1", [](json& p) { p["metadata"]["name"] = 7; });
+  auto name = roundOf(cluster);
+  for (const auto& vpa : {"web", "canary"})
+    EXPECT_NE(name[vpa].find("items[4].metadata.name is a number, expected a string"), std::string::npos)
+        << vpa << ": " << name[vpa];
+}
+
 TEST(VpaRecommender, NoNewMetricsNoNewSampleAndOnlyAGoneVpaIsForgotten) {
   FakeCluster cluster;
   Loop l = makeLoop(cluster);

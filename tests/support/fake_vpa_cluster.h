@@ -48,6 +48,8 @@ class FakeCluster {
   bool cronjob = false;           // VPA report on CronJob report, whose job runs a pod
   bool nodes_forbidden = false;   // RBAC without the nodes rule: listing nodes is a 403
   std::optional<std::int64_t> job_oom_at;  // with cronjob: an earlier job's pod was OOM-killed then (state, not lastState)
+  // Called on each item of the namespace's pod list and PodMetrics list before it is sent.
+  std::function<void(json& pod)> edit_pod, edit_pod_metrics;
 
   explicit FakeCluster(int more = 0) {
     for (int i = 0; i < more; ++i) {
@@ -131,6 +133,7 @@ class FakeCluster {
           containers.push_back({{"name", c.name}, {"usage", {{"cpu", c.cpu}, {"memory", c.memory}}}});
         items.push_back({{"metadata", {{"name", p.name}, {"namespace", "shop"}, {"labels", p.labels}}},
                          {"timestamp", ts}, {"window", "30s"}, {"containers", containers}});
+        if (edit_pod_metrics) edit_pod_metrics(items.back());
       }
       res.set_content(json{{"kind", "PodMetricsList"}, {"items", items}}.dump(), "application/json");
     });
@@ -155,6 +158,7 @@ class FakeCluster {
           if (p.failed) status["state"] = killed(*job_oom_at);
           pod["status"]["containerStatuses"].push_back(status);
         }
+        if (edit_pod) edit_pod(pod);
         items.push_back(pod);
       }
       res.set_content(json{{"kind", "PodList"}, {"items", items}}.dump(), "application/json");

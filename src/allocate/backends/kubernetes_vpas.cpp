@@ -66,12 +66,18 @@ const json kVpaListShape = json::parse(R"({"items": [{"metadata": {"name": "", "
 // A LabelSelector, or a ReplicationController's map (no matchLabels key: left to its reader).
 const json kTargetShape = json::parse(R"({"spec": {"selector": {"matchLabels": {},
   "matchExpressions": [{"key": "", "operator": "", "values": [""]}]}}})");
-const json kMetricsShape = json::parse(R"({"items": [{"metadata": {"name": ""}, "timestamp": "",
-  "containers": [{"name": "", "usage": {}}]}]})");
-const json kPodListShape = json::parse(R"({"items": [{"metadata": {"name": "", "labels": {}}, "spec": {"nodeName": "", "containers": [{"name": "",
+// A list's envelope; its items are checked one by one (kListedPodShape, kPodMetricsShape), so that one
+// pod out of shape costs only the VPAs that select it.
+const json kListShape = json::parse(R"({"items": []})");
+const json kPodMetricsShape = json::parse(R"({"metadata": {"name": ""}, "timestamp": "",
+  "containers": [{"name": "", "usage": {}}]})");
+const json kListedPodShape = json::parse(R"({"metadata": {"name": "", "labels": {}}, "spec": {"nodeName": "", "containers": [{"name": "",
   "resources": {"limits": {}}}]}, "status": {"containerStatuses": [{"name": "",
   "lastState": {"terminated": {"reason": "", "finishedAt": ""}},
-  "state": {"terminated": {"reason": "", "finishedAt": ""}}}]}}]})");
+  "state": {"terminated": {"reason": "", "finishedAt": ""}}}]}})");
+// What decides which VPAs select a pod: while these read, a pod out of shape elsewhere is known.
+const json kListedPodNameShape = json::parse(R"({"metadata": {"name": "", "labels": {}}})");
+const json kPodMetricsNameShape = json::parse(R"({"metadata": {"name": ""}})");
 
 // The round's lists (VPAs, pods, nodes) accept any recent state, as client-go's informers do for
 // their lists: the API server answers them from its watch cache instead of a quorum read of etcd,
@@ -233,7 +239,9 @@ struct VpaDiscovery::ListedPods {
     std::vector<ContainerUsage> used;  // one per container; empty: no metrics yet
     std::map<std::string, std::pair<std::int64_t, double>> oom;  // container -> killed at, memory limit
   };
-  std::string error;  // a listing failed: every VPA of the namespace fails this round
+  // A listing failed, or a pod whose labels do not read (it could be any VPA's): every VPA of
+  // the namespace fails this round.
+  std::string error;
   std::map<std::string, Pod> pods;  // by name
 };
 
@@ -245,17 +253,29 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
   // Pods, then their metrics: a pod created between the two requests is not listed yet and waits
   // a round; one deleted between them is listed without metrics and counts for nothing.
   const std::string ppath = fmt::format("/api/v1/namespaces/{}/pods{}", ns, kFromWatchCache);
-  auto pods = getChecked(*api_, ppath, kPodListShape);
+  auto pods = getChecked(*api_, ppath, kListShape);
   if (!pods) {
     out.error = pods.error().message;
     return out;
   }
-  for (const auto& pod : pods->value("items", json::array())) {
+  const std::string& server = api_->access().server;
+  const json items = pods->value("items", json::array());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const json& pod = items[i];
+    const std::string at = fmt::format("items[{}]", i);
+    if (auto st = checkShape(pod, kListedPodNameShape, at); !st) {
+      out.error = fmt::format("GET {}{}: {}", server, ppath, st.error().message);
+      return out;
+    }
     const json meta = pod.value("metadata", json::object());
-    ListedPods::Pod& p = out.pods[meta.value("name", "")];
+    ListedPods::Pod& p = out.pods[meta.value("name", at)];
     const json labels = meta.value("labels", json::object());  // items() does not keep a temporary
     for (const auto& [k, v] : labels.items())
       if (v.is_string()) p.labels[k] = v.get<std::string>();
+    if (auto st = checkShape(pod, kListedPodShape, at); !st) {
+      p.error = fmt::format("GET {}{}: pod {}: {}", server, ppath, meta.value("name", at), st.error().message);
+      continue;
+    }
     p.node = pod.value("spec", json::object()).value("nodeName", "");
     // OOM kills, which the metrics API does not show: the stock recommender bumps memory after one.
     std::map<std::string, double> limits;
@@ -274,19 +294,31 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
       }
   }
   const std::string mpath = fmt::format("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods", ns);
-  auto metrics = getChecked(*api_, mpath, kMetricsShape);
+  auto metrics = getChecked(*api_, mpath, kListShape);
   if (!metrics) {
     out.error = metrics.error().message;
     return out;
   }
-  for (const auto& pod : metrics->value("items", json::array())) {
+  const json metric_items = metrics->value("items", json::array());
+  for (std::size_t i = 0; i < metric_items.size(); ++i) {
+    const json& pod = metric_items[i];
+    // Without its name, which pod's usage is missing is unknown: none can be trusted to be whole.
+    if (auto st = checkShape(pod, kPodMetricsNameShape, fmt::format("items[{}]", i)); !st) {
+      out.error = fmt::format("GET {}{}: {}", server, mpath, st.error().message);
+      return out;
+    }
     const std::string pod_name = pod.value("metadata", json::object()).value("name", "?");
     auto it = out.pods.find(pod_name);
     if (it == out.pods.end()) continue;
     ListedPods::Pod& p = it->second;
+    if (!p.error.empty()) continue;  // its listing's error says more
+    if (auto st = checkShape(pod, kPodMetricsShape, fmt::format("items[{}]", i)); !st) {
+      p.error = fmt::format("GET {}{}: pod {}: {}", server, mpath, pod_name, st.error().message);
+      continue;
+    }
     auto t = parseRfc3339(pod.value("timestamp", ""));
     if (!t) {
-      p.error = fmt::format("GET {}{}: pod {}: timestamp: {}", api_->access().server, mpath, pod_name, t.error().message);
+      p.error = fmt::format("GET {}{}: pod {}: timestamp: {}", server, mpath, pod_name, t.error().message);
       continue;
     }
     for (const auto& c : pod.value("containers", json::array())) {
@@ -298,7 +330,7 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
         if (!u.contains(key)) continue;
         auto q = quantityOf(u[key]);
         if (!q) {
-          p.error = fmt::format("GET {}{}: pod {} container {}: usage.{}: {}", api_->access().server, mpath,
+          p.error = fmt::format("GET {}{}: pod {} container {}: usage.{}: {}", server, mpath,
                                 pod_name, cu.container, key, q.error().message);
           break;
         }
