@@ -132,6 +132,7 @@ Status recommend(const Args& a) {
   if (!forecasters) return tl::unexpected(forecasters.error());
   c.forecaster = std::move(*forecasters);
   c.min_history_seconds = a.min_history;
+  c.limits_found_start_cooldowns = a.leader_elect;
   c.max_clock_step_seconds = loop::clockStepFor(a.period);
   c.apply = a.apply;
   c.backend_name = "kubernetes";

@@ -143,6 +143,10 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   auto current =
       guarded(config_.backend_name, workload, [&] { return backend_->current(workload); });
   if (!current) return tl::unexpected(current.error());
+  if (config_.limits_found_start_cooldowns && !st.planned)
+    for (Resource r : config_.resources)
+      if ((*current)[r]) st.last_change[index(r)] = now;
+  st.planned = true;
   allocate::PlanInput input;
   input.forecast = &f;
   input.current = *current;

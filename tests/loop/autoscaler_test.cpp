@@ -482,6 +482,41 @@ TEST(Autoscaler, ARestartKeepsItsCooldownsFromTheAuditTrail) {
       << "without the trail the cut (a step down) is not held";
 }
 
+// Replicas of `recommend` taking turns: the one that takes over finds a limit that the other set a
+// minute ago, while its own trail's last change is an hour old. With limits_found_start_cooldowns
+// the limit found counts as changed at the first plan, so the cut waits out the down cool-down.
+TEST(Autoscaler, ALimitAnotherWriterMayHaveSetStartsTheCooldownAtTheFirstPlan) {
+  AutoscalerConfig c = afterSamples(3);
+  c.apply = true;
+  c.resources = {Resource::kCpu};
+  c.planner[Resource::kCpu].cooldown_down_seconds = 600;
+  auto takeOver = [&](bool found_start) {
+    Restarts x(c);
+    allocate::AuditRecord mine;  // this replica's last change, an hour ago
+    mine.time = x.now - 3600;
+    mine.workload = "web";
+    mine.backend = "dry-run";
+    mine.after[Resource::kCpu] = 3.0;
+    mine.result = "ok";
+    auto trail = allocate::AuditLog::open(x.path);
+    EXPECT_TRUE(trail && trail->append(mine));
+    (*x.kept)[Resource::kCpu] = 2.0;  // the other replica's, a minute ago: not in this trail
+    x.config.limits_found_start_cooldowns = found_start;
+    Autoscaler b = x.start();
+    std::vector<double> limits;
+    for (std::int64_t t = x.now; t < x.now + 700; t += 10) {
+      EXPECT_TRUE(b.observe("web", t, usage(0.5, NAN)));
+      limits.push_back((*x.kept)[Resource::kCpu].value_or(NAN));
+    }
+    return limits;
+  };
+  const auto held = takeOver(true);
+  for (std::size_t i = 0; i < 60; ++i) EXPECT_NEAR(held[i], 2.0, 1e-9) << "at +" << i * 10 << " s";
+  EXPECT_LT(held.back(), 1.99) << "after the cool-down the cut comes";
+  const auto cut = takeOver(false);  // the first plan comes with the third sample
+  EXPECT_LT(cut[2], 1.99) << "from the trail's hour-old change alone the cut is not held";
+}
+
 // An OOM kill's hold outlives a restart too: the kill goes with the change it caused into the
 // audit trail, and the restarted loop does not size the workload back into the next kill.
 TEST(Autoscaler, ARestartKeepsAnOomKillsHoldFromTheAuditTrail) {

@@ -66,6 +66,11 @@ struct AutoscalerConfig {
   std::string backend_name;  // recorded with each change, for rollback
   allocate::BackendOptions backend_options;
   std::optional<CapacityAdvice> advice;
+  // Whether another writer may have changed the limits since this loop's audit trail last did
+  // (`recommend --leader-elect`: the replica that held the lease before kept its own trail): then
+  // a limit found in force at a workload's first plan counts as changed then, and the planner's
+  // cool-downs run from there rather than from the trail's older change, or from none.
+  bool limits_found_start_cooldowns = false;
 };
 
 // The bound on the loop clock's step for samples every `sample_seconds`: ten periods, so that a
@@ -121,6 +126,7 @@ class Autoscaler {
   struct State {
     std::unique_ptr<WorkloadForecaster> forecaster;
     std::array<std::optional<std::int64_t>, kResourceCount> last_change{};
+    bool planned = false;  // a plan was made (limits_found_start_cooldowns acts before the first)
     std::size_t samples = 0;
     std::int64_t first_seen = 0;
     std::string last_dry_run;  // the target last logged in dry-run
