@@ -382,6 +382,40 @@ TEST(VpaRecommender, APodOutOfShapeFailsOnlyTheVpasThatSelectIt) {
         << vpa << ": " << name[vpa];
 }
 
+// A VPA out of shape is left out with its reason (ConfigUnsupported), not the whole listing; one
+// whose name or recommenders do not read is left out, logged; a status out of shape is written anew.
+TEST(VpaRecommender, AVpaOutOfShapeIsLeftOutNotTheListing) {
+  FakeCluster cluster;
+  cluster.edit_vpa = [](json& v) {
+    if (v["metadata"]["name"] == "canary") v["spec"]["targetRef"]["kind"] = 5;
+  };
+  Loop l = makeLoop(cluster);
+  l.recommender->reportConditions(true);
+  for (int i = 0; i < 12; ++i) {  // a plan takes 10 samples
+    auto r = l.recommender->round();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->errors, 1u);
+    EXPECT_EQ(r->containers, 2u);  // web's app and sidecar
+  }
+  EXPECT_TRUE(recommendation(cluster.vpa("web"), "app").count("cpu")) << cluster.vpa("web").dump();
+  const json canary = cluster.vpa("canary");
+  bool reported = false;
+  for (const auto& c : canary.value("status", json::object()).value("conditions", json::array()))
+    reported = reported || (c.value("type", "") == "ConfigUnsupported" &&
+                            c.value("message", "").find("spec.targetRef.kind is a number, expected a string") != std::string::npos);
+  EXPECT_TRUE(reported) << canary.dump();
+
+  cluster.edit_vpa = [](json& v) {
+    if (v["metadata"]["name"] == "web") v["metadata"]["name"] = 7;
+    if (v["metadata"]["name"] == "canary") v["status"] = "broken";
+  };
+  Result<VpaRecommender::Round> again = fail(ErrorCode::kInternal, "no round");
+  ASSERT_NO_THROW(again = l.recommender->round());
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->containers, 1u);  // canary's app: web is left out
+  EXPECT_EQ(again->errors, 0u);
+}
+
 TEST(VpaRecommender, NoNewMetricsNoNewSampleAndOnlyAGoneVpaIsForgotten) {
   FakeCluster cluster;
   Loop l = makeLoop(cluster);

@@ -50,6 +50,7 @@ class FakeCluster {
   std::optional<std::int64_t> job_oom_at;  // with cronjob: an earlier job's pod was OOM-killed then (state, not lastState)
   // Called on each item of the namespace's pod list and PodMetrics list before it is sent.
   std::function<void(json& pod)> edit_pod, edit_pod_metrics;
+  std::function<void(json& vpa)> edit_vpa;  // likewise, each listed VPA (the stored one is kept)
 
   explicit FakeCluster(int more = 0) {
     for (int i = 0; i < more; ++i) {
@@ -71,6 +72,8 @@ class FakeCluster {
       json items = json::array();
       for (const auto& n : vpa_names) items.push_back(vpas_[n]);
       if (cronjob) items.push_back(vpas_["report"]);
+      if (edit_vpa)
+        for (auto& v : items) edit_vpa(v);
       res.set_content(json{{"kind", "VerticalPodAutoscalerList"}, {"items", items}}.dump(), "application/json");
     });
     server_.Get(vpas + R"(/namespaces/shop/verticalpodautoscalers/([\w-]+))",

@@ -60,9 +60,16 @@ Result<std::string> selectorQuery(const json& sel, const std::string& what) {
   return fmt::format("{}", fmt::join(terms, ","));
 }
 
-const json kVpaListShape = json::parse(R"({"items": [{"metadata": {"name": "", "namespace": ""},
+// A listed VPA, checked item by item (the list's envelope: kListShape): one out of shape is left
+// out with its reason, not the whole listing. Whose it is and its name are checked first.
+const json kVpaOwnerShape = json::parse(R"({"metadata": {"name": "", "namespace": ""},
+  "spec": {"recommenders": [{"name": ""}]}})");
+const json kVpaShape = json::parse(R"({"metadata": {"name": "", "namespace": ""},
   "spec": {"targetRef": {"apiVersion": "", "kind": "", "name": ""}, "recommenders": [{"name": ""}],
-           "resourcePolicy": {"containerPolicies": [{"containerName": "", "mode": ""}]}}}]})");
+           "resourcePolicy": {"containerPolicies": [{"containerName": "", "mode": ""}]}}})");
+// What reportConditions reads of a VPA's status; a status out of this shape is written anew.
+const json kVpaStatusShape = json::parse(R"({"status": {"conditions": [{"type": "", "status": "",
+  "lastTransitionTime": ""}], "recommendation": {"containerRecommendations": []}}})");
 // A LabelSelector, or a ReplicationController's map (no matchLabels key: left to its reader).
 const json kTargetShape = json::parse(R"({"spec": {"selector": {"matchLabels": {},
   "matchExpressions": [{"key": "", "operator": "", "values": [""]}]}}})");
@@ -129,7 +136,7 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
                                        : fmt::format("/apis/autoscaling.k8s.io/v1/namespaces/{}/verticalpodautoscalers", ns)) +
                            kFromWatchCache;
   round_pods_.clear();
-  auto list = getChecked(*api_, path, kVpaListShape);
+  auto list = getChecked(*api_, path, kListShape);
   if (!list) return tl::unexpected(list.error());
   std::vector<RecommendedVpa> out;
   std::map<std::string, std::string> unresolved;
@@ -137,8 +144,19 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
   std::map<std::string, json> objects;  // for listed_
   const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   static const std::set<std::string> kImmutable = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"};
-  for (const auto& v : list->value("items", json::array())) {
-    const json& spec = v.value("spec", json::object());
+  const json items = list->value("items", json::array());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const json& v = items[i];
+    const std::string at = fmt::format("items[{}]", i);
+    if (auto st = checkShape(v, kVpaOwnerShape, at); !st) {
+      // Neither whose it is nor its name reads: nothing to report on. Logged once per change.
+      const std::string key = "GET " + path + " " + at;
+      if (unresolved_[key] != st.error().message)
+        spdlog::warn("GET {}{}: {}; left out", api_->access().server, path, st.error().message);
+      unresolved[key] = st.error().message;
+      continue;
+    }
+    const json spec = v.value("spec", json::object());
     bool mine = false;
     for (const auto& r : spec.value("recommenders", json::array()))
       mine = mine || r.value("name", "") == recommender;
@@ -148,9 +166,12 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
     vpa.ns = meta.value("namespace", "");
     vpa.name = meta.value("name", "");
     if (listed_) objects[vpaPath(vpa.ns, vpa.name)] = v;
-    for (const auto& p : spec.value("resourcePolicy", json::object()).value("containerPolicies", json::array()))
-      vpa.modes[p.value("containerName", "")] = p.value("mode", "Auto");
-    const json ref = spec.value("targetRef", json::object());
+    // Out of shape: skipped with its reason (ConfigUnsupported), its fields not read.
+    const auto shape = checkShape(v, kVpaShape, at);
+    if (shape)
+      for (const auto& p : spec.value("resourcePolicy", json::object()).value("containerPolicies", json::array()))
+        vpa.modes[p.value("containerName", "")] = p.value("mode", "Auto");
+    const json ref = shape ? spec.value("targetRef", json::object()) : json::object();
     vpa.target_kind = ref.value("kind", "?");
     vpa.target_name = ref.value("name", "?");
     const std::string cache_key = vpa.ns + " " + ref.dump();
@@ -159,6 +180,7 @@ Result<std::vector<RecommendedVpa>> VpaDiscovery::vpas(const std::string& recomm
     // No API server lists an object without them; a proxy that drops them must not make paths of "".
     auto sel = vpa.ns.empty() || vpa.name.empty()
                    ? Result<std::string>(fail(ErrorCode::kParse, "listed without metadata.namespace or metadata.name"))
+               : !shape ? Result<std::string>(tl::unexpected(shape.error()))
                : fresh ? Result<std::string>(cached->second.selector)
                        : selectorOf(vpa.ns, ref);
     if (fresh)
@@ -378,7 +400,7 @@ Result<bool> VpaDiscovery::reportConditions(const RecommendedVpa& vpa, bool pods
   const std::string path = vpaPath(vpa.ns, vpa.name);
   const json* body = listed_->find(path);
   if (!body) return false;  // a failed write took it out: the next round's listing brings it back
-  json status = body->value("status", json::object());
+  json status = checkShape(*body, kVpaStatusShape) ? body->value("status", json::object()) : json::object();
   const json old = status.value("conditions", json::array());
   static const std::set<std::string> kMine = {"ConfigUnsupported", "NoPodsMatched", "RecommendationProvided"};
   const auto now = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
