@@ -14,7 +14,12 @@ namespace lstm = foresight::predict::lstm;
 namespace {
 
 const lstm::LstmModel& model() {
-  static const lstm::LstmModel m = lstm::LstmModel::initial(48, 12, lstm::kDefaultLevels, 1);
+  // The shipped model's inputs: the window and day blocks, 46 columns at a 300 s step.
+  static const lstm::LstmModel m = [] {
+    auto built = lstm::LstmModel::initial(48, 12, lstm::kDefaultLevels, 1, true, true);
+    built.step_seconds = 300;
+    return built;
+  }();
   return m;
 }
 

@@ -8,7 +8,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-INPUTS, HIDDEN, HORIZON, RESOURCES = 37, 48, 12, 4  # as models/lstm-bitbrains.fsm
+INPUTS, HIDDEN, HORIZON, RESOURCES = 46, 48, 12, 4  # as models/lstm-bitbrains.fsm (since 2026-12-06)
 LEVELS = [0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.8, 0.9, 0.95, 0.975, 0.99, 0.995]
 OUTPUTS = RESOURCES * HORIZON * len(LEVELS)
 
