@@ -40,7 +40,7 @@ struct TrainOptions {
   double scale_weight_bound = 4;
   // The loss of horizon step h is weighted by h^-P (then normalised): the allocation rests on the
   // first steps, while an equal weight lets the far steps, which are mostly spread, dominate.
-  // 0: every step alike (the shipped model's training).
+  // 0: every step alike (the default; the shipped model was trained with 2, docs/model.md).
   double horizon_weight_power = 0;
   bool window_features = true;  // the zmax12_<r> / zmin12_<r> input columns
   bool day_features = false;    // the zday_<r> / zdaymax_<r> / day_present input columns
