@@ -290,12 +290,13 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
       return out;
     }
     const json meta = pod.value("metadata", json::object());
-    ListedPods::Pod& p = out.pods[meta.value("name", at)];
+    const std::string pod_name = meta.value("name", at);
+    ListedPods::Pod& p = out.pods[pod_name];
     const json labels = meta.value("labels", json::object());  // items() does not keep a temporary
     for (const auto& [k, v] : labels.items())
       if (v.is_string()) p.labels[k] = v.get<std::string>();
     if (auto st = checkShape(pod, kListedPodShape, at); !st) {
-      p.error = fmt::format("GET {}{}: pod {}: {}", server, ppath, meta.value("name", at), st.error().message);
+      p.error = fmt::format("GET {}{}: pod {}: {}", server, ppath, pod_name, st.error().message);
       continue;
     }
     p.node = pod.value("spec", json::object()).value("nodeName", "");
@@ -324,8 +325,9 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
   const json metric_items = metrics->value("items", json::array());
   for (std::size_t i = 0; i < metric_items.size(); ++i) {
     const json& pod = metric_items[i];
+    const std::string at = fmt::format("items[{}]", i);
     // Without its name, which pod's usage is missing is unknown: none can be trusted to be whole.
-    if (auto st = checkShape(pod, kPodMetricsNameShape, fmt::format("items[{}]", i)); !st) {
+    if (auto st = checkShape(pod, kPodMetricsNameShape, at); !st) {
       out.error = fmt::format("GET {}{}: {}", server, mpath, st.error().message);
       return out;
     }
@@ -334,7 +336,7 @@ const VpaDiscovery::ListedPods& VpaDiscovery::listPods(const std::string& ns) {
     if (it == out.pods.end()) continue;
     ListedPods::Pod& p = it->second;
     if (!p.error.empty()) continue;  // its listing's error says more
-    if (auto st = checkShape(pod, kPodMetricsShape, fmt::format("items[{}]", i)); !st) {
+    if (auto st = checkShape(pod, kPodMetricsShape, at); !st) {
       p.error = fmt::format("GET {}{}: pod {}: {}", server, mpath, pod_name, st.error().message);
       continue;
     }
