@@ -1,5 +1,8 @@
 // cgroup v1 and v2 collectors. File formats: Documentation/admin-guide/cgroup-v1/*.rst and
 // cgroup-v2.rst (cpu.stat, cpu.max, memory.stat, io.stat) and accounting/psi.rst.
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -8,6 +11,8 @@
 #include <system_error>
 #include <unordered_map>
 #include <utility>
+
+#include <fmt/format.h>
 
 #include "collectors_impl.h"
 #include "foresight/collect/kernel_files.h"
@@ -117,29 +122,45 @@ class AncestorQuotas {
 // of it, also I/O to another partition of the same disk outside the stack, which a sum of the
 // top-level devices would count twice (both list the whole disk). Kept per device, asked again
 // after kRecheck: stacks are set up and torn down rarely.
+//
+// A loop device lists nothing in `slaves`, but its worker does the I/O on the backing file as the
+// issuing cgroup (loop_queue_work associates the cgroup), so it reaches that file's disk charged
+// to the same cgroup. A loop device counts as stacked when its backing file (loop/backing_file,
+// read under the host root) is on a filesystem whose device is in /sys/dev/block. A file on a
+// filesystem without one (tmpfs, overlay, NFS, btrfs's anonymous device) leaves the loop device
+// as the bottom, counted; so does a backing file that cannot be found (deleted, or another mount
+// namespace's path).
 class StackedDevices {
  public:
-  explicit StackedDevices(fs::path dev_block) : dev_block_(std::move(dev_block)) {}
+  StackedDevices(fs::path root, fs::path dev_block)
+      : root_(std::move(root)), dev_block_(std::move(dev_block)) {}
   bool operator()(std::string_view device) {
     const auto now = std::chrono::steady_clock::now();
     if (cache_.size() > 4096) cache_.clear();  // bound it; devices come and go
     auto [it, added] = cache_.try_emplace(std::string(device));
-    if (added || now - it->second.when >= kRecheck) {
-      // No such folder (a gone device, "(unknown)" of some filesystems): a disk, counted.
-      std::error_code ec;
-      const bool empty = fs::is_empty(dev_block_ / it->first / "slaves", ec);
-      it->second = {now, !ec && !empty};
-    }
+    if (added || now - it->second.when >= kRecheck) it->second = {now, stacked(dev_block_ / it->first)};
     return it->second.stacked;
   }
 
  private:
+  bool stacked(const fs::path& dir) const {
+    // No such folder (a gone device, "(unknown)" of some filesystems): a disk, counted.
+    std::error_code ec;
+    if (const bool empty = fs::is_empty(dir / "slaves", ec); !ec && !empty) return true;
+    auto file = readKernelFile(dir / "loop" / "backing_file");  // "/path\n"; none: not a loop device
+    if (!file) return false;
+    while (!file->empty() && file->back() == '\n') file->pop_back();
+    if (file->empty() || file->front() != '/') return false;
+    struct stat st {};
+    if (::stat((root_ / file->substr(1)).c_str(), &st) != 0) return false;
+    return fs::is_directory(dev_block_ / fmt::format("{}:{}", major(st.st_dev), minor(st.st_dev)), ec);
+  }
   struct Entry {
     std::chrono::steady_clock::time_point when;
     bool stacked = false;
   };
   static constexpr auto kRecheck = std::chrono::seconds(60);
-  fs::path dev_block_;
+  fs::path root_, dev_block_;
   std::unordered_map<std::string, Entry> cache_;
 };
 
@@ -184,7 +205,7 @@ class CgroupV1Collector final : public Collector {
  public:
   explicit CgroupV1Collector(const CollectorContext& ctx)
       : ancestors_(ctx.layout.v1("cpu").value_or(fs::path("/")), "cpu.cfs_quota_us"),
-        stacked_(ctx.paths.sys() / "dev" / "block"), ctx_(ctx) {}
+        stacked_(ctx.paths.root(), ctx.paths.sys() / "dev" / "block"), ctx_(ctx) {}
   const char* name() const override { return "cgroup.v1"; }
   void forget(const std::string& id) override { cache_.erase(id); }
   void refreshLimits(const std::string& id) override {
@@ -368,7 +389,7 @@ class CgroupV1Collector final : public Collector {
 class CgroupV2Collector final : public Collector {
  public:
   explicit CgroupV2Collector(const CollectorContext& ctx)
-      : ancestors_(ctx.layout.unified, "cpu.max"), stacked_(ctx.paths.sys() / "dev" / "block"),
+      : ancestors_(ctx.layout.unified, "cpu.max"), stacked_(ctx.paths.root(), ctx.paths.sys() / "dev" / "block"),
         ctx_(ctx) {}
   const char* name() const override { return "cgroup.v2"; }
   void forget(const std::string& id) override { cache_.erase(id); }

@@ -2,6 +2,8 @@
 // values are read off the fixture files by hand.
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -199,6 +201,43 @@ TEST(CgroupIo, ADeviceStackedOnAnotherIsNotCountedTwice) {
   auto v2 = collectWith(context("v2"), "cgroup.v2", cgroupWorkload("/system.slice/app.service"));
   EXPECT_DOUBLE_EQ(v2.get("io_write_bytes_total"), 8388608);
   EXPECT_DOUBLE_EQ(v2.get("io_read_ops_total"), 16 + 1);
+}
+
+// I/O to a loop device is done again by its worker on the backing file, charged to the same
+// cgroup, so it reaches the disk below the file: the loop device counts as stacked when that file
+// is on a filesystem with a block device, and as a disk when it is not (tmpfs, overlay) or when
+// its backing file cannot be found. A copy of the v2 fixture with a loop device 7:0 added.
+TEST(CgroupIo, ALoopDeviceIsStackedOnTheDiskOfItsBackingFile) {
+  const fs::path root = test_support::removedAtExit(fs::path(testing::TempDir()) /
+                                                    ("loop-fixture-" + std::to_string(::getpid())));
+  fs::remove_all(root);
+  fs::copy(kFixtures + "/v2", root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  const fs::path cg = root / "sys/fs/cgroup/system.slice/app.service";
+  std::ofstream(cg / "io.stat", std::ios::app) << "7:0 rbytes=0 wbytes=65536 rios=0 wios=16 dbytes=0 dios=0\n";
+  fs::create_directories(root / "sys/dev/block/7:0/loop");
+  fs::create_directories(root / "images");
+  std::ofstream(root / "images/disk.img") << "x";
+  auto backedBy = [&](const std::string& file) {
+    std::ofstream(root / "sys/dev/block/7:0/loop/backing_file", std::ios::trunc) << file << "\n";
+  };
+  struct stat st {};
+  ASSERT_EQ(::stat((root / "images/disk.img").c_str(), &st), 0);
+  const fs::path file_disk = root / "sys/dev/block" / (std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)));
+  const bool disk_in_fixture = fs::exists(file_disk);  // the fixture's 252:0 or 254:0 by chance
+  fs::create_directories(file_disk);
+  const Workload app = cgroupWorkload("/system.slice/app.service");
+  constexpr double kDisks = 8388608, kLoop = 65536;  // the fixture's disks; the loop device's line
+
+  backedBy("/images/disk.img");  // a file on a block device: its I/O is in that disk's line
+  EXPECT_DOUBLE_EQ(collectWith(contextAt(root), "cgroup.v2", app).get("io_write_bytes_total"), kDisks);
+  backedBy("/images/gone.img");  // cannot be found: the loop device is the bottom, counted
+  EXPECT_DOUBLE_EQ(collectWith(contextAt(root), "cgroup.v2", app).get("io_write_bytes_total"), kDisks + kLoop);
+  backedBy("images/disk.img");  // not an absolute path: not understood, counted
+  EXPECT_DOUBLE_EQ(collectWith(contextAt(root), "cgroup.v2", app).get("io_write_ops_total"), 128 + 16);
+  if (disk_in_fixture) GTEST_SKIP() << "the temp folder's device is one of the fixture's";
+  fs::remove_all(file_disk);  // the file's filesystem has no block device (tmpfs, overlay)
+  backedBy("/images/disk.img");
+  EXPECT_DOUBLE_EQ(collectWith(contextAt(root), "cgroup.v2", app).get("io_write_bytes_total"), kDisks + kLoop);
 }
 
 TEST(CgroupV2, EmptyAndMissingFilesAreNotErrors) {
