@@ -23,7 +23,7 @@ struct BacktestArgs {
   std::size_t lead = 1;
   double train_fraction = 0.5;
   double target_violation = 0.01;
-  std::string json_path, plot_dir, validation_of;
+  std::string json_path, plot_dir, validation_of, per_series_path;
   bool strict = false, no_progress = false;
   std::int64_t step = 0;
   unsigned threads = 0;
@@ -151,6 +151,7 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
   run.protocol = {a.lead, a.train_fraction, a.target_violation};
   run.threads = a.threads;
   run.examples = a.examples;
+  run.per_series = !a.per_series_path.empty();
   run.on_progress = [&](std::size_t done, std::size_t) { bar.update(done); };
   sim::Report report = sim::runBacktest(*tr, named, run);
   bar.finish();
@@ -176,6 +177,13 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
       return 1;
     }
     spdlog::info("wrote {}", a.json_path);
+  }
+  if (!a.per_series_path.empty()) {
+    if (auto s = writeFileAtomically(a.per_series_path, sim::perSeriesCsv(report)); !s) {
+      spdlog::error("{}", s.error().message);
+      return 1;
+    }
+    spdlog::info("wrote {}", a.per_series_path);
   }
   if (!a.plot_dir.empty()) {
     auto written = sim::writePlots(report, a.plot_dir);
@@ -217,6 +225,10 @@ void addBacktestCommand(CLI::App& app, Builtins& builtins) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--json", args->json_path, "write the results as JSON to FILE")->check(outputFile());
   cmd->add_option("--plot", args->plot_dir, "write SVG plots into DIR");
+  cmd->add_option("--per-series", args->per_series_path,
+                  "write each series' scores at the calibrated knob as CSV to FILE: which workloads hold "
+                  "the unused allocation and take the violations")
+      ->check(outputFile());
   cmd->add_flag("--strict", args->strict,
                 "fail on any bad file or short series instead of skipping");
   cmd->add_option("--step", args->step, "resampling step in seconds (default: the median step)")

@@ -104,14 +104,4 @@ Result<double> parseNumber(const std::string& text, const CsvTable& t, std::size
   return v;
 }
 
-std::string csvQuote(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 }  // namespace foresight::match::detail

@@ -24,6 +24,5 @@ Result<double> parseNumber(const std::string& text, const CsvTable& t, std::size
                            const std::string& column);
 bool looksNumeric(const std::string& text, double& value);
 std::string trim(std::string s);
-std::string csvQuote(const std::string& s);
 
 }  // namespace foresight::match::detail

@@ -150,6 +150,19 @@ std::array<std::vector<bool>, kResourceCount> largestFifth(const trace::Trace& t
   return out;
 }
 
+// The 99th percentile (nearest rank) of a series' scored usage over its mean.
+double p99ToMean(const trace::Series& s, Resource r, const Protocol& p) {
+  const auto& u = s.usage[index(r)];
+  std::vector<double> v;
+  for (std::size_t t = std::max(contextFor(s, p).warmup_steps, p.lead_steps); t < u.size(); ++t)
+    if (!std::isnan(u[t])) v.push_back(u[t]);
+  if (v.empty()) return NAN;
+  const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  const auto k = static_cast<std::size_t>(std::ceil(0.99 * static_cast<double>(v.size()))) - 1;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return mean > 0 ? v[k] / mean : NAN;
+}
+
 }  // namespace
 
 std::optional<double> interpolateAtViolation(const std::vector<Scores>& frontier, double v,
@@ -380,6 +393,16 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
           }
         }
         rr.calibrated = rr.frontier[chosen];
+        if (options.per_series)
+          for (std::size_t si = 0; si < acc.size(); ++si) {
+            const Accumulator& a = acc[si][pi].knob[index(r)][chosen];
+            if (!a.steps) continue;
+            const double days = acc[si][pi].days[index(r)];
+            rr.per_series.push_back({trace.series[si].id, a.steps, a.violations, a.sum_usage, a.sum_alloc,
+                                     a.sum_slack, a.sum_short,
+                                     days > 0 ? static_cast<double>(a.changes) / days : 0.0,
+                                     p99ToMean(trace.series[si], r, p)});
+          }
       } else {
         report.warnings.push_back(fmt::format(
             "{}: no warm-up step scored for {} (a lead beyond the warm-up): no calibrated knob",

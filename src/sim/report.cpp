@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "foresight/core/csv.h"
+
 namespace foresight::sim {
 namespace {
 
@@ -63,6 +65,30 @@ nlohmann::json toJson(const Report& report) {
     }
   }
   return j;
+}
+
+std::string perSeriesCsv(const Report& report) {
+  std::string out =
+      "policy,resource,series,knob,steps,mean_usage,mean_allocation,slack,share_of_unused,violations,"
+      "violation_rate,shortfall,changes_per_day,usage_p99_to_mean\n";
+  for (const auto& p : report.policies)
+    for (const auto& [r, rr] : p.resources) {
+      if (!rr.calibrated) continue;
+      double pooled_unused = 0;
+      for (const auto& s : rr.per_series) pooled_unused += s.sum_unused;
+      for (const auto& s : rr.per_series) {
+        const auto n = static_cast<double>(s.steps);
+        out += fmt::format("{},{},{},{},{},{:.6g},{:.6g},{:.6f},{:.6f},{},{:.6f},{:.6f},{:.3f},{:.4f}\n",
+                           csvQuote(p.name), name(r), csvQuote(s.id), rr.calibrated->knob, s.steps,
+                           s.sum_usage / n, s.sum_allocation / n,
+                           s.sum_allocation > 0 ? s.sum_unused / s.sum_allocation : 0.0,
+                           pooled_unused > 0 ? s.sum_unused / pooled_unused : 0.0, s.violations,
+                           static_cast<double>(s.violations) / n,
+                           s.sum_usage > 0 ? s.sum_shortfall / s.sum_usage : 0.0, s.changes_per_day,
+                           s.usage_p99_to_mean);
+      }
+    }
+  return out;
 }
 
 std::string toTable(const Report& report) {

@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -60,6 +62,38 @@ TEST_F(BacktestCli, WritesJsonTableAndPlotsForAllBaselines) {
   EXPECT_EQ(j["policies"]["oracle"]["cpu"]["default"]["violation_rate"], 0.0);
   EXPECT_TRUE(fs::exists(dir_ / "plots" / "frontier-cpu.svg"));
   EXPECT_TRUE(fs::exists(dir_ / "plots" / "example-vm0-cpu.svg"));
+}
+
+// --per-series: one row per policy, resource and series at the calibrated knob; its share of the
+// unused allocation sums to 1 per policy and resource. A path that cannot be written is refused
+// before the replay, as --json's is.
+TEST_F(BacktestCli, PerSeriesWritesARowPerPolicyResourceAndSeries) {
+  auto r = run(fmt::format("backtest --trace {} --format csv --policies reactive,static --per-series {}",
+                           (dir_ / "trace").string(), (dir_ / "series.csv").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream f(dir_ / "series.csv");
+  std::string line;
+  ASSERT_TRUE(std::getline(f, line));
+  EXPECT_EQ(line.rfind("policy,resource,series,knob,steps,", 0), 0u) << line;
+  std::map<std::string, double> share;
+  std::set<std::string> series;
+  int rows = 0;
+  while (std::getline(f, line)) {
+    std::vector<std::string> c;
+    std::stringstream ss(line);
+    for (std::string x; std::getline(ss, x, ',');) c.push_back(x);
+    ASSERT_EQ(c.size(), 14u) << line;
+    share[c[0] + "/" + c[1]] += std::stod(c[8]);
+    series.insert(c[2]);
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2 * 4 * 3);
+  EXPECT_EQ(series, (std::set<std::string>{"vm0", "vm1", "vm2"}));
+  for (const auto& [key, sum] : share) EXPECT_NEAR(sum, 1.0, 1e-5) << key;
+  auto bad = run(fmt::format("backtest --trace {} --format csv --policies reactive --per-series {}",
+                             (dir_ / "trace").string(), (dir_ / "no" / "x.csv").string()));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("no such directory"), std::string::npos) << bad.err;
 }
 
 TEST_F(BacktestCli, StrictFailsOnABadFileAndNamesItsLine) {

@@ -163,6 +163,43 @@ TEST(Backtest, ViolationRateOfTheLargestFifthBySizeInTheWarmUp) {
       0.125);
 }
 
+// Per series at the calibrated knob (--per-series): which series hold the unused allocation and
+// take the violations. Two series, evaluation halves worked out by hand.
+TEST(Backtest, PerSeriesScoresAtTheCalibratedKnob) {
+  trace::Trace tr;
+  tr.step_seconds = 300;
+  tr.resources[index(Resource::kCpu)] = true;
+  for (const char* id : {"a", "b,x"}) {  // a comma in an id is quoted in the CSV
+    trace::Series s;
+    s.id = id;
+    s.step_seconds = 300;
+    std::vector<double> u;
+    for (int i = 0; i < 16; ++i) u.push_back(s.id == "a" ? 1 + i % 4 : 2.0);
+    s.usage[index(Resource::kCpu)] = u;
+    tr.series.push_back(std::move(s));
+  }
+  FunctionFactory f({2.5, 5}, 5, [](double knob, std::size_t) { return knob; });
+  RunOptions o = options();
+  o.protocol.target_violation = 0.3;  // warm-up at 2.5: a violates at 3, 4, 3, 4 of 7 steps, b never: 4/14
+  EXPECT_TRUE(runBacktest(tr, {{"const", &f}}, o).policies.at(0).resources.at(Resource::kCpu).per_series.empty());
+  o.per_series = true;
+  Report r = runBacktest(tr, {{"const", &f}}, o);
+  const auto& res = r.policies.at(0).resources.at(Resource::kCpu);
+  ASSERT_DOUBLE_EQ(res.calibrated->knob, 2.5);
+  ASSERT_EQ(res.per_series.size(), 2u);
+  // a: usage 1 2 3 4 1 2 3 4 under 2.5: unused 1.5 + 0.5 twice, short 0.5 + 1.5 twice.
+  EXPECT_EQ(res.per_series[0].id, "a");
+  EXPECT_EQ(res.per_series[0].violations, 4u);
+  EXPECT_DOUBLE_EQ(res.per_series[0].sum_unused, 4);
+  EXPECT_DOUBLE_EQ(res.per_series[0].sum_shortfall, 4);
+  EXPECT_DOUBLE_EQ(res.per_series[1].sum_unused, 4);  // b: 0.5 unused at each of 8 steps
+  EXPECT_EQ(perSeriesCsv(r),
+            "policy,resource,series,knob,steps,mean_usage,mean_allocation,slack,share_of_unused,"
+            "violations,violation_rate,shortfall,changes_per_day,usage_p99_to_mean\n"
+            "const,cpu,a,2.5,8,2.5,2.5,0.200000,0.500000,4,0.500000,0.200000,0.000,1.6000\n"  // p99 4, mean 2.5
+            "const,cpu,\"b,x\",2.5,8,2,2.5,0.200000,0.500000,0,0.000000,0.000000,0.000,1.0000\n");
+}
+
 TEST(Backtest, CoverageOfIntervalPolicies) {
   std::vector<double> u;
   for (int i = 0; i < 20; ++i) u.push_back(i % 4);

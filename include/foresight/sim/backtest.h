@@ -35,6 +35,18 @@ struct Scores {
   double largest_violation_rate = 0;
 };
 
+// One series' scores at its resource's calibrated knob (RunOptions::per_series): which workloads
+// hold the unused allocation and take the violations that the pooled figures sum up.
+struct SeriesScores {
+  std::string id;
+  std::uint64_t steps = 0, violations = 0;
+  double sum_usage = 0, sum_allocation = 0, sum_unused = 0, sum_shortfall = 0;
+  double changes_per_day = 0;
+  // The series' own usage over its scored steps, whatever the policy: its 99th percentile over its
+  // mean, how far above its mean it reaches 1% of the time (NaN when the mean is 0).
+  double usage_p99_to_mean = 0;
+};
+
 struct ResourceResult {
   predict::Knob knob;
   Scores default_scores;
@@ -42,6 +54,9 @@ struct ResourceResult {
   std::vector<Scores> frontier;  // one per knob grid value
   std::map<double, std::optional<double>> iso_risk, iso_risk_shortfall, iso_risk_largest_violation;
   std::map<double, double> coverage;  // empty unless the policy gives intervals
+  // At the calibrated knob, in trace order, series with a scored step; empty unless
+  // RunOptions::per_series.
+  std::vector<SeriesScores> per_series;
 };
 
 struct PolicyResult {
@@ -81,6 +96,7 @@ struct RunOptions {
   Protocol protocol;
   unsigned threads = 0;
   std::size_t examples = 3;  // series kept for plots
+  bool per_series = false;   // fill ResourceResult::per_series
   // Called after each series with (done, total); from worker threads.
   std::function<void(std::size_t, std::size_t)> on_progress;
 };
