@@ -333,6 +333,10 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
   report.protocol = p;
   report.evaluation_steps = std::accumulate(eval_steps.begin(), eval_steps.end(), std::uint64_t{0});
   const auto largest = largestFifth(trace, p);
+  std::array<std::vector<double>, kResourceCount> p99;  // per series, the same for every policy
+  if (options.per_series)
+    for (Resource r : kAllResources)
+      for (const auto& s : trace.series) p99[index(r)].push_back(p99ToMean(s, r, p));
   for (std::size_t pi = 0; pi < policies.size(); ++pi) {
     PolicyAccumulator total, total_largest;
     for (Resource r : kAllResources) {
@@ -401,7 +405,7 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
             rr.per_series.push_back({trace.series[si].id, a.steps, a.violations, a.sum_usage, a.sum_alloc,
                                      a.sum_slack, a.sum_short,
                                      days > 0 ? static_cast<double>(a.changes) / days : 0.0,
-                                     p99ToMean(trace.series[si], r, p)});
+                                     p99[index(r)][si]});
           }
       } else {
         report.warnings.push_back(fmt::format(
