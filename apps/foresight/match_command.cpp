@@ -129,10 +129,13 @@ Status checkFingerprint(const match::OutcomeTable& t, const std::map<std::string
 }
 
 void printRanking(const match::Ranking& r, const match::OutcomeTable& t, std::size_t top,
-                  std::size_t actual_of) {
+                  std::size_t actual_of, match::Objective objective) {
   const bool with_actual = actual_of != std::string::npos;
-  fmt::print("{:>4}  {:<22} {:>10} {:>21} {:>11} {:>7}  {}\n", "rank", "environment", "runtime_s",
-             "±1sd", "cost", "P(done)", with_actual ? "actual runtime_s / cost" : "");
+  fmt::print("ranked by expected {}: P(done) × its mean + P(fails) × the worst (a wide band's mean "
+             "lies above its median runtime)\n",
+             objective == match::Objective::kCost ? "cost" : "runtime (s)");
+  fmt::print("{:>4}  {:<22} {:>10} {:>10} {:>21} {:>11} {:>7}  {}\n", "rank", "environment", "expected",
+             "runtime_s", "±1sd", "cost", "P(done)", with_actual ? "actual runtime_s / cost" : "");
   for (std::size_t i = 0; i < std::min(top, r.environments.size()); ++i) {
     const auto& e = r.environments[i];
     std::string actual;
@@ -140,7 +143,10 @@ void printRanking(const match::Ranking& r, const match::OutcomeTable& t, std::si
       const auto& o = t.outcomes[actual_of][t.environmentIndex(e.env)];
       actual = !o.has_run ? "no run" : !o.completed ? "failed" : fmt::format("{:.0f} / {:.4f}", o.runtime_s, o.cost);
     }
-    fmt::print("{:>4}  {:<22} {:>10.0f} {:>21} {:>11} {:>7.2f}  {}{}\n", i + 1, e.env, e.runtime_s,
+    fmt::print("{:>4}  {:<22} {:>10} {:>10.0f} {:>21} {:>11} {:>7.2f}  {}{}\n", i + 1, e.env,
+               objective == match::Objective::kCost ? fmt::format("{:.4f}", e.expected)
+                                                    : fmt::format("{:.0f}", e.expected),
+               e.runtime_s,
                e.observed ? "measured" : fmt::format("{:.0f}–{:.0f}", e.runtime_low_s, e.runtime_high_s),
                std::isfinite(e.cost) ? fmt::format("{:.4f}", e.cost) : "-", e.p_complete, actual, e.admissible ? "" : "  (predicted to fail or miss the deadline)");
   }
@@ -154,7 +160,8 @@ std::string rankingJson(const match::Ranking& r) {
                                  {"runtime_low_s", e.runtime_low_s}, {"runtime_high_s", e.runtime_high_s},
                                  {"cost", e.cost}, {"cost_low", e.cost_low}, {"cost_high", e.cost_high},
                                  {"log_sd", e.log_sd}, {"p_complete", e.p_complete},
-                                 {"observed", e.observed}, {"admissible", e.admissible}});
+                                 {"observed", e.observed}, {"admissible", e.admissible},
+                                 {"expected", e.expected}});
   for (const auto& d : r.drivers) j["drivers"].push_back({{"feature", d.feature}, {"effect_log_runtime", d.effect}});
   j["explanation"] = r.explanation;
   return j.dump(2) + "\n";
@@ -360,7 +367,7 @@ int runMatch(MatchArgs a) {
     spdlog::error("{}", ranking.error().message);
     return 1;
   }
-  printRanking(*ranking, *table, a.top, actual_of);
+  printRanking(*ranking, *table, a.top, actual_of, *objective);
   if (!a.json_path.empty())
     if (auto st = writeFileAtomically(a.json_path, rankingJson(*ranking)); !st) {
       spdlog::error("{}", st.error().message);

@@ -654,8 +654,10 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
     if (r.p_complete > 0 && std::isfinite(expected[i])) worst = std::max(worst, expected[i]);
   }
   std::vector<double> loss(n);
-  for (std::size_t i = 0; i < n; ++i)
+  for (std::size_t i = 0; i < n; ++i) {
     loss[i] = p_ok[i] * (std::isfinite(expected[i]) ? expected[i] : worst) + (1 - p_ok[i]) * worst;
+    ranking.environments[i].expected = loss[i];
+  }
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),

@@ -73,6 +73,7 @@ TEST_F(MatchCli, RanksAWorkloadAndANewFingerprint) {  // the fixture is usable
   auto r = match("--workload w3 --group-by app --probes 1");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("rank"), std::string::npos);
+  EXPECT_NE(r.out.find("ranked by expected cost"), std::string::npos) << r.out;
   auto fp = write("fp.csv", "workload,cpu_mean,mem_peak\nnew,2,300\n");
   r = match("--fingerprint " + fp);
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -82,6 +83,17 @@ TEST(Matcher, ProbesAreMeasuredNotPredictedAndFailuresRankLast) {
       EXPECT_LE(e.runtime_low_s, e.runtime_s);
       EXPECT_GE(e.runtime_high_s, e.runtime_s);
     }
+  // The order is that of `expected`: the lognormal mean (the measured value for a probe) where
+  // it completes, and above the median by exp(sd² / 2).
+  for (std::size_t i = 0; i < r->environments.size(); ++i) {
+    const auto& e = r->environments[i];
+    if (i > 0) {
+      EXPECT_GE(e.expected, r->environments[i - 1].expected) << e.env;
+    }
+    if (e.p_complete == 1) {
+      EXPECT_NEAR(e.expected, e.cost * std::exp(e.log_sd * e.log_sd / 2), 1e-12 * e.cost) << e.env;
+    }
+  }
   EXPECT_FALSE(r->drivers.empty());
   EXPECT_NE(r->explanation.find(r->environments.front().env), std::string::npos);
   // A text feature is one driver, named by the chosen environment's own level.

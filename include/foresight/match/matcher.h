@@ -80,6 +80,10 @@ struct RankedEnvironment {
   double p_complete = 1;
   bool observed = false;      // a probe: values are measured, not predicted
   bool admissible = true;     // predicted to complete (and meet the deadline)
+  // What the ranking orders by, in the objective's units (seconds or cost): P(ok) × the lognormal
+  // mean + (1 − P(ok)) × the worst expected value. The mean of a wide band lies above its median
+  // (runtime_s), so an uncertain environment can rank below one with a higher median.
+  double expected = 0;
 };
 
 struct Driver {
