@@ -9,7 +9,8 @@ calibration after a workload changes behaviour (docs/results.md).
 
     python3 scripts/level_shift_files.py ../shared/data/bitbrains-rnd/2013-7 cpu OUT_DIR [FACTOR]
 
-links each such file into OUT_DIR (created) and prints how many.
+links each such file into OUT_DIR (created) and prints how many, and which share of their
+second halves' values are exactly 0 against the share over every file of the trace.
 """
 import csv
 import gzip
@@ -19,7 +20,8 @@ import sys
 COLUMNS = {"cpu": "CPU usage [MHZ]", "memory": "Memory usage [KB]"}
 
 
-def means(path, column):
+def halves(path, column):
+    """(mean of the first half, mean of the second half, the second half), or None."""
     with gzip.open(path, "rt") if path.endswith(".gz") else open(path) as f:
         rows = csv.reader(f, delimiter=";")
         header = [h.strip() for h in next(rows)]
@@ -28,7 +30,7 @@ def means(path, column):
     half = len(values) // 2
     if half == 0:
         return None
-    return sum(values[:half]) / half, sum(values[half:]) / (len(values) - half)
+    return sum(values[:half]) / half, sum(values[half:]) / (len(values) - half), values[half:]
 
 
 def main():
@@ -38,17 +40,28 @@ def main():
     factor = float(sys.argv[4]) if len(sys.argv) == 5 else 2.0
     os.makedirs(out, exist_ok=True)
     picked = 0
+    zeros = {"picked": [0, 0], "all": [0, 0]}  # values exactly 0, values, in the second halves
     for name in sorted(os.listdir(trace)):
         if not name.endswith((".csv", ".csv.gz")):
             continue
-        m = means(os.path.join(trace, name), COLUMNS[resource])
-        if not m or m[0] <= 0 or m[1] <= 0 or max(m) / min(m) < factor:
+        h = halves(os.path.join(trace, name), COLUMNS[resource])
+        if not h:
             continue
+        first, second, later = h
+        zeros["all"][0] += sum(v == 0 for v in later)
+        zeros["all"][1] += len(later)
+        if first <= 0 or second <= 0 or max(first, second) / min(first, second) < factor:
+            continue
+        zeros["picked"][0] += sum(v == 0 for v in later)
+        zeros["picked"][1] += len(later)
         link = os.path.join(out, name)
         if not os.path.lexists(link):
             os.symlink(os.path.abspath(os.path.join(trace, name)), link)
         picked += 1
     print(f"{picked} files with a {resource} level shift of {factor}x or more linked into {out}")
+    share = {k: z / n if n else float("nan") for k, (z, n) in zeros.items()}
+    print(f"second halves: {share['picked']:.3f} of their values are exactly 0 "
+          f"({share['all']:.3f} over every file)")
 
 
 if __name__ == "__main__":
