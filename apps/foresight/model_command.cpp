@@ -37,6 +37,19 @@ int showModel(const ModelArgs& a) {
     if (!blocks.count(f.block)) order.push_back(f.block);
     blocks[f.block].push_back(f.name);
   }
+  // What split-conformal calibration added to the heads' quantiles, one step ahead: in z units
+  // (log1p(u / scale)); the online tracker adjusts each workload's on top.
+  if (m->conformal.empty()) {
+    fmt::print("calibration   none (no split-conformal offsets)\n");
+  } else {
+    static constexpr double kShown[] = {0.5, 0.9, 0.95, 0.99, 0.999};
+    fmt::print("calibration   split-conformal offsets in z, 1 step ahead, at levels {}\n", fmt::join(kShown, " "));
+    for (Resource r : kAllResources) {
+      std::vector<std::string> v;
+      for (double level : kShown) v.push_back(fmt::format("{:+.3f}", m->conformalOffset(index(r), 1, level)));
+      fmt::print("  {:<11} {}\n", name(r), fmt::join(v, " "));
+    }
+  }
   fmt::print("inputs        {}\n", m->inputs());
   for (const auto& b : order) fmt::print("  {:<11} {}\n", b, fmt::join(blocks[b], " "));
   const auto prov = nlohmann::json::parse(m->provenance.empty() ? "{}" : m->provenance, nullptr, false);

@@ -2,6 +2,7 @@
 // provenance; predict reads only the series' own file; train --autoencoder writes its model.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -315,8 +316,18 @@ TEST(LstmModelCli, SetChangesTheScaleRestartOnlyAndShowPrintsIt) {
   EXPECT_EQ(never->scale_restart, 0u);
   EXPECT_LT(never->format_version, after->format_version);
 
+  // The split-conformal offsets one step ahead, as set: memory's at 0.99 only.
+  auto calibrated = *never;
+  std::fill(calibrated.conformal.begin(), calibrated.conformal.end(), 0.0);
+  const auto& cal = calibrated.cal_levels;
+  const auto l99 = static_cast<std::size_t>(std::find(cal.begin(), cal.end(), 0.99) - cal.begin());
+  ASSERT_LT(l99, cal.size());
+  calibrated.conformal[(index(foresight::Resource::kMemory) * calibrated.horizon + 0) * cal.size() + l99] = 0.4321;
+  ASSERT_TRUE(saveModel(calibrated, out));
   auto show = runShell(fmt::format("{} model show {}", FORESIGHT_BIN, out.string()));
   ASSERT_EQ(show.exit_code, 0) << show.all();
+  EXPECT_NE(show.out.find("  memory      +0.000 +0.000 +0.000 +0.432 +0.000\n"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("  cpu         +0.000 +0.000 +0.000 +0.000 +0.000\n"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("scale restart never"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("step          300 s"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("\"note\":\"an hour\""), std::string::npos) << show.out;
