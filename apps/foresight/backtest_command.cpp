@@ -4,6 +4,8 @@
 #include <iostream>
 #include <set>
 
+#include <fmt/ranges.h>
+
 #include "commands.h"
 #include "foresight/core/files.h"
 #include "foresight/core/log.h"
@@ -23,7 +25,7 @@ struct BacktestArgs {
   std::size_t lead = 1;
   double train_fraction = 0.5;
   double target_violation = 0.01;
-  std::string json_path, plot_dir, validation_of, per_series_path;
+  std::string json_path, plot_dir, validation_of, per_series_path, series;
   bool strict = false, no_progress = false;
   std::int64_t step = 0;
   unsigned threads = 0;
@@ -137,6 +139,31 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
     tr->series = std::move(parts.series);
     tr->resources = parts.resources;
   }
+  if (!a.series.empty()) {
+    // An id names one series, or every piece of a series split at gaps ("76" for 76#1, 76#2).
+    const auto wanted = splitList(a.series);
+    std::vector<std::string> missing;
+    std::vector<bool> keep(tr->series.size(), false);
+    for (const auto& id : wanted) {
+      bool found = false;
+      for (std::size_t i = 0; i < tr->series.size(); ++i) {
+        const std::string& sid = tr->series[i].id;
+        if (sid == id || (sid.size() > id.size() && sid.compare(0, id.size(), id) == 0 && sid[id.size()] == '#'))
+          keep[i] = found = true;
+      }
+      if (!found) missing.push_back(id);
+    }
+    if (!missing.empty()) {
+      spdlog::error("--series: no series {} in {}{}", fmt::join(missing, ", "), a.trace_dir,
+                    a.validation_of.empty() ? "" : " among --validation-of's held-back workloads");
+      return 2;
+    }
+    std::vector<trace::Series> kept;
+    for (std::size_t i = 0; i < tr->series.size(); ++i)
+      if (keep[i]) kept.push_back(std::move(tr->series[i]));
+    tr->series = std::move(kept);
+    spdlog::info("--series: {} series", tr->series.size());
+  }
   // On a model's held-back workloads the scored steps are not the trace's later parts.
   const predict::ReplayInfo replay{a.validation_of.empty() ? a.train_fraction : 0.0};
   for (std::size_t i = 0; i < named.size(); ++i) {
@@ -235,6 +262,9 @@ void addBacktestCommand(CLI::App& app, Builtins& builtins) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
   cmd->add_option("--max-series", args->max_series, "use only the first N series");
+  cmd->add_option("--series", args->series,
+                  "replay only these series: comma-separated ids as --per-series names them; an id before "
+                  "'#' takes every piece of a series split at gaps (76 for 76#1, 76#2)");
   cmd->add_option("--examples", args->examples, "series kept for example plots")
       ->capture_default_str();
   cmd->add_option("--validation-of", args->validation_of,

@@ -96,6 +96,42 @@ TEST_F(BacktestCli, PerSeriesWritesARowPerPolicyResourceAndSeries) {
   EXPECT_NE(bad.err.find("no such directory"), std::string::npos) << bad.err;
 }
 
+// --series replays only the series named; an id before '#' takes every piece of a series split at
+// a gap, and no other prefix; an unknown id is refused, named, before any replay.
+TEST_F(BacktestCli, SeriesReplaysOnlyTheNamedOnes) {
+  {  // vm9: three days, a day-long gap, three days: pieces vm9#1 and vm9#2
+    std::ofstream f(dir_ / "trace" / "vm9.csv");
+    f << "timestamp,cpu,memory,disk_io,network\n";
+    for (int i = 0; i < 7 * 288; ++i)
+      if (i < 3 * 288 || i >= 4 * 288) f << fmt::format("{},{},2e9,10,10\n", 1600000000 + 300 * i, 1 + i % 7);
+  }
+  auto pieces = run(fmt::format("backtest --trace {} --format csv --policies reactive --series vm9",
+                                (dir_ / "trace").string()));
+  ASSERT_EQ(pieces.exit_code, 0) << pieces.err;
+  EXPECT_NE(pieces.out.find("trace: 2 series"), std::string::npos) << pieces.out;
+  auto prefix = run(fmt::format("backtest --trace {} --format csv --policies reactive --series vm", (dir_ / "trace").string()));
+  EXPECT_EQ(prefix.exit_code, 2) << prefix.out;
+  auto r = run(fmt::format("backtest --trace {} --format csv --policies reactive --series vm2,vm0 --per-series {}",
+                           (dir_ / "trace").string(), (dir_ / "two.csv").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream f(dir_ / "two.csv");
+  std::set<std::string> series;
+  std::string line;
+  std::getline(f, line);
+  while (std::getline(f, line)) {  // policy,resource,series,...
+    std::stringstream ss(line);
+    std::string c;
+    for (int i = 0; i < 3; ++i) std::getline(ss, c, ',');
+    series.insert(c);
+  }
+  EXPECT_EQ(series, (std::set<std::string>{"vm0", "vm2"}));
+  auto bad = run(fmt::format("backtest --trace {} --format csv --policies reactive --series vm1,nope,gone",
+                             (dir_ / "trace").string()));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--series: no series nope, gone in"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.out.find("reactive"), std::string::npos) << "replayed anyway: " << bad.out;
+}
+
 TEST_F(BacktestCli, StrictFailsOnABadFileAndNamesItsLine) {
   std::ofstream(dir_ / "trace" / "bad.csv") << "timestamp,cpu\n1,0.5\n301,x\n";
   auto lenient = run(fmt::format("backtest --trace {} --format csv --policies reactive",
