@@ -636,12 +636,12 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
   //   P(ok) · E[value | ok] + (1 − P(ok)) · worst expected value,
   // with E[value | ok] the lognormal mean exp(μ + σ²/2) of the ensemble's prediction.
   const bool by_cost = md.objective == Objective::kCost;
-  std::vector<double> expected(n), p_ok(n);
+  std::vector<double> mean_value(n), p_ok(n);  // E[value | ok]
   double worst = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const auto& r = ranking.environments[i];
     const double mean_runtime = r.runtime_s * std::exp(r.log_sd * r.log_sd / 2);
-    expected[i] = by_cost ? mean_runtime * md.price_per_hour[candidates[i]] / 3600 : mean_runtime;
+    mean_value[i] = by_cost ? mean_runtime * md.price_per_hour[candidates[i]] / 3600 : mean_runtime;
     double in_time = 1;
     if (md.deadline_s) {
       if (r.log_sd > 0)
@@ -651,17 +651,16 @@ Result<Ranking> Matcher::rank(const WorkloadEvidence& evidence,
         in_time = r.runtime_s <= *md.deadline_s ? 1 : 0;
     }
     p_ok[i] = r.p_complete * in_time;
-    if (r.p_complete > 0 && std::isfinite(expected[i])) worst = std::max(worst, expected[i]);
+    if (r.p_complete > 0 && std::isfinite(mean_value[i])) worst = std::max(worst, mean_value[i]);
   }
-  std::vector<double> loss(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    loss[i] = p_ok[i] * (std::isfinite(expected[i]) ? expected[i] : worst) + (1 - p_ok[i]) * worst;
-    ranking.environments[i].expected = loss[i];
-  }
+  for (std::size_t i = 0; i < n; ++i)
+    ranking.environments[i].expected =
+        p_ok[i] * (std::isfinite(mean_value[i]) ? mean_value[i] : worst) + (1 - p_ok[i]) * worst;
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return loss[a] < loss[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return ranking.environments[a].expected < ranking.environments[b].expected;
+  });
   std::vector<RankedEnvironment> sorted;
   for (auto i : order) sorted.push_back(ranking.environments[i]);
   ranking.environments = std::move(sorted);
