@@ -148,7 +148,7 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
       bool found = false;
       for (std::size_t i = 0; i < tr->series.size(); ++i) {
         const std::string& sid = tr->series[i].id;
-        if (sid == id || (sid.size() > id.size() && sid.compare(0, id.size(), id) == 0 && sid[id.size()] == '#'))
+        if (sid == id || trace::isPieceOf(sid, id))
           keep[i] = found = true;
       }
       if (!found) missing.push_back(id);

@@ -71,7 +71,7 @@ int runPredict(const PredictArgs& a) {
   if (!s) {  // a file split at long gaps gives pieces ID#1, ID#2...: name them (also for ID#7)
     std::vector<std::string> pieces;
     for (const auto& x : tr->series)
-      if (x.id.starts_with(base + "#")) pieces.push_back(x.id);
+      if (trace::isPieceOf(x.id, base)) pieces.push_back(x.id);
     spdlog::error("{}: no series '{}'{}", a.trace_dir, a.series,
                   !pieces.empty() ? fmt::format(" (pieces: {})", fmt::join(pieces, ", "))
                   : every_file    ? fmt::format(" (no file {}.csv or {}.csv.gz, and no id column names it)", base, base)

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "foresight/core/result.h"
@@ -48,6 +49,11 @@ Result<std::vector<std::filesystem::path>> listTraceFiles(const std::filesystem:
 
 // A file's series id: its name without `.csv` or `.csv.gz` (pieces split at gaps add `#N`).
 std::string seriesId(const std::filesystem::path& file);
+
+// Whether `id` is a piece of series `base` split at gaps (`base#N`).
+inline bool isPieceOf(std::string_view id, std::string_view base) {
+  return id.size() > base.size() && id.starts_with(base) && id[base.size()] == '#';
+}
 
 // Parses one file: one series, or (generic CSV with an `id` column) one per id, in order of first
 // appearance. Errors name the file and line.
