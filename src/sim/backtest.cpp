@@ -150,11 +150,16 @@ std::array<std::vector<bool>, kResourceCount> largestFifth(const trace::Trace& t
   return out;
 }
 
+// Scored: the evaluation part's steps that an allocation committed `lead` steps before reaches.
+std::size_t firstScoredStep(const trace::Series& s, const Protocol& p) {
+  return std::max(s.trainSteps(p.train_fraction), p.lead_steps);
+}
+
 // The 99th percentile (nearest rank) of a series' scored usage over its mean.
 double p99ToMean(const trace::Series& s, Resource r, const Protocol& p) {
   const auto& u = s.usage[index(r)];
   std::vector<double> v;
-  for (std::size_t t = std::max(contextFor(s, p).warmup_steps, p.lead_steps); t < u.size(); ++t)
+  for (std::size_t t = firstScoredStep(s, p); t < u.size(); ++t)
     if (!std::isnan(u[t])) v.push_back(u[t]);
   if (v.empty()) return NAN;
   const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
@@ -230,8 +235,7 @@ Report runBacktest(const trace::Trace& trace, const std::vector<NamedPolicy>& po
     (void)worker;
     const std::size_t warmup = contextFor(s, p).warmup_steps;
     const double step_days = static_cast<double>(s.step_seconds) / 86400.0;
-    // Scored: the evaluation part's steps that an allocation committed `lead` steps before reaches.
-    if (const std::size_t first = std::max(warmup, p.lead_steps); s.size() > first)
+    if (const std::size_t first = firstScoredStep(s, p); s.size() > first)
       eval_steps[si] = s.size() - first;
     const bool keep = si < n_examples;
     if (keep) {
