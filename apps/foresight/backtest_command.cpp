@@ -141,6 +141,7 @@ int runBacktestCommand(const BacktestArgs& a, const Builtins& builtins) {
   }
   if (!a.series.empty()) {
     // An id names one series, or every piece of a series split at gaps ("76" for 76#1, 76#2).
+    // Filtered after every file is read, so that the step and the pieces are the full run's.
     const auto wanted = splitList(a.series);
     std::vector<std::string> missing;
     std::vector<bool> keep(tr->series.size(), false);
