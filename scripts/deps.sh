@@ -8,10 +8,11 @@ build_pkgs=(
   cmake ninja-build g++ pkg-config
   zlib1g-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libexpected-dev
   libeigen3-dev libsqlite3-dev libyaml-cpp-dev libcpp-httplib-dev prometheus-cpp-dev
-  libtorch-dev libopenblas0-pthread libxgboost-dev libvirt-dev libssl-dev
+  libtorch-dev libopenblas0-pthread libxgboost-dev libvirt-dev libsystemd-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-test_pkgs=(prometheus stress-ng systemd)  # systemd: systemd-analyze checks the installed unit
+# systemd: systemd-analyze checks the installed unit; dbus-daemon: the bus of the systemd backend's test
+test_pkgs=(prometheus stress-ng systemd dbus-daemon)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "$what" == test || "$what" == all ]]; then pkgs+=("${test_pkgs[@]}"); fi

@@ -58,7 +58,7 @@ Status checkDiskIo(const std::string& backend, const allocate::BackendOptions& o
     if (options.get("io_device").empty())
       return fail(ErrorCode::kInvalidArgument,
                   "--io: {} needs the block device to throttle: -o io_device=MAJ:MIN", backend);
-  } else if (backend == "libvirt" || backend == "kubernetes") {
+  } else if (backend == "systemd" || backend == "libvirt" || backend == "kubernetes") {
     return fail(ErrorCode::kInvalidArgument, "--io: the {} backend does not manage disk I/O",
                 backend);
   }
@@ -266,10 +266,10 @@ void addAllocateCommand(CLI::App& app, Builtins& builtins) {
   auto* cmd = app.add_subcommand(
       "allocate", "Apply an allocation by hand through a backend; recorded in the audit trail.");
   cmd->footer("Backends:" + backends);
-  cmd->add_option("--backend", a->backend, "cgroup-v1, cgroup-v2, libvirt, kubernetes, dry-run")
+  cmd->add_option("--backend", a->backend, "cgroup-v1, cgroup-v2, systemd, libvirt, kubernetes, dry-run")
       ->required();
   cmd->add_option("--workload", a->workload,
-                  "cgroup path, libvirt domain, ns/pod[/container] or ns/vpa/container")
+                  "cgroup path, systemd unit, libvirt domain, ns/pod[/container] or ns/vpa/container")
       ->required();
   cmd->add_option("--cpu", a->cpu, "cores, e.g. 1.5, or max");
   cmd->add_option("--memory", a->memory, "bytes, e.g. 2G or 512M, or max");

@@ -88,6 +88,7 @@ struct Args {
   std::vector<std::string> selectors;
   bool apply = false;
   std::string backend = "auto", planner = dataFile(kShippedPlanner), audit = defaultAuditDb();
+  std::vector<std::string> backend_options;  // key=value
   double quantile = 0;
   double view = 5;
   std::string forecaster = "auto", model = dataFile(kShippedModel);
@@ -154,8 +155,11 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
   c.max_clock_step_seconds = loop::clockStepFor(period);
   c.apply = a.apply;
   c.backend_name = a.backend == "auto" ? autoBackend(layout) : a.backend;
+  for (const auto& kv : a.backend_options)
+    if (auto st = c.backend_options.set(kv); !st) return tl::unexpected(st.error());
   auto backend = builtins.backends.create(c.backend_name, c.backend_options);
   if (!backend) return tl::unexpected(backend.error());
+  if (auto st = (*backend)->configured(); !st) return tl::unexpected(st.error());
   auto audit = auditTrail(a.apply, a.audit);
   if (!audit) return tl::unexpected(audit.error());
   return std::make_unique<loop::Autoscaler>(std::move(c), std::move(*backend), std::move(*audit));
@@ -181,8 +185,12 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       ->check(finiteIn(0));
   cmd->add_flag("--apply", a->apply, "apply the planned limits (default: dry-run, log them)");
   cmd->add_option("--backend", a->backend,
-                  "cgroup-v1, cgroup-v2, dry-run, or auto (this host's cgroups)")
+                  "cgroup-v1, cgroup-v2, systemd (units' limits through systemd, which keeps them), dry-run, "
+                  "or auto (this host's cgroups)")
       ->capture_default_str();
+  cmd->add_option("--option,-o", a->backend_options,
+                  "backend option key=value (repeatable; e.g. bus=private for systemd, see "
+                  "`foresight allocate --help`)");
   cmd->add_option("--planner", a->planner, "planner policies (YAML; read again when the file changes)")
       ->capture_default_str();
   cmd->add_option("--quantile", a->quantile,
@@ -326,7 +334,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                                                  cfg.period_seconds);
       }
     }
-    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history](
+    auto unmanaged = std::make_shared<std::set<std::string>>();  // told once each
+    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
                        const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
       if (t != reload->checked) {
@@ -339,6 +348,10 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       // Process trees have nothing to resize but can be planned for in dry-run.
       if (workload.empty()) return false;
       if (workload.front() != '/' && !dry_backend) return false;
+      if (auto st = autoscaler->manages(backendName(workload)); !st) {
+        if (unmanaged->insert(workload).second) spdlog::info("run: {}: left alone: {}", workload, st.error().message);
+        return false;
+      }
       plan_metrics->name(backendName(workload), workload);
       if (history)
         if (const auto past = history->pastOf(workload, t); !past.time.empty())
@@ -350,8 +363,9 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     };
 
     // A cgroup re-created under a gone one's path starts afresh (--min-history included).
-    cfg.on_gone = [autoscaler, plan_metrics, ranker, history](const std::string& workload) {
+    cfg.on_gone = [autoscaler, plan_metrics, ranker, history, unmanaged](const std::string& workload) {
       if (history) history->gone(workload);
+      unmanaged->erase(workload);
       autoscaler->forget(backendName(workload));
       plan_metrics->forget(backendName(workload));
       if (ranker) ranker->forget(backendName(workload));

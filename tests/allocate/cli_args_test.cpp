@@ -91,6 +91,10 @@ TEST_F(AllocateCli, ABackendsRefusedOptionsAndUnlimitedWhereThereIsNoneAreBadArg
                     "--cpu max: the libvirt backend needs an amount");
   expectBadArgument(run("allocate --backend kubernetes --workload ns/pod --memory max"),
                     "--memory max: the kubernetes backend needs an amount");
+  expectBadArgument(run("allocate --backend systemd --workload web.service --io 10M"),
+                    "--io: the systemd backend does not manage disk I/O");
+  expectBadArgument(run("allocate --backend systemd -o bus= --workload web.service --cpu 1"),
+                    "-o bus= is empty");
   EXPECT_FALSE(fs::exists(db())) << "a change that cannot work was recorded";
 }
 

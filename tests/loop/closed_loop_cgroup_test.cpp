@@ -383,6 +383,33 @@ TEST(ClosedLoopBench, RefusesAnIntervalAboveHalfTheCycle) {
   EXPECT_NE(ran.all().find("--interval 10 s: at most half of --cycle-seconds (4 s)"), std::string::npos) << ran.all();
 }
 
+// Backend options reach the backend, checked before anything runs.
+TEST(RunCommand, RefusesBackendOptionsTheBackendDoesNotTake) {
+  for (const auto& [bad, said] : {std::pair{"-o nosuch=1", "has no option 'nosuch'"},
+                                  {"-o bus=", "-o bus= is empty"},
+                                  {"-o bus", "expected key=value"}}) {
+    const auto ran = foresight::test_support::runShell(
+        fmt::format("{} run --backend systemd {} --listen 127.0.0.1:0 --database ''", FORESIGHT_BIN, bad));
+    EXPECT_EQ(ran.exit_code, 2) << bad << "\n" << ran.all();
+    EXPECT_NE(ran.all().find(said), std::string::npos) << bad << "\n" << ran.all();
+  }
+}
+
+// Through the systemd backend, a cgroup that is not a unit's (here the launched command's own) is
+// left alone, said once, without asking systemd (no bus listens at the address given).
+TEST(RunCommand, TheSystemdBackendLeavesACgroupThatIsNotAUnitAlone) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const auto ran = foresight::test_support::runShell(fmt::format(
+      "{} run --backend systemd -o bus=unix:path=/nonexistent/bus --period 0.2 --duration 2 --view 0 --listen 127.0.0.1:0 --database '' -- sleep 30",
+      FORESIGHT_BIN));
+  EXPECT_EQ(ran.exit_code, 0) << ran.all();
+  const std::string log = ran.all();
+  const auto first = log.find("left alone: systemd workload");
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find("left alone", first + 1), std::string::npos) << log;  // once
+  EXPECT_EQ(log.find("cannot connect"), std::string::npos) << log;
+}
+
 TEST(RunCommand, RefusesNegativeDurationsPeriodsAndViews) {
   for (const char* bad : {"--duration -5", "--period -1", "--period 0", "--view -1", "--duration nan"}) {
     const auto ran = foresight::test_support::runShell(fmt::format("{} run {} --listen 127.0.0.1:0", FORESIGHT_BIN, bad));

@@ -37,6 +37,9 @@ class Backend {
     return apply(workload, target);
   }
   virtual Result<Allocation> usage(const std::string& /*workload*/) { return Allocation{}; }
+  // Whether a workload of this name is of the kind the backend manages, from the name alone (no
+  // I/O): the systemd backend manages units only. A loop leaves the others alone.
+  virtual Status manages(const std::string& /*workload*/) const { return ok(); }
   // The error of options the factory refused (see makeMisconfiguredBackend), so that a command
   // can report it as a bad argument before it reads or records anything.
   virtual Status configured() const { return ok(); }
@@ -72,12 +75,13 @@ struct BackendOptions {
 
 using BackendRegistry = Registry<Backend, const BackendOptions&>;
 
-// Adds cgroup-v1, cgroup-v2, libvirt, kubernetes and dry-run.
+// Adds cgroup-v1, cgroup-v2, systemd, libvirt, kubernetes and dry-run.
 void registerBackends(BackendRegistry& registry);
 
 // The backend factories, for callers that do not go through the registry.
 std::unique_ptr<Backend> makeCgroupV1Backend(const BackendOptions& options);
 std::unique_ptr<Backend> makeCgroupV2Backend(const BackendOptions& options);
+std::unique_ptr<Backend> makeSystemdBackend(const BackendOptions& options);
 std::unique_ptr<Backend> makeLibvirtBackend(const BackendOptions& options);
 std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& options);
 // A backend whose every call fails with `error`: what a factory returns when its options are

@@ -107,6 +107,8 @@ class Autoscaler {
                    const std::map<std::string, allocate::PlannerConfig>& workloads);
   // Whether observe() applies its plans (false: dry-run).
   bool applies() const { return config_.apply; }
+  // Whether the backend manages a workload of this name at all (Backend::manages).
+  Status manages(const std::string& workload) const { return backend_->manages(workload); }
 
   // What the loop last saw and decided, per workload and resource, for a live view.
   struct ViewRow {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "foresight/allocate/cgroup_paths.h"
+#include "target_checks.h"
 #include "foresight/core/log.h"
 
 namespace foresight::allocate {
@@ -81,32 +82,6 @@ Status checkWorkload(const std::string& workload) {
   return ok();
 }
 
-std::uint64_t pageSize() {
-  const long p = ::sysconf(_SC_PAGESIZE);
-  return p > 0 ? static_cast<std::uint64_t>(p) : 4096;
-}
-
-// The kernel stores memory limits in whole pages; rounding first keeps apply() idempotent. Up,
-// never down: a limit below what was asked for is the failure the planner guards against (and a
-// tiny request must not round to 0).
-// Targets the kernel files can take: a positive amount or unlimited (inf). A memory figure beyond
-// 2^62 bytes would wrap in the conversion to an integer (1e30 became a 0-byte limit).
-constexpr double kMaxAmount = 0x1p62;
-Status checkTarget(const Allocation& target, std::string_view what) {
-  for (Resource r : kAllResources) {
-    if (!target[r]) continue;
-    const double v = *target[r];
-    if (std::isnan(v) || v <= 0)
-      return fail(ErrorCode::kInvalidArgument, "{}: {} {}: not a positive amount or unlimited",
-                  what, name(r), v);
-    if (!std::isinf(v) && v >= kMaxAmount)
-      return fail(ErrorCode::kInvalidArgument,
-                  "{}: {} {}: above the 2^62 (4 EiB) this backend writes; 'max' is no limit", what,
-                  name(r), v);
-  }
-  return ok();
-}
-
 // The CFS quota in microseconds for `cores` at `period_us`, or `unlimited` for inf. The kernel's
 // minimum is 1 ms and its maximum 2^44 - 1 us (max_cfs_runtime, kernel/sched/core.c); a quota
 // beyond it is refused here, in floating point, before a conversion to an integer could wrap (a
@@ -122,11 +97,6 @@ Result<std::string> cfsQuota(double cores, double period_us, const char* unlimit
                 "kernel's maximum of {:.0f} us; 'max' is no limit",
                 what, cores, quota, period_us, kMaxQuotaUs);
   return fmt::format("{:.0f}", quota);
-}
-
-std::uint64_t roundToPage(double bytes) {
-  const std::uint64_t page = pageSize();
-  return (static_cast<std::uint64_t>(std::ceil(bytes)) + page - 1) / page * page;
 }
 
 struct Write {

@@ -38,6 +38,10 @@ void registerBackends(BackendRegistry& registry) {
                "cgroup v2: cpu.max, memory.high/memory.max, io.max "
                "(options: root, io_device=MAJ:MIN, memory_high_ratio)",
                makeCgroupV2Backend, {"root", "io_device", "memory_high_ratio"});
+  registry.add("systemd",
+               "systemd unit: CPUQuota and MemoryMax through systemd's D-Bus API, kept by systemd "
+               "until reboot (options: bus=system|private|ADDRESS, root)",
+               makeSystemdBackend, {"bus", "root"});
   registry.add("libvirt", "libvirt domain: live vCPUs and memory balloon (options: uri)",
                makeLibvirtBackend, {"uri"});
   registry.add("kubernetes",

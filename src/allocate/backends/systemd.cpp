@@ -1,0 +1,300 @@
+// systemd backend: the limits of a systemd unit, set through systemd's D-Bus API rather than in
+// its cgroup files. systemd owns its units' cgroups: it writes its own settings (CPUQuota=,
+// MemoryMax=, or none) back over a hand-written cpu.max whenever it applies the unit's cgroup
+// settings again (`systemctl daemon-reload`, `set-property`, a restart). A limit set with
+// SetUnitProperties is systemd's own, kept in a runtime drop-in (/run/systemd/system.control), so it
+// survives those and is gone after a reboot, as `systemctl set-property --runtime` does.
+//
+// A workload is a unit name (nginx.service) or the cgroup path of one (system.slice/nginx.service,
+// as `foresight run` names cgroups). cpu is CPUQuotaPerSecUSec, memory MemoryMax; systemd maps
+// them to cgroup v1 or v2 itself.
+#include <systemd/sd-bus.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "foresight/allocate/backend.h"
+#include "foresight/core/log.h"
+#include "target_checks.h"
+
+namespace foresight::allocate {
+namespace {
+
+constexpr const char* kSystemd = "org.freedesktop.systemd1";
+constexpr const char* kManagerPath = "/org/freedesktop/systemd1";
+constexpr const char* kManager = "org.freedesktop.systemd1.Manager";
+constexpr std::uint64_t kInfinity = std::numeric_limits<std::uint64_t>::max();  // USEC_INFINITY, CGROUP_LIMIT_MAX
+constexpr const char* kCpuQuota = "CPUQuotaPerSecUSec";
+constexpr const char* kMemoryMax = "MemoryMax";
+// systemd keeps the quota in its drop-in as "CPUQuota=NN.NN%", i.e. in steps of 100 us per
+// second; a quota on that grid reads back the same after a daemon-reload, which keeps apply()
+// idempotent. Below 1% (10 ms per second) the kernel's 1 ms minimum per 100 ms period applies.
+constexpr std::uint64_t kQuotaStepUsec = 100, kMinQuotaUsec = 10000;
+
+struct BusUnref {
+  void operator()(sd_bus* b) const { sd_bus_flush_close_unref(b); }
+};
+struct MessageUnref {
+  void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
+};
+using BusPtr = std::unique_ptr<sd_bus, BusUnref>;
+using MessagePtr = std::unique_ptr<sd_bus_message, MessageUnref>;
+
+// sd_bus_error freed on scope exit; what() names the D-Bus error as systemctl prints it.
+struct BusError {
+  sd_bus_error e = SD_BUS_ERROR_NULL;
+  ~BusError() { sd_bus_error_free(&e); }
+  std::string what(int r) const {
+    if (sd_bus_error_is_set(&e)) return fmt::format("{}: {}", e.name, e.message ? e.message : "");
+    return std::strerror(-r);
+  }
+};
+
+// The unit a workload names, and the D-Bus interface of its type that carries the cgroup
+// properties. Only these six unit types have cgroup settings (systemd.resource-control(5)).
+struct Unit {
+  std::string name, interface;
+};
+Result<Unit> unitOf(const std::string& workload) {
+  const std::string name = std::filesystem::path(workload).filename().string();
+  static const std::pair<const char*, const char*> kTypes[] = {
+      {".service", "Service"}, {".scope", "Scope"}, {".slice", "Slice"},
+      {".socket", "Socket"},   {".mount", "Mount"}, {".swap", "Swap"}};
+  for (const auto& [suffix, type] : kTypes)
+    if (name.size() > std::strlen(suffix) && name.ends_with(suffix))
+      return Unit{name, std::string(kSystemd) + "." + type};
+  return fail(ErrorCode::kInvalidArgument,
+              "systemd workload '{}': not a unit with resource control (a .service, .scope, "
+              ".slice, .socket, .mount or .swap, or the cgroup path of one); a cgroup inside a "
+              "unit is managed with the cgroup-v2 backend",
+              workload);
+}
+
+// The two settings this backend changes, as systemd holds them (kInfinity = none).
+struct Settings {
+  std::uint64_t cpu_quota = kInfinity, memory_max = kInfinity;
+  bool operator==(const Settings&) const = default;
+};
+// Memory first, as the cgroup backends write it.
+constexpr std::pair<const char*, std::uint64_t Settings::*> kFields[] = {
+    {kMemoryMax, &Settings::memory_max}, {kCpuQuota, &Settings::cpu_quota}};
+
+class SystemdBackend final : public Backend {
+ public:
+  SystemdBackend(std::string bus, std::filesystem::path root)
+      : bus_name_(std::move(bus)), root_(std::move(root)) {}
+
+  std::string name() const override { return "systemd"; }
+
+  Status manages(const std::string& workload) const override {
+    return unitOf(workload).map([](const Unit&) {});
+  }
+
+  Status configured() const override {
+    if (bus_name_.empty()) return fail(ErrorCode::kInvalidArgument, "systemd: -o bus= is empty");
+    return ok();
+  }
+
+  Result<Allocation> current(const std::string& workload) override {
+    auto s = read(workload);
+    if (!s) return tl::unexpected(s.error());
+    Allocation a;
+    if (s->cpu_quota != kInfinity) a[Resource::kCpu] = static_cast<double>(s->cpu_quota) / 1e6;
+    if (s->memory_max != kInfinity) a[Resource::kMemory] = static_cast<double>(s->memory_max);
+    return a;
+  }
+
+  Result<Allocation> usage(const std::string& workload) override {
+    auto unit = unitOf(workload);
+    if (!unit) return tl::unexpected(unit.error());
+    auto path = unitPath(*unit);
+    if (!path) return tl::unexpected(path.error());
+    auto mem = property(*unit, *path, "MemoryCurrent");
+    if (!mem) return tl::unexpected(mem.error());
+    Allocation a;
+    if (*mem != kInfinity) a[Resource::kMemory] = static_cast<double>(*mem);  // none: accounting off
+    return a;
+  }
+
+  Status apply(const std::string& workload, const Allocation& target) override {
+    const std::string what = fmt::format("systemd {}", workload);
+    for (Resource r : {Resource::kDiskIo, Resource::kNetwork})
+      if (target[r])
+        return fail(ErrorCode::kInvalidArgument, "{}: {} is not managed by this backend", what,
+                    foresight::name(r));
+    if (auto st = checkTarget(target, what); !st) return st;
+    auto before = read(workload);
+    if (!before) return tl::unexpected(before.error());
+    Settings want = *before;
+    if (const auto& cpu = target[Resource::kCpu]) want.cpu_quota = cpuQuota(*cpu);
+    if (const auto& mem = target[Resource::kMemory])
+      want.memory_max = std::isinf(*mem) ? kInfinity : roundToPage(*mem);
+    return change(workload, *before, want);
+  }
+
+  Result<nlohmann::json> snapshot(const std::string& workload) override {
+    auto s = read(workload);
+    if (!s) return tl::unexpected(s.error());
+    return nlohmann::json{{kCpuQuota, s->cpu_quota}, {kMemoryMax, s->memory_max}};
+  }
+
+  Status restore(const std::string& workload, const nlohmann::json& snap) override {
+    const std::string what = fmt::format("systemd {}", workload);
+    if (!snap.is_object()) return fail(ErrorCode::kParse, "{}: snapshot is not an object", what);
+    auto before = read(workload);
+    if (!before) return tl::unexpected(before.error());
+    Settings want = *before;
+    for (const auto& [key, field] : kFields) {
+      if (!snap.contains(key)) continue;
+      if (!snap[key].is_number_unsigned())
+        return fail(ErrorCode::kParse, "{}: snapshot {} is not a whole number", what, key);
+      want.*field = snap[key].get<std::uint64_t>();
+    }
+    return change(workload, *before, want);
+  }
+
+ private:
+  static std::uint64_t cpuQuota(double cores) {
+    if (std::isinf(cores)) return kInfinity;
+    const auto usec = static_cast<std::uint64_t>(std::ceil(cores * 1e6 / kQuotaStepUsec - 1e-9)) * kQuotaStepUsec;
+    return std::max(usec, kMinQuotaUsec);
+  }
+
+  // One SetUnitProperties call with what differs. systemd checks every property before it sets
+  // any, so a refusal changes nothing; should a call fail after all, what it changed is set back.
+  Status change(const std::string& workload, const Settings& before, const Settings& want) {
+    if (want == before) return ok();
+    auto unit = unitOf(workload);
+    if (!unit) return tl::unexpected(unit.error());
+    auto st = setProperties(unit->name, before, want);
+    if (st) return ok();
+    std::string undo;
+    if (auto now = read(workload); now && !(*now == before)) {
+      auto back = setProperties(unit->name, *now, before);
+      undo = back ? " (restored)" : "; restoring failed too: " + back.error().message;
+    }
+    return fail(st.error().code, "{}{}", st.error().message, undo);
+  }
+
+  Status setProperties(const std::string& unit, const Settings& from, const Settings& to) {
+    auto b = bus();
+    if (!b) return tl::unexpected(b.error());
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(*b, &raw, kSystemd, kManagerPath, kManager, "SetUnitProperties");
+    MessagePtr m(raw);
+    std::string said;
+    if (r >= 0) r = sd_bus_message_append(m.get(), "sb", unit.c_str(), 1);  // runtime: until reboot
+    if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
+    for (const auto& [key, field] : kFields) {
+      if (r < 0 || from.*field == to.*field) continue;
+      r = sd_bus_message_append(m.get(), "(sv)", key, "t", to.*field);
+      said += fmt::format(" {}={}", key, to.*field == kInfinity ? "infinity" : std::to_string(to.*field));
+    }
+    if (r >= 0) r = sd_bus_message_close_container(m.get());
+    if (r < 0) return fail(ErrorCode::kInternal, "systemd {}: cannot build the call: {}", unit, std::strerror(-r));
+    BusError err;
+    sd_bus_message* reply = nullptr;
+    r = sd_bus_call(*b, m.get(), 0, &err.e, &reply);
+    sd_bus_message_unref(reply);
+    if (r < 0) return fail(errorCode(err), "systemd {}: cannot set{}: {}", unit, said, err.what(r));
+    spdlog::debug("systemd {}: set{}", unit, said);
+    return ok();
+  }
+
+  Result<Settings> read(const std::string& workload) {
+    auto unit = unitOf(workload);
+    if (!unit) return tl::unexpected(unit.error());
+    auto path = unitPath(*unit);
+    if (!path) return tl::unexpected(path.error());
+    Settings s;
+    auto cpu = property(*unit, *path, kCpuQuota);
+    if (!cpu) return tl::unexpected(cpu.error());
+    auto mem = property(*unit, *path, kMemoryMax);
+    if (!mem) return tl::unexpected(mem.error());
+    s.cpu_quota = *cpu;
+    s.memory_max = *mem;
+    return s;
+  }
+
+  // GetUnit: the unit must be loaded (one that is not has no cgroup to limit).
+  Result<std::string> unitPath(const Unit& unit) {
+    auto b = bus();
+    if (!b) return tl::unexpected(b.error());
+    BusError err;
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_call_method(*b, kSystemd, kManagerPath, kManager, "GetUnit", &err.e, &raw, "s",
+                               unit.name.c_str());
+    MessagePtr reply(raw);
+    if (r < 0) return fail(errorCode(err), "systemd {}: {}", unit.name, err.what(r));
+    const char* path = nullptr;
+    r = sd_bus_message_read(reply.get(), "o", &path);
+    if (r < 0) return fail(ErrorCode::kParse, "systemd {}: GetUnit answered without an object path", unit.name);
+    return std::string(path);
+  }
+
+  Result<std::uint64_t> property(const Unit& unit, const std::string& path, const char* key) {
+    auto b = bus();
+    if (!b) return tl::unexpected(b.error());
+    BusError err;
+    std::uint64_t v = 0;
+    const int r = sd_bus_get_property_trivial(*b, kSystemd, path.c_str(), unit.interface.c_str(), key, &err.e, 't', &v);
+    if (r < 0) return fail(errorCode(err), "systemd {}: cannot read {}: {}", unit.name, key, err.what(r));
+    return v;
+  }
+
+  static ErrorCode errorCode(const BusError& err) {
+    if (sd_bus_error_has_name(&err.e, "org.freedesktop.systemd1.NoSuchUnit")) return ErrorCode::kNotFound;
+    if (sd_bus_error_has_name(&err.e, SD_BUS_ERROR_INVALID_ARGS)) return ErrorCode::kInvalidArgument;
+    return ErrorCode::kIo;
+  }
+
+  // Connected on first use: `system` is the system bus (through dbus-daemon; polkit decides who may
+  // change units, root may); `private` is systemd's own socket under the root, which needs no
+  // dbus-daemon and only root may open (what systemctl uses as root); anything else is the address
+  // of a bus.
+  Result<sd_bus*> bus() {
+    if (bus_) return bus_.get();
+    sd_bus* raw = nullptr;
+    int r = 0;
+    std::string where;
+    if (bus_name_ == "system") {
+      where = "the system bus";
+      r = sd_bus_open_system(&raw);
+    } else {
+      const bool direct = bus_name_ == "private";
+      const std::string address =
+          direct ? "unix:path=" + (root_ / "run/systemd/private").string() : bus_name_;
+      where = address;
+      r = sd_bus_new(&raw);
+      if (r >= 0) r = sd_bus_set_address(raw, address.c_str());
+      if (r >= 0) r = sd_bus_set_bus_client(raw, !direct);
+      if (r >= 0) r = sd_bus_start(raw);
+    }
+    if (r < 0) {
+      sd_bus_flush_close_unref(raw);
+      return fail(ErrorCode::kUnavailable, "systemd: cannot connect to {}: {}{}", where, std::strerror(-r),
+                  bus_name_ == "system" ? " (as root, -o bus=private reaches systemd without dbus-daemon)" : "");
+    }
+    bus_.reset(raw);
+    return bus_.get();
+  }
+
+  std::string bus_name_;
+  std::filesystem::path root_;
+  BusPtr bus_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> makeSystemdBackend(const BackendOptions& options) {
+  return std::make_unique<SystemdBackend>(options.get("bus", "system"), options.get("root", "/"));
+}
+
+}  // namespace foresight::allocate

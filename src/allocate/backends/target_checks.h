@@ -1,0 +1,42 @@
+#pragma once
+// What the backends that write byte and core amounts as integers (cgroup v1 and v2, systemd)
+// check and round the same way.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+
+#include "foresight/allocate/allocation.h"
+#include "foresight/core/result.h"
+
+namespace foresight::allocate {
+
+// Targets these backends can take: a positive amount or unlimited (inf). A memory figure beyond
+// 2^62 bytes would wrap in the conversion to an integer (1e30 became a 0-byte limit).
+inline Status checkTarget(const Allocation& target, std::string_view what) {
+  constexpr double kMaxAmount = 0x1p62;
+  for (Resource r : kAllResources) {
+    if (!target[r]) continue;
+    const double v = *target[r];
+    if (std::isnan(v) || v <= 0)
+      return fail(ErrorCode::kInvalidArgument, "{}: {} {}: not a positive amount or unlimited",
+                  what, name(r), v);
+    if (!std::isinf(v) && v >= kMaxAmount)
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}: {} {}: above the 2^62 (4 EiB) this backend writes; 'max' is no limit", what,
+                  name(r), v);
+  }
+  return ok();
+}
+
+// The kernel stores memory limits in whole pages; rounding first keeps apply() idempotent. Up,
+// never down: a limit below what was asked for is the failure the planner guards against (and a
+// tiny request must not round to 0).
+inline std::uint64_t roundToPage(double bytes) {
+  const long p = ::sysconf(_SC_PAGESIZE);
+  const std::uint64_t page = p > 0 ? static_cast<std::uint64_t>(p) : 4096;
+  return (static_cast<std::uint64_t>(std::ceil(bytes)) + page - 1) / page * page;
+}
+
+}  // namespace foresight::allocate

@@ -1,0 +1,421 @@
+// systemd backend against a stand-in for systemd's D-Bus API. No systemd runs as PID 1 here, so
+// the peer is a fake org.freedesktop.systemd1 that answers the documented calls the backend makes
+// (Manager.GetUnit, Manager.SetUnitProperties with the unit's cgroup properties, and
+// Properties.Get on the unit's type interface, as org.freedesktop.systemd1(5) and
+// systemd.resource-control(5) give them), reached both ways the backend connects: through a real
+// dbus-daemon (Debian's, started by the test) and directly on a private socket, as systemd's
+// /run/systemd/private is.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-id128.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "foresight/allocate/audit.h"
+#include "foresight/allocate/backend.h"
+#include "test_util.h"
+
+namespace foresight::allocate {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr std::uint64_t kInf = std::numeric_limits<std::uint64_t>::max();
+constexpr double kMiB = 1024.0 * 1024;
+constexpr const char* kUnitPrefix = "/org/freedesktop/systemd1/unit";
+
+// What the fake systemd holds per unit, and what it was asked.
+struct FakeUnit {
+  std::string interface;  // org.freedesktop.systemd1.Service, ...
+  std::uint64_t cpu = kInf, memory_max = kInf, memory_current = kInf;
+};
+
+class FakeSystemd {
+ public:
+  std::mutex mu;
+  std::map<std::string, FakeUnit> units;
+  int set_calls = 0;
+  bool last_runtime = false;
+  // systemd checks all properties before it sets any; this makes the fake's next call set the
+  // first and then fail, to see the backend put it back.
+  bool fail_after_first = false;
+
+  ~FakeSystemd() {
+    stop_ = true;
+    if (acceptor_.joinable()) acceptor_.join();  // no connection is added after it
+    for (auto& t : threads_) t.join();
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+  }
+  bool lastRuntime() {
+    std::lock_guard lock(mu);
+    return last_runtime;
+  }
+
+  // Owns org.freedesktop.systemd1 on the bus at `address`.
+  void serveOnBus(const std::string& address) {
+    sd_bus* b = nullptr;
+    ASSERT_GE(sd_bus_new(&b), 0);
+    ASSERT_GE(sd_bus_set_address(b, address.c_str()), 0);
+    ASSERT_GE(sd_bus_set_bus_client(b, 1), 0);
+    ASSERT_GE(sd_bus_start(b), 0);
+    addObjects(b);
+    ASSERT_GE(sd_bus_request_name(b, "org.freedesktop.systemd1", 0), 0);
+    std::lock_guard lock(mu);
+    threads_.emplace_back([this, b] { loop(b); });
+  }
+
+  // Accepts direct connections on a Unix socket, as systemd's private socket does.
+  void servePrivate(const fs::path& socket) {
+    fs::create_directories(socket.parent_path());
+    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", socket.c_str());
+    ASSERT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ASSERT_EQ(::listen(listen_fd_, 4), 0);
+    acceptor_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{listen_fd_, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        sd_bus* b = nullptr;
+        sd_id128_t id;
+        sd_id128_randomize(&id);
+        if (sd_bus_new(&b) < 0 || sd_bus_set_fd(b, fd, fd) < 0 || sd_bus_set_server(b, 1, id) < 0) {
+          ::close(fd);
+          continue;
+        }
+        addObjects(b);
+        if (sd_bus_start(b) < 0) {
+          sd_bus_unref(b);
+          continue;
+        }
+        std::lock_guard lock(mu);
+        threads_.emplace_back([this, b] { loop(b); });
+      }
+    });
+  }
+
+ private:
+  void loop(sd_bus* b) {
+    while (!stop_) {
+      const int r = sd_bus_process(b, nullptr);
+      if (r < 0) break;  // the client went away
+      if (r == 0) sd_bus_wait(b, 100000);
+    }
+    sd_bus_flush_close_unref(b);
+  }
+
+  void addObjects(sd_bus* b) {
+    sd_bus_add_object_vtable(b, nullptr, "/org/freedesktop/systemd1",
+                             "org.freedesktop.systemd1.Manager", kManagerVtable, this);
+    for (const char* type : {"Service", "Scope", "Slice"})
+      sd_bus_add_fallback_vtable(b, nullptr, kUnitPrefix,
+                                 (std::string("org.freedesktop.systemd1.") + type).c_str(),
+                                 kUnitVtable, findUnit, this);
+  }
+
+  static std::string unitOfPath(const char* path) {
+    char* name = nullptr;
+    if (sd_bus_path_decode(path, kUnitPrefix, &name) <= 0) return "";
+    std::string s(name);
+    free(name);
+    return s;
+  }
+
+  static int findUnit(sd_bus*, const char* path, const char* interface, void* userdata,
+                      void** found, sd_bus_error*) {
+    auto* self = static_cast<FakeSystemd*>(userdata);
+    std::lock_guard lock(self->mu);
+    auto it = self->units.find(unitOfPath(path));
+    if (it == self->units.end() || it->second.interface != interface) return 0;
+    *found = self;
+    return 1;
+  }
+
+  static int getProperty(sd_bus*, const char* path, const char*, const char* property,
+                         sd_bus_message* reply, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<FakeSystemd*>(userdata);
+    std::lock_guard lock(self->mu);
+    const FakeUnit& u = self->units.at(unitOfPath(path));
+    const std::string p = property;
+    return sd_bus_message_append(reply, "t", p == "CPUQuotaPerSecUSec" ? u.cpu
+                                             : p == "MemoryMax"        ? u.memory_max
+                                                                       : u.memory_current);
+  }
+
+  static int getUnit(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    auto* self = static_cast<FakeSystemd*>(userdata);
+    const char* name = nullptr;
+    if (int r = sd_bus_message_read(m, "s", &name); r < 0) return r;
+    {
+      std::lock_guard lock(self->mu);
+      if (!self->units.count(name))
+        return sd_bus_error_setf(error, "org.freedesktop.systemd1.NoSuchUnit", "Unit %s not loaded.", name);
+    }
+    char* path = nullptr;
+    sd_bus_path_encode(kUnitPrefix, name, &path);
+    const int r = sd_bus_reply_method_return(m, "o", path);
+    free(path);
+    return r;
+  }
+
+  static int setUnitProperties(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    auto* self = static_cast<FakeSystemd*>(userdata);
+    const char* name = nullptr;
+    int runtime = 0;
+    if (int r = sd_bus_message_read(m, "sb", &name, &runtime); r < 0) return r;
+    std::lock_guard lock(self->mu);
+    auto it = self->units.find(name);
+    if (it == self->units.end())
+      return sd_bus_error_setf(error, "org.freedesktop.systemd1.NoSuchUnit", "Unit %s not found.", name);
+    FakeUnit staged = it->second;
+    int set = 0;
+    if (int r = sd_bus_message_enter_container(m, 'a', "(sv)"); r < 0) return r;
+    while (sd_bus_message_enter_container(m, 'r', "sv") > 0) {
+      const char* key = nullptr;
+      std::uint64_t v = 0;
+      if (int r = sd_bus_message_read(m, "s", &key); r < 0) return r;
+      const std::string k = key;
+      if (k != "CPUQuotaPerSecUSec" && k != "MemoryMax")
+        return sd_bus_error_setf(error, SD_BUS_ERROR_PROPERTY_READ_ONLY,
+                                 "Cannot set property %s, or unknown property.", key);
+      if (int r = sd_bus_message_read(m, "v", "t", &v); r < 0) return r;
+      if (v == 0) return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s= value out of range", key);
+      (k == "MemoryMax" ? staged.memory_max : staged.cpu) = v;
+      sd_bus_message_exit_container(m);
+      if (self->fail_after_first && ++set == 1) {
+        self->fail_after_first = false;
+        it->second = staged;
+        return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Failed to write drop-in.");
+      }
+    }
+    sd_bus_message_exit_container(m);
+    it->second = staged;
+    ++self->set_calls;
+    self->last_runtime = runtime != 0;
+    return sd_bus_reply_method_return(m, "");
+  }
+
+  static inline const sd_bus_vtable kManagerVtable[] = {
+      SD_BUS_VTABLE_START(0),
+      SD_BUS_METHOD("GetUnit", "s", "o", getUnit, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_METHOD("SetUnitProperties", "sba(sv)", "", setUnitProperties, SD_BUS_VTABLE_UNPRIVILEGED),
+      SD_BUS_VTABLE_END};
+  static inline const sd_bus_vtable kUnitVtable[] = {
+      SD_BUS_VTABLE_START(0),
+      SD_BUS_PROPERTY("CPUQuotaPerSecUSec", "t", getProperty, 0, 0),
+      SD_BUS_PROPERTY("MemoryMax", "t", getProperty, 0, 0),
+      SD_BUS_PROPERTY("MemoryCurrent", "t", getProperty, 0, 0),
+      SD_BUS_VTABLE_END};
+
+  std::atomic<bool> stop_{false};
+  int listen_fd_ = -1;
+  std::thread acceptor_;
+  std::vector<std::thread> threads_;  // one per connection, added under mu
+};
+
+// Debian's dbus-daemon on a socket of its own, for the duration of a test.
+class DbusDaemon {
+ public:
+  explicit DbusDaemon(const fs::path& dir) : socket_(dir / "bus") {
+    const fs::path conf = dir / "bus.conf";
+    testing::writeFile(conf, "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+                             " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                             "<busconfig><type>custom</type><listen>unix:path=" + socket_.string() +
+                             "</listen><auth>EXTERNAL</auth><policy context=\"default\">"
+                             "<allow send_destination=\"*\"/><allow own=\"*\"/><allow receive_sender=\"*\"/>"
+                             "</policy></busconfig>\n");
+    const std::string log = (dir / "dbus-daemon.log").string();  // its complaints, e.g. about fd limits
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600); fd >= 0) ::dup2(fd, 2);
+      ::execlp("dbus-daemon", "dbus-daemon", ("--config-file=" + conf.string()).c_str(), "--nofork",
+               "--nopidfile", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 100 && !fs::exists(socket_); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ~DbusDaemon() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool running() const { return fs::exists(socket_); }
+  std::string address() const { return "unix:path=" + socket_.string(); }
+
+ private:
+  fs::path socket_;
+  pid_t pid_ = -1;
+};
+
+class SystemdBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    daemon_ = std::make_unique<DbusDaemon>(tmp_.path());
+    ASSERT_TRUE(daemon_->running()) << "dbus-daemon did not start (Debian package dbus-daemon; "
+                                       "scripts/deps.sh test installs it): "
+                                    << testing::readFile(tmp_.path() / "dbus-daemon.log");
+    {
+      std::lock_guard lock(fake_.mu);
+      fake_.units["web.service"] = {"org.freedesktop.systemd1.Service", kInf, kInf, 300 * 1024 * 1024};
+      fake_.units["session-3.scope"] = {"org.freedesktop.systemd1.Scope", 2000000, 1 << 30, kInf};
+    }
+    fake_.serveOnBus(daemon_->address());
+    options_.values["bus"] = daemon_->address();
+  }
+  FakeUnit unit(const std::string& name) {
+    std::lock_guard lock(fake_.mu);
+    return fake_.units.at(name);
+  }
+  int setCalls() {
+    std::lock_guard lock(fake_.mu);
+    return fake_.set_calls;
+  }
+
+  testing::TempDir tmp_;
+  std::unique_ptr<DbusDaemon> daemon_;
+  FakeSystemd fake_;  // after the daemon: stopped before it
+  BackendOptions options_;
+};
+
+Allocation cpuMemory(std::optional<double> cpu, std::optional<double> memory) {
+  Allocation a;
+  a[Resource::kCpu] = cpu;
+  a[Resource::kMemory] = memory;
+  return a;
+}
+
+TEST_F(SystemdBackendTest, SetsAUnitsLimitsThroughSystemdAndReadsThemBack) {
+  auto b = makeSystemdBackend(options_);
+  auto cur = b->current("system.slice/web.service");  // as `foresight run` names the cgroup
+  ASSERT_TRUE(cur) << cur.error().message;
+  EXPECT_FALSE((*cur)[Resource::kCpu]);  // infinity: no limit
+  EXPECT_FALSE((*cur)[Resource::kMemory]);
+
+  ASSERT_TRUE(b->apply("system.slice/web.service", cpuMemory(1.5, 512 * kMiB + 1)));
+  const FakeUnit u = unit("web.service");
+  EXPECT_EQ(u.cpu, 1500000u);
+  EXPECT_EQ(u.memory_max, 512 * 1024 * 1024 + 4096u);  // up to a whole page, as the cgroup backends
+  EXPECT_TRUE(fake_.lastRuntime());  // a runtime change: systemd keeps it until reboot
+  cur = b->current("web.service");
+  ASSERT_TRUE(cur);
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kCpu], 1.5);
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kMemory], 512 * kMiB + 4096);
+
+  // Idempotent: the same target, or one that rounds to it, sends nothing.
+  const int calls = setCalls();
+  ASSERT_TRUE(b->apply("web.service", cpuMemory(1.5, 512 * kMiB + 1)));
+  ASSERT_TRUE(b->apply("web.service", cpuMemory(1.49999, std::nullopt)));
+  EXPECT_EQ(setCalls(), calls);
+
+  // Quotas go up to systemd's 0.01% grid, at least 1%; max removes the limit.
+  ASSERT_TRUE(b->apply("web.service", cpuMemory(1.23451, INFINITY)));
+  EXPECT_EQ(unit("web.service").cpu, 1234600u);
+  EXPECT_EQ(unit("web.service").memory_max, kInf);
+  ASSERT_TRUE(b->apply("web.service", cpuMemory(0.001, std::nullopt)));
+  EXPECT_EQ(unit("web.service").cpu, 10000u);
+
+  auto use = b->usage("web.service");
+  ASSERT_TRUE(use);
+  EXPECT_DOUBLE_EQ(*(*use)[Resource::kMemory], 300 * kMiB);
+  use = b->usage("session-3.scope");  // MemoryCurrent infinity: accounting off, nothing known
+  ASSERT_TRUE(use) << use.error().message;
+  EXPECT_FALSE((*use)[Resource::kMemory]);
+}
+
+TEST_F(SystemdBackendTest, ReachesSystemdOnItsPrivateSocketWithoutABus) {
+  fake_.servePrivate(tmp_.path() / "host/run/systemd/private");
+  BackendOptions o;
+  o.values["bus"] = "private";
+  o.values["root"] = (tmp_.path() / "host").string();
+  auto b = makeSystemdBackend(o);
+  auto cur = b->current("user.slice/user-1000.slice/session-3.scope");
+  ASSERT_TRUE(cur) << cur.error().message;
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kCpu], 2.0);
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kMemory], 1024 * kMiB);
+  ASSERT_TRUE(b->apply("session-3.scope", cpuMemory(0.5, std::nullopt)));
+  EXPECT_EQ(unit("session-3.scope").cpu, 500000u);
+  EXPECT_EQ(unit("session-3.scope").memory_max, 1u << 30);  // left alone
+}
+
+TEST_F(SystemdBackendTest, RefusalsNameTheUnitAndLeaveNothingHalfApplied) {
+  auto b = makeSystemdBackend(options_);
+  // Not a unit: refused before the bus is asked, and `foresight run` leaves it alone.
+  EXPECT_TRUE(b->manages("system.slice/web.service"));
+  EXPECT_FALSE(b->manages("kubepods.slice/pod1234/ctr"));
+  EXPECT_FALSE(b->manages("system.slice/.service"));
+  auto cur = b->current("kubepods.slice/pod1234/ctr");
+  ASSERT_FALSE(cur);
+  EXPECT_EQ(cur.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(cur.error().message.find("'kubepods.slice/pod1234/ctr'"), std::string::npos) << cur.error().message;
+  // An unknown unit: systemd's error, with the unit.
+  cur = b->current("gone.service");
+  ASSERT_FALSE(cur);
+  EXPECT_EQ(cur.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(cur.error().message.find("gone.service"), std::string::npos) << cur.error().message;
+  EXPECT_NE(cur.error().message.find("org.freedesktop.systemd1.NoSuchUnit"), std::string::npos);
+  Allocation io;
+  io[Resource::kDiskIo] = 1e6;
+  EXPECT_FALSE(b->apply("web.service", io));
+  EXPECT_FALSE(b->apply("web.service", cpuMemory(-1, std::nullopt)));
+
+  // A call that fails after systemd set part of it: the part is set back.
+  ASSERT_TRUE(b->apply("web.service", cpuMemory(1, 256 * kMiB)));
+  {
+    std::lock_guard lock(fake_.mu);
+    fake_.fail_after_first = true;
+  }
+  auto st = b->apply("web.service", cpuMemory(2, 128 * kMiB));
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("web.service"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("(restored)"), std::string::npos) << st.error().message;
+  EXPECT_EQ(unit("web.service").cpu, 1000000u);
+  EXPECT_EQ(unit("web.service").memory_max, 256 * 1024 * 1024u);
+}
+
+TEST_F(SystemdBackendTest, NoBusIsReportedWithItsAddress) {
+  BackendOptions o;
+  o.values["bus"] = "unix:path=" + (tmp_.path() / "nobody-listens").string();
+  auto cur = makeSystemdBackend(o)->current("web.service");
+  ASSERT_FALSE(cur);
+  EXPECT_EQ(cur.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(cur.error().message.find("nobody-listens"), std::string::npos) << cur.error().message;
+}
+
+// The audit trail keeps systemd's own settings as the snapshot; a rollback (its own backend
+// from the registry, as `foresight history --rollback` makes it) puts them back.
+TEST_F(SystemdBackendTest, AuditedChangeRollsBackToSystemdsSettings) {
+  auto log = AuditLog::open((tmp_.path() / "a.db").string());
+  ASSERT_TRUE(log);
+  BackendRegistry registry("backend");
+  registerBackends(registry);
+  auto b = registry.create("systemd", options_);
+  ASSERT_TRUE(b);
+  auto id = applyAndRecord(**b, "systemd", options_, *log, "session-3.scope", cpuMemory(0.75, 768 * kMiB), "r");
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(unit("session-3.scope").cpu, 750000u);
+  auto rb = rollback(*log, registry, *id);
+  ASSERT_TRUE(rb) << rb.error().message;
+  EXPECT_EQ(unit("session-3.scope").cpu, 2000000u);
+  EXPECT_EQ(unit("session-3.scope").memory_max, 1u << 30);
+}
+
+}  // namespace
+}  // namespace foresight::allocate
