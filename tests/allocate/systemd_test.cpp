@@ -256,6 +256,8 @@ class DbusDaemon {
       ::kill(pid_, SIGTERM);
       ::waitpid(pid_, nullptr, 0);
     }
+    std::error_code ec;
+    fs::remove(socket_, ec);
   }
   bool running() const { return fs::exists(socket_); }
   std::string address() const { return "unix:path=" + socket_.string(); }
@@ -388,6 +390,22 @@ TEST_F(SystemdBackendTest, RefusalsNameTheUnitAndLeaveNothingHalfApplied) {
   EXPECT_NE(st.error().message.find("(restored)"), std::string::npos) << st.error().message;
   EXPECT_EQ(unit("web.service").cpu, 1000000u);
   EXPECT_EQ(unit("web.service").memory_max, 256 * 1024 * 1024u);
+}
+
+// A connection closed under the backend (the bus restarted; `systemctl daemon-reexec` closes the
+// private socket's connections alike) is opened again at the next call, not failed for good.
+TEST_F(SystemdBackendTest, ConnectsAgainAfterTheBusRestarted) {
+  auto b = makeSystemdBackend(options_);
+  ASSERT_TRUE(b->current("web.service"));
+  daemon_.reset();
+  daemon_ = std::make_unique<DbusDaemon>(tmp_.path());
+  ASSERT_TRUE(daemon_->running());
+  fake_.serveOnBus(daemon_->address());
+  auto cur = b->current("session-3.scope");
+  ASSERT_TRUE(cur) << cur.error().message;
+  EXPECT_DOUBLE_EQ(*(*cur)[Resource::kCpu], 2.0);
+  ASSERT_TRUE(b->apply("web.service", cpuMemory(0.5, std::nullopt)));
+  EXPECT_EQ(unit("web.service").cpu, 500000u);
 }
 
 TEST_F(SystemdBackendTest, NoBusIsReportedWithItsAddress) {

@@ -10,6 +10,7 @@
 // them to cgroup v1 or v2 itself.
 #include <systemd/sd-bus.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -184,26 +185,25 @@ class SystemdBackend final : public Backend {
   }
 
   Status setProperties(const std::string& unit, const Settings& from, const Settings& to) {
-    auto b = bus();
-    if (!b) return tl::unexpected(b.error());
-    sd_bus_message* raw = nullptr;
-    int r = sd_bus_message_new_method_call(*b, &raw, kSystemd, kManagerPath, kManager, "SetUnitProperties");
-    MessagePtr m(raw);
     std::string said;
-    if (r >= 0) r = sd_bus_message_append(m.get(), "sb", unit.c_str(), 1);  // runtime: until reboot
-    if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
-    for (const auto& [key, field] : kFields) {
-      if (r < 0 || from.*field == to.*field) continue;
-      r = sd_bus_message_append(m.get(), "(sv)", key, "t", to.*field);
-      said += fmt::format(" {}={}", key, to.*field == kInfinity ? "infinity" : std::to_string(to.*field));
-    }
-    if (r >= 0) r = sd_bus_message_close_container(m.get());
-    if (r < 0) return fail(ErrorCode::kInternal, "systemd {}: cannot build the call: {}", unit, std::strerror(-r));
+    for (const auto& [key, field] : kFields)
+      if (from.*field != to.*field)
+        said += fmt::format(" {}={}", key, to.*field == kInfinity ? "infinity" : std::to_string(to.*field));
     BusError err;
-    sd_bus_message* reply = nullptr;
-    r = sd_bus_call(*b, m.get(), 0, &err.e, &reply);
-    sd_bus_message_unref(reply);
-    if (r < 0) return fail(errorCode(err), "systemd {}: cannot set{}: {}", unit, said, err.what(r));
+    auto r = onBus(err, [&](sd_bus* b) {
+      sd_bus_message* raw = nullptr;
+      int r = sd_bus_message_new_method_call(b, &raw, kSystemd, kManagerPath, kManager, "SetUnitProperties");
+      MessagePtr m(raw);
+      if (r >= 0) r = sd_bus_message_append(m.get(), "sb", unit.c_str(), 1);  // runtime: until reboot
+      if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
+      for (const auto& [key, field] : kFields)
+        if (r >= 0 && from.*field != to.*field) r = sd_bus_message_append(m.get(), "(sv)", key, "t", to.*field);
+      if (r >= 0) r = sd_bus_message_close_container(m.get());
+      if (r >= 0) r = sd_bus_call(b, m.get(), 0, &err.e, nullptr);
+      return r;
+    });
+    if (!r) return tl::unexpected(r.error());
+    if (*r < 0) return fail(errorCode(err), "systemd {}: cannot set{}: {}", unit, said, err.what(*r));
     spdlog::debug("systemd {}: set{}", unit, said);
     return ok();
   }
@@ -225,28 +225,47 @@ class SystemdBackend final : public Backend {
 
   // GetUnit: the unit must be loaded (one that is not has no cgroup to limit).
   Result<std::string> unitPath(const Unit& unit) {
-    auto b = bus();
-    if (!b) return tl::unexpected(b.error());
     BusError err;
     sd_bus_message* raw = nullptr;
-    int r = sd_bus_call_method(*b, kSystemd, kManagerPath, kManager, "GetUnit", &err.e, &raw, "s",
-                               unit.name.c_str());
+    auto r = onBus(err, [&](sd_bus* b) {
+      return sd_bus_call_method(b, kSystemd, kManagerPath, kManager, "GetUnit", &err.e, &raw, "s", unit.name.c_str());
+    });
     MessagePtr reply(raw);
-    if (r < 0) return fail(errorCode(err), "systemd {}: {}", unit.name, err.what(r));
+    if (!r) return tl::unexpected(r.error());
+    if (*r < 0) return fail(errorCode(err), "systemd {}: {}", unit.name, err.what(*r));
     const char* path = nullptr;
-    r = sd_bus_message_read(reply.get(), "o", &path);
-    if (r < 0) return fail(ErrorCode::kParse, "systemd {}: GetUnit answered without an object path", unit.name);
+    if (sd_bus_message_read(reply.get(), "o", &path) < 0)
+      return fail(ErrorCode::kParse, "systemd {}: GetUnit answered without an object path", unit.name);
     return std::string(path);
   }
 
   Result<std::uint64_t> property(const Unit& unit, const std::string& path, const char* key) {
-    auto b = bus();
-    if (!b) return tl::unexpected(b.error());
     BusError err;
     std::uint64_t v = 0;
-    const int r = sd_bus_get_property_trivial(*b, kSystemd, path.c_str(), unit.interface.c_str(), key, &err.e, 't', &v);
-    if (r < 0) return fail(errorCode(err), "systemd {}: cannot read {}: {}", unit.name, key, err.what(r));
+    auto r = onBus(err, [&](sd_bus* b) {
+      return sd_bus_get_property_trivial(b, kSystemd, path.c_str(), unit.interface.c_str(), key, &err.e, 't', &v);
+    });
+    if (!r) return tl::unexpected(r.error());
+    if (*r < 0) return fail(errorCode(err), "systemd {}: cannot read {}: {}", unit.name, key, err.what(*r));
     return v;
+  }
+
+  // Runs call(bus), the sd-bus return value; a connection closed under it (dbus-daemon restarted,
+  // or systemd re-executed by `systemctl daemon-reexec`, which closes its private socket's
+  // connections) is opened again and the call made once more. Every call here is a read or sets
+  // values, so making it twice is harmless.
+  template <typename Call>
+  Result<int> onBus(BusError& err, Call&& call) {
+    for (int attempt = 0;; ++attempt) {
+      auto b = bus();
+      if (!b) return tl::unexpected(b.error());
+      sd_bus_error_free(&err.e);
+      const int r = call(*b);
+      const bool closed = r == -ENOTCONN || r == -ECONNRESET || r == -EPIPE || sd_bus_is_open(*b) <= 0;
+      if (r >= 0 || !closed || attempt == 1) return r;
+      spdlog::info("systemd: the connection to {} closed; connecting again", bus_name_);
+      bus_.reset();
+    }
   }
 
   static ErrorCode errorCode(const BusError& err) {
