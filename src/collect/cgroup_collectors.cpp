@@ -1,7 +1,5 @@
 // cgroup v1 and v2 collectors. File formats: Documentation/admin-guide/cgroup-v1/*.rst and
 // cgroup-v2.rst (cpu.stat, cpu.max, memory.stat, io.stat) and accounting/psi.rst.
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #include <chrono>
 #include <cmath>
@@ -11,8 +9,6 @@
 #include <system_error>
 #include <unordered_map>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "collectors_impl.h"
 #include "foresight/collect/kernel_files.h"
@@ -126,10 +122,11 @@ class AncestorQuotas {
 // A loop device lists nothing in `slaves`, but its worker does the I/O on the backing file as the
 // issuing cgroup (loop_queue_work associates the cgroup), so it reaches that file's disk charged
 // to the same cgroup. A loop device counts as stacked when its backing file (loop/backing_file,
-// read under the host root) is on a filesystem whose device is in /sys/dev/block. A file on a
+// taken under the host root) is on a filesystem whose device is in /sys/dev/block. A file on a
 // filesystem without one (tmpfs, overlay, NFS, btrfs's anonymous device) leaves the loop device
-// as the bottom, counted; so does a backing file that cannot be found (deleted, or another mount
-// namespace's path).
+// as the bottom, counted; so does a path that is not absolute. The filesystem is found in
+// <root>/proc/self/mountinfo by the path alone, not by stat(): a stat on a hung NFS mount would
+// block the sampling round, and a deleted backing file (" (deleted)") still has its I/O on its disk.
 class StackedDevices {
  public:
   StackedDevices(fs::path root, fs::path dev_block)
@@ -151,9 +148,12 @@ class StackedDevices {
     if (!file) return false;
     while (!file->empty() && file->back() == '\n') file->pop_back();
     if (file->empty() || file->front() != '/') return false;
-    struct stat st {};
-    if (::stat((root_ / file->substr(1)).c_str(), &st) != 0) return false;
-    return fs::is_directory(dev_block_ / fmt::format("{}:{}", major(st.st_dev), minor(st.st_dev)), ec);
+    // Uncapped: a node with thousands of mounts (Kubernetes) has a mountinfo of megabytes, and the
+    // mount that matters may be listed last.
+    auto mounts = readKernelFile(root_ / "proc/self/mountinfo", std::numeric_limits<std::size_t>::max());
+    if (!mounts) return false;
+    const auto device = mountDeviceOf(*mounts, (root_ / file->substr(1)).lexically_normal().string());
+    return device && fs::is_directory(dev_block_ / *device, ec);
   }
   struct Entry {
     std::chrono::steady_clock::time_point when;

@@ -32,7 +32,7 @@ bool surelyWhole(std::size_t n, std::size_t room) {
 
 }  // namespace
 
-Result<std::string> readKernelFile(const std::filesystem::path& path) {
+Result<std::string> readKernelFile(const std::filesystem::path& path, std::size_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
@@ -57,7 +57,7 @@ Result<std::string> readKernelFile(const std::filesystem::path& path) {
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
-    if (surelyWhole(static_cast<std::size_t>(n), sizeof buf) || out.size() > (1u << 20)) break;
+    if (surelyWhole(static_cast<std::size_t>(n), sizeof buf) || out.size() > max_bytes) break;
   }
   ::close(fd);
   return out;
@@ -137,6 +137,42 @@ std::string_view field(std::string_view line, std::size_t n) {
     if (k++ == n) return line.substr(start, i - start);
   }
   return {};
+}
+
+namespace {
+// mountinfo escapes space, tab, newline and backslash in paths as \ooo (octal).
+std::string unescapeOctal(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto octal = [&](std::size_t k) { return s[k] >= '0' && s[k] <= '7'; };
+    if (s[i] == '\\' && i + 3 < s.size() && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::optional<std::string> mountDeviceOf(std::string_view mountinfo, std::string_view path) {
+  if (path.empty() || path.front() != '/') return std::nullopt;
+  std::optional<std::string> device;
+  std::size_t best = 0;
+  forEachLine(mountinfo, [&](std::string_view line) {
+    const std::string point = unescapeOctal(field(line, 4));  // "ID PARENT MAJ:MIN ROOT POINT ..."
+    if (point.empty() || point.front() != '/') return;
+    const bool under = point == "/" || (path.starts_with(point) &&
+                                        (path.size() == point.size() || path[point.size()] == '/'));
+    // >=: a mount listed later is stacked on top of an earlier one at the same point.
+    if (under && point.size() >= best) {
+      best = point.size();
+      device = std::string(field(line, 2));
+    }
+  });
+  return device;
 }
 
 std::optional<std::string_view> statFields(std::string_view stat) {

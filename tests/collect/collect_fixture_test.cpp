@@ -75,6 +75,30 @@ TEST(KernelFiles, ParsesNumbersMaxAndEmpty) {
   EXPECT_NE(missing.error().message.find("99999/stat"), std::string::npos);
 }
 
+// proc(5)'s example line, a root, a bind mount over a tmpfs, two mounts stacked on one point and
+// an escaped space.
+TEST(KernelFiles, FindsTheMountOfAPathByItsLongestMountPoint) {
+  const std::string mountinfo =
+      "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+      "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n"
+      "40 22 0:45 / /var/tmp rw - tmpfs tmpfs rw\n"
+      "41 40 8:1 /srv/cache /var/tmp/cache rw - ext4 /dev/sda1 rw\n"
+      "50 22 8:16 / /data rw - xfs /dev/sdb rw\n"
+      "51 50 0:53 / /data rw - nfs4 server:/export rw\n"
+      "60 22 0:60 / /mnt/my\\040disk rw - fuse.sshfs host: rw\n";
+  EXPECT_EQ(mountDeviceOf(mountinfo, "/etc/hosts"), "8:1");
+  EXPECT_EQ(mountDeviceOf(mountinfo, "/"), "8:1");
+  EXPECT_EQ(mountDeviceOf(mountinfo, "/mnt2/a.img"), "98:0");
+  EXPECT_EQ(mountDeviceOf(mountinfo, "/mnt22/a.img"), "8:1");  // not under /mnt2: whole components
+  EXPECT_EQ(mountDeviceOf(mountinfo, "/var/tmp/x.img"), "0:45");
+  EXPECT_EQ(mountDeviceOf(mountinfo, "/var/tmp/cache/x.img"), "8:1");
+  EXPECT_EQ(mountDeviceOf(mountinfo, "/data/disk.img (deleted)"), "0:53");  // the one on top
+  EXPECT_EQ(mountDeviceOf(mountinfo, "/mnt/my disk/x.img"), "0:60");
+  EXPECT_EQ(mountDeviceOf(mountinfo, "/mnt/my\\040disk/x.img"), "8:1");  // paths come unescaped
+  EXPECT_FALSE(mountDeviceOf(mountinfo, "data/disk.img"));
+  EXPECT_FALSE(mountDeviceOf("", "/etc/hosts"));
+}
+
 TEST(Layout, DetectsHybridV1AndV2AndNone) {
   auto v1 = context("v1").layout;
   EXPECT_EQ(v1.version, CgroupVersion::kHybrid);
@@ -215,34 +239,33 @@ TEST(CgroupIo, ALoopDeviceIsStackedOnTheDiskOfItsBackingFile) {
   const fs::path cg = root / "sys/fs/cgroup/system.slice/app.service";
   std::ofstream(cg / "io.stat", std::ios::app) << "7:0 rbytes=0 wbytes=65536 rios=0 wios=16 dbytes=0 dios=0\n";
   fs::create_directories(root / "sys/dev/block/7:0/loop");
-  fs::create_directories(root / "images");
-  std::ofstream(root / "images/disk.img") << "x";
+  fs::create_directories(root / "sys/dev/block/8:1");  // the disk under "/"
+  // The agent's mounts, with the fixture's root where the host's is. None of the files below
+  // exists: the mount is found by the path alone.
+  const std::string r = root.string();
+  fs::create_directories(root / "proc/self");
+  std::ofstream(root / "proc/self/mountinfo")
+      << "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+      << "30 22 8:1 / " << r << " rw - ext4 /dev/sda1 rw\n"
+      << "31 30 0:53 / " << r << "/images/nfs rw - nfs4 server:/export rw\n"
+      << "32 30 0:45 / " << r << "/images/tmp rw - tmpfs tmpfs rw\n";
   auto backedBy = [&](const std::string& file) {
     std::ofstream(root / "sys/dev/block/7:0/loop/backing_file", std::ios::trunc) << file << "\n";
+    return collectWith(contextAt(root), "cgroup.v2", cgroupWorkload("/system.slice/app.service"));
   };
-  struct stat st {};
-  ASSERT_EQ(::stat((root / "images/disk.img").c_str(), &st), 0);
-  auto deviceDir = [&](const struct stat& of) {
-    return root / "sys/dev/block" / (std::to_string(major(of.st_dev)) + ":" + std::to_string(minor(of.st_dev)));
-  };
-  fs::create_directories(deviceDir(st));  // the fixture's 252:0 or 254:0 already, by chance, is as good
-  const Workload app = cgroupWorkload("/system.slice/app.service");
   constexpr double kDisks = 8388608, kLoop = 65536;  // the fixture's disks; the loop device's line
 
-  backedBy("/images/disk.img");  // a file on a block device: its I/O is in that disk's line
-  EXPECT_DOUBLE_EQ(collectWith(contextAt(root), "cgroup.v2", app).get("io_write_bytes_total"), kDisks);
-  backedBy("/images/gone.img");  // cannot be found: the loop device is the bottom, counted
-  EXPECT_DOUBLE_EQ(collectWith(contextAt(root), "cgroup.v2", app).get("io_write_bytes_total"), kDisks + kLoop);
-  backedBy("images/disk.img");  // not an absolute path: not understood, counted
-  EXPECT_DOUBLE_EQ(collectWith(contextAt(root), "cgroup.v2", app).get("io_write_ops_total"), 128 + 16);
-  // A file on a filesystem without a block device (as tmpfs or overlay): procfs, whose anonymous
-  // device (major 0) has no /sys/dev/block entry, here as in the fixture: counted.
-  fs::create_symlink("/proc/self/stat", root / "images/proc.img");
-  ASSERT_EQ(::stat((root / "images/proc.img").c_str(), &st), 0);
-  ASSERT_EQ(major(st.st_dev), 0u);
-  ASSERT_FALSE(fs::exists(deviceDir(st)));
-  backedBy("/images/proc.img");
-  EXPECT_DOUBLE_EQ(collectWith(contextAt(root), "cgroup.v2", app).get("io_write_bytes_total"), kDisks + kLoop);
+  // A file on a disk: its I/O is in that disk's line. So is a deleted one's, still on its disk.
+  EXPECT_DOUBLE_EQ(backedBy("/images/disk.img").get("io_write_bytes_total"), kDisks);
+  EXPECT_DOUBLE_EQ(backedBy("/images/gone.img (deleted)").get("io_write_bytes_total"), kDisks);
+  EXPECT_DOUBLE_EQ(backedBy("/images/tmp2/disk.img").get("io_write_bytes_total"), kDisks);
+  // On filesystems without a block device (NFS, tmpfs): the loop device is the bottom, counted.
+  EXPECT_DOUBLE_EQ(backedBy("/images/nfs/disk.img").get("io_write_bytes_total"), kDisks + kLoop);
+  EXPECT_DOUBLE_EQ(backedBy("/images/tmp/disk.img").get("io_write_bytes_total"), kDisks + kLoop);
+  // Not an absolute path, or no mountinfo: not understood, counted.
+  EXPECT_DOUBLE_EQ(backedBy("images/disk.img").get("io_write_ops_total"), 128 + 16);
+  fs::remove(root / "proc/self/mountinfo");
+  EXPECT_DOUBLE_EQ(backedBy("/images/disk.img").get("io_write_bytes_total"), kDisks + kLoop);
 }
 
 TEST(CgroupV2, EmptyAndMissingFilesAreNotErrors) {

@@ -18,9 +18,16 @@
 
 namespace foresight::collect {
 
-// The whole file (kernel files are small; capped at 1 MiB). A missing file or process is
-// kNotFound, any other failure kIo; both name the path.
-Result<std::string> readKernelFile(const std::filesystem::path& path);
+// The whole file (kernel files are small; capped at `max_bytes`, 1 MiB by default). A missing
+// file or process is kNotFound, any other failure kIo; both name the path.
+Result<std::string> readKernelFile(const std::filesystem::path& path, std::size_t max_bytes = 1u << 20);
+
+// The device ("MAJ:MIN") of the filesystem an absolute `path` lies on, from a /proc/PID/mountinfo
+// text (proc(5)): the mount whose mount point is the longest whole-component prefix of the path,
+// the last listed where mounts are stacked on one point. Mount points are unescaped (\040 is a
+// space). The path is taken as written (no symlinks followed, nothing looked up), so asking never
+// touches the file's filesystem. nullopt for a relative path or a text without a matching mount.
+std::optional<std::string> mountDeviceOf(std::string_view mountinfo, std::string_view path);
 
 // One number; "max" (cgroup v2 "no limit") is +infinity. nullopt for empty or malformed text.
 std::optional<double> parseNumber(std::string_view text);
