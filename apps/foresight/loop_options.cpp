@@ -73,6 +73,10 @@ void addEndpointSecurityOptions(CLI::App& cmd, server::HttpOptions& o, const std
                  "PEM CA certificates: every endpoint but /api/health needs a client certificate one of them "
                  "signed (mutual TLS; with --tls-cert-file)")
       ->check(CLI::ExistingFile);
+  cmd.add_option("--tls-client-crl-file", o.tls_client_crl_file,
+                 "PEM CRLs of the --tls-client-ca-file CAs: a client certificate they revoke is refused; a "
+                 "client whose CA has no CRL here is refused too")
+      ->check(CLI::ExistingFile);
 }
 
 namespace {

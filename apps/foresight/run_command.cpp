@@ -261,6 +261,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     if (!a->endpoint.tls_cert_file.empty()) cfg.tls_cert_file = a->endpoint.tls_cert_file;
     if (!a->endpoint.tls_key_file.empty()) cfg.tls_key_file = a->endpoint.tls_key_file;
     if (!a->endpoint.tls_client_ca_file.empty()) cfg.tls_client_ca_file = a->endpoint.tls_client_ca_file;
+    if (!a->endpoint.tls_client_crl_file.empty()) cfg.tls_client_crl_file = a->endpoint.tls_client_crl_file;
     if (!a->database.empty()) cfg.database = a->database;
     if (a->period > 0) cfg.period_seconds = a->period;
     if (!a->selectors.empty()) cfg.selectors = a->selectors;

@@ -263,6 +263,7 @@ Status Agent::start() {
   http.tls_cert_file = config_.tls_cert_file;
   http.tls_key_file = config_.tls_key_file;
   http.tls_client_ca_file = config_.tls_client_ca_file;
+  http.tls_client_crl_file = config_.tls_client_crl_file;
   auto endpoint = HttpEndpoint::make(http);
   if (!endpoint) return tl::unexpected(endpoint.error());
   m.http = std::move(*endpoint);

@@ -32,7 +32,7 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
   try {
     YAML::Node root = YAML::Load(yaml);
     if (!root || root.IsNull()) return c;  // empty file: all defaults
-    if (auto s = checkKeys(root, {"period_seconds", "listen", "bearer_token_file", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "database", "root", "selectors",
+    if (auto s = checkKeys(root, {"period_seconds", "listen", "bearer_token_file", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "tls_client_crl_file", "database", "root", "selectors",
                                   "max_depth", "collectors", "probe_dir", "fingerprint", "retention", "state_dir",
                                   "retention_interval_seconds", "detail_every"}, origin); !s)
       return tl::unexpected(s.error());
@@ -49,6 +49,7 @@ Result<AgentConfig> parseAgentConfig(const std::string& yaml, const std::string&
     get(root, "", "tls_cert_file", c.tls_cert_file);
     get(root, "", "tls_key_file", c.tls_key_file);
     get(root, "", "tls_client_ca_file", c.tls_client_ca_file);
+    get(root, "", "tls_client_crl_file", c.tls_client_crl_file);
     get(root, "", "root", c.root);
     get(root, "", "selectors", c.selectors);
     get(root, "", "max_depth", c.max_depth);

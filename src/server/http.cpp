@@ -53,9 +53,13 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::make(const HttpOptions& o) {
   if (!o.tls_client_ca_file.empty() && o.tls_cert_file.empty())
     return fail(ErrorCode::kInvalidArgument, "tls_client_ca_file needs tls_cert_file and tls_key_file: "
                 "client certificates are asked for over HTTPS");
+  if (!o.tls_client_crl_file.empty() && o.tls_client_ca_file.empty())
+    return fail(ErrorCode::kInvalidArgument, "tls_client_crl_file needs tls_client_ca_file: the CRLs revoke "
+                "client certificates of those CAs");
   const bool mutual = !o.tls_client_ca_file.empty();
   if (!o.tls_cert_file.empty()) {
-    m.certificate = reloadingCertificate(o.tls_cert_file, o.tls_key_file, o.tls_client_ca_file);
+    m.certificate =
+        reloadingCertificate(o.tls_cert_file, o.tls_key_file, o.tls_client_ca_file, o.tls_client_crl_file);
     if (auto first = m.certificate->current(); !first) return tl::unexpected(first.error());
     m.http = std::make_unique<httplib::SSLServer>(
         [&cert = *m.certificate, mutual](SSL_CTX& ctx) { return serveCertificate(ctx, cert, mutual); });

@@ -3,8 +3,12 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <vector>
+
+#include "foresight/core/log.h"
 
 namespace foresight::server {
 namespace {
@@ -62,11 +66,50 @@ Status loadClientCas(const std::filesystem::path& file, CertificateAndKey& out) 
   return ok();
 }
 
+// The CRLs of the client CAs: each must be signed by one of them (a CRL of another CA would revoke
+// nothing, and every client of a CA without one would be refused). Only the client certificate
+// itself is checked (X509_V_FLAG_CRL_CHECK), not the CAs above it: a CRL for each CA that issues
+// client certificates is enough.
+Status loadClientCrls(const std::filesystem::path& file, CertificateAndKey& out) {
+  auto f = openPem(file);
+  if (!f) return tl::unexpected(f.error());
+  std::vector<X509*> cas;
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(out.client_cas.get());
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i)
+    if (X509* c = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) cas.push_back(c);
+  int n = 0;
+  while (X509_CRL* crl = PEM_read_X509_CRL(f->get(), nullptr, nullptr, nullptr)) {
+    const std::unique_ptr<X509_CRL, void (*)(X509_CRL*)> owned(crl, &X509_CRL_free);
+    ++n;
+    const X509_NAME* issuer = X509_CRL_get_issuer(crl);
+    const bool signed_by_a_ca = std::any_of(cas.begin(), cas.end(), [&](X509* ca) {
+      return X509_NAME_cmp(X509_get_subject_name(ca), issuer) == 0 && X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1;
+    });
+    ERR_clear_error();
+    if (!signed_by_a_ca) {
+      char name[256];
+      X509_NAME_oneline(issuer, name, sizeof name);
+      return fail(ErrorCode::kParse, "{}: CRL {} (issuer {}): not signed by any CA of tls_client_ca_file",
+                  file.string(), n, name);
+    }
+    if (const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl); next && X509_cmp_current_time(next) < 0)
+      spdlog::warn("{}: CRL {} is past its next update: OpenSSL refuses the client certificates of its CA "
+                   "until a renewed CRL is written there", file.string(), n);
+    if (X509_STORE_add_crl(out.client_cas.get(), crl) != 1)
+      return fail(ErrorCode::kParse, "{}: CRL {}: {}", file.string(), n, openSslError());
+  }
+  ERR_clear_error();  // the end of the file
+  if (n == 0) return fail(ErrorCode::kParse, "{}: no PEM CRL (tls_client_crl_file)", file.string());
+  X509_STORE_set_flags(out.client_cas.get(), X509_V_FLAG_CRL_CHECK);
+  return ok();
+}
+
 }  // namespace
 
 Result<CertificateAndKey> loadCertificateAndKey(const std::filesystem::path& cert_file,
                                                 const std::filesystem::path& key_file,
-                                                const std::filesystem::path& client_ca_file) {
+                                                const std::filesystem::path& client_ca_file,
+                                                const std::filesystem::path& client_crl_file) {
   ERR_clear_error();
   auto cf = openPem(cert_file);
   if (!cf) return tl::unexpected(cf.error());
@@ -87,20 +130,28 @@ Result<CertificateAndKey> loadCertificateAndKey(const std::filesystem::path& cer
   }
   if (!client_ca_file.empty())
     if (auto st = loadClientCas(client_ca_file, out); !st) return tl::unexpected(st.error());
+  if (!client_crl_file.empty())
+    if (auto st = loadClientCrls(client_crl_file, out); !st) return tl::unexpected(st.error());
   return out;
 }
 
 std::shared_ptr<ReloadingCertificate> reloadingCertificate(const std::filesystem::path& cert_file,
                                                            const std::filesystem::path& key_file,
-                                                           const std::filesystem::path& client_ca_file) {
+                                                           const std::filesystem::path& client_ca_file,
+                                                           const std::filesystem::path& client_crl_file) {
   std::vector files{cert_file, key_file};
   std::string what = "TLS certificate " + cert_file.string() + " and key " + key_file.string();
   if (!client_ca_file.empty()) {
     files.push_back(client_ca_file);
     what += " and client CAs " + client_ca_file.string();
   }
+  if (!client_crl_file.empty()) {
+    files.push_back(client_crl_file);
+    what += " and their CRLs " + client_crl_file.string();
+  }
   return std::make_shared<ReloadingCertificate>(
-      std::move(files), [=] { return loadCertificateAndKey(cert_file, key_file, client_ca_file); }, std::move(what));
+      std::move(files), [=] { return loadCertificateAndKey(cert_file, key_file, client_ca_file, client_crl_file); },
+      std::move(what));
 }
 
 bool serveCertificate(SSL_CTX& ctx, ReloadingCertificate& source, bool client_cas) {

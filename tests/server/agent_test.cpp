@@ -449,6 +449,51 @@ TEST(Agent, MutualTlsNeedsAClientCertificateItsCasSigned) {
   EXPECT_TRUE(refusesToStart(c, "tls_client_ca_file needs tls_cert_file"));
 }
 
+// Revocation: with tls_client_crl_file, a client certificate its CA's CRL lists is refused at the
+// handshake; the CRL file is read again when it changes, as the CA file is.
+TEST(Agent, MutualTlsRefusesAClientCertificateItsCrlRevokes) {
+  const fs::path dir = test_support::removedAtExit(fs::path(testing::TempDir()) /
+                                                   ("agent-crl-" + std::to_string(::getpid())));
+  for (const char* d : {"server", "ca", "alice", "bob", "other"}) fs::create_directories(dir / d);
+  test_support::SelfSigned server, ca("client-ca"), other("other-ca");
+  test_support::Issued alice(ca, "alice", 2), bob(ca, "bob", 3);
+  server.writeTo(dir / "server");
+  ca.writeTo(dir / "ca");
+  alice.writeTo(dir / "alice");
+  bob.writeTo(dir / "bob");
+  std::ofstream(dir / "crl.pem") << test_support::crlPem(ca, {3});  // bob's
+  AgentConfig c = onV2();
+  c.tls_cert_file = (dir / "server" / "cert.pem").string();
+  c.tls_key_file = (dir / "server" / "key.pem").string();
+  c.tls_client_ca_file = (dir / "ca" / "cert.pem").string();
+  c.tls_client_crl_file = (dir / "crl.pem").string();
+  Agent agent(c);
+  ASSERT_TRUE(agent.start());
+  auto status = [&](const std::string& who) {
+    httplib::SSLClient cli("127.0.0.1", agent.port(), (dir / who / "cert.pem").string(), (dir / who / "key.pem").string());
+    cli.set_ca_cert_path((dir / "server" / "cert.pem").c_str());
+    cli.enable_server_certificate_verification(true);
+    auto r = cli.Get("/metrics");
+    return r ? r->status : -1;
+  };
+  EXPECT_EQ(status("alice"), 200);
+  EXPECT_EQ(status("bob"), -1) << "a revoked certificate got through";
+  // A new CRL revokes alice instead.
+  std::ofstream(dir / "crl.new") << test_support::crlPem(ca, {2});
+  fs::rename(dir / "crl.new", dir / "crl.pem");
+  EXPECT_EQ(status("bob"), 200);
+  EXPECT_EQ(status("alice"), -1);
+  agent.stop();
+
+  std::ofstream(dir / "other.pem") << test_support::crlPem(other, {2});
+  c.tls_client_crl_file = (dir / "other.pem").string();
+  EXPECT_TRUE(refusesToStart(c, "other.pem: CRL 1 (issuer /CN=other-ca): not signed by any CA of tls_client_ca_file"));
+  c.tls_client_crl_file = (dir / "ca" / "cert.pem").string();
+  EXPECT_TRUE(refusesToStart(c, "ca/cert.pem: no PEM CRL"));
+  c.tls_client_ca_file.clear();
+  EXPECT_TRUE(refusesToStart(c, "tls_client_crl_file needs tls_client_ca_file"));
+}
+
 TEST(Agent, FailsClearlyWhenThePortIsTaken) {
   AgentConfig cfg = onV2();
   Agent first(cfg);

@@ -38,8 +38,9 @@ struct AgentConfig {
   std::string bearer_token_file;
   // PEM files: with both, the agent serves HTTPS only. With tls_client_ca_file as well, every
   // endpoint but /api/health needs a client certificate that one of its CAs signed (mutual TLS).
+  // With tls_client_crl_file too, a client certificate one of their PEM CRLs revokes is refused.
   // These files and the token's are read again when they change (rotation without a restart).
-  std::string tls_cert_file, tls_key_file, tls_client_ca_file;
+  std::string tls_cert_file, tls_key_file, tls_client_ca_file, tls_client_crl_file;
   std::string database = "foresight-history.db";  // empty: no history store
   std::string root = "/";
   std::vector<std::string> selectors;  // empty: every populated cgroup

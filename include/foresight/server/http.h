@@ -27,6 +27,7 @@ struct HttpOptions {
   int port = 0;  // 0: any free port
   std::string bearer_token_file;
   std::string tls_cert_file, tls_key_file, tls_client_ca_file;
+  std::string tls_client_crl_file;  // PEM CRLs of those CAs: a revoked client certificate is refused
 };
 
 class HttpEndpoint {
