@@ -462,11 +462,17 @@ TEST(Agent, MutualTlsRefusesAClientCertificateItsCrlRevokes) {
   alice.writeTo(dir / "alice");
   bob.writeTo(dir / "bob");
   std::ofstream(dir / "crl.pem") << test_support::crlPem(ca, {3});  // bob's
+  auto cfg = parseAgentConfig(fmt::format("tls_cert_file: {}\ntls_key_file: {}\ntls_client_ca_file: {}\n"
+                                          "tls_client_crl_file: {}\n",
+                                          (dir / "server" / "cert.pem").string(), (dir / "server" / "key.pem").string(),
+                                          (dir / "ca" / "cert.pem").string(), (dir / "crl.pem").string()),
+                              "cfg.yaml");
+  ASSERT_TRUE(cfg) << cfg.error().message;
   AgentConfig c = onV2();
-  c.tls_cert_file = (dir / "server" / "cert.pem").string();
-  c.tls_key_file = (dir / "server" / "key.pem").string();
-  c.tls_client_ca_file = (dir / "ca" / "cert.pem").string();
-  c.tls_client_crl_file = (dir / "crl.pem").string();
+  c.tls_cert_file = cfg->tls_cert_file;
+  c.tls_key_file = cfg->tls_key_file;
+  c.tls_client_ca_file = cfg->tls_client_ca_file;
+  c.tls_client_crl_file = cfg->tls_client_crl_file;
   Agent agent(c);
   ASSERT_TRUE(agent.start());
   auto status = [&](const std::string& who) {
