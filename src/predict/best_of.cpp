@@ -5,8 +5,10 @@
 
 namespace foresight::predict {
 
-RecentLoss::RecentLoss(std::size_t candidates, double half_life, std::size_t lead, double lowest_level)
+RecentLoss::RecentLoss(std::size_t candidates, double half_life, std::size_t lead, double lowest_level,
+                       double margin)
     : decay_(std::exp2(-1.0 / half_life)),
+      margin_(margin),
       lead_(std::max<std::size_t>(lead, 1)),
       first_level_(static_cast<std::size_t>(
           std::lower_bound(kSelectionLevels.begin(), kSelectionLevels.end(), lowest_level) - kSelectionLevels.begin())) {
@@ -38,8 +40,12 @@ void RecentLoss::forecast(Resource r, std::size_t i, const std::optional<Selecti
 std::size_t RecentLoss::best(Resource r) const {
   const auto& s = state_[index(r)];
   std::size_t best = 0;
+  double best_loss = (1 - margin_) * s[0].loss;
   for (std::size_t i = 1; i < s.size(); ++i)
-    if (s[i].scored && (!s[best].scored || s[i].loss < s[best].loss)) best = i;
+    if (s[i].scored && (!s[best].scored || s[i].loss < best_loss)) {
+      best = i;
+      best_loss = s[i].loss;
+    }
   return best;
 }
 
@@ -59,8 +65,9 @@ std::optional<SelectionQuantiles> selectionQuantiles(Policy& p, Resource r) {
 
 class BestOfPolicy final : public Policy {
  public:
-  BestOfPolicy(std::vector<std::unique_ptr<Policy>> c, const SeriesContext& ctx, double half_life, double lowest_level)
-      : c_(std::move(c)), resources_(ctx.resources), loss_(c_.size(), half_life, ctx.lead_steps, lowest_level) {}
+  BestOfPolicy(std::vector<std::unique_ptr<Policy>> c, const SeriesContext& ctx, double half_life, double lowest_level,
+               double margin)
+      : c_(std::move(c)), resources_(ctx.resources), loss_(c_.size(), half_life, ctx.lead_steps, lowest_level, margin) {}
 
   void observe(const Observation& o) override {
     for (Resource r : kAllResources)
@@ -96,14 +103,16 @@ class BestOfPolicy final : public Policy {
 
 class BestOfFactory final : public PolicyFactory {
  public:
-  BestOfFactory(std::vector<std::unique_ptr<PolicyFactory>> c, double half_life, double lowest_level)
-      : c_(std::move(c)), half_life_(half_life), lowest_level_(lowest_level) {}
+  BestOfFactory(std::vector<std::unique_ptr<PolicyFactory>> c, double half_life, double lowest_level, double margin)
+      : c_(std::move(c)), half_life_(half_life), lowest_level_(lowest_level), margin_(margin) {}
   Knob knob(Resource r) const override { return c_.front()->knob(r); }
   bool givesIntervals() const override { return true; }
   Status prepare(const trace::Trace& trace, const ReplayInfo& replay) override {
     if (c_.empty()) return fail(ErrorCode::kInvalidArgument, "best-of policy: no candidates");
     if (!(lowest_level_ > 0 && lowest_level_ < 1))
       return fail(ErrorCode::kInvalidArgument, "best-of policy: lowest_level must be a number in (0, 1)");
+    if (!(margin_ >= 0 && margin_ < 1))
+      return fail(ErrorCode::kInvalidArgument, "best-of policy: margin must be a number in [0, 1)");
     for (const auto& c : c_) {
       if (!c->givesIntervals())
         return fail(ErrorCode::kInvalidArgument, "best-of policy: a candidate gives no intervals to score");
@@ -120,19 +129,19 @@ class BestOfFactory final : public PolicyFactory {
   std::unique_ptr<Policy> create(const SeriesContext& ctx, const trace::Series* future) const override {
     std::vector<std::unique_ptr<Policy>> p;
     for (const auto& c : c_) p.push_back(c->create(ctx, future));
-    return std::make_unique<BestOfPolicy>(std::move(p), ctx, half_life_, lowest_level_);
+    return std::make_unique<BestOfPolicy>(std::move(p), ctx, half_life_, lowest_level_, margin_);
   }
 
  private:
   std::vector<std::unique_ptr<PolicyFactory>> c_;
-  double half_life_, lowest_level_;
+  double half_life_, lowest_level_, margin_;
 };
 
 }  // namespace
 
 std::unique_ptr<PolicyFactory> makeBestOfFactory(std::vector<std::unique_ptr<PolicyFactory>> candidates,
-                                                 double half_life, double lowest_level) {
-  return std::make_unique<BestOfFactory>(std::move(candidates), half_life, lowest_level);
+                                                 double half_life, double lowest_level, double margin) {
+  return std::make_unique<BestOfFactory>(std::move(candidates), half_life, lowest_level, margin);
 }
 
 }  // namespace foresight::predict

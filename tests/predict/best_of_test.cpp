@@ -68,6 +68,29 @@ TEST(RecentLoss, ByDefaultScoresTheUpperLevelsAnAllocationIsTakenFrom) {
   EXPECT_EQ(all.best(Resource::kCpu), 0u);
 }
 
+// Usage stays at 10. Candidate 0 forecasts 15 at every level, candidate 1 forecasts 14: on the
+// upper levels their losses are 0.16 x 5 = 0.8 and 0.16 x 4 = 0.64, i.e. 0.8 of candidate 0's.
+// With a margin m, candidate 1 takes over only below (1 - m) x 0.8.
+TEST(RecentLoss, AMarginKeepsTheFirstCandidateUnlessAnotherIsClearlyBetter) {
+  const SelectionQuantiles high = {15, 15, 15, 15, 15}, lower = {14, 14, 14, 14, 14};
+  for (auto [margin, want] : {std::pair{0.0, 1u}, {0.1, 1u}, {0.25, 0u}}) {
+    RecentLoss loss(2, /*half_life=*/4, /*lead=*/1, kSelectionLowestLevel, margin);
+    for (int t = 0; t < 5; ++t) {
+      loss.observe(Resource::kCpu, 10);
+      loss.forecast(Resource::kCpu, 0, high);
+      loss.forecast(Resource::kCpu, 1, lower);
+    }
+    EXPECT_EQ(loss.best(Resource::kCpu), want) << "margin " << margin;
+  }
+  // The first candidate not scored yet: the margin has nothing to hold, the scored one leads.
+  RecentLoss loss(2, /*half_life=*/4, /*lead=*/1, kSelectionLowestLevel, 0.25);
+  loss.observe(Resource::kCpu, 10);
+  loss.forecast(Resource::kCpu, 0, std::nullopt);
+  loss.forecast(Resource::kCpu, 1, lower);
+  loss.observe(Resource::kCpu, 10);
+  EXPECT_EQ(loss.best(Resource::kCpu), 1u);
+}
+
 // Calls of a candidate that are not its observations.
 struct Calls {
   int commits = 0, intervals = 0;

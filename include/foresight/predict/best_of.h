@@ -22,6 +22,10 @@ using SelectionQuantiles = std::array<double, kSelectionLevels.size()>;
 // loss that weighs the centre as much handed workloads to the forecaster with the better median
 // (docs/closed-loop.md, "Which forecaster").
 inline constexpr double kSelectionLowestLevel = 0.9;
+// How much lower another candidate's recent loss must be than the first-listed candidate's (the
+// LSTM in `auto`) to take a workload from it: a fraction m, another takes over below (1 - m) times
+// the first's loss. 0: the lowest loss wins (docs/results.md, "A margin for leaving the LSTM").
+inline constexpr double kSelectionMargin = 0;
 
 // Exponentially weighted pinball loss of each candidate's forecasts, per resource (half-life in
 // scored forecasts), summed over the levels of kSelectionLevels from `lowest_level` up. A forecast
@@ -29,14 +33,14 @@ inline constexpr double kSelectionLowestLevel = 0.9;
 class RecentLoss {
  public:
   RecentLoss(std::size_t candidates, double half_life, std::size_t lead = 1,
-             double lowest_level = kSelectionLowestLevel);
+             double lowest_level = kSelectionLowestLevel, double margin = kSelectionMargin);
   // A new observation of r (NaN: missing): scores the forecasts made `lead` observations ago.
   void observe(Resource r, double usage);
   // What candidate i forecasts now, at kSelectionLevels, for `lead` observations ahead
   // (nullopt: no forecast). Call once per candidate after each observe().
   void forecast(Resource r, std::size_t i, const std::optional<SelectionQuantiles>& q);
-  // The candidate with the lowest recent loss; candidates not yet scored rank last; ties go to
-  // the first listed.
+  // The candidate with the lowest recent loss, the first listed's counted as (1 - margin) of it;
+  // candidates not yet scored rank last; ties go to the first listed.
   std::size_t best(Resource r) const;
   bool scored(Resource r, std::size_t i) const { return state_[index(r)][i].scored; }
 
@@ -46,7 +50,7 @@ class RecentLoss {
     bool scored = false;
     std::deque<std::optional<SelectionQuantiles>> pending;
   };
-  double decay_;
+  double decay_, margin_;
   std::size_t lead_;
   std::size_t first_level_;  // index into kSelectionLevels
   std::array<std::vector<Score>, kResourceCount> state_;
@@ -58,6 +62,7 @@ class RecentLoss {
 // knob (name and grid), checked at prepare().
 std::unique_ptr<PolicyFactory> makeBestOfFactory(std::vector<std::unique_ptr<PolicyFactory>> candidates,
                                                  double half_life = 60,
-                                                 double lowest_level = kSelectionLowestLevel);
+                                                 double lowest_level = kSelectionLowestLevel,
+                                                 double margin = kSelectionMargin);
 
 }  // namespace foresight::predict

@@ -136,22 +136,26 @@ void registerLstm(PolicyRegistry& registry, std::string default_model) {
   registry.add("auto",
                "per series and resource, the better of lstm and seasonal by recent quantile loss, as "
                "foresight run's default forecaster (options: model=FILE, eta=, as lstm's; lowest_level=L: "
-               "score the levels from L of 0.1, 0.5, 0.9, 0.95, 0.99; default 0.9)",
+               "score the levels from L of 0.1, 0.5, 0.9, 0.95, 0.99; default 0.9; margin=M: seasonal takes "
+               "over only below (1 - M) times the lstm's loss; default 0)",
                [lstm](const PolicyOptions& o) -> std::unique_ptr<PolicyFactory> {
                  PolicyOptions cost = o;
                  cost["knob"] = "cost";  // both candidates share the violation-cost knob
                  std::vector<std::unique_ptr<PolicyFactory>> c;
                  c.push_back(lstm(cost));
                  c.push_back(makeSeasonalFactory("cost"));
-                 double lowest = kSelectionLowestLevel;
-                 if (auto it = o.find("lowest_level"); it != o.end()) {  // not a number: NaN, refused at prepare()
+                 // Not a number: NaN, refused at prepare().
+                 auto number = [&](const char* key, double fallback) {
+                   auto it = o.find(key);
+                   if (it == o.end()) return fallback;
                    char* end = nullptr;
-                   lowest = std::strtod(it->second.c_str(), &end);
-                   if (it->second.empty() || *end != '\0') lowest = NAN;
-                 }
-                 return makeBestOfFactory(std::move(c), 60, lowest);
+                   const double v = std::strtod(it->second.c_str(), &end);
+                   return it->second.empty() || *end != '\0' ? NAN : v;
+                 };
+                 return makeBestOfFactory(std::move(c), 60, number("lowest_level", kSelectionLowestLevel),
+                                          number("margin", kSelectionMargin));
                },
-               {"model", "eta", "lowest_level"});
+               {"model", "eta", "lowest_level", "margin"});
 }
 
 std::unique_ptr<PolicyFactory> makeLstmPolicy(std::shared_ptr<const LstmModel> model) {
