@@ -12,33 +12,21 @@
 namespace foresight::test_support {
 
 // PEM text of a certificate, a private key or a CRL.
-inline std::string pemOf(X509* cert) {
+template <typename Write>
+std::string pemText(Write&& write) {
   BIO* b = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(b, cert);
+  write(b);
   char* data = nullptr;
   const long n = BIO_get_mem_data(b, &data);
   std::string out(data, static_cast<std::size_t>(n));
   BIO_free(b);
   return out;
 }
+inline std::string pemOf(X509* cert) { return pemText([&](BIO* b) { PEM_write_bio_X509(b, cert); }); }
 inline std::string pemOf(EVP_PKEY* key) {
-  BIO* b = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(b, &data);
-  std::string out(data, static_cast<std::size_t>(n));
-  BIO_free(b);
-  return out;
+  return pemText([&](BIO* b) { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
 }
-inline std::string pemOf(X509_CRL* crl) {
-  BIO* b = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509_CRL(b, crl);
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(b, &data);
-  std::string out(data, static_cast<std::size_t>(n));
-  BIO_free(b);
-  return out;
-}
+inline std::string pemOf(X509_CRL* crl) { return pemText([&](BIO* b) { PEM_write_bio_X509_CRL(b, crl); }); }
 
 struct SelfSigned {
   X509* cert = nullptr;
