@@ -197,8 +197,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                   "risk level for every resource (overrides the planner file)")
       ->check(CLI::Range(0.5, 0.999));
   cmd->add_option("--forecaster", a->forecaster,
-                  "auto (per workload and resource, whichever of lstm and seasonal has had the "
-                  "lower recent quantile loss), lstm (the model of --model, calibrated online per "
+                  "auto (per workload and resource, lstm unless seasonal's recent quantile loss has "
+                  "been below 0.75 times lstm's), lstm (the model of --model, calibrated online per "
                   "workload) or seasonal (training-free, finds the workload's period)")
       ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
       ->capture_default_str();

@@ -137,7 +137,7 @@ void registerLstm(PolicyRegistry& registry, std::string default_model) {
                "per series and resource, the better of lstm and seasonal by recent quantile loss, as "
                "foresight run's default forecaster (options: model=FILE, eta=, as lstm's; lowest_level=L: "
                "score the levels from L of 0.1, 0.5, 0.9, 0.95, 0.99; default 0.9; margin=M: seasonal takes "
-               "over only below (1 - M) times the lstm's loss; default 0)",
+               "over only below (1 - M) times the lstm's loss; default 0.25)",
                [lstm](const PolicyOptions& o) -> std::unique_ptr<PolicyFactory> {
                  PolicyOptions cost = o;
                  cost["knob"] = "cost";  // both candidates share the violation-cost knob
