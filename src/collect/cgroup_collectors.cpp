@@ -148,9 +148,7 @@ class StackedDevices {
     if (!file) return false;
     while (!file->empty() && file->back() == '\n') file->pop_back();
     if (file->empty() || file->front() != '/') return false;
-    // Uncapped: a node with thousands of mounts (Kubernetes) has a mountinfo of megabytes, and the
-    // mount that matters may be listed last.
-    auto mounts = readKernelFile(root_ / "proc/self/mountinfo", std::numeric_limits<std::size_t>::max());
+    auto mounts = readKernelFileToEnd(root_ / "proc/self/mountinfo");
     if (!mounts) return false;
     const auto device = mountDeviceOf(*mounts, (root_ / file->substr(1)).lexically_normal().string());
     return device && fs::is_directory(dev_block_ / *device, ec);

@@ -30,9 +30,7 @@ bool surelyWhole(std::size_t n, std::size_t room) {
   return n < room && n + kMaxRecord < page;
 }
 
-}  // namespace
-
-Result<std::string> readKernelFile(const std::filesystem::path& path, std::size_t max_bytes) {
+Result<std::string> readFile(const std::filesystem::path& path, bool to_end) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
@@ -57,11 +55,15 @@ Result<std::string> readKernelFile(const std::filesystem::path& path, std::size_
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
-    if (surelyWhole(static_cast<std::size_t>(n), sizeof buf) || out.size() > max_bytes) break;
+    if (!to_end && (surelyWhole(static_cast<std::size_t>(n), sizeof buf) || out.size() > (1u << 20))) break;
   }
   ::close(fd);
   return out;
 }
+}  // namespace
+
+Result<std::string> readKernelFile(const std::filesystem::path& path) { return readFile(path, false); }
+Result<std::string> readKernelFileToEnd(const std::filesystem::path& path) { return readFile(path, true); }
 
 std::optional<double> parseNumber(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

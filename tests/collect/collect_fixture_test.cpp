@@ -75,6 +75,27 @@ TEST(KernelFiles, ParsesNumbersMaxAndEmpty) {
   EXPECT_NE(missing.error().message.find("99999/stat"), std::string::npos);
 }
 
+// A file whose reads come short before its end, as seq_file's do when its next record (a
+// mountinfo line of an overlay mount, kilobytes long) would not fit the page: a FIFO written in
+// two parts. readKernelFileToEnd reads until read() returns 0.
+TEST(KernelFiles, ReadsToTheEndPastAShortRead) {
+  const std::string fifo = testing::TempDir() + "/short-reads-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::thread writer([&] {
+    const int fd = ::open(fifo.c_str(), O_WRONLY);
+    const std::string part(1000, 'x');
+    EXPECT_EQ(::write(fd, part.data(), part.size()), 1000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the reader's first read returns 1000
+    EXPECT_EQ(::write(fd, part.data(), part.size()), 1000);
+    ::close(fd);
+  });
+  auto text = readKernelFileToEnd(fifo);
+  writer.join();
+  std::remove(fifo.c_str());
+  ASSERT_TRUE(text) << text.error().message;
+  EXPECT_EQ(text->size(), 2000u);
+}
+
 // proc(5)'s example line, a root, a bind mount over a tmpfs, two mounts stacked on one point and
 // an escaped space.
 TEST(KernelFiles, FindsTheMountOfAPathByItsLongestMountPoint) {

@@ -18,9 +18,13 @@
 
 namespace foresight::collect {
 
-// The whole file (kernel files are small; capped at `max_bytes`, 1 MiB by default). A missing
-// file or process is kNotFound, any other failure kIo; both name the path.
-Result<std::string> readKernelFile(const std::filesystem::path& path, std::size_t max_bytes = 1u << 20);
+// The whole file (kernel files are small; capped at 1 MiB). A missing file or process is
+// kNotFound, any other failure kIo; both name the path.
+Result<std::string> readKernelFile(const std::filesystem::path& path);
+// The same, read until read() returns 0 and uncapped: for files whose records can be longer than
+// readKernelFile's early end allows, such as mountinfo (an overlay mount's line runs to
+// kilobytes, and a Kubernetes node's file to megabytes).
+Result<std::string> readKernelFileToEnd(const std::filesystem::path& path);
 
 // The device ("MAJ:MIN") of the filesystem an absolute `path` lies on, from a /proc/PID/mountinfo
 // text (proc(5)): the mount whose mount point is the longest whole-component prefix of the path,
