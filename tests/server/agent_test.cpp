@@ -454,13 +454,15 @@ TEST(Agent, MutualTlsNeedsAClientCertificateItsCasSigned) {
 TEST(Agent, MutualTlsRefusesAClientCertificateItsCrlRevokes) {
   const fs::path dir = test_support::removedAtExit(fs::path(testing::TempDir()) /
                                                    ("agent-crl-" + std::to_string(::getpid())));
-  for (const char* d : {"server", "ca", "alice", "bob", "other"}) fs::create_directories(dir / d);
-  test_support::SelfSigned server, ca("client-ca"), other("other-ca");
-  test_support::Issued alice(ca, "alice", 2), bob(ca, "bob", 3);
+  for (const char* d : {"server", "ca", "alice", "bob", "carol", "other"}) fs::create_directories(dir / d);
+  test_support::SelfSigned server, ca("client-ca"), ca2("second-ca"), other("other-ca");
+  test_support::Issued alice(ca, "alice", 2), bob(ca, "bob", 3), carol(ca2, "carol", 4);
   server.writeTo(dir / "server");
   ca.writeTo(dir / "ca");
+  std::ofstream(dir / "ca" / "cert.pem", std::ios::app) << ca2.pem();  // two client CAs
   alice.writeTo(dir / "alice");
   bob.writeTo(dir / "bob");
+  carol.writeTo(dir / "carol");
   std::ofstream(dir / "crl.pem") << test_support::crlPem(ca, {3});  // bob's
   auto cfg = parseAgentConfig(fmt::format("tls_cert_file: {}\ntls_key_file: {}\ntls_client_ca_file: {}\n"
                                           "tls_client_crl_file: {}\n",
@@ -484,11 +486,16 @@ TEST(Agent, MutualTlsRefusesAClientCertificateItsCrlRevokes) {
   };
   EXPECT_EQ(status("alice"), 200);
   EXPECT_EQ(status("bob"), -1) << "a revoked certificate got through";
+  EXPECT_EQ(status("carol"), -1) << "a client of a CA without a CRL got through";
   // A new CRL revokes alice instead.
   std::ofstream(dir / "crl.new") << test_support::crlPem(ca, {2});
   fs::rename(dir / "crl.new", dir / "crl.pem");
   EXPECT_EQ(status("bob"), 200);
   EXPECT_EQ(status("alice"), -1);
+  // A CRL past its next update: its CA's clients are refused until a renewed one is written.
+  std::ofstream(dir / "crl.new") << test_support::crlPem(ca, {2}, -60);
+  fs::rename(dir / "crl.new", dir / "crl.pem");
+  EXPECT_EQ(status("bob"), -1) << "a client of an expired CRL got through";
   agent.stop();
 
   std::ofstream(dir / "other.pem") << test_support::crlPem(other, {2});

@@ -106,13 +106,14 @@ struct Issued {
   }
 };
 
-// A CRL `ca` signed that revokes the certificates with `serials`; its next update is in an hour.
-inline std::string crlPem(const SelfSigned& ca, std::initializer_list<long> serials) {
+// A CRL `ca` signed that revokes the certificates with `serials`; its next update is
+// `next_update_seconds` from now (negative: already past).
+inline std::string crlPem(const SelfSigned& ca, std::initializer_list<long> serials, long next_update_seconds = 3600) {
   X509_CRL* crl = X509_CRL_new();
   X509_CRL_set_version(crl, 1);  // v2
   X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca.cert));
-  ASN1_TIME* now = X509_gmtime_adj(nullptr, -60);
-  ASN1_TIME* next = X509_gmtime_adj(nullptr, 3600);
+  ASN1_TIME* now = X509_gmtime_adj(nullptr, -120);
+  ASN1_TIME* next = X509_gmtime_adj(nullptr, next_update_seconds);
   X509_CRL_set1_lastUpdate(crl, now);
   X509_CRL_set1_nextUpdate(crl, next);
   for (long serial : serials) {
