@@ -5,12 +5,9 @@
 // systemd.resource-control(5) give them), reached both ways the backend connects: through a real
 // dbus-daemon (Debian's, started by the test) and directly on a private socket, as systemd's
 // /run/systemd/private is.
-#include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-id128.h>
 #include <unistd.h>
@@ -23,10 +20,13 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "foresight/allocate/audit.h"
 #include "foresight/allocate/backend.h"
+#include "support/server_process.h"
 #include "test_util.h"
 
 namespace foresight::allocate {
@@ -240,22 +240,14 @@ class DbusDaemon {
                              "</listen><auth>EXTERNAL</auth><policy context=\"default\">"
                              "<allow send_destination=\"*\"/><allow own=\"*\"/><allow receive_sender=\"*\"/>"
                              "</policy></busconfig>\n");
-    const std::string log = (dir / "dbus-daemon.log").string();  // its complaints, e.g. about fd limits
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      if (const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600); fd >= 0) ::dup2(fd, 2);
-      ::execlp("dbus-daemon", "dbus-daemon", ("--config-file=" + conf.string()).c_str(), "--nofork",
-               "--nopidfile", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
+    // Its complaints (e.g. about fd limits) go to the log.
+    process_.emplace(std::vector<std::string>{"dbus-daemon", "--config-file=" + conf.string(), "--nofork", "--nopidfile"},
+                     dir / "dbus-daemon.log");
     for (int i = 0; i < 100 && !fs::exists(socket_); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ~DbusDaemon() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
+    process_.reset();  // stopped before its socket goes
     std::error_code ec;
     fs::remove(socket_, ec);
   }
@@ -264,7 +256,7 @@ class DbusDaemon {
 
  private:
   fs::path socket_;
-  pid_t pid_ = -1;
+  std::optional<test_support::ServerProcess> process_;
 };
 
 class SystemdBackendTest : public ::testing::Test {

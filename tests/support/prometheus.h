@@ -3,11 +3,8 @@
 // test's own, stopped when the object goes; serveHistory() backfills it with promtool first.
 // Tests skip where /usr/bin/prometheus is absent.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -19,9 +16,11 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
+#include "support/server_process.h"
 #include "support/shell.h"
 
 namespace foresight::test_support {
@@ -54,25 +53,11 @@ class PrometheusServer {
   PrometheusServer(const std::filesystem::path& dir, const std::string& config) : dir_(dir) {
     std::ofstream(dir / "prometheus.yml") << config;
     port_ = freePort();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(port_);
-      const std::string cfg = "--config.file=" + (dir / "prometheus.yml").string();
-      const std::string data = "--storage.tsdb.path=" + (dir / "data").string();
-      int log = ::open((dir / "prometheus.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-      ::execl(kPrometheusBinary, kPrometheusBinary, cfg.c_str(), listen.c_str(), data.c_str(),
-              "--storage.tsdb.retention.time=100y", nullptr);
-      _exit(127);
-    }
-  }
-  ~PrometheusServer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
+    process_.emplace(std::vector<std::string>{kPrometheusBinary, "--config.file=" + (dir / "prometheus.yml").string(),
+                                              "--web.listen-address=127.0.0.1:" + std::to_string(port_),
+                                              "--storage.tsdb.path=" + (dir / "data").string(),
+                                              "--storage.tsdb.retention.time=100y"},
+                     dir / "prometheus.log");
   }
   PrometheusServer(const PrometheusServer&) = delete;
   PrometheusServer& operator=(const PrometheusServer&) = delete;
@@ -89,7 +74,7 @@ class PrometheusServer {
  private:
   std::filesystem::path dir_;
   int port_ = -1;
-  pid_t pid_ = -1;
+  std::optional<ServerProcess> process_;
 };
 
 // Now in Unix seconds: backfilled history ends before it.
