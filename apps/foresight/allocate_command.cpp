@@ -266,7 +266,7 @@ void addAllocateCommand(CLI::App& app, Builtins& builtins) {
   auto* cmd = app.add_subcommand(
       "allocate", "Apply an allocation by hand through a backend; recorded in the audit trail.");
   cmd->footer("Backends:" + backends);
-  cmd->add_option("--backend", a->backend, "cgroup-v1, cgroup-v2, systemd, libvirt, kubernetes, dry-run")
+  cmd->add_option("--backend", a->backend, "one of the backends below")
       ->required();
   cmd->add_option("--workload", a->workload,
                   "cgroup path, systemd unit, libvirt domain, ns/pod[/container] or ns/vpa/container")

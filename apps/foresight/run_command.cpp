@@ -99,11 +99,9 @@ struct Args {
   double history_length = 1800;  // seconds of the store's samples a workload starts from
 };
 
-// The backend for this host's cgroups: v1 where the cpu controller is on v1 (v1 and hybrid), else
-// v2.
-std::string autoBackend(const collect::CgroupLayout& layout) {
-  return layout.v1("cpu") ? "cgroup-v1" : "cgroup-v2";
-}
+// The cgroup version the `auto` backend writes, as the agent found it mounted: v1 where the cpu
+// controller is on v1 (v1 and hybrid), else v2.
+std::string cgroupVersion(const collect::CgroupLayout& layout) { return layout.v1("cpu") ? "v1" : "v2"; }
 
 // The agent names a cgroup workload by its path in the hierarchy; the backends (and so the
 // autoscaler and the matcher's ranker) take it without the leading '/'.
@@ -154,9 +152,10 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
   c.min_history_seconds = a.min_history;
   c.max_clock_step_seconds = loop::clockStepFor(period);
   c.apply = a.apply;
-  c.backend_name = a.backend == "auto" ? autoBackend(layout) : a.backend;
+  c.backend_name = a.backend;
   for (const auto& kv : a.backend_options)
     if (auto st = c.backend_options.set(kv); !st) return tl::unexpected(st.error());
+  if (a.backend == "auto") c.backend_options.values.try_emplace("cgroup", cgroupVersion(layout));
   auto backend = builtins.backends.create(c.backend_name, c.backend_options);
   if (!backend) return tl::unexpected(backend.error());
   if (auto st = (*backend)->configured(); !st) return tl::unexpected(st.error());
@@ -186,7 +185,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_flag("--apply", a->apply, "apply the planned limits (default: dry-run, log them)");
   cmd->add_option("--backend", a->backend,
                   "cgroup-v1, cgroup-v2, systemd (units' limits through systemd, which keeps them), dry-run, "
-                  "or auto (this host's cgroups)")
+                  "or auto (systemd units through systemd where PID 1 is systemd, other cgroups "
+                  "through their files)")
       ->capture_default_str();
   cmd->add_option("--option,-o", a->backend_options,
                   "backend option key=value (repeatable; e.g. bus=private for systemd, see "
@@ -309,10 +309,14 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       spdlog::error("run: {}", scaler.error().message);
       throw CLI::RuntimeError(2);
     }
-    spdlog::info("run: {} through {}",
-                 a->apply ? "applying limits" : "dry-run (add --apply to resize)",
-                 a->backend == "auto" ? autoBackend(ctx.layout) : a->backend);
     loop::Autoscaler* autoscaler = scaler->get();
+    std::string through = a->backend;
+    if (a->backend == "auto") {
+      const auto pinned = autoscaler->backend().pinned();
+      through += fmt::format(" (cgroup {} files{})", pinned.at("cgroup"),
+                             pinned.at("systemd") == "yes" ? "; systemd units through systemd" : "");
+    }
+    spdlog::info("run: {} through {}", a->apply ? "applying limits" : "dry-run (add --apply to resize)", through);
     auto plan_metrics = std::make_shared<loop::PlanMetrics>(*autoscaler);
     cfg.collectables.push_back(plan_metrics);
     const bool dry_backend = a->backend == "dry-run";

@@ -54,4 +54,18 @@ check "$root/cpu/app/cpu.cfs_quota_us" 70000
 check "$root/cpu/app/cpu.cfs_quota_us" -1
 check "$root/memory/app/memory.limit_in_bytes" -1
 "$foresight" history | grep -q "rollback of #1 (first)"
+
+# `auto` on the same tree: its v1 files (no systemd here, said explicitly so the test does not
+# depend on the machine), the route stored with the record, and a rollback the same way.
+export FORESIGHT_AUDIT_DB="$tmp/auto.db"
+"$foresight" allocate --backend auto -o root="$root" -o systemd=no --workload app --cpu 0.25 --reason auto
+check "$root/cpu/app/cpu.cfs_quota_us" 25000
+"$foresight" history --json > "$tmp/auto.json"
+python3 - "$tmp/auto.json" <<'PY'
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert h[0]["backend"] == "auto" and h[0]["options"]["cgroup"] == "v1" and h[0]["options"]["systemd"] == "no", h[0]
+PY
+"$foresight" history --rollback 1
+check "$root/cpu/app/cpu.cfs_quota_us" -1
 echo "cli_test: ok"

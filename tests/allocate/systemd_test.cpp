@@ -27,6 +27,7 @@
 #include "foresight/allocate/audit.h"
 #include "foresight/allocate/backend.h"
 #include "support/server_process.h"
+#include "systemd_units.h"
 #include "test_util.h"
 
 namespace foresight::allocate {
@@ -47,8 +48,10 @@ class FakeSystemd {
  public:
   std::mutex mu;
   std::map<std::string, FakeUnit> units;
-  int set_calls = 0;
+  int set_calls = 0, get_unit_calls = 0;
   bool last_runtime = false;
+  // How long GetUnit takes to answer, as a hung PID 1 would (its connection waits meanwhile).
+  std::chrono::milliseconds get_unit_delay{0};
   // systemd checks all properties before it sets any; this makes the fake's next call set the
   // first and then fail, to see the backend put it back.
   bool fail_after_first = false;
@@ -162,6 +165,13 @@ class FakeSystemd {
     auto* self = static_cast<FakeSystemd*>(userdata);
     const char* name = nullptr;
     if (int r = sd_bus_message_read(m, "s", &name); r < 0) return r;
+    std::chrono::milliseconds delay;
+    {
+      std::lock_guard lock(self->mu);
+      ++self->get_unit_calls;
+      delay = self->get_unit_delay;
+    }
+    std::this_thread::sleep_for(delay);
     {
       std::lock_guard lock(self->mu);
       if (!self->units.count(name))
@@ -409,6 +419,43 @@ TEST_F(SystemdBackendTest, NoBusIsReportedWithItsAddress) {
   EXPECT_NE(cur.error().message.find("nobody-listens"), std::string::npos) << cur.error().message;
 }
 
+// A PID 1 that does not answer costs one timeout, not one per unit per round: the backend stops
+// asking for six timeouts, failing at once, then asks again.
+TEST_F(SystemdBackendTest, AHungSystemdIsNotAskedAgainForAWhile) {
+  options_.values["timeout"] = "0.2";
+  auto b = makeSystemdBackend(options_);
+  ASSERT_TRUE(b->current("web.service"));
+  {
+    std::lock_guard lock(fake_.mu);
+    fake_.get_unit_delay = std::chrono::milliseconds(1500);
+  }
+  auto hung = b->current("web.service");
+  ASSERT_FALSE(hung);
+  EXPECT_EQ(hung.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(hung.error().message.find("did not answer within 0.2 s; not asked again for 1.2 s"), std::string::npos)
+      << hung.error().message;
+  auto meanwhile = b->current("session-3.scope");
+  ASSERT_FALSE(meanwhile);
+  EXPECT_NE(meanwhile.error().message.find("not asked again for another"), std::string::npos)
+      << meanwhile.error().message;
+  {
+    std::lock_guard lock(fake_.mu);
+    EXPECT_EQ(fake_.get_unit_calls, 2);  // the first current() and the one that hung
+    fake_.get_unit_delay = std::chrono::milliseconds(0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));  // the hung call answered; the quiet is over
+  auto again = b->current("session-3.scope");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_DOUBLE_EQ((*again)[Resource::kCpu].value_or(0), 2.0);
+  for (const char* bad : {"0", "-1", "soon", ""}) {
+    BackendOptions o = options_;
+    o.values["timeout"] = bad;
+    auto st = makeSystemdBackend(o)->configured();
+    ASSERT_FALSE(st) << bad;
+    EXPECT_NE(st.error().message.find("timeout='" + std::string(bad) + "'"), std::string::npos) << st.error().message;
+  }
+}
+
 // The audit trail keeps systemd's own settings as the snapshot; a rollback (its own backend
 // from the registry, as `foresight history --rollback` makes it) puts them back.
 TEST_F(SystemdBackendTest, AuditedChangeRollsBackToSystemdsSettings) {
@@ -425,6 +472,131 @@ TEST_F(SystemdBackendTest, AuditedChangeRollsBackToSystemdsSettings) {
   ASSERT_TRUE(rb) << rb.error().message;
   EXPECT_EQ(unit("session-3.scope").cpu, 2000000u);
   EXPECT_EQ(unit("session-3.scope").memory_max, 1u << 30);
+}
+
+// Which cgroups are units of PID 1: a unit name, or a unit's cgroup below slices only.
+TEST(SystemdUnits, AUnitIsItsNameOrItsCgroupBelowSlices) {
+  for (const char* unit : {"nginx.service", "system.slice/nginx.service", "/system.slice/nginx.service",
+                           "init.scope", "user.slice/user-1000.slice/session-3.scope", "machine.slice"})
+    EXPECT_TRUE(systemdUnitOf(unit)) << unit;
+  // Below a unit: a delegated subtree, or the units of a user's own systemd (user@1000.service),
+  // which PID 1 does not know by those names; and cgroups that are no unit at all.
+  for (const char* other : {"system.slice/docker.service/sub.scope", "foresight-42",
+                            "user.slice/user-1000.slice/user@1000.service/app.slice/web.service",
+                            "kubepods/burstable/pod1/abc", ".service", "system.slice/web.target"})
+    EXPECT_FALSE(systemdUnitOf(other)) << other;
+  EXPECT_EQ(systemdUnitOf("system.slice/nginx.service")->name, "nginx.service");
+  EXPECT_EQ(systemdUnitOf("session-3.scope")->interface, "org.freedesktop.systemd1.Scope");
+  auto b = makeSystemdBackend({});
+  auto refused = b->manages("user.slice/user-1000.slice/user@1000.service/app.slice/web.service");
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("user@1000.service/app.slice/web.service"), std::string::npos)
+      << refused.error().message;
+}
+
+// `auto` on a host whose PID 1 is systemd: a unit's cgroup goes to systemd, every other cgroup to
+// its files. Each cgroup below has files a wrong route would write without complaint.
+class HostBackendTest : public SystemdBackendTest {
+ protected:
+  void SetUp() override {
+    SystemdBackendTest::SetUp();
+    root_ = tmp_.path() / "cgroup";
+    testing::writeFile(root_ / "cgroup.controllers", "cpu io memory pids\n");
+    for (const char* w : {kUnitCgroup, kOwnCgroup, kUserUnitCgroup}) {
+      testing::writeFile(root_ / w / "cpu.max", "max 100000\n");
+      testing::writeFile(root_ / w / "memory.max", "max\n");
+      testing::writeFile(root_ / w / "memory.high", "max\n");
+      testing::writeFile(root_ / w / "memory.current", "104857600\n");
+    }
+    host_ = options_;
+    host_.values["root"] = root_.string();
+    host_.values["systemd"] = "yes";
+  }
+  std::string cpuMax(const char* w) { return testing::readFile(root_ / w / "cpu.max"); }
+
+  static constexpr const char* kUnitCgroup = "system.slice/web.service";
+  static constexpr const char* kOwnCgroup = "foresight-42";
+  static constexpr const char* kUserUnitCgroup = "user.slice/user-1000.slice/user@1000.service/app.slice/web.service";
+  fs::path root_;
+  BackendOptions host_;
+};
+
+TEST_F(HostBackendTest, SendsUnitsToSystemdAndOtherCgroupsToTheirFiles) {
+  auto b = makeHostBackend(host_);
+  ASSERT_TRUE(b->configured()) << b->configured().error().message;
+  EXPECT_EQ(b->pinned(), (std::map<std::string, std::string>{{"cgroup", "v2"}, {"systemd", "yes"}}));
+  for (const char* w : {kUnitCgroup, kOwnCgroup, kUserUnitCgroup}) {
+    EXPECT_TRUE(b->manages(w)) << w;
+    auto st = b->apply(w, cpuMemory(1.5, 512 * kMiB));
+    ASSERT_TRUE(st) << w << ": " << st.error().message;
+  }
+  EXPECT_EQ(unit("web.service").cpu, 1500000u);
+  EXPECT_EQ(unit("web.service").memory_max, 512u << 20);
+  EXPECT_EQ(setCalls(), 1);  // the unit's, and no other
+  EXPECT_EQ(cpuMax(kUnitCgroup), "max 100000");  // systemd's to write
+  EXPECT_EQ(cpuMax(kOwnCgroup), "150000 100000");
+  EXPECT_EQ(cpuMax(kUserUnitCgroup), "150000 100000");  // not PID 1's unit
+  auto cur = b->current(kUnitCgroup);
+  ASSERT_TRUE(cur) << cur.error().message;
+  EXPECT_DOUBLE_EQ((*cur)[Resource::kCpu].value_or(0), 1.5);
+  auto used = b->usage(kUnitCgroup);
+  ASSERT_TRUE(used) << used.error().message;
+  EXPECT_DOUBLE_EQ((*used)[Resource::kMemory].value_or(0), 300 * kMiB);  // the unit's MemoryCurrent, not the file's
+}
+
+TEST_F(HostBackendTest, WithoutSystemdEveryCgroupGoesToItsFiles) {
+  host_.values["systemd"] = "no";
+  auto b = makeHostBackend(host_);
+  ASSERT_TRUE(b->apply(kUnitCgroup, cpuMemory(1.5, std::nullopt)));
+  EXPECT_EQ(cpuMax(kUnitCgroup), "150000 100000");
+  EXPECT_EQ(setCalls(), 0);
+  EXPECT_EQ(unit("web.service").cpu, kInf);
+}
+
+// The record keeps where the change went (pinned cgroup and systemd), so `history --rollback`
+// reaches the same place from the registry, wherever it runs.
+TEST_F(HostBackendTest, ARollbackReachesWhereTheChangeWent) {
+  auto log = AuditLog::open((tmp_.path() / "a.db").string());
+  ASSERT_TRUE(log);
+  BackendRegistry registry("backend");
+  registerBackends(registry);
+  BackendOptions given = host_;
+  given.values.erase("systemd");  // detected (no systemd here): the record must still say yes
+  auto b = makeHostBackend(host_);
+  auto unit_change = applyAndRecord(*b, "auto", given, *log, "system.slice/session-3.scope", cpuMemory(0.75, std::nullopt), "r");
+  ASSERT_TRUE(unit_change) << unit_change.error().message;
+  auto own_change = applyAndRecord(*b, "auto", given, *log, kOwnCgroup, cpuMemory(0.5, std::nullopt), "r");
+  ASSERT_TRUE(own_change) << own_change.error().message;
+  EXPECT_EQ(unit("session-3.scope").cpu, 750000u);
+  auto rb = rollback(*log, registry, *unit_change);
+  ASSERT_TRUE(rb) << rb.error().message;
+  EXPECT_EQ(unit("session-3.scope").cpu, 2000000u);
+  rb = rollback(*log, registry, *own_change);
+  ASSERT_TRUE(rb) << rb.error().message;
+  EXPECT_EQ(cpuMax(kOwnCgroup), "max 100000");
+}
+
+TEST_F(HostBackendTest, FindsTheCgroupVersionAndRefusesWhatItCannotUse) {
+  host_.values["systemd"] = "no";
+  auto v2 = makeHostBackend(host_);
+  ASSERT_TRUE(v2->configured());
+  EXPECT_EQ(v2->pinned().at("cgroup"), "v2");
+  const fs::path v1 = tmp_.path() / "v1";
+  fs::create_directories(v1 / "cpu");
+  host_.values["root"] = v1.string();
+  EXPECT_EQ(makeHostBackend(host_)->pinned().at("cgroup"), "v1");
+  host_.values["root"] = (tmp_.path() / "empty").string();
+  auto none = makeHostBackend(host_)->configured();
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("empty"), std::string::npos) << none.error().message;
+  host_.values["root"] = root_.string();
+  for (auto [key, value] : {std::pair{"cgroup", "v3"}, std::pair{"systemd", "maybe"}}) {
+    BackendOptions o = host_;
+    o.values[key] = value;
+    auto st = makeHostBackend(o)->configured();
+    ASSERT_FALSE(st) << key;
+    EXPECT_NE(st.error().message.find(value), std::string::npos) << st.error().message;
+  }
 }
 
 }  // namespace

@@ -75,7 +75,7 @@ struct BackendOptions {
 
 using BackendRegistry = Registry<Backend, const BackendOptions&>;
 
-// Adds cgroup-v1, cgroup-v2, systemd, libvirt, kubernetes and dry-run.
+// Adds cgroup-v1, cgroup-v2, systemd, auto, libvirt, kubernetes and dry-run.
 void registerBackends(BackendRegistry& registry);
 
 // The backend factories, for callers that do not go through the registry.
@@ -83,6 +83,9 @@ std::unique_ptr<Backend> makeCgroupV1Backend(const BackendOptions& options);
 std::unique_ptr<Backend> makeCgroupV2Backend(const BackendOptions& options);
 std::unique_ptr<Backend> makeSystemdBackend(const BackendOptions& options);
 std::unique_ptr<Backend> makeLibvirtBackend(const BackendOptions& options);
+// `auto`: a systemd unit's cgroup through systemd (where PID 1 is systemd), any other cgroup
+// through the cgroup files.
+std::unique_ptr<Backend> makeHostBackend(const BackendOptions& options);
 std::unique_ptr<Backend> makeKubernetesBackend(const BackendOptions& options);
 // A backend whose every call fails with `error`: what a factory returns when its options are
 // wrong, so the mistake surfaces (naming the option) at the first use.

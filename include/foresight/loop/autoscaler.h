@@ -109,6 +109,7 @@ class Autoscaler {
   bool applies() const { return config_.apply; }
   // Whether the backend manages a workload of this name at all (Backend::manages).
   Status manages(const std::string& workload) const { return backend_->manages(workload); }
+  const allocate::Backend& backend() const { return *backend_; }
 
   // What the loop last saw and decided, per workload and resource, for a live view.
   struct ViewRow {

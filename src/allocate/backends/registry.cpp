@@ -40,8 +40,13 @@ void registerBackends(BackendRegistry& registry) {
                makeCgroupV2Backend, {"root", "io_device", "memory_high_ratio"});
   registry.add("systemd",
                "systemd unit: CPUQuota and MemoryMax through systemd's D-Bus API, kept by systemd "
-               "until reboot (options: bus=system|private|ADDRESS, root)",
-               makeSystemdBackend, {"bus", "root"});
+               "until reboot (options: bus=system|private|ADDRESS, root, timeout=SECONDS (5))",
+               makeSystemdBackend, {"bus", "root", "timeout"});
+  registry.add("auto",
+               "this host: systemd units through systemd where PID 1 is systemd, other cgroups "
+               "through the cgroup files, v1 or v2 as mounted (options: cgroup=v1|v2, "
+               "systemd=yes|no (default: detected), root, io_device, memory_high_ratio, bus, timeout)",
+               makeHostBackend, {"cgroup", "systemd", "root", "io_device", "memory_high_ratio", "bus", "timeout"});
   registry.add("libvirt", "libvirt domain: live vCPUs and memory balloon (options: uri)",
                makeLibvirtBackend, {"uri"});
   registry.add("kubernetes",

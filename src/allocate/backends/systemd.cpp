@@ -11,6 +11,7 @@
 #include <systemd/sd-bus.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -23,6 +24,7 @@
 
 #include "foresight/allocate/backend.h"
 #include "foresight/core/log.h"
+#include "systemd_units.h"
 #include "target_checks.h"
 
 namespace foresight::allocate {
@@ -58,23 +60,12 @@ struct BusError {
   }
 };
 
-// The unit a workload names, and the D-Bus interface of its type that carries the cgroup
-// properties. Only these six unit types have cgroup settings (systemd.resource-control(5)).
-struct Unit {
-  std::string name, interface;
-};
-Result<Unit> unitOf(const std::string& workload) {
-  const std::string name = std::filesystem::path(workload).filename().string();
-  static const std::pair<const char*, const char*> kTypes[] = {
-      {".service", "Service"}, {".scope", "Scope"}, {".slice", "Slice"},
-      {".socket", "Socket"},   {".mount", "Mount"}, {".swap", "Swap"}};
-  for (const auto& [suffix, type] : kTypes)
-    if (name.size() > std::strlen(suffix) && name.ends_with(suffix))
-      return Unit{name, std::string(kSystemd) + "." + type};
+Result<SystemdUnit> unitOf(const std::string& workload) {
+  if (auto unit = systemdUnitOf(workload)) return *unit;
   return fail(ErrorCode::kInvalidArgument,
               "systemd workload '{}': not a unit with resource control (a .service, .scope, "
-              ".slice, .socket, .mount or .swap, or the cgroup path of one); a cgroup inside a "
-              "unit is managed with the cgroup-v2 backend",
+              ".slice, .socket, .mount or .swap, or its cgroup path below slices only); a cgroup "
+              "inside a unit is managed with the cgroup backends",
               workload);
 }
 
@@ -89,17 +80,24 @@ constexpr std::pair<const char*, std::uint64_t Settings::*> kFields[] = {
 
 class SystemdBackend final : public Backend {
  public:
-  SystemdBackend(std::string bus, std::filesystem::path root)
-      : bus_name_(std::move(bus)), root_(std::move(root)) {}
+  SystemdBackend(std::string bus, std::filesystem::path root, std::string timeout)
+      : bus_name_(std::move(bus)), root_(std::move(root)), timeout_text_(std::move(timeout)) {
+    char* end = nullptr;
+    timeout_ = std::strtod(timeout_text_.c_str(), &end);
+    if (end == timeout_text_.c_str() || *end != '\0' || !(timeout_ > 0 && timeout_ <= 3600)) timeout_ = 0;
+  }
 
   std::string name() const override { return "systemd"; }
 
   Status manages(const std::string& workload) const override {
-    return unitOf(workload).map([](const Unit&) {});
+    return unitOf(workload).map([](const SystemdUnit&) {});
   }
 
   Status configured() const override {
     if (bus_name_.empty()) return fail(ErrorCode::kInvalidArgument, "systemd: -o bus= is empty");
+    if (timeout_ == 0)
+      return fail(ErrorCode::kInvalidArgument, "systemd option timeout='{}': expected seconds in (0, 3600]",
+                  timeout_text_);
     return ok();
   }
 
@@ -224,7 +222,7 @@ class SystemdBackend final : public Backend {
   }
 
   // GetUnit: the unit must be loaded (one that is not has no cgroup to limit).
-  Result<std::string> unitPath(const Unit& unit) {
+  Result<std::string> unitPath(const SystemdUnit& unit) {
     BusError err;
     sd_bus_message* raw = nullptr;
     auto r = onBus(err, [&](sd_bus* b) {
@@ -239,7 +237,7 @@ class SystemdBackend final : public Backend {
     return std::string(path);
   }
 
-  Result<std::uint64_t> property(const Unit& unit, const std::string& path, const char* key) {
+  Result<std::uint64_t> property(const SystemdUnit& unit, const std::string& path, const char* key) {
     BusError err;
     std::uint64_t v = 0;
     auto r = onBus(err, [&](sd_bus* b) {
@@ -254,13 +252,28 @@ class SystemdBackend final : public Backend {
   // or systemd re-executed by `systemctl daemon-reexec`, which closes its private socket's
   // connections) is opened again and the call made once more. Every call here is a read or sets
   // values, so making it twice is harmless.
+  //
+  // The planner asks current() every round, for every unit, from the agent's sampling thread: a
+  // hung PID 1 would stop sampling for a timeout per unit per round. So after a call times out,
+  // systemd is not asked again for six timeouts (30 s by default); calls meanwhile fail at once.
   template <typename Call>
   Result<int> onBus(BusError& err, Call&& call) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < quiet_until_)
+      return fail(ErrorCode::kUnavailable, "systemd: {} did not answer within {} s; not asked again for another {:.0f} s",
+                  where_, timeout_text_, std::ceil(std::chrono::duration<double>(quiet_until_ - now).count()));
     for (int attempt = 0;; ++attempt) {
       auto b = bus();
       if (!b) return tl::unexpected(b.error());
       sd_bus_error_free(&err.e);
       const int r = call(*b);
+      if (r == -ETIMEDOUT) {
+        quiet_until_ = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(kQuietTimeouts * timeout_));
+        return fail(ErrorCode::kUnavailable, "systemd: {} did not answer within {} s; not asked again for {:g} s",
+                    where_, timeout_text_, kQuietTimeouts * timeout_);
+      }
       const bool closed = r == -ENOTCONN || r == -ECONNRESET || r == -EPIPE || sd_bus_is_open(*b) <= 0;
       if (r >= 0 || !closed || attempt == 1) return r;
       spdlog::info("systemd: the connection to {} closed; connecting again", bus_name_);
@@ -282,7 +295,7 @@ class SystemdBackend final : public Backend {
     if (bus_) return bus_.get();
     sd_bus* raw = nullptr;
     int r = 0;
-    std::string where;
+    std::string& where = where_;
     if (bus_name_ == "system") {
       where = "the system bus";
       r = sd_bus_open_system(&raw);
@@ -296,6 +309,7 @@ class SystemdBackend final : public Backend {
       if (r >= 0) r = sd_bus_set_bus_client(raw, !direct);
       if (r >= 0) r = sd_bus_start(raw);
     }
+    if (r >= 0) r = sd_bus_set_method_call_timeout(raw, static_cast<std::uint64_t>(timeout_ * 1e6));
     if (r < 0) {
       sd_bus_flush_close_unref(raw);
       return fail(ErrorCode::kUnavailable, "systemd: cannot connect to {}: {}{}", where, std::strerror(-r),
@@ -305,15 +319,35 @@ class SystemdBackend final : public Backend {
     return bus_.get();
   }
 
+  static constexpr double kQuietTimeouts = 6;
   std::string bus_name_;
   std::filesystem::path root_;
+  std::string timeout_text_;
+  double timeout_ = 0;  // seconds; 0: the option did not read
+  std::string where_;   // the bus, as errors name it
+  std::chrono::steady_clock::time_point quiet_until_{};
   BusPtr bus_;
 };
 
 }  // namespace
 
+std::optional<SystemdUnit> systemdUnitOf(const std::string& workload) {
+  static const std::pair<const char*, const char*> kTypes[] = {
+      {".service", "Service"}, {".scope", "Scope"}, {".slice", "Slice"},
+      {".socket", "Socket"},   {".mount", "Mount"}, {".swap", "Swap"}};
+  const std::filesystem::path path(workload);
+  const std::string name = path.filename().string();
+  for (const auto& part : path.parent_path().relative_path())
+    if (!part.string().ends_with(".slice")) return std::nullopt;
+  for (const auto& [suffix, type] : kTypes)
+    if (name.size() > std::strlen(suffix) && name.ends_with(suffix))
+      return SystemdUnit{name, std::string(kSystemd) + "." + type};
+  return std::nullopt;
+}
+
 std::unique_ptr<Backend> makeSystemdBackend(const BackendOptions& options) {
-  return std::make_unique<SystemdBackend>(options.get("bus", "system"), options.get("root", "/"));
+  return std::make_unique<SystemdBackend>(options.get("bus", "system"), options.get("root", "/"),
+                                          options.get("timeout", "5"));
 }
 
 }  // namespace foresight::allocate
