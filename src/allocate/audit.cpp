@@ -250,9 +250,12 @@ Result<std::int64_t> applyRecorded(Backend& backend, AuditRecord rec, AuditLog& 
                                    const Allocation& target,
                                    const nlohmann::json* restore_from = nullptr,
                                    const Allocation* lower = nullptr, const Allocation* upper = nullptr) {
+  // The snapshot first: a backend that answers current() from its last read (systemd) then gives
+  // `before` from the same, fresh read.
+  auto snap = backend.snapshot(rec.workload);
   auto before = backend.current(rec.workload);
   if (!before) return tl::unexpected(before.error());
-  if (auto snap = backend.snapshot(rec.workload)) {
+  if (snap) {
     rec.restore = std::move(*snap);
   } else {
     // The change can still be rolled back through `before`, as records without a snapshot are.

@@ -423,6 +423,7 @@ TEST_F(SystemdBackendTest, NoBusIsReportedWithItsAddress) {
 // asking for six timeouts, failing at once, then asks again.
 TEST_F(SystemdBackendTest, AHungSystemdIsNotAskedAgainForAWhile) {
   options_.values["timeout"] = "0.2";
+  options_.values["max_age"] = "0";  // every current() asks
   auto b = makeSystemdBackend(options_);
   ASSERT_TRUE(b->current("web.service"));
   {
@@ -447,13 +448,45 @@ TEST_F(SystemdBackendTest, AHungSystemdIsNotAskedAgainForAWhile) {
   auto again = b->current("session-3.scope");
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_DOUBLE_EQ((*again)[Resource::kCpu].value_or(0), 2.0);
-  for (const char* bad : {"0", "-1", "soon", ""}) {
+  for (auto [key, bad] : {std::pair{"timeout", "0"}, {"timeout", "-1"}, {"timeout", "soon"}, {"timeout", ""},
+                          {"max_age", "-1"}, {"max_age", "4000"}, {"max_age", "1s"}}) {
     BackendOptions o = options_;
-    o.values["timeout"] = bad;
+    o.values[key] = bad;
     auto st = makeSystemdBackend(o)->configured();
-    ASSERT_FALSE(st) << bad;
-    EXPECT_NE(st.error().message.find("timeout='" + std::string(bad) + "'"), std::string::npos) << st.error().message;
+    ASSERT_FALSE(st) << key << "=" << bad;
+    EXPECT_NE(st.error().message.find(std::string(key) + "='" + bad + "'"), std::string::npos) << st.error().message;
   }
+}
+
+// current() answers from a read up to max_age old, so that the planner's every-round question
+// costs PID 1 a read per unit per max_age; a change reads afresh, so a stale read never decides
+// what is written, and the read after a change is systemd's.
+TEST_F(SystemdBackendTest, RecentReadsAnswerTheRoundsButChangesReadAfresh) {
+  options_.values["max_age"] = "60";
+  auto b = makeSystemdBackend(options_);
+  auto getUnitCalls = [&] {
+    std::lock_guard lock(fake_.mu);
+    return fake_.get_unit_calls;
+  };
+  for (int round = 0; round < 5; ++round) ASSERT_TRUE(b->current("session-3.scope"));
+  EXPECT_EQ(getUnitCalls(), 1);
+  {
+    std::lock_guard lock(fake_.mu);
+    fake_.units["session-3.scope"].cpu = 500000;  // `systemctl set-property` behind Foresight's back
+  }
+  EXPECT_DOUBLE_EQ((*b->current("session-3.scope"))[Resource::kCpu].value_or(0), 2.0);  // not yet seen
+  // 2 cores, what the last read said: a stale read would call that "already there".
+  ASSERT_TRUE(b->apply("session-3.scope", cpuMemory(2.0, std::nullopt)));
+  EXPECT_EQ(unit("session-3.scope").cpu, 2000000u);
+  EXPECT_EQ(setCalls(), 1);
+  const int before = getUnitCalls();
+  auto after = b->current("session-3.scope");  // systemd's, not the cache's
+  EXPECT_EQ(getUnitCalls(), before + 1);
+  EXPECT_DOUBLE_EQ((*after)[Resource::kCpu].value_or(0), 2.0);
+  options_.values["max_age"] = "0";
+  auto every = makeSystemdBackend(options_);
+  for (int round = 0; round < 3; ++round) ASSERT_TRUE(every->current("session-3.scope"));
+  EXPECT_EQ(getUnitCalls(), before + 4);
 }
 
 // The audit trail keeps systemd's own settings as the snapshot; a rollback (its own backend
@@ -472,6 +505,26 @@ TEST_F(SystemdBackendTest, AuditedChangeRollsBackToSystemdsSettings) {
   ASSERT_TRUE(rb) << rb.error().message;
   EXPECT_EQ(unit("session-3.scope").cpu, 2000000u);
   EXPECT_EQ(unit("session-3.scope").memory_max, 1u << 30);
+}
+
+// The audit record's `before` comes from the same fresh read as its snapshot, not from a recent
+// read that a change behind Foresight's back has made stale.
+TEST_F(SystemdBackendTest, AnAuditRecordsBeforeIsWhatSystemdHeldNotARecentRead) {
+  options_.values["max_age"] = "60";
+  auto log = AuditLog::open((tmp_.path() / "a.db").string());
+  ASSERT_TRUE(log);
+  auto b = makeSystemdBackend(options_);
+  ASSERT_TRUE(b->current("session-3.scope"));  // 2 cores, kept
+  {
+    std::lock_guard lock(fake_.mu);
+    fake_.units["session-3.scope"].cpu = 500000;
+  }
+  auto id = applyAndRecord(*b, "systemd", options_, *log, "session-3.scope", cpuMemory(0.75, std::nullopt), "r");
+  ASSERT_TRUE(id) << id.error().message;
+  auto rec = log->get(*id);
+  ASSERT_TRUE(rec);
+  EXPECT_DOUBLE_EQ(rec->before[Resource::kCpu].value_or(0), 0.5);
+  EXPECT_DOUBLE_EQ(rec->after[Resource::kCpu].value_or(0), 0.75);
 }
 
 // Which cgroups are units of PID 1: a unit name, or a unit's cgroup below slices only.

@@ -40,13 +40,15 @@ void registerBackends(BackendRegistry& registry) {
                makeCgroupV2Backend, {"root", "io_device", "memory_high_ratio"});
   registry.add("systemd",
                "systemd unit: CPUQuota and MemoryMax through systemd's D-Bus API, kept by systemd "
-               "until reboot (options: bus=system|private|ADDRESS, root, timeout=SECONDS (5))",
-               makeSystemdBackend, {"bus", "root", "timeout"});
+               "until reboot (options: bus=system|private|ADDRESS, root, timeout=SECONDS (5), "
+               "max_age=SECONDS (10))",
+               makeSystemdBackend, {"bus", "root", "timeout", "max_age"});
   registry.add("auto",
                "this host: systemd units through systemd where PID 1 is systemd, other cgroups "
                "through the cgroup files, v1 or v2 as mounted (options: cgroup=v1|v2, "
-               "systemd=yes|no (default: detected), root, io_device, memory_high_ratio, bus, timeout)",
-               makeHostBackend, {"cgroup", "systemd", "root", "io_device", "memory_high_ratio", "bus", "timeout"});
+               "systemd=yes|no (default: detected), root, io_device, memory_high_ratio, bus, timeout, max_age)",
+               makeHostBackend,
+               {"cgroup", "systemd", "root", "io_device", "memory_high_ratio", "bus", "timeout", "max_age"});
   registry.add("libvirt", "libvirt domain: live vCPUs and memory balloon (options: uri)",
                makeLibvirtBackend, {"uri"});
   registry.add("kubernetes",

@@ -17,6 +17,8 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -80,11 +82,11 @@ constexpr std::pair<const char*, std::uint64_t Settings::*> kFields[] = {
 
 class SystemdBackend final : public Backend {
  public:
-  SystemdBackend(std::string bus, std::filesystem::path root, std::string timeout)
-      : bus_name_(std::move(bus)), root_(std::move(root)), timeout_text_(std::move(timeout)) {
-    char* end = nullptr;
-    timeout_ = std::strtod(timeout_text_.c_str(), &end);
-    if (end == timeout_text_.c_str() || *end != '\0' || !(timeout_ > 0 && timeout_ <= 3600)) timeout_ = 0;
+  SystemdBackend(std::string bus, std::filesystem::path root, std::string timeout, std::string max_age)
+      : bus_name_(std::move(bus)), root_(std::move(root)), timeout_text_(std::move(timeout)),
+        max_age_text_(std::move(max_age)) {
+    timeout_ = seconds(timeout_text_).value_or(0);
+    max_age_ = seconds(max_age_text_).value_or(-1);
   }
 
   std::string name() const override { return "systemd"; }
@@ -98,11 +100,23 @@ class SystemdBackend final : public Backend {
     if (timeout_ == 0)
       return fail(ErrorCode::kInvalidArgument, "systemd option timeout='{}': expected seconds in (0, 3600]",
                   timeout_text_);
+    if (max_age_ < 0)
+      return fail(ErrorCode::kInvalidArgument, "systemd option max_age='{}': expected seconds in [0, 3600]",
+                  max_age_text_);
     return ok();
   }
 
+  // The planner asks every round (every second in `foresight run`) for every unit, and each read is
+  // three calls to PID 1, which serves the whole host from one thread. So current() may answer
+  // from a read up to max_age old (10 s); a change (apply, restore) and a snapshot read afresh,
+  // so a limit set behind Foresight's back is seen at the latest max_age later and never written
+  // over from a stale read, and the read after a change sees systemd's value.
   Result<Allocation> current(const std::string& workload) override {
-    auto s = read(workload);
+    auto unit = unitOf(workload);
+    if (!unit) return tl::unexpected(unit.error());
+    auto hit = cache_.find(unit->name);
+    const bool recent = hit != cache_.end() && std::chrono::steady_clock::now() - hit->second.at <= maxAge();
+    auto s = recent ? Result<Settings>(hit->second.settings) : read(workload);
     if (!s) return tl::unexpected(s.error());
     Allocation a;
     if (s->cpu_quota != kInfinity) a[Resource::kCpu] = static_cast<double>(s->cpu_quota) / 1e6;
@@ -172,6 +186,7 @@ class SystemdBackend final : public Backend {
     if (want == before) return ok();
     auto unit = unitOf(workload);
     if (!unit) return tl::unexpected(unit.error());
+    cache_.erase(unit->name);
     auto st = setProperties(unit->name, before, want);
     if (st) return ok();
     std::string undo;
@@ -206,9 +221,11 @@ class SystemdBackend final : public Backend {
     return ok();
   }
 
+  // Reads afresh, and keeps what it read for current().
   Result<Settings> read(const std::string& workload) {
     auto unit = unitOf(workload);
     if (!unit) return tl::unexpected(unit.error());
+    cache_.erase(unit->name);
     auto path = unitPath(*unit);
     if (!path) return tl::unexpected(path.error());
     Settings s;
@@ -218,6 +235,7 @@ class SystemdBackend final : public Backend {
     if (!mem) return tl::unexpected(mem.error());
     s.cpu_quota = *cpu;
     s.memory_max = *mem;
+    cache_[unit->name] = {s, std::chrono::steady_clock::now()};
     return s;
   }
 
@@ -319,11 +337,29 @@ class SystemdBackend final : public Backend {
     return bus_.get();
   }
 
+  // Seconds in [0, 3600] from an option's text.
+  static std::optional<double> seconds(const std::string& text) {
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || *end != '\0' || !(v >= 0 && v <= 3600)) return std::nullopt;
+    return v;
+  }
+  std::chrono::steady_clock::duration maxAge() const {
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(max_age_));
+  }
+
   static constexpr double kQuietTimeouts = 6;
   std::string bus_name_;
   std::filesystem::path root_;
   std::string timeout_text_;
-  double timeout_ = 0;  // seconds; 0: the option did not read
+  std::string max_age_text_;
+  double timeout_ = 0;   // seconds; 0: the option did not read
+  double max_age_ = -1;  // seconds; < 0: the option did not read
+  struct Read {
+    Settings settings;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<std::string, Read> cache_;  // by unit
   std::string where_;   // the bus, as errors name it
   std::chrono::steady_clock::time_point quiet_until_{};
   BusPtr bus_;
@@ -347,7 +383,7 @@ std::optional<SystemdUnit> systemdUnitOf(const std::string& workload) {
 
 std::unique_ptr<Backend> makeSystemdBackend(const BackendOptions& options) {
   return std::make_unique<SystemdBackend>(options.get("bus", "system"), options.get("root", "/"),
-                                          options.get("timeout", "5"));
+                                          options.get("timeout", "5"), options.get("max_age", "10"));
 }
 
 }  // namespace foresight::allocate
