@@ -41,7 +41,7 @@ constexpr const char* kUnitPrefix = "/org/freedesktop/systemd1/unit";
 // What the fake systemd holds per unit, and what it was asked.
 struct FakeUnit {
   std::string interface;  // org.freedesktop.systemd1.Service, ...
-  std::uint64_t cpu = kInf, memory_max = kInf, memory_current = kInf;
+  std::uint64_t cpu = kInf, memory_max = kInf, memory_current = kInf, memory_high = kInf;
 };
 
 class FakeSystemd {
@@ -158,6 +158,7 @@ class FakeSystemd {
     const std::string p = property;
     return sd_bus_message_append(reply, "t", p == "CPUQuotaPerSecUSec" ? u.cpu
                                              : p == "MemoryMax"        ? u.memory_max
+                                             : p == "MemoryHigh"       ? u.memory_high
                                                                        : u.memory_current);
   }
 
@@ -201,12 +202,12 @@ class FakeSystemd {
       std::uint64_t v = 0;
       if (int r = sd_bus_message_read(m, "s", &key); r < 0) return r;
       const std::string k = key;
-      if (k != "CPUQuotaPerSecUSec" && k != "MemoryMax")
+      if (k != "CPUQuotaPerSecUSec" && k != "MemoryMax" && k != "MemoryHigh")
         return sd_bus_error_setf(error, SD_BUS_ERROR_PROPERTY_READ_ONLY,
                                  "Cannot set property %s, or unknown property.", key);
       if (int r = sd_bus_message_read(m, "v", "t", &v); r < 0) return r;
       if (v == 0) return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s= value out of range", key);
-      (k == "MemoryMax" ? staged.memory_max : staged.cpu) = v;
+      (k == "MemoryMax" ? staged.memory_max : k == "MemoryHigh" ? staged.memory_high : staged.cpu) = v;
       sd_bus_message_exit_container(m);
       if (self->fail_after_first && ++set == 1) {
         self->fail_after_first = false;
@@ -230,6 +231,7 @@ class FakeSystemd {
       SD_BUS_VTABLE_START(0),
       SD_BUS_PROPERTY("CPUQuotaPerSecUSec", "t", getProperty, 0, 0),
       SD_BUS_PROPERTY("MemoryMax", "t", getProperty, 0, 0),
+      SD_BUS_PROPERTY("MemoryHigh", "t", getProperty, 0, 0),
       SD_BUS_PROPERTY("MemoryCurrent", "t", getProperty, 0, 0),
       SD_BUS_VTABLE_END};
 
@@ -317,6 +319,7 @@ TEST_F(SystemdBackendTest, SetsAUnitsLimitsThroughSystemdAndReadsThemBack) {
   const FakeUnit u = unit("web.service");
   EXPECT_EQ(u.cpu, 1500000u);
   EXPECT_EQ(u.memory_max, 512 * 1024 * 1024 + 4096u);  // up to a whole page, as the cgroup backends
+  EXPECT_EQ(u.memory_high, u.memory_max);  // memory_high_ratio 1, as cgroup-v2's memory.high
   EXPECT_TRUE(fake_.lastRuntime());  // a runtime change: systemd keeps it until reboot
   cur = b->current("web.service");
   ASSERT_TRUE(cur);
@@ -333,6 +336,7 @@ TEST_F(SystemdBackendTest, SetsAUnitsLimitsThroughSystemdAndReadsThemBack) {
   ASSERT_TRUE(b->apply("web.service", cpuMemory(1.23451, INFINITY)));
   EXPECT_EQ(unit("web.service").cpu, 1234600u);
   EXPECT_EQ(unit("web.service").memory_max, kInf);
+  EXPECT_EQ(unit("web.service").memory_high, kInf);
   ASSERT_TRUE(b->apply("web.service", cpuMemory(0.001, std::nullopt)));
   EXPECT_EQ(unit("web.service").cpu, 10000u);
 
@@ -498,13 +502,34 @@ TEST_F(SystemdBackendTest, AuditedChangeRollsBackToSystemdsSettings) {
   registerBackends(registry);
   auto b = registry.create("systemd", options_);
   ASSERT_TRUE(b);
+  {
+    std::lock_guard lock(fake_.mu);
+    fake_.units["session-3.scope"].memory_high = 900 * 1024 * 1024;  // the unit's own MemoryHigh=
+  }
   auto id = applyAndRecord(**b, "systemd", options_, *log, "session-3.scope", cpuMemory(0.75, 768 * kMiB), "r");
   ASSERT_TRUE(id) << id.error().message;
   EXPECT_EQ(unit("session-3.scope").cpu, 750000u);
+  EXPECT_EQ(unit("session-3.scope").memory_high, 768u << 20);
   auto rb = rollback(*log, registry, *id);
   ASSERT_TRUE(rb) << rb.error().message;
   EXPECT_EQ(unit("session-3.scope").cpu, 2000000u);
   EXPECT_EQ(unit("session-3.scope").memory_max, 1u << 30);
+  EXPECT_EQ(unit("session-3.scope").memory_high, 900u << 20);
+}
+
+// memory_high_ratio as the cgroup-v2 backend takes it: MemoryHigh= that share of MemoryMax=, in
+// whole pages; refused outside (0, 1].
+TEST_F(SystemdBackendTest, MemoryHighIsTheRatioOfTheLimit) {
+  options_.values["memory_high_ratio"] = "0.9";
+  auto b = makeSystemdBackend(options_);
+  ASSERT_TRUE(b->configured());
+  ASSERT_TRUE(b->apply("web.service", cpuMemory(std::nullopt, 1000 * kMiB)));
+  EXPECT_EQ(unit("web.service").memory_max, 1000u << 20);
+  EXPECT_EQ(unit("web.service").memory_high, 900u << 20);
+  options_.values["memory_high_ratio"] = "1.5";
+  auto st = makeSystemdBackend(options_)->configured();
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("systemd option memory_high_ratio='1.5'"), std::string::npos) << st.error().message;
 }
 
 // The audit record's `before` comes from the same fresh read as its snapshot, not from a recent

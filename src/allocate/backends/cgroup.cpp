@@ -570,14 +570,9 @@ Result<CgroupConfig> configFrom(const BackendOptions& options) {
       return fail(ErrorCode::kInvalidArgument, "cgroup option io_device='{}': expected MAJ:MIN",
                   c.io_device);
   }
-  const std::string ratio = options.get("memory_high_ratio");
-  if (!ratio.empty()) {
-    char* end = nullptr;
-    c.memory_high_ratio = std::strtod(ratio.c_str(), &end);
-    if (*end != '\0' || !(c.memory_high_ratio > 0 && c.memory_high_ratio <= 1))
-      return fail(ErrorCode::kInvalidArgument,
-                  "cgroup option memory_high_ratio='{}': expected a number in (0, 1]", ratio);
-  }
+  auto ratio = memoryHighRatio(options, "cgroup");
+  if (!ratio) return tl::unexpected(ratio.error());
+  c.memory_high_ratio = *ratio;
   return c;
 }
 

@@ -6,8 +6,9 @@
 // survives those and is gone after a reboot, as `systemctl set-property --runtime` does.
 //
 // A workload is a unit name (nginx.service) or the cgroup path of one (system.slice/nginx.service,
-// as `foresight run` names cgroups). cpu is CPUQuotaPerSecUSec, memory MemoryMax; systemd maps
-// them to cgroup v1 or v2 itself.
+// as `foresight run` names cgroups). cpu is CPUQuotaPerSecUSec, memory MemoryMax and MemoryHigh
+// (memory_high_ratio x it, as the cgroup-v2 backend writes memory.high); systemd maps them to
+// cgroup v1 (which has no MemoryHigh) or v2 itself.
 #include <systemd/sd-bus.h>
 
 #include <cerrno>
@@ -38,6 +39,7 @@ constexpr const char* kManager = "org.freedesktop.systemd1.Manager";
 constexpr std::uint64_t kInfinity = std::numeric_limits<std::uint64_t>::max();  // USEC_INFINITY, CGROUP_LIMIT_MAX
 constexpr const char* kCpuQuota = "CPUQuotaPerSecUSec";
 constexpr const char* kMemoryMax = "MemoryMax";
+constexpr const char* kMemoryHigh = "MemoryHigh";
 // systemd keeps the quota in its drop-in as "CPUQuota=NN.NN%", i.e. in steps of 100 us per
 // second; a quota on that grid reads back the same after a daemon-reload, which keeps apply()
 // idempotent. Below 1% (10 ms per second) the kernel's 1 ms minimum per 100 ms period applies.
@@ -71,20 +73,20 @@ Result<SystemdUnit> unitOf(const std::string& workload) {
               workload);
 }
 
-// The two settings this backend changes, as systemd holds them (kInfinity = none).
+// The settings this backend changes, as systemd holds them (kInfinity = none).
 struct Settings {
-  std::uint64_t cpu_quota = kInfinity, memory_max = kInfinity;
+  std::uint64_t cpu_quota = kInfinity, memory_max = kInfinity, memory_high = kInfinity;
   bool operator==(const Settings&) const = default;
 };
 // Memory first, as the cgroup backends write it.
 constexpr std::pair<const char*, std::uint64_t Settings::*> kFields[] = {
-    {kMemoryMax, &Settings::memory_max}, {kCpuQuota, &Settings::cpu_quota}};
+    {kMemoryMax, &Settings::memory_max}, {kMemoryHigh, &Settings::memory_high}, {kCpuQuota, &Settings::cpu_quota}};
 
 class SystemdBackend final : public Backend {
  public:
-  SystemdBackend(std::string bus, std::filesystem::path root, std::string timeout, std::string max_age)
-      : bus_name_(std::move(bus)), root_(std::move(root)), timeout_text_(std::move(timeout)),
-        max_age_text_(std::move(max_age)) {
+  explicit SystemdBackend(const BackendOptions& o)
+      : bus_name_(o.get("bus", "system")), root_(o.get("root", "/")), timeout_text_(o.get("timeout", "5")),
+        max_age_text_(o.get("max_age", "10")), memory_high_ratio_(memoryHighRatio(o, "systemd")) {
     timeout_ = seconds(timeout_text_).value_or(0);
     max_age_ = seconds(max_age_text_).value_or(-1);
   }
@@ -103,11 +105,11 @@ class SystemdBackend final : public Backend {
     if (max_age_ < 0)
       return fail(ErrorCode::kInvalidArgument, "systemd option max_age='{}': expected seconds in [0, 3600]",
                   max_age_text_);
-    return ok();
+    return memory_high_ratio_.map([](double) {});
   }
 
   // The planner asks every round (every second in `foresight run`) for every unit, and each read is
-  // three calls to PID 1, which serves the whole host from one thread. So current() may answer
+  // four calls to PID 1, which serves the whole host from one thread. So current() may answer
   // from a read up to max_age old (10 s); a change (apply, restore) and a snapshot read afresh,
   // so a limit set behind Foresight's back is seen at the latest max_age later and never written
   // over from a stale read, and the read after a change sees systemd's value.
@@ -147,15 +149,20 @@ class SystemdBackend final : public Backend {
     if (!before) return tl::unexpected(before.error());
     Settings want = *before;
     if (const auto& cpu = target[Resource::kCpu]) want.cpu_quota = cpuQuota(*cpu);
-    if (const auto& mem = target[Resource::kMemory])
+    if (const auto& mem = target[Resource::kMemory]) {
       want.memory_max = std::isinf(*mem) ? kInfinity : roundToPage(*mem);
+      // As the cgroup-v2 backend writes memory.high: reclaim and throttling start there.
+      want.memory_high = std::isinf(*mem) ? kInfinity : roundToPage(*mem * memory_high_ratio_.value_or(1.0));
+    }
     return change(workload, *before, want);
   }
 
   Result<nlohmann::json> snapshot(const std::string& workload) override {
     auto s = read(workload);
     if (!s) return tl::unexpected(s.error());
-    return nlohmann::json{{kCpuQuota, s->cpu_quota}, {kMemoryMax, s->memory_max}};
+    nlohmann::json snap;
+    for (const auto& [key, field] : kFields) snap[key] = (*s).*field;
+    return snap;
   }
 
   Status restore(const std::string& workload, const nlohmann::json& snap) override {
@@ -229,12 +236,11 @@ class SystemdBackend final : public Backend {
     auto path = unitPath(*unit);
     if (!path) return tl::unexpected(path.error());
     Settings s;
-    auto cpu = property(*unit, *path, kCpuQuota);
-    if (!cpu) return tl::unexpected(cpu.error());
-    auto mem = property(*unit, *path, kMemoryMax);
-    if (!mem) return tl::unexpected(mem.error());
-    s.cpu_quota = *cpu;
-    s.memory_max = *mem;
+    for (const auto& [key, field] : kFields) {
+      auto v = property(*unit, *path, key);
+      if (!v) return tl::unexpected(v.error());
+      s.*field = *v;
+    }
     cache_[unit->name] = {s, std::chrono::steady_clock::now()};
     return s;
   }
@@ -353,6 +359,7 @@ class SystemdBackend final : public Backend {
   std::filesystem::path root_;
   std::string timeout_text_;
   std::string max_age_text_;
+  Result<double> memory_high_ratio_;
   double timeout_ = 0;   // seconds; 0: the option did not read
   double max_age_ = -1;  // seconds; < 0: the option did not read
   struct Read {
@@ -382,8 +389,7 @@ std::optional<SystemdUnit> systemdUnitOf(const std::string& workload) {
 }
 
 std::unique_ptr<Backend> makeSystemdBackend(const BackendOptions& options) {
-  return std::make_unique<SystemdBackend>(options.get("bus", "system"), options.get("root", "/"),
-                                          options.get("timeout", "5"), options.get("max_age", "10"));
+  return std::make_unique<SystemdBackend>(options);
 }
 
 }  // namespace foresight::allocate

@@ -5,9 +5,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "foresight/allocate/allocation.h"
+#include "foresight/allocate/backend.h"
 #include "foresight/core/result.h"
 
 namespace foresight::allocate {
@@ -37,6 +40,19 @@ inline std::uint64_t roundToPage(double bytes) {
   const long p = ::sysconf(_SC_PAGESIZE);
   const std::uint64_t page = p > 0 ? static_cast<std::uint64_t>(p) : 4096;
   return (static_cast<std::uint64_t>(std::ceil(bytes)) + page - 1) / page * page;
+}
+
+// memory_high_ratio (cgroup v2's memory.high, systemd's MemoryHigh= = ratio x the memory limit;
+// 1, the default, sets them to the limit itself), refused outside (0, 1] with the backend's name.
+inline Result<double> memoryHighRatio(const BackendOptions& options, std::string_view backend) {
+  const std::string text = options.get("memory_high_ratio");
+  if (text.empty()) return 1.0;
+  char* end = nullptr;
+  const double ratio = std::strtod(text.c_str(), &end);
+  if (*end != '\0' || !(ratio > 0 && ratio <= 1))
+    return fail(ErrorCode::kInvalidArgument, "{} option memory_high_ratio='{}': expected a number in (0, 1]",
+                backend, text);
+  return ratio;
 }
 
 }  // namespace foresight::allocate
