@@ -80,9 +80,10 @@ Result<double> parseBytes(std::string_view s) {
   else if (unit == "G") mult = 1024.0 * 1024 * 1024;
   else if (unit == "T") mult = 1024.0 * 1024 * 1024 * 1024;
   else return fail(ErrorCode::kInvalidArgument, "'{}': unknown unit (use K, M, G or T)", s);
-  // No limit, file or device is that large; past 2^63 the backends' integer bytes overflow.
-  if (value * mult >= 0x1p63)
-    return fail(ErrorCode::kInvalidArgument, "'{}' is too large: byte sizes must be below 8 EiB",
+  // No limit, file or device is that large; the backends write at most 2^62 (checkTarget), so a
+  // size they would refuse is refused here, before a command records anything.
+  if (value * mult >= 0x1p62)
+    return fail(ErrorCode::kInvalidArgument, "'{}' is too large: byte sizes must be below 4 EiB (2^62)",
                 s);
   return value * mult;
 }
