@@ -340,7 +340,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       }
     }
     auto unmanaged = std::make_shared<std::set<std::string>>();  // told once each
-    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged](
+    // The agent never resizes a cgroup it runs in (its unit, or the session it was started from):
+    // a forecast of its own steady use would throttle the sampling, and a memory limit from it
+    // could OOM-kill the agent at its next spike. Still sampled and stored like any other.
+    const auto own = std::make_shared<const std::set<std::string>>(collect::cgroupsOfProcess(ctx.paths, ::getpid()));
+    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, own](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
                        const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
       if (t != reload->checked) {
@@ -353,6 +357,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       // Process trees have nothing to resize but can be planned for in dry-run.
       if (workload.empty()) return false;
       if (workload.front() != '/' && !dry_backend) return false;
+      if (own->count(workload)) {
+        if (unmanaged->insert(workload).second)
+          spdlog::info("run: {}: left alone: the agent runs in it and does not resize itself", workload);
+        return false;
+      }
       if (auto st = autoscaler->manages(backendName(workload)); !st) {
         if (unmanaged->insert(workload).second) spdlog::info("run: {}: left alone: {}", workload, st.error().message);
         return false;

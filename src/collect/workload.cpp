@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <system_error>
 
 #include "foresight/collect/kernel_files.h"
@@ -165,6 +166,23 @@ SubdirLister systemSubdirLister() {
     }
     return out;
   };
+}
+
+std::set<std::string> cgroupsOfProcess(const HostPaths& paths, pid_t pid) {
+  std::set<std::string> out;
+  auto text = readKernelFileToEnd(paths.procPid(pid) / "cgroup");
+  if (!text) return out;
+  std::istringstream in(*text);
+  std::string line;
+  // "ID:CONTROLLERS:PATH" (cgroups(7)); a path may hold ':', so it is all after the second one.
+  while (std::getline(in, line)) {
+    const auto a = line.find(':');
+    const auto b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string path = line.substr(b + 1);
+    if (path.starts_with('/') && path != "/") out.insert(path);
+  }
+  return out;
 }
 
 Result<std::vector<Workload>> discoverCgroups(const HostPaths& paths, const CgroupLayout& layout,

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "foresight/collect/collector.h"
@@ -153,6 +154,26 @@ TEST(Discovery, ListsCgroupsAndPopulatedOnes) {
   auto none = discoverCgroups(HostPaths(kFixtures + "/nonexistent"), {}, 8, false);
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().code, ErrorCode::kUnavailable);
+}
+
+// /proc/PID/cgroup as cgroups(7) gives it on v1 (a line per hierarchy), hybrid and v2 (0::): the
+// paths, ':' inside a path kept, the root left out; a process without the file has none.
+TEST(Discovery, TheCgroupsAProcessIsIn) {
+  const fs::path root = test_support::removedAtExit(fs::path(testing::TempDir()) /
+                                                    ("own-cgroup-" + std::to_string(::getpid())));
+  fs::create_directories(root / "proc/42");
+  std::ofstream(root / "proc/42/cgroup") << "12:pids:/system.slice/foresight-agent.service\n"
+                                            "4:memory:/system.slice/foresight-agent.service\n"
+                                            "3:cpu,cpuacct:/odd:name\n"
+                                            "1:name=systemd:/system.slice/foresight-agent.service\n"
+                                            "2:cpuset:/\n"
+                                            "0::/\n";
+  EXPECT_EQ(cgroupsOfProcess(HostPaths(root), 42),
+            (std::set<std::string>{"/system.slice/foresight-agent.service", "/odd:name"}));
+  fs::create_directories(root / "proc/43");
+  std::ofstream(root / "proc/43/cgroup") << "0::/user.slice/user-0.slice/session-1.scope\n";
+  EXPECT_EQ(cgroupsOfProcess(HostPaths(root), 43), (std::set<std::string>{"/user.slice/user-0.slice/session-1.scope"}));
+  EXPECT_TRUE(cgroupsOfProcess(HostPaths(root), 44).empty());
 }
 
 // A cgroup removed while discovery walks the hierarchy (its listing fails) loses only itself and

@@ -410,6 +410,29 @@ TEST(RunCommand, TheSystemdBackendLeavesACgroupThatIsNotAUnitAlone) {
   EXPECT_EQ(log.find("cannot connect"), std::string::npos) << log;
 }
 
+// The agent leaves a cgroup it runs in alone (said once). The shell moves itself, and so the agent
+// it starts, into a cgroup of its own first; the agent watches every cgroup.
+TEST(RunCommand, TheAgentDoesNotResizeTheCgroupItRunsIn) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const auto ran = foresight::test_support::runShell(fmt::format(
+      "set -e; d=foresight-self-$$; "
+      "if [ -e /sys/fs/cgroup/cgroup.controllers ]; then hs=.; else hs='cpuacct cpu memory'; fi; "
+      "for h in $hs; do mkdir -p /sys/fs/cgroup/$h/$d; echo $$ > /sys/fs/cgroup/$h/$d/cgroup.procs; done; "
+      "echo \"own: /$d\"; set +e; "
+      "{} run --period 0.2 --duration 2 --view 0 --listen 127.0.0.1:0 --database ''; rc=$?; "
+      "for h in $hs; do echo $$ > /sys/fs/cgroup/$h/cgroup.procs; rmdir /sys/fs/cgroup/$h/$d; done; exit $rc",
+      FORESIGHT_BIN));
+  EXPECT_EQ(ran.exit_code, 0) << ran.all();
+  const std::string log = ran.all();
+  const auto own_at = log.find("own: ");
+  ASSERT_NE(own_at, std::string::npos) << log;
+  const std::string own = log.substr(own_at + 5, log.find('\n', own_at) - own_at - 5);
+  const std::string said = own + ": left alone: the agent runs in it";
+  const auto first = log.find(said);
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;  // once
+}
+
 TEST(RunCommand, RefusesNegativeDurationsPeriodsAndViews) {
   for (const char* bad : {"--duration -5", "--period -1", "--period 0", "--view -1", "--duration nan"}) {
     const auto ran = foresight::test_support::runShell(fmt::format("{} run {} --listen 127.0.0.1:0", FORESIGHT_BIN, bad));

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,10 @@ std::vector<pid_t> parsePids(std::string_view text);
 // workload is kNotFound.
 Result<std::vector<pid_t>> workloadPids(const HostPaths& paths, const CgroupLayout& layout,
                                         const Workload& w);
+
+// The cgroups a process is in, one per hierarchy (/proc/PID/cgroup), as workload cgroup paths;
+// the root ("/") left out. Empty when the file cannot be read (a fixture root, a gone process).
+std::set<std::string> cgroupsOfProcess(const HostPaths& paths, pid_t pid);
 
 // The subfolders of a folder; discovery lists through one so tests can make a listing fail.
 using SubdirLister = std::function<Result<std::vector<std::filesystem::path>>(const std::filesystem::path& dir)>;
