@@ -622,6 +622,34 @@ TEST_F(HostBackendTest, SendsUnitsToSystemdAndOtherCgroupsToTheirFiles) {
   EXPECT_DOUBLE_EQ((*used)[Resource::kMemory].value_or(0), 300 * kMiB);  // the unit's MemoryCurrent, not the file's
 }
 
+// On a Kubernetes node, pods' cgroups (either cgroup driver) are kubelet's: refused by name, with
+// nothing written; a cgroup backend named explicitly still reaches them.
+TEST_F(HostBackendTest, LeavesKubernetesPodsToKubelet) {
+  const char* pods[] = {"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-a.scope",
+                        "kubepods/burstable/pod1/abc", "kubepods.slice/kubepods-pod2.slice"};
+  for (const char* w : pods) {
+    testing::writeFile(root_ / w / "cpu.max", "max 100000\n");
+    testing::writeFile(root_ / w / "memory.max", "max\n");
+    testing::writeFile(root_ / w / "memory.high", "max\n");
+    testing::writeFile(root_ / w / "memory.current", "104857600\n");
+  }
+  auto b = makeHostBackend(host_);
+  for (const char* w : pods) {
+    auto st = b->manages(w);
+    ASSERT_FALSE(st) << w;
+    EXPECT_NE(st.error().message.find("kubelet"), std::string::npos) << st.error().message;
+    EXPECT_FALSE(b->apply(w, cpuMemory(0.5, std::nullopt))) << w;
+    EXPECT_FALSE(b->current(w)) << w;
+    EXPECT_EQ(cpuMax(w), "max 100000") << w;
+  }
+  EXPECT_EQ(setCalls(), 0);
+  EXPECT_TRUE(b->manages("system.slice/kubelet.service"));  // kubelet itself is a service like others
+  BackendOptions files;
+  files.values["root"] = root_.string();
+  ASSERT_TRUE(makeCgroupV2Backend(files)->apply(pods[1], cpuMemory(0.5, std::nullopt)));
+  EXPECT_EQ(cpuMax(pods[1]), "50000 100000");
+}
+
 TEST_F(HostBackendTest, WithoutSystemdEveryCgroupGoesToItsFiles) {
   host_.values["systemd"] = "no";
   auto b = makeHostBackend(host_);

@@ -4,8 +4,9 @@
 // through systemd. Every other cgroup (one `foresight run -- CMD` made, a delegated subtree, a
 // container runtime's own) goes to the cgroup files, v1 or v2 as mounted.
 //
-// Which way a workload goes follows from its name and the two settings pinned() stores with each
-// audit record (cgroup=v1|v2, systemd=yes|no), so a rollback reaches the same place.
+// A Kubernetes pod's cgroup is kubelet's, and left alone. Which way a workload goes follows from
+// its name and the two settings pinned() stores with each audit record (cgroup=v1|v2,
+// systemd=yes|no), so a rollback reaches the same place.
 #include <systemd/sd-daemon.h>
 
 #include <filesystem>
@@ -36,21 +37,56 @@ class HostBackend final : public Backend {
     return {{"cgroup", cgroup_}, {"systemd", systemd_ ? "yes" : "no"}};
   }
 
-  Result<Allocation> current(const std::string& w) override { return of(w).current(w); }
-  Status apply(const std::string& w, const Allocation& target) override { return of(w).apply(w, target); }
+  Result<Allocation> current(const std::string& w) override {
+    auto b = of(w);
+    return b ? (*b)->current(w) : tl::unexpected(b.error());
+  }
+  Status apply(const std::string& w, const Allocation& target) override {
+    auto b = of(w);
+    return b ? (*b)->apply(w, target) : tl::unexpected(b.error());
+  }
   Status applyWithin(const std::string& w, const Allocation& target, const Allocation& lower,
                      const Allocation& upper) override {
-    return of(w).applyWithin(w, target, lower, upper);
+    auto b = of(w);
+    return b ? (*b)->applyWithin(w, target, lower, upper) : tl::unexpected(b.error());
   }
-  Result<Allocation> usage(const std::string& w) override { return of(w).usage(w); }
+  Result<Allocation> usage(const std::string& w) override {
+    auto b = of(w);
+    return b ? (*b)->usage(w) : tl::unexpected(b.error());
+  }
   Status manages(const std::string& w) const override {
+    if (auto st = notKubelets(w); !st) return st;
     return units_ && systemdUnitOf(w) ? units_->manages(w) : files_->manages(w);
   }
-  Result<nlohmann::json> snapshot(const std::string& w) override { return of(w).snapshot(w); }
-  Status restore(const std::string& w, const nlohmann::json& snap) override { return of(w).restore(w, snap); }
+  Result<nlohmann::json> snapshot(const std::string& w) override {
+    auto b = of(w);
+    return b ? (*b)->snapshot(w) : tl::unexpected(b.error());
+  }
+  Status restore(const std::string& w, const nlohmann::json& snap) override {
+    auto b = of(w);
+    return b ? (*b)->restore(w, snap) : tl::unexpected(b.error());
+  }
 
  private:
-  Backend& of(const std::string& w) { return units_ && systemdUnitOf(w) ? *units_ : *files_; }
+  // A pod's cgroup on a Kubernetes node (kubepods/... with cgroupfs, kubepods.slice/... with the
+  // systemd driver) is kubelet's: it sizes pods from their spec, and a limit changed behind it is
+  // neither in the pod's spec nor safe from its next resize. Pods are sized through the API
+  // (`foresight recommend`, or the kubernetes backend); naming a cgroup backend still reaches them.
+  static Status notKubelets(const std::string& w) {
+    for (const auto& part : std::filesystem::path(w))
+      if (part.string() == "kubepods" || part.string().starts_with("kubepods.") ||
+          part.string().starts_with("kubepods-"))
+        return fail(ErrorCode::kInvalidArgument,
+                    "auto: {} is a Kubernetes pod's cgroup, which kubelet owns; size pods through the API "
+                    "(foresight recommend, or --backend kubernetes)",
+                    w);
+    return ok();
+  }
+
+  Result<Backend*> of(const std::string& w) {
+    if (auto st = notKubelets(w); !st) return tl::unexpected(st.error());
+    return units_ && systemdUnitOf(w) ? units_.get() : files_.get();
+  }
 
   std::string cgroup_;
   bool systemd_;
