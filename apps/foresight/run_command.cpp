@@ -344,7 +344,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     // a forecast of its own steady use would throttle the sampling, and a memory limit from it
     // could OOM-kill the agent at its next spike. Still sampled and stored like any other.
     const auto own = std::make_shared<const std::set<std::string>>(collect::cgroupsOfProcess(ctx.paths, ::getpid()));
-    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, own](
+    auto failures = std::make_shared<RepeatedLog>();  // a workload's failing rounds, said once a minute
+    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, own, failures](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
                        const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
       if (t != reload->checked) {
@@ -372,14 +373,22 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
           if (const auto fed = autoscaler->warm(backendName(workload), past))
             spdlog::info("run: {}: starts from {} samples of the history store", workload, fed);
       auto plan = autoscaler->observe(backendName(workload), t, usage, demand, cpuset_cpus);
-      if (!plan) spdlog::warn("run: {}: {}", workload, plan.error().message);
+      if (!plan) {
+        std::size_t held_back = 0;
+        if (failures->due(workload, plan.error().message, RepeatedLog::Clock::now(), held_back))
+          spdlog::warn("run: {}: {}{}", workload, plan.error().message,
+                       held_back ? fmt::format(" ({} more times since it was last said)", held_back) : "");
+      } else {
+        failures->forget(workload);
+      }
       return plan && *plan && (*plan)->hasChanges() && autoscaler->applies();
     };
 
     // A cgroup re-created under a gone one's path starts afresh (--min-history included).
-    cfg.on_gone = [autoscaler, plan_metrics, ranker, history, unmanaged](const std::string& workload) {
+    cfg.on_gone = [autoscaler, plan_metrics, ranker, history, unmanaged, failures](const std::string& workload) {
       if (history) history->gone(workload);
       unmanaged->erase(workload);
+      failures->forget(workload);
       autoscaler->forget(backendName(workload));
       plan_metrics->forget(backendName(workload));
       if (ranker) ranker->forget(backendName(workload));

@@ -433,6 +433,22 @@ TEST(RunCommand, TheAgentDoesNotResizeTheCgroupItRunsIn) {
   EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;  // once
 }
 
+// A backend that fails every round (here: no hierarchy where it looks) is said once, not once a
+// round: ten failing rounds, one warning.
+TEST(RunCommand, AFailureEveryRoundIsSaidOnce) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const auto ran = foresight::test_support::runShell(fmt::format(
+      "{} run --backend cgroup-v2 -o root=/nonexistent-foresight --period 0.2 --min-history 0 --duration 4 "
+      "--view 0 --listen 127.0.0.1:0 --database '' -- sleep 30",
+      FORESIGHT_BIN));
+  EXPECT_EQ(ran.exit_code, 0) << ran.all();
+  const std::string log = ran.all();
+  const std::string said = "/nonexistent-foresight/foresight-";
+  const auto first = log.find(said);
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;
+}
+
 TEST(RunCommand, RefusesNegativeDurationsPeriodsAndViews) {
   for (const char* bad : {"--duration -5", "--period -1", "--period 0", "--view -1", "--duration nan"}) {
     const auto ran = foresight::test_support::runShell(fmt::format("{} run {} --listen 127.0.0.1:0", FORESIGHT_BIN, bad));
