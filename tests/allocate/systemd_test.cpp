@@ -14,19 +14,23 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "foresight/allocate/audit.h"
 #include "foresight/allocate/backend.h"
 #include "support/server_process.h"
+#include "support/shell.h"
 #include "systemd_units.h"
 #include "test_util.h"
 
@@ -332,9 +336,10 @@ TEST_F(SystemdBackendTest, SetsAUnitsLimitsThroughSystemdAndReadsThemBack) {
   ASSERT_TRUE(b->apply("web.service", cpuMemory(1.49999, std::nullopt)));
   EXPECT_EQ(setCalls(), calls);
 
-  // Quotas go up to systemd's 0.01% grid, at least 1%; max removes the limit.
+  // Quotas go up to whole percent, as systemd 252's drop-in keeps them, at least 1%; max removes
+  // the limit.
   ASSERT_TRUE(b->apply("web.service", cpuMemory(1.23451, INFINITY)));
-  EXPECT_EQ(unit("web.service").cpu, 1234600u);
+  EXPECT_EQ(unit("web.service").cpu, 1240000u);
   EXPECT_EQ(unit("web.service").memory_max, kInf);
   EXPECT_EQ(unit("web.service").memory_high, kInf);
   ASSERT_TRUE(b->apply("web.service", cpuMemory(0.001, std::nullopt)));
@@ -703,6 +708,124 @@ TEST_F(HostBackendTest, FindsTheCgroupVersionAndRefusesWhatItCannotUse) {
     ASSERT_FALSE(st) << key;
     EXPECT_NE(st.error().message.find(value), std::string::npos) << st.error().message;
   }
+}
+
+// The backend against systemd itself: Debian's systemd 252, as a user manager (`systemd --user`),
+// reached on its private socket. PID 1 here is not systemd, so the manager runs in a mount
+// namespace of its own in which /run/systemd/system exists (it starts only where sd_booted()),
+// and in a cgroup of its own in every hierarchy: a manager at the root cgroup would take the
+// host's processes into its init.scope. A user manager has the same Manager and unit interfaces
+// and properties as PID 1 (org.freedesktop.systemd1(5)); `app.slice` is one of its units.
+class RealSystemdTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kSystemd = "/lib/systemd/systemd";
+
+  void SetUp() override {
+    if (::geteuid() != 0 || !fs::exists(kSystemd) || !fs::exists("/sys/fs/cgroup"))
+      GTEST_SKIP() << "needs root, " << kSystemd << " (Debian package systemd) and /sys/fs/cgroup";
+    cgroup_ = "foresight-systemd-" + std::to_string(::getpid());
+    if (fs::exists("/sys/fs/cgroup/cgroup.controllers")) {
+      hierarchies_.push_back("/sys/fs/cgroup");
+    } else {
+      // Every v1 hierarchy but cpuset, whose new cgroups have no CPUs to run on until set.
+      for (const auto& d : fs::directory_iterator("/sys/fs/cgroup"))
+        if (d.path().filename() != "cpuset" && fs::exists(d.path() / "cgroup.procs")) hierarchies_.push_back(d.path());
+    }
+    std::string join;
+    for (const auto& h : hierarchies_)
+      join += fmt::format("mkdir -p {0}/{1} && echo $$ > {0}/{1}/cgroup.procs && ", h.string(), cgroup_);
+    const fs::path t = tmp_.path();
+    manager_.emplace(
+        std::vector<std::string>{
+            "sh", "-c",
+            fmt::format("{}export XDG_RUNTIME_DIR={}/run HOME={}/home XDG_CONFIG_HOME={}/config && mkdir -p {}/run && "
+                        "exec unshare --mount --propagation private sh -c "
+                        "'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && exec {} --user'",
+                        join, t.string(), t.string(), t.string(), t.string(), kSystemd)},
+        t / "systemd.log");
+    for (int i = 0; i < 200 && !fs::exists(t / "run/systemd/private"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(fs::exists(t / "run/systemd/private"))
+        << "systemd --user did not start: " << testing::readFile(t / "systemd.log");
+    options_.values["bus"] = "private";
+    options_.values["root"] = t.string();  // its socket: <root>/run/systemd/private
+  }
+
+  void TearDown() override {
+    manager_.reset();  // SIGTERM: the manager stops its units and exits
+    // Then its cgroups, deepest first; anything left in them is killed.
+    for (const auto& h : hierarchies_) {
+      const fs::path top = h / cgroup_;
+      if (!fs::exists(top)) continue;
+      std::vector<fs::path> dirs{top};
+      for (const auto& d : fs::recursive_directory_iterator(top))
+        if (d.is_directory()) dirs.push_back(d.path());
+      std::sort(dirs.begin(), dirs.end(), [](const fs::path& a, const fs::path& b) { return a.string().size() > b.string().size(); });
+      for (const auto& d : dirs)
+        for (int i = 0; i < 50 && ::rmdir(d.c_str()) != 0; ++i) {
+          std::istringstream procs(testing::readFile(d / "cgroup.procs"));
+          for (pid_t pid; procs >> pid;) ::kill(pid, SIGKILL);
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+  }
+
+  // What systemctl (another client of the same manager) says of a unit's property.
+  std::string show(const std::string& unit, const std::string& property) {
+    const auto ran = test_support::runShell(fmt::format("XDG_RUNTIME_DIR={}/run systemctl --user show {} -p {} --value",
+                                                        tmp_.path().string(), unit, property));
+    EXPECT_EQ(ran.exit_code, 0) << ran.all();
+    return ran.out.substr(0, ran.out.find('\n'));
+  }
+
+  testing::TempDir tmp_;
+  std::string cgroup_;
+  std::vector<fs::path> hierarchies_;
+  std::optional<test_support::ServerProcess> manager_;
+  BackendOptions options_;
+};
+
+TEST_F(RealSystemdTest, SetsReadsAndRollsBackAUnitsLimitsThroughSystemd) {
+  auto b = makeSystemdBackend(options_);
+  auto before = b->current("app.slice");
+  ASSERT_TRUE(before) << before.error().message;
+  EXPECT_FALSE((*before)[Resource::kCpu]);
+  EXPECT_FALSE((*before)[Resource::kMemory]);
+
+  auto log = AuditLog::open((tmp_.path() / "a.db").string());
+  ASSERT_TRUE(log);
+  BackendRegistry registry("backend");
+  registerBackends(registry);
+  auto id = applyAndRecord(*b, "systemd", options_, *log, "app.slice", cpuMemory(1.23451, 256 * kMiB + 1), "r");
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(show("app.slice", "CPUQuotaPerSecUSec"), "1.240000s");  // up to whole percent
+  EXPECT_EQ(show("app.slice", "MemoryMax"), std::to_string(256 * 1024 * 1024 + 4096));
+  EXPECT_EQ(show("app.slice", "MemoryHigh"), std::to_string(256 * 1024 * 1024 + 4096));
+  // A runtime change: systemd's drop-in under its runtime control folder, as set-property --runtime.
+  const std::string dropin = testing::readFile(tmp_.path() / "run/systemd/user.control/app.slice.d/50-CPUQuota.conf");
+  EXPECT_NE(dropin.find("CPUQuota=124%"), std::string::npos) << dropin;
+
+  // A daemon-reload reads the drop-in back: the value is unchanged (on a finer grid than whole
+  // percent, systemd 252 would have cut it down here), so the same target is "already there".
+  const auto reload = test_support::runShell(
+      fmt::format("XDG_RUNTIME_DIR={}/run systemctl --user daemon-reload", tmp_.path().string()));
+  ASSERT_EQ(reload.exit_code, 0) << reload.all();
+  auto fresh = makeSystemdBackend(options_);
+  auto now = fresh->current("app.slice");
+  ASSERT_TRUE(now) << now.error().message;
+  EXPECT_DOUBLE_EQ((*now)[Resource::kCpu].value_or(0), 1.24);
+  EXPECT_DOUBLE_EQ((*now)[Resource::kMemory].value_or(0), 256 * kMiB + 4096);
+
+  auto rb = rollback(*log, registry, *id);
+  ASSERT_TRUE(rb) << rb.error().message;
+  EXPECT_EQ(show("app.slice", "CPUQuotaPerSecUSec"), "infinity");
+  EXPECT_EQ(show("app.slice", "MemoryMax"), "infinity");
+  EXPECT_EQ(show("app.slice", "MemoryHigh"), "infinity");
+
+  auto gone = b->current("nosuch.service");
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, ErrorCode::kNotFound) << gone.error().message;
+  EXPECT_NE(gone.error().message.find("org.freedesktop.systemd1.NoSuchUnit"), std::string::npos) << gone.error().message;
 }
 
 }  // namespace

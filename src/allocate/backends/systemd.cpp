@@ -19,8 +19,8 @@
 #include <filesystem>
 #include <limits>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,10 +40,12 @@ constexpr std::uint64_t kInfinity = std::numeric_limits<std::uint64_t>::max();  
 constexpr const char* kCpuQuota = "CPUQuotaPerSecUSec";
 constexpr const char* kMemoryMax = "MemoryMax";
 constexpr const char* kMemoryHigh = "MemoryHigh";
-// systemd keeps the quota in its drop-in as "CPUQuota=NN.NN%", i.e. in steps of 100 us per
-// second; a quota on that grid reads back the same after a daemon-reload, which keeps apply()
-// idempotent. Below 1% (10 ms per second) the kernel's 1 ms minimum per 100 ms period applies.
-constexpr std::uint64_t kQuotaStepUsec = 100, kMinQuotaUsec = 10000;
+// systemd 252 keeps the quota in its runtime drop-in in whole percent, cut down: 1.2346 s per
+// second is written "CPUQuota=123%" and reads back as 1.23 s after a daemon-reload (seen against
+// Debian's systemd 252 in RealSystemdTest). So quotas go up to whole percent (10 ms per second):
+// those read back the same, which keeps apply() idempotent and the limit no lower than asked.
+// 1% is also the least the kernel takes (1 ms per 100 ms period).
+constexpr std::uint64_t kQuotaStepUsec = 10000, kMinQuotaUsec = 10000;
 
 struct BusUnref {
   void operator()(sd_bus* b) const { sd_bus_flush_close_unref(b); }
