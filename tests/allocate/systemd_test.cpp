@@ -816,6 +816,18 @@ TEST_F(RealSystemdTest, SetsReadsAndRollsBackAUnitsLimitsThroughSystemd) {
   EXPECT_DOUBLE_EQ((*now)[Resource::kCpu].value_or(0), 1.24);
   EXPECT_DOUBLE_EQ((*now)[Resource::kMemory].value_or(0), 256 * kMiB + 4096);
 
+  // A daemon-reexec (as a systemd upgrade does) closes the private socket's connections: a backend
+  // that had one connects again, and the runtime limit is still there.
+  options_.values["max_age"] = "0";  // every read asks
+  auto connected = makeSystemdBackend(options_);
+  ASSERT_TRUE(connected->current("app.slice"));
+  const auto reexec = test_support::runShell(
+      fmt::format("XDG_RUNTIME_DIR={}/run systemctl --user daemon-reexec", tmp_.path().string()));
+  ASSERT_EQ(reexec.exit_code, 0) << reexec.all();
+  auto reconnected = connected->current("app.slice");
+  ASSERT_TRUE(reconnected) << reconnected.error().message;
+  EXPECT_DOUBLE_EQ((*reconnected)[Resource::kCpu].value_or(0), 1.24);
+
   auto rb = rollback(*log, registry, *id);
   ASSERT_TRUE(rb) << rb.error().message;
   EXPECT_EQ(show("app.slice", "CPUQuotaPerSecUSec"), "infinity");
