@@ -52,13 +52,14 @@ Status checkUnlimited(const std::string& backend, const allocate::Allocation& ta
   return ok();
 }
 
-// The backends that can throttle disk I/O (cgroup) need the device; the others cannot at all.
+// The backends that can throttle disk I/O (cgroup, systemd, auto) need the device; the others
+// cannot at all.
 Status checkDiskIo(const std::string& backend, const allocate::BackendOptions& options) {
-  if (backend == "cgroup-v1" || backend == "cgroup-v2") {
+  if (backend == "cgroup-v1" || backend == "cgroup-v2" || backend == "systemd" || backend == "auto") {
     if (options.get("io_device").empty())
       return fail(ErrorCode::kInvalidArgument,
                   "--io: {} needs the block device to throttle: -o io_device=MAJ:MIN", backend);
-  } else if (backend == "systemd" || backend == "libvirt" || backend == "kubernetes") {
+  } else if (backend == "libvirt" || backend == "kubernetes") {
     return fail(ErrorCode::kInvalidArgument, "--io: the {} backend does not manage disk I/O",
                 backend);
   }

@@ -92,7 +92,11 @@ TEST_F(AllocateCli, ABackendsRefusedOptionsAndUnlimitedWhereThereIsNoneAreBadArg
   expectBadArgument(run("allocate --backend kubernetes --workload ns/pod --memory max"),
                     "--memory max: the kubernetes backend needs an amount");
   expectBadArgument(run("allocate --backend systemd --workload web.service --io 10M"),
-                    "--io: the systemd backend does not manage disk I/O");
+                    "--io: systemd needs the block device to throttle: -o io_device=MAJ:MIN");
+  expectBadArgument(run("allocate --backend systemd -o io_device=sda --workload web.service --io 10M"),
+                    "systemd option io_device='sda'");
+  expectBadArgument(run("allocate --backend auto --workload app --io 10M"),
+                    "--io: auto needs the block device to throttle: -o io_device=MAJ:MIN");
   expectBadArgument(run("allocate --backend systemd -o bus= --workload web.service --cpu 1"),
                     "-o bus= is empty");
   EXPECT_FALSE(fs::exists(db())) << "a change that cannot work was recorded";

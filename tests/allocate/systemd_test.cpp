@@ -46,6 +46,7 @@ constexpr const char* kUnitPrefix = "/org/freedesktop/systemd1/unit";
 struct FakeUnit {
   std::string interface;  // org.freedesktop.systemd1.Service, ...
   std::uint64_t cpu = kInf, memory_max = kInf, memory_current = kInf, memory_high = kInf;
+  std::map<std::string, std::uint64_t> io_read{}, io_write{};  // IO*BandwidthMax entries by device path
 };
 
 class FakeSystemd {
@@ -136,6 +137,18 @@ class FakeSystemd {
                                  kUnitVtable, findUnit, this);
   }
 
+  static int getIoProperty(sd_bus*, const char* path, const char*, const char* property,
+                           sd_bus_message* reply, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<FakeSystemd*>(userdata);
+    std::lock_guard lock(self->mu);
+    const FakeUnit& u = self->units.at(unitOfPath(path));
+    const auto& entries = std::string(property) == "IOReadBandwidthMax" ? u.io_read : u.io_write;
+    int r = sd_bus_message_open_container(reply, 'a', "(st)");
+    for (const auto& [device, v] : entries)
+      if (r >= 0) r = sd_bus_message_append(reply, "(st)", device.c_str(), v);
+    return r >= 0 ? sd_bus_message_close_container(reply) : r;
+  }
+
   static std::string unitOfPath(const char* path) {
     char* name = nullptr;
     if (sd_bus_path_decode(path, kUnitPrefix, &name) <= 0) return "";
@@ -206,6 +219,19 @@ class FakeSystemd {
       std::uint64_t v = 0;
       if (int r = sd_bus_message_read(m, "s", &key); r < 0) return r;
       const std::string k = key;
+      if (k == "IOReadBandwidthMax" || k == "IOWriteBandwidthMax") {
+        // As systemd: each (path, bytes) replaces that path's entry or adds one.
+        auto& entries = k == "IOReadBandwidthMax" ? staged.io_read : staged.io_write;
+        if (int r = sd_bus_message_enter_container(m, 'v', "a(st)"); r < 0) return r;
+        if (int r = sd_bus_message_enter_container(m, 'a', "(st)"); r < 0) return r;
+        const char* device = nullptr;
+        std::uint64_t bytes = 0;
+        while (sd_bus_message_read(m, "(st)", &device, &bytes) > 0) entries[device] = bytes;
+        sd_bus_message_exit_container(m);
+        sd_bus_message_exit_container(m);
+        sd_bus_message_exit_container(m);
+        continue;
+      }
       if (k != "CPUQuotaPerSecUSec" && k != "MemoryMax" && k != "MemoryHigh")
         return sd_bus_error_setf(error, SD_BUS_ERROR_PROPERTY_READ_ONLY,
                                  "Cannot set property %s, or unknown property.", key);
@@ -236,6 +262,8 @@ class FakeSystemd {
       SD_BUS_PROPERTY("CPUQuotaPerSecUSec", "t", getProperty, 0, 0),
       SD_BUS_PROPERTY("MemoryMax", "t", getProperty, 0, 0),
       SD_BUS_PROPERTY("MemoryHigh", "t", getProperty, 0, 0),
+      SD_BUS_PROPERTY("IOReadBandwidthMax", "a(st)", getIoProperty, 0, 0),
+      SD_BUS_PROPERTY("IOWriteBandwidthMax", "a(st)", getIoProperty, 0, 0),
       SD_BUS_PROPERTY("MemoryCurrent", "t", getProperty, 0, 0),
       SD_BUS_VTABLE_END};
 
@@ -304,6 +332,12 @@ class SystemdBackendTest : public ::testing::Test {
   FakeSystemd fake_;  // after the daemon: stopped before it
   BackendOptions options_;
 };
+
+Allocation diskIo(double bytes_per_second) {
+  Allocation a;
+  a[Resource::kDiskIo] = bytes_per_second;
+  return a;
+}
 
 Allocation cpuMemory(std::optional<double> cpu, std::optional<double> memory) {
   Allocation a;
@@ -520,6 +554,49 @@ TEST_F(SystemdBackendTest, AuditedChangeRollsBackToSystemdsSettings) {
   EXPECT_EQ(unit("session-3.scope").cpu, 2000000u);
   EXPECT_EQ(unit("session-3.scope").memory_max, 1u << 30);
   EXPECT_EQ(unit("session-3.scope").memory_high, 900u << 20);
+}
+
+// Disk I/O: both directions' entry for the io_device (/dev/block/MAJ:MIN), other devices' entries
+// left as they are; rolled back through the snapshot; refused without io_device.
+TEST_F(SystemdBackendTest, DiskBandwidthIsTheIoDevicesEntry) {
+  {
+    std::lock_guard lock(fake_.mu);
+    fake_.units["web.service"].io_read["/dev/sdb"] = 1000;  // the unit's own, on another disk
+  }
+  auto without = makeSystemdBackend(options_);
+  auto refused = without->apply("web.service", diskIo(50 * kMiB));
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("io_device"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(setCalls(), 0);
+
+  options_.values["io_device"] = "8:0";
+  auto b = makeSystemdBackend(options_);
+  ASSERT_TRUE(b->configured());
+  auto log = AuditLog::open((tmp_.path() / "a.db").string());
+  ASSERT_TRUE(log);
+  auto id = applyAndRecord(*b, "systemd", options_, *log, "web.service", diskIo(50 * kMiB), "r");
+  ASSERT_TRUE(id) << id.error().message;
+  FakeUnit u = unit("web.service");
+  EXPECT_EQ(u.io_read, (std::map<std::string, std::uint64_t>{{"/dev/block/8:0", 50u << 20}, {"/dev/sdb", 1000}}));
+  EXPECT_EQ(u.io_write, (std::map<std::string, std::uint64_t>{{"/dev/block/8:0", 50u << 20}}));
+  auto cur = b->current("web.service");
+  ASSERT_TRUE(cur) << cur.error().message;
+  EXPECT_DOUBLE_EQ((*cur)[Resource::kDiskIo].value_or(0), 50 * kMiB);
+  EXPECT_FALSE((*cur)[Resource::kCpu]);
+
+  BackendRegistry registry("backend");
+  registerBackends(registry);
+  auto rb = rollback(*log, registry, *id);
+  ASSERT_TRUE(rb) << rb.error().message;
+  u = unit("web.service");
+  EXPECT_EQ(u.io_read.at("/dev/block/8:0"), kInf);  // systemd's "no limit" for that disk
+  EXPECT_EQ(u.io_read.at("/dev/sdb"), 1000u);
+  EXPECT_FALSE((*makeSystemdBackend(options_)->current("web.service"))[Resource::kDiskIo]);  // b's read is recent
+
+  options_.values["io_device"] = "sda";
+  auto bad = makeSystemdBackend(options_)->configured();
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("systemd option io_device='sda'"), std::string::npos) << bad.error().message;
 }
 
 // memory_high_ratio as the cgroup-v2 backend takes it: MemoryHigh= that share of MemoryMax=, in
@@ -838,6 +915,28 @@ TEST_F(RealSystemdTest, SetsReadsAndRollsBackAUnitsLimitsThroughSystemd) {
   ASSERT_FALSE(gone);
   EXPECT_EQ(gone.error().code, ErrorCode::kNotFound) << gone.error().message;
   EXPECT_NE(gone.error().message.find("org.freedesktop.systemd1.NoSuchUnit"), std::string::npos) << gone.error().message;
+}
+
+TEST_F(RealSystemdTest, SetsAUnitsDiskBandwidthForItsDevice) {
+  options_.values["io_device"] = "254:0";
+  options_.values["max_age"] = "0";  // every read asks
+  auto b = makeSystemdBackend(options_);
+  ASSERT_TRUE(b->configured());
+  auto st = b->apply("app.slice", diskIo(50 * kMiB));
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(show("app.slice", "IOReadBandwidthMax"), "/dev/block/254:0 52428800");
+  EXPECT_EQ(show("app.slice", "IOWriteBandwidthMax"), "/dev/block/254:0 52428800");
+  const auto reload = test_support::runShell(
+      fmt::format("XDG_RUNTIME_DIR={}/run systemctl --user daemon-reload", tmp_.path().string()));
+  ASSERT_EQ(reload.exit_code, 0) << reload.all();
+  auto now = b->current("app.slice");
+  ASSERT_TRUE(now) << now.error().message;
+  EXPECT_DOUBLE_EQ((*now)[Resource::kDiskIo].value_or(0), 50 * kMiB);
+  st = b->apply("app.slice", diskIo(INFINITY));
+  ASSERT_TRUE(st) << st.error().message;
+  now = b->current("app.slice");
+  ASSERT_TRUE(now) << now.error().message;
+  EXPECT_FALSE((*now)[Resource::kDiskIo]);
 }
 
 }  // namespace

@@ -562,14 +562,9 @@ class CgroupV2Backend final : public Backend {
 Result<CgroupConfig> configFrom(const BackendOptions& options) {
   CgroupConfig c;
   c.root = options.get("root", defaultCgroupRoot().string());
-  c.io_device = options.get("io_device");
-  if (!c.io_device.empty()) {
-    unsigned maj = 0, min = 0;
-    char extra = 0;
-    if (std::sscanf(c.io_device.c_str(), "%u:%u%c", &maj, &min, &extra) != 2)
-      return fail(ErrorCode::kInvalidArgument, "cgroup option io_device='{}': expected MAJ:MIN",
-                  c.io_device);
-  }
+  auto device = ioDevice(options, "cgroup");
+  if (!device) return tl::unexpected(device.error());
+  c.io_device = *device;
   auto ratio = memoryHighRatio(options, "cgroup");
   if (!ratio) return tl::unexpected(ratio.error());
   c.memory_high_ratio = *ratio;

@@ -123,7 +123,7 @@ std::unique_ptr<Backend> makeHostBackend(const BackendOptions& options) {
   BackendOptions files_options, units_options;
   for (const char* key : {"root", "io_device", "memory_high_ratio"})
     if (auto it = options.values.find(key); it != options.values.end()) files_options.values.insert(*it);
-  for (const char* key : {"bus", "timeout", "max_age", "memory_high_ratio"})
+  for (const char* key : {"bus", "timeout", "max_age", "memory_high_ratio", "io_device"})
     if (auto it = options.values.find(key); it != options.values.end()) units_options.values.insert(*it);
   auto files = cgroup == "v1" ? makeCgroupV1Backend(files_options) : makeCgroupV2Backend(files_options);
   auto units = systemd == "yes" ? makeSystemdBackend(units_options) : nullptr;

@@ -39,10 +39,10 @@ void registerBackends(BackendRegistry& registry) {
                "(options: root, io_device=MAJ:MIN, memory_high_ratio)",
                makeCgroupV2Backend, {"root", "io_device", "memory_high_ratio"});
   registry.add("systemd",
-               "systemd unit: CPUQuota, MemoryMax and MemoryHigh through systemd's D-Bus API, kept by systemd "
+               "systemd unit: CPUQuota, MemoryMax, MemoryHigh and IO*BandwidthMax through systemd's D-Bus API, kept by systemd "
                "until reboot (options: bus=system|private|ADDRESS, root, timeout=SECONDS (5), "
-               "max_age=SECONDS (10), memory_high_ratio)",
-               makeSystemdBackend, {"bus", "root", "timeout", "max_age", "memory_high_ratio"});
+               "max_age=SECONDS (10), memory_high_ratio, io_device=MAJ:MIN)",
+               makeSystemdBackend, {"bus", "root", "timeout", "max_age", "memory_high_ratio", "io_device"});
   registry.add("auto",
                "this host: systemd units through systemd where PID 1 is systemd, other cgroups "
                "through the cgroup files, v1 or v2 as mounted (options: cgroup=v1|v2, "

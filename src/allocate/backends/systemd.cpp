@@ -75,20 +75,35 @@ Result<SystemdUnit> unitOf(const std::string& workload) {
               workload);
 }
 
-// The settings this backend changes, as systemd holds them (kInfinity = none).
+// The settings this backend changes, as systemd holds them (kInfinity = none); disk I/O for the
+// io_device only.
 struct Settings {
   std::uint64_t cpu_quota = kInfinity, memory_max = kInfinity, memory_high = kInfinity;
+  std::uint64_t io_read = kInfinity, io_write = kInfinity;
   bool operator==(const Settings&) const = default;
 };
+// A property of type t, or (per_device) of type a(st): one (device path, value) entry per device.
+struct Field {
+  const char* key;
+  std::uint64_t Settings::*member;
+  bool per_device;
+};
 // Memory first, as the cgroup backends write it.
-constexpr std::pair<const char*, std::uint64_t Settings::*> kFields[] = {
-    {kMemoryMax, &Settings::memory_max}, {kMemoryHigh, &Settings::memory_high}, {kCpuQuota, &Settings::cpu_quota}};
+constexpr Field kFields[] = {{kMemoryMax, &Settings::memory_max, false},
+                             {kMemoryHigh, &Settings::memory_high, false},
+                             {kCpuQuota, &Settings::cpu_quota, false},
+                             {"IOReadBandwidthMax", &Settings::io_read, true},
+                             {"IOWriteBandwidthMax", &Settings::io_write, true}};
 
 class SystemdBackend final : public Backend {
  public:
   explicit SystemdBackend(const BackendOptions& o)
       : bus_name_(o.get("bus", "system")), root_(o.get("root", "/")), timeout_text_(o.get("timeout", "5")),
-        max_age_text_(o.get("max_age", "10")), memory_high_ratio_(memoryHighRatio(o, "systemd")) {
+        max_age_text_(o.get("max_age", "10")), memory_high_ratio_(memoryHighRatio(o, "systemd")),
+        io_device_(ioDevice(o, "systemd").map([](const std::string& d) {
+          // udev's link to the device node; systemd stat()s the path when it applies the limit.
+          return d.empty() ? d : "/dev/block/" + d;
+        })) {
     timeout_ = seconds(timeout_text_).value_or(0);
     max_age_ = seconds(max_age_text_).value_or(-1);
   }
@@ -107,6 +122,7 @@ class SystemdBackend final : public Backend {
     if (max_age_ < 0)
       return fail(ErrorCode::kInvalidArgument, "systemd option max_age='{}': expected seconds in [0, 3600]",
                   max_age_text_);
+    if (!io_device_) return tl::unexpected(io_device_.error());
     return memory_high_ratio_.map([](double) {});
   }
 
@@ -125,6 +141,7 @@ class SystemdBackend final : public Backend {
     Allocation a;
     if (s->cpu_quota != kInfinity) a[Resource::kCpu] = static_cast<double>(s->cpu_quota) / 1e6;
     if (s->memory_max != kInfinity) a[Resource::kMemory] = static_cast<double>(s->memory_max);
+    if (s->io_read != kInfinity) a[Resource::kDiskIo] = static_cast<double>(s->io_read);
     return a;
   }
 
@@ -142,10 +159,10 @@ class SystemdBackend final : public Backend {
 
   Status apply(const std::string& workload, const Allocation& target) override {
     const std::string what = fmt::format("systemd {}", workload);
-    for (Resource r : {Resource::kDiskIo, Resource::kNetwork})
-      if (target[r])
-        return fail(ErrorCode::kInvalidArgument, "{}: {} is not managed by this backend", what,
-                    foresight::name(r));
+    if (target[Resource::kNetwork])
+      return fail(ErrorCode::kInvalidArgument, "{}: network is not managed by this backend", what);
+    if (target[Resource::kDiskIo] && devicePath().empty())
+      return fail(ErrorCode::kInvalidArgument, "{}: disk_io limit needs the io_device=MAJ:MIN option", what);
     if (auto st = checkTarget(target, what); !st) return st;
     auto before = read(workload);
     if (!before) return tl::unexpected(before.error());
@@ -156,6 +173,8 @@ class SystemdBackend final : public Backend {
       // As the cgroup-v2 backend writes memory.high: reclaim and throttling start there.
       want.memory_high = std::isinf(*mem) ? kInfinity : roundToPage(*mem * memory_high_ratio_.value_or(1.0));
     }
+    if (const auto& io = target[Resource::kDiskIo])  // both directions, as the cgroup backends
+      want.io_read = want.io_write = std::isinf(*io) ? kInfinity : static_cast<std::uint64_t>(std::llround(*io));
     return change(workload, *before, want);
   }
 
@@ -163,7 +182,8 @@ class SystemdBackend final : public Backend {
     auto s = read(workload);
     if (!s) return tl::unexpected(s.error());
     nlohmann::json snap;
-    for (const auto& [key, field] : kFields) snap[key] = (*s).*field;
+    for (const auto& f : kFields)
+      if (!f.per_device || !devicePath().empty()) snap[f.key] = (*s).*f.member;
     return snap;
   }
 
@@ -173,11 +193,11 @@ class SystemdBackend final : public Backend {
     auto before = read(workload);
     if (!before) return tl::unexpected(before.error());
     Settings want = *before;
-    for (const auto& [key, field] : kFields) {
-      if (!snap.contains(key)) continue;
-      if (!snap[key].is_number_unsigned())
-        return fail(ErrorCode::kParse, "{}: snapshot {} is not a whole number", what, key);
-      want.*field = snap[key].get<std::uint64_t>();
+    for (const auto& f : kFields) {
+      if (!snap.contains(f.key) || (f.per_device && devicePath().empty())) continue;
+      if (!snap[f.key].is_number_unsigned())
+        return fail(ErrorCode::kParse, "{}: snapshot {} is not a whole number", what, f.key);
+      want.*f.member = snap[f.key].get<std::uint64_t>();
     }
     return change(workload, *before, want);
   }
@@ -208,9 +228,10 @@ class SystemdBackend final : public Backend {
 
   Status setProperties(const std::string& unit, const Settings& from, const Settings& to) {
     std::string said;
-    for (const auto& [key, field] : kFields)
-      if (from.*field != to.*field)
-        said += fmt::format(" {}={}", key, to.*field == kInfinity ? "infinity" : std::to_string(to.*field));
+    for (const auto& f : kFields)
+      if (from.*f.member != to.*f.member)
+        said += fmt::format(" {}={}{}", f.key, f.per_device ? devicePath() + " " : "",
+                            to.*f.member == kInfinity ? "infinity" : std::to_string(to.*f.member));
     BusError err;
     auto r = onBus(err, [&](sd_bus* b) {
       sd_bus_message* raw = nullptr;
@@ -218,8 +239,11 @@ class SystemdBackend final : public Backend {
       MessagePtr m(raw);
       if (r >= 0) r = sd_bus_message_append(m.get(), "sb", unit.c_str(), 1);  // runtime: until reboot
       if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
-      for (const auto& [key, field] : kFields)
-        if (r >= 0 && from.*field != to.*field) r = sd_bus_message_append(m.get(), "(sv)", key, "t", to.*field);
+      // A device's entry replaces that device's entry only; UINT64_MAX is no limit.
+      for (const auto& f : kFields)
+        if (r >= 0 && from.*f.member != to.*f.member)
+          r = f.per_device ? sd_bus_message_append(m.get(), "(sv)", f.key, "a(st)", 1, devicePath().c_str(), to.*f.member)
+                           : sd_bus_message_append(m.get(), "(sv)", f.key, "t", to.*f.member);
       if (r >= 0) r = sd_bus_message_close_container(m.get());
       if (r >= 0) r = sd_bus_call(b, m.get(), 0, &err.e, nullptr);
       return r;
@@ -238,10 +262,11 @@ class SystemdBackend final : public Backend {
     auto path = unitPath(*unit);
     if (!path) return tl::unexpected(path.error());
     Settings s;
-    for (const auto& [key, field] : kFields) {
-      auto v = property(*unit, *path, key);
+    for (const auto& f : kFields) {
+      if (f.per_device && devicePath().empty()) continue;
+      auto v = f.per_device ? deviceProperty(*unit, *path, f.key) : property(*unit, *path, f.key);
       if (!v) return tl::unexpected(v.error());
-      s.*field = *v;
+      s.*f.member = *v;
     }
     cache_[unit->name] = {s, std::chrono::steady_clock::now()};
     return s;
@@ -272,6 +297,32 @@ class SystemdBackend final : public Backend {
     if (!r) return tl::unexpected(r.error());
     if (*r < 0) return fail(errorCode(err), "systemd {}: cannot read {}: {}", unit.name, key, err.what(*r));
     return v;
+  }
+
+  // The io_device's entry of an a(st) property (none: kInfinity). Entries are matched by the path
+  // this backend writes (/dev/block/MAJ:MIN), as systemd keeps them as given.
+  Result<std::uint64_t> deviceProperty(const SystemdUnit& unit, const std::string& path, const char* key) {
+    BusError err;
+    sd_bus_message* raw = nullptr;
+    auto r = onBus(err, [&](sd_bus* b) {
+      return sd_bus_get_property(b, kSystemd, path.c_str(), unit.interface.c_str(), key, &err.e, &raw, "a(st)");
+    });
+    MessagePtr reply(raw);
+    if (!r) return tl::unexpected(r.error());
+    if (*r < 0) return fail(errorCode(err), "systemd {}: cannot read {}: {}", unit.name, key, err.what(*r));
+    std::uint64_t found = kInfinity;
+    int k = sd_bus_message_enter_container(reply.get(), 'a', "(st)");
+    const char* device = nullptr;
+    std::uint64_t v = 0;
+    while (k > 0 && (k = sd_bus_message_read(reply.get(), "(st)", &device, &v)) > 0)
+      if (devicePath() == device) found = v;
+    if (k < 0) return fail(ErrorCode::kParse, "systemd {}: {} is not a list of (device, bytes)", unit.name, key);
+    return found;
+  }
+
+  const std::string& devicePath() const {
+    static const std::string none;
+    return io_device_ ? *io_device_ : none;
   }
 
   // Runs call(bus), the sd-bus return value; a connection closed under it (dbus-daemon restarted,
@@ -362,6 +413,7 @@ class SystemdBackend final : public Backend {
   std::string timeout_text_;
   std::string max_age_text_;
   Result<double> memory_high_ratio_;
+  Result<std::string> io_device_;  // /dev/block/MAJ:MIN, or empty without io_device
   double timeout_ = 0;   // seconds; 0: the option did not read
   double max_age_ = -1;  // seconds; < 0: the option did not read
   struct Read {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -53,6 +54,17 @@ inline Result<double> memoryHighRatio(const BackendOptions& options, std::string
     return fail(ErrorCode::kInvalidArgument, "{} option memory_high_ratio='{}': expected a number in (0, 1]",
                 backend, text);
   return ratio;
+}
+
+// io_device=MAJ:MIN, the disk whose bandwidth disk_io limits; empty without the option.
+inline Result<std::string> ioDevice(const BackendOptions& options, std::string_view backend) {
+  const std::string text = options.get("io_device");
+  if (text.empty()) return text;
+  unsigned maj = 0, min = 0;
+  char extra = 0;
+  if (std::sscanf(text.c_str(), "%u:%u%c", &maj, &min, &extra) != 2)
+    return fail(ErrorCode::kInvalidArgument, "{} option io_device='{}': expected MAJ:MIN", backend, text);
+  return text;
 }
 
 }  // namespace foresight::allocate
