@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -340,10 +341,14 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       }
     }
     auto unmanaged = std::make_shared<std::set<std::string>>();  // told once each
-    // The agent never resizes a cgroup it runs in (its unit, or the session it was started from):
-    // a forecast of its own steady use would throttle the sampling, and a memory limit from it
-    // could OOM-kill the agent at its next spike. Still sampled and stored like any other.
-    const auto own = std::make_shared<const std::set<std::string>>(collect::cgroupsOfProcess(ctx.paths, ::getpid()));
+    // Never resized, still sampled and stored: a cgroup the agent runs in (its unit, or the session
+    // it was started from), where a forecast of its own steady use would throttle the sampling and
+    // a memory limit from it could kill the agent at its next spike; and one PID 1 runs in
+    // (systemd's init.scope), where a limit would stall or kill the init system.
+    auto protected_cgroups = std::make_shared<std::map<std::string, std::string>>();
+    for (const auto& c : collect::cgroupsOfProcess(ctx.paths, 1)) (*protected_cgroups)[c] = "PID 1, the init system, runs in it";
+    for (const auto& c : collect::cgroupsOfProcess(ctx.paths, ::getpid())) (*protected_cgroups)[c] = "the agent runs in it and does not resize itself";
+    const auto own = std::shared_ptr<const std::map<std::string, std::string>>(protected_cgroups);
     auto failures = std::make_shared<RepeatedLog>();  // a workload's failing rounds, said once a minute
     cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, own, failures](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
@@ -358,9 +363,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       // Process trees have nothing to resize but can be planned for in dry-run.
       if (workload.empty()) return false;
       if (workload.front() != '/' && !dry_backend) return false;
-      if (own->count(workload)) {
-        if (unmanaged->insert(workload).second)
-          spdlog::info("run: {}: left alone: the agent runs in it and does not resize itself", workload);
+      if (const auto it = own->find(workload); it != own->end()) {
+        if (unmanaged->insert(workload).second) spdlog::info("run: {}: left alone: {}", workload, it->second);
         return false;
       }
       if (auto st = autoscaler->manages(backendName(workload)); !st) {

@@ -410,27 +410,33 @@ TEST(RunCommand, TheSystemdBackendLeavesACgroupThatIsNotAUnitAlone) {
   EXPECT_EQ(log.find("cannot connect"), std::string::npos) << log;
 }
 
-// The agent leaves a cgroup it runs in alone (said once). The shell moves itself, and so the agent
-// it starts, into a cgroup of its own first; the agent watches every cgroup.
-TEST(RunCommand, TheAgentDoesNotResizeTheCgroupItRunsIn) {
+// The agent leaves alone a cgroup it runs in and one PID 1 runs in (said once each). In a PID
+// namespace of its own (so that its PID 1 is a shell of the test's), the init shell moves itself
+// into one cgroup and the agent into another; the agent watches every cgroup.
+TEST(RunCommand, TheAgentResizesNeitherItsOwnCgroupNorPid1s) {
   if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
-  const auto ran = foresight::test_support::runShell(fmt::format(
-      "set -e; d=foresight-self-$$; "
-      "if [ -e /sys/fs/cgroup/cgroup.controllers ]; then hs=.; else hs='cpuacct cpu memory'; fi; "
-      "for h in $hs; do mkdir -p /sys/fs/cgroup/$h/$d; echo $$ > /sys/fs/cgroup/$h/$d/cgroup.procs; done; "
-      "echo \"own: /$d\"; set +e; "
-      "{} run --period 0.2 --duration 2 --view 0 --listen 127.0.0.1:0 --database ''; rc=$?; "
-      "for h in $hs; do echo $$ > /sys/fs/cgroup/$h/cgroup.procs; rmdir /sys/fs/cgroup/$h/$d; done; exit $rc",
-      FORESIGHT_BIN));
+  const fs::path script = fs::temp_directory_path() / fmt::format("foresight-left-alone-{}.sh", ::getpid());
+  const std::string d = fmt::format("foresight-left-alone-{}", ::getpid());
+  std::ofstream(script) << fmt::format(
+      "if [ -e /sys/fs/cgroup/cgroup.controllers ]; then hs=.; else hs='cpuacct cpu memory'; fi\n"
+      "for h in $hs; do mkdir -p /sys/fs/cgroup/$h/{0}-init /sys/fs/cgroup/$h/{0}-agent; "
+      "echo $$ > /sys/fs/cgroup/$h/{0}-init/cgroup.procs; done\n"
+      "sh -c 'for h in '\"$hs\"'; do echo $$ > /sys/fs/cgroup/$h/{0}-agent/cgroup.procs; done; "
+      "exec {1} run --period 0.2 --duration 2 --view 0 --listen 127.0.0.1:0 --database \"\"'\n"
+      "rc=$?\n"
+      "for h in $hs; do echo $$ > /sys/fs/cgroup/$h/cgroup.procs; rmdir /sys/fs/cgroup/$h/{0}-init /sys/fs/cgroup/$h/{0}-agent; done\n"
+      "exit $rc\n",
+      d, FORESIGHT_BIN);
+  const auto ran = foresight::test_support::runShell("unshare --pid --fork --mount-proc sh " + script.string());
+  fs::remove(script);
   EXPECT_EQ(ran.exit_code, 0) << ran.all();
   const std::string log = ran.all();
-  const auto own_at = log.find("own: ");
-  ASSERT_NE(own_at, std::string::npos) << log;
-  const std::string own = log.substr(own_at + 5, log.find('\n', own_at) - own_at - 5);
-  const std::string said = own + ": left alone: the agent runs in it";
-  const auto first = log.find(said);
-  ASSERT_NE(first, std::string::npos) << log;
-  EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;  // once
+  for (const std::string& said : {"/" + d + "-agent: left alone: the agent runs in it",
+                                 "/" + d + "-init: left alone: PID 1, the init system, runs in it"}) {
+    const auto first = log.find(said);
+    ASSERT_NE(first, std::string::npos) << said << "\n" << log;
+    EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;  // once
+  }
 }
 
 // A backend that fails every round (here: no hierarchy where it looks) is said once, not once a
