@@ -178,7 +178,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--listen", a->listen,
                   "host:port (overrides the config; default 127.0.0.1:9464)");
   addEndpointSecurityOptions(*cmd, a->endpoint, "the config");
-  cmd->add_option("--database", a->database, "SQLite history file (overrides the config)");
+  auto* database = cmd->add_option("--database", a->database,
+                                   "SQLite history file (overrides the config; '' = no history store)");
   cmd->add_option("--period", a->period, "seconds between samples (overrides the config)")
       ->check(finiteAbove(0));
   cmd->add_option("--duration", a->duration, "stop after this many seconds (0: until a signal)")
@@ -239,7 +240,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       ->capture_default_str();
   cmd->add_option("selectors", a->selectors,
                   "pid:N, cgroup:/path, cmd:REGEX (default: every populated cgroup)");
-  cmd->callback([a, &builtins] {
+  cmd->callback([a, &builtins, database] {
     server::AgentConfig cfg;
     if (!a->config.empty()) {
       auto c = server::loadAgentConfig(a->config);
@@ -263,7 +264,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     if (!a->endpoint.tls_key_file.empty()) cfg.tls_key_file = a->endpoint.tls_key_file;
     if (!a->endpoint.tls_client_ca_file.empty()) cfg.tls_client_ca_file = a->endpoint.tls_client_ca_file;
     if (!a->endpoint.tls_client_crl_file.empty()) cfg.tls_client_crl_file = a->endpoint.tls_client_crl_file;
-    if (!a->database.empty()) cfg.database = a->database;
+    if (database->count() > 0) cfg.database = a->database;  // given empty: no history store
     if (a->period > 0) cfg.period_seconds = a->period;
     if (!a->selectors.empty()) cfg.selectors = a->selectors;
 

@@ -455,6 +455,19 @@ TEST(RunCommand, AFailureEveryRoundIsSaidOnce) {
   EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;
 }
 
+// --database '' is no history store, as `database: ""` in the config: nothing is written, where
+// before an empty value fell back to ./foresight-history.db.
+TEST(RunCommand, AnEmptyDatabaseIsNoHistoryStore) {
+  const fs::path dir = fs::temp_directory_path() / fmt::format("foresight-no-db-{}", ::getpid());
+  fs::create_directories(dir);
+  const auto ran = foresight::test_support::runShell(fmt::format(
+      "cd {} && {} run --period 0.2 --duration 1 --view 0 --listen 127.0.0.1:0 --database '' -- sleep 30",
+      dir.string(), FORESIGHT_BIN));
+  EXPECT_EQ(ran.exit_code, 0) << ran.all();
+  EXPECT_TRUE(fs::is_empty(dir)) << "wrote " << fs::directory_iterator(dir)->path();
+  fs::remove_all(dir);
+}
+
 TEST(RunCommand, RefusesNegativeDurationsPeriodsAndViews) {
   for (const char* bad : {"--duration -5", "--period -1", "--period 0", "--view -1", "--duration nan"}) {
     const auto ran = foresight::test_support::runShell(fmt::format("{} run {} --listen 127.0.0.1:0", FORESIGHT_BIN, bad));
