@@ -346,12 +346,12 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     // it was started from), where a forecast of its own steady use would throttle the sampling and
     // a memory limit from it could kill the agent at its next spike; and one PID 1 runs in
     // (systemd's init.scope), where a limit would stall or kill the init system.
-    auto protected_cgroups = std::make_shared<std::map<std::string, std::string>>();
-    for (const auto& c : collect::cgroupsOfProcess(ctx.paths, 1)) (*protected_cgroups)[c] = "PID 1, the init system, runs in it";
-    for (const auto& c : collect::cgroupsOfProcess(ctx.paths, ::getpid())) (*protected_cgroups)[c] = "the agent runs in it and does not resize itself";
-    const auto own = std::shared_ptr<const std::map<std::string, std::string>>(protected_cgroups);
+    std::map<std::string, std::string> why_not;  // by cgroup
+    for (const auto& c : collect::cgroupsOfProcess(ctx.paths, 1)) why_not[c] = "PID 1, the init system, runs in it";
+    for (const auto& c : collect::cgroupsOfProcess(ctx.paths, ::getpid())) why_not[c] = "the agent runs in it and does not resize itself";
+    const auto protected_cgroups = std::make_shared<const std::map<std::string, std::string>>(std::move(why_not));
     auto failures = std::make_shared<RepeatedLog>();  // a workload's failing rounds, said once a minute
-    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, own, failures](
+    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, protected_cgroups, failures](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
                        const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
       if (t != reload->checked) {
@@ -364,12 +364,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       // Process trees have nothing to resize but can be planned for in dry-run.
       if (workload.empty()) return false;
       if (workload.front() != '/' && !dry_backend) return false;
-      if (const auto it = own->find(workload); it != own->end()) {
-        if (unmanaged->insert(workload).second) spdlog::info("run: {}: left alone: {}", workload, it->second);
-        return false;
-      }
-      if (auto st = autoscaler->manages(backendName(workload)); !st) {
-        if (unmanaged->insert(workload).second) spdlog::info("run: {}: left alone: {}", workload, st.error().message);
+      const auto kept = protected_cgroups->find(workload);
+      const Status managed = kept != protected_cgroups->end() ? fail(ErrorCode::kInvalidArgument, "{}", kept->second)
+                                                              : autoscaler->manages(backendName(workload));
+      if (!managed) {
+        if (unmanaged->insert(workload).second) spdlog::info("run: {}: left alone: {}", workload, managed.error().message);
         return false;
       }
       plan_metrics->name(backendName(workload), workload);

@@ -37,34 +37,20 @@ class HostBackend final : public Backend {
     return {{"cgroup", cgroup_}, {"systemd", systemd_ ? "yes" : "no"}};
   }
 
-  Result<Allocation> current(const std::string& w) override {
-    auto b = of(w);
-    return b ? (*b)->current(w) : tl::unexpected(b.error());
-  }
-  Status apply(const std::string& w, const Allocation& target) override {
-    auto b = of(w);
-    return b ? (*b)->apply(w, target) : tl::unexpected(b.error());
-  }
+  Result<Allocation> current(const std::string& w) override { return via(w, &Backend::current, w); }
+  Status apply(const std::string& w, const Allocation& target) override { return via(w, &Backend::apply, w, target); }
   Status applyWithin(const std::string& w, const Allocation& target, const Allocation& lower,
                      const Allocation& upper) override {
-    auto b = of(w);
-    return b ? (*b)->applyWithin(w, target, lower, upper) : tl::unexpected(b.error());
+    return via(w, &Backend::applyWithin, w, target, lower, upper);
   }
-  Result<Allocation> usage(const std::string& w) override {
-    auto b = of(w);
-    return b ? (*b)->usage(w) : tl::unexpected(b.error());
-  }
+  Result<Allocation> usage(const std::string& w) override { return via(w, &Backend::usage, w); }
   Status manages(const std::string& w) const override {
-    if (auto st = notKubelets(w); !st) return st;
-    return units_ && systemdUnitOf(w) ? units_->manages(w) : files_->manages(w);
-  }
-  Result<nlohmann::json> snapshot(const std::string& w) override {
     auto b = of(w);
-    return b ? (*b)->snapshot(w) : tl::unexpected(b.error());
+    return b ? (*b)->manages(w) : tl::unexpected(b.error());
   }
+  Result<nlohmann::json> snapshot(const std::string& w) override { return via(w, &Backend::snapshot, w); }
   Status restore(const std::string& w, const nlohmann::json& snap) override {
-    auto b = of(w);
-    return b ? (*b)->restore(w, snap) : tl::unexpected(b.error());
+    return via(w, &Backend::restore, w, snap);
   }
 
  private:
@@ -83,9 +69,18 @@ class HostBackend final : public Backend {
     return ok();
   }
 
-  Result<Backend*> of(const std::string& w) {
+  // The backend a workload goes to, or why none.
+  Result<Backend*> of(const std::string& w) const {
     if (auto st = notKubelets(w); !st) return tl::unexpected(st.error());
     return units_ && systemdUnitOf(w) ? units_.get() : files_.get();
+  }
+
+  // Calls `call` on the workload's backend, or returns why there is none.
+  template <typename R, typename... Params, typename... Args>
+  R via(const std::string& w, R (Backend::*call)(Params...), Args&&... args) {
+    auto b = of(w);
+    if (!b) return tl::unexpected(b.error());
+    return ((*b)->*call)(std::forward<Args>(args)...);
   }
 
   std::string cgroup_;
