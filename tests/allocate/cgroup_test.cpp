@@ -19,6 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::readFile;
 using testing::TempDir;
+using testing::makeV2Fixture;
 using testing::writeFile;
 
 constexpr double kMiB = 1024.0 * 1024;
@@ -169,14 +170,6 @@ TEST(CgroupV1Fixture, RejectsPathsOutsideTheHierarchyAndNamesMissingFiles) {
   ASSERT_FALSE(cur);
   EXPECT_NE(cur.error().message.find("cpu/missing/cpu.cfs_quota_us"), std::string::npos)
       << cur.error().message;
-}
-
-void makeV2Fixture(const fs::path& root, const std::string& w) {
-  writeFile(root / w / "cpu.max", "max 100000\n");
-  writeFile(root / w / "memory.max", "max\n");
-  writeFile(root / w / "memory.high", "max\n");
-  writeFile(root / w / "memory.current", "104857600\n");
-  writeFile(root / w / "io.max", "");
 }
 
 TEST(CgroupV2Fixture, AppliesAndReadsBack) {

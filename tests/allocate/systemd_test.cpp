@@ -662,12 +662,7 @@ class HostBackendTest : public SystemdBackendTest {
     SystemdBackendTest::SetUp();
     root_ = tmp_.path() / "cgroup";
     testing::writeFile(root_ / "cgroup.controllers", "cpu io memory pids\n");
-    for (const char* w : {kUnitCgroup, kOwnCgroup, kUserUnitCgroup}) {
-      testing::writeFile(root_ / w / "cpu.max", "max 100000\n");
-      testing::writeFile(root_ / w / "memory.max", "max\n");
-      testing::writeFile(root_ / w / "memory.high", "max\n");
-      testing::writeFile(root_ / w / "memory.current", "104857600\n");
-    }
+    for (const char* w : {kUnitCgroup, kOwnCgroup, kUserUnitCgroup}) testing::makeV2Fixture(root_, w);
     host_ = options_;
     host_.values["root"] = root_.string();
     host_.values["systemd"] = "yes";
@@ -709,12 +704,7 @@ TEST_F(HostBackendTest, SendsUnitsToSystemdAndOtherCgroupsToTheirFiles) {
 TEST_F(HostBackendTest, LeavesKubernetesPodsToKubelet) {
   const char* pods[] = {"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-a.scope",
                         "kubepods/burstable/pod1/abc", "kubepods.slice/kubepods-pod2.slice"};
-  for (const char* w : pods) {
-    testing::writeFile(root_ / w / "cpu.max", "max 100000\n");
-    testing::writeFile(root_ / w / "memory.max", "max\n");
-    testing::writeFile(root_ / w / "memory.high", "max\n");
-    testing::writeFile(root_ / w / "memory.current", "104857600\n");
-  }
+  for (const char* w : pods) testing::makeV2Fixture(root_, w);
   auto b = makeHostBackend(host_);
   for (const char* w : pods) {
     auto st = b->manages(w);
@@ -847,10 +837,13 @@ class RealSystemdTest : public ::testing::Test {
     }
   }
 
-  // What systemctl (another client of the same manager) says of a unit's property.
+  // systemctl, another client of the same manager.
+  test_support::Ran systemctl(const std::string& args) {
+    return test_support::runShell(fmt::format("XDG_RUNTIME_DIR={}/run systemctl --user {}", tmp_.path().string(), args));
+  }
+  // What systemctl says of a unit's property.
   std::string show(const std::string& unit, const std::string& property) {
-    const auto ran = test_support::runShell(fmt::format("XDG_RUNTIME_DIR={}/run systemctl --user show {} -p {} --value",
-                                                        tmp_.path().string(), unit, property));
+    const auto ran = systemctl(fmt::format("show {} -p {} --value", unit, property));
     EXPECT_EQ(ran.exit_code, 0) << ran.all();
     return ran.out.substr(0, ran.out.find('\n'));
   }
@@ -884,8 +877,7 @@ TEST_F(RealSystemdTest, SetsReadsAndRollsBackAUnitsLimitsThroughSystemd) {
 
   // A daemon-reload reads the drop-in back: the value is unchanged (on a finer grid than whole
   // percent, systemd 252 would have cut it down here), so the same target is "already there".
-  const auto reload = test_support::runShell(
-      fmt::format("XDG_RUNTIME_DIR={}/run systemctl --user daemon-reload", tmp_.path().string()));
+  const auto reload = systemctl("daemon-reload");
   ASSERT_EQ(reload.exit_code, 0) << reload.all();
   auto fresh = makeSystemdBackend(options_);
   auto now = fresh->current("app.slice");
@@ -898,8 +890,7 @@ TEST_F(RealSystemdTest, SetsReadsAndRollsBackAUnitsLimitsThroughSystemd) {
   options_.values["max_age"] = "0";  // every read asks
   auto connected = makeSystemdBackend(options_);
   ASSERT_TRUE(connected->current("app.slice"));
-  const auto reexec = test_support::runShell(
-      fmt::format("XDG_RUNTIME_DIR={}/run systemctl --user daemon-reexec", tmp_.path().string()));
+  const auto reexec = systemctl("daemon-reexec");
   ASSERT_EQ(reexec.exit_code, 0) << reexec.all();
   auto reconnected = connected->current("app.slice");
   ASSERT_TRUE(reconnected) << reconnected.error().message;
@@ -926,8 +917,7 @@ TEST_F(RealSystemdTest, SetsAUnitsDiskBandwidthForItsDevice) {
   ASSERT_TRUE(st) << st.error().message;
   EXPECT_EQ(show("app.slice", "IOReadBandwidthMax"), "/dev/block/254:0 52428800");
   EXPECT_EQ(show("app.slice", "IOWriteBandwidthMax"), "/dev/block/254:0 52428800");
-  const auto reload = test_support::runShell(
-      fmt::format("XDG_RUNTIME_DIR={}/run systemctl --user daemon-reload", tmp_.path().string()));
+  const auto reload = systemctl("daemon-reload");
   ASSERT_EQ(reload.exit_code, 0) << reload.all();
   auto now = b->current("app.slice");
   ASSERT_TRUE(now) << now.error().message;

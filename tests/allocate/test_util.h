@@ -31,6 +31,16 @@ inline void writeFile(const std::filesystem::path& p, const std::string& text) {
   std::ofstream(p) << text;
 }
 
+// A cgroup v2 workload `w` under `root` with no limits: cpu.max, memory.max and memory.high at
+// "max", 100 MiB in memory.current, an empty io.max.
+inline void makeV2Fixture(const std::filesystem::path& root, const std::string& w) {
+  writeFile(root / w / "cpu.max", "max 100000\n");
+  writeFile(root / w / "memory.max", "max\n");
+  writeFile(root / w / "memory.high", "max\n");
+  writeFile(root / w / "memory.current", "104857600\n");
+  writeFile(root / w / "io.max", "");
+}
+
 inline std::string readFile(const std::filesystem::path& p) {
   std::ifstream in(p);
   std::ostringstream ss;
