@@ -26,8 +26,8 @@ class PlannerFile {
   // `path` missing: an error, unless it is the shipped file's default path (a binary copied
   // without its data files), where the built-in policies apply, warned. `command` prefixes the log.
   static Result<PlannerFile> open(const std::string& path, const std::string& command);
-  // The policies in force from the start.
-  const allocate::PlannerConfigs& initial() const { return *applied_; }
+  // The policies in force: the file's as last read well (changed() moves them on).
+  const allocate::PlannerConfigs& current() const { return *applied_; }
   // The file's policies when they changed since the last call (a file that no longer parses keeps
   // the ones in force, warned with file and line); null otherwise. Cheap: a stat when unchanged.
   std::shared_ptr<const allocate::PlannerConfigs> changed();

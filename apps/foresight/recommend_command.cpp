@@ -123,7 +123,7 @@ Status recommend(const Args& a) {
 
   auto planner = PlannerFile::open(a.planner, "recommend");
   if (!planner) return tl::unexpected(planner.error());
-  auto policies = planner->initial();
+  auto policies = planner->current();
   overrideQuantile(policies, a.quantile);
   loop::AutoscalerConfig c;
   c.planner = policies.defaults;

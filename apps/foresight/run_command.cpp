@@ -306,7 +306,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       spdlog::error("run: {}", planner_file.error().message);
       throw CLI::RuntimeError(2);
     }
-    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds, ranker, planner_file->initial());
+    auto scaler = makeAutoscaler(*a, builtins, ctx.layout, cfg.period_seconds, ranker, planner_file->current());
     if (!scaler) {
       spdlog::error("run: {}", scaler.error().message);
       throw CLI::RuntimeError(2);
@@ -365,12 +365,17 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       if (workload.empty()) return false;
       if (workload.front() != '/' && !dry_backend) return false;
       const auto kept = protected_cgroups->find(workload);
-      const Status managed = kept != protected_cgroups->end() ? fail(ErrorCode::kInvalidArgument, "{}", kept->second)
-                                                              : autoscaler->manages(backendName(workload));
+      const auto pattern = reload->file.current().leftAlone(backendName(workload));
+      const Status managed =
+          kept != protected_cgroups->end() ? fail(ErrorCode::kInvalidArgument, "{}", kept->second)
+          : pattern ? fail(ErrorCode::kInvalidArgument, "it matches the planner policies' leave_alone '{}'", *pattern)
+                    : autoscaler->manages(backendName(workload));
       if (!managed) {
         if (unmanaged->insert(workload).second) spdlog::info("run: {}: left alone: {}", workload, managed.error().message);
         return false;
       }
+      // Said again if it is left alone again later (a leave_alone pattern added back).
+      unmanaged->erase(workload);
       plan_metrics->name(backendName(workload), workload);
       if (history)
         if (const auto past = history->pastOf(workload, t); !past.time.empty())

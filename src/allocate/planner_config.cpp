@@ -1,4 +1,5 @@
 // Planner policies from YAML; kept apart from planner.cpp so the planner stays free of I/O.
+#include <fnmatch.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
@@ -112,7 +113,7 @@ Result<PlannerConfigs> parsePlannerConfigs(const std::string& text, const std::s
     if (!root.IsMap()) return fail(ErrorCode::kParse, "{}: expected a mapping", origin);
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
-      if (key != "horizon_steps" && key != "defaults" && key != "workloads")
+      if (key != "horizon_steps" && key != "defaults" && key != "workloads" && key != "leave_alone")
         return fail(ErrorCode::kParse, "{}: unknown key '{}'", origin, key);
     }
     if (root["horizon_steps"]) c.defaults.horizon_steps = root["horizon_steps"].as<std::size_t>();
@@ -131,10 +132,29 @@ Result<PlannerConfigs> parsePlannerConfigs(const std::string& text, const std::s
         c.workloads.emplace(name, std::move(own));
       }
     }
+    if (const YAML::Node l = root["leave_alone"]) {
+      if (!l.IsNull() && !l.IsSequence())
+        return fail(ErrorCode::kParse, "{}:{}: leave_alone: expected a list of patterns", origin, l.Mark().line + 1);
+      c.leave_alone.clear();  // the file's list replaces the built-in one; null or [] = none
+      for (const auto& n : l) {
+        const std::string pattern = n.IsScalar() ? n.as<std::string>() : "";
+        // A leading '/' would never match: workloads are named as their backend names them.
+        if (pattern.empty() || pattern.front() == '/')
+          return fail(ErrorCode::kParse, "{}:{}: leave_alone: '{}': expected a pattern of workload names without a leading '/' (e.g. system.slice/ssh.service)",
+                      origin, n.Mark().line + 1, pattern);
+        c.leave_alone.push_back(pattern);
+      }
+    }
   } catch (const YAML::Exception& e) {
     return fail(ErrorCode::kParse, "{}:{}: {}", origin, e.mark.line + 1, e.msg);
   }
   return c;
+}
+
+std::optional<std::string> PlannerConfigs::leftAlone(const std::string& workload) const {
+  for (const auto& pattern : leave_alone)
+    if (::fnmatch(pattern.c_str(), workload.c_str(), 0) == 0) return pattern;
+  return std::nullopt;
 }
 
 Result<PlannerConfigs> loadPlannerConfigs(const std::string& path) {

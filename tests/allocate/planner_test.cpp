@@ -387,6 +387,9 @@ TEST(PlannerConfig, ShippedFileStatesTheBuiltInDefaults) {
     EXPECT_EQ(a.lower_quantile, b.lower_quantile);
     EXPECT_EQ(a.upper_quantile, b.upper_quantile);
   }
+  auto all = loadPlannerConfigs(FORESIGHT_SOURCE_DIR "/config/planner.yaml");
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->leave_alone, PlannerConfigs{}.leave_alone);
   auto web = loadPlannerConfig(FORESIGHT_SOURCE_DIR "/config/planner.yaml", "example-web");
   ASSERT_TRUE(web);
   EXPECT_EQ((*web)[Resource::kCpu].min, 0.5);
@@ -456,6 +459,36 @@ TEST(PlannerConfig, EveryWorkloadSectionIsCheckedAndKeptApart) {
   EXPECT_NE(typo.error().message.find("p.yaml: workloads.foo.cpu: unknown key 'bogus'"), std::string::npos)
       << typo.error().message;
   EXPECT_FALSE(parsePlannerConfigs("workloads: [a, b]\n", "p.yaml"));
+}
+
+// `leave_alone`: patterns of workloads `run` never resizes. The built-in list holds when the file
+// has none, the file's replaces it (an empty one: none), and a pattern that could never match a
+// workload's name (a leading '/') or is not a string is refused with the file and line.
+TEST(PlannerConfig, LeaveAloneMatchesPatternsAndTheFileReplacesTheBuiltInList) {
+  auto builtin = parsePlannerConfigs("defaults: {}\n", "p.yaml");
+  ASSERT_TRUE(builtin) << builtin.error().message;
+  EXPECT_EQ(builtin->leftAlone("system.slice/ssh.service"), "system.slice/ssh.service");
+  EXPECT_EQ(builtin->leftAlone("system.slice/nginx.service"), std::nullopt);
+  EXPECT_EQ(builtin->leftAlone("system.slice/ssh.service/child"), std::nullopt);  // the pattern is whole
+  auto own = parsePlannerConfigs("leave_alone:\n  - user.slice/*\n  - system.slice/db-?.service\n", "p.yaml");
+  ASSERT_TRUE(own) << own.error().message;
+  EXPECT_EQ(own->leftAlone("user.slice/user-1000.slice/session-3.scope"), "user.slice/*");  // '*' crosses '/'
+  EXPECT_EQ(own->leftAlone("system.slice/db-1.service"), "system.slice/db-?.service");
+  EXPECT_EQ(own->leftAlone("system.slice/db-10.service"), std::nullopt);
+  EXPECT_EQ(own->leftAlone("system.slice/ssh.service"), std::nullopt);  // replaced, not added to
+  for (const char* none : {"leave_alone: []\n", "leave_alone:\n"}) {
+    auto empty = parsePlannerConfigs(none, "p.yaml");
+    ASSERT_TRUE(empty) << empty.error().message;
+    EXPECT_EQ(empty->leftAlone("system.slice/ssh.service"), std::nullopt) << none;
+  }
+  for (const auto& [text, said] : std::vector<std::pair<std::string, std::string>>{
+           {"defaults: {}\nleave_alone:\n  - /system.slice/ssh.service\n", "p.yaml:3: leave_alone: '/system.slice/ssh.service'"},
+           {"leave_alone:\n  - [a, b]\n", "p.yaml:2: leave_alone: ''"},
+           {"leave_alone: system.slice/ssh.service\n", "p.yaml:1: leave_alone: expected a list"}}) {
+    auto bad = parsePlannerConfigs(text, "p.yaml");
+    ASSERT_FALSE(bad) << text;
+    EXPECT_NE(bad.error().message.find(said), std::string::npos) << bad.error().message;
+  }
 }
 
 }  // namespace

@@ -722,6 +722,28 @@ TEST_F(HostBackendTest, LeavesKubernetesPodsToKubelet) {
   EXPECT_EQ(cpuMax(pods[1]), "50000 100000");
 }
 
+// A libvirt guest's cgroup (registered with machined or not; qemu and lxc domains; the cgroups
+// libvirt makes below it) is libvirt's: refused by name, nothing written. Other machines in
+// machine.slice (systemd-nspawn's) are units like any other.
+TEST_F(HostBackendTest, LeavesLibvirtGuestsToLibvirt) {
+  const char* guests[] = {"machine.slice/machine-qemu\\x2d1\\x2dweb.scope",
+                          "machine.slice/machine-qemu\\x2d1\\x2dweb.scope/libvirt/vcpu0",
+                          "machine/qemu-2-db.libvirt-qemu", "machine.slice/machine-lxc\\x2d3\\x2dct.scope"};
+  for (const char* w : guests) testing::makeV2Fixture(root_, w);
+  auto b = makeHostBackend(host_);
+  for (const char* w : guests) {
+    auto st = b->manages(w);
+    ASSERT_FALSE(st) << w;
+    EXPECT_NE(st.error().message.find("libvirt domain"), std::string::npos) << st.error().message;
+    EXPECT_FALSE(b->apply(w, cpuMemory(0.5, std::nullopt))) << w;
+    EXPECT_EQ(cpuMax(w), "max 100000") << w;
+  }
+  EXPECT_EQ(setCalls(), 0);
+  EXPECT_TRUE(b->manages("machine.slice/systemd-nspawn@deb.service"));
+  EXPECT_TRUE(b->manages("machine.slice/machine-deb.scope"));
+  EXPECT_TRUE(b->manages("system.slice/libvirtd.service"));  // the daemon itself is a service
+}
+
 TEST_F(HostBackendTest, WithoutSystemdEveryCgroupGoesToItsFiles) {
   host_.values["systemd"] = "no";
   auto b = makeHostBackend(host_);

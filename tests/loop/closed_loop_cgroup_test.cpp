@@ -439,6 +439,35 @@ TEST(RunCommand, TheAgentResizesNeitherItsOwnCgroupNorPid1s) {
   }
 }
 
+// A workload matching the planner file's leave_alone is sampled but never resized, even with
+// --apply: said once. The same run with an empty list resizes it (so the first could fail).
+TEST(RunCommand, ALeaveAlonePatternKeepsAWorkloadUnresized) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const fs::path dir = fs::temp_directory_path() / fmt::format("foresight-leave-alone-{}", ::getpid());
+  fs::create_directories(dir);
+  for (const std::string list : {"['foresight-*']", "[]"}) {
+    SCOPED_TRACE(list);
+    std::ofstream(dir / "planner.yaml") << "leave_alone: " << list << "\n";
+    const auto ran = foresight::test_support::runShell(fmt::format(
+        "{} run --apply --audit {} --planner {} --period 0.2 --min-history 0 --duration 3 --view 0 "
+        "--listen 127.0.0.1:0 --database '' -- sleep 30",
+        FORESIGHT_BIN, (dir / "audit.db").string(), (dir / "planner.yaml").string()));
+    EXPECT_EQ(ran.exit_code, 0) << ran.all();
+    const std::string log = ran.all();
+    const std::string said = "left alone: it matches the planner policies' leave_alone 'foresight-*'";
+    const auto first = log.find(said);
+    if (list == "[]") {
+      EXPECT_EQ(first, std::string::npos) << log;
+      EXPECT_NE(log.find(": set cpu"), std::string::npos) << log;
+    } else {
+      ASSERT_NE(first, std::string::npos) << log;
+      EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;  // once
+      EXPECT_EQ(log.find(": set "), std::string::npos) << log;
+    }
+  }
+  fs::remove_all(dir);
+}
+
 // A backend that fails every round (here: no hierarchy where it looks) is said once, not once a
 // round: ten failing rounds, one warning.
 TEST(RunCommand, AFailureEveryRoundIsSaidOnce) {

@@ -4,9 +4,9 @@
 // through systemd. Every other cgroup (one `foresight run -- CMD` made, a delegated subtree, a
 // container runtime's own) goes to the cgroup files, v1 or v2 as mounted.
 //
-// A Kubernetes pod's cgroup is kubelet's, and left alone. Which way a workload goes follows from
-// its name and the two settings pinned() stores with each audit record (cgroup=v1|v2,
-// systemd=yes|no), so a rollback reaches the same place.
+// A Kubernetes pod's cgroup is kubelet's and a libvirt guest's libvirt's: both are refused. Which
+// way a workload goes follows from its name and the two settings pinned() stores with each audit
+// record (cgroup=v1|v2, systemd=yes|no), so a rollback reaches the same place.
 #include <systemd/sd-daemon.h>
 
 #include <filesystem>
@@ -54,24 +54,36 @@ class HostBackend final : public Backend {
   }
 
  private:
-  // A pod's cgroup on a Kubernetes node (kubepods/... with cgroupfs, kubepods.slice/... with the
-  // systemd driver) is kubelet's: it sizes pods from their spec, and a limit changed behind it is
-  // neither in the pod's spec nor safe from its next resize. Pods are sized through the API
-  // (`foresight recommend`, or the kubernetes backend); naming a cgroup backend still reaches them.
-  static Status notKubelets(const std::string& w) {
-    for (const auto& part : std::filesystem::path(w))
-      if (part.string() == "kubepods" || part.string().starts_with("kubepods.") ||
-          part.string().starts_with("kubepods-"))
+  // Cgroups another manager sizes from its own spec, where a limit written behind it is neither in
+  // that spec nor safe from its next change. Naming a cgroup backend still reaches them.
+  // - A pod's (kubepods/... with cgroupfs, kubepods.slice/... with the systemd driver) is kubelet's:
+  //   pods are sized through the API (`foresight recommend`, or the kubernetes backend).
+  // - A libvirt domain's (machine-qemu\x2d1\x2dvm.scope registered with machined, or
+  //   qemu-1-vm.libvirt-qemu without it; lxc and ch domains alike) is libvirt's: a memory limit
+  //   below the guest's RAM plus QEMU's own gets QEMU OOM-killed, the whole guest with it. Guests
+  //   are sized through libvirt (the libvirt backend: balloon and vCPUs).
+  static Status ownedElsewhere(const std::string& w) {
+    for (const auto& part : std::filesystem::path(w)) {
+      const std::string p = part.string();
+      if (p == "kubepods" || p.starts_with("kubepods.") || p.starts_with("kubepods-"))
         return fail(ErrorCode::kInvalidArgument,
                     "auto: {} is a Kubernetes pod's cgroup, which kubelet owns; size pods through the API "
                     "(foresight recommend, or --backend kubernetes)",
                     w);
+      for (const char* driver : {"qemu", "lxc", "ch"})
+        if ((p.starts_with(fmt::format("machine-{}\\x2d", driver)) && p.ends_with(".scope")) ||
+            p.ends_with(fmt::format(".libvirt-{}", driver)))
+          return fail(ErrorCode::kInvalidArgument,
+                      "auto: {} is a libvirt domain's cgroup, which libvirt owns (a memory limit below the "
+                      "guest's would kill it); size guests through libvirt (foresight allocate --backend libvirt)",
+                      w);
+    }
     return ok();
   }
 
   // The backend a workload goes to, or why none.
   Result<Backend*> of(const std::string& w) const {
-    if (auto st = notKubelets(w); !st) return tl::unexpected(st.error());
+    if (auto st = ownedElsewhere(w); !st) return tl::unexpected(st.error());
     return units_ && systemdUnitOf(w) ? units_.get() : files_.get();
   }
 
