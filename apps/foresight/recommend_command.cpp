@@ -277,7 +277,8 @@ void addRecommendCommand(CLI::App& app) {
       ->check(finiteIn(0));
   cmd->add_flag("--apply", a->apply, "write the recommendations (default: dry-run, log them)");
   cmd->add_option("--planner", a->planner,
-                  "planner policies (YAML; workload sections keyed namespace/vpa/container; read again when the file changes)")
+                  "planner policies (YAML; workload sections keyed namespace/vpa/container; read again when the file changes; "
+                  "its leave_alone is run's: a VPA leaves a container alone with mode Off)")
       ->capture_default_str();
   cmd->add_option("--quantile", a->quantile, "risk level for every resource (overrides the planner file)")
       ->check(CLI::Range(0.5, 0.999));
