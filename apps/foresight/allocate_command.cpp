@@ -132,8 +132,8 @@ int runAllocate(const AllocateArgs& a, const Builtins& builtins) {
       const double floor = *(*used)[Resource::kMemory] * (1.0 + a.usage_margin);
       if (*target[Resource::kMemory] < floor && !a.force) {
         spdlog::error(
-            "{} {}: memory {} is below current usage {} plus {:.0f}% margin; "
-            "use --force to apply anyway",
+            "{} {}: memory {} is below the memory in use {} (the working set, where the backend can tell) "
+            "plus {:.0f}% margin; use --force to apply anyway",
             a.backend, a.workload, allocate::formatBytes(*target[Resource::kMemory]),
             allocate::formatBytes(*(*used)[Resource::kMemory]), a.usage_margin * 100);
         return 1;
@@ -280,10 +280,10 @@ void addAllocateCommand(CLI::App& app, Builtins& builtins) {
   cmd->add_option("--db", a->db, "audit database (env FORESIGHT_AUDIT_DB)")->capture_default_str();
   cmd->add_option("--reason", a->reason, "why, for the audit trail")->capture_default_str();
   // A negative margin would let memory go below what the workload uses: the check would be off.
-  cmd->add_option("--usage-margin", a->usage_margin, "refuse memory below usage * (1 + margin)")
+  cmd->add_option("--usage-margin", a->usage_margin, "refuse memory below the memory in use (the working set, where the backend can tell) * (1 + margin)")
       ->capture_default_str()
       ->check(finiteIn(0));
-  cmd->add_flag("--force", a->force, "apply memory below usage plus margin anyway");
+  cmd->add_flag("--force", a->force, "apply memory below the memory in use plus margin anyway");
   cmd->callback([a, &builtins] {
     const int rc = runAllocate(*a, builtins);
     if (rc != 0) throw CLI::RuntimeError(rc);

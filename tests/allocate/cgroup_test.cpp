@@ -67,6 +67,11 @@ TEST(CgroupV1Fixture, UnlimitedReadsAsAbsent) {
   auto use = b->usage("app");
   ASSERT_TRUE(use);
   EXPECT_EQ(*(*use)[Resource::kMemory], 104857600.0);
+  // With memory.stat: the working set, less the hierarchy's inactive file pages.
+  writeFile(tmp.path() / "memory/app/memory.stat", "cache 1000\ntotal_cache 4096000\ntotal_inactive_file 4096000\n");
+  use = b->usage("app");
+  ASSERT_TRUE(use);
+  EXPECT_EQ(*(*use)[Resource::kMemory], 104857600.0 - 4096000);
 }
 
 TEST(CgroupV1Fixture, AppliesWritesKernelUnitsAndReadsBack) {

@@ -30,6 +30,14 @@ if "$foresight" allocate --backend cgroup-v1 -o root="$root" --workload app --me
 fi
 check "$root/memory/app/memory.limit_in_bytes" 2147483648
 
+# Page cache the kernel reclaims first is not memory in use: 1 GiB used, 900 MiB of it inactive
+# file pages, takes 200M (working set 100 MiB plus 10 %); --dry-run, so the tree stays as it was.
+echo 1073741824 > "$root/memory/app/memory.usage_in_bytes"
+printf 'total_cache 1000000000\ntotal_inactive_file 943718400\n' > "$root/memory/app/memory.stat"
+"$foresight" allocate --backend cgroup-v1 -o root="$root" --workload app --memory 200M --dry-run
+echo 104857600 > "$root/memory/app/memory.usage_in_bytes"
+rm "$root/memory/app/memory.stat"
+
 "$foresight" allocate --backend cgroup-v1 -o root="$root" --workload app --cpu 0.5 --reason second
 check "$root/cpu/app/cpu.cfs_quota_us" 50000
 

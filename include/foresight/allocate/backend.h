@@ -7,7 +7,8 @@
 //    (applying what is already there changes nothing) and all-or-nothing: when a write fails
 //    midway it restores what it had changed, so the previous allocation stays in place.
 //  - usage() reports what the workload uses now, where the backend can see it (memory for the
-//    planner's safety rail); resources it cannot see are absent.
+//    safety rail of `foresight allocate`: the working set, less the page cache the kernel
+//    reclaims first, where the backend can tell them apart); resources it cannot see are absent.
 //
 // Thread-safety: an instance is not thread-safe; use one per thread.
 

@@ -138,6 +138,22 @@ std::optional<double> keyedValue(const std::string& text, const std::string& key
   return std::nullopt;
 }
 
+// The working set, as the kubelet and the profiler count it: `usage_file` (page cache included)
+// less the inactive file pages of memory.stat (`inactive_key`), which the kernel reclaims before
+// it would OOM-kill. Without memory.stat, the usage. This, not the usage, is what a memory limit
+// must stay above: a workload that reads files fills any limit with cache.
+Result<double> workingSetOf(CgroupFiles& files, const fs::path& dir, const char* usage_file,
+                            const char* inactive_key) {
+  const fs::path file = dir / usage_file;
+  auto text = files.read(file);
+  if (!text) return tl::unexpected(text.error());
+  auto used = parseNumber(trim(*text), file);
+  if (!used) return tl::unexpected(used.error());
+  if (auto stat = files.read(dir / "memory.stat"))
+    if (auto inactive = keyedValue(*stat, inactive_key)) return std::max(0.0, *used - *inactive);
+  return *used;
+}
+
 // ---------------------------------------------------------------------------------------------
 class CgroupV1Backend final : public Backend {
  public:
@@ -171,7 +187,7 @@ class CgroupV1Backend final : public Backend {
 
   Result<Allocation> usage(const std::string& workload) override {
     if (auto st = checkWorkload(workload); !st) return tl::unexpected(st.error());
-    auto mem = readNumber(memDir(workload) / "memory.usage_in_bytes");
+    auto mem = workingSetOf(*files_, memDir(workload), "memory.usage_in_bytes", "total_inactive_file");
     if (!mem) return tl::unexpected(mem.error());
     Allocation a;
     a[Resource::kMemory] = *mem;
@@ -372,10 +388,7 @@ class CgroupV2Backend final : public Backend {
 
   Result<Allocation> usage(const std::string& workload) override {
     if (auto st = checkWorkload(workload); !st) return tl::unexpected(st.error());
-    const fs::path file = config_.root / workload / "memory.current";
-    auto text = files_->read(file);
-    if (!text) return tl::unexpected(text.error());
-    auto v = parseNumber(trim(*text), file);
+    auto v = workingSetOf(*files_, config_.root / workload, "memory.current", "inactive_file");
     if (!v) return tl::unexpected(v.error());
     Allocation a;
     a[Resource::kMemory] = *v;
@@ -490,19 +503,6 @@ class CgroupV2Backend final : public Backend {
     return fmt::format("rbps={} wbps={}", v("rbps"), v("wbps"));
   }
 
-  // The working set as the kubelet and the profiler count it: memory.current less the inactive
-  // file pages of memory.stat, which the kernel reclaims before it would OOM-kill (without
-  // memory.stat, memory.current). The planner's floor is on this, so a limit the planner allows
-  // is not refused because of page cache.
-  Result<double> workingSet(const std::string& workload) {
-    auto used = usage(workload);
-    if (!used) return tl::unexpected(used.error());
-    double ws = *(*used)[Resource::kMemory];
-    if (auto stat = files_->read(config_.root / workload / "memory.stat"))
-      if (auto inactive = keyedValue(*stat, "inactive_file")) ws = std::max(0.0, ws - *inactive);
-    return ws;
-  }
-
   // memory.max and memory.high to `max` and `high` ("max" or bytes), keeping high <= max at every
   // step: raising writes max first, lowering writes high first. v2 does not refuse a memory.max
   // below usage (it reclaims, then OOM-kills), so one below the working set is refused here.
@@ -514,13 +514,14 @@ class CgroupV2Backend final : public Backend {
       auto b = parseNumber(max, dir / "memory.max");
       if (!b) return tl::unexpected(b.error());
       bytes = *b;
-      auto ws = workingSet(workload);
-      if (!ws) return tl::unexpected(ws.error());
-      if (*bytes < *ws)
+      auto used = usage(workload);  // the working set
+      if (!used) return tl::unexpected(used.error());
+      const double ws = *(*used)[Resource::kMemory];
+      if (*bytes < ws)
         return fail(ErrorCode::kInvalidArgument,
                     "{}: memory.max {} is below the working set {} ({} less inactive_file in "
                     "memory.stat); not applied",
-                    what, max, static_cast<std::uint64_t>(*ws), (dir / "memory.current").string());
+                    what, max, static_cast<std::uint64_t>(ws), (dir / "memory.current").string());
     }
     auto old_max = files_->read(dir / "memory.max");
     auto old_high = files_->read(dir / "memory.high");
