@@ -372,7 +372,12 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
           : pattern ? fail(ErrorCode::kInvalidArgument, "it matches the planner policies' leave_alone '{}'", *pattern)
                     : autoscaler->manages(backendName(workload));
       if (!managed) {
-        if (unmanaged->insert(workload).second) spdlog::info("run: {}: left alone: {}", workload, managed.error().message);
+        if (unmanaged->insert(workload).second) {
+          spdlog::info("run: {}: left alone: {}", workload, managed.error().message);
+          // Managed before (a leave_alone pattern added while it ran): its plan would show stale.
+          autoscaler->forget(backendName(workload));
+          plan_metrics->forget(backendName(workload));
+        }
         return false;
       }
       // Said again if it is left alone again later (a leave_alone pattern added back).

@@ -336,6 +336,32 @@ TEST(RunCommand, AnEditedPlannerFileAppliesWithoutARestart) {
   fs::remove(planner);
 }
 
+// A leave_alone pattern added while `run` runs: the workload it names is left alone from then on,
+// said once, and its plan leaves /metrics (it would otherwise show a stale target as if in force).
+TEST(RunCommand, AWorkloadLeftAloneWhileRunningLosesItsPlan) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  const fs::path planner = fs::temp_directory_path() / fmt::format("run-leave-{}.yaml", getpid());
+  const auto write = [&](const std::string& text) {
+    std::ofstream(planner.string() + ".new") << text;
+    fs::rename(planner.string() + ".new", planner);
+  };
+  write("leave_alone: []\n");
+  LiveRun run(fmt::format("--planner {}", planner.string()), 14);
+  const std::string series = "foresight_plan_target_cpu_cores{";
+  const std::string planned = run.scrape([&](const std::string& b) { return b.find(series) != std::string::npos; });
+  ASSERT_NE(planned.find(series), std::string::npos) << run.log();
+  write("leave_alone: ['foresight-*']\n");
+  const std::string after = run.scrape([&](const std::string& b) { return b.find(series) == std::string::npos; });
+  EXPECT_NE(after, "") << "the plan stayed in /metrics\n" << run.log();
+  EXPECT_EQ(run.finish(), 0) << run.log();
+  const std::string log = run.log();
+  const std::string said = "left alone: it matches the planner policies' leave_alone 'foresight-*'";
+  const auto first = log.find(said);
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;
+  fs::remove(planner);
+}
+
 // As `record`: a launched command that fails, or cannot be executed, makes `run` exit with 3.
 TEST(RunCommand, ALaunchedCommandThatFailsIsExitStatus3) {
   if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
