@@ -220,8 +220,9 @@ class CgroupV1Collector final : public Collector {
   static constexpr std::string_view kAcctKeys[2] = {"user", "system"};
   static constexpr std::string_view kCpuKeys[3] = {"nr_periods", "nr_throttled", "throttled_time"};
   // total_* include descendants, matching usage_in_bytes with use_hierarchy=1.
-  static constexpr std::string_view kMemKeys[5] = {"total_rss", "total_cache", "total_inactive_file",
-                                                   "total_pgfault", "total_pgmajfault"};
+  // total_swap: with swap accounting (memory.memsw.* present) only.
+  static constexpr std::string_view kMemKeys[6] = {"total_rss",     "total_cache",      "total_inactive_file",
+                                                   "total_pgfault", "total_pgmajfault", "total_swap"};
   struct Files {
     KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat, mem_oom;
     KeptFile stat_local;  // cpu.stat.local (kernel 6.6+): throttling by this or any ancestor's quota
@@ -335,10 +336,11 @@ class CgroupV1Collector final : public Collector {
       }
     }
     if (auto t = out.detail ? rd(f.mem_stat) : std::nullopt) {
-      double v[5];
+      double v[6];
       findKeys(*t, kMemKeys, v);
       const double rss = v[0], cache = v[1], inactive_file = v[2], pgfault = v[3], pgmaj = v[4];
       if (!std::isnan(rss)) out.add("memory_anon_bytes", rss);
+      if (!std::isnan(v[5])) out.add("memory_swap_bytes", v[5]);
       if (!std::isnan(cache)) out.add("memory_file_bytes", cache);
       if (!std::isnan(pgfault)) out.add("memory_faults_total", pgfault);
       if (!std::isnan(pgmaj)) out.add("memory_major_faults_total", pgmaj);
@@ -408,6 +410,7 @@ class CgroupV2Collector final : public Collector {
                                                    "pgmajfault"};
   struct Files {
     KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, mem_events, io_stat;
+    KeptFile mem_swap;  // memory.swap.current: absent without swap accounting
     Pressure psi;
     KeptFile cpuset;  // cpuset.cpus.effective: only where the cpuset controller is enabled
     KeptFile stat_local;  // cpu.stat.local (kernel 6.6+), as on v1
@@ -424,8 +427,9 @@ class CgroupV2Collector final : public Collector {
     return Files{KeptFile(dir / "cpu.stat"),       KeptFile(dir / "cpu.max"),
                  KeptFile(dir / "memory.current"), KeptFile(dir / "memory.max"),
                  KeptFile(dir / "memory.stat"),    KeptFile(dir / "memory.events"),
-                 KeptFile(dir / "io.stat"),        Pressure(dir),
-                 KeptFile(dir / "cpuset.cpus.effective"), KeptFile(dir / "cpu.stat.local"), dir};
+                 KeptFile(dir / "io.stat"),        KeptFile(dir / "memory.swap.current"),
+                 Pressure(dir),                    KeptFile(dir / "cpuset.cpus.effective"),
+                 KeptFile(dir / "cpu.stat.local"), dir};
   }
 
   bool read(Files& f, Sample& out) {
@@ -482,6 +486,8 @@ class CgroupV2Collector final : public Collector {
       addWorkingSet(usage, v[2], out);
     }
     if (auto t = out.detail ? rd(f.mem_events) : std::nullopt) addOomKills(*t, out);
+    if (auto t = out.detail ? rd(f.mem_swap) : std::nullopt)
+      if (auto v = parseNumber(*t)) out.add("memory_swap_bytes", *v);
     // "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N"; empty before the first I/O.
     // Devices stacked on others are left out (StackedDevices).
     if (auto t = out.detail ? rd(f.io_stat) : std::nullopt) {

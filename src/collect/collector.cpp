@@ -137,6 +137,13 @@ std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Samp
     d[index(Resource::kCpu)] = cpuDemand(d[index(Resource::kCpu)], throttled, cpus);
   const double kills_before = prev.get("memory_oom_kills_total"), kills = cur.get("memory_oom_kills_total");
   const double limit = cur.get("memory_limit_bytes");
+  // Swap of a cgroup under a memory limit of its own is memory the limit may have held out, as
+  // throttled time is for cpu: without it, a workload pushed into swap shows a working set that
+  // fits its limit, and the limit stays while the workload thrashes. Cold pages swapped out before
+  // count too: a limit that lets them back is the safe side.
+  if (const double swap = cur.get("memory_swap_bytes"); swap > 0 && std::isfinite(limit))
+    d[index(Resource::kMemory)] += swap;  // NaN stays NaN: no working set this round
+
   if (kills > kills_before && std::isfinite(limit)) {  // false when either count is missing (NaN)
     double& mem = d[index(Resource::kMemory)];
     mem = std::isnan(mem) ? memoryDemandAfterOomKill(limit) : std::max(mem, memoryDemandAfterOomKill(limit));
