@@ -135,12 +135,17 @@ struct PlannerConfigs {
   PlannerConfig defaults;
   std::map<std::string, PlannerConfig> workloads;
   // `leave_alone:` fnmatch(3) patterns ('*' crosses '/') of the workloads `foresight run` samples
-  // and forecasts but never resizes. Built in: the units an operator needs to reach and repair
-  // the host (remote login, logins, the journal, the system bus), where a memory limit set from
-  // their quiet days would kill them at the first busy one. The file's list replaces this one.
-  std::vector<std::string> leave_alone = {
-      "system.slice/ssh.service",  "system.slice/sshd.service", "system.slice/systemd-logind.service",
-      "system.slice/systemd-journald.service", "system.slice/dbus.service", "system.slice/dbus-broker.service"};
+  // and forecasts but never resizes. Built in: what an operator needs to reach and repair the
+  // host (remote login, logins, the journal, the system bus, and the login sessions themselves),
+  // where a limit set from quiet days would throttle or kill it on the first busy one, an
+  // incident. The file's list replaces this one.
+  std::vector<std::string> leave_alone = {"system.slice/ssh.service",
+                                          "system.slice/sshd.service",
+                                          "system.slice/systemd-logind.service",
+                                          "system.slice/systemd-journald.service",
+                                          "system.slice/dbus.service",
+                                          "system.slice/dbus-broker.service",
+                                          "user.slice/*"};
   const PlannerConfig& of(const std::string& workload) const;  // its own, else the defaults
   // The first `leave_alone` pattern `workload` (a backend's name, e.g. system.slice/ssh.service)
   // matches, or none.
