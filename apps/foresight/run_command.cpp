@@ -194,7 +194,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                   "backend option key=value (repeatable; e.g. bus=private for systemd, see "
                   "`foresight allocate --help`)");
   cmd->add_option("--planner", a->planner, "planner policies (YAML; read again when the file changes); its leave_alone patterns name the "
-                  "workloads never resized (default: ssh, logind, journald, the system bus, user.slice)")
+                  "workloads never resized (default: ssh, logind, journald, the system bus, user.slice, kubelet, "
+                  "the container runtimes)")
       ->capture_default_str();
   cmd->add_option("--quantile", a->quantile,
                   "risk level for every resource (overrides the planner file)")

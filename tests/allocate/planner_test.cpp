@@ -471,6 +471,8 @@ TEST(PlannerConfig, LeaveAloneMatchesPatternsAndTheFileReplacesTheBuiltInList) {
   EXPECT_EQ(builtin->leftAlone("system.slice/nginx.service"), std::nullopt);
   EXPECT_EQ(builtin->leftAlone("system.slice/ssh.service/child"), std::nullopt);  // the pattern is whole
   EXPECT_EQ(builtin->leftAlone("user.slice/user-1000.slice/session-3.scope"), "user.slice/*");
+  EXPECT_EQ(builtin->leftAlone("system.slice/containerd.service"), "system.slice/containerd.service");
+  EXPECT_EQ(builtin->leftAlone("system.slice/docker-4f2a.scope"), std::nullopt);  // a container: a workload
   auto own = parsePlannerConfigs("leave_alone:\n  - user.slice/*\n  - system.slice/db-?.service\n", "p.yaml");
   ASSERT_TRUE(own) << own.error().message;
   EXPECT_EQ(own->leftAlone("user.slice/user-1000.slice/session-3.scope"), "user.slice/*");  // '*' crosses '/'

@@ -138,14 +138,19 @@ struct PlannerConfigs {
   // and forecasts but never resizes. Built in: what an operator needs to reach and repair the
   // host (remote login, logins, the journal, the system bus, and the login sessions themselves),
   // where a limit set from quiet days would throttle or kill it on the first busy one, an
-  // incident. The file's list replaces this one.
+  // incident; and the daemons every container on the host depends on (kubelet and the container
+  // runtimes), whose loss takes all of them down. The file's list replaces this one.
   std::vector<std::string> leave_alone = {"system.slice/ssh.service",
                                           "system.slice/sshd.service",
                                           "system.slice/systemd-logind.service",
                                           "system.slice/systemd-journald.service",
                                           "system.slice/dbus.service",
                                           "system.slice/dbus-broker.service",
-                                          "user.slice/*"};
+                                          "user.slice/*",
+                                          "system.slice/kubelet.service",
+                                          "system.slice/containerd.service",
+                                          "system.slice/docker.service",
+                                          "system.slice/crio.service"};
   const PlannerConfig& of(const std::string& workload) const;  // its own, else the defaults
   // The first `leave_alone` pattern `workload` (a backend's name, e.g. system.slice/ssh.service)
   // matches, or none.
