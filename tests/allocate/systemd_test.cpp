@@ -694,9 +694,16 @@ TEST_F(HostBackendTest, SendsUnitsToSystemdAndOtherCgroupsToTheirFiles) {
   auto cur = b->current(kUnitCgroup);
   ASSERT_TRUE(cur) << cur.error().message;
   EXPECT_DOUBLE_EQ((*cur)[Resource::kCpu].value_or(0), 1.5);
+  // A unit's memory in use: the working set from its files (100 MiB less 40 MiB of inactive file
+  // pages), not MemoryCurrent (300 MiB in the fake, cache included); without the files, that.
+  testing::writeFile(root_ / kUnitCgroup / "memory.stat", "anon 62914560\ninactive_file 41943040\n");
   auto used = b->usage(kUnitCgroup);
   ASSERT_TRUE(used) << used.error().message;
-  EXPECT_DOUBLE_EQ((*used)[Resource::kMemory].value_or(0), 300 * kMiB);  // the unit's MemoryCurrent, not the file's
+  EXPECT_DOUBLE_EQ((*used)[Resource::kMemory].value_or(0), 60 * kMiB);
+  fs::remove(root_ / kUnitCgroup / "memory.current");
+  used = b->usage(kUnitCgroup);
+  ASSERT_TRUE(used) << used.error().message;
+  EXPECT_DOUBLE_EQ((*used)[Resource::kMemory].value_or(0), 300 * kMiB);
 }
 
 // On a Kubernetes node, pods' cgroups (either cgroup driver) are kubelet's: refused by name, with

@@ -43,7 +43,16 @@ class HostBackend final : public Backend {
                      const Allocation& upper) override {
     return via(w, &Backend::applyWithin, w, target, lower, upper);
   }
-  Result<Allocation> usage(const std::string& w) override { return via(w, &Backend::usage, w); }
+  // A unit's too from its cgroup files where they are there: they tell the working set (page cache
+  // the kernel reclaims first left out), where systemd's MemoryCurrent counts the cache. Reading
+  // a unit's files is harmless; only writing them is systemd's.
+  Result<Allocation> usage(const std::string& w) override {
+    auto b = of(w);
+    if (!b) return tl::unexpected(b.error());
+    if (*b == units_.get())
+      if (auto from_files = files_->usage(w)) return from_files;
+    return (*b)->usage(w);
+  }
   Status manages(const std::string& w) const override {
     auto b = of(w);
     return b ? (*b)->manages(w) : tl::unexpected(b.error());
