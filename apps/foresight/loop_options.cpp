@@ -74,8 +74,8 @@ void addEndpointSecurityOptions(CLI::App& cmd, server::HttpOptions& o, const std
                  "signed (mutual TLS; with --tls-cert-file)")
       ->check(CLI::ExistingFile);
   cmd.add_option("--tls-client-crl-file", o.tls_client_crl_file,
-                 "PEM CRLs of the --tls-client-ca-file CAs: a client certificate they revoke is refused; a "
-                 "client whose CA has no CRL here is refused too")
+                 "PEM CRLs of the --tls-client-ca-file CAs: a client whose chain has a certificate they revoke "
+                 "is refused; so is one whose chain has a CA with no CRL here (the root included)")
       ->check(CLI::ExistingFile);
 }
 

@@ -67,9 +67,11 @@ Status loadClientCas(const std::filesystem::path& file, CertificateAndKey& out) 
 }
 
 // The CRLs of the client CAs: each must be signed by one of them (a CRL of another CA would revoke
-// nothing, and every client of a CA without one would be refused). Only the client certificate
-// itself is checked (X509_V_FLAG_CRL_CHECK), not the CAs above it: a CRL for each CA that issues
-// client certificates is enough.
+// nothing). Every certificate of a client's chain is checked, as nginx's ssl_crl does
+// (X509_V_FLAG_CRL_CHECK_ALL): a root's CRL that revokes an intermediate CA refuses the clients
+// that intermediate issued, which a check of the client's own certificate alone lets through. So
+// every CA of a chain needs its CRL here; a client whose chain has a CA without one is refused,
+// and each such CA is named when the file loads.
 Status loadClientCrls(const std::filesystem::path& file, CertificateAndKey& out) {
   auto f = openPem(file);
   if (!f) return tl::unexpected(f.error());
@@ -78,13 +80,15 @@ Status loadClientCrls(const std::filesystem::path& file, CertificateAndKey& out)
   for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i)
     if (X509* c = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) cas.push_back(c);
   int n = 0;
+  std::vector<bool> has_crl(cas.size(), false);
   while (X509_CRL* crl = PEM_read_X509_CRL(f->get(), nullptr, nullptr, nullptr)) {
     const std::unique_ptr<X509_CRL, void (*)(X509_CRL*)> owned(crl, &X509_CRL_free);
     ++n;
     const X509_NAME* issuer = X509_CRL_get_issuer(crl);
-    const bool signed_by_a_ca = std::any_of(cas.begin(), cas.end(), [&](X509* ca) {
-      return X509_NAME_cmp(X509_get_subject_name(ca), issuer) == 0 && X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1;
-    });
+    bool signed_by_a_ca = false;
+    for (std::size_t i = 0; i < cas.size(); ++i)
+      if (X509_NAME_cmp(X509_get_subject_name(cas[i]), issuer) == 0 && X509_CRL_verify(crl, X509_get0_pubkey(cas[i])) == 1)
+        signed_by_a_ca = has_crl[i] = true;
     ERR_clear_error();
     if (!signed_by_a_ca) {
       char name[256];
@@ -100,7 +104,13 @@ Status loadClientCrls(const std::filesystem::path& file, CertificateAndKey& out)
   }
   ERR_clear_error();  // the end of the file
   if (n == 0) return fail(ErrorCode::kParse, "{}: no PEM CRL (tls_client_crl_file)", file.string());
-  X509_STORE_set_flags(out.client_cas.get(), X509_V_FLAG_CRL_CHECK);
+  for (std::size_t i = 0; i < cas.size(); ++i)
+    if (!has_crl[i]) {
+      char name[256];
+      X509_NAME_oneline(X509_get_subject_name(cas[i]), name, sizeof name);
+      spdlog::warn("{}: no CRL of client CA {}: clients whose chain has it are refused", file.string(), name);
+    }
+  X509_STORE_set_flags(out.client_cas.get(), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   return ok();
 }
 

@@ -507,6 +507,47 @@ TEST(Agent, MutualTlsRefusesAClientCertificateItsCrlRevokes) {
   EXPECT_TRUE(refusesToStart(c, "tls_client_crl_file needs tls_client_ca_file"));
 }
 
+// A client of an intermediate CA: every CA of its chain is checked against its CRL, so a root's
+// CRL that revokes the intermediate refuses the intermediate's clients (their own CRL does not
+// list them), and a chain with a CA whose CRL is missing is refused.
+TEST(Agent, MutualTlsChecksEveryCaOfAClientsChainAgainstItsCrl) {
+  const fs::path dir = test_support::removedAtExit(fs::path(testing::TempDir()) /
+                                                   ("agent-crl-chain-" + std::to_string(::getpid())));
+  for (const char* d : {"server", "dave"}) fs::create_directories(dir / d);
+  test_support::SelfSigned server, root("root-ca");
+  test_support::Issued intermediate(root, "intermediate-ca", 10, /*as_ca=*/true), dave(intermediate, "dave", 11);
+  server.writeTo(dir / "server");
+  dave.writeTo(dir / "dave");
+  std::ofstream(dir / "cas.pem") << root.pem() << intermediate.pem();
+  const auto crls = [&](const std::string& text) {
+    std::ofstream(dir / "crl.new") << text;
+    fs::rename(dir / "crl.new", dir / "crl.pem");
+  };
+  crls(test_support::crlPem(intermediate, {}) + test_support::crlPem(root, {}));
+  AgentConfig c = onV2();
+  c.tls_cert_file = (dir / "server" / "cert.pem").string();
+  c.tls_key_file = (dir / "server" / "key.pem").string();
+  c.tls_client_ca_file = (dir / "cas.pem").string();
+  c.tls_client_crl_file = (dir / "crl.pem").string();
+  Agent agent(c);
+  ASSERT_TRUE(agent.start());
+  auto status = [&] {
+    httplib::SSLClient cli("127.0.0.1", agent.port(), (dir / "dave" / "cert.pem").string(), (dir / "dave" / "key.pem").string());
+    cli.set_ca_cert_path((dir / "server" / "cert.pem").c_str());
+    cli.enable_server_certificate_verification(true);
+    auto r = cli.Get("/metrics");
+    return r ? r->status : -1;
+  };
+  EXPECT_EQ(status(), 200);
+  crls(test_support::crlPem(intermediate, {}) + test_support::crlPem(root, {10}));  // the intermediate revoked
+  EXPECT_EQ(status(), -1) << "a client of a revoked intermediate CA got through";
+  crls(test_support::crlPem(intermediate, {}));  // no CRL of the root
+  EXPECT_EQ(status(), -1) << "a chain with a CA without a CRL got through";
+  crls(test_support::crlPem(intermediate, {}) + test_support::crlPem(root, {}));
+  EXPECT_EQ(status(), 200);
+  agent.stop();
+}
+
 TEST(Agent, FailsClearlyWhenThePortIsTaken) {
   AgentConfig cfg = onV2();
   Agent first(cfg);

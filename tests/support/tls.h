@@ -71,13 +71,15 @@ struct SelfSigned {
   }
 };
 
-// A client certificate `ca` issued (CA:FALSE) with serial number `serial`, for mutual TLS.
+// A client certificate `ca` issued (CA:FALSE) with serial number `serial`, for mutual TLS; with
+// `as_ca`, an intermediate CA (CA:TRUE) that issues others. `ca`: a SelfSigned or another Issued.
 struct Issued {
   X509* cert = nullptr;
   EVP_PKEY* key = nullptr;
   Issued(const Issued&) = delete;
   Issued& operator=(const Issued&) = delete;
-  Issued(const SelfSigned& ca, const char* cn, long serial) {
+  template <typename Ca>
+  Issued(const Ca& ca, const char* cn, long serial, bool as_ca = false) {
     key = EVP_RSA_gen(2048);
     cert = X509_new();
     X509_set_version(cert, X509_VERSION_3);
@@ -91,7 +93,8 @@ struct Issued {
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, ca.cert, cert, nullptr, nullptr, 0);
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_basic_constraints, "critical,CA:FALSE");
+    X509_EXTENSION* ext =
+        X509V3_EXT_conf_nid(nullptr, &ctx, NID_basic_constraints, as_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
     X509_add_ext(cert, ext, -1);
     X509_EXTENSION_free(ext);
     X509_sign(cert, ca.key, EVP_sha256());
@@ -100,6 +103,7 @@ struct Issued {
     X509_free(cert);
     EVP_PKEY_free(key);
   }
+  std::string pem() const { return pemOf(cert); }
   void writeTo(const std::filesystem::path& dir) const {
     std::ofstream(dir / "cert.pem") << pemOf(cert);
     std::ofstream(dir / "key.pem") << pemOf(key);
@@ -108,7 +112,8 @@ struct Issued {
 
 // A CRL `ca` signed that revokes the certificates with `serials`; its next update is
 // `next_update_seconds` from now (negative: already past).
-inline std::string crlPem(const SelfSigned& ca, std::initializer_list<long> serials, long next_update_seconds = 3600) {
+template <typename Ca>
+std::string crlPem(const Ca& ca, std::initializer_list<long> serials, long next_update_seconds = 3600) {
   X509_CRL* crl = X509_CRL_new();
   X509_CRL_set_version(crl, 1);  // v2
   X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca.cert));
