@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -344,6 +345,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       }
     }
     auto unmanaged = std::make_shared<std::set<std::string>>();  // told once each
+    auto unmanaged_count = std::make_shared<std::atomic<std::size_t>>(0);  // its size, for the view's thread
     // Never resized, still sampled and stored: a cgroup the agent runs in (its unit, or the session
     // it was started from), where a forecast of its own steady use would throttle the sampling and
     // a memory limit from it could kill the agent at its next spike; and one PID 1 runs in
@@ -353,7 +355,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     for (const auto& c : collect::cgroupsOfProcess(ctx.paths, ::getpid())) why_not[c] = "the agent runs in it and does not resize itself";
     const auto protected_cgroups = std::make_shared<const std::map<std::string, std::string>>(std::move(why_not));
     auto failures = std::make_shared<RepeatedLog>();  // a workload's failing rounds, said once a minute
-    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, protected_cgroups, failures](
+    cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, unmanaged_count,
+                    protected_cgroups, failures](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
                        const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
       if (t != reload->checked) {
@@ -374,6 +377,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                     : autoscaler->manages(backendName(workload));
       if (!managed) {
         if (unmanaged->insert(workload).second) {
+          *unmanaged_count = unmanaged->size();
           spdlog::info("run: {}: left alone: {}", workload, managed.error().message);
           // Managed before (a leave_alone pattern added while it ran): its plan would show stale.
           autoscaler->forget(backendName(workload));
@@ -382,7 +386,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
         return false;
       }
       // Said again if it is left alone again later (a leave_alone pattern added back).
-      unmanaged->erase(workload);
+      if (unmanaged->erase(workload)) *unmanaged_count = unmanaged->size();
       plan_metrics->name(backendName(workload), workload);
       if (history)
         if (const auto past = history->pastOf(workload, t); !past.time.empty())
@@ -401,9 +405,10 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     };
 
     // A cgroup re-created under a gone one's path starts afresh (--min-history included).
-    cfg.on_gone = [autoscaler, plan_metrics, ranker, history, unmanaged, failures](const std::string& workload) {
+    cfg.on_gone = [autoscaler, plan_metrics, ranker, history, unmanaged, unmanaged_count,
+                   failures](const std::string& workload) {
       if (history) history->gone(workload);
-      unmanaged->erase(workload);
+      if (unmanaged->erase(workload)) *unmanaged_count = unmanaged->size();
       failures->forget(workload);
       autoscaler->forget(backendName(workload));
       plan_metrics->forget(backendName(workload));
@@ -420,7 +425,14 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     while (!stopFlag().load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if (a->view > 0 && std::chrono::steady_clock::now() >= next_view) {
-        printView(*autoscaler, fmt::format("(no cgroup workload with enough history yet: the first plan waits for {} s of it, --min-history)", a->min_history));
+        // Workloads left alone have no plan and never will: counted, so that a view with none
+        // planned does not read as still waiting.
+        const std::size_t left_alone = *unmanaged_count;
+        printView(*autoscaler,
+                  fmt::format("(no cgroup workload with enough history yet: the first plan waits for {} s of it, "
+                              "--min-history{})",
+                              a->min_history,
+                              left_alone ? fmt::format("; {} left alone, said in the log", left_alone) : ""));
         next_view += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
             std::chrono::duration<double>(a->view));
       }

@@ -466,7 +466,8 @@ TEST(RunCommand, TheAgentResizesNeitherItsOwnCgroupNorPid1s) {
 }
 
 // A workload matching the planner file's leave_alone is sampled but never resized, even with
-// --apply: said once. The same run with an empty list resizes it (so the first could fail).
+// --apply: said once, and counted in the live view. The same run with an empty list resizes it
+// (so the first could fail).
 TEST(RunCommand, ALeaveAlonePatternKeepsAWorkloadUnresized) {
   if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
   const fs::path dir = fs::temp_directory_path() / fmt::format("foresight-leave-alone-{}", ::getpid());
@@ -475,7 +476,7 @@ TEST(RunCommand, ALeaveAlonePatternKeepsAWorkloadUnresized) {
     SCOPED_TRACE(list);
     std::ofstream(dir / "planner.yaml") << "leave_alone: " << list << "\n";
     const auto ran = foresight::test_support::runShell(fmt::format(
-        "{} run --apply --audit {} --planner {} --period 0.2 --min-history 0 --duration 3 --view 0 "
+        "{} run --apply --audit {} --planner {} --period 0.2 --min-history 0 --duration 3 --view 1 "
         "--listen 127.0.0.1:0 --database '' -- sleep 30",
         FORESIGHT_BIN, (dir / "audit.db").string(), (dir / "planner.yaml").string()));
     EXPECT_EQ(ran.exit_code, 0) << ran.all();
@@ -489,6 +490,7 @@ TEST(RunCommand, ALeaveAlonePatternKeepsAWorkloadUnresized) {
       ASSERT_NE(first, std::string::npos) << log;
       EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;  // once
       EXPECT_EQ(log.find(": set "), std::string::npos) << log;
+      EXPECT_NE(log.find("; 1 left alone, said in the log)"), std::string::npos) << log;
     }
   }
   fs::remove_all(dir);
