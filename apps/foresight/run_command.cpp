@@ -344,19 +344,29 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                                                  cfg.period_seconds);
       }
     }
-    auto unmanaged = std::make_shared<std::set<std::string>>();  // told once each
+    auto unmanaged = std::make_shared<std::set<std::string>>();  // the backend's refusal told once each
     auto unmanaged_count = std::make_shared<std::atomic<std::size_t>>(0);  // its size, for the view's thread
-    // Never resized, still sampled and stored: a cgroup the agent runs in (its unit, or the session
-    // it was started from), where a forecast of its own steady use would throttle the sampling and
-    // a memory limit from it could kill the agent at its next spike; and one PID 1 runs in
-    // (systemd's init.scope), where a limit would stall or kill the init system.
-    std::map<std::string, std::string> why_not;  // by cgroup
-    for (const auto& c : collect::cgroupsOfProcess(ctx.paths, 1)) why_not[c] = "PID 1, the init system, runs in it";
-    for (const auto& c : collect::cgroupsOfProcess(ctx.paths, ::getpid())) why_not[c] = "the agent runs in it and does not resize itself";
-    const auto protected_cgroups = std::make_shared<const std::map<std::string, std::string>>(std::move(why_not));
+    auto told_left_alone = std::make_shared<std::set<std::string>>();
+    // Planned for and shown, never resized (autoscaler's left alone): a cgroup the agent runs in
+    // (its unit, or the session it was started from), where a forecast of its own steady use would
+    // throttle the sampling and a memory limit from it could kill the agent at its next spike; one
+    // PID 1 runs in (systemd's init.scope), where a limit would stall or kill the init system; and
+    // what the planner file's leave_alone patterns name. Their plans still tell an operator when
+    // one will outgrow a limit it has (the forecast-above-limit alerts).
+    std::map<std::string, std::string> why_not;  // by backend name
+    for (const auto& c : collect::cgroupsOfProcess(ctx.paths, 1)) why_not[backendName(c)] = "PID 1, the init system, runs in it";
+    for (const auto& c : collect::cgroupsOfProcess(ctx.paths, ::getpid()))
+      why_not[backendName(c)] = "the agent runs in it and does not resize itself";
+    const auto left_alone = [reload, kept = std::move(why_not)](const std::string& name) -> std::optional<std::string> {
+      if (auto it = kept.find(name); it != kept.end()) return it->second;
+      if (auto pattern = reload->file.current().leftAlone(name))
+        return fmt::format("it matches the planner policies' leave_alone '{}'", *pattern);
+      return std::nullopt;
+    };
+    autoscaler->setLeftAlone(left_alone);
     auto failures = std::make_shared<RepeatedLog>();  // a workload's failing rounds, said once a minute
     cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, unmanaged_count,
-                    protected_cgroups, failures](
+                    told_left_alone, left_alone, failures](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
                        const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
       if (t != reload->checked) {
@@ -369,24 +379,18 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       // Process trees have nothing to resize but can be planned for in dry-run.
       if (workload.empty()) return false;
       if (workload.front() != '/' && !dry_backend) return false;
-      const auto kept = protected_cgroups->find(workload);
-      const auto pattern = reload->file.current().leftAlone(backendName(workload));
-      const Status managed =
-          kept != protected_cgroups->end() ? fail(ErrorCode::kInvalidArgument, "{}", kept->second)
-          : pattern ? fail(ErrorCode::kInvalidArgument, "it matches the planner policies' leave_alone '{}'", *pattern)
-                    : autoscaler->manages(backendName(workload));
+      const Status managed = autoscaler->manages(backendName(workload));
       if (!managed) {
         if (unmanaged->insert(workload).second) {
           *unmanaged_count = unmanaged->size();
           spdlog::info("run: {}: left alone: {}", workload, managed.error().message);
-          // Managed before (a leave_alone pattern added while it ran): its plan would show stale.
-          autoscaler->forget(backendName(workload));
-          plan_metrics->forget(backendName(workload));
         }
         return false;
       }
-      // Said again if it is left alone again later (a leave_alone pattern added back).
-      if (unmanaged->erase(workload)) *unmanaged_count = unmanaged->size();
+      const auto why = left_alone(backendName(workload));
+      if (!why) told_left_alone->erase(workload);  // said again if left alone again later
+      else if (told_left_alone->insert(workload).second)
+        spdlog::info("run: {}: left alone (planned and shown, never resized): {}", workload, *why);
       plan_metrics->name(backendName(workload), workload);
       if (history)
         if (const auto past = history->pastOf(workload, t); !past.time.empty())
@@ -401,14 +405,15 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       } else {
         failures->forget(workload);
       }
-      return plan && *plan && (*plan)->hasChanges() && autoscaler->applies();
+      return plan && *plan && (*plan)->hasChanges() && autoscaler->applies() && !why;
     };
 
     // A cgroup re-created under a gone one's path starts afresh (--min-history included).
-    cfg.on_gone = [autoscaler, plan_metrics, ranker, history, unmanaged, unmanaged_count,
+    cfg.on_gone = [autoscaler, plan_metrics, ranker, history, unmanaged, unmanaged_count, told_left_alone,
                    failures](const std::string& workload) {
       if (history) history->gone(workload);
       if (unmanaged->erase(workload)) *unmanaged_count = unmanaged->size();
+      told_left_alone->erase(workload);
       failures->forget(workload);
       autoscaler->forget(backendName(workload));
       plan_metrics->forget(backendName(workload));

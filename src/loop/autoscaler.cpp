@@ -158,6 +158,8 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   input.last_change = st.last_change;
   allocate::Plan plan = plannerOf(workload).plan(input);
   plan.workload = workload;
+  const bool left_alone = left_alone_ && left_alone_(workload);
+  const bool applies = config_.apply && !left_alone;
   {
     std::lock_guard lock(view_mutex_);
     for (const auto& d : plan.decisions) {
@@ -169,17 +171,18 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
       row.forecast = d.forecast;
       row.current = d.current;
       row.target = d.target;
-      row.rule = config_.apply || !d.change ? d.rule : d.rule + " (dry-run)";
+      row.rule = !d.change ? d.rule : left_alone ? d.rule + " (left alone)" : applies ? d.rule : d.rule + " (dry-run)";
     }
   }
   if (config_.advice) adviseIfItDoesNotFit(workload, plan, *current, now, st);
   if (!plan.hasChanges()) return std::optional<allocate::Plan>(std::move(plan));
 
-  if (!config_.apply) {
+  if (!applies) {
     // Nothing is applied, so the same change is planned every round: log it when it changes.
     std::string target = allocate::format(plan.target);
     if (target != st.last_dry_run)
-      spdlog::info("dry-run {}: would set {} ({})", workload, target, plan.reason());
+      spdlog::log(left_alone ? spdlog::level::debug : spdlog::level::info, "{} {}: would set {} ({})",
+                  left_alone ? "left alone" : "dry-run", workload, target, plan.reason());
     st.last_dry_run = std::move(target);
     return std::optional<allocate::Plan>(std::move(plan));
   }

@@ -101,6 +101,27 @@ TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
   EXPECT_TRUE(a.view().empty());
 }
 
+// A workload left alone is planned for and shown, never applied, also with apply on: its change
+// stays planned at the next sample (nothing applied), shown "(left alone)"; the others apply.
+TEST(Autoscaler, AWorkloadLeftAloneIsPlannedAndShownButNotApplied) {
+  AutoscalerConfig c = afterSamples(5);
+  c.apply = true;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  a.setLeftAlone([](const std::string& w) -> std::optional<std::string> {
+    return w == "sshd" ? std::optional<std::string>("operators need it") : std::nullopt;
+  });
+  for (const char* w : {"sshd", "web"}) {
+    SCOPED_TRACE(w);
+    const std::optional<allocate::Plan> first = lastPlan(a, w, 0, 5, usage(1.0, 1e9));
+    ASSERT_TRUE(first && first->hasChanges());
+    const std::optional<allocate::Plan> next = lastPlan(a, w, 5, 6, usage(1.0, 1e9));
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->hasChanges(), std::string(w) == "sshd") << next->reason();  // applied: nothing left to change
+  }
+  for (const auto& row : a.view())
+    EXPECT_EQ(row.rule.ends_with("(left alone)"), row.workload == "sshd") << row.workload << ": " << row.rule;
+}
+
 // New policies (an edited planner file) apply from the next sample on, to a workload that keeps
 // its history: no second wait for min_samples.
 TEST(Autoscaler, NewPlannerPoliciesApplyAtTheNextSampleAndTheHistoryStays) {

@@ -134,8 +134,8 @@ Result<PlannerConfig> loadPlannerConfig(const std::string& path, const std::stri
 struct PlannerConfigs {
   PlannerConfig defaults;
   std::map<std::string, PlannerConfig> workloads;
-  // `leave_alone:` fnmatch(3) patterns ('*' crosses '/') of the workloads `foresight run` samples
-  // and forecasts but never resizes. Built in: what an operator needs to reach and repair the
+  // `leave_alone:` fnmatch(3) patterns ('*' crosses '/') of the workloads `foresight run` plans for
+  // and shows but never resizes. Built in: what an operator needs to reach and repair the
   // host (remote login, logins, the journal, the system bus, and the login sessions themselves),
   // where a limit set from quiet days would throttle or kill it on the first busy one, an
   // incident; and the daemons every container on the host depends on (kubelet and the container

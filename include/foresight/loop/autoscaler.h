@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -107,6 +108,11 @@ class Autoscaler {
                    const std::map<std::string, allocate::PlannerConfig>& workloads);
   // Whether observe() applies its plans (false: dry-run).
   bool applies() const { return config_.apply; }
+  // Workloads planned for and shown but never applied, also with `apply` (`run`: its own cgroup,
+  // PID 1's, the planner file's leave_alone): `why(workload)` says why, or nullopt for the others.
+  // Their changing decisions show "(left alone)" where dry-run's show "(dry-run)". Same thread as
+  // observe().
+  void setLeftAlone(std::function<std::optional<std::string>(const std::string&)> why) { left_alone_ = std::move(why); }
   // Whether the backend manages a workload of this name at all (Backend::manages).
   Status manages(const std::string& workload) const { return backend_->manages(workload); }
   const allocate::Backend& backend() const { return *backend_; }
@@ -166,6 +172,7 @@ class Autoscaler {
   std::int64_t loopTime(std::int64_t now);
   std::int64_t onLoopClock(std::int64_t wall) const;  // a past wall time, as warm() places the past
   std::optional<std::int64_t> last_wall_;
+  std::function<std::optional<std::string>(const std::string&)> left_alone_;
   std::int64_t loop_now_ = 0;
   mutable std::mutex view_mutex_;
   std::map<std::pair<std::string, Resource>, ViewRow> view_;
