@@ -430,8 +430,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     while (!stopFlag().load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if (a->view > 0 && std::chrono::steady_clock::now() >= next_view) {
-        // Workloads left alone have no plan and never will: counted, so that a view with none
-        // planned does not read as still waiting.
+        // Workloads the backend refuses (pods, libvirt guests) have no plan and never will:
+        // counted, so that a view with none planned does not read as still waiting.
         const std::size_t left_alone = *unmanaged_count;
         printView(*autoscaler,
                   fmt::format("(no cgroup workload with enough history yet: the first plan waits for {} s of it, "

@@ -143,7 +143,6 @@ std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Samp
   // count too: a limit that lets them back is the safe side.
   if (const double swap = cur.get("memory_swap_bytes"); swap > 0 && std::isfinite(limit))
     d[index(Resource::kMemory)] += swap;  // NaN stays NaN: no working set this round
-
   if (kills > kills_before && std::isfinite(limit)) {  // false when either count is missing (NaN)
     double& mem = d[index(Resource::kMemory)];
     mem = std::isnan(mem) ? memoryDemandAfterOomKill(limit) : std::max(mem, memoryDemandAfterOomKill(limit));
