@@ -347,7 +347,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     auto unmanaged = std::make_shared<std::set<std::string>>();  // the backend's refusal told once each
     auto unmanaged_count = std::make_shared<std::atomic<std::size_t>>(0);  // its size, for the view's thread
     auto told_left_alone = std::make_shared<std::set<std::string>>();
-    // Planned for and shown, never resized (autoscaler's left alone): a cgroup the agent runs in
+    // Planned for and shown, never resized (observe()'s left_alone): a cgroup the agent runs in
     // (its unit, or the session it was started from), where a forecast of its own steady use would
     // throttle the sampling and a memory limit from it could kill the agent at its next spike; one
     // PID 1 runs in (systemd's init.scope), where a limit would stall or kill the init system; and
@@ -363,7 +363,6 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
         return fmt::format("it matches the planner policies' leave_alone '{}'", *pattern);
       return std::nullopt;
     };
-    autoscaler->setLeftAlone(left_alone);
     auto failures = std::make_shared<RepeatedLog>();  // a workload's failing rounds, said once a minute
     cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, unmanaged_count,
                     told_left_alone, left_alone, failures](
@@ -396,7 +395,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
         if (const auto past = history->pastOf(workload, t); !past.time.empty())
           if (const auto fed = autoscaler->warm(backendName(workload), past))
             spdlog::info("run: {}: starts from {} samples of the history store", workload, fed);
-      auto plan = autoscaler->observe(backendName(workload), t, usage, demand, cpuset_cpus);
+      auto plan = autoscaler->observe(backendName(workload), t, usage, demand, cpuset_cpus, why.has_value());
       if (!plan) {
         std::size_t held_back = 0;
         if (failures->due(workload, plan.error().message, RepeatedLog::Clock::now(), held_back))

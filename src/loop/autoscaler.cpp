@@ -117,7 +117,7 @@ std::size_t Autoscaler::warm(const std::string& workload, const trace::RawSeries
 Result<std::optional<allocate::Plan>> Autoscaler::observe(
     const std::string& workload, std::int64_t wall,
     const std::array<double, kResourceCount>& usage,
-    const std::optional<std::array<double, kResourceCount>>& demand, double cpuset_cpus) {
+    const std::optional<std::array<double, kResourceCount>>& demand, double cpuset_cpus, bool left_alone) {
   const std::int64_t now = loopTime(wall);
   State& st = stateOf(workload);
   st.forecaster->observe(wall, demand.value_or(usage));  // time of day: the wall clock's
@@ -158,7 +158,6 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   input.last_change = st.last_change;
   allocate::Plan plan = plannerOf(workload).plan(input);
   plan.workload = workload;
-  const bool left_alone = left_alone_ && left_alone_(workload);
   const bool applies = config_.apply && !left_alone;
   {
     std::lock_guard lock(view_mutex_);

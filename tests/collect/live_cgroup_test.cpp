@@ -22,6 +22,7 @@
 #include "foresight/collect/launch.h"
 #include "foresight/collect/perf.h"
 #include "foresight/collect/sampler.h"
+#include "support/host_sampler.h"
 #include "support/test_cgroup.h"
 
 using namespace foresight;
@@ -30,6 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using foresight::test_support::hostSampler;
 using foresight::test_support::TestCgroup;
 
 constexpr const char* kLocal = "cpu_throttled_local_seconds_total";
@@ -38,16 +40,6 @@ double processCpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-// The host's default collectors, as the agent runs them.
-Result<Sampler> hostSampler(const CollectorContext& ctx) {
-  static const CollectorRegistry* registry = [] {
-    auto* r = new CollectorRegistry("collector");
-    registerCollectors(*r);
-    return r;
-  }();
-  return Sampler::create(ctx, defaultCollectors(ctx.layout), *registry);
 }
 
 // Moves `child` into the test cgroup, samples the cgroup, then lets the child go on (a byte on

@@ -23,6 +23,7 @@
 #include "foresight/collect/collector.h"
 #include "foresight/collect/kernel_files.h"
 #include "foresight/collect/sampler.h"
+#include "support/host_sampler.h"
 #include "support/test_cgroup.h"
 
 using namespace foresight;
@@ -125,12 +126,7 @@ TEST(LiveSwap, SwapUnderALimitIsSeenAndIsMemoryDemand) {
   const bool touched = ::read(ready[0], &c, 1) == 1;
 
   const Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
-  static const CollectorRegistry* registry = [] {
-    auto* r = new CollectorRegistry("collector");
-    registerCollectors(*r);
-    return r;
-  }();
-  auto sampler = Sampler::create(ctx, defaultCollectors(ctx.layout), *registry);
+  auto sampler = test_support::hostSampler(ctx);
   ASSERT_TRUE(sampler);
   auto before = sampler->sampleOne(w);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

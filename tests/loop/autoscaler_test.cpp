@@ -38,10 +38,10 @@ AutoscalerConfig memoryHeldAfterAnOomKill(AutoscalerConfig c, std::int64_t hold_
 // `workload` sampled at `u` at times 1000 + [from, to): the last sample's plan (nullopt: none
 // yet). A failed observe() fails the test.
 std::optional<allocate::Plan> lastPlan(Autoscaler& a, const std::string& workload, int from, int to,
-                                       const std::array<double, kResourceCount>& u) {
+                                       const std::array<double, kResourceCount>& u, bool left_alone = false) {
   std::optional<allocate::Plan> plan;
   for (int t = from; t < to; ++t) {
-    auto p = a.observe(workload, 1000 + t, u);
+    auto p = a.observe(workload, 1000 + t, u, std::nullopt, NAN, left_alone);
     if (!p) {
       ADD_FAILURE() << "t=" << t << ": " << p.error().message;
       return std::nullopt;
@@ -107,14 +107,12 @@ TEST(Autoscaler, AWorkloadLeftAloneIsPlannedAndShownButNotApplied) {
   AutoscalerConfig c = afterSamples(5);
   c.apply = true;
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
-  a.setLeftAlone([](const std::string& w) -> std::optional<std::string> {
-    return w == "sshd" ? std::optional<std::string>("operators need it") : std::nullopt;
-  });
   for (const char* w : {"sshd", "web"}) {
     SCOPED_TRACE(w);
-    const std::optional<allocate::Plan> first = lastPlan(a, w, 0, 5, usage(1.0, 1e9));
+    const bool left_alone = std::string(w) == "sshd";
+    const std::optional<allocate::Plan> first = lastPlan(a, w, 0, 5, usage(1.0, 1e9), left_alone);
     ASSERT_TRUE(first && first->hasChanges());
-    const std::optional<allocate::Plan> next = lastPlan(a, w, 5, 6, usage(1.0, 1e9));
+    const std::optional<allocate::Plan> next = lastPlan(a, w, 5, 6, usage(1.0, 1e9), left_alone);
     ASSERT_TRUE(next);
     EXPECT_EQ(next->hasChanges(), std::string(w) == "sshd") << next->reason();  // applied: nothing left to change
   }

@@ -9,7 +9,6 @@
 
 #include <array>
 #include <cmath>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -87,12 +86,15 @@ class Autoscaler {
   // One sample of `workload` (the backend's name for it) at `now` (Unix seconds). The forecaster
   // sees `demand` (usage plus what a limit held back, collect::resourceDemand; usage when absent),
   // the planner's usage floors see `usage`. `cpuset_cpus`: the CPUs of the workload's cpuset when
-  // read this round (NaN: not read, the last read stands), the planner's cpu ceiling. Returns the
-  // plan made, or nullopt while the workload's history is too short.
+  // read this round (NaN: not read, the last read stands), the planner's cpu ceiling.
+  // `left_alone`: planned for and shown but never applied, also with `apply` (`run`: its own
+  // cgroup, PID 1's, the planner file's leave_alone); its changing decisions show "(left alone)"
+  // where dry-run's show "(dry-run)". Returns the plan made, or nullopt while the workload's
+  // history is too short.
   Result<std::optional<allocate::Plan>> observe(
       const std::string& workload, std::int64_t now, const std::array<double, kResourceCount>& usage,
       const std::optional<std::array<double, kResourceCount>>& demand = std::nullopt,
-      double cpuset_cpus = NAN);
+      double cpuset_cpus = NAN, bool left_alone = false);
   // The past of a workload not seen yet (e.g. from Prometheus when `foresight recommend`
   // restarts), in time order: it feeds the forecasters and counts as history watched, as if
   // observed, but plans nothing. Returns the samples fed: 0 for a workload already seen.
@@ -108,11 +110,6 @@ class Autoscaler {
                    const std::map<std::string, allocate::PlannerConfig>& workloads);
   // Whether observe() applies its plans (false: dry-run).
   bool applies() const { return config_.apply; }
-  // Workloads planned for and shown but never applied, also with `apply` (`run`: its own cgroup,
-  // PID 1's, the planner file's leave_alone): `why(workload)` says why, or nullopt for the others.
-  // Their changing decisions show "(left alone)" where dry-run's show "(dry-run)". Same thread as
-  // observe().
-  void setLeftAlone(std::function<std::optional<std::string>(const std::string&)> why) { left_alone_ = std::move(why); }
   // Whether the backend manages a workload of this name at all (Backend::manages).
   Status manages(const std::string& workload) const { return backend_->manages(workload); }
   const allocate::Backend& backend() const { return *backend_; }
@@ -172,7 +169,6 @@ class Autoscaler {
   std::int64_t loopTime(std::int64_t now);
   std::int64_t onLoopClock(std::int64_t wall) const;  // a past wall time, as warm() places the past
   std::optional<std::int64_t> last_wall_;
-  std::function<std::optional<std::string>(const std::string&)> left_alone_;
   std::int64_t loop_now_ = 0;
   mutable std::mutex view_mutex_;
   std::map<std::pair<std::string, Resource>, ViewRow> view_;
