@@ -139,9 +139,12 @@ std::array<double, kResourceCount> resourceDemand(const Sample& prev, const Samp
   const double limit = cur.get("memory_limit_bytes");
   // Swap of a cgroup under a memory limit of its own is memory the limit may have held out, as
   // throttled time is for cpu: without it, a workload pushed into swap shows a working set that
-  // fits its limit, and the limit stays while the workload thrashes. Cold pages swapped out before
-  // count too: a limit that lets them back is the safe side.
-  if (const double swap = cur.get("memory_swap_bytes"); swap > 0 && std::isfinite(limit))
+  // fits its limit, and the limit stays while the workload thrashes. It counts while the workload
+  // reads swap back (anonymous refaults); swap nothing read back in the interval is cold pages
+  // the limit rightly keeps out (what Senpai-style tuners push out on purpose). Without the
+  // counter (kernels before 5.9, a first interval) all of it counts: the safe side.
+  const double refaults = counterRate(prev, cur, "memory_anon_refaults_total");
+  if (const double swap = cur.get("memory_swap_bytes"); swap > 0 && std::isfinite(limit) && refaults != 0)
     d[index(Resource::kMemory)] += swap;  // NaN stays NaN: no working set this round
   if (kills > kills_before && std::isfinite(limit)) {  // false when either count is missing (NaN)
     double& mem = d[index(Resource::kMemory)];

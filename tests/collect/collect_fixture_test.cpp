@@ -231,6 +231,7 @@ TEST(CgroupV1, ReadsCpuMemoryBlkioAndHybridPsi) {
   EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 2);  // not oom_kill_disable's 0
   ASSERT_TRUE(s.has("memory_swap_bytes"));  // total_swap: the capture's host had swap accounting
   EXPECT_DOUBLE_EQ(s.get("memory_swap_bytes"), 0);
+  EXPECT_DOUBLE_EQ(s.get("memory_anon_refaults_total"), 7);  // total_, not the cgroup's own 0
   EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 1);  // cpuset.effective_cpus "1", not cpuset.cpus "0-1"
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 40960);  // vda's lines only: not "Total", not dm's
   EXPECT_DOUBLE_EQ(s.get("io_write_bytes_total"), 20971520);
@@ -256,6 +257,7 @@ TEST(CgroupV2, ReadsEveryFile) {
   EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 78);
   EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 1);  // not oom's 2 or oom_group_kill's 0
   EXPECT_DOUBLE_EQ(s.get("memory_swap_bytes"), 2097152);  // memory.swap.current
+  EXPECT_DOUBLE_EQ(s.get("memory_anon_refaults_total"), 12);
   EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 3);  // "0-1,4"
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 1048576 + 4096);  // two disks, not the dm device
   EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 128);
@@ -685,20 +687,29 @@ TEST(Rates, DemandAddsTheThrottledTimeToCpu) {
 // A cgroup under a memory limit of its own that swaps: what it swapped is demand the limit held
 // out (the working set alone fits the limit it thrashes under). Without a limit of its own, the
 // swap is the host's doing, not the limit's.
-TEST(Rates, DemandCountsTheSwapOfALimitedCgroup) {
+// Swap counts while the workload reads it back (anonymous refaults in the interval), and where
+// that is not known; swap nothing reads back is cold pages the limit keeps out.
+TEST(Rates, DemandCountsTheSwapOfALimitedCgroupWhileItIsReadBack) {
   constexpr double kMiB = 1024 * 1024;
-  auto demand = [&](double working_set, double swap, double limit) {
+  auto demand = [&](double working_set, double swap, double limit, double refaults_before = NAN,
+                    double refaults = NAN) {
     Sample a{"w", 1'000'000'000, {}}, b{"w", 2'000'000'000, {}};
     if (!std::isnan(working_set)) b.add("memory_working_set_bytes", working_set);
     if (!std::isnan(swap)) b.add("memory_swap_bytes", swap);
+    if (!std::isnan(refaults_before)) a.add("memory_anon_refaults_total", refaults_before);
+    if (!std::isnan(refaults)) b.add("memory_anon_refaults_total", refaults);
     b.add("memory_limit_bytes", limit);
     return resourceDemand(a, b, resourceUsage(a, b), 8)[index(Resource::kMemory)];
   };
-  EXPECT_DOUBLE_EQ(demand(100 * kMiB, 50 * kMiB, 120 * kMiB), 150 * kMiB);
-  EXPECT_DOUBLE_EQ(demand(100 * kMiB, 0, 120 * kMiB), 100 * kMiB);
-  EXPECT_DOUBLE_EQ(demand(100 * kMiB, NAN, 120 * kMiB), 100 * kMiB);  // no swap accounting
-  EXPECT_DOUBLE_EQ(demand(100 * kMiB, 50 * kMiB, std::numeric_limits<double>::infinity()), 100 * kMiB);
-  EXPECT_TRUE(std::isnan(demand(NAN, 50 * kMiB, 120 * kMiB)));  // no working set this round
+  EXPECT_DOUBLE_EQ(demand(100 * kMiB, 50 * kMiB, 120 * kMiB, 10, 500), 150 * kMiB);  // thrashing
+  EXPECT_DOUBLE_EQ(demand(100 * kMiB, 50 * kMiB, 120 * kMiB, 500, 500), 100 * kMiB);  // cold swap
+  EXPECT_DOUBLE_EQ(demand(100 * kMiB, 50 * kMiB, 120 * kMiB), 150 * kMiB);  // kernel before 5.9
+  EXPECT_DOUBLE_EQ(demand(100 * kMiB, 50 * kMiB, 120 * kMiB, NAN, 500), 150 * kMiB);  // first interval
+  EXPECT_DOUBLE_EQ(demand(100 * kMiB, 0, 120 * kMiB, 10, 500), 100 * kMiB);
+  EXPECT_DOUBLE_EQ(demand(100 * kMiB, NAN, 120 * kMiB, 10, 500), 100 * kMiB);  // no swap accounting
+  EXPECT_DOUBLE_EQ(demand(100 * kMiB, 50 * kMiB, std::numeric_limits<double>::infinity(), 10, 500),
+                   100 * kMiB);
+  EXPECT_TRUE(std::isnan(demand(NAN, 50 * kMiB, 120 * kMiB, 10, 500)));  // no working set this round
 }
 
 // An OOM kill hides how much memory the workload wanted: demand becomes VPA's bump of the limit.

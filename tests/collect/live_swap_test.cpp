@@ -1,5 +1,6 @@
 // A workload its memory limit pushes into swap, on this machine's kernel: the collectors must see
-// the swap, and its memory demand must exceed the limit it fits under. Needs root, a memory
+// the swap; while the workload reads it back its memory demand must exceed the limit it fits
+// under, and once it stops touching it, the swap is cold and not demand. Needs root, a memory
 // controller with swap accounting, and a swap area; without one it makes a swap file of its own
 // (in the working directory, ctest's build folder), and removes it afterwards. Swap turned on for
 // the whole host would let other tests' workloads escape the OOM kills they wait for, so CTest
@@ -38,6 +39,9 @@ bool write(const fs::path& f, const std::string& v) {
   o.flush();
   return static_cast<bool>(o);
 }
+
+volatile sig_atomic_t g_stop = 0;
+void stopTouching(int) { g_stop = 1; }
 
 bool swapActive() {
   std::ifstream in("/proc/swaps");
@@ -82,7 +86,7 @@ class SwapFile {
 
 }  // namespace
 
-TEST(LiveSwap, SwapUnderALimitIsSeenAndIsMemoryDemand) {
+TEST(LiveSwap, SwapReadBackUnderALimitIsMemoryDemandAndColdSwapIsNot) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups and turn swap on";
   CollectorContext ctx;
   ctx.clock_ticks = sysconf(_SC_CLK_TCK);
@@ -106,17 +110,23 @@ TEST(LiveSwap, SwapUnderALimitIsSeenAndIsMemoryDemand) {
   ASSERT_TRUE(write(mem / (v2 ? "memory.max" : "memory.limit_in_bytes"), "33554432"));
   if (!v2) write(mem / "memory.swappiness", "100");
 
+  // The child writes over 96 MiB again and again (each pass reads back what the limit pushed out)
+  // until SIGUSR1, then holds it untouched.
   int ready[2], done[2];
   ASSERT_EQ(::pipe(ready), 0);
   ASSERT_EQ(::pipe(done), 0);
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
+    ::signal(SIGUSR1, stopTouching);
     char c;
     if (::read(done[0], &c, 1) != 1) _exit(1);  // joined the cgroup
     std::vector<char> big(96u << 20);
-    for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i);
-    if (::write(ready[1], "r", 1) != 1) _exit(1);
+    for (unsigned pass = 0; !g_stop; ++pass) {
+      for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i + pass);
+      if (pass == 0 && ::write(ready[1], "r", 1) != 1) _exit(1);
+    }
+    if (::write(ready[1], "s", 1) != 1) _exit(1);  // stopped touching
     ::pause();  // holds it until killed
     _exit(0);
   }
@@ -128,21 +138,36 @@ TEST(LiveSwap, SwapUnderALimitIsSeenAndIsMemoryDemand) {
   const Workload w{Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
   auto sampler = test_support::hostSampler(ctx);
   ASSERT_TRUE(sampler);
-  auto before = sampler->sampleOne(w);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  auto after = sampler->sampleOne(w);
+  auto interval = [&] {  // two samples 300 ms apart
+    auto a = sampler->sampleOne(w);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return std::make_pair(std::move(a), sampler->sampleOne(w));
+  };
+  auto [busy0, busy1] = interval();
+  ::kill(child, SIGUSR1);
+  const bool stopped = ::read(ready[0], &c, 1) == 1;
+  auto [cold0, cold1] = interval();
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   for (int fd : {ready[0], ready[1], done[0], done[1]}) ::close(fd);
   ASSERT_TRUE(touched) << "the child did not get its 96 MiB in (killed under the limit?)";
-  ASSERT_TRUE(before) << before.error().message;
-  ASSERT_TRUE(after) << after.error().message;
+  ASSERT_TRUE(stopped);
+  for (const auto* s : {&busy0, &busy1, &cold0, &cold1}) ASSERT_TRUE(*s) << s->error().message;
 
-  // 96 MiB touched under a 32 MiB limit: about 64 MiB of it is in swap.
-  const double swapped = after->get("memory_swap_bytes");
+  // 96 MiB written under a 32 MiB limit: about 64 MiB of it is in swap, read back on every pass.
+  const double swapped = busy1->get("memory_swap_bytes");
   EXPECT_GE(swapped, 48.0 * (1 << 20)) << "memory_swap_bytes";
-  EXPECT_LE(after->get("memory_working_set_bytes"), kLimit);
-  const auto d = resourceDemand(*before, *after, resourceUsage(*before, *after), 8);
+  EXPECT_LE(busy1->get("memory_working_set_bytes"), kLimit);
+  const auto d = resourceDemand(*busy0, *busy1, resourceUsage(*busy0, *busy1), 8);
   EXPECT_GE(d[index(Resource::kMemory)], 80.0 * (1 << 20)) << "the working set alone fits the limit";
-  EXPECT_DOUBLE_EQ(d[index(Resource::kMemory)], after->get("memory_working_set_bytes") + swapped);
+  EXPECT_DOUBLE_EQ(d[index(Resource::kMemory)], busy1->get("memory_working_set_bytes") + swapped);
+
+  if (!busy1->has("memory_anon_refaults_total"))
+    GTEST_SKIP() << "kernel without workingset_refault_anon (5.9+): all swap counts as demand";
+  EXPECT_GT(busy1->get("memory_anon_refaults_total"), busy0->get("memory_anon_refaults_total"));
+  // Untouched, the swap stays and nothing is read back: the working set alone is the demand.
+  EXPECT_GE(cold1->get("memory_swap_bytes"), 48.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(cold1->get("memory_anon_refaults_total"), cold0->get("memory_anon_refaults_total"));
+  const auto cold = resourceDemand(*cold0, *cold1, resourceUsage(*cold0, *cold1), 8);
+  EXPECT_DOUBLE_EQ(cold[index(Resource::kMemory)], cold1->get("memory_working_set_bytes"));
 }
