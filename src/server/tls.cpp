@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "foresight/core/log.h"
@@ -19,6 +21,12 @@ std::string openSslError() {
   if (e == 0) return "no PEM block";
   char buf[256];
   ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+std::string nameOf(const X509_NAME* name) {
+  char buf[256];
+  X509_NAME_oneline(name, buf, sizeof buf);
   return buf;
 }
 
@@ -90,12 +98,9 @@ Status loadClientCrls(const std::filesystem::path& file, CertificateAndKey& out)
       if (X509_NAME_cmp(X509_get_subject_name(cas[i]), issuer) == 0 && X509_CRL_verify(crl, X509_get0_pubkey(cas[i])) == 1)
         signed_by_a_ca = has_crl[i] = true;
     ERR_clear_error();
-    if (!signed_by_a_ca) {
-      char name[256];
-      X509_NAME_oneline(issuer, name, sizeof name);
+    if (!signed_by_a_ca)
       return fail(ErrorCode::kParse, "{}: CRL {} (issuer {}): not signed by any CA of tls_client_ca_file",
-                  file.string(), n, name);
-    }
+                  file.string(), n, nameOf(issuer));
     if (const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl); next && X509_cmp_current_time(next) < 0)
       spdlog::warn("{}: CRL {} is past its next update: OpenSSL refuses the client certificates of its CA "
                    "until a renewed CRL is written there", file.string(), n);
@@ -105,13 +110,52 @@ Status loadClientCrls(const std::filesystem::path& file, CertificateAndKey& out)
   ERR_clear_error();  // the end of the file
   if (n == 0) return fail(ErrorCode::kParse, "{}: no PEM CRL (tls_client_crl_file)", file.string());
   for (std::size_t i = 0; i < cas.size(); ++i)
-    if (!has_crl[i]) {
-      char name[256];
-      X509_NAME_oneline(X509_get_subject_name(cas[i]), name, sizeof name);
-      spdlog::warn("{}: no CRL of client CA {}: clients whose chain has it are refused", file.string(), name);
-    }
+    if (!has_crl[i])
+      spdlog::warn("{}: no CRL of client CA {}: clients whose chain has it are refused", file.string(),
+                   nameOf(X509_get_subject_name(cas[i])));
   X509_STORE_set_flags(out.client_cas.get(), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   return ok();
+}
+
+// A refused client certificate is logged with OpenSSL's reason, as nginx logs "client SSL
+// certificate verify error": the handshake ends before any request, so otherwise only the client
+// learns that it was revoked or that a CRL expired. Once a minute per reason (a scraper retries
+// every few seconds; a key per client would let a flood of certificates grow the map), naming
+// the client of the refusal said.
+struct RefusedClients {
+  std::mutex mutex;
+  RepeatedLog log;
+};
+
+int refusedClientsIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr,
+      [](void*, void* p, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<RefusedClients*>(p); });
+  return index;
+}
+
+int logRefusedClient(int ok, X509_STORE_CTX* store) {
+  if (ok == 1) return ok;
+  const auto* ssl = static_cast<const SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* refused = ssl ? static_cast<RefusedClients*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), refusedClientsIndex()))
+                      : nullptr;
+  X509* client = X509_STORE_CTX_get0_cert(store);
+  X509* at = X509_STORE_CTX_get_current_cert(store);
+  const int depth = X509_STORE_CTX_get_error_depth(store);
+  const std::string why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
+  std::string line = fmt::format("refused the client certificate {}: {}",
+                                 client ? nameOf(X509_get_subject_name(client)) : "(none)", why);
+  if (depth > 0 && at) line += fmt::format(" (at {} of its chain, depth {})", nameOf(X509_get_subject_name(at)), depth);
+  if (!refused) {
+    spdlog::warn("{}", line);
+    return ok;
+  }
+  const std::lock_guard lock(refused->mutex);
+  std::size_t held_back = 0;
+  if (refused->log.due(why, why, RepeatedLog::Clock::now(), held_back))
+    spdlog::warn("{}{}", line,
+                 held_back ? fmt::format(" ({} more refusals for this reason since it was last said)", held_back) : "");
+  return ok;
 }
 
 }  // namespace
@@ -170,7 +214,10 @@ bool serveCertificate(SSL_CTX& ctx, ReloadingCertificate& source, bool client_ca
   SSL_CTX_set_cert_cb(&ctx, &serveCurrent, &source);
   // Asked, not required: the health check stays open to a probe without a certificate (the
   // kubelet's HTTPS probes send none); the request handler refuses every other path.
-  if (client_cas) SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
+  if (client_cas) {
+    if (SSL_CTX_set_ex_data(&ctx, refusedClientsIndex(), new RefusedClients) != 1) return false;
+    SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, &logRefusedClient);
+  }
   return true;
 }
 

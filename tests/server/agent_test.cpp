@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "foresight/server/agent.h"
+#include "support/captured_log.h"
 #include "support/cleanup.h"
 #include "support/mutate.h"
 #include "support/tls.h"
@@ -450,8 +451,10 @@ TEST(Agent, MutualTlsNeedsAClientCertificateItsCasSigned) {
 }
 
 // Revocation: with tls_client_crl_file, a client certificate its CA's CRL lists is refused at the
-// handshake; the CRL file is read again when it changes, as the CA file is.
+// handshake; the CRL file is read again when it changes, as the CA file is. Each refusal is
+// logged with its reason, once a minute per reason.
 TEST(Agent, MutualTlsRefusesAClientCertificateItsCrlRevokes) {
+  test_support::CapturedLog log;
   const fs::path dir = test_support::removedAtExit(fs::path(testing::TempDir()) /
                                                    ("agent-crl-" + std::to_string(::getpid())));
   for (const char* d : {"server", "ca", "alice", "bob", "carol", "other"}) fs::create_directories(dir / d);
@@ -485,17 +488,22 @@ TEST(Agent, MutualTlsRefusesAClientCertificateItsCrlRevokes) {
     return r ? r->status : -1;
   };
   EXPECT_EQ(status("alice"), 200);
+  EXPECT_EQ(log.count("refused the client"), 0) << log.text();
   EXPECT_EQ(status("bob"), -1) << "a revoked certificate got through";
+  EXPECT_EQ(log.count("warning: refused the client certificate /CN=bob: certificate revoked"), 1) << log.text();
   EXPECT_EQ(status("carol"), -1) << "a client of a CA without a CRL got through";
-  // A new CRL revokes alice instead.
+  EXPECT_EQ(log.count("refused the client certificate /CN=carol: unable to get certificate CRL"), 1) << log.text();
+  // A new CRL revokes alice instead: the same reason within the minute is held back.
   std::ofstream(dir / "crl.new") << test_support::crlPem(ca, {2});
   fs::rename(dir / "crl.new", dir / "crl.pem");
   EXPECT_EQ(status("bob"), 200);
   EXPECT_EQ(status("alice"), -1);
+  EXPECT_EQ(log.count("certificate revoked"), 1) << log.text();
   // A CRL past its next update: its CA's clients are refused until a renewed one is written.
   std::ofstream(dir / "crl.new") << test_support::crlPem(ca, {2}, -60);
   fs::rename(dir / "crl.new", dir / "crl.pem");
   EXPECT_EQ(status("bob"), -1) << "a client of an expired CRL got through";
+  EXPECT_EQ(log.count("refused the client certificate /CN=bob: CRL has expired"), 1) << log.text();
   agent.stop();
 
   std::ofstream(dir / "other.pem") << test_support::crlPem(other, {2});
@@ -511,6 +519,7 @@ TEST(Agent, MutualTlsRefusesAClientCertificateItsCrlRevokes) {
 // CRL that revokes the intermediate refuses the intermediate's clients (their own CRL does not
 // list them), and a chain with a CA whose CRL is missing is refused.
 TEST(Agent, MutualTlsChecksEveryCaOfAClientsChainAgainstItsCrl) {
+  test_support::CapturedLog log;
   const fs::path dir = test_support::removedAtExit(fs::path(testing::TempDir()) /
                                                    ("agent-crl-chain-" + std::to_string(::getpid())));
   for (const char* d : {"server", "dave"}) fs::create_directories(dir / d);
@@ -541,8 +550,12 @@ TEST(Agent, MutualTlsChecksEveryCaOfAClientsChainAgainstItsCrl) {
   EXPECT_EQ(status(), 200);
   crls(test_support::crlPem(intermediate, {}) + test_support::crlPem(root, {10}));  // the intermediate revoked
   EXPECT_EQ(status(), -1) << "a client of a revoked intermediate CA got through";
+  EXPECT_EQ(log.count("refused the client certificate /CN=dave: certificate revoked (at /CN=intermediate-ca of "
+                      "its chain, depth 1)"), 1) << log.text();
   crls(test_support::crlPem(intermediate, {}));  // no CRL of the root
   EXPECT_EQ(status(), -1) << "a chain with a CA without a CRL got through";
+  EXPECT_EQ(log.count("refused the client certificate /CN=dave: unable to get certificate CRL (at "
+                      "/CN=intermediate-ca of its chain, depth 1)"), 1) << log.text();
   crls(test_support::crlPem(intermediate, {}) + test_support::crlPem(root, {}));
   EXPECT_EQ(status(), 200);
   agent.stop();
