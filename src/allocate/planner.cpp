@@ -121,6 +121,10 @@ Plan Planner::plan(const PlanInput& in) const {
       if (below_floor && rule == "usage-floor") target = std::max(target, floor * (1.0 + p.hysteresis));
     } else {
       rule = rule == "forecast" ? "initial" : rule;
+      // A first limit the usage floor sets clears it by the band, as a raise does: set at the
+      // floor, the next sample's slightly higher usage raised it again (every `make run` until
+      // 2026-12-06: a second write 6-23 s after the first).
+      if (rule == "usage-floor") target = floor * (1.0 + p.hysteresis);
     }
     d.target = target;
     // Within what the backends can set (a page of memory, a microsecond of quota per 100 ms),

@@ -245,6 +245,34 @@ TEST(Planner, MemoryNeverBelowUsagePlusMargin) {
   EXPECT_NEAR(*plan.target[Resource::kMemory], 312.4 * kMiB, 1.0);
 }
 
+// A first limit set by the usage floor (no limit before, forecast below the floor) clears the
+// floor by the hysteresis band, so that usage a little higher at the next sample is no new write.
+TEST(Planner, AFirstLimitAtTheUsageFloorClearsItByTheBand) {
+  const auto f = memoryForecast(50);
+  PlanInput in;
+  in.forecast = &f;
+  in.usage[Resource::kMemory] = 60 * kMiB;  // floor = 60 * 1.1 + 64 = 130 MiB
+  auto plan = Planner(PlannerConfig{}).plan(in);
+  auto d = decisionFor(plan, Resource::kMemory);
+  EXPECT_EQ(d.rule, "usage-floor");
+  EXPECT_NEAR(d.desired, 130 * kMiB, 1.0);
+  EXPECT_NEAR(*plan.target[Resource::kMemory], 143 * kMiB, 1.0);
+  in.current[Resource::kMemory] = *plan.target[Resource::kMemory];
+  in.usage[Resource::kMemory] = 60.5 * kMiB;
+  in.now = 10;
+  in.last_change[index(Resource::kMemory)] = 0;
+  plan = Planner(PlannerConfig{}).plan(in);
+  EXPECT_FALSE(decisionFor(plan, Resource::kMemory).change) << decisionFor(plan, Resource::kMemory).reason;
+  // A first limit the forecast sets is the forecast, no band.
+  const auto high = memoryForecast(400);
+  in = {};
+  in.forecast = &high;
+  in.usage[Resource::kMemory] = 60 * kMiB;
+  plan = Planner(PlannerConfig{}).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kMemory).rule, "initial");
+  EXPECT_NEAR(*plan.target[Resource::kMemory], decisionFor(plan, Resource::kMemory).desired, 1.0);
+}
+
 // Usage above the workload's max (1 GiB) wobbling by 1 %: the floor beats max, and the limit it
 // set is then held by the dead band like any other, not rewritten every round (before: a write
 // each round, alternating between the floor and the floor plus the band).
