@@ -58,6 +58,22 @@ Result<LaunchedWorkload> LaunchedWorkload::start(const CollectorContext& ctx,
     procs.flush();
     if (!procs) { in_cgroup = false; break; }
   }
+  // A hybrid host keeps PSI and perf's cgroup events on the unified side, where the command would
+  // stay in the caller's cgroup: it goes to the same path there too, as runc places a container.
+  // Optional: without it the command is still measured, with less.
+  if (in_cgroup && ctx.layout.version == CgroupVersion::kHybrid && !ctx.layout.unified.empty()) {
+    const fs::path u = ctx.layout.unified / name;
+    std::error_code ec;
+    if (fs::create_directory(u, ec)) {
+      l.cgroup_dirs_.push_back(u.string());
+      std::ofstream procs(u / "cgroup.procs");
+      procs << pid << '\n';
+      procs.flush();
+      if (!procs) spdlog::info("launch: cannot move the command into {}: no PSI for it", u.string());
+    } else {
+      spdlog::info("launch: cannot create {}: no PSI for the command: {}", u.string(), ec.message());
+    }
+  }
   if (in_cgroup) {
     l.workload_ = {Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
   } else {

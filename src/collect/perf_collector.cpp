@@ -168,17 +168,25 @@ class PerfCollector final : public Collector {
   }
 
   // fd >= 0, or refusal bookkeeping: an error the kernel or hardware gives for everyone stops
-  // further asks for that event, said once. Other errors (ESRCH: the process just exited) are
-  // per-workload and not logged.
+  // further asks for that event, said once (sayRefused). Other errors (ESRCH: the process just
+  // exited) are per-workload and not logged.
   bool accept(std::size_t i, int fd) {
     if (fd >= 0) return true;
     if (fd == -ENOENT || fd == -EOPNOTSUPP || fd == -EINVAL || fd == -EACCES || fd == -EPERM ||
         fd == -ENODEV) {
       refused_[i] = true;
-      spdlog::warn("perf: the kernel refuses event '{}' ({}); continuing without it",
-                   kEvents[i].label, std::strerror(-fd));
+      newly_refused_[std::strerror(-fd)].push_back(fmt::format("'{}'", kEvents[i].label));
     }
     return false;
+  }
+
+  // One line per error for the events refused while opening a workload's: a VM without a PMU
+  // refuses all four hardware events at once.
+  void sayRefused() {
+    for (const auto& [why, events] : newly_refused_)
+      spdlog::warn("perf: the kernel refuses event{} {} ({}); continuing without {}", events.size() == 1 ? "" : "s",
+                   fmt::join(events, ", "), why, events.size() == 1 ? "it" : "them");
+    newly_refused_.clear();
   }
 
   Open openTree(pid_t pid) {
@@ -190,6 +198,7 @@ class PerfCollector final : public Collector {
       int fd = opener_(attr, pid, -1, 0);
       if (accept(i, fd)) o.fds[i].push_back(fd);
     }
+    sayRefused();
     return o;
   }
 
@@ -232,6 +241,7 @@ class PerfCollector final : public Collector {
                          "(logged once)", std::strerror(-fd));
           }
           ::close(dir);
+          sayRefused();
           return o;
         }
         if (accept(i, fd)) {
@@ -244,6 +254,7 @@ class PerfCollector final : public Collector {
       }
     }
     ::close(dir);  // the events hold their own reference on the cgroup
+    sayRefused();
     return o;
   }
 
@@ -252,6 +263,7 @@ class PerfCollector final : public Collector {
   KeptFile online_;
   std::string online_buf_;
   std::array<bool, kEvents.size()> refused_{};
+  std::map<std::string, std::vector<std::string>> newly_refused_;  // error -> events, until said
   bool logged_no_unified_ = false, logged_denied_ = false, logged_no_cpus_ = false;
   std::map<std::string, Open> open_;
 };

@@ -23,6 +23,7 @@
 #include "foresight/collect/kernel_files.h"
 #include "foresight/collect/perf.h"
 #include "foresight/collect/sampler.h"
+#include "support/captured_log.h"
 #include "support/cleanup.h"
 
 using namespace foresight;
@@ -446,6 +447,7 @@ void writePerfCounter(const std::string& file, std::uint64_t value, std::uint64_
 }  // namespace
 
 TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
+  test_support::CapturedLog log;
   int hardware_calls = 0;
   const std::string counter = testing::TempDir() + "/perf-counter";
   writePerfCounter(counter, 5'000'000'000, 1000, 1000);  // task-clock, in ns
@@ -461,6 +463,9 @@ TEST(Perf, RefusedEventsDegradeOnceAndTheRestWorks) {
   ASSERT_TRUE(perf->collect({Workload::Kind::kProcessTree, "pid-1", "", 1}, {1}, a));
   ASSERT_TRUE(perf->collect({Workload::Kind::kProcessTree, "pid-2", "", 2}, {2}, b));
   EXPECT_EQ(hardware_calls, 4);  // four hardware events, asked once each, not per workload
+  EXPECT_EQ(log.count("perf: the kernel refuses"), 1) << log.text();  // one line for the four
+  EXPECT_EQ(log.count("refuses events 'cycles', 'instructions', 'cache-references', 'cache-misses' "
+                      "(No such file or directory); continuing without them"), 1) << log.text();
   EXPECT_DOUBLE_EQ(a.get("perf_cycles_supported"), 0);
   EXPECT_DOUBLE_EQ(b.get("perf_instructions_supported"), 0);
   EXPECT_FALSE(a.has("perf_cycles_total"));

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -353,6 +354,7 @@ TEST(LiveCgroup, CpusetOfOneCpuBoundsCpuDemand) {
 
 // Stopping a launched command takes the children it started with it, also ones it left running
 // when it exited: any of them would outlive the recording and keep its cgroup (rmdir EBUSY).
+// On a hybrid host the command's cgroup is made on the unified side too, and goes with the others.
 TEST(LiveLaunch, StoppingACommandEndsItsChildrenAndRemovesItsCgroup) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
   CollectorContext ctx;
@@ -365,7 +367,7 @@ TEST(LiveLaunch, StoppingACommandEndsItsChildrenAndRemovesItsCgroup) {
     return c ? *c : std::string();
   };
   for (const char* script : {"sleep 100; echo done", "sleep 100 & exit 0"}) {
-    fs::path dir;
+    fs::path dir, unified;
     pid_t sleeper = -1;
     {
       auto l = LaunchedWorkload::start(ctx, {"sh", "-c", script});
@@ -379,9 +381,28 @@ TEST(LiveLaunch, StoppingACommandEndsItsChildrenAndRemovesItsCgroup) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
       ASSERT_GT(sleeper, 0) << script << ": the child never showed up in " << dir;
+      if (ctx.layout.version == CgroupVersion::kHybrid && !ctx.layout.unified.empty()) {
+        // Placed on the unified side too, where a hybrid host keeps PSI (and perf's cgroup events).
+        unified = ctx.layout.unified / dir.filename();
+        const auto procs = readKernelFile(unified / "cgroup.procs");
+        ASSERT_TRUE(procs) << unified;
+        const auto pids = parsePids(*procs);
+        EXPECT_NE(std::find(pids.begin(), pids.end(), sleeper), pids.end()) << unified;
+        ctx.clock_ticks = sysconf(_SC_CLK_TCK);
+        auto sampler = test_support::hostSampler(ctx);
+        ASSERT_TRUE(sampler);
+        auto s = sampler->sampleOne(l->workload());
+        ASSERT_TRUE(s) << s.error().message;
+        if (fs::exists(unified / "cpu.pressure")) {
+          EXPECT_TRUE(s->has("psi_cpu_some_seconds_total")) << "no PSI read from " << unified;
+        }
+      }
     }
     EXPECT_EQ(comm(sleeper), "") << script << ": the child outlived the command's end";
     EXPECT_FALSE(fs::exists(dir)) << script;
+    if (!unified.empty()) {
+      EXPECT_FALSE(fs::exists(unified)) << script;
+    }
     if (comm(sleeper) == "sleep\n") {  // failed: leave nothing behind
       ::kill(sleeper, SIGKILL);
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
