@@ -7,6 +7,8 @@
 // /run/systemd/private is.
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-id128.h>
@@ -19,6 +21,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -599,6 +602,41 @@ TEST_F(SystemdBackendTest, DiskBandwidthIsTheIoDevicesEntry) {
   EXPECT_NE(bad.error().message.find("systemd option io_device='sda'"), std::string::npos) << bad.error().message;
 }
 
+// A unit file names its disk by its node (IOReadBandwidthMax=/dev/sda 2M), not /dev/block/8:0:
+// that entry is the unit's limit for the io_device until this backend writes its own, and a
+// rollback restores it through the backend's own entry (systemd applies the list in order, so an
+// entry of "no limit" written after the unit's would lift it).
+TEST_F(SystemdBackendTest, ADisksEntryUnderAnotherNodeIsItsLimit) {
+  const fs::path node = tmp_.path() / "sda";
+  if (::mknod(node.c_str(), S_IFBLK | 0600, makedev(8, 0)) != 0)
+    GTEST_SKIP() << "cannot make a block device node (needs CAP_MKNOD): " << std::strerror(errno);
+  {
+    std::lock_guard lock(fake_.mu);
+    fake_.units["web.service"].io_read[node.string()] = 2 * kMiB;
+    fake_.units["web.service"].io_write[node.string()] = 2 * kMiB;
+    fake_.units["web.service"].io_read["/dev/null"] = 1000;  // a character device: not the disk
+  }
+  options_.values["io_device"] = "8:0";
+  auto b = makeSystemdBackend(options_);
+  auto before = b->current("web.service");
+  ASSERT_TRUE(before) << before.error().message;
+  EXPECT_DOUBLE_EQ((*before)[Resource::kDiskIo].value_or(0), 2 * kMiB);
+
+  auto log = AuditLog::open((tmp_.path() / "a.db").string());
+  ASSERT_TRUE(log);
+  auto id = applyAndRecord(*b, "systemd", options_, *log, "web.service", diskIo(50 * kMiB), "r");
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_DOUBLE_EQ((*makeSystemdBackend(options_)->current("web.service"))[Resource::kDiskIo].value_or(0),
+                   50 * kMiB);  // its own entry, written last, is the one systemd applies last
+  BackendRegistry registry("backend");
+  registerBackends(registry);
+  ASSERT_TRUE(rollback(*log, registry, *id));
+  const FakeUnit u = unit("web.service");
+  EXPECT_EQ(u.io_read.at("/dev/block/8:0"), 2 * kMiB);  // the unit's limit, not "none"
+  EXPECT_EQ(u.io_write.at("/dev/block/8:0"), 2 * kMiB);
+  EXPECT_EQ(u.io_read.at(node.string()), 2 * kMiB);
+}
+
 // memory_high_ratio as the cgroup-v2 backend takes it: MemoryHigh= that share of MemoryMax=, in
 // whole pages; refused outside (0, 1].
 TEST_F(SystemdBackendTest, MemoryHighIsTheRatioOfTheLimit) {
@@ -956,6 +994,62 @@ TEST_F(RealSystemdTest, SetsAUnitsDiskBandwidthForItsDevice) {
   now = b->current("app.slice");
   ASSERT_TRUE(now) << now.error().message;
   EXPECT_FALSE((*now)[Resource::kDiskIo]);
+}
+
+// The unit's own entry names the disk by its node, as unit files do: it is the unit's limit until
+// the backend writes its own, and a rollback restores it. systemd applies the entries in order, so
+// the backend's, written after, is what the kernel enforces (read from the cgroup's file), and a
+// rollback that wrote "no limit" there would lift the unit's.
+TEST_F(RealSystemdTest, AUnitsEntryForItsDiskUnderItsNodeIsItsLimit) {
+  // The backend looks device paths up under its root (here the manager's folder): the node there.
+  fs::create_directories(tmp_.path() / "dev");
+  if (::mknod((tmp_.path() / "dev/vda").c_str(), S_IFBLK | 0600, makedev(254, 0)) != 0)
+    GTEST_SKIP() << "cannot make a block device node: " << std::strerror(errno);
+  const auto set = systemctl("set-property --runtime app.slice 'IOReadBandwidthMax=/dev/vda 10M' "
+                             "'IOWriteBandwidthMax=/dev/vda 10M'");  // 10M: 10^7 bytes/s to systemd
+  ASSERT_EQ(set.exit_code, 0) << set.all();
+  // What the kernel enforces for 254:0 on reads, from app.slice's cgroup (v1 blkio, v2 io.max);
+  // empty where the manager's slice has no such file.
+  auto enforced = [&]() -> std::string {
+    for (const auto& h : hierarchies_) {
+      for (const char* f : {"blkio.throttle.read_bps_device", "io.max"}) {
+        std::istringstream in(testing::readFile(h / cgroup_ / "app.slice" / f));
+        for (std::string line; std::getline(in, line);)
+          if (line.starts_with("254:0 ")) return line.substr(6);
+      }
+    }
+    return "";
+  };
+  options_.values["io_device"] = "254:0";
+  options_.values["max_age"] = "0";  // every read asks
+  auto b = makeSystemdBackend(options_);
+  auto before = b->current("app.slice");
+  ASSERT_TRUE(before) << before.error().message;
+  EXPECT_DOUBLE_EQ((*before)[Resource::kDiskIo].value_or(0), 10e6);
+
+  auto log = AuditLog::open((tmp_.path() / "a.db").string());
+  ASSERT_TRUE(log);
+  auto id = applyAndRecord(*b, "systemd", options_, *log, "app.slice", diskIo(50 * kMiB), "r");
+  ASSERT_TRUE(id) << id.error().message;
+  auto now = b->current("app.slice");
+  ASSERT_TRUE(now) << now.error().message;
+  EXPECT_DOUBLE_EQ((*now)[Resource::kDiskIo].value_or(0), 50 * kMiB);
+  const std::string applied = enforced();
+  if (!applied.empty()) {
+    EXPECT_NE(applied.find("52428800"), std::string::npos) << applied;
+  }
+
+  BackendRegistry registry("backend");
+  registerBackends(registry);
+  auto rb = rollback(*log, registry, *id);
+  ASSERT_TRUE(rb) << rb.error().message;
+  now = b->current("app.slice");
+  ASSERT_TRUE(now) << now.error().message;
+  EXPECT_DOUBLE_EQ((*now)[Resource::kDiskIo].value_or(0), 10e6);
+  if (!applied.empty()) {
+    const std::string back = enforced();
+    EXPECT_NE(back.find("10000000"), std::string::npos) << back;
+  }
 }
 
 }  // namespace

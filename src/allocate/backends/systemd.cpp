@@ -9,12 +9,15 @@
 // as `foresight run` names cgroups). cpu is CPUQuotaPerSecUSec, memory MemoryMax and MemoryHigh
 // (memory_high_ratio x it, as the cgroup-v2 backend writes memory.high); systemd maps them to
 // cgroup v1 (which has no MemoryHigh) or v2 itself.
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <systemd/sd-bus.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -299,8 +302,12 @@ class SystemdBackend final : public Backend {
     return v;
   }
 
-  // The io_device's entry of an a(st) property (none: kInfinity). Entries are matched by the path
-  // this backend writes (/dev/block/MAJ:MIN), as systemd keeps them as given.
+  // The io_device's entry of an a(st) property (none: kInfinity): the one under the path this
+  // backend writes (/dev/block/MAJ:MIN), as systemd keeps paths as given; else the last under
+  // another node of the same disk (`/dev/sda`, as unit files name disks), the one systemd applies
+  // last. Without that, a unit's own limit read as none, and a rollback wrote "none" for the path
+  // written, after the unit's entry: lifting the limit it had. A path that is not a device node
+  // (systemd takes the disk of the file system holding it) is not matched.
   Result<std::uint64_t> deviceProperty(const SystemdUnit& unit, const std::string& path, const char* key) {
     BusError err;
     sd_bus_message* raw = nullptr;
@@ -310,14 +317,26 @@ class SystemdBackend final : public Backend {
     MessagePtr reply(raw);
     if (!r) return tl::unexpected(r.error());
     if (*r < 0) return fail(errorCode(err), "systemd {}: cannot read {}: {}", unit.name, key, err.what(*r));
-    std::uint64_t found = kInfinity;
+    std::optional<std::uint64_t> own, same_disk;
     int k = sd_bus_message_enter_container(reply.get(), 'a', "(st)");
     const char* device = nullptr;
     std::uint64_t v = 0;
-    while (k > 0 && (k = sd_bus_message_read(reply.get(), "(st)", &device, &v)) > 0)
-      if (devicePath() == device) found = v;
+    while (k > 0 && (k = sd_bus_message_read(reply.get(), "(st)", &device, &v)) > 0) {
+      struct stat st{};
+      if (devicePath() == device) own = v;
+      else if (::stat((root_ / std::filesystem::path(device).relative_path()).c_str(), &st) == 0 &&
+               S_ISBLK(st.st_mode) && st.st_rdev == ioDev())
+        same_disk = v;
+    }
     if (k < 0) return fail(ErrorCode::kParse, "systemd {}: {} is not a list of (device, bytes)", unit.name, key);
-    return found;
+    return own ? *own : same_disk.value_or(kInfinity);
+  }
+
+  // io_device as a dev_t (0 without it).
+  dev_t ioDev() const {
+    unsigned major = 0, minor = 0;
+    if (std::sscanf(devicePath().c_str(), "/dev/block/%u:%u", &major, &minor) != 2) return 0;
+    return makedev(major, minor);
   }
 
   const std::string& devicePath() const {
