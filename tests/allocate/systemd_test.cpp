@@ -607,15 +607,19 @@ TEST_F(SystemdBackendTest, DiskBandwidthIsTheIoDevicesEntry) {
 // rollback restores it through the backend's own entry (systemd applies the list in order, so an
 // entry of "no limit" written after the unit's would lift it).
 TEST_F(SystemdBackendTest, ADisksEntryUnderAnotherNodeIsItsLimit) {
-  const fs::path node = tmp_.path() / "sda";
-  if (::mknod(node.c_str(), S_IFBLK | 0600, makedev(8, 0)) != 0)
+  // The backend looks device paths up under its root: the node there.
+  fs::create_directories(tmp_.path() / "host/dev");
+  if (::mknod((tmp_.path() / "host/dev/sda").c_str(), S_IFBLK | 0600, makedev(8, 0)) != 0)
     GTEST_SKIP() << "cannot make a block device node (needs CAP_MKNOD): " << std::strerror(errno);
+  ASSERT_EQ(::mknod((tmp_.path() / "host/sdb").c_str(), S_IFBLK | 0600, makedev(8, 0)), 0);
+  const std::string node = "/dev/sda";
   {
     std::lock_guard lock(fake_.mu);
-    fake_.units["web.service"].io_read[node.string()] = 2 * kMiB;
-    fake_.units["web.service"].io_write[node.string()] = 2 * kMiB;
-    fake_.units["web.service"].io_read["/dev/null"] = 1000;  // a character device: not the disk
+    fake_.units["web.service"].io_read[node] = 2 * kMiB;
+    fake_.units["web.service"].io_write[node] = 2 * kMiB;
+    fake_.units["web.service"].io_read["/sdb"] = 1000;  // outside /dev: not looked at
   }
+  options_.values["root"] = (tmp_.path() / "host").string();
   options_.values["io_device"] = "8:0";
   auto b = makeSystemdBackend(options_);
   auto before = b->current("web.service");
@@ -634,7 +638,7 @@ TEST_F(SystemdBackendTest, ADisksEntryUnderAnotherNodeIsItsLimit) {
   const FakeUnit u = unit("web.service");
   EXPECT_EQ(u.io_read.at("/dev/block/8:0"), 2 * kMiB);  // the unit's limit, not "none"
   EXPECT_EQ(u.io_write.at("/dev/block/8:0"), 2 * kMiB);
-  EXPECT_EQ(u.io_read.at(node.string()), 2 * kMiB);
+  EXPECT_EQ(u.io_read.at(node), 2 * kMiB);
 }
 
 // memory_high_ratio as the cgroup-v2 backend takes it: MemoryHigh= that share of MemoryMax=, in

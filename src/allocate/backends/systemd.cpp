@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -306,8 +307,9 @@ class SystemdBackend final : public Backend {
   // backend writes (/dev/block/MAJ:MIN), as systemd keeps paths as given; else the last under
   // another node of the same disk (`/dev/sda`, as unit files name disks), the one systemd applies
   // last. Without that, a unit's own limit read as none, and a rollback wrote "none" for the path
-  // written, after the unit's entry: lifting the limit it had. A path that is not a device node
-  // (systemd takes the disk of the file system holding it) is not matched.
+  // written, after the unit's entry: lifting the limit it had. Only paths under /dev are looked
+  // at: a file elsewhere (systemd takes the disk of the file system holding it) is not matched,
+  // and a stat() there could hang the sampling round on a dead network mount.
   Result<std::uint64_t> deviceProperty(const SystemdUnit& unit, const std::string& path, const char* key) {
     BusError err;
     sd_bus_message* raw = nullptr;
@@ -324,7 +326,8 @@ class SystemdBackend final : public Backend {
     while (k > 0 && (k = sd_bus_message_read(reply.get(), "(st)", &device, &v)) > 0) {
       struct stat st{};
       if (devicePath() == device) own = v;
-      else if (::stat((root_ / std::filesystem::path(device).relative_path()).c_str(), &st) == 0 &&
+      else if (std::string_view(device).starts_with("/dev/") &&  // devtmpfs: a stat() that cannot hang
+               ::stat((root_ / std::filesystem::path(device).relative_path()).c_str(), &st) == 0 &&
                S_ISBLK(st.st_mode) && st.st_rdev == ioDev())
         same_disk = v;
     }
