@@ -290,7 +290,9 @@ class DbusDaemon {
     // Its complaints (e.g. about fd limits) go to the log.
     process_.emplace(std::vector<std::string>{"dbus-daemon", "--config-file=" + conf.string(), "--nofork", "--nopidfile"},
                      dir / "dbus-daemon.log");
-    for (int i = 0; i < 100 && !fs::exists(socket_); ++i)
+    // Until it accepts: the socket file exists from bind(), a moment before listen(), and a
+    // connection then is refused (seen under load in CI: ECONNREFUSED).
+    for (int i = 0; i < 250 && !running(); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ~DbusDaemon() {
@@ -298,7 +300,17 @@ class DbusDaemon {
     std::error_code ec;
     fs::remove(socket_, ec);
   }
-  bool running() const { return fs::exists(socket_); }
+  // Whether a connection to its socket is accepted.
+  bool running() const {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, socket_.c_str(), sizeof sa.sun_path - 1);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    ::close(fd);
+    return ok;
+  }
   std::string address() const { return "unix:path=" + socket_.string(); }
 
  private:
