@@ -1,5 +1,5 @@
 // The full MATCHING.md evaluation on Scout (label `slow`): checks the protocol's bookkeeping on
-// real data; the figures themselves are reported in docs/results-match.md.
+// real data; the figures themselves are reported in docs/results.md ("Environment matcher").
 #include <gtest/gtest.h>
 
 #include <filesystem>
