@@ -48,32 +48,26 @@ Result<LaunchedWorkload> LaunchedWorkload::start(const CollectorContext& ctx,
   else
     for (const char* c : {"cpu", "cpuacct", "memory", "blkio", "pids"})
       if (auto d = ctx.layout.v1(c)) dirs.push_back(*d / name);
-  bool in_cgroup = !dirs.empty();
-  for (const auto& d : dirs) {
+  // The command's cgroup `d` made (kept for removal) and the command moved into it.
+  auto place = [&](const fs::path& d) {
     std::error_code ec;
-    if (!fs::create_directory(d, ec) && ec) { in_cgroup = false; break; }
+    if (!fs::create_directory(d, ec) && ec) return false;
     l.cgroup_dirs_.push_back(d.string());
     std::ofstream procs(d / "cgroup.procs");
     procs << pid << '\n';
     procs.flush();
-    if (!procs) { in_cgroup = false; break; }
-  }
+    return static_cast<bool>(procs);
+  };
+  bool in_cgroup = !dirs.empty();
+  for (const auto& d : dirs)
+    if (!place(d)) { in_cgroup = false; break; }
   // A hybrid host keeps PSI and perf's cgroup events on the unified side, where the command would
   // stay in the caller's cgroup: it goes to the same path there too, as runc places a container.
   // Optional: without it the command is still measured, with less.
-  if (in_cgroup && ctx.layout.version == CgroupVersion::kHybrid && !ctx.layout.unified.empty()) {
-    const fs::path u = ctx.layout.unified / name;
-    std::error_code ec;
-    if (fs::create_directory(u, ec)) {
-      l.cgroup_dirs_.push_back(u.string());
-      std::ofstream procs(u / "cgroup.procs");
-      procs << pid << '\n';
-      procs.flush();
-      if (!procs) spdlog::info("launch: cannot move the command into {}: no PSI for it", u.string());
-    } else {
-      spdlog::info("launch: cannot create {}: no PSI for the command: {}", u.string(), ec.message());
-    }
-  }
+  if (in_cgroup && ctx.layout.version == CgroupVersion::kHybrid && !ctx.layout.unified.empty() &&
+      !place(ctx.layout.unified / name))
+    spdlog::info("launch: cannot place the command in {}: no PSI or perf counters for it",
+                 (ctx.layout.unified / name).string());
   if (in_cgroup) {
     l.workload_ = {Workload::Kind::kCgroup, "/" + name, "/" + name, 0};
   } else {

@@ -139,22 +139,20 @@ int logRefusedClient(int ok, X509_STORE_CTX* store) {
   const auto* ssl = static_cast<const SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   auto* refused = ssl ? static_cast<RefusedClients*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), refusedClientsIndex()))
                       : nullptr;
+  const std::string why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
+  std::size_t held_back = 0;
+  if (refused) {
+    const std::lock_guard lock(refused->mutex);
+    if (!refused->log.due(why, why, RepeatedLog::Clock::now(), held_back)) return ok;
+  }
   X509* client = X509_STORE_CTX_get0_cert(store);
   X509* at = X509_STORE_CTX_get_current_cert(store);
   const int depth = X509_STORE_CTX_get_error_depth(store);
-  const std::string why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
-  std::string line = fmt::format("refused the client certificate {}: {}",
-                                 client ? nameOf(X509_get_subject_name(client)) : "(none)", why);
-  if (depth > 0 && at) line += fmt::format(" (at {} of its chain, depth {})", nameOf(X509_get_subject_name(at)), depth);
-  if (!refused) {
-    spdlog::warn("{}", line);
-    return ok;
-  }
-  const std::lock_guard lock(refused->mutex);
-  std::size_t held_back = 0;
-  if (refused->log.due(why, why, RepeatedLog::Clock::now(), held_back))
-    spdlog::warn("{}{}", line,
-                 held_back ? fmt::format(" ({} more refusals for this reason since it was last said)", held_back) : "");
+  std::string where, held;
+  if (depth > 0 && at) where = fmt::format(" (at {} of its chain, depth {})", nameOf(X509_get_subject_name(at)), depth);
+  if (held_back) held = fmt::format(" ({} more refusals for this reason since it was last said)", held_back);
+  spdlog::warn("refused the client certificate {}: {}{}{}",
+               client ? nameOf(X509_get_subject_name(client)) : "(none)", why, where, held);
   return ok;
 }
 

@@ -110,6 +110,8 @@ class SystemdBackend final : public Backend {
         })) {
     timeout_ = seconds(timeout_text_).value_or(0);
     max_age_ = seconds(max_age_text_).value_or(-1);
+    unsigned major = 0, minor = 0;
+    if (std::sscanf(devicePath().c_str(), "/dev/block/%u:%u", &major, &minor) == 2) io_dev_ = makedev(major, minor);
   }
 
   std::string name() const override { return "systemd"; }
@@ -328,19 +330,13 @@ class SystemdBackend final : public Backend {
       if (devicePath() == device) own = v;
       else if (std::string_view(device).starts_with("/dev/") &&  // devtmpfs: a stat() that cannot hang
                ::stat((root_ / std::filesystem::path(device).relative_path()).c_str(), &st) == 0 &&
-               S_ISBLK(st.st_mode) && st.st_rdev == ioDev())
+               S_ISBLK(st.st_mode) && st.st_rdev == io_dev_)
         same_disk = v;
     }
     if (k < 0) return fail(ErrorCode::kParse, "systemd {}: {} is not a list of (device, bytes)", unit.name, key);
     return own ? *own : same_disk.value_or(kInfinity);
   }
 
-  // io_device as a dev_t (0 without it).
-  dev_t ioDev() const {
-    unsigned major = 0, minor = 0;
-    if (std::sscanf(devicePath().c_str(), "/dev/block/%u:%u", &major, &minor) != 2) return 0;
-    return makedev(major, minor);
-  }
 
   const std::string& devicePath() const {
     static const std::string none;
@@ -436,6 +432,7 @@ class SystemdBackend final : public Backend {
   std::string max_age_text_;
   Result<double> memory_high_ratio_;
   Result<std::string> io_device_;  // /dev/block/MAJ:MIN, or empty without io_device
+  dev_t io_dev_ = 0;                // the same as a device number (0 without it)
   double timeout_ = 0;   // seconds; 0: the option did not read
   double max_age_ = -1;  // seconds; < 0: the option did not read
   struct Read {
