@@ -91,6 +91,7 @@ void addRecordCommand(CLI::App& app, Builtins& builtins);
 void addProfileCommand(CLI::App& app, Builtins& builtins);
 void addRunCommand(CLI::App& app, Builtins& builtins);
 void addRecommendCommand(CLI::App& app);
+void addGuestsCommand(CLI::App& app);
 void addWorkloadOptions(CLI::App& cmd, WorkloadOptions& w);
 void addTrainCommand(CLI::App& app, int argc, char** argv);
 void addPredictCommand(CLI::App& app);

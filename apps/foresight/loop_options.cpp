@@ -8,6 +8,14 @@
 
 #include "commands.h"
 #include "foresight/core/log.h"
+#include "foresight/loop/plan_metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <httplib.h>
 
 namespace foresight::app {
 
@@ -105,5 +113,57 @@ void printView(const loop::Autoscaler& scaler, const std::string& empty) {
   std::fflush(stdout);
 }
 
+
+LoopEndpoint::LoopEndpoint(const loop::Autoscaler& autoscaler, std::unique_ptr<server::HttpEndpoint> http,
+                           std::string command, const std::string& workloads, const std::string& workloads_help,
+                           const std::string& errors_help, bool leader_election)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      plans_(std::make_shared<loop::PlanMetrics>(autoscaler)),
+      http_(std::move(http)),
+      command_(std::move(command)) {
+  const std::string prefix = "foresight_" + command_ + "_";
+  auto& rounds = prometheus::BuildCounter()
+                     .Name(prefix + "rounds_total")
+                     .Help("Rounds run (result=\"failed\": the round could not list its workloads)")
+                     .Register(*registry_);
+  rounds_ = &rounds.Add({});
+  failed_rounds_ = &rounds.Add({{"result", "failed"}});
+  errors_ = &prometheus::BuildCounter().Name(prefix + "errors_total").Help(errors_help).Register(*registry_).Add({});
+  workloads_ = &prometheus::BuildGauge().Name(prefix + workloads).Help(workloads_help).Register(*registry_).Add({});
+  if (leader_election)
+    leading_ = &prometheus::BuildGauge()
+                    .Name(prefix + "leading")
+                    .Help("1 while this replica runs the rounds (holds the lease with --leader-elect), else 0")
+                    .Register(*registry_)
+                    .Add({});
+  http_->get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    auto families = registry_->Collect();
+    for (auto& f : plans_->Collect()) families.push_back(std::move(f));
+    res.set_content(prometheus::TextSerializer().Serialize(families), "text/plain; version=0.0.4");
+  });
+  http_->get("/api/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"status":"ok"})", "application/json");
+  });
+}
+
+LoopEndpoint::~LoopEndpoint() { http_->stop(); }
+
+Status LoopEndpoint::start() {
+  if (auto st = http_->start(); !st) return fail(st.error().code, "--listen: {}", st.error().message);
+  spdlog::info("{}: {}/metrics", command_, http_->describe());
+  return ok();
+}
+
+void LoopEndpoint::leading(bool yes) {
+  if (leading_) leading_->Set(yes ? 1 : 0);
+}
+
+void LoopEndpoint::round(std::size_t workloads, std::size_t errors) {
+  rounds_->Increment();
+  errors_->Increment(static_cast<double>(errors));
+  workloads_->Set(static_cast<double>(workloads));
+}
+
+void LoopEndpoint::roundFailed() { failed_rounds_->Increment(); }
 
 }  // namespace foresight::app

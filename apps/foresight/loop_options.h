@@ -1,6 +1,7 @@
 #pragma once
-// What the two closed loops, `run` (this host's cgroups) and `recommend` (Kubernetes VPAs), set up
-// alike: planner policies from a file, the live forecasters, the live view.
+// What the closed loops, `run` (this host's cgroups), `recommend` (Kubernetes VPAs) and `guests`
+// (libvirt guests), set up alike: planner policies from a file, the live forecasters, the live
+// view, and (the last two) the endpoint of their rounds.
 
 #include <memory>
 #include <string>
@@ -14,6 +15,14 @@
 
 namespace CLI {
 class App;
+}
+namespace prometheus {
+class Registry;
+class Counter;
+class Gauge;
+}
+namespace foresight::loop {
+class PlanMetrics;
 }
 
 namespace foresight::app {
@@ -48,6 +57,30 @@ void overrideQuantile(allocate::PlannerConfigs& policies, double quantile);
 
 // The audit trail of the changes a loop applies: opened with --apply, none in dry-run.
 Result<std::optional<allocate::AuditLog>> auditTrail(bool apply, const std::string& path);
+
+// /metrics (the plans, as `run` exports them, and the rounds) and /api/health of a loop that runs in
+// rounds: foresight_<command>_rounds_total{result=""|"failed"}, foresight_<command>_errors_total,
+// foresight_<command>_<workloads> (the workloads of the last round) and, with `leader_election`,
+// foresight_<command>_leading.
+class LoopEndpoint {
+ public:
+  LoopEndpoint(const loop::Autoscaler& autoscaler, std::unique_ptr<server::HttpEndpoint> http, std::string command,
+               const std::string& workloads, const std::string& workloads_help, const std::string& errors_help,
+               bool leader_election);
+  ~LoopEndpoint();  // stops serving before the registry its handlers read goes
+  Status start();
+  void leading(bool yes);
+  void round(std::size_t workloads, std::size_t errors);
+  void roundFailed();
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<loop::PlanMetrics> plans_;
+  prometheus::Counter *rounds_ = nullptr, *failed_rounds_ = nullptr, *errors_ = nullptr;
+  prometheus::Gauge *workloads_ = nullptr, *leading_ = nullptr;
+  std::unique_ptr<server::HttpEndpoint> http_;
+  std::string command_;
+};
 
 // The live view: per workload and resource, the usage, the forecast, the limit in force, the
 // target and the rule that decided it; `empty` is printed when no workload has a plan yet.

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   app::addProfileCommand(app, builtins);
   app::addRunCommand(app, builtins);
   app::addRecommendCommand(app);
+  app::addGuestsCommand(app);
 
   // "foresight record ... -- CMD ARGS": everything after the first bare "--" is the command.
   for (int i = 1; i < argc; ++i) {

@@ -1,9 +1,5 @@
 // `foresight recommend`: Foresight as a Kubernetes VPA recommender (foresight/loop/recommender.h)
 // until SIGINT/SIGTERM or --duration.
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
 
 #include <unistd.h>
 
@@ -15,7 +11,6 @@
 #include "foresight/allocate/kubernetes.h"
 #include "foresight/core/files.h"
 #include "foresight/core/log.h"
-#include "foresight/loop/plan_metrics.h"
 #include "foresight/loop/recommender.h"
 #include "foresight/server/agent.h"
 #include "foresight/server/http.h"
@@ -52,66 +47,6 @@ struct Args {
 
 // /metrics: what each container's plan forecasts and sets (loop/plan_metrics.h, labelled
 // workload="namespace/vpa/container") and how the rounds go; /api/health for probes.
-class MetricsServer {
- public:
-  // `http` (server/http.h) serves them; started by start().
-  MetricsServer(const loop::Autoscaler& autoscaler, std::unique_ptr<server::HttpEndpoint> http)
-      : plans_(std::make_shared<loop::PlanMetrics>(autoscaler)), http_(std::move(http)) {
-    auto& rounds = prometheus::BuildCounter()
-                       .Name("foresight_recommend_rounds_total")
-                       .Help("Rounds run: VPAs listed, their pods' usage read and fed")
-                       .Register(*registry_);
-    rounds_ = &rounds.Add({});
-    failed_rounds_ = &rounds.Add({{"result", "failed"}});
-    errors_ = &prometheus::BuildCounter()
-                   .Name("foresight_recommend_errors_total")
-                   .Help("VPAs or containers that failed in a round (logged)")
-                   .Register(*registry_)
-                   .Add({});
-    auto& gauges = prometheus::BuildGauge()
-                       .Name("foresight_recommend_containers")
-                       .Help("Containers of VPAs naming this recommender with pod metrics, last round")
-                       .Register(*registry_);
-    containers_ = &gauges.Add({});
-    leading_ = &prometheus::BuildGauge()
-                    .Name("foresight_recommend_leading")
-                    .Help("1 while this replica runs the rounds (holds the lease with --leader-elect), else 0")
-                    .Register(*registry_)
-                    .Add({});
-    http_->get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      auto families = registry_->Collect();
-      for (auto& f : plans_->Collect()) families.push_back(std::move(f));
-      res.set_content(prometheus::TextSerializer().Serialize(families), "text/plain; version=0.0.4");
-    });
-    http_->get("/api/health", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(R"({"status":"ok"})", "application/json");
-    });
-  }
-  ~MetricsServer() { http_->stop(); }  // before the registry its handlers read goes
-  Status start() {
-    if (auto st = http_->start(); !st) return fail(st.error().code, "--listen: {}", st.error().message);
-    spdlog::info("recommend: {}/metrics", http_->describe());
-    return ok();
-  }
-  void leading(bool yes) { leading_->Set(yes ? 1 : 0); }
-  void round(const Result<loop::VpaRecommender::Round>& r) {
-    if (!r) {
-      failed_rounds_->Increment();
-      return;
-    }
-    rounds_->Increment();
-    errors_->Increment(static_cast<double>(r->errors));
-    containers_->Set(static_cast<double>(r->containers));
-  }
-
- private:
-  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
-  std::shared_ptr<loop::PlanMetrics> plans_;
-  prometheus::Counter *rounds_, *failed_rounds_, *errors_;
-  prometheus::Gauge *containers_, *leading_;
-  std::unique_ptr<server::HttpEndpoint> http_;
-};
-
 Status recommend(const Args& a) {
   allocate::BackendOptions o;
   o.values["mode"] = "vpa";
@@ -160,7 +95,7 @@ Status recommend(const Args& a) {
                                    std::move(history), std::llround(a.history_length));
   recommender.throttlingFrom(std::move(throttling));
   recommender.reportConditions(a.apply);
-  std::optional<MetricsServer> metrics;
+  std::optional<LoopEndpoint> metrics;
   if (!a.listen.empty()) {
     auto listen = server::parseAgentConfig("listen: \"" + a.listen + "\"", "--listen");
     if (!listen) return tl::unexpected(listen.error());
@@ -169,7 +104,9 @@ Status recommend(const Args& a) {
     o.port = listen->listen_port;
     auto http = server::HttpEndpoint::make(o);
     if (!http) return tl::unexpected(http.error());
-    metrics.emplace(autoscaler, std::move(*http));
+    metrics.emplace(autoscaler, std::move(*http), "recommend", "containers",
+                    "Containers of VPAs naming this recommender with pod metrics, last round",
+                    "VPAs or containers that failed in a round (logged)", true);
     if (auto st = metrics->start(); !st) return st;
   }
   spdlog::info("recommend: VPAs naming recommender '{}' in {} of {}, every {} s; {}", a.recommender,
@@ -229,7 +166,10 @@ Status recommend(const Args& a) {
       autoscaler.setPlanners(changed.defaults, changed.workloads);
     }
     auto r = recommender.round();
-    if (metrics) metrics->round(r);
+    if (metrics) {
+      if (r) metrics->round(r->containers, r->errors);
+      else metrics->roundFailed();
+    }
     if (!r) {
       // The first round failing is a setup error (a wrong context, RBAC, no VPA CRD): said at once.
       if (n == 0) return tl::unexpected(r.error());

@@ -126,6 +126,14 @@ Plan Planner::plan(const PlanInput& in) const {
       // 2026-12-06: a second write 6-23 s after the first).
       if (rule == "usage-floor") target = floor * (1.0 + p.hysteresis);
     }
+    if (const auto& unit = in.units[r]; unit && *unit > 0) {
+      const auto whole = [u = *unit](double v) { return std::ceil(v / u - 1e-9) * u; };
+      const double rounded = whole(target);
+      // A planned step down that rounds back to the current value would be planned, applied as
+      // nothing and audited every round, and would never come down: it is one unit instead.
+      const bool lost_step = d.current && target < *d.current && rounded >= *d.current && whole(desired) < *d.current;
+      target = lost_step ? *d.current - *unit : rounded;
+    }
     d.target = target;
     // Within what the backends can set (a page of memory, a microsecond of quota per 100 ms),
     // a target is the current value: else the change is written, rounded back to it, and audited.

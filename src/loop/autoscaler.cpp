@@ -117,7 +117,7 @@ std::size_t Autoscaler::warm(const std::string& workload, const trace::RawSeries
 Result<std::optional<allocate::Plan>> Autoscaler::observe(
     const std::string& workload, std::int64_t wall,
     const std::array<double, kResourceCount>& usage,
-    const std::optional<std::array<double, kResourceCount>>& demand, double cpuset_cpus, bool left_alone) {
+    const std::optional<std::array<double, kResourceCount>>& demand, const allocate::Allocation& ceiling, bool left_alone) {
   const std::int64_t now = loopTime(wall);
   State& st = stateOf(workload);
   st.forecaster->observe(wall, demand.value_or(usage));  // time of day: the wall clock's
@@ -128,7 +128,8 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   const std::size_t mem = index(Resource::kMemory);
   if (demand)
     if (auto kill = allocate::oomKillFromDemand(now, usage[mem], (*demand)[mem])) st.oom = kill;
-  if (cpuset_cpus > 0) st.cpuset_cpus = cpuset_cpus;
+  for (Resource r : kAllResources)
+    if (ceiling[r] && *ceiling[r] > 0) st.ceiling[r] = ceiling[r];
   if (st.samples++ == 0) st.first_seen = now;
   if (st.samples < config_.min_samples || now - st.first_seen < config_.min_history_seconds)
     return std::optional<allocate::Plan>();
@@ -153,7 +154,8 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   for (Resource r : config_.resources)
     if (std::isfinite(st.last_usage[index(r)])) input.usage[r] = st.last_usage[index(r)];
   input.oom = st.oom;
-  if (st.cpuset_cpus > 0) input.ceiling[Resource::kCpu] = st.cpuset_cpus;
+  input.ceiling = st.ceiling;
+  input.units = backend_->units();
   input.now = now;
   input.last_change = st.last_change;
   allocate::Plan plan = plannerOf(workload).plan(input);
@@ -254,8 +256,9 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
   // Beyond its cpuset but within the host: the CPUs are here, so the advice is to widen the
   // cpuset (the planner stops the quota at it), not to buy capacity.
   const auto& host_cpus = a.host[Resource::kCpu];
-  const bool beyond_cpuset = !exceeds && st.cpuset_cpus > 0 && cpu_wanted > st.cpuset_cpus &&
-                             (!host_cpus || st.cpuset_cpus < *host_cpus);
+  const double cpuset_cpus = st.ceiling[Resource::kCpu].value_or(0);
+  const bool beyond_cpuset = !exceeds && cpuset_cpus > 0 && cpu_wanted > cpuset_cpus &&
+                             (!host_cpus || cpuset_cpus < *host_cpus);
   if (!exceeds && !beyond_cpuset) {  // fits again: the advice no longer applies
     st.exceeding_since.reset();
     std::lock_guard lock(view_mutex_);
@@ -270,9 +273,9 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
   if (beyond_cpuset) {
     const std::string widen =
         host_cpus ? fmt::format("widen its cpuset ({:.2f} cores forecast, {:g} CPUs in its cpuset, {:g} on this host)",
-                                cpu_wanted, st.cpuset_cpus, *host_cpus)
+                                cpu_wanted, cpuset_cpus, *host_cpus)
                   : fmt::format("widen its cpuset ({:.2f} cores forecast, {:g} CPUs in its cpuset)",
-                                cpu_wanted, st.cpuset_cpus);
+                                cpu_wanted, cpuset_cpus);
     spdlog::warn("{}: the forecast does not fit its cpuset; {}", workload, widen);
     std::lock_guard lock(view_mutex_);
     for (auto& [key, row] : view_)

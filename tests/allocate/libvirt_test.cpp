@@ -2,7 +2,13 @@
 // default domain "test" starts with 2 vCPUs (2 maximum), 2 GiB current and 8 GiB maximum memory.
 #include <gtest/gtest.h>
 
+#include <time.h>
+
+#include <cmath>
+
+#include "../support/libvirt_guest.h"
 #include "foresight/allocate/audit.h"
+#include "foresight/allocate/libvirt.h"
 #include "test_util.h"
 
 namespace foresight::allocate {
@@ -90,6 +96,63 @@ TEST(Libvirt, ErrorsNameTheDomain) {
   t = {};
   t[Resource::kDiskIo] = 1e6;
   EXPECT_FALSE(b->apply("test", t));
+}
+
+const GuestStats* find(const RunningGuests& r, const std::string& name) {
+  for (const auto& g : r.guests)
+    if (g.name == name) return &g;
+  return nullptr;
+}
+
+// What `foresight guests` reads of each running guest: its vCPUs and balloon with their maximums,
+// its cpu time, and what its balloon driver says it uses (available - usable), absent without one.
+TEST(Libvirt, ReadsEveryRunningGuestAndWhatItsBalloonDriverReports) {
+  test_support::TestDriverGuest reporting("reads-web", 2, 4, 3072, 4096, true);
+  test_support::TestDriverGuest silent("reads-db", 1, 2, 1024, 2048, false);
+  ASSERT_TRUE(reporting.running() && silent.running());
+  LibvirtConnection conn("test:///default");
+  auto first = conn.runningGuests();
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(first->errors.empty());
+  const GuestStats* web = find(*first, "reads-web");
+  const GuestStats* db = find(*first, "reads-db");
+  ASSERT_TRUE(web && db);
+  EXPECT_EQ(web->vcpus, 2);
+  EXPECT_EQ(web->max_vcpus, 4);
+  EXPECT_EQ(web->memory_bytes, 3 * kGiB);
+  EXPECT_EQ(web->max_memory_bytes, 4 * kGiB);
+  EXPECT_EQ(web->guest_used_bytes, 1.5 * kGiB);  // the driver's usable is half the balloon
+  EXPECT_TRUE(std::isnan(db->guest_used_bytes));
+  EXPECT_EQ(db->max_vcpus, 2);
+  timespec pause{0, 20'000'000};
+  nanosleep(&pause, nullptr);
+  auto again = conn.guest("reads-web");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_GT(again->mono_ns, web->mono_ns);
+  EXPECT_GT(again->cpu_seconds, web->cpu_seconds);
+  silent.destroy();
+  auto after = conn.runningGuests();
+  ASSERT_TRUE(after);
+  EXPECT_FALSE(find(*after, "reads-db"));  // stopped: not listed, and no error
+  EXPECT_TRUE(after->errors.empty());
+  EXPECT_EQ(conn.guest("reads-nothing").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(LibvirtConnection("test:///no/such/file.xml").runningGuests().error().code, ErrorCode::kUnavailable);
+}
+
+// The safety rail of `foresight allocate` sees the guest's own use, and nothing where the guest
+// does not say: QEMU's RSS is not what it needs.
+TEST(Libvirt, UsageIsWhatTheGuestReportsInUse) {
+  test_support::TestDriverGuest reporting("usage-web", 1, 2, 2048, 4096, true);
+  test_support::TestDriverGuest silent("usage-db", 1, 2, 2048, 4096, false);
+  auto b = testDriver();
+  auto used = b->usage("usage-web");
+  ASSERT_TRUE(used) << used.error().message;
+  EXPECT_EQ(*(*used)[Resource::kMemory], 1 * kGiB);
+  EXPECT_FALSE((*used)[Resource::kCpu]);
+  used = b->usage("usage-db");
+  ASSERT_TRUE(used) << used.error().message;
+  EXPECT_TRUE(used->empty());
+  EXPECT_EQ(*b->units()[Resource::kCpu], 1.0);
 }
 
 }  // namespace

@@ -134,6 +134,37 @@ TEST(Planner, ScalesDownSlowly) {
   EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 3.6);
 }
 
+// Whole vCPUs (a libvirt guest): the p90 maximum is 2.0. From 4, the 10% step (3.6) rounds back
+// to 4 and would be planned forever: one vCPU down instead. From 3, one vCPU down reaches it; up
+// from 1 the step (2.0) is whole already; with a desire of 2.2 (headroom 10%), 3 vCPUs.
+TEST(Planner, InWholeUnitsAStepDownIsAtLeastOneUnitAndTargetsRoundUp) {
+  const auto f = cpuForecast();
+  PlanInput in;
+  in.forecast = &f;
+  in.units[Resource::kCpu] = 1;
+  in.current[Resource::kCpu] = 4.0;
+  auto plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "max-step-down");
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 3.0);
+  in.current[Resource::kCpu] = 3.0;
+  plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 2.0);
+  in.current[Resource::kCpu] = 2.0;  // what it needs
+  plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_FALSE(plan.target[Resource::kCpu]);
+  PlannerConfig headroom = cpuAtP90();
+  headroom[Resource::kCpu].headroom = 0.1;
+  headroom[Resource::kCpu].hysteresis = 0;
+  plan = Planner(headroom).plan(in);  // desired 2.2: a third vCPU
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 3.0);
+  in.current[Resource::kCpu] = 3.0;  // and no step down from there, though 10% down is 2.7
+  plan = Planner(headroom).plan(in);
+  EXPECT_FALSE(plan.target[Resource::kCpu]) << decisionFor(plan, Resource::kCpu).reason;
+  in.current.values = {};  // a first target, whole too
+  plan = Planner(headroom).plan(in);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 3.0);
+}
+
 TEST(Planner, CooldownBlocksScaleDownButNotScaleUp) {
   const auto f = cpuForecast();
   PlanInput in;

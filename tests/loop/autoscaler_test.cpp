@@ -13,6 +13,12 @@
 namespace foresight::loop {
 namespace {
 
+allocate::Allocation cpus(double n) {
+  allocate::Allocation a;
+  a[Resource::kCpu] = n;
+  return a;
+}
+
 std::array<double, kResourceCount> usage(double cpu, double memory) {
   return {cpu, memory, NAN, NAN};
 }
@@ -41,7 +47,7 @@ std::optional<allocate::Plan> lastPlan(Autoscaler& a, const std::string& workloa
                                        const std::array<double, kResourceCount>& u, bool left_alone = false) {
   std::optional<allocate::Plan> plan;
   for (int t = from; t < to; ++t) {
-    auto p = a.observe(workload, 1000 + t, u, std::nullopt, NAN, left_alone);
+    auto p = a.observe(workload, 1000 + t, u, std::nullopt, {}, left_alone);
     if (!p) {
       ADD_FAILURE() << "t=" << t << ": " << p.error().message;
       return std::nullopt;
@@ -592,7 +598,7 @@ TEST(Autoscaler, CpuTargetStopsAtTheWorkloadsCpuset) {
   Autoscaler free(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   std::optional<allocate::Plan> a, b;
   for (int t = 0; t < 5; ++t) {
-    auto pa = pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? 2.0 : NAN);
+    auto pa = pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? cpus(2.0) : allocate::Allocation{});
     auto pb = free.observe("web", 1000 + t, usage(3.0, 1e9));
     ASSERT_TRUE(pa && pb);
     a = *pa;
@@ -613,7 +619,7 @@ TEST(Autoscaler, AdvisesWideningTheCpusetWhenTheForecastExceedsItButNotTheHost) 
   Autoscaler pinned(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   Autoscaler free(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   for (int t = 0; t < 10; ++t) {
-    ASSERT_TRUE(pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? 2.0 : NAN));
+    ASSERT_TRUE(pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? cpus(2.0) : allocate::Allocation{}));
     ASSERT_TRUE(free.observe("web", 1000 + t, usage(3.0, 1e9)));
   }
   EXPECT_EQ(adviceOf(pinned, "web").rfind("widen its cpuset (3.00 cores forecast, 2 CPUs in its cpuset, 4 on this host)", 0), 0u)

@@ -38,6 +38,9 @@ class Backend {
     return apply(workload, target);
   }
   virtual Result<Allocation> usage(const std::string& /*workload*/) { return Allocation{}; }
+  // The unit in which the backend sets a resource, where it has one (libvirt: cpu in whole
+  // vCPUs), for the planner to plan in; absent: any amount.
+  virtual Allocation units() const { return {}; }
   // Whether a workload of this name is of the kind the backend manages, from the name alone (no
   // I/O): the systemd backend manages units only. A loop leaves the others alone.
   virtual Status manages(const std::string& /*workload*/) const { return ok(); }

@@ -20,6 +20,8 @@
 //                 operator lowered max or raised min): the step limits pace it in.
 //   max-step-up / max-step-down   one change moves at most max_step_up (default +100%) or
 //                 max_step_down (default -10%) of the current value: up fast, down slowly.
+//                 Where the backend sets whole units (PlanInput::units), the target is then
+//                 rounded up to one, and a step down is at least one unit.
 //
 // Thread-safety: Planner is immutable after construction; plan() is safe to call concurrently.
 
@@ -95,6 +97,10 @@ struct PlanInput {
   // What this workload can use at all, where less than the policy's max: cpu, the CPUs of its
   // cpuset (a quota above them limits nothing).
   Allocation ceiling;
+  // The unit a backend sets a resource in, where it has one (a libvirt guest's cpu: whole vCPUs;
+  // Backend::units): the target is rounded up to it, and a step down smaller than one unit, which
+  // would round back to the current value every time, is one unit.
+  Allocation units;
   std::array<std::optional<std::int64_t>, kResourceCount> last_change{};  // Unix seconds
   std::int64_t now = 0;                                                   // Unix seconds
 };

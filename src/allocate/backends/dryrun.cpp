@@ -24,6 +24,7 @@ class DryRunBackend final : public Backend {
     if (inner_) return inner_->usage(workload);
     return Allocation{};
   }
+  Allocation units() const override { return inner_ ? inner_->units() : Allocation{}; }
   std::map<std::string, std::string> pinned() const override {
     return inner_ ? inner_->pinned() : std::map<std::string, std::string>{};
   }

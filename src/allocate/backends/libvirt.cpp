@@ -1,8 +1,13 @@
-// libvirt backend: a workload is a domain name. cpu sets the live vCPU count (ceil of the cores),
-// memory the live balloon target (virDomainSetMemoryFlags). Both must stay within the domain's
-// maximums, which this backend does not change (that needs a restart).
+// libvirt: one connection (reopened when the daemon restarted), the guests' statistics, and the
+// backend. A workload is a domain name. cpu sets the live vCPU count (ceil of the cores), memory
+// the live balloon target (virDomainSetMemoryFlags). Both must stay within the domain's maximums,
+// which this backend does not change (that needs a restart).
+#include "foresight/allocate/libvirt.h"
+
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+
+#include <time.h>
 
 #include <cmath>
 
@@ -20,31 +25,146 @@ std::string lastError() {
 // libvirt prints every error to stderr by default; errors are reported through Result instead.
 void quietErrors(void*, virErrorPtr) {}
 
+std::int64_t monotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+struct DomainDeleter {
+  void operator()(virDomainPtr d) const { virDomainFree(d); }
+};
+using DomainPtr = std::unique_ptr<virDomain, DomainDeleter>;
+
+// A domain that stopped or was undefined between being listed and read.
+bool gone() {
+  const int code = virGetLastErrorCode();
+  return code == VIR_ERR_NO_DOMAIN || code == VIR_ERR_OPERATION_INVALID;
+}
+
+}  // namespace
+
+struct LibvirtConnection::Impl {
+  std::string uri;
+  virConnectPtr conn = nullptr;
+
+  ~Impl() {
+    if (conn) virConnectClose(conn);
+  }
+  Result<virConnectPtr> get() {
+    if (conn && virConnectIsAlive(conn) == 1) return conn;
+    if (conn) {
+      spdlog::warn("libvirt: the connection to {} was lost; connecting again", uri);
+      virConnectClose(conn);
+      conn = nullptr;
+    }
+    virSetErrorFunc(nullptr, quietErrors);
+    conn = virConnectOpen(uri.c_str());
+    if (!conn) return fail(ErrorCode::kUnavailable, "libvirt: cannot connect to {}: {}", uri, lastError());
+    return conn;
+  }
+  Result<DomainPtr> domain(const std::string& name) {
+    auto c = get();
+    if (!c) return tl::unexpected(c.error());
+    virDomainPtr d = virDomainLookupByName(*c, name.c_str());
+    if (!d) return fail(ErrorCode::kNotFound, "libvirt {}: no domain '{}': {}", uri, name, lastError());
+    return DomainPtr(d);
+  }
+  Result<GuestStats> read(virDomainPtr d, const std::string& name) {
+    virDomainInfo info;
+    if (virDomainGetInfo(d, &info) < 0)
+      return fail(gone() ? ErrorCode::kNotFound : ErrorCode::kIo, "libvirt {} domain '{}': cannot read info: {}",
+                  uri, name, lastError());
+    GuestStats g;
+    g.name = name;
+    g.mono_ns = monotonicNs();
+    g.cpu_seconds = static_cast<double>(info.cpuTime) / 1e9;
+    g.vcpus = info.nrVirtCpu;
+    g.memory_bytes = static_cast<double>(info.memory) * 1024.0;  // KiB
+    g.max_memory_bytes = static_cast<double>(info.maxMem) * 1024.0;
+    const int max_vcpus = virDomainGetVcpusFlags(d, static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) | VIR_DOMAIN_VCPU_MAXIMUM);
+    g.max_vcpus = max_vcpus > 0 ? max_vcpus : g.vcpus;
+    virDomainMemoryStatStruct stats[VIR_DOMAIN_MEMORY_STAT_NR];
+    const int n = virDomainMemoryStats(d, stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);
+    double available = NAN, usable = NAN, unused = NAN;
+    for (int i = 0; i < n; ++i) {
+      const double kib = static_cast<double>(stats[i].val);
+      if (stats[i].tag == VIR_DOMAIN_MEMORY_STAT_AVAILABLE) available = kib;
+      if (stats[i].tag == VIR_DOMAIN_MEMORY_STAT_USABLE) usable = kib;
+      if (stats[i].tag == VIR_DOMAIN_MEMORY_STAT_UNUSED) unused = kib;
+    }
+    const double spare = std::isfinite(usable) ? usable : unused;
+    if (std::isfinite(available) && std::isfinite(spare) && spare <= available)
+      g.guest_used_bytes = (available - spare) * 1024.0;
+    return g;
+  }
+};
+
+LibvirtConnection::LibvirtConnection(std::string uri) : uri_(std::move(uri)), impl_(std::make_unique<Impl>()) {
+  impl_->uri = uri_;
+}
+LibvirtConnection::~LibvirtConnection() = default;
+
+Result<GuestStats> LibvirtConnection::guest(const std::string& name) {
+  auto d = impl_->domain(name);
+  if (!d) return tl::unexpected(d.error());
+  return impl_->read(d->get(), name);
+}
+
+Result<RunningGuests> LibvirtConnection::runningGuests() {
+  auto c = impl_->get();
+  if (!c) return tl::unexpected(c.error());
+  virDomainPtr* listed = nullptr;
+  const int n = virConnectListAllDomains(*c, &listed, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  if (n < 0) return fail(ErrorCode::kIo, "libvirt {}: cannot list the running domains: {}", uri_, lastError());
+  std::vector<DomainPtr> domains(listed, listed + n);
+  free(listed);  // the array is the caller's, as virConnectListAllDomains documents
+  RunningGuests out;
+  for (const auto& d : domains) {
+    const char* name = virDomainGetName(d.get());
+    if (!name) continue;
+    auto g = impl_->read(d.get(), name);
+    if (g)
+      out.guests.push_back(std::move(*g));
+    else if (g.error().code != ErrorCode::kNotFound)
+      out.errors.push_back(std::move(g.error()));
+  }
+  return out;
+}
+
 class LibvirtBackend final : public Backend {
  public:
-  explicit LibvirtBackend(std::string uri) : uri_(std::move(uri)) {}
-  ~LibvirtBackend() override {
-    if (conn_) virConnectClose(conn_);
-  }
+  explicit LibvirtBackend(std::string uri) : conn_(std::move(uri)) {}
 
   std::string name() const override { return "libvirt"; }
 
   Result<Allocation> current(const std::string& workload) override {
-    auto dom = domain(workload);
-    if (!dom) return tl::unexpected(dom.error());
-    virDomainInfo info;
-    const int rc = virDomainGetInfo(dom->get(), &info);
-    if (rc < 0)
-      return fail(ErrorCode::kIo, "libvirt {} domain '{}': cannot read info: {}", uri_, workload,
-                  lastError());
+    auto g = conn_.guest(workload);
+    if (!g) return tl::unexpected(g.error());
     Allocation a;
-    a[Resource::kCpu] = info.nrVirtCpu;
-    a[Resource::kMemory] = static_cast<double>(info.memory) * 1024.0;  // KiB
+    a[Resource::kCpu] = g->vcpus;
+    a[Resource::kMemory] = g->memory_bytes;
+    return a;
+  }
+
+  // Memory only, and only where the guest's balloon driver reports it: the safety rail must not
+  // take QEMU's RSS (every page the guest ever touched) for what the guest needs.
+  Result<Allocation> usage(const std::string& workload) override {
+    auto g = conn_.guest(workload);
+    if (!g) return tl::unexpected(g.error());
+    Allocation a;
+    if (std::isfinite(g->guest_used_bytes)) a[Resource::kMemory] = g->guest_used_bytes;
+    return a;
+  }
+
+  Allocation units() const override {
+    Allocation a;
+    a[Resource::kCpu] = 1;  // vCPUs
     return a;
   }
 
   Status apply(const std::string& workload, const Allocation& target) override {
-    const std::string what = fmt::format("libvirt {} domain '{}'", uri_, workload);
+    const std::string what = fmt::format("libvirt {} domain '{}'", conn_.uri(), workload);
     for (Resource r : {Resource::kDiskIo, Resource::kNetwork})
       if (target[r])
         return fail(ErrorCode::kInvalidArgument, "{}: {} is not managed by this backend", what,
@@ -53,7 +173,7 @@ class LibvirtBackend final : public Backend {
       if (target[r] && (std::isinf(*target[r]) || *target[r] <= 0))
         return fail(ErrorCode::kInvalidArgument, "{}: {} must be a positive finite value", what,
                     foresight::name(r));
-    auto dom = domain(workload);
+    auto dom = conn_.impl_->domain(workload);
     if (!dom) return tl::unexpected(dom.error());
     auto now = current(workload);
     if (!now) return tl::unexpected(now.error());
@@ -89,30 +209,8 @@ class LibvirtBackend final : public Backend {
   }
 
  private:
-  struct DomainDeleter {
-    void operator()(virDomainPtr d) const { virDomainFree(d); }
-  };
-  using DomainPtr = std::unique_ptr<virDomain, DomainDeleter>;
-
-  Result<DomainPtr> domain(const std::string& name) {
-    if (!conn_) {
-      virSetErrorFunc(nullptr, quietErrors);
-      conn_ = virConnectOpen(uri_.c_str());
-      if (!conn_)
-        return fail(ErrorCode::kUnavailable, "libvirt: cannot connect to {}: {}", uri_,
-                    lastError());
-    }
-    virDomainPtr d = virDomainLookupByName(conn_, name.c_str());
-    if (!d)
-      return fail(ErrorCode::kNotFound, "libvirt {}: no domain '{}': {}", uri_, name, lastError());
-    return DomainPtr(d);
-  }
-
-  std::string uri_;
-  virConnectPtr conn_ = nullptr;
+  LibvirtConnection conn_;
 };
-
-}  // namespace
 
 std::unique_ptr<Backend> makeLibvirtBackend(const BackendOptions& options) {
   return std::make_unique<LibvirtBackend>(options.get("uri", "qemu:///system"));

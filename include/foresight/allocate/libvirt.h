@@ -1,0 +1,59 @@
+#pragma once
+// libvirt guests as the libvirt backend and `foresight guests` see them: one connection, and what a
+// running guest uses and is given, read through libvirt's public API (no daemon-specific files).
+//
+// Thread-safety: a LibvirtConnection is used by one thread at a time.
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "foresight/core/result.h"
+
+namespace foresight::allocate {
+
+struct GuestStats {
+  std::string name;
+  std::int64_t mono_ns = 0;   // CLOCK_MONOTONIC when read: cpu rates are taken over it
+  double cpu_seconds = NAN;   // cumulative cpu time of the guest's processes (virDomainGetInfo)
+  double vcpus = 0, max_vcpus = 0;                // live vCPUs and the most it can be given
+  double memory_bytes = NAN, max_memory_bytes = NAN;  // live balloon size and its maximum
+  // What the guest's own kernel uses, from its virtio balloon driver: available - usable (usable:
+  // MemAvailable, what it can give up without swapping; guests before Linux 4.16 report only
+  // unused, MemFree, so their page cache counts too). NaN without a balloon driver reporting
+  // statistics (no stats period set): the host's view (QEMU's RSS) keeps every page the guest ever
+  // touched and says nothing about what it needs now.
+  double guest_used_bytes = NAN;
+};
+
+struct RunningGuests {
+  std::vector<GuestStats> guests;
+  std::vector<Error> errors;  // guests listed but not read (a guest that stopped meanwhile is not one)
+};
+
+// A libvirt connection opened on first use and opened again when libvirt reports it dead (the
+// daemon restarted), so that a long-running loop outlives libvirtd's restarts.
+class LibvirtConnection {
+ public:
+  explicit LibvirtConnection(std::string uri);
+  ~LibvirtConnection();
+  LibvirtConnection(const LibvirtConnection&) = delete;
+  LibvirtConnection& operator=(const LibvirtConnection&) = delete;
+
+  const std::string& uri() const { return uri_; }
+  // One guest by domain name: kNotFound when there is no such domain.
+  Result<GuestStats> guest(const std::string& name);
+  // Every running guest. Fails only when they cannot be listed.
+  Result<RunningGuests> runningGuests();
+
+  struct Impl;
+
+ private:
+  friend class LibvirtBackend;  // sets vCPUs and balloon on the same connection
+  std::string uri_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace foresight::allocate

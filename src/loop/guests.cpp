@@ -1,0 +1,84 @@
+#include "foresight/loop/guests.h"
+
+#include <cmath>
+
+#include "foresight/core/log.h"
+
+namespace foresight::loop {
+
+double guestCpuDemand(double usage, double vcpus) {
+  if (!std::isfinite(usage) || vcpus <= 0 || usage < kGuestSaturated * vcpus) return usage;
+  return std::max(usage, vcpus + 1.0);
+}
+
+GuestSizer::GuestSizer(GuestReader read, Autoscaler& autoscaler)
+    : read_(std::move(read)), autoscaler_(autoscaler) {}
+
+Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
+  auto read = read_();
+  if (!read) return tl::unexpected(read.error());
+  Round r;
+  r.guests = read->guests.size();
+  for (const auto& e : read->errors) {
+    ++r.errors;
+    spdlog::warn("guests: {}", e.message);
+  }
+  std::set<std::string> running;
+  for (auto& g : read->guests) {
+    running.insert(g.name);
+    const bool has_memory = std::isfinite(g.guest_used_bytes);
+    if (has_memory) {
+      without_memory_.erase(g.name);
+    } else if (without_memory_.insert(g.name).second) {
+      spdlog::warn("guests: {}: its balloon driver reports no memory statistics, so its memory is left as it "
+                   "is (a virtio memballoon with a stats period: virsh dommemstat {} --period 10 --live --config)",
+                   g.name, g.name);
+    }
+    auto prev = last_.find(g.name);
+    if (prev == last_.end()) {
+      last_.emplace(g.name, std::move(g));
+      continue;
+    }
+    const double seconds = static_cast<double>(g.mono_ns - prev->second.mono_ns) / 1e9;
+    const double cpu_time = g.cpu_seconds - prev->second.cpu_seconds;
+    // cpu time going back: the guest was restarted between two rounds, so this interval has no rate.
+    const double cpu = seconds > 0 && cpu_time >= 0 ? cpu_time / seconds : NAN;
+    const double vcpus = prev->second.vcpus;  // what it had during the interval
+    prev->second = std::move(g);
+    const auto& cur = prev->second;
+    if (std::isnan(cpu) && !has_memory) continue;
+    std::array<double, kResourceCount> usage{NAN, NAN, NAN, NAN};
+    usage[index(Resource::kCpu)] = cpu;
+    usage[index(Resource::kMemory)] = cur.guest_used_bytes;
+    auto demand = usage;
+    demand[index(Resource::kCpu)] = guestCpuDemand(cpu, vcpus);
+    allocate::Allocation ceiling;
+    if (cur.max_vcpus > 0) ceiling[Resource::kCpu] = cur.max_vcpus;
+    if (cur.max_memory_bytes > 0) ceiling[Resource::kMemory] = cur.max_memory_bytes;
+    const auto why = left_alone_ ? left_alone_(cur.name) : std::nullopt;
+    if (!why) told_left_alone_.erase(cur.name);
+    else if (told_left_alone_.insert(cur.name).second)
+      spdlog::info("guests: {}: left alone (planned and shown, never resized): {}", cur.name, *why);
+    ++r.samples;
+    auto plan = autoscaler_.observe(cur.name, now, usage, demand, ceiling, why.has_value());
+    if (!plan) {
+      ++r.errors;
+      spdlog::warn("guests: {}", plan.error().message);
+    } else if (*plan) {
+      ++r.plans;
+    }
+  }
+  for (auto it = last_.begin(); it != last_.end();) {
+    if (running.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    autoscaler_.forget(it->first);
+    without_memory_.erase(it->first);
+    told_left_alone_.erase(it->first);
+    it = last_.erase(it);
+  }
+  return r;
+}
+
+}  // namespace foresight::loop
