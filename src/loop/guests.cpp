@@ -43,7 +43,9 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
     const double cpu_time = g.cpu_seconds - prev->second.cpu_seconds;
     // cpu time going back: the guest was restarted between two rounds, so this interval has no rate.
     const double cpu = seconds > 0 && cpu_time >= 0 ? cpu_time / seconds : NAN;
-    const double vcpus = prev->second.vcpus;  // what it had during the interval
+    // The vCPUs it ran with: the loop changes them right after a read, so the interval since had
+    // what this read finds.
+    const double vcpus = g.vcpus;
     prev->second = std::move(g);
     const auto& cur = prev->second;
     if (std::isnan(cpu) && !has_memory) continue;
