@@ -102,6 +102,19 @@ TEST_F(AllocateCli, ABackendsRefusedOptionsAndUnlimitedWhereThereIsNoneAreBadArg
   EXPECT_FALSE(fs::exists(db())) << "a change that cannot work was recorded";
 }
 
+// The safety rail reads a libvirt guest's own use: libvirt's default test domain's balloon driver
+// says 1 GiB of its 2 GiB is in use, so 512M is refused (nothing audited) and 1.5G is done.
+TEST_F(AllocateCli, ABalloonBelowWhatTheGuestSaysItUsesIsRefused) {
+  auto r = run("allocate --backend libvirt -o uri=test:///default --workload test --memory 512M");
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_NE(r.err.find("below the memory in use 1.00GiB"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(db()));
+  r = run("allocate --backend libvirt -o uri=test:///default --workload test --memory 1.5G");
+  EXPECT_EQ(r.exit_code, 0) << r.all();
+  // The guests loop's arguments are checked as every command's.
+  expectBadArgument(run("guests --period 0"), "--period");
+}
+
 TEST_F(AllocateCli, HistoryRefusesANonPositiveRollbackAndAMissingDb) {
   ASSERT_EQ(allocate("--cpu 1.5").exit_code, 0);
   for (const char* id : {"0", "-5"}) {
