@@ -6,9 +6,11 @@
 
 namespace foresight::loop {
 
-double guestCpuDemand(double usage, double vcpus) {
-  if (!std::isfinite(usage) || vcpus <= 0 || usage < kGuestSaturated * vcpus) return usage;
-  return std::max(usage, vcpus + 1.0);
+double guestCpuDemand(double usage, double delay, double vcpus) {
+  if (!std::isfinite(usage)) return usage;
+  const double ready = usage + (std::isfinite(delay) ? std::max(0.0, delay) : 0.0);
+  if (vcpus <= 0 || ready < kGuestSaturated * vcpus) return ready;
+  return std::max(ready, vcpus + 1.0);
 }
 
 GuestSizer::GuestSizer(GuestReader read, Autoscaler& autoscaler)
@@ -43,6 +45,8 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
     const double cpu_time = g.cpu_seconds - prev->second.cpu_seconds;
     // cpu time going back: the guest was restarted between two rounds, so this interval has no rate.
     const double cpu = seconds > 0 && cpu_time >= 0 ? cpu_time / seconds : NAN;
+    const double delay_time = g.vcpu_delay_seconds - prev->second.vcpu_delay_seconds;
+    const double delay = seconds > 0 && delay_time >= 0 ? delay_time / seconds : NAN;
     // The vCPUs it ran with: the loop changes them right after a read, so the interval since had
     // what this read finds.
     const double vcpus = g.vcpus;
@@ -53,7 +57,7 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
     usage[index(Resource::kCpu)] = cpu;
     usage[index(Resource::kMemory)] = cur.guest_used_bytes;
     auto demand = usage;
-    demand[index(Resource::kCpu)] = guestCpuDemand(cpu, vcpus);
+    demand[index(Resource::kCpu)] = guestCpuDemand(cpu, delay, vcpus);
     allocate::Allocation ceiling;
     if (cur.max_vcpus > 0) ceiling[Resource::kCpu] = cur.max_vcpus;
     if (cur.max_memory_bytes > 0) ceiling[Resource::kMemory] = cur.max_memory_bytes;

@@ -29,7 +29,8 @@ struct Hypervisor {
   struct Guest {
     double vcpus = 4, max_vcpus = 4, memory = 4 * kGiB, max_memory = 8 * kGiB;
     double demand = 0, used = 1 * kGiB;  // used: NaN = no balloon statistics
-    double cpu_seconds = 0;
+    double host_share = 1;  // of what its vCPUs are ready to run, what a busy host lets them
+    double cpu_seconds = 0, delay_seconds = 0;
     int applies = 0, cpu_applies = 0;
   };
   std::map<std::string, Guest> guests;
@@ -39,7 +40,11 @@ struct Hypervisor {
   // Runs every guest for `seconds`.
   void advance(std::int64_t seconds) {
     now += seconds;
-    for (auto& [name, g] : guests) g.cpu_seconds += std::min(g.demand, g.vcpus) * static_cast<double>(seconds);
+    for (auto& [name, g] : guests) {
+      const double ready = std::min(g.demand, g.vcpus) * static_cast<double>(seconds);
+      g.cpu_seconds += ready * g.host_share;
+      g.delay_seconds += ready * (1 - g.host_share);
+    }
   }
   GuestReader reader() {
     return [this]() -> Result<allocate::RunningGuests> {
@@ -50,6 +55,7 @@ struct Hypervisor {
         s.name = name;
         s.mono_ns = now * 1'000'000'000;
         s.cpu_seconds = g.cpu_seconds;
+        s.vcpu_delay_seconds = g.delay_seconds;
         s.vcpus = g.vcpus;
         s.max_vcpus = g.max_vcpus;
         s.memory_bytes = g.memory;
@@ -103,12 +109,16 @@ AutoscalerConfig applying() {
 }
 
 TEST(GuestCpuDemand, AGuestThatKeptItsVcpusBusyWantsOneMore) {
-  EXPECT_DOUBLE_EQ(guestCpuDemand(0.5, 2), 0.5);
-  EXPECT_DOUBLE_EQ(guestCpuDemand(1.89, 2), 1.89);
-  EXPECT_DOUBLE_EQ(guestCpuDemand(1.9, 2), 3.0);   // 95% of its 2 vCPUs
-  EXPECT_DOUBLE_EQ(guestCpuDemand(2.05, 2), 3.0);  // QEMU's own threads count too
-  EXPECT_DOUBLE_EQ(guestCpuDemand(3.5, 2), 3.5);   // more than that seen: what was seen
-  EXPECT_TRUE(std::isnan(guestCpuDemand(NAN, 2)));
+  EXPECT_DOUBLE_EQ(guestCpuDemand(0.5, NAN, 2), 0.5);
+  EXPECT_DOUBLE_EQ(guestCpuDemand(1.89, NAN, 2), 1.89);
+  EXPECT_DOUBLE_EQ(guestCpuDemand(1.9, NAN, 2), 3.0);   // 95% of its 2 vCPUs
+  EXPECT_DOUBLE_EQ(guestCpuDemand(2.05, NAN, 2), 3.0);  // QEMU's own threads count too
+  EXPECT_DOUBLE_EQ(guestCpuDemand(3.5, NAN, 2), 3.5);   // more than that seen: what was seen
+  EXPECT_TRUE(std::isnan(guestCpuDemand(NAN, 0.5, 2)));
+  // Waiting for a busy host's CPUs counts as wanted: ran 1.2, waited 0.3 of 2 vCPUs.
+  EXPECT_DOUBLE_EQ(guestCpuDemand(1.2, 0.3, 2), 1.5);
+  EXPECT_DOUBLE_EQ(guestCpuDemand(1.2, 0.7, 2), 3.0);  // ready 95% of the time: saturated
+  EXPECT_DOUBLE_EQ(guestCpuDemand(1.2, -0.1, 2), 1.2);
 }
 
 // The point of guestCpuDemand: a guest lowered to one vCPU in an idle hour and then busy uses
@@ -131,6 +141,22 @@ TEST(GuestSizer, ABusyGuestLoweredInAQuietHourGetsItsVcpusBack) {
   for (int i = 0; i < 30; ++i, h.advance(10)) ASSERT_TRUE(sizer.round(h.now));
   EXPECT_GE(h.guests["web"].vcpus, 2) << "a saturated guest must be given vCPUs back";
   EXPECT_LE(h.guests["web"].vcpus, 4);
+}
+
+// On a busy host a guest's vCPUs wait for host CPUs: it wants 1.5 cores but runs 0.9 of them.
+// Sized on what it ran, it would lose its second vCPU and want it back as soon as the host is
+// quiet; what its vCPUs waited for counts, so it keeps both.
+TEST(GuestSizer, WhatAGuestWaitedForOnABusyHostCountsAsWanted) {
+  Hypervisor h;
+  auto& g = h.guests["web"];
+  g.vcpus = 2;
+  g.demand = 1.5;
+  g.host_share = 0.6;
+  Autoscaler scaler(applying(), std::make_unique<Hypervisor::Backend>(h), std::nullopt);
+  GuestSizer sizer(h.reader(), scaler);
+  for (int i = 0; i < 180; ++i, h.advance(10)) ASSERT_TRUE(sizer.round(h.now));
+  EXPECT_EQ(g.cpu_applies, 0);
+  EXPECT_EQ(g.vcpus, 2);
 }
 
 // A guest at its maximum vCPUs stays there (the planner's ceiling): no change that libvirt would

@@ -19,6 +19,10 @@ struct GuestStats {
   std::int64_t mono_ns = 0;   // CLOCK_MONOTONIC when read: cpu rates are taken over it
   double cpu_seconds = NAN;   // cumulative cpu time of the guest's processes (virDomainGetInfo)
   double vcpus = 0, max_vcpus = 0;                // live vCPUs and the most it can be given
+  // Cumulative time its vCPUs were ready to run but waited for a host CPU (the run_delay of their
+  // threads, libvirt's vcpu.N.delay, summed): cpu it wanted and did not get. NaN where the driver
+  // does not report it (libvirt before 7.9, or not QEMU).
+  double vcpu_delay_seconds = NAN;
   double memory_bytes = NAN, max_memory_bytes = NAN;  // live balloon size and its maximum
   // What the guest's own kernel uses, from its virtio balloon driver: available - usable (usable:
   // MemAvailable, what it can give up without swapping; guests before Linux 4.16 report only

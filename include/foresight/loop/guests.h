@@ -20,14 +20,15 @@ namespace foresight::loop {
 
 using GuestReader = std::function<Result<allocate::RunningGuests>()>;
 
-// A guest's cpu demand over an interval in which it used `usage` cores with `vcpus` vCPUs: its
-// usage; but a guest that kept its vCPUs busy (at least kGuestSaturated of them) may have wanted
-// more, and the host cannot tell how much (its run queue is inside the guest, unlike a cgroup's
-// throttled time), so it is taken to want one vCPU more: enough for the planner to raise it a
-// step, and no more than was seen. Without this, a guest lowered in a quiet phase would never
+// A guest's cpu demand over an interval in which it used `usage` cores with `vcpus` vCPUs, and
+// its vCPUs waited `delay` cores' worth for a host CPU (NaN: not known): what its vCPUs were ready
+// to run, usage + delay. A guest whose vCPUs were that busy (at least kGuestSaturated of them) may
+// have wanted more, and the host cannot tell how much (its run queue is inside the guest, unlike a
+// cgroup's throttled time), so it is taken to want one vCPU more: enough for the planner to raise
+// it a step, and no more than was seen. Without this, a guest lowered in a quiet phase would never
 // be given its vCPUs back.
 inline constexpr double kGuestSaturated = 0.95;
-double guestCpuDemand(double usage, double vcpus);
+double guestCpuDemand(double usage, double delay, double vcpus);
 
 class GuestSizer {
  public:

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include <cmath>
+#include <string_view>
 
 #include "foresight/allocate/backend.h"
 #include "foresight/core/log.h"
@@ -35,6 +36,23 @@ struct DomainDeleter {
   void operator()(virDomainPtr d) const { virDomainFree(d); }
 };
 using DomainPtr = std::unique_ptr<virDomain, DomainDeleter>;
+
+// The sum of vcpu.N.delay (ns) of the domain's VCPU statistics; NaN without any.
+double vcpuDelaySeconds(virDomainPtr d) {
+  virDomainPtr one[] = {d, nullptr};
+  virDomainStatsRecordPtr* records = nullptr;
+  if (virDomainListGetStats(one, VIR_DOMAIN_STATS_VCPU, &records, 0) < 0) return NAN;
+  double sum = NAN;
+  for (virDomainStatsRecordPtr* r = records; r && *r; ++r)
+    for (int i = 0; i < (*r)->nparams; ++i) {
+      const virTypedParameter& p = (*r)->params[i];
+      const std::string_view field = p.field;
+      if (field.starts_with("vcpu.") && field.ends_with(".delay") && p.type == VIR_TYPED_PARAM_ULLONG)
+        sum = (std::isnan(sum) ? 0.0 : sum) + static_cast<double>(p.value.ul) / 1e9;
+    }
+  virDomainStatsRecordListFree(records);
+  return sum;
+}
 
 // A domain that stopped or was undefined between being listed and read.
 bool gone() {
@@ -84,6 +102,7 @@ struct LibvirtConnection::Impl {
     g.max_memory_bytes = static_cast<double>(info.maxMem) * 1024.0;
     const int max_vcpus = virDomainGetVcpusFlags(d, static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) | VIR_DOMAIN_VCPU_MAXIMUM);
     g.max_vcpus = max_vcpus > 0 ? max_vcpus : g.vcpus;
+    g.vcpu_delay_seconds = vcpuDelaySeconds(d);
     virDomainMemoryStatStruct stats[VIR_DOMAIN_MEMORY_STAT_NR];
     const int n = virDomainMemoryStats(d, stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);
     double available = NAN, usable = NAN, unused = NAN;
