@@ -11,8 +11,10 @@ build_pkgs=(
   libtorch-dev libopenblas0-pthread libxgboost-dev libvirt-dev libsystemd-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-# systemd: systemd-analyze checks the installed unit; dbus-daemon: the bus of the systemd backend's test
-test_pkgs=(prometheus stress-ng systemd dbus-daemon)
+# systemd: systemd-analyze checks the installed unit; dbus-daemon: the bus of the systemd backend's test;
+# QEMU, libvirtd, a packaged kernel and a static busybox: the real guests of `foresight guests`' tests
+test_pkgs=(prometheus stress-ng systemd dbus-daemon
+  qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu linux-image-cloud-amd64 busybox-static cpio)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "$what" == test || "$what" == all ]]; then pkgs+=("${test_pkgs[@]}"); fi

@@ -13,6 +13,7 @@
 // Thread-safety: an instance is not thread-safe; use one per thread.
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -76,6 +77,9 @@ struct BackendOptions {
   // Parses "key=value"; the error names the text.
   Status set(const std::string& key_value);
 };
+
+// Seconds in [0, 3600] from an option's text (a backend's timeouts); nullopt when it is not that.
+std::optional<double> optionSeconds(const std::string& text);
 
 using BackendRegistry = Registry<Backend, const BackendOptions&>;
 

@@ -9,7 +9,9 @@
 
 #include <time.h>
 
+#include <chrono>
 #include <cmath>
+#include <thread>
 #include <string_view>
 
 #include "foresight/allocate/backend.h"
@@ -153,9 +155,19 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
 
 class LibvirtBackend final : public Backend {
  public:
-  explicit LibvirtBackend(std::string uri) : conn_(std::move(uri)) {}
+  explicit LibvirtBackend(const BackendOptions& o)
+      : conn_(o.get("uri", "qemu:///system")), balloon_wait_text_(o.get("balloon_wait", "10")) {
+    balloon_wait_ = optionSeconds(balloon_wait_text_).value_or(-1);
+  }
 
   std::string name() const override { return "libvirt"; }
+
+  Status configured() const override {
+    if (balloon_wait_ < 0)
+      return fail(ErrorCode::kInvalidArgument, "libvirt option balloon_wait='{}': expected seconds in [0, 3600]",
+                  balloon_wait_text_);
+    return ok();
+  }
 
   Result<Allocation> current(const std::string& workload) override {
     auto g = conn_.guest(workload);
@@ -204,10 +216,25 @@ class LibvirtBackend final : public Backend {
     if (target[Resource::kMemory]) {
       const auto kib = static_cast<unsigned long>(*target[Resource::kMemory] / 1024.0);
       if (kib != old_kib) {
+        if (auto st = configured(); !st) return st;
         if (virDomainSetMemoryFlags(d, kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
           return fail(ErrorCode::kIo, "{}: cannot set memory to {} KiB: {}", what, kib,
                       lastError());
         memory_changed = true;
+        const unsigned long reached = waitForBalloon(d, kib);
+        if (near(reached, old_kib) && !near(kib, old_kib)) {
+          std::string err = fmt::format(
+              "{}: the guest did not move its balloon towards {} KiB within {} s (no balloon driver?)", what, kib,
+              balloon_wait_);
+          if (virDomainSetMemoryFlags(d, old_kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
+            err += fmt::format("; setting the target back to {} KiB failed: {}", old_kib, lastError());
+          else
+            err += "; its target set back";
+          return fail(ErrorCode::kUnavailable, "{}", err);
+        }
+        if (!near(reached, kib))
+          spdlog::warn("{}: the guest took its balloon to {} KiB of the {} KiB asked within {} s", what, reached, kib,
+                       balloon_wait_);
       }
     }
     if (target[Resource::kCpu]) {
@@ -228,11 +255,30 @@ class LibvirtBackend final : public Backend {
   }
 
  private:
+  // libvirt reports the balloon's actual size, which the guest's driver moves towards the target at
+  // its own pace (seconds for gigabytes; never without a driver): wait for it, so that what is
+  // read back (and audited) is what the guest has. Returns the size reached (KiB).
+  unsigned long waitForBalloon(virDomainPtr d, unsigned long kib) const {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(balloon_wait_);
+    unsigned long reached = 0;
+    for (;;) {
+      virDomainInfo info;
+      if (virDomainGetInfo(d, &info) < 0) return reached;
+      reached = info.memory;
+      if (near(reached, kib) || std::chrono::steady_clock::now() >= until) return reached;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  // Within a MiB: the driver moves the balloon in pages, and QEMU reports it in bytes.
+  static bool near(unsigned long a, unsigned long b) { return (a > b ? a - b : b - a) <= 1024; }
+
   LibvirtConnection conn_;
+  std::string balloon_wait_text_;
+  double balloon_wait_ = 10;
 };
 
 std::unique_ptr<Backend> makeLibvirtBackend(const BackendOptions& options) {
-  return std::make_unique<LibvirtBackend>(options.get("uri", "qemu:///system"));
+  return std::make_unique<LibvirtBackend>(options);
 }
 
 }  // namespace foresight::allocate

@@ -1,5 +1,7 @@
 #include "foresight/allocate/backend.h"
 
+#include <cstdlib>
+
 namespace foresight::allocate {
 
 Status BackendOptions::set(const std::string& key_value) {
@@ -8,6 +10,13 @@ Status BackendOptions::set(const std::string& key_value) {
     return fail(ErrorCode::kInvalidArgument, "backend option '{}': expected key=value", key_value);
   values[key_value.substr(0, eq)] = key_value.substr(eq + 1);
   return ok();
+}
+
+std::optional<double> optionSeconds(const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !(v >= 0 && v <= 3600)) return std::nullopt;
+  return v;
 }
 
 namespace {

@@ -108,8 +108,8 @@ class SystemdBackend final : public Backend {
           // udev's link to the device node; systemd stat()s the path when it applies the limit.
           return d.empty() ? d : "/dev/block/" + d;
         })) {
-    timeout_ = seconds(timeout_text_).value_or(0);
-    max_age_ = seconds(max_age_text_).value_or(-1);
+    timeout_ = optionSeconds(timeout_text_).value_or(0);
+    max_age_ = optionSeconds(max_age_text_).value_or(-1);
     unsigned major = 0, minor = 0;
     if (std::sscanf(devicePath().c_str(), "/dev/block/%u:%u", &major, &minor) == 2) io_dev_ = makedev(major, minor);
   }
@@ -414,13 +414,6 @@ class SystemdBackend final : public Backend {
     return bus_.get();
   }
 
-  // Seconds in [0, 3600] from an option's text.
-  static std::optional<double> seconds(const std::string& text) {
-    char* end = nullptr;
-    const double v = std::strtod(text.c_str(), &end);
-    if (end == text.c_str() || *end != '\0' || !(v >= 0 && v <= 3600)) return std::nullopt;
-    return v;
-  }
   std::chrono::steady_clock::duration maxAge() const {
     return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(max_age_));
   }

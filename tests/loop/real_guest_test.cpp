@@ -1,0 +1,145 @@
+// libvirt and `foresight guests` against real QEMU guests (TCG; tests/support/qemu_guest.h): what
+// the guest's balloon driver and QEMU's threads report, a balloon and a vCPU hot-plug the guest
+// takes, and the loop giving a busy guest a second vCPU. Skipped where QEMU, libvirtd, busybox or a
+// packaged kernel is missing (scripts/deps.sh test installs them).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include "../support/cleanup.h"
+#include "../support/qemu_guest.h"
+#include "../support/shell.h"
+#include "foresight/allocate/audit.h"
+#include "foresight/allocate/backend.h"
+#include "foresight/allocate/libvirt.h"
+
+namespace foresight::loop {
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024;
+
+// Reads `name` until `ok` holds of it or `seconds` pass; the last read.
+allocate::GuestStats readUntil(allocate::LibvirtConnection& conn, const std::string& name, double seconds,
+                               const std::function<bool(const allocate::GuestStats&)>& ok) {
+  allocate::GuestStats last;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  do {
+    if (auto g = conn.guest(name)) {
+      last = *g;
+      if (ok(last)) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  } while (std::chrono::steady_clock::now() < until);
+  return last;
+}
+
+// cores a guest ran, and was ready to run (ran + waited for a host CPU), between two reads.
+double ran(const allocate::GuestStats& a, const allocate::GuestStats& b) {
+  return (b.cpu_seconds - a.cpu_seconds) / (static_cast<double>(b.mono_ns - a.mono_ns) / 1e9);
+}
+double ready(const allocate::GuestStats& a, const allocate::GuestStats& b) {
+  return ran(a, b) + (b.vcpu_delay_seconds - a.vcpu_delay_seconds) / (static_cast<double>(b.mono_ns - a.mono_ns) / 1e9);
+}
+
+TEST(QemuGuest, ReadsWhatARealGuestUsesAndTakesItsBalloonAndASecondVcpu) {
+  test_support::QemuLibvirt host;
+  if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
+  // Idle for 8 s, then 256 MiB of tmpfs and one busy loop.
+  ASSERT_EQ(host.boot("fs-read", 1, 2, 768, "fs.after=8 fs.fill=256 fs.spin=1"), "") << host.log();
+  ASSERT_TRUE(host.waitForConsole("fs-read", "foresight-guest: up", 120)) << host.consoleText("fs-read");
+  allocate::LibvirtConnection conn(host.uri);
+  const auto first = readUntil(conn, "fs-read", 20, [](const auto& g) { return std::isfinite(g.guest_used_bytes); });
+  ASSERT_TRUE(std::isfinite(first.guest_used_bytes)) << "no balloon statistics from the guest";
+  EXPECT_EQ(first.vcpus, 1);
+  EXPECT_EQ(first.max_vcpus, 2);
+  EXPECT_EQ(first.max_memory_bytes, 768 * kMiB);
+  EXPECT_TRUE(std::isfinite(first.vcpu_delay_seconds)) << "QEMU reports its vCPUs' run delay";
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const auto idle = *conn.guest("fs-read");
+  ASSERT_FALSE(host.consoleText("fs-read").find("foresight-guest: busy") != std::string::npos)
+      << "the idle phase was over before it was measured (a very slow host)";
+  EXPECT_LT(ran(first, idle), 0.5);
+  ASSERT_TRUE(host.waitForConsole("fs-read", "foresight-guest: busy", 60)) << host.consoleText("fs-read");
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // statistics every second
+  const auto busy_from = *conn.guest("fs-read");
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const auto busy = *conn.guest("fs-read");
+  EXPECT_GT(ready(busy_from, busy), 0.9);  // its one vCPU ready to run all the time
+  EXPECT_GT(busy.guest_used_bytes, idle.guest_used_bytes + 200 * kMiB)
+      << idle.guest_used_bytes / kMiB << " MiB -> " << busy.guest_used_bytes / kMiB << " MiB";
+
+  allocate::BackendOptions o;
+  o.values["uri"] = host.uri;
+  auto backend = allocate::makeLibvirtBackend(o);
+  allocate::Allocation target;
+  target[Resource::kCpu] = 2;
+  target[Resource::kMemory] = 600 * kMiB;
+  ASSERT_TRUE(backend->apply("fs-read", target)) << host.log();
+  auto now = backend->current("fs-read");
+  ASSERT_TRUE(now);
+  EXPECT_EQ(*(*now)[Resource::kCpu], 2);
+  // The apply waited for the guest to give the balloon its pages (libvirt shows the balloon's
+  // actual size, which the guest moves at its own pace).
+  EXPECT_NEAR(*(*now)[Resource::kMemory], 600 * kMiB, 1 * kMiB);
+  EXPECT_TRUE(host.waitForConsole("fs-read", "cpu1 online", 60)) << host.consoleText("fs-read");
+  const auto used = backend->usage("fs-read");
+  ASSERT_TRUE(used);
+  ASSERT_TRUE((*used)[Resource::kMemory]);
+  EXPECT_GT(*(*used)[Resource::kMemory], 256 * kMiB);  // the tmpfs stays in use
+  EXPECT_LT(*(*used)[Resource::kMemory], 600 * kMiB);
+}
+
+// A guest without a balloon driver never moves its balloon: the change is an error, and the
+// target set back, so nothing claims memory the guest still has.
+TEST(QemuGuest, ABalloonTheGuestDoesNotTakeIsSetBackAndAnError) {
+  test_support::QemuLibvirt host;
+  if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
+  ASSERT_EQ(host.boot("fs-nodriver", 1, 1, 512, "fs.noballoon=1"), "") << host.log();
+  ASSERT_TRUE(host.waitForConsole("fs-nodriver", "foresight-guest: busy", 120)) << host.consoleText("fs-nodriver");
+  allocate::BackendOptions o;
+  o.values["uri"] = host.uri;
+  o.values["balloon_wait"] = "3";
+  auto backend = allocate::makeLibvirtBackend(o);
+  allocate::Allocation target;
+  target[Resource::kMemory] = 400 * kMiB;
+  const auto st = backend->apply("fs-nodriver", target);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("did not move its balloon towards 409600 KiB within 3 s"), std::string::npos)
+      << st.error().message;
+  EXPECT_NE(st.error().message.find("its target set back"), std::string::npos) << st.error().message;
+  EXPECT_EQ(*(*backend->current("fs-nodriver"))[Resource::kMemory], 512 * kMiB);
+  EXPECT_TRUE(backend->usage("fs-nodriver")->empty());  // nor does it say what it uses
+}
+
+// The loop as a user runs it: a guest kept busy on its one vCPU (of two) is given the second.
+TEST(QemuGuest, GuestsGivesABusyGuestItsSecondVcpu) {
+  test_support::QemuLibvirt host;
+  if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
+  ASSERT_EQ(host.boot("fs-busy", 1, 2, 512, "fs.after=0 fs.spin=1"), "") << host.log();
+  ASSERT_TRUE(host.waitForConsole("fs-busy", "foresight-guest: busy", 120)) << host.consoleText("fs-busy");
+  const auto db = test_support::removedAtExit(std::filesystem::temp_directory_path() /
+                                               fmt::format("foresight-guests-audit-{}.db", ::getpid()));
+  const auto run = test_support::runShell(fmt::format(
+      "'{}' guests -c '{}' --apply --audit '{}' --period 1 --min-history 5 --duration 30 --no-view --listen ''",
+      FORESIGHT_BIN, host.uri, db.string()));
+  EXPECT_EQ(run.exit_code, 0) << run.all();
+  allocate::LibvirtConnection conn(host.uri);
+  auto g = conn.guest("fs-busy");
+  ASSERT_TRUE(g) << g.error().message;
+  EXPECT_EQ(g->vcpus, 2) << run.all();
+  EXPECT_TRUE(host.waitForConsole("fs-busy", "cpu1 online", 30)) << host.consoleText("fs-busy");
+  auto audit = allocate::AuditLog::open(db.string());
+  ASSERT_TRUE(audit);
+  auto records = audit->list("fs-busy", 100);
+  ASSERT_TRUE(records);
+  bool raised = false;
+  for (const auto& r : *records) raised = raised || (r.after[Resource::kCpu] && *r.after[Resource::kCpu] == 2);
+  EXPECT_TRUE(raised) << run.all();
+}
+
+}  // namespace
+}  // namespace foresight::loop

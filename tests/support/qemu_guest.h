@@ -1,0 +1,156 @@
+#pragma once
+// Real guests for the libvirt tests: a libvirt daemon of the test's own (session mode, as an
+// unprivileged user: nobody when the test runs as root, since a root libvirtd is the system one
+// and wants the packaged libvirt-qemu account and config) driving QEMU with TCG (no /dev/kvm
+// needed, slower), and guests booted from the host's packaged kernel with a busybox initramfs
+// (tests/support/guest). `unavailable` says what this host lacks, for a skip.
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "server_process.h"
+#include "shell.h"
+
+namespace foresight::test_support {
+
+class QemuLibvirt {
+ public:
+  QemuLibvirt() {
+    namespace fs = std::filesystem;
+    for (const char* tool : {"qemu-system-x86_64", "libvirtd", "busybox", "cpio", "setpriv"})
+      if (runShell(fmt::format("command -v {} >/dev/null", tool)).exit_code != 0) {
+        unavailable = fmt::format("no {} (Debian: qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu "
+                                  "busybox-static cpio)", tool);
+        return;
+      }
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/boot", ec)) {
+      const std::string name = e.path().filename().string();
+      if (!name.starts_with("vmlinuz-")) continue;
+      const std::string version = name.substr(8);
+      if (fs::exists("/lib/modules/" + version + "/kernel/drivers/virtio/virtio_balloon.ko") && version > version_) {
+        version_ = version;
+        kernel_ = e.path();
+      }
+    }
+    if (version_.empty()) {
+      unavailable = "no /boot/vmlinuz-* with its virtio_balloon module (Debian: linux-image-cloud-amd64)";
+      return;
+    }
+    dir_ = fs::temp_directory_path() / fmt::format("foresight-qemu-{}", ::getpid());
+    fs::remove_all(dir_, ec);
+    fs::create_directories(dir_ / "home");
+    fs::create_directories(dir_ / "run");
+    ::chmod(dir_.c_str(), 0755);
+    const bool root = ::geteuid() == 0;
+    if (root) {
+      for (const char* d : {"home", "run"})
+        if (::chown((dir_ / d).c_str(), 65534, 65534) != 0) {
+          unavailable = "cannot hand the daemon's folders to nobody";
+          return;
+        }
+    }
+    ::chmod((dir_ / "run").c_str(), 0700);
+    const auto made = runShell(fmt::format("'{}/tests/support/guest/make-initramfs.sh' '{}' '{}'", FORESIGHT_SOURCE_DIR,
+                                           version_, (dir_ / "initrd.gz").string()));
+    if (made.exit_code != 0) {
+      unavailable = "cannot build the guest's initramfs: " + made.all();
+      return;
+    }
+    ::chmod((dir_ / "initrd.gz").c_str(), 0644);
+    std::vector<std::string> argv;
+    if (root) argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+    argv.insert(argv.end(), {"env", "HOME=" + (dir_ / "home").string(), "XDG_RUNTIME_DIR=" + (dir_ / "run").string(),
+                             "libvirtd"});
+    daemon_.emplace(argv, dir_ / "libvirtd.log");
+    const auto socket = dir_ / "run/libvirt/libvirt-sock";
+    uri = "qemu+unix:///session?socket=" + socket.string();
+    for (int i = 0; i < 200 && !conn_; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (fs::exists(socket)) conn_ = virConnectOpen(uri.c_str());
+    }
+    if (!conn_) unavailable = "libvirtd did not start: " + log();
+  }
+  ~QemuLibvirt() {
+    if (conn_) {
+      virDomainPtr* doms = nullptr;
+      const int n = virConnectListAllDomains(conn_, &doms, 0);
+      for (int i = 0; i < n; ++i) {
+        virDomainDestroy(doms[i]);
+        virDomainFree(doms[i]);
+      }
+      free(doms);
+      virConnectClose(conn_);
+    }
+    daemon_.reset();
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  QemuLibvirt(const QemuLibvirt&) = delete;
+  QemuLibvirt& operator=(const QemuLibvirt&) = delete;
+
+  std::string unavailable;  // empty: guests can be booted
+  std::string uri;          // the daemon's connection URI
+
+  // Boots a guest (a virtio balloon reporting every second); `args`: its init's fs.after=, fs.fill=
+  // and fs.spin= (tests/support/guest/init). "" when it runs, else libvirt's error.
+  std::string boot(const std::string& name, int vcpus, int max_vcpus, int memory_mib, const std::string& args) {
+    const std::string xml = fmt::format(
+        "<domain type='qemu'><name>{0}</name><memory unit='MiB'>{1}</memory>"
+        "<vcpu placement='static' current='{2}'>{3}</vcpu>"
+        "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>{4}</kernel><initrd>{5}</initrd>"
+        "<cmdline>console=ttyS0 quiet panic=-1 {6}</cmdline></os><features><acpi/></features>"
+        "<on_poweroff>destroy</on_poweroff><on_crash>destroy</on_crash><devices>"
+        "<serial type='file'><source path='{7}'/><target port='0'/></serial>"
+        "<memballoon model='virtio'><stats period='1'/></memballoon></devices></domain>",
+        name, memory_mib, vcpus, max_vcpus, kernel_.string(), (dir_ / "initrd.gz").string(), args,
+        console(name).string());
+    virDomainPtr d = virDomainCreateXML(conn_, xml.c_str(), 0);
+    if (!d) {
+      const char* error = virGetLastErrorMessage();
+      return error ? error : "unknown libvirt error";
+    }
+    virDomainFree(d);
+    return "";
+  }
+  // Whether the guest's console shows `text` within `seconds`.
+  bool waitForConsole(const std::string& name, const std::string& text, double seconds) const {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    do {
+      if (consoleText(name).find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    } while (std::chrono::steady_clock::now() < until);
+    return false;
+  }
+  std::string consoleText(const std::string& name) const {
+    std::stringstream ss;
+    ss << std::ifstream(console(name)).rdbuf();
+    return ss.str();
+  }
+  std::string log() const {
+    std::stringstream ss;
+    ss << std::ifstream(dir_ / "libvirtd.log").rdbuf();
+    return ss.str();
+  }
+
+ private:
+  std::filesystem::path console(const std::string& name) const { return dir_ / "home" / (name + ".console"); }
+  std::filesystem::path dir_, kernel_;
+  std::string version_;
+  std::optional<ServerProcess> daemon_;
+  virConnectPtr conn_ = nullptr;
+};
+
+}  // namespace foresight::test_support
