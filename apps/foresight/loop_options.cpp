@@ -9,6 +9,9 @@
 #include "commands.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/plan_metrics.h"
+#include "foresight/server/agent.h"
+
+#include <unistd.h>
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -165,5 +168,73 @@ void LoopEndpoint::round(std::size_t workloads, std::size_t errors) {
 }
 
 void LoopEndpoint::roundFailed() { failed_rounds_->Increment(); }
+
+RoundsArgs::RoundsArgs(std::string listen_on, double period_seconds)
+    : listen(std::move(listen_on)),
+      period(period_seconds),
+      planner(dataFile(kShippedPlanner)),
+      audit(defaultAuditDb()),
+      model(dataFile(kShippedModel)),
+      view(::isatty(STDOUT_FILENO) == 1) {}
+
+void addRoundsOptions(CLI::App& cmd, RoundsArgs& a, const RoundsHelp& help) {
+  cmd.add_option("--period", a.period, "seconds between rounds (" + help.period + ")")
+      ->capture_default_str()
+      ->check(finiteAbove(0));
+  cmd.add_option("--duration", a.duration, "stop after this many seconds (0: until a signal)")->check(finiteIn(0));
+  cmd.add_flag("--apply", a.apply, "write " + help.changes + " (default: dry-run, log them)");
+  cmd.add_option("--planner", a.planner,
+                 "planner policies (YAML; " + help.planner + "; read again when the file changes)")
+      ->capture_default_str();
+  cmd.add_option("--quantile", a.quantile, "risk level for every resource (overrides the planner file)")
+      ->check(CLI::Range(0.5, 0.999));
+  cmd.add_option("--forecaster", a.forecaster, "auto, lstm or seasonal (as `foresight run`)")
+      ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
+      ->capture_default_str();
+  cmd.add_option("--model", a.model, "LSTM model file (foresight train)")->capture_default_str();
+  cmd.add_option("--min-history", a.min_history, "seconds of a " + help.workload + "'s history before its first plan")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_flag("--view,!--no-view", a.view,
+               "print the live view (per " + help.workload + ": usage, forecast, " + help.limit +
+                   ", target, rule) each round; default: when stdout is a terminal");
+  cmd.add_option("--listen", a.listen,
+                 "host:port of /metrics (the plans as `run` exports them, and the rounds) and /api/health; \"\" = none")
+      ->capture_default_str();
+  addEndpointSecurityOptions(cmd, a.endpoint);
+  cmd.add_option("--audit", a.audit, "SQLite audit trail of " + help.changes + " (with --apply; env FORESIGHT_AUDIT_DB)")
+      ->capture_default_str();
+}
+
+Result<loop::AutoscalerConfig> roundsConfig(const RoundsArgs& a, const allocate::PlannerConfigs& policies) {
+  loop::AutoscalerConfig c;
+  c.planner = policies.defaults;
+  c.workload_planners = policies.workloads;
+  auto forecasters = loop::liveForecasters(a.forecaster, a.model, a.period);
+  if (!forecasters) return tl::unexpected(forecasters.error());
+  c.forecaster = std::move(*forecasters);
+  c.min_history_seconds = a.min_history;
+  c.max_clock_step_seconds = loop::clockStepFor(a.period);
+  c.apply = a.apply;
+  return c;
+}
+
+Result<std::unique_ptr<LoopEndpoint>> LoopEndpoint::serve(const RoundsArgs& a, const loop::Autoscaler& autoscaler,
+                                                          const std::string& command, const std::string& workloads,
+                                                          const std::string& workloads_help,
+                                                          const std::string& errors_help, bool leader_election) {
+  if (a.listen.empty()) return std::unique_ptr<LoopEndpoint>();
+  auto listen = server::parseAgentConfig("listen: \"" + a.listen + "\"", "--listen");
+  if (!listen) return tl::unexpected(listen.error());
+  server::HttpOptions o = a.endpoint;
+  o.host = listen->listen_host;
+  o.port = listen->listen_port;
+  auto http = server::HttpEndpoint::make(o);
+  if (!http) return tl::unexpected(http.error());
+  auto endpoint = std::make_unique<LoopEndpoint>(autoscaler, std::move(*http), command, workloads, workloads_help,
+                                                 errors_help, leader_election);
+  if (auto st = endpoint->start(); !st) return tl::unexpected(st.error());
+  return endpoint;
+}
 
 }  // namespace foresight::app

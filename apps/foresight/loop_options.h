@@ -58,6 +58,36 @@ void overrideQuantile(allocate::PlannerConfigs& policies, double quantile);
 // The audit trail of the changes a loop applies: opened with --apply, none in dry-run.
 Result<std::optional<allocate::AuditLog>> auditTrail(bool apply, const std::string& path);
 
+// What the loops that run in rounds, `recommend` and `guests`, take alike.
+struct RoundsArgs {
+  std::string listen;  // the command's own port
+  double period = 60, duration = 0;
+  bool apply = false;
+  std::string planner, audit;  // the shipped planner file and the default audit trail
+  double quantile = 0;
+  std::string forecaster = "auto", model;  // the shipped model
+  // Ten samples at the metrics API's usual minute, as the autoscaler's min_samples asks anyway.
+  std::int64_t min_history = 600;
+  // The live view each round, on a terminal; not into a pod's log, a row per workload a round.
+  bool view = false;
+  server::HttpOptions endpoint;  // its files; host and port from --listen
+  RoundsArgs(std::string listen_on, double period_seconds);
+};
+// How the options' help names a command's workloads and what it does with them.
+struct RoundsHelp {
+  std::string period;    // what --period should match
+  std::string workload;  // "container", "guest"
+  std::string planner;   // what the planner file's sections are keyed by, and its leave_alone
+  std::string limit;     // what the live view's "limit" is
+  std::string changes;   // what --apply writes and the audit trail keeps
+};
+// --period, --duration, --apply, --planner, --quantile, --forecaster, --model, --min-history,
+// --view, --listen and its security options, --audit.
+void addRoundsOptions(CLI::App& cmd, RoundsArgs& a, const RoundsHelp& help);
+// The autoscaler's settings from them and the planner's policies in force (backend and its
+// options are the command's).
+Result<loop::AutoscalerConfig> roundsConfig(const RoundsArgs& a, const allocate::PlannerConfigs& policies);
+
 // /metrics (the plans, as `run` exports them, and the rounds) and /api/health of a loop that runs in
 // rounds: foresight_<command>_rounds_total{result=""|"failed"}, foresight_<command>_errors_total,
 // foresight_<command>_<workloads> (the workloads of the last round) and, with `leader_election`,
@@ -72,6 +102,11 @@ class LoopEndpoint {
   void leading(bool yes);
   void round(std::size_t workloads, std::size_t errors);
   void roundFailed();
+  // With --listen "", none. The names are LoopEndpoint's.
+  static Result<std::unique_ptr<LoopEndpoint>> serve(const RoundsArgs& a, const loop::Autoscaler& autoscaler,
+                                                     const std::string& command, const std::string& workloads,
+                                                     const std::string& workloads_help, const std::string& errors_help,
+                                                     bool leader_election);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

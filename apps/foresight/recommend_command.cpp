@@ -23,21 +23,12 @@
 namespace foresight::app {
 namespace {
 
-struct Args {
-  std::string kubeconfig, context, ns, recommender = "foresight", listen = "127.0.0.1:9465";
-  double period = 60, duration = 0;
-  bool apply = false;
-  std::string planner = dataFile(kShippedPlanner), audit = defaultAuditDb();
-  double quantile = 0;
-  std::string forecaster = "auto", model = dataFile(kShippedModel);
-  // Ten samples at the metrics API's usual minute, as the autoscaler's min_samples asks anyway.
-  std::int64_t min_history = 600;
-  // The live view each round, on a terminal; not into a pod's log, a row per container a minute.
-  bool view = ::isatty(STDOUT_FILENO) == 1;
+struct Args : RoundsArgs {
+  Args() : RoundsArgs("127.0.0.1:9465", 60) {}
+  std::string kubeconfig, context, ns, recommender = "foresight";
   // Where containers' past usage comes from when the recommender starts ("" = nowhere).
   std::string prometheus, prometheus_token_file;
   double history_length = 86400;
-  server::HttpOptions endpoint;  // its files; host and port from --listen
   // Leader election among replicas (LeaderElector), where the stock recommender keeps its lease
   // and deploy/kubernetes/recommender-rbac.yaml allows it.
   bool leader_elect = false;
@@ -60,16 +51,10 @@ Status recommend(const Args& a) {
   if (!planner) return tl::unexpected(planner.error());
   auto policies = planner->current();
   overrideQuantile(policies, a.quantile);
-  loop::AutoscalerConfig c;
-  c.planner = policies.defaults;
-  c.workload_planners = policies.workloads;  // keyed "namespace/vpa/container"
-  auto forecasters = loop::liveForecasters(a.forecaster, a.model, a.period);
-  if (!forecasters) return tl::unexpected(forecasters.error());
-  c.forecaster = std::move(*forecasters);
-  c.min_history_seconds = a.min_history;
+  auto config = roundsConfig(a, policies);  // workload sections keyed "namespace/vpa/container"
+  if (!config) return tl::unexpected(config.error());
+  loop::AutoscalerConfig& c = *config;
   c.limits_found_start_cooldowns = a.leader_elect;
-  c.max_clock_step_seconds = loop::clockStepFor(a.period);
-  c.apply = a.apply;
   c.backend_name = "kubernetes";
   c.backend_options = o;  // what a rollback (`foresight history --rollback`) reaches the cluster with
   // The kubeconfig read once; the VPAs as listed each round, read by the backend without a GET.
@@ -95,20 +80,10 @@ Status recommend(const Args& a) {
                                    std::move(history), std::llround(a.history_length));
   recommender.throttlingFrom(std::move(throttling));
   recommender.reportConditions(a.apply);
-  std::optional<LoopEndpoint> metrics;
-  if (!a.listen.empty()) {
-    auto listen = server::parseAgentConfig("listen: \"" + a.listen + "\"", "--listen");
-    if (!listen) return tl::unexpected(listen.error());
-    server::HttpOptions o = a.endpoint;
-    o.host = listen->listen_host;
-    o.port = listen->listen_port;
-    auto http = server::HttpEndpoint::make(o);
-    if (!http) return tl::unexpected(http.error());
-    metrics.emplace(autoscaler, std::move(*http), "recommend", "containers",
-                    "Containers of VPAs naming this recommender with pod metrics, last round",
-                    "VPAs or containers that failed in a round (logged)", true);
-    if (auto st = metrics->start(); !st) return st;
-  }
+  auto metrics = LoopEndpoint::serve(a, autoscaler, "recommend", "containers",
+                                     "Containers of VPAs naming this recommender with pod metrics, last round",
+                                     "VPAs or containers that failed in a round (logged)", true);
+  if (!metrics) return tl::unexpected(metrics.error());
   spdlog::info("recommend: VPAs naming recommender '{}' in {} of {}, every {} s; {}", a.recommender,
                a.ns.empty() ? std::string("every namespace") : "namespace " + a.ns, access->server,
                a.period, a.apply ? "writing recommendations" : "dry-run (add --apply to write recommendations)");
@@ -143,7 +118,7 @@ Status recommend(const Args& a) {
   std::string standing_by;  // the holder logged as leading elsewhere
   for (std::size_t n = 0; !stopFlag().load();) {  // n: rounds run
     if (elector && !elector->leading()) {
-      if (metrics) metrics->leading(false);
+      if (*metrics) (*metrics)->leading(false);
       // Like client-go's users: a replica that led and no longer does stops, as its state may be
       // behind the new leader's writes; restarted, it stands by.
       if (elector->hasLed())
@@ -159,16 +134,16 @@ Status recommend(const Args& a) {
       next = std::chrono::steady_clock::now();
       continue;
     }
-    if (metrics) metrics->leading(true);
+    if (*metrics) (*metrics)->leading(true);
     if (auto p = planner->changed()) {
       auto changed = *p;
       overrideQuantile(changed, a.quantile);
       autoscaler.setPlanners(changed.defaults, changed.workloads);
     }
     auto r = recommender.round();
-    if (metrics) {
-      if (r) metrics->round(r->containers, r->errors);
-      else metrics->roundFailed();
+    if (*metrics) {
+      if (r) (*metrics)->round(r->containers, r->errors);
+      else (*metrics)->roundFailed();
     }
     if (!r) {
       // The first round failing is a setup error (a wrong context, RBAC, no VPA CRD): said at once.
@@ -210,26 +185,11 @@ void addRecommendCommand(CLI::App& app) {
   cmd->add_option("--namespace", a->ns, "only this namespace's VPAs (default: every namespace)");
   cmd->add_option("--recommender", a->recommender, "the name VPAs give in spec.recommenders")
       ->capture_default_str();
-  cmd->add_option("--period", a->period, "seconds between rounds (the metrics API's resolution)")
-      ->capture_default_str()
-      ->check(finiteAbove(0));
-  cmd->add_option("--duration", a->duration, "stop after this many seconds (0: until a signal)")
-      ->check(finiteIn(0));
-  cmd->add_flag("--apply", a->apply, "write the recommendations (default: dry-run, log them)");
-  cmd->add_option("--planner", a->planner,
-                  "planner policies (YAML; workload sections keyed namespace/vpa/container; read again when the file changes; "
-                  "its leave_alone is run's: a VPA leaves a container alone with mode Off)")
-      ->capture_default_str();
-  cmd->add_option("--quantile", a->quantile, "risk level for every resource (overrides the planner file)")
-      ->check(CLI::Range(0.5, 0.999));
-  cmd->add_option("--forecaster", a->forecaster, "auto, lstm or seasonal (as `foresight run`)")
-      ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
-      ->capture_default_str();
-  cmd->add_option("--model", a->model, "LSTM model file (foresight train)")->capture_default_str();
-  cmd->add_option("--min-history", a->min_history,
-                  "seconds of a container's history before its first recommendation")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+  addRoundsOptions(*cmd, *a,
+                   {"the metrics API's resolution", "container",
+                    "workload sections keyed namespace/vpa/container; its leave_alone is run's: a VPA leaves a "
+                    "container alone with mode Off",
+                    "recommendation in force", "the recommendations"});
   cmd->add_option("--prometheus", a->prometheus,
                   "Prometheus server (http(s)://host:port[/prefix]) with the cluster's cAdvisor metrics: when the "
                   "recommender first sees a container (every one after a restart), it reads the container's last "
@@ -255,15 +215,6 @@ void addRecommendCommand(CLI::App& app) {
                   "seconds a standby waits for a silent holder (renewals every 2/15 of it, given up after 2/3)")
       ->capture_default_str()
       ->check(finiteIn(1, 3600));
-  cmd->add_flag("--view,!--no-view", a->view,
-                "print the live view (per container: usage, forecast, recommendation in force, target, rule) "
-                "each round; default: when stdout is a terminal");
-  cmd->add_option("--listen", a->listen,
-                  "host:port of /metrics (the plans as `run` exports them, and the rounds) and /api/health; \"\" = none")
-      ->capture_default_str();
-  addEndpointSecurityOptions(*cmd, a->endpoint);
-  cmd->add_option("--audit", a->audit, "SQLite audit trail of written recommendations (with --apply; env FORESIGHT_AUDIT_DB)")
-      ->capture_default_str();
   cmd->callback([a] {
     if (auto st = recommend(*a); !st) {
       spdlog::error("recommend: {}", st.error().message);
