@@ -1,16 +1,12 @@
 // `foresight guests`: the closed loop for libvirt guests (loop/guests.h): each running guest's live
 // vCPUs and balloon sized from the forecast of what it uses.
-#include <chrono>
-#include <cmath>
 #include <ctime>
-#include <thread>
 
 #include "commands.h"
 #include "foresight/allocate/libvirt.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/guests.h"
 #include "loop_options.h"
-#include "profiler_common.h"
 
 namespace foresight::app {
 namespace {
@@ -47,20 +43,9 @@ Status guests(const Args& a) {
   spdlog::info("guests: the running guests of {}, every {} s; {}", a.connect, a.period,
                a.apply ? "resizing them" : "dry-run (add --apply to resize)");
 
-  installStopHandler();
-  const auto start = std::chrono::steady_clock::now();
-  const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(a.period));
-  auto next = start;
-  const auto expired = [&] {
-    return a.duration > 0 && std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a.duration);
-  };
-  for (std::size_t n = 0; !stopFlag().load(); ++n) {
-    if (auto p = planner->changed()) {
-      auto changed = *p;
-      overrideQuantile(changed, a.quantile);
-      autoscaler.setPlanners(changed.defaults, changed.workloads);
-    }
+  RoundClock clock(a);
+  for (std::size_t n = 0; !clock.over(); ++n) {
+    reloadPlanner(*planner, a.quantile, autoscaler);
     auto r = sizer.round(static_cast<std::int64_t>(std::time(nullptr)));
     if (!r) {
       if (*metrics) (*metrics)->roundFailed();
@@ -75,10 +60,7 @@ Status guests(const Args& a) {
                                           "--min-history)",
                                           r->guests, a.min_history));
     }
-    next += period;
-    while (!stopFlag().load() && !expired() && std::chrono::steady_clock::now() < next)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (expired()) return ok();
+    if (!clock.waitForNextRound()) break;
   }
   return ok();
 }

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <thread>
 #include <cmath>
 #include <filesystem>
 
@@ -10,6 +11,7 @@
 #include "foresight/core/log.h"
 #include "foresight/loop/plan_metrics.h"
 #include "foresight/server/agent.h"
+#include "profiler_common.h"
 
 #include <unistd.h>
 
@@ -235,6 +237,41 @@ Result<std::unique_ptr<LoopEndpoint>> LoopEndpoint::serve(const RoundsArgs& a, c
                                                  errors_help, leader_election);
   if (auto st = endpoint->start(); !st) return tl::unexpected(st.error());
   return endpoint;
+}
+
+RoundClock::RoundClock(const RoundsArgs& a)
+    : start_(std::chrono::steady_clock::now()),
+      next_(start_),
+      period_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(a.period))),
+      duration_(a.duration) {
+  installStopHandler();
+}
+
+bool RoundClock::over() const {
+  return stopFlag().load() ||
+         (duration_ > 0 && std::chrono::steady_clock::now() - start_ > std::chrono::duration<double>(duration_));
+}
+
+bool RoundClock::waitForNextRound() {
+  next_ += period_;
+  while (!over() && std::chrono::steady_clock::now() < next_) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return !over();
+}
+
+bool RoundClock::pause(double seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!over() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return !over();
+}
+
+void RoundClock::startOver() { next_ = std::chrono::steady_clock::now(); }
+
+void reloadPlanner(PlannerFile& file, double quantile, loop::Autoscaler& autoscaler) {
+  if (auto p = file.changed()) {
+    auto changed = *p;
+    overrideQuantile(changed, quantile);
+    autoscaler.setPlanners(changed.defaults, changed.workloads);
+  }
 }
 
 }  // namespace foresight::app

@@ -3,6 +3,7 @@
 // (libvirt guests), set up alike: planner policies from a file, the live forecasters, the live
 // view, and (the last two) the endpoint of their rounds.
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -87,6 +88,26 @@ void addRoundsOptions(CLI::App& cmd, RoundsArgs& a, const RoundsHelp& help);
 // The autoscaler's settings from them and the planner's policies in force (backend and its
 // options are the command's).
 Result<loop::AutoscalerConfig> roundsConfig(const RoundsArgs& a, const allocate::PlannerConfigs& policies);
+
+// The pace of the rounds: one every --period from the start, until SIGINT/SIGTERM or --duration.
+class RoundClock {
+ public:
+  explicit RoundClock(const RoundsArgs& a);  // installs the stop handler
+  // Whether the loop is to end: a signal came, or --duration passed.
+  bool over() const;
+  // Sleeps until the next round is due; false when over().
+  bool waitForNextRound();
+  bool pause(double seconds);  // false when over()
+  void startOver();            // the next round now (a standby that just took the lead)
+
+ private:
+  std::chrono::steady_clock::time_point start_, next_;
+  std::chrono::steady_clock::duration period_;
+  double duration_;
+};
+
+// Policies edited in the planner file since the last call, --quantile applied, into the autoscaler.
+void reloadPlanner(PlannerFile& file, double quantile, loop::Autoscaler& autoscaler);
 
 // /metrics (the plans, as `run` exports them, and the rounds) and /api/health of a loop that runs in
 // rounds: foresight_<command>_rounds_total{result=""|"failed"}, foresight_<command>_errors_total,

@@ -3,9 +3,7 @@
 
 #include <unistd.h>
 
-#include <chrono>
 #include <cmath>
-#include <thread>
 
 #include "commands.h"
 #include "foresight/allocate/kubernetes.h"
@@ -107,16 +105,9 @@ Status recommend(const Args& a) {
     recommender.onlyWhile([&] { return elector->leading(); });
   }
 
-  installStopHandler();
-  const auto start = std::chrono::steady_clock::now();
-  const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(a.period));
-  auto next = start;
-  const auto expired = [&] {
-    return a.duration > 0 && std::chrono::steady_clock::now() - start > std::chrono::duration<double>(a.duration);
-  };
+  RoundClock clock(a);
   std::string standing_by;  // the holder logged as leading elsewhere
-  for (std::size_t n = 0; !stopFlag().load();) {  // n: rounds run
+  for (std::size_t n = 0; !clock.over();) {  // n: rounds run
     if (elector && !elector->leading()) {
       if (*metrics) (*metrics)->leading(false);
       // Like client-go's users: a replica that led and no longer does stops, as its state may be
@@ -128,18 +119,12 @@ Status recommend(const Args& a) {
         standing_by = elector->holder();
         spdlog::info("recommend: standing by while {} holds the lease", standing_by.empty() ? "no one yet" : standing_by);
       }
-      for (int i = 0; i < 10 && !stopFlag().load() && !expired(); ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      if (expired()) return ok();
-      next = std::chrono::steady_clock::now();
+      if (!clock.pause(0.5)) return ok();
+      clock.startOver();
       continue;
     }
     if (*metrics) (*metrics)->leading(true);
-    if (auto p = planner->changed()) {
-      auto changed = *p;
-      overrideQuantile(changed, a.quantile);
-      autoscaler.setPlanners(changed.defaults, changed.workloads);
-    }
+    reloadPlanner(*planner, a.quantile, autoscaler);
     auto r = recommender.round();
     if (*metrics) {
       if (r) (*metrics)->round(r->containers, r->errors);
@@ -161,10 +146,7 @@ Status recommend(const Args& a) {
                                           r->vpas, a.recommender, a.min_history));
     }
     ++n;
-    next += period;
-    while (!stopFlag().load() && !expired() && std::chrono::steady_clock::now() < next)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (expired()) return ok();
+    if (!clock.waitForNextRound()) break;
   }
   return ok();
 }
