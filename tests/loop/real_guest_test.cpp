@@ -115,6 +115,26 @@ TEST(QemuGuest, ABalloonTheGuestDoesNotTakeIsSetBackAndAnError) {
   EXPECT_TRUE(backend->usage("fs-nodriver")->empty());  // nor does it say what it uses
 }
 
+// libvirtd restarted under a long-running loop: its connection is opened again at the next call,
+// which succeeds, and the guest it runs is still read.
+TEST(QemuGuest, AConnectionOutlivesARestartOfLibvirtd) {
+  test_support::QemuLibvirt host;
+  if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
+  ASSERT_EQ(host.boot("fs-restart", 1, 1, 256, ""), "") << host.log();
+  allocate::LibvirtConnection conn(host.uri);
+  auto before = conn.runningGuests();
+  ASSERT_TRUE(before) << before.error().message;
+  ASSERT_EQ(before->guests.size(), 1u);
+  ASSERT_TRUE(host.restartDaemon()) << host.log();
+  auto after = conn.runningGuests();
+  ASSERT_TRUE(after) << after.error().message;
+  ASSERT_EQ(after->guests.size(), 1u);
+  EXPECT_EQ(after->guests[0].name, "fs-restart");
+  ASSERT_TRUE(host.restartDaemon()) << host.log();
+  auto one = conn.guest("fs-restart");
+  EXPECT_TRUE(one) << one.error().message;
+}
+
 // The loop as a user runs it: a guest kept busy on its one vCPU (of two) is given the second.
 TEST(QemuGuest, GuestsGivesABusyGuestItsSecondVcpu) {
   test_support::QemuLibvirt host;

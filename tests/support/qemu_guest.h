@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "server_process.h"
 #include "shell.h"
@@ -70,18 +71,19 @@ class QemuLibvirt {
       return;
     }
     ::chmod((dir_ / "initrd.gz").c_str(), 0644);
-    std::vector<std::string> argv;
-    if (root) argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
-    argv.insert(argv.end(), {"env", "HOME=" + (dir_ / "home").string(), "XDG_RUNTIME_DIR=" + (dir_ / "run").string(),
-                             "libvirtd"});
-    daemon_.emplace(argv, dir_ / "libvirtd.log");
-    const auto socket = dir_ / "run/libvirt/libvirt-sock";
-    uri = "qemu+unix:///session?socket=" + socket.string();
-    for (int i = 0; i < 200 && !conn_; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      if (fs::exists(socket)) conn_ = virConnectOpen(uri.c_str());
-    }
-    if (!conn_) unavailable = "libvirtd did not start: " + log();
+    if (root) argv_ = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+    argv_.insert(argv_.end(), {"env", "HOME=" + (dir_ / "home").string(), "XDG_RUNTIME_DIR=" + (dir_ / "run").string(),
+                               "libvirtd"});
+    uri = "qemu+unix:///session?socket=" + (dir_ / "run/libvirt/libvirt-sock").string();
+    if (!startDaemon()) unavailable = "libvirtd did not start: " + log();
+  }
+  // Stops libvirtd and starts it again (its guests run on, as QEMU runs apart from it).
+  bool restartDaemon() {
+    if (conn_) virConnectClose(conn_);
+    conn_ = nullptr;
+    daemon_.reset();
+    std::filesystem::remove(dir_ / "run/libvirt/libvirt-sock");
+    return startDaemon();
   }
   ~QemuLibvirt() {
     if (conn_) {
@@ -147,6 +149,15 @@ class QemuLibvirt {
 
  private:
   std::filesystem::path console(const std::string& name) const { return dir_ / "home" / (name + ".console"); }
+  bool startDaemon() {
+    daemon_.emplace(argv_, dir_ / "libvirtd.log");
+    for (int i = 0; i < 200 && !conn_; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (std::filesystem::exists(dir_ / "run/libvirt/libvirt-sock")) conn_ = virConnectOpen(uri.c_str());
+    }
+    return conn_ != nullptr;
+  }
+  std::vector<std::string> argv_;
   std::filesystem::path dir_, kernel_;
   std::string version_;
   std::optional<ServerProcess> daemon_;

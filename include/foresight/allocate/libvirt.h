@@ -38,7 +38,8 @@ struct RunningGuests {
 };
 
 // A libvirt connection opened on first use and opened again when libvirt reports it dead (the
-// daemon restarted), so that a long-running loop outlives libvirtd's restarts.
+// daemon restarted), so that a long-running loop outlives libvirtd's restarts. Opening it sets
+// SIGPIPE to be ignored where it has its default disposition, as libvirt's client needs.
 class LibvirtConnection {
  public:
   explicit LibvirtConnection(std::string uri);

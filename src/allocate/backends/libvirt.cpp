@@ -7,6 +7,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include <signal.h>
 #include <time.h>
 
 #include <chrono>
@@ -56,6 +57,15 @@ double vcpuDelaySeconds(virDomainPtr d) {
   return sum;
 }
 
+// libvirt's client writes to the daemon's socket without MSG_NOSIGNAL, and expects its caller to
+// ignore SIGPIPE (virsh does): otherwise the first request after libvirtd restarted kills the
+// process (found by the restart test). Only a default disposition is changed: a handler the
+// program set stays.
+void ignoreSigpipe() {
+  struct sigaction now {};
+  if (sigaction(SIGPIPE, nullptr, &now) == 0 && now.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+}
+
 // A domain that stopped or was undefined between being listed and read.
 bool gone() {
   const int code = virGetLastErrorCode();
@@ -79,15 +89,23 @@ struct LibvirtConnection::Impl {
       conn = nullptr;
     }
     virSetErrorFunc(nullptr, quietErrors);
+    ignoreSigpipe();
     conn = virConnectOpen(uri.c_str());
     if (!conn) return fail(ErrorCode::kUnavailable, "libvirt: cannot connect to {}: {}", uri, lastError());
     return conn;
   }
+  // After a call failed: whether the connection was dead and is open again, for the call to be
+  // made once more. A client learns that the daemon restarted only at its next request, which
+  // fails; without this, every restart of libvirtd would cost the loop a round.
+  bool reopened() { return conn && virConnectIsAlive(conn) != 1 && get().has_value(); }
   Result<DomainPtr> domain(const std::string& name) {
     auto c = get();
     if (!c) return tl::unexpected(c.error());
     virDomainPtr d = virDomainLookupByName(*c, name.c_str());
-    if (!d) return fail(ErrorCode::kNotFound, "libvirt {}: no domain '{}': {}", uri, name, lastError());
+    if (!d && reopened()) d = virDomainLookupByName(conn, name.c_str());
+    if (!d)
+      return fail(virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? ErrorCode::kNotFound : ErrorCode::kIo,
+                  "libvirt {}: no domain '{}': {}", uri, name, lastError());
     return DomainPtr(d);
   }
   Result<GuestStats> read(virDomainPtr d, const std::string& name) {
@@ -136,7 +154,8 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
   auto c = impl_->get();
   if (!c) return tl::unexpected(c.error());
   virDomainPtr* listed = nullptr;
-  const int n = virConnectListAllDomains(*c, &listed, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  int n = virConnectListAllDomains(*c, &listed, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  if (n < 0 && impl_->reopened()) n = virConnectListAllDomains(impl_->conn, &listed, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
   if (n < 0) return fail(ErrorCode::kIo, "libvirt {}: cannot list the running domains: {}", uri_, lastError());
   std::vector<DomainPtr> domains(listed, listed + n);
   free(listed);  // the array is the caller's, as virConnectListAllDomains documents
