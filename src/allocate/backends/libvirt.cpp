@@ -12,8 +12,9 @@
 
 #include <chrono>
 #include <cmath>
-#include <thread>
+#include <optional>
 #include <string_view>
+#include <thread>
 
 #include "foresight/allocate/backend.h"
 #include "foresight/core/log.h"
@@ -102,11 +103,17 @@ struct LibvirtConnection::Impl {
     auto c = get();
     if (!c) return tl::unexpected(c.error());
     virDomainPtr d = virDomainLookupByName(*c, name.c_str());
-    if (!d && reopened()) d = virDomainLookupByName(conn, name.c_str());
-    if (!d)
-      return fail(virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? ErrorCode::kNotFound : ErrorCode::kIo,
-                  "libvirt {}: no domain '{}': {}", uri, name, lastError());
-    return DomainPtr(d);
+    if (d) return DomainPtr(d);
+    // reopened() asks libvirt again, which clears its last error: keep this one.
+    int code = virGetLastErrorCode();
+    std::string error = lastError();
+    if (code != VIR_ERR_NO_DOMAIN && reopened()) {
+      if ((d = virDomainLookupByName(conn, name.c_str()))) return DomainPtr(d);
+      code = virGetLastErrorCode();
+      error = lastError();
+    }
+    if (code == VIR_ERR_NO_DOMAIN) return fail(ErrorCode::kNotFound, "libvirt {}: no domain '{}': {}", uri, name, error);
+    return fail(ErrorCode::kIo, "libvirt {}: cannot look up domain '{}': {}", uri, name, error);
   }
   Result<GuestStats> read(virDomainPtr d, const std::string& name) {
     virDomainInfo info;
@@ -155,8 +162,12 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
   if (!c) return tl::unexpected(c.error());
   virDomainPtr* listed = nullptr;
   int n = virConnectListAllDomains(*c, &listed, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-  if (n < 0 && impl_->reopened()) n = virConnectListAllDomains(impl_->conn, &listed, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-  if (n < 0) return fail(ErrorCode::kIo, "libvirt {}: cannot list the running domains: {}", uri_, lastError());
+  std::string error = n < 0 ? lastError() : "";  // before reopened() clears it
+  if (n < 0 && impl_->reopened()) {
+    n = virConnectListAllDomains(impl_->conn, &listed, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    if (n < 0) error = lastError();
+  }
+  if (n < 0) return fail(ErrorCode::kIo, "libvirt {}: cannot list the running domains: {}", uri_, error);
   std::vector<DomainPtr> domains(listed, listed + n);
   free(listed);  // the array is the caller's, as virConnectListAllDomains documents
   RunningGuests out;
@@ -214,6 +225,7 @@ class LibvirtBackend final : public Backend {
   }
 
   Status apply(const std::string& workload, const Allocation& target) override {
+    if (auto st = configured(); !st) return st;
     const std::string what = fmt::format("libvirt {} domain '{}'", conn_.uri(), workload);
     for (Resource r : {Resource::kDiskIo, Resource::kNetwork})
       if (target[r])
@@ -235,13 +247,12 @@ class LibvirtBackend final : public Backend {
     if (target[Resource::kMemory]) {
       const auto kib = static_cast<unsigned long>(*target[Resource::kMemory] / 1024.0);
       if (kib != old_kib) {
-        if (auto st = configured(); !st) return st;
         if (virDomainSetMemoryFlags(d, kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
           return fail(ErrorCode::kIo, "{}: cannot set memory to {} KiB: {}", what, kib,
                       lastError());
         memory_changed = true;
-        const unsigned long reached = waitForBalloon(d, kib);
-        if (near(reached, old_kib) && !near(kib, old_kib)) {
+        const auto reached = waitForBalloon(d, kib);  // nullopt: not read, the read back tells
+        if (reached && near(*reached, old_kib) && !near(kib, old_kib)) {
           std::string err = fmt::format(
               "{}: the guest did not move its balloon towards {} KiB within {} s (no balloon driver?)", what, kib,
               balloon_wait_);
@@ -251,8 +262,8 @@ class LibvirtBackend final : public Backend {
             err += "; its target set back";
           return fail(ErrorCode::kUnavailable, "{}", err);
         }
-        if (!near(reached, kib))
-          spdlog::warn("{}: the guest took its balloon to {} KiB of the {} KiB asked within {} s", what, reached, kib,
+        if (reached && !near(*reached, kib))
+          spdlog::warn("{}: the guest took its balloon to {} KiB of the {} KiB asked within {} s", what, *reached, kib,
                        balloon_wait_);
       }
     }
@@ -276,15 +287,13 @@ class LibvirtBackend final : public Backend {
  private:
   // libvirt reports the balloon's actual size, which the guest's driver moves towards the target at
   // its own pace (seconds for gigabytes; never without a driver): wait for it, so that what is
-  // read back (and audited) is what the guest has. Returns the size reached (KiB).
-  unsigned long waitForBalloon(virDomainPtr d, unsigned long kib) const {
+  // read back (and audited) is what the guest has. Returns the size reached (KiB), if read.
+  std::optional<unsigned long> waitForBalloon(virDomainPtr d, unsigned long kib) const {
     const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(balloon_wait_);
-    unsigned long reached = 0;
     for (;;) {
       virDomainInfo info;
-      if (virDomainGetInfo(d, &info) < 0) return reached;
-      reached = info.memory;
-      if (near(reached, kib) || std::chrono::steady_clock::now() >= until) return reached;
+      if (virDomainGetInfo(d, &info) < 0) return std::nullopt;
+      if (near(info.memory, kib) || std::chrono::steady_clock::now() >= until) return info.memory;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
