@@ -300,11 +300,9 @@ TEST(GuestsCommand, ResizesATestDriverGuestAndAuditsIt) {
   const std::string want = R"(foresight_plan_target_memory_bytes{workload="test"})";
   for (int i = 0; i < 80 && metrics.find(want) == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::ifstream in(log);
-    const std::string text((std::istreambuf_iterator<char>(in)), {});
-    const auto at = text.find("http://127.0.0.1:");
-    if (at == std::string::npos) continue;
-    httplib::Client http("127.0.0.1", std::atoi(text.c_str() + at + 17));
+    const int port = test_support::loggedPort(log);
+    if (port == 0) continue;
+    httplib::Client http("127.0.0.1", port);
     if (auto res = http.Get("/metrics"); res && res->status == 200) metrics = res->body;
   }
   command.join();

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -38,6 +39,17 @@ inline Ran runShell(const std::string& command) {
   r.err = ss.str();
   std::filesystem::remove(err);
   return r;
+}
+
+// The port of the first "http://127.0.0.1:PORT" a command has written to its log so far (its
+// endpoint's start line, with --listen 127.0.0.1:0); 0 while there is none.
+inline int loggedPort(const std::filesystem::path& log) {
+  std::stringstream ss;
+  ss << std::ifstream(log).rdbuf();
+  const std::string text = ss.str();
+  const std::string prefix = "http://127.0.0.1:";
+  const auto at = text.find(prefix);
+  return at == std::string::npos ? 0 : std::atoi(text.c_str() + at + prefix.size());
 }
 
 }  // namespace foresight::test_support
