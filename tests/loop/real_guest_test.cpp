@@ -48,8 +48,9 @@ double ready(const allocate::GuestStats& a, const allocate::GuestStats& b) {
 TEST(QemuGuest, ReadsWhatARealGuestUsesAndTakesItsBalloonAndASecondVcpu) {
   test_support::QemuLibvirt host;
   if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
-  // Idle for 8 s, then 256 MiB of tmpfs and one busy loop.
-  ASSERT_EQ(host.boot("fs-read", 1, 2, 768, "fs.after=8 fs.fill=256 fs.spin=1"), "") << host.log();
+  // Idle for 15 s (its statistics can take seconds to come on a busy host), then 256 MiB of tmpfs
+  // and one busy loop.
+  ASSERT_EQ(host.boot("fs-read", 1, 2, 768, "fs.after=15 fs.fill=256 fs.spin=1"), "") << host.log();
   ASSERT_TRUE(host.waitForConsole("fs-read", "foresight-guest: up", 120)) << host.consoleText("fs-read");
   allocate::LibvirtConnection conn(host.uri);
   const auto first = readUntil(conn, "fs-read", 20, [](const auto& g) { return std::isfinite(g.guest_used_bytes); });
