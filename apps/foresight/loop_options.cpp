@@ -2,18 +2,18 @@
 
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
-#include <thread>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include "commands.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/plan_metrics.h"
 #include "foresight/server/agent.h"
 #include "profiler_common.h"
-
-#include <unistd.h>
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -254,12 +254,15 @@ bool RoundClock::over() const {
 
 bool RoundClock::waitForNextRound() {
   next_ += period_;
-  while (!over() && std::chrono::steady_clock::now() < next_) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  return !over();
+  return sleepUntil(next_);
 }
 
 bool RoundClock::pause(double seconds) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  return sleepUntil(std::chrono::steady_clock::now() +
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds)));
+}
+
+bool RoundClock::sleepUntil(std::chrono::steady_clock::time_point until) const {
   while (!over() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   return !over();
 }

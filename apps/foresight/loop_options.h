@@ -67,7 +67,8 @@ struct RoundsArgs {
   std::string planner, audit;  // the shipped planner file and the default audit trail
   double quantile = 0;
   std::string forecaster = "auto", model;  // the shipped model
-  // Ten samples at the metrics API's usual minute, as the autoscaler's min_samples asks anyway.
+  // Ten minutes: for `recommend`, ten samples at the metrics API's usual minute, as the
+  // autoscaler's min_samples asks anyway; `guests` keeps the same.
   std::int64_t min_history = 600;
   // The live view each round, on a terminal; not into a pod's log, a row per workload a round.
   bool view = false;
@@ -101,6 +102,7 @@ class RoundClock {
   void startOver();            // the next round now (a standby that just took the lead)
 
  private:
+  bool sleepUntil(std::chrono::steady_clock::time_point until) const;  // in 50 ms steps; false when over()
   std::chrono::steady_clock::time_point start_, next_;
   std::chrono::steady_clock::duration period_;
   double duration_;

@@ -1,8 +1,6 @@
 // `foresight recommend`: Foresight as a Kubernetes VPA recommender (foresight/loop/recommender.h)
 // until SIGINT/SIGTERM or --duration.
 
-#include <unistd.h>
-
 #include <cmath>
 
 #include "commands.h"
@@ -10,13 +8,7 @@
 #include "foresight/core/files.h"
 #include "foresight/core/log.h"
 #include "foresight/loop/recommender.h"
-#include "foresight/server/agent.h"
-#include "foresight/server/http.h"
 #include "loop_options.h"
-#include "profiler_common.h"
-
-// After Eigen (through agent.h): httplib brings <resolv.h>, whose _res macro breaks Eigen's headers.
-#include <httplib.h>
 
 namespace foresight::app {
 namespace {
@@ -34,8 +26,6 @@ struct Args : RoundsArgs {
   double lease_duration = 15;
 };
 
-// /metrics: what each container's plan forecasts and sets (loop/plan_metrics.h, labelled
-// workload="namespace/vpa/container") and how the rounds go; /api/health for probes.
 Status recommend(const Args& a) {
   allocate::BackendOptions o;
   o.values["mode"] = "vpa";
@@ -78,6 +68,7 @@ Status recommend(const Args& a) {
                                    std::move(history), std::llround(a.history_length));
   recommender.throttlingFrom(std::move(throttling));
   recommender.reportConditions(a.apply);
+  // /metrics: the containers' plans (labelled workload="namespace/vpa/container") and the rounds.
   auto metrics = LoopEndpoint::serve(a, autoscaler, "recommend", "containers",
                                      "Containers of VPAs naming this recommender with pod metrics, last round",
                                      "VPAs or containers that failed in a round (logged)", true);

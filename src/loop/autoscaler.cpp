@@ -9,7 +9,11 @@ namespace foresight::loop {
 
 Autoscaler::Autoscaler(AutoscalerConfig config, std::unique_ptr<allocate::Backend> backend,
                        std::optional<allocate::AuditLog> audit)
-    : config_(std::move(config)), backend_(std::move(backend)), audit_(std::move(audit)), planner_(config_.planner) {
+    : config_(std::move(config)),
+      backend_(std::move(backend)),
+      units_(backend_->units()),
+      audit_(std::move(audit)),
+      planner_(config_.planner) {
   setPlanners(config_.planner, config_.workload_planners);
 }
 
@@ -155,7 +159,7 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
     if (std::isfinite(st.last_usage[index(r)])) input.usage[r] = st.last_usage[index(r)];
   input.oom = st.oom;
   input.ceiling = st.ceiling;
-  input.units = backend_->units();
+  input.units = units_;
   input.now = now;
   input.last_change = st.last_change;
   allocate::Plan plan = plannerOf(workload).plan(input);

@@ -42,11 +42,13 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
       continue;
     }
     const double seconds = static_cast<double>(g.mono_ns - prev->second.mono_ns) / 1e9;
-    const double cpu_time = g.cpu_seconds - prev->second.cpu_seconds;
-    // cpu time going back: the guest was restarted between two rounds, so this interval has no rate.
-    const double cpu = seconds > 0 && cpu_time >= 0 ? cpu_time / seconds : NAN;
-    const double delay_time = g.vcpu_delay_seconds - prev->second.vcpu_delay_seconds;
-    const double delay = seconds > 0 && delay_time >= 0 ? delay_time / seconds : NAN;
+    // Per second since the last read; a counter going back (the guest was restarted between two
+    // rounds) gives this interval no rate.
+    const auto rate = [seconds](double now, double before) {
+      return seconds > 0 && now - before >= 0 ? (now - before) / seconds : NAN;
+    };
+    const double cpu = rate(g.cpu_seconds, prev->second.cpu_seconds);
+    const double delay = rate(g.vcpu_delay_seconds, prev->second.vcpu_delay_seconds);
     // The vCPUs it ran with: the loop changes them right after a read, so the interval since had
     // what this read finds.
     const double vcpus = g.vcpus;

@@ -13,8 +13,8 @@
 // Thread-safety: an instance is not thread-safe; use one per thread.
 
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>

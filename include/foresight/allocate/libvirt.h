@@ -53,9 +53,8 @@ class LibvirtConnection {
   // Every running guest. Fails only when they cannot be listed.
   Result<RunningGuests> runningGuests();
 
-  struct Impl;
-
  private:
+  struct Impl;
   friend class LibvirtBackend;  // sets vCPUs and balloon on the same connection
   std::string uri_;
   std::unique_ptr<Impl> impl_;

@@ -153,6 +153,7 @@ class Autoscaler {
                             const allocate::Allocation& current, std::int64_t now, State& st);
   AutoscalerConfig config_;
   std::unique_ptr<allocate::Backend> backend_;
+  allocate::Allocation units_;  // backend_->units(), fixed for a backend
   std::optional<allocate::AuditLog> audit_;
   const allocate::Planner& plannerOf(const std::string& workload) const;
   allocate::Planner planner_;

@@ -115,7 +115,8 @@ struct LibvirtConnection::Impl {
     if (code == VIR_ERR_NO_DOMAIN) return fail(ErrorCode::kNotFound, "libvirt {}: no domain '{}': {}", uri, name, error);
     return fail(ErrorCode::kIo, "libvirt {}: cannot look up domain '{}': {}", uri, name, error);
   }
-  Result<GuestStats> read(virDomainPtr d, const std::string& name) {
+  // What virDomainGetInfo alone tells: cpu time, vCPUs, balloon and its maximum.
+  Result<GuestStats> readInfo(virDomainPtr d, const std::string& name) {
     virDomainInfo info;
     if (virDomainGetInfo(d, &info) < 0)
       return fail(gone() ? ErrorCode::kNotFound : ErrorCode::kIo, "libvirt {} domain '{}': cannot read info: {}",
@@ -127,6 +128,13 @@ struct LibvirtConnection::Impl {
     g.vcpus = info.nrVirtCpu;
     g.memory_bytes = static_cast<double>(info.memory) * 1024.0;  // KiB
     g.max_memory_bytes = static_cast<double>(info.maxMem) * 1024.0;
+    return g;
+  }
+  // Everything GuestStats holds.
+  Result<GuestStats> read(virDomainPtr d, const std::string& name) {
+    auto info = readInfo(d, name);
+    if (!info) return info;
+    GuestStats& g = *info;
     const int max_vcpus = virDomainGetVcpusFlags(d, static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) | VIR_DOMAIN_VCPU_MAXIMUM);
     g.max_vcpus = max_vcpus > 0 ? max_vcpus : g.vcpus;
     g.vcpu_delay_seconds = vcpuDelaySeconds(d);
@@ -142,7 +150,7 @@ struct LibvirtConnection::Impl {
     const double spare = std::isfinite(usable) ? usable : unused;
     if (std::isfinite(available) && std::isfinite(spare) && spare <= available)
       g.guest_used_bytes = (available - spare) * 1024.0;
-    return g;
+    return info;
   }
 };
 
@@ -200,7 +208,9 @@ class LibvirtBackend final : public Backend {
   }
 
   Result<Allocation> current(const std::string& workload) override {
-    auto g = conn_.guest(workload);
+    auto dom = conn_.impl_->domain(workload);
+    if (!dom) return tl::unexpected(dom.error());
+    auto g = conn_.impl_->readInfo(dom->get(), workload);
     if (!g) return tl::unexpected(g.error());
     Allocation a;
     a[Resource::kCpu] = g->vcpus;
@@ -237,13 +247,13 @@ class LibvirtBackend final : public Backend {
                     foresight::name(r));
     auto dom = conn_.impl_->domain(workload);
     if (!dom) return tl::unexpected(dom.error());
-    auto now = current(workload);
-    if (!now) return tl::unexpected(now.error());
     virDomainPtr d = dom->get();
+    auto now = conn_.impl_->readInfo(d, workload);
+    if (!now) return tl::unexpected(now.error());
 
     // Memory first, vCPUs second; when the vCPU change fails the balloon goes back.
     bool memory_changed = false;
-    unsigned long old_kib = static_cast<unsigned long>(*(*now)[Resource::kMemory] / 1024.0);
+    unsigned long old_kib = static_cast<unsigned long>(now->memory_bytes / 1024.0);
     if (target[Resource::kMemory]) {
       const auto kib = static_cast<unsigned long>(*target[Resource::kMemory] / 1024.0);
       if (kib != old_kib) {
@@ -269,7 +279,7 @@ class LibvirtBackend final : public Backend {
     }
     if (target[Resource::kCpu]) {
       const auto vcpus = static_cast<unsigned>(std::ceil(*target[Resource::kCpu] - 1e-9));
-      if (vcpus != static_cast<unsigned>(*(*now)[Resource::kCpu]) &&
+      if (vcpus != static_cast<unsigned>(now->vcpus) &&
           virDomainSetVcpusFlags(d, vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0) {
         std::string err = fmt::format("{}: cannot set {} vCPUs: {}", what, vcpus, lastError());
         if (memory_changed) {

@@ -337,7 +337,6 @@ class SystemdBackend final : public Backend {
     return own ? *own : same_disk.value_or(kInfinity);
   }
 
-
   const std::string& devicePath() const {
     static const std::string none;
     return io_device_ ? *io_device_ : none;
