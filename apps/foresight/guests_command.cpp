@@ -14,6 +14,7 @@ namespace {
 struct Args : RoundsArgs {
   Args() : RoundsArgs("127.0.0.1:9466", 10) {}
   std::string connect = "qemu:///system";
+  AdviceArgs advice;
 };
 
 Status guests(const Args& a) {
@@ -23,13 +24,24 @@ Status guests(const Args& a) {
   overrideQuantile(policies, a.quantile);
   auto c = roundsConfig(a, policies);  // workload sections keyed by domain name
   if (!c) return tl::unexpected(c.error());
+  auto connection = std::make_shared<allocate::LibvirtConnection>(a.connect);
+  const auto host = [&connection]() -> Result<allocate::Allocation> {
+    auto h = connection->host();  // a wrong --connect is said here, at once
+    if (!h) return tl::unexpected(h.error());
+    allocate::Allocation capacity;
+    capacity[Resource::kCpu] = h->cpus;
+    capacity[Resource::kMemory] = h->memory_bytes;
+    return capacity;
+  };
+  auto advice = capacityAdvice(a.advice, host, nullptr, loop::raiseGuestMaximum);
+  if (!advice) return tl::unexpected(advice.error());
+  c->advice = std::move(*advice);
   c->backend_name = "libvirt";
   c->backend_options.values["uri"] = a.connect;  // what a rollback (`foresight history --rollback`) reaches
   auto audit = auditTrail(a.apply, a.audit);
   if (!audit) return tl::unexpected(audit.error());
   auto backend = allocate::makeLibvirtBackend(c->backend_options);
   loop::Autoscaler autoscaler(std::move(*c), std::move(backend), std::move(*audit));
-  auto connection = std::make_shared<allocate::LibvirtConnection>(a.connect);
   loop::GuestSizer sizer([connection] { return connection->runningGuests(); }, autoscaler);
   sizer.leaveAlone([planner = &*planner](const std::string& guest) -> std::optional<std::string> {
     if (auto pattern = planner->current().leftAlone(guest))
@@ -79,6 +91,7 @@ void addGuestsCommand(CLI::App& app) {
                    {"at least the guests' balloon statistics period", "guest",
                     "workload sections and leave_alone patterns by domain name",
                     "vCPUs and balloon in force", "the guests' new vCPUs and balloon sizes"});
+  addAdviceOptions(*cmd, a->advice, "the host");
   cmd->callback([a] {
     if (auto st = guests(*a); !st) {
       spdlog::error("guests: {}", st.error().message);

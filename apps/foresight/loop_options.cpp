@@ -171,6 +171,49 @@ void LoopEndpoint::round(std::size_t workloads, std::size_t errors) {
 
 void LoopEndpoint::roundFailed() { failed_rounds_->Increment(); }
 
+AdviceArgs::AdviceArgs() : catalog(dataFile(kShippedCatalog)) {}
+
+void addAdviceOptions(CLI::App& cmd, AdviceArgs& a, const std::string& host) {
+  cmd.add_option("--catalog", a.catalog,
+                 fmt::format("price catalog: when a forecast exceeds {}, say where the extra capacity should come "
+                             "from (skipped if the default file is absent)",
+                             host))
+      ->capture_default_str();
+  cmd.add_option("--machine", a.machine, fmt::format("{}'s machine type in the catalog (e.g. m4.large)", host));
+  cmd.add_option("--advice-hours", a.hours, "hours the extra capacity is priced for")
+      ->capture_default_str()
+      ->check(finiteAbove(0));
+  cmd.add_option("--advice-after", a.after,
+                 fmt::format("seconds a forecast must stay above {} (or a workload's own ceiling) before it is "
+                             "advised (a shorter burst is the planner's matter, not a purchase)",
+                             host))
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+}
+
+Result<std::optional<loop::CapacityAdvice>> capacityAdvice(const AdviceArgs& a,
+                                                           const std::function<Result<allocate::Allocation>()>& host,
+                                                           std::shared_ptr<const allocate::MachineRanker> ranker,
+                                                           loop::CeilingAdvice raise) {
+  if (!std::filesystem::exists(a.catalog)) {
+    if (a.catalog != dataFile(kShippedCatalog)) return fail(ErrorCode::kNotFound, "--catalog {}: no such file", a.catalog);
+    return std::optional<loop::CapacityAdvice>();
+  }
+  auto cat = allocate::loadPriceCatalog(a.catalog);
+  if (!cat) return tl::unexpected(cat.error());
+  auto capacity = host();
+  if (!capacity) return tl::unexpected(capacity.error());
+  loop::CapacityAdvice adv;
+  adv.cost = std::make_shared<const allocate::CostModel>(std::move(*cat), ranker.get());
+  adv.ranker = std::move(ranker);
+  adv.host = *capacity;
+  adv.machine = a.machine;
+  adv.hours = a.hours;
+  adv.sustain_seconds = a.after;
+  adv.raise_ceiling = std::move(raise);
+  return std::optional<loop::CapacityAdvice>(std::move(adv));
+}
+
 RoundsArgs::RoundsArgs(std::string listen_on, double period_seconds)
     : listen(std::move(listen_on)),
       period(period_seconds),

@@ -4,6 +4,7 @@
 // view, and (the last two) the endpoint of their rounds.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -58,6 +59,24 @@ void overrideQuantile(allocate::PlannerConfigs& policies, double quantile);
 
 // The audit trail of the changes a loop applies: opened with --apply, none in dry-run.
 Result<std::optional<allocate::AuditLog>> auditTrail(bool apply, const std::string& path);
+
+// --catalog, --machine, --advice-hours, --advice-after of the loops that advise capacity (`run`,
+// `guests`): where extra capacity should come from when a forecast exceeds the host.
+struct AdviceArgs {
+  std::string catalog, machine;  // the shipped price catalog; the host's type in it
+  double hours = 24;
+  std::int64_t after = 60;  // seconds
+  AdviceArgs();
+};
+// `host` names the host in the help ("this host", "the host").
+void addAdviceOptions(CLI::App& cmd, AdviceArgs& a, const std::string& host);
+// The advice on a host of the capacity `host` reads (asked only when there is a catalog), its machine types ranked by `ranker` (may be null) and
+// its workloads' own ceilings raised as `raise` says. None when the shipped catalog is missing (a
+// binary copied without its data files); an error when a --catalog given is missing or wrong.
+Result<std::optional<loop::CapacityAdvice>> capacityAdvice(const AdviceArgs& a,
+                                                           const std::function<Result<allocate::Allocation>()>& host,
+                                                           std::shared_ptr<const allocate::MachineRanker> ranker,
+                                                           loop::CeilingAdvice raise);
 
 // What the loops that run in rounds, `recommend` and `guests`, take alike.
 struct RoundsArgs {

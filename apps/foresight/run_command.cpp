@@ -94,9 +94,8 @@ struct Args {
   double quantile = 0;
   double view = 5;
   std::string forecaster = "auto", model = dataFile(kShippedModel);
-  std::string catalog = dataFile(kShippedCatalog), machine, match_data;
-  double advice_hours = 24;
-  std::int64_t advice_after = 60;
+  AdviceArgs advice;
+  std::string match_data;
   std::int64_t min_history = loop::AutoscalerConfig{}.min_history_seconds;
   double history_length = 1800;  // seconds of the store's samples a workload starts from
 };
@@ -133,24 +132,18 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
   auto forecasters = loop::liveForecasters(a.forecaster, a.model, period);
   if (!forecasters) return tl::unexpected(forecasters.error());
   c.forecaster = std::move(*forecasters);
-  if (std::filesystem::exists(a.catalog)) {
-    auto cat = allocate::loadPriceCatalog(a.catalog);
-    if (!cat) return tl::unexpected(cat.error());
-    loop::CapacityAdvice adv;
-    adv.cost = std::make_shared<const allocate::CostModel>(std::move(*cat), ranker.get());
-    adv.ranker = std::move(ranker);
-    adv.host[Resource::kCpu] = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
-    adv.host[Resource::kMemory] =
+  const auto host = []() -> Result<allocate::Allocation> {
+    allocate::Allocation capacity;
+    capacity[Resource::kCpu] = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
+    capacity[Resource::kMemory] =
         static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
-    adv.machine = a.machine;
-    adv.hours = a.advice_hours;
-    adv.sustain_seconds = a.advice_after;
-    c.advice = std::move(adv);
-  } else if (a.catalog != dataFile(kShippedCatalog)) {
-    return fail(ErrorCode::kNotFound, "--catalog {}: no such file", a.catalog);
-  } else if (ranker) {
-    return fail(ErrorCode::kInvalidArgument, "--match-data needs a price catalog (--catalog)");
-  }
+    return capacity;
+  };
+  const bool ranked = ranker != nullptr;
+  auto advice = capacityAdvice(a.advice, host, std::move(ranker), loop::widenCpuset);
+  if (!advice) return tl::unexpected(advice.error());
+  if (!*advice && ranked) return fail(ErrorCode::kInvalidArgument, "--match-data needs a price catalog (--catalog)");
+  c.advice = std::move(*advice);
   c.min_history_seconds = a.min_history;
   c.max_clock_step_seconds = loop::clockStepFor(period);
   c.apply = a.apply;
@@ -208,24 +201,12 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
       ->capture_default_str();
   cmd->add_option("--model", a->model, "LSTM model file (foresight train)")->capture_default_str();
-  cmd->add_option("--catalog", a->catalog,
-                  "price catalog: when a forecast exceeds this host, say where the extra capacity "
-                  "should come from (skipped if the default file is absent)")
-      ->capture_default_str();
-  cmd->add_option("--machine", a->machine, "this host's machine type in the catalog (e.g. m4.large)");
+  addAdviceOptions(*cmd, a->advice, "this host");
   cmd->add_option("--match-data", a->match_data,
                   "matching history (foresight match's folder, fingerprints from Foresight's "
                   "profiles): machine types for that advice ranked by the environment matcher from "
                   "each workload's live fingerprint")
       ->check(CLI::ExistingDirectory);
-  cmd->add_option("--advice-hours", a->advice_hours, "hours the extra capacity is priced for")
-      ->capture_default_str()
-      ->check(finiteAbove(0));
-  cmd->add_option("--advice-after", a->advice_after,
-                  "seconds a forecast must stay above this host before capacity is advised (a "
-                  "shorter burst is the planner's matter, not a purchase)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--min-history", a->min_history,
                   "seconds of a workload's history before its first plan (a limit set from less "
                   "caps it at whatever phase it was in)")

@@ -126,6 +126,9 @@ Plan Planner::plan(const PlanInput& in) const {
       // 2026-12-06: a second write 6-23 s after the first).
       if (rule == "usage-floor") target = floor * (1.0 + p.hysteresis);
     }
+    // The floors beat the policy's max, not the ceiling: past it the backend refuses the change
+    // (a balloon above a guest's maximum memory), round after round.
+    if (in.ceiling[r] && target > *in.ceiling[r]) target = *in.ceiling[r], rule = "max-bound";
     if (const auto& unit = in.units[r]; unit && *unit > 0) {
       const auto whole = [u = *unit](double v) { return std::ceil(v / u - 1e-9) * u; };
       const double rounded = whole(target);

@@ -53,6 +53,12 @@ const allocate::Planner& Autoscaler::plannerOf(const std::string& workload) cons
   return it == workload_planners_.end() ? planner_ : it->second;
 }
 
+std::string widenCpuset(const std::string&, Resource, double wanted, double ceiling, std::optional<double> host) {
+  return host ? fmt::format("widen its cpuset ({:.2f} cores forecast, {:g} CPUs in its cpuset, {:g} on this host)",
+                            wanted, ceiling, *host)
+              : fmt::format("widen its cpuset ({:.2f} cores forecast, {:g} CPUs in its cpuset)", wanted, ceiling);
+}
+
 std::int64_t clockStepFor(double sample_seconds) {
   return std::max<std::int64_t>(60, static_cast<std::int64_t>(std::ceil(10 * sample_seconds)));
 }
@@ -246,24 +252,28 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
   const CapacityAdvice& a = *config_.advice;
   allocate::CapacityRequest req;
   bool exceeds = false;
-  double cpu_wanted = NAN;
+  double cpu_wanted = NAN, memory_wanted = NAN;
   for (const auto& d : plan.decisions) {
     if (d.resource != Resource::kCpu && d.resource != Resource::kMemory) continue;
     // What the workload is forecast to want, before a max bound (e.g. the host's own size) cut it.
     const double wanted = std::isnan(d.forecast) ? d.desired : std::max(d.desired, d.forecast);
     if (std::isnan(wanted)) continue;
     req.need[d.resource] = wanted;
-    if (d.resource == Resource::kCpu) cpu_wanted = wanted;
+    (d.resource == Resource::kCpu ? cpu_wanted : memory_wanted) = wanted;
     const auto& host = a.host[d.resource];
     exceeds = exceeds || (host && wanted > *host);
   }
-  // Beyond its cpuset but within the host: the CPUs are here, so the advice is to widen the
-  // cpuset (the planner stops the quota at it), not to buy capacity.
-  const auto& host_cpus = a.host[Resource::kCpu];
-  const double cpuset_cpus = st.ceiling[Resource::kCpu].value_or(0);
-  const bool beyond_cpuset = !exceeds && cpuset_cpus > 0 && cpu_wanted > cpuset_cpus &&
-                             (!host_cpus || cpuset_cpus < *host_cpus);
-  if (!exceeds && !beyond_cpuset) {  // fits again: the advice no longer applies
+  // Beyond its own ceiling but within the host: the capacity is here, so the advice is to raise
+  // the ceiling (the planner stops the target at it), not to buy capacity.
+  std::string raise;
+  if (!exceeds && a.raise_ceiling) {
+    for (const auto& [r, wanted] : {std::pair{Resource::kCpu, cpu_wanted}, std::pair{Resource::kMemory, memory_wanted}}) {
+      const double ceiling = st.ceiling[r].value_or(0);
+      if (ceiling > 0 && wanted > ceiling)
+        raise += (raise.empty() ? "" : "; ") + a.raise_ceiling(workload, r, wanted, ceiling, a.host[r]);
+    }
+  }
+  if (!exceeds && raise.empty()) {  // fits again: the advice no longer applies
     st.exceeding_since.reset();
     std::lock_guard lock(view_mutex_);
     for (auto& [key, row] : view_)
@@ -274,16 +284,11 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
   if (now - *st.exceeding_since < a.sustain_seconds) return;
   if (st.last_advice && now - *st.last_advice < a.every_seconds) return;
   st.last_advice = now;
-  if (beyond_cpuset) {
-    const std::string widen =
-        host_cpus ? fmt::format("widen its cpuset ({:.2f} cores forecast, {:g} CPUs in its cpuset, {:g} on this host)",
-                                cpu_wanted, cpuset_cpus, *host_cpus)
-                  : fmt::format("widen its cpuset ({:.2f} cores forecast, {:g} CPUs in its cpuset)",
-                                cpu_wanted, cpuset_cpus);
-    spdlog::warn("{}: the forecast does not fit its cpuset; {}", workload, widen);
+  if (!raise.empty()) {
+    spdlog::warn("{}: the forecast does not fit its own ceiling; {}", workload, raise);
     std::lock_guard lock(view_mutex_);
     for (auto& [key, row] : view_)
-      if (key.first == workload) row.advice = widen;
+      if (key.first == workload) row.advice = raise;
     return;
   }
   req.workload = workload;

@@ -1,6 +1,7 @@
 #include "foresight/loop/guests.h"
 
 #include <cmath>
+#include <string_view>
 
 #include "foresight/core/log.h"
 
@@ -11,6 +12,24 @@ double guestCpuDemand(double usage, double delay, double vcpus) {
   const double ready = usage + (std::isfinite(delay) ? std::max(0.0, delay) : 0.0);
   if (vcpus <= 0 || ready < kGuestSaturated * vcpus) return ready;
   return std::max(ready, vcpus + 1.0);
+}
+
+std::string raiseGuestMaximum(const std::string& guest, Resource r, double wanted, double ceiling,
+                              std::optional<double> host) {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  constexpr std::string_view kRestart = "in force once it is shut down and started again";
+  if (r == Resource::kCpu) {
+    const double vcpus = std::ceil(wanted - 1e-9);
+    return fmt::format("raise its maximum vCPUs to {:g} ({:.2f} cores forecast, a maximum of {:g}{}): virsh setvcpus {} "
+                       "{:g} --maximum --config, {}",
+                       vcpus, wanted, ceiling, host ? fmt::format(", {:g} CPUs on the host", *host) : "", guest, vcpus,
+                       kRestart);
+  }
+  const double mib = std::ceil(wanted / kMiB - 1e-9);
+  return fmt::format("raise its maximum memory to {:g} MiB ({:.0f} MiB forecast, a maximum of {:.0f} MiB{}): virsh "
+                     "setmaxmem {} {:g}M --config, {}",
+                     mib, wanted / kMiB, ceiling / kMiB,
+                     host ? fmt::format(", {:.0f} MiB on the host", *host / kMiB) : "", guest, mib, kRestart);
 }
 
 GuestSizer::GuestSizer(GuestReader read, Autoscaler& autoscaler)

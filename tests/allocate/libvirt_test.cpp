@@ -139,6 +139,19 @@ TEST(Libvirt, ReadsEveryRunningGuestAndWhatItsBalloonDriverReports) {
   EXPECT_EQ(LibvirtConnection("test:///no/such/file.xml").runningGuests().error().code, ErrorCode::kUnavailable);
 }
 
+// The host the capacity advice of `foresight guests` weighs against: the test driver's node, as
+// `virsh -c test:///default nodeinfo` shows it (16 CPUs, 3145728 KiB).
+TEST(Libvirt, ReadsTheHostsCpusAndMemory) {
+  LibvirtConnection conn("test:///default");
+  auto host = conn.host();
+  ASSERT_TRUE(host) << host.error().message;
+  EXPECT_EQ(host->cpus, 16);
+  EXPECT_EQ(host->memory_bytes, 3145728.0 * 1024);
+  auto wrong = LibvirtConnection("test:///no/such/file.xml").host();
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().message.find("test:///no/such/file.xml"), std::string::npos) << wrong.error().message;
+}
+
 // The safety rail of `foresight allocate` sees the guest's own use, and nothing where the guest
 // does not say: QEMU's RSS is not what it needs.
 TEST(Libvirt, UsageIsWhatTheGuestReportsInUse) {

@@ -274,6 +274,19 @@ TEST(Planner, MemoryNeverBelowUsagePlusMargin) {
   c[Resource::kMemory].max = 256 * kMiB;
   plan = Planner(c).plan(in);
   EXPECT_NEAR(*plan.target[Resource::kMemory], 312.4 * kMiB, 1.0);
+
+  // But not the ceiling, past which the backend can set nothing (a guest's maximum memory): the
+  // target stops there, and a current value at it is kept, not written again each round.
+  in.ceiling[Resource::kMemory] = 300 * kMiB;
+  plan = Planner(c).plan(in);
+  d = decisionFor(plan, Resource::kMemory);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kMemory], 300 * kMiB);
+  EXPECT_EQ(d.rule, "max-bound");
+  EXPECT_NEAR(d.desired, 284 * kMiB, 1.0) << "what it wants stays said";
+  in.current[Resource::kMemory] = 300 * kMiB;
+  in.usage[Resource::kMemory] = 290 * kMiB;  // floor 383 MiB
+  plan = Planner(c).plan(in);
+  EXPECT_FALSE(decisionFor(plan, Resource::kMemory).change) << decisionFor(plan, Resource::kMemory).reason;
 }
 
 // A first limit set by the usage floor (no limit before, forecast below the floor) clears the

@@ -71,6 +71,7 @@ CapacityAdvice adviceOn(double host_cpus, std::int64_t sustain_seconds) {
   adv.host[Resource::kCpu] = host_cpus;
   adv.host[Resource::kMemory] = 8.0 * (1ull << 30);
   adv.sustain_seconds = sustain_seconds;
+  adv.raise_ceiling = widenCpuset;  // run's
   return adv;
 }
 

@@ -82,6 +82,11 @@ struct Hypervisor {
     }
     Status apply(const std::string& workload, const allocate::Allocation& target) override {
       auto& g = h_.guests.at(workload);
+      // As libvirt: nothing past the definition's maximums.
+      if (target[Resource::kCpu] && *target[Resource::kCpu] > g.max_vcpus)
+        return foresight::fail(ErrorCode::kInvalidArgument, "requested vcpus is greater than max allowable vcpus");
+      if (target[Resource::kMemory] && *target[Resource::kMemory] > g.max_memory)
+        return foresight::fail(ErrorCode::kInvalidArgument, "cannot set memory higher than max memory");
       if (target[Resource::kCpu]) {
         g.vcpus = std::ceil(*target[Resource::kCpu] - 1e-9);
         ++g.cpu_applies;
@@ -180,6 +185,104 @@ TEST(GuestSizer, AGuestAtItsMaximumVcpusIsNotRaisedPastThem) {
       EXPECT_DOUBLE_EQ(*row.target, 2.0);
     }
   EXPECT_TRUE(seen);
+}
+
+// Capacity advice as `guests` sets it up, on a host of `cpus` and `memory`, priced from three types.
+CapacityAdvice guestAdvice(double cpus, double memory) {
+  auto catalog = allocate::parsePriceCatalog(
+      "machines:\n"
+      "  - {name: small, vcpus: 2, memory_gib: 8, on_demand: 0.1}\n"
+      "  - {name: big, vcpus: 16, memory_gib: 64, on_demand: 0.8}\n"
+      "  - {name: fat, vcpus: 2, memory_gib: 32, on_demand: 0.25}\n",
+      "test.yaml");
+  EXPECT_TRUE(catalog) << catalog.error().message;
+  CapacityAdvice adv;
+  adv.cost = std::make_shared<const allocate::CostModel>(std::move(*catalog));
+  adv.host[Resource::kCpu] = cpus;
+  adv.host[Resource::kMemory] = memory;
+  adv.raise_ceiling = raiseGuestMaximum;
+  return adv;
+}
+
+std::string adviceOf(const Autoscaler& s, const std::string& guest) {
+  for (const auto& row : s.view())
+    if (row.workload == guest && !row.advice.empty()) return row.advice;
+  return {};
+}
+
+// A guest saturated at its maximum vCPUs and using all but a sliver of its maximum memory, on a
+// host with room: after a minute above them the advice is to raise both maximums (a boot-time
+// setting the loop cannot change), by how much and with which command; on a host without room,
+// where the capacity should come from; and nothing once the guest fits again.
+TEST(GuestSizer, AGuestAboveItsMaximumsIsAdvisedToRaiseThem) {
+  for (const double host_cpus : {16.0, 2.0}) {
+    SCOPED_TRACE(host_cpus);
+    test_support::CapturedLog log;
+    Hypervisor h;
+    auto& g = h.guests["db"];
+    g.vcpus = g.max_vcpus = 2;
+    g.demand = 5;
+    g.memory = g.max_memory = 2 * kGiB;
+    g.used = 1.98 * kGiB;
+    AutoscalerConfig c = applying();
+    c.advice = guestAdvice(host_cpus, 64 * kGiB);
+    Autoscaler scaler(c, std::make_unique<Hypervisor::Backend>(h), std::nullopt);
+    GuestSizer sizer(h.reader(), scaler);
+    const auto round = [&] {
+      auto r = sizer.round(h.now);
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->errors, 0u) << "a change past a maximum: " << log.text();
+    };
+    const auto planned = [&] {
+      for (const auto& row : scaler.view())
+        if (row.workload == "db" && row.target) return true;
+      return false;
+    };
+    for (int i = 0; i < 30 && !planned(); ++i, h.advance(10)) round();
+    ASSERT_TRUE(planned());
+    EXPECT_EQ(adviceOf(scaler, "db"), "") << "not before a minute above";
+    for (int i = 0; i < 7; ++i, h.advance(10)) round();
+    const std::string advice = adviceOf(scaler, "db");
+    if (host_cpus == 16) {
+      // Saturated at 2 vCPUs, it is taken to want 3 (guestCpuDemand); the forecast's upper
+      // quantile may round that up to 4.
+      EXPECT_TRUE(advice.starts_with("raise its maximum vCPUs to 3 (") || advice.starts_with("raise its maximum vCPUs to 4 ("))
+          << advice;
+      EXPECT_NE(advice.find(", a maximum of 2, 16 CPUs on the host): virsh setvcpus db "), std::string::npos) << advice;
+      EXPECT_NE(advice.find("; raise its maximum memory to "), std::string::npos) << advice;
+      EXPECT_NE(advice.find("a maximum of 2048 MiB, 65536 MiB on the host): virsh setmaxmem db "), std::string::npos)
+          << advice;
+      EXPECT_EQ(log.count("db: the forecast does not fit its own ceiling; raise its maximum vCPUs"), 1) << log.text();
+    } else {  // 3 cores do not fit a 2-CPU host: capacity from elsewhere, the cheapest way (a
+              // small machine beside it for a day, $0.10 an hour; a move to big costs $0.80)
+      EXPECT_EQ(advice, "add small on-demand ($2.40 over 24 h)");
+      EXPECT_EQ(log.count("db: the forecast does not fit this host"), 1) << log.text();
+    }
+    EXPECT_EQ(g.vcpus, 2);
+    g.demand = 0.5;
+    g.used = 0.5 * kGiB;
+    for (int i = 0; i < 30; ++i, h.advance(10)) round();
+    EXPECT_EQ(adviceOf(scaler, "db"), "");
+  }
+}
+
+// The commands the advice gives do what it says, on libvirt's test driver (one virsh session: the
+// driver's state lasts a connection): the definition's maximums become the advised ones.
+TEST(RaiseGuestMaximum, TheVirshCommandsItAdvisesSetTheMaximums) {
+  if (test_support::runShell("command -v virsh").exit_code != 0) GTEST_SKIP() << "no virsh (Debian's libvirt-clients)";
+  const auto command = [](const std::string& advice) {
+    const auto from = advice.find("virsh "), to = advice.find(" --config");
+    EXPECT_TRUE(from != std::string::npos && to != std::string::npos) << advice;
+    return advice.substr(from + 6, to + 9 - from - 6);
+  };
+  const std::string cpu = command(raiseGuestMaximum("test", Resource::kCpu, 2.4, 2, 16.0));
+  const std::string memory = command(raiseGuestMaximum("test", Resource::kMemory, 8.5 * kGiB, 8 * kGiB, std::nullopt));
+  EXPECT_EQ(cpu, "setvcpus test 3 --maximum --config");
+  const auto ran = test_support::runShell(
+      fmt::format("virsh -c test:///default '{}; {}; dumpxml test --inactive'", cpu, memory));
+  ASSERT_EQ(ran.exit_code, 0) << ran.all();
+  EXPECT_NE(ran.out.find("<vcpu placement='static' current='2'>3</vcpu>"), std::string::npos) << ran.all();
+  EXPECT_NE(ran.out.find("<memory unit='KiB'>8912896</memory>"), std::string::npos) << ran.all();  // 8704 MiB
 }
 
 // A guest's first read gives no sample (no rate yet); a guest that stopped is forgotten; a guest
@@ -327,6 +430,10 @@ TEST(GuestsCommand, ResizesATestDriverGuestAndAuditsIt) {
   const auto wrong = test_support::runShell(fmt::format("'{}' guests -c test:///no/such.xml --no-view --listen ''", FORESIGHT_BIN));
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_NE(wrong.all().find("cannot connect to test:///no/such.xml"), std::string::npos) << wrong.all();
+  const auto no_catalog = test_support::runShell(
+      fmt::format("'{}' guests -c test:///default --catalog /no/such.yaml --no-view --listen ''", FORESIGHT_BIN));
+  EXPECT_EQ(no_catalog.exit_code, 1);
+  EXPECT_NE(no_catalog.all().find("--catalog /no/such.yaml: no such file"), std::string::npos) << no_catalog.all();
   std::filesystem::remove_all(dir);
 }
 

@@ -32,6 +32,12 @@ struct GuestStats {
   double guest_used_bytes = NAN;
 };
 
+// The host the guests run on, as its hypervisor reports it (virNodeGetInfo).
+struct LibvirtHost {
+  double cpus = 0;          // active host CPUs
+  double memory_bytes = 0;  // its memory
+};
+
 struct RunningGuests {
   std::vector<GuestStats> guests;
   std::vector<Error> errors;  // guests listed but not read (a guest that stopped meanwhile is not one)
@@ -52,6 +58,7 @@ class LibvirtConnection {
   Result<GuestStats> guest(const std::string& name);
   // Every running guest. Fails only when they cannot be listed.
   Result<RunningGuests> runningGuests();
+  Result<LibvirtHost> host();
 
  private:
   struct Impl;

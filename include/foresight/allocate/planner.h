@@ -9,7 +9,9 @@
 //   min-bound / max-bound   desired is clamped to the workload's [min, max], max lowered to
 //                 PlanInput::ceiling where that is below it (what the workload can use at all).
 //   usage-floor   memory only: never below current usage * (1 + usage_margin) + usage_margin_abs,
-//                 even when that exceeds max or a step limit (the kernel would reclaim or OOM).
+//                 even when that exceeds max or a step limit (the kernel would reclaim or OOM);
+//                 but not above PlanInput::ceiling, which the backend cannot set past at all
+//                 (max-bound then).
 //   oom-floor     memory only: for oom_hold_seconds after an OOM kill, never below the demand
 //                 that kill implied (PlanInput::oom), capped at max. Like usage-floor it beats
 //                 hysteresis and cooldown, so a killed workload is not shrunk back into the kill.
@@ -94,8 +96,8 @@ struct PlanInput {
   Allocation current;  // what is enforced now (absent = unlimited)
   Allocation usage;    // what is used now (memory feeds the safety rail)
   std::optional<OomKill> oom;  // the latest OOM kill (memory's oom-floor)
-  // What this workload can use at all, where less than the policy's max: cpu, the CPUs of its
-  // cpuset (a quota above them limits nothing).
+  // What this workload can be given at all, where less than the policy's max: cpu, the CPUs of
+  // its cpuset (a quota above them limits nothing); a libvirt guest's maximum vCPUs and memory.
   Allocation ceiling;
   // The unit a backend sets a resource in, where it has one (a libvirt guest's cpu: whole vCPUs;
   // Backend::units): the target is rounded up to it, and a step down smaller than one unit, which

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,6 +26,13 @@
 
 namespace foresight::loop {
 
+// How to raise `workload`'s ceiling of `r` to hold `wanted` (`host`: the host's capacity, if known).
+using CeilingAdvice = std::function<std::string(const std::string& workload, Resource r, double wanted,
+                                                double ceiling, std::optional<double> host)>;
+// `run`'s: a cgroup's cpuset ("widen its cpuset (3.00 cores forecast, 2 CPUs in its cpuset, 4 on this host)").
+std::string widenCpuset(const std::string& workload, Resource r, double wanted, double ceiling,
+                        std::optional<double> host);
+
 // When a workload's desired allocation exceeds what this host has, where the extra capacity should
 // come from (the allocator's cost model: grow in place, move, add; by purchase option).
 struct CapacityAdvice {
@@ -38,6 +46,10 @@ struct CapacityAdvice {
   // hour, and a burst's upper quantile (the `make run` demo's phase changes put its p95 at 2.7
   // cores on a 2-core host it fits on) is the planner's matter, not a purchase.
   std::int64_t sustain_seconds = 60;
+  // The advice when the forecast exceeds the workload's own ceiling (observe()'s) but fits the
+  // host: the capacity is here, so the advice is to raise the ceiling, not to buy. `run`:
+  // widenCpuset; `guests`: raiseGuestMaximum. Null: none.
+  CeilingAdvice raise_ceiling;
 };
 
 struct AutoscalerConfig {
@@ -87,8 +99,8 @@ class Autoscaler {
   // sees `demand` (usage plus what a limit held back, collect::resourceDemand; usage when absent),
   // the planner's usage floors see `usage`. `ceiling`: what the workload can use at all, per
   // resource, where read this round (absent: not read, the last read stands), the planner's
-  // ceiling: `run` gives the CPUs of a cgroup's cpuset (the capacity advice, when configured, then
-  // says to widen the cpuset), `guests` a guest's maximum vCPUs and memory.
+  // ceiling: `run` gives the CPUs of a cgroup's cpuset, `guests` a guest's maximum vCPUs and
+  // memory (the capacity advice, when configured, then says how to raise them).
   // `left_alone`: planned for and shown but never applied, also with `apply` (`run`: its own
   // cgroup, PID 1's, the planner file's leave_alone); its changing decisions show "(left alone)"
   // where dry-run's show "(dry-run)". Returns the plan made, or nullopt while the workload's

@@ -30,6 +30,12 @@ using GuestReader = std::function<Result<allocate::RunningGuests>()>;
 inline constexpr double kGuestSaturated = 0.95;
 double guestCpuDemand(double usage, double delay, double vcpus);
 
+// The capacity advice for a guest whose forecast exceeds a maximum of its definition but not the
+// host (CapacityAdvice::raise_ceiling): the maximum to give it and the virsh command that does it.
+// The maximums are boot-time settings, so the advice says the guest must be started again.
+std::string raiseGuestMaximum(const std::string& guest, Resource r, double wanted, double ceiling,
+                              std::optional<double> host);
+
 class GuestSizer {
  public:
   GuestSizer(GuestReader read, Autoscaler& autoscaler);

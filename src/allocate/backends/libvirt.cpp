@@ -191,6 +191,20 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
   return out;
 }
 
+Result<LibvirtHost> LibvirtConnection::host() {
+  auto c = impl_->get();
+  if (!c) return tl::unexpected(c.error());
+  virNodeInfo info;
+  int rc = virNodeGetInfo(*c, &info);
+  std::string error = rc < 0 ? lastError() : "";
+  if (rc < 0 && impl_->reopened()) {
+    rc = virNodeGetInfo(impl_->conn, &info);
+    if (rc < 0) error = lastError();
+  }
+  if (rc < 0) return fail(ErrorCode::kIo, "libvirt {}: cannot read the host's CPUs and memory: {}", uri_, error);
+  return LibvirtHost{static_cast<double>(info.cpus), static_cast<double>(info.memory) * 1024.0};  // KiB
+}
+
 class LibvirtBackend final : public Backend {
  public:
   explicit LibvirtBackend(const BackendOptions& o)
