@@ -12,9 +12,11 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # systemd: systemd-analyze checks the installed unit; dbus-daemon: the bus of the systemd backend's test;
-# QEMU, libvirtd, a packaged kernel and a static busybox: the real guests of `foresight guests`' tests
+# QEMU, libvirtd, a packaged kernel and a static busybox: the real guests of `foresight guests`' tests;
+# virsh (libvirt-clients): runs the commands its advice gives
 test_pkgs=(prometheus stress-ng systemd dbus-daemon
-  qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu linux-image-cloud-amd64 busybox-static cpio)
+  qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu linux-image-cloud-amd64 busybox-static cpio
+  libvirt-clients)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "$what" == test || "$what" == all ]]; then pkgs+=("${test_pkgs[@]}"); fi

@@ -12,7 +12,9 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -50,6 +52,7 @@ class QemuLibvirt {
       unavailable = "no /boot/vmlinuz-* with its virtio_balloon module (Debian: linux-image-cloud-amd64)";
       return;
     }
+    reapLeftovers();
     dir_ = fs::temp_directory_path() / fmt::format("foresight-qemu-{}", ::getpid());
     fs::remove_all(dir_, ec);
     fs::create_directories(dir_ / "home");
@@ -76,6 +79,33 @@ class QemuLibvirt {
                                "libvirtd"});
     uri = "qemu+unix:///session?socket=" + (dir_ / "run/libvirt/libvirt-sock").string();
     if (!startDaemon()) unavailable = "libvirtd did not start: " + log();
+  }
+  // The daemon and guests of a test binary that was killed (its destructor never ran): they run on
+  // as nobody, holding memory and CPU, until the host reboots. Found by their folder,
+  // foresight-qemu-<pid> of a pid no longer running, named in QEMU's command line (the initramfs)
+  // and in libvirtd's environment (HOME).
+  static void reapLeftovers() {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fs::temp_directory_path(), ec)) {
+      const std::string name = e.path().filename().string();
+      if (!name.starts_with("foresight-qemu-")) continue;
+      const pid_t owner = static_cast<pid_t>(std::atol(name.c_str() + 15));
+      if (owner <= 0 || ::kill(owner, 0) == 0 || errno != ESRCH) continue;
+      const std::string dir = e.path().string();
+      for (const auto& p : fs::directory_iterator("/proc", ec)) {
+        const std::string pid = p.path().filename().string();
+        if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+        for (const char* file : {"cmdline", "environ"}) {
+          std::ifstream in(p.path() / file, std::ios::binary);
+          const std::string text((std::istreambuf_iterator<char>(in)), {});
+          if (text.find(dir + "/") == std::string::npos) continue;
+          ::kill(static_cast<pid_t>(std::stol(pid)), SIGKILL);
+          break;
+        }
+      }
+      fs::remove_all(e.path(), ec);
+    }
   }
   // Stops libvirtd and starts it again (its guests run on, as QEMU runs apart from it).
   bool restartDaemon() {
