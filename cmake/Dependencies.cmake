@@ -29,11 +29,13 @@ if(FORESIGHT_BUILD_BENCH)
 endif()
 # The allocator (src/allocate): SQLite audit trail, YAML price catalog, Kubernetes over
 # cpp-httplib with OpenSSL (Debian builds cpp-httplib as a library with OpenSSL enabled; its
-# pkg-config file carries CPPHTTPLIB_OPENSSL_SUPPORT), libvirt's C API, systemd's sd-bus.
+# pkg-config file carries CPPHTTPLIB_OPENSSL_SUPPORT), libvirt's C API with libxml2 for the domain
+# XML it answers some questions in, systemd's sd-bus.
 find_package(PkgConfig REQUIRED)
 find_package(OpenSSL REQUIRED)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 pkg_check_modules(LIBVIRT REQUIRED IMPORTED_TARGET libvirt)
+pkg_check_modules(LIBXML2 REQUIRED IMPORTED_TARGET libxml-2.0)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 # Debian's libtorch (1.13); it links libblas.so.3, which update-alternatives points at OpenBLAS.
 find_package(Torch REQUIRED)

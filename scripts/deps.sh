@@ -8,7 +8,7 @@ build_pkgs=(
   cmake ninja-build g++ pkg-config
   zlib1g-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libexpected-dev
   libeigen3-dev libsqlite3-dev libyaml-cpp-dev libcpp-httplib-dev prometheus-cpp-dev
-  libtorch-dev libopenblas0-pthread libxgboost-dev libvirt-dev libsystemd-dev libssl-dev
+  libtorch-dev libopenblas0-pthread libxgboost-dev libvirt-dev libxml2-dev libsystemd-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # systemd: systemd-analyze checks the installed unit; dbus-daemon: the bus of the systemd backend's test;

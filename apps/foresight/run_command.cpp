@@ -376,9 +376,9 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
         if (const auto past = history->pastOf(workload, t); !past.time.empty())
           if (const auto fed = autoscaler->warm(backendName(workload), past))
             spdlog::info("run: {}: starts from {} samples of the history store", workload, fed);
-      allocate::Allocation ceiling;
-      if (cpuset_cpus > 0) ceiling[Resource::kCpu] = cpuset_cpus;
-      auto plan = autoscaler->observe(backendName(workload), t, usage, demand, ceiling, why.has_value());
+      loop::Bounds bounds;
+      if (cpuset_cpus > 0) bounds.ceiling[Resource::kCpu] = cpuset_cpus;
+      auto plan = autoscaler->observe(backendName(workload), t, usage, demand, bounds, why.has_value());
       if (!plan) {
         std::size_t held_back = 0;
         if (failures->due(workload, plan.error().message, RepeatedLog::Clock::now(), held_back))

@@ -72,7 +72,8 @@ Plan Planner::plan(const PlanInput& in) const {
     double desired = q * (1.0 + p.headroom);
     std::string rule = "forecast";
     const double max = in.ceiling[r] ? std::min(p.max, *in.ceiling[r]) : p.max;
-    if (desired < p.min) desired = p.min, rule = "min-bound";
+    const double min = in.floor[r] ? std::min(std::max(p.min, *in.floor[r]), max) : p.min;
+    if (desired < min) desired = min, rule = "min-bound";
     if (desired > max) desired = max, rule = "max-bound";
 
     // The memory floors: usage (beats max: the kernel would reclaim or OOM) and a recent OOM
@@ -101,7 +102,7 @@ Plan Planner::plan(const PlanInput& in) const {
       // max (usage beats max) moves that bound to where the floor's raise put the limit: else the
       // limit would follow every wobble of usage, a write each round.
       const double ceiling = has_floor ? std::max(max, floor * (1.0 + p.hysteresis)) : max;
-      const bool hold = !below_floor && cur <= ceiling && cur >= p.min;
+      const bool hold = !below_floor && cur <= ceiling && cur >= min;
       const bool up = desired > cur;
       const auto last = in.last_change[index(r)];
       const std::int64_t cooldown = up ? p.cooldown_up_seconds : p.cooldown_down_seconds;

@@ -127,7 +127,7 @@ std::size_t Autoscaler::warm(const std::string& workload, const trace::RawSeries
 Result<std::optional<allocate::Plan>> Autoscaler::observe(
     const std::string& workload, std::int64_t wall,
     const std::array<double, kResourceCount>& usage,
-    const std::optional<std::array<double, kResourceCount>>& demand, const allocate::Allocation& ceiling, bool left_alone) {
+    const std::optional<std::array<double, kResourceCount>>& demand, const Bounds& bounds, bool left_alone) {
   const std::int64_t now = loopTime(wall);
   State& st = stateOf(workload);
   st.forecaster->observe(wall, demand.value_or(usage));  // time of day: the wall clock's
@@ -138,8 +138,10 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   const std::size_t mem = index(Resource::kMemory);
   if (demand)
     if (auto kill = allocate::oomKillFromDemand(now, usage[mem], (*demand)[mem])) st.oom = kill;
-  for (Resource r : kAllResources)
-    if (ceiling[r] && *ceiling[r] > 0) st.ceiling[r] = ceiling[r];
+  for (Resource r : kAllResources) {
+    if (bounds.floor[r] && *bounds.floor[r] > 0) st.bounds.floor[r] = bounds.floor[r];
+    if (bounds.ceiling[r] && *bounds.ceiling[r] > 0) st.bounds.ceiling[r] = bounds.ceiling[r];
+  }
   if (st.samples++ == 0) st.first_seen = now;
   if (st.samples < config_.min_samples || now - st.first_seen < config_.min_history_seconds)
     return std::optional<allocate::Plan>();
@@ -164,7 +166,8 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   for (Resource r : config_.resources)
     if (std::isfinite(st.last_usage[index(r)])) input.usage[r] = st.last_usage[index(r)];
   input.oom = st.oom;
-  input.ceiling = st.ceiling;
+  input.floor = st.bounds.floor;
+  input.ceiling = st.bounds.ceiling;
   input.units = units_;
   input.now = now;
   input.last_change = st.last_change;
@@ -268,7 +271,7 @@ void Autoscaler::adviseIfItDoesNotFit(const std::string& workload, const allocat
   std::string raise;
   if (!exceeds && a.raise_ceiling) {
     for (const auto& [r, wanted] : {std::pair{Resource::kCpu, cpu_wanted}, std::pair{Resource::kMemory, memory_wanted}}) {
-      const double ceiling = st.ceiling[r].value_or(0);
+      const double ceiling = st.bounds.ceiling[r].value_or(0);
       if (ceiling > 0 && wanted > ceiling)
         raise += (raise.empty() ? "" : "; ") + a.raise_ceiling(workload, r, wanted, ceiling, a.host[r]);
     }

@@ -79,15 +79,20 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
     usage[index(Resource::kMemory)] = cur.guest_used_bytes;
     auto demand = usage;
     demand[index(Resource::kCpu)] = guestCpuDemand(cpu, delay, vcpus);
-    allocate::Allocation ceiling;
-    if (cur.max_vcpus > 0) ceiling[Resource::kCpu] = cur.max_vcpus;
-    if (cur.max_memory_bytes > 0) ceiling[Resource::kMemory] = cur.max_memory_bytes;
+    Bounds bounds;
+    if (cur.max_vcpus > 0) bounds.ceiling[Resource::kCpu] = cur.max_vcpus;
+    if (cur.max_memory_bytes > 0) bounds.ceiling[Resource::kMemory] = cur.max_memory_bytes;
+    if (cur.min_vcpus > 0) bounds.floor[Resource::kCpu] = cur.min_vcpus;
+    if (cur.min_vcpus > 1 && told_boot_vcpus_.insert(cur.name).second)
+      spdlog::info("guests: {}: not given fewer than the {:g} vCPUs it booted with, which libvirt does not unplug "
+                   "(booted with fewer, <vcpu current='1'>{:g}</vcpu>, it gets the others hot-plugged as it needs them)",
+                   cur.name, cur.min_vcpus, cur.max_vcpus);
     const auto why = left_alone_ ? left_alone_(cur.name) : std::nullopt;
     if (!why) told_left_alone_.erase(cur.name);
     else if (told_left_alone_.insert(cur.name).second)
       spdlog::info("guests: {}: left alone (planned and shown, never resized): {}", cur.name, *why);
     ++r.samples;
-    auto plan = autoscaler_.observe(cur.name, now, usage, demand, ceiling, why.has_value());
+    auto plan = autoscaler_.observe(cur.name, now, usage, demand, bounds, why.has_value());
     if (!plan) {
       ++r.errors;
       spdlog::warn("guests: {}", plan.error().message);
@@ -103,6 +108,7 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
     autoscaler_.forget(it->first);
     without_memory_.erase(it->first);
     told_left_alone_.erase(it->first);
+    told_boot_vcpus_.erase(it->first);
     it = last_.erase(it);
   }
   return r;

@@ -119,6 +119,7 @@ TEST(Libvirt, ReadsEveryRunningGuestAndWhatItsBalloonDriverReports) {
   ASSERT_TRUE(web && db);
   EXPECT_EQ(web->vcpus, 2);
   EXPECT_EQ(web->max_vcpus, 4);
+  EXPECT_EQ(web->min_vcpus, 2);  // its XML lists no hot-pluggable vCPUs: those it booted with stay
   EXPECT_EQ(web->memory_bytes, 3 * kGiB);
   EXPECT_EQ(web->max_memory_bytes, 4 * kGiB);
   EXPECT_EQ(web->guest_used_bytes, 1.5 * kGiB);  // the driver's usable is half the balloon

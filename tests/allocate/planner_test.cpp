@@ -77,6 +77,31 @@ TEST(Planner, CeilingBelowMaxBoundsTheTarget) {
   EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "initial");
 }
 
+// The workload's floor (a guest's vCPUs present at boot) raises min; a current value at it is
+// kept, and a floor above the ceiling yields to it.
+TEST(Planner, FloorAboveMinBoundsTheTarget) {
+  const auto f = cpuForecast();  // p90 max 2.0
+  PlanInput in;
+  in.forecast = &f;
+  in.floor[Resource::kCpu] = 3;
+  auto plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 3.0);
+  EXPECT_EQ(decisionFor(plan, Resource::kCpu).rule, "min-bound");
+  in.current[Resource::kCpu] = 3;
+  in.units[Resource::kCpu] = 1;
+  plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_FALSE(decisionFor(plan, Resource::kCpu).change) << decisionFor(plan, Resource::kCpu).reason;
+  in.current[Resource::kCpu] = 4;  // one more than the floor: down to it, not to the forecast's 2
+  plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 3.0);
+  in = {};
+  in.forecast = &f;
+  in.floor[Resource::kCpu] = 3;
+  in.ceiling[Resource::kCpu] = 2.5;
+  plan = Planner(cpuAtP90()).plan(in);
+  EXPECT_DOUBLE_EQ(*plan.target[Resource::kCpu], 2.5);
+}
+
 TEST(Planner, ReportsForecastBoundsForEveryForecastResource) {
   const auto f = cpuForecast();
   PlanInput in;

@@ -599,7 +599,7 @@ TEST(Autoscaler, CpuTargetStopsAtTheWorkloadsCpuset) {
   Autoscaler free(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   std::optional<allocate::Plan> a, b;
   for (int t = 0; t < 5; ++t) {
-    auto pa = pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? cpus(2.0) : allocate::Allocation{});
+    auto pa = pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? Bounds{{}, cpus(2.0)} : Bounds{});
     auto pb = free.observe("web", 1000 + t, usage(3.0, 1e9));
     ASSERT_TRUE(pa && pb);
     a = *pa;
@@ -620,7 +620,7 @@ TEST(Autoscaler, AdvisesWideningTheCpusetWhenTheForecastExceedsItButNotTheHost) 
   Autoscaler pinned(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   Autoscaler free(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   for (int t = 0; t < 10; ++t) {
-    ASSERT_TRUE(pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? cpus(2.0) : allocate::Allocation{}));
+    ASSERT_TRUE(pinned.observe("web", 1000 + t, usage(3.0, 1e9), std::nullopt, t == 0 ? Bounds{{}, cpus(2.0)} : Bounds{}));
     ASSERT_TRUE(free.observe("web", 1000 + t, usage(3.0, 1e9)));
   }
   EXPECT_EQ(adviceOf(pinned, "web").rfind("widen its cpuset (3.00 cores forecast, 2 CPUs in its cpuset, 4 on this host)", 0), 0u)

@@ -27,7 +27,7 @@ constexpr double kGiB = 1024.0 * 1024 * 1024;
 // backend sets their vCPUs and balloon (whole vCPUs, as libvirt's).
 struct Hypervisor {
   struct Guest {
-    double vcpus = 4, max_vcpus = 4, memory = 4 * kGiB, max_memory = 8 * kGiB;
+    double vcpus = 4, max_vcpus = 4, min_vcpus = 0, memory = 4 * kGiB, max_memory = 8 * kGiB;
     double demand = 0, used = 1 * kGiB;  // used: NaN = no balloon statistics
     double host_share = 1;  // of what its vCPUs are ready to run, what a busy host lets them
     double cpu_seconds = 0, delay_seconds = 0;
@@ -58,6 +58,7 @@ struct Hypervisor {
         s.vcpu_delay_seconds = g.delay_seconds;
         s.vcpus = g.vcpus;
         s.max_vcpus = g.max_vcpus;
+        s.min_vcpus = g.min_vcpus;
         s.memory_bytes = g.memory;
         s.max_memory_bytes = g.max_memory;
         s.guest_used_bytes = g.used;
@@ -85,6 +86,8 @@ struct Hypervisor {
       // As libvirt: nothing past the definition's maximums.
       if (target[Resource::kCpu] && *target[Resource::kCpu] > g.max_vcpus)
         return foresight::fail(ErrorCode::kInvalidArgument, "requested vcpus is greater than max allowable vcpus");
+      if (target[Resource::kCpu] && *target[Resource::kCpu] < g.min_vcpus)
+        return foresight::fail(ErrorCode::kInvalidArgument, "failed to find appropriate hotpluggable vcpus");
       if (target[Resource::kMemory] && *target[Resource::kMemory] > g.max_memory)
         return foresight::fail(ErrorCode::kInvalidArgument, "cannot set memory higher than max memory");
       if (target[Resource::kCpu]) {
@@ -283,6 +286,25 @@ TEST(RaiseGuestMaximum, TheVirshCommandsItAdvisesSetTheMaximums) {
   ASSERT_EQ(ran.exit_code, 0) << ran.all();
   EXPECT_NE(ran.out.find("<vcpu placement='static' current='2'>3</vcpu>"), std::string::npos) << ran.all();
   EXPECT_NE(ran.out.find("<memory unit='KiB'>8912896</memory>"), std::string::npos) << ran.all();  // 8704 MiB
+}
+
+// A guest that booted with 2 of its 4 vCPUs: idle, it comes down to those 2 and no further (libvirt
+// unplugs only hot-plugged vCPUs), with no refused change, and the log says why once.
+TEST(GuestSizer, AGuestKeepsTheVcpusItBootedWith) {
+  test_support::CapturedLog log;
+  Hypervisor h;
+  auto& g = h.guests["web"];
+  g.min_vcpus = 2;
+  g.demand = 0.2;
+  Autoscaler scaler(applying(), std::make_unique<Hypervisor::Backend>(h), std::nullopt);
+  GuestSizer sizer(h.reader(), scaler);
+  for (int i = 0; i < 360; ++i, h.advance(10)) {
+    auto r = sizer.round(h.now);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->errors, 0u) << log.text();
+  }
+  EXPECT_EQ(g.vcpus, 2);
+  EXPECT_EQ(log.count("web: not given fewer than the 2 vCPUs it booted with"), 1) << log.text();
 }
 
 // A guest's first read gives no sample (no rate yet); a guest that stopped is forgotten; a guest

@@ -57,6 +57,7 @@ TEST(QemuGuest, ReadsWhatARealGuestUsesAndTakesItsBalloonAndASecondVcpu) {
   ASSERT_TRUE(std::isfinite(first.guest_used_bytes)) << "no balloon statistics from the guest";
   EXPECT_EQ(first.vcpus, 1);
   EXPECT_EQ(first.max_vcpus, 2);
+  EXPECT_EQ(first.min_vcpus, 1);  // the one it booted with; the second would be hot-plugged
   EXPECT_EQ(first.max_memory_bytes, 768 * kMiB);
   EXPECT_TRUE(std::isfinite(first.vcpu_delay_seconds)) << "QEMU reports its vCPUs' run delay";
   std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -87,6 +88,9 @@ TEST(QemuGuest, ReadsWhatARealGuestUsesAndTakesItsBalloonAndASecondVcpu) {
   // actual size, which the guest moves at its own pace).
   EXPECT_NEAR(*(*now)[Resource::kMemory], 600 * kMiB, 1 * kMiB);
   EXPECT_TRUE(host.waitForConsole("fs-read", "cpu1 online", 60)) << host.consoleText("fs-read");
+  auto plugged = conn.guest("fs-read");
+  ASSERT_TRUE(plugged) << plugged.error().message;
+  EXPECT_EQ(plugged->min_vcpus, 1) << "the hot-plugged vCPU can be unplugged";
   const auto used = backend->usage("fs-read");
   ASSERT_TRUE(used);
   ASSERT_TRUE((*used)[Resource::kMemory]);
@@ -160,6 +164,32 @@ TEST(QemuGuest, GuestsGivesABusyGuestItsSecondVcpu) {
   bool raised = false;
   for (const auto& r : *records) raised = raised || (r.after[Resource::kCpu] && *r.after[Resource::kCpu] == 2);
   EXPECT_TRUE(raised) << run.all();
+}
+
+// A guest booted with all of its vCPUs (the usual definition, <vcpu>2</vcpu>) cannot be given
+// fewer: libvirt hot-unplugs only vCPUs that were hot-plugged ("failed to find appropriate
+// hotpluggable vcpus"). Idle under the loop, it keeps its two without a refused change each round,
+// and the log says once why.
+TEST(QemuGuest, GuestsLeavesTheVcpusAGuestBootedWith) {
+  test_support::QemuLibvirt host;
+  if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
+  ASSERT_EQ(host.boot("fs-fixed", 2, 2, 512, ""), "") << host.log();
+  ASSERT_TRUE(host.waitForConsole("fs-fixed", "foresight-guest: busy", 120)) << host.consoleText("fs-fixed");
+  allocate::LibvirtConnection conn(host.uri);
+  auto before = conn.guest("fs-fixed");
+  ASSERT_TRUE(before) << before.error().message;
+  EXPECT_EQ(before->min_vcpus, 2);
+  const auto db = test_support::removedAtExit(std::filesystem::temp_directory_path() /
+                                               fmt::format("foresight-guests-fixed-{}.db", ::getpid()));
+  const auto run = test_support::runShell(fmt::format(
+      "'{}' guests -c '{}' --apply --audit '{}' --period 1 --min-history 5 --duration 15 --no-view --listen ''",
+      FORESIGHT_BIN, host.uri, db.string()));
+  EXPECT_EQ(run.exit_code, 0) << run.all();
+  EXPECT_EQ(run.all().find("cannot set"), std::string::npos) << run.all();
+  EXPECT_NE(run.all().find("fs-fixed: not given fewer than the 2 vCPUs it booted with"), std::string::npos) << run.all();
+  auto after = conn.guest("fs-fixed");
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_EQ(after->vcpus, 2);
 }
 
 }  // namespace

@@ -19,6 +19,10 @@ struct GuestStats {
   std::int64_t mono_ns = 0;   // CLOCK_MONOTONIC when read: cpu rates are taken over it
   double cpu_seconds = NAN;   // cumulative cpu time of the guest's processes (virDomainGetInfo)
   double vcpus = 0, max_vcpus = 0;                // live vCPUs and the most it can be given
+  // The fewest it can be given: the vCPUs it booted with, which libvirt does not unplug
+  // (hotpluggable='no' in its live XML's <vcpus>; every one where the XML lists none, as for a
+  // guest booted with all of its maximum). 0: not known.
+  double min_vcpus = 0;
   // Cumulative time its vCPUs were ready to run but waited for a host CPU (the run_delay of their
   // threads, libvirt's vcpu.N.delay, summed): cpu it wanted and did not get. NaN where the driver
   // does not report it (libvirt before 7.9, or not QEMU).

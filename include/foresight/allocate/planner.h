@@ -6,8 +6,9 @@
 //   no-forecast   the forecast has no values for this resource: keep the current allocation.
 //   forecast      desired = max over the horizon of the forecast's `quantile` level, times
 //                 (1 + headroom).
-//   min-bound / max-bound   desired is clamped to the workload's [min, max], max lowered to
-//                 PlanInput::ceiling where that is below it (what the workload can use at all).
+//   min-bound / max-bound   desired is clamped to the workload's [min, max], min raised to
+//                 PlanInput::floor and max lowered to PlanInput::ceiling where they are tighter
+//                 (what the workload can be given at all).
 //   usage-floor   memory only: never below current usage * (1 + usage_margin) + usage_margin_abs,
 //                 even when that exceeds max or a step limit (the kernel would reclaim or OOM);
 //                 but not above PlanInput::ceiling, which the backend cannot set past at all
@@ -99,6 +100,9 @@ struct PlanInput {
   // What this workload can be given at all, where less than the policy's max: cpu, the CPUs of
   // its cpuset (a quota above them limits nothing); a libvirt guest's maximum vCPUs and memory.
   Allocation ceiling;
+  // The least this workload can be given, where more than the policy's min: a libvirt guest's
+  // vCPUs present at boot, which libvirt does not unplug.
+  Allocation floor;
   // The unit a backend sets a resource in, where it has one (a libvirt guest's cpu: whole vCPUs;
   // Backend::units): the target is rounded up to it, and a step down smaller than one unit, which
   // would round back to the current value every time, is one unit.

@@ -26,6 +26,11 @@
 
 namespace foresight::loop {
 
+// What a workload can be given at all, beside its policy's min and max (allocate::PlanInput).
+struct Bounds {
+  allocate::Allocation floor, ceiling;
+};
+
 // How to raise `workload`'s ceiling of `r` to hold `wanted` (`host`: the host's capacity, if known).
 using CeilingAdvice = std::function<std::string(const std::string& workload, Resource r, double wanted,
                                                 double ceiling, std::optional<double> host)>;
@@ -97,10 +102,11 @@ class Autoscaler {
 
   // One sample of `workload` (the backend's name for it) at `now` (Unix seconds). The forecaster
   // sees `demand` (usage plus what a limit held back, collect::resourceDemand; usage when absent),
-  // the planner's usage floors see `usage`. `ceiling`: what the workload can use at all, per
-  // resource, where read this round (absent: not read, the last read stands), the planner's
-  // ceiling: `run` gives the CPUs of a cgroup's cpuset, `guests` a guest's maximum vCPUs and
-  // memory (the capacity advice, when configured, then says how to raise them).
+  // the planner's usage floors see `usage`. `bounds`: what the workload can be given at all, per
+  // resource, where read this round (absent: not read, the last read stands), the planner's floor
+  // and ceiling: `run` gives the CPUs of a cgroup's cpuset, `guests` a guest's maximum vCPUs and
+  // memory (the capacity advice, when configured, then says how to raise them) and its vCPUs
+  // present at boot (not unplugged).
   // `left_alone`: planned for and shown but never applied, also with `apply` (`run`: its own
   // cgroup, PID 1's, the planner file's leave_alone); its changing decisions show "(left alone)"
   // where dry-run's show "(dry-run)". Returns the plan made, or nullopt while the workload's
@@ -108,7 +114,7 @@ class Autoscaler {
   Result<std::optional<allocate::Plan>> observe(
       const std::string& workload, std::int64_t now, const std::array<double, kResourceCount>& usage,
       const std::optional<std::array<double, kResourceCount>>& demand = std::nullopt,
-      const allocate::Allocation& ceiling = {}, bool left_alone = false);
+      const Bounds& bounds = {}, bool left_alone = false);
   // The past of a workload not seen yet (e.g. from Prometheus when `foresight recommend`
   // restarts), in time order: it feeds the forecasters and counts as history watched, as if
   // observed, but plans nothing. Returns the samples fed: 0 for a workload already seen.
@@ -156,7 +162,7 @@ class Autoscaler {
     // working set every detail_every rounds), and the memory usage floor must not lapse then.
     std::array<double, kResourceCount> last_usage{NAN, NAN, NAN, NAN};
     std::optional<allocate::OomKill> oom;  // the latest, for the planner's oom-floor
-    allocate::Allocation ceiling;          // the last read of each, for the planner
+    Bounds bounds;                         // the last read of each, for the planner
     int apply_failures = 0;                // refused applies in a row
     std::int64_t retry_at = 0;             // no apply before this (loop time)
   };

@@ -6,12 +6,16 @@
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
 
 #include <signal.h>
 #include <time.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <thread>
@@ -56,6 +60,25 @@ double vcpuDelaySeconds(virDomainPtr d) {
     }
   virDomainStatsRecordListFree(records);
   return sum;
+}
+
+// The vCPUs of a live domain XML that libvirt cannot unplug (see GuestStats::min_vcpus); 0 when
+// the XML does not parse.
+double bootVcpus(const char* xml, double vcpus) {
+  std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)> doc(
+      xmlReadMemory(xml, static_cast<int>(std::strlen(xml)), "domain.xml", nullptr, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
+      xmlFreeDoc);
+  if (!doc) return 0;
+  std::unique_ptr<xmlXPathContext, decltype(&xmlXPathFreeContext)> ctx(xmlXPathNewContext(doc.get()),
+                                                                         xmlXPathFreeContext);
+  const auto number = [&ctx](const char* expr) {
+    std::unique_ptr<xmlXPathObject, decltype(&xmlXPathFreeObject)> o(
+        xmlXPathEvalExpression(reinterpret_cast<const xmlChar*>(expr), ctx.get()), xmlXPathFreeObject);
+    return o ? xmlXPathCastToNumber(o.get()) : NAN;
+  };
+  if (!ctx || !(number("count(/domain/vcpus/vcpu)") > 0)) return vcpus;
+  const double fixed = number("count(/domain/vcpus/vcpu[@enabled='yes' and @hotpluggable='no'])");
+  return std::isfinite(fixed) ? std::max(fixed, 1.0) : 0;
 }
 
 // libvirt's client writes to the daemon's socket without MSG_NOSIGNAL, and expects its caller to
@@ -137,6 +160,10 @@ struct LibvirtConnection::Impl {
     GuestStats& g = *info;
     const int max_vcpus = virDomainGetVcpusFlags(d, static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) | VIR_DOMAIN_VCPU_MAXIMUM);
     g.max_vcpus = max_vcpus > 0 ? max_vcpus : g.vcpus;
+    if (char* xml = virDomainGetXMLDesc(d, 0)) {
+      g.min_vcpus = bootVcpus(xml, g.vcpus);
+      free(xml);  // the caller's, as virDomainGetXMLDesc documents
+    }
     g.vcpu_delay_seconds = vcpuDelaySeconds(d);
     virDomainMemoryStatStruct stats[VIR_DOMAIN_MEMORY_STAT_NR];
     const int n = virDomainMemoryStats(d, stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);
