@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "../support/capacity_advice.h"
 #include "foresight/predict/lstm/model.h"
 #include "foresight/predict/lstm/stream.h"
 
@@ -57,30 +58,11 @@ std::optional<allocate::Plan> lastPlan(Autoscaler& a, const std::string& workloa
   return plan;
 }
 
-// Capacity advice on a host of `host_cpus` and 8 GiB, priced from three machine types.
+// Capacity advice as `run` sets it up (its own ceiling: a cgroup's cpuset).
 CapacityAdvice adviceOn(double host_cpus, std::int64_t sustain_seconds) {
-  auto catalog = allocate::parsePriceCatalog(
-      "machines:\n"
-      "  - {name: small, vcpus: 2, memory_gib: 8, on_demand: 0.1}\n"
-      "  - {name: big, vcpus: 8, memory_gib: 32, on_demand: 0.4}\n"
-      "  - {name: fat, vcpus: 2, memory_gib: 32, on_demand: 0.25}\n",
-      "test.yaml");
-  EXPECT_TRUE(catalog) << catalog.error().message;
-  CapacityAdvice adv;
-  adv.cost = std::make_shared<const allocate::CostModel>(std::move(*catalog));
-  adv.host[Resource::kCpu] = host_cpus;
-  adv.host[Resource::kMemory] = 8.0 * (1ull << 30);
-  adv.sustain_seconds = sustain_seconds;
-  adv.raise_ceiling = widenCpuset;  // run's
-  return adv;
+  return test_support::adviceOn(host_cpus, sustain_seconds, widenCpuset);
 }
-
-// The advice the view shows for workload w ("" = none).
-std::string adviceOf(const Autoscaler& s, const std::string& w) {
-  for (const auto& row : s.view())
-    if (row.workload == w && !row.advice.empty()) return row.advice;
-  return {};
-}
+using test_support::adviceOf;
 
 TEST(Autoscaler, PlansAfterEnoughHistoryAndAppliesThroughTheBackend) {
   AutoscalerConfig c = afterSamples(5);

@@ -13,6 +13,7 @@
 
 #include <httplib.h>
 
+#include "../support/capacity_advice.h"
 #include "../support/captured_log.h"
 #include "../support/libvirt_guest.h"
 #include "../support/shell.h"
@@ -190,28 +191,7 @@ TEST(GuestSizer, AGuestAtItsMaximumVcpusIsNotRaisedPastThem) {
   EXPECT_TRUE(seen);
 }
 
-// Capacity advice as `guests` sets it up, on a host of `cpus` and `memory`, priced from three types.
-CapacityAdvice guestAdvice(double cpus, double memory) {
-  auto catalog = allocate::parsePriceCatalog(
-      "machines:\n"
-      "  - {name: small, vcpus: 2, memory_gib: 8, on_demand: 0.1}\n"
-      "  - {name: big, vcpus: 16, memory_gib: 64, on_demand: 0.8}\n"
-      "  - {name: fat, vcpus: 2, memory_gib: 32, on_demand: 0.25}\n",
-      "test.yaml");
-  EXPECT_TRUE(catalog) << catalog.error().message;
-  CapacityAdvice adv;
-  adv.cost = std::make_shared<const allocate::CostModel>(std::move(*catalog));
-  adv.host[Resource::kCpu] = cpus;
-  adv.host[Resource::kMemory] = memory;
-  adv.raise_ceiling = raiseGuestMaximum;
-  return adv;
-}
-
-std::string adviceOf(const Autoscaler& s, const std::string& guest) {
-  for (const auto& row : s.view())
-    if (row.workload == guest && !row.advice.empty()) return row.advice;
-  return {};
-}
+using test_support::adviceOf;
 
 // A guest saturated at its maximum vCPUs and using all but a sliver of its maximum memory, on a
 // host with room: after a minute above them the advice is to raise both maximums (a boot-time
@@ -228,7 +208,7 @@ TEST(GuestSizer, AGuestAboveItsMaximumsIsAdvisedToRaiseThem) {
     g.memory = g.max_memory = 2 * kGiB;
     g.used = 1.98 * kGiB;
     AutoscalerConfig c = applying();
-    c.advice = guestAdvice(host_cpus, 64 * kGiB);
+    c.advice = test_support::adviceOn(host_cpus, 60, raiseGuestMaximum);
     Autoscaler scaler(c, std::make_unique<Hypervisor::Backend>(h), std::nullopt);
     GuestSizer sizer(h.reader(), scaler);
     const auto round = [&] {
@@ -253,11 +233,11 @@ TEST(GuestSizer, AGuestAboveItsMaximumsIsAdvisedToRaiseThem) {
           << advice;
       EXPECT_NE(advice.find(", a maximum of 2, 16 CPUs on the host): virsh setvcpus db "), std::string::npos) << advice;
       EXPECT_NE(advice.find("; raise its maximum memory to "), std::string::npos) << advice;
-      EXPECT_NE(advice.find("a maximum of 2048 MiB, 65536 MiB on the host): virsh setmaxmem db "), std::string::npos)
+      EXPECT_NE(advice.find("a maximum of 2048 MiB, 8192 MiB on the host): virsh setmaxmem db "), std::string::npos)
           << advice;
       EXPECT_EQ(log.count("db: the forecast does not fit its own ceiling; raise its maximum vCPUs"), 1) << log.text();
     } else {  // 3 cores do not fit a 2-CPU host: capacity from elsewhere, the cheapest way (a
-              // small machine beside it for a day, $0.10 an hour; a move to big costs $0.80)
+              // small machine beside it for a day, $0.10 an hour; a move to big costs $0.40)
       EXPECT_EQ(advice, "add small on-demand ($2.40 over 24 h)");
       EXPECT_EQ(log.count("db: the forecast does not fit this host"), 1) << log.text();
     }
