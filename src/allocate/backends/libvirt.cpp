@@ -153,6 +153,14 @@ struct LibvirtConnection::Impl {
     g.max_memory_bytes = static_cast<double>(info.maxMem) * 1024.0;
     return g;
   }
+  // GuestStats::min_vcpus of a guest running `vcpus`; 0 when its XML cannot be read.
+  static double minVcpus(virDomainPtr d, double vcpus) {
+    char* xml = virDomainGetXMLDesc(d, 0);
+    if (!xml) return 0;
+    const double n = bootVcpus(xml, vcpus);
+    free(xml);  // the caller's, as virDomainGetXMLDesc documents
+    return n;
+  }
   // Everything GuestStats holds.
   Result<GuestStats> read(virDomainPtr d, const std::string& name) {
     auto info = readInfo(d, name);
@@ -160,10 +168,7 @@ struct LibvirtConnection::Impl {
     GuestStats& g = *info;
     const int max_vcpus = virDomainGetVcpusFlags(d, static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) | VIR_DOMAIN_VCPU_MAXIMUM);
     g.max_vcpus = max_vcpus > 0 ? max_vcpus : g.vcpus;
-    if (char* xml = virDomainGetXMLDesc(d, 0)) {
-      g.min_vcpus = bootVcpus(xml, g.vcpus);
-      free(xml);  // the caller's, as virDomainGetXMLDesc documents
-    }
+    g.min_vcpus = minVcpus(d, g.vcpus);
     g.vcpu_delay_seconds = vcpuDelaySeconds(d);
     virDomainMemoryStatStruct stats[VIR_DOMAIN_MEMORY_STAT_NR];
     const int n = virDomainMemoryStats(d, stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);
@@ -291,6 +296,15 @@ class LibvirtBackend final : public Backend {
     virDomainPtr d = dom->get();
     auto now = conn_.impl_->readInfo(d, workload);
     if (!now) return tl::unexpected(now.error());
+
+    // Refused before anything changes: libvirt would refuse it after the balloon moved, with a
+    // message that does not say why ("failed to find appropriate hotpluggable vcpus").
+    if (target[Resource::kCpu] && std::ceil(*target[Resource::kCpu] - 1e-9) < now->vcpus)
+      if (const double fewest = LibvirtConnection::Impl::minVcpus(d, now->vcpus);
+          std::ceil(*target[Resource::kCpu] - 1e-9) < fewest)
+        return fail(ErrorCode::kInvalidArgument,
+                    "{}: cannot go below the {:g} vCPUs it booted with (libvirt unplugs only hot-plugged vCPUs)", what,
+                    fewest);
 
     // Memory first, vCPUs second; when the vCPU change fails the balloon goes back.
     bool memory_changed = false;
