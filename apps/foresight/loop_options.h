@@ -70,9 +70,10 @@ struct AdviceArgs {
 };
 // `host` names the host in the help ("this host", "the host").
 void addAdviceOptions(CLI::App& cmd, AdviceArgs& a, const std::string& host);
-// The advice on a host of the capacity `host` reads (asked only when there is a catalog), its machine types ranked by `ranker` (may be null) and
-// its workloads' own ceilings raised as `raise` says. None when the shipped catalog is missing (a
-// binary copied without its data files); an error when a --catalog given is missing or wrong.
+// The advice on a host of the capacity `host` reads (asked only when there is a catalog), its
+// machine types ranked by `ranker` (may be null) and its workloads' own ceilings raised as `raise`
+// says. None when the shipped catalog is missing (a binary copied without its data files); an
+// error when a --catalog given is missing or wrong.
 Result<std::optional<loop::CapacityAdvice>> capacityAdvice(const AdviceArgs& a,
                                                            const std::function<Result<allocate::Allocation>()>& host,
                                                            std::shared_ptr<const allocate::MachineRanker> ranker,

@@ -62,7 +62,7 @@ class GuestSizer {
   std::map<std::string, allocate::GuestStats> last_;  // by guest: the previous read
   std::set<std::string> without_memory_;  // guests whose missing balloon statistics were logged
   std::set<std::string> told_left_alone_;
-  std::set<std::string> told_boot_vcpus_;  // guests whose unpluggable vCPUs were logged
+  std::set<std::string> told_boot_vcpus_;  // guests whose vCPUs kept from boot were logged
 };
 
 }  // namespace foresight::loop

@@ -65,9 +65,9 @@ double vcpuDelaySeconds(virDomainPtr d) {
 // The vCPUs of a live domain XML that libvirt cannot unplug (see GuestStats::min_vcpus); 0 when
 // the XML does not parse.
 double bootVcpus(const char* xml, double vcpus) {
+  constexpr int kQuiet = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
   std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)> doc(
-      xmlReadMemory(xml, static_cast<int>(std::strlen(xml)), "domain.xml", nullptr, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
-      xmlFreeDoc);
+      xmlReadMemory(xml, static_cast<int>(std::strlen(xml)), "domain.xml", nullptr, kQuiet), xmlFreeDoc);
   if (!doc) return 0;
   std::unique_ptr<xmlXPathContext, decltype(&xmlXPathFreeContext)> ctx(xmlXPathNewContext(doc.get()),
                                                                          xmlXPathFreeContext);
