@@ -83,6 +83,13 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
     if (cur.max_vcpus > 0) bounds.ceiling[Resource::kCpu] = cur.max_vcpus;
     if (cur.max_memory_bytes > 0) bounds.ceiling[Resource::kMemory] = cur.max_memory_bytes;
     if (cur.min_vcpus > 0) bounds.floor[Resource::kCpu] = cur.min_vcpus;
+    if (cur.unplug_timed_out) {
+      bounds.floor[Resource::kCpu] = cur.vcpus;
+      if (told_unplug_.insert(cur.name).second)
+        spdlog::warn("guests: {}: a vCPU unplug timed out in libvirt (the guest did not complete the eject); its "
+                     "vCPUs are not lowered again until it restarts",
+                     cur.name);
+    }
     if (cur.min_vcpus > 1 && told_boot_vcpus_.insert(cur.name).second)
       spdlog::info("guests: {}: not given fewer than the {:g} vCPUs it booted with, which libvirt does not unplug "
                    "(booted with fewer, <vcpu current='1'>{:g}</vcpu>, it gets the others hot-plugged as it needs them)",
@@ -109,6 +116,7 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
     without_memory_.erase(it->first);
     told_left_alone_.erase(it->first);
     told_boot_vcpus_.erase(it->first);
+    told_unplug_.erase(it->first);
     it = last_.erase(it);
   }
   return r;

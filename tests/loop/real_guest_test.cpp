@@ -192,5 +192,41 @@ TEST(QemuGuest, GuestsLeavesTheVcpusAGuestBootedWith) {
   EXPECT_EQ(after->vcpus, 2);
 }
 
+// A hot-plugged vCPU that the guest does not let go of (here, QEMU with TCG: the guest offlines it,
+// answers the eject as in progress, and libvirt's wait times out) is asked for once: the loop does
+// not hold each of its rounds for libvirt's wait again until the guest restarts. Where the unplug
+// completes, the guest is down to the vCPU it booted with.
+TEST(QemuGuest, GuestsAsksForATimedOutUnplugOnce) {
+  test_support::QemuLibvirt host;
+  if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
+  ASSERT_EQ(host.boot("fs-plugged", 1, 2, 512, ""), "") << host.log();
+  ASSERT_TRUE(host.waitForConsole("fs-plugged", "foresight-guest: busy", 120)) << host.consoleText("fs-plugged");
+  allocate::BackendOptions o;
+  o.values["uri"] = host.uri;
+  allocate::Allocation two;
+  two[Resource::kCpu] = 2;
+  ASSERT_TRUE(allocate::makeLibvirtBackend(o)->apply("fs-plugged", two)) << host.log();
+  ASSERT_TRUE(host.waitForConsole("fs-plugged", "cpu1 online", 60)) << host.consoleText("fs-plugged");
+  const auto db = test_support::removedAtExit(std::filesystem::temp_directory_path() /
+                                               fmt::format("foresight-guests-unplug-{}.db", ::getpid()));
+  const auto run = test_support::runShell(fmt::format(
+      "'{}' guests -c '{}' --apply --audit '{}' --period 1 --min-history 5 --duration 25 --no-view --listen ''",
+      FORESIGHT_BIN, host.uri, db.string()));
+  EXPECT_EQ(run.exit_code, 0) << run.all();
+  const std::string out = run.all();
+  std::size_t asked = 0;
+  for (auto at = out.find("cannot set 1 vCPUs"); at != std::string::npos; at = out.find("cannot set 1 vCPUs", at + 1))
+    ++asked;
+  allocate::LibvirtConnection conn(host.uri);
+  auto after = conn.guest("fs-plugged");
+  ASSERT_TRUE(after) << after.error().message;
+  if (out.find("vcpu unplug request timed out") == std::string::npos) {
+    EXPECT_EQ(after->vcpus, 1) << out;  // the unplug completed
+  } else {
+    EXPECT_EQ(asked, 1u) << out;
+    EXPECT_NE(out.find("fs-plugged: a vCPU unplug timed out in libvirt"), std::string::npos) << out;
+  }
+}
+
 }  // namespace
 }  // namespace foresight::loop

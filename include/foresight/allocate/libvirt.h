@@ -23,6 +23,10 @@ struct GuestStats {
   // (hotpluggable='no' in its live XML's <vcpus>; every one where the XML lists none, as for a
   // guest booted with all of its maximum). 0: not known.
   double min_vcpus = 0;
+  // A vCPU unplug asked of this running guest (by this process) timed out in libvirt: the guest
+  // did not complete the eject, and libvirt's count may not be the guest's. Until it restarts,
+  // it is not asked again.
+  bool unplug_timed_out = false;
   // Cumulative time its vCPUs were ready to run but waited for a host CPU (the run_delay of their
   // threads, libvirt's vcpu.N.delay, summed): cpu it wanted and did not get. NaN where the driver
   // does not report it (libvirt before 7.9, or not QEMU).

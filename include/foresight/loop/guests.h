@@ -63,6 +63,7 @@ class GuestSizer {
   std::set<std::string> without_memory_;  // guests whose missing balloon statistics were logged
   std::set<std::string> told_left_alone_;
   std::set<std::string> told_boot_vcpus_;  // guests whose vCPUs kept from boot were logged
+  std::set<std::string> told_unplug_;      // guests whose timed-out unplug was logged
 };
 
 }  // namespace foresight::loop

@@ -15,7 +15,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <thread>
@@ -80,6 +82,30 @@ double bootVcpus(const char* xml, double vcpus) {
   const double fixed = number("count(/domain/vcpus/vcpu[@enabled='yes' and @hotpluggable='no'])");
   return std::isfinite(fixed) ? std::max(fixed, 1.0) : 0;
 }
+
+// Running domains (connection URI and UUID -> domain ID, which a restart changes) whose vCPU unplug
+// timed out in libvirt. Process-wide, as the backend that saw it and the loop's reader hold
+// connections of their own.
+class TimedOutUnplugs {
+ public:
+  static void add(const std::string& uri, virDomainPtr d) {
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    if (virDomainGetUUIDString(d, uuid) < 0) return;
+    std::lock_guard lock(mutex_);
+    ids_[uri + " " + uuid] = virDomainGetID(d);
+  }
+  static bool has(const std::string& uri, virDomainPtr d) {
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    if (virDomainGetUUIDString(d, uuid) < 0) return false;
+    std::lock_guard lock(mutex_);
+    auto it = ids_.find(uri + " " + uuid);
+    return it != ids_.end() && it->second == virDomainGetID(d);
+  }
+
+ private:
+  static inline std::mutex mutex_;
+  static inline std::map<std::string, unsigned int> ids_;
+};
 
 // libvirt's client writes to the daemon's socket without MSG_NOSIGNAL, and expects its caller to
 // ignore SIGPIPE (virsh does): otherwise the first request after libvirtd restarted kills the
@@ -169,6 +195,7 @@ struct LibvirtConnection::Impl {
     const int max_vcpus = virDomainGetVcpusFlags(d, static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) | VIR_DOMAIN_VCPU_MAXIMUM);
     g.max_vcpus = max_vcpus > 0 ? max_vcpus : g.vcpus;
     g.min_vcpus = minVcpus(d, g.vcpus);
+    g.unplug_timed_out = TimedOutUnplugs::has(uri, d);
     g.vcpu_delay_seconds = vcpuDelaySeconds(d);
     virDomainMemoryStatStruct stats[VIR_DOMAIN_MEMORY_STAT_NR];
     const int n = virDomainMemoryStats(d, stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);
@@ -337,6 +364,8 @@ class LibvirtBackend final : public Backend {
       if (vcpus != static_cast<unsigned>(now->vcpus) &&
           virDomainSetVcpusFlags(d, vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0) {
         std::string err = fmt::format("{}: cannot set {} vCPUs: {}", what, vcpus, lastError());
+        if (virGetLastErrorCode() == VIR_ERR_OPERATION_TIMEOUT && vcpus < now->vcpus)
+          TimedOutUnplugs::add(conn_.uri(), d);  // after reading the error: its calls reset it
         if (memory_changed) {
           if (virDomainSetMemoryFlags(d, old_kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
             err += fmt::format("; restoring memory to {} KiB failed too: {}", old_kib, lastError());
