@@ -40,7 +40,7 @@ Status guests(const Args& a) {
   c->backend_options.values["uri"] = a.connect;  // what a rollback (`foresight history --rollback`) reaches
   auto audit = auditTrail(a.apply, a.audit);
   if (!audit) return tl::unexpected(audit.error());
-  auto backend = allocate::makeLibvirtBackend(c->backend_options);
+  auto backend = allocate::makeLibvirtBackend(c->backend_options, connection);
   loop::Autoscaler autoscaler(std::move(*c), std::move(backend), std::move(*audit));
   loop::GuestSizer sizer([connection] { return connection->runningGuests(); }, autoscaler);
   sizer.leaveAlone([planner = &*planner](const std::string& guest) -> std::optional<std::string> {

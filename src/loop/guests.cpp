@@ -49,8 +49,8 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
     running.insert(g.name);
     const bool has_memory = std::isfinite(g.guest_used_bytes);
     if (has_memory) {
-      without_memory_.erase(g.name);
-    } else if (without_memory_.insert(g.name).second) {
+      told_[g.name].erase(Told::kNoMemoryStatistics);
+    } else if (firstTime(g.name, Told::kNoMemoryStatistics)) {
       spdlog::warn("guests: {}: its balloon driver reports no memory statistics, so its memory is left as it "
                    "is (a virtio memballoon with a stats period: virsh dommemstat {} --period 10 --live --config)",
                    g.name, g.name);
@@ -85,18 +85,18 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
     if (cur.min_vcpus > 0) bounds.floor[Resource::kCpu] = cur.min_vcpus;
     if (cur.unplug_timed_out) {
       bounds.floor[Resource::kCpu] = cur.vcpus;
-      if (told_unplug_.insert(cur.name).second)
+      if (firstTime(cur.name, Told::kUnplugTimedOut))
         spdlog::warn("guests: {}: a vCPU unplug timed out in libvirt (the guest did not complete the eject); its "
                      "vCPUs are not lowered again until it restarts",
                      cur.name);
     }
-    if (cur.min_vcpus > 1 && told_boot_vcpus_.insert(cur.name).second)
+    if (cur.min_vcpus > 1 && firstTime(cur.name, Told::kBootVcpus))
       spdlog::info("guests: {}: not given fewer than the {:g} vCPUs it booted with, which libvirt does not unplug "
                    "(booted with fewer, <vcpu current='1'>{:g}</vcpu>, it gets the others hot-plugged as it needs them)",
                    cur.name, cur.min_vcpus, cur.max_vcpus);
     const auto why = left_alone_ ? left_alone_(cur.name) : std::nullopt;
-    if (!why) told_left_alone_.erase(cur.name);
-    else if (told_left_alone_.insert(cur.name).second)
+    if (!why) told_[cur.name].erase(Told::kLeftAlone);
+    else if (firstTime(cur.name, Told::kLeftAlone))
       spdlog::info("guests: {}: left alone (planned and shown, never resized): {}", cur.name, *why);
     ++r.samples;
     auto plan = autoscaler_.observe(cur.name, now, usage, demand, bounds, why.has_value());
@@ -113,10 +113,7 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
       continue;
     }
     autoscaler_.forget(it->first);
-    without_memory_.erase(it->first);
-    told_left_alone_.erase(it->first);
-    told_boot_vcpus_.erase(it->first);
-    told_unplug_.erase(it->first);
+    told_.erase(it->first);
     it = last_.erase(it);
   }
   return r;

@@ -23,9 +23,9 @@ struct GuestStats {
   // (hotpluggable='no' in its live XML's <vcpus>; every one where the XML lists none, as for a
   // guest booted with all of its maximum). 0: not known.
   double min_vcpus = 0;
-  // A vCPU unplug asked of this running guest (by this process) timed out in libvirt: the guest
-  // did not complete the eject, and libvirt's count may not be the guest's. Until it restarts,
-  // it is not asked again.
+  // A vCPU unplug asked of this running guest through this connection (the libvirt backend made
+  // on it) timed out in libvirt: the guest did not complete the eject, and libvirt's count may not
+  // be the guest's. Until it restarts, it is not asked again.
   bool unplug_timed_out = false;
   // Cumulative time its vCPUs were ready to run but waited for a host CPU (the run_delay of their
   // threads, libvirt's vcpu.N.delay, summed): cpu it wanted and did not get. NaN where the driver
@@ -74,5 +74,12 @@ class LibvirtConnection {
   std::string uri_;
   std::unique_ptr<Impl> impl_;
 };
+
+class Backend;
+struct BackendOptions;
+// The libvirt backend (backend.h's makeLibvirtBackend) on a connection shared with a reader
+// (`foresight guests`): one connection to libvirtd, and what the backend learns of a guest (an
+// unplug that timed out) the reads report. The connection's URI stands for the option's.
+std::unique_ptr<Backend> makeLibvirtBackend(const BackendOptions& options, std::shared_ptr<LibvirtConnection> conn);
 
 }  // namespace foresight::allocate

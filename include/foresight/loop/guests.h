@@ -60,10 +60,10 @@ class GuestSizer {
   Autoscaler& autoscaler_;
   std::function<std::optional<std::string>(const std::string&)> left_alone_;
   std::map<std::string, allocate::GuestStats> last_;  // by guest: the previous read
-  std::set<std::string> without_memory_;  // guests whose missing balloon statistics were logged
-  std::set<std::string> told_left_alone_;
-  std::set<std::string> told_boot_vcpus_;  // guests whose vCPUs kept from boot were logged
-  std::set<std::string> told_unplug_;      // guests whose timed-out unplug was logged
+  // What was logged of each guest, once until it stops or (where it can) the cause goes.
+  enum class Told { kNoMemoryStatistics, kLeftAlone, kBootVcpus, kUnplugTimedOut };
+  std::map<std::string, std::set<Told>> told_;
+  bool firstTime(const std::string& guest, Told what) { return told_[guest].insert(what).second; }
 };
 
 }  // namespace foresight::loop

@@ -17,7 +17,6 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string_view>
 #include <thread>
@@ -83,30 +82,6 @@ double bootVcpus(const char* xml, double vcpus) {
   return std::isfinite(fixed) ? std::max(fixed, 1.0) : 0;
 }
 
-// Running domains (connection URI and UUID -> domain ID, which a restart changes) whose vCPU unplug
-// timed out in libvirt. Process-wide, as the backend that saw it and the loop's reader hold
-// connections of their own.
-class TimedOutUnplugs {
- public:
-  static void add(const std::string& uri, virDomainPtr d) {
-    char uuid[VIR_UUID_STRING_BUFLEN];
-    if (virDomainGetUUIDString(d, uuid) < 0) return;
-    std::lock_guard lock(mutex_);
-    ids_[uri + " " + uuid] = virDomainGetID(d);
-  }
-  static bool has(const std::string& uri, virDomainPtr d) {
-    char uuid[VIR_UUID_STRING_BUFLEN];
-    if (virDomainGetUUIDString(d, uuid) < 0) return false;
-    std::lock_guard lock(mutex_);
-    auto it = ids_.find(uri + " " + uuid);
-    return it != ids_.end() && it->second == virDomainGetID(d);
-  }
-
- private:
-  static inline std::mutex mutex_;
-  static inline std::map<std::string, unsigned int> ids_;
-};
-
 // libvirt's client writes to the daemon's socket without MSG_NOSIGNAL, and expects its caller to
 // ignore SIGPIPE (virsh does): otherwise the first request after libvirtd restarted kills the
 // process (found by the restart test). Only a default disposition is changed: a handler the
@@ -127,6 +102,9 @@ bool gone() {
 struct LibvirtConnection::Impl {
   std::string uri;
   virConnectPtr conn = nullptr;
+  // Running domains (UUID -> domain ID, which a restart changes) whose vCPU unplug timed out in
+  // libvirt through this connection: the backend records them, the reads report them.
+  std::map<std::string, unsigned int> unplug_timed_out;
 
   ~Impl() {
     if (conn) virConnectClose(conn);
@@ -187,6 +165,17 @@ struct LibvirtConnection::Impl {
     free(xml);  // the caller's, as virDomainGetXMLDesc documents
     return n;
   }
+  static std::string uuidOf(virDomainPtr d) {
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    return virDomainGetUUIDString(d, uuid) < 0 ? std::string() : std::string(uuid);
+  }
+  void unplugTimedOut(virDomainPtr d) {
+    if (auto uuid = uuidOf(d); !uuid.empty()) unplug_timed_out[uuid] = virDomainGetID(d);
+  }
+  bool hasUnplugTimedOut(virDomainPtr d) const {
+    auto it = unplug_timed_out.find(uuidOf(d));
+    return it != unplug_timed_out.end() && it->second == virDomainGetID(d);
+  }
   // Everything GuestStats holds.
   Result<GuestStats> read(virDomainPtr d, const std::string& name) {
     auto info = readInfo(d, name);
@@ -195,7 +184,7 @@ struct LibvirtConnection::Impl {
     const int max_vcpus = virDomainGetVcpusFlags(d, static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) | VIR_DOMAIN_VCPU_MAXIMUM);
     g.max_vcpus = max_vcpus > 0 ? max_vcpus : g.vcpus;
     g.min_vcpus = minVcpus(d, g.vcpus);
-    g.unplug_timed_out = TimedOutUnplugs::has(uri, d);
+    g.unplug_timed_out = hasUnplugTimedOut(d);
     g.vcpu_delay_seconds = vcpuDelaySeconds(d);
     virDomainMemoryStatStruct stats[VIR_DOMAIN_MEMORY_STAT_NR];
     const int n = virDomainMemoryStats(d, stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);
@@ -266,8 +255,8 @@ Result<LibvirtHost> LibvirtConnection::host() {
 
 class LibvirtBackend final : public Backend {
  public:
-  explicit LibvirtBackend(const BackendOptions& o)
-      : conn_(o.get("uri", "qemu:///system")), balloon_wait_text_(o.get("balloon_wait", "10")) {
+  LibvirtBackend(const BackendOptions& o, std::shared_ptr<LibvirtConnection> conn)
+      : conn_(std::move(conn)), balloon_wait_text_(o.get("balloon_wait", "10")) {
     balloon_wait_ = optionSeconds(balloon_wait_text_).value_or(-1);
   }
 
@@ -281,9 +270,9 @@ class LibvirtBackend final : public Backend {
   }
 
   Result<Allocation> current(const std::string& workload) override {
-    auto dom = conn_.impl_->domain(workload);
+    auto dom = conn_->impl_->domain(workload);
     if (!dom) return tl::unexpected(dom.error());
-    auto g = conn_.impl_->readInfo(dom->get(), workload);
+    auto g = conn_->impl_->readInfo(dom->get(), workload);
     if (!g) return tl::unexpected(g.error());
     Allocation a;
     a[Resource::kCpu] = g->vcpus;
@@ -294,7 +283,7 @@ class LibvirtBackend final : public Backend {
   // Memory only, and only where the guest's balloon driver reports it: the safety rail must not
   // take QEMU's RSS (every page the guest ever touched) for what the guest needs.
   Result<Allocation> usage(const std::string& workload) override {
-    auto g = conn_.guest(workload);
+    auto g = conn_->guest(workload);
     if (!g) return tl::unexpected(g.error());
     Allocation a;
     if (std::isfinite(g->guest_used_bytes)) a[Resource::kMemory] = g->guest_used_bytes;
@@ -309,7 +298,7 @@ class LibvirtBackend final : public Backend {
 
   Status apply(const std::string& workload, const Allocation& target) override {
     if (auto st = configured(); !st) return st;
-    const std::string what = fmt::format("libvirt {} domain '{}'", conn_.uri(), workload);
+    const std::string what = fmt::format("libvirt {} domain '{}'", conn_->uri(), workload);
     for (Resource r : {Resource::kDiskIo, Resource::kNetwork})
       if (target[r])
         return fail(ErrorCode::kInvalidArgument, "{}: {} is not managed by this backend", what,
@@ -318,17 +307,20 @@ class LibvirtBackend final : public Backend {
       if (target[r] && (std::isinf(*target[r]) || *target[r] <= 0))
         return fail(ErrorCode::kInvalidArgument, "{}: {} must be a positive finite value", what,
                     foresight::name(r));
-    auto dom = conn_.impl_->domain(workload);
+    auto dom = conn_->impl_->domain(workload);
     if (!dom) return tl::unexpected(dom.error());
     virDomainPtr d = dom->get();
-    auto now = conn_.impl_->readInfo(d, workload);
+    auto now = conn_->impl_->readInfo(d, workload);
     if (!now) return tl::unexpected(now.error());
 
+    // The vCPUs asked for (whole ones), if any.
+    const auto vcpus = target[Resource::kCpu] ? std::optional<unsigned>(static_cast<unsigned>(
+                                                    std::ceil(*target[Resource::kCpu] - 1e-9)))
+                                              : std::nullopt;
     // Refused before anything changes: libvirt would refuse it after the balloon moved, with a
     // message that does not say why ("failed to find appropriate hotpluggable vcpus").
-    if (target[Resource::kCpu] && std::ceil(*target[Resource::kCpu] - 1e-9) < now->vcpus)
-      if (const double fewest = LibvirtConnection::Impl::minVcpus(d, now->vcpus);
-          std::ceil(*target[Resource::kCpu] - 1e-9) < fewest)
+    if (vcpus && *vcpus < now->vcpus)
+      if (const double fewest = LibvirtConnection::Impl::minVcpus(d, now->vcpus); *vcpus < fewest)
         return fail(ErrorCode::kInvalidArgument,
                     "{}: cannot go below the {:g} vCPUs it booted with (libvirt unplugs only hot-plugged vCPUs)", what,
                     fewest);
@@ -359,13 +351,12 @@ class LibvirtBackend final : public Backend {
                        balloon_wait_);
       }
     }
-    if (target[Resource::kCpu]) {
-      const auto vcpus = static_cast<unsigned>(std::ceil(*target[Resource::kCpu] - 1e-9));
-      if (vcpus != static_cast<unsigned>(now->vcpus) &&
-          virDomainSetVcpusFlags(d, vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-        std::string err = fmt::format("{}: cannot set {} vCPUs: {}", what, vcpus, lastError());
-        if (virGetLastErrorCode() == VIR_ERR_OPERATION_TIMEOUT && vcpus < now->vcpus)
-          TimedOutUnplugs::add(conn_.uri(), d);  // after reading the error: its calls reset it
+    if (vcpus) {
+      if (*vcpus != static_cast<unsigned>(now->vcpus) &&
+          virDomainSetVcpusFlags(d, *vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+        std::string err = fmt::format("{}: cannot set {} vCPUs: {}", what, *vcpus, lastError());
+        if (virGetLastErrorCode() == VIR_ERR_OPERATION_TIMEOUT && *vcpus < now->vcpus)
+          conn_->impl_->unplugTimedOut(d);  // after reading the error: its calls reset it
         if (memory_changed) {
           if (virDomainSetMemoryFlags(d, old_kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
             err += fmt::format("; restoring memory to {} KiB failed too: {}", old_kib, lastError());
@@ -394,13 +385,17 @@ class LibvirtBackend final : public Backend {
   // Within a MiB: the driver moves the balloon in pages, and QEMU reports it in bytes.
   static bool near(unsigned long a, unsigned long b) { return (a > b ? a - b : b - a) <= 1024; }
 
-  LibvirtConnection conn_;
+  std::shared_ptr<LibvirtConnection> conn_;
   std::string balloon_wait_text_;
   double balloon_wait_ = 10;
 };
 
 std::unique_ptr<Backend> makeLibvirtBackend(const BackendOptions& options) {
-  return std::make_unique<LibvirtBackend>(options);
+  return makeLibvirtBackend(options, std::make_shared<LibvirtConnection>(options.get("uri", "qemu:///system")));
+}
+
+std::unique_ptr<Backend> makeLibvirtBackend(const BackendOptions& options, std::shared_ptr<LibvirtConnection> conn) {
+  return std::make_unique<LibvirtBackend>(options, std::move(conn));
 }
 
 }  // namespace foresight::allocate
