@@ -1,7 +1,8 @@
 // libvirt and `foresight guests` against real QEMU guests (TCG; tests/support/qemu_guest.h): what
 // the guest's balloon driver and QEMU's threads report, a balloon and a vCPU hot-plug the guest
-// takes, and the loop giving a busy guest a second vCPU. Skipped where QEMU, libvirtd, busybox or a
-// packaged kernel is missing (scripts/deps.sh test installs them).
+// takes, and the loop giving a busy guest a second vCPU, keeping the vCPUs a guest booted with, and
+// asking a timed-out unplug once. Skipped where QEMU, libvirtd, busybox or a packaged kernel is
+// missing (scripts/deps.sh test installs them).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -21,6 +22,19 @@ namespace foresight::loop {
 namespace {
 
 constexpr double kMiB = 1024.0 * 1024;
+
+// An audit trail for `foresight guests`, removed when the test binary exits.
+std::filesystem::path auditDb(const std::string& tag) {
+  return test_support::removedAtExit(std::filesystem::temp_directory_path() /
+                                     fmt::format("foresight-guests-{}-{}.db", tag, ::getpid()));
+}
+
+// `foresight guests --apply` on the test's daemon for `seconds`: a round a second, plans after 5 s.
+test_support::Ran runGuests(const test_support::QemuLibvirt& host, const std::filesystem::path& db, int seconds) {
+  return test_support::runShell(fmt::format(
+      "'{}' guests -c '{}' --apply --audit '{}' --period 1 --min-history 5 --duration {} --no-view --listen ''",
+      FORESIGHT_BIN, host.uri, db.string(), seconds));
+}
 
 // Reads `name` until `ok` holds of it or `seconds` pass; the last read.
 allocate::GuestStats readUntil(allocate::LibvirtConnection& conn, const std::string& name, double seconds,
@@ -146,11 +160,8 @@ TEST(QemuGuest, GuestsGivesABusyGuestItsSecondVcpu) {
   if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
   ASSERT_EQ(host.boot("fs-busy", 1, 2, 512, "fs.after=0 fs.spin=1"), "") << host.log();
   ASSERT_TRUE(host.waitForConsole("fs-busy", "foresight-guest: busy", 120)) << host.consoleText("fs-busy");
-  const auto db = test_support::removedAtExit(std::filesystem::temp_directory_path() /
-                                               fmt::format("foresight-guests-audit-{}.db", ::getpid()));
-  const auto run = test_support::runShell(fmt::format(
-      "'{}' guests -c '{}' --apply --audit '{}' --period 1 --min-history 5 --duration 30 --no-view --listen ''",
-      FORESIGHT_BIN, host.uri, db.string()));
+  const auto db = auditDb("audit");
+  const auto run = runGuests(host, db, 30);
   EXPECT_EQ(run.exit_code, 0) << run.all();
   allocate::LibvirtConnection conn(host.uri);
   auto g = conn.guest("fs-busy");
@@ -179,11 +190,8 @@ TEST(QemuGuest, GuestsLeavesTheVcpusAGuestBootedWith) {
   auto before = conn.guest("fs-fixed");
   ASSERT_TRUE(before) << before.error().message;
   EXPECT_EQ(before->min_vcpus, 2);
-  const auto db = test_support::removedAtExit(std::filesystem::temp_directory_path() /
-                                               fmt::format("foresight-guests-fixed-{}.db", ::getpid()));
-  const auto run = test_support::runShell(fmt::format(
-      "'{}' guests -c '{}' --apply --audit '{}' --period 1 --min-history 5 --duration 15 --no-view --listen ''",
-      FORESIGHT_BIN, host.uri, db.string()));
+  const auto db = auditDb("fixed");
+  const auto run = runGuests(host, db, 15);
   EXPECT_EQ(run.exit_code, 0) << run.all();
   EXPECT_EQ(run.all().find("domain 'fs-fixed': cannot"), std::string::npos) << run.all();  // set, or go below
   EXPECT_NE(run.all().find("fs-fixed: not given fewer than the 2 vCPUs it booted with"), std::string::npos) << run.all();
@@ -207,11 +215,8 @@ TEST(QemuGuest, GuestsAsksForATimedOutUnplugOnce) {
   two[Resource::kCpu] = 2;
   ASSERT_TRUE(allocate::makeLibvirtBackend(o)->apply("fs-plugged", two)) << host.log();
   ASSERT_TRUE(host.waitForConsole("fs-plugged", "cpu1 online", 60)) << host.consoleText("fs-plugged");
-  const auto db = test_support::removedAtExit(std::filesystem::temp_directory_path() /
-                                               fmt::format("foresight-guests-unplug-{}.db", ::getpid()));
-  const auto run = test_support::runShell(fmt::format(
-      "'{}' guests -c '{}' --apply --audit '{}' --period 1 --min-history 5 --duration 25 --no-view --listen ''",
-      FORESIGHT_BIN, host.uri, db.string()));
+  const auto db = auditDb("unplug");
+  const auto run = runGuests(host, db, 25);
   EXPECT_EQ(run.exit_code, 0) << run.all();
   const std::string out = run.all();
   std::size_t asked = 0;
