@@ -25,15 +25,8 @@ Status guests(const Args& a) {
   auto c = roundsConfig(a, policies);  // workload sections keyed by domain name
   if (!c) return tl::unexpected(c.error());
   auto connection = std::make_shared<allocate::LibvirtConnection>(a.connect);
-  const auto host = [&connection]() -> Result<allocate::Allocation> {
-    auto h = connection->host();  // a wrong --connect is said here, at once
-    if (!h) return tl::unexpected(h.error());
-    allocate::Allocation capacity;
-    capacity[Resource::kCpu] = h->cpus;
-    capacity[Resource::kMemory] = h->memory_bytes;
-    return capacity;
-  };
-  auto advice = capacityAdvice(a.advice, host, nullptr, loop::raiseGuestMaximum);
+  // A wrong --connect is said here, at once.
+  auto advice = capacityAdvice(a.advice, [&connection] { return connection->host(); }, nullptr, loop::raiseGuestMaximum);
   if (!advice) return tl::unexpected(advice.error());
   c->advice = std::move(*advice);
   c->backend_name = "libvirt";

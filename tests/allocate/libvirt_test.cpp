@@ -163,8 +163,8 @@ TEST(Libvirt, ReadsTheHostsCpusAndMemory) {
   LibvirtConnection conn("test:///default");
   auto host = conn.host();
   ASSERT_TRUE(host) << host.error().message;
-  EXPECT_EQ(host->cpus, 16);
-  EXPECT_EQ(host->memory_bytes, 3145728.0 * 1024);
+  EXPECT_EQ((*host)[Resource::kCpu], 16);
+  EXPECT_EQ((*host)[Resource::kMemory], 3145728.0 * 1024);
   auto wrong = LibvirtConnection("test:///no/such/file.xml").host();
   ASSERT_FALSE(wrong);
   EXPECT_NE(wrong.error().message.find("test:///no/such/file.xml"), std::string::npos) << wrong.error().message;

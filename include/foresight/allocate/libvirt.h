@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "foresight/allocate/allocation.h"
 #include "foresight/core/result.h"
 
 namespace foresight::allocate {
@@ -40,12 +41,6 @@ struct GuestStats {
   double guest_used_bytes = NAN;
 };
 
-// The host the guests run on, as its hypervisor reports it (virNodeGetInfo).
-struct LibvirtHost {
-  double cpus = 0;          // active host CPUs
-  double memory_bytes = 0;  // its memory
-};
-
 struct RunningGuests {
   std::vector<GuestStats> guests;
   std::vector<Error> errors;  // guests listed but not read (a guest that stopped meanwhile is not one)
@@ -66,7 +61,9 @@ class LibvirtConnection {
   Result<GuestStats> guest(const std::string& name);
   // Every running guest. Fails only when they cannot be listed.
   Result<RunningGuests> runningGuests();
-  Result<LibvirtHost> host();
+  // The host the guests run on, as its hypervisor reports it (virNodeGetInfo): its active CPUs
+  // and its memory.
+  Result<Allocation> host();
 
  private:
   struct Impl;

@@ -239,7 +239,7 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
   return out;
 }
 
-Result<LibvirtHost> LibvirtConnection::host() {
+Result<Allocation> LibvirtConnection::host() {
   auto c = impl_->get();
   if (!c) return tl::unexpected(c.error());
   virNodeInfo info;
@@ -250,7 +250,10 @@ Result<LibvirtHost> LibvirtConnection::host() {
     if (rc < 0) error = lastError();
   }
   if (rc < 0) return fail(ErrorCode::kIo, "libvirt {}: cannot read the host's CPUs and memory: {}", uri_, error);
-  return LibvirtHost{static_cast<double>(info.cpus), static_cast<double>(info.memory) * 1024.0};  // KiB
+  Allocation a;
+  a[Resource::kCpu] = info.cpus;
+  a[Resource::kMemory] = static_cast<double>(info.memory) * 1024.0;  // KiB
+  return a;
 }
 
 class LibvirtBackend final : public Backend {
