@@ -76,7 +76,7 @@ void addGuestsCommand(CLI::App& app) {
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
       "guests",
-      "libvirt guest sizer: forecast each running guest's cpu (its cpu time) and memory (what its balloon "
+      "libvirt guest sizer: forecast each running guest's cpu (its vCPUs' cpu time) and memory (what its balloon "
       "driver reports in use) and set its live vCPUs and balloon within the maximums of its definition "
       "(dry-run unless --apply)");
   cmd->add_option("--connect,-c", a->connect, "libvirt connection URI (as virsh -c)")->capture_default_str();

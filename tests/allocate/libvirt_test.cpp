@@ -121,16 +121,36 @@ const GuestStats* find(const RunningGuests& r, const std::string& name) {
   return nullptr;
 }
 
+// The cpu time of a guest's vCPUs, as virDomainGetVcpus gives it (the test driver's: a clock).
+double vcpuSeconds(const char* name) {
+  virConnectPtr c = virConnectOpen("test:///default");
+  virDomainPtr d = c ? virDomainLookupByName(c, name) : nullptr;
+  double sum = NAN;
+  virVcpuInfo info[8];
+  if (const int n = d ? virDomainGetVcpus(d, info, 8, nullptr, 0) : -1; n > 0) {
+    sum = 0;
+    for (int i = 0; i < n; ++i) sum += static_cast<double>(info[i].cpuTime) / 1e9;
+  }
+  if (d) virDomainFree(d);
+  if (c) virConnectClose(c);
+  return sum;
+}
+
 // What `foresight guests` reads of each running guest: its vCPUs and balloon with their maximums,
-// its cpu time, and what its balloon driver says it uses (available - usable), absent without one.
+// its vCPUs' cpu time, and what its balloon driver says it uses (available - usable), absent
+// without one.
 TEST(Libvirt, ReadsEveryRunningGuestAndWhatItsBalloonDriverReports) {
   test_support::TestDriverGuest reporting("reads-web", 2, 4, 3072, 4096, true);
   test_support::TestDriverGuest silent("reads-db", 1, 2, 1024, 2048, false);
   ASSERT_TRUE(reporting.running() && silent.running());
   LibvirtConnection conn("test:///default");
+  const double vcpu_seconds_before = vcpuSeconds("reads-web");
   auto first = conn.runningGuests();
+  const double vcpu_seconds_after = vcpuSeconds("reads-web");
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_TRUE(first->errors.empty());
+  // The test driver's statistics hold a guest's state only: each is read a call for each figure.
+  EXPECT_EQ(first->read_by_calls, first->guests.size());
   const GuestStats* web = find(*first, "reads-web");
   const GuestStats* db = find(*first, "reads-db");
   ASSERT_TRUE(web && db);
@@ -139,6 +159,8 @@ TEST(Libvirt, ReadsEveryRunningGuestAndWhatItsBalloonDriverReports) {
   EXPECT_EQ(web->min_vcpus, 2);  // its XML lists no hot-pluggable vCPUs: those it booted with stay
   EXPECT_EQ(web->memory_bytes, 3 * kGiB);
   EXPECT_EQ(web->max_memory_bytes, 4 * kGiB);
+  EXPECT_GE(web->cpu_seconds, vcpu_seconds_before);
+  EXPECT_LE(web->cpu_seconds, vcpu_seconds_after);
   EXPECT_EQ(web->guest_used_bytes, 1.5 * kGiB);  // the driver's usable is half the balloon
   EXPECT_TRUE(std::isnan(db->guest_used_bytes));
   EXPECT_EQ(db->max_vcpus, 2);
@@ -155,6 +177,29 @@ TEST(Libvirt, ReadsEveryRunningGuestAndWhatItsBalloonDriverReports) {
   EXPECT_TRUE(after->errors.empty());
   EXPECT_EQ(conn.guest("reads-nothing").error().code, ErrorCode::kNotFound);
   EXPECT_EQ(LibvirtConnection("test:///no/such/file.xml").runningGuests().error().code, ErrorCode::kUnavailable);
+}
+
+// The vCPUs a guest booted with are read from its XML once while it runs, and again once it has
+// been started again, which may have changed them.
+TEST(Libvirt, AGuestStartedAgainIsReadAgainForTheVcpusItBootedWith) {
+  const std::string uuid = "6d1c3d9a-4a5e-4b0f-9d1e-2f6a8c7b5e41";
+  LibvirtConnection conn("test:///default");
+  {
+    test_support::TestDriverGuest hotplugged("restarts-web", 2, 4, 1024, 2048, false, 1, uuid);
+    ASSERT_TRUE(hotplugged.running());
+    auto g = conn.guest("restarts-web");
+    ASSERT_TRUE(g) << g.error().message;
+    EXPECT_EQ(g->min_vcpus, 1);
+    auto all = conn.runningGuests();
+    ASSERT_TRUE(all) << all.error().message;
+    ASSERT_TRUE(find(*all, "restarts-web"));
+    EXPECT_EQ(find(*all, "restarts-web")->min_vcpus, 1);
+  }
+  test_support::TestDriverGuest booted_with_both("restarts-web", 2, 4, 1024, 2048, false, 0, uuid);
+  ASSERT_TRUE(booted_with_both.running());
+  auto g = conn.guest("restarts-web");
+  ASSERT_TRUE(g) << g.error().message;
+  EXPECT_EQ(g->min_vcpus, 2);
 }
 
 // The host the capacity advice of `foresight guests` weighs against: the test driver's node, as

@@ -1,7 +1,7 @@
 // libvirt and `foresight guests` against real QEMU guests (TCG; tests/support/qemu_guest.h): what
 // the guest's balloon driver and QEMU's threads report, a balloon and a vCPU hot-plug the guest
-// takes, and the loop giving a busy guest a second vCPU, keeping the vCPUs a guest booted with, and
-// asking a timed-out unplug once. Skipped where QEMU, libvirtd, busybox or a packaged kernel is
+// takes, every running guest read in one call, and the loop giving a busy guest a second vCPU,
+// keeping the vCPUs a guest booted with, and asking a timed-out unplug once. Skipped where QEMU, libvirtd, busybox or a packaged kernel is
 // missing (scripts/deps.sh test installs them).
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <thread>
+#include <vector>
 
 #include "../support/cleanup.h"
 #include "../support/qemu_guest.h"
@@ -105,6 +106,8 @@ TEST(QemuGuest, ReadsWhatARealGuestUsesAndTakesItsBalloonAndASecondVcpu) {
   auto plugged = conn.guest("fs-read");
   ASSERT_TRUE(plugged) << plugged.error().message;
   EXPECT_EQ(plugged->min_vcpus, 1) << "the hot-plugged vCPU can be unplugged";
+  EXPECT_EQ(plugged->vcpus, 2);
+  EXPECT_NEAR(plugged->memory_bytes, 600 * kMiB, 1 * kMiB);
   const auto used = backend->usage("fs-read");
   ASSERT_TRUE(used);
   ASSERT_TRUE((*used)[Resource::kMemory]);
@@ -134,16 +137,52 @@ TEST(QemuGuest, ABalloonTheGuestDoesNotTakeIsSetBackAndAnError) {
   EXPECT_TRUE(backend->usage("fs-nodriver")->empty());  // nor does it say what it uses
 }
 
+// What libvirt's calls for one guest say of it: a reading apart from the statistics
+// runningGuests() reads. `vcpu_seconds`: its vCPUs' cpu time (virDomainGetVcpus).
+struct Info {
+  virDomainInfo info{};
+  double vcpu_seconds = 0;
+};
+Info infoOf(const std::string& uri, const std::string& name) {
+  Info out;
+  virConnectPtr c = virConnectOpen(uri.c_str());
+  virDomainPtr d = c ? virDomainLookupByName(c, name.c_str()) : nullptr;
+  if (d && virDomainGetInfo(d, &out.info) == 0) {
+    std::vector<virVcpuInfo> vcpus(out.info.nrVirtCpu);
+    const int n = virDomainGetVcpus(d, vcpus.data(), static_cast<int>(vcpus.size()), nullptr, 0);
+    for (int i = 0; i < n; ++i) out.vcpu_seconds += static_cast<double>(vcpus[i].cpuTime) / 1e9;
+  }
+  if (d) virDomainFree(d);
+  if (c) virConnectClose(c);
+  return out;
+}
+
+// Every running guest is read in one call to libvirt, with what libvirt's calls for one guest say;
 // libvirtd restarted under a long-running loop: its connection is opened again at the next call,
 // which succeeds, and the guest it runs is still read.
-TEST(QemuGuest, AConnectionOutlivesARestartOfLibvirtd) {
+TEST(QemuGuest, AConnectionReadsEveryGuestInOneCallAndOutlivesARestartOfLibvirtd) {
   test_support::QemuLibvirt host;
   if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
-  ASSERT_EQ(host.boot("fs-restart", 1, 1, 256, ""), "") << host.log();
+  ASSERT_EQ(host.boot("fs-restart", 1, 2, 256, ""), "") << host.log();
   allocate::LibvirtConnection conn(host.uri);
+  const Info was = infoOf(host.uri, "fs-restart");
   auto before = conn.runningGuests();
+  const Info is = infoOf(host.uri, "fs-restart");
   ASSERT_TRUE(before) << before.error().message;
   ASSERT_EQ(before->guests.size(), 1u);
+  EXPECT_EQ(before->read_by_calls, 0u) << "QEMU's statistics hold every figure";
+  const auto& g = before->guests[0];
+  EXPECT_EQ(g.vcpus, was.info.nrVirtCpu);
+  EXPECT_EQ(g.max_vcpus, 2);
+  EXPECT_EQ(g.min_vcpus, 1);
+  EXPECT_EQ(g.memory_bytes, static_cast<double>(was.info.memory) * 1024);
+  EXPECT_EQ(g.max_memory_bytes, 256 * kMiB);
+  EXPECT_GT(is.vcpu_seconds, was.vcpu_seconds) << "the guest boots: its vCPUs' time moves between two reads";
+  EXPECT_GE(g.cpu_seconds, was.vcpu_seconds);
+  EXPECT_LE(g.cpu_seconds, is.vcpu_seconds);
+  // Its vCPUs' time only: QEMU's process also emulates the devices.
+  EXPECT_LT(g.cpu_seconds, static_cast<double>(is.info.cpuTime) / 1e9);
+  EXPECT_TRUE(std::isfinite(g.vcpu_delay_seconds));
   ASSERT_TRUE(host.restartDaemon()) << host.log();
   auto after = conn.runningGuests();
   ASSERT_TRUE(after) << after.error().message;

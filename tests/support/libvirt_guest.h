@@ -15,18 +15,19 @@ class TestDriverGuest {
   // memory statistics (it gives available = the balloon, usable = unused = half of it).
   // `boot_vcpus` > 0: a <vcpus> layout as QEMU's live XML shows one whose vCPUs past the first
   // `boot_vcpus` were hot-plugged (those can be unplugged); 0: none, every vCPU is a boot one.
+  // `uuid`: the domain's, else libvirt makes one up.
   TestDriverGuest(const std::string& name, int vcpus, int max_vcpus, int memory_mib, int max_memory_mib,
-                  bool balloon, int boot_vcpus = 0) {
+                  bool balloon, int boot_vcpus = 0, const std::string& uuid = "") {
     conn_ = virConnectOpen("test:///default");
     std::string layout;
     for (int i = 0; boot_vcpus > 0 && i < max_vcpus; ++i)
       layout += fmt::format("<vcpu id='{}' enabled='{}' hotpluggable='{}'/>", i, i < vcpus ? "yes" : "no",
                             i < boot_vcpus ? "no" : "yes");
     const std::string xml = fmt::format(
-        "<domain type='test'><name>{}</name><memory unit='MiB'>{}</memory>"
+        "<domain type='test'><name>{}</name>{}<memory unit='MiB'>{}</memory>"
         "<currentMemory unit='MiB'>{}</currentMemory><vcpu current='{}'>{}</vcpu>{}<os><type>hvm</type></os>"
         "<devices>{}</devices></domain>",
-        name, max_memory_mib, memory_mib, vcpus, max_vcpus, layout.empty() ? "" : "<vcpus>" + layout + "</vcpus>",
+        name, uuid.empty() ? "" : "<uuid>" + uuid + "</uuid>", max_memory_mib, memory_mib, vcpus, max_vcpus, layout.empty() ? "" : "<vcpus>" + layout + "</vcpus>",
         balloon ? "<memballoon model='virtio'><stats period='10'/></memballoon>" : "");
     if (conn_) dom_ = virDomainCreateXML(conn_, xml.c_str(), 0);
   }

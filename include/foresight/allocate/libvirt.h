@@ -18,7 +18,10 @@ namespace foresight::allocate {
 struct GuestStats {
   std::string name;
   std::int64_t mono_ns = 0;   // CLOCK_MONOTONIC when read: cpu rates are taken over it
-  double cpu_seconds = NAN;   // cumulative cpu time of the guest's processes (virDomainGetInfo)
+  // Cumulative cpu time of its vCPUs' threads (vcpu.N.time). Not QEMU's other threads: their
+  // device emulation is no demand for vCPUs, and counted against the vCPUs it made a guest with
+  // heavy I/O look saturated. A vCPU unplugged takes its time out: the sum can go back.
+  double cpu_seconds = NAN;
   double vcpus = 0, max_vcpus = 0;                // live vCPUs and the most it can be given
   // The fewest it can be given: the vCPUs it booted with, which libvirt does not unplug
   // (hotpluggable='no' in its live XML's <vcpus>; every one where the XML lists none, as for a
@@ -44,6 +47,9 @@ struct GuestStats {
 struct RunningGuests {
   std::vector<GuestStats> guests;
   std::vector<Error> errors;  // guests listed but not read (a guest that stopped meanwhile is not one)
+  // Guests read a call at a time, as the driver's statistics lacked a figure (libvirt's test
+  // driver); 0 where one call read them all (QEMU).
+  std::size_t read_by_calls = 0;
 };
 
 // A libvirt connection opened on first use and opened again when libvirt reports it dead (the
@@ -59,7 +65,8 @@ class LibvirtConnection {
   const std::string& uri() const { return uri_; }
   // One guest by domain name: kNotFound when there is no such domain.
   Result<GuestStats> guest(const std::string& name);
-  // Every running guest. Fails only when they cannot be listed.
+  // Every running guest, in one call to libvirt (virConnectGetAllDomainStats) where its driver's
+  // statistics hold every figure. Fails only when they cannot be listed.
   Result<RunningGuests> runningGuests();
   // The host the guests run on, as its hypervisor reports it (virNodeGetInfo): its active CPUs
   // and its memory.
