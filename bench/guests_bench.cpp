@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -18,11 +19,13 @@ namespace {
 
 constexpr int kGuests = 8;
 
-// The daemon and its guests, booted once for every benchmark; "" when they run, else why not.
-std::string bootGuests(foresight::test_support::QemuLibvirt*& out) {
+// A connection to the daemon of the guests, booted once for every benchmark; nullptr (and the
+// benchmark skipped with why) where they cannot run.
+std::unique_ptr<foresight::allocate::LibvirtConnection> connectToGuests(benchmark::State& state) {
+  spdlog::set_level(spdlog::level::warn);
   static foresight::test_support::QemuLibvirt* host = nullptr;
-  static std::string why = [] {
-    host = new foresight::test_support::QemuLibvirt;  // left to the process exit's cleanup below
+  static const std::string why = [] {
+    host = new foresight::test_support::QemuLibvirt;  // destroyed at exit: it stops the guests
     std::atexit([] { delete host; });
     if (!host->unavailable.empty()) return host->unavailable;
     for (int i = 0; i < kGuests; ++i)
@@ -35,21 +38,19 @@ std::string bootGuests(foresight::test_support::QemuLibvirt*& out) {
     std::this_thread::sleep_for(std::chrono::seconds(30));
     return std::string();
   }();
-  out = host;
-  return why;
+  if (!why.empty()) {
+    state.SkipWithError(why.c_str());
+    return nullptr;
+  }
+  return std::make_unique<foresight::allocate::LibvirtConnection>(host->uri);
 }
 
 void BM_RunningGuests(benchmark::State& state) {
-  spdlog::set_level(spdlog::level::warn);
-  foresight::test_support::QemuLibvirt* host = nullptr;
-  if (auto why = bootGuests(host); !why.empty()) {
-    state.SkipWithError(why.c_str());
-    return;
-  }
-  foresight::allocate::LibvirtConnection conn(host->uri);
+  auto conn = connectToGuests(state);
+  if (!conn) return;
   std::size_t read = 0, by_calls = 0;
   for (auto _ : state) {
-    auto r = conn.runningGuests();
+    auto r = conn->runningGuests();
     if (!r) {
       state.SkipWithError(r.error().message.c_str());
       return;
@@ -63,15 +64,10 @@ void BM_RunningGuests(benchmark::State& state) {
 BENCHMARK(BM_RunningGuests)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_OneGuest(benchmark::State& state) {
-  spdlog::set_level(spdlog::level::warn);
-  foresight::test_support::QemuLibvirt* host = nullptr;
-  if (auto why = bootGuests(host); !why.empty()) {
-    state.SkipWithError(why.c_str());
-    return;
-  }
-  foresight::allocate::LibvirtConnection conn(host->uri);
+  auto conn = connectToGuests(state);
+  if (!conn) return;
   for (auto _ : state)
-    if (auto g = conn.guest("bench-0"); !g) {
+    if (auto g = conn->guest("bench-0"); !g) {
       state.SkipWithError(g.error().message.c_str());
       return;
     }
