@@ -48,11 +48,17 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
   for (auto& g : read->guests) {
     running.insert(g.name);
     const bool has_memory = std::isfinite(g.guest_used_bytes);
+    const auto before = last_.find(g.name);
     if (has_memory) {
       told_[g.name].erase(Told::kNoMemoryStatistics);
+    } else if (before != last_.end() && std::isfinite(before->second.guest_used_bytes)) {
+      // One round without them, after rounds with: its QEMU did not answer libvirt at once (another
+      // client held the guest), not worth a warning unless it lasts.
+      spdlog::debug("guests: {}: no memory statistics this round", g.name);
     } else if (firstTime(g.name, Told::kNoMemoryStatistics)) {
       spdlog::warn("guests: {}: its balloon driver reports no memory statistics, so its memory is left as it "
-                   "is (a virtio memballoon with a stats period: virsh dommemstat {} --period 10 --live --config)",
+                   "is (a virtio memballoon with a stats period: virsh dommemstat {} --period 10 --live --config; "
+                   "a guest that has one: its QEMU has not answered libvirt)",
                    g.name, g.name);
     }
     auto prev = last_.find(g.name);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -338,6 +339,28 @@ TEST(GuestSizer, AGuestWithoutBalloonStatisticsKeepsItsMemory) {
   EXPECT_LT(g.vcpus, 4);
   EXPECT_EQ(log.count("legacy: its balloon driver reports no memory statistics"), 1) << log.text();
   EXPECT_EQ(log.count("virsh dommemstat legacy --period"), 1) << log.text();
+}
+
+// A guest whose statistics miss one round (its QEMU did not answer libvirt at once) is not warned
+// about; two rounds in a row are.
+TEST(GuestSizer, OneRoundWithoutBalloonStatisticsIsNoNews) {
+  test_support::CapturedLog log;
+  Hypervisor h;
+  auto& g = h.guests["busy"];
+  Autoscaler scaler(applying(), std::make_unique<Hypervisor::Backend>(h), std::nullopt);
+  GuestSizer sizer(h.reader(), scaler);
+  const auto round = [&](double used) {
+    g.used = used;
+    ASSERT_TRUE(sizer.round(h.now));
+    h.advance(10);
+  };
+  const double none = std::numeric_limits<double>::quiet_NaN();
+  for (double used : {1 * kGiB, 1 * kGiB, none, 1 * kGiB, none, 1 * kGiB}) round(used);
+  EXPECT_EQ(log.count("busy: its balloon driver reports no memory statistics"), 0) << log.text();
+  round(none);
+  round(none);
+  round(none);
+  EXPECT_EQ(log.count("busy: its balloon driver reports no memory statistics"), 1) << log.text();
 }
 
 // The planner file's leave_alone: planned and shown, never resized.

@@ -1,9 +1,11 @@
 // libvirt and `foresight guests` against real QEMU guests (TCG; tests/support/qemu_guest.h): what
 // the guest's balloon driver and QEMU's threads report, a balloon and a vCPU hot-plug the guest
-// takes, every running guest read in one call, and the loop giving a busy guest a second vCPU,
-// keeping the vCPUs a guest booted with, and asking a timed-out unplug once. Skipped where QEMU, libvirtd, busybox or a packaged kernel is
-// missing (scripts/deps.sh test installs them).
+// takes, every running guest read in one call and not held by one whose QEMU hangs, and the loop
+// giving a busy guest a second vCPU, keeping the vCPUs a guest booted with, and asking a timed-out
+// unplug once. Skipped where QEMU, libvirtd, busybox or a packaged kernel is missing
+// (scripts/deps.sh test installs them).
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -191,6 +193,54 @@ TEST(QemuGuest, AConnectionReadsEveryGuestInOneCallAndOutlivesARestartOfLibvirtd
   ASSERT_TRUE(host.restartDaemon()) << host.log();
   auto one = conn.guest("fs-restart");
   EXPECT_TRUE(one) << one.error().message;
+}
+
+// A guest whose QEMU stopped answering (SIGSTOP here; a hung storage back end in the field) while
+// another client waits on it, holding libvirt's job for that guest: the round reads the other
+// guests at once, and what of the stuck one libvirt has without asking its QEMU.
+TEST(QemuGuest, AGuestWhoseQemuHangsDoesNotHoldTheOtherGuestsReads) {
+  test_support::QemuLibvirt host;
+  if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
+  ASSERT_EQ(host.boot("fs-stuck", 1, 2, 256, ""), "") << host.log();
+  ASSERT_EQ(host.boot("fs-fine", 1, 2, 256, ""), "") << host.log();
+  for (const char* name : {"fs-stuck", "fs-fine"})
+    ASSERT_TRUE(host.waitForConsole(name, "foresight-guest: up", 120)) << host.consoleText(name);
+  allocate::LibvirtConnection conn(host.uri);
+  const auto fine = readUntil(conn, "fs-fine", 30, [](const auto& g) { return std::isfinite(g.guest_used_bytes); });
+  ASSERT_TRUE(std::isfinite(fine.guest_used_bytes)) << "no balloon statistics from the guest";
+  const auto qemu = test_support::runShell("pgrep -f 'guest=fs-stuck,'");
+  const int pid = std::atoi(qemu.out.c_str());
+  ASSERT_GT(pid, 0) << qemu.all();
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  struct Resume {
+    int pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{pid};
+  std::thread holder([&host] {  // another client, stuck in QEMU's monitor until SIGCONT
+    allocate::LibvirtConnection other(host.uri);
+    (void)other.guest("fs-stuck");
+  });
+  struct Join {
+    std::thread& t;
+    int pid;
+    ~Join() {
+      ::kill(pid, SIGCONT);
+      t.join();
+    }
+  } join{holder, pid};
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const auto started = std::chrono::steady_clock::now();
+  auto all = conn.runningGuests();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_LT(took, 5.0) << "the round waited on the stuck guest's QEMU";
+  const allocate::GuestStats* read_fine = nullptr;
+  const allocate::GuestStats* read_stuck = nullptr;
+  for (const auto& g : all->guests) (g.name == "fs-fine" ? read_fine : read_stuck) = &g;
+  ASSERT_TRUE(read_fine && read_stuck);
+  EXPECT_TRUE(std::isfinite(read_fine->guest_used_bytes));
+  EXPECT_EQ(read_stuck->vcpus, 1);
+  EXPECT_TRUE(std::isnan(read_stuck->guest_used_bytes)) << "its balloon driver's figures need its QEMU";
 }
 
 // The loop as a user runs it: a guest kept busy on its one vCPU (of two) is given the second.

@@ -39,8 +39,9 @@ struct GuestStats {
   // What the guest's own kernel uses, from its virtio balloon driver: available - usable (usable:
   // MemAvailable, what it can give up without swapping; guests before Linux 4.16 report only
   // unused, MemFree, so their page cache counts too). NaN without a balloon driver reporting
-  // statistics (no stats period set): the host's view (QEMU's RSS) keeps every page the guest ever
-  // touched and says nothing about what it needs now.
+  // statistics (no stats period set), or, read by runningGuests(), whose QEMU did not answer at
+  // once: the host's view (QEMU's RSS) keeps every page the guest ever touched and says nothing
+  // about what it needs now.
   double guest_used_bytes = NAN;
 };
 
@@ -66,7 +67,9 @@ class LibvirtConnection {
   // One guest by domain name: kNotFound when there is no such domain.
   Result<GuestStats> guest(const std::string& name);
   // Every running guest, in one call to libvirt (virConnectGetAllDomainStats) where its driver's
-  // statistics hold every figure. Fails only when they cannot be listed.
+  // statistics hold every figure. A guest libvirt cannot query at once (its QEMU does not answer
+  // another client) comes without guest_used_bytes rather than holding the others. Fails only
+  // when they cannot be listed.
   Result<RunningGuests> runningGuests();
   // The host the guests run on, as its hypervisor reports it (virNodeGetInfo): its active CPUs
   // and its memory.
