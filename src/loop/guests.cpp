@@ -48,10 +48,10 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
   for (auto& g : read->guests) {
     running.insert(g.name);
     const bool has_memory = std::isfinite(g.guest_used_bytes);
-    const auto before = last_.find(g.name);
+    auto prev = last_.find(g.name);
     if (has_memory) {
       told_[g.name].erase(Told::kNoMemoryStatistics);
-    } else if (before != last_.end() && std::isfinite(before->second.guest_used_bytes)) {
+    } else if (prev != last_.end() && std::isfinite(prev->second.guest_used_bytes)) {
       // One round without them, after rounds with: its QEMU did not answer libvirt at once (another
       // client held the guest), not worth a warning unless it lasts.
       spdlog::debug("guests: {}: no memory statistics this round", g.name);
@@ -61,7 +61,6 @@ Result<GuestSizer::Round> GuestSizer::round(std::int64_t now) {
                    "a guest that has one: its QEMU has not answered libvirt)",
                    g.name, g.name);
     }
-    auto prev = last_.find(g.name);
     if (prev == last_.end()) {
       last_.emplace(g.name, std::move(g));
       continue;

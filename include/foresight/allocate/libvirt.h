@@ -19,8 +19,8 @@ struct GuestStats {
   std::string name;
   std::int64_t mono_ns = 0;   // CLOCK_MONOTONIC when read: cpu rates are taken over it
   // Cumulative cpu time of its vCPUs' threads (vcpu.N.time). Not QEMU's other threads: their
-  // device emulation is no demand for vCPUs, and counted against the vCPUs it made a guest with
-  // heavy I/O look saturated. A vCPU unplugged takes its time out: the sum can go back.
+  // device emulation is no demand for vCPUs, and counted against the vCPUs it would make a guest
+  // with heavy I/O look saturated. A vCPU unplugged takes its time out: the sum can go back.
   double cpu_seconds = NAN;
   double vcpus = 0, max_vcpus = 0;                // live vCPUs and the most it can be given
   // The fewest it can be given: the vCPUs it booted with, which libvirt does not unplug
