@@ -52,14 +52,19 @@ Status checkUnlimited(const std::string& backend, const allocate::Allocation& ta
   return ok();
 }
 
-// The backends that can throttle disk I/O (cgroup, systemd, auto) need the device; the others
-// cannot at all.
+// The backends that can throttle disk I/O (cgroup, systemd, auto, libvirt) need the device; the
+// others cannot at all.
 Status checkDiskIo(const std::string& backend, const allocate::BackendOptions& options) {
   if (backend == "cgroup-v1" || backend == "cgroup-v2" || backend == "systemd" || backend == "auto") {
     if (options.get("io_device").empty())
       return fail(ErrorCode::kInvalidArgument,
                   "--io: {} needs the block device to throttle: -o io_device=MAJ:MIN", backend);
-  } else if (backend == "libvirt" || backend == "kubernetes") {
+  } else if (backend == "libvirt") {
+    if (options.get("disk").empty())
+      return fail(ErrorCode::kInvalidArgument,
+                  "--io: libvirt needs the guest's disk to throttle: -o disk=TARGET (as virsh domblklist lists it, "
+                  "e.g. vda)");
+  } else if (backend == "kubernetes") {
     return fail(ErrorCode::kInvalidArgument, "--io: the {} backend does not manage disk I/O",
                 backend);
   }

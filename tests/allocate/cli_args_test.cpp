@@ -97,6 +97,8 @@ TEST_F(AllocateCli, ABackendsRefusedOptionsAndUnlimitedWhereThereIsNoneAreBadArg
                     "systemd option io_device='sda'");
   expectBadArgument(run("allocate --backend auto --workload app --io 10M"),
                     "--io: auto needs the block device to throttle: -o io_device=MAJ:MIN");
+  expectBadArgument(run("allocate --backend libvirt -o uri=test:///default --workload test --io 10M"),
+                    "--io: libvirt needs the guest's disk to throttle: -o disk=TARGET");
   expectBadArgument(run("allocate --backend systemd -o bus= --workload web.service --cpu 1"),
                     "-o bus= is empty");
   EXPECT_FALSE(fs::exists(db())) << "a change that cannot work was recorded";
@@ -110,6 +112,10 @@ TEST_F(AllocateCli, ABalloonBelowWhatTheGuestSaysItUsesIsRefused) {
   EXPECT_NE(r.err.find("below the memory in use 1.00GiB"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(db()));
   r = run("allocate --backend libvirt -o uri=test:///default --workload test --memory 1.5G");
+  EXPECT_EQ(r.exit_code, 0) << r.all();
+  // The documented options are taken (balloon_wait was refused until 2026-12-07).
+  r = run("allocate --backend libvirt -o uri=test:///default -o balloon_wait=3 -o disk=vda --workload test "
+          "--memory 1.5G --io max");
   EXPECT_EQ(r.exit_code, 0) << r.all();
   // The guests loop's arguments are checked as every command's.
   expectBadArgument(run("guests --period 0"), "--period");

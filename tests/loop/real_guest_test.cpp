@@ -1,9 +1,9 @@
 // libvirt and `foresight guests` against real QEMU guests (TCG; tests/support/qemu_guest.h): what
 // the guest's balloon driver and QEMU's threads report, a balloon and a vCPU hot-plug the guest
-// takes, every running guest read in one call and not held by one whose QEMU hangs, and the loop
-// giving a busy guest a second vCPU, keeping the vCPUs a guest booted with, and asking a timed-out
-// unplug once. Skipped where QEMU, libvirtd, busybox or a packaged kernel is missing
-// (scripts/deps.sh test installs them).
+// takes, a disk's byte limit, every running guest read in one call and not held by one whose QEMU
+// hangs, and the loop giving a busy guest a second vCPU, keeping the vCPUs a guest booted with,
+// and asking a timed-out unplug once. Skipped where QEMU, libvirtd, busybox or a packaged kernel
+// is missing (scripts/deps.sh test installs them).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -241,6 +241,89 @@ TEST(QemuGuest, AGuestWhoseQemuHangsDoesNotHoldTheOtherGuestsReads) {
   EXPECT_TRUE(std::isfinite(read_fine->guest_used_bytes));
   EXPECT_EQ(read_stuck->vcpus, 1);
   EXPECT_TRUE(std::isnan(read_stuck->guest_used_bytes)) << "its balloon driver's figures need its QEMU";
+}
+
+// Bytes the guest read from its disk vda so far (virDomainBlockStats).
+double diskReadBytes(const std::string& uri, const std::string& name) {
+  virConnectPtr c = virConnectOpen(uri.c_str());
+  virDomainPtr d = c ? virDomainLookupByName(c, name.c_str()) : nullptr;
+  virDomainBlockStatsStruct stats{};
+  const bool read = d && virDomainBlockStats(d, "vda", &stats, sizeof stats) == 0;
+  if (d) virDomainFree(d);
+  if (c) virConnectClose(c);
+  return read ? static_cast<double>(stats.rd_bytes) : NAN;
+}
+
+// Its read rate over `seconds`, bytes/s.
+double diskReadRate(const std::string& uri, const std::string& name, int seconds) {
+  const double before = diskReadBytes(uri, name);
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  return (diskReadBytes(uri, name) - before) / seconds;
+}
+
+// read_bytes_sec and write_bytes_sec of its vda, as libvirt holds them.
+std::pair<unsigned long long, unsigned long long> vdaByteLimits(const std::string& uri, const std::string& name) {
+  virConnectPtr c = virConnectOpen(uri.c_str());
+  virDomainPtr d = c ? virDomainLookupByName(c, name.c_str()) : nullptr;
+  int n = 0;  // how many it has first: the remote protocol refuses room for more
+  unsigned long long read = 0, write = 0;
+  if (d && virDomainGetBlockIoTune(d, "vda", nullptr, &n, VIR_DOMAIN_AFFECT_LIVE) == 0) {
+    std::vector<virTypedParameter> params(static_cast<std::size_t>(n));
+    if (virDomainGetBlockIoTune(d, "vda", params.data(), &n, VIR_DOMAIN_AFFECT_LIVE) == 0) {
+      virTypedParamsGetULLong(params.data(), n, VIR_DOMAIN_BLOCK_IOTUNE_READ_BYTES_SEC, &read);
+      virTypedParamsGetULLong(params.data(), n, VIR_DOMAIN_BLOCK_IOTUNE_WRITE_BYTES_SEC, &write);
+      virTypedParamsClear(params.data(), n);
+    }
+  }
+  if (d) virDomainFree(d);
+  if (c) virConnectClose(c);
+  return {read, write};
+}
+
+// A disk's byte limit (`foresight allocate --io` with -o disk=vda) on a guest reading its disk:
+// set in both directions, in force (its reads slow to the limit), set back when a later change of
+// the same apply fails, and rolled back from the audit trail.
+TEST(QemuGuest, ADisksByteLimitHoldsTheGuestsReadsAndIsSetBackAndRolledBack) {
+  test_support::QemuLibvirt host;
+  if (!host.unavailable.empty()) GTEST_SKIP() << host.unavailable;
+  ASSERT_EQ(host.boot("fs-disk", 1, 2, 256, "fs.readdisk=1", 64), "") << host.log();
+  ASSERT_TRUE(host.waitForConsole("fs-disk", "foresight-guest: busy", 120)) << host.consoleText("fs-disk");
+  constexpr double kLimit = 2 * kMiB;
+  const double free_rate = diskReadRate(host.uri, "fs-disk", 3);
+  ASSERT_GT(free_rate, 4 * kLimit) << "the guest does not read its disk fast enough for the limit to show";
+
+  allocate::BackendRegistry registry("backend");
+  allocate::registerBackends(registry);
+  allocate::BackendOptions o;
+  o.values["uri"] = host.uri;
+  o.values["disk"] = "vda";
+  auto backend = registry.create("libvirt", o);
+  ASSERT_TRUE(backend) << backend.error().message;
+  auto log = allocate::AuditLog::open(auditDb("disk").string());
+  ASSERT_TRUE(log) << log.error().message;
+  allocate::Allocation io;
+  io[Resource::kDiskIo] = kLimit;
+  auto id = allocate::applyAndRecord(**backend, "libvirt", o, *log, "fs-disk", io, "test");
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(vdaByteLimits(host.uri, "fs-disk"), std::make_pair(2097152ULL, 2097152ULL));
+  EXPECT_EQ(*log->get(*id)->after[Resource::kDiskIo], kLimit);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const double held_rate = diskReadRate(host.uri, "fs-disk", 4);
+  EXPECT_LT(held_rate, 1.5 * kLimit) << "free " << free_rate / kMiB << " MiB/s";
+  EXPECT_GT(held_rate, 0.5 * kLimit) << "free " << free_rate / kMiB << " MiB/s";
+
+  allocate::Allocation more = io;
+  more[Resource::kDiskIo] = 2 * kLimit;
+  more[Resource::kCpu] = 64;  // above its maximum: libvirt refuses, after the disk's limit changed
+  const auto st = (*backend)->apply("fs-disk", more);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("(disk limit restored)"), std::string::npos) << st.error().message;
+  EXPECT_EQ(vdaByteLimits(host.uri, "fs-disk"), std::make_pair(2097152ULL, 2097152ULL));
+
+  auto rb = allocate::rollback(*log, registry, *id);
+  ASSERT_TRUE(rb) << rb.error().message;
+  EXPECT_EQ(vdaByteLimits(host.uri, "fs-disk"), std::make_pair(0ULL, 0ULL));
+  EXPECT_FALSE((*(*backend)->current("fs-disk"))[Resource::kDiskIo]);
 }
 
 // The loop as a user runs it: a guest kept busy on its one vCPU (of two) is given the second.

@@ -136,9 +136,23 @@ class QemuLibvirt {
   std::string unavailable;  // empty: guests can be booted
   std::string uri;          // the daemon's connection URI
 
-  // Boots a guest (a virtio balloon reporting every second); `args`: its init's fs.after=, fs.fill=
-  // and fs.spin= (tests/support/guest/init). "" when it runs, else libvirt's error.
-  std::string boot(const std::string& name, int vcpus, int max_vcpus, int memory_mib, const std::string& args) {
+  // Boots a guest (a virtio balloon reporting every second); `args`: its init's fs.after=, fs.fill=,
+  // fs.spin= and fs.readdisk= (tests/support/guest/init); `disk_mib` > 0: a virtio disk vda of
+  // that size (a sparse raw file). "" when it runs, else libvirt's error.
+  std::string boot(const std::string& name, int vcpus, int max_vcpus, int memory_mib, const std::string& args,
+                   int disk_mib = 0) {
+    std::string disk;
+    if (disk_mib > 0) {
+      const auto image = dir_ / "home" / (name + ".img");
+      std::ofstream(image).close();  // created empty, then made sparse to its size
+      std::error_code ec;
+      std::filesystem::resize_file(image, static_cast<std::uintmax_t>(disk_mib) << 20, ec);
+      if (ec) return "cannot make the disk image: " + ec.message();
+      if (::geteuid() == 0 && ::chown(image.c_str(), 65534, 65534) != 0) return "cannot hand the disk to nobody";
+      disk = fmt::format("<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/>"
+                         "<target dev='vda' bus='virtio'/></disk>",
+                         image.string());
+    }
     const std::string xml = fmt::format(
         "<domain type='qemu'><name>{0}</name><memory unit='MiB'>{1}</memory>"
         "<vcpu placement='static' current='{2}'>{3}</vcpu>"
@@ -146,9 +160,9 @@ class QemuLibvirt {
         "<cmdline>console=ttyS0 quiet panic=-1 {6}</cmdline></os><features><acpi/></features>"
         "<on_poweroff>destroy</on_poweroff><on_crash>destroy</on_crash><devices>"
         "<serial type='file'><source path='{7}'/><target port='0'/></serial>"
-        "<memballoon model='virtio'><stats period='1'/></memballoon></devices></domain>",
+        "{8}<memballoon model='virtio'><stats period='1'/></memballoon></devices></domain>",
         name, memory_mib, vcpus, max_vcpus, kernel_.string(), (dir_ / "initrd.gz").string(), args,
-        console(name).string());
+        console(name).string(), disk);
     virDomainPtr d = virDomainCreateXML(conn_, xml.c_str(), 0);
     if (!d) {
       const char* error = virGetLastErrorMessage();

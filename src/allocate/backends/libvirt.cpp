@@ -1,7 +1,8 @@
 // libvirt: one connection (reopened when the daemon restarted), the guests' statistics, and the
 // backend. A workload is a domain name. cpu sets the live vCPU count (ceil of the cores), memory
 // the live balloon target (virDomainSetMemoryFlags). Both must stay within the domain's maximums,
-// which this backend does not change (that needs a restart).
+// which this backend does not change (that needs a restart). disk_io sets the read and write byte
+// limits of one disk (-o disk=vda; virDomainSetBlockIoTune), as the cgroup backends do of a device.
 #include "foresight/allocate/libvirt.h"
 
 #include <libvirt/libvirt.h>
@@ -358,7 +359,7 @@ Result<Allocation> LibvirtConnection::host() {
 class LibvirtBackend final : public Backend {
  public:
   LibvirtBackend(const BackendOptions& o, std::shared_ptr<LibvirtConnection> conn)
-      : conn_(std::move(conn)), balloon_wait_text_(o.get("balloon_wait", "10")) {
+      : conn_(std::move(conn)), balloon_wait_text_(o.get("balloon_wait", "10")), disk_(o.get("disk", "")) {
     balloon_wait_ = optionSeconds(balloon_wait_text_).value_or(-1);
   }
 
@@ -379,6 +380,11 @@ class LibvirtBackend final : public Backend {
     Allocation a;
     a[Resource::kCpu] = g->vcpus;
     a[Resource::kMemory] = g->memory_bytes;
+    if (!disk_.empty()) {
+      auto limit = diskLimit(dom->get(), fmt::format("libvirt {} domain '{}'", conn_->uri(), workload));
+      if (!limit) return tl::unexpected(limit.error());
+      a[Resource::kDiskIo] = *limit;
+    }
     return a;
   }
 
@@ -401,10 +407,14 @@ class LibvirtBackend final : public Backend {
   Status apply(const std::string& workload, const Allocation& target) override {
     if (auto st = configured(); !st) return st;
     const std::string what = fmt::format("libvirt {} domain '{}'", conn_->uri(), workload);
-    for (Resource r : {Resource::kDiskIo, Resource::kNetwork})
-      if (target[r])
-        return fail(ErrorCode::kInvalidArgument, "{}: {} is not managed by this backend", what,
-                    foresight::name(r));
+    if (target[Resource::kNetwork])
+      return fail(ErrorCode::kInvalidArgument, "{}: network is not managed by this backend", what);
+    if (target[Resource::kDiskIo] && disk_.empty())
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}: disk_io needs the disk to throttle: -o disk=TARGET (as virsh domblklist lists it, e.g. vda)",
+                  what);
+    if (target[Resource::kDiskIo] && !(*target[Resource::kDiskIo] > 0))
+      return fail(ErrorCode::kInvalidArgument, "{}: disk_io must be positive (or max)", what);
     for (Resource r : {Resource::kCpu, Resource::kMemory})
       if (target[r] && (std::isinf(*target[r]) || *target[r] <= 0))
         return fail(ErrorCode::kInvalidArgument, "{}: {} must be a positive finite value", what,
@@ -427,15 +437,33 @@ class LibvirtBackend final : public Backend {
                     "{}: cannot go below the {:g} vCPUs it booted with (libvirt unplugs only hot-plugged vCPUs)", what,
                     fewest);
 
-    // Memory first, vCPUs second; when the vCPU change fails the balloon goes back.
+    // The disk first (the readiest to refuse, the surest to set back), memory second, vCPUs last;
+    // what changed goes back when a later change fails.
+    std::optional<std::optional<double>> disk_before;  // set once the disk's limit changed
+    if (target[Resource::kDiskIo]) {
+      auto before = diskLimit(d, what);
+      if (!before) return tl::unexpected(before.error());
+      const double asked = *target[Resource::kDiskIo];
+      if (std::isinf(asked) ? before->has_value() : before->value_or(0) != std::round(asked)) {
+        if (auto st = setDiskLimit(d, asked, what); !st) return st;
+        disk_before = *before;
+      }
+    }
+    // Appended to the error of a later change that failed: the disk's limit set back.
+    const auto diskRestored = [&]() -> std::string {
+      if (!disk_before) return "";
+      auto st = setDiskLimit(d, disk_before->value_or(INFINITY), what);
+      return st ? " (disk limit restored)" : "; restoring the disk limit failed too: " + st.error().message;
+    };
     bool memory_changed = false;
     unsigned long old_kib = static_cast<unsigned long>(now->memory_bytes / 1024.0);
     if (target[Resource::kMemory]) {
       const auto kib = static_cast<unsigned long>(*target[Resource::kMemory] / 1024.0);
       if (kib != old_kib) {
-        if (virDomainSetMemoryFlags(d, kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
-          return fail(ErrorCode::kIo, "{}: cannot set memory to {} KiB: {}", what, kib,
-                      lastError());
+        if (virDomainSetMemoryFlags(d, kib, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+          std::string err = fmt::format("{}: cannot set memory to {} KiB: {}", what, kib, lastError());
+          return fail(ErrorCode::kIo, "{}{}", err, diskRestored());
+        }
         memory_changed = true;
         const auto reached = waitForBalloon(d, kib);  // nullopt: not read, the read back tells
         if (reached && near(*reached, old_kib) && !near(kib, old_kib)) {
@@ -446,7 +474,7 @@ class LibvirtBackend final : public Backend {
             err += fmt::format("; setting the target back to {} KiB failed: {}", old_kib, lastError());
           else
             err += "; its target set back";
-          return fail(ErrorCode::kUnavailable, "{}", err);
+          return fail(ErrorCode::kUnavailable, "{}{}", err, diskRestored());
         }
         if (reached && !near(*reached, kib))
           spdlog::warn("{}: the guest took its balloon to {} KiB of the {} KiB asked within {} s", what, *reached, kib,
@@ -465,7 +493,7 @@ class LibvirtBackend final : public Backend {
           else
             err += " (memory restored)";
         }
-        return fail(ErrorCode::kIo, "{}", err);
+        return fail(ErrorCode::kIo, "{}{}", err, diskRestored());
       }
     }
     return ok();
@@ -484,12 +512,42 @@ class LibvirtBackend final : public Backend {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
+  // The disk's limit in bytes/s per direction (read_bytes_sec; set with write_bytes_sec, as the
+  // cgroup backends set both directions); nullopt: none.
+  Result<std::optional<double>> diskLimit(virDomainPtr d, const std::string& what) const {
+    int n = 0;
+    if (virDomainGetBlockIoTune(d, disk_.c_str(), nullptr, &n, VIR_DOMAIN_AFFECT_LIVE) < 0)
+      return fail(ErrorCode::kIo, "{}: cannot read the I/O limits of disk '{}': {}", what, disk_, lastError());
+    std::vector<virTypedParameter> params(static_cast<std::size_t>(n));
+    if (virDomainGetBlockIoTune(d, disk_.c_str(), params.data(), &n, VIR_DOMAIN_AFFECT_LIVE) < 0)
+      return fail(ErrorCode::kIo, "{}: cannot read the I/O limits of disk '{}': {}", what, disk_, lastError());
+    unsigned long long bps = 0;
+    const int found = virTypedParamsGetULLong(params.data(), n, VIR_DOMAIN_BLOCK_IOTUNE_READ_BYTES_SEC, &bps);
+    virTypedParamsClear(params.data(), n);  // its strings (the group's name) are the caller's
+    if (found < 0) return fail(ErrorCode::kIo, "{}: disk '{}': {}", what, disk_, lastError());
+    return bps > 0 ? std::optional<double>(static_cast<double>(bps)) : std::nullopt;  // 0: none
+  }
+  // Sets it; +infinity removes it (0 to libvirt).
+  Status setDiskLimit(virDomainPtr d, double bps, const std::string& what) const {
+    const auto v = std::isinf(bps) ? 0ULL : static_cast<unsigned long long>(std::llround(bps));
+    virTypedParameterPtr params = nullptr;
+    int n = 0, max = 0;
+    virTypedParamsAddULLong(&params, &n, &max, VIR_DOMAIN_BLOCK_IOTUNE_READ_BYTES_SEC, v);
+    virTypedParamsAddULLong(&params, &n, &max, VIR_DOMAIN_BLOCK_IOTUNE_WRITE_BYTES_SEC, v);
+    const int rc = virDomainSetBlockIoTune(d, disk_.c_str(), params, n, VIR_DOMAIN_AFFECT_LIVE);
+    virTypedParamsFree(params, n);
+    if (rc < 0)
+      return fail(ErrorCode::kIo, "{}: cannot set the I/O limit of disk '{}' to {} bytes/s: {}", what, disk_, v,
+                  lastError());
+    return ok();
+  }
   // Within a MiB: the driver moves the balloon in pages, and QEMU reports it in bytes.
   static bool near(unsigned long a, unsigned long b) { return (a > b ? a - b : b - a) <= 1024; }
 
   std::shared_ptr<LibvirtConnection> conn_;
   std::string balloon_wait_text_;
   double balloon_wait_ = 10;
+  std::string disk_;  // the disk whose I/O disk_io limits (its target, e.g. vda); "" = none
 };
 
 std::unique_ptr<Backend> makeLibvirtBackend(const BackendOptions& options) {

@@ -58,8 +58,10 @@ void registerBackends(BackendRegistry& registry) {
                "systemd=yes|no (default: detected), root, io_device, memory_high_ratio, bus, timeout, max_age)",
                makeHostBackend,
                {"cgroup", "systemd", "root", "io_device", "memory_high_ratio", "bus", "timeout", "max_age"});
-  registry.add("libvirt", "libvirt domain: live vCPUs and memory balloon (options: uri)",
-               makeLibvirtBackend, {"uri"});
+  registry.add("libvirt",
+               "libvirt domain: live vCPUs, memory balloon and a disk's I/O limits (options: uri, balloon_wait, "
+               "disk)",
+               makeLibvirtBackend, {"uri", "balloon_wait", "disk"});
   registry.add("kubernetes",
                "Kubernetes in-place pod resize or VPA recommendation (options: mode=resize|vpa, "
                "kubeconfig, context, server (refuse another), resize_timeout, recommender, "

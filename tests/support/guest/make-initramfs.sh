@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds the test guest's initramfs: busybox (static), the virtio balloon driver and its
+# Builds the test guest's initramfs: busybox (static), the virtio balloon and block drivers and their
 # dependencies from /lib/modules/KERNEL_VERSION, and tests/support/guest/init.
 # Usage: make-initramfs.sh KERNEL_VERSION OUT.gz
 set -eu
@@ -17,5 +17,6 @@ cp /bin/busybox "$root/bin/busybox"
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon; do
   cp "/lib/modules/$version/kernel/drivers/virtio/$m.ko" "$root/lib/"
 done
+cp "/lib/modules/$version/kernel/drivers/block/virtio_blk.ko" "$root/lib/"
 cp "$here/init" "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"
