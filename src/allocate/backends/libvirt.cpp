@@ -425,14 +425,14 @@ class LibvirtBackend final : public Backend {
     auto now = conn_->impl_->readInfo(d, workload);
     if (!now) return tl::unexpected(now.error());
 
-    // The vCPUs asked for (whole ones), if any.
-    const auto vcpus = target[Resource::kCpu] ? std::optional<unsigned>(static_cast<unsigned>(
-                                                    std::ceil(*target[Resource::kCpu] - 1e-9)))
-                                              : std::nullopt;
+    // The vCPUs asked for (whole ones), if any. A count and a flag: an optional here made GCC 12
+    // warn (-Wmaybe-uninitialized, falsely) once apply() grew the disk's limit.
+    const bool set_vcpus = target[Resource::kCpu].has_value();
+    const unsigned vcpus = set_vcpus ? static_cast<unsigned>(std::ceil(*target[Resource::kCpu] - 1e-9)) : 0;
     // Refused before anything changes: libvirt would refuse it after the balloon moved, with a
     // message that does not say why ("failed to find appropriate hotpluggable vcpus").
-    if (vcpus && *vcpus < now->vcpus)
-      if (const double fewest = conn_->impl_->minVcpus(d, now->vcpus); *vcpus < fewest)
+    if (set_vcpus && vcpus < now->vcpus)
+      if (const double fewest = conn_->impl_->minVcpus(d, now->vcpus); vcpus < fewest)
         return fail(ErrorCode::kInvalidArgument,
                     "{}: cannot go below the {:g} vCPUs it booted with (libvirt unplugs only hot-plugged vCPUs)", what,
                     fewest);
@@ -481,11 +481,11 @@ class LibvirtBackend final : public Backend {
                        balloon_wait_);
       }
     }
-    if (vcpus) {
-      if (*vcpus != static_cast<unsigned>(now->vcpus) &&
-          virDomainSetVcpusFlags(d, *vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-        std::string err = fmt::format("{}: cannot set {} vCPUs: {}", what, *vcpus, lastError());
-        if (virGetLastErrorCode() == VIR_ERR_OPERATION_TIMEOUT && *vcpus < now->vcpus)
+    if (set_vcpus) {
+      if (vcpus != static_cast<unsigned>(now->vcpus) &&
+          virDomainSetVcpusFlags(d, vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+        std::string err = fmt::format("{}: cannot set {} vCPUs: {}", what, vcpus, lastError());
+        if (virGetLastErrorCode() == VIR_ERR_OPERATION_TIMEOUT && vcpus < now->vcpus)
           conn_->impl_->unplugTimedOut(d);  // after reading the error: its calls reset it
         if (memory_changed) {
           if (virDomainSetMemoryFlags(d, old_kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
