@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -253,6 +254,89 @@ TEST_F(QemuGuest, AGuestWhoseQemuHangsDoesNotHoldTheOtherGuestsReads) {
   EXPECT_TRUE(std::isfinite(read_fine->guest_used_bytes));
   EXPECT_EQ(read_stuck->vcpus, 1);
   EXPECT_TRUE(std::isnan(read_stuck->guest_used_bytes)) << "its balloon driver's figures need its QEMU";
+}
+
+// The same with no other client: the statistics call that asks the stopped QEMU first takes
+// that guest's job and waits for its reply without end (it held the loop until SIGCONT). The read
+// now waits kAnswerWithin once and asks again, past that guest; the next read is at once, and once
+// the QEMU answers again its balloon statistics come back.
+TEST_F(QemuGuest, AGuestWhoseQemuHangsAloneCostsOneWaitNotEveryRound) {
+  ASSERT_EQ(host.boot("fs-hung", 1, 2, 256, ""), "") << host.log();
+  ASSERT_EQ(host.boot("fs-ok", 1, 2, 256, ""), "") << host.log();
+  for (const char* name : {"fs-hung", "fs-ok"})
+    ASSERT_TRUE(host.waitForConsole(name, "foresight-guest: up", 120)) << host.consoleText(name);
+  auto conn = std::make_shared<allocate::LibvirtConnection>(host.uri);
+  const auto has_statistics = [](const allocate::GuestStats& g) { return std::isfinite(g.guest_used_bytes); };
+  for (const char* name : {"fs-hung", "fs-ok"})
+    ASSERT_TRUE(has_statistics(readUntil(*conn, name, 30, has_statistics))) << name << ": no balloon statistics";
+  const auto qemu = test_support::runShell("pgrep -f 'guest=fs-hung,'");
+  const int pid = std::atoi(qemu.out.c_str());
+  ASSERT_GT(pid, 0) << qemu.all();
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  // Should a read wait without end, the QEMU goes on after 60 s: the test ends, and fails.
+  std::atomic<bool> done = false;
+  std::thread watchdog([pid, &done] {
+    for (int i = 0; i < 600 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ::kill(pid, SIGCONT);
+  });
+  struct Stop {
+    std::atomic<bool>& done;
+    std::thread& t;
+    ~Stop() {
+      done = true;
+      t.join();
+    }
+  } stop{done, watchdog};
+
+  const auto timed = [](auto&& f) {
+    const auto started = std::chrono::steady_clock::now();
+    auto r = f();
+    return std::make_pair(std::move(r), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  const double wait = std::chrono::duration<double>(allocate::LibvirtConnection::kAnswerWithin).count();
+  const auto check = [&](const Result<allocate::RunningGuests>& all, const char* which) {
+    ASSERT_TRUE(all) << which << ": " << all.error().message;
+    ASSERT_EQ(all->guests.size(), 2u) << which;
+    for (const auto& g : all->guests) {
+      EXPECT_EQ(g.vcpus, 1) << which << ": " << g.name;
+      EXPECT_EQ(has_statistics(g), g.name == "fs-ok") << which << ": " << g.name;
+    }
+  };
+  auto [first, first_took] = timed([&] { return conn->runningGuests(); });
+  check(first, "first read");
+  EXPECT_GE(first_took, wait) << "the first read did not wait on the stopped QEMU: nothing was tested";
+  EXPECT_LT(first_took, wait + 5) << "the first read waited on the stopped QEMU past its deadline";
+  auto [second, second_took] = timed([&] { return conn->runningGuests(); });
+  check(second, "second read");
+  EXPECT_LT(second_took, 5) << "the second read waited on the stopped QEMU again";
+  // Calls beside a late one on the same connection waited too, at times until it returned: the
+  // late call is left its connection, and these go on another.
+  double slowest = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto [ok, ok_took] = timed([&] { return conn->guest("fs-ok"); });
+    EXPECT_TRUE(ok) << ok.error().message;
+    slowest = std::max(slowest, ok_took);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_LT(slowest, 5) << "a read of the guest that answers waited on the stopped one";
+  auto [one, one_took] = timed([&] { return conn->guest("fs-hung"); });
+  ASSERT_TRUE(one) << one.error().message;
+  EXPECT_FALSE(has_statistics(*one));
+  EXPECT_LT(one_took, 5);
+  // A change needs the job the late read holds: refused at once, not after libvirt's 30 s.
+  allocate::BackendOptions options;
+  auto backend = allocate::makeLibvirtBackend(options, conn);
+  allocate::Allocation two;
+  two[Resource::kCpu] = 2;
+  auto [applied, apply_took] = timed([&] { return backend->apply("fs-hung", two); });
+  ASSERT_FALSE(applied) << "a second vCPU was given to a guest whose QEMU is stopped";
+  EXPECT_NE(applied.error().message.find("has not answered"), std::string::npos) << applied.error().message;
+  EXPECT_LT(apply_took, 5);
+  EXPECT_TRUE(backend->apply("fs-ok", two)) << "the guest that answers was refused too";
+
+  ASSERT_EQ(::kill(pid, SIGCONT), 0);
+  EXPECT_TRUE(has_statistics(readUntil(*conn, "fs-hung", 30, has_statistics)))
+      << "no balloon statistics within 30 s of its QEMU going on";
 }
 
 // Bytes the guest read from its disk vda so far (virDomainBlockStats).

@@ -4,6 +4,7 @@
 //
 // Thread-safety: a LibvirtConnection is used by one thread at a time.
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -63,13 +64,21 @@ class LibvirtConnection {
   LibvirtConnection(const LibvirtConnection&) = delete;
   LibvirtConnection& operator=(const LibvirtConnection&) = delete;
 
+  // How long a statistics call may take. A QEMU that stopped answering holds a call that asks it
+  // without end; past this the call is left to finish on its own and its answer discarded.
+  // Healthy, 8 guests take 40 ms (docs/results.md).
+  static constexpr std::chrono::seconds kAnswerWithin{10};
+
   const std::string& uri() const { return uri_; }
-  // One guest by domain name: kNotFound when there is no such domain.
+  // One guest by domain name: kNotFound when there is no such domain; kUnavailable when its
+  // statistics did not come within kAnswerWithin.
   Result<GuestStats> guest(const std::string& name);
   // Every running guest, in one call to libvirt (virConnectGetAllDomainStats) where its driver's
   // statistics hold every figure. A guest libvirt cannot query at once (its QEMU does not answer
-  // another client) comes without guest_used_bytes rather than holding the others. Fails only
-  // when they cannot be listed.
+  // another client) comes without guest_used_bytes rather than holding the others. A guest whose
+  // QEMU does not answer at all makes the call late: it is asked again once, past that guest, so
+  // the round waits kAnswerWithin once per hang. Fails when they cannot be listed, or the call is
+  // late twice.
   Result<RunningGuests> runningGuests();
   // The host the guests run on, as its hypervisor reports it (virNodeGetInfo): its active CPUs
   // and its memory.

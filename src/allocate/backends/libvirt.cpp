@@ -15,9 +15,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -82,6 +85,67 @@ struct RecordFields {
     return it == values.end() ? NAN : it->second;
   }
 };
+
+// What a late statistics call means, and what it does to the guest.
+constexpr std::string_view kNotAnswering =
+    "a guest's QEMU is not answering libvirt (stopped, or stuck on its storage); its balloon statistics are left "
+    "out until it answers, and libvirt refuses changes to it meanwhile (\"cannot acquire state change lock\")";
+
+struct RecordsDeleter {
+  void operator()(virDomainStatsRecordPtr* r) const { virDomainStatsRecordListFree(r); }
+};
+using Records = std::unique_ptr<virDomainStatsRecordPtr[], RecordsDeleter>;
+
+// What a statistics call returned: its records (n of them; n < 0: it failed, with libvirt's
+// error), or nothing when it did not answer in time (StatsCall::answered false).
+struct StatsAnswer {
+  bool answered = false;
+  int n = -1;
+  Records records;
+  std::string error;
+  std::int64_t mono_ns = 0;  // the middle of the call: libvirt reads the guests one after another
+};
+
+// A statistics call (virConnectGetAllDomainStats, virDomainListGetStats) that waits at most
+// `within` for its answer. libvirt cannot cancel a call, and one that asks a QEMU which stopped
+// answering (stopped, or stuck in a hung storage back end) for its balloon statistics waits for
+// the reply without end, holding that guest's job: with no other client to hold the job first,
+// NOWAIT does not help, and the loop would stop for every guest until that QEMU came back (found
+// on a real guest, SIGSTOPped). So the call runs on a thread of its own; one that is late is left
+// to finish there (its answer discarded), holding only that guest's job, which a NOWAIT call
+// then passes over. `keep` and `release` hold what the call uses (virConnectRef, virDomainRef)
+// for as long as it runs, past the caller's return.
+StatsAnswer statsWithin(std::chrono::steady_clock::duration within, const std::function<int(virDomainStatsRecordPtr**)>& call,
+                        const std::function<void()>& keep, std::function<void()> release) {
+  struct Shared {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false, abandoned = false;
+    StatsAnswer answer;
+  };
+  auto shared = std::make_shared<Shared>();
+  keep();
+  std::thread([shared, call, release = std::move(release)] {
+    virDomainStatsRecordPtr* records = nullptr;
+    const std::int64_t before = monotonicNs();
+    const int n = call(&records);
+    std::string error = n < 0 ? lastError() : "";  // libvirt's last error is per thread
+    const std::int64_t mono_ns = (before + monotonicNs()) / 2;
+    Records owned(records);
+    release();
+    std::lock_guard lock(shared->m);
+    if (shared->abandoned) return;  // `owned` frees the late answer
+    shared->answer = {true, n, std::move(owned), std::move(error), mono_ns};
+    shared->done = true;
+    shared->cv.notify_one();
+  }).detach();
+  std::unique_lock lock(shared->m);
+  if (!shared->cv.wait_for(lock, within, [&] { return shared->done; })) {
+    shared->abandoned = true;
+    return {};
+  }
+  return std::move(shared->answer);
+}
 
 // The sum of vcpu.N.delay of the domain's VCPU statistics, in seconds; NaN without any.
 double vcpuDelaySeconds(virDomainPtr d) {
@@ -154,6 +218,14 @@ struct LibvirtConnection::Impl {
     conn = virConnectOpen(uri.c_str());
     if (!conn) return fail(ErrorCode::kUnavailable, "libvirt: cannot connect to {}: {}", uri, lastError());
     return conn;
+  }
+  // Leaves the connection to a statistics call that is late (statsWithin), which holds a reference
+  // to it until it returns; the next call opens another. Calls made beside the late one on the
+  // same connection waited too, at times until it returned (libvirt 9.0: a domain lookup 34–49 s,
+  // while the same on another connection took 1–2 ms).
+  void leaveToLateCall() {
+    if (conn) virConnectClose(conn);  // our reference: the late call's keeps it open
+    conn = nullptr;
   }
   // After a call failed: whether the connection was dead and is open again, for the call to be
   // made once more. A client learns that the daemon restarted only at its next request, which
@@ -260,16 +332,22 @@ struct LibvirtConnection::Impl {
     g.guest_used_bytes = guestUsedBytes(f["balloon.available"], f["balloon.usable"], f["balloon.unused"]);
     return g;
   }
-  // One guest: its statistics record, else call by call.
+  // One guest: its statistics record, else call by call. NOWAIT as runningGuests().
   Result<GuestStats> read(virDomainPtr d, const std::string& name) {
-    virDomainPtr one[] = {d, nullptr};
-    virDomainStatsRecordPtr* records = nullptr;
-    const std::int64_t before = monotonicNs();
-    std::optional<GuestStats> g;
-    if (virDomainListGetStats(one, kStatsGroups, &records, 0) > 0 && records && *records)
-      g = fromRecord(**records, name, (before + monotonicNs()) / 2);
-    virDomainStatsRecordListFree(records);
-    if (g) return *g;
+    auto a = statsWithin(
+        LibvirtConnection::kAnswerWithin,
+        [d](virDomainStatsRecordPtr** records) {
+          virDomainPtr one[] = {d, nullptr};
+          return virDomainListGetStats(one, kStatsGroups, records, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
+        },
+        [d] { virDomainRef(d); }, [d] { virDomainFree(d); });
+    if (!a.answered) {
+      leaveToLateCall();
+      return fail(ErrorCode::kUnavailable, "libvirt {} domain '{}': its statistics did not come within {} s: {}", uri,
+                  name, LibvirtConnection::kAnswerWithin.count(), kNotAnswering);
+    }
+    if (a.n > 0 && a.records && a.records[0])
+      if (auto g = fromRecord(*a.records[0], name, a.mono_ns)) return *g;
     return readByCalls(d, name);
   }
   // GuestStats::guest_used_bytes from the balloon driver's statistics (KiB; NaN: not reported).
@@ -291,25 +369,42 @@ Result<GuestStats> LibvirtConnection::guest(const std::string& name) {
 }
 
 Result<RunningGuests> LibvirtConnection::runningGuests() {
-  auto c = impl_->get();
-  if (!c) return tl::unexpected(c.error());
   // NOWAIT: a guest whose QEMU does not answer while another client waits on it holds libvirt's
   // job for it, and without the flag the call waited 30 s for that job, every round, before it
   // read the others; with it, that guest comes without its balloon driver's figures.
   constexpr unsigned int kRunning = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
-  virDomainStatsRecordPtr* records = nullptr;
-  std::int64_t before = monotonicNs();
-  int n = virConnectGetAllDomainStats(*c, kStatsGroups, &records, kRunning);
-  std::string error = n < 0 ? lastError() : "";  // before reopened() clears it
-  if (n < 0 && impl_->reopened()) {
-    before = monotonicNs();
-    n = virConnectGetAllDomainStats(impl_->conn, kStatsGroups, &records, kRunning);
-    if (n < 0) error = lastError();
-  }
-  if (n < 0) return fail(ErrorCode::kIo, "libvirt {}: cannot read the running domains' statistics: {}", uri_, error);
-  // libvirt reads the guests one after another within the call: the middle of it is the time of
-  // each within half the call's length.
-  const std::int64_t mono_ns = (before + monotonicNs()) / 2;
+  const auto ask = [](virConnectPtr conn) {
+    return statsWithin(
+        kAnswerWithin,
+        [conn](virDomainStatsRecordPtr** records) {
+          return virConnectGetAllDomainStats(conn, kStatsGroups, records, kRunning);
+        },
+        [conn] { virConnectRef(conn); }, [conn] { virConnectClose(conn); });
+  };
+  // A call that is late waits on a guest whose QEMU does not answer, and holds its job: the next
+  // (on a new connection) passes that guest over (NOWAIT) and reads the others, so a hang costs
+  // one wait, not every round. Each late call gets past one such guest; two in a row fail the round.
+  const auto askAgainIfLate = [&]() -> Result<StatsAnswer> {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto conn = impl_->get();
+      if (!conn) return tl::unexpected(conn.error());
+      auto a = ask(*conn);
+      if (a.answered) return a;
+      impl_->leaveToLateCall();
+      spdlog::warn("libvirt {}: the running domains' statistics did not come within {} s: {}{}", uri_,
+                   kAnswerWithin.count(), kNotAnswering, attempt == 0 ? "; asking again, past it" : "");
+    }
+    return fail(ErrorCode::kUnavailable, "libvirt {}: the running domains' statistics did not come within {} s, twice: {}",
+                uri_, kAnswerWithin.count(), kNotAnswering);
+  };
+  auto a = askAgainIfLate();
+  if (a && a->n < 0 && impl_->reopened()) a = askAgainIfLate();
+  if (!a) return tl::unexpected(a.error());
+  if (a->n < 0)
+    return fail(ErrorCode::kIo, "libvirt {}: cannot read the running domains' statistics: {}", uri_, a->error);
+  const int n = a->n;
+  virDomainStatsRecordPtr* records = a->records.get();
+  const std::int64_t mono_ns = a->mono_ns;
   RunningGuests out;
   std::set<std::string> running;
   for (int i = 0; i < n; ++i) {
@@ -329,7 +424,6 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
     else if (read.error().code != ErrorCode::kNotFound)
       out.errors.push_back(std::move(read.error()));
   }
-  virDomainStatsRecordListFree(records);
   std::erase_if(impl_->booted, [&](const auto& e) { return !running.contains(e.first); });
   std::erase_if(impl_->unplug_timed_out, [&](const auto& e) { return !running.contains(e.first); });
   if (out.read_by_calls > 0 && !std::exchange(impl_->told_one_by_one, true))
@@ -422,6 +516,16 @@ class LibvirtBackend final : public Backend {
     auto dom = conn_->impl_->domain(workload);
     if (!dom) return tl::unexpected(dom.error());
     virDomainPtr d = dom->get();
+    // Every change needs the guest's job, which a command its QEMU does not answer holds: libvirt
+    // would wait 30 s for it and fail ("cannot acquire state change lock"). Refused at once
+    // instead; oVirt's vdsm likewise asks this state before it sends a guest commands.
+    if (virDomainControlInfo control{}; virDomainGetControlInfo(d, &control, 0) == 0 &&
+                                        control.state == VIR_DOMAIN_CONTROL_OCCUPIED &&
+                                        control.stateTime >= kNotAnsweringMs)
+      return fail(ErrorCode::kUnavailable,
+                  "{}: its QEMU has not answered a command of libvirt's for {:.0f} s (stopped, or stuck on its "
+                  "storage); nothing changed",
+                  what, static_cast<double>(control.stateTime) / 1000.0);
     auto now = conn_->impl_->readInfo(d, workload);
     if (!now) return tl::unexpected(now.error());
 
@@ -541,6 +645,8 @@ class LibvirtBackend final : public Backend {
                   lastError());
     return ok();
   }
+  // A QEMU answers a command in milliseconds; one pending for 5 s is not answering.
+  static constexpr unsigned long long kNotAnsweringMs = 5000;
   // Within a MiB: the driver moves the balloon in pages, and QEMU reports it in bytes.
   static bool near(unsigned long a, unsigned long b) { return (a > b ? a - b : b - a) <= 1024; }
 
