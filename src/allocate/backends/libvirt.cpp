@@ -86,6 +86,8 @@ struct RecordFields {
   }
 };
 
+double seconds(std::chrono::milliseconds d) { return std::chrono::duration<double>(d).count(); }
+
 // What a late statistics call means, and what it does to the guest.
 constexpr std::string_view kNotAnswering =
     "a guest's QEMU is not answering libvirt (stopped, or stuck on its storage); its balloon statistics are left "
@@ -196,6 +198,7 @@ bool gone() {
 struct LibvirtConnection::Impl {
   std::string uri;
   virConnectPtr conn = nullptr;
+  std::chrono::milliseconds answer_within = kAnswerWithin;  // a statistics call's (statsWithin)
   // Running domains (UUID -> domain ID, which a restart changes) whose vCPU unplug timed out in
   // libvirt through this connection: the backend records them, the reads report them.
   std::map<std::string, unsigned int> unplug_timed_out;
@@ -335,7 +338,7 @@ struct LibvirtConnection::Impl {
   // One guest: its statistics record, else call by call. NOWAIT as runningGuests().
   Result<GuestStats> read(virDomainPtr d, const std::string& name) {
     auto a = statsWithin(
-        LibvirtConnection::kAnswerWithin,
+        answer_within,
         [d](virDomainStatsRecordPtr** records) {
           virDomainPtr one[] = {d, nullptr};
           return virDomainListGetStats(one, kStatsGroups, records, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
@@ -343,8 +346,8 @@ struct LibvirtConnection::Impl {
         [d] { virDomainRef(d); }, [d] { virDomainFree(d); });
     if (!a.answered) {
       leaveToLateCall();
-      return fail(ErrorCode::kUnavailable, "libvirt {} domain '{}': its statistics did not come within {} s: {}", uri,
-                  name, LibvirtConnection::kAnswerWithin.count(), kNotAnswering);
+      return fail(ErrorCode::kUnavailable, "libvirt {} domain '{}': its statistics did not come within {:g} s: {}", uri,
+                  name, seconds(answer_within), kNotAnswering);
     }
     if (a.n > 0 && a.records && a.records[0])
       if (auto g = fromRecord(*a.records[0], name, a.mono_ns)) return *g;
@@ -357,8 +360,10 @@ struct LibvirtConnection::Impl {
   }
 };
 
-LibvirtConnection::LibvirtConnection(std::string uri) : uri_(std::move(uri)), impl_(std::make_unique<Impl>()) {
+LibvirtConnection::LibvirtConnection(std::string uri, std::chrono::milliseconds answer_within)
+    : uri_(std::move(uri)), impl_(std::make_unique<Impl>()) {
   impl_->uri = uri_;
+  impl_->answer_within = answer_within;
 }
 LibvirtConnection::~LibvirtConnection() = default;
 
@@ -373,9 +378,9 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
   // job for it, and without the flag the call waited 30 s for that job, every round, before it
   // read the others; with it, that guest comes without its balloon driver's figures.
   constexpr unsigned int kRunning = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
-  const auto ask = [](virConnectPtr conn) {
+  const auto ask = [this](virConnectPtr conn) {
     return statsWithin(
-        kAnswerWithin,
+        impl_->answer_within,
         [conn](virDomainStatsRecordPtr** records) {
           return virConnectGetAllDomainStats(conn, kStatsGroups, records, kRunning);
         },
@@ -391,11 +396,11 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
       auto a = ask(*conn);
       if (a.answered) return a;
       impl_->leaveToLateCall();
-      spdlog::warn("libvirt {}: the running domains' statistics did not come within {} s: {}{}", uri_,
-                   kAnswerWithin.count(), kNotAnswering, attempt == 0 ? "; asking again, past it" : "");
+      spdlog::warn("libvirt {}: the running domains' statistics did not come within {:g} s: {}{}", uri_,
+                   seconds(impl_->answer_within), kNotAnswering, attempt == 0 ? "; asking again, past it" : "");
     }
-    return fail(ErrorCode::kUnavailable, "libvirt {}: the running domains' statistics did not come within {} s, twice: {}",
-                uri_, kAnswerWithin.count(), kNotAnswering);
+    return fail(ErrorCode::kUnavailable, "libvirt {}: the running domains' statistics did not come within {:g} s, twice: {}",
+                uri_, seconds(impl_->answer_within), kNotAnswering);
   };
   auto a = askAgainIfLate();
   if (a && a->n < 0 && impl_->reopened()) a = askAgainIfLate();
