@@ -335,6 +335,12 @@ TEST_F(QemuGuest, AGuestWhoseQemuHangsAloneCostsOneWaitNotEveryRound) {
   EXPECT_NE(applied.error().message.find("has not answered"), std::string::npos) << applied.error().message;
   EXPECT_LT(apply_took, wait / 2);
   EXPECT_TRUE(backend->apply("fs-ok", two)) << "the guest that answers was refused too";
+  // So does a read of a disk's limit (`foresight allocate -o disk=vda` reads it first).
+  options.values["disk"] = "vda";
+  auto [limit, limit_took] = timed([&] { return allocate::makeLibvirtBackend(options, conn)->current("fs-hung"); });
+  ASSERT_FALSE(limit);
+  EXPECT_NE(limit.error().message.find("has not answered"), std::string::npos) << limit.error().message;
+  EXPECT_LT(limit_took, wait / 2);
 
   ASSERT_EQ(::kill(pid, SIGCONT), 0);
   EXPECT_TRUE(has_statistics(readUntil(*conn, "fs-hung", 30, has_statistics)))

@@ -480,7 +480,9 @@ class LibvirtBackend final : public Backend {
     a[Resource::kCpu] = g->vcpus;
     a[Resource::kMemory] = g->memory_bytes;
     if (!disk_.empty()) {
-      auto limit = diskLimit(dom->get(), fmt::format("libvirt {} domain '{}'", conn_->uri(), workload));
+      const std::string what = fmt::format("libvirt {} domain '{}'", conn_->uri(), workload);
+      if (auto st = answering(dom->get(), what, "its disk's limit not read"); !st) return tl::unexpected(st.error());
+      auto limit = diskLimit(dom->get(), what);
       if (!limit) return tl::unexpected(limit.error());
       a[Resource::kDiskIo] = *limit;
     }
@@ -521,16 +523,7 @@ class LibvirtBackend final : public Backend {
     auto dom = conn_->impl_->domain(workload);
     if (!dom) return tl::unexpected(dom.error());
     virDomainPtr d = dom->get();
-    // Every change needs the guest's job, which a command its QEMU does not answer holds: libvirt
-    // would wait 30 s for it and fail ("cannot acquire state change lock"). Refused at once
-    // instead; oVirt's vdsm likewise asks this state before it sends a guest commands.
-    if (virDomainControlInfo control{}; virDomainGetControlInfo(d, &control, 0) == 0 &&
-                                        control.state == VIR_DOMAIN_CONTROL_OCCUPIED &&
-                                        control.stateTime >= kNotAnsweringMs)
-      return fail(ErrorCode::kUnavailable,
-                  "{}: its QEMU has not answered a command of libvirt's for {:.0f} s (stopped, or stuck on its "
-                  "storage); nothing changed",
-                  what, static_cast<double>(control.stateTime) / 1000.0);
+    if (auto st = answering(d, what, "nothing changed"); !st) return st;
     auto now = conn_->impl_->readInfo(d, workload);
     if (!now) return tl::unexpected(now.error());
 
@@ -648,6 +641,20 @@ class LibvirtBackend final : public Backend {
     if (rc < 0)
       return fail(ErrorCode::kIo, "{}: cannot set the I/O limit of disk '{}' to {} bytes/s: {}", what, disk_, v,
                   lastError());
+    return ok();
+  }
+  // Fails when the guest's QEMU has had a command of libvirt's pending for kNotAnsweringMs: a change,
+  // and a disk's limit read, need the guest's job, which that command holds, and libvirt would
+  // wait 30 s for it and fail ("cannot acquire state change lock"). Said at once instead; oVirt's
+  // vdsm likewise asks this state before it sends a guest commands.
+  static Status answering(virDomainPtr d, const std::string& what, std::string_view so) {
+    virDomainControlInfo control{};
+    if (virDomainGetControlInfo(d, &control, 0) == 0 && control.state == VIR_DOMAIN_CONTROL_OCCUPIED &&
+        control.stateTime >= kNotAnsweringMs)
+      return fail(ErrorCode::kUnavailable,
+                  "{}: its QEMU has not answered a command of libvirt's for {:.0f} s (stopped, or stuck on its "
+                  "storage); {}",
+                  what, static_cast<double>(control.stateTime) / 1000.0, so);
     return ok();
   }
   // A QEMU answers a command in milliseconds; one pending for 5 s is not answering.
