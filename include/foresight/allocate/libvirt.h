@@ -2,7 +2,8 @@
 // libvirt guests as the libvirt backend and `foresight guests` see them: one connection, and what a
 // running guest uses and is given, read through libvirt's public API (no daemon-specific files).
 //
-// Thread-safety: a LibvirtConnection is used by one thread at a time.
+// Thread-safety: a LibvirtConnection is used by one thread at a time. Its statistics calls run
+// on threads of their own (see kAnswerWithin), which touch only libvirt's thread-safe handles.
 
 #include <chrono>
 #include <cmath>
@@ -61,7 +62,8 @@ class LibvirtConnection {
  public:
   // How long a statistics call may take by default: libvirt's own wait for a guest's job. A QEMU
   // that stopped answering holds a call that asks it without end; past this the call is left to
-  // finish on its own and its answer discarded. Healthy, 8 guests take 40 ms (docs/results.md).
+  // finish on its own, with the connection it was made on (the next call opens another), and its
+  // answer discarded. Healthy, 8 guests take 40 ms (docs/results.md).
   static constexpr std::chrono::seconds kAnswerWithin{30};
 
   explicit LibvirtConnection(std::string uri, std::chrono::milliseconds answer_within = kAnswerWithin);
