@@ -99,7 +99,7 @@ struct RecordsDeleter {
 using Records = std::unique_ptr<virDomainStatsRecordPtr[], RecordsDeleter>;
 
 // What a statistics call returned: its records (n of them; n < 0: it failed, with libvirt's
-// error), or nothing when it did not answer in time (StatsCall::answered false).
+// error), or nothing when it did not answer in time (answered false).
 struct StatsAnswer {
   bool answered = false;
   int n = -1;
