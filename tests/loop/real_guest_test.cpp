@@ -347,6 +347,54 @@ TEST_F(QemuGuest, AGuestWhoseQemuHangsAloneCostsOneWaitNotEveryRound) {
       << "no balloon statistics within 30 s of its QEMU going on";
 }
 
+// A libvirtd that hangs as a whole (SIGSTOP here; a deadlocked daemon in the field): a read on the
+// open connection is late, and so is opening another; the next read fails at once rather than
+// start one more open; once the daemon goes on, reads work again.
+TEST_F(QemuGuest, ALibvirtdThatHangsFailsTheReadsRatherThanHoldThem) {
+  constexpr std::chrono::seconds kAnswerWithin{2};
+  allocate::LibvirtConnection conn(host.uri, kAnswerWithin);
+  ASSERT_TRUE(conn.runningGuests()) << host.log();
+  const pid_t daemon = host.daemonPid();
+  ASSERT_GT(daemon, 0);
+  ASSERT_EQ(::kill(daemon, SIGSTOP), 0);
+  // Should a read wait without end, the daemon goes on after 60 s: the test ends, and fails.
+  std::atomic<bool> done = false;
+  std::thread watchdog([daemon, &done] {
+    for (int i = 0; i < 600 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ::kill(daemon, SIGCONT);
+  });
+  struct Stop {
+    std::atomic<bool>& done;
+    std::thread& t;
+    ~Stop() {
+      done = true;
+      t.join();
+    }
+  } stop{done, watchdog};
+  const auto timed = [](auto&& f) {
+    const auto started = std::chrono::steady_clock::now();
+    auto r = f();
+    return std::make_pair(std::move(r), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  const double wait = std::chrono::duration<double>(kAnswerWithin).count();
+  auto [first, first_took] = timed([&] { return conn.runningGuests(); });
+  EXPECT_FALSE(first) << "read while libvirtd was stopped";
+  EXPECT_LT(first_took, 3 * wait + 2) << "the read waited on the stopped libvirtd past its deadlines";
+  auto [second, second_took] = timed([&] { return conn.runningGuests(); });
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().message.find("has not answered a connection"), std::string::npos)
+      << second.error().message;
+  EXPECT_LT(second_took, wait / 2) << "a second open was started while the first still waited";
+
+  ASSERT_EQ(::kill(daemon, SIGCONT), 0);
+  bool read = false;
+  for (int i = 0; i < 40 && !read; ++i) {
+    read = conn.runningGuests().has_value();
+    if (!read) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_TRUE(read) << "no read within 10 s of libvirtd going on";
+}
+
 // Bytes the guest read from its disk vda so far (virDomainBlockStats).
 double diskReadBytes(const std::string& uri, const std::string& name) {
   virConnectPtr c = virConnectOpen(uri.c_str());

@@ -107,6 +107,8 @@ class QemuLibvirt {
       fs::remove_all(e.path(), ec);
     }
   }
+  // libvirtd's process (setpriv and env exec it), or -1.
+  pid_t daemonPid() const { return daemon_ ? daemon_->pid() : -1; }
   // Stops libvirtd and starts it again (its guests run on, as QEMU runs apart from it).
   bool restartDaemon() {
     if (conn_) virConnectClose(conn_);

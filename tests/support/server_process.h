@@ -37,6 +37,8 @@ class ServerProcess {
   }
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
+  // Its process (argv[0] once exec'd; a program that execs another, as setpriv and env do, is that one).
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;

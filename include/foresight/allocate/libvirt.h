@@ -60,10 +60,11 @@ struct RunningGuests {
 // SIGPIPE to be ignored where it has its default disposition, as libvirt's client needs.
 class LibvirtConnection {
  public:
-  // How long a statistics call may take by default: libvirt's own wait for a guest's job. A QEMU
-  // that stopped answering holds a call that asks it without end; past this the call is left to
-  // finish on its own, with the connection it was made on (the next call opens another), and its
-  // answer discarded. Healthy, 8 guests take 40 ms (docs/results.md).
+  // How long opening a connection and a statistics call may take by default: libvirt's own wait
+  // for a guest's job. A QEMU that stopped answering holds a call that asks it without end, and a
+  // libvirtd that hangs every call; past this the call is left to finish on its own, with the
+  // connection it was made on (the next call opens another), and its answer discarded. While a
+  // late open still waits, calls fail at once. Healthy, 8 guests take 40 ms (docs/results.md).
   static constexpr std::chrono::seconds kAnswerWithin{30};
 
   explicit LibvirtConnection(std::string uri, std::chrono::milliseconds answer_within = kAnswerWithin);
@@ -80,7 +81,7 @@ class LibvirtConnection {
   // another client) comes without guest_used_bytes rather than holding the others. A guest whose
   // QEMU does not answer at all makes the call late: it is asked again once, past that guest, so
   // the round waits `answer_within` once per hang. Fails when they cannot be listed, or the call is
-  // late twice.
+  // late twice (libvirtd does not answer).
   Result<RunningGuests> runningGuests();
   // The host the guests run on, as its hypervisor reports it (virNodeGetInfo): its active CPUs
   // and its memory.

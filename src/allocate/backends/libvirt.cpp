@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <time.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -90,63 +91,70 @@ double seconds(std::chrono::milliseconds d) { return std::chrono::duration<doubl
 
 // What a late statistics call means, and what it does to the guest.
 constexpr std::string_view kNotAnswering =
-    "a guest's QEMU is not answering libvirt (stopped, or stuck on its storage); its balloon statistics are left "
-    "out until it answers, and libvirt refuses changes to it meanwhile (\"cannot acquire state change lock\")";
+    "a guest's QEMU is not answering libvirt (stopped, or stuck on its storage: its balloon statistics are left "
+    "out until it answers, and libvirt refuses changes to it meanwhile), or libvirtd itself is not";
 
 struct RecordsDeleter {
   void operator()(virDomainStatsRecordPtr* r) const { virDomainStatsRecordListFree(r); }
 };
 using Records = std::unique_ptr<virDomainStatsRecordPtr[], RecordsDeleter>;
 
-// What a statistics call returned: its records (n of them; n < 0: it failed, with libvirt's
-// error), or nothing when it did not answer in time (answered false).
+// Runs `call` on a thread of its own and waits at most `limit` for its result. libvirt cannot
+// cancel a call, and one that asks a QEMU which stopped answering (stopped, or stuck in a hung
+// storage back end) waits for its reply without end, as one to a libvirtd that hangs does: the
+// loop would stop for every guest (found on a real guest, SIGSTOPped). A late call is left to
+// finish there, and its result, which owns what it holds (T's destructor), is dropped when it
+// does. `call` must hold what it uses (virConnectRef, virDomainRef, taken before) until it ends.
+template <class T>
+std::optional<T> callWithin(std::chrono::steady_clock::duration limit, std::function<T()> call) {
+  struct Shared {
+    std::mutex m;
+    std::condition_variable cv;
+    std::optional<T> result;
+    bool abandoned = false;
+  };
+  auto shared = std::make_shared<Shared>();
+  std::thread([shared, call = std::move(call)] {
+    T result = call();
+    std::lock_guard lock(shared->m);
+    if (shared->abandoned) return;  // `result` is dropped here
+    shared->result = std::move(result);
+    shared->cv.notify_one();
+  }).detach();
+  std::unique_lock lock(shared->m);
+  if (!shared->cv.wait_for(lock, limit, [&] { return shared->result.has_value(); })) {
+    shared->abandoned = true;
+    return std::nullopt;
+  }
+  return std::move(shared->result);
+}
+
+// What a statistics call (virConnectGetAllDomainStats, virDomainListGetStats) returned: its
+// records (n of them; n < 0: it failed, with libvirt's error).
 struct StatsAnswer {
-  bool answered = false;
   int n = -1;
   Records records;
   std::string error;
   std::int64_t mono_ns = 0;  // the middle of the call: libvirt reads the guests one after another
 };
 
-// A statistics call (virConnectGetAllDomainStats, virDomainListGetStats) that waits at most
-// `within` for its answer. libvirt cannot cancel a call, and one that asks a QEMU which stopped
-// answering (stopped, or stuck in a hung storage back end) for its balloon statistics waits for
-// the reply without end, holding that guest's job: with no other client to hold the job first,
-// NOWAIT does not help, and the loop would stop for every guest until that QEMU came back (found
-// on a real guest, SIGSTOPped). So the call runs on a thread of its own; one that is late is left
-// to finish there (its answer discarded), holding only that guest's job, which a NOWAIT call
-// then passes over. `keep` and `release` hold what the call uses (virConnectRef, virDomainRef)
-// for as long as it runs, past the caller's return.
-StatsAnswer statsWithin(std::chrono::steady_clock::duration within, const std::function<int(virDomainStatsRecordPtr**)>& call,
-                        const std::function<void()>& keep, std::function<void()> release) {
-  struct Shared {
-    std::mutex m;
-    std::condition_variable cv;
-    bool done = false, abandoned = false;
-    StatsAnswer answer;
-  };
-  auto shared = std::make_shared<Shared>();
-  keep();
-  std::thread([shared, call, release = std::move(release)] {
+// A statistics call within `limit` (callWithin). A late one asks a guest whose QEMU does not
+// answer and holds that guest's job, which a NOWAIT call then passes over. `release` ends what
+// the caller took for it (virConnectClose of a virConnectRef, virDomainFree of a virDomainRef).
+std::optional<StatsAnswer> statsWithin(std::chrono::steady_clock::duration limit,
+                                       std::function<int(virDomainStatsRecordPtr**)> call,
+                                       std::function<void()> release) {
+  return callWithin<StatsAnswer>(limit, [call = std::move(call), release = std::move(release)] {
     virDomainStatsRecordPtr* records = nullptr;
     const std::int64_t before = monotonicNs();
-    const int n = call(&records);
-    std::string error = n < 0 ? lastError() : "";  // libvirt's last error is per thread
-    const std::int64_t mono_ns = (before + monotonicNs()) / 2;
-    Records owned(records);
+    StatsAnswer a;
+    a.n = call(&records);
+    a.error = a.n < 0 ? lastError() : "";  // libvirt's last error is per thread
+    a.mono_ns = (before + monotonicNs()) / 2;
+    a.records.reset(records);
     release();
-    std::lock_guard lock(shared->m);
-    if (shared->abandoned) return;  // `owned` frees the late answer
-    shared->answer = {true, n, std::move(owned), std::move(error), mono_ns};
-    shared->done = true;
-    shared->cv.notify_one();
-  }).detach();
-  std::unique_lock lock(shared->m);
-  if (!shared->cv.wait_for(lock, within, [&] { return shared->done; })) {
-    shared->abandoned = true;
-    return {};
-  }
-  return std::move(shared->answer);
+    return a;
+  });
 }
 
 // The sum of vcpu.N.delay of the domain's VCPU statistics, in seconds; NaN without any.
@@ -198,7 +206,13 @@ bool gone() {
 struct LibvirtConnection::Impl {
   std::string uri;
   virConnectPtr conn = nullptr;
-  std::chrono::milliseconds answer_within = kAnswerWithin;  // a statistics call's (statsWithin)
+  std::chrono::milliseconds answer_within = kAnswerWithin;  // an open's and a statistics call's
+  // A connection opened on callWithin's thread; a late one is closed there.
+  struct Opened {
+    std::unique_ptr<virConnect, decltype(&virConnectClose)> conn{nullptr, virConnectClose};
+    std::string error;
+  };
+  std::shared_ptr<std::atomic<bool>> opening = std::make_shared<std::atomic<bool>>(false);
   // Running domains (UUID -> domain ID, which a restart changes) whose vCPU unplug timed out in
   // libvirt through this connection: the backend records them, the reads report them.
   std::map<std::string, unsigned int> unplug_timed_out;
@@ -218,8 +232,24 @@ struct LibvirtConnection::Impl {
     }
     virSetErrorFunc(nullptr, quietErrors);
     ignoreSigpipe();
-    conn = virConnectOpen(uri.c_str());
-    if (!conn) return fail(ErrorCode::kUnavailable, "libvirt: cannot connect to {}: {}", uri, lastError());
+    // Opening waits for libvirtd as any call does: within answer_within, and while a late open
+    // still waits, no other is started (one thread, not one a round, for a libvirtd that hangs).
+    if (*opening)
+      return fail(ErrorCode::kUnavailable, "libvirt: {} has not answered a connection opened more than {:g} s ago",
+                  uri, std::chrono::duration<double>(answer_within).count());
+    *opening = true;
+    auto opened = callWithin<Opened>(answer_within, [uri = uri, opening = opening] {
+      Opened o;
+      o.conn.reset(virConnectOpen(uri.c_str()));
+      if (!o.conn) o.error = lastError();
+      *opening = false;
+      return o;
+    });
+    if (!opened)
+      return fail(ErrorCode::kUnavailable, "libvirt: cannot connect to {}: no answer within {:g} s", uri,
+                  std::chrono::duration<double>(answer_within).count());
+    if (!opened->conn) return fail(ErrorCode::kUnavailable, "libvirt: cannot connect to {}: {}", uri, opened->error);
+    conn = opened->conn.release();
     return conn;
   }
   // Leaves the connection to a statistics call that is late (statsWithin), which holds a reference
@@ -337,20 +367,21 @@ struct LibvirtConnection::Impl {
   }
   // One guest: its statistics record, else call by call. NOWAIT as runningGuests().
   Result<GuestStats> read(virDomainPtr d, const std::string& name) {
+    virDomainRef(d);
     auto a = statsWithin(
         answer_within,
         [d](virDomainStatsRecordPtr** records) {
           virDomainPtr one[] = {d, nullptr};
           return virDomainListGetStats(one, kStatsGroups, records, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
         },
-        [d] { virDomainRef(d); }, [d] { virDomainFree(d); });
-    if (!a.answered) {
+        [d] { virDomainFree(d); });
+    if (!a) {
       leaveToLateCall();
       return fail(ErrorCode::kUnavailable, "libvirt {} domain '{}': its statistics did not come within {:g} s: {}", uri,
                   name, seconds(answer_within), kNotAnswering);
     }
-    if (a.n > 0 && a.records && a.records[0])
-      if (auto g = fromRecord(*a.records[0], name, a.mono_ns)) return *g;
+    if (a->n > 0 && a->records && a->records[0])
+      if (auto g = fromRecord(*a->records[0], name, a->mono_ns)) return *g;
     return readByCalls(d, name);
   }
   // GuestStats::guest_used_bytes from the balloon driver's statistics (KiB; NaN: not reported).
@@ -379,12 +410,13 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
   // read the others; with it, that guest comes without its balloon driver's figures.
   constexpr unsigned int kRunning = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
   const auto ask = [this](virConnectPtr conn) {
+    virConnectRef(conn);
     return statsWithin(
         impl_->answer_within,
         [conn](virDomainStatsRecordPtr** records) {
           return virConnectGetAllDomainStats(conn, kStatsGroups, records, kRunning);
         },
-        [conn] { virConnectRef(conn); }, [conn] { virConnectClose(conn); });
+        [conn] { virConnectClose(conn); });
   };
   // A call that is late waits on a guest whose QEMU does not answer, and holds its job: the next
   // (on a new connection) passes that guest over (NOWAIT) and reads the others, so a hang costs
@@ -394,7 +426,7 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
       auto conn = impl_->get();
       if (!conn) return tl::unexpected(conn.error());
       auto a = ask(*conn);
-      if (a.answered) return a;
+      if (a) return std::move(*a);
       impl_->leaveToLateCall();
       spdlog::warn("libvirt {}: the running domains' statistics did not come within {:g} s: {}{}", uri_,
                    seconds(impl_->answer_within), kNotAnswering, attempt == 0 ? "; asking again, past it" : "");
