@@ -1,7 +1,7 @@
 // libvirt and `foresight guests` against real QEMU guests (TCG; tests/support/qemu_guest.h): what
 // the guest's balloon driver and QEMU's threads report, a balloon and a vCPU hot-plug the guest
 // takes, a disk's byte limit, every running guest read in one call and not held by one whose QEMU
-// hangs, and the loop giving a busy guest a second vCPU, keeping the vCPUs a guest booted with,
+// hangs (nor by a libvirtd that hangs), a change to a hung guest refused at once, and the loop giving a busy guest a second vCPU, keeping the vCPUs a guest booted with,
 // and asking a timed-out unplug once. Skipped where QEMU, libvirtd, busybox or a packaged kernel
 // is missing (scripts/deps.sh test installs them).
 #include <gtest/gtest.h>
@@ -256,6 +256,33 @@ TEST_F(QemuGuest, AGuestWhoseQemuHangsDoesNotHoldTheOtherGuestsReads) {
   EXPECT_TRUE(std::isnan(read_stuck->guest_used_bytes)) << "its balloon driver's figures need its QEMU";
 }
 
+// A process the test stopped (SIGSTOP) goes on (SIGCONT) after 60 s, or when this goes: a test
+// whose call waits on it without end ends, and fails, rather than hang.
+class Watchdog {
+ public:
+  explicit Watchdog(pid_t pid)
+      : thread_([this, pid] {
+          for (int i = 0; i < 600 && !done_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          ::kill(pid, SIGCONT);
+        }) {}
+  ~Watchdog() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> done_ = false;
+  std::thread thread_;
+};
+
+// What `f` returned, and the seconds it took.
+template <class F>
+auto timed(F&& f) {
+  const auto started = std::chrono::steady_clock::now();
+  auto r = f();
+  return std::make_pair(std::move(r), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+}
+
 // The same with no other client: the statistics call that asks the stopped QEMU first takes
 // that guest's job and waits for its reply without end (it held the loop until SIGCONT). The read
 // now waits its deadline once and asks again, past that guest; the next read is at once, and once
@@ -275,26 +302,7 @@ TEST_F(QemuGuest, AGuestWhoseQemuHangsAloneCostsOneWaitNotEveryRound) {
   const int pid = std::atoi(qemu.out.c_str());
   ASSERT_GT(pid, 0) << qemu.all();
   ASSERT_EQ(::kill(pid, SIGSTOP), 0);
-  // Should a read wait without end, the QEMU goes on after 60 s: the test ends, and fails.
-  std::atomic<bool> done = false;
-  std::thread watchdog([pid, &done] {
-    for (int i = 0; i < 600 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ::kill(pid, SIGCONT);
-  });
-  struct Stop {
-    std::atomic<bool>& done;
-    std::thread& t;
-    ~Stop() {
-      done = true;
-      t.join();
-    }
-  } stop{done, watchdog};
-
-  const auto timed = [](auto&& f) {
-    const auto started = std::chrono::steady_clock::now();
-    auto r = f();
-    return std::make_pair(std::move(r), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  };
+  const Watchdog watchdog(pid);  // should a read wait without end
   const double wait = std::chrono::duration<double>(kAnswerWithin).count();
   const auto check = [&](const Result<allocate::RunningGuests>& all, const char* which) {
     ASSERT_TRUE(all) << which << ": " << all.error().message;
@@ -357,25 +365,7 @@ TEST_F(QemuGuest, ALibvirtdThatHangsFailsTheReadsRatherThanHoldThem) {
   const pid_t daemon = host.daemonPid();
   ASSERT_GT(daemon, 0);
   ASSERT_EQ(::kill(daemon, SIGSTOP), 0);
-  // Should a read wait without end, the daemon goes on after 60 s: the test ends, and fails.
-  std::atomic<bool> done = false;
-  std::thread watchdog([daemon, &done] {
-    for (int i = 0; i < 600 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ::kill(daemon, SIGCONT);
-  });
-  struct Stop {
-    std::atomic<bool>& done;
-    std::thread& t;
-    ~Stop() {
-      done = true;
-      t.join();
-    }
-  } stop{done, watchdog};
-  const auto timed = [](auto&& f) {
-    const auto started = std::chrono::steady_clock::now();
-    auto r = f();
-    return std::make_pair(std::move(r), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  };
+  const Watchdog watchdog(daemon);  // should a read wait without end
   const double wait = std::chrono::duration<double>(kAnswerWithin).count();
   auto [first, first_took] = timed([&] { return conn.runningGuests(); });
   EXPECT_FALSE(first) << "read while libvirtd was stopped";
