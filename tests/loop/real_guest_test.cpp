@@ -210,52 +210,6 @@ TEST_F(QemuGuest, AConnectionReadsEveryGuestInOneCallAndOutlivesARestartOfLibvir
   EXPECT_TRUE(one) << one.error().message;
 }
 
-// A guest whose QEMU stopped answering (SIGSTOP here; a hung storage back end in the field) while
-// another client waits on it, holding libvirt's job for that guest: the round reads the other
-// guests at once, and what of the stuck one libvirt has without asking its QEMU.
-TEST_F(QemuGuest, AGuestWhoseQemuHangsDoesNotHoldTheOtherGuestsReads) {
-  ASSERT_EQ(host.boot("fs-stuck", 1, 2, 256, ""), "") << host.log();
-  ASSERT_EQ(host.boot("fs-fine", 1, 2, 256, ""), "") << host.log();
-  for (const char* name : {"fs-stuck", "fs-fine"})
-    ASSERT_TRUE(host.waitForConsole(name, "foresight-guest: up", 120)) << host.consoleText(name);
-  allocate::LibvirtConnection conn(host.uri);
-  const auto fine = readUntil(conn, "fs-fine", 30, [](const auto& g) { return std::isfinite(g.guest_used_bytes); });
-  ASSERT_TRUE(std::isfinite(fine.guest_used_bytes)) << "no balloon statistics from the guest";
-  const auto qemu = test_support::runShell("pgrep -f 'guest=fs-stuck,'");
-  const int pid = std::atoi(qemu.out.c_str());
-  ASSERT_GT(pid, 0) << qemu.all();
-  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
-  struct Resume {
-    int pid;
-    ~Resume() { ::kill(pid, SIGCONT); }
-  } resume{pid};
-  std::thread holder([uri = host.uri] {  // another client, stuck in QEMU's monitor until SIGCONT
-    allocate::LibvirtConnection other(uri);
-    (void)other.guest("fs-stuck");
-  });
-  struct Join {
-    std::thread& t;
-    int pid;
-    ~Join() {
-      ::kill(pid, SIGCONT);
-      t.join();
-    }
-  } join{holder, pid};
-  std::this_thread::sleep_for(std::chrono::seconds(2));
-  const auto started = std::chrono::steady_clock::now();
-  auto all = conn.runningGuests();
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  ASSERT_TRUE(all) << all.error().message;
-  EXPECT_LT(took, 5.0) << "the round waited on the stuck guest's QEMU";
-  const allocate::GuestStats* read_fine = nullptr;
-  const allocate::GuestStats* read_stuck = nullptr;
-  for (const auto& g : all->guests) (g.name == "fs-fine" ? read_fine : read_stuck) = &g;
-  ASSERT_TRUE(read_fine && read_stuck);
-  EXPECT_TRUE(std::isfinite(read_fine->guest_used_bytes));
-  EXPECT_EQ(read_stuck->vcpus, 1);
-  EXPECT_TRUE(std::isnan(read_stuck->guest_used_bytes)) << "its balloon driver's figures need its QEMU";
-}
-
 // A process the test stopped (SIGSTOP) goes on (SIGCONT) after 60 s, or when this goes: a test
 // whose call waits on it without end ends, and fails, rather than hang.
 class Watchdog {
@@ -283,6 +237,53 @@ auto timed(F&& f) {
   return std::make_pair(std::move(r), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 }
 
+// The pid of guest `name`'s QEMU (libvirt names it in -name guest=NAME,...); 0 when not found.
+int qemuPid(const std::string& name) {
+  return std::atoi(test_support::runShell(fmt::format("pgrep -f 'guest={},'", name)).out.c_str());
+}
+
+// A guest whose QEMU stopped answering (SIGSTOP here; a hung storage back end in the field) while
+// another client waits on it, holding libvirt's job for that guest: the round reads the other
+// guests at once, and what of the stuck one libvirt has without asking its QEMU.
+TEST_F(QemuGuest, AGuestWhoseQemuHangsDoesNotHoldTheOtherGuestsReads) {
+  ASSERT_EQ(host.boot("fs-stuck", 1, 2, 256, ""), "") << host.log();
+  ASSERT_EQ(host.boot("fs-fine", 1, 2, 256, ""), "") << host.log();
+  for (const char* name : {"fs-stuck", "fs-fine"})
+    ASSERT_TRUE(host.waitForConsole(name, "foresight-guest: up", 120)) << host.consoleText(name);
+  allocate::LibvirtConnection conn(host.uri);
+  const auto fine = readUntil(conn, "fs-fine", 30, [](const auto& g) { return std::isfinite(g.guest_used_bytes); });
+  ASSERT_TRUE(std::isfinite(fine.guest_used_bytes)) << "no balloon statistics from the guest";
+  const int pid = qemuPid("fs-stuck");
+  ASSERT_GT(pid, 0) << "no QEMU process of fs-stuck";
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  const Watchdog watchdog(pid);
+  // Another client, whose call waits in QEMU's monitor until SIGCONT (guest() gives up on it
+  // after 30 s; the call stays, holding the job).
+  std::thread holder([uri = host.uri] {
+    allocate::LibvirtConnection other(uri);
+    (void)other.guest("fs-stuck");
+  });
+  struct Join {
+    std::thread& t;
+    int pid;
+    ~Join() {
+      ::kill(pid, SIGCONT);
+      t.join();
+    }
+  } join{holder, pid};
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  auto [all, took] = timed([&] { return conn.runningGuests(); });
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_LT(took, 5.0) << "the round waited on the stuck guest's QEMU";
+  const allocate::GuestStats* read_fine = nullptr;
+  const allocate::GuestStats* read_stuck = nullptr;
+  for (const auto& g : all->guests) (g.name == "fs-fine" ? read_fine : read_stuck) = &g;
+  ASSERT_TRUE(read_fine && read_stuck);
+  EXPECT_TRUE(std::isfinite(read_fine->guest_used_bytes));
+  EXPECT_EQ(read_stuck->vcpus, 1);
+  EXPECT_TRUE(std::isnan(read_stuck->guest_used_bytes)) << "its balloon driver's figures need its QEMU";
+}
+
 // The same with no other client: the statistics call that asks the stopped QEMU first takes
 // that guest's job and waits for its reply without end (it held the loop until SIGCONT). The read
 // now waits its deadline once and asks again, past that guest; the next read is at once, and once
@@ -298,9 +299,8 @@ TEST_F(QemuGuest, AGuestWhoseQemuHangsAloneCostsOneWaitNotEveryRound) {
   const auto has_statistics = [](const allocate::GuestStats& g) { return std::isfinite(g.guest_used_bytes); };
   for (const char* name : {"fs-hung", "fs-ok"})
     ASSERT_TRUE(has_statistics(readUntil(*conn, name, 30, has_statistics))) << name << ": no balloon statistics";
-  const auto qemu = test_support::runShell("pgrep -f 'guest=fs-hung,'");
-  const int pid = std::atoi(qemu.out.c_str());
-  ASSERT_GT(pid, 0) << qemu.all();
+  const int pid = qemuPid("fs-hung");
+  ASSERT_GT(pid, 0) << "no QEMU process of fs-hung";
   ASSERT_EQ(::kill(pid, SIGSTOP), 0);
   const Watchdog watchdog(pid);  // should a read wait without end
   const double wait = std::chrono::duration<double>(kAnswerWithin).count();

@@ -2,8 +2,9 @@
 // libvirt guests as the libvirt backend and `foresight guests` see them: one connection, and what a
 // running guest uses and is given, read through libvirt's public API (no daemon-specific files).
 //
-// Thread-safety: a LibvirtConnection is used by one thread at a time. Its statistics calls run
-// on threads of their own (see kAnswerWithin), which touch only libvirt's thread-safe handles.
+// Thread-safety: a LibvirtConnection is used by one thread at a time. Its opens and statistics
+// calls run on threads of their own (see kAnswerWithin), which touch only libvirt's thread-safe
+// handles.
 
 #include <chrono>
 #include <cmath>

@@ -236,7 +236,7 @@ struct LibvirtConnection::Impl {
     // still waits, no other is started (one thread, not one a round, for a libvirtd that hangs).
     if (*opening)
       return fail(ErrorCode::kUnavailable, "libvirt: {} has not answered a connection opened more than {:g} s ago",
-                  uri, std::chrono::duration<double>(answer_within).count());
+                  uri, seconds(answer_within));
     *opening = true;
     auto opened = callWithin<Opened>(answer_within, [uri = uri, opening = opening] {
       Opened o;
@@ -247,7 +247,7 @@ struct LibvirtConnection::Impl {
     });
     if (!opened)
       return fail(ErrorCode::kUnavailable, "libvirt: cannot connect to {}: no answer within {:g} s", uri,
-                  std::chrono::duration<double>(answer_within).count());
+                  seconds(answer_within));
     if (!opened->conn) return fail(ErrorCode::kUnavailable, "libvirt: cannot connect to {}: {}", uri, opened->error);
     conn = opened->conn.release();
     return conn;
