@@ -348,7 +348,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, unmanaged_count,
                     told_left_alone, left_alone, failures](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
-                       const std::array<double, kResourceCount>& demand, double cpuset_cpus) {
+                       const std::array<double, kResourceCount>& demand, const collect::LimitReadings& limits) {
       if (t != reload->checked) {
         reload->checked = t;
         if (auto p = reload->file.changed()) {
@@ -377,8 +377,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
           if (const auto fed = autoscaler->warm(backendName(workload), past))
             spdlog::info("run: {}: starts from {} samples of the history store", workload, fed);
       loop::Bounds bounds;
-      if (cpuset_cpus > 0) bounds.ceiling[Resource::kCpu] = cpuset_cpus;
-      auto plan = autoscaler->observe(backendName(workload), t, usage, demand, bounds, why.has_value());
+      if (limits.cpuset_cpus > 0) bounds.ceiling[Resource::kCpu] = limits.cpuset_cpus;
+      std::optional<allocate::MemoryStall> stall;
+      if (!std::isnan(limits.memory_stall) && !std::isnan(limits.memory_limit))
+        stall = allocate::MemoryStall{limits.memory_stall, limits.memory_limit};
+      auto plan = autoscaler->observe(backendName(workload), t, usage, demand, bounds, why.has_value(), stall);
       if (!plan) {
         std::size_t held_back = 0;
         if (failures->due(workload, plan.error().message, RepeatedLog::Clock::now(), held_back))

@@ -89,6 +89,25 @@ Plan Planner::plan(const PlanInput& in) const {
       floor = std::min(in.oom->demand, max);
       floor_rule = "oom-floor";
     }
+    // A limit the workload stalls at is too tight, whatever the forecast says: a workload that
+    // thrashes its page cache under a limit shows almost no working set (its pages are evicted
+    // before they are activated), and the forecast of it would shrink the limit further. The raise
+    // is Senpai's back-off (oomd): ((share / threshold) / 20)^2 of the limit, at most doubling it;
+    // one within the hysteresis band would be a write a round for little, so that only holds.
+    // What the backends can set: a page of memory, a microsecond of quota per 100 ms.
+    const double resolution = r == Resource::kMemory ? 4096.0 : r == Resource::kCpu ? 1e-5 : 1.0;
+    const bool stalled = r == Resource::kMemory && in.stall && d.current &&
+                         std::fabs(*d.current - in.stall->limit) < resolution &&
+                         in.stall->share > p.pressure_threshold;
+    double backoff = 0;
+    if (stalled) {
+      constexpr double kSenpaiCoeffBackoff = 20, kSenpaiMaxBackoff = 1;
+      const double excess = in.stall->share / p.pressure_threshold / kSenpaiCoeffBackoff;
+      backoff = std::min(kSenpaiMaxBackoff, excess * excess);
+      if (backoff <= p.hysteresis) backoff = 0;
+      const double at = std::min(*d.current * (1.0 + backoff), max);
+      if (at > floor) floor = at, floor_rule = "pressure";
+    }
     const bool has_floor = !floor_rule.empty();
     if (has_floor && desired < floor) desired = floor, rule = floor_rule;
     d.desired = desired;
@@ -107,7 +126,8 @@ Plan Planner::plan(const PlanInput& in) const {
       const auto last = in.last_change[index(r)];
       const std::int64_t cooldown = up ? p.cooldown_up_seconds : p.cooldown_down_seconds;
       if (hold && std::fabs(desired - cur) <= p.hysteresis * cur) {
-        target = cur, rule = "hysteresis";
+        // Held at a limit it stalls at: say so, not merely that the change was small.
+        target = cur, rule = floor_rule == "pressure" && desired == floor ? floor_rule : "hysteresis";
       } else if (hold && last && in.now - *last < cooldown) {
         target = cur, rule = "cooldown";
       } else if (up && desired > cur * (1.0 + p.max_step_up)) {
@@ -139,9 +159,8 @@ Plan Planner::plan(const PlanInput& in) const {
       target = lost_step ? *d.current - *unit : rounded;
     }
     d.target = target;
-    // Within what the backends can set (a page of memory, a microsecond of quota per 100 ms),
-    // a target is the current value: else the change is written, rounded back to it, and audited.
-    const double resolution = r == Resource::kMemory ? 4096.0 : r == Resource::kCpu ? 1e-5 : 1.0;
+    // Within the resolution a target is the current value: else the change is written, rounded
+    // back to it, and audited.
     d.change = !d.current || std::fabs(*d.current - target) >= resolution;
     d.rule = rule;
     d.reason = fmt::format("{}: forecast p{:g} max over {} step{} = {}, current {}, desired {}, "
@@ -155,6 +174,10 @@ Plan Planner::plan(const PlanInput& in) const {
     if (oom_held)
       d.reason += fmt::format(" (OOM kill {} s ago: demand {}, held for {} s)", in.now - in.oom->time,
                               show(r, in.oom->demand), p.oom_hold_seconds);
+    if (stalled)
+      d.reason += fmt::format(" (stalled on memory {:.2f}% of the time at this limit, above {:.2f}%: {})",
+                              in.stall->share * 100, p.pressure_threshold * 100,
+                              backoff > 0 ? fmt::format("raise it by {:.0f}%", backoff * 100) : std::string("hold it"));
     if (d.change) plan.target[r] = target;
     plan.decisions.push_back(std::move(d));
   }

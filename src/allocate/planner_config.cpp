@@ -55,6 +55,7 @@ Status applyPolicy(const YAML::Node& node, Resource r, ResourcePolicy& p, const 
                           {"usage_margin", &p.usage_margin, false, false},
                           {"usage_margin_abs", &p.usage_margin_abs, true, false},
                           {"oom_hold_seconds", &oh, false, false},
+                          {"pressure_threshold", &p.pressure_threshold, false, false},
                           {"lower_quantile", &p.lower_quantile, false, false},
                           {"upper_quantile", &p.upper_quantile, false, false}};
   for (const auto& kv : node) {
@@ -79,6 +80,10 @@ Status applyPolicy(const YAML::Node& node, Resource r, ResourcePolicy& p, const 
       return fail(ErrorCode::kParse, "{}.{}: {} s is beyond the {:g} s this accepts", at, key, secs, kMaxSeconds);
   // A band of 100 % or more would never let the limit come down.
   if (p.hysteresis >= 1) return fail(ErrorCode::kParse, "{}.hysteresis: {} must be below 1 (a share: 0.1 = 10 %)", at, p.hysteresis);
+  // A threshold of 0 would double the limit at the least stall; 1, never reached, turns it off.
+  if (!(p.pressure_threshold > 0 && p.pressure_threshold <= 1))
+    return fail(ErrorCode::kParse, "{}.pressure_threshold: {} must be in (0, 1] (a share: 0.0017 = 0.17 %; 1 = off)", at,
+                p.pressure_threshold);
   p.cooldown_up_seconds = static_cast<std::int64_t>(cu);
   p.cooldown_down_seconds = static_cast<std::int64_t>(cd);
   p.oom_hold_seconds = static_cast<std::int64_t>(oh);

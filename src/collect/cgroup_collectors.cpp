@@ -419,7 +419,8 @@ class CgroupV2Collector final : public Collector {
     KeptFile cpuset;  // cpuset.cpus.effective: only where the cpuset controller is enabled
     KeptFile stat_local;  // cpu.stat.local (kernel 6.6+), as on v1
     fs::path dir;
-    double cpu_limit = NAN, mem_limit = NAN;
+    KeptFile mem_high;  // memory.high: reclaim and throttling start there, below memory.max
+    double cpu_limit = NAN, mem_limit = NAN, mem_high_limit = NAN;
     std::optional<int> cpuset_cpus{};
     bool refresh_limits = false;  // read the limits in the next round (refreshLimits())
     bool ancestor_quota = false, has_local = false;  // as on v1
@@ -433,7 +434,8 @@ class CgroupV2Collector final : public Collector {
                  KeptFile(dir / "memory.stat"),    KeptFile(dir / "memory.events"),
                  KeptFile(dir / "io.stat"),        KeptFile(dir / "memory.swap.current"),
                  Pressure(dir),                    KeptFile(dir / "cpuset.cpus.effective"),
-                 KeptFile(dir / "cpu.stat.local"), dir};
+                 KeptFile(dir / "cpu.stat.local"), dir,
+                 KeptFile(dir / "memory.high")};
   }
 
   bool read(Files& f, Sample& out) {
@@ -480,6 +482,11 @@ class CgroupV2Collector final : public Collector {
       f.mem_limit = v ? *v : NAN;
     }
     if (!std::isnan(f.mem_limit)) out.add("memory_limit_bytes", f.mem_limit);
+    if (auto t = limits ? rd(f.mem_high) : std::nullopt) {  // "max": none, as memory.max
+      auto v = parseNumber(*t);
+      f.mem_high_limit = v ? *v : NAN;
+    }
+    if (!std::isnan(f.mem_high_limit)) out.add("memory_high_bytes", f.mem_high_limit);
     if (auto t = out.detail ? rd(f.mem_stat) : std::nullopt) {
       double v[6];
       findKeys(*t, kMemKeys, v);

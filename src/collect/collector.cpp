@@ -161,6 +161,19 @@ double memoryDemandAfterOomKill(double limit) {
   return std::max(limit * 1.2, limit + 100.0 * (1 << 20));
 }
 
+double memoryStallAtLimit(const Sample& prev, const Sample& cur) {
+  const double stalled = counterRate(prev, cur, "psi_memory_some_seconds_total");
+  if (std::isnan(stalled)) return stalled;
+  // fmin: the one read where the other is not (NaN); a usage not read (NaN) is not at the limit.
+  const double limit = std::fmin(cur.get("memory_limit_bytes"), cur.get("memory_high_bytes"));
+  const bool at_limit = std::isfinite(limit) && cur.get("memory_usage_bytes") >= 0.9 * limit;
+  return at_limit ? std::min(stalled, 1.0) : 0.0;
+}
+
+LimitReadings limitReadings(const Sample& prev, const Sample& cur) {
+  return {cur.get("cpuset_cpus"), cur.get("memory_limit_bytes"), memoryStallAtLimit(prev, cur)};
+}
+
 }  // namespace foresight::collect
 
 namespace foresight::collect {

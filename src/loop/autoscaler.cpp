@@ -127,7 +127,8 @@ std::size_t Autoscaler::warm(const std::string& workload, const trace::RawSeries
 Result<std::optional<allocate::Plan>> Autoscaler::observe(
     const std::string& workload, std::int64_t wall,
     const std::array<double, kResourceCount>& usage,
-    const std::optional<std::array<double, kResourceCount>>& demand, const Bounds& bounds, bool left_alone) {
+    const std::optional<std::array<double, kResourceCount>>& demand, const Bounds& bounds, bool left_alone,
+    const std::optional<allocate::MemoryStall>& stall) {
   const std::int64_t now = loopTime(wall);
   State& st = stateOf(workload);
   st.forecaster->observe(wall, demand.value_or(usage));  // time of day: the wall clock's
@@ -138,6 +139,7 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   const std::size_t mem = index(Resource::kMemory);
   if (demand)
     if (auto kill = allocate::oomKillFromDemand(now, usage[mem], (*demand)[mem])) st.oom = kill;
+  if (stall) st.stall = stall;
   for (Resource r : kAllResources) {
     if (bounds.floor[r] && *bounds.floor[r] > 0) st.bounds.floor[r] = bounds.floor[r];
     if (bounds.ceiling[r] && *bounds.ceiling[r] > 0) st.bounds.ceiling[r] = bounds.ceiling[r];
@@ -166,6 +168,7 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   for (Resource r : config_.resources)
     if (std::isfinite(st.last_usage[index(r)])) input.usage[r] = st.last_usage[index(r)];
   input.oom = st.oom;
+  input.stall = st.stall;
   input.floor = st.bounds.floor;
   input.ceiling = st.bounds.ceiling;
   input.units = units_;

@@ -118,7 +118,7 @@ struct Agent::Impl {
         rows.push_back({s.workload, t_ms, u});
         if (cfg.on_usage &&
             cfg.on_usage(s.workload, s.time_ns / 1000000000, u, collect::resourceDemand(it->second, s, u, cpus),
-                         s.get("cpuset_cpus")))
+                         collect::limitReadings(it->second, s)))
           sampler->refreshLimits(s.workload);
         for (const auto& m : collect::derivedMetrics(it->second, s)) gauge(m.name, s.workload).Set(m.value);
         // A resource missing this round (a detail metric between its reads) keeps the last value

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -430,6 +431,63 @@ TEST(Planner, OomKillDemandIsAFloorForTheHoldTime) {
   EXPECT_NEAR(*plan.target[Resource::kMemory], 560 * kMiB, 1.0);
 }
 
+// Stalls on memory at the current limit: above the threshold (default 10 ms in 6 s, 1/600) the
+// limit rises by Senpai's back-off ((share x 600 / 20)^2, at most 1), beating the cool-down; a
+// back-off within the hysteresis band only holds the limit. The forecast (8 MiB) and the usage
+// (1 MiB, no margin) alone would step it down.
+TEST(Planner, AWorkloadStallingAtItsMemoryLimitIsNotShrunkAndIsRaisedByTheBackOff) {
+  const auto f = memoryForecast(8);
+  PlannerConfig c;
+  c[Resource::kMemory].usage_margin = 0;
+  c[Resource::kMemory].usage_margin_abs = 0;
+  c[Resource::kMemory].cooldown_up_seconds = 600;
+  PlanInput in;
+  in.forecast = &f;
+  in.usage[Resource::kMemory] = 1 * kMiB;
+  in.current[Resource::kMemory] = 64 * kMiB;
+  in.now = 10000;
+  const auto planWith = [&](std::optional<MemoryStall> stall) {
+    in.stall = stall;
+    return decisionFor(Planner(c).plan(in), Resource::kMemory);
+  };
+  const auto without = planWith(std::nullopt);
+  EXPECT_EQ(without.rule, "max-step-down");
+  EXPECT_NEAR(*without.target, 57.6 * kMiB, 1.0);
+
+  // 10 %: (0.1 x 600 / 20)^2 = 9, capped at 1: doubled, though the last change was 10 s ago.
+  in.last_change[index(Resource::kMemory)] = 9990;
+  auto d = planWith(MemoryStall{0.10, 64 * kMiB});
+  EXPECT_EQ(d.rule, "pressure");
+  EXPECT_TRUE(d.change);
+  EXPECT_NEAR(*d.target, 128 * kMiB, 1.0);
+  EXPECT_NE(d.reason.find("stalled on memory 10.00% of the time at this limit, above 0.17%: raise it by 100%"),
+            std::string::npos) << d.reason;
+  in.last_change[index(Resource::kMemory)].reset();
+
+  // 2 %: (0.02 x 600 / 20)^2 = 0.36.
+  d = planWith(MemoryStall{0.02, 64 * kMiB});
+  EXPECT_EQ(d.rule, "pressure");
+  EXPECT_NEAR(*d.target, 64 * 1.36 * kMiB, 1.0);
+
+  // 0.5 %: (0.005 x 600 / 20)^2 = 0.0225, within the 10 % band: held, not stepped down.
+  d = planWith(MemoryStall{0.005, 64 * kMiB});
+  EXPECT_EQ(d.rule, "pressure");
+  EXPECT_FALSE(d.change);
+  EXPECT_NE(d.reason.find("hold it"), std::string::npos) << d.reason;
+
+  // Below the threshold, or measured under another limit: the forecast decides.
+  EXPECT_EQ(planWith(MemoryStall{0.001, 64 * kMiB}).rule, "max-step-down");
+  EXPECT_EQ(planWith(MemoryStall{0.10, 32 * kMiB}).rule, "max-step-down");
+
+  // The operator's max caps the raise; a threshold of 1 turns the rule off.
+  c[Resource::kMemory].max = 100 * kMiB;
+  d = planWith(MemoryStall{0.10, 64 * kMiB});
+  EXPECT_EQ(d.rule, "pressure");
+  EXPECT_NEAR(*d.target, 100 * kMiB, 1.0);
+  c[Resource::kMemory].pressure_threshold = 1;
+  EXPECT_EQ(planWith(MemoryStall{0.10, 64 * kMiB}).rule, "max-step-down");
+}
+
 TEST(Planner, NoForecastKeepsTheCurrentAllocation) {
   predict::Forecast f;
   f.workload = "idle";
@@ -481,6 +539,7 @@ TEST(PlannerConfig, ShippedFileStatesTheBuiltInDefaults) {
     EXPECT_EQ(a.usage_margin, b.usage_margin);
     EXPECT_EQ(a.usage_margin_abs, b.usage_margin_abs);
     EXPECT_EQ(a.oom_hold_seconds, b.oom_hold_seconds);
+    EXPECT_EQ(a.pressure_threshold, b.pressure_threshold);
     EXPECT_EQ(a.lower_quantile, b.lower_quantile);
     EXPECT_EQ(a.upper_quantile, b.upper_quantile);
   }
@@ -528,6 +587,8 @@ TEST(PlannerConfig, ValuesThatMakeNoSenseAreRefusedNamingTheKey) {
            {"{min: -4}", "cpu.min: -4 cannot be negative"},
            {"{cooldown_down_seconds: -100}", "cpu.cooldown_down_seconds: -100 cannot be negative"},
            {"{lower_quantile: 0.95, quantile: 0.9}", "needs lower_quantile <= quantile <= upper_quantile"},
+           {"{pressure_threshold: 0}", "cpu.pressure_threshold: 0 must be in (0, 1]"},
+           {"{pressure_threshold: 1.5}", "cpu.pressure_threshold: 1.5 must be in (0, 1]"},
        }) {
     SCOPED_TRACE(policy);
     auto c = parsePlannerConfig("defaults:\n  cpu: " + policy + "\n", "p.yaml");

@@ -618,7 +618,7 @@ TEST(Agent, ALimitTheLoopSetsIsReadBackInTheNextRound) {
   const fs::path cpu_max = root / "sys/fs/cgroup/system.slice/app.service/cpu.max";
   cfg.detail_every = 1000000;
   std::atomic<bool> set{false};
-  cfg.on_usage = [&](const std::string& workload, std::int64_t, const auto&, const auto&, double) {
+  cfg.on_usage = [&](const std::string& workload, std::int64_t, const auto&, const auto&, const auto&) {
     if (workload != "/system.slice/app.service" || set.exchange(true)) return false;
     std::ofstream(cpu_max) << "150000 100000\n";  // 0.5 core in the fixture → 1.5
     return true;
@@ -646,7 +646,7 @@ TEST(Agent, AWorkloadThatIsGoneIsReportedToOnGone) {
   std::atomic<bool> seen{false};
   std::mutex mu;
   std::vector<std::string> gone;
-  cfg.on_usage = [&](const std::string& workload, std::int64_t, const auto&, const auto&, double) {
+  cfg.on_usage = [&](const std::string& workload, std::int64_t, const auto&, const auto&, const auto&) {
     if (workload == "/system.slice/app.service" && !seen.exchange(true)) std::ofstream(procs) << "";
     return false;
   };

@@ -16,6 +16,10 @@
 //   oom-floor     memory only: for oom_hold_seconds after an OOM kill, never below the demand
 //                 that kill implied (PlanInput::oom), capped at max. Like usage-floor it beats
 //                 hysteresis and cooldown, so a killed workload is not shrunk back into the kill.
+//   pressure      memory only: while the workload stalls on memory (PSI `some`) at its current
+//                 limit for more than pressure_threshold of the time (PlanInput::stall), never
+//                 below that limit, and above it by Senpai's back-off; beats hysteresis and
+//                 cooldown, capped at max.
 //   initial       nothing is enforced now (unlimited): set desired.
 //   hysteresis    |desired - current| <= hysteresis * current: keep (no flapping).
 //   cooldown      the last change of this resource was less than cooldown_up / cooldown_down
@@ -58,6 +62,9 @@ struct ResourcePolicy {
   // How long an OOM kill's demand stays a floor: a day, the half-life with which the Kubernetes
   // VPA recommender decays the bumped sample an OOM kill adds to its memory histogram.
   std::int64_t oom_hold_seconds = 86400;
+  // The share of time a workload may stall on memory (PSI `some`) at its limit before the limit
+  // counts as too tight: Senpai's (oomd) default target, 10 ms in each 6 s. 1 turns the rule off.
+  double pressure_threshold = 0.01 / 6;
   // Quantile levels reported as the plan's lower/upper bounds (e.g. a VPA's lowerBound and
   // upperBound); they do not change the target.
   double lower_quantile = 0.5;
@@ -92,11 +99,23 @@ struct OomKill {
 // demand above usage (or gives one where usage was not read) only after a new kill.
 std::optional<OomKill> oomKillFromDemand(std::int64_t now, double usage, double demand);
 
+// How long a workload stalled on memory while at its memory limit: PSI `some` (the share of wall
+// time in which some of its tasks waited on reclaim, refaults or swap-in) over the last measured
+// interval, and the limit it ran at. Stalls under a limit above usage are the host's, and a higher
+// limit does not cure them: whoever measures counts those as 0 (collect::memoryStallAtLimit).
+struct MemoryStall {
+  double share = 0;
+  double limit = 0;  // bytes
+};
+
 struct PlanInput {
   const predict::Forecast* forecast = nullptr;
   Allocation current;  // what is enforced now (absent = unlimited)
   Allocation usage;    // what is used now (memory feeds the safety rail)
   std::optional<OomKill> oom;  // the latest OOM kill (memory's oom-floor)
+  // The latest memory stall measured (memory's pressure rule); ignored unless measured at the
+  // current limit: a stall under another limit says nothing about this one.
+  std::optional<MemoryStall> stall;
   // What this workload can be given at all, where less than the policy's max: cpu, the CPUs of
   // its cpuset (a quota above them limits nothing); a libvirt guest's maximum vCPUs and memory.
   Allocation ceiling;

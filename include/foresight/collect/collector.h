@@ -111,6 +111,21 @@ double cpuDemand(double usage, double throttled_per_second, double cpus);
 // pkg/recommender/model/container.go). The kill hides by how much it was over.
 double memoryDemandAfterOomKill(double limit);
 
+// The share of the interval in which some of the workload's tasks stalled on memory (PSI `some`:
+// reclaim, refaults of pages evicted not long before, swap-in) while it ran at its own memory
+// limit: memory_usage_bytes at least 90 % of memory_limit_bytes, or of memory_high_bytes where
+// lower. Stalls further below the limit are the host's, which a higher limit does not cure: 0.
+// NaN where this round did not read PSI (a detail file) or the kernel has none.
+double memoryStallAtLimit(const Sample& prev, const Sample& cur);
+
+// What a round read of a workload's limits, for a loop that sizes them (server::Agent's on_usage).
+struct LimitReadings {
+  double cpuset_cpus = NAN;   // the CPUs of its cpuset; NaN where not read this round, or none
+  double memory_limit = NAN;  // memory_limit_bytes (+Inf: none); NaN where not read
+  double memory_stall = NAN;  // memoryStallAtLimit, under that limit
+};
+LimitReadings limitReadings(const Sample& prev, const Sample& cur);
+
 // Ratios derived from two samples, present only when their inputs moved: `ipc` and `cpi`
 // (instructions/cycles), `cache_miss_ratio` (cache misses/references), `cpu_throttled_ratio`
 // (throttled/elapsed CFS periods).

@@ -109,12 +109,14 @@ class Autoscaler {
   // present at boot (not unplugged).
   // `left_alone`: planned for and shown but never applied, also with `apply` (`run`: its own
   // cgroup, PID 1's, the planner file's leave_alone); its changing decisions show "(left alone)"
-  // where dry-run's show "(dry-run)". Returns the plan made, or nullopt while the workload's
-  // history is too short.
+  // where dry-run's show "(dry-run)". `stall`: its memory stall at its limit where read this round
+  // (`run`: PSI, a detail file), for the planner's pressure rule until the next read. Returns the
+  // plan made, or nullopt while the workload's history is too short.
   Result<std::optional<allocate::Plan>> observe(
       const std::string& workload, std::int64_t now, const std::array<double, kResourceCount>& usage,
       const std::optional<std::array<double, kResourceCount>>& demand = std::nullopt,
-      const Bounds& bounds = {}, bool left_alone = false);
+      const Bounds& bounds = {}, bool left_alone = false,
+      const std::optional<allocate::MemoryStall>& stall = std::nullopt);
   // The past of a workload not seen yet (e.g. from Prometheus when `foresight recommend`
   // restarts), in time order: it feeds the forecasters and counts as history watched, as if
   // observed, but plans nothing. Returns the samples fed: 0 for a workload already seen.
@@ -162,6 +164,7 @@ class Autoscaler {
     // working set every detail_every rounds), and the memory usage floor must not lapse then.
     std::array<double, kResourceCount> last_usage{NAN, NAN, NAN, NAN};
     std::optional<allocate::OomKill> oom;  // the latest, for the planner's oom-floor
+    std::optional<allocate::MemoryStall> stall;  // the latest read, for the planner's pressure rule
     Bounds bounds;                         // the last read of each, for the planner
     int apply_failures = 0;                // refused applies in a row
     std::int64_t retry_at = 0;             // no apply before this (loop time)

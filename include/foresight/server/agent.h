@@ -61,13 +61,13 @@ struct AgentConfig {
   store::Retention retention;
   double retention_interval_seconds = 300;
   // Called from the sampling thread with each workload's resource usage (cpu cores, memory bytes,
-  // disk_io and network bytes/s), demand (collect::resourceDemand) and the CPUs of its cpuset
-  // (NaN on rounds that do not read it, or without one) once it has two samples; `foresight run`
+  // disk_io and network bytes/s), demand (collect::resourceDemand) and what the round read of its
+  // limits (collect::limitReadings) once it has two samples; `foresight run`
   // closes the loop here. Time in Unix seconds: the loop forecasts on whole-second steps. Returns
   // true when it changed the workload's limits: the next round reads them back.
   std::function<bool(const std::string& workload, std::int64_t unix_seconds,
                      const std::array<double, kResourceCount>& usage,
-                     const std::array<double, kResourceCount>& demand, double cpuset_cpus)>
+                     const std::array<double, kResourceCount>& demand, const collect::LimitReadings& limits)>
       on_usage;
   // Called from the sampling thread with each new fingerprint of a workload.
   std::function<void(const std::string& workload, const fingerprint::Fingerprint& f)> on_fingerprint;
