@@ -253,6 +253,7 @@ TEST(CgroupV2, ReadsEveryFile) {
   EXPECT_DOUBLE_EQ(s.get("cpu_limit_cores"), 0.5);
   EXPECT_DOUBLE_EQ(s.get("memory_usage_bytes"), 104857600);
   EXPECT_TRUE(std::isinf(s.get("memory_limit_bytes")));  // "max"
+  EXPECT_DOUBLE_EQ(s.get("memory_high_bytes"), 94371840);
   EXPECT_DOUBLE_EQ(s.get("memory_working_set_bytes"), 104857600 - 10485760);
   EXPECT_DOUBLE_EQ(s.get("memory_anon_bytes"), 52428800);
   EXPECT_DOUBLE_EQ(s.get("memory_major_faults_total"), 78);
@@ -715,6 +716,44 @@ TEST(Rates, DemandCountsTheSwapOfALimitedCgroupWhileItIsReadBack) {
   EXPECT_DOUBLE_EQ(demand(100 * kMiB, 50 * kMiB, std::numeric_limits<double>::infinity(), 10, 500),
                    100 * kMiB);
   EXPECT_TRUE(std::isnan(demand(NAN, 50 * kMiB, 120 * kMiB, 10, 500)));  // no working set this round
+}
+
+// The share of time stalled on memory counts where the cgroup ran at its own limit (usage at least
+// 90 % of memory.max, or of memory.high where lower); below it the stalls are the host's: 0.
+TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
+  constexpr double kMiB = 1024 * 1024;
+  const double inf = std::numeric_limits<double>::infinity();
+  auto stall = [&](double usage, double limit, double high = NAN, double stalled_before = 1.0,
+                   double stalled = 1.5) {
+    Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};  // 2 s apart
+    if (!std::isnan(stalled_before)) a.add("psi_memory_some_seconds_total", stalled_before);
+    if (!std::isnan(stalled)) b.add("psi_memory_some_seconds_total", stalled);
+    if (!std::isnan(usage)) b.add("memory_usage_bytes", usage);
+    if (!std::isnan(limit)) b.add("memory_limit_bytes", limit);
+    if (!std::isnan(high)) b.add("memory_high_bytes", high);
+    return memoryStallAtLimit(a, b);
+  };
+  EXPECT_DOUBLE_EQ(stall(95 * kMiB, 100 * kMiB), 0.25);             // 0.5 s stalled in 2 s
+  EXPECT_DOUBLE_EQ(stall(90 * kMiB, 100 * kMiB), 0.25);             // 90 %: at it
+  EXPECT_DOUBLE_EQ(stall(80 * kMiB, 100 * kMiB), 0.0);              // the host's stalls
+  EXPECT_DOUBLE_EQ(stall(80 * kMiB, 100 * kMiB, 85 * kMiB), 0.25);  // at memory.high
+  EXPECT_DOUBLE_EQ(stall(80 * kMiB, inf, 85 * kMiB), 0.25);         // memory.high alone
+  EXPECT_DOUBLE_EQ(stall(80 * kMiB, inf, inf), 0.0);                // no limit
+  EXPECT_DOUBLE_EQ(stall(80 * kMiB, NAN), 0.0);                     // no limit read
+  EXPECT_DOUBLE_EQ(stall(NAN, 100 * kMiB), 0.0);                    // no usage read
+  EXPECT_TRUE(std::isnan(stall(95 * kMiB, 100 * kMiB, NAN, NAN)));  // PSI: nothing to compare with
+  EXPECT_TRUE(std::isnan(stall(95 * kMiB, 100 * kMiB, NAN, 1.0, NAN)));  // not read this round
+
+  Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};
+  a.add("psi_memory_some_seconds_total", 1.0);
+  b.add("psi_memory_some_seconds_total", 1.5);
+  b.add("memory_usage_bytes", 95 * kMiB);
+  b.add("memory_limit_bytes", 100 * kMiB);
+  b.add("cpuset_cpus", 2);
+  const auto l = limitReadings(a, b);
+  EXPECT_DOUBLE_EQ(l.cpuset_cpus, 2);
+  EXPECT_DOUBLE_EQ(l.memory_limit, 100 * kMiB);
+  EXPECT_DOUBLE_EQ(l.memory_stall, 0.25);
 }
 
 // An OOM kill hides how much memory the workload wanted: demand becomes VPA's bump of the limit.
