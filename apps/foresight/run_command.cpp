@@ -380,7 +380,8 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       if (limits.cpuset_cpus > 0) bounds.ceiling[Resource::kCpu] = limits.cpuset_cpus;
       std::optional<allocate::MemoryStall> stall;
       if (!std::isnan(limits.memory_stall) && !std::isnan(limits.memory_limit))
-        stall = allocate::MemoryStall{limits.memory_stall, limits.memory_limit};
+        stall = allocate::MemoryStall{limits.memory_stall, limits.memory_limit,
+                                      static_cast<std::int64_t>(limits.memory_stall_since)};
       auto plan = autoscaler->observe(backendName(workload), t, usage, demand, bounds, why.has_value(), stall);
       if (!plan) {
         std::size_t held_back = 0;

@@ -96,9 +96,10 @@ Plan Planner::plan(const PlanInput& in) const {
     // one within the hysteresis band would be a write a round for little, so that only holds.
     // What the backends can set: a page of memory, a microsecond of quota per 100 ms.
     const double resolution = r == Resource::kMemory ? 4096.0 : r == Resource::kCpu ? 1e-5 : 1.0;
+    const auto& changed = in.last_change[index(r)];
     const bool stalled = r == Resource::kMemory && in.stall && d.current &&
                          std::fabs(*d.current - in.stall->limit) < resolution &&
-                         in.stall->share > p.pressure_threshold;
+                         !(changed && *changed > in.stall->since) && in.stall->share > p.pressure_threshold;
     double backoff = 0;
     if (stalled) {
       constexpr double kSenpaiCoeffBackoff = 20, kSenpaiMaxBackoff = 1;

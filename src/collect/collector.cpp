@@ -171,7 +171,9 @@ double memoryStallAtLimit(const Sample& prev, const Sample& cur) {
 }
 
 LimitReadings limitReadings(const Sample& prev, const Sample& cur) {
-  return {cur.get("cpuset_cpus"), cur.get("memory_limit_bytes"), memoryStallAtLimit(prev, cur)};
+  const Metric* from = prev.find("psi_memory_some_seconds_total");
+  return {cur.get("cpuset_cpus"), cur.get("memory_limit_bytes"), memoryStallAtLimit(prev, cur),
+          from ? static_cast<double>(from->time_ns ? from->time_ns : prev.intervalNs()) / 1e9 : NAN};
 }
 
 }  // namespace foresight::collect

@@ -139,7 +139,10 @@ Result<std::optional<allocate::Plan>> Autoscaler::observe(
   const std::size_t mem = index(Resource::kMemory);
   if (demand)
     if (auto kill = allocate::oomKillFromDemand(now, usage[mem], (*demand)[mem])) st.oom = kill;
-  if (stall) st.stall = stall;
+  if (stall) {
+    st.stall = stall;
+    st.stall->since = onLoopClock(stall->since);  // compared with the last change, on the loop's clock
+  }
   for (Resource r : kAllResources) {
     if (bounds.floor[r] && *bounds.floor[r] > 0) st.bounds.floor[r] = bounds.floor[r];
     if (bounds.ceiling[r] && *bounds.ceiling[r] > 0) st.bounds.ceiling[r] = bounds.ceiling[r];

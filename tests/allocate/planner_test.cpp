@@ -446,17 +446,18 @@ TEST(Planner, AWorkloadStallingAtItsMemoryLimitIsNotShrunkAndIsRaisedByTheBackOf
   in.usage[Resource::kMemory] = 1 * kMiB;
   in.current[Resource::kMemory] = 64 * kMiB;
   in.now = 10000;
-  const auto planWith = [&](std::optional<MemoryStall> stall) {
-    in.stall = stall;
+  // Measured over the last 10 s, from 9990.
+  const auto planWith = [&](double share, double limit) {
+    in.stall = MemoryStall{share, limit, 9990};
     return decisionFor(Planner(c).plan(in), Resource::kMemory);
   };
-  const auto without = planWith(std::nullopt);
+  const auto without = decisionFor(Planner(c).plan(in), Resource::kMemory);
   EXPECT_EQ(without.rule, "max-step-down");
   EXPECT_NEAR(*without.target, 57.6 * kMiB, 1.0);
 
   // 10 %: (0.1 x 600 / 20)^2 = 9, capped at 1: doubled, though the last change was 10 s ago.
   in.last_change[index(Resource::kMemory)] = 9990;
-  auto d = planWith(MemoryStall{0.10, 64 * kMiB});
+  auto d = planWith(0.10, 64 * kMiB);
   EXPECT_EQ(d.rule, "pressure");
   EXPECT_TRUE(d.change);
   EXPECT_NEAR(*d.target, 128 * kMiB, 1.0);
@@ -465,27 +466,31 @@ TEST(Planner, AWorkloadStallingAtItsMemoryLimitIsNotShrunkAndIsRaisedByTheBackOf
   in.last_change[index(Resource::kMemory)].reset();
 
   // 2 %: (0.02 x 600 / 20)^2 = 0.36.
-  d = planWith(MemoryStall{0.02, 64 * kMiB});
+  d = planWith(0.02, 64 * kMiB);
   EXPECT_EQ(d.rule, "pressure");
   EXPECT_NEAR(*d.target, 64 * 1.36 * kMiB, 1.0);
 
   // 0.5 %: (0.005 x 600 / 20)^2 = 0.0225, within the 10 % band: held, not stepped down.
-  d = planWith(MemoryStall{0.005, 64 * kMiB});
+  d = planWith(0.005, 64 * kMiB);
   EXPECT_EQ(d.rule, "pressure");
   EXPECT_FALSE(d.change);
   EXPECT_NE(d.reason.find("hold it"), std::string::npos) << d.reason;
 
-  // Below the threshold, or measured under another limit: the forecast decides.
-  EXPECT_EQ(planWith(MemoryStall{0.001, 64 * kMiB}).rule, "max-step-down");
-  EXPECT_EQ(planWith(MemoryStall{0.10, 32 * kMiB}).rule, "max-step-down");
+  // Below the threshold, measured under another limit, or over an interval in which the limit
+  // changed (partly under the last one): the forecast decides.
+  in.last_change[index(Resource::kMemory)] = 9995;
+  EXPECT_EQ(planWith(0.10, 64 * kMiB).rule, "cooldown");
+  in.last_change[index(Resource::kMemory)].reset();
+  EXPECT_EQ(planWith(0.001, 64 * kMiB).rule, "max-step-down");
+  EXPECT_EQ(planWith(0.10, 32 * kMiB).rule, "max-step-down");
 
   // The operator's max caps the raise; a threshold of 1 turns the rule off.
   c[Resource::kMemory].max = 100 * kMiB;
-  d = planWith(MemoryStall{0.10, 64 * kMiB});
+  d = planWith(0.10, 64 * kMiB);
   EXPECT_EQ(d.rule, "pressure");
   EXPECT_NEAR(*d.target, 100 * kMiB, 1.0);
   c[Resource::kMemory].pressure_threshold = 1;
-  EXPECT_EQ(planWith(MemoryStall{0.10, 64 * kMiB}).rule, "max-step-down");
+  EXPECT_EQ(planWith(0.10, 64 * kMiB).rule, "max-step-down");
 }
 
 TEST(Planner, NoForecastKeepsTheCurrentAllocation) {

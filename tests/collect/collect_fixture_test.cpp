@@ -754,6 +754,7 @@ TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
   EXPECT_DOUBLE_EQ(l.cpuset_cpus, 2);
   EXPECT_DOUBLE_EQ(l.memory_limit, 100 * kMiB);
   EXPECT_DOUBLE_EQ(l.memory_stall, 0.25);
+  EXPECT_DOUBLE_EQ(l.memory_stall_since, 1.0);  // the last PSI read
 }
 
 // An OOM kill hides how much memory the workload wanted: demand becomes VPA's bump of the limit.

@@ -106,6 +106,7 @@ std::optional<OomKill> oomKillFromDemand(std::int64_t now, double usage, double 
 struct MemoryStall {
   double share = 0;
   double limit = 0;  // bytes
+  std::int64_t since = 0;  // Unix seconds: when the interval began
 };
 
 struct PlanInput {
@@ -114,7 +115,8 @@ struct PlanInput {
   Allocation usage;    // what is used now (memory feeds the safety rail)
   std::optional<OomKill> oom;  // the latest OOM kill (memory's oom-floor)
   // The latest memory stall measured (memory's pressure rule); ignored unless measured at the
-  // current limit: a stall under another limit says nothing about this one.
+  // current limit over an interval with no change of it: a stall under another limit says
+  // nothing about this one.
   std::optional<MemoryStall> stall;
   // What this workload can be given at all, where less than the policy's max: cpu, the CPUs of
   // its cpuset (a quota above them limits nothing); a libvirt guest's maximum vCPUs and memory.

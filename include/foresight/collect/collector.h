@@ -123,6 +123,7 @@ struct LimitReadings {
   double cpuset_cpus = NAN;   // the CPUs of its cpuset; NaN where not read this round, or none
   double memory_limit = NAN;  // memory_limit_bytes (+Inf: none); NaN where not read
   double memory_stall = NAN;  // memoryStallAtLimit, under that limit
+  double memory_stall_since = NAN;  // Unix seconds: the start of its interval (the last PSI read)
 };
 LimitReadings limitReadings(const Sample& prev, const Sample& cur);
 
