@@ -171,9 +171,13 @@ double memoryStallAtLimit(const Sample& prev, const Sample& cur) {
 }
 
 LimitReadings limitReadings(const Sample& prev, const Sample& cur) {
+  // A metric's time is on the interval clock (monotonic): the interval's start on the wall clock is
+  // as long before this sample's wall time.
   const Metric* from = prev.find("psi_memory_some_seconds_total");
-  return {cur.get("cpuset_cpus"), cur.get("memory_limit_bytes"), memoryStallAtLimit(prev, cur),
-          from ? static_cast<double>(from->time_ns ? from->time_ns : prev.intervalNs()) / 1e9 : NAN};
+  const double since =
+      from ? static_cast<double>(cur.time_ns - (cur.intervalNs() - (from->time_ns ? from->time_ns : prev.intervalNs()))) / 1e9
+           : NAN;
+  return {cur.get("cpuset_cpus"), cur.get("memory_limit_bytes"), memoryStallAtLimit(prev, cur), since};
 }
 
 }  // namespace foresight::collect

@@ -744,7 +744,10 @@ TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
   EXPECT_TRUE(std::isnan(stall(95 * kMiB, 100 * kMiB, NAN, NAN)));  // PSI: nothing to compare with
   EXPECT_TRUE(std::isnan(stall(95 * kMiB, 100 * kMiB, NAN, 1.0, NAN)));  // not read this round
 
-  Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};
+  // Wall clock 1001 s and 1003 s; the interval clock (monotonic) 1 s and 3 s.
+  Sample a{"w", 1'001'000'000'000, {}}, b{"w", 1'003'000'000'000, {}};
+  a.mono_ns = 1'000'000'000;
+  b.mono_ns = 3'000'000'000;
   a.add("psi_memory_some_seconds_total", 1.0);
   b.add("psi_memory_some_seconds_total", 1.5);
   b.add("memory_usage_bytes", 95 * kMiB);
@@ -754,7 +757,7 @@ TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
   EXPECT_DOUBLE_EQ(l.cpuset_cpus, 2);
   EXPECT_DOUBLE_EQ(l.memory_limit, 100 * kMiB);
   EXPECT_DOUBLE_EQ(l.memory_stall, 0.25);
-  EXPECT_DOUBLE_EQ(l.memory_stall_since, 1.0);  // the last PSI read
+  EXPECT_DOUBLE_EQ(l.memory_stall_since, 1001.0);  // the last PSI read, on the wall clock
 }
 
 // An OOM kill hides how much memory the workload wanted: demand becomes VPA's bump of the limit.

@@ -346,6 +346,41 @@ TEST(Autoscaler, OomKillDemandHoldsTheMemoryLimitUp) {
   EXPECT_NEAR(*(*p)->target[Resource::kMemory], 1.32e9 * 0.9, 1);
 }
 
+// A memory stall read at the workload's limit raises it once: the raise changes the limit, so
+// the same reading says nothing of the next one, and a reading is needed at the new limit; one
+// whose interval began before the last change (partly at the old limit) is ignored.
+TEST(Autoscaler, AMemoryStallAtTheLimitRaisesItOncePerReading) {
+  AutoscalerConfig c = afterSamples(3);
+  c.apply = true;
+  c.resources = {Resource::kMemory};
+  c.planner[Resource::kMemory].usage_margin_abs = 0;
+  Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
+  const auto observe = [&](int t, std::optional<allocate::MemoryStall> stall) {
+    auto p = a.observe("db", 1000 + t, usage(NAN, 1e8), std::nullopt, {}, false, stall);
+    EXPECT_TRUE(p && *p) << "t=" << t;
+    if (p && *p)
+      for (const auto& d : (*p)->decisions)
+        if (d.resource == Resource::kMemory) return d;
+    return allocate::Decision{};
+  };
+  for (int t = 0; t < 2; ++t) ASSERT_TRUE(a.observe("db", 1000 + t, usage(NAN, 1e8)));  // no plan yet
+  const double first = observe(2, std::nullopt).target.value_or(NAN);  // the initial limit
+  ASSERT_GT(first, 1e8);
+  auto d = observe(10, allocate::MemoryStall{0.1, first, 1008});
+  EXPECT_EQ(d.rule, "pressure");
+  EXPECT_NEAR(d.target.value_or(0), 2 * first, 1);
+  d = observe(11, std::nullopt);  // the last reading was at the last limit: nothing to go on
+  EXPECT_EQ(d.rule, "cooldown");
+  EXPECT_NEAR(d.target.value_or(0), 2 * first, 1);
+  // Over the interval from the raise on (the raise's own round): raised again.
+  d = observe(12, allocate::MemoryStall{0.1, 2 * first, 1010});
+  EXPECT_EQ(d.rule, "pressure");
+  EXPECT_NEAR(d.target.value_or(0), 4 * first, 1);
+  d = observe(14, allocate::MemoryStall{0.1, 4 * first, 1011});  // began before that raise
+  EXPECT_EQ(d.rule, "cooldown");
+  EXPECT_NEAR(d.target.value_or(0), 4 * first, 1);
+}
+
 // A kill seen while the loop still waits for history is not lost: the first plan keeps its floor.
 TEST(Autoscaler, OomKillBeforeTheFirstPlanStillSetsTheFloor) {
   AutoscalerConfig c = afterSamples(5);
