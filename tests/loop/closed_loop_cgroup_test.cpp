@@ -508,43 +508,17 @@ TEST(RunCommand, ALeaveAlonePatternKeepsAWorkloadUnresized) {
 // cache: its pages are evicted before they are used again, so its working set (usage less the
 // inactive file pages) reads almost nothing and the forecast would shrink the limit. It stalls on
 // memory (PSI) at its limit, and `run --apply` raises the limit (rule `pressure`), which it never
-// does on that forecast. The usage floor's margin is 0 here, so that it raises nothing by itself.
+// does on that forecast (scripts/page_cache_thrash.sh: the usage floor's margin is 0 there).
 TEST(RunCommand, AWorkloadThrashingItsPageCacheAtItsMemoryLimitIsGivenMore) {
   if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
   if (!fs::exists("/proc/pressure/memory")) GTEST_SKIP() << "needs a kernel with PSI (/proc/pressure/memory)";
-  const fs::path dir = fs::temp_directory_path() / fmt::format("foresight-thrash-{}", ::getpid());
-  fs::create_directories(dir);
-  const std::string d = dir.filename().string();
-  std::ofstream(dir / "planner.yaml") << "defaults:\n  memory: {usage_margin: 0, usage_margin_abs: 0}\n"
-                                         "leave_alone: []\n";
-  // v1 (hybrid): the limit in the memory hierarchy, PSI on the unified side.
-  std::ofstream(dir / "run.sh") << fmt::format(
-      "set -e\n"
-      "if [ -e /sys/fs/cgroup/cgroup.controllers ]; then hs=.; limit=memory.max; "
-      "else hs='cpuacct cpu memory unified'; limit=memory/{0}/memory.limit_in_bytes; fi\n"
-      "dd if=/dev/zero of={1}/data bs=1M count=96 conv=fsync status=none\n"
-      "dd if={1}/data iflag=nocache count=0 status=none  # its reads are then charged to the cgroup\n"
-      "for h in $hs; do mkdir -p /sys/fs/cgroup/$h/{0}; done\n"
-      "[ $limit = memory.max ] && limit={0}/memory.max\n"
-      "echo 32M > /sys/fs/cgroup/$limit\n"
-      "sh -c 'for h in '\"$hs\"'; do echo $$ > /sys/fs/cgroup/$h/{0}/cgroup.procs; done; "
-      "while :; do cat {1}/data > /dev/null; done' &\n"
-      "w=$!\n"
-      "set +e\n"
-      "{2} run --apply --audit {1}/audit.db --planner {1}/planner.yaml --period 0.2 --min-history 0 --duration 12 "
-      "--view 0 --listen 127.0.0.1:0 --database '' cgroup:/{0}\n"
-      "rc=$?\n"
-      "echo \"limit after: $(cat /sys/fs/cgroup/$limit)\"\n"
-      "kill $w; wait $w 2>/dev/null\n"
-      "for h in $hs; do rmdir /sys/fs/cgroup/$h/{0}; done\n"
-      "exit $rc\n",
-      d, dir.string(), FORESIGHT_BIN);
-  const auto ran = foresight::test_support::runShell("sh " + (dir / "run.sh").string());
-  fs::remove_all(dir);
+  const auto ran = foresight::test_support::runShell(
+      fmt::format("sh {}/scripts/page_cache_thrash.sh {} 12 0", FORESIGHT_SOURCE_DIR, FORESIGHT_BIN));
   ASSERT_EQ(ran.exit_code, 0) << ran.all();
   const std::string log = ran.all();
   EXPECT_NE(log.find("rule pressure"), std::string::npos) << log;
   EXPECT_NE(log.find("% of the time at this limit"), std::string::npos) << log;
+  EXPECT_EQ(log.find("cannot remove"), std::string::npos) << log;
   const auto at = log.find("limit after: ");
   ASSERT_NE(at, std::string::npos) << log;
   EXPECT_GT(std::stod(log.substr(at + 13)), 32.0 * 1024 * 1024) << log;

@@ -1,0 +1,66 @@
+#!/bin/sh
+# A workload that thrashes its page cache under a memory limit, managed by `foresight run --apply`:
+# it reads a 96 MiB file over and over in a cgroup of its own, limited to 32 MiB. Its working set
+# then reads almost nothing (its pages are evicted before they are read again), and only its
+# memory stalls (PSI) show that the limit is too tight (docs/closed-loop.md, "Demand, not usage").
+# Needs root, the cgroup memory controller and PSI; cgroup v2, or v1 with the unified hierarchy
+# (hybrid), where PSI is.
+#
+#   sudo scripts/page_cache_thrash.sh FORESIGHT [SECONDS=16] [VIEW=2]
+#
+# Prints foresight's log and live view, the cgroup's memory PSI and limit every 2 s, then
+# "limit after: BYTES". The usage floor's margin is 0 here, so that it raises nothing by itself.
+# Used by the test RunCommand.AWorkloadThrashingItsPageCacheAtItsMemoryLimitIsGivenMore.
+set -eu
+foresight=$1
+seconds=${2:-16}
+view=${3:-2}
+dir=$(mktemp -d /tmp/foresight-thrash-XXXXXX)
+name=$(basename "$dir")
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+  hs=.; limit=$name/memory.max; psi=$name/memory.pressure; procs=$name/cgroup.procs
+else
+  hs='cpuacct cpu memory unified'; limit=memory/$name/memory.limit_in_bytes; psi=unified/$name/memory.pressure
+  procs=memory/$name/cgroup.procs
+fi
+workload= watch=
+cleanup() {
+  [ -n "$watch" ] && kill "$watch" 2>/dev/null || true
+  [ -n "$workload" ] && { kill "$workload" 2>/dev/null; wait "$workload" 2>/dev/null; } || true
+  # Its `cat` too: a cgroup with a process left cannot be removed.
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    [ -s "/sys/fs/cgroup/$procs" ] || break
+    kill $(cat "/sys/fs/cgroup/$procs") 2>/dev/null || true
+    sleep 0.1
+  done
+  # A task that has just exited can still hold a hierarchy's cgroup for a moment.
+  for h in $hs; do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      [ -d "/sys/fs/cgroup/$h/$name" ] || break
+      rmdir "/sys/fs/cgroup/$h/$name" 2>/dev/null || sleep 0.1
+    done
+    [ -d "/sys/fs/cgroup/$h/$name" ] && echo "cannot remove /sys/fs/cgroup/$h/$name" >&2
+  done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+printf 'defaults:\n  memory: {usage_margin: 0, usage_margin_abs: 0}\nleave_alone: []\n' > "$dir/planner.yaml"
+dd if=/dev/zero of="$dir/data" bs=1M count=96 conv=fsync status=none
+# Its pages leave the cache, so that the workload's reads are charged to its own cgroup.
+dd if="$dir/data" iflag=nocache count=0 status=none
+for h in $hs; do mkdir "/sys/fs/cgroup/$h/$name"; done
+echo 32M > "/sys/fs/cgroup/$limit"
+sh -c 'for h in '"$hs"'; do echo $$ > /sys/fs/cgroup/$h/'"$name"'/cgroup.procs; done
+       while :; do cat '"$dir/data"' > /dev/null; done' &
+workload=$!
+(while sleep 2; do
+   echo "cgroup: memory.pressure $(grep some "/sys/fs/cgroup/$psi"), limit $(cat "/sys/fs/cgroup/$limit")"
+ done) &
+watch=$!
+rc=0
+"$foresight" run --apply --audit "$dir/audit.db" --planner "$dir/planner.yaml" --period 0.2 --min-history 0 \
+  --duration "$seconds" --view "$view" --listen 127.0.0.1:0 --database '' "cgroup:/$name" || rc=$?
+echo "limit after: $(cat "/sys/fs/cgroup/$limit")"
+exit $rc
