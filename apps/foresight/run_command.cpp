@@ -296,6 +296,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
       throw CLI::RuntimeError(2);
     }
     loop::Autoscaler* autoscaler = scaler->get();
+    // A kernel without PSI (built without CONFIG_PSI, or booted with psi=0) has no /proc/pressure:
+    // nothing then shows a memory limit a workload stalls at, and an operator should know.
+    if (const auto psi = ctx.paths.proc() / "pressure" / "memory"; !std::filesystem::exists(psi))
+      spdlog::info("run: no memory PSI on this host ({} is missing): the planner's pressure rule cannot act",
+                   psi.string());
     std::string through = a->backend;
     if (a->backend == "auto") {
       const auto pinned = autoscaler->backend().pinned();

@@ -524,6 +524,35 @@ TEST(RunCommand, AWorkloadThrashingItsPageCacheAtItsMemoryLimitIsGivenMore) {
   EXPECT_GT(std::stod(log.substr(at + 13)), 32.0 * 1024 * 1024) << log;
 }
 
+// A host without PSI (the v2 fixture has no proc/pressure) is told, once, that the pressure rule
+// cannot act; this host, where the kernel has PSI, is not.
+TEST(RunCommand, AHostWithoutPsiIsToldThePressureRuleCannotAct) {
+  const fs::path root = fs::temp_directory_path() / fmt::format("foresight-no-psi-{}", ::getpid());
+  fs::remove_all(root);
+  fs::copy(fs::path(FORESIGHT_SOURCE_DIR) / "tests/collect/fixtures/v2", root,
+           fs::copy_options::recursive | fs::copy_options::copy_symlinks);  // its proc/*/fd links dangle
+  std::ofstream(root / "run.yaml") << "root: " << root.string() << "\n";
+  const std::string said = "the planner's pressure rule cannot act";
+  const auto run = [&](const std::string& args) {
+    return foresight::test_support::runShell(fmt::format(
+        "{} run {} --backend dry-run --period 0.2 --duration 1 --view 0 --listen 127.0.0.1:0 --database ''",
+        FORESIGHT_BIN, args));
+  };
+  const auto ran = run("--config " + (root / "run.yaml").string() + " cgroup:/system.slice/app.service");
+  fs::remove_all(root);
+  EXPECT_EQ(ran.exit_code, 0) << ran.all();
+  const std::string log = ran.all();
+  const auto first = log.find(said);
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_NE(log.find("/proc/pressure/memory is missing"), std::string::npos) << log;
+  EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;  // once
+  if (fs::exists("/proc/pressure/memory")) {
+    const auto live = run("");
+    EXPECT_EQ(live.exit_code, 0) << live.all();
+    EXPECT_EQ(live.all().find(said), std::string::npos) << live.all();
+  }
+}
+
 // A backend that fails every round (here: no hierarchy where it looks) is said once, not once a
 // round: ten failing rounds, one warning.
 TEST(RunCommand, AFailureEveryRoundIsSaidOnce) {
