@@ -89,17 +89,17 @@ Plan Planner::plan(const PlanInput& in) const {
       floor = std::min(in.oom->demand, max);
       floor_rule = "oom-floor";
     }
+    // What the backends can set: a page of memory, a microsecond of quota per 100 ms.
+    const double resolution = r == Resource::kMemory ? 4096.0 : r == Resource::kCpu ? 1e-5 : 1.0;
+    const auto& last = in.last_change[index(r)];  // the stall's interval and the cool-down
     // A limit the workload stalls at is too tight, whatever the forecast says: a workload that
     // thrashes its page cache under a limit shows almost no working set (its pages are evicted
     // before they are activated), and the forecast of it would shrink the limit further. The raise
     // is Senpai's back-off (oomd): ((share / threshold) / 20)^2 of the limit, at most doubling it;
     // one within the hysteresis band would be a write a round for little, so that only holds.
-    // What the backends can set: a page of memory, a microsecond of quota per 100 ms.
-    const double resolution = r == Resource::kMemory ? 4096.0 : r == Resource::kCpu ? 1e-5 : 1.0;
-    const auto& changed = in.last_change[index(r)];
     const bool stalled = r == Resource::kMemory && in.stall && d.current &&
                          std::fabs(*d.current - in.stall->limit) < resolution &&
-                         !(changed && *changed > in.stall->since) && in.stall->share > p.pressure_threshold;
+                         !(last && *last > in.stall->since) && in.stall->share > p.pressure_threshold;
     double backoff = 0;
     if (stalled) {
       constexpr double kSenpaiCoeffBackoff = 20, kSenpaiMaxBackoff = 1;
@@ -124,7 +124,6 @@ Plan Planner::plan(const PlanInput& in) const {
       const double ceiling = has_floor ? std::max(max, floor * (1.0 + p.hysteresis)) : max;
       const bool hold = !below_floor && cur <= ceiling && cur >= min;
       const bool up = desired > cur;
-      const auto last = in.last_change[index(r)];
       const std::int64_t cooldown = up ? p.cooldown_up_seconds : p.cooldown_down_seconds;
       if (hold && std::fabs(desired - cur) <= p.hysteresis * cur) {
         // Held at a limit it stalls at: say so, not merely that the change was small.
