@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "foresight/collect/workload.h"
+#include "support/cleanup.h"
 #include "support/prometheus.h"
 #include "support/test_cgroup.h"
 #include "support/shell.h"
@@ -527,7 +528,8 @@ TEST(RunCommand, AWorkloadThrashingItsPageCacheAtItsMemoryLimitIsGivenMore) {
 // A host without PSI (the v2 fixture has no proc/pressure) is told, once, that the pressure rule
 // cannot act; this host, where the kernel has PSI, is not.
 TEST(RunCommand, AHostWithoutPsiIsToldThePressureRuleCannotAct) {
-  const fs::path root = fs::temp_directory_path() / fmt::format("foresight-no-psi-{}", ::getpid());
+  const fs::path root = foresight::test_support::removedAtExit(fs::temp_directory_path() /
+                                                               fmt::format("foresight-no-psi-{}", ::getpid()));
   fs::remove_all(root);
   fs::copy(fs::path(FORESIGHT_SOURCE_DIR) / "tests/collect/fixtures/v2", root,
            fs::copy_options::recursive | fs::copy_options::copy_symlinks);  // its proc/*/fd links dangle
@@ -539,7 +541,6 @@ TEST(RunCommand, AHostWithoutPsiIsToldThePressureRuleCannotAct) {
         FORESIGHT_BIN, args));
   };
   const auto ran = run("--config " + (root / "run.yaml").string() + " cgroup:/system.slice/app.service");
-  fs::remove_all(root);
   EXPECT_EQ(ran.exit_code, 0) << ran.all();
   const std::string log = ran.all();
   const auto first = log.find(said);
