@@ -6,15 +6,21 @@
 # Needs root, the cgroup memory controller and PSI; cgroup v2, or v1 with the unified hierarchy
 # (hybrid), where PSI is.
 #
-#   sudo scripts/page_cache_thrash.sh FORESIGHT [SECONDS=16] [VIEW=2]
+#   sudo scripts/page_cache_thrash.sh FORESIGHT [SECONDS=16] [VIEW=2] [MODE=thrash]
 #
+# MODE `stream` reads a sparse 1 TiB file once instead: it stalls in reclaim at its limit too, but
+# reads nothing back, so no limit would cure it and the limit must not be raised for it.
 # Prints foresight's log and live view, the cgroup's memory PSI and limit every 2 s, then
-# "limit after: BYTES". The usage floor's margin is 0 here, so that it raises nothing by itself.
-# Used by the test RunCommand.AWorkloadThrashingItsPageCacheAtItsMemoryLimitIsGivenMore.
+# "stalled: S us in T us" (the cgroup's PSI `some` while foresight ran) and "limit after: BYTES".
+# The usage floor's margin is 0 here, so that it raises nothing by itself. Used by the tests
+# RunCommand.AWorkloadThrashingItsPageCacheAtItsMemoryLimitIsGivenMore and
+# RunCommand.AWorkloadStreamingAFileOnceAtItsMemoryLimitIsNotGivenMore.
 set -eu
 foresight=$1
 seconds=${2:-16}
 view=${3:-2}
+mode=${4:-thrash}
+case $mode in thrash|stream) ;; *) echo "MODE must be thrash or stream, not '$mode'" >&2; exit 2 ;; esac
 dir=$(mktemp -d /tmp/foresight-thrash-XXXXXX)
 name=$(basename "$dir")
 if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
@@ -47,20 +53,30 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 printf 'defaults:\n  memory: {usage_margin: 0, usage_margin_abs: 0}\nleave_alone: []\n' > "$dir/planner.yaml"
-dd if=/dev/zero of="$dir/data" bs=1M count=96 conv=fsync status=none
-# Its pages leave the cache, so that the workload's reads are charged to its own cgroup.
-dd if="$dir/data" iflag=nocache count=0 status=none
+if [ "$mode" = thrash ]; then
+  dd if=/dev/zero of="$dir/data" bs=1M count=96 conv=fsync status=none
+  # Its pages leave the cache, so that the workload's reads are charged to its own cgroup.
+  dd if="$dir/data" iflag=nocache count=0 status=none
+  read='while :; do cat '"$dir/data"' > /dev/null; done'
+else
+  # Sparse: its holes read as zeros through the page cache, at several GB/s, and take no disk.
+  truncate -s 1T "$dir/data"
+  read='exec dd if='"$dir/data"' of=/dev/null bs=1M status=none'
+fi
 for h in $hs; do mkdir "/sys/fs/cgroup/$h/$name"; done
 echo 32M > "/sys/fs/cgroup/$limit"
 sh -c 'for h in '"$hs"'; do echo $$ > /sys/fs/cgroup/$h/'"$name"'/cgroup.procs; done
-       while :; do cat '"$dir/data"' > /dev/null; done' &
+       '"$read" &
 workload=$!
 (while sleep 2; do
    echo "cgroup: memory.pressure $(grep some "/sys/fs/cgroup/$psi"), limit $(cat "/sys/fs/cgroup/$limit")"
  done) &
 watch=$!
+stalled() { sed -n 's/^some .*total=\([0-9]*\)$/\1/p' "/sys/fs/cgroup/$psi"; }
+stalled0=$(stalled); t0=$(date +%s%N)
 rc=0
 "$foresight" run --apply --audit "$dir/audit.db" --planner "$dir/planner.yaml" --period 0.2 --min-history 0 \
   --duration "$seconds" --view "$view" --listen 127.0.0.1:0 --database '' "cgroup:/$name" || rc=$?
+echo "stalled: $(( $(stalled) - stalled0 )) us in $(( ($(date +%s%N) - t0) / 1000 )) us"
 echo "limit after: $(cat "/sys/fs/cgroup/$limit")"
 exit $rc

@@ -220,11 +220,12 @@ class CgroupV1Collector final : public Collector {
   static constexpr std::string_view kAcctKeys[2] = {"user", "system"};
   static constexpr std::string_view kCpuKeys[3] = {"nr_periods", "nr_throttled", "throttled_time"};
   // total_* include descendants, matching usage_in_bytes with use_hierarchy=1.
-  // total_swap: with swap accounting (memory.memsw.* present) only; total_workingset_refault_anon
-  // since kernel 5.9.
-  static constexpr std::string_view kMemKeys[7] = {"total_rss",     "total_cache",      "total_inactive_file",
+  // total_swap: with swap accounting (memory.memsw.* present) only; total_workingset_refault_*
+  // since kernel 5.9. total_pgpgout counts uncharge events, one per folio (a page or more).
+  static constexpr std::string_view kMemKeys[9] = {"total_rss",     "total_cache",      "total_inactive_file",
                                                    "total_pgfault", "total_pgmajfault", "total_swap",
-                                                   "total_workingset_refault_anon"};
+                                                   "total_workingset_refault_anon",
+                                                   "total_workingset_refault_file", "total_pgpgout"};
   struct Files {
     KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat, mem_oom;
     KeptFile stat_local;  // cpu.stat.local (kernel 6.6+): throttling by this or any ancestor's quota
@@ -338,12 +339,14 @@ class CgroupV1Collector final : public Collector {
       }
     }
     if (auto t = out.detail ? rd(f.mem_stat) : std::nullopt) {
-      double v[7];
+      double v[9];
       findKeys(*t, kMemKeys, v);
       const double rss = v[0], cache = v[1], inactive_file = v[2], pgfault = v[3], pgmaj = v[4];
       if (!std::isnan(rss)) out.add("memory_anon_bytes", rss);
       if (!std::isnan(v[5])) out.add("memory_swap_bytes", v[5]);
       if (!std::isnan(v[6])) out.add("memory_anon_refaults_total", v[6]);
+      if (!std::isnan(v[7])) out.add("memory_file_refaults_total", v[7]);
+      if (!std::isnan(v[8])) out.add("memory_pages_out_total", v[8]);
       if (!std::isnan(cache)) out.add("memory_file_bytes", cache);
       if (!std::isnan(pgfault)) out.add("memory_faults_total", pgfault);
       if (!std::isnan(pgmaj)) out.add("memory_major_faults_total", pgmaj);
@@ -409,9 +412,10 @@ class CgroupV2Collector final : public Collector {
  private:
   static constexpr std::string_view kCpuKeys[6] = {"usage_usec", "user_usec", "system_usec",
                                                    "nr_periods", "nr_throttled", "throttled_usec"};
-  // workingset_refault_anon since kernel 5.9.
-  static constexpr std::string_view kMemKeys[6] = {"anon",    "file",       "inactive_file",
-                                                   "pgfault", "pgmajfault", "workingset_refault_anon"};
+  // workingset_refault_* since kernel 5.9. pgsteal: pages reclaimed.
+  static constexpr std::string_view kMemKeys[8] = {"anon",    "file",       "inactive_file",
+                                                   "pgfault", "pgmajfault", "workingset_refault_anon",
+                                                   "workingset_refault_file", "pgsteal"};
   struct Files {
     KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, mem_events, io_stat;
     KeptFile mem_swap;  // memory.swap.current: absent without swap accounting
@@ -488,13 +492,15 @@ class CgroupV2Collector final : public Collector {
     }
     if (!std::isnan(f.mem_high_limit)) out.add("memory_high_bytes", f.mem_high_limit);
     if (auto t = out.detail ? rd(f.mem_stat) : std::nullopt) {
-      double v[6];
+      double v[8];
       findKeys(*t, kMemKeys, v);
       if (!std::isnan(v[0])) out.add("memory_anon_bytes", v[0]);
       if (!std::isnan(v[1])) out.add("memory_file_bytes", v[1]);
       if (!std::isnan(v[3])) out.add("memory_faults_total", v[3]);
       if (!std::isnan(v[4])) out.add("memory_major_faults_total", v[4]);
       if (!std::isnan(v[5])) out.add("memory_anon_refaults_total", v[5]);
+      if (!std::isnan(v[6])) out.add("memory_file_refaults_total", v[6]);
+      if (!std::isnan(v[7])) out.add("memory_pages_out_total", v[7]);
       addWorkingSet(usage, v[2], out);
     }
     if (auto t = out.detail ? rd(f.mem_events) : std::nullopt) addOomKills(*t, out);

@@ -233,6 +233,8 @@ TEST(CgroupV1, ReadsCpuMemoryBlkioAndHybridPsi) {
   ASSERT_TRUE(s.has("memory_swap_bytes"));  // total_swap: the capture's host had swap accounting
   EXPECT_DOUBLE_EQ(s.get("memory_swap_bytes"), 0);
   EXPECT_DOUBLE_EQ(s.get("memory_anon_refaults_total"), 7);  // total_, not the cgroup's own 0
+  EXPECT_DOUBLE_EQ(s.get("memory_file_refaults_total"), 41);  // total_, not its own 40
+  EXPECT_DOUBLE_EQ(s.get("memory_pages_out_total"), 510);     // total_pgpgout, not its own 506
   EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 1);  // cpuset.effective_cpus "1", not cpuset.cpus "0-1"
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 40960);  // vda's lines only: not "Total", not dm's
   EXPECT_DOUBLE_EQ(s.get("io_write_bytes_total"), 20971520);
@@ -260,6 +262,8 @@ TEST(CgroupV2, ReadsEveryFile) {
   EXPECT_DOUBLE_EQ(s.get("memory_oom_kills_total"), 1);  // not oom's 2 or oom_group_kill's 0
   EXPECT_DOUBLE_EQ(s.get("memory_swap_bytes"), 2097152);  // memory.swap.current
   EXPECT_DOUBLE_EQ(s.get("memory_anon_refaults_total"), 12);
+  EXPECT_DOUBLE_EQ(s.get("memory_file_refaults_total"), 5);
+  EXPECT_DOUBLE_EQ(s.get("memory_pages_out_total"), 4096);  // pgsteal, not pgsteal_kswapd
   EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 3);  // "0-1,4"
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 1048576 + 4096);  // two disks, not the dm device
   EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 128);
@@ -760,6 +764,37 @@ TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
   EXPECT_DOUBLE_EQ(l.memory_stall_since, 1001.0);  // the last PSI read, on the wall clock
 }
 
+// At its limit, a workload that reads a file once stalls in reclaim as one that thrashes does, and
+// no limit cures it: the stall counts by the share of the pages out that were read back.
+TEST(Rates, MemoryStallAtTheLimitCountsByTheShareOfPagesOutReadBack) {
+  constexpr double kMiB = 1024 * 1024;
+  // 0.5 s stalled in 2 s at the limit; counters in pages, from 1000 each before.
+  auto stall = [&](double anon_back, double file_back, double out) {
+    Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};
+    a.add("psi_memory_some_seconds_total", 1.0);
+    b.add("psi_memory_some_seconds_total", 1.5);
+    b.add("memory_usage_bytes", 95 * kMiB);
+    b.add("memory_limit_bytes", 100 * kMiB);
+    for (auto [name, delta] : {std::pair{"memory_anon_refaults_total", anon_back},
+                               std::pair{"memory_file_refaults_total", file_back},
+                               std::pair{"memory_pages_out_total", out}}) {
+      if (std::isnan(delta)) continue;
+      a.add(name, 1000);
+      b.add(name, 1000 + delta);
+    }
+    return memoryStallAtLimit(a, b);
+  };
+  EXPECT_DOUBLE_EQ(stall(0, 0, 5000), 0.0);           // a stream read once: nothing came back
+  EXPECT_DOUBLE_EQ(stall(0, 5000, 5000), 0.25);       // thrashing: all of it came back
+  EXPECT_DOUBLE_EQ(stall(0, 1000, 4000), 0.0625);     // a quarter came back
+  EXPECT_DOUBLE_EQ(stall(500, 500, 4000), 0.0625);    // swap read back counts as file does
+  EXPECT_DOUBLE_EQ(stall(0, 16000, 1000), 0.25);      // v1 counts folios out, refaults in pages
+  EXPECT_DOUBLE_EQ(stall(0, 10, 0), 0.25);            // read back, nothing out this interval
+  EXPECT_DOUBLE_EQ(stall(0, 0, 0), 0.25);             // reclaim freed nothing: the limit holds it
+  EXPECT_DOUBLE_EQ(stall(NAN, NAN, NAN), 0.25);       // no counters (before 5.9): all of it
+  EXPECT_DOUBLE_EQ(stall(0, 0, NAN), 0.25);           // no pages out read: all of it
+}
+
 // An OOM kill hides how much memory the workload wanted: demand becomes VPA's bump of the limit.
 TEST(Rates, DemandAfterANewOomKillIsTheLimitBumpedAsVpaDoes) {
   auto pair = [](double kills_before, double kills, double limit) {
@@ -786,12 +821,15 @@ TEST(Rates, DerivedRatiosOnlyWhenInputsMoved) {
   a.add("perf_cache_misses_total", 1); b.add("perf_cache_misses_total", 6);
   a.add("cpu_periods_total", 100); b.add("cpu_periods_total", 110);
   a.add("cpu_throttled_periods_total", 7); b.add("cpu_throttled_periods_total", 10);
+  a.add("psi_memory_some_seconds_total", 2.0); b.add("psi_memory_some_seconds_total", 2.1);
+  b.add("memory_usage_bytes", 95); b.add("memory_limit_bytes", 100);
   auto d = derivedMetrics(a, b);
   Sample m{"w", 0, d};
   EXPECT_DOUBLE_EQ(m.get("ipc"), 1.5);        // 6000 / 4000
   EXPECT_DOUBLE_EQ(m.get("cpi"), 4000.0 / 6000.0);
   EXPECT_DOUBLE_EQ(m.get("cache_miss_ratio"), 0.05);  // 5 / 100
   EXPECT_DOUBLE_EQ(m.get("cpu_throttled_ratio"), 0.3);
+  EXPECT_NEAR(m.get("memory_stall_at_limit_ratio"), 0.1, 1e-12);  // 0.1 s in 1 s, at the limit
   // No perf counters (this VM): no ratios, rather than zeros.
   Sample c{"w", 0, {}}, e{"w", 1'000'000'000, {}};
   c.add("cpu_periods_total", 5); e.add("cpu_periods_total", 5);

@@ -525,6 +525,30 @@ TEST(RunCommand, AWorkloadThrashingItsPageCacheAtItsMemoryLimitIsGivenMore) {
   EXPECT_GT(std::stod(log.substr(at + 13)), 32.0 * 1024 * 1024) << log;
 }
 
+// A workload that reads a sparse 1 TiB file once, under a 32 MiB limit, stalls in reclaim at its
+// limit as the one above does, but reads none of its evicted pages back: more memory would not
+// cure it, and its limit is not raised (the stall counts by the share of pages read back).
+TEST(RunCommand, AWorkloadStreamingAFileOnceAtItsMemoryLimitIsNotGivenMore) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  if (!fs::exists("/proc/pressure/memory")) GTEST_SKIP() << "needs a kernel with PSI (/proc/pressure/memory)";
+  const auto ran = foresight::test_support::runShell(
+      fmt::format("sh {}/scripts/page_cache_thrash.sh {} 12 0 stream", FORESIGHT_SOURCE_DIR, FORESIGHT_BIN));
+  ASSERT_EQ(ran.exit_code, 0) << ran.all();
+  const std::string log = ran.all();
+  // It did stall at its limit, more than the pressure rule's default threshold (10 ms in 6 s)
+  // would let pass if the stall counted whole.
+  const auto st = log.find("stalled: ");
+  ASSERT_NE(st, std::string::npos) << log;
+  const double stalled_us = std::stod(log.substr(st + 9));
+  const double wall_us = std::stod(log.substr(log.find(" in ", st) + 4));
+  EXPECT_GT(stalled_us / wall_us, 0.01 / 6) << log;
+  EXPECT_EQ(log.find("rule pressure"), std::string::npos) << log;
+  EXPECT_EQ(log.find("cannot remove"), std::string::npos) << log;
+  const auto at = log.find("limit after: ");
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_LE(std::stod(log.substr(at + 13)), 32.0 * 1024 * 1024) << log;
+}
+
 // A host without PSI (the v2 fixture has no proc/pressure) is told, once, that the pressure rule
 // cannot act; this host, where the kernel has PSI, is not.
 TEST(RunCommand, AHostWithoutPsiIsToldThePressureRuleCannotAct) {

@@ -115,7 +115,10 @@ double memoryDemandAfterOomKill(double limit);
 // reclaim, refaults of pages evicted not long before, swap-in) while it ran at its own memory
 // limit: memory_usage_bytes at least 90 % of memory_limit_bytes, or of memory_high_bytes where
 // lower. Stalls further below the limit are the host's, which a higher limit does not cure: 0.
-// NaN where this round did not read PSI (a detail file) or the kernel has none.
+// At the limit, the share is weighed by the share of the pages out (memory_pages_out_total) that
+// were refaulted (memory_{anon,file}_refaults_total): a stream of data read once stalls in reclaim
+// too, and no limit cures that. NaN where this round did not read PSI (a detail file) or the
+// kernel has none.
 double memoryStallAtLimit(const Sample& prev, const Sample& cur);
 
 // What a round read of a workload's limits, for a loop that sizes them (server::Agent's on_usage).
@@ -129,7 +132,8 @@ LimitReadings limitReadings(const Sample& prev, const Sample& cur);
 
 // Ratios derived from two samples, present only when their inputs moved: `ipc` and `cpi`
 // (instructions/cycles), `cache_miss_ratio` (cache misses/references), `cpu_throttled_ratio`
-// (throttled/elapsed CFS periods).
+// (throttled/elapsed CFS periods), and `memory_stall_at_limit_ratio` (memoryStallAtLimit) where
+// this round read PSI.
 std::vector<Metric> derivedMetrics(const Sample& prev, const Sample& cur);
 
 // Per-second rate of a counter between two samples, over the times its two values were read (a
