@@ -101,8 +101,9 @@ std::optional<OomKill> oomKillFromDemand(std::int64_t now, double usage, double 
 
 // How long a workload stalled on memory while at its memory limit: PSI `some` (the share of wall
 // time in which some of its tasks waited on reclaim, refaults or swap-in) over the last measured
-// interval, and the limit it ran at. Stalls under a limit above usage are the host's, and a higher
-// limit does not cure them: whoever measures counts those as 0 (collect::memoryStallAtLimit).
+// interval, and the limit it ran at. Stalls under a limit above usage are the host's, and those of
+// a stream that reads nothing back are reclaim no limit ends; a higher limit cures neither, so
+// whoever measures counts them out (collect::memoryStallAtLimit).
 struct MemoryStall {
   double share = 0;
   double limit = 0;  // bytes
