@@ -228,6 +228,7 @@ class CgroupV1Collector final : public Collector {
                                                    "total_workingset_refault_file", "total_pgpgout"};
   struct Files {
     KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat, mem_oom;
+    KeptFile mem_failcnt;  // memory.failcnt: charges that hit this cgroup's own limit
     KeptFile stat_local;  // cpu.stat.local (kernel 6.6+): throttling by this or any ancestor's quota
     KeptFile blk_bytes[2], blk_ops[2];  // *_recursive (with descendants) first, then the plain file
     std::optional<Pressure> psi;        // hybrid hosts keep PSI on the v2 side
@@ -261,6 +262,7 @@ class CgroupV1Collector final : public Collector {
     f.mem_usage = in(f.mem_dir, "memory.usage_in_bytes");
     f.mem_stat = in(f.mem_dir, "memory.stat");
     f.mem_oom = in(f.mem_dir, "memory.oom_control");
+    f.mem_failcnt = in(f.mem_dir, "memory.failcnt");
     f.blk_bytes[0] = in(blk, "blkio.throttle.io_service_bytes_recursive");
     f.blk_bytes[1] = in(blk, "blkio.throttle.io_service_bytes");
     f.blk_ops[0] = in(blk, "blkio.throttle.io_serviced_recursive");
@@ -354,6 +356,8 @@ class CgroupV1Collector final : public Collector {
     }
     // "oom_kill N" since kernel 4.13.
     if (auto t = out.detail ? rd(f.mem_oom) : std::nullopt) addOomKills(*t, out);
+    if (auto t = out.detail ? rd(f.mem_failcnt) : std::nullopt)
+      if (auto v = parseNumber(*t)) out.add("memory_limit_hits_total", *v);
     if (out.detail) {
       readBlkio(f.blk_bytes, "io_read_bytes_total", "io_write_bytes_total", out, gone);
       readBlkio(f.blk_ops, "io_read_ops_total", "io_write_ops_total", out, gone);
@@ -424,6 +428,8 @@ class CgroupV2Collector final : public Collector {
     KeptFile stat_local;  // cpu.stat.local (kernel 6.6+), as on v1
     fs::path dir;
     KeptFile mem_high;  // memory.high: reclaim and throttling start there, below memory.max
+    // memory.events.local: its own max and high events, not its descendants' (kernel 5.2+)
+    KeptFile mem_events_local;
     double cpu_limit = NAN, mem_limit = NAN, mem_high_limit = NAN;
     std::optional<int> cpuset_cpus{};
     bool refresh_limits = false;  // read the limits in the next round (refreshLimits())
@@ -439,7 +445,7 @@ class CgroupV2Collector final : public Collector {
                  KeptFile(dir / "io.stat"),        KeptFile(dir / "memory.swap.current"),
                  Pressure(dir),                    KeptFile(dir / "cpuset.cpus.effective"),
                  KeptFile(dir / "cpu.stat.local"), dir,
-                 KeptFile(dir / "memory.high")};
+                 KeptFile(dir / "memory.high"),    KeptFile(dir / "memory.events.local")};
   }
 
   bool read(Files& f, Sample& out) {
@@ -504,6 +510,12 @@ class CgroupV2Collector final : public Collector {
       addWorkingSet(usage, v[2], out);
     }
     if (auto t = out.detail ? rd(f.mem_events) : std::nullopt) addOomKills(*t, out);
+    if (auto t = out.detail ? rd(f.mem_events_local) : std::nullopt) {
+      static constexpr std::string_view kHits[2] = {"max", "high"};
+      double v[2];
+      findKeys(*t, kHits, v);
+      if (!std::isnan(v[0]) && !std::isnan(v[1])) out.add("memory_limit_hits_total", v[0] + v[1]);
+    }
     if (auto t = out.detail ? rd(f.mem_swap) : std::nullopt)
       if (auto v = parseNumber(*t)) out.add("memory_swap_bytes", *v);
     // "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N"; empty before the first I/O.

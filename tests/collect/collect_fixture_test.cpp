@@ -235,6 +235,8 @@ TEST(CgroupV1, ReadsCpuMemoryBlkioAndHybridPsi) {
   EXPECT_DOUBLE_EQ(s.get("memory_anon_refaults_total"), 7);  // total_, not the cgroup's own 0
   EXPECT_DOUBLE_EQ(s.get("memory_file_refaults_total"), 41);  // total_, not its own 40
   EXPECT_DOUBLE_EQ(s.get("memory_pages_out_total"), 510);     // total_pgpgout, not its own 506
+  ASSERT_TRUE(s.has("memory_limit_hits_total"));  // memory.failcnt: no limit, no hits
+  EXPECT_DOUBLE_EQ(s.get("memory_limit_hits_total"), 0);
   EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 1);  // cpuset.effective_cpus "1", not cpuset.cpus "0-1"
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 40960);  // vda's lines only: not "Total", not dm's
   EXPECT_DOUBLE_EQ(s.get("io_write_bytes_total"), 20971520);
@@ -264,6 +266,7 @@ TEST(CgroupV2, ReadsEveryFile) {
   EXPECT_DOUBLE_EQ(s.get("memory_anon_refaults_total"), 12);
   EXPECT_DOUBLE_EQ(s.get("memory_file_refaults_total"), 5);
   EXPECT_DOUBLE_EQ(s.get("memory_pages_out_total"), 4096);  // pgsteal, not pgsteal_kswapd
+  EXPECT_DOUBLE_EQ(s.get("memory_limit_hits_total"), 7);  // its own max 4 + high 3, not memory.events' 12
   EXPECT_DOUBLE_EQ(s.get("cpuset_cpus"), 3);  // "0-1,4"
   EXPECT_DOUBLE_EQ(s.get("io_read_bytes_total"), 1048576 + 4096);  // two disks, not the dm device
   EXPECT_DOUBLE_EQ(s.get("io_write_ops_total"), 128);
@@ -728,10 +731,14 @@ TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
   constexpr double kMiB = 1024 * 1024;
   const double inf = std::numeric_limits<double>::infinity();
   auto stall = [&](double usage, double limit, double high = NAN, double stalled_before = 1.0,
-                   double stalled = 1.5) {
+                   double stalled = 1.5, double hits = NAN) {
     Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};  // 2 s apart
     if (!std::isnan(stalled_before)) a.add("psi_memory_some_seconds_total", stalled_before);
     if (!std::isnan(stalled)) b.add("psi_memory_some_seconds_total", stalled);
+    if (!std::isnan(hits)) {
+      a.add("memory_limit_hits_total", 100);
+      b.add("memory_limit_hits_total", 100 + hits);
+    }
     if (!std::isnan(usage)) b.add("memory_usage_bytes", usage);
     if (!std::isnan(limit)) b.add("memory_limit_bytes", limit);
     if (!std::isnan(high)) b.add("memory_high_bytes", high);
@@ -747,6 +754,11 @@ TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
   EXPECT_DOUBLE_EQ(stall(NAN, 100 * kMiB), 0.0);                    // no usage read
   EXPECT_TRUE(std::isnan(stall(95 * kMiB, 100 * kMiB, NAN, NAN)));  // PSI: nothing to compare with
   EXPECT_TRUE(std::isnan(stall(95 * kMiB, 100 * kMiB, NAN, 1.0, NAN)));  // not read this round
+  // Where the kernel's count of charges that hit the cgroup's own limit is read, it decides.
+  EXPECT_DOUBLE_EQ(stall(95 * kMiB, 100 * kMiB, NAN, 1.0, 1.5, 0), 0.0);    // an ancestor's limit
+  EXPECT_DOUBLE_EQ(stall(80 * kMiB, 100 * kMiB, NAN, 1.0, 1.5, 3), 0.25);   // hit, then freed some
+  EXPECT_DOUBLE_EQ(stall(80 * kMiB, 100 * kMiB, 85 * kMiB, 1.0, 1.5, 3), 0.25);  // memory.high's
+  EXPECT_DOUBLE_EQ(stall(80 * kMiB, inf, inf, 1.0, 1.5, 3), 0.0);           // no limit of its own
 
   // Wall clock 1001 s and 1003 s; the interval clock (monotonic) 1 s and 3 s.
   Sample a{"w", 1'001'000'000'000, {}}, b{"w", 1'003'000'000'000, {}};

@@ -197,6 +197,97 @@ TEST(LiveCgroup, OomKillIsCountedAndBecomesMemoryDemand) {
   EXPECT_DOUBLE_EQ(d[index(Resource::kMemory)], memoryDemandAfterOomKill(kLimit));
 }
 
+// A workload that reads a 96 MiB file over and over under 60 MiB thrashes its page cache and
+// stalls on memory (PSI). Under a limit of its own, the kernel counts the charges that hit it
+// (memory_limit_hits_total) and the stall is the cgroup's. Under a parent's 60 MiB, with 62 MiB
+// of its own, it runs at over 90 % of its own limit and stalls as much, but never hits that
+// limit: raising it would not help, and the stall does not count.
+TEST(LiveCgroup, AMemoryStallCountsOnlyWhereTheCgroupsOwnLimitIsHit) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  CollectorContext ctx;
+  ctx.clock_ticks = sysconf(_SC_CLK_TCK);
+  ctx.layout = detectCgroupLayout(ctx.paths);
+  ctx.detail_every = 1;  // every round reads memory.stat, the limit hits and PSI
+  const bool v2 = ctx.layout.version == CgroupVersion::kV2;
+  if (!v2 && !ctx.layout.v1("memory")) GTEST_SKIP() << "no memory controller";
+  if (!fs::exists("/proc/pressure/memory")) GTEST_SKIP() << "needs a kernel with PSI (/proc/pressure/memory)";
+  const fs::path mem_root = v2 ? ctx.layout.unified : *ctx.layout.v1("memory");
+  const fs::path file = fs::current_path() / ("foresight-thrash-" + std::to_string(::getpid()));
+  {
+    std::ofstream o(file, std::ios::binary);
+    const std::vector<char> mib(1 << 20, 1);
+    for (int i = 0; i < 96; ++i) o.write(mib.data(), static_cast<std::streamsize>(mib.size()));
+    ASSERT_TRUE(o) << "cannot write " << file;
+  }
+  struct Removed {
+    fs::path f;
+    ~Removed() { std::error_code ec; fs::remove(f, ec); }
+  } removed{file};
+  const auto limit = [&](const std::string& cg, const char* bytes) {
+    std::ofstream(mem_root / cg / (v2 ? "memory.max" : "memory.limit_in_bytes")) << bytes << '\n';
+  };
+  // Two samples 2 s apart of `cg` while a child thrashes the file in it, after 1 s to fill it.
+  auto thrashIn = [&](TestCgroup& cg, const std::string& path) -> std::pair<Result<Sample>, Result<Sample>> {
+    const int fd = ::open(file.c_str(), O_RDONLY);
+    ::fdatasync(fd);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // charged to the cgroup that reads it next
+    ::close(fd);
+    int go[2];
+    if (::pipe(go) != 0) return {fail(ErrorCode::kIo, "pipe"), fail(ErrorCode::kIo, "pipe")};
+    const pid_t child = ::fork();
+    if (child == 0) {
+      char c;
+      if (::read(go[0], &c, 1) != 1) _exit(1);
+      std::vector<char> buf(1 << 20);
+      for (;;) {
+        const int in = ::open(file.c_str(), O_RDONLY);
+        while (::read(in, buf.data(), buf.size()) > 0) {}
+        ::close(in);
+      }
+    }
+    cg.join(child);
+    [[maybe_unused]] const auto released = ::write(go[1], "g", 1);
+    const Workload w{Workload::Kind::kCgroup, path, path, 0};
+    auto sampler = hostSampler(ctx);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    auto a = sampler ? sampler->sampleOne(w) : Result<Sample>(tl::unexpected(sampler.error()));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    auto b = sampler ? sampler->sampleOne(w) : Result<Sample>(tl::unexpected(sampler.error()));
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    ::close(go[0]);
+    ::close(go[1]);
+    return {std::move(a), std::move(b)};
+  };
+
+  const std::string own = "foresight-stall-own-" + std::to_string(::getpid());
+  const std::string parent = "foresight-stall-parent-" + std::to_string(::getpid());
+  {
+    TestCgroup cg(ctx.layout, own);
+    if (!cg.error().empty()) GTEST_SKIP() << "cannot create a cgroup: " << cg.error();
+    limit(own, "62914560");  // 60 MiB
+    auto [a, b] = thrashIn(cg, "/" + own);
+    ASSERT_TRUE(a && b) << (a ? b.error().message : a.error().message);
+    if (!b->has("psi_memory_some_seconds_total")) GTEST_SKIP() << "no PSI file in the cgroup";
+    ASSERT_TRUE(b->has("memory_limit_hits_total"));
+    EXPECT_GT(b->get("memory_limit_hits_total"), a->get("memory_limit_hits_total"));
+    EXPECT_GT(b->get("psi_memory_some_seconds_total"), a->get("psi_memory_some_seconds_total"));
+    EXPECT_GT(memoryStallAtLimit(*a, *b), 0.0);
+  }
+  TestCgroup p(ctx.layout, parent), c(ctx.layout, parent + "/app");
+  ASSERT_TRUE(p.error().empty() && c.error().empty()) << p.error() << c.error();
+  if (v2) std::ofstream(ctx.layout.unified / parent / "cgroup.subtree_control") << "+memory\n";
+  limit(parent, "62914560");        // 60 MiB
+  limit(parent + "/app", "65011712");  // 62 MiB
+  auto [a, b] = thrashIn(c, "/" + parent + "/app");
+  ASSERT_TRUE(a && b) << (a ? b.error().message : a.error().message);
+  // Over 90 % of its own limit, stalled, and not one charge at its own limit.
+  ASSERT_GE(b->get("memory_usage_bytes"), 0.9 * b->get("memory_limit_bytes"));
+  EXPECT_GT(b->get("psi_memory_some_seconds_total"), a->get("psi_memory_some_seconds_total"));
+  EXPECT_EQ(b->get("memory_limit_hits_total"), a->get("memory_limit_hits_total"));
+  EXPECT_EQ(memoryStallAtLimit(*a, *b), 0.0);
+}
+
 // cpu.stat is read every round for a cgroup with a CFS quota of its own, whose throttling is what
 // makes its cpu demand exceed its usage; without one the file holds zeros and is read in the
 // detail rounds only (on cgroup v1; v2's cpu.stat also carries the usage, so it is read always).

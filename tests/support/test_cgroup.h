@@ -1,6 +1,6 @@
 #pragma once
 // A cgroup of a test's own: /<name> in every hierarchy the collectors read (v2: the unified
-// one), removed on destruction. Needs root.
+// one; hybrid: the v1 ones and the unified one, where PSI is), removed on destruction. Needs root.
 #include <unistd.h>
 
 #include <filesystem>
@@ -22,6 +22,7 @@ class TestCgroup {
       for (const char* c : {"cpu", "cpuacct", "memory", "blkio"}) {
         if (auto d = layout.v1(c)) dirs_.push_back(*d / name);
       }
+      if (layout.version == collect::CgroupVersion::kHybrid) dirs_.push_back(layout.unified / name);
     }
     for (auto& d : dirs_) {
       std::error_code ec;

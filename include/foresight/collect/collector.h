@@ -113,8 +113,9 @@ double memoryDemandAfterOomKill(double limit);
 
 // The share of the interval in which some of the workload's tasks stalled on memory (PSI `some`:
 // reclaim, refaults of pages evicted not long before, swap-in) while it ran at its own memory
-// limit: memory_usage_bytes at least 90 % of memory_limit_bytes, or of memory_high_bytes where
-// lower. Stalls further below the limit are the host's, which a higher limit does not cure: 0.
+// limit: memory_limit_hits_total rose (where not read: memory_usage_bytes at least 90 % of
+// memory_limit_bytes, or of memory_high_bytes where lower). Other stalls are the host's or an
+// ancestor's, which a higher limit of its own does not cure: 0.
 // At the limit, the share is weighed by the share of the pages out (memory_pages_out_total) that
 // were refaulted (memory_{anon,file}_refaults_total): a stream of data read once stalls in reclaim
 // too, and no limit cures that. NaN where this round did not read PSI (a detail file) or the
