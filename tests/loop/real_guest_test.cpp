@@ -357,16 +357,22 @@ TEST_F(QemuGuest, AGuestWhoseQemuHangsAloneCostsOneWaitNotEveryRound) {
 
 // A libvirtd that hangs as a whole (SIGSTOP here; a deadlocked daemon in the field): a read on the
 // open connection is late, and so is opening another; the next read fails at once rather than
-// start one more open; once the daemon goes on, reads work again.
+// start one more open; once the daemon goes on, reads work again. The same for the host's size,
+// on a connection of its own.
 TEST_F(QemuGuest, ALibvirtdThatHangsFailsTheReadsRatherThanHoldThem) {
   constexpr std::chrono::seconds kAnswerWithin{2};
-  allocate::LibvirtConnection conn(host.uri, kAnswerWithin);
+  allocate::LibvirtConnection conn(host.uri, kAnswerWithin), node(host.uri, kAnswerWithin);
   ASSERT_TRUE(conn.runningGuests()) << host.log();
+  ASSERT_TRUE(node.host()) << host.log();
   const pid_t daemon = host.daemonPid();
   ASSERT_GT(daemon, 0);
   ASSERT_EQ(::kill(daemon, SIGSTOP), 0);
   const Watchdog watchdog(daemon);  // should a read wait without end
   const double wait = std::chrono::duration<double>(kAnswerWithin).count();
+  auto [size, size_took] = timed([&] { return node.host(); });
+  ASSERT_FALSE(size) << "the host's size read while libvirtd was stopped";
+  EXPECT_NE(size.error().message.find("did not come within 2 s"), std::string::npos) << size.error().message;
+  EXPECT_LT(size_took, wait + 2) << "the host's size waited on the stopped libvirtd past its deadline";
   auto [first, first_took] = timed([&] { return conn.runningGuests(); });
   EXPECT_FALSE(first) << "read while libvirtd was stopped";
   EXPECT_LT(first_took, 3 * wait + 2) << "the read waited on the stopped libvirtd past its deadlines";
@@ -383,6 +389,7 @@ TEST_F(QemuGuest, ALibvirtdThatHangsFailsTheReadsRatherThanHoldThem) {
     if (!read) std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   EXPECT_TRUE(read) << "no read within 10 s of libvirtd going on";
+  EXPECT_TRUE(node.host()) << "the host's size, once libvirtd went on";
 }
 
 // Bytes the guest read from its disk vda so far (virDomainBlockStats).

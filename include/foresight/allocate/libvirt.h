@@ -85,7 +85,7 @@ class LibvirtConnection {
   // late twice (libvirtd does not answer).
   Result<RunningGuests> runningGuests();
   // The host the guests run on, as its hypervisor reports it (virNodeGetInfo): its active CPUs
-  // and its memory.
+  // and its memory. kUnavailable when it did not come within `answer_within`.
   Result<Allocation> host();
 
  private:

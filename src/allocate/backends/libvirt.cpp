@@ -473,18 +473,34 @@ Result<RunningGuests> LibvirtConnection::runningGuests() {
 Result<Allocation> LibvirtConnection::host() {
   auto c = impl_->get();
   if (!c) return tl::unexpected(c.error());
-  virNodeInfo info;
-  int rc = virNodeGetInfo(*c, &info);
-  std::string error = rc < 0 ? lastError() : "";
-  if (rc < 0 && impl_->reopened()) {
-    rc = virNodeGetInfo(impl_->conn, &info);
-    if (rc < 0) error = lastError();
+  // Within answer_within, as the statistics calls: a libvirtd that hangs would hold the loop here.
+  struct NodeAnswer {
+    int rc = -1;
+    virNodeInfo info{};
+    std::string error;
+  };
+  auto ask = [this](virConnectPtr conn) {
+    virConnectRef(conn);  // the call's own, should it be left late
+    return callWithin<NodeAnswer>(impl_->answer_within, [conn] {
+      NodeAnswer a;
+      a.rc = virNodeGetInfo(conn, &a.info);
+      if (a.rc < 0) a.error = lastError();  // per thread
+      virConnectClose(conn);
+      return a;
+    });
+  };
+  auto a = ask(*c);
+  if (a && a->rc < 0 && impl_->reopened()) a = ask(impl_->conn);
+  if (!a) {
+    impl_->leaveToLateCall();
+    return fail(ErrorCode::kUnavailable, "libvirt {}: the host's CPUs and memory did not come within {:g} s: libvirtd "
+                "is not answering", uri_, seconds(impl_->answer_within));
   }
-  if (rc < 0) return fail(ErrorCode::kIo, "libvirt {}: cannot read the host's CPUs and memory: {}", uri_, error);
-  Allocation a;
-  a[Resource::kCpu] = info.cpus;
-  a[Resource::kMemory] = static_cast<double>(info.memory) * 1024.0;  // KiB
-  return a;
+  if (a->rc < 0) return fail(ErrorCode::kIo, "libvirt {}: cannot read the host's CPUs and memory: {}", uri_, a->error);
+  Allocation r;
+  r[Resource::kCpu] = a->info.cpus;
+  r[Resource::kMemory] = static_cast<double>(a->info.memory) * 1024.0;  // KiB
+  return r;
 }
 
 class LibvirtBackend final : public Backend {
