@@ -333,6 +333,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     auto unmanaged = std::make_shared<std::set<std::string>>();  // the backend's refusal told once each
     auto unmanaged_count = std::make_shared<std::atomic<std::size_t>>(0);  // its size, for the view's thread
     auto told_left_alone = std::make_shared<std::set<std::string>>();
+    auto told_stall_elsewhere = std::make_shared<std::set<std::string>>();
     // Planned for and shown, never resized (observe()'s left_alone): a cgroup the agent runs in
     // (its unit, or the session it was started from), where a forecast of its own steady use would
     // throttle the sampling and a memory limit from it could kill the agent at its next spike; one
@@ -351,7 +352,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
     };
     auto failures = std::make_shared<RepeatedLog>();  // a workload's failing rounds, said once a minute
     cfg.on_usage = [a, autoscaler, plan_metrics, dry_backend, reload, history, unmanaged, unmanaged_count,
-                    told_left_alone, left_alone, failures](
+                    told_left_alone, told_stall_elsewhere, left_alone, failures](
                        const std::string& workload, std::int64_t t, const std::array<double, kResourceCount>& usage,
                        const std::array<double, kResourceCount>& demand, const collect::LimitReadings& limits) {
       if (t != reload->checked) {
@@ -383,6 +384,16 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
             spdlog::info("run: {}: starts from {} samples of the history store", workload, fed);
       loop::Bounds bounds;
       if (limits.cpuset_cpus > 0) bounds.ceiling[Resource::kCpu] = limits.cpuset_cpus;
+      // Stalls its own limit does not cure, which the pressure rule leaves alone: said once, and
+      // again only after a reading without any. 1 %: the ForesightMemoryStalledAtLimit alert's.
+      if (limits.memory_stall_elsewhere > 0.01) {
+        if (told_stall_elsewhere->insert(workload).second)
+          spdlog::warn("run: {}: stalled on memory {:.1f}% of the time while not at its own memory limit: the host's "
+                       "memory or an ancestor cgroup's limit is short, and raising its own limit would not help",
+                       workload, 100 * limits.memory_stall_elsewhere);
+      } else if (limits.memory_stall_elsewhere == 0) {
+        told_stall_elsewhere->erase(workload);
+      }
       std::optional<allocate::MemoryStall> stall;
       if (!std::isnan(limits.memory_stall) && !std::isnan(limits.memory_limit))
         stall = allocate::MemoryStall{limits.memory_stall, limits.memory_limit,
@@ -401,10 +412,11 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
 
     // A cgroup re-created under a gone one's path starts afresh (--min-history included).
     cfg.on_gone = [autoscaler, plan_metrics, ranker, history, unmanaged, unmanaged_count, told_left_alone,
-                   failures](const std::string& workload) {
+                   told_stall_elsewhere, failures](const std::string& workload) {
       if (history) history->gone(workload);
       if (unmanaged->erase(workload)) *unmanaged_count = unmanaged->size();
       told_left_alone->erase(workload);
+      told_stall_elsewhere->erase(workload);
       failures->forget(workload);
       autoscaler->forget(backendName(workload));
       plan_metrics->forget(backendName(workload));

@@ -161,9 +161,10 @@ double memoryDemandAfterOomKill(double limit) {
   return std::max(limit * 1.2, limit + 100.0 * (1 << 20));
 }
 
-double memoryStallAtLimit(const Sample& prev, const Sample& cur) {
-  const double stalled = counterRate(prev, cur, "psi_memory_some_seconds_total");
-  if (std::isnan(stalled)) return stalled;
+namespace {
+
+// Whether the cgroup ran at its own memory limit in the interval (memoryStallAtLimit).
+bool atOwnMemoryLimit(const Sample& prev, const Sample& cur) {
   // fmin: the one read where the other is not (NaN); a usage not read (NaN) is not at the limit.
   const double limit = std::fmin(cur.get("memory_limit_bytes"), cur.get("memory_high_bytes"));
   // At its own limit: the kernel counted charges that hit it in the interval (v1 memory.failcnt,
@@ -172,9 +173,15 @@ double memoryStallAtLimit(const Sample& prev, const Sample& cur) {
   // of it under a parent's lower limit, with no hits of its own (docs/closed-loop.md). Where the
   // count is not read, usage at 90 % of the limit stands for it.
   const double hits = counterRate(prev, cur, "memory_limit_hits_total");
-  const bool at_limit = std::isfinite(limit) &&
-                        (std::isnan(hits) ? cur.get("memory_usage_bytes") >= 0.9 * limit : hits > 0);
-  if (!at_limit) return 0.0;
+  return std::isfinite(limit) && (std::isnan(hits) ? cur.get("memory_usage_bytes") >= 0.9 * limit : hits > 0);
+}
+
+}  // namespace
+
+double memoryStallAtLimit(const Sample& prev, const Sample& cur) {
+  const double stalled = counterRate(prev, cur, "psi_memory_some_seconds_total");
+  if (std::isnan(stalled)) return stalled;
+  if (!atOwnMemoryLimit(prev, cur)) return 0.0;
   // Reclaim at the limit stalls a workload that streams data it never reads again as it stalls
   // one that thrashes, but only the second is cured by more memory. Refaults (pages read again
   // soon after eviction: mm/workingset.c) are the kernel's sign of thrashing, so the stall counts
@@ -190,6 +197,12 @@ double memoryStallAtLimit(const Sample& prev, const Sample& cur) {
   return std::min(stalled, 1.0) * reused;
 }
 
+double memoryStallElsewhere(const Sample& prev, const Sample& cur) {
+  const double stalled = counterRate(prev, cur, "psi_memory_some_seconds_total");
+  if (std::isnan(stalled)) return stalled;
+  return atOwnMemoryLimit(prev, cur) ? 0.0 : std::min(stalled, 1.0);
+}
+
 LimitReadings limitReadings(const Sample& prev, const Sample& cur) {
   // A metric's time is on the interval clock (monotonic): the interval's start on the wall clock is
   // as long before this sample's wall time.
@@ -197,7 +210,8 @@ LimitReadings limitReadings(const Sample& prev, const Sample& cur) {
   const double since =
       from ? static_cast<double>(cur.time_ns - (cur.intervalNs() - (from->time_ns ? from->time_ns : prev.intervalNs()))) / 1e9
            : NAN;
-  return {cur.get("cpuset_cpus"), cur.get("memory_limit_bytes"), memoryStallAtLimit(prev, cur), since};
+  return {cur.get("cpuset_cpus"), cur.get("memory_limit_bytes"), memoryStallAtLimit(prev, cur), since,
+          memoryStallElsewhere(prev, cur)};
 }
 
 }  // namespace foresight::collect

@@ -759,6 +759,23 @@ TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
   EXPECT_DOUBLE_EQ(stall(80 * kMiB, 100 * kMiB, NAN, 1.0, 1.5, 3), 0.25);   // hit, then freed some
   EXPECT_DOUBLE_EQ(stall(80 * kMiB, 100 * kMiB, 85 * kMiB, 1.0, 1.5, 3), 0.25);  // memory.high's
   EXPECT_DOUBLE_EQ(stall(80 * kMiB, inf, inf, 1.0, 1.5, 3), 0.0);           // no limit of its own
+  // What is not at its own limit is the host's or an ancestor's: memoryStallElsewhere.
+  auto elsewhere = [&](double usage, double limit, double hits) {
+    Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};
+    a.add("psi_memory_some_seconds_total", 1.0);
+    b.add("psi_memory_some_seconds_total", 1.5);
+    b.add("memory_usage_bytes", usage);
+    b.add("memory_limit_bytes", limit);
+    if (!std::isnan(hits)) {
+      a.add("memory_limit_hits_total", 100);
+      b.add("memory_limit_hits_total", 100 + hits);
+    }
+    return memoryStallElsewhere(a, b);
+  };
+  EXPECT_DOUBLE_EQ(elsewhere(95 * kMiB, 100 * kMiB, 0), 0.25);    // an ancestor's limit
+  EXPECT_DOUBLE_EQ(elsewhere(95 * kMiB, 100 * kMiB, 3), 0.0);     // its own
+  EXPECT_DOUBLE_EQ(elsewhere(50 * kMiB, inf, NAN), 0.25);         // no limit of its own
+  EXPECT_DOUBLE_EQ(elsewhere(95 * kMiB, 100 * kMiB, NAN), 0.0);   // at 90 %: its own
 
   // Wall clock 1001 s and 1003 s; the interval clock (monotonic) 1 s and 3 s.
   Sample a{"w", 1'001'000'000'000, {}}, b{"w", 1'003'000'000'000, {}};
@@ -774,6 +791,7 @@ TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
   EXPECT_DOUBLE_EQ(l.memory_limit, 100 * kMiB);
   EXPECT_DOUBLE_EQ(l.memory_stall, 0.25);
   EXPECT_DOUBLE_EQ(l.memory_stall_since, 1001.0);  // the last PSI read, on the wall clock
+  EXPECT_DOUBLE_EQ(l.memory_stall_elsewhere, 0.0);  // all of it at its own limit
 }
 
 // At its limit, a workload that reads a file once stalls in reclaim as one that thrashes does, and

@@ -519,6 +519,7 @@ TEST(RunCommand, AWorkloadThrashingItsPageCacheAtItsMemoryLimitIsGivenMore) {
   const std::string log = ran.all();
   EXPECT_NE(log.find("rule pressure"), std::string::npos) << log;
   EXPECT_NE(log.find("% of the time at this limit"), std::string::npos) << log;
+  EXPECT_EQ(log.find("while not at its own memory limit"), std::string::npos) << log;
   EXPECT_EQ(log.find("cannot remove"), std::string::npos) << log;
   const auto at = log.find("limit after: ");
   ASSERT_NE(at, std::string::npos) << log;
@@ -547,6 +548,24 @@ TEST(RunCommand, AWorkloadStreamingAFileOnceAtItsMemoryLimitIsNotGivenMore) {
   const auto at = log.find("limit after: ");
   ASSERT_NE(at, std::string::npos) << log;
   EXPECT_LE(std::stod(log.substr(at + 13)), 32.0 * 1024 * 1024) << log;
+}
+
+// The same thrashing in a cgroup limited to 62 MiB under a parent limited to 60 MiB (dry-run): it
+// stalls just under its own limit (at most 60 of 62 MiB), which it never reaches. The pressure rule leaves it, and `run`
+// says once that the parent's limit or the host is short.
+TEST(RunCommand, AWorkloadStalledUnderItsParentsMemoryLimitIsToldItsOwnWouldNotHelp) {
+  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
+  if (!fs::exists("/proc/pressure/memory")) GTEST_SKIP() << "needs a kernel with PSI (/proc/pressure/memory)";
+  const auto ran = foresight::test_support::runShell(
+      fmt::format("sh {}/scripts/page_cache_thrash.sh {} 8 0 parent", FORESIGHT_SOURCE_DIR, FORESIGHT_BIN));
+  ASSERT_EQ(ran.exit_code, 0) << ran.all();
+  const std::string log = ran.all();
+  const std::string said = "while not at its own memory limit: the host's memory or an ancestor cgroup's limit is short";
+  const auto first = log.find(said);
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find(said, first + said.size()), std::string::npos) << log;  // once
+  EXPECT_EQ(log.find("rule pressure"), std::string::npos) << log;
+  EXPECT_EQ(log.find("cannot remove"), std::string::npos) << log;
 }
 
 // A host without PSI (the v2 fixture has no proc/pressure) is told, once, that the pressure rule

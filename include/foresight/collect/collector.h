@@ -122,12 +122,18 @@ double memoryDemandAfterOomKill(double limit);
 // kernel has none.
 double memoryStallAtLimit(const Sample& prev, const Sample& cur);
 
+// The share of the interval stalled on memory (PSI `some`) where the cgroup did not run at its own
+// limit: the host's memory or an ancestor's limit was short, which its own limit does not cure;
+// 0 where it ran at its own limit. NaN as memoryStallAtLimit.
+double memoryStallElsewhere(const Sample& prev, const Sample& cur);
+
 // What a round read of a workload's limits, for a loop that sizes them (server::Agent's on_usage).
 struct LimitReadings {
   double cpuset_cpus = NAN;   // the CPUs of its cpuset; NaN where not read this round, or none
   double memory_limit = NAN;  // memory_limit_bytes (+Inf: none); NaN where not read
   double memory_stall = NAN;  // memoryStallAtLimit, under that limit
   double memory_stall_since = NAN;  // Unix seconds: the start of its interval (the last PSI read)
+  double memory_stall_elsewhere = NAN;  // memoryStallElsewhere
 };
 LimitReadings limitReadings(const Sample& prev, const Sample& cur);
 
