@@ -505,35 +505,48 @@ TEST(RunCommand, ALeaveAlonePatternKeepsAWorkloadUnresized) {
   fs::remove_all(dir);
 }
 
+// Why this host cannot run scripts/page_cache_thrash.sh (a cgroup of its own, PSI); empty if it can.
+std::string whyNoPageCacheScript() {
+  if (!cgroupsWritable()) return "needs root and cgroup cpu/memory controllers";
+  if (!fs::exists("/proc/pressure/memory")) return "needs a kernel with PSI (/proc/pressure/memory)";
+  return {};
+}
+
+// Its "limit after: BYTES"; NaN where it printed none (which every comparison fails).
+double limitAfter(const std::string& log) {
+  const auto at = log.find("limit after: ");
+  return at == std::string::npos ? NAN : std::stod(log.substr(at + 13));
+}
+
+// scripts/page_cache_thrash.sh in `mode` for `seconds`, without the live view.
+foresight::test_support::Ran pageCacheScript(const char* mode, int seconds) {
+  return foresight::test_support::runShell(fmt::format("sh {}/scripts/page_cache_thrash.sh {} {} 0 {}",
+                                                       FORESIGHT_SOURCE_DIR, FORESIGHT_BIN, seconds, mode));
+}
+
 // A workload that reads a 96 MiB file over and over under a 32 MiB memory limit thrashes its page
 // cache: its pages are evicted before they are used again, so its working set (usage less the
 // inactive file pages) reads almost nothing and the forecast would shrink the limit. It stalls on
 // memory (PSI) at its limit, and `run --apply` raises the limit (rule `pressure`), which it never
 // does on that forecast (scripts/page_cache_thrash.sh: the usage floor's margin is 0 there).
 TEST(RunCommand, AWorkloadThrashingItsPageCacheAtItsMemoryLimitIsGivenMore) {
-  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
-  if (!fs::exists("/proc/pressure/memory")) GTEST_SKIP() << "needs a kernel with PSI (/proc/pressure/memory)";
-  const auto ran = foresight::test_support::runShell(
-      fmt::format("sh {}/scripts/page_cache_thrash.sh {} 12 0", FORESIGHT_SOURCE_DIR, FORESIGHT_BIN));
+  if (const auto why = whyNoPageCacheScript(); !why.empty()) GTEST_SKIP() << why;
+  const auto ran = pageCacheScript("thrash", 12);
   ASSERT_EQ(ran.exit_code, 0) << ran.all();
   const std::string log = ran.all();
   EXPECT_NE(log.find("rule pressure"), std::string::npos) << log;
   EXPECT_NE(log.find("% of the time at this limit"), std::string::npos) << log;
   EXPECT_EQ(log.find("while not at its own memory limit"), std::string::npos) << log;
   EXPECT_EQ(log.find("cannot remove"), std::string::npos) << log;
-  const auto at = log.find("limit after: ");
-  ASSERT_NE(at, std::string::npos) << log;
-  EXPECT_GT(std::stod(log.substr(at + 13)), 32.0 * 1024 * 1024) << log;
+  EXPECT_GT(limitAfter(log), 32.0 * 1024 * 1024) << log;
 }
 
 // A workload that reads a sparse 1 TiB file once, under a 32 MiB limit, stalls in reclaim at its
 // limit as the one above does, but reads none of its evicted pages back: more memory would not
 // cure it, and its limit is not raised (the stall counts by the share of pages read back).
 TEST(RunCommand, AWorkloadStreamingAFileOnceAtItsMemoryLimitIsNotGivenMore) {
-  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
-  if (!fs::exists("/proc/pressure/memory")) GTEST_SKIP() << "needs a kernel with PSI (/proc/pressure/memory)";
-  const auto ran = foresight::test_support::runShell(
-      fmt::format("sh {}/scripts/page_cache_thrash.sh {} 12 0 stream", FORESIGHT_SOURCE_DIR, FORESIGHT_BIN));
+  if (const auto why = whyNoPageCacheScript(); !why.empty()) GTEST_SKIP() << why;
+  const auto ran = pageCacheScript("stream", 12);
   ASSERT_EQ(ran.exit_code, 0) << ran.all();
   const std::string log = ran.all();
   // It did stall at its limit, more than the pressure rule's default threshold (10 ms in 6 s)
@@ -545,19 +558,15 @@ TEST(RunCommand, AWorkloadStreamingAFileOnceAtItsMemoryLimitIsNotGivenMore) {
   EXPECT_GT(stalled_us / wall_us, 0.01 / 6) << log;
   EXPECT_EQ(log.find("rule pressure"), std::string::npos) << log;
   EXPECT_EQ(log.find("cannot remove"), std::string::npos) << log;
-  const auto at = log.find("limit after: ");
-  ASSERT_NE(at, std::string::npos) << log;
-  EXPECT_LE(std::stod(log.substr(at + 13)), 32.0 * 1024 * 1024) << log;
+  EXPECT_LE(limitAfter(log), 32.0 * 1024 * 1024) << log;
 }
 
 // The same thrashing in a cgroup limited to 62 MiB under a parent limited to 60 MiB (dry-run): it
-// stalls just under its own limit (at most 60 of 62 MiB), which it never reaches. The pressure rule leaves it, and `run`
-// says once that the parent's limit or the host is short.
+// stalls just under its own limit (at most 60 of 62 MiB), which it never reaches. The pressure
+// rule leaves it, and `run` says once that the parent's limit or the host is short.
 TEST(RunCommand, AWorkloadStalledUnderItsParentsMemoryLimitIsToldItsOwnWouldNotHelp) {
-  if (!cgroupsWritable()) GTEST_SKIP() << "needs root and cgroup cpu/memory controllers";
-  if (!fs::exists("/proc/pressure/memory")) GTEST_SKIP() << "needs a kernel with PSI (/proc/pressure/memory)";
-  const auto ran = foresight::test_support::runShell(
-      fmt::format("sh {}/scripts/page_cache_thrash.sh {} 8 0 parent", FORESIGHT_SOURCE_DIR, FORESIGHT_BIN));
+  if (const auto why = whyNoPageCacheScript(); !why.empty()) GTEST_SKIP() << why;
+  const auto ran = pageCacheScript("parent", 8);
   ASSERT_EQ(ran.exit_code, 0) << ran.all();
   const std::string log = ran.all();
   const std::string said = "while not at its own memory limit: the host's memory or an ancestor cgroup's limit is short";
