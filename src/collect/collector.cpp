@@ -163,8 +163,15 @@ double memoryDemandAfterOomKill(double limit) {
 
 namespace {
 
-// Whether the cgroup ran at its own memory limit in the interval (memoryStallAtLimit).
-bool atOwnMemoryLimit(const Sample& prev, const Sample& cur) {
+// The interval's memory stall split by where it came from: at the cgroup's own limit, weighed by
+// what it read back (memoryStallAtLimit), or elsewhere (memoryStallElsewhere). One PSI rate, one
+// limit test, for both.
+struct MemoryStalls {
+  double at_limit, elsewhere;
+};
+MemoryStalls memoryStalls(const Sample& prev, const Sample& cur) {
+  const double stalled = counterRate(prev, cur, "psi_memory_some_seconds_total");
+  if (std::isnan(stalled)) return {stalled, stalled};
   // fmin: the one read where the other is not (NaN); a usage not read (NaN) is not at the limit.
   const double limit = std::fmin(cur.get("memory_limit_bytes"), cur.get("memory_high_bytes"));
   // At its own limit: the kernel counted charges that hit it in the interval (v1 memory.failcnt,
@@ -173,15 +180,9 @@ bool atOwnMemoryLimit(const Sample& prev, const Sample& cur) {
   // of it under a parent's lower limit, with no hits of its own (docs/closed-loop.md). Where the
   // count is not read, usage at 90 % of the limit stands for it.
   const double hits = counterRate(prev, cur, "memory_limit_hits_total");
-  return std::isfinite(limit) && (std::isnan(hits) ? cur.get("memory_usage_bytes") >= 0.9 * limit : hits > 0);
-}
-
-}  // namespace
-
-double memoryStallAtLimit(const Sample& prev, const Sample& cur) {
-  const double stalled = counterRate(prev, cur, "psi_memory_some_seconds_total");
-  if (std::isnan(stalled)) return stalled;
-  if (!atOwnMemoryLimit(prev, cur)) return 0.0;
+  const bool at_limit =
+      std::isfinite(limit) && (std::isnan(hits) ? cur.get("memory_usage_bytes") >= 0.9 * limit : hits > 0);
+  if (!at_limit) return {0.0, std::min(stalled, 1.0)};
   // Reclaim at the limit stalls a workload that streams data it never reads again as it stalls
   // one that thrashes, but only the second is cured by more memory. Refaults (pages read again
   // soon after eviction: mm/workingset.c) are the kernel's sign of thrashing, so the stall counts
@@ -194,14 +195,14 @@ double memoryStallAtLimit(const Sample& prev, const Sample& cur) {
                       counterRate(prev, cur, "memory_file_refaults_total");
   const double out = counterRate(prev, cur, "memory_pages_out_total");
   const double reused = std::isnan(back) || !(out > 0) ? 1.0 : std::min(back / out, 1.0);
-  return std::min(stalled, 1.0) * reused;
+  return {std::min(stalled, 1.0) * reused, 0.0};
 }
 
-double memoryStallElsewhere(const Sample& prev, const Sample& cur) {
-  const double stalled = counterRate(prev, cur, "psi_memory_some_seconds_total");
-  if (std::isnan(stalled)) return stalled;
-  return atOwnMemoryLimit(prev, cur) ? 0.0 : std::min(stalled, 1.0);
-}
+}  // namespace
+
+double memoryStallAtLimit(const Sample& prev, const Sample& cur) { return memoryStalls(prev, cur).at_limit; }
+
+double memoryStallElsewhere(const Sample& prev, const Sample& cur) { return memoryStalls(prev, cur).elsewhere; }
 
 LimitReadings limitReadings(const Sample& prev, const Sample& cur) {
   // A metric's time is on the interval clock (monotonic): the interval's start on the wall clock is
@@ -210,8 +211,8 @@ LimitReadings limitReadings(const Sample& prev, const Sample& cur) {
   const double since =
       from ? static_cast<double>(cur.time_ns - (cur.intervalNs() - (from->time_ns ? from->time_ns : prev.intervalNs()))) / 1e9
            : NAN;
-  return {cur.get("cpuset_cpus"), cur.get("memory_limit_bytes"), memoryStallAtLimit(prev, cur), since,
-          memoryStallElsewhere(prev, cur)};
+  const MemoryStalls stalls = memoryStalls(prev, cur);
+  return {cur.get("cpuset_cpus"), cur.get("memory_limit_bytes"), stalls.at_limit, since, stalls.elsewhere};
 }
 
 }  // namespace foresight::collect

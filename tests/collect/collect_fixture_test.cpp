@@ -730,9 +730,11 @@ TEST(Rates, DemandCountsTheSwapOfALimitedCgroupWhileItIsReadBack) {
 TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
   constexpr double kMiB = 1024 * 1024;
   const double inf = std::numeric_limits<double>::infinity();
-  auto stall = [&](double usage, double limit, double high = NAN, double stalled_before = 1.0,
-                   double stalled = 1.5, double hits = NAN) {
-    Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};  // 2 s apart
+  // Two samples 2 s apart; NaN leaves a figure out.
+  auto samples = [](double usage, double limit, double high, double stalled_before, double stalled,
+                    double hits) {
+    std::pair<Sample, Sample> p{Sample{"w", 1'000'000'000, {}}, Sample{"w", 3'000'000'000, {}}};
+    auto& [a, b] = p;
     if (!std::isnan(stalled_before)) a.add("psi_memory_some_seconds_total", stalled_before);
     if (!std::isnan(stalled)) b.add("psi_memory_some_seconds_total", stalled);
     if (!std::isnan(hits)) {
@@ -742,6 +744,11 @@ TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
     if (!std::isnan(usage)) b.add("memory_usage_bytes", usage);
     if (!std::isnan(limit)) b.add("memory_limit_bytes", limit);
     if (!std::isnan(high)) b.add("memory_high_bytes", high);
+    return p;
+  };
+  auto stall = [&](double usage, double limit, double high = NAN, double stalled_before = 1.0,
+                   double stalled = 1.5, double hits = NAN) {
+    const auto [a, b] = samples(usage, limit, high, stalled_before, stalled, hits);
     return memoryStallAtLimit(a, b);
   };
   EXPECT_DOUBLE_EQ(stall(95 * kMiB, 100 * kMiB), 0.25);             // 0.5 s stalled in 2 s
@@ -761,15 +768,7 @@ TEST(Rates, MemoryStallCountsOnlyAtTheCgroupsOwnLimit) {
   EXPECT_DOUBLE_EQ(stall(80 * kMiB, inf, inf, 1.0, 1.5, 3), 0.0);           // no limit of its own
   // What is not at its own limit is the host's or an ancestor's: memoryStallElsewhere.
   auto elsewhere = [&](double usage, double limit, double hits) {
-    Sample a{"w", 1'000'000'000, {}}, b{"w", 3'000'000'000, {}};
-    a.add("psi_memory_some_seconds_total", 1.0);
-    b.add("psi_memory_some_seconds_total", 1.5);
-    b.add("memory_usage_bytes", usage);
-    b.add("memory_limit_bytes", limit);
-    if (!std::isnan(hits)) {
-      a.add("memory_limit_hits_total", 100);
-      b.add("memory_limit_hits_total", 100 + hits);
-    }
+    const auto [a, b] = samples(usage, limit, NAN, 1.0, 1.5, hits);
     return memoryStallElsewhere(a, b);
   };
   EXPECT_DOUBLE_EQ(elsewhere(95 * kMiB, 100 * kMiB, 0), 0.25);    // an ancestor's limit
