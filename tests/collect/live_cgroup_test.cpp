@@ -23,6 +23,7 @@
 #include "foresight/collect/launch.h"
 #include "foresight/collect/perf.h"
 #include "foresight/collect/sampler.h"
+#include "support/cleanup.h"
 #include "support/host_sampler.h"
 #include "support/test_cgroup.h"
 
@@ -212,17 +213,14 @@ TEST(LiveCgroup, AMemoryStallCountsOnlyWhereTheCgroupsOwnLimitIsHit) {
   if (!v2 && !ctx.layout.v1("memory")) GTEST_SKIP() << "no memory controller";
   if (!fs::exists("/proc/pressure/memory")) GTEST_SKIP() << "needs a kernel with PSI (/proc/pressure/memory)";
   const fs::path mem_root = v2 ? ctx.layout.unified : *ctx.layout.v1("memory");
-  const fs::path file = fs::current_path() / ("foresight-thrash-" + std::to_string(::getpid()));
+  const fs::path file =
+      test_support::removedAtExit(fs::current_path() / ("foresight-thrash-" + std::to_string(::getpid())));
   {
     std::ofstream o(file, std::ios::binary);
     const std::vector<char> mib(1 << 20, 1);
     for (int i = 0; i < 96; ++i) o.write(mib.data(), static_cast<std::streamsize>(mib.size()));
     ASSERT_TRUE(o) << "cannot write " << file;
   }
-  struct Removed {
-    fs::path f;
-    ~Removed() { std::error_code ec; fs::remove(f, ec); }
-  } removed{file};
   const auto limit = [&](const std::string& cg, const char* bytes) {
     std::ofstream(mem_root / cg / (v2 ? "memory.max" : "memory.limit_in_bytes")) << bytes << '\n';
   };
