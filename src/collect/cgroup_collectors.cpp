@@ -173,48 +173,74 @@ bool addLocalThrottling(std::optional<std::string_view> text, std::string_view k
   return true;
 }
 
-// Collects w through the cached files of Entry, created on first use by make(dir) (nullopt when
-// the cgroup does not exist). When a kept file reports its cgroup gone (removed, perhaps
-// re-created under the same path), the entry is dropped and rebuilt once from the path.
-template <typename Entry, typename Make, typename Read>
-Status collectCached(std::unordered_map<std::string, Entry>& cache, const Workload& w,
-                     Sample& out, Make&& make, Read&& read) {
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    auto it = cache.find(w.id);
-    if (it == cache.end()) {
-      std::optional<Entry> e = make();
-      if (!e) return fail(ErrorCode::kNotFound, "{}: cgroup is gone", w.cgroup);
-      it = cache.emplace(w.id, std::move(*e)).first;
-    }
-    const std::size_t first = out.metrics.size();
-    if (read(it->second)) return ok();
-    out.metrics.resize(first);
-    cache.erase(it);
-  }
-  return fail(ErrorCode::kNotFound, "{}: cgroup is gone", w.cgroup);
-}
-
 bool isDirectory(const fs::path& p) {
   std::error_code ec;
   return fs::is_directory(p, ec);
 }
 
-class CgroupV1Collector final : public Collector {
+// What the v1 and v2 collectors share: per workload, the files of Files kept open (open(w):
+// nullopt when the cgroup does not exist) and read each round (read(): false when a kept file
+// reports its cgroup gone, removed or re-created under the same path; the entry is then dropped
+// and rebuilt once from the path).
+template <typename Files>
+class CachedCgroupCollector : public Collector {
  public:
-  explicit CgroupV1Collector(const CollectorContext& ctx)
-      : ancestors_(ctx.layout.v1("cpu").value_or(fs::path("/")), "cpu.cfs_quota_us"),
-        stacked_(ctx.paths.root(), ctx.paths.sys() / "dev" / "block"), ctx_(ctx) {}
-  const char* name() const override { return "cgroup.v1"; }
   void forget(const std::string& id) override { cache_.erase(id); }
   void refreshLimits(const std::string& id) override {
     if (auto it = cache_.find(id); it != cache_.end()) it->second.refresh_limits = true;
   }
-
   Status collect(const Workload& w, const std::vector<pid_t>&, Sample& out) override {
     if (w.kind != Workload::Kind::kCgroup) return ok();
-    return collectCached(cache_, w, out, [&] { return open(w); },
-                         [&](Files& f) { return read(f, out); });
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto it = cache_.find(w.id);
+      if (it == cache_.end()) {
+        std::optional<Files> f = open(w);
+        if (!f) return fail(ErrorCode::kNotFound, "{}: cgroup is gone", w.cgroup);
+        it = cache_.emplace(w.id, std::move(*f)).first;
+      }
+      const std::size_t first = out.metrics.size();
+      if (read(it->second, out)) return ok();
+      out.metrics.resize(first);
+      cache_.erase(it);
+    }
+    return fail(ErrorCode::kNotFound, "{}: cgroup is gone", w.cgroup);
   }
+
+ protected:
+  CachedCgroupCollector(const CollectorContext& ctx, const fs::path& quota_root, const char* quota_file)
+      : ancestors_(quota_root, quota_file), stacked_(ctx.paths.root(), ctx.paths.sys() / "dev" / "block"), ctx_(ctx) {}
+
+  std::string buf_;
+  AncestorQuotas ancestors_;
+  StackedDevices stacked_;
+  CollectorContext ctx_;
+
+ private:
+  virtual std::optional<Files> open(const Workload& w) = 0;
+  virtual bool read(Files& f, Sample& out) = 0;
+
+  std::unordered_map<std::string, Files> cache_;
+};
+
+struct CgroupV1Files {
+  KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat, mem_oom;
+  KeptFile mem_failcnt;  // memory.failcnt: charges that hit this cgroup's own limit
+  KeptFile stat_local;  // cpu.stat.local (kernel 6.6+): throttling by this or any ancestor's quota
+  KeptFile blk_bytes[2], blk_ops[2];  // *_recursive (with descendants) first, then the plain file
+  std::optional<Pressure> psi;        // hybrid hosts keep PSI on the v2 side
+  fs::path cpu_dir, mem_dir, cpuset_dir;  // limits: read by path in the detail rounds
+  bool refresh_limits = false;            // and in the next round after refreshLimits()
+  bool ancestor_quota = false;            // as of the last limits read
+  bool has_local = false;                 // cpu.stat.local was read last time
+  double cpu_limit = NAN, mem_limit = NAN;
+  std::optional<int> cpuset_cpus{};
+};
+
+class CgroupV1Collector final : public CachedCgroupCollector<CgroupV1Files> {
+ public:
+  explicit CgroupV1Collector(const CollectorContext& ctx)
+      : CachedCgroupCollector(ctx, ctx.layout.v1("cpu").value_or(fs::path("/")), "cpu.cfs_quota_us") {}
+  const char* name() const override { return "cgroup.v1"; }
 
  private:
   static constexpr std::string_view kAcctKeys[2] = {"user", "system"};
@@ -226,21 +252,9 @@ class CgroupV1Collector final : public Collector {
                                                    "total_pgfault", "total_pgmajfault", "total_swap",
                                                    "total_workingset_refault_anon",
                                                    "total_workingset_refault_file", "total_pgpgout"};
-  struct Files {
-    KeptFile usage, acct_stat, cpu_stat, mem_usage, mem_stat, mem_oom;
-    KeptFile mem_failcnt;  // memory.failcnt: charges that hit this cgroup's own limit
-    KeptFile stat_local;  // cpu.stat.local (kernel 6.6+): throttling by this or any ancestor's quota
-    KeptFile blk_bytes[2], blk_ops[2];  // *_recursive (with descendants) first, then the plain file
-    std::optional<Pressure> psi;        // hybrid hosts keep PSI on the v2 side
-    fs::path cpu_dir, mem_dir, cpuset_dir;  // limits: read by path in the detail rounds
-    bool refresh_limits = false;            // and in the next round after refreshLimits()
-    bool ancestor_quota = false;            // as of the last limits read
-    bool has_local = false;                 // cpu.stat.local was read last time
-    double cpu_limit = NAN, mem_limit = NAN;
-    std::optional<int> cpuset_cpus{};
-  };
+  using Files = CgroupV1Files;
 
-  std::optional<Files> open(const Workload& w) {
+  std::optional<Files> open(const Workload& w) override {
     if (!isDirectory(cgroupPath(ctx_.layout.reference(), w.cgroup))) return std::nullopt;
     auto dir = [&](const char* controller) {
       auto m = ctx_.layout.v1(controller);
@@ -275,7 +289,7 @@ class CgroupV1Collector final : public Collector {
   }
 
   // false when the cgroup went away under a kept fd.
-  bool read(Files& f, Sample& out) {
+  bool read(Files& f, Sample& out) override {
     bool gone = false;
     auto rd = [&](KeptFile& k) {
       auto t = k.read(buf_);
@@ -388,30 +402,28 @@ class CgroupV1Collector final : public Collector {
     out.add(read_name, rd);
     out.add(write_name, wr);
   }
-
-  std::unordered_map<std::string, Files> cache_;
-  std::string buf_;
-  AncestorQuotas ancestors_;
-  StackedDevices stacked_;
-  CollectorContext ctx_;
 };
 
-class CgroupV2Collector final : public Collector {
- public:
-  explicit CgroupV2Collector(const CollectorContext& ctx)
-      : ancestors_(ctx.layout.unified, "cpu.max"), stacked_(ctx.paths.root(), ctx.paths.sys() / "dev" / "block"),
-        ctx_(ctx) {}
-  const char* name() const override { return "cgroup.v2"; }
-  void forget(const std::string& id) override { cache_.erase(id); }
-  void refreshLimits(const std::string& id) override {
-    if (auto it = cache_.find(id); it != cache_.end()) it->second.refresh_limits = true;
-  }
+struct CgroupV2Files {
+  KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, mem_events, io_stat;
+  KeptFile mem_swap;  // memory.swap.current: absent without swap accounting
+  Pressure psi;
+  KeptFile cpuset;  // cpuset.cpus.effective: only where the cpuset controller is enabled
+  KeptFile stat_local;  // cpu.stat.local (kernel 6.6+), as on v1
+  fs::path dir;
+  KeptFile mem_high;  // memory.high: reclaim and throttling start there, below memory.max
+  // memory.events.local: its own max and high events, not its descendants' (kernel 5.2+)
+  KeptFile mem_events_local;
+  double cpu_limit = NAN, mem_limit = NAN, mem_high_limit = NAN;
+  std::optional<int> cpuset_cpus{};
+  bool refresh_limits = false;  // read the limits in the next round (refreshLimits())
+  bool ancestor_quota = false, has_local = false;  // as on v1
+};
 
-  Status collect(const Workload& w, const std::vector<pid_t>&, Sample& out) override {
-    if (w.kind != Workload::Kind::kCgroup) return ok();
-    return collectCached(cache_, w, out, [&] { return open(w); },
-                         [&](Files& f) { return read(f, out); });
-  }
+class CgroupV2Collector final : public CachedCgroupCollector<CgroupV2Files> {
+ public:
+  explicit CgroupV2Collector(const CollectorContext& ctx) : CachedCgroupCollector(ctx, ctx.layout.unified, "cpu.max") {}
+  const char* name() const override { return "cgroup.v2"; }
 
  private:
   static constexpr std::string_view kCpuKeys[6] = {"usage_usec", "user_usec", "system_usec",
@@ -420,23 +432,9 @@ class CgroupV2Collector final : public Collector {
   static constexpr std::string_view kMemKeys[8] = {"anon",    "file",       "inactive_file",
                                                    "pgfault", "pgmajfault", "workingset_refault_anon",
                                                    "workingset_refault_file", "pgsteal"};
-  struct Files {
-    KeptFile cpu_stat, cpu_max, mem_current, mem_max, mem_stat, mem_events, io_stat;
-    KeptFile mem_swap;  // memory.swap.current: absent without swap accounting
-    Pressure psi;
-    KeptFile cpuset;  // cpuset.cpus.effective: only where the cpuset controller is enabled
-    KeptFile stat_local;  // cpu.stat.local (kernel 6.6+), as on v1
-    fs::path dir;
-    KeptFile mem_high;  // memory.high: reclaim and throttling start there, below memory.max
-    // memory.events.local: its own max and high events, not its descendants' (kernel 5.2+)
-    KeptFile mem_events_local;
-    double cpu_limit = NAN, mem_limit = NAN, mem_high_limit = NAN;
-    std::optional<int> cpuset_cpus{};
-    bool refresh_limits = false;  // read the limits in the next round (refreshLimits())
-    bool ancestor_quota = false, has_local = false;  // as on v1
-  };
+  using Files = CgroupV2Files;
 
-  std::optional<Files> open(const Workload& w) {
+  std::optional<Files> open(const Workload& w) override {
     const fs::path dir = cgroupPath(ctx_.layout.unified, w.cgroup);
     if (!isDirectory(dir)) return std::nullopt;
     return Files{KeptFile(dir / "cpu.stat"),       KeptFile(dir / "cpu.max"),
@@ -448,7 +446,7 @@ class CgroupV2Collector final : public Collector {
                  KeptFile(dir / "memory.high"),    KeptFile(dir / "memory.events.local")};
   }
 
-  bool read(Files& f, Sample& out) {
+  bool read(Files& f, Sample& out) override {
     bool gone = false;
     auto rd = [&](KeptFile& k) {
       auto t = k.read(buf_);
@@ -543,12 +541,6 @@ class CgroupV2Collector final : public Collector {
     if (out.detail) readPressure(f.psi, buf_, out);
     return !gone;
   }
-
-  std::unordered_map<std::string, Files> cache_;
-  std::string buf_;
-  AncestorQuotas ancestors_;
-  StackedDevices stacked_;
-  CollectorContext ctx_;
 };
 
 }  // namespace
