@@ -32,29 +32,19 @@ CREATE TABLE IF NOT EXISTS allocation_changes (
 CREATE INDEX IF NOT EXISTS allocation_changes_workload ON allocation_changes(workload, id);
 )sql";
 
-// RAII for a prepared statement.
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  ~Stmt() { sqlite3_finalize(s); }
-};
-
-std::string text(sqlite3_stmt* s, int col) {
-  const auto* p = sqlite3_column_text(s, col);
-  return p ? reinterpret_cast<const char*>(p) : "";
-}
-
+using store::Statement;
 Result<AuditRecord> readRow(sqlite3_stmt* s) {
   AuditRecord r;
   r.id = sqlite3_column_int64(s, 0);
   r.time = sqlite3_column_int64(s, 1);
-  r.workload = text(s, 2);
-  r.backend = text(s, 3);
+  r.workload = store::columnText(s, 2);
+  r.backend = store::columnText(s, 3);
   try {
     // Named: a range-for over items() of a temporary would dangle.
-    const auto options = nlohmann::json::parse(text(s, 4));
+    const auto options = nlohmann::json::parse(store::columnText(s, 4));
     for (const auto& [k, v] : options.items()) r.options.values[k] = v.get<std::string>();
-    auto before = allocationFromJson(nlohmann::json::parse(text(s, 5)));
-    auto after = allocationFromJson(nlohmann::json::parse(text(s, 6)));
+    auto before = allocationFromJson(nlohmann::json::parse(store::columnText(s, 5)));
+    auto after = allocationFromJson(nlohmann::json::parse(store::columnText(s, 6)));
     if (!before) return tl::unexpected(before.error());
     if (!after) return tl::unexpected(after.error());
     r.before = *before;
@@ -62,16 +52,16 @@ Result<AuditRecord> readRow(sqlite3_stmt* s) {
   } catch (const nlohmann::json::exception& e) {
     return fail(ErrorCode::kParse, "audit record {}: {}", r.id, e.what());
   }
-  r.reason = text(s, 7);
-  r.result = text(s, 8);
+  r.reason = store::columnText(s, 7);
+  r.result = store::columnText(s, 8);
   if (sqlite3_column_type(s, 9) != SQLITE_NULL) r.rollback_of = sqlite3_column_int64(s, 9);
   if (sqlite3_column_type(s, 10) != SQLITE_NULL) {
-    r.restore = nlohmann::json::parse(text(s, 10), nullptr, false);
+    r.restore = nlohmann::json::parse(store::columnText(s, 10), nullptr, false);
     if (r.restore.is_discarded())
       return fail(ErrorCode::kParse, "audit record {}: restore is not JSON", r.id);
   }
   if (sqlite3_column_type(s, 11) != SQLITE_NULL) {
-    const auto oom = nlohmann::json::parse(text(s, 11), nullptr, false);
+    const auto oom = nlohmann::json::parse(store::columnText(s, 11), nullptr, false);
     if (!oom.is_object() || !oom.contains("time") || !oom.contains("demand") || !oom["time"].is_number() ||
         !oom["demand"].is_number())
       return fail(ErrorCode::kParse, "audit record {}: oom is not {{\"time\": ..., \"demand\": ...}}", r.id);
@@ -128,14 +118,14 @@ Result<AuditLog> AuditLog::open(const std::string& path, Mode mode) {
   }
   bool has_table = false, has_restore = false, has_oom = false;
   {
-    Stmt st;
+    Statement st;
     if (sqlite3_prepare_v2(db, "PRAGMA table_info(allocation_changes)", -1, &st.s, nullptr) !=
         SQLITE_OK)
       return fail(ErrorCode::kIo, "{}: cannot read the audit database: {}", path, sqlite3_errmsg(db));
     while (sqlite3_step(st.s) == SQLITE_ROW) {
       has_table = true;
-      has_restore |= text(st.s, 1) == "restore";
-      has_oom |= text(st.s, 1) == "oom";
+      has_restore |= store::columnText(st.s, 1) == "restore";
+      has_oom |= store::columnText(st.s, 1) == "oom";
     }
   }
   if (!has_table)
@@ -173,7 +163,7 @@ AuditLog& AuditLog::operator=(AuditLog&& o) noexcept {
 AuditLog::~AuditLog() { sqlite3_close(db_); }
 
 Result<std::int64_t> AuditLog::append(const AuditRecord& r) {
-  Stmt st;
+  Statement st;
   const char* sql =
       "INSERT INTO allocation_changes (time, workload, backend, options, before, after, reason, "
       "result, rollback_of, restore, oom) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -204,7 +194,7 @@ std::string AuditLog::columns() const {
 }
 
 Result<AuditRecord> AuditLog::get(std::int64_t id) const {
-  Stmt st;
+  Statement st;
   const std::string sql = fmt::format("SELECT {} FROM allocation_changes WHERE id = ?", columns());
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
     return fail(ErrorCode::kIo, "audit: {}", sqlite3_errmsg(db_));
@@ -217,7 +207,7 @@ Result<AuditRecord> AuditLog::get(std::int64_t id) const {
 
 Result<std::vector<AuditRecord>> AuditLog::list(const std::string& workload,
                                                 std::size_t limit) const {
-  Stmt st;
+  Statement st;
   const std::string sql =
       // One workload's by the (workload, id) index: "?1 = '' OR workload = ?1" would scan them all.
       fmt::format("SELECT {} FROM allocation_changes {} ORDER BY id DESC LIMIT ?2", columns(),

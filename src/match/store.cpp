@@ -24,16 +24,7 @@ CREATE TABLE IF NOT EXISTS workload_info(
   PRIMARY KEY(workload, key));
 )sql";
 
-// Finalises the statement on every path out.
-struct Statement {
-  sqlite3_stmt* s = nullptr;
-  ~Statement() { sqlite3_finalize(s); }
-};
-
-std::string text(sqlite3_stmt* s, int col) {
-  const auto* p = sqlite3_column_text(s, col);
-  return p ? reinterpret_cast<const char*>(p) : "";
-}
+using foresight::store::Statement;
 
 }  // namespace
 
@@ -160,14 +151,14 @@ Result<RunHistory> RunStore::load() const {
     while (sqlite3_step(st.s) == SQLITE_ROW) {
       Run run;
       const auto id = sqlite3_column_int64(st.s, 0);
-      run.workload = text(st.s, 1);
-      run.env = text(st.s, 2);
+      run.workload = foresight::store::columnText(st.s, 1);
+      run.env = foresight::store::columnText(st.s, 2);
       run.completed = sqlite3_column_int(st.s, 3) != 0;
       run.runtime_s = sqlite3_column_type(st.s, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(st.s, 4);
       if (sqlite3_column_type(st.s, 5) != SQLITE_NULL) run.cost = sqlite3_column_double(st.s, 5);
       if (sqlite3_column_type(st.s, 6) != SQLITE_NULL)
         run.throughput = sqlite3_column_double(st.s, 6);
-      const auto usage = text(st.s, 7);
+      const auto usage = foresight::store::columnText(st.s, 7);
       if (!usage.empty()) {
         auto j = nlohmann::json::parse(usage, nullptr, false);
         if (j.is_discarded() || !j.is_object())
@@ -186,7 +177,7 @@ Result<RunHistory> RunStore::load() const {
                            nullptr) != SQLITE_OK)
       return fail(ErrorCode::kIo, "{}: {}", file_.string(), sqlite3_errmsg(db_));
     while (sqlite3_step(st.s) == SQLITE_ROW)
-      h.fingerprints[text(st.s, 0)][text(st.s, 1)] = sqlite3_column_double(st.s, 2);
+      h.fingerprints[foresight::store::columnText(st.s, 0)][foresight::store::columnText(st.s, 1)] = sqlite3_column_double(st.s, 2);
   }
   {
     Statement st;
@@ -194,7 +185,7 @@ Result<RunHistory> RunStore::load() const {
                            nullptr) != SQLITE_OK)
       return fail(ErrorCode::kIo, "{}: {}", file_.string(), sqlite3_errmsg(db_));
     while (sqlite3_step(st.s) == SQLITE_ROW)
-      h.workload_info[text(st.s, 0)][text(st.s, 1)] = text(st.s, 2);
+      h.workload_info[foresight::store::columnText(st.s, 0)][foresight::store::columnText(st.s, 1)] = foresight::store::columnText(st.s, 2);
   }
   return h;
 }

@@ -9,12 +9,6 @@
 namespace foresight::store {
 namespace {
 
-// Prepared statement with automatic finalize.
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  ~Stmt() { sqlite3_finalize(s); }
-};
-
 // Schema version 2 (kSchemaVersion): times and bucket sizes in milliseconds.
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS workloads (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -89,7 +83,7 @@ Result<Store> Store::open(const std::filesystem::path& file) {
   if (auto s = st.exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"); !s) return tl::unexpected(s.error());
   const auto readVersion = [&]() -> Result<int> {
     // Finalized before any migration: a pending statement would lock the tables it drops.
-    Stmt v;
+    Statement v;
     sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &v.s, nullptr);
     if (sqlite3_step(v.s) != SQLITE_ROW)
       return fail(ErrorCode::kIo, "{}: cannot read schema version (not a SQLite file?)", file.string());
@@ -128,11 +122,11 @@ Result<Store> Store::open(const std::filesystem::path& file) {
 }
 
 Result<std::int64_t> Store::workloadId(const std::string& name) {
-  Stmt ins;
+  Statement ins;
   sqlite3_prepare_v2(db_.get(), "INSERT OR IGNORE INTO workloads(name) VALUES (?)", -1, &ins.s, nullptr);
   sqlite3_bind_text(ins.s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
   if (sqlite3_step(ins.s) != SQLITE_DONE) return FS_SQL_FAIL("insert workload");
-  Stmt sel;
+  Statement sel;
   sqlite3_prepare_v2(db_.get(), "SELECT id FROM workloads WHERE name = ?", -1, &sel.s, nullptr);
   sqlite3_bind_text(sel.s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
   if (sqlite3_step(sel.s) != SQLITE_ROW) return FS_SQL_FAIL("select workload");
@@ -141,7 +135,7 @@ Result<std::int64_t> Store::workloadId(const std::string& name) {
 
 Status Store::addSamples(const std::vector<SampleRow>& rows) {
   if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
-  Stmt ins;
+  Statement ins;
   sqlite3_prepare_v2(db_.get(),
                      "INSERT OR REPLACE INTO samples(workload,resolution_ms,time_ms,cpu,memory,disk_io,network) "
                      "VALUES (?,0,?,?,?,?,?)", -1, &ins.s, nullptr);
@@ -164,7 +158,7 @@ Status Store::addSamples(const std::vector<SampleRow>& rows) {
 Status Store::addFingerprint(const std::string& workload, const fingerprint::Fingerprint& f) {
   auto id = workloadId(workload);
   if (!id) return tl::unexpected(id.error());
-  Stmt ins;
+  Statement ins;
   sqlite3_prepare_v2(db_.get(),
                      "INSERT OR REPLACE INTO fingerprints(workload,time_ms,anomaly,vector) VALUES (?,?,?,?)",
                      -1, &ins.s, nullptr);
@@ -179,7 +173,7 @@ Status Store::addFingerprint(const std::string& workload, const fingerprint::Fin
 
 Result<std::vector<SampleRow>> Store::samples(const std::string& workload, std::int64_t from_ms,
                                               std::int64_t to_ms, std::int64_t resolution_ms) {
-  Stmt q;
+  Statement q;
   sqlite3_prepare_v2(db_.get(),
                      "SELECT s.time_ms, s.cpu, s.memory, s.disk_io, s.network FROM samples s "
                      "JOIN workloads w ON w.id = s.workload WHERE w.name = ? AND s.resolution_ms = ? "
@@ -203,7 +197,7 @@ Result<std::vector<SampleRow>> Store::samples(const std::string& workload, std::
 
 Result<std::vector<StoredFingerprint>> Store::fingerprints(const std::string& workload,
                                                           std::int64_t from_ms, std::int64_t to_ms) {
-  Stmt q;
+  Statement q;
   sqlite3_prepare_v2(db_.get(),
                      "SELECT f.time_ms, f.anomaly, f.vector FROM fingerprints f JOIN workloads w ON "
                      "w.id = f.workload WHERE w.name = ? AND f.time_ms >= ? AND f.time_ms < ? "
@@ -225,7 +219,7 @@ Result<std::vector<StoredFingerprint>> Store::fingerprints(const std::string& wo
 }
 
 Result<std::vector<std::string>> Store::workloads() {
-  Stmt q;
+  Statement q;
   sqlite3_prepare_v2(db_.get(), "SELECT name FROM workloads ORDER BY name", -1, &q.s, nullptr);
   std::vector<std::string> out;
   while (sqlite3_step(q.s) == SQLITE_ROW)
@@ -242,7 +236,7 @@ Status Store::applyRetention(std::int64_t now_ms, const Retention& r) {
   // A raw sample that arrives after its bucket was averaged (a clock stepped back, a late import)
   // is dropped: the bucket's mean of the samples it was made from stands. It cannot be merged in,
   // as a bucket does not keep how many samples it averages.
-  Stmt late;
+  Statement late;
   sqlite3_prepare_v2(db_.get(),
                      "SELECT count(*) FROM samples r WHERE r.resolution_ms = 0 AND r.time_ms < ?2 AND "
                      "EXISTS (SELECT 1 FROM samples d WHERE d.workload = r.workload AND "
@@ -257,7 +251,7 @@ Status Store::applyRetention(std::int64_t now_ms, const Retention& r) {
   if (const auto n = sqlite3_column_int64(late.s, 0))
     spdlog::warn("{}: {} raw sample(s) arrived after their {} s bucket was averaged; dropped, the "
                  "bucket kept", file_.string(), n, r.bucket_seconds);
-  Stmt agg;
+  Statement agg;
   sqlite3_prepare_v2(db_.get(),
                      "INSERT OR IGNORE INTO samples(workload,resolution_ms,time_ms,cpu,memory,disk_io,network) "
                      "SELECT workload, ?1, (time_ms / ?1) * ?1, avg(cpu), avg(memory), avg(disk_io), "
@@ -265,13 +259,13 @@ Status Store::applyRetention(std::int64_t now_ms, const Retention& r) {
                      "GROUP BY workload, time_ms / ?1", -1, &agg.s, nullptr);
   sqlite3_bind_int64(agg.s, 1, bucket_ms);
   sqlite3_bind_int64(agg.s, 2, raw_cut);
-  Stmt del;
+  Statement del;
   sqlite3_prepare_v2(db_.get(),
                      "DELETE FROM samples WHERE (resolution_ms = 0 AND time_ms < ?1) OR "
                      "(resolution_ms <> 0 AND time_ms < ?2)", -1, &del.s, nullptr);
   sqlite3_bind_int64(del.s, 1, raw_cut);
   sqlite3_bind_int64(del.s, 2, now_ms - r.downsampled_seconds * 1000);
-  Stmt delf;
+  Statement delf;
   sqlite3_prepare_v2(db_.get(), "DELETE FROM fingerprints WHERE time_ms < ?", -1, &delf.s, nullptr);
   sqlite3_bind_int64(delf.s, 1, now_ms - r.fingerprint_seconds * 1000);
   for (sqlite3_stmt* s : {agg.s, del.s, delf.s}) {
