@@ -410,6 +410,12 @@ TEST(LiveKeptFile, RemovedCgroupIsGoneAndARecreatedOneIsReadAgain) {
   auto remove = [&] {
     for (auto& m : mounts) ::rmdir((m / name).c_str());
   };
+  // Also after a failed ASSERT, which leaves the test early (a run with the sampler's reopening
+  // undone left these cgroups behind).
+  struct RemovedOnExit {
+    decltype(remove)& f;
+    ~RemovedOnExit() { f(); }
+  } removed_on_exit{remove};
   // detail_every 1, then tiered with the rounds after the first practically never detail
   // rounds: cgroup.procs is not read there, and the removal must show through the cgroup files.
   for (unsigned every : {1u, 1000000u}) {
