@@ -20,6 +20,7 @@
 
 #include "foresight/collect/kernel_files.h"
 #include "foresight/collect/sampler.h"
+#include "support/test_cgroup.h"
 
 using namespace foresight;
 using namespace foresight::collect;
@@ -397,25 +398,12 @@ TEST(LiveKeptFile, RemovedCgroupIsGoneAndARecreatedOneIsReadAgain) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
   CollectorContext ctx = liveContext();
   if (ctx.layout.version == CgroupVersion::kNone) GTEST_SKIP() << "no cgroup hierarchy";
-  std::vector<fs::path> mounts;
-  if (ctx.layout.version == CgroupVersion::kV2)
-    mounts.push_back(ctx.layout.unified);
-  else
-    for (const char* c : {"cpu", "cpuacct", "memory", "blkio"})
-      if (auto d = ctx.layout.v1(c)) mounts.push_back(*d);
   const std::string name = "foresight-kept-" + std::to_string(::getpid());
-  auto make = [&] {
-    for (auto& m : mounts) fs::create_directory(m / name);
-  };
-  auto remove = [&] {
-    for (auto& m : mounts) ::rmdir((m / name).c_str());
-  };
-  // Also after a failed ASSERT, which leaves the test early (a run with the sampler's reopening
-  // undone left these cgroups behind).
-  struct RemovedOnExit {
-    decltype(remove)& f;
-    ~RemovedOnExit() { f(); }
-  } removed_on_exit{remove};
+  // Removed by its destructor also after a failed ASSERT, which leaves the test early.
+  test_support::TestCgroup cg(ctx.layout, name);
+  if (!cg.error().empty()) GTEST_SKIP() << "cannot create a cgroup: " << cg.error();
+  auto make = [&] { cg.create(); };
+  auto remove = [&] { cg.remove(); };
   // detail_every 1, then tiered with the rounds after the first practically never detail
   // rounds: cgroup.procs is not read there, and the removal must show through the cgroup files.
   for (unsigned every : {1u, 1000000u}) {

@@ -24,13 +24,18 @@ class TestCgroup {
       }
       if (layout.version == collect::CgroupVersion::kHybrid) dirs_.push_back(layout.unified / name);
     }
+    create();
+  }
+  ~TestCgroup() { remove(); }
+  // Again after remove(), for tests of a cgroup re-created under the same path.
+  void create() {
     for (auto& d : dirs_) {
       std::error_code ec;
       std::filesystem::create_directory(d, ec);
       if (ec) { error_ = d.string() + ": " + ec.message(); return; }
     }
   }
-  ~TestCgroup() {
+  void remove() {
     for (auto& d : dirs_) ::rmdir(d.c_str());
   }
   const std::string& error() const { return error_; }
