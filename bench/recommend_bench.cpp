@@ -77,8 +77,9 @@ void BM_WarmFromHistory(benchmark::State& state, const char* kind, std::int64_t 
     state.SkipWithError("the shipped sample trace has too few rows");
     return;
   }
-  auto forecasters = foresight::loop::liveForecasters(
-      kind, std::string(FORESIGHT_SOURCE_DIR) + "/models/lstm-bitbrains.fsm", static_cast<double>(period));
+  const std::filesystem::path models[] = {FORESIGHT_SOURCE_DIR "/models/lstm-bitbrains.fsm",
+                                          FORESIGHT_SOURCE_DIR "/models/lstm-bitbrains-2.fsm"};
+  auto forecasters = foresight::loop::liveForecasters(kind, models, static_cast<double>(period));
   if (!forecasters) {
     state.SkipWithError(forecasters.error().message.c_str());
     return;

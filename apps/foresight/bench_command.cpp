@@ -40,19 +40,20 @@ void addBenchCommand(CLI::App& app) {
       ->delimiter(',')
       ->check(CLI::IsMember({"static", "reactive", "foresight"}))
       ->capture_default_str();
-  opts->model = dataFile(kShippedModel);
+  auto models = std::make_shared<std::vector<std::string>>(shippedModels());
   closed->add_option("--forecaster", opts->forecaster,
                      "the foresight controller's forecaster: auto (the better of lstm and "
                      "seasonal per workload), lstm (--model) or seasonal")
       ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
       ->capture_default_str();
-  closed->add_option("--model", opts->model, "LSTM model file")->capture_default_str();
+  addModelOption(*closed, *models);
   closed->add_option("--part", *part, "cpu, memory or both")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "memory", "both"}));
   closed->add_option("--cgroup-root", opts->cgroup_root, "where the cgroup hierarchies are mounted")
       ->capture_default_str();
-  closed->callback([opts, json_path, part] {
+  closed->callback([opts, json_path, part, models] {
+    opts->models.assign(models->begin(), models->end());
     opts->cpu = *part != "memory";
     opts->memory = *part != "cpu";
     opts->self_exe = std::filesystem::read_symlink("/proc/self/exe");

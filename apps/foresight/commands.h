@@ -67,11 +67,17 @@ inline CLI::Validator outputFile() {
       },
       "FILE");
 }
-// A file that a default names, by its path in the source tree ("models/lstm-bitbrains.fsm"): the
+// A file that a default names, by its path in the source tree ("config/planner.yaml"): the
 // installed copy beside this binary (BINDIR/../share/foresight/...), else the source tree's that it
 // was built from, whichever exists first (the installed path when neither does, for the error).
 std::string dataFile(std::string_view relative);
-inline constexpr std::string_view kShippedModel = "models/lstm-bitbrains.fsm";
+// The shipped forecaster: two models of one configuration that differ in their training seed,
+// averaged (predict::lstm::Ensemble; docs/model.md says how each was made).
+inline constexpr std::array<std::string_view, 2> kShippedModels = {"models/lstm-bitbrains.fsm",
+                                                                   "models/lstm-bitbrains-2.fsm"};
+std::vector<std::string> shippedModels();  // dataFile() of each
+// --model of the commands that forecast: FILE, repeated or comma-separated; several are averaged.
+void addModelOption(CLI::App& cmd, std::vector<std::string>& models);
 inline constexpr std::string_view kShippedPlanner = "config/planner.yaml";
 inline constexpr std::string_view kShippedCatalog = "config/prices.yaml";
 void registerBuiltins(Builtins& builtins);

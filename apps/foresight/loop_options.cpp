@@ -219,7 +219,7 @@ RoundsArgs::RoundsArgs(std::string listen_on, double period_seconds)
       period(period_seconds),
       planner(dataFile(kShippedPlanner)),
       audit(defaultAuditDb()),
-      model(dataFile(kShippedModel)),
+      models(shippedModels()),
       view(::isatty(STDOUT_FILENO) == 1) {}
 
 void addRoundsOptions(CLI::App& cmd, RoundsArgs& a, const RoundsHelp& help) {
@@ -236,7 +236,7 @@ void addRoundsOptions(CLI::App& cmd, RoundsArgs& a, const RoundsHelp& help) {
   cmd.add_option("--forecaster", a.forecaster, "auto, lstm or seasonal (as `foresight run`)")
       ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
       ->capture_default_str();
-  cmd.add_option("--model", a.model, "LSTM model file (foresight train)")->capture_default_str();
+  addModelOption(cmd, a.models);
   cmd.add_option("--min-history", a.min_history, "seconds of a " + help.workload + "'s history before its first plan")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
@@ -255,7 +255,8 @@ Result<loop::AutoscalerConfig> roundsConfig(const RoundsArgs& a, const allocate:
   loop::AutoscalerConfig c;
   c.planner = policies.defaults;
   c.workload_planners = policies.workloads;
-  auto forecasters = loop::liveForecasters(a.forecaster, a.model, a.period);
+  const std::vector<std::filesystem::path> models(a.models.begin(), a.models.end());
+  auto forecasters = loop::liveForecasters(a.forecaster, models, a.period);
   if (!forecasters) return tl::unexpected(forecasters.error());
   c.forecaster = std::move(*forecasters);
   c.min_history_seconds = a.min_history;

@@ -86,7 +86,8 @@ struct RoundsArgs {
   bool apply = false;
   std::string planner, audit;  // the shipped planner file and the default audit trail
   double quantile = 0;
-  std::string forecaster = "auto", model;  // the shipped model
+  std::string forecaster = "auto";
+  std::vector<std::string> models;  // the shipped models
   // Ten minutes: for `recommend`, ten samples at the metrics API's usual minute, as the
   // autoscaler's min_samples asks anyway; `guests` keeps the same.
   std::int64_t min_history = 600;

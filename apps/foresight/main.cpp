@@ -25,10 +25,25 @@ std::string dataFile(std::string_view relative) {
   return installed.string();
 }
 
+std::vector<std::string> shippedModels() {
+  std::vector<std::string> out;
+  for (auto f : kShippedModels) out.push_back(dataFile(f));
+  return out;
+}
+
+void addModelOption(CLI::App& cmd, std::vector<std::string>& models) {
+  cmd.add_option("--model", models,
+                 "LSTM model file (foresight train); several, repeated or comma-separated, are averaged "
+                 "(default: the two shipped models)")
+      ->delimiter(',')
+      ->capture_default_str();
+}
+
 void registerBuiltins(Builtins& builtins) {
   predict::registerBaselines(builtins.policies);
   allocate::registerBackends(builtins.backends);
-  predict::lstm::registerLstm(builtins.policies, dataFile(kShippedModel));
+  const auto shipped = shippedModels();
+  predict::lstm::registerLstm(builtins.policies, {shipped.begin(), shipped.end()});
 }
 
 }  // namespace foresight::app

@@ -14,17 +14,18 @@ namespace foresight::app {
 namespace {
 
 struct ModelArgs {
-  std::string file = dataFile(kShippedModel), out, note;
+  std::string file, out, note;
+  std::vector<std::string> shown = shippedModels();
   long long scale_restart = -1;
 };
 
-int showModel(const ModelArgs& a) {
-  auto m = predict::lstm::loadModel(a.file);
+int showModel(const std::string& file) {
+  auto m = predict::lstm::loadModel(file);
   if (!m) {
     spdlog::error("{}", m.error().message);
     return 1;
   }
-  fmt::print("{}: format version {}, checksum ok\n", a.file, m->format_version);
+  fmt::print("{}: format version {}, checksum ok\n", file, m->format_version);
   fmt::print("step          {}\n", m->step_seconds > 0 ? fmt::format("{} s", m->step_seconds) : "not recorded");
   fmt::print("horizon       {} steps\nhidden        {}\nquantiles     {}\n", m->horizon, m->hidden,
              fmt::join(m->levels, " "));
@@ -94,10 +95,13 @@ void addModelCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand("model", "Show an LSTM model file, or change its scale restart without retraining");
   cmd->require_subcommand(1);
   auto show = std::make_shared<ModelArgs>();
-  auto* s = cmd->add_subcommand("show", "Print what a model file holds: step, horizon, quantiles, inputs, how it was made");
-  s->add_option("file", show->file, "model file (default: the shipped model)")->capture_default_str();
+  auto* s = cmd->add_subcommand("show", "Print what model files hold: step, horizon, quantiles, inputs, how it was made");
+  s->add_option("file", show->shown, "model files (default: the two shipped models)")->capture_default_str();
   s->callback([show] {
-    if (int rc = showModel(*show); rc != 0) throw CLI::RuntimeError(rc);
+    for (std::size_t i = 0; i < show->shown.size(); ++i) {
+      if (i) fmt::print("\n");
+      if (int rc = showModel(show->shown[i]); rc != 0) throw CLI::RuntimeError(rc);
+    }
   });
   auto set = std::make_shared<ModelArgs>();
   auto* t = cmd->add_subcommand(

@@ -13,7 +13,8 @@ namespace foresight::app {
 namespace {
 
 struct PredictArgs {
-  std::string model = dataFile(kShippedModel), trace_dir, format = "bitbrains", series;
+  std::vector<std::string> models = shippedModels();
+  std::string trace_dir, format = "bitbrains", series;
   long long at = -1;
   std::int64_t step = 0;
 };
@@ -26,9 +27,10 @@ std::string human(Resource r, double v) {
 }
 
 int runPredict(const PredictArgs& a) {
-  auto model = predict::lstm::loadModel(a.model);
-  if (!model) {
-    spdlog::error("{}", model.error().message);
+  const std::vector<std::filesystem::path> model_files(a.models.begin(), a.models.end());
+  auto models = predict::lstm::loadEnsemble(model_files);
+  if (!models) {
+    spdlog::error("{}", models.error().message);
     return 1;
   }
   auto format = trace::parseFormat(a.format);
@@ -78,17 +80,19 @@ int runPredict(const PredictArgs& a) {
                                   : "");
     return 1;
   }
-  if (auto w = predict::lstm::stepMismatch(*model, tr->step_seconds); !w.empty()) spdlog::warn("{}", w);
+  // Members share their step (loadEnsemble), so the first speaks for all.
+  if (auto w = predict::lstm::stepMismatch(*models->front(), tr->step_seconds); !w.empty()) spdlog::warn("{}", w);
   std::vector<Resource> used;
   for (Resource r : kAllResources)
     if (s->has(r)) used.push_back(r);
-  if (auto w = predict::lstm::untrainedResources(*model, a.model, used); !w.empty()) spdlog::warn("{}", w);
+  for (std::size_t i = 0; i < models->size(); ++i)
+    if (auto w = predict::lstm::untrainedResources(*(*models)[i], a.models[i], used); !w.empty()) spdlog::warn("{}", w);
   if (a.at >= static_cast<long long>(s->size())) {
     spdlog::error("--at {}: series {} has steps 0 to {}", a.at, s->id, s->size() - 1);
     return 2;
   }
   const std::size_t at = a.at < 0 ? s->size() - 1 : static_cast<std::size_t>(a.at);
-  auto f = predict::lstm::forecastSeries(*model, *s, at);
+  auto f = predict::lstm::forecastSeries(*models, *s, at);
   if (!f) {
     spdlog::error("{}", f.error().message);
     return 1;
@@ -114,8 +118,7 @@ int runPredict(const PredictArgs& a) {
 void addPredictCommand(CLI::App& app) {
   auto a = std::make_shared<PredictArgs>();
   auto* cmd = app.add_subcommand("predict", "Print the LSTM forecast bands of one series");
-  cmd->add_option("--model", a->model, "model file (default: the shipped model, as for run and the lstm policy)")
-      ->capture_default_str();
+  addModelOption(*cmd, a->models);
   cmd->add_option("--trace", a->trace_dir, "folder of trace files, or one file")->required()->check(CLI::ExistingPath);
   cmd->add_option("--format", a->format, "bitbrains or csv")->capture_default_str();
   cmd->add_option("--series", a->series, "series id (file name without extension, or the csv's id column)")->required();

@@ -93,7 +93,8 @@ struct Args {
   std::vector<std::string> backend_options;  // key=value
   double quantile = 0;
   double view = 5;
-  std::string forecaster = "auto", model = dataFile(kShippedModel);
+  std::string forecaster = "auto";
+  std::vector<std::string> models = shippedModels();
   AdviceArgs advice;
   std::string match_data;
   std::int64_t min_history = loop::AutoscalerConfig{}.min_history_seconds;
@@ -129,7 +130,8 @@ Result<std::unique_ptr<loop::Autoscaler>> makeAutoscaler(
   const allocate::PlannerConfigs policies = adjusted(a, from_file);
   c.planner = policies.defaults;
   c.workload_planners = policies.workloads;  // keyed by the backend's name: the cgroup path without '/'
-  auto forecasters = loop::liveForecasters(a.forecaster, a.model, period);
+  const std::vector<std::filesystem::path> models(a.models.begin(), a.models.end());
+  auto forecasters = loop::liveForecasters(a.forecaster, models, period);
   if (!forecasters) return tl::unexpected(forecasters.error());
   c.forecaster = std::move(*forecasters);
   const auto host = []() -> Result<allocate::Allocation> {
@@ -200,7 +202,7 @@ void addRunCommand(CLI::App& app, Builtins& builtins) {
                   "workload) or seasonal (training-free, finds the workload's period)")
       ->check(CLI::IsMember({"auto", "lstm", "seasonal"}))
       ->capture_default_str();
-  cmd->add_option("--model", a->model, "LSTM model file (foresight train)")->capture_default_str();
+  addModelOption(*cmd, a->models);
   addAdviceOptions(*cmd, a->advice, "this host");
   cmd->add_option("--match-data", a->match_data,
                   "matching history (foresight match's folder, fingerprints from Foresight's "

@@ -176,7 +176,7 @@ Result<ForesightOptions> foresightOptionsFor(bool memory, const ExperimentOption
   so.max_period = std::max<std::size_t>(8, 3 * per_cycle / 2);
   so.errors = 2 * per_cycle;
   so.follow_growth = memory;  // a growing working set
-  auto forecasters = makeForecasters(o.forecaster, o.model, so, o.interval_seconds);
+  auto forecasters = makeForecasters(o.forecaster, o.models, so, o.interval_seconds);
   if (!forecasters) return tl::unexpected(forecasters.error());
   ForesightOptions f;
   f.forecaster = std::move(*forecasters);

@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
+#include <string>
 
 #include "foresight/core/log.h"
 #include "foresight/loop/forecaster.h"
@@ -32,34 +34,42 @@ class Seasonal final : public WorkloadForecaster {
   std::array<std::optional<predict::SeasonalForecaster>, kResourceCount> f_;
 };
 
+// The mean of the members' ordered quantiles (itself ordered).
 class Lstm final : public WorkloadForecaster {
  public:
-  Lstm(std::shared_ptr<const predict::lstm::LstmModel> m, double eta, double sample_seconds)
-      : model_(std::move(m)), stream_(*model_, {}, eta, sample_seconds) {}
+  Lstm(predict::lstm::Ensemble models, double eta, double sample_seconds) : models_(std::move(models)) {
+    streams_.reserve(models_.size());
+    for (const auto& m : models_) streams_.emplace_back(*m, std::map<std::string, double>{}, eta, sample_seconds);
+  }
   void observe(std::int64_t now, const std::array<double, kResourceCount>& usage) override {
     predict::Observation o;
     o.step = steps_++;
     o.time = now;
     o.usage = usage;
-    stream_.observe(o);
+    for (auto& s : streams_) s.observe(o);
     seen_ = seen_ || std::any_of(usage.begin(), usage.end(), [](double u) { return !std::isnan(u); });
   }
   bool forecast(Resource r, std::span<const double> levels, std::size_t lookahead,
                 std::vector<std::vector<double>>& out) override {
     if (!seen_) return false;
-    out.assign(lookahead, std::vector<double>(levels.size()));
-    for (std::size_t h = 1; h <= lookahead; ++h)
-      for (std::size_t q = 0; q < levels.size(); ++q) {
-        const double v = std::max(stream_.quantile(r, h, levels[q]), 0.0);
-        // Per-level online offsets can cross; the planner needs ordered bands.
-        out[h - 1][q] = q ? std::max(v, out[h - 1][q - 1]) : v;
-      }
+    out.assign(lookahead, std::vector<double>(levels.size(), 0.0));
+    const double share = 1.0 / static_cast<double>(streams_.size());
+    member_.resize(levels.size());
+    for (auto& s : streams_)
+      for (std::size_t h = 1; h <= lookahead; ++h)
+        for (std::size_t q = 0; q < levels.size(); ++q) {
+          const double v = std::max(s.quantile(r, h, levels[q]), 0.0);
+          // Per-level online offsets can cross; the planner needs ordered bands.
+          member_[q] = q ? std::max(v, member_[q - 1]) : v;
+          out[h - 1][q] += share * member_[q];
+        }
     return true;
   }
 
  private:
-  std::shared_ptr<const predict::lstm::LstmModel> model_;
-  predict::lstm::LstmStream stream_;
+  predict::lstm::Ensemble models_;
+  std::vector<predict::lstm::LstmStream> streams_;
+  std::vector<double> member_;
   std::size_t steps_ = 0;
   bool seen_ = false;
 };
@@ -119,9 +129,8 @@ ForecasterFactory seasonalForecasters(predict::SeasonalOptions options) {
   return [options] { return std::make_unique<Seasonal>(options); };
 }
 
-ForecasterFactory lstmForecasters(std::shared_ptr<const predict::lstm::LstmModel> model, double eta,
-                                  double sample_seconds) {
-  return [model, eta, sample_seconds] { return std::make_unique<Lstm>(model, eta, sample_seconds); };
+ForecasterFactory lstmForecasters(predict::lstm::Ensemble models, double eta, double sample_seconds) {
+  return [models, eta, sample_seconds] { return std::make_unique<Lstm>(models, eta, sample_seconds); };
 }
 
 }  // namespace foresight::loop
@@ -129,28 +138,29 @@ ForecasterFactory lstmForecasters(std::shared_ptr<const predict::lstm::LstmModel
 namespace foresight::loop {
 
 Result<ForecasterFactory> makeForecasters(const std::string& kind,
-                                          const std::filesystem::path& model,
+                                          std::span<const std::filesystem::path> models,
                                           const predict::SeasonalOptions& seasonal,
                                           double sample_seconds) {
   if (kind == "seasonal") return seasonalForecasters(seasonal);
   if (kind != "lstm" && kind != "auto")
     return fail(ErrorCode::kInvalidArgument, "forecaster '{}': expected auto, lstm or seasonal", kind);
-  auto m = predict::lstm::loadModel(model);
-  if (!m) return tl::unexpected(m.error());
+  auto e = predict::lstm::loadEnsemble(models);
+  if (!e) return tl::unexpected(e.error());
   constexpr Resource kPlanned[] = {Resource::kCpu, Resource::kMemory};  // what the loop resizes
-  if (auto w = predict::lstm::untrainedResources(*m, model.string(), kPlanned); !w.empty()) spdlog::warn("{}", w);
-  auto lstm = lstmForecasters(std::make_shared<const predict::lstm::LstmModel>(std::move(*m)),
-                              predict::lstm::kDefaultEta, sample_seconds);
+  for (std::size_t i = 0; i < e->size(); ++i)
+    if (auto w = predict::lstm::untrainedResources(*(*e)[i], models[i].string(), kPlanned); !w.empty())
+      spdlog::warn("{}", w);
+  auto lstm = lstmForecasters(std::move(*e), predict::lstm::kDefaultEta, sample_seconds);
   if (kind == "lstm") return lstm;
   return bestOfForecasters({std::move(lstm), seasonalForecasters(seasonal)});
 }
 
-Result<ForecasterFactory> liveForecasters(const std::string& kind, const std::filesystem::path& model,
+Result<ForecasterFactory> liveForecasters(const std::string& kind, std::span<const std::filesystem::path> models,
                                           double period) {
   predict::SeasonalOptions seasonal;
   seasonal.max_period = static_cast<std::size_t>(std::max(16.0, 600.0 / period));
   seasonal.errors = seasonal.max_period;
-  return makeForecasters(kind, model, seasonal, period);
+  return makeForecasters(kind, models, seasonal, period);
 }
 
 }  // namespace foresight::loop

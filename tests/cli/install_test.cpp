@@ -77,6 +77,11 @@ TEST(Install, TheInstalledBinaryFindsItsDataAndItsServiceStartsIt) {
   ASSERT_EQ(show.exit_code, 0) << show.all();
   EXPECT_EQ(show.out.rfind((data / "models" / "lstm-bitbrains.fsm").string() + ": format version", 0), 0u)
       << show.out;
+  // And the second member of the shipped forecaster, on a line of its own.
+  std::string second = "\n";
+  second += (data / "models" / "lstm-bitbrains-2.fsm").string();
+  second += ": format version";
+  EXPECT_NE(show.out.find(second), std::string::npos) << show.out;
 
   const fs::path units = dest.string() + FORESIGHT_INSTALL_PREFIX + "/lib/systemd/system";
   const std::string command = checkedUnit(dest, bin, units / "foresight-agent.service", "run", 60);

@@ -669,8 +669,8 @@ TEST(Autoscaler, DryRunChangesNothing) {
 // resource asked for, ordered bands, and finite limits planned from them.
 TEST(Autoscaler, PlansFromTheLstmForecaster) {
   AutoscalerConfig c = afterSamples(10);
-  c.forecaster = lstmForecasters(std::make_shared<const predict::lstm::LstmModel>(
-                                     predict::lstm::LstmModel::initial(8, 4, predict::lstm::kDefaultLevels, 3)),
+  c.forecaster = lstmForecasters({std::make_shared<const predict::lstm::LstmModel>(
+                                     predict::lstm::LstmModel::initial(8, 4, predict::lstm::kDefaultLevels, 3))},
                                  predict::lstm::kDefaultEta);
   Autoscaler a(c, allocate::makeDryRunBackend(nullptr), std::nullopt);
   std::optional<allocate::Plan> last;

@@ -93,7 +93,7 @@ TEST_P(ClosedLoopModel, ForesightThrottlesFarLessThanReactiveAtNoMoreQuota) {
   ExperimentOptions eo;
   eo.cycle_seconds = period;
   eo.forecaster = GetParam();
-  eo.model = FORESIGHT_SOURCE_DIR "/models/lstm-bitbrains.fsm";
+  eo.models = {FORESIGHT_SOURCE_DIR "/models/lstm-bitbrains.fsm", FORESIGHT_SOURCE_DIR "/models/lstm-bitbrains-2.fsm"};
   auto options = foresightOptionsFor(/*memory=*/false, eo);
   ASSERT_TRUE(options) << options.error().message;
   auto foresight = makeForesightController(*options);
@@ -117,7 +117,7 @@ TEST(ClosedLoopOptions, UnknownForecasterOrMissingModelIsAnError) {
   eo.forecaster = "arima";
   EXPECT_FALSE(foresightOptionsFor(false, eo));
   eo.forecaster = "lstm";
-  eo.model = "/nonexistent/model.fsm";
+  eo.models = {"/nonexistent/model.fsm"};
   auto r = foresightOptionsFor(false, eo);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("/nonexistent/model.fsm"), std::string::npos);

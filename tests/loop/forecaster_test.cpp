@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "foresight/predict/lstm/model.h"
+#include "foresight/predict/lstm/stream.h"
 
 namespace foresight::loop {
 namespace {
@@ -92,11 +93,45 @@ TEST(BestOfForecasters, ScoresAResourceReadOnlyEveryFewSamples) {
 }
 
 TEST(MakeForecasters, RefusesUnknownKindsAndMissingModels) {
-  EXPECT_TRUE(makeForecasters("seasonal", "/nonexistent.fsm", {}));  // needs no model
-  EXPECT_FALSE(makeForecasters("arima", "", {}));
-  auto r = makeForecasters("auto", "/nonexistent.fsm", {});
+  const std::filesystem::path missing[] = {"/nonexistent.fsm"};
+  EXPECT_TRUE(makeForecasters("seasonal", missing, {}));  // needs no model
+  EXPECT_FALSE(makeForecasters("arima", {}, {}));
+  auto r = makeForecasters("auto", missing, {});
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("/nonexistent.fsm"), std::string::npos);
+  EXPECT_FALSE(makeForecasters("lstm", {}, {}));  // no model file at all
+}
+
+// Several models are one forecaster: the mean of the members' ordered quantiles at every horizon
+// and level (two untrained models that disagree, so neither one alone passes).
+TEST(LstmForecasters, SeveralModelsForecastTheMeanOfTheirMembers) {
+  using predict::lstm::LstmModel;
+  auto a = std::make_shared<const LstmModel>(LstmModel::initial(8, 4, predict::lstm::kDefaultLevels, 3));
+  auto b = std::make_shared<const LstmModel>(LstmModel::initial(8, 4, predict::lstm::kDefaultLevels, 4));
+  const double eta = predict::lstm::kDefaultEta;
+  auto fa = lstmForecasters({a}, eta)(), fb = lstmForecasters({b}, eta)(), fab = lstmForecasters({a, b}, eta)();
+  const std::array<double, 3> levels = {0.5, 0.9, 0.99};
+  std::vector<std::vector<double>> x, y, z, scratch;
+  for (int t = 0; t < 50; ++t) {
+    const std::array<double, kResourceCount> u = {1 + 0.5 * std::sin(t / 3.0), 2e9 + 1e8 * (t % 7), NAN, NAN};
+    for (auto* f : {fa.get(), fb.get(), fab.get()}) {
+      f->observe(1000 + t, u);
+      ASSERT_TRUE(f->forecast(Resource::kCpu, levels, 3, scratch));  // asked every step, as the loop does
+    }
+  }
+  bool differ = false;
+  for (Resource r : {Resource::kCpu, Resource::kMemory}) {
+    ASSERT_TRUE(fa->forecast(r, levels, 3, x) && fb->forecast(r, levels, 3, y) && fab->forecast(r, levels, 3, z));
+    for (std::size_t h = 0; h < 3; ++h)
+      for (std::size_t q = 0; q < levels.size(); ++q) {
+        EXPECT_NEAR(z[h][q], (x[h][q] + y[h][q]) / 2, 1e-9 * (1 + x[h][q] + y[h][q]));
+        differ |= std::abs(x[h][q] - y[h][q]) > 1e-6 * (1 + x[h][q]);
+        if (q) {
+          EXPECT_LE(z[h][q - 1], z[h][q]);
+        }
+      }
+  }
+  EXPECT_TRUE(differ);
 }
 
 // makeForecasters hands the sample period to the LSTM: the model's scale restarts after 72 of its
@@ -113,7 +148,7 @@ TEST(MakeForecasters, TheLstmRestartsItsScaleAfterAsLongATimeAtAnySamplePeriod) 
   m.step_seconds = 300;
   ASSERT_TRUE(predict::lstm::saveModel(m, file));
   auto median = [&](double sample_seconds) {
-    auto factory = makeForecasters("lstm", file, {}, sample_seconds);
+    auto factory = makeForecasters("lstm", std::span(&file, 1), {}, sample_seconds);
     EXPECT_TRUE(factory) << factory.error().message;
     auto f = (*factory)();
     for (int t = 0; t < 720; ++t) f->observe(1000 + t, {t < 600 ? 0.001 : 10.0, NAN, NAN, NAN});

@@ -115,7 +115,7 @@ TEST(LstmTrain, LossFallsAndQuantilesDoNotCross) {
   EXPECT_GT(rep->cal_series, 0u);
   EXPECT_EQ(rep->model.step_seconds, 300);  // the fixture's step
 
-  auto f = forecastSeries(rep->model, sineSeries("x", 288 * 2, 2.0, 7), 400);
+  auto f = forecastSeries({std::make_shared<const LstmModel>(rep->model)}, sineSeries("x", 288 * 2, 2.0, 7), 400);
   ASSERT_TRUE(f) << f.error().message;
   ASSERT_EQ(f->horizon(), 3u);
   for (Resource r : {Resource::kCpu, Resource::kMemory})
@@ -252,6 +252,63 @@ TEST(LstmModelFile, AnotherTraceStepIsWarnedAboutNotRefused) {
   const std::string coarse = stepMismatch(m, 3600);
   EXPECT_EQ(coarse.find("--step"), std::string::npos) << coarse;
   EXPECT_NE(coarse.find("foresight train"), std::string::npos) << coarse;
+}
+
+// Members of one forecaster must forecast the same steps; a bad member is named.
+TEST(LstmEnsemble, MembersLoadTogetherOrTheOneThatDiffersIsNamed) {
+  LstmModel a = LstmModel::initial(6, 4, kDefaultLevels, 3), b = LstmModel::initial(6, 4, kDefaultLevels, 4);
+  a.step_seconds = b.step_seconds = 300;
+  LstmModel longer = LstmModel::initial(6, 6, kDefaultLevels, 5), faster = b;
+  longer.step_seconds = 300;
+  faster.step_seconds = 60;
+  const fs::path pa = tempDir() / "ens-a.fsm", pb = tempDir() / "ens-b.fsm", pl = tempDir() / "ens-long.fsm",
+                 pf = tempDir() / "ens-60s.fsm";
+  ASSERT_TRUE(saveModel(a, pa) && saveModel(b, pb) && saveModel(longer, pl) && saveModel(faster, pf));
+  const std::vector<fs::path> good = {pa, pb};
+  auto e = loadEnsemble(good);
+  ASSERT_TRUE(e) << e.error().message;
+  ASSERT_EQ(e->size(), 2u);
+  EXPECT_EQ((*e)[1]->w_ih, b.w_ih);  // in the order given
+  const std::vector<fs::path> horizon = {pa, pl}, step = {pa, pf}, missing = {pa, tempDir() / "none.fsm"};
+  auto h = loadEnsemble(horizon);
+  ASSERT_FALSE(h);
+  EXPECT_NE(h.error().message.find(pl.string() + ": horizon 6 differs from " + pa.string() + "'s 4"),
+            std::string::npos) << h.error().message;
+  auto s = loadEnsemble(step);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find(pf.string() + ": trained on 60-s steps"), std::string::npos) << s.error().message;
+  auto m = loadEnsemble(missing);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.error().message.find("none.fsm"), std::string::npos) << m.error().message;
+  EXPECT_FALSE(loadEnsemble({}));
+}
+
+TEST(LstmEnsemble, ModelListsAreCommaSeparatedWithoutEmptyEntries) {
+  auto two = modelList("a.fsm,dir/b.fsm");
+  ASSERT_TRUE(two);
+  EXPECT_EQ(*two, (std::vector<fs::path>{"a.fsm", "dir/b.fsm"}));
+  ASSERT_TRUE(modelList("one.fsm"));
+  EXPECT_EQ(modelList("one.fsm")->size(), 1u);
+  for (const char* bad : {"", ",a.fsm", "a.fsm,", "a.fsm,,b.fsm"}) EXPECT_FALSE(modelList(bad)) << bad;
+}
+
+// The ensemble's forecast of a series is the mean of its members' (two random models that
+// disagree, so neither member's own forecast passes).
+TEST(LstmEnsemble, ForecastSeriesAveragesTheMembers) {
+  auto a = std::make_shared<const LstmModel>(LstmModel::initial(6, 3, kDefaultLevels, 3));
+  auto b = std::make_shared<const LstmModel>(LstmModel::initial(6, 3, kDefaultLevels, 4));
+  const trace::Series s = sineSeries("e", 400, 0.5, 2);
+  auto fa = forecastSeries({a}, s, 300), fb = forecastSeries({b}, s, 300), fab = forecastSeries({a, b}, s, 300);
+  ASSERT_TRUE(fa && fb && fab);
+  bool differ = false;
+  for (Resource r : {Resource::kCpu, Resource::kMemory})
+    for (std::size_t h = 0; h < 3; ++h)
+      for (std::size_t q = 0; q < kDefaultLevels.size(); ++q) {
+        const double x = fa->values[index(r)][h][q], y = fb->values[index(r)][h][q];
+        EXPECT_NEAR(fab->values[index(r)][h][q], (x + y) / 2, 1e-9 * (1 + std::abs(x + y)));
+        differ |= std::abs(x - y) > 1e-6 * (1 + std::abs(x));
+      }
+  EXPECT_TRUE(differ);
 }
 
 TEST(LstmModelFile, CorruptTruncatedAndIncompatibleAreRefused) {
@@ -583,7 +640,7 @@ class LstmPolicyTest : public ::testing::Test {
   void SetUp() override {
     model_path_ = tempDir() / "policy.fsm";
     ASSERT_TRUE(saveModel(LstmModel::initial(8, 4, kDefaultLevels, 21), model_path_));
-    registerLstm(reg_, model_path_.string());
+    registerLstm(reg_, {model_path_});
   }
   std::unique_ptr<PolicyFactory> factory(PolicyOptions o = {}) {
     auto f = reg_.create("lstm", o);
@@ -682,6 +739,71 @@ TEST_F(LstmPolicyTest, CorruptModelIsRefusedAtPrepare) {
   auto ks = k->prepare({}, {});
   ASSERT_FALSE(ks);
   EXPECT_NE(ks.error().message.find("lstm.knob"), std::string::npos);
+}
+
+// model=A,B: each member replays as it would alone; the allocation at every knob and both ends of
+// an interval are the means of the members' (they disagree, so neither member alone passes).
+TEST_F(LstmPolicyTest, SeveralModelsAreAveraged) {
+  const fs::path second = tempDir() / "policy-2.fsm";
+  ASSERT_TRUE(saveModel(LstmModel::initial(8, 4, kDefaultLevels, 22), second));
+  const std::string both = model_path_.string() + "," + second.string();
+  const trace::Series s = sineSeries("e", 300, 0.3, 5);
+  const sim::Protocol p{2, 0.5, 0.01};
+  for (const char* knob : {"cost", "quantile"}) {
+    auto a = factory({{"knob", knob}}), b = factory({{"knob", knob}, {"model", second.string()}}),
+         ab = factory({{"knob", knob}, {"model", both}});
+    for (auto* f : {a.get(), b.get(), ab.get()}) ASSERT_TRUE(f->prepare({}, {}));
+    for (Resource r : {Resource::kCpu, Resource::kMemory}) {
+      const auto x = sim::replayAllocations(*a, s, p, r), y = sim::replayAllocations(*b, s, p, r),
+                 z = sim::replayAllocations(*ab, s, p, r);
+      ASSERT_EQ(z.size(), x.size());
+      bool differ = false;
+      for (std::size_t t = 0; t < z.size(); ++t)
+        for (std::size_t k = 0; k < z[t].size(); ++k) {
+          if (std::isnan(x[t][k])) {
+            EXPECT_TRUE(std::isnan(z[t][k]));
+            continue;
+          }
+          EXPECT_NEAR(z[t][k], (x[t][k] + y[t][k]) / 2, 1e-9 * (1 + x[t][k] + y[t][k])) << knob << " step " << t;
+          differ |= std::abs(x[t][k] - y[t][k]) > 1e-6 * (1 + x[t][k]);
+        }
+      EXPECT_TRUE(differ) << knob;
+    }
+  }
+  auto a = factory(), b = factory({{"model", second.string()}}), ab = factory({{"model", both}});
+  SeriesContext ctx;
+  ctx.lead_steps = 2;
+  ctx.step_seconds = 300;
+  std::vector<std::unique_ptr<Policy>> pol;
+  for (auto* f : {a.get(), b.get(), ab.get()}) {
+    ASSERT_TRUE(f->prepare({}, {}));
+    pol.push_back(f->create(ctx, nullptr));
+  }
+  for (std::size_t t = 0; t < 200; ++t) {
+    Observation o;
+    o.step = t;
+    o.time = s.start + static_cast<std::int64_t>(t) * s.step_seconds;
+    for (Resource r : kAllResources) o.usage[index(r)] = s.has(r) ? s.usage[index(r)][t] : NAN;
+    for (auto& q : pol) q->observe(o);
+  }
+  for (double level : {0.8, 0.9}) {
+    double lo[3], hi[3];
+    for (std::size_t i = 0; i < 3; ++i) ASSERT_TRUE(pol[i]->interval(Resource::kCpu, level, lo[i], hi[i]));
+    EXPECT_NEAR(lo[2], (lo[0] + lo[1]) / 2, 1e-12);
+    EXPECT_NEAR(hi[2], (hi[0] + hi[1]) / 2, 1e-12);
+    EXPECT_NE(hi[0], hi[1]);
+  }
+  // A list with an empty entry, or a member of another horizon, is refused at prepare, named.
+  auto empty = factory({{"model", both + ","}});
+  auto e = empty->prepare({}, {});
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.error().message.find("lstm.model="), std::string::npos) << e.error().message;
+  const fs::path other = tempDir() / "policy-h6.fsm";
+  ASSERT_TRUE(saveModel(LstmModel::initial(8, 6, kDefaultLevels, 23), other));
+  auto mixed = factory({{"model", model_path_.string() + "," + other.string()}});
+  auto m = mixed->prepare({}, {});
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.error().message.find("policy-h6.fsm: horizon 6"), std::string::npos) << m.error().message;
 }
 
 // Same series at different sizes: what the scale weights act on.
@@ -933,7 +1055,8 @@ TEST(LstmModelFile, NewCanonicalColumnsDoNotChangeAnOldSchemasForecasts) {
   ASSERT_TRUE(wide.validate("wide"));
   const trace::Series s = burstyFixture()[3];
   for (std::size_t t : {100u, 1500u}) {
-    auto a = forecastSeries(old, s, t), b = forecastSeries(wide, s, t);
+    auto a = forecastSeries({std::make_shared<const LstmModel>(old)}, s, t),
+         b = forecastSeries({std::make_shared<const LstmModel>(wide)}, s, t);
     ASSERT_TRUE(a && b);
     EXPECT_EQ(a->values, b->values);
   }

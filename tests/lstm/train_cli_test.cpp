@@ -278,7 +278,41 @@ TEST(LstmPredictCli, FindsASeriesByTheIdColumnOfOneFile) {
   fs::remove_all(dir);
 }
 
-// `train --autoencoder`: the fingerprint autoencoder's file plus its provenance beside it.
+// Without --model, predict forecasts with both shipped models averaged: the same bands as naming
+// them, repeated or comma-separated, and not those of the first alone. A member that does not fit
+// is refused by name.
+TEST(LstmPredictCli, TheShippedForecasterIsBothShippedModelsAveraged) {
+  const fs::path dir = fs::temp_directory_path() / ("foresight-predict-ens-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "web.csv");
+    f << "timestamp,cpu,memory\n";
+    for (int i = 0; i < 2 * 288; ++i)
+      f << fmt::format("{},{},{}\n", 1600000000 + 300 * i, 0.5 + 0.4 * std::sin(i * 2 * M_PI / 288), 2e9);
+  }
+  const std::string models = std::string(FORESIGHT_SOURCE_DIR) + "/models/";
+  auto predict = [&](const std::string& options) {
+    return runShell(fmt::format("{} predict --trace {} --format csv --series web {}", FORESIGHT_BIN, dir.string(),
+                                options));
+  };
+  const auto shipped = predict("");
+  ASSERT_EQ(shipped.exit_code, 0) << shipped.all();
+  const auto repeated = predict(fmt::format("--model {0}lstm-bitbrains.fsm --model {0}lstm-bitbrains-2.fsm", models));
+  const auto listed = predict(fmt::format("--model {0}lstm-bitbrains.fsm,{0}lstm-bitbrains-2.fsm", models));
+  const auto first = predict(fmt::format("--model {}lstm-bitbrains.fsm", models));
+  ASSERT_EQ(first.exit_code, 0) << first.all();
+  EXPECT_EQ(repeated.out, shipped.out);
+  EXPECT_EQ(listed.out, shipped.out);
+  EXPECT_NE(first.out, shipped.out);
+  ASSERT_TRUE(foresight::predict::lstm::saveModel(
+      foresight::predict::lstm::LstmModel::initial(8, 4, foresight::predict::lstm::kDefaultLevels, 1),
+      dir / "h4.fsm"));
+  const auto mixed = predict(fmt::format("--model {}lstm-bitbrains.fsm,{}", models, (dir / "h4.fsm").string()));
+  EXPECT_EQ(mixed.exit_code, 1) << mixed.all();
+  EXPECT_NE(mixed.all().find("h4.fsm: horizon 4 differs from"), std::string::npos) << mixed.all();
+  fs::remove_all(dir);
+}
+
 // `model set` changes the scale restart and nothing else a forecast uses: the weights, schema,
 // normalisers and calibration come back equal, and the edit is appended to the provenance.
 TEST(LstmModelCli, SetChangesTheScaleRestartOnlyAndShowPrintsIt) {
@@ -352,6 +386,7 @@ TEST(LstmModelCli, SetChangesTheScaleRestartOnlyAndShowPrintsIt) {
   fs::remove_all(dir);
 }
 
+// `train --autoencoder`: the fingerprint autoencoder's file plus its provenance beside it.
 TEST(AutoencoderTrainCli, WritesTheModelAndItsProvenance) {
   const fs::path dir = fs::temp_directory_path() / ("foresight-ae-cli-" + std::to_string(::getpid()));
   fs::create_directories(dir / "trace");

@@ -24,9 +24,9 @@ struct ExperimentOptions {
   int warmup_cycles = 3;           // run but not scored
   int scored_cycles = 3;
   std::vector<std::string> controllers = {"static", "reactive", "foresight"};
-  // The foresight controller's forecaster: "auto", "lstm" (the model file) or "seasonal".
+  // The foresight controller's forecaster: "auto", "lstm" (the model files, averaged) or "seasonal".
   std::string forecaster = "auto";
-  std::filesystem::path model;
+  std::vector<std::filesystem::path> models;
   bool cpu = true, memory = true;  // which parts to run
   // Set (by a signal handler) to stop: the running part ends its workload, removes its cgroup and
   // the run fails with "interrupted".

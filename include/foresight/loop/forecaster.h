@@ -19,6 +19,7 @@
 
 namespace foresight::predict::lstm {
 struct LstmModel;
+using Ensemble = std::vector<std::shared_ptr<const LstmModel>>;  // as model.h
 }
 
 namespace foresight::loop {
@@ -39,9 +40,9 @@ using ForecasterFactory = std::function<std::unique_ptr<WorkloadForecaster>()>;
 ForecasterFactory seasonalForecasters(predict::SeasonalOptions options);
 // `eta`: the online calibration step (see docs/model.md); `sample_seconds`: the period of the
 // samples the forecasters are fed (0: the model's step), which sets when the model's scale
-// restarts after a level shift. The factory holds the model.
-ForecasterFactory lstmForecasters(std::shared_ptr<const predict::lstm::LstmModel> model, double eta,
-                                  double sample_seconds = 0);
+// restarts after a level shift. The factory holds the models; several are averaged
+// (predict::lstm::Ensemble).
+ForecasterFactory lstmForecasters(predict::lstm::Ensemble models, double eta, double sample_seconds = 0);
 // Runs every forecaster of `candidates` side by side on each workload and forecasts, per
 // resource, with the one whose one-step-ahead quantiles have the lowest recent pinball loss on
 // that workload (exponentially weighted, half-life `half_life` samples). A model trained at
@@ -49,16 +50,16 @@ ForecasterFactory lstmForecasters(std::shared_ptr<const predict::lstm::LstmModel
 ForecasterFactory bestOfForecasters(std::vector<ForecasterFactory> candidates,
                                     double half_life = 60);
 
-// By name, as the commands take it: "lstm" (the model file), "seasonal", or "auto" (best of the
-// two per workload and resource), fed samples every `sample_seconds` (0: the model's step). Fails
-// when the model file cannot be loaded.
+// By name, as the commands take it: "lstm" (the model files, averaged), "seasonal", or "auto"
+// (best of the two per workload and resource), fed samples every `sample_seconds` (0: the model's
+// step). Fails when a model file cannot be loaded or the files do not make one ensemble.
 Result<ForecasterFactory> makeForecasters(const std::string& kind,
-                                          const std::filesystem::path& model,
+                                          std::span<const std::filesystem::path> models,
                                           const predict::SeasonalOptions& seasonal,
                                           double sample_seconds = 0);
 // As `foresight run` and `foresight recommend` make them (--forecaster, --model) for samples every
 // `period` seconds: the seasonal forecaster looks for periods up to ten minutes of samples.
-Result<ForecasterFactory> liveForecasters(const std::string& kind, const std::filesystem::path& model,
+Result<ForecasterFactory> liveForecasters(const std::string& kind, std::span<const std::filesystem::path> models,
                                           double period);
 
 }  // namespace foresight::loop

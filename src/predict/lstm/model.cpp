@@ -241,6 +241,40 @@ Status saveModel(const LstmModel& m, const std::filesystem::path& file) {
   return writeFileAtomically(file, text);
 }
 
+Result<Ensemble> loadEnsemble(std::span<const std::filesystem::path> files) {
+  if (files.empty()) return fail(ErrorCode::kInvalidArgument, "no model file given");
+  Ensemble e;
+  for (const auto& f : files) {
+    auto m = loadModel(f);
+    if (!m) return tl::unexpected(m.error());
+    if (!e.empty()) {
+      const LstmModel& first = *e.front();
+      if (m->horizon != first.horizon)
+        return fail(ErrorCode::kInvalidArgument, "{}: horizon {} differs from {}'s {}: members of one forecaster "
+                    "must forecast the same steps", f.string(), m->horizon, files[0].string(), first.horizon);
+      if (m->step_seconds != first.step_seconds)
+        return fail(ErrorCode::kInvalidArgument, "{}: trained on {}-s steps, {} on {}-s steps: members of one "
+                    "forecaster must forecast the same steps", f.string(), m->step_seconds, files[0].string(),
+                    first.step_seconds);
+    }
+    e.push_back(std::make_shared<const LstmModel>(std::move(*m)));
+  }
+  return e;
+}
+
+Result<std::vector<std::filesystem::path>> modelList(std::string_view text) {
+  std::vector<std::filesystem::path> out;
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t comma = std::min(text.find(',', pos), text.size());
+    if (comma == pos)
+      return fail(ErrorCode::kInvalidArgument, "'{}': expected model files separated by commas", text);
+    out.emplace_back(text.substr(pos, comma - pos));
+    if (comma == text.size()) return out;
+    pos = comma + 1;
+  }
+}
+
 std::string stepMismatch(const LstmModel& m, std::int64_t trace_step_seconds) {
   if (m.step_seconds <= 0 || trace_step_seconds <= 0 || m.step_seconds == trace_step_seconds) return {};
   return fmt::format(

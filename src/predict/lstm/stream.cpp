@@ -61,10 +61,11 @@ LstmStream::Tracker& LstmStream::tracker(Resource r, std::size_t h, double level
   return trackers_[index(r)].back();
 }
 
-Result<Forecast> forecastSeries(const LstmModel& model, const trace::Series& s, std::size_t at) {
-  const std::size_t n = s.size();
-  if (n == 0) return fail(ErrorCode::kInvalidArgument, "series {}: empty", s.id);
-  at = std::min(at, n - 1);
+namespace {
+
+// One member's forecast after step `at` (< s.size()), at `levels`.
+Forecast memberForecast(const LstmModel& model, const trace::Series& s, std::size_t at,
+                        const std::vector<double>& levels) {
   LstmStream stream(model, s.metadata, kDefaultEta, static_cast<double>(s.step_seconds));
   Observation o;
   for (std::size_t t = 0; t <= at; ++t) {
@@ -77,24 +78,45 @@ Result<Forecast> forecastSeries(const LstmModel& model, const trace::Series& s, 
     for (Resource r : kAllResources)
       if (s.has(r))
         for (std::size_t h = 1; h <= model.horizon; ++h)
-          for (double level : model.levels) (void)stream.quantile(r, h, level);
+          for (double level : levels) (void)stream.quantile(r, h, level);
   }
   Forecast f;
   f.workload = s.id;
   f.time = o.time;
   f.step_seconds = s.step_seconds;
-  f.levels = model.levels;
+  f.levels = levels;
   for (Resource r : kAllResources) {
     if (!s.has(r)) continue;
     auto& v = f.values[index(r)];
-    v.assign(model.horizon, std::vector<double>(model.levels.size()));
+    v.assign(model.horizon, std::vector<double>(levels.size()));
     for (std::size_t h = 1; h <= model.horizon; ++h)
-      for (std::size_t q = 0; q < model.levels.size(); ++q) {
+      for (std::size_t q = 0; q < levels.size(); ++q) {
         // Offsets differ per level; keep the bands ordered and non-negative.
-        const double x = std::max(stream.quantile(r, h, model.levels[q]), 0.0);
+        const double x = std::max(stream.quantile(r, h, levels[q]), 0.0);
         v[h - 1][q] = q ? std::max(x, v[h - 1][q - 1]) : x;
       }
   }
+  return f;
+}
+
+}  // namespace
+
+Result<Forecast> forecastSeries(const Ensemble& models, const trace::Series& s, std::size_t at) {
+  if (models.empty()) return fail(ErrorCode::kInvalidArgument, "no model to forecast series {} with", s.id);
+  if (s.size() == 0) return fail(ErrorCode::kInvalidArgument, "series {}: empty", s.id);
+  at = std::min(at, s.size() - 1);
+  const auto& levels = models.front()->levels;
+  Forecast f = memberForecast(*models.front(), s, at, levels);
+  for (std::size_t i = 1; i < models.size(); ++i) {
+    const Forecast g = memberForecast(*models[i], s, at, levels);
+    for (Resource r : kAllResources)
+      for (std::size_t h = 0; h < f.values[index(r)].size(); ++h)
+        for (std::size_t q = 0; q < levels.size(); ++q) f.values[index(r)][h][q] += g.values[index(r)][h][q];
+  }
+  // The mean of ordered bands is ordered.
+  for (auto& v : f.values)
+    for (auto& row : v)
+      for (double& x : row) x /= static_cast<double>(models.size());
   return f;
 }
 

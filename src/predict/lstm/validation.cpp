@@ -31,7 +31,7 @@ Result<ValidationBacktest> validationBacktest(const LstmModel& model,
   const auto start = std::chrono::steady_clock::now();
   trace::Trace tr = trainingParts(series, train_fraction);
   if (tr.series.empty()) return fail(ErrorCode::kInvalidArgument, "validation backtest: no series");
-  auto factory = makeLstmPolicy(std::make_shared<const LstmModel>(model));
+  auto factory = makeLstmPolicy(Ensemble{std::make_shared<const LstmModel>(model)});
   if (auto st = factory->prepare(tr, {}); !st) return tl::unexpected(st.error());
   sim::RunOptions ro;
   ro.protocol = {1, 0.5, 0.01};  // the backtest command's defaults: lead 1, warm-up = first half

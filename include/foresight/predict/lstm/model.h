@@ -125,6 +125,17 @@ Status saveModel(const LstmModel& m, const std::filesystem::path& file);
 // schema this build cannot compute.
 Result<LstmModel> loadModel(const std::filesystem::path& file);
 
+// Several models whose forecasts are averaged: each member runs its own stream and online
+// calibration, and the allocations, band ends and quantiles given are the means of the members'.
+// The shipped forecaster is two members that differ only in their training seed: the mean was
+// worth its second step on held-back workloads (docs/results.md, "Two models averaged").
+using Ensemble = std::vector<std::shared_ptr<const LstmModel>>;
+// Loads each file as loadModel does (naming the one refused). Refused when none is given, or when
+// the members' horizons or recorded steps differ: their forecasts would not be for the same times.
+Result<Ensemble> loadEnsemble(std::span<const std::filesystem::path> files);
+// A list of model files as an option gives it: comma-separated, empty entries refused.
+Result<std::vector<std::filesystem::path>> modelList(std::string_view text);
+
 // A warning when a trace's step differs from the one `m` was trained on (empty when they agree or
 // the model does not record it): the model's dynamics, horizon and lead are in its own steps, so
 // on another step its forecasts are for a time scale it never saw; only the online calibration
@@ -204,11 +215,12 @@ class CpuStepper {
 double interpolate(const std::vector<double>& levels, std::span<const double> q, double level);
 
 
-// Registers policy `lstm` (option model=FILE; default models/lstm-bitbrains.fsm).
-void registerLstm(PolicyRegistry& registry, std::string default_model);
+// Registers policies `lstm` and `auto` (option model=FILE[,FILE...]; default `default_models`,
+// the shipped ensemble).
+void registerLstm(PolicyRegistry& registry, std::vector<std::filesystem::path> default_models);
 
-// Policy `lstm` with its default options on a model already in memory (what model=FILE loads).
-std::unique_ptr<PolicyFactory> makeLstmPolicy(std::shared_ptr<const LstmModel> model);
+// Policy `lstm` with its default options on models already in memory (what model=FILES loads).
+std::unique_ptr<PolicyFactory> makeLstmPolicy(Ensemble models);
 
 // The first `train_fraction` of each series (the part `train` read), as a trace; parts under 4
 // steps are left out.

@@ -55,8 +55,9 @@ class LstmStream {
   std::array<std::vector<Tracker>, kResourceCount> trackers_;
 };
 
-// Runs a whole series through an LstmStream (split conformal + online calibration at every
-// horizon and level) and returns the forecast made after step `at` (0-based; clamps to the last).
-Result<Forecast> forecastSeries(const LstmModel& model, const trace::Series& s, std::size_t at);
+// Runs a whole series through each member's LstmStream (split conformal + online calibration at
+// every horizon and level) and returns the forecast made after step `at` (0-based; clamps to the
+// last): at the first member's levels, the mean of the members' ordered quantiles.
+Result<Forecast> forecastSeries(const Ensemble& models, const trace::Series& s, std::size_t at);
 
 }  // namespace foresight::predict::lstm
