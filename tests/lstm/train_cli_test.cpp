@@ -310,6 +310,9 @@ TEST(LstmPredictCli, TheShippedForecasterIsBothShippedModelsAveraged) {
   const auto mixed = predict(fmt::format("--model {}lstm-bitbrains.fsm,{}", models, (dir / "h4.fsm").string()));
   EXPECT_EQ(mixed.exit_code, 1) << mixed.all();
   EXPECT_NE(mixed.all().find("h4.fsm: horizon 4 differs from"), std::string::npos) << mixed.all();
+  // A --model given replaces the shipped pair; it is not added to it (which the horizon would refuse).
+  const auto alone = predict("--model " + (dir / "h4.fsm").string());
+  EXPECT_EQ(alone.exit_code, 0) << alone.all();
   fs::remove_all(dir);
 }
 
