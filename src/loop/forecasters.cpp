@@ -56,13 +56,10 @@ class Lstm final : public WorkloadForecaster {
     const double share = 1.0 / static_cast<double>(streams_.size());
     member_.resize(levels.size());
     for (auto& s : streams_)
-      for (std::size_t h = 1; h <= lookahead; ++h)
-        for (std::size_t q = 0; q < levels.size(); ++q) {
-          const double v = std::max(s.quantile(r, h, levels[q]), 0.0);
-          // Per-level online offsets can cross; the planner needs ordered bands.
-          member_[q] = q ? std::max(v, member_[q - 1]) : v;
-          out[h - 1][q] += share * member_[q];
-        }
+      for (std::size_t h = 1; h <= lookahead; ++h) {
+        s.orderedQuantiles(r, h, levels, member_);
+        for (std::size_t q = 0; q < levels.size(); ++q) out[h - 1][q] += share * member_[q];
+      }
     return true;
   }
 

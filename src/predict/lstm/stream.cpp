@@ -61,6 +61,14 @@ LstmStream::Tracker& LstmStream::tracker(Resource r, std::size_t h, double level
   return trackers_[index(r)].back();
 }
 
+void LstmStream::orderedQuantiles(Resource r, std::size_t h, std::span<const double> levels,
+                                  std::span<double> out) {
+  for (std::size_t q = 0; q < levels.size(); ++q) {
+    const double x = std::max(quantile(r, h, levels[q]), 0.0);
+    out[q] = q ? std::max(x, out[q - 1]) : x;
+  }
+}
+
 namespace {
 
 // One member's forecast after step `at` (< s.size()), at `levels`.
@@ -89,12 +97,7 @@ Forecast memberForecast(const LstmModel& model, const trace::Series& s, std::siz
     if (!s.has(r)) continue;
     auto& v = f.values[index(r)];
     v.assign(model.horizon, std::vector<double>(levels.size()));
-    for (std::size_t h = 1; h <= model.horizon; ++h)
-      for (std::size_t q = 0; q < levels.size(); ++q) {
-        // Offsets differ per level; keep the bands ordered and non-negative.
-        const double x = std::max(stream.quantile(r, h, levels[q]), 0.0);
-        v[h - 1][q] = q ? std::max(x, v[h - 1][q - 1]) : x;
-      }
+    for (std::size_t h = 1; h <= model.horizon; ++h) stream.orderedQuantiles(r, h, levels, v[h - 1]);
   }
   return f;
 }

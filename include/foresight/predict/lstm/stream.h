@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ class LstmStream {
   // observation, in the resource's units, before any floor. Each call is recorded for the
   // online calibration of (r, h, level).
   double quantile(Resource r, std::size_t h, double level);
+  // quantile() at each of `levels` (ascending), h steps ahead, at least 0 and made non-decreasing:
+  // per-level online offsets can cross, and bands must stay ordered.
+  void orderedQuantiles(Resource r, std::size_t h, std::span<const double> levels, std::span<double> out);
   double scale(Resource r) const { return fb_.scale(r); }
   std::size_t horizon() const { return m_.horizon; }
 
